@@ -1,0 +1,117 @@
+"""The control plane: a jupyter_server ExtensionApp that owns the store and the area managers.
+
+Loaded into JupyterLab's server automatically (``jupyter-config``), or run on its own as
+``pai server`` for scripts, CI and headless use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Dict, Int, List, Unicode, default
+
+from pai_lab._version import __version__
+from pai_lab.platform import Platform, default_owner
+
+
+class PaiLabApp(ExtensionApp):
+    name = "pai_lab"
+    description = "pai_lab control plane"
+    version = __version__
+    load_other_extensions = True
+
+    root_dir = Unicode(
+        "", config=True,
+        help="Folder that holds pai_lab's state (.pai_lab/) and the workspaces' files. "
+             "Default: $PAI_LAB_ROOT, else the Jupyter server's root_dir.",
+    )
+    database_url = Unicode(
+        "", config=True,
+        help="SQLAlchemy URL of the metadata store. Default: sqlite:///<root>/.pai_lab/pai.db (WAL mode). "
+             "PostgreSQL works too: postgresql+psycopg://user:pass@host/db",
+    )
+    owner = Unicode(config=True, help="The user who owns this server and the default workspace.")
+    default_member_role = Unicode(
+        "", config=True,
+        help="If set, any other authenticated user joins the default workspace with this role on first call.",
+    )
+    allowed_roots = List(Unicode(), config=True,
+                         help="Folders besides root_dir from which local datasets may be registered.")
+    dask_scheduler_address = Unicode(
+        "", config=True,
+        help="Address of an existing Dask scheduler (tcp://host:8786). Empty: a LocalCluster started on demand.",
+    )
+    n_workers = Int(2, config=True, help="Workers of the LocalCluster started when no scheduler is configured.")
+    threads_per_worker = Int(1, config=True, help="Threads per LocalCluster worker.")
+    memory_limit = Unicode("auto", config=True, help="Memory limit per LocalCluster worker.")
+    serving_port = Int(0, config=True, help="Port of the serving gateway (0: a free port).")
+    extra_settings = Dict(config=True, help="Further settings handed to the area managers.")
+
+    runtime_file = Unicode("", help="server.json written by `pai server`; empty inside JupyterLab.")
+
+    @default("owner")
+    def _default_owner(self):
+        return os.environ.get("PAI_LAB_OWNER") or default_owner()
+
+    def resolved_root(self) -> Path:
+        root = self.root_dir or os.environ.get("PAI_LAB_ROOT") or self.serverapp.root_dir
+        return Path(root).expanduser().resolve()
+
+    def initialize_settings(self) -> None:
+        settings = {
+            "allowed_roots": list(self.allowed_roots),
+            "default_member_role": self.default_member_role,
+            "dask_scheduler_address": self.dask_scheduler_address,
+            "n_workers": self.n_workers,
+            "threads_per_worker": self.threads_per_worker,
+            "memory_limit": self.memory_limit,
+            "serving_port": self.serving_port,
+            **self.extra_settings,
+        }
+        self.platform = Platform(self.resolved_root(), self.database_url or None, self.owner, settings).start()
+        self.settings["pai_lab_platform"] = self.platform
+        self.log.info("pai_lab %s: root %s, store %s", __version__, self.platform.root_dir,
+                      self.platform.store.url.split("@")[-1])
+
+    def initialize_handlers(self) -> None:
+        from pai_lab.server import handlers
+
+        self.handlers.extend(handlers(self.platform))
+
+    async def _start_jupyter_server_extension(self, serverapp) -> None:
+        if self.runtime_file:
+            self.write_runtime_file()
+        start = getattr(self.platform, "start_background", None)
+        if start:
+            await start()
+
+    def write_runtime_file(self) -> None:
+        path = Path(self.runtime_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        info = {
+            "url": self.serverapp.connection_url,
+            "token": self.serverapp.identity_provider.token,
+            "pid": os.getpid(),
+            "root_dir": str(self.platform.root_dir),
+            "version": __version__,
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=1))
+        os.chmod(tmp, 0o600)  # it holds the owner's token
+        tmp.replace(path)
+
+    def remove_runtime_file(self) -> None:
+        if self.runtime_file:
+            try:
+                path = Path(self.runtime_file)
+                if path.exists() and json.loads(path.read_text()).get("pid") == os.getpid():
+                    path.unlink()
+            except (OSError, ValueError):
+                pass
+
+    async def stop_extension(self) -> None:
+        self.remove_runtime_file()
+        await self.platform.stop()

@@ -1,0 +1,91 @@
+"""The one argument parser behind the `pai` command and the `%pai` magics.
+
+Each area registers its verbs in its own module; :func:`run` parses and executes a command
+line and returns a :class:`Result`, which :func:`main` prints (a table, or JSON with
+``--json``) and the magic hands back to the notebook as an object.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from typing import Callable
+
+from pai_lab._version import __version__
+from pai_lab.cli.base import Context, Parser, Result, UsageError, _CleanExit, jsonable
+from pai_lab.errors import PaiError
+
+# Modules that add verbs; an area not built yet is simply absent.
+COMMAND_MODULES = ["workspaces", "server", "datasets", "labeling", "dlc", "eascmd"]
+
+
+def _add_command(subparsers, name: str, func: Callable, help: str, cell_file: str | None = None, **kw) -> Parser:
+    parser = subparsers.add_parser(name, help=help, description=help, **kw)
+    parser.add_argument("--json", action="store_true", help="print JSON for machines instead of a table")
+    parser.set_defaults(_func=func, _cell_file=cell_file)
+    return parser
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="pai", description="pai_lab: workspaces, datasets, labeling, training and serving.")
+    parser.add_argument("--version", action="version", version=f"pai_lab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"pai_lab.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"pai_lab.cli.{name}":
+                raise
+            continue
+        module.register(sub, _add_command)
+    return parser
+
+
+def _default_client():
+    from pai_lab.client import PaiClient
+
+    return PaiClient()
+
+
+def parse(argv: list[str]):
+    return build_parser().parse_args(argv)
+
+
+def run(argv: list[str], ctx: Context | None = None) -> Result:
+    """Parse and run one command line. Raises UsageError or PaiError on failure."""
+    ctx = ctx or Context(_default_client)
+    args = parse(argv)
+    if args.json:  # keep stdout pure JSON; progress and notices go to stderr
+        ctx.stdout = ctx.stderr
+    result = args._func(ctx, args)
+    result = result if isinstance(result, Result) else Result(data=result)
+    result.json = args.json  # type: ignore[attr-defined]
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        result = run(argv)
+    except _CleanExit:
+        return 0
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except PaiError as exc:
+        where = f" (field: {exc.field})" if exc.field else ""
+        print(f"error: {exc.message}{where}", file=sys.stderr)
+        return 2 if 400 <= exc.status < 500 else 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    if getattr(result, "json", False):
+        print(json.dumps(jsonable(result.data), indent=1, ensure_ascii=False, default=str))
+    elif result.text:
+        print(result.text)
+    return result.exit_code
+
+
+if __name__ == "__main__":  # python -m pai_lab.cli
+    sys.exit(main())

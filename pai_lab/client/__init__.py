@@ -1,0 +1,178 @@
+"""The client every door uses: kernel code, ``%pai`` magics, the ``pai`` CLI and the widgets.
+
+    >>> import pai_lab
+    >>> ws = pai_lab.connect()            # the "default" workspace
+    >>> ws.members.add("alice", ["AlgorithmDeveloper"])
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import pandas as pd
+
+from pai_lab.client.discovery import ServerInfo, discover  # noqa: F401
+from pai_lab.client.http import Http
+from pai_lab.workspaces.schemas import Me, Member, Operation, RoleMatrix, Workspace
+
+# Area clients hang off a workspace as attributes; each lives in its own module.
+_AREAS = {
+    "datasets": "pai_lab.client.datasets:Datasets",
+    "labeling": "pai_lab.client.labeling:Labeling",
+    "jobs": "pai_lab.client.jobs:Jobs",
+    "models": "pai_lab.client.models:Models",
+    "services": "pai_lab.client.services:Services",
+}
+
+
+def table(rows: list, columns: list[str] | None = None) -> pd.DataFrame:
+    """Models (or dicts) as a DataFrame: what the notebook shows and what `--json` leaves out."""
+    records = [r.model_dump() if hasattr(r, "model_dump") else dict(r) for r in rows]
+    frame = pd.DataFrame.from_records(records, columns=columns) if records else pd.DataFrame(columns=columns)
+    return frame
+
+
+class PaiClient:
+    """The server as a whole: workspaces, the caller, the role matrix."""
+
+    def __init__(self, url: str | None = None, token: str | None = None, *, http: Http | None = None):
+        if http is None:
+            info = ServerInfo(url, token or "", "argument") if url else discover()
+            http = Http(info)
+        self.http = http
+
+    def me(self) -> Me:
+        return Me.model_validate(self.http.get("/me"))
+
+    def roles(self) -> RoleMatrix:
+        return RoleMatrix.model_validate(self.http.get("/roles"))
+
+    def workspaces(self) -> list[Workspace]:
+        return [Workspace.model_validate(w) for w in self.http.get("/workspaces")]
+
+    def create_workspace(self, name: str, description: str = "") -> "WorkspaceClient":
+        info = Workspace.model_validate(self.http.post("/workspaces", {"name": name, "description": description}))
+        return WorkspaceClient(self, info.name, info)
+
+    def delete_workspace(self, name: str) -> None:
+        self.http.delete(f"/workspaces/{name}")
+
+    def workspace(self, name: str = "default") -> "WorkspaceClient":
+        return WorkspaceClient(self, name)
+
+
+class Members:
+    """``ws.members``: iterate, index by name, add/set/remove; shown as a table in a notebook."""
+
+    def __init__(self, ws: "WorkspaceClient"):
+        self._ws = ws
+
+    def list(self) -> list[Member]:
+        return [Member.model_validate(m) for m in self._ws._get("/members")]
+
+    def add(self, username: str, roles: list[str] | str) -> Member:
+        roles = [roles] if isinstance(roles, str) else list(roles)
+        return Member.model_validate(self._ws._post("/members", {"username": username, "roles": roles}))
+
+    def set(self, username: str, roles: list[str] | str) -> Member:
+        roles = [roles] if isinstance(roles, str) else list(roles)
+        return Member.model_validate(self._ws._patch(f"/members/{username}", {"roles": roles}))
+
+    def remove(self, username: str) -> None:
+        self._ws._delete(f"/members/{username}")
+
+    def to_pandas(self) -> pd.DataFrame:
+        return table(self.list(), ["username", "roles", "added_by", "added_at"])
+
+    def __iter__(self):
+        return iter(self.list())
+
+    def __len__(self) -> int:
+        return len(self.list())
+
+    def __getitem__(self, username: str) -> Member:
+        for m in self.list():
+            if m.username == username:
+                return m
+        raise KeyError(username)
+
+    def __contains__(self, username: str) -> bool:
+        return any(m.username == username for m in self.list())
+
+    def _repr_html_(self) -> str:
+        return self.to_pandas().to_html(index=False)
+
+    def __repr__(self) -> str:
+        return f"<members of {self._ws.name}: " + ", ".join(
+            f"{m.username} ({'/'.join(m.roles)})" for m in self.list()) + ">"
+
+
+class WorkspaceClient:
+    """A workspace seen from a client. Area APIs are attributes: ``ws.datasets``, ``ws.jobs``..."""
+
+    def __init__(self, client: PaiClient, name: str, info: Workspace | None = None):
+        self.client = client
+        self.name = name
+        self._info = info
+        self._areas: dict[str, Any] = {}
+        self.members = Members(self)
+
+    @property
+    def http(self) -> Http:
+        return self.client.http
+
+    def _path(self, path: str) -> str:
+        return f"/workspaces/{self.name}{path}"
+
+    def _get(self, path: str = "", **kw):
+        return self.http.get(self._path(path), **kw)
+
+    def _post(self, path: str = "", json=None, **kw):
+        return self.http.post(self._path(path), json, **kw)
+
+    def _patch(self, path: str = "", json=None, **kw):
+        return self.http.patch(self._path(path), json, **kw)
+
+    def _put(self, path: str = "", json=None, **kw):
+        return self.http.put(self._path(path), json, **kw)
+
+    def _delete(self, path: str = "", **kw):
+        return self.http.delete(self._path(path), **kw)
+
+    def info(self) -> Workspace:
+        self._info = Workspace.model_validate(self._get())
+        return self._info
+
+    def update(self, *, name: str | None = None, description: str | None = None) -> Workspace:
+        body = {k: v for k, v in {"name": name, "description": description}.items() if v is not None}
+        self._info = Workspace.model_validate(self._patch("", body))
+        self.name = self._info.name
+        return self._info
+
+    def oplog(self, limit: int = 100) -> pd.DataFrame:
+        ops = [Operation.model_validate(o) for o in self._get("/oplog", params={"limit": limit})]
+        return table(ops, ["at", "actor", "action", "target", "result", "detail"])
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("_") or attr not in _AREAS:
+            raise AttributeError(attr)
+        if attr not in self._areas:
+            module, cls = _AREAS[attr].split(":")
+            try:
+                area = getattr(importlib.import_module(module), cls)
+            except ModuleNotFoundError:
+                raise AttributeError(f"this version of pai_lab has no {attr} API yet") from None
+            self._areas[attr] = area(self)
+        return self._areas[attr]
+
+    def __repr__(self) -> str:
+        return f"<pai_lab workspace {self.name!r} at {self.http.info.url}>"
+
+
+def connect(workspace: str = "default", *, url: str | None = None, token: str | None = None) -> WorkspaceClient:
+    """Connect to the control plane (found as DESIGN.md says) and return one workspace's client."""
+    client = PaiClient(url, token)
+    ws = client.workspace(workspace)
+    ws.info()  # fail here, with the server's message, if the workspace is missing or refused
+    return ws

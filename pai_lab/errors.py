@@ -1,0 +1,73 @@
+"""Errors shared by every area, the REST layer, the client and the CLI.
+
+Domain code raises these; the server maps them to ``{"error": {"code", "message", "field"}}``
+with the HTTP status below, and the client turns that body back into the same class, so a
+caller sees the same exception whether it runs in the server or talks to it.
+"""
+
+from __future__ import annotations
+
+
+class PaiError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, field: str | None = None, *, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+
+    def to_json(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadInput(PaiError):
+    status = 400
+    code = "bad_input"
+
+
+class Unauthorized(PaiError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(PaiError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(PaiError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(PaiError):
+    status = 409
+    code = "conflict"
+
+
+class Unavailable(PaiError):
+    status = 503
+    code = "unavailable"
+
+
+class ServerNotFound(PaiError):
+    """No control plane could be discovered from this process."""
+
+    code = "server_not_found"
+
+
+_BY_STATUS = {cls.status: cls for cls in (BadInput, Unauthorized, Forbidden, NotFound, Conflict, Unavailable)}
+
+
+def from_response(status: int, body: dict | None) -> PaiError:
+    err = (body or {}).get("error") or {}
+    cls = _BY_STATUS.get(status, PaiError)
+    exc = cls(err.get("message") or f"HTTP {status}", err.get("field"), code=err.get("code"))
+    exc.status = status
+    return exc

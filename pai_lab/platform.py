@@ -1,0 +1,72 @@
+"""The control plane's state: the store, the root folder, who owns the server, the area managers.
+
+One :class:`Platform` lives in the Jupyter server (or in ``pai server``). Handlers reach it
+through the request; tests build one directly on a temporary folder.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
+
+from pai_lab.store import Store
+
+log = logging.getLogger("pai_lab")
+
+
+def default_owner() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (some containers)
+        return "owner"
+
+
+class Platform:
+    def __init__(self, root_dir: str | Path, database_url: str | None = None, owner: str | None = None,
+                 settings: dict[str, Any] | None = None):
+        self.root_dir = Path(root_dir).resolve()
+        self.state_dir = self.root_dir / ".pai_lab"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.database_url = database_url or f"sqlite:///{self.state_dir / 'pai.db'}"
+        self.owner = owner or default_owner()
+        self.settings = dict(settings or {})
+        self.store = Store(self.database_url)
+        self.managers: dict[str, Any] = {}
+
+    def start(self) -> "Platform":
+        from pai_lab import workspaces
+
+        self.store.migrate()
+        with self.store.transaction() as session:
+            workspaces.ensure_default_workspace(session, self.owner)
+        log.info("pai_lab: store %s ready, root %s", self.store.url, self.root_dir)
+        return self
+
+    def actor_for(self, user, identity_provider=None) -> str:
+        """The pai_lab user name for an authenticated Jupyter user.
+
+        A single-user server's stock identity provider invents a random anonymous name per
+        request; there is only one person behind it, the server's owner.
+        """
+        if user is None:
+            return ""
+        if type(identity_provider) in (IdentityProvider, PasswordIdentityProvider):
+            return self.owner
+        return getattr(user, "username", None) or str(user)
+
+    async def stop(self) -> None:
+        for name, manager in list(self.managers.items()):
+            close = getattr(manager, "close", None)
+            if close is None:
+                continue
+            try:
+                result = close()
+                if hasattr(result, "__await__"):
+                    await result
+            except Exception:
+                log.warning("pai_lab: %s did not close cleanly", name, exc_info=True)
+        self.store.dispose()

@@ -1,0 +1,116 @@
+"""The one tornado handler class behind every route: auth, errors, JSON, operation log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from pai_lab.errors import PaiError, Unauthorized
+from pai_lab.server.routing import Operation, call, dump
+
+log = logging.getLogger("pai_lab")
+
+
+@dataclass
+class Request:
+    """What an operation function gets: the platform, who is calling, and the raw handler."""
+
+    platform: Any
+    user: str
+    handler: "RouteHandler"
+
+    def transaction(self):
+        return self.platform.store.transaction()
+
+
+class RouteHandler(APIHandler):
+    def initialize(self, platform, operations: dict[str, Operation]):
+        self.platform = platform
+        self.operations = operations
+
+    def get_login_url(self) -> str:
+        # An API route has no login page to redirect to: say plainly that a token is needed.
+        raise web.HTTPError(401, reason="authentication required")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, PaiError):
+            body = exc.to_json()
+        else:
+            reason = getattr(exc, "reason", None) or getattr(exc, "log_message", None) or self._reason
+            code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
+                status_code, "internal" if status_code >= 500 else "bad_request")
+            if status_code == 401:
+                reason = "authentication required: send `Authorization: token <T>` (see `pai server`)"
+            body = {"error": {"code": code, "message": str(reason), "field": None}}
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+    async def _dispatch(self, method: str, **path_args: str) -> None:
+        op = self.operations.get(method)
+        if op is None:
+            raise web.HTTPError(405)
+        user = self.platform.actor_for(self.current_user, self.identity_provider)
+        request = Request(self.platform, user, self)
+        try:
+            result = await call(op, request, path_args, self.request.body, self.request.query_arguments)
+        except PaiError as exc:
+            self._log_operation(op, user, path_args, f"error:{exc.status}", exc.message)
+            self.set_status(exc.status)
+            self.finish(json.dumps(exc.to_json()))
+            return
+        except Exception as exc:  # a bug: answer 500 with the message, keep the trace in the log
+            log.error("pai_lab %s %s failed\n%s", method, self.request.path, traceback.format_exc())
+            self._log_operation(op, user, path_args, "error:500", str(exc))
+            self.set_status(500)
+            self.finish(json.dumps({"error": {"code": "internal", "message": str(exc), "field": None}}))
+            return
+        self._log_operation(op, user, path_args, "ok", "")
+        if op.raw:
+            return
+        self.set_status(op.status)
+        payload = dump(op, result)
+        if payload is None and op.status == 204:
+            self.finish()
+        else:
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(payload))
+
+    def _log_operation(self, op: Operation, user: str, path_args: dict, result: str, detail: str) -> None:
+        workspace = path_args.get("workspace")
+        if not op.mutating or not workspace:
+            return
+        target = self.request.path.split("/api/v1", 1)[-1]
+        try:
+            from pai_lab.workspaces import log_operation
+
+            with self.platform.store.transaction() as session:
+                log_operation(session, workspace, user, op.name, target, result, detail)
+        except Exception:  # the log must never turn a finished call into a failure
+            log.warning("could not write the operation log", exc_info=True)
+
+    @web.authenticated
+    async def get(self, **kw):
+        await self._dispatch("GET", **kw)
+
+    @web.authenticated
+    async def post(self, **kw):
+        await self._dispatch("POST", **kw)
+
+    @web.authenticated
+    async def put(self, **kw):
+        await self._dispatch("PUT", **kw)
+
+    @web.authenticated
+    async def patch(self, **kw):
+        await self._dispatch("PATCH", **kw)
+
+    @web.authenticated
+    async def delete(self, **kw):
+        await self._dispatch("DELETE", **kw)

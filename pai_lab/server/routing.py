@@ -1,0 +1,192 @@
+"""A small route table: each operation declares its path, schemas and summary once.
+
+The same declarations build the tornado handlers, the OpenAPI document and the route walk
+in the tests, so a route cannot exist without being documented and authenticated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from pai_lab.errors import BadInput
+
+API_PREFIX = "/pai-lab/api/v1"
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+@dataclass
+class Operation:
+    method: str
+    path: str  # relative to API_PREFIX, with {params}
+    func: Callable[..., Any]
+    name: str  # also the action written to the operation log
+    summary: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None
+    status: int = 200
+    raw: bool = False  # the function writes the response itself (streams, files)
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def params(self) -> list[str]:
+        return _PARAM.findall(self.path)
+
+    @property
+    def mutating(self) -> bool:
+        return self.method in ("POST", "PUT", "PATCH", "DELETE")
+
+
+class Router:
+    def __init__(self, tag: str):
+        self.tag = tag
+        self.operations: list[Operation] = []
+
+    def route(self, method: str, path: str, *, name: str, summary: str, body=None, query=None, response=None,
+              status: int = 200, raw: bool = False):
+        def register(func):
+            self.operations.append(Operation(method.upper(), path, func, name, summary, body, query, response,
+                                             status, raw, [self.tag]))
+            return func
+
+        return register
+
+    def get(self, path, **kw):
+        return self.route("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.route("POST", path, **kw)
+
+    def patch(self, path, **kw):
+        return self.route("PATCH", path, **kw)
+
+    def put(self, path, **kw):
+        return self.route("PUT", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.route("DELETE", path, **kw)
+
+
+def tornado_pattern(path: str) -> str:
+    return API_PREFIX + _PARAM.sub(lambda m: rf"(?P<{m.group(1)}>[^/]+)", path) + "/?"
+
+
+def _validation_error(exc: ValidationError, prefix: str = "") -> BadInput:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+    fieldname = f"{prefix}{loc}" if loc else (prefix.rstrip(".") or None)
+    msg = err.get("msg", "invalid value")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown field; remove it or check its spelling"
+    elif err.get("type") == "missing":
+        msg = "required field is missing"
+    return BadInput(f"{fieldname}: {msg}" if fieldname else msg, fieldname)
+
+
+def parse_body(model: type[BaseModel], raw: bytes) -> BaseModel:
+    try:
+        data = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"malformed JSON body: {exc}; send a JSON object", "body") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+
+
+def parse_query(model: type[BaseModel], args: dict[str, list[bytes]]) -> BaseModel:
+    values: dict[str, Any] = {}
+    for key, vals in args.items():
+        decoded = [v.decode() for v in vals]
+        values[key] = decoded if len(decoded) > 1 else decoded[0]
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+
+
+def dump(op: Operation, result: Any) -> Any:
+    if result is None:
+        return None
+    if op.response is not None:
+        return TypeAdapter(op.response).dump_python(result, mode="json")
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json")
+    return result
+
+
+async def call(op: Operation, request, path_args: dict[str, str], body: bytes, query_args: dict) -> Any:
+    kwargs: dict[str, Any] = dict(path_args)
+    if op.body is not None:
+        kwargs["body"] = parse_body(op.body, body)
+    if op.query is not None:
+        kwargs["query"] = parse_query(op.query, query_args)
+    if inspect.iscoroutinefunction(op.func):
+        return await op.func(request, **kwargs)
+    # Domain calls are synchronous (SQLAlchemy); keep them off the server's event loop.
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, lambda: op.func(request, **kwargs))
+
+
+def openapi_document(routers: list[Router], version: str) -> dict:
+    paths: dict[str, dict] = {}
+    components: dict[str, Any] = {}
+
+    def schema_of(tp) -> dict:
+        schema = TypeAdapter(tp).json_schema(ref_template="#/components/schemas/{model}")
+        components.update(schema.pop("$defs", {}))
+        return schema
+
+    for router in routers:
+        for op in router.operations:
+            entry: dict[str, Any] = {
+                "operationId": op.name,
+                "summary": op.summary,
+                "tags": op.tags,
+                "security": [{"token": []}],
+                "parameters": [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                               for p in op.params],
+                "responses": {
+                    str(op.status): {"description": "OK"},
+                    "400": {"$ref": "#/components/responses/Error"},
+                    "401": {"$ref": "#/components/responses/Error"},
+                    "403": {"$ref": "#/components/responses/Error"},
+                    "404": {"$ref": "#/components/responses/Error"},
+                },
+            }
+            if op.query is not None:
+                for name, fld in op.query.model_fields.items():
+                    entry["parameters"].append({"name": name, "in": "query", "required": fld.is_required(),
+                                                "description": fld.description or ""})
+            if op.body is not None:
+                entry["requestBody"] = {"required": True,
+                                        "content": {"application/json": {"schema": schema_of(op.body)}}}
+            if op.response is not None:
+                entry["responses"][str(op.status)]["content"] = {
+                    "application/json": {"schema": schema_of(op.response)}}
+            paths.setdefault(API_PREFIX + op.path, {})[op.method.lower()] = entry
+    components["Error"] = {
+        "type": "object",
+        "properties": {"error": {"type": "object", "properties": {
+            "code": {"type": "string"}, "message": {"type": "string"},
+            "field": {"type": ["string", "null"]}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "pai_lab", "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "responses": {"Error": {"description": "Error", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Error"}}}}},
+            "securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "Authorization",
+                                          "description": "`token <T>`, as Jupyter"}},
+        },
+    }

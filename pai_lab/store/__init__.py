@@ -1,0 +1,110 @@
+"""The metadata store: one SQLAlchemy engine, transactional sessions, schema migrations.
+
+Every area declares its tables on :class:`Base` in its own ``tables`` module and ships its
+migrations as an Alembic branch in ``store/migrations/versions``; :meth:`Store.migrate`
+upgrades every branch to its head, so an older database file is upgraded in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def new_id(prefix: str, nbytes: int = 6) -> str:
+    return f"{prefix}-{secrets.token_hex(nbytes)}"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets the kernel-facing API read while a long write (a scan, an export) is under way.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _import_all_tables() -> None:
+    # Importing the area modules registers their tables on Base.metadata.
+    from pai_lab.workspaces import tables as _ws  # noqa: F401
+
+    for area in ("datasets", "labeling", "training", "serving"):
+        try:
+            __import__(f"pai_lab.{area}.tables")
+        except ModuleNotFoundError as exc:  # an area that has no tables yet
+            if exc.name != f"pai_lab.{area}.tables":
+                raise
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def alembic_config(self):
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        cfg.attributes["engine"] = self.engine
+        return cfg
+
+    def migrate(self, revision: str = "heads") -> None:
+        """Bring the schema to ``revision`` (default: every branch's head), in place."""
+        from alembic import command
+
+        _import_all_tables()
+        command.upgrade(self.alembic_config(), revision)
+
+    def current_revisions(self) -> set[str]:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return set(MigrationContext.configure(conn).get_current_heads())
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose writes commit together at the end, or not at all."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

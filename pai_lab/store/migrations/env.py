@@ -1,0 +1,21 @@
+from alembic import context
+
+from pai_lab.store import Base, _import_all_tables
+
+_import_all_tables()
+config = context.config
+engine = config.attributes.get("engine")
+
+if engine is None:  # `alembic` run from the command line
+    from pai_lab.store import make_engine
+
+    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=True,  # SQLite needs table copies for ALTER
+    )
+    with context.begin_transaction():
+        context.run_migrations()
