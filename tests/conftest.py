@@ -15,7 +15,11 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+# Each area keeps its fixtures in tests/fixtures/<area>.py; all of them are loaded here.
+_FIXTURES = Path(__file__).parent / "fixtures"
+pytest_plugins = ["pytest_jupyter.jupyter_server"] + [
+    f"tests.fixtures.{p.stem}" for p in sorted(_FIXTURES.glob("*.py")) if not p.stem.startswith("_")
+]
 
 OWNER = "owner"
 # user -> token; roles are given per test through the API, as a user would.

@@ -1,0 +1,39 @@
+"""`pai dlc ...`: the PAI-DLC verbs (submit, stop, logs, get, create, delete).
+
+The verbs are shared by several areas: data and code sources belong to the dataset registry,
+jobs to training. Each area adds its object kinds to the verbs in its own module (listed in
+``KIND_MODULES``) through ``register_dlc(verbs, add_command)``, where ``verbs`` maps a verb to its
+sub-parsers (``verbs["create"].add_parser("data_source", ...)``).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+VERBS = {
+    "submit": "submit a training job (tfjob)",
+    "stop": "stop a job",
+    "logs": "print a job's logs for one pod",
+    "get": "show jobs, data sources or code sources",
+    "create": "create a data source or code source",
+    "delete": "delete a data source or code source",
+}
+KIND_MODULES = ["pai_lab.cli.dlc_sources", "pai_lab.cli.dlc_jobs"]
+
+
+def register(sub, add_command) -> None:
+    dlc = sub.add_parser("dlc", help="PAI-DLC compatible verbs: submit, stop, logs, get, create, delete")
+    verbs_sub = dlc.add_subparsers(dest="verb", metavar="VERB", required=True)
+    verbs = {}
+    for verb, text in VERBS.items():
+        p = verbs_sub.add_parser(verb, help=text, description=text)
+        verbs[verb] = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+    # `stop` and `logs` take a job id directly (no kind); the training module fills them in.
+    for name in KIND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register_dlc(verbs, add_command, verbs_sub)
