@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvi
 from pai_lab.store import Store
 
 log = logging.getLogger("pai_lab")
+
+AREAS = ("datasets", "labeling", "training", "serving")
 
 
 def default_owner() -> str:
@@ -36,6 +39,7 @@ class Platform:
         self.settings = dict(settings or {})
         self.store = Store(self.database_url)
         self.managers: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     def start(self) -> "Platform":
         from pai_lab import workspaces
@@ -57,6 +61,32 @@ class Platform:
         if type(identity_provider) in (IdentityProvider, PasswordIdentityProvider):
             return self.owner
         return getattr(user, "username", None) or str(user)
+
+    def manager(self, name: str, factory):
+        """The area's long-lived manager, created by ``factory(platform)`` on first use."""
+        with self._lock:
+            if name not in self.managers:
+                self.managers[name] = factory(self)
+            return self.managers[name]
+
+    async def start_background(self) -> None:
+        """Once the server's event loop runs: each area's ``lifecycle.on_start(platform)``
+        (reconcile jobs that were running, bring services back)."""
+        import importlib
+
+        for area in AREAS:
+            try:
+                module = importlib.import_module(f"pai_lab.{area}.lifecycle")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"pai_lab.{area}.lifecycle":
+                    raise
+                continue
+            try:
+                result = module.on_start(self)
+                if hasattr(result, "__await__"):
+                    await result
+            except Exception:
+                log.error("pai_lab: starting %s failed", area, exc_info=True)
 
     async def stop(self) -> None:
         for name, manager in list(self.managers.items()):
