@@ -40,6 +40,7 @@ class Platform:
         self.store = Store(self.database_url)
         self.managers: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._joined: set[str] = set()
 
     def start(self) -> "Platform":
         from pai_lab import workspaces
@@ -60,7 +61,19 @@ class Platform:
             return ""
         if type(identity_provider) in (IdentityProvider, PasswordIdentityProvider):
             return self.owner
-        return getattr(user, "username", None) or str(user)
+        name = getattr(user, "username", None) or str(user)
+        role = self.settings.get("default_member_role")
+        if role and name != self.owner and name not in self._joined:
+            self._join_default(name, role)
+        return name
+
+    def _join_default(self, username: str, role: str) -> None:
+        """Multi-user servers may let every new user into ``default`` with one configured role."""
+        from pai_lab.workspaces.service import DEFAULT_WORKSPACE, join_workspace
+
+        with self.store.transaction() as session:
+            join_workspace(session, DEFAULT_WORKSPACE, username, role, added_by=self.owner)
+        self._joined.add(username)
 
     def manager(self, name: str, factory):
         """The area's long-lived manager, created by ``factory(platform)`` on first use."""

@@ -17,7 +17,7 @@ def me(req):
 
 @router.get("/roles", name="roles", summary="The role x action permission matrix", response=RoleMatrix)
 def roles(req):
-    return permissions.matrix_document()
+    return RoleMatrix.model_validate(permissions.matrix_document())
 
 
 @router.get("/openapi.json", name="openapi", summary="This API, as OpenAPI 3.1")

@@ -187,13 +187,23 @@ def add_member(session: Session, username: str, ref: str, member: str, roles: li
         raise BadInput("a workspace has one Owner, its creator; give the new member Administrator instead",
                        "roles")
     if session.get(MemberRow, (access.workspace_id, member)):
-        raise Conflict(f"{member!r} is already a member of {access.workspace.name!r}; use "
-                       "`pai member add` with --replace or change roles with PATCH", "username")
+        raise Conflict(f"{member!r} is already a member of {access.workspace.name!r}; change their roles "
+                       "with `pai member set`", "username")
     row = MemberRow(workspace_id=access.workspace_id, username=member, roles=roles, added_by=username,
                     added_at=utcnow())
     session.add(row)
     session.flush()
     return _member(row)
+
+
+def join_workspace(session: Session, ref: str, username: str, role: str, *, added_by: str) -> None:
+    """Make ``username`` a member with ``role`` unless they already are one (no permission check:
+    the server's configuration decides this, not a caller)."""
+    row = _row(session, ref)
+    if session.get(MemberRow, (row.id, username)) is None:
+        session.add(MemberRow(workspace_id=row.id, username=username, roles=validate_roles([role]),
+                              added_by=added_by, added_at=utcnow()))
+        session.flush()
 
 
 def _existing_member(session: Session, access: Access, member: str) -> MemberRow:

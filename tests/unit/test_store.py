@@ -1,0 +1,64 @@
+"""The store: an older database file is upgraded in place, and a failed write leaves nothing."""
+
+import sqlite3
+from datetime import datetime
+
+import pytest
+from sqlalchemy import select
+
+from pai_lab import workspaces
+from pai_lab.errors import Conflict
+from pai_lab.platform import Platform
+from pai_lab.store import Store
+from pai_lab.workspaces.tables import WorkspaceRow
+
+
+def test_older_database_is_migrated_in_place_and_nothing_is_lost(tmp_path):
+    db = tmp_path / ".pai_lab" / "pai.db"
+    url = f"sqlite:///{db}"
+    old = Store(url)
+    old.migrate("core_0001")  # the schema of the first release: no status, no operation log
+    old.dispose()
+    con = sqlite3.connect(db)
+    con.execute("INSERT INTO workspaces (id, name, description, created_by, created_at) VALUES "
+                "('ws-old', 'legacy_team', 'from v0', 'carol', ?)", (datetime(2025, 1, 2).isoformat(" "),))
+    con.execute("INSERT INTO members VALUES ('ws-old', 'carol', '[\"Owner\"]', 'carol', ?)",
+                (datetime(2025, 1, 2).isoformat(" "),))
+    con.commit()
+    columns = [r[1] for r in con.execute("PRAGMA table_info(workspaces)")]
+    con.close()
+    assert "status" not in columns
+
+    platform = Platform(tmp_path, owner="owner").start()
+    assert "core_0002" in platform.store.current_revisions()
+    with platform.store.transaction() as s:
+        legacy = workspaces.get_workspace(s, "carol", "legacy_team")
+        assert (legacy.description, legacy.status, legacy.my_roles) == ("from v0", "Normal", ["Owner"])
+        assert [w.name for w in workspaces.list_workspaces(s, "owner")] == ["default"]
+        workspaces.log_operation(s, "legacy_team", "carol", "test.op", "/x", "ok")
+    with platform.store.transaction() as s:
+        assert workspaces.list_operations(s, "carol", "legacy_team")[0].action == "test.op"
+    platform.store.dispose()
+
+    again = Platform(tmp_path, owner="owner").start()  # a second start changes nothing
+    with again.store.transaction() as s:
+        assert sorted(r.name for r in s.scalars(select(WorkspaceRow))) == ["default", "legacy_team"]
+    again.store.dispose()
+
+
+def test_a_failed_transaction_writes_nothing(tmp_path):
+    platform = Platform(tmp_path, owner="owner").start()
+    with pytest.raises(Conflict):
+        with platform.store.transaction() as s:
+            workspaces.create_workspace(s, "owner", "first_one")
+            workspaces.create_workspace(s, "owner", "First_One")  # fails after the first was flushed
+    with platform.store.transaction() as s:
+        assert [w.name for w in workspaces.list_workspaces(s, "owner")] == ["default"]
+    platform.store.dispose()
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path):
+    platform = Platform(tmp_path, owner="owner").start()
+    with platform.store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    platform.store.dispose()
