@@ -1,37 +1,42 @@
-"""The REST layer: thin handlers over the area packages, one route table for all of them."""
+"""The REST layer: thin handlers over the area packages, one route table for all of them.
+
+Every module in this package that defines ``router`` contributes its routes; an area adds a
+module and nothing else changes.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections import defaultdict
 
-from pai_lab.server import system, workspaces
 from pai_lab.server.base import RouteHandler
 from pai_lab.server.routing import API_PREFIX, Router, openapi_document, tornado_pattern  # noqa: F401
 
-ROUTERS: list[Router] = [system.router, workspaces.router]
+_INFRASTRUCTURE = {"base", "routing", "identity"}
 
 
-def _optional_routers() -> list[Router]:
-    # Areas add their routers here as they are built; a missing area is not an error.
+def _discover_routers() -> list[Router]:
     found = []
-    for area in ("datasets", "labeling", "training", "serving"):
-        try:
-            module = __import__(f"pai_lab.server.{area}", fromlist=["router"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"pai_lab.server.{area}":
-                raise
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != "system", m.name)):
+        if info.name in _INFRASTRUCTURE:
             continue
-        found.append(module.router)
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        router = getattr(module, "router", None)
+        if isinstance(router, Router):
+            found.append(router)
     return found
 
 
-ROUTERS.extend(_optional_routers())
+ROUTERS: list[Router] = _discover_routers()
 
 
 def handlers(platform, base_url: str = "/") -> list[tuple]:
     by_path: dict[str, dict] = defaultdict(dict)
     for router in ROUTERS:
         for op in router.operations:
+            if op.method in by_path[op.path]:
+                raise RuntimeError(f"two routes for {op.method} {op.path}")
             by_path[op.path][op.method] = op
     base = base_url.rstrip("/")
     return [(base + tornado_pattern(path), RouteHandler, {"platform": platform, "operations": ops})
