@@ -1,0 +1,292 @@
+"""Version manifests: the item index of one immutable version, and iTAG manifest lines.
+
+A version is stored as compressed chunks of index lines in the store, so a registration is one
+transaction (a failed scan leaves nothing behind) and no file outside the store can drift from it.
+Each index line is::
+
+    key \\t size \\t stamp \\t hash \\t manifest-line-json-or-empty \\n
+
+``stamp`` is the mtime in nanoseconds for local files, the ETag for objects and a digest of the
+line for manifest items. An empty manifest column means ``{"data": {"source": base_uri + key}}``,
+which keeps scanned versions small and fast to write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pai_lab.datasets.tables import ManifestChunkRow
+from pai_lab.errors import BadInput
+
+CHUNK_ITEMS = 10_000
+_ENCODING = ("utf-8", "surrogateescape")  # file names that are not valid UTF-8 survive a round trip
+
+
+def escape_key(key: str) -> str:
+    if "\\" in key or "\t" in key or "\n" in key or "\r" in key:
+        return key.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return key
+
+
+def unescape_key(key: str) -> str:
+    if "\\" not in key:
+        return key
+    out, i = [], 0
+    while i < len(key):
+        ch = key[i]
+        if ch == "\\" and i + 1 < len(key):
+            nxt = key[i + 1]
+            out.append({"t": "\t", "n": "\n", "r": "\r"}.get(nxt, nxt))
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def dumps_line(line: dict) -> str:
+    """A manifest line as iTAG writes it: compact, non-ASCII kept raw."""
+    return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass
+class IndexEntry:
+    index: int
+    key: str
+    size: int | None
+    stamp: str
+    hash: str
+    manifest: str  # compact JSON, or "" for a plain base_uri + key item
+
+    def line(self, base_uri: str) -> dict:
+        if self.manifest:
+            return json.loads(self.manifest)
+        return {"data": {"source": base_uri + self.key}}
+
+
+def parse_index_line(raw: str, index: int) -> IndexEntry:
+    key, size, stamp, digest, manifest = raw.split("\t", 4)
+    return IndexEntry(index, unescape_key(key), int(size) if size else None, stamp, digest, manifest)
+
+
+class ChunkWriter:
+    """Streams index lines into chunks of a version as they come: memory stays flat.
+
+    Given the version it may repeat (``previous``), chunks equal to that version's are held
+    back; if the whole index turns out equal, nothing is written and the new version shares
+    the old chunks (an unchanged re-scan costs a walk, not a copy)."""
+
+    def __init__(self, session: Session, dataset_id: str, version: int, previous: int | None = None):
+        self.session = session
+        self.dataset_id = dataset_id
+        self.version = version
+        self.count = 0
+        self.total_bytes = 0
+        self.shared_with: int | None = None
+        self._pending: list[str] = []
+        self._seq = 0
+        self._first = 0
+        self._digest = hashlib.sha256()
+        self._previous = previous
+        self._held: list[tuple[int, int, int, bytes]] = []  # (seq, first_index, count, compressed)
+
+    @property
+    def seen(self) -> int:
+        return self.count + len(self._pending)
+
+    def add(self, key: str, size: int | None, stamp: str, digest: str = "", manifest: str = "") -> None:
+        self._pending.append(f"{escape_key(key)}\t{'' if size is None else size}\t{stamp}\t{digest}\t{manifest}\n")
+        if size:
+            self.total_bytes += size
+        if len(self._pending) >= CHUNK_ITEMS:
+            self.flush()
+
+    def add_raw(self, lines: list[str], total_bytes: int) -> None:
+        """Already formatted index lines (the fast path of the scanners)."""
+        self._pending.extend(lines)
+        self.total_bytes += total_bytes
+        if len(self._pending) >= CHUNK_ITEMS:
+            self.flush()
+
+    def _previous_chunk(self, seq: int) -> ManifestChunkRow | None:
+        if self._previous is None:
+            return None
+        return self.session.get(ManifestChunkRow, (self.dataset_id, self._previous, seq))
+
+    def _insert(self, seq: int, first: int, count: int, compressed: bytes) -> None:
+        self.session.add(ManifestChunkRow(dataset_id=self.dataset_id, version=self.version, seq=seq,
+                                          first_index=first, item_count=count, data=compressed))
+        self.session.flush()
+
+    def _release_held(self) -> None:
+        for held in self._held:
+            self._insert(*held)
+        self._held = []
+        self._previous = None
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        blob = "".join(self._pending).encode(*_ENCODING)
+        self._digest.update(blob)
+        count = len(self._pending)
+        prev = self._previous_chunk(self._seq)
+        if prev is not None and prev.first_index == self._first and prev.item_count == count \
+                and zlib.decompress(prev.data) == blob:
+            self._held.append((self._seq, self._first, count, prev.data))
+            self.session.expunge(prev)
+        else:
+            if self._previous is not None:
+                self._release_held()
+            self._insert(self._seq, self._first, count, zlib.compress(blob, 1))
+        self._seq += 1
+        self._first += count
+        self.count += count
+        self._pending = []
+
+    def finish(self) -> str:
+        """Write what is left; returns the digest of the whole index."""
+        self.flush()
+        if self._previous is not None:
+            if self._previous_chunk(self._seq) is None:  # the old version has no further chunk: all equal
+                self.shared_with = self._previous
+                self._held = []
+            else:
+                self._release_held()
+        return self._digest.hexdigest()
+
+
+class IndexCollector:
+    """Takes the place of a :class:`ChunkWriter` when a scan is only compared, never stored."""
+
+    def __init__(self):
+        self.lines: dict[str, str] = {}  # escaped key -> rest of the index line
+        self.total_bytes = 0
+
+    @property
+    def seen(self) -> int:
+        return len(self.lines)
+
+    count = seen
+
+    def add(self, key: str, size: int | None, stamp: str, digest: str = "", manifest: str = "") -> None:
+        self.lines[escape_key(key)] = f"{'' if size is None else size}\t{stamp}\t{digest}\t{manifest}"
+
+    def add_raw(self, lines: list[str], total_bytes: int) -> None:
+        for raw in lines:
+            key, _, rest = raw.rstrip("\n").partition("\t")
+            self.lines[key] = rest
+        self.total_bytes += total_bytes
+
+    def finish(self) -> str:
+        return ""
+
+
+def _chunk_lines(data: bytes) -> list[str]:
+    text = zlib.decompress(data).decode(*_ENCODING)
+    lines = text.split("\n")
+    lines.pop()  # the text ends with a newline
+    return lines
+
+
+def iter_index(session: Session, dataset_id: str, chunks_version: int, offset: int = 0,
+               limit: int | None = None) -> Iterator[IndexEntry]:
+    """The version's entries in order, from ``offset``, reading one chunk at a time."""
+    query = (select(ManifestChunkRow.seq).where(ManifestChunkRow.dataset_id == dataset_id,
+                                                ManifestChunkRow.version == chunks_version)
+             .order_by(ManifestChunkRow.seq))
+    if offset:
+        # the chunk that holds `offset` and every later one
+        query = query.where(ManifestChunkRow.first_index + ManifestChunkRow.item_count > offset)
+    seqs = session.scalars(query).all()
+    remaining = limit
+    for seq in seqs:
+        chunk = session.get(ManifestChunkRow, (dataset_id, chunks_version, seq))
+        lines = _chunk_lines(chunk.data)
+        start = max(0, offset - chunk.first_index)
+        for i in range(start, len(lines)):
+            if remaining is not None:
+                if remaining <= 0:
+                    return
+                remaining -= 1
+            yield parse_index_line(lines[i], chunk.first_index + i)
+        session.expunge(chunk)  # keep memory flat on long versions
+
+
+def raw_index(session: Session, dataset_id: str, chunks_version: int) -> Iterator[str]:
+    """The version's raw index lines (no parsing): what diff works on."""
+    seqs = session.scalars(select(ManifestChunkRow.seq).where(
+        ManifestChunkRow.dataset_id == dataset_id, ManifestChunkRow.version == chunks_version)
+        .order_by(ManifestChunkRow.seq)).all()
+    for seq in seqs:
+        data = session.execute(select(ManifestChunkRow.data).where(
+            ManifestChunkRow.dataset_id == dataset_id, ManifestChunkRow.version == chunks_version,
+            ManifestChunkRow.seq == seq)).scalar_one()
+        yield from _chunk_lines(data)
+
+
+# ---------------------------------------------------------------- iTAG manifest lines in
+
+
+def normalize_line(value: Any, where: str) -> dict:
+    """A manifest line from user input: a dict with a ``data`` object, or a plain text."""
+    if isinstance(value, str):
+        return {"data": {"source": value}}
+    if not isinstance(value, dict):
+        raise BadInput(f"{where}: expected an object like {{\"data\": {{\"source\": ...}}}} or a text, "
+                       f"got {type(value).__name__}", "items")
+    if "data" not in value:
+        # a bare record ({"source": ..., "label": ...}) is taken as the data of one line
+        return {"data": dict(value)}
+    if not isinstance(value["data"], dict):
+        raise BadInput(f"{where}: \"data\" must be an object of fields, like {{\"source\": ...}}", "items")
+    return value
+
+
+def parse_manifest_text(lines: Iterable[str], *, name: str, text_lines: bool) -> Iterator[dict]:
+    """Lines of a .manifest (JSON Lines) or TXT file as manifest dicts; errors name the line number.
+
+    In a TXT file a line that is not a JSON object is one text item, as iTAG accepts."""
+    for number, raw in enumerate(lines, 1):
+        raw = raw.strip("\r\n")
+        if not raw.strip():
+            continue
+        if text_lines and not raw.lstrip().startswith("{"):
+            yield {"data": {"source": raw}}
+            continue
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise BadInput(f"{name} line {number} is not valid JSON ({exc.msg} at column {exc.colno}); each "
+                           "line must be one object like {\"data\":{\"source\":\"...\"}}", "source") from None
+        if not isinstance(value, dict) or not isinstance(value.get("data"), dict):
+            raise BadInput(f"{name} line {number} has no \"data\" object; each line must look like "
+                           "{\"data\":{\"source\":\"...\"}}", "source")
+        yield value
+
+
+class ManifestKeys:
+    """Keys for manifest items: the data.source when it is a short reference, else the line number.
+    Repeated keys get ``#2``, ``#3``... so every item has one."""
+
+    def __init__(self):
+        self._seen: dict[str, int] = {}
+
+    def key(self, line: dict, index: int) -> str:
+        source = line.get("data", {}).get("source")
+        base = source if isinstance(source, str) and 0 < len(source) <= 1024 and "\n" not in source \
+            else f"line-{index + 1:08d}"
+        n = self._seen.get(base, 0) + 1
+        self._seen[base] = n
+        return base if n == 1 else f"{base}#{n}"
+
+
+def line_stamp(text: str) -> str:
+    return hashlib.blake2b(text.encode(*_ENCODING), digest_size=10).hexdigest()
