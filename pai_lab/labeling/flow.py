@@ -1,0 +1,102 @@
+"""The labeling flow: which package moves are allowed in which state, for each task flow.
+
+A task's items are split into packages; a package goes through the stages of the task's flow
+(``label``, ``label-check``, ``label-accept``, ``label-check-accept``). In each stage it waits in
+a pool until someone claims it, is worked on by its holder, and is submitted (label) or
+passed (check, accept) to the next stage. A checker or acceptor may instead reject it, which
+returns it to its last labeler with the reviewer's comment; the rework is a new revision of
+each answer, the earlier ones stay in the history::
+
+                 claim                 submit                 claim                  pass
+   label_pool ─────────► labeling ──────────► check_pool ─────────► checking ─────────► accept_pool ...
+       ▲   ◄─────────────  │  ▲                                        │
+       │     release       │  │               reject (comment)         │
+       │                   │  └────────────────────────────────────────┘
+       │                   │                                            (the same from accepting)
+       └── release ◄───────┘  reassign: holder changes, state stays
+
+   accept_pool ──claim──► accepting ──pass──► done          (a flow without a stage skips it:
+                               └──reject──► labeling         label-only goes labeling ──submit──► done)
+
+``modify`` is not a move: a checker or acceptor who holds a package stores corrected answers for
+the stage (``-check`` / ``-verify`` in the export) and then passes it.
+
+The task's state follows from its packages: ``Labeling`` while any package is in the label
+stage, then ``Checking``, ``Accepting``, ``Completed`` when every package is done; ``Offline``
+while an admin has taken it offline (no claims or submissions, nothing else changes).
+"""
+
+from __future__ import annotations
+
+from pai_lab.errors import Conflict
+
+FLOWS = ("label", "label-check", "label-accept", "label-check-accept")
+STAGES = ("label", "check", "accept")
+POOL = {"label": "label_pool", "check": "check_pool", "accept": "accept_pool"}
+WORKING = {"label": "labeling", "check": "checking", "accept": "accepting"}
+DONE = "done"
+PACKAGE_STATES = ("label_pool", "labeling", "check_pool", "checking", "accept_pool", "accepting", DONE)
+STAGE_OF = {**{v: k for k, v in POOL.items()}, **{v: k for k, v in WORKING.items()}}
+
+# task states (iTAG's names)
+INITIALIZING, LABELING, CHECKING, ACCEPTING, COMPLETED, OFFLINE = (
+    "Initializing", "Labeling", "Checking", "Accepting", "Completed", "Offline")
+TASK_STATE_OF_STAGE = {"label": LABELING, "check": CHECKING, "accept": ACCEPTING}
+
+ACTIONS = ("claim", "submit", "pass", "reject", "release", "reassign")
+
+
+def stages(flow: str) -> list[str]:
+    return {"label": ["label"], "label-check": ["label", "check"], "label-accept": ["label", "accept"],
+            "label-check-accept": ["label", "check", "accept"]}[flow]
+
+
+def next_state(flow: str, stage: str) -> str:
+    """Where a package goes when its ``stage`` is finished."""
+    order = stages(flow)
+    i = order.index(stage)
+    return POOL[order[i + 1]] if i + 1 < len(order) else DONE
+
+
+def _target(flow: str, state: str, action: str) -> str | None:
+    stage = STAGE_OF.get(state)
+    if stage and stage not in stages(flow):
+        return None
+    target: str | None = None
+    if action == "claim" and state in POOL.values():
+        target = WORKING[stage]
+    elif action == "submit" and state == WORKING["label"]:
+        target = next_state(flow, "label")
+    elif action == "pass" and state in (WORKING["check"], WORKING["accept"]):
+        target = next_state(flow, stage)
+    elif action == "reject" and state in (WORKING["check"], WORKING["accept"]):
+        target = WORKING["label"]
+    elif action == "release" and state in WORKING.values():
+        target = POOL[stage]
+    elif action == "reassign" and state in set(WORKING.values()) | set(POOL.values()):
+        target = WORKING[stage]
+    return target
+
+
+def move(flow: str, state: str, action: str) -> str:
+    """The package state after ``action`` in ``state``; Conflict if the flow does not allow it."""
+    target = _target(flow, state, action)
+    if target is None:
+        allowed = allowed_actions(flow, state)
+        raise Conflict(f"cannot {action} a package that is {state.replace('_', ' ')}"
+                       + (f"; allowed now: {', '.join(allowed)}" if allowed else "; it is finished"), "state")
+    return target
+
+
+def allowed_actions(flow: str, state: str) -> list[str]:
+    return [a for a in ACTIONS if _target(flow, state, a) is not None]
+
+
+def task_state(flow: str, package_states: set[str], offline: bool) -> str:
+    """The task's state from the set of its packages' states."""
+    if offline:
+        return OFFLINE
+    for stage in stages(flow):
+        if package_states & {POOL[stage], WORKING[stage]}:
+            return TASK_STATE_OF_STAGE[stage]
+    return COMPLETED

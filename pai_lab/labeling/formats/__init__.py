@@ -1,0 +1,164 @@
+"""Export and import formats, one module each.
+
+A format module has ``NAME`` and, for export, ``fits(ctx)`` (raises BadInput when the task's
+template has nothing this format can hold) and either ``export(ctx)`` yielding text chunks of
+one file, or ``export_to(ctx, fs, path)`` writing a folder or shard set and returning the paths
+written. Importers have ``parse(text, spec_hint)`` returning an :class:`Imported`.
+
+Exports read the task's items through ``ctx.rows()``, a fresh pass over the store in item
+order, so memory stays flat whatever the number of items.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from pai_lab.errors import BadInput
+from pai_lab.labeling.templates import QuestionComponent, TemplateSpec
+
+EXPORTERS = {
+    "itag": "itag",
+    "easyvision": "easyvision",
+    "label-studio": "labelstudio",
+    "coco": "coco",
+    "yolo": "yolo",
+    "conll": "conll",
+    "tfrecord": "tfrecord",
+}
+IMPORTERS = {"itag": "itag", "label-studio": "labelstudio", "coco": "coco"}
+FOLDER_FORMATS = {"yolo", "tfrecord"}
+SUFFIX = {"itag": ".manifest", "easyvision": ".csv", "label-studio": ".json", "coco": ".json", "conll": ".conll"}
+
+
+@dataclass
+class Row:
+    """One item as stored: its data and each stage's results, as compact JSON text."""
+
+    seq: int
+    data: str
+    label: str | None
+    check: str | None
+    verify: str | None
+    prelabel: str | None
+    prelabel_source: str | None
+    skipped: str | None
+
+    @property
+    def final(self) -> str | None:
+        """The most reviewed answer: accepted, else checked, else labeled."""
+        return self.verify or self.check or self.label
+
+
+@dataclass
+class ExportContext:
+    task_id: str
+    name: str
+    template: str
+    spec: TemplateSpec
+    labels: list[str]
+    flow: str
+    rows: Callable[[], Iterator[Row]]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def questions(self, *types: str) -> list[tuple[int, QuestionComponent]]:
+        return [(i, q) for i, q in enumerate(self.spec.questions) if q.type in types]
+
+
+@dataclass
+class Imported:
+    """What an importer read: items with their answers per stage, and what it learnt."""
+
+    items: list
+    task_id: str | None = None
+    template: str | None = None
+    labels: list[str] = field(default_factory=list)
+    multi: bool = False
+    relation_labels: list[str] = field(default_factory=list)
+    stages: list[str] = field(default_factory=list)
+
+
+def exporter(name: str):
+    if name not in EXPORTERS:
+        raise BadInput(f"unknown export format {name!r}; formats are {', '.join(EXPORTERS)}", "format")
+    return importlib.import_module(f"pai_lab.labeling.formats.{EXPORTERS[name]}")
+
+
+def importer(name: str):
+    if name not in IMPORTERS:
+        raise BadInput(f"cannot import {name!r}; import formats are {', '.join(IMPORTERS)}", "format")
+    return importlib.import_module(f"pai_lab.labeling.formats.{IMPORTERS[name]}")
+
+
+def chunked(pieces: Iterator[str], size: int = 1 << 16) -> Iterator[str]:
+    """Join small pieces into chunks of about ``size`` characters for streaming."""
+    buf: list[str] = []
+    n = 0
+    for p in pieces:
+        buf.append(p)
+        n += len(p)
+        if n >= size:
+            yield "".join(buf)
+            buf, n = [], 0
+    if buf:
+        yield "".join(buf)
+
+
+def shape_labels(q: QuestionComponent, labels: dict) -> list[str]:
+    value = labels.get(q.result_key)
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def bbox(points: list) -> tuple[float, float, float, float]:
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def is_rect(points: list) -> bool:
+    """An axis-aligned rectangle drawn TL, TR, BR, BL (the order the rectangle tool writes)."""
+    if len(points) != 4:
+        return False
+    (x1, y1), (x2, y2), (x3, y3), (x4, y4) = points
+    return x1 == x4 and x2 == x3 and y1 == y2 and y3 == y4 and x1 < x2 and y1 < y3
+
+
+def image_elements(ctx: ExportContext, results: list) -> list[tuple[QuestionComponent, dict]]:
+    out = []
+    for q, el in zip_results(ctx.spec, results):
+        if q.type == "boxes":
+            out.append((q, el))
+    return out
+
+
+def zip_results(spec: TemplateSpec, results: list) -> Iterator[tuple[QuestionComponent, Any]]:
+    """Pair each stored results element with its question (optional questions may be absent)."""
+    pos = 0
+    for q in spec.questions:
+        if pos >= len(results):
+            return
+        el = results[pos]
+        if q.type == "relations":
+            ok = isinstance(el, list)
+        elif q.type in ("spans", "segments"):
+            ok = isinstance(el, dict) and "objects" in el and (("duration" in el) == (q.type == "segments"))
+        else:
+            ok = isinstance(el, dict) and el.get("questionId") == q.id
+        if ok:
+            yield q, el
+            pos += 1
+
+
+def parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise BadInput(f"the {what} file is not valid JSON: {exc}", "content") from None
+
+
+def data_value(data: dict, key: str) -> Any:
+    return data.get(key) if isinstance(data, dict) else None

@@ -1,0 +1,244 @@
+"""Labeling request and response shapes, defined once for the routes, the client and the CLI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FlowName = Literal["label", "label-check", "label-accept", "label-check-accept"]
+Stage = Literal["label", "check", "accept"]
+ExportFormat = Literal["itag", "easyvision", "label-studio", "coco", "yolo", "conll", "tfrecord"]
+ImportFormat = Literal["itag", "label-studio", "coco"]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabelSpec(Schema):
+    name: str = Field(min_length=1, max_length=64)
+    color: str | None = Field(None, description="#rrggbb shown by the widgets")
+    hotkey: str | None = Field(None, max_length=16, description="a key that picks this label")
+
+
+class TemplateInfo(Schema):
+    id: str = Field(description="a built-in id (e.g. `object-detection`) or a custom template's name")
+    kind: Literal["builtin", "custom"]
+    media: str
+    description: str
+    spec: dict | None = None
+    created_by: str | None = None
+    created_at: datetime | None = None
+
+
+class TemplateCreate(Schema):
+    spec: dict = Field(description="name, description, contents: [...], questions: [...]")
+
+
+class TaskCreate(Schema):
+    name: str = Field(description="1-100 characters; starts with a letter, digit or CJK character; _ and - allowed")
+    template: str = Field(description="a built-in template id or a custom template's name")
+    description: str = ""
+    dataset: str | None = Field(None, description="the dataset to label")
+    dataset_version: int | None = Field(None, description="its version (default: the latest)")
+    lines: list[dict] | None = Field(None, description="manifest lines given inline instead of a dataset")
+    labels: list[str | LabelSpec] = Field(default_factory=list)
+    multi: bool = Field(False, description="one selection may carry several labels")
+    relation_labels: list[str] = Field(default_factory=list, description="relation template: relation names")
+    content_keys: dict[str, str] = Field(default_factory=dict,
+                                         description="template content key -> manifest key, e.g. {source: url}")
+    flow: FlowName = "label"
+    check_ratio: float = Field(1.0, gt=0, le=1, description="share of each package's items checked")
+    package_size: int | None = Field(None, ge=1, le=200, description="items per package (fixed-size packaging)")
+    package_by: str | None = Field(None, description="one package per value of this manifest field instead")
+    labelers: list[str] = Field(default_factory=list)
+    checkers: list[str] = Field(default_factory=list)
+    acceptors: list[str] = Field(default_factory=list)
+    admins: list[str] = Field(default_factory=list)
+
+
+class TaskCopy(Schema):
+    name: str
+
+
+class TaskPeople(Schema):
+    labelers: list[str] | None = None
+    checkers: list[str] | None = None
+    acceptors: list[str] | None = None
+    admins: list[str] | None = None
+
+
+class Task(Schema):
+    id: str = Field(description="19-digit task id, as in the export keys label-<id>")
+    name: str
+    template: str
+    state: str
+    total: int
+    labeled: int
+    checked: int
+    accepted: int
+    rejected: int = 0
+    skipped: int = 0
+    packages_left: int = 0
+    my_roles: list[str] = Field(default_factory=list, description="labeler, checker, acceptor, admin")
+    description: str = ""
+    flow: str = "label"
+    labels: list[LabelSpec] = Field(default_factory=list)
+    multi: bool = False
+    check_ratio: float = 1.0
+    package_size: int | None = None
+    package_by: str | None = None
+    people: dict[str, list[str]] = Field(default_factory=dict)
+    dataset: str | None = None
+    dataset_version: int | None = None
+    spec: dict = Field(default_factory=dict)
+    created_by: str = ""
+    created_at: datetime | None = None
+
+
+class Package(Schema):
+    number: int
+    key: str | None = None
+    size: int
+    state: str
+    holder: str | None
+    labeler: str | None
+    rework: int
+    comment: str
+    done: int = Field(description="items answered in the package's current stage")
+    actions: list[str] = Field(default_factory=list, description="moves the flow allows now")
+
+
+class PackageClaim(Schema):
+    stage: Stage = "label"
+
+
+class PackageVerdict(Schema):
+    comment: str = ""
+
+
+class PackageReassign(Schema):
+    to: str = Field(description="the member who gets the package")
+
+
+class Item(Schema):
+    seq: int = Field(description="the item's position in the task (0-based)")
+    package: int
+    data: dict
+    sampled: bool
+    skipped: str | None
+    label: list | None
+    check: list | None
+    verify: list | None
+    prelabel: list | None = Field(None, description="a suggestion from a model or a file, never an answer")
+    prelabel_source: str | None = None
+    revision: int = 0
+
+
+class AnswerSubmit(Schema):
+    item: int = Field(description="the item's seq")
+    client_id: str | None = Field(None, max_length=128,
+                                  description="unique per answer; a retry with the same id stores nothing new")
+    stage: Stage | None = Field(None, description="default: the stage of the package you hold")
+    results: list | None = Field(None, description="the iTAG results list")
+    answer: Any = Field(None, description="a simple answer, converted to results (see docs)")
+    skip: str | None = Field(None, description="mark the item invalid, with this reason")
+
+
+class AnswerAck(Schema):
+    id: int
+    item: int
+    stage: str
+    revision: int
+    client_id: str | None
+    author: str
+    created_at: datetime
+    duplicate: bool = Field(False, description="this client_id was already stored; nothing new was written")
+
+
+class AnswerHistory(Schema):
+    id: int
+    stage: str
+    revision: int
+    results: list | None
+    skip_reason: str | None
+    author: str
+    client_id: str | None
+    created_at: datetime
+
+
+class Prelabel(Schema):
+    item: int
+    results: list | None = None
+    answer: Any = None
+
+
+class PrelabelBatch(Schema):
+    source: str = Field(description="where the suggestions come from, e.g. model:resnet or file:preds.json")
+    items: list[Prelabel]
+
+
+class PersonStats(Schema):
+    user: str
+    stage: str
+    items: int
+    items_per_hour: float | None
+    first: datetime | None
+    last: datetime | None
+
+
+class LabelerAgreement(Schema):
+    labeler: str
+    checked: int
+    agreed: int
+    accuracy: float | None
+
+
+class TaskStats(Schema):
+    total: int
+    labeled: int
+    checked: int
+    accepted: int
+    rejected: int
+    skipped: int
+    packages: dict[str, int]
+    packages_left: int
+    people: list[PersonStats]
+    agreement: float | None = Field(description="share of checked items whose check answer equals the label")
+    by_labeler: list[LabelerAgreement]
+
+
+class ExportRequest(Schema):
+    format: ExportFormat = "itag"
+    to: str = Field(description="a local path or an s3:// URI (a folder for yolo and tfrecord)")
+    register_as: str | None = Field(None, description="also register the result as (a new version of) this dataset")
+    options: dict[str, Any] = Field(default_factory=dict, description="format options, e.g. test_ratio")
+    storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec options for `to`")
+
+
+class ExportQuery(Schema):
+    format: ExportFormat = "itag"
+
+
+class ExportResult(Schema):
+    format: str
+    to: str
+    items: int
+    files: list[str]
+    dataset: str | None = None
+    dataset_version: int | None = None
+
+
+class ImportRequest(Schema):
+    format: ImportFormat = "itag"
+    name: str
+    template: str | None = Field(None, description="default: guessed from the file")
+    content: str = Field(description="the file's text")
+    labels: list[str | LabelSpec] = Field(default_factory=list, description="default: the labels in the file")
+    multi: bool | None = None
+    flow: FlowName | None = Field(None, description="default: the stages present in the file")
+    package_size: int | None = Field(None, ge=1, le=200)
+    as_prelabels: bool = Field(False, description="keep the answers as suggestions to review, not as answers")
+    keep_id: bool = Field(True, description="reuse the task id of label-<id> keys when it is free")

@@ -1,0 +1,148 @@
+"""Exports and imports of whole tasks.
+
+Exports stream: the items are read in order with a server-side cursor and written chunk by
+chunk, either to an HTTP response or to a local path / ``s3://`` URI through fsspec (written
+under a temporary name and renamed, so a failed export leaves nothing half-written behind). An
+export can also be registered as a new version of a dataset, linked to the task.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any, Iterator
+
+import fsspec
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pai_lab.errors import BadInput
+from pai_lab.labeling import formats
+from pai_lab.labeling import schemas as sc
+from pai_lab.labeling import service as sv
+from pai_lab.labeling.formats import ExportContext, Row
+from pai_lab.labeling.tables import ItemRow
+from pai_lab.labeling.templates import TemplateSpec
+from pai_lab.workspaces import authorize
+
+_COLUMNS = (ItemRow.seq, ItemRow.data, ItemRow.label, ItemRow.check, ItemRow.verify, ItemRow.prelabel,
+            ItemRow.prelabel_source, ItemRow.skipped)
+
+
+def _rows(engine, task_id: str) -> Iterator[Row]:
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=5000).execute(
+            select(*_COLUMNS).where(ItemRow.task_id == task_id).order_by(ItemRow.seq))
+        for r in result:
+            yield Row(*r)
+
+
+def context(s: Session, engine, user: str, ws: str, ref: str, fmt: str, options: dict | None = None):
+    """Check the caller may export ``ref`` and that ``fmt`` fits its template."""
+    access = authorize(s, user, ws, "label.manage")
+    task = sv._find(s, access.workspace_id, ref)
+    module = formats.exporter(fmt)
+    ctx = ExportContext(task_id=task.id, name=task.name, template=task.template,
+                        spec=TemplateSpec.model_validate(task.spec), labels=[l["name"] for l in task.labels],
+                        flow=task.flow, rows=lambda: _rows(engine, task.id), options=dict(options or {}))
+    module.fits(ctx)
+    return ctx, module, task
+
+
+def stream(s: Session, engine, user: str, ws: str, ref: str, fmt: str) -> tuple[str, Iterator[str]]:
+    """(file name, chunks) for a single-file format, to send as an HTTP response."""
+    if fmt in formats.FOLDER_FORMATS:
+        raise BadInput(f"{fmt} exports are a folder of files; export them to a path or s3:// URI with `to`",
+                       "format")
+    ctx, module, task = context(s, engine, user, ws, ref, fmt)
+    return f"{task.name}{formats.SUFFIX[fmt]}", module.export(ctx)
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def write_file(chunks: Iterator[str], to: str, storage_options: dict | None = None) -> None:
+    """Write a text stream to ``to`` under a temporary name, then move it into place."""
+    fs, path = fsspec.core.url_to_fs(to, **(storage_options or {}))
+    parent = os.path.dirname(path)
+    if parent and not _is_remote(to):
+        fs.makedirs(parent, exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with fs.open(tmp, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk.encode("utf-8"))
+        fs.mv(tmp, path)
+    except BaseException:
+        try:
+            fs.rm(tmp)
+        except Exception:  # nothing was written, or the store went away
+            pass
+        raise
+
+
+def export_to(store, user: str, ws: str, ref: str, body: sc.ExportRequest) -> sc.ExportResult:
+    with store.transaction() as s:
+        ctx, module, task = context(s, store.engine, user, ws, ref, body.format, body.options)
+        total = task.total
+    if body.format in formats.FOLDER_FORMATS:
+        fs, path = fsspec.core.url_to_fs(body.to, **body.storage_options)
+        files = module.export_to(ctx, fs, path)
+        files = [fs.unstrip_protocol(f) if _is_remote(body.to) else f for f in files]
+    else:
+        write_file(module.export(ctx), body.to, body.storage_options)
+        files = [body.to]
+    result = sc.ExportResult(format=body.format, to=body.to, items=total, files=files)
+    if body.register_as:
+        if body.format != "itag":
+            raise BadInput("only iTAG manifests are registered as datasets; export with format=itag", "register_as")
+        result.dataset, result.dataset_version = _register(store, user, ws, ctx, body)
+    return result
+
+
+def _register(store, user: str, ws: str, ctx: ExportContext, body: sc.ExportRequest) -> tuple[str, int | None]:
+    try:
+        from pai_lab.datasets.service import register_manifest_version
+    except ImportError:
+        raise BadInput("datasets are not available in this installation; the export was written but not "
+                       "registered", "register_as") from None
+    import json
+
+    from pai_lab.labeling.formats.itag import lines
+
+    with store.transaction() as s:
+        info = register_manifest_version(s, user, ws, body.register_as, (json.loads(line) for line in lines(ctx)),
+                                         source="labeling", description=f"labels of task {ctx.name} ({ctx.task_id})")
+    return getattr(info, "name", body.register_as), getattr(info, "latest_version", None)
+
+
+def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest) -> sc.Task:
+    """Create a task from a result file, each answer kept in the stage it was in."""
+    access = authorize(s, user, ws, "label.manage")
+    parsed = formats.importer(body.format).parse(body.content, None)
+    template = body.template or parsed.template
+    if template is None:
+        raise BadInput("cannot tell the template from the file; give it with template=<id>", "template")
+    stages = parsed.stages or ["label"]
+    flow = body.flow or ("label" if stages == ["label"] else "-".join(
+        ["label"] + [s for s in ("check", "accept") if s in stages]))
+    if body.as_prelabels:
+        for item in parsed.items:
+            item.prelabel = next((item.answers[st] for st in ("accept", "check", "label") if st in item.answers),
+                                 None)
+            item.answers = {}
+    create = sc.TaskCreate(name=body.name, template=template, labels=body.labels or parsed.labels,
+                           multi=parsed.multi if body.multi is None else body.multi, flow=flow,
+                           relation_labels=getattr(parsed, "relation_labels", []) or [],
+                           package_size=body.package_size)
+    task_id = parsed.task_id if body.keep_id else None
+    if task_id is not None and not (13 <= len(task_id) <= 19):
+        task_id = None
+    _ = access
+    return sv.create_task(s, user, ws, create, items=parsed.items, task_id=task_id, source=f"import:{body.format}")
+
+
+def prelabel_items(s: Session, user: str, ws: str, ref: str, offset: int, limit: int) -> list[dict[str, Any]]:
+    """Items with their data, for computing predictions client-side."""
+    return [{"item": i.seq, "data": i.data} for i in sv.list_items(s, user, ws, ref, offset, limit)]
