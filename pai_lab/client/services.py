@@ -1,0 +1,222 @@
+"""``ws.services``: deploy models and call them from a notebook.
+
+    svc = ws.services.deploy("mnist:2", name="mnist")      # a trained model, a path or s3:// URI
+    svc.predict(x)                                          # numpy in, numpy out
+    svc.panel()                                             # state, instances, QPS, traffic, test form
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import requests
+
+from pai_lab.errors import PaiError, Unavailable
+from pai_lab.serving.schemas import Instance, Service as ServiceInfo, ServiceDetail, ServiceVersion
+
+SERVICE_COLUMNS = ["name", "state", "instances_ready", "instances_total", "traffic", "endpoint", "created_at"]
+
+
+class ServiceError(PaiError):
+    """A service answered a prediction with an error status (450 queue full, 408 timeout...)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+class Service:
+    """One service: its state, and ``predict``."""
+
+    def __init__(self, services: "Services", info: ServiceDetail):
+        self._services = services
+        self.info = info
+        self._http = requests.Session()
+        self._signature: dict | None = None
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.info.endpoint
+
+    @property
+    def token(self) -> str | None:
+        return self.info.token
+
+    @property
+    def state(self) -> str:
+        return self.refresh().state
+
+    def refresh(self) -> ServiceDetail:
+        self.info = ServiceDetail.model_validate(self._services._ws._get(f"/services/{self.name}"))
+        return self.info
+
+    def wait(self, state: str = "Running", timeout: float = 180) -> "Service":
+        """Block until the service is in ``state`` (Running: every instance ready)."""
+        deadline = time.time() + timeout
+        while True:
+            info = self.refresh()
+            if info.state == state and (state != "Running" or info.instances_ready == info.instances_total):
+                return self
+            if info.state == "Failed" and state != "Failed":
+                raise Unavailable(f"service {self.name} failed: {info.message}")
+            if time.time() > deadline:
+                raise Unavailable(f"service {self.name} is {info.state}, not {state}, after {timeout:.0f} s")
+            time.sleep(0.3)
+
+    # ----------------------------------------------------------------- calling it
+
+    def _call(self, method: str, body: bytes | None = None, content_type: str = "application/json"):
+        headers = {"Content-Type": content_type}
+        if self.endpoint:
+            if self.token:
+                headers["Authorization"] = self.token
+            try:
+                resp = self._http.request(method, self.endpoint, data=body, headers=headers, timeout=600)
+                return resp.status_code, resp.content
+            except requests.ConnectionError:
+                pass  # the gateway port is not reachable from here: go through the server
+        http = self._services._ws.http
+        url = http.url(self._services._ws._path(f"/services/{self.name}/predict"))
+        resp = http.session.request(method, url, data=body, headers={"Content-Type": content_type}, timeout=600)
+        return resp.status_code, resp.content
+
+    def signature(self) -> dict:
+        if self._signature is None:
+            status, body = self._call("GET")
+            if status != 200:
+                raise ServiceError(status, body.decode(errors="replace"))
+            self._signature = json.loads(body)
+        return self._signature
+
+    def predict(self, x: Any, *, signature_name: str | None = None, outputs: list[str] | None = None):
+        """Call the service. For a SavedModel: an array (or {input: array}) in, the output array
+        (or {output: array} when there are several) out. For a Python processor: bytes, str or a
+        JSON-able object in, the parsed answer out."""
+        if self.info.config.get("processor_type") == "python":
+            body = x if isinstance(x, bytes) else (x.encode() if isinstance(x, str) else json.dumps(x).encode())
+            status, answer = self._call("POST", body, "application/octet-stream")
+            if status != 200:
+                raise ServiceError(status, answer.decode(errors="replace"))
+            try:
+                return json.loads(answer)
+            except ValueError:
+                return answer
+        if not isinstance(x, dict):
+            names = [i["name"] for i in self.signature()["inputs"]]
+            if len(names) != 1:
+                raise ValueError(f"the model has inputs {names}; pass a dict {{name: array}}")
+            x = {names[0]: x}
+        request = {"inputs": {k: np.asarray(v).tolist() for k, v in x.items()}}
+        if signature_name:
+            request["signature_name"] = signature_name
+        if outputs:
+            request["output_filter"] = list(outputs)
+        status, answer = self._call("POST", json.dumps(request).encode())
+        if status != 200:
+            raise ServiceError(status, answer.decode(errors="replace"))
+        result = {k: np.asarray(v) for k, v in json.loads(answer)["outputs"].items()}
+        return next(iter(result.values())) if len(result) == 1 else result
+
+    # ----------------------------------------------------------------- managing it
+
+    def modify(self, change: dict) -> "Service":
+        self.info = ServiceDetail.model_validate(self._services._ws._patch(f"/services/{self.name}", change))
+        return self
+
+    def scale(self, instances: int) -> "Service":
+        return self.modify({"metadata": {"instance": int(instances)}})
+
+    def release(self, weight: int) -> "Service":
+        self.info = ServiceDetail.model_validate(
+            self._services._ws._post(f"/services/{self.name}/release", {"weight": int(weight)}))
+        return self
+
+    def version(self, version: int) -> "Service":
+        self.info = ServiceDetail.model_validate(
+            self._services._ws._post(f"/services/{self.name}/version", {"version": int(version)}))
+        return self
+
+    def stop(self) -> "Service":
+        self.info = ServiceDetail.model_validate(self._services._ws._post(f"/services/{self.name}/stop"))
+        return self
+
+    def start(self) -> "Service":
+        self.info = ServiceDetail.model_validate(self._services._ws._post(f"/services/{self.name}/start"))
+        return self
+
+    def delete(self) -> None:
+        self._services._ws._delete(f"/services/{self.name}")
+
+    def instances(self) -> list[Instance]:
+        return [Instance.model_validate(i) for i in self._services._ws._get(f"/services/{self.name}/instances")]
+
+    def delete_instance(self, instance: str) -> None:
+        self._services._ws._delete(f"/services/{self.name}/instances/{instance}")
+
+    def versions(self) -> list[ServiceVersion]:
+        return [ServiceVersion.model_validate(v) for v in self._services._ws._get(f"/services/{self.name}/versions")]
+
+    def panel(self, refresh_seconds: float = 2.0):
+        from pai_lab.widgets.service_panel import ServicePanel
+
+        return ServicePanel(self, refresh_seconds=refresh_seconds)
+
+    def __repr__(self) -> str:
+        i = self.info
+        return f"<service {i.name}: {i.state}, {i.instances_ready}/{i.instances_total} ready, {i.endpoint}>"
+
+
+class Services:
+    """The workspace's services: ``create``, ``deploy``, ``get``; a table in a notebook."""
+
+    def __init__(self, ws):
+        self._ws = ws
+
+    def list(self) -> list[ServiceInfo]:
+        return [ServiceInfo.model_validate(s) for s in self._ws._get("/services")]
+
+    def create(self, spec: dict, *, relate: bool = False, wait: bool = True, timeout: float = 180) -> Service:
+        """``eascmd create`` from the service JSON (``relate=True``: ``create -r``)."""
+        params = {"relate": "true"} if relate else None
+        info = ServiceDetail.model_validate(self._ws._post("/services", spec, params=params))
+        svc = Service(self, info)
+        return svc.wait(timeout=timeout) if wait else svc
+
+    def deploy(self, model: Any, name: str, *, instance: int = 1, processor: str = "tensorflow_cpu",
+               batching: bool | None = None, wait: bool = True, **metadata) -> Service:
+        """Serve a SavedModel: a trained model (``name:version``, ``name``, job id, or an object
+        with ``.path``/``.name``), a local folder or an s3:// URI."""
+        if not isinstance(model, str):
+            model = getattr(model, "path", None) or str(model)
+        meta: dict[str, Any] = {"instance": instance, **metadata}
+        if batching is not None:
+            meta.setdefault("rpc", {})["batching"] = batching
+        return self.create({"name": name, "model_path": model, "processor": processor, "metadata": meta},
+                           wait=wait)
+
+    def get(self, name: str) -> Service:
+        return Service(self, ServiceDetail.model_validate(self._ws._get(f"/services/{name}")))
+
+    __getitem__ = get
+
+    def to_pandas(self) -> pd.DataFrame:
+        from pai_lab.client import table
+
+        return table(self.list(), SERVICE_COLUMNS)
+
+    def __iter__(self):
+        return iter(self.list())
+
+    def __len__(self) -> int:
+        return len(self.list())
+
+    def _repr_html_(self) -> str:
+        return self.to_pandas().to_html(index=False)

@@ -1,0 +1,161 @@
+"""The control plane's side of serving: it starts the gateway process, keeps it alive, and tells
+it what should run.
+
+After every change the manager reads the services from the store and pushes the whole desired
+state to the gateway (idempotent), so a restarted gateway or control plane converges to the
+same services with one push.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from pai_lab.errors import Unavailable
+
+log = logging.getLogger("pai_lab.serving")
+SECRET_HEADER = "X-Pai-Lab-Gateway-Secret"
+
+
+class ServingManager:
+    def __init__(self, platform):
+        self.platform = platform
+        self.state_dir = Path(platform.state_dir) / "serving"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.port = int(platform.settings.get("serving_port") or 0)
+        self.host = "127.0.0.1"
+        self.secret = secrets.token_hex(24)
+        self.proc: subprocess.Popen | None = None
+        self.url: str | None = None
+        self.restarts = 0
+        self._lock = threading.RLock()
+        self._push_lock = threading.Lock()
+        self._closed = False
+        self._http = requests.Session()
+        self._http.headers[SECRET_HEADER] = self.secret
+        self._watcher: threading.Thread | None = None
+
+    # ----------------------------------------------------------------- the gateway process
+
+    def ensure_started(self) -> str:
+        with self._lock:
+            if self._closed:
+                raise Unavailable("the server is shutting down; serving is closed")
+            if self.proc is not None and self.proc.poll() is None and self.url:
+                return self.url
+            self._start()
+            if self._watcher is None:
+                self._watcher = threading.Thread(target=self._watch, name="pai-serving-watch", daemon=True)
+                self._watcher.start()
+            return self.url
+
+    def _start(self) -> None:
+        ready = self.state_dir / "gateway.json"
+        ready.unlink(missing_ok=True)
+        env = dict(os.environ, PAI_LAB_GATEWAY_SECRET=self.secret)
+        log_file = open(self.state_dir / "gateway.log", "ab")
+        # a fixed port is reused across gateway restarts, so endpoints stay the same
+        port = self.port or (int(self.url.rsplit(":", 1)[1]) if self.url else 0)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pai_lab.serving.gateway", "--host", self.host, "--port", str(port),
+             "--state-dir", str(self.state_dir)],
+            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        log_file.close()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                if port and not self.port:  # the old port was taken meanwhile: take any
+                    self.url = None
+                    return self._start()
+                raise Unavailable(f"the serving gateway exited with {self.proc.returncode}; see "
+                                  f"{self.state_dir / 'gateway.log'}")
+            if ready.exists():
+                info = json.loads(ready.read_text())
+                self.url = f"http://{self.host}:{info['port']}"
+                log.info("pai_lab: serving gateway at %s (pid %s)", self.url, self.proc.pid)
+                return
+            time.sleep(0.05)
+        self.proc.kill()
+        raise Unavailable("the serving gateway did not start within 60 s")
+
+    def _watch(self) -> None:
+        """Restart the gateway if it dies, and give it the services back."""
+        while not self._closed:
+            time.sleep(0.5)
+            with self._lock:
+                if self._closed or self.proc is None or self.proc.poll() is None:
+                    continue
+                log.warning("pai_lab: the serving gateway exited (%s); restarting it", self.proc.returncode)
+                self.restarts += 1
+                try:
+                    self._start()
+                except Exception:
+                    log.error("pai_lab: could not restart the serving gateway", exc_info=True)
+                    continue
+            try:
+                self.sync()
+            except Exception:
+                log.error("pai_lab: could not restore the services", exc_info=True)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+
+    # ----------------------------------------------------------------- state
+
+    def sync(self) -> None:
+        """Push what the store says should run; start the gateway if something should."""
+        from pai_lab.serving import service
+
+        with self._push_lock:
+            with self.platform.store.transaction() as session:
+                state = service.desired_state(session)
+            if not state["services"] and not self.running:
+                return
+            url = self.ensure_started()
+            resp = self._http.put(url + "/_admin/state", data=json.dumps(state), timeout=30)
+            resp.raise_for_status()
+
+    def status(self) -> dict:
+        """What the gateway reports, per service; empty when it is not running."""
+        if not self.running or not self.url:
+            return {}
+        try:
+            resp = self._http.get(self.url + "/_admin/status", timeout=10)
+            resp.raise_for_status()
+            return resp.json().get("services", {})
+        except requests.RequestException:
+            return {}
+
+    def delete_instance(self, service_name: str, instance: str) -> bool:
+        if not self.running:
+            return False
+        resp = self._http.delete(f"{self.url}/_admin/instances/{service_name}/{instance}", timeout=10)
+        return resp.status_code == 200
+
+    def endpoint(self, path: str) -> str:
+        base = self.url or f"http://{self.host}:{self.port or 0}"
+        return base + path
+
+
+def manager(platform) -> ServingManager:
+    return platform.manager("serving", ServingManager)

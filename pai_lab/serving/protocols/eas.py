@@ -1,0 +1,90 @@
+"""EAS: ``/api/predict/<service>``. Token or HMAC-SHA1 signed auth (as the official SDK signs),
+the TF processor's protobuf ``PredictRequest``/``PredictResponse``, and a JSON form of the same
+(``{"signature_name", "inputs": {name: nested list}, "output_filter"}`` -> ``{"outputs": ...}``)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+
+import numpy as np
+
+from pai_lab.errors import BadInput
+from pai_lab.serving.protocols import eas_pb
+
+
+def authorized(token: str | None, header: str, method: str, path: str, headers, body: bytes) -> bool:
+    """Plain ``Authorization: <token>`` or ``Authorization: EAS <base64 HMAC-SHA1>``.
+
+    The signed string is ``POST\\n<Content-MD5>\\n<Content-Type>\\n<Date>\\n/api/predict/<name>``,
+    keyed by the token; Content-MD5 must also match the body."""
+    if not token:
+        return True
+    if not header:
+        return False
+    if hmac.compare_digest(header.encode(), token.encode()):
+        return True
+    if not header.startswith("EAS "):
+        return False
+    md5 = headers.get("Content-MD5", "")
+    if md5 != hashlib.md5(body).hexdigest():
+        return False
+    text = f"{method}\n{md5}\n{headers.get('Content-Type', '')}\n{headers.get('Date', '')}\n{path}".strip()
+    digest = hmac.new(token.encode(), text.encode(), hashlib.sha1).digest()
+    return hmac.compare_digest(base64.b64encode(digest).decode(), header[4:].strip())
+
+
+def is_json(content_type: str, body: bytes) -> bool:
+    return "json" in (content_type or "") or body[:1] in (b"{", b"[")
+
+
+def parse_json(body: bytes) -> tuple[str | None, dict, list[str] | None]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"the body is not valid JSON ({exc}); send {{\"inputs\": {{name: values}}}}", "body") from None
+    if not isinstance(data, dict) or not isinstance(data.get("inputs"), dict):
+        raise BadInput('send {"inputs": {"<input name>": [[...]]}, "signature_name"?: ..., "output_filter"?: '
+                       '[...]} or a protobuf PredictRequest', "inputs")
+    inputs = {}
+    for name, value in data["inputs"].items():
+        if isinstance(value, dict) and "values" in value:  # {"shape", "dtype", "values"}
+            arr = np.asarray(value["values"])
+            if value.get("shape") is not None:
+                arr = arr.reshape(value["shape"])
+            inputs[name] = arr
+        else:
+            inputs[name] = value
+    return data.get("signature_name"), inputs, data.get("output_filter") or None
+
+
+def format_json(outputs: dict[str, np.ndarray]) -> bytes:
+    return json.dumps({"outputs": {k: _jsonable(v) for k, v in outputs.items()}}).encode()
+
+
+def parse_proto(body: bytes) -> tuple[str | None, dict, list[str] | None]:
+    req = eas_pb.PredictRequest()
+    try:
+        req.ParseFromString(body)
+        inputs = {name: eas_pb.array_to_numpy(arr) for name, arr in req.inputs.items()}
+    except Exception as exc:
+        raise BadInput(f"the body is neither JSON nor a protobuf PredictRequest ({exc})", "body") from None
+    if not inputs:
+        raise BadInput("the PredictRequest has no inputs; add_feed() at least one", "inputs")
+    return req.signature_name or None, inputs, list(req.output_filter) or None
+
+
+def format_proto(outputs: dict[str, np.ndarray]) -> bytes:
+    resp = eas_pb.PredictResponse()
+    for name, arr in outputs.items():
+        eas_pb.fill_array(resp.outputs[name], arr)
+    return resp.SerializeToString()
+
+
+def _jsonable(arr: np.ndarray):
+    if arr.dtype.kind in "SO":
+        return [_jsonable(a) for a in arr] if arr.ndim else (
+            arr.item().decode(errors="replace") if isinstance(arr.item(), bytes) else arr.item())
+    return arr.tolist()

@@ -1,0 +1,176 @@
+"""Shapes of the serving area, defined once: the EAS service JSON and what the API returns.
+
+The service JSON keeps the EAS key names (``name``, ``model_path``, ``processor``,
+``metadata.instance``, ``metadata.rpc.*``...). Unknown keys are refused by name, so a typo
+never silently changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_RULE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+TEST_PREFIX = "test_"  # services named test_* are test services (AlgorithmDeveloper may deploy them)
+
+RPC_DEFAULTS = {"batching": False, "keepalive": 5000, "io_threads": 4, "max_batch_size": 16,
+                "max_batch_timeout": 50, "max_queue_size": 64, "worker_threads": 5}
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Rpc(Schema):
+    batching: bool = Field(False, description="server-side dynamic batching")
+    keepalive: int = Field(5000, ge=1, le=600_000, description="ms a request may take before HTTP 408")
+    io_threads: int = Field(4, ge=1, le=64)
+    max_batch_size: int = Field(16, ge=1, le=4096)
+    max_batch_timeout: int = Field(50, ge=0, le=60_000, description="ms a batch waits to fill up")
+    max_queue_size: int = Field(64, ge=1, le=100_000, description="waiting requests per instance before 450")
+    worker_threads: int | None = Field(None, ge=1, le=256, description="same as metadata.workers")
+
+
+class Metadata(Schema):
+    instance: int = Field(ge=0, le=64, description="number of instances (processes)")
+    workers: int = Field(5, ge=1, le=256, description="concurrent requests per instance")
+    cpu: float | None = Field(None, gt=0)
+    memory: int | None = Field(None, gt=0, description="MB per instance; an instance above it is OOMKilled")
+    gpu: int | None = Field(None, ge=0)
+    gpu_memory: int | None = Field(None, ge=0)
+    qos: Literal["", "BestEffort"] | None = None
+    resource: str | None = None
+    region: str | None = None
+    rpc: Rpc = Field(default_factory=Rpc)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_rpc_keys(cls, data: Any) -> Any:
+        # EAS accepts both {"rpc": {"batching": true}} and {"rpc.batching": true}.
+        if isinstance(data, dict) and any(isinstance(k, str) and k.startswith("rpc.") for k in data):
+            data = dict(data)
+            rpc = dict(data.get("rpc") or {})
+            for key in [k for k in data if isinstance(k, str) and k.startswith("rpc.")]:
+                rpc[key[4:]] = data.pop(key)
+            data["rpc"] = rpc
+        return data
+
+    @property
+    def concurrency(self) -> int:
+        return self.rpc.worker_threads or self.workers
+
+
+class ServiceSpec(Schema):
+    """The EAS service JSON."""
+
+    name: str = Field(description="lowercase letters, digits and _; starts with a letter")
+    token: str | None = None
+    generate_token: bool | None = None
+    model_path: str | None = Field(None, description="local path, s3:// or oss:// URI, or a model "
+                                                     "(name:version, name, or training job id)")
+    oss_endpoint: str | None = Field(None, description="endpoint URL of the object store for s3:// / oss://")
+    model_entry: str | None = None
+    model_config_: Any = Field(None, alias="model_config")
+    processor: str | None = Field(None, description="tensorflow_cpu[_<ver>] for SavedModels")
+    processor_path: str | None = None
+    processor_entry: str | None = None
+    processor_mainclass: str | None = None
+    processor_type: Literal["python", "cpp", "java"] | None = None
+    warm_up_data_path: str | None = None
+    metadata: Metadata
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_RULE.match(value):
+            raise ValueError("use 2 to 63 characters: lowercase letters, digits and '_', starting with a "
+                             "letter (for example 'mnist_saved_model')")
+        return value
+
+    @field_validator("generate_token", mode="before")
+    @classmethod
+    def _bool_string(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        return value
+
+    def dump(self) -> dict:
+        """The JSON form with EAS key names, unset keys left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class ServicePatch(Schema):
+    """A partial service JSON (`eascmd modify -s`, `PATCH`): only the keys to change."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class CreateQuery(Schema):
+    relate: bool = Field(False, description="blue-green: create <name>_<8 hex> next to the service `name`")
+
+
+class ReleaseBody(Schema):
+    weight: int = Field(ge=0, le=100, description="percent of the entry endpoint's traffic for this service")
+
+
+class VersionBody(Schema):
+    version: int = Field(ge=1)
+
+
+class Service(Schema):
+    """A service as listed (`eascmd ls`, the sidebar)."""
+
+    name: str
+    workspace: str
+    state: str
+    instances_ready: int
+    instances_total: int
+    endpoint: str | None = Field(description="URL of /api/predict/<name>, null when closed by a release")
+    service_path: str
+    traffic: dict[str, int] | None = Field(description="{service: percent} on this entry endpoint, or null")
+    weight: int = 0
+    parent: str | None = None
+    test: bool = False
+    current_version: int
+    latest_version: int
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    message: str = ""
+
+
+class ServiceDetail(Service):
+    """`eascmd desc`: the service with its token and effective configuration."""
+
+    token: str | None
+    config: dict
+    stats: dict[str, float] = Field(default_factory=dict, description="requests, errors, latency_ms_sum...")
+
+
+class Instance(Schema):
+    """`eascmd w`: one instance process."""
+
+    name: str
+    version: int
+    inner_ip: str
+    host_ip: str
+    start_at: datetime | None
+    restarts: int
+    status: str
+    ready: str
+    reason: str = ""
+    last_state: dict | None = None
+    pid: int | None = None
+    draining: bool = False
+
+
+class ServiceVersion(Schema):
+    version: int
+    created_at: datetime
+    current: bool
+    config: dict

@@ -1,0 +1,506 @@
+"""Serving domain logic: services, versions, blue-green traffic, as eascmd defines them.
+
+Plain functions over a store session. They record what should run; :func:`desired_state`
+turns the store into the gateway's instructions, and the manager pushes them after commit.
+Runtime facts (instances, readiness) come from the gateway's status, passed in as ``status``.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from pai_lab.errors import BadInput, Conflict, NotFound
+from pai_lab.serving.schemas import (
+    TEST_PREFIX,
+    Instance,
+    Metadata,
+    Service,
+    ServiceDetail,
+    ServiceSpec,
+    ServiceVersion,
+)
+from pai_lab.serving.tables import ServiceRow, ServiceVersionRow
+from pai_lab.store import new_id, utcnow
+from pai_lab.workspaces import authorize
+
+SUPPORTED_PROCESSORS = "tensorflow_cpu_<version>, tensorflow_gpu_<version> or tensorflow (SavedModel), or " \
+                       "processor_type python with processor_path and processor_entry"
+MODEL_KEYS = {"model_path", "processor", "processor_path", "processor_entry", "processor_mainclass",
+              "processor_type", "model_entry", "model_config", "oss_endpoint"}
+
+
+def new_token() -> str:
+    """As EAS makes them: base64 of 40 lowercase hex characters (56 characters)."""
+    return base64.b64encode(secrets.token_hex(20).encode()).decode()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def parse_spec(data: Any) -> ServiceSpec:
+    """The service JSON, validated; errors name the key (unknown keys are refused by name)."""
+    if not isinstance(data, dict):
+        raise BadInput("the service JSON must be an object with name, model_path, processor and metadata", "spec")
+    try:
+        return ServiceSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        if err.get("type") == "extra_forbidden":
+            raise BadInput(f"unknown key {loc!r} in the service JSON; check its spelling (keys: name, token, "
+                           "generate_token, model_path, oss_endpoint, model_entry, model_config, processor, "
+                           "processor_path, processor_entry, processor_mainclass, processor_type, "
+                           "warm_up_data_path, metadata)", loc) from None
+        if err.get("type") == "missing":
+            raise BadInput(f"{loc} is required in the service JSON", loc) from None
+        raise BadInput(f"{loc}: {err.get('msg')}", loc) from None
+
+
+ARCHIVES = (".tar.gz", ".tgz", ".tar", ".bz2", ".zip")
+
+
+def _fetch(uri: str, spec: ServiceSpec, cache: Path, what: str) -> Path:
+    """A local path for ``uri``. Local folders and files are used in place; object-store
+    paths are copied once into the cache; archives (.tar.gz, .tar, .bz2, .zip) are unpacked."""
+    import fsspec
+
+    if not uri.startswith(("s3://", "oss://")):
+        local = Path(uri.removeprefix("file://")).expanduser().resolve()
+        if not local.exists():
+            raise BadInput(f"{what} {uri!r} does not exist on the server", what)
+        if not (local.is_file() and local.name.endswith(ARCHIVES)):
+            return local
+    key = hashlib.sha1(f"{uri}|{spec.oss_endpoint}".encode()).hexdigest()[:16]
+    target = cache / key
+    if target.exists():
+        return target
+    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".get-"))
+    try:
+        if uri.startswith(("s3://", "oss://")):
+            options = {"client_kwargs": {"endpoint_url": spec.oss_endpoint}} if spec.oss_endpoint else {}
+            try:
+                fs, path = fsspec.core.url_to_fs("s3://" + uri.split("://", 1)[1], **options)
+                if not fs.exists(path):
+                    raise BadInput(f"{what} {uri!r} does not exist in the object store", what)
+                if fs.isdir(path):
+                    for remote in fs.find(path):
+                        dest = tmp / Path(remote[len(path.rstrip("/")) + 1:])
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        fs.get(remote, str(dest))
+                else:
+                    fs.get(path, str(tmp / Path(path).name))
+            except BadInput:
+                raise
+            except Exception as exc:
+                raise BadInput(f"cannot read {what} {uri!r}: {exc}; set oss_endpoint to the store's URL and give "
+                               "the server AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY", what) from None
+        else:
+            shutil.copy(local, tmp / local.name)
+        files = list(tmp.iterdir())
+        if len(files) == 1 and files[0].is_file() and files[0].name.endswith(ARCHIVES):
+            unpacked = tmp / ".unpacked"
+            shutil.unpack_archive(str(files[0]), str(unpacked))
+            files[0].unlink()
+            for item in unpacked.iterdir():
+                item.rename(tmp / item.name)
+            unpacked.rmdir()
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve(session: Session, user: str, workspace: str, spec: ServiceSpec, cache: Path) -> dict:
+    """Where the model and processor are on this machine, checked now so that create fails
+    with a clear message instead of an instance that cannot start."""
+    cache.mkdir(parents=True, exist_ok=True)
+    resolved: dict[str, Any] = {}
+    model_dir = None
+    if spec.model_path:
+        path = spec.model_path
+        if "://" not in path and not Path(path).expanduser().exists():
+            try:
+                from pai_lab.training.models import get_model_path
+            except ImportError:
+                get_model_path = None
+            if get_model_path is None:
+                raise BadInput(f"model_path {path!r} does not exist on the server", "model_path")
+            try:
+                path = get_model_path(session, user, workspace, path)
+            except NotFound:
+                raise BadInput(f"model_path {spec.model_path!r} is neither a path nor a model of this workspace "
+                               "(name:version, name, or a training job id); `pai models ls` lists them",
+                               "model_path") from None
+        model_dir = _fetch(path, spec, cache, "model_path")
+    if spec.processor_type in ("cpp", "java"):
+        raise BadInput(f"processor_type {spec.processor_type!r} cannot run here; use {SUPPORTED_PROCESSORS}",
+                       "processor_type")
+    if spec.processor_type == "python":
+        if not spec.processor_path or not spec.processor_entry:
+            field = "processor_path" if not spec.processor_path else "processor_entry"
+            raise BadInput(f"{field} is required with processor_type python (the folder or archive and the .py "
+                           "file with initialize() and process(data))", field)
+        proc_dir = _fetch(spec.processor_path, spec, cache, "processor_path")
+        if proc_dir.is_file():
+            proc_dir = proc_dir.parent
+        if not (proc_dir / spec.processor_entry).is_file():
+            raise BadInput(f"processor_entry {spec.processor_entry!r} is not in processor_path", "processor_entry")
+        resolved.update(processor_kind="python", processor_dir=str(proc_dir), processor_entry=spec.processor_entry,
+                        processor_mainclass=spec.processor_mainclass,
+                        model_dir=str(model_dir) if model_dir else None, model_config=spec.model_config_)
+    else:
+        processor = spec.processor or ""
+        if not processor.startswith("tensorflow"):
+            raise BadInput(f"processor {processor or '(none)'!r} is not available here; use {SUPPORTED_PROCESSORS}",
+                           "processor")
+        if model_dir is None:
+            raise BadInput("model_path is required for the tensorflow processor (a SavedModel folder)", "model_path")
+        saved = _saved_model(model_dir)
+        if saved is None:
+            raise BadInput(f"model_path {spec.model_path!r} holds no SavedModel (saved_model.pb); export the model "
+                           "with tf.saved_model.save or model.export", "model_path")
+        resolved.update(processor_kind="tensorflow", model_dir=str(saved))
+    resolved["warm_up"] = _warm_up_requests(spec, cache) if spec.warm_up_data_path else []
+    return resolved
+
+
+def _saved_model(folder: Path) -> Path | None:
+    if (folder / "saved_model.pb").exists():
+        return folder
+    for found in sorted(folder.rglob("saved_model.pb")):
+        return found.parent
+    return None
+
+
+def _warm_up_requests(spec: ServiceSpec, cache: Path) -> list[str]:
+    """Warm-up file: ``.bin``/``.pb`` one serialized request; ``.txt``/``.jsonl`` one request
+    body per line; ``.json`` one JSON request. Returned base64-encoded for the gateway."""
+    folder = _fetch(spec.warm_up_data_path, spec, cache, "warm_up_data_path")
+    files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
+    if not files:
+        raise BadInput("warm_up_data_path holds no file", "warm_up_data_path")
+    path = files[0]
+    data = path.read_bytes()
+    if path.suffix in (".txt", ".jsonl"):
+        bodies = [line for line in data.splitlines() if line.strip()]
+    else:
+        bodies = [data]
+    return [base64.b64encode(b).decode() for b in bodies]
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def _row(session: Session, workspace_id: str, name: str) -> ServiceRow:
+    row = session.scalar(select(ServiceRow).where(ServiceRow.workspace_id == workspace_id, ServiceRow.name == name))
+    if row is None:
+        raise NotFound(f"no service named {name!r} in this workspace; `pai eascmd ls` lists them", "name")
+    return row
+
+
+def _version(session: Session, row: ServiceRow, version: int | None = None) -> ServiceVersionRow:
+    found = session.get(ServiceVersionRow, (row.id, version or row.current_version))
+    if found is None:
+        raise NotFound(f"service {row.name!r} has no version {version}; versions 1..{row.latest_version} exist",
+                       "version")
+    return found
+
+
+def _name_taken(session: Session, name: str) -> bool:
+    return session.scalar(select(ServiceRow.id).where(or_(ServiceRow.name == name, ServiceRow.entry == name))) \
+        is not None
+
+
+def _released_onto(session: Session, entry: str) -> list[ServiceRow]:
+    return list(session.scalars(select(ServiceRow).where(ServiceRow.entry == entry)).all())
+
+
+def traffic_of(session: Session, row: ServiceRow) -> dict[str, int] | None:
+    """The split on the entry endpoint this service owns, or null when it owns none."""
+    if row.endpoint_open:
+        children = [c for c in _released_onto(session, row.name) if c.id != row.id]
+        if not children:
+            return None
+        return _normalise({row.name: max(0, 100 - sum(c.weight for c in children)),
+                           **{c.name: c.weight for c in children}})
+    if row.entry and session.scalar(select(ServiceRow.id).where(ServiceRow.name == row.entry)) is None:
+        return _normalise({c.name: c.weight for c in _released_onto(session, row.entry)})
+    return None
+
+
+def _normalise(shares: dict[str, int]) -> dict[str, int]:
+    total = sum(shares.values())
+    if total <= 0:
+        return {k: 100 // max(1, len(shares)) for k in shares}
+    if total == 100:
+        return shares
+    out = {k: round(v * 100 / total) for k, v in shares.items()}
+    first = next(iter(out))
+    out[first] += 100 - sum(out.values())
+    return out
+
+
+def _summary(session: Session, row: ServiceRow, workspace: str, status: dict, endpoint) -> dict:
+    live = status.get(row.name) or {}
+    if row.state == "Stopped":
+        state = live.get("state") if live.get("state") in ("Stopping", "Stopped") else "Stopped"
+    else:
+        state = live.get("state") or "Waiting"
+    path = f"/api/predict/{row.name if row.endpoint_open else row.entry}"
+    return dict(
+        name=row.name, workspace=workspace, state=state, instances_ready=live.get("ready", 0),
+        instances_total=live.get("total", 0), endpoint=endpoint(f"/api/predict/{row.name}") if row.endpoint_open
+        else None, service_path=path, traffic=traffic_of(session, row), weight=row.weight, parent=row.parent,
+        test=row.test, current_version=row.current_version, latest_version=row.latest_version,
+        created_by=row.created_by, created_at=row.created_at, updated_at=row.updated_at,
+        message=live.get("message") or row.message)
+
+
+def list_services(session: Session, user: str, workspace: str, status: dict, endpoint) -> list[Service]:
+    access = authorize(session, user, workspace, "service.read")
+    rows = session.scalars(select(ServiceRow).where(ServiceRow.workspace_id == access.workspace_id)
+                           .order_by(ServiceRow.created_at, ServiceRow.name)).all()
+    return [Service(**_summary(session, r, access.workspace.name, status, endpoint)) for r in rows]
+
+
+def get_service(session: Session, user: str, workspace: str, name: str, status: dict, endpoint) -> ServiceDetail:
+    access = authorize(session, user, workspace, "service.read")
+    row = _row(session, access.workspace_id, name)
+    version = _version(session, row)
+    config = copy.deepcopy(version.config)
+    config.setdefault("metadata", {})["region"] = "local"
+    return ServiceDetail(**_summary(session, row, access.workspace.name, status, endpoint), token=row.token,
+                         config=config, stats=(status.get(name) or {}).get("stats") or {})
+
+
+def list_instances(session: Session, user: str, workspace: str, name: str, status: dict) -> list[Instance]:
+    access = authorize(session, user, workspace, "service.read")
+    _row(session, access.workspace_id, name)
+    return [Instance(**{k: v for k, v in i.items() if k in Instance.model_fields})
+            for i in (status.get(name) or {}).get("instances", [])]
+
+
+def list_versions(session: Session, user: str, workspace: str, name: str) -> list[ServiceVersion]:
+    access = authorize(session, user, workspace, "service.read")
+    row = _row(session, access.workspace_id, name)
+    rows = session.scalars(select(ServiceVersionRow).where(ServiceVersionRow.service_id == row.id)
+                           .order_by(ServiceVersionRow.version)).all()
+    return [ServiceVersion(version=v.version, created_at=v.created_at, current=v.version == row.current_version,
+                           config=v.config) for v in rows]
+
+
+# --------------------------------------------------------------------------- changes
+
+
+def _check_role(session: Session, user: str, workspace: str, action: str, name: str):
+    return authorize(session, user, workspace, action, test_service=name.startswith(TEST_PREFIX))
+
+
+def create_service(session: Session, user: str, workspace: str, data: dict, cache: Path, *,
+                   relate: bool = False) -> str:
+    """``eascmd create`` (``relate``: ``create -r``, blue-green). Returns the new service's name."""
+    spec = parse_spec(data)
+    access = _check_role(session, user, workspace, "service.deploy", spec.name)
+    parent = None
+    name = spec.name
+    if relate:
+        parent = session.scalar(select(ServiceRow).where(ServiceRow.workspace_id == access.workspace_id,
+                                                         ServiceRow.name == spec.name))
+        if parent is None:
+            raise BadInput(f"create -r makes a blue-green partner of an existing service, and there is no service "
+                           f"named {spec.name!r}; create it without -r first", "name")
+        while _name_taken(session, name):
+            name = f"{spec.name}_{secrets.token_hex(4)}"
+    elif _name_taken(session, name):
+        raise Conflict(f"a service named {name!r} already exists (names are unique on this server because they are "
+                       "endpoint paths); pick another name, or use `create -r` for a blue-green release", "name")
+    resolved = resolve(session, user, access.workspace.name, spec, cache)
+    token = spec.token or (None if spec.generate_token is False else new_token())
+    now = utcnow()
+    row = ServiceRow(id=new_id("svc"), workspace_id=access.workspace_id, name=name, state="Running", token=token,
+                     test=name.startswith(TEST_PREFIX), parent=parent.name if parent else None,
+                     endpoint_open=True, current_version=1, latest_version=1, created_by=user, created_at=now,
+                     updated_at=now, message="")
+    session.add(row)
+    session.flush()
+    config = spec.dump()
+    config["name"] = name
+    session.add(ServiceVersionRow(service_id=row.id, version=1, config=config, resolved=resolved, created_by=user,
+                                  created_at=now))
+    session.flush()
+    return name
+
+
+def _deep_merge(base: dict, change: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def modify_service(session: Session, user: str, workspace: str, name: str, change: dict, cache: Path) -> dict:
+    """``eascmd modify``: ``{"metadata": {"instance": N}}`` alone scales in place; a change with
+    model and processor keys adds a version (rolling update to it); anything else updates the
+    current version (rolling update). Returns what happened."""
+    access = _check_role(session, user, workspace, "service.manage", name)
+    row = _row(session, access.workspace_id, name)
+    if not isinstance(change, dict) or not change:
+        raise BadInput("nothing to change: give keys of the service JSON (for example metadata.instance)", "spec")
+    if "name" in change and change["name"] != name:
+        raise BadInput("a service cannot be renamed; leave out `name` or use the service's own name", "name")
+    if "metadata" in change:
+        flat = {k: v for k, v in change["metadata"].items()} if isinstance(change["metadata"], dict) else None
+        if flat is None:
+            raise BadInput("metadata must be an object", "metadata")
+    current = _version(session, row)
+    merged = _deep_merge(current.config, change)
+    if isinstance(merged.get("metadata"), dict):  # fold "rpc.x" keys the way parse_spec reads them
+        merged["metadata"] = Metadata.model_validate(merged["metadata"]).model_dump(exclude_none=True)
+    spec = parse_spec(merged)
+    meta_change = change.get("metadata") or {}
+    only_scale = set(change) == {"metadata"} and set(meta_change) == {"instance"}
+    if "token" in change or "generate_token" in change:
+        row.token = spec.token or (None if spec.generate_token is False else (row.token or new_token()))
+    if only_scale:
+        current.config = merged
+        kind = "scaled"
+    else:
+        resolved = resolve(session, user, access.workspace.name, spec, cache) if (
+            MODEL_KEYS & set(change) or "warm_up_data_path" in change) else current.resolved
+        new_version = bool({"model_path", "processor", "processor_path", "processor_entry"} & set(change))
+        if new_version:
+            row.latest_version += 1
+            session.add(ServiceVersionRow(service_id=row.id, version=row.latest_version, config=spec.dump(),
+                                          resolved=resolved, created_by=user, created_at=utcnow()))
+            row.current_version = row.latest_version
+            kind = "new version"
+        else:
+            current.config = spec.dump()
+            current.resolved = dict(resolved, revision_bump=secrets.token_hex(4))
+            kind = "updated"
+    row.updated_at = utcnow()
+    session.flush()
+    return {"service": name, "change": kind, "current_version": row.current_version,
+            "latest_version": row.latest_version}
+
+
+def switch_version(session: Session, user: str, workspace: str, name: str, version: int) -> None:
+    access = _check_role(session, user, workspace, "service.manage", name)
+    row = _row(session, access.workspace_id, name)
+    _version(session, row, version)
+    row.current_version = version
+    row.updated_at = utcnow()
+    session.flush()
+
+
+def set_state(session: Session, user: str, workspace: str, name: str, state: str) -> None:
+    access = _check_role(session, user, workspace, "service.manage", name)
+    row = _row(session, access.workspace_id, name)
+    row.state = state
+    row.updated_at = utcnow()
+    session.flush()
+
+
+def delete_service(session: Session, user: str, workspace: str, name: str) -> None:
+    """Deleting either side of a blue-green pair sends all traffic to the survivor."""
+    access = _check_role(session, user, workspace, "service.manage", name)
+    row = _row(session, access.workspace_id, name)
+    for child in _released_onto(session, row.name):
+        child.entry_token = child.entry_token or row.token  # callers of the entry keep their token
+    session.delete(row)
+    session.flush()
+
+
+def release(session: Session, user: str, workspace: str, name: str, weight: int) -> dict:
+    """``eascmd release <new> -w <pct>``: pct of the original endpoint's traffic goes to ``name``,
+    whose own endpoint closes."""
+    access = _check_role(session, user, workspace, "service.manage", name)
+    row = _row(session, access.workspace_id, name)
+    if row.parent is None:
+        raise BadInput(f"release takes the new service made with `create -r` (named {name}_<8 hex>); "
+                       f"{name!r} is not one", "name")
+    entry = row.entry or row.parent
+    others = sum(c.weight for c in _released_onto(session, entry) if c.id != row.id)
+    if others + weight > 100:
+        raise BadInput(f"other services already take {others}% of {entry!r}; at most {100 - others}% is left",
+                       "weight")
+    parent = session.scalar(select(ServiceRow).where(ServiceRow.name == entry))
+    row.entry = entry
+    row.entry_token = parent.token if parent is not None else row.entry_token
+    row.weight = weight
+    row.endpoint_open = False
+    row.updated_at = utcnow()
+    session.flush()
+    return {"service": name, "entry": entry, "weight": weight}
+
+
+def check_instance_delete(session: Session, user: str, workspace: str, name: str) -> None:
+    access = _check_role(session, user, workspace, "service.manage", name)
+    _row(session, access.workspace_id, name)
+
+
+def service_token(session: Session, user: str, workspace: str, name: str) -> tuple[str, str | None]:
+    """For the authenticated proxy: the entry path and token of a service the caller may read."""
+    access = authorize(session, user, workspace, "service.read")
+    row = _row(session, access.workspace_id, name)
+    if row.endpoint_open:
+        return row.name, row.token
+    return row.entry, row.entry_token
+
+
+# --------------------------------------------------------------------------- the gateway's instructions
+
+
+def _revision(row: ServiceRow, version: ServiceVersionRow) -> str:
+    config = copy.deepcopy(version.config)
+    config.get("metadata", {}).pop("instance", None)
+    text = json.dumps([row.id, version.version, config, version.resolved], sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def desired_state(session: Session) -> dict:
+    """Every service on the server, as the gateway should run it, and the entry routes."""
+    services, routes = [], {}
+    rows = session.scalars(select(ServiceRow).order_by(ServiceRow.created_at)).all()
+    by_name = {r.name: r for r in rows}
+    for row in rows:
+        version = session.get(ServiceVersionRow, (row.id, row.current_version))
+        meta = Metadata.model_validate(version.config["metadata"])
+        rpc = meta.rpc.model_dump()
+        services.append({
+            "name": row.name, "state": row.state, "instance": meta.instance, "workers": meta.concurrency,
+            "rpc": rpc, "cpu": meta.cpu, "memory": meta.memory, "version": version.version,
+            "revision": _revision(row, version),
+            "processor": {k: v for k, v in version.resolved.items() if k not in ("warm_up", "revision_bump")},
+            "warm_up": version.resolved.get("warm_up") or [],
+        })
+        if row.endpoint_open:
+            routes.setdefault(row.name, {"token": row.token, "targets": {}})
+            routes[row.name]["token"] = row.token
+        if row.entry:
+            route = routes.setdefault(row.entry, {"token": row.entry_token, "targets": {}})
+            if row.entry not in by_name:
+                route["token"] = row.entry_token
+            route["targets"][row.name] = row.weight
+    for entry, route in routes.items():
+        taken = sum(w for n, w in route["targets"].items())
+        if entry in by_name and by_name[entry].endpoint_open:
+            route["targets"][entry] = max(0, 100 - taken)
+        route["targets"] = _normalise(route["targets"]) if route["targets"] else {}
+    return {"services": services, "routes": routes}
