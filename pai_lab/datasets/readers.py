@@ -1,0 +1,254 @@
+"""Readers over manifest lines: labels from iTAG exports or folders, pandas frames, tf.data pipelines.
+
+They take an iterable of manifest lines (from :func:`pai_lab.datasets.service.iter_items`
+in-process, or from the client), so training code and notebooks read the same way.
+Only the item index (sources and labels, a few strings per item) is held in memory;
+contents are read lazily, per element, by tf.data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, Iterable, Sequence
+
+STAGE_ORDER = ("-verify", "-check", "")  # the last word on an item wins: acceptance, then check, then labeling
+
+
+def label_keys(line: dict) -> list[str]:
+    return [k for k in line if k.startswith("label-")]
+
+
+def export_result(line: dict) -> list | None:
+    """The ``results`` of the most final labeling stage on a line (accept > check > label)."""
+    keys = label_keys(line)
+    if not keys:
+        return None
+    for suffix in STAGE_ORDER:
+        for key in keys:
+            task = key[len("label-"):]
+            if (suffix and task.endswith(suffix)) or (not suffix and not task.endswith(("-check", "-verify"))):
+                value = line[key]
+                if isinstance(value, dict) and isinstance(value.get("results"), list):
+                    return value["results"]
+    return None
+
+
+def class_label(line: dict) -> str | None:
+    """The class of a classification item (the first survey answer), or None if unlabelled."""
+    results = export_result(line)
+    if not results:
+        return None
+    for result in results:
+        if isinstance(result, dict) and str(result.get("type", "")).startswith("survey"):
+            data = result.get("data")
+            if isinstance(data, list):
+                return str(data[0]) if data else None
+            return None if data is None else str(data)
+    return None
+
+
+def boxes(line: dict) -> list[dict]:
+    """Rectangles of a detection item as ``{"label", "xmin", "ymin", "xmax", "ymax"}`` in pixels."""
+    out = []
+    for result in export_result(line) or []:
+        if not isinstance(result, dict) or result.get("type") != "image":
+            continue
+        for shape in result.get("data") or []:
+            points = shape.get("value") or []
+            if not points:
+                continue
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            labels = shape.get("labels") or {}
+            label = next(iter(labels.values()), None) if isinstance(labels, dict) else None
+            if isinstance(label, list):
+                label = label[0] if label else None
+            out.append({"label": label, "xmin": min(xs), "ymin": min(ys), "xmax": max(xs), "ymax": max(ys)})
+    return out
+
+
+def folder_label(key: str) -> str | None:
+    """``cat/001.png`` -> ``cat``: the class of an item filed in a folder per class."""
+    parts = key.replace("\\", "/").split("/")
+    return parts[-2] if len(parts) >= 2 else None
+
+
+def items_frame(items: Iterable[Any]):
+    """Items (schema objects or dicts) as a DataFrame: index, key, source, size, stamp, label."""
+    import pandas as pd
+
+    rows = []
+    for item in items:
+        record = item.model_dump() if hasattr(item, "model_dump") else dict(item)
+        line = record.get("line") or {}
+        data = line.get("data") or {}
+        row = {"index": record.get("index"), "key": record.get("key"), "source": data.get("source"),
+               "size": record.get("size"), "stamp": record.get("stamp"), "label": class_label(line)}
+        for field, value in data.items():
+            if field != "source":
+                row[f"data.{field}"] = value if not isinstance(value, (dict, list)) else json.dumps(value)
+        rows.append(row)
+    columns = ["index", "key", "source", "size", "stamp", "label"]
+    frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame(columns=columns)
+    if rows and frame["label"].isna().all():
+        frame = frame.drop(columns=["label"])
+    return frame
+
+
+def frame_to_lines(frame, source: str | None = None) -> list[dict]:
+    """DataFrame rows as manifest lines: every column goes under ``data``; ``source`` names the
+    column that becomes ``data.source`` (default: a column called source, else the only column)."""
+    columns = list(frame.columns)
+    if source is None:
+        if "source" in columns:
+            source = "source"
+        elif len(columns) == 1:
+            source = columns[0]
+        else:
+            from pai_lab.errors import BadInput
+
+            raise BadInput(f"which column holds the items? pass source=<column>; columns are {columns}", "source")
+    lines = []
+    for record in frame.to_dict("records"):
+        data = {"source": record.pop(source)}
+        for key, value in record.items():
+            if hasattr(value, "item"):  # numpy scalars
+                value = value.item()
+            data[str(key)] = value
+        lines.append({"data": data})
+    return lines
+
+
+# ---------------------------------------------------------------- tf.data
+
+
+def shard_from_env() -> tuple[int, int] | None:
+    """(number of workers, this worker's index) from TF_CONFIG, as PAI-TF and DLC ranks set it."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    try:
+        config = json.loads(raw)
+    except ValueError:
+        return None
+    cluster, task = config.get("cluster") or {}, config.get("task") or {}
+    readers = [*(("chief", i) for i in range(len(cluster.get("chief", [])))),
+               *(("worker", i) for i in range(len(cluster.get("worker", []))))]
+    me = (task.get("type"), int(task.get("index", 0)))
+    if len(readers) <= 1 or me not in readers:
+        return None
+    return len(readers), readers.index(me)
+
+
+def _shard_indices(count: int, shard: tuple[int, int] | None, by: str) -> list[int]:
+    if not shard:
+        return list(range(count))
+    n, i = shard
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"shard must be (number of shards, index < number), got {shard}")
+    if by == "item":
+        return list(range(i, count, n))
+    if by == "file":
+        start, stop = count * i // n, count * (i + 1) // n
+        return list(range(start, stop))
+    raise ValueError("shard_by is 'item' (every n-th item) or 'file' (a contiguous block per worker)")
+
+
+def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequence[str] | None = None,
+                  labels: str | None = "auto", class_names: Sequence[str] | None = None,
+                  image_size: tuple[int, int] = (64, 64), channels: int = 3, normalize: bool = True,
+                  batch_size: int | None = None, shuffle: bool = False, seed: int = 0,
+                  shard: tuple[int, int] | str | None = "auto", shard_by: str = "item",
+                  read_bytes: Callable[[str], bytes] | None = None):
+    """A ``tf.data.Dataset`` of decoded images (float32, ``image_size``) or texts (tf.string), paired
+    with integer labels when the items carry them.
+
+    ``labels``: "auto" (an iTAG export on the lines, else one folder per class), "manifest", "folder"
+    or None. ``shard``: "auto" (from TF_CONFIG), (n, i) or None; ``shard_by`` "item" (every n-th)
+    or "file" (contiguous blocks). ``read_bytes(source)`` reads sources that are not local files.
+    The dataset has ``class_names`` like Keras' directory datasets.
+    """
+    import tensorflow as tf
+
+    sources: list[str] = []
+    raw_labels: list[str | None] = []
+    item_keys: list[str] = []
+    for n, line in enumerate(lines):
+        source = (line.get("data") or {}).get("source")
+        if not isinstance(source, str):
+            continue
+        sources.append(source)
+        item_keys.append(keys[n] if keys is not None else source)
+        raw_labels.append(class_label(line) if labels in ("auto", "manifest") else None)
+    if labels == "auto" and not any(raw_labels):
+        folders = [folder_label(k) for k in item_keys]
+        if len({f for f in folders if f}) > 1:
+            raw_labels = folders
+    elif labels == "folder":
+        raw_labels = [folder_label(k) for k in item_keys]
+    use_labels = labels is not None and any(raw_labels)
+    names = list(class_names) if class_names else sorted({lab for lab in raw_labels if lab is not None})
+    index_of = {name: i for i, name in enumerate(names)}
+
+    if shard == "auto":
+        shard = shard_from_env()
+    picked = _shard_indices(len(sources), shard if isinstance(shard, tuple) else None, shard_by)
+    if use_labels:
+        picked = [i for i in picked if raw_labels[i] in index_of]  # unlabelled items are left out
+    picked_sources = [sources[i] for i in picked]
+
+    def read(source: str) -> bytes:
+        local = source[7:] if source.startswith("file://") else source
+        if "://" not in local and os.path.exists(local):
+            with open(local, "rb") as fh:
+                return fh.read()
+        if read_bytes is not None:
+            return read_bytes(source)
+        import fsspec
+
+        with fsspec.open(source, "rb") as fh:
+            return fh.read()
+
+    def load(source):
+        return tf.py_function(lambda s: read(s.numpy().decode("utf-8", "surrogateescape")), [source], tf.string)
+
+    texts_inline = data_type == "text" and not any(os.path.exists(s) or "://" in s for s in picked_sources[:20])
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(picked_sources, dtype=tf.string)
+                                            if picked_sources else tf.zeros([0], tf.string))
+    if use_labels:
+        ids = tf.constant([index_of[raw_labels[i]] for i in picked], dtype=tf.int64)
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(ids)))
+    else:
+        ds = ds.map(lambda s: (s,))
+    if shuffle:
+        ds = ds.shuffle(min(len(picked_sources), 10_000) or 1, seed=seed, reshuffle_each_iteration=True)
+
+    if data_type == "image":
+        height, width = image_size
+
+        def decode(source, *rest):
+            image = tf.io.decode_image(load(source), channels=channels, expand_animations=False)
+            image = tf.image.resize(image, (height, width))
+            image.set_shape((height, width, channels))
+            if normalize:
+                image = image / 255.0
+            return (image, *rest) if rest else image
+    elif texts_inline:
+        def decode(source, *rest):
+            return (source, *rest) if rest else source
+    else:
+        def decode(source, *rest):
+            text = load(source)
+            text.set_shape(())
+            return (text, *rest) if rest else text
+
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    if batch_size:
+        ds = ds.batch(batch_size)
+    options = tf.data.Options()
+    # sharding is done here, by item or file; tf.distribute must not shard it again
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    ds = ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    ds.class_names = names if use_labels else []
+    ds.item_count = len(picked_sources)
+    return ds
