@@ -120,7 +120,11 @@ def _register(store, user: str, ws: str, ctx: ExportContext, body: sc.ExportRequ
 def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest) -> sc.Task:
     """Create a task from a result file, each answer kept in the stage it was in."""
     access = authorize(s, user, ws, "label.manage")
-    parsed = formats.importer(body.format).parse(body.content, None)
+    hint = None
+    if body.template:
+        hint = sv.resolve_template(s, access.workspace_id, body.template, multi=bool(body.multi),
+                                   relation_labels=[], has_labels=True)
+    parsed = formats.importer(body.format).parse(body.content, hint)
     template = body.template or parsed.template
     if template is None:
         raise BadInput("cannot tell the template from the file; give it with template=<id>", "template")
@@ -139,7 +143,6 @@ def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest) -> sc.Ta
     task_id = parsed.task_id if body.keep_id else None
     if task_id is not None and not (13 <= len(task_id) <= 19):
         task_id = None
-    _ = access
     return sv.create_task(s, user, ws, create, items=parsed.items, task_id=task_id, source=f"import:{body.format}")
 
 
