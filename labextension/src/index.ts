@@ -1,0 +1,57 @@
+/** The pai_lab JupyterLab extension: a left-area sidebar over the pai_lab control plane. */
+import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
+
+import { SidebarWidget } from './panel';
+
+const PLUGIN_ID = 'pai-lab:sidebar';
+
+/** Put code in a new cell below the active one of the current notebook; return a message when it cannot. */
+function codeInserter(app: JupyterFrontEnd, tracker: INotebookTracker | null): (code: string) => string | null {
+  return (code: string) => {
+    const panel = tracker?.currentWidget;
+    if (!panel) {
+      void navigator.clipboard?.writeText(code).catch(() => undefined);
+      return 'Open a notebook first; the code was copied to the clipboard.';
+    }
+    app.shell.activateById(panel.id);
+    const notebook = panel.content;
+    const active = notebook.activeCell;
+    const reuse = active && active.model.type === 'code' && active.model.sharedModel.getSource().trim() === '';
+    if (!reuse) {
+      NotebookActions.insertBelow(notebook);
+    }
+    const cell = notebook.activeCell;
+    if (!cell) {
+      return 'Could not add a cell to this notebook.';
+    }
+    cell.model.sharedModel.setSource(code);
+    return null;
+  };
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description: 'The pai_lab sidebar: workspaces, members, datasets, labeling, jobs and services.',
+  autoStart: true,
+  requires: [ILabShell],
+  optional: [ILayoutRestorer, INotebookTracker],
+  activate: (
+    app: JupyterFrontEnd,
+    shell: ILabShell,
+    restorer: ILayoutRestorer | null,
+    tracker: INotebookTracker | null
+  ) => {
+    const sidebar = new SidebarWidget(codeInserter(app, tracker));
+    shell.add(sidebar, 'left', { rank: 850 });
+    if (restorer) {
+      restorer.add(sidebar, sidebar.id);
+    }
+    app.commands.addCommand('pai-lab:open-sidebar', {
+      label: 'Show the pai_lab sidebar',
+      execute: () => shell.activateById(sidebar.id)
+    });
+  }
+};
+
+export default plugin;
