@@ -454,9 +454,10 @@ class ServiceRuntime:
         for inst in others:
             inst.wakeup.set()
 
-    async def close(self) -> None:
+    async def close(self, drain: bool = False) -> None:
+        """End every instance; ``drain``: let queued and in-flight requests finish first."""
         self._cancel_rollout()
-        await asyncio.gather(*(i.stop(drain=False) for i in [*self.instances, *self.retiring]),
+        await asyncio.gather(*(i.stop(drain=drain) for i in [*self.instances, *self.retiring]),
                              return_exceptions=True)
         self.instances = []
 
@@ -638,7 +639,7 @@ class Gateway:
         for name in list(self.services):
             if name not in wanted:
                 svc = self.services.pop(name)
-                asyncio.create_task(svc.close())
+                asyncio.create_task(svc.close(drain=True))  # a deleted service finishes what it holds
         for name, spec in wanted.items():
             svc = self.services.get(name) or self.services.setdefault(name, ServiceRuntime(self, name))
             svc.apply(spec)

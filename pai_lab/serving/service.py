@@ -369,16 +369,13 @@ def modify_service(session: Session, user: str, workspace: str, name: str, chang
         if flat is None:
             raise BadInput("metadata must be an object", "metadata")
     current = _version(session, row)
-    merged = _deep_merge(current.config, change)
-    if isinstance(merged.get("metadata"), dict):  # fold "rpc.x" keys the way parse_spec reads them
-        merged["metadata"] = Metadata.model_validate(merged["metadata"]).model_dump(exclude_none=True)
-    spec = parse_spec(merged)
+    spec = parse_spec(_deep_merge(current.config, change))
     meta_change = change.get("metadata") or {}
     only_scale = set(change) == {"metadata"} and set(meta_change) == {"instance"}
     if "token" in change or "generate_token" in change:
         row.token = spec.token or (None if spec.generate_token is False else (row.token or new_token()))
     if only_scale:
-        current.config = merged
+        current.config = spec.dump()
         kind = "scaled"
     else:
         resolved = resolve(session, user, access.workspace.name, spec, cache) if (
