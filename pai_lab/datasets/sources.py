@@ -149,8 +149,9 @@ def parse_object_uri(uri: str, options: dict[str, Any]) -> ObjectLocation:
 def filesystem(location: ObjectLocation):
     import s3fs
 
-    # A fresh instance per dataset: s3fs caches instances by options, and listings must be current.
-    return s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False, **location.options)
+    # s3fs reuses one instance per set of options (its connection pool); listings are never cached,
+    # so every scan sees the bucket as it is now.
+    return s3fs.S3FileSystem(use_listings_cache=False, **location.options)
 
 
 def object_error(exc: BaseException, location: ObjectLocation) -> BadInput:
