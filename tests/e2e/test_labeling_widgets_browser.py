@@ -1,0 +1,222 @@
+"""The labeling widgets in real JupyterLab and headless Chromium: a notebook runs ``task.label()``
+and the test labels with keys and the mouse, then checks what the server stored."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.browser import ARTIFACTS, save_screenshot
+from tests.fixtures.labeling_browser import create_task, digit_images, open_notebook, task_items, wait_kernel_idle
+
+pytestmark = pytest.mark.e2e
+
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+OPEN = "import pai_lab\nws = pai_lab.connect()\ntask = ws.labeling.get({task_id!r})\n"
+
+
+def shot(locator, name: str) -> None:
+    """A screenshot in test-artifacts/, copied to docs/images/ when PAI_LAB_DOC_SHOTS is set."""
+    import os
+
+    path = save_screenshot(locator, name)
+    if os.environ.get("PAI_LAB_DOC_SHOTS"):
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, DOCS_IMAGES / name)
+
+
+def position(root) -> str:
+    return root.locator("[data-role=position]").inner_text()
+
+
+def wait_saved(page, root) -> None:
+    root.locator("[data-role=save].saved").wait_for(timeout=30_000)
+
+
+def test_classify_twenty_digits_by_key_then_reload_and_resume(widget_lab, page):
+    lab = widget_lab
+    images = digit_images(lab.root / f"digits_{uuid.uuid4().hex[:6]}", 20)
+    task = create_task(lab, {
+        "name": "digits_" + uuid.uuid4().hex[:6], "template": "image-classification",
+        "labels": [str(d) for d in range(10)], "package_size": 20,
+        "lines": [{"data": {"source": str(path)}} for path, _ in images]})
+    cells = [OPEN.format(task_id=task["id"]) + "task.label()"]
+    nb = open_notebook(page, lab, cells)
+    root = nb.run(0)
+    root.locator("img[data-role=item-image]").wait_for()
+    assert position(root) == "1/20"
+    root.locator(".pl-head").click()  # focus the labeler, as a person clicking on it would
+
+    # one keystroke per image: the digit it shows
+    for i, (_, digit) in enumerate(images[:10]):
+        page.keyboard.press(str(digit))
+        page.wait_for_function("([el, want]) => el.textContent === want",
+                               arg=[root.locator("[data-role=position]").element_handle(), f"{i + 2}/20"])
+    wait_saved(page, root)
+    shot(root, "labeling-image-classification.png")
+
+    stored = {item["seq"]: item for item in task_items(lab, task["id"])}
+    for seq, (_, digit) in enumerate(images[:10]):
+        assert stored[seq]["label"][0]["data"] == str(digit)
+        assert stored[seq]["label"][0]["type"] == "survey/value"
+    assert all(stored[seq]["label"] is None for seq in range(10, 20))
+
+    # reload the page and open the task again: it resumes at the first unlabeled item
+    page.reload()
+    wait_kernel_idle(page)
+    root = nb.run(0)
+    root.locator("img[data-role=item-image]").wait_for()
+    assert position(root) == "11/20"
+    assert root.locator("img[data-role=item-image]").get_attribute("data-seq") == "10"
+    root.locator(".pl-head").click()
+    for i, (_, digit) in enumerate(images[10:], start=10):
+        page.keyboard.press(str(digit))
+    root.locator("[data-role=done]").wait_for()
+    wait_saved(page, root)
+
+    stored = task_items(lab, task["id"])
+    assert [item["label"][0]["data"] for item in stored] == [str(d) for _, d in images]
+    # every answer was stored once: retries carry the same client id
+    history = lab.api("GET", f"/workspaces/default/labeling/tasks/{task['id']}/items/0/history").json()
+    assert len(history) == 1
+
+    # Enter on the finished package submits it
+    page.keyboard.press("Enter")
+    root.locator("[data-role=done]").wait_for()
+    packages = lab.api("GET", f"/workspaces/default/labeling/tasks/{task['id']}/packages").json()
+    assert packages[0]["state"] == "done"
+
+
+def test_draw_a_box_by_mouse_drag_and_skip_a_corrupt_image(widget_lab, page):
+    lab = widget_lab
+    folder = lab.root / f"boxes_{uuid.uuid4().hex[:6]}"
+    [(image, _)] = digit_images(folder, 1, size=(640, 480))
+    corrupt = folder / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    task = create_task(lab, {
+        "name": "boxes_" + uuid.uuid4().hex[:6], "template": "object-detection", "labels": ["digit", "noise"],
+        "lines": [{"data": {"source": str(image)}}, {"data": {"source": str(corrupt)}}]})
+    nb = open_notebook(page, lab, [OPEN.format(task_id=task["id"]) + "task.label()"])
+    root = nb.run(0)
+    img = root.locator("img[data-role=item-image]")
+    img.wait_for()
+    box = img.bounding_box()
+    # drag from 25%/20% to 75%/90% of the shown image
+    x1, y1 = box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.2
+    x2, y2 = box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.9
+    page.mouse.move(x1, y1)
+    page.mouse.down()
+    page.mouse.move((x1 + x2) / 2, (y1 + y2) / 2, steps=4)
+    page.mouse.move(x2, y2, steps=4)
+    page.mouse.up()
+    root.locator("[data-role=shape-row]").wait_for()
+    page.keyboard.press("2")  # the selected box becomes "noise"
+    shot(root, "labeling-object-detection.png")
+    page.keyboard.press("Enter")
+
+    # the next image is corrupt: the widget says so and offers to skip it
+    problem = root.locator("[data-role=problem]")
+    problem.wait_for()
+    assert "not an image" in problem.inner_text() or "decode" in problem.inner_text()
+    page.keyboard.press("x")
+    reason = root.locator("input[data-role=skip-reason]")
+    reason.wait_for()
+    assert "image" in reason.input_value()
+    page.keyboard.press("Enter")
+    root.locator("[data-role=done]").wait_for()
+    wait_saved(page, root)
+
+    first, second = task_items(lab, task["id"])
+    [answer] = first["label"]
+    assert (answer["width"], answer["height"]) == (640, 480)
+    [shape] = answer["data"]
+    assert shape["labels"] == {"单选": "noise"}
+    xs = [p[0] for p in shape["value"]]
+    ys = [p[1] for p in shape["value"]]
+    # exported in image pixels: where the mouse went, scaled from the shown size to 640x480
+    assert min(xs) == pytest.approx(640 * 0.25, abs=2) and max(xs) == pytest.approx(640 * 0.75, abs=2)
+    assert min(ys) == pytest.approx(480 * 0.2, abs=2) and max(ys) == pytest.approx(480 * 0.9, abs=2)
+    assert second["skipped"] and "image" in second["skipped"]
+    assert second["label"] is None
+
+
+def test_select_an_ner_span_with_the_mouse(widget_lab, page):
+    lab = widget_lab
+    text = "Alibaba was founded in Hangzhou in 1999 by Jack Ma."
+    task = create_task(lab, {
+        "name": "ner_" + uuid.uuid4().hex[:6], "template": "ner", "labels": ["ORG", "LOC", "PER"],
+        "lines": [{"data": {"source": text}}, {"data": {"source": "Beijing is far."}}]})
+    nb = open_notebook(page, lab, [OPEN.format(task_id=task["id"]) + "task.label()"])
+    root = nb.run(0)
+    text_el = root.locator("[data-role=text]")
+    text_el.wait_for()
+    # drag across "Hangzhou" with the mouse
+    start, end = text.index("Hangzhou"), text.index("Hangzhou") + len("Hangzhou")
+    rects = text_el.evaluate("""(el, [a, b]) => {
+        const node = el.firstChild.firstChild;  // one segment: the text has no spans yet
+        const r = document.createRange();
+        r.setStart(node, a); r.setEnd(node, a + 1); const first = r.getBoundingClientRect();
+        r.setStart(node, b - 1); r.setEnd(node, b); const last = r.getBoundingClientRect();
+        return [first.left + 1, first.top + first.height / 2, last.right - 1, last.top + last.height / 2];
+    }""", [start, end])
+    page.mouse.move(rects[0], rects[1])
+    page.mouse.down()
+    page.mouse.move(rects[2], rects[3], steps=5)
+    page.mouse.up()
+    root.locator(".pl-seg.kbsel").first.wait_for()
+    page.keyboard.press("2")  # LOC
+    root.locator("[data-role=span-row]").wait_for()
+    # and one by keyboard: "Jack Ma" with Shift+arrows from the caret after the first span
+    shot(root, "labeling-ner.png")
+    page.keyboard.press("Enter")
+    root.locator("[data-role=text]").filter(has_text="Beijing").wait_for()
+    wait_saved(page, root)
+
+    first = task_items(lab, task["id"])[0]
+    [spans] = first["label"]
+    assert spans["objects"] == [{"result": {"文本内容": "LOC"}, "color": None, "id": None, "text": "Hangzhou",
+                                 "start": start, "end": end - 1}]
+
+
+def test_checker_rejects_and_the_package_returns_to_the_labeler(widget_lab, page):
+    lab = widget_lab
+    images = digit_images(lab.root / f"check_{uuid.uuid4().hex[:6]}", 3)
+    task = create_task(lab, {
+        "name": "check_" + uuid.uuid4().hex[:6], "template": "image-classification",
+        "labels": [str(d) for d in range(10)], "flow": "label-check",
+        "lines": [{"data": {"source": str(path)}} for path, _ in images]})
+    base = f"/workspaces/default/labeling/tasks/{task['id']}"
+    # labeled (one wrongly) and submitted through the API, as another notebook would
+    package = lab.api("POST", base + "/claim", {"stage": "label"}).json()
+    for seq, (_, digit) in enumerate(images):
+        answer = "7" if seq == 1 else str(digit)
+        assert lab.api("POST", base + "/answers", {"item": seq, "answer": answer}).status_code in (200, 201)
+    assert lab.api("POST", base + f"/packages/{package['number']}/submit").status_code == 200
+
+    nb = open_notebook(page, lab, [OPEN.format(task_id=task["id"]) + "task.check()", "task.label()"])
+    root = nb.run(0)
+    root.locator(".pl-badge.check").wait_for()
+    root.locator("img[data-role=item-image]").wait_for()
+    root.locator(".pl-head").click()
+    # the checker sees the labeler's answer selected
+    assert root.locator(".pl-choice.on").inner_text().startswith(str(images[0][1]))
+    page.keyboard.press("Enter")  # item 0 is right
+    root.locator("[data-role=position]").filter(has_text="2/3").wait_for()
+    shot(root, "labeling-checker.png")
+    page.keyboard.press("r")
+    comment = root.locator("input[data-role=reject-comment]")
+    comment.wait_for()
+    comment.fill("item 2 shows a different digit")
+    page.keyboard.press("Enter")
+    root.locator("[data-role=done]").wait_for()
+
+    packages = lab.api("GET", base + "/packages").json()
+    assert packages[0]["state"] == "labeling" and packages[0]["comment"] == "item 2 shows a different digit"
+
+    # the labeler opens the task and gets the package back, with the comment shown
+    labeler = nb.run(1)
+    labeler.locator(".pl-notice").filter(has_text="item 2 shows a different digit").wait_for()
+    assert labeler.locator(".pl-badge.label").count() == 1
