@@ -136,9 +136,14 @@ def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest) -> sc.Ta
             item.prelabel = next((item.answers[st] for st in ("accept", "check", "label") if st in item.answers),
                                  None)
             item.answers = {}
-    create = sc.TaskCreate(name=body.name, template=template, labels=body.labels or parsed.labels,
+    labels, relation_labels = parsed.labels, parsed.relation_labels
+    if hint is not None:  # the template says which values are labels
+        labels, relation_labels = formats.collect_labels(hint, [r for i in parsed.items for r in (
+            list(i.answers.values()) + [i.prelabel])])
+        labels = labels or parsed.labels
+    create = sc.TaskCreate(name=body.name, template=template, labels=body.labels or labels,
                            multi=parsed.multi if body.multi is None else body.multi, flow=flow,
-                           relation_labels=getattr(parsed, "relation_labels", []) or [],
+                           relation_labels=relation_labels or parsed.relation_labels,
                            package_size=body.package_size)
     task_id = parsed.task_id if body.keep_id else None
     if task_id is not None and not (13 <= len(task_id) <= 19):

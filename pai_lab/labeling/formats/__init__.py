@@ -162,3 +162,32 @@ def parse_json(text: str, what: str) -> Any:
 
 def data_value(data: dict, key: str) -> Any:
     return data.get(key) if isinstance(data, dict) else None
+
+
+def collect_labels(spec: TemplateSpec, results_lists) -> tuple[list[str], list[str]]:
+    """(labels, relation labels) used in these results, in order of first use."""
+    labels: dict[str, None] = {}
+    relations: dict[str, None] = {}
+
+    def add(target, value):
+        target.update(dict.fromkeys(v for v in (value if isinstance(value, list) else [value])
+                                    if isinstance(v, str)))
+
+    for results in results_lists:
+        for q, el in zip_results(spec, results or []):
+            if q.labels is not None:
+                continue  # the question brings its own choices
+            if q.type in ("single", "multi"):
+                add(labels, el.get("data"))
+            elif q.type == "boxes":
+                for s in el.get("data") or []:
+                    add(labels, (s.get("labels") or {}).get(q.result_key))
+            elif q.type in ("spans", "segments"):
+                for o in el.get("objects") or []:
+                    add(labels, (o.get("result") or {}).get(q.result_key))
+    for results in results_lists:
+        for q, el in zip_results(spec, results or []):
+            if q.type == "relations":
+                for r in el:
+                    add(relations, (r.get("result") or {}).get(q.result_key) if isinstance(r, dict) else None)
+    return list(labels), list(relations)

@@ -5,8 +5,8 @@ annotation), a pre-label is a prediction. Region names follow the template: ``fr
 the question's title, ``to_name`` the content key it marks. :func:`config` writes the matching
 labeling config (XML), which Label Studio and its converter need to read the file.
 
-Label Studio stores geometry in percent of the image; pixels come back as ``p * size / 100``,
-which can differ from the original in the last bits of a float. Relation endpoints' canvas
+Label Studio stores geometry in percent of the image; pixels come back as the shortest decimal
+that gives the same percent, so coordinates come back as they were written. Relation endpoints' canvas
 positions (``x``/``y``) and a segment list's ``duration`` have no place in Label Studio and come
 back as 0.
 """
@@ -152,6 +152,20 @@ def _num(v):
     return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
+def _recover(approx: float, ok) -> float | int:
+    """The shortest decimal near ``approx`` that exports to the same percent (``ok``), so pixel
+    values written by people come back as they were, not with a last-bit error."""
+    for digits in range(0, 16):
+        r = round(approx, digits)
+        if ok(r):
+            return _num(r)
+    return _num(approx)
+
+
+def _pixels(pct: float, size: int | float) -> float | int:
+    return _recover(pct * size / 100, lambda r: r * 100 / size == pct)
+
+
 def from_regions(spec: TemplateSpec, regions: list[dict], data: dict, where: str) -> list:
     """Label Studio result regions -> iTAG results, in template question order."""
     by_name: dict[str, list[dict]] = {}
@@ -191,12 +205,13 @@ def from_regions(spec: TemplateSpec, regions: list[dict], data: dict, where: str
                 if not w or not h:
                     raise BadInput(f"{where}: region {r.get('id')} has no original_width/original_height", "content")
                 if r.get("type") == "rectanglelabels":
-                    x1, y1 = v["x"] * w / 100, v["y"] * h / 100
-                    x2, y2 = (v["x"] + v["width"]) * w / 100, (v["y"] + v["height"]) * h / 100
+                    x1, y1 = _pixels(v["x"], w), _pixels(v["y"], h)
+                    x2 = _recover((v["x"] + v["width"]) * w / 100, lambda r: (r - x1) * 100 / w == v["width"])
+                    y2 = _recover((v["y"] + v["height"]) * h / 100, lambda r: (r - y1) * 100 / h == v["height"])
                     pts = [[x1, y1], [x2, y1], [x2, y2], [x1, y2]]
                     labels = v.get("rectanglelabels") or []
                 else:
-                    pts = [[x * w / 100, y * h / 100] for x, y in v.get("points") or []]
+                    pts = [[_pixels(x, w), _pixels(y, h)] for x, y in v.get("points") or []]
                     labels = v.get("polygonlabels") or []
                 lab: dict = {}
                 if q.text_title and r.get("id") in texts:
