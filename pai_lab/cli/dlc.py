@@ -3,7 +3,8 @@
 The verbs are shared by several areas: data and code sources belong to the dataset registry,
 jobs to training. Each area adds its object kinds to the verbs in its own module (listed in
 ``KIND_MODULES``) through ``register_dlc(verbs, add_command)``, where ``verbs`` maps a verb to its
-sub-parsers (``verbs["create"].add_parser("data_source", ...)``).
+sub-parsers (``verbs["create"].add_parser("data_source", ...)``); ``stop`` and ``logs`` map to their own
+parser, as they take a job id and no kind.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ VERBS = {
     "create": "create a data source or code source",
     "delete": "delete a data source or code source",
 }
+DIRECT_VERBS = ("stop", "logs")
 KIND_MODULES = ["pai_lab.cli.dlc_sources", "pai_lab.cli.dlc_jobs"]
 
 
@@ -27,8 +29,9 @@ def register(sub, add_command) -> None:
     verbs = {}
     for verb, text in VERBS.items():
         p = verbs_sub.add_parser(verb, help=text, description=text)
-        verbs[verb] = p.add_subparsers(dest="kind", metavar="KIND", required=True)
-    # `stop` and `logs` take a job id directly (no kind); the training module fills them in.
+        # `stop` and `logs` take a job id directly (no kind): the training module adds their arguments
+        # to the verb's own parser; the other verbs get one sub-parser per object kind.
+        verbs[verb] = p if verb in DIRECT_VERBS else p.add_subparsers(dest="kind", metavar="KIND", required=True)
     for name in KIND_MODULES:
         try:
             module = importlib.import_module(name)

@@ -1,0 +1,190 @@
+"""``ws.jobs``: submit distributed TensorFlow jobs, follow them, read their logs and metrics.
+
+    >>> job = ws.jobs.submit(name="mnist", command="python /root/code/train.py", workers=2,
+    ...                      code_source="./code")
+    >>> job.monitor()          # live widget: ranks, log tail, metric curves, stop button
+    >>> job.wait().state
+    'Succeeded'
+    >>> job.metrics()          # DataFrame: pod, step, loss, accuracy, ...
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+
+from pai_lab.client import table
+from pai_lab.errors import PaiError
+from pai_lab.training.schemas import TERMINAL_STATES, Job as JobInfo, JobDetail, LogLine, MetricPoint
+
+
+class JobFailed(PaiError):
+    """Raised by ``Job.wait(raise_on_failure=True)`` when the job ends Failed or Stopped."""
+
+
+class Job:
+    """A handle on one job. Attributes of its last-fetched :class:`JobDetail` are readable directly."""
+
+    def __init__(self, jobs: "Jobs", detail: JobDetail):
+        self._jobs = jobs
+        self.id = detail.id
+        self.detail = detail
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_") or attr == "detail":
+            raise AttributeError(attr)
+        return getattr(self.detail, attr)
+
+    def refresh(self) -> JobDetail:
+        self.detail = JobDetail.model_validate(self._jobs._ws._get(f"/jobs/{self.id}"))
+        return self.detail
+
+    @property
+    def done(self) -> bool:
+        return self.refresh().state in TERMINAL_STATES
+
+    def wait(self, timeout: float | None = None, poll: float = 1.0, raise_on_failure: bool = False,
+             progress: bool = False) -> "Job":
+        """Block until the job ends (or ``timeout`` seconds pass); show a progress bar if asked."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=100, desc=self.id, unit="%")
+        try:
+            while True:
+                detail = self.refresh()
+                if bar is not None:
+                    bar.set_postfix_str(f"{detail.state} {detail.progress}")
+                    done = [p for p in detail.pods if p.state in TERMINAL_STATES]
+                    bar.n = int(100 * len(done) / max(1, len(detail.pods)))
+                    bar.refresh()
+                if detail.state in TERMINAL_STATES:
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"job {self.id} is still {detail.state} after {timeout} s")
+                time.sleep(poll)
+        finally:
+            if bar is not None:
+                bar.close()
+        if raise_on_failure and self.detail.state != "Succeeded":
+            raise JobFailed(f"job {self.id} ended {self.detail.state}: {self.detail.reason}")
+        return self
+
+    def stop(self) -> JobDetail:
+        self.detail = JobDetail.model_validate(self._jobs._ws._post(f"/jobs/{self.id}/stop"))
+        return self.detail
+
+    def log_lines(self, pod: str | int | None = None, max_events_num: int = 2000, start_time=None,
+                  end_time=None, after: int | None = None) -> list[LogLine]:
+        params: dict[str, Any] = {"max_events_num": max_events_num}
+        if pod is not None:
+            params["pod"] = self.pod_name(pod)
+        for key, value in (("start_time", start_time), ("end_time", end_time), ("after", after)):
+            if value is not None:
+                params[key] = value.isoformat() if hasattr(value, "isoformat") else value
+        return [LogLine.model_validate(x) for x in self._jobs._ws._get(f"/jobs/{self.id}/logs", params=params)]
+
+    def logs(self, pod: str | int | None = 0, max_events_num: int = 2000, start_time=None, end_time=None) -> str:
+        """One pod's log as text (``pod``: a pod name, a worker index, or None for every pod)."""
+        lines = self.log_lines(pod, max_events_num, start_time, end_time)
+        if pod is None:
+            return "\n".join(f"[{x.pod.rsplit('-', 2)[-2]}-{x.pod.rsplit('-', 1)[-1]}] {x.line}" for x in lines)
+        return "\n".join(x.line for x in lines)
+
+    def pod_name(self, pod: str | int) -> str:
+        if isinstance(pod, int):
+            trainers = [p.name for p in self.detail.pods if p.role in ("chief", "master", "worker")]
+            workers = [p.name for p in self.detail.pods if p.role == "worker"]
+            return (workers or trainers)[pod]
+        if not pod.startswith(self.id):
+            return f"{self.id}-{pod}"
+        return pod
+
+    def metric_points(self, after: int | None = None) -> list[MetricPoint]:
+        params = {"after": after} if after is not None else None
+        return [MetricPoint.model_validate(x) for x in self._jobs._ws._get(f"/jobs/{self.id}/metrics", params=params)]
+
+    def metrics(self) -> pd.DataFrame:
+        """One row per (pod, step), one column per metric."""
+        points = self.metric_points()
+        if not points:
+            return pd.DataFrame(columns=["pod", "step", "time"])
+        long = table(points)
+        wide = long.pivot_table(index=["pod", "step"], columns="name", values="value", aggfunc="last")
+        times = long.groupby(["pod", "step"])["time"].max()
+        wide = wide.join(times).reset_index()
+        wide.columns.name = None
+        return wide.sort_values(["pod", "step"]).reset_index(drop=True)
+
+    def monitor(self, refresh: float = 1.0):
+        """A live panel: state per rank, log tail per pod, metric curves, stop button, Dask dashboard."""
+        from pai_lab.widgets.job_monitor import JobMonitor
+
+        return JobMonitor(self, refresh=refresh)
+
+    def _repr_html_(self) -> str:
+        d = self.detail
+        return (f"<b>{d.id}</b> {d.name}: <b>{d.state}</b> {d.progress} "
+                + (f"<br><i>{d.reason}</i>" if d.reason else ""))
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.detail.name!r} {self.detail.state}>"
+
+
+class Jobs:
+    """``ws.jobs``: ``submit(...)``, ``get(id)``, ``list()``; shown as a table in a notebook."""
+
+    def __init__(self, ws):
+        self._ws = ws
+
+    def submit(self, name: str, command: str, *, workers: int = 1, kind: str = "tfjob",
+               job_file: str | None = None, **params: Any) -> Job:
+        """Submit a job. Parameters are the `dlc submit tfjob` flags; a job file's values win."""
+        from pai_lab.training import spec as specs
+
+        values = {"name": name, "command": command, "workers": workers, **params}
+        if job_file is not None:
+            with open(job_file, encoding="utf-8") as f:
+                values = specs.merge(values, specs.parse_job_file(f.read(), f"job file {job_file}"))
+        spec = specs.build_spec(values, kind)
+        # Local paths are the caller's: make them absolute before the server (maybe elsewhere) sees them.
+        import os
+
+        for key in ("code_source", "hyperParameters", "checkpointDir"):
+            value = getattr(spec, key)
+            if value and "://" not in value and not value.startswith("git@") and os.path.exists(value):
+                setattr(spec, key, os.path.abspath(value))
+        detail = JobDetail.model_validate(self._ws._post("/jobs", spec.model_dump()))
+        return Job(self, detail)
+
+    def get(self, job_id: str) -> Job:
+        return Job(self, JobDetail.model_validate(self._ws._get(f"/jobs/{job_id}")))
+
+    def list(self, state: str | None = None, name: str | None = None) -> list[JobInfo]:
+        params = {k: v for k, v in {"state": state, "name": name}.items() if v}
+        return [JobInfo.model_validate(j) for j in self._ws._get("/jobs", params=params or None)]
+
+    def to_pandas(self) -> pd.DataFrame:
+        return table(self.list(), ["id", "name", "state", "workers", "ps", "chief", "progress", "created_by",
+                                   "created_at", "reason"])
+
+    def cluster(self):
+        from pai_lab.training.schemas import ClusterInfo
+
+        return ClusterInfo.model_validate(self._ws.http.get("/cluster"))
+
+    def __iter__(self):
+        return iter(self.list())
+
+    def __len__(self) -> int:
+        return len(self.list())
+
+    def __getitem__(self, job_id: str) -> Job:
+        return self.get(job_id)
+
+    def _repr_html_(self) -> str:
+        return self.to_pandas().to_html(index=False)

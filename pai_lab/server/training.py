@@ -1,0 +1,142 @@
+"""REST routes of the training area: jobs, their logs and metrics, models, the Dask cluster."""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import BaseModel, Field
+
+from pai_lab.server.routing import Router
+from pai_lab.training import models, service
+from pai_lab.training.manager import get_manager
+from pai_lab.training.schemas import (
+    TERMINAL_STATES,
+    ClusterInfo,
+    Job,
+    JobDetail,
+    JobSpec,
+    LogLine,
+    LogsQuery,
+    MetricPoint,
+    MetricsQuery,
+    Model,
+    ModelRegister,
+)
+from pai_lab.workspaces import service as workspaces
+
+router = Router("training")
+
+if service.refuse_workspace_delete_with_active_jobs not in workspaces.DELETE_GUARDS:
+    workspaces.DELETE_GUARDS.append(service.refuse_workspace_delete_with_active_jobs)
+
+
+class JobsQuery(BaseModel):
+    state: str | None = None
+    name: str | None = None
+    limit: int = Field(200, ge=1, le=10000)
+
+
+class ModelsQuery(BaseModel):
+    name: str | None = None
+
+
+@router.post("/workspaces/{workspace}/jobs", name="job.submit", summary="Submit a training job (dlc submit tfjob)",
+             body=JobSpec, response=JobDetail, status=201)
+def submit_job(req, workspace, body: JobSpec):
+    manager = get_manager(req.platform)
+    with req.transaction() as s:
+        job = service.submit_job(s, req.platform, req.user, workspace, body, local_cluster=manager.local)
+    manager.launch(job.id)
+    return job
+
+
+@router.get("/workspaces/{workspace}/jobs", name="job.list", summary="Jobs of the workspace, newest first",
+            query=JobsQuery, response=list[Job])
+def list_jobs(req, workspace, query: JobsQuery):
+    with req.transaction() as s:
+        return service.list_jobs(s, req.user, workspace, state=query.state, name=query.name, limit=query.limit)
+
+
+@router.get("/workspaces/{workspace}/jobs/{job_id}", name="job.get", summary="One job with its pods and history",
+            response=JobDetail)
+def get_job(req, workspace, job_id):
+    with req.transaction() as s:
+        return service.get_job(s, req.user, workspace, job_id)
+
+
+@router.post("/workspaces/{workspace}/jobs/{job_id}/stop", name="job.stop",
+             summary="Stop a Creating/Queuing/Running job; answers once its ranks have ended", response=JobDetail)
+def stop_job(req, workspace, job_id):
+    with req.transaction() as s:
+        service.request_stop(s, req.user, workspace, job_id)
+    manager = get_manager(req.platform)
+    if not manager.request_stop(job_id):  # no supervisor (it ended meanwhile): settle the state here
+        with req.transaction() as s:
+            service.transition(s, job_id, "Stopped", "stopped by request", only_from=("Stopping",))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with req.transaction() as s:
+            job = service.get_job(s, req.user, workspace, job_id)
+        if job.state in TERMINAL_STATES:
+            return job
+        time.sleep(0.2)
+    return job
+
+
+@router.delete("/workspaces/{workspace}/jobs/{job_id}", name="job.delete",
+               summary="Delete a finished job with its logs and metrics", status=204)
+def delete_job(req, workspace, job_id):
+    with req.transaction() as s:
+        service.delete_job(s, req.user, workspace, job_id)
+
+
+@router.get("/workspaces/{workspace}/jobs/{job_id}/logs", name="job.logs",
+            summary="A job's log lines (dlc logs): the last max_events_num in the window", query=LogsQuery,
+            response=list[LogLine])
+def job_logs(req, workspace, job_id, query: LogsQuery):
+    with req.transaction() as s:
+        return service.job_logs(s, req.user, workspace, job_id, pod=query.pod, max_events_num=query.max_events_num,
+                                start_time=query.start_time, end_time=query.end_time, after=query.after)
+
+
+@router.get("/workspaces/{workspace}/jobs/{job_id}/metrics", name="job.metrics",
+            summary="Metric points reported by the job's ranks", query=MetricsQuery, response=list[MetricPoint])
+def job_metrics(req, workspace, job_id, query: MetricsQuery):
+    with req.transaction() as s:
+        return service.job_metrics(s, req.user, workspace, job_id, pod=query.pod, after=query.after)
+
+
+@router.get("/workspaces/{workspace}/models", name="model.list", summary="Model versions of the workspace",
+            query=ModelsQuery, response=list[Model])
+def list_models(req, workspace, query: ModelsQuery):
+    with req.transaction() as s:
+        return models.list_models(s, req.user, workspace, query.name)
+
+
+@router.post("/workspaces/{workspace}/models", name="model.register",
+             summary="Register a SavedModel folder as the next version of a model", body=ModelRegister,
+             response=Model, status=201)
+def register_model(req, workspace, body: ModelRegister):
+    with req.transaction() as s:
+        return models.register_model(s, req.user, workspace, body.name, body.path, job_id=body.job_id,
+                                     description=body.description)
+
+
+@router.get("/workspaces/{workspace}/models/{ref}", name="model.get",
+            summary="A model version: name:version, name (latest) or a job id", response=Model)
+def get_model(req, workspace, ref):
+    with req.transaction() as s:
+        return models.get_model(s, req.user, workspace, ref)
+
+
+@router.delete("/workspaces/{workspace}/models/{ref}", name="model.delete", summary="Delete a model version",
+               status=204)
+def delete_model(req, workspace, ref):
+    with req.transaction() as s:
+        models.delete_model_version(s, req.user, workspace, ref)
+
+
+@router.get("/cluster", name="cluster.get", summary="The Dask cluster that runs jobs: workers, cores, GPUs",
+            response=ClusterInfo)
+def cluster(req):
+    return get_manager(req.platform).cluster_info()

@@ -1,0 +1,320 @@
+"""The rank runtime: one Dask task per rank, running the job's command as a subprocess.
+
+A rank task binds a free port on its worker, reports it, waits until every rank of the job has
+done the same (gang start), then starts the command with ``TF_CONFIG`` and the PAI-TF flags.
+Its output and metrics go back to the control plane through a Dask queue, so a worker on
+another machine needs no shared file system. The process is ended when the control plane sets
+the job's stop event, when the Dask worker dies (parent-death signal), or when the task ends.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+MAX_LINE = 10_000
+FLUSH_SECONDS = 0.2
+STOP_GRACE_SECONDS = 5.0
+_SHELL_CHARS = re.compile(r"[;&|<>$`()\n*?~{}\[\]]")
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _prctl = _libc.prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
+def _die_with_parent() -> None:
+    # PR_SET_PDEATHSIG: the rank dies with the Dask worker thread that started it.
+    if _prctl is not None:
+        _prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
+def names(job_id: str) -> dict[str, str]:
+    """The Dask objects one job talks through."""
+    return {"events": f"pai-{job_id}-events", "cluster": f"pai-{job_id}-cluster", "stop": f"pai-{job_id}-stop"}
+
+
+def free_port(host: str = "") -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    return sock
+
+
+def split_command(command: str) -> tuple[dict[str, str], list[str] | None]:
+    """Leading VAR=value assignments, and the argv when no shell is needed (None: run via sh)."""
+    if _SHELL_CHARS.search(command):
+        return {}, None
+    try:
+        tokens = shlex.split(command)
+    except ValueError:
+        return {}, None
+    env = {}
+    while tokens and _ASSIGNMENT.match(tokens[0]):
+        key, _, value = tokens.pop(0).partition("=")
+        env[key] = value
+    return env, tokens or None
+
+
+def resolve_mounts(command: str, mounts: dict[str, str]) -> str:
+    """Replace the manual's mount paths (/root/code/, /root/data/...) with real locations."""
+    for mount in sorted(mounts, key=len, reverse=True):
+        target = mounts[mount].rstrip("/")
+        command = re.sub(re.escape(mount.rstrip("/")) + r"(?=/|\s|$|['\"])", lambda _m: target, command)
+    return command
+
+
+def rank_environment(launch: dict, role: str, index: int, cluster: dict, gpus: list[int] | None) -> dict:
+    """Environment of one rank: TF_CONFIG (or torch's variables), pai_lab's, the GPU pin."""
+    tf_cluster = {r: hosts for r, hosts in cluster.items() if hosts}
+    is_chief = (role == "chief") or (role in ("worker", "master") and index == 0 and "chief" not in tf_cluster
+                                     and (role == "master" or "master" not in tf_cluster))
+    env = {
+        "PYTHONUNBUFFERED": "1",
+        "PAI_LAB_JOB_ID": launch["job_id"],
+        "PAI_LAB_POD": f"{launch['job_id']}-{role}-{index}",
+        "PAI_LAB_ROLE": role,
+        "PAI_LAB_TASK_INDEX": str(index),
+        "PAI_LAB_IS_CHIEF": "1" if is_chief else "0",
+        "PAI_LAB_NUM_WORKERS": str(sum(len(tf_cluster.get(r, [])) for r in ("chief", "master", "worker"))),
+        "PAI_LAB_OUTPUT_DIR": launch["output_dir"],
+        "PAI_LAB_MODEL_DIR": launch["model_dir"],
+        "PAI_LAB_CHECKPOINT_DIR": launch["checkpoint_dir"],
+    }
+    if launch["kind"] == "pytorchjob":
+        order = [h for r in ("master", "worker") for h in tf_cluster.get(r, [])]
+        me = tf_cluster[role][index]
+        host, port = order[0].rsplit(":", 1)
+        env.update(MASTER_ADDR=host, MASTER_PORT=port, WORLD_SIZE=str(len(order)), RANK=str(order.index(me)),
+                   LOCAL_RANK="0")
+    else:
+        env["TF_CONFIG"] = json.dumps({"cluster": tf_cluster, "task": {"type": role, "index": index}})
+    if gpus is not None:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
+    return env
+
+
+def pai_flags(launch: dict, role: str, index: int, cluster: dict) -> list[str]:
+    """The PAI-TF script flags, then the job's hyperparameters and user-defined parameters."""
+    flags = []
+    if launch["kind"] == "tfjob":
+        flags += [
+            f"--job_name={role}",
+            f"--task_index={index}",
+            f"--ps_hosts={','.join(cluster.get('ps', []))}",
+            f"--worker_hosts={','.join(cluster.get('worker', []))}",
+            f"--checkpointDir={launch['checkpoint_dir']}",
+            f"--buckets={','.join(launch.get('buckets', []))}",
+        ]
+    flags += launch.get("hyperparameters", [])
+    return flags
+
+
+class _Events:
+    """Buffers a rank's log lines and metric points; sends them in batches on the job's queue."""
+
+    def __init__(self, queue, pod: str):
+        self.queue = queue
+        self.pod = pod
+        self.lock = threading.Lock()
+        self.lines: list[tuple[int, float, str]] = []
+        self.metrics: list[tuple[int, float, dict]] = []
+        self.seq = 0
+
+    def line(self, text: str) -> None:
+        text = text.rstrip("\n").rsplit("\r", 1)[-1][:MAX_LINE]
+        with self.lock:
+            self.seq += 1
+            self.lines.append((self.seq, time.time(), text))
+
+    def metric(self, step: int, values: dict, at: float) -> None:
+        with self.lock:
+            self.metrics.append((step, at, values))
+
+    def flush(self) -> None:
+        with self.lock:
+            lines, self.lines = self.lines, []
+            metrics, self.metrics = self.metrics, []
+        if lines:
+            self.queue.put(("log", self.pod, lines))
+        if metrics:
+            self.queue.put(("metric", self.pod, metrics))
+
+
+def _pump_output(stream, events: _Events, tail: list[str]) -> None:
+    for raw in iter(stream.readline, b""):
+        text = raw.decode("utf-8", "replace")
+        events.line(text)
+        tail.append(text.rstrip("\n")[-500:])
+        del tail[:-30]
+    stream.close()
+
+
+def _pump_metrics(fd: int, events: _Events) -> None:
+    with os.fdopen(fd, "rb") as stream:
+        for raw in iter(stream.readline, b""):
+            try:
+                point = json.loads(raw)
+                values = {k: float(v) for k, v in point.get("metrics", {}).items()}
+                events.metric(int(point.get("step", 0)), values, float(point.get("time", time.time())))
+            except (ValueError, TypeError, AttributeError):
+                events.line("[pai_lab] ignored a malformed metrics record")
+
+
+def _end_process_tree(proc: subprocess.Popen) -> None:
+    """SIGTERM the rank's process group (after SIGCONT, so a stopped rank sees it), then SIGKILL."""
+    try:
+        import psutil
+
+        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except Exception:
+        family = []
+    for sig in (signal.SIGCONT, signal.SIGTERM):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        proc.wait(STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for member in family:  # anything that left the group (setsid) still goes
+        try:
+            member.kill()
+        except Exception:
+            pass
+    proc.wait()
+
+
+def _code_dir(launch: dict, pod: str, worker_dir: str) -> str | None:
+    """The job's code as seen on this worker: the control plane's copy, or unpacked from the zip."""
+    code_dir = launch.get("code_dir")
+    if not code_dir:
+        return None
+    if Path(code_dir).is_dir():
+        return code_dir
+    target = Path(worker_dir) / "pai_jobs" / launch["job_id"] / pod / "code"
+    target.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(io.BytesIO(launch["code_zip"])) as archive:
+        archive.extractall(target)
+    return str(target)
+
+
+def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int:
+    """The Dask task of one rank. Returns the command's exit code (None-like -1 if never started)."""
+    from distributed import Event, Queue, Variable, get_worker
+
+    worker = get_worker()
+    job_id = launch["job_id"]
+    pod = f"{job_id}-{role}-{index}"
+    channel = names(job_id)
+    queue, stop = Queue(channel["events"]), Event(channel["stop"])
+    events = _Events(queue, pod)
+    scheme, _, rest = worker.address.partition("://")
+    host = "127.0.0.1" if scheme == "inproc" else rest.rsplit(":", 1)[0].strip("[]")
+    sock = free_port()
+    port = sock.getsockname()[1]
+    queue.put(("ready", pod, host, port, worker.address))
+
+    cluster_var = Variable(channel["cluster"])
+    cluster = None
+    while cluster is None:
+        if stop.is_set():
+            sock.close()
+            queue.put(("exit", pod, None, True, []))
+            return -1
+        try:
+            cluster = cluster_var.get(timeout=0.5)
+        except TimeoutError:
+            continue
+    sock.close()  # the port is the rank's to bind now
+
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.update(rank_environment(launch, role, index, cluster, gpus))
+    mounts = dict(launch.get("mounts", {}))
+    code_dir = _code_dir(launch, pod, worker.local_directory)
+    if code_dir:
+        mounts["/root/code"] = code_dir
+    command = resolve_mounts(launch["command"], mounts)
+    flags = pai_flags(launch, role, index, cluster) + launch.get("user_flags", [])
+    cwd = code_dir or launch["work_dir"]
+    if not Path(cwd).is_dir():
+        cwd = worker.local_directory
+    if launch.get("thirdparty_libs"):
+        site = Path(worker.local_directory) / "pai_jobs" / job_id / pod / "site-packages"
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(site),
+                              *launch["thirdparty_libs"]], capture_output=True, text=True)
+        for text in (pip.stdout + pip.stderr).splitlines():
+            events.line(f"[pip] {text}")
+        if pip.returncode != 0:
+            events.flush()
+            queue.put(("exit", pod, pip.returncode, False, ["pip install of thirdparty_libs failed"]))
+            return pip.returncode
+        env["PYTHONPATH"] = str(site) + os.pathsep + env.get("PYTHONPATH", "")
+
+    metrics_read, metrics_write = os.pipe()
+    env["PAI_LAB_METRICS_FD"] = str(metrics_write)
+    assignments, argv = split_command(command)
+    env.update(assignments)
+    if argv is None:
+        argv = ["/bin/sh", "-c", command + (" " + shlex.join(flags) if flags else "")]
+    else:
+        argv = argv + flags
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(metrics_write,),
+                                preexec_fn=_die_with_parent)
+    except OSError as exc:
+        os.close(metrics_read)
+        os.close(metrics_write)
+        message = f"cannot start {argv[0]!r} on worker {worker.address}: {exc.strerror}"
+        events.line(message)
+        events.flush()
+        queue.put(("exit", pod, 127, False, [message]))
+        return 127
+    os.close(metrics_write)
+    queue.put(("started", pod, proc.pid))
+    tail: list[str] = []
+    readers = [threading.Thread(target=_pump_output, args=(proc.stdout, events, tail), daemon=True),
+               threading.Thread(target=_pump_metrics, args=(metrics_read, events), daemon=True)]
+    for reader in readers:
+        reader.start()
+    stopped = False
+    next_stop_check = 0.0
+    try:
+        while proc.poll() is None:
+            time.sleep(FLUSH_SECONDS)
+            events.flush()
+            if time.monotonic() >= next_stop_check:
+                next_stop_check = time.monotonic() + 0.5
+                if stop.is_set():
+                    stopped = True
+                    break
+    finally:
+        if proc.poll() is None:
+            _end_process_tree(proc)
+        for reader in readers:
+            reader.join(5)
+        events.flush()
+    code = proc.returncode
+    queue.put(("exit", pod, code, stopped, tail[-20:]))
+    return code

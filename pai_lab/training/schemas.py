@@ -1,0 +1,167 @@
+"""The shapes of the training area, defined once for routes, client and CLI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+JobKind = Literal["tfjob", "pytorchjob"]
+JobState = Literal["Creating", "Queuing", "Running", "Succeeded", "Failed", "Stopping", "Stopped"]
+ACTIVE_STATES = ("Creating", "Queuing", "Running", "Stopping")
+STOPPABLE_STATES = ("Creating", "Queuing", "Running")
+TERMINAL_STATES = ("Succeeded", "Failed", "Stopped")
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _csv(value):
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+class JobSpec(Schema):
+    """A job as `dlc submit tfjob` describes it; field names are the dlc flags."""
+
+    kind: JobKind = "tfjob"
+    name: str = Field(description="job name; several jobs may share it")
+    command: str = Field(description="start command of every rank")
+    workers: int = Field(0, ge=0)
+    ps: int = Field(0, ge=0)
+    chief: bool = False
+    masters: int = Field(0, ge=0)
+    worker_image: str = ""
+    worker_spec: str = ""
+    ps_image: str = ""
+    ps_spec: str = ""
+    chief_image: str = ""
+    chief_spec: str = ""
+    master_image: str = ""
+    master_spec: str = ""
+    code_source: str = Field("", description="a local folder or a git repository URL, seen as /root/code/")
+    data_sources: list[str] = Field(default_factory=list, description="registered datasets, seen as /root/data/")
+    thirdparty_libs: list[str] = Field(default_factory=list, description="pip packages installed per rank")
+    hyperParameters: str = Field("", description="a file of key=value lines, passed as --key=value")
+    userDefinedParameters: str = Field("", description="extra script flags, e.g. \"--batch_size=10\"")
+    checkpointDir: str = Field("", description="where checkpoints and the SavedModel go (default: job output)")
+    maxHungTimeBeforeGCInSeconds: int = Field(3600, ge=0, description="watchdog; 0 turns it off")
+
+    @field_validator("data_sources", "thirdparty_libs", mode="before")
+    @classmethod
+    def _split(cls, value):
+        return _csv(value)
+
+
+class StateChange(Schema):
+    state: str
+    at: datetime
+    reason: str = ""
+
+
+class Pod(Schema):
+    name: str = Field(description="<jobId>-<role>-<index>")
+    role: str
+    index: int
+    state: str = "Pending"
+    host: str = ""
+    port: int | None = None
+    pid: int | None = None
+    worker: str = Field("", description="the Dask worker it ran on")
+    gpus: list[int] = Field(default_factory=list)
+    exit_code: int | None = None
+
+
+class Job(Schema):
+    id: str
+    name: str
+    kind: str
+    state: str
+    workers: int
+    ps: int
+    chief: bool
+    masters: int = 0
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    reason: str = ""
+    progress: str = Field("", description="PAI-TF style: worker_job:running/finished/total[pct%]")
+
+
+class JobDetail(Job):
+    spec: JobSpec
+    pods: list[Pod]
+    history: list[StateChange]
+    warnings: list[str] = Field(default_factory=list)
+    work_dir: str
+    output_dir: str
+    model: str | None = Field(None, description="name:version of the model it registered")
+
+
+class LogsQuery(Schema):
+    pod: str | None = None
+    max_events_num: int = Field(2000, ge=1, le=100000)
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    after: int | None = Field(None, description="only lines after this cursor (for a live tail)")
+
+
+class LogLine(Schema):
+    id: int = Field(description="cursor for `after`")
+    pod: str
+    seq: int
+    time: datetime
+    line: str
+
+
+class MetricsQuery(Schema):
+    pod: str | None = None
+    after: int | None = None
+
+
+class MetricPoint(Schema):
+    id: int
+    pod: str
+    step: int
+    time: datetime
+    name: str
+    value: float
+
+
+class Model(Schema):
+    id: str
+    name: str
+    version: int
+    path: str
+    job_id: str | None = None
+    created_by: str
+    created_at: datetime
+    description: str = ""
+
+
+class ModelRegister(Schema):
+    name: str
+    path: str = Field(description="a SavedModel folder (local path or URI)")
+    job_id: str | None = None
+    description: str = ""
+
+
+class ClusterWorker(Schema):
+    name: str
+    address: str
+    cores: int
+    memory: int = Field(description="bytes; 0 when unlimited")
+    gpus: int
+    busy_ranks: int = 0
+
+
+class ClusterInfo(Schema):
+    scheduler_address: str
+    dashboard_link: str | None = None
+    workers: list[ClusterWorker]

@@ -1,0 +1,378 @@
+"""Training jobs as domain logic: submit, list, show, stop, logs, metrics. No HTTP here.
+
+The rows are written by two hands: these functions (a user's request) and the job's supervisor
+(:mod:`pai_lab.training.manager`). State changes go through :func:`transition`, which only moves
+a job from the states it names, so a stop request and a finishing rank cannot overwrite each other.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+import shutil
+import string
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from pai_lab.errors import BadInput, Conflict, NotFound
+from pai_lab.store import utcnow
+from pai_lab.training import spec as specs
+from pai_lab.training.runtime import resolve_mounts, split_command
+from pai_lab.training.schemas import (
+    ACTIVE_STATES,
+    STOPPABLE_STATES,
+    Job,
+    JobDetail,
+    JobSpec,
+    LogLine,
+    MetricPoint,
+    Pod,
+    StateChange,
+)
+from pai_lab.training.tables import JobRow, LogRow, MetricRow
+from pai_lab.workspaces import authorize
+
+STOP_WARNING = "The job you are trying to stop is not in creating/running status, can not be stopped."
+KERAS3_HINT = ("Keras 3 model.fit does not run under MultiWorkerMirroredStrategy in this TensorFlow "
+               "(\"Attempt to convert a value (PerReplica...)\"): use legacy Keras (`import tf_keras as keras`, "
+               "pip install tf-keras, or prefix the command with TF_USE_LEGACY_KERAS=1) or a custom training loop")
+_SHELL_BUILTINS = {"cd", "export", "set", "source", ".", "exec", "echo", "true", "false", "test", "[", "sleep",
+                   "exit", "env", "unset", "ulimit", "umask", "trap", "wait", "eval", ":"}
+_GIT_URL = re.compile(r"^(https?://|git@|ssh://|git://)|\.git/?$")
+
+
+def new_job_id() -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return f"dlc-{utcnow():%Y%m%d%H%M%S}-" + "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+# ---------------------------------------------------------------- views
+
+
+def _job(row: JobRow) -> Job:
+    s = row.spec
+    return Job(id=row.id, name=row.name, kind=row.kind, state=row.state, workers=s.get("workers", 0),
+               ps=s.get("ps", 0), chief=bool(s.get("chief")), masters=s.get("masters", 0),
+               created_by=row.created_by, created_at=row.created_at, started_at=row.started_at,
+               finished_at=row.finished_at, reason=row.reason or "", progress=specs.progress_line(row.pods or []))
+
+
+def _detail(row: JobRow) -> JobDetail:
+    return JobDetail(**_job(row).model_dump(), spec=JobSpec.model_validate(row.spec),
+                     pods=[Pod.model_validate(p) for p in row.pods or []],
+                     history=[StateChange.model_validate(h) for h in row.history or []],
+                     warnings=list(row.warnings or []), work_dir=row.work_dir, output_dir=row.output_dir,
+                     model=row.model)
+
+
+def _row(session: Session, workspace_id: str, job_id: str) -> JobRow:
+    row = session.get(JobRow, job_id)
+    if row is None or row.workspace_id != workspace_id:
+        raise NotFound(f"no job {job_id!r} in this workspace; `pai dlc get job` lists them", "job_id")
+    return row
+
+
+# ---------------------------------------------------------------- submit
+
+
+def _is_git_url(source: str) -> bool:
+    return bool(_GIT_URL.search(source))
+
+
+def _resolve_data_sources(session: Session, user: str, workspace: str, names: list[str]) -> tuple[dict, list]:
+    """Registered datasets -> (mounts, bucket URIs)."""
+    if not names:
+        return {}, []
+    try:
+        from pai_lab.datasets.service import resolve_source
+    except ModuleNotFoundError:
+        raise BadInput("data_sources need the dataset registry, which this installation lacks", "data_sources") \
+            from None
+    mounts, buckets = {}, []
+    for name in names:
+        try:
+            uri, _options = resolve_source(session, user, workspace, name)
+        except NotFound:
+            raise BadInput(f"data source {name!r} is not a registered dataset of this workspace; register it "
+                           "with `pai dataset create` or check `pai dataset ls`", "data_sources") from None
+        local = uri[len("file://"):] if uri.startswith("file://") else uri
+        target = local if "://" not in local else uri
+        mounts["/root/data" if len(names) == 1 else f"/root/data/{name}"] = target
+        buckets.append(uri if uri.endswith("/") else uri + "/")
+    return mounts, buckets
+
+
+def _read_hyperparameters(path: str) -> list[str]:
+    if not path:
+        return []
+    import fsspec
+
+    try:
+        with fsspec.open(path, "r", encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"--hyperParameters: cannot read {path!r}: {exc}", "hyperParameters") from None
+    return specs.parse_hyperparameters(text, f"hyperParameters file {path}")
+
+
+def keras_warnings(spec: JobSpec, command: str) -> list[str]:
+    """Spot a script that will hit the Keras 3 + MultiWorkerMirroredStrategy failure, before launch."""
+    if spec.workers + spec.masters + int(spec.chief) < 2 or "TF_USE_LEGACY_KERAS=1" in command:
+        return []
+    found = []
+    for token in re.findall(r"[^\s'\"]+\.py\b", command):
+        try:
+            source = Path(token).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        legacy = "tf_keras" in source or "TF_USE_LEGACY_KERAS" in source
+        keras3 = re.search(r"^\s*(import keras\b|from keras\b)|tf\.keras\.|tensorflow\.keras", source, re.M)
+        if "MultiWorkerMirroredStrategy" in source and ".fit(" in source and keras3 and not legacy:
+            found.append(f"{Path(token).name}: {KERAS3_HINT}")
+    return found
+
+
+def _check_command_locally(command: str, cwd: str) -> None:
+    """On a local cluster the workers share this machine: a missing program or script is caught now."""
+    assignments, argv = split_command(command)
+    if argv is None:
+        return
+    program = argv[0]
+    if program in _SHELL_BUILTINS:
+        return
+    if "/" in program:
+        exists = (Path(cwd) / program).exists()
+    else:
+        import os
+        import sys
+
+        path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+        exists = shutil.which(program, path=path) is not None
+    if not exists:
+        raise BadInput(f"command: {program!r} is not found on the workers' PATH; install it or give its full "
+                       "path", "command")
+    if Path(program).name.startswith("python") and len(argv) > 1 and argv[1].endswith(".py"):
+        script = Path(cwd) / argv[1]
+        if not script.exists():
+            raise BadInput(f"command: the script {argv[1]!r} does not exist (looked in {cwd}); check the path "
+                           "or give --code_source", "command")
+
+
+def submit_job(session: Session, platform, user: str, workspace: str, spec: JobSpec, *,
+               local_cluster: bool = True) -> JobDetail:
+    """Check and record a job (state Creating); the caller then hands it to the manager."""
+    access = authorize(session, user, workspace, "job.submit")
+    spec = specs.build_spec(spec.model_dump())  # the same checks as the CLI, for REST callers too
+    if spec.kind == "pytorchjob":
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            raise BadInput("pytorchjob needs PyTorch on the workers: `pip install torch` there, or submit a "
+                           "tfjob", "kind")
+    code = spec.code_source.strip()
+    if code and not _is_git_url(code):
+        if not Path(code).expanduser().is_dir():
+            raise BadInput(f"--code_source {code!r} is neither a folder on this machine nor a git URL",
+                           "code_source")
+        code = str(Path(code).expanduser().resolve())
+    mounts, buckets = _resolve_data_sources(session, user, workspace, spec.data_sources)
+    hyper = _read_hyperparameters(spec.hyperParameters)
+    job_id = new_job_id()
+    work_dir = platform.state_dir / "jobs" / job_id
+    output_dir = work_dir / "output"
+    checkpoint_dir = spec.checkpointDir or str(output_dir)
+    code_dir = str(work_dir / "code") if code else ""
+    launch = {
+        "job_id": job_id, "kind": spec.kind, "command": spec.command, "mounts": mounts, "buckets": buckets,
+        "work_dir": str(platform.root_dir), "job_dir": str(work_dir), "output_dir": str(output_dir),
+        "model_dir": str(output_dir / "model"), "checkpoint_dir": checkpoint_dir, "code_source": code,
+        "code_dir": code_dir, "hyperparameters": hyper,
+        "user_flags": shlex.split(spec.userDefinedParameters) if spec.userDefinedParameters else [],
+        "thirdparty_libs": spec.thirdparty_libs,
+    }
+    seen_code = code if code and not _is_git_url(code) else code_dir or str(platform.root_dir)
+    resolved = resolve_mounts(spec.command, {**mounts, "/root/code": seen_code})
+    if local_cluster and not (code and _is_git_url(code)):
+        _check_command_locally(resolved, seen_code if code else str(platform.root_dir))
+    warnings = keras_warnings(spec, resolved if not code else resolve_mounts(
+        spec.command, {**mounts, "/root/code": code}))
+    pods = [Pod(name=plan.pod(job_id), role=plan.role, index=plan.index).model_dump()
+            for plan in specs.plan_ranks(spec)]
+    now = utcnow()
+    row = JobRow(id=job_id, workspace_id=access.workspace_id, name=spec.name, kind=spec.kind, state="Creating",
+                 reason="", spec=spec.model_dump(), launch=launch, pods=pods,
+                 history=[{"state": "Creating", "at": now.isoformat(), "reason": ""}], warnings=warnings,
+                 work_dir=str(work_dir), output_dir=str(output_dir), created_by=user, created_at=now)
+    session.add(row)
+    session.flush()
+    return _detail(row)
+
+
+# ---------------------------------------------------------------- read
+
+
+def list_jobs(session: Session, user: str, workspace: str, *, state: str | None = None,
+              name: str | None = None, limit: int = 200) -> list[Job]:
+    access = authorize(session, user, workspace, "job.read")
+    query = select(JobRow).where(JobRow.workspace_id == access.workspace_id)
+    if state:
+        query = query.where(JobRow.state == state)
+    if name:
+        query = query.where(JobRow.name.contains(name))
+    rows = session.scalars(query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)).all()
+    return [_job(r) for r in rows]
+
+
+def get_job(session: Session, user: str, workspace: str, job_id: str) -> JobDetail:
+    access = authorize(session, user, workspace, "job.read")
+    return _detail(_row(session, access.workspace_id, job_id))
+
+
+def _as_naive_utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def job_logs(session: Session, user: str, workspace: str, job_id: str, *, pod: str | None = None,
+             max_events_num: int = 2000, start_time: datetime | None = None, end_time: datetime | None = None,
+             after: int | None = None) -> list[LogLine]:
+    """A pod's lines in order: the last ``max_events_num`` of the window (default: the last 7 days)."""
+    access = authorize(session, user, workspace, "job.read")
+    row = _row(session, access.workspace_id, job_id)
+    pods = [p["name"] for p in row.pods or []]
+    if pod is not None and pod not in pods:
+        raise NotFound(f"job {job_id} has no pod {pod!r}; its pods are: {', '.join(pods)}", "pod")
+    end = _as_naive_utc(end_time) or utcnow() + timedelta(seconds=1)
+    start = _as_naive_utc(start_time) or end - timedelta(days=7)
+    if start > end:
+        raise BadInput("--start_time is after --end_time", "start_time")
+    query = select(LogRow).where(LogRow.job_id == job_id, LogRow.time >= start, LogRow.time <= end)
+    if pod is not None:
+        query = query.where(LogRow.pod == pod)
+    if after is not None:
+        query = query.where(LogRow.id > after)
+    rows = session.scalars(query.order_by(LogRow.id.desc()).limit(max_events_num)).all()
+    rows = sorted(rows, key=(lambda r: r.seq) if pod is not None else (lambda r: r.id))
+    return [LogLine(id=r.id, pod=r.pod, seq=r.seq, time=r.time, line=r.line) for r in rows]
+
+
+def job_metrics(session: Session, user: str, workspace: str, job_id: str, *, pod: str | None = None,
+                after: int | None = None) -> list[MetricPoint]:
+    access = authorize(session, user, workspace, "job.read")
+    _row(session, access.workspace_id, job_id)
+    query = select(MetricRow).where(MetricRow.job_id == job_id)
+    if pod:
+        query = query.where(MetricRow.pod == pod)
+    if after is not None:
+        query = query.where(MetricRow.id > after)
+    rows = session.scalars(query.order_by(MetricRow.id)).all()
+    return [MetricPoint(id=r.id, pod=r.pod, step=r.step, time=r.time, name=r.name, value=r.value) for r in rows]
+
+
+# ---------------------------------------------------------------- stop / delete
+
+
+def request_stop(session: Session, user: str, workspace: str, job_id: str) -> JobDetail:
+    """Move a Creating/Queuing/Running job to Stopping; the supervisor ends its ranks."""
+    access = authorize(session, user, workspace, "job.read")
+    row = _row(session, access.workspace_id, job_id)
+    authorize(session, user, workspace, "job.stop", owner=row.created_by)
+    if row.state not in STOPPABLE_STATES:
+        raise Conflict(STOP_WARNING, "job_id", code="not_stoppable")
+    _append_state(row, "Stopping", f"stopped by {user}")
+    session.flush()
+    return _detail(row)
+
+
+def delete_job(session: Session, user: str, workspace: str, job_id: str) -> None:
+    access = authorize(session, user, workspace, "job.read")
+    row = _row(session, access.workspace_id, job_id)
+    authorize(session, user, workspace, "job.delete", owner=row.created_by)
+    if row.state in ACTIVE_STATES:
+        raise Conflict(f"job {job_id} is {row.state}; stop it first (`pai dlc stop {job_id}`)", "job_id")
+    session.execute(delete(LogRow).where(LogRow.job_id == job_id))
+    session.execute(delete(MetricRow).where(MetricRow.job_id == job_id))
+    session.delete(row)
+    session.flush()
+    shutil.rmtree(row.work_dir, ignore_errors=True)
+
+
+def refuse_workspace_delete_with_active_jobs(session: Session, workspace_id: str) -> None:
+    count = session.scalar(select(func.count()).select_from(JobRow).where(
+        JobRow.workspace_id == workspace_id, JobRow.state.in_(ACTIVE_STATES)))
+    if count:
+        raise Conflict(f"{count} job(s) still run in this workspace; stop them first (`pai dlc get job`)",
+                       "workspace")
+
+
+# ---------------------------------------------------------------- used by the supervisor
+
+
+def _append_state(row: JobRow, state: str, reason: str) -> None:
+    now = utcnow()
+    row.state = state
+    row.reason = reason
+    row.history = [*(row.history or []), {"state": state, "at": now.isoformat(), "reason": reason}]
+    if state == "Running" and row.started_at is None:
+        row.started_at = now
+    if state in ("Succeeded", "Failed", "Stopped"):
+        row.finished_at = now
+
+
+def transition(session: Session, job_id: str, state: str, reason: str = "", *,
+               only_from: tuple[str, ...] | None = None) -> bool:
+    """Set the job's state unless it has moved elsewhere meanwhile; False if it had."""
+    row = session.get(JobRow, job_id, with_for_update=True)
+    if row is None or (only_from is not None and row.state not in only_from):
+        return False
+    if row.state == state and row.reason == reason:
+        return True
+    _append_state(row, state, reason)
+    session.flush()
+    return True
+
+
+def update_pods(session: Session, job_id: str, changes: dict[str, dict]) -> None:
+    row = session.get(JobRow, job_id)
+    if row is None:
+        return
+    pods = [dict(p) for p in row.pods or []]
+    for pod in pods:
+        pod.update(changes.get(pod["name"], {}))
+    row.pods = pods
+    session.flush()
+
+
+def add_logs(session: Session, job_id: str, pod: str, lines: list[tuple[int, float, str]]) -> None:
+    session.add_all([LogRow(job_id=job_id, pod=pod, seq=seq,
+                            time=datetime.fromtimestamp(at, timezone.utc).replace(tzinfo=None), line=text)
+                     for seq, at, text in lines])
+
+
+def add_metrics(session: Session, job_id: str, pod: str, points: list[tuple[int, float, dict]]) -> None:
+    session.add_all([MetricRow(job_id=job_id, pod=pod, step=step,
+                               time=datetime.fromtimestamp(at, timezone.utc).replace(tzinfo=None), name=name,
+                               value=value)
+                     for step, at, values in points for name, value in values.items()])
+
+
+def reconcile_after_restart(session: Session) -> list[str]:
+    """Jobs left active by a control plane that stopped: their ranks ended with it, so they failed."""
+    rows = session.scalars(select(JobRow).where(JobRow.state.in_(ACTIVE_STATES))).all()
+    for row in rows:
+        ended = "Stopped" if row.state == "Stopping" else "Failed"
+        _append_state(row, ended, f"the control plane restarted while the job was {row.state}; its ranks were "
+                                  "ended with it. Submit it again to rerun")
+        row.pods = [{**p, "state": p["state"] if p["state"] in ("Succeeded", "Failed", "Stopped") else "Failed"}
+                    for p in row.pods or []]
+    session.flush()
+    return [r.id for r in rows]
+
+
+def set_model(session: Session, job_id: str, model_ref: str) -> None:
+    session.execute(update(JobRow).where(JobRow.id == job_id).values(model=model_ref))
