@@ -186,6 +186,26 @@ class Task:
                 "options": options or {}, "storage_options": storage_options or {}}
         return sc.ExportResult.model_validate(self._post("/export", body, timeout=3600))
 
+    # ------------------------------------------------------------ widgets
+
+    def label(self, **options):
+        """The labeling widget (labeler view): claims the next package; one key per item."""
+        from pai_lab.widgets.labeling import Labeler
+
+        return Labeler(self, "label", **options)
+
+    def check(self, **options):
+        """The checker view: see each sampled item's label, modify it, pass or reject the package."""
+        from pai_lab.widgets.labeling import Labeler
+
+        return Labeler(self, "check", **options)
+
+    def accept(self, **options):
+        """The acceptor view: the final pass / modify / reject of a package."""
+        from pai_lab.widgets.labeling import Labeler
+
+        return Labeler(self, "accept", **options)
+
     def __repr__(self) -> str:
         i = self.info
         return f"<labeling task {i.name} ({i.id}) {i.template} {i.state}: {i.labeled}/{i.total} labeled>"
