@@ -226,6 +226,8 @@ def create_task(s: Session, user: str, ws: str, body: sc.TaskCreate, *, items: I
         else:
             raise BadInput("a task needs items: give dataset=<name> or lines=[{\"data\": {...}}, ...]", "dataset")
         keys = {c.key for c in spec.contents}
+        if isinstance(raw, list) and task.package_size:
+            _check_package_size(task.package_size, len(raw))
         items = (NewItem(_check_line(line, f"line {i + 1}", keys)) for i, line in enumerate(raw))
     _insert_items(s, task, spec, items, author=user)
     return _task_schema(s, task, user, access.roles)
@@ -266,16 +268,19 @@ def _insert_items(s: Session, task: TaskRow, spec: TemplateSpec, items: Iterable
     def flush() -> None:
         if not batch:
             return
-        ids = s.execute(insert(ItemRow).returning(ItemRow.id, sort_by_parameter_order=True), batch).scalars().all()
-        rows = []
-        for item_id, row in zip(ids, batch):
-            rev = 0
-            for stage, text, skip in row.pop("_answers"):
-                rev += 1
-                rows.append({"task_id": task.id, "item_id": item_id, "stage": stage, "revision": rev,
-                             "results": text, "skip_reason": skip, "author": author, "created_at": now})
-        if rows:
-            s.execute(insert(AnswerRow), rows)
+        answered = [(row["seq"], row.pop("_answers")) for row in batch]
+        s.connection().execute(ItemRow.__table__.insert(), batch)  # executemany: the fast path
+        if any(a for _, a in answered):
+            ids = dict(s.execute(select(ItemRow.seq, ItemRow.id).where(
+                ItemRow.task_id == task.id, ItemRow.seq.between(answered[0][0], answered[-1][0]))).all())
+            rows = []
+            for seq_, stored in answered:
+                for rev, (stage, text, skip) in enumerate(stored, 1):
+                    rows.append({"task_id": task.id, "item_id": ids[seq_], "stage": stage, "revision": rev,
+                                 "results": text, "skip_reason": skip, "client_id": None, "author": author,
+                                 "created_at": now})
+            if rows:
+                s.connection().execute(AnswerRow.__table__.insert(), rows)
         batch.clear()
 
     for item in items:
@@ -309,9 +314,8 @@ def _insert_items(s: Session, task: TaskRow, spec: TemplateSpec, items: Iterable
     flush()
     if seq == 0:
         raise BadInput("there are no items to label: the manifest is empty", "lines")
-    if task.package_size and task.package_size < min_package_size(seq):
-        raise BadInput(f"package_size {task.package_size} is too small for {seq:,} items; use at least "
-                       f"{min_package_size(seq)} (at most 20,000 packages per task)", "package_size")
+    if task.package_size:
+        _check_package_size(task.package_size, seq)
     if len(packages) > 20_000:
         raise BadInput(f"package_by {task.package_by!r} makes {len(packages):,} packages; at most 20,000 are "
                        "allowed: pick a coarser field", "package_by")
@@ -329,6 +333,12 @@ def _insert_items(s: Session, task: TaskRow, spec: TemplateSpec, items: Iterable
     task.total = seq
     task.initialized = True
     s.flush()
+
+
+def _check_package_size(size: int, total: int) -> None:
+    if size < min_package_size(total):
+        raise BadInput(f"package_size {size} is too small for {total:,} items; use at least "
+                       f"{min_package_size(total)} (at most 20,000 packages per task)", "package_size")
 
 
 def _normalize(checker: Checker, results: Any, data: dict, where: str, *, strict: bool) -> list:
