@@ -44,7 +44,6 @@ def main() -> None:
     parser.add_argument("--global_batch", type=int, default=64)
     parser.add_argument("--samples", type=int, default=1024)
     parser.add_argument("--learning_rate", type=float, default=0.05)
-    parser.add_argument("--task_index", type=int, default=0)
     parser.add_argument("--checkpointDir", default="")
     args, _unknown = parser.parse_known_args()
 
@@ -72,7 +71,7 @@ def main() -> None:
         # the same step as one process taking the mean over the global batch.
         model.compile(optimizer=keras.optimizers.SGD(args.learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    model.fit(dataset, epochs=args.epochs, verbose=2, callbacks=[pai.keras_callback(every_n_batches=4, keras=keras)])
+    model.fit(dataset, epochs=args.epochs, steps_per_epoch=len(x) // args.global_batch, verbose=2, callbacks=[pai.keras_callback(every_n_batches=4, keras=keras)])
 
     target = pai.model_dir()
     model.save(target)

@@ -1,10 +1,30 @@
-"""Start-up of the training area: jobs left active by a previous control plane are reconciled."""
+"""Start-up of the training area: jobs left active by a previous control plane are reconciled.
+
+With the embedded LocalCluster a job's ranks end with the control plane, so such a job is marked
+Failed. On an external Dask cluster its ranks may still run: the job is marked Failed as well and
+its stop event is set on the scheduler, which ends those ranks (never left running unsupervised).
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 
 log = logging.getLogger("pai_lab.training")
+
+
+def _end_leftover_ranks(platform, job_ids: list[str]) -> None:
+    try:
+        from distributed import Event
+
+        from pai_lab.training.manager import get_manager
+        from pai_lab.training.runtime import names
+
+        client = get_manager(platform).client()
+        for job_id in job_ids:
+            Event(names(job_id)["stop"], client=client).set()
+    except Exception:
+        log.warning("pai_lab: could not signal the ranks of %s on the Dask cluster", job_ids, exc_info=True)
 
 
 def on_start(platform) -> None:
@@ -18,3 +38,6 @@ def on_start(platform) -> None:
     if ended:
         log.warning("pai_lab: %d job(s) were active when the control plane stopped; marked ended: %s",
                     len(ended), ", ".join(ended))
+        if platform.settings.get("dask_scheduler_address"):
+            # A synchronous Dask client must not run on the server's event loop.
+            threading.Thread(target=_end_leftover_ranks, args=(platform, ended), daemon=True).start()

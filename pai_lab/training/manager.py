@@ -43,6 +43,7 @@ def place(ranks: list[specs.RankPlan], workers: dict[str, dict], busy: dict[str,
     with the most free slots. Returns the slots in rank order, or None and why it cannot be placed.
     """
     free = {a: w["nthreads"] - busy.get(a, 0) for a, w in workers.items()}
+    free_at_start = sum(max(f, 0) for f in free.values())
     free_gpus = {a: [g for g in range(int(w.get("gpus", 0))) if g not in gpus_busy.get(a, set())]
                  for a, w in workers.items()}
     slots: list[Slot | None] = [None] * len(ranks)
@@ -58,7 +59,7 @@ def place(ranks: list[specs.RankPlan], workers: dict[str, dict], busy: dict[str,
                               f" (free GPUs: {have or 'none'}); give Dask workers GPU resources "
                               "(dask worker --resources GPU=N) or lower the *_spec")
             return None, (f"waiting for {len(ranks)} rank slots; the Dask cluster has {total} worker thread(s), "
-                          f"{sum(max(f, 0) for f in free.values())} free; add workers or threads, or stop "
+                          f"{free_at_start} free; add workers or threads, or stop "
                           "another job")
         best = max(candidates, key=lambda a: (free[a], len(free_gpus[a])))
         free[best] -= 1

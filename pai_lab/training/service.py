@@ -330,6 +330,8 @@ def transition(session: Session, job_id: str, state: str, reason: str = "", *,
     row = session.get(JobRow, job_id, with_for_update=True)
     if row is None or (only_from is not None and row.state not in only_from):
         return False
+    if state == "Stopped" and row.state == "Stopping" and row.reason:
+        reason = row.reason  # keep who stopped it
     if row.state == state and row.reason == reason:
         return True
     _append_state(row, state, reason)

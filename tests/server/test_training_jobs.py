@@ -1,0 +1,148 @@
+"""Jobs on a real `pai server` and its Dask LocalCluster, driven through the Python client and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.fixtures.training import alive, pids_in, wait_for
+
+TERMINAL = ("Succeeded", "Failed", "Stopped")
+
+
+@pytest.fixture
+def ws(live_server):
+    return live_server.client().workspace("default")
+
+
+def _finished(job, timeout=120):
+    return job.wait(timeout=timeout, poll=0.3)
+
+
+def test_flags_reach_every_rank_and_logs_are_complete_and_ordered_per_pod(ws, rank_script):
+    job = ws.jobs.submit(name="flags", command=f"python {rank_script} --mode=flags --lines=300", workers=2,
+                         checkpointDir=str(rank_script.parent / "ckpt"), hyperParameters="",
+                         userDefinedParameters="--lr=0.5")
+    assert job.id.startswith("dlc-") and len(job.id.split("-")[1]) == 14
+    _finished(job)
+    assert job.state == "Succeeded", job.reason
+    assert [p.state for p in job.pods] == ["Succeeded", "Succeeded"]
+    assert job.progress == "worker_job:0/2/2[100%]"
+    hosts = []
+    for index in (0, 1):
+        pod = f"{job.id}-worker-{index}"
+        lines = [x.line for x in job.log_lines(pod)]
+        assert [x for x in lines if x.startswith("line-")] == [f"line-{i:05d}" for i in range(300)]
+        argv = json.loads(next(x for x in lines if x.startswith("argv="))[5:])
+        tf_config = json.loads(next(x for x in lines if x.startswith("tf_config="))[10:])
+        assert tf_config["task"] == {"type": "worker", "index": index}
+        hosts.append(tf_config["cluster"]["worker"])
+        assert argv[:2] == ["--mode=flags", "--lines=300"]
+        assert f"--job_name=worker" in argv and f"--task_index={index}" in argv
+        assert "--ps_hosts=" in argv and f"--worker_hosts={','.join(tf_config['cluster']['worker'])}" in argv
+        assert f"--checkpointDir={rank_script.parent / 'ckpt'}" in argv and "--buckets=" in argv
+        assert argv[-1] == "--lr=0.5"
+        assert f"pod={pod}" in lines
+    assert hosts[0] == hosts[1] and len(set(hosts[0])) == 2  # one address per rank, free ports
+    frame = job.metrics()
+    assert sorted(frame["pod"].unique()) == [f"{job.id}-worker-0", f"{job.id}-worker-1"]
+    assert list(frame[frame["pod"] == f"{job.id}-worker-0"]["step"]) == list(range(0, 300, 10))
+    assert frame["loss"].iloc[0] == 1.0
+    listed = ws.jobs.list()
+    assert listed[0].id == job.id and listed[0].workers == 2 and listed[0].state == "Succeeded"
+
+
+def test_a_failing_rank_fails_the_job_and_ends_the_other(ws, rank_script):
+    job = ws.jobs.submit(name="fails", command=f"python {rank_script} --mode=fail", workers=2)
+    _finished(job)
+    assert job.state == "Failed"
+    assert job.reason.startswith(f"{job.id}-worker-1 exited with code 3") and "boom" in job.reason
+    states = {p.name.rsplit("-", 2)[-2] + p.name[-2:]: (p.state, p.exit_code) for p in job.pods}
+    assert states["worker-1"] == ("Failed", 3) and states["worker-0"][0] == "Stopped"
+    pids = pids_in(job.logs(None))
+    assert len(pids) == 2 and not any(alive(pid) for pid in pids)
+
+
+def test_a_hung_rank_is_caught_by_the_watchdog_and_every_process_ends(ws, rank_script):
+    job = ws.jobs.submit(name="hangs", command=f"python {rank_script} --mode=hang", workers=2,
+                         maxHungTimeBeforeGCInSeconds=3)
+    _finished(job)
+    assert job.state == "Failed"
+    assert "no rank logged or reported progress for 3 s (maxHungTimeBeforeGCInSeconds)" in job.reason
+    pids = pids_in(job.logs(None))
+    assert len(pids) == 2 and not any(alive(pid) for pid in pids)
+
+
+def test_stop_ends_every_process_and_a_second_stop_warns(ws, rank_script, cli):
+    job = ws.jobs.submit(name="sleeps", command=f"python {rank_script} --mode=sleep", workers=2)
+    wait_for(lambda: len(pids_in(job.logs(None))) == 2, 60)
+    pids = pids_in(job.logs(None))
+    assert all(alive(pid) for pid in pids)
+    rc, out, err = cli("dlc", "stop", job.id, "--force")
+    assert rc == 0 and out.strip() == f"[INFO] Job [{job.id}] has been stopped.", err
+    assert job.refresh().state == "Stopped" and job.reason == "stopped by owner"
+    states = [h.state for h in job.history]
+    assert states[0] == "Creating" and "Running" in states and states[-2:] == ["Stopping", "Stopped"]
+    assert not any(alive(pid) for pid in pids)
+    rc, out, _ = cli("dlc", "stop", job.id, "--force")
+    assert rc == 1
+    assert out.strip() == ("[WARN] The job you are trying to stop is not in creating/running status, "
+                           "can not be stopped.")
+
+
+def test_cli_submit_with_a_job_file_follows_the_job_and_shows_logs(cli, rank_script, tmp_path):
+    job_file = tmp_path / "job_file.flags"
+    job_file.write_text(f"name=from_file\nworkers=1\ncommand=python {rank_script} --mode=flags --lines=12\n")
+    rc, out, err = cli("dlc", "submit", "tfjob", "--name=ignored", f"--job_file={job_file}")
+    assert rc == 0, err
+    job_id = out.split("| ")[3].split()[0]
+    assert f"[Info] Job [{job_id}] is [Running]" in out
+    assert out.rstrip().splitlines()[-2] == f"[Info] Job [{job_id}] is [Succeeded]"
+    assert "worker_job:0/1/1[100%]" in out.splitlines()[-1]
+    rc, out, _ = cli("dlc", "logs", job_id, f"{job_id}-worker-0", "--max_events_num", "2")
+    assert rc == 0
+    assert [line.split(" ", 1)[1] for line in out.strip().splitlines()] == ["line-00010", "line-00011"]
+    assert out.startswith("20") and out.split(" ", 1)[0].endswith("Z")
+    rc, out, _ = cli("dlc", "logs", job_id, "worker-0", "--start_time", "2000-01-01T00:00:00Z",
+                     "--end_time", "2000-01-02T00:00:00Z")
+    assert rc == 0 and out == ""
+    rc, out, _ = cli("dlc", "get", "job")
+    assert rc == 0 and job_id in out and "from_file" in out and out.startswith("JobId")
+    rc, out, _ = cli("dlc", "get", "job", job_id)
+    assert rc == 0 and f"{job_id}-worker-0  Succeeded" in out
+    rc, _, err = cli("dlc", "logs", job_id, "ps-0")
+    assert rc == 2 and "has no pod" in err
+
+
+def test_cli_refuses_bad_input_before_anything_launches(cli, ws):
+    before = len(ws.jobs.list())
+    rc, _, err = cli("dlc", "submit", "tfjob", "--name=x", "--workers=2", "--command=no_such_program --x")
+    assert rc == 2 and "'no_such_program' is not found on the workers' PATH" in err
+    rc, _, err = cli("dlc", "submit", "tfjob", "--name=x", "--workers=-1", "--command=python t.py")
+    assert rc == 2 and "--workers must be 0 or more" in err
+    rc, _, err = cli("dlc", "submit", "tfjob", "--name=x", "--workers=1", "--command=python t.py",
+                     "--data_sources=no_such_dataset")
+    assert rc == 2 and "data_sources" in err
+    rc, _, err = cli("dlc", "submit", "pytorchjob", "--name=x", "--workers=1", "--command=python t.py")
+    assert rc == 2 and "pip install torch" in err
+    assert len(ws.jobs.list()) == before
+
+
+def test_roles_decide_who_submits_and_who_stops(live_server, rank_script):
+    from pai_lab.errors import Forbidden
+
+    guest = live_server.client("guest").workspace("default")
+    with pytest.raises(Forbidden, match="job.submit"):
+        guest.jobs.submit(name="g", command=f"python {rank_script}", workers=1)
+    dev = live_server.client("dev").workspace("default")
+    job = dev.jobs.submit(name="mine", command=f"python {rank_script} --mode=sleep", workers=1)
+    with pytest.raises(Forbidden, match="job.stop"):
+        live_server.client("guest").workspace("default").jobs.get(job.id).stop()
+    assert job.stop().state == "Stopped"
+
+
+def test_the_cluster_is_shown_with_its_workers(live_server):
+    info = live_server.client().http.get("/cluster")
+    assert info["scheduler_address"] and len(info["workers"]) == 2
+    assert {"name", "cores", "memory", "gpus"} <= set(info["workers"][0])
