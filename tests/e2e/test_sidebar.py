@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -38,7 +39,7 @@ def test_sidebar_shows_default_workspace_and_its_owner(lab_server, page):
     save_screenshot(sidebar, "sidebar.png")
 
 
-def test_create_workspace_through_the_sidebar(lab_server, page):
+def test_create_workspace_through_the_sidebar_after_a_refused_name(lab_server, page):
     name = "team_" + uuid.uuid4().hex[:8]
     open_lab(page, lab_server)
     sidebar = open_sidebar(page)
@@ -46,6 +47,20 @@ def test_create_workspace_through_the_sidebar(lab_server, page):
 
     sidebar.get_by_role("button", name="New workspace").click()
     form = sidebar.locator("form.pai-create-workspace")
+
+    # A name the server refuses: its message appears inline and nothing is created.
+    bad = "9" + name
+    expected = lab_server.api("POST", "/workspaces", {"name": bad})
+    assert expected.status_code == 400
+    form.locator('input[name="workspace-name"]').fill(bad)
+    form.get_by_role("button", name="Create workspace").click()
+    error = form.locator(".pai-error")
+    error.wait_for()
+    assert error.inner_text() == expected.json()["error"]["message"]
+    save_screenshot(sidebar, "sidebar-bad-name.png")
+    assert bad not in sidebar.locator(".pai-workspace-select option").all_inner_texts()
+    assert bad not in [w["name"] for w in lab_server.api("GET", "/workspaces").json()]
+
     form.locator('input[name="workspace-name"]').fill(name)
     form.locator('input[name="workspace-description"]').fill("made in the browser")
     form.get_by_role("button", name="Create workspace").click()
@@ -70,28 +85,6 @@ def test_create_workspace_through_the_sidebar(lab_server, page):
     page.reload()
     sidebar = open_sidebar(page)
     sidebar.locator(f'.pai-sections[data-workspace="{name}"]').wait_for()
-
-
-def test_bad_workspace_name_shows_the_servers_message(lab_server, page):
-    bad = "9lives-" + uuid.uuid4().hex[:4]
-    expected = lab_server.api("POST", "/workspaces", {"name": bad})
-    assert expected.status_code == 400
-    message = expected.json()["error"]["message"]
-
-    open_lab(page, lab_server)
-    sidebar = open_sidebar(page)
-    sidebar.locator(".pai-workspace-select").wait_for()
-    sidebar.get_by_role("button", name="New workspace").click()
-    form = sidebar.locator("form.pai-create-workspace")
-    form.locator('input[name="workspace-name"]').fill(bad)
-    form.get_by_role("button", name="Create workspace").click()
-
-    error = form.locator(".pai-error")
-    error.wait_for()
-    assert error.inner_text() == message
-    save_screenshot(sidebar, "sidebar-bad-name.png")
-    assert bad not in sidebar.locator(".pai-workspace-select option").all_inner_texts()
-    assert bad not in [w["name"] for w in lab_server.api("GET", "/workspaces").json()]
 
 
 def test_switching_workspace_shows_its_members(lab_server, page):
@@ -130,3 +123,73 @@ def test_sidebar_says_so_when_the_server_extension_is_off(tmp_path, chromium_pat
         save_screenshot(sidebar, "sidebar-no-server-extension.png")
     finally:
         lab.stop()
+
+
+def notebook_cells(page) -> list[str]:
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .cm-content").all_inner_texts()
+
+
+def test_register_a_dataset_and_preview_it_in_a_notebook(lab_server, page):
+    name = "reviews_" + uuid.uuid4().hex[:6]
+    folder = lab_server.root / name
+    folder.mkdir()
+    for i, text in enumerate(["great", "awful", "fine"]):
+        (folder / f"{i}.txt").write_text(text)
+    notebook = lab_server.root / f"{name}.ipynb"
+    kernelspec = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    notebook.write_text(json.dumps({"cells": [], "metadata": {"kernelspec": kernelspec}, "nbformat": 4,
+                                    "nbformat_minor": 5}))
+
+    page.goto(f"{lab_server.url}lab/tree/{notebook.name}?reset&token={lab_server.token}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
+    sidebar = open_sidebar(page)
+    datasets = sidebar.locator('[data-section="datasets"]')
+    datasets.get_by_role("button", name="Register").click()
+    form = datasets.locator("form")
+
+    # A source that does not exist: the server's message, inline, and nothing registered.
+    form.locator('input[name="dataset-name"]').fill(name)
+    form.locator('input[name="dataset-source"]').fill(f"{name}_missing")
+    form.get_by_role("button", name="Register").click()
+    error = form.locator(".pai-error")
+    error.wait_for()
+    expected = lab_server.api("POST", "/workspaces/default/datasets", {"name": name, "source": f"{name}_missing"})
+    assert expected.status_code == 400
+    assert error.inner_text() == expected.json()["error"]["message"]
+
+    form.locator('input[name="dataset-source"]').fill(name)
+    form.locator('select[name="dataset-type"]').select_option("text")
+    form.get_by_role("button", name="Register").click()
+    row = datasets.locator(f'[data-dataset="{name}"]')
+    row.wait_for()
+    assert "3 items" in row.inner_text() and "v1" in row.inner_text()
+    registered = {d["name"]: d for d in lab_server.api("GET", "/workspaces/default/datasets").json()}
+    assert registered[name]["item_count"] == 3 and registered[name]["data_type"] == "text"
+
+    # Clicking the dataset shows its versions and puts a preview cell into the open notebook.
+    row.locator(".pai-row-main").click()
+    versions = row.locator(".pai-table tbody tr")
+    versions.first.wait_for()
+    assert versions.all_inner_texts()[0].split()[:2] == ["v1", "3"]
+    row.get_by_role("button", name="Preview in notebook").click()
+    expected_code = f'ds = pai_lab.connect("default").datasets.get("{name}")'
+    page.wait_for_function("code => [...document.querySelectorAll('.jp-Cell .cm-content')]"
+                           ".some(c => c.innerText.includes(code))", arg=expected_code)
+    assert any(expected_code in cell and "ds.preview()" in cell for cell in notebook_cells(page))
+
+    # A labeling task made from it (by a script) appears on refresh, with its progress and my roles.
+    task = lab_server.api("POST", "/workspaces/default/labeling/tasks",
+                          {"name": f"sentiment_{name}", "template": "text-classification", "dataset": name,
+                           "labels": ["good", "bad"], "labelers": ["owner"]})
+    assert task.status_code == 201, task.text
+    task_id = task.json()["id"]
+    sidebar.get_by_role("button", name="Refresh").click()
+    task_row = sidebar.locator(f'[data-task="{task_id}"]')
+    task_row.wait_for()
+    assert "0/3" in task_row.locator(".pai-progress").first.inner_text()
+    assert "labeler" in task_row.inner_text()
+    task_row.get_by_role("button", name="Label in notebook").click()
+    label_code = f'task = pai_lab.connect("default").labeling.get("{task_id}")'
+    page.wait_for_function("code => [...document.querySelectorAll('.jp-Cell .cm-content')]"
+                           ".some(c => c.innerText.includes(code))", arg=label_code)
+    save_screenshot(page, "sidebar-with-notebook.png")

@@ -137,15 +137,15 @@ function RegisterForm(props: { workspace: string; onDone: () => void }): JSX.Ele
     <form className="pai-form" onSubmit={submit} aria-label="Register dataset">
       <label>
         Name
-        <input value={name} onChange={e => setName(e.target.value)} placeholder="flowers" required />
+        <input name="dataset-name" value={name} onChange={e => setName(e.target.value)} placeholder="flowers" required />
       </label>
       <label>
         Source
-        <input value={source} onChange={e => setSource(e.target.value)} placeholder="data/flowers or s3://bucket/prefix/" required />
+        <input name="dataset-source" value={source} onChange={e => setSource(e.target.value)} placeholder="data/flowers or s3://bucket/prefix/" required />
       </label>
       <label>
         Type
-        <select value={dataType} onChange={e => setDataType(e.target.value)}>
+        <select name="dataset-type" value={dataType} onChange={e => setDataType(e.target.value)}>
           {DATA_TYPES.map(t => (
             <option key={t} value={t}>
               {t || 'detect'}
@@ -154,7 +154,7 @@ function RegisterForm(props: { workspace: string; onDone: () => void }): JSX.Ele
         </select>
       </label>
       <label className="pai-check">
-        <input type="checkbox" checked={scan} onChange={e => setScan(e.target.checked)} />
+        <input name="dataset-scan" type="checkbox" checked={scan} onChange={e => setScan(e.target.checked)} />
         Scan the source and write its manifest
       </label>
       {error && <ErrorLine message={error} />}
