@@ -221,7 +221,13 @@ def iter_index(session: Session, dataset_id: str, chunks_version: int, offset: i
 
 
 def raw_index(session: Session, dataset_id: str, chunks_version: int) -> Iterator[str]:
-    """The version's raw index lines (no parsing): what diff works on."""
+    """The version's raw index lines (no parsing)."""
+    for lines in raw_chunks(session, dataset_id, chunks_version):
+        yield from lines
+
+
+def raw_chunks(session: Session, dataset_id: str, chunks_version: int) -> Iterator[list[str]]:
+    """The version's raw index lines, a chunk's list at a time: what diff works on."""
     seqs = session.scalars(select(ManifestChunkRow.seq).where(
         ManifestChunkRow.dataset_id == dataset_id, ManifestChunkRow.version == chunks_version)
         .order_by(ManifestChunkRow.seq)).all()
@@ -229,7 +235,7 @@ def raw_index(session: Session, dataset_id: str, chunks_version: int) -> Iterato
         data = session.execute(select(ManifestChunkRow.data).where(
             ManifestChunkRow.dataset_id == dataset_id, ManifestChunkRow.version == chunks_version,
             ManifestChunkRow.seq == seq)).scalar_one()
-        yield from _chunk_lines(data)
+        yield _chunk_lines(data)
 
 
 # ---------------------------------------------------------------- iTAG manifest lines in
