@@ -15,7 +15,37 @@ from tests.fixtures.labeling_browser import create_task, digit_images, open_note
 pytestmark = pytest.mark.e2e
 
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
-OPEN = "import pai_lab\nws = pai_lab.connect()\ntask = ws.labeling.get({task_id!r})\n"
+# One notebook for the module (one JupyterLab page load, one kernel); each test fills its task
+# and runs its own cell, as a person working down a notebook would.
+NAMES = {key: f"{key}_{uuid.uuid4().hex[:6]}" for key in ("digits", "boxes", "ner", "check")}
+CELLS = [
+    "import pai_lab\nws = pai_lab.connect()",
+    f"ws.labeling.get({NAMES['boxes']!r}).label()",
+    f"ws.labeling.get({NAMES['ner']!r}).label()",
+    f"task = ws.labeling.get({NAMES['check']!r})\ntask.check()",
+    "task.label()",
+    f"ws.labeling.get({NAMES['digits']!r}).label()",
+]
+
+
+@pytest.fixture(scope="module")
+def notebook(widget_lab, browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    nb = open_notebook(page, widget_lab, CELLS)
+    nb.run(0, widget=False)
+    yield nb
+    context.close()
+
+
+@pytest.fixture
+def page(notebook, request):
+    yield notebook.page
+    outcome = getattr(request.node, "rep_call", None)
+    if outcome is not None and outcome.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        notebook.page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-failed.png"))
 
 
 def shot(locator, name: str) -> None:
@@ -36,71 +66,16 @@ def wait_saved(page, root) -> None:
     root.locator("[data-role=save].saved").wait_for(timeout=30_000)
 
 
-def test_classify_twenty_digits_by_key_then_reload_and_resume(widget_lab, page):
-    lab = widget_lab
-    images = digit_images(lab.root / f"digits_{uuid.uuid4().hex[:6]}", 20)
-    task = create_task(lab, {
-        "name": "digits_" + uuid.uuid4().hex[:6], "template": "image-classification",
-        "labels": [str(d) for d in range(10)], "package_size": 20,
-        "lines": [{"data": {"source": str(path)}} for path, _ in images]})
-    cells = [OPEN.format(task_id=task["id"]) + "task.label()"]
-    nb = open_notebook(page, lab, cells)
-    root = nb.run(0)
-    root.locator("img[data-role=item-image]").wait_for()
-    assert position(root) == "1/20"
-    root.locator(".pl-head").click()  # focus the labeler, as a person clicking on it would
-
-    # one keystroke per image: the digit it shows
-    for i, (_, digit) in enumerate(images[:10]):
-        page.keyboard.press(str(digit))
-        page.wait_for_function("([el, want]) => el.textContent === want",
-                               arg=[root.locator("[data-role=position]").element_handle(), f"{i + 2}/20"])
-    wait_saved(page, root)
-    shot(root, "labeling-image-classification.png")
-
-    stored = {item["seq"]: item for item in task_items(lab, task["id"])}
-    for seq, (_, digit) in enumerate(images[:10]):
-        assert stored[seq]["label"][0]["data"] == str(digit)
-        assert stored[seq]["label"][0]["type"] == "survey/value"
-    assert all(stored[seq]["label"] is None for seq in range(10, 20))
-
-    # reload the page and open the task again: it resumes at the first unlabeled item
-    page.reload()
-    wait_kernel_idle(page)
-    root = nb.run(0)
-    root.locator("img[data-role=item-image]").wait_for()
-    assert position(root) == "11/20"
-    assert root.locator("img[data-role=item-image]").get_attribute("data-seq") == "10"
-    root.locator(".pl-head").click()
-    for i, (_, digit) in enumerate(images[10:], start=10):
-        page.keyboard.press(str(digit))
-    root.locator("[data-role=done]").wait_for()
-    wait_saved(page, root)
-
-    stored = task_items(lab, task["id"])
-    assert [item["label"][0]["data"] for item in stored] == [str(d) for _, d in images]
-    # every answer was stored once: retries carry the same client id
-    history = lab.api("GET", f"/workspaces/default/labeling/tasks/{task['id']}/items/0/history").json()
-    assert len(history) == 1
-
-    # Enter on the finished package submits it
-    page.keyboard.press("Enter")
-    root.locator("[data-role=done]").wait_for()
-    packages = lab.api("GET", f"/workspaces/default/labeling/tasks/{task['id']}/packages").json()
-    assert packages[0]["state"] == "done"
-
-
-def test_draw_a_box_by_mouse_drag_and_skip_a_corrupt_image(widget_lab, page):
+def test_draw_a_box_by_mouse_drag_and_skip_a_corrupt_image(widget_lab, notebook, page):
     lab = widget_lab
     folder = lab.root / f"boxes_{uuid.uuid4().hex[:6]}"
     [(image, _)] = digit_images(folder, 1, size=(640, 480))
     corrupt = folder / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
     task = create_task(lab, {
-        "name": "boxes_" + uuid.uuid4().hex[:6], "template": "object-detection", "labels": ["digit", "noise"],
+        "name": NAMES["boxes"], "template": "object-detection", "labels": ["digit", "noise"],
         "lines": [{"data": {"source": str(image)}}, {"data": {"source": str(corrupt)}}]})
-    nb = open_notebook(page, lab, [OPEN.format(task_id=task["id"]) + "task.label()"])
-    root = nb.run(0)
+    root = notebook.run(1)
     img = root.locator("img[data-role=item-image]")
     img.wait_for()
     box = img.bounding_box()
@@ -143,14 +118,13 @@ def test_draw_a_box_by_mouse_drag_and_skip_a_corrupt_image(widget_lab, page):
     assert second["label"] is None
 
 
-def test_select_an_ner_span_with_the_mouse(widget_lab, page):
+def test_select_an_ner_span_with_the_mouse(widget_lab, notebook, page):
     lab = widget_lab
     text = "Alibaba was founded in Hangzhou in 1999 by Jack Ma."
     task = create_task(lab, {
-        "name": "ner_" + uuid.uuid4().hex[:6], "template": "ner", "labels": ["ORG", "LOC", "PER"],
+        "name": NAMES["ner"], "template": "ner", "labels": ["ORG", "LOC", "PER"],
         "lines": [{"data": {"source": text}}, {"data": {"source": "Beijing is far."}}]})
-    nb = open_notebook(page, lab, [OPEN.format(task_id=task["id"]) + "task.label()"])
-    root = nb.run(0)
+    root = notebook.run(2)
     text_el = root.locator("[data-role=text]")
     text_el.wait_for()
     # drag across "Hangzhou" with the mouse
@@ -169,7 +143,6 @@ def test_select_an_ner_span_with_the_mouse(widget_lab, page):
     root.locator(".pl-seg.kbsel").first.wait_for()
     page.keyboard.press("2")  # LOC
     root.locator("[data-role=span-row]").wait_for()
-    # and one by keyboard: "Jack Ma" with Shift+arrows from the caret after the first span
     shot(root, "labeling-ner.png")
     page.keyboard.press("Enter")
     root.locator("[data-role=text]").filter(has_text="Beijing").wait_for()
@@ -181,11 +154,11 @@ def test_select_an_ner_span_with_the_mouse(widget_lab, page):
                                  "start": start, "end": end - 1}]
 
 
-def test_checker_rejects_and_the_package_returns_to_the_labeler(widget_lab, page):
+def test_checker_rejects_and_the_package_returns_to_the_labeler(widget_lab, notebook, page):
     lab = widget_lab
     images = digit_images(lab.root / f"check_{uuid.uuid4().hex[:6]}", 3)
     task = create_task(lab, {
-        "name": "check_" + uuid.uuid4().hex[:6], "template": "image-classification",
+        "name": NAMES["check"], "template": "image-classification",
         "labels": [str(d) for d in range(10)], "flow": "label-check",
         "lines": [{"data": {"source": str(path)}} for path, _ in images]})
     base = f"/workspaces/default/labeling/tasks/{task['id']}"
@@ -196,8 +169,7 @@ def test_checker_rejects_and_the_package_returns_to_the_labeler(widget_lab, page
         assert lab.api("POST", base + "/answers", {"item": seq, "answer": answer}).status_code in (200, 201)
     assert lab.api("POST", base + f"/packages/{package['number']}/submit").status_code == 200
 
-    nb = open_notebook(page, lab, [OPEN.format(task_id=task["id"]) + "task.check()", "task.label()"])
-    root = nb.run(0)
+    root = notebook.run(3)
     root.locator(".pl-badge.check").wait_for()
     root.locator("img[data-role=item-image]").wait_for()
     root.locator(".pl-head").click()
@@ -217,6 +189,59 @@ def test_checker_rejects_and_the_package_returns_to_the_labeler(widget_lab, page
     assert packages[0]["state"] == "labeling" and packages[0]["comment"] == "item 2 shows a different digit"
 
     # the labeler opens the task and gets the package back, with the comment shown
-    labeler = nb.run(1)
+    labeler = notebook.run(4)
     labeler.locator(".pl-notice").filter(has_text="item 2 shows a different digit").wait_for()
     assert labeler.locator(".pl-badge.label").count() == 1
+
+
+def test_classify_twenty_digits_by_key_then_reload_and_resume(widget_lab, notebook, page):
+    lab = widget_lab
+    images = digit_images(lab.root / f"digits_{uuid.uuid4().hex[:6]}", 20)
+    task = create_task(lab, {
+        "name": NAMES["digits"], "template": "image-classification",
+        "labels": [str(d) for d in range(10)], "package_size": 20,
+        "lines": [{"data": {"source": str(path)}} for path, _ in images]})
+    nb = notebook
+    root = nb.run(5)
+    root.locator("img[data-role=item-image]").wait_for()
+    assert position(root) == "1/20"
+    root.locator(".pl-head").click()  # focus the labeler, as a person clicking on it would
+
+    # one keystroke per image: the digit it shows
+    for i, (_, digit) in enumerate(images[:10]):
+        page.keyboard.press(str(digit))
+        page.wait_for_function("([el, want]) => el.textContent === want",
+                               arg=[root.locator("[data-role=position]").element_handle(), f"{i + 2}/20"])
+    wait_saved(page, root)
+    shot(root, "labeling-image-classification.png")
+
+    stored = {item["seq"]: item for item in task_items(lab, task["id"])}
+    for seq, (_, digit) in enumerate(images[:10]):
+        assert stored[seq]["label"][0]["data"] == str(digit)
+        assert stored[seq]["label"][0]["type"] == "survey/value"
+    assert all(stored[seq]["label"] is None for seq in range(10, 20))
+
+    # reload the page and open the task again: it resumes at the first unlabeled item
+    page.reload()
+    wait_kernel_idle(page)
+    root = nb.run(5)
+    root.locator("img[data-role=item-image]").wait_for()
+    assert position(root) == "11/20"
+    assert root.locator("img[data-role=item-image]").get_attribute("data-seq") == "10"
+    root.locator(".pl-head").click()
+    for i, (_, digit) in enumerate(images[10:], start=10):
+        page.keyboard.press(str(digit))
+    root.locator("[data-role=done]").wait_for()
+    wait_saved(page, root)
+
+    stored = task_items(lab, task["id"])
+    assert [item["label"][0]["data"] for item in stored] == [str(d) for _, d in images]
+    # every answer was stored once: retries carry the same client id
+    history = lab.api("GET", f"/workspaces/default/labeling/tasks/{task['id']}/items/0/history").json()
+    assert len(history) == 1
+
+    # Enter on the finished package submits it
+    page.keyboard.press("Enter")
+    root.locator(".pl-notice").filter(has_text="submitted").wait_for()
+    packages = lab.api("GET", f"/workspaces/default/labeling/tasks/{task['id']}/packages").json()
+    assert packages[0]["state"] == "done"
