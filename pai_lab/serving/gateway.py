@@ -625,9 +625,11 @@ class Gateway:
     def __init__(self, state_dir: Path, secret: str):
         self.state_dir = state_dir
         self.logs_dir = state_dir / "logs"
-        self.sockets_dir = state_dir / "sockets"
-        for d in (self.logs_dir, self.sockets_dir):
-            d.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        # Unix socket paths are limited to ~100 bytes: keep them short, whatever the state folder is
+        import tempfile
+
+        self.sockets_dir = Path(tempfile.mkdtemp(prefix="pai-gw-"))
         self.secret = secret
         self.services: dict[str, ServiceRuntime] = {}
         self.routes: dict[str, Route] = {}
@@ -683,6 +685,9 @@ class Gateway:
 
     async def close(self) -> None:
         await asyncio.gather(*(s.close() for s in self.services.values()), return_exceptions=True)
+        import shutil
+
+        shutil.rmtree(self.sockets_dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- HTTP

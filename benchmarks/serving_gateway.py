@@ -1,0 +1,299 @@
+"""Serving throughput and latency: the pai_lab gateway against a minimal tornado handler and the
+model called in-process, all on this machine, loopback only.
+
+    python benchmarks/serving_gateway.py              # about 2 minutes
+    python benchmarks/serving_gateway.py --smoke      # seconds: checks that every part still runs
+
+The model is fixed: float32 [None, 784] -> Dense(512, relu) -> Dense(512, relu) -> Dense(10,
+softmax), seeded, exported as a SavedModel. The load generator runs in its own process
+(aiohttp, a fixed number of concurrent connections for a fixed time).
+
+Measured:
+- one sample per request at concurrency 1, 16, 64: req/s, p50, p99, errors, for the gateway
+  (batching on) and the minimal handler (one model call per JSON request);
+- 64 samples per request: samples/s against the in-process limit at batch 64;
+- the median overhead at concurrency 1 over the model's own time at batch 1.
+BentoML is measured only when it is importable in this environment (it is not a dependency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+FEATURES = 784
+
+
+def export_model(folder: Path, hidden: int) -> None:
+    import tensorflow as tf
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(42)
+    model = keras.Sequential([keras.layers.Dense(hidden, activation="relu", input_shape=(FEATURES,)),
+                              keras.layers.Dense(hidden, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, FEATURES], tf.float32, name="images")])
+    def predict_images(images):
+        return {"scores": model(images)}
+
+    tf.saved_model.save(model, str(folder), signatures={"predict_images": predict_images})
+
+
+def in_process_limits(folder: Path, seconds: float) -> dict[int, float]:
+    """Samples/s of the signature called directly, at batch 1 and 64."""
+    import numpy as np
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(str(folder)).signatures["predict_images"]
+    out = {}
+    for batch in (1, 64):
+        x = tf.constant(np.random.default_rng(0).random((batch, FEATURES), dtype=np.float32))
+        fn(images=x)
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            fn(images=x)["scores"].numpy()
+            n += 1
+        out[batch] = n * batch / (time.perf_counter() - start)
+    return out
+
+
+# --------------------------------------------------------------------------- the baseline server
+
+BASELINE = '''
+import json, os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np, tensorflow as tf
+from tornado import ioloop, web
+fn = tf.saved_model.load(sys.argv[1]).signatures["predict_images"]
+
+class Predict(web.RequestHandler):
+    def post(self):
+        x = np.asarray(json.loads(self.request.body)["inputs"]["images"], dtype=np.float32)
+        self.finish(json.dumps({"outputs": {"scores": fn(images=tf.constant(x))["scores"].numpy().tolist()}}))
+
+import logging; logging.getLogger("tornado.access").setLevel(logging.ERROR)
+web.Application([(r"/predict", Predict)]).listen(int(sys.argv[2]), "127.0.0.1")
+print("ready", flush=True)
+ioloop.IOLoop.current().start()
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 120, headers=None) -> None:
+    import requests
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if requests.get(url, headers=headers, timeout=2).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def start_baseline(folder: Path) -> tuple[subprocess.Popen, str]:
+    """Started now; ``wait_baseline`` blocks until it serves."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", BASELINE, str(folder), str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    return proc, f"http://127.0.0.1:{port}/predict"
+
+
+def wait_baseline(proc: subprocess.Popen) -> None:
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError("the baseline server did not start")
+
+
+def start_gateway(folder: Path, state_dir: Path):
+    """The gateway process on its own, given one service the way the control plane gives it.
+    Returns (process, endpoint, token, wait): ``wait()`` blocks until the instance is ready."""
+    import requests
+
+    secret = secrets.token_hex(8)
+    env = dict(os.environ, PAI_LAB_GATEWAY_SECRET=secret)
+    proc = subprocess.Popen([sys.executable, "-m", "pai_lab.serving.gateway", "--state-dir", str(state_dir)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ready = state_dir / "gateway.json"
+    while not ready.exists():
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{json.loads(ready.read_text())['port']}"
+    token = "bench-token"
+    rpc = {"batching": True, "keepalive": 5000, "io_threads": 4, "max_batch_size": 64, "max_batch_timeout": 5,
+           "max_queue_size": 1024, "worker_threads": None}
+    state = {"services": [{"name": "bench", "state": "Running", "instance": 1, "workers": 2, "rpc": rpc,
+                           "cpu": None, "memory": None, "version": 1, "revision": "0" * 40, "warm_up": [],
+                           "processor": {"processor_kind": "tensorflow", "model_dir": str(folder)}}],
+             "routes": {"bench": {"token": token, "targets": {"bench": 100}}}}
+    headers = {"X-Pai-Lab-Gateway-Secret": secret}
+    requests.put(base + "/_admin/state", json=state, headers=headers).raise_for_status()
+
+    def wait():
+        deadline = time.time() + 300
+        while requests.get(base + "/_admin/status", headers=headers).json()["services"]["bench"]["state"] != "Running":
+            if time.time() > deadline:
+                raise RuntimeError("the benchmark service did not start")
+            time.sleep(0.2)
+
+    return proc, base + "/api/predict/bench", token, wait
+
+
+# --------------------------------------------------------------------------- the load generator
+
+
+async def _load(url: str, body: bytes, headers: dict, concurrency: int, seconds: float) -> dict:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    stop = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def worker():
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                try:
+                    async with session.post(url, data=body, headers=headers) as resp:
+                        await resp.read()
+                        if resp.status != 200:
+                            errors[str(resp.status)] = errors.get(str(resp.status), 0) + 1
+                            continue
+                except aiohttp.ClientError as exc:
+                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    continue
+                latencies.append(time.perf_counter() - t0)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+
+    def pct(p):
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
+
+    return {"rps": len(latencies) / elapsed, "p50_ms": pct(0.5), "p99_ms": pct(0.99), "ok": len(latencies),
+            "errors": errors}
+
+
+def run_load(url: str, body: bytes, token: str | None, concurrency: int, seconds: float) -> dict:
+    """The load generator in a process of its own, so it does not share the server's interpreter."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        fh.write(body)
+    try:
+        done = subprocess.run([sys.executable, __file__, "--loadgen", url, fh.name, token or "", str(concurrency),
+                               str(seconds)], capture_output=True, text=True, timeout=seconds + 120)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr[-2000:])
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        os.unlink(fh.name)
+
+
+def body_for(rows: int) -> bytes:
+    import numpy as np
+
+    x = np.random.default_rng(1).random((rows, FEATURES), dtype=np.float32).round(4)
+    return json.dumps({"inputs": {"images": x.tolist()}}).encode()
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny run: checks that every part works")
+    parser.add_argument("--seconds", type=float, default=8.0, help="load duration per measurement")
+    parser.add_argument("--loadgen", nargs=5, metavar=("URL", "BODY", "TOKEN", "CONC", "SECONDS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.loadgen:
+        url, body_file, token, conc, seconds = args.loadgen
+        headers = {"Content-Type": "application/json", **({"Authorization": token} if token else {})}
+        result = asyncio.run(_load(url, Path(body_file).read_bytes(), headers, int(conc), float(seconds)))
+        print(json.dumps(result))
+        return result
+
+    seconds = 1.0 if args.smoke else args.seconds
+    concurrencies = [1, 4] if args.smoke else [1, 16, 64]
+    hidden = 32 if args.smoke else 512
+    work = Path(tempfile.mkdtemp(prefix="pai-bench-"))
+    procs = []
+    try:
+        export_model(work / "model", hidden)
+        # the servers load TensorFlow while the in-process limit is measured; measuring waits for them
+        baseline, baseline_url = start_baseline(work / "model")
+        procs.append(baseline)
+        gateway, gateway_url, token, gateway_wait = start_gateway(work / "model", work / "gateway")
+        procs.append(gateway)
+        wait_baseline(baseline)
+        gateway_wait()
+        limits = in_process_limits(work / "model", min(seconds, 3.0))
+        one = body_for(1)
+        results: dict = {"in_process_samples_per_s": limits, "one_sample": {}, "batch64": {}}
+        for conc in concurrencies:
+            results["one_sample"][conc] = {
+                "tornado": run_load(baseline_url, one, None, conc, seconds),
+                "pai_lab": run_load(gateway_url, one, token, conc, seconds),
+            }
+        big = body_for(64)
+        big_conc = 2 if args.smoke else 8
+        results["batch64"] = {
+            "tornado": run_load(baseline_url, big, None, big_conc, seconds),
+            "pai_lab": run_load(gateway_url, big, token, big_conc, seconds),
+        }
+        try:
+            import bentoml  # noqa: F401
+            results["bentoml"] = "importable, but not measured by this script"
+        except ImportError:
+            results["bentoml"] = "not installed; not measured"
+        report(results, hidden)
+        return results
+    finally:
+        for proc in procs:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(results: dict, hidden: int) -> None:
+    limits = results["in_process_samples_per_s"]
+    print(f"model: 784 -> {hidden} -> {hidden} -> 10; in-process: {limits[1]:,.0f} samples/s at batch 1, "
+          f"{limits[64]:,.0f} at batch 64 (model time at batch 1: {1000 / limits[1]:.2f} ms)")
+    print(f"{'one sample/request':<20}{'server':<10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}  errors   vs tornado")
+    for conc, pair in results["one_sample"].items():
+        base = pair["tornado"]["rps"] or 1e-9
+        for name, r in pair.items():
+            print(f"{'concurrency ' + str(conc):<20}{name:<10}{r['rps']:>9,.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+                  f"  {sum(r['errors'].values()):<7}  {r['rps'] / base:.2f}x")
+    c1 = results["one_sample"][min(results["one_sample"])]["pai_lab"]
+    print(f"median overhead at concurrency 1 over the model's own time: {c1['p50_ms'] - 1000 / limits[1]:.2f} ms")
+    for name, r in results["batch64"].items():
+        samples = r["rps"] * 64
+        print(f"64 samples/request  {name:<10}{samples:>10,.0f} samples/s = {samples / limits[64]:.2f}x the "
+              f"in-process limit at batch 64 (p99 {r['p99_ms']:.1f} ms, errors {sum(r['errors'].values())})")
+    print(f"BentoML: {results['bentoml']}")
+
+
+if __name__ == "__main__":
+    main()
