@@ -1,0 +1,165 @@
+"""The labeling widget's kernel side and the media route, against a real ``pai server``: what the
+page sends is stored on the server, resumes come from the server, media are sized and checked."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import pytest
+import requests
+from PIL import Image
+
+from pai_lab.widgets.labeling import Labeler
+from tests.fixtures.labeling_browser import digit_images
+
+
+class Page:
+    """Plays the browser's part: sends what the front end sends, keeps what the kernel answers."""
+
+    def __init__(self, widget: Labeler):
+        self.widget = widget
+        self.received: list[tuple[dict, list]] = []
+        widget.send = lambda content, buffers=None: self.received.append((content, buffers or []))
+
+    def send(self, **msg):
+        self.widget._on_msg(self.widget, msg, [])
+        return self.received[-1][0] if self.received else None
+
+
+def survey(label: str) -> list:
+    return [{"questionId": "2", "data": label, "markTitle": "单选", "type": "survey/value"}]
+
+
+@pytest.fixture
+def digits_task(live_server, unique_name):
+    images = digit_images(live_server.root / unique_name("digits"), 4, size=(640, 480))
+    corrupt = live_server.root / f"corrupt_{uuid.uuid4().hex[:6]}.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    ws = live_server.client().workspace("default")
+    lines = [{"data": {"source": str(p)}} for p, _ in images] + [{"data": {"source": str(corrupt)}},
+                                                                 {"data": {"source": "gone/missing.png"}}]
+    task = ws.labeling.create_task(unique_name("digits"), "image-classification", lines=lines,
+                                   labels=[str(d) for d in range(10)], flow="label-check")
+    return task, images
+
+
+def test_answers_from_the_page_are_stored_once_and_resume_from_the_server(digits_task):
+    task, images = digits_task
+    widget = task.label()
+    assert widget.package["number"] == 1 and [i["seq"] for i in widget.items] == list(range(6))
+    page = Page(widget)
+
+    ack = page.send(type="answer", seq=0, client_id="c-0", stage="label", results=survey(str(images[0][1])))
+    assert ack == {"type": "ack", "client_id": "c-0", "seq": 0, "ok": True,
+                   "progress": {"total": 6, "labeled": 1, "checked": 0, "accepted": 0}}
+    # a retry of the same answer (no ack seen by the page) stores nothing new
+    page.send(type="answer", seq=0, client_id="c-0", stage="label", results=survey(str(images[0][1])))
+    assert len(task.history(0)) == 1
+
+    bad = page.send(type="answer", seq=1, client_id="c-1", stage="label", results=survey("cat"))
+    assert bad["ok"] is False and "unknown label 'cat'" in bad["error"]
+    assert task.items(1)[1].label is None
+
+    page.send(type="answer", seq=4, client_id="c-4", stage="label", skip="not an image file")
+
+    # a new widget (a reload, or a restarted kernel) gets every answer from the server
+    again = task.label()
+    by_seq = {i["seq"]: i for i in again.items}
+    assert by_seq[0]["label"] == survey(str(images[0][1]))
+    assert by_seq[4]["skipped"] == "not an image file"
+    assert by_seq[1]["label"] is None
+    assert again.answers == {0: survey(str(images[0][1]))}
+
+
+def test_submit_then_checker_rejects_and_labeler_gets_the_comment(digits_task):
+    task, images = digits_task
+    labeler = Page(task.label())
+    for seq in range(6):
+        if seq < 4:
+            labeler.send(type="answer", seq=seq, client_id=f"l-{seq}", stage="label", results=survey("1"))
+        else:
+            labeler.send(type="answer", seq=seq, client_id=f"l-{seq}", stage="label", skip="broken")
+    labeler.send(type="submit")
+    assert labeler.widget.package is None and "submitted" in labeler.widget.notice
+
+    checker = Page(task.check())
+    assert checker.widget.stage == "check"
+    assert [i["seq"] for i in checker.widget.items] == [0, 1, 2, 3]  # skipped items are not checked
+    checker.send(type="answer", seq=0, client_id="k-0", stage="check", results=survey(str(images[0][1])))
+    checker.send(type="review", verdict="reject", comment="most digits are wrong")
+    assert checker.widget.package is None
+
+    back = task.label()
+    assert back.package["number"] == 1 and back.package["rework"] == 1
+    assert "most digits are wrong" in back.notice
+    assert task.history(0)[-1].stage == "check"  # the checker's modification is kept in the history
+
+
+def test_reviewing_a_package_needs_a_comment_to_reject(digits_task):
+    task, _ = digits_task
+    labeler = Page(task.label())
+    for seq in range(6):
+        labeler.send(type="answer", seq=seq, client_id=f"x-{seq}", stage="label", results=survey("2"))
+    labeler.send(type="submit")
+    checker = Page(task.check())
+    said = checker.send(type="review", verdict="reject", comment="  ")
+    assert said["type"] == "error" and "comment" in said["error"]
+    assert task.packages()[0].state == "checking"
+
+
+def media_url(live_server, task, seq: int) -> str:
+    return f"{live_server.url}pai-lab/api/v1/workspaces/default/labeling/tasks/{task.id}/items/{seq}/media"
+
+
+def test_media_route_sends_images_sized_to_the_view_with_their_original_size(live_server, digits_task):
+    task, _ = digits_task
+    auth = {"Authorization": f"token {live_server.token}"}
+    resp = requests.get(media_url(live_server, task, 0), params={"w": 200, "h": 200}, headers=auth, timeout=30)
+    assert resp.status_code == 200
+    assert (resp.headers["X-Original-Width"], resp.headers["X-Original-Height"]) == ("640", "480")
+    shown = Image.open(io.BytesIO(resp.content))
+    assert max(shown.size) <= 200 and shown.size[0] / shown.size[1] == pytest.approx(640 / 480, rel=0.02)
+
+    original = requests.get(media_url(live_server, task, 0), headers=auth, timeout=30)
+    assert Image.open(io.BytesIO(original.content)).size == (640, 480)
+
+    corrupt = requests.get(media_url(live_server, task, 4), params={"w": 200, "h": 200}, headers=auth, timeout=30)
+    assert corrupt.status_code == 400 and "skip the item as invalid" in corrupt.json()["error"]["message"]
+    missing = requests.get(media_url(live_server, task, 5), headers=auth, timeout=30)
+    assert missing.status_code == 404 and "does not exist" in missing.json()["error"]["message"]
+
+    assert requests.get(media_url(live_server, task, 0), timeout=30).status_code in (401, 403)
+    stranger = requests.get(media_url(live_server, task, 0), headers={"Authorization": "token tok-stranger"},
+                            timeout=30)
+    assert stranger.status_code == 403
+
+
+def test_media_outside_the_servers_folders_is_refused(live_server, unique_name, tmp_path):
+    outside = tmp_path / "secret.png"
+    Image.new("RGB", (8, 8)).save(outside)
+    ws = live_server.client().workspace("default")
+    task = ws.labeling.create_task(unique_name("outside"), "image-classification", labels=["a"],
+                                   lines=[{"data": {"source": str(outside)}}])
+    resp = requests.get(media_url(live_server, task, 0), headers={"Authorization": f"token {live_server.token}"},
+                        timeout=30)
+    assert resp.status_code == 400 and "outside the allowed folders" in resp.json()["error"]["message"]
+
+
+def test_media_through_the_kernel_for_pages_that_cannot_reach_the_server(digits_task):
+    task, _ = digits_task
+    page = Page(task.label(media_via_kernel=True))
+    assert page.widget.media_via_kernel is True
+    msg = page.send(type="media", req=7, seq=0, key="source", w=160, h=160)
+    content, buffers = page.received[-1]
+    assert content["ok"] and content["req"] == 7 and (content["width"], content["height"]) == (640, 480)
+    assert max(Image.open(io.BytesIO(buffers[0])).size) <= 160
+    failed = page.send(type="media", req=8, seq=4, key="source", w=160, h=160)
+    assert failed["ok"] is False and "image" in failed["error"]
+    assert msg is content
+
+
+def test_unknown_stage_is_refused(digits_task):
+    task, _ = digits_task
+    with pytest.raises(ValueError, match="stage must be one of"):
+        Labeler(task, "review")
