@@ -106,6 +106,9 @@ def s3_benchmark(objects: int, work: Path) -> dict:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
@@ -119,8 +122,9 @@ def s3_benchmark(objects: int, work: Path) -> dict:
         options = {"key": "bench", "secret": "bench", "client_kwargs": {"endpoint_url": endpoint,
                                                                          "region_name": "us-east-1"}}
 
+        fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False, **options)
+
         def bare() -> None:
-            fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False, **options)
             found = fs.find("bench/data/", detail=True)
             assert len(found) == objects
 

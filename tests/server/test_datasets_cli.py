@@ -122,6 +122,11 @@ def test_client_register_read_and_preview(live_server, live_pets, unique_name):
     preview.next_button.click()
     assert preview.page_number == 1 and len(preview.body.children[0].children) == 2
 
+    pipeline = ds.to_tf_dataset(image_size=(8, 8), batch_size=6, shard=None)
+    assert pipeline.class_names == ["cat", "dog"]  # one folder per class
+    images, labels = next(iter(pipeline))
+    assert images.shape == (6, 8, 8, 3) and sorted(labels.numpy().tolist()) == [0, 0, 0, 0, 1, 1]
+
     texts = ws.datasets.register(unique_name("texts"), items=["good", "bad", "fine"], progress=False)
     assert texts.data_type == "text" and texts.info.item_count == 3
     assert [line["data"]["source"] for line in texts.manifest()] == ["good", "bad", "fine"]

@@ -99,3 +99,29 @@ def test_extra_allowed_root_and_escape(tmp_path):
     with pytest.raises(BadInput) as info:
         register(p, name="etc", source="/etc")
     assert "outside the allowed folders" in info.value.message and str(data) in info.value.message
+
+
+def test_links_inside_a_scanned_folder_stay_inside_the_roots(platform, tmp_path):
+    folder = platform.root_dir / "linked"
+    folder.mkdir()
+    (folder / "real.txt").write_text("in")
+    (tmp_path / "outside.txt").write_text("secret")
+    (folder / "escape.txt").symlink_to(tmp_path / "outside.txt")
+    (folder / "inside.txt").symlink_to(folder / "real.txt")
+    (folder / ".hidden").write_text("left out")
+    register(platform, name="linked", source="linked", scan=True)
+    with platform.store.transaction() as s:
+        keys = sorted(i.key for i in svc.item_page(s, "owner", "default", "linked").items)
+        version = svc.get_version(s, "owner", "default", "linked")
+    assert keys == ["inside.txt", "real.txt"] and version.skipped == 1
+
+
+def test_content_hash_on_request(platform):
+    (platform.root_dir / "h").mkdir()
+    (platform.root_dir / "h" / "a.bin").write_bytes(b"abc")
+    register(platform, name="hashed", source="h", scan=True, hash=True)
+    with platform.store.transaction() as s:
+        item = svc.item_page(s, "owner", "default", "hashed").items[0]
+    import hashlib
+
+    assert item.hash == hashlib.sha256(b"abc").hexdigest()
