@@ -146,3 +146,20 @@ def test_the_cluster_is_shown_with_its_workers(live_server):
     info = live_server.client().http.get("/cluster")
     assert info["scheduler_address"] and len(info["workers"]) == 2
     assert {"name", "cores", "memory", "gpus"} <= set(info["workers"][0])
+
+
+def test_keras3_under_multiworker_strategy_is_flagged_before_launch_and_at_failure(ws, tmp_path):
+    script = tmp_path / "k3.py"
+    # what the checker looks for, without paying for TensorFlow: the failure is printed as TF would
+    script.write_text(
+        "import sys\n"
+        "if False:\n"
+        "    import keras\n"
+        "    strategy = tf.distribute.MultiWorkerMirroredStrategy(); model.fit(x)\n"
+        "print('ValueError: Attempt to convert a value (PerReplica:{0: <tf.Tensor>}) with an unsupported type')\n"
+        "sys.exit(1)\n")
+    job = ws.jobs.submit(name="k3", command=f"python {script}", workers=2)
+    assert len(job.warnings) == 1 and "tf_keras" in job.warnings[0] and "TF_USE_LEGACY_KERAS=1" in job.warnings[0]
+    job.wait(timeout=120, poll=0.3)
+    assert job.state == "Failed"
+    assert "exited with code 1: Keras 3 model.fit does not run under MultiWorkerMirroredStrategy" in job.reason
