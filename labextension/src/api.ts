@@ -92,6 +92,14 @@ export interface Job {
   reason: string | null;
 }
 
+export interface LogLine {
+  id: number;
+  pod: string;
+  seq: number;
+  time: string;
+  line: string;
+}
+
 export interface ClusterWorker {
   name: string;
   cores: number;
@@ -129,6 +137,9 @@ export function ws(workspace: string, ...parts: string[]): string {
 export async function request<T>(path: string, init: RequestInit = {}): Promise<T> {
   const settings = ServerConnection.makeSettings();
   const url = URLExt.join(settings.baseUrl, API_PATH, path);
+  // 'no-store' (the default) makes ServerConnection append a bare timestamp to the query, which
+  // routes with declared query parameters refuse; 'no-cache' still revalidates every answer.
+  init = { cache: 'no-cache', ...init };
   if (init.body !== undefined) {
     init = { ...init, headers: { 'Content-Type': 'application/json', ...(init.headers || {}) } };
   }

@@ -1,5 +1,6 @@
 /** The pai_lab JupyterLab extension: a left-area sidebar over the pai_lab control plane. */
 import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { Clipboard } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 
 import { SidebarWidget } from './panel';
@@ -11,7 +12,7 @@ function codeInserter(app: JupyterFrontEnd, tracker: INotebookTracker | null): (
   return (code: string) => {
     const panel = tracker?.currentWidget;
     if (!panel) {
-      void navigator.clipboard?.writeText(code).catch(() => undefined);
+      Clipboard.copyToSystem(code);
       return 'Open a notebook first; the code was copied to the clipboard.';
     }
     app.shell.activateById(panel.id);

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 
 import pytest
@@ -193,3 +194,24 @@ def test_register_a_dataset_and_preview_it_in_a_notebook(lab_server, page):
     page.wait_for_function("code => [...document.querySelectorAll('.jp-Cell .cm-content')]"
                            ".some(c => c.innerText.includes(code))", arg=label_code)
     save_screenshot(page, "sidebar-with-notebook.png")
+
+
+def test_a_running_job_shows_its_log_and_stops_from_the_sidebar(lab_server, page):
+    name = "sleeper_" + uuid.uuid4().hex[:6]
+    command = f"{sys.executable} -c \"print('rank up', flush=True); import time; time.sleep(300)\""
+    submitted = lab_server.api("POST", "/workspaces/default/jobs", {"name": name, "command": command, "workers": 1})
+    assert submitted.status_code == 201, submitted.text
+    job_id = submitted.json()["id"]
+
+    open_lab(page, lab_server)
+    sidebar = open_sidebar(page)
+    row = sidebar.locator(f'[data-job="{job_id}"]')
+    row.wait_for()
+    assert "1 worker" in row.inner_text()
+    row.locator(".pai-row-main").click()
+    row.locator(".pai-log").filter(has_text="rank up").wait_for(timeout=60_000)  # the log tail follows the job
+
+    row.get_by_role("button", name="Stop", exact=True).click()
+    row.locator(".pai-state", has_text="Stopped").wait_for(timeout=60_000)
+    assert row.get_by_role("button", name="Stop", exact=True).count() == 0
+    assert lab_server.api("GET", f"/workspaces/default/jobs/{job_id}").json()["state"] == "Stopped"

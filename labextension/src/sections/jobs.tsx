@@ -1,10 +1,27 @@
 /** Jobs: distributed training jobs with their state, ranks and age, a stop button, and the Dask cluster. */
 import * as React from 'react';
 
-import { Cluster, Job, post, ws } from '../api';
-import { ErrorLine, LoadState, Section, SectionProps, StateBadge, age, formatBytes, useAction, useEndpoint } from '../common';
+import { Cluster, Job, LogLine, post, ws } from '../api';
+import {
+  ErrorLine,
+  LoadState,
+  Section,
+  SectionProps,
+  StateBadge,
+  age,
+  formatBytes,
+  pyString,
+  useAction,
+  useEndpoint
+} from '../common';
 
-const ACTIVE = new Set(['created', 'queuing', 'dispatching', 'starting', 'running', 'stopping']);
+const STOPPABLE = new Set(['creating', 'queuing', 'running']);
+const ACTIVE = new Set([...STOPPABLE, 'stopping']);
+const LOG_TAIL = 40;
+
+export function monitorCode(workspace: string, jobId: string): string {
+  return `import pai_lab\njob = pai_lab.connect(${pyString(workspace)}).jobs.get(${pyString(jobId)})\njob.monitor()`;
+}
 
 function ranks(job: Job): string {
   const parts = [`${job.workers} worker${job.workers === 1 ? '' : 's'}`];
@@ -27,35 +44,70 @@ export function JobsSection(props: SectionProps): JSX.Element {
       {jobs.length > 0 && (
         <ul className="pai-list">
           {jobs.map(job => (
-            <li className="pai-row" key={job.id} data-job={job.id}>
-              <div className="pai-row-line">
-                <span className="pai-name" title={job.id}>
-                  {job.name || job.id}
-                </span>
-                <StateBadge state={job.state} />
-              </div>
-              <div className="pai-row-line">
-                <span className="pai-muted">
-                  {ranks(job)} · {age(job.created_at)} · {job.created_by}
-                </span>
-                {ACTIVE.has(job.state.toLowerCase()) && (
-                  <button
-                    className="pai-button"
-                    disabled={action.busy === job.id}
-                    onClick={() => action.run(job.id, () => post(ws(props.workspace, 'jobs', job.id, 'stop')))}
-                  >
-                    Stop
-                  </button>
-                )}
-              </div>
-              {job.reason && <div className="pai-muted pai-ellipsis" title={job.reason}>{job.reason}</div>}
-            </li>
+            <JobRow
+              key={job.id}
+              job={job}
+              {...props}
+              stopping={action.busy === job.id}
+              onStop={() => action.run(job.id, () => post(ws(props.workspace, 'jobs', job.id, 'stop')))}
+            />
           ))}
         </ul>
       )}
       {action.error && <ErrorLine message={action.error} />}
       <ClusterView refreshKey={props.refreshKey} />
     </Section>
+  );
+}
+
+function JobRow(props: SectionProps & { job: Job; stopping: boolean; onStop: () => void }): JSX.Element {
+  const { job } = props;
+  const [open, setOpen] = React.useState(false);
+  const [note, setNote] = React.useState<string | null>(null);
+  const state = job.state.toLowerCase();
+  const active = ACTIVE.has(state);
+  const logs = useEndpoint<LogLine[]>(
+    open ? `${ws(props.workspace, 'jobs', job.id, 'logs')}?max_events_num=${LOG_TAIL}` : null,
+    props.refreshKey,
+    active ? 3000 : 0
+  );
+  return (
+    <li className="pai-row" data-job={job.id}>
+      <button className="pai-row-main pai-row-line" onClick={() => setOpen(!open)} title={job.id}>
+        <span className="pai-name">{job.name || job.id}</span>
+        <StateBadge state={job.state} />
+      </button>
+      <div className="pai-row-line">
+        <span className="pai-muted">
+          {ranks(job)} · {age(job.created_at)} · {job.created_by}
+        </span>
+        {STOPPABLE.has(state) && (
+          <button className="pai-button" disabled={props.stopping} onClick={props.onStop}>
+            {props.stopping ? 'Stopping…' : 'Stop'}
+          </button>
+        )}
+      </div>
+      {job.reason && (
+        <div className="pai-muted pai-ellipsis" title={job.reason}>
+          {job.reason}
+        </div>
+      )}
+      {open && (
+        <div className="pai-row-detail">
+          <LoadState loaded={logs} isEmpty={(logs.data || []).length === 0} empty="No log lines yet." />
+          {logs.data && logs.data.length > 0 && (
+            <pre className="pai-log">{logs.data.map(l => `${l.pod}: ${l.line}`).join('\n')}</pre>
+          )}
+          <button
+            className="pai-button"
+            onClick={() => setNote(props.insertCode(monitorCode(props.workspace, job.id)) || 'Monitor cell inserted.')}
+          >
+            Monitor in notebook
+          </button>
+          {note && <div className="pai-muted">{note}</div>}
+        </div>
+      )}
+    </li>
   );
 }
 

@@ -1,10 +1,15 @@
 /** Services: model services with state, ready instances, traffic split, endpoint; start and stop. */
+import { Clipboard } from '@jupyterlab/apputils';
 import * as React from 'react';
 
 import { Service, patch, post, ws } from '../api';
-import { ErrorLine, LoadState, Section, SectionProps, StateBadge, useAction, useEndpoint } from '../common';
+import { ErrorLine, LoadState, Section, SectionProps, StateBadge, pyString, useAction, useEndpoint } from '../common';
 
 const STOPPED = new Set(['stopped', 'failed', 'stopping']);
+
+export function panelCode(workspace: string, service: string): string {
+  return `import pai_lab\nsvc = pai_lab.connect(${pyString(workspace)}).services.get(${pyString(service)})\nsvc.panel()`;
+}
 
 function trafficText(traffic: Service['traffic']): string {
   if (!traffic) {
@@ -20,12 +25,11 @@ export function ServicesSection(props: SectionProps): JSX.Element {
   const services = loaded.data || [];
   const action = useAction(loaded.reload);
   const [copied, setCopied] = React.useState<string | null>(null);
+  const [note, setNote] = React.useState<string | null>(null);
 
   const copy = (service: Service) => {
-    navigator.clipboard
-      .writeText(service.endpoint)
-      .then(() => setCopied(service.name))
-      .catch(() => setCopied(null));
+    Clipboard.copyToSystem(service.endpoint);
+    setCopied(service.name);
   };
 
   return (
@@ -74,12 +78,21 @@ export function ServicesSection(props: SectionProps): JSX.Element {
                     </button>
                   </div>
                 )}
+                <button
+                  className="pai-button"
+                  onClick={() =>
+                    setNote(props.insertCode(panelCode(props.workspace, service.name)) || 'Service panel cell inserted.')
+                  }
+                >
+                  Panel in notebook
+                </button>
               </li>
             );
           })}
         </ul>
       )}
       {action.error && <ErrorLine message={action.error} />}
+      {note && <div className="pai-muted">{note}</div>}
     </Section>
   );
 }
