@@ -50,6 +50,12 @@ class DatasetsManager:
 
     # ---------------------------------------------------------------- thumbnails
 
+    def forget(self, dataset_id: str) -> None:
+        """Drop a deleted dataset's cached thumbnails."""
+        import shutil
+
+        shutil.rmtree(self.thumb_dir / dataset_id, ignore_errors=True)
+
     def thumbnail(self, dataset_id: str, key: str, stamp: str, source: str, storage_options: dict,
                   size: tuple[int, int] = THUMB_SIZE) -> bytes:
         """A PNG thumbnail of an image item, made on first request and cached by (key, stamp)."""

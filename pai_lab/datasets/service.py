@@ -462,6 +462,9 @@ def new_version(session: Session, user: str, workspace: str, ref: str, *, descri
         raise BadInput(f"dataset {row.name!r} was registered from {row.source_kind} items; give the new version's "
                        "items (register_manifest_version, or `items` in the request)", "items")
     version = _write_version(session, row, user, description, content_hash, fill)
+    if row.data_type == "other" and version.version == 1:  # registered without a scan: detect it now
+        row.data_type = _type_from_version(session, row, version)
+        session.flush()
     return version_schema(version)
 
 

@@ -113,7 +113,8 @@ def update_dataset(req, workspace, name, body: DatasetUpdate):
                summary="Forget a dataset and its versions (the data itself is not touched)", status=204)
 def delete_dataset(req, workspace, name):
     with req.transaction() as s:
-        svc.delete_dataset(s, req.user, workspace, name)
+        info = svc.delete_dataset(s, req.user, workspace, name)
+    _manager(req).forget(info.id)
 
 
 @router.get("/workspaces/{workspace}/datasets/{name}/versions", name="dataset.versions",

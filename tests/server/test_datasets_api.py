@@ -138,3 +138,14 @@ async def test_items_samples_and_manifest_stream(api, jp_fetch):
     resp = await jp_fetch("pai-lab", "api", "v1", "workspaces", "default", "datasets", "reviews", "manifest")
     lines = resp.body.decode().splitlines()
     assert len(lines) == 200 and lines[0].startswith('{"data":{"source":"The ')
+
+
+async def test_register_without_scan_then_scan_a_version(api, image_folder):
+    status, ds = await api("POST", "/workspaces/default/datasets", {"name": "later", "source": "pets"})
+    assert status == 201 and ds["latest_version"] is None and ds["item_count"] == 0
+    status, err = await api("GET", "/workspaces/default/datasets/later/items")
+    assert status == 404 and "no version yet" in err["error"]["message"]
+    status, v1 = await api("POST", "/workspaces/default/datasets/later/versions", {"description": "first scan"})
+    assert status == 201 and v1["version"] == 1 and v1["item_count"] == 8
+    status, ds = await api("GET", "/workspaces/default/datasets/later")
+    assert ds["data_type"] == "image" and ds["latest_version"] == 1 and ds["item_count"] == 8
