@@ -42,6 +42,19 @@ def tf_service(ws, saved_model):
     svc.delete()
 
 
+def echo_spec(name: str, python_processor, **metadata) -> dict:
+    return {"name": name, "processor_type": "python", "processor_path": str(python_processor),
+            "processor_entry": "app.py", "metadata": {"instance": 1, **metadata}}
+
+
+@pytest.fixture(scope="module")
+def echo_service(ws, python_processor):
+    """A custom Python processor with the EAS defaults (it starts in a second: no TensorFlow)."""
+    svc = ws.services.create(echo_spec(f"echo_{uuid.uuid4().hex[:8]}", python_processor))
+    yield svc
+    svc.delete()
+
+
 @pytest.fixture(scope="module")
 def slow_service(ws, python_processor):
     """A Python processor with one worker, a queue of 2 and a 1.5 s keepalive."""
@@ -163,19 +176,18 @@ def test_metrics_parse_as_prometheus_text(tf_service):
     assert any(s.labels.get("service") == tf_service.name for s in families["pai_serving_queue_depth"].samples)
 
 
-def test_blue_green_release_under_load_then_a_30_percent_split(tf_service, cli, service_json, saved_model):
-    spec = {"name": tf_service.name, "model_path": str(saved_model), "processor": "tensorflow_cpu_2.7",
-            "metadata": {"instance": 1}}
-    rc, out, err = cli("eascmd", "create", "-r", service_json(spec))
+def test_blue_green_release_under_load_then_a_30_percent_split(echo_service, cli, service_json, python_processor):
+    entry = echo_service
+    rc, out, err = cli("eascmd", "create", "-r", service_json(echo_spec(entry.name, python_processor)))
     assert rc == 0, err
-    child = re.search(rf"/api/predict/({tf_service.name}_[0-9a-f]{{8}})", out).group(1)
+    child = re.search(rf"/api/predict/({entry.name}_[0-9a-f]{{8}})", out).group(1)
     assert "[OK] Service is running" in out
-    child_url = gateway_of(tf_service.endpoint) + f"/api/predict/{child}"
+    child_url = gateway_of(entry.endpoint) + f"/api/predict/{child}"
     token = re.search(r"Token \| (\S+)", out).group(1)
-    body = json.dumps({"inputs": {"images": [[0.5, 0.5, 0.5, 0.5]]}}).encode()
-    assert requests.post(child_url, data=body, headers={"Authorization": token}).status_code == 200
+    body = json.dumps({"values": [1, 2]}).encode()
+    assert requests.post(child_url, data=body, headers={"Authorization": token}).json() == {"sum": 3, "n": 2}
 
-    load = Load(tf_service.endpoint, body, {"Authorization": tf_service.token})
+    load = Load(entry.endpoint, body, {"Authorization": entry.token})
     time.sleep(0.5)
     rc, out, err = cli("eascmd", "release", child, "-w", "30", "-y")
     time.sleep(1.0)
@@ -184,29 +196,28 @@ def test_blue_green_release_under_load_then_a_30_percent_split(tf_service, cli, 
     assert set(codes) == {200}, codes
 
     assert requests.post(child_url, data=body, headers={"Authorization": token}).status_code == 404
-    before = service_request_counts(gateway_of(tf_service.endpoint))
+    before = service_request_counts(gateway_of(entry.endpoint))
     session = requests.Session()
 
     def one(_):
-        return session.post(tf_service.endpoint, data=body, headers={"Authorization": tf_service.token}).status_code
+        return session.post(entry.endpoint, data=body, headers={"Authorization": entry.token}).status_code
 
     with ThreadPoolExecutor(8) as pool:
         codes = list(pool.map(one, range(2000)))
     assert set(codes) == {200}
-    after = service_request_counts(gateway_of(tf_service.endpoint))
+    after = service_request_counts(gateway_of(entry.endpoint))
     share = (after[child] - before.get(child, 0)) / 2000
     assert 0.27 <= share <= 0.33, share
     rc, out, _ = cli("eascmd", "ls")
-    assert re.search(rf"\| {child} +\| local +\| 1 +\|.*\| Running +\| 30 +\| /api/predict/{tf_service.name} +\|", out)
+    assert re.search(rf"\| {child} +\| local +\| 1 +\|.*\| Running +\| 30 +\| /api/predict/{entry.name} +\|", out)
 
     rc, out, _ = cli("eascmd", "delete", child, "-y")
     assert rc == 0 and "[OK] Service was deleted successfully" in out
-    before = service_request_counts(gateway_of(tf_service.endpoint))
+    before = service_request_counts(gateway_of(entry.endpoint))
     for _ in range(20):
-        assert session.post(tf_service.endpoint, data=body, headers={"Authorization": tf_service.token}).ok
-    after = service_request_counts(gateway_of(tf_service.endpoint))
-    assert after[tf_service.name] - before[tf_service.name] == 20 and child not in after or \
-        after.get(child) == before.get(child)
+        assert session.post(entry.endpoint, data=body, headers={"Authorization": entry.token}).ok
+    after = service_request_counts(gateway_of(entry.endpoint))
+    assert after[entry.name] - before[entry.name] == 20
 
 
 def test_rolling_update_loses_no_request(tf_service, cli, service_json, saved_model_v2,
@@ -230,34 +241,32 @@ def test_rolling_update_loses_no_request(tf_service, cli, service_json, saved_mo
     assert re.search(rf"\| IntranetEndpoint +\| {re.escape(tf_service.endpoint)} +\|", out)
 
 
-def test_scaling_keeps_instances_and_a_killed_instance_comes_back(tf_service, cli):
-    first = tf_service.instances()
+def test_scaling_keeps_instances_and_a_killed_instance_comes_back(echo_service, cli):
+    first = echo_service.instances()
     assert len(first) == 1
-    rc, out, err = cli("eascmd", "modify", tf_service.name, "-Dmetadata.instance=2")
+    rc, out, err = cli("eascmd", "modify", echo_service.name, "-Dmetadata.instance=2")
     assert rc == 0, err
-    instances = {i.name: i for i in tf_service.instances()}
+    instances = {i.name: i for i in echo_service.instances()}
     assert len(instances) == 2 and first[0].name in instances and instances[first[0].name].pid == first[0].pid
 
-    body = json.dumps({"inputs": {"images": [[0.1, 0.2, 0.3, 0.4]]}}).encode()
-    load = Load(tf_service.endpoint, body, {"Authorization": tf_service.token}, threads=4)
+    body = json.dumps({"values": [1], "sleep": 0.01}).encode()
+    load = Load(echo_service.endpoint, body, {"Authorization": echo_service.token}, threads=4)
     time.sleep(0.5)
     os.kill(first[0].pid, signal.SIGKILL)
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        again = {i.name: i for i in tf_service.instances()}[first[0].name]
-        if again.restarts == 1 and again.ready == "[1/1]":
-            break
-        time.sleep(0.3)
+    assert wait_for(lambda: {i.name: i for i in echo_service.instances()}[first[0].name].ready == "[1/1]" and
+                    {i.name: i for i in echo_service.instances()}[first[0].name].restarts == 1)
+    time.sleep(0.5)
     codes = load.stop()
-    assert again.restarts == 1 and again.ready == "[1/1]" and again.pid != first[0].pid
+    again = {i.name: i for i in echo_service.instances()}[first[0].name]
+    assert again.pid != first[0].pid
     assert again.last_state["exitCode"] == 137 and again.last_state["reason"] == "Error"
     # only what the killed instance held can fail: at most one request per load thread
     assert codes[200] > 0 and sum(n for c, n in codes.items() if c != 200) <= 4, codes
-    rc, out, _ = cli("eascmd", "w", tf_service.name)
+    rc, out, _ = cli("eascmd", "w", echo_service.name)
     assert re.search(rf"\| {first[0].name} +\|.*\| 1 +\| Running +\| \[1/1\]", out) and '"exitCode":137' in out
-    rc, _, _ = cli("eascmd", "modify", tf_service.name, "-Dmetadata.instance=1")
+    rc, _, _ = cli("eascmd", "modify", echo_service.name, "-Dmetadata.instance=1")
     assert rc == 0
-    assert wait_for(lambda: len(tf_service.instances()) == 1)
+    assert wait_for(lambda: len(echo_service.instances()) == 1)
 
 
 def wait_for(condition, timeout: float = 60) -> bool:
