@@ -32,10 +32,11 @@ class JobSpec(Schema):
     kind: JobKind = "tfjob"
     name: str = Field(description="job name; several jobs may share it")
     command: str = Field(description="start command of every rank")
-    workers: int = Field(0, ge=0)
-    ps: int = Field(0, ge=0)
+    # counts are checked by pai_lab.training.spec.build_spec, whose messages name the flag and the fix
+    workers: int = 0
+    ps: int = 0
     chief: bool = False
-    masters: int = Field(0, ge=0)
+    masters: int = 0
     worker_image: str = ""
     worker_spec: str = ""
     ps_image: str = ""
@@ -50,7 +51,7 @@ class JobSpec(Schema):
     hyperParameters: str = Field("", description="a file of key=value lines, passed as --key=value")
     userDefinedParameters: str = Field("", description="extra script flags, e.g. \"--batch_size=10\"")
     checkpointDir: str = Field("", description="where checkpoints and the SavedModel go (default: job output)")
-    maxHungTimeBeforeGCInSeconds: int = Field(3600, ge=0, description="watchdog; 0 turns it off")
+    maxHungTimeBeforeGCInSeconds: int = Field(3600, description="watchdog; 0 turns it off")
 
     @field_validator("data_sources", "thirdparty_libs", mode="before")
     @classmethod

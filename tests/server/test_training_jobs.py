@@ -163,3 +163,22 @@ def test_keras3_under_multiworker_strategy_is_flagged_before_launch_and_at_failu
     job.wait(timeout=120, poll=0.3)
     assert job.state == "Failed"
     assert "exited with code 1: Keras 3 model.fit does not run under MultiWorkerMirroredStrategy" in job.reason
+
+
+def test_the_monitor_shows_ranks_logs_curves_and_stops_a_job(ws, rank_script):
+    job = ws.jobs.submit(name="watched", command=f"python {rank_script} --mode=flags --lines=50", workers=2)
+    job.wait(timeout=120, poll=0.3)
+    panel = job.monitor(refresh=0)
+    assert f"{job.id}-worker-0" in panel.pods.value and f"{job.id}-worker-1" in panel.pods.value
+    assert panel.pods.value.count("Succeeded") == 2 and "worker_job:0/2/2[100%]" in panel.header.value
+    assert panel.pod.value == f"{job.id}-worker-0" and panel.log_view.value.splitlines()[-1] == "line-00049"
+    assert panel.metric.value == "loss" and panel.chart.value.count("<polyline") == 2
+    assert panel.stop_button.disabled
+
+    sleeper = ws.jobs.submit(name="watched", command=f"python {rank_script} --mode=sleep", workers=1)
+    wait_for(lambda: sleeper.refresh().state == "Running", 60)
+    panel = sleeper.monitor(refresh=0)
+    assert not panel.stop_button.disabled
+    panel.stop_button.click()
+    assert sleeper.refresh().state == "Stopped" and "Stopped" in panel.header.value
+    assert panel.stop_button.disabled

@@ -1,0 +1,78 @@
+"""The training REST API as a caller sees it (in-process server, jp_fetch), and the job monitor widget."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.fixtures.training import alive, pids_in
+
+
+async def test_bad_jobs_are_refused_with_the_field_and_nothing_is_stored(api, members, rank_script):
+    await members("default")
+    base = {"name": "bad", "command": f"python {rank_script}", "workers": 1}
+    cases = [
+        ({**base, "command": ""}, "command", "--command is required"),
+        ({**base, "workers": -2}, "workers", "0 or more"),
+        ({**base, "workers": 0}, "workers", "no ranks to run"),
+        ({**base, "wrokers": 2}, "wrokers", "unknown field"),
+        ({**base, "data_sources": "nope"}, "data_sources", "nope"),
+        ({**base, "code_source": "/no/such/folder"}, "code_source", "neither a folder"),
+        ({**base, "command": "python /root/code/missing.py"}, "command", "does not exist"),
+        ({**base, "hyperParameters": "/no/such/file.txt"}, "hyperParameters", "cannot read"),
+    ]
+    for body, field, words in cases:
+        status, answer = await api("POST", "/workspaces/default/jobs", body)
+        assert status == 400, (body, answer)
+        assert answer["error"]["field"] == field and words in answer["error"]["message"], answer
+    status, answer = await api("POST", "/workspaces/default/jobs", base, user="guest")
+    assert status == 403 and "job.submit" in answer["error"]["message"]
+    assert await api("GET", "/workspaces/default/jobs") == (200, [])
+    status, answer = await api("GET", "/workspaces/default/jobs/dlc-20200101000000-nothere")
+    assert status == 404 and answer["error"]["field"] == "job_id"
+    status, answer = await api("GET", "/workspaces/default/models/nothing")
+    assert status == 404
+
+
+async def test_a_job_runs_through_the_api_and_the_server_leaves_no_process(api, rank_script, tmp_path):
+    hyper = tmp_path / "hyper_para.txt"
+    hyper.write_text("batch_size=10\nlearning_rate=0.01\n")
+    status, job = await api("POST", "/workspaces/default/jobs", {
+        "name": "api", "command": f"python {rank_script} --mode=flags --lines=40", "workers": 1,
+        "hyperParameters": str(hyper)})
+    assert status == 201 and job["state"] == "Creating" and job["pods"][0]["name"] == f"{job['id']}-worker-0"
+    for _ in range(600):
+        status, job = await api("GET", f"/workspaces/default/jobs/{job['id']}")
+        if job["state"] in ("Succeeded", "Failed", "Stopped"):
+            break
+        await asyncio.sleep(0.2)
+    assert job["state"] == "Succeeded", job["reason"]
+    assert [h["state"] for h in job["history"]][0] == "Creating" and job["history"][-1]["state"] == "Succeeded"
+    status, lines = await api("GET", f"/workspaces/default/jobs/{job['id']}/logs",
+                              params={"pod": f"{job['id']}-worker-0", "max_events_num": "5"})
+    assert status == 200 and [x["line"] for x in lines] == [f"line-{i:05d}" for i in range(35, 40)]
+    status, lines = await api("GET", f"/workspaces/default/jobs/{job['id']}/logs")
+    argv = next(x["line"] for x in lines if x["line"].startswith("argv="))
+    assert argv.endswith('"--batch_size=10", "--learning_rate=0.01"]')
+    status, points = await api("GET", f"/workspaces/default/jobs/{job['id']}/metrics")
+    assert [p["step"] for p in points] == [0, 10, 20, 30] and {p["name"] for p in points} == {"loss"}
+    status, listed = await api("GET", "/workspaces/default/jobs")
+    assert {"id", "name", "state", "workers", "ps", "chief", "created_by", "created_at", "reason"} <= set(listed[0])
+    status, answer = await api("POST", f"/workspaces/default/jobs/{job['id']}/stop")
+    assert status == 409 and answer["error"]["code"] == "not_stoppable"
+
+    # a running job: the workspace cannot be deleted under it, and stopping it ends its process
+    status, ws = await api("POST", "/workspaces", {"name": "trainers"})
+    status, sleeper = await api("POST", "/workspaces/trainers/jobs", {
+        "name": "sleeper", "command": f"python {rank_script} --mode=sleep", "workers": 1})
+    for _ in range(600):
+        _, lines = await api("GET", f"/workspaces/trainers/jobs/{sleeper['id']}/logs")
+        if pids_in("\n".join(x["line"] for x in lines)):
+            break
+        await asyncio.sleep(0.2)
+    pid = pids_in("\n".join(x["line"] for x in lines))[0]
+    status, answer = await api("DELETE", "/workspaces/trainers")
+    assert status == 409 and "stop them first" in answer["error"]["message"]
+    status, stopped = await api("POST", f"/workspaces/trainers/jobs/{sleeper['id']}/stop")
+    assert status == 200 and stopped["state"] == "Stopped"
+    assert not alive(pid)
+    assert (await api("DELETE", "/workspaces/trainers"))[0] == 204
