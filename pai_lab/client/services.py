@@ -195,7 +195,12 @@ class Services:
         """Serve a SavedModel: a trained model (``name:version``, ``name``, job id, or an object
         with ``.path``/``.name``), a local folder or an s3:// URI."""
         if not isinstance(model, str):
-            model = getattr(model, "path", None) or str(model)
+            if getattr(model, "name", None) and getattr(model, "version", None):  # a registered model
+                model = f"{model.name}:{model.version}"
+            elif str(getattr(model, "id", "")).startswith("dlc-"):  # a training job: its model
+                model = model.id
+            else:
+                model = getattr(model, "path", None) or str(model)
         meta: dict[str, Any] = {"instance": instance, **metadata}
         if batching is not None:
             meta.setdefault("rpc", {})["batching"] = batching
