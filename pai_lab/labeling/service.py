@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput, Conflict, Forbidden, NotFound
@@ -484,15 +484,15 @@ def copy_task(s: Session, user: str, ws: str, ref: str, name: str) -> sc.Task:
 # ---------------------------------------------------------------------------- packages
 
 
-def _work(s: Session, user: str, ws: str, ref: str, stage: str) -> tuple[Any, TaskRow]:
+def _work(s: Session, user: str, ws: str, ref: str, stage: str, task: TaskRow | None = None) -> tuple[Any, TaskRow]:
     """Access for doing ``stage`` on a task: everyone with label.work, roles that only have
     it for assigned tasks only when they are named for that stage."""
-    access = authorize(s, user, ws, "label.read")
-    task = _find(s, access.workspace_id, ref)
+    if task is None:
+        task = _find(s, authorize(s, user, ws, "label.read").workspace_id, ref)
     if stage not in fl.stages(task.flow):
         raise BadInput(f"task {task.name!r} has no {stage} stage (its flow is {task.flow})", "stage")
     assigned = user in task.people.get(ROLE_LISTS[stage], [])
-    authorize(s, user, ws, "label.work", assigned=assigned)
+    access = authorize(s, user, ws, "label.work", assigned=assigned)
     if task.offline:
         raise Conflict(f"task {task.name!r} is offline; an admin brings it back with `pai label online`", "task")
     return access, task
@@ -564,15 +564,15 @@ def claim(s: Session, user: str, ws: str, ref: str, stage: str = "label") -> sc.
             return _package_schema(s, task, pkg)
 
 
-def _held(s: Session, user: str, ws: str, ref: str, number: int, stage: str | None = None):
-    access = authorize(s, user, ws, "label.read")
-    task = _find(s, access.workspace_id, ref)
-    pkg = _package(s, task, number)
-    pkg_stage = fl.STAGE_OF.get(pkg.state)
-    stage = stage or pkg_stage
+def _held(s: Session, user: str, ws: str, ref: str, number: int, stage: str | None = None, *,
+          task: TaskRow | None = None, pkg: PackageRow | None = None):
+    if task is None:
+        task = _find(s, authorize(s, user, ws, "label.read").workspace_id, ref)
+    pkg = pkg or _package(s, task, number)
+    stage = stage or fl.STAGE_OF.get(pkg.state)
     if stage is None:
         raise Conflict(f"package {number} is finished; nothing can be changed in it", "package")
-    _work(s, user, ws, ref, stage)
+    _work(s, user, ws, ref, stage, task)
     if pkg.state != fl.WORKING[stage] or pkg.holder != user:
         who = f"held by {pkg.holder}" if pkg.holder else pkg.state.replace("_", " ")
         raise Conflict(f"you do not hold package {number} in the {stage} stage (it is {who}); claim a package "
@@ -622,6 +622,20 @@ def _item(s: Session, task: TaskRow, seq: int) -> ItemRow:
     return item
 
 
+_CHECKERS: dict[str, Checker] = {}
+
+
+def _checker(task: TaskRow) -> Checker:
+    """The task's template and labels are fixed when it is created: parse them once."""
+    checker = _CHECKERS.get(task.id)
+    if checker is None:
+        if len(_CHECKERS) > 256:
+            _CHECKERS.clear()
+        checker = _CHECKERS[task.id] = Checker(TemplateSpec.model_validate(task.spec),
+                                               [l["name"] for l in task.labels])
+    return checker
+
+
 def _ack(a: AnswerRow, seq: int, duplicate: bool) -> sc.AnswerAck:
     return sc.AnswerAck(id=a.id, item=seq, stage=a.stage, revision=a.revision, client_id=a.client_id,
                         author=a.author, created_at=a.created_at, duplicate=duplicate)
@@ -641,7 +655,7 @@ def submit_answer(s: Session, user: str, ws: str, ref: str, body: sc.AnswerSubmi
             return _ack(old, seq, True)
     item = _item(s, task, body.item)
     pkg = s.get(PackageRow, item.package_id)
-    task, pkg, stage = _held(s, user, ws, ref, pkg.number, body.stage)
+    task, pkg, stage = _held(s, user, ws, ref, pkg.number, body.stage, task=task, pkg=pkg)
     if stage == "check" and not item.sampled:
         raise Conflict(f"item {body.item} was not sampled for checking; its label answer stands", "item")
     data = json.loads(item.data)
@@ -652,7 +666,7 @@ def submit_answer(s: Session, user: str, ws: str, ref: str, body: sc.AnswerSubmi
             raise BadInput("skip needs a reason (why the item is invalid)", "skip")
         text = None
     else:
-        checker = Checker(TemplateSpec.model_validate(task.spec), [l["name"] for l in task.labels])
+        checker = _checker(task)
         if body.results is not None and body.answer is not None:
             raise BadInput("give results or answer, not both", "answer")
         if body.results is None and body.answer is None:
@@ -695,7 +709,7 @@ def review(s: Session, user: str, ws: str, ref: str, number: int, verdict: str, 
     if stage not in ("check", "accept"):
         raise Conflict(f"package {number} is {pkg.state.replace('_', ' ')}; only a package being checked or "
                        f"accepted can be {'passed' if verdict == 'pass' else 'rejected'}", "state")
-    task, pkg, stage = _held(s, user, ws, ref, number, stage)
+    task, pkg, stage = _held(s, user, ws, ref, number, stage, task=task, pkg=pkg)
     old = pkg.state
     pkg.state = fl.move(task.flow, old, verdict)
     now = utcnow()

@@ -10,6 +10,8 @@ the file is written in two passes over the store, so memory stays flat.
 from __future__ import annotations
 
 import json
+import re
+from json.encoder import encode_basestring as _str
 from typing import Iterator
 
 from pai_lab.errors import BadInput
@@ -40,47 +42,52 @@ def _json(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
+_SIZE = re.compile(r'"width":(\d+),"type":"image","height":(\d+)')
+_ROTATION = re.compile(r'"rotation":(-?\d+),"markTitle"')
+
+
 def document(ctx: ExportContext) -> Iterator[str]:
     categories = {name: i for i, name in enumerate(ctx.labels, 1)}
     yield '{"info":' + _json({"description": f"labeling task {ctx.name}", "task_id": ctx.task_id}) + ","
     yield '"categories":' + _json([{"id": i, "name": n, "supercategory": ""} for n, i in categories.items()]) + ","
     yield '"images":['
-    first = True
+    q0 = ctx.questions("boxes")[0][1]
+    sep = ""
     for r in ctx.rows():
         final = r.final
         if final is None:
             continue
-        data = json.loads(r.data)
-        els = image_elements(ctx, json.loads(final))
-        q, el = els[0] if els else (ctx.questions("boxes")[0][1], {"width": 0, "height": 0, "rotation": 0})
-        image = {"id": r.seq + 1, "file_name": data.get(q.bind or "source"), "width": el["width"],
-                 "height": el["height"]}
-        if el.get("rotation"):
-            image["rotation"] = el["rotation"]
-        yield ("" if first else ",") + _json(image)
-        first = False
+        # stored answers are canonical iTAG text: the size can be read without parsing all of it
+        size = _SIZE.search(final)
+        width, height = (int(size.group(1)), int(size.group(2))) if size else (0, 0)
+        rotation = _ROTATION.search(final)
+        rot = f',"rotation":{rotation.group(1)}' if rotation and rotation.group(1) != "0" else ""
+        name = json.loads(r.data).get(q0.bind or "source")
+        yield f'{sep}{{"id":{r.seq + 1},"file_name":{_json(name)},"width":{width},"height":{height}{rot}}}'
+        sep = ","
     yield '],"annotations":['
-    first = True
+    sep = ""
     ann_id = 0
     for r in ctx.rows():
         final = r.final
         if final is None:
             continue
+        image_id = r.seq + 1
         for q, el in image_elements(ctx, json.loads(final)):
             for s in el["data"]:
                 labels = shape_labels(q, s["labels"])
                 ann_id += 1
-                x1, y1, x2, y2 = bbox(s["value"])
-                attributes = {"id": s["id"], "labels": labels}
+                points = s["value"]
+                x1, y1, x2, y2 = bbox(points)
+                cat = categories.get(labels[0], 0) if labels else 0
+                text = ""
                 if q.text_title and q.text_title in s["labels"]:
-                    attributes["text"] = s["labels"][q.text_title]
-                ann = {"id": ann_id, "image_id": r.seq + 1, "category_id": categories.get(labels[0], 0) if labels else 0,
-                       "bbox": [_num(x1), _num(y1), _num(x2 - x1), _num(y2 - y1)],
-                       "area": _num(_area(s["value"])),
-                       "segmentation": [[c for p in s["value"] for c in p]], "iscrowd": 0,
-                       "attributes": attributes}
-                yield ("" if first else ",") + _json(ann)
-                first = False
+                    text = ',"text":' + _str(s["labels"][q.text_title])
+                coords = ",".join(f"{p[0]},{p[1]}" for p in points)
+                yield (f'{sep}{{"id":{ann_id},"image_id":{image_id},"category_id":{cat},"bbox":[{x1},{y1},'
+                       f'{_num(x2 - x1)},{_num(y2 - y1)}],"area":{_num(_area(points))},"segmentation":[[{coords}]],'
+                       f'"iscrowd":0,"attributes":{{"id":{_str(s["id"])},"labels":{_json(labels)}{text}}}}}')
+                sep = ","
     yield "]}\n"
 
 

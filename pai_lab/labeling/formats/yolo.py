@@ -20,6 +20,7 @@ from typing import Iterator
 
 import fsspec
 import yaml
+from fsspec.implementations.local import LocalFileSystem
 
 from pai_lab.errors import BadInput
 from pai_lab.labeling.formats import ExportContext, bbox, image_elements, shape_labels
@@ -66,6 +67,7 @@ def export_to(ctx: ExportContext, fs, path: str) -> list[str]:
         fs.makedirs(posixpath.join(path, "labels", split), exist_ok=True)
         fs.makedirs(posixpath.join(path, "images", split), exist_ok=True)
     used: set[str] = set()
+    local = isinstance(fs, LocalFileSystem)
     written = 0
     for r in ctx.rows():
         split = "val" if draw.random() < val_ratio else "train"
@@ -83,9 +85,14 @@ def export_to(ctx: ExportContext, fs, path: str) -> list[str]:
         if stem in used:  # two images with one file name: keep both
             stem = f"{stem}_{r.seq}"
         used.add(stem)
-        lines = list(label_lines(q, el, categories, segments))
-        with fs.open(posixpath.join(path, "labels", split, stem + ".txt"), "w") as f:
-            f.write("".join(line + "\n" for line in lines))
+        lines = "".join(line + "\n" for line in label_lines(q, el, categories, segments))
+        target = posixpath.join(path, "labels", split, stem + ".txt")
+        if local:  # one small file per image: skip fsspec's per-file overhead on a local disk
+            with open(target, "w", encoding="utf-8") as f:
+                f.write(lines)
+        else:
+            with fs.open(target, "w") as f:
+                f.write(lines)
         if copy_images:
             try:
                 with fsspec.open(source, "rb") as src, fs.open(posixpath.join(path, "images", split,
