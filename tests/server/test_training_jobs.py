@@ -182,3 +182,11 @@ def test_the_monitor_shows_ranks_logs_curves_and_stops_a_job(ws, rank_script):
     panel.stop_button.click()
     assert sleeper.refresh().state == "Stopped" and "Stopped" in panel.header.value
     assert panel.stop_button.disabled
+
+
+def test_the_overhead_benchmark_runs(live_server, capsys):
+    from benchmarks.training_overhead import main
+
+    result = main(["--plain", "--steps", "20", "--url", live_server.url, "--token", live_server.token])
+    assert result["hand"]["steps_per_s"] > 0 and result["pai"]["steps_per_s"] > 0
+    assert result["wall_ratio"] > 0 and "ratio pai/hand" in capsys.readouterr().out
