@@ -149,6 +149,7 @@ class ServiceDetail(Service):
 
     token: str | None
     config: dict
+    model_dir: str | None = Field(None, description="the folder the instances load (model_path resolved)")
     stats: dict[str, float] = Field(default_factory=dict, description="requests, errors, latency_ms_sum...")
 
 

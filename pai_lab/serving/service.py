@@ -34,6 +34,7 @@ from pai_lab.serving.schemas import (
 from pai_lab.serving.tables import ServiceRow, ServiceVersionRow
 from pai_lab.store import new_id, utcnow
 from pai_lab.workspaces import authorize
+from pai_lab.workspaces.service import DELETE_GUARDS
 
 SUPPORTED_PROCESSORS = "tensorflow_cpu_<version>, tensorflow_gpu_<version> or tensorflow (SavedModel), or " \
                        "processor_type python with processor_path and processor_entry"
@@ -283,7 +284,8 @@ def get_service(session: Session, user: str, workspace: str, name: str, status: 
     config = copy.deepcopy(version.config)
     config.setdefault("metadata", {})["region"] = "local"
     return ServiceDetail(**_summary(session, row, access.workspace.name, status, endpoint), token=row.token,
-                         config=config, stats=(status.get(name) or {}).get("stats") or {})
+                         config=config, model_dir=version.resolved.get("model_dir"),
+                         stats=(status.get(name) or {}).get("stats") or {})
 
 
 def list_instances(session: Session, user: str, workspace: str, name: str, status: dict) -> list[Instance]:
@@ -501,3 +503,13 @@ def desired_state(session: Session) -> dict:
             route["targets"][entry] = max(0, 100 - taken)
         route["targets"] = _normalise(route["targets"]) if route["targets"] else {}
     return {"services": services, "routes": routes}
+
+
+def _refuse_workspace_delete(session: Session, workspace_id: str) -> None:
+    names = session.scalars(select(ServiceRow.name).where(ServiceRow.workspace_id == workspace_id)).all()
+    if names:
+        raise Conflict(f"the workspace still has services ({', '.join(names)}); delete them first with "
+                       "`pai eascmd delete NAME`", "workspace")
+
+
+DELETE_GUARDS.append(_refuse_workspace_delete)

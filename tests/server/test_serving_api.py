@@ -122,3 +122,24 @@ async def test_model_path_on_s3_is_fetched_through_oss_endpoint(api, saved_model
     status, answer = await api("POST", "/workspaces/default/services",
                                {**spec("svc_s3b", f"s3://{bucket}/models/missing"), "oss_endpoint": s3_server})
     assert status == 400 and answer["error"]["field"] == "model_path" and "does not exist" in answer["error"]["message"]
+
+
+async def test_a_registered_model_is_deployed_by_reference(api, saved_model, saved_model_v2):
+    for path in (saved_model, saved_model_v2):
+        status, body = await api("POST", "/workspaces/default/models", {"name": "mnist", "path": str(path)})
+        assert status == 201, body
+    status, latest = await api("POST", "/workspaces/default/services", spec("svc_latest", "mnist"))
+    assert status == 201 and latest["model_dir"] == str(saved_model_v2)
+    status, first = await api("POST", "/workspaces/default/services", spec("svc_first", "mnist:1"))
+    assert status == 201 and first["model_dir"] == str(saved_model)
+    status, body = await api("POST", "/workspaces/default/services", spec("svc_none", "mnist:9"))
+    assert status == 400 and body["error"]["field"] == "model_path"
+
+
+async def test_a_workspace_with_services_is_not_deleted(api, saved_model):
+    assert (await api("POST", "/workspaces", {"name": "serving_team"}))[0] == 201
+    assert (await api("POST", "/workspaces/serving_team/services", spec("team_svc", str(saved_model))))[0] == 201
+    status, body = await api("DELETE", "/workspaces/serving_team")
+    assert status == 409 and "team_svc" in body["error"]["message"]
+    assert (await api("DELETE", "/workspaces/serving_team/services/team_svc"))[0] == 204
+    assert (await api("DELETE", "/workspaces/serving_team"))[0] == 204
