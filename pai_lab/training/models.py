@@ -82,7 +82,7 @@ def _find(session: Session, workspace_id: str, ref: str) -> ModelRow:
         else:
             row = session.scalar(base.where(ModelRow.name == ref).order_by(ModelRow.version.desc()))
     if row is None:
-        raise NotFound(f"no model {ref!r} in this workspace; `pai model ls` lists them (refer to one as "
+        raise NotFound(f"no model {ref!r} in this workspace; ws.models.list() shows them (refer to one as "
                        "name, name:version or the job id)", "model")
     return row
 
