@@ -62,15 +62,19 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="number of submissions")
+    ap.add_argument("--url", help="use this running server instead of starting one (with --token)")
+    ap.add_argument("--token", default="")
     args = ap.parse_args(argv)
     n = args.n
     root = Path(tempfile.mkdtemp(prefix="label-submit-"))
-    proc, url, token = start_server(root)
+    proc, url, token = start_server(root) if not args.url else (None, args.url, args.token)
+    task = None
     try:
         client = PaiClient(url, token)
         ws = client.workspace("default")
         size = min(200, n)
-        task = ws.labeling.create_task("bench", "image-classification", labels=["cat", "dog"], package_size=size,
+        task = ws.labeling.create_task(f"bench-{secrets.token_hex(4)}", "image-classification",
+                                       labels=["cat", "dog"], package_size=size,
                                        lines=[{"data": {"source": f"{i}.jpg"}} for i in range(n)])
         for _ in range(20):  # warm up connections and caches
             client.me()
@@ -99,8 +103,11 @@ def main(argv=None) -> dict:
         print(f"{'ratio':<22}{p50 / b50:>8.1f}x{p99 / b99:>8.1f}x")
         return {"n": n, "submit_p50_ms": p50, "submit_p99_ms": p99, "ping_p50_ms": b50, "ping_p99_ms": b99}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+        elif task is not None:
+            task.delete()
         shutil.rmtree(root, ignore_errors=True)
 
 

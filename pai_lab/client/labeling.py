@@ -154,6 +154,16 @@ class Task:
                 bar.update(len(items))
         return attached
 
+    def prelabel_from_service(self, service: str, to_answer: Callable[[dict, Any], Any], *,
+                              inputs: Callable[[dict], Any] | None = None, batch: int = 50,
+                              progress: bool = True) -> int:
+        """Suggestions from a served model: ``inputs(data)`` (default: the item's data) is sent
+        to the service's predict, ``to_answer(data, prediction)`` turns its reply into an answer."""
+        svc = self._lab._ws.services.get(service)
+        make_input = inputs or (lambda data: data)
+        return self.prelabel(lambda data: to_answer(data, svc.predict(make_input(data))),
+                             source=f"service:{service}", batch=batch, progress=progress)
+
     # ------------------------------------------------------------ export
 
     def export(self, format: str = "itag", to: str | os.PathLike | None = None, *, register_as: str | None = None,

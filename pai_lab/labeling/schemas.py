@@ -19,7 +19,7 @@ class Schema(BaseModel):
 
 class LabelSpec(Schema):
     name: str = Field(min_length=1, max_length=64)
-    color: str | None = Field(None, description="#rrggbb shown by the widgets")
+    color: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$", description="#rrggbb shown by the widgets")
     hotkey: str | None = Field(None, max_length=16, description="a key that picks this label")
 
 

@@ -17,8 +17,8 @@ def test_export_benchmark_runs(capsys):
     assert "items/s" in out and "coco" in out
 
 
-def test_submit_benchmark_runs(capsys):
+def test_submit_benchmark_runs(live_server, capsys):
     main = runpy.run_path(str(BENCH / "labeling_submit.py"))["main"]
-    results = main(["--n", "10"])
+    results = main(["--n", "10", "--url", live_server.url, "--token", live_server.token])
     assert results["n"] == 10 and 0 < results["submit_p50_ms"] <= results["submit_p99_ms"]
     assert "p99 ms" in capsys.readouterr().out
