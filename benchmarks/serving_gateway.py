@@ -97,20 +97,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 120, headers=None) -> None:
-    import requests
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if requests.get(url, headers=headers, timeout=2).status_code < 500:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
-
-
 def start_baseline(folder: Path) -> tuple[subprocess.Popen, str]:
     """Started now; ``wait_baseline`` blocks until it serves."""
     port = free_port()
@@ -194,13 +180,16 @@ async def _load(url: str, body: bytes, headers: dict, concurrency: int, seconds:
             "errors": errors}
 
 
-def run_load(url: str, body: bytes, token: str | None, concurrency: int, seconds: float) -> dict:
+def run_load(url: str, body: bytes, token: str | None, concurrency: int, seconds: float,
+             headers: dict | None = None) -> dict:
     """The load generator in a process of its own, so it does not share the server's interpreter."""
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+    headers = {"Content-Type": "application/json", **({"Authorization": token} if token else {}), **(headers or {})}
+    with tempfile.NamedTemporaryFile(suffix=".body", delete=False) as fh:
         fh.write(body)
     try:
-        done = subprocess.run([sys.executable, __file__, "--loadgen", url, fh.name, token or "", str(concurrency),
-                               str(seconds)], capture_output=True, text=True, timeout=seconds + 120)
+        done = subprocess.run([sys.executable, __file__, "--loadgen", url, fh.name, json.dumps(headers),
+                               str(concurrency), str(seconds)], capture_output=True, text=True,
+                              timeout=seconds + 120)
         if done.returncode != 0:
             raise RuntimeError(done.stderr[-2000:])
         return json.loads(done.stdout.strip().splitlines()[-1])
@@ -215,6 +204,18 @@ def body_for(rows: int) -> bytes:
     return json.dumps({"inputs": {"images": x.tolist()}}).encode()
 
 
+def binary_v2_body(rows: int) -> tuple[bytes, dict]:
+    """An Open Inference v2 request with the tensor as raw bytes (Triton's binary extension)."""
+    import numpy as np
+
+    x = np.random.default_rng(1).random((rows, FEATURES), dtype=np.float32)
+    head = json.dumps({"inputs": [{"name": "images", "shape": [rows, FEATURES], "datatype": "FP32",
+                                   "parameters": {"binary_data_size": x.nbytes}}],
+                       "outputs": [{"name": "scores", "parameters": {"binary_data": True}}]}).encode()
+    return head + x.tobytes(), {"Inference-Header-Content-Length": str(len(head)),
+                                "Content-Type": "application/octet-stream"}
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -222,11 +223,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny run: checks that every part works")
     parser.add_argument("--seconds", type=float, default=8.0, help="load duration per measurement")
-    parser.add_argument("--loadgen", nargs=5, metavar=("URL", "BODY", "TOKEN", "CONC", "SECONDS"), help=argparse.SUPPRESS)
+    parser.add_argument("--loadgen", nargs=5, metavar=("URL", "BODY", "HEADERS", "CONC", "SECONDS"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.loadgen:
-        url, body_file, token, conc, seconds = args.loadgen
-        headers = {"Content-Type": "application/json", **({"Authorization": token} if token else {})}
+        url, body_file, headers, conc, seconds = args.loadgen
+        headers = json.loads(headers)
         result = asyncio.run(_load(url, Path(body_file).read_bytes(), headers, int(conc), float(seconds)))
         print(json.dumps(result))
         return result
@@ -255,9 +257,12 @@ def main(argv: list[str] | None = None) -> dict:
             }
         big = body_for(64)
         big_conc = 2 if args.smoke else 8
+        v2_body, v2_headers = binary_v2_body(64)
+        v2_url = gateway_url.replace("/api/predict/bench", "/v2/models/bench/infer")
         results["batch64"] = {
-            "tornado": run_load(baseline_url, big, None, big_conc, seconds),
-            "pai_lab": run_load(gateway_url, big, token, big_conc, seconds),
+            "tornado JSON": run_load(baseline_url, big, None, big_conc, seconds),
+            "pai_lab JSON": run_load(gateway_url, big, token, big_conc, seconds),
+            "pai_lab v2 binary": run_load(v2_url, v2_body, token, big_conc, seconds, v2_headers),
         }
         try:
             import bentoml  # noqa: F401
@@ -290,7 +295,7 @@ def report(results: dict, hidden: int) -> None:
     print(f"median overhead at concurrency 1 over the model's own time: {c1['p50_ms'] - 1000 / limits[1]:.2f} ms")
     for name, r in results["batch64"].items():
         samples = r["rps"] * 64
-        print(f"64 samples/request  {name:<10}{samples:>10,.0f} samples/s = {samples / limits[64]:.2f}x the "
+        print(f"64 samples/request  {name:<18}{samples:>10,.0f} samples/s = {samples / limits[64]:.2f}x the "
               f"in-process limit at batch 64 (p99 {r['p99_ms']:.1f} ms, errors {sum(r['errors'].values())})")
     print(f"BentoML: {results['bentoml']}")
 
