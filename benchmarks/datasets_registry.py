@@ -41,9 +41,9 @@ def best_of(runs: int, func) -> float:
     return min(times)
 
 
-def find_seconds(folder: Path) -> float:
+def find_seconds(folder: Path, runs: int = 3) -> float:
     cmd = ["find", str(folder), "-type", "f", "-printf", r"%s %T@ %p\n"]
-    return best_of(3, lambda: subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True))
+    return best_of(runs, lambda: subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True))
 
 
 def local_benchmark(files: int, work: Path) -> dict:
@@ -56,7 +56,6 @@ def local_benchmark(files: int, work: Path) -> dict:
     make_files(data, files)
     platform = Platform(work / "root", owner="bench", settings={"allowed_roots": [str(data)]}).start()
     roots = Roots.from_platform(platform)
-    find_s = find_seconds(data)  # after a first walk the inode cache is warm for both sides
 
     def register(name: str) -> float:
         t0 = time.perf_counter()
@@ -65,16 +64,20 @@ def local_benchmark(files: int, work: Path) -> dict:
                                  roots=roots)
         return time.perf_counter() - t0
 
-    register("warmup")
-    first_s = min(register(f"first{i}") for i in range(3))
-
     def rescan() -> float:
         t0 = time.perf_counter()
         with platform.store.transaction() as s:
             svc.new_version(s, "bench", "default", "first0", roots=roots)
         return time.perf_counter() - t0
 
-    rescan_s = min(rescan() for _ in range(3))
+    register("warmup")  # after a first walk the inode cache is warm for both sides
+    # interleaved, best of three: a shared machine's load drifts, and it hits all sides alike
+    find_runs, first_runs, rescan_runs = [], [], []
+    for i in range(3):
+        find_runs.append(find_seconds(data, runs=1))
+        first_runs.append(register(f"first{i}"))
+        rescan_runs.append(rescan())
+    find_s, first_s, rescan_s = min(find_runs), min(first_runs), min(rescan_runs)
     # change 1% of the files, then diff the versions before and after
     for i in range(0, files, 100):
         path = data / f"d{i // 1000:04d}" / f"f{i:07d}.txt"
@@ -93,6 +96,8 @@ def local_benchmark(files: int, work: Path) -> dict:
 
 
 def s3_benchmark(objects: int, work: Path) -> dict:
+    import socket
+
     import boto3
     import s3fs
     from moto.server import ThreadedMotoServer
@@ -100,8 +105,6 @@ def s3_benchmark(objects: int, work: Path) -> dict:
     from pai_lab.datasets import service as svc
     from pai_lab.datasets.schemas import DatasetCreate
     from pai_lab.platform import Platform
-
-    import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

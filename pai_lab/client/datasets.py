@@ -11,7 +11,8 @@ import io
 import json
 import os
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -75,7 +76,7 @@ class _ScanWatcher:
 class Dataset:
     """One registered dataset: versions, diff, drift check, items and readers."""
 
-    def __init__(self, datasets: "Datasets", info: DatasetInfo):
+    def __init__(self, datasets: Datasets, info: DatasetInfo):
         self._datasets = datasets
         self._ws = datasets._ws
         self.info = info
@@ -102,12 +103,12 @@ class Dataset:
     def _path(self, suffix: str = "") -> str:
         return f"/datasets/{self.info.name}{suffix}"
 
-    def refresh(self) -> "Dataset":
+    def refresh(self) -> Dataset:
         self.info = DatasetInfo.model_validate(self._ws._get(self._path()))
         return self
 
     def update(self, *, description: str | None = None, tags: dict | None = None, visibility: str | None = None,
-               data_type: str | None = None) -> "Dataset":
+               data_type: str | None = None) -> Dataset:
         body = {k: v for k, v in dict(description=description, tags=tags, visibility=visibility,
                                       data_type=data_type).items() if v is not None}
         self.info = DatasetInfo.model_validate(self._ws._patch(self._path(), body))
@@ -127,7 +128,7 @@ class Dataset:
         body: dict[str, Any] = {"description": description, "hash": hash}
         if items is not None:
             body["items"] = _lines(items)
-        call = lambda: self._ws._post(self._path("/versions"), body, timeout=LONG_CALL)  # noqa: E731
+        call = lambda: self._ws._post(self._path("/versions"), body, timeout=LONG_CALL)
         data = self._datasets._watched(self.name, call, progress)
         self.refresh()
         return DatasetVersion.model_validate(data)
@@ -342,7 +343,7 @@ class Datasets:
         if items is not None:
             body["items"] = _lines(items)
         body = {k: v for k, v in body.items() if v is not None}
-        call = lambda: self._ws._post("/datasets", body, timeout=LONG_CALL)  # noqa: E731
+        call = lambda: self._ws._post("/datasets", body, timeout=LONG_CALL)
         info = DatasetInfo.model_validate(self._watched(name, call, progress if scan else False))
         ds = Dataset(self, info)
         if storage_options:

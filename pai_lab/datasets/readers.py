@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 STAGE_ORDER = ("-verify", "-check", "")  # the last word on an item wins: acceptance, then check, then labeling
 
@@ -198,7 +199,7 @@ def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequ
     picked_sources = [sources[i] for i in picked]
 
     def read(source: str) -> bytes:
-        local = source[7:] if source.startswith("file://") else source
+        local = source.removeprefix("file://")
         if "://" not in local and os.path.exists(local):
             with open(local, "rb") as fh:
                 return fh.read()

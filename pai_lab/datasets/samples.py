@@ -16,8 +16,8 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from pai_lab.errors import BadInput
 

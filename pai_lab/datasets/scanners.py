@@ -14,9 +14,9 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from pai_lab.datasets.manifests import ChunkWriter, escape_key
 from pai_lab.datasets.sources import ObjectLocation, Roots, filesystem, object_error

@@ -14,11 +14,12 @@ import os
 import re
 import secrets
 import string
-from operator import methodcaller
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from operator import methodcaller
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -445,11 +446,11 @@ def new_version(session: Session, user: str, workspace: str, ref: str, *, descri
         if roots is None:
             raise BadInput("local datasets are re-scanned through the server", "dataset")
         path = roots.resolve(row.source_uri)
-        fill = lambda writer: scan_local(path, roots, writer, glob=row.glob or None,  # noqa: E731
+        fill = lambda writer: scan_local(path, roots, writer, glob=row.glob or None,
                                          content_hash=content_hash, progress=progress)
     elif row.source_kind == "s3":
         location = parse_object_uri(row.source_uri, row.storage_options or {})
-        fill = lambda writer: scan_objects(location, writer, glob=row.glob or None, progress=progress)  # noqa: E731
+        fill = lambda writer: scan_objects(location, writer, glob=row.glob or None, progress=progress)
     elif row.source_kind == "manifest":
         if "://" in row.source_uri:
             lines = _manifest_lines_object(parse_object_uri(row.source_uri, row.storage_options or {}))

@@ -31,7 +31,7 @@ class Roots:
     allowed: tuple[Path, ...] = ()
 
     @classmethod
-    def from_platform(cls, platform) -> "Roots":
+    def from_platform(cls, platform) -> Roots:
         extra = platform.settings.get("allowed_roots") or []
         return cls(Path(platform.root_dir), tuple(Path(p).expanduser() for p in extra))
 
@@ -41,7 +41,7 @@ class Roots:
 
     def resolve(self, raw: str, what: str = "source") -> Path:
         """An existing local path inside the roots, or BadInput saying why not."""
-        text = raw[len("file://"):] if raw.startswith("file://") else raw
+        text = raw.removeprefix("file://")
         if ".." in Path(text).parts:
             raise BadInput(f"{what} {raw!r} contains '..'; give the path without it (it must stay inside "
                            f"{self._roots_text()})", what)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.fixtures.datasets import make_image_folder, write_manifest
+from tests.fixtures.datasets import make_image_folder
 
 
 @pytest.fixture

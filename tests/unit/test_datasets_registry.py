@@ -39,9 +39,8 @@ def test_register_manifest_version_then_iter_items(platform):
 
 
 def test_failed_registration_leaves_nothing(platform):
-    with pytest.raises(BadInput) as info:
-        with platform.store.transaction() as s:
-            svc.register_manifest_version(s, "owner", "default", "half", [{"data": {"source": "ok"}}, 42])
+    with pytest.raises(BadInput) as info, platform.store.transaction() as s:
+        svc.register_manifest_version(s, "owner", "default", "half", [{"data": {"source": "ok"}}, 42])
     assert "item 2" in info.value.message
     with platform.store.transaction() as s:
         assert svc.list_datasets(s, "owner", "default") == []
