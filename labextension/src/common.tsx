@@ -187,7 +187,7 @@ export function StateBadge(props: { state: string }): JSX.Element {
 export interface SectionProps {
   workspace: string;
   refreshKey: number;
-  insertCode: (code: string) => string | null;
+  insertCode: (code: string) => Promise<string | null>;
 }
 
 /** A Python string literal for code inserted into notebooks. */

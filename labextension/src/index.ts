@@ -7,14 +7,18 @@ import { SidebarWidget } from './panel';
 
 const PLUGIN_ID = 'pai-lab:sidebar';
 
-/** Put code in a new cell below the active one of the current notebook; return a message when it cannot. */
-function codeInserter(app: JupyterFrontEnd, tracker: INotebookTracker | null): (code: string) => string | null {
-  return (code: string) => {
+/** Put code in a new cell below the active one of the current notebook; resolve to a message when it cannot. */
+function codeInserter(
+  app: JupyterFrontEnd,
+  tracker: INotebookTracker | null
+): (code: string) => Promise<string | null> {
+  return async (code: string) => {
     const panel = tracker?.currentWidget;
     if (!panel) {
       Clipboard.copyToSystem(code);
       return 'Open a notebook first; the code was copied to the clipboard.';
     }
+    await panel.context.ready;
     app.shell.activateById(panel.id);
     const notebook = panel.content;
     const active = notebook.activeCell;

@@ -35,7 +35,7 @@ function remember(name: string): void {
   }
 }
 
-export function Sidebar(props: { insertCode: (code: string) => string | null }): JSX.Element {
+export function Sidebar(props: { insertCode: (code: string) => Promise<string | null> }): JSX.Element {
   const [connection, setConnection] = React.useState<Connection>({ kind: 'loading' });
   const [current, setCurrent] = React.useState<string | null>(rememberedWorkspace());
   const [refreshKey, setRefreshKey] = React.useState(0);
@@ -165,7 +165,7 @@ export function Sidebar(props: { insertCode: (code: string) => string | null }):
 }
 
 export class SidebarWidget extends ReactWidget {
-  constructor(private readonly insertCode: (code: string) => string | null) {
+  constructor(private readonly insertCode: (code: string) => Promise<string | null>) {
     super();
     this.id = 'pai-lab-sidebar';
     this.title.icon = paiIcon;

@@ -66,14 +66,14 @@ function DatasetRow(props: SectionProps & { dataset: Dataset }): JSX.Element {
     open ? ws(props.workspace, 'datasets', dataset.name, 'versions') : null,
     props.refreshKey
   );
-  const insert = () => setNote(props.insertCode(previewCode(props.workspace, dataset.name)) || 'Preview cell inserted.');
+  const insert = () => void props.insertCode(previewCode(props.workspace, dataset.name)).then(m => setNote(m || 'Preview cell inserted.'));
   return (
     <li className="pai-row" data-dataset={dataset.name}>
       <button className="pai-row-main" onClick={() => setOpen(!open)} title={dataset.source_uri}>
         <span className="pai-name">{dataset.name}</span>
         <span className="pai-tag">{dataset.data_type}</span>
         <span className="pai-muted">
-          {dataset.item_count} items · {formatBytes(dataset.total_bytes)}
+          {dataset.item_count} items{dataset.total_bytes > 0 && ` · ${formatBytes(dataset.total_bytes)}`}
           {dataset.latest_version !== null && ` · v${dataset.latest_version}`}
         </span>
       </button>

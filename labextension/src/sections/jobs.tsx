@@ -100,7 +100,7 @@ function JobRow(props: SectionProps & { job: Job; stopping: boolean; onStop: () 
           )}
           <button
             className="pai-button"
-            onClick={() => setNote(props.insertCode(monitorCode(props.workspace, job.id)) || 'Monitor cell inserted.')}
+            onClick={() => void props.insertCode(monitorCode(props.workspace, job.id)).then(m => setNote(m || 'Monitor cell inserted.'))}
           >
             Monitor in notebook
           </button>
@@ -127,7 +127,13 @@ function ClusterView(props: { refreshKey: number }): JSX.Element {
             {cluster.workers.length} workers · {cores} cores · {formatBytes(memory)}
             {gpus > 0 && ` · ${gpus} GPUs`}
           </div>
-          {cluster.scheduler_address && <div className="pai-muted pai-ellipsis">{cluster.scheduler_address}</div>}
+          {cluster.scheduler_address && (
+            <div className="pai-muted pai-ellipsis" title={cluster.scheduler_address}>
+              {cluster.scheduler_address.startsWith('inproc://')
+                ? 'LocalCluster inside the server'
+                : cluster.scheduler_address}
+            </div>
+          )}
           {cluster.dashboard_link && (
             <a href={cluster.dashboard_link} target="_blank" rel="noopener noreferrer">
               Open the Dask dashboard

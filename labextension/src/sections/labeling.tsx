@@ -38,7 +38,7 @@ export function LabelingSection(props: SectionProps): JSX.Element {
                 </span>
                 <button
                   className="pai-button"
-                  onClick={() => setNote(props.insertCode(labelCode(props.workspace, task.id)) || 'Labeling cell inserted.')}
+                  onClick={() => void props.insertCode(labelCode(props.workspace, task.id)).then(m => setNote(m || 'Labeling cell inserted.'))}
                 >
                   Label in notebook
                 </button>

@@ -81,7 +81,7 @@ export function ServicesSection(props: SectionProps): JSX.Element {
                 <button
                   className="pai-button"
                   onClick={() =>
-                    setNote(props.insertCode(panelCode(props.workspace, service.name)) || 'Service panel cell inserted.')
+                    void props.insertCode(panelCode(props.workspace, service.name)).then(m => setNote(m || 'Service panel cell inserted.'))
                   }
                 >
                   Panel in notebook
