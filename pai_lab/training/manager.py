@@ -173,7 +173,8 @@ class Supervisor(threading.Thread):
             if Path(code_dir).exists():
                 shutil.rmtree(code_dir)
             if service._is_git_url(source):
-                result = subprocess.run(["git", "clone", "--depth", "1", "--quiet", source, code_dir],
+                branch = ["--branch", launch["code_branch"]] if launch.get("code_branch") else []
+                result = subprocess.run(["git", "clone", "--depth", "1", "--quiet", *branch, source, code_dir],
                                         capture_output=True, text=True, timeout=600)
                 if result.returncode != 0:
                     raise RuntimeError(f"git clone {source} failed: {result.stderr.strip()[-500:]}")

@@ -253,7 +253,7 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     mounts = dict(launch.get("mounts", {}))
     code_dir = _code_dir(launch, pod, worker.local_directory)
     if code_dir:
-        mounts["/root/code"] = code_dir
+        mounts[launch.get("code_mount") or "/root/code"] = code_dir
     command = resolve_mounts(launch["command"], mounts)
     flags = pai_flags(launch, role, index, cluster) + launch.get("user_flags", [])
     cwd = code_dir or launch["work_dir"]

@@ -106,6 +106,30 @@ def _resolve_data_sources(session: Session, user: str, workspace: str, names: li
     return mounts, buckets
 
 
+def _resolve_code_source(session: Session, user: str, workspace: str, ref: str) -> tuple[str, str, str]:
+    """A local folder, a git URL, or a registered code source (`pai dlc create code_source`) ->
+    (folder or URL, branch, mount path)."""
+    if not ref:
+        return "", "", "/root/code"
+    if _is_git_url(ref):
+        return ref, "", "/root/code"
+    if Path(ref).expanduser().is_dir():
+        return str(Path(ref).expanduser().resolve()), "", "/root/code"
+    try:
+        from pai_lab.datasets.code_sources import get_code_source
+    except ModuleNotFoundError:
+        get_code_source = None
+    if get_code_source is not None:
+        try:
+            source = get_code_source(session, user, workspace, ref)
+        except NotFound:
+            pass
+        else:
+            return source.code_repo, source.code_branch, source.mount_path.rstrip("/") or "/root/code"
+    raise BadInput(f"--code_source {ref!r} is neither a folder on this machine, a git URL, nor a registered code "
+                   "source (`pai dlc get code_source`)", "code_source")
+
+
 def _read_hyperparameters(path: str) -> list[str]:
     if not path:
         return []
@@ -173,12 +197,7 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
         if importlib.util.find_spec("torch") is None:
             raise BadInput("pytorchjob needs PyTorch on the workers: `pip install torch` there, or submit a "
                            "tfjob", "kind")
-    code = spec.code_source.strip()
-    if code and not _is_git_url(code):
-        if not Path(code).expanduser().is_dir():
-            raise BadInput(f"--code_source {code!r} is neither a folder on this machine nor a git URL",
-                           "code_source")
-        code = str(Path(code).expanduser().resolve())
+    code, branch, code_mount = _resolve_code_source(session, user, workspace, spec.code_source.strip())
     mounts, buckets = _resolve_data_sources(session, user, workspace, spec.data_sources)
     hyper = _read_hyperparameters(spec.hyperParameters)
     job_id = new_job_id()
@@ -190,16 +209,15 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
         "job_id": job_id, "kind": spec.kind, "command": spec.command, "mounts": mounts, "buckets": buckets,
         "work_dir": str(platform.root_dir), "job_dir": str(work_dir), "output_dir": str(output_dir),
         "model_dir": str(output_dir / "model"), "checkpoint_dir": checkpoint_dir, "code_source": code,
-        "code_dir": code_dir, "hyperparameters": hyper,
+        "code_dir": code_dir, "code_branch": branch, "code_mount": code_mount, "hyperparameters": hyper,
         "user_flags": shlex.split(spec.userDefinedParameters) if spec.userDefinedParameters else [],
         "thirdparty_libs": spec.thirdparty_libs,
     }
     seen_code = code if code and not _is_git_url(code) else code_dir or str(platform.root_dir)
-    resolved = resolve_mounts(spec.command, {**mounts, "/root/code": seen_code})
+    resolved = resolve_mounts(spec.command, {**mounts, code_mount: seen_code})
     if local_cluster and not (code and _is_git_url(code)):
         _check_command_locally(resolved, seen_code if code else str(platform.root_dir))
-    warnings = keras_warnings(spec, resolved if not code else resolve_mounts(
-        spec.command, {**mounts, "/root/code": code}))
+    warnings = keras_warnings(spec, resolved)
     pods = [Pod(name=plan.pod(job_id), role=plan.role, index=plan.index).model_dump()
             for plan in specs.plan_ranks(spec)]
     now = utcnow()

@@ -190,3 +190,27 @@ def test_the_overhead_benchmark_runs(live_server, capsys):
     result = main(["--plain", "--steps", "20", "--url", live_server.url, "--token", live_server.token])
     assert result["hand"]["steps_per_s"] > 0 and result["pai"]["steps_per_s"] > 0
     assert result["wall_ratio"] > 0 and "ratio pai/hand" in capsys.readouterr().out
+
+
+def test_registered_data_and_code_sources_appear_at_the_manuals_mount_paths(live_server, ws, cli, unique_name):
+    data = live_server.root / unique_name("data")
+    data.mkdir()
+    (data / "a.txt").write_text("hello")
+    code = live_server.root / unique_name("code")
+    code.mkdir()
+    (code / "ls.py").write_text("import os, sys\n"
+                                "print('data=' + ','.join(sorted(os.listdir(sys.argv[1]))))\n"
+                                "print('cwd=' + os.getcwd())\n")
+    dataset = unique_name("digits")
+    live_server.client().http.post("/workspaces/default/datasets", {"name": dataset, "source": str(data),
+                                                                    "scan": False})
+    source = unique_name("code")
+    rc, out, err = cli("dlc", "create", "code_source", "--display_name", source, "--code_repo_url", str(code))
+    assert rc == 0, err
+    job = ws.jobs.submit(name="mounts", command="python /root/code/ls.py /root/data/", workers=1,
+                         data_sources=dataset, code_source=source)
+    job.wait(timeout=120, poll=0.3)
+    assert job.state == "Succeeded", job.reason
+    lines = job.logs(0).splitlines()
+    assert "data=a.txt" in lines
+    assert lines[lines.index("data=a.txt") + 1] == f"cwd={job.work_dir}/code"  # a copy per job
