@@ -165,14 +165,8 @@ def _version_row(session: Session, row: DatasetRow, version: int | None) -> Data
 # ---------------------------------------------------------------- writing versions
 
 
-@dataclass
-class _Filled:
-    base_uri: str
-    skipped: int = 0
-
-
 def _write_version(session: Session, row: DatasetRow, user: str, description: str, hashed: bool,
-                   fill: Callable[[mf.ChunkWriter], ScanResult | _Filled]) -> DatasetVersionRow:
+                   fill: Callable[[mf.ChunkWriter], ScanResult]) -> DatasetVersionRow:
     """Create the next version of ``row`` from what ``fill`` writes, and update the dataset's totals."""
     number = (row.latest_version or 0) + 1
     version = DatasetVersionRow(dataset_id=row.id, version=number, chunks_version=number, base_uri="",
@@ -213,19 +207,19 @@ def _copy_chunks(session: Session, dataset_id: str, source_version: int, target_
 
 
 def _fill_lines(lines: Iterable[Any], where: str, *, already_parsed: bool = False,
-                progress: Progress | None = None) -> Callable[[mf.ChunkWriter], _Filled]:
-    def fill(writer: mf.ChunkWriter) -> _Filled:
+                progress: Progress | None = None) -> Callable[[mf.ChunkWriter], ScanResult]:
+    def fill(writer: mf.ChunkWriter) -> ScanResult:
         keys = mf.ManifestKeys()
         for index, value in enumerate(lines):
             line = value if already_parsed else mf.normalize_line(value, f"{where} item {index + 1}")
             text = mf.dumps_line(line)
-            size = None
-            writer.add(keys.key(line, index), size, mf.line_stamp(text), "", text)
+            # a manifest item has no size of its own; its stamp is a digest of the line
+            writer.add(keys.key(line, index), None, mf.line_stamp(text), "", text)
             if progress and index % 5000 == 4999:
                 progress(writer.seen, 0)
         if progress:
             progress(writer.seen, 0)
-        return _Filled("")
+        return ScanResult("")
 
     return fill
 
@@ -250,7 +244,7 @@ class _Plan:
     origin: str = "user"
     data_type: str | None = None
     description: str = ""
-    fill: Callable[[mf.ChunkWriter], ScanResult | _Filled] | None = None
+    fill: Callable[[mf.ChunkWriter], ScanResult] | None = None
     storage_options: dict | None = None
 
 
@@ -677,15 +671,15 @@ def check_version(session: Session, user: str, workspace: str, ref: str, version
 
     if row.source_kind in ("local", "s3"):
         recorded = _index_map(session, row, ver, with_base=True)
-        current = mf.IndexCollector()
+        listing = mf.IndexCollector()  # compared, never stored
         try:
             if row.source_kind == "local":
                 if roots is None:
                     raise BadInput("local datasets are checked through the server", "dataset")
-                result = scan_local(roots.resolve(row.source_uri), roots, current, glob=row.glob or None,
+                result = scan_local(roots.resolve(row.source_uri), roots, listing, glob=row.glob or None,
                                     content_hash=ver.hashed)
             else:
-                result = scan_objects(parse_object_uri(row.source_uri, row.storage_options or {}), current,
+                result = scan_objects(parse_object_uri(row.source_uri, row.storage_options or {}), listing,
                                       glob=row.glob or None)
         except BadInput as exc:
             # the whole source is gone: every item is missing, which is drift to report, not an error
@@ -693,7 +687,7 @@ def check_version(session: Session, user: str, workspace: str, ref: str, version
                 raise
             result = ScanResult(ver.base_uri)
         suffix = "\t" + result.base_uri if result.base_uri else ""
-        now_map = {key: rest + suffix for key, rest in current.lines.items()}
+        now_map = {key: rest + suffix for key, rest in listing.lines.items()}
         for key, rest in recorded.items():
             checked += 1
             current = now_map.get(key)
