@@ -1,4 +1,4 @@
-"""The registry's server-side helpers: scan progress that clients poll, and cached thumbnails."""
+"""The registry's long-lived server side: scan progress that clients poll, and cached thumbnails."""
 
 from __future__ import annotations
 
