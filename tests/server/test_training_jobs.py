@@ -214,3 +214,19 @@ def test_registered_data_and_code_sources_appear_at_the_manuals_mount_paths(live
     lines = job.logs(0).splitlines()
     assert "data=a.txt" in lines
     assert lines[lines.index("data=a.txt") + 1] == f"cwd={job.work_dir}/code"  # a copy per job
+
+
+def test_the_cell_magic_submits_a_job_file_and_follows_it(live_server, monkeypatch, rank_script, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("PAI_LAB_URL", live_server.url)
+    monkeypatch.setenv("PAI_LAB_TOKEN", live_server.token)
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "pai_lab")
+    job = shell.run_cell_magic("pai", "dlc submit tfjob",
+                               f"name=from_cell\nworkers=1\ncommand=python {rank_script} --mode=flags --lines=3\n")
+    assert job["name"] == "from_cell" and job["state"] == "Succeeded"
+    out = capsys.readouterr().out
+    assert f"[Info] Job [{job['id']}] is [Succeeded]" in out
+    listed = shell.run_line_magic("pai", "dlc get job --display_name from_cell")
+    assert job["id"] in list(listed["id"])
