@@ -139,3 +139,39 @@ def test_client_register_read_and_preview(live_server, live_pets, unique_name):
     assert "may not dataset.delete" in str(info.value)
     ws.datasets.rm(name)
     assert name not in ws.datasets
+
+
+@pytest.mark.s3
+def test_cli_registers_a_bucket_prefix_and_hides_the_secret(cli, s3_images, unique_name):
+    uri, options, _client, _bucket = s3_images
+    name = unique_name("s3")
+    rc, out, err = cli("dataset", "register", name, uri, "--scan", "--glob", "*.png",
+                       "--endpoint-url", options["client_kwargs"]["endpoint_url"],
+                       "--storage-option", f"key={options['key']}", "--storage-option", f"secret={options['secret']}")
+    assert rc == 0, err
+    assert "6 items, version 1" in out and options["secret"] not in out
+    rc, out, err = cli("dataset", "show", name, "--json")
+    shown = json.loads(out)
+    assert shown["storage_options"]["secret"] == "***" and shown["source_kind"] == "s3"
+    rc, out, err = cli("dataset", "items", name, "--limit", "2")
+    assert rc == 0 and "cat/000.png" in out and "(2 of 6 items, version 1)" in out
+
+
+def test_preview_plays_audio(live_server, unique_name):
+    import wave
+
+    folder = live_server.root / unique_name("sounds")
+    folder.mkdir()
+    for i in range(3):
+        with wave.open(str(folder / f"{i}.wav"), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(8000)
+            wav.writeframes(b"\x00\x01" * 800)
+    ws = live_server.client().workspace("default")
+    ds = ws.datasets.register(unique_name("audio"), folder.name, scan=True, progress=False)
+    assert ds.data_type == "audio"
+    players = ds.preview().body.children[0].children
+    assert len(players) == 3
+    audio = players[0].children[1]
+    assert audio.format == "wav" and bytes(audio.value[:4]) == b"RIFF"
