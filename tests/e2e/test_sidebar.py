@@ -189,22 +189,42 @@ def test_register_a_dataset_and_preview_it_in_a_notebook(lab_server, page):
     save_screenshot(page, "sidebar-with-notebook.png")
 
 
-def test_a_running_job_shows_its_log_and_stops_from_the_sidebar(lab_server, page):
+def test_a_job_and_a_service_run_and_stop_from_the_sidebar(lab_server, page, python_processor):
     name = "sleeper_" + uuid.uuid4().hex[:6]
     command = f"{sys.executable} -c \"print('rank up', flush=True); import time; time.sleep(300)\""
     submitted = lab_server.api("POST", "/workspaces/default/jobs", {"name": name, "command": command, "workers": 1})
     assert submitted.status_code == 201, submitted.text
     job_id = submitted.json()["id"]
+    service = "echo_" + uuid.uuid4().hex[:6]
+    created = lab_server.api("POST", "/workspaces/default/services", {
+        "name": service, "processor_type": "python", "processor_path": str(python_processor),
+        "processor_entry": "app.py", "metadata": {"instance": 1}})
+    assert created.status_code in (200, 201), created.text
 
     open_lab(page, lab_server)
     sidebar = open_sidebar(page)
+
+    # The job: its ranks, its live log tail, and Stop.
     row = sidebar.locator(f'[data-job="{job_id}"]')
     row.wait_for()
     assert "1 worker" in row.inner_text()
     row.locator(".pai-row-main").click()
-    row.locator(".pai-log").filter(has_text="rank up").wait_for(timeout=60_000)  # the log tail follows the job
-
+    row.locator(".pai-log").filter(has_text="rank up").wait_for(timeout=60_000)
     row.get_by_role("button", name="Stop", exact=True).click()
     row.locator(".pai-state", has_text="Stopped").wait_for(timeout=60_000)
     assert row.get_by_role("button", name="Stop", exact=True).count() == 0
     assert lab_server.api("GET", f"/workspaces/default/jobs/{job_id}").json()["state"] == "Stopped"
+
+    # The service: ready instances and its endpoint, then Stop.
+    svc = sidebar.locator(f'[data-service="{service}"]')
+    svc.locator(".pai-muted", has_text="1/1 ready").wait_for(timeout=60_000)
+    endpoint = [s for s in lab_server.api("GET", "/workspaces/default/services").json() if s["name"] == service][0]
+    assert svc.locator("code").inner_text() == endpoint["endpoint"]
+    svc.get_by_role("button", name="Copy", exact=True).click()
+    svc.get_by_role("button", name="Copied", exact=True).wait_for()
+    svc.get_by_role("button", name="Stop", exact=True).click()
+    svc.locator(".pai-state", has_text="Stopped").wait_for(timeout=60_000)
+    svc.get_by_role("button", name="Start", exact=True).wait_for()
+    listed = {s["name"]: s for s in lab_server.api("GET", "/workspaces/default/services").json()}
+    assert listed[service]["state"] == "Stopped"
+    assert lab_server.api("DELETE", f"/workspaces/default/services/{service}").status_code == 204
