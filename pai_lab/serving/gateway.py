@@ -118,14 +118,17 @@ class Instance:
             self.start_at = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
             self.started_iso = _now()
             self.status, self.reason = "Pending", "ContainerCreating"
-            reader = None
+            reading = None
             try:
                 reader = await self._spawn()
-                await self._warm_up()
+                reading = asyncio.create_task(self._read_loop(reader))
+                await self._warm_up(reading)
                 self.ready, self.status, self.reason = True, "Running", ""
                 backoff = 0.5
-                await self._read_loop(reader)
+                await reading
             except asyncio.CancelledError:
+                if reading is not None:
+                    reading.cancel()
                 raise
             except HttpError as exc:
                 self.status, self.reason = "Failed", exc.message
@@ -177,16 +180,22 @@ class Instance:
         self.service.learn(self)
         return reader
 
-    async def _warm_up(self) -> None:
+    async def _warm_up(self, reading: asyncio.Task) -> None:
+        """Replay the warm-up requests, each 5 times, before the instance counts as ready."""
         for body in self.generation.get("warm_up") or []:
             for _ in range(WARM_UP_REPEATS):
                 try:
-                    job = self.service.make_job(body, "application/octet-stream" if not eas.is_json("", body)
-                                                else "application/json")[0]
+                    job = self.service.make_job(body, "application/json" if eas.is_json("", body)
+                                                else "application/octet-stream")[0]
                     self._send([job])
-                    await job.future
-                except HttpError as exc:
-                    log.warning("warm-up request of %s failed: %s", self.name, exc.message)
+                    await asyncio.wait({job.future, reading}, return_when=asyncio.FIRST_COMPLETED)
+                    if not job.future.done():
+                        raise HttpError(503, "the instance exited during warm-up")
+                    job.future.result()
+                except (HttpError, BadInput) as exc:
+                    if reading.done():
+                        raise
+                    log.warning("warm-up request of %s failed: %s", self.name, getattr(exc, "message", exc))
                     break
 
     async def _read_loop(self, reader) -> None:

@@ -345,3 +345,20 @@ def test_service_panel_shows_state_instances_and_answers(tf_service):
     panel.try_request()
     assert len(json.loads(panel.answer.value.removeprefix("<pre>").removesuffix("</pre>"))[0]) == 2
     panel.close()
+
+
+def test_warm_up_requests_run_before_the_instance_takes_traffic(ws, python_processor, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    warm_up = tmp_path / "warm_up.txt"
+    warm_up.write_text('{"values": [1]}\n{"values": [2, 3]}\n')
+    name = f"warm_{uuid.uuid4().hex[:8]}"
+    svc = ws.services.create({**echo_spec(name, python_processor), "warm_up_data_path": str(warm_up)})
+    try:
+        text = requests.get(gateway_of(svc.endpoint) + "/metrics").text
+        calls = sum(s.value for f in text_string_to_metric_families(text) if f.name == "pai_serving_batch_size"
+                    for s in f.samples if s.name.endswith("_count") and s.labels["service"] == name)
+        assert calls == 10  # each of the 2 requests 5 times, all before the service counted as Running
+        assert svc.predict({"values": [7]}) == {"sum": 7, "n": 1}
+    finally:
+        svc.delete()
