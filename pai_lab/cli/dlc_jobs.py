@@ -9,8 +9,14 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-from pai_lab.cli.base import Result, UsageError, record_result, render_table, rows_result
-from pai_lab.errors import Conflict, PaiError
+from pai_lab.cli.base import (
+    Result,
+    UsageError,
+    record_result,
+    render_table,
+    rows_result,
+)
+from pai_lab.errors import Conflict
 
 STOP_WARNING = "[WARN] The job you are trying to stop is not in creating/running status, can not be stopped."
 JOB_COLUMNS = ["id", "name", "state", "workers", "ps", "chief", "progress", "created_by", "created_at", "reason"]
@@ -78,7 +84,7 @@ def register_dlc(verbs, add_command, verbs_sub) -> None:
 def _ascii_table(headers: list[str], row: list[str]) -> str:
     widths = [max(len(h), len(v)) for h, v in zip(headers, row)]
     rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
     return "\n".join([rule, line(headers), rule, line(row), rule])
 
 
@@ -90,7 +96,8 @@ def _values(args) -> dict:
     file_values = {}
     if args.job_file:
         try:
-            text = open(args.job_file, encoding="utf-8").read()
+            with open(args.job_file, encoding="utf-8") as f:
+                text = f.read()
         except OSError as exc:
             raise UsageError(f"cannot read --job_file {args.job_file!r}: {exc.strerror}") from None
         file_values = specs.parse_job_file(text, f"job file {args.job_file}")
@@ -98,7 +105,8 @@ def _values(args) -> dict:
     if args.thirdparty_lib_dir:
         requirements = os.path.join(args.thirdparty_lib_dir, "requirements.txt")
         try:
-            lines = open(requirements, encoding="utf-8").read().splitlines()
+            with open(requirements, encoding="utf-8") as f:
+                lines = f.read().splitlines()
         except OSError:
             raise UsageError(f"--thirdparty_lib_dir: no readable requirements.txt in {args.thirdparty_lib_dir!r}") \
                 from None
@@ -221,10 +229,7 @@ def get_job(ctx, args) -> Result:
                             ["PodId", "Status", "Host", "Port", "Pid", "GPUs", "ExitCode"])
         result.text = f"{result.text}\n\n{pods}"
         return result
-    try:
-        jobs = ws.jobs.list(state=args.status, name=args.display_name)
-    except PaiError:
-        raise
+    jobs = ws.jobs.list(state=args.status, name=args.display_name)
     result = rows_result(jobs, JOB_COLUMNS, JOB_HEADERS)
     result.text += f"\nTotal  {len(jobs)}"
     return result

@@ -17,7 +17,8 @@ import pandas as pd
 
 from pai_lab.client import table
 from pai_lab.errors import PaiError
-from pai_lab.training.schemas import TERMINAL_STATES, Job as JobInfo, JobDetail, LogLine, MetricPoint
+from pai_lab.training.schemas import TERMINAL_STATES, JobDetail, LogLine, MetricPoint
+from pai_lab.training.schemas import Job as JobInfo
 
 
 class JobFailed(PaiError):
@@ -27,7 +28,7 @@ class JobFailed(PaiError):
 class Job:
     """A handle on one job. Attributes of its last-fetched :class:`JobDetail` are readable directly."""
 
-    def __init__(self, jobs: "Jobs", detail: JobDetail):
+    def __init__(self, jobs: Jobs, detail: JobDetail):
         self._jobs = jobs
         self.id = detail.id
         self.detail = detail
@@ -46,7 +47,7 @@ class Job:
         return self.refresh().state in TERMINAL_STATES
 
     def wait(self, timeout: float | None = None, poll: float = 1.0, raise_on_failure: bool = False,
-             progress: bool = False) -> "Job":
+             progress: bool = False) -> Job:
         """Block until the job ends (or ``timeout`` seconds pass); show a progress bar if asked."""
         deadline = None if timeout is None else time.monotonic() + timeout
         bar = None

@@ -5,6 +5,12 @@ The control plane side (job specs, the Dask launcher, logs, metrics, the watchdo
 in the submodules and is not imported here, so a rank loads nothing it does not need.
 """
 
-from pai_lab.training.metrics import is_chief, keras_callback, model_dir, report, task_info
+from pai_lab.training.metrics import (
+    is_chief,
+    keras_callback,
+    model_dir,
+    report,
+    task_info,
+)
 
-__all__ = ["report", "keras_callback", "model_dir", "is_chief", "task_info"]
+__all__ = ["is_chief", "keras_callback", "model_dir", "report", "task_info"]

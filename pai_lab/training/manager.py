@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import shutil
 import subprocess
 import threading
@@ -76,7 +75,7 @@ def _keras_hint(tail: list[str]) -> str:
 
 
 class Supervisor(threading.Thread):
-    def __init__(self, manager: "TrainingManager", job_id: str):
+    def __init__(self, manager: TrainingManager, job_id: str):
         super().__init__(name=f"pai-job-{job_id}", daemon=True)
         self.manager = manager
         self.store = manager.platform.store
@@ -110,7 +109,7 @@ class Supervisor(threading.Thread):
         try:
             self._run()
         except Exception as exc:  # a bug or a lost cluster: the job fails with the reason, never hangs
-            log.error("job %s: supervisor failed", self.job_id, exc_info=True)
+            log.exception("job %s: supervisor failed", self.job_id)
             self._end_ranks()
             self._transition("Failed", f"the job's supervisor failed: {exc}",
                              only_from=("Creating", "Queuing", "Running"))
@@ -175,7 +174,7 @@ class Supervisor(threading.Thread):
             if service._is_git_url(source):
                 branch = ["--branch", launch["code_branch"]] if launch.get("code_branch") else []
                 result = subprocess.run(["git", "clone", "--depth", "1", "--quiet", *branch, source, code_dir],
-                                        capture_output=True, text=True, timeout=600)
+                                        capture_output=True, text=True, timeout=600, check=False)
                 if result.returncode != 0:
                     raise RuntimeError(f"git clone {source} failed: {result.stderr.strip()[-500:]}")
             else:
@@ -315,7 +314,7 @@ class Supervisor(threading.Thread):
     def _register_model(self) -> None:
         from pai_lab.training import models
 
-        spec, launch, _state, user, workspace_id, name = self._load()
+        _spec, launch, _state, user, workspace_id, name = self._load()
         folder = models.find_saved_model(launch["model_dir"])
         if folder is None and "://" not in launch["checkpoint_dir"]:
             folder = models.find_saved_model(launch["checkpoint_dir"])
@@ -335,7 +334,7 @@ class Supervisor(threading.Thread):
             if target is not None:
                 try:
                     target.delete() if obj == "cluster_var" else target.close()
-                except Exception:
+                except Exception:  # noqa: BLE001, S110
                     pass
 
 
@@ -391,7 +390,7 @@ class TrainingManager:
     def any_gpus(self) -> bool:
         return any(w.get("gpus", 0) for w in self._workers_cache.values())
 
-    _workers_cache: dict = {}
+    _workers_cache: dict = {}  # noqa: RUF012 - replaced, never mutated in place
 
     def cluster_info(self) -> ClusterInfo:
         client = self.client()
@@ -454,12 +453,12 @@ class TrainingManager:
             if self._client is not None:
                 try:
                     self._client.close()
-                except Exception:
+                except Exception:  # noqa: BLE001, S110
                     pass
             if self._cluster is not None:
                 try:
                     self._cluster.close()
-                except Exception:
+                except Exception:  # noqa: BLE001, S110
                     pass
             self._client = self._cluster = None
 

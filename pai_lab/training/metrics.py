@@ -47,7 +47,7 @@ def _tensorboard_writer():
         logdir = os.path.join(os.environ["PAI_LAB_OUTPUT_DIR"], "tensorboard", "-".join(role_index))
         try:
             _writer = tf.summary.create_file_writer(logdir)
-        except Exception:  # summaries are a convenience; never fail training for them
+        except Exception:  # noqa: BLE001 - summaries are a convenience; never fail training for them
             _writer = False
     return _writer or None
 
@@ -79,7 +79,7 @@ def report(step: int, **metrics: float) -> None:
                     for name, number in values.items():
                         tf.summary.scalar(name, number, step=int(step))
                 writer.flush()
-            except Exception:
+            except Exception:  # noqa: BLE001, S110
                 pass
 
 
@@ -115,7 +115,7 @@ def keras_callback(every_n_batches: int = 10, keras=None):
         legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1" or "keras" not in sys.modules
         keras = sys.modules.get("tf_keras") if legacy and "tf_keras" in sys.modules else None
         if keras is None:
-            import keras as keras  # noqa: PLC0415
+            import keras
     base = keras.callbacks.Callback
 
     class PaiLabMetrics(base):

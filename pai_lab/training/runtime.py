@@ -74,7 +74,7 @@ def resolve_mounts(command: str, mounts: dict[str, str]) -> str:
     """Replace the manual's mount paths (/root/code/, /root/data/...) with real locations."""
     for mount in sorted(mounts, key=len, reverse=True):
         target = mounts[mount].rstrip("/")
-        command = re.sub(re.escape(mount.rstrip("/")) + r"(?=/|\s|$|['\"])", lambda _m: target, command)
+        command = re.sub(re.escape(mount.rstrip("/")) + r"(?=/|\s|$|['\"])", lambda _m, t=target: t, command)
     return command
 
 
@@ -181,7 +181,7 @@ def _end_process_tree(proc: subprocess.Popen) -> None:
         import psutil
 
         family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-    except Exception:
+    except Exception:  # noqa: BLE001
         family = []
     for sig in (signal.SIGCONT, signal.SIGTERM):
         try:
@@ -199,7 +199,7 @@ def _end_process_tree(proc: subprocess.Popen) -> None:
     for member in family:  # anything that left the group (setsid) still goes
         try:
             member.kill()
-        except Exception:
+        except Exception:  # noqa: BLE001, S110
             pass
     proc.wait()
 
@@ -262,7 +262,7 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     if launch.get("thirdparty_libs"):
         site = Path(worker.local_directory) / "pai_jobs" / job_id / pod / "site-packages"
         pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(site),
-                              *launch["thirdparty_libs"]], capture_output=True, text=True)
+                              *launch["thirdparty_libs"]], capture_output=True, text=True, check=False)
         for text in (pip.stdout + pip.stderr).splitlines():
             events.line(f"[pip] {text}")
         if pip.returncode != 0:
@@ -282,7 +282,7 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(metrics_write,),
-                                preexec_fn=_die_with_parent)
+                                preexec_fn=_die_with_parent)  # noqa: PLW1509
     except OSError as exc:
         os.close(metrics_read)
         os.close(metrics_write)

@@ -99,7 +99,7 @@ def _resolve_data_sources(session: Session, user: str, workspace: str, names: li
         except NotFound:
             raise BadInput(f"data source {name!r} is not a registered dataset of this workspace; register it "
                            "with `pai dataset create` or check `pai dataset ls`", "data_sources") from None
-        local = uri[len("file://"):] if uri.startswith("file://") else uri
+        local = uri.removeprefix("file://")
         target = local if "://" not in local else uri
         mounts["/root/data" if len(names) == 1 else f"/root/data/{name}"] = target
         buckets.append(uri if uri.endswith("/") else uri + "/")
@@ -154,7 +154,7 @@ def keras_warnings(spec: JobSpec, command: str) -> list[str]:
         except OSError:
             continue
         legacy = "tf_keras" in source or "TF_USE_LEGACY_KERAS" in source
-        keras3 = re.search(r"^\s*(import keras\b|from keras\b)|tf\.keras\.|tensorflow\.keras", source, re.M)
+        keras3 = re.search(r"^\s*(import keras\b|from keras\b)|tf\.keras\.|tensorflow\.keras", source, re.MULTILINE)
         if "MultiWorkerMirroredStrategy" in source and ".fit(" in source and keras3 and not legacy:
             found.append(f"{Path(token).name}: {KERAS3_HINT}")
     return found
@@ -162,7 +162,7 @@ def keras_warnings(spec: JobSpec, command: str) -> list[str]:
 
 def _check_command_locally(command: str, cwd: str) -> None:
     """On a local cluster the workers share this machine: a missing program or script is caught now."""
-    assignments, argv = split_command(command)
+    _assignments, argv = split_command(command)
     if argv is None:
         return
     program = argv[0]

@@ -34,7 +34,7 @@ ECS_TYPES = {
     "ecs.gn5-c8g1.2xlarge": (8, 60, 1),
 }
 _GPU_FAMILY = re.compile(r"^ecs\.g[na]\w*-c(\d+)g(\d+)\.")
-_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]i?b?)?$", re.I)
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]i?b?)?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

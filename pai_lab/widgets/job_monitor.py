@@ -26,7 +26,7 @@ def curve_svg(series: dict[str, list[tuple[int, float]]], width: int = 420, heig
     """An SVG line chart, one line per series (pod); no plotting library needed."""
     points = [p for values in series.values() for p in values]
     if not points:
-        return '<svg width="%d" height="%d"><text x="10" y="20">no points yet</text></svg>' % (width, height)
+        return f'<svg width="{width}" height="{height}"><text x="10" y="20">no points yet</text></svg>'
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
     sx = (width - 50) / ((x1 - x0) or 1)
@@ -71,7 +71,7 @@ class JobMonitor(w.VBox):
             time.sleep(every)
             try:
                 self.update()
-            except Exception as exc:  # the server went away: say so once and stop refreshing
+            except Exception as exc:  # noqa: BLE001 - the server went away: say so once and stop refreshing
                 self.header.value += f"<br><i>refresh stopped: {html.escape(str(exc))}</i>"
                 return
             if self.job.detail.state in TERMINAL:
@@ -84,7 +84,7 @@ class JobMonitor(w.VBox):
             info = self.job._jobs.cluster()
             if info.dashboard_link:
                 link = f' · <a href="{html.escape(info.dashboard_link)}" target="_blank">Dask dashboard</a>'
-        except Exception:
+        except Exception:  # noqa: BLE001, S110
             pass
         self.header.value = (f"<b>{html.escape(d.id)}</b> {html.escape(d.name)} · {_badge(d.state)} · "
                              f"<code>{html.escape(d.progress)}</code>{link}"

@@ -46,7 +46,7 @@ async def test_a_job_runs_through_the_api_and_the_server_leaves_no_process(api, 
             break
         await asyncio.sleep(0.2)
     assert job["state"] == "Succeeded", job["reason"]
-    assert [h["state"] for h in job["history"]][0] == "Creating" and job["history"][-1]["state"] == "Succeeded"
+    assert job["history"][0]["state"] == "Creating" and job["history"][-1]["state"] == "Succeeded"
     status, lines = await api("GET", f"/workspaces/default/jobs/{job['id']}/logs",
                               params={"pod": f"{job['id']}-worker-0", "max_events_num": "5"})
     assert status == 200 and [x["line"] for x in lines] == [f"line-{i:05d}" for i in range(35, 40)]
@@ -61,7 +61,8 @@ async def test_a_job_runs_through_the_api_and_the_server_leaves_no_process(api, 
     assert status == 409 and answer["error"]["code"] == "not_stoppable"
 
     # a running job: the workspace cannot be deleted under it, and stopping it ends its process
-    status, ws = await api("POST", "/workspaces", {"name": "trainers"})
+    status, _ = await api("POST", "/workspaces", {"name": "trainers"})
+    assert status == 201
     status, sleeper = await api("POST", "/workspaces/trainers/jobs", {
         "name": "sleeper", "command": f"python {rank_script} --mode=sleep", "workers": 1})
     for _ in range(600):

@@ -39,7 +39,7 @@ def test_flags_reach_every_rank_and_logs_are_complete_and_ordered_per_pod(ws, ra
         assert tf_config["task"] == {"type": "worker", "index": index}
         hosts.append(tf_config["cluster"]["worker"])
         assert argv[:2] == ["--mode=flags", "--lines=300"]
-        assert f"--job_name=worker" in argv and f"--task_index={index}" in argv
+        assert "--job_name=worker" in argv and f"--task_index={index}" in argv
         assert "--ps_hosts=" in argv and f"--worker_hosts={','.join(tf_config['cluster']['worker'])}" in argv
         assert f"--checkpointDir={rank_script.parent / 'ckpt'}" in argv and "--buckets=" in argv
         assert argv[-1] == "--lr=0.5"
@@ -205,7 +205,7 @@ def test_registered_data_and_code_sources_appear_at_the_manuals_mount_paths(live
     live_server.client().http.post("/workspaces/default/datasets", {"name": dataset, "source": str(data),
                                                                     "scan": False})
     source = unique_name("code")
-    rc, out, err = cli("dlc", "create", "code_source", "--display_name", source, "--code_repo_url", str(code))
+    rc, _, err = cli("dlc", "create", "code_source", "--display_name", source, "--code_repo_url", str(code))
     assert rc == 0, err
     job = ws.jobs.submit(name="mounts", command="python /root/code/ls.py /root/data/", workers=1,
                          data_sources=dataset, code_source=source)

@@ -10,7 +10,12 @@ from pai_lab.cli.dlc_jobs import _values
 from pai_lab.errors import BadInput
 from pai_lab.training import spec as specs
 from pai_lab.training.manager import place
-from pai_lab.training.runtime import pai_flags, rank_environment, resolve_mounts, split_command
+from pai_lab.training.runtime import (
+    pai_flags,
+    rank_environment,
+    resolve_mounts,
+    split_command,
+)
 
 MANUAL_2W1PS = [
     "dlc", "submit", "tf", "--name=test_2021", "--ps=1",
