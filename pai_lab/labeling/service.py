@@ -622,16 +622,18 @@ def _item(s: Session, task: TaskRow, seq: int) -> ItemRow:
     return item
 
 
-_CHECKERS: dict[str, Checker] = {}
+_CHECKERS: dict[tuple, Checker] = {}
 
 
 def _checker(task: TaskRow) -> Checker:
-    """The task's template and labels are fixed when it is created: parse them once."""
-    checker = _CHECKERS.get(task.id)
+    """The task's template and labels are fixed when it is created: parse them once. (An id can
+    come back after a delete, when a file is imported again; the creation time tells them apart.)"""
+    key = (task.id, task.created_at)
+    checker = _CHECKERS.get(key)
     if checker is None:
         if len(_CHECKERS) > 256:
             _CHECKERS.clear()
-        checker = _CHECKERS[task.id] = Checker(TemplateSpec.model_validate(task.spec),
+        checker = _CHECKERS[key] = Checker(TemplateSpec.model_validate(task.spec),
                                                [l["name"] for l in task.labels])
     return checker
 
