@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -78,11 +79,13 @@ def parse_index_line(raw: str, index: int) -> IndexEntry:
 
 
 class ChunkWriter:
-    """Streams index lines into chunks of a version as they come: memory stays flat.
+    """Streams index lines into compressed chunks of a version as they come: memory stays flat.
 
-    Given the version it may repeat (``previous``), chunks equal to that version's are held
-    back; if the whole index turns out equal, nothing is written and the new version shares
-    the old chunks (an unchanged re-scan costs a walk, not a copy)."""
+    Chunks are spooled to a temporary file during the scan and written to the store by
+    :meth:`store` at the end, so a long scan does not hold the store's write lock. Given the
+    version it may repeat (``previous``), chunks equal to that version's are not kept; if the
+    whole index turns out equal, the new version shares the old chunks (an unchanged re-scan
+    costs a walk, not a copy)."""
 
     def __init__(self, session: Session, dataset_id: str, version: int, previous: int | None = None):
         self.session = session
@@ -96,7 +99,10 @@ class ChunkWriter:
         self._first = 0
         self._digest = hashlib.sha256()
         self._previous = previous
-        self._held: list[tuple[int, int, int, bytes]] = []  # (seq, first_index, count, compressed)
+        self._matching = previous is not None  # every chunk so far equals the previous version's
+        self._spool = tempfile.SpooledTemporaryFile(max_size=32 << 20)
+        # (seq, first_index, count, offset, length); offset -1: the previous version's chunk
+        self._chunks: list[tuple[int, int, int, int, int]] = []
 
     @property
     def seen(self) -> int:
@@ -116,21 +122,12 @@ class ChunkWriter:
         if len(self._pending) >= CHUNK_ITEMS:
             self.flush()
 
-    def _previous_chunk(self, seq: int) -> ManifestChunkRow | None:
+    def _previous_data(self, seq: int) -> bytes | None:
         if self._previous is None:
             return None
-        return self.session.get(ManifestChunkRow, (self.dataset_id, self._previous, seq))
-
-    def _insert(self, seq: int, first: int, count: int, compressed: bytes) -> None:
-        self.session.add(ManifestChunkRow(dataset_id=self.dataset_id, version=self.version, seq=seq,
-                                          first_index=first, item_count=count, data=compressed))
-        self.session.flush()
-
-    def _release_held(self) -> None:
-        for held in self._held:
-            self._insert(*held)
-        self._held = []
-        self._previous = None
+        return self.session.execute(select(ManifestChunkRow.data).where(
+            ManifestChunkRow.dataset_id == self.dataset_id, ManifestChunkRow.version == self._previous,
+            ManifestChunkRow.seq == seq)).scalar_one_or_none()
 
     def flush(self) -> None:
         if not self._pending:
@@ -138,30 +135,43 @@ class ChunkWriter:
         blob = "".join(self._pending).encode(*_ENCODING)
         self._digest.update(blob)
         count = len(self._pending)
-        prev = self._previous_chunk(self._seq)
-        if prev is not None and prev.first_index == self._first and prev.item_count == count \
-                and zlib.decompress(prev.data) == blob:
-            self._held.append((self._seq, self._first, count, prev.data))
-            self.session.expunge(prev)
+        if self._matching:
+            prev = self._previous_data(self._seq)
+            self._matching = prev is not None and zlib.decompress(prev) == blob
+        if self._matching:
+            self._chunks.append((self._seq, self._first, count, -1, 0))
         else:
-            if self._previous is not None:
-                self._release_held()
-            self._insert(self._seq, self._first, count, zlib.compress(blob, 1))
+            compressed = zlib.compress(blob, 1)
+            offset = self._spool.tell()
+            self._spool.write(compressed)
+            self._chunks.append((self._seq, self._first, count, offset, len(compressed)))
         self._seq += 1
         self._first += count
         self.count += count
         self._pending = []
 
     def finish(self) -> str:
-        """Write what is left; returns the digest of the whole index."""
+        """Close the last chunk; returns the digest of the whole index. Nothing is stored yet."""
         self.flush()
-        if self._previous is not None:
-            if self._previous_chunk(self._seq) is None:  # the old version has no further chunk: all equal
-                self.shared_with = self._previous
-                self._held = []
-            else:
-                self._release_held()
+        if self._matching and self._previous_data(self._seq) is None:  # no further old chunk: all equal
+            self.shared_with = self._previous
         return self._digest.hexdigest()
+
+    def store(self) -> None:
+        """Write the chunks to the store (nothing when the version shares its predecessor's)."""
+        if self.shared_with is not None:
+            self._spool.close()
+            return
+        for seq, first, count, offset, length in self._chunks:
+            if offset < 0:
+                data = self._previous_data(seq)
+            else:
+                self._spool.seek(offset)
+                data = self._spool.read(length)
+            self.session.add(ManifestChunkRow(dataset_id=self.dataset_id, version=self.version, seq=seq,
+                                              first_index=first, item_count=count, data=data))
+            self.session.flush()
+        self._spool.close()
 
 
 class IndexCollector:

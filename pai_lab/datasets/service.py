@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pai_lab.datasets import manifests as mf
@@ -167,43 +168,33 @@ def _version_row(session: Session, row: DatasetRow, version: int | None) -> Data
 
 def _write_version(session: Session, row: DatasetRow, user: str, description: str, hashed: bool,
                    fill: Callable[[mf.ChunkWriter], ScanResult]) -> DatasetVersionRow:
-    """Create the next version of ``row`` from what ``fill`` writes, and update the dataset's totals."""
+    """Create the next version of ``row`` from what ``fill`` writes, and update the dataset's totals.
+
+    The scan runs before anything is written, so the store's write lock is held only for the
+    short insert at the end; a new ``row`` is added to the session then too."""
     number = (row.latest_version or 0) + 1
-    version = DatasetVersionRow(dataset_id=row.id, version=number, chunks_version=number, base_uri="",
-                                item_count=0, total_bytes=0, digest="", hashed=hashed, skipped=0,
-                                description=description or "", created_by=user, created_at=utcnow())
-    session.add(version)
-    session.flush()
     previous = session.get(DatasetVersionRow, (row.id, row.latest_version)) if row.latest_version else None
     writer = mf.ChunkWriter(session, row.id, number, previous.chunks_version if previous else None)
     result = fill(writer)
     digest = writer.finish()
-    if writer.shared_with is not None and previous is not None and previous.base_uri == result.base_uri:
-        version.chunks_version = writer.shared_with
-    elif writer.shared_with is not None:
-        writer.shared_with = None  # same keys under another base: the lines differ, keep a copy
-        _copy_chunks(session, row.id, previous.chunks_version, number)
-    version.base_uri = result.base_uri
-    version.item_count = writer.count
-    version.total_bytes = writer.total_bytes
-    version.digest = digest
-    version.skipped = result.skipped
+    if writer.shared_with is not None and previous is not None and previous.base_uri != result.base_uri:
+        writer.shared_with = None  # same keys under another base are other items: keep a copy
+    if row not in session:
+        session.add(row)
+        session.flush()
+    version = DatasetVersionRow(
+        dataset_id=row.id, version=number, chunks_version=writer.shared_with or number, base_uri=result.base_uri,
+        item_count=writer.count, total_bytes=writer.total_bytes, digest=digest, hashed=hashed,
+        skipped=result.skipped, description=description or "", created_by=user, created_at=utcnow())
+    session.add(version)
+    session.flush()
+    writer.store()
     row.latest_version = number
     row.item_count = writer.count
     row.total_bytes = writer.total_bytes
     row.updated_at = utcnow()
     session.flush()
     return version
-
-
-def _copy_chunks(session: Session, dataset_id: str, source_version: int, target_version: int) -> None:
-    from pai_lab.datasets.tables import ManifestChunkRow
-
-    for chunk in session.scalars(select(ManifestChunkRow).where(ManifestChunkRow.dataset_id == dataset_id,
-                                                               ManifestChunkRow.version == source_version)).all():
-        session.add(ManifestChunkRow(dataset_id=dataset_id, version=target_version, seq=chunk.seq,
-                                     first_index=chunk.first_index, item_count=chunk.item_count, data=chunk.data))
-    session.flush()
 
 
 def _fill_lines(lines: Iterable[Any], where: str, *, already_parsed: bool = False,
@@ -355,15 +346,19 @@ def register_dataset(session: Session, user: str, workspace: str, spec: DatasetC
         tags=dict(spec.tags or {}), mount_path=spec.mount_path or DEFAULT_MOUNT, item_count=0, total_bytes=0,
         latest_version=None, created_by=user, created_at=now, updated_at=now,
     )
-    session.add(row)
-    session.flush()
-    if plan.fill is not None:
-        version = _write_version(session, row, user, "registered", spec.hash, plan.fill)
-        if spec.data_type is None and plan.data_type is None:
-            row.data_type = _type_from_version(session, row, version)
-    elif spec.data_type is None and plan.kind == "local" and plan.property == "file":
-        row.data_type = kind_of_name(plan.source_uri) or "other"
-    session.flush()
+    try:
+        if plan.fill is not None:
+            version = _write_version(session, row, user, "registered", spec.hash, plan.fill)
+            if spec.data_type is None and plan.data_type is None:
+                row.data_type = _type_from_version(session, row, version)
+        else:
+            session.add(row)
+            if spec.data_type is None and plan.kind == "local" and plan.property == "file":
+                row.data_type = kind_of_name(plan.source_uri) or "other"
+        session.flush()
+    except IntegrityError:  # registered under the same name while we scanned
+        raise Conflict(f"a dataset named {spec.name!r} was just registered in {access.workspace.name!r}; pick "
+                       "another name", "name") from None
     return to_schema(row)
 
 
@@ -560,8 +555,6 @@ def register_manifest_version(session: Session, user: str, workspace: str, name:
                          property="file", origin=origin, storage_options={}, glob="", visibility="workspace", tags={},
                          mount_path=DEFAULT_MOUNT, item_count=0, total_bytes=0, latest_version=None,
                          created_by=user, created_at=now, updated_at=now)
-        session.add(row)
-        session.flush()
         fresh = True
     else:
         authorize(session, user, workspace, "dataset.update", owner=row.created_by)

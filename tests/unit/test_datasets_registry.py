@@ -124,3 +124,24 @@ def test_content_hash_on_request(platform):
     import hashlib
 
     assert item.hash == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_unchanged_rescan_stores_no_second_copy(platform):
+    from pai_lab.datasets.tables import ManifestChunkRow
+
+    folder = platform.root_dir / "same"
+    folder.mkdir()
+    for i in range(30):
+        (folder / f"{i}.txt").write_text(str(i))
+    register(platform, name="same", source="same", scan=True)
+    roots = Roots.from_platform(platform)
+    with platform.store.transaction() as s:
+        before = s.query(ManifestChunkRow).count()
+        v2 = svc.new_version(s, "owner", "default", "same", roots=roots)
+        assert s.query(ManifestChunkRow).count() == before
+        assert list(svc.iter_items(s, "owner", "default", "same", version=v2.version)) == list(
+            svc.iter_items(s, "owner", "default", "same", version=1))
+    (folder / "30.txt").write_text("30")
+    with platform.store.transaction() as s:
+        v3 = svc.new_version(s, "owner", "default", "same", roots=roots)
+        assert v3.item_count == 31 and s.query(ManifestChunkRow).count() == before + 1
