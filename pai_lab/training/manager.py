@@ -298,11 +298,15 @@ class Supervisor(threading.Thread):
             return
         try:
             self.stop_event.set()
-            from distributed import wait
-
-            wait(self.futures, timeout=STOP_GRACE_SECONDS + 15)
-        except Exception:
-            log.warning("job %s: ranks did not all end in time", self.job_id, exc_info=True)
+            # Each rank ends its process tree (SIGTERM, then SIGKILL after a grace period) before its
+            # task returns, so the final state is written only once no process is left.
+            deadline = time.monotonic() + STOP_GRACE_SECONDS + 60
+            while not all(f.done() for f in self.futures) and time.monotonic() < deadline:
+                time.sleep(POLL_SECONDS)
+            if not all(f.done() for f in self.futures):
+                log.warning("job %s: ranks did not all end in time", self.job_id)
+        except Exception:  # noqa: BLE001 - a lost cluster must not keep the job from ending
+            log.warning("job %s: could not signal the ranks to end", self.job_id, exc_info=True)
         try:
             self._drain()
         except Exception:

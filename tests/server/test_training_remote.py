@@ -45,6 +45,13 @@ def test_a_remote_style_cluster_runs_a_job_and_a_restart_ends_what_was_left(remo
         again = restarted.client().workspace("default").jobs.get(sleeper.id)
         assert again.state == "Failed" and "the control plane restarted while the job was Running" in again.reason
         wait_for(lambda: not alive(pid), 30)
+
+        # a clean shutdown ends the ranks of the jobs it supervises, even on an external cluster
+        last = restarted.client().workspace("default").jobs.submit(
+            name="shutdown", command=f"python {rank_script} --mode=sleep", workers=1)
+        pid = wait_for(lambda: pids_in(last.logs(0)), 60)[0]
+        assert restarted.stop() == 0
+        assert not alive(pid)
     finally:
         server.stop()
         if restarted is not None:
