@@ -104,6 +104,8 @@ def parse_body(model: type[BaseModel], raw: bytes) -> BaseModel:
 def parse_query(model: type[BaseModel], args: dict[str, list[bytes]]) -> BaseModel:
     values: dict[str, Any] = {}
     for key, vals in args.items():
+        if key.isdigit() and not any(vals):
+            continue  # a bare cache-buster (`?1700000000`) that browsers' request helpers append
         decoded = [v.decode() for v in vals]
         values[key] = decoded if len(decoded) > 1 else decoded[0]
     try:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pai_lab import workspaces as ws
 from pai_lab.server.routing import Router
 from pai_lab.workspaces.schemas import (
+    Schema,
     Member,
     MemberAdd,
     MemberUpdate,
@@ -19,7 +20,7 @@ from pai_lab.workspaces.schemas import (
 router = Router("workspaces")
 
 
-class OplogQuery(BaseModel):
+class OplogQuery(Schema):
     limit: int = Field(100, ge=1, le=10000)
 
 

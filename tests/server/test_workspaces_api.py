@@ -175,3 +175,12 @@ async def test_every_route_refuses_anonymous_calls(api):
             assert status in (401, 403), (op.method, path, status)
             walked += 1
     assert walked >= 12
+
+
+async def test_query_parameters_are_validated_but_cache_busters_ignored(api):
+    status, ops = await api("GET", "/workspaces/default/oplog", params={"limit": "5", "1764000000000": ""})
+    assert status == 200
+    status, body = await api("GET", "/workspaces/default/oplog", params={"limit": "many"})
+    assert status == 400 and body["error"]["field"] == "limit"
+    status, body = await api("GET", "/workspaces/default/oplog", params={"limt": "5"})
+    assert status == 400 and body["error"]["field"] == "limt"
