@@ -110,6 +110,22 @@ def test_cli_label_commands(cli, unique_name, tmp_path):
     rc, _, err = cli("label", "create", unique_name("g"), "--template", "ner", "--manifest", str(manifest),
                      "--labels", "a", user="guest")
     assert rc == 2 and "label.manage" in err
+    template = tmp_path / "review.yaml"
+    tname = unique_name("tpl").replace("_", "-")
+    template.write_text(f"name: {tname}\ncontents:\n  - {{type: text, key: body}}\nquestions:\n"
+                        "  - {type: single, title: verdict, labels: [ok, spam]}\n", encoding="utf-8")
+    rc, out, err = cli("label", "templates", "--add", str(template))
+    assert rc == 0 and f"[Info] Template [{tname}] stored" in out, err
+    spec = tmp_path / "task.yaml"
+    reviews = tmp_path / "reviews.manifest"
+    reviews.write_text('{"data":{"body":"buy now"}}\n', encoding="utf-8")
+    spec.write_text(f"name: {name}-rev\ntemplate: {tname}\nmanifest: {reviews}\nflow: label-accept\n",
+                    encoding="utf-8")
+    rc, out, err = cli("label", "create", "-f", str(spec), "--json")
+    assert rc == 0, err
+    made = json.loads(out)
+    assert (made["template"], made["flow"], made["total"]) == (tname, "label-accept", 1)
+
     rc, out, _ = cli("label", "rm", copy)
     assert rc == 0
     rc, _, err = cli("label", "show", copy)
