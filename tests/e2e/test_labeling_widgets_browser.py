@@ -17,7 +17,8 @@ pytestmark = pytest.mark.e2e
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 # One notebook for the module (one JupyterLab page load, one kernel); each test fills its task
 # and runs its own cell, as a person working down a notebook would.
-NAMES = {key: f"{key}_{uuid.uuid4().hex[:6]}" for key in ("digits", "boxes", "ner", "check")}
+NAMES = {key: f"{key}_{uuid.uuid4().hex[:6]}" for key in ("digits", "boxes", "ner", "check", "texts", "ocr",
+                                                          "segments", "custom")}
 CELLS = [
     "import pai_lab\nws = pai_lab.connect()",
     f"ws.labeling.get({NAMES['boxes']!r}).label()",
@@ -25,6 +26,10 @@ CELLS = [
     f"task = ws.labeling.get({NAMES['check']!r})\ntask.check()",
     "task.label()",
     f"ws.labeling.get({NAMES['digits']!r}).label()",
+    f"ws.labeling.get({NAMES['texts']!r}).label()",
+    f"ws.labeling.get({NAMES['ocr']!r}).label()",
+    f"ws.labeling.get({NAMES['segments']!r}).label()",
+    f"ws.labeling.get({NAMES['custom']!r}).label()",
 ]
 
 
@@ -194,6 +199,120 @@ def test_checker_rejects_and_the_package_returns_to_the_labeler(widget_lab, note
     assert labeler.locator(".pl-badge.label").count() == 1
 
 
+def write_wav(path: Path, seconds: float = 2.0, rate: int = 16000) -> None:
+    """Two tone bursts with silence around them."""
+    import wave
+
+    import numpy as np
+
+    t = np.arange(int(seconds * rate)) / rate
+    signal = np.sin(2 * np.pi * 440 * t) * ((t > 0.3) & (t < 0.8) | (t > 1.2) & (t < 1.7))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((signal * 20000).astype("<i2").tobytes())
+
+
+def test_text_ocr_audio_segments_and_custom_templates(widget_lab, notebook, page):
+    lab = widget_lab
+    folder = lab.root / f"misc_{uuid.uuid4().hex[:6]}"
+    [(image, _)] = digit_images(folder, 1, size=(400, 300))
+    audio = folder / "speech.wav"
+    write_wav(audio)
+    texts = create_task(lab, {"name": NAMES["texts"], "template": "text-classification",
+                              "labels": [{"name": "positive", "hotkey": "p"}, {"name": "negative", "hotkey": "n"}],
+                              "lines": [{"data": {"source": "Great phone, long battery life."}},
+                                        {"data": {"source": "word " * 60_000}}]})
+    ocr = create_task(lab, {"name": NAMES["ocr"], "template": "ocr", "labels": [],
+                            "lines": [{"data": {"source": str(image)}}]})
+    segments = create_task(lab, {"name": NAMES["segments"], "template": "audio-segmentation",
+                                 "labels": ["speech", "noise"], "lines": [{"data": {"source": str(audio)}}]})
+    template = {"name": f"photo_caption_{uuid.uuid4().hex[:4]}", "contents": [
+        {"type": "image", "key": "picture_url"}, {"type": "text", "key": "text"}], "questions": [
+        {"type": "single", "title": "quality", "labels": ["good", "bad"]},
+        {"type": "spans", "title": "NER", "bind": "text", "label_title": "NER", "labels": ["ORG", "LOC"]}]}
+    assert lab.api("POST", "/workspaces/default/labeling/templates", {"spec": template}).status_code == 201
+    custom = create_task(lab, {"name": NAMES["custom"], "template": template["name"],
+                               "lines": [{"data": {"picture_url": str(image), "text": "Alibaba in Hangzhou"}}]})
+
+    # text classification: the item's own hotkey; a huge text is shown in part, with the problem said
+    root = notebook.run(6)
+    root.locator("[data-role=text]").filter(has_text="battery").wait_for()
+    root.locator(".pl-head").click()
+    page.keyboard.press("p")
+    root.locator("[data-role=problem]").filter(has_text="characters").wait_for()
+    page.keyboard.press("x")
+    page.locator("input[data-role=skip-reason]").wait_for()
+    page.keyboard.press("Enter")
+    root.locator("[data-role=done]").wait_for()
+    wait_saved(page, root)
+    first, huge = task_items(lab, texts["id"])
+    assert first["label"][0]["data"] == "positive" and "characters" in huge["skipped"]
+
+    # OCR: a box, then its transcription typed in the box's field
+    root = notebook.run(7)
+    img = root.locator("img[data-role=item-image]")
+    img.wait_for()
+    box = img.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.4, steps=3)
+    page.mouse.up()
+    field = root.locator("[data-role=shape-row] input")
+    field.wait_for()
+    field.fill("seven")
+    field.press("Enter")
+    shot(root, "labeling-ocr.png")
+    root.locator(".pl-head").click()
+    page.keyboard.press("Enter")
+    root.locator("[data-role=done]").wait_for()
+    wait_saved(page, root)
+    [answer] = task_items(lab, ocr["id"])[0]["label"]
+    assert answer["data"][0]["labels"] == {"OCR识别结果": "seven"}
+    assert answer["data"][0]["value"][0] == pytest.approx([40, 30], abs=2)
+
+    # audio segmentation: drag on the waveform
+    root = notebook.run(8)
+    wave = root.locator("[data-role=waveform]")
+    wave.wait_for()
+    area = wave.bounding_box()
+    page.mouse.move(area["x"] + area["width"] * 0.15, area["y"] + area["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(area["x"] + area["width"] * 0.4, area["y"] + area["height"] / 2, steps=3)
+    page.mouse.up()
+    root.locator("[data-role=segment-row]").wait_for()
+    root.locator(".pl-head").click()
+    page.keyboard.press("2")
+    shot(root, "labeling-audio-segmentation.png")
+    page.keyboard.press("Enter")
+    root.locator("[data-role=done]").wait_for()
+    wait_saved(page, root)
+    [answer] = task_items(lab, segments["id"])[0]["label"]
+    [segment] = answer["objects"]
+    assert segment["result"]["单选"] == "noise" and segment["start"] == pytest.approx(0.3, abs=0.05)
+    assert segment["end"] == pytest.approx(0.8, abs=0.05) and answer["duration"] == pytest.approx(2.0, abs=0.01)
+
+    # custom template: its questions in order; Tab moves to the spans question
+    root = notebook.run(9)
+    root.locator("img[data-role=item-image]").wait_for()
+    root.locator(".pl-head").click()
+    page.keyboard.press("1")  # quality: good, then the next question is active
+    text = "Alibaba in Hangzhou"  # keyboard only: caret to the end, Shift+Left over the last word
+    for _ in range(len(text)):
+        page.keyboard.press("ArrowRight")
+    for _ in range(len("Hangzhou")):
+        page.keyboard.press("Shift+ArrowLeft")
+    page.keyboard.press("2")  # LOC
+    shot(root, "labeling-custom.png")
+    page.keyboard.press("Enter")
+    root.locator("[data-role=done]").wait_for()
+    wait_saved(page, root)
+    [quality, spans] = task_items(lab, custom["id"])[0]["label"]
+    assert quality["data"] == "good" and quality["markTitle"] == "quality"
+    assert spans["objects"][0]["text"] == "Hangzhou" and spans["objects"][0]["result"] == {"NER": "LOC"}
+
+
 def test_classify_twenty_digits_by_key_then_reload_and_resume(widget_lab, notebook, page):
     lab = widget_lab
     images = digit_images(lab.root / f"digits_{uuid.uuid4().hex[:6]}", 20)
@@ -245,3 +364,18 @@ def test_classify_twenty_digits_by_key_then_reload_and_resume(widget_lab, notebo
     root.locator(".pl-notice").filter(has_text="submitted").wait_for()
     packages = lab.api("GET", f"/workspaces/default/labeling/tasks/{task['id']}/packages").json()
     assert packages[0]["state"] == "done"
+
+
+def test_transition_benchmark_smoke(widget_lab, browser, tmp_path):
+    """The benchmark's tiny run: it still drives every labeler and times each transition."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "labeling_widgets_transitions.py"
+    spec = importlib.util.spec_from_file_location("labeling_widgets_transitions", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    results = bench.run(widget_lab, browser, 2, widget_lab.root / f"bench_{uuid.uuid4().hex[:6]}")
+    assert {"pai_lab", "ipywidgets"} <= set(results)
+    for r in results.values():
+        assert r["n"] == 2 and 0 < r["p50"] <= r["p95"] and r["items_per_minute"] > 0
+    assert "p95 ratio" in bench.report(results)

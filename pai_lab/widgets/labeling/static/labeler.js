@@ -425,7 +425,7 @@ class Labeler {
     const pkg = this.model.get("package") || null;
     const prog = this.model.get("progress") || {};
     const n = this.items.length;
-    const done = this.items.filter((it) => this.states.get(it.seq)?.saved).length;
+    const done = this.items.filter((it) => { const st = this.states.get(it.seq); return st && (st.saved || st.reviewed); }).length;
     const shown = Math.min(this.index + 1, n);
     const stage = this.stage;
     const saveState = this.saveState();
@@ -480,15 +480,26 @@ class Labeler {
     for (const c of this.contents) this.contentViews[c.key] = this.renderContent(c, item);
     const status = h("div", { class: "pl-itemstate" + (st.skip ? " skipped" : ""), "data-role": "item-state" },
       st.skip ? `Invalid: ${st.skip}` : st.error ? `Not saved: ${st.error}` :
-        st.pending ? "Saving…" : st.saved ? "Saved" : "Not answered yet");
+        st.pending ? "Saving…" : st.saved ? "Saved" : this.stage !== "label" ? "Unchanged: passes with the earlier answer" : "Not answered yet");
     this.side.append(status);
     if (this.stage !== "label" && item.label && !st.dirty)
       this.side.append(h("div", { class: "pl-suggest" }, `Showing the ${this.stage === "accept" && item.check ? "checked" : "labeled"} answer; change it to modify.`));
+    this.relationTool = null;
     this.questions.forEach((q, qi) => {
       const tool = makeTool(this, q, qi, item);
       this.tools.push(tool);
       this.side.append(tool.panel);
     });
+    // text nobody marks spans in is shown as it is (classification, custom templates)
+    for (const view of Object.values(this.contentViews)) {
+      if (view.type !== "text" || view.spanTool) continue;
+      const shown = view.text.length > TEXT_LIMIT ? view.text.slice(0, TEXT_LIMIT).join("") + " …" : view.text.join("");
+      view.wrap.append(h("div", { class: "pl-text", "data-role": "text" }, shown));
+      if (view.problem) view.wrap.prepend(h("div", { class: "pl-problem", "data-role": "problem", style: "margin:0" },
+        h("b", {}, "Shown in part"), view.problem, ". Press ", h("span", { class: "pl-kbd" }, "X"),
+        " to skip it as invalid if it cannot be labeled."));
+      if (view.problem) this.itemProblem = view.problem;
+    }
     this.setActive(0);
     this.preload();
   }
@@ -916,7 +927,7 @@ class Labeler {
     if (k === "a" && this.state.suggestion) { this.acceptSuggestion(true); return true; }
     if (k === "A" && this.state.suggestion) { this.acceptSuggestion(false); return true; }
     if (this.stage !== "label" && (k === "p" || k === "P")) { this.verdict("pass"); return true; }
-    if (this.stage !== "label" && (k === "r" || k === "R") && !this.questions.some((q) => q.type === "boxes")) {
+    if (this.stage !== "label" && (k === "R" || (k === "r" && !this.questions.some((q) => q.type === "boxes")))) {
       this.askReject(); return true;
     }
     return false;

@@ -1,0 +1,215 @@
+"""Keypress to next image, measured in the browser: the pai_lab labeler against notebook peers.
+
+Runs a JupyterLab with pai_lab and drives it with headless Chromium (the system's, never a
+downloaded one). One notebook shows three image-classification labelers over the same PNGs:
+
+* ``pai_lab``: ``task.label()``; one key per item; answers stored on the server.
+* ``ipywidgets``: an ``Image`` and one ``Button`` per class; a click per item (the usual baseline).
+* ``jupyter-bbox-widget`` (if installed): a class key, then Enter per item.
+
+For each, a script in the page triggers the input and times until the next image is in the page,
+decoded (``img.decode()``) and painted (the next animation frame): p50/p95 over the transitions,
+and items per minute for the whole scripted run.
+
+    python benchmarks/labeling_widgets_transitions.py                 # 200 images of 1024x768, 199 moves
+    python benchmarks/labeling_widgets_transitions.py --items 8       # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# In-page timing: trigger, then wait for a new image, decode it, wait a frame.
+MEASURE = """
+async ([root, kind, n]) => {
+  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  const current = () => {
+    if (kind === "pai_lab") return root.querySelector("img[data-role=item-image]");
+    return root.querySelector("img");
+  };
+  const ident = (img) => img ? (img.getAttribute("data-seq") || img.src) : null;
+  const changed = (before) => new Promise((resolve, reject) => {
+    const now = current();
+    if (now && ident(now) !== before) { resolve(now); return; }
+    const obs = new MutationObserver(() => {
+      const img = current();
+      if (img && ident(img) !== before) { obs.disconnect(); clearTimeout(timer); resolve(img); }
+    });
+    const timer = setTimeout(() => { obs.disconnect(); reject(new Error("no next image within 15 s")); }, 15000);
+    obs.observe(root, { subtree: true, childList: true, attributes: true, attributeFilter: ["src", "data-seq", "href"] });
+  });
+  const code = (k) => (k === "Enter" ? "Enter" : `Digit${k}`);
+  const key = (target, k) => target.dispatchEvent(new KeyboardEvent("keydown", { key: k, code: code(k), bubbles: true }));
+  const times = [];
+  const start = performance.now();
+  for (let i = 0; i < n; i++) {
+    const before = ident(current());
+    const t0 = performance.now();
+    if (kind === "pai_lab") key(root.closest(".pl-root") || root.querySelector(".pl-root"), String(i % 10));
+    else if (kind === "ipywidgets") root.querySelectorAll("button")[i % 10].click();
+    else {
+      const target = root.querySelector("[tabindex]") || root;
+      key(target, String((i % 9) + 1)); key(target, "Enter");
+    }
+    let img;
+    try { img = await changed(before); } catch (e) { return { error: String(e.message), times, total: 0 }; }
+    try { await img.decode(); } catch (e) { /* counted as shown */ }
+    await frame();
+    times.push(performance.now() - t0);
+  }
+  return { times, total: performance.now() - start };
+}
+"""
+
+
+def make_images(folder: Path, count: int, size=(1024, 768)) -> list[Path]:
+    """Photo-like PNGs (a smooth digit plus noise), so the bytes and decode cost are realistic."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(count):
+        base = Image.fromarray((digits.images[i % len(digits.images)] * 15).astype(np.uint8)).resize(
+            size, Image.Resampling.BILINEAR)
+        pixels = np.asarray(base, dtype=np.int16)[..., None].repeat(3, axis=2)
+        pixels = np.clip(pixels + rng.integers(-24, 24, pixels.shape), 0, 255).astype(np.uint8)
+        path = folder / f"img_{i:04d}.png"
+        Image.fromarray(pixels).save(path, compress_level=1)
+        out.append(path)
+    return out
+
+
+def notebook_cells(task_name: str, files: list[Path], with_bbox: bool) -> list[str]:
+    listing = repr([str(f) for f in files])
+    cells = [
+        "import pai_lab\nws = pai_lab.connect()\n"
+        f"ws.labeling.get({task_name!r}).label()",
+        "import ipywidgets as W\nfrom pathlib import Path\n"
+        f"files = {listing}\n"
+        "img = W.Image(value=Path(files[0]).read_bytes(), format='png', layout=W.Layout(max_width='800px'))\n"
+        "state = {'i': 0, 'answers': []}\n"
+        "def pick(button):\n"
+        "    state['answers'].append((state['i'], button.description))\n"
+        "    state['i'] += 1\n"
+        "    img.value = Path(files[state['i'] % len(files)]).read_bytes()\n"
+        "buttons = [W.Button(description=str(c)) for c in range(10)]\n"
+        "for b in buttons:\n    b.on_click(pick)\n"
+        "W.VBox([img, W.HBox(buttons)])",
+    ]
+    if with_bbox:
+        cells.append(
+            "from jupyter_bbox_widget import BBoxWidget\n"
+            "bstate = {'i': 0, 'answers': []}\n"
+            "bw = BBoxWidget(image=files[0], classes=[str(c) for c in range(10)])\n"
+            "@bw.on_submit\n"
+            "def submit():\n"
+            "    bstate['answers'].append((bstate['i'], bw.label))\n"
+            "    bstate['i'] += 1\n"
+            "    bw.bboxes = []\n"
+            "    bw.image = files[bstate['i'] % len(files)]\n"
+            "bw")
+    return cells
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def run(lab, browser, transitions: int, image_folder: Path) -> dict[str, dict]:
+    """Measure each labeler in one page; returns {name: {p50, p95, items_per_minute, n}}."""
+    from tests.fixtures.labeling_browser import create_task, open_notebook
+
+    try:
+        import jupyter_bbox_widget  # noqa: F401
+        with_bbox = True
+    except ImportError:
+        with_bbox = False
+    transitions = min(transitions, 199)  # a package holds at most 200 items: 199 moves between them
+    files = make_images(image_folder, transitions + 1)
+    name = f"bench_{uuid.uuid4().hex[:6]}"
+    create_task(lab, {"name": name, "template": "image-classification", "labels": [str(d) for d in range(10)],
+                      "package_size": min(200, len(files)), "lines": [{"data": {"source": str(f)}} for f in files]})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    try:
+        nb = open_notebook(page, lab, notebook_cells(name, files, with_bbox))
+        roots = {"pai_lab": nb.run(0)}
+        roots["pai_lab"].locator("img[data-role=item-image]").wait_for()
+        for index, kind in ((1, "ipywidgets"), (2, "jupyter-bbox-widget"))[: 2 if with_bbox else 1]:
+            nb.run(index, widget=False)
+            output = nb.cell(index).locator(".jp-OutputArea-output")
+            output.locator("img").first.wait_for()
+            roots[kind] = output
+        time.sleep(1.0)  # let the first images and the pai_lab preloads settle, as a person would look first
+        results = {}
+        for kind, root in roots.items():
+            root.scroll_into_view_if_needed()
+            measured = page.evaluate(MEASURE, [root.element_handle(), kind, transitions])
+            if measured.get("error"):
+                print(f"{kind}: stopped after {len(measured['times'])} transitions: {measured['error']}", file=sys.stderr)
+                continue
+            times = measured["times"]
+            results[kind] = {"n": len(times), "p50": statistics.median(times), "p95": percentile(times, 95),
+                             "items_per_minute": 60_000 * len(times) / measured["total"]}
+        return results
+    finally:
+        context.close()
+
+
+def report(results: dict[str, dict]) -> str:
+    peers = [k for k in results if k != "pai_lab"]
+    best_peer = min(peers, key=lambda k: results[k]["p95"]) if peers else None
+    lines = [f"{'labeler':<22}{'p50 ms':>9}{'p95 ms':>9}{'items/min':>11}{'keys/item':>11}"]
+    keys = {"pai_lab": "1", "ipywidgets": "1 click", "jupyter-bbox-widget": "2"}
+    for kind, r in results.items():
+        lines.append(f"{kind:<22}{r['p50']:>9.1f}{r['p95']:>9.1f}{r['items_per_minute']:>11.0f}{keys[kind]:>11}")
+    if best_peer and "pai_lab" in results:
+        ours = results["pai_lab"]
+        lines.append(f"p95 ratio (faster peer {best_peer} / pai_lab): {results[best_peer]['p95'] / ours['p95']:.1f}x; "
+                     f"p50 ratio: {results[best_peer]['p50'] / ours['p50']:.1f}x; items/min ratio: "
+                     f"{ours['items_per_minute'] / results[best_peer]['items_per_minute']:.1f}x")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=199,
+                        help="transitions measured per labeler (default and most: 199, across one 200-item package)")
+    args = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, start_lab
+
+    with tempfile.TemporaryDirectory(prefix="pai-bench-") as tmp:
+        lab = start_lab(Path(tmp))
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+                try:
+                    results = run(lab, browser, args.items, lab.root / "images")
+                finally:
+                    browser.close()
+        finally:
+            lab.stop()
+    print(report(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()
