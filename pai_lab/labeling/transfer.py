@@ -82,11 +82,31 @@ def write_file(chunks: Iterator[str], to: str, storage_options: dict | None = No
         raise
 
 
+def _local_folder(module, ctx: ExportContext, to: str) -> list[str]:
+    """Write a folder export beside ``to`` and swap it in when complete."""
+    import shutil
+
+    target = os.path.abspath(to.removeprefix("file://"))
+    tmp = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
+    fs = fsspec.filesystem("file")
+    ctx.destination = target
+    try:
+        written = module.export_to(ctx, fs, tmp)
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [target + f[len(tmp):] for f in written]
+
+
 def export_to(store, user: str, ws: str, ref: str, body: sc.ExportRequest) -> sc.ExportResult:
     with store.transaction() as s:
         ctx, module, task = context(s, store.engine, user, ws, ref, body.format, body.options)
         total = task.total
-    if body.format in formats.FOLDER_FORMATS:
+    if body.format == "yolo" and not _is_remote(body.to):
+        files = _local_folder(module, ctx, body.to)
+    elif body.format in formats.FOLDER_FORMATS:
         fs, path = fsspec.core.url_to_fs(body.to, **body.storage_options)
         files = module.export_to(ctx, fs, path)
         files = [fs.unstrip_protocol(f) if _is_remote(body.to) else f for f in files]

@@ -62,6 +62,7 @@ class ExportContext:
     flow: str
     rows: Callable[[], Iterator[Row]]
     options: dict[str, Any] = field(default_factory=dict)
+    destination: str = ""  # where a folder written under a temporary name will end up
 
     def questions(self, *types: str) -> list[tuple[int, QuestionComponent]]:
         return [(i, q) for i, q in enumerate(self.spec.questions) if q.type in types]

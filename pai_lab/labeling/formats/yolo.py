@@ -103,8 +103,7 @@ def export_to(ctx: ExportContext, fs, path: str) -> list[str]:
                 raise BadInput(f"cannot copy image {source!r} of item {r.seq}: {exc}; export with "
                                "options={'copy_images': False} to write labels only", "options.copy_images") from None
         written += 1
-    root = path if "://" in path else path
-    doc = {"path": root, "train": "images/train", "val": "images/val" if val_ratio else "images/train",
+    doc = {"path": ctx.destination or path, "train": "images/train", "val": "images/val" if val_ratio else "images/train",
            "names": {i: n for n, i in categories.items()}}
     with fs.open(posixpath.join(path, "data.yaml"), "w") as f:
         f.write(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
