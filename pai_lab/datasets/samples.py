@@ -119,8 +119,9 @@ def sample_names() -> list[str]:
     return list(SAMPLES)
 
 
-def materialize(name: str, state_dir: Path) -> tuple[str, str, list[dict] | Iterator[dict]]:
-    """Build the sample's files under ``<state_dir>/samples/<name>`` once; return (type, description, lines)."""
+def materialize(name: str, state_dir: Path) -> tuple[str, str, Iterator[dict], Path | None]:
+    """Build the sample's files under ``<state_dir>/samples/<name>`` once; return (type, description,
+    lines, the folder of its files or None for a sample made of texts only)."""
     if name not in SAMPLES:
         raise BadInput(f"no sample dataset {name!r}; samples are: {', '.join(SAMPLES)}", "source")
     data_type, description, write, lines = SAMPLES[name]
@@ -137,4 +138,4 @@ def materialize(name: str, state_dir: Path) -> tuple[str, str, list[dict] | Iter
                     shutil.rmtree(tmp, ignore_errors=True)
                     if not folder.is_dir():
                         raise
-    return data_type, description, lines(folder)
+    return data_type, description, lines(folder), folder if write is not None else None

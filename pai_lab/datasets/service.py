@@ -278,8 +278,9 @@ def _plan(spec: DatasetCreate, roots: Roots | None, state_dir: Path | None, prog
         name = source[len("sample://"):].strip("/")
         if state_dir is None:
             raise BadInput("sample datasets are registered through the server", "source")
-        data_type, description, lines = sample_sets.materialize(name, state_dir)
-        return _Plan("sample", source, "file", origin="public", data_type=data_type, description=description,
+        data_type, description, lines, folder = sample_sets.materialize(name, state_dir)
+        # a sample with files points at their folder, so jobs can mount it like any folder
+        return _Plan("sample", str(folder) if folder else source, "folder" if folder else "file", origin="public", data_type=data_type, description=description,
                      fill=_fill_lines(lines, source, already_parsed=True, progress=progress))
     scheme = source.split("://", 1)[0].lower() if "://" in source else ""
     if scheme in ("s3", "oss"):
@@ -525,6 +526,9 @@ def resolve_source(session: Session, user: str, workspace: str, dataset: str) ->
     if row.source_kind in ("s3",) or (row.source_kind == "manifest" and "://" in row.source_uri):
         location = parse_object_uri(row.source_uri, row.storage_options or {})
         return location.uri, dict(location.options)
+    if row.source_kind in ("inline", "labeling") or row.source_uri.startswith("sample://"):
+        raise BadInput(f"dataset {row.name!r} was registered from {row.source_kind} items and has no folder or "
+                       "bucket; read its items with iter_items (or the manifest)", "dataset")
     return row.source_uri, {}
 
 

@@ -145,3 +145,16 @@ def test_unchanged_rescan_stores_no_second_copy(platform):
     with platform.store.transaction() as s:
         v3 = svc.new_version(s, "owner", "default", "same", roots=roots)
         assert v3.item_count == 31 and s.query(ManifestChunkRow).count() == before + 1
+
+
+def test_resolve_source_of_samples_and_items(platform):
+    shapes = register(platform, name="shapes", source="sample://shapes")
+    assert shapes.origin == "public" and shapes.item_count == 60 and shapes.data_type == "image"
+    with platform.store.transaction() as s:
+        uri, _options = svc.resolve_source(s, "owner", "default", "shapes")
+        first = next(svc.iter_items(s, "owner", "default", "shapes"))
+        assert first["data"]["source"].startswith(uri + "/")  # a folder a job can mount
+        svc.register_manifest_version(s, "owner", "default", "notes", [{"data": {"source": "a text"}}])
+        with pytest.raises(BadInput) as info:
+            svc.resolve_source(s, "owner", "default", "notes")
+        assert "iter_items" in info.value.message
