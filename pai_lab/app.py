@@ -45,7 +45,7 @@ class PaiLabApp(ExtensionApp):
         help="Address of an existing Dask scheduler (tcp://host:8786). Empty: a LocalCluster started on demand.",
     )
     n_workers = Int(2, config=True, help="Workers of the LocalCluster started when no scheduler is configured.")
-    threads_per_worker = Int(1, config=True, help="Threads per LocalCluster worker.")
+    threads_per_worker = Int(2, config=True, help="Threads per LocalCluster worker; each job rank holds one while it runs.")
     memory_limit = Unicode("auto", config=True, help="Memory limit per LocalCluster worker.")
     serving_port = Int(0, config=True, help="Port of the serving gateway (0: a free port).")
     extra_settings = Dict(config=True, help="Further settings handed to the area managers.")

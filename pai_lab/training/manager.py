@@ -373,7 +373,7 @@ class TrainingManager:
                     # Dask side only waits and relays; no worker processes to start or to orphan.
                     self._cluster = LocalCluster(
                         n_workers=int(self.settings.get("n_workers") or 2),
-                        threads_per_worker=int(self.settings.get("threads_per_worker") or 1),
+                        threads_per_worker=int(self.settings.get("threads_per_worker") or 2),
                         processes=bool(self.settings.get("dask_processes", False)),
                         memory_limit=self.settings.get("memory_limit") or "auto",
                         dashboard_address=self.settings.get("dask_dashboard_address", ":0"),
