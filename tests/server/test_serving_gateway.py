@@ -57,11 +57,11 @@ def echo_service(ws, python_processor):
 
 @pytest.fixture(scope="module")
 def slow_service(ws, python_processor):
-    """A Python processor with one worker, a queue of 2 and a 1.5 s keepalive."""
+    """A Python processor with one worker, a queue of 2 and a 3 s keepalive."""
     svc = ws.services.create({"name": f"echo_{uuid.uuid4().hex[:8]}", "processor_type": "python",
                               "processor_path": str(python_processor), "processor_entry": "app.py",
                               "metadata": {"instance": 1, "workers": 1,
-                                           "rpc": {"max_queue_size": 2, "keepalive": 1500}}})
+                                           "rpc": {"max_queue_size": 2, "keepalive": 3000}}})
     yield svc
     svc.delete()
 
@@ -296,9 +296,9 @@ def test_a_full_queue_answers_450_and_a_slow_request_408(slow_service):
     with ThreadPoolExecutor(12) as pool:
         codes = list(pool.map(call, range(12)))
     assert codes.count(450) > 0 and codes.count(200) >= 3 and set(codes) <= {200, 450}, codes
-    slow = post(slow_service, {"values": [1], "sleep": 3})
+    slow = post(slow_service, {"values": [1], "sleep": 5})
     assert slow.status_code == 408 and "keepalive" in slow.text
-    time.sleep(3)
+    time.sleep(2.5)  # the instance is still busy with the abandoned request
     assert slow_service.predict({"values": [4]}) == {"sum": 4, "n": 1}
 
 
