@@ -87,18 +87,15 @@ def _resolve_data_sources(session: Session, user: str, workspace: str, names: li
     """Registered datasets -> (mounts, bucket URIs)."""
     if not names:
         return {}, []
-    try:
-        from pai_lab.datasets.service import resolve_source
-    except ModuleNotFoundError:
-        raise BadInput("data_sources need the dataset registry, which this installation lacks", "data_sources") \
-            from None
+    from pai_lab.datasets.service import resolve_source
+
     mounts, buckets = {}, []
     for name in names:
         try:
             uri, _options = resolve_source(session, user, workspace, name)
         except NotFound:
             raise BadInput(f"data source {name!r} is not a registered dataset of this workspace; register it "
-                           "with `pai dataset create` or check `pai dataset ls`", "data_sources") from None
+                           "with `pai dataset register` or check `pai dataset ls`", "data_sources") from None
         local = uri.removeprefix("file://")
         target = local if "://" not in local else uri
         mounts["/root/data" if len(names) == 1 else f"/root/data/{name}"] = target
