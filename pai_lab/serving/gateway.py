@@ -429,7 +429,8 @@ class ServiceRuntime:
         if self.incoming is not incoming:
             return
         old, self.instances, self.incoming, self.rollout = self.instances, incoming, [], None
-        self._set_signature(incoming[0].info)
+        if incoming:
+            self._set_signature(incoming[0].info)
         for inst in old:
             self._retire(inst)
 
