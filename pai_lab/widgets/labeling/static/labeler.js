@@ -7,7 +7,7 @@
 const PALETTE = ["#1a73e8", "#e8710a", "#188038", "#d93025", "#9334e6", "#007b83", "#b06000", "#c5221f",
   "#3949ab", "#6d4c41", "#00897b", "#5e35b1"];
 const NUMBER_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"];
-const PRELOAD_AHEAD = 4;
+const PRELOAD_AHEAD = 8;
 const TEXT_LIMIT = 50000; // code points rendered for span marking
 const SINGLE = "单选", MULTI = "多选";
 // iTAG's built-in question titles, shown in English (the export keeps the originals)
@@ -508,6 +508,7 @@ class Labeler {
     const wrap = h("div", { class: "pl-contentwrap", style: "display:flex;flex-direction:column;flex:1;min-height:0" });
     this.content.append(wrap);
     const value = item.data[c.key];
+    if (c.type === "text" && this.contents.length > 1) wrap.style.cssText = "display:flex;flex-direction:column;flex:0 0 auto";
     if (c.type === "text") {
       const view = { type: "text", wrap, text: cps(typeof value === "string" ? value : (value == null ? "" : JSON.stringify(value))) };
       if (typeof value !== "string") view.problem = `the item has no text under "${c.key}"`;
