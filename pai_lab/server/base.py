@@ -84,7 +84,7 @@ class RouteHandler(APIHandler):
 
     def _log_operation(self, op: Operation, user: str, path_args: dict, result: str, detail: str) -> None:
         workspace = path_args.get("workspace")
-        if not op.mutating or not workspace:
+        if not op.log or not op.mutating or not workspace:
             return
         target = self.request.path.split("/api/v1", 1)[-1]
         try:

@@ -33,6 +33,7 @@ class Operation:
     response: Any = None
     status: int = 200
     raw: bool = False  # the function writes the response itself (streams, files)
+    log: bool = True  # mutating calls go to the operation log; data-plane calls (predictions) do not
     tags: list[str] = field(default_factory=list)
 
     @property
@@ -50,10 +51,10 @@ class Router:
         self.operations: list[Operation] = []
 
     def route(self, method: str, path: str, *, name: str, summary: str, body=None, query=None, response=None,
-              status: int = 200, raw: bool = False):
+              status: int = 200, raw: bool = False, log: bool = True):
         def register(func):
             self.operations.append(Operation(method.upper(), path, func, name, summary, body, query, response,
-                                             status, raw, [self.tag]))
+                                             status, raw, log, [self.tag]))
             return func
 
         return register

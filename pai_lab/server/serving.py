@@ -174,7 +174,7 @@ async def _proxy(req, workspace, name):
 
 
 @router.post(BASE + "/{name}/predict", name="service.predict", summary="Call a service through this server "
-             "(same body and answer as /api/predict/<name> on the gateway)", raw=True)
+             "(same body and answer as /api/predict/<name> on the gateway)", raw=True, log=False)
 async def predict(req, workspace, name):
     await _proxy(req, workspace, name)
 
