@@ -18,7 +18,7 @@ DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 # One notebook for the module (one JupyterLab page load, one kernel); each test fills its task
 # and runs its own cell, as a person working down a notebook would.
 NAMES = {key: f"{key}_{uuid.uuid4().hex[:6]}" for key in ("digits", "boxes", "ner", "check", "texts", "ocr",
-                                                          "segments", "custom")}
+                                                          "segments", "custom", "relation")}
 CELLS = [
     "import pai_lab\nws = pai_lab.connect()",
     f"ws.labeling.get({NAMES['boxes']!r}).label()",
@@ -30,6 +30,7 @@ CELLS = [
     f"ws.labeling.get({NAMES['ocr']!r}).label()",
     f"ws.labeling.get({NAMES['segments']!r}).label()",
     f"ws.labeling.get({NAMES['custom']!r}).label()",
+    f"ws.labeling.get({NAMES['relation']!r}).label()",
 ]
 
 
@@ -311,6 +312,34 @@ def test_text_ocr_audio_segments_and_custom_templates(widget_lab, notebook, page
     [quality, spans] = task_items(lab, custom["id"])[0]["label"]
     assert quality["data"] == "good" and quality["markTitle"] == "quality"
     assert spans["objects"][0]["text"] == "Hangzhou" and spans["objects"][0]["result"] == {"NER": "LOC"}
+
+    # entity relation: two entities by keyboard, then click one, L, click the other
+    sentence = "Jack Ma founded Alibaba"
+    relation = create_task(lab, {"name": NAMES["relation"], "template": "relation", "labels": ["PER", "ORG"],
+                                 "relation_labels": ["founder_of"], "lines": [{"data": {"source": sentence}}]})
+    root = notebook.run(10)
+    root.locator("[data-role=text]").wait_for()
+    root.locator(".pl-head").click()
+    for _ in range(len("Jack Ma")):
+        page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("1")  # PER; the caret moves past the entity
+    for _ in range(len(" founded ")):
+        page.keyboard.press("ArrowRight")
+    for _ in range(len("Alibaba")):
+        page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("2")  # ORG
+    root.locator(".pl-seg.ent", has_text="Jack").click()
+    page.keyboard.press("l")
+    root.locator(".pl-seg.ent", has_text="Alibaba").click()
+    root.locator("[data-role=relation-row]").wait_for()
+    page.keyboard.press("Enter")
+    root.locator("[data-role=done]").wait_for()
+    wait_saved(page, root)
+    [entities, links] = task_items(lab, relation["id"])[0]["label"]
+    assert [(o["text"], o["start"], o["end"]) for o in entities["objects"]] == [("Jack Ma", 0, 6), ("Alibaba", 16, 22)]
+    [link] = links
+    assert link["result"] == {"单选": "founder_of"}
+    assert (link["from"]["text"], link["to"]["text"]) == ("Jack Ma", "Alibaba")
 
 
 def test_classify_twenty_digits_by_key_then_reload_and_resume(widget_lab, notebook, page):
