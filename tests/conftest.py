@@ -222,3 +222,9 @@ def cli(live_server, monkeypatch, capsys):
         return rc, out, err
 
     return run
+
+
+def pytest_collection_modifyitems(config, items):
+    # Browser tests run last: Playwright's sync API keeps an event loop running in this thread for
+    # the rest of the session, which the in-process server tests (jp_fetch) cannot share.
+    items.sort(key=lambda item: "tests/e2e/" in item.nodeid.replace("\\", "/"))
