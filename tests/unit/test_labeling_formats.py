@@ -18,7 +18,7 @@ from pai_lab.labeling import service as sv
 from pai_lab.labeling import transfer
 from pai_lab.labeling.formats.labelstudio import config as ls_config
 from pai_lab.labeling.templates import TemplateSpec
-from tests.fixtures.labeling import CUSTOM_SPEC, GOLDEN, SAMPLES, TASK_ID, TEMPLATES, label_all, create_sample_task
+from tests.fixtures.labeling import CUSTOM_SPEC, GOLDEN, SAMPLES, TEMPLATES, create_sample_task, label_all
 
 FILE_FORMATS = {"itag": "manifest", "easyvision": "csv", "label-studio": "label-studio.json", "coco": "coco.json",
                 "conll": "conll"}
