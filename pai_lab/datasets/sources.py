@@ -39,8 +39,10 @@ class Roots:
     def all(self) -> list[Path]:
         return [Path(os.path.realpath(p)) for p in (self.root_dir, *self.allowed)]
 
-    def resolve(self, raw: str, what: str = "source") -> Path:
-        """An existing local path inside the roots, or BadInput saying why not."""
+    def resolve(self, raw: str, what: str = "source", must_exist: bool = True) -> Path:
+        """A local path inside the roots (relative ones start at the root), or BadInput saying why not.
+
+        ``must_exist=False`` is for paths about to be written, such as export targets."""
         text = raw.removeprefix("file://")
         if ".." in Path(text).parts:
             raise BadInput(f"{what} {raw!r} contains '..'; give the path without it (it must stay inside "
@@ -53,7 +55,7 @@ class Roots:
             hint = " (it is a link that points outside them)" if real != path.absolute() else ""
             raise BadInput(f"{what} {raw!r} is outside the allowed folders {self._roots_text()}{hint}; move the "
                            "data there or ask the server's owner to add its folder to allowed_roots", what)
-        if not real.exists():
+        if must_exist and not real.exists():
             raise BadInput(f"{what} {raw!r} does not exist; check the path (relative paths start at "
                            f"{self.root_dir})", what)
         return real

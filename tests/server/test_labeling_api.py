@@ -167,3 +167,16 @@ async def test_task_over_a_registered_dataset_and_export_as_a_new_version(api, m
     assert status == 201 and again["total"] == 5
     _, first = await api("GET", f"{W}/tasks/again/items", params={"limit": "1"})
     assert json.dumps(first[0]["data"], ensure_ascii=False).startswith('{"source": "review 0')
+
+
+async def test_server_side_exports_stay_inside_the_served_folders(api, pai_root, tmp_path):
+    status, task = await api("POST", f"{W}/tasks", {"name": "fenced", "template": "text-classification",
+                                                    "labels": ["a", "b"], "lines": [{"data": {"source": "x"}}]})
+    assert status == 201, task
+    status, result = await api("POST", f"{W}/tasks/fenced/export", {"format": "itag", "to": "out/fenced.manifest"})
+    assert status == 200, result
+    assert (pai_root / "out" / "fenced.manifest").read_text() == '{"data":{"source":"x"}}\n'
+    for outside in (str(tmp_path / "elsewhere.manifest"), "../escape.manifest"):
+        status, body = await api("POST", f"{W}/tasks/fenced/export", {"format": "itag", "to": outside})
+        assert status == 400 and body["error"]["field"] == "to", body
+    assert not (tmp_path / "elsewhere.manifest").exists()
