@@ -137,15 +137,16 @@ def submit(ctx, args) -> Result:
 
 def _follow(ctx, job, timeout: float | None) -> Result:
     """Print the job's state and PAI-TF progress lines as they change, until it ends."""
-    last_state, last_progress = None, None  # (state, reason) while Queuing: the reason says what it waits for
+    seen, last_progress = 0, None
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
             detail = job.refresh()
-            shown = (detail.state, detail.reason if detail.state == "Queuing" else "")
-            if shown != last_state:
-                ctx.say(f"[Info] Job [{job.id}] is [{detail.state}]" + (f": {shown[1]}" if shown[1] else ""))
-                last_state = shown
+            # Every state the job passed through since the last look, even one shorter than a poll.
+            for change in detail.history[seen:]:
+                why = f": {change.reason}" if change.state == "Queuing" and change.reason else ""
+                ctx.say(f"[Info] Job [{job.id}] is [{change.state}]{why}")
+            seen = len(detail.history)
             if detail.progress and detail.progress != last_progress and detail.state != "Creating":
                 stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
                 ctx.say(f"[Info] {stamp} {detail.progress}")
