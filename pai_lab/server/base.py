@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import traceback
@@ -24,9 +25,21 @@ class Request:
     platform: Any
     user: str
     handler: "RouteHandler"
+    log_entry: tuple | None = None  # (workspace, action, target) when this call belongs in the operation log
+    logged: bool = False
 
+    @contextlib.contextmanager
     def transaction(self):
-        return self.platform.store.transaction()
+        """A store transaction; the call's operation-log entry commits with the first one that succeeds,
+        so a write and its record land together (and cost one commit, not two)."""
+        with self.platform.store.transaction() as session:
+            yield session
+            if self.log_entry and not self.logged:
+                from pai_lab.workspaces import log_operation
+
+                workspace, action, target = self.log_entry
+                log_operation(session, workspace, self.user, action, target, "ok")
+                self.logged = True
 
 
 class RouteHandler(APIHandler):
@@ -58,6 +71,8 @@ class RouteHandler(APIHandler):
             raise web.HTTPError(405)
         user = self.platform.actor_for(self.current_user, self.identity_provider)
         request = Request(self.platform, user, self)
+        if op.log and op.mutating and path_args.get("workspace"):
+            request.log_entry = (path_args["workspace"], op.name, self.request.path.split("/api/v1", 1)[-1])
         try:
             result = await call(op, request, path_args, self.request.body, self.request.query_arguments)
         except PaiError as exc:
@@ -71,7 +86,8 @@ class RouteHandler(APIHandler):
             self.set_status(500)
             self.finish(json.dumps({"error": {"code": "internal", "message": str(exc), "field": None}}))
             return
-        self._log_operation(op, user, path_args, "ok", "")
+        if not request.logged:
+            self._log_operation(op, user, path_args, "ok", "")
         if op.raw:
             return
         self.set_status(op.status)
