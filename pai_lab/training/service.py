@@ -87,18 +87,23 @@ def _resolve_data_sources(session: Session, user: str, workspace: str, names: li
     """Registered datasets -> (mounts, bucket URIs)."""
     if not names:
         return {}, []
-    from pai_lab.datasets.service import resolve_source
+    from pai_lab.datasets.service import DEFAULT_MOUNT, get_dataset, resolve_source
 
     mounts, buckets = {}, []
     for name in names:
         try:
             uri, _options = resolve_source(session, user, workspace, name)
+            own_mount = get_dataset(session, user, workspace, name).mount_path
         except NotFound:
             raise BadInput(f"data source {name!r} is not a registered dataset of this workspace; register it "
                            "with `pai dataset register` or check `pai dataset ls`", "data_sources") from None
         local = uri.removeprefix("file://")
         target = local if "://" not in local else uri
-        mounts["/root/data" if len(names) == 1 else f"/root/data/{name}"] = target
+        if own_mount and own_mount.rstrip("/") != DEFAULT_MOUNT.rstrip("/"):
+            mount = own_mount.rstrip("/")  # the data source's own --mount_path, as in DLC
+        else:
+            mount = "/root/data" if len(names) == 1 else f"/root/data/{name}"
+        mounts[mount] = target
         buckets.append(uri if uri.endswith("/") else uri + "/")
     return mounts, buckets
 

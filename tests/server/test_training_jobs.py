@@ -216,6 +216,24 @@ def test_registered_data_and_code_sources_appear_at_the_manuals_mount_paths(live
     assert lines[lines.index("data=a.txt") + 1] == f"cwd={job.work_dir}/code"  # a copy per job
 
 
+def test_a_data_source_with_its_own_mount_path_appears_there(live_server, ws, unique_name):
+    data = live_server.root / unique_name("extra")
+    data.mkdir()
+    (data / "b.txt").write_text("hi")
+    (data / "c.txt").write_text("there")
+    script = live_server.root / unique_name("ls") / "ls.py"
+    script.parent.mkdir()
+    script.write_text("import os, sys\nprint('data=' + ','.join(sorted(os.listdir(sys.argv[1]))))\n")
+    dataset = unique_name("extra")
+    live_server.client().http.post("/workspaces/default/datasets", {"name": dataset, "source": str(data),
+                                                                    "scan": False, "mount_path": "/mnt/extra/"})
+    job = ws.jobs.submit(name="own-mount", command=f"python {script} /mnt/extra/", workers=1,
+                         data_sources=dataset)
+    job.wait(timeout=120, poll=0.3)
+    assert job.state == "Succeeded", job.reason
+    assert "data=b.txt,c.txt" in job.logs(0).splitlines()
+
+
 def test_the_cell_magic_submits_a_job_file_and_follows_it(live_server, monkeypatch, rank_script, capsys):
     from IPython.core.interactiveshell import InteractiveShell
 
