@@ -5,17 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from pai_lab.schema import Schema
 
 DATA_TYPES = ("image", "text", "video", "audio", "tabular", "other")
 VISIBILITIES = ("private", "workspace")
 
 DataType = Literal["image", "text", "video", "audio", "tabular", "other"]
 Visibility = Literal["private", "workspace"]
-
-
-class Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class DatasetCreate(Schema):

@@ -5,16 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from pai_lab.schema import Schema
 
 FlowName = Literal["label", "label-check", "label-accept", "label-check-accept"]
 Stage = Literal["label", "check", "accept"]
 ExportFormat = Literal["itag", "easyvision", "label-studio", "coco", "yolo", "conll", "tfrecord"]
 ImportFormat = Literal["itag", "label-studio", "coco"]
-
-
-class Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class LabelSpec(Schema):

@@ -12,7 +12,7 @@ from typing import Any
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from pai_lab.errors import PaiError, Unauthorized
+from pai_lab.errors import PaiError
 from pai_lab.server.routing import Operation, call, dump
 
 log = logging.getLogger("pai_lab")

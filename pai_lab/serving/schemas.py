@@ -11,17 +11,15 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from pai_lab.schema import Schema
 
 NAME_RULE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 TEST_PREFIX = "test_"  # services named test_* are test services (AlgorithmDeveloper may deploy them)
 
 RPC_DEFAULTS = {"batching": False, "keepalive": 5000, "io_threads": 4, "max_batch_size": 16,
                 "max_batch_timeout": 50, "max_queue_size": 64, "worker_threads": 5}
-
-
-class Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Rpc(Schema):

@@ -5,17 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from pai_lab.schema import Schema
 
 JobKind = Literal["tfjob", "pytorchjob"]
 JobState = Literal["Creating", "Queuing", "Running", "Succeeded", "Failed", "Stopping", "Stopped"]
 ACTIVE_STATES = ("Creating", "Queuing", "Running", "Stopping")
 STOPPABLE_STATES = ("Creating", "Queuing", "Running")
 TERMINAL_STATES = ("Succeeded", "Failed", "Stopped")
-
-
-class Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _csv(value):

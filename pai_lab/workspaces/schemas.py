@@ -2,11 +2,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-
-class Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from pai_lab.schema import Schema
 
 
 class WorkspaceCreate(Schema):
