@@ -262,8 +262,15 @@ def test_scaling_keeps_instances_and_a_killed_instance_comes_back(echo_service, 
     assert again.last_state["exitCode"] == 137 and again.last_state["reason"] == "Error"
     # only what the killed instance held can fail: at most one request per load thread
     assert codes[200] > 0 and sum(n for c, n in codes.items() if c != 200) <= 4, codes
-    rc, out, _ = cli("eascmd", "w", echo_service.name)
-    assert re.search(rf"\| {first[0].name} +\|.*\| 1 +\| Running +\| \[1/1\]", out) and '"exitCode":137' in out
+    # the table a user reads: the restarted instance Running and ready, one restart, its last state kept
+    row = rf"\| {first[0].name} +\|.*\| 1 +\| Running +\| \[1/1\]"
+    table = {}
+
+    def shown() -> bool:
+        table["out"] = cli("eascmd", "w", echo_service.name)[1]
+        return bool(re.search(row, table["out"])) and '"exitCode":137' in table["out"]
+
+    assert wait_for(shown, timeout=30), table.get("out")
     rc, _, _ = cli("eascmd", "modify", echo_service.name, "-Dmetadata.instance=1")
     assert rc == 0
     assert wait_for(lambda: len(echo_service.instances()) == 1)
