@@ -29,8 +29,8 @@ def _ws(ctx, args):
 
 
 def register(sub, add_command) -> None:
-    lab = sub.add_parser("label", help="labeling tasks (iTAG): templates, create, ls, show, stats, export, import, "
-                                       "offline, online, rm").add_subparsers(dest="verb", metavar="VERB", required=True)
+    lab = sub.add_parser("label", help="labeling tasks (iTAG): templates, create, ls, show, stats, packages, "
+                                       "claim, release, reassign, people, export, import, offline, online, rm").add_subparsers(dest="verb", metavar="VERB", required=True)
 
     def cmd(name, func, text, **kw):
         p = add_command(lab, name, func, text, **kw)
@@ -64,6 +64,28 @@ def register(sub, add_command) -> None:
                              ("rm", rm, "delete a task and its answers")):
         p = cmd(name, func, text)
         p.add_argument("task", help="task id or name")
+
+    p = cmd("packages", packages, "a task's packages: state, holder, progress")
+    p.add_argument("task")
+    p.add_argument("--state", help="only packages in this state, e.g. labeling or wait_check")
+
+    p = cmd("claim", claim, "take the next package of a stage from its pool (or the one you hold)")
+    p.add_argument("task")
+    p.add_argument("--stage", default="label", choices=["label", "check", "accept"])
+
+    p = cmd("release", release, "put a claimed package back in its pool (its holder or a task admin)")
+    p.add_argument("task")
+    p.add_argument("package", type=int, help="package number (pai label packages TASK)")
+
+    p = cmd("reassign", reassign, "hand a claimed package to someone else (task admins)")
+    p.add_argument("task")
+    p.add_argument("package", type=int)
+    p.add_argument("--to", required=True, metavar="USER", help="who holds it next")
+
+    p = cmd("people", people, "show or change who labels, checks, accepts and administers a task")
+    p.add_argument("task")
+    for who in ("labelers", "checkers", "acceptors", "admins"):
+        p.add_argument(f"--{who}", action="append", help=f"the task's {who} (replaces the list; commas or repeat)")
 
     p = cmd("export", export, "export results (iTAG manifest, EasyVision CSV, Label Studio, COCO, YOLO, CoNLL, "
                               "TFRecord)")
@@ -177,6 +199,49 @@ def rm(ctx, args) -> Result:
     _ws(ctx, args).labeling.delete(args.task)
     ctx.say(f"[Info] Labeling task [{args.task}] deleted")
     return Result(data={"deleted": args.task})
+
+
+PACKAGE_COLUMNS = ["number", "key", "state", "holder", "labeler", "size", "done", "rework", "comment"]
+
+
+def packages(ctx, args) -> Result:
+    return rows_result(_ws(ctx, args).labeling.get(args.task).packages(args.state), PACKAGE_COLUMNS)
+
+
+def claim(ctx, args) -> Result:
+    task = _ws(ctx, args).labeling.get(args.task)
+    pkg = task.claim(args.stage)
+    if pkg is None:
+        ctx.say(f"[Info] No package of [{task.name}] is waiting for {args.stage}")
+        return Result(data=None)
+    ctx.say(f"[Info] You hold package {pkg.number} of [{task.name}] ({pkg.size} items, {pkg.state})")
+    return record_result(pkg, PACKAGE_COLUMNS)
+
+
+def release(ctx, args) -> Result:
+    task = _ws(ctx, args).labeling.get(args.task)
+    pkg = task.release(args.package)
+    ctx.say(f"[Info] Package {pkg.number} of [{task.name}] is back in the pool ({pkg.state})")
+    return record_result(pkg, PACKAGE_COLUMNS)
+
+
+def reassign(ctx, args) -> Result:
+    task = _ws(ctx, args).labeling.get(args.task)
+    pkg = task.reassign(args.package, args.to)
+    ctx.say(f"[Info] Package {pkg.number} of [{task.name}] is now held by {pkg.holder}")
+    return record_result(pkg, PACKAGE_COLUMNS)
+
+
+def people(ctx, args) -> Result:
+    task = _ws(ctx, args).labeling.get(args.task)
+    change = {who: _list(getattr(args, who)) for who in ("labelers", "checkers", "acceptors", "admins")
+              if getattr(args, who)}
+    info = task.set_people(**change) if change else task.info
+    if change:
+        ctx.say(f"[Info] People of [{task.name}] updated")
+    rows = [{"role": who, "people": ", ".join(info.people.get(who, [])) or "-"}
+            for who in ("labelers", "checkers", "acceptors", "admins")]
+    return Result(data=info.people, text="\n".join(f"{r['role']:<10} {r['people']}" for r in rows))
 
 
 def _options(values: list[str]) -> dict:

@@ -484,15 +484,18 @@ def copy_task(s: Session, user: str, ws: str, ref: str, name: str) -> sc.Task:
 # ---------------------------------------------------------------------------- packages
 
 
-def _work(s: Session, user: str, ws: str, ref: str, stage: str, task: TaskRow | None = None) -> tuple[Any, TaskRow]:
+def _work(s: Session, user: str, ws: str, ref: str, stage: str, task: TaskRow | None = None,
+          access: Any = None) -> tuple[Any, TaskRow]:
     """Access for doing ``stage`` on a task: everyone with label.work, roles that only have
     it for assigned tasks only when they are named for that stage."""
+    if access is None:
+        access = authorize(s, user, ws, "label.read")
     if task is None:
-        task = _find(s, authorize(s, user, ws, "label.read").workspace_id, ref)
+        task = _find(s, access.workspace_id, ref)
     if stage not in fl.stages(task.flow):
         raise BadInput(f"task {task.name!r} has no {stage} stage (its flow is {task.flow})", "stage")
     assigned = user in task.people.get(ROLE_LISTS[stage], [])
-    access = authorize(s, user, ws, "label.work", assigned=assigned)
+    access = access.require("label.work", assigned=assigned)
     if task.offline:
         raise Conflict(f"task {task.name!r} is offline; an admin brings it back with `pai label online`", "task")
     return access, task
@@ -565,14 +568,16 @@ def claim(s: Session, user: str, ws: str, ref: str, stage: str = "label") -> sc.
 
 
 def _held(s: Session, user: str, ws: str, ref: str, number: int, stage: str | None = None, *,
-          task: TaskRow | None = None, pkg: PackageRow | None = None):
+          task: TaskRow | None = None, pkg: PackageRow | None = None, access: Any = None):
+    if access is None:
+        access = authorize(s, user, ws, "label.read")
     if task is None:
-        task = _find(s, authorize(s, user, ws, "label.read").workspace_id, ref)
+        task = _find(s, access.workspace_id, ref)
     pkg = pkg or _package(s, task, number)
     stage = stage or fl.STAGE_OF.get(pkg.state)
     if stage is None:
         raise Conflict(f"package {number} is finished; nothing can be changed in it", "package")
-    _work(s, user, ws, ref, stage, task)
+    _work(s, user, ws, ref, stage, task, access)
     if pkg.state != fl.WORKING[stage] or pkg.holder != user:
         who = f"held by {pkg.holder}" if pkg.holder else pkg.state.replace("_", " ")
         raise Conflict(f"you do not hold package {number} in the {stage} stage (it is {who}); claim a package "
@@ -622,6 +627,14 @@ def _item(s: Session, task: TaskRow, seq: int) -> ItemRow:
     return item
 
 
+def _item_and_package(s: Session, task: TaskRow, seq: int) -> tuple[ItemRow, PackageRow]:
+    row = s.execute(select(ItemRow, PackageRow).join(PackageRow, PackageRow.id == ItemRow.package_id)
+                    .where(ItemRow.task_id == task.id, ItemRow.seq == seq)).first()
+    if row is None:
+        raise NotFound(f"task {task.name!r} has no item {seq} (items are 0..{task.total - 1})", "item")
+    return row[0], row[1]
+
+
 _CHECKERS: dict[tuple, Checker] = {}
 
 
@@ -655,9 +668,8 @@ def submit_answer(s: Session, user: str, ws: str, ref: str, body: sc.AnswerSubmi
                 raise Conflict(f"client_id {body.client_id!r} was already used for item {seq}; use a new id per "
                                "answer", "client_id")
             return _ack(old, seq, True)
-    item = _item(s, task, body.item)
-    pkg = s.get(PackageRow, item.package_id)
-    task, pkg, stage = _held(s, user, ws, ref, pkg.number, body.stage, task=task, pkg=pkg)
+    item, pkg = _item_and_package(s, task, body.item)
+    task, pkg, stage = _held(s, user, ws, ref, pkg.number, body.stage, task=task, pkg=pkg, access=access)
     if stage == "check" and not item.sampled:
         raise Conflict(f"item {body.item} was not sampled for checking; its label answer stands", "item")
     data = json.loads(item.data)
@@ -711,7 +723,7 @@ def review(s: Session, user: str, ws: str, ref: str, number: int, verdict: str, 
     if stage not in ("check", "accept"):
         raise Conflict(f"package {number} is {pkg.state.replace('_', ' ')}; only a package being checked or "
                        f"accepted can be {'passed' if verdict == 'pass' else 'rejected'}", "state")
-    task, pkg, stage = _held(s, user, ws, ref, number, stage, task=task, pkg=pkg)
+    task, pkg, stage = _held(s, user, ws, ref, number, stage, task=task, pkg=pkg, access=access)
     old = pkg.state
     pkg.state = fl.move(task.flow, old, verdict)
     now = utcnow()

@@ -13,7 +13,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from pai_lab.errors import PaiError
-from pai_lab.server.routing import Operation, call, dump
+from pai_lab.server.routing import Operation, call, encode
 
 log = logging.getLogger("pai_lab")
 
@@ -91,12 +91,12 @@ class RouteHandler(APIHandler):
         if op.raw:
             return
         self.set_status(op.status)
-        payload = dump(op, result)
+        payload = encode(op, result)
         if payload is None and op.status == 204:
             self.finish()
         else:
             self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps(payload))
+            self.finish(payload if payload is not None else b"null")
 
     def _log_operation(self, op: Operation, user: str, path_args: dict, result: str, detail: str) -> None:
         workspace = path_args.get("workspace")

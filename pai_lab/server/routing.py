@@ -7,6 +7,7 @@ in the tests, so a route cannot exist without being documented and authenticated
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import re
@@ -115,14 +116,20 @@ def parse_query(model: type[BaseModel], args: dict[str, list[bytes]]) -> BaseMod
         raise _validation_error(exc) from None
 
 
-def dump(op: Operation, result: Any) -> Any:
+@functools.lru_cache(maxsize=None)
+def _adapter(tp: Any) -> TypeAdapter:
+    return TypeAdapter(tp)  # building one costs more than the dump itself: once per response type
+
+
+def encode(op: Operation, result: Any) -> bytes | None:
+    """The JSON body of an operation's result (None: no body)."""
     if result is None:
         return None
     if op.response is not None:
-        return TypeAdapter(op.response).dump_python(result, mode="json")
+        return _adapter(op.response).dump_json(result)
     if isinstance(result, BaseModel):
-        return result.model_dump(mode="json")
-    return result
+        return result.model_dump_json().encode()
+    return json.dumps(result).encode()
 
 
 async def call(op: Operation, request, path_args: dict[str, str], body: bytes, query_args: dict) -> Any:

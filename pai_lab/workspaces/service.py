@@ -35,6 +35,13 @@ class Access:
     def workspace_id(self) -> str:
         return self.workspace.id
 
+    def require(self, action: str, *, owner: str | None = None, assigned: bool = False,
+                test_service: bool = False) -> "Access":
+        """The same member checked for another action, without asking the store again."""
+        grant = perms.check(self.username, list(self.roles) if self.roles else None, self.workspace.name, action,
+                            owner=owner, assigned=assigned, test_service=test_service)
+        return Access(self.workspace, self.username, self.roles, grant)
+
 
 def validate_name(name: str) -> str:
     if not isinstance(name, str) or not NAME_RULE.match(name):
@@ -55,10 +62,14 @@ def validate_roles(roles: list[str]) -> list[str]:
     return [r for r in perms.ROLES if r in roles]  # canonical order, no duplicates
 
 
+def _not_found(ref: str) -> NotFound:
+    return NotFound(f"no workspace named {ref!r}; `pai workspace ls` lists yours", "workspace")
+
+
 def _row(session: Session, ref: str) -> WorkspaceRow:
     row = session.scalar(select(WorkspaceRow).where((WorkspaceRow.name == ref) | (WorkspaceRow.id == ref)))
     if row is None:
-        raise NotFound(f"no workspace named {ref!r}; `pai workspace ls` lists yours", "workspace")
+        raise _not_found(ref)
     return row
 
 
@@ -78,8 +89,15 @@ def authorize(
     test_service: bool = False,
 ) -> Access:
     """Find ``workspace`` (name or id) and check that ``username`` may do ``action`` there."""
-    row = _row(session, workspace)
-    roles = _roles(session, row.id, username)
+    # one round trip for the workspace and the caller's membership: this runs on every request
+    found = session.execute(
+        select(WorkspaceRow, MemberRow.roles)
+        .outerjoin(MemberRow, (MemberRow.workspace_id == WorkspaceRow.id) & (MemberRow.username == username))
+        .where((WorkspaceRow.name == workspace) | (WorkspaceRow.id == workspace))).first()
+    if found is None:
+        raise _not_found(workspace)
+    row, member_roles = found
+    roles = list(member_roles) if member_roles is not None else None
     grant = perms.check(username, roles, row.name, action, owner=owner, assigned=assigned,
                         test_service=test_service)
     return Access(row, username, tuple(roles or ()), grant)

@@ -187,3 +187,43 @@ def test_answers_survive_a_server_killed_mid_burst(tmp_path):
         assert task.refresh().labeled == len(tried)
     finally:
         server.stop()
+
+
+def test_cli_package_verbs_claim_release_reassign_and_people(cli, unique_name, tmp_path):
+    manifest = tmp_path / "two.manifest"
+    manifest.write_text("first text\nsecond text\n", encoding="utf-8")
+    name = unique_name("pk")
+    rc, _, err = cli("label", "create", name, "--template", "text-classification", "--manifest", str(manifest),
+                     "--labels", "a,b", "--package-size", "1")
+    assert rc == 0, err
+
+    rc, out, err = cli("label", "people", name, "--labelers", "dev,ops")
+    assert rc == 0, err
+    assert "labelers   dev, ops" in out
+
+    rc, out, err = cli("label", "claim", name, user="dev")
+    assert rc == 0, err
+    assert f"You hold package 1 of [{name}]" in out
+    rc, _, err = cli("label", "release", name, "1", user="ops")
+    assert rc == 2 and "only the holder of package 1" in err
+
+    rc, out, err = cli("label", "reassign", name, "1", "--to", "ops")
+    assert rc == 0, err
+    assert "now held by ops" in out
+    rc, out, _ = cli("label", "packages", name, "--json")
+    by_number = {p["number"]: p for p in json.loads(out)}
+    assert (by_number[1]["holder"], by_number[1]["state"]) == ("ops", "labeling")
+    assert by_number[2]["holder"] is None
+
+    rc, _, err = cli("label", "reassign", name, "1", "--to", "stranger")
+    assert rc == 2 and "'stranger' is not a labeler" in err
+    rc, _, err = cli("label", "reassign", name, "1", "--to", "dev", user="dev")
+    assert rc == 2 and "only a task admin" in err
+
+    rc, out, err = cli("label", "release", name, "1", user="ops")
+    assert rc == 0, err
+    assert "back in the pool" in out
+    rc, out, _ = cli("label", "packages", name, "--state", "labeling", "--json")
+    assert json.loads(out) == []
+    rc, _, err = cli("label", "claim", name, "--stage", "check")
+    assert rc == 2 and "no check stage" in err
