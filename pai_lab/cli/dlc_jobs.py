@@ -140,8 +140,8 @@ def _follow(ctx, job, timeout: float | None) -> Result:
     seen, last_progress = 0, None
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
+        detail = job.refresh()
         while True:
-            detail = job.refresh()
             # Every state the job passed through since the last look, even one shorter than a poll.
             for change in detail.history[seen:]:
                 why = f": {change.reason}" if change.state == "Queuing" and change.reason else ""
@@ -153,10 +153,12 @@ def _follow(ctx, job, timeout: float | None) -> Result:
                 last_progress = detail.progress
             if detail.state in TERMINAL:
                 break
-            if deadline is not None and time.monotonic() > deadline:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 ctx.say(f"[Info] still {detail.state}; follow it with `pai dlc get job {job.id}`")
                 return Result(data=detail)
-            time.sleep(1.0)
+            # a long poll: a state change shows at once; progress lines at least every second
+            detail = job.refresh(history_after=seen, wait=max(0.05, min(1.0, left if left is not None else 1.0)))
     except KeyboardInterrupt:
         ctx.say(f"[Info] no longer following; the job goes on. Stop it with `pai dlc stop {job.id}`")
         return Result(data=job.detail)

@@ -38,8 +38,13 @@ class Job:
             raise AttributeError(attr)
         return getattr(self.detail, attr)
 
-    def refresh(self) -> JobDetail:
-        self.detail = JobDetail.model_validate(self._jobs._ws._get(f"/jobs/{self.id}"))
+    def refresh(self, *, history_after: int | None = None, wait: float = 10.0) -> JobDetail:
+        """The job now; with ``history_after``, once it has more state changes than that (a long
+        poll of at most ``wait`` seconds, so a follower hears of a change at once)."""
+        params = None if history_after is None else {"history_after": history_after, "wait": wait}
+        timeout = self._jobs._ws.http.timeout + (wait if params else 0)
+        self.detail = JobDetail.model_validate(self._jobs._ws._get(f"/jobs/{self.id}", params=params,
+                                                                   timeout=timeout))
         return self.detail
 
     @property
@@ -48,7 +53,8 @@ class Job:
 
     def wait(self, timeout: float | None = None, poll: float = 1.0, raise_on_failure: bool = False,
              progress: bool = False) -> Job:
-        """Block until the job ends (or ``timeout`` seconds pass); show a progress bar if asked."""
+        """Block until the job ends (or ``timeout`` seconds pass); show a progress bar if asked.
+        The end is seen as soon as it happens; ``poll`` is the longest gap between bar updates."""
         deadline = None if timeout is None else time.monotonic() + timeout
         bar = None
         if progress:
@@ -56,8 +62,8 @@ class Job:
 
             bar = tqdm(total=100, desc=self.id, unit="%")
         try:
+            detail = self.refresh()
             while True:
-                detail = self.refresh()
                 if bar is not None:
                     bar.set_postfix_str(f"{detail.state} {detail.progress}")
                     done = [p for p in detail.pods if p.state in TERMINAL_STATES]
@@ -65,9 +71,11 @@ class Job:
                     bar.refresh()
                 if detail.state in TERMINAL_STATES:
                     break
-                if deadline is not None and time.monotonic() > deadline:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
                     raise TimeoutError(f"job {self.id} is still {detail.state} after {timeout} s")
-                time.sleep(poll)
+                detail = self.refresh(history_after=len(detail.history),
+                                      wait=max(0.05, min(poll, left if left is not None else poll)))
         finally:
             if bar is not None:
                 bar.close()

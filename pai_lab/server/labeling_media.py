@@ -26,6 +26,8 @@ router = Router("labeling")
 
 MAX_MEDIA_BYTES = 512 << 20  # larger files are refused with a message rather than read into memory
 THUMB_MAX_SIDE = 8192
+ORIGINAL_MAX_PIXEL_RATIO = 4  # images up to this many times the view's area are sent as they are
+ORIGINAL_MAX_BYTES = 8 << 20
 
 
 class MediaQuery(BaseModel):
@@ -129,7 +131,13 @@ def load_media(platform, uri: str, options: dict, width: int = 0, height: int = 
     try:
         image = Image.open(io.BytesIO(body))
         size = image.size
-        if not (width and height) or (size[0] <= width and size[1] <= height):
+        fits = not (width and height) or (size[0] <= width and size[1] <= height)
+        # Up to a few times the view's pixels, the browser decodes the original (off its main
+        # thread) sooner than this process could decode and scale it: scaling would only make a
+        # labeler who moves fast wait. Much larger images are scaled, to spare the page's memory.
+        near = bool(width and height) and size[0] * size[1] <= ORIGINAL_MAX_PIXEL_RATIO * width * height \
+            and len(body) <= ORIGINAL_MAX_BYTES
+        if fits or near:
             image.verify()  # a truncated or corrupt file fails here, not in the browser
             return Media(body, mime, *size)
         image.draft("RGB", (width, height))  # JPEG: decode at a reduced scale, much faster

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from pydantic import BaseModel, Field
@@ -14,6 +15,7 @@ from pai_lab.training.schemas import (
     ClusterInfo,
     Job,
     JobDetail,
+    JobQuery,
     JobSpec,
     LogLine,
     LogsQuery,
@@ -58,10 +60,21 @@ def list_jobs(req, workspace, query: JobsQuery):
 
 
 @router.get("/workspaces/{workspace}/jobs/{job_id}", name="job.get", summary="One job with its pods and history",
-            response=JobDetail)
-def get_job(req, workspace, job_id):
-    with req.transaction() as s:
-        return service.get_job(s, req.user, workspace, job_id)
+            query=JobQuery, response=JobDetail)
+async def get_job(req, workspace, job_id, query: JobQuery):
+    def read():
+        with req.transaction() as s:
+            return service.get_job(s, req.user, workspace, job_id)
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + query.wait
+    while True:
+        detail = await loop.run_in_executor(None, read)
+        if (query.history_after is None or len(detail.history) > query.history_after
+                or detail.state in TERMINAL_STATES or loop.time() >= deadline):
+            return detail
+        # a follower learns of a state change within a tenth of a second, without a request each time
+        await asyncio.sleep(0.1)
 
 
 @router.post("/workspaces/{workspace}/jobs/{job_id}/stop", name="job.stop",

@@ -103,6 +103,12 @@ class JobDetail(Job):
     model: str | None = Field(None, description="name:version of the model it registered")
 
 
+class JobQuery(Schema):
+    history_after: int | None = Field(None, ge=0, description="long poll: answer once the job has more state "
+                                                              "changes than this (or ends, or `wait` passes)")
+    wait: float = Field(10.0, gt=0, le=60, description="seconds a long poll may wait")
+
+
 class LogsQuery(Schema):
     pod: str | None = None
     max_events_num: int = Field(2000, ge=1, le=100000)

@@ -369,3 +369,26 @@ def test_warm_up_requests_run_before_the_instance_takes_traffic(ws, python_proce
         assert svc.predict({"values": [7]}) == {"sum": 7, "n": 1}
     finally:
         svc.delete()
+
+
+def test_prelabels_from_the_deployed_service_are_suggestions_not_answers(ws, tf_service, in_process_model):
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(12, 4)).round(3).astype(np.float32)
+    task = ws.labeling.create_task(f"pre_{uuid.uuid4().hex[:8]}", "image-classification", labels=["neg", "pos"],
+                                   lines=[{"data": {"source": f"{i}.jpg", "features": f.tolist()}}
+                                          for i, f in enumerate(features)])
+    try:
+        attached = task.prelabel_from_service(
+            tf_service.name, lambda data, scores: ["neg", "pos"][int(np.argmax(scores))],
+            inputs=lambda data: np.array([data["features"]], dtype=np.float32), progress=False)
+        assert attached == 12
+
+        expected = [["neg", "pos"][i] for i in in_process_model(features).argmax(axis=1)]
+        items = task.all_items()
+        suggested = [item.prelabel[0]["data"] for item in items]
+        assert suggested == expected
+        assert {item.prelabel_source for item in items} == {f"service:{tf_service.name}"}
+        assert all(item.label is None for item in items)
+        assert task.stats().labeled == 0
+    finally:
+        task.delete()

@@ -40,12 +40,23 @@ async def test_a_job_runs_through_the_api_and_the_server_leaves_no_process(api, 
         "name": "api", "command": f"python {rank_script} --mode=flags --lines=40", "workers": 1,
         "hyperParameters": str(hyper)})
     assert status == 201 and job["state"] == "Creating" and job["pods"][0]["name"] == f"{job['id']}-worker-0"
-    for _ in range(600):
-        status, job = await api("GET", f"/workspaces/default/jobs/{job['id']}")
+    # Followed by long polls: each answers when the job has moved on, so every state is seen.
+    seen = [h["state"] for h in job["history"]]
+    for _ in range(60):
+        status, job = await api("GET", f"/workspaces/default/jobs/{job['id']}",
+                                params={"history_after": str(len(seen)), "wait": "30"})
+        assert status == 200
+        assert len(job["history"]) > len(seen) or job["state"] in ("Succeeded", "Failed", "Stopped")
+        seen = [h["state"] for h in job["history"]]
         if job["state"] in ("Succeeded", "Failed", "Stopped"):
             break
-        await asyncio.sleep(0.2)
     assert job["state"] == "Succeeded", job["reason"]
+    assert seen[0] == "Creating" and "Running" in seen
+    status, same = await api("GET", f"/workspaces/default/jobs/{job['id']}",
+                             params={"history_after": "99", "wait": "0.2"})
+    assert status == 200 and same["history"] == job["history"]  # an ended job answers at once
+    status, answer = await api("GET", f"/workspaces/default/jobs/{job['id']}", params={"wait": "600"})
+    assert status == 400 and answer["error"]["field"] == "wait"
     assert job["history"][0]["state"] == "Creating" and job["history"][-1]["state"] == "Succeeded"
     status, lines = await api("GET", f"/workspaces/default/jobs/{job['id']}/logs",
                               params={"pod": f"{job['id']}-worker-0", "max_events_num": "5"})

@@ -248,3 +248,53 @@ def test_the_cell_magic_submits_a_job_file_and_follows_it(live_server, monkeypat
     assert f"[Info] Job [{job['id']}] is [Succeeded]" in out
     listed = shell.run_line_magic("pai", "dlc get job --display_name from_cell")
     assert job["id"] in list(listed["id"])
+
+
+def _wheel(folder, name: str, module_source: str):
+    """A pure-Python wheel made here, so pip installs it with no index to reach."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {f"{name}/__init__.py": module_source.encode(),
+             f"{name}-0.1.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n".encode(),
+             f"{name}-0.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
+                                            b"Tag: py3-none-any\n"}
+    record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
+              f"{len(data)}" for path, data in files.items()]
+    files[f"{name}-0.1.dist-info/RECORD"] = ("\n".join(record + [f"{name}-0.1.dist-info/RECORD,,"]) + "\n").encode()
+    path = folder / f"{name}-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in files.items():
+            archive.writestr(member, data)
+    return path
+
+
+def test_thirdparty_libs_are_installed_for_every_rank_and_a_failed_install_fails_the_job(cli, ws, tmp_path,
+                                                                                        monkeypatch):
+    monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    wheel = _wheel(tmp_path, "greet_pai", "def hello():\n    return 'hello from a wheel'\n")
+    libs = tmp_path / "libs"
+    libs.mkdir()
+    (libs / "requirements.txt").write_text(f"# the job's own packages\n{wheel}\n")
+    script = tmp_path / "uses_lib.py"
+    script.write_text("import os, greet_pai\nprint(greet_pai.hello(), os.environ['PAI_LAB_POD'])\n")
+    rc, out, err = cli("dlc", "submit", "tfjob", "--name=libs", "--workers=2", f"--command=python {script}",
+                       f"--thirdparty_lib_dir={libs}")
+    assert rc == 0, err
+    job_id = out.split("| ")[3].split()[0]
+    assert out.rstrip().splitlines()[-1].endswith(f"[Info] Job [{job_id}] is [Succeeded]") or \
+        f"[Info] Job [{job_id}] is [Succeeded]" in out, out
+    job = ws.jobs.get(job_id)
+    for index in (0, 1):
+        lines = [x.line for x in job.log_lines(f"{job_id}-worker-{index}")]
+        assert f"hello from a wheel {job_id}-worker-{index}" in lines
+
+    missing = tmp_path / "not_there-0.1-py3-none-any.whl"
+    rc, out, err = cli("dlc", "submit", "tfjob", "--name=nolibs", "--workers=1", f"--command=python {script}",
+                       f"--thirdparty_libs={missing}")
+    job_id = out.split("| ")[3].split()[0]
+    job = ws.jobs.get(job_id)
+    assert job.state == "Failed" and "pip install of thirdparty_libs failed" in job.reason
+    assert any(line.line.startswith("[pip]") and "not_there" in line.line
+               for line in job.log_lines(f"{job_id}-worker-0"))

@@ -14,6 +14,8 @@ import re
 from json.encoder import encode_basestring as _str
 from typing import Iterator
 
+import orjson
+
 from pai_lab.errors import BadInput
 from pai_lab.labeling.formats import (ExportContext, Imported, bbox, chunked, image_elements, parse_json,
                                       shape_labels)
@@ -29,9 +31,7 @@ def fits(ctx: ExportContext) -> None:
 
 
 def _area(points: list) -> float:
-    n = len(points)
-    return abs(sum(points[i][0] * points[(i + 1) % n][1] - points[(i + 1) % n][0] * points[i][1]
-                   for i in range(n))) / 2
+    return abs(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1]))) / 2
 
 
 def _num(v: float) -> float | int:
@@ -68,12 +68,13 @@ def document(ctx: ExportContext) -> Iterator[str]:
     yield '],"annotations":['
     sep = ""
     ann_id = 0
+    label_text: dict[tuple, str] = {}  # a few distinct label lists, encoded once each
     for r in ctx.rows():
         final = r.final
         if final is None:
             continue
         image_id = r.seq + 1
-        for q, el in image_elements(ctx, json.loads(final)):
+        for q, el in image_elements(ctx, orjson.loads(final)):
             for s in el["data"]:
                 labels = shape_labels(q, s["labels"])
                 ann_id += 1
@@ -83,10 +84,12 @@ def document(ctx: ExportContext) -> Iterator[str]:
                 text = ""
                 if q.text_title and q.text_title in s["labels"]:
                     text = ',"text":' + _str(s["labels"][q.text_title])
-                coords = ",".join(f"{p[0]},{p[1]}" for p in points)
+                coords = ",".join(f"{x},{y}" for x, y in points)
+                key = tuple(labels)
+                encoded = label_text.get(key) or label_text.setdefault(key, _json(labels))
                 yield (f'{sep}{{"id":{ann_id},"image_id":{image_id},"category_id":{cat},"bbox":[{x1},{y1},'
                        f'{_num(x2 - x1)},{_num(y2 - y1)}],"area":{_num(_area(points))},"segmentation":[[{coords}]],'
-                       f'"iscrowd":0,"attributes":{{"id":{_str(s["id"])},"labels":{_json(labels)}{text}}}}}')
+                       f'"iscrowd":0,"attributes":{{"id":{_str(s["id"])},"labels":{encoded}{text}}}}}')
                 sep = ","
     yield "]}\n"
 
