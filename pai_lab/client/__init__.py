@@ -8,9 +8,8 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 
 from pai_lab.client.discovery import ServerInfo, discover  # noqa: F401
 from pai_lab.client.http import Http
@@ -25,9 +24,14 @@ _AREAS = {
     "services": "pai_lab.client.services:Services",
 }
 
+if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
+    import pandas as pd
+
 
 def table(rows: list, columns: list[str] | None = None) -> pd.DataFrame:
     """Models (or dicts) as a DataFrame: what the notebook shows and what `--json` leaves out."""
+    import pandas as pd
+
     records = [r.model_dump() if hasattr(r, "model_dump") else dict(r) for r in rows]
     frame = pd.DataFrame.from_records(records, columns=columns) if records else pd.DataFrame(columns=columns)
     return frame

@@ -10,11 +10,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 
 from pai_lab.datasets.readers import frame_to_lines, items_frame
 from pai_lab.datasets.schemas import (
@@ -33,6 +33,9 @@ from pai_lab.datasets.sources import split_local_uri
 LONG_CALL = 3600  # seconds: a scan of millions of files may take a while
 LIST_COLUMNS = ["name", "data_type", "item_count", "total_bytes", "latest_version", "source_uri", "visibility",
                 "created_by", "created_at"]
+
+if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
+    import pandas as pd
 
 
 def _progress_bar(description: str, file=None):
@@ -247,6 +250,8 @@ class Dataset:
         """The items as a table (key, source, size, stamp, label, data fields); for a tabular
         dataset of one CSV/Parquet file, that file's rows."""
         if self.info.data_type == "tabular" and self.info.item_count == 1:
+            import pandas as pd
+
             item = next(self.items(version))
             with self.open(item, "rb", version=version) as fh:
                 if (item.source or "").endswith(".parquet"):
@@ -305,6 +310,9 @@ def _human(n: int) -> str:
 
 
 def _lines(items: Any) -> list:
+    pd = sys.modules.get("pandas")  # a DataFrame can only come from a loaded pandas
+    if pd is None:
+        return list(items)
     if isinstance(items, pd.DataFrame):
         return frame_to_lines(items)
     if isinstance(items, pd.Series):

@@ -11,14 +11,16 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 
 from pai_lab.client import table
 from pai_lab.errors import PaiError
 from pai_lab.training.schemas import TERMINAL_STATES, JobDetail, LogLine, MetricPoint
 from pai_lab.training.schemas import Job as JobInfo
+
+if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
+    import pandas as pd
 
 
 class JobFailed(PaiError):
@@ -119,6 +121,8 @@ class Job:
 
     def metrics(self) -> pd.DataFrame:
         """One row per (pod, step), one column per metric."""
+        import pandas as pd
+
         points = self.metric_points()
         if not points:
             return pd.DataFrame(columns=["pod", "step", "time"])

@@ -14,14 +14,16 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-import pandas as pd
 
 from pai_lab.client import table
 from pai_lab.labeling import schemas as sc
 
 STREAMED = {"itag", "easyvision", "label-studio", "coco", "conll"}
+
+if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
+    import pandas as pd
 
 
 def _number(package) -> int:

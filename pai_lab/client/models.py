@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from pai_lab.client import table
 from pai_lab.training.schemas import Model
+
+if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
+    import pandas as pd
 
 
 class Models:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import requests
 
 from pai_lab.errors import PaiError, Unavailable
 from pai_lab.serving.schemas import Instance, Service as ServiceInfo, ServiceDetail, ServiceVersion
+
+if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
+    import pandas as pd
 
 SERVICE_COLUMNS = ["name", "state", "instances_ready", "instances_total", "traffic", "endpoint", "created_at"]
 

@@ -211,7 +211,7 @@ class Supervisor(threading.Thread):
         while len(ready) < len(pods):
             if self._stopping():
                 return None
-            for item in self.queue.get(batch=True):
+            for item in self._take(POLL_SECONDS):
                 if item[0] == "ready":
                     ready[item[1]] = (item[2], item[3])
             self._check_futures()
@@ -219,7 +219,6 @@ class Supervisor(threading.Thread):
                 reported = len(ready)
                 self._transition("Queuing", f"waiting for ranks to start: {reported} of {len(pods)} ready",
                                  only_from=("Queuing",))
-            time.sleep(POLL_SECONDS)
         cluster: dict[str, list[str]] = {}
         for role in specs.ROLES:
             members = sorted((r.index, pod) for pod, r in pods.items() if r.role == role)
@@ -235,8 +234,19 @@ class Supervisor(threading.Thread):
             if future.status == "cancelled":
                 raise RuntimeError(f"rank task {future.key} was cancelled (its Dask worker went away?)")
 
-    def _drain(self) -> None:
-        items = self.queue.get(batch=True)
+    def _take(self, wait: float) -> list:
+        """The ranks' events so far, waiting up to ``wait`` s for the first: a rank's news (ready,
+        exited) is acted on as it arrives, not at the next tick of a poll."""
+        if wait <= 0:
+            return self.queue.get(batch=True)
+        try:
+            first = self.queue.get(timeout=wait)
+        except TimeoutError:
+            return []
+        return [first, *self.queue.get(batch=True)]
+
+    def _drain(self, wait: float = 0.0) -> None:
+        items = self._take(wait)
         if not items:
             return
         changes: dict[str, dict] = {}
@@ -263,7 +273,7 @@ class Supervisor(threading.Thread):
         hang = spec.maxHungTimeBeforeGCInSeconds
         trainers = [p for p, role in self.pod_roles.items() if role != "ps"]
         while True:
-            self._drain()
+            self._drain(wait=POLL_SECONDS)
             if self._stopping():
                 return self._finish_stopped()
             failed = [(p, e) for p, e in self.exits.items() if e[0] not in (0, None) and not e[1]]
@@ -279,7 +289,6 @@ class Supervisor(threading.Thread):
                 return self._finish("Failed", f"no rank logged or reported progress for {hang} s "
                                               "(maxHungTimeBeforeGCInSeconds); every rank was ended")
             self._check_futures()
-            time.sleep(POLL_SECONDS)
 
     def _finish(self, state: str, reason: str) -> None:
         self._end_ranks()
@@ -300,10 +309,11 @@ class Supervisor(threading.Thread):
             self.stop_event.set()
             # Each rank ends its process tree (SIGTERM, then SIGKILL after a grace period) before its
             # task returns, so the final state is written only once no process is left.
-            deadline = time.monotonic() + STOP_GRACE_SECONDS + 60
-            while not all(f.done() for f in self.futures) and time.monotonic() < deadline:
-                time.sleep(POLL_SECONDS)
-            if not all(f.done() for f in self.futures):
+            from distributed import wait as distributed_wait
+
+            try:
+                distributed_wait(self.futures, timeout=STOP_GRACE_SECONDS + 60)
+            except TimeoutError:
                 log.warning("job %s: ranks did not all end in time", self.job_id)
         except Exception:  # noqa: BLE001 - a lost cluster must not keep the job from ending
             log.warning("job %s: could not signal the ranks to end", self.job_id, exc_info=True)

@@ -78,6 +78,23 @@ def resolve_mounts(command: str, mounts: dict[str, str]) -> str:
     return command
 
 
+def _inherited_environment() -> dict:
+    """The worker's environment without the thread caps a Dask nanny gives its worker process
+    (OMP_NUM_THREADS=1 and the like): a rank is a training process of its own and should use the
+    threads a process started by hand would."""
+    env = dict(os.environ)
+    try:
+        import dask
+
+        capped = dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {}
+    except Exception:  # noqa: BLE001 - an old Dask without that setting
+        capped = {}
+    for key, value in capped.items():
+        if key.endswith("_NUM_THREADS") and env.get(key) == str(value):
+            env.pop(key)
+    return env
+
+
 def rank_environment(launch: dict, role: str, index: int, cluster: dict, gpus: list[int] | None) -> dict:
     """Environment of one rank: TF_CONFIG (or torch's variables), pai_lab's, the GPU pin."""
     tf_cluster = {r: hosts for r, hosts in cluster.items() if hosts}
@@ -247,7 +264,7 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
             continue
     sock.close()  # the port is the rank's to bind now
 
-    env = dict(os.environ)
+    env = _inherited_environment()
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.update(rank_environment(launch, role, index, cluster, gpus))
     mounts = dict(launch.get("mounts", {}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -44,6 +45,8 @@ def test_flags_reach_every_rank_and_logs_are_complete_and_ordered_per_pod(ws, ra
         assert f"--checkpointDir={rank_script.parent / 'ckpt'}" in argv and "--buckets=" in argv
         assert argv[-1] == "--lr=0.5"
         assert f"pod={pod}" in lines
+        # a rank threads like a process started by hand, not like its capped Dask worker
+        assert f"omp={os.environ.get('OMP_NUM_THREADS', '<unset>')}" in lines
     assert hosts[0] == hosts[1] and len(set(hosts[0])) == 2  # one address per rank, free ports
     frame = job.metrics()
     assert sorted(frame["pod"].unique()) == [f"{job.id}-worker-0", f"{job.id}-worker-1"]
