@@ -282,7 +282,7 @@ def workers(ctx, args) -> Result:
     rows = [[i.name, i.inner_ip, i.host_ip, i.start_at, i.restarts, i.status, i.ready, i.reason,
              i.last_state or ""] for i in instances]
     return Result(data=instances, text=ascii_table(rows, W_COLUMNS), frame=True,
-                  columns=["name", "status", "ready", "restarts", "reason", "last_state", "start_at", "pid"])
+                  columns=["name", "status", "ready", "restarts", "reason", "last_state", "start_at", "pid", "gpus"])
 
 
 def delete_workers(ctx, args) -> Result:

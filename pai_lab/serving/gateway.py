@@ -113,14 +113,39 @@ class Instance:
         return len(self.pending) + len(self.inflight)
 
     async def _run(self) -> None:
+        try:
+            await self._live()
+        finally:
+            self.service.gateway.free_gpus(self.name)
+
+    async def _gpus(self) -> list[int] | None:
+        """The GPUs this instance runs on (metadata.gpu of them, none held by another instance);
+        until enough are free it waits, Pending with the reason shown in `eascmd w`."""
+        wanted = int(self.generation.get("gpu") or 0)
+        gw = self.service.gateway
+        while not self.stopped:
+            ids = gw.take_gpus(self.name, wanted)
+            if ids is not None:
+                return ids
+            total = len(gw.gpus)
+            self.status = "Pending"
+            self.reason = (f"metadata.gpu asks for {wanted} GPU(s); this machine has {total}" if total < wanted
+                           else f"waiting for {wanted} GPU(s): {len(gw.free_gpu_ids())} of {total} free")
+            await asyncio.sleep(0.5)
+        return None
+
+    async def _live(self) -> None:
         backoff = 0.5
         while not self.stopped:
             self.start_at = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
             self.started_iso = _now()
+            gpus = await self._gpus()
+            if gpus is None:
+                break
             self.status, self.reason = "Pending", "ContainerCreating"
             reading = None
             try:
-                reader = await self._spawn()
+                reader = await self._spawn(gpus)
                 reading = asyncio.create_task(self._read_loop(reader))
                 await self._warm_up(reading)
                 self.ready, self.status, self.reason = True, "Running", ""
@@ -138,6 +163,7 @@ class Instance:
                 log.warning("instance %s failed", self.name, exc_info=True)
             self.ready = False
             code = await self._reap()
+            self.service.gateway.free_gpus(self.name)
             self._fail_inflight()
             if self.stopped:
                 break
@@ -150,11 +176,13 @@ class Instance:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10)
 
-    async def _spawn(self):
+    async def _spawn(self, gpus: list[int]):
         gw = self.service.gateway
         sock = gw.sockets_dir / f"{secrets.token_hex(6)}.sock"
         env = dict(os.environ)
         env.pop(SECRET_ENV, None)
+        if gpus or gw.gpus:  # pinned to its own GPUs; an instance that asked for none sees none
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         cpu = self.generation.get("cpu")
         if cpu:
@@ -332,7 +360,8 @@ class Instance:
                 "inner_ip": f"unix:{self.name}" if self.proc else "", "host_ip": "127.0.0.1",
                 "start_at": self.start_at, "restarts": self.restarts, "status": self.status,
                 "ready": f"[{int(self.ready)}/{total}]", "reason": self.reason, "last_state": self.last_state,
-                "draining": self.draining, "queue": len(self.pending), "inflight": len(self.inflight)}
+                "draining": self.draining, "queue": len(self.pending), "inflight": len(self.inflight),
+                "gpus": list(self.service.gateway.gpu_holders.get(self.name, []))}
 
 
 def _deliver(jobs: list[Job], status: str, result) -> None:
@@ -383,7 +412,7 @@ class ServiceRuntime:
     def _generation(self) -> dict:
         s = self.spec
         return {"config": s["processor"], "rpc": s["rpc"], "workers": s["workers"], "version": s["version"],
-                "revision": s["revision"], "cpu": s.get("cpu"), "memory": s.get("memory"),
+                "revision": s["revision"], "cpu": s.get("cpu"), "memory": s.get("memory"), "gpu": s.get("gpu"),
                 "warm_up": [base64.b64decode(b) for b in s.get("warm_up") or []]}
 
     def apply(self, spec: dict) -> None:
@@ -631,6 +660,20 @@ class _LiveCollector:
         yield from (queue, inflight, ready, restarts)
 
 
+def detect_gpus() -> list[int]:
+    """The GPU ids instances are pinned to: PAI_LAB_GPUS (a comma list, "" for none) when set,
+    else CUDA_VISIBLE_DEVICES, else what `nvidia-smi -L` lists; none on a CPU-only machine."""
+    for var in ("PAI_LAB_GPUS", "CUDA_VISIBLE_DEVICES"):
+        declared = os.environ.get(var)
+        if declared is not None:
+            return [int(x) for x in declared.split(",") if x.strip().isdigit()]
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return list(range(sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))))
+
+
 class Gateway:
     def __init__(self, state_dir: Path, secret: str):
         self.state_dir = state_dir
@@ -645,6 +688,25 @@ class Gateway:
         self.routes: dict[str, Route] = {}
         self.metrics = Metrics(self)
         self.watchdog: asyncio.Task | None = None
+        self.gpus = detect_gpus()
+        self.gpu_holders: dict[str, list[int]] = {}
+
+    def free_gpu_ids(self) -> list[int]:
+        held = {g for ids in self.gpu_holders.values() for g in ids}
+        return [g for g in self.gpus if g not in held]
+
+    def take_gpus(self, holder: str, count: int) -> list[int] | None:
+        """``count`` free GPUs for ``holder`` (None: not enough free now)."""
+        if count <= 0:
+            return []
+        free = self.free_gpu_ids()
+        if len(free) < count:
+            return None
+        self.gpu_holders[holder] = free[:count]
+        return free[:count]
+
+    def free_gpus(self, holder: str) -> None:
+        self.gpu_holders.pop(holder, None)
 
     def apply_state(self, state: dict) -> None:
         wanted = {s["name"]: s for s in state.get("services", [])}

@@ -484,7 +484,7 @@ def desired_state(session: Session) -> dict:
         rpc = meta.rpc.model_dump()
         services.append({
             "name": row.name, "state": row.state, "instance": meta.instance, "workers": meta.concurrency,
-            "rpc": rpc, "cpu": meta.cpu, "memory": meta.memory, "version": version.version,
+            "rpc": rpc, "cpu": meta.cpu, "memory": meta.memory, "gpu": meta.gpu, "version": version.version,
             "revision": _revision(row, version),
             "processor": {k: v for k, v in version.resolved.items() if k not in ("warm_up", "revision_bump")},
             "warm_up": version.resolved.get("warm_up") or [],

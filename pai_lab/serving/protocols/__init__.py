@@ -5,8 +5,24 @@ tensors back into a response body; the gateway does the rest."""
 from __future__ import annotations
 
 import numpy as np
+import orjson
 
 from pai_lab.errors import BadInput
+
+# JSON bodies of tensors are thousands of numbers: orjson reads them several times faster than the
+# standard library and writes numpy arrays without a detour through Python lists.
+loads = orjson.loads
+
+
+def dumps(doc) -> bytes:
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def numeric_json(arr: np.ndarray):
+    """A numeric array as ``dumps`` writes it directly (a list where orjson cannot)."""
+    if arr.dtype.kind in "fiub" and arr.dtype.byteorder in "=|" and arr.dtype != np.float16:
+        return np.ascontiguousarray(arr)
+    return arr.tolist()
 
 # dtype names of a SavedModel signature -> numpy
 TF_DTYPES = {"DT_FLOAT": np.float32, "DT_DOUBLE": np.float64, "DT_INT32": np.int32, "DT_INT64": np.int64,

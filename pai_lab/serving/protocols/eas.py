@@ -7,12 +7,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 
 import numpy as np
 
 from pai_lab.errors import BadInput
-from pai_lab.serving.protocols import eas_pb
+from pai_lab.serving.protocols import dumps, eas_pb, loads, numeric_json
 
 
 def authorized(token: str | None, header: str, method: str, path: str, headers, body: bytes) -> bool:
@@ -42,7 +41,7 @@ def is_json(content_type: str, body: bytes) -> bool:
 
 def parse_json(body: bytes) -> tuple[str | None, dict, list[str] | None]:
     try:
-        data = json.loads(body)
+        data = loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(f"the body is not valid JSON ({exc}); send {{\"inputs\": {{name: values}}}}", "body") from None
     if not isinstance(data, dict) or not isinstance(data.get("inputs"), dict):
@@ -61,7 +60,7 @@ def parse_json(body: bytes) -> tuple[str | None, dict, list[str] | None]:
 
 
 def format_json(outputs: dict[str, np.ndarray]) -> bytes:
-    return json.dumps({"outputs": {k: _jsonable(v) for k, v in outputs.items()}}).encode()
+    return dumps({"outputs": {k: _jsonable(v) for k, v in outputs.items()}})
 
 
 def parse_proto(body: bytes) -> tuple[str | None, dict, list[str] | None]:
@@ -87,4 +86,4 @@ def _jsonable(arr: np.ndarray):
     if arr.dtype.kind in "SO":
         return [_jsonable(a) for a in arr] if arr.ndim else (
             arr.item().decode(errors="replace") if isinstance(arr.item(), bytes) else arr.item())
-    return arr.tolist()
+    return numeric_json(arr)

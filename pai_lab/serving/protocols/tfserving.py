@@ -4,11 +4,11 @@ or columnar (``inputs``) bodies, ``{"b64": ...}`` for bytes; model status and me
 from __future__ import annotations
 
 import base64
-import json
 
 import numpy as np
 
 from pai_lab.errors import BadInput
+from pai_lab.serving.protocols import dumps, loads, numeric_json
 
 
 def _decode_b64(value):
@@ -24,13 +24,13 @@ def _encode(arr: np.ndarray, name: str):
         flat = [{"b64": base64.b64encode(v).decode()} if isinstance(v, bytes) and name.endswith("_bytes")
                 else (v.decode(errors="replace") if isinstance(v, bytes) else v) for v in arr.reshape(-1)]
         return np.array(flat, dtype=object).reshape(arr.shape).tolist()
-    return arr.tolist()
+    return numeric_json(arr)
 
 
 def parse(body: bytes, input_names: list[str]) -> tuple[str | None, dict, str]:
     """Returns (signature_name, inputs, "row" | "columnar")."""
     try:
-        data = json.loads(body)
+        data = loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(f"malformed JSON body: {exc}", "body") from None
     if not isinstance(data, dict) or ("instances" in data) == ("inputs" in data):
@@ -61,14 +61,14 @@ def format(outputs: dict[str, np.ndarray], style: str) -> bytes:
     if style == "columnar":
         if len(outputs) == 1:
             (name, arr), = outputs.items()
-            return json.dumps({"outputs": _encode(arr, name)}).encode()
-        return json.dumps({"outputs": {k: _encode(v, k) for k, v in outputs.items()}}).encode()
+            return dumps({"outputs": _encode(arr, name)})
+        return dumps({"outputs": {k: _encode(v, k) for k, v in outputs.items()}})
     if len(outputs) == 1:
         (name, arr), = outputs.items()
-        return json.dumps({"predictions": _encode(arr, name)}).encode()
+        return dumps({"predictions": _encode(arr, name)})
     encoded = {k: _encode(v, k) for k, v in outputs.items()}
     n = len(next(iter(outputs.values())))
-    return json.dumps({"predictions": [{k: encoded[k][i] for k in encoded} for i in range(n)]}).encode()
+    return dumps({"predictions": [{k: encoded[k][i] for k in encoded} for i in range(n)]})
 
 
 def status(version: int) -> dict:

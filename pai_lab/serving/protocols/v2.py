@@ -4,11 +4,11 @@ tensors, and Triton's binary tensor extension (``Inference-Header-Content-Length
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 
 from pai_lab.errors import BadInput
+from pai_lab.serving.protocols import dumps, loads, numeric_json
 
 TO_NUMPY = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
             "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "FP16": np.float16,
@@ -38,7 +38,7 @@ def parse(body: bytes, header_length: str | None) -> tuple[dict, list[str] | Non
             raise BadInput("Inference-Header-Content-Length must be an integer", "headers") from None
         body, binary = body[:n], body[n:]
     try:
-        data = json.loads(body)
+        data = loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(f"malformed JSON inference request: {exc}", "body") from None
     if not isinstance(data, dict) or not isinstance(data.get("inputs"), list):
@@ -95,12 +95,12 @@ def format(model: str, version: int, outputs: dict[str, np.ndarray], as_binary: 
             blobs.append(raw)
         else:
             entry["data"] = ([x.decode(errors="replace") if isinstance(x, bytes) else x for x in arr.reshape(-1)]
-                             if datatype == "BYTES" else arr.reshape(-1).tolist())
+                             if datatype == "BYTES" else numeric_json(arr.reshape(-1)))
         tensors.append(entry)
     doc = {"model_name": model, "model_version": str(version), "outputs": tensors}
     if request_id is not None:
         doc["id"] = request_id
-    head = json.dumps(doc).encode()
+    head = dumps(doc)
     if not blobs:
         return head, {"Content-Type": "application/json"}
     return head + b"".join(blobs), {"Inference-Header-Content-Length": str(len(head)),

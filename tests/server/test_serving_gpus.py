@@ -1,0 +1,51 @@
+"""GPU pinning of service instances (metadata.gpu), on a machine that declares three GPUs:
+there is no GPU here, so the inventory is given as PAI_LAB_GPUS, as one would restrict a shared
+machine; what is checked is what each instance process is given."""
+
+from __future__ import annotations
+
+import psutil
+
+from tests.conftest import start_pai_server
+from tests.server.test_serving_restart import _until
+
+
+def _pinned(svc) -> dict[str, str]:
+    return {i.name: psutil.Process(i.pid).environ().get("CUDA_VISIBLE_DEVICES")
+            for i in svc.instances() if i.status == "Running"}
+
+
+def test_instances_get_their_own_gpus_and_wait_when_none_is_free(tmp_path, python_processor, monkeypatch):
+    monkeypatch.setenv("PAI_LAB_GPUS", "0,1,2")
+    server = start_pai_server(tmp_path / "root")
+    try:
+        ws = server.client().workspace("default")
+        spec = {"processor_type": "python", "processor_path": str(python_processor), "processor_entry": "app.py"}
+        gpu = ws.services.create({"name": "on_gpus", **spec, "metadata": {"instance": 2, "gpu": 1}})
+        pinned = _until(lambda: p if len(p := _pinned(gpu)) == 2 else None)
+        assert sorted(pinned.values()) in (["0", "1"], ["0", "2"], ["1", "2"])
+        assert {i.name: ",".join(map(str, i.gpus)) for i in gpu.instances()} == pinned
+        assert gpu.predict({"values": [1, 2]}) == {"sum": 3, "n": 2}
+
+        cpu = ws.services.create({"name": "on_cpu", **spec, "metadata": {"instance": 1}})
+        assert list(_until(lambda: _pinned(cpu)).values()) == [""]  # asked for none: sees none
+
+        gpu.scale(4)  # three GPUs: the fourth instance waits for one, with the reason shown
+        waiting = _until(lambda: [i for i in gpu.instances() if i.status == "Pending" and "waiting for 1 GPU"
+                                  in i.reason] if len(_pinned(gpu)) == 3 else None)
+        assert len(waiting) == 1 and "0 of 3 free" in waiting[0].reason
+        assert sorted(_pinned(gpu).values()) == ["0", "1", "2"]
+
+        gpu.scale(2)  # freed GPUs go back to the pool: a new service can have two of them
+        _until(lambda: len(gpu.instances()) == 2 and len(_pinned(gpu)) == 2)
+        big = ws.services.create({"name": "two_gpus", **spec, "metadata": {"instance": 1, "gpu": 2}}, wait=False)
+        reason = _until(lambda: next((i.reason for i in big.instances() if "waiting for 2 GPU" in i.reason), None))
+        assert "1 of 3 free" in reason
+        gpu.delete()
+        assert list(_until(lambda: _pinned(big)).values())[0] in ("0,1", "0,2", "1,2")
+
+        huge = ws.services.create({"name": "four_gpus", **spec, "metadata": {"instance": 1, "gpu": 4}}, wait=False)
+        reason = _until(lambda: next((i.reason for i in huge.instances() if i.reason), None))
+        assert reason == "metadata.gpu asks for 4 GPU(s); this machine has 3"
+    finally:
+        server.stop()
