@@ -60,13 +60,16 @@ class Job:
 
     __slots__ = ("kind", "payload", "future", "rows", "key")
 
-    def __init__(self, kind: str, payload, future: asyncio.Future):
+    def __init__(self, kind: str, payload, future: asyncio.Future, batchable: bool = False):
         self.kind = kind
         self.payload = payload
         self.future = future
         self.rows = 0
         self.key = None
-        if kind == "predict":
+        if kind == "process":  # a Python processor's request: one row, batched if it has process_batch
+            self.rows = 1
+            self.key = ("process", (), (), batchable)
+        elif kind == "predict":
             inputs = payload["inputs"]
             first = next(iter(inputs.values()))
             self.rows = first.shape[0] if first.ndim else 0
@@ -300,6 +303,8 @@ class Instance:
         first = jobs[0]
         if len(jobs) == 1:
             kind, payload = first.kind, first.payload
+        elif first.kind == "process":
+            kind, payload = "process_batch", [j.payload for j in jobs]
         else:
             kind = "predict"
             names = list(first.payload["inputs"])
@@ -375,6 +380,11 @@ def _deliver(jobs: list[Job], status: str, result) -> None:
         if not jobs[0].future.done():
             jobs[0].future.set_result(result)
         return
+    if isinstance(result, list):  # a Python processor's batch: one answer per request, in order
+        for job, answer in zip(jobs, result):
+            if not job.future.done():
+                job.future.set_result(answer)
+        return
     start = 0
     for job in jobs:
         end = start + job.rows
@@ -394,6 +404,7 @@ class ServiceRuntime:
         self.incoming: list[Instance] = []  # a new version starting (rolling update)
         self.retiring: set[Instance] = set()
         self.kind = None
+        self.batchable = False
         self.signatures: dict = {}
         self.default_signature: str | None = None
         self.rollout: asyncio.Task | None = None
@@ -481,6 +492,7 @@ class ServiceRuntime:
 
     def _set_signature(self, info: dict) -> None:
         self.kind = info["kind"]
+        self.batchable = bool(info.get("batchable"))
         self.signatures = info["signatures"]
         self.default_signature = info.get("default_signature")
 
@@ -523,7 +535,7 @@ class ServiceRuntime:
         """An EAS request body as a job; also whether the answer should be JSON."""
         future = asyncio.get_running_loop().create_future()
         if self.kind == "python":
-            return Job("process", body, future), False
+            return Job("process", body, future, batchable=self.batchable), False
         as_json = eas.is_json(content_type, body)
         sig_name, inputs, output_filter = (eas.parse_json if as_json else eas.parse_proto)(body)
         return self.tensor_job(sig_name, inputs, output_filter, future), as_json

@@ -26,6 +26,8 @@ def _run(processor, kind: str, payload):
     try:
         if kind == "process":
             return ("ok", processor.process(payload))
+        if kind == "process_batch":
+            return ("ok", processor.process_batch(payload))
         return ("ok", processor.predict(payload["signature_name"], payload["inputs"], payload.get("output_filter")))
     except ProcessorError as exc:
         return ("error", (exc.status, exc.message))
@@ -60,7 +62,8 @@ def main(argv: list[str]) -> int:
         send(("failed", f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"))
         return 3
     send(("loaded", {"pid": os.getpid(), "kind": processor.kind, "signatures": processor.signature_json,
-                     "default_signature": getattr(processor, "default_signature", None)}))
+                     "default_signature": getattr(processor, "default_signature", None),
+                     "batchable": bool(getattr(processor, "batchable", False))}))
 
     pool = ThreadPoolExecutor(max_workers=int(config.get("workers", 5)), thread_name_prefix="worker")
 

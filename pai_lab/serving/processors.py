@@ -82,7 +82,8 @@ class PythonProcessor:
     (``processor_mainclass``, or the one class with a ``process`` method) or module functions
     ``initialize()`` and ``process(data)``. ``process`` gets the request body as bytes and returns
     the response body (bytes, str or a JSON-able object), optionally with an HTTP status:
-    ``(body, status)``."""
+    ``(body, status)``. A processor that also defines ``process_batch(datas)`` (a list of bodies
+    in, a list of answers out, in order) is called with batches when ``rpc.batching`` is on."""
 
     kind = "python"
     signature_json: dict = {}
@@ -122,8 +123,23 @@ class PythonProcessor:
             obj.initialize()
         self.obj = obj
 
+    @property
+    def batchable(self) -> bool:
+        return callable(getattr(self.obj, "process_batch", None))
+
     def process(self, data: bytes) -> tuple[bytes, int]:
-        result = self.obj.process(data)
+        return self._answer(self.obj.process(data))
+
+    def process_batch(self, datas: list[bytes]) -> list[tuple[bytes, int]]:
+        results = self.obj.process_batch(list(datas))
+        if not isinstance(results, (list, tuple)) or len(results) != len(datas):
+            raise ProcessorError(500, f"process_batch must return one answer per request, in order: got "
+                                      f"{len(results) if isinstance(results, (list, tuple)) else type(results).__name__}"
+                                      f" for {len(datas)} requests")
+        return [self._answer(r) for r in results]
+
+    @staticmethod
+    def _answer(result) -> tuple[bytes, int]:
         status = 200
         if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], int):
             result, status = result

@@ -393,3 +393,43 @@ def test_prelabels_from_the_deployed_service_are_suggestions_not_answers(ws, tf_
         assert task.stats().labeled == 0
     finally:
         task.delete()
+
+
+BATCH_PROCESSOR = textwrap.dedent('''
+    import json, time
+
+
+    class Summer:
+        def process(self, data):
+            return self.process_batch([data])[0]
+
+        def process_batch(self, datas):
+            time.sleep(0.05)  # a model call costs the same for one request or many: batching pays
+            requests = [json.loads(d) for d in datas]
+            if any(r.get("short") for r in requests):
+                return []
+            return [{"sum": sum(r["values"]), "batch": len(datas)} for r in requests]
+''')
+
+
+def test_a_python_processor_with_process_batch_gets_batches_and_each_caller_its_own_answer(ws, tmp_path):
+    (tmp_path / "app.py").write_text(BATCH_PROCESSOR)
+    svc = ws.services.create({"name": f"summer_{uuid.uuid4().hex[:8]}", "processor_type": "python",
+                              "processor_path": str(tmp_path), "processor_entry": "app.py",
+                              "metadata": {"instance": 1, "workers": 1,
+                                           "rpc": {"batching": True, "max_batch_size": 8, "max_batch_timeout": 50}}})
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda i: (i, svc.predict({"values": [i, i, 1]})), range(32)))
+        assert all(answer["sum"] == 2 * i + 1 for i, answer in answers)  # nobody got a neighbour's answer
+        sizes = [answer["batch"] for _, answer in answers]
+        assert max(sizes) > 1 and max(sizes) <= 8
+    finally:
+        svc.delete()
+
+    from pai_lab.serving.processors import ProcessorError, PythonProcessor
+
+    processor = PythonProcessor(str(tmp_path), "app.py", None, None, None)
+    assert processor.batchable
+    with pytest.raises(ProcessorError, match="one answer per request, in order: got 0 for 2 requests"):
+        processor.process_batch([b'{"values": [1], "short": true}', b'{"values": [2]}'])
