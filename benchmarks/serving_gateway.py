@@ -12,8 +12,12 @@ Measured:
 - one sample per request at concurrency 1, 16, 64: req/s, p50, p99, errors, for the gateway
   (batching on) and the minimal handler (one model call per JSON request);
 - 64 samples per request: samples/s against the in-process limit at batch 64;
-- the median overhead at concurrency 1 over the model's own time at batch 1.
-BentoML is measured only when it is importable in this environment (it is not a dependency).
+- the median overhead at concurrency 1 over the model's own time at batch 1;
+- BentoML (adaptive batching, max batch 64, access log off) under the same loads, when a Python
+  with `bentoml` is given (`--bentoml-python`, or the PAI_LAB_BENCH_BENTOML_PYTHON variable, or this
+  one if it can import bentoml). BentoML is not a dependency: it pins its own stack, so it belongs
+  in a virtual environment of its own, e.g. `python -m venv --system-site-packages bentovenv &&
+  bentovenv/bin/pip install bentoml` (the system site gives it this machine's TensorFlow).
 """
 
 from __future__ import annotations
@@ -110,6 +114,64 @@ def wait_baseline(proc: subprocess.Popen) -> None:
         raise RuntimeError("the baseline server did not start")
 
 
+BENTO_SERVICE = '''
+import os
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import bentoml
+import numpy as np
+
+
+@bentoml.service(workers=1, logging={"access": {"enabled": False}}, traffic={"timeout": 60})
+class Bench:
+    def __init__(self):
+        import tensorflow as tf
+
+        self.tf = tf
+        self.fn = tf.saved_model.load(os.environ["PAI_BENCH_MODEL"]).signatures["predict_images"]
+
+    @bentoml.api(batchable=True, max_batch_size=64)
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return self.fn(images=self.tf.constant(images.astype(np.float32)))["scores"].numpy()
+'''
+
+
+def bentoml_python(given: str | None) -> str | None:
+    candidate = given or os.environ.get("PAI_LAB_BENCH_BENTOML_PYTHON")
+    if candidate:
+        return candidate
+    try:
+        import bentoml  # noqa: F401
+    except ImportError:
+        return None
+    return sys.executable
+
+
+def start_bentoml(python: str, folder: Path, work: Path) -> tuple[subprocess.Popen, str]:
+    (work / "service.py").write_text(BENTO_SERVICE)
+    port = free_port()
+    proc = subprocess.Popen([python, "-m", "bentoml", "serve", "service:Bench", "--host", "127.0.0.1",
+                             "--port", str(port)], cwd=work, env=dict(os.environ, PAI_BENCH_MODEL=str(folder)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return proc, f"http://127.0.0.1:{port}/predict"
+
+
+def wait_bentoml(proc: subprocess.Popen, url: str) -> None:
+    import requests
+
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"bentoml serve exited with {proc.returncode}")
+        try:
+            if requests.post(url, data=bento_body(1), headers={"Content-Type": "application/json"},
+                             timeout=10).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("the BentoML service did not start")
+
+
 def start_gateway(folder: Path, state_dir: Path):
     """The gateway process on its own, given one service the way the control plane gives it.
     Returns (process, endpoint, token, wait): ``wait()`` blocks until the instance is ready."""
@@ -204,6 +266,13 @@ def body_for(rows: int) -> bytes:
     return json.dumps({"inputs": {"images": x.tolist()}}).encode()
 
 
+def bento_body(rows: int) -> bytes:
+    import numpy as np
+
+    x = np.random.default_rng(1).random((rows, FEATURES), dtype=np.float32).round(4)
+    return json.dumps({"images": x.tolist()}).encode()
+
+
 def binary_v2_body(rows: int) -> tuple[bytes, dict]:
     """An Open Inference v2 request with the tensor as raw bytes (Triton's binary extension)."""
     import numpy as np
@@ -223,6 +292,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny run: checks that every part works")
     parser.add_argument("--seconds", type=float, default=8.0, help="load duration per measurement")
+    parser.add_argument("--bentoml-python", help="a Python that can import bentoml (see above)")
     parser.add_argument("--loadgen", nargs=5, metavar=("URL", "BODY", "HEADERS", "CONC", "SECONDS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -238,6 +308,7 @@ def main(argv: list[str] | None = None) -> dict:
     hidden = 32 if args.smoke else 512
     work = Path(tempfile.mkdtemp(prefix="pai-bench-"))
     procs = []
+    bento = None
     try:
         export_model(work / "model", hidden)
         # the servers load TensorFlow while the in-process limit is measured; measuring waits for them
@@ -245,8 +316,14 @@ def main(argv: list[str] | None = None) -> dict:
         procs.append(baseline)
         gateway, gateway_url, token, gateway_wait = start_gateway(work / "model", work / "gateway")
         procs.append(gateway)
+        bento_python = bentoml_python(args.bentoml_python)
+        if bento_python:
+            bento, bento_url = start_bentoml(bento_python, work / "model", work)
+            procs.append(bento)
         wait_baseline(baseline)
         gateway_wait()
+        if bento is not None:
+            wait_bentoml(bento, bento_url)
         limits = in_process_limits(work / "model", min(seconds, 3.0))
         one = body_for(1)
         results: dict = {"in_process_samples_per_s": limits, "one_sample": {}, "batch64": {}}
@@ -255,6 +332,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "tornado": run_load(baseline_url, one, None, conc, seconds),
                 "pai_lab": run_load(gateway_url, one, token, conc, seconds),
             }
+            if bento is not None:
+                results["one_sample"][conc]["bentoml"] = run_load(bento_url, bento_body(1), None, conc, seconds)
         big = body_for(64)
         big_conc = 2 if args.smoke else 8
         v2_body, v2_headers = binary_v2_body(64)
@@ -264,15 +343,17 @@ def main(argv: list[str] | None = None) -> dict:
             "pai_lab JSON": run_load(gateway_url, big, token, big_conc, seconds),
             "pai_lab v2 binary": run_load(v2_url, v2_body, token, big_conc, seconds, v2_headers),
         }
-        try:
-            import bentoml  # noqa: F401
-            results["bentoml"] = "importable, but not measured by this script"
-        except ImportError:
-            results["bentoml"] = "not installed; not measured"
+        if bento is not None:
+            results["batch64"]["BentoML JSON"] = run_load(bento_url, bento_body(64), None, big_conc, seconds)
+            results["bentoml"] = "measured (adaptive batching, max batch 64, access log off)"
+        else:
+            results["bentoml"] = "no Python with bentoml given; not measured"
         report(results, hidden)
         return results
     finally:
         for proc in procs:
+            if proc is bento:  # bentoml serve runs its workers as children: end the whole group
+                os.killpg(proc.pid, 15)
             proc.terminate()
             try:
                 proc.wait(15)
@@ -291,6 +372,11 @@ def report(results: dict, hidden: int) -> None:
         for name, r in pair.items():
             print(f"{'concurrency ' + str(conc):<20}{name:<10}{r['rps']:>9,.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
                   f"  {sum(r['errors'].values()):<7}  {r['rps'] / base:.2f}x")
+    for conc, pair in results["one_sample"].items():
+        if "bentoml" in pair:
+            ours, theirs = pair["pai_lab"], pair["bentoml"]
+            print(f"concurrency {conc}: pai_lab / BentoML {ours['rps'] / (theirs['rps'] or 1e-9):.2f}x req/s, "
+                  f"p99 {ours['p99_ms'] / theirs['p99_ms']:.2f}x of BentoML's")
     c1 = results["one_sample"][min(results["one_sample"])]["pai_lab"]
     print(f"median overhead at concurrency 1 over the model's own time: {c1['p50_ms'] - 1000 / limits[1]:.2f} ms")
     for name, r in results["batch64"].items():
