@@ -18,7 +18,7 @@ DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 # One notebook for the module (one JupyterLab page load, one kernel); each test fills its task
 # and runs its own cell, as a person working down a notebook would.
 NAMES = {key: f"{key}_{uuid.uuid4().hex[:6]}" for key in ("digits", "boxes", "ner", "check", "texts", "ocr",
-                                                          "segments", "custom", "relation")}
+                                                          "segments", "custom", "relation", "zoom", "accept")}
 CELLS = [
     "import pai_lab\nws = pai_lab.connect()",
     f"ws.labeling.get({NAMES['boxes']!r}).label()",
@@ -31,6 +31,8 @@ CELLS = [
     f"ws.labeling.get({NAMES['segments']!r}).label()",
     f"ws.labeling.get({NAMES['custom']!r}).label()",
     f"ws.labeling.get({NAMES['relation']!r}).label()",
+    f"ws.labeling.get({NAMES['zoom']!r}).label()",
+    f"ws.labeling.get({NAMES['accept']!r}).accept()",
 ]
 
 
@@ -408,3 +410,112 @@ def test_transition_benchmark_smoke(widget_lab, browser, tmp_path):
     for r in results.values():
         assert r["n"] == 2 and 0 < r["p50"] <= r["p95"] and r["items_per_minute"] > 0
     assert "p95 ratio" in bench.report(results)
+
+
+def _at(box, fx: float, fy: float) -> tuple[float, float]:
+    return box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
+
+
+def test_polygon_undo_zoom_and_pan_keep_shapes_in_image_pixels(widget_lab, notebook, page):
+    lab = widget_lab
+    folder = lab.root / f"zoom_{uuid.uuid4().hex[:6]}"
+    images = digit_images(folder, 2, size=(640, 480))
+    task = create_task(lab, {"name": NAMES["zoom"], "template": "object-detection", "labels": ["digit", "noise"],
+                             "lines": [{"data": {"source": str(path)}} for path, _ in images]})
+    root = notebook.run(len(CELLS) - 2)
+    img = root.locator("img[data-role=item-image]")
+    img.wait_for()
+    root.locator(".pl-head").click()
+    rows = root.locator("[data-role=shape-row]")
+
+    # a polygon, point by point (G, clicks, Enter), then undone with Z, then drawn again
+    def polygon():
+        page.keyboard.press("g")
+        root.locator("button.pl-btn.on").filter(has_text="Polygon").wait_for()
+        box = img.bounding_box()
+        for fx, fy in ((0.1, 0.1), (0.4, 0.1), (0.4, 0.3), (0.1, 0.3)):
+            page.mouse.click(*_at(box, fx, fy))
+        page.keyboard.press("Enter")
+        rows.first.wait_for()
+
+    polygon()
+    assert rows.count() == 1
+    page.keyboard.press("z")
+    rows.first.wait_for(state="detached")
+    polygon()
+    page.keyboard.press("1")
+
+    # zoom in twice (+), draw a rectangle on the zoomed image, pan with Shift+drag, fit with F
+    page.keyboard.press("r")
+    page.keyboard.press("+")
+    page.keyboard.press("+")
+    badge = root.locator(".pl-zoom")
+    badge.wait_for()
+    assert badge.inner_text() == "156%"
+    box = img.bounding_box()
+    assert box["width"] == pytest.approx(1.5625 * img.evaluate("el => el.offsetWidth"), rel=0.02)
+    start, end = _at(box, 0.45, 0.45), _at(box, 0.55, 0.55)
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=4)
+    page.mouse.up()
+    rows.nth(1).wait_for()
+    page.keyboard.press("2")
+    before = img.bounding_box()
+    page.keyboard.down("Shift")
+    page.mouse.move(before["x"] + before["width"] * 0.8, before["y"] + before["height"] * 0.8)
+    page.mouse.down()
+    page.mouse.move(before["x"] + before["width"] * 0.8 - 60, before["y"] + before["height"] * 0.8 - 40, steps=4)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    after = img.bounding_box()
+    assert (after["x"] - before["x"], after["y"] - before["y"]) == (pytest.approx(-60, abs=3), pytest.approx(-40, abs=3))
+    assert rows.count() == 2  # panning drew nothing
+    page.keyboard.press("f")
+    badge.wait_for(state="detached")
+    shot(root, "labeling-polygon-zoom.png")
+    page.keyboard.press("Enter")
+    root.locator("[data-role=position]").filter(has_text="2/2").wait_for()
+    wait_saved(page, root)
+
+    [answer] = task_items(lab, task["id"])[0]["label"]
+    polygon_shape, rect_shape = answer["data"]
+    assert polygon_shape["labels"] == {"单选": "digit"} and rect_shape["labels"] == {"单选": "noise"}
+    expected = [[64, 48], [256, 48], [256, 144], [64, 144]]
+    for got, want in zip(polygon_shape["value"], expected, strict=True):
+        assert got == pytest.approx(want, abs=3)
+    xs = [p[0] for p in rect_shape["value"]]
+    ys = [p[1] for p in rect_shape["value"]]
+    # drawn at 156%: still stored in the image's own pixels
+    assert (min(xs), max(xs)) == (pytest.approx(288, abs=3), pytest.approx(352, abs=3))
+    assert (min(ys), max(ys)) == (pytest.approx(216, abs=3), pytest.approx(264, abs=3))
+
+
+def test_the_acceptor_passes_a_package_and_the_task_completes(widget_lab, notebook, page):
+    lab = widget_lab
+    images = digit_images(lab.root / f"accept_{uuid.uuid4().hex[:6]}", 2)
+    task = create_task(lab, {"name": NAMES["accept"], "template": "image-classification",
+                             "labels": [str(d) for d in range(10)], "flow": "label-accept",
+                             "lines": [{"data": {"source": str(path)}} for path, _ in images]})
+    base = f"/workspaces/default/labeling/tasks/{task['id']}"
+    package = lab.api("POST", base + "/claim", {"stage": "label"}).json()
+    for seq, (_, digit) in enumerate(images):
+        assert lab.api("POST", base + "/answers", {"item": seq, "answer": str(digit)}).status_code in (200, 201)
+    assert lab.api("POST", base + f"/packages/{package['number']}/submit").status_code == 200
+
+    root = notebook.run(len(CELLS) - 1)
+    root.locator(".pl-badge.accept").wait_for()
+    root.locator("img[data-role=item-image]").wait_for()
+    root.locator(".pl-head").click()
+    assert root.locator(".pl-choice.on").inner_text().startswith(str(images[0][1]))
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    root.locator("[data-role=done]").wait_for()
+    shot(root, "labeling-acceptor.png")
+    page.keyboard.press("p")
+    root.locator("[data-role=done]").filter(has_text="No package is waiting to be accepted").wait_for()
+
+    assert lab.api("GET", base + "/packages").json()[0]["state"] == "done"
+    info = lab.api("GET", base).json()
+    assert info["state"] == "Completed" and info["accepted"] == 2
+    assert [item["verify"][0]["data"] for item in task_items(lab, task["id"])] == [str(d) for _, d in images]

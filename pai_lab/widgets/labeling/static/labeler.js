@@ -668,7 +668,11 @@ class Labeler {
     const st = this.states.get(last.seq);
     st.models = last.models;
     st.dirty = true;
-    if (i !== this.index) { this.index = i; this.show(); } else this.refreshTools();
+    if (i !== this.index) { this.index = i; this.show(); } else {
+      // the tools' own state (a selection, a half-drawn polygon, what is drawn) follows the answer back
+      for (const t of this.tools) if (t.restored) t.restored();
+      this.refreshTools();
+    }
     this.renderFoot();
   }
 
@@ -1056,6 +1060,12 @@ class BoxTool extends Tool {
   }
   get view() { return this.app.contentViews[this.q.bind || "source"]; }
 
+  restored() {
+    if (this.selected && !this.model.shapes.some((x) => x.id === this.selected)) this.selected = null;
+    this.draft = null;
+    this.draw();
+  }
+
   onContentReady(key) {
     if (key !== (this.q.bind || "source")) return;
     const v = this.view;
@@ -1221,8 +1231,9 @@ class BoxTool extends Tool {
     if (k === "Escape") { this.draft = null; this.selected = null; this.draw(); this.refresh(); return true; }
     const l = this.app.labelForKey(e, this.q);
     if (l) { this.setLabel(l.name); return true; }
-    if (k === "r" && (this.q.tools || []).includes("rect")) { this.mode = "rect"; this.draft = null; this.refresh(); return true; }
-    if (k === "g" && (this.q.tools || []).includes("polygon")) { this.mode = "polygon"; this.refresh(); return true; }
+    const tools = this.q.tools || ["rect", "polygon"];  // the same default the tool buttons show
+    if (k === "r" && tools.includes("rect")) { this.mode = "rect"; this.draft = null; this.refresh(); return true; }
+    if (k === "g" && tools.includes("polygon")) { this.mode = "polygon"; this.refresh(); return true; }
     if ((k === "Delete" || k === "Backspace") && this.selected) {
       const id = this.selected;
       this.app.change((ms) => { ms[this.qi].shapes = ms[this.qi].shapes.filter((x) => x.id !== id); });
