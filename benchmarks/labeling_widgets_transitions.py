@@ -13,6 +13,11 @@ and items per minute for the whole scripted run.
 
     python benchmarks/labeling_widgets_transitions.py                 # 200 images of 1024x768, 199 moves
     python benchmarks/labeling_widgets_transitions.py --items 8       # a quick look
+    python benchmarks/labeling_widgets_transitions.py --boxes         # bounding boxes, 100 moves
+
+With ``--boxes`` the images are labeled with boxes instead: for each item a box is dragged with the
+mouse (not timed), then the time is taken from the keystroke after the last box (Enter) to the
+next image decoded and painted, for pai_lab's object-detection labeler and jupyter-bbox-widget.
 """
 
 from __future__ import annotations
@@ -68,6 +73,34 @@ async ([root, kind, n]) => {
     times.push(performance.now() - t0);
   }
   return { times, total: performance.now() - start };
+}
+"""
+
+
+# One timed move for the box runs: the box is already drawn; Enter, then wait for the next image.
+MEASURE_ONE = """
+async ([root, kind]) => {
+  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+  const current = () => kind === "pai_lab" ? root.querySelector("img[data-role=item-image]") : root.querySelector("img");
+  const ident = (img) => img ? (img.getAttribute("data-seq") || img.src) : null;
+  const before = ident(current());
+  const t0 = performance.now();
+  const target = kind === "pai_lab" ? (root.closest(".pl-root") || root.querySelector(".pl-root"))
+    : (root.querySelector("[tabindex]") || root);
+  target.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", code: "Enter", bubbles: true }));
+  const img = await new Promise((resolve, reject) => {
+    const now = current();
+    if (now && ident(now) !== before) { resolve(now); return; }
+    const obs = new MutationObserver(() => {
+      const i = current();
+      if (i && ident(i) !== before) { obs.disconnect(); clearTimeout(timer); resolve(i); }
+    });
+    const timer = setTimeout(() => { obs.disconnect(); reject(new Error("no next image within 15 s")); }, 15000);
+    obs.observe(root, { subtree: true, childList: true, attributes: true, attributeFilter: ["src", "data-seq", "href"] });
+  });
+  try { await img.decode(); } catch (e) { /* counted as shown */ }
+  await frame();
+  return performance.now() - t0;
 }
 """
 
@@ -172,13 +205,86 @@ def run(lab, browser, transitions: int, image_folder: Path) -> dict[str, dict]:
         context.close()
 
 
-def report(results: dict[str, dict]) -> str:
+def box_cells(task_name: str, files: list[Path], with_bbox: bool) -> list[str]:
+    cells = ["import pai_lab\nws = pai_lab.connect()\n" f"ws.labeling.get({task_name!r}).label()"]
+    if with_bbox:
+        cells.append(
+            "from jupyter_bbox_widget import BBoxWidget\n"
+            f"files = {[str(f) for f in files]!r}\n"
+            "bstate = {'i': 0, 'answers': []}\n"
+            "bw = BBoxWidget(image=files[0], classes=['digit', 'noise'])\n"
+            "@bw.on_submit\n"
+            "def submit():\n"
+            "    bstate['answers'].append((bstate['i'], list(bw.bboxes)))\n"
+            "    bstate['i'] += 1\n"
+            "    bw.bboxes = []\n"
+            "    bw.image = files[bstate['i'] % len(files)]\n"
+            "bw")
+    return cells
+
+
+def run_boxes(lab, browser, transitions: int, image_folder: Path) -> dict[str, dict]:
+    """Per item: drag a box (not timed), then time Enter -> next image decoded and painted."""
+    from tests.fixtures.labeling_browser import create_task, open_notebook
+
+    try:
+        import jupyter_bbox_widget  # noqa: F401
+        with_bbox = True
+    except ImportError:
+        with_bbox = False
+    transitions = min(transitions, 199)
+    files = make_images(image_folder, transitions + 1)
+    name = f"boxes_{uuid.uuid4().hex[:6]}"
+    create_task(lab, {"name": name, "template": "object-detection", "labels": ["digit", "noise"],
+                      "package_size": min(200, len(files)), "lines": [{"data": {"source": str(f)}} for f in files]})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    try:
+        nb = open_notebook(page, lab, box_cells(name, files, with_bbox))
+        roots = {"pai_lab": nb.run(0)}
+        roots["pai_lab"].locator("img[data-role=item-image]").wait_for()
+        if with_bbox:
+            nb.run(1, widget=False)
+            output = nb.cell(1).locator(".jp-OutputArea-output")
+            output.locator("img").first.wait_for()
+            roots["jupyter-bbox-widget"] = output
+        time.sleep(1.0)
+        results = {}
+        for kind, root in roots.items():
+            root.scroll_into_view_if_needed()
+            times, start = [], time.perf_counter()
+            for _ in range(transitions):
+                img = root.locator("img[data-role=item-image]" if kind == "pai_lab" else "img").first
+                box = img.bounding_box()
+                page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+                page.mouse.down()
+                page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.7, steps=3)
+                page.mouse.up()
+                if kind != "pai_lab":
+                    page.keyboard.press("1")  # bbox-widget: the class of the box just drawn
+                try:
+                    times.append(page.evaluate(MEASURE_ONE, [root.element_handle(), kind]))
+                except Exception as exc:  # noqa: BLE001 - report how far it got
+                    print(f"{kind}: stopped after {len(times)} transitions: {exc}", file=sys.stderr)
+                    break
+            if times:
+                results[kind] = {"n": len(times), "p50": statistics.median(times), "p95": percentile(times, 95),
+                                 "items_per_minute": 60 * len(times) / (time.perf_counter() - start)}
+        return results
+    finally:
+        context.close()
+
+
+def report(results: dict[str, dict], boxes: bool = False) -> str:
     peers = [k for k in results if k != "pai_lab"]
     best_peer = min(peers, key=lambda k: results[k]["p95"]) if peers else None
-    lines = [f"{'labeler':<22}{'p50 ms':>9}{'p95 ms':>9}{'items/min':>11}{'keys/item':>11}"]
+    lines = [f"{'labeler':<22}{'p50 ms':>9}{'p95 ms':>9}{'items/min':>11}{'input/item':>16}"]
     keys = {"pai_lab": "1", "ipywidgets": "1 click", "jupyter-bbox-widget": "2"}
+    if boxes:
+        keys = {"pai_lab": "drag, Enter", "jupyter-bbox-widget": "drag, 1, Enter"}
     for kind, r in results.items():
-        lines.append(f"{kind:<22}{r['p50']:>9.1f}{r['p95']:>9.1f}{r['items_per_minute']:>11.0f}{keys[kind]:>11}")
+        lines.append(f"{kind:<22}{r['p50']:>9.1f}{r['p95']:>9.1f}{r['items_per_minute']:>11.0f}{keys[kind]:>16}")
     if best_peer and "pai_lab" in results:
         ours = results["pai_lab"]
         lines.append(f"p95 ratio (faster peer {best_peer} / pai_lab): {results[best_peer]['p95'] / ours['p95']:.1f}x; "
@@ -191,6 +297,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=199,
                         help="transitions measured per labeler (default and most: 199, across one 200-item package)")
+    parser.add_argument("--boxes", action="store_true", help="bounding boxes: Enter after the box to the next image")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -202,12 +309,14 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
                 try:
-                    results = run(lab, browser, args.items, lab.root / "images")
+                    measure = run_boxes if args.boxes else run
+                    results = measure(lab, browser, args.items if not args.boxes or args.items != 199 else 100,
+                                      lab.root / "images")
                 finally:
                     browser.close()
         finally:
             lab.stop()
-    print(report(results))
+    print(report(results, boxes=args.boxes))
     return results
 
 

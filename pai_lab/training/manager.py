@@ -8,6 +8,7 @@ every rank before it writes a final state, so a finished job has no process left
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import shutil
@@ -309,12 +310,15 @@ class Supervisor(threading.Thread):
             self.stop_event.set()
             # Each rank ends its process tree (SIGTERM, then SIGKILL after a grace period) before its
             # task returns, so the final state is written only once no process is left.
-            from distributed import wait as distributed_wait
-
-            try:
-                distributed_wait(self.futures, timeout=STOP_GRACE_SECONDS + 60)
-            except TimeoutError:
-                log.warning("job %s: ranks did not all end in time", self.job_id)
+            deadline = time.monotonic() + STOP_GRACE_SECONDS + 60
+            for future in self.futures:
+                try:  # returns as soon as the rank's task is over, however it ended
+                    future.exception(timeout=max(0.1, deadline - time.monotonic()))
+                except TimeoutError:
+                    log.warning("job %s: ranks did not all end in time", self.job_id)
+                    break
+                except (Exception, asyncio.CancelledError):  # noqa: BLE001 - cancelled or lost: over too
+                    pass
         except Exception:  # noqa: BLE001 - a lost cluster must not keep the job from ending
             log.warning("job %s: could not signal the ranks to end", self.job_id, exc_info=True)
         try:

@@ -18,7 +18,7 @@ DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 # One notebook for the module (one JupyterLab page load, one kernel); each test fills its task
 # and runs its own cell, as a person working down a notebook would.
 NAMES = {key: f"{key}_{uuid.uuid4().hex[:6]}" for key in ("digits", "boxes", "ner", "check", "texts", "ocr",
-                                                          "segments", "custom", "relation", "zoom", "accept")}
+                                                          "segments", "custom", "relation", "zoom", "accept", "asr")}
 CELLS = [
     "import pai_lab\nws = pai_lab.connect()",
     f"ws.labeling.get({NAMES['boxes']!r}).label()",
@@ -33,6 +33,7 @@ CELLS = [
     f"ws.labeling.get({NAMES['relation']!r}).label()",
     f"ws.labeling.get({NAMES['zoom']!r}).label()",
     f"ws.labeling.get({NAMES['accept']!r}).accept()",
+    f"ws.labeling.get({NAMES['asr']!r}).label()",
 ]
 
 
@@ -411,6 +412,16 @@ def test_transition_benchmark_smoke(widget_lab, browser, tmp_path):
         assert r["n"] == 2 and 0 < r["p50"] <= r["p95"] and r["items_per_minute"] > 0
     assert "p95 ratio" in bench.report(results)
 
+    boxes = bench.run_boxes(widget_lab, browser, 2, widget_lab.root / f"boxbench_{uuid.uuid4().hex[:6]}")
+    assert "pai_lab" in boxes
+    for r in boxes.values():
+        assert r["n"] == 2 and 0 < r["p50"] <= r["p95"]
+    assert "drag, Enter" in bench.report(boxes, boxes=True)
+
+
+def _cell(key: str) -> int:
+    return next(i for i, cell in enumerate(CELLS) if NAMES[key] in cell)
+
 
 def _at(box, fx: float, fy: float) -> tuple[float, float]:
     return box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
@@ -422,7 +433,7 @@ def test_polygon_undo_zoom_and_pan_keep_shapes_in_image_pixels(widget_lab, noteb
     images = digit_images(folder, 2, size=(640, 480))
     task = create_task(lab, {"name": NAMES["zoom"], "template": "object-detection", "labels": ["digit", "noise"],
                              "lines": [{"data": {"source": str(path)}} for path, _ in images]})
-    root = notebook.run(len(CELLS) - 2)
+    root = notebook.run(_cell("zoom"))
     img = root.locator("img[data-role=item-image]")
     img.wait_for()
     root.locator(".pl-head").click()
@@ -503,7 +514,7 @@ def test_the_acceptor_passes_a_package_and_the_task_completes(widget_lab, notebo
         assert lab.api("POST", base + "/answers", {"item": seq, "answer": str(digit)}).status_code in (200, 201)
     assert lab.api("POST", base + f"/packages/{package['number']}/submit").status_code == 200
 
-    root = notebook.run(len(CELLS) - 1)
+    root = notebook.run(_cell("accept"))
     root.locator(".pl-badge.accept").wait_for()
     root.locator("img[data-role=item-image]").wait_for()
     root.locator(".pl-head").click()
@@ -519,3 +530,35 @@ def test_the_acceptor_passes_a_package_and_the_task_completes(widget_lab, notebo
     info = lab.api("GET", base).json()
     assert info["state"] == "Completed" and info["accepted"] == 2
     assert [item["verify"][0]["data"] for item in task_items(lab, task["id"])] == [str(d) for _, d in images]
+
+
+def test_asr_plays_the_audio_and_stores_the_typed_transcript(widget_lab, notebook, page):
+    lab = widget_lab
+    audio = lab.root / f"asr_{uuid.uuid4().hex[:6]}.wav"
+    write_wav(audio)
+    task = create_task(lab, {"name": NAMES["asr"], "template": "asr", "labels": ["clean", "noisy"],
+                             "lines": [{"data": {"source": str(audio)}}]})
+    root = notebook.run(_cell("asr"))
+    player = root.locator("audio")
+    player.wait_for()
+    # the page can play it: the browser read its length from the media route
+    duration = page.wait_for_function(
+        "el => el.readyState >= 1 && el.duration", arg=player.element_handle(), timeout=30_000).json_value()
+    assert duration == pytest.approx(2.0, abs=0.05)
+    root.locator(".pl-head").click()
+    page.keyboard.press("t")
+    transcript = root.locator("textarea[data-role=transcript]")
+    assert transcript.evaluate("el => el === document.activeElement")
+    page.keyboard.type("two short tones")
+    page.keyboard.press("Escape")
+    page.keyboard.press("Tab")  # on to the labels question
+    page.keyboard.press("1")
+    root.locator(".pl-choice.on").filter(has_text="clean").wait_for()
+    shot(root, "labeling-asr.png")
+    page.keyboard.press("Enter")
+    root.locator("[data-role=done]").wait_for()
+    wait_saved(page, root)
+
+    results = task_items(lab, task["id"])[0]["label"]
+    values = [r["data"] for r in results]
+    assert "two short tones" in values and ["clean"] in values

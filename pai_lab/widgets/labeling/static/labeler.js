@@ -825,6 +825,7 @@ class Labeler {
       if (e.key === "Enter") { e.preventDefault(); ok(); }
       if (e.key === "Escape") { e.preventDefault(); this.closeOverlay(); }
     });
+    this.overlayOk = ok;  // Enter confirms even when pressed before the field has the focus
     this.openOverlay(h("div", { class: "pl-dialog" }, h("h3", {}, title), h("div", {}, label), input,
       h("div", { style: "display:flex;gap:6px;justify-content:flex-end" },
         h("button", { class: "pl-btn", onclick: () => this.closeOverlay() }, "Cancel", h("span", { class: "pl-kbd" }, "Esc")),
@@ -864,6 +865,7 @@ class Labeler {
   }
 
   closeOverlay() {
+    this.overlayOk = null;
     if (this.overlay) { this.overlay.remove(); this.overlay = null; setTimeout(() => this.focus(), 0); }
   }
 
@@ -889,7 +891,9 @@ class Labeler {
 
   key(e) {
     if (this.overlay) {
-      if (e.key === "Escape" || e.key === "?" || (e.key === "h" && !e.target.closest("input"))) {
+      if (e.key === "Enter" && this.overlayOk && !e.target.closest("input, textarea, button")) {
+        e.preventDefault(); this.overlayOk();
+      } else if (e.key === "Escape" || e.key === "?" || (e.key === "h" && !e.target.closest("input"))) {
         e.preventDefault(); this.closeOverlay();
       }
       return;
