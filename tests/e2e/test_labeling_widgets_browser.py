@@ -18,7 +18,7 @@ DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 # One notebook for the module (one JupyterLab page load, one kernel); each test fills its task
 # and runs its own cell, as a person working down a notebook would.
 NAMES = {key: f"{key}_{uuid.uuid4().hex[:6]}" for key in ("digits", "boxes", "ner", "check", "texts", "ocr",
-                                                          "segments", "custom", "relation", "zoom", "accept", "asr")}
+                                                          "segments", "custom", "relation", "zoom", "accept", "asr", "video")}
 CELLS = [
     "import pai_lab\nws = pai_lab.connect()",
     f"ws.labeling.get({NAMES['boxes']!r}).label()",
@@ -34,6 +34,7 @@ CELLS = [
     f"ws.labeling.get({NAMES['zoom']!r}).label()",
     f"ws.labeling.get({NAMES['accept']!r}).accept()",
     f"ws.labeling.get({NAMES['asr']!r}).label()",
+    f"ws.labeling.get({NAMES['video']!r}).label()",
 ]
 
 
@@ -562,3 +563,37 @@ def test_asr_plays_the_audio_and_stores_the_typed_transcript(widget_lab, noteboo
     results = task_items(lab, task["id"])[0]["label"]
     values = [r["data"] for r in results]
     assert "two short tones" in values and ["clean"] in values
+
+
+def write_webm(path: Path, seconds: float = 2.0, fps: int = 10) -> None:
+    """A small VP8 WebM (what Chromium plays without proprietary codecs): a bar moving across."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), fps, (160, 120))
+    assert writer.isOpened(), "OpenCV cannot write VP8 WebM here"
+    for i in range(int(seconds * fps)):
+        frame = np.zeros((120, 160, 3), np.uint8)
+        frame[:, (i * 8) % 160:(i * 8) % 160 + 16] = (0, 200, 255)
+        writer.write(frame)
+    writer.release()
+
+
+def test_video_classification_plays_the_clip_and_one_key_answers(widget_lab, notebook, page):
+    lab = widget_lab
+    clip = lab.root / f"clip_{uuid.uuid4().hex[:6]}.webm"
+    write_webm(clip)
+    task = create_task(lab, {"name": NAMES["video"], "template": "video-classification",
+                             "labels": ["moving", "still"], "lines": [{"data": {"source": str(clip)}}]})
+    root = notebook.run(_cell("video"))
+    player = root.locator("video")
+    player.wait_for()
+    duration = page.wait_for_function(
+        "el => el.readyState >= 1 && el.duration", arg=player.element_handle(), timeout=30_000).json_value()
+    assert duration == pytest.approx(2.0, abs=0.2)
+    root.locator(".pl-head").click()
+    page.keyboard.press("1")
+    root.locator("[data-role=done]").wait_for()
+    wait_saved(page, root)
+    [answer] = task_items(lab, task["id"])[0]["label"]
+    assert answer["data"] == "moving"
