@@ -9,8 +9,10 @@ from __future__ import annotations
 import glob
 import json
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -87,6 +89,15 @@ def read_runtime_file(path: Path) -> ServerInfo | None:
     return ServerInfo(info["url"], info.get("token", ""), f"pai server ({path})")
 
 
+def _listening(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def discover() -> ServerInfo:
     url = os.environ.get("PAI_LAB_URL")
     if url:
@@ -95,7 +106,8 @@ def discover() -> ServerInfo:
     servers = _jupyter_servers()
     ancestors = set(_ancestors())
     for info in servers:  # the Jupyter server that started this kernel or terminal
-        if info.get("pid") in ancestors:
+        # (a runtime file can outlive its server while the process lives on: skip one that is closed)
+        if info.get("pid") in ancestors and _listening(info.get("url", "")):
             return ServerInfo(info["url"], info.get("token", ""), "jupyter server")
 
     for path in _runtime_file_candidates():
