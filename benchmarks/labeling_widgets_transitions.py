@@ -34,9 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# In-page timing: trigger, then wait for a new image, decode it, wait a frame.
-MEASURE = """
-async ([root, kind, n]) => {
+# In-page helpers of both measurements: the labeler's current image, and a promise of the next one.
+PAGE_HELPERS = """
   const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
   const current = () => {
     if (kind === "pai_lab") return root.querySelector("img[data-role=item-image]");
@@ -53,6 +52,11 @@ async ([root, kind, n]) => {
     const timer = setTimeout(() => { obs.disconnect(); reject(new Error("no next image within 15 s")); }, 15000);
     obs.observe(root, { subtree: true, childList: true, attributes: true, attributeFilter: ["src", "data-seq", "href"] });
   });
+"""
+
+# In-page timing: trigger, then wait for a new image, decode it, wait a frame.
+MEASURE = """
+async ([root, kind, n]) => {""" + PAGE_HELPERS + """
   const code = (k) => (k === "Enter" ? "Enter" : `Digit${k}`);
   const key = (target, k) => target.dispatchEvent(new KeyboardEvent("keydown", { key: k, code: code(k), bubbles: true }));
   const times = [];
@@ -79,25 +83,13 @@ async ([root, kind, n]) => {
 
 # One timed move for the box runs: the box is already drawn; Enter, then wait for the next image.
 MEASURE_ONE = """
-async ([root, kind]) => {
-  const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
-  const current = () => kind === "pai_lab" ? root.querySelector("img[data-role=item-image]") : root.querySelector("img");
-  const ident = (img) => img ? (img.getAttribute("data-seq") || img.src) : null;
+async ([root, kind]) => {""" + PAGE_HELPERS + """
   const before = ident(current());
   const t0 = performance.now();
   const target = kind === "pai_lab" ? (root.closest(".pl-root") || root.querySelector(".pl-root"))
     : (root.querySelector("[tabindex]") || root);
   target.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", code: "Enter", bubbles: true }));
-  const img = await new Promise((resolve, reject) => {
-    const now = current();
-    if (now && ident(now) !== before) { resolve(now); return; }
-    const obs = new MutationObserver(() => {
-      const i = current();
-      if (i && ident(i) !== before) { obs.disconnect(); clearTimeout(timer); resolve(i); }
-    });
-    const timer = setTimeout(() => { obs.disconnect(); reject(new Error("no next image within 15 s")); }, 15000);
-    obs.observe(root, { subtree: true, childList: true, attributes: true, attributeFilter: ["src", "data-seq", "href"] });
-  });
+  const img = await changed(before);
   try { await img.decode(); } catch (e) { /* counted as shown */ }
   await frame();
   return performance.now() - t0;

@@ -533,6 +533,13 @@ def test_the_acceptor_passes_a_package_and_the_task_completes(widget_lab, notebo
     assert [item["verify"][0]["data"] for item in task_items(lab, task["id"])] == [str(d) for _, d in images]
 
 
+def media_duration(page, player) -> float:
+    """Seconds of an audio or video element, once the browser has read the file's header."""
+    player.wait_for()
+    return page.wait_for_function("el => el.readyState >= 1 && el.duration", arg=player.element_handle(),
+                                  timeout=30_000).json_value()
+
+
 def test_asr_plays_the_audio_and_stores_the_typed_transcript(widget_lab, notebook, page):
     lab = widget_lab
     audio = lab.root / f"asr_{uuid.uuid4().hex[:6]}.wav"
@@ -540,12 +547,8 @@ def test_asr_plays_the_audio_and_stores_the_typed_transcript(widget_lab, noteboo
     task = create_task(lab, {"name": NAMES["asr"], "template": "asr", "labels": ["clean", "noisy"],
                              "lines": [{"data": {"source": str(audio)}}]})
     root = notebook.run(_cell("asr"))
-    player = root.locator("audio")
-    player.wait_for()
     # the page can play it: the browser read its length from the media route
-    duration = page.wait_for_function(
-        "el => el.readyState >= 1 && el.duration", arg=player.element_handle(), timeout=30_000).json_value()
-    assert duration == pytest.approx(2.0, abs=0.05)
+    assert media_duration(page, root.locator("audio")) == pytest.approx(2.0, abs=0.05)
     root.locator(".pl-head").click()
     page.keyboard.press("t")
     transcript = root.locator("textarea[data-role=transcript]")
@@ -586,11 +589,7 @@ def test_video_classification_plays_the_clip_and_one_key_answers(widget_lab, not
     task = create_task(lab, {"name": NAMES["video"], "template": "video-classification",
                              "labels": ["moving", "still"], "lines": [{"data": {"source": str(clip)}}]})
     root = notebook.run(_cell("video"))
-    player = root.locator("video")
-    player.wait_for()
-    duration = page.wait_for_function(
-        "el => el.readyState >= 1 && el.duration", arg=player.element_handle(), timeout=30_000).json_value()
-    assert duration == pytest.approx(2.0, abs=0.2)
+    assert media_duration(page, root.locator("video")) == pytest.approx(2.0, abs=0.2)
     root.locator(".pl-head").click()
     page.keyboard.press("1")
     root.locator("[data-role=done]").wait_for()
