@@ -8,7 +8,6 @@ every rank before it writes a final state, so a finished job has no process left
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import shutil
@@ -310,15 +309,13 @@ class Supervisor(threading.Thread):
             self.stop_event.set()
             # Each rank ends its process tree (SIGTERM, then SIGKILL after a grace period) before its
             # task returns, so the final state is written only once no process is left.
+            # Polled, not awaited: waiting on a future needs the client's loop, which a shutting-down
+            # control plane may be closing; a future's status is always there to read.
             deadline = time.monotonic() + STOP_GRACE_SECONDS + 60
-            for future in self.futures:
-                try:  # returns as soon as the rank's task is over, however it ended
-                    future.exception(timeout=max(0.1, deadline - time.monotonic()))
-                except TimeoutError:
-                    log.warning("job %s: ranks did not all end in time", self.job_id)
-                    break
-                except (Exception, asyncio.CancelledError):  # noqa: BLE001 - cancelled or lost: over too
-                    pass
+            while not all(f.done() for f in self.futures) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not all(f.done() for f in self.futures):
+                log.warning("job %s: ranks did not all end in time", self.job_id)
         except Exception:  # noqa: BLE001 - a lost cluster must not keep the job from ending
             log.warning("job %s: could not signal the ranks to end", self.job_id, exc_info=True)
         try:
