@@ -550,9 +550,10 @@ def test_asr_plays_the_audio_and_stores_the_typed_transcript(widget_lab, noteboo
     # the page can play it: the browser read its length from the media route
     assert media_duration(page, root.locator("audio")) == pytest.approx(2.0, abs=0.05)
     root.locator(".pl-head").click()
-    page.keyboard.press("t")
+    page.wait_for_function("el => el.contains(document.activeElement)", arg=root.element_handle())
+    page.keyboard.press("t")  # T puts the cursor in the transcript
     transcript = root.locator("textarea[data-role=transcript]")
-    assert transcript.evaluate("el => el === document.activeElement")
+    page.wait_for_function("el => el === document.activeElement", arg=transcript.element_handle(), timeout=10_000)
     page.keyboard.type("two short tones")
     page.keyboard.press("Escape")
     page.keyboard.press("Tab")  # on to the labels question
