@@ -23,6 +23,7 @@ next image decoded and painted, for pai_lab's object-detection labeler and jupyt
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -118,36 +119,40 @@ def make_images(folder: Path, count: int, size=(1024, 768)) -> list[Path]:
     return out
 
 
-def notebook_cells(task_name: str, files: list[Path], with_bbox: bool) -> list[str]:
-    listing = repr([str(f) for f in files])
-    cells = [
-        "import pai_lab\nws = pai_lab.connect()\n"
-        f"ws.labeling.get({task_name!r}).label()",
-        "import ipywidgets as W\nfrom pathlib import Path\n"
-        f"files = {listing}\n"
-        "img = W.Image(value=Path(files[0]).read_bytes(), format='png', layout=W.Layout(max_width='800px'))\n"
-        "state = {'i': 0, 'answers': []}\n"
-        "def pick(button):\n"
-        "    state['answers'].append((state['i'], button.description))\n"
-        "    state['i'] += 1\n"
-        "    img.value = Path(files[state['i'] % len(files)]).read_bytes()\n"
-        "buttons = [W.Button(description=str(c)) for c in range(10)]\n"
-        "for b in buttons:\n    b.on_click(pick)\n"
-        "W.VBox([img, W.HBox(buttons)])",
-    ]
-    if with_bbox:
-        cells.append(
-            "from jupyter_bbox_widget import BBoxWidget\n"
+def has_bbox_widget() -> bool:
+    try:
+        import jupyter_bbox_widget  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def ipywidgets_cell(files: list[Path]) -> str:
+    return ("import ipywidgets as W\nfrom pathlib import Path\n"
+            f"files = {[str(f) for f in files]!r}\n"
+            "img = W.Image(value=Path(files[0]).read_bytes(), format='png', layout=W.Layout(max_width='800px'))\n"
+            "state = {'i': 0, 'answers': []}\n"
+            "def pick(button):\n"
+            "    state['answers'].append((state['i'], button.description))\n"
+            "    state['i'] += 1\n"
+            "    img.value = Path(files[state['i'] % len(files)]).read_bytes()\n"
+            "buttons = [W.Button(description=str(c)) for c in range(10)]\n"
+            "for b in buttons:\n    b.on_click(pick)\n"
+            "W.VBox([img, W.HBox(buttons)])")
+
+
+def bbox_cell(files: list[Path], classes: list[str]) -> str:
+    return ("from jupyter_bbox_widget import BBoxWidget\n"
+            f"bfiles = {[str(f) for f in files]!r}\n"
             "bstate = {'i': 0, 'answers': []}\n"
-            "bw = BBoxWidget(image=files[0], classes=[str(c) for c in range(10)])\n"
+            f"bw = BBoxWidget(image=bfiles[0], classes={classes!r})\n"
             "@bw.on_submit\n"
             "def submit():\n"
-            "    bstate['answers'].append((bstate['i'], bw.label))\n"
+            "    bstate['answers'].append((bstate['i'], bw.label, list(bw.bboxes)))\n"
             "    bstate['i'] += 1\n"
             "    bw.bboxes = []\n"
-            "    bw.image = files[bstate['i'] % len(files)]\n"
+            "    bw.image = bfiles[bstate['i'] % len(bfiles)]\n"
             "bw")
-    return cells
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -155,33 +160,46 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
-def run(lab, browser, transitions: int, image_folder: Path) -> dict[str, dict]:
-    """Measure each labeler in one page; returns {name: {p50, p95, items_per_minute, n}}."""
+@contextlib.contextmanager
+def labelers(lab, browser, transitions: int, image_folder: Path, template: str, labels: list[str],
+             peers: dict[str, str]):
+    """One page with pai_lab's labeler over a new task, then each peer's cell, every first image
+    shown; yields (page, {name: root}, transitions)."""
     from tests.fixtures.labeling_browser import create_task, open_notebook
 
-    try:
-        import jupyter_bbox_widget  # noqa: F401
-        with_bbox = True
-    except ImportError:
-        with_bbox = False
     transitions = min(transitions, 199)  # a package holds at most 200 items: 199 moves between them
     files = make_images(image_folder, transitions + 1)
     name = f"bench_{uuid.uuid4().hex[:6]}"
-    create_task(lab, {"name": name, "template": "image-classification", "labels": [str(d) for d in range(10)],
+    create_task(lab, {"name": name, "template": template, "labels": labels,
                       "package_size": min(200, len(files)), "lines": [{"data": {"source": str(f)}} for f in files]})
+    cells = {kind: make(files) for kind, make in peers.items()}
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(60_000)
     page = context.new_page()
     try:
-        nb = open_notebook(page, lab, notebook_cells(name, files, with_bbox))
+        nb = open_notebook(page, lab, ["import pai_lab\nws = pai_lab.connect()\n"
+                                       f"ws.labeling.get({name!r}).label()", *cells.values()])
         roots = {"pai_lab": nb.run(0)}
         roots["pai_lab"].locator("img[data-role=item-image]").wait_for()
-        for index, kind in ((1, "ipywidgets"), (2, "jupyter-bbox-widget"))[: 2 if with_bbox else 1]:
+        for index, kind in enumerate(cells, 1):
             nb.run(index, widget=False)
             output = nb.cell(index).locator(".jp-OutputArea-output")
             output.locator("img").first.wait_for()
             roots[kind] = output
         time.sleep(1.0)  # let the first images and the pai_lab preloads settle, as a person would look first
+        yield page, roots, transitions
+    finally:
+        context.close()
+
+
+def run(lab, browser, transitions: int, image_folder: Path) -> dict[str, dict]:
+    """Measure each labeler in one page; returns {name: {p50, p95, items_per_minute, n}}."""
+    digits = [str(d) for d in range(10)]
+    peers = {"ipywidgets": ipywidgets_cell}
+    if has_bbox_widget():
+        peers["jupyter-bbox-widget"] = lambda files: bbox_cell(files, digits)
+    with labelers(lab, browser, transitions, image_folder, "image-classification", digits, peers) as (
+            page, roots, transitions):
         results = {}
         for kind, root in roots.items():
             root.scroll_into_view_if_needed()
@@ -193,55 +211,14 @@ def run(lab, browser, transitions: int, image_folder: Path) -> dict[str, dict]:
             results[kind] = {"n": len(times), "p50": statistics.median(times), "p95": percentile(times, 95),
                              "items_per_minute": 60_000 * len(times) / measured["total"]}
         return results
-    finally:
-        context.close()
-
-
-def box_cells(task_name: str, files: list[Path], with_bbox: bool) -> list[str]:
-    cells = ["import pai_lab\nws = pai_lab.connect()\n" f"ws.labeling.get({task_name!r}).label()"]
-    if with_bbox:
-        cells.append(
-            "from jupyter_bbox_widget import BBoxWidget\n"
-            f"files = {[str(f) for f in files]!r}\n"
-            "bstate = {'i': 0, 'answers': []}\n"
-            "bw = BBoxWidget(image=files[0], classes=['digit', 'noise'])\n"
-            "@bw.on_submit\n"
-            "def submit():\n"
-            "    bstate['answers'].append((bstate['i'], list(bw.bboxes)))\n"
-            "    bstate['i'] += 1\n"
-            "    bw.bboxes = []\n"
-            "    bw.image = files[bstate['i'] % len(files)]\n"
-            "bw")
-    return cells
 
 
 def run_boxes(lab, browser, transitions: int, image_folder: Path) -> dict[str, dict]:
     """Per item: drag a box (not timed), then time Enter -> next image decoded and painted."""
-    from tests.fixtures.labeling_browser import create_task, open_notebook
-
-    try:
-        import jupyter_bbox_widget  # noqa: F401
-        with_bbox = True
-    except ImportError:
-        with_bbox = False
-    transitions = min(transitions, 199)
-    files = make_images(image_folder, transitions + 1)
-    name = f"boxes_{uuid.uuid4().hex[:6]}"
-    create_task(lab, {"name": name, "template": "object-detection", "labels": ["digit", "noise"],
-                      "package_size": min(200, len(files)), "lines": [{"data": {"source": str(f)}} for f in files]})
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    try:
-        nb = open_notebook(page, lab, box_cells(name, files, with_bbox))
-        roots = {"pai_lab": nb.run(0)}
-        roots["pai_lab"].locator("img[data-role=item-image]").wait_for()
-        if with_bbox:
-            nb.run(1, widget=False)
-            output = nb.cell(1).locator(".jp-OutputArea-output")
-            output.locator("img").first.wait_for()
-            roots["jupyter-bbox-widget"] = output
-        time.sleep(1.0)
+    classes = ["digit", "noise"]
+    peers = {"jupyter-bbox-widget": lambda files: bbox_cell(files, classes)} if has_bbox_widget() else {}
+    with labelers(lab, browser, transitions, image_folder, "object-detection", classes, peers) as (
+            page, roots, transitions):
         results = {}
         for kind, root in roots.items():
             root.scroll_into_view_if_needed()
@@ -264,8 +241,6 @@ def run_boxes(lab, browser, transitions: int, image_folder: Path) -> dict[str, d
                 results[kind] = {"n": len(times), "p50": statistics.median(times), "p95": percentile(times, 95),
                                  "items_per_minute": 60 * len(times) / (time.perf_counter() - start)}
         return results
-    finally:
-        context.close()
 
 
 def report(results: dict[str, dict], boxes: bool = False) -> str:

@@ -621,10 +621,7 @@ def item_history(s: Session, user: str, ws: str, ref: str, seq: int) -> list[sc.
 
 
 def _item(s: Session, task: TaskRow, seq: int) -> ItemRow:
-    item = s.scalar(select(ItemRow).where(ItemRow.task_id == task.id, ItemRow.seq == seq))
-    if item is None:
-        raise NotFound(f"task {task.name!r} has no item {seq} (items are 0..{task.total - 1})", "item")
-    return item
+    return _item_and_package(s, task, seq)[0]
 
 
 def _item_and_package(s: Session, task: TaskRow, seq: int) -> tuple[ItemRow, PackageRow]:
