@@ -35,7 +35,9 @@ CELLS = [
     f"ws.labeling.get({NAMES['accept']!r}).accept()",
     f"ws.labeling.get({NAMES['asr']!r}).label()",
     f"ws.labeling.get({NAMES['video']!r}).label()",
+    "import time\ntime.sleep(12)  # the kernel busy with other work",
 ]
+BUSY_CELL = len(CELLS) - 1
 
 
 @pytest.fixture(scope="module")
@@ -380,14 +382,21 @@ def test_classify_twenty_digits_by_key_then_reload_and_resume(widget_lab, notebo
     root.locator("img[data-role=item-image]").wait_for()
     assert position(root) == "11/20"
     assert root.locator("img[data-role=item-image]").get_attribute("data-seq") == "10"
+
+    # the page stores answers on the server itself: labeling goes on while the kernel runs a long cell
+    busy = nb.cell(BUSY_CELL)
+    busy.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_function("() => (document.querySelector('#jp-main-statusbar') || {}).textContent?.includes('| Busy')")
     root.locator(".pl-head").click()
     for i, (_, digit) in enumerate(images[10:], start=10):
         page.keyboard.press(str(digit))
     root.locator("[data-role=done]").wait_for()
     wait_saved(page, root)
-
     stored = task_items(lab, task["id"])
+    assert "| Busy" in page.locator("#jp-main-statusbar").inner_text()  # all stored, the kernel still busy
     assert [item["label"][0]["data"] for item in stored] == [str(d) for _, d in images]
+    wait_kernel_idle(page)
     # every answer was stored once: retries carry the same client id
     history = lab.api("GET", f"/workspaces/default/labeling/tasks/{task['id']}/items/0/history").json()
     assert len(history) == 1

@@ -123,9 +123,11 @@ def test_media_route_sends_images_sized_to_the_view_with_their_original_size(liv
 
     original = requests.get(media_url(live_server, task, 0), headers=auth, timeout=30)
     assert Image.open(io.BytesIO(original.content)).size == (640, 480)
-    # a view not much smaller than the image gets the file as it is: the browser scales it faster
-    near = requests.get(media_url(live_server, task, 0), params={"w": 448, "h": 320}, headers=auth, timeout=30)
-    assert near.status_code == 200 and near.content == original.content
+    # an image that fits the view comes as it is; one a little larger is still scaled to fit
+    roomy = requests.get(media_url(live_server, task, 0), params={"w": 1280, "h": 720}, headers=auth, timeout=30)
+    assert roomy.status_code == 200 and roomy.content == original.content
+    near = requests.get(media_url(live_server, task, 0), params={"w": 576, "h": 448}, headers=auth, timeout=30)
+    assert near.status_code == 200 and Image.open(io.BytesIO(near.content)).size == (576, 432)
 
     corrupt = requests.get(media_url(live_server, task, 4), params={"w": 200, "h": 200}, headers=auth, timeout=30)
     assert corrupt.status_code == 400 and "skip the item as invalid" in corrupt.json()["error"]["message"]

@@ -7,9 +7,10 @@
 
 The front end (``static/labeler.js``, an anywidget module) draws the item and takes keys and
 mouse input; it fetches media straight from the server's ``.../items/{seq}/media`` route and
-keeps the next items decoded. Every answer goes to this kernel object at once and is stored on
-the server with a client-made id, so a retry never stores it twice; the page shows "Saving" until
-the server has acknowledged it. Nothing lives only in widget state: opening the task again (after
+keeps the next items decoded. Every answer is stored on the server at once with a client-made id,
+so a retry never stores it twice: straight from the page when it holds the package under the
+same login (the kernel is off the path from one item to the next), else through this kernel
+object. The page shows "Saving" until the server has acknowledged it. Nothing lives only in widget state: opening the task again (after
 a reload or a kernel restart) resumes at the first unanswered item with every answer in place.
 """
 
@@ -88,9 +89,14 @@ class Labeler(anywidget.AnyWidget):
 
     @property
     def answers(self) -> dict[int, Any]:
-        """This package's answers for the widget's stage, as stored (item seq -> iTAG results)."""
+        """This package's answers for the widget's stage, as stored on the server now (item seq ->
+        iTAG results): the page stores answers straight there, so this asks the server."""
+        if not self.package:
+            return {}
         field = STAGE_FIELD[self.stage]
-        return {seq: item[field] for seq, item in self._items_by_seq.items() if item.get(field) is not None}
+        shown = set(self._items_by_seq)
+        return {item.seq: value for item in self._task.items(self.package["number"])
+                if item.seq in shown and (value := getattr(item, field)) is not None}
 
     # ------------------------------------------------------------ messages from the page
 

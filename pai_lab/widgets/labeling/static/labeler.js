@@ -7,12 +7,23 @@
 const PALETTE = ["#1a73e8", "#e8710a", "#188038", "#d93025", "#9334e6", "#007b83", "#b06000", "#c5221f",
   "#3949ab", "#6d4c41", "#00897b", "#5e35b1"];
 const NUMBER_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"];
-const PRELOAD_AHEAD = 8;
+// Items prepared ahead of the current one: images come sized to the view (tens of kB), so the
+// bytes of a whole package fit, and the next few are kept decoded (a few MB each); audio and
+// video come as they are, so only a few are fetched ahead.
+const DECODE_AHEAD = 8;
+const FETCH_AHEAD = { image: 200, other: 4 };
+const MEDIA_FETCHES = 3; // fetches in flight at once
 const TEXT_LIMIT = 50000; // code points rendered for span marking
 const SINGLE = "单选", MULTI = "多选";
 // iTAG's built-in question titles, shown in English (the export keeps the originals)
 const TITLES = { "单选": "Choose one label", "多选": "Choose labels", "文本内容": "Entities", "音频识别结果": "Transcript",
   "目标检测标签配置": "Boxes", "OCR标签配置": "Text boxes" };
+
+// Jupyter's cross-site check for cookie-authenticated writes: echo its _xsrf cookie in a header
+const xsrfToken = () => {
+  const m = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
+  return m ? decodeURIComponent(m[1]) : "";
+};
 
 const h = (tag, attrs = {}, ...children) => {
   const el = document.createElement(tag);
@@ -173,30 +184,66 @@ function resultsFromModels(questions, models, ctx) {
 // ------------------------------------------------------------------------------------------ media
 
 // Fetches an item's media straight from the server (thumbnails sized to the view) or, when the
-// page cannot reach it, through the kernel; keeps decoded images for the items around the current one.
+// page cannot reach it, through the kernel. Two tiers: the bytes of many items ahead (small, so
+// the server prepares them while the labeler looks at the current one), and decoded images for
+// the next few (a few MB each once decoded).
 class MediaCache {
   constructor(app) {
     this.app = app;
     this.entries = new Map();
     this.waiting = new Map();
     this.counter = 0;
+    this.queue = []; // entries waiting for a fetch slot, first asked first fetched
+    this.active = 0;
   }
 
   key(seq, field, kind) { return `${seq}|${field}|${kind}`; }
 
-  get(item, field, kind) {
+  // The entry whose bytes are being fetched. `urgent` (the item on screen) starts at once;
+  // the others wait in line, a few fetches at a time, so the next item is never starved by far ones.
+  bytes(item, field, kind, urgent = false) {
     const k = this.key(item.seq, field, kind);
     let e = this.entries.get(k);
     if (!e) {
-      e = { seq: item.seq, promise: null };
-      e.promise = this.load(item, field, kind).then((r) => Object.assign(e, r, { done: true }),
-        (err) => Object.assign(e, { error: String(err && err.message || err), done: true }));
+      e = { key: k, seq: item.seq, started: false, promise: null };
+      e.fetched = new Promise((resolve) => {
+        e.start = () => {
+          e.started = true;
+          this.active += 1;
+          this.fetchBytes(item, field, kind).then((data) => resolve({ data }), (error) => resolve({ error }))
+            .then(() => { this.active -= 1; this.pump(); });
+        };
+      });
       this.entries.set(k, e);
+      this.queue.push(e);
+    }
+    if (urgent && !e.started) {
+      this.queue.splice(this.queue.indexOf(e), 1);
+      e.start();
+    }
+    this.pump();
+    return e;
+  }
+
+  // The entry decoded: `done` once `img`/`buffer`/`url` (or `error`) is set; `promise` settles then.
+  get(item, field, kind, urgent = true) {
+    const e = this.bytes(item, field, kind, urgent);
+    if (!e.promise) {
+      e.promise = e.fetched.then(({ data, error }) => {
+        if (error) throw error;
+        return this.decode(kind, data);
+      }).then((r) => Object.assign(e, r, { done: true }),
+        (err) => Object.assign(e, { error: String(err && err.message || err), done: true }));
     }
     return e;
   }
 
-  async load(item, field, kind) {
+  pump() {
+    while (this.active < MEDIA_FETCHES && this.queue.length) this.queue.shift().start();
+  }
+
+  // the media's bytes, from the server (images sized to the view) or through the kernel
+  async fetchBytes(item, field, kind) {
     const value = item.data[field];
     if (typeof value !== "string" || !value) throw new Error(`the item has no ${field} to show`);
     const app = this.app;
@@ -219,6 +266,11 @@ class MediaCache {
       const r = await this.viaKernel(item.seq, field, box);
       blob = r.blob; width = r.width; height = r.height;
     }
+    return { blob, width, height };
+  }
+
+  // an <img> decoded and ready to paint, or decoded audio samples, or a URL for a player
+  async decode(kind, { blob, width, height }) {
     const url = URL.createObjectURL(blob);
     if (kind === "image") {
       const img = new Image();
@@ -262,20 +314,22 @@ class MediaCache {
     w.resolve({ blob: new Blob([buffers[0]], { type: msg.mime }), width: msg.width, height: msg.height });
   }
 
-  // keep media only for items near the current one
-  trim(items, index) {
-    const keep = new Set(items.slice(Math.max(0, index - 2), index + PRELOAD_AHEAD + 2).map((i) => i.seq));
+  // keep bytes for the items ahead and decoded media only around the current one
+  trim(items, index, ahead) {
+    const keep = new Set(items.slice(Math.max(0, index - 2), index + ahead + 2).map((i) => i.seq));
     for (const [k, e] of this.entries) {
       if (!keep.has(e.seq)) {
         if (e.url) URL.revokeObjectURL(e.url);
         this.entries.delete(k);
       }
     }
+    this.queue = this.queue.filter((e) => this.entries.has(e.key));
   }
 
   clear() {
     for (const e of this.entries.values()) if (e.url) URL.revokeObjectURL(e.url);
     this.entries.clear();
+    this.queue = [];
   }
 }
 
@@ -288,7 +342,9 @@ class Labeler {
     this.index = 0;
     this.states = new Map(); // seq -> {models, saved, pending, error, skip, dirty}
     this.undo = [];
-    this.pending = new Map(); // client_id -> {seq, body, sent}
+    this.pending = new Map(); // client_id -> {seq, msg, sent, direct}
+    this.posting = new Map(); // seq -> the last direct post of that item's answer (kept in order)
+    this.afterSaved = []; // control messages (submit, verdicts) waiting for the answers before them
     this.activeQ = 0;
     this.media = new MediaCache(this);
     this.viewBox = null;
@@ -304,6 +360,7 @@ class Labeler {
     model.on("change:progress", () => this.renderHead());
     this.retryTimer = setInterval(() => this.retry(), 4000);
     this.send({ type: "hello" });
+    this.directBase(); // learn early whether media and answers can go straight to the server
   }
 
   destroy() {
@@ -330,7 +387,10 @@ class Labeler {
       const url = base.replace(/\/$/, "") + "/" + path.replace(/^\//, "");
       try {
         const r = await fetch(url, { credentials: "same-origin" });
-        if (r.ok && (await r.json()).id === this.task.id) return url;
+        if (!r.ok || (await r.json()).id !== this.task.id) return null;
+        const me = await fetch(url.slice(0, url.indexOf("/workspaces/")) + "/me", { credentials: "same-origin" });
+        this._me = me.ok ? (await me.json()).username : null;
+        return url;
       } catch (e) { /* not reachable from the page */ }
       return null;
     })().then((v) => (this._direct = v));
@@ -344,7 +404,9 @@ class Labeler {
       const zoomable = this.questions.some((q) => q.type === "boxes");
       const f = dpr * (zoomable ? 1.5 : 1);
       const step = (v) => Math.ceil(Math.max(v, 320) * f / 64) * 64;
-      this.viewBox = { w: step(r.width || 800), h: step(Math.max(r.height, 360)) };
+      // the stage's height is fixed (CSS), so images come exactly as tall as they are shown
+      const stageHeight = parseFloat(getComputedStyle(this.root).getPropertyValue("--pl-stage-height")) || 384;
+      this.viewBox = { w: step((r.width || 800) - 16), h: Math.round(stageHeight * f) };
     }
     return this.viewBox;
   }
@@ -388,7 +450,7 @@ class Labeler {
       models: modelsFromResults(this.questions, ans),
       suggestion: item.prelabel ? modelsFromResults(this.questions, item.prelabel) : null,
       saved: this.answeredNow(item), skip: item.skipped, error: null, pending: 0, dirty: false,
-      reviewed: false,
+      reviewed: false, counted: this.answeredNow(item),
     };
   }
 
@@ -475,7 +537,7 @@ class Labeler {
     this.renderFoot();
     const item = this.item;
     if (!item) { this.showDone(); return; }
-    this.media.trim(this.items, this.index);
+    this.media.trim(this.items, this.index, this.fetchAhead());
     const st = this.state;
     for (const c of this.contents) this.contentViews[c.key] = this.renderContent(c, item);
     const status = h("div", { class: "pl-itemstate" + (st.skip ? " skipped" : ""), "data-role": "item-state" },
@@ -599,8 +661,16 @@ class Labeler {
     const kinds = this.contents.filter((c) => c.type !== "text").map((c) => [c.key,
       c.type === "image" ? "image" : (this.questions.some((q) => q.type === "segments" && (q.bind || "source") === c.key) ? "audio-data" : c.type)]);
     if (!kinds.length) return;
-    for (let i = this.index + 1; i <= this.index + PRELOAD_AHEAD && i < this.items.length; i++)
-      for (const [key, kind] of kinds) this.media.get(this.items[i], key, kind);
+    const ahead = this.fetchAhead();
+    for (let i = this.index + 1; i <= this.index + ahead && i < this.items.length; i++)
+      for (const [key, kind] of kinds) {
+        if (i <= this.index + DECODE_AHEAD) this.media.get(this.items[i], key, kind, false);
+        else this.media.bytes(this.items[i], key, kind);
+      }
+  }
+
+  fetchAhead() {
+    return this.contents.every((c) => c.type === "image" || c.type === "text") ? FETCH_AHEAD.image : FETCH_AHEAD.other;
   }
 
   showDone() {
@@ -706,17 +776,52 @@ class Labeler {
     const st = this.states.get(seq);
     const client_id = uid();
     const msg = { type: "answer", seq, client_id, stage: this.stage, ...body };
-    this.pending.set(client_id, { seq, msg, sent: performance.now() });
+    const p = { seq, msg, sent: performance.now() };
+    this.pending.set(client_id, p);
     st.pending += 1; st.dirty = false; st.error = null;
     if (body.skip) st.skip = body.skip; else st.skip = null;
-    this.send(msg);
+    this.transmit(p);
     this.renderHead();
+  }
+
+  // An answer goes straight to the server when this page may store it there (it holds the
+  // package under the same login), so the next item never waits on the kernel; else through
+  // the kernel. Posts of one item's answers go one after another, so the last one given wins.
+  transmit(p) {
+    const base = this.answersBase();
+    if (!base) { this.send(p.msg); return; }
+    const { seq, client_id, stage, results, skip } = p.msg;
+    const body = JSON.stringify({ item: seq, client_id, stage, results: results ?? null, skip: skip ?? null });
+    const post = () => fetch(`${base}/answers`, {
+      method: "POST", credentials: "same-origin", body,
+      headers: { "Content-Type": "application/json", "X-XSRFToken": xsrfToken() },
+    }).then(async (resp) => {
+      if (resp.ok) { this.acked(client_id, true); return; }
+      let error = `${resp.status} ${resp.statusText}`;
+      try { error = (await resp.json()).error.message; } catch (e) { /* keep the status */ }
+      this.acked(client_id, false, error);
+    }, () => { /* not reached the server: stays pending, and is sent again by retry() */ });
+    const chained = (this.posting.get(seq) || Promise.resolve()).then(post);
+    this.posting.set(seq, chained);
+    chained.then(() => { if (this.posting.get(seq) === chained) this.posting.delete(seq); });
+  }
+
+  // The API base for direct answers, known once the media probe and the login check are done.
+  answersBase() {
+    const pkg = this.model.get("package");
+    return this._direct && this._me && pkg && pkg.holder === this._me ? this._direct : null;
+  }
+
+  // submit and verdicts go through the kernel; they wait until every answer before them is stored
+  sendAfterAnswers(msg) {
+    if (!this.pending.size) { this.send(msg); return; }
+    this.afterSaved.push(msg);
   }
 
   retry(now = false) {
     const t = performance.now();
     for (const p of this.pending.values())
-      if (now || t - p.sent > 10000) { p.sent = t; this.send(p.msg); }
+      if (now || t - p.sent > 10000) { p.sent = t; this.transmit(p); }
     if (now) {
       for (const [seq, st] of this.states) if (st.error && !st.pending) {
         const i = this.items.findIndex((it) => it.seq === seq);
@@ -725,21 +830,43 @@ class Labeler {
     }
   }
 
-  message(msg, buffers) {
-    if (msg.type === "ack") {
-      const p = this.pending.get(msg.client_id);
-      if (!p) return;
-      this.pending.delete(msg.client_id);
-      const st = this.states.get(p.seq);
-      if (!st) return;
+  // The server stored an answer (ok) or refused it (error), told by the kernel or the server.
+  acked(client_id, ok, error, progress) {
+    const p = this.pending.get(client_id);
+    if (!p) return;
+    this.pending.delete(client_id);
+    const st = this.states.get(p.seq);
+    if (st) {
       st.pending = Math.max(0, st.pending - 1);
-      if (msg.ok) { st.saved = true; if (msg.progress) this.model.set("progress", msg.progress); }
-      else { st.error = msg.error; st.saved = false; if (p.msg.skip) st.skip = null; }
+      if (ok) {
+        st.saved = true;
+        if (progress) { this.model.set("progress", progress); st.counted = true; } else this.count(st);
+      } else { st.error = error; st.saved = false; if (p.msg.skip) st.skip = null; }
       this.renderHead();
       if (this.item && this.item.seq === p.seq) {
         const el = this.side.querySelector("[data-role=item-state]");
         if (el) el.textContent = st.error ? `Not saved: ${st.error}` : st.skip ? `Invalid: ${st.skip}` : "Saved";
       }
+    }
+    if (!this.pending.size) for (const msg of this.afterSaved.splice(0)) this.send(msg);
+  }
+
+  // The task's progress after an item's first stored answer in this stage, counted here for
+  // answers stored directly; the kernel hears of it once the labeler pauses.
+  count(st) {
+    if (st.counted) return;
+    st.counted = true;
+    const key = { label: "labeled", check: "checked", accept: "accepted" }[this.stage];
+    const progress = { ...(this.model.get("progress") || {}) };
+    progress[key] = (progress[key] || 0) + 1;
+    this.model.set("progress", progress);
+    clearTimeout(this.progressTimer);
+    this.progressTimer = setTimeout(() => this.model.save_changes(), 1500);
+  }
+
+  message(msg, buffers) {
+    if (msg.type === "ack") {
+      this.acked(msg.client_id, msg.ok, msg.error, msg.progress);
     } else if (msg.type === "media") {
       this.media.onKernelMedia(msg, buffers);
     } else if (msg.type === "error") {
@@ -807,12 +934,12 @@ class Labeler {
   verdict(verdict, comment = "") {
     if (this.stage === "label") return;
     if (this.item && !this.commit()) return;
-    this.send({ type: "review", verdict, comment });
+    this.sendAfterAnswers({ type: "review", verdict, comment });
   }
 
   submitPackage() {
     if (this.item && !this.commit()) return;
-    this.send({ type: "submit" });
+    this.sendAfterAnswers({ type: "submit" });
   }
 
   // ------------------------------------------------------------------ overlays
