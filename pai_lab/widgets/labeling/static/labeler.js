@@ -38,6 +38,22 @@ const h = (tag, attrs = {}, ...children) => {
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   return el;
 };
+// Puts `nodes` into `container`, keeping what is already there and the same: an unchanged part
+// of the labeler is neither laid out nor painted again when the labeler moves on. An element kept
+// keeps its own listeners, so use it only where the new ones would do the same (head, footer).
+const patch = (container, nodes) => {
+  const old = [...container.childNodes];
+  if (old.length !== nodes.length) { container.replaceChildren(...nodes); return; }
+  nodes.forEach((node, i) => {
+    const was = old[i];
+    if (was.isEqualNode(node)) return;
+    if (was.nodeType === Node.TEXT_NODE && node.nodeType === Node.TEXT_NODE) { was.data = node.data; return; }
+    const sameShell = was.nodeType === Node.ELEMENT_NODE && node.nodeType === Node.ELEMENT_NODE &&
+      was.tagName === node.tagName && was.attributes.length === node.attributes.length &&
+      [...node.attributes].every((a) => was.getAttribute(a.name) === a.value);
+    if (sameShell) patch(was, [...node.childNodes]); else was.replaceWith(node);
+  });
+};
 const SVG = "http://www.w3.org/2000/svg";
 const s = (tag, attrs = {}) => {
   const el = document.createElementNS(SVG, tag);
@@ -491,7 +507,7 @@ class Labeler {
     const shown = Math.min(this.index + 1, n);
     const stage = this.stage;
     const saveState = this.saveState();
-    this.head.replaceChildren(
+    patch(this.head, [
       h("span", { class: "pl-title", title: this.task.name }, this.task.name || "labeling"),
       h("span", { class: `pl-badge ${stage}` }, { label: "labeler", check: "checker", accept: "acceptor" }[stage]),
       h("div", { class: "pl-progress" },
@@ -505,7 +521,7 @@ class Labeler {
       h("span", { class: `pl-save ${saveState.cls}`, "data-role": "save", title: saveState.title,
         onclick: () => this.retry(true) }, saveState.text),
       h("button", { class: "pl-iconbtn", title: "Shortcuts (?)", onclick: () => this.help() }, "?"),
-    );
+    ]);
   }
 
   saveState() {
@@ -700,7 +716,7 @@ class Labeler {
     const btn = (text, key, onclick, cls = "", attrs = {}) =>
       h("button", { class: `pl-btn ${cls}`, onclick: () => { onclick(); this.focus(); }, ...attrs }, text,
         key ? h("span", { class: "pl-kbd" }, key) : null);
-    this.foot.replaceChildren(...[
+    patch(this.foot, [
       btn("◀ Prev", ",", () => this.go(this.index - 1), "", { disabled: this.index <= 0, "data-role": "prev" }),
       btn("Next ▶", ".", () => this.next(), "", { disabled: !this.item, "data-role": "next" }),
       label ? btn("Skip as invalid", "X", () => this.askSkip(), "danger", { disabled: !this.item, "data-role": "skip" }) : null,
