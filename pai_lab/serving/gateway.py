@@ -103,6 +103,7 @@ class Instance:
         self.draining = False
         self.stopped = False
         self.oom = False
+        self.waiting_for_gpus = False  # enough GPUs exist, but others hold them
         self.wakeup = asyncio.Event()
         self.info: dict = {}
         self.ids = itertools.count(1)
@@ -128,6 +129,7 @@ class Instance:
         gw = self.service.gateway
         while not self.stopped:
             ids = gw.take_gpus(self.name, wanted)
+            self.waiting_for_gpus = ids is None and len(gw.gpus) >= wanted
             if ids is not None:
                 return ids
             total = len(gw.gpus)
@@ -464,7 +466,14 @@ class ServiceRuntime:
         self.kind, self.signatures, self.default_signature = None, {}, None
 
     async def _roll_out(self, incoming: list[Instance]) -> None:
+        handing_over: Instance | None = None
         while not all(i.ready for i in incoming):
+            # The old version holds the GPUs the new one waits for: rather than wait forever, its
+            # instances give theirs up one at a time (the service runs one instance short meanwhile).
+            if (handing_over is None or handing_over not in self.retiring) and self._old_hold_needed_gpus(incoming):
+                handing_over = next(i for i in self.instances if self.gateway.gpu_holders.get(i.name))
+                self.instances.remove(handing_over)
+                self._retire(handing_over)
             await asyncio.sleep(0.05)
         if self.incoming is not incoming:
             return
@@ -473,6 +482,10 @@ class ServiceRuntime:
             self._set_signature(incoming[0].info)
         for inst in old:
             self._retire(inst)
+
+    def _old_hold_needed_gpus(self, incoming: list[Instance]) -> bool:
+        return any(i.waiting_for_gpus for i in incoming) and \
+            any(self.gateway.gpu_holders.get(i.name) for i in self.instances)
 
     def _retire(self, inst: Instance, drain: bool = True) -> None:
         self.retiring.add(inst)

@@ -49,3 +49,21 @@ def test_instances_get_their_own_gpus_and_wait_when_none_is_free(tmp_path, pytho
         assert reason == "metadata.gpu asks for 4 GPU(s); this machine has 3"
     finally:
         server.stop()
+
+
+def test_a_new_version_takes_over_the_gpus_the_old_one_holds(tmp_path, python_processor, monkeypatch):
+    monkeypatch.setenv("PAI_LAB_GPUS", "0")  # one GPU, held by the running version
+    server = start_pai_server(tmp_path / "root")
+    try:
+        ws = server.client().workspace("default")
+        spec = {"processor_type": "python", "processor_path": str(python_processor), "processor_entry": "app.py"}
+        svc = ws.services.create({"name": "one_gpu", **spec, "metadata": {"instance": 1, "gpu": 1}})
+        (old,) = _until(lambda: p if len(p := _pinned(svc)) == 1 else None)
+
+        svc.modify({"metadata": {"workers": 3}})  # new instances replace the old: they need the only GPU
+        pinned = _until(lambda: p if len(p := _pinned(svc)) == 1 and old not in p else None, timeout=60)
+        assert list(pinned.values()) == ["0"]
+        assert [i.name for i in svc.instances()] == list(pinned)  # the old instance gave its GPU up and left
+        assert svc.predict({"values": [1, 2]}) == {"sum": 3, "n": 2}
+    finally:
+        server.stop()
