@@ -13,6 +13,7 @@ and items per minute for the whole scripted run.
 
     python benchmarks/labeling_widgets_transitions.py                 # 200 images of 1024x768, 199 moves
     python benchmarks/labeling_widgets_transitions.py --items 8       # a quick look
+    python benchmarks/labeling_widgets_transitions.py --pace 250      # a key every 250 ms after each image
     python benchmarks/labeling_widgets_transitions.py --boxes         # bounding boxes, 100 moves
 
 With ``--boxes`` the images are labeled with boxes instead: for each item a box is dragged with the
@@ -57,7 +58,7 @@ PAGE_HELPERS = """
 
 # In-page timing: trigger, then wait for a new image, decode it, wait a frame.
 MEASURE = """
-async ([root, kind, n]) => {""" + PAGE_HELPERS + """
+async ([root, kind, n, pace]) => {""" + PAGE_HELPERS + """
   const code = (k) => (k === "Enter" ? "Enter" : `Digit${k}`);
   const key = (target, k) => target.dispatchEvent(new KeyboardEvent("keydown", { key: k, code: code(k), bubbles: true }));
   const times = [];
@@ -76,6 +77,7 @@ async ([root, kind, n]) => {""" + PAGE_HELPERS + """
     try { await img.decode(); } catch (e) { /* counted as shown */ }
     await frame();
     times.push(performance.now() - t0);
+    if (pace) await new Promise((r) => setTimeout(r, pace)); // a labeler's look at the item: not timed
   }
   return { times, total: performance.now() - start };
 }
@@ -192,8 +194,9 @@ def labelers(lab, browser, transitions: int, image_folder: Path, template: str, 
         context.close()
 
 
-def run(lab, browser, transitions: int, image_folder: Path) -> dict[str, dict]:
-    """Measure each labeler in one page; returns {name: {p50, p95, items_per_minute, n}}."""
+def run(lab, browser, transitions: int, image_folder: Path, pace_ms: int = 0) -> dict[str, dict]:
+    """Measure each labeler in one page; returns {name: {p50, p95, items_per_minute, n}}.
+    ``pace_ms``: a pause after each item is shown before the next key (0: back to back)."""
     digits = [str(d) for d in range(10)]
     peers = {"ipywidgets": ipywidgets_cell}
     if has_bbox_widget():
@@ -203,7 +206,7 @@ def run(lab, browser, transitions: int, image_folder: Path) -> dict[str, dict]:
         results = {}
         for kind, root in roots.items():
             root.scroll_into_view_if_needed()
-            measured = page.evaluate(MEASURE, [root.element_handle(), kind, transitions])
+            measured = page.evaluate(MEASURE, [root.element_handle(), kind, transitions, pace_ms])
             if measured.get("error"):
                 print(f"{kind}: stopped after {len(measured['times'])} transitions: {measured['error']}", file=sys.stderr)
                 continue
@@ -265,6 +268,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--items", type=int, default=199,
                         help="transitions measured per labeler (default and most: 199, across one 200-item package)")
     parser.add_argument("--boxes", action="store_true", help="bounding boxes: Enter after the box to the next image")
+    parser.add_argument("--pace", type=int, default=0, metavar="MS",
+                        help="classification: pause MS after each item is shown before the next key (default 0: "
+                             "back to back, the heaviest load; a person needs 500 ms or more per item)")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -276,9 +282,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
                 try:
-                    measure = run_boxes if args.boxes else run
-                    results = measure(lab, browser, args.items if not args.boxes or args.items != 199 else 100,
-                                      lab.root / "images")
+                    if args.boxes:
+                        results = run_boxes(lab, browser, 100 if args.items == 199 else args.items,
+                                            lab.root / "images")
+                    else:
+                        results = run(lab, browser, args.items, lab.root / "images", args.pace)
                 finally:
                     browser.close()
         finally:

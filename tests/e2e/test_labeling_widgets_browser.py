@@ -416,7 +416,7 @@ def test_transition_benchmark_smoke(widget_lab, browser, tmp_path):
     spec = importlib.util.spec_from_file_location("labeling_widgets_transitions", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    results = bench.run(widget_lab, browser, 2, widget_lab.root / f"bench_{uuid.uuid4().hex[:6]}")
+    results = bench.run(widget_lab, browser, 2, widget_lab.root / f"bench_{uuid.uuid4().hex[:6]}", pace_ms=50)
     assert {"pai_lab", "ipywidgets"} <= set(results)
     for r in results.values():
         assert r["n"] == 2 and 0 < r["p50"] <= r["p95"] and r["items_per_minute"] > 0
