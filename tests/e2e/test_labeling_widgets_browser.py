@@ -18,7 +18,8 @@ DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 # One notebook for the module (one JupyterLab page load, one kernel); each test fills its task
 # and runs its own cell, as a person working down a notebook would.
 NAMES = {key: f"{key}_{uuid.uuid4().hex[:6]}" for key in ("digits", "boxes", "ner", "check", "texts", "ocr",
-                                                          "segments", "custom", "relation", "zoom", "accept", "asr", "video")}
+                                                          "segments", "custom", "relation", "zoom", "accept", "asr", "video",
+                                                          "refused")}
 CELLS = [
     "import pai_lab\nws = pai_lab.connect()",
     f"ws.labeling.get({NAMES['boxes']!r}).label()",
@@ -36,8 +37,9 @@ CELLS = [
     f"ws.labeling.get({NAMES['asr']!r}).label()",
     f"ws.labeling.get({NAMES['video']!r}).label()",
     "import time\ntime.sleep(12)  # the kernel busy with other work",
+    f"ws.labeling.get({NAMES['refused']!r}).label()",
 ]
-BUSY_CELL = len(CELLS) - 1
+BUSY_CELL = CELLS.index("import time\ntime.sleep(12)  # the kernel busy with other work")
 
 
 @pytest.fixture(scope="module")
@@ -606,3 +608,35 @@ def test_video_classification_plays_the_clip_and_one_key_answers(widget_lab, not
     wait_saved(page, root)
     [answer] = task_items(lab, task["id"])[0]["label"]
     assert answer["data"] == "moving"
+
+
+def test_answers_go_through_the_kernel_when_jupyter_refuses_the_page(widget_lab, notebook, page):
+    """Jupyter itself refuses the page's direct posts (as its cross-site check does when the page
+    has no usable _xsrf cookie): the labeler sends the answers through the kernel instead."""
+    lab = widget_lab
+    images = digit_images(lab.root / f"refused_{uuid.uuid4().hex[:6]}", 3)
+    task = create_task(lab, {
+        "name": NAMES["refused"], "template": "image-classification",
+        "labels": [str(d) for d in range(10)], "lines": [{"data": {"source": str(path)}} for path, _ in images]})
+    refused = []
+
+    def jupyter_refuses(route):
+        refused.append(route.request.url)
+        route.fulfill(status=403, content_type="application/json",
+                      body='{"message": "\'_xsrf\' argument missing from POST", "reason": null}')
+
+    page.route("**/labeling/tasks/*/answers", jupyter_refuses)
+    try:
+        root = notebook.run(len(CELLS) - 1)
+        root.locator("img[data-role=item-image]").wait_for()
+        root.locator(".pl-head").click()
+        for _, digit in images:
+            page.keyboard.press(str(digit))
+        root.locator("[data-role=done]").wait_for()
+        wait_saved(page, root)
+    finally:
+        page.unroute("**/labeling/tasks/*/answers")
+    assert refused  # the page tried the server first; after a refusal it goes through the kernel
+    stored = task_items(lab, task["id"])
+    assert [item["label"][0]["data"] for item in stored] == [str(d) for _, d in images]
+    assert "task 3/3" in root.locator("[data-role=task]").inner_text()

@@ -813,8 +813,16 @@ class Labeler {
       headers: { "Content-Type": "application/json", "X-XSRFToken": xsrfToken() },
     }).then(async (resp) => {
       if (resp.ok) { this.acked(client_id, true); return; }
-      let error = `${resp.status} ${resp.statusText}`;
-      try { error = (await resp.json()).error.message; } catch (e) { /* keep the status */ }
+      let said = null;
+      try { said = (await resp.json()).error; } catch (e) { /* not one of our errors */ }
+      if ((resp.status === 401 || resp.status === 403) && !(said && said.message)) {
+        // refused by Jupyter, not by pai_lab (no login cookie, a cross-site check the page cannot
+        // pass): from now on answers go through the kernel, this one first
+        this._me = null;
+        this.send(p.msg);
+        return;
+      }
+      const error = said && said.message ? said.message : `${resp.status} ${resp.statusText}`;
       this.acked(client_id, false, error);
     }, () => { /* not reached the server: stays pending, and is sent again by retry() */ });
     const chained = (this.posting.get(seq) || Promise.resolve()).then(post);
