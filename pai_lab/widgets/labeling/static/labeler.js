@@ -543,15 +543,19 @@ class Labeler {
   // ------------------------------------------------------------------ item display
 
   show() {
+    // Choice questions read the current item's answer from the app: their panels stay from one
+    // item to the next, so a move repaints only the choices that change.
+    const keep = this.tools && this.tools.length && this.toolsFor === this.questions && this.sideInfo &&
+      this.tools.every((t) => t instanceof ChoiceTool && t.panel.parentNode === this.side) ? this.tools : null;
     this.mode = null;
     this.activeQ = 0;
     this.tools = [];
     this.contentViews = {};
     this.content.replaceChildren();
-    this.side.replaceChildren();
     this.renderHead();
     this.renderFoot();
     const item = this.item;
+    if (!keep || !item) this.side.replaceChildren();
     if (!item) { this.showDone(); return; }
     this.media.trim(this.items, this.index, this.fetchAhead());
     const st = this.state;
@@ -559,15 +563,24 @@ class Labeler {
     const status = h("div", { class: "pl-itemstate" + (st.skip ? " skipped" : ""), "data-role": "item-state" },
       st.skip ? `Invalid: ${st.skip}` : st.error ? `Not saved: ${st.error}` :
         st.pending ? "Saving…" : st.saved ? "Saved" : this.stage !== "label" ? "Unchanged: passes with the earlier answer" : "Not answered yet");
-    this.side.append(status);
+    const info = [status];
     if (this.stage !== "label" && item.label && !st.dirty)
-      this.side.append(h("div", { class: "pl-suggest" }, `Showing the ${this.stage === "accept" && item.check ? "checked" : "labeled"} answer; change it to modify.`));
+      info.push(h("div", { class: "pl-suggest" }, `Showing the ${this.stage === "accept" && item.check ? "checked" : "labeled"} answer; change it to modify.`));
     this.relationTool = null;
-    this.questions.forEach((q, qi) => {
-      const tool = makeTool(this, q, qi, item);
-      this.tools.push(tool);
-      this.side.append(tool.panel);
-    });
+    if (keep) {
+      patch(this.sideInfo, info);
+      for (const tool of keep) { tool.item = item; tool.refresh(); }
+      this.tools = keep;
+    } else {
+      this.sideInfo = h("div", { style: "display:contents" }, ...info);
+      this.side.append(this.sideInfo);
+      this.questions.forEach((q, qi) => {
+        const tool = makeTool(this, q, qi, item);
+        this.tools.push(tool);
+        this.side.append(tool.panel);
+      });
+      this.toolsFor = this.questions;
+    }
     // text nobody marks spans in is shown as it is (classification, custom templates)
     for (const view of Object.values(this.contentViews)) {
       if (view.type !== "text" || view.spanTool) continue;
@@ -1142,16 +1155,16 @@ class ChoiceTool extends Tool {
     const m = this.model, sg = this.suggestion;
     const on = (name) => (multi ? m.values.includes(name) : m.value === name);
     const sugg = (name) => sg && (multi ? (sg.values || []).includes(name) : sg.value === name);
-    this.body.replaceChildren(...this.labels().map((l) =>
+    // patched, not rebuilt: a choice's listener is the same whichever item is shown
+    patch(this.body, [...this.labels().map((l) =>
       h("div", { class: `pl-choice${on(l.name) ? " on" : ""}${sugg(l.name) ? " sugg" : ""}`, "data-label": l.name,
         onclick: () => this.pick(l.name) },
       h("span", { class: "sw", style: `background:${l.color}` }), h("span", { class: "nm" }, l.name),
-      l.hotkey ? h("span", { class: "pl-kbd" }, l.hotkey) : null)));
-    if (sg && (sg.value || (sg.values || []).length))
-      this.body.append(h("div", { class: "pl-suggest" }, "Suggestion: ", h("b", {}, multi ? sg.values.join(", ") : sg.value),
-        " — ", h("span", { class: "pl-kbd" }, "A"), " to accept"));
-    if (multi) this.body.append(h("div", { class: "pl-suggest" }, "Several labels: pick, then ",
-      h("span", { class: "pl-kbd" }, "Enter")));
+      l.hotkey ? h("span", { class: "pl-kbd" }, l.hotkey) : null)),
+    sg && (sg.value || (sg.values || []).length) ? h("div", { class: "pl-suggest" }, "Suggestion: ",
+      h("b", {}, multi ? sg.values.join(", ") : sg.value), " — ", h("span", { class: "pl-kbd" }, "A"), " to accept") : null,
+    multi ? h("div", { class: "pl-suggest" }, "Several labels: pick, then ", h("span", { class: "pl-kbd" }, "Enter")) : null,
+    ].filter(Boolean));
   }
   pick(name) {
     if (this.q.type === "multi") {
