@@ -392,7 +392,8 @@ class Labeler {
 
   async directBase() {
     // The page talks to the server directly when it is the same pai_lab server the kernel uses
-    // (checked once by asking it for the task); otherwise media come through the kernel.
+    // (checked once by asking it for the task, and who the page is); otherwise media and answers
+    // come through the kernel.
     if (this._direct !== undefined) return this._direct;
     if (!this._directProbe) this._directProbe = (async () => {
       const path = this.model.get("api_path");
@@ -817,6 +818,11 @@ class Labeler {
   // package under the same login), so the next item never waits on the kernel; else through
   // the kernel. Posts of one item's answers go one after another, so the last one given wins.
   transmit(p) {
+    // until the probe says which way answers go, wait for it: one item's answers never take two ways
+    if (this._direct === undefined && !this.model.get("media_via_kernel")) {
+      this.directBase().then(() => this.transmit(p));
+      return;
+    }
     const base = this.answersBase();
     if (!base) { this.send(p.msg); return; }
     const { seq, client_id, stage, results, skip } = p.msg;
