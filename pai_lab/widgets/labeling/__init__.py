@@ -10,8 +10,9 @@ mouse input; it fetches media straight from the server's ``.../items/{seq}/media
 keeps the next items decoded. Every answer is stored on the server at once with a client-made id,
 so a retry never stores it twice: straight from the page when it holds the package under the
 same login (the kernel is off the path from one item to the next), else through this kernel
-object. The page shows "Saving" until the server has acknowledged it. Nothing lives only in widget state: opening the task again (after
-a reload or a kernel restart) resumes at the first unanswered item with every answer in place.
+object. The page shows "Saving" until the server has acknowledged it. Nothing lives only in
+widget state: opening the task again (after a reload or a kernel restart) resumes at the first
+unanswered item with every answer in place.
 """
 
 from __future__ import annotations
