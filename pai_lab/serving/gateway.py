@@ -122,7 +122,7 @@ class Instance:
         finally:
             self.service.gateway.free_gpus(self.name)
 
-    async def _gpus(self) -> list[int] | None:
+    async def _gpus(self) -> list[str] | None:
         """The GPUs this instance runs on (metadata.gpu of them, none held by another instance);
         until enough are free it waits, Pending with the reason shown in `eascmd w`."""
         wanted = int(self.generation.get("gpu") or 0)
@@ -181,13 +181,13 @@ class Instance:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10)
 
-    async def _spawn(self, gpus: list[int]):
+    async def _spawn(self, gpus: list[str]):
         gw = self.service.gateway
         sock = gw.sockets_dir / f"{secrets.token_hex(6)}.sock"
         env = dict(os.environ)
         env.pop(SECRET_ENV, None)
         if gpus or gw.gpus:  # pinned to its own GPUs; an instance that asked for none sees none
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         cpu = self.generation.get("cpu")
         if cpu:
@@ -685,18 +685,20 @@ class _LiveCollector:
         yield from (queue, inflight, ready, restarts)
 
 
-def detect_gpus() -> list[int]:
-    """The GPU ids instances are pinned to: PAI_LAB_GPUS (a comma list, "" for none) when set,
-    else CUDA_VISIBLE_DEVICES, else what `nvidia-smi -L` lists; none on a CPU-only machine."""
+def detect_gpus() -> list[str]:
+    """The GPUs instances are pinned to, as CUDA_VISIBLE_DEVICES names them (an index, a
+    ``GPU-<uuid>`` or a ``MIG-<uuid>``): PAI_LAB_GPUS (a comma list, "" for none) when set, else
+    CUDA_VISIBLE_DEVICES, else what `nvidia-smi -L` lists; none on a CPU-only machine."""
     for var in ("PAI_LAB_GPUS", "CUDA_VISIBLE_DEVICES"):
         declared = os.environ.get(var)
         if declared is not None:
-            return [int(x) for x in declared.split(",") if x.strip().isdigit()]
+            # schedulers often hand out UUIDs: an instance is pinned with the very name it was given
+            return [x.strip() for x in declared.split(",") if x.strip()]
     try:
         listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return []
-    return list(range(sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))))
+    return [str(i) for i in range(sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU ")))]
 
 
 class Gateway:
@@ -714,13 +716,13 @@ class Gateway:
         self.metrics = Metrics(self)
         self.watchdog: asyncio.Task | None = None
         self.gpus = detect_gpus()
-        self.gpu_holders: dict[str, list[int]] = {}
+        self.gpu_holders: dict[str, list[str]] = {}
 
-    def free_gpu_ids(self) -> list[int]:
+    def free_gpu_ids(self) -> list[str]:
         held = {g for ids in self.gpu_holders.values() for g in ids}
         return [g for g in self.gpus if g not in held]
 
-    def take_gpus(self, holder: str, count: int) -> list[int] | None:
+    def take_gpus(self, holder: str, count: int) -> list[str] | None:
         """``count`` free GPUs for ``holder`` (None: not enough free now)."""
         if count <= 0:
             return []

@@ -166,7 +166,7 @@ class Instance(Schema):
     last_state: dict | None = None
     pid: int | None = None
     draining: bool = False
-    gpus: list[int] = Field(default_factory=list, description="the GPU ids the instance is pinned to")
+    gpus: list[str] = Field(default_factory=list, description="the GPUs the instance is pinned to, as CUDA_VISIBLE_DEVICES names them")
 
 
 class ServiceVersion(Schema):

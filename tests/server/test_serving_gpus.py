@@ -52,7 +52,8 @@ def test_instances_get_their_own_gpus_and_wait_when_none_is_free(tmp_path, pytho
 
 
 def test_a_new_version_takes_over_the_gpus_the_old_one_holds(tmp_path, python_processor, monkeypatch):
-    monkeypatch.setenv("PAI_LAB_GPUS", "0")  # one GPU, held by the running version
+    # one GPU, named by its UUID as schedulers hand them out, held by the running version
+    monkeypatch.setenv("PAI_LAB_GPUS", "GPU-5f1c2a90-7d3e-4b8a-9c11-0e2f6a7b8c9d")
     server = start_pai_server(tmp_path / "root")
     try:
         ws = server.client().workspace("default")
@@ -62,8 +63,20 @@ def test_a_new_version_takes_over_the_gpus_the_old_one_holds(tmp_path, python_pr
 
         svc.modify({"metadata": {"workers": 3}})  # new instances replace the old: they need the only GPU
         pinned = _until(lambda: p if len(p := _pinned(svc)) == 1 and old not in p else None, timeout=60)
-        assert list(pinned.values()) == ["0"]
+        assert list(pinned.values()) == ["GPU-5f1c2a90-7d3e-4b8a-9c11-0e2f6a7b8c9d"]
         assert [i.name for i in svc.instances()] == list(pinned)  # the old instance gave its GPU up and left
         assert svc.predict({"values": [1, 2]}) == {"sum": 3, "n": 2}
     finally:
         server.stop()
+
+
+def test_the_gpu_inventory_keeps_the_names_cuda_was_given(monkeypatch):
+    from pai_lab.serving.gateway import detect_gpus
+
+    monkeypatch.delenv("PAI_LAB_GPUS", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aa11, MIG-bb22")
+    assert detect_gpus() == ["GPU-aa11", "MIG-bb22"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert detect_gpus() == ["2", "3"]
+    monkeypatch.setenv("PAI_LAB_GPUS", "")  # declared: none, whatever CUDA_VISIBLE_DEVICES says
+    assert detect_gpus() == []
