@@ -358,7 +358,7 @@ class Labeler {
     this.index = 0;
     this.states = new Map(); // seq -> {models, saved, pending, error, skip, dirty}
     this.undo = [];
-    this.pending = new Map(); // client_id -> {seq, msg, sent, direct}
+    this.pending = new Map(); // client_id -> {seq, msg, sent}: answers not yet acknowledged
     this.posting = new Map(); // seq -> the last direct post of that item's answer (kept in order)
     this.afterSaved = []; // control messages (submit, verdicts) waiting for the answers before them
     this.activeQ = 0;
@@ -416,14 +416,14 @@ class Labeler {
 
   viewSize() {
     if (!this.viewBox) {
-      const r = this.content.getBoundingClientRect();
+      // the stage's height is fixed by CSS (in any unit), so images come as tall as they are shown
+      const stage = this.content.querySelector(".pl-stage");
+      const r = (stage || this.content).getBoundingClientRect();
       const dpr = Math.min(window.devicePixelRatio || 1, 2);
       const zoomable = this.questions.some((q) => q.type === "boxes");
       const f = dpr * (zoomable ? 1.5 : 1);
       const step = (v) => Math.ceil(Math.max(v, 320) * f / 64) * 64;
-      // the stage's height is fixed (CSS), so images come exactly as tall as they are shown
-      const stageHeight = parseFloat(getComputedStyle(this.root).getPropertyValue("--pl-stage-height")) || 384;
-      this.viewBox = { w: step((r.width || 800) - 16), h: Math.round(stageHeight * f) };
+      this.viewBox = { w: step(r.width || 800), h: Math.round((stage && r.height || 384) * f) };
     }
     return this.viewBox;
   }
@@ -819,7 +819,7 @@ class Labeler {
   // the kernel. Posts of one item's answers go one after another, so the last one given wins.
   transmit(p) {
     // until the probe says which way answers go, wait for it: one item's answers never take two ways
-    if (this._direct === undefined && !this.model.get("media_via_kernel")) {
+    if (this._direct === undefined) {
       this.directBase().then(() => this.transmit(p));
       return;
     }
