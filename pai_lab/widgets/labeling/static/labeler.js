@@ -995,11 +995,13 @@ class Labeler {
       if (e.key === "Enter") { e.preventDefault(); ok(); }
       if (e.key === "Escape") { e.preventDefault(); this.closeOverlay(); }
     });
-    this.overlayOk = ok;  // Enter confirms even when pressed before the field has the focus
     this.openOverlay(h("div", { class: "pl-dialog" }, h("h3", {}, title), h("div", {}, label), input,
       h("div", { style: "display:flex;gap:6px;justify-content:flex-end" },
         h("button", { class: "pl-btn", onclick: () => this.closeOverlay() }, "Cancel", h("span", { class: "pl-kbd" }, "Esc")),
         h("button", { class: "pl-btn primary", onclick: ok, "data-role": "prompt-ok" }, "OK", h("span", { class: "pl-kbd" }, "Enter")))));
+    // after openOverlay, which closes (and forgets) any earlier one: Enter confirms even when
+    // pressed before the field has the focus
+    this.overlayOk = ok;
     setTimeout(() => { input.focus(); input.select(); }, 0);
   }
 
