@@ -15,6 +15,7 @@ and items per minute for the whole scripted run.
     python benchmarks/labeling_widgets_transitions.py --items 8       # a quick look
     python benchmarks/labeling_widgets_transitions.py --pace 250      # a key every 250 ms after each image
     python benchmarks/labeling_widgets_transitions.py --boxes         # bounding boxes, 100 moves
+    python benchmarks/labeling_widgets_transitions.py --cold          # images prepared only from the claim
 
 With ``--boxes`` the images are labeled with boxes instead: for each item a box is dragged with the
 mouse (not timed), then the time is taken from the keystroke after the last box (Enter) to the
@@ -271,13 +272,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--pace", type=int, default=0, metavar="MS",
                         help="classification: pause MS after each item is shown before the next key (default 0: "
                              "back to back, the heaviest load; a person needs 500 ms or more per item)")
+    parser.add_argument("--cold", action="store_true",
+                        help="no preparation when the task is created: only from the claim, as the page opens")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, start_lab
 
     with tempfile.TemporaryDirectory(prefix="pai-bench-") as tmp:
-        lab = start_lab(Path(tmp))
+        lab = start_lab(Path(tmp), *(["--PaiLabApp.preview_prepare_items=0"] if args.cold else []))
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)

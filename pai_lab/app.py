@@ -48,6 +48,12 @@ class PaiLabApp(ExtensionApp):
     threads_per_worker = Int(2, config=True, help="Threads per LocalCluster worker; each job rank holds one while it runs.")
     memory_limit = Unicode("auto", config=True, help="Memory limit per LocalCluster worker.")
     serving_port = Int(0, config=True, help="Port of the serving gateway (0: a free port).")
+    preview_prepare_items = Int(
+        1000, config=True,
+        help="Images of a new labeling task prepared for the labelers in the background (decoded once and kept "
+             "at view sizes). Later packages are prepared when claimed. 0: only when claimed.")
+    preview_cache_bytes = Int(2 << 30, config=True,
+                              help="Disk space for the prepared images (oldest removed first).")
     extra_settings = Dict(config=True, help="Further settings handed to the area managers.")
 
     runtime_file = Unicode("", help="server.json written by `pai server`; empty inside JupyterLab.")
@@ -69,6 +75,8 @@ class PaiLabApp(ExtensionApp):
             "threads_per_worker": self.threads_per_worker,
             "memory_limit": self.memory_limit,
             "serving_port": self.serving_port,
+            "preview_prepare_items": self.preview_prepare_items,
+            "preview_cache_bytes": self.preview_cache_bytes,
             **self.extra_settings,
         }
         self.platform = Platform(self.resolved_root(), self.database_url or None, self.owner, settings).start()

@@ -9,9 +9,9 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 
+from pai_lab.labeling import media, transfer
 from pai_lab.labeling import schemas as sc
 from pai_lab.labeling import service as sv
-from pai_lab.labeling import transfer
 from pai_lab.server.routing import Router
 
 router = Router("labeling")
@@ -75,7 +75,9 @@ def list_tasks(req, workspace):
              body=sc.TaskCreate, response=sc.Task, status=201)
 def create_task(req, workspace, body: sc.TaskCreate):
     with req.transaction() as s:
-        return sv.create_task(s, req.user, workspace, body)
+        task = sv.create_task(s, req.user, workspace, body)
+    media.prepare_items(req.platform, req.user, workspace, task.id)
+    return task
 
 
 @router.post(BASE + "/imports", name="label.task.import", summary="Create a task from a result file",
@@ -166,7 +168,10 @@ def list_packages(req, workspace, task, query: PackageQuery):
              body=sc.PackageClaim, response=sc.Package | None)
 def claim(req, workspace, task, body: sc.PackageClaim):
     with req.transaction() as s:
-        return sv.claim(s, req.user, workspace, task, body.stage)
+        package = sv.claim(s, req.user, workspace, task, body.stage)
+    if package is not None:
+        media.prepare_items(req.platform, req.user, workspace, task, package=package.number)
+    return package
 
 
 @router.get(PACKAGE + "/items", name="label.package.items", summary="A package's items, pre-labels and answers",
