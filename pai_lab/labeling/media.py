@@ -2,7 +2,7 @@
 
 Most of the cost of showing a photo-sized image at the size of a view is decoding it (a 2 MB PNG
 spends ~20 ms just inflating). So images are *prepared*: decoded once and kept as JPEG levels
-(long side 512, 1024, 2048 px) in the server's state folder, keyed by the source's identity
+(long side 512, 768 and 1024 px) in the server's state folder, keyed by the source's identity
 (path, size and mtime; or an object's ETag), so a changed file is never shown stale. A view is
 then a level sent as it is, or scaled from the nearest larger level in a few ms. Preparation runs
 in the background (at low priority) for a new task's first items (``preview_prepare_items``,
@@ -32,7 +32,8 @@ from pai_lab.errors import BadInput, NotFound
 log = logging.getLogger("pai_lab")
 
 MAX_MEDIA_BYTES = 512 << 20  # larger files are refused with a message rather than read into memory
-LEVELS = (512, 1024, 2048)  # long sides of the prepared copies
+LEVELS = (512, 768, 1024, 1536, 2048)  # long sides of the kept copies, in steps a view scales down from cheaply
+AHEAD = (512, 768, 1024)  # made in the background: the stage at 1x, zoomable (boxes) at 1x, and 2x screens
 DEFAULT_CACHE_BYTES = 2 << 30
 PREPARE_ON_CREATE = 1000  # items prepared when a task is created; later packages when claimed
 
@@ -360,7 +361,7 @@ class Previews:
         with self._locks[int(key[:4], 16) % len(self._locks)]:
             meta = self._meta(key)
             if meta is not None:
-                wanted = [lv for lv in LEVELS if lv < max(meta["width"], meta["height"])]
+                wanted = [lv for lv in AHEAD if lv < max(meta["width"], meta["height"])]
                 if all(self._level_file(key, meta, lv).exists() for lv in wanted):
                     return True
             body, name = source.read()
@@ -369,7 +370,7 @@ class Previews:
             try:
                 image = Image.open(io.BytesIO(body))
                 size = image.size
-                wanted = [lv for lv in LEVELS if lv < max(size)]
+                wanted = [lv for lv in AHEAD if lv < max(size)]
                 image.draft("RGB", level_size(*size, wanted[-1]) if wanted else size)
                 image = _normalized(image)
                 image.load()

@@ -67,11 +67,13 @@ def test_prepared_images_serve_every_view_without_decoding_the_original_again(pl
     assert image.size == (512, 384) and shown.mime == "image/jpeg" and (shown.width, shown.height) == (1024, 768)
     image, _ = view(platform, task_id, 0, 300, 300)
     assert image.size == (300, 225)
+    image, _ = view(platform, task_id, 0, 1536, 576)  # a box labeler's view leaves room to zoom
+    assert image.size == (768, 576)
     image, shown = view(platform, task_id, 1, 900, 576)  # a tall image: its height decides
     assert image.size == (173, 576) and (shown.width, shown.height) == (600, 2000)
     image, shown = view(platform, task_id, 2, 640, 480)  # transparency is kept
     assert image.size == (640, 480) and image.mode == "RGBA" and shown.mime == "image/png"
-    assert pv.counts["from_original"] == 0 and pv.counts["from_level"] == 4
+    assert pv.counts["from_original"] == 0 and pv.counts["from_level"] == 5
     # what is shown is the picture itself, scaled: compare with scaling the original directly
     expected = np.asarray(Image.open(files[0]).convert("RGB").resize((300, 225), Image.Resampling.BOX), np.float32)
     got = np.asarray(view(platform, task_id, 0, 300, 300)[0].convert("RGB"), np.float32)
