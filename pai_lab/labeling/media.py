@@ -20,6 +20,7 @@ import logging
 import mimetypes
 import os
 import queue
+import stat
 import sys
 import threading
 from dataclasses import dataclass
@@ -234,7 +235,7 @@ class Previews:
 
     def _write(self, path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(f"{path.name}.{threading.get_ident()}.part")
+        part = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.part")
         part.write_bytes(data)
         os.replace(part, path)  # readers see the whole file or none
         self._grew(len(data))
@@ -245,24 +246,30 @@ class Previews:
     def _grew(self, size: int) -> None:
         with self._used_lock:
             if self._used is None:
-                self._used = sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
+                self._used = sum(size for _, size, _ in self._files())
             else:
                 self._used += size
             over = self._used > self.cap_bytes
         if over:
             self._trim()
 
-    def _trim(self) -> None:
-        """Remove the oldest files until the folder is at 80% of its cap."""
-        files = []
+    def _files(self) -> list[tuple[float, int, Path]]:
+        """(mtime, size, path) of the finished files (another thread or server may be removing some)."""
+        found = []
         for p in self.folder.rglob("*"):
+            if p.suffix == ".part":
+                continue  # being written: its writer renames it in a moment
             try:
-                if p.is_file():
-                    st = p.stat()
-                    files.append((st.st_mtime, st.st_size, p))
+                st = p.stat()
             except OSError:
                 continue
-        files.sort()
+            if stat.S_ISREG(st.st_mode):
+                found.append((st.st_mtime, st.st_size, p))
+        return found
+
+    def _trim(self) -> None:
+        """Remove the oldest files until the folder is at 80% of its cap."""
+        files = sorted(self._files())
         used = sum(size for _, size, _ in files)
         for _, size, p in files:
             if used <= self.cap_bytes * 0.8:
