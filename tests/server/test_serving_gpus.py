@@ -4,6 +4,8 @@ machine; what is checked is what each instance process is given."""
 
 from __future__ import annotations
 
+import contextlib
+
 import psutil
 
 from tests.conftest import start_pai_server
@@ -15,12 +17,20 @@ def _pinned(svc) -> dict[str, str]:
             for i in svc.instances() if i.status == "Running"}
 
 
-def test_instances_get_their_own_gpus_and_wait_when_none_is_free(tmp_path, python_processor, monkeypatch):
-    monkeypatch.setenv("PAI_LAB_GPUS", "0,1,2")
+@contextlib.contextmanager
+def gpu_server(tmp_path, python_processor, monkeypatch, gpus: str):
+    """A `pai server` whose machine declares ``gpus``; yields (workspace client, python service spec)."""
+    monkeypatch.setenv("PAI_LAB_GPUS", gpus)
     server = start_pai_server(tmp_path / "root")
     try:
-        ws = server.client().workspace("default")
         spec = {"processor_type": "python", "processor_path": str(python_processor), "processor_entry": "app.py"}
+        yield server.client().workspace("default"), spec
+    finally:
+        server.stop()
+
+
+def test_instances_get_their_own_gpus_and_wait_when_none_is_free(tmp_path, python_processor, monkeypatch):
+    with gpu_server(tmp_path, python_processor, monkeypatch, "0,1,2") as (ws, spec):
         gpu = ws.services.create({"name": "on_gpus", **spec, "metadata": {"instance": 2, "gpu": 1}})
         pinned = _until(lambda: p if len(p := _pinned(gpu)) == 2 else None)
         assert sorted(pinned.values()) in (["0", "1"], ["0", "2"], ["1", "2"])
@@ -47,17 +57,11 @@ def test_instances_get_their_own_gpus_and_wait_when_none_is_free(tmp_path, pytho
         huge = ws.services.create({"name": "four_gpus", **spec, "metadata": {"instance": 1, "gpu": 4}}, wait=False)
         reason = _until(lambda: next((i.reason for i in huge.instances() if i.reason), None))
         assert reason == "metadata.gpu asks for 4 GPU(s); this machine has 3"
-    finally:
-        server.stop()
 
 
 def test_a_new_version_takes_over_the_gpus_the_old_one_holds(tmp_path, python_processor, monkeypatch):
     # one GPU, named by its UUID as schedulers hand them out, held by the running version
-    monkeypatch.setenv("PAI_LAB_GPUS", "GPU-5f1c2a90-7d3e-4b8a-9c11-0e2f6a7b8c9d")
-    server = start_pai_server(tmp_path / "root")
-    try:
-        ws = server.client().workspace("default")
-        spec = {"processor_type": "python", "processor_path": str(python_processor), "processor_entry": "app.py"}
+    with gpu_server(tmp_path, python_processor, monkeypatch, "GPU-5f1c2a90-7d3e-4b8a-9c11-0e2f6a7b8c9d") as (ws, spec):
         svc = ws.services.create({"name": "one_gpu", **spec, "metadata": {"instance": 1, "gpu": 1}})
         (old,) = _until(lambda: p if len(p := _pinned(svc)) == 1 else None)
 
@@ -66,8 +70,6 @@ def test_a_new_version_takes_over_the_gpus_the_old_one_holds(tmp_path, python_pr
         assert list(pinned.values()) == ["GPU-5f1c2a90-7d3e-4b8a-9c11-0e2f6a7b8c9d"]
         assert [i.name for i in svc.instances()] == list(pinned)  # the old instance gave its GPU up and left
         assert svc.predict({"values": [1, 2]}) == {"sum": 3, "n": 2}
-    finally:
-        server.stop()
 
 
 def test_the_gpu_inventory_keeps_the_names_cuda_was_given(monkeypatch):

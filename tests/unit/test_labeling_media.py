@@ -26,6 +26,17 @@ def noisy(size=(1024, 768), seed=0, mode="RGB") -> Image.Image:
     return Image.fromarray(np.clip(base + rng.integers(0, 50, base.shape), 0, 255).astype(np.uint8), mode)
 
 
+def shots(platform, specs) -> list:
+    """PNG files under the platform's root: one per (size, mode) in ``specs``."""
+    folder = platform.root_dir / "shots"
+    folder.mkdir(exist_ok=True)
+    files = []
+    for i, (size, mode) in enumerate(specs):
+        files.append(folder / f"{i}.png")
+        noisy(size, i, mode).save(files[-1], compress_level=1)
+    return files
+
+
 @pytest.fixture
 def platform(tmp_path):
     p = Platform(tmp_path / "root", owner="owner", settings={"preview_prepare_items": 0}).start()
@@ -49,12 +60,7 @@ def view(platform, task_id, seq, w=0, h=0) -> tuple[Image.Image, media.Media]:
 
 
 def test_prepared_images_serve_every_view_without_decoding_the_original_again(platform):
-    folder = platform.root_dir / "shots"
-    folder.mkdir()
-    files = []
-    for i, (size, mode) in enumerate([((1024, 768), "RGB"), ((600, 2000), "RGB"), ((1200, 900), "RGBA")]):
-        files.append(folder / f"{i}.png")
-        noisy(size, i, mode).save(files[-1], compress_level=1)
+    files = shots(platform, [((1024, 768), "RGB"), ((600, 2000), "RGB"), ((1200, 900), "RGBA")])
     task_id = make_task(platform, files)
     pv = media.previews(platform)
 
@@ -106,10 +112,7 @@ def test_a_replaced_file_is_shown_as_it_is_now(platform):
 
 
 def test_views_before_preparation_keep_the_level_they_needed(platform):
-    folder = platform.root_dir / "shots"
-    folder.mkdir()
-    noisy((1024, 768)).save(folder / "0.png", compress_level=1)
-    task_id = make_task(platform, [folder / "0.png"])
+    task_id = make_task(platform, shots(platform, [((1024, 768), "RGB")]))
     pv = media.previews(platform)
     assert view(platform, task_id, 0, 512, 384)[0].size == (512, 384)
     assert pv.counts["from_original"] == 1
@@ -118,10 +121,8 @@ def test_views_before_preparation_keep_the_level_they_needed(platform):
 
 
 def test_damaged_and_missing_images_say_so_and_preparation_goes_on(platform):
-    folder = platform.root_dir / "shots"
-    folder.mkdir()
-    good = folder / "good.png"
-    noisy((1024, 768)).save(good, compress_level=1)
+    (good,) = shots(platform, [((1024, 768), "RGB")])
+    folder = good.parent
     cut = folder / "cut.png"
     cut.write_bytes(good.read_bytes()[:5000])
     text = folder / "notes.png"
@@ -140,12 +141,7 @@ def test_damaged_and_missing_images_say_so_and_preparation_goes_on(platform):
 
 
 def test_the_prepared_folder_keeps_to_its_cap(platform, tmp_path):
-    folder = platform.root_dir / "shots"
-    folder.mkdir()
-    files = []
-    for i in range(12):
-        files.append(folder / f"{i}.png")
-        noisy((1600, 1200), i).save(files[-1], compress_level=1)
+    files = shots(platform, [((1600, 1200), "RGB")] * 12)
     task_id = make_task(platform, files)
     pv = media.Previews(platform, folder=tmp_path / "small", cap_bytes=600_000)
     for seq in range(12):
@@ -161,13 +157,7 @@ def test_the_prepared_folder_keeps_to_its_cap(platform, tmp_path):
 def test_new_tasks_prepare_their_first_images(tmp_path):
     p = Platform(tmp_path / "root", owner="owner", settings={"preview_prepare_items": 2}).start()
     try:
-        folder = p.root_dir / "shots"
-        folder.mkdir()
-        files = []
-        for i in range(4):
-            files.append(folder / f"{i}.png")
-            noisy((800, 600), i).save(files[-1], compress_level=1)
-        task_id = make_task(p, files, package_size=2)
+        task_id = make_task(p, shots(p, [((800, 600), "RGB")] * 4), package_size=2)
         media.prepare_items(p, "owner", W, task_id)  # what creating a task through the server does
         pv = media.previews(p)
         assert pv.idle(60) and pv.counts["prepared"] == 2
