@@ -182,11 +182,16 @@ def _encode(image, alpha: bool) -> tuple[bytes, str]:
     return out.getvalue(), "image/jpeg"
 
 
+def _has_alpha(image) -> bool:
+    """Whether the image has transparency (then it is sent as PNG, never JPEG)."""
+    return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+
+
 def _normalized(image):
     """RGB or RGBA (or grey): what JPEG and PNG both take and resizing handles."""
     if image.mode in ("RGB", "L", "RGBA", "LA"):
         return image
-    return image.convert("RGBA" if "A" in image.mode or "transparency" in image.info else "RGB")
+    return image.convert("RGBA" if _has_alpha(image) else "RGB")
 
 
 def _scaled(image, size: tuple[int, int]):
@@ -328,32 +333,31 @@ class Previews:
             image = Image.open(io.BytesIO(body))
             size = image.size
             target = fit_size(*size, view_w, view_h)
+            alpha = _has_alpha(image)
             if target == size:
                 if meta is None:
                     image.verify()  # a truncated or corrupt file fails here, not in the browser
                     if key is not None:
-                        self._write_meta(key, size, image.mode)
+                        self._write_meta(key, size, alpha)
                 return Media(body, mime, *size)
-            image.draft("RGB", target)  # JPEG: decode at a reduced scale, much faster
+            # the level kept for later views near this size is cut from the same decode
+            level = level_for(*size, target) if key is not None else None
+            image.draft("RGB", level_size(*size, level) if level else target)  # JPEG: decode at a reduced scale
             image = _normalized(image)
             image.load()
         except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for damaged files
             raise _bad_image(source.uri, exc) from None
-        alpha = image.mode in ("RGBA", "LA")
-        shown = _scaled(image, target)
-        body, mime = _encode(shown, alpha)
+        body, mime = _encode(_scaled(image, target), alpha)
         if key is not None:
-            # keep the level this view was cut from, so the next view near this size is quick
-            meta = self._write_meta(key, size, image.mode) if meta is None else meta
-            level = level_for(*size, target)
+            meta = self._write_meta(key, size, alpha) if meta is None else meta
             if level is not None:
                 kept = body if level_size(*size, level) == target else _encode(
                     _scaled(image, level_size(*size, level)), alpha)[0]
                 self._write(self._level_file(key, meta, level), kept)
         return Media(body, mime, *size)
 
-    def _write_meta(self, key: str, size: tuple[int, int], mode: str) -> dict:
-        meta = {"width": size[0], "height": size[1], "alpha": mode in ("RGBA", "LA")}
+    def _write_meta(self, key: str, size: tuple[int, int], alpha: bool) -> dict:
+        meta = {"width": size[0], "height": size[1], "alpha": alpha}
         self._write(self._file(key, ".json"), json.dumps(meta).encode())
         return meta
 
@@ -378,13 +382,13 @@ class Previews:
                 image = Image.open(io.BytesIO(body))
                 size = image.size
                 wanted = [lv for lv in AHEAD if lv < max(size)]
+                alpha = _has_alpha(image)
                 image.draft("RGB", level_size(*size, wanted[-1]) if wanted else size)
                 image = _normalized(image)
                 image.load()
             except Exception:  # noqa: BLE001 - a damaged file: its view will say so
                 return False
-            meta = meta or self._write_meta(key, size, image.mode)
-            alpha = image.mode in ("RGBA", "LA")
+            meta = meta or self._write_meta(key, size, alpha)
             # largest first, each cut from the one before: one decode of the original for all
             for level in reversed(wanted):
                 image = _scaled(image, level_size(*size, level))

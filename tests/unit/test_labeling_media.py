@@ -120,6 +120,23 @@ def test_views_before_preparation_keep_the_level_they_needed(platform):
     assert pv.counts["from_original"] == 1 and pv.counts["from_level"] == 1
 
 
+def test_a_palette_image_with_transparency_stays_a_transparent_png(platform):
+    folder = platform.root_dir / "shots"
+    folder.mkdir()
+    path = folder / "logo.png"
+    image = Image.new("P", (1200, 900), 0)
+    image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    image.paste(1, (300, 200, 900, 700))
+    image.save(path, transparency=0)
+    task_id = make_task(platform, [path])
+    assert view(platform, task_id, 0)[1].body == path.read_bytes()  # the original first
+    for size in ((512, 384), (300, 300)):  # then cut, and cut again from the kept copy
+        shown_image, shown = view(platform, task_id, 0, *size)
+        assert shown.mime == "image/png" and shown_image.mode == "RGBA"
+        assert shown_image.getpixel((2, 2))[3] == 0 and shown_image.getpixel(
+            (shown_image.width // 2, shown_image.height // 2)) == (255, 0, 0, 255)
+
+
 def test_damaged_and_missing_images_say_so_and_preparation_goes_on(platform):
     (good,) = shots(platform, [((1024, 768), "RGB")])
     folder = good.parent
@@ -142,7 +159,6 @@ def test_damaged_and_missing_images_say_so_and_preparation_goes_on(platform):
 
 def test_the_prepared_folder_keeps_to_its_cap(platform, tmp_path):
     files = shots(platform, [((1600, 1200), "RGB")] * 12)
-    task_id = make_task(platform, files)
     pv = media.Previews(platform, folder=tmp_path / "small", cap_bytes=600_000)
     for seq in range(12):
         shown = pv.view(media.locate(platform, str(files[seq]), {}), 512, 384)
@@ -151,7 +167,6 @@ def test_the_prepared_folder_keeps_to_its_cap(platform, tmp_path):
     assert 0 < kept <= 600_000
     # the newest stay; views of the oldest are made again
     assert pv.view(media.locate(platform, str(files[0]), {}), 512, 384).width == 1600
-    del task_id
 
 
 def test_new_tasks_prepare_their_first_images(tmp_path):
