@@ -21,6 +21,8 @@ def register(sub, add_command) -> None:
                    help="a further user and their token (repeatable), for role-based sharing")
     p.add_argument("--database-url", default=None, help="SQLAlchemy URL of the store")
     p.add_argument("--dask-scheduler", default=None, help="address of an existing Dask scheduler")
+    p.add_argument("--stop-with", type=int, default=None, metavar="PID",
+                   help="stop when process PID ends (pai_lab.connect(start=True) passes its own)")
 
 
 def serve(ctx, args) -> Result:
@@ -66,8 +68,35 @@ def serve(ctx, args) -> Result:
     # passes, which otherwise stall a request for 100+ ms every few thousand calls.
     gc.collect()
     gc.freeze()
+    if args.stop_with:
+        _stop_with(serverapp, args.stop_with)
     try:
         serverapp.start()
     finally:
         app.remove_runtime_file()
     return Result()
+
+
+def _stop_with(serverapp, pid: int) -> None:
+    """Stop the server once process ``pid`` is gone: a script that started it and died without
+    stopping it (killed, or a kernel shut down hard) leaves no server behind."""
+    import psutil
+    from tornado.ioloop import PeriodicCallback
+
+    try:
+        born = psutil.Process(pid).create_time()
+    except psutil.Error:
+        raise UsageError(f"pai server: --stop-with {pid}: no such process") from None
+
+    def check() -> None:
+        try:
+            if psutil.Process(pid).create_time() == born:  # not a new process that took the same id
+                return
+        except psutil.Error:
+            pass
+        serverapp.log.info("pai server: process %s ended; stopping", pid)
+        watch.stop()
+        serverapp.stop()
+
+    watch = PeriodicCallback(check, 1000)
+    watch.start()

@@ -174,9 +174,31 @@ class WorkspaceClient:
         return f"<pai_lab workspace {self.name!r} at {self.http.info.url}>"
 
 
-def connect(workspace: str = "default", *, url: str | None = None, token: str | None = None) -> WorkspaceClient:
-    """Connect to the control plane (found as DESIGN.md says) and return one workspace's client."""
-    client = PaiClient(url, token)
+def connect(workspace: str = "default", *, url: str | None = None, token: str | None = None,
+            start: bool = False, timeout: float = 120) -> WorkspaceClient:
+    """Connect to the control plane and return one workspace's client.
+
+    The server is found from ``url``/``token``, ``PAI_LAB_URL``, the Jupyter server this process runs
+    under, or the ``server.json`` of a ``pai server`` in the current folder or above. With
+    ``start=True`` (a script, VS Code, an nbclient run), when none is found, a ``pai server`` is started
+    on the current folder (or ``$PAI_LAB_ROOT``) and stopped when this Python process exits; later
+    calls reuse it, as ``ray.init()`` does.
+    """
+    from pai_lab.client import discovery
+    from pai_lab.errors import ServerNotFound
+
+    if url:
+        client = PaiClient(url, token)
+    else:
+        try:
+            info = discovery.discover()
+        except ServerNotFound:
+            if not start:
+                from pathlib import Path
+
+                raise ServerNotFound(discovery.HOW_TO_START_PYTHON.format(cwd=Path.cwd())) from None
+            info = discovery.started_server() or discovery.start_server(timeout=timeout)
+        client = PaiClient(http=Http(info))
     ws = client.workspace(workspace)
     ws.info()  # fail here, with the server's message, if the workspace is missing or refused
     return ws

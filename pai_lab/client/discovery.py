@@ -6,10 +6,16 @@ under (jupyter_server runtime files); the ``<root>/.pai_lab/server.json`` of a `
 
 from __future__ import annotations
 
+import atexit
 import glob
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,6 +27,11 @@ from pai_lab.errors import ServerNotFound
 HOW_TO_START = (
     "no pai_lab server found. Start one with `pai server` (or open JupyterLab with pai_lab installed), "
     "or set PAI_LAB_URL and PAI_LAB_TOKEN"
+)
+HOW_TO_START_PYTHON = (
+    "no pai_lab server found from {cwd}. Start one for this folder with `pai_lab.connect(start=True)` "
+    "(it stops when this Python process exits), or run `pai server` in a terminal there, open JupyterLab "
+    "with pai_lab installed, or set PAI_LAB_URL and PAI_LAB_TOKEN"
 )
 
 
@@ -121,3 +132,151 @@ def discover() -> ServerInfo:
         if cwd == root or cwd.startswith(root.rstrip(os.sep) + os.sep):
             return ServerInfo(info["url"], info.get("token", ""), "jupyter server")
     raise ServerNotFound(HOW_TO_START)
+
+
+# ---------------------------------------------------------------- connect(start=True)
+
+
+class _StartedServer:
+    """A `pai server` child this process started; stopped (with its Dask workers) when Python exits."""
+
+    def __init__(self, root: Path, proc: subprocess.Popen, info: ServerInfo, log: Path):
+        self.root, self.proc, self.info, self.log = root, proc, info, log
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 30) -> None:
+        if not self.alive():
+            return
+        self.proc.terminate()  # SIGTERM: the server stops its managers and removes its runtime file
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            if hasattr(os, "killpg"):  # its own session: the group holds what it spawned
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+_started: dict[str, _StartedServer] = {}
+_start_lock = threading.Lock()
+
+
+def _stop_started() -> None:
+    for server in list(_started.values()):
+        server.stop()
+    _started.clear()
+
+
+atexit.register(_stop_started)
+
+
+def started_server() -> ServerInfo | None:
+    """The server ``start_server`` started in this process, while it runs."""
+    for server in _started.values():
+        if server.alive():
+            return server.info
+    return None
+
+
+def start_server(root: str | Path | None = None, timeout: float = 120) -> ServerInfo:
+    """Run ``pai server`` on ``root`` (default: ``$PAI_LAB_ROOT`` or the current folder) as a child of this
+    process, or reuse the one already running there; wait until it answers. A server this process
+    starts is stopped when it exits (and, should it die without cleaning up, stops by itself)."""
+    root = Path(root or os.environ.get("PAI_LAB_ROOT") or ".").expanduser().resolve()
+    runtime = root / ".pai_lab" / "server.json"
+    with _start_lock:
+        found = read_runtime_file(runtime)
+        if found:
+            return _wait_answering(found, None, timeout)
+        mine = _started.get(str(root))
+        if mine is not None and mine.alive():
+            return mine.info
+        runtime.parent.mkdir(parents=True, exist_ok=True)
+        with _folder_lock(runtime.parent / "start.lock"):
+            found = read_runtime_file(runtime)  # another process may have started one meanwhile
+            if found:
+                return _wait_answering(found, None, timeout)
+            server = _spawn(root, runtime, timeout)
+    _started[str(root)] = server
+    print(f"[pai_lab] started a pai server for {root} at {server.info.url} (log: {server.log}); "
+          "it stops when this Python process exits", file=sys.stderr)
+    return server.info
+
+
+class _folder_lock:
+    """An exclusive lock on a file, so two processes starting in one folder start one server."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fh = None
+
+    def __enter__(self):
+        self.fh = open(self.path, "a+")
+        try:
+            import fcntl
+        except ImportError:  # Windows: no lock, at worst two servers (the second is then reused)
+            return self
+        fcntl.flock(self.fh, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()  # closing releases the lock
+
+
+def _spawn(root: Path, runtime: Path, timeout: float) -> _StartedServer:
+    import secrets
+
+    token = secrets.token_hex(24)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAI_LAB_")}
+    env["PAI_LAB_TOKEN"] = token  # not on the command line, where `ps` would show it
+    log = runtime.parent / "server.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pai_lab", "server", "--root", str(root), "--stop-with", str(os.getpid())],
+            cwd=str(root), env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)  # Ctrl-C in this terminal interrupts the script, not its server
+    server = _StartedServer(root, proc, ServerInfo("", token, f"pai server started by this process ({root})"), log)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not server.alive():
+                tail = log.read_text(errors="replace")[-2000:]
+                raise ServerNotFound(f"the pai server started for {root} exited with {proc.returncode}; "
+                                     f"its log ({log}) ends:\n{tail}")
+            found = read_runtime_file(runtime)
+            if found:
+                try:
+                    pid = json.loads(runtime.read_text()).get("pid")
+                except (OSError, ValueError):
+                    pid = None
+                if pid == proc.pid:
+                    server.info = ServerInfo(found.url, token, server.info.source)
+                    _wait_answering(server.info, server, deadline - time.monotonic())
+                    return server
+            time.sleep(0.1)
+        raise ServerNotFound(f"the pai server started for {root} did not answer within {timeout:.0f} s; "
+                             f"see its log {log}")
+    except BaseException:
+        server.stop(timeout=10)
+        raise
+
+
+def _wait_answering(info: ServerInfo, server: _StartedServer | None, timeout: float) -> ServerInfo:
+    import requests
+
+    deadline = time.monotonic() + max(timeout, 1)
+    headers = {"Authorization": f"token {info.token}"} if info.token else {}
+    while True:
+        try:
+            if requests.get(info.api + "/me", headers=headers, timeout=5).status_code == 200:
+                return info
+        except requests.RequestException:
+            pass
+        if (server is not None and not server.alive()) or time.monotonic() > deadline:
+            raise ServerNotFound(f"the pai server at {info.url} ({info.source}) does not answer")
+        time.sleep(0.1)

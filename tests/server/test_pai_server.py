@@ -52,3 +52,58 @@ def test_restart_keeps_everything(tmp_path):
         assert "gina" in ws.members
     finally:
         server.stop()
+
+
+SCRIPT_START = """
+import json, sys, pai_lab
+ws = pai_lab.connect(start=True)
+again = pai_lab.connect(start=True)  # the same process: the same server
+ds = ws.datasets.register("digits", "sample://digits")
+info = json.load(open(".pai_lab/server.json"))
+print(json.dumps({"url": ws.http.info.url, "again": again.http.info.url, "pid": info["pid"],
+                  "items": ds.info.item_count, "datasets": [d.name for d in again.datasets.list()]}), flush=True)
+sys.stdin.read()  # hold the server until told to go
+"""
+
+
+def _script(code, cwd, tmp_path, **kw):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAI_LAB_")}
+    env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "no-jupyter")  # no Jupyter server to find either
+    return subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_connect_without_server_says_how_to_start_one(tmp_path):
+    code = "import pai_lab\ntry:\n    pai_lab.connect()\nexcept Exception as e:\n    print(type(e).__name__, e)"
+    out, err = _script(code, tmp_path, tmp_path).communicate(timeout=120)
+    assert out.startswith("ServerNotFound no pai_lab server found"), err
+    assert "pai_lab.connect(start=True)" in out and "pai server" in out
+    assert not (tmp_path / ".pai_lab").exists()  # asking starts nothing
+
+
+def test_connect_start_runs_a_server_for_the_script_and_stops_it_at_exit(tmp_path):
+    import psutil
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    first = _script(SCRIPT_START, folder, tmp_path)
+    try:
+        seen = json.loads(first.stdout.readline() or "null")
+        assert seen, first.stderr.read()
+        assert seen["again"] == seen["url"] and seen["items"] == 1797 and seen["datasets"] == ["digits"]
+        assert psutil.pid_exists(seen["pid"]) and seen["pid"] != first.pid
+        # a second script in the same folder reuses that server, and leaves it running when it ends
+        second = _script(SCRIPT_START.replace("sys.stdin.read()", "").replace(
+            'ws.datasets.register("digits", "sample://digits")', 'ws.datasets.get("digits")'), folder, tmp_path)
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 0, err
+        assert json.loads(out)["url"] == seen["url"] and "started a pai server" not in err
+        assert psutil.pid_exists(seen["pid"])
+        out, err = first.communicate("", timeout=120)  # end of input: the first script exits
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, err
+    assert "started a pai server for" in err and "connect(start=True)" not in err
+    assert not psutil.pid_exists(seen["pid"])
+    assert not (folder / ".pai_lab" / "server.json").exists()
