@@ -132,6 +132,10 @@ class Item(Schema):
     verify: list | None
     prelabel: list | None = Field(None, description="a suggestion from a model or a file, never an answer")
     prelabel_source: str | None = None
+    prelabel_score: float | None = Field(None, description="the suggestion's confidence (0-1)")
+    prelabel_scores: dict[str, float] | None = Field(None, description="{class: probability} behind the suggestion")
+    origins: dict[str, str] = Field(default_factory=dict, description="stage -> prediction, prediction-changed "
+                                    "(a suggestion was kept or changed) or manual (there was none)")
     revision: int = 0
 
 
@@ -171,6 +175,23 @@ class Prelabel(Schema):
     item: int
     results: list | None = None
     answer: Any = None
+    score: float | None = Field(None, ge=0, le=1, description="confidence of the suggested answer")
+    scores: dict[str, float] | None = Field(None, description="{class name: probability}, for uncertainty order")
+
+
+OrderBy = Literal["least_confidence", "margin", "entropy", "random"]
+
+
+class TaskOrder(Schema):
+    by: str = Field(description="least_confidence, margin, entropy (most uncertain first) or random")
+    seed: int | None = Field(None, description="random order: the seed (default: a fresh one)")
+
+
+class OrderResult(Schema):
+    by: str
+    packages: int = Field(description="packages repacked (the ones nobody has claimed or answered)")
+    items: int = Field(description="the items they hold, now in the new order")
+    scored: int = Field(description="of those, items with a scored suggestion (the rest go last)")
 
 
 class PrelabelBatch(Schema):
@@ -206,6 +227,9 @@ class TaskStats(Schema):
     people: list[PersonStats]
     agreement: float | None = Field(description="share of checked items whose check answer equals the label")
     by_labeler: list[LabelerAgreement]
+    suggested: int = Field(0, description="items with a suggestion (pre-label)")
+    suggestions_accepted: int = Field(0, description="label answers equal to the suggestion they were shown")
+    suggestions_changed: int = Field(0, description="label answers that changed the suggestion")
 
 
 class ExportRequest(Schema):

@@ -16,12 +16,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput, Conflict, Forbidden, NotFound
 from pai_lab.labeling import flow as fl
 from pai_lab.labeling import schemas as sc
+from pai_lab.labeling import suggestions as sg
 from pai_lab.labeling.answers import Checker, dumps
 from pai_lab.labeling.tables import AnswerRow, ItemRow, PackageEventRow, PackageRow, TaskRow, TemplateRow
 from pai_lab.labeling.templates import BUILTIN, BUILTIN_IDS, CUSTOM_NAME, TemplateSpec, builtin, parse_spec
@@ -32,6 +33,7 @@ from pai_lab.workspaces.tables import MemberRow
 TASK_NAME = re.compile(r"^[A-Za-z0-9\u4e00-\u9fff][A-Za-z0-9\u4e00-\u9fff_-]{0,99}$")
 ROLE_LISTS = {"label": "labelers", "check": "checkers", "accept": "acceptors"}
 STAGE_COLUMN = {"label": "label", "check": "check", "accept": "verify"}
+ORIGIN_COLUMN = {"label": "label_origin", "check": "check_origin", "accept": "verify_origin"}
 NEEDS_LABELS = {"text-classification", "image-classification", "video-classification", "audio-classification",
                 "ner", "relation", "object-detection", "audio-segmentation"}
 # Seed rule: the smallest fixed package size allowed for a dataset of up to N items.
@@ -598,9 +600,11 @@ def package_items(s: Session, user: str, ws: str, ref: str, number: int) -> list
 
 def _item_schema(r: ItemRow, package: int) -> sc.Item:
     load = lambda t: json.loads(t) if t is not None else None  # noqa: E731
+    origins = {stage: o for stage, col in ORIGIN_COLUMN.items() if (o := getattr(r, col)) is not None}
     return sc.Item(seq=r.seq, package=package, data=json.loads(r.data), sampled=r.sampled, skipped=r.skipped,
                    label=load(r.label), check=load(r.check), verify=load(r.verify), prelabel=load(r.prelabel),
-                   prelabel_source=r.prelabel_source, revision=r.revision)
+                   prelabel_source=r.prelabel_source, prelabel_score=r.prelabel_score,
+                   prelabel_scores=load(r.prelabel_scores), origins=origins, revision=r.revision)
 
 
 def list_items(s: Session, user: str, ws: str, ref: str, offset: int = 0, limit: int = 100) -> list[sc.Item]:
@@ -686,10 +690,14 @@ def submit_answer(s: Session, user: str, ws: str, ref: str, body: sc.AnswerSubmi
         text = dumps(checker.normalize(results, data, strict=True))
     item.revision += 1
     setattr(item, STAGE_COLUMN[stage], text)
+    # whether the answer kept the suggestion it was shown, as the answer is given
+    where_from = sg.origin(text, item.prelabel)
+    setattr(item, ORIGIN_COLUMN[stage], where_from)
     if stage == "label":
         item.skipped = body.skip
     row = AnswerRow(task_id=task.id, item_id=item.id, stage=stage, revision=item.revision, results=text,
-                    skip_reason=body.skip, client_id=body.client_id, author=user, created_at=utcnow())
+                    skip_reason=body.skip, client_id=body.client_id, origin=where_from, author=user,
+                    created_at=utcnow())
     s.add(row)
     s.flush()
     return _ack(row, body.item, False)
@@ -732,10 +740,12 @@ def review(s: Session, user: str, ws: str, ref: str, number: int, verdict: str, 
             cond.append(ItemRow.sampled.is_(True))
         for item in s.scalars(select(ItemRow).where(*cond)):
             source = item.check if (stage == "accept" and item.check) else item.label
+            kept = item.check_origin if (stage == "accept" and item.check) else item.label_origin
             item.revision += 1
             setattr(item, col, source)
+            setattr(item, ORIGIN_COLUMN[stage], kept)
             s.add(AnswerRow(task_id=task.id, item_id=item.id, stage=stage, revision=item.revision, results=source,
-                            author=user, created_at=now))
+                            origin=kept, author=user, created_at=now))
         pkg.holder = None
     else:
         if not comment.strip():
@@ -744,7 +754,8 @@ def review(s: Session, user: str, ws: str, ref: str, number: int, verdict: str, 
         pkg.comment = comment
         pkg.holder = pkg.labeler
         # the reviewed answers are for the old labels; the history keeps them
-        s.execute(update(ItemRow).where(ItemRow.package_id == pkg.id).values(check=None, verify=None))
+        s.execute(update(ItemRow).where(ItemRow.package_id == pkg.id).values(
+            check=None, verify=None, check_origin=None, verify_origin=None))
     pkg.updated_at = now
     _event(s, task, pkg, verdict, old, user, comment)
     s.flush()
@@ -795,6 +806,9 @@ def attach_prelabels(s: Session, user: str, ws: str, ref: str, body: sc.Prelabel
         results = p.results if p.results is not None else checker.build(p.answer, data)
         item.prelabel = dumps(_normalize(checker, results, data, f"items[{i}] (item {p.item})", strict=False))
         item.prelabel_source = body.source
+        sg.check_scores(p.score, p.scores, f"items[{i}]")
+        item.prelabel_score = p.score
+        item.prelabel_scores = dumps(p.scores) if p.scores else None
     s.flush()
     return len(body.items)
 
@@ -829,10 +843,64 @@ def stats(s: Session, user: str, ws: str, ref: str) -> sc.TaskStats:
         counts[0] += 1
         counts[1] += json.loads(label) == json.loads(check)
     total_checked = sum(c[0] for c in by_labeler.values())
+    origins = dict(s.execute(select(ItemRow.label_origin, func.count()).where(
+        ItemRow.task_id == task.id, ItemRow.label_origin.is_not(None)).group_by(ItemRow.label_origin)).all())
+    suggested = s.scalar(select(func.count()).select_from(ItemRow).where(
+        ItemRow.task_id == task.id, ItemRow.prelabel.is_not(None))) or 0
     return sc.TaskStats(
+        suggested=suggested, suggestions_accepted=origins.get(sg.PREDICTION, 0),
+        suggestions_changed=origins.get(sg.CHANGED, 0),
         total=t.total, labeled=t.labeled, checked=t.checked, accepted=t.accepted, rejected=t.rejected,
         skipped=t.skipped, packages=packages, packages_left=t.packages_left, people=people,
         agreement=(sum(c[1] for c in by_labeler.values()) / total_checked) if total_checked else None,
         by_labeler=[sc.LabelerAgreement(labeler=k, checked=v[0], agreed=v[1], accuracy=v[1] / v[0])
                     for k, v in sorted(by_labeler.items())])
 
+
+
+# ---------------------------------------------------------------------------- uncertainty order
+
+
+def order(s: Session, user: str, ws: str, ref: str, by: str, seed: int | None = None) -> sc.OrderResult:
+    """Repack the items of the packages nobody has claimed or answered, so the next packages
+    claimed hold the most uncertain suggestions first (unscored items last), or a random order.
+
+    Those packages keep their numbers and sizes; only which items they hold changes."""
+    _, task = _manage(s, user, ws, ref)
+    if by not in sg.ORDERS:
+        raise BadInput(f"unknown order {by!r}; orders are: {', '.join(sg.ORDERS)}", "by")
+    if task.package_by:
+        raise BadInput(f"task {task.name!r} is packaged by {task.package_by!r}; its packages keep their field "
+                       "values and cannot be reordered", "by")
+    claimed = select(PackageEventRow.package_id).where(PackageEventRow.task_id == task.id)
+    answered = select(ItemRow.package_id).where(ItemRow.task_id == task.id, (ItemRow.label.is_not(None))
+                                                | ItemRow.skipped.is_not(None))
+    pkgs = s.scalars(select(PackageRow).where(
+        PackageRow.task_id == task.id, PackageRow.state == fl.POOL["label"], PackageRow.rework == 0,
+        PackageRow.id.not_in(claimed), PackageRow.id.not_in(answered)).order_by(PackageRow.number)).all()
+    if not pkgs:
+        return sc.OrderResult(by=by, packages=0, items=0, scored=0)
+    rows = s.execute(select(ItemRow.id, ItemRow.seq, ItemRow.prelabel_score, ItemRow.prelabel_scores).where(
+        ItemRow.package_id.in_([p.id for p in pkgs]))).all()
+    if by == "random":
+        ranked = sorted(rows, key=lambda r: r.seq)
+        random.Random(seed).shuffle(ranked)
+        scored = sum(r.prelabel_score is not None or r.prelabel_scores is not None for r in rows)
+    else:
+        keyed = [(sg.uncertainty(by, r.prelabel_score, json.loads(r.prelabel_scores) if r.prelabel_scores
+                                 else None), r) for r in rows]
+        scored = sum(u is not None for u, _ in keyed)
+        # most uncertain first; unscored last; ties keep the items' order
+        ranked = [r for _, r in sorted(keyed, key=lambda k: (k[0] is None, -(k[0] or 0.0), k[1].seq))]
+    moves: list[dict] = []
+    start = 0
+    for pkg in pkgs:
+        for r in ranked[start:start + pkg.size]:
+            moves.append({"_id": r.id, "_pkg": pkg.id})
+        start += pkg.size
+    s.connection().execute(update(ItemRow.__table__).where(ItemRow.__table__.c.id == bindparam("_id"))
+                           .values(package_id=bindparam("_pkg"), sampled=True), moves)
+    if task.check_ratio < 1 and "check" in fl.stages(task.flow):
+        _sample(s, task, list(pkgs))
+    s.expire_all()
+    return sc.OrderResult(by=by, packages=len(pkgs), items=len(rows), scored=scored)

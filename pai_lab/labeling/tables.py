@@ -89,6 +89,12 @@ class ItemRow(Base):
     verify: Mapped[str | None] = mapped_column(Text, nullable=True)
     prelabel: Mapped[str | None] = mapped_column(Text, nullable=True)  # a suggestion, never an answer
     prelabel_source: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    prelabel_score: Mapped[float | None] = mapped_column(Float, nullable=True)  # confidence of the suggestion
+    prelabel_scores: Mapped[str | None] = mapped_column(Text, nullable=True)  # {class: probability}, compact JSON
+    # per stage: "prediction" (the suggestion kept), "prediction-changed", "manual" (no suggestion)
+    label_origin: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    check_origin: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    verify_origin: Mapped[str | None] = mapped_column(String(24), nullable=True)
     revision: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -104,6 +110,7 @@ class AnswerRow(Base):
     results: Mapped[str | None] = mapped_column(Text, nullable=True)  # None: skipped as invalid
     skip_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     client_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    origin: Mapped[str | None] = mapped_column(String(24), nullable=True)  # as on the item; None: skipped
     author: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

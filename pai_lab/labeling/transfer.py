@@ -26,7 +26,8 @@ from pai_lab.labeling.templates import TemplateSpec
 from pai_lab.workspaces import authorize
 
 _COLUMNS = (ItemRow.seq, ItemRow.data, ItemRow.label, ItemRow.check, ItemRow.verify, ItemRow.prelabel,
-            ItemRow.prelabel_source, ItemRow.skipped)
+            ItemRow.prelabel_source, ItemRow.skipped, ItemRow.prelabel_score, ItemRow.label_origin,
+            ItemRow.check_origin, ItemRow.verify_origin)
 
 
 def _rows(engine, task_id: str) -> Iterator[Row]:

@@ -45,6 +45,10 @@ class Row:
     prelabel: str | None
     prelabel_source: str | None
     skipped: str | None
+    prelabel_score: float | None = None
+    label_origin: str | None = None  # prediction, prediction-changed or manual, per stage
+    check_origin: str | None = None
+    verify_origin: str | None = None
 
     @property
     def final(self) -> str | None:

@@ -125,16 +125,21 @@ def tasks(ctx: ExportContext) -> Iterator[str]:
     first = True
     for r in ctx.rows():
         anns = []
-        for n, (stage, text) in enumerate((("label", r.label), ("check", r.check), ("verify", r.verify)), 1):
+        for n, (stage, text, origin) in enumerate((("label", r.label, r.label_origin),
+                                                    ("check", r.check, r.check_origin),
+                                                    ("verify", r.verify, r.verify_origin)), 1):
             if text is not None:
-                anns.append({"id": r.seq * 3 + n, "result": to_regions(ctx.spec, json.loads(text)),
+                # each region says whether it is the suggestion kept, changed, or drawn by hand
+                regions = [{**region, "origin": origin or "manual"} for region in to_regions(ctx.spec,
+                                                                                            json.loads(text))]
+                anns.append({"id": r.seq * 3 + n, "result": regions,
                              "was_cancelled": False, "ground_truth": stage == "verify", "stage": stage})
             elif stage == "label" and r.skipped is not None:
                 anns.append({"id": r.seq * 3 + n, "result": [], "was_cancelled": True, "ground_truth": False,
                              "stage": stage, "skip_reason": r.skipped})
         task = {"id": r.seq + 1, "data": json.loads(r.data), "annotations": anns, "predictions": []}
         if r.prelabel is not None:
-            task["predictions"].append({"model_version": r.prelabel_source or "", "score": None,
+            task["predictions"].append({"model_version": r.prelabel_source or "", "score": r.prelabel_score,
                                         "result": to_regions(ctx.spec, json.loads(r.prelabel))})
         yield ("\n" if first else ",\n") + json.dumps(task, ensure_ascii=False)
         first = False
