@@ -30,7 +30,7 @@ def _ws(ctx, args):
 
 def register(sub, add_command) -> None:
     lab = sub.add_parser("label", help="labeling tasks (iTAG): templates, create, ls, show, stats, packages, "
-                                       "claim, release, reassign, people, export, import, offline, online, rm").add_subparsers(dest="verb", metavar="VERB", required=True)
+                                       "claim, release, reassign, people, order, export, import, offline, online, rm").add_subparsers(dest="verb", metavar="VERB", required=True)
 
     def cmd(name, func, text, **kw):
         p = add_command(lab, name, func, text, **kw)
@@ -86,6 +86,12 @@ def register(sub, add_command) -> None:
     p.add_argument("task")
     for who in ("labelers", "checkers", "acceptors", "admins"):
         p.add_argument(f"--{who}", action="append", help=f"the task's {who} (replaces the list; commas or repeat)")
+
+    p = cmd("order", order, "repack the packages nobody has started: most uncertain suggestions first")
+    p.add_argument("task")
+    p.add_argument("--by", required=True, metavar="ORDER",
+                   help="least_confidence, margin, entropy (from the suggestions' scores) or random")
+    p.add_argument("--seed", type=int, help="random order: its seed")
 
     p = cmd("export", export, "export results (iTAG manifest, EasyVision CSV, Label Studio, COCO, YOLO, CoNLL, "
                               "TFRecord)")
@@ -175,6 +181,9 @@ def stats(ctx, args) -> Result:
     lines = [f"labeled   {st.labeled}/{st.total}", f"checked   {st.checked}", f"accepted  {st.accepted}",
              f"rejected  {st.rejected}", f"skipped   {st.skipped}", f"packages left  {st.packages_left}",
              "packages  " + ", ".join(f"{k}={v}" for k, v in st.packages.items() if v)]
+    if st.suggested:
+        lines.append(f"suggested {st.suggested}: {st.suggestions_accepted} accepted as they were, "
+                     f"{st.suggestions_changed} changed")
     if st.agreement is not None:
         lines.append(f"agreement {st.agreement:.1%} (label answers the checkers kept)")
     for p in st.people:
@@ -242,6 +251,14 @@ def people(ctx, args) -> Result:
     rows = [{"role": who, "people": ", ".join(info.people.get(who, [])) or "-"}
             for who in ("labelers", "checkers", "acceptors", "admins")]
     return Result(data=info.people, text="\n".join(f"{r['role']:<10} {r['people']}" for r in rows))
+
+
+def order(ctx, args) -> Result:
+    task = _ws(ctx, args).labeling.get(args.task)
+    done = task.order(args.by, seed=args.seed)
+    ctx.say(f"[Info] {done.items} items of [{task.name}] repacked into {done.packages} packages by {done.by} "
+            f"({done.scored} scored)")
+    return record_result(done, ["by", "packages", "items", "scored"])
 
 
 def _options(values: list[str]) -> dict:

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import os
 import uuid
 from pathlib import Path
@@ -60,8 +62,16 @@ class Task:
 
     # ------------------------------------------------------------ progress
 
-    def stats(self) -> sc.TaskStats:
-        return sc.TaskStats.model_validate(self._get("/stats"))
+    def stats(self) -> "TaskStatsView":
+        """Progress, people, agreement and what became of the suggestions (shown as tables in a notebook)."""
+        return TaskStatsView.model_validate(self._get("/stats"))
+
+    def order(self, by: str, *, seed: int | None = None) -> sc.OrderResult:
+        """Repack the packages nobody has claimed or answered so the next ones claimed hold the most
+        uncertain suggestions first: ``least_confidence``, ``margin``, ``entropy`` (from the
+        suggestions' scores; unscored items last) or ``random``."""
+        body = {"by": by} if seed is None else {"by": by, "seed": seed}
+        return sc.OrderResult.model_validate(self._post("/order", body))
 
     def packages(self, state: str | None = None) -> list[sc.Package]:
         params = {"state": state} if state else None
@@ -136,7 +146,8 @@ class Task:
     def prelabel(self, predict: Callable[[dict], Any] | None = None, *, source: str = "python",
                  predictions: dict[int, Any] | None = None, batch: int = 200, progress: bool = True) -> int:
         """Attach suggestions: ``predict(data) -> answer`` is called for each item (or give
-        ``predictions`` as {item seq: answer or results}). Shown as suggestions, never answers."""
+        ``predictions`` as {item seq: answer or results}). Shown as suggestions, never answers.
+        An answer may carry its confidence: ``{"answer": ..., "score": 0.7, "scores": {class: p}}``."""
         from tqdm.auto import tqdm
 
         attached = 0
@@ -156,29 +167,115 @@ class Task:
                 bar.update(len(items))
         return attached
 
-    def prelabel_from_service(self, service: str, to_answer: Callable[[dict, Any], Any], *,
+    def prelabel_from_service(self, service: str, to_answer: Callable[[dict, Any], Any] | None = None, *,
                               inputs: Callable[[dict], Any] | None = None, batch: int = 50,
-                              progress: bool = True) -> int:
-        """Suggestions from a served model: ``inputs(data)`` (default: the item's data) is sent
-        to the service's predict, ``to_answer(data, prediction)`` turns its reply into an answer."""
+                              threshold: float = 0.5, unlabeled_only: bool = True, progress: bool = True) -> int:
+        """Suggestions from a served model, with their scores.
+
+        With no ``to_answer``: each item's image bytes (``{"image_bytes": [...]}``, read through the
+        media route, so local and s3 items work) or text (``{"text": [...]}``) are sent in batches;
+        a classifier's ``label``/``score``/``probabilities`` become a suggested label with its score
+        and class probabilities, a detector's ``detection_boxes``/``scores``/``classes`` boxes in
+        pixels (those scoring ``threshold`` or more). ``unlabeled_only`` skips answered items.
+        With ``to_answer``: ``inputs(data)`` (default: the item's data) goes to predict one item at
+        a time and ``to_answer(data, prediction)`` turns the reply into an answer."""
         svc = self._lab._ws.services.get(service)
-        make_input = inputs or (lambda data: data)
-        return self.prelabel(lambda data: to_answer(data, svc.predict(make_input(data))),
-                             source=f"service:{service}", batch=batch, progress=progress)
+        if to_answer is not None:
+            make_input = inputs or (lambda data: data)
+            return self.prelabel(lambda data: to_answer(data, svc.predict(make_input(data))),
+                                 source=f"service:{service}", batch=batch, progress=progress)
+        return self._prelabel_served(svc, service, batch=batch, threshold=threshold, unlabeled_only=unlabeled_only,
+                                     progress=progress)
+
+    def _prelabel_served(self, svc, service: str, *, batch: int, threshold: float, unlabeled_only: bool,
+                         progress: bool) -> int:
+        from tqdm.auto import tqdm
+
+        from pai_lab.labeling import suggestions
+
+        info = self.refresh()
+        questions, contents = info.spec.get("questions", []), info.spec.get("contents", [])
+        kinds = {q.get("type") for q in questions}
+        media = contents[0]["type"] if contents else "text"
+        key = next((q.get("bind") for q in questions if q.get("bind")), None) or (
+            contents[0]["key"] if contents else "source")
+        if len(questions) != 1 or not kinds & {"single", "multi", "boxes"} or media not in ("image", "text"):
+            raise ValueError(f"no built-in reading of a model's reply for the {info.template} template; "
+                             "give to_answer=(data, prediction) -> answer")
+        detect = "boxes" in kinds
+        multi = "multi" in kinds
+        labels = [label.name for label in info.labels]
+        class_names = getattr(svc, "class_names", None)
+        attached = 0
+        with tqdm(total=info.total, desc=f"pre-labels for {self.name} from {service}", disable=not progress) as bar:
+            for offset in range(0, info.total, batch):
+                items = self.all_items(offset, batch)
+                bar.update(len(items))
+                todo = [i for i in items if not (unlabeled_only and (i.label is not None or i.skipped))]
+                if not todo:
+                    continue
+                sizes: list[tuple[int, int]] = []
+                if media == "image":
+                    images = [self._item_bytes(i.seq, key) for i in todo]
+                    sizes = [size for _, size in images]
+                    # {"b64": ...} is the TF Serving JSON for bytes
+                    x = {"image_bytes": [{"b64": base64.b64encode(body).decode()} for body, _ in images]}
+                else:
+                    x = {"text": [str(i.data.get(key, "")) for i in todo]}
+                reply = svc.predict(x)
+                if detect:
+                    made = suggestions.detection(reply, sizes, class_names, labels, threshold)
+                else:
+                    made = suggestions.classification(reply, class_names, labels)
+                body = []
+                for item, sugg in zip(todo, made):
+                    answer = [sugg["answer"]] if multi else sugg["answer"]
+                    body.append({"item": item.seq, "answer": answer, "score": sugg["score"],
+                                 **({"scores": sugg["scores"]} if sugg.get("scores") else {})})
+                attached += self._post("/prelabels", {"source": f"service:{service}", "items": body})["attached"]
+        return attached
+
+    def _item_bytes(self, seq: int, key: str) -> tuple[bytes, tuple[int, int]]:
+        """An item's original bytes and (width, height), as the labeler's media route reads them."""
+        ws = self._lab._ws
+        resp = ws.http.get(f"/workspaces/{ws.name}{self._p(f'/items/{seq}/media')}", params={"key": key},
+                           stream=True)
+        body = resp.content
+        width, height = resp.headers.get("X-Original-Width"), resp.headers.get("X-Original-Height")
+        if width and height:
+            return body, (int(width), int(height))
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(body)) as image:
+            return body, image.size
 
     # ------------------------------------------------------------ export
 
     def export(self, format: str = "itag", to: str | os.PathLike | None = None, *, register_as: str | None = None,
-               options: dict | None = None, storage_options: dict | None = None, server_side: bool = False):
+               options: dict | None = None, storage_options: dict | None = None, server_side: bool = False,
+               progress: bool = True):
         """Export the task. Single-file formats stream to ``to`` from here (or return the text
         when ``to`` is None); folder formats (yolo, tfrecord), s3:// URIs, ``register_as`` and
-        ``server_side=True`` are written by the server."""
+        ``server_side=True`` are written by the server. ``progress`` shows a bar (bytes received
+        for streamed exports; off with ``progress=False``)."""
+        from tqdm.auto import tqdm
+
+        def bar(**kw):
+            return tqdm(desc=f"export {self.name} ({format})", disable=not progress, **kw)
+
         if to is None:
             if format not in STREAMED:
                 raise ValueError(f"{format} exports are folders: give to=<path>")
             resp = self._lab._ws.http.get(f"/workspaces/{self._lab._ws.name}{self._p('/export')}",
                                           params={"format": format}, stream=True)
-            return resp.content.decode("utf-8")
+            chunks = []
+            with bar(unit="B", unit_scale=True) as shown:
+                for chunk in resp.iter_content(1 << 16):
+                    chunks.append(chunk)
+                    shown.update(len(chunk))
+            return b"".join(chunks).decode("utf-8")
         to = os.fspath(to)
         if format in STREAMED and not (server_side or register_as or "://" in to or options or storage_options):
             resp = self._lab._ws.http.get(f"/workspaces/{self._lab._ws.name}{self._p('/export')}",
@@ -187,16 +284,20 @@ class Task:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + f".tmp-{uuid.uuid4().hex[:8]}")
             try:
-                with open(tmp, "wb") as f:
+                with open(tmp, "wb") as f, bar(unit="B", unit_scale=True) as shown:
                     for chunk in resp.iter_content(1 << 16):
                         f.write(chunk)
+                        shown.update(len(chunk))
                 os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)
             return sc.ExportResult(format=format, to=to, items=self.info.total, files=[to])
         body = {"format": format, "to": to if "://" in to else str(Path(to).resolve()), "register_as": register_as,
                 "options": options or {}, "storage_options": storage_options or {}}
-        return sc.ExportResult.model_validate(self._post("/export", body, timeout=3600))
+        with bar(total=self.info.total, unit="item") as shown:  # written by the server in one call
+            result = sc.ExportResult.model_validate(self._post("/export", body, timeout=3600))
+            shown.update(result.items)
+        return result
 
     # ------------------------------------------------------------ widgets
 
@@ -222,12 +323,82 @@ class Task:
         i = self.info
         return f"<labeling task {i.name} ({i.id}) {i.template} {i.state}: {i.labeled}/{i.total} labeled>"
 
+    def _repr_html_(self) -> str:
+        i = self.info
+        e = html.escape
+        labels = "".join(f'<span style="border-left:8px solid {e(l.color or "#888")};padding:0 6px;margin-right:4px">'
+                         f"{e(l.name)}</span>" for l in i.labels)
+        stages = [("labeled", i.labeled)] + ([("checked", i.checked)] if "check" in i.flow else []) + (
+            [("accepted", i.accepted)] if "accept" in i.flow else [])
+        rows = [("template", e(i.template)), ("state", e(i.state)), ("flow", e(i.flow)),
+                ("progress", _bars(stages, i.total)), ("packages left", str(i.packages_left)),
+                ("labels", labels or "-"),
+                ("dataset", e(f"{i.dataset}:{i.dataset_version or 'latest'}") if i.dataset else "-"),
+                ("your roles", e(", ".join(i.my_roles)) or "-")]
+        body = "".join(f'<tr><th style="text-align:left;padding-right:12px">{k}</th><td style="text-align:left">{v}'
+                       "</td></tr>" for k, v in rows)
+        about = f"<div>{e(i.description)}</div>" if i.description else ""
+        return f"<div><b>labeling task {e(i.name)}</b> <code>{e(i.id)}</code>{about}<table>{body}</table></div>"
+
+
+SCORED_KEYS = {"answer", "results", "score", "scores"}
+
 
 def _prelabel(item: int, value: Any) -> dict:
+    if isinstance(value, dict) and value.keys() <= SCORED_KEYS and value.keys() & {"answer", "results"} and (
+            value.keys() & {"score", "scores"}):
+        out = _prelabel(item, value.get("results", value.get("answer")))
+        out.update({k: value[k] for k in ("score", "scores") if value.get(k) is not None})
+        return out
     if isinstance(value, list) and value and isinstance(value[0], dict) and (
             "questionId" in value[0] or "objects" in value[0]):
         return {"item": int(item), "results": value}
     return {"item": int(item), "answer": value}
+
+
+def _bars(parts: list[tuple[str, int]], total: int) -> str:
+    """Horizontal bars, one per count, out of ``total``."""
+    out = []
+    for name, n in parts:
+        width = round(160 * n / total) if total else 0
+        out.append(f'<div style="display:flex;align-items:center;gap:6px"><span style="width:70px">{html.escape(name)}'
+                   f'</span><span style="display:inline-block;width:160px;height:9px;background:#eee">'
+                   f'<span style="display:block;width:{width}px;height:9px;background:#4a90d9"></span></span>'
+                   f"<span>{n}/{total}</span></div>")
+    return "".join(out)
+
+
+def _html_table(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    head = "".join(f'<th style="text-align:left">{html.escape(str(k))}</th>' for k in rows[0])
+    body = "".join("<tr>" + "".join(f'<td style="text-align:left">{html.escape("-" if v is None else str(v))}</td>'
+                                    for v in r.values()) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+class TaskStatsView(sc.TaskStats):
+    """``task.stats()``: the statistics, shown in a notebook as bars and tables."""
+
+    def _repr_html_(self) -> str:
+        parts = [("labeled", self.labeled), ("checked", self.checked), ("accepted", self.accepted),
+                 ("skipped", self.skipped)]
+        out = ["<div><b>progress</b>", _bars(parts, self.total),
+               f"<div>packages left: {self.packages_left}; rejected: {self.rejected}</div>"]
+        out.append(_html_table([{"state": k, "packages": v} for k, v in self.packages.items() if v]))
+        if self.suggested:
+            out += ["<b>suggestions</b>", _bars([("kept", self.suggestions_accepted),
+                                                 ("changed", self.suggestions_changed)], self.suggested),
+                    f"<div>{self.suggested} items had a suggestion</div>"]
+        if self.people:
+            out += ["<b>people</b>", _html_table([{"user": p.user, "stage": p.stage, "items": p.items,
+                                                   "items/hour": p.items_per_hour} for p in self.people])]
+        if self.by_labeler:
+            agreement = f" (overall {self.agreement:.1%})" if self.agreement is not None else ""
+            out += [f"<b>agreement with checkers{agreement}</b>", _html_table(
+                [{"labeler": a.labeler, "checked": a.checked, "agreed": a.agreed,
+                  "accuracy": f"{a.accuracy:.1%}" if a.accuracy is not None else None} for a in self.by_labeler])]
+        return "".join(out) + "</div>"
 
 
 class Labeling:

@@ -153,6 +153,14 @@ def attach_prelabels(req, workspace, task, body: sc.PrelabelBatch):
         return {"attached": sv.attach_prelabels(s, req.user, workspace, task, body)}
 
 
+@router.post(TASK + "/order", name="label.task.order",
+             summary="Repack the untouched packages: most uncertain suggestions first, or random",
+             body=sc.TaskOrder, response=sc.OrderResult)
+def order(req, workspace, task, body: sc.TaskOrder):
+    with req.transaction() as s:
+        return sv.order(s, req.user, workspace, task, body.by, body.seed)
+
+
 # ---------------------------------------------------------------- packages and answers
 
 

@@ -54,6 +54,7 @@ class Labeler(anywidget.AnyWidget):
         super().__init__(stage=stage, media_via_kernel=media_via_kernel, **kwargs)
         self._task = task
         self._items_by_seq: dict[int, dict] = {}
+        self._opened: dict[int, set[int]] = {}  # package number -> the item seqs this labeler showed
         self._views_seen = 0
         ws = task._lab._ws
         self.api_path = f"pai-lab/api/v1/workspaces/{ws.name}/labeling/tasks/{task.id}"
@@ -83,6 +84,7 @@ class Labeler(anywidget.AnyWidget):
         elif self.stage == "accept":
             items = [i for i in items if not i["skipped"]]
         self._items_by_seq = {i["seq"]: i for i in items}
+        self._opened.setdefault(package.number, set()).update(self._items_by_seq)
         self.package = package.model_dump(mode="json")
         self.notice = (f"Package {package.number} came back from review: {package.comment}"
                        if package.rework and package.comment and self.stage == "label" else "")
@@ -90,14 +92,15 @@ class Labeler(anywidget.AnyWidget):
 
     @property
     def answers(self) -> dict[int, Any]:
-        """This package's answers for the widget's stage, as stored on the server now (item seq ->
-        iTAG results): the page stores answers straight there, so this asks the server."""
-        if not self.package:
-            return {}
+        """The answers for the widget's stage of every package this labeler showed, submitted ones
+        included, as stored on the server now (item seq -> iTAG results): the page stores answers
+        straight there, so this asks the server."""
         field = STAGE_FIELD[self.stage]
-        shown = set(self._items_by_seq)
-        return {item.seq: value for item in self._task.items(self.package["number"])
-                if item.seq in shown and (value := getattr(item, field)) is not None}
+        out: dict[int, Any] = {}
+        for number, shown in sorted(self._opened.items()):
+            out.update({item.seq: value for item in self._task.items(number)
+                        if item.seq in shown and (value := getattr(item, field)) is not None})
+        return dict(sorted(out.items()))
 
     # ------------------------------------------------------------ messages from the page
 
