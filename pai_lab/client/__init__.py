@@ -170,6 +170,40 @@ class WorkspaceClient:
             self._areas[attr] = area(self)
         return self._areas[attr]
 
+    # (label, list route) of what the notebook display counts
+    _COUNTED = (("datasets", "/datasets"), ("labeling tasks", "/labeling/tasks"), ("jobs", "/jobs"),
+                ("services", "/services"))
+
+    def counts(self) -> dict[str, int | None]:
+        """How many datasets, labeling tasks, jobs and services the workspace holds (None: not readable)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from pai_lab.errors import PaiError
+
+        def count(route: str) -> int | None:
+            try:
+                return len(self._get(route))
+            except PaiError:  # a role that may not list an area, or an area this server lacks
+                return None
+
+        with ThreadPoolExecutor(len(self._COUNTED)) as pool:
+            found = list(pool.map(count, [route for _label, route in self._COUNTED]))
+        return {label: n for (label, _route), n in zip(self._COUNTED, found)}
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        info, members, counts = self.info(), self.members.list(), self.counts()
+        figures = " &middot; ".join(f"<b>{'—' if n is None else n}</b> {escape(label)}"
+                                    for label, n in counts.items())
+        rows = "".join(f"<tr><td>{escape(m.username)}</td><td>{escape(', '.join(m.roles))}</td></tr>" for m in members)
+        return (f"<div class='pai-lab-workspace'><b>workspace {escape(info.name)}</b>"
+                + (f" &mdash; {escape(info.description)}" if info.description else "")
+                + f"<br><span>{figures}</span>"
+                + f"<br><small>at {escape(self.http.info.url)}; your roles: {escape(', '.join(info.my_roles))}</small>"
+                + f"<table><tr><th style='text-align:left'>member</th><th style='text-align:left'>roles</th></tr>"
+                + f"{rows}</table></div>")
+
     def __repr__(self) -> str:
         return f"<pai_lab workspace {self.name!r} at {self.http.info.url}>"
 

@@ -140,9 +140,18 @@ class Job:
         return JobMonitor(self, refresh=refresh)
 
     def _repr_html_(self) -> str:
+        from html import escape
+
         d = self.detail
-        return (f"<b>{d.id}</b> {d.name}: <b>{d.state}</b> {d.progress} "
-                + (f"<br><i>{d.reason}</i>" if d.reason else ""))
+        colour = {"Succeeded": "#2e7d32", "Failed": "#c62828", "Stopped": "#6d4c41"}.get(d.state, "#1565c0")
+        ranks = "".join(f"<tr><td>{escape(p.name)}</td><td>{escape(p.state)}</td>"
+                        f"<td>{'' if p.exit_code is None else p.exit_code}</td></tr>" for p in d.pods)
+        return (f"<div class='pai-lab-job'><b>{escape(d.id)}</b> {escape(d.name)}: "
+                f"<b style='color:{colour}'>{escape(d.state)}</b> <code>{escape(d.progress)}</code>"
+                + (f"<br>model <code>{escape(d.model)}</code>" if d.model else "")
+                + (f"<br><i>{escape(d.reason)}</i>" if d.reason else "")
+                + f"<table><tr><th style='text-align:left'>rank</th><th style='text-align:left'>state</th>"
+                f"<th>exit</th></tr>{ranks}</table></div>")
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.detail.name!r} {self.detail.state}>"
