@@ -324,7 +324,10 @@ class Task:
         return f"<labeling task {i.name} ({i.id}) {i.template} {i.state}: {i.labeled}/{i.total} labeled>"
 
     def _repr_html_(self) -> str:
-        i = self.info
+        try:
+            i = self.refresh()  # a notebook shows the task as it is now
+        except Exception:  # noqa: BLE001 - the server went away: show what was last fetched
+            i = self.info
         e = html.escape
         labels = "".join(f'<span style="border-left:8px solid {e(l.color or "#888")};padding:0 6px;margin-right:4px">'
                          f"{e(l.name)}</span>" for l in i.labels)

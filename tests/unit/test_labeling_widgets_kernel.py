@@ -82,6 +82,8 @@ def test_submit_then_checker_rejects_and_labeler_gets_the_comment(digits_task):
             labeler.send(type="answer", seq=seq, client_id=f"l-{seq}", stage="label", skip="broken")
     labeler.send(type="submit")
     assert labeler.widget.package is None and "submitted" in labeler.widget.notice
+    # the answers given in this labeler stay visible once their package is submitted
+    assert labeler.widget.answers == {seq: survey("1") for seq in range(4)}
 
     checker = Page(task.check())
     assert checker.widget.stage == "check"
