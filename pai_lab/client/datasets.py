@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
@@ -289,9 +290,11 @@ class Dataset:
 
     def _repr_html_(self) -> str:
         info = self.info
-        rows = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in (
+        # items registered from manifest lines carry no size: 0 bytes over items means "not recorded"
+        size = _human(info.total_bytes) if info.total_bytes or not info.item_count else "not recorded"
+        rows = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in (
             ("name", info.name), ("type", info.data_type), ("items", f"{info.item_count:,}"),
-            ("size", _human(info.total_bytes)), ("latest version", info.latest_version),
+            ("size", size), ("latest version", info.latest_version),
             ("source", info.source_uri), ("visibility", info.visibility), ("created by", info.created_by)))
         return f"<table>{rows}</table>"
 

@@ -198,14 +198,16 @@ def _write_version(session: Session, row: DatasetRow, user: str, description: st
 
 
 def _fill_lines(lines: Iterable[Any], where: str, *, already_parsed: bool = False,
-                progress: Progress | None = None) -> Callable[[mf.ChunkWriter], ScanResult]:
+                progress: Progress | None = None, file_sizes: bool = False) -> Callable[[mf.ChunkWriter], ScanResult]:
     def fill(writer: mf.ChunkWriter) -> ScanResult:
         keys = mf.ManifestKeys()
         for index, value in enumerate(lines):
             line = value if already_parsed else mf.normalize_line(value, f"{where} item {index + 1}")
             text = mf.dumps_line(line)
-            # a manifest item has no size of its own; its stamp is a digest of the line
-            writer.add(keys.key(line, index), None, mf.line_stamp(text), "", text)
+            # a manifest item has no size of its own (a sample's files, written by us, do); its stamp is a
+            # digest of the line
+            size = _file_size(line) if file_sizes else None
+            writer.add(keys.key(line, index), size, mf.line_stamp(text), "", text)
             if progress and index % 5000 == 4999:
                 progress(writer.seen, 0)
         if progress:
@@ -213,6 +215,14 @@ def _fill_lines(lines: Iterable[Any], where: str, *, already_parsed: bool = Fals
         return ScanResult("")
 
     return fill
+
+
+def _file_size(line: dict) -> int | None:
+    source = line.get("data", {}).get("source")
+    try:
+        return os.path.getsize(source) if isinstance(source, str) and os.path.isabs(source) else None
+    except OSError:
+        return None
 
 
 def _peek_sources(lines: list[dict]) -> list[str]:
@@ -281,7 +291,7 @@ def _plan(spec: DatasetCreate, roots: Roots | None, state_dir: Path | None, prog
         data_type, description, lines, folder = sample_sets.materialize(name, state_dir)
         # a sample with files points at their folder, so jobs can mount it like any folder
         return _Plan("sample", str(folder) if folder else source, "folder" if folder else "file", origin="public", data_type=data_type, description=description,
-                     fill=_fill_lines(lines, source, already_parsed=True, progress=progress))
+                     fill=_fill_lines(lines, source, already_parsed=True, progress=progress, file_sizes=True))
     scheme = source.split("://", 1)[0].lower() if "://" in source else ""
     if scheme in ("s3", "oss"):
         location = parse_object_uri(source, spec.storage_options)

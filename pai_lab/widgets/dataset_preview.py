@@ -17,14 +17,35 @@ MEDIA_FORMATS = {".wav": "wav", ".mp3": "mp3", ".ogg": "ogg", ".flac": "flac", "
 
 
 def _human(n: int | None) -> str:
-    if not n:
-        return "0 B"
+    if n is None:
+        return "size unknown"
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if size < 1024 or unit == "TiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
+
+
+def total_size(total_bytes: int, items) -> str:
+    """The dataset's size as the manifest knows it: items registered from manifest lines may carry no size,
+    which is not 0 B."""
+    unknown = any(item.size is None for item in items)
+    if unknown and not total_bytes:
+        return "size unknown (not in the manifest)"
+    return _human(total_bytes) + (" + items of unknown size" if unknown else "")
+
+
+def caption(key: str, source: str | None, base: str) -> str:
+    """An item's name relative to the dataset: its path under the dataset's folder or prefix, else its key
+    when that is relative already, else the file name of an absolute path or URL."""
+    base = (base or "").rstrip("/")
+    for name in (key, source):
+        if base and name and name.startswith(base + "/"):
+            return name[len(base) + 1:]
+    if "://" in key or key.startswith(("/", "\\")) or key[1:3] in (":\\", ":/"):
+        return key.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or key
+    return key
 
 
 class DatasetPreview(w.VBox):
@@ -61,7 +82,8 @@ class DatasetPreview(w.VBox):
         self.items = page.items
         info = self.dataset.info
         self.header.value = (f"<b>{html.escape(info.name)}</b> &middot; {info.data_type} &middot; "
-                             f"{page.total:,} items &middot; {_human(info.total_bytes)} &middot; version "
+                             f"{page.total:,} items &middot; {html.escape(total_size(info.total_bytes, page.items))}"
+                             f" &middot; version "
                              f"{page.version} of {info.latest_version}")
         self.page_label.value = f" page {number + 1} of {self.pages} "
         self.prev_button.disabled = number == 0
@@ -87,13 +109,17 @@ class DatasetPreview(w.VBox):
         with ThreadPoolExecutor(8) as pool:
             images = list(pool.map(self._thumbnail, [item.index for item in page.items]))
         tiles = []
+        base = self.dataset.info.source_uri
         for item, data in zip(page.items, images):
             image = w.Image(value=data, format="png", layout=w.Layout(width=f"{self.thumb_size}px",
                                                                       height=f"{self.thumb_size}px"))
-            caption = w.HTML(f"<div style='font-size:10px;width:{self.thumb_size}px;overflow:hidden;"
-                             f"text-overflow:ellipsis;white-space:nowrap' title='{html.escape(item.key)}'>"
-                             f"{html.escape(item.key)}</div>")
-            tiles.append(w.VBox([image, caption]))
+            name = caption(item.key, item.source, base)
+            tooltip = f"{item.source or item.key} ({_human(item.size)})"  # the full path, on hover
+            caption_html = w.HTML(f"<div style='font-size:10px;width:{self.thumb_size}px;overflow:hidden;"
+                                  f"text-overflow:ellipsis;white-space:nowrap;direction:rtl;text-align:left'"
+                                  f" title='{html.escape(tooltip)}'><bdi>{html.escape(name)}</bdi></div>"
+                                  f"<div style='font-size:9px;color:#666'>{html.escape(_human(item.size))}</div>")
+            tiles.append(w.VBox([image, caption_html]))
         return w.GridBox(tiles, layout=w.Layout(grid_template_columns=f"repeat(auto-fill, {self.thumb_size + 8}px)",
                                                 width="100%"))
 
@@ -117,10 +143,12 @@ class DatasetPreview(w.VBox):
             ext = "." + (item.source or "").rsplit(".", 1)[-1].lower()
             fmt = MEDIA_FORMATS.get(ext)
             if fmt is None:
-                players.append(w.HTML(html.escape(item.key)))
+                players.append(w.HTML(html.escape(caption(item.key, item.source, self.dataset.info.source_uri))))
                 continue
             data = self.dataset.read_bytes(item, self.version)
             player = (w.Audio if self.dataset.info.data_type == "audio" else w.Video)(
                 value=data, format=fmt, autoplay=False)
-            players.append(w.VBox([w.HTML(html.escape(item.key)), player]))
+            name = caption(item.key, item.source, self.dataset.info.source_uri)
+            players.append(w.VBox([w.HTML(f"<span title='{html.escape(item.source or item.key)}'>"
+                                          f"{html.escape(name)}</span>"), player]))
         return w.VBox(players)
