@@ -1,15 +1,18 @@
 """Public sample datasets, built offline and deterministically on first use.
 
-- ``digits``: scikit-learn's bundled 8x8 digits as 32x32 grayscale PNGs, labelled 0-9;
+- ``digits``: the UCI 8x8 handwritten digits (the copy scikit-learn bundles, shipped here as
+  ``data/digits.csv.gz``) as 32x32 grayscale PNGs, labelled 0-9;
 - ``reviews``: short product reviews labelled positive / negative (text classification);
 - ``shapes``: 64x64 pictures of squares and circles with their boxes (object detection).
 
 Labels are written as an iTAG export of a fixed task (``label-<SAMPLE_TASK_ID>``), the same
-shape a labeling export has, so readers and training treat samples like labelled data.
+shape a labeling export has, so readers and training treat samples like labelled data. Manifests
+list items shuffled with a fixed seed, so a labeling task's first package mixes the classes.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 import random
 import shutil
@@ -23,7 +26,13 @@ from pai_lab.errors import BadInput
 
 SAMPLE_TASK_ID = "1000000000000000001"
 LABEL_KEY = f"label-{SAMPLE_TASK_ID}"
+DIGITS_CSV = Path(__file__).parent / "data" / "digits.csv.gz"  # 1,797 rows: 64 pixels (0-16), then the digit
 _LOCK = threading.Lock()
+
+
+def _shuffled(lines: list[dict], seed: int) -> Iterator[dict]:
+    random.Random(seed).shuffle(lines)
+    return iter(lines)
 
 
 def classification(label: str) -> dict:
@@ -39,12 +48,21 @@ def detection(boxes: list[tuple[str, float, float, float, float]], width: int, h
                          "width": width, "type": "image", "height": height}]}
 
 
+def digits_arrays() -> tuple:
+    """The shipped digits as (images float64 [1797, 8, 8] in 0-16, targets int [1797]), as scikit-learn's
+    ``load_digits()`` gives them, without scikit-learn."""
+    import numpy as np
+
+    with gzip.open(DIGITS_CSV, "rt") as f:
+        table = np.loadtxt(f, delimiter=",")
+    return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(int)
+
+
 def _digits(folder: Path) -> None:
     from PIL import Image
-    from sklearn.datasets import load_digits
 
-    digits = load_digits()
-    for i, (pixels, target) in enumerate(zip(digits.images, digits.target)):
+    images, targets = digits_arrays()
+    for i, (pixels, target) in enumerate(zip(images, targets)):
         sub = folder / str(int(target))
         sub.mkdir(exist_ok=True)
         img = Image.fromarray((255 - pixels * 255 / 16).astype("uint8"), mode="L").resize((32, 32), Image.NEAREST)
@@ -52,8 +70,8 @@ def _digits(folder: Path) -> None:
 
 
 def _digits_lines(folder: Path) -> Iterator[dict]:
-    for path in sorted(folder.glob("*/*.png")):
-        yield {"data": {"source": str(path)}, LABEL_KEY: classification(path.parent.name)}
+    return _shuffled([{"data": {"source": str(path)}, LABEL_KEY: classification(path.parent.name)}
+                      for path in sorted(folder.glob("*/*.png"))], seed=13)
 
 
 _GOOD = ["great", "excellent", "lovely", "reliable", "fantastic", "solid", "delightful", "superb"]
@@ -65,12 +83,14 @@ _BAD_TAIL = ["returned it", "stopped working after a week", "do not buy", "waste
 
 def _reviews_lines(_folder: Path) -> Iterator[dict]:
     rng = random.Random(7)
+    lines = []
     for i in range(200):
         positive = i % 2 == 0
         words = _GOOD if positive else _BAD
         tail = _GOOD_TAIL if positive else _BAD_TAIL
         text = f"The {rng.choice(_THINGS)} is {rng.choice(words)}, {rng.choice(tail)}."
-        yield {"data": {"source": text}, LABEL_KEY: classification("positive" if positive else "negative")}
+        lines.append({"data": {"source": text}, LABEL_KEY: classification("positive" if positive else "negative")})
+    return _shuffled(lines, seed=17)
 
 
 def _shapes(folder: Path) -> None:
@@ -101,14 +121,14 @@ def _shapes_lines(folder: Path) -> Iterator[dict]:
     import json
 
     boxes = json.loads((folder / "boxes.json").read_text())
-    for name in sorted(boxes):
-        yield {"data": {"source": str(folder / name)},
-               LABEL_KEY: detection([tuple(b) for b in boxes[name]], 64, 64, name)}
+    return _shuffled([{"data": {"source": str(folder / name)},
+                       LABEL_KEY: detection([tuple(b) for b in boxes[name]], 64, 64, name)}
+                      for name in sorted(boxes)], seed=19)
 
 
 # name -> (data type, description, writer of the files or None, manifest lines)
 SAMPLES: dict[str, tuple[str, str, Callable[[Path], None] | None, Callable[[Path], Iterator[dict]]]] = {
-    "digits": ("image", "1,797 handwritten digits (scikit-learn), 32x32 PNG, labels 0-9", _digits, _digits_lines),
+    "digits": ("image", "1,797 handwritten digits (UCI), 32x32 PNG, labels 0-9", _digits, _digits_lines),
     "reviews": ("text", "200 short product reviews labelled positive / negative", None, _reviews_lines),
     "shapes": ("image", "60 pictures of squares and circles with their boxes (detection)", _shapes, _shapes_lines),
 }
