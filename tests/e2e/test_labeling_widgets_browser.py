@@ -19,7 +19,7 @@ DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 # and runs its own cell, as a person working down a notebook would.
 NAMES = {key: f"{key}_{uuid.uuid4().hex[:6]}" for key in ("digits", "boxes", "ner", "check", "texts", "ocr",
                                                           "segments", "custom", "relation", "zoom", "accept", "asr", "video",
-                                                          "refused")}
+                                                          "refused", "suggested", "suggested_boxes")}
 CELLS = [
     "import pai_lab\nws = pai_lab.connect()",
     f"ws.labeling.get({NAMES['boxes']!r}).label()",
@@ -38,6 +38,8 @@ CELLS = [
     f"ws.labeling.get({NAMES['video']!r}).label()",
     "import time\ntime.sleep(12)  # the kernel busy with other work",
     f"ws.labeling.get({NAMES['refused']!r}).label()",
+    f"ws.labeling.get({NAMES['suggested']!r}).label()",
+    f"ws.labeling.get({NAMES['suggested_boxes']!r}).label()",
 ]
 BUSY_CELL = CELLS.index("import time\ntime.sleep(12)  # the kernel busy with other work")
 
@@ -643,3 +645,73 @@ def test_answers_go_through_the_kernel_when_jupyter_refuses_the_page(widget_lab,
     stored = task_items(lab, task["id"])
     assert [item["label"][0]["data"] for item in stored] == [str(d) for _, d in images]
     assert "task 3/3" in root.locator("[data-role=task]").inner_text()
+
+
+def _attach(lab, task_id: str, items: list[dict]) -> None:
+    resp = lab.api("POST", f"/workspaces/default/labeling/tasks/{task_id}/prelabels",
+                   {"source": "model:test", "items": items})
+    assert resp.status_code == 200, resp.text
+
+
+def test_a_suggestion_shows_pre_selected_and_one_key_accepts_it(widget_lab, notebook, page):
+    lab = widget_lab
+    images = digit_images(lab.root / f"suggested_{uuid.uuid4().hex[:6]}", 4)
+    task = create_task(lab, {
+        "name": NAMES["suggested"], "template": "image-classification", "labels": [str(d) for d in range(10)],
+        "lines": [{"data": {"source": str(path)}} for path, _ in images]})
+    # what a model suggests, right or wrong: the labeler accepts each as it is
+    suggested = [str((digit + seq % 2) % 10) for seq, (_, digit) in enumerate(images)]
+    _attach(lab, task["id"], [{"item": seq, "answer": label, "score": 0.6 + 0.1 * seq}
+                              for seq, label in enumerate(suggested)])
+    root = notebook.run(CELLS.index(f"ws.labeling.get({NAMES['suggested']!r}).label()"))
+    root.locator("img[data-role=item-image]").wait_for()
+    root.locator(".pl-head").click()
+    for seq, label in enumerate(suggested):
+        # pre-selected: the suggested choice is shown as the chosen one
+        chosen = root.locator(".pl-choice.on")
+        page.wait_for_function("([el, want]) => el && el.dataset.label === want",
+                               arg=[chosen.element_handle(), label])
+        assert chosen.count() == 1
+        page.keyboard.press("a")
+        want = f"{seq + 2}/4" if seq < 3 else None
+        if want:
+            page.wait_for_function("([el, want]) => el.textContent === want",
+                                   arg=[root.locator("[data-role=position]").element_handle(), want])
+    root.locator("[data-role=done]").wait_for()
+    wait_saved(page, root)
+    stored = task_items(lab, task["id"])
+    assert [item["label"] for item in stored] == [item["prelabel"] for item in stored]
+    assert [item["label"][0]["data"] for item in stored] == suggested
+    assert [item["origins"] for item in stored] == [{"label": "prediction"}] * 4
+
+
+def test_suggested_boxes_are_drawn_and_one_key_accepts_them(widget_lab, notebook, page):
+    lab = widget_lab
+    images = digit_images(lab.root / f"sboxes_{uuid.uuid4().hex[:6]}", 2, size=(640, 480))
+    task = create_task(lab, {
+        "name": NAMES["suggested_boxes"], "template": "object-detection", "labels": ["digit", "noise"],
+        "lines": [{"data": {"source": str(path)}} for path, _ in images]})
+    boxes = [[100.25, 60.5, 420.75, 400], [32, 48, 600, 470.5]]
+    _attach(lab, task["id"], [{"item": seq, "score": 0.8, "answer": {
+        "width": 640, "height": 480, "shapes": [{"box": box, "label": ["digit", "noise"][seq]}]}}
+        for seq, box in enumerate(boxes)])
+    root = notebook.run(CELLS.index(f"ws.labeling.get({NAMES['suggested_boxes']!r}).label()"))
+    root.locator("img[data-role=item-image]").wait_for()
+    root.locator(".pl-head").click()
+    for seq in range(2):
+        # the suggested box is drawn as the item's own shape, listed and ready to keep
+        root.locator("polygon.pl-shape:not(.suggestion)").first.wait_for()
+        assert root.locator("[data-role=shape-row]").count() == 1
+        page.keyboard.press("a")
+        if seq == 0:
+            page.wait_for_function("([el]) => el.textContent === '2/2'",
+                                   arg=[root.locator("[data-role=position]").element_handle()])
+    root.locator("[data-role=done]").wait_for()
+    wait_saved(page, root)
+    stored = task_items(lab, task["id"])
+    for item, box in zip(stored, boxes):
+        [shape] = item["label"][0]["data"]
+        x1, y1, x2, y2 = box
+        assert shape["value"] == [[x1, y1], [x2, y1], [x2, y2], [x1, y2]]
+        assert shape["labels"] == item["prelabel"][0]["data"][0]["labels"]
+    assert [item["origins"] for item in stored] == [{"label": "prediction"}] * 2

@@ -463,9 +463,13 @@ class Labeler {
 
   initialState(item) {
     const ans = this.stageAnswer(item);
+    const suggestion = item.prelabel ? modelsFromResults(this.questions, item.prelabel) : null;
+    // an unanswered item opens with its suggestion pre-selected (choices on, boxes drawn): A, or
+    // moving on, stores it as the answer; any edit starts from it
+    const preselect = suggestion && this.stage === "label" && !this.answeredNow(item);
     return {
-      models: modelsFromResults(this.questions, ans),
-      suggestion: item.prelabel ? modelsFromResults(this.questions, item.prelabel) : null,
+      models: preselect ? clone(suggestion) : modelsFromResults(this.questions, ans),
+      suggestion,
       saved: this.answeredNow(item), skip: item.skipped, error: null, pending: 0, dirty: false,
       reviewed: false, counted: this.answeredNow(item),
     };
