@@ -68,6 +68,18 @@ def boxes(line: dict) -> list[dict]:
     return out
 
 
+def normalized_boxes(line: dict) -> tuple[list[str | None], list[list[float]], tuple[float, float]]:
+    """(labels, boxes as [ymin, xmin, ymax, xmax] in pixels, (height, width) the answer names or (0, 0))."""
+    height = width = 0.0
+    for result in export_result(line) or []:
+        if isinstance(result, dict) and result.get("type") == "image":
+            height, width = float(result.get("height") or 0), float(result.get("width") or 0)
+            break
+    found = boxes(line)
+    return ([b["label"] for b in found], [[b["ymin"], b["xmin"], b["ymax"], b["xmax"]] for b in found],
+            (height, width))
+
+
 def folder_label(key: str) -> str | None:
     """``cat/001.png`` -> ``cat``: the class of an item filed in a folder per class."""
     parts = key.replace("\\", "/").split("/")
@@ -160,12 +172,14 @@ def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequ
                   image_size: tuple[int, int] = (64, 64), channels: int = 3, normalize: bool = True,
                   batch_size: int | None = None, shuffle: bool = False, seed: int = 0,
                   shard: tuple[int, int] | str | None = "auto", shard_by: str = "item",
-                  read_bytes: Callable[[str], bytes] | None = None):
+                  read_bytes: Callable[[str], bytes] | None = None, keep: Callable[[int], bool] | None = None):
     """A ``tf.data.Dataset`` of decoded images (float32, ``image_size``) or texts (tf.string), paired
     with integer labels when the items carry them.
 
+    ``data_type`` "detection" pairs each image with ``{"boxes": [n, 4] (ymin, xmin, ymax, xmax in [0, 1]),
+    "labels": [n] int64}`` (ragged when batched); items without boxes are left out.
     ``labels``: "auto" (an iTAG export on the lines, else one folder per class), "manifest", "folder"
-    or None. ``shard``: "auto" (from TF_CONFIG), (n, i) or None; ``shard_by`` "item" (every n-th)
+    or None. ``keep(n)`` picks lines by position before sharding (a validation split). ``shard``: "auto" (from TF_CONFIG), (n, i) or None; ``shard_by`` "item" (every n-th)
     or "file" (contiguous blocks). ``read_bytes(source)`` reads sources that are not local files.
     The dataset has ``class_names`` like Keras' directory datasets.
     """
@@ -174,27 +188,41 @@ def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequ
     sources: list[str] = []
     raw_labels: list[str | None] = []
     item_keys: list[str] = []
+    detection = data_type == "detection"
+    item_boxes: list[tuple[list, list, tuple[float, float]]] = []
     for n, line in enumerate(lines):
         source = (line.get("data") or {}).get("source")
-        if not isinstance(source, str):
+        if not isinstance(source, str) or (keep is not None and not keep(n)):
             continue
         sources.append(source)
         item_keys.append(keys[n] if keys is not None else source)
-        raw_labels.append(class_label(line) if labels in ("auto", "manifest") else None)
-    if labels == "auto" and not any(raw_labels):
+        if detection:
+            item_boxes.append(normalized_boxes(line))
+            raw_labels.append("boxes" if item_boxes[-1][1] else None)
+        else:
+            raw_labels.append(class_label(line) if labels in ("auto", "manifest") else None)
+    if detection:
+        found = sorted({str(b) for labs, _b, _s in item_boxes for b in labs if b is not None})
+        names = list(class_names) if class_names else found
+    if detection:
+        pass
+    elif labels == "auto" and not any(raw_labels):
         folders = [folder_label(k) for k in item_keys]
         if len({f for f in folders if f}) > 1:
             raw_labels = folders
     elif labels == "folder":
         raw_labels = [folder_label(k) for k in item_keys]
-    use_labels = labels is not None and any(raw_labels)
-    names = list(class_names) if class_names else sorted({lab for lab in raw_labels if lab is not None})
+    use_labels = detection or (labels is not None and any(raw_labels))
+    if not detection:
+        names = list(class_names) if class_names else sorted({lab for lab in raw_labels if lab is not None})
     index_of = {name: i for i, name in enumerate(names)}
 
     if shard == "auto":
         shard = shard_from_env()
     picked = _shard_indices(len(sources), shard if isinstance(shard, tuple) else None, shard_by)
-    if use_labels:
+    if detection:
+        picked = [i for i in picked if raw_labels[i]]  # items without boxes are left out
+    elif use_labels:
         picked = [i for i in picked if raw_labels[i] in index_of]  # unlabelled items are left out
     picked_sources = [sources[i] for i in picked]
 
@@ -216,7 +244,18 @@ def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequ
     texts_inline = data_type == "text" and not any(os.path.exists(s) or "://" in s for s in picked_sources[:20])
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(picked_sources, dtype=tf.string)
                                             if picked_sources else tf.zeros([0], tf.string))
-    if use_labels:
+    if detection:
+        kept = [(labs, bxs, size) for i in picked for labs, bxs, size in [item_boxes[i]]]
+        lengths = [len(bxs) for _labs, bxs, _s in kept]
+        flat = [b for _labs, bxs, _s in kept for b in bxs]
+        box_values = tf.RaggedTensor.from_row_lengths(
+            tf.constant(flat, tf.float32, shape=(len(flat), 4)), tf.constant(lengths, tf.int64))
+        label_values = tf.RaggedTensor.from_row_lengths(
+            tf.constant([index_of.get(str(b), -1) for labs, _b, _s in kept for b in labs], tf.int64,
+                        shape=(len(flat),)), tf.constant(lengths, tf.int64))
+        sizes = tf.constant([size for _l, _b, size in kept], tf.float32, shape=(len(kept), 2))
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices((box_values, label_values, sizes))))
+    elif use_labels:
         ids = tf.constant([index_of[raw_labels[i]] for i in picked], dtype=tf.int64)
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(ids)))
     else:
@@ -224,15 +263,22 @@ def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequ
     if shuffle:
         ds = ds.shuffle(min(len(picked_sources), 10_000) or 1, seed=seed, reshuffle_each_iteration=True)
 
-    if data_type == "image":
+    if data_type in ("image", "detection"):
         height, width = image_size
 
         def decode(source, *rest):
             image = tf.io.decode_image(load(source), channels=channels, expand_animations=False)
+            natural = tf.cast(tf.shape(image)[:2], tf.float32)
             image = tf.image.resize(image, (height, width))
             image.set_shape((height, width, channels))
             if normalize:
                 image = image / 255.0
+            if detection:
+                item_boxes_px, item_labels, size = rest[0]
+                # pixels of the image the answer was given on (its recorded size, else the file's own)
+                size = tf.where(size > 0, size, natural)
+                scale = tf.tile(size, [2])  # [h, w, h, w] for ymin, xmin, ymax, xmax
+                return image, {"boxes": tf.clip_by_value(item_boxes_px / scale, 0.0, 1.0), "labels": item_labels}
             return (image, *rest) if rest else image
     elif texts_inline:
         def decode(source, *rest):
@@ -245,11 +291,11 @@ def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequ
 
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     if batch_size:
-        ds = ds.batch(batch_size)
+        ds = ds.ragged_batch(batch_size) if detection else ds.batch(batch_size)
     options = tf.data.Options()
     # sharding is done here, by item or file; tf.distribute must not shard it again
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     ds = ds.with_options(options).prefetch(tf.data.AUTOTUNE)
-    ds.class_names = names if use_labels else []
+    ds.class_names = list(names) if use_labels else []
     ds.item_count = len(picked_sources)
     return ds

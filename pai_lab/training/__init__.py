@@ -1,6 +1,7 @@
 """Distributed TensorFlow jobs on Dask (PAI-DLC / PAI-TF).
 
-Inside a training script: :func:`report`, :func:`keras_callback`, :func:`model_dir`, :func:`is_chief`.
+Inside a training script: :func:`dataset`, :func:`class_names`, :func:`save_class_names` (the job's
+``--data_sources``), :func:`report`, :func:`keras_callback`, :func:`model_dir`, :func:`is_chief`.
 The control plane side (job specs, the Dask launcher, logs, metrics, the watchdog, models) lives
 in the submodules and is not imported here, so a rank loads nothing it does not need.
 """
@@ -12,5 +13,7 @@ from pai_lab.training.metrics import (
     report,
     task_info,
 )
+from pai_lab.training.reader import class_names, dataset, save_class_names, source_info
 
-__all__ = ["is_chief", "keras_callback", "model_dir", "report", "task_info"]
+__all__ = ["class_names", "dataset", "is_chief", "keras_callback", "model_dir", "report", "save_class_names",
+           "source_info", "task_info"]

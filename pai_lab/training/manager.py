@@ -136,6 +136,10 @@ class Supervisor(threading.Thread):
         if state != "Creating":
             return self._finish_stopped() if state == "Stopping" else None
         launch = self._prepare_code(launch)
+        if launch is not None and launch.get("data_file"):
+            from pai_lab.training import data
+
+            launch["data_files"] = data.pack(Path(launch["data_file"]).parent)  # for workers on other machines
         if launch is None or self._stopping():
             return self._finish_stopped() if launch is not None or self._stopping() else None
         if not self._transition("Queuing", "waiting for rank slots on the Dask cluster", only_from=("Creating",)):
@@ -148,6 +152,7 @@ class Supervisor(threading.Thread):
 
         self.queue, self.stop_event = Queue(channel["events"], client=client), Event(channel["stop"], client=client)
         self.cluster_var = Variable(channel["cluster"], client=client)
+        self.go_event = Event(channel["go"], client=client)
         for rank, slot in zip(ranks, self.slots):
             self.futures.append(client.submit(
                 run_rank, launch, rank.role, rank.index, slot.gpus if self.manager.has_gpus(slot.address) else
@@ -159,6 +164,7 @@ class Supervisor(threading.Thread):
         if addresses is None:
             return self._finish_stopped()
         self.cluster_var.set(addresses)
+        self.go_event.set()
         if not self._transition("Running", "", only_from=("Queuing",)):
             return self._finish_stopped()
         self.last_activity = time.monotonic()
@@ -235,15 +241,15 @@ class Supervisor(threading.Thread):
                 raise RuntimeError(f"rank task {future.key} was cancelled (its Dask worker went away?)")
 
     def _take(self, wait: float) -> list:
-        """The ranks' events so far, waiting up to ``wait`` s for the first: a rank's news (ready,
-        exited) is acted on as it arrives, not at the next tick of a poll."""
-        if wait <= 0:
-            return self.queue.get(batch=True)
-        try:
-            first = self.queue.get(timeout=wait)
-        except TimeoutError:
-            return []
-        return [first, *self.queue.get(batch=True)]
+        """The ranks' events so far, looking again every 50 ms for up to ``wait`` s until one comes: a rank's
+        news (ready, exited) is acted on as it arrives. Never a blocking get with a timeout: the
+        scheduler logs each one that times out as an error, with its traceback."""
+        deadline = time.monotonic() + wait
+        while True:
+            items = self.queue.get(batch=True)
+            if items or time.monotonic() >= deadline:
+                return items
+            time.sleep(0.05)
 
     def _drain(self, wait: float = 0.0) -> None:
         items = self._take(wait)
@@ -344,11 +350,11 @@ class Supervisor(threading.Thread):
             log.warning("job %s: its SavedModel could not be registered", self.job_id, exc_info=True)
 
     def cleanup(self) -> None:
-        for obj in ("cluster_var", "queue"):
+        for obj in ("cluster_var", "queue", "go_event"):
             target = getattr(self, obj, None)
             if target is not None:
                 try:
-                    target.delete() if obj == "cluster_var" else target.close()
+                    {"cluster_var": target.delete, "queue": target.close, "go_event": target.clear}[obj]()
                 except Exception:  # noqa: BLE001, S110
                     pass
 
@@ -382,11 +388,12 @@ class TrainingManager:
                 else:
                     # Worker threads in this process: a rank's work runs in its own subprocess, so the
                     # Dask side only waits and relays; no worker processes to start or to orphan.
+                    n_workers, threads, memory = local_cluster_shape(self.settings)
                     self._cluster = LocalCluster(
-                        n_workers=int(self.settings.get("n_workers") or 2),
-                        threads_per_worker=int(self.settings.get("threads_per_worker") or 2),
+                        n_workers=n_workers,
+                        threads_per_worker=threads,
                         processes=bool(self.settings.get("dask_processes", False)),
-                        memory_limit=self.settings.get("memory_limit") or "auto",
+                        memory_limit=memory,
                         dashboard_address=self.settings.get("dask_dashboard_address", ":0"),
                         resources=self.settings.get("dask_worker_resources") or None,
                     )
@@ -476,6 +483,31 @@ class TrainingManager:
                 except Exception:  # noqa: BLE001, S110
                     pass
             self._client = self._cluster = None
+
+
+def local_cluster_shape(settings: dict) -> tuple[int, int, int | str]:
+    """(workers, threads per worker, memory per worker) of the embedded LocalCluster: unless set, threads
+    and memory are the machine's real totals split between the workers (Dask's "auto" gives every worker
+    of an in-process cluster the whole memory, and a fixed thread count claims cores that are not there)."""
+    from distributed.system import MEMORY_LIMIT  # the machine's memory, or its cgroup limit
+
+    n_workers = max(1, int(settings.get("n_workers") or 2))
+    threads = int(settings.get("threads_per_worker") or 0) or max(1, _cpu_count() // n_workers)
+    memory = settings.get("memory_limit") or "auto"
+    if memory == "auto":
+        memory = int(MEMORY_LIMIT // n_workers)
+    return n_workers, threads, memory
+
+
+def _cpu_count() -> int:
+    try:
+        from dask.system import CPU_COUNT  # honours cgroup CPU quotas and affinity
+
+        return int(CPU_COUNT)
+    except ImportError:
+        import os
+
+        return os.cpu_count() or 1
 
 
 def _takes_n_workers() -> bool:

@@ -108,15 +108,20 @@ def task_info() -> dict:
     }
 
 
-def keras_callback(every_n_batches: int = 10, keras=None):
-    """A Keras callback that reports the training logs every ``every_n_batches`` batches and at each
-    epoch's end. Works with tf_keras and Keras 3: pass the module, or it is taken from the loaded ones."""
+def keras_callback(every_n_batches: int = 10, keras=None, all_ranks: bool = False):
+    """A Keras callback that reports what Keras logs: every ``every_n_batches`` batches (Keras' running
+    means over the epoch so far, without ``epoch``) and at each epoch's end (the epoch's logs, validation
+    included, with ``epoch`` counted from 1). Under MultiWorkerMirroredStrategy the values are already
+    reduced over the ranks, so only the chief reports (``all_ranks=True``: every rank does, which a chart
+    adding points of one step would double). Works with tf_keras and Keras 3: pass the module, or it is
+    taken from the loaded ones."""
     if keras is None:
         legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1" or "keras" not in sys.modules
         keras = sys.modules.get("tf_keras") if legacy and "tf_keras" in sys.modules else None
         if keras is None:
             import keras
     base = keras.callbacks.Callback
+    reporting = all_ranks or is_chief()
 
     class PaiLabMetrics(base):
         def __init__(self):
@@ -125,10 +130,11 @@ def keras_callback(every_n_batches: int = 10, keras=None):
 
         def on_train_batch_end(self, batch, logs=None):
             self.step += 1
-            if every_n_batches and self.step % every_n_batches == 0:
-                report(self.step, **(logs or {}))
+            if reporting and every_n_batches and self.step % every_n_batches == 0 and logs:
+                report(self.step, **{k: v for k, v in logs.items() if k != "epoch"})
 
         def on_epoch_end(self, epoch, logs=None):
-            report(self.step, epoch=epoch + 1, **(logs or {}))
+            if reporting:
+                report(self.step, **{**(logs or {}), "epoch": epoch + 1})
 
     return PaiLabMetrics()

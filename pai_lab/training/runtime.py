@@ -29,6 +29,13 @@ FLUSH_SECONDS = 0.2
 STOP_GRACE_SECONDS = 5.0
 _SHELL_CHARS = re.compile(r"[;&|<>$`()\n*?~{}\[\]]")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+# TensorFlow's C++ start-up lines, written before its log level is read (so TF_CPP_MIN_LOG_LEVEL cannot
+# hide them): info lines, absl's preamble, and the CUDA probes of a build with GPU support on a machine
+# without one. Kept when the job asks for them (TF_CPP_MIN_LOG_LEVEL=0 or 1).
+_TF_STARTUP_NOISE = re.compile(
+    r"^(I\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+\.cc:\d+\] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|E\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+\.cc:\d+\] (failed call to cuInit|Unable to register cu))")
 
 try:
     _libc = ctypes.CDLL(None, use_errno=True)
@@ -45,7 +52,8 @@ def _die_with_parent() -> None:
 
 def names(job_id: str) -> dict[str, str]:
     """The Dask objects one job talks through."""
-    return {"events": f"pai-{job_id}-events", "cluster": f"pai-{job_id}-cluster", "stop": f"pai-{job_id}-stop"}
+    return {"events": f"pai-{job_id}-events", "cluster": f"pai-{job_id}-cluster", "stop": f"pai-{job_id}-stop",
+            "go": f"pai-{job_id}-go"}
 
 
 def free_port(host: str = "") -> socket.socket:
@@ -172,9 +180,11 @@ class _Events:
             self.queue.put(("metric", self.pod, metrics))
 
 
-def _pump_output(stream, events: _Events, tail: list[str]) -> None:
+def _pump_output(stream, events: _Events, tail: list[str], quiet_tf: bool = False) -> None:
     for raw in iter(stream.readline, b""):
         text = raw.decode("utf-8", "replace")
+        if quiet_tf and _TF_STARTUP_NOISE.match(text):
+            continue
         events.line(text)
         tail.append(text.rstrip("\n")[-500:])
         del tail[:-30]
@@ -235,6 +245,19 @@ def _code_dir(launch: dict, pod: str, worker_dir: str) -> str | None:
     return str(target)
 
 
+def _data_file(launch: dict, pod: str, worker_dir: str) -> str | None:
+    """The job's data sources file as seen on this worker: the control plane's, or written from the copy
+    the launch carries (a worker on another machine)."""
+    path = launch.get("data_file")
+    if not path or Path(path).is_file() or not launch.get("data_files"):
+        return path or None
+    target = Path(worker_dir) / "pai_jobs" / launch["job_id"] / pod / "data"
+    target.mkdir(parents=True, exist_ok=True)
+    for name, text in launch["data_files"].items():
+        (target / Path(name).name).write_text(text, encoding="utf-8")
+    return str(target / Path(path).name)
+
+
 def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int:
     """The Dask task of one rank. Returns the command's exit code (None-like -1 if never started)."""
     from distributed import Event, Queue, Variable, get_worker
@@ -251,22 +274,23 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     port = sock.getsockname()[1]
     queue.put(("ready", pod, host, port, worker.address))
 
-    cluster_var = Variable(channel["cluster"])
-    cluster = None
-    while cluster is None:
+    # A timed-out Event.wait is a plain False; a Variable.get or Queue.get that times out is an error the
+    # scheduler logs with its traceback, dozens per job on the terminal.
+    go = Event(channel["go"])
+    while not go.wait(0.5):
         if stop.is_set():
             sock.close()
             queue.put(("exit", pod, None, True, []))
             return -1
-        try:
-            cluster = cluster_var.get(timeout=0.5)
-        except TimeoutError:
-            continue
+    cluster = Variable(channel["cluster"]).get()
     sock.close()  # the port is the rank's to bind now
 
     env = _inherited_environment()
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.update(rank_environment(launch, role, index, cluster, gpus))
+    data_file = _data_file(launch, pod, worker.local_directory)
+    if data_file:
+        env["PAI_LAB_DATA_SOURCES"] = data_file
     mounts = dict(launch.get("mounts", {}))
     code_dir = _code_dir(launch, pod, worker.local_directory)
     if code_dir:
@@ -292,6 +316,8 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     env["PAI_LAB_METRICS_FD"] = str(metrics_write)
     assignments, argv = split_command(command)
     env.update(assignments)
+    quiet_tf = env.get("TF_CPP_MIN_LOG_LEVEL") not in ("0", "1")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if argv is None:
         argv = ["/bin/sh", "-c", command + (" " + shlex.join(flags) if flags else "")]
     else:
@@ -311,7 +337,8 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     os.close(metrics_write)
     queue.put(("started", pod, proc.pid))
     tail: list[str] = []
-    readers = [threading.Thread(target=_pump_output, args=(proc.stdout, events, tail), daemon=True),
+    readers = [threading.Thread(target=_pump_output, args=(proc.stdout, events, tail, quiet_tf),
+                                daemon=True),
                threading.Thread(target=_pump_metrics, args=(metrics_read, events), daemon=True)]
     for reader in readers:
         reader.start()

@@ -83,29 +83,33 @@ def _is_git_url(source: str) -> bool:
     return bool(_GIT_URL.search(source))
 
 
-def _resolve_data_sources(session: Session, user: str, workspace: str, names: list[str]) -> tuple[dict, list]:
-    """Registered datasets -> (mounts, bucket URIs)."""
+def _resolve_data_sources(session: Session, user: str, workspace: str, names: list[str]
+                          ) -> tuple[dict, list, list]:
+    """Data sources -> (mounts, bucket URIs, resolved sources to snapshot). A dataset with a folder or a
+    bucket is also mounted (at /root/data, as in DLC); every source is read through the snapshot."""
     if not names:
-        return {}, []
+        return {}, [], []
     from pai_lab.datasets.service import DEFAULT_MOUNT, get_dataset, resolve_source
+    from pai_lab.training import data
 
+    resolved = data.resolve(session, user, workspace, names)
     mounts, buckets = {}, []
-    for name in names:
+    folders = [(info["dataset"], info["name"]) for info, _lines in resolved if info["kind"] == "dataset"]
+    for name, ref in folders:
         try:
             uri, _options = resolve_source(session, user, workspace, name)
-            own_mount = get_dataset(session, user, workspace, name).mount_path
-        except NotFound:
-            raise BadInput(f"data source {name!r} is not a registered dataset of this workspace; register it "
-                           "with `pai dataset register` or check `pai dataset ls`", "data_sources") from None
+        except BadInput:
+            continue  # samples, inline items, labeling exports: no folder to mount
+        own_mount = get_dataset(session, user, workspace, name).mount_path
         local = uri.removeprefix("file://")
         target = local if "://" not in local else uri
         if own_mount and own_mount.rstrip("/") != DEFAULT_MOUNT.rstrip("/"):
             mount = own_mount.rstrip("/")  # the data source's own --mount_path, as in DLC
         else:
-            mount = "/root/data" if len(names) == 1 else f"/root/data/{name}"
+            mount = "/root/data" if len(names) == 1 else f"/root/data/{ref}"
         mounts[mount] = target
         buckets.append(uri if uri.endswith("/") else uri + "/")
-    return mounts, buckets
+    return mounts, buckets, resolved
 
 
 def _resolve_code_source(session: Session, user: str, workspace: str, ref: str) -> tuple[str, str, str]:
@@ -200,7 +204,7 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
             raise BadInput("pytorchjob needs PyTorch on the workers: `pip install torch` there, or submit a "
                            "tfjob", "kind")
     code, branch, code_mount = _resolve_code_source(session, user, workspace, spec.code_source.strip())
-    mounts, buckets = _resolve_data_sources(session, user, workspace, spec.data_sources)
+    mounts, buckets, sources = _resolve_data_sources(session, user, workspace, spec.data_sources)
     hyper = _read_hyperparameters(spec.hyperParameters)
     job_id = new_job_id()
     work_dir = platform.state_dir / "jobs" / job_id
@@ -222,6 +226,10 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
     warnings = keras_warnings(spec, resolved)
     pods = [Pod(name=plan.pod(job_id), role=plan.role, index=plan.index).model_dump()
             for plan in specs.plan_ranks(spec)]
+    if sources:
+        from pai_lab.training import data
+
+        launch["data_file"] = str(data.write_snapshot(work_dir / "data", sources))
     now = utcnow()
     row = JobRow(id=job_id, workspace_id=access.workspace_id, name=spec.name, kind=spec.kind, state="Creating",
                  reason="", spec=spec.model_dump(), launch=launch, pods=pods,

@@ -1,0 +1,97 @@
+"""Train a small image classifier on a job's data source (a dataset or a labeling task's answers).
+
+    ws.jobs.submit(name="digits", workers=2, code_source="examples/training",
+                   data_sources=["task:digits-labels"],      # or a dataset: ["digits"], ["digits:2"]
+                   command="python /root/code/digits_classifier.py --epochs=30")
+
+Every rank reads its share with ``pai.dataset()``; every 10th item is held out for validation. The
+chief saves a SavedModel whose ``serving_default`` takes encoded images (``image_bytes``, decoded and
+resized inside the graph) and returns ``probabilities``, with ``class_names.json`` beside it.
+Legacy Keras (tf_keras) is used on purpose: Keras 3's model.fit does not run under
+MultiWorkerMirroredStrategy in TensorFlow 2.16+. Unknown flags (the PAI-TF ones) are ignored.
+"""
+
+import argparse
+import math
+import os
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+import pai_lab.training as pai  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--global_batch", type=int, default=32)
+    parser.add_argument("--image_size", type=int, default=16)
+    parser.add_argument("--channels", type=int, default=1)
+    parser.add_argument("--learning_rate", type=float, default=0.003)
+    parser.add_argument("--seed", type=int, default=7)
+    args, _unknown = parser.parse_known_args()
+
+    keras.utils.set_random_seed(args.seed)
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    ranks = strategy.num_replicas_in_sync
+    size = (args.image_size, args.image_size)
+    names = pai.class_names()
+    train = pai.dataset(image_size=size, channels=args.channels, shuffle=True, seed=args.seed, subset="training")
+    val = pai.dataset(image_size=size, channels=args.channels, subset="validation")
+    if len(names) < 2 or train.total_count < ranks:
+        sys.exit(f"not enough labelled data to train: {train.total_count} labelled items in {len(names)} "
+                 f"class(es); label more items (at least 2 classes and {ranks} items) and submit again")
+    print(f"{train.total_count} training and {val.total_count} validation items, classes {names}", flush=True)
+
+    def batched(ds):
+        def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            # The reader already gave this rank its share; repeat so no epoch runs out of data.
+            return ds.repeat().batch(context.get_per_replica_batch_size(args.global_batch))
+
+        return strategy.distribute_datasets_from_function(make)
+
+    steps = max(1, math.ceil(train.total_count / args.global_batch))
+    fit_args = {}
+    if val.total_count >= ranks:  # every rank needs at least one validation item
+        fit_args = {"validation_data": batched(val),
+                    "validation_steps": max(1, math.ceil(val.total_count / args.global_batch))}
+
+    with strategy.scope():
+        model = keras.Sequential([
+            keras.layers.Input(shape=(*size, args.channels)),
+            keras.layers.Conv2D(16, 3, activation="relu", padding="same"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(len(names), activation="softmax"),
+        ])
+        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
+                      loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    model.fit(batched(train), epochs=args.epochs, steps_per_epoch=steps, verbose=2,
+              callbacks=[pai.keras_callback(every_n_batches=steps, keras=keras)], **fit_args)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve(image_bytes):
+        def decode(data):
+            # the same decoding as pai.dataset: decode, resize, scale to [0, 1]
+            image = tf.io.decode_image(data, channels=args.channels, expand_animations=False)
+            image = tf.image.resize(image, size) / 255.0
+            image.set_shape((*size, args.channels))
+            return image
+
+        images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec((*size, args.channels)))
+        return {"probabilities": model(images, training=False)}
+
+    target = pai.model_dir()  # every rank saves (MWMS needs it); only the chief's folder is kept
+    model.save(target, save_format="tf", signatures={"serving_default": serve})
+    if pai.is_chief():
+        pai.save_class_names(names, target)
+        print(f"saved the model to {target}")
+
+
+if __name__ == "__main__":
+    main()

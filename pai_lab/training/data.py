@@ -1,0 +1,188 @@
+"""A job's data sources (PAI's ``--data_sources``), resolved at submit time.
+
+Each source is ``NAME`` (a registered dataset, latest version), ``NAME:VERSION`` or ``task:TASK`` (a
+labeling task's answers, by name or id; the final stage's answer wins: accept > check > label). Its
+manifest lines are snapshotted into the job's folder with what a rank needs to read them (data type,
+class names, storage options), so ranks need neither the owner's token nor the state database and a
+job reads exactly the labels that existed when it was submitted. The rank side is
+:mod:`pai_lab.training.reader`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from sqlalchemy.orm import Session
+
+from pai_lab.errors import BadInput, NotFound
+
+SOURCES_FILE = "sources.json"
+ENV_VAR = "PAI_LAB_DATA_SOURCES"
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def parse(ref: str) -> tuple[str, str, int | None]:
+    """``task:NAME`` -> ("task", NAME, None); ``NAME:3`` -> ("dataset", NAME, 3); ``NAME`` -> latest."""
+    ref = ref.strip()
+    if ref.startswith("task:"):
+        name = ref[len("task:"):].strip()
+        if not name:
+            raise BadInput("data source 'task:' names no task; write task:<task name or id>", "data_sources")
+        return "task", name, None
+    name, sep, version = ref.rpartition(":")
+    if sep and version.isdigit() and name:
+        return "dataset", name, int(version)
+    if sep and "://" not in ref:
+        raise BadInput(f"data source {ref!r}: write NAME, NAME:VERSION (a whole number) or task:TASK",
+                       "data_sources")
+    return "dataset", ref, None
+
+
+def _bad(ref: str, why: str) -> BadInput:
+    return BadInput(f"data source {ref!r}: {why}", "data_sources")
+
+
+def _results(text: str | None):
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _task_lines(session: Session, task) -> Iterator[dict]:
+    """The task's items with their final answer, as iTAG export lines; unanswered items left out."""
+    from sqlalchemy import select
+
+    from pai_lab.labeling.tables import ItemRow
+
+    rows = session.execute(select(ItemRow.data, ItemRow.label, ItemRow.check, ItemRow.verify, ItemRow.skipped)
+                           .where(ItemRow.task_id == task.id).order_by(ItemRow.seq))
+    for data, label, check, verify, skipped in rows:
+        final = _results(verify) or _results(check) or _results(label)
+        if skipped or not final:
+            continue
+        yield {"data": json.loads(data), f"label-{task.id}": {"results": final}}
+
+
+def infer_type(lines: list[dict], declared: str = "") -> str:
+    """image, text or detection, from the answers and sources of the first lines."""
+    from pai_lab.datasets.readers import export_result
+
+    for line in lines[:200]:
+        if any(isinstance(r, dict) and r.get("type") == "image" for r in export_result(line) or []):
+            return "detection"
+    if declared in ("image", "text"):
+        return declared
+    sources = [(ln.get("data") or {}).get("source") for ln in lines[:50]]
+    sources = [s for s in sources if isinstance(s, str)]
+    if sources and all(s.lower().endswith(_IMAGE_SUFFIXES) for s in sources):
+        return "image"
+    return "text" if sources else declared or "image"
+
+
+def _class_names(lines: list[dict], data_type: str) -> list[str]:
+    from pai_lab.datasets.readers import boxes, class_label, folder_label
+
+    found: set[str] = set()
+    for line in lines:
+        if data_type == "detection":
+            found.update(str(b["label"]) for b in boxes(line) if b["label"] is not None)
+        else:
+            label = class_label(line)
+            if label is not None:
+                found.add(label)
+    if not found and data_type == "image":  # a folder per class
+        found = {f for f in (folder_label(str((ln.get("data") or {}).get("source", ""))) for ln in lines) if f}
+        if len(found) < 2:
+            found = set()
+    return sorted(found)
+
+
+def _resolve_one(session: Session, user: str, workspace: str, ref: str) -> tuple[dict, list[dict]]:
+    kind, name, version = parse(ref)
+    if kind == "task":
+        from pai_lab.labeling import service as labeling
+
+        try:
+            task = labeling.task_row(session, user, workspace, name)
+        except NotFound:
+            raise _bad(ref, "no labeling task by that name or id in this workspace; `pai label ls` lists them") \
+                from None
+        lines = list(_task_lines(session, task))
+        if not lines:
+            raise _bad(ref, f"task {task.name!r} has no answered items yet; label some first")
+        options: dict = {}
+        if task.dataset:
+            options = _storage_options(session, user, workspace, task.dataset)
+        data_type = infer_type(lines)
+        names = [label["name"] for label in task.labels or []] or _class_names(lines, data_type)
+        info = {"name": ref, "kind": "task", "task": task.name, "task_id": task.id, "template": task.template}
+    else:
+        from pai_lab.datasets import service as datasets
+
+        try:
+            dataset = datasets.get_dataset(session, user, workspace, name)
+            lines = list(datasets.iter_items(session, user, workspace, name, version=version))
+        except NotFound as exc:
+            why = str(exc) if exc.field == "version" else ("is not a registered dataset of this workspace; register "
+                                                            "it with `pai dataset register` or check `pai dataset ls`")
+            raise _bad(ref, why) from None
+        except BadInput as exc:
+            raise _bad(ref, str(exc)) from None
+        options = _storage_options(session, user, workspace, name)
+        data_type = infer_type(lines, dataset.data_type)
+        names = _class_names(lines, data_type)
+        info = {"name": ref, "kind": "dataset", "dataset": dataset.name,
+                "version": version or dataset.latest_version}
+    info.update(data_type=data_type, class_names=names, storage_options=options, items=len(lines))
+    return info, lines
+
+
+def _storage_options(session: Session, user: str, workspace: str, dataset: str) -> dict:
+    from pai_lab.datasets.service import storage_options_for
+
+    try:
+        return storage_options_for(session, user, workspace, dataset)
+    except (NotFound, BadInput):
+        return {}
+
+
+def resolve(session: Session, user: str, workspace: str, refs: Iterable[str]) -> list[tuple[dict, list[dict]]]:
+    """Check every data source and read its lines; a bad name is a 400 naming ``data_sources``."""
+    out, seen = [], set()
+    for ref in refs:
+        if ref in seen:
+            raise _bad(ref, "is given twice")
+        seen.add(ref)
+        out.append(_resolve_one(session, user, workspace, ref))
+    return out
+
+
+def write_snapshot(folder: Path, resolved: list[tuple[dict, list[dict]]]) -> Path:
+    """``<folder>/sources.json`` and one manifest per source (named relative to it, so the folder can
+    be shipped to a worker that cannot see this machine). Readable by the owner only: it may hold
+    storage secrets."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = []
+    for i, (info, lines) in enumerate(resolved):
+        manifest = f"{i}.manifest"
+        with open(folder / manifest, "w", encoding="utf-8") as f:
+            for line in lines:
+                f.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+        sources.append({**info, "manifest": manifest})
+    path = folder / SOURCES_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"sources": sources}, f, ensure_ascii=False, default=str)
+    return path
+
+
+def pack(folder: Path) -> dict[str, str]:
+    """The snapshot's files as text, for workers on other machines (empty when too large to ship)."""
+    files = {p.name: p.read_text(encoding="utf-8") for p in folder.iterdir() if p.is_file()}
+    return files if sum(len(v) for v in files.values()) <= 64 * 2**20 else {}
