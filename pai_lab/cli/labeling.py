@@ -30,7 +30,8 @@ def _ws(ctx, args):
 
 def register(sub, add_command) -> None:
     lab = sub.add_parser("label", help="labeling tasks (iTAG): templates, create, ls, show, stats, packages, "
-                                       "claim, release, reassign, people, order, export, import, offline, online, rm").add_subparsers(dest="verb", metavar="VERB", required=True)
+                                       "claim, release, reassign, people, order, export, import, offline, online, "
+                                       "rm").add_subparsers(dest="verb", metavar="VERB", required=True)
 
     def cmd(name, func, text, **kw):
         p = add_command(lab, name, func, text, **kw)
