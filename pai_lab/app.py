@@ -45,7 +45,8 @@ class PaiLabApp(ExtensionApp):
         help="Address of an existing Dask scheduler (tcp://host:8786). Empty: a LocalCluster started on demand.",
     )
     n_workers = Int(2, config=True, help="Workers of the LocalCluster started when no scheduler is configured.")
-    threads_per_worker = Int(2, config=True, help="Threads per LocalCluster worker; each job rank holds one while it runs.")
+    threads_per_worker = Int(0, config=True, help="Threads per LocalCluster worker; each job rank holds one while it "
+                             "runs. 0: the machine's cores split between the workers.")
     memory_limit = Unicode("auto", config=True, help="Memory limit per LocalCluster worker.")
     serving_port = Int(0, config=True, help="Port of the serving gateway (0: a free port).")
     preview_prepare_items = Int(
