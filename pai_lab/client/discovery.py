@@ -202,7 +202,7 @@ def start_server(root: str | Path | None = None, timeout: float = 120) -> Server
             if found:
                 return _wait_answering(found, None, timeout)
             server = _spawn(root, runtime, timeout)
-    _started[str(root)] = server
+        _started[str(root)] = server
     print(f"[pai_lab] started a pai server for {root} at {server.info.url} (log: {server.log}); "
           "it stops when this Python process exits", file=sys.stderr)
     return server.info

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from tests.conftest import start_pai_server
+from tests.fixtures.training import wait_for
 
 
 def _pai(*argv, cwd, env=None):
@@ -107,3 +108,24 @@ def test_connect_start_runs_a_server_for_the_script_and_stops_it_at_exit(tmp_pat
     assert "started a pai server for" in err and "connect(start=True)" not in err
     assert not psutil.pid_exists(seen["pid"])
     assert not (folder / ".pai_lab" / "server.json").exists()
+
+
+def test_a_headless_notebook_starts_its_own_server_and_leaves_none_behind(tmp_path, monkeypatch):
+    import nbformat
+    import psutil
+    from nbclient import NotebookClient
+
+    for key in [k for k in os.environ if k.startswith("PAI_LAB_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "no-jupyter"))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import json, pai_lab\nws = pai_lab.connect(start=True)\n"
+                                          "print(json.load(open('.pai_lab/server.json'))['pid'])"),
+                nbformat.v4.new_code_cell("ws")]
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    pid = int([o for o in nb.cells[0].outputs if o.get("name") == "stdout"][0]["text"])
+    shown = nb.cells[1].outputs[0]["data"]["text/html"]
+    assert "<b>workspace default</b>" in shown and "<b>0</b> datasets" in shown
+    # gone when the kernel shuts down (or, should the kernel be killed on a slow machine, a second later)
+    wait_for(lambda: not psutil.pid_exists(pid), 15)
+    assert not (tmp_path / ".pai_lab" / "server.json").exists()
