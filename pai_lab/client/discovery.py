@@ -142,9 +142,10 @@ class _StartedServer:
 
     def __init__(self, root: Path, proc: subprocess.Popen, info: ServerInfo, log: Path):
         self.root, self.proc, self.info, self.log = root, proc, info, log
+        self.owner = os.getpid()  # a forked child inherits this object but must not stop the server
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.owner == os.getpid() and self.proc.poll() is None
 
     def stop(self, timeout: float = 30) -> None:
         if not self.alive():
