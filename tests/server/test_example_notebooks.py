@@ -1,0 +1,97 @@
+"""The example notebooks run top to bottom, as a new user runs them, against a real control plane,
+real Dask and real TensorFlow; then what they built is checked from outside, as a user would check it."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from pai_lab.datasets.readers import boxes, class_label
+from tests.conftest import start_pai_server
+
+pytestmark = pytest.mark.tf
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def notebook_server(tmp_path, monkeypatch):
+    """A fresh `pai server` whose root holds a copy of examples/; the kernel finds it through the
+    environment, as a kernel started by JupyterLab finds its server."""
+    root = tmp_path / "root"
+    server = start_pai_server(root)
+    shutil.copytree(EXAMPLES, root / "examples")
+    monkeypatch.setenv("PAI_LAB_URL", server.url)
+    monkeypatch.setenv("PAI_LAB_TOKEN", server.token)
+    yield server, root / "examples"
+    server.stop()
+
+
+def run_notebook(folder: Path, name: str) -> nbformat.NotebookNode:
+    book = nbformat.read(folder / name, as_version=4)
+    NotebookClient(book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    nbformat.write(book, folder / name)  # kept with the outputs, to read after a failure
+    return book
+
+
+def images_shown(book) -> int:
+    return sum("image/png" in out.get("data", {}) for cell in book.cells for out in cell.get("outputs", []))
+
+
+def test_digits_loop_labels_trains_serves_and_prelabels(notebook_server):
+    server, folder = notebook_server
+    book = run_notebook(folder, "01-digits-loop.ipynb")
+    assert images_shown(book) >= 1  # the accuracy curve
+
+    ws = server.client().workspace("default")
+    task = ws.labeling.get("digits-labels")
+    assert task.stats().labeled == 150  # three packages of 50
+    # every item still to label carries a scored suggestion from the served model
+    unlabeled = [i for i in task.all_items(0, 200) if i.label is None]
+    assert unlabeled and all(i.prelabel for i in unlabeled)
+
+    # the served model, judged on digits it never saw, by the sample's own labels
+    lines = list(ws.datasets.get("digits").manifest())
+    random.Random(0).shuffle(lines)
+    test = lines[:300]
+    images = [Path(line["data"]["source"]).read_bytes() for line in test]
+    predicted = ws.services.get("digits").predict({"image_bytes": images})["label"]
+    accuracy = sum(p == class_label(line) for p, line in zip(predicted, test)) / len(test)
+    assert accuracy > 0.6, accuracy  # chance is 0.1
+
+
+def test_reviews_loop_trains_on_text_labels(notebook_server):
+    server, folder = notebook_server
+    run_notebook(folder, "02-reviews-loop.ipynb")
+
+    ws = server.client().workspace("default")
+    assert ws.labeling.get("reviews-labels").stats().labeled == 100
+    lines = list(ws.datasets.get("reviews").manifest())
+    texts = [line["data"]["source"] for line in lines]
+    predicted = ws.services.get("reviews").predict({"text": texts})["label"]
+    accuracy = sum(p == class_label(line) for p, line in zip(predicted, lines)) / len(lines)
+    assert accuracy > 0.8, accuracy  # chance is 0.5
+
+
+def test_shapes_boxes_come_back_as_prelabels(notebook_server):
+    server, folder = notebook_server
+    book = run_notebook(folder, "03-shapes-boxes.ipynb")
+    assert images_shown(book) >= 1  # the sheet of pictures with suggested boxes
+
+    ws = server.client().workspace("default")
+    task = ws.labeling.get("shapes-boxes")
+    assert task.stats().labeled == 40
+    truth = {line["data"]["source"]: boxes(line) for line in ws.datasets.get("shapes").manifest()}
+    suggested = [i for i in task.all_items(0, 60) if i.label is None and i.prelabel]
+    assert suggested
+    # the suggestions are boxes on the picture, with the task's labels
+    shapes = [shape for item in suggested for shape in item.prelabel[0]["data"]]
+    assert shapes and {next(iter(s["labels"].values())) for s in shapes} <= {"square", "circle"}
+    for item in suggested:
+        for shape in item.prelabel[0]["data"]:
+            assert all(-1 <= x <= 65 and -1 <= y <= 65 for x, y in shape["value"])
+
