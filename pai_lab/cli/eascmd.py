@@ -129,7 +129,7 @@ def _wait(ctx, svc, *, timeout: float = 300) -> None:
         if info.state == "Running" and info.instances_ready == info.instances_total:
             ctx.say("[OK] Service is running")
             return
-        if info.state == "Failed":
+        if info.fatal:  # other failures (a crash, a refused start) are retried by the gateway: wait on
             raise UsageError(f"service {info.name} failed: {info.message}")
         if info.state in ("Stopped",):
             ctx.say("[OK] Service is stopped")
@@ -138,8 +138,9 @@ def _wait(ctx, svc, *, timeout: float = 300) -> None:
             ctx.say(line)
             last = line
         if time.time() > deadline:
-            raise UsageError(f"service {info.name} is still {info.state} after {timeout:.0f} s; see `pai eascmd w "
-                             f"{info.name}`")
+            cause = f" ({info.message})" if info.message else ""
+            raise UsageError(f"service {info.name} is still {info.state}{cause} after {timeout:.0f} s; see "
+                             f"`pai eascmd w {info.name}`")
         time.sleep(0.5)
 
 

@@ -1,12 +1,16 @@
 """``ws.services``: deploy models and call them from a notebook.
 
-    svc = ws.services.deploy("mnist:2", name="mnist")      # a trained model, a path or s3:// URI
+    svc = ws.services.deploy("mnist:2", name="mnist")      # a trained model, a job, a path or s3:// URI
     svc.predict(x)                                          # numpy in, numpy out
+    svc.predict({"image_bytes": [png]})                     # bytes travel as {"b64": ...}
+    svc.class_names                                         # with class_names.json: label and score too
     svc.panel()                                             # state, instances, QPS, traffic, test form
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -14,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import requests
 
-from pai_lab.errors import PaiError, Unavailable
+from pai_lab.errors import BadInput, PaiError, Unavailable
 from pai_lab.serving.schemas import Instance, Service as ServiceInfo, ServiceDetail, ServiceVersion
 
 if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
@@ -53,6 +57,12 @@ class Service:
         return self.info.token
 
     @property
+    def class_names(self) -> list[str] | None:
+        """The model's class list (class_names.json beside its SavedModel); predictions then carry
+        ``label`` and ``score``."""
+        return self.info.class_names
+
+    @property
     def state(self) -> str:
         return self.refresh().state
 
@@ -60,18 +70,30 @@ class Service:
         self.info = ServiceDetail.model_validate(self._services._ws._get(f"/services/{self.name}"))
         return self.info
 
-    def wait(self, state: str = "Running", timeout: float = 180) -> "Service":
-        """Block until the service is in ``state`` (Running: every instance ready)."""
+    def wait(self, state: str = "Running", timeout: float = 180, *, progress: bool = True) -> "Service":
+        """Block until the service is in ``state`` (Running: every instance ready), showing the
+        instances ready as a bar (``progress=False``: quiet). Instances that crash or fail to start
+        are restarted by the gateway, so such a failure is waited through until ``timeout``; a
+        failure restarting cannot heal (a model that cannot load) ends the wait at once."""
         deadline = time.time() + timeout
-        while True:
-            info = self.refresh()
-            if info.state == state and (state != "Running" or info.instances_ready == info.instances_total):
-                return self
-            if info.state == "Failed" and state != "Failed":
-                raise Unavailable(f"service {self.name} failed: {info.message}")
-            if time.time() > deadline:
-                raise Unavailable(f"service {self.name} is {info.state}, not {state}, after {timeout:.0f} s")
-            time.sleep(0.3)
+        bar = _ReadyBar(self.name) if progress else None
+        try:
+            while True:
+                info = self.refresh()
+                if bar is not None:
+                    bar.show(info)
+                if info.state == state and (state != "Running" or info.instances_ready == info.instances_total):
+                    return self
+                if info.fatal and state != "Failed":
+                    raise Unavailable(f"service {self.name} failed: {info.message}")
+                if time.time() > deadline:
+                    cause = f" (last failure: {info.message})" if info.message else ""
+                    raise Unavailable(f"service {self.name} is {info.state}, not {state}, after {timeout:.0f} s"
+                                      f"{cause}; `pai eascmd w {self.name}` shows its instances")
+                time.sleep(0.3)
+        finally:
+            if bar is not None:
+                bar.close()
 
     # ----------------------------------------------------------------- calling it
 
@@ -116,7 +138,7 @@ class Service:
             if len(names) != 1:
                 raise ValueError(f"the model has inputs {names}; pass a dict {{name: array}}")
             x = {names[0]: x}
-        request = {"inputs": {k: np.asarray(v).tolist() for k, v in x.items()}}
+        request = {"inputs": {k: _json_input(v) for k, v in x.items()}}
         if signature_name:
             request["signature_name"] = signature_name
         if outputs:
@@ -175,6 +197,67 @@ class Service:
         i = self.info
         return f"<service {i.name}: {i.state}, {i.instances_ready}/{i.instances_total} ready, {i.endpoint}>"
 
+    def _repr_html_(self) -> str:
+        """Name, state, endpoint, instances and versions; every value escaped."""
+        i = self.info
+        e = html.escape
+        colour = {"Running": "#2e7d32", "Failed": "#c62828", "Stopped": "#757575"}.get(i.state, "#f9a825")
+        try:
+            instances, versions = self.instances(), self.versions()
+        except PaiError:  # deleted meanwhile, or no longer readable: show what is known
+            instances, versions = [], []
+        rows = "".join(f"<tr><td>{e(x.name)}</td><td>{e(x.status)}</td><td>{e(x.ready)}</td>"
+                       f"<td>{x.restarts}</td><td>{e(x.reason)}</td></tr>" for x in instances)
+        shown = "".join(f"<li>{v.version}{' (current)' if v.current else ''}: "
+                        f"<code>{e(str(v.config.get('model_path') or v.config.get('processor_path') or ''))}</code>"
+                        f"</li>" for v in versions)
+        facts = [("endpoint", f"<code>{e(i.endpoint or i.service_path)}</code>"),
+                 ("instances", f"{i.instances_ready}/{i.instances_total} ready"),
+                 ("version", f"{i.current_version} of {i.latest_version}")]
+        if i.class_names:
+            facts.append(("classes", e(", ".join(i.class_names[:20]) + (" ..." if len(i.class_names) > 20 else ""))))
+        if i.traffic:
+            facts.append(("traffic", e(", ".join(f"{k} {v}%" for k, v in i.traffic.items()))))
+        if i.message:
+            facts.append(("message", e(i.message)))
+        table = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
+                        for k, v in facts)
+        return (f"<div><b>service {e(i.name)}</b> <span style='color:{colour}'>{e(i.state)}</span>"
+                f"<table>{table}</table>"
+                + (f"<table><tr><th>instance</th><th>status</th><th>ready</th><th>restarts</th><th>reason</th></tr>"
+                   f"{rows}</table>" if rows else "")
+                + (f"<div>versions</div><ul>{shown}</ul>" if shown else "") + "</div>")
+
+
+def _json_input(value):
+    """An input as JSON: bytes as {"b64": ...} (TF Serving's convention), arrays as nested lists."""
+    if isinstance(value, (bytes, bytearray)):
+        return {"b64": base64.b64encode(value).decode()}
+    if isinstance(value, np.ndarray) and value.dtype.kind in "SO":
+        value = value.tolist()
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (bytes, bytearray, list, tuple)) for v in value):
+        return [_json_input(v) for v in value]
+    return np.asarray(value).tolist()
+
+
+class _ReadyBar:
+    """Instances ready of total, with the service's state, as a bar in notebooks and terminals."""
+
+    def __init__(self, name: str):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=1, desc=name, unit="instance", bar_format="{desc}: {n}/{total} instances ready "
+                                                                        "|{bar}| {postfix} [{elapsed}]")
+
+    def show(self, info: ServiceDetail) -> None:
+        self.bar.total = max(1, info.instances_total)
+        self.bar.n = info.instances_ready
+        self.bar.set_postfix_str(info.state + (f" ({info.message[:80]})" if info.message else ""), refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
 
 class Services:
     """The workspace's services: ``create``, ``deploy``, ``get``; a table in a notebook."""
@@ -185,29 +268,27 @@ class Services:
     def list(self) -> list[ServiceInfo]:
         return [ServiceInfo.model_validate(s) for s in self._ws._get("/services")]
 
-    def create(self, spec: dict, *, relate: bool = False, wait: bool = True, timeout: float = 180) -> Service:
+    def create(self, spec: dict, *, relate: bool = False, wait: bool = True, timeout: float = 180,
+               progress: bool = True) -> Service:
         """``eascmd create`` from the service JSON (``relate=True``: ``create -r``)."""
         params = {"relate": "true"} if relate else None
         info = ServiceDetail.model_validate(self._ws._post("/services", spec, params=params))
         svc = Service(self, info)
-        return svc.wait(timeout=timeout) if wait else svc
+        return svc.wait(timeout=timeout, progress=progress) if wait else svc
 
     def deploy(self, model: Any, name: str, *, instance: int = 1, processor: str = "tensorflow_cpu",
-               batching: bool | None = None, wait: bool = True, **metadata) -> Service:
-        """Serve a SavedModel: a trained model (``name:version``, ``name``, job id, or an object
-        with ``.path``/``.name``), a local folder or an s3:// URI."""
-        if not isinstance(model, str):
-            if getattr(model, "name", None) and getattr(model, "version", None):  # a registered model
-                model = f"{model.name}:{model.version}"
-            elif str(getattr(model, "id", "")).startswith("dlc-"):  # a training job: its model
-                model = model.id
-            else:
-                model = getattr(model, "path", None) or str(model)
+               batching: bool | None = None, wait: bool = True, timeout: float = 180, progress: bool = True,
+               **metadata) -> Service:
+        """Serve a SavedModel: a trained model (``name:version``, ``name``, a job id, a training job
+        such as ``ws.jobs.get(id)`` or the model object), a local folder or an s3:// URI.
+        ``job.model`` ("name:version") works as well. Waits until every instance is ready,
+        showing their count (``progress=False``: quiet)."""
+        model = _model_ref(model)
         meta: dict[str, Any] = {"instance": instance, **metadata}
         if batching is not None:
             meta.setdefault("rpc", {})["batching"] = batching
         return self.create({"name": name, "model_path": model, "processor": processor, "metadata": meta},
-                           wait=wait)
+                           wait=wait, timeout=timeout, progress=progress)
 
     def get(self, name: str) -> Service:
         return Service(self, ServiceDetail.model_validate(self._ws._get(f"/services/{name}")))
@@ -227,3 +308,18 @@ class Services:
 
     def _repr_html_(self) -> str:
         return self.to_pandas().to_html(index=False)
+
+
+def _model_ref(model: Any) -> str:
+    """What deploy() was given, as the service JSON's model_path."""
+    if isinstance(model, str):
+        return model
+    if model is None:
+        raise BadInput("no model to deploy: a job's `model` is set once it has succeeded and registered its "
+                       "SavedModel (job.wait() first), or pass the job itself", "model")
+    model_id = str(getattr(model, "id", "") or "")
+    if model_id.startswith("dlc-"):  # a training job: the server finds the model it registered
+        return model_id
+    if getattr(model, "name", None) and getattr(model, "version", None):  # a registered model
+        return f"{model.name}:{model.version}"
+    return str(getattr(model, "path", None) or model)

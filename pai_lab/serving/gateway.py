@@ -51,6 +51,18 @@ class HttpError(Exception):
         self.message = message
 
 
+class LoadFailed(HttpError):
+    """The instance could not load its processor; ``fatal`` when restarting cannot help."""
+
+    def __init__(self, message: str, fatal: bool):
+        super().__init__(503, f"loading failed: {message}")
+        self.fatal = fatal
+
+
+FATAL_REPEATS = 3  # the same load error this many times in a row is taken as one that will not heal
+CONNECT_TRIES = 50
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -104,6 +116,8 @@ class Instance:
         self.stopped = False
         self.oom = False
         self.waiting_for_gpus = False  # enough GPUs exist, but others hold them
+        self.fatal = False  # its failure will not heal by restarting (a model or processor that cannot load)
+        self.load_errors: list[str] = []  # the load errors since it last ran, for FATAL_REPEATS
         self.wakeup = asyncio.Event()
         self.info: dict = {}
         self.ids = itertools.count(1)
@@ -154,6 +168,7 @@ class Instance:
                 reading = asyncio.create_task(self._read_loop(reader))
                 await self._warm_up(reading)
                 self.ready, self.status, self.reason = True, "Running", ""
+                self.fatal, self.load_errors = False, []
                 backoff = 0.5
                 await reading
             except asyncio.CancelledError:
@@ -162,6 +177,10 @@ class Instance:
                 raise
             except HttpError as exc:
                 self.status, self.reason = "Failed", exc.message
+                if isinstance(exc, LoadFailed):
+                    self.load_errors.append(exc.message)
+                    repeated = self.load_errors[-FATAL_REPEATS:]
+                    self.fatal = exc.fatal or (len(repeated) == FATAL_REPEATS and len(set(repeated)) == 1)
                 log.warning("instance %s failed: %s", self.name, exc.message)
             except Exception as exc:  # noqa: BLE001 - any start failure is retried
                 self.status, self.reason = "Failed", f"{type(exc).__name__}: {exc}"
@@ -198,17 +217,28 @@ class Instance:
         self.proc = subprocess.Popen([sys.executable, "-m", "pai_lab.serving.instance", str(sock), json.dumps(config)],
                                      stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         logfile.close()
-        while not sock.exists():
-            if self.proc.poll() is not None:
-                raise HttpError(503, f"the instance exited with {self.proc.returncode} before listening")
-            await asyncio.sleep(0.02)
-        reader, self.writer = await asyncio.open_unix_connection(str(sock), limit=1 << 26)
+        # the instance names its socket only once it listens; a refusal is still retried (an
+        # instance of an older pai_lab bound the final name first)
+        for attempt in range(CONNECT_TRIES):
+            while not sock.exists():
+                if self.proc.poll() is not None:
+                    raise HttpError(503, f"the instance exited with {self.proc.returncode} before listening")
+                await asyncio.sleep(0.02)
+            try:
+                reader, self.writer = await asyncio.open_unix_connection(str(sock), limit=1 << 26)
+                break
+            except ConnectionRefusedError:
+                if attempt == CONNECT_TRIES - 1 or self.proc.poll() is not None:
+                    raise
+                await asyncio.sleep(0.05)
         try:
             kind, info = await wire.read_frame_async(reader)
         except (asyncio.IncompleteReadError, ConnectionError):
             raise HttpError(503, "the instance exited while loading the model; see `eascmd w` and its log") from None
         if kind == "failed":
-            raise HttpError(503, f"loading failed: {info}")
+            if isinstance(info, dict):
+                raise LoadFailed(info.get("message", ""), bool(info.get("fatal")))
+            raise LoadFailed(str(info), False)
         self.info = info
         self.service.learn(self)
         return reader
@@ -368,6 +398,7 @@ class Instance:
                 "start_at": self.start_at, "restarts": self.restarts, "status": self.status,
                 "ready": f"[{int(self.ready)}/{total}]", "reason": self.reason, "last_state": self.last_state,
                 "draining": self.draining, "queue": len(self.pending), "inflight": len(self.inflight),
+                "fatal": self.fatal,
                 "gpus": list(self.service.gateway.gpu_holders.get(self.name, []))}
 
 
@@ -583,7 +614,7 @@ class ServiceRuntime:
         if self.incoming:
             return "HotUpdate"
         ready = sum(i.ready for i in self.instances)
-        if self.instances and ready == 0 and all(i.status == "Failed" for i in self.instances):
+        if self.instances and ready == 0 and all(i.status == "Failed" or i.fatal for i in self.instances):
             return "Failed"
         if int(self.spec.get("instance", 0)) == 0:
             return "Running"
@@ -598,7 +629,10 @@ class ServiceRuntime:
                 "instances": [i.describe() for i in shown] + [dict(i.describe(), status="Terminating")
                                                               for i in self.retiring],
                 "signature": self.signatures.get(self.default_signature) if self.signatures else None,
-                "message": next((i.reason for i in shown if i.status == "Failed"), ""),
+                "message": next((i.reason for i in shown if i.status == "Failed"), "")
+                or next((i.load_errors[-1] for i in shown if i.fatal and i.load_errors), ""),
+                # every instance failed in a way restarting cannot heal: waiting for Running is pointless
+                "fatal": bool(shown) and all(i.fatal for i in shown) and not any(i.ready for i in shown),
                 "stats": dict(self.stats)}
 
 

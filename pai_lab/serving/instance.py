@@ -3,14 +3,18 @@
     python -m pai_lab.serving.instance SOCKET_PATH CONFIG_JSON
 
 It listens on a Unix socket, takes the gateway's one connection, loads the processor, says
-``loaded`` (with the model's signatures) or ``failed``, then runs requests on ``workers``
-threads. It exits when the gateway goes away.
+``loaded`` (with the model's signatures) or ``failed`` (with whether retrying can help), then
+runs requests on ``workers`` threads. It exits when the gateway goes away.
+
+The socket appears at SOCKET_PATH only once it listens (bound under a temporary name, then
+renamed), so the gateway never connects to a socket that would refuse it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -18,6 +22,80 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from pai_lab.serving import wire
+
+# TensorFlow's native start-up lines, written before it reads TF_CPP_MIN_LOG_LEVEL (absl logs them
+# anyway): oneDNN and CPU-feature notes, the CUDA stubs of a CPU machine, and cuInit failing there.
+_NATIVE_NOISE = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    rb"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\."
+    rb"|[IW]\d{4} [\d:. ]+\d+ \S+\.cc:\d+\] .*"
+    rb"|E\d{4} [\d:. ]+\d+ cuda_\w+\.cc:\d+\] (failed call to cuInit|Unable to register).*)$")
+
+
+def _quiet_native_logs() -> None:
+    """Drop TensorFlow's C++ start-up noise from this process's stderr (the instance log) when
+    TF_CPP_MIN_LOG_LEVEL asks for warnings and info to be hidden (the gateway sets 2 unless the
+    server's environment sets it); everything else, Python tracebacks included, passes through."""
+    try:
+        level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        level = 0
+    if level < 2:
+        return
+    global _restore_stderr
+    read_fd, write_fd = os.pipe()
+    target = os.dup(2)
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+
+    def pump():
+        with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+            pending = b""
+            while chunk := pipe.read(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                kept = b"".join(line + b"\n" for line in lines if not _NATIVE_NOISE.match(line))
+                if kept:
+                    os.write(target, kept)
+            if pending:
+                os.write(target, pending)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+
+    def restore():
+        sys.stderr.flush()
+        os.dup2(target, 2)  # the pipe's last writer closes: the pump writes what is left and ends
+        thread.join(2)
+
+    _restore_stderr = restore
+
+
+_restore_stderr = None
+
+
+def _flush_logs() -> None:
+    if _restore_stderr is not None:
+        _restore_stderr()
+
+
+def _fatal(exc: BaseException) -> bool:
+    """A load failure that restarting cannot heal: the processor or model is wrong, not the moment."""
+    from pai_lab.serving.processors import ProcessorError
+
+    if isinstance(exc, (ProcessorError, FileNotFoundError, NotADirectoryError, ImportError, SyntaxError)):
+        return True
+    return isinstance(exc, OSError) and "does not exist" in str(exc)  # tf.saved_model.load on a missing folder
+
+
+def _listen(sock_path: str) -> socket.socket:
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    tmp = sock_path + ".tmp"
+    server.bind(tmp)
+    server.listen(1)
+    os.rename(tmp, sock_path)  # the gateway waits for this name: it exists only once we listen
+    return server
 
 
 def _run(processor, kind: str, payload):
@@ -38,9 +116,8 @@ def _run(processor, kind: str, payload):
 
 def main(argv: list[str]) -> int:
     sock_path, config = argv[0], json.loads(argv[1])
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(sock_path)
-    server.listen(1)
+    _quiet_native_logs()
+    server = _listen(sock_path)
     conn, _ = server.accept()
     server.close()
     os.unlink(sock_path)
@@ -59,7 +136,9 @@ def main(argv: list[str]) -> int:
         processor = processors.load(config)
     except Exception as exc:
         traceback.print_exc()
-        send(("failed", f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"))
+        _flush_logs()
+        send(("failed", {"message": f"{type(exc).__name__}: {getattr(exc, 'message', exc)}",
+                         "fatal": _fatal(exc)}))
         return 3
     send(("loaded", {"pid": os.getpid(), "kind": processor.kind, "signatures": processor.signature_json,
                      "default_signature": getattr(processor, "default_signature", None),
@@ -80,6 +159,7 @@ def main(argv: list[str]) -> int:
             break
         request_id, kind, payload = frame
         pool.submit(work, request_id, kind, payload)
+    _flush_logs()
     os._exit(0)  # the gateway is gone; do not wait for worker threads
 
 

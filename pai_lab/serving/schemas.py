@@ -140,6 +140,8 @@ class Service(Schema):
     created_at: datetime
     updated_at: datetime
     message: str = ""
+    fatal: bool = Field(False, description="the service failed in a way restarting cannot heal (a model or "
+                                           "processor that cannot load): fix it instead of waiting")
 
 
 class ServiceDetail(Service):
@@ -149,6 +151,8 @@ class ServiceDetail(Service):
     config: dict
     model_dir: str | None = Field(None, description="the folder the instances load (model_path resolved)")
     stats: dict[str, float] = Field(default_factory=dict, description="requests, errors, latency_ms_sum...")
+    class_names: list[str] | None = Field(None, description="the model's class list (class_names.json beside "
+                                                            "its SavedModel): predictions carry label and score")
 
 
 class Instance(Schema):
@@ -166,6 +170,7 @@ class Instance(Schema):
     last_state: dict | None = None
     pid: int | None = None
     draining: bool = False
+    fatal: bool = Field(False, description="its last start failed in a way restarting cannot heal")
     gpus: list[str] = Field(default_factory=list, description="the GPUs the instance is pinned to, as CUDA_VISIBLE_DEVICES names them")
 
 

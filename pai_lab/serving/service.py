@@ -22,6 +22,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput, Conflict, NotFound
+from pai_lab.serving.processors import read_class_names
 from pai_lab.serving.schemas import (
     TEST_PREFIX,
     Instance,
@@ -173,7 +174,8 @@ def resolve(session: Session, user: str, workspace: str, spec: ServiceSpec, cach
         if saved is None:
             raise BadInput(f"model_path {spec.model_path!r} holds no SavedModel (saved_model.pb); export the model "
                            "with tf.saved_model.save or model.export", "model_path")
-        resolved.update(processor_kind="tensorflow", model_dir=str(saved))
+        resolved.update(processor_kind="tensorflow", model_dir=str(saved),
+                        class_names=read_class_names(saved, model_dir))
     resolved["warm_up"] = _warm_up_requests(spec, cache) if spec.warm_up_data_path else []
     return resolved
 
@@ -267,7 +269,7 @@ def _summary(session: Session, row: ServiceRow, workspace: str, status: dict, en
         else None, service_path=path, traffic=traffic_of(session, row), weight=row.weight, parent=row.parent,
         test=row.test, current_version=row.current_version, latest_version=row.latest_version,
         created_by=row.created_by, created_at=row.created_at, updated_at=row.updated_at,
-        message=live.get("message") or row.message)
+        message=live.get("message") or row.message, fatal=bool(live.get("fatal")))
 
 
 def list_services(session: Session, user: str, workspace: str, status: dict, endpoint) -> list[Service]:
@@ -285,7 +287,16 @@ def get_service(session: Session, user: str, workspace: str, name: str, status: 
     config.setdefault("metadata", {})["region"] = "local"
     return ServiceDetail(**_summary(session, row, access.workspace.name, status, endpoint), token=row.token,
                          config=config, model_dir=version.resolved.get("model_dir"),
-                         stats=(status.get(name) or {}).get("stats") or {})
+                         stats=(status.get(name) or {}).get("stats") or {}, class_names=_class_names(version))
+
+
+def _class_names(version: ServiceVersionRow) -> list[str] | None:
+    resolved = version.resolved or {}
+    if resolved.get("processor_kind") != "tensorflow":
+        return None
+    if "class_names" in resolved:
+        return resolved["class_names"]
+    return read_class_names(resolved.get("model_dir"))  # a version resolved before class lists were kept
 
 
 def list_instances(session: Session, user: str, workspace: str, name: str, status: dict) -> list[Instance]:

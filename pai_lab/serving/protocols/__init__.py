@@ -48,7 +48,9 @@ def fit_inputs(signature: dict, inputs: dict) -> dict[str, np.ndarray]:
         s = spec[name]
         want = TF_DTYPES.get(s["type"], np.float32)
         try:
-            arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+            # bytes straight to objects: a fixed-width bytes array would drop trailing NUL bytes
+            arr = value if isinstance(value, np.ndarray) else np.asarray(value, dtype=object if want is np.object_
+                                                                          else None)
             if want is np.object_:
                 arr = arr.astype(object)
             elif arr.dtype != want:

@@ -1,6 +1,7 @@
 """EAS: ``/api/predict/<service>``. Token or HMAC-SHA1 signed auth (as the official SDK signs),
 the TF processor's protobuf ``PredictRequest``/``PredictResponse``, and a JSON form of the same
-(``{"signature_name", "inputs": {name: nested list}, "output_filter"}`` -> ``{"outputs": ...}``)."""
+(``{"signature_name", "inputs": {name: nested list}, "output_filter"}`` -> ``{"outputs": ...}``;
+bytes as ``{"b64": ...}``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from pai_lab.errors import BadInput
 from pai_lab.serving.protocols import dumps, eas_pb, loads, numeric_json
+from pai_lab.serving.protocols.tfserving import decode_b64
 
 
 def authorized(token: str | None, header: str, method: str, path: str, headers, body: bytes) -> bool:
@@ -48,6 +50,7 @@ def parse_json(body: bytes) -> tuple[str | None, dict, list[str] | None]:
         raise BadInput('send {"inputs": {"<input name>": [[...]]}, "signature_name"?: ..., "output_filter"?: '
                        '[...]} or a protobuf PredictRequest', "inputs")
     inputs = {}
+    has_b64 = b'"b64"' in body  # walking big numeric lists for b64 objects would cost more than parsing
     for name, value in data["inputs"].items():
         if isinstance(value, dict) and "values" in value:  # {"shape", "dtype", "values"}
             arr = np.asarray(value["values"])
@@ -55,7 +58,7 @@ def parse_json(body: bytes) -> tuple[str | None, dict, list[str] | None]:
                 arr = arr.reshape(value["shape"])
             inputs[name] = arr
         else:
-            inputs[name] = value
+            inputs[name] = decode_b64(value) if has_b64 else value  # bytes travel as {"b64": ...}
     return data.get("signature_name"), inputs, data.get("output_filter") or None
 
 
@@ -84,6 +87,12 @@ def format_proto(outputs: dict[str, np.ndarray]) -> bytes:
 
 def _jsonable(arr: np.ndarray):
     if arr.dtype.kind in "SO":
-        return [_jsonable(a) for a in arr] if arr.ndim else (
-            arr.item().decode(errors="replace") if isinstance(arr.item(), bytes) else arr.item())
+        return _text(arr.tolist())
     return numeric_json(arr)
+
+
+def _text(value):
+    """Nested lists of bytes and str (a string tensor) as JSON strings."""
+    if isinstance(value, list):
+        return [_text(v) for v in value]
+    return value.decode(errors="replace") if isinstance(value, bytes) else value

@@ -11,11 +11,11 @@ from pai_lab.errors import BadInput
 from pai_lab.serving.protocols import dumps, loads, numeric_json
 
 
-def _decode_b64(value):
+def decode_b64(value):
     if isinstance(value, dict) and set(value) == {"b64"}:
         return base64.b64decode(value["b64"])
     if isinstance(value, list):
-        return [_decode_b64(v) for v in value]
+        return [decode_b64(v) for v in value]
     return value
 
 
@@ -44,17 +44,17 @@ def parse(body: bytes, input_names: list[str]) -> tuple[str | None, dict, str]:
             names = list(rows[0])
             if any(set(r) != set(names) for r in rows):
                 raise BadInput("every instance must name the same inputs", "instances")
-            return signature, {n: _decode_b64([r[n] for r in rows]) for n in names}, "row"
+            return signature, {n: decode_b64([r[n] for r in rows]) for n in names}, "row"
         if len(input_names) != 1:
             raise BadInput(f"the model has {len(input_names)} inputs ({', '.join(input_names)}); send each "
                            "instance as an object {name: value}", "instances")
-        return signature, {input_names[0]: _decode_b64(rows)}, "row"
+        return signature, {input_names[0]: decode_b64(rows)}, "row"
     inputs = data["inputs"]
     if isinstance(inputs, dict) and not set(inputs) <= {"b64"}:
-        return signature, {k: _decode_b64(v) for k, v in inputs.items()}, "columnar"
+        return signature, {k: decode_b64(v) for k, v in inputs.items()}, "columnar"
     if len(input_names) != 1:
         raise BadInput(f"the model has {len(input_names)} inputs; send \"inputs\" as {{name: value}}", "inputs")
-    return signature, {input_names[0]: _decode_b64(inputs)}, "columnar"
+    return signature, {input_names[0]: decode_b64(inputs)}, "columnar"
 
 
 def format(outputs: dict[str, np.ndarray], style: str) -> bytes:
