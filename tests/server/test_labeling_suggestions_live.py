@@ -5,6 +5,9 @@ items, accepted suggestions are counted, and tasks, statistics and exports show 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 import uuid
 
 import pytest
@@ -17,9 +20,59 @@ SHADES = [(230, 20, 20), (20, 230, 20), (20, 20, 230), (150, 110, 60), (60, 150,
           (130, 120, 90), (90, 130, 120), (120, 90, 130), (200, 60, 40), (40, 200, 60), (60, 40, 200)]
 
 
+# Two tiny models of contract C2 built with TensorFlow in a process of their own: a detector
+# (PNG bytes in; a sure box and an unsure one out, the sure box's class read from the image's
+# colour) and a text classifier (texts in; "pos" when the text says "good"), with its class list.
+MODELS_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    import tensorflow as tf
+
+    class Boxes(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serve(self, image_bytes):
+            def one(data):
+                image = tf.cast(tf.io.decode_png(data, channels=3), tf.float32)
+                red = tf.reduce_mean(image[..., 0]) > tf.reduce_mean(image[..., 1])
+                return tf.stack([tf.where(red, 0.0, 1.0), 1.0])
+
+            classes = tf.map_fn(one, image_bytes, fn_output_signature=tf.float32)
+            n = tf.shape(image_bytes)[0]
+            boxes = tf.tile(tf.constant([[[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0]]]), [n, 1, 1])
+            scores = tf.tile(tf.constant([[0.9, 0.3]]), [n, 1])
+            return {"detection_boxes": boxes, "detection_scores": scores, "detection_classes": classes}
+
+    class Texts(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(self, text):
+            good = tf.strings.regex_full_match(tf.strings.lower(text), ".*good.*")
+            pos = tf.where(good, 0.8, 0.35)
+            return {"probabilities": tf.stack([1.0 - pos, pos], axis=1)}
+
+    boxes, texts = Boxes(), Texts()
+    tf.saved_model.save(boxes, sys.argv[1], signatures={"serving_default": boxes.serve})
+    tf.saved_model.save(texts, sys.argv[2], signatures={"serving_default": texts.serve})
+    with open(os.path.join(sys.argv[2], "class_names.json"), "w") as f:
+        json.dump(["neg", "pos"], f)
+""")
+
+
+@pytest.fixture(scope="module")
+def c2_models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("c2")
+    subprocess.run([sys.executable, "-c", MODELS_SCRIPT, str(folder / "boxes"), str(folder / "texts")], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    return folder / "boxes", folder / "texts"
+
+
 @pytest.fixture
 def ws(live_server):
     return live_server.client().workspace("default")
+
+
+def _serve(ws, model, prefix: str):
+    return ws.services.create({"name": f"{prefix}_{uuid.uuid4().hex[:8]}", "model_path": str(model),
+                               "processor": "tensorflow_cpu_2.7", "metadata": {"instance": 1}})
 
 
 def test_a_served_classifier_prelabels_with_scores_and_the_least_confident_come_first(
@@ -31,8 +84,7 @@ def test_a_served_classifier_prelabels_with_scores_and_the_least_confident_come_
     task = ws.labeling.create_task(unique_name("shades"), "image-classification", labels=["red", "green", "blue"],
                                    package_size=4, lines=[{"data": {"source": f"{folder.name}/{i}.png"}}
                                                           for i in range(len(SHADES))])
-    svc = ws.services.create({"name": f"colours_{uuid.uuid4().hex[:8]}", "model_path": str(colour_model),
-                              "processor": "tensorflow_cpu_2.7", "metadata": {"instance": 1}})
+    svc = _serve(ws, colour_model, "colours")
     try:
         assert task.prelabel_from_service(svc.name, batch=5, progress=False) == len(SHADES)
     finally:
@@ -64,6 +116,43 @@ def test_a_served_classifier_prelabels_with_scores_and_the_least_confident_come_
     exported = json.loads(task.export("label-studio", progress=False))
     origins = {t["id"] - 1: t["annotations"][0]["result"][0]["origin"] for t in exported if t["annotations"]}
     assert sorted(origins.values()) == ["prediction", "prediction", "prediction", "prediction-changed"]
+
+
+def test_a_served_detector_prelabels_boxes_in_pixels_and_a_text_classifier_labels_texts(
+        live_server, ws, c2_models, unique_name):
+    boxes_model, texts_model = c2_models
+    folder = live_server.root / unique_name("boxes")
+    folder.mkdir()
+    sizes = [(200, 100), (64, 48), (90, 120)]
+    colours = [(220, 30, 30), (30, 220, 30), (200, 40, 40)]
+    for i, (size, rgb) in enumerate(zip(sizes, colours)):
+        (folder / f"{i}.png").write_bytes(png_bytes(rgb, size))
+    boxes = ws.labeling.create_task(unique_name("boxes"), "object-detection", labels=["red", "other"],
+                                    lines=[{"data": {"source": f"{folder.name}/{i}.png"}} for i in range(3)])
+    texts = ws.labeling.create_task(unique_name("texts"), "text-classification", labels=["neg", "pos"],
+                                    lines=[{"data": {"source": s}} for s in ["a good day", "rain", "GOOD food"]])
+    pkg = texts.claim()
+    texts.submit(1, "neg")  # answered already: not sent to the model
+    detector, classifier = _serve(ws, boxes_model, "boxes"), _serve(ws, texts_model, "texts")
+    try:
+        assert boxes.prelabel_from_service(detector.name, batch=2, progress=False) == 3
+        assert texts.prelabel_from_service(classifier.name, progress=False) == 2
+    finally:
+        detector.delete()
+        classifier.delete()
+    for item, (width, height), rgb in zip(boxes.all_items(), sizes, colours):
+        [answer] = item.prelabel
+        assert (answer["width"], answer["height"]) == (width, height)
+        [shape] = answer["data"]  # the box scoring 0.3 is left out
+        x1, y1, x2, y2 = (round(v, 2) for v in (0.2 * width, 0.1 * height, 0.6 * width, 0.5 * height))
+        assert shape["value"] == [[x1, y1], [x2, y1], [x2, y2], [x1, y2]]  # in pixels, to 2 decimals
+        assert shape["labels"] == {"单选": "red" if rgb[0] > rgb[1] else "other"}
+        assert item.prelabel_score == pytest.approx(0.9)
+    suggested = {i.seq: (i.prelabel[0]["data"] if i.prelabel else None, i.prelabel_scores) for i in texts.all_items()}
+    assert suggested[0][0] == "pos" and suggested[0][1] == pytest.approx({"neg": 0.2, "pos": 0.8})
+    assert suggested[1] == (None, None)
+    assert suggested[2][0] == "pos"
+    texts.release(pkg)
 
 
 def test_task_and_statistics_show_as_html_with_strings_escaped(ws, unique_name, tmp_path, capsys):
