@@ -155,6 +155,26 @@ def test_a_served_detector_prelabels_boxes_in_pixels_and_a_text_classifier_label
     texts.release(pkg)
 
 
+def test_items_on_s3_are_read_for_the_model_as_the_labeler_reads_them(ws, colour_model, s3_bucket, unique_name):
+    import boto3
+
+    bucket, options = s3_bucket
+    client = boto3.client("s3", endpoint_url=options["client_kwargs"]["endpoint_url"], region_name="us-east-1",
+                          aws_access_key_id=options["key"], aws_secret_access_key=options["secret"])
+    for i, rgb in enumerate(SHADES[:3]):
+        client.put_object(Bucket=bucket, Key=f"shades/{i}.png", Body=png_bytes(rgb, (20, 12)))
+    name = unique_name("s3shades")
+    ws.datasets.register(name, f"s3://{bucket}/shades/", scan=True, storage_options=options, progress=False)
+    task = ws.labeling.create_task(name, "image-classification", dataset=name, labels=["red", "green", "blue"])
+    svc = _serve(ws, colour_model, "s3colours")
+    try:
+        assert task.prelabel_from_service(svc.name, progress=False) == 3
+    finally:
+        svc.delete()
+    by_source = {i.data["source"].rsplit("/", 1)[-1]: i.prelabel[0]["data"] for i in task.all_items()}
+    assert by_source == {"0.png": "red", "1.png": "green", "2.png": "blue"}
+
+
 def test_task_and_statistics_show_as_html_with_strings_escaped(ws, unique_name, tmp_path, capsys):
     task = ws.labeling.create_task(unique_name("html"), "text-classification", labels=["<b>spam</b>", "ham"],
                                    description="<script>alert(1)</script>", package_size=2,
