@@ -880,6 +880,12 @@ def order(s: Session, user: str, ws: str, ref: str, by: str, seed: int | None = 
         PackageRow.id.not_in(claimed), PackageRow.id.not_in(answered)).order_by(PackageRow.number)).all()
     if not pkgs:
         return sc.OrderResult(by=by, packages=0, items=0, scored=0)
+    # hold them: a claim racing this waits for it, or this fails and changes nothing
+    held = s.execute(update(PackageRow).where(PackageRow.id.in_([p.id for p in pkgs]),
+                                              PackageRow.state == fl.POOL["label"], PackageRow.holder.is_(None))
+                     .values(updated_at=utcnow())).rowcount
+    if held != len(pkgs):
+        raise Conflict("a package was claimed while the task was being ordered; order it again", "by")
     rows = s.execute(select(ItemRow.id, ItemRow.seq, ItemRow.prelabel_score, ItemRow.prelabel_scores).where(
         ItemRow.package_id.in_([p.id for p in pkgs]))).all()
     if by == "random":
