@@ -1,4 +1,4 @@
-"""A service in a notebook: state, instances, QPS and latency sparklines, the blue-green
+"""A service in a notebook: state, instances, QPS and latency charts, the blue-green
 traffic slider and a test-request form. ``svc.panel()`` shows it."""
 
 from __future__ import annotations
@@ -10,14 +10,20 @@ import time
 
 import ipywidgets as W
 
-SPARK = "▁▂▃▄▅▆▇█"
-
-
-def sparkline(values: list[float]) -> str:
-    if not values:
-        return ""
-    top = max(values) or 1.0
-    return "".join(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1)))] for v in values)
+def chart(values: list[float], title: str, unit: str, colour: str, width: int = 220, height: int = 48) -> str:
+    """A small SVG line chart of the last values, with its title, the last value and the top of
+    its scale written on it (the panel redraws it at every refresh)."""
+    top = max(values, default=0.0) or 1.0
+    step = width / max(1, len(values) - 1)
+    points = " ".join(f"{i * step:.1f},{height - 4 - v / top * (height - 16):.1f}" for i, v in enumerate(values))
+    last = f"{values[-1]:.1f} {unit}" if values else "-"
+    line = (f"<polyline points='{points}' fill='none' stroke='{colour}' stroke-width='1.5'/>"
+            if len(values) > 1 else "")
+    return (f"<svg width='{width}' height='{height}' style='border:1px solid #ddd;margin-right:8px' "
+            f"role='img' aria-label='{html.escape(title)}'>"
+            f"<text x='3' y='11' font-size='10' fill='#555'>{html.escape(title)}: {html.escape(last)}</text>"
+            f"<text x='{width - 3}' y='11' font-size='9' fill='#999' text-anchor='end'>max {top:.1f}</text>"
+            f"{line}</svg>")
 
 
 class ServicePanel(W.VBox):
@@ -62,11 +68,13 @@ class ServicePanel(W.VBox):
         info = self.service.refresh()
         colour = {"Running": "#2e7d32", "Failed": "#c62828", "Stopped": "#757575"}.get(info.state, "#f9a825")
         endpoint = html.escape(info.endpoint or info.service_path)
-        self.header.value = (f"<b>{html.escape(info.name)}</b> <span style='color:{colour}'>{info.state}</span> "
+        self.header.value = (f"<b>{html.escape(info.name)}</b> <span style='color:{colour}'>"
+                             f"{html.escape(info.state)}</span> "
                              f"&nbsp; {info.instances_ready}/{info.instances_total} ready &nbsp; version "
                              f"{info.current_version}/{info.latest_version} &nbsp; <code>{endpoint}</code>")
         rows = "".join(
-            f"<tr><td>{html.escape(i.name)}</td><td>{i.status}</td><td>{i.ready}</td><td>{i.restarts}</td>"
+            f"<tr><td>{html.escape(i.name)}</td><td>{html.escape(i.status)}</td><td>{html.escape(i.ready)}</td>"
+            f"<td>{i.restarts}</td>"
             f"<td>{html.escape(json.dumps(i.last_state) if i.last_state else '')}</td></tr>"
             for i in self.service.instances())
         self.instances.value = ("<table><tr><th>instance</th><th>status</th><th>ready</th><th>restarts</th>"
@@ -80,10 +88,10 @@ class ServicePanel(W.VBox):
             self.qps.append(done / max(t1 - t0, 1e-6))
             self.latency.append((l1 - l0) / done if done else 0.0)
             self.qps, self.latency = self.qps[-self.history:], self.latency[-self.history:]
-        last_qps = f"{self.qps[-1]:.1f}" if self.qps else "-"
-        last_latency = f"{self.latency[-1]:.1f} ms" if self.latency else "-"
-        self.charts.value = (f"<div>QPS <code>{sparkline(self.qps)}</code> {last_qps} &nbsp; latency "
-                             f"<code>{sparkline(self.latency)}</code> {last_latency}</div>")
+        # the gateway's counters for this service (requests answered, summed latency), as rates
+        # between two refreshes: requests per second and mean milliseconds per request
+        self.charts.value = (f"<div style='display:flex'>{chart(self.qps, 'QPS', 'req/s', '#1565c0')}"
+                             f"{chart(self.latency, 'latency', 'ms', '#6a1b9a')}</div>")
         child = self._child()
         self._updating = True
         try:

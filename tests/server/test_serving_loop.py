@@ -118,3 +118,18 @@ def test_a_job_without_a_model_is_refused_with_the_field(ws):
     with pytest.raises(BadInput) as err:
         ws.services.deploy(None, name="nothing_here", progress=False)
     assert err.value.field == "model"
+
+
+def test_service_panel_charts_live_qps_and_latency_from_the_gateway(colour_service):
+    panel = colour_service.panel(refresh_seconds=0)
+    try:
+        for _ in range(4):
+            colour_service.predict({"image_bytes": [png_bytes(COLOURS["red"])]})
+        panel.refresh()
+        assert panel.qps[-1] > 0 and panel.latency[-1] > 0
+        assert panel.charts.value.count("<svg") == 2 and "<polyline" not in panel.charts.value  # one point yet
+        panel.refresh()  # nothing asked meanwhile: the rate falls to 0 and the line has two points
+        assert panel.qps[-1] == 0 and panel.charts.value.count("<polyline") == 2
+        assert "QPS: 0.0 req/s" in panel.charts.value
+    finally:
+        panel.close()
