@@ -26,7 +26,7 @@ import pai_lab.training as pai  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(allow_abbrev=False)  # PAI-TF adds flags of its own
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--global_batch", type=int, default=32)
     parser.add_argument("--image_size", type=int, default=16)

@@ -46,10 +46,10 @@ class HashedWords(keras.layers.Layer):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(allow_abbrev=False)  # PAI-TF adds flags of its own
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--global_batch", type=int, default=32)
-    parser.add_argument("--buckets", type=int, default=1024)
+    parser.add_argument("--hash_buckets", type=int, default=1024)
     parser.add_argument("--learning_rate", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=7)
     args, _unknown = parser.parse_known_args()
@@ -80,7 +80,7 @@ def main() -> None:
 
     with strategy.scope():
         texts = keras.layers.Input(shape=(), dtype=tf.string, name="text")
-        words = HashedWords(args.buckets)(texts)
+        words = HashedWords(args.hash_buckets)(texts)
         model = keras.Model(texts, keras.layers.Dense(len(names), activation="softmax")(words))
         model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])

@@ -47,7 +47,7 @@ def slot_loss(y_true, y_pred):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(allow_abbrev=False)  # PAI-TF adds flags of its own
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--global_batch", type=int, default=16)
     parser.add_argument("--image_size", type=int, default=32)

@@ -179,7 +179,8 @@ def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequ
     ``data_type`` "detection" pairs each image with ``{"boxes": [n, 4] (ymin, xmin, ymax, xmax in [0, 1]),
     "labels": [n] int64}`` (ragged when batched); items without boxes are left out.
     ``labels``: "auto" (an iTAG export on the lines, else one folder per class), "manifest", "folder"
-    or None. ``keep(n)`` picks lines by position before sharding (a validation split). ``shard``: "auto" (from TF_CONFIG), (n, i) or None; ``shard_by`` "item" (every n-th)
+    or None. ``keep(n)`` picks lines by position before sharding (a validation split).
+    ``shard``: "auto" (from TF_CONFIG), (n, i) or None; ``shard_by`` "item" (every n-th)
     or "file" (contiguous blocks). ``read_bytes(source)`` reads sources that are not local files.
     The dataset has ``class_names`` like Keras' directory datasets.
     """

@@ -127,7 +127,9 @@ def _resolve_one(session: Session, user: str, workspace: str, ref: str) -> tuple
 
         try:
             dataset = datasets.get_dataset(session, user, workspace, name)
-            lines = list(datasets.iter_items(session, user, workspace, name, version=version))
+            # a dataset registered without a scan has no version yet: it is only mounted, as before
+            unscanned = version is None and dataset.latest_version is None
+            lines = [] if unscanned else list(datasets.iter_items(session, user, workspace, name, version=version))
         except NotFound as exc:
             why = str(exc) if exc.field == "version" else ("is not a registered dataset of this workspace; register "
                                                             "it with `pai dataset register` or check `pai dataset ls`")

@@ -35,6 +35,7 @@ _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _TF_STARTUP_NOISE = re.compile(
     r"^(I\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+\.cc:\d+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags"
     r"|E\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+\.cc:\d+\] (failed call to cuInit|Unable to register cu))")
 
 try:

@@ -44,7 +44,9 @@ class JobSpec(Schema):
     master_image: str = ""
     master_spec: str = ""
     code_source: str = Field("", description="a local folder or a git repository URL, seen as /root/code/")
-    data_sources: list[str] = Field(default_factory=list, description="registered datasets, seen as /root/data/")
+    data_sources: list[str] = Field(default_factory=list, description=(
+        "datasets (NAME, NAME:VERSION) or a labeling task's answers (task:TASK), read in a rank with "
+        "pai_lab.training.dataset(); a dataset's folder is also seen as /root/data/"))
     thirdparty_libs: list[str] = Field(default_factory=list, description="pip packages installed per rank")
     hyperParameters: str = Field("", description="a file of key=value lines, passed as --key=value")
     userDefinedParameters: str = Field("", description="extra script flags, e.g. \"--batch_size=10\"")

@@ -41,7 +41,8 @@ def _check_job(job, epochs: int) -> None:
     assert job.state == "Succeeded", job.reason + "\n" + job.logs(0)[-3000:]
     chief = f"{job.id}-worker-0"
     log = job.logs(0)
-    assert "cuInit" not in log and "oneDNN" not in log  # TensorFlow's C++ start-up lines stay out
+    # TensorFlow's C++ start-up lines stay out of the job's logs
+    assert not re.search(r"cuInit|oneDNN|To enable the following instructions", log)
     # Epoch-end points come from the chief only (MWMS metrics are already reduced over the ranks), count
     # epochs from 1, carry validation, and say what Keras printed for the epoch.
     frame = job.metrics()
@@ -70,7 +71,8 @@ def test_a_two_rank_job_trains_on_a_labeling_tasks_answers(live_server, unique_n
         task.submit_package(package)
 
     job = ws.jobs.submit(name="digits-on-labels", workers=2, code_source=str(EXAMPLES),
-                         data_sources=[f"task:{task.name}"], command="python /root/code/digits_classifier.py --epochs=30")
+                         data_sources=[f"task:{task.name}"],
+                         command="python /root/code/digits_classifier.py --epochs=30")
     job.wait(timeout=240, poll=0.5)
     _check_job(job, 30)
     model = Path(ws.models.get(job.id).path)
@@ -104,3 +106,35 @@ def test_a_two_rank_job_trains_on_a_dataset_in_s3(live_server, unique_name, s3_b
     model = Path(ws.models.get(job.id).path)
     assert json.loads((model / "class_names.json").read_text()) == DIGITS  # sorted folder names
     assert _accuracy(model, truth, held_out) > 0.7
+
+
+def test_the_text_and_box_examples_train_on_two_ranks_and_serve_their_signatures(live_server, unique_name):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    ws = live_server.client().workspace("default")
+    reviews, shapes = unique_name("reviews"), unique_name("shapes")
+    ws.datasets.register(reviews, "sample://reviews")
+    boxes = ws.datasets.register(shapes, "sample://shapes")
+    text_job = ws.jobs.submit(name="reviews", workers=2, code_source=str(EXAMPLES), data_sources=[reviews],
+                              command="python /root/code/reviews_classifier.py --epochs=10")
+    box_job = ws.jobs.submit(name="shapes", workers=2, code_source=str(EXAMPLES), data_sources=[shapes],
+                             command="python /root/code/shapes_detector.py --epochs=5")
+    for job in (text_job, box_job):
+        job.wait(timeout=240, poll=0.5)
+        assert job.state == "Succeeded", job.reason + "\n" + job.logs(0)[-3000:]
+
+    text_model = Path(ws.models.get(text_job.id).path)
+    assert json.loads((text_model / "class_names.json").read_text()) == ["negative", "positive"]
+    serve = tf.saved_model.load(str(text_model)).signatures["serving_default"]
+    out = serve(text=tf.constant(["The lamp is superb, five stars.", "The kettle is awful, returned it."]))
+    assert out["probabilities"].numpy().argmax(axis=1).tolist() == [1, 0]
+
+    box_model = Path(ws.models.get(box_job.id).path)
+    assert json.loads((box_model / "class_names.json").read_text()) == ["circle", "square"]
+    serve = tf.saved_model.load(str(box_model)).signatures["serving_default"]
+    image = Path(next(boxes.manifest())["data"]["source"]).read_bytes()
+    out = {k: v.numpy() for k, v in serve(image_bytes=tf.constant([image, image])).items()}
+    assert out["detection_boxes"].shape == (2, 3, 4) and out["detection_scores"].shape == (2, 3)
+    assert out["detection_classes"].shape == (2, 3) and set(out["detection_classes"].ravel()) <= {0, 1}
+    assert ((out["detection_boxes"] >= 0) & (out["detection_boxes"] <= 1)).all()
