@@ -175,7 +175,9 @@ def resolve(session: Session, user: str, workspace: str, spec: ServiceSpec, cach
             raise BadInput(f"model_path {spec.model_path!r} holds no SavedModel (saved_model.pb); export the model "
                            "with tf.saved_model.save or model.export", "model_path")
         resolved.update(processor_kind="tensorflow", model_dir=str(saved),
-                        class_names=read_class_names(saved, model_dir))
+                        # beside the SavedModel, or at the root of the folder given (or one up from a
+                        # version subfolder such as model/1/, where the job's chief saved it)
+                        class_names=read_class_names(saved, model_dir, saved.parent))
     resolved["warm_up"] = _warm_up_requests(spec, cache) if spec.warm_up_data_path else []
     return resolved
 

@@ -82,10 +82,12 @@ def slow_server(tmp_path, monkeypatch, python_processor):
     server.stop()
 
 
-def test_an_instance_slow_to_listen_is_announced_only_once_it_listens(slow_server, python_processor, tmp_path):
+def test_an_instance_slow_to_listen_is_announced_only_once_it_listens(slow_server, python_processor, tmp_path,
+                                                                     capsys):
     ws = slow_server.client().workspace("default")
     spec = _processor(tmp_path, "echo", (python_processor / "app.py").read_text())
-    svc = ws.services.create(spec, progress=False)  # waits for Running
+    svc = ws.services.create(spec)  # waits for Running, showing the instances ready
+    assert "echo: 1/1 instances ready" in capsys.readouterr().err
     assert svc.predict({"values": [1, 2]}) == {"sum": 3, "n": 2}  # at once, no retry
     (inst,) = svc.instances()
     assert inst.restarts == 0 and inst.status == "Running", inst  # no start failed on the way
@@ -94,6 +96,7 @@ def test_an_instance_slow_to_listen_is_announced_only_once_it_listens(slow_serve
     os.kill(inst.pid, signal.SIGKILL)
     _until(lambda: svc.instances()[0].restarts == 1)
     svc.wait(timeout=60, progress=False)
+    assert "instances ready" not in capsys.readouterr().err
     (again,) = svc.instances()
     assert again.name == inst.name and again.pid != inst.pid and again.status == "Running"
     assert again.last_state["exitCode"] == 137
