@@ -215,7 +215,8 @@ def test_order_from_the_cli_and_a_bad_order_is_refused_naming_by(cli, ws, unique
     assert rc == 2 and "unknown order 'doubt'" in err
 
 
-async def test_order_over_rest_repacks_and_refuses_an_unknown_order_naming_by(api):
+async def test_order_over_rest_repacks_and_refuses_an_unknown_order_naming_by(api, members):
+    await members()
     lines = [{"data": {"source": f"t{i}"}} for i in range(4)]
     status, task = await api("POST", f"{W}/tasks", {"name": "ordered", "template": "text-classification",
                                                      "labels": ["a", "b"], "lines": lines, "package_size": 2})
@@ -230,3 +231,5 @@ async def test_order_over_rest_repacks_and_refuses_an_unknown_order_naming_by(ap
     assert items[0]["prelabel_scores"] in ({"a": 0.5, "b": 0.5}, {"a": 0.6, "b": 0.4})
     status, err = await api("POST", f"{W}/tasks/ordered/order", {"by": "doubt"})
     assert status == 400 and err["error"]["field"] == "by" and "least_confidence" in err["error"]["message"]
+    status, err = await api("POST", f"{W}/tasks/ordered/order", {"by": "margin"}, user="dev")
+    assert status == 403  # ordering a task is its admins' call, like distributing it
