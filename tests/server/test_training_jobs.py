@@ -146,9 +146,22 @@ def test_roles_decide_who_submits_and_who_stops(live_server, rank_script):
 
 
 def test_the_cluster_is_shown_with_its_workers(live_server):
+    import psutil
+    from dask.system import CPU_COUNT
+
     info = live_server.client().http.get("/cluster")
     assert info["scheduler_address"] and len(info["workers"]) == 2
     assert {"name", "cores", "memory", "gpus"} <= set(info["workers"][0])
+    # the embedded LocalCluster claims the machine's cores and memory, split between its workers, not more
+    assert sum(w["cores"] for w in info["workers"]) == max(CPU_COUNT, 2)
+    assert 0 < sum(w["memory"] for w in info["workers"]) <= psutil.virtual_memory().total
+
+
+def test_a_job_leaves_no_dask_tracebacks_on_the_servers_terminal(live_server, ws, rank_script):
+    job = ws.jobs.submit(name="quiet", command=f"python {rank_script} --mode=flags --lines=20", workers=2)
+    assert job.wait(timeout=60).state == "Succeeded"
+    log = (live_server.root / "server.log").read_text(errors="replace")
+    assert "Exception while handling op" not in log and "TimeoutError" not in log
 
 
 def test_keras3_under_multiworker_strategy_is_flagged_before_launch_and_at_failure(ws, tmp_path):
