@@ -108,6 +108,8 @@ def classification(outputs: Any, class_names: Sequence[str] | None, labels: Sequ
             name = name.decode() if isinstance(name, bytes) else str(name)
         else:
             name = classes[max(range(len(row)), key=row.__getitem__)]
+        if scores is not None and not class_names and max(scores, key=scores.get) != name:
+            scores = None  # the model's class order is not the task's labels' and is not known: keep no guess
         top = float(_rows(tops)[i]) if tops is not None else (scores or {}).get(name)
         if name not in labels:
             raise BadInput(f"the model answers {name!r}, which is not a label of this task (labels: "

@@ -172,6 +172,10 @@ def test_a_classifier_reply_becomes_a_label_with_its_score_and_probabilities():
     # probabilities alone: the arg-max in the class order is the label
     alone = suggestions.classification(np.array([[0.1, 0.1, 0.8]]), None, CLASSES)
     assert alone == [{"answer": "fox", "score": 0.8, "scores": {"cat": 0.1, "dog": 0.1, "fox": 0.8}}]
+    # a label from the model but no class list: probabilities in an unknown order are not kept
+    unknown = suggestions.classification({"label": np.array([b"dog"]), "score": np.array([0.7]),
+                                          "probabilities": np.array([[0.7, 0.2, 0.1]])}, None, CLASSES)
+    assert unknown == [{"answer": "dog", "score": 0.7, "scores": None}]
     with pytest.raises(BadInput, match="3 class names"):
         suggestions.classification(np.array([[0.5, 0.5]]), None, CLASSES)
 
