@@ -632,7 +632,8 @@ class ServiceRuntime:
                 "message": next((i.reason for i in shown if i.status == "Failed"), "")
                 or next((i.load_errors[-1] for i in shown if i.fatal and i.load_errors), ""),
                 # every instance failed in a way restarting cannot heal: waiting for Running is pointless
-                "fatal": bool(shown) and all(i.fatal for i in shown) and not any(i.ready for i in shown),
+                "fatal": bool(shown) and all(i.fatal for i in shown) and not any(i.ready for i in shown)
+                or bool(self.incoming) and all(i.fatal for i in self.incoming),  # a new version that cannot load
                 "stats": dict(self.stats)}
 
 

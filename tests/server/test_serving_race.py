@@ -117,3 +117,11 @@ def test_wait_goes_through_a_failed_start_but_not_a_failure_that_cannot_heal(slo
     assert time.monotonic() - started < 60  # ended by the failure, not by the timeout
     broken = ws.services.get("broken")
     assert broken.info.state == "Failed" and broken.info.fatal
+
+    # a new version that cannot load ends the wait too, while the old version goes on serving
+    flaky.modify({"processor_path": str(tmp_path / "broken"), "processor_entry": "app.py"})
+    started = time.monotonic()
+    with pytest.raises(Unavailable) as err:
+        flaky.wait(timeout=120, progress=False)
+    assert "a_module_that_does_not_exist_anywhere" in str(err.value) and time.monotonic() - started < 60
+    assert flaky.info.state == "HotUpdate" and flaky.predict({"still": "served"}) == {"still": "served"}
