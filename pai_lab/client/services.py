@@ -247,11 +247,12 @@ class _ReadyBar:
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=1, desc=name, unit="instance", bar_format="{desc}: {n}/{total} instances ready "
-                                                                        "|{bar}| {postfix} [{elapsed}]")
+                                                                        "|{bar}|{postfix} [{elapsed}]")
 
     def show(self, info: ServiceDetail) -> None:
         self.bar.total = max(1, info.instances_total)
         self.bar.n = info.instances_ready
+        # tqdm writes the postfix after ", "
         self.bar.set_postfix_str(info.state + (f" ({info.message[:80]})" if info.message else ""), refresh=False)
         self.bar.refresh()
 
