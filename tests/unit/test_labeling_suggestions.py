@@ -143,6 +143,15 @@ def test_answers_say_whether_they_kept_the_suggestion(label_platform, tmp_path):
         ctx, module, _ = transfer.context(s, store.engine, "owner", W, task.id, "itag")
     manifest = "".join(module.export(ctx))
     assert "origin" not in manifest and "prediction" not in manifest  # iTAG's own format, byte for byte
+    with store.transaction() as s:
+        ctx, module, _ = transfer.context(s, store.engine, "owner", W, task.id, "itag", {"origins": True})
+    marked = [json.loads(line) for line in "".join(module.export(ctx)).splitlines()]
+    assert [line[f"label-{task.id}"]["origin"] for line in marked] == ["prediction", "prediction-changed", "manual"]
+    assert [line[f"label-{task.id}"]["results"] for line in marked] == [json.loads(line)[f"label-{task.id}"][
+        "results"] for line in manifest.splitlines()]
+    text = "\n".join(json.dumps(line, ensure_ascii=False) for line in marked)
+    back = _do(store, transfer.import_task, "owner", W, sc.ImportRequest(name="back", content=text, keep_id=False))
+    assert [i.label for i in _do(store, sv.list_items, "owner", W, back.id)] == [i.label for i in items]
 
 
 def test_kept_boxes_count_as_kept_whatever_ids_the_labeler_gives_them(label_platform):

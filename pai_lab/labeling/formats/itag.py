@@ -1,6 +1,7 @@
 """The iTAG result manifest: the input line with ``label-<taskId>``, ``label-<taskId>-check``
 and ``label-<taskId>-verify`` added, each ``{"results": [...]}``, one compact UTF-8 JSON object
-per line.
+per line. With the option ``origins`` each also says where its answer came from (``"origin"``:
+``prediction``, ``prediction-changed`` or ``manual``), which iTAG itself does not write.
 
 Stored answers are already in iTAG's exact shape (see :mod:`pai_lab.labeling.answers`), so a
 line is assembled from the stored text without parsing it.
@@ -30,14 +31,19 @@ def fits(ctx: ExportContext) -> None:
 
 def lines(ctx: ExportContext) -> Iterator[str]:
     key = f',"label-{ctx.task_id}'
+    origins = bool(ctx.options.get("origins"))  # opt-in: iTAG's own lines carry nothing more
+
+    def end(origin: str | None) -> str:
+        return f',"origin":"{origin}"}}' if origins and origin else "}"
+
     for r in ctx.rows():
         parts = ['{"data":', r.data]
         if r.label is not None:
-            parts += [key, '":{"results":', r.label, "}"]
+            parts += [key, '":{"results":', r.label, end(r.label_origin)]
         if r.check is not None:
-            parts += [key, '-check":{"results":', r.check, "}"]
+            parts += [key, '-check":{"results":', r.check, end(r.check_origin)]
         if r.verify is not None:
-            parts += [key, '-verify":{"results":', r.verify, "}"]
+            parts += [key, '-verify":{"results":', r.verify, end(r.verify_origin)]
         parts.append("}\n")
         yield "".join(parts)
 
