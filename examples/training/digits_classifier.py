@@ -40,8 +40,9 @@ def main() -> None:
     ranks = strategy.num_replicas_in_sync
     size = (args.image_size, args.image_size)
     names = pai.class_names()
-    train = pai.dataset(image_size=size, channels=args.channels, shuffle=True, seed=args.seed, subset="training")
-    val = pai.dataset(image_size=size, channels=args.channels, subset="validation")
+    train = pai.dataset(image_size=size, channels=args.channels, shuffle=True, seed=args.seed, subset="training",
+                        cache=True)
+    val = pai.dataset(image_size=size, channels=args.channels, subset="validation", cache=True)
     if len(names) < 2 or train.total_count < ranks:
         sys.exit(f"not enough labelled data to train: {train.total_count} labelled items in {len(names)} "
                  f"class(es); label more items (at least 2 classes and {ranks} items) and submit again")

@@ -58,8 +58,8 @@ def main() -> None:
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     ranks = strategy.num_replicas_in_sync
     names = pai.class_names()
-    train = pai.dataset(shuffle=True, seed=args.seed, subset="training")
-    val = pai.dataset(subset="validation")
+    train = pai.dataset(shuffle=True, seed=args.seed, subset="training", cache=True)
+    val = pai.dataset(subset="validation", cache=True)
     if len(names) < 2 or train.total_count < ranks:
         sys.exit(f"not enough labelled data to train: {train.total_count} labelled items in {len(names)} "
                  f"class(es); label more items (at least 2 classes and {ranks} items) and submit again")

@@ -60,8 +60,9 @@ def main() -> None:
     ranks = strategy.num_replicas_in_sync
     size = (args.image_size, args.image_size)
     names = pai.class_names()
-    train = pai.dataset(image_size=size, shuffle=True, seed=args.seed, subset="training")
-    val = pai.dataset(image_size=size, subset="validation")
+    train = pai.dataset(image_size=size, shuffle=True, seed=args.seed, subset="training",
+                        cache=True)
+    val = pai.dataset(image_size=size, subset="validation", cache=True)
     if not names or train.total_count < ranks:
         sys.exit(f"not enough boxes to train: {train.total_count} images with boxes, classes {names}; draw "
                  f"boxes on at least {ranks} images and submit again")

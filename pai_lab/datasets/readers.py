@@ -172,7 +172,8 @@ def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequ
                   image_size: tuple[int, int] = (64, 64), channels: int = 3, normalize: bool = True,
                   batch_size: int | None = None, shuffle: bool = False, seed: int = 0,
                   shard: tuple[int, int] | str | None = "auto", shard_by: str = "item",
-                  read_bytes: Callable[[str], bytes] | None = None, keep: Callable[[int], bool] | None = None):
+                  read_bytes: Callable[[str], bytes] | None = None, keep: Callable[[int], bool] | None = None,
+                  cache: bool | str = False):
     """A ``tf.data.Dataset`` of decoded images (float32, ``image_size``) or texts (tf.string), paired
     with integer labels when the items carry them.
 
@@ -182,6 +183,8 @@ def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequ
     or None. ``keep(n)`` picks lines by position before sharding (a validation split).
     ``shard``: "auto" (from TF_CONFIG), (n, i) or None; ``shard_by`` "item" (every n-th)
     or "file" (contiguous blocks). ``read_bytes(source)`` reads sources that are not local files.
+    ``cache``: True (memory) or a file path keeps the decoded items after their first pass, so later
+    epochs read nothing again (then shuffling happens after the cache).
     The dataset has ``class_names`` like Keras' directory datasets.
     """
     import tensorflow as tf
@@ -261,8 +264,11 @@ def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequ
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(ids)))
     else:
         ds = ds.map(lambda s: (s,))
-    if shuffle:
-        ds = ds.shuffle(min(len(picked_sources), 10_000) or 1, seed=seed, reshuffle_each_iteration=True)
+    def shuffled(ds):
+        return ds.shuffle(min(len(picked_sources), 10_000) or 1, seed=seed, reshuffle_each_iteration=True)
+
+    if shuffle and not cache:
+        ds = shuffled(ds)  # before decoding: only names are held in the buffer
 
     if data_type in ("image", "detection"):
         height, width = image_size
@@ -291,6 +297,10 @@ def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequ
             return (text, *rest) if rest else text
 
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        ds = ds.cache(cache if isinstance(cache, str) else "")
+        if shuffle:
+            ds = shuffled(ds)
     if batch_size:
         ds = ds.ragged_batch(batch_size) if detection else ds.batch(batch_size)
     options = tf.data.Options()

@@ -78,13 +78,15 @@ def _reader(options: dict):
 
 def dataset(source: str | int | None = None, *, image_size: tuple[int, int] = (32, 32), channels: int = 3,
             batch_size: int | None = None, shuffle: bool = False, seed: int = 0, subset: str | None = None,
-            validation_every: int = 10):
+            validation_every: int = 10, cache: bool | str = False):
     """A ``tf.data.Dataset`` of (input, label) for this rank (every n-th item of n training ranks).
 
     Images are decoded and resized to ``image_size``, float32 in [0, 1]; texts are tf.string; detection
     items give ``(image, {"boxes": [n, 4] ymin, xmin, ymax, xmax in [0, 1], "labels": [n] int64})``,
     ragged when batched. Unlabelled items are left out. ``subset`` "training" or "validation" holds out
     every ``validation_every``-th item for validation (the same items in every rank and every run).
+    ``cache=True`` keeps the decoded items in memory after the first epoch (or in files at a path), so
+    later epochs read nothing from disk or S3 again.
     The dataset has ``class_names``, ``item_count`` (this rank's items) and ``total_count`` (all ranks'),
     so every rank can compute the same number of steps.
     """
@@ -104,7 +106,7 @@ def dataset(source: str | int | None = None, *, image_size: tuple[int, int] = (3
 
     names = info["class_names"] or None
     ds = to_tf_dataset(items, data_type=info["data_type"], class_names=names, image_size=tuple(image_size),
-                       channels=channels, batch_size=batch_size, shuffle=shuffle, seed=seed, keep=keep,
+                       channels=channels, batch_size=batch_size, shuffle=shuffle, seed=seed, keep=keep, cache=cache,
                        read_bytes=_reader(info.get("storage_options") or {}))
     whole = _total_count(items, info, keep)
     ds.total_count = whole

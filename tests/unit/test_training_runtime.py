@@ -1,0 +1,41 @@
+"""The rank runtime's pieces that need no cluster: the data sources a worker on another machine gets, and the
+TensorFlow start-up lines kept out of job logs."""
+
+from __future__ import annotations
+
+import json
+
+from pai_lab.training import runtime
+
+
+def test_a_worker_that_cannot_see_the_job_folder_writes_the_shipped_data_sources(tmp_path):
+    sources = {"sources": [{"name": "task:t", "manifest": "0.manifest"}]}
+    launch = {"job_id": "dlc-1", "data_file": str(tmp_path / "elsewhere" / "data" / "sources.json"),
+              "data_files": {"sources.json": json.dumps(sources), "0.manifest": '{"data": {"source": "a"}}\n'}}
+    path = runtime._data_file(launch, "dlc-1-worker-1", str(tmp_path / "worker"))
+    assert path.startswith(str(tmp_path / "worker")) and json.loads(open(path).read()) == sources
+    assert (tmp_path / "worker" / "pai_jobs" / "dlc-1" / "dlc-1-worker-1" / "data" / "0.manifest").is_file()
+
+    here = tmp_path / "here.json"
+    here.write_text("{}")
+    assert runtime._data_file({**launch, "data_file": str(here)}, "p", str(tmp_path)) == str(here)
+    assert runtime._data_file({"job_id": "dlc-1"}, "p", str(tmp_path)) is None
+
+
+def test_tensorflow_start_up_lines_are_recognised_and_real_messages_are_not():
+    noise = [
+        "I0000 00:00:1796520298.507028   13615 port.cc:153] oneDNN custom operations are on. You may see ...",
+        "I0000 00:00:1796520298.507548   13615 cudart_stub.cc:31] Could not find cuda drivers on your machine",
+        "E0000 00:00:1796520300.536766   13615 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error",
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the "
+        "appropriate compiler flags.",
+    ]
+    kept = [
+        "E0000 00:00:1796520300.536766   13615 collective_ops.cc:52] Collective op failed: peer is gone",
+        "W0000 00:00:1796521795.485813    1902 dataset.cc:997] Input of GeneratorDatasetOp will not be optimized",
+        "Epoch 1/3",
+        "5/5 - 2s - loss: 2.2910 - accuracy: 0.1375",
+    ]
+    assert all(runtime._TF_STARTUP_NOISE.match(line) for line in noise)
+    assert not any(runtime._TF_STARTUP_NOISE.match(line) for line in kept)
