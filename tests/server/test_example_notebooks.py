@@ -33,8 +33,11 @@ def notebook_server(tmp_path, monkeypatch):
 
 def run_notebook(folder: Path, name: str) -> nbformat.NotebookNode:
     book = nbformat.read(folder / name, as_version=4)
-    NotebookClient(book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
-    nbformat.write(book, folder / name)  # kept with the outputs, to read after a failure
+    try:
+        NotebookClient(book, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(folder)}}).execute()
+    finally:
+        nbformat.write(book, folder / name)  # kept with its outputs, to read after a failure
     return book
 
 
