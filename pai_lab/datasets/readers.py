@@ -223,11 +223,13 @@ def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequ
 
     if shard == "auto":
         shard = shard_from_env()
-    picked = _shard_indices(len(sources), shard if isinstance(shard, tuple) else None, shard_by)
+    usable = list(range(len(sources)))
     if detection:
-        picked = [i for i in picked if raw_labels[i]]  # items without boxes are left out
+        usable = [i for i in usable if raw_labels[i]]  # items without boxes are left out
     elif use_labels:
-        picked = [i for i in picked if raw_labels[i] in index_of]  # unlabelled items are left out
+        usable = [i for i in usable if raw_labels[i] in index_of]  # unlabelled items are left out
+    # shard what is left, so every rank gets its share (a rank with no items would stall the others)
+    picked = [usable[j] for j in _shard_indices(len(usable), shard if isinstance(shard, tuple) else None, shard_by)]
     picked_sources = [sources[i] for i in picked]
 
     def read(source: str) -> bytes:

@@ -73,3 +73,13 @@ def test_without_data_sources_the_reader_says_what_to_do(monkeypatch):
     monkeypatch.delenv("PAI_LAB_DATA_SOURCES", raising=False)
     with pytest.raises(RuntimeError, match="data_sources"):
         pai.dataset()
+
+
+def test_shards_are_cut_from_the_labelled_items_so_no_rank_is_left_empty():
+    from pai_lab.datasets.readers import to_tf_dataset
+
+    answer = {"results": [{"questionId": "1", "type": "survey/value", "data": "yes"}]}
+    lines = [{"data": {"source": f"text {i}"}, **({"label-1": answer} if i in (0, 2) else {})} for i in range(10)]
+    shares = [[t.numpy().decode() for t, _label in to_tf_dataset(lines, data_type="text", shard=(2, i))]
+              for i in (0, 1)]
+    assert shares == [["text 0"], ["text 2"]]  # cut after the unlabelled items were left out
