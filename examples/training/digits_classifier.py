@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--learning_rate", type=float, default=0.003)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--shuffle", type=int, default=1, help="0: items in their order (reproducible batches)")
     args, _unknown = parser.parse_known_args()
 
     keras.utils.set_random_seed(args.seed)
@@ -40,8 +41,8 @@ def main() -> None:
     ranks = strategy.num_replicas_in_sync
     size = (args.image_size, args.image_size)
     names = pai.class_names()
-    train = pai.dataset(image_size=size, channels=args.channels, shuffle=True, seed=args.seed, subset="training",
-                        cache=True)
+    train = pai.dataset(image_size=size, channels=args.channels, shuffle=bool(args.shuffle), seed=args.seed,
+                        subset="training", cache=True)
     val = pai.dataset(image_size=size, channels=args.channels, subset="validation", cache=True)
     if len(names) < 2 or train.total_count < ranks:
         sys.exit(f"not enough labelled data to train: {train.total_count} labelled items in {len(names)} "

@@ -138,3 +138,33 @@ def test_the_text_and_box_examples_train_on_two_ranks_and_serve_their_signatures
     assert out["detection_boxes"].shape == (2, 3, 4) and out["detection_scores"].shape == (2, 3)
     assert out["detection_classes"].shape == (2, 3) and set(out["detection_classes"].ravel()) <= {0, 1}
     assert ((out["detection_boxes"] >= 0) & (out["detection_boxes"] <= 1)).all()
+
+
+def _variables(model_dir: Path) -> dict:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(model_dir))
+    return {v.name: v.numpy() for v in loaded.variables if "Adam" not in v.name}
+
+
+def test_two_ranks_train_the_same_weights_as_one_with_the_same_global_batch(live_server, unique_name):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+
+    ws = live_server.client().workspace("default")
+    sample = ws.datasets.register(unique_name("digits"), "sample://digits")
+    # 142 items: every 10th is held out, leaving 128 to train on, four global batches of 32 that repeat whole
+    name = unique_name("digits142")
+    ws.datasets.register(name, items=[line for _, line in zip(range(142), sample.manifest())])
+    command = "python /root/code/digits_classifier.py --epochs=3 --shuffle=0 --global_batch=32"
+    two = ws.jobs.submit(name="same", command=command, workers=2, code_source=str(EXAMPLES), data_sources=[name])
+    two.wait(timeout=240, poll=0.5)
+    one = ws.jobs.submit(name="same", command=command, workers=1, code_source=str(EXAMPLES), data_sources=[name])
+    one.wait(timeout=240, poll=0.5)
+    assert (two.state, one.state) == ("Succeeded", "Succeeded"), two.reason + one.reason
+    assert "128 training and 14 validation items" in one.logs(0)
+
+    a, b = _variables(Path(two.output_dir) / "model"), _variables(Path(one.output_dir) / "model")
+    assert a.keys() == b.keys() and len(a) >= 6
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], atol=1e-5, rtol=0, err_msg=key)
