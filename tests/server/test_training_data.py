@@ -65,3 +65,24 @@ def test_a_tasks_final_answers_reach_the_ranks_in_the_tasks_label_order(live_ser
                   for source, answers in seen["answers"].items()}
         assert finals == {"review 0": "neg", **{f"review {i}": "pos" for i in range(1, 5)}}
 
+
+
+def test_a_detection_tasks_boxes_are_a_detection_source_in_the_tasks_label_order(live_server, unique_name,
+                                                                                   tmp_path):
+    ws = live_server.client().workspace("default")
+    task = ws.labeling.create_task(unique_name("boxes"), "object-detection", labels=["dog", "cat"],
+                                   lines=[{"data": {"source": f"img/{i}.jpg"}} for i in range(3)])
+    package = task.claim()
+    task.submit(0, {"width": 100, "height": 50, "shapes": [{"box": [10, 5, 60, 45], "label": "cat"}]})
+    task.submit(1, {"width": 100, "height": 50, "shapes": [{"box": [0, 0, 20, 20], "label": "dog"}]})
+    task.submit(2, skip="blurred")
+    task.submit_package(package)
+    script = tmp_path / "read.py"
+    script.write_text(READER)
+
+    job = ws.jobs.submit(name="boxes", command=f"python {script}", workers=1, data_sources=[f"task:{task.id}"])
+    job.wait(timeout=120, poll=0.3)
+    assert job.state == "Succeeded", job.reason
+    seen = json.loads(job.logs(0).split("SEEN ", 1)[1].splitlines()[0])
+    assert (seen["kind"], seen["type"], seen["names"]) == ("task", "detection", ["dog", "cat"])
+    assert sorted(seen["answers"]) == ["img/0.jpg", "img/1.jpg"]  # by id as well as by name
