@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -69,41 +71,75 @@ def _task_lines(session: Session, task) -> Iterator[dict]:
         yield {"data": json.loads(data), f"label-{task.id}": {"results": final}}
 
 
-def infer_type(lines: list[dict], declared: str = "") -> str:
-    """image, text or detection, from the answers and sources of the first lines."""
-    from pai_lab.datasets.readers import export_result
+class Lines:
+    """A source's manifest lines spooled to a temporary file as they stream from the store (a large
+    dataset is never held in memory), with what the pass learnt: the first lines, the labels seen."""
 
-    for line in lines[:200]:
+    HEAD = 200
+
+    def __init__(self, lines: Iterable[dict] = ()):
+        self.file = tempfile.TemporaryFile("w+b")  # noqa: SIM115 - closed by write_snapshot / close
+        self.count = 0
+        self.head: list[dict] = []
+        self.classes: set[str] = set()
+        self.box_labels: set[str] = set()
+        self.folders: set[str] = set()
+        self.boxed = False
+        for line in lines:
+            self.add(line)
+
+    def add(self, line: dict) -> None:
+        from pai_lab.datasets.readers import boxes, class_label, export_result, folder_label
+
+        self.file.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n")
+        self.count += 1
+        if len(self.head) < self.HEAD:
+            self.head.append(line)
         if any(isinstance(r, dict) and r.get("type") == "image" for r in export_result(line) or []):
-            return "detection"
+            self.boxed = True
+            self.box_labels.update(str(b["label"]) for b in boxes(line) if b["label"] is not None)
+        label = class_label(line)
+        if label is not None:
+            self.classes.add(label)
+        source = (line.get("data") or {}).get("source")
+        folder = folder_label(source) if isinstance(source, str) else None
+        if folder and len(self.folders) <= 10_000:
+            self.folders.add(folder)
+
+    def copy_to(self, path: Path) -> None:
+        self.file.seek(0)
+        with open(path, "wb") as out:
+            shutil.copyfileobj(self.file, out)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def infer_type(lines: Lines, declared: str = "") -> str:
+    """image, text or detection, from the answers (any box makes it detection) and the first sources."""
+    if lines.boxed:
+        return "detection"
     if declared in ("image", "text"):
         return declared
-    sources = [(ln.get("data") or {}).get("source") for ln in lines[:50]]
+    sources = [(ln.get("data") or {}).get("source") for ln in lines.head[:50]]
     sources = [s for s in sources if isinstance(s, str)]
     if sources and all(s.lower().endswith(_IMAGE_SUFFIXES) for s in sources):
         return "image"
     return "text" if sources else declared or "image"
 
 
-def _class_names(lines: list[dict], data_type: str) -> list[str]:
-    from pai_lab.datasets.readers import boxes, class_label, folder_label
-
-    found: set[str] = set()
-    for line in lines:
-        if data_type == "detection":
-            found.update(str(b["label"]) for b in boxes(line) if b["label"] is not None)
-        else:
-            label = class_label(line)
-            if label is not None:
-                found.add(label)
-    if not found and data_type == "image":  # a folder per class
-        found = {f for f in (folder_label(str((ln.get("data") or {}).get("source", ""))) for ln in lines) if f}
-        if len(found) < 2:
-            found = set()
-    return sorted(found)
+def class_names(lines: Lines, data_type: str) -> list[str]:
+    """Sorted class names: the boxes' labels, the answers' classes, else one folder per class."""
+    if data_type == "detection":
+        return sorted(lines.box_labels)
+    if lines.classes:
+        return sorted(lines.classes)
+    if data_type == "image" and len(lines.folders) >= 2:
+        return sorted(lines.folders)
+    return []
 
 
-def _resolve_one(session: Session, user: str, workspace: str, ref: str) -> tuple[dict, list[dict]]:
+def _resolve_one(session: Session, user: str, workspace: str, ref: str) -> tuple[dict, Lines]:
     kind, name, version = parse(ref)
     if kind == "task":
         from pai_lab.labeling import service as labeling
@@ -113,14 +149,15 @@ def _resolve_one(session: Session, user: str, workspace: str, ref: str) -> tuple
         except NotFound:
             raise _bad(ref, "no labeling task by that name or id in this workspace; `pai label ls` lists them") \
                 from None
-        lines = list(_task_lines(session, task))
-        if not lines:
+        lines = Lines(_task_lines(session, task))
+        if not lines.count:
+            lines.close()
             raise _bad(ref, f"task {task.name!r} has no answered items yet; label some first")
         options: dict = {}
         if task.dataset:
             options = _storage_options(session, user, workspace, task.dataset)
         data_type = infer_type(lines)
-        names = [label["name"] for label in task.labels or []] or _class_names(lines, data_type)
+        names = [label["name"] for label in task.labels or []] or class_names(lines, data_type)
         info = {"name": ref, "kind": "task", "task": task.name, "task_id": task.id, "template": task.template}
     else:
         from pai_lab.datasets import service as datasets
@@ -129,7 +166,7 @@ def _resolve_one(session: Session, user: str, workspace: str, ref: str) -> tuple
             dataset = datasets.get_dataset(session, user, workspace, name)
             # a dataset registered without a scan has no version yet: it is only mounted, as before
             unscanned = version is None and dataset.latest_version is None
-            lines = [] if unscanned else list(datasets.iter_items(session, user, workspace, name, version=version))
+            lines = Lines([] if unscanned else datasets.iter_items(session, user, workspace, name, version=version))
         except NotFound as exc:
             why = str(exc) if exc.field == "version" else ("is not a registered dataset of this workspace; register "
                                                             "it with `pai dataset register` or check `pai dataset ls`")
@@ -138,10 +175,10 @@ def _resolve_one(session: Session, user: str, workspace: str, ref: str) -> tuple
             raise _bad(ref, str(exc)) from None
         options = _storage_options(session, user, workspace, name)
         data_type = infer_type(lines, dataset.data_type)
-        names = _class_names(lines, data_type)
+        names = class_names(lines, data_type)
         info = {"name": ref, "kind": "dataset", "dataset": dataset.name,
                 "version": version or dataset.latest_version}
-    info.update(data_type=data_type, class_names=names, storage_options=options, items=len(lines))
+    info.update(data_type=data_type, class_names=names, storage_options=options, items=lines.count)
     return info, lines
 
 
@@ -154,18 +191,24 @@ def _storage_options(session: Session, user: str, workspace: str, dataset: str) 
         return {}
 
 
-def resolve(session: Session, user: str, workspace: str, refs: Iterable[str]) -> list[tuple[dict, list[dict]]]:
-    """Check every data source and read its lines; a bad name is a 400 naming ``data_sources``."""
-    out, seen = [], set()
-    for ref in refs:
-        if ref in seen:
-            raise _bad(ref, "is given twice")
-        seen.add(ref)
-        out.append(_resolve_one(session, user, workspace, ref))
+def resolve(session: Session, user: str, workspace: str, refs: Iterable[str]) -> list[tuple[dict, Lines]]:
+    """Check every data source and spool its lines; a bad name is a 400 naming ``data_sources``."""
+    out: list[tuple[dict, Lines]] = []
+    seen = set()
+    try:
+        for ref in refs:
+            if ref in seen:
+                raise _bad(ref, "is given twice")
+            seen.add(ref)
+            out.append(_resolve_one(session, user, workspace, ref))
+    except BaseException:
+        for _info, lines in out:
+            lines.close()
+        raise
     return out
 
 
-def write_snapshot(folder: Path, resolved: list[tuple[dict, list[dict]]]) -> Path:
+def write_snapshot(folder: Path, resolved: list[tuple[dict, Lines]]) -> Path:
     """``<folder>/sources.json`` and one manifest per source (named relative to it, so the folder can
     be shipped to a worker that cannot see this machine). Readable by the owner only: it may hold
     storage secrets."""
@@ -173,9 +216,8 @@ def write_snapshot(folder: Path, resolved: list[tuple[dict, list[dict]]]) -> Pat
     sources = []
     for i, (info, lines) in enumerate(resolved):
         manifest = f"{i}.manifest"
-        with open(folder / manifest, "w", encoding="utf-8") as f:
-            for line in lines:
-                f.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+        lines.copy_to(folder / manifest)
+        lines.close()
         sources.append({**info, "manifest": manifest})
     path = folder / SOURCES_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -205,6 +205,16 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
                            "tfjob", "kind")
     code, branch, code_mount = _resolve_code_source(session, user, workspace, spec.code_source.strip())
     mounts, buckets, sources = _resolve_data_sources(session, user, workspace, spec.data_sources)
+    try:
+        return _record_job(session, platform, user, access, spec, code, branch, code_mount, mounts, buckets,
+                           sources, local_cluster)
+    finally:
+        for _info, lines in sources:
+            lines.close()  # spooled lines: copied into the job's folder, or dropped with a refused job
+
+
+def _record_job(session: Session, platform, user: str, access, spec: JobSpec, code: str, branch: str,
+                code_mount: str, mounts: dict, buckets: list, sources: list, local_cluster: bool) -> JobDetail:
     hyper = _read_hyperparameters(spec.hyperParameters)
     job_id = new_job_id()
     work_dir = platform.state_dir / "jobs" / job_id

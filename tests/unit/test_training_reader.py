@@ -18,10 +18,11 @@ pytestmark = pytest.mark.tf
 def shapes(tmp_path, monkeypatch):
     _type, _desc, lines, _folder = samples.materialize("shapes", tmp_path / "state")
     lines = list(lines)
-    data_type = data.infer_type(lines, "image")
+    spooled = data.Lines(lines)
+    data_type = data.infer_type(spooled, "image")
     info = {"name": "shapes", "kind": "dataset", "dataset": "shapes", "data_type": data_type,
-            "class_names": data._class_names(lines, data_type), "storage_options": {}, "items": len(lines)}
-    path = data.write_snapshot(tmp_path / "data", [(info, lines)])
+            "class_names": data.class_names(spooled, data_type), "storage_options": {}, "items": spooled.count}
+    path = data.write_snapshot(tmp_path / "data", [(info, spooled)])
     monkeypatch.setenv("PAI_LAB_DATA_SOURCES", str(path))
     monkeypatch.delenv("TF_CONFIG", raising=False)
     return lines
