@@ -165,9 +165,13 @@ class Jobs:
 
     def submit(self, name: str, command: str, *, workers: int = 1, kind: str = "tfjob",
                job_file: str | None = None, **params: Any) -> Job:
-        """Submit a job. Parameters are the `dlc submit tfjob` flags; a job file's values win."""
+        """Submit a job. Parameters are the `dlc submit tfjob` flags; a job file's values win.
+        ``data_sources`` takes names (``"digits"``, ``"digits:2"``, ``"task:digits-labels"``) or the
+        Dataset and Task objects themselves."""
         from pai_lab.training import spec as specs
 
+        if params.get("data_sources") is not None:
+            params["data_sources"] = _data_source_refs(params["data_sources"])
         values = {"name": name, "command": command, "workers": workers, **params}
         if job_file is not None:
             with open(job_file, encoding="utf-8") as f:
@@ -210,3 +214,24 @@ class Jobs:
 
     def _repr_html_(self) -> str:
         return self.to_pandas().to_html(index=False)
+
+
+def _data_source_refs(sources: Any) -> Any:
+    """Dataset and Task objects as the names --data_sources takes; strings pass unchanged."""
+    if isinstance(sources, str):
+        return sources  # "a,b": split by the spec
+    if not hasattr(sources, "__iter__"):
+        sources = [sources]
+    from pai_lab.client.datasets import Dataset
+    from pai_lab.client.labeling import Task
+
+    refs = []
+    for source in sources:
+        if isinstance(source, Task):
+            refs.append(f"task:{source.name}")
+        elif isinstance(source, Dataset):
+            refs.append(source.name)
+        else:
+            refs.append(source)
+    return refs
+

@@ -54,7 +54,8 @@ def test_a_tasks_final_answers_reach_the_ranks_in_the_tasks_label_order(live_ser
     script = tmp_path / "read.py"
     script.write_text(READER)
 
-    job = ws.jobs.submit(name="reads", command=f"python {script}", workers=2, data_sources=[f"task:{task.name}"])
+    job = ws.jobs.submit(name="reads", command=f"python {script}", workers=2, data_sources=[task])  # the object
+    assert job.spec.data_sources == [f"task:{task.name}"]
     job.wait(timeout=120, poll=0.3)
     assert job.state == "Succeeded", job.reason
     for rank in (0, 1):
