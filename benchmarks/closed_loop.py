@@ -337,6 +337,8 @@ def describe(title: str, result: dict) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the platform's loop (each a split and order)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the platform's seeds are first-seed, first-seed + 1, ...")
     parser.add_argument("--anchor-seeds", type=int, default=20, help="seeds of the scikit-learn anchor")
     parser.add_argument("--round-size", type=int, default=50, help="labels per round (one package)")
     parser.add_argument("--target", type=float, default=0.95, help="test accuracy to reach")
@@ -390,7 +392,7 @@ def platform_run(y: np.ndarray, args) -> tuple[dict, dict]:
     try:
         ws = PaiClient(url, token).workspace("default")
         learner = Platform(ws, y, args, clock)
-        result = compare(learner, list(range(args.seeds)), args)
+        result = compare(learner, list(range(args.first_seed, args.first_seed + args.seeds)), args)
     finally:
         stop_server(server)
         shutil.rmtree(work, ignore_errors=True)
