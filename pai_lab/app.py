@@ -55,6 +55,10 @@ class PaiLabApp(ExtensionApp):
              "at view sizes). Later packages are prepared when claimed. 0: only when claimed.")
     preview_cache_bytes = Int(2 << 30, config=True,
                               help="Disk space for the prepared images (oldest removed first).")
+    max_job_ranks = Int(16, config=True, help="Most ranks (chief, masters, workers and PS together) one job may "
+                        "ask for; a job above it is refused at once with 400.")
+    max_request_bytes = Int(64 << 20, config=True,
+                            help="Largest request body pai_lab's REST routes accept; larger ones get 413.")
     extra_settings = Dict(config=True, help="Further settings handed to the area managers.")
 
     runtime_file = Unicode("", help="server.json written by `pai server`; empty inside JupyterLab.")
@@ -78,6 +82,8 @@ class PaiLabApp(ExtensionApp):
             "serving_port": self.serving_port,
             "preview_prepare_items": self.preview_prepare_items,
             "preview_cache_bytes": self.preview_cache_bytes,
+            "max_job_ranks": self.max_job_ranks,
+            "max_request_bytes": self.max_request_bytes,
             **self.extra_settings,
         }
         self.platform = Platform(self.resolved_root(), self.database_url or None, self.owner, settings).start()
@@ -123,4 +129,6 @@ class PaiLabApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         self.remove_runtime_file()
-        await self.platform.stop()
+        platform = getattr(self, "platform", None)  # None when the extension failed to load
+        if platform is not None:
+            await platform.stop()

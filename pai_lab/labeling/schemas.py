@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
-from pai_lab.schema import Schema
+from pai_lab.schema import LIST_MAX, TEXT_MAX, Name, NonEmptyName, Schema, Text, bounded_list
 
 FlowName = Literal["label", "label-check", "label-accept", "label-check-accept"]
 Stage = Literal["label", "check", "accept"]
 ExportFormat = Literal["itag", "easyvision", "label-studio", "coco", "yolo", "conll", "tfrecord"]
 ImportFormat = Literal["itag", "label-studio", "coco"]
+# a label given by name alone: the same bounds as LabelSpec.name, checked while the request is parsed
+LabelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 
 class LabelSpec(Schema):
@@ -36,36 +38,36 @@ class TemplateCreate(Schema):
 
 
 class TaskCreate(Schema):
-    name: str = Field(description="1-100 characters; starts with a letter, digit or CJK character; _ and - allowed")
-    template: str = Field(description="a built-in template id or a custom template's name")
-    description: str = ""
-    dataset: str | None = Field(None, description="the dataset to label")
+    name: Name = Field(description="1-100 characters; starts with a letter, digit or CJK character; _ and - allowed")
+    template: Name = Field(description="a built-in template id or a custom template's name")
+    description: Text = ""
+    dataset: Name | None = Field(None, description="the dataset to label")
     dataset_version: int | None = Field(None, description="its version (default: the latest)")
     lines: list[dict] | None = Field(None, description="manifest lines given inline instead of a dataset")
-    labels: list[str | LabelSpec] = Field(default_factory=list)
+    labels: list[LabelName | LabelSpec] = bounded_list()
     multi: bool = Field(False, description="one selection may carry several labels")
-    relation_labels: list[str] = Field(default_factory=list, description="relation template: relation names")
-    content_keys: dict[str, str] = Field(default_factory=dict,
-                                         description="template content key -> manifest key, e.g. {source: url}")
+    relation_labels: list[LabelName] = bounded_list(description="relation template: relation names")
+    content_keys: dict[Name, Name] = Field(default_factory=dict, max_length=64,
+                                           description="template content key -> manifest key, e.g. {source: url}")
     flow: FlowName = "label"
     check_ratio: float = Field(1.0, gt=0, le=1, description="share of each package's items checked")
     package_size: int | None = Field(None, ge=1, le=200, description="items per package (fixed-size packaging)")
-    package_by: str | None = Field(None, description="one package per value of this manifest field instead")
-    labelers: list[str] = Field(default_factory=list)
-    checkers: list[str] = Field(default_factory=list)
-    acceptors: list[str] = Field(default_factory=list)
-    admins: list[str] = Field(default_factory=list)
+    package_by: Name | None = Field(None, description="one package per value of this manifest field instead")
+    labelers: list[NonEmptyName] = bounded_list()
+    checkers: list[NonEmptyName] = bounded_list()
+    acceptors: list[NonEmptyName] = bounded_list()
+    admins: list[NonEmptyName] = bounded_list()
 
 
 class TaskCopy(Schema):
-    name: str
+    name: Name
 
 
 class TaskPeople(Schema):
-    labelers: list[str] | None = None
-    checkers: list[str] | None = None
-    acceptors: list[str] | None = None
-    admins: list[str] | None = None
+    labelers: list[NonEmptyName] | None = Field(None, max_length=LIST_MAX)
+    checkers: list[NonEmptyName] | None = Field(None, max_length=LIST_MAX)
+    acceptors: list[NonEmptyName] | None = Field(None, max_length=LIST_MAX)
+    admins: list[NonEmptyName] | None = Field(None, max_length=LIST_MAX)
 
 
 class Task(Schema):
@@ -114,11 +116,11 @@ class PackageClaim(Schema):
 
 
 class PackageVerdict(Schema):
-    comment: str = ""
+    comment: Text = ""
 
 
 class PackageReassign(Schema):
-    to: str = Field(description="the member who gets the package")
+    to: Name = Field(description="the member who gets the package")
 
 
 class Item(Schema):
@@ -146,7 +148,7 @@ class AnswerSubmit(Schema):
     stage: Stage | None = Field(None, description="default: the stage of the package you hold")
     results: list | None = Field(None, description="the iTAG results list")
     answer: Any = Field(None, description="a simple answer, converted to results (see docs)")
-    skip: str | None = Field(None, description="mark the item invalid, with this reason")
+    skip: str | None = Field(None, max_length=TEXT_MAX, description="mark the item invalid, with this reason")
 
 
 class AnswerAck(Schema):
@@ -234,8 +236,8 @@ class TaskStats(Schema):
 
 class ExportRequest(Schema):
     format: ExportFormat = "itag"
-    to: str = Field(description="a local path or an s3:// URI (a folder for yolo and tfrecord)")
-    register_as: str | None = Field(None, description="also register the result as (a new version of) this dataset")
+    to: Text = Field(description="a local path or an s3:// URI (a folder for yolo and tfrecord)")
+    register_as: Name | None = Field(None, description="also register the result as (a new version of) this dataset")
     options: dict[str, Any] = Field(default_factory=dict, description="format options, e.g. test_ratio")
     storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec options for `to`")
 
@@ -255,10 +257,10 @@ class ExportResult(Schema):
 
 class ImportRequest(Schema):
     format: ImportFormat = "itag"
-    name: str
-    template: str | None = Field(None, description="default: guessed from the file")
+    name: Name
+    template: Name | None = Field(None, description="default: guessed from the file")
     content: str = Field(description="the file's text")
-    labels: list[str | LabelSpec] = Field(default_factory=list, description="default: the labels in the file")
+    labels: list[LabelName | LabelSpec] = bounded_list(description="default: the labels in the file")
     multi: bool | None = None
     flow: FlowName | None = Field(None, description="default: the stages present in the file")
     package_size: int | None = Field(None, ge=1, le=200)

@@ -80,9 +80,13 @@ def tornado_pattern(path: str) -> str:
     return API_PREFIX + _PARAM.sub(lambda m: rf"(?P<{m.group(1)}>[^/]+)", path) + "/?"
 
 
+# parts of an error's location that name a member of a union (`constrained-str`, `LabelSpec`), not a field
+_UNION_TAG = re.compile(r"[-\[]|^[A-Z]|^(str|int|float|bool|dict|list|none)$")
+
+
 def _validation_error(exc: ValidationError, prefix: str = "") -> BadInput:
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+    loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__" and not _UNION_TAG.search(str(p)))
     fieldname = f"{prefix}{loc}" if loc else (prefix.rstrip(".") or None)
     msg = err.get("msg", "invalid value")
     if err.get("type") == "extra_forbidden":
@@ -138,11 +142,16 @@ async def call(op: Operation, request, path_args: dict[str, str], body: bytes, q
         kwargs["body"] = parse_body(op.body, body)
     if op.query is not None:
         kwargs["query"] = parse_query(op.query, query_args)
-    if inspect.iscoroutinefunction(op.func):
-        return await op.func(request, **kwargs)
-    # Domain calls are synchronous (SQLAlchemy); keep them off the server's event loop.
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, lambda: op.func(request, **kwargs))
+    try:
+        if inspect.iscoroutinefunction(op.func):
+            return await op.func(request, **kwargs)
+        # Domain calls are synchronous (SQLAlchemy); keep them off the server's event loop.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: op.func(request, **kwargs))
+    except ValidationError as exc:
+        # a shape the domain builds from the caller's input (a label, a spec) refused it: the caller's
+        # error, so a 400 naming the field, never a 500
+        raise _validation_error(exc) from None
 
 
 def openapi_document(routers: list[Router], version: str) -> dict:
@@ -172,9 +181,13 @@ def openapi_document(routers: list[Router], version: str) -> dict:
                 },
             }
             if op.query is not None:
+                # each query parameter carries its field's own schema (type, bounds), as OpenAPI requires
+                props = schema_of(op.query).get("properties", {})
                 for name, fld in op.query.model_fields.items():
+                    schema = {k: v for k, v in props.get(name, {}).items() if k not in ("title", "description")}
                     entry["parameters"].append({"name": name, "in": "query", "required": fld.is_required(),
-                                                "description": fld.description or ""})
+                                                "description": fld.description or "",
+                                                "schema": schema or {"type": "string"}})
             if op.body is not None:
                 entry["requestBody"] = {"required": True,
                                         "content": {"application/json": {"schema": schema_of(op.body)}}}

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from pai_lab.schema import Schema
+from pai_lab.schema import Schema, Text
 
 NAME_RULE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 TEST_PREFIX = "test_"  # services named test_* are test services (AlgorithmDeveloper may deploy them)
@@ -65,19 +65,19 @@ class ServiceSpec(Schema):
     """The EAS service JSON."""
 
     name: str = Field(description="lowercase letters, digits and _; starts with a letter")
-    token: str | None = None
+    token: Text | None = None
     generate_token: bool | None = None
-    model_path: str | None = Field(None, description="local path, s3:// or oss:// URI, or a model "
+    model_path: Text | None = Field(None, description="local path, s3:// or oss:// URI, or a model "
                                                      "(name:version, name, or training job id)")
-    oss_endpoint: str | None = Field(None, description="endpoint URL of the object store for s3:// / oss://")
-    model_entry: str | None = None
+    oss_endpoint: Text | None = Field(None, description="endpoint URL of the object store for s3:// / oss://")
+    model_entry: Text | None = None
     model_config_: Any = Field(None, alias="model_config")
-    processor: str | None = Field(None, description="tensorflow_cpu[_<ver>] for SavedModels")
-    processor_path: str | None = None
-    processor_entry: str | None = None
-    processor_mainclass: str | None = None
+    processor: Text | None = Field(None, description="tensorflow_cpu[_<ver>] for SavedModels")
+    processor_path: Text | None = None
+    processor_entry: Text | None = None
+    processor_mainclass: Text | None = None
     processor_type: Literal["python", "cpp", "java"] | None = None
-    warm_up_data_path: str | None = None
+    warm_up_data_path: Text | None = None
     metadata: Metadata
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())

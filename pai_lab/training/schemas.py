@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pai_lab.schema import Schema
+from pai_lab.schema import LIST_MAX, Name, Schema, Text, bounded_list
 
 JobKind = Literal["tfjob", "pytorchjob"]
 JobState = Literal["Creating", "Queuing", "Running", "Succeeded", "Failed", "Stopping", "Stopped"]
@@ -28,29 +28,30 @@ class JobSpec(Schema):
     """A job as `dlc submit tfjob` describes it; field names are the dlc flags."""
 
     kind: JobKind = "tfjob"
-    name: str = Field(description="job name; several jobs may share it")
-    command: str = Field(description="start command of every rank")
-    # counts are checked by pai_lab.training.spec.build_spec, whose messages name the flag and the fix
+    name: Name = Field(description="job name; several jobs may share it")
+    command: Text = Field(description="start command of every rank")
+    # counts are checked by pai_lab.training.spec.build_spec, whose messages name the flag and the fix;
+    # the server also refuses more ranks than PaiLabApp.max_job_ranks
     workers: int = 0
     ps: int = 0
     chief: bool = False
     masters: int = 0
-    worker_image: str = ""
-    worker_spec: str = ""
-    ps_image: str = ""
-    ps_spec: str = ""
-    chief_image: str = ""
-    chief_spec: str = ""
-    master_image: str = ""
-    master_spec: str = ""
-    code_source: str = Field("", description="a local folder or a git repository URL, seen as /root/code/")
-    data_sources: list[str] = Field(default_factory=list, description=(
+    worker_image: Text = ""
+    worker_spec: Text = ""
+    ps_image: Text = ""
+    ps_spec: Text = ""
+    chief_image: Text = ""
+    chief_spec: Text = ""
+    master_image: Text = ""
+    master_spec: Text = ""
+    code_source: Text = Field("", description="a local folder or a git repository URL, seen as /root/code/")
+    data_sources: list[Text] = Field(default_factory=list, max_length=LIST_MAX, description=(
         "datasets (NAME, NAME:VERSION) or a labeling task's answers (task:TASK), read in a rank with "
         "pai_lab.training.dataset(); a dataset's folder is also seen as /root/data/"))
-    thirdparty_libs: list[str] = Field(default_factory=list, description="pip packages installed per rank")
-    hyperParameters: str = Field("", description="a file of key=value lines, passed as --key=value")
-    userDefinedParameters: str = Field("", description="extra script flags, e.g. \"--batch_size=10\"")
-    checkpointDir: str = Field("", description="where checkpoints and the SavedModel go (default: job output)")
+    thirdparty_libs: list[Text] = bounded_list(description="pip packages installed per rank")
+    hyperParameters: Text = Field("", description="a file of key=value lines, passed as --key=value")
+    userDefinedParameters: Text = Field("", description="extra script flags, e.g. \"--batch_size=10\"")
+    checkpointDir: Text = Field("", description="where checkpoints and the SavedModel go (default: job output)")
     maxHungTimeBeforeGCInSeconds: int = Field(3600, description="watchdog; 0 turns it off")
 
     @field_validator("data_sources", "thirdparty_libs", mode="before")

@@ -196,7 +196,9 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
                local_cluster: bool = True) -> JobDetail:
     """Check and record a job (state Creating); the caller then hands it to the manager."""
     access = authorize(session, user, workspace, "job.submit")
-    spec = specs.build_spec(spec.model_dump())  # the same checks as the CLI, for REST callers too
+    # the same checks as the CLI, for REST callers too
+    spec = specs.build_spec(spec.model_dump(),
+                            max_ranks=platform.settings.get("max_job_ranks") or specs.DEFAULT_MAX_RANKS)
     if spec.kind == "pytorchjob":
         import importlib.util
 

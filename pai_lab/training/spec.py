@@ -19,6 +19,9 @@ from pai_lab.training.schemas import JobSpec
 FILE_KEYS = tuple(k for k in JobSpec.model_fields if k != "kind")
 CLI_ONLY_KEYS = ("job_file", "thirdparty_lib_dir")
 ROLES = ("chief", "master", "worker", "ps")  # pod order: the chief first, PS last
+# Ranks one job may ask for unless the server sets PaiLabApp.max_job_ranks: a bound checked before
+# anything is planned, so a job of 99999999 workers is refused at once instead of filling memory.
+DEFAULT_MAX_RANKS = 16
 
 # ECS instance types from the manual's examples: (vCPU, GiB, GPUs).
 ECS_TYPES = {
@@ -127,8 +130,12 @@ def parse_resources(value: str, field: str) -> Resources:
     return Resources(cpu, memory, gpu)
 
 
-def build_spec(values: dict, kind: str = "tfjob") -> JobSpec:
-    """Check a job's values and return its spec; every error names the flag and how to fix it."""
+def build_spec(values: dict, kind: str = "tfjob", max_ranks: int | None = None) -> JobSpec:
+    """Check a job's values and return its spec; every error names the flag and how to fix it.
+
+    ``max_ranks``: the most ranks (chief, masters, workers and PS together) a job may have; the server
+    passes its own (the CLI and client leave it to the server, whose limit they do not know)."""
+    limit = max_ranks
     values = {k: v for k, v in values.items() if v is not None}
     values.setdefault("kind", kind)
     for key in ("name", "command"):
@@ -145,6 +152,9 @@ def build_spec(values: dict, kind: str = "tfjob") -> JobSpec:
                 raise BadInput(f"--{key} must be a whole number, got {values[key]!r}", key) from None
             if number < 0:
                 raise BadInput(f"--{key} must be 0 or more, got {number}", key)
+            if limit and key != "maxHungTimeBeforeGCInSeconds" and number > limit:
+                raise BadInput(f"--{key}={number} is more than this server allows ({limit} ranks per job; "
+                               "an operator sets PaiLabApp.max_job_ranks)", key)
             values[key] = number
     if "chief" in values and isinstance(values["chief"], str):
         text = values["chief"].strip().lower()
@@ -161,6 +171,10 @@ def build_spec(values: dict, kind: str = "tfjob") -> JobSpec:
         raise BadInput("a pytorchjob has only masters and workers; remove --ps/--chief", "ps" if spec.ps else "chief")
     if spec.workers + spec.masters + int(spec.chief) == 0:
         raise BadInput("the job has no ranks to run: give --workers=N (N >= 1)", "workers")
+    total = spec.workers + spec.masters + spec.ps + int(spec.chief)
+    if limit and total > limit:
+        raise BadInput(f"the job has {total} ranks in all; this server allows {limit} per job (an operator sets "
+                       "PaiLabApp.max_job_ranks)", "workers")
     for role in ("worker", "ps", "chief", "master"):
         parse_resources(getattr(spec, f"{role}_spec"), f"{role}_spec")
     if len([c for c in spec.code_source.split(",") if c.strip()]) > 1:

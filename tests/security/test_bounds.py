@@ -1,0 +1,83 @@
+"""Bounds: a request that asks for too much is refused at once with a 4xx that names the field."""
+
+import json
+import time
+
+import psutil
+import pytest
+
+W = "/workspaces/default"
+JOB = {"name": "bounded", "command": "python -c 'print(1)'", "workers": 1}
+TASK = {"name": "pets", "template": "image-classification", "labels": ["cat", "dog"],
+        "lines": [{"data": {"source": "https://example.com/a.jpg"}}]}
+
+
+@pytest.fixture
+def jp_server_config(jp_server_config):
+    config = json.loads(json.dumps(jp_server_config))
+    config["PaiLabApp"].update({"max_job_ranks": 4, "max_request_bytes": 256 << 10})
+    return config
+
+
+@pytest.mark.parametrize("field", ["workers", "ps", "masters"])
+async def test_a_huge_rank_count_is_refused_at_once_without_growing_the_server(api, field):
+    body = {**JOB, field: 99999999}
+    if field == "masters":
+        body["kind"] = "pytorchjob"
+    before = psutil.Process().memory_info().rss
+    started = time.monotonic()
+    status, err = await api("POST", f"{W}/jobs", body)
+    assert status == 400, err
+    assert err["error"]["field"] == field and "max_job_ranks" in err["error"]["message"]
+    assert time.monotonic() - started < 5
+    assert psutil.Process().memory_info().rss - before < 50 << 20
+    status, jobs = await api("GET", f"{W}/jobs")
+    assert status == 200 and jobs == [] or all(j["name"] != "bounded" for j in jobs)
+
+
+async def test_ranks_together_above_the_configured_maximum_are_refused(api):
+    # 3 workers and 2 PS: each below the server's 4, together above it
+    status, err = await api("POST", f"{W}/jobs", {**JOB, "workers": 3, "ps": 2})
+    assert status == 400 and err["error"]["field"] == "workers"
+    assert "5 ranks" in err["error"]["message"] and "4" in err["error"]["message"]
+
+
+@pytest.mark.parametrize("path,body,field", [
+    ("/jobs", {**JOB, "name": "j" * 5000}, "name"),
+    ("/jobs", {**JOB, "command": "x" * 100_000}, "command"),
+    ("/jobs", {**JOB, "thirdparty_libs": ["numpy"] * 5000}, "thirdparty_libs"),
+    ("/labeling/tasks", {**TASK, "labels": [f"l{i}" for i in range(5000)]}, "labels"),
+    ("/labeling/tasks", {**TASK, "labels": ["x" * 65]}, "labels.0"),
+    ("/labeling/tasks", {**TASK, "description": "d" * 10_000}, "description"),
+    ("/labeling/tasks", {**TASK, "labelers": ["u"] * 5000}, "labelers"),
+])
+async def test_strings_and_lists_past_their_bounds_are_400_naming_the_field(api, path, body, field):
+    status, err = await api("POST", W + path, body)
+    assert status == 400, err
+    assert err["error"]["field"] == field, err
+
+
+@pytest.mark.parametrize("labels", [[""], ["   "], ["cat", ""], [{"name": ""}]])
+async def test_an_empty_label_name_is_400_not_500(api, labels):
+    status, err = await api("POST", f"{W}/labeling/tasks", {**TASK, "labels": labels})
+    assert status == 400, err
+    assert err["error"]["field"].startswith("labels."), err
+    status, tasks = await api("GET", f"{W}/labeling/tasks")
+    assert status == 200 and tasks == []
+
+
+async def test_a_body_over_the_configured_size_is_413_with_a_json_error(api):
+    big = json.dumps({**TASK, "lines": [{"data": {"source": "x" * 1000}}] * 400}).encode()
+    assert len(big) > 256 << 10
+    status, err = await api("POST", f"{W}/labeling/tasks", raw_body=big)
+    assert status == 413, err
+    assert err["error"]["field"] == "body" and "max_request_bytes" in err["error"]["message"]
+    status, tasks = await api("GET", f"{W}/labeling/tasks")
+    assert status == 200 and tasks == []
+
+
+async def test_a_job_within_the_bounds_is_still_accepted(api):
+    status, job = await api("POST", f"{W}/jobs", {**JOB, "workers": 2, "ps": 2})
+    assert status in (200, 201), job
+    assert [p["role"] for p in job["pods"]].count("worker") == 2
+    await api("POST", f"{W}/jobs/{job['id']}/stop")
