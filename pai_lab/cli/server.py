@@ -47,6 +47,9 @@ def serve(ctx, args) -> Result:
         "--ServerApp.port_retries=0" if args.port else "--ServerApp.port_retries=50",
         "--ServerApp.open_browser=False",
         "--ServerApp.allow_root=True",  # a headless control plane, often in a container
+        # pai server is the control plane: if it cannot load (a damaged store...), stop with the reason
+        # instead of serving 404 on every route
+        "--ServerApp.reraise_server_extension_failures=True",
         "--ServerApp.identity_provider_class=pai_lab.server.identity.NamedTokenIdentityProvider",
         f"--IdentityProvider.token={token}",
         f"--NamedTokenIdentityProvider.owner_name={owner}",
@@ -58,7 +61,10 @@ def serve(ctx, args) -> Result:
     if args.dask_scheduler:
         argv.append(f"--PaiLabApp.dask_scheduler_address={args.dask_scheduler}")
     PaiLabApp.load_other_extensions = False  # a lean server: the control plane only
-    serverapp = PaiLabApp.initialize_server(argv=argv)
+    try:
+        serverapp = PaiLabApp.initialize_server(argv=argv)
+    except Exception as exc:
+        raise UsageError(f"pai server: the control plane cannot start: {type(exc).__name__}: {exc}") from None
     if users:
         serverapp.identity_provider.user_tokens = users
     app = serverapp.extension_manager.extension_apps["pai_lab"].pop()

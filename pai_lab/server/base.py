@@ -9,10 +9,12 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from jupyter_server.auth.decorator import HTTP_METHOD_TO_AUTH_ACTION
 from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import ensure_async
 from tornado import web
 
-from pai_lab.errors import PaiError
+from pai_lab.errors import Forbidden, PaiError
 from pai_lab.server.routing import Operation, call, encode
 
 log = logging.getLogger("pai_lab")
@@ -43,6 +45,10 @@ class Request:
 
 
 class RouteHandler(APIHandler):
+    # jupyter_server's Authorizer sees pai_lab's calls as this resource ("read" for GET, "write" for the rest),
+    # so a JupyterHub read-only policy restricts them as it restricts the contents API.
+    auth_resource = "pai_lab"
+
     def initialize(self, platform, operations: dict[str, Operation]):
         self.platform = platform
         self.operations = operations
@@ -50,6 +56,26 @@ class RouteHandler(APIHandler):
     def get_login_url(self) -> str:
         # An API route has no login page to redirect to: say plainly that a token is needed.
         raise web.HTTPError(401, reason="authentication required")
+
+    def check_xsrf_cookie(self) -> None:
+        # A call with no credential at all is unauthenticated (401), not a cross-site forgery (403 "_xsrf").
+        if hasattr(self, "_jupyter_current_user") and not self.current_user:
+            raise web.HTTPError(401, reason="authentication required")
+        super().check_xsrf_cookie()
+
+    async def prepare(self) -> None:
+        limit = int(self.platform.settings.get("max_request_bytes") or 0)
+        length = self.request.headers.get("Content-Length", "")
+        size = int(length) if length.isdigit() else len(self.request.body or b"")
+        if limit and size > limit:
+            self.set_status(413)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"error": {
+                "code": "too_large", "field": "body",
+                "message": f"the request body is {size} bytes; this server takes at most {limit} (an operator "
+                           "sets PaiLabApp.max_request_bytes)"}}))
+            return
+        await super().prepare()
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -69,6 +95,14 @@ class RouteHandler(APIHandler):
         op = self.operations.get(method)
         if op is None:
             raise web.HTTPError(405)
+        action = HTTP_METHOD_TO_AUTH_ACTION[method]
+        if not await ensure_async(self.authorizer.is_authorized(self, self.current_user, action, self.auth_resource)):
+            denied = Forbidden(f"this Jupyter server's authorizer does not let you {action} {self.auth_resource}; "
+                               "ask its administrator", None)
+            self.set_status(denied.status)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(denied.to_json()))
+            return
         user = self.platform.actor_for(self.current_user, self.identity_provider)
         request = Request(self.platform, user, self)
         if op.log and op.mutating and path_args.get("workspace"):
