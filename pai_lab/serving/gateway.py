@@ -40,6 +40,7 @@ from pai_lab.serving.protocols import eas, fit_inputs, tfserving, v2
 
 log = logging.getLogger("pai_lab.gateway")
 SECRET_ENV = "PAI_LAB_GATEWAY_SECRET"
+METRICS_TOKEN_ENV = "PAI_LAB_GATEWAY_METRICS_TOKEN"  # when set, /metrics wants it as a bearer token
 QUEUE_FULL = 450
 WARM_UP_REPEATS = 5
 
@@ -168,6 +169,7 @@ class Instance:
                 reading = asyncio.create_task(self._read_loop(reader))
                 await self._warm_up(reading)
                 self.ready, self.status, self.reason = True, "Running", ""
+                self.wakeup.set()  # requests may have been queued for it while it was loading
                 self.fatal, self.load_errors = False, []
                 backoff = 0.5
                 await reading
@@ -196,7 +198,10 @@ class Instance:
             self.last_state = {"exitCode": code, "finishedAt": _now(), "reason": reason,
                                "startedAt": self.started_iso}
             self.oom = False
+            # its queue goes to another ready instance, or fails now with 503: a restart takes seconds
+            # and its callers would otherwise wait for 408 while the queue stays full (450 for all)
             self.service.hand_over(self)
+            self._fail_pending(f"instance {self.name} exited; retry")
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10)
 
@@ -205,6 +210,7 @@ class Instance:
         sock = gw.sockets_dir / f"{secrets.token_hex(6)}.sock"
         env = dict(os.environ)
         env.pop(SECRET_ENV, None)
+        env.pop(METRICS_TOKEN_ENV, None)
         if gpus or gw.gpus:  # pinned to its own GPUs; an instance that asked for none sees none
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -288,6 +294,13 @@ class Instance:
         code = self.proc.poll()
         return 128 - code if code is not None and code < 0 else code  # -9 -> 137, as containers report it
 
+    def _fail_pending(self, message: str) -> None:
+        jobs = list(self.pending)
+        self.pending.clear()
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_exception(HttpError(503, message))
+
     def _fail_inflight(self) -> None:
         jobs = [j for batch in self.inflight.values() for j in batch]
         self.inflight.clear()
@@ -324,11 +337,25 @@ class Instance:
     # ----------------------------------------------------------------- requests
 
     def enqueue(self, job: Job) -> None:
+        if not self.ready or self.draining:  # died or retired since it was picked
+            raise HttpError(503, f"instance {self.name} is not ready; retry")
         if len(self.pending) >= self.rpc["max_queue_size"]:
+            self._drop_abandoned()
             raise HttpError(QUEUE_FULL, f"the request queue of {self.service.name} is full "
                                         f"(rpc.max_queue_size={self.rpc['max_queue_size']}); retry later")
         self.pending.append(job)
         self.wakeup.set()
+
+    def _drop_abandoned(self) -> None:
+        """Requests whose callers stopped waiting (408) no longer hold a place in the queue."""
+        if any(j.future.done() for j in self.pending):
+            self.pending = collections.deque(j for j in self.pending if not j.future.done())
+
+    def forget(self, job: Job) -> None:
+        try:
+            self.pending.remove(job)
+        except ValueError:
+            pass  # already sent, or handed over
 
     def _send(self, jobs: list[Job]) -> None:
         request_id = next(self.ids)
@@ -737,8 +764,9 @@ def detect_gpus() -> list[str]:
 
 
 class Gateway:
-    def __init__(self, state_dir: Path, secret: str):
+    def __init__(self, state_dir: Path, secret: str, metrics_token: str = ""):
         self.state_dir = state_dir
+        self.metrics_token = metrics_token
         self.logs_dir = state_dir / "logs"
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         # Unix socket paths are limited to ~100 bytes: keep them short, whatever the state folder is
@@ -864,9 +892,10 @@ class BaseHandler(web.RequestHandler):
 
     def authorize(self, route: Route, path: str) -> None:
         header = self.request.headers.get("Authorization", "")
-        if not eas.authorized(route.token, header, self.request.method, path, self.request.headers,
-                              self.request.body or b""):
-            raise HttpError(401, "missing or wrong token: send `Authorization: <service token>` "
+        why = eas.refusal(route.token, header, self.request.method, path, self.request.headers,
+                          self.request.body or b"")
+        if why:
+            raise HttpError(401, f"{why}: send `Authorization: <service token>` "
                                  "(`pai eascmd desc <name>` shows AccessToken)")
 
     async def run_tensors(self, svc: ServiceRuntime, sig_name, inputs, output_filter):
@@ -880,7 +909,9 @@ class BaseHandler(web.RequestHandler):
         inst.enqueue(job)
         try:
             return await asyncio.wait_for(job.future, svc.spec["rpc"]["keepalive"] / 1000)
-        except asyncio.TimeoutError:
+        except asyncio.TimeoutError:  # the future is cancelled: its place in a queue is given up
+            for holder in svc.instances:  # it may have been handed over to another instance
+                holder.forget(job)
             raise HttpError(408, f"the request took longer than rpc.keepalive={svc.spec['rpc']['keepalive']} ms"
                             ) from None
 
@@ -1031,6 +1062,14 @@ class MetricsHandler(web.RequestHandler):
         self.gateway = gateway
 
     def get(self):
+        wanted = self.gateway.metrics_token
+        if wanted:  # Prometheus sends `Authorization: Bearer <token>` (its authorization/bearer_token setting)
+            given = self.request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), wanted.encode()):
+                self.set_status(401)
+                self.set_header("WWW-Authenticate", 'Bearer realm="pai_lab metrics"')
+                self.finish("send `Authorization: Bearer <metrics token>` (PaiLabApp.serving_metrics_token)")
+                return
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
@@ -1089,8 +1128,8 @@ def make_app(gateway: Gateway) -> web.Application:
     ], compress_response=False)
 
 
-async def serve(host: str, port: int, state_dir: Path, secret: str) -> None:
-    gateway = Gateway(state_dir, secret)
+async def serve(host: str, port: int, state_dir: Path, secret: str, metrics_token: str = "") -> None:
+    gateway = Gateway(state_dir, secret, metrics_token)
     server = httpserver.HTTPServer(make_app(gateway), xheaders=False, idle_connection_timeout=3600,
                                    max_body_size=512 << 20)
     sockets = __import__("tornado.netutil", fromlist=["bind_sockets"]).bind_sockets(port, host, backlog=1024)
@@ -1126,7 +1165,7 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(serve(args.host, args.port, Path(args.state_dir), secret))
+    asyncio.run(serve(args.host, args.port, Path(args.state_dir), secret, os.environ.get(METRICS_TOKEN_ENV, "")))
     return 0
 
 

@@ -24,6 +24,7 @@ from pai_lab.errors import Unavailable
 
 log = logging.getLogger("pai_lab.serving")
 SECRET_HEADER = "X-Pai-Lab-Gateway-Secret"
+METRICS_TOKEN_ENV = "PAI_LAB_GATEWAY_METRICS_TOKEN"
 
 
 class ServingManager:
@@ -32,7 +33,11 @@ class ServingManager:
         self.state_dir = Path(platform.state_dir) / "serving"
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.port = int(platform.settings.get("serving_port") or 0)
+        self.metrics_token = str(platform.settings.get("serving_metrics_token") or "")
         self.host = "127.0.0.1"
+        # without a configured port, the one the last gateway had is taken again, so the endpoint
+        # URLs users hold keep answering after a restart of the control plane
+        self._recorded = self._last_gateway()
         self.secret = secrets.token_hex(24)
         self.proc: subprocess.Popen | None = None
         self.url: str | None = None
@@ -58,13 +63,41 @@ class ServingManager:
                 self._watcher.start()
             return self.url
 
+    def _last_gateway(self) -> dict:
+        try:
+            info = json.loads((self.state_dir / "gateway.json").read_text())
+            return {"port": int(info["port"]), "pid": int(info.get("pid") or 0)}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {"port": 0, "pid": 0}
+
+    def _wait_for_old_gateway(self) -> None:
+        """A gateway left by a killed control plane ends itself within a second or two (it watches
+        its parent); its port is wanted again, so wait for it a little."""
+        import psutil
+
+        pid = self._recorded.get("pid")
+        if not pid or pid == os.getpid():
+            return
+        try:
+            old = psutil.Process(pid)
+            if "pai_lab.serving.gateway" not in " ".join(old.cmdline()):
+                return
+            old.wait(10)
+        except (psutil.Error, OSError):
+            pass
+
     def _start(self) -> None:
         ready = self.state_dir / "gateway.json"
         ready.unlink(missing_ok=True)
         env = dict(os.environ, PAI_LAB_GATEWAY_SECRET=self.secret)
+        env.pop(METRICS_TOKEN_ENV, None)
+        if self.metrics_token:
+            env[METRICS_TOKEN_ENV] = self.metrics_token
         log_file = open(self.state_dir / "gateway.log", "ab")
-        # a fixed port is reused across gateway restarts, so endpoints stay the same
-        port = self.port or (int(self.url.rsplit(":", 1)[1]) if self.url else 0)
+        # a fixed port, else the one this gateway or the last control plane's had, so endpoints stay the same
+        port = self.port or (int(self.url.rsplit(":", 1)[1]) if self.url else self._recorded["port"])
+        if port and not self.url and not self.port:
+            self._wait_for_old_gateway()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pai_lab.serving.gateway", "--host", self.host, "--port", str(port),
              "--state-dir", str(self.state_dir)],
@@ -74,7 +107,7 @@ class ServingManager:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 if port and not self.port:  # the old port was taken meanwhile: take any
-                    self.url = None
+                    self.url, self._recorded = None, {"port": 0, "pid": 0}
                     return self._start()
                 raise Unavailable(f"the serving gateway exited with {self.proc.returncode}; see "
                                   f"{self.state_dir / 'gateway.log'}")
@@ -153,7 +186,7 @@ class ServingManager:
         return resp.status_code == 200
 
     def endpoint(self, path: str) -> str:
-        base = self.url or f"http://{self.host}:{self.port or 0}"
+        base = self.url or f"http://{self.host}:{self.port or self._recorded['port']}"
         return base + path
 
 

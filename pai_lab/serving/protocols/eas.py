@@ -6,8 +6,10 @@ bytes as ``{"b64": ...}``)."""
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import hmac
+import time
 
 import numpy as np
 
@@ -16,25 +18,44 @@ from pai_lab.serving.protocols import dumps, eas_pb, loads, numeric_json
 from pai_lab.serving.protocols.tfserving import decode_b64
 
 
-def authorized(token: str | None, header: str, method: str, path: str, headers, body: bytes) -> bool:
-    """Plain ``Authorization: <token>`` or ``Authorization: EAS <base64 HMAC-SHA1>``.
+SIGNATURE_WINDOW = 15 * 60  # seconds a signed request's Date may differ from now, as cloud signatures allow
 
-    The signed string is ``POST\\n<Content-MD5>\\n<Content-Type>\\n<Date>\\n/api/predict/<name>``,
-    keyed by the token; Content-MD5 must also match the body."""
+
+def refusal(token: str | None, header: str, method: str, path: str, headers, body: bytes,
+            now: float | None = None) -> str | None:
+    """Why the request is not authorized, or None when it is.
+
+    Plain ``Authorization: <token>`` or ``Authorization: EAS <base64 HMAC-SHA1>``. The signed string is
+    ``POST\\n<Content-MD5>\\n<Content-Type>\\n<Date>\\n/api/predict/<name>``, keyed by the token;
+    Content-MD5 must match the body and Date (an HTTP date) be within 15 minutes of now, so a
+    captured request cannot be replayed later."""
     if not token:
-        return True
+        return None
     if not header:
-        return False
+        return "missing token"
     if hmac.compare_digest(header.encode(), token.encode()):
-        return True
+        return None
     if not header.startswith("EAS "):
-        return False
+        return "wrong token"
     md5 = headers.get("Content-MD5", "")
     if md5 != hashlib.md5(body).hexdigest():
-        return False
-    text = f"{method}\n{md5}\n{headers.get('Content-Type', '')}\n{headers.get('Date', '')}\n{path}".strip()
+        return "Content-MD5 does not match the body"
+    date = headers.get("Date", "")
+    text = f"{method}\n{md5}\n{headers.get('Content-Type', '')}\n{date}\n{path}".strip()
     digest = hmac.new(token.encode(), text.encode(), hashlib.sha1).digest()
-    return hmac.compare_digest(base64.b64encode(digest).decode(), header[4:].strip())
+    if not hmac.compare_digest(base64.b64encode(digest).decode(), header[4:].strip()):
+        return "wrong signature"
+    try:
+        signed_at = email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return "a signed request needs a Date header (e.g. 'Mon, 07 Dec 2026 10:00:00 GMT')"
+    if abs((time.time() if now is None else now) - signed_at) > SIGNATURE_WINDOW:
+        return "the signed Date is more than 15 minutes from the server's clock"
+    return None
+
+
+def authorized(token: str | None, header: str, method: str, path: str, headers, body: bytes) -> bool:
+    return refusal(token, header, method, path, headers, body) is None
 
 
 def is_json(content_type: str, body: bytes) -> bool:
