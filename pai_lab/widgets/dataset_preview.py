@@ -81,7 +81,7 @@ class DatasetPreview(w.VBox):
         self.page_number = number
         self.items = page.items
         info = self.dataset.info
-        self.header.value = (f"<b>{html.escape(info.name)}</b> &middot; {info.data_type} &middot; "
+        self.header.value = (f"<b>{html.escape(info.name)}</b> &middot; {html.escape(info.data_type)} &middot; "
                              f"{page.total:,} items &middot; {html.escape(total_size(info.total_bytes, page.items))}"
                              f" &middot; version "
                              f"{page.version} of {info.latest_version}")
