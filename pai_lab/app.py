@@ -48,7 +48,11 @@ class PaiLabApp(ExtensionApp):
     threads_per_worker = Int(0, config=True, help="Threads per LocalCluster worker; each job rank holds one while it "
                              "runs. 0: the machine's cores split between the workers.")
     memory_limit = Unicode("auto", config=True, help="Memory limit per LocalCluster worker.")
-    serving_port = Int(0, config=True, help="Port of the serving gateway (0: a free port).")
+    serving_port = Int(0, config=True, help="Port of the serving gateway (0: the port the last gateway had, "
+                       "kept in the state folder, when it is free, else a free port).")
+    serving_metrics_token = Unicode(
+        config=True, help="When set, the serving gateway's /metrics answers only `Authorization: Bearer <token>`. "
+                          "Default: $PAI_LAB_METRICS_TOKEN, else open.")
     preview_prepare_items = Int(
         1000, config=True,
         help="Images of a new labeling task prepared for the labelers in the background (decoded once and kept "
@@ -62,6 +66,10 @@ class PaiLabApp(ExtensionApp):
     extra_settings = Dict(config=True, help="Further settings handed to the area managers.")
 
     runtime_file = Unicode("", help="server.json written by `pai server`; empty inside JupyterLab.")
+
+    @default("serving_metrics_token")
+    def _default_metrics_token(self):
+        return os.environ.get("PAI_LAB_METRICS_TOKEN", "")
 
     @default("owner")
     def _default_owner(self):
@@ -80,6 +88,7 @@ class PaiLabApp(ExtensionApp):
             "threads_per_worker": self.threads_per_worker,
             "memory_limit": self.memory_limit,
             "serving_port": self.serving_port,
+            "serving_metrics_token": self.serving_metrics_token,
             "preview_prepare_items": self.preview_prepare_items,
             "preview_cache_bytes": self.preview_cache_bytes,
             "max_job_ranks": self.max_job_ranks,
