@@ -66,6 +66,8 @@ class PaiLabApp(ExtensionApp):
     extra_settings = Dict(config=True, help="Further settings handed to the area managers.")
 
     runtime_file = Unicode("", help="server.json written by `pai server`; empty inside JupyterLab.")
+    platform = None  # set by initialize_settings; None when the control plane could not start
+    load_error = ""
 
     @default("serving_metrics_token")
     def _default_metrics_token(self):
@@ -95,7 +97,14 @@ class PaiLabApp(ExtensionApp):
             "max_request_bytes": self.max_request_bytes,
             **self.extra_settings,
         }
-        self.platform = Platform(self.resolved_root(), self.database_url or None, self.owner, settings).start()
+        try:
+            self.platform = Platform(self.resolved_root(), self.database_url or None, self.owner, settings).start()
+        except Exception as exc:
+            self.platform, self.load_error = None, f"{type(exc).__name__}: {exc}"
+            self.log.critical("pai_lab cannot start: %s", self.load_error, exc_info=True)
+            if self.serverapp.reraise_server_extension_failures:
+                raise  # `pai server`: stop with the reason
+            return  # inside JupyterLab: the rest of Jupyter works; pai_lab's routes answer 503 with the reason
         self.settings["pai_lab_platform"] = self.platform
         self.log.info("pai_lab %s: root %s, store %s", __version__, self.platform.root_dir,
                       self.platform.store.url.split("@")[-1])
@@ -103,9 +112,17 @@ class PaiLabApp(ExtensionApp):
     def initialize_handlers(self) -> None:
         from pai_lab.server import handlers
 
+        if self.platform is None:
+            from pai_lab.server.base import UnavailableHandler
+            from pai_lab.server.routing import API_PREFIX
+
+            self.handlers.append((API_PREFIX + "/.*", UnavailableHandler, {"reason": self.load_error}))
+            return
         self.handlers.extend(handlers(self.platform))
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
+        if self.platform is None:
+            return
         if self.runtime_file:
             self.write_runtime_file()
         start = getattr(self.platform, "start_background", None)

@@ -164,3 +164,23 @@ class RouteHandler(APIHandler):
     @web.authenticated
     async def delete(self, **kw):
         await self._dispatch("DELETE", **kw)
+
+
+class UnavailableHandler(APIHandler):
+    """pai_lab's routes while its control plane could not start inside JupyterLab: a 503 with the reason,
+    not a 404 that looks like a wrong URL."""
+
+    def initialize(self, reason: str):
+        self.reason = reason
+
+    def get_login_url(self) -> str:
+        raise web.HTTPError(401, reason="authentication required")
+
+    @web.authenticated
+    async def _unavailable(self, *args) -> None:
+        self.set_status(503)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": {"code": "unavailable", "field": None, "message": (
+            f"pai_lab could not start: {self.reason}; see the Jupyter server's log, fix it and restart")}}))
+
+    get = post = put = patch = delete = _unavailable

@@ -85,3 +85,25 @@ def test_sigterm_ends_a_running_server(tmp_path):
     assert time.monotonic() - started < 30
     assert rc is not None
     assert not server.runtime_file.exists()
+
+
+class TestInsideJupyterLab:
+    """The same damaged store under JupyterLab's server: Jupyter keeps working, and pai_lab's routes say
+    why they cannot answer (503 with the reason) instead of a 404 that looks like a wrong URL."""
+
+    @pytest.fixture
+    def pai_root(self, tmp_path):
+        root = tmp_path / "pai_root"
+        (root / ".pai_lab").mkdir(parents=True)
+        (root / ".pai_lab" / "pai.db").write_bytes(b"this is not a database\n" * 1000)
+        return root
+
+    async def test_pai_lab_routes_answer_503_with_the_reason(self, api, jp_fetch):
+        for method, path in (("GET", "/workspaces"), ("POST", "/workspaces/default/jobs")):
+            status, err = await api(method, path, {} if method == "POST" else None)
+            assert status == 503, err
+            assert "could not start" in err["error"]["message"] and "not a database" in err["error"]["message"]
+        status, err = await api("GET", "/workspaces", user=None)
+        assert status == 401  # the reason is for signed-in users only
+        resp = await jp_fetch("api", "status")  # the rest of Jupyter still answers
+        assert resp.code == 200
