@@ -40,6 +40,9 @@ class PaiLabApp(ExtensionApp):
     )
     allowed_roots = List(Unicode(), config=True,
                          help="Folders besides root_dir from which local datasets may be registered.")
+    allowed_url_prefixes = List(Unicode(), config=True,
+                                help="http(s) URL prefixes the server may fetch item media from (e.g. "
+                                     "https://data.example.com/public/). Default: none.")
     dask_scheduler_address = Unicode(
         "", config=True,
         help="Address of an existing Dask scheduler (tcp://host:8786). Empty: a LocalCluster started on demand.",
@@ -84,6 +87,7 @@ class PaiLabApp(ExtensionApp):
     def initialize_settings(self) -> None:
         settings = {
             "allowed_roots": list(self.allowed_roots),
+            "allowed_url_prefixes": list(self.allowed_url_prefixes),
             "default_member_role": self.default_member_role,
             "dask_scheduler_address": self.dask_scheduler_address,
             "n_workers": self.n_workers,
@@ -140,8 +144,11 @@ class PaiLabApp(ExtensionApp):
             "version": __version__,
         }
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=1))
-        os.chmod(tmp, 0o600)  # it holds the owner's token
+        tmp.unlink(missing_ok=True)
+        # it holds the owner's token: 0600 from its creation on, never readable for a moment
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+            fh.write(json.dumps(info, indent=1))
+        os.chmod(tmp, 0o600)
         tmp.replace(path)
 
     def remove_runtime_file(self) -> None:

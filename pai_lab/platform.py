@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,31 @@ def default_owner() -> str:
         return "owner"
 
 
+def _create_private(database_url: str) -> None:
+    """Create a SQLite store's file as 0600 before SQLite does (its -wal and -shm files take the
+    database's mode), so the store is never readable by other users, whatever the umask."""
+    if not database_url.startswith("sqlite:///"):
+        return
+    path = database_url[len("sqlite:///"):].split("?", 1)[0]
+    if not path or path == ":memory:" or os.path.exists(path):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    os.chmod(path, 0o600)
+
+
 class Platform:
     def __init__(self, root_dir: str | Path, database_url: str | None = None, owner: str | None = None,
                  settings: dict[str, Any] | None = None):
         self.root_dir = Path(root_dir).resolve()
         self.state_dir = self.root_dir / ".pai_lab"
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # the state holds the owner's token, service tokens and stored secrets: the server's OS user only
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.state_dir, 0o700)
         self.database_url = database_url or f"sqlite:///{self.state_dir / 'pai.db'}"
+        _create_private(self.database_url)
         self.owner = owner or default_owner()
         self.settings = dict(settings or {})
         self.store = Store(self.database_url)

@@ -65,14 +65,17 @@ def pai_root(tmp_path) -> Path:
 
 
 @pytest.fixture
-def jp_server_config(pai_root):
+def jp_server_config(pai_root, tmp_path_factory):
+    # Fixtures (models, processors, code) are made in pytest's temporary folder: the test servers allow
+    # it, as an operator allows a shared data folder. Truly outside paths are made with tempfile.
     return {
         "ServerApp": {
             "jpserver_extensions": {"pai_lab": True},
             "identity_provider_class": "pai_lab.server.identity.NamedTokenIdentityProvider",
         },
         "NamedTokenIdentityProvider": {"user_tokens": USER_TOKENS, "owner_name": OWNER},
-        "PaiLabApp": {"owner": OWNER, "root_dir": str(pai_root)},
+        "PaiLabApp": {"owner": OWNER, "root_dir": str(pai_root),
+                      "allowed_roots": [str(tmp_path_factory.getbasetemp())]},
     }
 
 
@@ -175,6 +178,12 @@ def start_pai_server(root: Path, *extra: str, timeout: float = 60) -> LiveServer
     runtime = root / ".pai_lab" / "server.json"
     args = [sys.executable, "-m", "pai_lab", "server", "--root", str(root), "--port", str(free_port()),
             "--owner", OWNER, "--token", "tok-owner-" + uuid.uuid4().hex[:8]]
+    # fixtures (models, processors, code) live in pytest's temporary folder and the examples in the
+    # repository: the test servers allow both, as an operator allows a shared folder
+    args += ["--allowed-root", str(Path(__file__).resolve().parents[1] / "examples")]
+    for folder in root.resolve().parents:
+        if folder.name.startswith("pytest-") and folder.parent.name.startswith("pytest-of-"):
+            args += ["--allowed-root", str(folder)]
     for user, token in USER_TOKENS.items():
         args += ["--user", f"{user}={token}"]
     log = open(root / "server.log", "ab")

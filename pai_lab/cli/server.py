@@ -21,6 +21,10 @@ def register(sub, add_command) -> None:
                    help="a further user and their token (repeatable), for role-based sharing")
     p.add_argument("--database-url", default=None, help="SQLAlchemy URL of the store")
     p.add_argument("--dask-scheduler", default=None, help="address of an existing Dask scheduler")
+    p.add_argument("--allowed-root", action="append", default=[], metavar="FOLDER",
+                   help="a folder besides --root that members may name as data, code or models (repeatable)")
+    p.add_argument("--allowed-url-prefix", action="append", default=[], metavar="PREFIX",
+                   help="an http(s) URL prefix the server may fetch item media from (repeatable; default none)")
     p.add_argument("--stop-with", type=int, default=None, metavar="PID",
                    help="stop when process PID ends (pai_lab.connect(start=True) passes its own)")
 
@@ -60,6 +64,10 @@ def serve(ctx, args) -> Result:
         argv.append(f"--PaiLabApp.database_url={args.database_url}")
     if args.dask_scheduler:
         argv.append(f"--PaiLabApp.dask_scheduler_address={args.dask_scheduler}")
+    for folder in args.allowed_root:
+        argv.append(f"--PaiLabApp.allowed_roots={Path(folder).expanduser().resolve()}")
+    for prefix in args.allowed_url_prefix:
+        argv.append(f"--PaiLabApp.allowed_url_prefixes={prefix}")
     PaiLabApp.load_other_extensions = False  # a lean server: the control plane only
     try:
         serverapp = PaiLabApp.initialize_server(argv=argv)

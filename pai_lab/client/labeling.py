@@ -258,11 +258,12 @@ class Task:
 
     def export(self, format: str = "itag", to: str | os.PathLike | None = None, *, register_as: str | None = None,
                options: dict | None = None, storage_options: dict | None = None, server_side: bool = False,
-               progress: bool = True):
+               progress: bool = True, overwrite: bool = False):
         """Export the task. Single-file formats stream to ``to`` from here (or return the text
         when ``to`` is None); folder formats (yolo, tfrecord), s3:// URIs, ``register_as`` and
-        ``server_side=True`` are written by the server. ``progress`` shows a bar (bytes received
-        for streamed exports; off with ``progress=False``)."""
+        ``server_side=True`` are written by the server, which replaces an existing ``to`` only with
+        ``overwrite=True``. ``progress`` shows a bar (bytes received for streamed exports; off with
+        ``progress=False``)."""
         from tqdm.auto import tqdm
 
         def bar(**kw):
@@ -296,7 +297,7 @@ class Task:
                 tmp.unlink(missing_ok=True)
             return sc.ExportResult(format=format, to=to, items=self.info.total, files=[to])
         body = {"format": format, "to": to if "://" in to else str(Path(to).resolve()), "register_as": register_as,
-                "options": options or {}, "storage_options": storage_options or {}}
+                "options": options or {}, "storage_options": storage_options or {}, "overwrite": overwrite}
         with bar(total=self.info.total, unit="item") as shown:  # written by the server in one call
             result = sc.ExportResult.model_validate(self._post("/export", body, timeout=3600))
             shown.update(result.items)

@@ -198,11 +198,14 @@ def _write_version(session: Session, row: DatasetRow, user: str, description: st
 
 
 def _fill_lines(lines: Iterable[Any], where: str, *, already_parsed: bool = False,
-                progress: Progress | None = None, file_sizes: bool = False) -> Callable[[mf.ChunkWriter], ScanResult]:
+                progress: Progress | None = None, file_sizes: bool = False, roots: Roots | None = None,
+                field: str = "items") -> Callable[[mf.ChunkWriter], ScanResult]:
     def fill(writer: mf.ChunkWriter) -> ScanResult:
         keys = mf.ManifestKeys()
         for index, value in enumerate(lines):
             line = value if already_parsed else mf.normalize_line(value, f"{where} item {index + 1}")
+            if roots is not None:  # an item is read later by whoever may read the dataset: contain it now
+                _check_item(roots, line, field)
             text = mf.dumps_line(line)
             # a manifest item has no size of its own (a sample's files, written by us, do); its stamp is a
             # digest of the line
@@ -215,6 +218,20 @@ def _fill_lines(lines: Iterable[Any], where: str, *, already_parsed: bool = Fals
         return ScanResult("")
 
     return fill
+
+
+def _check_item(roots: Roots, line: dict, field: str) -> None:
+    data = line.get("data")
+    source = data.get("source") if isinstance(data, dict) else None
+    if isinstance(source, str) and _names_a_location(source):
+        roots.check(source, field)
+
+
+def _names_a_location(source: str) -> bool:
+    """Whether a source is a path or URL rather than a text item (texts have spaces or lines, no slash)."""
+    if "://" in source or source.startswith(("/", "~", ".")):
+        return True
+    return "/" in source and not any(c.isspace() for c in source)
 
 
 def _file_size(line: dict) -> int | None:
@@ -279,7 +296,7 @@ def _plan(spec: DatasetCreate, roots: Roots | None, state_dir: Path | None, prog
             raise BadInput("give either `source` or `items`, not both", "items")
         lines = [mf.normalize_line(v, f"item {i + 1}") for i, v in enumerate(spec.items)]
         return _Plan("inline", "", "file", data_type=detect_type(_peek_sources(lines), manifest_texts=True),
-                     fill=_fill_lines(lines, "items", already_parsed=True, progress=progress))
+                     fill=_fill_lines(lines, "items", already_parsed=True, progress=progress, roots=roots))
     source = (spec.source or "").strip()
     if not source:
         raise BadInput("`source` is required: a folder, a file, s3://bucket/prefix/, a .manifest or sample://NAME",
@@ -298,7 +315,8 @@ def _plan(spec: DatasetCreate, roots: Roots | None, state_dir: Path | None, prog
         if location.prefix.lower().endswith(MANIFEST_SUFFIXES + TEXT_SUFFIXES):
             head, lines = _first_lines(_manifest_lines_object(location))
             return _Plan("manifest", source, "file", data_type=detect_type(_peek_sources(head), True),
-                         fill=_fill_lines(lines, source, already_parsed=True, progress=progress),
+                         fill=_fill_lines(lines, source, already_parsed=True, progress=progress, roots=roots,
+                                          field="source"),
                          storage_options=spec.storage_options)
         plan = _Plan("s3", source, "folder", storage_options=spec.storage_options)
         if spec.scan:
@@ -318,7 +336,8 @@ def _plan(spec: DatasetCreate, roots: Roots | None, state_dir: Path | None, prog
     if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES + TEXT_SUFFIXES:
         head, lines = _first_lines(_manifest_lines_local(path))
         return _Plan("manifest", str(path), "file", data_type=detect_type(_peek_sources(head), True),
-                     fill=_fill_lines(lines, path.name, already_parsed=True, progress=progress))
+                     fill=_fill_lines(lines, path.name, already_parsed=True, progress=progress,
+                                          roots=roots, field="source"))
     plan = _Plan("local", str(path), "file" if path.is_file() else "folder")
     if spec.scan or path.is_file():
         plan.fill = lambda writer: scan_local(path, roots, writer, glob=spec.glob, content_hash=spec.hash,
@@ -441,7 +460,7 @@ def new_version(session: Session, user: str, workspace: str, ref: str, *, descri
     shares the previous version's stored index."""
     _access, row = _dataset(session, user, workspace, ref, "dataset.update")
     if items is not None:
-        fill = _fill_lines(items, "items", progress=progress)
+        fill = _fill_lines(items, "items", progress=progress, roots=roots)
     elif row.source_kind == "local":
         if roots is None:
             raise BadInput("local datasets are re-scanned through the server", "dataset")
@@ -458,7 +477,8 @@ def new_version(session: Session, user: str, workspace: str, ref: str, *, descri
             if roots is None:
                 raise BadInput("local manifests are re-read through the server", "dataset")
             lines = _manifest_lines_local(roots.resolve(row.source_uri))
-        fill = _fill_lines(lines, row.source_uri, already_parsed=True, progress=progress)
+        fill = _fill_lines(lines, row.source_uri, already_parsed=True, progress=progress, roots=roots,
+                           field="dataset")
     else:
         raise BadInput(f"dataset {row.name!r} was registered from {row.source_kind} items; give the new version's "
                        "items (register_manifest_version, or `items` in the request)", "items")
@@ -709,7 +729,9 @@ def check_version(session: Session, user: str, workspace: str, ref: str, version
             checked += 1
             source = entry.line(ver.base_uri).get("data", {}).get("source")
             local = split_local_uri(source) if isinstance(source, str) else None
-            if local and os.path.isabs(local) and not os.path.exists(local):
+            # a path the policy refuses counts as missing: the check is no oracle for the rest of the disk
+            refused = roots is not None and local is not None and not roots.contains(local)
+            if local and os.path.isabs(local) and (refused or not os.path.exists(local)):
                 note("missing", missing, entry.key)
     ok = not (counts["missing"] or counts["changed"])
     if ok:

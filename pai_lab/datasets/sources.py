@@ -1,8 +1,9 @@
 """Where a dataset's bytes live: local paths under the allowed roots, S3 (and OSS) prefixes.
 
-Local paths are checked against the allowed roots after resolving symlinks, so neither ``..``
-nor a link can reach outside them. Object stores go through s3fs with the dataset's own
-storage options; secrets in those options are masked whenever they are shown.
+Local paths are checked by the one containment policy (:mod:`pai_lab.security.paths`): after
+resolving symlinks and ``..``, inside the allowed roots and never in the server's state folder.
+Object stores go through s3fs with the dataset's own storage options; secrets in those options
+are masked whenever they are shown.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pai_lab.errors import BadInput
+from pai_lab.security.paths import Containment
 
 SECRET_OPTIONS = {"secret", "token", "password", "aws_secret_access_key", "aws_session_token", "session_token",
                   "sas_token", "account_key", "client_secret"}
@@ -23,49 +24,9 @@ MANIFEST_SUFFIXES = (".manifest", ".jsonl")
 TEXT_SUFFIXES = (".txt",)
 
 
-@dataclass(frozen=True)
-class Roots:
-    """The folders local datasets may come from: the workspace root plus configured ones."""
-
-    root_dir: Path
-    allowed: tuple[Path, ...] = ()
-
-    @classmethod
-    def from_platform(cls, platform) -> Roots:
-        extra = platform.settings.get("allowed_roots") or []
-        return cls(Path(platform.root_dir), tuple(Path(p).expanduser() for p in extra))
-
-    @property
-    def all(self) -> list[Path]:
-        return [Path(os.path.realpath(p)) for p in (self.root_dir, *self.allowed)]
-
-    def resolve(self, raw: str, what: str = "source", must_exist: bool = True) -> Path:
-        """A local path inside the roots (relative ones start at the root), or BadInput saying why not.
-
-        ``must_exist=False`` is for paths about to be written, such as export targets."""
-        text = raw.removeprefix("file://")
-        if ".." in Path(text).parts:
-            raise BadInput(f"{what} {raw!r} contains '..'; give the path without it (it must stay inside "
-                           f"{self._roots_text()})", what)
-        path = Path(text).expanduser()
-        if not path.is_absolute():
-            path = self.root_dir / path
-        real = Path(os.path.realpath(path))
-        if not any(real == root or root in real.parents for root in self.all):
-            hint = " (it is a link that points outside them)" if real != path.absolute() else ""
-            raise BadInput(f"{what} {raw!r} is outside the allowed folders {self._roots_text()}{hint}; move the "
-                           "data there or ask the server's owner to add its folder to allowed_roots", what)
-        if must_exist and not real.exists():
-            raise BadInput(f"{what} {raw!r} does not exist; check the path (relative paths start at "
-                           f"{self.root_dir})", what)
-        return real
-
-    def contains(self, path: str) -> bool:
-        real = Path(os.path.realpath(path))
-        return any(real == root or root in real.parents for root in self.all)
-
-    def _roots_text(self) -> str:
-        return ", ".join(str(p) for p in self.all)
+# The allowed roots and the state folder are one policy, owned by pai_lab.security.paths; ``Roots`` is
+# its name in the datasets area.
+Roots = Containment
 
 
 # ---------------------------------------------------------------- object stores

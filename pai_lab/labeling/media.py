@@ -89,7 +89,7 @@ class Source:
                 raise NotFound(f"the object {self.uri} does not exist", "source") from None
         import requests
 
-        resp = requests.get(self.uri, timeout=30)
+        resp = requests.get(self.uri, timeout=30, allow_redirects=False)  # a redirect could leave the allowed prefix
         if resp.status_code >= 400:
             raise NotFound(f"{self.uri} answered {resp.status_code}", "source")
         return resp.content, self.uri.rsplit("/", 1)[-1]
@@ -110,21 +110,21 @@ def locate(platform, uri: str, options: dict) -> Source:
         split_local_uri,
     )
 
+    roots = Roots.from_platform(platform)
     local = split_local_uri(uri)
     if local is not None:
-        path = Path(local)
-        roots = Roots.from_platform(platform)
-        full = path if path.is_absolute() else roots.root_dir / path
-        if not full.exists():
+        # the policy first (same answer for missing and existing files outside the roots), then existence
+        path = roots.resolve(local, "source", must_exist=False)
+        if not path.exists():
             raise NotFound(f"the file {uri} does not exist (moved or deleted?)", "source")
-        return Source(uri, path=roots.resolve(str(full)))
+        return Source(uri, path=path)
     scheme = uri.split("://", 1)[0].lower()
     if scheme in ("s3", "oss"):
         location = parse_object_uri(uri, options)
         return Source(uri, fs=filesystem(location), key=f"{location.bucket}/{location.prefix}",
                       endpoint=endpoint_of(location.options) or "")
     if scheme in ("http", "https"):
-        return Source(uri)
+        return Source(roots.check_url(uri, "source"))
     raise BadInput(f"cannot read media from {uri!r}: use a local path, file://, s3://, oss:// or http(s)://", "source")
 
 

@@ -240,6 +240,7 @@ class ExportRequest(Schema):
     register_as: Name | None = Field(None, description="also register the result as (a new version of) this dataset")
     options: dict[str, Any] = Field(default_factory=dict, description="format options, e.g. test_ratio")
     storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec options for `to`")
+    overwrite: bool = Field(False, description="replace `to` if it exists (else 409)")
 
 
 class ExportQuery(Schema):

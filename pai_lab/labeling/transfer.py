@@ -8,6 +8,7 @@ export can also be registered as a new version of a dataset, linked to the task.
 
 from __future__ import annotations
 
+import glob
 import os
 import uuid
 from typing import Any, Iterator
@@ -16,7 +17,7 @@ import fsspec
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pai_lab.errors import BadInput
+from pai_lab.errors import BadInput, Conflict
 from pai_lab.labeling import formats
 from pai_lab.labeling import schemas as sc
 from pai_lab.labeling import service as sv
@@ -101,20 +102,38 @@ def _local_folder(module, ctx: ExportContext, to: str) -> list[str]:
     return [target + f[len(tmp):] for f in written]
 
 
-def export_to(store, user: str, ws: str, ref: str, body: sc.ExportRequest) -> sc.ExportResult:
+def export_to(store, user: str, ws: str, ref: str, body: sc.ExportRequest, containment=None) -> sc.ExportResult:
+    """Write an export where ``body.to`` says. Local targets go through ``containment`` (the server's
+    :class:`pai_lab.security.paths.Containment`): inside the roots, never the state folder, and an
+    existing target only with ``overwrite``."""
     with store.transaction() as s:
         ctx, module, task = context(s, store.engine, user, ws, ref, body.format, body.options)
         total = task.total
-    if body.format == "yolo" and not _is_remote(body.to):
-        files = _local_folder(module, ctx, body.to)
+    overwrite = bool(getattr(body, "overwrite", False))
+    to = body.to
+    if to.split("://", 1)[0].lower() in ("http", "https"):
+        raise BadInput(f"to {to!r}: exports are written to a local path or an s3:// URI, not to a web server", "to")
+    if containment is not None:
+        ctx.check_source = lambda source: containment.check(source, "source")
+        if not _is_remote(to):
+            to = str(containment.target(to, "to", overwrite=overwrite))
+            if body.format == "tfrecord":  # `to` is a prefix of shard files: each of them is a target too
+                for existing in sorted(glob.glob(glob.escape(to) + "_*")):
+                    containment.target(existing, "to", overwrite=overwrite)
+    if _is_remote(to) and not overwrite:
+        fs, path = fsspec.core.url_to_fs(to, **body.storage_options)
+        if fs.exists(path):
+            raise Conflict(f"to {to!r} already exists; give overwrite=true to replace it, or another path", "to")
+    if body.format == "yolo" and not _is_remote(to):
+        files = _local_folder(module, ctx, to)
     elif body.format in formats.FOLDER_FORMATS:
-        fs, path = fsspec.core.url_to_fs(body.to, **body.storage_options)
+        fs, path = fsspec.core.url_to_fs(to, **body.storage_options)
         files = module.export_to(ctx, fs, path)
-        files = [fs.unstrip_protocol(f) if _is_remote(body.to) else f for f in files]
+        files = [fs.unstrip_protocol(f) if _is_remote(to) else f for f in files]
     else:
-        write_file(module.export(ctx), body.to, body.storage_options)
-        files = [body.to]
-    result = sc.ExportResult(format=body.format, to=body.to, items=total, files=files)
+        write_file(module.export(ctx), to, body.storage_options)
+        files = [to]
+    result = sc.ExportResult(format=body.format, to=to, items=total, files=files)
     if body.register_as:
         if body.format != "itag":
             raise BadInput("only iTAG manifests are registered as datasets; export with format=itag", "register_as")

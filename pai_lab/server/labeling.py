@@ -244,12 +244,11 @@ def reassign(req, workspace, task, number, body: sc.PackageReassign):
              summary="Write an export to a path or s3:// URI (optionally register it as a dataset version)",
              body=sc.ExportRequest, response=sc.ExportResult)
 def export_to(req, workspace, task, body: sc.ExportRequest):
-    if "://" not in body.to or body.to.startswith("file://"):
-        # The server writes only inside the folders it serves; relative paths start at its root.
-        from pai_lab.datasets.sources import Roots
+    from pai_lab.security.paths import Containment
 
-        body.to = str(Roots.from_platform(req.platform).resolve(body.to, "to", must_exist=False))
-    return transfer.export_to(req.platform.store, req.user, workspace, task, body)
+    # The server writes only inside the folders it serves, never its state; relative paths start at its root.
+    return transfer.export_to(req.platform.store, req.user, workspace, task, body,
+                              containment=Containment.from_platform(req.platform))
 
 
 @router.get(TASK + "/export", name="label.task.download", summary="Stream an export (chunked)",

@@ -33,6 +33,12 @@ def _cache(req):
     return manager(req.platform).state_dir / "models"
 
 
+def _containment(req):
+    from pai_lab.security.paths import Containment
+
+    return Containment.from_platform(req.platform)
+
+
 def _detail(req, workspace: str, name: str) -> ServiceDetail:
     mgr = manager(req.platform)
     with req.transaction() as s:
@@ -50,7 +56,8 @@ def list_services(req, workspace):
              body=JsonObject, query=CreateQuery, response=ServiceDetail, status=201)
 def create_service(req, workspace, body: JsonObject, query: CreateQuery):
     with req.transaction() as s:
-        name = svc.create_service(s, req.user, workspace, body.root, _cache(req), relate=query.relate)
+        name = svc.create_service(s, req.user, workspace, body.root, _cache(req), relate=query.relate,
+                                  containment=_containment(req))
     manager(req.platform).sync()
     return _detail(req, workspace, name)
 
@@ -66,7 +73,7 @@ def get_service(req, workspace, name):
               response=ServiceDetail)
 def modify_service(req, workspace, name, body: JsonObject):
     with req.transaction() as s:
-        svc.modify_service(s, req.user, workspace, name, body.root, _cache(req))
+        svc.modify_service(s, req.user, workspace, name, body.root, _cache(req), _containment(req))
     manager(req.platform).sync()
     return _detail(req, workspace, name)
 

@@ -131,8 +131,11 @@ def list_models(req, workspace, query: ModelsQuery):
              response=Model, status=201)
 def register_model(req, workspace, body: ModelRegister):
     with req.transaction() as s:
+        from pai_lab.security.paths import Containment
+
         return models.register_model(s, req.user, workspace, body.name, body.path, job_id=body.job_id,
-                                     description=body.description)
+                                     description=body.description,
+                                     containment=Containment.from_platform(req.platform))
 
 
 @router.get("/workspaces/{workspace}/models/{ref}", name="model.get",

@@ -73,12 +73,15 @@ def parse_spec(data: Any) -> ServiceSpec:
 ARCHIVES = (".tar.gz", ".tgz", ".tar", ".bz2", ".zip")
 
 
-def _fetch(uri: str, spec: ServiceSpec, cache: Path, what: str) -> Path:
+def _fetch(uri: str, spec: ServiceSpec, cache: Path, what: str, containment=None) -> Path:
     """A local path for ``uri``. Local folders and files are used in place; object-store
-    paths are copied once into the cache; archives (.tar.gz, .tar, .bz2, .zip) are unpacked."""
+    paths are copied once into the cache; archives (.tar.gz, .tar, .bz2, .zip) are unpacked.
+    ``containment`` (the server's policy) checks local paths a member names."""
     import fsspec
 
     if not uri.startswith(("s3://", "oss://")):
+        if containment is not None:
+            containment.check(uri, what)  # refused alike whether or not it exists; http(s) only where allowed
         local = Path(uri.removeprefix("file://")).expanduser().resolve()
         if not local.exists():
             raise BadInput(f"{what} {uri!r} does not exist on the server", what)
@@ -125,15 +128,19 @@ def _fetch(uri: str, spec: ServiceSpec, cache: Path, what: str) -> Path:
     return target
 
 
-def resolve(session: Session, user: str, workspace: str, spec: ServiceSpec, cache: Path) -> dict:
+def resolve(session: Session, user: str, workspace: str, spec: ServiceSpec, cache: Path, containment=None) -> dict:
     """Where the model and processor are on this machine, checked now so that create fails
     with a clear message instead of an instance that cannot start."""
     cache.mkdir(parents=True, exist_ok=True)
     resolved: dict[str, Any] = {}
     model_dir = None
+    own = containment  # the member's own paths are checked; a registered model's path is the server's
     if spec.model_path:
         path = spec.model_path
+        if containment is not None and "://" not in path and ("/" in path or path.startswith(("~", "."))):
+            containment.resolve(path, "model_path", must_exist=False)  # before existence: no oracle
         if "://" not in path and not Path(path).expanduser().exists():
+            own = None
             try:
                 from pai_lab.training.models import get_model_path
             except ImportError:
@@ -146,7 +153,7 @@ def resolve(session: Session, user: str, workspace: str, spec: ServiceSpec, cach
                 raise BadInput(f"model_path {spec.model_path!r} is neither a path nor a model of this workspace "
                                "(name:version, name, or a training job id); `pai models ls` lists them",
                                "model_path") from None
-        model_dir = _fetch(path, spec, cache, "model_path")
+        model_dir = _fetch(path, spec, cache, "model_path", own)
     if spec.processor_type in ("cpp", "java"):
         raise BadInput(f"processor_type {spec.processor_type!r} cannot run here; use {SUPPORTED_PROCESSORS}",
                        "processor_type")
@@ -155,7 +162,7 @@ def resolve(session: Session, user: str, workspace: str, spec: ServiceSpec, cach
             field = "processor_path" if not spec.processor_path else "processor_entry"
             raise BadInput(f"{field} is required with processor_type python (the folder or archive and the .py "
                            "file with initialize() and process(data))", field)
-        proc_dir = _fetch(spec.processor_path, spec, cache, "processor_path")
+        proc_dir = _fetch(spec.processor_path, spec, cache, "processor_path", containment)
         if proc_dir.is_file():
             proc_dir = proc_dir.parent
         if not (proc_dir / spec.processor_entry).is_file():
@@ -178,7 +185,7 @@ def resolve(session: Session, user: str, workspace: str, spec: ServiceSpec, cach
                         # beside the SavedModel, or at the root of the folder given (or one up from a
                         # version subfolder such as model/1/, where the job's chief saved it)
                         class_names=read_class_names(saved, model_dir, saved.parent))
-    resolved["warm_up"] = _warm_up_requests(spec, cache) if spec.warm_up_data_path else []
+    resolved["warm_up"] = _warm_up_requests(spec, cache, containment) if spec.warm_up_data_path else []
     return resolved
 
 
@@ -190,10 +197,10 @@ def _saved_model(folder: Path) -> Path | None:
     return None
 
 
-def _warm_up_requests(spec: ServiceSpec, cache: Path) -> list[str]:
+def _warm_up_requests(spec: ServiceSpec, cache: Path, containment=None) -> list[str]:
     """Warm-up file: ``.bin``/``.pb`` one serialized request; ``.txt``/``.jsonl`` one request
     body per line; ``.json`` one JSON request. Returned base64-encoded for the gateway."""
-    folder = _fetch(spec.warm_up_data_path, spec, cache, "warm_up_data_path")
+    folder = _fetch(spec.warm_up_data_path, spec, cache, "warm_up_data_path", containment)
     files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
     if not files:
         raise BadInput("warm_up_data_path holds no file", "warm_up_data_path")
@@ -325,7 +332,7 @@ def _check_role(session: Session, user: str, workspace: str, action: str, name: 
 
 
 def create_service(session: Session, user: str, workspace: str, data: dict, cache: Path, *,
-                   relate: bool = False) -> str:
+                   relate: bool = False, containment=None) -> str:
     """``eascmd create`` (``relate``: ``create -r``, blue-green). Returns the new service's name."""
     spec = parse_spec(data)
     access = _check_role(session, user, workspace, "service.deploy", spec.name)
@@ -342,7 +349,7 @@ def create_service(session: Session, user: str, workspace: str, data: dict, cach
     elif _name_taken(session, name):
         raise Conflict(f"a service named {name!r} already exists (names are unique on this server because they are "
                        "endpoint paths); pick another name, or use `create -r` for a blue-green release", "name")
-    resolved = resolve(session, user, access.workspace.name, spec, cache)
+    resolved = resolve(session, user, access.workspace.name, spec, cache, containment)
     token = spec.token or (None if spec.generate_token is False else new_token())
     now = utcnow()
     row = ServiceRow(id=new_id("svc"), workspace_id=access.workspace_id, name=name, state="Running", token=token,
@@ -369,7 +376,8 @@ def _deep_merge(base: dict, change: dict) -> dict:
     return out
 
 
-def modify_service(session: Session, user: str, workspace: str, name: str, change: dict, cache: Path) -> dict:
+def modify_service(session: Session, user: str, workspace: str, name: str, change: dict, cache: Path,
+                   containment=None) -> dict:
     """``eascmd modify``: ``{"metadata": {"instance": N}}`` alone scales in place; a change with
     model and processor keys adds a version (rolling update to it); anything else updates the
     current version (rolling update). Returns what happened."""
@@ -393,7 +401,7 @@ def modify_service(session: Session, user: str, workspace: str, name: str, chang
         current.config = spec.dump()
         kind = "scaled"
     else:
-        resolved = resolve(session, user, access.workspace.name, spec, cache) if (
+        resolved = resolve(session, user, access.workspace.name, spec, cache, containment) if (
             MODEL_KEYS & set(change) or "warm_up_data_path" in change) else current.resolved
         new_version = bool({"model_path", "processor", "processor_path", "processor_entry"} & set(change))
         if new_version:

@@ -45,10 +45,13 @@ def find_saved_model(folder: str | Path, depth: int = 3) -> str | None:
 
 
 def register_model(session: Session, user: str, workspace: str, name: str, path: str, *,
-                   job_id: str | None = None, description: str = "") -> Model:
+                   job_id: str | None = None, description: str = "", containment=None) -> Model:
+    """``containment`` (the server's policy) checks a path a member names; a job's own output is not."""
     access = authorize(session, user, workspace, "model.register")
     if not NAME_RULE.match(name or ""):
         raise BadInput(f"invalid model name {name!r}: 1-128 letters, digits, '_', '.', '-'", "name")
+    if containment is not None:
+        path = containment.check(path, "path")
     if "://" not in path:
         if find_saved_model(path, depth=0) is None:
             raise BadInput(f"{path!r} is not a SavedModel folder (no saved_model.pb in it)", "path")

@@ -112,14 +112,19 @@ def _resolve_data_sources(session: Session, user: str, workspace: str, names: li
     return mounts, buckets, resolved
 
 
-def _resolve_code_source(session: Session, user: str, workspace: str, ref: str) -> tuple[str, str, str]:
+def _resolve_code_source(session: Session, user: str, workspace: str, ref: str,
+                         containment=None) -> tuple[str, str, str]:
     """A local folder, a git URL, or a registered code source (`pai dlc create code_source`) ->
-    (folder or URL, branch, mount path)."""
+    (folder or URL, branch, mount path). Folders go through the server's containment policy."""
     if not ref:
         return "", "", "/root/code"
     if _is_git_url(ref):
         return ref, "", "/root/code"
-    if Path(ref).expanduser().is_dir():
+    if containment is not None and ("/" in ref or ref.startswith(("~", "."))):
+        folder = containment.resolve(ref, "code_source")  # refused alike whether or not it exists
+        if folder.is_dir():
+            return str(folder), "", "/root/code"
+    elif containment is None and Path(ref).expanduser().is_dir():
         return str(Path(ref).expanduser().resolve()), "", "/root/code"
     try:
         from pai_lab.datasets.code_sources import get_code_source
@@ -132,6 +137,9 @@ def _resolve_code_source(session: Session, user: str, workspace: str, ref: str) 
             pass
         else:
             return source.code_repo, source.code_branch, source.mount_path.rstrip("/") or "/root/code"
+    if containment is not None and "/" not in ref and containment.contains(containment.root_dir / ref) \
+            and (containment.root_dir / ref).is_dir():  # a folder at the root, named like a code source
+        return str(containment.resolve(ref, "code_source")), "", "/root/code"
     raise BadInput(f"--code_source {ref!r} is neither a folder on this machine, a git URL, nor a registered code "
                    "source (`pai dlc get code_source`)", "code_source")
 
@@ -205,7 +213,15 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
         if importlib.util.find_spec("torch") is None:
             raise BadInput("pytorchjob needs PyTorch on the workers: `pip install torch` there, or submit a "
                            "tfjob", "kind")
-    code, branch, code_mount = _resolve_code_source(session, user, workspace, spec.code_source.strip())
+    from pai_lab.security.paths import Containment
+
+    containment = Containment.from_platform(platform)
+    if spec.checkpointDir and "://" not in spec.checkpointDir:  # ranks write there: never the state folder
+        containment.resolve(spec.checkpointDir, "checkpointDir", must_exist=False, writing=True)
+    if spec.hyperParameters:
+        spec = spec.model_copy(update={"hyperParameters": containment.check(spec.hyperParameters, "hyperParameters")})
+    code, branch, code_mount = _resolve_code_source(session, user, workspace, spec.code_source.strip(),
+                                                    containment)
     mounts, buckets, sources = _resolve_data_sources(session, user, workspace, spec.data_sources)
     try:
         return _record_job(session, platform, user, access, spec, code, branch, code_mount, mounts, buckets,

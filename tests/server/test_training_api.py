@@ -16,9 +16,9 @@ async def test_bad_jobs_are_refused_with_the_field_and_nothing_is_stored(api, me
         ({**base, "workers": 0}, "workers", "no ranks to run"),
         ({**base, "wrokers": 2}, "wrokers", "unknown field"),
         ({**base, "data_sources": "nope"}, "data_sources", "nope"),
-        ({**base, "code_source": "/no/such/folder"}, "code_source", "neither a folder"),
+        ({**base, "code_source": "/no/such/folder"}, "code_source", "outside the allowed folders"),
         ({**base, "command": "python /root/code/missing.py"}, "command", "does not exist"),
-        ({**base, "hyperParameters": "/no/such/file.txt"}, "hyperParameters", "cannot read"),
+        ({**base, "hyperParameters": "/no/such/file.txt"}, "hyperParameters", "outside the allowed folders"),
     ]
     for body, field, words in cases:
         status, answer = await api("POST", "/workspaces/default/jobs", body)

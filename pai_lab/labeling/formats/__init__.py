@@ -67,6 +67,11 @@ class ExportContext:
     rows: Callable[[], Iterator[Row]]
     options: dict[str, Any] = field(default_factory=dict)
     destination: str = ""  # where a folder written under a temporary name will end up
+    # the server's containment policy for item sources an export reads (images copied or embedded)
+    check_source: Callable[[str], str] | None = None
+
+    def readable(self, source: str) -> str:
+        return self.check_source(source) if self.check_source is not None else source
 
     def questions(self, *types: str) -> list[tuple[int, QuestionComponent]]:
         return [(i, q) for i, q in enumerate(self.spec.questions) if q.type in types]

@@ -148,7 +148,7 @@ def export_to(ctx: ExportContext, fs, prefix: str) -> list[str]:
         data = json.loads(r.data)
         source = str(data.get(ctx.spec.contents[0].key))
         try:
-            with fsspec.open(source, "rb") as fh:
+            with fsspec.open(ctx.readable(source), "rb") as fh:
                 image = Image.open(io.BytesIO(fh.read()))
                 image.load()
         except (OSError, ValueError) as exc:

@@ -83,7 +83,7 @@ def _write_items(ctx, fs, path, draw, val_ratio, categories, segments, copy_imag
                 f.write(lines)
         if copy_images:
             try:
-                with fsspec.open(source, "rb") as src, fs.open(posixpath.join(path, "images", split,
+                with fsspec.open(ctx.readable(source), "rb") as src, fs.open(posixpath.join(path, "images", split,
                                                                               f"{stem}.{ext}"), "wb") as dst:
                     while chunk := src.read(1 << 20):
                         dst.write(chunk)

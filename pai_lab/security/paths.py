@@ -1,0 +1,148 @@
+"""The one containment policy for every field that names a path or a URL.
+
+A member of a workspace may name files for the server to read (dataset sources and items, scans,
+media, previews, code sources, job code, models, processors, warm-up data) or to write (exports).
+Every such field goes through :class:`Containment`:
+
+- ``..`` and symlinks are resolved first, then the real path is checked;
+- the server's state folder (``<root>/.pai_lab``: the store, server.json with the owner's token,
+  stored secrets) is never data, never a target and never listed, whatever the roots say;
+- a path outside the allowed roots (root_dir plus ``allowed_roots``) is refused with one message
+  that does not depend on whether it exists, so the refusal is no oracle for the file system;
+- http(s) URLs are read by the server only under prefixes the operator allows
+  (``allowed_url_prefixes``; none by default), so a manifest cannot make it a request forger;
+- writes never replace an existing target unless asked.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pai_lab.errors import BadInput, Conflict
+
+STATE_FOLDER = ".pai_lab"
+# The bundled samples are materialised under <state>/samples. They are generated public data (no
+# secret is ever written there), so this one sub-folder may be read as data.
+SAMPLES_FOLDER = "samples"
+
+
+def _real(path: str | Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _inside(real: Path, folder: Path) -> bool:
+    return real == folder or folder in real.parents
+
+
+@dataclass(frozen=True)
+class Containment:
+    """Which local paths and URLs the server may touch on a member's behalf."""
+
+    root_dir: Path
+    allowed: tuple[Path, ...] = ()
+    state_dir: Path | None = None
+    url_prefixes: tuple[str, ...] = ()
+    extra_secrets: tuple[Path, ...] = ()  # e.g. a SQLite store configured outside the state folder
+
+    @classmethod
+    def from_platform(cls, platform) -> Containment:
+        settings = getattr(platform, "settings", {}) or {}
+        extra = settings.get("allowed_roots") or []
+        root = Path(platform.root_dir)
+        state = Path(getattr(platform, "state_dir", None) or root / STATE_FOLDER)
+        secrets: list[Path] = []
+        url = str(getattr(platform, "database_url", "") or "")
+        if url.startswith("sqlite:///"):
+            db = url[len("sqlite:///"):].split("?", 1)[0]
+            if db and db != ":memory:":
+                secrets += [Path(db + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+        return cls(root, tuple(Path(p).expanduser() for p in extra), state,
+                   tuple(settings.get("allowed_url_prefixes") or ()), tuple(secrets))
+
+    # ------------------------------------------------------------ local paths
+
+    @property
+    def all(self) -> list[Path]:
+        return [_real(p) for p in (self.root_dir, *self.allowed)]
+
+    def _state(self) -> Path:
+        return _real(self.state_dir if self.state_dir is not None else self.root_dir / STATE_FOLDER)
+
+    def is_secret(self, real: Path, *, writing: bool = False) -> bool:
+        """Whether a resolved path is the state folder or inside it (the samples are readable data)."""
+        state = self._state()
+        if any(real == _real(p) for p in self.extra_secrets):
+            return True
+        if not _inside(real, state):
+            return False
+        return writing or not _inside(real, state / SAMPLES_FOLDER)
+
+    def contains(self, path: str | Path, *, writing: bool = False) -> bool:
+        """Whether the server may touch ``path`` (after resolving links and ``..``)."""
+        real = _real(path)
+        return any(_inside(real, root) for root in self.all) and not self.is_secret(real, writing=writing)
+
+    def resolve(self, raw: str, what: str = "source", must_exist: bool = True, *, writing: bool = False) -> Path:
+        """The real path ``raw`` names (relative ones start at the root), or BadInput naming ``what``.
+
+        ``must_exist=False`` is for paths about to be written (export targets); ``writing`` also
+        keeps the samples folder out of reach."""
+        text = str(raw).removeprefix("file://")
+        if not text or "\0" in text:
+            raise BadInput(f"{what} {raw!r} is not a path", what)
+        path = Path(text).expanduser()
+        if not path.is_absolute():
+            path = self.root_dir / path
+        real = _real(path)
+        if not self.contains(real, writing=writing):
+            # one message for existing and missing paths alike: a refusal tells nothing about the disk
+            raise BadInput(self.refusal(raw, what), what)
+        if must_exist and not real.exists():
+            raise BadInput(f"{what} {raw!r} does not exist; check the path (relative paths start at "
+                           f"{self.root_dir})", what)
+        return real
+
+    def refusal(self, raw: str, what: str) -> str:
+        return (f"{what} {raw!r} is outside the allowed folders {self._roots_text()} (the server's own "
+                f"{STATE_FOLDER} state folder never counts); move the data there or ask the server's owner to add "
+                "its folder to allowed_roots")
+
+    def target(self, raw: str, what: str = "to", *, overwrite: bool = False) -> Path:
+        """A local path to write: inside the roots, outside the state folder, new unless ``overwrite``."""
+        real = self.resolve(raw, what, must_exist=False, writing=True)
+        if real in self.all:
+            raise BadInput(f"{what} {raw!r} is a root folder itself; name a file or folder inside it", what)
+        if real.exists() and not overwrite:
+            raise Conflict(f"{what} {raw!r} already exists; give overwrite=true to replace it, or another path",
+                           what)
+        return real
+
+    def _roots_text(self) -> str:
+        return ", ".join(str(p) for p in self.all)
+
+    # ------------------------------------------------------------ any location
+
+    def check(self, raw: str, what: str = "source", *, must_exist: bool = False) -> str:
+        """A path or URL named in data (an item's source, a model path): local paths must be contained,
+        http(s) URLs allowed by an operator's prefix; object stores (s3://, oss://) pass, read with the
+        dataset's own credentials. Returns ``raw`` (local paths resolved)."""
+        if not isinstance(raw, str):
+            return raw
+        scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+        if scheme in ("", "file"):
+            return str(self.resolve(raw, what, must_exist=must_exist))
+        if scheme in ("http", "https"):
+            self.check_url(raw, what)
+        return raw
+
+    def url_allowed(self, url: str) -> bool:
+        return any(url.startswith(prefix) for prefix in self.url_prefixes if prefix)
+
+    def check_url(self, url: str, what: str = "source") -> str:
+        if not self.url_allowed(url):
+            raise BadInput(f"{what} {url!r}: this server reads http(s) URLs only under the prefixes its owner allows "
+                           f"(allowed_url_prefixes: {', '.join(self.url_prefixes) or 'none'}); put the file in the "
+                           "workspace's folders or a bucket", what)
+        return url
