@@ -11,7 +11,13 @@ import time
 import pytest
 from jupyter_server.auth.authorizer import Authorizer
 
+from pai_lab.server import ROUTERS
 from tests.conftest import free_port, start_pai_server
+
+# bodies a careless or hostile caller sends: none may reach a 5xx
+ODD_BODIES = [b"[]", b"not json", b'{"name": 123}', json.dumps({"name": "x" * 5000}).encode(),
+              b'{"workers": 99999999, "metadata": {"instance": 99999999}}',
+              b'{"name": null, "labels": [""], "lines": [1], "spec": []}', b'{"to": "", "format": "itag"}']
 
 
 class NoWritesForDev(Authorizer):
@@ -59,6 +65,21 @@ async def test_jupyters_authorizer_makes_mutating_routes_403_for_a_read_only_use
     # the policy is the authorizer's, not a blanket refusal: another member still writes
     status, ws = await api("POST", "/workspaces", {"name": "admin_team"}, user="admin")
     assert status == 201, ws
+
+
+async def test_no_route_answers_5xx_to_odd_bodies(api, members):
+    await members("default")
+    failures = []
+    for op in [op for router in ROUTERS for op in router.operations if op.method in ("POST", "PUT", "PATCH")]:
+        path = op.path
+        for param in op.params:
+            path = path.replace("{" + param + "}", "default" if param == "workspace" else "x")
+        for body in ODD_BODIES:
+            for user in ("owner", "guest"):
+                status, answer = await api(op.method, path, raw_body=body, user=user)
+                if status >= 500:
+                    failures.append((op.method, path, body[:40], user, status, answer))
+    assert failures == []
 
 
 def test_a_control_plane_that_cannot_load_stops_with_the_reason(tmp_path):
