@@ -72,6 +72,8 @@ class Clients:
                     code = "connection error"
                 with self._lock:
                     self.answers.append((sent, time.monotonic(), code))
+                if code == 503:
+                    time.sleep(0.1)  # as a client retrying a refusal would: no busy loop on 2 cores
 
         self._threads = [threading.Thread(target=run, daemon=True) for _ in range(n)]
         for t in self._threads:
@@ -101,7 +103,7 @@ def test_a_killed_instance_under_load_answers_again_and_its_queue_fails_fast(ws,
         spec = {"name": name, "model_path": str(inside / "model"), "processor": "tensorflow_cpu_2.7",
                 "metadata": {"instance": 1, "workers": 1, "rpc": rpc}}
         body = json.dumps({"inputs": {"images": np.ones((64, 4)).tolist()}}).encode()
-        restart_allowance = 40  # TensorFlow is imported again by the new instance
+        restart_allowance = 45  # the new instance imports TensorFlow again (15-35 s on a busy 2-core machine)
     svc = ws.services.create(spec)
     try:
         (first,) = svc.instances()
@@ -121,6 +123,9 @@ def test_a_killed_instance_under_load_answers_again_and_its_queue_fails_fast(ws,
         assert held and all(a[2] in (200, 450, 503) for a in held), held
         assert max(a[1] for a in held) - killed_at < 5, "requests held at the kill must fail at once, not wait"
         codes = Counter(a[2] for a in answers)
+        print(f"{processor}: {len(answers)} requests, 1 SIGKILL, {len(held)} held at the kill "
+              f"(answered within {max(a[1] for a in held) - killed_at:.2f} s), 200 again after "
+              f"{healed_at - killed_at:.1f} s, codes {dict(codes)}")  # the figures docs/security.md records
         assert 408 not in codes and "connection error" not in codes, codes
         assert healed_at - killed_at < restart_allowance
         # healed for good: after the first 200 the service keeps answering (450 only while the queue is full)
