@@ -188,7 +188,7 @@ def test_a_signature_with_a_current_date_and_another_token_is_refused(echo):
     assert answer.status_code == 401 and "signature" in answer.text
 
 
-def test_endpoints_keep_their_port_across_a_restart_and_metrics_want_their_token(tmp_path, python_processor,
+def test_endpoints_keep_their_port_across_restarts_and_a_crash_and_metrics_want_their_token(tmp_path, python_processor,
                                                                                   monkeypatch):
     monkeypatch.setenv("PAI_LAB_METRICS_TOKEN", "scrape-" + uuid.uuid4().hex[:8])
     root = tmp_path / "root"
@@ -225,5 +225,15 @@ def test_endpoints_keep_their_port_across_a_restart_and_metrics_want_their_token
                                              timeout=10), 90)
         assert answer.status_code == 200 and answer.json() == {"sum": 4, "n": 2}
         assert server.client().workspace("default").services.get("stable").endpoint == endpoint
+        server.proc.kill()  # a crash: its gateway ends itself when it sees its parent gone
+        server.proc.wait(10)
+    finally:
+        server.stop()
+
+    server = start_pai_server(root)
+    try:
+        answer = _wait(lambda: requests.post(endpoint, json={"values": [3]}, headers={"Authorization": token},
+                                             timeout=10), 90)
+        assert answer.status_code == 200 and answer.json() == {"sum": 3, "n": 1}
     finally:
         server.stop()
