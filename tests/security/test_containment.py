@@ -255,3 +255,27 @@ def test_the_state_folder_is_0700_and_its_secrets_0600(tmp_path):
         assert (state / "pai.db").exists() and (state / "server.json").exists()
     finally:
         server.stop()
+
+
+def test_the_policy_reads_the_samples_but_never_writes_there_and_guards_a_store_kept_elsewhere(tmp_path):
+    from pai_lab.errors import BadInput
+    from pai_lab.platform import Platform
+    from pai_lab.security import Containment
+
+    data = tmp_path / "shared"
+    data.mkdir()
+    platform = Platform(tmp_path / "root", f"sqlite:///{data / 'store.db'}", owner="owner",
+                        settings={"allowed_roots": [str(data)]}).start()
+    policy = Containment.from_platform(platform)
+    samples = platform.state_dir / "samples" / "digits"
+    samples.mkdir(parents=True)
+    assert policy.resolve(str(samples), "source") == samples.resolve()
+    with pytest.raises(BadInput) as refused:
+        policy.target(str(samples / "x.manifest"), "to")
+    assert refused.value.field == "to"
+    for secret in ("store.db", "store.db-wal"):  # the store is a secret wherever it is configured
+        with pytest.raises(BadInput):
+            policy.resolve(str(data / secret), "source", must_exist=False)
+    (data / "ok.csv").write_text("a\n")
+    assert policy.resolve(str(data / "ok.csv"), "source") == (data / "ok.csv").resolve()
+    assert stat.S_IMODE((data / "store.db").stat().st_mode) == 0o600
