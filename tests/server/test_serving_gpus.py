@@ -69,6 +69,7 @@ def test_a_new_version_takes_over_the_gpus_the_old_one_holds(tmp_path, python_pr
         pinned = _until(lambda: p if len(p := _pinned(svc)) == 1 and old not in p else None, timeout=60)
         assert list(pinned.values()) == ["GPU-5f1c2a90-7d3e-4b8a-9c11-0e2f6a7b8c9d"]
         assert [i.name for i in svc.instances()] == list(pinned)  # the old instance gave its GPU up and left
+        svc.wait(progress=False)  # pinned is not yet ready: the new instance still loads its processor
         assert svc.predict({"values": [1, 2]}) == {"sum": 3, "n": 2}
 
 
