@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from tests.conftest import start_pai_server
+from tests.fixtures.serving import until
 
 KEEPALIVE_MS = 30_000  # a request that waited for 408 would take this long: far beyond what we allow
 
@@ -39,19 +40,6 @@ def inside(live_server, python_processor, saved_model):
     shutil.copytree(python_processor, folder / "processor")
     shutil.copytree(saved_model, folder / "model")
     return folder
-
-
-def _wait(condition, timeout: float = 90):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            value = condition()
-            if value:
-                return value
-        except Exception:  # noqa: BLE001 - still coming up
-            pass
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 class Clients:
@@ -109,11 +97,11 @@ def test_a_killed_instance_under_load_answers_again_and_its_queue_fails_fast(ws,
         (first,) = svc.instances()
         clients = Clients(svc.endpoint, body, svc.token, n=8)
         try:
-            _wait(lambda: sum(1 for a in clients.answers if a[2] == 200) >= 20, 30)
+            until(lambda: sum(1 for a in clients.answers if a[2] == 200) >= 20, 30)
             killed_at = time.monotonic()
             os.kill(first.pid, signal.SIGKILL)
             # 200s again: a request sent after the kill is answered 200
-            _wait(lambda: any(a[2] == 200 for a in clients.since(killed_at)), restart_allowance)
+            until(lambda: any(a[2] == 200 for a in clients.since(killed_at)), restart_allowance)
             healed_at = min(a[0] for a in clients.since(killed_at) if a[2] == 200)
             time.sleep(2)
             answers = clients.stop()
@@ -216,12 +204,12 @@ def test_endpoints_keep_their_port_across_restarts_and_a_crash_and_metrics_want_
             return True
         return False
 
-    _wait(refused, 20)
+    until(refused, 20)
 
     server = start_pai_server(root)
     try:
         # the URL a user held before the restart answers again, with the same token
-        answer = _wait(lambda: requests.post(endpoint, json={"values": [2, 2]}, headers={"Authorization": token},
+        answer = until(lambda: requests.post(endpoint, json={"values": [2, 2]}, headers={"Authorization": token},
                                              timeout=10), 90)
         assert answer.status_code == 200 and answer.json() == {"sum": 4, "n": 2}
         assert server.client().workspace("default").services.get("stable").endpoint == endpoint
@@ -232,7 +220,7 @@ def test_endpoints_keep_their_port_across_restarts_and_a_crash_and_metrics_want_
 
     server = start_pai_server(root)
     try:
-        answer = _wait(lambda: requests.post(endpoint, json={"values": [3]}, headers={"Authorization": token},
+        answer = until(lambda: requests.post(endpoint, json={"values": [3]}, headers={"Authorization": token},
                                              timeout=10), 90)
         assert answer.status_code == 200 and answer.json() == {"sum": 3, "n": 1}
     finally:

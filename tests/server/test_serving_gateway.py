@@ -19,13 +19,9 @@ import numpy as np
 import pytest
 import requests
 
-from tests.fixtures.serving import Load, service_request_counts
+from tests.fixtures.serving import Load, gateway_of, service_request_counts
 
 pytestmark = pytest.mark.tf
-
-
-def gateway_of(endpoint: str) -> str:
-    return endpoint.split("/api/predict/")[0]
 
 
 @pytest.fixture(scope="module")

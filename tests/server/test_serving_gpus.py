@@ -9,7 +9,7 @@ import contextlib
 import psutil
 
 from tests.conftest import start_pai_server
-from tests.server.test_serving_restart import _until
+from tests.fixtures.serving import until
 
 
 def _pinned(svc) -> dict[str, str]:
@@ -32,30 +32,30 @@ def gpu_server(tmp_path, python_processor, monkeypatch, gpus: str):
 def test_instances_get_their_own_gpus_and_wait_when_none_is_free(tmp_path, python_processor, monkeypatch):
     with gpu_server(tmp_path, python_processor, monkeypatch, "0,1,2") as (ws, spec):
         gpu = ws.services.create({"name": "on_gpus", **spec, "metadata": {"instance": 2, "gpu": 1}})
-        pinned = _until(lambda: p if len(p := _pinned(gpu)) == 2 else None)
+        pinned = until(lambda: p if len(p := _pinned(gpu)) == 2 else None)
         assert sorted(pinned.values()) in (["0", "1"], ["0", "2"], ["1", "2"])
         assert {i.name: ",".join(map(str, i.gpus)) for i in gpu.instances()} == pinned
         assert gpu.predict({"values": [1, 2]}) == {"sum": 3, "n": 2}
 
         cpu = ws.services.create({"name": "on_cpu", **spec, "metadata": {"instance": 1}})
-        assert list(_until(lambda: _pinned(cpu)).values()) == [""]  # asked for none: sees none
+        assert list(until(lambda: _pinned(cpu)).values()) == [""]  # asked for none: sees none
 
         gpu.scale(4)  # three GPUs: the fourth instance waits for one, with the reason shown
-        waiting = _until(lambda: [i for i in gpu.instances() if i.status == "Pending" and "waiting for 1 GPU"
+        waiting = until(lambda: [i for i in gpu.instances() if i.status == "Pending" and "waiting for 1 GPU"
                                   in i.reason] if len(_pinned(gpu)) == 3 else None)
         assert len(waiting) == 1 and "0 of 3 free" in waiting[0].reason
         assert sorted(_pinned(gpu).values()) == ["0", "1", "2"]
 
         gpu.scale(2)  # freed GPUs go back to the pool: a new service can have two of them
-        _until(lambda: len(gpu.instances()) == 2 and len(_pinned(gpu)) == 2)
+        until(lambda: len(gpu.instances()) == 2 and len(_pinned(gpu)) == 2)
         big = ws.services.create({"name": "two_gpus", **spec, "metadata": {"instance": 1, "gpu": 2}}, wait=False)
-        reason = _until(lambda: next((i.reason for i in big.instances() if "waiting for 2 GPU" in i.reason), None))
+        reason = until(lambda: next((i.reason for i in big.instances() if "waiting for 2 GPU" in i.reason), None))
         assert "1 of 3 free" in reason
         gpu.delete()
-        assert list(_until(lambda: _pinned(big)).values())[0] in ("0,1", "0,2", "1,2")
+        assert list(until(lambda: _pinned(big)).values())[0] in ("0,1", "0,2", "1,2")
 
         huge = ws.services.create({"name": "four_gpus", **spec, "metadata": {"instance": 1, "gpu": 4}}, wait=False)
-        reason = _until(lambda: next((i.reason for i in huge.instances() if i.reason), None))
+        reason = until(lambda: next((i.reason for i in huge.instances() if i.reason), None))
         assert reason == "metadata.gpu asks for 4 GPU(s); this machine has 3"
 
 
@@ -63,10 +63,10 @@ def test_a_new_version_takes_over_the_gpus_the_old_one_holds(tmp_path, python_pr
     # one GPU, named by its UUID as schedulers hand them out, held by the running version
     with gpu_server(tmp_path, python_processor, monkeypatch, "GPU-5f1c2a90-7d3e-4b8a-9c11-0e2f6a7b8c9d") as (ws, spec):
         svc = ws.services.create({"name": "one_gpu", **spec, "metadata": {"instance": 1, "gpu": 1}})
-        (old,) = _until(lambda: p if len(p := _pinned(svc)) == 1 else None)
+        (old,) = until(lambda: p if len(p := _pinned(svc)) == 1 else None)
 
         svc.modify({"metadata": {"workers": 3}})  # new instances replace the old: they need the only GPU
-        pinned = _until(lambda: p if len(p := _pinned(svc)) == 1 and old not in p else None, timeout=60)
+        pinned = until(lambda: p if len(p := _pinned(svc)) == 1 and old not in p else None, timeout=60)
         assert list(pinned.values()) == ["GPU-5f1c2a90-7d3e-4b8a-9c11-0e2f6a7b8c9d"]
         assert [i.name for i in svc.instances()] == list(pinned)  # the old instance gave its GPU up and left
         svc.wait(progress=False)  # pinned is not yet ready: the new instance still loads its processor

@@ -12,13 +12,9 @@ import numpy as np
 import pytest
 import requests
 
-from tests.fixtures.serving import COLOURS, png_bytes
+from tests.fixtures.serving import COLOURS, gateway_of, png_bytes
 
 pytestmark = pytest.mark.tf
-
-
-def gateway_of(endpoint: str) -> str:
-    return endpoint.split("/api/predict/")[0]
 
 
 @pytest.fixture(scope="module")

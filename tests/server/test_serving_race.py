@@ -18,6 +18,7 @@ import pytest
 
 from pai_lab.errors import Unavailable
 from tests.conftest import start_pai_server
+from tests.fixtures.serving import until
 
 SLOW_LISTEN = textwrap.dedent("""
     import os, socket, time
@@ -52,16 +53,6 @@ FLAKY = textwrap.dedent('''
 BROKEN = "import a_module_that_does_not_exist_anywhere\n\n\ndef process(data):\n    return data\n"
 
 
-def _until(condition, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
-
-
 def _processor(tmp_path, name: str, source: str) -> dict:
     folder = tmp_path / name
     folder.mkdir()
@@ -94,7 +85,7 @@ def test_an_instance_slow_to_listen_is_announced_only_once_it_listens(slow_serve
 
     # an instance killed under it comes back under the same name; wait() waits for it
     os.kill(inst.pid, signal.SIGKILL)
-    _until(lambda: svc.instances()[0].restarts == 1)
+    until(lambda: svc.instances()[0].restarts == 1)
     svc.wait(timeout=60, progress=False)
     assert "instances ready" not in capsys.readouterr().err
     (again,) = svc.instances()
