@@ -12,7 +12,6 @@ MultiWorkerMirroredStrategy; unknown flags (the PAI-TF ones) are ignored.
 """
 
 import argparse
-import math
 import os
 import sys
 
@@ -65,18 +64,7 @@ def main() -> None:
                  f"class(es); label more items (at least 2 classes and {ranks} items) and submit again")
     print(f"{train.total_count} training and {val.total_count} validation items, classes {names}", flush=True)
 
-    def batched(ds):
-        def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            # The reader already gave this rank its share; repeat so no epoch runs out of data.
-            return ds.repeat().batch(context.get_per_replica_batch_size(args.global_batch))
-
-        return strategy.distribute_datasets_from_function(make)
-
-    steps = max(1, math.ceil(train.total_count / args.global_batch))
-    fit_args = {}
-    if val.total_count >= ranks:  # every rank needs at least one validation item
-        fit_args = {"validation_data": batched(val),
-                    "validation_steps": max(1, math.ceil(val.total_count / args.global_batch))}
+    fit = pai.fit_inputs(strategy, train, val, global_batch=args.global_batch)
 
     with strategy.scope():
         texts = keras.layers.Input(shape=(), dtype=tf.string, name="text")
@@ -84,18 +72,15 @@ def main() -> None:
         model = keras.Model(texts, keras.layers.Dense(len(names), activation="softmax")(words))
         model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-    model.fit(batched(train), epochs=args.epochs, steps_per_epoch=steps, verbose=2,
-              callbacks=[pai.keras_callback(every_n_batches=steps, keras=keras)], **fit_args)
+    model.fit(**fit, epochs=args.epochs, verbose=2,
+              callbacks=[pai.keras_callback(every_n_batches=fit["steps_per_epoch"], keras=keras)])
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
         return {"probabilities": model(text, training=False)}
 
-    target = pai.model_dir()  # every rank saves (MWMS needs it); only the chief's folder is kept
-    model.save(target, save_format="tf", signatures={"serving_default": serve})
-    if pai.is_chief():
-        pai.save_class_names(names, target)
-        print(f"saved the model to {target}")
+    # every rank saves (MWMS needs it); only the chief's folder is the job's model
+    pai.save_model(model, signatures={"serving_default": serve}, class_names=names)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ under MultiWorkerMirroredStrategy; unknown flags (the PAI-TF ones) are ignored.
 """
 
 import argparse
-import math
 import os
 import sys
 
@@ -68,18 +67,7 @@ def main() -> None:
                  f"boxes on at least {ranks} images and submit again")
     print(f"{train.total_count} training and {val.total_count} validation images, classes {names}", flush=True)
 
-    def batched(ds):
-        def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            # The reader already gave this rank its share; repeat so no epoch runs out of data.
-            return ds.map(to_slots).repeat().batch(context.get_per_replica_batch_size(args.global_batch))
-
-        return strategy.distribute_datasets_from_function(make)
-
-    steps = max(1, math.ceil(train.total_count / args.global_batch))
-    fit_args = {}
-    if val.total_count >= ranks:
-        fit_args = {"validation_data": batched(val),
-                    "validation_steps": max(1, math.ceil(val.total_count / args.global_batch))}
+    fit = pai.fit_inputs(strategy, train, val, global_batch=args.global_batch, prepare=to_slots)
 
     with strategy.scope():
         model = keras.Sequential([
@@ -94,8 +82,8 @@ def main() -> None:
             keras.layers.Reshape((SLOTS, 5 + len(names))),
         ])
         model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss=slot_loss)
-    model.fit(batched(train), epochs=args.epochs, steps_per_epoch=steps, verbose=2,
-              callbacks=[pai.keras_callback(every_n_batches=steps, keras=keras)], **fit_args)
+    model.fit(**fit, epochs=args.epochs, verbose=2,
+              callbacks=[pai.keras_callback(every_n_batches=fit["steps_per_epoch"], keras=keras)])
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve(image_bytes):
@@ -111,11 +99,8 @@ def main() -> None:
                 "detection_scores": tf.sigmoid(out[..., 4]) * tf.reduce_max(probabilities, axis=-1),
                 "detection_classes": tf.argmax(probabilities, axis=-1)}
 
-    target = pai.model_dir()  # every rank saves (MWMS needs it); only the chief's folder is kept
-    model.save(target, save_format="tf", signatures={"serving_default": serve})
-    if pai.is_chief():
-        pai.save_class_names(names, target)
-        print(f"saved the model to {target}")
+    # every rank saves (MWMS needs it); only the chief's folder is the job's model
+    pai.save_model(model, signatures={"serving_default": serve}, class_names=names)
 
 
 if __name__ == "__main__":
