@@ -170,8 +170,8 @@ def start_server(root: Path) -> tuple[subprocess.Popen, str, str]:
     token = "bench-" + os.urandom(6).hex()
     # the training script is read from this checkout, outside the server's root
     proc = subprocess.Popen([sys.executable, "-m", "pai_lab", "server", "--root", str(root), "--token", token,
-                             "--port", str(free_port()), "--allowed-root", str(TRAINING_CODE)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                             "--port", str(free_port()), "--allowed-root", str(TRAINING_CODE)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     runtime = root / ".pai_lab" / "server.json"
     for _ in range(1200):
         if runtime.exists():
