@@ -205,7 +205,7 @@ def _fill_lines(lines: Iterable[Any], where: str, *, already_parsed: bool = Fals
         for index, value in enumerate(lines):
             line = value if already_parsed else mf.normalize_line(value, f"{where} item {index + 1}")
             if roots is not None:  # an item is read later by whoever may read the dataset: contain it now
-                _check_item(roots, line, field)
+                roots.check_item(line.get("data"), field)
             text = mf.dumps_line(line)
             # a manifest item has no size of its own (a sample's files, written by us, do); its stamp is a
             # digest of the line
@@ -218,20 +218,6 @@ def _fill_lines(lines: Iterable[Any], where: str, *, already_parsed: bool = Fals
         return ScanResult("")
 
     return fill
-
-
-def _check_item(roots: Roots, line: dict, field: str) -> None:
-    data = line.get("data")
-    source = data.get("source") if isinstance(data, dict) else None
-    if isinstance(source, str) and _names_a_location(source):
-        roots.check(source, field)
-
-
-def _names_a_location(source: str) -> bool:
-    """Whether a source is a path or URL rather than a text item (texts have spaces or lines, no slash)."""
-    if "://" in source or source.startswith(("/", "~", ".")):
-        return True
-    return "/" in source and not any(c.isspace() for c in source)
 
 
 def _file_size(line: dict) -> int | None:

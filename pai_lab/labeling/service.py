@@ -188,8 +188,20 @@ def _lines_from_dataset(s: Session, user: str, ws: str, dataset: str, version: i
     return iter_items(s, user, ws, dataset, version=version)
 
 
+def _contained(items: Iterable[NewItem], keys: set[str], containment, field: str) -> Iterator[NewItem]:
+    """Items whose shown values (and ``source``) name paths or URLs the server's policy allows."""
+    for i, item in enumerate(items):
+        try:
+            containment.check_item(item.data, field, sorted(keys | {"source"}))
+        except BadInput as exc:
+            raise BadInput(f"line {i + 1}: {exc.message}", field) from None
+        yield item
+
+
 def create_task(s: Session, user: str, ws: str, body: sc.TaskCreate, *, items: Iterable[NewItem] | None = None,
-                task_id: str | None = None, source: str | None = None) -> sc.Task:
+                task_id: str | None = None, source: str | None = None, containment=None) -> sc.Task:
+    """``containment`` (the server's policy) checks the items given in the request (inline ``lines``, or an
+    import's ``content``) at creation; a dataset's items were checked when it was registered."""
     access = authorize(s, user, ws, "label.manage")
     if not isinstance(body.name, str) or not TASK_NAME.match(body.name):
         raise BadInput(f"invalid task name {body.name!r}: 1-100 characters, starting with a letter, digit or "
@@ -218,6 +230,8 @@ def create_task(s: Session, user: str, ws: str, body: sc.TaskCreate, *, items: I
                    created_at=utcnow())
     s.add(task)
     s.flush()
+    keys = {c.key for c in spec.contents}
+    given = items is not None
     if items is None:
         if body.dataset and body.lines:
             raise BadInput("give a dataset or inline lines, not both", "lines")
@@ -227,10 +241,11 @@ def create_task(s: Session, user: str, ws: str, body: sc.TaskCreate, *, items: I
             raw = body.lines
         else:
             raise BadInput("a task needs items: give dataset=<name> or lines=[{\"data\": {...}}, ...]", "dataset")
-        keys = {c.key for c in spec.contents}
         if isinstance(raw, list) and task.package_size:
             _check_package_size(task.package_size, len(raw))
         items = (NewItem(_check_line(line, f"line {i + 1}", keys)) for i, line in enumerate(raw))
+    if containment is not None and (given or not body.dataset):
+        items = _contained(items, keys, containment, "content" if given else "lines")
     _insert_items(s, task, spec, items, author=user)
     return _task_schema(s, task, user, access.roles)
 

@@ -157,8 +157,9 @@ def _register(store, user: str, ws: str, ctx: ExportContext, body: sc.ExportRequ
     return getattr(info, "name", body.register_as), getattr(info, "latest_version", None)
 
 
-def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest) -> sc.Task:
-    """Create a task from a result file, each answer kept in the stage it was in."""
+def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest, containment=None) -> sc.Task:
+    """Create a task from a result file, each answer kept in the stage it was in; ``containment`` checks
+    the paths and URLs its items name."""
     access = authorize(s, user, ws, "label.manage")
     hint = None
     if body.template:
@@ -188,7 +189,8 @@ def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest) -> sc.Ta
     task_id = parsed.task_id if body.keep_id else None
     if task_id is not None and not (13 <= len(task_id) <= 19):
         task_id = None
-    return sv.create_task(s, user, ws, create, items=parsed.items, task_id=task_id, source=f"import:{body.format}")
+    return sv.create_task(s, user, ws, create, items=parsed.items, task_id=task_id, source=f"import:{body.format}",
+                        containment=containment)
 
 
 def prelabel_items(s: Session, user: str, ws: str, ref: str, offset: int, limit: int) -> list[dict[str, Any]]:

@@ -36,6 +36,13 @@ def _inside(real: Path, folder: Path) -> bool:
     return real == folder or folder in real.parents
 
 
+def names_a_location(value: str) -> bool:
+    """Whether an item's value is a path or URL rather than a text (texts have spaces or lines, no slash)."""
+    if "://" in value or value.startswith(("/", "~", ".")):
+        return True
+    return "/" in value and not any(c.isspace() for c in value)
+
+
 @dataclass(frozen=True)
 class Containment:
     """Which local paths and URLs the server may touch on a member's behalf."""
@@ -136,6 +143,17 @@ class Containment:
         if scheme in ("http", "https"):
             self.check_url(raw, what)
         return raw
+
+    def check_item(self, data, what: str, keys=("source",)) -> None:
+        """A manifest line's ``data`` (dataset items, a labeling task's inline lines): each of ``keys``
+        that names a path or URL is checked as :meth:`check` does, when the item is given, not when it
+        is first read; texts pass."""
+        if not isinstance(data, dict):
+            return
+        for key in keys:
+            value = data.get(key)
+            if isinstance(value, str) and names_a_location(value):
+                self.check(value, what)
 
     def url_allowed(self, url: str) -> bool:
         return any(url.startswith(prefix) for prefix in self.url_prefixes if prefix)

@@ -29,6 +29,12 @@ class ItemsQuery(BaseModel):
     limit: int = Field(100, ge=1, le=10000)
 
 
+def _containment(req):
+    from pai_lab.security.paths import Containment
+
+    return Containment.from_platform(req.platform)
+
+
 def _number(number: str) -> int:
     from pai_lab.errors import BadInput
 
@@ -75,7 +81,7 @@ def list_tasks(req, workspace):
              body=sc.TaskCreate, response=sc.Task, status=201)
 def create_task(req, workspace, body: sc.TaskCreate):
     with req.transaction() as s:
-        task = sv.create_task(s, req.user, workspace, body)
+        task = sv.create_task(s, req.user, workspace, body, containment=_containment(req))
     media.prepare_items(req.platform, req.user, workspace, task.id)
     return task
 
@@ -84,7 +90,7 @@ def create_task(req, workspace, body: sc.TaskCreate):
              body=sc.ImportRequest, response=sc.Task, status=201)
 def import_task(req, workspace, body: sc.ImportRequest):
     with req.transaction() as s:
-        return transfer.import_task(s, req.user, workspace, body)
+        return transfer.import_task(s, req.user, workspace, body, containment=_containment(req))
 
 
 @router.get(TASK, name="label.task.get", summary="One labeling task", response=sc.Task)
@@ -244,11 +250,8 @@ def reassign(req, workspace, task, number, body: sc.PackageReassign):
              summary="Write an export to a path or s3:// URI (optionally register it as a dataset version)",
              body=sc.ExportRequest, response=sc.ExportResult)
 def export_to(req, workspace, task, body: sc.ExportRequest):
-    from pai_lab.security.paths import Containment
-
     # The server writes only inside the folders it serves, never its state; relative paths start at its root.
-    return transfer.export_to(req.platform.store, req.user, workspace, task, body,
-                              containment=Containment.from_platform(req.platform))
+    return transfer.export_to(req.platform.store, req.user, workspace, task, body, containment=_containment(req))
 
 
 @router.get(TASK + "/export", name="label.task.download", summary="Stream an export (chunked)",

@@ -9,7 +9,7 @@ import pytest
 W = "/workspaces/default"
 JOB = {"name": "bounded", "command": "python -c 'print(1)'", "workers": 1}
 TASK = {"name": "pets", "template": "image-classification", "labels": ["cat", "dog"],
-        "lines": [{"data": {"source": "https://example.com/a.jpg"}}]}
+        "lines": [{"data": {"source": "pics/a.jpg"}}]}
 
 
 @pytest.fixture

@@ -93,13 +93,30 @@ async def _export_to(api, value):
     return await api("POST", f"{W}/labeling/tasks/probe/export", {"format": "itag", "to": value}, user="labeladmin")
 
 
+async def _task_lines(api, value):
+    return await api("POST", f"{W}/labeling/tasks", {"name": "probe_lines", "template": "image-classification",
+                                                     "labels": ["a"], "lines": [{"data": {"source": "ok.png"}},
+                                                                                {"data": {"source": value}}]},
+                     user="labeladmin")
+
+
+async def _import_content(api, value):
+    return await api("POST", f"{W}/labeling/imports", {"name": "probe_import", "format": "itag",
+                                                       "template": "image-classification", "labels": ["a"],
+                                                       "content": json.dumps({"data": {"source": value}})},
+                     user="labeladmin")
+
+
 async def _media(api, value):
+    # the item's shown keys are checked when the task is created; the route checks whatever key it is asked
     status, body = await api("POST", f"{W}/labeling/tasks", {"name": "media", "template": "image-classification",
-                                                             "labels": ["a"], "lines": [{"data": {"source": value}}]},
+                                                             "labels": ["a"],
+                                                             "lines": [{"data": {"source": "ok.png", "extra": value}}]},
                              user="labeladmin")
     assert status == 201, body
     try:
-        return await api("GET", f"{W}/labeling/tasks/media/items/0/media", user="labeladmin")
+        return await api("GET", f"{W}/labeling/tasks/media/items/0/media", params={"key": "extra"},
+                         user="labeladmin")
     finally:
         await api("DELETE", f"{W}/labeling/tasks/media", user="labeladmin")
 
@@ -125,6 +142,8 @@ FIELDS = {
     "version items": (_version_items, "items"),
     "code_repo": (_code_repo, "code_repo"),
     "export to": (_export_to, "to"),
+    "task lines": (_task_lines, "lines"),
+    "import content": (_import_content, "content"),
     "media": (_media, "source"),
     "job code_source": (lambda api, v: _job(api, v, "code_source"), "code_source"),
     "job hyperParameters": (lambda api, v: _job(api, v, "hyperParameters"), "hyperParameters"),
@@ -169,6 +188,8 @@ async def test_every_path_field_refuses_the_state_links_dot_dot_outside_and_urls
     assert (state / "server.json").read_text() == json.dumps({"token": SECRET})
     status, listed = await api("GET", f"{W}/datasets", user="guest")
     assert status == 200 and "probe" not in [d["name"] for d in listed]
+    status, tasks = await api("GET", f"{W}/labeling/tasks", user="guest")
+    assert status == 200 and not {"probe_lines", "probe_import"} & {t["name"] for t in tasks}
 
 
 async def test_a_scan_of_the_root_never_lists_the_state_or_links_into_it(api, members, pai_root, state):
@@ -191,13 +212,35 @@ async def test_a_scan_of_the_root_never_lists_the_state_or_links_into_it(api, me
 
 async def test_the_media_route_reads_urls_only_under_allowed_prefixes(api, members, pai_root):
     await members("default")
+    metadata = "http://169.254.169.254/latest/meta-data/"
     status, body = await api("POST", f"{W}/labeling/tasks", {
         "name": "remote", "template": "image-classification", "labels": ["a"],
-        "lines": [{"data": {"source": "http://169.254.169.254/latest/meta-data/"}}]}, user="labeladmin")
+        "lines": [{"data": {"source": metadata}}]}, user="labeladmin")
+    assert status == 400 and body["error"]["field"] == "lines", body
+    assert "line 1" in body["error"]["message"] and "allowed_url_prefixes" in body["error"]["message"]
+    status, body = await api("POST", f"{W}/labeling/tasks", {
+        "name": "remote", "template": "image-classification", "labels": ["a"],
+        "lines": [{"data": {"source": "a.png", "url": metadata}}]}, user="labeladmin")
     assert status == 201, body
-    status, body = await api("GET", f"{W}/labeling/tasks/remote/items/0/media", user="labeladmin")
+    status, body = await api("GET", f"{W}/labeling/tasks/remote/items/0/media", params={"key": "url"},
+                             user="labeladmin")
     assert status == 400 and body["error"]["field"] == "source"
     assert "allowed_url_prefixes" in body["error"]["message"]
+
+
+async def test_inline_lines_of_texts_and_allowed_places_are_accepted(api, members, pai_root):
+    await members("default")
+    (pai_root / "pics").mkdir()
+    (pai_root / "pics" / "a.png").write_bytes(b"x")
+    lines = [{"data": {"source": "pics/a.png"}}, {"data": {"source": str(pai_root / "pics" / "a.png")}},
+             {"data": {"source": "s3://bucket/b.png"}}, {"data": {"source": "pics/not-yet.png"}}]
+    status, body = await api("POST", f"{W}/labeling/tasks", {"name": "pics", "template": "image-classification",
+                                                             "labels": ["a"], "lines": lines}, user="labeladmin")
+    assert status == 201, body
+    texts = [{"data": {"source": "a text with /slashes/ and http://words in it"}}, {"data": {"source": "x"}}]
+    status, body = await api("POST", f"{W}/labeling/tasks", {"name": "texts", "template": "text-classification",
+                                                             "labels": ["a"], "lines": texts}, user="labeladmin")
+    assert status == 201, body
 
 
 async def test_an_export_onto_the_store_is_refused_and_the_server_still_works(api, members, pai_root, state):
