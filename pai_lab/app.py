@@ -64,6 +64,8 @@ class PaiLabApp(ExtensionApp):
                               help="Disk space for the prepared images (oldest removed first).")
     max_job_ranks = Int(16, config=True, help="Most ranks (chief, masters, workers and PS together) one job may "
                         "ask for; a job above it is refused at once with 400.")
+    max_service_instances = Int(64, config=True, help="Most instances one service may ask for "
+                                "(metadata.instance); a create or update above it is refused at once with 400.")
     max_request_bytes = Int(64 << 20, config=True,
                             help="Largest request body pai_lab's REST routes accept; larger ones get 413.")
     extra_settings = Dict(config=True, help="Further settings handed to the area managers.")
@@ -98,6 +100,7 @@ class PaiLabApp(ExtensionApp):
             "preview_prepare_items": self.preview_prepare_items,
             "preview_cache_bytes": self.preview_cache_bytes,
             "max_job_ranks": self.max_job_ranks,
+            "max_service_instances": self.max_service_instances,
             "max_request_bytes": self.max_request_bytes,
             **self.extra_settings,
         }

@@ -39,6 +39,10 @@ def _containment(req):
     return Containment.from_platform(req.platform)
 
 
+def _max_instances(req) -> int | None:
+    return req.platform.settings.get("max_service_instances")
+
+
 def _detail(req, workspace: str, name: str) -> ServiceDetail:
     mgr = manager(req.platform)
     with req.transaction() as s:
@@ -57,7 +61,7 @@ def list_services(req, workspace):
 def create_service(req, workspace, body: JsonObject, query: CreateQuery):
     with req.transaction() as s:
         name = svc.create_service(s, req.user, workspace, body.root, _cache(req), relate=query.relate,
-                                  containment=_containment(req))
+                                  containment=_containment(req), max_instances=_max_instances(req))
     manager(req.platform).sync()
     return _detail(req, workspace, name)
 
@@ -73,7 +77,8 @@ def get_service(req, workspace, name):
               response=ServiceDetail)
 def modify_service(req, workspace, name, body: JsonObject):
     with req.transaction() as s:
-        svc.modify_service(s, req.user, workspace, name, body.root, _cache(req), _containment(req))
+        svc.modify_service(s, req.user, workspace, name, body.root, _cache(req), _containment(req),
+                           max_instances=_max_instances(req))
     manager(req.platform).sync()
     return _detail(req, workspace, name)
 

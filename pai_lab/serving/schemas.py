@@ -33,7 +33,8 @@ class Rpc(Schema):
 
 
 class Metadata(Schema):
-    instance: int = Field(ge=0, le=64, description="number of instances (processes)")
+    # the server refuses more than PaiLabApp.max_service_instances (pai_lab.serving.service)
+    instance: int = Field(ge=0, description="number of instances (processes)")
     workers: int = Field(5, ge=1, le=256, description="concurrent requests per instance")
     cpu: float | None = Field(None, gt=0)
     memory: int | None = Field(None, gt=0, description="MB per instance; an instance above it is OOMKilled")

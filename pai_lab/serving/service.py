@@ -70,6 +70,19 @@ def parse_spec(data: Any) -> ServiceSpec:
         raise BadInput(f"{loc}: {err.get('msg')}", loc) from None
 
 
+# Instances one service may ask for unless the server sets PaiLabApp.max_service_instances.
+DEFAULT_MAX_INSTANCES = 64
+
+
+def check_instances(spec: ServiceSpec, limit: int | None) -> None:
+    """A service asks for at most ``limit`` instances: refused before anything is resolved or started."""
+    limit = limit or DEFAULT_MAX_INSTANCES
+    if spec.metadata.instance > limit:
+        raise BadInput(f"metadata.instance={spec.metadata.instance} is more than this server allows ({limit} "
+                       "instances per service; an operator raises it with PaiLabApp.max_service_instances)",
+                       "metadata.instance")
+
+
 ARCHIVES = (".tar.gz", ".tgz", ".tar", ".bz2", ".zip")
 
 
@@ -332,10 +345,11 @@ def _check_role(session: Session, user: str, workspace: str, action: str, name: 
 
 
 def create_service(session: Session, user: str, workspace: str, data: dict, cache: Path, *,
-                   relate: bool = False, containment=None) -> str:
+                   relate: bool = False, containment=None, max_instances: int | None = None) -> str:
     """``eascmd create`` (``relate``: ``create -r``, blue-green). Returns the new service's name."""
     spec = parse_spec(data)
     access = _check_role(session, user, workspace, "service.deploy", spec.name)
+    check_instances(spec, max_instances)
     parent = None
     name = spec.name
     if relate:
@@ -377,7 +391,7 @@ def _deep_merge(base: dict, change: dict) -> dict:
 
 
 def modify_service(session: Session, user: str, workspace: str, name: str, change: dict, cache: Path,
-                   containment=None) -> dict:
+                   containment=None, max_instances: int | None = None) -> dict:
     """``eascmd modify``: ``{"metadata": {"instance": N}}`` alone scales in place; a change with
     model and processor keys adds a version (rolling update to it); anything else updates the
     current version (rolling update). Returns what happened."""
@@ -393,6 +407,7 @@ def modify_service(session: Session, user: str, workspace: str, name: str, chang
             raise BadInput("metadata must be an object", "metadata")
     current = _version(session, row)
     spec = parse_spec(_deep_merge(current.config, change))
+    check_instances(spec, max_instances)
     meta_change = change.get("metadata") or {}
     only_scale = set(change) == {"metadata"} and set(meta_change) == {"instance"}
     if "token" in change or "generate_token" in change:

@@ -15,7 +15,7 @@ TASK = {"name": "pets", "template": "image-classification", "labels": ["cat", "d
 @pytest.fixture
 def jp_server_config(jp_server_config):
     config = json.loads(json.dumps(jp_server_config))
-    config["PaiLabApp"].update({"max_job_ranks": 4, "max_request_bytes": 256 << 10})
+    config["PaiLabApp"].update({"max_job_ranks": 4, "max_service_instances": 4, "max_request_bytes": 256 << 10})
     return config
 
 
@@ -81,3 +81,23 @@ async def test_a_job_within_the_bounds_is_still_accepted(api):
     assert status in (200, 201), job
     assert [p["role"] for p in job["pods"]].count("worker") == 2
     await api("POST", f"{W}/jobs/{job['id']}/stop")
+
+
+async def test_a_service_above_the_configured_instances_is_refused_on_create_and_update(api, python_processor):
+    spec = {"name": "bounded_svc", "processor_type": "python", "processor_path": str(python_processor),
+            "processor_entry": "app.py", "metadata": {"instance": 5}}
+    status, err = await api("POST", f"{W}/services", spec)
+    assert status == 400, err
+    assert err["error"]["field"] == "metadata.instance", err
+    assert "4 instances" in err["error"]["message"] and "max_service_instances" in err["error"]["message"]
+    status, services = await api("GET", f"{W}/services")
+    assert status == 200 and services == []
+    # within the bound it is created; scaling past it is refused and changes nothing
+    status, created = await api("POST", f"{W}/services", {**spec, "metadata": {"instance": 0}})
+    assert status == 201, created
+    status, err = await api("PATCH", f"{W}/services/bounded_svc", {"metadata": {"instance": 1000}})
+    assert status == 400 and err["error"]["field"] == "metadata.instance", err
+    assert "max_service_instances" in err["error"]["message"]
+    status, detail = await api("GET", f"{W}/services/bounded_svc")
+    assert status == 200 and detail["config"]["metadata"]["instance"] == 0, detail
+    await api("DELETE", f"{W}/services/bounded_svc")
