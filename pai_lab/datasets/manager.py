@@ -14,6 +14,40 @@ from pai_lab.store import utcnow
 THUMB_SIZE = (128, 128)
 
 
+class Scan:
+    """One scan's progress: ``report(items, bytes)`` from the scanner, then ``finish`` or ``refused``."""
+
+    def __init__(self, manager: DatasetsManager, key: tuple[str, str], state: ScanProgress):
+        self._manager, self._key, self.state = manager, key, state
+        self._shown = False
+        self._before: ScanProgress | None = None
+
+    def report(self, items: int, nbytes: int) -> None:
+        self.state.items, self.state.bytes = items, nbytes
+        if not self._shown:
+            with self._manager._lock:
+                self._before = self._manager._progress.get(self._key)
+                self._manager._progress[self._key] = self.state
+            self._shown = True
+
+    def finish(self, error: str | None = None) -> None:
+        self.report(self.state.items, self.state.bytes)
+        with self._manager._lock:
+            self.state.running = False
+            self.state.error = error
+            self.state.finished_at = utcnow()
+
+    def refused(self) -> None:
+        """The call was refused: what was shown before this scan is shown again."""
+        with self._manager._lock:
+            progress = self._manager._progress
+            if self._shown and progress.get(self._key) is self.state:
+                if self._before is None:
+                    progress.pop(self._key, None)
+                else:
+                    progress[self._key] = self._before
+
+
 class DatasetsManager:
     def __init__(self, platform):
         self.platform = platform
@@ -23,25 +57,14 @@ class DatasetsManager:
 
     # ---------------------------------------------------------------- progress
 
-    def start(self, workspace: str, name: str):
-        """A progress callback for a scan of ``name``; clients poll :meth:`progress` meanwhile."""
-        state = ScanProgress(dataset=name, running=True, items=0, bytes=0, started_at=utcnow())
-        with self._lock:
-            self._progress[(workspace, name)] = state
+    def start(self, workspace: str, name: str) -> Scan:
+        """A scan of ``name``; clients poll :meth:`progress` meanwhile.
 
-        def report(items: int, nbytes: int) -> None:
-            state.items = items
-            state.bytes = nbytes
-
-        return report
-
-    def finish(self, workspace: str, name: str, error: str | None = None) -> None:
-        with self._lock:
-            state = self._progress.get((workspace, name))
-            if state is not None:
-                state.running = False
-                state.error = error
-                state.finished_at = utcnow()
+        The scan is recorded from its first report on: the domain reports only once it has checked the
+        caller's role and request, so a refused call (403, 4xx) never shows in, nor replaces, the record
+        others read (see :meth:`Scan.refused`)."""
+        return Scan(self, (workspace, name), ScanProgress(dataset=name, running=True, items=0, bytes=0,
+                                                          started_at=utcnow()))
 
     def progress(self, workspace: str, name: str) -> ScanProgress:
         with self._lock:

@@ -28,7 +28,7 @@ from pai_lab.datasets.schemas import (
     VersionQuery,
 )
 from pai_lab.datasets.sources import Roots, split_local_uri
-from pai_lab.errors import BadInput, NotFound
+from pai_lab.errors import BadInput, NotFound, PaiError
 from pai_lab.server.routing import Router
 
 router = Router("datasets")
@@ -59,14 +59,19 @@ class CodeSourceQuery(BaseModel):
 
 def _scanning(req, workspace: str, name: str, work):
     """Run a scan with progress that `GET .../progress` reports while it runs."""
-    manager = _manager(req)
-    report = manager.start(workspace, name)
+    scan = _manager(req).start(workspace, name)
     try:
-        result = work(report)
-    except Exception as exc:
-        manager.finish(workspace, name, str(exc))
+        result = work(scan.report)
+    except PaiError as exc:
+        if exc.status < 500:  # refused (role, validation): the call leaves no record for others to read
+            scan.refused()
+        else:
+            scan.finish(str(exc))
         raise
-    manager.finish(workspace, name)
+    except Exception as exc:
+        scan.finish(str(exc))
+        raise
+    scan.finish()
     return result
 
 
