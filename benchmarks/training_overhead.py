@@ -130,8 +130,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--plain", action="store_true", help="a stdlib-only stand-in script (harness check)")
     parser.add_argument("--url")
     parser.add_argument("--token", default="")
+    parser.add_argument("--work", help="folder for the job's script, one the server's ranks can see (with --url: "
+                                       "inside its root or allowed roots); default: a new temporary folder")
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="pai-bench-"))
+    work = Path(tempfile.mkdtemp(prefix="pai-bench-", dir=args.work))
     script = work / "steps.py"
     script.write_text(PLAIN_SCRIPT if args.plain else TF_SCRIPT)
     server = None

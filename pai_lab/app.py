@@ -68,6 +68,12 @@ class PaiLabApp(ExtensionApp):
                                 "(metadata.instance); a create or update above it is refused at once with 400.")
     max_request_bytes = Int(64 << 20, config=True,
                             help="Largest request body pai_lab's REST routes accept; larger ones get 413.")
+    job_sandbox = Unicode(
+        "auto", config=True,
+        help="Local job ranks in a bubblewrap sandbox: 'auto' (once the server has more than one user), "
+             "'bubblewrap' (always) or 'off'. A server that needs one and has no working bubblewrap refuses "
+             "local jobs with 409. Ranks on a remote Dask cluster run under their workers' OS users instead.")
+    bubblewrap_path = Unicode("bwrap", config=True, help="The bubblewrap program the sandbox runs.")
     extra_settings = Dict(config=True, help="Further settings handed to the area managers.")
 
     runtime_file = Unicode("", help="server.json written by `pai server`; empty inside JupyterLab.")
@@ -102,6 +108,8 @@ class PaiLabApp(ExtensionApp):
             "max_job_ranks": self.max_job_ranks,
             "max_service_instances": self.max_service_instances,
             "max_request_bytes": self.max_request_bytes,
+            "job_sandbox": self.job_sandbox,
+            "bubblewrap_path": self.bubblewrap_path,
             **self.extra_settings,
         }
         try:
@@ -132,6 +140,8 @@ class PaiLabApp(ExtensionApp):
             return
         if self.runtime_file:
             self.write_runtime_file()
+        # where a job's ranks reach pai_lab's API with their job token
+        self.platform.settings["server_url"] = self.serverapp.connection_url
         start = getattr(self.platform, "start_background", None)
         if start:
             await start()

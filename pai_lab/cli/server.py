@@ -25,6 +25,9 @@ def register(sub, add_command) -> None:
                    help="a folder besides --root that members may name as data, code or models (repeatable)")
     p.add_argument("--allowed-url-prefix", action="append", default=[], metavar="PREFIX",
                    help="an http(s) URL prefix the server may fetch item media from (repeatable; default none)")
+    p.add_argument("--job-sandbox", choices=("auto", "bubblewrap", "off"), default=None,
+                   help="run local job ranks in a bubblewrap sandbox: auto (default: once there is more than "
+                        "one user), always, or off")
     p.add_argument("--stop-with", type=int, default=None, metavar="PID",
                    help="stop when process PID ends (pai_lab.connect(start=True) passes its own)")
 
@@ -66,6 +69,8 @@ def serve(ctx, args) -> Result:
         argv.append(f"--PaiLabApp.dask_scheduler_address={args.dask_scheduler}")
     for folder in args.allowed_root:
         argv.append(f"--PaiLabApp.allowed_roots={Path(folder).expanduser().resolve()}")
+    if args.job_sandbox:
+        argv.append(f"--PaiLabApp.job_sandbox={args.job_sandbox}")
     for prefix in args.allowed_url_prefix:
         argv.append(f"--PaiLabApp.allowed_url_prefixes={prefix}")
     PaiLabApp.load_other_extensions = False  # a lean server: the control plane only

@@ -44,14 +44,45 @@ class Request:
                 self.logged = True
 
 
+class _JobTokenAware:
+    """The server's identity provider, which also knows the live job tokens: a rank's token
+    authenticates as the job's submitter, on pai_lab's routes only (Jupyter's own routes never see it)."""
+
+    def __init__(self, inner, platform):
+        self._inner = inner
+        self._platform = platform
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+    async def get_user(self, handler):
+        from jupyter_server.auth.identity import User
+
+        from pai_lab.training.isolation import grant_for
+
+        grant = grant_for(self._platform, self._inner.get_token(handler) or "")
+        if grant is not None:
+            handler._token_authenticated = True  # a token, not a cookie: no _xsrf to check
+            handler.job_grant = grant
+            return User(username=grant.user, name=grant.user, display_name=grant.user,
+                        initials=grant.user[:1].upper())
+        return await ensure_async(self._inner.get_user(handler))
+
+
 class RouteHandler(APIHandler):
     # jupyter_server's Authorizer sees pai_lab's calls as this resource ("read" for GET, "write" for the rest),
     # so a JupyterHub read-only policy restricts them as it restricts the contents API.
     auth_resource = "pai_lab"
 
+    job_grant = None  # set when a job's rank is calling, with its job token
+
     def initialize(self, platform, operations: dict[str, Operation]):
         self.platform = platform
         self.operations = operations
+
+    @property
+    def identity_provider(self):
+        return _JobTokenAware(super().identity_provider, self.platform)
 
     def get_login_url(self) -> str:
         # An API route has no login page to redirect to: say plainly that a token is needed.
@@ -96,14 +127,23 @@ class RouteHandler(APIHandler):
         if op is None:
             raise web.HTTPError(405)
         action = HTTP_METHOD_TO_AUTH_ACTION[method]
-        if not await ensure_async(self.authorizer.is_authorized(self, self.current_user, action, self.auth_resource)):
+        if self.job_grant is not None:
+            refusal = self._outside_grant(path_args)
+            if refusal:
+                self.set_status(refusal.status)
+                self.set_header("Content-Type", "application/json")
+                self.finish(json.dumps(refusal.to_json()))
+                return
+        elif not await ensure_async(self.authorizer.is_authorized(self, self.current_user, action,
+                                                                  self.auth_resource)):
             denied = Forbidden(f"this Jupyter server's authorizer does not let you {action} {self.auth_resource}; "
                                "ask its administrator", None)
             self.set_status(denied.status)
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps(denied.to_json()))
             return
-        user = self.platform.actor_for(self.current_user, self.identity_provider)
+        user = self.job_grant.user if self.job_grant is not None else \
+            self.platform.actor_for(self.current_user, self.identity_provider._inner)
         request = Request(self.platform, user, self)
         if op.log and op.mutating and path_args.get("workspace"):
             request.log_entry = (path_args["workspace"], op.name, self.request.path.split("/api/v1", 1)[-1])
@@ -131,6 +171,19 @@ class RouteHandler(APIHandler):
         else:
             self.set_header("Content-Type", "application/json")
             self.finish(payload if payload is not None else b"null")
+
+    def _outside_grant(self, path_args: dict) -> Forbidden | None:
+        """A job token reaches its own workspace only."""
+        workspace = path_args.get("workspace")
+        if workspace is None:
+            return None
+        from pai_lab.workspaces.tables import WorkspaceRow
+
+        with self.platform.store.transaction() as session:
+            row = session.get(WorkspaceRow, self.job_grant.workspace_id)
+        if row is not None and workspace in (row.id, row.name):
+            return None
+        return Forbidden(f"the job token of {self.job_grant.job_id} is good for its own workspace only", "workspace")
 
     def _log_operation(self, op: Operation, user: str, path_args: dict, result: str, detail: str) -> None:
         workspace = path_args.get("workspace")

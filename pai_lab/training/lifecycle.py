@@ -1,8 +1,9 @@
 """Start-up of the training area: jobs left active by a previous control plane are reconciled.
 
 With the embedded LocalCluster a job's ranks end with the control plane, so such a job is marked
-Failed. On an external Dask cluster its ranks may still run: the job is marked Failed as well and
-its stop event is set on the scheduler, which ends those ranks (never left running unsupervised).
+Failed, and any process its ranks started that outlived them is ended. On an external Dask cluster
+its ranks may still run: the job is marked Failed as well and its stop event is set on the
+scheduler, which ends those ranks (never left running unsupervised).
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ def _end_leftover_ranks(platform, job_ids: list[str]) -> None:
         log.warning("pai_lab: could not signal the ranks of %s on the Dask cluster", job_ids, exc_info=True)
 
 
+def _end_leftover_processes(platform, job_ids: list[str]) -> None:
+    from pai_lab.training import isolation
+
+    try:
+        left = isolation.job_processes(job_ids=set(job_ids), output_under=str(platform.state_dir))
+        if left:
+            log.warning("pai_lab: ending %d process(es) left by the ranks of %s", len(left), ", ".join(job_ids))
+            isolation.end_processes(left)
+    except Exception:
+        log.warning("pai_lab: could not look for processes left by %s", job_ids, exc_info=True)
+
+
 def on_start(platform) -> None:
     from pai_lab.training import service
     from pai_lab.workspaces import service as workspaces
@@ -38,6 +51,9 @@ def on_start(platform) -> None:
     if ended:
         log.warning("pai_lab: %d job(s) were active when the control plane stopped; marked ended: %s",
                     len(ended), ", ".join(ended))
+        # A rank dies with the control plane, but what it started may not (a child in a new session,
+        # a rank that was not sandboxed): anything on this machine still carrying such a job's variables.
+        threading.Thread(target=_end_leftover_processes, args=(platform, ended), daemon=True).start()
         if platform.settings.get("dask_scheduler_address"):
             # A synchronous Dask client must not run on the server's event loop.
             threading.Thread(target=_end_leftover_ranks, args=(platform, ended), daemon=True).start()

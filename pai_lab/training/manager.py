@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pai_lab.training import service
+from pai_lab.training import isolation, service
 from pai_lab.training import spec as specs
 from pai_lab.training.runtime import STOP_GRACE_SECONDS, names, run_rank
 from pai_lab.training.schemas import ClusterInfo, ClusterWorker, JobSpec
@@ -130,7 +130,7 @@ class Supervisor(threading.Thread):
                     if p not in self.exits or self.exits[p][0] != 0})
 
     def _run(self) -> None:
-        spec, launch, state, _user, _ws, _name = self._load()
+        spec, launch, state, user, workspace_id, _name = self._load()
         ranks = specs.plan_ranks(spec)
         self.pod_roles = {r.pod(self.job_id): r.role for r in ranks}
         if state != "Creating":
@@ -147,6 +147,9 @@ class Supervisor(threading.Thread):
         if not self._place(ranks):
             return self._finish_stopped()
         client = self.manager.client()
+        # the ranks' credential for pai_lab's API: the submitter's rights in this workspace, while the job runs
+        launch["job_token"] = self.manager.tokens.issue(self.job_id, user, workspace_id)
+        launch["server_url"] = self.manager.settings.get("server_url", "")
         channel = names(self.job_id)
         from distributed import Event, Queue, Variable
 
@@ -184,15 +187,17 @@ class Supervisor(threading.Thread):
                 if result.returncode != 0:
                     raise RuntimeError(f"git clone {source} failed: {result.stderr.strip()[-500:]}")
             else:
-                shutil.copytree(source, code_dir, ignore=shutil.ignore_patterns(".git", "__pycache__",
-                                                                                 ".ipynb_checkpoints"))
+                # links stay links: a link to the state folder must not become a copy of a secret
+                shutil.copytree(source, code_dir, symlinks=True,
+                                ignore=shutil.ignore_patterns(".git", "__pycache__", ".ipynb_checkpoints"))
         except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
             self._transition("Failed", f"code_source: {exc}", only_from=("Creating",))
             return None
         buffer = io.BytesIO()  # shipped to workers that cannot see this folder
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            inside = Path(code_dir).resolve()
             for path in Path(code_dir).rglob("*"):
-                if path.is_file():
+                if path.is_file() and inside in path.resolve().parents:  # no file a link points at outside
                     archive.write(path, path.relative_to(code_dir))
         launch["code_zip"] = buffer.getvalue() if buffer.tell() <= MAX_CODE_ZIP else b""
         return launch
@@ -371,6 +376,7 @@ class TrainingManager:
         self.supervisors: dict[str, Supervisor] = {}
         self.busy: dict[str, int] = {}
         self.gpus_busy: dict[str, set[int]] = {}
+        self.tokens = isolation.JobTokens()
         self.closing = False
 
     @property
@@ -444,6 +450,7 @@ class TrainingManager:
                 self.gpus_busy.get(slot.address, set()).difference_update(slot.gpus)
             supervisor.slots = []
             self.supervisors.pop(supervisor.job_id, None)
+        self.tokens.revoke(supervisor.job_id)
         supervisor.cleanup()
 
     def launch(self, job_id: str) -> None:

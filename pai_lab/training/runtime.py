@@ -24,6 +24,8 @@ import time
 import zipfile
 from pathlib import Path
 
+from pai_lab.training import isolation
+
 MAX_LINE = 10_000
 FLUSH_SECONDS = 0.2
 STOP_GRACE_SECONDS = 5.0
@@ -91,7 +93,7 @@ def _inherited_environment() -> dict:
     """The worker's environment without the thread caps a Dask nanny gives its worker process
     (OMP_NUM_THREADS=1 and the like): a rank is a training process of its own and should use the
     threads a process started by hand would."""
-    env = dict(os.environ)
+    env = isolation.scrub(dict(os.environ))  # never the server's own credentials
     try:
         import dask
 
@@ -232,6 +234,19 @@ def _end_process_tree(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def _end_leftovers(proc: subprocess.Popen, pod: str) -> None:
+    """What the rank's command left behind when it ended (background children, daemons that left its
+    group): they end with the rank."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        isolation.end_processes(isolation.job_processes(pod=pod))
+    except Exception:  # noqa: BLE001 - psutil cannot read this system: the group kill above still ran
+        pass
+
+
 def _code_dir(launch: dict, pod: str, worker_dir: str) -> str | None:
     """The job's code as seen on this worker: the control plane's copy, or unpacked from the zip."""
     code_dir = launch.get("code_dir")
@@ -289,6 +304,10 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     env = _inherited_environment()
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.update(rank_environment(launch, role, index, cluster, gpus))
+    if launch.get("job_token"):
+        env["PAI_LAB_TOKEN"] = launch["job_token"]
+        if launch.get("server_url"):
+            env["PAI_LAB_URL"] = launch["server_url"]
     data_file = _data_file(launch, pod, worker.local_directory)
     if data_file:
         env["PAI_LAB_DATA_SOURCES"] = data_file
@@ -301,10 +320,20 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     cwd = code_dir or launch["work_dir"]
     if not Path(cwd).is_dir():
         cwd = worker.local_directory
+    sandbox = launch.get("sandbox")
+    if sandbox:
+        env["HOME"] = "/tmp"  # the sandbox's own; the server's home is not in it
+    seen = [p for p in (code_dir, data_file and str(Path(data_file).parent), cwd) if p]
     if launch.get("thirdparty_libs"):
         site = Path(worker.local_directory) / "pai_jobs" / job_id / pod / "site-packages"
-        pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(site),
-                              *launch["thirdparty_libs"]], capture_output=True, text=True, check=False)
+        site.mkdir(parents=True, exist_ok=True)
+        pip_argv = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(site),
+                    *launch["thirdparty_libs"]]
+        if sandbox:  # a package's build runs code of the member's choosing: in the sandbox too
+            pip_argv = isolation.sandboxed_argv({**sandbox, "writable": [*sandbox["writable"], str(site)]},
+                                                pip_argv, cwd, seen)
+        pip = subprocess.run(pip_argv, capture_output=True, text=True, check=False, env=env,
+                             stdin=subprocess.DEVNULL)
         for text in (pip.stdout + pip.stderr).splitlines():
             events.line(f"[pip] {text}")
         if pip.returncode != 0:
@@ -312,6 +341,7 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
             queue.put(("exit", pod, pip.returncode, False, ["pip install of thirdparty_libs failed"]))
             return pip.returncode
         env["PYTHONPATH"] = str(site) + os.pathsep + env.get("PYTHONPATH", "")
+        seen.append(str(site))
 
     metrics_read, metrics_write = os.pipe()
     env["PAI_LAB_METRICS_FD"] = str(metrics_write)
@@ -323,6 +353,8 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
         argv = ["/bin/sh", "-c", command + (" " + shlex.join(flags) if flags else "")]
     else:
         argv = argv + flags
+    if sandbox:
+        argv = isolation.sandboxed_argv(sandbox, argv, cwd, seen)
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(metrics_write,),
@@ -357,6 +389,7 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     finally:
         if proc.poll() is None:
             _end_process_tree(proc)
+        _end_leftovers(proc, pod)
         for reader in readers:
             reader.join(5)
         events.flush()

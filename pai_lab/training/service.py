@@ -19,7 +19,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput, Conflict, NotFound
+from pai_lab.security.paths import Containment
 from pai_lab.store import utcnow
+from pai_lab.training import isolation
 from pai_lab.training import spec as specs
 from pai_lab.training.runtime import resolve_mounts, split_command
 from pai_lab.training.schemas import (
@@ -174,8 +176,9 @@ def keras_warnings(spec: JobSpec, command: str) -> list[str]:
     return found
 
 
-def _check_command_locally(command: str, cwd: str) -> None:
-    """On a local cluster the workers share this machine: a missing program or script is caught now."""
+def _check_command_locally(command: str, cwd: str, sandbox=None) -> None:
+    """On a local cluster the workers share this machine: a missing program or script is caught now, and
+    a script a sandboxed rank could not see (``sandbox``: the containment policy it follows)."""
     _assignments, argv = split_command(command)
     if argv is None:
         return
@@ -198,6 +201,10 @@ def _check_command_locally(command: str, cwd: str) -> None:
         if not script.exists():
             raise BadInput(f"command: the script {argv[1]!r} does not exist (looked in {cwd}); check the path "
                            "or give --code_source", "command")
+        if sandbox is not None and not sandbox.contains(script):
+            seen = ", ".join(str(r) for r in sandbox.all)
+            raise BadInput(f"command: the script {argv[1]!r} lies outside the folders a rank sees in this "
+                           f"server's sandbox ({seen}); move it there or give --code_source", "command")
 
 
 def submit_job(session: Session, platform, user: str, workspace: str, spec: JobSpec, *,
@@ -213,8 +220,6 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
         if importlib.util.find_spec("torch") is None:
             raise BadInput("pytorchjob needs PyTorch on the workers: `pip install torch` there, or submit a "
                            "tfjob", "kind")
-    from pai_lab.security.paths import Containment
-
     containment = Containment.from_platform(platform)
     if spec.checkpointDir and "://" not in spec.checkpointDir:  # ranks write there: never the state folder
         containment.resolve(spec.checkpointDir, "checkpointDir", must_exist=False, writing=True)
@@ -223,16 +228,28 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
     code, branch, code_mount = _resolve_code_source(session, user, workspace, spec.code_source.strip(),
                                                     containment)
     mounts, buckets, sources = _resolve_data_sources(session, user, workspace, spec.data_sources)
+    sandbox = _sandbox_for(session, platform.settings) if local_cluster else None
     try:
         return _record_job(session, platform, user, access, spec, code, branch, code_mount, mounts, buckets,
-                           sources, local_cluster)
+                           sources, local_cluster, sandbox)
     finally:
         for _info, lines in sources:
             lines.close()  # spooled lines: copied into the job's folder, or dropped with a refused job
 
 
+def _sandbox_for(session: Session, settings: dict) -> str | None:
+    """The bubblewrap binary local ranks run in, when this server's users call for one (None: no sandbox)."""
+    from pai_lab.workspaces.tables import MemberRow
+
+    users = session.scalar(select(func.count(func.distinct(MemberRow.username)))) or 0
+    if not isolation.sandbox_required(settings, users):
+        return None
+    return isolation.check_sandbox_available(settings, users)
+
+
 def _record_job(session: Session, platform, user: str, access, spec: JobSpec, code: str, branch: str,
-                code_mount: str, mounts: dict, buckets: list, sources: list, local_cluster: bool) -> JobDetail:
+                code_mount: str, mounts: dict, buckets: list, sources: list, local_cluster: bool,
+                sandbox: str | None) -> JobDetail:
     hyper = _read_hyperparameters(spec.hyperParameters)
     job_id = new_job_id()
     work_dir = platform.state_dir / "jobs" / job_id
@@ -247,10 +264,13 @@ def _record_job(session: Session, platform, user: str, access, spec: JobSpec, co
         "user_flags": shlex.split(spec.userDefinedParameters) if spec.userDefinedParameters else [],
         "thirdparty_libs": spec.thirdparty_libs,
     }
+    if sandbox:
+        launch["sandbox"] = isolation.sandbox_plan(platform, launch, sandbox)
     seen_code = code if code and not _is_git_url(code) else code_dir or str(platform.root_dir)
     resolved = resolve_mounts(spec.command, {**mounts, code_mount: seen_code})
     if local_cluster and not (code and _is_git_url(code)):
-        _check_command_locally(resolved, seen_code if code else str(platform.root_dir))
+        _check_command_locally(resolved, seen_code if code else str(platform.root_dir),
+                               Containment.from_platform(platform) if sandbox else None)
     warnings = keras_warnings(spec, resolved)
     pods = [Pod(name=plan.pod(job_id), role=plan.role, index=plan.index).model_dump()
             for plan in specs.plan_ranks(spec)]

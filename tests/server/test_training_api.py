@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.fixtures.training import alive, pids_in
+from tests.fixtures.training import pids_in, processes_of
 
 
 async def test_bad_jobs_are_refused_with_the_field_and_nothing_is_stored(api, members, rank_script):
@@ -81,10 +81,10 @@ async def test_a_job_runs_through_the_api_and_the_server_leaves_no_process(api, 
         if pids_in("\n".join(x["line"] for x in lines)):
             break
         await asyncio.sleep(0.2)
-    pid = pids_in("\n".join(x["line"] for x in lines))[0]
+    assert list(processes_of(sleeper["id"])) == [f"{sleeper['id']}-worker-0"]
     status, answer = await api("DELETE", "/workspaces/trainers")
     assert status == 409 and "stop them first" in answer["error"]["message"]
     status, stopped = await api("POST", f"/workspaces/trainers/jobs/{sleeper['id']}/stop")
     assert status == 200 and stopped["state"] == "Stopped"
-    assert not alive(pid)
+    assert not processes_of(sleeper["id"])
     assert (await api("DELETE", "/workspaces/trainers"))[0] == 204

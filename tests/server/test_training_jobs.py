@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.fixtures.training import alive, pids_in, wait_for
+from tests.fixtures.training import pids_in, processes_of, wait_for
 
 TERMINAL = ("Succeeded", "Failed", "Stopped")
 
@@ -63,8 +63,7 @@ def test_a_failing_rank_fails_the_job_and_ends_the_other(ws, rank_script):
     assert job.reason.startswith(f"{job.id}-worker-1 exited with code 3") and "boom" in job.reason
     states = {p.name.rsplit("-", 2)[-2] + p.name[-2:]: (p.state, p.exit_code) for p in job.pods}
     assert states["worker-1"] == ("Failed", 3) and states["worker-0"][0] == "Stopped"
-    pids = pids_in(job.logs(None))
-    assert len(pids) == 2 and not any(alive(pid) for pid in pids)
+    assert len(pids_in(job.logs(None))) == 2 and not processes_of(job.id)
 
 
 def test_a_hung_rank_is_caught_by_the_watchdog_and_every_process_ends(ws, rank_script):
@@ -73,21 +72,19 @@ def test_a_hung_rank_is_caught_by_the_watchdog_and_every_process_ends(ws, rank_s
     _finished(job)
     assert job.state == "Failed"
     assert "no rank logged or reported progress for 3 s (maxHungTimeBeforeGCInSeconds)" in job.reason
-    pids = pids_in(job.logs(None))
-    assert len(pids) == 2 and not any(alive(pid) for pid in pids)
+    assert len(pids_in(job.logs(None))) == 2 and not processes_of(job.id)
 
 
 def test_stop_ends_every_process_and_a_second_stop_warns(ws, rank_script, cli):
     job = ws.jobs.submit(name="sleeps", command=f"python {rank_script} --mode=sleep", workers=2)
     wait_for(lambda: len(pids_in(job.logs(None))) == 2, 60)
-    pids = pids_in(job.logs(None))
-    assert all(alive(pid) for pid in pids)
+    assert sorted(processes_of(job.id)) == [f"{job.id}-worker-0", f"{job.id}-worker-1"]
     rc, out, err = cli("dlc", "stop", job.id, "--force")
     assert rc == 0 and out.strip() == f"[INFO] Job [{job.id}] has been stopped.", err
     assert job.refresh().state == "Stopped" and job.reason == "stopped by owner"
     states = [h.state for h in job.history]
     assert states[0] == "Creating" and "Running" in states and states[-2:] == ["Stopping", "Stopped"]
-    assert not any(alive(pid) for pid in pids)
+    assert not processes_of(job.id)
     rc, out, _ = cli("dlc", "stop", job.id, "--force")
     assert rc == 1
     assert out.strip() == ("[WARN] The job you are trying to stop is not in creating/running status, "
@@ -200,10 +197,11 @@ def test_the_monitor_shows_ranks_logs_curves_and_stops_a_job(ws, rank_script):
     assert panel.stop_button.disabled
 
 
-def test_the_overhead_benchmark_runs(live_server, capsys):
+def test_the_overhead_benchmark_runs(live_server, capsys, tmp_path):
     from benchmarks.training_overhead import main
 
-    result = main(["--plain", "--steps", "20", "--url", live_server.url, "--token", live_server.token])
+    result = main(["--plain", "--steps", "20", "--url", live_server.url, "--token", live_server.token,
+                   "--work", str(tmp_path)])
     assert result["hand"]["steps_per_s"] > 0 and result["pai"]["steps_per_s"] > 0
     assert result["wall_ratio"] > 0 and "ratio pai/hand" in capsys.readouterr().out
 
