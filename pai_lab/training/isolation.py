@@ -192,7 +192,10 @@ def sandboxed_argv(plan: dict, argv: list[str], cwd: str, extra_read_only: list[
     for path in {*_python_paths(), *plan["read_only"], *extra_read_only}:
         if os.path.exists(path):
             mounts.append((path, _bind("--ro-bind", path)))
+    hidden_dirs = [Path(h) for h in plan["hidden"] if os.path.isdir(h)]
     for path in plan["hidden"]:
+        if any(folder in Path(path).parents for folder in hidden_dirs):
+            continue  # already gone with its folder (a mount point would show its name)
         if os.path.isdir(path):
             mounts.append((path, ["--tmpfs", path]))
         elif os.path.exists(path):
