@@ -8,16 +8,18 @@ upgrades every branch to its head, so an older database file is upgraded in plac
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+log = logging.getLogger("pai_lab")
 
 
 class Base(DeclarativeBase):
@@ -66,6 +68,16 @@ def _import_all_tables() -> None:
                 raise
 
 
+AFTER_COMMIT = "pai_lab_after_commit"
+
+
+def after_commit(session: Session, work: Callable[[], object]) -> None:
+    """Declare work that follows a write (launch a job, prepare media, bring services in line) from
+    inside the domain: it runs once the session's transaction commits, never if it rolls back, so a
+    door never has to remember it."""
+    session.info.setdefault(AFTER_COMMIT, []).append(work)
+
+
 class Store:
     def __init__(self, url: str):
         self.url = url
@@ -96,7 +108,8 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose writes commit together at the end, or not at all."""
+        """A session whose writes commit together at the end, or not at all; then the work the domain
+        declared with :func:`after_commit` runs."""
         session = self._sessions()
         try:
             yield session
@@ -105,7 +118,13 @@ class Store:
             session.rollback()
             raise
         finally:
+            work = session.info.pop(AFTER_COMMIT, [])
             session.close()
+        for step in work:
+            try:
+                step()
+            except Exception:  # the write stands; what follows it (a launch, a sync) says so in the log
+                log.error("pai_lab: work after a commit failed", exc_info=True)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -69,3 +69,24 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
     with platform.store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     platform.store.dispose()
+
+
+def test_work_declared_after_a_write_runs_once_it_commits_and_never_after_a_rollback(tmp_path):
+    from pai_lab.store import after_commit
+
+    platform = Platform(tmp_path).start()
+    seen = []
+
+    def launch():  # what a domain function declares: it must see the committed row
+        with platform.store.transaction() as session:
+            seen.append(session.scalar(select(WorkspaceRow.name).where(WorkspaceRow.name == "team_a")))
+
+    with platform.store.transaction() as session:
+        workspaces.create_workspace(session, platform.owner, "team_a")
+        after_commit(session, launch)
+        assert seen == []  # not before the commit
+    assert seen == ["team_a"]
+    with pytest.raises(Conflict), platform.store.transaction() as session:
+        after_commit(session, lambda: seen.append("after a failed write"))
+        workspaces.create_workspace(session, platform.owner, "team_a")
+    assert seen == ["team_a"]
