@@ -12,6 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
+from pai_lab.errors import BadInput
 from pai_lab.widgets.labeling import Labeler
 from tests.fixtures.labeling_browser import digit_images
 
@@ -148,10 +149,16 @@ def test_media_outside_the_servers_folders_is_refused(live_server, unique_name):
     outside = Path(tempfile.mkdtemp()) / "secret.png"  # not under the test server's allowed folders
     Image.new("RGB", (8, 8)).save(outside)
     ws = live_server.client().workspace("default")
+    # the item's shown media is checked when the task is created...
+    with pytest.raises(BadInput) as refused:
+        ws.labeling.create_task(unique_name("outside"), "image-classification", labels=["a"],
+                                lines=[{"data": {"source": str(outside)}}])
+    assert refused.value.field == "lines" and "outside the allowed folders" in refused.value.message
+    # ...and the media route checks whatever key it is asked for
     task = ws.labeling.create_task(unique_name("outside"), "image-classification", labels=["a"],
-                                   lines=[{"data": {"source": str(outside)}}])
-    resp = requests.get(media_url(live_server, task, 0), headers={"Authorization": f"token {live_server.token}"},
-                        timeout=30)
+                                   lines=[{"data": {"source": "a.png", "other": str(outside)}}])
+    resp = requests.get(media_url(live_server, task, 0), params={"key": "other"},
+                        headers={"Authorization": f"token {live_server.token}"}, timeout=30)
     assert resp.status_code == 400 and "outside the allowed folders" in resp.json()["error"]["message"]
 
 
