@@ -152,18 +152,6 @@ async def test_roles_matrix_is_served(api):
     assert "Guest" not in doc["matrix"]["dataset.create"]
 
 
-async def test_openapi_documents_every_route(api):
-    status, doc = await api("GET", "/openapi.json")
-    assert status == 200 and doc["openapi"].startswith("3.")
-    documented = {(path, method.upper()) for path, ops in doc["paths"].items() for method in ops}
-    for router in ROUTERS:
-        for op in router.operations:
-            assert ("/pai-lab/api/v1" + op.path, op.method) in documented
-    create = doc["paths"]["/pai-lab/api/v1/workspaces"]["post"]
-    schema = create["requestBody"]["content"]["application/json"]["schema"]
-    assert "name" in str(schema)
-
-
 async def test_every_route_refuses_anonymous_calls(api):
     walked = 0
     for router in ROUTERS:
