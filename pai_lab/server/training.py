@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from pydantic import BaseModel, Field
 
@@ -45,11 +44,8 @@ class ModelsQuery(BaseModel):
 @router.post("/workspaces/{workspace}/jobs", name="job.submit", summary="Submit a training job (dlc submit tfjob)",
              body=JobSpec, response=JobDetail, status=201)
 def submit_job(req, workspace, body: JobSpec):
-    manager = get_manager(req.platform)
     with req.transaction() as s:
-        job = service.submit_job(s, req.platform, req.user, workspace, body, local_cluster=manager.local)
-    manager.launch(job.id)
-    return job
+        return service.submit_job(s, req.platform, req.user, workspace, body)
 
 
 @router.get("/workspaces/{workspace}/jobs", name="job.list", summary="Jobs of the workspace, newest first",
@@ -80,20 +76,7 @@ async def get_job(req, workspace, job_id, query: JobQuery):
 @router.post("/workspaces/{workspace}/jobs/{job_id}/stop", name="job.stop",
              summary="Stop a Creating/Queuing/Running job; answers once its ranks have ended", response=JobDetail)
 def stop_job(req, workspace, job_id):
-    with req.transaction() as s:
-        service.request_stop(s, req.user, workspace, job_id)
-    manager = get_manager(req.platform)
-    if not manager.request_stop(job_id):  # no supervisor (it ended meanwhile): settle the state here
-        with req.transaction() as s:
-            service.transition(s, job_id, "Stopped", "stopped by request", only_from=("Stopping",))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with req.transaction() as s:
-            job = service.get_job(s, req.user, workspace, job_id)
-        if job.state in TERMINAL_STATES:
-            return job
-        time.sleep(0.2)
-    return job
+    return service.stop_job(req.platform, req.user, workspace, job_id, transaction=req.transaction)
 
 
 @router.delete("/workspaces/{workspace}/jobs/{job_id}", name="job.delete",

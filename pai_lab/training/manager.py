@@ -454,14 +454,21 @@ class TrainingManager:
         supervisor.cleanup()
 
     def launch(self, job_id: str) -> None:
+        """Start the job's supervisor (declared by :func:`service.submit_job`, run once the job is recorded)."""
         with self._lock:
-            if self.closing:
-                raise RuntimeError("the control plane is shutting down")
-            supervisor = Supervisor(self, job_id)
-            self.supervisors[job_id] = supervisor
+            closing = self.closing
+            if not closing:
+                supervisor = Supervisor(self, job_id)
+                self.supervisors[job_id] = supervisor
+        if closing:  # no supervisor will come for it: say so on the job rather than leave it Creating
+            with self.platform.store.transaction() as s:
+                service.transition(s, job_id, "Failed", "the control plane was shutting down when the job was "
+                                   "submitted; submit it again", only_from=("Creating",))
+            return
         supervisor.start()
 
     def request_stop(self, job_id: str) -> bool:
+        """Tell the job's supervisor to end its ranks; False when it has none (it ended meanwhile)."""
         supervisor = self.supervisors.get(job_id)
         if supervisor is None:
             return False

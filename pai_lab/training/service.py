@@ -12,6 +12,7 @@ import secrets
 import shlex
 import shutil
 import string
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -20,13 +21,14 @@ from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput, Conflict, NotFound
 from pai_lab.security.paths import Containment
-from pai_lab.store import utcnow
+from pai_lab.store import after_commit, utcnow
 from pai_lab.training import isolation
 from pai_lab.training import spec as specs
 from pai_lab.training.runtime import resolve_mounts, split_command
 from pai_lab.training.schemas import (
     ACTIVE_STATES,
     STOPPABLE_STATES,
+    TERMINAL_STATES,
     Job,
     JobDetail,
     JobSpec,
@@ -38,6 +40,7 @@ from pai_lab.training.schemas import (
 from pai_lab.training.tables import JobRow, LogRow, MetricRow
 from pai_lab.workspaces import authorize
 
+STOP_ANSWER_SECONDS = 30  # a stop answers once the ranks end, or after this long, still Stopping
 STOP_WARNING = "The job you are trying to stop is not in creating/running status, can not be stopped."
 KERAS3_HINT = ("Keras 3 model.fit does not run under MultiWorkerMirroredStrategy in this TensorFlow "
                "(\"Attempt to convert a value (PerReplica...)\"): use legacy Keras (`import tf_keras as keras`, "
@@ -207,9 +210,12 @@ def _check_command_locally(command: str, cwd: str, sandbox=None) -> None:
                            f"server's sandbox ({seen}); move it there or give --code_source", "command")
 
 
-def submit_job(session: Session, platform, user: str, workspace: str, spec: JobSpec, *,
-               local_cluster: bool = True) -> JobDetail:
-    """Check and record a job (state Creating); the caller then hands it to the manager."""
+def submit_job(session: Session, platform, user: str, workspace: str, spec: JobSpec) -> JobDetail:
+    """Check and record a job (state Creating); once the record commits, the manager launches it."""
+    from pai_lab.training.manager import get_manager  # the manager builds on this module
+
+    manager = get_manager(platform)
+    local_cluster = manager.local
     access = authorize(session, user, workspace, "job.submit")
     # the same checks as the CLI, for REST callers too
     spec = specs.build_spec(spec.model_dump(),
@@ -230,11 +236,14 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
     mounts, buckets, sources = _resolve_data_sources(session, user, workspace, spec.data_sources)
     sandbox = _sandbox_for(session, platform.settings) if local_cluster else None
     try:
-        return _record_job(session, platform, user, access, spec, code, branch, code_mount, mounts, buckets,
-                           sources, local_cluster, sandbox)
+        job = _record_job(session, platform, user, access, spec, code, branch, code_mount, mounts, buckets,
+                          sources, local_cluster, sandbox)
     finally:
         for _info, lines in sources:
             lines.close()  # spooled lines: copied into the job's folder, or dropped with a refused job
+    # a supervisor reads the job's row: it starts only once the row is there for it to read
+    after_commit(session, lambda: manager.launch(job.id))
+    return job
 
 
 def _sandbox_for(session: Session, settings: dict) -> str | None:
@@ -363,6 +372,28 @@ def request_stop(session: Session, user: str, workspace: str, job_id: str) -> Jo
     _append_state(row, "Stopping", f"stopped by {user}")
     session.flush()
     return _detail(row)
+
+
+def stop_job(platform, user: str, workspace: str, job_id: str, *, transaction=None,
+             wait: float = STOP_ANSWER_SECONDS) -> JobDetail:
+    """Stop a Creating/Queuing/Running job and answer once its ranks have ended; after ``wait`` s, the job
+    as it stands (still Stopping). ``transaction`` opens the caller's store transactions (a request's, so
+    its operation-log entry commits with the stop); the store's by default."""
+    from pai_lab.training.manager import get_manager  # the manager builds on this module
+
+    transaction = transaction or platform.store.transaction
+    with transaction() as s:
+        request_stop(s, user, workspace, job_id)
+    if not get_manager(platform).request_stop(job_id):  # no supervisor to settle the state: settle it here
+        with transaction() as s:
+            transition(s, job_id, "Stopped", "stopped by request", only_from=("Stopping",))
+    deadline = time.monotonic() + wait
+    while True:
+        with transaction() as s:
+            job = get_job(s, user, workspace, job_id)
+        if job.state in TERMINAL_STATES or time.monotonic() >= deadline:
+            return job
+        time.sleep(0.2)
 
 
 def delete_job(session: Session, user: str, workspace: str, job_id: str) -> None:
