@@ -37,6 +37,9 @@ WORKING = {"label": "labeling", "check": "checking", "accept": "accepting"}
 DONE = "done"
 PACKAGE_STATES = ("label_pool", "labeling", "check_pool", "checking", "accept_pool", "accepting", DONE)
 STAGE_OF = {**{v: k for k, v in POOL.items()}, **{v: k for k, v in WORKING.items()}}
+# the item column (and export suffix) each stage's answer is stored in, and where it came from
+STAGE_COLUMN = {"label": "label", "check": "check", "accept": "verify"}
+ORIGIN_COLUMN = {"label": "label_origin", "check": "check_origin", "accept": "verify_origin"}
 
 # task states (iTAG's names)
 INITIALIZING, LABELING, CHECKING, ACCEPTING, COMPLETED, OFFLINE = (

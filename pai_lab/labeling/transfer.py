@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from pai_lab.errors import BadInput, Conflict
 from pai_lab.labeling import formats
 from pai_lab.labeling import schemas as sc
-from pai_lab.labeling import service as sv
+from pai_lab.labeling import items, tasks
 from pai_lab.labeling.formats import ExportContext, Row
 from pai_lab.labeling.tables import ItemRow
 from pai_lab.labeling.templates import TemplateSpec
@@ -42,7 +42,7 @@ def _rows(engine, task_id: str) -> Iterator[Row]:
 def context(s: Session, engine, user: str, ws: str, ref: str, fmt: str, options: dict | None = None):
     """Check the caller may export ``ref`` and that ``fmt`` fits its template."""
     access = authorize(s, user, ws, "label.manage")
-    task = sv._find(s, access.workspace_id, ref)
+    task = tasks.find_task(s, access.workspace_id, ref)
     module = formats.exporter(fmt)
     ctx = ExportContext(task_id=task.id, name=task.name, template=task.template,
                         spec=TemplateSpec.model_validate(task.spec), labels=[l["name"] for l in task.labels],
@@ -163,7 +163,7 @@ def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest, containm
     access = authorize(s, user, ws, "label.manage")
     hint = None
     if body.template:
-        hint = sv.resolve_template(s, access.workspace_id, body.template, multi=bool(body.multi),
+        hint = tasks.resolve_template(s, access.workspace_id, body.template, multi=bool(body.multi),
                                    relation_labels=[], has_labels=True)
     parsed = formats.importer(body.format).parse(body.content, hint)
     template = body.template or parsed.template
@@ -189,10 +189,10 @@ def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest, containm
     task_id = parsed.task_id if body.keep_id else None
     if task_id is not None and not (13 <= len(task_id) <= 19):
         task_id = None
-    return sv.create_task(s, user, ws, create, items=parsed.items, task_id=task_id, source=f"import:{body.format}",
-                        containment=containment)
+    return tasks.create_task(s, user, ws, create, items=parsed.items, task_id=task_id, source=f"import:{body.format}",
+                              containment=containment)
 
 
 def prelabel_items(s: Session, user: str, ws: str, ref: str, offset: int, limit: int) -> list[dict[str, Any]]:
     """Items with their data, for computing predictions client-side."""
-    return [{"item": i.seq, "data": i.data} for i in sv.list_items(s, user, ws, ref, offset, limit)]
+    return [{"item": i.seq, "data": i.data} for i in items.list_items(s, user, ws, ref, offset, limit)]

@@ -19,7 +19,7 @@ import orjson
 from pai_lab.errors import BadInput
 from pai_lab.labeling.formats import (ExportContext, Imported, bbox, chunked, image_elements, parse_json,
                                       shape_labels)
-from pai_lab.labeling.service import NewItem
+from pai_lab.labeling.intake import NewItem
 
 NAME = "coco"
 

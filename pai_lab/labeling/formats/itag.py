@@ -15,7 +15,7 @@ from typing import Iterator
 
 from pai_lab.errors import BadInput
 from pai_lab.labeling.formats import ExportContext, Imported, chunked
-from pai_lab.labeling.service import NewItem
+from pai_lab.labeling.intake import NewItem
 
 NAME = "itag"
 KEY = re.compile(r"^label-(\d+|[^-]+?)(-check|-verify)?$")

@@ -19,7 +19,7 @@ from xml.sax.saxutils import quoteattr
 
 from pai_lab.errors import BadInput
 from pai_lab.labeling.formats import ExportContext, Imported, chunked, is_rect, parse_json, zip_results
-from pai_lab.labeling.service import NewItem
+from pai_lab.labeling.intake import NewItem
 from pai_lab.labeling.templates import TemplateSpec
 
 NAME = "label-studio"

@@ -1,0 +1,267 @@
+"""Packages through the flow: claim, submit, pass or reject, release, reassign, and the
+uncertainty order of the packages nobody has started (see :mod:`pai_lab.labeling.flow`)."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.orm import Session
+
+from pai_lab.errors import BadInput, Conflict, Forbidden, NotFound
+from pai_lab.labeling import flow as fl
+from pai_lab.labeling import schemas as sc
+from pai_lab.labeling import suggestions as sg
+from pai_lab.labeling.intake import sample
+from pai_lab.labeling.tables import AnswerRow, ItemRow, PackageEventRow, PackageRow, TaskRow
+from pai_lab.labeling.tasks import ROLE_LISTS, find_task, manage, my_roles, task_row
+from pai_lab.store import utcnow
+from pai_lab.workspaces import authorize
+
+
+def _work(s: Session, user: str, ws: str, ref: str, stage: str, task: TaskRow | None = None,
+          access: Any = None) -> tuple[Any, TaskRow]:
+    """Access for doing ``stage`` on a task: everyone with label.work, roles that only have
+    it for assigned tasks only when they are named for that stage."""
+    if access is None:
+        access = authorize(s, user, ws, "label.read")
+    if task is None:
+        task = find_task(s, access.workspace_id, ref)
+    if stage not in fl.stages(task.flow):
+        raise BadInput(f"task {task.name!r} has no {stage} stage (its flow is {task.flow})", "stage")
+    assigned = user in task.people.get(ROLE_LISTS[stage], [])
+    access = access.require("label.work", assigned=assigned)
+    if task.offline:
+        raise Conflict(f"task {task.name!r} is offline; an admin brings it back with `pai label online`", "task")
+    return access, task
+
+
+def _is_admin(s: Session, user: str, ws: str, task: TaskRow) -> bool:
+    access = authorize(s, user, ws, "label.read")
+    return "admin" in my_roles(task, user, access.roles)
+
+
+def _package_schema(s: Session, task: TaskRow, pkg: PackageRow) -> sc.Package:
+    stage = fl.STAGE_OF.get(pkg.state)
+    col = getattr(ItemRow, fl.STAGE_COLUMN[stage]) if stage else None
+    done = pkg.size
+    if col is not None:
+        cond = col.is_not(None)
+        if stage == "label":
+            cond = cond | ItemRow.skipped.is_not(None)
+        elif stage == "check":
+            cond = cond | (ItemRow.sampled.is_(False)) | ItemRow.skipped.is_not(None)
+        else:
+            cond = cond | ItemRow.skipped.is_not(None)
+        done = s.scalar(select(func.count()).select_from(ItemRow).where(ItemRow.package_id == pkg.id, cond)) or 0
+    return sc.Package(number=pkg.number, key=pkg.key, size=pkg.size, state=pkg.state, holder=pkg.holder,
+                      labeler=pkg.labeler, rework=pkg.rework, comment=pkg.comment, done=done,
+                      actions=fl.allowed_actions(task.flow, pkg.state))
+
+
+def list_packages(s: Session, user: str, ws: str, ref: str, state: str | None = None) -> list[sc.Package]:
+    task = task_row(s, user, ws, ref)
+    q = select(PackageRow).where(PackageRow.task_id == task.id)
+    if state:
+        if state not in fl.PACKAGE_STATES:
+            raise BadInput(f"unknown package state {state!r}; states are {', '.join(fl.PACKAGE_STATES)}", "state")
+        q = q.where(PackageRow.state == state)
+    return [_package_schema(s, task, p) for p in s.scalars(q.order_by(PackageRow.number))]
+
+
+def package_row(s: Session, task: TaskRow, number: int) -> PackageRow:
+    pkg = s.scalar(select(PackageRow).where(PackageRow.task_id == task.id, PackageRow.number == number))
+    if pkg is None:
+        raise NotFound(f"task {task.name!r} has no package {number}", "package")
+    return pkg
+
+
+def _event(s: Session, task: TaskRow, pkg: PackageRow, action: str, old: str, actor: str, comment: str = "") -> None:
+    s.add(PackageEventRow(task_id=task.id, package_id=pkg.id, action=action, from_state=old, to_state=pkg.state,
+                          actor=actor, comment=comment, at=utcnow()))
+
+
+def claim(s: Session, user: str, ws: str, ref: str, stage: str = "label") -> sc.Package | None:
+    """The package the caller holds in ``stage``, or the next one from the pool (None: pool empty)."""
+    _, task = _work(s, user, ws, ref, stage)
+    held = s.scalar(select(PackageRow).where(PackageRow.task_id == task.id, PackageRow.holder == user,
+                                             PackageRow.state == fl.WORKING[stage]).order_by(PackageRow.number))
+    if held is not None:
+        return _package_schema(s, task, held)
+    while True:
+        pkg = s.scalar(select(PackageRow).where(PackageRow.task_id == task.id, PackageRow.state == fl.POOL[stage])
+                       .order_by(PackageRow.number).limit(1))
+        if pkg is None:
+            return None
+        # a conditional update: two people grabbing at once cannot both get it
+        won = s.execute(update(PackageRow).where(PackageRow.id == pkg.id, PackageRow.state == fl.POOL[stage])
+                        .values(state=fl.WORKING[stage], holder=user, updated_at=utcnow())).rowcount
+        if won:
+            s.refresh(pkg)
+            _event(s, task, pkg, "claim", fl.POOL[stage], user)
+            return _package_schema(s, task, pkg)
+
+
+def held(s: Session, user: str, ws: str, ref: str, number: int, stage: str | None = None, *,
+          task: TaskRow | None = None, pkg: PackageRow | None = None, access: Any = None):
+    if access is None:
+        access = authorize(s, user, ws, "label.read")
+    if task is None:
+        task = find_task(s, access.workspace_id, ref)
+    pkg = pkg or package_row(s, task, number)
+    stage = stage or fl.STAGE_OF.get(pkg.state)
+    if stage is None:
+        raise Conflict(f"package {number} is finished; nothing can be changed in it", "package")
+    _work(s, user, ws, ref, stage, task, access)
+    if pkg.state != fl.WORKING[stage] or pkg.holder != user:
+        who = f"held by {pkg.holder}" if pkg.holder else pkg.state.replace("_", " ")
+        raise Conflict(f"you do not hold package {number} in the {stage} stage (it is {who}); claim a package "
+                       "first", "package")
+    return task, pkg, stage
+
+
+def submit_package(s: Session, user: str, ws: str, ref: str, number: int) -> sc.Package:
+    task, pkg, stage = held(s, user, ws, ref, number, "label")
+    missing = s.scalars(select(ItemRow.seq).where(ItemRow.package_id == pkg.id, ItemRow.label.is_(None),
+                                                  ItemRow.skipped.is_(None)).order_by(ItemRow.seq)).all()
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise Conflict(f"{len(missing)} item(s) of package {number} have no answer yet (items {shown}); answer "
+                       "or skip them, then submit", "package")
+    old = pkg.state
+    pkg.state = fl.move(task.flow, old, "submit")
+    pkg.labeler, pkg.holder, pkg.updated_at = user, None, utcnow()
+    _event(s, task, pkg, "submit", old, user)
+    s.flush()
+    return _package_schema(s, task, pkg)
+
+
+def review(s: Session, user: str, ws: str, ref: str, number: int, verdict: str, comment: str = "") -> sc.Package:
+    """A checker's or acceptor's pass or reject of the package they hold."""
+    access = authorize(s, user, ws, "label.read")
+    task = find_task(s, access.workspace_id, ref)
+    pkg = package_row(s, task, number)
+    stage = fl.STAGE_OF.get(pkg.state)
+    if stage not in ("check", "accept"):
+        raise Conflict(f"package {number} is {pkg.state.replace('_', ' ')}; only a package being checked or "
+                       f"accepted can be {'passed' if verdict == 'pass' else 'rejected'}", "state")
+    task, pkg, stage = held(s, user, ws, ref, number, stage, task=task, pkg=pkg, access=access)
+    old = pkg.state
+    pkg.state = fl.move(task.flow, old, verdict)
+    now = utcnow()
+    col = fl.STAGE_COLUMN[stage]
+    if verdict == "pass":
+        # items passed unchanged get the answer they were passed with, as this stage's answer
+        cond = [ItemRow.package_id == pkg.id, getattr(ItemRow, col).is_(None), ItemRow.skipped.is_(None)]
+        if stage == "check":
+            cond.append(ItemRow.sampled.is_(True))
+        for item in s.scalars(select(ItemRow).where(*cond)):
+            source = item.check if (stage == "accept" and item.check) else item.label
+            kept = item.check_origin if (stage == "accept" and item.check) else item.label_origin
+            item.revision += 1
+            setattr(item, col, source)
+            setattr(item, fl.ORIGIN_COLUMN[stage], kept)
+            s.add(AnswerRow(task_id=task.id, item_id=item.id, stage=stage, revision=item.revision, results=source,
+                            origin=kept, author=user, created_at=now))
+        pkg.holder = None
+    else:
+        if not comment.strip():
+            raise BadInput("a rejection needs a comment telling the labeler what to fix", "comment")
+        pkg.rework += 1
+        pkg.comment = comment
+        pkg.holder = pkg.labeler
+        # the reviewed answers are for the old labels; the history keeps them
+        s.execute(update(ItemRow).where(ItemRow.package_id == pkg.id).values(
+            check=None, verify=None, check_origin=None, verify_origin=None))
+    pkg.updated_at = now
+    _event(s, task, pkg, verdict, old, user, comment)
+    s.flush()
+    return _package_schema(s, task, pkg)
+
+
+def release(s: Session, user: str, ws: str, ref: str, number: int) -> sc.Package:
+    access = authorize(s, user, ws, "label.read")
+    task = find_task(s, access.workspace_id, ref)
+    pkg = package_row(s, task, number)
+    if pkg.holder != user and not _is_admin(s, user, ws, task):
+        raise Forbidden(f"only the holder of package {number} or a task admin may release it", "package")
+    old = pkg.state
+    pkg.state = fl.move(task.flow, old, "release")
+    pkg.holder, pkg.updated_at = None, utcnow()
+    _event(s, task, pkg, "release", old, user)
+    s.flush()
+    return _package_schema(s, task, pkg)
+
+
+def reassign(s: Session, user: str, ws: str, ref: str, number: int, to: str) -> sc.Package:
+    access = authorize(s, user, ws, "label.read")
+    task = find_task(s, access.workspace_id, ref)
+    if not _is_admin(s, user, ws, task):
+        raise Forbidden(f"only a task admin may reassign packages of {task.name!r}", "package")
+    pkg = package_row(s, task, number)
+    stage = fl.STAGE_OF.get(pkg.state)
+    if stage and to not in task.people.get(ROLE_LISTS[stage], []):
+        raise BadInput(f"{to!r} is not a {ROLE_LISTS[stage][:-1]} of task {task.name!r}; add them to its "
+                       f"{ROLE_LISTS[stage]} first", "to")
+    old = pkg.state
+    pkg.state = fl.move(task.flow, old, "reassign")
+    pkg.holder, pkg.updated_at = to, utcnow()
+    _event(s, task, pkg, "reassign", old, user, f"to {to}")
+    s.flush()
+    return _package_schema(s, task, pkg)
+
+
+# ---------------------------------------------------------------------------- uncertainty order
+
+
+def order(s: Session, user: str, ws: str, ref: str, by: str, seed: int | None = None) -> sc.OrderResult:
+    """Repack the items of the packages nobody has claimed or answered, so the next packages
+    claimed hold the most uncertain suggestions first (unscored items last), or a random order.
+
+    Those packages keep their numbers and sizes; only which items they hold changes."""
+    _, task = manage(s, user, ws, ref)
+    if by not in sg.ORDERS:
+        raise BadInput(f"unknown order {by!r}; orders are: {', '.join(sg.ORDERS)}", "by")
+    if task.package_by:
+        raise BadInput(f"task {task.name!r} is packaged by {task.package_by!r}; its packages keep their field "
+                       "values and cannot be reordered", "by")
+    claimed = select(PackageEventRow.package_id).where(PackageEventRow.task_id == task.id)
+    answered = select(ItemRow.package_id).where(ItemRow.task_id == task.id, (ItemRow.label.is_not(None))
+                                                | ItemRow.skipped.is_not(None))
+    pkgs = s.scalars(select(PackageRow).where(
+        PackageRow.task_id == task.id, PackageRow.state == fl.POOL["label"], PackageRow.rework == 0,
+        PackageRow.id.not_in(claimed), PackageRow.id.not_in(answered)).order_by(PackageRow.number)).all()
+    if not pkgs:
+        return sc.OrderResult(by=by, packages=0, items=0, scored=0)
+    # hold them: a claim racing this waits for it, or this fails and changes nothing
+    held = s.execute(update(PackageRow).where(PackageRow.id.in_([p.id for p in pkgs]),
+                                              PackageRow.state == fl.POOL["label"], PackageRow.holder.is_(None))
+                     .values(updated_at=utcnow())).rowcount
+    if held != len(pkgs):
+        raise Conflict("a package was claimed while the task was being ordered; order it again", "by")
+    rows = s.execute(select(ItemRow.id, ItemRow.seq, ItemRow.prelabel_score, ItemRow.prelabel_scores).where(
+        ItemRow.package_id.in_([p.id for p in pkgs]))).all()
+    if by == "random":
+        ranked = sorted(rows, key=lambda r: r.seq)
+        random.Random(seed).shuffle(ranked)
+        scored = sum(r.prelabel_score is not None or r.prelabel_scores is not None for r in rows)
+    else:
+        keyed = [(sg.uncertainty(by, r.prelabel_score, json.loads(r.prelabel_scores) if r.prelabel_scores
+                                 else None), r) for r in rows]
+        scored = sum(u is not None for u, _ in keyed)
+        # most uncertain first; unscored last; ties keep the items' order
+        ranked = [r for _, r in sorted(keyed, key=lambda k: (k[0] is None, -(k[0] or 0.0), k[1].seq))]
+    moves: list[dict] = []
+    start = 0
+    for pkg in pkgs:
+        for r in ranked[start:start + pkg.size]:
+            moves.append({"_id": r.id, "_pkg": pkg.id})
+        start += pkg.size
+    s.connection().execute(update(ItemRow.__table__).where(ItemRow.__table__.c.id == bindparam("_id"))
+                           .values(package_id=bindparam("_pkg"), sampled=True), moves)
+    if task.check_ratio < 1 and "check" in fl.stages(task.flow):
+        sample(s, task, list(pkgs))
+    s.expire_all()
+    return sc.OrderResult(by=by, packages=len(pkgs), items=len(rows), scored=scored)
