@@ -4,8 +4,10 @@ client_id), an item's history, and attaching suggestions (pre-labels)."""
 from __future__ import annotations
 
 import json
+from typing import Callable, ContextManager
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput, Conflict, Forbidden, NotFound
@@ -137,6 +139,20 @@ def submit_answer(s: Session, user: str, ws: str, ref: str, body: sc.AnswerSubmi
     s.flush()
     return _ack(row, body.item, False)
 
+
+
+def store_answer(transaction: Callable[[], ContextManager[Session]], user: str, ws: str, ref: str,
+                 body: sc.AnswerSubmit) -> sc.AnswerAck:
+    """:func:`submit_answer` in a transaction of its own (``transaction()`` opens one), tried once more
+    if the store refuses it: two requests with the same client_id racing in both pass the duplicate
+    check, the unique (task, client_id) refuses the second insert, and its retry finds the first,
+    which is the answer (``duplicate``)."""
+    try:
+        with transaction() as s:
+            return submit_answer(s, user, ws, ref, body)
+    except IntegrityError:
+        with transaction() as s:
+            return submit_answer(s, user, ws, ref, body)
 
 # ---------------------------------------------------------------------------- pre-labels
 

@@ -11,7 +11,8 @@ the tests. Each lives in the module that owns its rules:
 from __future__ import annotations
 
 from pai_lab.labeling.intake import NewItem, min_package_size
-from pai_lab.labeling.items import attach_prelabels, item_history, list_items, package_items, submit_answer
+from pai_lab.labeling.items import (attach_prelabels, item_history, list_items, package_items, store_answer,
+                                    submit_answer)
 from pai_lab.labeling.packages import claim, list_packages, order, reassign, release, review, submit_package
 from pai_lab.labeling.stats import stats
 from pai_lab.labeling.tasks import (copy_task, create_task, create_template, delete_task, delete_template, get_task,
@@ -22,5 +23,5 @@ __all__ = [
     "NewItem", "attach_prelabels", "claim", "copy_task", "create_task", "create_template", "delete_task",
     "delete_template", "get_task", "item_history", "list_items", "list_packages", "list_tasks", "list_templates",
     "min_package_size", "order", "package_items", "reassign", "release", "resolve_template", "review",
-    "set_offline", "set_people", "stats", "submit_answer", "submit_package", "task_row",
+    "set_offline", "set_people", "stats", "store_answer", "submit_answer", "submit_package", "task_row",
 ]

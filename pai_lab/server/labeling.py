@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
 
 from pai_lab.labeling import media, transfer
 from pai_lab.labeling import schemas as sc
@@ -199,12 +198,7 @@ def package_items(req, workspace, task, number):
              summary="Store one item's answer (idempotent on client_id)", body=sc.AnswerSubmit,
              response=sc.AnswerAck, status=201)
 def submit_answer(req, workspace, task, body: sc.AnswerSubmit):
-    try:
-        with req.transaction() as s:
-            return sv.submit_answer(s, req.user, workspace, task, body)
-    except IntegrityError:  # the same client_id raced in twice: the first one is the answer
-        with req.transaction() as s:
-            return sv.submit_answer(s, req.user, workspace, task, body)
+    return sv.store_answer(req.transaction, req.user, workspace, task, body)
 
 
 @router.post(PACKAGE + "/submit", name="label.package.submit", summary="Submit a labeled package",

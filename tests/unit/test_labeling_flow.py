@@ -4,9 +4,11 @@ change nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import pytest
+from sqlalchemy import event
 
 from pai_lab import workspaces
 from pai_lab.errors import BadInput, Conflict, Forbidden
@@ -249,6 +251,31 @@ def test_retry_with_the_same_client_id_stores_one_answer(label_platform):
     assert len(_do(store, sv.item_history, "owner", W, task, 0)) == 1
     with pytest.raises(Conflict, match="already used for item 0"):
         answer(store, "owner", task, 1, "cat", client_id="k-1")
+
+
+def test_two_requests_with_the_same_client_id_racing_in_store_one_answer(label_platform):
+    store = label_platform.store
+    with store.transaction() as s:
+        task = sv.create_task(s, "owner", W, sc.TaskCreate(name="t", template="image-classification",
+                                                           labels=["cat"], lines=[{"data": {"source": "a.jpg"}}])).id
+    _do(store, sv.claim, "owner", W, task, "label")
+    body = sc.AnswerSubmit(item=0, answer="cat", client_id="k-race")
+    rival = []
+
+    @contextlib.contextmanager
+    def transaction():
+        with store.transaction() as s:
+            if not rival:
+                # the other request passes the same duplicate check and commits first, just before this one writes
+                @event.listens_for(s, "before_flush", once=True)
+                def the_other_request_commits(*_):
+                    rival.append(answer(store, "owner", task, 0, "cat", client_id="k-race"))
+            yield s
+
+    ack = sv.store_answer(transaction, "owner", W, task, body)
+    assert rival[0].duplicate is False
+    assert (ack.duplicate, ack.id) == (True, rival[0].id)
+    assert [a.client_id for a in _do(store, sv.item_history, "owner", W, task, 0)] == ["k-race"]
 
 
 # ---------------------------------------------------------------- creating tasks
