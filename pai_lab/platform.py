@@ -15,11 +15,14 @@ from typing import Any
 
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 
+from pai_lab.serving import lifecycle as serving_lifecycle
 from pai_lab.store import Store
+from pai_lab.training import lifecycle as training_lifecycle
 
 log = logging.getLogger("pai_lab")
 
-AREAS = ("datasets", "labeling", "training", "serving")
+# The areas with work to do once the server runs, as (name, module with on_start(platform)).
+LIFECYCLES = (("training", training_lifecycle), ("serving", serving_lifecycle))
 
 
 def default_owner() -> str:
@@ -104,15 +107,7 @@ class Platform:
     async def start_background(self) -> None:
         """Once the server's event loop runs: each area's ``lifecycle.on_start(platform)``
         (reconcile jobs that were running, bring services back)."""
-        import importlib
-
-        for area in AREAS:
-            try:
-                module = importlib.import_module(f"pai_lab.{area}.lifecycle")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"pai_lab.{area}.lifecycle":
-                    raise
-                continue
+        for area, module in LIFECYCLES:
             try:
                 result = module.on_start(self)
                 if hasattr(result, "__await__"):

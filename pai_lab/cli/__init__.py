@@ -1,23 +1,23 @@
 """The one argument parser behind the `pai` command and the `%pai` magics.
 
-Each area registers its verbs in its own module; :func:`run` parses and executes a command
-line and returns a :class:`Result`, which :func:`main` prints (a table, or JSON with
-``--json``) and the magic hands back to the notebook as an object.
+Each area registers its verbs in its own module, listed in :data:`COMMAND_MODULES`; :func:`run`
+parses and executes a command line and returns a :class:`Result`, which :func:`main` prints (a
+table, or JSON with ``--json``) and the magic hands back to the notebook as an object.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from typing import Callable
 
 from pai_lab._version import __version__
+from pai_lab.cli import datasets, dlc, eascmd, labeling, server, workspaces
 from pai_lab.cli.base import Context, Parser, Result, UsageError, _CleanExit, jsonable
 from pai_lab.errors import PaiError
 
-# Modules that add verbs; an area not built yet is simply absent.
-COMMAND_MODULES = ["workspaces", "server", "datasets", "labeling", "dlc", "eascmd"]
+# The modules that add verbs, in the order `pai --help` lists them. Each defines register(sub, add_command).
+COMMAND_MODULES = [workspaces, server, datasets, labeling, dlc, eascmd]
 
 
 def _add_command(subparsers, name: str, func: Callable, help: str, cell_file: str | None = None, **kw) -> Parser:
@@ -31,13 +31,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="pai", description="pai_lab: workspaces, datasets, labeling, training and serving.")
     parser.add_argument("--version", action="version", version=f"pai_lab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"pai_lab.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"pai_lab.cli.{name}":
-                raise
-            continue
+    for module in COMMAND_MODULES:
         module.register(sub, _add_command)
     return parser
 

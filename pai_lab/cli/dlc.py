@@ -2,14 +2,14 @@
 
 The verbs are shared by several areas: data and code sources belong to the dataset registry,
 jobs to training. Each area adds its object kinds to the verbs in its own module (listed in
-``KIND_MODULES``) through ``register_dlc(verbs, add_command)``, where ``verbs`` maps a verb to its
+:data:`KIND_MODULES`) through ``register_dlc(verbs, add_command)``, where ``verbs`` maps a verb to its
 sub-parsers (``verbs["create"].add_parser("data_source", ...)``); ``stop`` and ``logs`` map to their own
 parser, as they take a job id and no kind.
 """
 
 from __future__ import annotations
 
-import importlib
+from pai_lab.cli import dlc_jobs, dlc_sources
 
 VERBS = {
     "submit": "submit a training job (tfjob)",
@@ -20,7 +20,7 @@ VERBS = {
     "delete": "delete a data source or code source",
 }
 DIRECT_VERBS = ("stop", "logs")
-KIND_MODULES = ["pai_lab.cli.dlc_sources", "pai_lab.cli.dlc_jobs"]
+KIND_MODULES = [dlc_sources, dlc_jobs]
 
 
 def register(sub, add_command) -> None:
@@ -32,11 +32,5 @@ def register(sub, add_command) -> None:
         # `stop` and `logs` take a job id directly (no kind): the training module adds their arguments
         # to the verb's own parser; the other verbs get one sub-parser per object kind.
         verbs[verb] = p if verb in DIRECT_VERBS else p.add_subparsers(dest="kind", metavar="KIND", required=True)
-    for name in KIND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
+    for module in KIND_MODULES:
         module.register_dlc(verbs, add_command, verbs_sub)

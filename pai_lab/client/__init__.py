@@ -7,25 +7,21 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from pai_lab.client.discovery import ServerInfo, discover  # noqa: F401
 from pai_lab.client.http import Http
 from pai_lab.workspaces.schemas import Me, Member, Operation, RoleMatrix, Workspace
 
-# Area clients hang off a workspace as attributes; each lives in its own module.
-_AREAS = {
-    "datasets": "pai_lab.client.datasets:Datasets",
-    "labeling": "pai_lab.client.labeling:Labeling",
-    "jobs": "pai_lab.client.jobs:Jobs",
-    "models": "pai_lab.client.models:Models",
-    "services": "pai_lab.client.services:Services",
-}
-
-if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
+if TYPE_CHECKING:  # pandas and the area clients load on first use: the CLI starts faster without them
     import pandas as pd
+
+    from pai_lab.client.datasets import Datasets
+    from pai_lab.client.jobs import Jobs
+    from pai_lab.client.labeling import Labeling
+    from pai_lab.client.models import Models
+    from pai_lab.client.services import Services
 
 
 def table(rows: list, columns: list[str] | None = None) -> pd.DataFrame:
@@ -119,7 +115,6 @@ class WorkspaceClient:
         self.client = client
         self.name = name
         self._info = info
-        self._areas: dict[str, Any] = {}
         self.members = Members(self)
 
     @property
@@ -158,17 +153,37 @@ class WorkspaceClient:
         ops = [Operation.model_validate(o) for o in self._get("/oplog", params={"limit": limit})]
         return table(ops, ["at", "actor", "action", "target", "result", "detail"])
 
-    def __getattr__(self, attr: str):
-        if attr.startswith("_") or attr not in _AREAS:
-            raise AttributeError(attr)
-        if attr not in self._areas:
-            module, cls = _AREAS[attr].split(":")
-            try:
-                area = getattr(importlib.import_module(module), cls)
-            except ModuleNotFoundError:
-                raise AttributeError(f"this version of pai_lab has no {attr} API yet") from None
-            self._areas[attr] = area(self)
-        return self._areas[attr]
+    # The area clients, each in its own module, imported on first use (numpy, pandas and the areas'
+    # schemas stay out of a plain `import pai_lab`).
+    @cached_property
+    def datasets(self) -> Datasets:
+        from pai_lab.client.datasets import Datasets
+
+        return Datasets(self)
+
+    @cached_property
+    def labeling(self) -> Labeling:
+        from pai_lab.client.labeling import Labeling
+
+        return Labeling(self)
+
+    @cached_property
+    def jobs(self) -> Jobs:
+        from pai_lab.client.jobs import Jobs
+
+        return Jobs(self)
+
+    @cached_property
+    def models(self) -> Models:
+        from pai_lab.client.models import Models
+
+        return Models(self)
+
+    @cached_property
+    def services(self) -> Services:
+        from pai_lab.client.services import Services
+
+        return Services(self)
 
     # (label, list route) of what the notebook display counts
     _COUNTED = (("datasets", "/datasets"), ("labeling tasks", "/labeling/tasks"), ("jobs", "/jobs"),

@@ -1,34 +1,19 @@
 """The REST layer: thin handlers over the area packages, one route table for all of them.
 
-Every module in this package that defines ``router`` contributes its routes; an area adds a
-module and nothing else changes.
+Each area's module defines a ``router``; :data:`ROUTERS` lists them, so a new area's module is
+imported and added there (the OpenAPI document and the route table both come from this list).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections import defaultdict
 
+from pai_lab.server import datasets, labeling, labeling_media, serving, system, training, workspaces
 from pai_lab.server.base import RouteHandler
 from pai_lab.server.routing import API_PREFIX, Router, openapi_document, tornado_pattern  # noqa: F401
 
-_INFRASTRUCTURE = {"base", "routing", "identity"}
-
-
-def _discover_routers() -> list[Router]:
-    found = []
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != "system", m.name)):
-        if info.name in _INFRASTRUCTURE:
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        router = getattr(module, "router", None)
-        if isinstance(router, Router):
-            found.append(router)
-    return found
-
-
-ROUTERS: list[Router] = _discover_routers()
+ROUTERS: list[Router] = [system.router, datasets.router, labeling.router, labeling_media.router,
+                         serving.router, training.router, workspaces.router]
 
 
 def handlers(platform, base_url: str = "/") -> list[tuple]:

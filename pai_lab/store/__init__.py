@@ -57,15 +57,13 @@ def make_engine(url: str) -> Engine:
 
 
 def _import_all_tables() -> None:
-    # Importing the area modules registers their tables on Base.metadata.
-    from pai_lab.workspaces import tables as _ws  # noqa: F401
-
-    for area in ("datasets", "labeling", "training", "serving"):
-        try:
-            __import__(f"pai_lab.{area}.tables")
-        except ModuleNotFoundError as exc:  # an area that has no tables yet
-            if exc.name != f"pai_lab.{area}.tables":
-                raise
+    # Importing the area modules registers their tables on Base.metadata. Here, not at the top:
+    # each of them imports Base from this module.
+    from pai_lab.datasets import tables as _datasets  # noqa: F401
+    from pai_lab.labeling import tables as _labeling  # noqa: F401
+    from pai_lab.serving import tables as _serving  # noqa: F401
+    from pai_lab.training import tables as _training  # noqa: F401
+    from pai_lab.workspaces import tables as _workspaces  # noqa: F401
 
 
 AFTER_COMMIT = "pai_lab_after_commit"

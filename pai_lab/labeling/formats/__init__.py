@@ -5,13 +5,14 @@ template has nothing this format can hold) and either ``export(ctx)`` yielding t
 one file, or ``export_to(ctx, fs, path)`` writing a folder or shard set and returning the paths
 written. Importers have ``parse(text, spec_hint)`` returning an :class:`Imported`.
 
+The modules are listed in :data:`EXPORTERS` and :data:`IMPORTERS` at the end of this file.
+
 Exports read the task's items through ``ctx.rows()``, a fresh pass over the store in item
 order, so memory stays flat whatever the number of items.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -19,16 +20,6 @@ from typing import Any, Callable, Iterator
 from pai_lab.errors import BadInput
 from pai_lab.labeling.templates import QuestionComponent, TemplateSpec
 
-EXPORTERS = {
-    "itag": "itag",
-    "easyvision": "easyvision",
-    "label-studio": "labelstudio",
-    "coco": "coco",
-    "yolo": "yolo",
-    "conll": "conll",
-    "tfrecord": "tfrecord",
-}
-IMPORTERS = {"itag": "itag", "label-studio": "labelstudio", "coco": "coco"}
 FOLDER_FORMATS = {"yolo", "tfrecord"}
 SUFFIX = {"itag": ".manifest", "easyvision": ".csv", "label-studio": ".json", "coco": ".json", "conll": ".conll"}
 
@@ -93,13 +84,13 @@ class Imported:
 def exporter(name: str):
     if name not in EXPORTERS:
         raise BadInput(f"unknown export format {name!r}; formats are {', '.join(EXPORTERS)}", "format")
-    return importlib.import_module(f"pai_lab.labeling.formats.{EXPORTERS[name]}")
+    return EXPORTERS[name]
 
 
 def importer(name: str):
     if name not in IMPORTERS:
         raise BadInput(f"cannot import {name!r}; import formats are {', '.join(IMPORTERS)}", "format")
-    return importlib.import_module(f"pai_lab.labeling.formats.{IMPORTERS[name]}")
+    return IMPORTERS[name]
 
 
 def chunked(pieces: Iterator[str], size: int = 1 << 16) -> Iterator[str]:
@@ -201,3 +192,11 @@ def collect_labels(spec: TemplateSpec, results_lists) -> tuple[list[str], list[s
                 for r in el:
                     add(relations, (r.get("result") or {}).get(q.result_key) if isinstance(r, dict) else None)
     return list(labels), list(relations)
+
+
+# The format modules, by the name users give. Imported last: they use the helpers above.
+from pai_lab.labeling.formats import coco, conll, easyvision, itag, labelstudio, tfrecord, yolo  # noqa: E402
+
+EXPORTERS = {"itag": itag, "easyvision": easyvision, "label-studio": labelstudio, "coco": coco, "yolo": yolo,
+             "conll": conll, "tfrecord": tfrecord}
+IMPORTERS = {"itag": itag, "label-studio": labelstudio, "coco": coco}
