@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from pai_lab.schema import Schema
+from pai_lab.schema import Int, Schema
 
 DATA_TYPES = ("image", "text", "video", "audio", "tabular", "other")
 VISIBILITIES = ("private", "workspace")
@@ -104,20 +104,20 @@ class ItemPage(Schema):
 
 
 class ItemsQuery(Schema):
-    version: int | None = None
-    offset: int = Field(0, ge=0)
+    version: Int | None = None
+    offset: Int = Field(0, ge=0)
     limit: int = Field(50, ge=1, le=10000)
 
 
 class VersionQuery(Schema):
-    version: int | None = None
+    version: Int | None = None
 
 
 class DiffQuery(Schema):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    from_version: int = Field(alias="from")
-    to_version: int | None = Field(None, alias="to")
+    from_version: Int = Field(alias="from")
+    to_version: Int | None = Field(None, alias="to")
     limit: int = Field(1000, ge=0, le=1_000_000)
 
 

@@ -53,6 +53,7 @@ from pai_lab.datasets.sources import (
 )
 from pai_lab.datasets.tables import DatasetRow, DatasetVersionRow
 from pai_lab.errors import BadInput, Conflict, NotFound
+from pai_lab.schema import whole_number
 from pai_lab.store import utcnow
 from pai_lab.workspaces import authorize
 from pai_lab.workspaces import permissions as perms
@@ -523,8 +524,8 @@ def find_item(session: Session, user: str, workspace: str, dataset: str, key: st
     """One item by key (or ``#index``), with the storage options needed to read it."""
     _access, row = _dataset(session, user, workspace, dataset)
     ver = _version_row(session, row, version)
-    if key.startswith("#") and key[1:].isdigit():
-        for entry in _entries(session, row, ver, int(key[1:]), 1):
+    if key.startswith("#") and whole_number(key[1:]) is not None:
+        for entry in _entries(session, row, ver, whole_number(key[1:]), 1):
             return to_item(entry, ver.base_uri), dict(row.storage_options or {})
     else:
         for entry in _entries(session, row, ver):

@@ -29,6 +29,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from pai_lab.errors import BadInput, NotFound
+from pai_lab.schema import whole_number
 
 log = logging.getLogger("pai_lab")
 
@@ -467,11 +468,12 @@ def item_view(platform, user: str, workspace: str, task_ref: str, seq: str, key:
     """The media under ``key`` of item ``seq``, images sized to the view; checks the caller may read the task."""
     from pai_lab.labeling.tables import ItemRow
 
-    if not seq.isdigit():
-        raise BadInput(f"item must be a number (its seq), got {seq!r}", "item")
+    number = whole_number(seq)
+    if number is None:
+        raise BadInput(f"item must be a number (its seq), got {seq[:40]!r}", "item")
     with platform.store.transaction() as s:
         task, _, options, rows = _item_sources(s, user, workspace, task_ref,
-                                               lambda q: q.where(ItemRow.seq == int(seq)), key)
+                                               lambda q: q.where(ItemRow.seq == number), key)
     if not rows:
         raise NotFound(f"task {task.name!r} has no item {seq}", "item")
     value = json.loads(rows[0].data).get(key)

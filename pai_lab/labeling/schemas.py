@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from pai_lab.schema import LIST_MAX, TEXT_MAX, Name, NonEmptyName, Schema, Text, bounded_list
+from pai_lab.schema import LIST_MAX, TEXT_MAX, Int, Name, NonEmptyName, Schema, Text, bounded_list
 
 FlowName = Literal["label", "label-check", "label-accept", "label-check-accept"]
 Stage = Literal["label", "check", "accept"]
@@ -42,7 +42,7 @@ class TaskCreate(Schema):
     template: Name = Field(description="a built-in template id or a custom template's name")
     description: Text = ""
     dataset: Name | None = Field(None, description="the dataset to label")
-    dataset_version: int | None = Field(None, description="its version (default: the latest)")
+    dataset_version: Int | None = Field(None, description="its version (default: the latest)")
     lines: list[dict] | None = Field(None, description="manifest lines given inline instead of a dataset")
     labels: list[LabelName | LabelSpec] = bounded_list()
     multi: bool = Field(False, description="one selection may carry several labels")
@@ -142,7 +142,7 @@ class Item(Schema):
 
 
 class AnswerSubmit(Schema):
-    item: int = Field(description="the item's seq")
+    item: Int = Field(description="the item's seq")
     client_id: str | None = Field(None, max_length=128,
                                   description="unique per answer; a retry with the same id stores nothing new")
     stage: Stage | None = Field(None, description="default: the stage of the package you hold")
@@ -174,7 +174,7 @@ class AnswerHistory(Schema):
 
 
 class Prelabel(Schema):
-    item: int
+    item: Int
     results: list | None = None
     answer: Any = None
     score: float | None = Field(None, ge=0, le=1, description="confidence of the suggested answer")
@@ -186,7 +186,7 @@ OrderBy = Literal["least_confidence", "margin", "entropy", "random"]
 
 class TaskOrder(Schema):
     by: str = Field(description="least_confidence, margin, entropy (most uncertain first) or random")
-    seed: int | None = Field(None, description="random order: the seed (default: a fresh one)")
+    seed: Int | None = Field(None, description="random order: the seed (default: a fresh one)")
 
 
 class OrderResult(Schema):

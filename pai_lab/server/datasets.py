@@ -29,6 +29,7 @@ from pai_lab.datasets.schemas import (
 )
 from pai_lab.datasets.sources import Roots, split_local_uri
 from pai_lab.errors import BadInput, NotFound, PaiError
+from pai_lab.schema import Int, whole_number
 from pai_lab.server.routing import Router
 
 router = Router("datasets")
@@ -48,8 +49,8 @@ class ListQuery(BaseModel):
 
 class ItemQuery(BaseModel):
     key: str | None = Field(None, description="the item's key")
-    index: int | None = Field(None, ge=0, description="or its position in the version")
-    version: int | None = None
+    index: Int | None = Field(None, ge=0, description="or its position in the version")
+    version: Int | None = None
     size: int = Field(128, ge=16, le=1024, description="thumbnail edge in pixels")
 
 
@@ -272,10 +273,10 @@ async def content(req, workspace, name, query: ItemQuery):
 
 
 def _int(value: str, what: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise BadInput(f"{what} must be a number, got {value!r}", what) from None
+    number = whole_number(value)
+    if number is None:
+        raise BadInput(f"{what} must be a whole number (1, 2, ...), got {value[:40]!r}", what)
+    return number
 
 
 # ---------------------------------------------------------------- DLC code sources

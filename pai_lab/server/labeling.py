@@ -9,6 +9,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from pai_lab.labeling import media, transfer
+from pai_lab.schema import Int, whole_number
 from pai_lab.labeling import schemas as sc
 from pai_lab.labeling import service as sv
 from pai_lab.server.routing import Router
@@ -24,7 +25,7 @@ class PackageQuery(BaseModel):
 
 
 class ItemsQuery(BaseModel):
-    offset: int = Field(0, ge=0)
+    offset: Int = Field(0, ge=0)
     limit: int = Field(100, ge=1, le=10000)
 
 
@@ -34,12 +35,13 @@ def _containment(req):
     return Containment.from_platform(req.platform)
 
 
-def _number(number: str) -> int:
+def _number(number: str, what: str = "package") -> int:
     from pai_lab.errors import BadInput
 
-    if not number.isdigit():
-        raise BadInput(f"package number must be a positive integer, got {number!r}", "package")
-    return int(number)
+    value = whole_number(number)
+    if value is None:
+        raise BadInput(f"{what} number must be a whole number (0, 1, ...), got {number[:40]!r}", what)
+    return value
 
 
 # ---------------------------------------------------------------- templates
@@ -148,7 +150,7 @@ def list_items(req, workspace, task, query: ItemsQuery):
             response=list[sc.AnswerHistory])
 def item_history(req, workspace, task, seq):
     with req.transaction() as s:
-        return sv.item_history(s, req.user, workspace, task, _number(seq))
+        return sv.item_history(s, req.user, workspace, task, _number(seq, "item"))
 
 
 @router.post(TASK + "/prelabels", name="label.prelabel.attach", summary="Attach suggestions (pre-labels) to items",

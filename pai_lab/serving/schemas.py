@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from pai_lab.schema import Schema, Text
+from pai_lab.schema import Int, Schema, Text
 
 NAME_RULE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 TEST_PREFIX = "test_"  # services named test_* are test services (AlgorithmDeveloper may deploy them)
@@ -118,7 +118,7 @@ class ReleaseBody(Schema):
 
 
 class VersionBody(Schema):
-    version: int = Field(ge=1)
+    version: Int = Field(ge=1)
 
 
 class Service(Schema):

@@ -20,6 +20,7 @@ from typing import Iterable, Iterator
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput, NotFound
+from pai_lab.schema import whole_number
 
 SOURCES_FILE = "sources.json"
 ENV_VAR = "PAI_LAB_DATA_SOURCES"
@@ -35,8 +36,8 @@ def parse(ref: str) -> tuple[str, str, int | None]:
             raise BadInput("data source 'task:' names no task; write task:<task name or id>", "data_sources")
         return "task", name, None
     name, sep, version = ref.rpartition(":")
-    if sep and version.isdigit() and name:
-        return "dataset", name, int(version)
+    if sep and whole_number(version) is not None and name:
+        return "dataset", name, whole_number(version)
     if sep and "://" not in ref:
         raise BadInput(f"data source {ref!r}: write NAME, NAME:VERSION (a whole number) or task:TASK",
                        "data_sources")

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput, NotFound
+from pai_lab.schema import whole_number
 from pai_lab.store import new_id, utcnow
 from pai_lab.training.schemas import Model
 from pai_lab.training.tables import ModelRow
@@ -80,8 +81,8 @@ def _find(session: Session, workspace_id: str, ref: str) -> ModelRow:
         row = session.scalar(base.where(ModelRow.job_id == ref).order_by(ModelRow.version.desc()))
     else:
         name, sep, version = ref.rpartition(":")
-        if sep and version.isdigit():
-            row = session.scalar(base.where(ModelRow.name == name, ModelRow.version == int(version)))
+        if sep and whole_number(version) is not None:
+            row = session.scalar(base.where(ModelRow.name == name, ModelRow.version == whole_number(version)))
         else:
             row = session.scalar(base.where(ModelRow.name == ref).order_by(ModelRow.version.desc()))
     if row is None:

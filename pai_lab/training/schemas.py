@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pai_lab.schema import LIST_MAX, Name, Schema, Text, bounded_list
+from pai_lab.schema import LIST_MAX, Int, Name, Schema, Text, bounded_list
 
 JobKind = Literal["tfjob", "pytorchjob"]
 JobState = Literal["Creating", "Queuing", "Running", "Succeeded", "Failed", "Stopping", "Stopped"]
@@ -107,7 +107,7 @@ class JobDetail(Job):
 
 
 class JobQuery(Schema):
-    history_after: int | None = Field(None, ge=0, description="long poll: answer once the job has more state "
+    history_after: Int | None = Field(None, ge=0, description="long poll: answer once the job has more state "
                                                               "changes than this (or ends, or `wait` passes)")
     wait: float = Field(10.0, gt=0, le=60, description="seconds a long poll may wait")
 
@@ -117,7 +117,7 @@ class LogsQuery(Schema):
     max_events_num: int = Field(2000, ge=1, le=100000)
     start_time: datetime | None = None
     end_time: datetime | None = None
-    after: int | None = Field(None, description="only lines after this cursor (for a live tail)")
+    after: Int | None = Field(None, description="only lines after this cursor (for a live tail)")
 
 
 class LogLine(Schema):
@@ -130,7 +130,7 @@ class LogLine(Schema):
 
 class MetricsQuery(Schema):
     pod: str | None = None
-    after: int | None = None
+    after: Int | None = None
 
 
 class MetricPoint(Schema):

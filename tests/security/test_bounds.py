@@ -101,3 +101,40 @@ async def test_a_service_above_the_configured_instances_is_refused_on_create_and
     status, detail = await api("GET", f"{W}/services/bounded_svc")
     assert status == 200 and detail["config"]["metadata"]["instance"] == 0, detail
     await api("DELETE", f"{W}/services/bounded_svc")
+
+
+BIG = str(2**70)  # past the store's 64-bit integers
+
+
+@pytest.mark.parametrize("method,path,body,params,field", [
+    ("POST", "/labeling/tasks/t/answers", {"item": 2**70, "answer": "a"}, None, "item"),
+    ("POST", "/labeling/tasks/t/prelabels", {"source": "m", "items": [{"item": 2**70, "answer": "a"}]}, None,
+     "items.0.item"),
+    ("POST", "/labeling/tasks", {**TASK, "name": "t2", "lines": None, "dataset": "d", "dataset_version": 2**70},
+     None, "dataset_version"),
+    ("GET", "/labeling/tasks/t/items", None, {"offset": BIG}, "offset"),
+    ("GET", f"/labeling/tasks/t/items/{BIG}/history", None, None, "item"),
+    ("GET", f"/labeling/tasks/t/items/{BIG}/media", None, None, "item"),
+    ("GET", f"/labeling/tasks/t/packages/{BIG}/items", None, None, "package"),
+    ("GET", "/labeling/tasks/t/packages/²/items", None, None, "package"),
+    ("GET", f"/datasets/d/versions/{BIG}", None, None, "version"),
+    ("GET", "/datasets/d/items", None, {"offset": BIG}, "offset"),
+    ("GET", "/datasets/d/diff", None, {"from": BIG}, "from"),
+    ("GET", "/datasets/d/content", None, {"index": BIG}, "index"),
+    ("POST", "/services/x/version", {"version": 2**70}, None, "version"),
+])
+async def test_numbers_past_64_bits_are_400_naming_the_field(api, pai_root, method, path, body, params, field):
+    (pai_root / "pics").mkdir()
+    (pai_root / "pics" / "a.txt").write_text("a")
+    status, err = await api("POST", f"{W}/datasets", {"name": "d", "source": "pics", "scan": True})
+    assert status == 201, err
+    status, err = await api("POST", f"{W}/labeling/tasks", {**TASK, "name": "t", "template": "text-classification"})
+    assert status == 201, err
+    status, err = await api(method, W + path, body, params=params)
+    assert status == 400, err
+    assert err["error"]["field"] == field, err
+    # the same references within range still work
+    status, _ = await api("GET", f"{W}/datasets/d/versions/1")
+    assert status == 200
+    status, _ = await api("GET", f"{W}/models/x:{BIG}")
+    assert status == 404
