@@ -11,10 +11,18 @@ import os
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Int, List, Unicode, default
+from traitlets import Int, List, Type, Unicode, default
 
 from pai_lab._version import __version__
 from pai_lab.platform import Platform, default_owner
+from pai_lab.serving.manager import ServingManager
+from pai_lab.training.manager import TrainingManager
+
+# The settings users set as PaiLabApp.<name> that belong to a manager, and the manager's trait for each.
+# Set on PaiLabApp they win over the manager's own (c.TrainingManager.n_workers), as before.
+TRAINING_SETTINGS = {"dask_scheduler_address": "dask_scheduler_address", "n_workers": "n_workers",
+                     "threads_per_worker": "threads_per_worker", "memory_limit": "memory_limit"}
+SERVING_SETTINGS = {"serving_port": "port", "serving_metrics_token": "metrics_token"}
 
 
 class PaiLabApp(ExtensionApp):
@@ -43,19 +51,31 @@ class PaiLabApp(ExtensionApp):
     allowed_url_prefixes = List(Unicode(), config=True,
                                 help="http(s) URL prefixes the server may fetch item media from (e.g. "
                                      "https://data.example.com/public/). Default: none.")
+    training_manager_class = Type(
+        default_value=TrainingManager, klass=TrainingManager, config=True,
+        help="The training backend: a TrainingManager subclass (jobs on Dask by default).")
+    serving_manager_class = Type(
+        default_value=ServingManager, klass=ServingManager, config=True,
+        help="The serving backend: a ServingManager subclass (a local gateway process by default).")
     dask_scheduler_address = Unicode(
         "", config=True,
-        help="Address of an existing Dask scheduler (tcp://host:8786). Empty: a LocalCluster started on demand.",
+        help="Address of an existing Dask scheduler (tcp://host:8786). Empty: a LocalCluster started on demand. "
+             "Same as TrainingManager.dask_scheduler_address (this one wins when set).",
     )
-    n_workers = Int(2, config=True, help="Workers of the LocalCluster started when no scheduler is configured.")
+    n_workers = Int(2, config=True, help="Workers of the LocalCluster started when no scheduler is configured. "
+                    "Same as TrainingManager.n_workers (this one wins when set).")
     threads_per_worker = Int(0, config=True, help="Threads per LocalCluster worker; each job rank holds one while it "
-                             "runs. 0: the machine's cores split between the workers.")
-    memory_limit = Unicode("auto", config=True, help="Memory limit per LocalCluster worker.")
+                             "runs. 0: the machine's cores split between the workers. Same as "
+                             "TrainingManager.threads_per_worker (this one wins when set).")
+    memory_limit = Unicode("auto", config=True, help="Memory limit per LocalCluster worker. Same as "
+                           "TrainingManager.memory_limit (this one wins when set).")
     serving_port = Int(0, config=True, help="Port of the serving gateway (0: the port the last gateway had, "
-                       "kept in the state folder, when it is free, else a free port).")
+                       "kept in the state folder, when it is free, else a free port). Same as ServingManager.port "
+                       "(this one wins when set).")
     serving_metrics_token = Unicode(
         config=True, help="When set, the serving gateway's /metrics answers only `Authorization: Bearer <token>`. "
-                          "Default: $PAI_LAB_METRICS_TOKEN, else open.")
+                          "Default: $PAI_LAB_METRICS_TOKEN, else open. Same as ServingManager.metrics_token (this "
+                          "one wins when set).")
     preview_prepare_items = Int(
         1000, config=True,
         help="Images of a new labeling task prepared for the labelers in the background (decoded once and kept "
@@ -74,15 +94,10 @@ class PaiLabApp(ExtensionApp):
              "'bubblewrap' (always) or 'off'. A server that needs one and has no working bubblewrap refuses "
              "local jobs with 409. Ranks on a remote Dask cluster run under their workers' OS users instead.")
     bubblewrap_path = Unicode("bwrap", config=True, help="The bubblewrap program the sandbox runs.")
-    extra_settings = Dict(config=True, help="Further settings handed to the area managers.")
 
     runtime_file = Unicode("", help="server.json written by `pai server`; empty inside JupyterLab.")
     platform = None  # set by initialize_settings; None when the control plane could not start
     load_error = ""
-
-    @default("serving_metrics_token")
-    def _default_metrics_token(self):
-        return os.environ.get("PAI_LAB_METRICS_TOKEN", "")
 
     @default("owner")
     def _default_owner(self):
@@ -97,12 +112,6 @@ class PaiLabApp(ExtensionApp):
             "allowed_roots": list(self.allowed_roots),
             "allowed_url_prefixes": list(self.allowed_url_prefixes),
             "default_member_role": self.default_member_role,
-            "dask_scheduler_address": self.dask_scheduler_address,
-            "n_workers": self.n_workers,
-            "threads_per_worker": self.threads_per_worker,
-            "memory_limit": self.memory_limit,
-            "serving_port": self.serving_port,
-            "serving_metrics_token": self.serving_metrics_token,
             "preview_prepare_items": self.preview_prepare_items,
             "preview_cache_bytes": self.preview_cache_bytes,
             "max_job_ranks": self.max_job_ranks,
@@ -110,10 +119,10 @@ class PaiLabApp(ExtensionApp):
             "max_request_bytes": self.max_request_bytes,
             "job_sandbox": self.job_sandbox,
             "bubblewrap_path": self.bubblewrap_path,
-            **self.extra_settings,
         }
         try:
             self.platform = Platform(self.resolved_root(), self.database_url or None, self.owner, settings).start()
+            self.build_managers(self.platform)
         except Exception as exc:
             self.platform, self.load_error = None, f"{type(exc).__name__}: {exc}"
             self.log.critical("pai_lab cannot start: %s", self.load_error, exc_info=True)
@@ -123,6 +132,19 @@ class PaiLabApp(ExtensionApp):
         self.settings["pai_lab_platform"] = self.platform
         self.log.info("pai_lab %s: root %s, store %s", __version__, self.platform.root_dir,
                       self.platform.store.url.split("@")[-1])
+
+    def _given(self, names: dict[str, str]) -> dict:
+        """The PaiLabApp settings of ``names`` that the configuration sets, under the manager's trait names."""
+        given = self.config.get(type(self).__name__, {})
+        return {trait: getattr(self, name) for name, trait in names.items() if name in given}
+
+    def build_managers(self, platform: Platform) -> None:
+        """The configured training and serving backends, children of this app in the configuration."""
+        training = self.training_manager_class(platform, parent=self, **self._given(TRAINING_SETTINGS))
+        platform.provide("training", training)
+        platform.provide("serving", self.serving_manager_class(platform, parent=self, **self._given(SERVING_SETTINGS)))
+        # read by the training area's start-up and sandbox rules; the manager's trait is the source
+        platform.settings["dask_scheduler_address"] = getattr(training, "dask_scheduler_address", "")
 
     def initialize_handlers(self) -> None:
         from pai_lab.server import handlers

@@ -97,8 +97,13 @@ class Platform:
             join_workspace(session, DEFAULT_WORKSPACE, username, role, added_by=self.owner)
         self._joined.add(username)
 
+    def provide(self, name: str, manager) -> None:
+        """Install the area's manager ahead of use: the app builds the configured backends itself."""
+        with self._lock:
+            self.managers[name] = manager
+
     def manager(self, name: str, factory):
-        """The area's long-lived manager, created by ``factory(platform)`` on first use."""
+        """The area's long-lived manager: the one provided, else created by ``factory(platform)`` on first use."""
         with self._lock:
             if name not in self.managers:
                 self.managers[name] = factory(self)

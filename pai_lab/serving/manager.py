@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 import requests
+from traitlets import Int, Unicode, default
+from traitlets.config import LoggingConfigurable
 
 from pai_lab.errors import Unavailable
 
@@ -27,13 +29,25 @@ SECRET_HEADER = "X-Pai-Lab-Gateway-Secret"
 METRICS_TOKEN_ENV = "PAI_LAB_GATEWAY_METRICS_TOKEN"
 
 
-class ServingManager:
-    def __init__(self, platform):
+class ServingManager(LoggingConfigurable):
+    """The server's backend for services (``PaiLabApp.serving_manager_class`` names another one);
+    configured as ``c.ServingManager.<trait>``, or as ``PaiLabApp.serving_port`` and
+    ``PaiLabApp.serving_metrics_token``."""
+
+    port = Int(0, config=True, help="Port of the serving gateway (0: the port the last gateway had, kept in the "
+               "state folder, when it is free, else a free port).")
+    metrics_token = Unicode(config=True, help="When set, the serving gateway's /metrics answers only "
+                            "`Authorization: Bearer <token>`. Default: $PAI_LAB_METRICS_TOKEN, else open.")
+
+    @default("metrics_token")
+    def _default_metrics_token(self) -> str:
+        return os.environ.get("PAI_LAB_METRICS_TOKEN", "")
+
+    def __init__(self, platform, **kwargs):
+        super().__init__(**kwargs)
         self.platform = platform
         self.state_dir = Path(platform.state_dir) / "serving"
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.port = int(platform.settings.get("serving_port") or 0)
-        self.metrics_token = str(platform.settings.get("serving_metrics_token") or "")
         self.host = "127.0.0.1"
         # without a configured port, the one the last gateway had is taken again, so the endpoint
         # URLs users hold keep answering after a restart of the control plane

@@ -18,6 +18,9 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from traitlets import Bool, Dict, Int, Unicode
+from traitlets.config import LoggingConfigurable
+
 from pai_lab.training import isolation, service
 from pai_lab.training import spec as specs
 from pai_lab.training.runtime import STOP_GRACE_SECONDS, names, run_rank
@@ -364,12 +367,29 @@ class Supervisor(threading.Thread):
                     pass
 
 
-class TrainingManager:
-    """The training area's long-lived part: created on first use by ``platform.manager("training", ...)``."""
+class TrainingManager(LoggingConfigurable):
+    """The training area's long-lived part: the Dask client and the jobs' supervisors.
 
-    def __init__(self, platform):
+    The server's backend for jobs (``PaiLabApp.training_manager_class`` names another one); configured as
+    ``c.TrainingManager.<trait>``, or through the ``PaiLabApp.<trait>`` names users set before."""
+
+    dask_scheduler_address = Unicode(
+        "", config=True,
+        help="Address of an existing Dask scheduler (tcp://host:8786). Empty: a LocalCluster started on demand.")
+    n_workers = Int(2, config=True, help="Workers of the LocalCluster started when no scheduler is configured.")
+    threads_per_worker = Int(0, config=True, help="Threads per LocalCluster worker; each job rank holds one while "
+                             "it runs. 0: the machine's cores split between the workers.")
+    memory_limit = Unicode("auto", config=True, help="Memory limit per LocalCluster worker ('auto': the machine's "
+                           "memory split between the workers).")
+    dask_processes = Bool(False, config=True, help="LocalCluster workers as processes instead of threads of the "
+                          "control plane (a rank's work runs in its own subprocess either way).")
+    dask_dashboard_address = Unicode(":0", config=True, help="Where the LocalCluster's dashboard listens.")
+    dask_worker_resources = Dict(config=True, help="Resources each LocalCluster worker offers, e.g. {'GPU': 1}.")
+
+    def __init__(self, platform, **kwargs):
+        super().__init__(**kwargs)
         self.platform = platform
-        self.settings = platform.settings
+        self.settings = platform.settings  # the server's runtime facts (server_url), not configuration
         self._client = None
         self._cluster = None
         self._lock = threading.RLock()
@@ -381,27 +401,28 @@ class TrainingManager:
 
     @property
     def local(self) -> bool:
-        return not self.settings.get("dask_scheduler_address")
+        return not self.dask_scheduler_address
 
     def client(self):
         with self._lock:
             if self._client is None:
                 from distributed import Client, LocalCluster
 
-                address = self.settings.get("dask_scheduler_address")
+                address = self.dask_scheduler_address
                 if address:
                     self._client = Client(address, timeout="30s", set_as_default=False)
                 else:
                     # Worker threads in this process: a rank's work runs in its own subprocess, so the
                     # Dask side only waits and relays; no worker processes to start or to orphan.
-                    n_workers, threads, memory = local_cluster_shape(self.settings)
+                    n_workers, threads, memory = local_cluster_shape(self.n_workers, self.threads_per_worker,
+                                                                     self.memory_limit)
                     self._cluster = LocalCluster(
                         n_workers=n_workers,
                         threads_per_worker=threads,
-                        processes=bool(self.settings.get("dask_processes", False)),
+                        processes=self.dask_processes,
                         memory_limit=memory,
-                        dashboard_address=self.settings.get("dask_dashboard_address", ":0"),
-                        resources=self.settings.get("dask_worker_resources") or None,
+                        dashboard_address=self.dask_dashboard_address,
+                        resources=dict(self.dask_worker_resources) or None,
                     )
                     self._client = Client(self._cluster, set_as_default=False)
             return self._client
@@ -499,15 +520,16 @@ class TrainingManager:
             self._client = self._cluster = None
 
 
-def local_cluster_shape(settings: dict) -> tuple[int, int, int | str]:
+def local_cluster_shape(n_workers: int, threads_per_worker: int = 0,
+                        memory_limit: str = "auto") -> tuple[int, int, int | str]:
     """(workers, threads per worker, memory per worker) of the embedded LocalCluster: unless set, threads
     and memory are the machine's real totals split between the workers (Dask's "auto" gives every worker
     of an in-process cluster the whole memory, and a fixed thread count claims cores that are not there)."""
     from distributed.system import MEMORY_LIMIT  # the machine's memory, or its cgroup limit
 
-    n_workers = max(1, int(settings.get("n_workers") or 2))
-    threads = int(settings.get("threads_per_worker") or 0) or max(1, _cpu_count() // n_workers)
-    memory = settings.get("memory_limit") or "auto"
+    n_workers = max(1, int(n_workers or 2))
+    threads = int(threads_per_worker or 0) or max(1, _cpu_count() // n_workers)
+    memory = memory_limit or "auto"
     if memory == "auto":
         memory = int(MEMORY_LIMIT // n_workers)
     return n_workers, threads, memory
