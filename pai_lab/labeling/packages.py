@@ -16,7 +16,7 @@ from pai_lab.labeling import schemas as sc
 from pai_lab.labeling import suggestions as sg
 from pai_lab.labeling.intake import sample
 from pai_lab.labeling.tables import AnswerRow, ItemRow, PackageEventRow, PackageRow, TaskRow
-from pai_lab.labeling.tasks import ROLE_LISTS, find_task, manage, my_roles, task_row
+from pai_lab.labeling.tasks import ROLE_LISTS, prepare_media, find_task, manage, my_roles, task_row
 from pai_lab.store import utcnow
 from pai_lab.workspaces import authorize
 
@@ -83,13 +83,23 @@ def _event(s: Session, task: TaskRow, pkg: PackageRow, action: str, old: str, ac
                           actor=actor, comment=comment, at=utcnow()))
 
 
-def claim(s: Session, user: str, ws: str, ref: str, stage: str = "label") -> sc.Package | None:
-    """The package the caller holds in ``stage``, or the next one from the pool (None: pool empty)."""
+def claim(s: Session, user: str, ws: str, ref: str, stage: str = "label", *, platform=None) -> sc.Package | None:
+    """The package the caller holds in ``stage``, or the next one from the pool (None: pool empty).
+    With the server's ``platform``, the package's images are prepared in the background after the commit."""
     _, task = _work(s, user, ws, ref, stage)
+    pkg = _claimed(s, user, task, stage)
+    if pkg is None:
+        return None
+    if platform is not None:
+        prepare_media(s, platform, user, ws, task.id, pkg.number)
+    return _package_schema(s, task, pkg)
+
+
+def _claimed(s: Session, user: str, task: TaskRow, stage: str) -> PackageRow | None:
     held = s.scalar(select(PackageRow).where(PackageRow.task_id == task.id, PackageRow.holder == user,
                                              PackageRow.state == fl.WORKING[stage]).order_by(PackageRow.number))
     if held is not None:
-        return _package_schema(s, task, held)
+        return held
     while True:
         pkg = s.scalar(select(PackageRow).where(PackageRow.task_id == task.id, PackageRow.state == fl.POOL[stage])
                        .order_by(PackageRow.number).limit(1))
@@ -101,7 +111,7 @@ def claim(s: Session, user: str, ws: str, ref: str, stage: str = "label") -> sc.
         if won:
             s.refresh(pkg)
             _event(s, task, pkg, "claim", fl.POOL[stage], user)
-            return _package_schema(s, task, pkg)
+            return pkg
 
 
 def held(s: Session, user: str, ws: str, ref: str, number: int, stage: str | None = None, *,

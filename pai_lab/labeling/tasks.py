@@ -23,7 +23,7 @@ from pai_lab.labeling.intake import (NewItem, check_line, check_package_size, co
                                      lines_from_dataset)
 from pai_lab.labeling.tables import ItemRow, PackageEventRow, PackageRow, TaskRow, TemplateRow
 from pai_lab.labeling.templates import BUILTIN, BUILTIN_IDS, CUSTOM_NAME, TemplateSpec, builtin, parse_spec
-from pai_lab.store import new_id, utcnow
+from pai_lab.store import after_commit, new_id, utcnow
 from pai_lab.workspaces import authorize
 from pai_lab.workspaces.tables import MemberRow
 
@@ -145,9 +145,11 @@ def _bind_keys(spec: TemplateSpec, content_keys: dict[str, str]) -> TemplateSpec
 
 
 def create_task(s: Session, user: str, ws: str, body: sc.TaskCreate, *, items: Iterable[NewItem] | None = None,
-                task_id: str | None = None, source: str | None = None, containment=None) -> sc.Task:
+                task_id: str | None = None, source: str | None = None, containment=None,
+                platform=None) -> sc.Task:
     """``containment`` (the server's policy) checks the items given in the request (inline ``lines``, or an
-    import's ``content``) at creation; a dataset's items were checked when it was registered."""
+    import's ``content``) at creation; a dataset's items were checked when it was registered. With the
+    server's ``platform``, the task's first images are prepared in the background once it is committed."""
     access = authorize(s, user, ws, "label.manage")
     if not isinstance(body.name, str) or not TASK_NAME.match(body.name):
         raise BadInput(f"invalid task name {body.name!r}: 1-100 characters, starting with a letter, digit or "
@@ -193,7 +195,16 @@ def create_task(s: Session, user: str, ws: str, body: sc.TaskCreate, *, items: I
     if containment is not None and (given or not body.dataset):
         items = contained(items, keys, containment, "content" if given else "lines")
     insert_items(s, task, spec, items, author=user)
+    if platform is not None:
+        prepare_media(s, platform, user, ws, task.id)
     return task_schema(s, task, user, access.roles)
+
+
+def prepare_media(s: Session, platform, user: str, ws: str, task_id: str, package: int | None = None) -> None:
+    """Prepare the images of a new task's first items (or of a claimed package) once the write commits."""
+    from pai_lab.labeling import media
+
+    after_commit(s, lambda: media.prepare_items(platform, user, ws, task_id, package=package))
 
 
 # ---------------------------------------------------------------------------- tasks

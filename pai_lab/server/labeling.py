@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
-from pai_lab.labeling import media, transfer
+from pai_lab.labeling import transfer
 from pai_lab.schema import Int, whole_number
 from pai_lab.labeling import schemas as sc
 from pai_lab.labeling import service as sv
@@ -82,9 +82,7 @@ def list_tasks(req, workspace):
              body=sc.TaskCreate, response=sc.Task, status=201)
 def create_task(req, workspace, body: sc.TaskCreate):
     with req.transaction() as s:
-        task = sv.create_task(s, req.user, workspace, body, containment=_containment(req))
-    media.prepare_items(req.platform, req.user, workspace, task.id)
-    return task
+        return sv.create_task(s, req.user, workspace, body, containment=_containment(req), platform=req.platform)
 
 
 @router.post(BASE + "/imports", name="label.task.import", summary="Create a task from a result file",
@@ -183,10 +181,7 @@ def list_packages(req, workspace, task, query: PackageQuery):
              body=sc.PackageClaim, response=sc.Package | None)
 def claim(req, workspace, task, body: sc.PackageClaim):
     with req.transaction() as s:
-        package = sv.claim(s, req.user, workspace, task, body.stage)
-    if package is not None:
-        media.prepare_items(req.platform, req.user, workspace, task, package=package.number)
-    return package
+        return sv.claim(s, req.user, workspace, task, body.stage, platform=req.platform)
 
 
 @router.get(PACKAGE + "/items", name="label.package.items", summary="A package's items, pre-labels and answers",

@@ -45,12 +45,13 @@ def platform(tmp_path):
     p.store.dispose()
 
 
-def make_task(platform, files: list, name="shots", package_size=None) -> str:
+def make_task(platform, files: list, name="shots", package_size=None, prepare=False) -> str:
     lines = [{"data": {"source": str(f)}} for f in files]
     with platform.store.transaction() as s:
         task = sv.create_task(s, "owner", W, sc.TaskCreate(name=name, template="image-classification",
                                                             labels=["a", "b"], lines=lines,
-                                                            package_size=package_size or len(lines)))
+                                                            package_size=package_size or len(lines)),
+                              platform=platform if prepare else None)
     return task.id
 
 
@@ -172,8 +173,7 @@ def test_the_prepared_folder_keeps_to_its_cap(platform, tmp_path):
 def test_new_tasks_prepare_their_first_images(tmp_path):
     p = Platform(tmp_path / "root", owner="owner", settings={"preview_prepare_items": 2}).start()
     try:
-        task_id = make_task(p, shots(p, [((800, 600), "RGB")] * 4), package_size=2)
-        media.prepare_items(p, "owner", W, task_id)  # what creating a task through the server does
+        task_id = make_task(p, shots(p, [((800, 600), "RGB")] * 4), package_size=2, prepare=True)  # as the server does
         pv = media.previews(p)
         assert pv.idle(60) and pv.counts["prepared"] == 2
         view(p, task_id, 1, 512, 384)
