@@ -14,12 +14,15 @@ import re
 from typing import Iterator
 
 from pai_lab.errors import BadInput
+from pai_lab.labeling import flow as fl
 from pai_lab.labeling.formats import ExportContext, Imported, chunked
 from pai_lab.labeling.intake import NewItem
 
 NAME = "itag"
-KEY = re.compile(r"^label-(\d+|[^-]+?)(-check|-verify)?$")
-STAGE_SUFFIX = {None: "label", "-check": "check", "-verify": "accept"}
+# label-<taskId> holds the label stage's results; the other stages add their answer column: -check, -verify
+SUFFIX = {stage: "" if stage == "label" else f"-{column}" for stage, column in fl.STAGE_COLUMN.items()}
+KEY = re.compile(r"^label-(\d+|[^-]+?)(" + "|".join(s for s in SUFFIX.values() if s) + ")?$")
+STAGE_SUFFIX = {suffix or None: stage for stage, suffix in SUFFIX.items()}
 MEDIA = {".jpg": "image", ".jpeg": "image", ".png": "image", ".bmp": "image", ".gif": "image", ".webp": "image",
          ".mp4": "video", ".avi": "video", ".mov": "video", ".webm": "video",
          ".wav": "audio", ".mp3": "audio", ".flac": "audio", ".ogg": "audio", ".m4a": "audio"}
@@ -36,14 +39,14 @@ def lines(ctx: ExportContext) -> Iterator[str]:
     def end(origin: str | None) -> str:
         return f',"origin":"{origin}"}}' if origins and origin else "}"
 
+    stages = [(f'{key}{SUFFIX[stage]}":{{"results":', fl.STAGE_COLUMN[stage], fl.ORIGIN_COLUMN[stage])
+              for stage in fl.STAGES]
     for r in ctx.rows():
         parts = ['{"data":', r.data]
-        if r.label is not None:
-            parts += [key, '":{"results":', r.label, end(r.label_origin)]
-        if r.check is not None:
-            parts += [key, '-check":{"results":', r.check, end(r.check_origin)]
-        if r.verify is not None:
-            parts += [key, '-verify":{"results":', r.verify, end(r.verify_origin)]
+        for head, column, origin in stages:
+            text = getattr(r, column)
+            if text is not None:
+                parts += [head, text, end(getattr(r, origin))]
         parts.append("}\n")
         yield "".join(parts)
 

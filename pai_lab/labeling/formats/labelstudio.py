@@ -18,12 +18,14 @@ from typing import Any, Iterator
 from xml.sax.saxutils import quoteattr
 
 from pai_lab.errors import BadInput
+from pai_lab.labeling import flow as fl
 from pai_lab.labeling.formats import ExportContext, Imported, chunked, is_rect, parse_json, zip_results
 from pai_lab.labeling.intake import NewItem
 from pai_lab.labeling.templates import TemplateSpec
 
 NAME = "label-studio"
-STAGES = {"label": "label", "check": "check", "accept": "verify"}
+# an annotation's "stage" is the answer column it came from (label, check, verify)
+STAGE_OF_COLUMN = {column: stage for stage, column in fl.STAGE_COLUMN.items()}
 TAG = {"text": "Text", "image": "Image", "video": "Video", "audio": "Audio"}
 
 
@@ -125,18 +127,18 @@ def tasks(ctx: ExportContext) -> Iterator[str]:
     first = True
     for r in ctx.rows():
         anns = []
-        for n, (stage, text, origin) in enumerate((("label", r.label, r.label_origin),
-                                                    ("check", r.check, r.check_origin),
-                                                    ("verify", r.verify, r.verify_origin)), 1):
+        for n, stage in enumerate(fl.STAGES, 1):
+            column = fl.STAGE_COLUMN[stage]
+            text, origin = getattr(r, column), getattr(r, fl.ORIGIN_COLUMN[stage])
             if text is not None:
                 # each region says whether it is the suggestion kept, changed, or drawn by hand
                 regions = [{**region, "origin": origin or "manual"} for region in to_regions(ctx.spec,
                                                                                             json.loads(text))]
                 anns.append({"id": r.seq * 3 + n, "result": regions,
-                             "was_cancelled": False, "ground_truth": stage == "verify", "stage": stage})
+                             "was_cancelled": False, "ground_truth": stage == "accept", "stage": column})
             elif stage == "label" and r.skipped is not None:
                 anns.append({"id": r.seq * 3 + n, "result": [], "was_cancelled": True, "ground_truth": False,
-                             "stage": stage, "skip_reason": r.skipped})
+                             "stage": column, "skip_reason": r.skipped})
         task = {"id": r.seq + 1, "data": json.loads(r.data), "annotations": anns, "predictions": []}
         if r.prelabel is not None:
             task["predictions"].append({"model_version": r.prelabel_source or "", "score": r.prelabel_score,
@@ -290,7 +292,7 @@ def parse(text: str, spec: TemplateSpec | None) -> Imported:
             raise BadInput(f"{where}: each task must be an object with a \"data\" object", "content")
         answers, skipped, prelabel = {}, None, None
         for ann in task.get("annotations") or []:
-            stage = {"label": "label", "check": "check", "verify": "accept"}.get(ann.get("stage") or "label")
+            stage = STAGE_OF_COLUMN.get(ann.get("stage") or "label")
             if stage is None:
                 raise BadInput(f"{where}: unknown annotation stage {ann.get('stage')!r}", "content")
             if ann.get("was_cancelled"):
