@@ -47,6 +47,7 @@ def find_seconds(folder: Path, runs: int = 3) -> float:
 
 
 def local_benchmark(files: int, work: Path) -> dict:
+    from pai_lab.datasets import compare, versions
     from pai_lab.datasets import service as svc
     from pai_lab.datasets.schemas import DatasetCreate
     from pai_lab.datasets.sources import Roots
@@ -67,7 +68,7 @@ def local_benchmark(files: int, work: Path) -> dict:
     def rescan() -> float:
         t0 = time.perf_counter()
         with platform.store.transaction() as s:
-            svc.new_version(s, "bench", "default", "first0", roots=roots)
+            versions.new_version(s, "bench", "default", "first0", roots=roots)
         return time.perf_counter() - t0
 
     register("warmup")  # after a first walk the inode cache is warm for both sides
@@ -83,12 +84,12 @@ def local_benchmark(files: int, work: Path) -> dict:
         path = data / f"d{i // 1000:04d}" / f"f{i:07d}.txt"
         path.write_bytes(b"changed" * 3)
     with platform.store.transaction() as s:
-        latest = svc.new_version(s, "bench", "default", "first0", roots=roots).version
+        latest = versions.new_version(s, "bench", "default", "first0", roots=roots).version
     diffs = []
 
     def run_diff() -> None:
         with platform.store.transaction() as s:
-            diffs.append(svc.diff_versions(s, "bench", "default", "first0", 1, latest))
+            diffs.append(compare.diff_versions(s, "bench", "default", "first0", 1, latest))
 
     diff_s = best_of(3, run_diff)
     diff = diffs[-1]

@@ -7,8 +7,8 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pai_lab.datasets.records import new_dataset_id
 from pai_lab.datasets.schemas import CodeSource, CodeSourceCreate
-from pai_lab.datasets.service import new_dataset_id
 from pai_lab.datasets.sources import Roots
 from pai_lab.datasets.tables import CodeSourceRow
 from pai_lab.errors import BadInput, NotFound

@@ -8,6 +8,7 @@ import tempfile
 from pydantic import BaseModel, Field
 
 from pai_lab.datasets import code_sources as codes
+from pai_lab.datasets import compare, items, versions
 from pai_lab.datasets import service as svc
 from pai_lab.datasets.manager import DatasetsManager
 from pai_lab.datasets.schemas import (
@@ -27,9 +28,10 @@ from pai_lab.datasets.schemas import (
     VersionCreate,
     VersionQuery,
 )
-from pai_lab.datasets.sources import Roots, split_local_uri
+from pai_lab.datasets.sources import split_local_uri
 from pai_lab.errors import BadInput, NotFound, PaiError
 from pai_lab.schema import Int, whole_number
+from pai_lab.security.paths import Containment
 from pai_lab.server.routing import Router
 
 router = Router("datasets")
@@ -39,8 +41,8 @@ def _manager(req) -> DatasetsManager:
     return req.platform.manager("datasets", DatasetsManager)
 
 
-def _roots(req) -> Roots:
-    return Roots.from_platform(req.platform)
+def _roots(req) -> Containment:
+    return Containment.from_platform(req.platform)
 
 
 class ListQuery(BaseModel):
@@ -127,7 +129,7 @@ def delete_dataset(req, workspace, name):
             summary="A dataset's immutable versions", response=list[DatasetVersion])
 def list_versions(req, workspace, name):
     with req.transaction() as s:
-        return svc.list_versions(s, req.user, workspace, name)
+        return versions.list_versions(s, req.user, workspace, name)
 
 
 @router.post("/workspaces/{workspace}/datasets/{name}/versions", name="dataset.version.create",
@@ -136,8 +138,8 @@ def list_versions(req, workspace, name):
 def create_version(req, workspace, name, body: VersionCreate):
     def work(report):
         with req.transaction() as s:
-            return svc.new_version(s, req.user, workspace, name, description=body.description,
-                                   content_hash=body.hash, items=body.items, roots=_roots(req), progress=report)
+            return versions.new_version(s, req.user, workspace, name, description=body.description,
+                                        content_hash=body.hash, items=body.items, roots=_roots(req), progress=report)
 
     return _scanning(req, workspace, name, work)
 
@@ -146,7 +148,7 @@ def create_version(req, workspace, name, body: VersionCreate):
             summary="One version", response=DatasetVersion)
 def get_version(req, workspace, name, version):
     with req.transaction() as s:
-        return svc.get_version(s, req.user, workspace, name, _int(version, "version"))
+        return versions.get_version(s, req.user, workspace, name, _int(version, "version"))
 
 
 @router.get("/workspaces/{workspace}/datasets/{name}/progress", name="dataset.progress",
@@ -164,8 +166,8 @@ def progress(req, workspace, name):
             response=DatasetDiff)
 def diff(req, workspace, name, query: DiffQuery):
     with req.transaction() as s:
-        return svc.diff_versions(s, req.user, workspace, name, query.from_version, query.to_version,
-                                 limit=query.limit)
+        return compare.diff_versions(s, req.user, workspace, name, query.from_version, query.to_version,
+                                     limit=query.limit)
 
 
 @router.get("/workspaces/{workspace}/datasets/{name}/check", name="dataset.check",
@@ -173,15 +175,15 @@ def diff(req, workspace, name, query: DiffQuery):
             response=CheckReport)
 def check(req, workspace, name, query: VersionQuery):
     with req.transaction() as s:
-        return svc.check_version(s, req.user, workspace, name, query.version, roots=_roots(req))
+        return compare.check_version(s, req.user, workspace, name, query.version, roots=_roots(req))
 
 
 @router.get("/workspaces/{workspace}/datasets/{name}/items", name="dataset.items",
             summary="A page of a version's items", query=ItemsQuery, response=ItemPage)
-def items(req, workspace, name, query: ItemsQuery):
+def list_items(req, workspace, name, query: ItemsQuery):
     with req.transaction() as s:
-        return svc.item_page(s, req.user, workspace, name, version=query.version, offset=query.offset,
-                             limit=query.limit)
+        return items.item_page(s, req.user, workspace, name, version=query.version, offset=query.offset,
+                               limit=query.limit)
 
 
 @router.get("/workspaces/{workspace}/datasets/{name}/manifest", name="dataset.manifest",
@@ -190,7 +192,7 @@ async def manifest(req, workspace, name, query: VersionQuery):
     def spool():
         out = tempfile.SpooledTemporaryFile(max_size=8 << 20)
         with req.transaction() as s:
-            for line in svc.iter_manifest_text(s, req.user, workspace, name, query.version):
+            for line in items.iter_manifest_text(s, req.user, workspace, name, query.version):
                 out.write(line.encode("utf-8", "surrogateescape"))
         out.seek(0)
         return out
@@ -215,7 +217,7 @@ def _item(req, workspace, name, query: ItemQuery):
         raise BadInput("give the item's `key` or its `index`", "key")
     ref = query.key if query.key is not None else f"#{query.index}"
     with req.transaction() as s:
-        item, options = svc.find_item(s, req.user, workspace, name, ref, query.version)
+        item, options = items.find_item(s, req.user, workspace, name, ref, query.version)
         dataset_id = svc.get_dataset(s, req.user, workspace, name).id
         options = svc.storage_options_for(s, req.user, workspace, name) if options else {}
     if not item.source or (split_local_uri(item.source) is None and not item.source.startswith("s3://")):

@@ -94,7 +94,8 @@ def _resolve_data_sources(session: Session, user: str, workspace: str, names: li
     bucket is also mounted (at /root/data, as in DLC); every source is read through the snapshot."""
     if not names:
         return {}, [], []
-    from pai_lab.datasets.service import DEFAULT_MOUNT, get_dataset, resolve_source
+    from pai_lab.datasets.records import DEFAULT_MOUNT
+    from pai_lab.datasets.service import get_dataset, resolve_source
     from pai_lab.training import data
 
     resolved = data.resolve(session, user, workspace, names)
@@ -131,17 +132,14 @@ def _resolve_code_source(session: Session, user: str, workspace: str, ref: str,
             return str(folder), "", "/root/code"
     elif containment is None and Path(ref).expanduser().is_dir():
         return str(Path(ref).expanduser().resolve()), "", "/root/code"
+    from pai_lab.datasets.code_sources import get_code_source
+
     try:
-        from pai_lab.datasets.code_sources import get_code_source
-    except ModuleNotFoundError:
-        get_code_source = None
-    if get_code_source is not None:
-        try:
-            source = get_code_source(session, user, workspace, ref)
-        except NotFound:
-            pass
-        else:
-            return source.code_repo, source.code_branch, source.mount_path.rstrip("/") or "/root/code"
+        source = get_code_source(session, user, workspace, ref)
+    except NotFound:
+        pass
+    else:
+        return source.code_repo, source.code_branch, source.mount_path.rstrip("/") or "/root/code"
     if containment is not None and "/" not in ref and containment.contains(containment.root_dir / ref) \
             and (containment.root_dir / ref).is_dir():  # a folder at the root, named like a code source
         return str(containment.resolve(ref, "code_source")), "", "/root/code"

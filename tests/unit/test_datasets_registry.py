@@ -2,6 +2,7 @@
 
 import pytest
 
+from pai_lab.datasets import compare, items, versions
 from pai_lab.datasets import service as svc
 from pai_lab.datasets.schemas import DatasetCreate
 from pai_lab.datasets.sources import Roots
@@ -59,17 +60,17 @@ def test_many_items_page_across_chunks_and_diff(platform, tmp_path):
     ds = register(platform, name="many", source="many", scan=True)
     assert ds.item_count == 10201 and ds.data_type == "text"
     with platform.store.transaction() as s:
-        page = svc.item_page(s, "owner", "default", "many", offset=9995, limit=10)
+        page = items.item_page(s, "owner", "default", "many", offset=9995, limit=10)
         assert [i.index for i in page.items] == list(range(9995, 10005))  # spans two stored chunks
-        keys = {i.key for i in svc.item_page(s, "owner", "default", "many", limit=10000).items}
+        keys = {i.key for i in items.item_page(s, "owner", "default", "many", limit=10000).items}
         assert "d0/tab\there.txt" in keys
     (folder / "d1" / "00010.txt").write_bytes(b"changed!")
     (folder / "d1" / "00011.txt").unlink()
     (folder / "d1" / "extra.txt").write_bytes(b"new")
     roots = Roots.from_platform(platform)
     with platform.store.transaction() as s:
-        v2 = svc.new_version(s, "owner", "default", "many", roots=roots)
-        diff = svc.diff_versions(s, "owner", "default", "many", 1, v2.version)
+        v2 = versions.new_version(s, "owner", "default", "many", roots=roots)
+        diff = compare.diff_versions(s, "owner", "default", "many", 1, v2.version)
     assert (diff.added_count, diff.removed_count, diff.changed_count) == (1, 1, 1)
     assert [e.key for e in diff.changed] == ["d1/00010.txt"] and diff.changed[0].size == 8
     assert diff.unchanged_count == 10201 - 2
@@ -110,8 +111,8 @@ def test_links_inside_a_scanned_folder_stay_inside_the_roots(platform, tmp_path)
     (folder / ".hidden").write_text("left out")
     register(platform, name="linked", source="linked", scan=True)
     with platform.store.transaction() as s:
-        keys = sorted(i.key for i in svc.item_page(s, "owner", "default", "linked").items)
-        version = svc.get_version(s, "owner", "default", "linked")
+        keys = sorted(i.key for i in items.item_page(s, "owner", "default", "linked").items)
+        version = versions.get_version(s, "owner", "default", "linked")
     assert keys == ["inside.txt", "real.txt"] and version.skipped == 1
 
 
@@ -120,7 +121,7 @@ def test_content_hash_on_request(platform):
     (platform.root_dir / "h" / "a.bin").write_bytes(b"abc")
     register(platform, name="hashed", source="h", scan=True, hash=True)
     with platform.store.transaction() as s:
-        item = svc.item_page(s, "owner", "default", "hashed").items[0]
+        item = items.item_page(s, "owner", "default", "hashed").items[0]
     import hashlib
 
     assert item.hash == hashlib.sha256(b"abc").hexdigest()
@@ -137,13 +138,13 @@ def test_unchanged_rescan_stores_no_second_copy(platform):
     roots = Roots.from_platform(platform)
     with platform.store.transaction() as s:
         before = s.query(ManifestChunkRow).count()
-        v2 = svc.new_version(s, "owner", "default", "same", roots=roots)
+        v2 = versions.new_version(s, "owner", "default", "same", roots=roots)
         assert s.query(ManifestChunkRow).count() == before
         assert list(svc.iter_items(s, "owner", "default", "same", version=v2.version)) == list(
             svc.iter_items(s, "owner", "default", "same", version=1))
     (folder / "30.txt").write_text("30")
     with platform.store.transaction() as s:
-        v3 = svc.new_version(s, "owner", "default", "same", roots=roots)
+        v3 = versions.new_version(s, "owner", "default", "same", roots=roots)
         assert v3.item_count == 31 and s.query(ManifestChunkRow).count() == before + 1
 
 

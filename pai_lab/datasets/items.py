@@ -1,0 +1,72 @@
+"""Reading a version's items: pages, the manifest stream, one item by key or position."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlalchemy.orm import Session
+
+from pai_lab.datasets import manifests as mf
+from pai_lab.datasets.records import dataset_row, version_row
+from pai_lab.datasets.schemas import Item, ItemPage
+from pai_lab.datasets.tables import DatasetRow, DatasetVersionRow
+from pai_lab.errors import NotFound
+from pai_lab.schema import whole_number
+
+
+def entries(session: Session, row: DatasetRow, version: DatasetVersionRow, offset: int = 0,
+            limit: int | None = None) -> Iterator[mf.IndexEntry]:
+    return mf.iter_index(session, row.id, version.chunks_version, offset, limit)
+
+
+def to_item(entry: mf.IndexEntry, base_uri: str) -> Item:
+    line = entry.line(base_uri)
+    source = line.get("data", {}).get("source")
+    return Item(index=entry.index, key=entry.key, source=source if isinstance(source, str) else None,
+                size=entry.size, stamp=entry.stamp, hash=entry.hash, line=line)
+
+
+def item_page(session: Session, user: str, workspace: str, ref: str, *, version: int | None = None,
+              offset: int = 0, limit: int = 50) -> ItemPage:
+    _access, row = dataset_row(session, user, workspace, ref)
+    ver = version_row(session, row, version)
+    items = [to_item(e, ver.base_uri) for e in entries(session, row, ver, offset, limit)]
+    return ItemPage(version=ver.version, offset=offset, total=ver.item_count, items=items)
+
+
+def iter_items(session: Session, user: str, workspace: str, dataset: str, version: int | None = None
+               ) -> Iterator[dict]:
+    """A version's iTAG manifest lines, one dict per item, streamed (latest version by default)."""
+    _access, row = dataset_row(session, user, workspace, dataset)
+    ver = version_row(session, row, version)
+    base = ver.base_uri
+    for entry in entries(session, row, ver):
+        yield entry.line(base)
+
+
+def iter_manifest_text(session: Session, user: str, workspace: str, dataset: str, version: int | None = None
+                       ) -> Iterator[str]:
+    """The version as an iTAG .manifest file: compact JSON lines."""
+    _access, row = dataset_row(session, user, workspace, dataset)
+    ver = version_row(session, row, version)
+    base = ver.base_uri
+    for entry in entries(session, row, ver):
+        yield (entry.manifest or mf.dumps_line({"data": {"source": base + entry.key}})) + "\n"
+
+
+def find_item(session: Session, user: str, workspace: str, dataset: str, key: str, version: int | None = None
+              ) -> tuple[Item, dict]:
+    """One item by key (or ``#index``), with the storage options needed to read it."""
+    _access, row = dataset_row(session, user, workspace, dataset)
+    return _item(session, row, version_row(session, row, version), key), dict(row.storage_options or {})
+
+
+def _item(session: Session, row: DatasetRow, ver: DatasetVersionRow, key: str) -> Item:
+    if key.startswith("#") and whole_number(key[1:]) is not None:
+        for entry in entries(session, row, ver, whole_number(key[1:]), 1):
+            return to_item(entry, ver.base_uri)
+    else:
+        for entry in entries(session, row, ver):
+            if entry.key == key:
+                return to_item(entry, ver.base_uri)
+    raise NotFound(f"dataset {row.name!r} version {ver.version} has no item {key!r}", "key")
