@@ -6,9 +6,11 @@ Loaded into JupyterLab's server automatically (``jupyter-config``), or run on it
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Int, List, Type, Unicode, default
@@ -167,6 +169,79 @@ class PaiLabApp(ExtensionApp):
         start = getattr(self.platform, "start_background", None)
         if start:
             await start()
+
+    @classmethod
+    def control_plane(cls, root: str | Path, *, token: str, owner: str, ip: str = "127.0.0.1", port: int = 0,
+                      users: dict[str, str] | None = None, **settings: Any) -> "PaiLabApp":
+        """A lean Jupyter server that runs the control plane alone on ``root`` (what `pai server` starts):
+        named-token logins (``owner`` with ``token``, ``users`` with theirs), ``settings`` as PaiLabApp traits
+        (a list repeats the option). Raises when the control plane cannot load (a damaged store...)."""
+        root = Path(root)
+        argv = [
+            f"--ServerApp.root_dir={root}",
+            f"--ServerApp.ip={ip}",
+            f"--ServerApp.port={port or 0}",
+            "--ServerApp.port_retries=0" if port else "--ServerApp.port_retries=50",
+            "--ServerApp.open_browser=False",
+            "--ServerApp.allow_root=True",  # a headless control plane, often in a container
+            # the control plane is the whole server: if it cannot load, stop with the reason instead of
+            # serving 404 on every route
+            "--ServerApp.reraise_server_extension_failures=True",
+            "--ServerApp.identity_provider_class=pai_lab.server.identity.NamedTokenIdentityProvider",
+            f"--IdentityProvider.token={token}",
+            f"--NamedTokenIdentityProvider.owner_name={owner}",
+            f"--{cls.__name__}.root_dir={root}",
+            f"--{cls.__name__}.owner={owner}",
+        ]
+        for name, value in settings.items():
+            for one in value if isinstance(value, (list, tuple)) else [value]:
+                if one is not None and one != "":
+                    argv.append(f"--{cls.__name__}.{name}={one}")
+        cls.load_other_extensions = False  # a lean server: the control plane only
+        serverapp = cls.initialize_server(argv=argv)
+        if users:
+            serverapp.identity_provider.user_tokens = dict(users)
+        app = next(a for a in serverapp.extension_manager.extension_apps[cls.name] if isinstance(a, cls))
+        app.runtime_file = str(root / ".pai_lab" / "server.json")
+        return app
+
+    def serve(self, stop_with: int | None = None) -> None:
+        """Run the server until it is stopped (or, with ``stop_with``, until that process ends)."""
+        # Everything loaded so far lives as long as the server: keep it out of the collector's full
+        # passes, which otherwise stall a request for 100+ ms every few thousand calls.
+        gc.collect()
+        gc.freeze()
+        if stop_with:
+            self._stop_with(stop_with)
+        try:
+            self.serverapp.start()
+        finally:
+            self.remove_runtime_file()
+
+    def _stop_with(self, pid: int) -> None:
+        """Stop the server once process ``pid`` is gone: a script that started it and died without
+        stopping it (killed, or a kernel shut down hard) leaves no server behind."""
+        import psutil
+        from tornado.ioloop import PeriodicCallback
+
+        try:
+            born = psutil.Process(pid).create_time()
+        except psutil.Error:
+            raise ProcessLookupError(f"no process {pid}") from None
+        serverapp = self.serverapp
+
+        def check() -> None:
+            try:
+                if psutil.Process(pid).create_time() == born:  # not a new process that took the same id
+                    return
+            except psutil.Error:
+                pass
+            serverapp.log.info("pai server: process %s ended; stopping", pid)
+            watch.stop()
+            serverapp.stop()
+
+        watch = PeriodicCallback(check, 1000)
+        watch.start()
 
     def write_runtime_file(self) -> None:
         path = Path(self.runtime_file)
