@@ -74,7 +74,7 @@ def test_a_new_version_takes_over_the_gpus_the_old_one_holds(tmp_path, python_pr
 
 
 def test_the_gpu_inventory_keeps_the_names_cuda_was_given(monkeypatch):
-    from pai_lab.serving.gateway import detect_gpus
+    from pai_lab.serving.gateway.core import detect_gpus
 
     monkeypatch.delenv("PAI_LAB_GPUS", raising=False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aa11, MIG-bb22")

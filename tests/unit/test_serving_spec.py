@@ -10,7 +10,7 @@ import pytest
 
 from pai_lab.errors import BadInput
 from pai_lab.serving import service
-from pai_lab.serving.gateway import Route
+from pai_lab.serving.gateway.service_runtime import Route
 from pai_lab.serving.protocols import eas, eas_pb, fit_inputs, tfserving, v2
 
 SIGNATURE = {"signature_name": "predict_images", "inputs": [{"name": "images", "shape": [-1, 4], "type": "DT_FLOAT"}],

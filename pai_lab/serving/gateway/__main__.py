@@ -1,0 +1,5 @@
+import sys
+
+from pai_lab.serving.gateway.entry import main
+
+sys.exit(main())

@@ -1,0 +1,63 @@
+"""The gateway process: ``python -m pai_lab.serving.gateway`` binds the port, writes
+``gateway.json`` once it listens, and runs until SIGTERM (the control plane's, or its own when the
+control plane is gone)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+from pathlib import Path
+
+from tornado import httpserver, netutil
+
+from pai_lab.serving.gateway import METRICS_TOKEN_ENV, SECRET_ENV
+from pai_lab.serving.gateway.core import Gateway
+from pai_lab.serving.gateway.handlers import make_app
+
+log = logging.getLogger("pai_lab.gateway")
+
+
+async def serve(host: str, port: int, state_dir: Path, secret: str, metrics_token: str = "") -> None:
+    gateway = Gateway(state_dir, secret, metrics_token)
+    server = httpserver.HTTPServer(make_app(gateway), xheaders=False, idle_connection_timeout=3600,
+                                   max_body_size=512 << 20)
+    sockets = netutil.bind_sockets(port, host, backlog=1024)
+    server.add_sockets(sockets)
+    bound = sockets[0].getsockname()[1]
+    gateway.watchdog = asyncio.create_task(gateway.watch_memory())
+    ready = state_dir / "gateway.json"
+    tmp = ready.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"port": bound, "host": host, "pid": os.getpid()}))
+    tmp.replace(ready)
+    log.info("pai_lab gateway listening on %s:%d", host, bound)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.stop()
+    await gateway.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pai_lab.serving.gateway")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--state-dir", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("tornado.access").setLevel(logging.ERROR)  # one line per request would cost more than routing
+    secret = os.environ.get(SECRET_ENV) or secrets.token_hex(16)
+    try:
+        import uvloop  # noqa: F401 - faster loop when present
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(serve(args.host, args.port, Path(args.state_dir), secret, os.environ.get(METRICS_TOKEN_ENV, "")))
+    return 0
