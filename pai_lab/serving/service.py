@@ -2,6 +2,7 @@
 
 Plain functions over a store session. They record what should run; :func:`desired_state`
 turns the store into the gateway's instructions, and the manager pushes them after commit.
+Where the model and processor are on this machine is :mod:`pai_lab.serving.artifacts`.
 Runtime facts (instances, readiness) come from the gateway's status, passed in as ``status``.
 """
 
@@ -12,8 +13,6 @@ import copy
 import hashlib
 import json
 import secrets
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput, Conflict, NotFound
+from pai_lab.serving.artifacts import resolve
 from pai_lab.serving.processors import read_class_names
 from pai_lab.serving.schemas import (
     TEST_PREFIX,
@@ -37,8 +37,6 @@ from pai_lab.store import new_id, utcnow
 from pai_lab.workspaces import authorize
 from pai_lab.workspaces.service import DELETE_GUARDS
 
-SUPPORTED_PROCESSORS = "tensorflow_cpu_<version>, tensorflow_gpu_<version> or tensorflow (SavedModel), or " \
-                       "processor_type python with processor_path and processor_entry"
 MODEL_KEYS = {"model_path", "processor", "processor_path", "processor_entry", "processor_mainclass",
               "processor_type", "model_entry", "model_config", "oss_endpoint"}
 
@@ -81,149 +79,6 @@ def check_instances(spec: ServiceSpec, limit: int | None) -> None:
         raise BadInput(f"metadata.instance={spec.metadata.instance} is more than this server allows ({limit} "
                        "instances per service; an operator raises it with PaiLabApp.max_service_instances)",
                        "metadata.instance")
-
-
-ARCHIVES = (".tar.gz", ".tgz", ".tar", ".bz2", ".zip")
-
-
-def _fetch(uri: str, spec: ServiceSpec, cache: Path, what: str, containment=None) -> Path:
-    """A local path for ``uri``. Local folders and files are used in place; object-store
-    paths are copied once into the cache; archives (.tar.gz, .tar, .bz2, .zip) are unpacked.
-    ``containment`` (the server's policy) checks local paths a member names."""
-    import fsspec
-
-    if not uri.startswith(("s3://", "oss://")):
-        if containment is not None:
-            containment.check(uri, what)  # refused alike whether or not it exists; http(s) only where allowed
-        local = Path(uri.removeprefix("file://")).expanduser().resolve()
-        if not local.exists():
-            raise BadInput(f"{what} {uri!r} does not exist on the server", what)
-        if not (local.is_file() and local.name.endswith(ARCHIVES)):
-            return local
-    key = hashlib.sha1(f"{uri}|{spec.oss_endpoint}".encode()).hexdigest()[:16]
-    target = cache / key
-    if target.exists():
-        return target
-    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".get-"))
-    try:
-        if uri.startswith(("s3://", "oss://")):
-            options = {"client_kwargs": {"endpoint_url": spec.oss_endpoint}} if spec.oss_endpoint else {}
-            try:
-                fs, path = fsspec.core.url_to_fs("s3://" + uri.split("://", 1)[1], **options)
-                if not fs.exists(path):
-                    raise BadInput(f"{what} {uri!r} does not exist in the object store", what)
-                if fs.isdir(path):
-                    for remote in fs.find(path):
-                        dest = tmp / Path(remote[len(path.rstrip("/")) + 1:])
-                        dest.parent.mkdir(parents=True, exist_ok=True)
-                        fs.get(remote, str(dest))
-                else:
-                    fs.get(path, str(tmp / Path(path).name))
-            except BadInput:
-                raise
-            except Exception as exc:
-                raise BadInput(f"cannot read {what} {uri!r}: {exc}; set oss_endpoint to the store's URL and give "
-                               "the server AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY", what) from None
-        else:
-            shutil.copy(local, tmp / local.name)
-        files = list(tmp.iterdir())
-        if len(files) == 1 and files[0].is_file() and files[0].name.endswith(ARCHIVES):
-            unpacked = tmp / ".unpacked"
-            shutil.unpack_archive(str(files[0]), str(unpacked))
-            files[0].unlink()
-            for item in unpacked.iterdir():
-                item.rename(tmp / item.name)
-            unpacked.rmdir()
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def resolve(session: Session, user: str, workspace: str, spec: ServiceSpec, cache: Path, containment=None) -> dict:
-    """Where the model and processor are on this machine, checked now so that create fails
-    with a clear message instead of an instance that cannot start."""
-    cache.mkdir(parents=True, exist_ok=True)
-    resolved: dict[str, Any] = {}
-    model_dir = None
-    own = containment  # the member's own paths are checked; a registered model's path is the server's
-    if spec.model_path:
-        path = spec.model_path
-        if containment is not None and "://" not in path and ("/" in path or path.startswith(("~", "."))):
-            containment.resolve(path, "model_path", must_exist=False)  # before existence: no oracle
-        if "://" not in path and not Path(path).expanduser().exists():
-            own = None
-            try:
-                from pai_lab.training.models import get_model_path
-            except ImportError:
-                get_model_path = None
-            if get_model_path is None:
-                raise BadInput(f"model_path {path!r} does not exist on the server", "model_path")
-            try:
-                path = get_model_path(session, user, workspace, path)
-            except NotFound:
-                raise BadInput(f"model_path {spec.model_path!r} is neither a path nor a model of this workspace "
-                               "(name:version, name, or a training job id); `pai models ls` lists them",
-                               "model_path") from None
-        model_dir = _fetch(path, spec, cache, "model_path", own)
-    if spec.processor_type in ("cpp", "java"):
-        raise BadInput(f"processor_type {spec.processor_type!r} cannot run here; use {SUPPORTED_PROCESSORS}",
-                       "processor_type")
-    if spec.processor_type == "python":
-        if not spec.processor_path or not spec.processor_entry:
-            field = "processor_path" if not spec.processor_path else "processor_entry"
-            raise BadInput(f"{field} is required with processor_type python (the folder or archive and the .py "
-                           "file with initialize() and process(data))", field)
-        proc_dir = _fetch(spec.processor_path, spec, cache, "processor_path", containment)
-        if proc_dir.is_file():
-            proc_dir = proc_dir.parent
-        if not (proc_dir / spec.processor_entry).is_file():
-            raise BadInput(f"processor_entry {spec.processor_entry!r} is not in processor_path", "processor_entry")
-        resolved.update(processor_kind="python", processor_dir=str(proc_dir), processor_entry=spec.processor_entry,
-                        processor_mainclass=spec.processor_mainclass,
-                        model_dir=str(model_dir) if model_dir else None, model_config=spec.model_config_)
-    else:
-        processor = spec.processor or ""
-        if not processor.startswith("tensorflow"):
-            raise BadInput(f"processor {processor or '(none)'!r} is not available here; use {SUPPORTED_PROCESSORS}",
-                           "processor")
-        if model_dir is None:
-            raise BadInput("model_path is required for the tensorflow processor (a SavedModel folder)", "model_path")
-        saved = _saved_model(model_dir)
-        if saved is None:
-            raise BadInput(f"model_path {spec.model_path!r} holds no SavedModel (saved_model.pb); export the model "
-                           "with tf.saved_model.save or model.export", "model_path")
-        resolved.update(processor_kind="tensorflow", model_dir=str(saved),
-                        # beside the SavedModel, or at the root of the folder given (or one up from a
-                        # version subfolder such as model/1/, where the job's chief saved it)
-                        class_names=read_class_names(saved, model_dir, saved.parent))
-    resolved["warm_up"] = _warm_up_requests(spec, cache, containment) if spec.warm_up_data_path else []
-    return resolved
-
-
-def _saved_model(folder: Path) -> Path | None:
-    if (folder / "saved_model.pb").exists():
-        return folder
-    for found in sorted(folder.rglob("saved_model.pb")):
-        return found.parent
-    return None
-
-
-def _warm_up_requests(spec: ServiceSpec, cache: Path, containment=None) -> list[str]:
-    """Warm-up file: ``.bin``/``.pb`` one serialized request; ``.txt``/``.jsonl`` one request
-    body per line; ``.json`` one JSON request. Returned base64-encoded for the gateway."""
-    folder = _fetch(spec.warm_up_data_path, spec, cache, "warm_up_data_path", containment)
-    files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
-    if not files:
-        raise BadInput("warm_up_data_path holds no file", "warm_up_data_path")
-    path = files[0]
-    data = path.read_bytes()
-    if path.suffix in (".txt", ".jsonl"):
-        bodies = [line for line in data.splitlines() if line.strip()]
-    else:
-        bodies = [data]
-    return [base64.b64encode(b).decode() for b in bodies]
 
 
 # --------------------------------------------------------------------------- queries
