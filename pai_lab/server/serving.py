@@ -60,9 +60,9 @@ def list_services(req, workspace):
              body=JsonObject, query=CreateQuery, response=ServiceDetail, status=201)
 def create_service(req, workspace, body: JsonObject, query: CreateQuery):
     with req.transaction() as s:
-        name = svc.create_service(s, req.user, workspace, body.root, _cache(req), relate=query.relate,
-                                  containment=_containment(req), max_instances=_max_instances(req))
-    manager(req.platform).sync()
+        name = svc.create_service(s, req.user, workspace, body.root, _cache(req), gateway=manager(req.platform),
+                                  relate=query.relate, containment=_containment(req),
+                                  max_instances=_max_instances(req))
     return _detail(req, workspace, name)
 
 
@@ -77,23 +77,20 @@ def get_service(req, workspace, name):
               response=ServiceDetail)
 def modify_service(req, workspace, name, body: JsonObject):
     with req.transaction() as s:
-        svc.modify_service(s, req.user, workspace, name, body.root, _cache(req), _containment(req),
-                           max_instances=_max_instances(req))
-    manager(req.platform).sync()
+        svc.modify_service(s, req.user, workspace, name, body.root, _cache(req), gateway=manager(req.platform),
+                           containment=_containment(req), max_instances=_max_instances(req))
     return _detail(req, workspace, name)
 
 
 @router.delete(BASE + "/{name}", name="service.delete", summary="Delete a service (eascmd delete)", status=204)
 def delete_service(req, workspace, name):
     with req.transaction() as s:
-        svc.delete_service(s, req.user, workspace, name)
-    manager(req.platform).sync()
+        svc.delete_service(s, req.user, workspace, name, gateway=manager(req.platform))
 
 
 def _state(req, workspace, name, state):
     with req.transaction() as s:
-        svc.set_state(s, req.user, workspace, name, state)
-    manager(req.platform).sync()
+        svc.set_state(s, req.user, workspace, name, state, gateway=manager(req.platform))
     return _detail(req, workspace, name)
 
 
@@ -112,8 +109,7 @@ def stop_service(req, workspace, name):
              "of the original endpoint's traffic (eascmd release -w)", body=ReleaseBody, response=ServiceDetail)
 def release_service(req, workspace, name, body: ReleaseBody):
     with req.transaction() as s:
-        svc.release(s, req.user, workspace, name, body.weight)
-    manager(req.platform).sync()
+        svc.release(s, req.user, workspace, name, body.weight, gateway=manager(req.platform))
     return _detail(req, workspace, name)
 
 
@@ -121,8 +117,7 @@ def release_service(req, workspace, name, body: ReleaseBody):
              "(eascmd version)", body=VersionBody, response=ServiceDetail)
 def switch_version(req, workspace, name, body: VersionBody):
     with req.transaction() as s:
-        svc.switch_version(s, req.user, workspace, name, body.version)
-    manager(req.platform).sync()
+        svc.switch_version(s, req.user, workspace, name, body.version, gateway=manager(req.platform))
     return _detail(req, workspace, name)
 
 

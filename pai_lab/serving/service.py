@@ -1,8 +1,10 @@
 """Serving domain logic: services, versions, blue-green traffic, as eascmd defines them.
 
-Plain functions over a store session. They record what should run; :func:`desired_state`
-turns the store into the gateway's instructions, and the manager pushes them after commit.
-Where the model and processor are on this machine is :mod:`pai_lab.serving.artifacts`.
+Plain functions over a store session. They record what should run, and each change declares
+(:func:`pai_lab.store.after_commit`) that the gateway is brought in line once it commits:
+:func:`desired_state` turns the store into the gateway's instructions, and ``gateway.sync()`` (the
+serving manager, passed in as ``gateway``) pushes them. Where the model and processor are on this
+machine is :mod:`pai_lab.serving.artifacts`.
 Runtime facts (instances, readiness) come from the gateway's status, passed in as ``status``.
 """
 
@@ -14,7 +16,7 @@ import hashlib
 import json
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import or_, select
@@ -33,7 +35,7 @@ from pai_lab.serving.schemas import (
     ServiceVersion,
 )
 from pai_lab.serving.tables import ServiceRow, ServiceVersionRow
-from pai_lab.store import new_id, utcnow
+from pai_lab.store import after_commit, new_id, utcnow
 from pai_lab.workspaces import authorize
 from pai_lab.workspaces.service import DELETE_GUARDS
 
@@ -199,7 +201,18 @@ def _check_role(session: Session, user: str, workspace: str, action: str, name: 
     return authorize(session, user, workspace, action, test_service=name.startswith(TEST_PREFIX))
 
 
-def create_service(session: Session, user: str, workspace: str, data: dict, cache: Path, *,
+class Gateway(Protocol):
+    """What runs the services (the serving manager): told to run what the store says."""
+
+    def sync(self) -> None: ...
+
+
+def _bring_in_line(session: Session, gateway: Gateway) -> None:
+    # after the commit, so the gateway reads the change, and never for a write that rolled back
+    after_commit(session, gateway.sync)
+
+
+def create_service(session: Session, user: str, workspace: str, data: dict, cache: Path, *, gateway: Gateway,
                    relate: bool = False, containment=None, max_instances: int | None = None) -> str:
     """``eascmd create`` (``relate``: ``create -r``, blue-green). Returns the new service's name."""
     spec = parse_spec(data)
@@ -232,6 +245,7 @@ def create_service(session: Session, user: str, workspace: str, data: dict, cach
     session.add(ServiceVersionRow(service_id=row.id, version=1, config=config, resolved=resolved, created_by=user,
                                   created_at=now))
     session.flush()
+    _bring_in_line(session, gateway)
     return name
 
 
@@ -245,8 +259,8 @@ def _deep_merge(base: dict, change: dict) -> dict:
     return out
 
 
-def modify_service(session: Session, user: str, workspace: str, name: str, change: dict, cache: Path,
-                   containment=None, max_instances: int | None = None) -> dict:
+def modify_service(session: Session, user: str, workspace: str, name: str, change: dict, cache: Path, *,
+                   gateway: Gateway, containment=None, max_instances: int | None = None) -> dict:
     """``eascmd modify``: ``{"metadata": {"instance": N}}`` alone scales in place; a change with
     model and processor keys adds a version (rolling update to it); anything else updates the
     current version (rolling update). Returns what happened."""
@@ -286,28 +300,32 @@ def modify_service(session: Session, user: str, workspace: str, name: str, chang
             kind = "updated"
     row.updated_at = utcnow()
     session.flush()
+    _bring_in_line(session, gateway)
     return {"service": name, "change": kind, "current_version": row.current_version,
             "latest_version": row.latest_version}
 
 
-def switch_version(session: Session, user: str, workspace: str, name: str, version: int) -> None:
+def switch_version(session: Session, user: str, workspace: str, name: str, version: int, *,
+                   gateway: Gateway) -> None:
     access = _check_role(session, user, workspace, "service.manage", name)
     row = _row(session, access.workspace_id, name)
     _version(session, row, version)
     row.current_version = version
     row.updated_at = utcnow()
     session.flush()
+    _bring_in_line(session, gateway)
 
 
-def set_state(session: Session, user: str, workspace: str, name: str, state: str) -> None:
+def set_state(session: Session, user: str, workspace: str, name: str, state: str, *, gateway: Gateway) -> None:
     access = _check_role(session, user, workspace, "service.manage", name)
     row = _row(session, access.workspace_id, name)
     row.state = state
     row.updated_at = utcnow()
     session.flush()
+    _bring_in_line(session, gateway)
 
 
-def delete_service(session: Session, user: str, workspace: str, name: str) -> None:
+def delete_service(session: Session, user: str, workspace: str, name: str, *, gateway: Gateway) -> None:
     """Deleting either side of a blue-green pair sends all traffic to the survivor."""
     access = _check_role(session, user, workspace, "service.manage", name)
     row = _row(session, access.workspace_id, name)
@@ -315,9 +333,10 @@ def delete_service(session: Session, user: str, workspace: str, name: str) -> No
         child.entry_token = child.entry_token or row.token  # callers of the entry keep their token
     session.delete(row)
     session.flush()
+    _bring_in_line(session, gateway)
 
 
-def release(session: Session, user: str, workspace: str, name: str, weight: int) -> dict:
+def release(session: Session, user: str, workspace: str, name: str, weight: int, *, gateway: Gateway) -> dict:
     """``eascmd release <new> -w <pct>``: pct of the original endpoint's traffic goes to ``name``,
     whose own endpoint closes."""
     access = _check_role(session, user, workspace, "service.manage", name)
@@ -337,6 +356,7 @@ def release(session: Session, user: str, workspace: str, name: str, weight: int)
     row.endpoint_open = False
     row.updated_at = utcnow()
     session.flush()
+    _bring_in_line(session, gateway)
     return {"service": name, "entry": entry, "weight": weight}
 
 
