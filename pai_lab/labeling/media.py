@@ -29,12 +29,13 @@ from pathlib import Path
 from sqlalchemy import select
 
 from pai_lab.errors import BadInput, NotFound
+from pai_lab.labeling.images import (bad_image, encode, fit_size, has_alpha, level_for, level_size, normalized,
+                                     scaled)
 from pai_lab.schema import whole_number
 
 log = logging.getLogger("pai_lab")
 
 MAX_MEDIA_BYTES = 512 << 20  # larger files are refused with a message rather than read into memory
-LEVELS = (512, 768, 1024, 1536, 2048)  # long sides of the kept copies, in steps a view scales down from cheaply
 AHEAD = (512, 768, 1024)  # made in the background: the stage at 1x, zoomable (boxes) at 1x, and 2x screens
 DEFAULT_CACHE_BYTES = 2 << 30
 PREPARE_ON_CREATE = 1000  # items prepared when a task is created; later packages when claimed
@@ -138,69 +139,6 @@ def guess_mime(name: str, body: bytes) -> str:
         if body.startswith(magic):
             return kind
     return "application/octet-stream"
-
-
-# ------------------------------------------------------------------ sizes
-
-
-def fit_size(width: int, height: int, view_w: int, view_h: int) -> tuple[int, int]:
-    """The size an image is shown at in a view (never enlarged; 0 in the view: the original)."""
-    if not (view_w and view_h) or (width <= view_w and height <= view_h):
-        return width, height
-    scale = min(view_w / width, view_h / height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def level_size(width: int, height: int, level: int) -> tuple[int, int]:
-    return fit_size(width, height, level, level)
-
-
-def level_for(width: int, height: int, target: tuple[int, int]) -> int | None:
-    """The smallest prepared level a view of ``target`` can be cut from (None: use the original)."""
-    for level in LEVELS:
-        if level >= max(width, height):
-            return None
-        w, h = level_size(width, height, level)
-        if w >= target[0] and h >= target[1]:
-            return level
-    return None
-
-
-def _bad_image(uri: str, exc: Exception) -> BadInput:
-    from PIL import UnidentifiedImageError
-
-    if isinstance(exc, UnidentifiedImageError):
-        return BadInput(f"{uri} is not an image file of a known format (corrupt?); skip the item as invalid", "source")
-    return BadInput(f"{uri} is a damaged image ({exc}); skip the item as invalid", "source")
-
-
-def _encode(image, alpha: bool) -> tuple[bytes, str]:
-    out = io.BytesIO()
-    if alpha:
-        image.save(out, "PNG", compress_level=1)
-        return out.getvalue(), "image/png"
-    image.save(out, "JPEG", quality=88)
-    return out.getvalue(), "image/jpeg"
-
-
-def _has_alpha(image) -> bool:
-    """Whether the image has transparency (then it is sent as PNG, never JPEG)."""
-    return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-
-
-def _normalized(image):
-    """RGB or RGBA (or grey): what JPEG and PNG both take and resizing handles."""
-    if image.mode in ("RGB", "L", "RGBA", "LA"):
-        return image
-    return image.convert("RGBA" if _has_alpha(image) else "RGB")
-
-
-def _scaled(image, size: tuple[int, int]):
-    from PIL import Image
-
-    # reducing_gap=1: shrink by whole factors with a box filter first (a few times faster than
-    # filtering the full image), then a bilinear pass for the rest
-    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=1.0)
 
 
 # ------------------------------------------------------------------ prepared copies
@@ -318,7 +256,7 @@ class Previews:
             return Media(data, mime, width, height)
         image = Image.open(io.BytesIO(data))
         image.draft(image.mode, target)  # JPEG: decode at a reduced scale when it can
-        body, mime = _encode(_scaled(image, target), bool(meta.get("alpha")))
+        body, mime = encode(scaled(image, target), bool(meta.get("alpha")))
         return Media(body, mime, width, height)
 
     def _from_original(self, source: Source, read: tuple[bytes, str], view_w: int, view_h: int,
@@ -334,7 +272,7 @@ class Previews:
             image = Image.open(io.BytesIO(body))
             size = image.size
             target = fit_size(*size, view_w, view_h)
-            alpha = _has_alpha(image)
+            alpha = has_alpha(image)
             if target == size:
                 if meta is None:
                     image.verify()  # a truncated or corrupt file fails here, not in the browser
@@ -344,16 +282,16 @@ class Previews:
             # the level kept for later views near this size is cut from the same decode
             level = level_for(*size, target) if key is not None else None
             image.draft("RGB", level_size(*size, level) if level else target)  # JPEG: decode at a reduced scale
-            image = _normalized(image)
+            image = normalized(image)
             image.load()
         except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for damaged files
-            raise _bad_image(source.uri, exc) from None
-        body, mime = _encode(_scaled(image, target), alpha)
+            raise bad_image(source.uri, exc) from None
+        body, mime = encode(scaled(image, target), alpha)
         if key is not None:
             meta = self._write_meta(key, size, alpha) if meta is None else meta
             if level is not None:
-                kept = body if level_size(*size, level) == target else _encode(
-                    _scaled(image, level_size(*size, level)), alpha)[0]
+                kept = body if level_size(*size, level) == target else encode(
+                    scaled(image, level_size(*size, level)), alpha)[0]
                 self._write(self._level_file(key, meta, level), kept)
         return Media(body, mime, *size)
 
@@ -383,19 +321,19 @@ class Previews:
                 image = Image.open(io.BytesIO(body))
                 size = image.size
                 wanted = [lv for lv in AHEAD if lv < max(size)]
-                alpha = _has_alpha(image)
+                alpha = has_alpha(image)
                 image.draft("RGB", level_size(*size, wanted[-1]) if wanted else size)
-                image = _normalized(image)
+                image = normalized(image)
                 image.load()
             except Exception:  # noqa: BLE001 - a damaged file: its view will say so
                 return False
             meta = meta or self._write_meta(key, size, alpha)
             # largest first, each cut from the one before: one decode of the original for all
             for level in reversed(wanted):
-                image = _scaled(image, level_size(*size, level))
+                image = scaled(image, level_size(*size, level))
                 path = self._level_file(key, meta, level)
                 if not path.exists():
-                    self._write(path, _encode(image, alpha)[0])
+                    self._write(path, encode(image, alpha)[0])
             self.counts["prepared"] += 1
             return True
 
