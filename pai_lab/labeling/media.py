@@ -103,31 +103,21 @@ def _check_size(uri: str, size: int | None) -> None:
 
 
 def locate(platform, uri: str, options: dict) -> Source:
-    """Where ``uri`` is; local paths must lie inside the server's allowed folders."""
-    from pai_lab.datasets.sources import (
-        Roots,
-        endpoint_of,
-        filesystem,
-        parse_object_uri,
-        split_local_uri,
-    )
+    """Where ``uri`` is, as the server's containment policy lets it be read."""
+    from pai_lab.datasets.sources import endpoint_of, filesystem, parse_object_uri
+    from pai_lab.security.paths import Containment, scheme_of
 
-    roots = Roots.from_platform(platform)
-    local = split_local_uri(uri)
-    if local is not None:
-        # the policy first (same answer for missing and existing files outside the roots), then existence
-        path = roots.resolve(local, "source", must_exist=False)
-        if not path.exists():
+    # the policy first (same answer for missing and existing files outside the roots), then existence
+    where = Containment.from_platform(platform).readable(uri, "source")
+    if isinstance(where, Path):
+        if not where.exists():
             raise NotFound(f"the file {uri} does not exist (moved or deleted?)", "source")
-        return Source(uri, path=path)
-    scheme = uri.split("://", 1)[0].lower()
-    if scheme in ("s3", "oss"):
-        location = parse_object_uri(uri, options)
-        return Source(uri, fs=filesystem(location), key=f"{location.bucket}/{location.prefix}",
-                      endpoint=endpoint_of(location.options) or "")
-    if scheme in ("http", "https"):
-        return Source(roots.check_url(uri, "source"))
-    raise BadInput(f"cannot read media from {uri!r}: use a local path, file://, s3://, oss:// or http(s)://", "source")
+        return Source(uri, path=where)
+    if scheme_of(where) in ("http", "https"):
+        return Source(where)
+    location = parse_object_uri(uri, options)
+    return Source(uri, fs=filesystem(location), key=f"{location.bucket}/{location.prefix}",
+                  endpoint=endpoint_of(location.options) or "")
 
 
 def guess_mime(name: str, body: bytes) -> str:

@@ -24,6 +24,7 @@ from pai_lab.labeling import items, tasks
 from pai_lab.labeling.formats import ExportContext, Row
 from pai_lab.labeling.tables import ItemRow
 from pai_lab.labeling.templates import TemplateSpec
+from pai_lab.security.paths import scheme_of
 from pai_lab.workspaces import authorize
 
 _COLUMNS = (ItemRow.seq, ItemRow.data, ItemRow.label, ItemRow.check, ItemRow.verify, ItemRow.prelabel,
@@ -61,7 +62,7 @@ def stream(s: Session, engine, user: str, ws: str, ref: str, fmt: str) -> tuple[
 
 
 def _is_remote(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
+    return scheme_of(path) != ""
 
 
 def write_file(chunks: Iterator[str], to: str, storage_options: dict | None = None) -> None:
@@ -111,15 +112,13 @@ def export_to(store, user: str, ws: str, ref: str, body: sc.ExportRequest, conta
         total = task.total
     overwrite = bool(getattr(body, "overwrite", False))
     to = body.to
-    if to.split("://", 1)[0].lower() in ("http", "https"):
-        raise BadInput(f"to {to!r}: exports are written to a local path or an s3:// URI, not to a web server", "to")
     if containment is not None:
-        ctx.check_source = lambda source: containment.check(source, "source")
-        if not _is_remote(to):
-            to = str(containment.target(to, "to", overwrite=overwrite))
-            if body.format == "tfrecord":  # `to` is a prefix of shard files: each of them is a target too
-                for existing in sorted(glob.glob(glob.escape(to) + "_*")):
-                    containment.target(existing, "to", overwrite=overwrite)
+        # where the export is written and which images it reads: the policy decides, nothing here
+        ctx.check_source = lambda source: str(containment.readable(source, "source"))
+        to = str(containment.writable(to, "to", overwrite=overwrite))
+        if body.format == "tfrecord" and not _is_remote(to):  # a prefix of shard files: each one is a target too
+            for existing in sorted(glob.glob(glob.escape(to) + "_*")):
+                containment.writable(existing, "to", overwrite=overwrite)
     if _is_remote(to) and not overwrite:
         fs, path = fsspec.core.url_to_fs(to, **body.storage_options)
         if fs.exists(path):

@@ -26,6 +26,8 @@ STATE_FOLDER = ".pai_lab"
 # The bundled samples are materialised under <state>/samples. They are generated public data (no
 # secret is ever written there), so this one sub-folder may be read as data.
 SAMPLES_FOLDER = "samples"
+# Remote stores the server reads and writes with the dataset's or request's own credentials.
+OBJECT_SCHEMES = ("s3", "oss")
 
 
 def _real(path: str | Path) -> Path:
@@ -34,6 +36,12 @@ def _real(path: str | Path) -> Path:
 
 def _inside(real: Path, folder: Path) -> bool:
     return real == folder or folder in real.parents
+
+
+def scheme_of(raw: str) -> str:
+    """``s3``, ``http``, ... ; ``""`` for a plain path (``file://`` is a plain path too)."""
+    scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+    return "" if scheme == "file" else scheme
 
 
 def names_a_location(value: str) -> bool:
@@ -137,8 +145,8 @@ class Containment:
         dataset's own credentials. Returns ``raw`` (local paths resolved)."""
         if not isinstance(raw, str):
             return raw
-        scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
-        if scheme in ("", "file"):
+        scheme = scheme_of(raw)
+        if scheme == "":
             return str(self.resolve(raw, what, must_exist=must_exist))
         if scheme in ("http", "https"):
             self.check_url(raw, what)
@@ -164,3 +172,31 @@ class Containment:
                            f"(allowed_url_prefixes: {', '.join(self.url_prefixes) or 'none'}); put the file in the "
                            "workspace's folders or a bucket", what)
         return url
+
+    # ------------------------------------------------------------ what the server opens
+
+    def readable(self, raw: str, what: str = "source") -> Path | str:
+        """Where the server may read ``raw`` (item media, an export's images): the real local path, an
+        http(s) URL under an allowed prefix, or an s3:// / oss:// object. Other schemes are refused:
+        fsspec would open ``local://`` or chained ``simplecache::file://`` URLs on the server's own disk,
+        past every check above."""
+        scheme = scheme_of(raw)
+        if scheme == "":
+            return self.resolve(raw, what, must_exist=False)
+        if scheme in ("http", "https"):
+            return self.check_url(raw, what)
+        if scheme in OBJECT_SCHEMES:
+            return raw
+        raise BadInput(f"{what} {raw!r}: cannot read {scheme}:// locations; use a path inside the allowed folders, "
+                       "file://, s3://, oss:// or an allowed http(s) URL", what)
+
+    def writable(self, raw: str, what: str = "to", *, overwrite: bool = False) -> Path | str:
+        """Where the server may write (an export): a local :meth:`target`, or an s3:// / oss:// object
+        (whether one already exists there is the writer's check); nothing else."""
+        scheme = scheme_of(raw)
+        if scheme == "":
+            return self.target(raw, what, overwrite=overwrite)
+        if scheme in OBJECT_SCHEMES:
+            return raw
+        raise BadInput(f"{what} {raw!r}: exports are written to a local path inside the allowed folders or an "
+                       f"s3:// URI, not to a {scheme}:// location", what)
