@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from pai_lab.client.discovery import ServerInfo, discover  # noqa: F401
+from pai_lab.client.discovery import API_PATH, ServerInfo, discover  # noqa: F401
 from pai_lab.client.http import Http
 from pai_lab.workspaces.schemas import Me, Member, Operation, RoleMatrix, Workspace
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pandas and the area clients load on first use: the CLI star
     from pai_lab.client.jobs import Jobs
     from pai_lab.client.labeling import Labeling
     from pai_lab.client.models import Models
+    from pai_lab.client.pipelines import Pipelines
     from pai_lab.client.services import Services
 
 
@@ -124,6 +125,11 @@ class WorkspaceClient:
     def _path(self, path: str) -> str:
         return f"/workspaces/{self.name}{path}"
 
+    def api_path(self, path: str = "") -> str:
+        """This workspace's REST path (plus ``path``) below the server's base URL, as a page the same
+        Jupyter server serves asks for it: ``pai-lab/api/v1/workspaces/<name><path>``."""
+        return API_PATH + self._path(path)
+
     def _get(self, path: str = "", **kw):
         return self.http.get(self._path(path), **kw)
 
@@ -184,6 +190,12 @@ class WorkspaceClient:
         from pai_lab.client.services import Services
 
         return Services(self)
+
+    @cached_property
+    def pipelines(self) -> Pipelines:
+        from pai_lab.client.pipelines import Pipelines
+
+        return Pipelines(self)
 
     # (label, list route) of what the notebook display counts
     _COUNTED = (("datasets", "/datasets"), ("labeling tasks", "/labeling/tasks"), ("jobs", "/jobs"),

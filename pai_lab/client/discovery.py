@@ -35,6 +35,10 @@ HOW_TO_START_PYTHON = (
 )
 
 
+# where pai_lab's REST API lies below a server's base URL
+API_PATH = "pai-lab/api/v1"
+
+
 @dataclass
 class ServerInfo:
     url: str
@@ -43,7 +47,7 @@ class ServerInfo:
 
     @property
     def api(self) -> str:
-        return self.url.rstrip("/") + "/pai-lab/api/v1"
+        return self.url.rstrip("/") + "/" + API_PATH
 
 
 def _alive(pid) -> bool:

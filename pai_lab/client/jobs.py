@@ -22,6 +22,8 @@ from pai_lab.training.schemas import Job as JobInfo
 if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
     import pandas as pd
 
+    from pai_lab.client import WorkspaceClient
+
 
 class JobFailed(PaiError):
     """Raised by ``Job.wait(raise_on_failure=True)`` when the job ends Failed or Stopped."""
@@ -34,6 +36,11 @@ class Job:
         self._jobs = jobs
         self.id = detail.id
         self.detail = detail
+
+    @property
+    def workspace(self) -> WorkspaceClient:
+        """The workspace client this job was read through (``job.workspace.jobs.cluster()``...)."""
+        return self._jobs._ws
 
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("_") or attr == "detail":

@@ -16,6 +16,7 @@ import html
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -28,9 +29,22 @@ STREAMED = {"itag", "easyvision", "label-studio", "coco", "conll"}
 if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
     import pandas as pd
 
+    from pai_lab.client import WorkspaceClient
+
 
 def _number(package) -> int:
     return package.number if isinstance(package, sc.Package) else int(package)
+
+
+@dataclass
+class Media:
+    """An item's media as the server sends it: the bytes (an image cut to the asked view size, else the
+    original), their type, and the original's size when the server knows it."""
+
+    content: bytes
+    mime: str
+    width: int | None = None
+    height: int | None = None
 
 
 class Task:
@@ -39,6 +53,24 @@ class Task:
     def __init__(self, labeling: "Labeling", info: sc.Task):
         self._lab = labeling
         self.info = info
+
+    @property
+    def workspace(self) -> WorkspaceClient:
+        """The workspace client this task was read through."""
+        return self._lab._ws
+
+    @property
+    def api_path(self) -> str:
+        """The task's REST path below the server's base URL, as a page the same server serves asks for it."""
+        return self.workspace.api_path(self._p())
+
+    def media(self, seq: int, key: str = "source", *, width: int = 0, height: int = 0) -> Media:
+        """An item's media (``key``: its data field); an image is cut to fit ``width`` x ``height`` when given."""
+        params = {"key": key, "w": int(width), "h": int(height)}
+        resp = self.workspace._get(self._p(f"/items/{int(seq)}/media"), params=params, stream=True)
+        size = resp.headers.get("X-Original-Width"), resp.headers.get("X-Original-Height")
+        return Media(resp.content, resp.headers.get("Content-Type", "application/octet-stream"),
+                     int(size[0] or 0) or None, int(size[1] or 0) or None)
 
     @property
     def id(self) -> str:
@@ -240,19 +272,15 @@ class Task:
 
     def _item_bytes(self, seq: int, key: str) -> tuple[bytes, tuple[int, int]]:
         """An item's original bytes and (width, height), as the labeler's media route reads them."""
-        ws = self._lab._ws
-        resp = ws.http.get(f"/workspaces/{ws.name}{self._p(f'/items/{seq}/media')}", params={"key": key},
-                           stream=True)
-        body = resp.content
-        width, height = resp.headers.get("X-Original-Width"), resp.headers.get("X-Original-Height")
-        if width and height:
-            return body, (int(width), int(height))
+        media = self.media(seq, key)
+        if media.width and media.height:
+            return media.content, (media.width, media.height)
         import io
 
         from PIL import Image
 
-        with Image.open(io.BytesIO(body)) as image:
-            return body, image.size
+        with Image.open(io.BytesIO(media.content)) as image:
+            return media.content, image.size
 
     # ------------------------------------------------------------ export
 

@@ -24,6 +24,8 @@ from pai_lab.serving.schemas import Instance, Service as ServiceInfo, ServiceDet
 if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
     import pandas as pd
 
+    from pai_lab.client import WorkspaceClient
+
 SERVICE_COLUMNS = ["name", "state", "instances_ready", "instances_total", "traffic", "endpoint", "created_at"]
 
 
@@ -43,6 +45,11 @@ class Service:
         self.info = info
         self._http = requests.Session()
         self._signature: dict | None = None
+
+    @property
+    def workspace(self) -> WorkspaceClient:
+        """The workspace client this service was read through (``service.workspace.services.get(...)``)."""
+        return self._services._ws
 
     @property
     def name(self) -> str:

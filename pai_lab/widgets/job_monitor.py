@@ -150,7 +150,7 @@ class JobMonitor(w.VBox):
         d = self.job.refresh()
         link = ""
         try:
-            info = self.job._jobs.cluster()
+            info = self.job.workspace.jobs.cluster()
             if info.dashboard_link:
                 link = f' · <a href="{html.escape(info.dashboard_link)}" target="_blank">Dask dashboard</a>'
         except Exception:  # noqa: BLE001, S110

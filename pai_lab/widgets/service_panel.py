@@ -120,7 +120,7 @@ class ServicePanel(W.VBox):
         child = self._child()
         if self._updating or not child:
             return
-        self.service._services.get(child).release(int(change["new"]))
+        self.service.workspace.services.get(child).release(int(change["new"]))
         self.refresh()
 
     def _scale(self) -> None:
