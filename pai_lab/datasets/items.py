@@ -1,4 +1,6 @@
-"""Reading a version's items: pages, the manifest stream, one item by key or position."""
+"""Reading a version's items: pages, the manifest stream, one item by key or position, and the file an
+item names, as the containment policy allows it to be read.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +9,13 @@ from collections.abc import Iterator
 from sqlalchemy.orm import Session
 
 from pai_lab.datasets import manifests as mf
-from pai_lab.datasets.records import dataset_row, version_row
+from pai_lab.datasets.records import dataset_row, object_options, version_row
 from pai_lab.datasets.schemas import Item, ItemPage
+from pai_lab.datasets.sources import split_local_uri
 from pai_lab.datasets.tables import DatasetRow, DatasetVersionRow
-from pai_lab.errors import NotFound
+from pai_lab.errors import BadInput, NotFound
 from pai_lab.schema import whole_number
+from pai_lab.security.paths import Containment
 
 
 def entries(session: Session, row: DatasetRow, version: DatasetVersionRow, offset: int = 0,
@@ -54,14 +58,8 @@ def iter_manifest_text(session: Session, user: str, workspace: str, dataset: str
         yield (entry.manifest or mf.dumps_line({"data": {"source": base + entry.key}})) + "\n"
 
 
-def find_item(session: Session, user: str, workspace: str, dataset: str, key: str, version: int | None = None
-              ) -> tuple[Item, dict]:
-    """One item by key (or ``#index``), with the storage options needed to read it."""
-    _access, row = dataset_row(session, user, workspace, dataset)
-    return _item(session, row, version_row(session, row, version), key), dict(row.storage_options or {})
-
-
 def _item(session: Session, row: DatasetRow, ver: DatasetVersionRow, key: str) -> Item:
+    """One item by key, or by position as ``#index``."""
     if key.startswith("#") and whole_number(key[1:]) is not None:
         for entry in entries(session, row, ver, whole_number(key[1:]), 1):
             return to_item(entry, ver.base_uri)
@@ -70,3 +68,21 @@ def _item(session: Session, row: DatasetRow, ver: DatasetVersionRow, key: str) -
             if entry.key == key:
                 return to_item(entry, ver.base_uri)
     raise NotFound(f"dataset {row.name!r} version {ver.version} has no item {key!r}", "key")
+
+
+def readable_item(session: Session, user: str, workspace: str, dataset: str, containment: Containment, *,
+                  key: str | None = None, index: int | None = None, version: int | None = None
+                  ) -> tuple[str, Item, dict]:
+    """The file an item names, for a client to read (its thumbnail, its bytes): (dataset ID, the item with
+    ``source`` set to what may be opened, storage options). A local file is given at the path the
+    containment policy resolved, and refused, as any path, when the policy refuses it."""
+    if key is None and index is None:
+        raise BadInput("give the item's `key` or its `index`", "key")
+    _access, row = dataset_row(session, user, workspace, dataset)
+    item = _item(session, row, version_row(session, row, version), key if key is not None else f"#{index}")
+    local = split_local_uri(item.source) if item.source else None
+    if local is None and not (item.source or "").startswith("s3://"):
+        raise NotFound(f"item {item.key!r} is not a file (its data.source is text); read it from `line`", "key")
+    if local is not None:
+        item.source = str(containment.resolve(local, "key", must_exist=False))
+    return row.id, item, object_options(row) if row.storage_options else {}

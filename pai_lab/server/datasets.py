@@ -28,7 +28,6 @@ from pai_lab.datasets.schemas import (
     VersionCreate,
     VersionQuery,
 )
-from pai_lab.datasets.sources import split_local_uri
 from pai_lab.errors import BadInput, NotFound, PaiError
 from pai_lab.schema import Int, whole_number
 from pai_lab.security.paths import Containment
@@ -213,19 +212,9 @@ async def manifest(req, workspace, name, query: VersionQuery):
 
 
 def _item(req, workspace, name, query: ItemQuery):
-    if query.key is None and query.index is None:
-        raise BadInput("give the item's `key` or its `index`", "key")
-    ref = query.key if query.key is not None else f"#{query.index}"
     with req.transaction() as s:
-        item, options = items.find_item(s, req.user, workspace, name, ref, query.version)
-        dataset_id = svc.get_dataset(s, req.user, workspace, name).id
-        options = svc.storage_options_for(s, req.user, workspace, name) if options else {}
-    if not item.source or (split_local_uri(item.source) is None and not item.source.startswith("s3://")):
-        raise NotFound(f"item {item.key!r} is not a file (its data.source is text); read it from `line`", "key")
-    local = split_local_uri(item.source)
-    if local is not None:  # read only what the containment policy allows, at the path it resolved
-        item.source = str(_roots(req).resolve(local, "key", must_exist=False))
-    return dataset_id, item, options
+        return items.readable_item(s, req.user, workspace, name, _roots(req), key=query.key, index=query.index,
+                                   version=query.version)
 
 
 @router.get("/workspaces/{workspace}/datasets/{name}/thumbnail", name="dataset.thumbnail",

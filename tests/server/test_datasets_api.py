@@ -152,3 +152,32 @@ async def test_register_without_scan_then_scan_a_version(api, image_folder):
     assert status == 201 and v1["version"] == 1 and v1["item_count"] == 8
     status, ds = await api("GET", "/workspaces/default/datasets/later")
     assert ds["data_type"] == "image" and ds["latest_version"] == 1 and ds["item_count"] == 8
+
+
+async def test_an_item_is_read_where_the_policy_allows_and_nowhere_else(api, jp_fetch, image_folder):
+    def fetch(name, what, **params):
+        return jp_fetch("pai-lab", "api", "v1", "workspaces", "default", "datasets", name, what, params=params)
+
+    status, _ = await api("POST", "/workspaces/default/datasets", {"name": "pets", "source": "pets", "scan": True})
+    assert status == 201
+    status, page = await api("GET", "/workspaces/default/datasets/pets/items", params={"limit": 1})
+    first = page["items"][0]
+    path = Path(first["source"])
+    assert (await fetch("pets", "content", key=first["key"])).body == path.read_bytes()
+    assert (await fetch("pets", "content", index="0")).body == path.read_bytes()
+    assert (await fetch("pets", "thumbnail", index="0")).body.startswith(b"\x89PNG")
+
+    status, err = await api("GET", "/workspaces/default/datasets/pets/content")
+    assert status == 400 and err["error"]["field"] == "key"
+    status, err = await api("GET", "/workspaces/default/datasets/pets/content", params={"index": "8"})
+    assert status == 404 and err["error"]["field"] == "key"
+
+    # the file swapped for a link to one outside the allowed folders: refused, its bytes never sent
+    outside = Path(tempfile.mkdtemp()) / "secret.txt"
+    outside.write_text("SECRET-OUTSIDE")
+    path.unlink()
+    path.symlink_to(outside)
+    for what in ("content", "thumbnail"):
+        status, err = await api("GET", f"/workspaces/default/datasets/pets/{what}", params={"key": first["key"]})
+        assert status == 400 and err["error"]["field"] == "key", err
+        assert "outside the allowed folders" in err["error"]["message"] and "SECRET-OUTSIDE" not in str(err)
