@@ -385,4 +385,50 @@ class Checker:
             objects.append({"result": result, "color": None, "id": s.get("id"), "start": s.get("start"),
                             "end": s.get("end")})
         duration = value.get("duration", 0) if isinstance(value, dict) else 0
-        return {"duration": duration, "objects": objects, "empty": False}
+        return {"duration": duration, "objects": objects, "empty": bool(isinstance(value, dict) and value.get("empty"))}
+
+    # ------------------------------------------------------------------ results as simple answers
+
+    def simple(self, results: Any) -> dict | None:
+        """Stored results as the simple answer build() takes back, keyed by question title: what the
+        labeler page edits, so it never reads or writes the iTAG shape itself."""
+        if not isinstance(results, list):
+            return None
+        out: dict = {}
+        pos = 0
+        for q in self.spec.questions:
+            el = results[pos] if pos < len(results) else None
+            if el is None or not self._matches(q, el):
+                continue
+            pos += 1
+            out[q.title] = self._simple_one(q, el)
+        return out
+
+    @staticmethod
+    def _simple_one(q, el):
+        key = q.result_key
+
+        def extra(found: dict) -> dict:
+            return {"text": found.get(q.text_title, "")} if q.text_title else {}
+
+        if q.type in ("single", "text"):
+            return el.get("data")
+        if q.type == "multi":
+            return list(el.get("data") or [])
+        if q.type == "boxes":
+            return {"width": el.get("width"), "height": el.get("height"), "rotation": el.get("rotation", 0),
+                    "shapes": [{"id": sh.get("id"), "points": sh.get("value"),
+                                "label": (sh.get("labels") or {}).get(key), **extra(sh.get("labels") or {})}
+                               for sh in el.get("data") or []]}
+        if q.type == "spans":
+            return {"spans": [{"start": o.get("start"), "end": o.get("end"), "label": (o.get("result") or {}).get(key)}
+                              for o in el.get("objects") or []], "empty": bool(el.get("empty"))}
+        if q.type == "relations":
+            ends = ("start", "end", "x", "y")
+            return [{"from": {k: (r.get("from") or {}).get(k) for k in ends},
+                     "to": {k: (r.get("to") or {}).get(k) for k in ends},
+                     "label": (r.get("result") or {}).get(key)} for r in el]
+        return {"duration": el.get("duration", 0), "empty": bool(el.get("empty")),
+                "segments": [{"id": o.get("id"), "start": o.get("start"), "end": o.get("end"),
+                              "label": (o.get("result") or {}).get(key), **extra(o.get("result") or {})}
+                             for o in el.get("objects") or []]}

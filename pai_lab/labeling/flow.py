@@ -40,6 +40,16 @@ STAGE_OF = {**{v: k for k, v in POOL.items()}, **{v: k for k, v in WORKING.items
 # the item column (and export suffix) each stage's answer is stored in, and where it came from
 STAGE_COLUMN = {"label": "label", "check": "check", "accept": "verify"}
 ORIGIN_COLUMN = {"label": "label_origin", "check": "check_origin", "accept": "verify_origin"}
+# The stage table, as the labeler is sent it: per stage, the answer column it writes, the answers an
+# item opens with (the stage's own first), the task counter its first answer moves, and which items
+# it shows; an item is done in the stage once it has the stage's answer or is skipped (a check also
+# passes over the items not sampled). item_done() and stage_items() apply it.
+STAGE_TABLE = {
+    "label": {"column": "label", "shows": ["label"], "counter": "labeled", "items": "all"},
+    "check": {"column": "check", "shows": ["check", "label"], "counter": "checked", "items": "sampled, not skipped"},
+    "accept": {"column": "verify", "shows": ["verify", "check", "label"], "counter": "accepted",
+               "items": "not skipped"},
+}
 
 # task states (iTAG's names)
 INITIALIZING, LABELING, CHECKING, ACCEPTING, COMPLETED, OFFLINE = (
@@ -103,3 +113,23 @@ def task_state(flow: str, package_states: set[str], offline: bool) -> str:
         if package_states & {POOL[stage], WORKING[stage]}:
             return TASK_STATE_OF_STAGE[stage]
     return COMPLETED
+
+
+def item_done(stage: str, item: dict) -> bool:
+    """Whether ``item`` (its columns by name) needs nothing more in ``stage``."""
+    return (item.get(STAGE_TABLE[stage]["column"]) is not None or item.get("skipped") is not None
+            or (stage == "check" and not item.get("sampled")))
+
+
+def stage_items(stage: str, items: list[dict]) -> list[dict]:
+    """The items a stage shows: a check only the sampled ones, check and accept none skipped."""
+    if stage == "check":
+        return [i for i in items if i.get("sampled") and i.get("skipped") is None]
+    if stage == "accept":
+        return [i for i in items if i.get("skipped") is None]
+    return items
+
+
+def shown_answer(stage: str, item: dict):
+    """The answer an item opens with in ``stage``: its own, else the one the stage before gave."""
+    return next((item[c] for c in STAGE_TABLE[stage]["shows"] if item.get(c)), None)

@@ -18,7 +18,7 @@ from pai_lab.labeling.answers import Checker, dumps
 from pai_lab.labeling.intake import normalize
 from pai_lab.labeling.packages import held, package_row
 from pai_lab.labeling.tables import AnswerRow, ItemRow, PackageRow, TaskRow
-from pai_lab.labeling.tasks import find_task, manage, my_roles, task_row
+from pai_lab.labeling.tasks import find_task, manage, my_roles, progress, task_row
 from pai_lab.labeling.templates import TemplateSpec
 from pai_lab.store import utcnow
 from pai_lab.workspaces import authorize
@@ -76,7 +76,7 @@ def _item_and_package(s: Session, task: TaskRow, seq: int) -> tuple[ItemRow, Pac
 _CHECKERS: dict[tuple, Checker] = {}
 
 
-def _checker(task: TaskRow) -> Checker:
+def checker_for(task: TaskRow) -> Checker:
     """The task's template and labels are fixed when it is created: parse them once. (An id can
     come back after a delete, when a file is imported again; the creation time tells them apart.)"""
     key = (task.id, task.created_at)
@@ -89,9 +89,10 @@ def _checker(task: TaskRow) -> Checker:
     return checker
 
 
-def _ack(a: AnswerRow, seq: int, duplicate: bool) -> sc.AnswerAck:
+def _ack(s: Session, task: TaskRow, a: AnswerRow, seq: int, duplicate: bool) -> sc.AnswerAck:
+    s.flush()
     return sc.AnswerAck(id=a.id, item=seq, stage=a.stage, revision=a.revision, client_id=a.client_id,
-                        author=a.author, created_at=a.created_at, duplicate=duplicate)
+                        author=a.author, created_at=a.created_at, duplicate=duplicate, progress=progress(s, task))
 
 
 def submit_answer(s: Session, user: str, ws: str, ref: str, body: sc.AnswerSubmit) -> sc.AnswerAck:
@@ -105,7 +106,7 @@ def submit_answer(s: Session, user: str, ws: str, ref: str, body: sc.AnswerSubmi
             if seq != body.item:
                 raise Conflict(f"client_id {body.client_id!r} was already used for item {seq}; use a new id per "
                                "answer", "client_id")
-            return _ack(old, seq, True)
+            return _ack(s, task, old, seq, True)
     item, pkg = _item_and_package(s, task, body.item)
     task, pkg, stage = held(s, user, ws, ref, pkg.number, body.stage, task=task, pkg=pkg, access=access)
     if stage == "check" and not item.sampled:
@@ -118,7 +119,7 @@ def submit_answer(s: Session, user: str, ws: str, ref: str, body: sc.AnswerSubmi
             raise BadInput("skip needs a reason (why the item is invalid)", "skip")
         text = None
     else:
-        checker = _checker(task)
+        checker = checker_for(task)
         if body.results is not None and body.answer is not None:
             raise BadInput("give results or answer, not both", "answer")
         if body.results is None and body.answer is None:
@@ -137,7 +138,7 @@ def submit_answer(s: Session, user: str, ws: str, ref: str, body: sc.AnswerSubmi
                     created_at=utcnow())
     s.add(row)
     s.flush()
-    return _ack(row, body.item, False)
+    return _ack(s, task, row, body.item, False)
 
 
 

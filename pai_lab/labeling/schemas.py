@@ -151,6 +151,13 @@ class AnswerSubmit(Schema):
     skip: str | None = Field(None, max_length=TEXT_MAX, description="mark the item invalid, with this reason")
 
 
+class Progress(Schema):
+    total: int
+    labeled: int = Field(description="items labeled or skipped")
+    checked: int
+    accepted: int
+
+
 class AnswerAck(Schema):
     id: int
     item: int
@@ -160,6 +167,30 @@ class AnswerAck(Schema):
     author: str
     created_at: datetime
     duplicate: bool = Field(False, description="this client_id was already stored; nothing new was written")
+    progress: Progress | None = Field(None, description="the task's counters once this answer is stored")
+
+
+class OpenItem(Item):
+    done: bool = Field(description="nothing more is needed in the opened stage (answered, skipped, not sampled)")
+    answer: Any = Field(None, description="the answer the item opens with in the stage, as a simple answer")
+    suggestion: Any = Field(None, description="the pre-label as a simple answer")
+
+
+class StageInfo(Schema):
+    name: str
+    column: str = Field(description="the item field this stage's answers go to")
+    shows: list[str] = Field(description="the answers an item opens with, the stage's own first")
+    counter: str = Field(description="the task counter an item's first answer in this stage moves")
+    items: str = Field(description="which of a package's items the stage shows")
+
+
+class Opened(Schema):
+    """What a labeler opens in one request."""
+    task: Task
+    stage: StageInfo
+    package: Package | None = Field(description="the package held in the stage, or the next from its pool")
+    items: list[OpenItem]
+    progress: Progress
 
 
 class AnswerHistory(Schema):

@@ -246,6 +246,13 @@ def my_roles(task: TaskRow, user: str, ws_roles: tuple[str, ...] | list[str]) ->
     return roles
 
 
+def progress(s: Session, task: TaskRow) -> sc.Progress:
+    """The task's counters now: what an answer's acknowledgement and an opened package carry."""
+    c = _counts(s, [task.id]).get(task.id, {})
+    return sc.Progress(total=task.total, labeled=c.get("labeled", 0), checked=c.get("checked", 0),
+                       accepted=c.get("accepted", 0))
+
+
 def task_schema(s: Session, task: TaskRow, user: str, ws_roles, counts: dict | None = None) -> sc.Task:
     c = counts if counts is not None else _counts(s, [task.id]).get(task.id, {})
     packages = c.get("packages", {})

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
-from pai_lab.labeling import transfer
+from pai_lab.labeling import opening, transfer
 from pai_lab.schema import Int, whole_number
 from pai_lab.labeling import schemas as sc
 from pai_lab.labeling import service as sv
@@ -182,6 +182,27 @@ def list_packages(req, workspace, task, query: PackageQuery):
 def claim(req, workspace, task, body: sc.PackageClaim):
     with req.transaction() as s:
         return sv.claim(s, req.user, workspace, task, body.stage, platform=req.platform)
+
+
+@router.post(TASK + "/open", name="label.package.open",
+             summary="Open the package you hold in a stage (or the next from its pool): the task, the stage table, "
+                     "the items the stage shows with their answers as simple answers, the task's counters",
+             body=sc.PackageClaim, response=sc.Opened)
+def open_package(req, workspace, task, body: sc.PackageClaim):
+    with req.transaction() as s:
+        return opening.open_package(s, req.user, workspace, task, body.stage, platform=req.platform)
+
+
+class AnswersQuery(BaseModel):
+    stage: sc.Stage = "label"
+
+
+@router.get(PACKAGE + "/answers", name="label.package.answers",
+            summary="The answers a stage stored for a package's items (item seq -> results), without the items",
+            query=AnswersQuery, response=dict[int, list])
+def package_answers(req, workspace, task, number, query: AnswersQuery):
+    with req.transaction() as s:
+        return opening.stage_answers(s, req.user, workspace, task, _number(number), query.stage)
 
 
 @router.get(PACKAGE + "/items", name="label.package.items", summary="A package's items, pre-labels and answers",

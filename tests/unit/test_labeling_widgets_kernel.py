@@ -139,8 +139,11 @@ def test_answers_from_the_page_are_stored_once_and_resume_from_the_server(kernel
     again = open_labeler(kernel, task)
     by_seq = {i["seq"]: i for i in again.state["items"]}
     assert by_seq[0]["label"] == survey(str(images[0][1]))
-    assert by_seq[4]["skipped"] == "not an image file"
-    assert by_seq[1]["label"] is None
+    # the page reads simple answers and whether each item is done in the stage, from the server
+    assert by_seq[0]["answer"] == {"单选": str(images[0][1])} and by_seq[0]["done"] is True
+    assert by_seq[4]["skipped"] == "not an image file" and by_seq[4]["done"] is True
+    assert by_seq[1]["label"] is None and by_seq[1]["answer"] is None and by_seq[1]["done"] is False
+    assert again.state["task"]["stage"]["counter"] == "labeled"
     assert again.kernel_value("w.answers") == {0: survey(str(images[0][1]))}
 
 
@@ -182,6 +185,29 @@ def test_reviewing_a_package_needs_a_comment_to_reject(kernel, digits_task):
     assert task.packages()[0].state == "checking"
     unknown = checker.send("review", verdict="maybe")
     assert unknown["ok"] is False and "verdict must be pass or reject" in unknown["error"]
+
+
+def test_a_package_opens_in_one_request_and_its_answers_without_its_items(live_server, digits_task):
+    task, images = digits_task
+    api = f"{live_server.url}pai-lab/api/v1/workspaces/default/labeling/tasks/{task.id}"
+    auth = {"Authorization": f"token {live_server.token}"}
+    opened = requests.post(f"{api}/open", json={"stage": "label"}, headers=auth, timeout=30)
+    assert opened.status_code == 200, opened.text
+    body = opened.json()
+    assert body["package"]["number"] == 1 and body["package"]["holder"] == "owner"
+    assert body["stage"] == {"name": "label", "column": "label", "shows": ["label"], "counter": "labeled",
+                             "items": "all"}
+    assert body["progress"] == {"total": 6, "labeled": 0, "checked": 0, "accepted": 0}
+    assert [(i["seq"], i["done"], i["answer"]) for i in body["items"]][:2] == [(0, False, None), (1, False, None)]
+
+    ack = requests.post(f"{api}/answers", json={"item": 0, "answer": str(images[0][1])}, headers=auth, timeout=30)
+    assert ack.status_code == 201 and ack.json()["progress"]["labeled"] == 1  # the counters come with the ack
+    answers = requests.get(f"{api}/packages/1/answers", params={"stage": "label"}, headers=auth, timeout=30)
+    assert answers.json() == {"0": survey(str(images[0][1]))}
+    again = requests.post(f"{api}/open", json={"stage": "label"}, headers=auth, timeout=30).json()
+    assert again["items"][0]["done"] and again["items"][0]["answer"] == {"单选": str(images[0][1])}
+    refused = requests.post(f"{api}/open", json={"stage": "review"}, headers=auth, timeout=30)
+    assert refused.status_code == 400 and "stage" in refused.text
 
 
 def media_url(live_server, task, seq: int) -> str:

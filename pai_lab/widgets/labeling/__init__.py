@@ -28,12 +28,11 @@ import traitlets
 from anywidget.experimental import command as anywidget_command
 
 from pai_lab.errors import BadInput, PaiError
+from pai_lab.labeling import schemas as sc
 
 log = logging.getLogger("pai_lab.widgets.labeling")
 STATIC = Path(__file__).parent / "static"
 STAGES = ("label", "check", "accept")
-STAGE_COUNT = {"label": "labeled", "check": "checked", "accept": "accepted"}
-STAGE_FIELD = {"label": "label", "check": "check", "accept": "verify"}
 
 
 def command(handler):
@@ -77,8 +76,6 @@ class Labeler(anywidget.AnyWidget):
                                "(pip install -e .), or run `jlpm install && jlpm build` in pai_lab/widgets/labeling/ui")
         super().__init__(stage=stage, media_via_kernel=media_via_kernel, **kwargs)
         self._task = task
-        self._items_by_seq: dict[int, dict] = {}
-        self._answered: set[int] = set()
         self._opened: dict[int, set[int]] = {}  # package number -> the item seqs this labeler showed
         self._views_seen = 0
         ws = task._lab._ws
@@ -87,29 +84,22 @@ class Labeler(anywidget.AnyWidget):
 
     # ------------------------------------------------------------ loading
 
-    def open_package(self, claim: bool = True) -> None:
-        """Fetch the task, take the package held in this stage (or the next from the pool) and its items."""
-        info = self._task.refresh()
+    def open_package(self) -> None:
+        """Open the package held in this stage (or the next from the pool) with its items: one request,
+        whose items carry what the page shows (the answer each opens with, done or not in the stage)."""
+        opened = sc.Opened.model_validate(self._task._post("/open", {"stage": self.stage}))
+        info = opened.task
         self.task = {"id": info.id, "name": info.name, "template": info.template, "flow": info.flow,
                      "labels": [label.model_dump() for label in info.labels], "multi": info.multi,
-                     "spec": info.spec}
-        self.progress = {"total": info.total, "labeled": info.labeled, "checked": info.checked,
-                         "accepted": info.accepted}
-        package = self._task.claim(self.stage) if claim else None
+                     "spec": info.spec, "stage": opened.stage.model_dump()}
+        self.progress = opened.progress.model_dump()
+        package = opened.package
         if package is None:
-            self.package = None
-            self.items = []
-            self._items_by_seq = {}
+            self.package, self.items = None, []
             self.notice = "" if info.total else "This task has no items."
             return
-        items = [i.model_dump(mode="json") for i in self._task.items(package)]
-        if self.stage == "check":  # only the sampled items are checked; the rest keep their labels
-            items = [i for i in items if i["sampled"] and not i["skipped"]]
-        elif self.stage == "accept":
-            items = [i for i in items if not i["skipped"]]
-        self._items_by_seq = {i["seq"]: i for i in items}
-        self._answered = set()  # items answered through this object since the package opened
-        self._opened.setdefault(package.number, set()).update(self._items_by_seq)
+        items = [i.model_dump(mode="json") for i in opened.items]
+        self._opened.setdefault(package.number, set()).update(i["seq"] for i in items)
         self.package = package.model_dump(mode="json")
         self.notice = (f"Package {package.number} came back from review: {package.comment}"
                        if package.rework and package.comment and self.stage == "label" else "")
@@ -119,12 +109,11 @@ class Labeler(anywidget.AnyWidget):
     def answers(self) -> dict[int, Any]:
         """The answers for the widget's stage of every package this labeler showed, submitted ones
         included, as stored on the server now (item seq -> iTAG results): the page stores answers
-        straight there, so this asks the server."""
-        field = STAGE_FIELD[self.stage]
+        straight there, so this asks the server (the answers only, not the packages again)."""
         out: dict[int, Any] = {}
         for number, shown in sorted(self._opened.items()):
-            out.update({item.seq: value for item in self._task.items(number)
-                        if item.seq in shown and (value := getattr(item, field)) is not None})
+            stored = self._task._get(f"/packages/{number}/answers", params={"stage": self.stage})
+            out.update({int(seq): value for seq, value in stored.items() if int(seq) in shown})
         return dict(sorted(out.items()))
 
     # ------------------------------------------------------------ commands from the page
@@ -134,22 +123,18 @@ class Labeler(anywidget.AnyWidget):
         # a page shown again (reload) re-reads the package; the first view has it already
         self._views_seen += 1
         if self._views_seen > 1:
-            self.open_package(claim=True)
+            self.open_package()
         return {}, []
 
     @command
     def answer(self, msg: dict, _buffers) -> tuple[dict, list]:
-        """Store one item's answer (a simple answer, or ``skip``); the server builds its results."""
-        seq, client_id = int(msg["seq"]), msg.get("client_id")
-        skip = msg.get("skip")
-        self._task.submit(seq, None if skip else msg.get("answer"), results=msg.get("results"), skip=skip,
-                          client_id=client_id, stage=self.stage)
-        item = self._items_by_seq.get(seq)
-        if item is not None and seq not in self._answered:
-            self._answered.add(seq)
-            if item.get(STAGE_FIELD[self.stage]) is None and not item.get("skipped"):
-                key = STAGE_COUNT[self.stage]
-                self.progress = {**self.progress, key: self.progress.get(key, 0) + 1}
+        """Store one item's answer (a simple answer, or ``skip``); the server builds its results and
+        acknowledges with the task's counters."""
+        seq, client_id, skip = int(msg["seq"]), msg.get("client_id"), msg.get("skip")
+        ack = self._task.submit(seq, None if skip else msg.get("answer"), results=msg.get("results"), skip=skip,
+                                client_id=client_id, stage=self.stage)
+        if ack.progress is not None:
+            self.progress = ack.progress.model_dump()
         return {"seq": seq, "client_id": client_id, "progress": self.progress}, []
 
     @command

@@ -1,12 +1,9 @@
 // @ts-check
-// The item model: an editable model per question and its conversion to and from iTAG results.
-import { MULTI, SINGLE } from "./constants.js";
+// The item model: an editable model per question, read from and sent as simple answers keyed by
+// question title; the server alone knows the iTAG results they stand for (Checker.build / simple).
 import { round2, uid } from "./dom.js";
-// ------------------------------------------------------------------------------------------ answers
 
-// Each question has an editable model; these convert between it and the iTAG result element.
-export function resultKey(q) { return q.label_title || (q.multi ? MULTI : SINGLE); }
-
+/** @param {any} q */
 export function emptyModel(q) {
   switch (q.type) {
     case "single": return { value: null };
@@ -20,53 +17,45 @@ export function emptyModel(q) {
   return {};
 }
 
+/** @param {number[][]} points */
 export function isRect(points) {
   if (points.length !== 4) return false;
   const xs = new Set(points.map((p) => p[0])), ys = new Set(points.map((p) => p[1]));
   return xs.size === 2 && ys.size === 2;
 }
 
-export function matches(q, el) {
-  if (q.type === "relations") return Array.isArray(el);
-  if (!el || typeof el !== "object" || Array.isArray(el)) return false;
-  if (["single", "multi", "text", "boxes"].includes(q.type)) return String(el.questionId) === String(q.id);
-  if (q.type === "spans") return "objects" in el && !("duration" in el);
-  return "objects" in el && "duration" in el;
-}
-
-export function modelsFromResults(questions, results) {
-  const out = questions.map(emptyModel);
-  if (!Array.isArray(results)) return out;
-  let pos = 0;
-  questions.forEach((q, qi) => {
-    const el = results[pos];
-    if (el === undefined || !matches(q, el)) return;
-    pos += 1;
-    const key = resultKey(q);
-    if (q.type === "single") out[qi] = { value: el.data };
-    else if (q.type === "multi") out[qi] = { values: [...(el.data || [])] };
-    else if (q.type === "text") out[qi] = { text: el.data || "" };
-    else if (q.type === "boxes") out[qi] = {
-      shapes: (el.data || []).map((sh) => ({
-        id: sh.id || uid(), points: sh.value.map((p) => [p[0], p[1]]),
-        kind: isRect(sh.value) ? "rect" : "polygon",
-        label: (sh.labels || {})[key] ?? null, text: q.text_title ? ((sh.labels || {})[q.text_title] ?? "") : undefined,
-      })),
-    };
-    else if (q.type === "spans") out[qi] = {
-      spans: (el.objects || []).map((o) => ({ start: o.start, end: o.end, label: (o.result || {})[key] })),
-    };
-    else if (q.type === "relations") out[qi] = {
-      rels: el.map((r) => ({ from: [r.from.start, r.from.end], to: [r.to.start, r.to.end],
-        label: (r.result || {})[key] })),
-    };
-    else if (q.type === "segments") out[qi] = {
-      segs: (el.objects || []).map((o) => ({ id: o.id, start: o.start, end: o.end,
-        label: (o.result || {})[key] ?? null, text: q.text_title ? ((o.result || {})[q.text_title] ?? "") : undefined })),
-      duration: el.duration || 0,
-    };
+/**
+ * Each question's editable model from a simple answer keyed by question title (what the server
+ * sends for an item's stored answer or suggestion, from Checker.simple).
+ * @param {any[]} questions @param {Record<string, any> | null | undefined} answer
+ */
+export function modelsFromAnswer(questions, answer) {
+  return questions.map((q) => {
+    const a = answer ? answer[q.title] : undefined;
+    if (a === undefined || a === null) return emptyModel(q);
+    const text = (/** @type {any} */ o) => (q.text_title ? (o.text ?? "") : undefined);
+    switch (q.type) {
+      case "single": return { value: a };
+      case "multi": return { values: [...a] };
+      case "text": return { text: a || "" };
+      case "boxes": return {
+        shapes: (a.shapes || []).map((/** @type {any} */ sh) => ({
+          id: sh.id || uid(), points: sh.points.map((/** @type {number[]} */ p) => [p[0], p[1]]),
+          kind: isRect(sh.points) ? "rect" : "polygon", label: sh.label ?? null, text: text(sh),
+        })),
+      };
+      case "spans": return { spans: (a.spans || []).map((/** @type {any} */ o) => ({ start: o.start, end: o.end, label: o.label })) };
+      case "relations": return {
+        rels: a.map((/** @type {any} */ r) => ({ from: [r.from.start, r.from.end], to: [r.to.start, r.to.end], label: r.label })),
+      };
+      case "segments": return {
+        segs: (a.segments || []).map((/** @type {any} */ o) => ({ id: o.id, start: o.start, end: o.end, label: o.label ?? null,
+          text: text(o) })),
+        duration: a.duration || 0,
+      };
+    }
+    return emptyModel(q);
   });
-  return out;
 }
 
 /**
@@ -115,6 +104,7 @@ export function answerFromModels(questions, models, ctx) {
         duration: round2(ctx.durationOf(q.bind || "source") || m.duration || 0),
         segments: m.segs.map((/** @type {any} */ sg) => ({ id: sg.id, start: round2(sg.start), end: round2(sg.end),
           label: sg.label ?? null, ...(q.text_title ? { text: sg.text || "" } : {}) })),
+        empty: m.segs.length === 0,
       };
     }
   }

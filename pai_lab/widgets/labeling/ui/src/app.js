@@ -2,7 +2,7 @@
 // The labeler's shell: the package's items and each item's editing state, moving between items,
 // and what goes to the kernel or the server. Drawing lives in chrome.js (head, foot, dialogs) and
 // content.js (the item's media), keys in keys.js, each question's editing in tools/.
-import { answerFromModels, modelsFromResults } from "./answers.js";
+import { answerFromModels, modelsFromAnswer } from "./answers.js";
 import * as chrome from "./chrome.js";
 import { PALETTE, TEXT_LIMIT } from "./constants.js";
 import * as content from "./content.js";
@@ -14,7 +14,6 @@ import { makeTool } from "./tools/index.js";
 import { ChoiceTool } from "./tools/choice.js";
 import { Transport } from "./transport.js";
 
-const STAGE_COUNT = { label: "labeled", check: "checked", accept: "accepted" };
 
 export class Labeler {
   constructor(model, el) {
@@ -83,29 +82,17 @@ export class Labeler {
     this.show();
   }
 
-  stageAnswer(item) {
-    if (this.stage === "check") return item.check || item.label;
-    if (this.stage === "accept") return item.verify || item.check || item.label;
-    return item.label;
-  }
-
-  answeredNow(item) {
-    if (this.stage === "label") return item.label !== null || item.skipped !== null;
-    if (this.stage === "check") return item.check !== null || !item.sampled || item.skipped !== null;
-    return item.verify !== null || item.skipped !== null;
-  }
-
+  // The server says what an item opens with in this stage and whether it is done there (the
+  // stage table, pai_lab/labeling/flow.py); the page only keeps track of what happens after.
   initialState(item) {
-    const ans = this.stageAnswer(item);
-    const suggestion = item.prelabel ? modelsFromResults(this.questions, item.prelabel) : null;
+    const suggestion = item.suggestion ? modelsFromAnswer(this.questions, item.suggestion) : null;
     // an unanswered item opens with its suggestion pre-selected (choices on, boxes drawn): A, or
     // moving on, stores it as the answer; any edit starts from it
-    const preselect = suggestion && this.stage === "label" && !this.answeredNow(item);
+    const preselect = suggestion && this.stage === "label" && !item.done;
     return {
-      models: preselect ? clone(suggestion) : modelsFromResults(this.questions, ans),
+      models: preselect ? clone(suggestion) : modelsFromAnswer(this.questions, item.answer),
       suggestion,
-      saved: this.answeredNow(item), skip: item.skipped, error: null, pending: 0, dirty: false,
-      reviewed: false, counted: this.answeredNow(item),
+      saved: !!item.done, skip: item.skipped, error: null, pending: 0, dirty: false, reviewed: false,
     };
   }
 
@@ -168,7 +155,7 @@ export class Labeler {
       st.skip ? `Invalid: ${st.skip}` : st.error ? `Not saved: ${st.error}` :
         st.pending ? "Saving…" : st.saved ? "Saved" : this.stage !== "label" ? "Unchanged: passes with the earlier answer" : "Not answered yet");
     const info = [status];
-    if (this.stage !== "label" && item.label && !st.dirty)
+    if (this.stage !== "label" && item.answer && !st.dirty)
       info.push(h("div", { class: "pl-suggest" }, `Showing the ${this.stage === "accept" && item.check ? "checked" : "labeled"} answer; change it to modify.`));
     this.relationTool = null;
     if (keep) {
@@ -289,7 +276,7 @@ export class Labeler {
     st.pending = Math.max(0, st.pending - 1);
     if (ok) {
       st.saved = true;
-      if (progress) { this.model.set("progress", progress); st.counted = true; } else this.count(st);
+      if (progress) this.counters(progress);
     } else { st.error = error; st.saved = false; if (msg.skip) st.skip = null; }
     this.renderHead();
     if (this.item && this.item.seq === seq) {
@@ -298,14 +285,9 @@ export class Labeler {
     }
   }
 
-  // The task's progress after an item's first stored answer in this stage, counted here for
-  // answers stored directly; the kernel hears of it once the labeler pauses.
-  count(st) {
-    if (st.counted) return;
-    st.counted = true;
-    const key = STAGE_COUNT[this.stage];
-    const progress = { ...(this.model.get("progress") || {}) };
-    progress[key] = (progress[key] || 0) + 1;
+  // The task's counters come with each acknowledgement (the server owns them); the kernel hears
+  // of them once the labeler pauses.
+  counters(progress) {
     this.model.set("progress", progress);
     clearTimeout(this.progressTimer);
     this.progressTimer = setTimeout(() => this.model.save_changes(), 1500);

@@ -24,7 +24,7 @@ export function renderHead(app) {
       h("span", { class: "pl-count", "data-role": "package" },
         pkg ? `package ${pkg.number} · ${done}/${n} done` : ""),
       h("span", { class: "pl-count", "data-role": "task", title: "task progress" },
-        prog.total ? `task ${prog[{ label: "labeled", check: "checked", accept: "accepted" }[stage]] ?? 0}/${prog.total}` : "")),
+        prog.total ? `task ${prog[(app.task.stage || {}).counter] ?? 0}/${prog.total}` : "")),
     h("span", { class: `pl-save ${saveState.cls}`, "data-role": "save", title: saveState.title,
       onclick: () => app.retry(true) }, saveState.text),
     h("button", { class: "pl-iconbtn", title: "Shortcuts (?)", onclick: () => app.help() }, "?"),

@@ -11,7 +11,6 @@ export const DECODE_AHEAD = 8;
 export const FETCH_AHEAD = { image: 200, other: 4 };
 export const MEDIA_FETCHES = 3; // fetches in flight at once
 export const TEXT_LIMIT = 50000; // code points rendered for span marking
-export const SINGLE = "单选", MULTI = "多选";
 // iTAG's built-in question titles, shown in English (the export keeps the originals)
 export const TITLES = { "单选": "Choose one label", "多选": "Choose labels", "文本内容": "Entities", "音频识别结果": "Transcript",
   "目标检测标签配置": "Boxes", "OCR标签配置": "Text boxes" };

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { answerFromModels, emptyModel, modelsFromResults } from "../src/answers.js";
+import { answerFromModels, emptyModel, modelsFromAnswer } from "../src/answers.js";
 import { assignHotkeys } from "../src/hotkeys.js";
 import { Commands } from "../src/transport.js";
 
@@ -48,14 +48,20 @@ test("spans, relations and segments keep their positions; the server fills in th
   assert.deepEqual(built.answer, {
     "文本内容": { spans: [{ start: 0, end: 6, label: "PER" }], empty: false },
     "关系": [{ from: { start: 0, end: 6, x: 10, y: 20 }, to: { start: 11, end: 17, x: 0, y: 0 }, label: "works at" }],
-    "音频": { duration: 3.14, segments: [{ id: "s1", start: 0.12, end: 1.01, label: "speech", text: "hello" }] },
+    "音频": { duration: 3.14, segments: [{ id: "s1", start: 0.12, end: 1.01, label: "speech", text: "hello" }], empty: false },
   });
 });
 
-test("stored results open as the editable model of each question", () => {
-  const results = [{ questionId: "2", data: "7", markTitle: "单选", type: "survey/value" }];
-  assert.deepEqual(modelsFromResults([single], results), [{ value: "7" }]);
-  assert.deepEqual(modelsFromResults([single], null), [{ value: null }]);
+test("an item's answer from the server opens as the editable model of each question", () => {
+  assert.deepEqual(modelsFromAnswer([single], { "单选": "7" }), [{ value: "7" }]);
+  assert.deepEqual(modelsFromAnswer([single, spans], null), [{ value: null }, { spans: [] }]);
+  const [model] = modelsFromAnswer([ocr], { "目标检测标签配置": { width: 640, height: 480,
+    shapes: [{ id: "t", points: [[0, 0], [4, 0], [4, 2], [0, 2]], label: null, text: "EXIT" },
+      { id: "p", points: [[0, 0], [4, 1], [2, 3]], label: "x" }] } });
+  assert.deepEqual(model.shapes.map((sh) => [sh.kind, sh.label, sh.text]), [["rect", null, "EXIT"], ["polygon", "x", ""]]);
+  // what the page sends back is what it was given
+  const back = answerFromModels([ocr], [model], size).answer["目标检测标签配置"].shapes[0];
+  assert.deepEqual(back, { id: "t", points: [[0, 0], [4, 0], [4, 2], [0, 2]], label: null, text: "EXIT" });
 });
 
 test("label keys: the task's own, then a one-character name, then the free number keys", () => {
