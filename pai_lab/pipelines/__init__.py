@@ -1,0 +1,44 @@
+"""PAI's Pipeline SDK on pai_lab: operators, steps, pipelines and runs, executed on Dask.
+
+    from pai_lab.pipelines import ScriptOperator, PipelineParameter, PipelineArtifact, PipelineStep, Pipeline
+
+The manual's code runs with its imports changed. The SDK objects (this package's ``types``,
+``operators``, ``pipeline``, ``manifest``) know nothing of the server; runs live in the control plane
+(``service``, ``driver``, ``executors``) and are reached with ``ws.pipelines`` or ``op.run()``.
+"""
+
+from pai_lab.pipelines.manifest import dumps, loads
+from pai_lab.pipelines.operators import FunctionOperator, OperatorBase, ScriptOperator, component
+from pai_lab.pipelines.pipeline import Pipeline, PipelineStep
+from pai_lab.pipelines.status import PipelineRunStatus
+from pai_lab.pipelines.types import (
+    DataType,
+    LocationArtifactMetadata,
+    LocationType,
+    MetadataBuilder,
+    ParameterType,
+    PipelineArtifact,
+    PipelineError,
+    PipelineParameter,
+)
+
+ProviderAlibabaPAI = "pai"
+
+
+def __getattr__(name: str):
+    # the run handles talk to the server: loaded on first use, so the SDK imports no HTTP client
+    if name in ("PipelineRun", "ArchivedArtifact"):
+        from pai_lab.client import pipelines as client
+
+        return getattr(client, name)
+    if name == "Context":
+        from pai_lab.pipelines.context import Context
+
+        return Context
+    raise AttributeError(name)
+
+
+__all__ = ["ArchivedArtifact", "Context", "DataType", "FunctionOperator", "LocationArtifactMetadata", "LocationType",
+           "MetadataBuilder", "OperatorBase", "ParameterType", "Pipeline", "PipelineArtifact", "PipelineError",
+           "PipelineParameter", "PipelineRun", "PipelineRunStatus", "PipelineStep", "ProviderAlibabaPAI",
+           "ScriptOperator", "component", "dumps", "loads"]
