@@ -1,10 +1,14 @@
 """Reading registered data with TensorFlow: decoded images with labels, texts, sharding per worker."""
 
+import csv
+import gzip
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from pai_lab.datasets import readers
+from pai_lab.datasets import readers, samples
 from pai_lab.datasets import service as svc
 from pai_lab.datasets.schemas import DatasetCreate
 from pai_lab.datasets.sources import Roots
@@ -29,15 +33,26 @@ def lines_of(platform, name):
         return list(svc.iter_items(s, "owner", "default", name))
 
 
+def _shipped_digits() -> list[tuple[list[float], int]]:
+    """The digits as shipped (one CSV row per image: 64 pixels 0-16, then the digit), read here
+    without the code under test."""
+    with gzip.open(samples.DIGITS_CSV, "rt") as f:
+        return [([float(v) for v in row[:64]], int(float(row[64]))) for row in csv.reader(f)]
+
+
 def test_images_with_labels_from_the_export(registry):
+    shipped = _shipped_digits()
     lines = lines_of(registry, "digits")
     ds = readers.to_tf_dataset(lines, image_size=(16, 16), channels=1, batch_size=64, shard=None)
-    assert ds.class_names == [str(d) for d in range(10)] and ds.item_count == 1797
+    assert ds.class_names == sorted({str(d) for _, d in shipped}) and ds.item_count == len(shipped) == 1797
     images, labels = next(iter(ds))
     assert images.shape == (64, 16, 16, 1) and images.dtype.name == "float32"
-    assert 0.0 <= float(images.numpy().min()) and float(images.numpy().max()) <= 1.0
-    expected = [int(readers.class_label(line)) for line in lines[:64]]
-    assert labels.numpy().tolist() == expected
+    # each item's file is the shipped row of its number: its digit, and its pixels (ink dark, 0-16 -> 1-0)
+    rows = [shipped[int(Path(line["data"]["source"]).stem)] for line in lines[:64]]
+    assert [ds.class_names[i] for i in labels.numpy().tolist()] == [str(digit) for _, digit in rows]
+    for image, (pixels, _) in zip(images.numpy()[:8], rows):
+        ink = np.kron(np.array(pixels).reshape(8, 8), np.ones((2, 2)))  # 8x8 shown at 16x16
+        assert np.abs(image[:, :, 0] - (1 - ink / 16)).max() < 2 / 255
 
 
 def test_shards_are_disjoint_and_cover_everything(registry, monkeypatch):
