@@ -5,6 +5,8 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import type { components, operations } from './api.generated';
+
 export const API_PATH = 'pai-lab/api/v1';
 
 /** Why a call failed, in words a user can act on. */
@@ -24,74 +26,28 @@ export class ApiError extends Error {
   }
 }
 
-export interface Workspace {
-  id: string;
-  name: string;
-  description: string;
-  status: string;
-  created_by: string;
-  created_at: string;
-  my_roles: string[];
-  member_count: number;
-}
+// The response types come from the server's OpenAPI document (src/api.generated.ts, made by
+// `jlpm api:generate`), so a field renamed on the server fails the build here instead of in a browser.
+type Schemas = components['schemas'];
 
-export interface Member {
-  username: string;
-  roles: string[];
-  added_by: string;
-  added_at: string;
+/** The JSON body a successful `operationId` call answers with, for routes whose body is not a named schema. */
+type Answer<Op extends keyof operations> = operations[Op]['responses'] extends {
+  200: { content: { 'application/json': infer Body } };
 }
+  ? Body
+  : never;
 
-export interface Me {
-  username: string;
-  server_owner: boolean;
-  version: string;
-  default_workspace: string;
-}
-
-export interface Dataset {
-  id: string;
-  name: string;
-  data_type: string;
-  item_count: number;
-  total_bytes: number;
-  latest_version: number | null;
-  source_uri: string;
-  visibility: string;
-  created_by: string;
-  created_at: string;
-}
-
-export interface DatasetVersion {
-  version: number;
-  item_count: number;
-  created_at: string;
-}
-
-export interface LabelingTask {
-  id: string;
-  name: string;
-  template: string;
-  state: string;
-  total: number;
-  labeled: number;
-  checked: number;
-  accepted: number;
-  my_roles: string[];
-}
-
-export interface Job {
-  id: string;
-  name: string;
-  state: string;
-  workers: number;
-  ps: number;
-  chief: number;
-  created_by: string;
-  created_at: string;
-  reason: string | null;
-}
-
+export type Workspace = Schemas['Workspace'];
+export type Member = Schemas['Member'];
+export type Me = Answer<'me'>;
+export type Dataset = Schemas['Dataset'];
+export type DatasetVersion = Schemas['DatasetVersion'];
+export type LabelingTask = Schemas['Task'];
+export type Job = Schemas['Job'];
+/**
+ * A job's log line. Written out by hand: pipelines have a `LogLine` schema too, and the OpenAPI document
+ * keeps one schema per name, so the generated `LogLine` may be the pipeline node's.
+ */
 export interface LogLine {
   id: number;
   pod: string;
@@ -99,34 +55,9 @@ export interface LogLine {
   time: string;
   line: string;
 }
-
-export interface ClusterWorker {
-  name: string;
-  cores: number;
-  memory: number;
-  gpus: number;
-}
-
-export interface Cluster {
-  scheduler_address: string | null;
-  dashboard_link: string | null;
-  workers: ClusterWorker[];
-}
-
-export interface Service {
-  name: string;
-  state: string;
-  instances_ready: number;
-  instances_total: number;
-  endpoint: string;
-  traffic: { [service: string]: number } | null;
-  created_at: string;
-}
-
-/** Path of a workspace-scoped route: ws('default', 'datasets') -> workspaces/default/datasets. */
-export function ws(workspace: string, ...parts: string[]): string {
-  return ['workspaces', workspace, ...parts].map(encodeURIComponent).join('/');
-}
+export type ClusterWorker = Schemas['ClusterWorker'];
+export type Cluster = Answer<'cluster.get'>;
+export type Service = Schemas['Service'];
 
 /**
  * Call the API; resolves to the parsed JSON body (undefined for 204), rejects with an ApiError.

@@ -2,6 +2,7 @@
 import * as React from 'react';
 
 import { ApiError, get } from './api';
+import { PollIntervals } from './settings';
 
 export interface Loaded<T> {
   data: T | undefined;
@@ -144,39 +145,6 @@ export function useAction(after: () => void): {
   return { busy, error, run };
 }
 
-export function formatBytes(bytes: number | null | undefined): string {
-  if (bytes === null || bytes === undefined) {
-    return '';
-  }
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}
-
-/** "3 min", "2 h", "5 d": how long ago an ISO time was. */
-export function age(iso: string, now: number = Date.now()): string {
-  const then = Date.parse(iso.endsWith('Z') || /[+-]\d\d:?\d\d$/.test(iso) ? iso : iso + 'Z');
-  if (isNaN(then)) {
-    return '';
-  }
-  const seconds = Math.max(0, Math.round((now - then) / 1000));
-  if (seconds < 60) {
-    return `${seconds} s`;
-  }
-  if (seconds < 3600) {
-    return `${Math.floor(seconds / 60)} min`;
-  }
-  if (seconds < 86400) {
-    return `${Math.floor(seconds / 3600)} h`;
-  }
-  return `${Math.floor(seconds / 86400)} d`;
-}
-
 /** State names as small coloured badges (Running, Failed, ...). */
 export function StateBadge(props: { state: string }): JSX.Element {
   const state = props.state || 'unknown';
@@ -188,9 +156,6 @@ export interface SectionProps {
   workspace: string;
   refreshKey: number;
   insertCode: (code: string) => Promise<string | null>;
-}
-
-/** A Python string literal for code inserted into notebooks. */
-export function pyString(value: string): string {
-  return JSON.stringify(value);
+  /** Refresh intervals from the user's settings. */
+  poll: PollIntervals;
 }

@@ -1,7 +1,8 @@
 /** The pai_lab JupyterLab extension: a left-area sidebar over the pai_lab control plane. */
-import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Clipboard } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { SidebarWidget } from './panel';
 
@@ -35,26 +36,38 @@ function codeInserter(
   };
 }
 
+/**
+ * Needs no ILabShell: `app.shell.add(..., 'left')` works in JupyterLab and in Notebook 7's pages alike,
+ * so the panel shows in either.
+ */
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'The pai_lab sidebar: workspaces, members, datasets, labeling, jobs and services.',
   autoStart: true,
-  requires: [ILabShell],
-  optional: [ILayoutRestorer, INotebookTracker],
-  activate: (
+  optional: [ILayoutRestorer, INotebookTracker, ISettingRegistry],
+  activate: async (
     app: JupyterFrontEnd,
-    shell: ILabShell,
     restorer: ILayoutRestorer | null,
-    tracker: INotebookTracker | null
+    tracker: INotebookTracker | null,
+    registry: ISettingRegistry | null
   ) => {
-    const sidebar = new SidebarWidget(codeInserter(app, tracker));
-    shell.add(sidebar, 'left', { rank: 850 });
+    let settings: ISettingRegistry.ISettings | null = null;
+    if (registry) {
+      try {
+        settings = await registry.load(PLUGIN_ID);
+      } catch (reason) {
+        // the panel still works, with the default intervals and a choice that lasts for this page
+        console.warn('pai_lab: the sidebar settings did not load', reason);
+      }
+    }
+    const sidebar = new SidebarWidget(codeInserter(app, tracker), settings);
+    app.shell.add(sidebar, 'left', { rank: 850 });
     if (restorer) {
       restorer.add(sidebar, sidebar.id);
     }
     app.commands.addCommand('pai-lab:open-sidebar', {
       label: 'Show the pai_lab sidebar',
-      execute: () => shell.activateById(sidebar.id)
+      execute: () => app.shell.activateById(sidebar.id)
     });
   }
 };

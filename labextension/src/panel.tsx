@@ -1,4 +1,5 @@
 /** The pai_lab sidebar: who is connected, the current workspace and one section per area. */
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ReactWidget } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
@@ -9,9 +10,8 @@ import { DatasetsSection } from './sections/datasets';
 import { JobsSection } from './sections/jobs';
 import { LabelingSection } from './sections/labeling';
 import { ServicesSection } from './sections/services';
+import { SidebarSettings, chooseWorkspace, readSettings } from './settings';
 import { CreateWorkspaceForm, MembersSection, WorkspaceSwitcher } from './workspace';
-
-const STORAGE_KEY = 'pai-lab:workspace';
 
 type Connection =
   | { kind: 'loading' }
@@ -19,25 +19,29 @@ type Connection =
   | { kind: 'missing' }
   | { kind: 'failed'; message: string };
 
-function rememberedWorkspace(): string | null {
-  try {
-    return window.localStorage.getItem(STORAGE_KEY);
-  } catch {
-    return null;
-  }
+/** The registry's settings as the sidebar reads them, following edits made in the Settings Editor. */
+function useSettings(registry: ISettingRegistry.ISettings | null): SidebarSettings {
+  const [settings, setSettings] = React.useState(() => readSettings(registry?.composite));
+  React.useEffect(() => {
+    if (!registry) {
+      return;
+    }
+    const update = () => setSettings(readSettings(registry.composite));
+    registry.changed.connect(update);
+    return () => {
+      registry.changed.disconnect(update);
+    };
+  }, [registry]);
+  return settings;
 }
 
-function remember(name: string): void {
-  try {
-    window.localStorage.setItem(STORAGE_KEY, name);
-  } catch {
-    // private windows may refuse storage; the choice then lasts for this page only
-  }
-}
-
-export function Sidebar(props: { insertCode: (code: string) => Promise<string | null> }): JSX.Element {
+export function Sidebar(props: {
+  insertCode: (code: string) => Promise<string | null>;
+  settings: ISettingRegistry.ISettings | null;
+}): JSX.Element {
+  const settings = useSettings(props.settings);
   const [connection, setConnection] = React.useState<Connection>({ kind: 'loading' });
-  const [current, setCurrent] = React.useState<string | null>(rememberedWorkspace());
+  const [current, setCurrent] = React.useState<string | null>(settings.workspace || null);
   const [refreshKey, setRefreshKey] = React.useState(0);
   const [creating, setCreating] = React.useState(false);
 
@@ -46,14 +50,8 @@ export function Sidebar(props: { insertCode: (code: string) => Promise<string | 
       const me = await get<Me>('me');
       const workspaces = await get<Workspace[]>('workspaces');
       setConnection({ kind: 'ready', me, workspaces });
-      setCurrent(previous => {
-        const wanted = select || previous;
-        if (wanted && workspaces.some(w => w.name === wanted)) {
-          return wanted;
-        }
-        const fallback = workspaces.find(w => w.name === me.default_workspace) || workspaces[0];
-        return fallback ? fallback.name : null;
-      });
+      const names = workspaces.map(w => w.name);
+      setCurrent(previous => chooseWorkspace(names, select || previous, me.default_workspace));
     } catch (error) {
       if (error instanceof ApiError && error.unavailable) {
         setConnection({ kind: 'missing' });
@@ -67,11 +65,22 @@ export function Sidebar(props: { insertCode: (code: string) => Promise<string | 
     void load();
   }, [load]);
 
+  // A workspace picked in the Settings Editor switches the panel too, when the user is a member of it.
   React.useEffect(() => {
-    if (current) {
-      remember(current);
+    const wanted = settings.workspace;
+    if (wanted && connection.kind === 'ready' && connection.workspaces.some(w => w.name === wanted)) {
+      setCurrent(wanted);
     }
-  }, [current]);
+    // only an edit of the setting switches, not a reload of the list (which keeps the current choice)
+  }, [settings.workspace]);
+
+  React.useEffect(() => {
+    const registry = props.settings;
+    // Only a change is written: an equal write would still be saved and echo back as a change.
+    if (current && registry && registry.get('workspace').composite !== current) {
+      registry.set('workspace', current).catch(reason => console.warn('pai_lab: could not save the workspace', reason));
+    }
+  }, [current, props.settings]);
 
   const refresh = () => {
     setRefreshKey(k => k + 1);
@@ -152,10 +161,25 @@ export function Sidebar(props: { insertCode: (code: string) => Promise<string | 
       {current ? (
         <div className="pai-sections" data-workspace={current}>
           <MembersSection workspace={current} refreshKey={refreshKey} />
-          <DatasetsSection workspace={current} refreshKey={refreshKey} insertCode={props.insertCode} />
-          <LabelingSection workspace={current} refreshKey={refreshKey} insertCode={props.insertCode} />
-          <JobsSection workspace={current} refreshKey={refreshKey} insertCode={props.insertCode} />
-          <ServicesSection workspace={current} refreshKey={refreshKey} insertCode={props.insertCode} />
+          <DatasetsSection
+            workspace={current}
+            refreshKey={refreshKey}
+            insertCode={props.insertCode}
+            poll={settings.poll}
+          />
+          <LabelingSection
+            workspace={current}
+            refreshKey={refreshKey}
+            insertCode={props.insertCode}
+            poll={settings.poll}
+          />
+          <JobsSection workspace={current} refreshKey={refreshKey} insertCode={props.insertCode} poll={settings.poll} />
+          <ServicesSection
+            workspace={current}
+            refreshKey={refreshKey}
+            insertCode={props.insertCode}
+            poll={settings.poll}
+          />
         </div>
       ) : (
         <div className="pai-muted pai-pad">You are not a member of any workspace yet: create one.</div>
@@ -165,7 +189,10 @@ export function Sidebar(props: { insertCode: (code: string) => Promise<string | 
 }
 
 export class SidebarWidget extends ReactWidget {
-  constructor(private readonly insertCode: (code: string) => Promise<string | null>) {
+  constructor(
+    private readonly insertCode: (code: string) => Promise<string | null>,
+    private readonly settings: ISettingRegistry.ISettings | null
+  ) {
     super();
     this.id = 'pai-lab-sidebar';
     this.title.icon = paiIcon;
@@ -174,6 +201,6 @@ export class SidebarWidget extends ReactWidget {
   }
 
   protected render(): JSX.Element {
-    return <Sidebar insertCode={this.insertCode} />;
+    return <Sidebar insertCode={this.insertCode} settings={this.settings} />;
   }
 }

@@ -1,7 +1,8 @@
 /** The workspace part of the panel: the switcher, the members and their roles, a create form. */
 import * as React from 'react';
 
-import { ApiError, Member, Workspace, post, ws } from './api';
+import { ws } from './format';
+import { ApiError, Member, Workspace, post } from './api';
 import { ErrorLine, LoadState, Section, useEndpoint } from './common';
 
 export function WorkspaceSwitcher(props: {
@@ -28,9 +29,7 @@ export function WorkspaceSwitcher(props: {
         ))}
       </select>
       {current && current.description && <div className="pai-muted">{current.description}</div>}
-      {current && current.my_roles.length > 0 && (
-        <div className="pai-muted">my roles: {current.my_roles.join(', ')}</div>
-      )}
+      {current?.my_roles?.length ? <div className="pai-muted">my roles: {current.my_roles.join(', ')}</div> : null}
     </div>
   );
 }
@@ -61,7 +60,10 @@ export function MembersSection(props: { workspace: string; refreshKey: number })
   );
 }
 
-export function CreateWorkspaceForm(props: { onCreated: (workspace: Workspace) => void; onCancel: () => void }): JSX.Element {
+export function CreateWorkspaceForm(props: {
+  onCreated: (workspace: Workspace) => void;
+  onCancel: () => void;
+}): JSX.Element {
   const [name, setName] = React.useState('');
   const [description, setDescription] = React.useState('');
   const [busy, setBusy] = React.useState(false);

@@ -1,17 +1,9 @@
 /** Datasets: the workspace's registered data, its versions, a register form, a preview cell. */
 import * as React from 'react';
 
-import { ApiError, Dataset, DatasetVersion, post, ws } from '../api';
-import {
-  ErrorLine,
-  LoadState,
-  Section,
-  SectionProps,
-  age,
-  formatBytes,
-  pyString,
-  useEndpoint
-} from '../common';
+import { age, formatBytes, pyString, ws } from '../format';
+import { ApiError, Dataset, DatasetVersion, post } from '../api';
+import { ErrorLine, LoadState, Section, SectionProps, useEndpoint } from '../common';
 
 const DATA_TYPES = ['', 'image', 'text', 'video', 'audio', 'tabular', 'other'];
 
@@ -46,7 +38,11 @@ export function DatasetsSection(props: SectionProps): JSX.Element {
           }}
         />
       )}
-      <LoadState loaded={loaded} isEmpty={datasets.length === 0} empty="No datasets yet: register a folder or an S3 prefix." />
+      <LoadState
+        loaded={loaded}
+        isEmpty={datasets.length === 0}
+        empty="No datasets yet: register a folder or an S3 prefix."
+      />
       {datasets.length > 0 && (
         <ul className="pai-list">
           {datasets.map(ds => (
@@ -66,7 +62,8 @@ function DatasetRow(props: SectionProps & { dataset: Dataset }): JSX.Element {
     open ? ws(props.workspace, 'datasets', dataset.name, 'versions') : null,
     props.refreshKey
   );
-  const insert = () => void props.insertCode(previewCode(props.workspace, dataset.name)).then(m => setNote(m || 'Preview cell inserted.'));
+  const insert = () =>
+    void props.insertCode(previewCode(props.workspace, dataset.name)).then(m => setNote(m || 'Preview cell inserted.'));
   return (
     <li className="pai-row" data-dataset={dataset.name}>
       <button className="pai-row-main" onClick={() => setOpen(!open)} title={dataset.source_uri}>
@@ -137,11 +134,23 @@ function RegisterForm(props: { workspace: string; onDone: () => void }): JSX.Ele
     <form className="pai-form" onSubmit={submit} aria-label="Register dataset">
       <label>
         Name
-        <input name="dataset-name" value={name} onChange={e => setName(e.target.value)} placeholder="flowers" required />
+        <input
+          name="dataset-name"
+          value={name}
+          onChange={e => setName(e.target.value)}
+          placeholder="flowers"
+          required
+        />
       </label>
       <label>
         Source
-        <input name="dataset-source" value={source} onChange={e => setSource(e.target.value)} placeholder="data/flowers or s3://bucket/prefix/" required />
+        <input
+          name="dataset-source"
+          value={source}
+          onChange={e => setSource(e.target.value)}
+          placeholder="data/flowers or s3://bucket/prefix/"
+          required
+        />
       </label>
       <label>
         Type

@@ -1,19 +1,9 @@
 /** Jobs: distributed training jobs with their state, ranks and age, a stop button, and the Dask cluster. */
 import * as React from 'react';
 
-import { Cluster, Job, LogLine, post, ws } from '../api';
-import {
-  ErrorLine,
-  LoadState,
-  Section,
-  SectionProps,
-  StateBadge,
-  age,
-  formatBytes,
-  pyString,
-  useAction,
-  useEndpoint
-} from '../common';
+import { age, formatBytes, pyString, ws } from '../format';
+import { Cluster, Job, LogLine, post } from '../api';
+import { ErrorLine, LoadState, Section, SectionProps, StateBadge, useAction, useEndpoint } from '../common';
 
 const STOPPABLE = new Set(['creating', 'queuing', 'running']);
 const ACTIVE = new Set([...STOPPABLE, 'stopping']);
@@ -35,12 +25,16 @@ function ranks(job: Job): string {
 }
 
 export function JobsSection(props: SectionProps): JSX.Element {
-  const loaded = useEndpoint<Job[]>(ws(props.workspace, 'jobs'), props.refreshKey, 10000);
+  const loaded = useEndpoint<Job[]>(ws(props.workspace, 'jobs'), props.refreshKey, props.poll.jobs);
   const jobs = loaded.data || [];
   const action = useAction(loaded.reload);
   return (
     <Section title="Jobs" id="jobs" count={loaded.data ? jobs.length : undefined}>
-      <LoadState loaded={loaded} isEmpty={jobs.length === 0} empty="No jobs yet: submit one with %pai dlc submit tfjob." />
+      <LoadState
+        loaded={loaded}
+        isEmpty={jobs.length === 0}
+        empty="No jobs yet: submit one with %pai dlc submit tfjob."
+      />
       {jobs.length > 0 && (
         <ul className="pai-list">
           {jobs.map(job => (
@@ -55,7 +49,7 @@ export function JobsSection(props: SectionProps): JSX.Element {
         </ul>
       )}
       {action.error && <ErrorLine message={action.error} />}
-      <ClusterView refreshKey={props.refreshKey} />
+      <ClusterView refreshKey={props.refreshKey} intervalMs={props.poll.cluster} />
     </Section>
   );
 }
@@ -69,7 +63,7 @@ function JobRow(props: SectionProps & { job: Job; stopping: boolean; onStop: () 
   const logs = useEndpoint<LogLine[]>(
     open ? `${ws(props.workspace, 'jobs', job.id, 'logs')}?max_events_num=${LOG_TAIL}` : null,
     props.refreshKey,
-    active ? 3000 : 0
+    active ? props.poll.jobLog : 0
   );
   return (
     <li className="pai-row" data-job={job.id}>
@@ -100,7 +94,11 @@ function JobRow(props: SectionProps & { job: Job; stopping: boolean; onStop: () 
           )}
           <button
             className="pai-button"
-            onClick={() => void props.insertCode(monitorCode(props.workspace, job.id)).then(m => setNote(m || 'Monitor cell inserted.'))}
+            onClick={() =>
+              void props
+                .insertCode(monitorCode(props.workspace, job.id))
+                .then(m => setNote(m || 'Monitor cell inserted.'))
+            }
           >
             Monitor in notebook
           </button>
@@ -111,8 +109,8 @@ function JobRow(props: SectionProps & { job: Job; stopping: boolean; onStop: () 
   );
 }
 
-function ClusterView(props: { refreshKey: number }): JSX.Element {
-  const loaded = useEndpoint<Cluster>('cluster', props.refreshKey, 30000);
+function ClusterView(props: { refreshKey: number; intervalMs: number }): JSX.Element {
+  const loaded = useEndpoint<Cluster>('cluster', props.refreshKey, props.intervalMs);
   const cluster = loaded.data;
   const cores = cluster ? cluster.workers.reduce((sum, w) => sum + (w.cores || 0), 0) : 0;
   const memory = cluster ? cluster.workers.reduce((sum, w) => sum + (w.memory || 0), 0) : 0;

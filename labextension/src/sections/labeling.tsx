@@ -1,8 +1,9 @@
 /** Labeling: the workspace's iTAG tasks with their progress and the caller's roles in each. */
 import * as React from 'react';
 
-import { LabelingTask, ws } from '../api';
-import { LoadState, Section, SectionProps, StateBadge, pyString, useEndpoint } from '../common';
+import { pyString, ws } from '../format';
+import { LabelingTask } from '../api';
+import { LoadState, Section, SectionProps, StateBadge, useEndpoint } from '../common';
 
 export function labelCode(workspace: string, taskId: string): string {
   return `import pai_lab\ntask = pai_lab.connect(${pyString(workspace)}).labeling.get(${pyString(taskId)})\ntask.label()`;
@@ -13,7 +14,11 @@ function percent(part: number, total: number): number {
 }
 
 export function LabelingSection(props: SectionProps): JSX.Element {
-  const loaded = useEndpoint<LabelingTask[]>(ws(props.workspace, 'labeling', 'tasks'), props.refreshKey, 30000);
+  const loaded = useEndpoint<LabelingTask[]>(
+    ws(props.workspace, 'labeling', 'tasks'),
+    props.refreshKey,
+    props.poll.labeling
+  );
   const tasks = loaded.data || [];
   const [note, setNote] = React.useState<string | null>(null);
   return (
@@ -34,11 +39,15 @@ export function LabelingSection(props: SectionProps): JSX.Element {
               <Progress label="accepted" value={task.accepted} total={task.total} />
               <div className="pai-row-line">
                 <span className="pai-muted">
-                  {task.my_roles.length ? `my roles: ${task.my_roles.join(', ')}` : 'no role in this task'}
+                  {task.my_roles?.length ? `my roles: ${task.my_roles.join(', ')}` : 'no role in this task'}
                 </span>
                 <button
                   className="pai-button"
-                  onClick={() => void props.insertCode(labelCode(props.workspace, task.id)).then(m => setNote(m || 'Labeling cell inserted.'))}
+                  onClick={() =>
+                    void props
+                      .insertCode(labelCode(props.workspace, task.id))
+                      .then(m => setNote(m || 'Labeling cell inserted.'))
+                  }
                 >
                   Label in notebook
                 </button>

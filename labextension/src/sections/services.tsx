@@ -2,8 +2,9 @@
 import { Clipboard } from '@jupyterlab/apputils';
 import * as React from 'react';
 
-import { Service, patch, post, ws } from '../api';
-import { ErrorLine, LoadState, Section, SectionProps, StateBadge, pyString, useAction, useEndpoint } from '../common';
+import { pyString, ws } from '../format';
+import { Service, patch, post } from '../api';
+import { ErrorLine, LoadState, Section, SectionProps, StateBadge, useAction, useEndpoint } from '../common';
 
 const STOPPED = new Set(['stopped', 'failed', 'stopping']);
 
@@ -21,20 +22,24 @@ function trafficText(traffic: Service['traffic']): string {
 }
 
 export function ServicesSection(props: SectionProps): JSX.Element {
-  const loaded = useEndpoint<Service[]>(ws(props.workspace, 'services'), props.refreshKey, 10000);
+  const loaded = useEndpoint<Service[]>(ws(props.workspace, 'services'), props.refreshKey, props.poll.services);
   const services = loaded.data || [];
   const action = useAction(loaded.reload);
   const [copied, setCopied] = React.useState<string | null>(null);
   const [note, setNote] = React.useState<string | null>(null);
 
   const copy = (service: Service) => {
-    Clipboard.copyToSystem(service.endpoint);
+    Clipboard.copyToSystem(service.endpoint ?? '');
     setCopied(service.name);
   };
 
   return (
     <Section title="Services" id="services" count={loaded.data ? services.length : undefined}>
-      <LoadState loaded={loaded} isEmpty={services.length === 0} empty="No services yet: deploy one with %pai eascmd create." />
+      <LoadState
+        loaded={loaded}
+        isEmpty={services.length === 0}
+        empty="No services yet: deploy one with %pai eascmd create."
+      />
       {services.length > 0 && (
         <ul className="pai-list">
           {services.map(service => {
@@ -54,7 +59,9 @@ export function ServicesSection(props: SectionProps): JSX.Element {
                   <button
                     className="pai-button"
                     disabled={action.busy === service.name}
-                    onClick={() => action.run(service.name, () => post(ws(props.workspace, 'services', service.name, verb)))}
+                    onClick={() =>
+                      action.run(service.name, () => post(ws(props.workspace, 'services', service.name, verb)))
+                    }
                   >
                     {stopped ? 'Start' : 'Stop'}
                   </button>
@@ -81,7 +88,9 @@ export function ServicesSection(props: SectionProps): JSX.Element {
                 <button
                   className="pai-button"
                   onClick={() =>
-                    void props.insertCode(panelCode(props.workspace, service.name)).then(m => setNote(m || 'Service panel cell inserted.'))
+                    void props
+                      .insertCode(panelCode(props.workspace, service.name))
+                      .then(m => setNote(m || 'Service panel cell inserted.'))
                   }
                 >
                   Panel in notebook
