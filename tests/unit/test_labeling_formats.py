@@ -215,14 +215,15 @@ def test_conll_export_reads_in_conllu_and_seqeval(labeled, label_platform):
 
 
 def test_label_studio_export_converts_with_label_studios_converter(labeled, label_platform, tmp_path):
-    converter_mod = pytest.importorskip("label_studio_sdk.converter")
+    from label_studio_converter import Converter  # Label Studio's own converter (the test extra installs it)
+
     task = labeled("object-detection")
     path = tmp_path / "ls.json"
     path.write_text(export_text(label_platform, task, "label-studio"), encoding="utf-8")
     with label_platform.store.transaction() as s:
         info = sv.get_task(s, "owner", "default", task)
     conf = ls_config(TemplateSpec.model_validate(info.spec), [l.name for l in info.labels])
-    converter = converter_mod.Converter(conf, str(tmp_path), download_resources=False)
+    converter = Converter(conf, str(tmp_path), download_resources=False)
     converter.convert_to_coco(str(path), str(tmp_path / "coco"), is_dir=False)
     doc = json.loads((tmp_path / "coco" / "result.json").read_text())
     # Label Studio's COCO converter keeps rectangles (and polygons) with their pixel boxes
