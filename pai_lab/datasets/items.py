@@ -11,11 +11,10 @@ from sqlalchemy.orm import Session
 from pai_lab.datasets import manifests as mf
 from pai_lab.datasets.records import dataset_row, object_options, version_row
 from pai_lab.datasets.schemas import Item, ItemPage
-from pai_lab.datasets.sources import split_local_uri
 from pai_lab.datasets.tables import DatasetRow, DatasetVersionRow
 from pai_lab.errors import BadInput, NotFound
 from pai_lab.schema import whole_number
-from pai_lab.security.paths import Containment
+from pai_lab.security.paths import Containment, scheme_of
 
 
 def entries(session: Session, row: DatasetRow, version: DatasetVersionRow, offset: int = 0,
@@ -74,15 +73,13 @@ def readable_item(session: Session, user: str, workspace: str, dataset: str, con
                   key: str | None = None, index: int | None = None, version: int | None = None
                   ) -> tuple[str, Item, dict]:
     """The file an item names, for a client to read (its thumbnail, its bytes): (dataset ID, the item with
-    ``source`` set to what may be opened, storage options). A local file is given at the path the
-    containment policy resolved, and refused, as any path, when the policy refuses it."""
+    ``source`` set to what may be opened, storage options). The containment policy decides: a local
+    file is given at the real path it resolved, or refused as any path it refuses."""
     if key is None and index is None:
         raise BadInput("give the item's `key` or its `index`", "key")
     _access, row = dataset_row(session, user, workspace, dataset)
     item = _item(session, row, version_row(session, row, version), key if key is not None else f"#{index}")
-    local = split_local_uri(item.source) if item.source else None
-    if local is None and not (item.source or "").startswith("s3://"):
+    if not item.source or scheme_of(item.source) not in ("", "s3"):  # what these routes stream
         raise NotFound(f"item {item.key!r} is not a file (its data.source is text); read it from `line`", "key")
-    if local is not None:
-        item.source = str(containment.resolve(local, "key", must_exist=False))
+    item.source = str(containment.readable(item.source, "key"))
     return row.id, item, object_options(row) if row.storage_options else {}
