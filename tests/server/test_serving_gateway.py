@@ -1,7 +1,8 @@
 """Services called the way users call them: a real `pai server`, its gateway process and
 instance processes; the client, the `pai eascmd` CLI, plain HTTP in three protocols, the
 official `eas-prediction` client and `tritonclient`. One SavedModel service is shared by the
-tests of this module (instances take seconds to load TensorFlow)."""
+tests that only call it (instances take seconds to load TensorFlow); a test that changes a service
+(a new version, a scale, a release, a stop) makes its own, so the tests pass in any order."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.fixtures.serving import Load, gateway_of, service_request_counts
+from tests.fixtures.serving import Load, gateway_of, gauge, service_request_counts, until
 
 pytestmark = pytest.mark.tf
 
@@ -29,11 +30,15 @@ def ws(live_server):
     return live_server.client().workspace("default")
 
 
+def tf_spec(saved_model) -> dict:
+    return {"name": f"mnist_{uuid.uuid4().hex[:8]}", "model_path": str(saved_model), "processor": "tensorflow_cpu_2.7",
+            "metadata": {"instance": 1, "rpc": {"batching": True}}}
+
+
 @pytest.fixture(scope="module")
 def tf_service(ws, saved_model):
-    svc = ws.services.create({"name": f"mnist_{uuid.uuid4().hex[:8]}", "model_path": str(saved_model),
-                              "processor": "tensorflow_cpu_2.7",
-                              "metadata": {"instance": 1, "rpc": {"batching": True}}})
+    """Shared: the tests that use it only call it."""
+    svc = ws.services.create(tf_spec(saved_model))
     yield svc
     svc.delete()
 
@@ -43,17 +48,17 @@ def echo_spec(name: str, python_processor, **metadata) -> dict:
             "processor_entry": "app.py", "metadata": {"instance": 1, **metadata}}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def echo_service(ws, python_processor):
-    """A custom Python processor with the EAS defaults (it starts in a second: no TensorFlow)."""
+    """A custom Python processor with the EAS defaults (it starts in a second: no TensorFlow); one per test."""
     svc = ws.services.create(echo_spec(f"echo_{uuid.uuid4().hex[:8]}", python_processor))
     yield svc
     svc.delete()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def slow_service(ws, python_processor):
-    """A Python processor with one worker, a queue of 2 and a 3 s keepalive."""
+    """A Python processor with one worker, a queue of 2 and a 3 s keepalive; one per test."""
     svc = ws.services.create({"name": f"echo_{uuid.uuid4().hex[:8]}", "processor_type": "python",
                               "processor_path": str(python_processor), "processor_entry": "app.py",
                               "metadata": {"instance": 1, "workers": 1,
@@ -216,25 +221,28 @@ def test_blue_green_release_under_load_then_a_30_percent_split(echo_service, cli
     assert after[entry.name] - before[entry.name] == 20
 
 
-def test_rolling_update_loses_no_request(tf_service, cli, service_json, saved_model_v2,
-                                                           in_process_model):
+def test_rolling_update_loses_no_request(ws, saved_model, cli, service_json, saved_model_v2, in_process_model):
+    service = ws.services.create(tf_spec(saved_model))  # its own: it moves to version 2
     x = np.array([[0.3, -1.2, 0.8, 2.0]], dtype=np.float32)
     v1 = in_process_model(x)
     body = json.dumps({"inputs": {"images": x.tolist()}}).encode()
-    load = Load(tf_service.endpoint, body, {"Authorization": tf_service.token})
+    load = Load(service.endpoint, body, {"Authorization": service.token})
     try:
-        rc, out, err = cli("eascmd", "modify", tf_service.name, "-s",
+        rc, out, err = cli("eascmd", "modify", service.name, "-s",
                            service_json({"model_path": str(saved_model_v2), "processor": "tensorflow_cpu_2.7"}))
         assert rc == 0, err
         assert "has a new version 2" in out and "[OK] Service is running" in out
-        assert not np.allclose(tf_service.predict(x), v1, atol=1e-4)  # the new version answers now
+        assert not np.allclose(service.predict(x), v1, atol=1e-4)  # the new version answers now
     finally:
         codes = load.stop()
-    assert set(codes) == {200}, codes
-    assert sum(codes.values()) > 20
-    rc, out, _ = cli("eascmd", "desc", tf_service.name)
-    assert re.search(r"\| LatestVersion +\| 2 +\|", out) and re.search(r"\| CurrentVersion +\| 2 +\|", out)
-    assert re.search(rf"\| IntranetEndpoint +\| {re.escape(tf_service.endpoint)} +\|", out)
+    try:
+        assert set(codes) == {200}, codes
+        assert sum(codes.values()) > 20
+        rc, out, _ = cli("eascmd", "desc", service.name)
+        assert re.search(r"\| LatestVersion +\| 2 +\|", out) and re.search(r"\| CurrentVersion +\| 2 +\|", out)
+        assert re.search(rf"\| IntranetEndpoint +\| {re.escape(service.endpoint)} +\|", out)
+    finally:
+        service.delete()
 
 
 def test_scaling_keeps_instances_and_a_killed_instance_comes_back(echo_service, cli):
@@ -290,19 +298,49 @@ def test_deleting_an_instance_replaces_it(slow_service, cli):
     assert slow_service.predict({"values": [1, 1]}) == {"sum": 2, "n": 2}
 
 
-def test_a_full_queue_answers_450_and_a_slow_request_408(slow_service):
-    assert slow_service.predict({"values": [1, 2, 3]}) == {"sum": 6, "n": 3}
+def gated(svc, values: list, gate=None):
+    """A request the gate processor holds until ``gate`` exists (no timeout of the caller's own)."""
+    body = {"values": values, **({"gate": str(gate)} if gate else {})}
+    return requests.post(svc.endpoint, data=json.dumps(body), headers={"Authorization": svc.token}, timeout=600)
 
-    def call(_):
-        return post(slow_service, {"values": [1], "sleep": 0.2}).status_code
 
-    with ThreadPoolExecutor(12) as pool:
-        codes = list(pool.map(call, range(12)))
-    assert codes.count(450) > 0 and codes.count(200) >= 3 and set(codes) <= {200, 450}, codes
-    slow = post(slow_service, {"values": [1], "sleep": 5})
-    assert slow.status_code == 408 and "keepalive" in slow.text
-    time.sleep(2.5)  # the instance is still busy with the abandoned request
-    assert slow_service.predict({"values": [4]}) == {"sum": 4, "n": 1}
+def test_a_full_queue_answers_450_and_a_slow_request_408(ws, gate_processor, tmp_path):
+    def create(keepalive: int):
+        return ws.services.create({"name": f"gate_{uuid.uuid4().hex[:8]}", "processor_type": "python",
+                                   "processor_path": str(gate_processor), "processor_entry": "app.py",
+                                   "metadata": {"instance": 1, "workers": 1,
+                                                "rpc": {"max_queue_size": 2, "keepalive": keepalive}}})
+
+    # one worker held by the gate, two requests in its queue: the next is refused at once with 450
+    queue = create(keepalive=600_000)  # longer than any wait here: only the gate decides
+    opened = tmp_path / "open"
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            held = pool.submit(gated, queue, [1], opened)
+            until(lambda: gauge(queue, "pai_serving_inflight") == 1)
+            waiting = [pool.submit(gated, queue, [2, i]) for i in range(2)]
+            until(lambda: gauge(queue, "pai_serving_queue_depth") == 2)
+            full = gated(queue, [3])
+            assert full.status_code == 450 and full.reason == "Queue Full", full.text
+            assert "rpc.max_queue_size=2" in full.text
+            opened.touch()
+            answers = [f.result() for f in (held, *waiting)]
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        assert [a.json()["sum"] for a in answers] == [1, 2, 3]
+    finally:
+        queue.delete()
+
+    # a request still held when rpc.keepalive runs out is answered 408; the instance goes on after it
+    slow = create(keepalive=3000)
+    opened = tmp_path / "open_later"
+    try:
+        answer = gated(slow, [1], opened)
+        assert answer.status_code == 408 and "rpc.keepalive=3000 ms" in answer.text
+        opened.touch()  # the instance finishes the abandoned request
+        until(lambda: gauge(slow, "pai_serving_inflight") == 0)
+        assert slow.predict({"values": [4]}) == {"sum": 4, "n": 1}
+    finally:
+        slow.delete()
 
 
 def test_stop_and_start(slow_service, cli):
@@ -367,7 +405,7 @@ def test_warm_up_requests_run_before_the_instance_takes_traffic(ws, python_proce
         svc.delete()
 
 
-def test_prelabels_from_the_deployed_service_are_suggestions_not_answers(ws, tf_service):
+def test_prelabels_from_the_deployed_service_are_suggestions_not_answers(ws, tf_service, in_process_model):
     rng = np.random.default_rng(5)
     features = rng.normal(size=(12, 4)).round(3).astype(np.float32)
     task = ws.labeling.create_task(f"pre_{uuid.uuid4().hex[:8]}", "image-classification", labels=["neg", "pos"],
@@ -379,8 +417,7 @@ def test_prelabels_from_the_deployed_service_are_suggestions_not_answers(ws, tf_
             inputs=lambda data: np.array([data["features"]], dtype=np.float32), progress=False)
         assert attached == 12
 
-        # what the service answers now (an earlier test of this module may have rolled it to v2)
-        expected = [["neg", "pos"][i] for i in np.asarray(tf_service.predict(features)).argmax(axis=1)]
+        expected = [["neg", "pos"][i] for i in in_process_model(features).argmax(axis=1)]  # the model itself
         items = task.all_items()
         suggested = [item.prelabel[0]["data"] for item in items]
         assert suggested == expected
