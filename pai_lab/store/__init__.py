@@ -61,6 +61,7 @@ def _import_all_tables() -> None:
     # each of them imports Base from this module.
     from pai_lab.datasets import tables as _datasets  # noqa: F401
     from pai_lab.labeling import tables as _labeling  # noqa: F401
+    from pai_lab.pipelines import tables as _pipelines  # noqa: F401
     from pai_lab.serving import tables as _serving  # noqa: F401
     from pai_lab.training import tables as _training  # noqa: F401
     from pai_lab.workspaces import tables as _workspaces  # noqa: F401
@@ -72,7 +73,8 @@ AFTER_COMMIT = "pai_lab_after_commit"
 def after_commit(session: Session, work: Callable[[], object]) -> None:
     """Declare work that follows a write (launch a job, prepare media, bring services in line) from
     inside the domain: it runs once the session's transaction commits, never if it rolls back, so a
-    door never has to remember it."""
+    door never has to remember it. If it fails, the write stands and the error reaches the caller
+    (a 503 for a gateway that does not start), after the other declared work has run."""
     session.info.setdefault(AFTER_COMMIT, []).append(work)
 
 
@@ -118,11 +120,15 @@ class Store:
         finally:
             work = session.info.pop(AFTER_COMMIT, [])
             session.close()
+        failed = None
         for step in work:
             try:
                 step()
-            except Exception:  # the write stands; what follows it (a launch, a sync) says so in the log
-                log.error("pai_lab: work after a commit failed", exc_info=True)
+            except Exception as exc:  # the write stands; the rest still runs, then the caller hears of it
+                log.warning("pai_lab: work after a commit failed: %s", exc)
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -90,3 +90,22 @@ def test_work_declared_after_a_write_runs_once_it_commits_and_never_after_a_roll
         after_commit(session, lambda: seen.append("after a failed write"))
         workspaces.create_workspace(session, platform.owner, "team_a")
     assert seen == ["team_a"]
+
+
+def test_work_after_a_commit_that_fails_is_reported_and_the_write_stands(tmp_path):
+    from pai_lab.errors import Unavailable
+    from pai_lab.store import after_commit
+
+    platform = Platform(tmp_path).start()
+    ran = []
+
+    def gateway_down():
+        raise Unavailable("the serving gateway does not start")
+
+    with pytest.raises(Unavailable, match="does not start"), platform.store.transaction() as session:
+        workspaces.create_workspace(session, platform.owner, "team_b")
+        after_commit(session, gateway_down)
+        after_commit(session, lambda: ran.append("the next step"))
+    assert ran == ["the next step"]
+    with platform.store.transaction() as session:
+        assert session.scalar(select(WorkspaceRow.name).where(WorkspaceRow.name == "team_b")) == "team_b"
