@@ -45,10 +45,11 @@ ORIGIN_COLUMN = {"label": "label_origin", "check": "check_origin", "accept": "ve
 # it shows; an item is done in the stage once it has the stage's answer or is skipped (a check also
 # passes over the items not sampled). item_done() and stage_items() apply it.
 STAGE_TABLE = {
-    "label": {"column": "label", "shows": ["label"], "counter": "labeled", "items": "all"},
-    "check": {"column": "check", "shows": ["check", "label"], "counter": "checked", "items": "sampled, not skipped"},
-    "accept": {"column": "verify", "shows": ["verify", "check", "label"], "counter": "accepted",
-               "items": "not skipped"},
+    stage: {"column": STAGE_COLUMN[stage], "shows": [STAGE_COLUMN[s] for s in reversed(STAGES[:i + 1])],
+            "counter": counter, "items": items}
+    for i, (stage, counter, items) in enumerate((("label", "labeled", "all"),
+                                                 ("check", "checked", "sampled, not skipped"),
+                                                 ("accept", "accepted", "not skipped")))
 }
 
 # task states (iTAG's names)

@@ -374,10 +374,10 @@ def previews(platform) -> Previews:
 
 def _item_sources(s, user: str, workspace: str, task_ref: str, seqs_where, key: str | None = None):
     """(uri, storage options) of the media of the items ``seqs_where`` selects."""
-    from pai_lab.labeling import service as sv
     from pai_lab.labeling.tables import ItemRow
+    from pai_lab.labeling.tasks import task_row
 
-    task = sv.task_row(s, user, workspace, task_ref)
+    task = task_row(s, user, workspace, task_ref)
     keys = [key] if key else [c["key"] for c in (task.spec or {}).get("contents", []) if c.get("type") == "image"]
     options: dict = {}
     if task.dataset:

@@ -16,7 +16,7 @@ from pai_lab.labeling import schemas as sc
 from pai_lab.labeling import suggestions as sg
 from pai_lab.labeling.intake import sample
 from pai_lab.labeling.tables import AnswerRow, ItemRow, PackageEventRow, PackageRow, TaskRow
-from pai_lab.labeling.tasks import ROLE_LISTS, prepare_media, find_task, manage, my_roles, task_row
+from pai_lab.labeling.tasks import ROLE_LISTS, find_task, manage, my_roles, prepare_media, task_row
 from pai_lab.store import utcnow
 from pai_lab.workspaces import authorize
 
