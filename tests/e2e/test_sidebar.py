@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import uuid
 
 import pytest
+import requests
 
 from tests.fixtures.browser import open_lab, open_sidebar, save_screenshot, start_lab
 
@@ -17,6 +19,20 @@ AREAS = ("datasets", "labeling", "jobs", "services")
 
 def member_row(sidebar, username: str):
     return sidebar.locator(f'[data-section="members"] [data-member="{username}"]')
+
+
+def wait_for_workspace_setting(lab, expected: str, timeout: float = 30) -> None:
+    """The sidebar's `workspace` setting, read through JupyterLab's settings API, becomes `expected`."""
+    url = f"{lab.url}lab/api/settings/pai-lab:sidebar"
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = requests.get(url, headers={"Authorization": f"token {lab.token}"}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        saved = answer.json()["settings"].get("workspace")
+        if saved == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    assert saved == expected
 
 
 def test_sidebar_shows_default_workspace_and_its_owner(lab_server, page):
@@ -103,6 +119,13 @@ def test_create_workspace_through_the_sidebar_after_a_refused_name(lab_server, p
     page.reload()
     sidebar = open_sidebar(page)
     sidebar.locator(f'.pai-sections[data-workspace="{name}"]').wait_for()
+
+    # It is kept in the user's settings (so another browser opens on it too); put "default" back for the
+    # tests that follow, which share this JupyterLab.
+    wait_for_workspace_setting(lab_server, name)
+    sidebar.locator(".pai-workspace-select").select_option("default")
+    sidebar.locator('.pai-sections[data-workspace="default"]').wait_for()
+    wait_for_workspace_setting(lab_server, "default")
 
 
 def test_sidebar_says_so_when_the_server_extension_is_off(tmp_path, chromium_path, page):

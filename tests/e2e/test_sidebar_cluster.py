@@ -30,6 +30,7 @@ def test_cluster_line_shows_the_cluster_info_figures(lab_server, page):
 
     open_lab(page, lab_server)
     sidebar = open_sidebar(page)
-    line = sidebar.locator('[data-cluster=""] .pai-muted').first
+    # the line once the cluster has answered (before that the same place says "Loading…")
+    line = sidebar.locator('[data-cluster=""] .pai-muted', has_text=" workers · ").first
     line.wait_for(timeout=60_000)
     assert line.inner_text().strip() == f"{len(workers)} workers · {cores} cores · {_bytes(memory)}"
