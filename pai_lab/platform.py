@@ -15,6 +15,7 @@ from typing import Any
 
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 
+from pai_lab.pipelines import lifecycle as pipelines_lifecycle
 from pai_lab.serving import lifecycle as serving_lifecycle
 from pai_lab.store import Store
 from pai_lab.training import lifecycle as training_lifecycle
@@ -22,7 +23,7 @@ from pai_lab.training import lifecycle as training_lifecycle
 log = logging.getLogger("pai_lab")
 
 # The areas with work to do once the server runs, as (name, module with on_start(platform)).
-LIFECYCLES = (("training", training_lifecycle), ("serving", serving_lifecycle))
+LIFECYCLES = (("training", training_lifecycle), ("serving", serving_lifecycle), ("pipelines", pipelines_lifecycle))
 
 
 def default_owner() -> str:

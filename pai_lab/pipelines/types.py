@@ -46,7 +46,10 @@ def parameter_type(typ: Any, field: str = "typ") -> ParameterType:
     if isinstance(typ, ParameterType):
         return typ
     key = typ.lower() if isinstance(typ, str) else typ
-    found = _TYPE_NAMES.get(key)
+    try:
+        found = _TYPE_NAMES.get(key)
+    except TypeError:  # an unhashable value from a manifest
+        found = None
     if found is None:
         raise PipelineError(f"{field}: unknown parameter type {typ!r}; use one of "
                             f"{', '.join(t.value for t in ParameterType)} (or str, int, float, bool, dict, list)",
@@ -101,6 +104,8 @@ class LocationArtifactMetadata:
         if not isinstance(kind, dict) or len(kind) != 1:
             raise PipelineError(f"{field}: expected {{type: {{<DataType>: {{locationType: ...}}}}}}", field)
         (data_type, attrs), = kind.items()
+        if not isinstance(attrs, (dict, type(None))) or not isinstance(data_type, str):
+            raise PipelineError(f"{field}: expected {{type: {{<DataType>: {{locationType: ...}}}}}}", field)
         attrs = dict(attrs or {})
         location = attrs.pop("locationType", None)
         try:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pai_lab.server import datasets, labeling, labeling_media, serving, system, training, workspaces
+from pai_lab.server import datasets, labeling, labeling_media, pipelines, serving, system, training, workspaces
 from pai_lab.server.base import RouteHandler
 from pai_lab.server.routing import API_PREFIX, Router, openapi_document, tornado_pattern  # noqa: F401
 
 ROUTERS: list[Router] = [system.router, datasets.router, labeling.router, labeling_media.router,
-                         serving.router, training.router, workspaces.router]
+                         serving.router, training.router, workspaces.router, pipelines.router]
 
 
 def handlers(platform, base_url: str = "/") -> list[tuple]:

@@ -78,6 +78,10 @@ MATRIX: dict[str, dict[str, str]] = {
     "service.deploy": _grant(owner=ALL, admin=ALL, ops=ALL, dev=TEST),
     "service.manage": _grant(owner=ALL, admin=ALL, ops=ALL, dev=TEST),
     "service.monitor": _grant(owner=ALL, admin=ALL, ops=ALL, dev=ALL, guest=ALL),
+    # pipelines (PAI's Pipeline Service: developers build and run them, ops manages running ones)
+    "pipeline.read": dict(_EVERYONE),
+    "pipeline.run": _grant(owner=ALL, admin=ALL, dev=ALL, ops=ALL),
+    "pipeline.manage": _grant(owner=ALL, admin=ALL, dev=OWN, ops=ALL),
 }
 
 AREAS = {
@@ -88,6 +92,7 @@ AREAS = {
     "training": ["job.read", "job.submit", "job.stop", "job.delete"],
     "models": ["model.read", "model.register", "model.delete"],
     "serving": ["service.read", "service.deploy", "service.manage", "service.monitor"],
+    "pipelines": ["pipeline.read", "pipeline.run", "pipeline.manage"],
 }
 
 

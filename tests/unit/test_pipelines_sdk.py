@@ -250,3 +250,34 @@ def test_pai_states_verbatim_and_the_run_level_rules():
     assert run_status({"a": "Succeeded", "b": "Failed", "c": "Skipped"}) == "Failed"
     assert run_status({"a": "Terminated", "b": "Skipped"}) == "Terminated"
     assert run_status({"a": "Succeeded", "b": "Skipped"}) == "Succeeded"
+
+
+def _json_values():
+    from hypothesis import strategies as st
+
+    scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+    return st.recursive(scalars, lambda kids: st.lists(kids, max_size=3)
+                        | st.dictionaries(st.sampled_from(["name", "type", "value", "from", "metadata", "spec",
+                                                           "inputs", "outputs", "parameters", "artifacts",
+                                                           "pipelines", "arguments", "operator", "function",
+                                                           "pickle", "script", "entryFile", "code", "archive",
+                                                           "dependencies", "required", "apiVersion"]), kids,
+                                          max_size=4), max_leaves=20)
+
+
+def test_any_manifest_is_checked_or_refused_never_crashes():
+    from hypothesis import HealthCheck, given, settings
+
+    base = heart_like().to_dict()
+
+    @given(_json_values())
+    @settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+    def check(junk):
+        for doc in (junk, {**base, "spec": junk}, {**base, "spec": {**base["spec"], "pipelines": [junk]}},
+                    {**base, "spec": {**base["spec"], "inputs": junk}}):
+            try:
+                manifests.check(doc)
+            except PipelineError as exc:
+                assert exc.status == 400 and exc.message
+
+    check()

@@ -1,0 +1,211 @@
+"""``ws.pipelines``: run pipelines on the control plane and follow them (PAI's PipelineRun).
+
+    >>> run = ws.pipelines.run(pipeline, arguments={"fraction": 0.8}, name="heart")
+    >>> run.wait_for_completion()        # prints "<step>: <line>" as the steps log
+    >>> run.get_outputs()                # ArchivedArtifact references, to pass to another run
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+from pai_lab.errors import PaiError
+from pai_lab.pipelines.schemas import Artifact, LogLine, Run, RunDetail
+from pai_lab.pipelines.status import PipelineRunStatus
+
+if TYPE_CHECKING:
+    from pai_lab.client import WorkspaceClient
+
+
+class PipelineRunError(PaiError):
+    """A run that ended Failed or Terminated while it was waited for (PAI's PAIException)."""
+
+
+def workspace_client(workspace=None) -> WorkspaceClient:
+    """The workspace a notebook's ``op.run()`` goes to: the one given, else "default" on the server found."""
+    from pai_lab.client import WorkspaceClient, connect
+
+    if isinstance(workspace, WorkspaceClient):
+        return workspace
+    return connect(workspace or "default")
+
+
+class ArchivedArtifact:
+    """An output of a run: a reference (location JSON) or a parameter's value; pass it as an argument."""
+
+    def __init__(self, info: Artifact):
+        self.name = info.name
+        self.kind = info.kind
+        self.producer_id = info.producer
+        self.run_id = info.run_id
+        self.value = info.value
+        self.metadata = info.metadata
+        self.id = f"{info.run_id}/{info.producer}/{info.name}"
+
+    @property
+    def is_model(self) -> bool:
+        return "Model" in ((self.metadata or {}).get("type") or {})
+
+    @property
+    def uri(self) -> str | None:
+        return (self.value or {}).get("location", {}).get("uri") if isinstance(self.value, dict) else None
+
+    def __repr__(self) -> str:
+        return f"ArchivedArtifact(name={self.name!r}, producer={self.producer_id!r}, value={self.value!r})"
+
+
+def _argument(value: Any) -> Any:
+    return value.value if isinstance(value, ArchivedArtifact) else value
+
+
+class PipelineRun:
+    """A handle on one run. Attributes of its last-read :class:`RunDetail` are readable directly."""
+
+    def __init__(self, pipelines: Pipelines, detail: RunDetail):
+        self._pipelines = pipelines
+        self.run_id = self.id = detail.id
+        self.detail = detail
+        self._log_offsets: dict[str, int] = {}
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_") or attr == "detail":
+            raise AttributeError(attr)
+        return getattr(self.detail, attr)
+
+    @property
+    def _ws(self) -> WorkspaceClient:
+        return self._pipelines._ws
+
+    def refresh(self, *, changed_from: str | None = None, wait: float = 10.0) -> RunDetail:
+        """The run now; with ``changed_from``, once its status differs (a long poll of at most ``wait`` s)."""
+        params = None if changed_from is None else {"status": changed_from, "wait": wait}
+        timeout = self._ws.http.timeout + (wait if params else 0)
+        self.detail = RunDetail.model_validate(self._ws._get(f"/pipelines/runs/{self.id}", params=params,
+                                                             timeout=timeout))
+        return self.detail
+
+    def get_run_info(self) -> dict:
+        return self.refresh().model_dump()
+
+    def get_status(self) -> str:
+        return self.refresh().status
+
+    def get_outputs(self, name: str | None = None, node_id: str | None = None, type: str | None = None
+                    ) -> list[ArchivedArtifact]:
+        """The run's outputs (the pipeline's declared ones, else every step's); ``node_id`` a step's name."""
+        found = [ArchivedArtifact(a) for a in self.refresh().outputs]
+        return [a for a in found if (name is None or a.name == name) and (node_id is None or a.producer_id == node_id)
+                and (type is None or type in ((a.metadata or {}).get("type") or {}))]
+
+    def get_logs(self, node: str, page_offset: int = 0, page_size: int = 100) -> list[str]:
+        lines = self._ws._get(f"/pipelines/runs/{self.id}/logs",
+                              params={"node": node, "page_offset": page_offset, "page_size": page_size})
+        return [LogLine.model_validate(x).line for x in lines]
+
+    def _print_new_logs(self, out) -> None:
+        for node in self.detail.nodes:
+            if node.status in (PipelineRunStatus.Initialized, PipelineRunStatus.Skipped):
+                continue
+            while True:
+                start = self._log_offsets.get(node.name, 0)
+                lines = self.get_logs(node.name, start, 1000)
+                for line in lines:
+                    print(f"{node.name}: {line}", file=out)
+                self._log_offsets[node.name] = start + len(lines)
+                if len(lines) < 1000:
+                    break
+
+    def wait_for_completion(self, show_outputs: bool = True, timeout: float | None = None) -> PipelineRun:
+        """Block until the run ends; print its steps' logs as ``<step>: <line>`` when ``show_outputs``.
+        Raises PipelineRunError when it ends Failed or Terminated (or is Suspended), TimeoutError on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        detail = self.refresh()
+        while True:
+            if show_outputs:
+                self._print_new_logs(sys.stdout)
+            if detail.status == PipelineRunStatus.Succeeded:
+                return self
+            if detail.status in (PipelineRunStatus.Failed, PipelineRunStatus.Terminated, PipelineRunStatus.Suspended,
+                                 PipelineRunStatus.Unknown):
+                raise PipelineRunError(f"PipelineRun {detail.status.lower()}: run_id={self.id}"
+                                       + (f": {detail.reason}" if detail.reason else ""))
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {self.id} is still {detail.status} after {timeout} s")
+            wait = 2.0 if show_outputs else 10.0
+            if deadline is not None:
+                wait = max(0.1, min(wait, deadline - time.monotonic()))
+            detail = self.refresh(changed_from=detail.status, wait=wait)
+
+    def terminate(self) -> PipelineRun:
+        self.detail = RunDetail.model_validate(self._ws._post(f"/pipelines/runs/{self.id}/terminate"))
+        return self
+
+    def suspend(self) -> PipelineRun:
+        self.detail = RunDetail.model_validate(self._ws._post(f"/pipelines/runs/{self.id}/suspend"))
+        return self
+
+    def resume(self) -> PipelineRun:
+        self.detail = RunDetail.model_validate(self._ws._post(f"/pipelines/runs/{self.id}/resume"))
+        return self
+
+    def retry(self) -> PipelineRun:
+        """Run the failed and later steps again; the steps that succeeded are kept."""
+        self.detail = RunDetail.model_validate(self._ws._post(f"/pipelines/runs/{self.id}/retry"))
+        return self
+
+    def to_pandas(self):
+        """The run's steps as a table."""
+        from pai_lab.client import table
+
+        return table(self.detail.nodes, ["name", "identifier", "status", "cached", "started_at", "finished_at",
+                                         "reason"])
+
+    def _repr_html_(self) -> str:
+        from pai_lab.pipelines.display import COLOURS
+
+        d = self.detail
+        rows = "".join(
+            f"<tr style='background:{COLOURS.get(n.status, '#fff')}'><td>{escape(n.name)}</td>"
+            f"<td>{escape(n.identifier)}</td><td>{escape(n.status)}{' (cached)' if n.cached else ''}</td>"
+            f"<td>{escape(', '.join(n.depends) or '—')}</td><td>{escape(n.reason[:200])}</td></tr>" for n in d.nodes)
+        return (f"<div class='pai-lab-pipeline-run'><b>run {escape(d.name)}</b> ({escape(d.id)}): "
+                f"<b>{escape(d.status)}</b>" + (f" &mdash; {escape(d.reason[:300])}" if d.reason else "")
+                + "<table><tr style='text-align:left'><th>step</th><th>operator</th><th>status</th><th>after</th>"
+                  f"<th>reason</th></tr>{rows}</table></div>")
+
+    def __repr__(self) -> str:
+        return f"<PipelineRun {self.id} {self.detail.name!r}: {self.detail.status}>"
+
+
+class Pipelines:
+    """``ws.pipelines``: run, get and list pipeline runs."""
+
+    def __init__(self, ws: WorkspaceClient):
+        self._ws = ws
+
+    def run(self, pipeline, arguments: dict | None = None, name: str | None = None, *, wait: bool = False,
+            show_outputs: bool = True, cache: bool = True, timeout: float | None = None) -> PipelineRun:
+        """Run a Pipeline or an operator (or a manifest dict). ``cache=False`` runs every step even when a
+        step with the same operator and inputs succeeded before."""
+        manifest = pipeline if isinstance(pipeline, dict) else pipeline.to_dict()
+        body = {"manifest": manifest, "arguments": {k: _argument(v) for k, v in (arguments or {}).items()},
+                "name": name, "cache": cache}
+        run = PipelineRun(self, RunDetail.model_validate(self._ws._post("/pipelines/runs", body)))
+        if wait:
+            run.wait_for_completion(show_outputs=show_outputs, timeout=timeout)
+        return run
+
+    def get(self, run_id: str) -> PipelineRun:
+        return PipelineRun(self, RunDetail.model_validate(self._ws._get(f"/pipelines/runs/{run_id}")))
+
+    def list(self, status: str | None = None, name: str | None = None, limit: int = 200) -> list[Run]:
+        params = {k: v for k, v in {"status": status, "name": name, "limit": limit}.items() if v is not None}
+        return [Run.model_validate(r) for r in self._ws._get("/pipelines/runs", params=params)]
+
+    def to_pandas(self):
+        from pai_lab.client import table
+
+        return table(self.list(), ["id", "name", "pipeline", "status", "created_by", "created_at", "finished_at"])

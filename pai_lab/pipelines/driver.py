@@ -1,0 +1,365 @@
+"""The driver: one thread per active run in the control plane, submitting each step to Dask once
+the steps it waits on have succeeded.
+
+It alone walks a run's nodes through PAI's states: Initialized -> ReadyToSchedule (submitted) ->
+Running (the step's process started) -> Succeeded | Failed | Terminated, or Skipped (cached, or not
+run because a step before it did not succeed). It carries out what members ask through the run's
+``request`` (terminate, suspend) and writes the run's final state from its nodes'.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from pathlib import Path
+
+from sqlalchemy import select
+
+from pai_lab.pipelines import manifest as manifests
+from pai_lab.pipelines import service
+from pai_lab.pipelines.executors import STARTED_MARK, run_step
+from pai_lab.pipelines.status import PipelineRunStatus as S
+from pai_lab.pipelines.status import run_status
+from pai_lab.pipelines.tables import NodeRow, RunRow
+from pai_lab.store import utcnow
+
+log = logging.getLogger("pai_lab.pipelines")
+STOP_FILE = ".terminate"
+POLL_SECONDS = 0.1
+_TEMPLATE = re.compile(r"\{\{\s*inputs\.parameters\.([A-Za-z][\w-]*)\s*\}\}")
+
+
+def _placeholders(value, run_id: str, node_id: str):
+    if isinstance(value, str):
+        return value.replace("${pai_system_run_id}", run_id).replace("${pai_system_node_id}", node_id)
+    return value
+
+
+def _templated(value, parameters: dict):
+    """An output's declared value with {{inputs.parameters.x}} filled in (PAI's outputs over inputs)."""
+    text = json.dumps(value)
+    text = _TEMPLATE.sub(lambda m: str(parameters.get(m.group(1), "")).replace('"', '\\"'), text)
+    return json.loads(text)
+
+
+class _ShutDown(Exception):
+    pass
+
+
+class RunDriver(threading.Thread):
+    def __init__(self, manager: PipelineDriver, run_id: str):
+        super().__init__(name=f"pai-pipeline-{run_id}", daemon=True)
+        self.manager = manager
+        self.store = manager.platform.store
+        self.run_id = run_id
+        self.wake = threading.Event()
+        self.futures: dict = {}
+
+    # -- store
+    def _update_run(self, **values) -> None:
+        with self.store.transaction() as s:
+            row = s.get(RunRow, self.run_id)
+            for k, v in values.items():
+                setattr(row, k, v)
+
+    def _update_node(self, name: str, **values) -> None:
+        node = self.nodes[name]
+        node.update(values)
+        with self.store.transaction() as s:
+            row = s.scalar(select(NodeRow).where(NodeRow.run_id == self.run_id, NodeRow.name == name))
+            for k, v in values.items():
+                setattr(row, k, v)
+
+    def _load(self) -> None:
+        with self.store.transaction() as s:
+            row = s.get(RunRow, self.run_id)
+            self.graph = manifests.check(row.manifest)
+            self.arguments = dict(row.arguments)
+            self.cache = row.cache
+            self.sandbox = row.sandbox
+            self.attempt = row.attempt
+            self.work_dir = Path(row.work_dir)
+            self.workspace_id = row.workspace_id
+            self.user = row.created_by
+            self.nodes = {n.name: {"status": n.status, "cached": n.cached, "outputs": n.outputs or {},
+                                   "node_id": n.node_id, "work_dir": n.work_dir, "reason": n.reason}
+                          for n in s.scalars(select(NodeRow).where(NodeRow.run_id == self.run_id))}
+
+    def _request(self) -> str:
+        with self.store.transaction() as s:
+            return s.scalar(select(RunRow.request).where(RunRow.id == self.run_id)) or ""
+
+    # -- the loop
+    def run(self) -> None:
+        try:
+            self._drive()
+        except _ShutDown:
+            log.info("run %s: the control plane stops; the run is reconciled when it starts again", self.run_id)
+        except Exception as exc:  # a bug or a lost cluster: the run fails with the reason, never hangs
+            log.exception("run %s: driver failed", self.run_id)
+            self._stop_steps()
+            self._update_run(status=S.Failed, reason=f"the run's driver failed: {exc}", request="",
+                             finished_at=utcnow())
+        finally:
+            self.manager.forget(self)
+
+    def _drive(self) -> None:
+        self._load()
+        (self.work_dir / STOP_FILE).unlink(missing_ok=True)
+        self._update_run(status=S.WorkflowServiceStarting)
+        from pai_lab.training.manager import get_manager
+
+        self.client = get_manager(self.manager.platform).client()  # the training area's Dask client
+        self._update_run(status=S.Running, started_at=utcnow())
+        suspended = False
+        while True:
+            if self._shutting_down():
+                self._stop_steps()
+                return  # the next start reconciles the run
+            request = self._request()
+            if request == "terminate":
+                self._terminate()
+                return
+            if (request == "suspend") != suspended:
+                suspended = request == "suspend"
+                self._update_run(status=S.Suspended if suspended else S.Running)
+            self._collect()
+            if not suspended:
+                self._schedule()
+            if not self.futures:
+                final = run_status({n: v["status"] for n, v in self.nodes.items()})
+                if final:
+                    self._finish(final)
+                    return
+            self.wake.wait(POLL_SECONDS)
+            self.wake.clear()
+
+    def _shutting_down(self) -> bool:
+        from pai_lab.training.manager import get_manager
+
+        return self.manager.closing or bool(getattr(get_manager(self.manager.platform), "closing", False))
+
+    def _collect(self) -> None:
+        for name, future in list(self.futures.items()):
+            node = self.nodes[name]
+            if future.done():
+                if future.cancelled() and self._shutting_down():
+                    raise _ShutDown  # the cluster goes with the control plane: the next start reconciles
+                del self.futures[name]
+                try:
+                    result = future.result()
+                except Exception as exc:  # noqa: BLE001 - a lost worker, a cancelled task
+                    result = {"exit_code": -1, "error": f"the step's Dask task failed: {exc}", "tail": []}
+                self._record(name, result)
+            elif node["status"] == S.ReadyToSchedule and (Path(node["work_dir"]) / STARTED_MARK).exists():
+                self._update_node(name, status=S.Running, started_at=utcnow())
+
+    def _record(self, name: str, result: dict) -> None:
+        now = utcnow()
+        if result.get("error") == "terminated":
+            self._update_node(name, status=S.Terminated, reason="terminated", finished_at=now)
+        elif result.get("error"):
+            tail = "\n".join(result.get("tail") or [])
+            reason = result["error"] + (f"; last lines of its log:\n{tail}" if tail else "")
+            self._update_node(name, status=S.Failed, reason=reason, finished_at=now,
+                              outputs=result.get("outputs") or {})
+        else:
+            if self.nodes[name]["status"] == S.ReadyToSchedule:
+                self._update_node(name, status=S.Running, started_at=now)
+            self._update_node(name, status=S.Succeeded, reason="", finished_at=now, outputs=result["outputs"])
+
+    def _schedule(self) -> None:
+        for name, step in self.graph.steps.items():
+            node = self.nodes[name]
+            if node["status"] != S.Initialized:
+                continue
+            deps = [self.nodes[d] for d in step.depends]
+            blocked = next((d for d, n in zip(step.depends, deps)
+                            if n["status"] in (S.Failed, S.Terminated, S.Unknown)
+                            or (n["status"] == S.Skipped and not n["cached"])), None)
+            if blocked:
+                self._update_node(name, status=S.Skipped, reason=f"not run: step {blocked!r} did not succeed",
+                                  finished_at=utcnow())
+                continue
+            if all(n["status"] == S.Succeeded or (n["status"] == S.Skipped and n["cached"]) for n in deps):
+                self._start(name, step)
+
+    def _resolve(self, step: manifests.StepPlan, node: dict) -> tuple[dict, dict]:
+        node_id = node["node_id"]
+        params: dict = {}
+        for var in step.inputs.parameters:
+            bound = step.parameters.get(var.name)
+            where = f"steps.{step.name}.{var.name}"
+            if bound is None or (bound.source == "value" and bound.value is None):
+                value = var.default
+            elif bound.source == "value":
+                value = bound.value
+            elif bound.source == "input":
+                value = self.arguments["inputs"][bound.name]
+            else:
+                value = self.nodes[bound.step]["outputs"].get("parameters", {}).get(bound.name)
+            if value is None:
+                continue
+            params[var.name] = manifests.coerce(var, _placeholders(value, self.run_id, node_id), where)
+        artifacts: dict = {}
+        for var in step.inputs.artifacts:
+            bound = step.artifacts.get(var.name)
+            if bound is None:
+                value = None
+            elif bound.source == "value":
+                value = self.arguments.get("literals", {}).get(step.name, {}).get(var.name)
+            elif bound.source == "input":
+                value = self.arguments["inputs"].get(bound.name)
+            else:
+                value = self.nodes[bound.step]["outputs"].get("artifacts", {}).get(bound.name)
+            artifacts[var.name] = value
+        return params, artifacts
+
+    def _start(self, name: str, step: manifests.StepPlan) -> None:
+        node = self.nodes[name]
+        params, artifacts = self._resolve(step, node)
+        key = service.cache_key(step.operator, params, artifacts)
+        if self.cache:
+            hit = self._cached(key)
+            if hit is not None:
+                now = utcnow()
+                self._update_node(name, status=S.Skipped, cached=True, cache_key=key, inputs={
+                    "parameters": params, "artifacts": artifacts}, outputs=hit[1], started_at=now, finished_at=now,
+                    reason=f"cached: the same operator and inputs succeeded in run {hit[0]}")
+                return
+        spec = step.operator.get("spec") or {}
+        outputs_spec = {"parameters": [{**p, "value": _templated(p["value"], params)} if "value" in p else p
+                                       for p in (spec.get("outputs") or {}).get("parameters") or []],
+                        "artifacts": [{**a, "value": _templated(a["value"], params)} if "value" in a else a
+                                      for a in (spec.get("outputs") or {}).get("artifacts") or []]}
+        plan = {"run_id": self.run_id, "node_id": node["node_id"], "workspace_id": self.workspace_id,
+                "user": self.user, "work_dir": node["work_dir"], "stop_file": str(self.work_dir / STOP_FILE),
+                "kind": step.kind, "parameters": params, "artifacts": artifacts,
+                "inputs_spec": spec.get("inputs") or {}, "outputs_spec": outputs_spec,
+                "sandbox": self._sandbox_plan(node["work_dir"], artifacts)}
+        if step.kind == "script":
+            plan.update(entry_file=spec["script"]["entryFile"], archive=spec["script"]["code"]["archive"],
+                        code_sha256=spec["script"]["code"].get("sha256", ""), env=spec["script"].get("envs") or {})
+        else:
+            plan["pickle"] = spec["function"]["pickle"]
+        self._update_node(name, status=S.ReadyToSchedule, cached=False, cache_key=key, attempt=self.attempt,
+                          inputs={"parameters": params, "artifacts": artifacts}, started_at=None, finished_at=None)
+        future = self.client.submit(run_step, plan, key=f"pai-pipeline-{self.run_id}-{name}-{self.attempt}",
+                                    pure=False)
+        future.add_done_callback(lambda _f: self.wake.set())
+        self.futures[name] = future
+
+    def _cached(self, key: str) -> tuple[str, dict] | None:
+        with self.store.transaction() as s:
+            row = s.execute(select(NodeRow.run_id, NodeRow.outputs).where(
+                NodeRow.workspace_id == self.workspace_id, NodeRow.cache_key == key, NodeRow.status == S.Succeeded,
+                NodeRow.cached.is_(False)).order_by(NodeRow.finished_at.desc()).limit(1)).first()
+        if row is None:
+            return None
+        for value in (row[1] or {}).get("artifacts", {}).values():  # a cleaned-up output is not a hit
+            uri = (value or {}).get("location", {}).get("uri", "")
+            if uri.startswith("file://") and not Path(uri[7:]).exists():
+                return None
+        return row[0], row[1] or {}
+
+    def _sandbox_plan(self, work_dir: str, artifacts: dict) -> dict | None:
+        if not self.sandbox:
+            return None
+        from pai_lab.security.paths import SAMPLES_FOLDER, Containment
+
+        platform = self.manager.platform
+        containment = Containment.from_platform(platform)
+        state = Path(platform.state_dir).resolve()
+        inputs = [v["location"]["uri"][7:] for v in artifacts.values()
+                  if v and str(v.get("location", {}).get("uri", "")).startswith("file://")]
+        return {"bwrap": self.sandbox, "read_only": [str(p) for p in containment.all],
+                "hidden": [str(state), *(str(p) for p in containment.extra_secrets)],
+                "shown_again": [str(state / SAMPLES_FOLDER), *inputs], "writable": [work_dir]}
+
+    # -- ending
+    def _stop_steps(self) -> None:
+        if self.futures:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            (self.work_dir / STOP_FILE).write_text("stop")
+            for future in self.futures.values():
+                try:
+                    future.result(timeout=15)  # the task ends its step's processes, then returns
+                except Exception:  # noqa: BLE001, S110
+                    pass
+
+    def _terminate(self) -> None:
+        self._stop_steps()
+        now = utcnow()
+        for name, node in self.nodes.items():
+            if node["status"] in S.RUNNING:
+                self._update_node(name, status=S.Terminated, reason="terminated", finished_at=now)
+            elif node["status"] == S.Initialized:
+                self._update_node(name, status=S.Skipped, reason="not run: the run was terminated", finished_at=now)
+        self.futures.clear()
+        self._update_run(status=S.Terminated, request="", finished_at=now)
+
+    def _finish(self, final: str) -> None:
+        reason = ""
+        if final == S.Failed:
+            failed = next(n for n, v in self.nodes.items() if v["status"] == S.Failed)
+            reason = f"step {failed!r} failed: {self.nodes[failed]['reason']}"
+        with self.store.transaction() as s:
+            row = s.get(RunRow, self.run_id)
+            nodes = service._nodes(s, self.run_id)
+            row.outputs = [a.model_dump() for a in service.run_outputs(row, nodes)]
+            row.status, row.reason, row.request, row.finished_at = final, reason, "", utcnow()
+
+
+class PipelineDriver:
+    """The pipelines area's long-lived part: the drivers of the active runs."""
+
+    def __init__(self, platform):
+        self.platform = platform
+        self.drivers: dict[str, RunDriver] = {}
+        self.lock = threading.Lock()
+        self.closing = False
+
+    def launch(self, run_id: str) -> None:
+        with self.lock:
+            if self.closing:
+                return
+            current = self.drivers.get(run_id)
+            if current is not None and current.is_alive():
+                current.wake.set()
+                return
+            driver = RunDriver(self, run_id)
+            self.drivers[run_id] = driver
+        driver.start()
+
+    def poke(self, run_id: str) -> None:
+        driver = self.drivers.get(run_id)
+        if driver is not None and driver.is_alive():
+            driver.wake.set()
+            return
+        # a run whose driver is gone (suspended before a restart): settle the request here
+        idle = RunDriver(self, run_id)
+        idle._load()
+        idle._terminate()
+
+    def forget(self, driver: RunDriver) -> None:
+        with self.lock:
+            if self.drivers.get(driver.run_id) is driver:
+                del self.drivers[driver.run_id]
+
+    def wait(self, run_id: str, timeout: float) -> None:
+        driver = self.drivers.get(run_id)
+        if driver is not None:
+            driver.join(timeout)
+
+    def close(self) -> None:
+        self.closing = True
+        for driver in list(self.drivers.values()):
+            driver.wake.set()
+        for driver in list(self.drivers.values()):
+            driver.join(20)
+
+
+def get_driver(platform) -> PipelineDriver:
+    return platform.manager("pipelines", PipelineDriver)

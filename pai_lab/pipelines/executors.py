@@ -1,0 +1,207 @@
+"""What runs on a Dask worker for one step, and the process a FunctionOperator step runs in.
+
+:func:`run_step` lays out the step's work folder with PAI's container contract, starts the step's
+own process (``python -m <entry> --<param> <value>`` for a ScriptOperator, this module for a
+FunctionOperator, whose pickle is loaded there and only there), waits for it (ending its whole
+process group when the run is terminated) and reads back the output pointers. It returns a small
+dict; the data stays where the step wrote it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+STARTED_MARK = ".started"
+TAIL_LINES = 20
+
+
+def _extract(archive_b64: str, target: Path) -> None:
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(archive_b64)), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            name = Path(member.name)
+            if not member.isfile() or name.is_absolute() or ".." in name.parts:
+                continue  # the SDK packs plain files only; anything else is not ours to write
+            out = target / name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with tar.extractfile(member) as src:  # type: ignore[union-attr]
+                out.write_bytes(src.read())
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def _tail(log: Path) -> list[str]:
+    try:
+        return log.read_text(errors="replace").splitlines()[-TAIL_LINES:]
+    except OSError:
+        return []
+
+
+def _as_text(value) -> str:
+    return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+
+def prepare(plan: dict) -> tuple[list[str], str, dict]:
+    """Lay out the work folder; return the command, its folder and its environment."""
+    work = Path(plan["work_dir"])
+    for sub in ("inputs", "outputs", "code"):
+        if (work / sub).exists():
+            import shutil
+
+            shutil.rmtree(work / sub)  # a retry starts from a clean folder
+    (work / "code").mkdir(parents=True, exist_ok=True)
+    for name, value in plan["parameters"].items():
+        _write(work / "inputs" / "parameters" / name, _as_text(value))
+    for name, value in plan["artifacts"].items():
+        if value is not None:
+            _write(work / "inputs" / "artifacts" / name / "data", json.dumps(value))
+    for out in plan["outputs_spec"].get("artifacts", []):
+        (work / "outputs" / "artifacts" / out["name"]).mkdir(parents=True, exist_ok=True)
+    (work / "outputs" / "parameters").mkdir(parents=True, exist_ok=True)
+    _write(work / "step.json", json.dumps({"parameters": plan["parameters"], "outputs_spec": plan["outputs_spec"]}))
+
+    from pai_lab.training.isolation import scrub
+
+    env = scrub(dict(os.environ))  # never the server's own credentials
+    env.update(plan.get("env") or {})
+    env.update({
+        "PYTHONUNBUFFERED": "1",
+        "PAI_WORK_DIR": str(work),
+        "PAI_INPUTS_PARAMETERS": json.dumps([{"name": k, "value": _as_text(v)} for k, v in plan["parameters"].items()]),
+        "PAI_MANIFEST_SPEC_INPUTS": json.dumps(plan["inputs_spec"]),
+        "PAI_MANIFEST_SPEC_OUTPUTS": json.dumps(plan["outputs_spec"]),
+        "PAI_RUN_ID": plan["run_id"], "PAI_NODE_ID": plan["node_id"],
+        "PAI_WORKSPACE_ID": plan["workspace_id"], "PAI_USER_ID": plan["user"],
+    })
+    if plan["kind"] == "script":
+        _extract(plan["archive"], work / "code")
+        entry = plan["entry_file"]
+        env["PAI_PROGRAM_ENTRY_POINT"] = entry
+        env["PAI_SOURCE_CODE_URL"] = f"sha256:{plan.get('code_sha256', '')}"
+        argv = [sys.executable, "-m", entry[:-3]]
+        for name, value in plan["parameters"].items():  # PAI's launch: parameters become --name value
+            argv += [f"--{name}", _as_text(value)]
+        cwd = work / "code"
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(cwd), env.get("PYTHONPATH", "")) if p)
+    else:
+        (work / "code" / "function.pkl").write_bytes(base64.b64decode(plan["pickle"]))
+        argv = [sys.executable, "-m", "pai_lab.pipelines.executors", str(work)]
+        cwd = work
+    if plan.get("sandbox"):
+        from pai_lab.training.isolation import sandboxed_argv
+
+        argv = sandboxed_argv(plan["sandbox"], argv, str(cwd), [])
+    return argv, str(cwd), env
+
+
+def collect(plan: dict) -> dict:
+    """The step's outputs as the work folder holds them: pointers, never data."""
+    work = Path(plan["work_dir"])
+    artifacts, parameters, missing = {}, {}, []
+    for out in plan["outputs_spec"].get("artifacts", []):
+        folder = work / "outputs" / "artifacts" / out["name"]
+        data = folder / "data"
+        if data.is_file():
+            text = data.read_text()
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = text
+            artifacts[out["name"]] = value if isinstance(value, dict) and "location" in value \
+                else {"location": {"uri": str(value)}}
+        elif folder.is_dir() and any(folder.iterdir()):  # files written beside the pointer: the folder is it
+            artifacts[out["name"]] = {"location": {"uri": f"file://{folder}"}}
+        elif out.get("value") is not None:
+            artifacts[out["name"]] = out["value"]
+        else:
+            missing.append(out["name"])
+    for out in plan["outputs_spec"].get("parameters", []):
+        path = work / "outputs" / "parameters" / out["name"]
+        if path.is_file():
+            text = path.read_text()
+            try:
+                parameters[out["name"]] = json.loads(text)
+            except ValueError:
+                parameters[out["name"]] = text
+        elif out.get("value") is not None:
+            parameters[out["name"]] = out["value"]
+        else:
+            missing.append(out["name"])
+    return {"artifacts": artifacts, "parameters": parameters, "missing": missing}
+
+
+def run_step(plan: dict) -> dict:
+    """The Dask task of one step. Returns {exit_code, outputs, error, tail}."""
+    from pai_lab.training.runtime import _die_with_parent, _end_process_tree
+
+    work = Path(plan["work_dir"])
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "logs.txt"
+    stop = Path(plan["stop_file"])
+    try:
+        argv, cwd, env = prepare(plan)
+    except Exception as exc:  # noqa: BLE001 - a bad archive or a full disk fails the step, with why
+        return {"exit_code": -1, "outputs": {}, "error": f"could not prepare the step: {exc}", "tail": []}
+    (work / STARTED_MARK).write_text(str(time.time()))
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+        while proc.poll() is None:
+            if stop.exists():
+                _end_process_tree(proc)
+                return {"exit_code": proc.returncode, "outputs": {}, "error": "terminated", "tail": _tail(log)}
+            time.sleep(0.05)
+    if proc.returncode != 0:
+        return {"exit_code": proc.returncode, "outputs": {}, "tail": _tail(log),
+                "error": f"the step's process exited with code {proc.returncode}"}
+    outputs = collect(plan)
+    if outputs.pop("missing"):
+        return {"exit_code": 0, "outputs": outputs, "tail": _tail(log),
+                "error": "the step did not write its output(s) " + ", ".join(collect(plan)["missing"])
+                         + " (write outputs/artifacts/<name>/data, or use context.output_artifacts[name])"}
+    return {"exit_code": 0, "outputs": outputs, "error": "", "tail": []}
+
+
+def _function_main(work_dir: str) -> int:
+    """A FunctionOperator step's own process: load the pickle here, call the function, write its outputs."""
+    import inspect
+
+    import cloudpickle
+
+    from pai_lab.pipelines.context import Context
+
+    work = Path(work_dir)
+    step = json.loads((work / "step.json").read_text())
+    fn = cloudpickle.loads((work / "code" / "function.pkl").read_bytes())
+    context = Context(work_dir)
+    sig = inspect.signature(fn)
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+    kwargs = {k: v for k, v in step["parameters"].items() if takes_any or k in sig.parameters}
+    if "context" in sig.parameters:
+        kwargs["context"] = context
+    result = fn(**kwargs)
+    outs = step["outputs_spec"]
+    param_names = [p["name"] for p in outs.get("parameters", [])]
+    art_names = [a["name"] for a in outs.get("artifacts", [])]
+    if result is not None and not isinstance(result, dict) and len(param_names) + len(art_names) == 1:
+        result = {(param_names + art_names)[0]: result}
+    for name, value in (result or {}).items() if isinstance(result, dict) else ():
+        if name in param_names:
+            context.write_parameter(name, value)
+        elif name in art_names:
+            context.output_artifacts[name].write_output(value)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_function_main(sys.argv[1]))

@@ -1,0 +1,334 @@
+"""Runs of pipelines: the records, their states, and what a member may ask of them.
+
+A run is a row in the store with PAI's states verbatim, and one node row per step. The driver
+(``driver.py``) alone walks a run's nodes through their states; this module records runs, reads
+them, and records requests (terminate, suspend, resume, retry) that the driver carries out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from pai_lab.errors import Conflict, NotFound
+from pai_lab.pipelines import manifest as manifests
+from pai_lab.pipelines.schemas import Artifact, LogLine, Node, Run, RunCreate, RunDetail
+from pai_lab.pipelines.status import PipelineRunStatus as S
+from pai_lab.pipelines.tables import NodeRow, RunRow
+from pai_lab.pipelines.types import PipelineError
+from pai_lab.store import after_commit, new_id, utcnow
+from pai_lab.workspaces import authorize
+
+RUNS_FOLDER = "runs"
+ACTIVE = (S.Initialized, S.ReadyToSchedule, S.WorkflowServiceStarting, S.Starting, S.Running)
+RESTART_REASON = ("the control plane stopped while the run was {status}; its running steps ended with it. "
+                  "Retry the run to run its unfinished steps again")
+
+
+def runs_dir(platform) -> Path:
+    return Path(platform.state_dir) / RUNS_FOLDER
+
+
+# ------------------------------------------------------------------ arguments
+
+
+def artifact_location(session: Session, platform, workspace_id: str, value: Any, field: str) -> dict | None:
+    """An artifact argument as a location JSON, after the containment policy: a path or URL a member
+    names, a ``pai_lab://datasets/<name>[/<version>]`` reference, or a location from an earlier run
+    of this workspace (its outputs live in the state folder, which no member may name otherwise)."""
+    from pai_lab.security.paths import Containment
+
+    if value is None:
+        return None
+    if isinstance(value, str) and value.startswith("pai_lab://datasets/"):
+        parts = value[len("pai_lab://datasets/"):].strip("/").split("/")
+        if not parts[0] or len(parts) > 2:
+            raise PipelineError(f"{field}: {value!r}; write pai_lab://datasets/<name>[/<version>]", field)
+        return {"location": {"dataset": parts[0], **({"version": parts[1]} if len(parts) == 2 else {})}}
+    try:
+        loc = manifests.location(value)
+    except PipelineError:
+        raise PipelineError(f"{field}: {value!r} is not a path, a URL or a location JSON", field) from None
+    uri = loc["location"].get("uri")
+    if not isinstance(uri, str):
+        return loc  # a dataset or model reference, resolved by the step that reads it
+    containment = Containment.from_platform(platform)
+    if "\0" in uri or not uri:
+        raise PipelineError(f"{field}: {uri!r} is not a path or a URL", field)
+    local = uri[len("file://"):] if uri.startswith("file://") else (uri if "://" not in uri else None)
+    if local is None:
+        containment.check(uri, field)
+        return loc
+    real = Path(local).expanduser()
+    real = (Path(platform.root_dir) / real if not real.is_absolute() else real).resolve()
+    root = runs_dir(platform).resolve()
+    if real.is_relative_to(root) and len(real.relative_to(root).parts) >= 1:
+        run_id = real.relative_to(root).parts[0]
+        owner = session.scalar(select(RunRow.workspace_id).where(RunRow.id == run_id))
+        if owner != workspace_id:
+            raise PipelineError(containment.refusal(uri, field), field)
+        if not real.exists():
+            raise PipelineError(f"{field}: {uri!r} no longer exists; run the step that made it again", field)
+    else:
+        real = containment.resolve(str(real), field)
+    return {"location": {**loc["location"], "uri": f"file://{real}"}}
+
+
+def resolve_arguments(session: Session, platform, workspace_id: str, graph: manifests.Graph,
+                      arguments: dict[str, Any]) -> dict:
+    """The run's arguments, checked and typed: pipeline inputs, and literal artifacts the steps name."""
+    for name in arguments:
+        if name not in graph.inputs:
+            raise PipelineError(f"arguments.{name}: not an input of the pipeline (inputs: "
+                                f"{', '.join(v.name for v in graph.inputs) or 'none'})", f"arguments.{name}")
+    inputs: dict[str, Any] = {}
+    for var in graph.inputs:
+        field = f"arguments.{var.name}"
+        given = arguments.get(var.name)
+        if var.kind == "parameters":
+            value = var.default if given is None else given
+            if value is None:
+                raise PipelineError(f"{field}: required argument is not supplied", field)
+            inputs[var.name] = manifests.coerce(var, value, field)
+        else:
+            value = given if given is not None else var.value
+            if value is None and var.required:
+                raise PipelineError(f"{field}: required artifact is not supplied", field)
+            inputs[var.name] = artifact_location(session, platform, workspace_id, value, field)
+    literals: dict[str, dict] = {}
+    for step in graph.steps.values():
+        for name, bound in step.artifacts.items():
+            if bound.source == "value" and bound.value is not None:
+                literals.setdefault(step.name, {})[name] = artifact_location(
+                    session, platform, workspace_id, bound.value, f"steps.{step.name}.{name}")
+    return {"inputs": inputs, "literals": literals}
+
+
+def _sandbox_for(session: Session, settings: dict) -> str | None:
+    # Steps run a member's code, as job ranks do: the same rule decides whether they run in bubblewrap.
+    from pai_lab.training import isolation
+    from pai_lab.workspaces.tables import MemberRow
+
+    users = session.scalar(select(func.count(func.distinct(MemberRow.username)))) or 0
+    if not isolation.sandbox_required(settings, users):
+        return None
+    return isolation.check_sandbox_available(settings, users)
+
+
+# ------------------------------------------------------------------ runs
+
+
+def create_run(session: Session, platform, user: str, workspace: str, body: RunCreate) -> RunDetail:
+    access = authorize(session, user, workspace, "pipeline.run")
+    graph = manifests.check(body.manifest)
+    arguments = resolve_arguments(session, platform, access.workspace_id, graph, body.arguments)
+    sandbox = _sandbox_for(session, platform.settings)
+    run_id = new_id("run")
+    work = runs_dir(platform) / run_id
+    meta = graph.manifest.get("metadata") or {}
+    pipeline = f"{meta.get('identifier', 'pipeline')}@{meta.get('version', 'v1')}"
+    row = RunRow(id=run_id, workspace_id=access.workspace_id, name=body.name or str(meta.get("identifier", run_id)),
+                 pipeline=pipeline[:300], status=S.Initialized, reason="", request="", manifest=graph.manifest,
+                 arguments=arguments, outputs=[], cache=body.cache, sandbox=sandbox, attempt=1, work_dir=str(work),
+                 created_by=user, created_at=utcnow())
+    session.add(row)
+    session.flush()  # the run's row before its nodes' (their foreign key)
+    for name, step in graph.steps.items():
+        ident = step.operator.get("metadata", {})
+        session.add(NodeRow(run_id=run_id, workspace_id=access.workspace_id, name=name,
+                            node_id="node-" + hashlib.sha256(f"{run_id}/{name}".encode()).hexdigest()[:12],
+                            identifier=f"{ident.get('identifier', '')}@{ident.get('version', 'v1')}"[:300],
+                            depends=list(step.depends), status=S.Initialized, reason="", cached=False, cache_key="",
+                            inputs={}, outputs={}, work_dir=str(work / name), attempt=0))
+    session.flush()
+    from pai_lab.pipelines.driver import get_driver
+
+    driver = get_driver(platform)
+    after_commit(session, lambda: driver.launch(run_id))  # the driver reads the committed rows
+    return _detail(session, row)
+
+
+def _find(session: Session, workspace_id: str, run_id: str) -> RunRow:
+    row = session.get(RunRow, run_id)
+    if row is None or row.workspace_id != workspace_id:
+        raise NotFound(f"run {run_id!r} not found in this workspace; `pai pipeline ls` lists its runs", "run_id")
+    return row
+
+
+def _nodes(session: Session, run_id: str) -> list[NodeRow]:
+    return list(session.scalars(select(NodeRow).where(NodeRow.run_id == run_id).order_by(NodeRow.id)))
+
+
+def _summary(row: RunRow) -> Run:
+    return Run(id=row.id, name=row.name, pipeline=row.pipeline, status=row.status, reason=row.reason,
+               created_by=row.created_by, created_at=row.created_at, started_at=row.started_at,
+               finished_at=row.finished_at, attempt=row.attempt, cache=row.cache)
+
+
+def run_outputs(row: RunRow, nodes: list[NodeRow]) -> list[Artifact]:
+    """The pipeline's declared outputs (every step's outputs when it declares none)."""
+    by_name = {n.name: n for n in nodes}
+    spec = (row.manifest.get("spec") or {}).get("outputs") or {}
+    found: list[Artifact] = []
+    declared = [(kind, o) for kind in ("parameters", "artifacts") for o in spec.get(kind) or []]
+    for kind, out in declared:
+        bound = manifests._binding(out, f"outputs.{out.get('name')}")
+        node = by_name.get(bound.step or "")
+        if node is None or bound.name not in (node.outputs or {}).get(kind, {}):
+            continue
+        found.append(Artifact(name=out["name"], kind=kind, producer=node.name, run_id=row.id,
+                              value=node.outputs[kind][bound.name], metadata=out.get("metadata") or {}))
+    if not declared:
+        for node in nodes:
+            for kind in ("parameters", "artifacts"):
+                for name, value in (node.outputs or {}).get(kind, {}).items():
+                    found.append(Artifact(name=name, kind=kind, producer=node.name, run_id=row.id, value=value))
+    return found
+
+
+def _detail(session: Session, row: RunRow) -> RunDetail:
+    nodes = _nodes(session, row.id)
+    return RunDetail(**_summary(row).model_dump(),
+                     nodes=[Node(name=n.name, node_id=n.node_id, identifier=n.identifier, depends=n.depends,
+                                 status=n.status, reason=n.reason, cached=n.cached, attempt=n.attempt,
+                                 started_at=n.started_at, finished_at=n.finished_at, outputs=n.outputs or {})
+                            for n in nodes],
+                     outputs=run_outputs(row, nodes), arguments=row.arguments.get("inputs", {}))
+
+
+def get_run(session: Session, user: str, workspace: str, run_id: str) -> RunDetail:
+    access = authorize(session, user, workspace, "pipeline.read")
+    return _detail(session, _find(session, access.workspace_id, run_id))
+
+
+def list_runs(session: Session, user: str, workspace: str, *, status: str | None = None, name: str | None = None,
+              limit: int = 200) -> list[Run]:
+    access = authorize(session, user, workspace, "pipeline.read")
+    query = select(RunRow).where(RunRow.workspace_id == access.workspace_id)
+    if status:
+        query = query.where(RunRow.status == status)
+    if name:
+        query = query.where(RunRow.name == name)
+    rows = session.scalars(query.order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit))
+    return [_summary(r) for r in rows]
+
+
+def run_logs(session: Session, user: str, workspace: str, run_id: str, node: str, page_offset: int = 0,
+             page_size: int = 100) -> list[LogLine]:
+    """A page of one step's log (PAI's list_node_logs): lines from ``page_offset``."""
+    access = authorize(session, user, workspace, "pipeline.read")
+    _find(session, access.workspace_id, run_id)
+    found = session.scalar(select(NodeRow).where(NodeRow.run_id == run_id, NodeRow.name == node))
+    if found is None:
+        raise NotFound(f"run {run_id} has no step {node!r}", "node")
+    path = Path(found.work_dir) / "logs.txt"
+    lines: list[LogLine] = []
+    if path.is_file():
+        with open(path, errors="replace") as f:
+            for i, line in enumerate(f):
+                if i >= page_offset + page_size:
+                    break
+                if i >= page_offset:
+                    lines.append(LogLine(node=node, offset=i, line=line.rstrip("\n")))
+    return lines
+
+
+def _managed(session: Session, user: str, workspace: str, run_id: str) -> RunRow:
+    access = authorize(session, user, workspace, "pipeline.read")
+    row = _find(session, access.workspace_id, run_id)
+    authorize(session, user, workspace, "pipeline.manage", owner=row.created_by)
+    return row
+
+
+def terminate_run(session: Session, platform, user: str, workspace: str, run_id: str) -> RunDetail:
+    """Ask the run's driver to end it: running steps are ended, the rest are not started."""
+    row = _managed(session, user, workspace, run_id)
+    if row.status in (*ACTIVE, S.Suspended):
+        row.request = "terminate"
+        row.reason = f"terminated by {user}"
+        from pai_lab.pipelines.driver import get_driver
+
+        driver = get_driver(platform)
+        after_commit(session, lambda: driver.poke(run_id))
+    else:
+        raise Conflict(f"run {run_id} is {row.status}; only a running or suspended run can be terminated", "run_id")
+    session.flush()
+    return _detail(session, row)
+
+
+def suspend_run(session: Session, platform, user: str, workspace: str, run_id: str) -> RunDetail:
+    """No new steps start; the running ones finish. ``resume`` goes on."""
+    row = _managed(session, user, workspace, run_id)
+    if row.status not in ACTIVE:
+        raise Conflict(f"run {run_id} is {row.status}; only a running run can be suspended", "run_id")
+    row.request = "suspend"
+    session.flush()
+    return _detail(session, row)
+
+
+def resume_run(session: Session, platform, user: str, workspace: str, run_id: str) -> RunDetail:
+    row = _managed(session, user, workspace, run_id)
+    if row.status != S.Suspended and row.request != "suspend":
+        raise Conflict(f"run {run_id} is {row.status}; only a suspended run can be resumed", "run_id")
+    row.request = ""
+    from pai_lab.pipelines.driver import get_driver
+
+    driver = get_driver(platform)
+    after_commit(session, lambda: driver.launch(run_id))  # no-op when its driver still runs
+    session.flush()
+    return _detail(session, row)
+
+
+def retry_run(session: Session, platform, user: str, workspace: str, run_id: str) -> RunDetail:
+    """Run the failed, terminated and not-run steps again; what succeeded is kept and reused."""
+    row = _managed(session, user, workspace, run_id)
+    authorize(session, user, workspace, "pipeline.run")
+    if row.status not in (S.Failed, S.Terminated, S.Unknown):
+        raise Conflict(f"run {run_id} is {row.status}; only a Failed or Terminated run can be retried", "run_id")
+    for node in _nodes(session, run_id):
+        if node.status in (S.Failed, S.Terminated, S.Unknown) or (node.status == S.Skipped and not node.cached):
+            node.status, node.reason, node.outputs = S.Initialized, "", {}
+            node.started_at = node.finished_at = None
+    row.status, row.reason, row.request, row.finished_at = S.Initialized, "", "", None
+    row.attempt += 1
+    row.outputs = []
+    session.flush()
+    from pai_lab.pipelines.driver import get_driver
+
+    driver = get_driver(platform)
+    after_commit(session, lambda: driver.launch(run_id))
+    return _detail(session, row)
+
+
+def refuse_workspace_delete_with_active_runs(session: Session, workspace_id: str) -> None:
+    active = session.scalar(select(func.count()).select_from(RunRow).where(
+        RunRow.workspace_id == workspace_id, RunRow.status.in_((*ACTIVE, S.Suspended))))
+    if active:
+        raise Conflict(f"the workspace has {active} active pipeline run(s); terminate them first", "workspace")
+
+
+def reconcile_after_restart(session: Session) -> list[str]:
+    """Runs left active by a control plane that stopped: their drivers and steps ended with it."""
+    rows = list(session.scalars(select(RunRow).where(RunRow.status.in_((*ACTIVE, S.Suspended)))))
+    now = utcnow()
+    for row in rows:
+        reason = RESTART_REASON.format(status=row.status)
+        for node in _nodes(session, row.id):
+            if node.status in S.RUNNING:
+                node.status, node.reason, node.finished_at = S.Failed, reason, now
+            elif node.status == S.Initialized:
+                node.status, node.reason = S.Skipped, "not run: the run ended first"
+        row.status, row.reason, row.request, row.finished_at = S.Failed, reason, "", now
+    session.flush()
+    return [r.id for r in rows]
+
+
+def cache_key(operator: dict, parameters: dict, artifacts: dict) -> str:
+    payload = json.dumps({"operator": manifests.code_digest(operator), "parameters": parameters,
+                          "artifacts": artifacts}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()

@@ -1,0 +1,57 @@
+"""Tables of the pipelines area: runs and their nodes (one per step)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pai_lab.store import Base, utcnow
+
+
+class RunRow(Base):
+    __tablename__ = "pipeline_runs"
+
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(32), ForeignKey("workspaces.id", ondelete="CASCADE"),
+                                              index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    pipeline: Mapped[str] = mapped_column(String(300))  # identifier@version of what was run
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    request: Mapped[str] = mapped_column(String(16), default="")  # terminate | suspend: asked, not yet done
+    manifest: Mapped[dict] = mapped_column(JSON)
+    arguments: Mapped[dict] = mapped_column(JSON, default=dict)  # resolved: typed parameters, artifact locations
+    outputs: Mapped[list] = mapped_column(JSON, default=list)
+    cache: Mapped[bool] = mapped_column(Boolean, default=True)
+    sandbox: Mapped[str | None] = mapped_column(Text, nullable=True)  # the bubblewrap binary steps run in
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    work_dir: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class NodeRow(Base):
+    __tablename__ = "pipeline_nodes"
+    __table_args__ = (UniqueConstraint("run_id", "name", name="uq_pipeline_nodes_run_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(48), ForeignKey("pipeline_runs.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[str] = mapped_column(String(32), ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    node_id: Mapped[str] = mapped_column(String(64))
+    identifier: Mapped[str] = mapped_column(String(300))
+    depends: Mapped[list] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    cache_key: Mapped[str] = mapped_column(String(64), default="", index=True)
+    inputs: Mapped[dict] = mapped_column(JSON, default=dict)  # resolved for the attempt that ran
+    outputs: Mapped[dict] = mapped_column(JSON, default=dict)  # {"parameters": {...}, "artifacts": {...}}
+    work_dir: Mapped[str] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
