@@ -29,10 +29,10 @@ from anywidget.experimental import command as anywidget_command
 
 from pai_lab.errors import BadInput, PaiError
 from pai_lab.labeling import schemas as sc
+from pai_lab.labeling.flow import STAGES
 
 log = logging.getLogger("pai_lab.widgets.labeling")
 STATIC = Path(__file__).parent / "static"
-STAGES = ("label", "check", "accept")
 
 
 def command(handler):

@@ -14,7 +14,6 @@ import { makeTool } from "./tools/index.js";
 import { ChoiceTool } from "./tools/choice.js";
 import { Transport } from "./transport.js";
 
-
 export class Labeler {
   constructor(model, el) {
     this.model = model;
