@@ -123,6 +123,16 @@ class Task:
         data = self._post("/claim", {"stage": stage})
         return sc.Package.model_validate(data) if data else None
 
+    def open(self, stage: str = "label") -> sc.Opened:
+        """In one request: the package you hold in ``stage`` (else the next from its pool) with the items the
+        stage shows and their answers, the stage table and the task's counters (what the labeler opens)."""
+        return sc.Opened.model_validate(self._post("/open", {"stage": stage}))
+
+    def answers(self, package, stage: str = "label") -> dict[int, list]:
+        """The answers ``stage`` stored for a package's items (item seq -> iTAG results), without the items."""
+        stored = self._get(f"/packages/{_number(package)}/answers", params={"stage": stage})
+        return {int(seq): results for seq, results in stored.items()}
+
     def items(self, package) -> list[sc.Item]:
         """A package's items with their data, pre-labels (suggestions) and answers so far."""
         return [sc.Item.model_validate(i) for i in self._get(f"/packages/{_number(package)}/items")]

@@ -28,7 +28,6 @@ import traitlets
 from anywidget.experimental import command as anywidget_command
 
 from pai_lab.errors import BadInput, PaiError
-from pai_lab.labeling import schemas as sc
 from pai_lab.labeling.flow import STAGES
 
 log = logging.getLogger("pai_lab.widgets.labeling")
@@ -78,8 +77,7 @@ class Labeler(anywidget.AnyWidget):
         self._task = task
         self._opened: dict[int, set[int]] = {}  # package number -> the item seqs this labeler showed
         self._views_seen = 0
-        ws = task._lab._ws
-        self.api_path = f"pai-lab/api/v1/workspaces/{ws.name}/labeling/tasks/{task.id}"
+        self.api_path = task.api_path
         self.open_package()
 
     # ------------------------------------------------------------ loading
@@ -87,7 +85,7 @@ class Labeler(anywidget.AnyWidget):
     def open_package(self) -> None:
         """Open the package held in this stage (or the next from the pool) with its items: one request,
         whose items carry what the page shows (the answer each opens with, done or not in the stage)."""
-        opened = sc.Opened.model_validate(self._task._post("/open", {"stage": self.stage}))
+        opened = self._task.open(self.stage)
         info = opened.task
         self.task = {"id": info.id, "name": info.name, "template": info.template, "flow": info.flow,
                      "labels": [label.model_dump() for label in info.labels], "multi": info.multi,
@@ -112,8 +110,8 @@ class Labeler(anywidget.AnyWidget):
         straight there, so this asks the server (the answers only, not the packages again)."""
         out: dict[int, Any] = {}
         for number, shown in sorted(self._opened.items()):
-            stored = self._task._get(f"/packages/{number}/answers", params={"stage": self.stage})
-            out.update({int(seq): value for seq, value in stored.items() if int(seq) in shown})
+            stored = self._task.answers(number, self.stage)
+            out.update({seq: value for seq, value in stored.items() if seq in shown})
         return dict(sorted(out.items()))
 
     # ------------------------------------------------------------ commands from the page
@@ -140,13 +138,9 @@ class Labeler(anywidget.AnyWidget):
     @command
     def media(self, msg: dict, _buffers) -> tuple[dict, list]:
         """Media through the kernel, for pages that cannot reach the server themselves."""
-        ws = self._task._lab._ws
-        params = {"key": msg.get("key", "source"), "w": int(msg.get("w") or 0), "h": int(msg.get("h") or 0)}
-        resp = ws.http.get(f"/workspaces/{ws.name}/labeling/tasks/{self._task.id}/items/{int(msg['seq'])}/media",
-                           params=params, stream=True)
-        return {"mime": resp.headers.get("Content-Type", "application/octet-stream"),
-                "width": int(resp.headers.get("X-Original-Width") or 0) or None,
-                "height": int(resp.headers.get("X-Original-Height") or 0) or None}, [resp.content]
+        media = self._task.media(int(msg["seq"]), msg.get("key", "source"), width=int(msg.get("w") or 0),
+                                 height=int(msg.get("h") or 0))
+        return {"mime": media.mime, "width": media.width, "height": media.height}, [media.content]
 
     @command
     def submit(self, _msg: dict, _buffers) -> tuple[dict, list]:
