@@ -163,17 +163,25 @@ class PipelineRun:
         return table(self.detail.nodes, ["name", "identifier", "status", "cached", "started_at", "finished_at",
                                          "reason"])
 
-    def _repr_html_(self) -> str:
-        from pai_lab.pipelines.display import COLOURS
+    def dot(self) -> str:
+        """The run's DAG as graphviz source, each step coloured by its state."""
+        from pai_lab.pipelines.display import dot_of
 
         d = self.detail
+        return dot_of([(n.name, n.identifier, n.depends) for n in d.nodes], {n.name: n.status for n in d.nodes})
+
+    def _repr_html_(self) -> str:
+        from pai_lab.pipelines.display import COLOURS, svg
+
+        d = self.detail
+        drawing = svg(self.dot()) or ""
         rows = "".join(
             f"<tr style='background:{COLOURS.get(n.status, '#fff')}'><td>{escape(n.name)}</td>"
             f"<td>{escape(n.identifier)}</td><td>{escape(n.status)}{' (cached)' if n.cached else ''}</td>"
             f"<td>{escape(', '.join(n.depends) or '—')}</td><td>{escape(n.reason[:200])}</td></tr>" for n in d.nodes)
         return (f"<div class='pai-lab-pipeline-run'><b>run {escape(d.name)}</b> ({escape(d.id)}): "
                 f"<b>{escape(d.status)}</b>" + (f" &mdash; {escape(d.reason[:300])}" if d.reason else "")
-                + "<table><tr style='text-align:left'><th>step</th><th>operator</th><th>status</th><th>after</th>"
+                + drawing + "<table><tr style='text-align:left'><th>step</th><th>operator</th><th>status</th><th>after</th>"
                   f"<th>reason</th></tr>{rows}</table></div>")
 
     def __repr__(self) -> str:

@@ -15,19 +15,35 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def dot_source(graph, status: dict[str, str] | None = None) -> str:
+def dot_of(steps: list[tuple[str, str, list[str]]], status: dict[str, str] | None = None) -> str:
+    """graphviz source of steps given as (name, operator, the steps it waits on)."""
     lines = ["digraph pipeline {", "  rankdir=TB;", '  node [shape=box, style="rounded,filled", fillcolor="#ffffff"];']
-    for name, step in graph.steps.items():
-        label = f"{name}\n{step.operator.get('metadata', {}).get('identifier', '')}"
+    for name, operator, _deps in steps:
+        label = f"{name}\n{operator}"
         state = (status or {}).get(name)
         fill = f", fillcolor={_q(COLOURS.get(state, '#ffffff'))}" if state else ""
         tip = f"\n[{state}]" if state else ""
         lines.append(f"  {_q(name)} [label={_q(label + tip)}{fill}];")
-    for name, step in graph.steps.items():
-        for dep in step.depends:
+    for name, _operator, deps in steps:
+        for dep in deps:
             lines.append(f"  {_q(dep)} -> {_q(name)};")
     lines.append("}")
     return "\n".join(lines)
+
+
+def dot_source(graph, status: dict[str, str] | None = None) -> str:
+    return dot_of([(name, step.operator.get("metadata", {}).get("identifier", ""), step.depends)
+                   for name, step in graph.steps.items()], status)
+
+
+def svg(source: str) -> str | None:
+    """The drawing, when the graphviz package and its dot program are installed."""
+    try:
+        import graphviz
+
+        return graphviz.Source(source)._repr_image_svg_xml()
+    except Exception:  # noqa: BLE001 - no package, or no dot program
+        return None
 
 
 def graph_html(graph, status: dict[str, str] | None = None) -> str:

@@ -246,6 +246,7 @@ class RunDriver(threading.Thread):
             plan["pickle"] = spec["function"]["pickle"]
         self._update_node(name, status=S.ReadyToSchedule, cached=False, cache_key=key, attempt=self.attempt,
                           inputs={"parameters": params, "artifacts": artifacts}, started_at=None, finished_at=None)
+        (Path(node["work_dir"]) / STARTED_MARK).unlink(missing_ok=True)  # a retry's mark is its own
         future = self.client.submit(run_step, plan, key=f"pai-pipeline-{self.run_id}-{name}-{self.attempt}",
                                     pure=False)
         future.add_done_callback(lambda _f: self.wake.set())

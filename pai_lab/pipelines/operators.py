@@ -187,6 +187,28 @@ def _signature_inputs(fn: Callable) -> list[PipelineVariable]:
     return found
 
 
+def _pickle_function(cloudpickle, fn: Callable) -> bytes:
+    """The function by value, with the module it was written in when that module is the user's own (a file
+    beside the notebook, a test): the step's process may not be able to import it. Installed packages
+    and pai_lab stay references."""
+    import site
+    import sys
+    import sysconfig
+
+    module = sys.modules.get(getattr(fn, "__module__", "") or "")
+    path = str(getattr(module, "__file__", "") or "")
+    installed = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["stdlib"], *site.getsitepackages()]
+    own = (module is not None and path and module.__name__ != "__main__" and not module.__name__.startswith("pai_lab")
+           and not any(path.startswith(p) for p in installed if p))
+    if own:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return cloudpickle.dumps(fn)
+    finally:
+        if own:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
 class FunctionOperator(OperatorBase):
     """A plain Python function as an operator. It is pickled (cloudpickle) here and unpickled only in the
     step's own process on a Dask worker. It is called with its parameters typed, and ``context`` (the
@@ -208,7 +230,7 @@ class FunctionOperator(OperatorBase):
         if self._pickle is None:
             import cloudpickle
 
-            data = cloudpickle.dumps(self.fn)
+            data = _pickle_function(cloudpickle, self.fn)
             if len(data) > MAX_CODE_BYTES:
                 raise PipelineError(f"fn: pickles to {len(data)} bytes; keep data out of the function's closure and "
                                     "pass it as an artifact", "fn")

@@ -40,6 +40,14 @@ def until(check, timeout=60.0):
     raise AssertionError("condition not met in time")
 
 
+@component(outputs=[PipelineParameter("seen", str)])
+def look_at_the_state_folder(state: str):
+    """Written at module level: pickled by value with this module, which the step's process cannot import."""
+    import os
+
+    return {"seen": ",".join(sorted(os.listdir(state))) if os.path.isdir(state) else "missing"}
+
+
 def steps_of(run_id: str) -> list:
     """The live processes of a run's steps (found by the PAI_RUN_ID they carry)."""
     found = []
@@ -93,6 +101,10 @@ def test_a_run_walks_pai_states_and_hands_outputs_by_reference(ws):
     assert run.get_logs("total") == ["sum=6"]
     listed = ws.pipelines.list()
     assert [r.id for r in listed] == [run.id] and listed[0].status == "Succeeded"
+    # what display(run) shows: the DAG coloured by state and the step table
+    assert '"make" -> "total";' in run.dot() and 'fillcolor="#a3cfbb"' in run.dot()
+    html = run._repr_html_()
+    assert "<b>Succeeded</b>" in html and html.count("<tr style='background:#a3cfbb'>") == 2
 
 
 def test_a_script_operator_gets_pai_container_contract(ws, tmp_path):
@@ -222,6 +234,15 @@ def test_terminate_ends_running_steps_and_skips_the_rest(ws):
         run.wait_for_completion(show_outputs=False)
 
 
+def test_on_a_server_with_members_a_step_cannot_see_the_state_folder(ws, live_server):
+    state = live_server.root / ".pai_lab"
+    assert (state / "server.json").exists()
+    run = ws.pipelines.run(look_at_the_state_folder, arguments={"state": str(state)}, wait=True, show_outputs=False,
+                           timeout=120)
+    seen = run.get_outputs()[0].value
+    assert "server.json" not in seen and "pai.db" not in seen
+
+
 def test_suspend_holds_new_steps_until_resume(ws, tmp_path):
     gate = tmp_path / "gate"
 
@@ -336,5 +357,8 @@ def test_a_run_outlives_the_client_and_is_reconciled_after_a_server_restart(tmp_
         assert run.detail.status == "Failed"
         assert "control plane stopped while the run was Running" in run.detail.reason
         assert run.detail.nodes[0].status == "Failed"
+        gate.write_text("open")
+        run.retry().wait_for_completion(show_outputs=False, timeout=120)
+        assert run.detail.status == "Succeeded" and run.detail.attempt == 2
     finally:
         server.stop()
