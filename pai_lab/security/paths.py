@@ -17,6 +17,7 @@ Every such field goes through :class:`Containment`:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +45,12 @@ def scheme_of(raw: str) -> str:
     return "" if scheme == "file" else scheme
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*(::[A-Za-z][A-Za-z0-9+.\-]*)*://")  # s3://, simplecache::file://
+
+
 def names_a_location(value: str) -> bool:
     """Whether an item's value is a path or URL rather than a text (texts have spaces or lines, no slash)."""
-    if "://" in value or value.startswith(("/", "~", ".")):
+    if _URL.match(value) or value.startswith(("/", "~", ".")):
         return True
     return "/" in value and not any(c.isspace() for c in value)
 
@@ -142,7 +146,7 @@ class Containment:
     def check(self, raw: str, what: str = "source", *, must_exist: bool = False) -> str:
         """A path or URL named in data (an item's source, a model path): local paths must be contained,
         http(s) URLs allowed by an operator's prefix; object stores (s3://, oss://) pass, read with the
-        dataset's own credentials. Returns ``raw`` (local paths resolved)."""
+        dataset's own credentials; any other scheme is refused. Returns ``raw`` (local paths resolved)."""
         if not isinstance(raw, str):
             return raw
         scheme = scheme_of(raw)
@@ -150,6 +154,9 @@ class Containment:
             return str(self.resolve(raw, what, must_exist=must_exist))
         if scheme in ("http", "https"):
             self.check_url(raw, what)
+        elif scheme not in OBJECT_SCHEMES:  # local://, memory://, chained simplecache::file:// ... reach past it all
+            raise BadInput(f"{what} {raw!r}: {scheme}:// locations are not read here; use a path inside the allowed "
+                           f"folders, an s3:// or oss:// object, or an http(s) URL the server allows", what)
         return raw
 
     def check_item(self, data, what: str, keys=("source",)) -> None:
