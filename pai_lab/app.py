@@ -172,7 +172,7 @@ class PaiLabApp(ExtensionApp):
 
     @classmethod
     def control_plane(cls, root: str | Path, *, token: str, owner: str, ip: str = "127.0.0.1", port: int = 0,
-                      users: dict[str, str] | None = None, **settings: Any) -> "PaiLabApp":
+                      users: dict[str, str] | None = None, **settings: Any) -> PaiLabApp:
         """A lean Jupyter server that runs the control plane alone on ``root`` (what `pai server` starts):
         named-token logins (``owner`` with ``token``, ``users`` with theirs), ``settings`` as PaiLabApp traits
         (a list repeats the option). Raises when the control plane cannot load (a damaged store...)."""

@@ -52,7 +52,7 @@ def serve(ctx, args) -> Result:
             database_url=args.database_url, dask_scheduler_address=args.dask_scheduler,
             allowed_roots=[Path(folder).expanduser().resolve() for folder in args.allowed_root],
             allowed_url_prefixes=args.allowed_url_prefix, job_sandbox=args.job_sandbox)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever stops it, the user gets the reason in one line
         raise UsageError(f"pai server: the control plane cannot start: {type(exc).__name__}: {exc}") from None
     ctx.say(f"pai_lab server for {root} at {app.serverapp.connection_url} (runtime file {app.runtime_file})")
     try:

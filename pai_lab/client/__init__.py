@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from pai_lab.client.discovery import API_PATH, ServerInfo, discover  # noqa: F401
+from pai_lab.client.discovery import API_PATH, ServerInfo, discover
 from pai_lab.client.http import Http
 from pai_lab.workspaces.schemas import Me, Member, Operation, RoleMatrix, Workspace
 
@@ -52,21 +52,21 @@ class PaiClient:
     def workspaces(self) -> list[Workspace]:
         return [Workspace.model_validate(w) for w in self.http.get("/workspaces")]
 
-    def create_workspace(self, name: str, description: str = "") -> "WorkspaceClient":
+    def create_workspace(self, name: str, description: str = "") -> WorkspaceClient:
         info = Workspace.model_validate(self.http.post("/workspaces", {"name": name, "description": description}))
         return WorkspaceClient(self, info.name, info)
 
     def delete_workspace(self, name: str) -> None:
         self.http.delete(f"/workspaces/{name}")
 
-    def workspace(self, name: str = "default") -> "WorkspaceClient":
+    def workspace(self, name: str = "default") -> WorkspaceClient:
         return WorkspaceClient(self, name)
 
 
 class Members:
     """``ws.members``: iterate, index by name, add/set/remove; shown as a table in a notebook."""
 
-    def __init__(self, ws: "WorkspaceClient"):
+    def __init__(self, ws: WorkspaceClient):
         self._ws = ws
 
     def list(self) -> list[Member]:
@@ -228,7 +228,7 @@ class WorkspaceClient:
                 + (f" &mdash; {escape(info.description)}" if info.description else "")
                 + f"<br><span>{figures}</span>"
                 + f"<br><small>at {escape(self.http.info.url)}; your roles: {escape(', '.join(info.my_roles))}</small>"
-                + f"<table><tr><th style='text-align:left'>member</th><th style='text-align:left'>roles</th></tr>"
+                + "<table><tr><th style='text-align:left'>member</th><th style='text-align:left'>roles</th></tr>"
                 + f"{rows}</table></div>")
 
     def __repr__(self) -> str:

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pai_lab.server import datasets, labeling, labeling_media, pipelines, serving, system, training, workspaces
+from pai_lab.server import (
+    datasets,
+    labeling,
+    labeling_media,
+    pipelines,
+    serving,
+    system,
+    training,
+    workspaces,
+)
 from pai_lab.server.base import RouteHandler
 from pai_lab.server.routing import API_PREFIX, Router, openapi_document, tornado_pattern  # noqa: F401
 

@@ -8,7 +8,7 @@ import sys
 
 
 def pai(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pai_lab", *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([sys.executable, "-m", "pai_lab", *args], capture_output=True, text=True, timeout=120, check=False,
                           cwd=cwd)
 
 

@@ -14,8 +14,9 @@ order, so memory stays flat whatever the number of items.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from pai_lab.errors import BadInput
 from pai_lab.labeling.templates import QuestionComponent, TemplateSpec
@@ -195,7 +196,15 @@ def collect_labels(spec: TemplateSpec, results_lists) -> tuple[list[str], list[s
 
 
 # The format modules, by the name users give. Imported last: they use the helpers above.
-from pai_lab.labeling.formats import coco, conll, easyvision, itag, labelstudio, tfrecord, yolo  # noqa: E402
+from pai_lab.labeling.formats import (
+    coco,
+    conll,
+    easyvision,
+    itag,
+    labelstudio,
+    tfrecord,
+    yolo,
+)
 
 EXPORTERS = {"itag": itag, "easyvision": easyvision, "label-studio": labelstudio, "coco": coco, "yolo": yolo,
              "conll": conll, "tfrecord": tfrecord}
