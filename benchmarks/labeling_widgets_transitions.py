@@ -34,8 +34,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # first: an installed package may ship a top-level `tests` of its own
 
 # In-page helpers of both measurements: the labeler's current image, and a promise of the next one.
 PAGE_HELPERS = """
