@@ -24,7 +24,7 @@ except ImportError:  # Python 3.10
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 TF_SIDE = {"tensorflow", "keras", "tf_keras"}  # imported only where TensorFlow work runs (the tf extra)
-OPTIONAL = {"uvloop"}  # imported under `except ImportError`: used when present
+OPTIONAL = {"uvloop", "graphviz"}  # imported under `except ImportError`: used when present
 TF_DISTRIBUTIONS = {"tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tensorflow-intel", "tensorflow-macos"}
 
 
