@@ -74,13 +74,14 @@ export function Sidebar(props: {
     // only an edit of the setting switches, not a reload of the list (which keeps the current choice)
   }, [settings.workspace]);
 
-  React.useEffect(() => {
+  // A workspace the user picks (or creates) is kept in their settings; one chosen by default is not.
+  const remember = (name: string) => {
     const registry = props.settings;
-    // Only a change is written: an equal write would still be saved and echo back as a change.
-    if (current && registry && registry.get('workspace').composite !== current) {
-      registry.set('workspace', current).catch(reason => console.warn('pai_lab: could not save the workspace', reason));
+    // only a change is written: an equal write would still be saved and echo back as a change
+    if (registry && registry.get('workspace').composite !== name) {
+      registry.set('workspace', name).catch(reason => console.warn('pai_lab: could not save the workspace', reason));
     }
-  }, [current, props.settings]);
+  };
 
   const refresh = () => {
     setRefreshKey(k => k + 1);
@@ -143,6 +144,7 @@ export function Sidebar(props: {
           onChange={name => {
             setCreating(false);
             setCurrent(name);
+            remember(name);
           }}
         />
         <button className="pai-link-button pai-new-workspace" onClick={() => setCreating(!creating)}>
@@ -154,6 +156,7 @@ export function Sidebar(props: {
           onCancel={() => setCreating(false)}
           onCreated={created => {
             setCreating(false);
+            remember(created.name);
             void load(created.name);
           }}
         />
