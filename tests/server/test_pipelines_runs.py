@@ -362,3 +362,17 @@ def test_a_run_outlives_the_client_and_is_reconciled_after_a_server_restart(tmp_
         assert run.detail.status == "Succeeded" and run.detail.attempt == 2
     finally:
         server.stop()
+
+
+def test_a_manifest_in_a_pai_cell_runs(live_server, monkeypatch, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("PAI_LAB_URL", live_server.url)
+    monkeypatch.setenv("PAI_LAB_TOKEN", live_server.token)
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "pai_lab")
+    detail = shell.run_cell_magic("pai", "pipeline run -a k=5 --wait --no-cache --name from-a-cell",
+                                  make_and_sum().to_yaml())
+    assert detail["status"] == "Succeeded" and detail["name"] == "from-a-cell"
+    assert {o["name"]: o["value"] for o in detail["outputs"]}["total"] == 30
+    assert "total: sum=6" in capsys.readouterr().out
