@@ -142,11 +142,9 @@ class PaiLabApp(ExtensionApp):
 
     def build_managers(self, platform: Platform) -> None:
         """The configured training and serving backends, children of this app in the configuration."""
-        training = self.training_manager_class(platform, parent=self, **self._given(TRAINING_SETTINGS))
-        platform.provide("training", training)
+        platform.provide("training", self.training_manager_class(platform, parent=self,
+                                                                 **self._given(TRAINING_SETTINGS)))
         platform.provide("serving", self.serving_manager_class(platform, parent=self, **self._given(SERVING_SETTINGS)))
-        # read by the training area's start-up and sandbox rules; the manager's trait is the source
-        platform.settings["dask_scheduler_address"] = getattr(training, "dask_scheduler_address", "")
 
     def initialize_handlers(self) -> None:
         from pai_lab.server import handlers

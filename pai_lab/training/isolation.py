@@ -117,13 +117,12 @@ def _bubblewrap_works(binary: str) -> bool:
 
 
 def sandbox_required(settings: dict, users: int) -> bool:
-    """Whether local ranks must be sandboxed: always, never, or (auto) once the server has a second user."""
+    """Whether local ranks must be sandboxed: always, never, or (auto) once the server has a second user.
+    (Ranks on a remote cluster are never asked: they run under the workers' own OS users.)"""
     mode = settings.get("job_sandbox") or "auto"
     if mode not in SANDBOX_MODES:
         raise BadInput(f"job_sandbox is {mode!r}; an operator sets one of {', '.join(SANDBOX_MODES)}",
                        "job_sandbox")
-    if settings.get("dask_scheduler_address"):
-        return False  # ranks run on the cluster's workers, under their own OS users
     return mode == "bubblewrap" or (mode == "auto" and users > 1)
 
 

@@ -42,6 +42,7 @@ def _end_leftover_processes(platform, job_ids: list[str]) -> None:
 
 def on_start(platform) -> None:
     from pai_lab.training import service
+    from pai_lab.training.manager import get_manager
     from pai_lab.workspaces import service as workspaces
 
     if service.refuse_workspace_delete_with_active_jobs not in workspaces.DELETE_GUARDS:
@@ -54,6 +55,6 @@ def on_start(platform) -> None:
         # A rank dies with the control plane, but what it started may not (a child in a new session,
         # a rank that was not sandboxed): anything on this machine still carrying such a job's variables.
         threading.Thread(target=_end_leftover_processes, args=(platform, ended), daemon=True).start()
-        if platform.settings.get("dask_scheduler_address"):
+        if not get_manager(platform).local:
             # A synchronous Dask client must not run on the server's event loop.
             threading.Thread(target=_end_leftover_ranks, args=(platform, ended), daemon=True).start()

@@ -9,7 +9,7 @@ from pai_lab.cli.base import UsageError
 from pai_lab.cli.dlc_jobs import _values
 from pai_lab.errors import BadInput
 from pai_lab.training import spec as specs
-from pai_lab.training.manager import place
+from pai_lab.training.placement import place
 from pai_lab.training.runtime import (
     pai_flags,
     rank_environment,

@@ -1,0 +1,73 @@
+"""Where a job's ranks go: all-or-nothing placement on the Dask workers' slots, and the shape of
+the embedded LocalCluster (its threads and memory, split from the machine's real totals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pai_lab.training import spec as specs
+
+
+@dataclass
+class Slot:
+    address: str
+    gpus: list[int] = field(default_factory=list)
+
+
+def place(ranks: list[specs.RankPlan], workers: dict[str, dict], busy: dict[str, int],
+          gpus_busy: dict[str, set[int]]) -> tuple[list[Slot] | None, str]:
+    """All-or-nothing placement: one slot (a worker thread) per rank, GPUs from worker resources.
+
+    ``workers`` maps an address to ``{"nthreads": n, "gpus": g}``. Ranks spread over the workers
+    with the most free slots. Returns the slots in rank order, or None and why it cannot be placed.
+    """
+    free = {a: w["nthreads"] - busy.get(a, 0) for a, w in workers.items()}
+    free_at_start = sum(max(f, 0) for f in free.values())
+    free_gpus = {a: [g for g in range(int(w.get("gpus", 0))) if g not in gpus_busy.get(a, set())]
+                 for a, w in workers.items()}
+    slots: list[Slot | None] = [None] * len(ranks)
+    order = sorted(range(len(ranks)), key=lambda i: -ranks[i].resources.gpu)
+    for i in order:
+        need = ranks[i].resources.gpu
+        candidates = [a for a in workers if free[a] > 0 and len(free_gpus[a]) >= need]
+        if not candidates:
+            total = sum(w["nthreads"] for w in workers.values())
+            if need:
+                have = {a: len(g) for a, g in free_gpus.items() if g}
+                return None, (f"waiting for a worker with {need} free GPU(s) for {ranks[i].role}-{ranks[i].index}"
+                              f" (free GPUs: {have or 'none'}); give Dask workers GPU resources "
+                              "(dask worker --resources GPU=N) or lower the *_spec")
+            return None, (f"waiting for {len(ranks)} rank slots; the Dask cluster has {total} worker thread(s), "
+                          f"{free_at_start} free; add workers or threads, or stop "
+                          "another job")
+        best = max(candidates, key=lambda a: (free[a], len(free_gpus[a])))
+        free[best] -= 1
+        slots[i] = Slot(best, free_gpus[best][:need])
+        free_gpus[best] = free_gpus[best][need:]
+    return slots, ""  # type: ignore[return-value]
+
+
+def local_cluster_shape(n_workers: int, threads_per_worker: int = 0,
+                        memory_limit: str = "auto") -> tuple[int, int, int | str]:
+    """(workers, threads per worker, memory per worker) of the embedded LocalCluster: unless set, threads
+    and memory are the machine's real totals split between the workers (Dask's "auto" gives every worker
+    of an in-process cluster the whole memory, and a fixed thread count claims cores that are not there)."""
+    from distributed.system import MEMORY_LIMIT  # the machine's memory, or its cgroup limit
+
+    n_workers = max(1, int(n_workers or 2))
+    threads = int(threads_per_worker or 0) or max(1, _cpu_count() // n_workers)
+    memory = memory_limit or "auto"
+    if memory == "auto":
+        memory = int(MEMORY_LIMIT // n_workers)
+    return n_workers, threads, memory
+
+
+def _cpu_count() -> int:
+    try:
+        from dask.system import CPU_COUNT  # honours cgroup CPU quotas and affinity
+
+        return int(CPU_COUNT)
+    except ImportError:
+        import os
+
+        return os.cpu_count() or 1
