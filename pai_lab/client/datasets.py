@@ -16,14 +16,13 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-
 from pai_lab.datasets.readers import frame_to_lines, items_frame
 from pai_lab.datasets.schemas import (
     CheckReport,
     CodeSource,
     DatasetDiff,
+    DatasetItem,
     DatasetVersion,
-    Item,
     ItemPage,
     Sample,
     ScanProgress,
@@ -156,7 +155,7 @@ class Dataset:
             params["version"] = version
         return ItemPage.model_validate(self._ws._get(self._path("/items"), params=params))
 
-    def items(self, version: int | None = None, *, page_size: int = 5000) -> Iterator[Item]:
+    def items(self, version: int | None = None, *, page_size: int = 5000) -> Iterator[DatasetItem]:
         """Every item of a version (latest by default), fetched a page at a time."""
         offset = 0
         while True:
@@ -176,8 +175,8 @@ class Dataset:
                 if raw:
                     yield json.loads(raw)
 
-    def _item(self, item: Item | str | int, version: int | None) -> Item:
-        if isinstance(item, Item):
+    def _item(self, item: DatasetItem | str | int, version: int | None) -> DatasetItem:
+        if isinstance(item, DatasetItem):
             return item
         if isinstance(item, int):
             page = self.page(item, 1, version)
@@ -189,11 +188,11 @@ class Dataset:
                 return candidate
         raise KeyError(f"{self.name} has no item {item!r}")
 
-    def read_bytes(self, item: Item | str | int, version: int | None = None) -> bytes:
+    def read_bytes(self, item: DatasetItem | str | int, version: int | None = None) -> bytes:
         with self.open(item, "rb", version=version) as fh:
             return fh.read()
 
-    def open(self, item: Item | str | int, mode: str = "rb", *, version: int | None = None):
+    def open(self, item: DatasetItem | str | int, mode: str = "rb", *, version: int | None = None):
         """Open an item: local files and objects directly (fsspec), else through the server.
         A text item (its data.source is the text) opens as that text."""
         item = self._item(item, version)

@@ -15,11 +15,11 @@ import base64
 import html
 import os
 import uuid
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
-
+from typing import TYPE_CHECKING, Any
 
 from pai_lab.client import table
 from pai_lab.labeling import schemas as sc
@@ -50,7 +50,7 @@ class Media:
 class Task:
     """One labeling task. ``info`` is its state when last fetched (``refresh()`` fetches again)."""
 
-    def __init__(self, labeling: "Labeling", info: sc.Task):
+    def __init__(self, labeling: Labeling, info: sc.Task):
         self._lab = labeling
         self.info = info
 
@@ -95,7 +95,7 @@ class Task:
 
     # ------------------------------------------------------------ progress
 
-    def stats(self) -> "TaskStatsView":
+    def stats(self) -> TaskStatsView:
         """Progress, people, agreement and what became of the suggestions (shown as tables in a notebook)."""
         return TaskStatsView.model_validate(self._get("/stats"))
 
@@ -110,8 +110,8 @@ class Task:
         params = {"state": state} if state else None
         return [sc.Package.model_validate(p) for p in self._get("/packages", params=params)]
 
-    def all_items(self, offset: int = 0, limit: int = 100) -> list[sc.Item]:
-        return [sc.Item.model_validate(i) for i in self._get("/items", params={"offset": offset, "limit": limit})]
+    def all_items(self, offset: int = 0, limit: int = 100) -> list[sc.TaskItem]:
+        return [sc.TaskItem.model_validate(i) for i in self._get("/items", params={"offset": offset, "limit": limit})]
 
     def history(self, item: int) -> list[sc.AnswerHistory]:
         return [sc.AnswerHistory.model_validate(a) for a in self._get(f"/items/{item}/history")]
@@ -133,9 +133,9 @@ class Task:
         stored = self._get(f"/packages/{_number(package)}/answers", params={"stage": stage})
         return {int(seq): results for seq, results in stored.items()}
 
-    def items(self, package) -> list[sc.Item]:
+    def items(self, package) -> list[sc.TaskItem]:
         """A package's items with their data, pre-labels (suggestions) and answers so far."""
-        return [sc.Item.model_validate(i) for i in self._get(f"/packages/{_number(package)}/items")]
+        return [sc.TaskItem.model_validate(i) for i in self._get(f"/packages/{_number(package)}/items")]
 
     def submit(self, item: int, answer: Any = None, *, results: list | None = None, client_id: str | None = None,
                stage: str | None = None, skip: str | None = None) -> sc.AnswerAck:
@@ -178,7 +178,7 @@ class Task:
         self.info = sc.Task.model_validate(self._lab._ws._patch(self._p("/people"), people))
         return self.info
 
-    def copy(self, name: str) -> "Task":
+    def copy(self, name: str) -> Task:
         return Task(self._lab, sc.Task.model_validate(self._post("/copy", {"name": name})))
 
     def delete(self) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from pai_lab.datasets import manifests as mf
 from pai_lab.datasets.records import dataset_row, object_options, version_row
-from pai_lab.datasets.schemas import Item, ItemPage
+from pai_lab.datasets.schemas import DatasetItem, ItemPage
 from pai_lab.datasets.tables import DatasetRow, DatasetVersionRow
 from pai_lab.errors import BadInput, NotFound
 from pai_lab.schema import whole_number
@@ -22,10 +22,10 @@ def entries(session: Session, row: DatasetRow, version: DatasetVersionRow, offse
     return mf.iter_index(session, row.id, version.chunks_version, offset, limit)
 
 
-def to_item(entry: mf.IndexEntry, base_uri: str) -> Item:
+def to_item(entry: mf.IndexEntry, base_uri: str) -> DatasetItem:
     line = entry.line(base_uri)
     source = line.get("data", {}).get("source")
-    return Item(index=entry.index, key=entry.key, source=source if isinstance(source, str) else None,
+    return DatasetItem(index=entry.index, key=entry.key, source=source if isinstance(source, str) else None,
                 size=entry.size, stamp=entry.stamp, hash=entry.hash, line=line)
 
 
@@ -57,7 +57,7 @@ def iter_manifest_text(session: Session, user: str, workspace: str, dataset: str
         yield (entry.manifest or mf.dumps_line({"data": {"source": base + entry.key}})) + "\n"
 
 
-def _item(session: Session, row: DatasetRow, ver: DatasetVersionRow, key: str) -> Item:
+def _item(session: Session, row: DatasetRow, ver: DatasetVersionRow, key: str) -> DatasetItem:
     """One item by key, or by position as ``#index``."""
     if key.startswith("#") and whole_number(key[1:]) is not None:
         for entry in entries(session, row, ver, whole_number(key[1:]), 1):
@@ -71,7 +71,7 @@ def _item(session: Session, row: DatasetRow, ver: DatasetVersionRow, key: str) -
 
 def readable_item(session: Session, user: str, workspace: str, dataset: str, containment: Containment, *,
                   key: str | None = None, index: int | None = None, version: int | None = None
-                  ) -> tuple[str, Item, dict]:
+                  ) -> tuple[str, DatasetItem, dict]:
     """The file an item names, for a client to read (its thumbnail, its bytes): (dataset ID, the item with
     ``source`` set to what may be opened, storage options). The containment policy decides: a local
     file is given at the real path it resolved, or refused as any path it refuses."""

@@ -86,7 +86,7 @@ class DatasetVersion(Schema):
     created_at: datetime
 
 
-class Item(Schema):
+class DatasetItem(Schema):
     index: int
     key: str
     source: str | None = Field(None, description="data.source of the manifest line")
@@ -100,7 +100,7 @@ class ItemPage(Schema):
     version: int
     offset: int
     total: int
-    items: list[Item]
+    items: list[DatasetItem]
 
 
 class ItemsQuery(Schema):

@@ -4,7 +4,8 @@ client_id), an item's history, and attaching suggestions (pre-labels)."""
 from __future__ import annotations
 
 import json
-from typing import Callable, ContextManager
+from collections.abc import Callable
+from typing import ContextManager
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +25,7 @@ from pai_lab.store import utcnow
 from pai_lab.workspaces import authorize
 
 
-def package_items(s: Session, user: str, ws: str, ref: str, number: int) -> list[sc.Item]:
+def package_items(s: Session, user: str, ws: str, ref: str, number: int) -> list[sc.TaskItem]:
     access = authorize(s, user, ws, "label.read")
     task = find_task(s, access.workspace_id, ref)
     pkg = package_row(s, task, number)
@@ -35,16 +36,16 @@ def package_items(s: Session, user: str, ws: str, ref: str, number: int) -> list
     return [_item_schema(r, pkg.number) for r in rows]
 
 
-def _item_schema(r: ItemRow, package: int) -> sc.Item:
+def _item_schema(r: ItemRow, package: int) -> sc.TaskItem:
     load = lambda t: json.loads(t) if t is not None else None  # noqa: E731
     origins = {stage: o for stage, col in fl.ORIGIN_COLUMN.items() if (o := getattr(r, col)) is not None}
-    return sc.Item(seq=r.seq, package=package, data=json.loads(r.data), sampled=r.sampled, skipped=r.skipped,
+    return sc.TaskItem(seq=r.seq, package=package, data=json.loads(r.data), sampled=r.sampled, skipped=r.skipped,
                    label=load(r.label), check=load(r.check), verify=load(r.verify), prelabel=load(r.prelabel),
                    prelabel_source=r.prelabel_source, prelabel_score=r.prelabel_score,
                    prelabel_scores=load(r.prelabel_scores), origins=origins, revision=r.revision)
 
 
-def list_items(s: Session, user: str, ws: str, ref: str, offset: int = 0, limit: int = 100) -> list[sc.Item]:
+def list_items(s: Session, user: str, ws: str, ref: str, offset: int = 0, limit: int = 100) -> list[sc.TaskItem]:
     task = task_row(s, user, ws, ref)
     rows = s.execute(select(ItemRow, PackageRow.number).join(PackageRow, PackageRow.id == ItemRow.package_id)
                      .where(ItemRow.task_id == task.id).order_by(ItemRow.seq).offset(offset).limit(limit)).all()

@@ -123,7 +123,7 @@ class PackageReassign(Schema):
     to: Name = Field(description="the member who gets the package")
 
 
-class Item(Schema):
+class TaskItem(Schema):
     seq: int = Field(description="the item's position in the task (0-based)")
     package: int
     data: dict
@@ -170,7 +170,7 @@ class AnswerAck(Schema):
     progress: Progress | None = Field(None, description="the task's counters once this answer is stored")
 
 
-class OpenItem(Item):
+class OpenItem(TaskItem):
     done: bool = Field(description="nothing more is needed in the opened stage (answered, skipped, not sampled)")
     answer: Any = Field(None, description="the answer the item opens with in the stage, as a simple answer")
     suggestion: Any = Field(None, description="the pre-label as a simple answer")

@@ -9,9 +9,9 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from pai_lab.labeling import opening, transfer
-from pai_lab.schema import Int, whole_number
 from pai_lab.labeling import schemas as sc
 from pai_lab.labeling import service as sv
+from pai_lab.schema import Int, whole_number
 from pai_lab.server.routing import Router
 
 router = Router("labeling")
@@ -138,7 +138,7 @@ def stats(req, workspace, task):
 
 
 @router.get(TASK + "/items", name="label.item.list", summary="Items with their answers, in order",
-            query=ItemsQuery, response=list[sc.Item])
+            query=ItemsQuery, response=list[sc.TaskItem])
 def list_items(req, workspace, task, query: ItemsQuery):
     with req.transaction() as s:
         return sv.list_items(s, req.user, workspace, task, query.offset, query.limit)
@@ -206,7 +206,7 @@ def package_answers(req, workspace, task, number, query: AnswersQuery):
 
 
 @router.get(PACKAGE + "/items", name="label.package.items", summary="A package's items, pre-labels and answers",
-            response=list[sc.Item])
+            response=list[sc.TaskItem])
 def package_items(req, workspace, task, number):
     with req.transaction() as s:
         return sv.package_items(s, req.user, workspace, task, _number(number))

@@ -11,8 +11,9 @@ import functools
 import inspect
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -120,7 +121,7 @@ def parse_query(model: type[BaseModel], args: dict[str, list[bytes]]) -> BaseMod
         raise _validation_error(exc) from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _adapter(tp: Any) -> TypeAdapter:
     return TypeAdapter(tp)  # building one costs more than the dump itself: once per response type
 
@@ -160,7 +161,9 @@ def openapi_document(routers: list[Router], version: str) -> dict:
 
     def schema_of(tp) -> dict:
         schema = TypeAdapter(tp).json_schema(ref_template="#/components/schemas/{model}")
-        components.update(schema.pop("$defs", {}))
+        for name, shape in schema.pop("$defs", {}).items():
+            if components.setdefault(name, shape) != shape:  # one name, one shape: else a route is misdescribed
+                raise ValueError(f"two different schemas are named {name!r} in the API; rename one of the models")
         return schema
 
     for router in routers:

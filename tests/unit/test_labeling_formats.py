@@ -36,7 +36,7 @@ def import_text(platform, text: str, fmt: str, name: str, **kw) -> sc.Task:
         return transfer.import_task(s, "owner", "default", sc.ImportRequest(format=fmt, name=name, content=text, **kw))
 
 
-def items_of(platform, task: str) -> list[sc.Item]:
+def items_of(platform, task: str) -> list[sc.TaskItem]:
     with platform.store.transaction() as s:
         return sv.list_items(s, "owner", "default", task, 0, 1000)
 
