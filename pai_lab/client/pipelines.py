@@ -13,7 +13,14 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from pai_lab.errors import PaiError
-from pai_lab.pipelines.schemas import Artifact, LogLine, Run, RunDetail
+from pai_lab.pipelines.schemas import (
+    NodeLogLine,
+    PipelineOutput,
+    PipelineRunDetail,
+    PipelineRunInfo,
+    SavedOperatorDetail,
+    SavedOperatorInfo,
+)
 from pai_lab.pipelines.status import PipelineRunStatus
 
 if TYPE_CHECKING:
@@ -36,7 +43,7 @@ def workspace_client(workspace=None) -> WorkspaceClient:
 class ArchivedArtifact:
     """An output of a run: a reference (location JSON) or a parameter's value; pass it as an argument."""
 
-    def __init__(self, info: Artifact):
+    def __init__(self, info: PipelineOutput):
         self.name = info.name
         self.kind = info.kind
         self.producer_id = info.producer
@@ -62,9 +69,9 @@ def _argument(value: Any) -> Any:
 
 
 class PipelineRun:
-    """A handle on one run. Attributes of its last-read :class:`RunDetail` are readable directly."""
+    """A handle on one run. Attributes of its last-read :class:`PipelineRunDetail` are readable directly."""
 
-    def __init__(self, pipelines: Pipelines, detail: RunDetail):
+    def __init__(self, pipelines: Pipelines, detail: PipelineRunDetail):
         self._pipelines = pipelines
         self.run_id = self.id = detail.id
         self.detail = detail
@@ -79,11 +86,11 @@ class PipelineRun:
     def _ws(self) -> WorkspaceClient:
         return self._pipelines._ws
 
-    def refresh(self, *, changed_from: str | None = None, wait: float = 10.0) -> RunDetail:
+    def refresh(self, *, changed_from: str | None = None, wait: float = 10.0) -> PipelineRunDetail:
         """The run now; with ``changed_from``, once its status differs (a long poll of at most ``wait`` s)."""
         params = None if changed_from is None else {"status": changed_from, "wait": wait}
         timeout = self._ws.http.timeout + (wait if params else 0)
-        self.detail = RunDetail.model_validate(self._ws._get(f"/pipelines/runs/{self.id}", params=params,
+        self.detail = PipelineRunDetail.model_validate(self._ws._get(f"/pipelines/runs/{self.id}", params=params,
                                                              timeout=timeout))
         return self.detail
 
@@ -103,7 +110,7 @@ class PipelineRun:
     def get_logs(self, node: str, page_offset: int = 0, page_size: int = 100) -> list[str]:
         lines = self._ws._get(f"/pipelines/runs/{self.id}/logs",
                               params={"node": node, "page_offset": page_offset, "page_size": page_size})
-        return [LogLine.model_validate(x).line for x in lines]
+        return [NodeLogLine.model_validate(x).line for x in lines]
 
     def _print_new_logs(self, out) -> None:
         for node in self.detail.nodes:
@@ -140,20 +147,20 @@ class PipelineRun:
             detail = self.refresh(changed_from=detail.status, wait=wait)
 
     def terminate(self) -> PipelineRun:
-        self.detail = RunDetail.model_validate(self._ws._post(f"/pipelines/runs/{self.id}/terminate"))
+        self.detail = PipelineRunDetail.model_validate(self._ws._post(f"/pipelines/runs/{self.id}/terminate"))
         return self
 
     def suspend(self) -> PipelineRun:
-        self.detail = RunDetail.model_validate(self._ws._post(f"/pipelines/runs/{self.id}/suspend"))
+        self.detail = PipelineRunDetail.model_validate(self._ws._post(f"/pipelines/runs/{self.id}/suspend"))
         return self
 
     def resume(self) -> PipelineRun:
-        self.detail = RunDetail.model_validate(self._ws._post(f"/pipelines/runs/{self.id}/resume"))
+        self.detail = PipelineRunDetail.model_validate(self._ws._post(f"/pipelines/runs/{self.id}/resume"))
         return self
 
     def retry(self) -> PipelineRun:
         """Run the failed and later steps again; the steps that succeeded are kept."""
-        self.detail = RunDetail.model_validate(self._ws._post(f"/pipelines/runs/{self.id}/retry"))
+        self.detail = PipelineRunDetail.model_validate(self._ws._post(f"/pipelines/runs/{self.id}/retry"))
         return self
 
     def to_pandas(self):
@@ -201,17 +208,37 @@ class Pipelines:
         manifest = pipeline if isinstance(pipeline, dict) else pipeline.to_dict()
         body = {"manifest": manifest, "arguments": {k: _argument(v) for k, v in (arguments or {}).items()},
                 "name": name, "cache": cache}
-        run = PipelineRun(self, RunDetail.model_validate(self._ws._post("/pipelines/runs", body)))
+        run = PipelineRun(self, PipelineRunDetail.model_validate(self._ws._post("/pipelines/runs", body)))
         if wait:
             run.wait_for_completion(show_outputs=show_outputs, timeout=timeout)
         return run
 
-    def get(self, run_id: str) -> PipelineRun:
-        return PipelineRun(self, RunDetail.model_validate(self._ws._get(f"/pipelines/runs/{run_id}")))
+    def save(self, operator, identifier: str, version: str = "v1"):
+        """Save an operator or pipeline in the workspace's registry; returns its SavedOperator."""
+        from pai_lab.pipelines.operators import SavedOperator
 
-    def list(self, status: str | None = None, name: str | None = None, limit: int = 200) -> list[Run]:
+        manifest = operator if isinstance(operator, dict) else operator.to_dict()
+        saved = SavedOperatorDetail.model_validate(self._ws._post(
+            "/pipelines/operators", {"manifest": manifest, "identifier": identifier, "version": version}))
+        return SavedOperator(saved.pipeline_id, saved.manifest)
+
+    def operators(self, identifier: str | None = None, provider: str | None = None,
+                  version: str | None = None) -> list[SavedOperatorInfo]:
+        params = {k: v for k, v in {"identifier": identifier, "provider": provider, "version": version}.items() if v}
+        return [SavedOperatorInfo.model_validate(o) for o in self._ws._get("/pipelines/operators", params=params)]
+
+    def operator(self, pipeline_id: str):
+        from pai_lab.pipelines.operators import SavedOperator
+
+        saved = SavedOperatorDetail.model_validate(self._ws._get(f"/pipelines/operators/{pipeline_id}"))
+        return SavedOperator(saved.pipeline_id, saved.manifest)
+
+    def get(self, run_id: str) -> PipelineRun:
+        return PipelineRun(self, PipelineRunDetail.model_validate(self._ws._get(f"/pipelines/runs/{run_id}")))
+
+    def list(self, status: str | None = None, name: str | None = None, limit: int = 200) -> list[PipelineRunInfo]:
         params = {k: v for k, v in {"status": status, "name": name, "limit": limit}.items() if v is not None}
-        return [Run.model_validate(r) for r in self._ws._get("/pipelines/runs", params=params)]
+        return [PipelineRunInfo.model_validate(r) for r in self._ws._get("/pipelines/runs", params=params)]
 
     def to_pandas(self):
         from pai_lab.client import table

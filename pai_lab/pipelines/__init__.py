@@ -8,7 +8,7 @@ The manual's code runs with its imports changed. The SDK objects (this package's
 """
 
 from pai_lab.pipelines.manifest import dumps, loads
-from pai_lab.pipelines.operators import FunctionOperator, OperatorBase, ScriptOperator, component
+from pai_lab.pipelines.operators import FunctionOperator, OperatorBase, SavedOperator, ScriptOperator, component
 from pai_lab.pipelines.pipeline import Pipeline, PipelineStep
 from pai_lab.pipelines.status import PipelineRunStatus
 from pai_lab.pipelines.types import (
@@ -41,4 +41,4 @@ def __getattr__(name: str):
 __all__ = ["ArchivedArtifact", "Context", "DataType", "FunctionOperator", "LocationArtifactMetadata", "LocationType",
            "MetadataBuilder", "OperatorBase", "ParameterType", "Pipeline", "PipelineArtifact", "PipelineError",
            "PipelineParameter", "PipelineRun", "PipelineRunStatus", "PipelineStep", "ProviderAlibabaPAI",
-           "ScriptOperator", "component", "dumps", "loads"]
+           "SavedOperator", "ScriptOperator", "component", "dumps", "loads"]

@@ -94,8 +94,86 @@ class OperatorBase:
         return ws.pipelines.run(self, arguments=arguments, name=job_name, wait=wait, show_outputs=show_outputs,
                                 cache=cache, timeout=timeout)
 
+    def save(self, identifier: str, version: str = DEFAULT_VERSION, *, workspace=None) -> SavedOperator:
+        """Save in the workspace's registry as identifier@version (the provider is you); returns the
+        SavedOperator, usable as ``PipelineStep(identifier=..., version=...)`` in later pipelines."""
+        from pai_lab.client.pipelines import workspace_client
+
+        return workspace_client(workspace).pipelines.save(self, identifier, version)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.identifier}@{self.version}>"
+
+
+class SavedOperator(OperatorBase):
+    """An operator (or pipeline) from the workspace's registry, by ``pipeline_id`` or its triple."""
+
+    def __init__(self, pipeline_id: str, manifest: dict | None = None, workspace=None):
+        if manifest is None:
+            from pai_lab.client.pipelines import workspace_client
+
+            manifest = workspace_client(workspace).pipelines.operator(pipeline_id).manifest
+        meta = manifest.get("metadata") or {}
+        spec = manifest.get("spec") or {}
+        self.pipeline_id = pipeline_id
+        self._manifest = manifest
+        self._inputs = VariablesSpec.from_dict(spec.get("inputs"), "inputs")
+        self._outputs = VariablesSpec.from_dict(spec.get("outputs"), "outputs")
+        self.identifier = meta.get("identifier", "")
+        self.version = meta.get("version", DEFAULT_VERSION)
+        self.provider = meta.get("provider", "")
+
+    @property
+    def id(self) -> str:
+        return self.pipeline_id
+
+    @property
+    def manifest(self) -> dict:
+        return dict(self._manifest)
+
+    @property
+    def raw_manifest(self) -> str:
+        return dumps(self._manifest, "yaml")
+
+    def to_dict(self) -> dict:
+        return dict(self._manifest)
+
+    def spec_to_dict(self) -> dict:
+        return dict(self._manifest.get("spec") or {})
+
+    def save(self, identifier: str, version: str = DEFAULT_VERSION, *, workspace=None):
+        raise NotImplementedError("a SavedOperator is saved already; save the operator it came from to copy it")
+
+    @classmethod
+    def get(cls, pipeline_id: str, *, workspace=None) -> SavedOperator:
+        return cls(pipeline_id, workspace=workspace)
+
+    @classmethod
+    def list(cls, identifier: str | None = None, provider: str | None = None, version: str | None = None, *,
+             workspace=None):
+        """The saved operators that match, one at a time (a generator, as in PAI)."""
+        from pai_lab.client.pipelines import workspace_client
+
+        pipelines = workspace_client(workspace).pipelines
+        for info in pipelines.operators(identifier=identifier, provider=provider, version=version):
+            yield pipelines.operator(info.pipeline_id)
+
+    @classmethod
+    def get_by_identifier(cls, identifier: str, provider: str | None = None, version: str = DEFAULT_VERSION, *,
+                          workspace=None) -> SavedOperator:
+        from pai_lab.client.pipelines import workspace_client
+
+        pipelines = workspace_client(workspace).pipelines
+        found = pipelines.operators(identifier=identifier, provider=provider, version=version)
+        if not found:
+            whose = f" of provider {provider!r}" if provider else ""
+            hint = " (PAI's built-in 'pai' operators are not shipped here yet)" if provider == "pai" else ""
+            raise PipelineError(f"no saved operator {identifier}@{version}{whose} in this workspace{hint}; "
+                                "save one with op.save(identifier, version)", "identifier")
+        if len(found) > 1:
+            raise PipelineError(f"{identifier}@{version} is saved by {', '.join(f.provider for f in found)}; name the "
+                                "provider", "provider")
+        return pipelines.operator(found[0].pipeline_id)
 
 
 def _pack(folder: Path) -> bytes:

@@ -21,11 +21,14 @@ class PipelineStep:
 
     def __init__(self, identifier: str | None = None, provider: str | None = None, version: str = "v1",
                  inputs: dict | list | None = None, name: str | None = None, depends=None, *,
-                 operator: OperatorBase | None = None):
+                 operator: OperatorBase | None = None, workspace=None):
         if operator is None:
-            raise PipelineError(f"step {name or identifier!r}: saved operators ({identifier}@{version}) are not "
-                                "stored on this server yet; pass the operator itself (operator=op or op.as_step())",
-                                "identifier")
+            if not identifier:
+                raise PipelineError("a step needs an operator (operator=op, or op.as_step()) or a saved operator's "
+                                    "identifier", "identifier")
+            from pai_lab.pipelines.operators import SavedOperator
+
+            operator = SavedOperator.get_by_identifier(identifier, provider, version, workspace=workspace)
         self.operator = operator
         self.name = check_name(name, "name") if name is not None else None
         self._depends: list[PipelineStep] = []

@@ -9,12 +9,12 @@ from pydantic import Field
 
 from pai_lab.schema import Int, Name, Schema
 
-RunState = Literal["Initialized", "ReadyToSchedule", "Starting", "Running", "WorkflowServiceStarting", "Suspended",
+PipelineState = Literal["Initialized", "ReadyToSchedule", "Starting", "Running", "WorkflowServiceStarting", "Suspended",
                    "Succeeded", "Terminated", "Unknown", "Skipped", "Failed"]
 MAX_ARGUMENTS = 256
 
 
-class RunCreate(Schema):
+class PipelineRunCreate(Schema):
     """A run of a pipeline (or of one operator): its manifest and its arguments, keyed by the pipeline's
     input names. The manifest is PAI's ``core/v1`` document, as ``Pipeline.to_dict()`` writes it."""
 
@@ -26,7 +26,7 @@ class RunCreate(Schema):
     cache: bool = Field(True, description="skip a step whose operator and inputs equal a succeeded step's")
 
 
-class Artifact(Schema):
+class PipelineOutput(Schema):
     """An output of a run (PAI's ArchivedArtifact): a reference, never the data itself."""
 
     name: str
@@ -37,12 +37,12 @@ class Artifact(Schema):
     metadata: dict = Field(default_factory=dict)
 
 
-class Node(Schema):
+class PipelineNode(Schema):
     name: str
     node_id: str
     identifier: str
     depends: list[str]
-    status: RunState
+    status: PipelineState
     reason: str = ""
     cached: bool = False
     attempt: int = 0
@@ -51,11 +51,11 @@ class Node(Schema):
     outputs: dict = Field(default_factory=dict)
 
 
-class Run(Schema):
+class PipelineRunInfo(Schema):
     id: str
     name: str
     pipeline: str
-    status: RunState
+    status: PipelineState
     reason: str = ""
     created_by: str
     created_at: datetime
@@ -65,30 +65,58 @@ class Run(Schema):
     cache: bool = True
 
 
-class RunDetail(Run):
-    nodes: list[Node] = Field(default_factory=list)
-    outputs: list[Artifact] = Field(default_factory=list)
+class PipelineRunDetail(PipelineRunInfo):
+    nodes: list[PipelineNode] = Field(default_factory=list)
+    outputs: list[PipelineOutput] = Field(default_factory=list)
     arguments: dict = Field(default_factory=dict)
 
 
-class RunsQuery(Schema):
-    status: RunState | None = None
+class PipelineRunsQuery(Schema):
+    status: PipelineState | None = None
     name: Name | None = None
     limit: int = Field(200, ge=1, le=10000)
 
 
-class RunQuery(Schema):
+class PipelineRunQuery(Schema):
     wait: float = Field(0, ge=0, le=30, description="seconds to wait for a change of state")
-    status: RunState | None = Field(None, description="the state the caller has seen: answer once it changes")
+    status: PipelineState | None = Field(None, description="the state the caller has seen: answer once it changes")
 
 
-class LogsQuery(Schema):
+class PipelineLogsQuery(Schema):
     node: Name = Field(description="the step whose log to read")
     page_offset: Int = Field(0, ge=0, description="the first line to answer")
     page_size: int = Field(100, ge=1, le=10000)
 
 
-class LogLine(Schema):
+class NodeLogLine(Schema):
     node: str
     offset: int
     line: str
+
+
+class OperatorSave(Schema):
+    """Save an operator or a pipeline under an identifier and version (PAI's op.save)."""
+
+    manifest: dict[str, Any] = Field(description="the operator's or pipeline's manifest")
+    identifier: Name = Field(description="its name in the registry")
+    version: Name = Field("v1", description="its version; identifier, provider and version are unique")
+
+
+class SavedOperatorInfo(Schema):
+    pipeline_id: str
+    identifier: str
+    provider: str
+    version: str
+    kind: str
+    created_by: str
+    created_at: datetime
+
+
+class SavedOperatorDetail(SavedOperatorInfo):
+    manifest: dict
+
+
+class OperatorsQuery(Schema):
+    identifier: Name | None = None
+    provider: Name | None = None
+    version: Name | None = None

@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session
 
 from pai_lab.errors import Conflict, NotFound
 from pai_lab.pipelines import manifest as manifests
-from pai_lab.pipelines.schemas import Artifact, LogLine, Node, Run, RunCreate, RunDetail
+from pai_lab.pipelines.schemas import (
+    NodeLogLine,
+    PipelineNode,
+    PipelineOutput,
+    PipelineRunCreate,
+    PipelineRunDetail,
+    PipelineRunInfo,
+)
 from pai_lab.pipelines.status import PipelineRunStatus as S
 from pai_lab.pipelines.tables import NodeRow, RunRow
 from pai_lab.pipelines.types import PipelineError
@@ -123,7 +130,7 @@ def _sandbox_for(session: Session, settings: dict) -> str | None:
 # ------------------------------------------------------------------ runs
 
 
-def create_run(session: Session, platform, user: str, workspace: str, body: RunCreate) -> RunDetail:
+def create_run(session: Session, platform, user: str, workspace: str, body: PipelineRunCreate) -> PipelineRunDetail:
     access = authorize(session, user, workspace, "pipeline.run")
     graph = manifests.check(body.manifest)
     arguments = resolve_arguments(session, platform, access.workspace_id, graph, body.arguments)
@@ -164,50 +171,50 @@ def _nodes(session: Session, run_id: str) -> list[NodeRow]:
     return list(session.scalars(select(NodeRow).where(NodeRow.run_id == run_id).order_by(NodeRow.id)))
 
 
-def _summary(row: RunRow) -> Run:
-    return Run(id=row.id, name=row.name, pipeline=row.pipeline, status=row.status, reason=row.reason,
+def _summary(row: RunRow) -> PipelineRunInfo:
+    return PipelineRunInfo(id=row.id, name=row.name, pipeline=row.pipeline, status=row.status, reason=row.reason,
                created_by=row.created_by, created_at=row.created_at, started_at=row.started_at,
                finished_at=row.finished_at, attempt=row.attempt, cache=row.cache)
 
 
-def run_outputs(row: RunRow, nodes: list[NodeRow]) -> list[Artifact]:
+def run_outputs(row: RunRow, nodes: list[NodeRow]) -> list[PipelineOutput]:
     """The pipeline's declared outputs (every step's outputs when it declares none)."""
     by_name = {n.name: n for n in nodes}
     spec = (row.manifest.get("spec") or {}).get("outputs") or {}
-    found: list[Artifact] = []
+    found: list[PipelineOutput] = []
     declared = [(kind, o) for kind in ("parameters", "artifacts") for o in spec.get(kind) or []]
     for kind, out in declared:
         bound = manifests._binding(out, f"outputs.{out.get('name')}")
         node = by_name.get(bound.step or "")
         if node is None or bound.name not in (node.outputs or {}).get(kind, {}):
             continue
-        found.append(Artifact(name=out["name"], kind=kind, producer=node.name, run_id=row.id,
+        found.append(PipelineOutput(name=out["name"], kind=kind, producer=node.name, run_id=row.id,
                               value=node.outputs[kind][bound.name], metadata=out.get("metadata") or {}))
     if not declared:
         for node in nodes:
             for kind in ("parameters", "artifacts"):
                 for name, value in (node.outputs or {}).get(kind, {}).items():
-                    found.append(Artifact(name=name, kind=kind, producer=node.name, run_id=row.id, value=value))
+                    found.append(PipelineOutput(name=name, kind=kind, producer=node.name, run_id=row.id, value=value))
     return found
 
 
-def _detail(session: Session, row: RunRow) -> RunDetail:
+def _detail(session: Session, row: RunRow) -> PipelineRunDetail:
     nodes = _nodes(session, row.id)
-    return RunDetail(**_summary(row).model_dump(),
-                     nodes=[Node(name=n.name, node_id=n.node_id, identifier=n.identifier, depends=n.depends,
+    return PipelineRunDetail(**_summary(row).model_dump(),
+                     nodes=[PipelineNode(name=n.name, node_id=n.node_id, identifier=n.identifier, depends=n.depends,
                                  status=n.status, reason=n.reason, cached=n.cached, attempt=n.attempt,
                                  started_at=n.started_at, finished_at=n.finished_at, outputs=n.outputs or {})
                             for n in nodes],
                      outputs=run_outputs(row, nodes), arguments=row.arguments.get("inputs", {}))
 
 
-def get_run(session: Session, user: str, workspace: str, run_id: str) -> RunDetail:
+def get_run(session: Session, user: str, workspace: str, run_id: str) -> PipelineRunDetail:
     access = authorize(session, user, workspace, "pipeline.read")
     return _detail(session, _find(session, access.workspace_id, run_id))
 
 
 def list_runs(session: Session, user: str, workspace: str, *, status: str | None = None, name: str | None = None,
-              limit: int = 200) -> list[Run]:
+              limit: int = 200) -> list[PipelineRunInfo]:
     access = authorize(session, user, workspace, "pipeline.read")
     query = select(RunRow).where(RunRow.workspace_id == access.workspace_id)
     if status:
@@ -219,7 +226,7 @@ def list_runs(session: Session, user: str, workspace: str, *, status: str | None
 
 
 def run_logs(session: Session, user: str, workspace: str, run_id: str, node: str, page_offset: int = 0,
-             page_size: int = 100) -> list[LogLine]:
+             page_size: int = 100) -> list[NodeLogLine]:
     """A page of one step's log (PAI's list_node_logs): lines from ``page_offset``."""
     access = authorize(session, user, workspace, "pipeline.read")
     _find(session, access.workspace_id, run_id)
@@ -227,14 +234,14 @@ def run_logs(session: Session, user: str, workspace: str, run_id: str, node: str
     if found is None:
         raise NotFound(f"run {run_id} has no step {node!r}", "node")
     path = Path(found.work_dir) / "logs.txt"
-    lines: list[LogLine] = []
+    lines: list[NodeLogLine] = []
     if path.is_file():
         with open(path, errors="replace") as f:
             for i, line in enumerate(f):
                 if i >= page_offset + page_size:
                     break
                 if i >= page_offset:
-                    lines.append(LogLine(node=node, offset=i, line=line.rstrip("\n")))
+                    lines.append(NodeLogLine(node=node, offset=i, line=line.rstrip("\n")))
     return lines
 
 
@@ -245,7 +252,7 @@ def _managed(session: Session, user: str, workspace: str, run_id: str) -> RunRow
     return row
 
 
-def terminate_run(session: Session, platform, user: str, workspace: str, run_id: str) -> RunDetail:
+def terminate_run(session: Session, platform, user: str, workspace: str, run_id: str) -> PipelineRunDetail:
     """Ask the run's driver to end it: running steps are ended, the rest are not started."""
     row = _managed(session, user, workspace, run_id)
     if row.status in (*ACTIVE, S.Suspended):
@@ -261,7 +268,7 @@ def terminate_run(session: Session, platform, user: str, workspace: str, run_id:
     return _detail(session, row)
 
 
-def suspend_run(session: Session, platform, user: str, workspace: str, run_id: str) -> RunDetail:
+def suspend_run(session: Session, platform, user: str, workspace: str, run_id: str) -> PipelineRunDetail:
     """No new steps start; the running ones finish. ``resume`` goes on."""
     row = _managed(session, user, workspace, run_id)
     if row.status not in ACTIVE:
@@ -271,7 +278,7 @@ def suspend_run(session: Session, platform, user: str, workspace: str, run_id: s
     return _detail(session, row)
 
 
-def resume_run(session: Session, platform, user: str, workspace: str, run_id: str) -> RunDetail:
+def resume_run(session: Session, platform, user: str, workspace: str, run_id: str) -> PipelineRunDetail:
     row = _managed(session, user, workspace, run_id)
     if row.status != S.Suspended and row.request != "suspend":
         raise Conflict(f"run {run_id} is {row.status}; only a suspended run can be resumed", "run_id")
@@ -284,7 +291,7 @@ def resume_run(session: Session, platform, user: str, workspace: str, run_id: st
     return _detail(session, row)
 
 
-def retry_run(session: Session, platform, user: str, workspace: str, run_id: str) -> RunDetail:
+def retry_run(session: Session, platform, user: str, workspace: str, run_id: str) -> PipelineRunDetail:
     """Run the failed, terminated and not-run steps again; what succeeded is kept and reused."""
     row = _managed(session, user, workspace, run_id)
     authorize(session, user, workspace, "pipeline.run")

@@ -55,3 +55,22 @@ class NodeRow(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class OperatorRow(Base):
+    """A saved operator (or pipeline): PAI's identifier-provider-version triple, unique in a workspace."""
+
+    __tablename__ = "pipeline_operators"
+    __table_args__ = (UniqueConstraint("workspace_id", "identifier", "provider", "version",
+                                       name="uq_pipeline_operators_triple"),)
+
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)  # PAI's pipeline_id
+    workspace_id: Mapped[str] = mapped_column(String(32), ForeignKey("workspaces.id", ondelete="CASCADE"),
+                                              index=True)
+    identifier: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # script | function | pipeline
+    manifest: Mapped[dict] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -43,7 +43,6 @@ def until(check, timeout=60.0):
 @component(outputs=[PipelineParameter("seen", str)])
 def look_at_the_state_folder(state: str):
     """Written at module level: pickled by value with this module, which the step's process cannot import."""
-    import os
 
     return {"seen": ",".join(sorted(os.listdir(state))) if os.path.isdir(state) else "missing"}
 
@@ -162,7 +161,6 @@ def flaky_pipeline(flag):
 
     @component(inputs=[PipelineParameter("value", int)], outputs=[PipelineParameter("value", int)])
     def flaky(value: int):
-        import os
 
         print("flaky ran")
         if not os.path.exists(flag):
@@ -205,7 +203,6 @@ def test_a_failing_step_fails_the_run_with_its_log_tail_and_retry_reuses_what_su
 def test_terminate_ends_running_steps_and_skips_the_rest(ws):
     @component(outputs=[PipelineParameter("done", int)])
     def slow():
-        import os
         import time
 
         print(f"pid={os.getpid()}", flush=True)
@@ -248,7 +245,6 @@ def test_suspend_holds_new_steps_until_resume(ws, tmp_path):
 
     @component(outputs=[PipelineParameter("v", int)])
     def wait_gate():
-        import os
         import time
 
         while not os.path.exists(gate):
@@ -376,3 +372,40 @@ def test_a_manifest_in_a_pai_cell_runs(live_server, monkeypatch, capsys):
     assert detail["status"] == "Succeeded" and detail["name"] == "from-a-cell"
     assert {o["name"]: o["value"] for o in detail["outputs"]}["total"] == 30
     assert "total: sum=6" in capsys.readouterr().out
+
+
+def test_saved_operators_are_found_by_triple_and_run_as_steps(ws, live_server, tmp_path):
+    from pai_lab.errors import Conflict
+    from pai_lab.pipelines import PipelineStep, SavedOperator
+
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "main.py").write_text(
+        "import argparse, os, pathlib\n"
+        "p = argparse.ArgumentParser(); p.add_argument('--foo'); args = p.parse_args()\n"
+        "print('version one says', args.foo)\n"
+        "out = pathlib.Path(os.environ['PAI_WORK_DIR']) / 'outputs/parameters/said'\n"
+        "out.write_text('\"' + args.foo + '\"')\n")
+    op = ScriptOperator(entry_file="main.py", source_dir=str(scripts), inputs=[PipelineParameter("foo", default="hi")],
+                        outputs=[PipelineParameter("said", str)])
+    saved = op.save("echo", "v1", workspace=ws)
+    assert saved.pipeline_id.startswith("pl-") and (saved.identifier, saved.version) == ("echo", "v1")
+    assert saved.provider == "owner"  # the member who saved it
+    with pytest.raises(Conflict) as err:
+        op.save("echo", "v1", workspace=ws)
+    assert err.value.field == "version"
+    guest = live_server.client("guest").workspace(ws.name)
+    assert [o.identifier for o in guest.pipelines.operators()] == ["echo"]
+    with pytest.raises(Forbidden):
+        guest.pipelines.save(op, "mine")
+    (scripts / "main.py").write_text("raise SystemExit('the file changed after saving')\n")
+    found = SavedOperator.get_by_identifier("echo", version="v1", workspace=ws)
+    assert found.pipeline_id == saved.pipeline_id and [v.name for v in found.inputs] == ["foo"]
+    assert [s.pipeline_id for s in SavedOperator.list(identifier="echo", workspace=ws)] == [saved.pipeline_id]
+    step = PipelineStep(identifier="echo", version="v1", name="say", inputs={"foo": "saved code"}, workspace=ws)
+    run = ws.pipelines.run(Pipeline(steps=[step], outputs={"said": step.outputs["said"]}), wait=True,
+                           show_outputs=False, timeout=120)
+    assert run.get_logs("say") == ["version one says saved code"]
+    assert run.get_outputs()[0].value == "saved code"
+    with pytest.raises(BadInput, match="no saved operator split@v1 of provider 'pai'"):
+        PipelineStep(identifier="split", provider="pai", version="v1", workspace=ws)

@@ -217,9 +217,10 @@ def test_function_operators_take_their_signature_and_stay_callable():
     assert op.identifier == "scale" and "pickle" in op.to_dict()["spec"]["function"]
 
 
-def test_saved_operators_are_not_pretended():
-    with pytest.raises(PipelineError, match="not stored on this server yet"):
-        PipelineStep(identifier="split", provider="pai", version="v1")
+def test_a_step_needs_an_operator():
+    with pytest.raises(PipelineError, match="needs an operator") as err:
+        PipelineStep()
+    assert err.value.field == "identifier"
 
 
 def test_the_dag_as_graphviz_text_and_html():
