@@ -56,6 +56,7 @@ class RunDriver(threading.Thread):
         self.run_id = run_id
         self.wake = threading.Event()
         self.futures: dict = {}
+        self.ending = False  # the final state is being written: a retry starts a new driver
 
     # -- store
     def _update_run(self, **values) -> None:
@@ -98,6 +99,7 @@ class RunDriver(threading.Thread):
         except _ShutDown:
             log.info("run %s: the control plane stops; the run is reconciled when it starts again", self.run_id)
         except Exception as exc:  # a bug or a lost cluster: the run fails with the reason, never hangs
+            self.ending = True
             log.exception("run %s: driver failed", self.run_id)
             self._stop_steps()
             self._update_run(status=S.Failed, reason=f"the run's driver failed: {exc}", request="",
@@ -273,11 +275,25 @@ class RunDriver(threading.Thread):
         platform = self.manager.platform
         containment = Containment.from_platform(platform)
         state = Path(platform.state_dir).resolve()
-        inputs = [v["location"]["uri"][7:] for v in artifacts.values()
-                  if v and str(v.get("location", {}).get("uri", "")).startswith("file://")]
+        inputs = [p for p in (self._readable(v, containment) for v in artifacts.values()) if p]
         return {"bwrap": self.sandbox, "read_only": [str(p) for p in containment.all],
                 "hidden": [str(state), *(str(p) for p in containment.extra_secrets)],
                 "shown_again": [str(state / SAMPLES_FOLDER), *inputs], "writable": [work_dir]}
+
+    def _readable(self, value, containment) -> str | None:
+        """A local input the step may read inside its sandbox: inside the allowed roots, or an output of a
+        run of this workspace. A pointer an earlier step wrote is its own claim, so it is checked here too
+        (a step cannot hand the next one the state folder)."""
+        uri = str(((value or {}).get("location") or {}).get("uri") or "")
+        if not uri.startswith("file://"):
+            return None
+        real = Path(uri[len("file://"):]).resolve()
+        runs = service.runs_dir(self.manager.platform).resolve()
+        if real.is_relative_to(runs) and real != runs:
+            with self.store.transaction() as s:
+                owner = s.scalar(select(RunRow.workspace_id).where(RunRow.id == real.relative_to(runs).parts[0]))
+            return str(real) if owner == self.workspace_id else None
+        return str(real) if containment.contains(real) else None
 
     # -- ending
     def _stop_steps(self) -> None:
@@ -291,6 +307,7 @@ class RunDriver(threading.Thread):
                     pass
 
     def _terminate(self) -> None:
+        self.ending = True
         self._stop_steps()
         now = utcnow()
         for name, node in self.nodes.items():
@@ -302,6 +319,7 @@ class RunDriver(threading.Thread):
         self._update_run(status=S.Terminated, request="", finished_at=now)
 
     def _finish(self, final: str) -> None:
+        self.ending = True
         reason = ""
         if final == S.Failed:
             failed = next(n for n, v in self.nodes.items() if v["status"] == S.Failed)
@@ -327,9 +345,12 @@ class PipelineDriver:
             if self.closing:
                 return
             current = self.drivers.get(run_id)
-            if current is not None and current.is_alive():
+            if current is not None and current.is_alive() and not current.ending:
                 current.wake.set()
                 return
+        if current is not None and current.ending:
+            current.join(30)  # it wrote the run's end a moment ago; the retry gets a driver of its own
+        with self.lock:
             driver = RunDriver(self, run_id)
             self.drivers[run_id] = driver
         driver.start()

@@ -73,7 +73,9 @@ def prepare(plan: dict) -> tuple[list[str], str, dict]:
     from pai_lab.training.isolation import scrub
 
     env = scrub(dict(os.environ))  # never the server's own credentials
-    env.update(plan.get("env") or {})
+    own_env = {str(k): str(v) for k, v in (plan.get("env") or {}).items()}  # the operator's envs
+    if not plan.get("sandbox"):
+        env.update(own_env)
     env.update({
         "PYTHONUNBUFFERED": "1",
         "PAI_WORK_DIR": str(work),
@@ -101,6 +103,10 @@ def prepare(plan: dict) -> tuple[list[str], str, dict]:
         from pai_lab.training.isolation import sandboxed_argv
 
         argv = sandboxed_argv(plan["sandbox"], argv, str(cwd), [])
+        # the operator's variables are set inside the sandbox only: bubblewrap itself never runs with a
+        # member's LD_PRELOAD or the like
+        cut = argv.index("--")
+        argv = [*argv[:cut], *[x for k, v in own_env.items() for x in ("--setenv", k, v)], *argv[cut:]]
     return argv, str(cwd), env
 
 
@@ -193,8 +199,10 @@ def _function_main(work_dir: str) -> int:
     outs = step["outputs_spec"]
     param_names = [p["name"] for p in outs.get("parameters", [])]
     art_names = [a["name"] for a in outs.get("artifacts", [])]
-    if result is not None and not isinstance(result, dict) and len(param_names) + len(art_names) == 1:
-        result = {(param_names + art_names)[0]: result}
+    names = param_names + art_names
+    keyed = isinstance(result, dict) and any(k in names for k in result)
+    if result is not None and not keyed and len(names) == 1:  # the one output's value (a Map, a location)
+        result = {names[0]: result}
     for name, value in (result or {}).items() if isinstance(result, dict) else ():
         if name in param_names:
             context.write_parameter(name, value)

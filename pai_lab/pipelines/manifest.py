@@ -162,6 +162,13 @@ def _check_operator(operator: Any, where: str) -> dict:
             raise PipelineError(f"{where}.spec.script.entryFile: {entry!r} must be a .py file at the top of the "
                                 "source folder, named like a Python module", f"{where}.spec.script.entryFile")
         _blob(body.get("code"), f"{where}.spec.script.code")
+        envs = _mapping(body.get("envs"), f"{where}.spec.script.envs")
+        if len(envs) > MAX_VARIABLES:
+            raise PipelineError(f"{where}.spec.script.envs: at most {MAX_VARIABLES} variables", f"{where}.spec.script.envs")
+        for key, value in envs.items():
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", key) or not isinstance(value, (str, int, float)):
+                raise PipelineError(f"{where}.spec.script.envs: {key!r} is not a variable name with a text value",
+                                    f"{where}.spec.script.envs")
     else:
         _blob(body.get("pickle"), f"{where}.spec.function.pickle", field_name="pickle")
     return operator

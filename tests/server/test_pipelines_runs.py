@@ -409,3 +409,40 @@ def test_saved_operators_are_found_by_triple_and_run_as_steps(ws, live_server, t
     assert run.get_outputs()[0].value == "saved code"
     with pytest.raises(BadInput, match="no saved operator split@v1 of provider 'pai'"):
         PipelineStep(identifier="split", provider="pai", version="v1", workspace=ws)
+
+
+def test_a_step_cannot_hand_the_next_one_the_state_folder(ws, live_server):
+    """A pointer a step writes is its own claim: the next step's sandbox does not show what it names."""
+    secret = str(live_server.root / ".pai_lab" / "server.json")
+
+    @component(outputs=[PipelineArtifact("loot", MetadataBuilder.any())])
+    def point():
+        return {"location": {"uri": "file://" + secret}}
+
+    @component(inputs=[PipelineArtifact("loot", MetadataBuilder.any(), required=True)],
+               outputs=[PipelineParameter("read", str)])
+    def take(context=None):
+        try:
+            return {"read": open(context.input_artifacts["loot"].local_path()).read()[:20]}
+        except OSError as exc:
+            return {"read": type(exc).__name__}
+
+    first = point.as_step(name="point")
+    second = take.as_step(name="take", inputs={"loot": first.outputs["loot"]})
+    run = ws.pipelines.run(Pipeline(steps=[second], outputs={"read": second.outputs["read"]}), wait=True,
+                           show_outputs=False, timeout=120)
+    assert run.get_outputs()[0].value in ("FileNotFoundError", "PermissionError")
+
+
+def test_an_operator_environment_reaches_the_script_inside_the_sandbox(ws, tmp_path):
+    scripts = tmp_path / "env"
+    scripts.mkdir()
+    (scripts / "show.py").write_text("import os\nprint(os.environ.get('GREETING'), os.environ.get('LD_PRELOAD'))\n")
+    op = ScriptOperator(entry_file="show.py", source_dir=str(scripts),
+                        env={"GREETING": "hello", "LD_PRELOAD": "/nonexistent.so"})
+    run = op.run(workspace=ws, show_outputs=False, timeout=120)
+    assert run.get_logs(op.identifier)[-1] == "hello /nonexistent.so"
+    bad = op.to_dict()
+    bad["spec"]["script"]["envs"] = {"NOT VALID": "x"}
+    with pytest.raises(BadInput, match="not a variable name"):
+        ws.pipelines.run(bad)
