@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pai_lab.labeling import schemas as sc  # noqa: E402
-from pai_lab.labeling import service as sv  # noqa: E402
-from pai_lab.labeling import transfer  # noqa: E402
-from pai_lab.labeling.formats.labelstudio import config as ls_config  # noqa: E402
-from pai_lab.labeling.templates import builtin  # noqa: E402
-from pai_lab.platform import Platform  # noqa: E402
+from pai_lab.labeling import schemas as sc
+from pai_lab.labeling import service as sv
+from pai_lab.labeling import transfer
+from pai_lab.labeling.formats.labelstudio import config as ls_config
+from pai_lab.labeling.templates import builtin
+from pai_lab.platform import Platform
 
 LABELS = ["car", "person", "bike"]
 

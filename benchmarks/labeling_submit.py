@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pai_lab.client import PaiClient  # noqa: E402
+from pai_lab.client import PaiClient
 
 
 def start_server(root: Path) -> tuple[subprocess.Popen, str, str]:

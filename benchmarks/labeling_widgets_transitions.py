@@ -52,7 +52,8 @@ PAGE_HELPERS = """
       if (img && ident(img) !== before) { obs.disconnect(); clearTimeout(timer); resolve(img); }
     });
     const timer = setTimeout(() => { obs.disconnect(); reject(new Error("no next image within 15 s")); }, 15000);
-    obs.observe(root, { subtree: true, childList: true, attributes: true, attributeFilter: ["src", "data-seq", "href"] });
+    obs.observe(root, { subtree: true, childList: true, attributes: true,
+                     attributeFilter: ["src", "data-seq", "href"] });
   });
 """
 
@@ -60,7 +61,8 @@ PAGE_HELPERS = """
 MEASURE = """
 async ([root, kind, n, pace]) => {""" + PAGE_HELPERS + """
   const code = (k) => (k === "Enter" ? "Enter" : `Digit${k}`);
-  const key = (target, k) => target.dispatchEvent(new KeyboardEvent("keydown", { key: k, code: code(k), bubbles: true }));
+  const key = (target, k) =>
+    target.dispatchEvent(new KeyboardEvent("keydown", { key: k, code: code(k), bubbles: true }));
   const times = [];
   const start = performance.now();
   for (let i = 0; i < n; i++) {
@@ -208,7 +210,8 @@ def run(lab, browser, transitions: int, image_folder: Path, pace_ms: int = 0) ->
             root.scroll_into_view_if_needed()
             measured = page.evaluate(MEASURE, [root.element_handle(), kind, transitions, pace_ms])
             if measured.get("error"):
-                print(f"{kind}: stopped after {len(measured['times'])} transitions: {measured['error']}", file=sys.stderr)
+                print(f"{kind}: stopped after {len(measured['times'])} transitions: {measured['error']}",
+                      file=sys.stderr)
                 continue
             times = measured["times"]
             results[kind] = {"n": len(times), "p50": statistics.median(times), "p95": percentile(times, 95),

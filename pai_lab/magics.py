@@ -18,8 +18,8 @@ import sys
 import tempfile
 
 import pandas as pd
-from pydantic import BaseModel
 from IPython.core.magic import Magics, line_cell_magic, magics_class
+from pydantic import BaseModel
 
 from pai_lab.cli import build_parser, run
 from pai_lab.cli.base import Context, UsageError, _CleanExit, jsonable

@@ -29,7 +29,7 @@ LIFECYCLES = (("training", training_lifecycle), ("serving", serving_lifecycle), 
 def default_owner() -> str:
     try:
         return getpass.getuser()
-    except Exception:  # no passwd entry (some containers)
+    except Exception:  # noqa: BLE001 - no passwd entry (some containers)
         return "owner"
 
 
@@ -65,7 +65,7 @@ class Platform:
         self._lock = threading.Lock()
         self._joined: set[str] = set()
 
-    def start(self) -> "Platform":
+    def start(self) -> Platform:
         from pai_lab import workspaces
 
         self.store.migrate()

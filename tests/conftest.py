@@ -186,7 +186,7 @@ def start_pai_server(root: Path, *extra: str, timeout: float = 60) -> LiveServer
             args += ["--allowed-root", str(folder)]
     for user, token in USER_TOKENS.items():
         args += ["--user", f"{user}={token}"]
-    log = open(root / "server.log", "ab")
+    log = open(root / "server.log", "ab")  # noqa: SIM115 - the server's log: it outlives this call
     proc = subprocess.Popen([*args, *extra], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from pai_lab._version import __version__
 from pai_lab.cli import datasets, dlc, eascmd, labeling, pipeline, server, workspaces

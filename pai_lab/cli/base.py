@@ -6,9 +6,11 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -120,7 +122,7 @@ def read_spec_file(path: str, what: str) -> dict:
     import yaml
 
     try:
-        text = open(path, encoding="utf-8").read()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read {what} {path!r}: {exc.strerror}") from None
     try:

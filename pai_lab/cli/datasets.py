@@ -41,8 +41,8 @@ def _options(args) -> dict:
 
 
 def register(sub, add_command) -> None:
-    ds = sub.add_parser("dataset", help="datasets: register, ls, show, versions, diff, check, manifest, rm").add_subparsers(
-        dest="verb", metavar="VERB", required=True)
+    group = sub.add_parser("dataset", help="datasets: register, ls, show, versions, diff, check, manifest, rm")
+    ds = group.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     p = add_command(ds, "register", dataset_register,
                     "register a folder, file, s3:// or oss:// prefix, .manifest or sample://NAME as a dataset")

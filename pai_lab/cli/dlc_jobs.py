@@ -84,7 +84,8 @@ def register_dlc(verbs, add_command, verbs_sub) -> None:
 def _ascii_table(headers: list[str], row: list[str]) -> str:
     widths = [max(len(h), len(v)) for h, v in zip(headers, row)]
     rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+    def line(cells):
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
     return "\n".join([rule, line(headers), rule, line(row), rule])
 
 

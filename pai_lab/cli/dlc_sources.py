@@ -211,7 +211,7 @@ def get_code_source(ctx, args) -> Result:
     ws = ctx.workspace(args.workspace)
     if args.id:
         row = _code_row(CodeSource.model_validate(ws._get(f"/code_sources/{args.id}")))
-        order = CODE_COLUMNS[:8] + ["MountPath"] + CODE_COLUMNS[8:]
+        order = [*CODE_COLUMNS[:8], "MountPath", *CODE_COLUMNS[8:]]
         return Result(data=row, text=_field_value(row, order))
     params = {"display_name": args.display_name} if args.display_name else None
     rows = [_code_row(CodeSource.model_validate(c)) for c in ws._get("/code_sources", params=params)]

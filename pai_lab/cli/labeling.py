@@ -8,8 +8,8 @@ from pathlib import Path
 from pai_lab.cli.base import Result, UsageError, read_spec_file, record_result, rows_result
 
 TASK_COLUMNS = ["name", "id", "template", "state", "total", "labeled", "checked", "accepted", "my_roles"]
-SHOW_COLUMNS = TASK_COLUMNS + ["flow", "rejected", "skipped", "packages_left", "check_ratio", "package_size",
-                               "package_by", "dataset", "created_by", "created_at", "description"]
+SHOW_COLUMNS = [*TASK_COLUMNS, "flow", "rejected", "skipped", "packages_left", "check_ratio", "package_size",
+                "package_by", "dataset", "created_by", "created_at", "description"]
 FORMATS = ["itag", "easyvision", "label-studio", "coco", "yolo", "conll", "tfrecord"]
 CREATE_KEYS = {"name", "template", "dataset", "dataset_version", "manifest", "labels", "multi", "flow", "check_ratio",
                "package_size", "package_by", "labelers", "checkers", "acceptors", "admins", "relation_labels",
@@ -128,7 +128,7 @@ def _manifest_lines(path: str) -> list[dict]:
     except OSError as exc:
         raise UsageError(f"cannot read manifest {path!r}: {exc.strerror}") from None
     lines = []
-    for n, raw in enumerate(text.splitlines(), 1):
+    for raw in text.splitlines():
         if not raw.strip():
             continue
         try:
@@ -144,7 +144,8 @@ def create(ctx, args) -> Result:
     spec = read_spec_file(args.file, "task spec") if args.file else {}
     unknown = set(spec) - CREATE_KEYS
     if unknown:
-        raise UsageError(f"unknown key {sorted(unknown)[0]!r} in the task spec; keys are {', '.join(sorted(CREATE_KEYS))}")
+        raise UsageError(f"unknown key {sorted(unknown)[0]!r} in the task spec; "
+                         f"keys are {', '.join(sorted(CREATE_KEYS))}")
     opts = dict(spec)
     for key in ("name", "template", "dataset", "dataset_version", "manifest", "multi", "flow", "check_ratio",
                 "package_size", "package_by", "description"):

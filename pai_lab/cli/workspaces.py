@@ -74,7 +74,7 @@ def workspace_ls(ctx, args) -> Result:
 
 
 def workspace_show(ctx, args) -> Result:
-    return record_result(ctx.client.workspace(args.name).info(), WORKSPACE_COLUMNS + ["status"])
+    return record_result(ctx.client.workspace(args.name).info(), [*WORKSPACE_COLUMNS, "status"])
 
 
 def workspace_rm(ctx, args) -> Result:

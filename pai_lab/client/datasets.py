@@ -60,7 +60,7 @@ class _ScanWatcher:
             while not self._stop.wait(self.interval):
                 try:
                     state = ScanProgress.model_validate(self.ws._get(f"/datasets/{self.name}/progress"))
-                except Exception:
+                except Exception:  # noqa: BLE001 - a failed poll is retried
                     continue
                 if state.running:
                     bar.update(state.items - bar.n)
@@ -131,7 +131,8 @@ class Dataset:
         body: dict[str, Any] = {"description": description, "hash": hash}
         if items is not None:
             body["items"] = _lines(items)
-        call = lambda: self._ws._post(self._path("/versions"), body, timeout=LONG_CALL)
+        def call():
+            return self._ws._post(self._path("/versions"), body, timeout=LONG_CALL)
         data = self._datasets._watched(self.name, call, progress)
         self.refresh()
         return DatasetVersion.model_validate(data)
@@ -353,7 +354,8 @@ class Datasets:
         if items is not None:
             body["items"] = _lines(items)
         body = {k: v for k, v in body.items() if v is not None}
-        call = lambda: self._ws._post("/datasets", body, timeout=LONG_CALL)
+        def call():
+            return self._ws._post("/datasets", body, timeout=LONG_CALL)
         info = DatasetInfo.model_validate(self._watched(name, call, progress if scan else False))
         ds = Dataset(self, info)
         if storage_options:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-
 from pai_lab.client import table
 from pai_lab.errors import PaiError
 from pai_lab.training.schemas import TERMINAL_STATES, JobDetail, LogLine, MetricPoint

@@ -371,8 +371,8 @@ class Task:
         except Exception:  # noqa: BLE001 - the server went away: show what was last fetched
             i = self.info
         e = html.escape
-        labels = "".join(f'<span style="border-left:8px solid {e(l.color or "#888")};padding:0 6px;margin-right:4px">'
-                         f"{e(l.name)}</span>" for l in i.labels)
+        labels = "".join(f'<span style="border-left:8px solid {e(lab.color or "#888")};padding:0 6px;margin-right:4px">'
+                         f"{e(lab.name)}</span>" for lab in i.labels)
         stages = [("labeled", i.labeled)] + ([("checked", i.checked)] if "check" in i.flow else []) + (
             [("accepted", i.accepted)] if "accept" in i.flow else [])
         rows = [("template", e(i.template)), ("state", e(i.state)), ("flow", e(i.flow)),

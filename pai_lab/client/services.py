@@ -19,7 +19,8 @@ import numpy as np
 import requests
 
 from pai_lab.errors import BadInput, PaiError, Unavailable
-from pai_lab.serving.schemas import Instance, Service as ServiceInfo, ServiceDetail, ServiceVersion
+from pai_lab.serving.schemas import Instance, ServiceDetail, ServiceVersion
+from pai_lab.serving.schemas import Service as ServiceInfo
 
 if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
     import pandas as pd
@@ -40,7 +41,7 @@ class ServiceError(PaiError):
 class Service:
     """One service: its state, and ``predict``."""
 
-    def __init__(self, services: "Services", info: ServiceDetail):
+    def __init__(self, services: Services, info: ServiceDetail):
         self._services = services
         self.info = info
         self._http = requests.Session()
@@ -77,7 +78,7 @@ class Service:
         self.info = ServiceDetail.model_validate(self._services._ws._get(f"/services/{self.name}"))
         return self.info
 
-    def wait(self, state: str = "Running", timeout: float = 180, *, progress: bool = True) -> "Service":
+    def wait(self, state: str = "Running", timeout: float = 180, *, progress: bool = True) -> Service:
         """Block until the service is in ``state`` (Running: every instance ready), showing the
         instances ready as a bar (``progress=False``: quiet). Instances that crash or fail to start
         are restarted by the gateway, so such a failure is waited through until ``timeout``; a
@@ -158,28 +159,28 @@ class Service:
 
     # ----------------------------------------------------------------- managing it
 
-    def modify(self, change: dict) -> "Service":
+    def modify(self, change: dict) -> Service:
         self.info = ServiceDetail.model_validate(self._services._ws._patch(f"/services/{self.name}", change))
         return self
 
-    def scale(self, instances: int) -> "Service":
+    def scale(self, instances: int) -> Service:
         return self.modify({"metadata": {"instance": int(instances)}})
 
-    def release(self, weight: int) -> "Service":
+    def release(self, weight: int) -> Service:
         self.info = ServiceDetail.model_validate(
             self._services._ws._post(f"/services/{self.name}/release", {"weight": int(weight)}))
         return self
 
-    def version(self, version: int) -> "Service":
+    def version(self, version: int) -> Service:
         self.info = ServiceDetail.model_validate(
             self._services._ws._post(f"/services/{self.name}/version", {"version": int(version)}))
         return self
 
-    def stop(self) -> "Service":
+    def stop(self) -> Service:
         self.info = ServiceDetail.model_validate(self._services._ws._post(f"/services/{self.name}/stop"))
         return self
 
-    def start(self) -> "Service":
+    def start(self) -> Service:
         self.info = ServiceDetail.model_validate(self._services._ws._post(f"/services/{self.name}/start"))
         return self
 

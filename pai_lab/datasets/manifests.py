@@ -100,7 +100,7 @@ class ChunkWriter:
         self._digest = hashlib.sha256()
         self._previous = previous
         self._matching = previous is not None  # every chunk so far equals the previous version's
-        self._spool = tempfile.SpooledTemporaryFile(max_size=32 << 20)
+        self._spool = tempfile.SpooledTemporaryFile(max_size=32 << 20)  # noqa: SIM115 - closed by close()
         # (seq, first_index, count, offset, length); offset -1: the previous version's chunk
         self._chunks: list[tuple[int, int, int, int, int]] = []
 

@@ -116,7 +116,7 @@ def manifest_lines_object(location: ObjectLocation) -> Iterator[dict]:
     fs = filesystem(location)
     try:
         fh = fs.open(f"{location.bucket}/{location.prefix}", "rt", encoding="utf-8")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - each store raises its own kind
         raise object_error(exc, location) from None
     with fh:
         name = location.prefix.rsplit("/", 1)[-1]

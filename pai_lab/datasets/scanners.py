@@ -257,7 +257,7 @@ def list_objects(location: ObjectLocation, *, progress_pages: Callable[[list[dic
         call = dict(kwargs, ContinuationToken=token) if token else kwargs
         try:
             page = sync(fs.loop, fs._call_s3, "list_objects_v2", **call)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - each store raises its own kind
             raise object_error(exc, location) from None
         progress_pages(page.get("Contents", []))
         if not page.get("IsTruncated"):
@@ -275,20 +275,20 @@ def resolve_prefix(location: ObjectLocation) -> tuple[ObjectLocation, bool]:
     if prefix == "" or prefix.endswith("/"):
         try:
             page = sync(fs.loop, fs._call_s3, "list_objects_v2", Bucket=location.bucket, Prefix=prefix, MaxKeys=1)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - each store raises its own kind
             raise object_error(exc, location) from None
         if not page.get("Contents"):
             raise BadInput(f"{location.uri} holds no objects; check the bucket and prefix", "source")
         return location, True
     try:
         page = sync(fs.loop, fs._call_s3, "list_objects_v2", Bucket=location.bucket, Prefix=prefix + "/", MaxKeys=1)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - each store raises its own kind
         raise object_error(exc, location) from None
     if page.get("Contents"):
         return ObjectLocation(location.protocol, location.bucket, prefix + "/", location.options), True
     try:
         sync(fs.loop, fs._call_s3, "head_object", Bucket=location.bucket, Key=prefix)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - each store raises its own kind
         if isinstance(exc, FileNotFoundError) or "404" in str(exc) or "Not Found" in str(exc):
             raise BadInput(f"{location.uri} is neither an object nor a prefix with objects under it; check the "
                            "path", "source") from None

@@ -99,11 +99,13 @@ def new_version(session: Session, user: str, workspace: str, ref: str, *, descri
         if roots is None:
             raise BadInput("local datasets are re-scanned through the server", "dataset")
         path = roots.resolve(row.source_uri)
-        fill = lambda writer: scan_local(path, roots, writer, glob=row.glob or None,
-                                         content_hash=content_hash, progress=progress)
+        def fill(writer):
+            return scan_local(path, roots, writer, glob=row.glob or None, content_hash=content_hash,
+                              progress=progress)
     elif row.source_kind == "s3":
         location = parse_object_uri(row.source_uri, row.storage_options or {})
-        fill = lambda writer: scan_objects(location, writer, glob=row.glob or None, progress=progress)
+        def fill(writer):
+            return scan_objects(location, writer, glob=row.glob or None, progress=progress)
     elif row.source_kind == "manifest":
         if "://" in row.source_uri:
             lines = manifest_lines_object(parse_object_uri(row.source_uri, row.storage_options or {}))

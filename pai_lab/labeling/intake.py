@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -84,7 +85,7 @@ def _package_key(data: dict, field_name: str, where: str) -> str:
 
 
 def insert_items(s: Session, task: TaskRow, spec: TemplateSpec, items: Iterable[NewItem], *, author: str) -> None:
-    checker = Checker(spec, [l["name"] for l in task.labels])
+    checker = Checker(spec, [lab["name"] for lab in task.labels])
     order = fl.stages(task.flow)
     packages: dict[Any, PackageRow] = {}
     reached: dict[int, list[int]] = {}  # package id -> items answered per stage
@@ -138,7 +139,7 @@ def insert_items(s: Session, task: TaskRow, spec: TemplateSpec, items: Iterable[
             row["prelabel_source"] = "import"
         if item.skipped is not None:
             row["_answers"].append(("label", None, item.skipped))
-        for i, stage in enumerate(order):
+        for stage in order:
             results = item.answers.get(stage)
             if results is None:
                 continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import ContextManager
+from contextlib import AbstractContextManager
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -86,7 +86,7 @@ def checker_for(task: TaskRow) -> Checker:
         if len(_CHECKERS) > 256:
             _CHECKERS.clear()
         checker = _CHECKERS[key] = Checker(TemplateSpec.model_validate(task.spec),
-                                               [l["name"] for l in task.labels])
+                                               [lab["name"] for lab in task.labels])
     return checker
 
 
@@ -143,7 +143,7 @@ def submit_answer(s: Session, user: str, ws: str, ref: str, body: sc.AnswerSubmi
 
 
 
-def store_answer(transaction: Callable[[], ContextManager[Session]], user: str, ws: str, ref: str,
+def store_answer(transaction: Callable[[], AbstractContextManager[Session]], user: str, ws: str, ref: str,
                  body: sc.AnswerSubmit) -> sc.AnswerAck:
     """:func:`submit_answer` in a transaction of its own (``transaction()`` opens one), tried once more
     if the store refuses it: two requests with the same client_id racing in both pass the duplicate
@@ -161,7 +161,7 @@ def store_answer(transaction: Callable[[], ContextManager[Session]], user: str, 
 
 def attach_prelabels(s: Session, user: str, ws: str, ref: str, body: sc.PrelabelBatch) -> int:
     _, task = manage(s, user, ws, ref)
-    checker = Checker(TemplateSpec.model_validate(task.spec), [l["name"] for l in task.labels])
+    checker = Checker(TemplateSpec.model_validate(task.spec), [lab["name"] for lab in task.labels])
     for i, p in enumerate(body.items):
         item = _item(s, task, p.item)
         data = json.loads(item.data)

@@ -29,8 +29,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from pai_lab.errors import BadInput, NotFound
-from pai_lab.labeling.images import (bad_image, encode, fit_size, has_alpha, level_for, level_size, normalized,
-                                     scaled)
+from pai_lab.labeling.images import bad_image, encode, fit_size, has_alpha, level_for, level_size, normalized, scaled
 from pai_lab.schema import whole_number
 
 log = logging.getLogger("pai_lab")

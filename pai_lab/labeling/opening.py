@@ -27,8 +27,9 @@ def open_package(s: Session, user: str, ws: str, ref: str, stage: str = "label",
         items = [sc.OpenItem(**item, done=fl.item_done(stage, item),
                              answer=checker.simple(fl.shown_answer(stage, item)),
                              suggestion=checker.simple(item["prelabel"])) for item in shown]
-    return sc.Opened(task=task_schema(s, task, user, access.roles), stage=sc.StageInfo(name=stage, **fl.STAGE_TABLE[stage]),
-                     package=package, items=items, progress=progress(s, task))
+    return sc.Opened(task=task_schema(s, task, user, access.roles),
+                     stage=sc.StageInfo(name=stage, **fl.STAGE_TABLE[stage]), package=package,
+                     items=items, progress=progress(s, task))
 
 
 def stage_answers(s: Session, user: str, ws: str, ref: str, number: int, stage: str) -> dict[int, list]:

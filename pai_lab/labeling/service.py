@@ -11,13 +11,30 @@ the tests. Each lives in the module that owns its rules:
 from __future__ import annotations
 
 from pai_lab.labeling.intake import NewItem, min_package_size
-from pai_lab.labeling.items import (attach_prelabels, item_history, list_items, package_items, store_answer,
-                                    submit_answer)
+from pai_lab.labeling.items import (
+    attach_prelabels,
+    item_history,
+    list_items,
+    package_items,
+    store_answer,
+    submit_answer,
+)
 from pai_lab.labeling.packages import claim, list_packages, order, reassign, release, review, submit_package
 from pai_lab.labeling.stats import stats
-from pai_lab.labeling.tasks import (copy_task, create_task, create_template, delete_task, delete_template, get_task,
-                                    list_tasks, list_templates, resolve_template, set_offline, set_people,
-                                    task_row)
+from pai_lab.labeling.tasks import (
+    copy_task,
+    create_task,
+    create_template,
+    delete_task,
+    delete_template,
+    get_task,
+    list_tasks,
+    list_templates,
+    resolve_template,
+    set_offline,
+    set_people,
+    task_row,
+)
 
 __all__ = [
     "NewItem", "attach_prelabels", "claim", "copy_task", "create_task", "create_template", "delete_task",

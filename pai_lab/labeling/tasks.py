@@ -11,7 +11,7 @@ import json
 import re
 import secrets
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session
 from pai_lab.errors import BadInput, Conflict, NotFound
 from pai_lab.labeling import flow as fl
 from pai_lab.labeling import schemas as sc
-from pai_lab.labeling.intake import (NewItem, check_line, check_package_size, contained, insert_items,
-                                     lines_from_dataset)
+from pai_lab.labeling.intake import NewItem, check_line, check_package_size, contained, insert_items, lines_from_dataset
 from pai_lab.labeling.tables import ItemRow, PackageEventRow, PackageRow, TaskRow, TemplateRow
 from pai_lab.labeling.templates import BUILTIN, BUILTIN_IDS, CUSTOM_NAME, TemplateSpec, builtin, parse_spec
 from pai_lab.store import after_commit, new_id, utcnow
@@ -263,7 +262,7 @@ def task_schema(s: Session, task: TaskRow, user: str, ws_roles, counts: dict | N
         rejected=c.get("rejected", 0), skipped=c.get("skipped", 0),
         packages_left=sum(n for st, n in packages.items() if st != fl.DONE),
         my_roles=my_roles(task, user, ws_roles), description=task.description, flow=task.flow,
-        labels=[sc.LabelSpec(**l) for l in task.labels], multi=task.multi, check_ratio=task.check_ratio,
+        labels=[sc.LabelSpec(**lab) for lab in task.labels], multi=task.multi, check_ratio=task.check_ratio,
         package_size=task.package_size, package_by=task.package_by, people=task.people, dataset=task.dataset,
         dataset_version=task.dataset_version, spec=task.spec, created_by=task.created_by, created_at=task.created_at)
 
@@ -322,9 +321,9 @@ def set_people(s: Session, user: str, ws: str, ref: str, body: sc.TaskPeople) ->
 
 
 def copy_task(s: Session, user: str, ws: str, ref: str, name: str) -> sc.Task:
-    access, src = manage(s, user, ws, ref)
+    _access, src = manage(s, user, ws, ref)
     body = sc.TaskCreate(name=name, template=src.template, description=src.description, labels=[
-        sc.LabelSpec(**l) for l in src.labels], multi=src.multi, flow=src.flow, check_ratio=src.check_ratio,
+        sc.LabelSpec(**lab) for lab in src.labels], multi=src.multi, flow=src.flow, check_ratio=src.check_ratio,
         package_size=src.package_size, package_by=src.package_by, dataset=src.dataset,
         dataset_version=src.dataset_version, **{k: v for k, v in src.people.items()})
     rows = s.execute(select(ItemRow.data).where(ItemRow.task_id == src.id).order_by(ItemRow.seq).execution_options(

@@ -74,7 +74,7 @@ class TemplateSpec(_Spec):
     questions: list[QuestionComponent] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _check(self) -> "TemplateSpec":
+    def _check(self) -> TemplateSpec:
         keys = {c.key for c in self.contents}
         ids = [q.id for q in self.questions if q.id is not None]
         if len(ids) != len(set(ids)):
@@ -93,7 +93,7 @@ class TemplateSpec(_Spec):
                 return c.type
         return "text"
 
-    def numbered(self) -> "TemplateSpec":
+    def numbered(self) -> TemplateSpec:
         """Give survey and box questions without an id their 1-based position."""
         spec = self.model_copy(deep=True)
         for i, q in enumerate(spec.questions, 1):

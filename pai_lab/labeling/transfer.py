@@ -11,16 +11,16 @@ from __future__ import annotations
 import glob
 import os
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import fsspec
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput, Conflict
-from pai_lab.labeling import formats
+from pai_lab.labeling import formats, items, tasks
 from pai_lab.labeling import schemas as sc
-from pai_lab.labeling import items, tasks
 from pai_lab.labeling.formats import ExportContext, Row
 from pai_lab.labeling.tables import ItemRow
 from pai_lab.labeling.templates import TemplateSpec
@@ -46,7 +46,7 @@ def context(s: Session, engine, user: str, ws: str, ref: str, fmt: str, options:
     task = tasks.find_task(s, access.workspace_id, ref)
     module = formats.exporter(fmt)
     ctx = ExportContext(task_id=task.id, name=task.name, template=task.template,
-                        spec=TemplateSpec.model_validate(task.spec), labels=[l["name"] for l in task.labels],
+                        spec=TemplateSpec.model_validate(task.spec), labels=[lab["name"] for lab in task.labels],
                         flow=task.flow, rows=lambda: _rows(engine, task.id), options=dict(options or {}))
     module.fits(ctx)
     return ctx, module, task
@@ -80,7 +80,7 @@ def write_file(chunks: Iterator[str], to: str, storage_options: dict | None = No
     except BaseException:
         try:
             fs.rm(tmp)
-        except Exception:  # nothing was written, or the store went away
+        except Exception:  # noqa: BLE001, S110 - nothing was written, or the store went away
             pass
         raise
 
@@ -179,7 +179,7 @@ def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest, containm
     labels, relation_labels = parsed.labels, parsed.relation_labels
     if hint is not None:  # the template says which values are labels
         labels, relation_labels = formats.collect_labels(hint, [r for i in parsed.items for r in (
-            list(i.answers.values()) + [i.prelabel])])
+            [*list(i.answers.values()), i.prelabel])])
         labels = labels or parsed.labels
     create = sc.TaskCreate(name=body.name, template=template, labels=body.labels or labels,
                            multi=parsed.multi if body.multi is None else body.multi, flow=flow,

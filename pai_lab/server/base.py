@@ -26,7 +26,7 @@ class Request:
 
     platform: Any
     user: str
-    handler: "RouteHandler"
+    handler: RouteHandler
     log_entry: tuple | None = None  # (workspace, action, target) when this call belongs in the operation log
     logged: bool = False
 
@@ -154,7 +154,7 @@ class RouteHandler(APIHandler):
             self.set_status(exc.status)
             self.finish(json.dumps(exc.to_json()))
             return
-        except Exception as exc:  # a bug: answer 500 with the message, keep the trace in the log
+        except Exception as exc:  # noqa: BLE001 - a bug: answer 500 with the message, keep the trace in the log
             log.error("pai_lab %s %s failed\n%s", method, self.request.path, traceback.format_exc())
             self._log_operation(op, user, path_args, "error:500", str(exc))
             self.set_status(500)

@@ -7,11 +7,11 @@ from pydantic import Field
 from pai_lab import workspaces as ws
 from pai_lab.server.routing import Router
 from pai_lab.workspaces.schemas import (
-    Schema,
     Member,
     MemberAdd,
     MemberUpdate,
     Operation,
+    Schema,
     Workspace,
     WorkspaceCreate,
     WorkspaceUpdate,

@@ -58,7 +58,7 @@ def _fetch(uri: str, spec: ServiceSpec, cache: Path, what: str, containment=None
                     fs.get(path, str(tmp / Path(path).name))
             except BadInput:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - each store raises its own kind
                 raise BadInput(f"cannot read {what} {uri!r}: {exc}; set oss_endpoint to the store's URL and give "
                                "the server AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY", what) from None
         else:
@@ -156,8 +156,5 @@ def _warm_up_requests(spec: ServiceSpec, cache: Path, containment=None) -> list[
         raise BadInput("warm_up_data_path holds no file", "warm_up_data_path")
     path = files[0]
     data = path.read_bytes()
-    if path.suffix in (".txt", ".jsonl"):
-        bodies = [line for line in data.splitlines() if line.strip()]
-    else:
-        bodies = [data]
+    bodies = [line for line in data.splitlines() if line.strip()] if path.suffix in (".txt", ".jsonl") else [data]
     return [base64.b64encode(b).decode() for b in bodies]

@@ -109,7 +109,7 @@ def _run(processor, kind: str, payload):
         return ("ok", processor.predict(payload["signature_name"], payload["inputs"], payload.get("output_filter")))
     except ProcessorError as exc:
         return ("error", (exc.status, exc.message))
-    except Exception as exc:  # the model raised: the caller gets the message, the log gets the trace
+    except Exception as exc:  # noqa: BLE001 - the model raised: the caller gets the message, the log gets the trace
         traceback.print_exc()
         return ("error", (500, f"{type(exc).__name__}: {exc}"))
 
@@ -134,7 +134,7 @@ def main(argv: list[str]) -> int:
         from pai_lab.serving import processors
 
         processor = processors.load(config)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to load is the instance's answer
         traceback.print_exc()
         _flush_logs()
         send(("failed", {"message": f"{type(exc).__name__}: {getattr(exc, 'message', exc)}",

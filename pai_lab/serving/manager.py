@@ -107,7 +107,7 @@ class ServingManager(LoggingConfigurable):
         env.pop(METRICS_TOKEN_ENV, None)
         if self.metrics_token:
             env[METRICS_TOKEN_ENV] = self.metrics_token
-        log_file = open(self.state_dir / "gateway.log", "ab")
+        log_file = open(self.state_dir / "gateway.log", "ab")  # noqa: SIM115 - the gateway's log: it outlives this call
         # a fixed port, else the one this gateway or the last control plane's had, so endpoints stay the same
         port = self.port or (int(self.url.rsplit(":", 1)[1]) if self.url else self._recorded["port"])
         if port and not self.url and not self.port:

@@ -142,10 +142,10 @@ class PythonProcessor:
     in, a list of answers out, in order) is called with batches when ``rpc.batching`` is on."""
 
     kind = "python"
-    signature_json: dict = {}
 
     def __init__(self, processor_dir: str, entry: str, mainclass: str | None, model_dir: str | None,
                  model_config: Any):
+        self.signature_json: dict = {}
         path = Path(processor_dir) / entry if entry else Path(processor_dir)
         if not path.is_file():
             raise ProcessorError(400, f"processor_entry {entry!r} not found in processor_path")
@@ -189,9 +189,9 @@ class PythonProcessor:
     def process_batch(self, datas: list[bytes]) -> list[tuple[bytes, int]]:
         results = self.obj.process_batch(list(datas))
         if not isinstance(results, (list, tuple)) or len(results) != len(datas):
-            raise ProcessorError(500, f"process_batch must return one answer per request, in order: got "
-                                      f"{len(results) if isinstance(results, (list, tuple)) else type(results).__name__}"
-                                      f" for {len(datas)} requests")
+            got = len(results) if isinstance(results, (list, tuple)) else type(results).__name__
+            raise ProcessorError(500, f"process_batch must return one answer per request, in order: got {got} "
+                                      f"for {len(datas)} requests")
         return [self._answer(r) for r in results]
 
     @staticmethod

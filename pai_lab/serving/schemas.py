@@ -172,7 +172,8 @@ class Instance(Schema):
     pid: int | None = None
     draining: bool = False
     fatal: bool = Field(False, description="its last start failed in a way restarting cannot heal")
-    gpus: list[str] = Field(default_factory=list, description="the GPUs the instance is pinned to, as CUDA_VISIBLE_DEVICES names them")
+    gpus: list[str] = Field(default_factory=list,
+                            description="the GPUs the instance is pinned to, as CUDA_VISIBLE_DEVICES names them")
 
 
 class ServiceVersion(Schema):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -124,7 +124,7 @@ class Store:
         for step in work:
             try:
                 step()
-            except Exception as exc:  # the write stands; the rest still runs, then the caller hears of it
+            except Exception as exc:  # noqa: BLE001 - the write stands; the rest still runs, then the caller hears of it
                 log.warning("pai_lab: work after a commit failed: %s", exc)
                 failed = failed or exc
         if failed is not None:

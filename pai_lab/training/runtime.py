@@ -243,7 +243,7 @@ def _end_leftovers(proc: subprocess.Popen, pod: str) -> None:
         pass
     try:
         isolation.end_processes(isolation.job_processes(pod=pod))
-    except Exception:  # noqa: BLE001 - psutil cannot read this system: the group kill above still ran
+    except Exception:  # noqa: BLE001, S110 - psutil cannot read this system: the group kill above still ran
         pass
 
 
@@ -349,10 +349,7 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     env.update(assignments)
     quiet_tf = env.get("TF_CPP_MIN_LOG_LEVEL") not in ("0", "1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if argv is None:
-        argv = ["/bin/sh", "-c", command + (" " + shlex.join(flags) if flags else "")]
-    else:
-        argv = argv + flags
+    argv = ["/bin/sh", "-c", command + (" " + shlex.join(flags) if flags else "")] if argv is None else argv + flags
     if sandbox:
         argv = isolation.sandboxed_argv(sandbox, argv, cwd, seen)
     try:

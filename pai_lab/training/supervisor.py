@@ -292,7 +292,7 @@ class Supervisor(threading.Thread):
                 time.sleep(0.05)
             if not all(f.done() for f in self.futures):
                 log.warning("job %s: ranks did not all end in time", self.job_id)
-        except Exception:  # noqa: BLE001 - a lost cluster must not keep the job from ending
+        except Exception:  # a lost cluster must not keep the job from ending
             log.warning("job %s: could not signal the ranks to end", self.job_id, exc_info=True)
         try:
             self._drain()

@@ -101,7 +101,7 @@ class DatasetPreview(w.VBox):
         if key not in self._thumbs:
             try:
                 self._thumbs[key] = self.dataset.thumbnail(index, self.version, self.thumb_size)
-            except Exception:  # a broken image shows as an empty tile, not a failed preview
+            except Exception:  # noqa: BLE001 - a broken image shows as an empty tile, not a failed preview
                 self._thumbs[key] = b""
         return self._thumbs[key]
 

@@ -160,7 +160,8 @@ class JobMonitor(w.VBox):
                              + (f"<br><i>{html.escape(d.reason)}</i>" if d.reason else ""))
         rows = "".join(f"<tr><td>{html.escape(p.name)}</td><td>{_badge(p.state)}</td><td>{html.escape(p.host)}"
                        f"{':' + str(p.port) if p.port else ''}</td><td>{p.pid or ''}</td>"
-                       f"<td>{','.join(map(str, p.gpus))}</td><td>{'' if p.exit_code is None else p.exit_code}</td></tr>"
+                       f"<td>{','.join(map(str, p.gpus))}</td>"
+                       f"<td>{'' if p.exit_code is None else p.exit_code}</td></tr>"
                        for p in d.pods)
         self.pods.value = ("<table><tr><th>pod</th><th>state</th><th>address</th><th>pid</th><th>GPUs</th>"
                            f"<th>exit</th></tr>{rows}</table>")

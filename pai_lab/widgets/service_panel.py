@@ -10,6 +10,7 @@ import time
 
 import ipywidgets as W
 
+
 def chart(values: list[float], title: str, unit: str, colour: str, width: int = 220, height: int = 48) -> str:
     """A small SVG line chart of the last values, with its title, the last value and the top of
     its scale written on it (the panel redraws it at every refresh)."""
@@ -107,7 +108,7 @@ class ServicePanel(W.VBox):
         while not self._stop.wait(seconds):
             try:
                 self.refresh()
-            except Exception:  # the server went away: stop polling quietly
+            except Exception:  # noqa: BLE001 - the server went away: stop polling quietly
                 return
 
     def close(self) -> None:
@@ -135,5 +136,5 @@ class ServicePanel(W.VBox):
                 {k: v.tolist() for k, v in result.items()} if isinstance(result, dict) and result and hasattr(
                     next(iter(result.values())), "tolist") else result)
             self.answer.value = f"<pre>{html.escape(json.dumps(shown, indent=1, default=str)[:4000])}</pre>"
-        except Exception as exc:  # show the service's own message in the panel
+        except Exception as exc:  # noqa: BLE001 - show the service's own message in the panel
             self.answer.value = f"<pre style='color:#c62828'>{html.escape(str(exc))}</pre>"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -36,7 +36,7 @@ class Access:
         return self.workspace.id
 
     def require(self, action: str, *, owner: str | None = None, assigned: bool = False,
-                test_service: bool = False) -> "Access":
+                test_service: bool = False) -> Access:
         """The same member checked for another action, without asking the store again."""
         grant = perms.check(self.username, list(self.roles) if self.roles else None, self.workspace.name, action,
                             owner=owner, assigned=assigned, test_service=test_service)

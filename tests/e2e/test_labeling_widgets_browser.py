@@ -18,7 +18,8 @@ DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 # One notebook for the module (one JupyterLab page load, one kernel); each test fills its task
 # and runs its own cell, as a person working down a notebook would.
 NAMES = {key: f"{key}_{uuid.uuid4().hex[:6]}" for key in ("digits", "boxes", "ner", "check", "texts", "ocr",
-                                                          "segments", "custom", "relation", "zoom", "accept", "asr", "video",
+                                                          "segments", "custom", "relation", "zoom", "accept", "asr",
+                                                          "video",
                                                           "refused", "suggested", "suggested_boxes")}
 # The busy cell keeps the kernel busy until the test writes this file beside the notebook: the test
 # decides when the kernel is free again, not a clock.
@@ -509,7 +510,8 @@ def test_polygon_undo_zoom_and_pan_keep_shapes_in_image_pixels(widget_lab, noteb
     page.mouse.up()
     page.keyboard.up("Shift")
     after = img.bounding_box()
-    assert (after["x"] - before["x"], after["y"] - before["y"]) == (pytest.approx(-60, abs=3), pytest.approx(-40, abs=3))
+    moved = (after["x"] - before["x"], after["y"] - before["y"])
+    assert moved == (pytest.approx(-60, abs=3), pytest.approx(-40, abs=3))
     assert rows.count() == 2  # panning drew nothing
     page.keyboard.press("f")
     badge.wait_for(state="detached")

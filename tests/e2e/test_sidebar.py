@@ -241,7 +241,7 @@ def test_a_job_and_a_service_run_and_stop_from_the_sidebar(lab_server, page, pyt
     # The service: ready instances and its endpoint, then Stop.
     svc = sidebar.locator(f'[data-service="{service}"]')
     svc.locator(".pai-muted", has_text="1/1 ready").wait_for(timeout=60_000)
-    endpoint = [s for s in lab_server.api("GET", "/workspaces/default/services").json() if s["name"] == service][0]
+    endpoint = next(s for s in lab_server.api("GET", "/workspaces/default/services").json() if s["name"] == service)
     assert svc.locator("code").inner_text() == endpoint["endpoint"]
     svc.get_by_role("button", name="Copy", exact=True).click()
     svc.get_by_role("button", name="Copied", exact=True).wait_for()

@@ -32,7 +32,7 @@ async def test_a_huge_rank_count_is_refused_at_once_without_growing_the_server(a
     assert time.monotonic() - started < 5
     assert psutil.Process().memory_info().rss - before < 50 << 20
     status, jobs = await api("GET", f"{W}/jobs")
-    assert status == 200 and jobs == [] or all(j["name"] != "bounded" for j in jobs)
+    assert (status == 200 and jobs == []) or all(j["name"] != "bounded" for j in jobs)
 
 
 async def test_ranks_together_above_the_configured_maximum_are_refused(api):

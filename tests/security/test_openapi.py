@@ -43,7 +43,7 @@ async def test_the_served_openapi_document_is_valid(api):
 
 
 async def test_every_query_parameter_has_a_schema_with_its_bounds(api):
-    status, doc = await api("GET", "/openapi.json")
+    _status, doc = await api("GET", "/openapi.json")
     params = [p for ops in doc["paths"].values() for op in ops.values() for p in op["parameters"]]
     query = [p for p in params if p["in"] == "query"]
     assert len(query) >= 40
@@ -54,7 +54,7 @@ async def test_every_query_parameter_has_a_schema_with_its_bounds(api):
 
 
 async def test_request_bounds_are_in_the_document(api):
-    status, doc = await api("GET", "/openapi.json")
+    _status, doc = await api("GET", "/openapi.json")
     def body(path):
         schema = doc["paths"]["/pai-lab/api/v1" + path]["post"]["requestBody"]["content"]["application/json"]
         return schema["schema"]
@@ -87,7 +87,7 @@ async def test_openapi_documents_every_route(api, jp_serverapp, jp_base_url):
         for method in ops:
             status, _ = await api(method.upper(), _sample(path).removeprefix(API), user=None)
             assert status in (401, 403), (method, path, status)
-    status, body = await api("GET", "/no-such-route")
+    status, _body = await api("GET", "/no-such-route")
     assert status == 404
 
     create = doc["paths"][API + "/workspaces"]["post"]

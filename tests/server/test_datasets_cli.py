@@ -58,13 +58,13 @@ def test_cli_register_versions_diff_manifest(cli, live_server, live_pets, unique
 
 
 def test_cli_errors_are_one_line(cli, live_pets, unique_name):
-    rc, out, err = cli("dataset", "register", unique_name("ds"), "../" * 40 + "etc")  # '..' out of every root
+    rc, _out, err = cli("dataset", "register", unique_name("ds"), "../" * 40 + "etc")  # '..' out of every root
     assert rc == 2 and "outside the allowed folders" in err and len(err.strip().splitlines()) == 1
     name = unique_name("ds")
     assert cli("dataset", "register", name, live_pets)[0] == 0
-    rc, out, err = cli("dataset", "register", name, live_pets)
+    rc, _out, err = cli("dataset", "register", name, live_pets)
     assert rc == 2 and "already exists" in err
-    rc, out, err = cli("dataset", "register", unique_name("ds"), "s3://bucket/x", user="guest")
+    rc, _out, err = cli("dataset", "register", unique_name("ds"), "s3://bucket/x", user="guest")
     assert rc == 2 and "may not dataset.create" in err
 
 

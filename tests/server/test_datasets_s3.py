@@ -38,7 +38,7 @@ async def test_scan_prefix_masks_secrets_and_versions(api, jp_fetch, s3_images):
 
 
 async def test_bad_credentials_and_missing_bucket(api, s3_images):
-    uri, options, _client, bucket = s3_images
+    _uri, options, _client, bucket = s3_images
     status, err = await api("POST", "/workspaces/default/datasets",
                             {"name": "nope", "source": f"s3://{bucket}-missing/x/", "scan": True,
                              "storage_options": options})
@@ -52,7 +52,7 @@ async def test_bad_credentials_and_missing_bucket(api, s3_images):
 
 
 async def test_oss_alias_needs_an_endpoint(api, s3_images):
-    uri, options, _client, bucket = s3_images
+    _uri, options, _client, bucket = s3_images
     status, err = await api("POST", "/workspaces/default/datasets", {"name": "oss1", "source": f"oss://{bucket}/images/"})
     assert status == 400 and "endpoint" in err["error"]["message"]
     oss_options = {"key": options["key"], "secret": options["secret"],

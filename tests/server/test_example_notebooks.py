@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from pai_lab.datasets.readers import boxes, class_label
+from pai_lab.datasets.readers import class_label
 from tests.conftest import start_pai_server
 
 pytestmark = pytest.mark.tf
@@ -88,7 +88,6 @@ def test_shapes_boxes_come_back_as_prelabels(notebook_server):
     ws = server.client().workspace("default")
     task = ws.labeling.get("shapes-boxes")
     assert task.stats().labeled == 40
-    truth = {line["data"]["source"]: boxes(line) for line in ws.datasets.get("shapes").manifest()}
     suggested = [i for i in task.all_items(0, 60) if i.label is None and i.prelabel]
     assert suggested
     # the suggestions are boxes on the picture, with the task's labels

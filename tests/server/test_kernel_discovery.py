@@ -2,11 +2,8 @@
 
 import asyncio
 import json
-import os
-from pathlib import Path
 
 from jupyter_client import AsyncKernelClient
-from jupyter_core.paths import jupyter_runtime_dir
 
 
 async def _run_in_kernel(connection_file: str, code: str, timeout: float = 60) -> str:

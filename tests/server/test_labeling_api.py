@@ -117,8 +117,8 @@ async def test_exports_stream_and_refuse_formats_that_do_not_fit(api, members):
     assert status == 200
     lines = text.splitlines()
     assert lines[0] == '{"data":{"source":"img/0.jpg"}}'
-    assert lines[1] == ('{"data":{"source":"img/1.jpg"},"label-%s":{"results":[{"questionId":"2","data":"dog",'
-                        '"markTitle":"单选","type":"survey/value"}]}}' % task["id"])
+    assert lines[1] == ('{"data":{"source":"img/1.jpg"},"label-' + task["id"] + '":{"results":[{"questionId":"2",'
+                        '"data":"dog","markTitle":"单选","type":"survey/value"}]}}')
     status, doc = await api("GET", f"{W}/tasks/pets/export", params={"format": "label-studio"}, user="labeladmin")
     assert status == 200 and [t["id"] for t in doc] == [1, 2, 3, 4]
     status, err = await api("GET", f"{W}/tasks/pets/export", params={"format": "coco"}, user="labeladmin")

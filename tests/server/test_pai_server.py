@@ -123,7 +123,7 @@ def test_a_headless_notebook_starts_its_own_server_and_leaves_none_behind(tmp_pa
                                           "print(json.load(open('.pai_lab/server.json'))['pid'])"),
                 nbformat.v4.new_code_cell("ws")]
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    pid = int([o for o in nb.cells[0].outputs if o.get("name") == "stdout"][0]["text"])
+    pid = int(next(o for o in nb.cells[0].outputs if o.get("name") == "stdout")["text"])
     shown = nb.cells[1].outputs[0]["data"]["text/html"]
     assert "<b>workspace default</b>" in shown and "<b>0</b> datasets" in shown
     # gone when the kernel shuts down (or, should the kernel be killed on a slow machine, a second later)

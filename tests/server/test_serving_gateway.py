@@ -248,7 +248,7 @@ def test_rolling_update_loses_no_request(ws, saved_model, cli, service_json, sav
 def test_scaling_keeps_instances_and_a_killed_instance_comes_back(echo_service, cli):
     first = echo_service.instances()
     assert len(first) == 1
-    rc, out, err = cli("eascmd", "modify", echo_service.name, "-Dmetadata.instance=2")
+    rc, _out, err = cli("eascmd", "modify", echo_service.name, "-Dmetadata.instance=2")
     assert rc == 0, err
     instances = {i.name: i for i in echo_service.instances()}
     assert len(instances) == 2 and first[0].name in instances and instances[first[0].name].pid == first[0].pid
@@ -291,7 +291,7 @@ def wait_for(condition, timeout: float = 60) -> bool:
 
 def test_deleting_an_instance_replaces_it(slow_service, cli):
     (old,) = slow_service.instances()
-    rc, out, err = cli("eascmd", "dw", slow_service.name, old.name, "-y")
+    rc, out, _err = cli("eascmd", "dw", slow_service.name, old.name, "-y")
     assert rc == 0 and f"Instance(s) [{old.name}] for service [{slow_service.name}]" in out
     assert wait_for(lambda: [i.name for i in slow_service.instances()] not in ([old.name], []) and
                     len(slow_service.instances()) == 1 and slow_service.instances()[0].ready == "[1/1]")

@@ -52,7 +52,7 @@ def test_instances_get_their_own_gpus_and_wait_when_none_is_free(tmp_path, pytho
         reason = until(lambda: next((i.reason for i in big.instances() if "waiting for 2 GPU" in i.reason), None))
         assert "1 of 3 free" in reason
         gpu.delete()
-        assert list(until(lambda: _pinned(big)).values())[0] in ("0,1", "0,2", "1,2")
+        assert next(iter(until(lambda: _pinned(big)).values())) in ("0,1", "0,2", "1,2")
 
         huge = ws.services.create({"name": "four_gpus", **spec, "metadata": {"instance": 1, "gpu": 4}}, wait=False)
         reason = until(lambda: next((i.reason for i in huge.instances() if i.reason), None))

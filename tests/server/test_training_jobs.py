@@ -133,11 +133,11 @@ def test_roles_decide_who_submits_and_who_stops(live_server, rank_script):
     from pai_lab.errors import Forbidden
 
     guest = live_server.client("guest").workspace("default")
-    with pytest.raises(Forbidden, match="job.submit"):
+    with pytest.raises(Forbidden, match=r"job\.submit"):
         guest.jobs.submit(name="g", command=f"python {rank_script}", workers=1)
     dev = live_server.client("dev").workspace("default")
     job = dev.jobs.submit(name="mine", command=f"python {rank_script} --mode=sleep", workers=1)
-    with pytest.raises(Forbidden, match="job.stop"):
+    with pytest.raises(Forbidden, match=r"job\.stop"):
         live_server.client("guest").workspace("default").jobs.get(job.id).stop()
     assert job.stop().state == "Stopped"
 
@@ -276,7 +276,7 @@ def _wheel(folder, name: str, module_source: str):
                                             b"Tag: py3-none-any\n"}
     record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
               f"{len(data)}" for path, data in files.items()]
-    files[f"{name}-0.1.dist-info/RECORD"] = ("\n".join(record + [f"{name}-0.1.dist-info/RECORD,,"]) + "\n").encode()
+    files[f"{name}-0.1.dist-info/RECORD"] = ("\n".join([*record, f"{name}-0.1.dist-info/RECORD,,"]) + "\n").encode()
     path = folder / f"{name}-0.1-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as archive:
         for member, data in files.items():

@@ -49,7 +49,7 @@ def test_members_through_the_cli(cli, unique_name):
     (["workspace", "ls", "--colour"], "unrecognized arguments"),
 ])
 def test_bad_arguments_exit_2_with_one_clear_line(cli, argv, words):
-    rc, out, err = cli(*argv)
+    rc, _out, err = cli(*argv)
     assert rc == 2
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert words in err

@@ -68,7 +68,7 @@ def test_shards_are_disjoint_and_cover_everything(registry, monkeypatch):
             ds = readers.to_tf_dataset(lines, data_type="text", shard_by=by)
             assert ds.class_names == ["negative", "positive"]
             seen.append([t.numpy().decode() for t, _label in ds])
-        assert sorted(sum(seen, [])) == sorted(texts)
+        assert sorted(text for shard in seen for text in shard) == sorted(texts)
         assert all(abs(len(part) - len(texts) / 3) < 1 for part in seen)
 
 

@@ -42,7 +42,7 @@ def closure(requirements: list[str]) -> set[str]:
         if req.marker is not None and not req.marker.evaluate({"extra": extra}):
             continue
         name = canonical(req.name)
-        wanted = [""] + sorted(req.extras)
+        wanted = ["", *sorted(req.extras)]
         if all((name, e) in done_extras for e in wanted):
             continue
         seen.add(name)

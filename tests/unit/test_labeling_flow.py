@@ -105,7 +105,7 @@ def test_label_check_accept_with_rejection_and_rework(team):
     answer(team, "alice", task, 0, "cat")
     with pytest.raises(Forbidden):
         answer(team, "bob", task, 1, "dog", stage="label")
-    with pytest.raises(Conflict, match="do not hold package 1 .*held by alice"):
+    with pytest.raises(Conflict, match=r"do not hold package 1 .*held by alice"):
         answer(team, "lena", task, 1, "dog")
     with pytest.raises(Conflict, match=r"2 item\(s\) of package 1 have no answer yet \(items 1, 2\)"):
         _do(team, sv.submit_package, "alice", W, task, 1)
@@ -114,7 +114,7 @@ def test_label_check_accept_with_rejection_and_rework(team):
     answer(team, "alice", task, 1, "cat")
     answer(team, "alice", task, 2, skip="the image is blank")
     assert _do(team, sv.submit_package, "alice", W, task, 1).state == "check_pool"
-    with pytest.raises(Conflict, match="finished|check pool"):
+    with pytest.raises(Conflict, match=r"finished|check pool"):
         _do(team, sv.submit_package, "alice", W, task, 1)
 
     # the checker corrects item 1 (modify), then rejects with a comment
@@ -163,7 +163,7 @@ def test_checker_modification_counts_against_agreement(team):
 
 
 def test_roles_decide_who_creates_exports_and_administers(team):
-    with pytest.raises(Forbidden, match="label.manage"):
+    with pytest.raises(Forbidden, match=r"label\.manage"):
         _create(team, user="alice", name="nope")
     with pytest.raises(Forbidden):
         _create(team, user="gina", name="nope")
@@ -366,4 +366,5 @@ def test_prelabels_are_suggestions_not_answers(label_platform):
     assert _do(store, sv.get_task, "owner", W, task.id).labeled == 0
     with pytest.raises(BadInput, match="unknown label 'dog'"):
         _do(store, sv.attach_prelabels, "owner", W, task.id, sc.PrelabelBatch(source="m", items=[
-            sc.Prelabel(item=0, answer={"width": 10, "height": 10, "shapes": [{"box": [1, 1, 4, 4], "label": "dog"}]})]))
+            sc.Prelabel(item=0, answer={"width": 10, "height": 10,
+                                        "shapes": [{"box": [1, 1, 4, 4], "label": "dog"}]})]))

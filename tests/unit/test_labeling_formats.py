@@ -210,7 +210,7 @@ def test_conll_export_reads_in_conllu_and_seqeval(labeled, label_platform):
             joined = forms[a:b + 1]
             pieces.append((label, joined))
         assert [p[0] for p in pieces] == [s["label"] for s in spans]
-        for (label, joined), span in zip(pieces, spans):
+        for (_label, joined), span in zip(pieces, spans):
             assert "".join(joined).replace(" ", "") == source[span["start"]:span["end"] + 1].replace(" ", "")
 
 
@@ -222,7 +222,7 @@ def test_label_studio_export_converts_with_label_studios_converter(labeled, labe
     path.write_text(export_text(label_platform, task, "label-studio"), encoding="utf-8")
     with label_platform.store.transaction() as s:
         info = sv.get_task(s, "owner", "default", task)
-    conf = ls_config(TemplateSpec.model_validate(info.spec), [l.name for l in info.labels])
+    conf = ls_config(TemplateSpec.model_validate(info.spec), [lab.name for lab in info.labels])
     converter = Converter(conf, str(tmp_path), download_resources=False)
     converter.convert_to_coco(str(path), str(tmp_path / "coco"), is_dir=False)
     doc = json.loads((tmp_path / "coco" / "result.json").read_text())
@@ -309,7 +309,7 @@ def test_coco_round_trip(labeled, label_platform, template):
     before = _answers(label_platform, task)
     back = import_text(label_platform, export_text(label_platform, task, "coco"), "coco", f"{template}-coco")
     assert back.template == template
-    assert [l.name for l in back.labels] == SAMPLES[template]["options"]["labels"]
+    assert [lab.name for lab in back.labels] == SAMPLES[template]["options"]["labels"]
     assert _answers(label_platform, back.id) == before
 
 

@@ -14,8 +14,7 @@ import pytest
 from pai_lab.errors import BadInput
 from pai_lab.labeling import schemas as sc
 from pai_lab.labeling import service as sv
-from pai_lab.labeling import suggestions
-from pai_lab.labeling import transfer
+from pai_lab.labeling import suggestions, transfer
 
 W = "default"
 CLASSES = ["cat", "dog", "fox"]

@@ -55,10 +55,9 @@ def test_older_database_is_migrated_in_place_and_nothing_is_lost(tmp_path):
 
 def test_a_failed_transaction_writes_nothing(tmp_path):
     platform = Platform(tmp_path, owner="owner").start()
-    with pytest.raises(Conflict):
-        with platform.store.transaction() as s:
-            workspaces.create_workspace(s, "owner", "first_one")
-            workspaces.create_workspace(s, "owner", "First_One")  # fails after the first was flushed
+    with pytest.raises(Conflict), platform.store.transaction() as s:
+        workspaces.create_workspace(s, "owner", "first_one")
+        workspaces.create_workspace(s, "owner", "First_One")  # fails after the first was flushed
     with platform.store.transaction() as s:
         assert [w.name for w in workspaces.list_workspaces(s, "owner")] == ["default"]
     platform.store.dispose()

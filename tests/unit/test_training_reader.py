@@ -4,6 +4,7 @@ a validation split disjoint from training, shards per rank that add up, and the 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,7 +66,7 @@ def test_detection_items_come_with_their_boxes_and_splits_add_up(shapes, tmp_pat
     assert sum(counts) == 54
 
     path = pai.save_class_names(["circle", "square"], str(tmp_path / "model"))
-    assert json.loads(open(path).read()) == ["circle", "square"]
+    assert json.loads(Path(path).read_text()) == ["circle", "square"]
 
 
 def test_without_data_sources_the_reader_says_what_to_do(monkeypatch):

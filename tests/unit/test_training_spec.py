@@ -139,7 +139,8 @@ def test_each_rank_gets_tf_config_the_pai_tf_flags_and_its_gpus():
               "checkpoint_dir": "/ckpt", "buckets": ["file:///d/"], "hyperparameters": ["--lr=0.1"]}
     cluster = {"worker": ["h:1", "h:2"], "ps": ["h:3"]}
     env = rank_environment(launch, "worker", 1, cluster, [1])
-    assert env["TF_CONFIG"] == '{"cluster": {"worker": ["h:1", "h:2"], "ps": ["h:3"]}, "task": {"type": "worker", "index": 1}}'
+    assert env["TF_CONFIG"] == ('{"cluster": {"worker": ["h:1", "h:2"], "ps": ["h:3"]}, '
+                                '"task": {"type": "worker", "index": 1}}')
     assert env["CUDA_VISIBLE_DEVICES"] == "1" and env["PAI_LAB_IS_CHIEF"] == "0"
     assert rank_environment(launch, "worker", 0, cluster, None)["PAI_LAB_IS_CHIEF"] == "1"
     assert "CUDA_VISIBLE_DEVICES" not in rank_environment(launch, "worker", 0, cluster, None)

@@ -196,7 +196,7 @@ def collect_labels(spec: TemplateSpec, results_lists) -> tuple[list[str], list[s
 
 
 # The format modules, by the name users give. Imported last: they use the helpers above.
-from pai_lab.labeling.formats import (
+from pai_lab.labeling.formats import (  # noqa: E402
     coco,
     conll,
     easyvision,

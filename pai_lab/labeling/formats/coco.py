@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from json.encoder import encode_basestring as _str
-from typing import Iterator
 
 import orjson
 
 from pai_lab.errors import BadInput
-from pai_lab.labeling.formats import (ExportContext, Imported, bbox, chunked, image_elements, parse_json,
-                                      shape_labels)
+from pai_lab.labeling.formats import ExportContext, Imported, bbox, chunked, image_elements, parse_json, shape_labels
 from pai_lab.labeling.intake import NewItem
 
 NAME = "coco"

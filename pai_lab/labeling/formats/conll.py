@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from pai_lab.errors import BadInput
 from pai_lab.labeling.formats import ExportContext, chunked, zip_results

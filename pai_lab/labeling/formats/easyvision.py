@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 from pai_lab.errors import BadInput
 from pai_lab.labeling.formats import ExportContext, chunked, shape_labels, zip_results

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from pai_lab.errors import BadInput
 from pai_lab.labeling import flow as fl

@@ -14,7 +14,8 @@ back as 0.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from pai_lab.errors import BadInput
@@ -100,7 +101,7 @@ def to_regions(spec: TemplateSpec, results: list) -> list[dict]:
                     out.append({**common, "from_name": q.text_title, "to_name": to, "type": "textarea",
                                 "value": {**geom, "text": [s["labels"][q.text_title]]}})
         elif q.type == "spans":
-            for i, o in enumerate(el["objects"]):
+            for o in el["objects"]:
                 out.append({"id": f"e{o['start']}-{o['end']}", **base, "type": "labels",
                             "value": {"start": o["start"], "end": o["end"] + 1, "text": o["text"],
                                       "labels": _as_list(o["result"][q.result_key])}})
@@ -213,8 +214,10 @@ def from_regions(spec: TemplateSpec, regions: list[dict], data: dict, where: str
                     raise BadInput(f"{where}: region {r.get('id')} has no original_width/original_height", "content")
                 if r.get("type") == "rectanglelabels":
                     x1, y1 = _pixels(v["x"], w), _pixels(v["y"], h)
-                    x2 = _recover((v["x"] + v["width"]) * w / 100, lambda r: (r - x1) * 100 / w == v["width"])
-                    y2 = _recover((v["y"] + v["height"]) * h / 100, lambda r: (r - y1) * 100 / h == v["height"])
+                    x2 = _recover((v["x"] + v["width"]) * w / 100,
+                                  lambda r, x1=x1, w=w, v=v: (r - x1) * 100 / w == v["width"])
+                    y2 = _recover((v["y"] + v["height"]) * h / 100,
+                                  lambda r, y1=y1, h=h, v=v: (r - y1) * 100 / h == v["height"])
                     pts = [[x1, y1], [x2, y1], [x2, y2], [x1, y2]]
                     labels = v.get("rectanglelabels") or []
                 else:
@@ -316,4 +319,5 @@ def parse(text: str, spec: TemplateSpec | None) -> Imported:
         items.append(item)
     if not items:
         raise BadInput("the file has no tasks to import", "content")
-    return Imported(items=items, labels=list(labels), relation_labels=list(relation_labels), stages=[s for s in ("label", "check", "accept") if s in stages])
+    return Imported(items=items, labels=list(labels), relation_labels=list(relation_labels),
+                    stages=[s for s in ("label", "check", "accept") if s in stages])

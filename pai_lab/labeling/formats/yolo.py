@@ -14,11 +14,11 @@ labels, which is what Ultralytics needs), ``segments`` (False: write polygons as
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import posixpath
+import queue
 import random
-from typing import Iterator
+import threading
+from collections.abc import Iterator
 
 import fsspec
 import orjson
@@ -150,8 +150,8 @@ def export_to(ctx: ExportContext, fs, path: str) -> list[str]:
     finally:
         if writer is not None:
             writer.close()
-    doc = {"path": ctx.destination or path, "train": "images/train", "val": "images/val" if val_ratio else "images/train",
-           "names": {i: n for n, i in categories.items()}}
+    doc = {"path": ctx.destination or path, "train": "images/train",
+           "val": "images/val" if val_ratio else "images/train", "names": {i: n for n, i in categories.items()}}
     with fs.open(posixpath.join(path, "data.yaml"), "w") as f:
         f.write(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
     return [posixpath.join(path, "data.yaml")]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pai_lab.serving.gateway.errors import NotServed
 from pai_lab.serving.gateway.metrics import Metrics
-from pai_lab.serving.gateway.service_runtime import Route, ServiceRuntime
+from pai_lab.serving.gateway.service_runtime import Route, ServiceRuntime, in_background
 
 log = logging.getLogger("pai_lab.gateway")
 
@@ -73,7 +73,7 @@ class Gateway:
         for name in list(self.services):
             if name not in wanted:
                 svc = self.services.pop(name)
-                asyncio.create_task(svc.close(drain=True))  # a deleted service finishes what it holds
+                in_background(svc.close(drain=True))  # a deleted service finishes what it holds
         for name, spec in wanted.items():
             svc = self.services.get(name) or self.services.setdefault(name, ServiceRuntime(self, name))
             svc.apply(spec)

@@ -49,7 +49,7 @@ def _now() -> str:
 class Job:
     """One request waiting for (or inside) an instance."""
 
-    __slots__ = ("kind", "payload", "future", "rows", "key")
+    __slots__ = ("future", "key", "kind", "payload", "rows")
 
     def __init__(self, kind: str, payload, future: asyncio.Future, batchable: bool = False):
         self.kind = kind
@@ -162,7 +162,7 @@ class Instance:
                     repeated = self.load_errors[-FATAL_REPEATS:]
                     self.fatal = exc.fatal or (len(repeated) == FATAL_REPEATS and len(set(repeated)) == 1)
                 log.warning("instance %s failed: %s", self.name, exc.message)
-            except Exception as exc:  # noqa: BLE001 - any start failure is retried
+            except Exception as exc:  # any start failure is retried
                 self.status, self.reason = "Failed", f"{type(exc).__name__}: {exc}"
                 log.warning("instance %s failed", self.name, exc_info=True)
             self.ready = False
@@ -197,7 +197,7 @@ class Instance:
             threads = str(max(1, int(float(cpu) + 0.999)))
             env.update(TF_NUM_INTRAOP_THREADS=threads, OMP_NUM_THREADS=threads)
         config = {**self.config, "workers": self.concurrency}
-        logfile = open(gw.logs_dir / f"{self.name}.log", "ab")
+        logfile = open(gw.logs_dir / f"{self.name}.log", "ab")  # noqa: SIM115 - the child's log: it outlives this call
         self.proc = subprocess.Popen([sys.executable, "-m", "pai_lab.serving.instance", str(sock), json.dumps(config)],
                                      stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         logfile.close()

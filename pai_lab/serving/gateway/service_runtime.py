@@ -18,6 +18,16 @@ from pai_lab.serving.protocols import eas, fit_inputs
 if TYPE_CHECKING:
     from pai_lab.serving.gateway.core import Gateway
 
+# the event loop holds only weak references to tasks: these are kept here until they end
+_BACKGROUND: set[asyncio.Task] = set()
+
+
+def in_background(coro) -> None:
+    """Run ``coro`` without waiting for it (a drain, a stop)."""
+    task = asyncio.create_task(coro)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
 
 class ServiceRuntime:
     """A service inside the gateway: its generations of instances and what they serve."""
@@ -120,11 +130,11 @@ class ServiceRuntime:
             finally:
                 self.retiring.discard(inst)
 
-        asyncio.create_task(go())
+        in_background(go())
 
     def learn(self, inst: Instance) -> None:
         """An instance loaded: what the model looks like, taken from the generation that serves."""
-        if inst in self.instances or self.kind is None and not self.instances:
+        if inst in self.instances or (self.kind is None and not self.instances):
             self._set_signature(inst.info)
 
     def _set_signature(self, info: dict) -> None:
@@ -226,8 +236,8 @@ class ServiceRuntime:
                 "message": next((i.reason for i in shown if i.status == "Failed"), "")
                 or next((i.load_errors[-1] for i in shown if i.fatal and i.load_errors), ""),
                 # every instance failed in a way restarting cannot heal: waiting for Running is pointless
-                "fatal": bool(shown) and all(i.fatal for i in shown) and not any(i.ready for i in shown)
-                or bool(self.incoming) and all(i.fatal for i in self.incoming),  # a new version that cannot load
+                "fatal": (bool(shown) and all(i.fatal for i in shown) and not any(i.ready for i in shown))
+                or (bool(self.incoming) and all(i.fatal for i in self.incoming)),  # a new version that cannot load
                 "stats": dict(self.stats)}
 
 

@@ -17,7 +17,6 @@ from pai_lab.errors import BadInput
 from pai_lab.serving.protocols import dumps, eas_pb, loads, numeric_json
 from pai_lab.serving.protocols.tfserving import decode_b64
 
-
 SIGNATURE_WINDOW = 15 * 60  # seconds a signed request's Date may differ from now, as cloud signatures allow
 
 
@@ -92,7 +91,7 @@ def parse_proto(body: bytes) -> tuple[str | None, dict, list[str] | None]:
     try:
         req.ParseFromString(body)
         inputs = {name: eas_pb.array_to_numpy(arr) for name, arr in req.inputs.items()}
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds
         raise BadInput(f"the body is neither JSON nor a protobuf PredictRequest ({exc})", "body") from None
     if not inputs:
         raise BadInput("the PredictRequest has no inputs; add_feed() at least one", "inputs")

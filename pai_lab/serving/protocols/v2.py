@@ -4,7 +4,6 @@ tensors, and Triton's binary tensor extension (``Inference-Header-Content-Length
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from pai_lab.errors import BadInput

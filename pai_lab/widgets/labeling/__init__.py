@@ -8,7 +8,8 @@
 The front end (``static/labeler.js``, an anywidget module bundled from ``ui/src``) draws the item
 and takes keys and mouse input; it fetches media straight from the server's
 ``.../items/{seq}/media`` route and keeps the next items decoded. The page calls this object with
-commands (anywidget's command protocol: a request id, one handler per command, one reply). Every answer is stored on the server at once with a client-made id,
+commands (anywidget's command protocol: a request id, one handler per command, one reply). Every answer
+is stored on the server at once with a client-made id,
 so a retry never stores it twice: straight from the page when it holds the package under the
 same login (the kernel is off the path from one item to the next), else through this kernel
 object. The page shows "Saving" until the server has acknowledged it. Nothing lives only in
