@@ -25,6 +25,18 @@ from pai_lab.pipelines.types import (
 ProviderAlibabaPAI = "pai"
 
 
+def gen_temp_table(prefix: str = "pai_temp_") -> str:
+    """A unique table name (PAI's helper, evaluated when the pipeline is built)."""
+    import uuid
+
+    return prefix + uuid.uuid4().hex
+
+
+def gen_run_node_scoped_placeholder(suffix: str | None = None) -> str:
+    """A name unique per run and step: the driver fills in the placeholders when the step runs."""
+    return "${pai_system_node_id}_${pai_system_run_id}" + (f"_{suffix}" if suffix else "")
+
+
 def __getattr__(name: str):
     # the run handles talk to the server: loaded on first use, so the SDK imports no HTTP client
     if name in ("PipelineRun", "ArchivedArtifact"):
@@ -41,4 +53,5 @@ def __getattr__(name: str):
 __all__ = ["ArchivedArtifact", "Context", "DataType", "FunctionOperator", "LocationArtifactMetadata", "LocationType",
            "MetadataBuilder", "OperatorBase", "ParameterType", "Pipeline", "PipelineArtifact", "PipelineError",
            "PipelineParameter", "PipelineRun", "PipelineRunStatus", "PipelineStep", "ProviderAlibabaPAI",
-           "SavedOperator", "ScriptOperator", "component", "dumps", "loads"]
+           "SavedOperator", "ScriptOperator", "component", "dumps", "gen_run_node_scoped_placeholder", "gen_temp_table",
+           "loads"]

@@ -244,6 +244,8 @@ class RunDriver(threading.Thread):
         if step.kind == "script":
             plan.update(entry_file=spec["script"]["entryFile"], archive=spec["script"]["code"]["archive"],
                         code_sha256=spec["script"]["code"].get("sha256", ""), env=spec["script"].get("envs") or {})
+        elif step.kind == "builtin":
+            plan["builtin"] = spec["builtin"]["name"]
         else:
             plan["pickle"] = spec["function"]["pickle"]
         self._update_node(name, status=S.ReadyToSchedule, cached=False, cache_key=key, attempt=self.attempt,

@@ -95,6 +95,9 @@ def prepare(plan: dict) -> tuple[list[str], str, dict]:
             argv += [f"--{name}", _as_text(value)]
         cwd = work / "code"
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(cwd), env.get("PYTHONPATH", "")) if p)
+    elif plan["kind"] == "builtin":
+        argv = [sys.executable, "-m", "pai_lab.pipelines.builtins", str(work), plan["builtin"]]
+        cwd = work
     else:
         (work / "code" / "function.pkl").write_bytes(base64.b64decode(plan["pickle"]))
         argv = [sys.executable, "-m", "pai_lab.pipelines.executors", str(work)]

@@ -32,7 +32,7 @@ API_VERSION = "core/v1"
 MAX_STEPS = 1000  # a run's node table and driver stay small; a bigger DAG is a saved sub-pipeline's job
 MAX_VARIABLES = 256  # inputs or outputs of one operator
 MAX_CODE_BYTES = 32 * 2**20  # a ScriptOperator's packed source folder or a FunctionOperator's pickle
-OPERATOR_KINDS = ("script", "function", "container")
+OPERATOR_KINDS = ("script", "function", "builtin", "container")
 
 _INPUT_REF = re.compile(r"^\{\{\s*inputs\.(parameters|artifacts)\.([A-Za-z][\w-]*)\s*\}\}$")
 _STEP_REF = re.compile(r"^\{\{\s*pipelines\.([A-Za-z][\w-]*)\.outputs\.(parameters|artifacts)\.([A-Za-z][\w-]*)\s*\}\}$")
@@ -149,13 +149,21 @@ def _check_operator(operator: Any, where: str) -> dict:
     spec = _mapping(operator.get("spec"), f"{where}.spec")
     kinds = [k for k in OPERATOR_KINDS if k in spec]
     if len(kinds) != 1:
-        raise PipelineError(f"{where}: an operator has exactly one of spec.script, spec.function or spec.container",
+        raise PipelineError(f"{where}: an operator has exactly one of spec.script, spec.function, spec.builtin or "
+                            "spec.container",
                             f"{where}.spec")
     kind = kinds[0]
     body = _mapping(spec[kind], f"{where}.spec.{kind}")
     if kind == "container":
         raise PipelineError(f"{where}: ContainerOperator steps need Docker, which this server does not run; "
                             "use a ScriptOperator or a FunctionOperator", f"{where}.spec.container")
+    if kind == "builtin":
+        from pai_lab.pipelines.builtins import SPECS
+
+        if body.get("name") not in SPECS:
+            raise PipelineError(f"{where}.spec.builtin.name: {body.get('name')!r} is not a built-in operator (built-in: "
+                                f"{', '.join(SPECS)})", f"{where}.spec.builtin.name")
+        return operator
     if kind == "script":
         entry = body.get("entryFile")
         if not isinstance(entry, str) or not re.match(r"^[A-Za-z_][\w]*\.py$", entry):

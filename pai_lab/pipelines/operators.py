@@ -167,7 +167,8 @@ class SavedOperator(OperatorBase):
         found = pipelines.operators(identifier=identifier, provider=provider, version=version)
         if not found:
             whose = f" of provider {provider!r}" if provider else ""
-            hint = " (PAI's built-in 'pai' operators are not shipped here yet)" if provider == "pai" else ""
+            hint = " (built-in 'pai' operators: split, type_transform, sql, normalize_1, logisticregression_binary, " \
+                   "Prediction_1, evaluate_1)" if provider == "pai" else ""
             raise PipelineError(f"no saved operator {identifier}@{version}{whose} in this workspace{hint}; "
                                 "save one with op.save(identifier, version)", "identifier")
         if len(found) > 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +42,8 @@ def save_operator(session: Session, user: str, workspace: str, body: OperatorSav
         raise PipelineError(f"version: {body.version!r} is not allowed; use 1-64 letters, digits, '.', '_' or '-'",
                             "version")
     manifests.check(body.manifest)  # the rules a run applies: a saved operator is one that can run
+    if user == "pai":
+        raise PipelineError("provider 'pai' is the built-in operators'; save as another member", "identifier")
     kind = manifests.operator_kind(body.manifest)
     manifest = {**body.manifest, "metadata": {**(body.manifest.get("metadata") or {}), "identifier": identifier,
                                               "provider": user, "version": body.version}}
@@ -61,19 +64,38 @@ def save_operator(session: Session, user: str, workspace: str, body: OperatorSav
     return _detail(row)
 
 
+BUILTIN_SINCE = datetime(2021, 5, 27)  # the manual's Pipeline SDK chapter
+
+
+def _builtins(identifier: str | None, provider: str | None, version: str | None) -> list[SavedOperatorDetail]:
+    """PAI's built-in operators (provider "pai"): shipped with pai_lab, in every workspace."""
+    from pai_lab.pipelines import builtins
+
+    if provider not in (None, "", builtins.PROVIDER) or version not in (None, "", builtins.VERSION):
+        return []
+    return [SavedOperatorDetail(pipeline_id=builtins.pipeline_id(name), identifier=name, provider=builtins.PROVIDER,
+                                version=builtins.VERSION, kind="builtin", created_by=builtins.PROVIDER,
+                                created_at=BUILTIN_SINCE, manifest=builtins.manifest(name))
+            for name in builtins.SPECS if identifier in (None, "", name)]
+
+
 def list_operators(session: Session, user: str, workspace: str, *, identifier: str | None = None,
                    provider: str | None = None, version: str | None = None) -> list[SavedOperatorInfo]:
     access = authorize(session, user, workspace, "pipeline.read")
+    shipped = [SavedOperatorInfo(**b.model_dump(exclude={"manifest"})) for b in _builtins(identifier, provider, version)]
     query = select(OperatorRow).where(OperatorRow.workspace_id == access.workspace_id)
     for column, value in ((OperatorRow.identifier, identifier), (OperatorRow.provider, provider),
                           (OperatorRow.version, version)):
         if value:
             query = query.where(column == value)
-    return [_info(r) for r in session.scalars(query.order_by(OperatorRow.identifier, OperatorRow.version))]
+    return shipped + [_info(r) for r in session.scalars(query.order_by(OperatorRow.identifier, OperatorRow.version))]
 
 
 def get_operator(session: Session, user: str, workspace: str, pipeline_id: str) -> SavedOperatorDetail:
     access = authorize(session, user, workspace, "pipeline.read")
+    shipped = next((b for b in _builtins(None, None, None) if b.pipeline_id == pipeline_id), None)
+    if shipped is not None:
+        return shipped
     row = session.get(OperatorRow, pipeline_id)
     if row is None or row.workspace_id != access.workspace_id:
         raise NotFound(f"saved operator {pipeline_id!r} not found in this workspace; `ws.pipelines.operators()` "
