@@ -1,0 +1,121 @@
+"""Pipeline scheduling overhead: no-op steps through a `pai server` against the same functions on Dask.
+
+Two shapes: a chain (each step waits on the one before) and a fan-out (independent steps). Through
+pai_lab, each step is a FunctionOperator run by the server's driver: a record per state change, a
+Dask task, and a process of its own for the step (what keeps a member's code out of the control
+plane). Straight to Dask, the same function runs as a task in a LocalCluster of the same shape.
+
+    python benchmarks/pipeline_overhead.py                    # a 50-step chain, a 200-step fan-out
+    python benchmarks/pipeline_overhead.py --chain 10 --fanout 20
+
+Last line: `chain: P s vs D s (X ms/step); fan-out: P s vs D s (ratio R)`. The issue's goal is at most
+20 ms a step and 1.5x bare Dask for the fan-out; a process per step costs more than that on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(root: Path) -> tuple[subprocess.Popen, str, str]:
+    token = "bench-" + os.urandom(6).hex()
+    proc = subprocess.Popen([sys.executable, "-m", "pai_lab", "server", "--root", str(root), "--token", token,
+                             "--port", str(free_port())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    runtime = root / ".pai_lab" / "server.json"
+    for _ in range(1200):
+        if runtime.exists():
+            try:
+                return proc, json.loads(runtime.read_text())["url"], token
+            except ValueError:
+                pass
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("pai server did not start")
+
+
+def noop(i: int = 0) -> int:
+    return i
+
+
+def pipeline(n: int, chain: bool):
+    from pai_lab.pipelines import FunctionOperator, Pipeline, PipelineParameter
+
+    op = FunctionOperator(noop, inputs=[PipelineParameter("i", int, 0)], outputs=[PipelineParameter("out", int)],
+                          identifier="noop")
+    steps, last = [], None
+    for i in range(n):
+        step = op.as_step(name=f"s{i}", inputs={"i": last.outputs["out"] if chain and last else i})
+        steps.append(step)
+        last = step
+    return Pipeline(steps=[steps[-1]] if chain else steps)
+
+
+def bare_dask(n: int, chain: bool) -> float:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
+        client.submit(noop, 0).result()  # warm
+        started = time.perf_counter()
+        if chain:
+            fut = client.submit(noop, 0, pure=False)
+            for _ in range(n - 1):
+                fut = client.submit(noop, fut, pure=False)
+            fut.result()
+        else:
+            client.gather([client.submit(noop, i, pure=False) for i in range(n)])
+        return time.perf_counter() - started
+
+
+def through_pai(ws, n: int, chain: bool) -> float:
+    started = time.perf_counter()
+    run = ws.pipelines.run(pipeline(n, chain), cache=False, wait=True, show_outputs=False, timeout=3600)
+    assert run.detail.status == "Succeeded", run.detail.reason
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--chain", type=int, default=50)
+    parser.add_argument("--fanout", type=int, default=200)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="pai-pipeline-bench-"))
+    proc, url, token = start_server(root)
+    try:
+        from pai_lab.client import PaiClient
+
+        ws = PaiClient(url, token).workspace("default")
+        through_pai(ws, 2, False)  # warm: the server's Dask cluster starts on the first run
+        results = {}
+        for shape, n, chain in (("chain", args.chain, True), ("fan-out", args.fanout, False)):
+            pai, dask = through_pai(ws, n, chain), bare_dask(n, chain)
+            results[shape] = {"steps": n, "pai_s": round(pai, 3), "dask_s": round(dask, 3),
+                              "overhead_ms_per_step": round(1000 * (pai - dask) / n, 1),
+                              "ratio": round(pai / dask, 1) if dask else None}
+        print(json.dumps(results))
+        c, f = results["chain"], results["fan-out"]
+        print(f"chain: {c['pai_s']} s vs {c['dask_s']} s ({c['overhead_ms_per_step']} ms/step); "
+              f"fan-out: {f['pai_s']} s vs {f['dask_s']} s (ratio {f['ratio']})")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
