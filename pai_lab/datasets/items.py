@@ -59,8 +59,9 @@ def iter_manifest_text(session: Session, user: str, workspace: str, dataset: str
 
 def _item(session: Session, row: DatasetRow, ver: DatasetVersionRow, key: str) -> DatasetItem:
     """One item by key, or by position as ``#index``."""
-    if key.startswith("#") and whole_number(key[1:]) is not None:
-        for entry in entries(session, row, ver, whole_number(key[1:]), 1):
+    index = whole_number(key[1:]) if key.startswith("#") else None
+    if index is not None:
+        for entry in entries(session, row, ver, index, 1):
             return to_item(entry, ver.base_uri)
     else:
         for entry in entries(session, row, ver):

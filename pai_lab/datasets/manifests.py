@@ -19,7 +19,7 @@ import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -76,6 +76,19 @@ class IndexEntry:
 def parse_index_line(raw: str, index: int) -> IndexEntry:
     key, size, stamp, digest, manifest = raw.split("\t", 4)
     return IndexEntry(index, unescape_key(key), int(size) if size else None, stamp, digest, manifest)
+
+
+class IndexWriter(Protocol):
+    """What a scan writes index lines into: a version's :class:`ChunkWriter`, or an :class:`IndexCollector`."""
+
+    total_bytes: int
+
+    @property
+    def seen(self) -> int: ...
+
+    def add(self, key: str, size: int | None, stamp: str, digest: str = "", manifest: str = "") -> None: ...
+
+    def add_raw(self, lines: list[str], total_bytes: int) -> None: ...
 
 
 class ChunkWriter:
@@ -220,6 +233,7 @@ def iter_index(session: Session, dataset_id: str, chunks_version: int, offset: i
     remaining = limit
     for seq in seqs:
         chunk = session.get(ManifestChunkRow, (dataset_id, chunks_version, seq))
+        assert chunk is not None  # its seq was just read
         lines = _chunk_lines(chunk.data)
         start = max(0, offset - chunk.first_index)
         for i in range(start, len(lines)):
@@ -280,7 +294,7 @@ def parse_manifest_text(lines: Iterable[str], *, name: str, text_lines: bool) ->
             continue
         try:
             value = json.loads(raw)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:  # raw is text: the only ValueError json raises
             raise BadInput(f"{name} line {number} is not valid JSON ({exc.msg} at column {exc.colno}); each "
                            "line must be one object like {\"data\":{\"source\":\"...\"}}", "source") from None
         if not isinstance(value, dict) or not isinstance(value.get("data"), dict):

@@ -133,9 +133,9 @@ def plan_source(spec: DatasetCreate, roots: Roots | None, state_dir: Path | None
     if spec.items is not None:
         if spec.source:
             raise BadInput("give either `source` or `items`, not both", "items")
-        lines = [mf.normalize_line(v, f"item {i + 1}") for i, v in enumerate(spec.items)]
-        return Plan("inline", "", "file", data_type=detect_type(_peek_sources(lines), manifest_texts=True),
-                    fill=fill_lines(lines, "items", already_parsed=True, progress=progress, roots=roots))
+        given = [mf.normalize_line(v, f"item {i + 1}") for i, v in enumerate(spec.items)]
+        return Plan("inline", "", "file", data_type=detect_type(_peek_sources(given), manifest_texts=True),
+                    fill=fill_lines(given, "items", already_parsed=True, progress=progress, roots=roots))
     source = (spec.source or "").strip()
     if not source:
         raise BadInput("`source` is required: a folder, a file, s3://bucket/prefix/, a .manifest or sample://NAME",

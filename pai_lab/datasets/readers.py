@@ -262,7 +262,7 @@ def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequ
         sizes = tf.constant([size for _l, _b, size in kept], tf.float32, shape=(len(kept), 2))
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices((box_values, label_values, sizes))))
     elif use_labels:
-        ids = tf.constant([index_of[raw_labels[i]] for i in picked], dtype=tf.int64)
+        ids = tf.constant([index_of[str(raw_labels[i])] for i in picked], dtype=tf.int64)  # all labelled (above)
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(ids)))
     else:
         ds = ds.map(lambda s: (s,))

@@ -65,7 +65,8 @@ def _digits(folder: Path) -> None:
     for i, (pixels, target) in enumerate(zip(images, targets)):
         sub = folder / str(int(target))
         sub.mkdir(exist_ok=True)
-        img = Image.fromarray((255 - pixels * 255 / 16).astype("uint8"), mode="L").resize((32, 32), Image.NEAREST)
+        img = Image.fromarray((255 - pixels * 255 / 16).astype("uint8"), mode="L")
+        img = img.resize((32, 32), Image.Resampling.NEAREST)
         img.save(sub / f"{i:04d}.png", optimize=True)
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pai_lab.datasets.manifests import ChunkWriter, escape_key
+from pai_lab.datasets.manifests import IndexWriter, escape_key
 from pai_lab.datasets.sources import ObjectLocation, Roots, filesystem, object_error
 from pai_lab.errors import BadInput
 
@@ -36,7 +36,8 @@ def glob_matcher(patterns: str | None) -> Callable[[str, str], bool] | None:
     """``'*.png,*.jpg'`` or ``'train/**/*.png'`` as one compiled test of (relative path, file name)."""
     if not patterns:
         return None
-    by_name, by_path = [], []
+    by_name: list[str] = []
+    by_path: list[str] = []
     for pat in (p.strip() for p in patterns.split(",")):
         if not pat:
             continue
@@ -55,8 +56,11 @@ def glob_matcher(patterns: str | None) -> Callable[[str, str], bool] | None:
 
 
 def _sha256(path: str) -> str:
+    digest = hashlib.sha256()  # hashlib.file_digest is Python 3.11+
     with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _gnu_find() -> str | None:
@@ -90,6 +94,7 @@ def _walk_with_find(find: str, root: str, roots: Roots, match, writer, progress:
            "-o", "(", "-type", "f", "-printf", r"f\0%s\0%T@\0%P\0", ")",
            "-o", "(", "-type", "l", "-printf", r"l\0\0\0%P\0", ")"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "LC_ALL": "C"})
+    assert proc.stdout is not None and proc.stderr is not None  # both are pipes
     skipped = 0
     rest = b""
     reported = 0
@@ -159,7 +164,7 @@ def _walk_with_find(find: str, root: str, roots: Roots, match, writer, progress:
     return skipped
 
 
-def scan_local(path: Path, roots: Roots, writer: ChunkWriter, *, glob: str | None = None, content_hash: bool = False,
+def scan_local(path: Path, roots: Roots, writer: IndexWriter, *, glob: str | None = None, content_hash: bool = False,
                progress: Progress | None = None) -> ScanResult:
     """Index a file or a folder tree. Hidden entries (``.name``) are left out, links are followed only
     when they stay inside the allowed roots, and files that vanish mid-scan are counted as skipped."""
@@ -296,7 +301,7 @@ def resolve_prefix(location: ObjectLocation) -> tuple[ObjectLocation, bool]:
     return location, False
 
 
-def scan_objects(location: ObjectLocation, writer: ChunkWriter, *, glob: str | None = None,
+def scan_objects(location: ObjectLocation, writer: IndexWriter, *, glob: str | None = None,
                  progress: Progress | None = None) -> ScanResult:
     """Index the objects under a prefix (folder markers left out), keyed relative to the prefix."""
     location, is_folder = resolve_prefix(location)
