@@ -91,12 +91,8 @@ def resolve(session: Session, user: str, workspace: str, spec: ServiceSpec, cach
             containment.resolve(path, "model_path", must_exist=False)  # before existence: no oracle
         if "://" not in path and not Path(path).expanduser().exists():
             own = None
-            try:
-                from pai_lab.training.models import get_model_path
-            except ImportError:
-                get_model_path = None
-            if get_model_path is None:
-                raise BadInput(f"model_path {path!r} does not exist on the server", "model_path")
+            from pai_lab.training.models import get_model_path
+
             try:
                 path = get_model_path(session, user, workspace, path)
             except NotFound:
@@ -135,7 +131,8 @@ def resolve(session: Session, user: str, workspace: str, spec: ServiceSpec, cach
                         # beside the SavedModel, or at the root of the folder given (or one up from a
                         # version subfolder such as model/1/, where the job's chief saved it)
                         class_names=read_class_names(saved, model_dir, saved.parent))
-    resolved["warm_up"] = _warm_up_requests(spec, cache, containment) if spec.warm_up_data_path else []
+    warm_up = spec.warm_up_data_path
+    resolved["warm_up"] = _warm_up_requests(warm_up, spec, cache, containment) if warm_up else []
     return resolved
 
 
@@ -147,10 +144,10 @@ def _saved_model(folder: Path) -> Path | None:
     return None
 
 
-def _warm_up_requests(spec: ServiceSpec, cache: Path, containment=None) -> list[str]:
+def _warm_up_requests(uri: str, spec: ServiceSpec, cache: Path, containment=None) -> list[str]:
     """Warm-up file: ``.bin``/``.pb`` one serialized request; ``.txt``/``.jsonl`` one request
     body per line; ``.json`` one JSON request. Returned base64-encoded for the gateway."""
-    folder = _fetch(spec.warm_up_data_path, spec, cache, "warm_up_data_path", containment)
+    folder = _fetch(uri, spec, cache, "warm_up_data_path", containment)
     files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
     if not files:
         raise BadInput("warm_up_data_path holds no file", "warm_up_data_path")

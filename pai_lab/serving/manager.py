@@ -71,11 +71,11 @@ class ServingManager(LoggingConfigurable):
                 raise Unavailable("the server is shutting down; serving is closed")
             if self.proc is not None and self.proc.poll() is None and self.url:
                 return self.url
-            self._start()
+            url = self._start()
             if self._watcher is None:
                 self._watcher = threading.Thread(target=self._watch, name="pai-serving-watch", daemon=True)
                 self._watcher.start()
-            return self.url
+            return url
 
     def _last_gateway(self) -> dict:
         try:
@@ -100,7 +100,7 @@ class ServingManager(LoggingConfigurable):
         except (psutil.Error, OSError):
             pass
 
-    def _start(self) -> None:
+    def _start(self) -> str:
         ready = self.state_dir / "gateway.json"
         ready.unlink(missing_ok=True)
         env = dict(os.environ, PAI_LAB_GATEWAY_SECRET=self.secret)
@@ -129,7 +129,7 @@ class ServingManager(LoggingConfigurable):
                 info = json.loads(ready.read_text())
                 self.url = f"http://{self.host}:{info['port']}"
                 log.info("pai_lab: serving gateway at %s (pid %s)", self.url, self.proc.pid)
-                return
+                return self.url
             time.sleep(0.05)
         self.proc.kill()
         raise Unavailable("the serving gateway did not start within 60 s")

@@ -125,8 +125,8 @@ class TensorFlowProcessor:
         if source and set(extra) & set(names):
             probabilities = out[source].numpy()
             best = probabilities.argmax(axis=-1)
-            classes = self.class_names
-            labels = np.array([classes[i] if i < len(classes) else str(i) for i in best.tolist()], dtype=object)
+            classes = self.class_names or []  # a label source exists only when there are class names
+            labels = np.array([classes[i] if i < len(classes) else str(i) for i in best.tolist()], dtype=np.object_)
             scores = probabilities.max(axis=-1).astype(np.float32)
             result.update({n: {"label": labels, "score": scores}[n] for n in names if n in extra})
             result = {n: result[n] for n in names}  # in the order asked
@@ -151,6 +151,8 @@ class PythonProcessor:
             raise ProcessorError(400, f"processor_entry {entry!r} not found in processor_path")
         sys.path.insert(0, str(path.parent))
         spec = importlib.util.spec_from_file_location(f"pai_processor_{path.stem}", path)
+        if spec is None or spec.loader is None:
+            raise ProcessorError(400, f"processor_entry {entry!r} is not a Python file")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         target = None

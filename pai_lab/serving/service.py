@@ -365,8 +365,9 @@ def check_instance_delete(session: Session, user: str, workspace: str, name: str
     _row(session, access.workspace_id, name)
 
 
-def service_token(session: Session, user: str, workspace: str, name: str) -> tuple[str, str | None]:
-    """For the authenticated proxy: the entry path and token of a service the caller may read."""
+def service_token(session: Session, user: str, workspace: str, name: str) -> tuple[str | None, str | None]:
+    """For the authenticated proxy: the entry path (None: on no endpoint) and token of a service the caller may
+    read."""
     access = authorize(session, user, workspace, "service.read")
     row = _row(session, access.workspace_id, name)
     if row.endpoint_open:
@@ -386,11 +387,13 @@ def _revision(row: ServiceRow, version: ServiceVersionRow) -> str:
 
 def desired_state(session: Session) -> dict:
     """Every service on the server, as the gateway should run it, and the entry routes."""
-    services, routes = [], {}
+    services: list[dict] = []
+    routes: dict[str, dict] = {}
     rows = session.scalars(select(ServiceRow).order_by(ServiceRow.created_at)).all()
     by_name = {r.name: r for r in rows}
     for row in rows:
         version = session.get(ServiceVersionRow, (row.id, row.current_version))
+        assert version is not None  # a service always has its current version
         meta = Metadata.model_validate(version.config["metadata"])
         rpc = meta.rpc.model_dump()
         services.append({

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+from typing import Any
 
 HEADER = struct.Struct("!I")
 
@@ -15,11 +16,11 @@ def pack(message) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-def unpack(body: bytes):
+def unpack(body: bytes) -> Any:
     return pickle.loads(body)
 
 
-def read_frame(sock_file) -> object | None:
+def read_frame(sock_file) -> Any:
     """Blocking read of one frame from a file object; None at end of stream."""
     head = sock_file.read(HEADER.size)
     if len(head) < HEADER.size:
@@ -31,7 +32,7 @@ def read_frame(sock_file) -> object | None:
     return unpack(body)
 
 
-async def read_frame_async(reader) -> object:
+async def read_frame_async(reader) -> Any:
     head = await reader.readexactly(HEADER.size)
     (size,) = HEADER.unpack(head)
     return unpack(await reader.readexactly(size))

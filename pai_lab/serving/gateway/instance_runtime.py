@@ -56,7 +56,7 @@ class Job:
         self.payload = payload
         self.future = future
         self.rows = 0
-        self.key = None
+        self.key: tuple | None = None
         if kind == "process":  # a Python processor's request: one row, batched if it has process_batch
             self.rows = 1
             self.key = ("process", (), (), batchable)
@@ -81,7 +81,7 @@ class Instance:
         self.rpc = generation["rpc"]
         self.concurrency = max(1, int(generation["workers"]))
         self.proc: subprocess.Popen | None = None
-        self.writer = None
+        self.writer: asyncio.StreamWriter | None = None
         self.ready = False
         self.status = "Pending"
         self.reason = ""
@@ -350,6 +350,7 @@ class Instance:
                        "inputs": {n: np.concatenate([j.payload["inputs"][n] for j in jobs]) for n in names}}
         self.inflight[request_id] = jobs
         self.service.gateway.metrics.batch(self.service.name, self.name, sum(max(j.rows, 1) for j in jobs))
+        assert self.writer is not None  # the pump sends only to a connected instance
         self.writer.write(wire.pack((request_id, kind, payload)))
 
     def _take_batch(self) -> list[Job]:

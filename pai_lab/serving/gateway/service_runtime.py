@@ -255,10 +255,10 @@ class Route:
     def choose(self) -> str:
         if len(self.targets) == 1:
             return self.targets[0][0]
-        best = None
+        best = self.targets[0][0]
         for name, weight in self.targets:
             self.current[name] += weight
-            if best is None or self.current[name] > self.current[best]:
+            if self.current[name] > self.current[best]:
                 best = name
         self.current[best] -= self.total
         return best

@@ -4,6 +4,8 @@ tensors, and Triton's binary tensor extension (``Inference-Header-Content-Length
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from pai_lab.errors import BadInput
@@ -83,7 +85,7 @@ def format(model: str, version: int, outputs: dict[str, np.ndarray], as_binary: 
     tensors, blobs = [], []
     for name, arr in outputs.items():
         datatype = "BYTES" if arr.dtype.kind in "SOU" else FROM_NUMPY.get(arr.dtype, "FP32")
-        entry = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
+        entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
         if name in as_binary or "*" in as_binary:
             if datatype == "BYTES":
                 raw = b"".join(len(v).to_bytes(4, "little") + v for v in
