@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -122,8 +123,8 @@ def infer_type(lines: Lines, declared: str = "") -> str:
         return "detection"
     if declared in ("image", "text"):
         return declared
-    sources = [(ln.get("data") or {}).get("source") for ln in lines.head[:50]]
-    sources = [s for s in sources if isinstance(s, str)]
+    found = [(ln.get("data") or {}).get("source") for ln in lines.head[:50]]
+    sources = [s for s in found if isinstance(s, str)]
     if sources and all(s.lower().endswith(_IMAGE_SUFFIXES) for s in sources):
         return "image"
     return "text" if sources else declared or "image"
@@ -159,7 +160,8 @@ def _resolve_one(session: Session, user: str, workspace: str, ref: str) -> tuple
             options = _storage_options(session, user, workspace, task.dataset)
         data_type = infer_type(lines)
         names = [label["name"] for label in task.labels or []] or class_names(lines, data_type)
-        info = {"name": ref, "kind": "task", "task": task.name, "task_id": task.id, "template": task.template}
+        info: dict[str, Any] = {"name": ref, "kind": "task", "task": task.name, "task_id": task.id,
+                                "template": task.template}
     else:
         from pai_lab.datasets import service as datasets
 

@@ -11,6 +11,7 @@ also written as TensorBoard scalars under the job's output folder. Outside a job
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Any
 
 _lock = threading.Lock()
 _stream = None
@@ -119,8 +121,8 @@ def keras_callback(every_n_batches: int = 10, keras=None, all_ranks: bool = Fals
         legacy = os.environ.get("TF_USE_LEGACY_KERAS") == "1" or "keras" not in sys.modules
         keras = sys.modules.get("tf_keras") if legacy and "tf_keras" in sys.modules else None
         if keras is None:
-            import keras
-    base = keras.callbacks.Callback
+            keras = importlib.import_module("keras")
+    base: Any = keras.callbacks.Callback  # tf_keras's or Keras 3's, known at run time
     reporting = all_ranks or is_chief()
 
     class PaiLabMetrics(base):

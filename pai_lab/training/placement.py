@@ -56,7 +56,7 @@ def local_cluster_shape(n_workers: int, threads_per_worker: int = 0,
 
     n_workers = max(1, int(n_workers or 2))
     threads = int(threads_per_worker or 0) or max(1, _cpu_count() // n_workers)
-    memory = memory_limit or "auto"
+    memory: int | str = memory_limit or "auto"
     if memory == "auto":
         memory = int(MEMORY_LIMIT // n_workers)
     return n_workers, threads, memory

@@ -105,7 +105,7 @@ def dataset(source: str | int | None = None, *, image_size: tuple[int, int] = (3
             return (n % every == every - 1) == wanted
 
     names = info["class_names"] or None
-    ds = to_tf_dataset(items, data_type=info["data_type"], class_names=names, image_size=tuple(image_size),
+    ds = to_tf_dataset(items, data_type=info["data_type"], class_names=names, image_size=(image_size[0], image_size[1]),
                        channels=channels, batch_size=batch_size, shuffle=shuffle, seed=seed, keep=keep, cache=cache,
                        read_bytes=_reader(info.get("storage_options") or {}))
     whole = _total_count(items, info, keep)

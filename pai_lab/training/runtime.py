@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from pai_lab.training import isolation
@@ -40,6 +41,7 @@ _TF_STARTUP_NOISE = re.compile(
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags"
     r"|E\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+\.cc:\d+\] (failed call to cuInit|Unable to register cu))")
 
+_prctl: Callable[..., int] | None
 try:
     _libc = ctypes.CDLL(None, use_errno=True)
     _prctl = _libc.prctl
@@ -85,8 +87,13 @@ def resolve_mounts(command: str, mounts: dict[str, str]) -> str:
     """Replace the manual's mount paths (/root/code/, /root/data/...) with real locations."""
     for mount in sorted(mounts, key=len, reverse=True):
         target = mounts[mount].rstrip("/")
-        command = re.sub(re.escape(mount.rstrip("/")) + r"(?=/|\s|$|['\"])", lambda _m, t=target: t, command)
+        command = re.sub(re.escape(mount.rstrip("/")) + r"(?=/|\s|$|['\"])", _literal(target), command)
     return command
+
+
+def _literal(text: str) -> Callable[[re.Match], str]:
+    """A replacement for re.sub that is ``text`` as it is (a path may hold backslashes)."""
+    return lambda _match: text
 
 
 def _inherited_environment() -> dict:

@@ -98,8 +98,7 @@ def parse_resources(value: str, field: str) -> Resources:
     if not value:
         return Resources()
     if value in ECS_TYPES:
-        cpu, mem, gpu = ECS_TYPES[value]
-        return Resources(cpu, mem, gpu)
+        return Resources(*ECS_TYPES[value])
     match = _GPU_FAMILY.match(value)
     if match:
         return Resources(float(match.group(1)), 0, int(match.group(2)))

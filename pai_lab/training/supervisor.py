@@ -139,9 +139,10 @@ class Supervisor(threading.Thread):
         self._watch(spec)
 
     def _prepare_code(self, launch: dict) -> dict | None:
-        source, code_dir = launch.get("code_source"), launch.get("code_dir")
+        source = launch.get("code_source")
         if not source:
             return launch
+        code_dir: str = launch["code_dir"]  # set with the source
         try:
             if Path(code_dir).exists():
                 shutil.rmtree(code_dir)
