@@ -324,9 +324,11 @@ class Checker:
                 raise BadInput(f"answer for {q.title!r} must be {{\"width\", \"height\", \"shapes\": [...]}} "
                                "(the image's size in pixels)", "answer")
             shapes = []
-            for s in value.get("shapes", value.get("boxes", [])):
+            given: Any = value.get("shapes", value.get("boxes", []))  # JSON from the page
+            for s in given:
                 if not isinstance(s, dict):
                     raise BadInput(f"each shape of {q.title!r} must be an object with box or points", "answer")
+                points: Any
                 if "box" in s:
                     box = s["box"]
                     if not isinstance(box, list) or len(box) != 4:
@@ -367,10 +369,10 @@ class Checker:
                         p = {"start": p[0], "end": p[1]}
                     if not isinstance(p, dict):
                         raise BadInput(f"relation {side} must be [start, end] of a marked entity", "answer")
-                    text = next((e["text"] for e in entities if e["start"] == p.get("start")
-                                 and e["end"] == p.get("end")), p.get("text"))
+                    marked = next((e["text"] for e in entities if e["start"] == p.get("start")
+                                   and e["end"] == p.get("end")), p.get("text"))
                     ends.append({"x": p.get("x", 0), "y": p.get("y", 0), "start": p.get("start"),
-                                 "end": p.get("end"), "text": text})
+                                 "end": p.get("end"), "text": marked})
                 out.append({"result": {q.result_key: r.get("label")}, "from": ends[0], "to": ends[1]})
             return out
         # segments

@@ -28,6 +28,8 @@ while an admin has taken it offline (no claims or submissions, nothing else chan
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from pai_lab.errors import Conflict
 
 FLOWS = ("label", "label-check", "label-accept", "label-check-accept")
@@ -44,9 +46,16 @@ ORIGIN_COLUMN = {"label": "label_origin", "check": "check_origin", "accept": "ve
 # item opens with (the stage's own first), the task counter its first answer moves, and which items
 # it shows; an item is done in the stage once it has the stage's answer or is skipped (a check also
 # passes over the items not sampled). item_done() and stage_items() apply it.
-STAGE_TABLE = {
-    stage: {"column": STAGE_COLUMN[stage], "shows": [STAGE_COLUMN[s] for s in reversed(STAGES[:i + 1])],
-            "counter": counter, "items": items}
+class StageRow(TypedDict):
+    column: str
+    shows: list[str]
+    counter: str
+    items: str
+
+
+STAGE_TABLE: dict[str, StageRow] = {
+    stage: StageRow(column=STAGE_COLUMN[stage], shows=[STAGE_COLUMN[s] for s in reversed(STAGES[:i + 1])],
+                    counter=counter, items=items)
     for i, (stage, counter, items) in enumerate((("label", "labeled", "all"),
                                                  ("check", "checked", "sampled, not skipped"),
                                                  ("accept", "accepted", "not skipped")))
@@ -74,7 +83,7 @@ def next_state(flow: str, stage: str) -> str:
 
 def _target(flow: str, state: str, action: str) -> str | None:
     stage = STAGE_OF.get(state)
-    if stage and stage not in stages(flow):
+    if stage is None or stage not in stages(flow):  # a package that is done has no next state
         return None
     target: str | None = None
     if action == "claim" and state in POOL.values():

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput
@@ -97,6 +97,7 @@ def insert_items(s: Session, task: TaskRow, spec: TemplateSpec, items: Iterable[
         if task.package_by:
             key: Any = _package_key(data, task.package_by, f"line {seq + 1}")
         else:
+            assert task.package_size is not None  # set whenever package_by is not
             key = seq // task.package_size
         pkg = packages.get(key)
         if pkg is None:
@@ -112,7 +113,7 @@ def insert_items(s: Session, task: TaskRow, spec: TemplateSpec, items: Iterable[
         if not batch:
             return
         answered = [(row["seq"], row.pop("_answers")) for row in batch]
-        s.connection().execute(ItemRow.__table__.insert(), batch)  # executemany: the fast path
+        s.connection().execute(insert(ItemRow), batch)  # executemany: the fast path
         if any(a for _, a in answered):
             ids = dict(s.execute(select(ItemRow.seq, ItemRow.id).where(
                 ItemRow.task_id == task.id, ItemRow.seq.between(answered[0][0], answered[-1][0]))).all())
@@ -123,7 +124,7 @@ def insert_items(s: Session, task: TaskRow, spec: TemplateSpec, items: Iterable[
                                  "results": text, "skip_reason": skip, "client_id": None, "author": author,
                                  "created_at": now})
             if rows:
-                s.connection().execute(AnswerRow.__table__.insert(), rows)
+                s.connection().execute(insert(AnswerRow), rows)
         batch.clear()
 
     for item in items:

@@ -25,6 +25,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -57,7 +58,7 @@ class Source:
 
     uri: str
     path: Path | None = None  # local
-    fs: object | None = None  # s3 / oss
+    fs: Any = None  # an fsspec filesystem (s3 / oss); fsspec has no types
     key: str | None = None  # bucket/key on ``fs``
     endpoint: str = ""
 
@@ -85,7 +86,7 @@ class Source:
             try:
                 _check_size(self.uri, self.fs.size(self.key))
                 with self.fs.open(self.key, "rb") as f:
-                    return f.read(), self.key
+                    return f.read(), self.key or self.uri
             except FileNotFoundError:
                 raise NotFound(f"the object {self.uri} does not exist", "source") from None
         import requests

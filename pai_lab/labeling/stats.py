@@ -41,7 +41,8 @@ def stats(s: Session, user: str, ws: str, ref: str) -> sc.TaskStats:
     for labeler, label, check in rows:
         counts = by_labeler.setdefault(labeler or "", [0, 0])
         counts[0] += 1
-        counts[1] += json.loads(label) == json.loads(check)
+        if label is not None and check is not None:  # as the query asks
+            counts[1] += json.loads(label) == json.loads(check)
     total_checked = sum(c[0] for c in by_labeler.values())
     origins = dict(s.execute(select(ItemRow.label_origin, func.count()).where(
         ItemRow.task_id == task.id, ItemRow.label_origin.is_not(None)).group_by(ItemRow.label_origin)).all())

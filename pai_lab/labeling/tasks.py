@@ -12,6 +12,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterable
+from typing import TypedDict
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
@@ -217,12 +218,21 @@ def find_task(s: Session, workspace_id: str, ref: str) -> TaskRow:
     return row
 
 
-def _counts(s: Session, task_ids: list[str]) -> dict[str, dict[str, int]]:
+class _Counts(TypedDict, total=False):
+    labeled: int
+    checked: int
+    accepted: int
+    skipped: int
+    rejected: int
+    packages: dict[str, int]  # packages by state
+
+
+def _counts(s: Session, task_ids: list[str]) -> dict[str, _Counts]:
     labeled = func.sum(case(((ItemRow.label.is_not(None)) | (ItemRow.skipped.is_not(None)), 1), else_=0))
     rows = s.execute(select(ItemRow.task_id, labeled, func.count(ItemRow.check), func.count(ItemRow.verify),
                             func.count(ItemRow.skipped))
                      .where(ItemRow.task_id.in_(task_ids)).group_by(ItemRow.task_id)).all()
-    out = {t: {"labeled": int(a or 0), "checked": b, "accepted": c, "skipped": d} for t, a, b, c, d in rows}
+    out = {t: _Counts(labeled=int(a or 0), checked=b, accepted=c, skipped=d) for t, a, b, c, d in rows}
     states = s.execute(select(PackageRow.task_id, PackageRow.state, func.count())
                        .where(PackageRow.task_id.in_(task_ids)).group_by(PackageRow.task_id, PackageRow.state)).all()
     for t, state, n in states:
@@ -247,13 +257,13 @@ def my_roles(task: TaskRow, user: str, ws_roles: tuple[str, ...] | list[str]) ->
 
 def progress(s: Session, task: TaskRow) -> sc.Progress:
     """The task's counters now: what an answer's acknowledgement and an opened package carry."""
-    c = _counts(s, [task.id]).get(task.id, {})
+    c = _counts(s, [task.id]).get(task.id, _Counts())
     return sc.Progress(total=task.total, labeled=c.get("labeled", 0), checked=c.get("checked", 0),
                        accepted=c.get("accepted", 0))
 
 
-def task_schema(s: Session, task: TaskRow, user: str, ws_roles, counts: dict | None = None) -> sc.Task:
-    c = counts if counts is not None else _counts(s, [task.id]).get(task.id, {})
+def task_schema(s: Session, task: TaskRow, user: str, ws_roles, counts: _Counts | None = None) -> sc.Task:
+    c = counts if counts is not None else _counts(s, [task.id]).get(task.id, _Counts())
     packages = c.get("packages", {})
     state = fl.INITIALIZING if not task.initialized else fl.task_state(task.flow, set(packages), task.offline)
     return sc.Task(
@@ -272,7 +282,7 @@ def list_tasks(s: Session, user: str, ws: str) -> list[sc.Task]:
     rows = s.scalars(select(TaskRow).where(TaskRow.workspace_id == access.workspace_id)
                      .order_by(TaskRow.created_at.desc(), TaskRow.name)).all()
     counts = _counts(s, [r.id for r in rows]) if rows else {}
-    return [task_schema(s, r, user, access.roles, counts.get(r.id, {})) for r in rows]
+    return [task_schema(s, r, user, access.roles, counts.get(r.id, _Counts())) for r in rows]
 
 
 def get_task(s: Session, user: str, ws: str, ref: str) -> sc.Task:

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pai_lab.errors import BadInput
 
 CONTENT_TYPES = ("text", "image", "video", "audio")
+TOOLS: tuple[Literal["rect", "polygon"], ...] = ("rect", "polygon")
 QUESTION_TYPES = ("single", "multi", "text", "boxes", "spans", "relations", "segments")
 SINGLE, MULTI = "单选", "多选"
 NER_TITLE = "文本内容"
@@ -57,7 +58,7 @@ class QuestionComponent(_Spec):
     label_title: str | None = Field(None, description="key of the label inside a shape/span/segment")
     multi: bool = Field(False, description="a shape/span/segment carries several labels")
     text_title: str | None = Field(None, description="key of a per-shape/segment transcript (OCR, ASR)")
-    tools: list[Literal["rect", "polygon"]] = Field(default_factory=lambda: ["rect", "polygon"])
+    tools: list[Literal["rect", "polygon"]] = Field(default_factory=lambda: list(TOOLS))
     required: bool = True
 
     @property

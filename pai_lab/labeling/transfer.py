@@ -136,11 +136,11 @@ def export_to(store, user: str, ws: str, ref: str, body: sc.ExportRequest, conta
     if body.register_as:
         if body.format != "itag":
             raise BadInput("only iTAG manifests are registered as datasets; export with format=itag", "register_as")
-        result.dataset, result.dataset_version = _register(store, user, ws, ctx, body)
+        result.dataset, result.dataset_version = _register(store, user, ws, ctx, body.register_as)
     return result
 
 
-def _register(store, user: str, ws: str, ctx: ExportContext, body: sc.ExportRequest) -> tuple[str, int | None]:
+def _register(store, user: str, ws: str, ctx: ExportContext, name: str) -> tuple[str, int | None]:
     try:
         from pai_lab.datasets.service import register_manifest_version
     except ImportError:
@@ -151,9 +151,9 @@ def _register(store, user: str, ws: str, ctx: ExportContext, body: sc.ExportRequ
     from pai_lab.labeling.formats.itag import lines
 
     with store.transaction() as s:
-        info = register_manifest_version(s, user, ws, body.register_as, (json.loads(line) for line in lines(ctx)),
+        info = register_manifest_version(s, user, ws, name, (json.loads(line) for line in lines(ctx)),
                                          source="labeling", description=f"labels of task {ctx.name} ({ctx.task_id})")
-    return getattr(info, "name", body.register_as), getattr(info, "latest_version", None)
+    return info.name, info.latest_version
 
 
 def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest, containment=None) -> sc.Task:

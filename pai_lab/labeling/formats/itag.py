@@ -65,7 +65,7 @@ def parse(text: str, spec_hint=None) -> Imported:
             continue
         try:
             line = json.loads(raw)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise BadInput(f"line {n}: not a JSON object ({exc.msg}); each line must be {{\"data\": {{...}}}}",
                            "content") from None
         if not isinstance(line, dict) or not isinstance(line.get("data"), dict):

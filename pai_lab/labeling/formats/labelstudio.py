@@ -176,7 +176,8 @@ def _pixels(pct: float, size: int | float) -> float | int:
 
 def from_regions(spec: TemplateSpec, regions: list[dict], data: dict, where: str) -> list:
     """Label Studio result regions -> iTAG results, in template question order."""
-    by_name: dict[str, list[dict]] = {}
+    # keyed by what the export says (from_name, id), which may be missing
+    by_name: dict[str | None, list[dict]] = {}
     relations = []
     for r in regions:
         if not isinstance(r, dict):
@@ -186,7 +187,7 @@ def from_regions(spec: TemplateSpec, regions: list[dict], data: dict, where: str
         else:
             by_name.setdefault(r.get("from_name"), []).append(r)
     results: list[Any] = []
-    spans_by_id: dict[str, dict] = {}
+    spans_by_id: dict[str | None, dict] = {}
     for q in spec.questions:
         regs = by_name.get(q.title, [])
         if q.type in ("single", "multi", "text"):
@@ -261,7 +262,7 @@ def from_regions(spec: TemplateSpec, regions: list[dict], data: dict, where: str
             if relations or out:
                 results.append(out)
         elif q.type == "segments":
-            order: dict[str, dict] = {}
+            order: dict[str | None, dict] = {}
             for r in regs + by_name.get(q.text_title, []):
                 v = r.get("value") or {}
                 seg = order.setdefault(r.get("id"), {"result": {}, "color": None, "id": r.get("id"),

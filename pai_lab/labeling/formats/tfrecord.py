@@ -179,8 +179,8 @@ def export_to(ctx: ExportContext, fs, prefix: str) -> list[str]:
         w_[0].write(_example(tf, out.getvalue(), fmt, w, h, source, r.seq, classes, class_text,
                              objects).SerializeToString())
         w_[1] += 1
-    for split, w in writers.items():
-        _finish(fs, w, f"{prefix}_{split}_{w[2]:05d}.tfrecord")
+    for split, shard in writers.items():
+        _finish(fs, shard, f"{prefix}_{split}_{shard[2]:05d}.tfrecord")
     with fs.open(f"{prefix}_class_list.txt", "w") as f:
         f.write("".join(n + "\n" for n in ctx.labels))
     files.append(f"{prefix}_class_list.txt")
