@@ -134,7 +134,7 @@ def check(
         or (grant == ASSIGNED and assigned)
         or (grant == TEST and test_service)
     )
-    if allowed:
+    if allowed and grant is not None:
         return grant
     needed = [r for r, g in MATRIX[action].items() if g == ALL]
     why = {

@@ -9,7 +9,10 @@ engine = config.attributes.get("engine")
 if engine is None:  # `alembic` run from the command line
     from pai_lab.store import make_engine
 
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("set sqlalchemy.url in alembic.ini (or pass -x) to the database to migrate")
+    engine = make_engine(url)
 
 with engine.begin() as connection:
     context.configure(
