@@ -40,7 +40,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="pai-plain-"))
     pai = Path(sys.executable).with_name("pai")  # the venv's console script: the installed entry point
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAI_LAB_")}
-    log = open(root / "server.log", "w+")
+    log = open(root / "server.log", "w+")  # noqa: SIM115 - the server's log: it outlives this block
     server = subprocess.Popen([str(pai), "server", "--root", str(root)], stdout=log, stderr=subprocess.STDOUT,
                               env=env, start_new_session=True)
     runtime = root / ".pai_lab" / "server.json"
