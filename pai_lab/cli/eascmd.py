@@ -5,16 +5,19 @@
     pai eascmd release <new> -w 30          30% of the original endpoint's traffic to <new>
     pai eascmd modify <name> -Dmetadata.instance=3    |   modify <name> -s change.json
     pai eascmd version <name> 1 | stop | start | delete | ls | desc | w | dw
+    pai eascmd config | test | resource ...  (eascmd_local.py); -c PROFILE and -w WORKSPACE before any verb
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
 import uuid
 from datetime import datetime
 
+from pai_lab.cli import eascmd_local
 from pai_lab.cli.base import Result, UsageError, read_spec_file
 
 LS_COLUMNS = ["SERVICENAME", "REGION", "INSTANCE", "CREATETIME", "UPDATETIME", "STATUS", "WEIGHT", "SERVICEPATH"]
@@ -65,15 +68,37 @@ def _ws(ctx, args):
     return ctx.workspace(getattr(args, "workspace", None))
 
 
+def _with_profile(func):
+    @functools.wraps(func)
+    def run(ctx, args):
+        eascmd_local.apply_profile(ctx, args)
+        return func(ctx, args)
+
+    return run
+
+
 def register(sub, add_command) -> None:
-    eas = sub.add_parser("eascmd", help="EAS-compatible serving: create, modify, release, version, stop, start, "
-                                        "delete, ls, desc, w, dw")
+    eas = sub.add_parser("eascmd", help="EAS-compatible serving: config, create, modify, release, version, stop, "
+                                        "start, delete, ls, desc, w, dw, test, resource")
+    eas.add_argument("-c", dest="config_file", default=None, metavar="FILE",
+                     help="the profile to use (default ~/.eas/config, written by `pai eascmd config`)")
+    eas.add_argument("-w", "--workspace", dest="eas_workspace", default=None, metavar="WORKSPACE",
+                     help="workspace for the verb that follows")
     verbs = eas.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    def verb(name, func, text, aliases=(), cell_file=None):
-        p = add_command(verbs, name, func, text, cell_file=cell_file, aliases=list(aliases))
-        p.add_argument("--workspace", default=None, help="workspace (default: $PAI_LAB_WORKSPACE or default)")
+    def verb(name, func, text, aliases=(), cell_file=None, under=verbs):
+        runner = func if func is eascmd_local.config else _with_profile(func)
+        p = add_command(under, name, runner, text, cell_file=cell_file, aliases=list(aliases))
+        # `release -w` is the manual's traffic weight: there the workspace is --workspace only
+        flags = ("--workspace",) if name == "release" else ("-w", "--workspace")
+        p.add_argument(*flags, dest="workspace", default=None,
+                       help="workspace (default: the profile's, $PAI_LAB_WORKSPACE or default)")
         return p
+
+    resource = verbs.add_parser("resource", help="resource groups: ls, desc, li, network",
+                                description="resource groups: the cluster that runs services and jobs")
+    resource_verbs = resource.add_subparsers(dest="resource_verb", metavar="VERB", required=True)
+    eascmd_local.register_local(verb, {"resource": functools.partial(verb, under=resource_verbs)})
 
     p = verb("create", create, "create a service from its JSON file (-r: blue-green partner)")
     p.add_argument("-r", dest="relate", action="store_true", help="create <name>_<8 hex> next to service <name>")

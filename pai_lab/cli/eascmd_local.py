@@ -1,0 +1,210 @@
+"""`pai eascmd` verbs about the client and the cluster: config and profiles (-c), test, resource.
+
+    pai eascmd config -i AK_ID -k AK_SECRET -e ENDPOINT [-w WORKSPACE]   saved to ~/.eas/config (0600)
+    pai eascmd -c ~/.eas/other.conf resource desc <resource>              another profile
+    pai eascmd test <service> -d '{"values": [1, 2]}'                     one request through the endpoint
+    pai eascmd resource ls | desc <id> | li <id> | network <id> -s cfg.json
+
+A profile holds an endpoint and a workspace. The AccessKey pair is kept (a seed script written for
+the cloud runs unchanged) but nothing here needs it: the server's own token authenticates. An
+endpoint that is a URL (http://host:port) names the pai_lab server to use; a cloud host name is kept
+and ignored.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import sys
+from pathlib import Path
+
+from pai_lab.cli.base import Result, UsageError, read_spec_file
+
+DEFAULT_PROFILE = Path("~/.eas/config")
+SECTION = "default"
+RESOURCE_LS = ["RESOURCENAME", "CLUSTERID", "INSTANCECOUNT", "GPUCOUNT", "CPUCOUNT", "OWNERUID", "CREATETIME",
+               "STATUS"]
+RESOURCE_LI = ["INSTANCENAME", "IP", "CPU", "MEMORY", "GPU", "BUSYRANKS", "STATUS"]
+NETWORK_ACTIONS = ("create", "delete")
+
+
+# ----------------------------------------------------------------- profiles
+
+
+def profile_path(args) -> Path:
+    return Path(getattr(args, "config_file", None) or DEFAULT_PROFILE).expanduser()
+
+
+def read_profile(args) -> dict:
+    """The profile's keys; {} when the default one was never written. A -c file must exist."""
+    path = profile_path(args)
+    if not path.is_file():
+        if getattr(args, "config_file", None):
+            raise UsageError(f"-c {args.config_file}: no such profile; write one with "
+                             f"`pai eascmd -c {args.config_file} config -i ID -k SECRET -e ENDPOINT`")
+        return {}
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except configparser.Error as exc:
+        raise UsageError(f"profile {path} is not a valid config file: {exc.message}") from None
+    return dict(parser[SECTION]) if parser.has_section(SECTION) else {}
+
+
+def apply_profile(ctx, args) -> None:
+    """Before any verb: the profile's workspace is the default, its endpoint URL the server."""
+    profile = read_profile(args)
+    args.workspace = getattr(args, "workspace", None) or getattr(args, "eas_workspace", None) \
+        or profile.get("workspace") or None
+    endpoint = profile.get("endpoint", "")
+    if endpoint.startswith(("http://", "https://")) and not os.environ.get("PAI_LAB_URL"):
+        token = os.environ.get("PAI_LAB_TOKEN") or profile.get("access_key", "")
+
+        def client():
+            from pai_lab.client import PaiClient
+
+            return PaiClient(endpoint, token)
+
+        ctx.client_factory = client
+        ctx._client = None
+
+
+def config(ctx, args) -> Result:
+    path = profile_path(args)
+    parser = configparser.ConfigParser()
+    parser[SECTION] = {k: v for k, v in (("access_id", args.access_id), ("access_key", args.access_key),
+                                          ("endpoint", args.endpoint or ""),
+                                          ("workspace", args.workspace or args.eas_workspace or ""))}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # the AccessKey secret is in it: readable by its owner only, from the first byte
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.chmod(path, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            parser.write(fh)
+    except OSError as exc:
+        raise UsageError(f"cannot write profile {path}: {exc.strerror}") from None
+    return Result(data={"path": str(path), "endpoint": args.endpoint or "", "workspace": args.workspace or ""},
+                  text=f"Configuration saved to: {path}")
+
+
+# ----------------------------------------------------------------- test
+
+
+def _body(data: str) -> bytes:
+    """-d TEXT sends the text; -d @FILE sends the file's bytes (as curl does)."""
+    if data.startswith("@"):
+        try:
+            return Path(data[1:]).expanduser().read_bytes()
+        except OSError as exc:
+            raise UsageError(f"-d {data}: cannot read the file: {exc.strerror}") from None
+    return data.encode("utf-8")
+
+
+def test(ctx, args) -> Result:
+    body = _body(args.data)  # a file that cannot be read fails before the server is asked
+    svc = ctx.workspace(args.workspace).services.get(args.name)
+    status, content = svc._call("POST", body, args.content_type)
+    text = content.decode("utf-8", errors="replace")
+    if status >= 400:
+        print(f"error: service {args.name} answered {status}: {text.strip()}", file=sys.stderr)
+        return Result(data={"status": status, "body": text}, exit_code=1)
+    return Result(data={"status": status, "body": text}, text=text)
+
+
+# ----------------------------------------------------------------- resource groups
+
+
+def _groups(ctx, args) -> list[dict]:
+    """The cluster the server runs jobs and services on, as the one resource group it is today."""
+    info = ctx.workspace(args.workspace).jobs.cluster()
+    workers = info.workers
+    return [{"name": "default", "cluster": info.scheduler_address, "instances": len(workers),
+             "gpus": sum(w.gpus for w in workers), "cpus": sum(w.cores for w in workers),
+             "status": "ResourceReady" if workers else "ResourcePending", "dashboard": info.dashboard_link or "",
+             "workers": workers}]
+
+
+def _group(ctx, args) -> dict:
+    groups = _groups(ctx, args)
+    for group in groups:
+        if group["name"] == args.resource:
+            return group
+    names = ", ".join(g["name"] for g in groups)
+    raise UsageError(f"resource {args.resource!r} does not exist; `pai eascmd resource ls` lists them ({names})")
+
+
+def resource_ls(ctx, args) -> Result:
+    from pai_lab.cli.eascmd import ascii_table
+
+    groups = _groups(ctx, args)
+    rows = [[g["name"], g["cluster"], g["instances"], g["gpus"], g["cpus"], "", "", g["status"]] for g in groups]
+    data = [{k: v for k, v in g.items() if k != "workers"} for g in groups]
+    return Result(data=data, text=ascii_table(rows, RESOURCE_LS), frame=True)
+
+
+def resource_desc(ctx, args) -> Result:
+    from pai_lab.cli.eascmd import ascii_table
+
+    g = _group(ctx, args)
+    fields = [("ResourceName", g["name"]), ("Region", "local"), ("CpuCount", g["cpus"]), ("GpuCount", g["gpus"]),
+              ("InstanceCount", g["instances"]), ("CreateTime", ""), ("LastStatus", g["status"]),
+              ("Message", "Resource is ready" if g["status"] == "ResourceReady" else "no worker yet"),
+              ("Scheduler", g["cluster"]), ("Dashboard", g["dashboard"]),
+              ("VpcId", ""), ("VSwitchId", ""), ("SecurityGroupId", ""), ("DestinationCIDR", ""),
+              ("AuxVSwitchList", [])]
+    data = {k: v for k, v in g.items() if k != "workers"}
+    return Result(data=data, text=ascii_table([[k, v] for k, v in fields], ["FIELD", "VALUE"]))
+
+
+def resource_li(ctx, args) -> Result:
+    from pai_lab.cli.eascmd import ascii_table
+
+    workers = _group(ctx, args)["workers"]
+    rows = [[w.name, w.address, w.cores, f"{w.memory // 2**20}M" if w.memory else "unlimited", w.gpus, w.busy_ranks,
+             "Ready"] for w in workers]
+    return Result(data=workers, text=ascii_table(rows, RESOURCE_LI) if rows else ascii_table([], RESOURCE_LI),
+                  frame=True)
+
+
+def resource_network(ctx, args) -> Result:
+    """Validated and answered: a local cluster has no VPC to connect, so nothing changes."""
+    _group(ctx, args)
+    cfg = read_spec_file(args.spec_file, "network config")
+    action = cfg.get("Action")
+    if action not in NETWORK_ACTIONS:
+        raise UsageError(f"network config {args.spec_file!r}: Action must be create or delete, got {action!r}")
+    if action == "create":
+        for key in ("VSwitchId", "SecurityGroupId"):
+            if not cfg.get(key):
+                raise UsageError(f"network config {args.spec_file!r}: {key} is required with Action create")
+    return Result(data={"resource": args.resource, "action": action, "changed": False},
+                  text=f"[OK] Resource [{args.resource}]: network {action} accepted; the local cluster shares this "
+                       "machine's network, so there is no VPC connection to change")
+
+
+# ----------------------------------------------------------------- wiring
+
+
+def register_local(verb, verbs) -> None:
+    """Adds config, test and resource to eascmd's verbs; ``verb`` is eascmd's own helper."""
+    p = verb("config", config, "save a profile: AccessKey (kept, not needed locally), endpoint, workspace")
+    p.add_argument("-i", dest="access_id", required=True, help="AccessKey ID (kept in the profile)")
+    p.add_argument("-k", dest="access_key", required=True, help="AccessKey Secret (kept in the profile, mode 0600)")
+    p.add_argument("-e", dest="endpoint", default="", help="a pai_lab server URL, or the cloud endpoint (kept)")
+
+    p = verb("test", test, "send one request to a service through its endpoint and print the answer")
+    p.add_argument("name")
+    p.add_argument("-d", "--data", required=True, help="the request body, or @FILE for a file's bytes")
+    p.add_argument("--content-type", default="application/json")
+
+    for name, func, text in (("ls", resource_ls, "list resource groups"),
+                             ("desc", resource_desc, "describe a resource group"),
+                             ("li", resource_li, "list a resource group's instances"),
+                             ("network", resource_network, "check a network config (no VPC here)")):
+        aliases = {"ls": ["list"], "li": ["list_instance"]}.get(name, [])
+        p = verbs["resource"](name, func, text, aliases=aliases)
+        if name != "ls":
+            p.add_argument("resource", help="the RESOURCENAME from `pai eascmd resource ls`")
+        if name == "network":
+            p.add_argument("-s", dest="spec_file", required=True, help="the network config JSON")
