@@ -177,19 +177,35 @@ class PipelineRun:
         d = self.detail
         return dot_of([(n.name, n.identifier, n.depends) for n in d.nodes], {n.name: n.status for n in d.nodes})
 
+    def monitor(self, refresh: float = 1.0):
+        """A live panel: the DAG coloured by state, the step table, a log pane per step, the outputs and
+        Terminate / Suspend / Resume / Retry; it polls every ``refresh`` s until the run ends or it is closed."""
+        from pai_lab.widgets.pipeline_run import PipelineRunWidget
+
+        return PipelineRunWidget(self, refresh=refresh)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        # display(run) in a kernel shows the live panel; the static HTML below stays in the bundle for
+        # viewers without widgets (nbconvert, GitHub)
+        view = "application/vnd.jupyter.widget-view+json"
+        if (include is not None and view not in include) or (exclude is not None and view in exclude):
+            return None
+        try:
+            from IPython import get_ipython
+
+            in_kernel = getattr(get_ipython(), "kernel", None) is not None
+        except ImportError:
+            in_kernel = False
+        return self.monitor()._repr_mimebundle_() if in_kernel else None
+
     def _repr_html_(self) -> str:
-        from pai_lab.pipelines.display import COLOURS, svg
+        from pai_lab.pipelines import display
 
         d = self.detail
-        drawing = svg(self.dot()) or ""
-        rows = "".join(
-            f"<tr style='background:{COLOURS.get(n.status, '#fff')}'><td>{escape(n.name)}</td>"
-            f"<td>{escape(n.identifier)}</td><td>{escape(n.status)}{' (cached)' if n.cached else ''}</td>"
-            f"<td>{escape(', '.join(n.depends) or '—')}</td><td>{escape(n.reason[:200])}</td></tr>" for n in d.nodes)
         return (f"<div class='pai-lab-pipeline-run'><b>run {escape(d.name)}</b> ({escape(d.id)}): "
                 f"<b>{escape(d.status)}</b>" + (f" &mdash; {escape(d.reason[:300])}" if d.reason else "")
-                + drawing + "<table><tr style='text-align:left'><th>step</th><th>operator</th><th>status</th><th>after</th>"
-                  f"<th>reason</th></tr>{rows}</table></div>")
+                + display.nodes_graph_html(d.nodes) + display.steps_html(d.nodes)
+                + display.outputs_html(d.outputs) + "</div>")
 
     def __repr__(self) -> str:
         return f"<PipelineRun {self.id} {self.detail.name!r}: {self.detail.status}>"

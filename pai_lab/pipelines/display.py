@@ -1,8 +1,13 @@
-"""The DAG as graphviz source, and as plain HTML where graphviz is not installed."""
+"""The DAG as graphviz source, and as plain HTML where graphviz is not installed; the run's step
+table and outputs as HTML. Every user string is escaped: a step's reason or an output's value is
+text in another member's notebook, never live HTML."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
 from html import escape
+from typing import Any
 
 COLOURS = {
     "Initialized": "#e0e0e0", "ReadyToSchedule": "#cfe2ff", "Starting": "#9ec5fe", "WorkflowServiceStarting": "#9ec5fe",
@@ -87,9 +92,90 @@ class Dot:
         if drawn is not None:
             try:
                 return drawn._repr_image_svg_xml()
-            except Exception:  # noqa: BLE001 - the package without its dot program
+            except Exception:  # noqa: BLE001, S110 - the package without its dot program
                 pass
         return graph_html(self._graph, self._status)
 
     def __str__(self) -> str:
         return self.source
+
+
+# Run states a run no longer moves from (until a retry).
+TERMINAL = ("Succeeded", "Failed", "Terminated", "Unknown")
+_ACTIVE = ("Initialized", "ReadyToSchedule", "WorkflowServiceStarting", "Starting", "Running")
+# The run states in which each action is offered. The server's service.py judges (a refused action answers
+# its 409); this only greys out buttons that would be refused.
+ACTIONS = {"terminate": (*_ACTIVE, "Suspended"), "suspend": _ACTIVE, "resume": ("Suspended",),
+           "retry": ("Failed", "Terminated", "Unknown")}
+
+
+def duration(started: datetime | None, finished: datetime | None, now: datetime | None = None) -> str:
+    """How long a step ran (or has run so far), as 0.4 s, 12.3 s, 4 min 05 s."""
+    if started is None:
+        return ""
+    if finished is None:
+        now = now or (datetime.now(timezone.utc).replace(tzinfo=None) if started.tzinfo is None
+                      else datetime.now(started.tzinfo))
+    seconds = max(0.0, ((finished or now) - started).total_seconds())  # type: ignore[operator]
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def clip(text: str, size: int = 400) -> str:
+    """A long reason's head (which step, why) and tail (a traceback's last lines), without the middle."""
+    if len(text) <= size:
+        return text
+    return f"{text[:size // 3]} … {text[-(size - size // 3):]}"
+
+
+def badge(state: str) -> str:
+    return (f"<span style='background:{COLOURS.get(state, '#ffffff')};padding:0 4px;border-radius:3px'>"
+            f"{escape(state)}</span>")
+
+
+def nodes_graph_html(nodes) -> str:
+    """A run's DAG coloured by its steps' states: SVG when graphviz draws it, else a table in running order."""
+    drawn = svg(dot_of([(n.name, n.identifier, n.depends) for n in nodes], {n.name: n.status for n in nodes}))
+    if drawn:
+        return f"<div class='pai-lab-pipeline-dag'>{drawn}</div>"
+    rows = "".join(f"<tr style='background:{COLOURS.get(n.status, '#ffffff')}'><td>{escape(n.name)}</td>"
+                   f"<td>{escape(n.identifier)}</td><td>{escape(', '.join(n.depends) or '—')}</td>"
+                   f"<td>{escape(n.status)}</td></tr>" for n in nodes)
+    return ("<table class='pai-lab-pipeline-dag'><tr style='text-align:left'><th>step</th><th>operator</th>"
+            f"<th>after</th><th>status</th></tr>{rows}</table>")
+
+
+def steps_html(nodes, now: datetime | None = None) -> str:
+    """The step table: state, cache hit, attempt, duration and the reason of a step that did not succeed."""
+    rows = "".join(
+        f"<tr><td>{escape(n.name)}</td><td>{badge(n.status)}</td><td>{'yes' if n.cached else ''}</td>"
+        f"<td>{n.attempt or ''}</td><td>{duration(n.started_at, n.finished_at, now)}</td>"
+        f"<td style='white-space:pre-wrap'>{escape(clip(n.reason))}</td></tr>" for n in nodes)
+    return ("<table class='pai-lab-pipeline-steps'><tr style='text-align:left'><th>step</th><th>state</th>"
+            f"<th>cache hit</th><th>attempt</th><th>duration</th><th>reason</th></tr>{rows}</table>")
+
+
+def _shown_value(value: Any) -> str:
+    if isinstance(value, dict) and isinstance(value.get("location"), dict) and value["location"].get("uri"):
+        return str(value["location"]["uri"])
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+def _type_of(metadata: dict | None) -> str:
+    kind = (metadata or {}).get("type") or ""
+    return ", ".join(map(str, kind)) if isinstance(kind, dict) else str(kind)
+
+
+def outputs_html(outputs) -> str:
+    """The run's outputs: a parameter's value, an artifact's location (a reference, never the data)."""
+    if not outputs:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(o.name)}</td><td>{escape(o.producer)}</td><td>{escape(o.kind)}</td>"
+        f"<td>{escape(_type_of(o.metadata))}</td>"
+        f"<td><code>{escape(_shown_value(o.value))}</code></td></tr>" for o in outputs)
+    return ("<table class='pai-lab-pipeline-outputs'><tr style='text-align:left'><th>output</th><th>step</th>"
+            f"<th>kind</th><th>type</th><th>value</th></tr>{rows}</table>")
