@@ -38,8 +38,8 @@ def register(sub, add_command) -> None:
                        help="Owner, Administrator, AlgorithmDeveloper, AlgorithmOps, LabelingAdmin or Guest "
                             "(repeat, or separate with commas)")
         p.add_argument("-w", "--workspace")
-    p = add_command(mem, "rm", member_rm, "remove a member")
-    p.add_argument("username")
+    p = add_command(mem, "rm", member_rm, "remove members (several at once: a,b,c; all or none)")
+    p.add_argument("username", nargs="+", help="one or more user names (repeat, or separate with commas)")
     p.add_argument("-w", "--workspace")
 
     add_command(sub, "roles", roles, "the role x action permission matrix")
@@ -98,9 +98,15 @@ def member_set(ctx, args) -> Result:
 
 
 def member_rm(ctx, args) -> Result:
-    ctx.workspace(args.workspace).members.remove(args.username)
-    ctx.say(f"[Info] Member [{args.username}] removed")
-    return Result(data={"removed": args.username})
+    names = _roles(args.username)  # the same comma-or-repeat splitting as roles
+    ws = ctx.workspace(args.workspace)
+    if len(names) == 1:
+        ws.members.remove(names[0])
+        removed = names
+    else:
+        removed = ws._post("/member-removals", {"usernames": names})["removed"]
+    ctx.say(f"[Info] Member(s) [{', '.join(removed)}] removed")
+    return Result(data={"removed": removed[0] if len(names) == 1 else removed})
 
 
 def roles(ctx, args) -> Result:

@@ -9,6 +9,8 @@ from pai_lab.server.routing import Router
 from pai_lab.workspaces.schemas import (
     Member,
     MemberAdd,
+    MembersRemove,
+    MembersRemoved,
     MemberUpdate,
     Operation,
     Schema,
@@ -84,6 +86,14 @@ def update_member(req, workspace, username, body: MemberUpdate):
 def remove_member(req, workspace, username):
     with req.transaction() as s:
         ws.remove_member(s, req.user, workspace, username)
+
+
+@router.post("/workspaces/{workspace}/member-removals", name="member.remove_many",
+             summary="Remove several members at once (all or none; never the Owner)", body=MembersRemove,
+             response=MembersRemoved)
+def remove_members(req, workspace, body: MembersRemove):
+    with req.transaction() as s:
+        return MembersRemoved(removed=ws.remove_members(s, req.user, workspace, body.usernames))
 
 
 @router.get("/workspaces/{workspace}/oplog", name="oplog.list", summary="The workspace's operation log",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # what __getattr__ hands out, for readers and type checkers
         list_workspaces,
         log_operation,
         remove_member,
+        remove_members,
         update_member,
         update_workspace,
     )
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # what __getattr__ hands out, for readers and type checkers
 _FROM_SERVICE = {
     "DEFAULT_WORKSPACE", "Access", "add_member", "authorize", "create_workspace", "delete_workspace",
     "ensure_default_workspace", "get_workspace", "list_members", "list_operations", "list_workspaces",
-    "log_operation", "remove_member", "update_member", "update_workspace",
+    "log_operation", "remove_member", "remove_members", "update_member", "update_workspace",
 }
 
 

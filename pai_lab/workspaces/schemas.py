@@ -37,6 +37,14 @@ class MemberUpdate(Schema):
     roles: list[str] = Field(min_length=1)
 
 
+class MembersRemove(Schema):
+    usernames: list[str] = Field(min_length=1, max_length=1000, description="members to remove, all or none")
+
+
+class MembersRemoved(Schema):
+    removed: list[str]
+
+
 class Member(Schema):
     username: str
     roles: list[str]

@@ -255,6 +255,29 @@ def remove_member(session: Session, username: str, ref: str, member: str) -> Non
     session.flush()
 
 
+def remove_members(session: Session, username: str, ref: str, members: list[str]) -> list[str]:
+    """Remove several members at once (PAI's batch delete): all of them or, when one cannot go, none."""
+    access = authorize(session, username, ref, "member.manage")
+    names = list(dict.fromkeys(_validate_username(m) for m in members))
+    if not names:
+        raise BadInput("give at least one member to remove, e.g. {\"usernames\": [\"alice\", \"bob\"]}",
+                       "usernames")
+    rows = session.scalars(select(MemberRow).where(MemberRow.workspace_id == access.workspace_id,
+                                                   MemberRow.username.in_(names))).all()
+    missing = sorted(set(names) - {r.username for r in rows})
+    if missing:
+        raise NotFound(f"not members of {access.workspace.name!r}: {', '.join(missing)}; nobody was removed",
+                       "usernames")
+    owners = [r.username for r in rows if perms.OWNER in r.roles]
+    if owners:
+        raise Forbidden(f"{owners[0]!r} is the Owner of {access.workspace.name!r} and cannot be removed; "
+                        "nobody was removed (leave the Owner out)", "usernames")
+    for row in rows:
+        session.delete(row)
+    session.flush()
+    return names
+
+
 def log_operation(session: Session, ref: str, actor: str, action: str, target: str, result: str,
                   detail: str = "") -> None:
     row = session.scalar(select(WorkspaceRow).where((WorkspaceRow.name == ref) | (WorkspaceRow.id == ref)))

@@ -174,3 +174,29 @@ async def test_query_parameters_are_validated_but_cache_busters_ignored(api):
     assert status == 400 and body["error"]["field"] == "limit"
     status, body = await api("GET", "/workspaces/default/oplog", params={"limt": "5"})
     assert status == 400 and body["error"]["field"] == "limt"
+
+
+async def test_batch_member_delete_removes_all_or_none_and_never_the_owner(api, members):
+    assert (await api("POST", "/workspaces", {"name": "batch_team"}))[0] == 201
+    await members("batch_team")
+    path = "/workspaces/batch_team/member-removals"
+    # a Guest may not remove anyone
+    status, body = await api("POST", path, {"usernames": ["dev", "ops"]}, user="guest")
+    assert status == 403 and body["error"]["field"] == "role" and "member.manage" in body["error"]["message"]
+    # the Owner in the batch: refused, and nobody else goes either
+    status, body = await api("POST", path, {"usernames": ["dev", "owner"]}, user="admin")
+    assert status == 403 and body["error"]["field"] == "usernames" and "Owner" in body["error"]["message"]
+    # an unknown name: 404 naming it, nobody removed
+    status, body = await api("POST", path, {"usernames": ["dev", "nobody_here"]})
+    assert status == 404 and "nobody_here" in body["error"]["message"]
+    status, body = await api("POST", path, {"usernames": []})
+    assert status in (400, 422) and body["error"]["field"] == "usernames"
+    _, listed = await api("GET", "/workspaces/batch_team/members")
+    assert {"dev", "ops", "labeladmin", "guest"} <= {m["username"] for m in listed}
+    # an Administrator removes three at once
+    status, body = await api("POST", path, {"usernames": ["dev", "ops", "labeladmin"]}, user="admin")
+    assert status == 200 and body["removed"] == ["dev", "ops", "labeladmin"]
+    _, listed = await api("GET", "/workspaces/batch_team/members")
+    assert sorted(m["username"] for m in listed) == ["admin", "guest", "owner"]
+    _, log = await api("GET", "/workspaces/batch_team/oplog")
+    assert any(o["action"] == "member.remove_many" and o["actor"] == "admin" for o in log)

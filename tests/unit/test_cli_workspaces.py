@@ -41,6 +41,22 @@ def test_members_through_the_cli(cli, unique_name):
     assert "carol" not in out
 
 
+def test_batch_member_delete_through_the_cli(cli, unique_name):
+    name = unique_name("bat")
+    assert cli("workspace", "create", name)[0] == 0
+    for user in ("ann", "ben", "cid", "dot", "guest"):
+        assert cli("member", "add", user, "-r", "Guest", "-w", name)[0] == 0
+    rc, _, err = cli("member", "rm", "ann,owner", "-w", name)  # the Owner in the batch: nobody goes
+    assert rc == 2 and "Owner" in err and "nobody was removed" in err
+    rc, _, err = cli("member", "rm", "ann,ben", "-w", name, user="guest")
+    assert rc == 2 and "may not member.manage" in err
+    rc, out, err = cli("member", "rm", "ann,ben", "cid", "-w", name)
+    assert rc == 0, err
+    assert "[Info] Member(s) [ann, ben, cid] removed" in out
+    rc, out, _ = cli("member", "ls", "-w", name, "--json")
+    assert sorted(m["username"] for m in json.loads(out)) == ["dot", "guest", "owner"]
+
+
 @pytest.mark.parametrize("argv, words", [
     (["workspace", "create", "9lives"], "invalid workspace name"),
     (["member", "add", "dave", "--role", "Boss"], "unknown role 'Boss'"),
