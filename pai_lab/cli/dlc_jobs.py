@@ -39,7 +39,7 @@ def _spec_flags(parser, kind: str) -> None:
     if kind == "tfjob":
         parser.add_argument("--chief", help="true: add a TensorFlow chief rank (default false)")
     for key in ("code_source", "data_sources", "thirdparty_libs", "hyperParameters", "userDefinedParameters",
-                "checkpointDir", "maxHungTimeBeforeGCInSeconds"):
+                "checkpointDir", "maxHungTimeBeforeGCInSeconds", "priority"):
         parser.add_argument(f"--{key}", help=JobSpec.model_fields[key].description)
     parser.add_argument("--job_file", help="a file of key=value lines; its values win over flags")
     parser.add_argument("--thirdparty_lib_dir", help="folder with a requirements.txt to install per rank")

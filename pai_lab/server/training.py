@@ -7,13 +7,14 @@ import asyncio
 from pydantic import BaseModel, Field
 
 from pai_lab.server.routing import Router
-from pai_lab.training import models, service
+from pai_lab.training import models, priority, service
 from pai_lab.training.manager import get_manager
 from pai_lab.training.schemas import (
     TERMINAL_STATES,
     ClusterInfo,
     Job,
     JobDetail,
+    JobPriorityUpdate,
     JobQuery,
     JobSpec,
     LogLine,
@@ -77,6 +78,14 @@ async def get_job(req, workspace, job_id, query: JobQuery):
              summary="Stop a Creating/Queuing/Running job; answers once its ranks have ended", response=JobDetail)
 def stop_job(req, workspace, job_id):
     return service.stop_job(req.platform, req.user, workspace, job_id, transaction=req.transaction)
+
+
+@router.put("/workspaces/{workspace}/jobs/{job_id}/priority", name="job.priority",
+            summary="Change a waiting job's priority (1-9, higher first; AlgorithmOps)", body=JobPriorityUpdate,
+            response=JobDetail)
+def set_job_priority(req, workspace, job_id, body: JobPriorityUpdate):
+    with req.transaction() as s:
+        return priority.set_priority(s, req.platform, req.user, workspace, job_id, body.priority)
 
 
 @router.delete("/workspaces/{workspace}/jobs/{job_id}", name="job.delete",

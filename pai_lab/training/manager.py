@@ -9,7 +9,7 @@ from traitlets import Bool, Dict, Int, Unicode
 from traitlets.config import LoggingConfigurable
 
 from pai_lab.training import isolation, service
-from pai_lab.training.placement import Slot, local_cluster_shape, place
+from pai_lab.training.placement import JobQueue, Slot, local_cluster_shape, place
 from pai_lab.training.runtime import STOP_GRACE_SECONDS
 from pai_lab.training.schemas import ClusterInfo, ClusterWorker
 from pai_lab.training.supervisor import Supervisor
@@ -45,6 +45,7 @@ class TrainingManager(LoggingConfigurable):
         self.busy: dict[str, int] = {}
         self.gpus_busy: dict[str, set[int]] = {}
         self.tokens = isolation.JobTokens()
+        self.queue = JobQueue()  # jobs waiting for slots, by priority
         self.closing = False
 
     @property

@@ -3,6 +3,8 @@ the embedded LocalCluster (its threads and memory, split from the machine's real
 
 from __future__ import annotations
 
+import itertools
+import threading
 from dataclasses import dataclass, field
 
 from pai_lab.training import spec as specs
@@ -45,6 +47,43 @@ def place(ranks: list[specs.RankPlan], workers: dict[str, dict], busy: dict[str,
         slots[i] = Slot(best, free_gpus[best][:need])
         free_gpus[best] = free_gpus[best][need:]
     return slots, ""  # type: ignore[return-value]
+
+
+class JobQueue:
+    """The jobs waiting for slots, in PAI's order: higher priority first, then submission order.
+
+    Only the job at the head may take slots, so a full cluster hands the next free slot to the most
+    urgent job; a job that cannot be placed at all (too many ranks, GPUs nobody has) holds the head,
+    as a queue on PAI does, until it is stopped or its priority lowered."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._order = itertools.count()
+        self._waiting: dict[str, tuple[int, int]] = {}  # job id -> (priority, arrival)
+
+    def join(self, job_id: str, priority: int) -> None:
+        with self._lock:
+            self._waiting[job_id] = (int(priority), next(self._order))
+
+    def leave(self, job_id: str) -> None:
+        with self._lock:
+            self._waiting.pop(job_id, None)
+
+    def reprioritize(self, job_id: str, priority: int) -> bool:
+        """Change a waiting job's priority; it keeps its place among jobs of its new priority."""
+        with self._lock:
+            if job_id not in self._waiting:
+                return False
+            self._waiting[job_id] = (int(priority), self._waiting[job_id][1])
+            return True
+
+    def ahead(self, job_id: str) -> tuple[str, int] | None:
+        """The job that goes before ``job_id`` (its id and priority), or None when ``job_id`` is next."""
+        with self._lock:
+            if not self._waiting:
+                return None
+            head = min(self._waiting, key=lambda j: (-self._waiting[j][0], self._waiting[j][1]))
+            return None if head == job_id else (head, self._waiting[head][0])
 
 
 def local_cluster_shape(n_workers: int, threads_per_worker: int = 0,

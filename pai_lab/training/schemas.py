@@ -53,6 +53,8 @@ class JobSpec(Schema):
     userDefinedParameters: Text = Field("", description="extra script flags, e.g. \"--batch_size=10\"")
     checkpointDir: Text = Field("", description="where checkpoints and the SavedModel go (default: job output)")
     maxHungTimeBeforeGCInSeconds: int = Field(3600, description="watchdog; 0 turns it off")
+    priority: int = Field(1, ge=1, le=9, description=(
+        "1-9, higher first: when the cluster is full, waiting jobs start by priority, then in submission order"))
 
     @field_validator("data_sources", "thirdparty_libs", mode="before")
     @classmethod
@@ -94,6 +96,7 @@ class Job(Schema):
     finished_at: datetime | None = None
     reason: str = ""
     progress: str = Field("", description="PAI-TF style: worker_job:running/finished/total[pct%]")
+    priority: int = Field(1, description="1-9; waiting jobs start highest first")
 
 
 class JobDetail(Job):
@@ -173,3 +176,7 @@ class ClusterInfo(Schema):
     scheduler_address: str
     dashboard_link: str | None = None
     workers: list[ClusterWorker]
+
+
+class JobPriorityUpdate(Schema):
+    priority: int = Field(ge=1, le=9, description="1-9, higher first; only a job still waiting may change")

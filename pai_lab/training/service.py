@@ -63,7 +63,8 @@ def _job(row: JobRow) -> Job:
     return Job(id=row.id, name=row.name, kind=row.kind, state=row.state, workers=s.get("workers", 0),
                ps=s.get("ps", 0), chief=bool(s.get("chief")), masters=s.get("masters", 0),
                created_by=row.created_by, created_at=row.created_at, started_at=row.started_at,
-               finished_at=row.finished_at, reason=row.reason or "", progress=specs.progress_line(row.pods or []))
+               finished_at=row.finished_at, reason=row.reason or "", progress=specs.progress_line(row.pods or []),
+               priority=s.get("priority", 1))
 
 
 def _detail(row: JobRow) -> JobDetail:

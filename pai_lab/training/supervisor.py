@@ -107,10 +107,16 @@ class Supervisor(threading.Thread):
             launch["data_files"] = data.pack(Path(launch["data_file"]).parent)  # for workers on other machines
         if launch is None or self._stopping():
             return self._finish_stopped() if launch is not None or self._stopping() else None
-        if not self._transition("Queuing", "waiting for rank slots on the Dask cluster", only_from=("Creating",)):
-            return self._finish_stopped()
-        if not self._place(ranks):
-            return self._finish_stopped()
+        # in the queue before the job shows Queuing: a job seen waiting is already in line
+        self.manager.queue.join(self.job_id, spec.priority)
+        try:
+            if not self._transition("Queuing", "waiting for rank slots on the Dask cluster",
+                                    only_from=("Creating",)):
+                return self._finish_stopped()
+            if not self._place(ranks):
+                return self._finish_stopped()
+        finally:
+            self.manager.queue.leave(self.job_id)
         client = self.manager.client()
         # the ranks' credential for pai_lab's API: the submitter's rights in this workspace, while the job runs
         launch["job_token"] = self.manager.tokens.issue(self.job_id, user, workspace_id)
@@ -171,7 +177,11 @@ class Supervisor(threading.Thread):
     def _place(self, ranks) -> bool:
         reason = ""
         while not self._stopping():
-            slots, why = self.manager._allocate(self, ranks)
+            first = self.manager.queue.ahead(self.job_id)
+            if first is not None:
+                slots, why = None, f"waiting behind job {first[0]} (priority {first[1]}) for rank slots"
+            else:
+                slots, why = self.manager._allocate(self, ranks)
             if slots is not None:
                 self.slots = slots
                 return True

@@ -69,6 +69,8 @@ MATRIX: dict[str, dict[str, str]] = {
     "job.submit": _grant(owner=ALL, admin=ALL, dev=ALL, ops=ALL),
     "job.stop": _grant(owner=ALL, admin=ALL, dev=OWN, ops=ALL),
     "job.delete": _grant(owner=ALL, admin=ALL, dev=OWN, ops=ALL),
+    # PAI's Algorithm O&M headline right: the order of the waiting queue
+    "job.priority": _grant(owner=ALL, admin=ALL, ops=ALL),
     # models
     "model.read": dict(_EVERYONE),
     "model.register": _grant(owner=ALL, admin=ALL, dev=ALL, ops=ALL),
@@ -89,7 +91,7 @@ AREAS = {
                   "oplog.read", "resource.manage"],
     "datasets": ["dataset.read", "dataset.create", "dataset.update", "dataset.delete"],
     "labeling": ["label.read", "label.manage", "label.work"],
-    "training": ["job.read", "job.submit", "job.stop", "job.delete"],
+    "training": ["job.read", "job.submit", "job.stop", "job.delete", "job.priority"],
     "models": ["model.read", "model.register", "model.delete"],
     "serving": ["service.read", "service.deploy", "service.manage", "service.monitor"],
     "pipelines": ["pipeline.read", "pipeline.run", "pipeline.manage"],

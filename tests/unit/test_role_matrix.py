@@ -53,6 +53,17 @@ def test_allowed_and_refused_per_role_and_area(role, area):
         assert refused in err.value.message and role in err.value.message
 
 
+def test_job_priority_is_algorithm_ops_right():
+    # PAI: "Algorithm O&M has permissions such as task-priority management"; the developer submits but
+    # does not reorder the queue, nor do the labeling roles or a Guest
+    for role in ("Owner", "Administrator", "AlgorithmOps"):
+        assert check("u", [role], "ws", "job.priority") == "all"
+    for role in ("AlgorithmDeveloper", "LabelingAdmin", "Guest"):
+        with pytest.raises(Forbidden) as err:
+            check("u", [role], "ws", "job.priority", owner="u")
+        assert "AlgorithmOps" in err.value.message
+
+
 def test_roles_add_up():
     with pytest.raises(Forbidden):
         check("u", ["Guest"], "ws", "job.submit")
