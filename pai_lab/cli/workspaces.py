@@ -35,8 +35,8 @@ def register(sub, add_command) -> None:
         p = add_command(mem, verb, func, text)
         p.add_argument("username")
         p.add_argument("--role", "-r", action="append", required=True,
-                       help="Owner, Administrator, AlgorithmDeveloper, AlgorithmOps, LabelingAdmin or Guest "
-                            "(repeat, or separate with commas)")
+                       help="Owner, Administrator, AlgorithmDeveloper, AlgorithmOps, LabelingAdmin, "
+                            "LabelingTeamLead or Guest (repeat, or separate with commas)")
         p.add_argument("-w", "--workspace")
     p = add_command(mem, "rm", member_rm, "remove members (several at once: a,b,c; all or none)")
     p.add_argument("username", nargs="+", help="one or more user names (repeat, or separate with commas)")

@@ -19,6 +19,7 @@ from pai_lab.labeling.tables import AnswerRow, ItemRow, PackageEventRow, Package
 from pai_lab.labeling.tasks import ROLE_LISTS, find_task, manage, my_roles, prepare_media, task_row
 from pai_lab.store import utcnow
 from pai_lab.workspaces import authorize
+from pai_lab.workspaces.permissions import grant_for
 
 
 def _work(s: Session, user: str, ws: str, ref: str, stage: str, task: TaskRow | None = None,
@@ -39,8 +40,9 @@ def _work(s: Session, user: str, ws: str, ref: str, stage: str, task: TaskRow | 
 
 
 def _is_admin(s: Session, user: str, ws: str, task: TaskRow) -> bool:
+    """A task admin, or a member whose workspace roles assign work (a team lead): may hand packages on."""
     access = authorize(s, user, ws, "label.read")
-    return "admin" in my_roles(task, user, access.roles)
+    return "admin" in my_roles(task, user, access.roles) or grant_for(list(access.roles), "label.assign") == "all"
 
 
 def _package_schema(s: Session, task: TaskRow, pkg: PackageRow) -> sc.Package:
@@ -133,7 +135,7 @@ def held(s: Session, user: str, ws: str, ref: str, number: int, stage: str | Non
 
 
 def submit_package(s: Session, user: str, ws: str, ref: str, number: int) -> sc.Package:
-    task, pkg, stage = held(s, user, ws, ref, number, "label")
+    task, pkg, _stage = held(s, user, ws, ref, number, "label")
     missing = s.scalars(select(ItemRow.seq).where(ItemRow.package_id == pkg.id, ItemRow.label.is_(None),
                                                   ItemRow.skipped.is_(None)).order_by(ItemRow.seq)).all()
     if missing:
@@ -209,7 +211,8 @@ def reassign(s: Session, user: str, ws: str, ref: str, number: int, to: str) -> 
     access = authorize(s, user, ws, "label.read")
     task = find_task(s, access.workspace_id, ref)
     if not _is_admin(s, user, ws, task):
-        raise Forbidden(f"only a task admin may reassign packages of {task.name!r}", "package")
+        raise Forbidden(f"only a task admin or a team lead (LabelingTeamLead) may reassign packages of "
+                        f"{task.name!r}", "package")
     pkg = package_row(s, task, number)
     stage = fl.STAGE_OF.get(pkg.state)
     if stage and to not in task.people.get(ROLE_LISTS[stage], []):

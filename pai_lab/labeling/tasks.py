@@ -17,7 +17,7 @@ from typing import TypedDict
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
-from pai_lab.errors import BadInput, Conflict, NotFound
+from pai_lab.errors import BadInput, Conflict, Forbidden, NotFound
 from pai_lab.labeling import flow as fl
 from pai_lab.labeling import schemas as sc
 from pai_lab.labeling.intake import NewItem, check_line, check_package_size, contained, insert_items, lines_from_dataset
@@ -25,6 +25,7 @@ from pai_lab.labeling.tables import ItemRow, PackageEventRow, PackageRow, TaskRo
 from pai_lab.labeling.templates import BUILTIN, BUILTIN_IDS, CUSTOM_NAME, TemplateSpec, builtin, parse_spec
 from pai_lab.store import after_commit, new_id, utcnow
 from pai_lab.workspaces import authorize
+from pai_lab.workspaces.permissions import grant_for
 from pai_lab.workspaces.tables import MemberRow
 
 TASK_NAME = re.compile(r"^[A-Za-z0-9\u4e00-\u9fff][A-Za-z0-9\u4e00-\u9fff_-]{0,99}$")
@@ -245,8 +246,6 @@ def _counts(s: Session, task_ids: list[str]) -> dict[str, _Counts]:
 
 
 def my_roles(task: TaskRow, user: str, ws_roles: tuple[str, ...] | list[str]) -> list[str]:
-    from pai_lab.workspaces.permissions import grant_for
-
     people = task.people or {}
     roles = [r for r, key in (("labeler", "labelers"), ("checker", "checkers"), ("acceptor", "acceptors"))
              if user in people.get(key, [])]
@@ -314,7 +313,11 @@ def set_offline(s: Session, user: str, ws: str, ref: str, offline: bool) -> sc.T
 
 
 def set_people(s: Session, user: str, ws: str, ref: str, body: sc.TaskPeople) -> sc.Task:
-    access, task = manage(s, user, ws, ref)
+    access = authorize(s, user, ws, "label.assign")  # team leads assign people too
+    task = find_task(s, access.workspace_id, ref)
+    if body.admins is not None and grant_for(list(access.roles), "label.manage") != "all":
+        raise Forbidden("admins: only Owner, Administrator or LabelingAdmin name a task's admins; a team lead "
+                        "assigns labelers, checkers and acceptors", "admins")
     people = dict(task.people)
     members = set(s.scalars(select(MemberRow.username).where(MemberRow.workspace_id == access.workspace_id)))
     for key in ("labelers", "checkers", "acceptors", "admins"):

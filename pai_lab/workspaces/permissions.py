@@ -20,9 +20,10 @@ ADMIN = "Administrator"
 DEVELOPER = "AlgorithmDeveloper"
 OPS = "AlgorithmOps"
 LABEL_ADMIN = "LabelingAdmin"
+TEAM_LEAD = "LabelingTeamLead"
 GUEST = "Guest"
 
-ROLES: tuple[str, ...] = (OWNER, ADMIN, DEVELOPER, OPS, LABEL_ADMIN, GUEST)
+ROLES: tuple[str, ...] = (OWNER, ADMIN, DEVELOPER, OPS, LABEL_ADMIN, TEAM_LEAD, GUEST)
 
 ROLE_DESCRIPTIONS = {
     OWNER: "Created the workspace; every permission. Cannot be removed.",
@@ -30,6 +31,8 @@ ROLE_DESCRIPTIONS = {
     DEVELOPER: "Registers data, develops and trains models, deploys test services.",
     OPS: "Deploys, releases, scales and monitors services; manages running jobs.",
     LABEL_ADMIN: "Creates, distributes, accepts and exports labeling tasks.",
+    TEAM_LEAD: "iTAG team lead: assigns people and packages on labeling tasks and sees their statistics; labels "
+               "or checks the stages they are named on; does not create, accept or export tasks.",
     GUEST: "Reads everything in the workspace, changes nothing.",
 }
 
@@ -41,7 +44,7 @@ _EVERYONE = {r: ALL for r in ROLES}
 
 def _grant(**by_role: str) -> dict[str, str]:
     names = {"owner": OWNER, "admin": ADMIN, "dev": DEVELOPER, "ops": OPS, "label_admin": LABEL_ADMIN,
-             "guest": GUEST}
+             "team_lead": TEAM_LEAD, "guest": GUEST}
     return {names[k]: v for k, v in by_role.items()}
 
 
@@ -63,7 +66,9 @@ MATRIX: dict[str, dict[str, str]] = {
     # labeling
     "label.read": dict(_EVERYONE),
     "label.manage": _grant(owner=ALL, admin=ALL, label_admin=ALL),
-    "label.work": _grant(owner=ALL, admin=ALL, label_admin=ALL, dev=ASSIGNED, ops=ASSIGNED),
+    # iTAG's team lead: hands tasks' stages and packages to people, without the admin console
+    "label.assign": _grant(owner=ALL, admin=ALL, label_admin=ALL, team_lead=ALL),
+    "label.work": _grant(owner=ALL, admin=ALL, label_admin=ALL, dev=ASSIGNED, ops=ASSIGNED, team_lead=ASSIGNED),
     # training
     "job.read": dict(_EVERYONE),
     "job.submit": _grant(owner=ALL, admin=ALL, dev=ALL, ops=ALL),
@@ -90,7 +95,7 @@ AREAS = {
     "workspace": ["workspace.read", "workspace.update", "workspace.delete", "member.read", "member.manage",
                   "oplog.read", "resource.manage"],
     "datasets": ["dataset.read", "dataset.create", "dataset.update", "dataset.delete"],
-    "labeling": ["label.read", "label.manage", "label.work"],
+    "labeling": ["label.read", "label.manage", "label.assign", "label.work"],
     "training": ["job.read", "job.submit", "job.stop", "job.delete", "job.priority"],
     "models": ["model.read", "model.register", "model.delete"],
     "serving": ["service.read", "service.deploy", "service.manage", "service.monitor"],

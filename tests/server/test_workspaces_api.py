@@ -147,7 +147,7 @@ async def test_roles_matrix_is_served(api):
     status, doc = await api("GET", "/roles")
     assert status == 200
     assert [r["name"] for r in doc["roles"]] == ["Owner", "Administrator", "AlgorithmDeveloper", "AlgorithmOps",
-                                                 "LabelingAdmin", "Guest"]
+                                                 "LabelingAdmin", "LabelingTeamLead", "Guest"]
     assert set(doc["areas"]) >= {"workspace", "datasets", "labeling", "training", "serving"}
     assert doc["matrix"]["member.manage"] == {"Owner": "all", "Administrator": "all"}
     assert "Guest" not in doc["matrix"]["dataset.create"]

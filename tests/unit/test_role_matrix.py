@@ -34,6 +34,11 @@ EXPECTED = {
         "labeling": ("label.manage", None), "training": ("job.read", "job.submit"),
         "serving": ("service.read", "service.deploy"),
     },
+    "LabelingTeamLead": {
+        "workspace": ("workspace.read", "member.manage"), "datasets": ("dataset.read", "dataset.create"),
+        "labeling": ("label.assign", "label.manage"), "training": ("job.read", "job.submit"),
+        "serving": ("service.read", "service.deploy"),
+    },
     "Guest": {
         "workspace": ("member.read", "member.manage"), "datasets": ("dataset.read", "dataset.create"),
         "labeling": ("label.read", "label.work"), "training": ("job.read", "job.submit"),
@@ -58,10 +63,24 @@ def test_job_priority_is_algorithm_ops_right():
     # does not reorder the queue, nor do the labeling roles or a Guest
     for role in ("Owner", "Administrator", "AlgorithmOps"):
         assert check("u", [role], "ws", "job.priority") == "all"
-    for role in ("AlgorithmDeveloper", "LabelingAdmin", "Guest"):
+    for role in ("AlgorithmDeveloper", "LabelingAdmin", "LabelingTeamLead", "Guest"):
         with pytest.raises(Forbidden) as err:
             check("u", [role], "ws", "job.priority", owner="u")
         assert "AlgorithmOps" in err.value.message
+
+
+def test_team_lead_assigns_and_works_only_where_named():
+    # iTAG: a team lead assigns people and packages, labels or checks what they are named on, and has no
+    # admin console (no creating, accepting, exporting)
+    assert check("tl", ["LabelingTeamLead"], "ws", "label.assign") == "all"
+    assert check("tl", ["LabelingTeamLead"], "ws", "label.work", assigned=True) == "assigned"
+    with pytest.raises(Forbidden):
+        check("tl", ["LabelingTeamLead"], "ws", "label.work", assigned=False)
+    with pytest.raises(Forbidden):
+        check("tl", ["LabelingTeamLead"], "ws", "label.manage")
+    for role in ("AlgorithmDeveloper", "AlgorithmOps", "Guest"):
+        with pytest.raises(Forbidden):
+            check("u", [role], "ws", "label.assign")
 
 
 def test_roles_add_up():
