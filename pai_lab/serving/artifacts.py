@@ -16,61 +16,34 @@ from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput, NotFound
 from pai_lab.serving.processors import read_class_names
+from pai_lab.serving.remote import ARCHIVES, fetch_remote, is_remote, unpack_single_archive
 from pai_lab.serving.schemas import ServiceSpec
 
 SUPPORTED_PROCESSORS = "tensorflow_cpu_<version>, tensorflow_gpu_<version> or tensorflow (SavedModel), or " \
                        "processor_type python with processor_path and processor_entry"
-ARCHIVES = (".tar.gz", ".tgz", ".tar", ".bz2", ".zip")
 
 
 def _fetch(uri: str, spec: ServiceSpec, cache: Path, what: str, containment=None) -> Path:
-    """A local path for ``uri``. Local folders and files are used in place; object-store
-    paths are copied once into the cache; archives (.tar.gz, .tar, .bz2, .zip) are unpacked.
-    ``containment`` (the server's policy) checks local paths a member names."""
-    import fsspec
-
-    if not uri.startswith(("s3://", "oss://")):
-        if containment is not None:
-            containment.check(uri, what)  # refused alike whether or not it exists; http(s) only where allowed
-        local = Path(uri.removeprefix("file://")).expanduser().resolve()
-        if not local.exists():
-            raise BadInput(f"{what} {uri!r} does not exist on the server", what)
-        if not (local.is_file() and local.name.endswith(ARCHIVES)):
-            return local
-    key = hashlib.sha1(f"{uri}|{spec.oss_endpoint}".encode()).hexdigest()[:16]
-    target = cache / key
+    """A local path for ``uri``. Local folders and files are used in place; http(s) and object-store
+    URLs are copied once into the cache (see :mod:`pai_lab.serving.remote`); archives (.tar.gz, .tar,
+    .bz2, .zip) are unpacked. ``containment`` (the server's policy) checks what a member names."""
+    if containment is not None:
+        containment.check(uri, what)  # refused alike whether or not it exists; http(s) only where allowed
+    if is_remote(uri):
+        return fetch_remote(uri, spec.oss_endpoint, cache, what)
+    local = Path(uri.removeprefix("file://")).expanduser().resolve()
+    if not local.exists():
+        raise BadInput(f"{what} {uri!r} does not exist on the server", what)
+    if not (local.is_file() and local.name.endswith(ARCHIVES)):
+        return local
+    stat = local.stat()  # a changed archive is unpacked again
+    target = cache / hashlib.sha1(f"{local}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     if target.exists():
         return target
     tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".get-"))
     try:
-        if uri.startswith(("s3://", "oss://")):
-            options = {"client_kwargs": {"endpoint_url": spec.oss_endpoint}} if spec.oss_endpoint else {}
-            try:
-                fs, path = fsspec.core.url_to_fs("s3://" + uri.split("://", 1)[1], **options)
-                if not fs.exists(path):
-                    raise BadInput(f"{what} {uri!r} does not exist in the object store", what)
-                if fs.isdir(path):
-                    for remote in fs.find(path):
-                        dest = tmp / Path(remote[len(path.rstrip("/")) + 1:])
-                        dest.parent.mkdir(parents=True, exist_ok=True)
-                        fs.get(remote, str(dest))
-                else:
-                    fs.get(path, str(tmp / Path(path).name))
-            except BadInput:
-                raise
-            except Exception as exc:  # noqa: BLE001 - each store raises its own kind
-                raise BadInput(f"cannot read {what} {uri!r}: {exc}; set oss_endpoint to the store's URL and give "
-                               "the server AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY", what) from None
-        else:
-            shutil.copy(local, tmp / local.name)
-        files = list(tmp.iterdir())
-        if len(files) == 1 and files[0].is_file() and files[0].name.endswith(ARCHIVES):
-            unpacked = tmp / ".unpacked"
-            shutil.unpack_archive(str(files[0]), str(unpacked))
-            files[0].unlink()
-            for item in unpacked.iterdir():
-                item.rename(tmp / item.name)
-            unpacked.rmdir()
+        shutil.copy(local, tmp / local.name)
+        unpack_single_archive(tmp)
         tmp.rename(target)
     finally:
         if tmp.exists():
