@@ -12,12 +12,13 @@ import sys
 from collections.abc import Callable
 
 from pai_lab._version import __version__
-from pai_lab.cli import datasets, dlc, eascmd, labeling, models, pipeline, server, workspaces
+from pai_lab.cli import datasets, dlc, eascmd, labeling, models, pipeline, review, server, workspaces
 from pai_lab.cli.base import Context, Parser, Result, UsageError, _CleanExit, jsonable
 from pai_lab.errors import PaiError
 
 # The modules that add verbs, in the order `pai --help` lists them. Each defines register(sub, add_command).
-COMMAND_MODULES = [workspaces, server, datasets, labeling, dlc, models, eascmd, pipeline]
+# review adds verbs to the label and dataset groups, so it comes after them
+COMMAND_MODULES = [workspaces, server, datasets, labeling, review, dlc, models, eascmd, pipeline]
 
 
 def _add_command(subparsers, name: str, func: Callable, help: str, cell_file: str | None = None, **kw) -> Parser:
