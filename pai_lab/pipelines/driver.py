@@ -27,7 +27,7 @@ from pai_lab.store import utcnow
 
 log = logging.getLogger("pai_lab.pipelines")
 STOP_FILE = ".terminate"
-POLL_SECONDS = 0.1
+POLL_SECONDS = 0.25  # steps ending and members' requests wake the driver at once; this finds steps starting
 _TEMPLATE = re.compile(r"\{\{\s*inputs\.parameters\.([A-Za-z][\w-]*)\s*\}\}")
 
 
@@ -56,22 +56,36 @@ class RunDriver(threading.Thread):
         self.run_id = run_id
         self.wake = threading.Event()
         self.futures: dict = {}
+        self.pending: dict[str, dict] = {}  # node changes not yet written
         self.ending = False  # the final state is being written: a retry starts a new driver
 
     # -- store
+    # A node's changes are kept in memory and written together, once a round (with the read of the
+    # members' request), so a round that starts or ends many steps costs one transaction, not one each.
     def _update_run(self, **values) -> None:
         with self.store.transaction() as s:
+            self._write_nodes(s)
             row = s.get(RunRow, self.run_id)
             for k, v in values.items():
                 setattr(row, k, v)
 
     def _update_node(self, name: str, **values) -> None:
-        node = self.nodes[name]
-        node.update(values)
-        with self.store.transaction() as s:
-            row = s.scalar(select(NodeRow).where(NodeRow.run_id == self.run_id, NodeRow.name == name))
-            for k, v in values.items():
+        self.nodes[name].update(values)
+        self.pending.setdefault(name, {}).update(values)
+
+    def _write_nodes(self, s) -> None:
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, {}
+        for row in s.scalars(select(NodeRow).where(NodeRow.run_id == self.run_id, NodeRow.name.in_(list(pending)))):
+            for k, v in pending[row.name].items():
                 setattr(row, k, v)
+
+    def _sync(self) -> str:
+        """Write the nodes' changes and read the members' request (terminate, suspend), in one transaction."""
+        with self.store.transaction() as s:
+            self._write_nodes(s)
+            return s.scalar(select(RunRow.request).where(RunRow.id == self.run_id)) or ""
 
     def _load(self) -> None:
         with self.store.transaction() as s:
@@ -88,10 +102,6 @@ class RunDriver(threading.Thread):
                                    "node_id": n.node_id, "work_dir": n.work_dir, "reason": n.reason}
                           for n in s.scalars(select(NodeRow).where(NodeRow.run_id == self.run_id))}
 
-    def _request(self) -> str:
-        with self.store.transaction() as s:
-            return s.scalar(select(RunRow.request).where(RunRow.id == self.run_id)) or ""
-
     # -- the loop
     def run(self) -> None:
         try:
@@ -105,6 +115,8 @@ class RunDriver(threading.Thread):
             self._update_run(status=S.Failed, reason=f"the run's driver failed: {exc}", request="",
                              finished_at=utcnow())
         finally:
+            if self.ending:
+                self._close_runners()
             self.manager.forget(self)
 
     def _drive(self) -> None:
@@ -120,13 +132,14 @@ class RunDriver(threading.Thread):
             if self._shutting_down():
                 self._stop_steps()
                 return  # the next start reconciles the run
-            request = self._request()
+            request = self._sync()
             if request == "terminate":
                 self._terminate()
                 return
             if (request == "suspend") != suspended:
                 suspended = request == "suspend"
                 self._update_run(status=S.Suspended if suspended else S.Running)
+            self.wake.clear()  # a step that ends from here on wakes the wait below
             self._collect()
             if not suspended:
                 self._schedule()
@@ -135,8 +148,8 @@ class RunDriver(threading.Thread):
                 if final:
                     self._finish(final)
                     return
-            self.wake.wait(POLL_SECONDS)
-            self.wake.clear()
+            if not self.pending:  # changes are written at once (next round); else wait for a step to end
+                self.wake.wait(POLL_SECONDS)
 
     def _shutting_down(self) -> bool:
         from pai_lab.training.manager import get_manager
@@ -168,8 +181,8 @@ class RunDriver(threading.Thread):
             self._update_node(name, status=S.Failed, reason=reason, finished_at=now,
                               outputs=result.get("outputs") or {})
         else:
-            if self.nodes[name]["status"] == S.ReadyToSchedule:
-                self._update_node(name, status=S.Running, started_at=now)
+            if self.nodes[name]["status"] == S.ReadyToSchedule:  # ended before a round saw it start
+                self._update_node(name, started_at=now)
             self._update_node(name, status=S.Succeeded, reason="", finished_at=now, outputs=result["outputs"])
 
     def _schedule(self) -> None:
@@ -298,6 +311,18 @@ class RunDriver(threading.Thread):
         return str(real) if containment.contains(real) else None
 
     # -- ending
+    def _close_runners(self) -> None:
+        """End the run's warm step runners on every worker (they would end idle anyway)."""
+        client = getattr(self, "client", None)
+        if client is None:
+            return
+        from pai_lab.pipelines.runner import close_runners
+
+        try:
+            client.run(close_runners, self.run_id)
+        except Exception:  # a worker that is gone took its runners with it
+            log.debug("run %s: could not reach every worker to end its runners", self.run_id, exc_info=True)
+
     def _stop_steps(self) -> None:
         if self.futures:
             self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -327,6 +352,8 @@ class RunDriver(threading.Thread):
             failed = next(n for n, v in self.nodes.items() if v["status"] == S.Failed)
             reason = f"step {failed!r} failed: {self.nodes[failed]['reason']}"
         with self.store.transaction() as s:
+            self._write_nodes(s)
+            s.flush()
             row = s.get(RunRow, self.run_id)
             nodes = service._nodes(s, self.run_id)
             row.outputs = [a.model_dump() for a in service.run_outputs(row, nodes)]

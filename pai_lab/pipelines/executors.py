@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 
 STARTED_MARK = ".started"
+# Steps whose code pai_lab loads itself run in a warm runner of their run (runner.py); a ScriptOperator,
+# whose entry file is a program of its own, keeps a process each.
+WARM_KINDS = ("function", "builtin")
 TAIL_LINES = 20
 
 
@@ -102,7 +105,7 @@ def prepare(plan: dict) -> tuple[list[str], str, dict]:
         (work / "code" / "function.pkl").write_bytes(base64.b64decode(plan["pickle"]))
         argv = [sys.executable, "-m", "pai_lab.pipelines.executors", str(work)]
         cwd = work
-    if plan.get("sandbox"):
+    if plan.get("sandbox") and plan["kind"] not in WARM_KINDS:  # a runner is sandboxed when it starts
         from pai_lab.training.isolation import sandboxed_argv
 
         argv = sandboxed_argv(plan["sandbox"], argv, str(cwd), [])
@@ -162,17 +165,28 @@ def run_step(plan: dict) -> dict:
     except Exception as exc:  # noqa: BLE001 - a bad archive or a full disk fails the step, with why
         return {"exit_code": -1, "outputs": {}, "error": f"could not prepare the step: {exc}", "tail": []}
     (work / STARTED_MARK).write_text(str(time.time()))
+    if plan["kind"] in WARM_KINDS:
+        from pai_lab.pipelines.runner import run_in_runner
+
+        code = run_in_runner(plan, env, stop)
+        if code == "terminated":
+            return {"exit_code": -1, "outputs": {}, "error": "terminated", "tail": _tail(log)}
+        return _result(plan, int(code), log)
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
         while proc.poll() is None:
             if stop.exists():
                 _end_process_tree(proc)
                 return {"exit_code": proc.returncode, "outputs": {}, "error": "terminated", "tail": _tail(log)}
             time.sleep(0.05)
-    if proc.returncode != 0:
-        return {"exit_code": proc.returncode, "outputs": {}, "tail": _tail(log),
-                "error": f"the step's process exited with code {proc.returncode}"}
+    return _result(plan, proc.returncode, log)
+
+
+def _result(plan: dict, code: int, log: Path) -> dict:
+    if code != 0:
+        return {"exit_code": code, "outputs": {}, "tail": _tail(log),
+                "error": f"the step's process exited with code {code}"}
     outputs = collect(plan)
     if outputs.pop("missing"):
         return {"exit_code": 0, "outputs": outputs, "tail": _tail(log),

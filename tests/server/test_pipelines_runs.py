@@ -265,6 +265,7 @@ def test_suspend_holds_new_steps_until_resume(ws, tmp_path):
     time.sleep(0.5)
     assert run.refresh().nodes[1].status == "Initialized"  # suspended: the next step does not start
     run.resume()
+    until(lambda: run.refresh().status != "Suspended")  # the driver takes the request up
     run.wait_for_completion(show_outputs=False, timeout=60)
     assert [n.status for n in run.detail.nodes] == ["Succeeded", "Succeeded"]
 
@@ -446,3 +447,28 @@ def test_an_operator_environment_reaches_the_script_inside_the_sandbox(ws, tmp_p
     bad["spec"]["script"]["envs"] = {"NOT VALID": "x"}
     with pytest.raises(BadInput, match="not a variable name"):
         ws.pipelines.run(bad)
+
+
+def test_function_steps_share_a_warm_runner_but_keep_their_own_folder_env_and_log(ws):
+    """Steps of a run run one after another in a warm process: each still gets its work folder, its
+    PAI_* variables and its log, a step that exits fails alone, and nothing of the run outlives it."""
+
+    @component(inputs=[PipelineParameter("i", int)], outputs=[PipelineParameter("seen", str)])
+    def where(i: int, context=None):
+        print(f"step {i}")
+        if i == 2:
+            raise SystemExit(3)
+        return {"seen": f"{os.environ['PAI_NODE_ID']}|{os.getcwd()}|{context.work_dir}"}
+
+    steps = [where.as_step(name=f"w{i}", inputs={"i": i}) for i in range(4)]
+    run = ws.pipelines.run(Pipeline(steps=steps), cache=False)
+    with pytest.raises(PipelineRunError, match="step 'w2' failed: the step's process exited with code 3"):
+        run.wait_for_completion(show_outputs=False, timeout=120)
+    assert [(n.name, n.status) for n in run.detail.nodes] == [("w0", "Succeeded"), ("w1", "Succeeded"),
+                                                              ("w2", "Failed"), ("w3", "Succeeded")]
+    for i in (0, 1, 3):
+        assert run.get_logs(f"w{i}") == [f"step {i}"]
+        node_id, cwd, work_dir = run.get_outputs(node_id=f"w{i}")[0].value.split("|")
+        assert node_id == run.detail.nodes[i].node_id
+        assert cwd == work_dir and cwd.endswith(f"/{run.id}/w{i}")
+    until(lambda: not steps_of(run.id), 10)

@@ -1,0 +1,207 @@
+"""Warm step runners: one process per run (and sandbox) that runs FunctionOperator and built-in steps
+one after another, so a step costs a message instead of an interpreter start.
+
+The worker side (:func:`run_in_runner`) keeps idle runners per key (the run, and the sandbox the run's
+steps share) and hands each step to one of them: the step's work folder is laid out as for a process
+of its own, the runner changes into it, takes the step's environment, points its stdout/stderr at the
+step's ``logs.txt``, loads the pickle there (never in the control plane) and answers with an exit code.
+A runner runs one step at a time; a fan-out gets as many runners as steps run at once. Runners end when
+their run ends (:func:`close_runners`), when a step of theirs is terminated, or after idling.
+
+The runner side is this module run as a program: requests come as JSON lines on stdin, answers go out on
+the stdout it started with (the step's output goes to its log, never into the answers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+IDLE_SECONDS = 60.0  # a runner with nothing to do ends; the pool drops one before that
+_POOL_MARGIN = 10.0
+_LOCK = threading.Lock()
+_IDLE: dict[tuple[str, str], list[_Runner]] = {}
+_BUSY: dict[int, tuple[str, _Runner]] = {}
+# Runners are started from one long-lived thread: PR_SET_PDEATHSIG fires when the starting *thread*
+# ends, and a Dask worker's threads come and go.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pai-step-runner-spawner")
+
+
+class _Runner:
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+        self.last_used = time.monotonic()
+
+    def usable(self) -> bool:
+        return self.proc.poll() is None and time.monotonic() - self.last_used < IDLE_SECONDS - _POOL_MARGIN
+
+    def end(self) -> None:
+        from pai_lab.training.runtime import _end_process_tree
+
+        if self.proc.poll() is None:
+            _end_process_tree(self.proc)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+
+
+def runner_sandbox(sandbox: dict | None, run_dir: str) -> dict | None:
+    """A step's sandbox widened to its run: the run's folder writable (every step folder of it), the
+    inputs shown that lie outside it. Steps of one run with the same outside inputs share a runner."""
+    if not sandbox:
+        return None
+    inside = Path(run_dir)
+    shown = [p for p in sandbox["shown_again"] if not Path(p).is_relative_to(inside)]
+    return {**sandbox, "shown_again": sorted(set(shown)), "writable": [run_dir]}
+
+
+def _start(plan: dict, run_dir: str, sandbox: dict | None) -> _Runner:
+    from pai_lab.training.isolation import sandboxed_argv, scrub
+    from pai_lab.training.runtime import _die_with_parent
+
+    env = scrub(dict(os.environ))  # never the server's own credentials
+    # the run's variables from the start: a runner is found (and ended) by them like a step's process
+    env.update({"PYTHONUNBUFFERED": "1", "PAI_RUN_ID": plan["run_id"], "PAI_WORKSPACE_ID": plan["workspace_id"],
+                "PAI_USER_ID": plan["user"]})
+    argv = [sys.executable, "-m", "pai_lab.pipelines.runner"]
+    if sandbox:
+        argv = sandboxed_argv(sandbox, argv, run_dir, [])
+
+    def spawn() -> subprocess.Popen:
+        return subprocess.Popen(argv, cwd=run_dir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
+
+    return _Runner(_SPAWNER.submit(spawn).result())
+
+
+def _acquire(key: tuple[str, str], plan: dict, run_dir: str, sandbox: dict | None) -> _Runner:
+    with _LOCK:
+        idle = _IDLE.get(key, [])
+        while idle:
+            runner = idle.pop()
+            if runner.usable():
+                return runner
+            runner.end()
+    return _start(plan, run_dir, sandbox)
+
+
+def _release(key: tuple[str, str], runner: _Runner) -> None:
+    runner.last_used = time.monotonic()
+    with _LOCK:
+        _IDLE.setdefault(key, []).append(runner)
+
+
+def close_runners(run_id: str) -> int:
+    """End the runners of a run (its driver calls this on every worker when the run ends)."""
+    with _LOCK:
+        ending = [r for key in [k for k in _IDLE if k[0] == run_id] for r in _IDLE.pop(key)]
+        ending += [r for rid, r in _BUSY.values() if rid == run_id]
+    for runner in ending:
+        runner.end()
+    return len(ending)
+
+
+def run_in_runner(plan: dict, env: dict, stop: Path) -> int | str:
+    """Run one prepared FunctionOperator or built-in step in a warm runner of its run: its exit code,
+    or "terminated" when the stop file appeared while it ran."""
+    run_dir = str(Path(plan["work_dir"]).parent)
+    sandbox = runner_sandbox(plan.get("sandbox"), run_dir)
+    key = (plan["run_id"], json.dumps(sandbox, sort_keys=True))
+    runner = _acquire(key, plan, run_dir, sandbox)
+    request = {"work_dir": plan["work_dir"], "env": env, "kind": plan["kind"], "builtin": plan.get("builtin")}
+    with _LOCK:
+        _BUSY[id(runner)] = (plan["run_id"], runner)
+    try:
+        try:
+            runner.proc.stdin.write((json.dumps(request) + "\n").encode())  # type: ignore[union-attr]
+            runner.proc.stdin.flush()  # type: ignore[union-attr]
+        except OSError:
+            runner.end()
+            return -1
+        out = runner.proc.stdout
+        while True:
+            ready, _, _ = select.select([out], [], [], 0.05)
+            if ready:
+                break
+            if stop.exists():
+                runner.end()
+                return "terminated"
+        line = out.readline()  # type: ignore[union-attr]
+        if not line:  # the step ended the runner itself (os._exit, a crash): its code is the step's
+            runner.end()
+            code = runner.proc.returncode
+            return code if code else -1
+        _release(key, runner)
+        return int(json.loads(line)["exit_code"])
+    finally:
+        with _LOCK:
+            _BUSY.pop(id(runner), None)
+
+
+# ---------------------------------------------------------------- the runner process
+
+
+def _one(request: dict) -> int:
+    import traceback
+
+    work = request["work_dir"]
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.chdir(work)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    log = os.open(os.path.join(work, "logs.txt"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    try:
+        if request["kind"] == "builtin":
+            from pai_lab.pipelines.builtins import _main as builtin_main
+
+            return builtin_main(work, request["builtin"])
+        from pai_lab.pipelines.executors import _function_main
+
+        return _function_main(work)
+    except SystemExit as exc:  # a step that calls sys.exit ends its step, not the runner
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - the step's own error: its traceback goes to its log
+        traceback.print_exc()
+        return 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, 1)
+        os.dup2(quiet, 2)
+        os.close(quiet)
+
+
+def main() -> int:
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)  # nothing a step prints reaches the answers
+    os.close(quiet)
+    requests = sys.stdin.buffer
+    while True:
+        ready, _, _ = select.select([requests], [], [], IDLE_SECONDS)
+        if not ready:
+            return 0  # idle: the pool stopped handing this runner steps a while ago
+        line = requests.readline()
+        if not line:
+            return 0  # the pool closed it
+        code = _one(json.loads(line))
+        answers.write(json.dumps({"exit_code": code}) + "\n")
+        answers.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
