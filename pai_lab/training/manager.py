@@ -113,6 +113,11 @@ class TrainingManager(LoggingConfigurable):
                 self.gpus_busy.setdefault(slot.address, set()).update(slot.gpus)
             return slots, ""
 
+    def fits(self, ranks) -> bool:
+        """Whether the cluster as last seen could hold ``ranks`` with nothing else running (unknown: yes)."""
+        workers = self._workers_cache
+        return not workers or place(ranks, workers, {}, {})[0] is not None
+
     def _release(self, supervisor: Supervisor) -> None:
         with self._lock:
             for slot in supervisor.slots:

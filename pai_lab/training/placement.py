@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pai_lab.training import spec as specs
@@ -52,22 +53,25 @@ def place(ranks: list[specs.RankPlan], workers: dict[str, dict], busy: dict[str,
 class JobQueue:
     """The jobs waiting for slots, in PAI's order: higher priority first, then submission order.
 
-    Only the job at the head may take slots, so a full cluster hands the next free slot to the most
-    urgent job; a job that cannot be placed at all (too many ranks, GPUs nobody has) holds the head,
-    as a queue on PAI does, until it is stopped or its priority lowered."""
+    Only the first job that the cluster could hold at all may take slots, so a full cluster hands the
+    next free slot to the most urgent job; a job that would not fit even on an empty cluster (more ranks
+    than threads, GPUs nobody offers) waits without holding up the others."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._order = itertools.count()
         self._waiting: dict[str, tuple[int, int]] = {}  # job id -> (priority, arrival)
+        self._ranks: dict[str, list[specs.RankPlan]] = {}
 
-    def join(self, job_id: str, priority: int) -> None:
+    def join(self, job_id: str, priority: int, ranks: list[specs.RankPlan]) -> None:
         with self._lock:
             self._waiting[job_id] = (int(priority), next(self._order))
+            self._ranks[job_id] = ranks
 
     def leave(self, job_id: str) -> None:
         with self._lock:
             self._waiting.pop(job_id, None)
+            self._ranks.pop(job_id, None)
 
     def reprioritize(self, job_id: str, priority: int) -> bool:
         """Change a waiting job's priority; it keeps its place among jobs of its new priority."""
@@ -77,13 +81,18 @@ class JobQueue:
             self._waiting[job_id] = (int(priority), self._waiting[job_id][1])
             return True
 
-    def ahead(self, job_id: str) -> tuple[str, int] | None:
-        """The job that goes before ``job_id`` (its id and priority), or None when ``job_id`` is next."""
+    def ahead(self, job_id: str, fits: Callable[[list[specs.RankPlan]], bool]) -> tuple[str, int] | None:
+        """The job that goes before ``job_id`` (its id and priority), or None when ``job_id`` is next.
+        ``fits(ranks)``: whether the cluster, empty, could hold a job's ranks."""
         with self._lock:
-            if not self._waiting:
+            order = sorted(self._waiting, key=lambda j: (-self._waiting[j][0], self._waiting[j][1]))
+            waiting = [(j, self._waiting[j][0], self._ranks[j]) for j in order]
+        for other, priority, ranks in waiting:
+            if other == job_id:
                 return None
-            head = min(self._waiting, key=lambda j: (-self._waiting[j][0], self._waiting[j][1]))
-            return None if head == job_id else (head, self._waiting[head][0])
+            if fits(ranks):
+                return other, priority
+        return None
 
 
 def local_cluster_shape(n_workers: int, threads_per_worker: int = 0,

@@ -108,7 +108,7 @@ class Supervisor(threading.Thread):
         if launch is None or self._stopping():
             return self._finish_stopped() if launch is not None or self._stopping() else None
         # in the queue before the job shows Queuing: a job seen waiting is already in line
-        self.manager.queue.join(self.job_id, spec.priority)
+        self.manager.queue.join(self.job_id, spec.priority, ranks)
         try:
             if not self._transition("Queuing", "waiting for rank slots on the Dask cluster",
                                     only_from=("Creating",)):
@@ -177,7 +177,7 @@ class Supervisor(threading.Thread):
     def _place(self, ranks) -> bool:
         reason = ""
         while not self._stopping():
-            first = self.manager.queue.ahead(self.job_id)
+            first = self.manager.queue.ahead(self.job_id, self.manager.fits)
             if first is not None:
                 slots, why = None, f"waiting behind job {first[0]} (priority {first[1]}) for rank slots"
             else:

@@ -69,6 +69,9 @@ def test_waiting_jobs_start_by_priority_and_ops_reorders_them(one_slot_server, r
     blocker = ws.jobs.submit(name="blocker", command=f"python {rank_script} --mode=sleep")
     wait_for(lambda: blocker.refresh().state == "Running", 120)
 
+    # first in line, but more ranks than the cluster has threads: it waits without holding up the others
+    huge = ws.jobs.submit(name="huge", command=quick, workers=2, priority=9)
+    wait_for(lambda: "waiting for 2 rank slots" in huge.refresh().reason, 60)
     low = ws.jobs.submit(name="low", command=quick, priority=1)
     mid = ws.jobs.submit(name="mid", command=quick, priority=5)
     # the CLI's --priority, as `dlc submit tfjob` takes it
@@ -101,6 +104,8 @@ def test_waiting_jobs_start_by_priority_and_ops_reorders_them(one_slot_server, r
         assert job.state == "Succeeded", job.reason
     started = sorted((low, mid, high), key=lambda j: j.started_at)
     assert [j.name for j in started] == ["low", "high", "mid"]
+    assert huge.refresh().state == "Queuing"
+    huge.stop()
 
     # a started job keeps its priority: changing it is a 409 that says why
     status, body = _put(server, f"/workspaces/default/jobs/{mid.id}/priority", {"priority": 2}, "ops")
