@@ -16,7 +16,8 @@ from pai_lab.cli.base import (
     render_table,
     rows_result,
 )
-from pai_lab.errors import Conflict
+from pai_lab.errors import BadInput, Conflict
+from pai_lab.training.images import check_images
 
 STOP_WARNING = "[WARN] The job you are trying to stop is not in creating/running status, can not be stopped."
 JOB_COLUMNS = ["id", "name", "state", "workers", "ps", "chief", "progress", "created_by", "created_at", "reason"]
@@ -34,7 +35,7 @@ def _spec_flags(parser, kind: str) -> None:
     for role in roles:
         if role in counts:
             parser.add_argument(f"--{counts[role]}", help=f"number of {role} ranks (default 0)")
-        parser.add_argument(f"--{role}_image", help="accepted for compatibility; ranks run in the worker's Python")
+        parser.add_argument(f"--{role}_image", help="an ImageUrl from `pai dlc get images` (default: this Python)")
         parser.add_argument(f"--{role}_spec", help="ECS type (ecs.g6.4xlarge) or cpu=N,memory=SIZE,gpu=N")
     if kind == "tfjob":
         parser.add_argument("--chief", help="true: add a TensorFlow chief rank (default false)")
@@ -124,7 +125,12 @@ def submit(ctx, args) -> Result:
     if kind == "pytorchjob" and importlib.util.find_spec("torch") is None:
         raise UsageError("pai dlc submit pytorchjob: PyTorch is not installed here; `pip install torch` (on the "
                          "workers too) or submit a tfjob")
-    spec = specs.build_spec(_values(args), kind)
+    values = _values(args)
+    try:  # an image that names another environment is refused, not silently run in the workers' Python
+        check_images(values)
+    except BadInput as exc:
+        raise UsageError(exc.message) from None
+    spec = specs.build_spec(values, kind)
     ws = ctx.workspace(args.workspace)
     job = ws.jobs.submit(**{k: v for k, v in spec.model_dump().items() if k != "kind"}, kind=kind)
     ctx.say(_ascii_table(["JobId", "RequestId"], [job.id, str(uuid.uuid4()).upper()]))
