@@ -113,10 +113,9 @@ def duration(started: datetime | None, finished: datetime | None, now: datetime 
     """How long a step ran (or has run so far), as 0.4 s, 12.3 s, 4 min 05 s."""
     if started is None:
         return ""
-    if finished is None:
-        now = now or (datetime.now(timezone.utc).replace(tzinfo=None) if started.tzinfo is None
-                      else datetime.now(started.tzinfo))
-    seconds = max(0.0, ((finished or now) - started).total_seconds())  # type: ignore[operator]
+    end = finished or now or (datetime.now(timezone.utc).replace(tzinfo=None) if started.tzinfo is None
+                              else datetime.now(started.tzinfo))  # the store keeps naive UTC times
+    seconds = max(0.0, (end - started).total_seconds())
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(int(seconds), 60)
