@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pai_lab.errors import BadInput
 

@@ -104,7 +104,10 @@ def _sql(ctx, p):
     for i in range(1, 5):
         art = ctx.input_artifacts[f"inputTable{i}"]
         if art:
-            art.read_dataframe().to_sql(f"t{i}", con, index=False)
+            table = art.read_dataframe()
+            for col in table.select_dtypes(include="bool").columns:  # CSV true/false text, as SQL compares it
+                table[col] = table[col].map({True: "true", False: "false"})
+            table.to_sql(f"t{i}", con, index=False)
             query = query.replace("${t%d}" % i, f"t{i}")
     df = pd.read_sql_query(query.rstrip().rstrip(";"), con)
     df.columns = [c.lower() for c in df.columns]  # MaxCompute's column names are lower case
@@ -132,7 +135,9 @@ def _pmml(model: dict) -> str:
     label = model["label"]
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<PMML xmlns="http://www.dmg.org/PMML-4_2" version="4.2">'
             f'<Header description="logisticregression_binary"/><DataDictionary>{fields}'
-            f'<DataField name="{label}" optype="categorical" dataType="string"/></DataDictionary>'
+            # the target's categories, so evaluators (PMML4S, JPMML) can score the classification
+            f'<DataField name="{label}" optype="categorical" dataType="string"><Value value="{model["good_value"]}"/>'
+            '<Value value="other"/></DataField></DataDictionary>'
             f'<RegressionModel functionName="classification" normalizationMethod="logit"><MiningSchema>{mining}'
             f'<MiningField name="{label}" usageType="target"/></MiningSchema>'
             f'<RegressionTable intercept="{model["bias"]!r}" targetCategory="{model["good_value"]}">{predictors}'
@@ -200,8 +205,9 @@ def _evaluate(ctx, p):
     recall = tp / (tp + fn) if tp + fn else 0.0
     metrics = {"AUC": auc, "Accuracy": (tp + tn) / max(len(y), 1), "Precision": precision, "Recall": recall,
                "F1 Score": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-               "LogLoss": float(-np.mean(y * np.log(np.clip(s, 1e-15, 1)) + (1 - y) * np.log(np.clip(1 - s, 1e-15, 1)))),
-               "Total": int(len(y))}
+               "LogLoss": float(-np.mean(y * np.log(np.clip(s, 1e-15, 1))
+                                         + (1 - y) * np.log(np.clip(1 - s, 1e-15, 1)))),
+               "Total": len(y)}
     ctx.output_artifacts["outputMetricTable"].save_dataframe(pd.DataFrame([metrics]))
     ctx.output_artifacts["outputDetailTable"].save_dataframe(
         pd.DataFrame({"tp": [tp], "fp": [fp], "fn": [fn], "tn": [tn]}))
@@ -226,7 +232,8 @@ def heart_disease_sample(path: str | Path, rows: int = 300, seed: int = 7) -> Pa
     ca = rng.integers(0, 4, rows)
     cp = rng.choice(["angina", "notang", "abnang", "asympt"], rows)
     exang = rng.choice(["true", "false"], rows)
-    risk = (0.04 * (age - 50) + 0.8 * (cp == "asympt") + 0.9 * (exang == "true") + 0.6 * oldpeak - 0.03 * (thalach - 150)
+    risk = (0.04 * (age - 50) + 0.8 * (cp == "asympt") + 0.9 * (exang == "true") + 0.6 * oldpeak
+            - 0.03 * (thalach - 150)
             + 0.7 * ca + rng.normal(0, 0.8, rows))
     df = pd.DataFrame({
         "age": age, "sex": rng.choice(["male", "female"], rows), "cp": cp, "trestbps": rng.integers(94, 200, rows),

@@ -20,7 +20,6 @@ import yaml
 from pai_lab.pipelines.types import (
     NAME_PATTERN,
     NAME_RULE,
-    LocationArtifactMetadata,
     ParameterType,
     PipelineArtifact,
     PipelineError,
@@ -35,7 +34,8 @@ MAX_CODE_BYTES = 32 * 2**20  # a ScriptOperator's packed source folder or a Func
 OPERATOR_KINDS = ("script", "function", "builtin", "container")
 
 _INPUT_REF = re.compile(r"^\{\{\s*inputs\.(parameters|artifacts)\.([A-Za-z][\w-]*)\s*\}\}$")
-_STEP_REF = re.compile(r"^\{\{\s*pipelines\.([A-Za-z][\w-]*)\.outputs\.(parameters|artifacts)\.([A-Za-z][\w-]*)\s*\}\}$")
+_STEP_REF = re.compile(
+    r"^\{\{\s*pipelines\.([A-Za-z][\w-]*)\.outputs\.(parameters|artifacts)\.([A-Za-z][\w-]*)\s*\}\}$")
 
 
 @dataclass
@@ -161,8 +161,8 @@ def _check_operator(operator: Any, where: str) -> dict:
         from pai_lab.pipelines.builtins import SPECS
 
         if body.get("name") not in SPECS:
-            raise PipelineError(f"{where}.spec.builtin.name: {body.get('name')!r} is not a built-in operator (built-in: "
-                                f"{', '.join(SPECS)})", f"{where}.spec.builtin.name")
+            raise PipelineError(f"{where}.spec.builtin.name: {body.get('name')!r} is not a built-in operator "
+                                f"(built-in: {', '.join(SPECS)})", f"{where}.spec.builtin.name")
         return operator
     if kind == "script":
         entry = body.get("entryFile")
@@ -172,7 +172,8 @@ def _check_operator(operator: Any, where: str) -> dict:
         _blob(body.get("code"), f"{where}.spec.script.code")
         envs = _mapping(body.get("envs"), f"{where}.spec.script.envs")
         if len(envs) > MAX_VARIABLES:
-            raise PipelineError(f"{where}.spec.script.envs: at most {MAX_VARIABLES} variables", f"{where}.spec.script.envs")
+            raise PipelineError(f"{where}.spec.script.envs: at most {MAX_VARIABLES} variables",
+                                f"{where}.spec.script.envs")
         for key, value in envs.items():
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", key) or not isinstance(value, (str, int, float)):
                 raise PipelineError(f"{where}.spec.script.envs: {key!r} is not a variable name with a text value",

@@ -15,8 +15,9 @@ import io
 import random
 import string
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pai_lab.pipelines.manifest import API_VERSION, MAX_CODE_BYTES, check_name_or_default, dumps
 from pai_lab.pipelines.types import (

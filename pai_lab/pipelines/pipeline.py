@@ -55,9 +55,9 @@ class PipelineStep:
                                     f"steps.{self.name}.{key}")
             value = value_of(value)
             self._assigned[key] = value
-            if isinstance(value, PipelineVariable) and value.parent is not None and value.parent is not self:
-                if value.parent not in self._depends:
-                    self._depends.append(value.parent)
+            if (isinstance(value, PipelineVariable) and value.parent is not None and value.parent is not self
+                    and value.parent not in self._depends):
+                self._depends.append(value.parent)
 
     def after(self, *steps: PipelineStep) -> PipelineStep:
         """Run after ``steps`` even without data between them."""

@@ -82,7 +82,8 @@ def _builtins(identifier: str | None, provider: str | None, version: str | None)
 def list_operators(session: Session, user: str, workspace: str, *, identifier: str | None = None,
                    provider: str | None = None, version: str | None = None) -> list[SavedOperatorInfo]:
     access = authorize(session, user, workspace, "pipeline.read")
-    shipped = [SavedOperatorInfo(**b.model_dump(exclude={"manifest"})) for b in _builtins(identifier, provider, version)]
+    shipped = [SavedOperatorInfo(**b.model_dump(exclude={"manifest"}))
+               for b in _builtins(identifier, provider, version)]
     query = select(OperatorRow).where(OperatorRow.workspace_id == access.workspace_id)
     for column, value in ((OperatorRow.identifier, identifier), (OperatorRow.provider, provider),
                           (OperatorRow.version, version)):

@@ -7,12 +7,12 @@ import asyncio
 from pai_lab.pipelines import registry, service
 from pai_lab.pipelines.schemas import (
     NodeLogLine,
-    PipelineLogsQuery,
     OperatorSave,
     OperatorsQuery,
-    PipelineRunInfo,
+    PipelineLogsQuery,
     PipelineRunCreate,
     PipelineRunDetail,
+    PipelineRunInfo,
     PipelineRunQuery,
     PipelineRunsQuery,
     SavedOperatorDetail,
@@ -44,8 +44,8 @@ def list_runs(req, workspace, query: PipelineRunsQuery):
         return service.list_runs(s, req.user, workspace, status=query.status, name=query.name, limit=query.limit)
 
 
-@router.get(RUNS + "/{run_id}", name="pipeline.get", summary="One run with its steps and outputs", query=PipelineRunQuery,
-            response=PipelineRunDetail)
+@router.get(RUNS + "/{run_id}", name="pipeline.get", summary="One run with its steps and outputs",
+            query=PipelineRunQuery, response=PipelineRunDetail)
 async def get_run(req, workspace, run_id, query: PipelineRunQuery):
     def read():
         with req.transaction() as s:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pandas as pd
 
@@ -24,7 +25,7 @@ def create_pipeline():
     feature_cols = ["sex", "cp", "fbs", "restecg", "exang", "slop", "thal", "age", "trestbps", "chol", "thalach",
                     "oldpeak", "ca"]
     label_col = "ifhealth"
-    full_cols = ",".join(feature_cols + [label_col])
+    full_cols = ",".join([*feature_cols, label_col])
     pmml_oss_bucket = PipelineParameter("pmml_oss_bucket")
     pmml_oss_rolearn = PipelineParameter("pmml_oss_rolearn")
     pmml_oss_path = PipelineParameter("pmml_oss_path")
@@ -99,6 +100,6 @@ def test_the_manual_heart_disease_pipeline_runs_on_the_built_in_operators(live_s
     assert set(outputs) == {"pmmlModel", "evaluateResult"}
     metrics = pd.read_csv(outputs["evaluateResult"].uri[len("file://"):])
     assert metrics.loc[0, "AUC"] > 0.75 and metrics.loc[0, "Total"] == 60  # the 20% split-1 held out
-    pmml = open(outputs["pmmlModel"].uri[len("file://"):]).read()
+    pmml = Path(outputs["pmmlModel"].uri[len("file://"):]).read_text()
     assert "<RegressionModel" in pmml and 'name="oldpeak"' in pmml
     assert any(line.startswith("trained on 240 rows") for line in run_instance.get_logs("logisticregression-1"))

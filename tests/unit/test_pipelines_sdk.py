@@ -64,7 +64,8 @@ def evaluate():
 
 def test_the_manual_script_operator_runs_with_either_spelling(scripts):
     manual = ScriptOperator(entry_point="main.py", script_dir=str(scripts),
-                            inputs=[PipelineParameter(name="foo", default=10), PipelineParameter(name="bar", default=10)],
+                            inputs=[PipelineParameter(name="foo", default=10),
+                                    PipelineParameter(name="bar", default=10)],
                             outputs=[], identifier="simpleExample")
     sdk = ScriptOperator(entry_file="main.py", source_dir=str(scripts), identifier="simpleExample",
                          inputs=[PipelineParameter("foo", default=10), PipelineParameter("bar", default=10)])
