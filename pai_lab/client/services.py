@@ -131,8 +131,13 @@ class Service:
     def predict(self, x: Any, *, signature_name: str | None = None, outputs: list[str] | None = None):
         """Call the service. For a SavedModel: an array (or {input: array}) in, the output array
         (or {output: array} when there are several) out. For a Python processor: bytes, str or a
-        JSON-able object in, the parsed answer out."""
-        if self.info.config.get("processor_type") == "python":
+        JSON-able object in, the parsed answer out; the same for the pmml and easyvision processors,
+        which take the request body as it is."""
+        from pai_lab.serving.processors.catalog import processor_kind
+
+        config = self.info.config
+        if config.get("processor_type") == "python" or processor_kind(config.get("processor") or "") in (
+                "pmml", "easyvision"):
             body = x if isinstance(x, bytes) else (x.encode() if isinstance(x, str) else json.dumps(x).encode())
             status, answer = self._call("POST", body, "application/octet-stream")
             if status != 200:

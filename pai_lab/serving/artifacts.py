@@ -15,12 +15,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput, NotFound
-from pai_lab.serving.processors import read_class_names
+from pai_lab.serving.processors.catalog import resolve_processor
 from pai_lab.serving.remote import ARCHIVES, fetch_remote, is_remote, unpack_single_archive
 from pai_lab.serving.schemas import ServiceSpec
-
-SUPPORTED_PROCESSORS = "tensorflow_cpu_<version>, tensorflow_gpu_<version> or tensorflow (SavedModel), or " \
-                       "processor_type python with processor_path and processor_entry"
 
 
 def _fetch(uri: str, spec: ServiceSpec, cache: Path, what: str, containment=None) -> Path:
@@ -73,48 +70,11 @@ def resolve(session: Session, user: str, workspace: str, spec: ServiceSpec, cach
                                "(name:version, name, or a training job id); `pai models ls` lists them",
                                "model_path") from None
         model_dir = _fetch(path, spec, cache, "model_path", own)
-    if spec.processor_type in ("cpp", "java"):
-        raise BadInput(f"processor_type {spec.processor_type!r} cannot run here; use {SUPPORTED_PROCESSORS}",
-                       "processor_type")
-    if spec.processor_type == "python":
-        if not spec.processor_path or not spec.processor_entry:
-            field = "processor_path" if not spec.processor_path else "processor_entry"
-            raise BadInput(f"{field} is required with processor_type python (the folder or archive and the .py "
-                           "file with initialize() and process(data))", field)
-        proc_dir = _fetch(spec.processor_path, spec, cache, "processor_path", containment)
-        if proc_dir.is_file():
-            proc_dir = proc_dir.parent
-        if not (proc_dir / spec.processor_entry).is_file():
-            raise BadInput(f"processor_entry {spec.processor_entry!r} is not in processor_path", "processor_entry")
-        resolved.update(processor_kind="python", processor_dir=str(proc_dir), processor_entry=spec.processor_entry,
-                        processor_mainclass=spec.processor_mainclass,
-                        model_dir=str(model_dir) if model_dir else None, model_config=spec.model_config_)
-    else:
-        processor = spec.processor or ""
-        if not processor.startswith("tensorflow"):
-            raise BadInput(f"processor {processor or '(none)'!r} is not available here; use {SUPPORTED_PROCESSORS}",
-                           "processor")
-        if model_dir is None:
-            raise BadInput("model_path is required for the tensorflow processor (a SavedModel folder)", "model_path")
-        saved = _saved_model(model_dir)
-        if saved is None:
-            raise BadInput(f"model_path {spec.model_path!r} holds no SavedModel (saved_model.pb); export the model "
-                           "with tf.saved_model.save or model.export", "model_path")
-        resolved.update(processor_kind="tensorflow", model_dir=str(saved),
-                        # beside the SavedModel, or at the root of the folder given (or one up from a
-                        # version subfolder such as model/1/, where the job's chief saved it)
-                        class_names=read_class_names(saved, model_dir, saved.parent))
+    resolved.update(resolve_processor(
+        spec, model_dir, lambda uri: _fetch(uri, spec, cache, "processor_path", containment)))
     warm_up = spec.warm_up_data_path
     resolved["warm_up"] = _warm_up_requests(warm_up, spec, cache, containment) if warm_up else []
     return resolved
-
-
-def _saved_model(folder: Path) -> Path | None:
-    if (folder / "saved_model.pb").exists():
-        return folder
-    for found in sorted(folder.rglob("saved_model.pb")):
-        return found.parent
-    return None
 
 
 def _warm_up_requests(uri: str, spec: ServiceSpec, cache: Path, containment=None) -> list[str]:

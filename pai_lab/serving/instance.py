@@ -142,7 +142,8 @@ def main(argv: list[str]) -> int:
         return 3
     send(("loaded", {"pid": os.getpid(), "kind": processor.kind, "signatures": processor.signature_json,
                      "default_signature": getattr(processor, "default_signature", None),
-                     "batchable": bool(getattr(processor, "batchable", False))}))
+                     "batchable": bool(getattr(processor, "batchable", False)),
+                     "takes_body": bool(getattr(processor, "takes_body", False))}))
 
     pool = ThreadPoolExecutor(max_workers=int(config.get("workers", 5)), thread_name_prefix="worker")
 

@@ -39,9 +39,10 @@ class Metadata(Schema):
     cpu: float | None = Field(None, gt=0)
     memory: int | None = Field(None, gt=0, description="MB per instance; an instance above it is OOMKilled")
     gpu: int | None = Field(None, ge=0)
-    gpu_memory: int | None = Field(None, ge=0)
-    qos: Literal["", "BestEffort"] | None = None
-    resource: str | None = None
+    # valid as in EAS, ignored here with a warning (local_noops)
+    gpu_memory: int | None = Field(None, ge=0, description="GB; ignored here: instances get whole GPUs")
+    qos: Literal["", "BestEffort"] | None = Field(None, description="ignored here")
+    resource: str | None = Field(None, max_length=256, description="resource group id; ignored here")
     region: str | None = None
     rpc: Rpc = Field(default_factory=Rpc)
 
@@ -71,9 +72,10 @@ class ServiceSpec(Schema):
     model_path: Text | None = Field(None, description="local path, s3:// or oss:// URI, or a model "
                                                      "(name:version, name, or training job id)")
     oss_endpoint: Text | None = Field(None, description="endpoint URL of the object store for s3:// / oss://")
-    model_entry: Text | None = None
+    model_entry: Text | None = Field(None, description="the file of model_path to load (onnx, pmml, pytorch)")
     model_config_: Any = Field(None, alias="model_config")
-    processor: Text | None = Field(None, description="tensorflow_cpu[_<ver>] for SavedModels")
+    processor: Text | None = Field(None, description="tensorflow_cpu[_<ver>] for SavedModels; onnx, pmml, "
+                                                     "easyvision, pytorch_<ver>")
     processor_path: Text | None = None
     processor_entry: Text | None = None
     processor_mainclass: Text | None = None
@@ -101,6 +103,28 @@ class ServiceSpec(Schema):
     def dump(self) -> dict:
         """The JSON form with EAS key names, unset keys left out."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def local_noops(config: dict, uses_model_entry: bool) -> list[str]:
+    """One line per key of the service JSON that is valid but means nothing on this server, and why:
+    answered with the service (``warnings``) so a key never seems to work while it does nothing."""
+    meta = config.get("metadata") or {}
+    rpc = meta.get("rpc") or {}
+    notes = []
+    if config.get("model_entry") and not uses_model_entry:
+        notes.append("model_entry is ignored: this processor loads the whole model folder (it names one file "
+                     "for onnx, pmml, pytorch and Python processors)")
+    if meta.get("gpu_memory"):
+        notes.append("metadata.gpu_memory is ignored: instances here get whole GPUs (metadata.gpu); sharing a GPU "
+                     "by memory needs the cloud's scheduler")
+    if meta.get("qos"):
+        notes.append("metadata.qos is ignored: instances here are processes without CPU quotas to share")
+    if meta.get("resource"):
+        notes.append("metadata.resource is ignored: every service runs on this server's one resource group")
+    if rpc.get("io_threads", RPC_DEFAULTS["io_threads"]) != RPC_DEFAULTS["io_threads"]:
+        notes.append("metadata.rpc.io_threads is ignored: the gateway's network I/O is one event loop for all "
+                     "services (metadata.workers sets the model calls at once)")
+    return notes
 
 
 class ServicePatch(Schema):
@@ -154,6 +178,8 @@ class ServiceDetail(Service):
     stats: dict[str, float] = Field(default_factory=dict, description="requests, errors, latency_ms_sum...")
     class_names: list[str] | None = Field(None, description="the model's class list (class_names.json beside "
                                                             "its SavedModel): predictions carry label and score")
+    warnings: list[str] = Field(default_factory=list, description="keys of the service JSON that are valid but "
+                                                                  "mean nothing on this server, and why")
 
 
 class Instance(Schema):

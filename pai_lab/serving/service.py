@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from pai_lab.errors import BadInput, Conflict, NotFound
 from pai_lab.serving.artifacts import resolve
 from pai_lab.serving.processors import read_class_names
+from pai_lab.serving.processors.catalog import uses_model_entry
 from pai_lab.serving.schemas import (
     TEST_PREFIX,
     Instance,
@@ -33,6 +34,7 @@ from pai_lab.serving.schemas import (
     ServiceDetail,
     ServiceSpec,
     ServiceVersion,
+    local_noops,
 )
 from pai_lab.serving.tables import ServiceRow, ServiceVersionRow
 from pai_lab.store import after_commit, new_id, utcnow
@@ -166,12 +168,13 @@ def get_service(session: Session, user: str, workspace: str, name: str, status: 
     config.setdefault("metadata", {})["region"] = "local"
     return ServiceDetail(**_summary(session, row, access.workspace.name, status, endpoint), token=row.token,
                          config=config, model_dir=version.resolved.get("model_dir"),
-                         stats=(status.get(name) or {}).get("stats") or {}, class_names=_class_names(version))
+                         stats=(status.get(name) or {}).get("stats") or {}, class_names=_class_names(version),
+                         warnings=local_noops(version.config, uses_model_entry(version.resolved.get("processor_kind"))))
 
 
 def _class_names(version: ServiceVersionRow) -> list[str] | None:
     resolved = version.resolved or {}
-    if resolved.get("processor_kind") != "tensorflow":
+    if resolved.get("processor_kind") not in ("tensorflow", "easyvision"):
         return None
     if "class_names" in resolved:
         return resolved["class_names"]

@@ -45,7 +45,7 @@ async def test_bad_service_json_is_refused_with_the_key_and_nothing_is_stored(ap
         ({"name": "svc_a", "model_path": str(saved_model), "processor": "tensorflow_cpu"}, "metadata", "required"),
         (spec("svc_a", str(tmp_path / "nowhere")), "model_path", "neither a path nor a model"),
         (spec("svc_a", str(tmp_path)), "model_path", "no SavedModel"),
-        ({**spec("svc_a", str(saved_model)), "processor": "pmml"}, "processor", "not available"),
+        ({**spec("svc_a", str(saved_model)), "processor": "caffe"}, "processor", "not available"),
         ({**spec("svc_a", str(saved_model)), "processor_type": "java"}, "processor_type", "cannot run here"),
         ({"name": "svc_a", "processor_type": "python", "processor_path": str(tmp_path), "metadata": {"instance": 0}},
          "processor_entry", "required"),

@@ -113,8 +113,8 @@ class EasHandler(BaseHandler):
             self.authorize(route, self.request.path)
             svc = self.gateway.service(route.choose())
             self.metric_service = svc.name
-            if svc.kind == "python":
-                raise NotAllowed(f"service {svc.name} runs a Python processor; it has no signature to show")
+            if svc.takes_body:
+                raise NotAllowed(f"service {svc.name} runs the {svc.kind} processor; it has no signature to show")
             self.write(svc.signature(None))
         except REFUSALS as exc:
             self.fail(exc, as_json=False)

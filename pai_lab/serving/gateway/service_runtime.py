@@ -40,6 +40,7 @@ class ServiceRuntime:
         self.incoming: list[Instance] = []  # a new version starting (rolling update)
         self.retiring: set[Instance] = set()
         self.kind = None
+        self.takes_body = False  # a body processor (python, pmml, easyvision): the request body as it is
         self.batchable = False
         self.signatures: dict = {}
         self.default_signature: str | None = None
@@ -98,6 +99,7 @@ class ServiceRuntime:
 
     def _forget_signature(self) -> None:
         self.kind, self.signatures, self.default_signature = None, {}, None
+        self.takes_body = False
 
     async def _roll_out(self, incoming: list[Instance]) -> None:
         handing_over: Instance | None = None
@@ -139,6 +141,7 @@ class ServiceRuntime:
 
     def _set_signature(self, info: dict) -> None:
         self.kind = info["kind"]
+        self.takes_body = bool(info.get("takes_body", info["kind"] == "python"))
         self.batchable = bool(info.get("batchable"))
         self.signatures = info["signatures"]
         self.default_signature = info.get("default_signature")
@@ -182,16 +185,16 @@ class ServiceRuntime:
     def make_job(self, body: bytes, content_type: str) -> tuple[Job, bool]:
         """An EAS request body as a job; also whether the answer should be JSON."""
         future = asyncio.get_running_loop().create_future()
-        if self.kind == "python":
+        if self.takes_body:
             return Job("process", body, future, batchable=self.batchable), False
         as_json = eas.is_json(content_type, body)
         sig_name, inputs, output_filter = (eas.parse_json if as_json else eas.parse_proto)(body)
         return self.tensor_job(sig_name, inputs, output_filter, future), as_json
 
     def tensor_job(self, sig_name, inputs, output_filter, future=None) -> Job:
-        if self.kind == "python":
-            raise BadInput(f"service {self.name} runs a Python processor; call /api/predict/{self.name} "
-                           "with the body it expects")
+        if self.takes_body:
+            raise BadInput(f"service {self.name} runs the {self.kind} processor, which takes the request body as it "
+                           f"is; call /api/predict/{self.name} with the body it expects")
         sig = self.signature(sig_name)
         inputs = fit_inputs(sig, inputs)
         future = future or asyncio.get_running_loop().create_future()
