@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import CursorResult, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput, Conflict, Forbidden, NotFound
@@ -20,6 +20,11 @@ from pai_lab.labeling.tasks import ROLE_LISTS, find_task, manage, my_roles, prep
 from pai_lab.store import utcnow
 from pai_lab.workspaces import authorize
 from pai_lab.workspaces.permissions import grant_for
+
+
+def _changed(result) -> int:
+    """Rows an UPDATE changed (a conditional update says whether this caller won the race)."""
+    return cast(CursorResult, result).rowcount
 
 
 def _work(s: Session, user: str, ws: str, ref: str, stage: str, task: TaskRow | None = None,
@@ -108,8 +113,8 @@ def _claimed(s: Session, user: str, task: TaskRow, stage: str) -> PackageRow | N
         if pkg is None:
             return None
         # a conditional update: two people grabbing at once cannot both get it
-        won = s.execute(update(PackageRow).where(PackageRow.id == pkg.id, PackageRow.state == fl.POOL[stage])
-                        .values(state=fl.WORKING[stage], holder=user, updated_at=utcnow())).rowcount
+        won = _changed(s.execute(update(PackageRow).where(PackageRow.id == pkg.id, PackageRow.state == fl.POOL[stage])
+                                 .values(state=fl.WORKING[stage], holder=user, updated_at=utcnow())))
         if won:
             s.refresh(pkg)
             _event(s, task, pkg, "claim", fl.POOL[stage], user)
@@ -249,9 +254,10 @@ def order(s: Session, user: str, ws: str, ref: str, by: str, seed: int | None = 
     if not pkgs:
         return sc.OrderResult(by=by, packages=0, items=0, scored=0)
     # hold them: a claim racing this waits for it, or this fails and changes nothing
-    held = s.execute(update(PackageRow).where(PackageRow.id.in_([p.id for p in pkgs]),
-                                              PackageRow.state == fl.POOL["label"], PackageRow.holder.is_(None))
-                     .values(updated_at=utcnow())).rowcount
+    held = _changed(s.execute(update(PackageRow).where(PackageRow.id.in_([p.id for p in pkgs]),
+                                                       PackageRow.state == fl.POOL["label"],
+                                                       PackageRow.holder.is_(None))
+                              .values(updated_at=utcnow())))
     if held != len(pkgs):
         raise Conflict("a package was claimed while the task was being ordered; order it again", "by")
     rows = s.execute(select(ItemRow.id, ItemRow.seq, ItemRow.prelabel_score, ItemRow.prelabel_scores).where(
@@ -272,7 +278,8 @@ def order(s: Session, user: str, ws: str, ref: str, by: str, seed: int | None = 
         for r in ranked[start:start + pkg.size]:
             moves.append({"_id": r.id, "_pkg": pkg.id})
         start += pkg.size
-    s.connection().execute(update(ItemRow.__table__).where(ItemRow.__table__.c.id == bindparam("_id"))
+    items = cast(Table, ItemRow.__table__)
+    s.connection().execute(update(items).where(items.c.id == bindparam("_id"))
                            .values(package_id=bindparam("_pkg"), sampled=True), moves)
     if task.check_ratio < 1 and "check" in fl.stages(task.flow):
         sample(s, task, list(pkgs))

@@ -107,9 +107,11 @@ def classification(outputs: Any, class_names: Sequence[str] | None, labels: Sequ
         if names is not None:
             name = _rows(names)[i]
             name = name.decode() if isinstance(name, bytes) else str(name)
-        else:
+        elif row is not None:
             name = classes[max(range(len(row)), key=row.__getitem__)]
-        if scores is not None and not class_names and max(scores, key=scores.get) != name:
+        else:  # neither names nor probabilities: nothing to suggest from
+            raise BadInput("the service's reply has neither labels nor probabilities", "service")
+        if scores is not None and not class_names and max(scores.items(), key=lambda kv: kv[1])[0] != name:
             scores = None  # the model's class order is not the task's labels' and is not known: keep no guess
         top = float(_rows(tops)[i]) if tops is not None else (scores or {}).get(name)
         if name not in labels:
