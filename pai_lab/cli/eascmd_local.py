@@ -1,7 +1,8 @@
-"""`pai eascmd` verbs about the client and the cluster: config and profiles (-c), test, resource.
+"""`pai eascmd` verbs about the client and the cluster: config and profiles (-c), upload, test, resource.
 
     pai eascmd config -i AK_ID -k AK_SECRET -e ENDPOINT [-w WORKSPACE]   saved to ~/.eas/config (0600)
     pai eascmd -c ~/.eas/other.conf resource desc <resource>              another profile
+    pai eascmd upload model.tar.gz [--prefix models]                      the model_path to use
     pai eascmd test <service> -d '{"values": [1, 2]}'                     one request through the endpoint
     pai eascmd resource ls | desc <id> | li <id> | network <id> -s cfg.json
 
@@ -112,6 +113,37 @@ def test(ctx, args) -> Result:
     return Result(data={"status": status, "body": text}, text=text)
 
 
+# ----------------------------------------------------------------- upload
+
+
+def upload(ctx, args) -> Result:
+    """The manual's three lines; the target path is the model_path to put in the service JSON."""
+    from pai_lab.errors import ServerNotFound, from_response
+
+    source = Path(args.file).expanduser()
+    if not source.is_file():
+        raise UsageError(f"upload: {args.file!r} is not a file (upload one archive: tar.gz, zip...)")
+    path = "/".join(p for p in ((args.prefix or "").strip("/"), source.name) if p)
+    ws = ctx.workspace(args.workspace)
+    http = ws.http
+    try:
+        with source.open("rb") as fh:
+            resp = http.session.put(http.url(ws._path("/model-store")), params={"path": path}, data=fh,
+                                    headers={"Content-Type": "application/octet-stream"}, timeout=600)
+    except OSError as exc:  # requests' connection errors are OSErrors too
+        raise ServerNotFound(f"cannot upload to the pai_lab server at {http.info.url}: {exc}") from None
+    if resp.status_code >= 400:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {"error": {"message": resp.text.strip()[:500] or resp.reason}}
+        raise from_response(resp.status_code, body)
+    stored = resp.json()
+    ctx.say(f"[OK] oss endpoint:    [{http.info.url}]")
+    ctx.say(f"[OK] oss target path: [{stored['model_path']}]")
+    return Result(data=stored, text=f"Succeed: Total num: 1, size: {stored['size']:,}. OK num: 1(upload 1 files).")
+
+
 # ----------------------------------------------------------------- resource groups
 
 
@@ -192,6 +224,11 @@ def register_local(verb, verbs) -> None:
     p.add_argument("-i", dest="access_id", required=True, help="AccessKey ID (kept in the profile)")
     p.add_argument("-k", dest="access_key", required=True, help="AccessKey Secret (kept in the profile, mode 0600)")
     p.add_argument("-e", dest="endpoint", default="", help="a pai_lab server URL, or the cloud endpoint (kept)")
+
+    p = verb("upload", upload, "upload a model or processor package; prints the model_path to use")
+    p.add_argument("file")
+    p.add_argument("--prefix", default="", help="a folder in the store to put it in")
+    p.add_argument("--inner", action="store_true", help="accepted (PAI-DSW's internal network); no effect here")
 
     p = verb("test", test, "send one request to a service through its endpoint and print the answer")
     p.add_argument("name")

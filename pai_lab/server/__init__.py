@@ -12,6 +12,7 @@ from pai_lab.server import (
     datasets,
     labeling,
     labeling_media,
+    model_store,
     pipelines,
     serving,
     system,
@@ -22,7 +23,8 @@ from pai_lab.server.base import RouteHandler
 from pai_lab.server.routing import API_PREFIX, Router, openapi_document, tornado_pattern  # noqa: F401
 
 ROUTERS: list[Router] = [system.router, datasets.router, labeling.router, labeling_media.router,
-                         serving.router, training.router, workspaces.router, pipelines.router]
+                         serving.router, model_store.router, training.router, workspaces.router,
+                         pipelines.router]
 
 
 def handlers(platform, base_url: str = "/") -> list[tuple]:

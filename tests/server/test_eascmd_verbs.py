@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,38 @@ def test_resource_network_checks_the_manuals_config(cli, home, tmp_path):
     cfg.write_text(json.dumps({"Action": "create", "VSwitchId": "vsw-1"}))
     rc, _, err = cli("eascmd", "resource", "network", "default", "-s", str(cfg))
     assert rc == 2 and "SecurityGroupId" in err
+
+
+def test_upload_prints_the_model_path_that_create_then_takes(cli, home, saved_model, service_json, tmp_path,
+                                                             live_server):
+    import tarfile
+
+    archive = tmp_path / "savedmodel_example.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(saved_model, arcname=".")
+    rc, out, err = cli("eascmd", "upload", str(archive), "--prefix", "savedmodel_example", "--inner")
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("[OK] oss endpoint:")
+    target = lines[1].removeprefix("[OK] oss target path: [").removesuffix("]")
+    assert target.endswith("/savedmodel_example/savedmodel_example.tar.gz")
+    assert f"Succeed: Total num: 1, size: {archive.stat().st_size:,}. OK num: 1(upload 1 files)." in out
+    assert Path(target).is_file()
+    assert (live_server.root / "eas-models" / "default").resolve() in Path(target).resolve().parents
+
+    name = f"mnist_{uuid.uuid4().hex[:8]}"
+    spec = {"name": name, "model_path": target, "processor": "tensorflow_cpu_1.12", "metadata": {"instance": 0}}
+    rc, _, err = cli("eascmd", "create", "--no-wait", service_json(spec))
+    assert rc == 0, err
+    assert cli("eascmd", "delete", name, "-y")[0] == 0
+
+
+def test_upload_is_refused_to_a_guest_and_outside_the_store(cli, home, tmp_path):
+    package = tmp_path / "m.tar.gz"
+    package.write_bytes(b"not really")
+    rc, _, err = cli("eascmd", "upload", str(package), user="guest")
+    assert rc == 2 and "guest" in err.lower(), err
+    rc, _, err = cli("eascmd", "upload", str(package), "--prefix", "../../elsewhere")
+    assert rc == 2 and "path" in err and ".." in err
+    rc, _, err = cli("eascmd", "upload", str(tmp_path / "missing.tar.gz"))
+    assert rc == 2 and "missing.tar.gz" in err
