@@ -28,7 +28,7 @@ while an admin has taken it offline (no claims or submissions, nothing else chan
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from pai_lab.errors import Conflict
 
@@ -129,6 +129,15 @@ def item_done(stage: str, item: dict) -> bool:
     """Whether ``item`` (its columns by name) needs nothing more in ``stage``."""
     return (item.get(STAGE_TABLE[stage]["column"]) is not None or item.get("skipped") is not None
             or (stage == "check" and not item.get("sampled")))
+
+
+def item_done_clause(stage: str, items: Any) -> Any:
+    """:func:`item_done` as a SQL condition over the items table ``items`` (its columns by name), for
+    counting a package's done items in the store: the same rule, written once beside it."""
+    clause = getattr(items, STAGE_TABLE[stage]["column"]).is_not(None) | items.skipped.is_not(None)
+    if stage == "check":
+        clause = clause | items.sampled.is_(False)
+    return clause
 
 
 def stage_items(stage: str, items: list[dict]) -> list[dict]:

@@ -52,17 +52,10 @@ def _is_admin(s: Session, user: str, ws: str, task: TaskRow) -> bool:
 
 def _package_schema(s: Session, task: TaskRow, pkg: PackageRow) -> sc.Package:
     stage = fl.STAGE_OF.get(pkg.state)
-    col = getattr(ItemRow, fl.STAGE_COLUMN[stage]) if stage else None
     done = pkg.size
-    if col is not None:
-        cond = col.is_not(None)
-        if stage == "label":
-            cond = cond | ItemRow.skipped.is_not(None)
-        elif stage == "check":
-            cond = cond | (ItemRow.sampled.is_(False)) | ItemRow.skipped.is_not(None)
-        else:
-            cond = cond | ItemRow.skipped.is_not(None)
-        done = s.scalar(select(func.count()).select_from(ItemRow).where(ItemRow.package_id == pkg.id, cond)) or 0
+    if stage:
+        done = s.scalar(select(func.count()).select_from(ItemRow).where(
+            ItemRow.package_id == pkg.id, fl.item_done_clause(stage, ItemRow))) or 0
     return sc.Package(number=pkg.number, key=pkg.key, size=pkg.size, state=pkg.state, holder=pkg.holder,
                       labeler=pkg.labeler, rework=pkg.rework, comment=pkg.comment, done=done,
                       actions=fl.allowed_actions(task.flow, pkg.state))
