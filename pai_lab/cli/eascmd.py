@@ -28,8 +28,8 @@ REGION = "local"
 def ascii_table(rows: list[list], headers: list[str] | None = None, align_right_first: bool = False) -> str:
     """The manual's MySQL-style boxes."""
     cells = [[_text(c) for c in row] for row in rows]
-    width = [max(len(r[i]) for r in cells + ([headers] if headers else [])) for i in range(len(cells[0] if cells
-                                                                                             else headers))]
+    boxed = cells + ([headers] if headers else [])
+    width = [max(len(r[i]) for r in boxed) for i in range(len(boxed[0]) if boxed else 0)]
     line = "+" + "+".join("-" * (w + 2) for w in width) + "+"
     out = [line]
     if headers:
