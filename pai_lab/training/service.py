@@ -24,6 +24,7 @@ from pai_lab.security.paths import Containment
 from pai_lab.store import after_commit, utcnow
 from pai_lab.training import isolation
 from pai_lab.training import spec as specs
+from pai_lab.training.images import check_images
 from pai_lab.training.runtime import resolve_mounts, split_command
 from pai_lab.training.schemas import (
     ACTIVE_STATES,
@@ -219,6 +220,7 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
     # the same checks as the CLI, for REST callers too
     spec = specs.build_spec(spec.model_dump(),
                             max_ranks=platform.settings.get("max_job_ranks") or specs.DEFAULT_MAX_RANKS)
+    check_images(spec.model_dump())  # an environment the ranks would not run in is refused, not ignored
     if spec.kind == "pytorchjob":
         import importlib.util
 

@@ -19,6 +19,7 @@ async def test_bad_jobs_are_refused_with_the_field_and_nothing_is_stored(api, me
         ({**base, "code_source": "/no/such/folder"}, "code_source", "outside the allowed folders"),
         ({**base, "command": "python /root/code/missing.py"}, "command", "does not exist"),
         ({**base, "hyperParameters": "/no/such/file.txt"}, "hyperParameters", "outside the allowed folders"),
+        ({**base, "worker_image": "registry.example/tf:2.3"}, "worker_image", "pai dlc get images"),
     ]
     for body, field, words in cases:
         status, answer = await api("POST", "/workspaces/default/jobs", body)
