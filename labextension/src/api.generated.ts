@@ -423,6 +423,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/pai-lab/api/v1/workspaces/{workspace}/jobs/{job_id}/priority": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Change a waiting job's priority (1-9, higher first; AlgorithmOps) */
+        put: operations["job.priority"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/pai-lab/api/v1/workspaces/{workspace}/jobs/{job_id}/stop": {
         parameters: {
             query?: never;
@@ -903,6 +920,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/pai-lab/api/v1/workspaces/{workspace}/member-removals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Remove several members at once (all or none; never the Owner) */
+        post: operations["member.remove_many"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/pai-lab/api/v1/workspaces/{workspace}/members": {
         parameters: {
             query?: never;
@@ -937,6 +971,23 @@ export interface paths {
         head?: never;
         /** Replace a member's roles */
         patch: operations["member.update"];
+        trace?: never;
+    };
+    "/pai-lab/api/v1/workspaces/{workspace}/model-store": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Upload a model or processor package (eascmd upload); answers the model_path to use */
+        put: operations["model_store.upload"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/pai-lab/api/v1/workspaces/{workspace}/models": {
@@ -984,6 +1035,41 @@ export interface paths {
         };
         /** The workspace's operation log */
         get: operations["oplog.list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/pai-lab/api/v1/workspaces/{workspace}/pipelines/operators": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Saved operators of the workspace */
+        get: operations["pipeline.operators"];
+        put?: never;
+        /** Save an operator or pipeline as identifier@version */
+        post: operations["pipeline.save"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/pai-lab/api/v1/workspaces/{workspace}/pipelines/operators/{pipeline_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One saved operator with its manifest */
+        get: operations["pipeline.operator"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1312,29 +1398,6 @@ export interface components {
             /** Stage */
             stage: string;
         };
-        /**
-         * Artifact
-         * @description An output of a run (PAI's ArchivedArtifact): a reference, never the data itself.
-         */
-        Artifact: {
-            /**
-             * Kind
-             * @enum {string}
-             */
-            kind: "parameters" | "artifacts";
-            /** Metadata */
-            metadata?: {
-                [key: string]: unknown;
-            };
-            /** Name */
-            name: string;
-            /** Producer */
-            producer: string;
-            /** Run Id */
-            run_id: string;
-            /** Value */
-            value: unknown;
-        };
         /** ClusterWorker */
         ClusterWorker: {
             /** Address */
@@ -1450,6 +1513,42 @@ export interface components {
             /** Workspace Id */
             workspace_id: string;
         };
+        /** DatasetItem */
+        DatasetItem: {
+            /**
+             * Hash
+             * @default
+             */
+            hash: string;
+            /** Index */
+            index: number;
+            /** Key */
+            key: string;
+            /**
+             * Line
+             * @description the iTAG manifest line
+             */
+            line: {
+                [key: string]: unknown;
+            };
+            /**
+             * Size
+             * @default null
+             */
+            size: number | null;
+            /**
+             * Source
+             * @description data.source of the manifest line
+             * @default null
+             */
+            source: string | null;
+            /**
+             * Stamp
+             * @description mtime (ns) for local files, ETag for objects, digest for manifest lines
+             * @default
+             */
+            stamp: string;
+        };
         /** DatasetVersion */
         DatasetVersion: {
             /**
@@ -1560,67 +1659,6 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** Item */
-        Item: {
-            /** Check */
-            check: unknown[] | null;
-            /** Data */
-            data: {
-                [key: string]: unknown;
-            };
-            /** Label */
-            label: unknown[] | null;
-            /**
-             * Origins
-             * @description stage -> prediction, prediction-changed (a suggestion was kept or changed) or manual (there was none)
-             */
-            origins?: {
-                [key: string]: string;
-            };
-            /** Package */
-            package: number;
-            /**
-             * Prelabel
-             * @description a suggestion from a model or a file, never an answer
-             * @default null
-             */
-            prelabel: unknown[] | null;
-            /**
-             * Prelabel Score
-             * @description the suggestion's confidence (0-1)
-             * @default null
-             */
-            prelabel_score: number | null;
-            /**
-             * Prelabel Scores
-             * @description {class: probability} behind the suggestion
-             * @default null
-             */
-            prelabel_scores: {
-                [key: string]: number;
-            } | null;
-            /**
-             * Prelabel Source
-             * @default null
-             */
-            prelabel_source: string | null;
-            /**
-             * Revision
-             * @default 0
-             */
-            revision: number;
-            /** Sampled */
-            sampled: boolean;
-            /**
-             * Seq
-             * @description the item's position in the task (0-based)
-             */
-            seq: number;
-            /** Skipped */
-            skipped: string | null;
-            /** Verify */
-            verify: unknown[] | null;
-        };
         /** Job */
         Job: {
             /** Chief */
@@ -1648,6 +1686,12 @@ export interface components {
             masters: number;
             /** Name */
             name: string;
+            /**
+             * Priority
+             * @description 1-9; waiting jobs start highest first
+             * @default 1
+             */
+            priority: number;
             /**
              * Progress
              * @description PAI-TF style: worker_job:running/finished/total[pct%]
@@ -1752,6 +1796,12 @@ export interface components {
              */
             name: string;
             /**
+             * Priority
+             * @description 1-9, higher first: when the cluster is full, waiting jobs start by priority, then in submission order
+             * @default 1
+             */
+            priority: number;
+            /**
              * Ps
              * @default 0
              */
@@ -1823,12 +1873,22 @@ export interface components {
         };
         /** LogLine */
         LogLine: {
+            /**
+             * Id
+             * @description cursor for `after`
+             */
+            id: number;
             /** Line */
             line: string;
-            /** Node */
-            node: string;
-            /** Offset */
-            offset: number;
+            /** Pod */
+            pod: string;
+            /** Seq */
+            seq: number;
+            /**
+             * Time
+             * Format: date-time
+             */
+            time: string;
         };
         /** Member */
         Member: {
@@ -1890,50 +1950,14 @@ export interface components {
             /** Version */
             version: number;
         };
-        /** Node */
-        Node: {
-            /**
-             * Attempt
-             * @default 0
-             */
-            attempt: number;
-            /**
-             * Cached
-             * @default false
-             */
-            cached: boolean;
-            /** Depends */
-            depends: string[];
-            /**
-             * Finished At
-             * @default null
-             */
-            finished_at: string | null;
-            /** Identifier */
-            identifier: string;
-            /** Name */
-            name: string;
-            /** Node Id */
-            node_id: string;
-            /** Outputs */
-            outputs?: {
-                [key: string]: unknown;
-            };
-            /**
-             * Reason
-             * @default
-             */
-            reason: string;
-            /**
-             * Started At
-             * @default null
-             */
-            started_at: string | null;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "Initialized" | "ReadyToSchedule" | "Starting" | "Running" | "WorkflowServiceStarting" | "Suspended" | "Succeeded" | "Terminated" | "Unknown" | "Skipped" | "Failed";
+        /** NodeLogLine */
+        NodeLogLine: {
+            /** Line */
+            line: string;
+            /** Node */
+            node: string;
+            /** Offset */
+            offset: number;
         };
         /** OpenItem */
         OpenItem: {
@@ -2080,6 +2104,120 @@ export interface components {
             /** User */
             user: string;
         };
+        /** PipelineNode */
+        PipelineNode: {
+            /**
+             * Attempt
+             * @default 0
+             */
+            attempt: number;
+            /**
+             * Cached
+             * @default false
+             */
+            cached: boolean;
+            /** Depends */
+            depends: string[];
+            /**
+             * Finished At
+             * @default null
+             */
+            finished_at: string | null;
+            /** Identifier */
+            identifier: string;
+            /** Name */
+            name: string;
+            /** Node Id */
+            node_id: string;
+            /** Outputs */
+            outputs?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Reason
+             * @default
+             */
+            reason: string;
+            /**
+             * Started At
+             * @default null
+             */
+            started_at: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "Initialized" | "ReadyToSchedule" | "Starting" | "Running" | "WorkflowServiceStarting" | "Suspended" | "Succeeded" | "Terminated" | "Unknown" | "Skipped" | "Failed";
+        };
+        /**
+         * PipelineOutput
+         * @description An output of a run (PAI's ArchivedArtifact): a reference, never the data itself.
+         */
+        PipelineOutput: {
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "parameters" | "artifacts";
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            };
+            /** Name */
+            name: string;
+            /** Producer */
+            producer: string;
+            /** Run Id */
+            run_id: string;
+            /** Value */
+            value: unknown;
+        };
+        /** PipelineRunInfo */
+        PipelineRunInfo: {
+            /**
+             * Attempt
+             * @default 1
+             */
+            attempt: number;
+            /**
+             * Cache
+             * @default true
+             */
+            cache: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /**
+             * Finished At
+             * @default null
+             */
+            finished_at: string | null;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Pipeline */
+            pipeline: string;
+            /**
+             * Reason
+             * @default
+             */
+            reason: string;
+            /**
+             * Started At
+             * @default null
+             */
+            started_at: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "Initialized" | "ReadyToSchedule" | "Starting" | "Running" | "WorkflowServiceStarting" | "Suspended" | "Succeeded" | "Terminated" | "Unknown" | "Skipped" | "Failed";
+        };
         /** Pod */
         Pod: {
             /**
@@ -2175,52 +2313,6 @@ export interface components {
             /** Name */
             name: string;
         };
-        /** Run */
-        Run: {
-            /**
-             * Attempt
-             * @default 1
-             */
-            attempt: number;
-            /**
-             * Cache
-             * @default true
-             */
-            cache: boolean;
-            /**
-             * Created At
-             * Format: date-time
-             */
-            created_at: string;
-            /** Created By */
-            created_by: string;
-            /**
-             * Finished At
-             * @default null
-             */
-            finished_at: string | null;
-            /** Id */
-            id: string;
-            /** Name */
-            name: string;
-            /** Pipeline */
-            pipeline: string;
-            /**
-             * Reason
-             * @default
-             */
-            reason: string;
-            /**
-             * Started At
-             * @default null
-             */
-            started_at: string | null;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "Initialized" | "ReadyToSchedule" | "Starting" | "Running" | "WorkflowServiceStarting" | "Suspended" | "Succeeded" | "Terminated" | "Unknown" | "Skipped" | "Failed";
-        };
         /** Sample */
         Sample: {
             /** Data Type */
@@ -2231,6 +2323,26 @@ export interface components {
             item_count: number;
             /** Name */
             name: string;
+        };
+        /** SavedOperatorInfo */
+        SavedOperatorInfo: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Identifier */
+            identifier: string;
+            /** Kind */
+            kind: string;
+            /** Pipeline Id */
+            pipeline_id: string;
+            /** Provider */
+            provider: string;
+            /** Version */
+            version: string;
         };
         /**
          * Service
@@ -2461,6 +2573,67 @@ export interface components {
             template: string;
             /** Total */
             total: number;
+        };
+        /** TaskItem */
+        TaskItem: {
+            /** Check */
+            check: unknown[] | null;
+            /** Data */
+            data: {
+                [key: string]: unknown;
+            };
+            /** Label */
+            label: unknown[] | null;
+            /**
+             * Origins
+             * @description stage -> prediction, prediction-changed (a suggestion was kept or changed) or manual (there was none)
+             */
+            origins?: {
+                [key: string]: string;
+            };
+            /** Package */
+            package: number;
+            /**
+             * Prelabel
+             * @description a suggestion from a model or a file, never an answer
+             * @default null
+             */
+            prelabel: unknown[] | null;
+            /**
+             * Prelabel Score
+             * @description the suggestion's confidence (0-1)
+             * @default null
+             */
+            prelabel_score: number | null;
+            /**
+             * Prelabel Scores
+             * @description {class: probability} behind the suggestion
+             * @default null
+             */
+            prelabel_scores: {
+                [key: string]: number;
+            } | null;
+            /**
+             * Prelabel Source
+             * @default null
+             */
+            prelabel_source: string | null;
+            /**
+             * Revision
+             * @default 0
+             */
+            revision: number;
+            /** Sampled */
+            sampled: boolean;
+            /**
+             * Seq
+             * @description the item's position in the task (0-based)
+             */
+            seq: number;
+            /** Skipped */
+            skipped: string | null;
+            /** Verify */
+            verify: unknown[] | null;
         };
         /** TemplateInfo */
         TemplateInfo: {
@@ -3715,7 +3888,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         /** Items */
-                        items: components["schemas"]["Item"][];
+                        items: components["schemas"]["DatasetItem"][];
                         /** Offset */
                         offset: number;
                         /** Total */
@@ -4128,6 +4301,12 @@ export interface operations {
                      */
                     name: string;
                     /**
+                     * Priority
+                     * @description 1-9, higher first: when the cluster is full, waiting jobs start by priority, then in submission order
+                     * @default 1
+                     */
+                    priority?: number;
+                    /**
                      * Ps
                      * @default 0
                      */
@@ -4216,6 +4395,12 @@ export interface operations {
                         output_dir: string;
                         /** Pods */
                         pods: components["schemas"]["Pod"][];
+                        /**
+                         * Priority
+                         * @description 1-9; waiting jobs start highest first
+                         * @default 1
+                         */
+                        priority: number;
                         /**
                          * Progress
                          * @description PAI-TF style: worker_job:running/finished/total[pct%]
@@ -4313,6 +4498,12 @@ export interface operations {
                         output_dir: string;
                         /** Pods */
                         pods: components["schemas"]["Pod"][];
+                        /**
+                         * Priority
+                         * @description 1-9; waiting jobs start highest first
+                         * @default 1
+                         */
+                        priority: number;
                         /**
                          * Progress
                          * @description PAI-TF style: worker_job:running/finished/total[pct%]
@@ -4438,6 +4629,114 @@ export interface operations {
             404: components["responses"]["Error"];
         };
     };
+    "job.priority": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Priority
+                     * @description 1-9, higher first; only a job still waiting may change
+                     */
+                    priority: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Chief */
+                        chief: boolean;
+                        /**
+                         * Created At
+                         * Format: date-time
+                         */
+                        created_at: string;
+                        /** Created By */
+                        created_by: string;
+                        /**
+                         * Finished At
+                         * @default null
+                         */
+                        finished_at: string | null;
+                        /** History */
+                        history: components["schemas"]["StateChange"][];
+                        /** Id */
+                        id: string;
+                        /** Kind */
+                        kind: string;
+                        /**
+                         * Masters
+                         * @default 0
+                         */
+                        masters: number;
+                        /**
+                         * Model
+                         * @description name:version of the model it registered
+                         * @default null
+                         */
+                        model: string | null;
+                        /** Name */
+                        name: string;
+                        /** Output Dir */
+                        output_dir: string;
+                        /** Pods */
+                        pods: components["schemas"]["Pod"][];
+                        /**
+                         * Priority
+                         * @description 1-9; waiting jobs start highest first
+                         * @default 1
+                         */
+                        priority: number;
+                        /**
+                         * Progress
+                         * @description PAI-TF style: worker_job:running/finished/total[pct%]
+                         * @default
+                         */
+                        progress: string;
+                        /** Ps */
+                        ps: number;
+                        /**
+                         * Reason
+                         * @default
+                         */
+                        reason: string;
+                        spec: components["schemas"]["JobSpec"];
+                        /**
+                         * Started At
+                         * @default null
+                         */
+                        started_at: string | null;
+                        /** State */
+                        state: string;
+                        /** Warnings */
+                        warnings?: string[];
+                        /** Work Dir */
+                        work_dir: string;
+                        /** Workers */
+                        workers: number;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
     "job.stop": {
         parameters: {
             query?: never;
@@ -4494,6 +4793,12 @@ export interface operations {
                         output_dir: string;
                         /** Pods */
                         pods: components["schemas"]["Pod"][];
+                        /**
+                         * Priority
+                         * @description 1-9; waiting jobs start highest first
+                         * @default 1
+                         */
+                        priority: number;
                         /**
                          * Progress
                          * @description PAI-TF style: worker_job:running/finished/total[pct%]
@@ -5513,7 +5818,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Item"][];
+                    "application/json": components["schemas"]["TaskItem"][];
                 };
             };
             400: components["responses"]["Error"];
@@ -6025,7 +6330,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Item"][];
+                    "application/json": components["schemas"]["TaskItem"][];
                 };
             };
             400: components["responses"]["Error"];
@@ -6737,6 +7042,45 @@ export interface operations {
             404: components["responses"]["Error"];
         };
     };
+    "member.remove_many": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Usernames
+                     * @description members to remove, all or none
+                     */
+                    usernames: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Removed */
+                        removed: string[];
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
     "member.list": {
         parameters: {
             query?: never;
@@ -6872,6 +7216,41 @@ export interface operations {
                         roles: string[];
                         /** Username */
                         username: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "model_store.upload": {
+        parameters: {
+            query: {
+                path: string;
+            };
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Model Path */
+                        model_path: string;
+                        /** Path */
+                        path: string;
+                        /** Size */
+                        size: number;
                     };
                 };
             };
@@ -7089,6 +7468,156 @@ export interface operations {
             404: components["responses"]["Error"];
         };
     };
+    "pipeline.operators": {
+        parameters: {
+            query?: {
+                identifier?: string | null;
+                provider?: string | null;
+                version?: string | null;
+            };
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavedOperatorInfo"][];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "pipeline.save": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Identifier
+                     * @description its name in the registry
+                     */
+                    identifier: string;
+                    /**
+                     * Manifest
+                     * @description the operator's or pipeline's manifest
+                     */
+                    manifest: {
+                        [key: string]: unknown;
+                    };
+                    /**
+                     * Version
+                     * @description its version; identifier, provider and version are unique
+                     * @default v1
+                     */
+                    version?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Created At
+                         * Format: date-time
+                         */
+                        created_at: string;
+                        /** Created By */
+                        created_by: string;
+                        /** Identifier */
+                        identifier: string;
+                        /** Kind */
+                        kind: string;
+                        /** Manifest */
+                        manifest: {
+                            [key: string]: unknown;
+                        };
+                        /** Pipeline Id */
+                        pipeline_id: string;
+                        /** Provider */
+                        provider: string;
+                        /** Version */
+                        version: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "pipeline.operator": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                pipeline_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Created At
+                         * Format: date-time
+                         */
+                        created_at: string;
+                        /** Created By */
+                        created_by: string;
+                        /** Identifier */
+                        identifier: string;
+                        /** Kind */
+                        kind: string;
+                        /** Manifest */
+                        manifest: {
+                            [key: string]: unknown;
+                        };
+                        /** Pipeline Id */
+                        pipeline_id: string;
+                        /** Provider */
+                        provider: string;
+                        /** Version */
+                        version: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
     "pipeline.list": {
         parameters: {
             query?: {
@@ -7110,7 +7639,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Run"][];
+                    "application/json": components["schemas"]["PipelineRunInfo"][];
                 };
             };
             400: components["responses"]["Error"];
@@ -7199,9 +7728,9 @@ export interface operations {
                         /** Name */
                         name: string;
                         /** Nodes */
-                        nodes?: components["schemas"]["Node"][];
+                        nodes?: components["schemas"]["PipelineNode"][];
                         /** Outputs */
-                        outputs?: components["schemas"]["Artifact"][];
+                        outputs?: components["schemas"]["PipelineOutput"][];
                         /** Pipeline */
                         pipeline: string;
                         /**
@@ -7283,9 +7812,9 @@ export interface operations {
                         /** Name */
                         name: string;
                         /** Nodes */
-                        nodes?: components["schemas"]["Node"][];
+                        nodes?: components["schemas"]["PipelineNode"][];
                         /** Outputs */
-                        outputs?: components["schemas"]["Artifact"][];
+                        outputs?: components["schemas"]["PipelineOutput"][];
                         /** Pipeline */
                         pipeline: string;
                         /**
@@ -7336,7 +7865,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["LogLine"][];
+                    "application/json": components["schemas"]["NodeLogLine"][];
                 };
             };
             400: components["responses"]["Error"];
@@ -7395,9 +7924,9 @@ export interface operations {
                         /** Name */
                         name: string;
                         /** Nodes */
-                        nodes?: components["schemas"]["Node"][];
+                        nodes?: components["schemas"]["PipelineNode"][];
                         /** Outputs */
-                        outputs?: components["schemas"]["Artifact"][];
+                        outputs?: components["schemas"]["PipelineOutput"][];
                         /** Pipeline */
                         pipeline: string;
                         /**
@@ -7474,9 +8003,9 @@ export interface operations {
                         /** Name */
                         name: string;
                         /** Nodes */
-                        nodes?: components["schemas"]["Node"][];
+                        nodes?: components["schemas"]["PipelineNode"][];
                         /** Outputs */
-                        outputs?: components["schemas"]["Artifact"][];
+                        outputs?: components["schemas"]["PipelineOutput"][];
                         /** Pipeline */
                         pipeline: string;
                         /**
@@ -7553,9 +8082,9 @@ export interface operations {
                         /** Name */
                         name: string;
                         /** Nodes */
-                        nodes?: components["schemas"]["Node"][];
+                        nodes?: components["schemas"]["PipelineNode"][];
                         /** Outputs */
-                        outputs?: components["schemas"]["Artifact"][];
+                        outputs?: components["schemas"]["PipelineOutput"][];
                         /** Pipeline */
                         pipeline: string;
                         /**
@@ -7632,9 +8161,9 @@ export interface operations {
                         /** Name */
                         name: string;
                         /** Nodes */
-                        nodes?: components["schemas"]["Node"][];
+                        nodes?: components["schemas"]["PipelineNode"][];
                         /** Outputs */
-                        outputs?: components["schemas"]["Artifact"][];
+                        outputs?: components["schemas"]["PipelineOutput"][];
                         /** Pipeline */
                         pipeline: string;
                         /**
@@ -7799,6 +8328,11 @@ export interface operations {
                          */
                         updated_at: string;
                         /**
+                         * Warnings
+                         * @description keys of the service JSON that are valid but mean nothing on this server, and why
+                         */
+                        warnings?: string[];
+                        /**
                          * Weight
                          * @default 0
                          */
@@ -7917,6 +8451,11 @@ export interface operations {
                          * Format: date-time
                          */
                         updated_at: string;
+                        /**
+                         * Warnings
+                         * @description keys of the service JSON that are valid but mean nothing on this server, and why
+                         */
+                        warnings?: string[];
                         /**
                          * Weight
                          * @default 0
@@ -8067,6 +8606,11 @@ export interface operations {
                          * Format: date-time
                          */
                         updated_at: string;
+                        /**
+                         * Warnings
+                         * @description keys of the service JSON that are valid but mean nothing on this server, and why
+                         */
+                        warnings?: string[];
                         /**
                          * Weight
                          * @default 0
@@ -8300,6 +8844,11 @@ export interface operations {
                          */
                         updated_at: string;
                         /**
+                         * Warnings
+                         * @description keys of the service JSON that are valid but mean nothing on this server, and why
+                         */
+                        warnings?: string[];
+                        /**
                          * Weight
                          * @default 0
                          */
@@ -8419,6 +8968,11 @@ export interface operations {
                          */
                         updated_at: string;
                         /**
+                         * Warnings
+                         * @description keys of the service JSON that are valid but mean nothing on this server, and why
+                         */
+                        warnings?: string[];
+                        /**
                          * Weight
                          * @default 0
                          */
@@ -8537,6 +9091,11 @@ export interface operations {
                          * Format: date-time
                          */
                         updated_at: string;
+                        /**
+                         * Warnings
+                         * @description keys of the service JSON that are valid but mean nothing on this server, and why
+                         */
+                        warnings?: string[];
                         /**
                          * Weight
                          * @default 0
@@ -8663,6 +9222,11 @@ export interface operations {
                          * Format: date-time
                          */
                         updated_at: string;
+                        /**
+                         * Warnings
+                         * @description keys of the service JSON that are valid but mean nothing on this server, and why
+                         */
+                        warnings?: string[];
                         /**
                          * Weight
                          * @default 0
