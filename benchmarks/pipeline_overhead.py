@@ -1,15 +1,17 @@
 """Pipeline scheduling overhead: no-op steps through a `pai server` against the same functions on Dask.
 
 Two shapes: a chain (each step waits on the one before) and a fan-out (independent steps). Through
-pai_lab, each step is a FunctionOperator run by the server's driver: a record per state change, a
-Dask task, and a process of its own for the step (what keeps a member's code out of the control
-plane). Straight to Dask, the same function runs as a task in a LocalCluster of the same shape.
+pai_lab, each step is a FunctionOperator run by the server's driver: its records in the store, a Dask
+task that lays out the step's work folder, and the step itself in the run's warm step runner (a
+process of the run's own, so a member's code stays out of the control plane). Straight to Dask, the
+same function runs as a task in a LocalCluster of the same shape, measured in the same run.
 
     python benchmarks/pipeline_overhead.py                    # a 50-step chain, a 200-step fan-out
     python benchmarks/pipeline_overhead.py --chain 10 --fanout 20
 
 Last line: `chain: P s vs D s (X ms/step); fan-out: P s vs D s (ratio R)`. The issue's goal is at most
-20 ms a step and 1.5x bare Dask for the fan-out; a process per step costs more than that on its own.
+20 ms a step and 1.5x bare Dask for the fan-out. Times include the run's start (its runners start
+with it) and the client's wait for the end.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ def main() -> None:
             results[shape] = {"steps": n, "pai_s": round(pai, 3), "dask_s": round(dask, 3),
                               "overhead_ms_per_step": round(1000 * (pai - dask) / n, 1),
                               "ratio": round(pai / dask, 1) if dask else None}
+        results["machine"] = f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
         print(json.dumps(results))
         c, f = results["chain"], results["fan-out"]
         print(f"chain: {c['pai_s']} s vs {c['dask_s']} s ({c['overhead_ms_per_step']} ms/step); "
