@@ -12,26 +12,18 @@ pai_lab server. Completion is a script generated from the parser itself, so it l
 from __future__ import annotations
 
 import argparse
-import configparser
-import os
 from pathlib import Path
 
+from pai_lab.cli import profiles
 from pai_lab.cli.base import Result, UsageError
 from pai_lab.errors import BadInput
 
 PROFILE = Path("~/.dlc/config")
-SECTION = "default"
 SHELLS = ("bash", "zsh")
 
 
 def _profile() -> dict:
-    path = PROFILE.expanduser()
-    parser = configparser.ConfigParser()
-    try:
-        parser.read(path, encoding="utf-8")
-    except configparser.Error as exc:
-        raise UsageError(f"profile {path} is not a valid config file: {exc.message}") from None
-    return dict(parser[SECTION]) if parser.has_section(SECTION) else {}
+    return profiles.read(PROFILE.expanduser())
 
 
 def apply_profile(ctx, args) -> None:
@@ -39,17 +31,7 @@ def apply_profile(ctx, args) -> None:
     profile = _profile()
     if hasattr(args, "workspace") and not args.workspace:
         args.workspace = profile.get("workspace") or None
-    endpoint = profile.get("endpoint", "")
-    if endpoint.startswith(("http://", "https://")) and not os.environ.get("PAI_LAB_URL"):
-        token = os.environ.get("PAI_LAB_TOKEN") or profile.get("access_key", "")
-
-        def client():
-            from pai_lab.client import PaiClient
-
-            return PaiClient(endpoint, token)
-
-        ctx.client_factory = client
-        ctx._client = None
+    profiles.use_endpoint(ctx, profile)
 
 
 def with_profile(func):
@@ -64,17 +46,9 @@ def with_profile(func):
 
 def config(ctx, args) -> Result:
     path = PROFILE.expanduser()
-    parser = configparser.ConfigParser()
-    parser[SECTION] = {"access_id": args.access_id, "access_key": args.access_key, "endpoint": args.endpoint or "",
-                       "region": args.region or "", "workspace": args.workspace or ""}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the secret is in it
-        os.chmod(path, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            parser.write(fh)
-    except OSError as exc:
-        raise UsageError(f"cannot write profile {path}: {exc.strerror}") from None
+    profiles.write(path, {"access_id": args.access_id, "access_key": args.access_key,
+                          "endpoint": args.endpoint or "", "region": args.region or "",
+                          "workspace": args.workspace or ""})
     return Result(data={"path": str(path)}, text=f"Configuration saved to: {path}")
 
 

@@ -14,15 +14,13 @@ and ignored.
 
 from __future__ import annotations
 
-import configparser
-import os
 import sys
 from pathlib import Path
 
+from pai_lab.cli import profiles
 from pai_lab.cli.base import Result, UsageError, read_spec_file
 
 DEFAULT_PROFILE = Path("~/.eas/config")
-SECTION = "default"
 RESOURCE_LS = ["RESOURCENAME", "CLUSTERID", "INSTANCECOUNT", "GPUCOUNT", "CPUCOUNT", "OWNERUID", "CREATETIME",
                "STATUS"]
 RESOURCE_LI = ["INSTANCENAME", "IP", "CPU", "MEMORY", "GPU", "BUSYRANKS", "STATUS"]
@@ -44,12 +42,7 @@ def read_profile(args) -> dict:
             raise UsageError(f"-c {args.config_file}: no such profile; write one with "
                              f"`pai eascmd -c {args.config_file} config -i ID -k SECRET -e ENDPOINT`")
         return {}
-    parser = configparser.ConfigParser()
-    try:
-        parser.read(path, encoding="utf-8")
-    except configparser.Error as exc:
-        raise UsageError(f"profile {path} is not a valid config file: {exc.message}") from None
-    return dict(parser[SECTION]) if parser.has_section(SECTION) else {}
+    return profiles.read(path)
 
 
 def apply_profile(ctx, args) -> None:
@@ -57,34 +50,13 @@ def apply_profile(ctx, args) -> None:
     profile = read_profile(args)
     args.workspace = getattr(args, "workspace", None) or getattr(args, "eas_workspace", None) \
         or profile.get("workspace") or None
-    endpoint = profile.get("endpoint", "")
-    if endpoint.startswith(("http://", "https://")) and not os.environ.get("PAI_LAB_URL"):
-        token = os.environ.get("PAI_LAB_TOKEN") or profile.get("access_key", "")
-
-        def client():
-            from pai_lab.client import PaiClient
-
-            return PaiClient(endpoint, token)
-
-        ctx.client_factory = client
-        ctx._client = None
+    profiles.use_endpoint(ctx, profile)
 
 
 def config(ctx, args) -> Result:
     path = profile_path(args)
-    parser = configparser.ConfigParser()
-    parser[SECTION] = {k: v for k, v in (("access_id", args.access_id), ("access_key", args.access_key),
-                                          ("endpoint", args.endpoint or ""),
-                                          ("workspace", args.workspace or args.eas_workspace or ""))}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # the AccessKey secret is in it: readable by its owner only, from the first byte
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.chmod(path, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            parser.write(fh)
-    except OSError as exc:
-        raise UsageError(f"cannot write profile {path}: {exc.strerror}") from None
+    profiles.write(path, {"access_id": args.access_id, "access_key": args.access_key, "endpoint": args.endpoint or "",
+                          "workspace": args.workspace or args.eas_workspace or ""})
     return Result(data={"path": str(path), "endpoint": args.endpoint or "", "workspace": args.workspace or ""},
                   text=f"Configuration saved to: {path}")
 
