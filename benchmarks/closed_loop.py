@@ -26,12 +26,10 @@ a seed that never reaches the target counts with the labels it had when it stopp
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +40,9 @@ from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
+from benchmarks.pai_server import start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_CODE = ROOT / "examples" / "training"
@@ -158,32 +159,6 @@ class Anchor:
 
 
 # ---------------------------------------------------------------- the platform's loop
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(root: Path) -> tuple[subprocess.Popen, str, str]:
-    token = "bench-" + os.urandom(6).hex()
-    # the training script is read from this checkout, outside the server's root
-    proc = subprocess.Popen([sys.executable, "-m", "pai_lab", "server", "--root", str(root), "--token", token,
-                             "--port", str(free_port()), "--allowed-root", str(TRAINING_CODE)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    runtime = root / ".pai_lab" / "server.json"
-    for _ in range(1200):
-        if runtime.exists():
-            try:
-                return proc, json.loads(runtime.read_text())["url"], token
-            except ValueError:
-                pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("pai server did not start")
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -388,7 +363,8 @@ def platform_run(y: np.ndarray, args) -> tuple[dict, dict]:
     work = Path(tempfile.mkdtemp(prefix="pai-closed-loop-"))
     (work / "root").mkdir()
     clock: dict = {"start": time.perf_counter()}
-    server, url, token = start_server(work / "root")
+    # the training script is read from this checkout, outside the server's root
+    server, url, token = start_server(work / "root", "--allowed-root", str(TRAINING_CODE))
     clock["server"] = time.perf_counter()
     try:
         ws = PaiClient(url, token).workspace("default")

@@ -12,13 +12,10 @@ same run, and the ratio between the two.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,30 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.pai_server import start_server
 from pai_lab.client import PaiClient
-
-
-def start_server(root: Path) -> tuple[subprocess.Popen, str, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    token = secrets.token_hex(8)
-    proc = subprocess.Popen([sys.executable, "-m", "pai_lab", "server", "--root", str(root), "--port", str(port),
-                             "--token", token], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    runtime = root / ".pai_lab" / "server.json"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"pai server exited with {proc.returncode}")
-        if runtime.exists():
-            try:
-                return proc, json.loads(runtime.read_text())["url"], token
-            except ValueError:
-                pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("pai server did not start in time")
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:

@@ -20,35 +20,13 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(root: Path) -> tuple[subprocess.Popen, str, str]:
-    token = "bench-" + os.urandom(6).hex()
-    proc = subprocess.Popen([sys.executable, "-m", "pai_lab", "server", "--root", str(root), "--token", token,
-                             "--port", str(free_port())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    runtime = root / ".pai_lab" / "server.json"
-    for _ in range(1200):
-        if runtime.exists():
-            try:
-                return proc, json.loads(runtime.read_text())["url"], token
-            except ValueError:
-                pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("pai server did not start")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
+from benchmarks.pai_server import start_server
 
 
 def noop(i: int = 0) -> int:

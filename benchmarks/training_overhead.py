@@ -16,12 +16,14 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
+from benchmarks.pai_server import free_port, start_server
 
 TF_SCRIPT = r'''
 import os, sys, time
@@ -61,11 +63,6 @@ print(f"steps_per_s={steps / (time.perf_counter() - start):.3f}", flush=True)
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def parse(text: str) -> tuple[float, float]:
     first = min(float(v) for v in re.findall(r"first_step_at=([\d.]+)", text))
@@ -88,23 +85,6 @@ def by_hand(script: Path, steps: int) -> dict:
         raise SystemExit("hand-launched run failed:\n" + "\n".join(o[-2000:] for o in outputs))
     first, rate = parse("\n".join(outputs))
     return {"wall_s": wall, "steps_per_s": rate, "first_step_s": first - launched}
-
-
-def start_server(root: Path) -> tuple[subprocess.Popen, str, str]:
-    token = "bench-" + os.urandom(6).hex()
-    proc = subprocess.Popen([sys.executable, "-m", "pai_lab", "server", "--root", str(root), "--token", token,
-                             "--port", str(free_port())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    runtime = root / ".pai_lab" / "server.json"
-    for _ in range(1200):
-        if runtime.exists():
-            try:
-                return proc, json.loads(runtime.read_text())["url"], token
-            except ValueError:
-                pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("pai server did not start")
 
 
 def through_pai(script: Path, steps: int, url: str, token: str) -> dict:
