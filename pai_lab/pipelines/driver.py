@@ -316,11 +316,11 @@ class RunDriver(threading.Thread):
         client = getattr(self, "client", None)
         if client is None:
             return
-        from pai_lab.pipelines.runner import close_runners
+        from pai_lab.pipelines.runner import close_runners, close_runners_soon
 
         close_runners(self.run_id)  # workers of an in-process cluster share this process's runners
         try:
-            client.run(close_runners, self.run_id, wait=False)  # a lost worker must not hold the run's end
+            client.run(close_runners_soon, self.run_id, wait=False)  # a lost worker must not hold the run's end
         except Exception:  # a worker that is gone took its runners with it
             log.debug("run %s: could not reach every worker to end its runners", self.run_id, exc_info=True)
 

@@ -110,6 +110,14 @@ def close_runners(run_id: str) -> int:
     return len(ending)
 
 
+async def close_runners_soon(run_id: str) -> None:
+    """:func:`close_runners` for ``client.run(..., wait=False)``, which takes only coroutines: the
+    worker's event loop hands the (blocking) ending to a thread."""
+    import asyncio
+
+    await asyncio.to_thread(close_runners, run_id)
+
+
 def run_in_runner(plan: dict, env: dict, stop: Path) -> int | str:
     """Run one prepared FunctionOperator or built-in step in a warm runner of its run: its exit code,
     or "terminated" when the stop file appeared while it ran."""
