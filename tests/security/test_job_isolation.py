@@ -47,12 +47,14 @@ except Exception as exc:
 '''
 
 # A rank that starts a child in a session of its own (out of the rank's process group), then fails or waits.
+# It fails once the test opens its gate (a file in the root), so the test sees both ranks up first.
 SPAWNER = r'''
-import subprocess, sys, time
+import os, subprocess, sys, time
 child = subprocess.Popen(["sleep", "300"], start_new_session=True)
 print(f"child started", flush=True)
 if sys.argv[1] == "fail":
-    time.sleep(0.5)
+    while not os.path.exists("gate-" + os.environ["PAI_LAB_JOB_ID"]):
+        time.sleep(0.1)
     sys.exit(4)
 time.sleep(300)
 '''
@@ -126,8 +128,9 @@ def test_a_failing_ranks_children_end_with_it(team, tmp_path_factory, sandboxed)
         ws = server.client().workspace("default")
     try:
         job = ws.jobs.submit(name="spawns", workers=2, command="python code/spawner.py fail")
-        wait_for(lambda: "child started" in job.logs(None), 60)
+        wait_for(lambda: job.logs(None).count("child started") == 2, 60)
         assert len(processes_of(job.id)) == 2  # both ranks, with their children, are up
+        (server.root / f"gate-{job.id}").write_text("")
         _ended(job)
         assert job.state == "Failed" and "exited with code 4" in job.reason
         assert processes_of(job.id) == {}
