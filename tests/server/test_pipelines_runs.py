@@ -20,6 +20,7 @@ from pai_lab.pipelines import (
     component,
 )
 from tests.conftest import start_pai_server
+from tests.fixtures.training import wait_for
 
 
 @pytest.fixture
@@ -29,15 +30,6 @@ def ws(live_server, unique_name):
     ws.members.add("guest", ["Guest"])
     return ws
 
-
-def until(check, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 @component(outputs=[PipelineParameter("seen", str)])
@@ -216,7 +208,7 @@ def test_terminate_ends_running_steps_and_skips_the_rest(ws):
     s = slow.as_step(name="slow")
     p = Pipeline(steps=[after.as_step(name="after", inputs={"done": s.outputs["done"]})])
     run = ws.pipelines.run(p, cache=False)
-    until(lambda: run.refresh().nodes[0].status == "Running" and run.get_logs("slow"))
+    wait_for(lambda: run.refresh().nodes[0].status == "Running" and run.get_logs("slow"))
     assert steps_of(run.id)
     # a Guest reads runs but may not stop them
     guest_run = ws.client.__class__(ws.http.info.url, "tok-guest").workspace(ws.name).pipelines.get(run.id)
@@ -224,9 +216,9 @@ def test_terminate_ends_running_steps_and_skips_the_rest(ws):
     with pytest.raises(Forbidden):
         guest_run.terminate()
     run.terminate()
-    until(lambda: run.refresh().status == "Terminated", 30)
+    wait_for(lambda: run.refresh().status == "Terminated", 30)
     assert [(n.name, n.status) for n in run.detail.nodes] == [("slow", "Terminated"), ("after", "Skipped")]
-    until(lambda: not steps_of(run.id), 10)
+    wait_for(lambda: not steps_of(run.id), 10)
     with pytest.raises(PipelineRunError, match="terminated"):
         run.wait_for_completion(show_outputs=False)
 
@@ -257,15 +249,15 @@ def test_suspend_holds_new_steps_until_resume(ws, tmp_path):
 
     a = wait_gate.as_step(name="gated")
     run = ws.pipelines.run(Pipeline(steps=[then.as_step(name="then", inputs={"v": a.outputs["v"]})]), cache=False)
-    until(lambda: run.refresh().nodes[0].status == "Running")
+    wait_for(lambda: run.refresh().nodes[0].status == "Running")
     run.suspend()
-    until(lambda: run.refresh().status == "Suspended")
+    wait_for(lambda: run.refresh().status == "Suspended")
     gate.write_text("open")
-    until(lambda: run.refresh().nodes[0].status == "Succeeded")
+    wait_for(lambda: run.refresh().nodes[0].status == "Succeeded")
     time.sleep(0.5)
     assert run.refresh().nodes[1].status == "Initialized"  # suspended: the next step does not start
     run.resume()
-    until(lambda: run.refresh().status != "Suspended")  # the driver takes the request up
+    wait_for(lambda: run.refresh().status != "Suspended")  # the driver takes the request up
     run.wait_for_completion(show_outputs=False, timeout=60)
     assert [n.status for n in run.detail.nodes] == ["Succeeded", "Succeeded"]
 
@@ -345,7 +337,7 @@ def test_a_run_outlives_the_client_and_is_reconciled_after_a_server_restart(tmp_
         run_id = ws.pipelines.run(forever, name="forever").id
         # another client (a new kernel) finds the run and sees it running
         ws2 = server.client().workspace("default")
-        until(lambda: ws2.pipelines.get(run_id).nodes[0].status == "Running")
+        wait_for(lambda: ws2.pipelines.get(run_id).nodes[0].status == "Running")
     finally:
         server.stop()
     server = start_pai_server(root)
@@ -471,4 +463,4 @@ def test_function_steps_share_a_warm_runner_but_keep_their_own_folder_env_and_lo
         node_id, cwd, work_dir = run.get_outputs(node_id=f"w{i}")[0].value.split("|")
         assert node_id == run.detail.nodes[i].node_id
         assert cwd == work_dir and cwd.endswith(f"/{run.id}/w{i}")
-    until(lambda: not steps_of(run.id), 10)
+    wait_for(lambda: not steps_of(run.id), 10)

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from pai_lab.pipelines import Pipeline, PipelineParameter, component
+from tests.fixtures.training import wait_for
 
 
 @pytest.fixture
@@ -19,15 +20,6 @@ def ws(live_server, unique_name):
     ws.members.add("guest", ["Guest"])
     return ws
 
-
-def until(check, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def run_state(panel) -> str:
@@ -47,7 +39,6 @@ def test_the_panel_follows_a_run_and_its_buttons_suspend_and_resume_it(ws, tmp_p
 
     @component(outputs=[PipelineParameter("note", str)])
     def gated():
-        import time
 
         print("<script>alert(1)</script>", flush=True)
         while not os.path.exists(gate):
@@ -65,25 +56,25 @@ def test_the_panel_follows_a_run_and_its_buttons_suspend_and_resume_it(ws, tmp_p
                            cache=False)
     panel = run.monitor(refresh=0.05)
     assert panel.polling
-    until(lambda: step_states(panel).get("gated") == "Running")
+    wait_for(lambda: step_states(panel).get("gated") == "Running")
     assert "<td>gated</td>" in panel.graph.value and "<td>then</td>" in panel.graph.value  # the DAG, no graphviz
     assert "<tr style='background:#6ea8fe'><td>gated</td>" in panel.graph.value  # coloured Running
     # the log pane opens on the running step; a log line is text in a text area, never markup
     assert panel.step.value == "gated"
-    until(lambda: panel.log_view.value == "<script>alert(1)</script>")
+    wait_for(lambda: panel.log_view.value == "<script>alert(1)</script>")
     assert enabled(panel) == {"terminate", "suspend"}
 
     panel.buttons["suspend"].click()
-    until(lambda: run_state(panel) == "Suspended")
+    wait_for(lambda: run_state(panel) == "Suspended")
     assert enabled(panel) == {"terminate", "resume"}
     open(gate, "w").close()
-    until(lambda: step_states(panel)["gated"] == "Succeeded")
+    wait_for(lambda: step_states(panel)["gated"] == "Succeeded")
     assert step_states(panel)["then"] == "Initialized"  # held: no new step starts while suspended
     assert panel.polling  # a suspended run still moves
 
     panel.buttons["resume"].click()
-    until(lambda: run_state(panel) == "Succeeded")
-    until(lambda: not panel.polling)  # the run ended: polling stopped
+    wait_for(lambda: run_state(panel) == "Succeeded")
+    wait_for(lambda: not panel.polling)  # the run ended: polling stopped
     assert step_states(panel) == {"gated": "Succeeded", "then": "Succeeded"}
     assert panel.graph.value.count("<tr style='background:#a3cfbb'>") == 2
     assert enabled(panel) == set()
@@ -108,7 +99,7 @@ def test_retry_from_the_panel_runs_the_failed_step_again_and_a_guest_is_refused(
 
     run = ws.pipelines.run(Pipeline(steps=[flaky.as_step(name="flaky")]), name="flaky", cache=False)
     panel = run.monitor(refresh=0.05)
-    until(lambda: not panel.polling)
+    wait_for(lambda: not panel.polling)
     assert run_state(panel) == "Failed" and step_states(panel) == {"flaky": "Failed"}
     for shown in (panel.header.value, panel.steps.value):  # the log tail in the reason, escaped
         assert "RuntimeError: &lt;b&gt;flag&lt;/b&gt; is missing" in shown and "<b>flag" not in shown
@@ -126,8 +117,8 @@ def test_retry_from_the_panel_runs_the_failed_step_again_and_a_guest_is_refused(
     open(flag, "w").close()
     panel.buttons["retry"].click()
     assert panel.polling  # retried: the panel follows the run again
-    until(lambda: run_state(panel) == "Succeeded")
-    until(lambda: not panel.polling)
+    wait_for(lambda: run_state(panel) == "Succeeded")
+    wait_for(lambda: not panel.polling)
     assert "attempt 2" in panel.header.value and panel.message.value == ""
     assert panel.log_view.value.endswith("flaky ran")  # read on into the new attempt's log
     panel.close()
@@ -136,7 +127,6 @@ def test_retry_from_the_panel_runs_the_failed_step_again_and_a_guest_is_refused(
 def test_terminate_from_the_panel_and_a_closed_panel_stops_polling(ws):
     @component(outputs=[PipelineParameter("done", int)])
     def slow():
-        import time
 
         print("started", flush=True)
         time.sleep(120)
@@ -150,14 +140,14 @@ def test_terminate_from_the_panel_and_a_closed_panel_stops_polling(ws):
     run = ws.pipelines.run(Pipeline(steps=[after.as_step(name="after", inputs={"done": first.outputs["done"]})]),
                            name="slow", cache=False)
     panel, closed = run.monitor(refresh=0.05), ws.pipelines.get(run.id).monitor(refresh=0.05)
-    until(lambda: step_states(panel).get("slow") == "Running")
+    wait_for(lambda: step_states(panel).get("slow") == "Running")
     closed.close()
-    until(lambda: not closed.polling)  # closed while the run goes on
+    wait_for(lambda: not closed.polling)  # closed while the run goes on
     assert run.get_status() == "Running" and panel.polling
 
     panel.buttons["terminate"].click()
-    until(lambda: run_state(panel) == "Terminated")
-    until(lambda: not panel.polling)
+    wait_for(lambda: run_state(panel) == "Terminated")
+    wait_for(lambda: not panel.polling)
     assert step_states(panel) == {"slow": "Terminated", "after": "Skipped"}
     assert enabled(panel) == {"retry"}
     panel.step.value = "after"
