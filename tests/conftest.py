@@ -237,3 +237,12 @@ def pytest_collection_modifyitems(config, items):
     # Browser tests run last: Playwright's sync API keeps an event loop running in this thread for
     # the rest of the session, which the in-process server tests (jp_fetch) cannot share.
     items.sort(key=lambda item: "tests/e2e/" in item.nodeid.replace("\\", "/"))
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A home folder of the test's own (profiles such as ~/.eas/config and ~/.dlc/config land there)."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    monkeypatch.setenv("HOME", str(folder))
+    return folder

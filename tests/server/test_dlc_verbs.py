@@ -17,14 +17,6 @@ HERE = f"local/python:{sys.version_info.major}.{sys.version_info.minor}"
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    folder = tmp_path / "home"
-    folder.mkdir()
-    monkeypatch.setenv("HOME", str(folder))
-    return folder
-
-
-@pytest.fixture
 def workspace(live_server):
     name = f"dlc{uuid.uuid4().hex[:8]}"
     live_server.client().create_workspace(name)

@@ -14,15 +14,6 @@ import pytest
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    """The profile goes to ~/.eas/config: a home of the test's own."""
-    folder = tmp_path / "home"
-    folder.mkdir()
-    monkeypatch.setenv("HOME", str(folder))
-    return folder
-
-
-@pytest.fixture
 def workspace(live_server):
     name = f"eas{uuid.uuid4().hex[:8]}"
     live_server.client().create_workspace(name)
