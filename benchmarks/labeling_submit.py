@@ -48,9 +48,13 @@ def main(argv=None) -> dict:
         client = PaiClient(url, token)
         ws = client.workspace("default")
         size = min(200, n)
-        task = ws.labeling.create_task(f"bench-{secrets.token_hex(4)}", "image-classification",
-                                       labels=["cat", "dog"], package_size=size,
-                                       lines=[{"data": {"source": f"{i}.jpg"}} for i in range(n)])
+        task = ws.labeling.create_task(
+            f"bench-{secrets.token_hex(4)}",
+            "image-classification",
+            labels=["cat", "dog"],
+            package_size=size,
+            lines=[{"data": {"source": f"{i}.jpg"}} for i in range(n)],
+        )
         for _ in range(20):  # warm up connections and caches
             client.me()
         ping = []

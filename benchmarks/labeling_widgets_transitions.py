@@ -58,8 +58,11 @@ PAGE_HELPERS = """
 """
 
 # In-page timing: trigger, then wait for a new image, decode it, wait a frame.
-MEASURE = """
-async ([root, kind, n, pace]) => {""" + PAGE_HELPERS + """
+MEASURE = (
+    """
+async ([root, kind, n, pace]) => {"""
+    + PAGE_HELPERS
+    + """
   const code = (k) => (k === "Enter" ? "Enter" : `Digit${k}`);
   const key = (target, k) =>
     target.dispatchEvent(new KeyboardEvent("keydown", { key: k, code: code(k), bubbles: true }));
@@ -84,11 +87,15 @@ async ([root, kind, n, pace]) => {""" + PAGE_HELPERS + """
   return { times, total: performance.now() - start };
 }
 """
+)
 
 
 # One timed move for the box runs: the box is already drawn; Enter, then wait for the next image.
-MEASURE_ONE = """
-async ([root, kind]) => {""" + PAGE_HELPERS + """
+MEASURE_ONE = (
+    """
+async ([root, kind]) => {"""
+    + PAGE_HELPERS
+    + """
   const before = ident(current());
   const t0 = performance.now();
   const target = kind === "pai_lab" ? (root.closest(".pl-root") || root.querySelector(".pl-root"))
@@ -100,6 +107,7 @@ async ([root, kind]) => {""" + PAGE_HELPERS + """
   return performance.now() - t0;
 }
 """
+)
 
 
 def make_images(folder: Path, count: int, size=(1024, 768)) -> list[Path]:
@@ -114,7 +122,8 @@ def make_images(folder: Path, count: int, size=(1024, 768)) -> list[Path]:
     out = []
     for i in range(count):
         base = Image.fromarray((digits.images[i % len(digits.images)] * 15).astype(np.uint8)).resize(
-            size, Image.Resampling.BILINEAR)
+            size, Image.Resampling.BILINEAR
+        )
         pixels = np.asarray(base, dtype=np.int16)[..., None].repeat(3, axis=2)
         pixels = np.clip(pixels + rng.integers(-24, 24, pixels.shape), 0, 255).astype(np.uint8)
         path = folder / f"img_{i:04d}.png"
@@ -132,31 +141,35 @@ def has_bbox_widget() -> bool:
 
 
 def ipywidgets_cell(files: list[Path]) -> str:
-    return ("import ipywidgets as W\nfrom pathlib import Path\n"
-            f"files = {[str(f) for f in files]!r}\n"
-            "img = W.Image(value=Path(files[0]).read_bytes(), format='png', layout=W.Layout(max_width='800px'))\n"
-            "state = {'i': 0, 'answers': []}\n"
-            "def pick(button):\n"
-            "    state['answers'].append((state['i'], button.description))\n"
-            "    state['i'] += 1\n"
-            "    img.value = Path(files[state['i'] % len(files)]).read_bytes()\n"
-            "buttons = [W.Button(description=str(c)) for c in range(10)]\n"
-            "for b in buttons:\n    b.on_click(pick)\n"
-            "W.VBox([img, W.HBox(buttons)])")
+    return (
+        "import ipywidgets as W\nfrom pathlib import Path\n"
+        f"files = {[str(f) for f in files]!r}\n"
+        "img = W.Image(value=Path(files[0]).read_bytes(), format='png', layout=W.Layout(max_width='800px'))\n"
+        "state = {'i': 0, 'answers': []}\n"
+        "def pick(button):\n"
+        "    state['answers'].append((state['i'], button.description))\n"
+        "    state['i'] += 1\n"
+        "    img.value = Path(files[state['i'] % len(files)]).read_bytes()\n"
+        "buttons = [W.Button(description=str(c)) for c in range(10)]\n"
+        "for b in buttons:\n    b.on_click(pick)\n"
+        "W.VBox([img, W.HBox(buttons)])"
+    )
 
 
 def bbox_cell(files: list[Path], classes: list[str]) -> str:
-    return ("from jupyter_bbox_widget import BBoxWidget\n"
-            f"bfiles = {[str(f) for f in files]!r}\n"
-            "bstate = {'i': 0, 'answers': []}\n"
-            f"bw = BBoxWidget(image=bfiles[0], classes={classes!r})\n"
-            "@bw.on_submit\n"
-            "def submit():\n"
-            "    bstate['answers'].append((bstate['i'], bw.label, list(bw.bboxes)))\n"
-            "    bstate['i'] += 1\n"
-            "    bw.bboxes = []\n"
-            "    bw.image = bfiles[bstate['i'] % len(bfiles)]\n"
-            "bw")
+    return (
+        "from jupyter_bbox_widget import BBoxWidget\n"
+        f"bfiles = {[str(f) for f in files]!r}\n"
+        "bstate = {'i': 0, 'answers': []}\n"
+        f"bw = BBoxWidget(image=bfiles[0], classes={classes!r})\n"
+        "@bw.on_submit\n"
+        "def submit():\n"
+        "    bstate['answers'].append((bstate['i'], bw.label, list(bw.bboxes)))\n"
+        "    bstate['i'] += 1\n"
+        "    bw.bboxes = []\n"
+        "    bw.image = bfiles[bstate['i'] % len(bfiles)]\n"
+        "bw"
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -165,8 +178,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 @contextlib.contextmanager
-def labelers(lab, browser, transitions: int, image_folder: Path, template: str, labels: list[str],
-             peers: dict[str, str]):
+def labelers(
+    lab, browser, transitions: int, image_folder: Path, template: str, labels: list[str], peers: dict[str, str]
+):
     """One page with pai_lab's labeler over a new task, then each peer's cell, every first image
     shown; yields (page, {name: root}, transitions)."""
     from tests.fixtures.labeling_browser import create_task, open_notebook
@@ -174,15 +188,24 @@ def labelers(lab, browser, transitions: int, image_folder: Path, template: str, 
     transitions = min(transitions, 199)  # a package holds at most 200 items: 199 moves between them
     files = make_images(image_folder, transitions + 1)
     name = f"bench_{uuid.uuid4().hex[:6]}"
-    create_task(lab, {"name": name, "template": template, "labels": labels,
-                      "package_size": min(200, len(files)), "lines": [{"data": {"source": str(f)}} for f in files]})
+    create_task(
+        lab,
+        {
+            "name": name,
+            "template": template,
+            "labels": labels,
+            "package_size": min(200, len(files)),
+            "lines": [{"data": {"source": str(f)}} for f in files],
+        },
+    )
     cells = {kind: make(files) for kind, make in peers.items()}
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(60_000)
     page = context.new_page()
     try:
-        nb = open_notebook(page, lab, ["import pai_lab\nws = pai_lab.connect()\n"
-                                       f"ws.labeling.get({name!r}).label()", *cells.values()])
+        nb = open_notebook(
+            page, lab, [f"import pai_lab\nws = pai_lab.connect()\nws.labeling.get({name!r}).label()", *cells.values()]
+        )
         roots = {"pai_lab": nb.run(0)}
         roots["pai_lab"].locator("img[data-role=item-image]").wait_for()
         for index, kind in enumerate(cells, 1):
@@ -204,18 +227,26 @@ def run(lab, browser, transitions: int, image_folder: Path, pace_ms: int = 0) ->
     if has_bbox_widget():
         peers["jupyter-bbox-widget"] = lambda files: bbox_cell(files, digits)
     with labelers(lab, browser, transitions, image_folder, "image-classification", digits, peers) as (
-            page, roots, transitions):
+        page,
+        roots,
+        transitions,
+    ):
         results = {}
         for kind, root in roots.items():
             root.scroll_into_view_if_needed()
             measured = page.evaluate(MEASURE, [root.element_handle(), kind, transitions, pace_ms])
             if measured.get("error"):
-                print(f"{kind}: stopped after {len(measured['times'])} transitions: {measured['error']}",
-                      file=sys.stderr)
+                print(
+                    f"{kind}: stopped after {len(measured['times'])} transitions: {measured['error']}", file=sys.stderr
+                )
                 continue
             times = measured["times"]
-            results[kind] = {"n": len(times), "p50": statistics.median(times), "p95": percentile(times, 95),
-                             "items_per_minute": 60_000 * len(times) / measured["total"]}
+            results[kind] = {
+                "n": len(times),
+                "p50": statistics.median(times),
+                "p95": percentile(times, 95),
+                "items_per_minute": 60_000 * len(times) / measured["total"],
+            }
         return results
 
 
@@ -224,7 +255,10 @@ def run_boxes(lab, browser, transitions: int, image_folder: Path) -> dict[str, d
     classes = ["digit", "noise"]
     peers = {"jupyter-bbox-widget": lambda files: bbox_cell(files, classes)} if has_bbox_widget() else {}
     with labelers(lab, browser, transitions, image_folder, "object-detection", classes, peers) as (
-            page, roots, transitions):
+        page,
+        roots,
+        transitions,
+    ):
         results = {}
         for kind, root in roots.items():
             root.scroll_into_view_if_needed()
@@ -244,8 +278,12 @@ def run_boxes(lab, browser, transitions: int, image_folder: Path) -> dict[str, d
                     print(f"{kind}: stopped after {len(times)} transitions: {exc}", file=sys.stderr)
                     break
             if times:
-                results[kind] = {"n": len(times), "p50": statistics.median(times), "p95": percentile(times, 95),
-                                 "items_per_minute": 60 * len(times) / (time.perf_counter() - start)}
+                results[kind] = {
+                    "n": len(times),
+                    "p50": statistics.median(times),
+                    "p95": percentile(times, 95),
+                    "items_per_minute": 60 * len(times) / (time.perf_counter() - start),
+                }
         return results
 
 
@@ -260,22 +298,36 @@ def report(results: dict[str, dict], boxes: bool = False) -> str:
         lines.append(f"{kind:<22}{r['p50']:>9.1f}{r['p95']:>9.1f}{r['items_per_minute']:>11.0f}{keys[kind]:>16}")
     if best_peer and "pai_lab" in results:
         ours = results["pai_lab"]
-        lines.append(f"p95 ratio (faster peer {best_peer} / pai_lab): {results[best_peer]['p95'] / ours['p95']:.1f}x; "
-                     f"p50 ratio: {results[best_peer]['p50'] / ours['p50']:.1f}x; items/min ratio: "
-                     f"{ours['items_per_minute'] / results[best_peer]['items_per_minute']:.1f}x")
+        lines.append(
+            f"p95 ratio (faster peer {best_peer} / pai_lab): {results[best_peer]['p95'] / ours['p95']:.1f}x; "
+            f"p50 ratio: {results[best_peer]['p50'] / ours['p50']:.1f}x; items/min ratio: "
+            f"{ours['items_per_minute'] / results[best_peer]['items_per_minute']:.1f}x"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=199,
-                        help="transitions measured per labeler (default and most: 199, across one 200-item package)")
+    parser.add_argument(
+        "--items",
+        type=int,
+        default=199,
+        help="transitions measured per labeler (default and most: 199, across one 200-item package)",
+    )
     parser.add_argument("--boxes", action="store_true", help="bounding boxes: Enter after the box to the next image")
-    parser.add_argument("--pace", type=int, default=0, metavar="MS",
-                        help="classification: pause MS after each item is shown before the next key (default 0: "
-                             "back to back, the heaviest load; a person needs 500 ms or more per item)")
-    parser.add_argument("--cold", action="store_true",
-                        help="no preparation when the task is created: only from the claim, as the page opens")
+    parser.add_argument(
+        "--pace",
+        type=int,
+        default=0,
+        metavar="MS",
+        help="classification: pause MS after each item is shown before the next key (default 0: "
+        "back to back, the heaviest load; a person needs 500 ms or more per item)",
+    )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="no preparation when the task is created: only from the claim, as the page opens",
+    )
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -288,8 +340,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
                 try:
                     if args.boxes:
-                        results = run_boxes(lab, browser, 100 if args.items == 199 else args.items,
-                                            lab.root / "images")
+                        results = run_boxes(lab, browser, 100 if args.items == 199 else args.items, lab.root / "images")
                     else:
                         results = run(lab, browser, args.items, lab.root / "images", args.pace)
                 finally:

@@ -20,9 +20,24 @@ def free_port() -> int:
 def start_server(root: Path, *extra: str, timeout: float = 120) -> tuple[subprocess.Popen, str, str]:
     """Start `pai server --root ROOT` (plus ``extra`` flags); (process, URL, owner token) once it answers."""
     token = "bench-" + os.urandom(6).hex()
-    proc = subprocess.Popen([sys.executable, "-m", "pai_lab", "server", "--root", str(root), "--token", token,
-                             "--port", str(free_port()), *extra], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pai_lab",
+            "server",
+            "--root",
+            str(root),
+            "--token",
+            token,
+            "--port",
+            str(free_port()),
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     runtime = root / ".pai_lab" / "server.json"
     deadline = time.time() + timeout
     while time.time() < deadline:

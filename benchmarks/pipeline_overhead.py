@@ -36,8 +36,9 @@ def noop(i: int = 0) -> int:
 def pipeline(n: int, chain: bool):
     from pai_lab.pipelines import FunctionOperator, Pipeline, PipelineParameter
 
-    op = FunctionOperator(noop, inputs=[PipelineParameter("i", int, 0)], outputs=[PipelineParameter("out", int)],
-                          identifier="noop")
+    op = FunctionOperator(
+        noop, inputs=[PipelineParameter("i", int, 0)], outputs=[PipelineParameter("out", int)], identifier="noop"
+    )
     steps, last = [], None
     for i in range(n):
         step = op.as_step(name=f"s{i}", inputs={"i": last.outputs["out"] if chain and last else i})
@@ -84,14 +85,20 @@ def main() -> None:
         results = {}
         for shape, n, chain in (("chain", args.chain, True), ("fan-out", args.fanout, False)):
             pai, dask = through_pai(ws, n, chain), bare_dask(n, chain)
-            results[shape] = {"steps": n, "pai_s": round(pai, 3), "dask_s": round(dask, 3),
-                              "overhead_ms_per_step": round(1000 * (pai - dask) / n, 1),
-                              "ratio": round(pai / dask, 1) if dask else None}
+            results[shape] = {
+                "steps": n,
+                "pai_s": round(pai, 3),
+                "dask_s": round(dask, 3),
+                "overhead_ms_per_step": round(1000 * (pai - dask) / n, 1),
+                "ratio": round(pai / dask, 1) if dask else None,
+            }
         results["machine"] = f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
         print(json.dumps(results))
         c, f = results["chain"], results["fan-out"]
-        print(f"chain: {c['pai_s']} s vs {c['dask_s']} s ({c['overhead_ms_per_step']} ms/step); "
-              f"fan-out: {f['pai_s']} s vs {f['dask_s']} s (ratio {f['ratio']})")
+        print(
+            f"chain: {c['pai_s']} s vs {c['dask_s']} s ({c['overhead_ms_per_step']} ms/step); "
+            f"fan-out: {f['pai_s']} s vs {f['dask_s']} s (ratio {f['ratio']})"
+        )
     finally:
         proc.terminate()
         proc.wait(30)

@@ -45,9 +45,13 @@ def export_model(folder: Path, hidden: int) -> None:
     import tf_keras as keras
 
     keras.utils.set_random_seed(42)
-    model = keras.Sequential([keras.layers.Dense(hidden, activation="relu", input_shape=(FEATURES,)),
-                              keras.layers.Dense(hidden, activation="relu"),
-                              keras.layers.Dense(10, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.layers.Dense(hidden, activation="relu", input_shape=(FEATURES,)),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
 
     @tf.function(input_signature=[tf.TensorSpec([None, FEATURES], tf.float32, name="images")])
     def predict_images(images):
@@ -76,7 +80,7 @@ def in_process_limits(folder: Path, seconds: float) -> dict[int, float]:
 
 # --------------------------------------------------------------------------- the baseline server
 
-BASELINE = '''
+BASELINE = """
 import json, os, sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np, tensorflow as tf
@@ -92,7 +96,7 @@ import logging; logging.getLogger("tornado.access").setLevel(logging.ERROR)
 web.Application([(r"/predict", Predict)]).listen(int(sys.argv[2]), "127.0.0.1")
 print("ready", flush=True)
 ioloop.IOLoop.current().start()
-'''
+"""
 
 
 def free_port() -> int:
@@ -104,8 +108,12 @@ def free_port() -> int:
 def start_baseline(folder: Path) -> tuple[subprocess.Popen, str]:
     """Started now; ``wait_baseline`` blocks until it serves."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", BASELINE, str(folder), str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BASELINE, str(folder), str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     return proc, f"http://127.0.0.1:{port}/predict"
 
 
@@ -114,7 +122,7 @@ def wait_baseline(proc: subprocess.Popen) -> None:
         raise RuntimeError("the baseline server did not start")
 
 
-BENTO_SERVICE = '''
+BENTO_SERVICE = """
 import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import bentoml
@@ -132,7 +140,7 @@ class Bench:
     @bentoml.api(batchable=True, max_batch_size=64)
     def predict(self, images: np.ndarray) -> np.ndarray:
         return self.fn(images=self.tf.constant(images.astype(np.float32)))["scores"].numpy()
-'''
+"""
 
 
 def bentoml_python(given: str | None) -> str | None:
@@ -149,9 +157,14 @@ def bentoml_python(given: str | None) -> str | None:
 def start_bentoml(python: str, folder: Path, work: Path) -> tuple[subprocess.Popen, str]:
     (work / "service.py").write_text(BENTO_SERVICE)
     port = free_port()
-    proc = subprocess.Popen([python, "-m", "bentoml", "serve", "service:Bench", "--host", "127.0.0.1",
-                             "--port", str(port)], cwd=work, env=dict(os.environ, PAI_BENCH_MODEL=str(folder)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [python, "-m", "bentoml", "serve", "service:Bench", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=work,
+        env=dict(os.environ, PAI_BENCH_MODEL=str(folder)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     return proc, f"http://127.0.0.1:{port}/predict"
 
 
@@ -163,8 +176,12 @@ def wait_bentoml(proc: subprocess.Popen, url: str) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"bentoml serve exited with {proc.returncode}")
         try:
-            if requests.post(url, data=bento_body(1), headers={"Content-Type": "application/json"},
-                             timeout=10).status_code == 200:
+            if (
+                requests.post(
+                    url, data=bento_body(1), headers={"Content-Type": "application/json"}, timeout=10
+                ).status_code
+                == 200
+            ):
                 return
         except requests.RequestException:
             pass
@@ -179,19 +196,44 @@ def start_gateway(folder: Path, state_dir: Path):
 
     secret = secrets.token_hex(8)
     env = dict(os.environ, PAI_LAB_GATEWAY_SECRET=secret)
-    proc = subprocess.Popen([sys.executable, "-m", "pai_lab.serving.gateway", "--state-dir", str(state_dir)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pai_lab.serving.gateway", "--state-dir", str(state_dir)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ready = state_dir / "gateway.json"
     while not ready.exists():
         time.sleep(0.05)
     base = f"http://127.0.0.1:{json.loads(ready.read_text())['port']}"
     token = "bench-token"
-    rpc = {"batching": True, "keepalive": 5000, "io_threads": 4, "max_batch_size": 64, "max_batch_timeout": 5,
-           "max_queue_size": 1024, "worker_threads": None}
-    state = {"services": [{"name": "bench", "state": "Running", "instance": 1, "workers": 2, "rpc": rpc,
-                           "cpu": None, "memory": None, "version": 1, "revision": "0" * 40, "warm_up": [],
-                           "processor": {"processor_kind": "tensorflow", "model_dir": str(folder)}}],
-             "routes": {"bench": {"token": token, "targets": {"bench": 100}}}}
+    rpc = {
+        "batching": True,
+        "keepalive": 5000,
+        "io_threads": 4,
+        "max_batch_size": 64,
+        "max_batch_timeout": 5,
+        "max_queue_size": 1024,
+        "worker_threads": None,
+    }
+    state = {
+        "services": [
+            {
+                "name": "bench",
+                "state": "Running",
+                "instance": 1,
+                "workers": 2,
+                "rpc": rpc,
+                "cpu": None,
+                "memory": None,
+                "version": 1,
+                "revision": "0" * 40,
+                "warm_up": [],
+                "processor": {"processor_kind": "tensorflow", "model_dir": str(folder)},
+            }
+        ],
+        "routes": {"bench": {"token": token, "targets": {"bench": 100}}},
+    }
     headers = {"X-Pai-Lab-Gateway-Secret": secret}
     requests.put(base + "/_admin/state", json=state, headers=headers).raise_for_status()
 
@@ -216,6 +258,7 @@ async def _load(url: str, body: bytes, headers: dict, concurrency: int, seconds:
     stop = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def worker():
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
@@ -238,20 +281,29 @@ async def _load(url: str, body: bytes, headers: dict, concurrency: int, seconds:
     def pct(p):
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
 
-    return {"rps": len(latencies) / elapsed, "p50_ms": pct(0.5), "p99_ms": pct(0.99), "ok": len(latencies),
-            "errors": errors}
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": pct(0.5),
+        "p99_ms": pct(0.99),
+        "ok": len(latencies),
+        "errors": errors,
+    }
 
 
-def run_load(url: str, body: bytes, token: str | None, concurrency: int, seconds: float,
-             headers: dict | None = None) -> dict:
+def run_load(
+    url: str, body: bytes, token: str | None, concurrency: int, seconds: float, headers: dict | None = None
+) -> dict:
     """The load generator in a process of its own, so it does not share the server's interpreter."""
     headers = {"Content-Type": "application/json", **({"Authorization": token} if token else {}), **(headers or {})}
     with tempfile.NamedTemporaryFile(suffix=".body", delete=False) as fh:
         fh.write(body)
     try:
-        done = subprocess.run([sys.executable, __file__, "--loadgen", url, fh.name, json.dumps(headers),
-                               str(concurrency), str(seconds)], capture_output=True, text=True,
-                              timeout=seconds + 120)
+        done = subprocess.run(
+            [sys.executable, __file__, "--loadgen", url, fh.name, json.dumps(headers), str(concurrency), str(seconds)],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 120,
+        )
         if done.returncode != 0:
             raise RuntimeError(done.stderr[-2000:])
         return json.loads(done.stdout.strip().splitlines()[-1])
@@ -278,11 +330,23 @@ def binary_v2_body(rows: int) -> tuple[bytes, dict]:
     import numpy as np
 
     x = np.random.default_rng(1).random((rows, FEATURES), dtype=np.float32)
-    head = json.dumps({"inputs": [{"name": "images", "shape": [rows, FEATURES], "datatype": "FP32",
-                                   "parameters": {"binary_data_size": x.nbytes}}],
-                       "outputs": [{"name": "scores", "parameters": {"binary_data": True}}]}).encode()
-    return head + x.tobytes(), {"Inference-Header-Content-Length": str(len(head)),
-                                "Content-Type": "application/octet-stream"}
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "images",
+                    "shape": [rows, FEATURES],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": x.nbytes},
+                }
+            ],
+            "outputs": [{"name": "scores", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    return head + x.tobytes(), {
+        "Inference-Header-Content-Length": str(len(head)),
+        "Content-Type": "application/octet-stream",
+    }
 
 
 # --------------------------------------------------------------------------- main
@@ -293,8 +357,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--smoke", action="store_true", help="tiny run: checks that every part works")
     parser.add_argument("--seconds", type=float, default=8.0, help="load duration per measurement")
     parser.add_argument("--bentoml-python", help="a Python that can import bentoml (see above)")
-    parser.add_argument("--loadgen", nargs=5, metavar=("URL", "BODY", "HEADERS", "CONC", "SECONDS"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--loadgen", nargs=5, metavar=("URL", "BODY", "HEADERS", "CONC", "SECONDS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.loadgen:
         url, body_file, headers, conc, seconds = args.loadgen
@@ -364,25 +429,33 @@ def main(argv: list[str] | None = None) -> dict:
 
 def report(results: dict, hidden: int) -> None:
     limits = results["in_process_samples_per_s"]
-    print(f"model: 784 -> {hidden} -> {hidden} -> 10; in-process: {limits[1]:,.0f} samples/s at batch 1, "
-          f"{limits[64]:,.0f} at batch 64 (model time at batch 1: {1000 / limits[1]:.2f} ms)")
+    print(
+        f"model: 784 -> {hidden} -> {hidden} -> 10; in-process: {limits[1]:,.0f} samples/s at batch 1, "
+        f"{limits[64]:,.0f} at batch 64 (model time at batch 1: {1000 / limits[1]:.2f} ms)"
+    )
     print(f"{'one sample/request':<20}{'server':<10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}  errors   vs tornado")
     for conc, pair in results["one_sample"].items():
         base = pair["tornado"]["rps"] or 1e-9
         for name, r in pair.items():
-            print(f"{'concurrency ' + str(conc):<20}{name:<10}{r['rps']:>9,.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-                  f"  {sum(r['errors'].values()):<7}  {r['rps'] / base:.2f}x")
+            print(
+                f"{'concurrency ' + str(conc):<20}{name:<10}{r['rps']:>9,.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+                f"  {sum(r['errors'].values()):<7}  {r['rps'] / base:.2f}x"
+            )
     for conc, pair in results["one_sample"].items():
         if "bentoml" in pair:
             ours, theirs = pair["pai_lab"], pair["bentoml"]
-            print(f"concurrency {conc}: pai_lab / BentoML {ours['rps'] / (theirs['rps'] or 1e-9):.2f}x req/s, "
-                  f"p99 {ours['p99_ms'] / theirs['p99_ms']:.2f}x of BentoML's")
+            print(
+                f"concurrency {conc}: pai_lab / BentoML {ours['rps'] / (theirs['rps'] or 1e-9):.2f}x req/s, "
+                f"p99 {ours['p99_ms'] / theirs['p99_ms']:.2f}x of BentoML's"
+            )
     c1 = results["one_sample"][min(results["one_sample"])]["pai_lab"]
     print(f"median overhead at concurrency 1 over the model's own time: {c1['p50_ms'] - 1000 / limits[1]:.2f} ms")
     for name, r in results["batch64"].items():
         samples = r["rps"] * 64
-        print(f"64 samples/request  {name:<18}{samples:>10,.0f} samples/s = {samples / limits[64]:.2f}x the "
-              f"in-process limit at batch 64 (p99 {r['p99_ms']:.1f} ms, errors {sum(r['errors'].values())})")
+        print(
+            f"64 samples/request  {name:<18}{samples:>10,.0f} samples/s = {samples / limits[64]:.2f}x the "
+            f"in-process limit at batch 64 (p99 {r['p99_ms']:.1f} ms, errors {sum(r['errors'].values())})"
+        )
     print(f"BentoML: {results['bentoml']}")
 
 

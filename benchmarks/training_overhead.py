@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 from benchmarks.pai_server import free_port, start_server
 
-TF_SCRIPT = r'''
+TF_SCRIPT = r"""
 import os, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np, tensorflow as tf
@@ -49,9 +49,9 @@ start = time.perf_counter()
 for _ in range(steps):
     step()
 print(f"steps_per_s={steps / (time.perf_counter() - start):.3f}", flush=True)
-'''
+"""
 
-PLAIN_SCRIPT = r'''
+PLAIN_SCRIPT = r"""
 import json, os, sys, time
 steps = int(sys.argv[1])
 json.loads(os.environ["TF_CONFIG"])
@@ -60,8 +60,7 @@ start = time.perf_counter()
 for _ in range(steps):
     time.sleep(0.002)
 print(f"steps_per_s={steps / (time.perf_counter() - start):.3f}", flush=True)
-'''
-
+"""
 
 
 def parse(text: str) -> tuple[float, float]:
@@ -75,10 +74,18 @@ def by_hand(script: Path, steps: int) -> dict:
     launched = time.time()
     procs = []
     for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": hosts},
-                                                     "task": {"type": "worker", "index": index}}))
-        procs.append(subprocess.Popen([sys.executable, str(script), str(steps)], env=env, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        env = dict(
+            os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(script), str(steps)],
+                env=env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        )
     outputs = [p.communicate()[0] for p in procs]
     wall = time.time() - launched
     if any(p.returncode for p in procs):
@@ -90,9 +97,24 @@ def by_hand(script: Path, steps: int) -> dict:
 def through_pai(script: Path, steps: int, url: str, token: str) -> dict:
     env = dict(os.environ, PAI_LAB_URL=url, PAI_LAB_TOKEN=token)
     launched = time.time()
-    done = subprocess.run([sys.executable, "-m", "pai_lab", "dlc", "submit", "tfjob", "--name=overhead",
-                           "--workers=2", f"--command=python {script} {steps}", "--json"],
-                          env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pai_lab",
+            "dlc",
+            "submit",
+            "tfjob",
+            "--name=overhead",
+            "--workers=2",
+            f"--command=python {script} {steps}",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     wall = time.time() - launched
     if done.returncode != 0:
         raise SystemExit(f"pai dlc submit failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
@@ -110,8 +132,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--plain", action="store_true", help="a stdlib-only stand-in script (harness check)")
     parser.add_argument("--url")
     parser.add_argument("--token", default="")
-    parser.add_argument("--work", help="folder for the job's script, one the server's ranks can see (with --url: "
-                                       "inside its root or allowed roots); default: a new temporary folder")
+    parser.add_argument(
+        "--work",
+        help="folder for the job's script, one the server's ranks can see (with --url: "
+        "inside its root or allowed roots); default: a new temporary folder",
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="pai-bench-", dir=args.work))
     script = work / "steps.py"
@@ -130,19 +155,27 @@ def main(argv: list[str] | None = None) -> dict:
             server.terminate()
             server.wait(60)
     result = {
-        "steps": args.steps, "script": "plain" if args.plain else "tensorflow-mwms",
-        "hand": hand, "pai": pai,
+        "steps": args.steps,
+        "script": "plain" if args.plain else "tensorflow-mwms",
+        "hand": hand,
+        "pai": pai,
         "wall_ratio": pai["wall_s"] / hand["wall_s"],
         "steps_per_s_ratio": hand["steps_per_s"] / pai["steps_per_s"],
         "first_step_extra_s": pai["first_step_s"] - hand["first_step_s"],
     }
     print(f"2-worker MWMS, {args.steps} steps ({result['script']})")
-    print(f"  by hand : wall {hand['wall_s']:.2f} s, {hand['steps_per_s']:.1f} steps/s, "
-          f"first step after {hand['first_step_s']:.2f} s")
-    print(f"  pai dlc : wall {pai['wall_s']:.2f} s, {pai['steps_per_s']:.1f} steps/s, "
-          f"first step after {pai['first_step_s']:.2f} s")
-    print(f"  ratio pai/hand: wall {result['wall_ratio']:.3f}x, time per step {result['steps_per_s_ratio']:.3f}x, "
-          f"first step +{result['first_step_extra_s']:.2f} s")
+    print(
+        f"  by hand : wall {hand['wall_s']:.2f} s, {hand['steps_per_s']:.1f} steps/s, "
+        f"first step after {hand['first_step_s']:.2f} s"
+    )
+    print(
+        f"  pai dlc : wall {pai['wall_s']:.2f} s, {pai['steps_per_s']:.1f} steps/s, "
+        f"first step after {pai['first_step_s']:.2f} s"
+    )
+    print(
+        f"  ratio pai/hand: wall {result['wall_ratio']:.3f}x, time per step {result['steps_per_s_ratio']:.3f}x, "
+        f"first step +{result['first_step_extra_s']:.2f} s"
+    )
     return result
 
 

@@ -22,8 +22,12 @@ from pai_lab.training.manager import TrainingManager
 
 # The settings users set as PaiLabApp.<name> that belong to a manager, and the manager's trait for each.
 # Set on PaiLabApp they win over the manager's own (c.TrainingManager.n_workers), as before.
-TRAINING_SETTINGS = {"dask_scheduler_address": "dask_scheduler_address", "n_workers": "n_workers",
-                     "threads_per_worker": "threads_per_worker", "memory_limit": "memory_limit"}
+TRAINING_SETTINGS = {
+    "dask_scheduler_address": "dask_scheduler_address",
+    "n_workers": "n_workers",
+    "threads_per_worker": "threads_per_worker",
+    "memory_limit": "memory_limit",
+}
 SERVING_SETTINGS = {"serving_port": "port", "serving_metrics_token": "metrics_token"}
 
 
@@ -34,67 +38,110 @@ class PaiLabApp(ExtensionApp):
     load_other_extensions = True
 
     root_dir = Unicode(
-        "", config=True,
+        "",
+        config=True,
         help="Folder that holds pai_lab's state (.pai_lab/) and the workspaces' files. "
-             "Default: $PAI_LAB_ROOT, else the Jupyter server's root_dir.",
+        "Default: $PAI_LAB_ROOT, else the Jupyter server's root_dir.",
     )
     database_url = Unicode(
-        "", config=True,
+        "",
+        config=True,
         help="SQLAlchemy URL of the metadata store. Default: sqlite:///<root>/.pai_lab/pai.db (WAL mode). "
-             "PostgreSQL works too: postgresql+psycopg://user:pass@host/db",
+        "PostgreSQL works too: postgresql+psycopg://user:pass@host/db",
     )
     owner = Unicode(config=True, help="The user who owns this server and the default workspace.")
     default_member_role = Unicode(
-        "", config=True,
+        "",
+        config=True,
         help="If set, any other authenticated user joins the default workspace with this role on first call.",
     )
-    allowed_roots = List(Unicode(), config=True,
-                         help="Folders besides root_dir from which local datasets may be registered.")
-    allowed_url_prefixes = List(Unicode(), config=True,
-                                help="http(s) URL prefixes the server may fetch item media from (e.g. "
-                                     "https://data.example.com/public/). Default: none.")
-    training_manager_class = Type(
-        default_value=TrainingManager, klass=TrainingManager, config=True,
-        help="The training backend: a TrainingManager subclass (jobs on Dask by default).")
-    serving_manager_class = Type(
-        default_value=ServingManager, klass=ServingManager, config=True,
-        help="The serving backend: a ServingManager subclass (a local gateway process by default).")
-    dask_scheduler_address = Unicode(
-        "", config=True,
-        help="Address of an existing Dask scheduler (tcp://host:8786). Empty: a LocalCluster started on demand. "
-             "Same as TrainingManager.dask_scheduler_address (this one wins when set).",
+    allowed_roots = List(
+        Unicode(), config=True, help="Folders besides root_dir from which local datasets may be registered."
     )
-    n_workers = Int(2, config=True, help="Workers of the LocalCluster started when no scheduler is configured. "
-                    "Same as TrainingManager.n_workers (this one wins when set).")
-    threads_per_worker = Int(0, config=True, help="Threads per LocalCluster worker; each job rank holds one while it "
-                             "runs. 0: the machine's cores split between the workers. Same as "
-                             "TrainingManager.threads_per_worker (this one wins when set).")
-    memory_limit = Unicode("auto", config=True, help="Memory limit per LocalCluster worker. Same as "
-                           "TrainingManager.memory_limit (this one wins when set).")
-    serving_port = Int(0, config=True, help="Port of the serving gateway (0: the port the last gateway had, "
-                       "kept in the state folder, when it is free, else a free port). Same as ServingManager.port "
-                       "(this one wins when set).")
+    allowed_url_prefixes = List(
+        Unicode(),
+        config=True,
+        help="http(s) URL prefixes the server may fetch item media from (e.g. "
+        "https://data.example.com/public/). Default: none.",
+    )
+    training_manager_class = Type(
+        default_value=TrainingManager,
+        klass=TrainingManager,
+        config=True,
+        help="The training backend: a TrainingManager subclass (jobs on Dask by default).",
+    )
+    serving_manager_class = Type(
+        default_value=ServingManager,
+        klass=ServingManager,
+        config=True,
+        help="The serving backend: a ServingManager subclass (a local gateway process by default).",
+    )
+    dask_scheduler_address = Unicode(
+        "",
+        config=True,
+        help="Address of an existing Dask scheduler (tcp://host:8786). Empty: a LocalCluster started on demand. "
+        "Same as TrainingManager.dask_scheduler_address (this one wins when set).",
+    )
+    n_workers = Int(
+        2,
+        config=True,
+        help="Workers of the LocalCluster started when no scheduler is configured. "
+        "Same as TrainingManager.n_workers (this one wins when set).",
+    )
+    threads_per_worker = Int(
+        0,
+        config=True,
+        help="Threads per LocalCluster worker; each job rank holds one while it "
+        "runs. 0: the machine's cores split between the workers. Same as "
+        "TrainingManager.threads_per_worker (this one wins when set).",
+    )
+    memory_limit = Unicode(
+        "auto",
+        config=True,
+        help="Memory limit per LocalCluster worker. Same as TrainingManager.memory_limit (this one wins when set).",
+    )
+    serving_port = Int(
+        0,
+        config=True,
+        help="Port of the serving gateway (0: the port the last gateway had, "
+        "kept in the state folder, when it is free, else a free port). Same as ServingManager.port "
+        "(this one wins when set).",
+    )
     serving_metrics_token = Unicode(
-        config=True, help="When set, the serving gateway's /metrics answers only `Authorization: Bearer <token>`. "
-                          "Default: $PAI_LAB_METRICS_TOKEN, else open. Same as ServingManager.metrics_token (this "
-                          "one wins when set).")
+        config=True,
+        help="When set, the serving gateway's /metrics answers only `Authorization: Bearer <token>`. "
+        "Default: $PAI_LAB_METRICS_TOKEN, else open. Same as ServingManager.metrics_token (this "
+        "one wins when set).",
+    )
     preview_prepare_items = Int(
-        1000, config=True,
+        1000,
+        config=True,
         help="Images of a new labeling task prepared for the labelers in the background (decoded once and kept "
-             "at view sizes). Later packages are prepared when claimed. 0: only when claimed.")
-    preview_cache_bytes = Int(2 << 30, config=True,
-                              help="Disk space for the prepared images (oldest removed first).")
-    max_job_ranks = Int(16, config=True, help="Most ranks (chief, masters, workers and PS together) one job may "
-                        "ask for; a job above it is refused at once with 400.")
-    max_service_instances = Int(64, config=True, help="Most instances one service may ask for "
-                                "(metadata.instance); a create or update above it is refused at once with 400.")
-    max_request_bytes = Int(64 << 20, config=True,
-                            help="Largest request body pai_lab's REST routes accept; larger ones get 413.")
+        "at view sizes). Later packages are prepared when claimed. 0: only when claimed.",
+    )
+    preview_cache_bytes = Int(2 << 30, config=True, help="Disk space for the prepared images (oldest removed first).")
+    max_job_ranks = Int(
+        16,
+        config=True,
+        help="Most ranks (chief, masters, workers and PS together) one job may "
+        "ask for; a job above it is refused at once with 400.",
+    )
+    max_service_instances = Int(
+        64,
+        config=True,
+        help="Most instances one service may ask for "
+        "(metadata.instance); a create or update above it is refused at once with 400.",
+    )
+    max_request_bytes = Int(
+        64 << 20, config=True, help="Largest request body pai_lab's REST routes accept; larger ones get 413."
+    )
     job_sandbox = Unicode(
-        "auto", config=True,
+        "auto",
+        config=True,
         help="Local job ranks in a bubblewrap sandbox: 'auto' (once the server has more than one user), "
-             "'bubblewrap' (always) or 'off'. A server that needs one and has no working bubblewrap refuses "
-             "local jobs with 409. Ranks on a remote Dask cluster run under their workers' OS users instead.")
+        "'bubblewrap' (always) or 'off'. A server that needs one and has no working bubblewrap refuses "
+        "local jobs with 409. Ranks on a remote Dask cluster run under their workers' OS users instead.",
+    )
     bubblewrap_path = Unicode("bwrap", config=True, help="The bubblewrap program the sandbox runs.")
 
     runtime_file = Unicode("", help="server.json written by `pai server`; empty inside JupyterLab.")
@@ -132,8 +179,9 @@ class PaiLabApp(ExtensionApp):
                 raise  # `pai server`: stop with the reason
             return  # inside JupyterLab: the rest of Jupyter works; pai_lab's routes answer 503 with the reason
         self.settings["pai_lab_platform"] = self.platform
-        self.log.info("pai_lab %s: root %s, store %s", __version__, self.platform.root_dir,
-                      self.platform.store.url.split("@")[-1])
+        self.log.info(
+            "pai_lab %s: root %s, store %s", __version__, self.platform.root_dir, self.platform.store.url.split("@")[-1]
+        )
 
     def _given(self, names: dict[str, str]) -> dict:
         """The PaiLabApp settings of ``names`` that the configuration sets, under the manager's trait names."""
@@ -142,8 +190,9 @@ class PaiLabApp(ExtensionApp):
 
     def build_managers(self, platform: Platform) -> None:
         """The configured training and serving backends, children of this app in the configuration."""
-        platform.provide("training", self.training_manager_class(platform, parent=self,
-                                                                 **self._given(TRAINING_SETTINGS)))
+        platform.provide(
+            "training", self.training_manager_class(platform, parent=self, **self._given(TRAINING_SETTINGS))
+        )
         platform.provide("serving", self.serving_manager_class(platform, parent=self, **self._given(SERVING_SETTINGS)))
 
     def initialize_handlers(self) -> None:
@@ -169,8 +218,17 @@ class PaiLabApp(ExtensionApp):
             await start()
 
     @classmethod
-    def control_plane(cls, root: str | Path, *, token: str, owner: str, ip: str = "127.0.0.1", port: int = 0,
-                      users: dict[str, str] | None = None, **settings: Any) -> PaiLabApp:
+    def control_plane(
+        cls,
+        root: str | Path,
+        *,
+        token: str,
+        owner: str,
+        ip: str = "127.0.0.1",
+        port: int = 0,
+        users: dict[str, str] | None = None,
+        **settings: Any,
+    ) -> PaiLabApp:
         """A lean Jupyter server that runs the control plane alone on ``root`` (what `pai server` starts):
         named-token logins (``owner`` with ``token``, ``users`` with theirs), ``settings`` as PaiLabApp traits
         (a list repeats the option). Raises when the control plane cannot load (a damaged store...)."""

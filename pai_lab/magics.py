@@ -82,8 +82,11 @@ class PaiMagics(Magics):
             return jsonable(result.data)
         if result.frame:
             rows = [r.model_dump() if isinstance(r, BaseModel) else r for r in result.data or []]
-            frame = pd.DataFrame.from_records(rows, columns=result.columns) if rows else pd.DataFrame(
-                columns=result.columns)
+            frame = (
+                pd.DataFrame.from_records(rows, columns=result.columns)
+                if rows
+                else pd.DataFrame(columns=result.columns)
+            )
             return frame
         if result.data is None:
             return None

@@ -38,7 +38,7 @@ def _create_private(database_url: str) -> None:
     database's mode), so the store is never readable by other users, whatever the umask."""
     if not database_url.startswith("sqlite:///"):
         return
-    path = database_url[len("sqlite:///"):].split("?", 1)[0]
+    path = database_url[len("sqlite:///") :].split("?", 1)[0]
     if not path or path == ":memory:" or os.path.exists(path):
         return
     try:
@@ -49,8 +49,13 @@ def _create_private(database_url: str) -> None:
 
 
 class Platform:
-    def __init__(self, root_dir: str | Path, database_url: str | None = None, owner: str | None = None,
-                 settings: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        root_dir: str | Path,
+        database_url: str | None = None,
+        owner: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ):
         self.root_dir = Path(root_dir).resolve()
         self.state_dir = self.root_dir / ".pai_lab"
         # the state holds the owner's token, service tokens and stored secrets: the server's OS user only

@@ -74,8 +74,11 @@ def jp_server_config(pai_root, tmp_path_factory):
             "identity_provider_class": "pai_lab.server.identity.NamedTokenIdentityProvider",
         },
         "NamedTokenIdentityProvider": {"user_tokens": USER_TOKENS, "owner_name": OWNER},
-        "PaiLabApp": {"owner": OWNER, "root_dir": str(pai_root),
-                      "allowed_roots": [str(tmp_path_factory.getbasetemp())]},
+        "PaiLabApp": {
+            "owner": OWNER,
+            "root_dir": str(pai_root),
+            "allowed_roots": [str(tmp_path_factory.getbasetemp())],
+        },
     }
 
 
@@ -91,8 +94,17 @@ class Api:
         self.fetch = fetch
         self.owner_header = owner_header
 
-    async def __call__(self, method: str, path: str, body=None, *, user: str = OWNER, params=None,
-                       raw_body: bytes | None = None, headers=None):
+    async def __call__(
+        self,
+        method: str,
+        path: str,
+        body=None,
+        *,
+        user: str = OWNER,
+        params=None,
+        raw_body: bytes | None = None,
+        headers=None,
+    ):
         from tornado.httpclient import HTTPClientError
 
         hdrs = dict(headers or {})
@@ -133,8 +145,7 @@ def members(api):
 
     async def add(workspace: str = "default", **overrides):
         for user, role in {**ROLE_OF, **overrides}.items():
-            status, body = await api("POST", f"/workspaces/{workspace}/members",
-                                     {"username": user, "roles": [role]})
+            status, body = await api("POST", f"/workspaces/{workspace}/members", {"username": user, "roles": [role]})
             assert status == 201, body
 
     return add
@@ -176,8 +187,20 @@ class LiveServer:
 def start_pai_server(root: Path, *extra: str, timeout: float = 60) -> LiveServer:
     root.mkdir(parents=True, exist_ok=True)
     runtime = root / ".pai_lab" / "server.json"
-    args = [sys.executable, "-m", "pai_lab", "server", "--root", str(root), "--port", str(free_port()),
-            "--owner", OWNER, "--token", "tok-owner-" + uuid.uuid4().hex[:8]]
+    args = [
+        sys.executable,
+        "-m",
+        "pai_lab",
+        "server",
+        "--root",
+        str(root),
+        "--port",
+        str(free_port()),
+        "--owner",
+        OWNER,
+        "--token",
+        "tok-owner-" + uuid.uuid4().hex[:8],
+    ]
     # fixtures (models, processors, code) live in pytest's temporary folder and the examples in the
     # repository: the test servers allow both, as an operator allows a shared folder
     args += ["--allowed-root", str(Path(__file__).resolve().parents[1] / "examples")]
@@ -191,8 +214,9 @@ def start_pai_server(root: Path, *extra: str, timeout: float = 60) -> LiveServer
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"pai server exited with {proc.returncode}:\n"
-                               + (root / "server.log").read_text()[-3000:])
+            raise RuntimeError(
+                f"pai server exited with {proc.returncode}:\n" + (root / "server.log").read_text()[-3000:]
+            )
         if runtime.exists():
             try:
                 info = json.loads(runtime.read_text())
@@ -202,8 +226,9 @@ def start_pai_server(root: Path, *extra: str, timeout: float = 60) -> LiveServer
                 return LiveServer(root, proc, info)
         time.sleep(0.1)
     proc.kill()
-    raise RuntimeError("pai server did not write its runtime file in time:\n"
-                       + (root / "server.log").read_text()[-3000:])
+    raise RuntimeError(
+        "pai server did not write its runtime file in time:\n" + (root / "server.log").read_text()[-3000:]
+    )
 
 
 @pytest.fixture(scope="session")

@@ -40,29 +40,46 @@ def main() -> None:
     ranks = strategy.num_replicas_in_sync
     size = (args.image_size, args.image_size)
     names = pai.class_names()
-    train = pai.dataset(image_size=size, channels=args.channels, shuffle=bool(args.shuffle), seed=args.seed,
-                        subset="training", cache=True)
+    train = pai.dataset(
+        image_size=size,
+        channels=args.channels,
+        shuffle=bool(args.shuffle),
+        seed=args.seed,
+        subset="training",
+        cache=True,
+    )
     val = pai.dataset(image_size=size, channels=args.channels, subset="validation", cache=True)
     if len(names) < 2 or train.total_count < ranks:
-        sys.exit(f"not enough labelled data to train: {train.total_count} labelled items in {len(names)} "
-                 f"class(es); label more items (at least 2 classes and {ranks} items) and submit again")
+        sys.exit(
+            f"not enough labelled data to train: {train.total_count} labelled items in {len(names)} "
+            f"class(es); label more items (at least 2 classes and {ranks} items) and submit again"
+        )
     print(f"{train.total_count} training and {val.total_count} validation items, classes {names}", flush=True)
 
     fit = pai.fit_inputs(strategy, train, val, global_batch=args.global_batch)
 
     with strategy.scope():
-        model = keras.Sequential([
-            keras.layers.Input(shape=(*size, args.channels)),
-            keras.layers.Conv2D(16, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(len(names), activation="softmax"),
-        ])
-        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
-                      loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-    model.fit(**fit, epochs=args.epochs, verbose=2,
-              callbacks=[pai.keras_callback(every_n_batches=fit["steps_per_epoch"], keras=keras)])
+        model = keras.Sequential(
+            [
+                keras.layers.Input(shape=(*size, args.channels)),
+                keras.layers.Conv2D(16, 3, activation="relu", padding="same"),
+                keras.layers.MaxPooling2D(),
+                keras.layers.Flatten(),
+                keras.layers.Dense(64, activation="relu"),
+                keras.layers.Dense(len(names), activation="softmax"),
+            ]
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(args.learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=["accuracy"],
+        )
+    model.fit(
+        **fit,
+        epochs=args.epochs,
+        verbose=2,
+        callbacks=[pai.keras_callback(every_n_batches=fit["steps_per_epoch"], keras=keras)],
+    )
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve(image_bytes):

@@ -60,8 +60,10 @@ def main() -> None:
     train = pai.dataset(shuffle=True, seed=args.seed, subset="training", cache=True)
     val = pai.dataset(subset="validation", cache=True)
     if len(names) < 2 or train.total_count < ranks:
-        sys.exit(f"not enough labelled data to train: {train.total_count} labelled items in {len(names)} "
-                 f"class(es); label more items (at least 2 classes and {ranks} items) and submit again")
+        sys.exit(
+            f"not enough labelled data to train: {train.total_count} labelled items in {len(names)} "
+            f"class(es); label more items (at least 2 classes and {ranks} items) and submit again"
+        )
     print(f"{train.total_count} training and {val.total_count} validation items, classes {names}", flush=True)
 
     fit = pai.fit_inputs(strategy, train, val, global_batch=args.global_batch)
@@ -70,10 +72,17 @@ def main() -> None:
         texts = keras.layers.Input(shape=(), dtype=tf.string, name="text")
         words = HashedWords(args.hash_buckets)(texts)
         model = keras.Model(texts, keras.layers.Dense(len(names), activation="softmax")(words))
-        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
-                      loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-    model.fit(**fit, epochs=args.epochs, verbose=2,
-              callbacks=[pai.keras_callback(every_n_batches=fit["steps_per_epoch"], keras=keras)])
+        model.compile(
+            optimizer=keras.optimizers.Adam(args.learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=["accuracy"],
+        )
+    model.fit(
+        **fit,
+        epochs=args.epochs,
+        verbose=2,
+        callbacks=[pai.keras_callback(every_n_batches=fit["steps_per_epoch"], keras=keras)],
+    )
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):

@@ -59,31 +59,38 @@ def main() -> None:
     ranks = strategy.num_replicas_in_sync
     size = (args.image_size, args.image_size)
     names = pai.class_names()
-    train = pai.dataset(image_size=size, shuffle=True, seed=args.seed, subset="training",
-                        cache=True)
+    train = pai.dataset(image_size=size, shuffle=True, seed=args.seed, subset="training", cache=True)
     val = pai.dataset(image_size=size, subset="validation", cache=True)
     if not names or train.total_count < ranks:
-        sys.exit(f"not enough boxes to train: {train.total_count} images with boxes, classes {names}; draw "
-                 f"boxes on at least {ranks} images and submit again")
+        sys.exit(
+            f"not enough boxes to train: {train.total_count} images with boxes, classes {names}; draw "
+            f"boxes on at least {ranks} images and submit again"
+        )
     print(f"{train.total_count} training and {val.total_count} validation images, classes {names}", flush=True)
 
     fit = pai.fit_inputs(strategy, train, val, global_batch=args.global_batch, prepare=to_slots)
 
     with strategy.scope():
-        model = keras.Sequential([
-            keras.layers.Input(shape=(*size, 3)),
-            keras.layers.Conv2D(16, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(SLOTS * (5 + len(names))),
-            keras.layers.Reshape((SLOTS, 5 + len(names))),
-        ])
+        model = keras.Sequential(
+            [
+                keras.layers.Input(shape=(*size, 3)),
+                keras.layers.Conv2D(16, 3, activation="relu", padding="same"),
+                keras.layers.MaxPooling2D(),
+                keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
+                keras.layers.MaxPooling2D(),
+                keras.layers.Flatten(),
+                keras.layers.Dense(128, activation="relu"),
+                keras.layers.Dense(SLOTS * (5 + len(names))),
+                keras.layers.Reshape((SLOTS, 5 + len(names))),
+            ]
+        )
         model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss=slot_loss)
-    model.fit(**fit, epochs=args.epochs, verbose=2,
-              callbacks=[pai.keras_callback(every_n_batches=fit["steps_per_epoch"], keras=keras)])
+    model.fit(
+        **fit,
+        epochs=args.epochs,
+        verbose=2,
+        callbacks=[pai.keras_callback(every_n_batches=fit["steps_per_epoch"], keras=keras)],
+    )
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve(image_bytes):
@@ -95,9 +102,11 @@ def main() -> None:
 
         out = model(tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec((*size, 3))), training=False)
         probabilities = tf.nn.softmax(out[..., 5:])
-        return {"detection_boxes": tf.sigmoid(out[..., :4]),
-                "detection_scores": tf.sigmoid(out[..., 4]) * tf.reduce_max(probabilities, axis=-1),
-                "detection_classes": tf.argmax(probabilities, axis=-1)}
+        return {
+            "detection_boxes": tf.sigmoid(out[..., :4]),
+            "detection_scores": tf.sigmoid(out[..., 4]) * tf.reduce_max(probabilities, axis=-1),
+            "detection_classes": tf.argmax(probabilities, axis=-1),
+        }
 
     # every rank saves (MWMS needs it); only the chief's folder is the job's model
     pai.save_model(model, signatures={"serving_default": serve}, class_names=names)

@@ -6,13 +6,47 @@ import json
 
 from pai_lab.cli.base import Result, UsageError, record_result, rows_result
 
-LIST_COLUMNS = ["name", "data_type", "item_count", "total_bytes", "latest_version", "visibility", "created_by",
-                "source_uri"]
-SHOW_FIELDS = ["id", "name", "data_type", "description", "source_uri", "source_kind", "property", "origin",
-               "visibility", "tags", "glob", "mount_path", "storage_options", "item_count", "total_bytes",
-               "latest_version", "created_by", "created_at", "updated_at"]
-VERSION_COLUMNS = ["version", "item_count", "total_bytes", "skipped", "hashed", "created_by", "created_at",
-                   "description"]
+LIST_COLUMNS = [
+    "name",
+    "data_type",
+    "item_count",
+    "total_bytes",
+    "latest_version",
+    "visibility",
+    "created_by",
+    "source_uri",
+]
+SHOW_FIELDS = [
+    "id",
+    "name",
+    "data_type",
+    "description",
+    "source_uri",
+    "source_kind",
+    "property",
+    "origin",
+    "visibility",
+    "tags",
+    "glob",
+    "mount_path",
+    "storage_options",
+    "item_count",
+    "total_bytes",
+    "latest_version",
+    "created_by",
+    "created_at",
+    "updated_at",
+]
+VERSION_COLUMNS = [
+    "version",
+    "item_count",
+    "total_bytes",
+    "skipped",
+    "hashed",
+    "created_by",
+    "created_at",
+    "description",
+]
 TYPES = ["image", "text", "video", "audio", "tabular", "other"]
 
 
@@ -44,11 +78,18 @@ def register(sub, add_command) -> None:
     group = sub.add_parser("dataset", help="datasets: register, ls, show, versions, diff, check, manifest, rm")
     ds = group.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    p = add_command(ds, "register", dataset_register,
-                    "register a folder, file, s3:// or oss:// prefix, .manifest or sample://NAME as a dataset")
+    p = add_command(
+        ds,
+        "register",
+        dataset_register,
+        "register a folder, file, s3:// or oss:// prefix, .manifest or sample://NAME as a dataset",
+    )
     p.add_argument("name")
-    p.add_argument("source", help="path (relative to the server root), s3://bucket/prefix/, oss://..., "
-                                  "file.manifest or sample://digits|reviews|shapes")
+    p.add_argument(
+        "source",
+        help="path (relative to the server root), s3://bucket/prefix/, oss://..., "
+        "file.manifest or sample://digits|reviews|shapes",
+    )
     p.add_argument("--type", dest="data_type", choices=TYPES, help="data type (detected when left out)")
     p.add_argument("--scan", action="store_true", help="walk the source now and write its manifest as version 1")
     p.add_argument("--glob", help="only items matching these patterns, comma separated ('*.png,*.jpg')")
@@ -59,8 +100,12 @@ def register(sub, add_command) -> None:
     p.add_argument("--mount-path", "--mount_path", dest="mount_path", help="where jobs see it (default /root/data/)")
     p.add_argument("--endpoint-url", "--endpoint_url", dest="endpoint_url", help="S3/OSS endpoint URL")
     p.add_argument("--anon", action="store_true", help="read the bucket anonymously")
-    p.add_argument("--storage-option", action="append", metavar="K=V",
-                   help="an s3fs option such as key=..., secret=..., profile=... (repeatable)")
+    p.add_argument(
+        "--storage-option",
+        action="append",
+        metavar="K=V",
+        help="an s3fs option such as key=..., secret=..., profile=... (repeatable)",
+    )
     p.add_argument("-w", "--workspace")
 
     p = add_command(ds, "ls", dataset_ls, "datasets of a workspace")
@@ -112,10 +157,19 @@ def register(sub, add_command) -> None:
 def dataset_register(ctx, args) -> Result:
     datasets = ctx.workspace(args.workspace).datasets
     ds = datasets.register(
-        args.name, args.source, data_type=args.data_type, scan=args.scan, glob=args.glob,
-        description=args.description, tags=_pairs(args.tag, "--tag"),
-        visibility="private" if args.private else "workspace", storage_options=_options(args),
-        mount_path=args.mount_path, hash=args.hash, progress=ctx.stderr if args.scan else False)
+        args.name,
+        args.source,
+        data_type=args.data_type,
+        scan=args.scan,
+        glob=args.glob,
+        description=args.description,
+        tags=_pairs(args.tag, "--tag"),
+        visibility="private" if args.private else "workspace",
+        storage_options=_options(args),
+        mount_path=args.mount_path,
+        hash=args.hash,
+        progress=ctx.stderr if args.scan else False,
+    )
     info = ds.info
     version = f"version {info.latest_version}" if info.latest_version else "no version yet (scan with --new)"
     ctx.say(f"[Info] Dataset [{info.name}] registered ({info.id}): {info.item_count} items, {version}")
@@ -141,8 +195,10 @@ def dataset_versions(ctx, args) -> Result:
 def dataset_diff(ctx, args) -> Result:
     ds = ctx.workspace(args.workspace).datasets.get(args.name)
     diff = ds.diff(args.from_version, args.to_version, limit=args.limit)
-    lines = [f"{diff.dataset}: version {diff.from_version} -> {diff.to_version}: {diff.added_count} added, "
-             f"{diff.removed_count} removed, {diff.changed_count} changed, {diff.unchanged_count} unchanged"]
+    lines = [
+        f"{diff.dataset}: version {diff.from_version} -> {diff.to_version}: {diff.added_count} added, "
+        f"{diff.removed_count} removed, {diff.changed_count} changed, {diff.unchanged_count} unchanged"
+    ]
     for sign, entries in (("+", diff.added), ("-", diff.removed), ("~", diff.changed)):
         lines += [f"{sign} {e.key}" for e in entries]
     if diff.truncated:
@@ -159,8 +215,10 @@ def dataset_check(ctx, args) -> Result:
 
 def dataset_items(ctx, args) -> Result:
     page = ctx.workspace(args.workspace).datasets.get(args.name).page(args.offset, args.limit, args.version)
-    rows = [{"index": i.index, "key": i.key, "size": i.size, "stamp": i.stamp,
-             "source": (i.source or "")[:80]} for i in page.items]
+    rows = [
+        {"index": i.index, "key": i.key, "size": i.size, "stamp": i.stamp, "source": (i.source or "")[:80]}
+        for i in page.items
+    ]
     result = rows_result(rows, ["index", "key", "size", "stamp", "source"])
     result.text += f"\n({len(page.items)} of {page.total} items, version {page.version})"
     return result
@@ -185,5 +243,6 @@ def dataset_rm(ctx, args) -> Result:
 
 
 def dataset_samples(ctx, args) -> Result:
-    return rows_result(ctx.client.workspace("default").datasets.samples(),
-                       ["name", "data_type", "item_count", "description"])
+    return rows_result(
+        ctx.client.workspace("default").datasets.samples(), ["name", "data_type", "item_count", "description"]
+    )

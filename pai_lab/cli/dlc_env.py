@@ -46,9 +46,16 @@ def with_profile(func):
 
 def config(ctx, args) -> Result:
     path = PROFILE.expanduser()
-    profiles.write(path, {"access_id": args.access_id, "access_key": args.access_key,
-                          "endpoint": args.endpoint or "", "region": args.region or "",
-                          "workspace": args.workspace or ""})
+    profiles.write(
+        path,
+        {
+            "access_id": args.access_id,
+            "access_key": args.access_key,
+            "endpoint": args.endpoint or "",
+            "region": args.region or "",
+            "workspace": args.workspace or "",
+        },
+    )
     return Result(data={"path": str(path)}, text=f"Configuration saved to: {path}")
 
 
@@ -78,7 +85,9 @@ def completion_script(shell: str) -> str:
         lines += ["autoload -U +X compinit && compinit", "autoload -U +X bashcompinit && bashcompinit"]
     lines += [
         "# pai completion: source <(pai dlc completion bash)",
-        "declare -gA _pai_words=(", entries, ")",
+        "declare -gA _pai_words=(",
+        entries,
+        ")",
         "_pai_complete() {",
         '  [[ -n "$ZSH_VERSION" ]] && setopt localoptions ksharrays',
         '  local cur="${COMP_WORDS[COMP_CWORD]}" key="pai" i w',
@@ -116,8 +125,9 @@ def get_images(ctx, args) -> Result:
 
 
 def register_dlc(verbs, add_command, verbs_sub) -> None:
-    p = add_command(verbs_sub, "config", config, "save a profile: AccessKey (kept, not needed here), endpoint, "
-                    "workspace")
+    p = add_command(
+        verbs_sub, "config", config, "save a profile: AccessKey (kept, not needed here), endpoint, workspace"
+    )
     p.add_argument("--access_id", required=True, help="AccessKey ID (kept in ~/.dlc/config)")
     p.add_argument("--access_key", required=True, help="AccessKey Secret (kept in ~/.dlc/config, mode 0600)")
     p.add_argument("--endpoint", default="", help="a pai_lab server URL, or the cloud endpoint (kept)")

@@ -39,8 +39,16 @@ def _spec_flags(parser, kind: str) -> None:
         parser.add_argument(f"--{role}_spec", help="ECS type (ecs.g6.4xlarge) or cpu=N,memory=SIZE,gpu=N")
     if kind == "tfjob":
         parser.add_argument("--chief", help="true: add a TensorFlow chief rank (default false)")
-    for key in ("code_source", "data_sources", "thirdparty_libs", "hyperParameters", "userDefinedParameters",
-                "checkpointDir", "maxHungTimeBeforeGCInSeconds", "priority"):
+    for key in (
+        "code_source",
+        "data_sources",
+        "thirdparty_libs",
+        "hyperParameters",
+        "userDefinedParameters",
+        "checkpointDir",
+        "maxHungTimeBeforeGCInSeconds",
+        "priority",
+    ):
         parser.add_argument(f"--{key}", help=JobSpec.model_fields[key].description)
     parser.add_argument("--job_file", help="a file of key=value lines; its values win over flags")
     parser.add_argument("--thirdparty_lib_dir", help="folder with a requirements.txt to install per rank")
@@ -51,8 +59,14 @@ def _spec_flags(parser, kind: str) -> None:
 
 def register_dlc(verbs, add_command, verbs_sub) -> None:
     for kind, aliases in (("tfjob", ["tf"]), ("pytorchjob", ["pytorch"])):
-        p = add_command(verbs["submit"], kind, submit, f"submit a {'TensorFlow' if kind == 'tfjob' else 'PyTorch'} "
-                        "training job", cell_file="--job_file", aliases=aliases)
+        p = add_command(
+            verbs["submit"],
+            kind,
+            submit,
+            f"submit a {'TensorFlow' if kind == 'tfjob' else 'PyTorch'} training job",
+            cell_file="--job_file",
+            aliases=aliases,
+        )
         p.set_defaults(_kind=kind)
         _spec_flags(p, kind)
 
@@ -74,8 +88,7 @@ def register_dlc(verbs, add_command, verbs_sub) -> None:
     logs_parser.add_argument("--json", action="store_true", help="print JSON for machines instead of lines")
     logs_parser.set_defaults(_func=logs, _cell_file=None)
 
-    p = add_command(verbs["get"], "job", get_job, "list jobs, or show one (a local addition to dlc)",
-                    aliases=["jobs"])
+    p = add_command(verbs["get"], "job", get_job, "list jobs, or show one (a local addition to dlc)", aliases=["jobs"])
     p.add_argument("job_id", nargs="?", metavar="JOB_ID")
     p.add_argument("--status", help="only jobs in this state")
     p.add_argument("--display_name", help="only jobs whose name contains this")
@@ -85,8 +98,10 @@ def register_dlc(verbs, add_command, verbs_sub) -> None:
 def _ascii_table(headers: list[str], row: list[str]) -> str:
     widths = [max(len(h), len(v)) for h, v in zip(headers, row)]
     rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+
     def line(cells):
         return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
     return "\n".join([rule, line(headers), rule, line(row), rule])
 
 
@@ -110,8 +125,9 @@ def _values(args) -> dict:
             with open(requirements, encoding="utf-8") as f:
                 lines = f.read().splitlines()
         except OSError:
-            raise UsageError(f"--thirdparty_lib_dir: no readable requirements.txt in {args.thirdparty_lib_dir!r}") \
-                from None
+            raise UsageError(
+                f"--thirdparty_lib_dir: no readable requirements.txt in {args.thirdparty_lib_dir!r}"
+            ) from None
         extra = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
         current = values.get("thirdparty_libs") or ""
         values["thirdparty_libs"] = ",".join([*(c for c in current.split(",") if c.strip()), *extra])
@@ -123,8 +139,10 @@ def submit(ctx, args) -> Result:
 
     kind = args._kind
     if kind == "pytorchjob" and importlib.util.find_spec("torch") is None:
-        raise UsageError("pai dlc submit pytorchjob: PyTorch is not installed here; `pip install torch` (on the "
-                         "workers too) or submit a tfjob")
+        raise UsageError(
+            "pai dlc submit pytorchjob: PyTorch is not installed here; `pip install torch` (on the "
+            "workers too) or submit a tfjob"
+        )
     values = _values(args)
     try:  # an image that names another environment is refused, not silently run in the workers' Python
         check_images(values)
@@ -232,11 +250,32 @@ def get_job(ctx, args) -> Result:
     ws = ctx.workspace(args.workspace)
     if args.job_id:
         detail = ws.jobs.get(args.job_id).detail
-        result = record_result(detail, ["id", "name", "kind", "state", "reason", "progress", "workers", "ps",
-                                         "chief", "masters", "created_by", "created_at", "started_at",
-                                         "finished_at", "output_dir", "model"])
-        pods = render_table(detail.pods, ["name", "state", "host", "port", "pid", "gpus", "exit_code"],
-                            ["PodId", "Status", "Host", "Port", "Pid", "GPUs", "ExitCode"])
+        result = record_result(
+            detail,
+            [
+                "id",
+                "name",
+                "kind",
+                "state",
+                "reason",
+                "progress",
+                "workers",
+                "ps",
+                "chief",
+                "masters",
+                "created_by",
+                "created_at",
+                "started_at",
+                "finished_at",
+                "output_dir",
+                "model",
+            ],
+        )
+        pods = render_table(
+            detail.pods,
+            ["name", "state", "host", "port", "pid", "gpus", "exit_code"],
+            ["PodId", "Status", "Host", "Port", "Pid", "GPUs", "ExitCode"],
+        )
         result.text = f"{result.text}\n\n{pods}"
         return result
     jobs = ws.jobs.list(state=args.status, name=args.display_name)

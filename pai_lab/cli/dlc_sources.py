@@ -13,10 +13,29 @@ from datetime import datetime
 
 from pai_lab.cli.base import Result, UsageError
 
-DATA_COLUMNS = ["DataSourceType", "DataSourceId", "DisplayName", "Description", "FileSystemId", "UserId",
-                "GmtCreateTime", "GmtModifyTime"]
-CODE_COLUMNS = ["CodeSourceId", "DisplayName", "Description", "CodeRepo", "CodeBranch", "CodeCommit",
-                "CodeRepoUserName", "CodeRepoAccessToken", "UserId", "GmtCreateTime", "GmtModifyTime"]
+DATA_COLUMNS = [
+    "DataSourceType",
+    "DataSourceId",
+    "DisplayName",
+    "Description",
+    "FileSystemId",
+    "UserId",
+    "GmtCreateTime",
+    "GmtModifyTime",
+]
+CODE_COLUMNS = [
+    "CodeSourceId",
+    "DisplayName",
+    "Description",
+    "CodeRepo",
+    "CodeBranch",
+    "CodeCommit",
+    "CodeRepoUserName",
+    "CodeRepoAccessToken",
+    "UserId",
+    "GmtCreateTime",
+    "GmtModifyTime",
+]
 
 
 def mysql_table(headers: list[str], rows: list[list[str]], footer: list[str] | None = None) -> str:
@@ -49,18 +68,34 @@ def _data_source_type(info) -> str:
 
 
 def _data_row(info) -> dict:
-    return {"DataSourceType": _data_source_type(info), "DataSourceId": info.id, "DisplayName": info.name,
-            "Description": info.description, "FileSystemId": info.source_uri, "MountPath": info.mount_path,
-            "UserId": info.created_by, "GmtCreateTime": _time(info.created_at),
-            "GmtModifyTime": _time(info.updated_at)}
+    return {
+        "DataSourceType": _data_source_type(info),
+        "DataSourceId": info.id,
+        "DisplayName": info.name,
+        "Description": info.description,
+        "FileSystemId": info.source_uri,
+        "MountPath": info.mount_path,
+        "UserId": info.created_by,
+        "GmtCreateTime": _time(info.created_at),
+        "GmtModifyTime": _time(info.updated_at),
+    }
 
 
 def _code_row(info) -> dict:
-    return {"CodeSourceId": info.id, "DisplayName": info.display_name, "Description": info.description,
-            "CodeRepo": info.code_repo, "CodeBranch": info.code_branch, "CodeCommit": info.code_commit,
-            "CodeRepoUserName": "", "CodeRepoAccessToken": "", "MountPath": info.mount_path,
-            "UserId": info.created_by, "GmtCreateTime": _time(info.created_at),
-            "GmtModifyTime": _time(info.updated_at)}
+    return {
+        "CodeSourceId": info.id,
+        "DisplayName": info.display_name,
+        "Description": info.description,
+        "CodeRepo": info.code_repo,
+        "CodeBranch": info.code_branch,
+        "CodeCommit": info.code_commit,
+        "CodeRepoUserName": "",
+        "CodeRepoAccessToken": "",
+        "MountPath": info.mount_path,
+        "UserId": info.created_by,
+        "GmtCreateTime": _time(info.created_at),
+        "GmtModifyTime": _time(info.updated_at),
+    }
 
 
 def _field_value(row: dict, order: list[str]) -> str:
@@ -69,12 +104,13 @@ def _field_value(row: dict, order: list[str]) -> str:
 
 def _page(rows: list[dict], args, default_sort: str) -> list[dict]:
     key = {"GmtCreateTime": "GmtCreateTime", "GmtModifyTime": "GmtModifyTime", "DisplayName": "DisplayName"}.get(
-        args.sort_by or default_sort, default_sort)
+        args.sort_by or default_sort, default_sort
+    )
     rows = sorted(rows, key=lambda r: r[key], reverse=(args.order or "desc").lower() == "desc")
     if args.page_num < 1 or args.page_size < 1:
         raise UsageError("--page_num and --page_size must be at least 1")
     start = (args.page_num - 1) * args.page_size
-    return rows[start:start + args.page_size]
+    return rows[start : start + args.page_size]
 
 
 def _confirm(ctx, what: str, force: bool) -> None:
@@ -125,8 +161,15 @@ def register_dlc(verbs, add_command, verbs_sub) -> None:
 
     p = add_command(verbs["create"], "code_source", create_code_source, "register a code source (git or folder)")
     _flag(p, "display_name", required=True)
-    p.add_argument("--code_repo_url", "--code_repo", "--code-repo-url", "--code-repo", dest="code_repo",
-                   required=True, help="git URL or local folder")
+    p.add_argument(
+        "--code_repo_url",
+        "--code_repo",
+        "--code-repo-url",
+        "--code-repo",
+        dest="code_repo",
+        required=True,
+        help="git URL or local folder",
+    )
     _flag(p, "code_branch", default="")
     _flag(p, "description", default="")
     _flag(p, "mount_path", default="/root/code/")
@@ -149,12 +192,19 @@ def create_data_source(ctx, args) -> Result:
     if kind not in ("nas", "oss"):
         raise UsageError("--data_source_type is nas (a folder) or oss (a bucket prefix)")
     if (kind == "oss") != is_bucket:
-        raise UsageError(f"--data_source_type {kind} does not match --file_system_id {source!r}: nas takes a "
-                         "folder, oss an s3:// or oss:// prefix")
+        raise UsageError(
+            f"--data_source_type {kind} does not match --file_system_id {source!r}: nas takes a "
+            "folder, oss an s3:// or oss:// prefix"
+        )
     options = {"endpoint_url": args.endpoint_url} if args.endpoint_url else {}
     ds = ctx.workspace(args.workspace).datasets.register(
-        args.display_name, source, description=args.description, mount_path=args.mount_path,
-        storage_options=options, progress=False)
+        args.display_name,
+        source,
+        description=args.description,
+        mount_path=args.mount_path,
+        storage_options=options,
+        progress=False,
+    )
     rid = request_id()
     text = mysql_table(["DataSourceId", "RequestId"], [[ds.id, rid]])
     return Result(data={"DataSourceId": ds.id, "RequestId": rid}, text=text)
@@ -174,13 +224,25 @@ def get_data_source(ctx, args) -> Result:
     if args.id:
         info = ctx.workspace(args.workspace).datasets.get(args.id).info
         row = _data_row(info)
-        order = ["DataSourceType", "DataSourceId", "DisplayName", "Description", "FileSystemId", "MountPath",
-                 "UserId", "GmtCreateTime", "GmtModifyTime"]
+        order = [
+            "DataSourceType",
+            "DataSourceId",
+            "DisplayName",
+            "Description",
+            "FileSystemId",
+            "MountPath",
+            "UserId",
+            "GmtCreateTime",
+            "GmtModifyTime",
+        ]
         return Result(data=row, text=_field_value(row, order))
     rows = _data_sources(ctx, args)
     page = _page(rows, args, "GmtCreateTime")
-    text = mysql_table(DATA_COLUMNS, [[r[c] for c in DATA_COLUMNS] for r in page],
-                       ["Total", str(len(rows))] + [""] * (len(DATA_COLUMNS) - 2))
+    text = mysql_table(
+        DATA_COLUMNS,
+        [[r[c] for c in DATA_COLUMNS] for r in page],
+        ["Total", str(len(rows))] + [""] * (len(DATA_COLUMNS) - 2),
+    )
     return Result(data=page, text=text, frame=True, columns=DATA_COLUMNS)
 
 
@@ -195,14 +257,21 @@ def delete_data_source(ctx, args) -> Result:
 
 def create_code_source(ctx, args) -> Result:
     ws = ctx.workspace(args.workspace)
-    body = {"display_name": args.display_name, "code_repo": args.code_repo, "code_branch": args.code_branch,
-            "description": args.description, "mount_path": args.mount_path}
+    body = {
+        "display_name": args.display_name,
+        "code_repo": args.code_repo,
+        "code_branch": args.code_branch,
+        "description": args.description,
+        "mount_path": args.mount_path,
+    }
     from pai_lab.datasets.schemas import CodeSource
 
     info = CodeSource.model_validate(ws._post("/code_sources", body))
     rid = request_id()
-    return Result(data={"CodeSourceId": info.id, "RequestId": rid},
-                  text=mysql_table(["CodeSourceId", "RequestId"], [[info.id, rid]]))
+    return Result(
+        data={"CodeSourceId": info.id, "RequestId": rid},
+        text=mysql_table(["CodeSourceId", "RequestId"], [[info.id, rid]]),
+    )
 
 
 def get_code_source(ctx, args) -> Result:
@@ -216,8 +285,11 @@ def get_code_source(ctx, args) -> Result:
     params = {"display_name": args.display_name} if args.display_name else None
     rows = [_code_row(CodeSource.model_validate(c)) for c in ws._get("/code_sources", params=params)]
     page = _page(rows, args, "GmtCreateTime")
-    text = mysql_table(CODE_COLUMNS, [[r[c] for c in CODE_COLUMNS] for r in page],
-                       ["Total", str(len(rows))] + [""] * (len(CODE_COLUMNS) - 2))
+    text = mysql_table(
+        CODE_COLUMNS,
+        [[r[c] for c in CODE_COLUMNS] for r in page],
+        ["Total", str(len(rows))] + [""] * (len(CODE_COLUMNS) - 2),
+    )
     return Result(data=page, text=text, frame=True, columns=CODE_COLUMNS)
 
 

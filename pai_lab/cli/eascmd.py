@@ -1,11 +1,11 @@
 """`pai eascmd ...`: the EAS client's verbs, flags and tables, against the local gateway.
 
-    pai eascmd create service.json          %%pai eascmd create   (the JSON in the cell)
-    pai eascmd create -r service.json       blue-green partner <name>_<8 hex>
-    pai eascmd release <new> -w 30          30% of the original endpoint's traffic to <new>
-    pai eascmd modify <name> -Dmetadata.instance=3    |   modify <name> -s change.json
-    pai eascmd version <name> 1 | stop | start | delete | ls | desc | w | dw
-    pai eascmd config | test | resource ...  (eascmd_local.py); -c PROFILE and -w WORKSPACE before any verb
+pai eascmd create service.json          %%pai eascmd create   (the JSON in the cell)
+pai eascmd create -r service.json       blue-green partner <name>_<8 hex>
+pai eascmd release <new> -w 30          30% of the original endpoint's traffic to <new>
+pai eascmd modify <name> -Dmetadata.instance=3    |   modify <name> -s change.json
+pai eascmd version <name> 1 | stop | start | delete | ls | desc | w | dw
+pai eascmd config | test | resource ...  (eascmd_local.py); -c PROFILE and -w WORKSPACE before any verb
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ def ascii_table(rows: list[list], headers: list[str] | None = None, align_right_
     if headers:
         out += ["| " + " | ".join(h.ljust(w) for h, w in zip(headers, width)) + " |", line]
     for row in cells:
-        parts = [(c.rjust(w) if (i == 0 and align_right_first) else c.ljust(w)) for i, (c, w) in enumerate(zip(row,
-                                                                                                               width))]
+        parts = [
+            (c.rjust(w) if (i == 0 and align_right_first) else c.ljust(w)) for i, (c, w) in enumerate(zip(row, width))
+        ]
         out.append("| " + " | ".join(parts) + " |")
     out.append(line)
     return "\n".join(out)
@@ -78,12 +79,26 @@ def _with_profile(func):
 
 
 def register(sub, add_command) -> None:
-    eas = sub.add_parser("eascmd", help="EAS-compatible serving: config, create, modify, release, version, stop, "
-                                        "start, delete, ls, desc, w, dw, test, resource")
-    eas.add_argument("-c", dest="config_file", default=None, metavar="FILE",
-                     help="the profile to use (default ~/.eas/config, written by `pai eascmd config`)")
-    eas.add_argument("-w", "--workspace", dest="eas_workspace", default=None, metavar="WORKSPACE",
-                     help="workspace for the verb that follows")
+    eas = sub.add_parser(
+        "eascmd",
+        help="EAS-compatible serving: config, create, modify, release, version, stop, "
+        "start, delete, ls, desc, w, dw, test, resource",
+    )
+    eas.add_argument(
+        "-c",
+        dest="config_file",
+        default=None,
+        metavar="FILE",
+        help="the profile to use (default ~/.eas/config, written by `pai eascmd config`)",
+    )
+    eas.add_argument(
+        "-w",
+        "--workspace",
+        dest="eas_workspace",
+        default=None,
+        metavar="WORKSPACE",
+        help="workspace for the verb that follows",
+    )
     verbs = eas.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     def verb(name, func, text, aliases=(), cell_file=None, under=verbs):
@@ -91,12 +106,19 @@ def register(sub, add_command) -> None:
         p = add_command(under, name, runner, text, cell_file=cell_file, aliases=list(aliases))
         # `release -w` is the manual's traffic weight: there the workspace is --workspace only
         flags = ("--workspace",) if name == "release" else ("-w", "--workspace")
-        p.add_argument(*flags, dest="workspace", default=None,
-                       help="workspace (default: the profile's, $PAI_LAB_WORKSPACE or default)")
+        p.add_argument(
+            *flags,
+            dest="workspace",
+            default=None,
+            help="workspace (default: the profile's, $PAI_LAB_WORKSPACE or default)",
+        )
         return p
 
-    resource = verbs.add_parser("resource", help="resource groups: ls, desc, li, network",
-                                description="resource groups: the cluster that runs services and jobs")
+    resource = verbs.add_parser(
+        "resource",
+        help="resource groups: ls, desc, li, network",
+        description="resource groups: the cluster that runs services and jobs",
+    )
     resource_verbs = resource.add_subparsers(dest="resource_verb", metavar="VERB", required=True)
     eascmd_local.register_local(verb, {"resource": functools.partial(verb, under=resource_verbs)})
 
@@ -107,8 +129,14 @@ def register(sub, add_command) -> None:
 
     p = verb("modify", modify, "change a service: -Dmetadata.instance=N scales; -s file.json updates")
     p.add_argument("name")
-    p.add_argument("-D", dest="defines", action="append", default=[], metavar="KEY=VALUE",
-                   help="a dotted key of the service JSON, e.g. -Dmetadata.instance=3 (repeatable)")
+    p.add_argument(
+        "-D",
+        dest="defines",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a dotted key of the service JSON, e.g. -Dmetadata.instance=3 (repeatable)",
+    )
     p.add_argument("-s", dest="spec_file", default=None, help="JSON with only the keys to change")
     p.add_argument("--no-wait", action="store_true")
 
@@ -122,8 +150,10 @@ def register(sub, add_command) -> None:
     p.add_argument("version", type=int)
     p.add_argument("--no-wait", action="store_true")
 
-    for name, func, text in (("stop", stop, "stop a service (its configuration is kept)"),
-                             ("start", start, "start a stopped service")):
+    for name, func, text in (
+        ("stop", stop, "stop a service (its configuration is kept)"),
+        ("start", start, "start a stopped service"),
+    ):
         p = verb(name, func, text)
         p.add_argument("name")
         p.add_argument("--no-wait", action="store_true")
@@ -164,8 +194,10 @@ def _wait(ctx, svc, *, timeout: float = 300) -> None:
             last = line
         if time.time() > deadline:
             cause = f" ({info.message})" if info.message else ""
-            raise UsageError(f"service {info.name} is still {info.state}{cause} after {timeout:.0f} s; see "
-                             f"`pai eascmd w {info.name}`")
+            raise UsageError(
+                f"service {info.name} is still {info.state}{cause} after {timeout:.0f} s; see "
+                f"`pai eascmd w {info.name}`"
+            )
         time.sleep(0.5)
 
 
@@ -277,49 +309,85 @@ def delete(ctx, args) -> Result:
 
 def ls(ctx, args) -> Result:
     services = _ws(ctx, args).services.list()
-    rows = [[s.name, REGION, s.instances_total, s.created_at, s.updated_at, s.state, s.weight, s.service_path]
-            for s in services]
+    rows = [
+        [s.name, REGION, s.instances_total, s.created_at, s.updated_at, s.state, s.weight, s.service_path]
+        for s in services
+    ]
     text = ascii_table(rows, LS_COLUMNS) if rows else ascii_table([], LS_COLUMNS)
-    return Result(data=services, text=text, frame=True,
-                  columns=["name", "state", "instances_ready", "instances_total", "weight", "traffic", "endpoint",
-                           "service_path", "created_at", "updated_at"])
+    return Result(
+        data=services,
+        text=text,
+        frame=True,
+        columns=[
+            "name",
+            "state",
+            "instances_ready",
+            "instances_total",
+            "weight",
+            "traffic",
+            "endpoint",
+            "service_path",
+            "created_at",
+            "updated_at",
+        ],
+    )
 
 
 def desc(ctx, args) -> Result:
     info = _ws(ctx, args).services.get(args.name).info
     fields = [
-        ("Status", info.state), ("ServiceName", info.name), ("Region", REGION), ("CreateTime", info.created_at),
-        ("UpdateTime", info.updated_at), ("AccessToken", info.token or ""), ("PrivateToken", ""),
-        ("TotalInstance", info.instances_total), ("RunningInstance", info.instances_ready),
+        ("Status", info.state),
+        ("ServiceName", info.name),
+        ("Region", REGION),
+        ("CreateTime", info.created_at),
+        ("UpdateTime", info.updated_at),
+        ("AccessToken", info.token or ""),
+        ("PrivateToken", ""),
+        ("TotalInstance", info.instances_total),
+        ("RunningInstance", info.instances_ready),
         ("PendingInstance", max(0, info.instances_total - info.instances_ready)),
-        ("CPU", info.config.get("metadata", {}).get("cpu", "")), ("GPU", info.config.get("metadata", {}).get("gpu", 0)),
+        ("CPU", info.config.get("metadata", {}).get("cpu", "")),
+        ("GPU", info.config.get("metadata", {}).get("gpu", 0)),
         ("Memory", f"{info.config['metadata']['memory']}M" if info.config.get("metadata", {}).get("memory") else ""),
         ("Image", f"local/eas/{info.name}_{REGION}:v0.0.1-{info.created_at.strftime('%Y%m%d%H%M%S')}"),
-        ("Weight", info.weight), ("LatestVersion", info.latest_version), ("CurrentVersion", info.current_version),
+        ("Weight", info.weight),
+        ("LatestVersion", info.latest_version),
+        ("CurrentVersion", info.current_version),
         ("Message", info.message or ("Service start successfully" if info.state == "Running" else "")),
-        ("APIGatewayUrl", ""), ("APIGatewayAppKey", ""), ("APIGatewayAppSecret", ""),
-        ("IntranetEndpoint", info.endpoint or ""), ("ServiceConfig", info.config),
+        ("APIGatewayUrl", ""),
+        ("APIGatewayAppKey", ""),
+        ("APIGatewayAppSecret", ""),
+        ("IntranetEndpoint", info.endpoint or ""),
+        ("ServiceConfig", info.config),
     ]
     return Result(data=info, text=ascii_table([[k, v] for k, v in fields], ["FIELD", "VALUE"]))
 
 
 def workers(ctx, args) -> Result:
     instances = _ws(ctx, args).services.get(args.name).instances()
-    rows = [[i.name, i.inner_ip, i.host_ip, i.start_at, i.restarts, i.status, i.ready, i.reason,
-             i.last_state or ""] for i in instances]
-    return Result(data=instances, text=ascii_table(rows, W_COLUMNS), frame=True,
-                  columns=["name", "status", "ready", "restarts", "reason", "last_state", "start_at", "pid", "gpus"])
+    rows = [
+        [i.name, i.inner_ip, i.host_ip, i.start_at, i.restarts, i.status, i.ready, i.reason, i.last_state or ""]
+        for i in instances
+    ]
+    return Result(
+        data=instances,
+        text=ascii_table(rows, W_COLUMNS),
+        frame=True,
+        columns=["name", "status", "ready", "restarts", "reason", "last_state", "start_at", "pid", "gpus"],
+    )
 
 
 def delete_workers(ctx, args) -> Result:
     names = [n.strip() for n in args.instances.split(",") if n.strip()]
     if not names:
         raise UsageError("pai eascmd dw: give instance names separated by commas (see `pai eascmd w NAME`)")
-    _confirm(ctx, args, f"Are you sure to delete the instances [{','.join(names)}] of service [{args.name}] in "
-                        f"[{REGION}]?")
+    _confirm(
+        ctx, args, f"Are you sure to delete the instances [{','.join(names)}] of service [{args.name}] in [{REGION}]?"
+    )
     svc = _ws(ctx, args).services.get(args.name)
     for name in names:
         svc.delete_instance(name)
-    ctx.say(f"[OK] Instance(s) [{','.join(names)}] for service [{args.name}] in region [{REGION}] was deleted "
-            "successfully")
+    ctx.say(
+        f"[OK] Instance(s) [{','.join(names)}] for service [{args.name}] in region [{REGION}] was deleted successfully"
+    )
     return Result(data={"deleted": names})

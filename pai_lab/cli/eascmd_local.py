@@ -21,8 +21,7 @@ from pai_lab.cli import profiles
 from pai_lab.cli.base import Result, UsageError, read_spec_file
 
 DEFAULT_PROFILE = Path("~/.eas/config")
-RESOURCE_LS = ["RESOURCENAME", "CLUSTERID", "INSTANCECOUNT", "GPUCOUNT", "CPUCOUNT", "OWNERUID", "CREATETIME",
-               "STATUS"]
+RESOURCE_LS = ["RESOURCENAME", "CLUSTERID", "INSTANCECOUNT", "GPUCOUNT", "CPUCOUNT", "OWNERUID", "CREATETIME", "STATUS"]
 RESOURCE_LI = ["INSTANCENAME", "IP", "CPU", "MEMORY", "GPU", "BUSYRANKS", "STATUS"]
 NETWORK_ACTIONS = ("create", "delete")
 
@@ -39,8 +38,10 @@ def read_profile(args) -> dict:
     path = profile_path(args)
     if not path.is_file():
         if getattr(args, "config_file", None):
-            raise UsageError(f"-c {args.config_file}: no such profile; write one with "
-                             f"`pai eascmd -c {args.config_file} config -i ID -k SECRET -e ENDPOINT`")
+            raise UsageError(
+                f"-c {args.config_file}: no such profile; write one with "
+                f"`pai eascmd -c {args.config_file} config -i ID -k SECRET -e ENDPOINT`"
+            )
         return {}
     return profiles.read(path)
 
@@ -48,17 +49,27 @@ def read_profile(args) -> dict:
 def apply_profile(ctx, args) -> None:
     """Before any verb: the profile's workspace is the default, its endpoint URL the server."""
     profile = read_profile(args)
-    args.workspace = getattr(args, "workspace", None) or getattr(args, "eas_workspace", None) \
-        or profile.get("workspace") or None
+    args.workspace = (
+        getattr(args, "workspace", None) or getattr(args, "eas_workspace", None) or profile.get("workspace") or None
+    )
     profiles.use_endpoint(ctx, profile)
 
 
 def config(ctx, args) -> Result:
     path = profile_path(args)
-    profiles.write(path, {"access_id": args.access_id, "access_key": args.access_key, "endpoint": args.endpoint or "",
-                          "workspace": args.workspace or args.eas_workspace or ""})
-    return Result(data={"path": str(path), "endpoint": args.endpoint or "", "workspace": args.workspace or ""},
-                  text=f"Configuration saved to: {path}")
+    profiles.write(
+        path,
+        {
+            "access_id": args.access_id,
+            "access_key": args.access_key,
+            "endpoint": args.endpoint or "",
+            "workspace": args.workspace or args.eas_workspace or "",
+        },
+    )
+    return Result(
+        data={"path": str(path), "endpoint": args.endpoint or "", "workspace": args.workspace or ""},
+        text=f"Configuration saved to: {path}",
+    )
 
 
 # ----------------------------------------------------------------- test
@@ -100,8 +111,13 @@ def upload(ctx, args) -> Result:
     http = ws.http
     try:
         with source.open("rb") as fh:
-            resp = http.session.put(http.url(ws._path("/model-store")), params={"path": path}, data=fh,
-                                    headers={"Content-Type": "application/octet-stream"}, timeout=600)
+            resp = http.session.put(
+                http.url(ws._path("/model-store")),
+                params={"path": path},
+                data=fh,
+                headers={"Content-Type": "application/octet-stream"},
+                timeout=600,
+            )
     except OSError as exc:  # requests' connection errors are OSErrors too
         raise ServerNotFound(f"cannot upload to the pai_lab server at {http.info.url}: {exc}") from None
     if resp.status_code >= 400:
@@ -123,10 +139,18 @@ def _groups(ctx, args) -> list[dict]:
     """The cluster the server runs jobs and services on, as the one resource group it is today."""
     info = ctx.workspace(args.workspace).jobs.cluster()
     workers = info.workers
-    return [{"name": "default", "cluster": info.scheduler_address, "instances": len(workers),
-             "gpus": sum(w.gpus for w in workers), "cpus": sum(w.cores for w in workers),
-             "status": "ResourceReady" if workers else "ResourcePending", "dashboard": info.dashboard_link or "",
-             "workers": workers}]
+    return [
+        {
+            "name": "default",
+            "cluster": info.scheduler_address,
+            "instances": len(workers),
+            "gpus": sum(w.gpus for w in workers),
+            "cpus": sum(w.cores for w in workers),
+            "status": "ResourceReady" if workers else "ResourcePending",
+            "dashboard": info.dashboard_link or "",
+            "workers": workers,
+        }
+    ]
 
 
 def _group(ctx, args) -> dict:
@@ -151,12 +175,23 @@ def resource_desc(ctx, args) -> Result:
     from pai_lab.cli.eascmd import ascii_table
 
     g = _group(ctx, args)
-    fields = [("ResourceName", g["name"]), ("Region", "local"), ("CpuCount", g["cpus"]), ("GpuCount", g["gpus"]),
-              ("InstanceCount", g["instances"]), ("CreateTime", ""), ("LastStatus", g["status"]),
-              ("Message", "Resource is ready" if g["status"] == "ResourceReady" else "no worker yet"),
-              ("Scheduler", g["cluster"]), ("Dashboard", g["dashboard"]),
-              ("VpcId", ""), ("VSwitchId", ""), ("SecurityGroupId", ""), ("DestinationCIDR", ""),
-              ("AuxVSwitchList", [])]
+    fields = [
+        ("ResourceName", g["name"]),
+        ("Region", "local"),
+        ("CpuCount", g["cpus"]),
+        ("GpuCount", g["gpus"]),
+        ("InstanceCount", g["instances"]),
+        ("CreateTime", ""),
+        ("LastStatus", g["status"]),
+        ("Message", "Resource is ready" if g["status"] == "ResourceReady" else "no worker yet"),
+        ("Scheduler", g["cluster"]),
+        ("Dashboard", g["dashboard"]),
+        ("VpcId", ""),
+        ("VSwitchId", ""),
+        ("SecurityGroupId", ""),
+        ("DestinationCIDR", ""),
+        ("AuxVSwitchList", []),
+    ]
     data = {k: v for k, v in g.items() if k != "workers"}
     return Result(data=data, text=ascii_table([[k, v] for k, v in fields], ["FIELD", "VALUE"]))
 
@@ -165,10 +200,21 @@ def resource_li(ctx, args) -> Result:
     from pai_lab.cli.eascmd import ascii_table
 
     workers = _group(ctx, args)["workers"]
-    rows = [[w.name, w.address, w.cores, f"{w.memory // 2**20}M" if w.memory else "unlimited", w.gpus, w.busy_ranks,
-             "Ready"] for w in workers]
-    return Result(data=workers, text=ascii_table(rows, RESOURCE_LI) if rows else ascii_table([], RESOURCE_LI),
-                  frame=True)
+    rows = [
+        [
+            w.name,
+            w.address,
+            w.cores,
+            f"{w.memory // 2**20}M" if w.memory else "unlimited",
+            w.gpus,
+            w.busy_ranks,
+            "Ready",
+        ]
+        for w in workers
+    ]
+    return Result(
+        data=workers, text=ascii_table(rows, RESOURCE_LI) if rows else ascii_table([], RESOURCE_LI), frame=True
+    )
 
 
 def resource_network(ctx, args) -> Result:
@@ -182,9 +228,11 @@ def resource_network(ctx, args) -> Result:
         for key in ("VSwitchId", "SecurityGroupId"):
             if not cfg.get(key):
                 raise UsageError(f"network config {args.spec_file!r}: {key} is required with Action create")
-    return Result(data={"resource": args.resource, "action": action, "changed": False},
-                  text=f"[OK] Resource [{args.resource}]: network {action} accepted; the local cluster shares this "
-                       "machine's network, so there is no VPC connection to change")
+    return Result(
+        data={"resource": args.resource, "action": action, "changed": False},
+        text=f"[OK] Resource [{args.resource}]: network {action} accepted; the local cluster shares this "
+        "machine's network, so there is no VPC connection to change",
+    )
 
 
 # ----------------------------------------------------------------- wiring
@@ -207,10 +255,12 @@ def register_local(verb, verbs) -> None:
     p.add_argument("-d", "--data", required=True, help="the request body, or @FILE for a file's bytes")
     p.add_argument("--content-type", default="application/json")
 
-    for name, func, text in (("ls", resource_ls, "list resource groups"),
-                             ("desc", resource_desc, "describe a resource group"),
-                             ("li", resource_li, "list a resource group's instances"),
-                             ("network", resource_network, "check a network config (no VPC here)")):
+    for name, func, text in (
+        ("ls", resource_ls, "list resource groups"),
+        ("desc", resource_desc, "describe a resource group"),
+        ("li", resource_li, "list a resource group's instances"),
+        ("network", resource_network, "check a network config (no VPC here)"),
+    ):
         aliases = {"ls": ["list"], "li": ["list_instance"]}.get(name, [])
         p = verbs["resource"](name, func, text, aliases=aliases)
         if name != "ls":

@@ -8,12 +8,41 @@ from pathlib import Path
 from pai_lab.cli.base import Result, UsageError, read_spec_file, record_result, rows_result
 
 TASK_COLUMNS = ["name", "id", "template", "state", "total", "labeled", "checked", "accepted", "my_roles"]
-SHOW_COLUMNS = [*TASK_COLUMNS, "flow", "rejected", "skipped", "packages_left", "check_ratio", "package_size",
-                "package_by", "dataset", "created_by", "created_at", "description"]
+SHOW_COLUMNS = [
+    *TASK_COLUMNS,
+    "flow",
+    "rejected",
+    "skipped",
+    "packages_left",
+    "check_ratio",
+    "package_size",
+    "package_by",
+    "dataset",
+    "created_by",
+    "created_at",
+    "description",
+]
 FORMATS = ["itag", "easyvision", "label-studio", "coco", "yolo", "conll", "tfrecord"]
-CREATE_KEYS = {"name", "template", "dataset", "dataset_version", "manifest", "labels", "multi", "flow", "check_ratio",
-               "package_size", "package_by", "labelers", "checkers", "acceptors", "admins", "relation_labels",
-               "content_keys", "description"}
+CREATE_KEYS = {
+    "name",
+    "template",
+    "dataset",
+    "dataset_version",
+    "manifest",
+    "labels",
+    "multi",
+    "flow",
+    "check_ratio",
+    "package_size",
+    "package_by",
+    "labelers",
+    "checkers",
+    "acceptors",
+    "admins",
+    "relation_labels",
+    "content_keys",
+    "description",
+}
 
 
 def _list(values) -> list[str]:
@@ -29,9 +58,12 @@ def _ws(ctx, args):
 
 
 def register(sub, add_command) -> None:
-    lab = sub.add_parser("label", help="labeling tasks (iTAG): templates, create, ls, show, stats, packages, "
-                                       "claim, release, reassign, people, order, export, import, offline, online, "
-                                       "rm").add_subparsers(dest="verb", metavar="VERB", required=True)
+    lab = sub.add_parser(
+        "label",
+        help="labeling tasks (iTAG): templates, create, ls, show, stats, packages, "
+        "claim, release, reassign, people, order, export, import, offline, online, "
+        "rm",
+    ).add_subparsers(dest="verb", metavar="VERB", required=True)
 
     def cmd(name, func, text, **kw):
         p = add_command(lab, name, func, text, **kw)
@@ -46,7 +78,7 @@ def register(sub, add_command) -> None:
     p.add_argument("--template", "-t", help="a built-in id (pai label templates) or a custom template's name")
     p.add_argument("--dataset", "-d")
     p.add_argument("--version", type=int, dest="dataset_version")
-    p.add_argument("--manifest", help="a local manifest (JSON lines {\"data\": {...}}, or one text per line)")
+    p.add_argument("--manifest", help='a local manifest (JSON lines {"data": {...}}, or one text per line)')
     p.add_argument("--labels", "-l", action="append", help="label names (repeat or separate with commas)")
     p.add_argument("--multi", action="store_true", help="a selection may carry several labels")
     p.add_argument("--relation-labels", action="append")
@@ -60,9 +92,13 @@ def register(sub, add_command) -> None:
     p.add_argument("-f", "--file", help="JSON/YAML with the same keys (name, template, labels, flow...)")
 
     cmd("ls", ls, "labeling tasks and their progress")
-    for name, func, text in (("show", show, "one task"), ("stats", stats, "progress, people and agreement"),
-                             ("offline", offline, "take a task offline"), ("online", online, "bring a task online"),
-                             ("rm", rm, "delete a task and its answers")):
+    for name, func, text in (
+        ("show", show, "one task"),
+        ("stats", stats, "progress, people and agreement"),
+        ("offline", offline, "take a task offline"),
+        ("online", online, "bring a task online"),
+        ("rm", rm, "delete a task and its answers"),
+    ):
         p = cmd(name, func, text)
         p.add_argument("task", help="task id or name")
 
@@ -90,18 +126,24 @@ def register(sub, add_command) -> None:
 
     p = cmd("order", order, "repack the packages nobody has started: most uncertain suggestions first")
     p.add_argument("task")
-    p.add_argument("--by", required=True, metavar="ORDER",
-                   help="least_confidence, margin, entropy (from the suggestions' scores) or random")
+    p.add_argument(
+        "--by",
+        required=True,
+        metavar="ORDER",
+        help="least_confidence, margin, entropy (from the suggestions' scores) or random",
+    )
     p.add_argument("--seed", type=int, help="random order: its seed")
 
-    p = cmd("export", export, "export results (iTAG manifest, EasyVision CSV, Label Studio, COCO, YOLO, CoNLL, "
-                              "TFRecord)")
+    p = cmd(
+        "export", export, "export results (iTAG manifest, EasyVision CSV, Label Studio, COCO, YOLO, CoNLL, TFRecord)"
+    )
     p.add_argument("task")
     p.add_argument("--format", default="itag", choices=FORMATS)
     p.add_argument("--out", "-o", required=True, help="file, folder (yolo), prefix (tfrecord) or s3:// URI")
     p.add_argument("--register", metavar="DATASET", help="also register the iTAG export as this dataset")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="format option, e.g. test_ratio=0.2 (repeat)")
+    p.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="format option, e.g. test_ratio=0.2 (repeat)"
+    )
 
     p = cmd("import", import_, "create a task from a result file (answers kept in their stages)")
     p.add_argument("file")
@@ -144,11 +186,23 @@ def create(ctx, args) -> Result:
     spec = read_spec_file(args.file, "task spec") if args.file else {}
     unknown = set(spec) - CREATE_KEYS
     if unknown:
-        raise UsageError(f"unknown key {sorted(unknown)[0]!r} in the task spec; "
-                         f"keys are {', '.join(sorted(CREATE_KEYS))}")
+        raise UsageError(
+            f"unknown key {sorted(unknown)[0]!r} in the task spec; keys are {', '.join(sorted(CREATE_KEYS))}"
+        )
     opts = dict(spec)
-    for key in ("name", "template", "dataset", "dataset_version", "manifest", "multi", "flow", "check_ratio",
-                "package_size", "package_by", "description"):
+    for key in (
+        "name",
+        "template",
+        "dataset",
+        "dataset_version",
+        "manifest",
+        "multi",
+        "flow",
+        "check_ratio",
+        "package_size",
+        "package_by",
+        "description",
+    ):
         value = getattr(args, key, None)
         if value not in (None, False):
             opts[key] = value
@@ -180,12 +234,20 @@ def show(ctx, args) -> Result:
 
 def stats(ctx, args) -> Result:
     st = _ws(ctx, args).labeling.get(args.task).stats()
-    lines = [f"labeled   {st.labeled}/{st.total}", f"checked   {st.checked}", f"accepted  {st.accepted}",
-             f"rejected  {st.rejected}", f"skipped   {st.skipped}", f"packages left  {st.packages_left}",
-             "packages  " + ", ".join(f"{k}={v}" for k, v in st.packages.items() if v)]
+    lines = [
+        f"labeled   {st.labeled}/{st.total}",
+        f"checked   {st.checked}",
+        f"accepted  {st.accepted}",
+        f"rejected  {st.rejected}",
+        f"skipped   {st.skipped}",
+        f"packages left  {st.packages_left}",
+        "packages  " + ", ".join(f"{k}={v}" for k, v in st.packages.items() if v),
+    ]
     if st.suggested:
-        lines.append(f"suggested {st.suggested}: {st.suggestions_accepted} accepted as they were, "
-                     f"{st.suggestions_changed} changed")
+        lines.append(
+            f"suggested {st.suggested}: {st.suggestions_accepted} accepted as they were, "
+            f"{st.suggestions_changed} changed"
+        )
     if st.agreement is not None:
         lines.append(f"agreement {st.agreement:.1%} (label answers the checkers kept)")
     for p in st.people:
@@ -245,21 +307,26 @@ def reassign(ctx, args) -> Result:
 
 def people(ctx, args) -> Result:
     task = _ws(ctx, args).labeling.get(args.task)
-    change = {who: _list(getattr(args, who)) for who in ("labelers", "checkers", "acceptors", "admins")
-              if getattr(args, who)}
+    change = {
+        who: _list(getattr(args, who)) for who in ("labelers", "checkers", "acceptors", "admins") if getattr(args, who)
+    }
     info = task.set_people(**change) if change else task.info
     if change:
         ctx.say(f"[Info] People of [{task.name}] updated")
-    rows = [{"role": who, "people": ", ".join(info.people.get(who, [])) or "-"}
-            for who in ("labelers", "checkers", "acceptors", "admins")]
+    rows = [
+        {"role": who, "people": ", ".join(info.people.get(who, [])) or "-"}
+        for who in ("labelers", "checkers", "acceptors", "admins")
+    ]
     return Result(data=info.people, text="\n".join(f"{r['role']:<10} {r['people']}" for r in rows))
 
 
 def order(ctx, args) -> Result:
     task = _ws(ctx, args).labeling.get(args.task)
     done = task.order(args.by, seed=args.seed)
-    ctx.say(f"[Info] {done.items} items of [{task.name}] repacked into {done.packages} packages by {done.by} "
-            f"({done.scored} scored)")
+    ctx.say(
+        f"[Info] {done.items} items of [{task.name}] repacked into {done.packages} packages by {done.by} "
+        f"({done.scored} scored)"
+    )
     return record_result(done, ["by", "packages", "items", "scored"])
 
 
@@ -289,8 +356,14 @@ def import_(ctx, args) -> Result:
     if not Path(args.file).is_file():
         raise UsageError(f"pai label import: no file {args.file!r}")
     options = {"labels": _list(args.labels) or None, "multi": args.multi, "as_prelabels": args.as_prelabels or None}
-    task = _ws(ctx, args).labeling.import_task(args.file, name=args.name, format=args.format, template=args.template,
-                                               **{k: v for k, v in options.items() if v is not None})
-    ctx.say(f"[Info] Labeling task [{task.name}] imported ({task.id}): {task.info.total} items, "
-            f"{task.info.labeled} labeled")
+    task = _ws(ctx, args).labeling.import_task(
+        args.file,
+        name=args.name,
+        format=args.format,
+        template=args.template,
+        **{k: v for k, v in options.items() if v is not None},
+    )
+    ctx.say(
+        f"[Info] Labeling task [{task.name}] imported ({task.id}): {task.info.total} items, {task.info.labeled} labeled"
+    )
     return record_result(task.info, SHOW_COLUMNS)

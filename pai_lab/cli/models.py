@@ -11,7 +11,8 @@ MODEL_COLUMNS = ["name", "version", "path", "job_id", "created_by", "created_at"
 
 def register(sub, add_command) -> None:
     models = sub.add_parser("models", help="the model registry: ls, get, register, delete").add_subparsers(
-        dest="verb", metavar="VERB", required=True)
+        dest="verb", metavar="VERB", required=True
+    )
     p = add_command(models, "ls", models_ls, "model versions of the workspace, newest version first")
     p.add_argument("name", nargs="?", help="only this model's versions")
     p.add_argument("-w", "--workspace")

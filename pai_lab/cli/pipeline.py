@@ -12,11 +12,18 @@ NODE_COLUMNS = ["name", "identifier", "status", "cached", "finished_at", "reason
 
 def register(sub, add_command) -> None:
     pl = sub.add_parser("pipeline", help="pipeline runs: run, ls, get, logs, stop, retry").add_subparsers(
-        dest="verb", metavar="VERB", required=True)
+        dest="verb", metavar="VERB", required=True
+    )
     p = add_command(pl, "run", pipeline_run, "run a pipeline from its manifest (YAML or JSON)")
     p.add_argument("manifest", help="the manifest file (Pipeline.to_yaml())")
-    p.add_argument("-a", "--argument", action="append", default=[], metavar="NAME=VALUE",
-                   help="a value for one of the pipeline's inputs (repeatable)")
+    p.add_argument(
+        "-a",
+        "--argument",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a value for one of the pipeline's inputs (repeatable)",
+    )
     p.add_argument("--arguments", help="a JSON/YAML file of arguments")
     p.add_argument("--name", help="the run's name")
     p.add_argument("--no-cache", action="store_true", help="run every step, even one whose inputs were run before")
@@ -27,9 +34,11 @@ def register(sub, add_command) -> None:
     p.add_argument("--name")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("-w", "--workspace")
-    for verb, func, text in (("get", pipeline_get, "one run and its steps"),
-                             ("stop", pipeline_stop, "terminate a run"),
-                             ("retry", pipeline_retry, "run a failed run's failed and later steps again")):
+    for verb, func, text in (
+        ("get", pipeline_get, "one run and its steps"),
+        ("stop", pipeline_stop, "terminate a run"),
+        ("retry", pipeline_retry, "run a failed run's failed and later steps again"),
+    ):
         p = add_command(pl, verb, func, text)
         p.add_argument("run_id")
         p.add_argument("-w", "--workspace")
@@ -60,8 +69,9 @@ def _detail(run) -> Result:
 
 def pipeline_run(ctx, args) -> Result:
     manifest = read_spec_file(args.manifest, "pipeline manifest")
-    run = ctx.workspace(args.workspace).pipelines.run(manifest, arguments=_arguments(args), name=args.name,
-                                                     cache=not args.no_cache)
+    run = ctx.workspace(args.workspace).pipelines.run(
+        manifest, arguments=_arguments(args), name=args.name, cache=not args.no_cache
+    )
     ctx.say(f"[Info] Pipeline run [{run.id}] created")
     if args.wait:
         from pai_lab.client.pipelines import PipelineRunError
@@ -77,8 +87,9 @@ def pipeline_run(ctx, args) -> Result:
 
 
 def pipeline_ls(ctx, args) -> Result:
-    return rows_result(ctx.workspace(args.workspace).pipelines.list(status=args.status, name=args.name,
-                                                                    limit=args.limit), RUN_COLUMNS)
+    return rows_result(
+        ctx.workspace(args.workspace).pipelines.list(status=args.status, name=args.name, limit=args.limit), RUN_COLUMNS
+    )
 
 
 def pipeline_get(ctx, args) -> Result:

@@ -37,8 +37,9 @@ def register(sub, add_command) -> None:
     p.add_argument("package", type=int)
     p.add_argument("--comment", "-m", required=True, help="what the labeler should fix")
 
-    p = add_command(_verbs(sub, "dataset"), "publish", dataset_publish,
-                    "make a private dataset visible to the whole workspace")
+    p = add_command(
+        _verbs(sub, "dataset"), "publish", dataset_publish, "make a private dataset visible to the whole workspace"
+    )
     p.add_argument("name")
     p.add_argument("-w", "--workspace")
 

@@ -16,19 +16,43 @@ def register(sub, add_command) -> None:
     p.add_argument("--ip", default="127.0.0.1")
     p.add_argument("--token", default=None, help="the owner's token (default: a random one)")
     p.add_argument("--owner", default=None, help="user name the token authenticates as (default: you)")
-    p.add_argument("--user", action="append", default=[], metavar="NAME=TOKEN",
-                   help="a further user and their token (repeatable), for role-based sharing")
+    p.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="NAME=TOKEN",
+        help="a further user and their token (repeatable), for role-based sharing",
+    )
     p.add_argument("--database-url", default=None, help="SQLAlchemy URL of the store")
     p.add_argument("--dask-scheduler", default=None, help="address of an existing Dask scheduler")
-    p.add_argument("--allowed-root", action="append", default=[], metavar="FOLDER",
-                   help="a folder besides --root that members may name as data, code or models (repeatable)")
-    p.add_argument("--allowed-url-prefix", action="append", default=[], metavar="PREFIX",
-                   help="an http(s) URL prefix the server may fetch item media from (repeatable; default none)")
-    p.add_argument("--job-sandbox", choices=("auto", "bubblewrap", "off"), default=None,
-                   help="run local job ranks in a bubblewrap sandbox: auto (default: once there is more than "
-                        "one user), always, or off")
-    p.add_argument("--stop-with", type=int, default=None, metavar="PID",
-                   help="stop when process PID ends (pai_lab.connect(start=True) passes its own)")
+    p.add_argument(
+        "--allowed-root",
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="a folder besides --root that members may name as data, code or models (repeatable)",
+    )
+    p.add_argument(
+        "--allowed-url-prefix",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="an http(s) URL prefix the server may fetch item media from (repeatable; default none)",
+    )
+    p.add_argument(
+        "--job-sandbox",
+        choices=("auto", "bubblewrap", "off"),
+        default=None,
+        help="run local job ranks in a bubblewrap sandbox: auto (default: once there is more than "
+        "one user), always, or off",
+    )
+    p.add_argument(
+        "--stop-with",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="stop when process PID ends (pai_lab.connect(start=True) passes its own)",
+    )
 
 
 def serve(ctx, args) -> Result:
@@ -46,12 +70,18 @@ def serve(ctx, args) -> Result:
         users[name] = token
     try:
         app = PaiLabApp.control_plane(
-            root, ip=args.ip, port=args.port, users=users,
+            root,
+            ip=args.ip,
+            port=args.port,
+            users=users,
             owner=args.owner or os.environ.get("PAI_LAB_OWNER") or default_owner(),
             token=args.token or os.environ.get("PAI_LAB_TOKEN") or secrets.token_hex(24),
-            database_url=args.database_url, dask_scheduler_address=args.dask_scheduler,
+            database_url=args.database_url,
+            dask_scheduler_address=args.dask_scheduler,
             allowed_roots=[Path(folder).expanduser().resolve() for folder in args.allowed_root],
-            allowed_url_prefixes=args.allowed_url_prefix, job_sandbox=args.job_sandbox)
+            allowed_url_prefixes=args.allowed_url_prefix,
+            job_sandbox=args.job_sandbox,
+        )
     except Exception as exc:  # noqa: BLE001 - whatever stops it, the user gets the reason in one line
         raise UsageError(f"pai server: the control plane cannot start: {type(exc).__name__}: {exc}") from None
     ctx.say(f"pai_lab server for {root} at {app.serverapp.connection_url} (runtime file {app.runtime_file})")

@@ -14,7 +14,8 @@ def _roles(values: list[str]) -> list[str]:
 
 def register(sub, add_command) -> None:
     ws = sub.add_parser("workspace", help="workspaces: create, ls, show, rm").add_subparsers(
-        dest="verb", metavar="VERB", required=True)
+        dest="verb", metavar="VERB", required=True
+    )
 
     p = add_command(ws, "create", workspace_create, "create a workspace; you become its Owner", cell_file="-f")
     p.add_argument("name", nargs="?", help="3-23 characters, starts with a letter; letters, digits, _")
@@ -27,16 +28,24 @@ def register(sub, add_command) -> None:
     p.add_argument("name")
 
     mem = sub.add_parser("member", help="members of a workspace: add, set, rm, ls").add_subparsers(
-        dest="verb", metavar="VERB", required=True)
+        dest="verb", metavar="VERB", required=True
+    )
     p = add_command(mem, "ls", member_ls, "members and their roles")
     p.add_argument("-w", "--workspace")
-    for verb, func, text in (("add", member_add, "add a member with one or more roles"),
-                             ("set", member_set, "replace a member's roles")):
+    for verb, func, text in (
+        ("add", member_add, "add a member with one or more roles"),
+        ("set", member_set, "replace a member's roles"),
+    ):
         p = add_command(mem, verb, func, text)
         p.add_argument("username")
-        p.add_argument("--role", "-r", action="append", required=True,
-                       help="Owner, Administrator, AlgorithmDeveloper, AlgorithmOps, LabelingAdmin, "
-                            "LabelingTeamLead or Guest (repeat, or separate with commas)")
+        p.add_argument(
+            "--role",
+            "-r",
+            action="append",
+            required=True,
+            help="Owner, Administrator, AlgorithmDeveloper, AlgorithmOps, LabelingAdmin, "
+            "LabelingTeamLead or Guest (repeat, or separate with commas)",
+        )
         p.add_argument("-w", "--workspace")
     p = add_command(mem, "rm", member_rm, "remove members (several at once: a,b,c; all or none)")
     p.add_argument("username", nargs="+", help="one or more user names (repeat, or separate with commas)")
@@ -52,8 +61,9 @@ def workspace_create(ctx, args) -> Result:
     spec = read_spec_file(args.file, "workspace spec") if args.file else {}
     unknown = set(spec) - {"name", "description", "members"}
     if unknown:
-        raise UsageError(f"unknown key {sorted(unknown)[0]!r} in the workspace spec; keys are name, description, "
-                         "members")
+        raise UsageError(
+            f"unknown key {sorted(unknown)[0]!r} in the workspace spec; keys are name, description, members"
+        )
     name = args.name or spec.get("name")
     if not name:
         raise UsageError("pai workspace create: give a NAME (or a spec file with `name:`)")

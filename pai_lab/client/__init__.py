@@ -1,8 +1,8 @@
 """The client every door uses: kernel code, ``%pai`` magics, the ``pai`` CLI and the widgets.
 
-    >>> import pai_lab
-    >>> ws = pai_lab.connect()            # the "default" workspace
-    >>> ws.members.add("alice", ["AlgorithmDeveloper"])
+>>> import pai_lab
+>>> ws = pai_lab.connect()            # the "default" workspace
+>>> ws.members.add("alice", ["AlgorithmDeveloper"])
 """
 
 from __future__ import annotations
@@ -105,8 +105,11 @@ class Members:
         return self.to_pandas().to_html(index=False)
 
     def __repr__(self) -> str:
-        return f"<members of {self._ws.name}: " + ", ".join(
-            f"{m.username} ({'/'.join(m.roles)})" for m in self.list()) + ">"
+        return (
+            f"<members of {self._ws.name}: "
+            + ", ".join(f"{m.username} ({'/'.join(m.roles)})" for m in self.list())
+            + ">"
+        )
 
 
 class WorkspaceClient:
@@ -198,8 +201,12 @@ class WorkspaceClient:
         return Pipelines(self)
 
     # (label, list route) of what the notebook display counts
-    _COUNTED = (("datasets", "/datasets"), ("labeling tasks", "/labeling/tasks"), ("jobs", "/jobs"),
-                ("services", "/services"))
+    _COUNTED = (
+        ("datasets", "/datasets"),
+        ("labeling tasks", "/labeling/tasks"),
+        ("jobs", "/jobs"),
+        ("services", "/services"),
+    )
 
     def counts(self) -> dict[str, int | None]:
         """How many datasets, labeling tasks, jobs and services the workspace holds (None: not readable)."""
@@ -221,22 +228,29 @@ class WorkspaceClient:
         from html import escape
 
         info, members, counts = self.info(), self.members.list(), self.counts()
-        figures = " &middot; ".join(f"<b>{'—' if n is None else n}</b> {escape(label)}"
-                                    for label, n in counts.items())
+        figures = " &middot; ".join(f"<b>{'—' if n is None else n}</b> {escape(label)}" for label, n in counts.items())
         rows = "".join(f"<tr><td>{escape(m.username)}</td><td>{escape(', '.join(m.roles))}</td></tr>" for m in members)
-        return (f"<div class='pai-lab-workspace'><b>workspace {escape(info.name)}</b>"
-                + (f" &mdash; {escape(info.description)}" if info.description else "")
-                + f"<br><span>{figures}</span>"
-                + f"<br><small>at {escape(self.http.info.url)}; your roles: {escape(', '.join(info.my_roles))}</small>"
-                + "<table><tr><th style='text-align:left'>member</th><th style='text-align:left'>roles</th></tr>"
-                + f"{rows}</table></div>")
+        return (
+            f"<div class='pai-lab-workspace'><b>workspace {escape(info.name)}</b>"
+            + (f" &mdash; {escape(info.description)}" if info.description else "")
+            + f"<br><span>{figures}</span>"
+            + f"<br><small>at {escape(self.http.info.url)}; your roles: {escape(', '.join(info.my_roles))}</small>"
+            + "<table><tr><th style='text-align:left'>member</th><th style='text-align:left'>roles</th></tr>"
+            + f"{rows}</table></div>"
+        )
 
     def __repr__(self) -> str:
         return f"<pai_lab workspace {self.name!r} at {self.http.info.url}>"
 
 
-def connect(workspace: str = "default", *, url: str | None = None, token: str | None = None,
-            start: bool = False, timeout: float = 120) -> WorkspaceClient:
+def connect(
+    workspace: str = "default",
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    start: bool = False,
+    timeout: float = 120,
+) -> WorkspaceClient:
     """Connect to the control plane and return one workspace's client.
 
     The server is found from ``url``/``token``, ``PAI_LAB_URL``, the Jupyter server this process runs

@@ -1,8 +1,8 @@
 """``ws.datasets``: register, list and read datasets from a notebook or a script.
 
-    >>> ds = ws.datasets.register("pets", "data/pets", scan=True)
-    >>> ds.versions, ds.diff(1, 2), ds.check()
-    >>> ds.to_pandas(); ds.to_tf_dataset(image_size=(64, 64), batch_size=32); ds.preview()
+>>> ds = ws.datasets.register("pets", "data/pets", scan=True)
+>>> ds.versions, ds.diff(1, 2), ds.check()
+>>> ds.to_pandas(); ds.to_tf_dataset(image_size=(64, 64), batch_size=32); ds.preview()
 """
 
 from __future__ import annotations
@@ -31,8 +31,17 @@ from pai_lab.datasets.schemas import Dataset as DatasetInfo
 from pai_lab.datasets.sources import split_local_uri
 
 LONG_CALL = 3600  # seconds: a scan of millions of files may take a while
-LIST_COLUMNS = ["name", "data_type", "item_count", "total_bytes", "latest_version", "source_uri", "visibility",
-                "created_by", "created_at"]
+LIST_COLUMNS = [
+    "name",
+    "data_type",
+    "item_count",
+    "total_bytes",
+    "latest_version",
+    "source_uri",
+    "visibility",
+    "created_by",
+    "created_at",
+]
 
 if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
     import pandas as pd
@@ -110,10 +119,19 @@ class Dataset:
         self.info = DatasetInfo.model_validate(self._ws._get(self._path()))
         return self
 
-    def update(self, *, description: str | None = None, tags: dict | None = None, visibility: str | None = None,
-               data_type: str | None = None) -> Dataset:
-        body = {k: v for k, v in dict(description=description, tags=tags, visibility=visibility,
-                                      data_type=data_type).items() if v is not None}
+    def update(
+        self,
+        *,
+        description: str | None = None,
+        tags: dict | None = None,
+        visibility: str | None = None,
+        data_type: str | None = None,
+    ) -> Dataset:
+        body = {
+            k: v
+            for k, v in dict(description=description, tags=tags, visibility=visibility, data_type=data_type).items()
+            if v is not None
+        }
         self.info = DatasetInfo.model_validate(self._ws._patch(self._path(), body))
         return self
 
@@ -125,14 +143,17 @@ class Dataset:
         number = number if number is not None else self.refresh().latest_version
         return DatasetVersion.model_validate(self._ws._get(self._path(f"/versions/{number}")))
 
-    def new_version(self, description: str = "", *, hash: bool = False, items: Any = None,
-                    progress: bool | Any = True) -> DatasetVersion:
+    def new_version(
+        self, description: str = "", *, hash: bool = False, items: Any = None, progress: bool | Any = True
+    ) -> DatasetVersion:
         """Re-scan the source into a new immutable version (or register ``items`` as one)."""
         body: dict[str, Any] = {"description": description, "hash": hash}
         if items is not None:
             body["items"] = _lines(items)
+
         def call():
             return self._ws._post(self._path("/versions"), body, timeout=LONG_CALL)
+
         data = self._datasets._watched(self.name, call, progress)
         self.refresh()
         return DatasetVersion.model_validate(data)
@@ -169,8 +190,7 @@ class Dataset:
     def manifest(self, version: int | None = None) -> Iterator[dict]:
         """The version's iTAG manifest lines, streamed."""
         params = {"version": version} if version is not None else None
-        resp = self._ws.http.get(self._ws._path(self._path("/manifest")), params=params, stream=True,
-                                 timeout=LONG_CALL)
+        resp = self._ws.http.get(self._ws._path(self._path("/manifest")), params=params, stream=True, timeout=LONG_CALL)
         with resp:
             for raw in resp.iter_lines():
                 if raw:
@@ -201,7 +221,8 @@ class Dataset:
         text = "b" not in mode
         local = split_local_uri(source)
         is_file = source.startswith(("s3://", "http://", "https://", "file://")) or (
-            local is not None and os.path.isabs(local) and "\n" not in local)
+            local is not None and os.path.isabs(local) and "\n" not in local
+        )
         if not is_file:
             return io.StringIO(source) if text else io.BytesIO(source.encode())
         if local is not None and os.path.exists(local):
@@ -211,13 +232,11 @@ class Dataset:
 
             from pai_lab.datasets.sources import s3_options
 
-            return fsspec.open(source, mode, **s3_options({**self.info.storage_options,
-                                                           **self.storage_options})).open()
+            return fsspec.open(source, mode, **s3_options({**self.info.storage_options, **self.storage_options})).open()
         params = {"index": item.index}
         if version is not None:
             params["version"] = version
-        resp = self._ws.http.get(self._ws._path(self._path("/content")), params=params, stream=True,
-                                 timeout=LONG_CALL)
+        resp = self._ws.http.get(self._ws._path(self._path("/content")), params=params, stream=True, timeout=LONG_CALL)
         data = resp.content
         return io.StringIO(data.decode()) if text else io.BytesIO(data)
 
@@ -236,13 +255,15 @@ class Dataset:
 
                 from pai_lab.datasets.sources import s3_options
 
-                with fsspec.open(source, "rb", **s3_options({**self.info.storage_options,
-                                                             **self.storage_options})) as fh:
+                with fsspec.open(
+                    source, "rb", **s3_options({**self.info.storage_options, **self.storage_options})
+                ) as fh:
                     return fh.read()
             if not index:
                 index.update({i.source: i.index for i in self.items() if i.source})
-            resp = self._ws.http.get(self._ws._path(self._path("/content")), params={"index": index[source]},
-                                     stream=True, timeout=LONG_CALL)
+            resp = self._ws.http.get(
+                self._ws._path(self._path("/content")), params={"index": index[source]}, stream=True, timeout=LONG_CALL
+            )
             return resp.content
 
         return read
@@ -292,15 +313,26 @@ class Dataset:
         info = self.info
         # items registered from manifest lines carry no size: 0 bytes over items means "not recorded"
         size = _human(info.total_bytes) if info.total_bytes or not info.item_count else "not recorded"
-        rows = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in (
-            ("name", info.name), ("type", info.data_type), ("items", f"{info.item_count:,}"),
-            ("size", size), ("latest version", info.latest_version),
-            ("source", info.source_uri), ("visibility", info.visibility), ("created by", info.created_by)))
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{k}</th><td>{html.escape(str(v))}</td></tr>"
+            for k, v in (
+                ("name", info.name),
+                ("type", info.data_type),
+                ("items", f"{info.item_count:,}"),
+                ("size", size),
+                ("latest version", info.latest_version),
+                ("source", info.source_uri),
+                ("visibility", info.visibility),
+                ("created by", info.created_by),
+            )
+        )
         return f"<table>{rows}</table>"
 
     def __repr__(self) -> str:
-        return (f"<dataset {self.info.name!r} ({self.info.data_type}, {self.info.item_count} items, "
-                f"v{self.info.latest_version})>")
+        return (
+            f"<dataset {self.info.name!r} ({self.info.data_type}, {self.info.item_count} items, "
+            f"v{self.info.latest_version})>"
+        )
 
 
 def _human(n: int) -> str:
@@ -342,20 +374,45 @@ class Datasets:
     def get(self, name: str) -> Dataset:
         return Dataset(self, DatasetInfo.model_validate(self._ws._get(f"/datasets/{name}")))
 
-    def register(self, name: str, source: str | None = None, *, data_type: str | None = None, scan: bool = False,
-                 glob: str | None = None, description: str = "", tags: dict | None = None,
-                 visibility: str = "workspace", storage_options: dict | None = None, items: Any = None,
-                 mount_path: str | None = None, hash: bool = False, progress: bool | Any = True) -> Dataset:
+    def register(
+        self,
+        name: str,
+        source: str | None = None,
+        *,
+        data_type: str | None = None,
+        scan: bool = False,
+        glob: str | None = None,
+        description: str = "",
+        tags: dict | None = None,
+        visibility: str = "workspace",
+        storage_options: dict | None = None,
+        items: Any = None,
+        mount_path: str | None = None,
+        hash: bool = False,
+        progress: bool | Any = True,
+    ) -> Dataset:
         """Register ``source`` (folder, file, s3:// or oss:// prefix, .manifest, sample://NAME) or
         ``items`` (manifest lines, texts, a DataFrame) as dataset ``name``."""
-        body: dict[str, Any] = {"name": name, "source": source, "data_type": data_type, "scan": scan, "glob": glob,
-                                "description": description, "tags": tags or {}, "visibility": visibility,
-                                "storage_options": storage_options or {}, "mount_path": mount_path, "hash": hash}
+        body: dict[str, Any] = {
+            "name": name,
+            "source": source,
+            "data_type": data_type,
+            "scan": scan,
+            "glob": glob,
+            "description": description,
+            "tags": tags or {},
+            "visibility": visibility,
+            "storage_options": storage_options or {},
+            "mount_path": mount_path,
+            "hash": hash,
+        }
         if items is not None:
             body["items"] = _lines(items)
         body = {k: v for k, v in body.items() if v is not None}
+
         def call():
             return self._ws._post("/datasets", body, timeout=LONG_CALL)
+
         info = DatasetInfo.model_validate(self._watched(name, call, progress if scan else False))
         ds = Dataset(self, info)
         if storage_options:

@@ -208,8 +208,11 @@ def start_server(root: str | Path | None = None, timeout: float = 120) -> Server
                 return _wait_answering(found, None, timeout)
             server = _spawn(root, runtime, timeout)
         _started[str(root)] = server
-    print(f"[pai_lab] started a pai server for {root} at {server.info.url} (log: {server.log}); "
-          "it stops when this Python process exits", file=sys.stderr)
+    print(
+        f"[pai_lab] started a pai server for {root} at {server.info.url} (log: {server.log}); "
+        "it stops when this Python process exits",
+        file=sys.stderr,
+    )
     return server.info
 
 
@@ -243,16 +246,22 @@ def _spawn(root: Path, runtime: Path, timeout: float) -> _StartedServer:
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "pai_lab", "server", "--root", str(root), "--stop-with", str(os.getpid())],
-            cwd=str(root), env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)  # Ctrl-C in this terminal interrupts the script, not its server
+            cwd=str(root),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # Ctrl-C in this terminal interrupts the script, not its server
     server = _StartedServer(root, proc, ServerInfo("", token, f"pai server started by this process ({root})"), log)
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not server.alive():
                 tail = log.read_text(errors="replace")[-2000:]
-                raise ServerNotFound(f"the pai server started for {root} exited with {proc.returncode}; "
-                                     f"its log ({log}) ends:\n{tail}")
+                raise ServerNotFound(
+                    f"the pai server started for {root} exited with {proc.returncode}; its log ({log}) ends:\n{tail}"
+                )
             found = read_runtime_file(runtime)
             if found:
                 try:
@@ -264,8 +273,9 @@ def _spawn(root: Path, runtime: Path, timeout: float) -> _StartedServer:
                     _wait_answering(server.info, server, deadline - time.monotonic())
                     return server
             time.sleep(0.1)
-        raise ServerNotFound(f"the pai server started for {root} did not answer within {timeout:.0f} s; "
-                             f"see its log {log}")
+        raise ServerNotFound(
+            f"the pai server started for {root} did not answer within {timeout:.0f} s; see its log {log}"
+        )
     except BaseException:
         server.stop(timeout=10)
         raise

@@ -21,14 +21,25 @@ class Http:
     def url(self, path: str) -> str:
         return self.info.api + path
 
-    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
-                stream: bool = False, timeout: float | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict | None = None,
+        stream: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
         try:
-            resp = self.session.request(method, self.url(path), json=json, params=params, stream=stream,
-                                        timeout=timeout or self.timeout)
+            resp = self.session.request(
+                method, self.url(path), json=json, params=params, stream=stream, timeout=timeout or self.timeout
+            )
         except requests.ConnectionError:
-            raise ServerNotFound(f"cannot reach the pai_lab server at {self.info.url} (found via "
-                                 f"{self.info.source}); is it running? Start one with `pai server`") from None
+            raise ServerNotFound(
+                f"cannot reach the pai_lab server at {self.info.url} (found via "
+                f"{self.info.source}); is it running? Start one with `pai server`"
+            ) from None
         if resp.status_code >= 400:
             try:
                 body = resp.json()

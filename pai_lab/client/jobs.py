@@ -1,11 +1,11 @@
 """``ws.jobs``: submit distributed TensorFlow jobs, follow them, read their logs and metrics.
 
-    >>> job = ws.jobs.submit(name="mnist", command="python /root/code/train.py", workers=2,
-    ...                      code_source="./code")
-    >>> job.monitor()          # live widget: ranks, log tail, metric curves, stop button
-    >>> job.wait().state
-    'Succeeded'
-    >>> job.metrics()          # DataFrame: pod, step, loss, accuracy, ...
+>>> job = ws.jobs.submit(name="mnist", command="python /root/code/train.py", workers=2,
+...                      code_source="./code")
+>>> job.monitor()          # live widget: ranks, log tail, metric curves, stop button
+>>> job.wait().state
+'Succeeded'
+>>> job.metrics()          # DataFrame: pod, step, loss, accuracy, ...
 """
 
 from __future__ import annotations
@@ -51,16 +51,16 @@ class Job:
         poll of at most ``wait`` seconds, so a follower hears of a change at once)."""
         params = None if history_after is None else {"history_after": history_after, "wait": wait}
         timeout = self._jobs._ws.http.timeout + (wait if params else 0)
-        self.detail = JobDetail.model_validate(self._jobs._ws._get(f"/jobs/{self.id}", params=params,
-                                                                   timeout=timeout))
+        self.detail = JobDetail.model_validate(self._jobs._ws._get(f"/jobs/{self.id}", params=params, timeout=timeout))
         return self.detail
 
     @property
     def done(self) -> bool:
         return self.refresh().state in TERMINAL_STATES
 
-    def wait(self, timeout: float | None = None, poll: float = 1.0, raise_on_failure: bool = False,
-             progress: bool = False) -> Job:
+    def wait(
+        self, timeout: float | None = None, poll: float = 1.0, raise_on_failure: bool = False, progress: bool = False
+    ) -> Job:
         """Block until the job ends (or ``timeout`` seconds pass); show a progress bar if asked.
         The end is seen as soon as it happens; ``poll`` is the longest gap between bar updates."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -82,8 +82,9 @@ class Job:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError(f"job {self.id} is still {detail.state} after {timeout} s")
-                detail = self.refresh(history_after=len(detail.history),
-                                      wait=max(0.05, min(poll, left if left is not None else poll)))
+                detail = self.refresh(
+                    history_after=len(detail.history), wait=max(0.05, min(poll, left if left is not None else poll))
+                )
         finally:
             if bar is not None:
                 bar.close()
@@ -95,8 +96,14 @@ class Job:
         self.detail = JobDetail.model_validate(self._jobs._ws._post(f"/jobs/{self.id}/stop"))
         return self.detail
 
-    def log_lines(self, pod: str | int | None = None, max_events_num: int = 2000, start_time=None,
-                  end_time=None, after: int | None = None) -> list[LogLine]:
+    def log_lines(
+        self,
+        pod: str | int | None = None,
+        max_events_num: int = 2000,
+        start_time=None,
+        end_time=None,
+        after: int | None = None,
+    ) -> list[LogLine]:
         params: dict[str, Any] = {"max_events_num": max_events_num}
         if pod is not None:
             params["pod"] = self.pod_name(pod)
@@ -150,14 +157,19 @@ class Job:
 
         d = self.detail
         colour = {"Succeeded": "#2e7d32", "Failed": "#c62828", "Stopped": "#6d4c41"}.get(d.state, "#1565c0")
-        ranks = "".join(f"<tr><td>{escape(p.name)}</td><td>{escape(p.state)}</td>"
-                        f"<td>{'' if p.exit_code is None else p.exit_code}</td></tr>" for p in d.pods)
-        return (f"<div class='pai-lab-job'><b>{escape(d.id)}</b> {escape(d.name)}: "
-                f"<b style='color:{colour}'>{escape(d.state)}</b> <code>{escape(d.progress)}</code>"
-                + (f"<br>model <code>{escape(d.model)}</code>" if d.model else "")
-                + (f"<br><i>{escape(d.reason)}</i>" if d.reason else "")
-                + f"<table><tr><th style='text-align:left'>rank</th><th style='text-align:left'>state</th>"
-                f"<th>exit</th></tr>{ranks}</table></div>")
+        ranks = "".join(
+            f"<tr><td>{escape(p.name)}</td><td>{escape(p.state)}</td>"
+            f"<td>{'' if p.exit_code is None else p.exit_code}</td></tr>"
+            for p in d.pods
+        )
+        return (
+            f"<div class='pai-lab-job'><b>{escape(d.id)}</b> {escape(d.name)}: "
+            f"<b style='color:{colour}'>{escape(d.state)}</b> <code>{escape(d.progress)}</code>"
+            + (f"<br>model <code>{escape(d.model)}</code>" if d.model else "")
+            + (f"<br><i>{escape(d.reason)}</i>" if d.reason else "")
+            + f"<table><tr><th style='text-align:left'>rank</th><th style='text-align:left'>state</th>"
+            f"<th>exit</th></tr>{ranks}</table></div>"
+        )
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.detail.name!r} {self.detail.state}>"
@@ -169,8 +181,16 @@ class Jobs:
     def __init__(self, ws):
         self._ws = ws
 
-    def submit(self, name: str, command: str, *, workers: int = 1, kind: str = "tfjob",
-               job_file: str | None = None, **params: Any) -> Job:
+    def submit(
+        self,
+        name: str,
+        command: str,
+        *,
+        workers: int = 1,
+        kind: str = "tfjob",
+        job_file: str | None = None,
+        **params: Any,
+    ) -> Job:
         """Submit a job. Parameters are the `dlc submit tfjob` flags; a job file's values win.
         ``data_sources`` takes names (``"digits"``, ``"digits:2"``, ``"task:digits-labels"``) or the
         Dataset and Task objects themselves."""
@@ -201,8 +221,10 @@ class Jobs:
         return [JobInfo.model_validate(j) for j in self._ws._get("/jobs", params=params or None)]
 
     def to_pandas(self) -> pd.DataFrame:
-        return table(self.list(), ["id", "name", "state", "workers", "ps", "chief", "progress", "created_by",
-                                   "created_at", "reason"])
+        return table(
+            self.list(),
+            ["id", "name", "state", "workers", "ps", "chief", "progress", "created_by", "created_at", "reason"],
+        )
 
     def cluster(self):
         from pai_lab.training.schemas import ClusterInfo
@@ -240,4 +262,3 @@ def _data_source_refs(sources: Any) -> Any:
         else:
             refs.append(source)
     return refs
-

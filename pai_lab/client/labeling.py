@@ -1,12 +1,12 @@
 """``ws.labeling``: labeling tasks from Python, and everything a labeling widget needs.
 
-    >>> task = ws.labeling.create_task("cats", "image-classification", labels=["cat", "dog"],
-    ...                                 lines=[{"data": {"source": "a.jpg"}}])
-    >>> pkg = task.claim()                       # the next package from the pool
-    >>> for item in task.items(pkg):
-    ...     task.submit(item.seq, "cat")         # stored at once; retries are idempotent
-    >>> task.submit_package(pkg)
-    >>> task.stats(); task.export(format="coco", to="cats.json")
+>>> task = ws.labeling.create_task("cats", "image-classification", labels=["cat", "dog"],
+...                                 lines=[{"data": {"source": "a.jpg"}}])
+>>> pkg = task.claim()                       # the next package from the pool
+>>> for item in task.items(pkg):
+...     task.submit(item.seq, "cat")         # stored at once; retries are idempotent
+>>> task.submit_package(pkg)
+>>> task.stats(); task.export(format="coco", to="cats.json")
 """
 
 from __future__ import annotations
@@ -69,8 +69,12 @@ class Task:
         params = {"key": key, "w": int(width), "h": int(height)}
         resp = self.workspace._get(self._p(f"/items/{int(seq)}/media"), params=params, stream=True)
         size = resp.headers.get("X-Original-Width"), resp.headers.get("X-Original-Height")
-        return Media(resp.content, resp.headers.get("Content-Type", "application/octet-stream"),
-                     int(size[0] or 0) or None, int(size[1] or 0) or None)
+        return Media(
+            resp.content,
+            resp.headers.get("Content-Type", "application/octet-stream"),
+            int(size[0] or 0) or None,
+            int(size[1] or 0) or None,
+        )
 
     @property
     def id(self) -> str:
@@ -137,13 +141,27 @@ class Task:
         """A package's items with their data, pre-labels (suggestions) and answers so far."""
         return [sc.TaskItem.model_validate(i) for i in self._get(f"/packages/{_number(package)}/items")]
 
-    def submit(self, item: int, answer: Any = None, *, results: list | None = None, client_id: str | None = None,
-               stage: str | None = None, skip: str | None = None) -> sc.AnswerAck:
+    def submit(
+        self,
+        item: int,
+        answer: Any = None,
+        *,
+        results: list | None = None,
+        client_id: str | None = None,
+        stage: str | None = None,
+        skip: str | None = None,
+    ) -> sc.AnswerAck:
         """Store one item's answer now. ``answer`` is a simple answer (a label, a dict keyed by
         question title...) or ``results`` the iTAG results list; ``skip`` marks the item invalid.
         The ``client_id`` (one is made if not given) makes a retry store nothing twice."""
-        body = {"item": int(item), "client_id": client_id or uuid.uuid4().hex, "stage": stage, "results": results,
-                "answer": answer, "skip": skip}
+        body = {
+            "item": int(item),
+            "client_id": client_id or uuid.uuid4().hex,
+            "stage": stage,
+            "results": results,
+            "answer": answer,
+            "skip": skip,
+        }
         body = {k: v for k, v in body.items() if v is not None}
         return sc.AnswerAck.model_validate(self._post("/answers", body))
 
@@ -186,8 +204,15 @@ class Task:
 
     # ------------------------------------------------------------ pre-labels
 
-    def prelabel(self, predict: Callable[[dict], Any] | None = None, *, source: str = "python",
-                 predictions: dict[int, Any] | None = None, batch: int = 200, progress: bool = True) -> int:
+    def prelabel(
+        self,
+        predict: Callable[[dict], Any] | None = None,
+        *,
+        source: str = "python",
+        predictions: dict[int, Any] | None = None,
+        batch: int = 200,
+        progress: bool = True,
+    ) -> int:
         """Attach suggestions: ``predict(data) -> answer`` is called for each item (or give
         ``predictions`` as {item seq: answer or results}). Shown as suggestions, never answers.
         An answer may carry its confidence: ``{"answer": ..., "score": 0.7, "scores": {class: p}}``."""
@@ -197,7 +222,7 @@ class Task:
         if predictions is not None:
             pending = [_prelabel(k, v) for k, v in predictions.items()]
             for i in range(0, len(pending), batch):
-                attached += self._post("/prelabels", {"source": source, "items": pending[i:i + batch]})["attached"]
+                attached += self._post("/prelabels", {"source": source, "items": pending[i : i + batch]})["attached"]
             return attached
         if predict is None:
             raise TypeError("give predict=<callable> or predictions={item: answer}")
@@ -210,9 +235,17 @@ class Task:
                 bar.update(len(items))
         return attached
 
-    def prelabel_from_service(self, service: str, to_answer: Callable[[dict, Any], Any] | None = None, *,
-                              inputs: Callable[[dict], Any] | None = None, batch: int = 50,
-                              threshold: float = 0.5, unlabeled_only: bool = True, progress: bool = True) -> int:
+    def prelabel_from_service(
+        self,
+        service: str,
+        to_answer: Callable[[dict, Any], Any] | None = None,
+        *,
+        inputs: Callable[[dict], Any] | None = None,
+        batch: int = 50,
+        threshold: float = 0.5,
+        unlabeled_only: bool = True,
+        progress: bool = True,
+    ) -> int:
         """Suggestions from a served model, with their scores.
 
         With no ``to_answer``: each item's image bytes (``{"image_bytes": [...]}``, read through the
@@ -225,13 +258,19 @@ class Task:
         svc = self._lab._ws.services.get(service)
         if to_answer is not None:
             make_input = inputs or (lambda data: data)
-            return self.prelabel(lambda data: to_answer(data, svc.predict(make_input(data))),
-                                 source=f"service:{service}", batch=batch, progress=progress)
-        return self._prelabel_served(svc, service, batch=batch, threshold=threshold, unlabeled_only=unlabeled_only,
-                                     progress=progress)
+            return self.prelabel(
+                lambda data: to_answer(data, svc.predict(make_input(data))),
+                source=f"service:{service}",
+                batch=batch,
+                progress=progress,
+            )
+        return self._prelabel_served(
+            svc, service, batch=batch, threshold=threshold, unlabeled_only=unlabeled_only, progress=progress
+        )
 
-    def _prelabel_served(self, svc, service: str, *, batch: int, threshold: float, unlabeled_only: bool,
-                         progress: bool) -> int:
+    def _prelabel_served(
+        self, svc, service: str, *, batch: int, threshold: float, unlabeled_only: bool, progress: bool
+    ) -> int:
         from tqdm.auto import tqdm
 
         from pai_lab.labeling import suggestions
@@ -241,10 +280,13 @@ class Task:
         kinds = {q.get("type") for q in questions}
         media = contents[0]["type"] if contents else "text"
         key = next((q.get("bind") for q in questions if q.get("bind")), None) or (
-            contents[0]["key"] if contents else "source")
+            contents[0]["key"] if contents else "source"
+        )
         if len(questions) != 1 or not kinds & {"single", "multi", "boxes"} or media not in ("image", "text"):
-            raise ValueError(f"no built-in reading of a model's reply for the {info.template} template; "
-                             "give to_answer=(data, prediction) -> answer")
+            raise ValueError(
+                f"no built-in reading of a model's reply for the {info.template} template; "
+                "give to_answer=(data, prediction) -> answer"
+            )
         detect = "boxes" in kinds
         multi = "multi" in kinds
         labels = [label.name for label in info.labels]
@@ -275,8 +317,14 @@ class Task:
                 body = []
                 for item, sugg in zip(todo, made):
                     answer = [sugg["answer"]] if multi else sugg["answer"]
-                    body.append({"item": item.seq, "answer": answer, "score": sugg["score"],
-                                 **({"scores": sugg["scores"]} if sugg.get("scores") else {})})
+                    body.append(
+                        {
+                            "item": item.seq,
+                            "answer": answer,
+                            "score": sugg["score"],
+                            **({"scores": sugg["scores"]} if sugg.get("scores") else {}),
+                        }
+                    )
                 attached += self._post("/prelabels", {"source": f"service:{service}", "items": body})["attached"]
         return attached
 
@@ -294,9 +342,18 @@ class Task:
 
     # ------------------------------------------------------------ export
 
-    def export(self, format: str = "itag", to: str | os.PathLike | None = None, *, register_as: str | None = None,
-               options: dict | None = None, storage_options: dict | None = None, server_side: bool = False,
-               progress: bool = True, overwrite: bool = False):
+    def export(
+        self,
+        format: str = "itag",
+        to: str | os.PathLike | None = None,
+        *,
+        register_as: str | None = None,
+        options: dict | None = None,
+        storage_options: dict | None = None,
+        server_side: bool = False,
+        progress: bool = True,
+        overwrite: bool = False,
+    ):
         """Export the task. Single-file formats stream to ``to`` from here (or return the text
         when ``to`` is None); folder formats (yolo, tfrecord), s3:// URIs, ``register_as`` and
         ``server_side=True`` are written by the server, which replaces an existing ``to`` only with
@@ -310,8 +367,9 @@ class Task:
         if to is None:
             if format not in STREAMED:
                 raise ValueError(f"{format} exports are folders: give to=<path>")
-            resp = self._lab._ws.http.get(f"/workspaces/{self._lab._ws.name}{self._p('/export')}",
-                                          params={"format": format}, stream=True)
+            resp = self._lab._ws.http.get(
+                f"/workspaces/{self._lab._ws.name}{self._p('/export')}", params={"format": format}, stream=True
+            )
             chunks = []
             with bar(unit="B", unit_scale=True) as shown:
                 for chunk in resp.iter_content(1 << 16):
@@ -320,8 +378,12 @@ class Task:
             return b"".join(chunks).decode("utf-8")
         to = os.fspath(to)
         if format in STREAMED and not (server_side or register_as or "://" in to or options or storage_options):
-            resp = self._lab._ws.http.get(f"/workspaces/{self._lab._ws.name}{self._p('/export')}",
-                                          params={"format": format}, stream=True, timeout=3600)
+            resp = self._lab._ws.http.get(
+                f"/workspaces/{self._lab._ws.name}{self._p('/export')}",
+                params={"format": format},
+                stream=True,
+                timeout=3600,
+            )
             path = Path(to)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + f".tmp-{uuid.uuid4().hex[:8]}")
@@ -334,8 +396,14 @@ class Task:
             finally:
                 tmp.unlink(missing_ok=True)
             return sc.ExportResult(format=format, to=to, items=self.info.total, files=[to])
-        body = {"format": format, "to": to if "://" in to else str(Path(to).resolve()), "register_as": register_as,
-                "options": options or {}, "storage_options": storage_options or {}, "overwrite": overwrite}
+        body = {
+            "format": format,
+            "to": to if "://" in to else str(Path(to).resolve()),
+            "register_as": register_as,
+            "options": options or {},
+            "storage_options": storage_options or {},
+            "overwrite": overwrite,
+        }
         with bar(total=self.info.total, unit="item") as shown:  # written by the server in one call
             result = sc.ExportResult.model_validate(self._post("/export", body, timeout=3600))
             shown.update(result.items)
@@ -371,17 +439,30 @@ class Task:
         except Exception:  # noqa: BLE001 - the server went away: show what was last fetched
             i = self.info
         e = html.escape
-        labels = "".join(f'<span style="border-left:8px solid {e(lab.color or "#888")};padding:0 6px;margin-right:4px">'
-                         f"{e(lab.name)}</span>" for lab in i.labels)
-        stages = [("labeled", i.labeled)] + ([("checked", i.checked)] if "check" in i.flow else []) + (
-            [("accepted", i.accepted)] if "accept" in i.flow else [])
-        rows = [("template", e(i.template)), ("state", e(i.state)), ("flow", e(i.flow)),
-                ("progress", _bars(stages, i.total)), ("packages left", str(i.packages_left)),
-                ("labels", labels or "-"),
-                ("dataset", e(f"{i.dataset}:{i.dataset_version or 'latest'}") if i.dataset else "-"),
-                ("your roles", e(", ".join(i.my_roles)) or "-")]
-        body = "".join(f'<tr><th style="text-align:left;padding-right:12px">{k}</th><td style="text-align:left">{v}'
-                       "</td></tr>" for k, v in rows)
+        labels = "".join(
+            f'<span style="border-left:8px solid {e(lab.color or "#888")};padding:0 6px;margin-right:4px">'
+            f"{e(lab.name)}</span>"
+            for lab in i.labels
+        )
+        stages = (
+            [("labeled", i.labeled)]
+            + ([("checked", i.checked)] if "check" in i.flow else [])
+            + ([("accepted", i.accepted)] if "accept" in i.flow else [])
+        )
+        rows = [
+            ("template", e(i.template)),
+            ("state", e(i.state)),
+            ("flow", e(i.flow)),
+            ("progress", _bars(stages, i.total)),
+            ("packages left", str(i.packages_left)),
+            ("labels", labels or "-"),
+            ("dataset", e(f"{i.dataset}:{i.dataset_version or 'latest'}") if i.dataset else "-"),
+            ("your roles", e(", ".join(i.my_roles)) or "-"),
+        ]
+        body = "".join(
+            f'<tr><th style="text-align:left;padding-right:12px">{k}</th><td style="text-align:left">{v}</td></tr>'
+            for k, v in rows
+        )
         about = f"<div>{e(i.description)}</div>" if i.description else ""
         return f"<div><b>labeling task {e(i.name)}</b> <code>{e(i.id)}</code>{about}<table>{body}</table></div>"
 
@@ -390,13 +471,21 @@ SCORED_KEYS = {"answer", "results", "score", "scores"}
 
 
 def _prelabel(item: int, value: Any) -> dict:
-    if isinstance(value, dict) and value.keys() <= SCORED_KEYS and value.keys() & {"answer", "results"} and (
-            value.keys() & {"score", "scores"}):
+    if (
+        isinstance(value, dict)
+        and value.keys() <= SCORED_KEYS
+        and value.keys() & {"answer", "results"}
+        and (value.keys() & {"score", "scores"})
+    ):
         out = _prelabel(item, value.get("results", value.get("answer")))
         out.update({k: value[k] for k in ("score", "scores") if value.get(k) is not None})
         return out
-    if isinstance(value, list) and value and isinstance(value[0], dict) and (
-            "questionId" in value[0] or "objects" in value[0]):
+    if (
+        isinstance(value, list)
+        and value
+        and isinstance(value[0], dict)
+        and ("questionId" in value[0] or "objects" in value[0])
+    ):
         return {"item": int(item), "results": value}
     return {"item": int(item), "answer": value}
 
@@ -406,10 +495,12 @@ def _bars(parts: list[tuple[str, int]], total: int) -> str:
     out = []
     for name, n in parts:
         width = round(160 * n / total) if total else 0
-        out.append(f'<div style="display:flex;align-items:center;gap:6px"><span style="width:70px">{html.escape(name)}'
-                   f'</span><span style="display:inline-block;width:160px;height:9px;background:#eee">'
-                   f'<span style="display:block;width:{width}px;height:9px;background:#4a90d9"></span></span>'
-                   f"<span>{n}/{total}</span></div>")
+        out.append(
+            f'<div style="display:flex;align-items:center;gap:6px"><span style="width:70px">{html.escape(name)}'
+            f'</span><span style="display:inline-block;width:160px;height:9px;background:#eee">'
+            f'<span style="display:block;width:{width}px;height:9px;background:#4a90d9"></span></span>'
+            f"<span>{n}/{total}</span></div>"
+        )
     return "".join(out)
 
 
@@ -417,8 +508,12 @@ def _html_table(rows: list[dict]) -> str:
     if not rows:
         return ""
     head = "".join(f'<th style="text-align:left">{html.escape(str(k))}</th>' for k in rows[0])
-    body = "".join("<tr>" + "".join(f'<td style="text-align:left">{html.escape("-" if v is None else str(v))}</td>'
-                                    for v in r.values()) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td style="text-align:left">{html.escape("-" if v is None else str(v))}</td>' for v in r.values())
+        + "</tr>"
+        for r in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -426,23 +521,50 @@ class TaskStatsView(sc.TaskStats):
     """``task.stats()``: the statistics, shown in a notebook as bars and tables."""
 
     def _repr_html_(self) -> str:
-        parts = [("labeled", self.labeled), ("checked", self.checked), ("accepted", self.accepted),
-                 ("skipped", self.skipped)]
-        out = ["<div><b>progress</b>", _bars(parts, self.total),
-               f"<div>packages left: {self.packages_left}; rejected: {self.rejected}</div>"]
+        parts = [
+            ("labeled", self.labeled),
+            ("checked", self.checked),
+            ("accepted", self.accepted),
+            ("skipped", self.skipped),
+        ]
+        out = [
+            "<div><b>progress</b>",
+            _bars(parts, self.total),
+            f"<div>packages left: {self.packages_left}; rejected: {self.rejected}</div>",
+        ]
         out.append(_html_table([{"state": k, "packages": v} for k, v in self.packages.items() if v]))
         if self.suggested:
-            out += ["<b>suggestions</b>", _bars([("kept", self.suggestions_accepted),
-                                                 ("changed", self.suggestions_changed)], self.suggested),
-                    f"<div>{self.suggested} items had a suggestion</div>"]
+            out += [
+                "<b>suggestions</b>",
+                _bars([("kept", self.suggestions_accepted), ("changed", self.suggestions_changed)], self.suggested),
+                f"<div>{self.suggested} items had a suggestion</div>",
+            ]
         if self.people:
-            out += ["<b>people</b>", _html_table([{"user": p.user, "stage": p.stage, "items": p.items,
-                                                   "items/hour": p.items_per_hour} for p in self.people])]
+            out += [
+                "<b>people</b>",
+                _html_table(
+                    [
+                        {"user": p.user, "stage": p.stage, "items": p.items, "items/hour": p.items_per_hour}
+                        for p in self.people
+                    ]
+                ),
+            ]
         if self.by_labeler:
             agreement = f" (overall {self.agreement:.1%})" if self.agreement is not None else ""
-            out += [f"<b>agreement with checkers{agreement}</b>", _html_table(
-                [{"labeler": a.labeler, "checked": a.checked, "agreed": a.agreed,
-                  "accuracy": f"{a.accuracy:.1%}" if a.accuracy is not None else None} for a in self.by_labeler])]
+            out += [
+                f"<b>agreement with checkers{agreement}</b>",
+                _html_table(
+                    [
+                        {
+                            "labeler": a.labeler,
+                            "checked": a.checked,
+                            "agreed": a.agreed,
+                            "accuracy": f"{a.accuracy:.1%}" if a.accuracy is not None else None,
+                        }
+                        for a in self.by_labeler
+                    ]
+                ),
+            ]
         return "".join(out) + "</div>"
 
 
@@ -466,18 +588,35 @@ class Labeling:
     def delete_template(self, name: str) -> None:
         self._ws._delete(f"/labeling/templates/{name}")
 
-    def create_task(self, name: str, template: str, *, dataset: str | None = None, dataset_version: int | None = None,
-                    lines: Iterable[dict] | None = None, labels: list | None = None, **options) -> Task:
+    def create_task(
+        self,
+        name: str,
+        template: str,
+        *,
+        dataset: str | None = None,
+        dataset_version: int | None = None,
+        lines: Iterable[dict] | None = None,
+        labels: list | None = None,
+        **options,
+    ) -> Task:
         """Create a task over a dataset (or inline manifest lines). Options: multi, flow,
         check_ratio, package_size, package_by, labelers, checkers, acceptors, admins,
         relation_labels, content_keys, description."""
-        body = {"name": name, "template": template, "dataset": dataset, "dataset_version": dataset_version,
-                "lines": list(lines) if lines is not None else None, "labels": labels or [], **options}
+        body = {
+            "name": name,
+            "template": template,
+            "dataset": dataset,
+            "dataset_version": dataset_version,
+            "lines": list(lines) if lines is not None else None,
+            "labels": labels or [],
+            **options,
+        }
         body = {k: v for k, v in body.items() if v is not None}
         return Task(self, sc.Task.model_validate(self._ws._post("/labeling/tasks", body)))
 
-    def import_task(self, path: str | os.PathLike, *, name: str, format: str = "itag", template: str | None = None,
-                    **options) -> Task:
+    def import_task(
+        self, path: str | os.PathLike, *, name: str, format: str = "itag", template: str | None = None, **options
+    ) -> Task:
         """Create a task from a result file (iTAG manifest, Label Studio JSON, COCO)."""
         content = Path(path).read_text(encoding="utf-8")
         body = {"format": format, "name": name, "template": template, "content": content, **options}
@@ -494,8 +633,10 @@ class Labeling:
         self._ws._delete(f"/labeling/tasks/{id_or_name}")
 
     def to_pandas(self) -> pd.DataFrame:
-        return table([t.info for t in self.list()],
-                     ["name", "id", "template", "state", "total", "labeled", "checked", "accepted", "my_roles"])
+        return table(
+            [t.info for t in self.list()],
+            ["name", "id", "template", "state", "total", "labeled", "checked", "accepted", "my_roles"],
+        )
 
     def _repr_html_(self) -> str:
         return self.to_pandas().to_html(index=False)

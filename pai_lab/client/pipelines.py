@@ -1,8 +1,8 @@
 """``ws.pipelines``: run pipelines on the control plane and follow them (PAI's PipelineRun).
 
-    >>> run = ws.pipelines.run(pipeline, arguments={"fraction": 0.8}, name="heart")
-    >>> run.wait_for_completion()        # prints "<step>: <line>" as the steps log
-    >>> run.get_outputs()                # ArchivedArtifact references, to pass to another run
+>>> run = ws.pipelines.run(pipeline, arguments={"fraction": 0.8}, name="heart")
+>>> run.wait_for_completion()        # prints "<step>: <line>" as the steps log
+>>> run.get_outputs()                # ArchivedArtifact references, to pass to another run
 """
 
 from __future__ import annotations
@@ -90,8 +90,9 @@ class PipelineRun:
         """The run now; with ``changed_from``, once its status differs (a long poll of at most ``wait`` s)."""
         params = None if changed_from is None else {"status": changed_from, "wait": wait}
         timeout = self._ws.http.timeout + (wait if params else 0)
-        self.detail = PipelineRunDetail.model_validate(self._ws._get(f"/pipelines/runs/{self.id}", params=params,
-                                                             timeout=timeout))
+        self.detail = PipelineRunDetail.model_validate(
+            self._ws._get(f"/pipelines/runs/{self.id}", params=params, timeout=timeout)
+        )
         return self.detail
 
     def get_run_info(self) -> dict:
@@ -100,16 +101,23 @@ class PipelineRun:
     def get_status(self) -> str:
         return self.refresh().status
 
-    def get_outputs(self, name: str | None = None, node_id: str | None = None, type: str | None = None
-                    ) -> list[ArchivedArtifact]:
+    def get_outputs(
+        self, name: str | None = None, node_id: str | None = None, type: str | None = None
+    ) -> list[ArchivedArtifact]:
         """The run's outputs (the pipeline's declared ones, else every step's); ``node_id`` a step's name."""
         found = [ArchivedArtifact(a) for a in self.refresh().outputs]
-        return [a for a in found if (name is None or a.name == name) and (node_id is None or a.producer_id == node_id)
-                and (type is None or type in ((a.metadata or {}).get("type") or {}))]
+        return [
+            a
+            for a in found
+            if (name is None or a.name == name)
+            and (node_id is None or a.producer_id == node_id)
+            and (type is None or type in ((a.metadata or {}).get("type") or {}))
+        ]
 
     def get_logs(self, node: str, page_offset: int = 0, page_size: int = 100) -> list[str]:
-        lines = self._ws._get(f"/pipelines/runs/{self.id}/logs",
-                              params={"node": node, "page_offset": page_offset, "page_size": page_size})
+        lines = self._ws._get(
+            f"/pipelines/runs/{self.id}/logs", params={"node": node, "page_offset": page_offset, "page_size": page_size}
+        )
         return [NodeLogLine.model_validate(x).line for x in lines]
 
     def _print_new_logs(self, out) -> None:
@@ -135,10 +143,16 @@ class PipelineRun:
                 self._print_new_logs(sys.stdout)
             if detail.status == PipelineRunStatus.Succeeded:
                 return self
-            if detail.status in (PipelineRunStatus.Failed, PipelineRunStatus.Terminated, PipelineRunStatus.Suspended,
-                                 PipelineRunStatus.Unknown):
-                raise PipelineRunError(f"PipelineRun {detail.status.lower()}: run_id={self.id}"
-                                       + (f": {detail.reason}" if detail.reason else ""))
+            if detail.status in (
+                PipelineRunStatus.Failed,
+                PipelineRunStatus.Terminated,
+                PipelineRunStatus.Suspended,
+                PipelineRunStatus.Unknown,
+            ):
+                raise PipelineRunError(
+                    f"PipelineRun {detail.status.lower()}: run_id={self.id}"
+                    + (f": {detail.reason}" if detail.reason else "")
+                )
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"run {self.id} is still {detail.status} after {timeout} s")
             wait = 2.0 if show_outputs else 10.0
@@ -167,8 +181,9 @@ class PipelineRun:
         """The run's steps as a table."""
         from pai_lab.client import table
 
-        return table(self.detail.nodes, ["name", "identifier", "status", "cached", "started_at", "finished_at",
-                                         "reason"])
+        return table(
+            self.detail.nodes, ["name", "identifier", "status", "cached", "started_at", "finished_at", "reason"]
+        )
 
     def dot(self) -> str:
         """The run's DAG as graphviz source, each step coloured by its state."""
@@ -202,10 +217,15 @@ class PipelineRun:
         from pai_lab.pipelines import display
 
         d = self.detail
-        return (f"<div class='pai-lab-pipeline-run'><b>run {escape(d.name)}</b> ({escape(d.id)}): "
-                f"<b>{escape(d.status)}</b>" + (f" &mdash; {escape(d.reason[:300])}" if d.reason else "")
-                + display.nodes_graph_html(d.nodes) + display.steps_html(d.nodes)
-                + display.outputs_html(d.outputs) + "</div>")
+        return (
+            f"<div class='pai-lab-pipeline-run'><b>run {escape(d.name)}</b> ({escape(d.id)}): "
+            f"<b>{escape(d.status)}</b>"
+            + (f" &mdash; {escape(d.reason[:300])}" if d.reason else "")
+            + display.nodes_graph_html(d.nodes)
+            + display.steps_html(d.nodes)
+            + display.outputs_html(d.outputs)
+            + "</div>"
+        )
 
     def __repr__(self) -> str:
         return f"<PipelineRun {self.id} {self.detail.name!r}: {self.detail.status}>"
@@ -217,13 +237,26 @@ class Pipelines:
     def __init__(self, ws: WorkspaceClient):
         self._ws = ws
 
-    def run(self, pipeline, arguments: dict | None = None, name: str | None = None, *, wait: bool = False,
-            show_outputs: bool = True, cache: bool = True, timeout: float | None = None) -> PipelineRun:
+    def run(
+        self,
+        pipeline,
+        arguments: dict | None = None,
+        name: str | None = None,
+        *,
+        wait: bool = False,
+        show_outputs: bool = True,
+        cache: bool = True,
+        timeout: float | None = None,
+    ) -> PipelineRun:
         """Run a Pipeline or an operator (or a manifest dict). ``cache=False`` runs every step even when a
         step with the same operator and inputs succeeded before."""
         manifest = pipeline if isinstance(pipeline, dict) else pipeline.to_dict()
-        body = {"manifest": manifest, "arguments": {k: _argument(v) for k, v in (arguments or {}).items()},
-                "name": name, "cache": cache}
+        body = {
+            "manifest": manifest,
+            "arguments": {k: _argument(v) for k, v in (arguments or {}).items()},
+            "name": name,
+            "cache": cache,
+        }
         run = PipelineRun(self, PipelineRunDetail.model_validate(self._ws._post("/pipelines/runs", body)))
         if wait:
             run.wait_for_completion(show_outputs=show_outputs, timeout=timeout)
@@ -234,12 +267,14 @@ class Pipelines:
         from pai_lab.pipelines.operators import SavedOperator
 
         manifest = operator if isinstance(operator, dict) else operator.to_dict()
-        saved = SavedOperatorDetail.model_validate(self._ws._post(
-            "/pipelines/operators", {"manifest": manifest, "identifier": identifier, "version": version}))
+        saved = SavedOperatorDetail.model_validate(
+            self._ws._post("/pipelines/operators", {"manifest": manifest, "identifier": identifier, "version": version})
+        )
         return SavedOperator(saved.pipeline_id, saved.manifest)
 
-    def operators(self, identifier: str | None = None, provider: str | None = None,
-                  version: str | None = None) -> list[SavedOperatorInfo]:
+    def operators(
+        self, identifier: str | None = None, provider: str | None = None, version: str | None = None
+    ) -> list[SavedOperatorInfo]:
         params = {k: v for k, v in {"identifier": identifier, "provider": provider, "version": version}.items() if v}
         return [SavedOperatorInfo.model_validate(o) for o in self._ws._get("/pipelines/operators", params=params)]
 

@@ -1,10 +1,10 @@
 """``ws.services``: deploy models and call them from a notebook.
 
-    svc = ws.services.deploy("mnist:2", name="mnist")      # a trained model, a job, a path or s3:// URI
-    svc.predict(x)                                          # numpy in, numpy out
-    svc.predict({"image_bytes": [png]})                     # bytes travel as {"b64": ...}
-    svc.class_names                                         # with class_names.json: label and score too
-    svc.panel()                                             # state, instances, QPS, traffic, test form
+svc = ws.services.deploy("mnist:2", name="mnist")      # a trained model, a job, a path or s3:// URI
+svc.predict(x)                                          # numpy in, numpy out
+svc.predict({"image_bytes": [png]})                     # bytes travel as {"b64": ...}
+svc.class_names                                         # with class_names.json: label and score too
+svc.panel()                                             # state, instances, QPS, traffic, test form
 """
 
 from __future__ import annotations
@@ -96,8 +96,10 @@ class Service:
                     raise Unavailable(f"service {self.name} failed: {info.message}")
                 if time.time() > deadline:
                     cause = f" (last failure: {info.message})" if info.message else ""
-                    raise Unavailable(f"service {self.name} is {info.state}, not {state}, after {timeout:.0f} s"
-                                      f"{cause}; `pai eascmd w {self.name}` shows its instances")
+                    raise Unavailable(
+                        f"service {self.name} is {info.state}, not {state}, after {timeout:.0f} s"
+                        f"{cause}; `pai eascmd w {self.name}` shows its instances"
+                    )
                 time.sleep(0.3)
         finally:
             if bar is not None:
@@ -137,7 +139,9 @@ class Service:
 
         config = self.info.config
         if config.get("processor_type") == "python" or processor_kind(config.get("processor") or "") in (
-                "pmml", "easyvision"):
+            "pmml",
+            "easyvision",
+        ):
             body = x if isinstance(x, bytes) else (x.encode() if isinstance(x, str) else json.dumps(x).encode())
             status, answer = self._call("POST", body, "application/octet-stream")
             if status != 200:
@@ -173,12 +177,14 @@ class Service:
 
     def release(self, weight: int) -> Service:
         self.info = ServiceDetail.model_validate(
-            self._services._ws._post(f"/services/{self.name}/release", {"weight": int(weight)}))
+            self._services._ws._post(f"/services/{self.name}/release", {"weight": int(weight)})
+        )
         return self
 
     def version(self, version: int) -> Service:
         self.info = ServiceDetail.model_validate(
-            self._services._ws._post(f"/services/{self.name}/version", {"version": int(version)}))
+            self._services._ws._post(f"/services/{self.name}/version", {"version": int(version)})
+        )
         return self
 
     def stop(self) -> Service:
@@ -219,27 +225,43 @@ class Service:
             instances, versions = self.instances(), self.versions()
         except PaiError:  # deleted meanwhile, or no longer readable: show what is known
             instances, versions = [], []
-        rows = "".join(f"<tr><td>{e(x.name)}</td><td>{e(x.status)}</td><td>{e(x.ready)}</td>"
-                       f"<td>{x.restarts}</td><td>{e(x.reason)}</td></tr>" for x in instances)
-        shown = "".join(f"<li>{v.version}{' (current)' if v.current else ''}: "
-                        f"<code>{e(str(v.config.get('model_path') or v.config.get('processor_path') or ''))}</code>"
-                        f"</li>" for v in versions)
-        facts = [("endpoint", f"<code>{e(i.endpoint or i.service_path)}</code>"),
-                 ("instances", f"{i.instances_ready}/{i.instances_total} ready"),
-                 ("version", f"{i.current_version} of {i.latest_version}")]
+        rows = "".join(
+            f"<tr><td>{e(x.name)}</td><td>{e(x.status)}</td><td>{e(x.ready)}</td>"
+            f"<td>{x.restarts}</td><td>{e(x.reason)}</td></tr>"
+            for x in instances
+        )
+        shown = "".join(
+            f"<li>{v.version}{' (current)' if v.current else ''}: "
+            f"<code>{e(str(v.config.get('model_path') or v.config.get('processor_path') or ''))}</code>"
+            f"</li>"
+            for v in versions
+        )
+        facts = [
+            ("endpoint", f"<code>{e(i.endpoint or i.service_path)}</code>"),
+            ("instances", f"{i.instances_ready}/{i.instances_total} ready"),
+            ("version", f"{i.current_version} of {i.latest_version}"),
+        ]
         if i.class_names:
             facts.append(("classes", e(", ".join(i.class_names[:20]) + (" ..." if len(i.class_names) > 20 else ""))))
         if i.traffic:
             facts.append(("traffic", e(", ".join(f"{k} {v}%" for k, v in i.traffic.items()))))
         if i.message:
             facts.append(("message", e(i.message)))
-        table = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
-                        for k, v in facts)
-        return (f"<div><b>service {e(i.name)}</b> <span style='color:{colour}'>{e(i.state)}</span>"
-                f"<table>{table}</table>"
-                + (f"<table><tr><th>instance</th><th>status</th><th>ready</th><th>restarts</th><th>reason</th></tr>"
-                   f"{rows}</table>" if rows else "")
-                + (f"<div>versions</div><ul>{shown}</ul>" if shown else "") + "</div>")
+        table = "".join(
+            f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>" for k, v in facts
+        )
+        return (
+            f"<div><b>service {e(i.name)}</b> <span style='color:{colour}'>{e(i.state)}</span>"
+            f"<table>{table}</table>"
+            + (
+                f"<table><tr><th>instance</th><th>status</th><th>ready</th><th>restarts</th><th>reason</th></tr>"
+                f"{rows}</table>"
+                if rows
+                else ""
+            )
+            + (f"<div>versions</div><ul>{shown}</ul>" if shown else "")
+            + "</div>"
+        )
 
 
 def _json_input(value):
@@ -259,8 +281,12 @@ class _ReadyBar:
     def __init__(self, name: str):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=1, desc=name, unit="instance", bar_format="{desc}: {n}/{total} instances ready "
-                                                                        "|{bar}|{postfix} [{elapsed}]")
+        self.bar = tqdm(
+            total=1,
+            desc=name,
+            unit="instance",
+            bar_format="{desc}: {n}/{total} instances ready |{bar}|{postfix} [{elapsed}]",
+        )
 
     def show(self, info: ServiceDetail) -> None:
         self.bar.total = max(1, info.instances_total)
@@ -282,17 +308,28 @@ class Services:
     def list(self) -> list[ServiceInfo]:
         return [ServiceInfo.model_validate(s) for s in self._ws._get("/services")]
 
-    def create(self, spec: dict, *, relate: bool = False, wait: bool = True, timeout: float = 180,
-               progress: bool = True) -> Service:
+    def create(
+        self, spec: dict, *, relate: bool = False, wait: bool = True, timeout: float = 180, progress: bool = True
+    ) -> Service:
         """``eascmd create`` from the service JSON (``relate=True``: ``create -r``)."""
         params = {"relate": "true"} if relate else None
         info = ServiceDetail.model_validate(self._ws._post("/services", spec, params=params))
         svc = Service(self, info)
         return svc.wait(timeout=timeout, progress=progress) if wait else svc
 
-    def deploy(self, model: Any, name: str, *, instance: int = 1, processor: str = "tensorflow_cpu",
-               batching: bool | None = None, wait: bool = True, timeout: float = 180, progress: bool = True,
-               **metadata) -> Service:
+    def deploy(
+        self,
+        model: Any,
+        name: str,
+        *,
+        instance: int = 1,
+        processor: str = "tensorflow_cpu",
+        batching: bool | None = None,
+        wait: bool = True,
+        timeout: float = 180,
+        progress: bool = True,
+        **metadata,
+    ) -> Service:
         """Serve a SavedModel: a trained model (``name:version``, ``name``, a job id, a training job
         such as ``ws.jobs.get(id)`` or the model object), a local folder or an s3:// URI.
         ``job.model`` ("name:version") works as well. Waits until every instance is ready,
@@ -301,8 +338,12 @@ class Services:
         meta: dict[str, Any] = {"instance": instance, **metadata}
         if batching is not None:
             meta.setdefault("rpc", {})["batching"] = batching
-        return self.create({"name": name, "model_path": model, "processor": processor, "metadata": meta},
-                           wait=wait, timeout=timeout, progress=progress)
+        return self.create(
+            {"name": name, "model_path": model, "processor": processor, "metadata": meta},
+            wait=wait,
+            timeout=timeout,
+            progress=progress,
+        )
 
     def get(self, name: str) -> Service:
         return Service(self, ServiceDetail.model_validate(self._ws._get(f"/services/{name}")))
@@ -329,8 +370,11 @@ def _model_ref(model: Any) -> str:
     if isinstance(model, str):
         return model
     if model is None:
-        raise BadInput("no model to deploy: a job's `model` is set once it has succeeded and registered its "
-                       "SavedModel (job.wait() first), or pass the job itself", "model")
+        raise BadInput(
+            "no model to deploy: a job's `model` is set once it has succeeded and registered its "
+            "SavedModel (job.wait() first), or pass the job itself",
+            "model",
+        )
     model_id = str(getattr(model, "id", "") or "")
     if model_id.startswith("dlc-"):  # a training job: the server finds the model it registered
         return model_id

@@ -20,18 +20,28 @@ DISPLAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 
 def _schema(row: CodeSourceRow) -> CodeSource:
-    return CodeSource(id=row.id, display_name=row.display_name, description=row.description or "",
-                      code_repo=row.code_repo, code_branch=row.code_branch or "", code_commit=row.code_commit or "",
-                      mount_path=row.mount_path, created_by=row.created_by, created_at=row.created_at,
-                      updated_at=row.updated_at)
+    return CodeSource(
+        id=row.id,
+        display_name=row.display_name,
+        description=row.description or "",
+        code_repo=row.code_repo,
+        code_branch=row.code_branch or "",
+        code_commit=row.code_commit or "",
+        mount_path=row.mount_path,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
 
 
-def create_code_source(session: Session, user: str, workspace: str, spec: CodeSourceCreate, *,
-                       roots: Roots | None = None) -> CodeSource:
+def create_code_source(
+    session: Session, user: str, workspace: str, spec: CodeSourceCreate, *, roots: Roots | None = None
+) -> CodeSource:
     access = authorize(session, user, workspace, "dataset.create")
     if not DISPLAY_NAME.match(spec.display_name or ""):
-        raise BadInput(f"invalid display_name {spec.display_name!r}: 1-128 letters, digits, '_', '-', '.'",
-                       "display_name")
+        raise BadInput(
+            f"invalid display_name {spec.display_name!r}: 1-128 letters, digits, '_', '-', '.'", "display_name"
+        )
     repo = spec.code_repo.strip()
     if not GIT_URL.match(repo):
         if roots is None:
@@ -40,16 +50,25 @@ def create_code_source(session: Session, user: str, workspace: str, spec: CodeSo
     if not spec.mount_path.startswith("/"):
         raise BadInput(f"mount_path {spec.mount_path!r} must be an absolute path like /root/code/", "mount_path")
     now = utcnow()
-    row = CodeSourceRow(id=new_dataset_id("code"), workspace_id=access.workspace_id, display_name=spec.display_name,
-                        description=spec.description or "", code_repo=repo, code_branch=spec.code_branch or "",
-                        code_commit="", mount_path=spec.mount_path, created_by=user, created_at=now, updated_at=now)
+    row = CodeSourceRow(
+        id=new_dataset_id("code"),
+        workspace_id=access.workspace_id,
+        display_name=spec.display_name,
+        description=spec.description or "",
+        code_repo=repo,
+        code_branch=spec.code_branch or "",
+        code_commit="",
+        mount_path=spec.mount_path,
+        created_by=user,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(row)
     session.flush()
     return _schema(row)
 
 
-def list_code_sources(session: Session, user: str, workspace: str, display_name: str | None = None
-                      ) -> list[CodeSource]:
+def list_code_sources(session: Session, user: str, workspace: str, display_name: str | None = None) -> list[CodeSource]:
     access = authorize(session, user, workspace, "dataset.read")
     query = select(CodeSourceRow).where(CodeSourceRow.workspace_id == access.workspace_id)
     if display_name:
@@ -59,11 +78,17 @@ def list_code_sources(session: Session, user: str, workspace: str, display_name:
 
 def _row(session: Session, user: str, workspace: str, ref: str) -> CodeSourceRow:
     access = authorize(session, user, workspace, "dataset.read")
-    row = session.scalar(select(CodeSourceRow).where(CodeSourceRow.workspace_id == access.workspace_id,
-                                                     (CodeSourceRow.id == ref) | (CodeSourceRow.display_name == ref)))
+    row = session.scalar(
+        select(CodeSourceRow).where(
+            CodeSourceRow.workspace_id == access.workspace_id,
+            (CodeSourceRow.id == ref) | (CodeSourceRow.display_name == ref),
+        )
+    )
     if row is None:
-        raise NotFound(f"no code source {ref!r} in workspace {access.workspace.name!r}; `pai dlc get code_source` "
-                       "lists them", "code_source")
+        raise NotFound(
+            f"no code source {ref!r} in workspace {access.workspace.name!r}; `pai dlc get code_source` lists them",
+            "code_source",
+        )
     return row
 
 

@@ -19,8 +19,9 @@ from pai_lab.datasets.tables import DatasetRow, DatasetVersionRow
 from pai_lab.errors import BadInput
 
 
-def _index_map(session: Session, row: DatasetRow, version: DatasetVersionRow, with_base: bool = False
-               ) -> dict[str, str]:
+def _index_map(
+    session: Session, row: DatasetRow, version: DatasetVersionRow, with_base: bool = False
+) -> dict[str, str]:
     """key -> the rest of its index line (size, stamp, hash, manifest), built chunk by chunk in C
     loops; ``with_base`` folds the base in, for versions whose bases differ."""
     out: dict[str, str] = {}
@@ -50,16 +51,33 @@ def _same(a: str, b: str) -> bool:
     return pa[0] == pb[0] and pa[1] == pb[1] and pa[3:] == pb[3:]
 
 
-def diff_versions(session: Session, user: str, workspace: str, ref: str, from_version: int,
-                  to_version: int | None = None, *, limit: int = 1000) -> DatasetDiff:
+def diff_versions(
+    session: Session,
+    user: str,
+    workspace: str,
+    ref: str,
+    from_version: int,
+    to_version: int | None = None,
+    *,
+    limit: int = 1000,
+) -> DatasetDiff:
     """Items added, removed and changed (size, mtime/ETag, hash or manifest line) between two versions."""
     _access, row = dataset_row(session, user, workspace, ref)
     old_v = version_row(session, row, from_version)
     new_v = version_row(session, row, to_version)
     if old_v.chunks_version == new_v.chunks_version:
-        return DatasetDiff(dataset=row.name, from_version=old_v.version, to_version=new_v.version, added_count=0,
-                           removed_count=0, changed_count=0, unchanged_count=new_v.item_count, added=[], removed=[],
-                           changed=[])
+        return DatasetDiff(
+            dataset=row.name,
+            from_version=old_v.version,
+            to_version=new_v.version,
+            added_count=0,
+            removed_count=0,
+            changed_count=0,
+            unchanged_count=new_v.item_count,
+            added=[],
+            removed=[],
+            changed=[],
+        )
     split = methodcaller("split", "\t", 1)
     if old_v.base_uri != new_v.base_uri:  # same keys under another folder are other items
         old = _index_map(session, row, old_v, with_base=True)
@@ -83,18 +101,41 @@ def diff_versions(session: Session, user: str, workspace: str, ref: str, from_ve
 
     def entries(keys, source, other=None):
         picked = sorted(keys)[:limit]
-        return [DiffEntry(key=mf.unescape_key(k), size=_size_of(source[k]),
-                          old_size=_size_of(other[k]) if other is not None else None) for k in picked]
+        return [
+            DiffEntry(
+                key=mf.unescape_key(k),
+                size=_size_of(source[k]),
+                old_size=_size_of(other[k]) if other is not None else None,
+            )
+            for k in picked
+        ]
 
     truncated = max(len(added_keys), len(removed_keys), len(changed_keys)) > limit
-    return DatasetDiff(dataset=row.name, from_version=old_v.version, to_version=new_v.version,
-                       added_count=len(added_keys), removed_count=len(removed_keys), changed_count=len(changed_keys),
-                       unchanged_count=unchanged, added=entries(added_keys, new), removed=entries(removed_keys, old),
-                       changed=entries(changed_keys, new, old), truncated=truncated)
+    return DatasetDiff(
+        dataset=row.name,
+        from_version=old_v.version,
+        to_version=new_v.version,
+        added_count=len(added_keys),
+        removed_count=len(removed_keys),
+        changed_count=len(changed_keys),
+        unchanged_count=unchanged,
+        added=entries(added_keys, new),
+        removed=entries(removed_keys, old),
+        changed=entries(changed_keys, new, old),
+        truncated=truncated,
+    )
 
 
-def check_version(session: Session, user: str, workspace: str, ref: str, version: int | None = None, *,
-                  roots: Roots | None = None, limit: int = 100) -> CheckReport:
+def check_version(
+    session: Session,
+    user: str,
+    workspace: str,
+    ref: str,
+    version: int | None = None,
+    *,
+    roots: Roots | None = None,
+    limit: int = 100,
+) -> CheckReport:
     """Do the version's items still exist, unchanged? Drift is reported, never raised.
 
     Scanned datasets are listed again and compared by size and mtime/ETag; manifest datasets have
@@ -119,11 +160,13 @@ def check_version(session: Session, user: str, workspace: str, ref: str, version
             if row.source_kind == "local":
                 if roots is None:
                     raise BadInput("local datasets are checked through the server", "dataset")
-                result = scan_local(roots.resolve(row.source_uri), roots, listing, glob=row.glob or None,
-                                    content_hash=ver.hashed)
+                result = scan_local(
+                    roots.resolve(row.source_uri), roots, listing, glob=row.glob or None, content_hash=ver.hashed
+                )
             else:
-                result = scan_objects(parse_object_uri(row.source_uri, row.storage_options or {}), listing,
-                                      glob=row.glob or None)
+                result = scan_objects(
+                    parse_object_uri(row.source_uri, row.storage_options or {}), listing, glob=row.glob or None
+                )
         except BadInput as exc:
             # the whole source is gone: every item is missing, which is drift to report, not an error
             if not any(s in exc.message for s in ("does not exist", "holds no objects", "neither an object")):
@@ -153,10 +196,22 @@ def check_version(session: Session, user: str, workspace: str, ref: str, version
     if ok:
         message = f"version {ver.version}: all {checked} items are present and unchanged"
     else:
-        message = (f"version {ver.version} has drifted: {counts['missing']} missing, {counts['changed']} changed of "
-                   f"{checked}; the version still lists them as registered")
+        message = (
+            f"version {ver.version} has drifted: {counts['missing']} missing, {counts['changed']} changed of "
+            f"{checked}; the version still lists them as registered"
+        )
     if counts["new"]:
         message += f"; {counts['new']} new items in the source are not in this version (`new_version()` adds them)"
-    return CheckReport(dataset=row.name, version=ver.version, ok=ok, checked=checked,
-                       missing_count=counts["missing"], changed_count=counts["changed"], new_count=counts["new"],
-                       missing=missing, changed=changed, new=new, message=message)
+    return CheckReport(
+        dataset=row.name,
+        version=ver.version,
+        ok=ok,
+        checked=checked,
+        missing_count=counts["missing"],
+        changed_count=counts["changed"],
+        new_count=counts["new"],
+        missing=missing,
+        changed=changed,
+        new=new,
+        message=message,
+    )

@@ -17,28 +17,43 @@ from pai_lab.schema import whole_number
 from pai_lab.security.paths import Containment, scheme_of
 
 
-def entries(session: Session, row: DatasetRow, version: DatasetVersionRow, offset: int = 0,
-            limit: int | None = None) -> Iterator[mf.IndexEntry]:
+def entries(
+    session: Session, row: DatasetRow, version: DatasetVersionRow, offset: int = 0, limit: int | None = None
+) -> Iterator[mf.IndexEntry]:
     return mf.iter_index(session, row.id, version.chunks_version, offset, limit)
 
 
 def to_item(entry: mf.IndexEntry, base_uri: str) -> DatasetItem:
     line = entry.line(base_uri)
     source = line.get("data", {}).get("source")
-    return DatasetItem(index=entry.index, key=entry.key, source=source if isinstance(source, str) else None,
-                size=entry.size, stamp=entry.stamp, hash=entry.hash, line=line)
+    return DatasetItem(
+        index=entry.index,
+        key=entry.key,
+        source=source if isinstance(source, str) else None,
+        size=entry.size,
+        stamp=entry.stamp,
+        hash=entry.hash,
+        line=line,
+    )
 
 
-def item_page(session: Session, user: str, workspace: str, ref: str, *, version: int | None = None,
-              offset: int = 0, limit: int = 50) -> ItemPage:
+def item_page(
+    session: Session,
+    user: str,
+    workspace: str,
+    ref: str,
+    *,
+    version: int | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> ItemPage:
     _access, row = dataset_row(session, user, workspace, ref)
     ver = version_row(session, row, version)
     items = [to_item(e, ver.base_uri) for e in entries(session, row, ver, offset, limit)]
     return ItemPage(version=ver.version, offset=offset, total=ver.item_count, items=items)
 
 
-def iter_items(session: Session, user: str, workspace: str, dataset: str, version: int | None = None
-               ) -> Iterator[dict]:
+def iter_items(session: Session, user: str, workspace: str, dataset: str, version: int | None = None) -> Iterator[dict]:
     """A version's iTAG manifest lines, one dict per item, streamed (latest version by default)."""
     _access, row = dataset_row(session, user, workspace, dataset)
     ver = version_row(session, row, version)
@@ -47,8 +62,9 @@ def iter_items(session: Session, user: str, workspace: str, dataset: str, versio
         yield entry.line(base)
 
 
-def iter_manifest_text(session: Session, user: str, workspace: str, dataset: str, version: int | None = None
-                       ) -> Iterator[str]:
+def iter_manifest_text(
+    session: Session, user: str, workspace: str, dataset: str, version: int | None = None
+) -> Iterator[str]:
     """The version as an iTAG .manifest file: compact JSON lines."""
     _access, row = dataset_row(session, user, workspace, dataset)
     ver = version_row(session, row, version)
@@ -70,9 +86,17 @@ def _item(session: Session, row: DatasetRow, ver: DatasetVersionRow, key: str) -
     raise NotFound(f"dataset {row.name!r} version {ver.version} has no item {key!r}", "key")
 
 
-def readable_item(session: Session, user: str, workspace: str, dataset: str, containment: Containment, *,
-                  key: str | None = None, index: int | None = None, version: int | None = None
-                  ) -> tuple[str, DatasetItem, dict]:
+def readable_item(
+    session: Session,
+    user: str,
+    workspace: str,
+    dataset: str,
+    containment: Containment,
+    *,
+    key: str | None = None,
+    index: int | None = None,
+    version: int | None = None,
+) -> tuple[str, DatasetItem, dict]:
     """The file an item names, for a client to read (its thumbnail, its bytes): (dataset ID, the item with
     ``source`` set to what may be opened, storage options). The containment policy decides: a local
     file is given at the real path it resolved, or refused as any path it refuses."""

@@ -63,8 +63,9 @@ class DatasetsManager:
         The scan is recorded from its first report on: the domain reports only once it has checked the
         caller's role and request, so a refused call (403, 4xx) never shows in, nor replaces, the record
         others read (see :meth:`Scan.refused`)."""
-        return Scan(self, (workspace, name), ScanProgress(dataset=name, running=True, items=0, bytes=0,
-                                                          started_at=utcnow()))
+        return Scan(
+            self, (workspace, name), ScanProgress(dataset=name, running=True, items=0, bytes=0, started_at=utcnow())
+        )
 
     def progress(self, workspace: str, name: str) -> ScanProgress:
         with self._lock:
@@ -79,8 +80,15 @@ class DatasetsManager:
 
         shutil.rmtree(self.thumb_dir / dataset_id, ignore_errors=True)
 
-    def thumbnail(self, dataset_id: str, key: str, stamp: str, source: str, storage_options: dict,
-                  size: tuple[int, int] = THUMB_SIZE) -> bytes:
+    def thumbnail(
+        self,
+        dataset_id: str,
+        key: str,
+        stamp: str,
+        source: str,
+        storage_options: dict,
+        size: tuple[int, int] = THUMB_SIZE,
+    ) -> bytes:
         """A PNG thumbnail of an image item, made on first request and cached by (key, stamp)."""
         name = hashlib.sha1(f"{key}\0{stamp}\0{size}".encode("utf-8", "surrogateescape")).hexdigest()
         path = self.thumb_dir / dataset_id / name[:2] / f"{name}.png"

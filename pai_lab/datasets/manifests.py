@@ -138,9 +138,13 @@ class ChunkWriter:
     def _previous_data(self, seq: int) -> bytes | None:
         if self._previous is None:
             return None
-        return self.session.execute(select(ManifestChunkRow.data).where(
-            ManifestChunkRow.dataset_id == self.dataset_id, ManifestChunkRow.version == self._previous,
-            ManifestChunkRow.seq == seq)).scalar_one_or_none()
+        return self.session.execute(
+            select(ManifestChunkRow.data).where(
+                ManifestChunkRow.dataset_id == self.dataset_id,
+                ManifestChunkRow.version == self._previous,
+                ManifestChunkRow.seq == seq,
+            )
+        ).scalar_one_or_none()
 
     def flush(self) -> None:
         if not self._pending:
@@ -181,8 +185,16 @@ class ChunkWriter:
             else:
                 self._spool.seek(offset)
                 data = self._spool.read(length)
-            self.session.add(ManifestChunkRow(dataset_id=self.dataset_id, version=self.version, seq=seq,
-                                              first_index=first, item_count=count, data=data))
+            self.session.add(
+                ManifestChunkRow(
+                    dataset_id=self.dataset_id,
+                    version=self.version,
+                    seq=seq,
+                    first_index=first,
+                    item_count=count,
+                    data=data,
+                )
+            )
             self.session.flush()
         self._spool.close()
 
@@ -220,12 +232,15 @@ def _chunk_lines(data: bytes) -> list[str]:
     return lines
 
 
-def iter_index(session: Session, dataset_id: str, chunks_version: int, offset: int = 0,
-               limit: int | None = None) -> Iterator[IndexEntry]:
+def iter_index(
+    session: Session, dataset_id: str, chunks_version: int, offset: int = 0, limit: int | None = None
+) -> Iterator[IndexEntry]:
     """The version's entries in order, from ``offset``, reading one chunk at a time."""
-    query = (select(ManifestChunkRow.seq).where(ManifestChunkRow.dataset_id == dataset_id,
-                                                ManifestChunkRow.version == chunks_version)
-             .order_by(ManifestChunkRow.seq))
+    query = (
+        select(ManifestChunkRow.seq)
+        .where(ManifestChunkRow.dataset_id == dataset_id, ManifestChunkRow.version == chunks_version)
+        .order_by(ManifestChunkRow.seq)
+    )
     if offset:
         # the chunk that holds `offset` and every later one
         query = query.where(ManifestChunkRow.first_index + ManifestChunkRow.item_count > offset)
@@ -253,13 +268,19 @@ def raw_index(session: Session, dataset_id: str, chunks_version: int) -> Iterato
 
 def raw_chunks(session: Session, dataset_id: str, chunks_version: int) -> Iterator[list[str]]:
     """The version's raw index lines, a chunk's list at a time: what diff works on."""
-    seqs = session.scalars(select(ManifestChunkRow.seq).where(
-        ManifestChunkRow.dataset_id == dataset_id, ManifestChunkRow.version == chunks_version)
-        .order_by(ManifestChunkRow.seq)).all()
+    seqs = session.scalars(
+        select(ManifestChunkRow.seq)
+        .where(ManifestChunkRow.dataset_id == dataset_id, ManifestChunkRow.version == chunks_version)
+        .order_by(ManifestChunkRow.seq)
+    ).all()
     for seq in seqs:
-        data = session.execute(select(ManifestChunkRow.data).where(
-            ManifestChunkRow.dataset_id == dataset_id, ManifestChunkRow.version == chunks_version,
-            ManifestChunkRow.seq == seq)).scalar_one()
+        data = session.execute(
+            select(ManifestChunkRow.data).where(
+                ManifestChunkRow.dataset_id == dataset_id,
+                ManifestChunkRow.version == chunks_version,
+                ManifestChunkRow.seq == seq,
+            )
+        ).scalar_one()
         yield _chunk_lines(data)
 
 
@@ -271,13 +292,15 @@ def normalize_line(value: Any, where: str) -> dict:
     if isinstance(value, str):
         return {"data": {"source": value}}
     if not isinstance(value, dict):
-        raise BadInput(f"{where}: expected an object like {{\"data\": {{\"source\": ...}}}} or a text, "
-                       f"got {type(value).__name__}", "items")
+        raise BadInput(
+            f'{where}: expected an object like {{"data": {{"source": ...}}}} or a text, got {type(value).__name__}',
+            "items",
+        )
     if "data" not in value:
         # a bare record ({"source": ..., "label": ...}) is taken as the data of one line
         return {"data": dict(value)}
     if not isinstance(value["data"], dict):
-        raise BadInput(f"{where}: \"data\" must be an object of fields, like {{\"source\": ...}}", "items")
+        raise BadInput(f'{where}: "data" must be an object of fields, like {{"source": ...}}', "items")
     return value
 
 
@@ -295,11 +318,16 @@ def parse_manifest_text(lines: Iterable[str], *, name: str, text_lines: bool) ->
         try:
             value = json.loads(raw)
         except json.JSONDecodeError as exc:  # raw is text: the only ValueError json raises
-            raise BadInput(f"{name} line {number} is not valid JSON ({exc.msg} at column {exc.colno}); each "
-                           "line must be one object like {\"data\":{\"source\":\"...\"}}", "source") from None
+            raise BadInput(
+                f"{name} line {number} is not valid JSON ({exc.msg} at column {exc.colno}); each "
+                'line must be one object like {"data":{"source":"..."}}',
+                "source",
+            ) from None
         if not isinstance(value, dict) or not isinstance(value.get("data"), dict):
-            raise BadInput(f"{name} line {number} has no \"data\" object; each line must look like "
-                           "{\"data\":{\"source\":\"...\"}}", "source")
+            raise BadInput(
+                f'{name} line {number} has no "data" object; each line must look like {{"data":{{"source":"..."}}}}',
+                "source",
+            )
         yield value
 
 
@@ -312,8 +340,11 @@ class ManifestKeys:
 
     def key(self, line: dict, index: int) -> str:
         source = line.get("data", {}).get("source")
-        base = source if isinstance(source, str) and 0 < len(source) <= 1024 and "\n" not in source \
+        base = (
+            source
+            if isinstance(source, str) and 0 < len(source) <= 1024 and "\n" not in source
             else f"line-{index + 1:08d}"
+        )
         n = self._seen.get(base, 0) + 1
         self._seen[base] = n
         return base if n == 1 else f"{base}#{n}"

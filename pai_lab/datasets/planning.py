@@ -55,9 +55,16 @@ def detect_type(samples: Iterable[str], manifest_texts: bool = False) -> str:
     return max(counts.items(), key=lambda kv: (kv[1], kv[0] != "other"))[0]
 
 
-def fill_lines(lines: Iterable[Any], where: str, *, already_parsed: bool = False,
-               progress: Progress | None = None, file_sizes: bool = False, roots: Roots | None = None,
-               field: str = "items") -> Callable[[mf.ChunkWriter], ScanResult]:
+def fill_lines(
+    lines: Iterable[Any],
+    where: str,
+    *,
+    already_parsed: bool = False,
+    progress: Progress | None = None,
+    file_sizes: bool = False,
+    roots: Roots | None = None,
+    field: str = "items",
+) -> Callable[[mf.ChunkWriter], ScanResult]:
     def fill(writer: mf.ChunkWriter) -> ScanResult:
         keys = mf.ManifestKeys()
         for index, value in enumerate(lines):
@@ -134,30 +141,46 @@ def plan_source(spec: DatasetCreate, roots: Roots | None, state_dir: Path | None
         if spec.source:
             raise BadInput("give either `source` or `items`, not both", "items")
         given = [mf.normalize_line(v, f"item {i + 1}") for i, v in enumerate(spec.items)]
-        return Plan("inline", "", "file", data_type=detect_type(_peek_sources(given), manifest_texts=True),
-                    fill=fill_lines(given, "items", already_parsed=True, progress=progress, roots=roots))
+        return Plan(
+            "inline",
+            "",
+            "file",
+            data_type=detect_type(_peek_sources(given), manifest_texts=True),
+            fill=fill_lines(given, "items", already_parsed=True, progress=progress, roots=roots),
+        )
     source = (spec.source or "").strip()
     if not source:
-        raise BadInput("`source` is required: a folder, a file, s3://bucket/prefix/, a .manifest or sample://NAME",
-                       "source")
+        raise BadInput(
+            "`source` is required: a folder, a file, s3://bucket/prefix/, a .manifest or sample://NAME", "source"
+        )
     if source.startswith("sample://"):
-        name = source[len("sample://"):].strip("/")
+        name = source[len("sample://") :].strip("/")
         if state_dir is None:
             raise BadInput("sample datasets are registered through the server", "source")
         data_type, description, lines, folder = sample_sets.materialize(name, state_dir)
         # a sample with files points at their folder, so jobs can mount it like any folder
-        return Plan("sample", str(folder) if folder else source, "folder" if folder else "file", origin="public",
-                    data_type=data_type, description=description,
-                    fill=fill_lines(lines, source, already_parsed=True, progress=progress, file_sizes=True))
+        return Plan(
+            "sample",
+            str(folder) if folder else source,
+            "folder" if folder else "file",
+            origin="public",
+            data_type=data_type,
+            description=description,
+            fill=fill_lines(lines, source, already_parsed=True, progress=progress, file_sizes=True),
+        )
     scheme = source.split("://", 1)[0].lower() if "://" in source else ""
     if scheme in ("s3", "oss"):
         location = parse_object_uri(source, spec.storage_options)
         if location.prefix.lower().endswith(MANIFEST_SUFFIXES + TEXT_SUFFIXES):
             head, lines = _first_lines(manifest_lines_object(location))
-            return Plan("manifest", source, "file", data_type=detect_type(_peek_sources(head), True),
-                        fill=fill_lines(lines, source, already_parsed=True, progress=progress, roots=roots,
-                                        field="source"),
-                        storage_options=spec.storage_options)
+            return Plan(
+                "manifest",
+                source,
+                "file",
+                data_type=detect_type(_peek_sources(head), True),
+                fill=fill_lines(lines, source, already_parsed=True, progress=progress, roots=roots, field="source"),
+                storage_options=spec.storage_options,
+            )
         plan = Plan("s3", source, "folder", storage_options=spec.storage_options)
         if spec.scan:
             plan.fill = lambda writer: scan_objects(location, writer, glob=spec.glob, progress=progress)
@@ -166,18 +189,24 @@ def plan_source(spec: DatasetCreate, roots: Roots | None, state_dir: Path | None
             plan.property = "folder" if is_folder else "file"
         return plan
     if scheme and scheme != "file":
-        raise BadInput(f"source {source!r}: unsupported scheme {scheme}://; use a local path, s3://, oss:// or "
-                       "sample://", "source")
+        raise BadInput(
+            f"source {source!r}: unsupported scheme {scheme}://; use a local path, s3://, oss:// or sample://", "source"
+        )
     if roots is None:
         raise BadInput("local sources are registered through the server", "source")
     path = roots.resolve(source)
     if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES + TEXT_SUFFIXES:
         head, lines = _first_lines(manifest_lines_local(path))
-        return Plan("manifest", str(path), "file", data_type=detect_type(_peek_sources(head), True),
-                    fill=fill_lines(lines, path.name, already_parsed=True, progress=progress, roots=roots,
-                                    field="source"))
+        return Plan(
+            "manifest",
+            str(path),
+            "file",
+            data_type=detect_type(_peek_sources(head), True),
+            fill=fill_lines(lines, path.name, already_parsed=True, progress=progress, roots=roots, field="source"),
+        )
     plan = Plan("local", str(path), "file" if path.is_file() else "folder")
     if spec.scan or path.is_file():
-        plan.fill = lambda writer: scan_local(path, roots, writer, glob=spec.glob, content_hash=spec.hash,
-                                              progress=progress)
+        plan.fill = lambda writer: scan_local(
+            path, roots, writer, glob=spec.glob, content_hash=spec.hash, progress=progress
+        )
     return plan

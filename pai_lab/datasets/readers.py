@@ -27,7 +27,7 @@ def export_result(line: dict) -> list | None:
         return None
     for suffix in STAGE_ORDER:
         for key in keys:
-            task = key[len("label-"):]
+            task = key[len("label-") :]
             if (suffix and task.endswith(suffix)) or (not suffix and not task.endswith(("-check", "-verify"))):
                 value = line[key]
                 if isinstance(value, dict) and isinstance(value.get("results"), list):
@@ -76,8 +76,7 @@ def normalized_boxes(line: dict) -> tuple[list[str | None], list[list[float]], t
             height, width = float(result.get("height") or 0), float(result.get("width") or 0)
             break
     found = boxes(line)
-    return ([b["label"] for b in found], [[b["ymin"], b["xmin"], b["ymax"], b["xmax"]] for b in found],
-            (height, width))
+    return ([b["label"] for b in found], [[b["ymin"], b["xmin"], b["ymax"], b["xmax"]] for b in found], (height, width))
 
 
 def folder_label(key: str) -> str | None:
@@ -95,8 +94,14 @@ def items_frame(items: Iterable[Any]):
         record = item.model_dump() if hasattr(item, "model_dump") else dict(item)
         line = record.get("line") or {}
         data = line.get("data") or {}
-        row = {"index": record.get("index"), "key": record.get("key"), "source": data.get("source"),
-               "size": record.get("size"), "stamp": record.get("stamp"), "label": class_label(line)}
+        row = {
+            "index": record.get("index"),
+            "key": record.get("key"),
+            "source": data.get("source"),
+            "size": record.get("size"),
+            "stamp": record.get("stamp"),
+            "label": class_label(line),
+        }
         for field, value in data.items():
             if field != "source":
                 row[f"data.{field}"] = value if not isinstance(value, (dict, list)) else json.dumps(value)
@@ -145,8 +150,10 @@ def shard_from_env() -> tuple[int, int] | None:
     except ValueError:
         return None
     cluster, task = config.get("cluster") or {}, config.get("task") or {}
-    readers = [*(("chief", i) for i in range(len(cluster.get("chief", [])))),
-               *(("worker", i) for i in range(len(cluster.get("worker", []))))]
+    readers = [
+        *(("chief", i) for i in range(len(cluster.get("chief", [])))),
+        *(("worker", i) for i in range(len(cluster.get("worker", [])))),
+    ]
     me = (task.get("type"), int(task.get("index", 0)))
     if len(readers) <= 1 or me not in readers:
         return None
@@ -167,13 +174,25 @@ def _shard_indices(count: int, shard: tuple[int, int] | None, by: str) -> list[i
     raise ValueError("shard_by is 'item' (every n-th item) or 'file' (a contiguous block per worker)")
 
 
-def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequence[str] | None = None,
-                  labels: str | None = "auto", class_names: Sequence[str] | None = None,
-                  image_size: tuple[int, int] = (64, 64), channels: int = 3, normalize: bool = True,
-                  batch_size: int | None = None, shuffle: bool = False, seed: int = 0,
-                  shard: tuple[int, int] | str | None = "auto", shard_by: str = "item",
-                  read_bytes: Callable[[str], bytes] | None = None, keep: Callable[[int], bool] | None = None,
-                  cache: bool | str = False):
+def to_tf_dataset(
+    lines: Iterable[dict],
+    *,
+    data_type: str = "image",
+    keys: Sequence[str] | None = None,
+    labels: str | None = "auto",
+    class_names: Sequence[str] | None = None,
+    image_size: tuple[int, int] = (64, 64),
+    channels: int = 3,
+    normalize: bool = True,
+    batch_size: int | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    shard: tuple[int, int] | str | None = "auto",
+    shard_by: str = "item",
+    read_bytes: Callable[[str], bytes] | None = None,
+    keep: Callable[[int], bool] | None = None,
+    cache: bool | str = False,
+):
     """A ``tf.data.Dataset`` of decoded images (float32, ``image_size``) or texts (tf.string), paired
     with integer labels when the items carry them.
 
@@ -248,17 +267,22 @@ def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequ
         return tf.py_function(lambda s: read(s.numpy().decode("utf-8", "surrogateescape")), [source], tf.string)
 
     texts_inline = data_type == "text" and not any(os.path.exists(s) or "://" in s for s in picked_sources[:20])
-    ds = tf.data.Dataset.from_tensor_slices(tf.constant(picked_sources, dtype=tf.string)
-                                            if picked_sources else tf.zeros([0], tf.string))
+    ds = tf.data.Dataset.from_tensor_slices(
+        tf.constant(picked_sources, dtype=tf.string) if picked_sources else tf.zeros([0], tf.string)
+    )
     if detection:
         kept = [(labs, bxs, size) for i in picked for labs, bxs, size in [item_boxes[i]]]
         lengths = [len(bxs) for _labs, bxs, _s in kept]
         flat = [b for _labs, bxs, _s in kept for b in bxs]
         box_values = tf.RaggedTensor.from_row_lengths(
-            tf.constant(flat, tf.float32, shape=(len(flat), 4)), tf.constant(lengths, tf.int64))
+            tf.constant(flat, tf.float32, shape=(len(flat), 4)), tf.constant(lengths, tf.int64)
+        )
         label_values = tf.RaggedTensor.from_row_lengths(
-            tf.constant([index_of.get(str(b), -1) for labs, _b, _s in kept for b in labs], tf.int64,
-                        shape=(len(flat),)), tf.constant(lengths, tf.int64))
+            tf.constant(
+                [index_of.get(str(b), -1) for labs, _b, _s in kept for b in labs], tf.int64, shape=(len(flat),)
+            ),
+            tf.constant(lengths, tf.int64),
+        )
         sizes = tf.constant([size for _l, _b, size in kept], tf.float32, shape=(len(kept), 2))
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices((box_values, label_values, sizes))))
     elif use_labels:
@@ -266,6 +290,7 @@ def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequ
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(ids)))
     else:
         ds = ds.map(lambda s: (s,))
+
     def shuffled(ds):
         return ds.shuffle(min(len(picked_sources), 10_000) or 1, seed=seed, reshuffle_each_iteration=True)
 
@@ -290,9 +315,11 @@ def to_tf_dataset(lines: Iterable[dict], *, data_type: str = "image", keys: Sequ
                 return image, {"boxes": tf.clip_by_value(item_boxes_px / scale, 0.0, 1.0), "labels": item_labels}
             return (image, *rest) if rest else image
     elif texts_inline:
+
         def decode(source, *rest):
             return (source, *rest) if rest else source
     else:
+
         def decode(source, *rest):
             text = load(source)
             text.set_shape(())

@@ -42,10 +42,27 @@ def classification(label: str) -> dict:
 def detection(boxes: list[tuple[str, float, float, float, float]], width: int, height: int, seed: str) -> dict:
     shapes = []
     for i, (label, x0, y0, x1, y1) in enumerate(boxes):
-        shapes.append({"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/{i}")), "type": "image/polygon",
-                       "value": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]], "labels": {"单选": label}})
-    return {"results": [{"questionId": "1", "data": shapes, "rotation": 0, "markTitle": "目标检测标签配置",
-                         "width": width, "type": "image", "height": height}]}
+        shapes.append(
+            {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/{i}")),
+                "type": "image/polygon",
+                "value": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]],
+                "labels": {"单选": label},
+            }
+        )
+    return {
+        "results": [
+            {
+                "questionId": "1",
+                "data": shapes,
+                "rotation": 0,
+                "markTitle": "目标检测标签配置",
+                "width": width,
+                "type": "image",
+                "height": height,
+            }
+        ]
+    }
 
 
 def digits_arrays() -> tuple:
@@ -71,8 +88,13 @@ def _digits(folder: Path) -> None:
 
 
 def _digits_lines(folder: Path) -> Iterator[dict]:
-    return _shuffled([{"data": {"source": str(path)}, LABEL_KEY: classification(path.parent.name)}
-                      for path in sorted(folder.glob("*/*.png"))], seed=13)
+    return _shuffled(
+        [
+            {"data": {"source": str(path)}, LABEL_KEY: classification(path.parent.name)}
+            for path in sorted(folder.glob("*/*.png"))
+        ],
+        seed=13,
+    )
 
 
 _GOOD = ["great", "excellent", "lovely", "reliable", "fantastic", "solid", "delightful", "superb"]
@@ -122,9 +144,16 @@ def _shapes_lines(folder: Path) -> Iterator[dict]:
     import json
 
     boxes = json.loads((folder / "boxes.json").read_text())
-    return _shuffled([{"data": {"source": str(folder / name)},
-                       LABEL_KEY: detection([tuple(b) for b in boxes[name]], 64, 64, name)}
-                      for name in sorted(boxes)], seed=19)
+    return _shuffled(
+        [
+            {
+                "data": {"source": str(folder / name)},
+                LABEL_KEY: detection([tuple(b) for b in boxes[name]], 64, 64, name),
+            }
+            for name in sorted(boxes)
+        ],
+        seed=19,
+    )
 
 
 # name -> (data type, description, writer of the files or None, manifest lines)

@@ -90,9 +90,31 @@ def mtime_stamp(mtime_ns: int) -> str:
 def _walk_with_find(find: str, root: str, roots: Roots, match, writer, progress: Progress | None) -> int:
     """Walk with a GNU find process and parse its output as it streams in: the walk runs on one
     core while Python formats index lines on another. Returns the number of skipped entries."""
-    cmd = [find, root, "-mindepth", "1", "(", "-name", ".*", "-prune", ")",
-           "-o", "(", "-type", "f", "-printf", r"f\0%s\0%T@\0%P\0", ")",
-           "-o", "(", "-type", "l", "-printf", r"l\0\0\0%P\0", ")"]
+    cmd = [
+        find,
+        root,
+        "-mindepth",
+        "1",
+        "(",
+        "-name",
+        ".*",
+        "-prune",
+        ")",
+        "-o",
+        "(",
+        "-type",
+        "f",
+        "-printf",
+        r"f\0%s\0%T@\0%P\0",
+        ")",
+        "-o",
+        "(",
+        "-type",
+        "l",
+        "-printf",
+        r"l\0\0\0%P\0",
+        ")",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "LC_ALL": "C"})
     assert proc.stdout is not None and proc.stderr is not None  # both are pipes
     skipped = 0
@@ -112,12 +134,18 @@ def _walk_with_find(find: str, root: str, roots: Roots, match, writer, progress:
             pos = len(block)
             for _ in range(nuls % 4 + 1):
                 pos = block.rindex(b"\0", 0, pos)  # ends at the last NUL of the last whole record
-            rest = block[pos + 1:]
+            rest = block[pos + 1 :]
             text = block[:pos].decode("utf-8", "surrogateescape")
             fields = text.split("\0")
             kinds, sizes, stamps, rels = fields[0::4], fields[1::4], fields[2::4], fields[3::4]
-            plain = "l" not in kinds and match is None and "\t" not in text and "\n" not in text \
-                and "\\" not in text and "\r" not in text
+            plain = (
+                "l" not in kinds
+                and match is None
+                and "\t" not in text
+                and "\n" not in text
+                and "\\" not in text
+                and "\r" not in text
+            )
             if plain:  # the common case, with no per-item Python branches
                 lines = [f"{r}\t{z}\t{t}\t\t\n" for r, z, t in zip(rels, sizes, stamps)]
                 batch_bytes = sum(map(int, sizes))
@@ -155,8 +183,9 @@ def _walk_with_find(find: str, root: str, roots: Roots, match, writer, progress:
         proc.stderr.close()
     for line in errors.splitlines():
         if "Permission denied" in line:
-            raise BadInput(f"cannot read {line.split(': ', 1)[-1]} ; fix its permissions or leave it out with a "
-                           "glob", "source")
+            raise BadInput(
+                f"cannot read {line.split(': ', 1)[-1]} ; fix its permissions or leave it out with a glob", "source"
+            )
         if "No such file or directory" in line:
             skipped += 1  # removed while we walked
         elif line.strip() and code:
@@ -164,8 +193,15 @@ def _walk_with_find(find: str, root: str, roots: Roots, match, writer, progress:
     return skipped
 
 
-def scan_local(path: Path, roots: Roots, writer: IndexWriter, *, glob: str | None = None, content_hash: bool = False,
-               progress: Progress | None = None) -> ScanResult:
+def scan_local(
+    path: Path,
+    roots: Roots,
+    writer: IndexWriter,
+    *,
+    glob: str | None = None,
+    content_hash: bool = False,
+    progress: Progress | None = None,
+) -> ScanResult:
     """Index a file or a folder tree. Hidden entries (``.name``) are left out, links are followed only
     when they stay inside the allowed roots, and files that vanish mid-scan are counted as skipped."""
     match = glob_matcher(glob)
@@ -183,8 +219,7 @@ def scan_local(path: Path, roots: Roots, writer: IndexWriter, *, glob: str | Non
     return _scan_python(root, roots, writer, match, content_hash, progress)
 
 
-def _scan_python(root: str, roots: Roots, writer, match, content_hash: bool, progress: Progress | None
-                 ) -> ScanResult:
+def _scan_python(root: str, roots: Roots, writer, match, content_hash: bool, progress: Progress | None) -> ScanResult:
     """The portable walk (os.scandir), used where GNU find is missing and for content hashes."""
     cut = len(root) + 1
     skipped = 0
@@ -200,8 +235,10 @@ def _scan_python(root: str, roots: Roots, writer, match, content_hash: bool, pro
             skipped += 1  # removed while we walked
             continue
         except PermissionError:
-            raise BadInput(f"cannot read folder {folder!r} (permission denied); fix its permissions or leave it out "
-                           "with a glob", "source") from None
+            raise BadInput(
+                f"cannot read folder {folder!r} (permission denied); fix its permissions or leave it out with a glob",
+                "source",
+            ) from None
         with it:
             subdirs = []
             for entry in it:
@@ -229,8 +266,11 @@ def _scan_python(root: str, roots: Roots, writer, match, content_hash: bool, pro
                     skipped += 1
                     continue
                 except PermissionError:
-                    raise BadInput(f"cannot read {entry.path!r} (permission denied); fix its permissions or leave "
-                                   "it out with a glob", "source") from None
+                    raise BadInput(
+                        f"cannot read {entry.path!r} (permission denied); fix its permissions or leave "
+                        "it out with a glob",
+                        "source",
+                    ) from None
                 size = st.st_size
                 batch_bytes += size
                 lines.append(f"{escape_key(rel)}\t{size}\t{mtime_stamp(st.st_mtime_ns)}\t{digest}\t\n")
@@ -295,14 +335,16 @@ def resolve_prefix(location: ObjectLocation) -> tuple[ObjectLocation, bool]:
         sync(fs.loop, fs._call_s3, "head_object", Bucket=location.bucket, Key=prefix)
     except Exception as exc:  # noqa: BLE001 - each store raises its own kind
         if isinstance(exc, FileNotFoundError) or "404" in str(exc) or "Not Found" in str(exc):
-            raise BadInput(f"{location.uri} is neither an object nor a prefix with objects under it; check the "
-                           "path", "source") from None
+            raise BadInput(
+                f"{location.uri} is neither an object nor a prefix with objects under it; check the path", "source"
+            ) from None
         raise object_error(exc, location) from None
     return location, False
 
 
-def scan_objects(location: ObjectLocation, writer: IndexWriter, *, glob: str | None = None,
-                 progress: Progress | None = None) -> ScanResult:
+def scan_objects(
+    location: ObjectLocation, writer: IndexWriter, *, glob: str | None = None, progress: Progress | None = None
+) -> ScanResult:
     """Index the objects under a prefix (folder markers left out), keyed relative to the prefix."""
     location, is_folder = resolve_prefix(location)
     match = glob_matcher(glob)

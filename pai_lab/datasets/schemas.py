@@ -19,8 +19,10 @@ Visibility = Literal["private", "workspace"]
 class DatasetCreate(Schema):
     name: str = Field(description="1-128 characters: letters, digits, '_', '-', '.'; starts with a letter or digit")
     source: str | None = Field(
-        None, description="a local file or folder (under the allowed roots), s3://bucket/prefix/, oss://bucket/prefix/"
-                          " (with an endpoint), a .manifest file, or sample://<name>; omit it when giving `items`")
+        None,
+        description="a local file or folder (under the allowed roots), s3://bucket/prefix/, oss://bucket/prefix/"
+        " (with an endpoint), a .manifest file, or sample://<name>; omit it when giving `items`",
+    )
     data_type: DataType | None = Field(None, description="detected from the items when omitted")
     scan: bool = Field(False, description="walk the source now and write the manifest as version 1")
     glob: str | None = Field(None, description="only items matching these patterns, comma separated ('*.png,*.jpg')")
@@ -28,10 +30,13 @@ class DatasetCreate(Schema):
     tags: dict[str, str] = Field(default_factory=dict)
     visibility: Visibility = "workspace"
     storage_options: dict[str, Any] = Field(
-        default_factory=dict, description="s3fs options: endpoint_url, key, secret, token, profile, anon, "
-                                          "client_kwargs; kept with the dataset, secrets never shown back")
+        default_factory=dict,
+        description="s3fs options: endpoint_url, key, secret, token, profile, anon, "
+        "client_kwargs; kept with the dataset, secrets never shown back",
+    )
     items: list[dict[str, Any] | str] | None = Field(
-        None, description="manifest lines ({'data': {...}}) or plain texts, registered as version 1")
+        None, description="manifest lines ({'data': {...}}) or plain texts, registered as version 1"
+    )
     mount_path: str | None = Field(None, description="where training jobs see the data (default /root/data/)")
     hash: bool = Field(False, description="also record a content hash (sha256) of every local item")
 
@@ -70,7 +75,8 @@ class VersionCreate(Schema):
     description: str = ""
     hash: bool = Field(False, description="also record a content hash (sha256) of every local item")
     items: list[dict[str, Any] | str] | None = Field(
-        None, description="the new version's manifest lines, for datasets registered from items")
+        None, description="the new version's manifest lines, for datasets registered from items"
+    )
 
 
 class DatasetVersion(Schema):

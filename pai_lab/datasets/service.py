@@ -45,13 +45,31 @@ from pai_lab.workspaces import authorize
 from pai_lab.workspaces.service import Access
 
 # the in-process API other areas use (see above)
-__all__ = ["DEFAULT_MOUNT", "delete_dataset", "get_dataset", "iter_items", "list_datasets", "list_samples",
-           "register_dataset", "register_manifest_version", "resolve_source", "storage_options_for",
-           "update_dataset"]
+__all__ = [
+    "DEFAULT_MOUNT",
+    "delete_dataset",
+    "get_dataset",
+    "iter_items",
+    "list_datasets",
+    "list_samples",
+    "register_dataset",
+    "register_manifest_version",
+    "resolve_source",
+    "storage_options_for",
+    "update_dataset",
+]
 
 
-def register_dataset(session: Session, user: str, workspace: str, spec: DatasetCreate, *, roots: Roots | None = None,
-                     state_dir: Path | None = None, progress: Progress | None = None) -> Dataset:
+def register_dataset(
+    session: Session,
+    user: str,
+    workspace: str,
+    spec: DatasetCreate,
+    *,
+    roots: Roots | None = None,
+    state_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> Dataset:
     """Register a dataset; with a scan (or a manifest/items source) its version 1 is written too.
 
     Runs in the caller's transaction: if anything fails, nothing of the dataset remains."""
@@ -62,12 +80,26 @@ def register_dataset(session: Session, user: str, workspace: str, spec: DatasetC
     now = utcnow()
     options = spec.storage_options if plan.kind in ("s3", "manifest") else {}
     row = DatasetRow(
-        id=new_dataset_id(), workspace_id=access.workspace_id, name=spec.name,
-        description=spec.description or plan.description, data_type=spec.data_type or plan.data_type or "other",
-        source_kind=plan.kind, source_uri=plan.source_uri, property=plan.property, origin=plan.origin,
-        storage_options=dict(options or {}), glob=spec.glob or "", visibility=spec.visibility,
-        tags=dict(spec.tags or {}), mount_path=spec.mount_path or DEFAULT_MOUNT, item_count=0, total_bytes=0,
-        latest_version=None, created_by=user, created_at=now, updated_at=now,
+        id=new_dataset_id(),
+        workspace_id=access.workspace_id,
+        name=spec.name,
+        description=spec.description or plan.description,
+        data_type=spec.data_type or plan.data_type or "other",
+        source_kind=plan.kind,
+        source_uri=plan.source_uri,
+        property=plan.property,
+        origin=plan.origin,
+        storage_options=dict(options or {}),
+        glob=spec.glob or "",
+        visibility=spec.visibility,
+        tags=dict(spec.tags or {}),
+        mount_path=spec.mount_path or DEFAULT_MOUNT,
+        item_count=0,
+        total_bytes=0,
+        latest_version=None,
+        created_by=user,
+        created_at=now,
+        updated_at=now,
     )
     try:
         if plan.fill is not None:
@@ -80,17 +112,24 @@ def register_dataset(session: Session, user: str, workspace: str, spec: DatasetC
                 row.data_type = kind_of_name(plan.source_uri) or "other"
         session.flush()
     except IntegrityError:  # registered under the same name while we scanned
-        raise Conflict(f"a dataset named {spec.name!r} was just registered in {access.workspace.name!r}; pick "
-                       "another name", "name") from None
+        raise Conflict(
+            f"a dataset named {spec.name!r} was just registered in {access.workspace.name!r}; pick another name", "name"
+        ) from None
     return to_schema(row)
 
 
 def _refuse_duplicate(session: Session, access: Access, name: str) -> None:
-    clash = session.scalar(select(DatasetRow.id).where(DatasetRow.workspace_id == access.workspace_id,
-                                                       func.lower(DatasetRow.name) == name.lower()))
+    clash = session.scalar(
+        select(DatasetRow.id).where(
+            DatasetRow.workspace_id == access.workspace_id, func.lower(DatasetRow.name) == name.lower()
+        )
+    )
     if clash:
-        raise Conflict(f"a dataset named {name!r} already exists in {access.workspace.name!r}; pick another name "
-                       f"or add a version to it (`pai dataset versions {name} --new`)", "name")
+        raise Conflict(
+            f"a dataset named {name!r} already exists in {access.workspace.name!r}; pick another name "
+            f"or add a version to it (`pai dataset versions {name} --new`)",
+            "name",
+        )
 
 
 def list_datasets(session: Session, user: str, workspace: str, *, data_type: str | None = None) -> list[Dataset]:
@@ -106,9 +145,18 @@ def get_dataset(session: Session, user: str, workspace: str, ref: str) -> Datase
     return to_schema(dataset_row(session, user, workspace, ref)[1])
 
 
-def update_dataset(session: Session, user: str, workspace: str, ref: str, *, description: str | None = None,
-                   tags: dict | None = None, visibility: str | None = None, data_type: str | None = None,
-                   storage_options: dict | None = None) -> Dataset:
+def update_dataset(
+    session: Session,
+    user: str,
+    workspace: str,
+    ref: str,
+    *,
+    description: str | None = None,
+    tags: dict | None = None,
+    visibility: str | None = None,
+    data_type: str | None = None,
+    storage_options: dict | None = None,
+) -> Dataset:
     _access, row = dataset_row(session, user, workspace, ref, "dataset.update")
     if description is not None:
         row.description = description
@@ -144,8 +192,11 @@ def resolve_source(session: Session, user: str, workspace: str, dataset: str) ->
         location = parse_object_uri(row.source_uri, row.storage_options or {})
         return location.uri, dict(location.options)
     if row.source_kind in ("inline", "labeling") or row.source_uri.startswith("sample://"):
-        raise BadInput(f"dataset {row.name!r} was registered from {row.source_kind} items and has no folder or "
-                       "bucket; read its items with iter_items (or the manifest)", "dataset")
+        raise BadInput(
+            f"dataset {row.name!r} was registered from {row.source_kind} items and has no folder or "
+            "bucket; read its items with iter_items (or the manifest)",
+            "dataset",
+        )
     return row.source_uri, {}
 
 
@@ -154,5 +205,7 @@ def storage_options_for(session: Session, user: str, workspace: str, dataset: st
 
 
 def list_samples() -> list[Sample]:
-    return [Sample(name=name, data_type=spec[0], description=spec[1], item_count=sample_sets.SAMPLE_COUNTS[name])
-            for name, spec in sample_sets.SAMPLES.items()]
+    return [
+        Sample(name=name, data_type=spec[0], description=spec[1], item_count=sample_sets.SAMPLE_COUNTS[name])
+        for name, spec in sample_sets.SAMPLES.items()
+    ]

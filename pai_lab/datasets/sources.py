@@ -17,8 +17,17 @@ from urllib.parse import urlsplit
 from pai_lab.errors import BadInput
 from pai_lab.security.paths import Containment
 
-SECRET_OPTIONS = {"secret", "token", "password", "aws_secret_access_key", "aws_session_token", "session_token",
-                  "sas_token", "account_key", "client_secret"}
+SECRET_OPTIONS = {
+    "secret",
+    "token",
+    "password",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "session_token",
+    "sas_token",
+    "account_key",
+    "client_secret",
+}
 MASK = "***"
 MANIFEST_SUFFIXES = (".manifest", ".jsonl")
 TEXT_SUFFIXES = (".txt",)
@@ -37,8 +46,9 @@ def mask_options(options: dict[str, Any] | None) -> dict[str, Any]:
 
     def walk(value):
         if isinstance(value, dict):
-            return {k: (MASK if k.lower() in SECRET_OPTIONS and v not in (None, "") else walk(v))
-                    for k, v in value.items()}
+            return {
+                k: (MASK if k.lower() in SECRET_OPTIONS and v not in (None, "") else walk(v)) for k, v in value.items()
+            }
         return value
 
     return walk(copy.deepcopy(options or {}))
@@ -84,8 +94,12 @@ def s3_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def endpoint_of(options: dict[str, Any]) -> str | None:
-    return (options.get("endpoint_url") or (options.get("client_kwargs") or {}).get("endpoint_url")
-            or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
+    return (
+        options.get("endpoint_url")
+        or (options.get("client_kwargs") or {}).get("endpoint_url")
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
 
 
 def parse_object_uri(uri: str, options: dict[str, Any]) -> ObjectLocation:
@@ -102,9 +116,11 @@ def parse_object_uri(uri: str, options: dict[str, Any]) -> ObjectLocation:
             netloc, host = netloc.split(".", 1)
             opts["endpoint_url"] = f"https://{host}"
         if not endpoint_of(opts):
-            raise BadInput(f"source {uri!r}: oss:// is read as S3-compatible storage and needs an endpoint; "
-                           "give storage_options {\"endpoint_url\": \"https://oss-<region>.aliyuncs.com\"}",
-                           "storage_options")
+            raise BadInput(
+                f"source {uri!r}: oss:// is read as S3-compatible storage and needs an endpoint; "
+                'give storage_options {"endpoint_url": "https://oss-<region>.aliyuncs.com"}',
+                "storage_options",
+            )
         netloc = netloc.split(".", 1)[0]
     return ObjectLocation("s3", netloc, prefix, s3_options(opts))
 
@@ -121,20 +137,29 @@ def object_error(exc: BaseException, location: ObjectLocation) -> BadInput:
     """An object-store failure as a message that says what to fix."""
     text = str(exc) or type(exc).__name__
     lower = text.lower()
-    if isinstance(exc, PermissionError) or "accessdenied" in lower or "invalidaccesskeyid" in lower \
-            or "signaturedoesnotmatch" in lower or "forbidden" in lower:
-        return BadInput(f"{location.uri}: access denied ({text}); check key/secret (or profile) in storage_options",
-                        "storage_options")
+    if (
+        isinstance(exc, PermissionError)
+        or "accessdenied" in lower
+        or "invalidaccesskeyid" in lower
+        or "signaturedoesnotmatch" in lower
+        or "forbidden" in lower
+    ):
+        return BadInput(
+            f"{location.uri}: access denied ({text}); check key/secret (or profile) in storage_options",
+            "storage_options",
+        )
     if isinstance(exc, FileNotFoundError) or "nosuchbucket" in lower:
         return BadInput(f"{location.uri}: bucket {location.bucket!r} or prefix not found ({text})", "source")
-    return BadInput(f"{location.uri}: the object store could not be reached ({text}); check endpoint_url and "
-                    "the network", "storage_options")
+    return BadInput(
+        f"{location.uri}: the object store could not be reached ({text}); check endpoint_url and the network",
+        "storage_options",
+    )
 
 
 def split_local_uri(source: str) -> str | None:
     """The local path a source refers to, or None for remote URIs."""
     if source.startswith("file://"):
-        return source[len("file://"):]
+        return source[len("file://") :]
     if "://" in source:
         return None
     return source

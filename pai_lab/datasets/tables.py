@@ -51,8 +51,7 @@ class DatasetRow(Base):
 class DatasetVersionRow(Base):
     __tablename__ = "dataset_versions"
 
-    dataset_id: Mapped[str] = mapped_column(String(40), ForeignKey("datasets.id", ondelete="CASCADE"),
-                                            primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(String(40), ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     base_uri: Mapped[str] = mapped_column(Text, default="")  # items without a manifest line are base_uri + key
     item_count: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -71,9 +70,11 @@ class ManifestChunkRow(Base):
     """One block of a version's item index, compressed; a version is its chunks in ``seq`` order."""
 
     __tablename__ = "dataset_manifest_chunks"
-    __table_args__ = (ForeignKeyConstraint(["dataset_id", "version"],
-                                           ["dataset_versions.dataset_id", "dataset_versions.version"],
-                                           ondelete="CASCADE"),)
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["dataset_id", "version"], ["dataset_versions.dataset_id", "dataset_versions.version"], ondelete="CASCADE"
+        ),
+    )
 
     dataset_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)

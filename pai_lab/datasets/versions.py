@@ -32,8 +32,14 @@ from pai_lab.store import utcnow
 from pai_lab.workspaces import authorize
 
 
-def write_version(session: Session, row: DatasetRow, user: str, description: str, hashed: bool,
-                  fill: Callable[[mf.ChunkWriter], ScanResult]) -> DatasetVersionRow:
+def write_version(
+    session: Session,
+    row: DatasetRow,
+    user: str,
+    description: str,
+    hashed: bool,
+    fill: Callable[[mf.ChunkWriter], ScanResult],
+) -> DatasetVersionRow:
     """Create the next version of ``row`` from what ``fill`` writes, and update the dataset's totals.
 
     The scan runs before anything is written, so the store's write lock is held only for the
@@ -49,9 +55,19 @@ def write_version(session: Session, row: DatasetRow, user: str, description: str
         session.add(row)
         session.flush()
     version = DatasetVersionRow(
-        dataset_id=row.id, version=number, chunks_version=writer.shared_with or number, base_uri=result.base_uri,
-        item_count=writer.count, total_bytes=writer.total_bytes, digest=digest, hashed=hashed,
-        skipped=result.skipped, description=description or "", created_by=user, created_at=utcnow())
+        dataset_id=row.id,
+        version=number,
+        chunks_version=writer.shared_with or number,
+        base_uri=result.base_uri,
+        item_count=writer.count,
+        total_bytes=writer.total_bytes,
+        digest=digest,
+        hashed=hashed,
+        skipped=result.skipped,
+        description=description or "",
+        created_by=user,
+        created_at=utcnow(),
+    )
     session.add(version)
     session.flush()
     writer.store()
@@ -77,8 +93,9 @@ def type_from_version(session: Session, row: DatasetRow, version: DatasetVersion
 
 def list_versions(session: Session, user: str, workspace: str, ref: str) -> list[DatasetVersion]:
     _access, row = dataset_row(session, user, workspace, ref)
-    rows = session.scalars(select(DatasetVersionRow).where(DatasetVersionRow.dataset_id == row.id)
-                           .order_by(DatasetVersionRow.version)).all()
+    rows = session.scalars(
+        select(DatasetVersionRow).where(DatasetVersionRow.dataset_id == row.id).order_by(DatasetVersionRow.version)
+    ).all()
     return [version_schema(v) for v in rows]
 
 
@@ -87,9 +104,18 @@ def get_version(session: Session, user: str, workspace: str, ref: str, version: 
     return version_schema(version_row(session, row, version))
 
 
-def new_version(session: Session, user: str, workspace: str, ref: str, *, description: str = "",
-                content_hash: bool = False, items: list | None = None, roots: Roots | None = None,
-                progress: Progress | None = None) -> DatasetVersion:
+def new_version(
+    session: Session,
+    user: str,
+    workspace: str,
+    ref: str,
+    *,
+    description: str = "",
+    content_hash: bool = False,
+    items: list | None = None,
+    roots: Roots | None = None,
+    progress: Progress | None = None,
+) -> DatasetVersion:
     """A new immutable version: a re-scan of the source, or the given items. An unchanged re-scan
     shares the previous version's stored index."""
     _access, row = dataset_row(session, user, workspace, ref, "dataset.update")
@@ -99,11 +125,12 @@ def new_version(session: Session, user: str, workspace: str, ref: str, *, descri
         if roots is None:
             raise BadInput("local datasets are re-scanned through the server", "dataset")
         path = roots.resolve(row.source_uri)
+
         def fill(writer):
-            return scan_local(path, roots, writer, glob=row.glob or None, content_hash=content_hash,
-                              progress=progress)
+            return scan_local(path, roots, writer, glob=row.glob or None, content_hash=content_hash, progress=progress)
     elif row.source_kind == "s3":
         location = parse_object_uri(row.source_uri, row.storage_options or {})
+
         def fill(writer):
             return scan_objects(location, writer, glob=row.glob or None, progress=progress)
     elif row.source_kind == "manifest":
@@ -113,11 +140,13 @@ def new_version(session: Session, user: str, workspace: str, ref: str, *, descri
             if roots is None:
                 raise BadInput("local manifests are re-read through the server", "dataset")
             lines = manifest_lines_local(roots.resolve(row.source_uri))
-        fill = fill_lines(lines, row.source_uri, already_parsed=True, progress=progress, roots=roots,
-                          field="dataset")
+        fill = fill_lines(lines, row.source_uri, already_parsed=True, progress=progress, roots=roots, field="dataset")
     else:
-        raise BadInput(f"dataset {row.name!r} was registered from {row.source_kind} items; give the new version's "
-                       "items (register_manifest_version, or `items` in the request)", "items")
+        raise BadInput(
+            f"dataset {row.name!r} was registered from {row.source_kind} items; give the new version's "
+            "items (register_manifest_version, or `items` in the request)",
+            "items",
+        )
     version = write_version(session, row, user, description, content_hash, fill)
     if row.data_type == "other" and version.version == 1:  # registered without a scan: detect it now
         row.data_type = type_from_version(session, row, version)
@@ -125,26 +154,54 @@ def new_version(session: Session, user: str, workspace: str, ref: str, *, descri
     return version_schema(version)
 
 
-def register_manifest_version(session: Session, user: str, workspace: str, name: str, lines: Iterable[dict], *,
-                              source: str = "labeling", description: str = "") -> Dataset:
+def register_manifest_version(
+    session: Session,
+    user: str,
+    workspace: str,
+    name: str,
+    lines: Iterable[dict],
+    *,
+    source: str = "labeling",
+    description: str = "",
+) -> Dataset:
     """Register manifest lines as dataset ``name``; if it exists, as its next version."""
     access = authorize(session, user, workspace, "dataset.read")
     validate_name(name)
-    row = session.scalar(select(DatasetRow).where(DatasetRow.workspace_id == access.workspace_id,
-                                                  DatasetRow.name == name))
+    row = session.scalar(
+        select(DatasetRow).where(DatasetRow.workspace_id == access.workspace_id, DatasetRow.name == name)
+    )
     if row is not None and not visible(access, row):
-        raise Conflict(f"a dataset named {name!r} already exists in {access.workspace.name!r} and is private to "
-                       f"{row.created_by}; pick another name", "name")
+        raise Conflict(
+            f"a dataset named {name!r} already exists in {access.workspace.name!r} and is private to "
+            f"{row.created_by}; pick another name",
+            "name",
+        )
     if row is None:
         access = authorize(session, user, workspace, "dataset.create")
         now = utcnow()
         origin = "labeling" if source == "labeling" else ("public" if source == "public" else "user")
-        row = DatasetRow(id=new_dataset_id(), workspace_id=access.workspace_id, name=name,
-                         description=description or "", data_type="other",
-                         source_kind="labeling" if source == "labeling" else "inline", source_uri=source,
-                         property="file", origin=origin, storage_options={}, glob="", visibility="workspace", tags={},
-                         mount_path=DEFAULT_MOUNT, item_count=0, total_bytes=0, latest_version=None,
-                         created_by=user, created_at=now, updated_at=now)
+        row = DatasetRow(
+            id=new_dataset_id(),
+            workspace_id=access.workspace_id,
+            name=name,
+            description=description or "",
+            data_type="other",
+            source_kind="labeling" if source == "labeling" else "inline",
+            source_uri=source,
+            property="file",
+            origin=origin,
+            storage_options={},
+            glob="",
+            visibility="workspace",
+            tags={},
+            mount_path=DEFAULT_MOUNT,
+            item_count=0,
+            total_bytes=0,
+            latest_version=None,
+            created_by=user,
+            created_at=now,
+            updated_at=now,
+        )
         fresh = True
     else:
         authorize(session, user, workspace, "dataset.update", owner=row.created_by)

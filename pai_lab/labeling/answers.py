@@ -83,11 +83,15 @@ class Checker:
             el = results[pos] if pos < len(results) else None
             if el is None or not self._matches(q, el):
                 if q.required and el is not None:
-                    raise BadInput(f"results[{pos}] does not answer question {qi + 1} ({q.title!r}, a {q.type} "
-                                   f"question): {self._expect(q)}", "results")
+                    raise BadInput(
+                        f"results[{pos}] does not answer question {qi + 1} ({q.title!r}, a {q.type} "
+                        f"question): {self._expect(q)}",
+                        "results",
+                    )
                 if q.required:
-                    raise BadInput(f"results has no answer to question {qi + 1} ({q.title!r}): "
-                                   f"{self._expect(q)}", "results")
+                    raise BadInput(
+                        f"results has no answer to question {qi + 1} ({q.title!r}): {self._expect(q)}", "results"
+                    )
                 continue
             where = f"results[{pos}]"
             norm = getattr(self, f"_{q.type}")(q, el, data, strict, where, entities)
@@ -96,8 +100,11 @@ class Checker:
             out.append(norm)
             pos += 1
         if pos < len(results):
-            raise BadInput(f"results[{pos}] answers no question of the template ({len(self.spec.questions)} "
-                           "question(s)); remove it", "results")
+            raise BadInput(
+                f"results[{pos}] answers no question of the template ({len(self.spec.questions)} "
+                "question(s)); remove it",
+                "results",
+            )
         return out
 
     @staticmethod
@@ -107,9 +114,9 @@ class Checker:
             "multi": 'expected {"questionId", "data": ["<label>", ...], "markTitle", "type": "survey/multivalue"}',
             "text": 'expected {"questionId", "data": "<text>", "markTitle", "type": "survey/value"}',
             "boxes": 'expected {"questionId", "data": [shapes], "rotation", "markTitle", "width", "type": "image", '
-                     '"height"}',
+            '"height"}',
             "spans": 'expected {"objects": [spans], "empty": false}',
-            "relations": "expected a list of {\"result\", \"from\", \"to\"}",
+            "relations": 'expected a list of {"result", "from", "to"}',
             "segments": 'expected {"duration", "objects": [segments], "empty": false}',
         }[q.type]
 
@@ -159,8 +166,7 @@ class Checker:
         for i, s in enumerate(shapes):
             w = f"{where}.data[{i}]"
             if not isinstance(s, dict) or s.get("type") != "image/polygon":
-                raise BadInput(f"{w} must be a shape {{\"id\", \"type\": \"image/polygon\", \"value\", \"labels\"}}",
-                               "results")
+                raise BadInput(f'{w} must be a shape {{"id", "type": "image/polygon", "value", "labels"}}', "results")
             value = s.get("value")
             if not isinstance(value, list) or len(value) < 3:
                 raise BadInput(f"{w}.value must list at least 3 [x, y] points (a rectangle has 4)", "results")
@@ -170,13 +176,29 @@ class Checker:
                     raise BadInput(f"{w}.value[{j}] must be an [x, y] pair", "results")
                 x, y = _num(p[0], f"{w}.value[{j}][0]"), _num(p[1], f"{w}.value[{j}][1]")
                 if strict and not (0 <= x <= width and 0 <= y <= height):
-                    raise BadInput(f"{w}.value[{j}] = [{x}, {y}] is outside the {width}x{height} image; "
-                                   "keep boxes inside the image", "results")
+                    raise BadInput(
+                        f"{w}.value[{j}] = [{x}, {y}] is outside the {width}x{height} image; "
+                        "keep boxes inside the image",
+                        "results",
+                    )
                 points.append([x, y])
-            out.append({"id": str(s.get("id") or uuid.uuid4()), "type": "image/polygon", "value": points,
-                        "labels": self._shape_labels(q, s.get("labels"), f"{w}.labels")})
-        return {"questionId": q.id, "data": out, "rotation": _int(el.get("rotation", 0), f"{where}.rotation"),
-                "markTitle": q.title, "width": width, "type": "image", "height": height}
+            out.append(
+                {
+                    "id": str(s.get("id") or uuid.uuid4()),
+                    "type": "image/polygon",
+                    "value": points,
+                    "labels": self._shape_labels(q, s.get("labels"), f"{w}.labels"),
+                }
+            )
+        return {
+            "questionId": q.id,
+            "data": out,
+            "rotation": _int(el.get("rotation", 0), f"{where}.rotation"),
+            "markTitle": q.title,
+            "width": width,
+            "type": "image",
+            "height": height,
+        }
 
     def _shape_labels(self, q, labels, where) -> dict:
         if not isinstance(labels, dict):
@@ -211,35 +233,51 @@ class Checker:
         for i, o in enumerate(objects):
             w = f"{where}.objects[{i}]"
             if not isinstance(o, dict):
-                raise BadInput(f"{w} must be a span {{\"result\", \"color\", \"id\", \"text\", \"start\", \"end\"}}",
-                               "results")
+                raise BadInput(f'{w} must be a span {{"result", "color", "id", "text", "start", "end"}}', "results")
             start, end = _int(o.get("start"), f"{w}.start"), _int(o.get("end"), f"{w}.end")
             if start < 0 or end < start:
-                raise BadInput(f"{w}: start {start} and end {end} must satisfy 0 <= start <= end (end is "
-                               "inclusive)", "results")
+                raise BadInput(
+                    f"{w}: start {start} and end {end} must satisfy 0 <= start <= end (end is inclusive)", "results"
+                )
             span_text = o.get("text")
             if strict:
                 if text is None or end >= len(text):
-                    raise BadInput(f"{w}: span {start}..{end} goes beyond the text ({len(text or '')} "
-                                   "characters; end is inclusive)", "results")
+                    raise BadInput(
+                        f"{w}: span {start}..{end} goes beyond the text ({len(text or '')} "
+                        "characters; end is inclusive)",
+                        "results",
+                    )
                 if span_text is None:
-                    span_text = text[start:end + 1]
-                elif span_text != text[start:end + 1]:
-                    raise BadInput(f"{w}.text {span_text!r} is not the text at {start}..{end} "
-                                   f"({text[start:end + 1]!r})", "results")
+                    span_text = text[start : end + 1]
+                elif span_text != text[start : end + 1]:
+                    raise BadInput(
+                        f"{w}.text {span_text!r} is not the text at {start}..{end} ({text[start : end + 1]!r})",
+                        "results",
+                    )
             if not isinstance(span_text, str):
                 raise BadInput(f"{w}.text must be the span's text", "results")
             result = o.get("result")
             if not isinstance(result, dict) or set(result) != {q.result_key}:
                 raise BadInput(f"{w}.result must be {{{q.result_key!r}: <label>}}", "results")
-            out.append({"result": {q.result_key: _labels_value(result[q.result_key], self.allowed(q), q.multi,
-                                                                f"{w}.result.{q.result_key}")},
-                        "color": o.get("color"), "id": o.get("id"), "text": span_text, "start": start, "end": end})
+            out.append(
+                {
+                    "result": {
+                        q.result_key: _labels_value(
+                            result[q.result_key], self.allowed(q), q.multi, f"{w}.result.{q.result_key}"
+                        )
+                    },
+                    "color": o.get("color"),
+                    "id": o.get("id"),
+                    "text": span_text,
+                    "start": start,
+                    "end": end,
+                }
+            )
         return {"objects": out, "empty": bool(el.get("empty", False))}
 
     def _endpoint(self, p, where, strict, entities) -> dict:
         if not isinstance(p, dict):
-            raise BadInput(f"{where} must be {{\"x\", \"y\", \"start\", \"end\", \"text\"}}", "results")
+            raise BadInput(f'{where} must be {{"x", "y", "start", "end", "text"}}', "results")
         start, end = _int(p.get("start"), f"{where}.start"), _int(p.get("end"), f"{where}.end")
         text = p.get("text")
         if strict and not any(e["start"] == start and e["end"] == end for e in entities or []):
@@ -248,22 +286,34 @@ class Checker:
             text = next((e["text"] for e in entities if e["start"] == start and e["end"] == end), None)
         if not isinstance(text, str):
             raise BadInput(f"{where}.text must be the entity's text", "results")
-        return {"x": _int(p.get("x", 0), f"{where}.x"), "y": _int(p.get("y", 0), f"{where}.y"), "start": start,
-                "end": end, "text": text}
+        return {
+            "x": _int(p.get("x", 0), f"{where}.x"),
+            "y": _int(p.get("y", 0), f"{where}.y"),
+            "start": start,
+            "end": end,
+            "text": text,
+        }
 
     def _relations(self, q, el, data, strict, where, entities):
         out = []
         for i, r in enumerate(el):
             w = f"{where}[{i}]"
             if not isinstance(r, dict):
-                raise BadInput(f"{w} must be a relation {{\"result\", \"from\", \"to\"}}", "results")
+                raise BadInput(f'{w} must be a relation {{"result", "from", "to"}}', "results")
             result = r.get("result")
             if not isinstance(result, dict) or set(result) != {q.result_key}:
                 raise BadInput(f"{w}.result must be {{{q.result_key!r}: <relation label>}}", "results")
-            out.append({"result": {q.result_key: _labels_value(result[q.result_key], self.allowed(q), q.multi,
-                                                                f"{w}.result.{q.result_key}")},
-                        "from": self._endpoint(r.get("from"), f"{w}.from", strict, entities),
-                        "to": self._endpoint(r.get("to"), f"{w}.to", strict, entities)})
+            out.append(
+                {
+                    "result": {
+                        q.result_key: _labels_value(
+                            result[q.result_key], self.allowed(q), q.multi, f"{w}.result.{q.result_key}"
+                        )
+                    },
+                    "from": self._endpoint(r.get("from"), f"{w}.from", strict, entities),
+                    "to": self._endpoint(r.get("to"), f"{w}.to", strict, entities),
+                }
+            )
         return out
 
     def _segments(self, q, el, data, strict, where, _):
@@ -275,14 +325,23 @@ class Checker:
         for i, o in enumerate(objects):
             w = f"{where}.objects[{i}]"
             if not isinstance(o, dict):
-                raise BadInput(f"{w} must be a segment {{\"result\", \"color\", \"id\", \"start\", \"end\"}}",
-                               "results")
+                raise BadInput(f'{w} must be a segment {{"result", "color", "id", "start", "end"}}', "results")
             start, end = _num(o.get("start"), f"{w}.start"), _num(o.get("end"), f"{w}.end")
             if start < 0 or end <= start or (strict and duration and end > duration):
-                raise BadInput(f"{w}: segment {start}..{end} s must satisfy 0 <= start < end"
-                               + (f" <= duration {duration}" if duration else ""), "results")
-            out.append({"result": self._shape_labels(q, o.get("result"), f"{w}.result"), "color": o.get("color"),
-                        "id": str(o.get("id") or "wavesurfer_" + uuid.uuid4().hex[:11]), "start": start, "end": end})
+                raise BadInput(
+                    f"{w}: segment {start}..{end} s must satisfy 0 <= start < end"
+                    + (f" <= duration {duration}" if duration else ""),
+                    "results",
+                )
+            out.append(
+                {
+                    "result": self._shape_labels(q, o.get("result"), f"{w}.result"),
+                    "color": o.get("color"),
+                    "id": str(o.get("id") or "wavesurfer_" + uuid.uuid4().hex[:11]),
+                    "start": start,
+                    "end": end,
+                }
+            )
         return {"duration": duration, "objects": out, "empty": bool(el.get("empty", False))}
 
     # ------------------------------------------------------------------ simple answers
@@ -298,8 +357,7 @@ class Checker:
         known = {k for q in qs for k in (q.title, q.id) if k}
         for key in answer:
             if key not in known:
-                raise BadInput(f"answer: unknown question {key!r}; questions are "
-                               f"{[q.title for q in qs]}", "answer")
+                raise BadInput(f"answer: unknown question {key!r}; questions are {[q.title for q in qs]}", "answer")
         results = []
         entities: list[dict] = []
         for q in qs:
@@ -321,8 +379,11 @@ class Checker:
             return {"questionId": q.id, "data": value, "markTitle": q.title, "type": "survey/multivalue"}
         if q.type == "boxes":
             if not isinstance(value, dict) or "width" not in value or "height" not in value:
-                raise BadInput(f"answer for {q.title!r} must be {{\"width\", \"height\", \"shapes\": [...]}} "
-                               "(the image's size in pixels)", "answer")
+                raise BadInput(
+                    f'answer for {q.title!r} must be {{"width", "height", "shapes": [...]}} '
+                    "(the image's size in pixels)",
+                    "answer",
+                )
             shapes = []
             given: Any = value.get("shapes", value.get("boxes", []))  # JSON from the page
             for s in given:
@@ -342,22 +403,38 @@ class Checker:
                     labels[q.text_title] = s["text"]
                 if s.get("label") is not None:
                     labels[q.result_key] = s["label"]
-                shapes.append({"id": s.get("id") or str(uuid.uuid4()), "type": "image/polygon", "value": points,
-                               "labels": labels})
-            return {"questionId": q.id, "data": shapes, "rotation": value.get("rotation", 0), "markTitle": q.title,
-                    "width": value["width"], "type": "image", "height": value["height"]}
+                shapes.append(
+                    {"id": s.get("id") or str(uuid.uuid4()), "type": "image/polygon", "value": points, "labels": labels}
+                )
+            return {
+                "questionId": q.id,
+                "data": shapes,
+                "rotation": value.get("rotation", 0),
+                "markTitle": q.title,
+                "width": value["width"],
+                "type": "image",
+                "height": value["height"],
+            }
         if q.type == "spans":
             spans = value.get("spans", []) if isinstance(value, dict) else value
             text = self._source_text(q, data) or ""
             objects = []
             for s in spans:
                 if not isinstance(s, dict):
-                    raise BadInput("each span must be {\"start\", \"end\" (inclusive), \"label\"}", "answer")
+                    raise BadInput('each span must be {"start", "end" (inclusive), "label"}', "answer")
                 start, end = s.get("start"), s.get("end")
-                objects.append({"result": {q.result_key: s.get("label")}, "color": None, "id": None,
-                                "text": s.get("text") if "text" in s else (
-                                    text[start:end + 1] if isinstance(start, int) and isinstance(end, int) else None),
-                                "start": start, "end": end})
+                objects.append(
+                    {
+                        "result": {q.result_key: s.get("label")},
+                        "color": None,
+                        "id": None,
+                        "text": s.get("text")
+                        if "text" in s
+                        else (text[start : end + 1] if isinstance(start, int) and isinstance(end, int) else None),
+                        "start": start,
+                        "end": end,
+                    }
+                )
             return {"objects": objects, "empty": bool(isinstance(value, dict) and value.get("empty"))}
         if q.type == "relations":
             out = []
@@ -369,10 +446,19 @@ class Checker:
                         p = {"start": p[0], "end": p[1]}
                     if not isinstance(p, dict):
                         raise BadInput(f"relation {side} must be [start, end] of a marked entity", "answer")
-                    marked = next((e["text"] for e in entities if e["start"] == p.get("start")
-                                   and e["end"] == p.get("end")), p.get("text"))
-                    ends.append({"x": p.get("x", 0), "y": p.get("y", 0), "start": p.get("start"),
-                                 "end": p.get("end"), "text": marked})
+                    marked = next(
+                        (e["text"] for e in entities if e["start"] == p.get("start") and e["end"] == p.get("end")),
+                        p.get("text"),
+                    )
+                    ends.append(
+                        {
+                            "x": p.get("x", 0),
+                            "y": p.get("y", 0),
+                            "start": p.get("start"),
+                            "end": p.get("end"),
+                            "text": marked,
+                        }
+                    )
                 out.append({"result": {q.result_key: r.get("label")}, "from": ends[0], "to": ends[1]})
             return out
         # segments
@@ -384,8 +470,9 @@ class Checker:
                 result[q.text_title] = s["text"]
             if s.get("label") is not None:
                 result[q.result_key] = s["label"]
-            objects.append({"result": result, "color": None, "id": s.get("id"), "start": s.get("start"),
-                            "end": s.get("end")})
+            objects.append(
+                {"result": result, "color": None, "id": s.get("id"), "start": s.get("start"), "end": s.get("end")}
+            )
         duration = value.get("duration", 0) if isinstance(value, dict) else 0
         return {"duration": duration, "objects": objects, "empty": bool(isinstance(value, dict) and value.get("empty"))}
 
@@ -418,19 +505,49 @@ class Checker:
         if q.type == "multi":
             return list(el.get("data") or [])
         if q.type == "boxes":
-            return {"width": el.get("width"), "height": el.get("height"), "rotation": el.get("rotation", 0),
-                    "shapes": [{"id": sh.get("id"), "points": sh.get("value"),
-                                "label": (sh.get("labels") or {}).get(key), **extra(sh.get("labels") or {})}
-                               for sh in el.get("data") or []]}
+            return {
+                "width": el.get("width"),
+                "height": el.get("height"),
+                "rotation": el.get("rotation", 0),
+                "shapes": [
+                    {
+                        "id": sh.get("id"),
+                        "points": sh.get("value"),
+                        "label": (sh.get("labels") or {}).get(key),
+                        **extra(sh.get("labels") or {}),
+                    }
+                    for sh in el.get("data") or []
+                ],
+            }
         if q.type == "spans":
-            return {"spans": [{"start": o.get("start"), "end": o.get("end"), "label": (o.get("result") or {}).get(key)}
-                              for o in el.get("objects") or []], "empty": bool(el.get("empty"))}
+            return {
+                "spans": [
+                    {"start": o.get("start"), "end": o.get("end"), "label": (o.get("result") or {}).get(key)}
+                    for o in el.get("objects") or []
+                ],
+                "empty": bool(el.get("empty")),
+            }
         if q.type == "relations":
             ends = ("start", "end", "x", "y")
-            return [{"from": {k: (r.get("from") or {}).get(k) for k in ends},
-                     "to": {k: (r.get("to") or {}).get(k) for k in ends},
-                     "label": (r.get("result") or {}).get(key)} for r in el]
-        return {"duration": el.get("duration", 0), "empty": bool(el.get("empty")),
-                "segments": [{"id": o.get("id"), "start": o.get("start"), "end": o.get("end"),
-                              "label": (o.get("result") or {}).get(key), **extra(o.get("result") or {})}
-                             for o in el.get("objects") or []]}
+            return [
+                {
+                    "from": {k: (r.get("from") or {}).get(k) for k in ends},
+                    "to": {k: (r.get("to") or {}).get(k) for k in ends},
+                    "label": (r.get("result") or {}).get(key),
+                }
+                for r in el
+            ]
+        return {
+            "duration": el.get("duration", 0),
+            "empty": bool(el.get("empty")),
+            "segments": [
+                {
+                    "id": o.get("id"),
+                    "start": o.get("start"),
+                    "end": o.get("end"),
+                    "label": (o.get("result") or {}).get(key),
+                    **extra(o.get("result") or {}),
+                }
+                for o in el.get("objects") or []
+            ],
+        }

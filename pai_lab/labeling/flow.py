@@ -42,6 +42,8 @@ STAGE_OF = {**{v: k for k, v in POOL.items()}, **{v: k for k, v in WORKING.items
 # the item column (and export suffix) each stage's answer is stored in, and where it came from
 STAGE_COLUMN = {"label": "label", "check": "check", "accept": "verify"}
 ORIGIN_COLUMN = {"label": "label_origin", "check": "check_origin", "accept": "verify_origin"}
+
+
 # The stage table, as the labeler is sent it: per stage, the answer column it writes, the answers an
 # item opens with (the stage's own first), the task counter its first answer moves, and which items
 # it shows; an item is done in the stage once it has the stage's answer or is skipped (a check also
@@ -54,24 +56,42 @@ class StageRow(TypedDict):
 
 
 STAGE_TABLE: dict[str, StageRow] = {
-    stage: StageRow(column=STAGE_COLUMN[stage], shows=[STAGE_COLUMN[s] for s in reversed(STAGES[:i + 1])],
-                    counter=counter, items=items)
-    for i, (stage, counter, items) in enumerate((("label", "labeled", "all"),
-                                                 ("check", "checked", "sampled, not skipped"),
-                                                 ("accept", "accepted", "not skipped")))
+    stage: StageRow(
+        column=STAGE_COLUMN[stage],
+        shows=[STAGE_COLUMN[s] for s in reversed(STAGES[: i + 1])],
+        counter=counter,
+        items=items,
+    )
+    for i, (stage, counter, items) in enumerate(
+        (
+            ("label", "labeled", "all"),
+            ("check", "checked", "sampled, not skipped"),
+            ("accept", "accepted", "not skipped"),
+        )
+    )
 }
 
 # task states (iTAG's names)
 INITIALIZING, LABELING, CHECKING, ACCEPTING, COMPLETED, OFFLINE = (
-    "Initializing", "Labeling", "Checking", "Accepting", "Completed", "Offline")
+    "Initializing",
+    "Labeling",
+    "Checking",
+    "Accepting",
+    "Completed",
+    "Offline",
+)
 TASK_STATE_OF_STAGE = {"label": LABELING, "check": CHECKING, "accept": ACCEPTING}
 
 ACTIONS = ("claim", "submit", "pass", "reject", "release", "reassign")
 
 
 def stages(flow: str) -> list[str]:
-    return {"label": ["label"], "label-check": ["label", "check"], "label-accept": ["label", "accept"],
-            "label-check-accept": ["label", "check", "accept"]}[flow]
+    return {
+        "label": ["label"],
+        "label-check": ["label", "check"],
+        "label-accept": ["label", "accept"],
+        "label-check-accept": ["label", "check", "accept"],
+    }[flow]
 
 
 def next_state(flow: str, stage: str) -> str:
@@ -106,8 +126,11 @@ def move(flow: str, state: str, action: str) -> str:
     target = _target(flow, state, action)
     if target is None:
         allowed = allowed_actions(flow, state)
-        raise Conflict(f"cannot {action} a package that is {state.replace('_', ' ')}"
-                       + (f"; allowed now: {', '.join(allowed)}" if allowed else "; it is finished"), "state")
+        raise Conflict(
+            f"cannot {action} a package that is {state.replace('_', ' ')}"
+            + (f"; allowed now: {', '.join(allowed)}" if allowed else "; it is finished"),
+            "state",
+        )
     return target
 
 
@@ -127,8 +150,11 @@ def task_state(flow: str, package_states: set[str], offline: bool) -> str:
 
 def item_done(stage: str, item: dict) -> bool:
     """Whether ``item`` (its columns by name) needs nothing more in ``stage``."""
-    return (item.get(STAGE_TABLE[stage]["column"]) is not None or item.get("skipped") is not None
-            or (stage == "check" and not item.get("sampled")))
+    return (
+        item.get(STAGE_TABLE[stage]["column"]) is not None
+        or item.get("skipped") is not None
+        or (stage == "check" and not item.get("sampled"))
+    )
 
 
 def item_done_clause(stage: str, items: Any) -> Any:

@@ -34,7 +34,6 @@ def min_package_size(total: int) -> int:
     raise BadInput(f"a task holds at most 1,000,000 items; this one has {total:,}; split the dataset", "dataset")
 
 
-
 @dataclass
 class NewItem:
     """One manifest line to add to a task, with any answers it already carries."""
@@ -45,14 +44,15 @@ class NewItem:
     prelabel: list | None = None
 
 
-
 def check_line(line: Any, where: str, keys: set[str]) -> dict:
     if not isinstance(line, dict) or not isinstance(line.get("data"), dict):
-        raise BadInput(f"{where}: a manifest line must be an object {{\"data\": {{...}}}}", "lines")
+        raise BadInput(f'{where}: a manifest line must be an object {{"data": {{...}}}}', "lines")
     missing = [k for k in keys if k not in line["data"]]
     if missing:
-        raise BadInput(f"{where}: data has no {missing[0]!r} key, which the template shows; bind another key "
-                       "with content_keys", "lines")
+        raise BadInput(
+            f"{where}: data has no {missing[0]!r} key, which the template shows; bind another key with content_keys",
+            "lines",
+        )
     return line["data"]
 
 
@@ -60,8 +60,9 @@ def lines_from_dataset(s: Session, user: str, ws: str, dataset: str, version: in
     try:
         from pai_lab.datasets.service import iter_items
     except ImportError:
-        raise BadInput("datasets are not available in this installation; pass the manifest lines inline",
-                       "dataset") from None
+        raise BadInput(
+            "datasets are not available in this installation; pass the manifest lines inline", "dataset"
+        ) from None
     return iter_items(s, user, ws, dataset, version=version)
 
 
@@ -73,7 +74,6 @@ def contained(items: Iterable[NewItem], keys: set[str], containment, field: str)
         except BadInput as exc:
             raise BadInput(f"line {i + 1}: {exc.message}", field) from None
         yield item
-
 
 
 def _package_key(data: dict, field_name: str, where: str) -> str:
@@ -101,8 +101,16 @@ def insert_items(s: Session, task: TaskRow, spec: TemplateSpec, items: Iterable[
             key = seq // task.package_size
         pkg = packages.get(key)
         if pkg is None:
-            pkg = PackageRow(task_id=task.id, number=len(packages) + 1, key=key if task.package_by else None,
-                             size=0, state=fl.POOL["label"], rework=0, comment="", updated_at=now)
+            pkg = PackageRow(
+                task_id=task.id,
+                number=len(packages) + 1,
+                key=key if task.package_by else None,
+                size=0,
+                state=fl.POOL["label"],
+                rework=0,
+                comment="",
+                updated_at=now,
+            )
             s.add(pkg)
             s.flush()
             packages[key] = pkg
@@ -115,14 +123,29 @@ def insert_items(s: Session, task: TaskRow, spec: TemplateSpec, items: Iterable[
         answered = [(row["seq"], row.pop("_answers")) for row in batch]
         s.connection().execute(insert(ItemRow), batch)  # executemany: the fast path
         if any(a for _, a in answered):
-            ids = dict(s.execute(select(ItemRow.seq, ItemRow.id).where(
-                ItemRow.task_id == task.id, ItemRow.seq.between(answered[0][0], answered[-1][0]))).all())
+            ids = dict(
+                s.execute(
+                    select(ItemRow.seq, ItemRow.id).where(
+                        ItemRow.task_id == task.id, ItemRow.seq.between(answered[0][0], answered[-1][0])
+                    )
+                ).all()
+            )
             rows = []
             for seq_, stored in answered:
                 for rev, (stage, text, skip) in enumerate(stored, 1):
-                    rows.append({"task_id": task.id, "item_id": ids[seq_], "stage": stage, "revision": rev,
-                                 "results": text, "skip_reason": skip, "client_id": None, "author": author,
-                                 "created_at": now})
+                    rows.append(
+                        {
+                            "task_id": task.id,
+                            "item_id": ids[seq_],
+                            "stage": stage,
+                            "revision": rev,
+                            "results": text,
+                            "skip_reason": skip,
+                            "client_id": None,
+                            "author": author,
+                            "created_at": now,
+                        }
+                    )
             if rows:
                 s.connection().execute(insert(AnswerRow), rows)
         batch.clear()
@@ -130,10 +153,21 @@ def insert_items(s: Session, task: TaskRow, spec: TemplateSpec, items: Iterable[
     for item in items:
         pkg = package_for(item.data)
         pkg.size += 1
-        row: dict[str, Any] = {"task_id": task.id, "seq": seq, "package_id": pkg.id, "data": dumps(item.data),
-                               "sampled": True, "skipped": item.skipped, "label": None, "check": None,
-                               "verify": None, "prelabel": None, "prelabel_source": None, "revision": 0,
-                               "_answers": []}
+        row: dict[str, Any] = {
+            "task_id": task.id,
+            "seq": seq,
+            "package_id": pkg.id,
+            "data": dumps(item.data),
+            "sampled": True,
+            "skipped": item.skipped,
+            "label": None,
+            "check": None,
+            "verify": None,
+            "prelabel": None,
+            "prelabel_source": None,
+            "revision": 0,
+            "_answers": [],
+        }
         where = f"line {seq + 1}"
         if item.prelabel is not None:
             row["prelabel"] = dumps(normalize(checker, item.prelabel, item.data, where, strict=False))
@@ -161,8 +195,11 @@ def insert_items(s: Session, task: TaskRow, spec: TemplateSpec, items: Iterable[
     if task.package_size:
         check_package_size(task.package_size, seq)
     if len(packages) > 20_000:
-        raise BadInput(f"package_by {task.package_by!r} makes {len(packages):,} packages; at most 20,000 are "
-                       "allowed: pick a coarser field", "package_by")
+        raise BadInput(
+            f"package_by {task.package_by!r} makes {len(packages):,} packages; at most 20,000 are "
+            "allowed: pick a coarser field",
+            "package_by",
+        )
     # Imported answers: a package starts in the first stage some of its items still lack.
     for pkg in packages.values():
         counts = reached[pkg.id]
@@ -181,8 +218,11 @@ def insert_items(s: Session, task: TaskRow, spec: TemplateSpec, items: Iterable[
 
 def check_package_size(size: int, total: int) -> None:
     if size < min_package_size(total):
-        raise BadInput(f"package_size {size} is too small for {total:,} items; use at least "
-                       f"{min_package_size(total)} (at most 20,000 packages per task)", "package_size")
+        raise BadInput(
+            f"package_size {size} is too small for {total:,} items; use at least "
+            f"{min_package_size(total)} (at most 20,000 packages per task)",
+            "package_size",
+        )
 
 
 def normalize(checker: Checker, results: Any, data: dict, where: str, *, strict: bool) -> list:

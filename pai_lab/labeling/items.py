@@ -30,8 +30,7 @@ def package_items(s: Session, user: str, ws: str, ref: str, number: int) -> list
     task = find_task(s, access.workspace_id, ref)
     pkg = package_row(s, task, number)
     if pkg.holder != user and not my_roles(task, user, access.roles):
-        raise Forbidden(f"'{user}' is not on task {task.name!r}; its admins add people with `pai label people`",
-                        "task")
+        raise Forbidden(f"'{user}' is not on task {task.name!r}; its admins add people with `pai label people`", "task")
     rows = s.scalars(select(ItemRow).where(ItemRow.package_id == pkg.id).order_by(ItemRow.seq)).all()
     return [_item_schema(r, pkg.number) for r in rows]
 
@@ -39,16 +38,34 @@ def package_items(s: Session, user: str, ws: str, ref: str, number: int) -> list
 def _item_schema(r: ItemRow, package: int) -> sc.TaskItem:
     load = lambda t: json.loads(t) if t is not None else None  # noqa: E731
     origins = {stage: o for stage, col in fl.ORIGIN_COLUMN.items() if (o := getattr(r, col)) is not None}
-    return sc.TaskItem(seq=r.seq, package=package, data=json.loads(r.data), sampled=r.sampled, skipped=r.skipped,
-                   label=load(r.label), check=load(r.check), verify=load(r.verify), prelabel=load(r.prelabel),
-                   prelabel_source=r.prelabel_source, prelabel_score=r.prelabel_score,
-                   prelabel_scores=load(r.prelabel_scores), origins=origins, revision=r.revision)
+    return sc.TaskItem(
+        seq=r.seq,
+        package=package,
+        data=json.loads(r.data),
+        sampled=r.sampled,
+        skipped=r.skipped,
+        label=load(r.label),
+        check=load(r.check),
+        verify=load(r.verify),
+        prelabel=load(r.prelabel),
+        prelabel_source=r.prelabel_source,
+        prelabel_score=r.prelabel_score,
+        prelabel_scores=load(r.prelabel_scores),
+        origins=origins,
+        revision=r.revision,
+    )
 
 
 def list_items(s: Session, user: str, ws: str, ref: str, offset: int = 0, limit: int = 100) -> list[sc.TaskItem]:
     task = task_row(s, user, ws, ref)
-    rows = s.execute(select(ItemRow, PackageRow.number).join(PackageRow, PackageRow.id == ItemRow.package_id)
-                     .where(ItemRow.task_id == task.id).order_by(ItemRow.seq).offset(offset).limit(limit)).all()
+    rows = s.execute(
+        select(ItemRow, PackageRow.number)
+        .join(PackageRow, PackageRow.id == ItemRow.package_id)
+        .where(ItemRow.task_id == task.id)
+        .order_by(ItemRow.seq)
+        .offset(offset)
+        .limit(limit)
+    ).all()
     return [_item_schema(r, n) for r, n in rows]
 
 
@@ -56,10 +73,19 @@ def item_history(s: Session, user: str, ws: str, ref: str, seq: int) -> list[sc.
     task = task_row(s, user, ws, ref)
     item = _item(s, task, seq)
     rows = s.scalars(select(AnswerRow).where(AnswerRow.item_id == item.id).order_by(AnswerRow.id)).all()
-    return [sc.AnswerHistory(id=a.id, stage=a.stage, revision=a.revision,
-                             results=json.loads(a.results) if a.results is not None else None,
-                             skip_reason=a.skip_reason, author=a.author, client_id=a.client_id,
-                             created_at=a.created_at) for a in rows]
+    return [
+        sc.AnswerHistory(
+            id=a.id,
+            stage=a.stage,
+            revision=a.revision,
+            results=json.loads(a.results) if a.results is not None else None,
+            skip_reason=a.skip_reason,
+            author=a.author,
+            client_id=a.client_id,
+            created_at=a.created_at,
+        )
+        for a in rows
+    ]
 
 
 def _item(s: Session, task: TaskRow, seq: int) -> ItemRow:
@@ -67,8 +93,11 @@ def _item(s: Session, task: TaskRow, seq: int) -> ItemRow:
 
 
 def _item_and_package(s: Session, task: TaskRow, seq: int) -> tuple[ItemRow, PackageRow]:
-    row = s.execute(select(ItemRow, PackageRow).join(PackageRow, PackageRow.id == ItemRow.package_id)
-                    .where(ItemRow.task_id == task.id, ItemRow.seq == seq)).first()
+    row = s.execute(
+        select(ItemRow, PackageRow)
+        .join(PackageRow, PackageRow.id == ItemRow.package_id)
+        .where(ItemRow.task_id == task.id, ItemRow.seq == seq)
+    ).first()
     if row is None:
         raise NotFound(f"task {task.name!r} has no item {seq} (items are 0..{task.total - 1})", "item")
     return row[0], row[1]
@@ -85,15 +114,23 @@ def checker_for(task: TaskRow) -> Checker:
     if checker is None:
         if len(_CHECKERS) > 256:
             _CHECKERS.clear()
-        checker = _CHECKERS[key] = Checker(TemplateSpec.model_validate(task.spec),
-                                               [lab["name"] for lab in task.labels])
+        checker = _CHECKERS[key] = Checker(TemplateSpec.model_validate(task.spec), [lab["name"] for lab in task.labels])
     return checker
 
 
 def _ack(s: Session, task: TaskRow, a: AnswerRow, seq: int, duplicate: bool) -> sc.AnswerAck:
     s.flush()
-    return sc.AnswerAck(id=a.id, item=seq, stage=a.stage, revision=a.revision, client_id=a.client_id,
-                        author=a.author, created_at=a.created_at, duplicate=duplicate, progress=progress(s, task))
+    return sc.AnswerAck(
+        id=a.id,
+        item=seq,
+        stage=a.stage,
+        revision=a.revision,
+        client_id=a.client_id,
+        author=a.author,
+        created_at=a.created_at,
+        duplicate=duplicate,
+        progress=progress(s, task),
+    )
 
 
 def submit_answer(s: Session, user: str, ws: str, ref: str, body: sc.AnswerSubmit) -> sc.AnswerAck:
@@ -105,8 +142,10 @@ def submit_answer(s: Session, user: str, ws: str, ref: str, body: sc.AnswerSubmi
         if old is not None:
             seq = s.scalar(select(ItemRow.seq).where(ItemRow.id == old.item_id))
             if seq != body.item:
-                raise Conflict(f"client_id {body.client_id!r} was already used for item {seq}; use a new id per "
-                               "answer", "client_id")
+                raise Conflict(
+                    f"client_id {body.client_id!r} was already used for item {seq}; use a new id per answer",
+                    "client_id",
+                )
             return _ack(s, task, old, seq, True)
     item, pkg = _item_and_package(s, task, body.item)
     task, pkg, stage = held(s, user, ws, ref, pkg.number, body.stage, task=task, pkg=pkg, access=access)
@@ -134,17 +173,26 @@ def submit_answer(s: Session, user: str, ws: str, ref: str, body: sc.AnswerSubmi
     setattr(item, fl.ORIGIN_COLUMN[stage], where_from)
     if stage == "label":
         item.skipped = body.skip
-    row = AnswerRow(task_id=task.id, item_id=item.id, stage=stage, revision=item.revision, results=text,
-                    skip_reason=body.skip, client_id=body.client_id, origin=where_from, author=user,
-                    created_at=utcnow())
+    row = AnswerRow(
+        task_id=task.id,
+        item_id=item.id,
+        stage=stage,
+        revision=item.revision,
+        results=text,
+        skip_reason=body.skip,
+        client_id=body.client_id,
+        origin=where_from,
+        author=user,
+        created_at=utcnow(),
+    )
     s.add(row)
     s.flush()
     return _ack(s, task, row, body.item, False)
 
 
-
-def store_answer(transaction: Callable[[], AbstractContextManager[Session]], user: str, ws: str, ref: str,
-                 body: sc.AnswerSubmit) -> sc.AnswerAck:
+def store_answer(
+    transaction: Callable[[], AbstractContextManager[Session]], user: str, ws: str, ref: str, body: sc.AnswerSubmit
+) -> sc.AnswerAck:
     """:func:`submit_answer` in a transaction of its own (``transaction()`` opens one), tried once more
     if the store refuses it: two requests with the same client_id racing in both pass the duplicate
     check, the unique (task, client_id) refuses the second insert, and its retry finds the first,
@@ -155,6 +203,7 @@ def store_answer(transaction: Callable[[], AbstractContextManager[Session]], use
     except IntegrityError:
         with transaction() as s:
             return submit_answer(s, user, ws, ref, body)
+
 
 # ---------------------------------------------------------------------------- pre-labels
 
@@ -173,4 +222,3 @@ def attach_prelabels(s: Session, user: str, ws: str, ref: str, body: sc.Prelabel
         item.prelabel_scores = dumps(p.scores) if p.scores else None
     s.flush()
     return len(body.items)
-

@@ -116,16 +116,26 @@ def locate(platform, uri: str, options: dict) -> Source:
     if scheme_of(where) in ("http", "https"):
         return Source(where)
     location = parse_object_uri(uri, options)
-    return Source(uri, fs=filesystem(location), key=f"{location.bucket}/{location.prefix}",
-                  endpoint=endpoint_of(location.options) or "")
+    return Source(
+        uri,
+        fs=filesystem(location),
+        key=f"{location.bucket}/{location.prefix}",
+        endpoint=endpoint_of(location.options) or "",
+    )
 
 
 def guess_mime(name: str, body: bytes) -> str:
     mime = mimetypes.guess_type(name)[0]
     if mime:
         return mime
-    for magic, kind in ((b"\x89PNG", "image/png"), (b"\xff\xd8", "image/jpeg"), (b"GIF8", "image/gif"),
-                        (b"RIFF", "audio/wav"), (b"ID3", "audio/mpeg"), (b"OggS", "audio/ogg")):
+    for magic, kind in (
+        (b"\x89PNG", "image/png"),
+        (b"\xff\xd8", "image/jpeg"),
+        (b"GIF8", "image/gif"),
+        (b"RIFF", "audio/wav"),
+        (b"ID3", "audio/mpeg"),
+        (b"OggS", "audio/ogg"),
+    ):
         if body.startswith(magic):
             return kind
     return "application/octet-stream"
@@ -141,8 +151,9 @@ class Previews:
         self.platform = platform
         self.folder = Path(folder or platform.state_dir / "cache" / "previews")
         setting = platform.settings.get("preview_cache_bytes")
-        self.cap_bytes = int(cap_bytes if cap_bytes is not None else setting if setting is not None
-                             else DEFAULT_CACHE_BYTES)
+        self.cap_bytes = int(
+            cap_bytes if cap_bytes is not None else setting if setting is not None else DEFAULT_CACHE_BYTES
+        )
         # one lock per stripe of keys: a view and the worker never decode the same image twice at once
         self._locks = [threading.Lock() for _ in range(64)]
         self._jobs: queue.Queue = queue.Queue()
@@ -249,8 +260,15 @@ class Previews:
         body, mime = encode(scaled(image, target), bool(meta.get("alpha")))
         return Media(body, mime, width, height)
 
-    def _from_original(self, source: Source, read: tuple[bytes, str], view_w: int, view_h: int,
-                       key: str | None, meta: dict | None = None) -> Media:
+    def _from_original(
+        self,
+        source: Source,
+        read: tuple[bytes, str],
+        view_w: int,
+        view_h: int,
+        key: str | None,
+        meta: dict | None = None,
+    ) -> Media:
         from PIL import Image
 
         body, name = read
@@ -280,8 +298,11 @@ class Previews:
         if key is not None:
             meta = self._write_meta(key, size, alpha) if meta is None else meta
             if level is not None:
-                kept = body if level_size(*size, level) == target else encode(
-                    scaled(image, level_size(*size, level)), alpha)[0]
+                kept = (
+                    body
+                    if level_size(*size, level) == target
+                    else encode(scaled(image, level_size(*size, level)), alpha)[0]
+                )
                 self._write(self._level_file(key, meta, level), kept)
         return Media(body, mime, *size)
 
@@ -391,8 +412,9 @@ def _item_sources(s, user: str, workspace: str, task_ref: str, seqs_where, key: 
     return task, keys, options, rows
 
 
-def item_view(platform, user: str, workspace: str, task_ref: str, seq: str, key: str, view_w: int,
-              view_h: int) -> Media:
+def item_view(
+    platform, user: str, workspace: str, task_ref: str, seq: str, key: str, view_w: int, view_h: int
+) -> Media:
     """The media under ``key`` of item ``seq``, images sized to the view; checks the caller may read the task."""
     from pai_lab.labeling.tables import ItemRow
 
@@ -400,8 +422,9 @@ def item_view(platform, user: str, workspace: str, task_ref: str, seq: str, key:
     if number is None:
         raise BadInput(f"item must be a number (its seq), got {seq[:40]!r}", "item")
     with platform.store.transaction() as s:
-        task, _, options, rows = _item_sources(s, user, workspace, task_ref,
-                                               lambda q: q.where(ItemRow.seq == number), key)
+        task, _, options, rows = _item_sources(
+            s, user, workspace, task_ref, lambda q: q.where(ItemRow.seq == number), key
+        )
     if not rows:
         raise NotFound(f"task {task.name!r} has no item {seq}", "item")
     value = json.loads(rows[0].data).get(key)

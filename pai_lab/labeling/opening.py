@@ -24,16 +24,29 @@ def open_package(s: Session, user: str, ws: str, ref: str, stage: str = "label",
     if package is not None:
         checker = checker_for(task)
         shown = fl.stage_items(stage, [i.model_dump() for i in package_items(s, user, ws, ref, package.number)])
-        items = [sc.OpenItem(**item, done=fl.item_done(stage, item),
-                             answer=checker.simple(fl.shown_answer(stage, item)),
-                             suggestion=checker.simple(item["prelabel"])) for item in shown]
-    return sc.Opened(task=task_schema(s, task, user, access.roles),
-                     stage=sc.StageInfo(name=stage, **fl.STAGE_TABLE[stage]), package=package,
-                     items=items, progress=progress(s, task))
+        items = [
+            sc.OpenItem(
+                **item,
+                done=fl.item_done(stage, item),
+                answer=checker.simple(fl.shown_answer(stage, item)),
+                suggestion=checker.simple(item["prelabel"]),
+            )
+            for item in shown
+        ]
+    return sc.Opened(
+        task=task_schema(s, task, user, access.roles),
+        stage=sc.StageInfo(name=stage, **fl.STAGE_TABLE[stage]),
+        package=package,
+        items=items,
+        progress=progress(s, task),
+    )
 
 
 def stage_answers(s: Session, user: str, ws: str, ref: str, number: int, stage: str) -> dict[int, list]:
     """The answers ``stage`` stored for package ``number``'s items (item seq -> iTAG results)."""
     column = fl.STAGE_TABLE[stage]["column"]
-    return {item.seq: value for item in package_items(s, user, ws, ref, number)
-            if (value := getattr(item, column)) is not None}
+    return {
+        item.seq: value
+        for item in package_items(s, user, ws, ref, number)
+        if (value := getattr(item, column)) is not None
+    }

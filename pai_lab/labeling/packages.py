@@ -27,8 +27,9 @@ def _changed(result) -> int:
     return cast(CursorResult, result).rowcount
 
 
-def _work(s: Session, user: str, ws: str, ref: str, stage: str, task: TaskRow | None = None,
-          access: Any = None) -> tuple[Any, TaskRow]:
+def _work(
+    s: Session, user: str, ws: str, ref: str, stage: str, task: TaskRow | None = None, access: Any = None
+) -> tuple[Any, TaskRow]:
     """Access for doing ``stage`` on a task: everyone with label.work, roles that only have
     it for assigned tasks only when they are named for that stage."""
     if access is None:
@@ -54,11 +55,26 @@ def _package_schema(s: Session, task: TaskRow, pkg: PackageRow) -> sc.Package:
     stage = fl.STAGE_OF.get(pkg.state)
     done = pkg.size
     if stage:
-        done = s.scalar(select(func.count()).select_from(ItemRow).where(
-            ItemRow.package_id == pkg.id, fl.item_done_clause(stage, ItemRow))) or 0
-    return sc.Package(number=pkg.number, key=pkg.key, size=pkg.size, state=pkg.state, holder=pkg.holder,
-                      labeler=pkg.labeler, rework=pkg.rework, comment=pkg.comment, done=done,
-                      actions=fl.allowed_actions(task.flow, pkg.state))
+        done = (
+            s.scalar(
+                select(func.count())
+                .select_from(ItemRow)
+                .where(ItemRow.package_id == pkg.id, fl.item_done_clause(stage, ItemRow))
+            )
+            or 0
+        )
+    return sc.Package(
+        number=pkg.number,
+        key=pkg.key,
+        size=pkg.size,
+        state=pkg.state,
+        holder=pkg.holder,
+        labeler=pkg.labeler,
+        rework=pkg.rework,
+        comment=pkg.comment,
+        done=done,
+        actions=fl.allowed_actions(task.flow, pkg.state),
+    )
 
 
 def list_packages(s: Session, user: str, ws: str, ref: str, state: str | None = None) -> list[sc.Package]:
@@ -79,8 +95,18 @@ def package_row(s: Session, task: TaskRow, number: int) -> PackageRow:
 
 
 def _event(s: Session, task: TaskRow, pkg: PackageRow, action: str, old: str, actor: str, comment: str = "") -> None:
-    s.add(PackageEventRow(task_id=task.id, package_id=pkg.id, action=action, from_state=old, to_state=pkg.state,
-                          actor=actor, comment=comment, at=utcnow()))
+    s.add(
+        PackageEventRow(
+            task_id=task.id,
+            package_id=pkg.id,
+            action=action,
+            from_state=old,
+            to_state=pkg.state,
+            actor=actor,
+            comment=comment,
+            at=utcnow(),
+        )
+    )
 
 
 def claim(s: Session, user: str, ws: str, ref: str, stage: str = "label", *, platform=None) -> sc.Package | None:
@@ -96,26 +122,48 @@ def claim(s: Session, user: str, ws: str, ref: str, stage: str = "label", *, pla
 
 
 def _claimed(s: Session, user: str, task: TaskRow, stage: str) -> PackageRow | None:
-    held = s.scalar(select(PackageRow).where(PackageRow.task_id == task.id, PackageRow.holder == user,
-                                             PackageRow.state == fl.WORKING[stage]).order_by(PackageRow.number))
+    held = s.scalar(
+        select(PackageRow)
+        .where(PackageRow.task_id == task.id, PackageRow.holder == user, PackageRow.state == fl.WORKING[stage])
+        .order_by(PackageRow.number)
+    )
     if held is not None:
         return held
     while True:
-        pkg = s.scalar(select(PackageRow).where(PackageRow.task_id == task.id, PackageRow.state == fl.POOL[stage])
-                       .order_by(PackageRow.number).limit(1))
+        pkg = s.scalar(
+            select(PackageRow)
+            .where(PackageRow.task_id == task.id, PackageRow.state == fl.POOL[stage])
+            .order_by(PackageRow.number)
+            .limit(1)
+        )
         if pkg is None:
             return None
         # a conditional update: two people grabbing at once cannot both get it
-        won = _changed(s.execute(update(PackageRow).where(PackageRow.id == pkg.id, PackageRow.state == fl.POOL[stage])
-                                 .values(state=fl.WORKING[stage], holder=user, updated_at=utcnow())))
+        won = _changed(
+            s.execute(
+                update(PackageRow)
+                .where(PackageRow.id == pkg.id, PackageRow.state == fl.POOL[stage])
+                .values(state=fl.WORKING[stage], holder=user, updated_at=utcnow())
+            )
+        )
         if won:
             s.refresh(pkg)
             _event(s, task, pkg, "claim", fl.POOL[stage], user)
             return pkg
 
 
-def held(s: Session, user: str, ws: str, ref: str, number: int, stage: str | None = None, *,
-          task: TaskRow | None = None, pkg: PackageRow | None = None, access: Any = None):
+def held(
+    s: Session,
+    user: str,
+    ws: str,
+    ref: str,
+    number: int,
+    stage: str | None = None,
+    *,
+    task: TaskRow | None = None,
+    pkg: PackageRow | None = None,
+    access: Any = None,
+):
     if access is None:
         access = authorize(s, user, ws, "label.read")
     if task is None:
@@ -127,19 +175,26 @@ def held(s: Session, user: str, ws: str, ref: str, number: int, stage: str | Non
     _work(s, user, ws, ref, stage, task, access)
     if pkg.state != fl.WORKING[stage] or pkg.holder != user:
         who = f"held by {pkg.holder}" if pkg.holder else pkg.state.replace("_", " ")
-        raise Conflict(f"you do not hold package {number} in the {stage} stage (it is {who}); claim a package "
-                       "first", "package")
+        raise Conflict(
+            f"you do not hold package {number} in the {stage} stage (it is {who}); claim a package first", "package"
+        )
     return task, pkg, stage
 
 
 def submit_package(s: Session, user: str, ws: str, ref: str, number: int) -> sc.Package:
     task, pkg, _stage = held(s, user, ws, ref, number, "label")
-    missing = s.scalars(select(ItemRow.seq).where(ItemRow.package_id == pkg.id, ItemRow.label.is_(None),
-                                                  ItemRow.skipped.is_(None)).order_by(ItemRow.seq)).all()
+    missing = s.scalars(
+        select(ItemRow.seq)
+        .where(ItemRow.package_id == pkg.id, ItemRow.label.is_(None), ItemRow.skipped.is_(None))
+        .order_by(ItemRow.seq)
+    ).all()
     if missing:
         shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
-        raise Conflict(f"{len(missing)} item(s) of package {number} have no answer yet (items {shown}); answer "
-                       "or skip them, then submit", "package")
+        raise Conflict(
+            f"{len(missing)} item(s) of package {number} have no answer yet (items {shown}); answer "
+            "or skip them, then submit",
+            "package",
+        )
     old = pkg.state
     pkg.state = fl.move(task.flow, old, "submit")
     pkg.labeler, pkg.holder, pkg.updated_at = user, None, utcnow()
@@ -155,8 +210,11 @@ def review(s: Session, user: str, ws: str, ref: str, number: int, verdict: str, 
     pkg = package_row(s, task, number)
     stage = fl.STAGE_OF.get(pkg.state)
     if stage not in ("check", "accept"):
-        raise Conflict(f"package {number} is {pkg.state.replace('_', ' ')}; only a package being checked or "
-                       f"accepted can be {'passed' if verdict == 'pass' else 'rejected'}", "state")
+        raise Conflict(
+            f"package {number} is {pkg.state.replace('_', ' ')}; only a package being checked or "
+            f"accepted can be {'passed' if verdict == 'pass' else 'rejected'}",
+            "state",
+        )
     task, pkg, stage = held(s, user, ws, ref, number, stage, task=task, pkg=pkg, access=access)
     old = pkg.state
     pkg.state = fl.move(task.flow, old, verdict)
@@ -173,8 +231,18 @@ def review(s: Session, user: str, ws: str, ref: str, number: int, verdict: str, 
             item.revision += 1
             setattr(item, col, source)
             setattr(item, fl.ORIGIN_COLUMN[stage], kept)
-            s.add(AnswerRow(task_id=task.id, item_id=item.id, stage=stage, revision=item.revision, results=source,
-                            origin=kept, author=user, created_at=now))
+            s.add(
+                AnswerRow(
+                    task_id=task.id,
+                    item_id=item.id,
+                    stage=stage,
+                    revision=item.revision,
+                    results=source,
+                    origin=kept,
+                    author=user,
+                    created_at=now,
+                )
+            )
         pkg.holder = None
     else:
         if not comment.strip():
@@ -183,8 +251,11 @@ def review(s: Session, user: str, ws: str, ref: str, number: int, verdict: str, 
         pkg.comment = comment
         pkg.holder = pkg.labeler
         # the reviewed answers are for the old labels; the history keeps them
-        s.execute(update(ItemRow).where(ItemRow.package_id == pkg.id).values(
-            check=None, verify=None, check_origin=None, verify_origin=None))
+        s.execute(
+            update(ItemRow)
+            .where(ItemRow.package_id == pkg.id)
+            .values(check=None, verify=None, check_origin=None, verify_origin=None)
+        )
     pkg.updated_at = now
     _event(s, task, pkg, verdict, old, user, comment)
     s.flush()
@@ -209,13 +280,17 @@ def reassign(s: Session, user: str, ws: str, ref: str, number: int, to: str) -> 
     access = authorize(s, user, ws, "label.read")
     task = find_task(s, access.workspace_id, ref)
     if not _is_admin(s, user, ws, task):
-        raise Forbidden(f"only a task admin or a team lead (LabelingTeamLead) may reassign packages of "
-                        f"{task.name!r}", "package")
+        raise Forbidden(
+            f"only a task admin or a team lead (LabelingTeamLead) may reassign packages of {task.name!r}", "package"
+        )
     pkg = package_row(s, task, number)
     stage = fl.STAGE_OF.get(pkg.state)
     if stage and to not in task.people.get(ROLE_LISTS[stage], []):
-        raise BadInput(f"{to!r} is not a {ROLE_LISTS[stage][:-1]} of task {task.name!r}; add them to its "
-                       f"{ROLE_LISTS[stage]} first", "to")
+        raise BadInput(
+            f"{to!r} is not a {ROLE_LISTS[stage][:-1]} of task {task.name!r}; add them to its "
+            f"{ROLE_LISTS[stage]} first",
+            "to",
+        )
     old = pkg.state
     pkg.state = fl.move(task.flow, old, "reassign")
     pkg.holder, pkg.updated_at = to, utcnow()
@@ -236,44 +311,69 @@ def order(s: Session, user: str, ws: str, ref: str, by: str, seed: int | None = 
     if by not in sg.ORDERS:
         raise BadInput(f"unknown order {by!r}; orders are: {', '.join(sg.ORDERS)}", "by")
     if task.package_by:
-        raise BadInput(f"task {task.name!r} is packaged by {task.package_by!r}; its packages keep their field "
-                       "values and cannot be reordered", "by")
+        raise BadInput(
+            f"task {task.name!r} is packaged by {task.package_by!r}; its packages keep their field "
+            "values and cannot be reordered",
+            "by",
+        )
     claimed = select(PackageEventRow.package_id).where(PackageEventRow.task_id == task.id)
-    answered = select(ItemRow.package_id).where(ItemRow.task_id == task.id, (ItemRow.label.is_not(None))
-                                                | ItemRow.skipped.is_not(None))
-    pkgs = s.scalars(select(PackageRow).where(
-        PackageRow.task_id == task.id, PackageRow.state == fl.POOL["label"], PackageRow.rework == 0,
-        PackageRow.id.not_in(claimed), PackageRow.id.not_in(answered)).order_by(PackageRow.number)).all()
+    answered = select(ItemRow.package_id).where(
+        ItemRow.task_id == task.id, (ItemRow.label.is_not(None)) | ItemRow.skipped.is_not(None)
+    )
+    pkgs = s.scalars(
+        select(PackageRow)
+        .where(
+            PackageRow.task_id == task.id,
+            PackageRow.state == fl.POOL["label"],
+            PackageRow.rework == 0,
+            PackageRow.id.not_in(claimed),
+            PackageRow.id.not_in(answered),
+        )
+        .order_by(PackageRow.number)
+    ).all()
     if not pkgs:
         return sc.OrderResult(by=by, packages=0, items=0, scored=0)
     # hold them: a claim racing this waits for it, or this fails and changes nothing
-    held = _changed(s.execute(update(PackageRow).where(PackageRow.id.in_([p.id for p in pkgs]),
-                                                       PackageRow.state == fl.POOL["label"],
-                                                       PackageRow.holder.is_(None))
-                              .values(updated_at=utcnow())))
+    held = _changed(
+        s.execute(
+            update(PackageRow)
+            .where(
+                PackageRow.id.in_([p.id for p in pkgs]),
+                PackageRow.state == fl.POOL["label"],
+                PackageRow.holder.is_(None),
+            )
+            .values(updated_at=utcnow())
+        )
+    )
     if held != len(pkgs):
         raise Conflict("a package was claimed while the task was being ordered; order it again", "by")
-    rows = s.execute(select(ItemRow.id, ItemRow.seq, ItemRow.prelabel_score, ItemRow.prelabel_scores).where(
-        ItemRow.package_id.in_([p.id for p in pkgs]))).all()
+    rows = s.execute(
+        select(ItemRow.id, ItemRow.seq, ItemRow.prelabel_score, ItemRow.prelabel_scores).where(
+            ItemRow.package_id.in_([p.id for p in pkgs])
+        )
+    ).all()
     if by == "random":
         ranked = sorted(rows, key=lambda r: r.seq)
         random.Random(seed).shuffle(ranked)
         scored = sum(r.prelabel_score is not None or r.prelabel_scores is not None for r in rows)
     else:
-        keyed = [(sg.uncertainty(by, r.prelabel_score, json.loads(r.prelabel_scores) if r.prelabel_scores
-                                 else None), r) for r in rows]
+        keyed = [
+            (sg.uncertainty(by, r.prelabel_score, json.loads(r.prelabel_scores) if r.prelabel_scores else None), r)
+            for r in rows
+        ]
         scored = sum(u is not None for u, _ in keyed)
         # most uncertain first; unscored last; ties keep the items' order
         ranked = [r for _, r in sorted(keyed, key=lambda k: (k[0] is None, -(k[0] or 0.0), k[1].seq))]
     moves: list[dict] = []
     start = 0
     for pkg in pkgs:
-        for r in ranked[start:start + pkg.size]:
+        for r in ranked[start : start + pkg.size]:
             moves.append({"_id": r.id, "_pkg": pkg.id})
         start += pkg.size
     items = cast(Table, ItemRow.__table__)
-    s.connection().execute(update(items).where(items.c.id == bindparam("_id"))
-                           .values(package_id=bindparam("_pkg"), sampled=True), moves)
+    s.connection().execute(
+        update(items).where(items.c.id == bindparam("_id")).values(package_id=bindparam("_pkg"), sampled=True), moves
+    )
     if task.check_ratio < 1 and "check" in fl.stages(task.flow):
         sample(s, task, list(pkgs))
     s.expire_all()

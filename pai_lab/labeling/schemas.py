@@ -47,8 +47,9 @@ class TaskCreate(Schema):
     labels: list[LabelName | LabelSpec] = bounded_list()
     multi: bool = Field(False, description="one selection may carry several labels")
     relation_labels: list[LabelName] = bounded_list(description="relation template: relation names")
-    content_keys: dict[Name, Name] = Field(default_factory=dict, max_length=64,
-                                           description="template content key -> manifest key, e.g. {source: url}")
+    content_keys: dict[Name, Name] = Field(
+        default_factory=dict, max_length=64, description="template content key -> manifest key, e.g. {source: url}"
+    )
     flow: FlowName = "label"
     check_ratio: float = Field(1.0, gt=0, le=1, description="share of each package's items checked")
     package_size: int | None = Field(None, ge=1, le=200, description="items per package (fixed-size packaging)")
@@ -136,15 +137,19 @@ class TaskItem(Schema):
     prelabel_source: str | None = None
     prelabel_score: float | None = Field(None, description="the suggestion's confidence (0-1)")
     prelabel_scores: dict[str, float] | None = Field(None, description="{class: probability} behind the suggestion")
-    origins: dict[str, str] = Field(default_factory=dict, description="stage -> prediction, prediction-changed "
-                                    "(a suggestion was kept or changed) or manual (there was none)")
+    origins: dict[str, str] = Field(
+        default_factory=dict,
+        description="stage -> prediction, prediction-changed "
+        "(a suggestion was kept or changed) or manual (there was none)",
+    )
     revision: int = 0
 
 
 class AnswerSubmit(Schema):
     item: Int = Field(description="the item's seq")
-    client_id: str | None = Field(None, max_length=128,
-                                  description="unique per answer; a retry with the same id stores nothing new")
+    client_id: str | None = Field(
+        None, max_length=128, description="unique per answer; a retry with the same id stores nothing new"
+    )
     stage: Stage | None = Field(None, description="default: the stage of the package you hold")
     results: list | None = Field(None, description="the iTAG results list")
     answer: Any = Field(None, description="a simple answer, converted to results (see docs)")
@@ -186,6 +191,7 @@ class StageInfo(Schema):
 
 class Opened(Schema):
     """What a labeler opens in one request."""
+
     task: Task
     stage: StageInfo
     package: Package | None = Field(description="the package held in the stage, or the next from its pool")

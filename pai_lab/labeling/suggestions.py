@@ -44,8 +44,7 @@ def uncertainty(by: str, score: float | None, scores: dict[str, float] | None) -
 def check_scores(score: float | None, scores: dict[str, float] | None, where: str) -> None:
     for name, p in (scores or {}).items():
         if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1 or p != p:
-            raise BadInput(f"{where}.scores[{name!r}] must be a probability between 0 and 1, got {p!r}",
-                           "scores")
+            raise BadInput(f"{where}.scores[{name!r}] must be a probability between 0 and 1, got {p!r}", "scores")
     if score is not None and not 0 <= score <= 1:
         raise BadInput(f"{where}.score must be between 0 and 1, got {score!r}", "score")
 
@@ -101,8 +100,11 @@ def classification(outputs: Any, class_names: Sequence[str] | None, labels: Sequ
     for i in range(count):
         row = [float(p) for p in probs[i]] if probs is not None else None
         if row is not None and len(row) != len(classes):
-            raise BadInput(f"the model gives {len(row)} probabilities but there are {len(classes)} class names; "
-                           "save the class list with the model (class_names.json)", "service")
+            raise BadInput(
+                f"the model gives {len(row)} probabilities but there are {len(classes)} class names; "
+                "save the class list with the model (class_names.json)",
+                "service",
+            )
         scores = dict(zip(classes, row)) if row is not None else None
         if names is not None:
             name = _rows(names)[i]
@@ -115,14 +117,21 @@ def classification(outputs: Any, class_names: Sequence[str] | None, labels: Sequ
             scores = None  # the model's class order is not the task's labels' and is not known: keep no guess
         top = float(_rows(tops)[i]) if tops is not None else (scores or {}).get(name)
         if name not in labels:
-            raise BadInput(f"the model answers {name!r}, which is not a label of this task (labels: "
-                           f"{', '.join(labels)})", "service")
+            raise BadInput(
+                f"the model answers {name!r}, which is not a label of this task (labels: {', '.join(labels)})",
+                "service",
+            )
         out.append({"answer": name, "score": top, "scores": scores})
     return out
 
 
-def detection(outputs: dict, sizes: Sequence[tuple[int, int]], class_names: Sequence[str] | None,
-              labels: Sequence[str], threshold: float = 0.5) -> list[dict]:
+def detection(
+    outputs: dict,
+    sizes: Sequence[tuple[int, int]],
+    class_names: Sequence[str] | None,
+    labels: Sequence[str],
+    threshold: float = 0.5,
+) -> list[dict]:
     """A detector's batch reply (TF Object Detection names: ``detection_boxes`` [N,K,4] as ymin, xmin,
     ymax, xmax normalised, ``detection_scores`` [N,K], ``detection_classes`` [N,K] indices into the
     class names) -> one {"answer" (boxes in pixels), "score"} per image of size (width, height).
@@ -146,9 +155,18 @@ def detection(outputs: dict, sizes: Sequence[tuple[int, int]], class_names: Sequ
             if names[index] not in labels:
                 raise BadInput(f"the model answers {names[index]!r}, which is not a label of this task", "service")
             ymin, xmin, ymax, xmax = (min(max(float(v), 0.0), 1.0) for v in box)
-            shapes.append({"id": str(uuid.uuid4()), "label": names[index],
-                           "box": [round(xmin * width, 2), round(ymin * height, 2),
-                                   round(xmax * width, 2), round(ymax * height, 2)]})
+            shapes.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "label": names[index],
+                    "box": [
+                        round(xmin * width, 2),
+                        round(ymin * height, 2),
+                        round(xmax * width, 2),
+                        round(ymax * height, 2),
+                    ],
+                }
+            )
             kept.append(score)
         top = min(kept) if kept else 1 - max(dropped)
         out.append({"answer": {"width": width, "height": height, "shapes": shapes}, "score": top})

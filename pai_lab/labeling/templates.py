@@ -82,8 +82,9 @@ class TemplateSpec(_Spec):
             raise ValueError("two questions share an id; give each question its own id")
         for i, q in enumerate(self.questions):
             if q.type in ("boxes", "spans", "segments") and (q.bind or "source") not in keys:
-                raise ValueError(f"questions[{i}].bind {q.bind!r} names no content component; "
-                                 f"content keys are {sorted(keys)}")
+                raise ValueError(
+                    f"questions[{i}].bind {q.bind!r} names no content component; content keys are {sorted(keys)}"
+                )
             if q.type == "relations" and not any(p.type == "spans" for p in self.questions):
                 raise ValueError(f"questions[{i}]: a relations question needs a spans question for its entities")
         return self
@@ -115,41 +116,70 @@ def _classification(kind: str, multi: bool) -> TemplateSpec:
     )
 
 
-def builtin(template_id: str, *, multi: bool = False, relation_labels: list[str] | None = None,
-            has_labels: bool = True) -> TemplateSpec:
+def builtin(
+    template_id: str, *, multi: bool = False, relation_labels: list[str] | None = None, has_labels: bool = True
+) -> TemplateSpec:
     """The built-in template ``template_id`` for a task's selection mode."""
-    if template_id in ("text-classification", "image-classification", "video-classification",
-                       "audio-classification"):
+    if template_id in ("text-classification", "image-classification", "video-classification", "audio-classification"):
         return _classification(template_id.split("-")[0], multi)
     if template_id == "ner":
-        return TemplateSpec(name="named-entity recognition", contents=[ContentComponent(type="text")],
-                            questions=[QuestionComponent(type="spans", title="NER", bind="source",
-                                                         label_title=NER_TITLE, multi=multi)])
+        return TemplateSpec(
+            name="named-entity recognition",
+            contents=[ContentComponent(type="text")],
+            questions=[QuestionComponent(type="spans", title="NER", bind="source", label_title=NER_TITLE, multi=multi)],
+        )
     if template_id == "relation":
-        return TemplateSpec(name="entity relation", contents=[ContentComponent(type="text")], questions=[
-            QuestionComponent(type="spans", title="entities", bind="source", multi=multi),
-            QuestionComponent(type="relations", title="relations", bind="source", labels=relation_labels or [],
-                              label_title=SINGLE, multi=False),
-        ])
+        return TemplateSpec(
+            name="entity relation",
+            contents=[ContentComponent(type="text")],
+            questions=[
+                QuestionComponent(type="spans", title="entities", bind="source", multi=multi),
+                QuestionComponent(
+                    type="relations",
+                    title="relations",
+                    bind="source",
+                    labels=relation_labels or [],
+                    label_title=SINGLE,
+                    multi=False,
+                ),
+            ],
+        )
     if template_id == "object-detection":
-        return TemplateSpec(name="object detection", contents=[ContentComponent(type="image")], questions=[
-            QuestionComponent(type="boxes", id="1", title="目标检测标签配置", bind="source", multi=multi)])
+        return TemplateSpec(
+            name="object detection",
+            contents=[ContentComponent(type="image")],
+            questions=[QuestionComponent(type="boxes", id="1", title="目标检测标签配置", bind="source", multi=multi)],
+        )
     if template_id == "ocr":
-        return TemplateSpec(name="OCR", contents=[ContentComponent(type="image")], questions=[
-            QuestionComponent(type="boxes", id="1", title="OCR标签配置", bind="source", multi=multi,
-                              text_title=OCR_TEXT)])
+        return TemplateSpec(
+            name="OCR",
+            contents=[ContentComponent(type="image")],
+            questions=[
+                QuestionComponent(
+                    type="boxes", id="1", title="OCR标签配置", bind="source", multi=multi, text_title=OCR_TEXT
+                )
+            ],
+        )
     if template_id == "audio-segmentation":
-        return TemplateSpec(name="audio segmentation", contents=[ContentComponent(type="audio")], questions=[
-            QuestionComponent(type="segments", title="segments", bind="source", multi=multi,
-                              text_title=AUDIO_TEXT)])
+        return TemplateSpec(
+            name="audio segmentation",
+            contents=[ContentComponent(type="audio")],
+            questions=[
+                QuestionComponent(type="segments", title="segments", bind="source", multi=multi, text_title=AUDIO_TEXT)
+            ],
+        )
     if template_id == "asr":
         questions = [QuestionComponent(type="text", id="1", title=AUDIO_TEXT)]
         if has_labels:
             questions.append(QuestionComponent(type="multi", id="3", title=MULTI, required=False))
-        return TemplateSpec(name="speech to text", contents=[ContentComponent(type="audio", id="2")],
-                            questions=questions)
-    raise BadInput(f"unknown template {template_id!r}; built-in templates are: {', '.join(BUILTIN_IDS)}, "
-                   "or the name of a custom template of this workspace", "template")
+        return TemplateSpec(
+            name="speech to text", contents=[ContentComponent(type="audio", id="2")], questions=questions
+        )
+    raise BadInput(
+        f"unknown template {template_id!r}; built-in templates are: {', '.join(BUILTIN_IDS)}, "
+        "or the name of a custom template of this workspace",
+        "template",
+    )
 
 
 BUILTIN = {

@@ -27,15 +27,27 @@ from pai_lab.labeling.templates import TemplateSpec
 from pai_lab.security.paths import scheme_of
 from pai_lab.workspaces import authorize
 
-_COLUMNS = (ItemRow.seq, ItemRow.data, ItemRow.label, ItemRow.check, ItemRow.verify, ItemRow.prelabel,
-            ItemRow.prelabel_source, ItemRow.skipped, ItemRow.prelabel_score, ItemRow.label_origin,
-            ItemRow.check_origin, ItemRow.verify_origin)
+_COLUMNS = (
+    ItemRow.seq,
+    ItemRow.data,
+    ItemRow.label,
+    ItemRow.check,
+    ItemRow.verify,
+    ItemRow.prelabel,
+    ItemRow.prelabel_source,
+    ItemRow.skipped,
+    ItemRow.prelabel_score,
+    ItemRow.label_origin,
+    ItemRow.check_origin,
+    ItemRow.verify_origin,
+)
 
 
 def _rows(engine, task_id: str) -> Iterator[Row]:
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=5000).execute(
-            select(*_COLUMNS).where(ItemRow.task_id == task_id).order_by(ItemRow.seq))
+            select(*_COLUMNS).where(ItemRow.task_id == task_id).order_by(ItemRow.seq)
+        )
         for r in result:
             yield Row(*r)
 
@@ -45,9 +57,16 @@ def context(s: Session, engine, user: str, ws: str, ref: str, fmt: str, options:
     access = authorize(s, user, ws, "label.manage")
     task = tasks.find_task(s, access.workspace_id, ref)
     module = formats.exporter(fmt)
-    ctx = ExportContext(task_id=task.id, name=task.name, template=task.template,
-                        spec=TemplateSpec.model_validate(task.spec), labels=[lab["name"] for lab in task.labels],
-                        flow=task.flow, rows=lambda: _rows(engine, task.id), options=dict(options or {}))
+    ctx = ExportContext(
+        task_id=task.id,
+        name=task.name,
+        template=task.template,
+        spec=TemplateSpec.model_validate(task.spec),
+        labels=[lab["name"] for lab in task.labels],
+        flow=task.flow,
+        rows=lambda: _rows(engine, task.id),
+        options=dict(options or {}),
+    )
     module.fits(ctx)
     return ctx, module, task
 
@@ -55,8 +74,7 @@ def context(s: Session, engine, user: str, ws: str, ref: str, fmt: str, options:
 def stream(s: Session, engine, user: str, ws: str, ref: str, fmt: str) -> tuple[str, Iterator[str]]:
     """(file name, chunks) for a single-file format, to send as an HTTP response."""
     if fmt in formats.FOLDER_FORMATS:
-        raise BadInput(f"{fmt} exports are a folder of files; export them to a path or s3:// URI with `to`",
-                       "format")
+        raise BadInput(f"{fmt} exports are a folder of files; export them to a path or s3:// URI with `to`", "format")
     ctx, module, task = context(s, engine, user, ws, ref, fmt)
     return f"{task.name}{formats.SUFFIX[fmt]}", module.export(ctx)
 
@@ -100,7 +118,7 @@ def _local_folder(module, ctx: ExportContext, to: str) -> list[str]:
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return [target + f[len(tmp):] for f in written]
+    return [target + f[len(tmp) :] for f in written]
 
 
 def export_to(store, user: str, ws: str, ref: str, body: sc.ExportRequest, containment=None) -> sc.ExportResult:
@@ -144,15 +162,23 @@ def _register(store, user: str, ws: str, ctx: ExportContext, name: str) -> tuple
     try:
         from pai_lab.datasets.service import register_manifest_version
     except ImportError:
-        raise BadInput("datasets are not available in this installation; the export was written but not "
-                       "registered", "register_as") from None
+        raise BadInput(
+            "datasets are not available in this installation; the export was written but not registered", "register_as"
+        ) from None
     import json
 
     from pai_lab.labeling.formats.itag import lines
 
     with store.transaction() as s:
-        info = register_manifest_version(s, user, ws, name, (json.loads(line) for line in lines(ctx)),
-                                         source="labeling", description=f"labels of task {ctx.name} ({ctx.task_id})")
+        info = register_manifest_version(
+            s,
+            user,
+            ws,
+            name,
+            (json.loads(line) for line in lines(ctx)),
+            source="labeling",
+            description=f"labels of task {ctx.name} ({ctx.task_id})",
+        )
     return info.name, info.latest_version
 
 
@@ -162,34 +188,49 @@ def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest, containm
     access = authorize(s, user, ws, "label.manage")
     hint = None
     if body.template:
-        hint = tasks.resolve_template(s, access.workspace_id, body.template, multi=bool(body.multi),
-                                   relation_labels=[], has_labels=True)
+        hint = tasks.resolve_template(
+            s, access.workspace_id, body.template, multi=bool(body.multi), relation_labels=[], has_labels=True
+        )
     parsed = formats.importer(body.format).parse(body.content, hint)
     template = body.template or parsed.template
     if template is None:
         raise BadInput("cannot tell the template from the file; give it with template=<id>", "template")
     stages = parsed.stages or ["label"]
-    flow = body.flow or ("label" if stages == ["label"] else "-".join(
-        ["label"] + [s for s in ("check", "accept") if s in stages]))
+    flow = body.flow or (
+        "label" if stages == ["label"] else "-".join(["label"] + [s for s in ("check", "accept") if s in stages])
+    )
     if body.as_prelabels:
         for item in parsed.items:
-            item.prelabel = next((item.answers[st] for st in ("accept", "check", "label") if st in item.answers),
-                                 None)
+            item.prelabel = next((item.answers[st] for st in ("accept", "check", "label") if st in item.answers), None)
             item.answers = {}
     labels, relation_labels = parsed.labels, parsed.relation_labels
     if hint is not None:  # the template says which values are labels
-        labels, relation_labels = formats.collect_labels(hint, [r for i in parsed.items for r in (
-            [*list(i.answers.values()), i.prelabel])])
+        labels, relation_labels = formats.collect_labels(
+            hint, [r for i in parsed.items for r in ([*list(i.answers.values()), i.prelabel])]
+        )
         labels = labels or parsed.labels
-    create = sc.TaskCreate(name=body.name, template=template, labels=body.labels or labels,
-                           multi=parsed.multi if body.multi is None else body.multi, flow=flow,
-                           relation_labels=relation_labels or parsed.relation_labels,
-                           package_size=body.package_size)
+    create = sc.TaskCreate(
+        name=body.name,
+        template=template,
+        labels=body.labels or labels,
+        multi=parsed.multi if body.multi is None else body.multi,
+        flow=flow,
+        relation_labels=relation_labels or parsed.relation_labels,
+        package_size=body.package_size,
+    )
     task_id = parsed.task_id if body.keep_id else None
     if task_id is not None and not (13 <= len(task_id) <= 19):
         task_id = None
-    return tasks.create_task(s, user, ws, create, items=parsed.items, task_id=task_id, source=f"import:{body.format}",
-                              containment=containment)
+    return tasks.create_task(
+        s,
+        user,
+        ws,
+        create,
+        items=parsed.items,
+        task_id=task_id,
+        source=f"import:{body.format}",
+        containment=containment,
+    )
 
 
 def prelabel_items(s: Session, user: str, ws: str, ref: str, offset: int, limit: int) -> list[dict[str, Any]]:

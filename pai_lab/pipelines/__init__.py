@@ -50,8 +50,29 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-__all__ = ["ArchivedArtifact", "Context", "DataType", "FunctionOperator", "LocationArtifactMetadata", "LocationType",
-           "MetadataBuilder", "OperatorBase", "ParameterType", "Pipeline", "PipelineArtifact", "PipelineError",
-           "PipelineParameter", "PipelineRun", "PipelineRunStatus", "PipelineStep", "ProviderAlibabaPAI",
-           "SavedOperator", "ScriptOperator", "component", "dumps", "gen_run_node_scoped_placeholder", "gen_temp_table",
-           "loads"]
+__all__ = [
+    "ArchivedArtifact",
+    "Context",
+    "DataType",
+    "FunctionOperator",
+    "LocationArtifactMetadata",
+    "LocationType",
+    "MetadataBuilder",
+    "OperatorBase",
+    "ParameterType",
+    "Pipeline",
+    "PipelineArtifact",
+    "PipelineError",
+    "PipelineParameter",
+    "PipelineRun",
+    "PipelineRunStatus",
+    "PipelineStep",
+    "ProviderAlibabaPAI",
+    "SavedOperator",
+    "ScriptOperator",
+    "component",
+    "dumps",
+    "gen_run_node_scoped_placeholder",
+    "gen_temp_table",
+    "loads",
+]

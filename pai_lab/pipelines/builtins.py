@@ -34,29 +34,77 @@ _COMMON = [_p("execution", {}, "Map"), _p("lifecycle", "28")]
 
 # identifier -> (input parameters, input artifacts, output parameters, output artifacts)
 SPECS: dict[str, tuple[list, list, list, list]] = {
-    "split": ([_p("fraction", "0.8"), _p("randomSeed", "1"), _p("output1TableName", ""),
-               _p("output2TableName", ""), *_COMMON], [_a("inputTable", required=True)], [],
-              [_a("output1Table"), _a("output2Table")]),
-    "type_transform": ([_p("cols_to_double", ""), _p("outputTable", ""), *_COMMON], [_a("inputTable", required=True)],
-                       [], [_a("outputTable")]),
-    "sql": ([_p("sql"), _p("outputTableName", ""), *_COMMON],
-            [_a("inputTable1", required=True), _a("inputTable2"), _a("inputTable3"), _a("inputTable4")], [],
-            [_a("outputTable")]),
-    "normalize_1": ([_p("selectedColNames", ""), _p("outputTableName", ""), _p("outputParaTableName", ""), *_COMMON],
-                    [_a("inputTable", required=True)], [], [_a("outputTable"), _a("outputParaTable")]),
+    "split": (
+        [
+            _p("fraction", "0.8"),
+            _p("randomSeed", "1"),
+            _p("output1TableName", ""),
+            _p("output2TableName", ""),
+            *_COMMON,
+        ],
+        [_a("inputTable", required=True)],
+        [],
+        [_a("output1Table"), _a("output2Table")],
+    ),
+    "type_transform": (
+        [_p("cols_to_double", ""), _p("outputTable", ""), *_COMMON],
+        [_a("inputTable", required=True)],
+        [],
+        [_a("outputTable")],
+    ),
+    "sql": (
+        [_p("sql"), _p("outputTableName", ""), *_COMMON],
+        [_a("inputTable1", required=True), _a("inputTable2"), _a("inputTable3"), _a("inputTable4")],
+        [],
+        [_a("outputTable")],
+    ),
+    "normalize_1": (
+        [_p("selectedColNames", ""), _p("outputTableName", ""), _p("outputParaTableName", ""), *_COMMON],
+        [_a("inputTable", required=True)],
+        [],
+        [_a("outputTable"), _a("outputParaTable")],
+    ),
     "logisticregression_binary": (
-        [_p("featureColNames"), _p("labelColName"), _p("goodValue", "1"), _p("regularizedLevel", "1.0"),
-         _p("regularizedType", "l2"), _p("maxIter", "100"), _p("modelName", ""), _p("generatePmml", "False"),
-         _p("pmmlOssEndpoint", ""), _p("pmmlOssBucket", ""), _p("pmmlOssPath", ""), _p("pmmlOverwrite", "False"),
-         _p("roleArn", ""), *_COMMON],
-        [_a("inputTable", required=True)], [], [_a("model", _MODEL), _a("PMMLOutput", _MODEL)]),
-    "Prediction_1": ([_p("featureColNames", ""), _p("appendColNames", ""), _p("outputTableName", ""), *_COMMON],
-                     [_a("model", _MODEL, required=True), _a("inputTable", required=True)], [],
-                     [_a("outputTable")]),
-    "evaluate_1": ([_p("labelColName"), _p("scoreColName", "prediction_score"), _p("positiveLabel", "1"),
-                    _p("outputDetailTableName", ""), _p("outputELDetailTableName", ""),
-                    _p("outputMetricTableName", ""), *_COMMON],
-                   [_a("inputTable", required=True)], [], [_a("outputMetricTable", _EVAL), _a("outputDetailTable")]),
+        [
+            _p("featureColNames"),
+            _p("labelColName"),
+            _p("goodValue", "1"),
+            _p("regularizedLevel", "1.0"),
+            _p("regularizedType", "l2"),
+            _p("maxIter", "100"),
+            _p("modelName", ""),
+            _p("generatePmml", "False"),
+            _p("pmmlOssEndpoint", ""),
+            _p("pmmlOssBucket", ""),
+            _p("pmmlOssPath", ""),
+            _p("pmmlOverwrite", "False"),
+            _p("roleArn", ""),
+            *_COMMON,
+        ],
+        [_a("inputTable", required=True)],
+        [],
+        [_a("model", _MODEL), _a("PMMLOutput", _MODEL)],
+    ),
+    "Prediction_1": (
+        [_p("featureColNames", ""), _p("appendColNames", ""), _p("outputTableName", ""), *_COMMON],
+        [_a("model", _MODEL, required=True), _a("inputTable", required=True)],
+        [],
+        [_a("outputTable")],
+    ),
+    "evaluate_1": (
+        [
+            _p("labelColName"),
+            _p("scoreColName", "prediction_score"),
+            _p("positiveLabel", "1"),
+            _p("outputDetailTableName", ""),
+            _p("outputELDetailTableName", ""),
+            _p("outputMetricTableName", ""),
+            *_COMMON,
+        ],
+        [_a("inputTable", required=True)],
+        [],
+        [_a("outputMetricTable", _EVAL), _a("outputDetailTable")],
+    ),
 }
 
 
@@ -66,11 +114,15 @@ def pipeline_id(identifier: str) -> str:
 
 def manifest(identifier: str) -> dict:
     params, arts, out_params, out_arts = SPECS[identifier]
-    return {"apiVersion": "core/v1",
-            "metadata": {"identifier": identifier, "provider": PROVIDER, "version": VERSION},
-            "spec": {"inputs": {"parameters": params, "artifacts": arts},
-                     "outputs": {"parameters": out_params, "artifacts": out_arts},
-                     "builtin": {"name": identifier}}}
+    return {
+        "apiVersion": "core/v1",
+        "metadata": {"identifier": identifier, "provider": PROVIDER, "version": VERSION},
+        "spec": {
+            "inputs": {"parameters": params, "artifacts": arts},
+            "outputs": {"parameters": out_params, "artifacts": out_arts},
+            "builtin": {"name": identifier},
+        },
+    }
 
 
 # ------------------------------------------------------------------ implementations (in the step's process)
@@ -130,18 +182,21 @@ def _normalize(ctx, p):
 def _pmml(model: dict) -> str:
     fields = "".join(f'<DataField name="{f}" optype="continuous" dataType="double"/>' for f in model["features"])
     mining = "".join(f'<MiningField name="{f}"/>' for f in model["features"])
-    predictors = "".join(f'<NumericPredictor name="{f}" coefficient="{w!r}"/>'
-                         for f, w in zip(model["features"], model["weights"]))
+    predictors = "".join(
+        f'<NumericPredictor name="{f}" coefficient="{w!r}"/>' for f, w in zip(model["features"], model["weights"])
+    )
     label = model["label"]
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n<PMML xmlns="http://www.dmg.org/PMML-4_2" version="4.2">'
-            f'<Header description="logisticregression_binary"/><DataDictionary>{fields}'
-            # the target's categories, so evaluators (PMML4S, JPMML) can score the classification
-            f'<DataField name="{label}" optype="categorical" dataType="string"><Value value="{model["good_value"]}"/>'
-            '<Value value="other"/></DataField></DataDictionary>'
-            f'<RegressionModel functionName="classification" normalizationMethod="logit"><MiningSchema>{mining}'
-            f'<MiningField name="{label}" usageType="target"/></MiningSchema>'
-            f'<RegressionTable intercept="{model["bias"]!r}" targetCategory="{model["good_value"]}">{predictors}'
-            f'</RegressionTable><RegressionTable intercept="0" targetCategory="other"/></RegressionModel></PMML>\n')
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<PMML xmlns="http://www.dmg.org/PMML-4_2" version="4.2">'
+        f'<Header description="logisticregression_binary"/><DataDictionary>{fields}'
+        # the target's categories, so evaluators (PMML4S, JPMML) can score the classification
+        f'<DataField name="{label}" optype="categorical" dataType="string"><Value value="{model["good_value"]}"/>'
+        '<Value value="other"/></DataField></DataDictionary>'
+        f'<RegressionModel functionName="classification" normalizationMethod="logit"><MiningSchema>{mining}'
+        f'<MiningField name="{label}" usageType="target"/></MiningSchema>'
+        f'<RegressionTable intercept="{model["bias"]!r}" targetCategory="{model["good_value"]}">{predictors}'
+        f'</RegressionTable><RegressionTable intercept="0" targetCategory="other"/></RegressionModel></PMML>\n'
+    )
 
 
 def _logistic_regression(ctx, p):
@@ -158,8 +213,15 @@ def _logistic_regression(ctx, p):
         z = 1 / (1 + np.exp(-(x @ w + b)))
         w -= 0.5 * (x.T @ (z - y) / len(y) + lam * (w if p.get("regularizedType", "l2") == "l2" else np.sign(w)))
         b -= 0.5 * float(np.mean(z - y))
-    model = {"kind": "logisticregression_binary", "features": features, "label": label, "good_value": good,
-             "weights": [float(v) for v in w], "bias": float(b), "name": p.get("modelName") or ""}
+    model = {
+        "kind": "logisticregression_binary",
+        "features": features,
+        "label": label,
+        "good_value": good,
+        "weights": [float(v) for v in w],
+        "bias": float(b),
+        "name": p.get("modelName") or "",
+    }
     folder = Path(ctx.output_artifacts["model"].local_dir)
     (folder / "model.json").write_text(json.dumps(model, indent=1))
     ctx.output_artifacts["model"].write_output({"location": {"uri": f"file://{folder / 'model.json'}"}})
@@ -203,19 +265,31 @@ def _evaluate(ctx, p):
     auc = float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg)) if pos and neg else float("nan")
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
-    metrics = {"AUC": auc, "Accuracy": (tp + tn) / max(len(y), 1), "Precision": precision, "Recall": recall,
-               "F1 Score": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-               "LogLoss": float(-np.mean(y * np.log(np.clip(s, 1e-15, 1))
-                                         + (1 - y) * np.log(np.clip(1 - s, 1e-15, 1)))),
-               "Total": len(y)}
+    metrics = {
+        "AUC": auc,
+        "Accuracy": (tp + tn) / max(len(y), 1),
+        "Precision": precision,
+        "Recall": recall,
+        "F1 Score": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "LogLoss": float(-np.mean(y * np.log(np.clip(s, 1e-15, 1)) + (1 - y) * np.log(np.clip(1 - s, 1e-15, 1)))),
+        "Total": len(y),
+    }
     ctx.output_artifacts["outputMetricTable"].save_dataframe(pd.DataFrame([metrics]))
     ctx.output_artifacts["outputDetailTable"].save_dataframe(
-        pd.DataFrame({"tp": [tp], "fp": [fp], "fn": [fn], "tn": [tn]}))
+        pd.DataFrame({"tp": [tp], "fp": [fp], "fn": [fn], "tn": [tn]})
+    )
     print(json.dumps(metrics))
 
 
-RUNNERS = {"split": _split, "type_transform": _type_transform, "sql": _sql, "normalize_1": _normalize,
-           "logisticregression_binary": _logistic_regression, "Prediction_1": _predict, "evaluate_1": _evaluate}
+RUNNERS = {
+    "split": _split,
+    "type_transform": _type_transform,
+    "sql": _sql,
+    "normalize_1": _normalize,
+    "logisticregression_binary": _logistic_regression,
+    "Prediction_1": _predict,
+    "evaluate_1": _evaluate,
+}
 
 
 def heart_disease_sample(path: str | Path, rows: int = 300, seed: int = 7) -> Path:
@@ -232,16 +306,33 @@ def heart_disease_sample(path: str | Path, rows: int = 300, seed: int = 7) -> Pa
     ca = rng.integers(0, 4, rows)
     cp = rng.choice(["angina", "notang", "abnang", "asympt"], rows)
     exang = rng.choice(["true", "false"], rows)
-    risk = (0.04 * (age - 50) + 0.8 * (cp == "asympt") + 0.9 * (exang == "true") + 0.6 * oldpeak
-            - 0.03 * (thalach - 150)
-            + 0.7 * ca + rng.normal(0, 0.8, rows))
-    df = pd.DataFrame({
-        "age": age, "sex": rng.choice(["male", "female"], rows), "cp": cp, "trestbps": rng.integers(94, 200, rows),
-        "chol": chol, "fbs": rng.choice(["true", "false"], rows, p=[0.15, 0.85]),
-        "restecg": rng.choice(["norm", "abn", "hyp"], rows), "thalach": thalach, "exang": exang, "oldpeak": oldpeak,
-        "slop": rng.choice(["up", "flat", "down"], rows), "ca": ca, "thal": rng.choice(["norm", "fix", "rev"], rows),
-        "status": np.where(risk > np.median(risk), "sick", "buff"),
-    })
+    risk = (
+        0.04 * (age - 50)
+        + 0.8 * (cp == "asympt")
+        + 0.9 * (exang == "true")
+        + 0.6 * oldpeak
+        - 0.03 * (thalach - 150)
+        + 0.7 * ca
+        + rng.normal(0, 0.8, rows)
+    )
+    df = pd.DataFrame(
+        {
+            "age": age,
+            "sex": rng.choice(["male", "female"], rows),
+            "cp": cp,
+            "trestbps": rng.integers(94, 200, rows),
+            "chol": chol,
+            "fbs": rng.choice(["true", "false"], rows, p=[0.15, 0.85]),
+            "restecg": rng.choice(["norm", "abn", "hyp"], rows),
+            "thalach": thalach,
+            "exang": exang,
+            "oldpeak": oldpeak,
+            "slop": rng.choice(["up", "flat", "down"], rows),
+            "ca": ca,
+            "thal": rng.choice(["norm", "fix", "rev"], rows),
+            "status": np.where(risk > np.median(risk), "sick", "buff"),
+        }
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(path, index=False)

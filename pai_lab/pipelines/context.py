@@ -17,7 +17,7 @@ from typing import Any
 def _local(uri: str | None) -> str | None:
     if not uri:
         return None
-    return uri[len("file://"):] if uri.startswith("file://") else (uri if "://" not in uri else None)
+    return uri[len("file://") :] if uri.startswith("file://") else (uri if "://" not in uri else None)
 
 
 class InputArtifact:

@@ -10,9 +10,17 @@ from html import escape
 from typing import Any
 
 COLOURS = {
-    "Initialized": "#e0e0e0", "ReadyToSchedule": "#cfe2ff", "Starting": "#9ec5fe", "WorkflowServiceStarting": "#9ec5fe",
-    "Running": "#6ea8fe", "Suspended": "#ffe69c", "Succeeded": "#a3cfbb", "Failed": "#f1aeb5",
-    "Terminated": "#c5c5c5", "Skipped": "#f8f9fa", "Unknown": "#ffffff",
+    "Initialized": "#e0e0e0",
+    "ReadyToSchedule": "#cfe2ff",
+    "Starting": "#9ec5fe",
+    "WorkflowServiceStarting": "#9ec5fe",
+    "Running": "#6ea8fe",
+    "Suspended": "#ffe69c",
+    "Succeeded": "#a3cfbb",
+    "Failed": "#f1aeb5",
+    "Terminated": "#c5c5c5",
+    "Skipped": "#f8f9fa",
+    "Unknown": "#ffffff",
 }
 
 
@@ -37,8 +45,13 @@ def dot_of(steps: list[tuple[str, str, list[str]]], status: dict[str, str] | Non
 
 
 def dot_source(graph, status: dict[str, str] | None = None) -> str:
-    return dot_of([(name, step.operator.get("metadata", {}).get("identifier", ""), step.depends)
-                   for name, step in graph.steps.items()], status)
+    return dot_of(
+        [
+            (name, step.operator.get("metadata", {}).get("identifier", ""), step.depends)
+            for name, step in graph.steps.items()
+        ],
+        status,
+    )
 
 
 def svg(source: str) -> str | None:
@@ -57,12 +70,15 @@ def graph_html(graph, status: dict[str, str] | None = None) -> str:
     for name, step in graph.steps.items():
         state = (status or {}).get(name, "")
         colour = COLOURS.get(state, "#ffffff")
-        rows.append(f"<tr style='background:{colour}'><td>{escape(name)}</td>"
-                    f"<td>{escape(step.operator.get('metadata', {}).get('identifier', ''))}</td>"
-                    f"<td>{escape(', '.join(step.depends) or '—')}</td>"
-                    + (f"<td>{escape(state)}</td>" if status is not None else "") + "</tr>")
+        rows.append(
+            f"<tr style='background:{colour}'><td>{escape(name)}</td>"
+            f"<td>{escape(step.operator.get('metadata', {}).get('identifier', ''))}</td>"
+            f"<td>{escape(', '.join(step.depends) or '—')}</td>"
+            + (f"<td>{escape(state)}</td>" if status is not None else "")
+            + "</tr>"
+        )
     head = "<th>step</th><th>operator</th><th>after</th>" + ("<th>status</th>" if status is not None else "")
-    return (f"<table class='pai-lab-pipeline'><tr style='text-align:left'>{head}</tr>{''.join(rows)}</table>")
+    return f"<table class='pai-lab-pipeline'><tr style='text-align:left'>{head}</tr>{''.join(rows)}</table>"
 
 
 class Dot:
@@ -83,8 +99,10 @@ class Dot:
     def render(self, *args, **kwargs):
         drawn = self._graphviz()
         if drawn is None:
-            raise RuntimeError("drawing the DAG needs the graphviz package and its dot program "
-                               "(pip install graphviz; apt install graphviz); .source has the text")
+            raise RuntimeError(
+                "drawing the DAG needs the graphviz package and its dot program "
+                "(pip install graphviz; apt install graphviz); .source has the text"
+            )
         return drawn.render(*args, **kwargs)
 
     def _repr_html_(self) -> str:
@@ -105,16 +123,23 @@ TERMINAL = ("Succeeded", "Failed", "Terminated", "Unknown")
 _ACTIVE = ("Initialized", "ReadyToSchedule", "WorkflowServiceStarting", "Starting", "Running")
 # The run states in which each action is offered. The server's service.py judges (a refused action answers
 # its 409); this only greys out buttons that would be refused.
-ACTIONS = {"terminate": (*_ACTIVE, "Suspended"), "suspend": _ACTIVE, "resume": ("Suspended",),
-           "retry": ("Failed", "Terminated", "Unknown")}
+ACTIONS = {
+    "terminate": (*_ACTIVE, "Suspended"),
+    "suspend": _ACTIVE,
+    "resume": ("Suspended",),
+    "retry": ("Failed", "Terminated", "Unknown"),
+}
 
 
 def duration(started: datetime | None, finished: datetime | None, now: datetime | None = None) -> str:
     """How long a step ran (or has run so far), as 0.4 s, 12.3 s, 4 min 05 s."""
     if started is None:
         return ""
-    end = finished or now or (datetime.now(timezone.utc).replace(tzinfo=None) if started.tzinfo is None
-                              else datetime.now(started.tzinfo))  # the store keeps naive UTC times
+    end = (
+        finished
+        or now
+        or (datetime.now(timezone.utc).replace(tzinfo=None) if started.tzinfo is None else datetime.now(started.tzinfo))
+    )  # the store keeps naive UTC times
     seconds = max(0.0, (end - started).total_seconds())
     if seconds < 60:
         return f"{seconds:.1f} s"
@@ -126,12 +151,14 @@ def clip(text: str, size: int = 400) -> str:
     """A long reason's head (which step, why) and tail (a traceback's last lines), without the middle."""
     if len(text) <= size:
         return text
-    return f"{text[:size // 3]} … {text[-(size - size // 3):]}"
+    return f"{text[: size // 3]} … {text[-(size - size // 3) :]}"
 
 
 def badge(state: str) -> str:
-    return (f"<span style='background:{COLOURS.get(state, '#ffffff')};padding:0 4px;border-radius:3px'>"
-            f"{escape(state)}</span>")
+    return (
+        f"<span style='background:{COLOURS.get(state, '#ffffff')};padding:0 4px;border-radius:3px'>"
+        f"{escape(state)}</span>"
+    )
 
 
 def nodes_graph_html(nodes) -> str:
@@ -139,11 +166,16 @@ def nodes_graph_html(nodes) -> str:
     drawn = svg(dot_of([(n.name, n.identifier, n.depends) for n in nodes], {n.name: n.status for n in nodes}))
     if drawn:
         return f"<div class='pai-lab-pipeline-dag'>{drawn}</div>"
-    rows = "".join(f"<tr style='background:{COLOURS.get(n.status, '#ffffff')}'><td>{escape(n.name)}</td>"
-                   f"<td>{escape(n.identifier)}</td><td>{escape(', '.join(n.depends) or '—')}</td>"
-                   f"<td>{escape(n.status)}</td></tr>" for n in nodes)
-    return ("<table class='pai-lab-pipeline-dag'><tr style='text-align:left'><th>step</th><th>operator</th>"
-            f"<th>after</th><th>status</th></tr>{rows}</table>")
+    rows = "".join(
+        f"<tr style='background:{COLOURS.get(n.status, '#ffffff')}'><td>{escape(n.name)}</td>"
+        f"<td>{escape(n.identifier)}</td><td>{escape(', '.join(n.depends) or '—')}</td>"
+        f"<td>{escape(n.status)}</td></tr>"
+        for n in nodes
+    )
+    return (
+        "<table class='pai-lab-pipeline-dag'><tr style='text-align:left'><th>step</th><th>operator</th>"
+        f"<th>after</th><th>status</th></tr>{rows}</table>"
+    )
 
 
 def steps_html(nodes, now: datetime | None = None) -> str:
@@ -151,9 +183,13 @@ def steps_html(nodes, now: datetime | None = None) -> str:
     rows = "".join(
         f"<tr><td>{escape(n.name)}</td><td>{badge(n.status)}</td><td>{'yes' if n.cached else ''}</td>"
         f"<td>{n.attempt or ''}</td><td>{duration(n.started_at, n.finished_at, now)}</td>"
-        f"<td style='white-space:pre-wrap'>{escape(clip(n.reason))}</td></tr>" for n in nodes)
-    return ("<table class='pai-lab-pipeline-steps'><tr style='text-align:left'><th>step</th><th>state</th>"
-            f"<th>cache hit</th><th>attempt</th><th>duration</th><th>reason</th></tr>{rows}</table>")
+        f"<td style='white-space:pre-wrap'>{escape(clip(n.reason))}</td></tr>"
+        for n in nodes
+    )
+    return (
+        "<table class='pai-lab-pipeline-steps'><tr style='text-align:left'><th>step</th><th>state</th>"
+        f"<th>cache hit</th><th>attempt</th><th>duration</th><th>reason</th></tr>{rows}</table>"
+    )
 
 
 def _shown_value(value: Any) -> str:
@@ -175,6 +211,10 @@ def outputs_html(outputs) -> str:
     rows = "".join(
         f"<tr><td>{escape(o.name)}</td><td>{escape(o.producer)}</td><td>{escape(o.kind)}</td>"
         f"<td>{escape(_type_of(o.metadata))}</td>"
-        f"<td><code>{escape(_shown_value(o.value))}</code></td></tr>" for o in outputs)
-    return ("<table class='pai-lab-pipeline-outputs'><tr style='text-align:left'><th>output</th><th>step</th>"
-            f"<th>kind</th><th>type</th><th>value</th></tr>{rows}</table>")
+        f"<td><code>{escape(_shown_value(o.value))}</code></td></tr>"
+        for o in outputs
+    )
+    return (
+        "<table class='pai-lab-pipeline-outputs'><tr style='text-align:left'><th>output</th><th>step</th>"
+        f"<th>kind</th><th>type</th><th>value</th></tr>{rows}</table>"
+    )

@@ -98,9 +98,17 @@ class RunDriver(threading.Thread):
             self.work_dir = Path(row.work_dir)
             self.workspace_id = row.workspace_id
             self.user = row.created_by
-            self.nodes = {n.name: {"status": n.status, "cached": n.cached, "outputs": n.outputs or {},
-                                   "node_id": n.node_id, "work_dir": n.work_dir, "reason": n.reason}
-                          for n in s.scalars(select(NodeRow).where(NodeRow.run_id == self.run_id))}
+            self.nodes = {
+                n.name: {
+                    "status": n.status,
+                    "cached": n.cached,
+                    "outputs": n.outputs or {},
+                    "node_id": n.node_id,
+                    "work_dir": n.work_dir,
+                    "reason": n.reason,
+                }
+                for n in s.scalars(select(NodeRow).where(NodeRow.run_id == self.run_id))
+            }
 
     # -- the loop
     def run(self) -> None:
@@ -112,8 +120,9 @@ class RunDriver(threading.Thread):
             self.ending = True
             log.exception("run %s: driver failed", self.run_id)
             self._stop_steps()
-            self._update_run(status=S.Failed, reason=f"the run's driver failed: {exc}", request="",
-                             finished_at=utcnow())
+            self._update_run(
+                status=S.Failed, reason=f"the run's driver failed: {exc}", request="", finished_at=utcnow()
+            )
         finally:
             if self.ending:
                 self._close_runners()
@@ -178,8 +187,9 @@ class RunDriver(threading.Thread):
         elif result.get("error"):
             tail = "\n".join(result.get("tail") or [])
             reason = result["error"] + (f"; last lines of its log:\n{tail}" if tail else "")
-            self._update_node(name, status=S.Failed, reason=reason, finished_at=now,
-                              outputs=result.get("outputs") or {})
+            self._update_node(
+                name, status=S.Failed, reason=reason, finished_at=now, outputs=result.get("outputs") or {}
+            )
         else:
             if self.nodes[name]["status"] == S.ReadyToSchedule:  # ended before a round saw it start
                 self._update_node(name, started_at=now)
@@ -191,12 +201,19 @@ class RunDriver(threading.Thread):
             if node["status"] != S.Initialized:
                 continue
             deps = [self.nodes[d] for d in step.depends]
-            blocked = next((d for d, n in zip(step.depends, deps)
-                            if n["status"] in (S.Failed, S.Terminated, S.Unknown)
-                            or (n["status"] == S.Skipped and not n["cached"])), None)
+            blocked = next(
+                (
+                    d
+                    for d, n in zip(step.depends, deps)
+                    if n["status"] in (S.Failed, S.Terminated, S.Unknown)
+                    or (n["status"] == S.Skipped and not n["cached"])
+                ),
+                None,
+            )
             if blocked:
-                self._update_node(name, status=S.Skipped, reason=f"not run: step {blocked!r} did not succeed",
-                                  finished_at=utcnow())
+                self._update_node(
+                    name, status=S.Skipped, reason=f"not run: step {blocked!r} did not succeed", finished_at=utcnow()
+                )
                 continue
             if all(n["status"] == S.Succeeded or (n["status"] == S.Skipped and n["cached"]) for n in deps):
                 self._start(name, step)
@@ -240,40 +257,82 @@ class RunDriver(threading.Thread):
             hit = self._cached(key)
             if hit is not None:
                 now = utcnow()
-                self._update_node(name, status=S.Skipped, cached=True, cache_key=key, inputs={
-                    "parameters": params, "artifacts": artifacts}, outputs=hit[1], started_at=now, finished_at=now,
-                    reason=f"cached: the same operator and inputs succeeded in run {hit[0]}")
+                self._update_node(
+                    name,
+                    status=S.Skipped,
+                    cached=True,
+                    cache_key=key,
+                    inputs={"parameters": params, "artifacts": artifacts},
+                    outputs=hit[1],
+                    started_at=now,
+                    finished_at=now,
+                    reason=f"cached: the same operator and inputs succeeded in run {hit[0]}",
+                )
                 return
         spec = step.operator.get("spec") or {}
-        outputs_spec = {"parameters": [{**p, "value": _templated(p["value"], params)} if "value" in p else p
-                                       for p in (spec.get("outputs") or {}).get("parameters") or []],
-                        "artifacts": [{**a, "value": _templated(a["value"], params)} if "value" in a else a
-                                      for a in (spec.get("outputs") or {}).get("artifacts") or []]}
-        plan = {"run_id": self.run_id, "node_id": node["node_id"], "workspace_id": self.workspace_id,
-                "user": self.user, "work_dir": node["work_dir"], "stop_file": str(self.work_dir / STOP_FILE),
-                "kind": step.kind, "parameters": params, "artifacts": artifacts,
-                "inputs_spec": spec.get("inputs") or {}, "outputs_spec": outputs_spec,
-                "sandbox": self._sandbox_plan(node["work_dir"], artifacts)}
+        outputs_spec = {
+            "parameters": [
+                {**p, "value": _templated(p["value"], params)} if "value" in p else p
+                for p in (spec.get("outputs") or {}).get("parameters") or []
+            ],
+            "artifacts": [
+                {**a, "value": _templated(a["value"], params)} if "value" in a else a
+                for a in (spec.get("outputs") or {}).get("artifacts") or []
+            ],
+        }
+        plan = {
+            "run_id": self.run_id,
+            "node_id": node["node_id"],
+            "workspace_id": self.workspace_id,
+            "user": self.user,
+            "work_dir": node["work_dir"],
+            "stop_file": str(self.work_dir / STOP_FILE),
+            "kind": step.kind,
+            "parameters": params,
+            "artifacts": artifacts,
+            "inputs_spec": spec.get("inputs") or {},
+            "outputs_spec": outputs_spec,
+            "sandbox": self._sandbox_plan(node["work_dir"], artifacts),
+        }
         if step.kind == "script":
-            plan.update(entry_file=spec["script"]["entryFile"], archive=spec["script"]["code"]["archive"],
-                        code_sha256=spec["script"]["code"].get("sha256", ""), env=spec["script"].get("envs") or {})
+            plan.update(
+                entry_file=spec["script"]["entryFile"],
+                archive=spec["script"]["code"]["archive"],
+                code_sha256=spec["script"]["code"].get("sha256", ""),
+                env=spec["script"].get("envs") or {},
+            )
         elif step.kind == "builtin":
             plan["builtin"] = spec["builtin"]["name"]
         else:
             plan["pickle"] = spec["function"]["pickle"]
-        self._update_node(name, status=S.ReadyToSchedule, cached=False, cache_key=key, attempt=self.attempt,
-                          inputs={"parameters": params, "artifacts": artifacts}, started_at=None, finished_at=None)
+        self._update_node(
+            name,
+            status=S.ReadyToSchedule,
+            cached=False,
+            cache_key=key,
+            attempt=self.attempt,
+            inputs={"parameters": params, "artifacts": artifacts},
+            started_at=None,
+            finished_at=None,
+        )
         (Path(node["work_dir"]) / STARTED_MARK).unlink(missing_ok=True)  # a retry's mark is its own
-        future = self.client.submit(run_step, plan, key=f"pai-pipeline-{self.run_id}-{name}-{self.attempt}",
-                                    pure=False)
+        future = self.client.submit(run_step, plan, key=f"pai-pipeline-{self.run_id}-{name}-{self.attempt}", pure=False)
         future.add_done_callback(lambda _f: self.wake.set())
         self.futures[name] = future
 
     def _cached(self, key: str) -> tuple[str, dict] | None:
         with self.store.transaction() as s:
-            row = s.execute(select(NodeRow.run_id, NodeRow.outputs).where(
-                NodeRow.workspace_id == self.workspace_id, NodeRow.cache_key == key, NodeRow.status == S.Succeeded,
-                NodeRow.cached.is_(False)).order_by(NodeRow.finished_at.desc()).limit(1)).first()
+            row = s.execute(
+                select(NodeRow.run_id, NodeRow.outputs)
+                .where(
+                    NodeRow.workspace_id == self.workspace_id,
+                    NodeRow.cache_key == key,
+                    NodeRow.status == S.Succeeded,
+                    NodeRow.cached.is_(False),
+                )
+                .order_by(NodeRow.finished_at.desc())
+                .limit(1)
+            ).first()
         if row is None:
             return None
         for value in (row[1] or {}).get("artifacts", {}).values():  # a cleaned-up output is not a hit
@@ -291,9 +350,13 @@ class RunDriver(threading.Thread):
         containment = Containment.from_platform(platform)
         state = Path(platform.state_dir).resolve()
         inputs = [p for p in (self._readable(v, containment) for v in artifacts.values()) if p]
-        return {"bwrap": self.sandbox, "read_only": [str(p) for p in containment.all],
-                "hidden": [str(state), *(str(p) for p in containment.extra_secrets)],
-                "shown_again": [str(state / SAMPLES_FOLDER), *inputs], "writable": [work_dir]}
+        return {
+            "bwrap": self.sandbox,
+            "read_only": [str(p) for p in containment.all],
+            "hidden": [str(state), *(str(p) for p in containment.extra_secrets)],
+            "shown_again": [str(state / SAMPLES_FOLDER), *inputs],
+            "writable": [work_dir],
+        }
 
     def _readable(self, value, containment) -> str | None:
         """A local input the step may read inside its sandbox: inside the allowed roots, or an output of a
@@ -302,7 +365,7 @@ class RunDriver(threading.Thread):
         uri = str(((value or {}).get("location") or {}).get("uri") or "")
         if not uri.startswith("file://"):
             return None
-        real = Path(uri[len("file://"):]).resolve()
+        real = Path(uri[len("file://") :]).resolve()
         runs = service.runs_dir(self.manager.platform).resolve()
         if real.is_relative_to(runs) and real != runs:
             with self.store.transaction() as s:

@@ -79,15 +79,21 @@ def prepare(plan: dict) -> tuple[list[str], str, dict]:
     own_env = {str(k): str(v) for k, v in (plan.get("env") or {}).items()}  # the operator's envs
     if not plan.get("sandbox"):
         env.update(own_env)
-    env.update({
-        "PYTHONUNBUFFERED": "1",
-        "PAI_WORK_DIR": str(work),
-        "PAI_INPUTS_PARAMETERS": json.dumps([{"name": k, "value": _as_text(v)} for k, v in plan["parameters"].items()]),
-        "PAI_MANIFEST_SPEC_INPUTS": json.dumps(plan["inputs_spec"]),
-        "PAI_MANIFEST_SPEC_OUTPUTS": json.dumps(plan["outputs_spec"]),
-        "PAI_RUN_ID": plan["run_id"], "PAI_NODE_ID": plan["node_id"],
-        "PAI_WORKSPACE_ID": plan["workspace_id"], "PAI_USER_ID": plan["user"],
-    })
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "PAI_WORK_DIR": str(work),
+            "PAI_INPUTS_PARAMETERS": json.dumps(
+                [{"name": k, "value": _as_text(v)} for k, v in plan["parameters"].items()]
+            ),
+            "PAI_MANIFEST_SPEC_INPUTS": json.dumps(plan["inputs_spec"]),
+            "PAI_MANIFEST_SPEC_OUTPUTS": json.dumps(plan["outputs_spec"]),
+            "PAI_RUN_ID": plan["run_id"],
+            "PAI_NODE_ID": plan["node_id"],
+            "PAI_WORKSPACE_ID": plan["workspace_id"],
+            "PAI_USER_ID": plan["user"],
+        }
+    )
     if plan["kind"] == "script":
         _extract(plan["archive"], work / "code")
         entry = plan["entry_file"]
@@ -129,8 +135,9 @@ def collect(plan: dict) -> dict:
                 value = json.loads(text)
             except ValueError:
                 value = text
-            artifacts[out["name"]] = value if isinstance(value, dict) and "location" in value \
-                else {"location": {"uri": str(value)}}
+            artifacts[out["name"]] = (
+                value if isinstance(value, dict) and "location" in value else {"location": {"uri": str(value)}}
+            )
         elif folder.is_dir() and any(folder.iterdir()):  # files written beside the pointer: the folder is it
             artifacts[out["name"]] = {"location": {"uri": f"file://{folder}"}}
         elif out.get("value") is not None:
@@ -173,8 +180,16 @@ def run_step(plan: dict) -> dict:
             return {"exit_code": -1, "outputs": {}, "error": "terminated", "tail": _tail(log)}
         return _result(plan, int(code), log)
     with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
+        )
         while proc.poll() is None:
             if stop.exists():
                 _end_process_tree(proc)
@@ -185,13 +200,22 @@ def run_step(plan: dict) -> dict:
 
 def _result(plan: dict, code: int, log: Path) -> dict:
     if code != 0:
-        return {"exit_code": code, "outputs": {}, "tail": _tail(log),
-                "error": f"the step's process exited with code {code}"}
+        return {
+            "exit_code": code,
+            "outputs": {},
+            "tail": _tail(log),
+            "error": f"the step's process exited with code {code}",
+        }
     outputs = collect(plan)
     if outputs.pop("missing"):
-        return {"exit_code": 0, "outputs": outputs, "tail": _tail(log),
-                "error": "the step did not write its output(s) " + ", ".join(collect(plan)["missing"])
-                         + " (write outputs/artifacts/<name>/data, or use context.output_artifacts[name])"}
+        return {
+            "exit_code": 0,
+            "outputs": outputs,
+            "tail": _tail(log),
+            "error": "the step did not write its output(s) "
+            + ", ".join(collect(plan)["missing"])
+            + " (write outputs/artifacts/<name>/data, or use context.output_artifacts[name])",
+        }
     return {"exit_code": 0, "outputs": outputs, "error": "", "tail": []}
 
 

@@ -17,5 +17,8 @@ def on_start(platform) -> None:
     with platform.store.transaction() as session:
         ended = service.reconcile_after_restart(session)
     if ended:
-        log.warning("pai_lab: %d pipeline run(s) were active when the control plane stopped; marked Failed: %s",
-                    len(ended), ", ".join(ended))
+        log.warning(
+            "pai_lab: %d pipeline run(s) were active when the control plane stopped; marked Failed: %s",
+            len(ended),
+            ", ".join(ended),
+        )

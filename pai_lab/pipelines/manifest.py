@@ -35,7 +35,8 @@ OPERATOR_KINDS = ("script", "function", "builtin", "container")
 
 _INPUT_REF = re.compile(r"^\{\{\s*inputs\.(parameters|artifacts)\.([A-Za-z][\w-]*)\s*\}\}$")
 _STEP_REF = re.compile(
-    r"^\{\{\s*pipelines\.([A-Za-z][\w-]*)\.outputs\.(parameters|artifacts)\.([A-Za-z][\w-]*)\s*\}\}$")
+    r"^\{\{\s*pipelines\.([A-Za-z][\w-]*)\.outputs\.(parameters|artifacts)\.([A-Za-z][\w-]*)\s*\}\}$"
+)
 
 
 @dataclass
@@ -149,35 +150,48 @@ def _check_operator(operator: Any, where: str) -> dict:
     spec = _mapping(operator.get("spec"), f"{where}.spec")
     kinds = [k for k in OPERATOR_KINDS if k in spec]
     if len(kinds) != 1:
-        raise PipelineError(f"{where}: an operator has exactly one of spec.script, spec.function, spec.builtin or "
-                            "spec.container",
-                            f"{where}.spec")
+        raise PipelineError(
+            f"{where}: an operator has exactly one of spec.script, spec.function, spec.builtin or spec.container",
+            f"{where}.spec",
+        )
     kind = kinds[0]
     body = _mapping(spec[kind], f"{where}.spec.{kind}")
     if kind == "container":
-        raise PipelineError(f"{where}: ContainerOperator steps need Docker, which this server does not run; "
-                            "use a ScriptOperator or a FunctionOperator", f"{where}.spec.container")
+        raise PipelineError(
+            f"{where}: ContainerOperator steps need Docker, which this server does not run; "
+            "use a ScriptOperator or a FunctionOperator",
+            f"{where}.spec.container",
+        )
     if kind == "builtin":
         from pai_lab.pipelines.builtins import SPECS
 
         if body.get("name") not in SPECS:
-            raise PipelineError(f"{where}.spec.builtin.name: {body.get('name')!r} is not a built-in operator "
-                                f"(built-in: {', '.join(SPECS)})", f"{where}.spec.builtin.name")
+            raise PipelineError(
+                f"{where}.spec.builtin.name: {body.get('name')!r} is not a built-in operator "
+                f"(built-in: {', '.join(SPECS)})",
+                f"{where}.spec.builtin.name",
+            )
         return operator
     if kind == "script":
         entry = body.get("entryFile")
         if not isinstance(entry, str) or not re.match(r"^[A-Za-z_][\w]*\.py$", entry):
-            raise PipelineError(f"{where}.spec.script.entryFile: {entry!r} must be a .py file at the top of the "
-                                "source folder, named like a Python module", f"{where}.spec.script.entryFile")
+            raise PipelineError(
+                f"{where}.spec.script.entryFile: {entry!r} must be a .py file at the top of the "
+                "source folder, named like a Python module",
+                f"{where}.spec.script.entryFile",
+            )
         _blob(body.get("code"), f"{where}.spec.script.code")
         envs = _mapping(body.get("envs"), f"{where}.spec.script.envs")
         if len(envs) > MAX_VARIABLES:
-            raise PipelineError(f"{where}.spec.script.envs: at most {MAX_VARIABLES} variables",
-                                f"{where}.spec.script.envs")
+            raise PipelineError(
+                f"{where}.spec.script.envs: at most {MAX_VARIABLES} variables", f"{where}.spec.script.envs"
+            )
         for key, value in envs.items():
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", key) or not isinstance(value, (str, int, float)):
-                raise PipelineError(f"{where}.spec.script.envs: {key!r} is not a variable name with a text value",
-                                    f"{where}.spec.script.envs")
+                raise PipelineError(
+                    f"{where}.spec.script.envs: {key!r} is not a variable name with a text value",
+                    f"{where}.spec.script.envs",
+                )
     else:
         _blob(body.get("pickle"), f"{where}.spec.function.pickle", field_name="pickle")
     return operator
@@ -188,8 +202,10 @@ def _blob(value: Any, where: str, field_name: str = "archive") -> None:
     if not isinstance(text, str) or not text:
         raise PipelineError(f"{where}: missing; build the operator with the SDK, which packs it", where)
     if len(text) > MAX_CODE_BYTES * 4 // 3 + 4:
-        raise PipelineError(f"{where}: larger than {MAX_CODE_BYTES >> 20} MiB; keep data out of the code and pass "
-                            "it as an artifact", where)
+        raise PipelineError(
+            f"{where}: larger than {MAX_CODE_BYTES >> 20} MiB; keep data out of the code and pass it as an artifact",
+            where,
+        )
     try:
         base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -200,30 +216,55 @@ def normalize(manifest: Any) -> dict:
     """A pipeline manifest; a leaf operator's manifest becomes a one-step pipeline with its signature."""
     manifest = _mapping(manifest, "manifest")
     if manifest.get("apiVersion", API_VERSION) != API_VERSION:
-        raise PipelineError(f"apiVersion: {manifest.get('apiVersion')!r}; this server reads {API_VERSION}",
-                            "apiVersion")
+        raise PipelineError(
+            f"apiVersion: {manifest.get('apiVersion')!r}; this server reads {API_VERSION}", "apiVersion"
+        )
     spec = _mapping(manifest.get("spec"), "spec")
     if "pipelines" in spec:
         return manifest
     if not any(k in spec for k in OPERATOR_KINDS):
-        raise PipelineError("spec: a manifest has spec.pipelines (a pipeline) or spec.script/function/container "
-                            "(an operator)", "spec")
+        raise PipelineError(
+            "spec: a manifest has spec.pipelines (a pipeline) or spec.script/function/container (an operator)", "spec"
+        )
     meta = _mapping(manifest.get("metadata"), "metadata")
     name = str(meta.get("identifier") or "step")
     name = name if NAME_PATTERN.match(name) else "step"
     inputs = _mapping(spec.get("inputs"), "spec.inputs")
     outputs = _mapping(spec.get("outputs"), "spec.outputs")
-    args = {kind: [{"name": v.get("name"), "from": "{{inputs.%s.%s}}" % (kind, v.get("name"))}
-                   for v in _list(inputs.get(kind), f"spec.inputs.{kind}", MAX_VARIABLES) if isinstance(v, dict)]
-            for kind in ("parameters", "artifacts")}
-    outs = {kind: [{**{k: v for k, v in o.items() if k in ("name", "metadata", "type", "desc")},
-                    "from": "{{pipelines.%s.outputs.%s.%s}}" % (name, kind, o.get("name"))}
-                   for o in _list(outputs.get(kind), f"spec.outputs.{kind}", MAX_VARIABLES) if isinstance(o, dict)]
-            for kind in ("parameters", "artifacts")}
-    return {"apiVersion": API_VERSION, "metadata": meta,
-            "spec": {"inputs": inputs, "outputs": outs,
-                     "pipelines": [{"apiVersion": API_VERSION, "metadata": {**meta, "name": name},
-                                    "spec": {"arguments": args, "dependencies": [], "operator": manifest}}]}}
+    args = {
+        kind: [
+            {"name": v.get("name"), "from": "{{inputs.%s.%s}}" % (kind, v.get("name"))}
+            for v in _list(inputs.get(kind), f"spec.inputs.{kind}", MAX_VARIABLES)
+            if isinstance(v, dict)
+        ]
+        for kind in ("parameters", "artifacts")
+    }
+    outs = {
+        kind: [
+            {
+                **{k: v for k, v in o.items() if k in ("name", "metadata", "type", "desc")},
+                "from": "{{pipelines.%s.outputs.%s.%s}}" % (name, kind, o.get("name")),
+            }
+            for o in _list(outputs.get(kind), f"spec.outputs.{kind}", MAX_VARIABLES)
+            if isinstance(o, dict)
+        ]
+        for kind in ("parameters", "artifacts")
+    }
+    return {
+        "apiVersion": API_VERSION,
+        "metadata": meta,
+        "spec": {
+            "inputs": inputs,
+            "outputs": outs,
+            "pipelines": [
+                {
+                    "apiVersion": API_VERSION,
+                    "metadata": {**meta, "name": name},
+                    "spec": {"arguments": args, "dependencies": [], "operator": manifest},
+                }
+            ],
+        },
+    }
 
 
 def _binding(raw: Any, where: str) -> Binding:
@@ -237,8 +278,11 @@ def _binding(raw: Any, where: str) -> Binding:
         m = _STEP_REF.match(ref) if isinstance(ref, str) else None
         if m:
             return Binding("step", step=m.group(1), name=m.group(3), value=m.group(2))
-        raise PipelineError(f"{where}: reference {ref!r} is neither {{{{inputs.<parameters|artifacts>.<name>}}}} nor "
-                            "{{pipelines.<step>.outputs.<parameters|artifacts>.<name>}}", where)
+        raise PipelineError(
+            f"{where}: reference {ref!r} is neither {{{{inputs.<parameters|artifacts>.<name>}}}} nor "
+            "{{pipelines.<step>.outputs.<parameters|artifacts>.<name>}}",
+            where,
+        )
     return Binding("value", value=raw.get("value"))
 
 
@@ -262,11 +306,17 @@ def check(manifest: Any) -> Graph:
         body = _mapping(raw.get("spec"), f"steps.{name}.spec")
         operator = _check_operator(body.get("operator"), f"steps.{name}.operator")
         if operator_kind(operator) == "pipeline":
-            raise PipelineError(f"step {name!r}: pipelines as steps are not supported yet; add its steps instead",
-                                f"steps.{name}.operator")
+            raise PipelineError(
+                f"step {name!r}: pipelines as steps are not supported yet; add its steps instead",
+                f"steps.{name}.operator",
+            )
         op_spec = operator.get("spec") or {}
-        plan = StepPlan(name, operator, _variables(op_spec.get("inputs"), "inputs", f"steps.{name}.operator.inputs"),
-                        _variables(op_spec.get("outputs"), "outputs", f"steps.{name}.operator.outputs"))
+        plan = StepPlan(
+            name,
+            operator,
+            _variables(op_spec.get("inputs"), "inputs", f"steps.{name}.operator.inputs"),
+            _variables(op_spec.get("outputs"), "outputs", f"steps.{name}.operator.outputs"),
+        )
         arguments = _mapping(body.get("arguments"), f"steps.{name}.arguments")
         for kind in ("parameters", "artifacts"):
             target = plan.parameters if kind == "parameters" else plan.artifacts
@@ -274,11 +324,17 @@ def check(manifest: Any) -> Graph:
                 arg_name = raw_arg.get("name") if isinstance(raw_arg, dict) else None
                 where = f"steps.{name}.{arg_name}"
                 if arg_name not in plan.inputs:
-                    raise PipelineError(f"step {name!r}: {arg_name!r} is not an input of its operator (inputs: "
-                                        f"{', '.join(v.name for v in plan.inputs) or 'none'})", where)
+                    raise PipelineError(
+                        f"step {name!r}: {arg_name!r} is not an input of its operator (inputs: "
+                        f"{', '.join(v.name for v in plan.inputs) or 'none'})",
+                        where,
+                    )
                 if plan.inputs[arg_name].kind != kind:
-                    raise PipelineError(f"step {name!r}: input {arg_name!r} is a {plan.inputs[arg_name].kind[:-1]}, "
-                                        f"given as a {kind[:-1]}", where)
+                    raise PipelineError(
+                        f"step {name!r}: input {arg_name!r} is a {plan.inputs[arg_name].kind[:-1]}, "
+                        f"given as a {kind[:-1]}",
+                        where,
+                    )
                 target[arg_name] = _binding(raw_arg, where)
         deps = _list(body.get("dependencies"), f"steps.{name}.dependencies", MAX_STEPS)
         plan.depends = [str(d) for d in deps]
@@ -295,8 +351,9 @@ def _check_step_inputs(plan: StepPlan, inputs: VariablesSpec, steps: dict[str, S
     name = plan.name
     for dep in plan.depends:
         if dep not in steps:
-            raise PipelineError(f"step {name!r}: depends on {dep!r}, which is not a step of this pipeline",
-                                f"steps.{name}.dependencies")
+            raise PipelineError(
+                f"step {name!r}: depends on {dep!r}, which is not a step of this pipeline", f"steps.{name}.dependencies"
+            )
     for var in plan.inputs:
         bindings = plan.parameters if var.kind == "parameters" else plan.artifacts
         where = f"steps.{name}.{var.name}"
@@ -304,32 +361,45 @@ def _check_step_inputs(plan: StepPlan, inputs: VariablesSpec, steps: dict[str, S
         if bound is None or (bound.source == "value" and bound.value is None):
             missing = var.required if var.kind == "artifacts" else var.default is None
             if missing:
-                raise PipelineError(f"step {name!r}: required input {var.name!r} is not connected; give it a value, "
-                                    "a pipeline input or another step's output", where)
+                raise PipelineError(
+                    f"step {name!r}: required input {var.name!r} is not connected; give it a value, "
+                    "a pipeline input or another step's output",
+                    where,
+                )
             continue
         if bound.source == "value":
             if var.kind == "parameters":
                 coerce(var, bound.value, where)
             continue
         if bound.value != var.kind:
-            raise PipelineError(f"step {name!r}: input {var.name!r} is a {var.kind[:-1]} but takes a "
-                                f"{bound.value[:-1]}", where)
+            raise PipelineError(
+                f"step {name!r}: input {var.name!r} is a {var.kind[:-1]} but takes a {bound.value[:-1]}", where
+            )
         if bound.source == "input":
             if bound.name not in inputs or inputs[bound.name].kind != var.kind:
-                raise PipelineError(f"step {name!r}: input {var.name!r} takes pipeline input {bound.name!r}, which "
-                                    "the pipeline does not declare", where)
+                raise PipelineError(
+                    f"step {name!r}: input {var.name!r} takes pipeline input {bound.name!r}, which "
+                    "the pipeline does not declare",
+                    where,
+                )
             source = inputs[bound.name]
             source_text = f"pipeline input {bound.name!r}"
         else:
             if bound.step not in steps:
-                raise PipelineError(f"step {name!r}: input {var.name!r} takes an output of {bound.step!r}, which is "
-                                    "not a step of this pipeline", where)
+                raise PipelineError(
+                    f"step {name!r}: input {var.name!r} takes an output of {bound.step!r}, which is "
+                    "not a step of this pipeline",
+                    where,
+                )
             if bound.step == name:
                 raise PipelineError(f"step {name!r}: input {var.name!r} takes the step's own output", where)
             producer = steps[bound.step]
             if bound.name not in producer.outputs or producer.outputs[bound.name].kind != var.kind:
-                raise PipelineError(f"step {name!r}: input {var.name!r} takes {bound.name!r} of step "
-                                    f"{bound.step!r}, which has no such {var.kind[:-1]} output", where)
+                raise PipelineError(
+                    f"step {name!r}: input {var.name!r} takes {bound.name!r} of step "
+                    f"{bound.step!r}, which has no such {var.kind[:-1]} output",
+                    where,
+                )
             source = producer.outputs[bound.name]
             source_text = f"output {bound.name!r} of step {bound.step!r}"
             if bound.step not in plan.depends:
@@ -340,11 +410,15 @@ def _check_step_inputs(plan: StepPlan, inputs: VariablesSpec, steps: dict[str, S
 def _check_types(target, source, what: str, where: str) -> None:
     if target.kind == "parameters":
         if target.typ != source.typ:
-            raise PipelineError(f"{what}: a {source.typ.value} parameter where a {target.typ.value} one is expected",
-                                where)
+            raise PipelineError(
+                f"{what}: a {source.typ.value} parameter where a {target.typ.value} one is expected", where
+            )
     elif not target.metadata.compatible_with(source.metadata):
-        raise PipelineError(f"{what}: its type {source.metadata.data_type.value} does not match "
-                            f"{target.metadata.data_type.value} (types must be equal, or Any)", where)
+        raise PipelineError(
+            f"{what}: its type {source.metadata.data_type.value} does not match "
+            f"{target.metadata.data_type.value} (types must be equal, or Any)",
+            where,
+        )
 
 
 def _topological(steps: dict[str, StepPlan]) -> list[str]:
@@ -361,8 +435,11 @@ def _topological(steps: dict[str, StepPlan]) -> list[str]:
                     ready.append(other)
     if len(order) != len(steps):
         cycle = sorted(n for n in steps if n not in order)
-        raise PipelineError(f"steps {', '.join(repr(c) for c in cycle)}: cycle dependency detected; a step cannot "
-                            "wait on itself through others", f"steps.{cycle[0]}.dependencies")
+        raise PipelineError(
+            f"steps {', '.join(repr(c) for c in cycle)}: cycle dependency detected; a step cannot "
+            "wait on itself through others",
+            f"steps.{cycle[0]}.dependencies",
+        )
     return order
 
 
@@ -392,8 +469,13 @@ def coerce(var: PipelineParameter, value: Any, where: str) -> Any:
     typ = var.typ
     try:
         if typ == ParameterType.String:
-            return value if isinstance(value, str) else json.dumps(value) if isinstance(value, (dict, list)) \
+            return (
+                value
+                if isinstance(value, str)
+                else json.dumps(value)
+                if isinstance(value, (dict, list))
                 else str(value)
+            )
         if typ == ParameterType.Bool:
             if isinstance(value, bool):
                 return value
@@ -440,7 +522,7 @@ def location(value: Any) -> dict:
             return {"location": {"uri": value}}
     if isinstance(value, dict) and isinstance(value.get("location"), dict):
         return value
-    raise PipelineError(f"artifact value {value!r}: expected a path, a URL or {{\"location\": {{...}}}}", "value")
+    raise PipelineError(f'artifact value {value!r}: expected a path, a URL or {{"location": {{...}}}}', "value")
 
 
 def check_name_or_default(name: str | None, default: str, field_name: str) -> str:

@@ -48,8 +48,14 @@ def _default_provider() -> str:
 class OperatorBase:
     """What every operator (and a Pipeline) shares: a signature, an identity, a manifest, run()."""
 
-    def __init__(self, inputs: list[PipelineVariable] | None = None, outputs: list[PipelineVariable] | None = None,
-                 identifier: str | None = None, version: str | None = None, provider: str | None = None):
+    def __init__(
+        self,
+        inputs: list[PipelineVariable] | None = None,
+        outputs: list[PipelineVariable] | None = None,
+        identifier: str | None = None,
+        version: str | None = None,
+        provider: str | None = None,
+    ):
         self._inputs = VariablesSpec([v.copy(io_type="inputs", parent=None) for v in (inputs or [])])
         self._outputs = VariablesSpec([v.copy(io_type="outputs", parent=None) for v in (outputs or [])])
         self.identifier = check_name_or_default(identifier, _temp_identifier(), "identifier")
@@ -85,15 +91,25 @@ class OperatorBase:
 
         return PipelineStep(operator=self, inputs=inputs, name=name, depends=depends)
 
-    def run(self, job_name: str | None = None, arguments: dict | None = None, wait: bool = True,
-            show_outputs: bool = True, *, workspace=None, cache: bool = True, timeout: float | None = None):
+    def run(
+        self,
+        job_name: str | None = None,
+        arguments: dict | None = None,
+        wait: bool = True,
+        show_outputs: bool = True,
+        *,
+        workspace=None,
+        cache: bool = True,
+        timeout: float | None = None,
+    ):
         """Run on the pai_lab control plane (``workspace``: a workspace client or name; default: the
         server this process finds, workspace "default"). Returns a PipelineRun."""
         from pai_lab.client.pipelines import workspace_client
 
         ws = workspace_client(workspace)
-        return ws.pipelines.run(self, arguments=arguments, name=job_name, wait=wait, show_outputs=show_outputs,
-                                cache=cache, timeout=timeout)
+        return ws.pipelines.run(
+            self, arguments=arguments, name=job_name, wait=wait, show_outputs=show_outputs, cache=cache, timeout=timeout
+        )
 
     def save(self, identifier: str, version: str = DEFAULT_VERSION, *, workspace=None) -> SavedOperator:
         """Save in the workspace's registry as identifier@version (the provider is you); returns the
@@ -150,8 +166,9 @@ class SavedOperator(OperatorBase):
         return cls(pipeline_id, workspace=workspace)
 
     @classmethod
-    def list(cls, identifier: str | None = None, provider: str | None = None, version: str | None = None, *,
-             workspace=None):
+    def list(
+        cls, identifier: str | None = None, provider: str | None = None, version: str | None = None, *, workspace=None
+    ):
         """The saved operators that match, one at a time (a generator, as in PAI)."""
         from pai_lab.client.pipelines import workspace_client
 
@@ -160,21 +177,31 @@ class SavedOperator(OperatorBase):
             yield pipelines.operator(info.pipeline_id)
 
     @classmethod
-    def get_by_identifier(cls, identifier: str, provider: str | None = None, version: str = DEFAULT_VERSION, *,
-                          workspace=None) -> SavedOperator:
+    def get_by_identifier(
+        cls, identifier: str, provider: str | None = None, version: str = DEFAULT_VERSION, *, workspace=None
+    ) -> SavedOperator:
         from pai_lab.client.pipelines import workspace_client
 
         pipelines = workspace_client(workspace).pipelines
         found = pipelines.operators(identifier=identifier, provider=provider, version=version)
         if not found:
             whose = f" of provider {provider!r}" if provider else ""
-            hint = " (built-in 'pai' operators: split, type_transform, sql, normalize_1, logisticregression_binary, " \
-                   "Prediction_1, evaluate_1)" if provider == "pai" else ""
-            raise PipelineError(f"no saved operator {identifier}@{version}{whose} in this workspace{hint}; "
-                                "save one with op.save(identifier, version)", "identifier")
+            hint = (
+                " (built-in 'pai' operators: split, type_transform, sql, normalize_1, logisticregression_binary, "
+                "Prediction_1, evaluate_1)"
+                if provider == "pai"
+                else ""
+            )
+            raise PipelineError(
+                f"no saved operator {identifier}@{version}{whose} in this workspace{hint}; "
+                "save one with op.save(identifier, version)",
+                "identifier",
+            )
         if len(found) > 1:
-            raise PipelineError(f"{identifier}@{version} is saved by {', '.join(f.provider for f in found)}; name the "
-                                "provider", "provider")
+            raise PipelineError(
+                f"{identifier}@{version} is saved by {', '.join(f.provider for f in found)}; name the provider",
+                "provider",
+            )
         return pipelines.operator(found[0].pipeline_id)
 
 
@@ -193,8 +220,11 @@ def _pack(folder: Path) -> bytes:
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             tar.addfile(info, io.BytesIO(data))
             if buf.tell() > MAX_CODE_BYTES:
-                raise PipelineError(f"source_dir {str(folder)!r} packs to more than {MAX_CODE_BYTES >> 20} MiB; keep "
-                                    "data out of it and pass data as an artifact", "source_dir")
+                raise PipelineError(
+                    f"source_dir {str(folder)!r} packs to more than {MAX_CODE_BYTES >> 20} MiB; keep "
+                    "data out of it and pass data as an artifact",
+                    "source_dir",
+                )
     return buf.getvalue()
 
 
@@ -203,19 +233,35 @@ class ScriptOperator(OperatorBase):
 
     Takes the SDK's ``entry_file``/``source_dir`` and the manual's ``entry_point``/``script_dir``."""
 
-    def __init__(self, entry_file: str | None = None, source_dir: str | None = None, inputs=None, outputs=None,
-                 command=None, image_uri: str | None = None, *, entry_point: str | None = None,
-                 script_dir: str | None = None, env: dict | None = None, identifier: str | None = None,
-                 version: str | None = None, provider: str | None = None):
+    def __init__(
+        self,
+        entry_file: str | None = None,
+        source_dir: str | None = None,
+        inputs=None,
+        outputs=None,
+        command=None,
+        image_uri: str | None = None,
+        *,
+        entry_point: str | None = None,
+        script_dir: str | None = None,
+        env: dict | None = None,
+        identifier: str | None = None,
+        version: str | None = None,
+        provider: str | None = None,
+    ):
         super().__init__(inputs, outputs, identifier, version, provider)
         entry = entry_file or entry_point
         source = source_dir or script_dir
         if not entry:
-            raise PipelineError("entry_file: give the script to run (entry_file=, or the manual's entry_point=)",
-                                "entry_file")
+            raise PipelineError(
+                "entry_file: give the script to run (entry_file=, or the manual's entry_point=)", "entry_file"
+            )
         if command is not None:
-            raise PipelineError("command: a ScriptOperator runs its entry file (PAI's launch); use a "
-                                "FunctionOperator or a script for anything else", "command")
+            raise PipelineError(
+                "command: a ScriptOperator runs its entry file (PAI's launch); use a "
+                "FunctionOperator or a script for anything else",
+                "command",
+            )
         entry_path = Path(entry).expanduser()
         if source:
             folder = Path(source).expanduser().resolve()
@@ -227,8 +273,9 @@ class ScriptOperator(OperatorBase):
         if not entry_path.is_file():
             raise PipelineError(f"entry_file {entry!r} is not a file", "entry_file")
         if entry_path.parent != folder:
-            raise PipelineError(f"entry_file {entry!r} must sit at the top level of source_dir {str(folder)!r}",
-                                "entry_file")
+            raise PipelineError(
+                f"entry_file {entry!r} must sit at the top level of source_dir {str(folder)!r}", "entry_file"
+            )
         self.entry_file = entry_path.name
         self.source_dir = str(folder)
         self.image_uri = image_uri  # recorded, not used: steps run in this Python, not an image
@@ -278,8 +325,13 @@ def _pickle_function(cloudpickle, fn: Callable) -> bytes:
     module = sys.modules.get(getattr(fn, "__module__", "") or "")
     path = str(getattr(module, "__file__", "") or "")
     installed = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["stdlib"], *site.getsitepackages()]
-    own = (module is not None and path and module.__name__ != "__main__" and not module.__name__.startswith("pai_lab")
-           and not any(path.startswith(p) for p in installed if p))
+    own = (
+        module is not None
+        and path
+        and module.__name__ != "__main__"
+        and not module.__name__.startswith("pai_lab")
+        and not any(path.startswith(p) for p in installed if p)
+    )
     if own:
         cloudpickle.register_pickle_by_value(module)
     try:
@@ -295,8 +347,15 @@ class FunctionOperator(OperatorBase):
     step's :class:`~pai_lab.pipelines.context.Context`) when it takes one; a dict it returns fills its
     output parameters."""
 
-    def __init__(self, fn: Callable, inputs=None, outputs=None, identifier: str | None = None,
-                 version: str | None = None, provider: str | None = None):
+    def __init__(
+        self,
+        fn: Callable,
+        inputs=None,
+        outputs=None,
+        identifier: str | None = None,
+        version: str | None = None,
+        provider: str | None = None,
+    ):
         if not callable(fn):
             raise PipelineError("fn: a FunctionOperator wraps a function", "fn")
         if inputs is None:
@@ -312,8 +371,11 @@ class FunctionOperator(OperatorBase):
 
             data = _pickle_function(cloudpickle, self.fn)
             if len(data) > MAX_CODE_BYTES:
-                raise PipelineError(f"fn: pickles to {len(data)} bytes; keep data out of the function's closure and "
-                                    "pass it as an artifact", "fn")
+                raise PipelineError(
+                    f"fn: pickles to {len(data)} bytes; keep data out of the function's closure and "
+                    "pass it as an artifact",
+                    "fn",
+                )
             self._pickle = base64.b64encode(data).decode()
         spec = super().spec_to_dict()
         spec["function"] = {"name": getattr(self.fn, "__qualname__", "fn"), "pickle": self._pickle}
@@ -323,8 +385,9 @@ class FunctionOperator(OperatorBase):
         return self.fn(*args, **kwargs)
 
 
-def component(fn: Callable | None = None, *, inputs=None, outputs=None, identifier: str | None = None,
-              version: str | None = None):
+def component(
+    fn: Callable | None = None, *, inputs=None, outputs=None, identifier: str | None = None, version: str | None = None
+):
     """``@component`` or ``@component(outputs=[...])``: a function as a FunctionOperator."""
 
     def wrap(f: Callable) -> FunctionOperator:
@@ -338,5 +401,4 @@ def value_of(arg: Any) -> Any:
     return getattr(arg, "value", arg) if hasattr(arg, "producer_id") else arg
 
 
-__all__ = ["FunctionOperator", "OperatorBase", "PipelineArtifact", "PipelineParameter", "ScriptOperator",
-           "component"]
+__all__ = ["FunctionOperator", "OperatorBase", "PipelineArtifact", "PipelineParameter", "ScriptOperator", "component"]

@@ -19,25 +19,40 @@ class PipelineStep:
     """One node: an operator with its inputs assigned. ``operator=`` takes any operator (saved or not);
     ``identifier``/``provider``/``version`` name a saved one."""
 
-    def __init__(self, identifier: str | None = None, provider: str | None = None, version: str = "v1",
-                 inputs: dict | list | None = None, name: str | None = None, depends=None, *,
-                 operator: OperatorBase | None = None, workspace=None):
+    def __init__(
+        self,
+        identifier: str | None = None,
+        provider: str | None = None,
+        version: str = "v1",
+        inputs: dict | list | None = None,
+        name: str | None = None,
+        depends=None,
+        *,
+        operator: OperatorBase | None = None,
+        workspace=None,
+    ):
         if operator is None:
             if not identifier:
-                raise PipelineError("a step needs an operator (operator=op, or op.as_step()) or a saved operator's "
-                                    "identifier", "identifier")
+                raise PipelineError(
+                    "a step needs an operator (operator=op, or op.as_step()) or a saved operator's identifier",
+                    "identifier",
+                )
             from pai_lab.pipelines.operators import SavedOperator
 
             operator = SavedOperator.get_by_identifier(identifier, provider, version, workspace=workspace)
         self.operator = operator
         self.name = check_name(name, "name") if name is not None else None
         self._depends: list[PipelineStep] = []
-        self._inputs = VariablesSpec([v.copy(io_type="inputs", parent=self, from_=None,
-                                             value=getattr(v, "value", None)) for v in operator.inputs])
+        self._inputs = VariablesSpec(
+            [
+                v.copy(io_type="inputs", parent=self, from_=None, value=getattr(v, "value", None))
+                for v in operator.inputs
+            ]
+        )
         self._outputs = VariablesSpec([v.copy(io_type="outputs", parent=self, from_=None) for v in operator.outputs])
         self._assigned: dict[str, Any] = {}
         self._assign(inputs)
-        for step in ([depends] if isinstance(depends, PipelineStep) else list(depends or [])):
+        for step in [depends] if isinstance(depends, PipelineStep) else list(depends or []):
             self.after(step)
 
     def _assign(self, inputs: dict | list | None) -> None:
@@ -45,18 +60,25 @@ class PipelineStep:
             return
         if isinstance(inputs, (list, tuple)):
             if len(inputs) > len(self._inputs):
-                raise PipelineError(f"step {self.name!r}: {len(inputs)} inputs given, the operator takes "
-                                    f"{len(self._inputs)}", "inputs")
+                raise PipelineError(
+                    f"step {self.name!r}: {len(inputs)} inputs given, the operator takes {len(self._inputs)}", "inputs"
+                )
             inputs = {self._inputs[i].name: v for i, v in enumerate(inputs)}
         for key, value in inputs.items():
             if key not in self._inputs:
-                raise PipelineError(f"step {self.name or self.operator.identifier!r}: {key!r} is not an input of its "
-                                    f"operator (inputs: {', '.join(v.name for v in self._inputs) or 'none'})",
-                                    f"steps.{self.name}.{key}")
+                raise PipelineError(
+                    f"step {self.name or self.operator.identifier!r}: {key!r} is not an input of its "
+                    f"operator (inputs: {', '.join(v.name for v in self._inputs) or 'none'})",
+                    f"steps.{self.name}.{key}",
+                )
             value = value_of(value)
             self._assigned[key] = value
-            if (isinstance(value, PipelineVariable) and value.parent is not None and value.parent is not self
-                    and value.parent not in self._depends):
+            if (
+                isinstance(value, PipelineVariable)
+                and value.parent is not None
+                and value.parent is not self
+                and value.parent not in self._depends
+            ):
                 self._depends.append(value.parent)
 
     def after(self, *steps: PipelineStep) -> PipelineStep:
@@ -98,10 +120,15 @@ class PipelineStep:
             else:
                 entry["value"] = value
             args[var.kind].append(entry)
-        return {"apiVersion": manifests.API_VERSION,
-                "metadata": {**self.operator.metadata, "name": self.name},
-                "spec": {"arguments": args, "dependencies": [s.name for s in self._depends],
-                         "operator": self.operator.to_dict()}}
+        return {
+            "apiVersion": manifests.API_VERSION,
+            "metadata": {**self.operator.metadata, "name": self.name},
+            "spec": {
+                "arguments": args,
+                "dependencies": [s.name for s in self._depends],
+                "operator": self.operator.to_dict(),
+            },
+        }
 
     def __repr__(self) -> str:
         return f"<PipelineStep {self.name} ({self.operator.identifier})>"
@@ -110,17 +137,26 @@ class PipelineStep:
 class Pipeline(OperatorBase):
     """A DAG of steps, itself an operator: ``run()``, ``to_dict()``, ``dot()``."""
 
-    def __init__(self, steps: list[PipelineStep] | None = None, inputs: list[PipelineVariable] | None = None,
-                 outputs: list | dict | None = None, identifier: str | None = None, version: str | None = None,
-                 provider: str | None = None):
+    def __init__(
+        self,
+        steps: list[PipelineStep] | None = None,
+        inputs: list[PipelineVariable] | None = None,
+        outputs: list | dict | None = None,
+        identifier: str | None = None,
+        version: str | None = None,
+        provider: str | None = None,
+    ):
         outputs_map = self._outputs_map(outputs)
         all_steps = self._collect(list(steps or []), [v.parent for v in outputs_map.values()])
         free = self._free_inputs(all_steps)
         if inputs is not None:
             given = {v.name for v in inputs}
             if given != set(free):
-                raise PipelineError(f"inputs: the steps read {sorted(free) or 'no inputs'}, the pipeline declares "
-                                    f"{sorted(given)}; declare exactly the free inputs (or leave inputs out)", "inputs")
+                raise PipelineError(
+                    f"inputs: the steps read {sorted(free) or 'no inputs'}, the pipeline declares "
+                    f"{sorted(given)}; declare exactly the free inputs (or leave inputs out)",
+                    "inputs",
+                )
             order = [free[v.name] for v in inputs]
         else:
             order = list(free.values())
@@ -128,8 +164,9 @@ class Pipeline(OperatorBase):
         self._inputs = VariablesSpec(order)  # the same objects the steps read, so references resolve
         self._steps = all_steps
         self._pipeline_outputs = outputs_map
-        self._outputs = VariablesSpec([v.copy(io_type="outputs", parent=None, name=name)
-                                       for name, v in outputs_map.items()])
+        self._outputs = VariablesSpec(
+            [v.copy(io_type="outputs", parent=None, name=name) for name, v in outputs_map.items()]
+        )
         self.graph_info = manifests.check(self.to_dict())  # the one set of rules, as the server applies them
 
     @staticmethod
@@ -140,11 +177,13 @@ class Pipeline(OperatorBase):
         found: dict[str, PipelineVariable] = {}
         for name, var in items:
             if not isinstance(var, PipelineVariable) or var.parent is None or var.io_type != "outputs":
-                raise PipelineError(f"outputs.{name}: a pipeline output is a step's output (step.outputs[...])",
-                                    f"outputs.{name}")
+                raise PipelineError(
+                    f"outputs.{name}: a pipeline output is a step's output (step.outputs[...])", f"outputs.{name}"
+                )
             if name in found:
-                raise PipelineError(f"outputs: two outputs are named {name!r}; rename one (outputs as a dict)",
-                                    f"outputs.{name}")
+                raise PipelineError(
+                    f"outputs: two outputs are named {name!r}; rename one (outputs as a dict)", f"outputs.{name}"
+                )
             found[check_name(name, f"outputs.{name}")] = var
         return found
 
@@ -185,8 +224,10 @@ class Pipeline(OperatorBase):
         for step in steps:
             for var in step.free_variables:
                 if var.name in free and free[var.name] is not var:
-                    raise PipelineError(f"inputs: two different pipeline inputs are named {var.name!r}; rename one",
-                                        f"inputs.{var.name}")
+                    raise PipelineError(
+                        f"inputs: two different pipeline inputs are named {var.name!r}; rename one",
+                        f"inputs.{var.name}",
+                    )
                 free[var.name] = var
         params = {n: v for n, v in free.items() if v.kind == "parameters"}
         return {**params, **{n: v for n, v in free.items() if v.kind == "artifacts"}}
@@ -201,8 +242,7 @@ class Pipeline(OperatorBase):
             entry = {**var.to_dict(), "name": name, "from": var.ref}
             entry.pop("value", None)
             outputs[var.kind].append(entry)
-        return {"inputs": self.inputs.to_dict(), "outputs": outputs,
-                "pipelines": [s.to_dict() for s in self._steps]}
+        return {"inputs": self.inputs.to_dict(), "outputs": outputs, "pipelines": [s.to_dict() for s in self._steps]}
 
     def graph(self, status: dict[str, str] | None = None) -> str:
         """The DAG as graphviz source text (steps coloured by ``status`` when given)."""

@@ -27,8 +27,15 @@ _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def _info(row: OperatorRow) -> SavedOperatorInfo:
-    return SavedOperatorInfo(pipeline_id=row.id, identifier=row.identifier, provider=row.provider,
-                             version=row.version, kind=row.kind, created_by=row.created_by, created_at=row.created_at)
+    return SavedOperatorInfo(
+        pipeline_id=row.id,
+        identifier=row.identifier,
+        provider=row.provider,
+        version=row.version,
+        kind=row.kind,
+        created_by=row.created_by,
+        created_at=row.created_at,
+    )
 
 
 def _detail(row: OperatorRow) -> SavedOperatorDetail:
@@ -39,23 +46,47 @@ def save_operator(session: Session, user: str, workspace: str, body: OperatorSav
     access = authorize(session, user, workspace, "pipeline.run")
     identifier = check_name(body.identifier, "identifier")
     if not _VERSION.match(body.version):
-        raise PipelineError(f"version: {body.version!r} is not allowed; use 1-64 letters, digits, '.', '_' or '-'",
-                            "version")
+        raise PipelineError(
+            f"version: {body.version!r} is not allowed; use 1-64 letters, digits, '.', '_' or '-'", "version"
+        )
     manifests.check(body.manifest)  # the rules a run applies: a saved operator is one that can run
     if user == "pai":
         raise PipelineError("provider 'pai' is the built-in operators'; save as another member", "identifier")
     kind = manifests.operator_kind(body.manifest)
-    manifest = {**body.manifest, "metadata": {**(body.manifest.get("metadata") or {}), "identifier": identifier,
-                                              "provider": user, "version": body.version}}
-    taken = session.scalar(select(OperatorRow.id).where(
-        OperatorRow.workspace_id == access.workspace_id, OperatorRow.identifier == identifier,
-        OperatorRow.provider == user, OperatorRow.version == body.version))
+    manifest = {
+        **body.manifest,
+        "metadata": {
+            **(body.manifest.get("metadata") or {}),
+            "identifier": identifier,
+            "provider": user,
+            "version": body.version,
+        },
+    }
+    taken = session.scalar(
+        select(OperatorRow.id).where(
+            OperatorRow.workspace_id == access.workspace_id,
+            OperatorRow.identifier == identifier,
+            OperatorRow.provider == user,
+            OperatorRow.version == body.version,
+        )
+    )
     if taken:
-        raise Conflict(f"{identifier}@{body.version} of provider {user} is already saved ({taken}); save under "
-                       "another version", "version")
+        raise Conflict(
+            f"{identifier}@{body.version} of provider {user} is already saved ({taken}); save under another version",
+            "version",
+        )
     digest = hashlib.sha256(f"{access.workspace_id}/{identifier}/{user}/{body.version}".encode()).hexdigest()
-    row = OperatorRow(id="pl-" + digest[:16], workspace_id=access.workspace_id, identifier=identifier, provider=user,
-                      version=body.version, kind=kind, manifest=manifest, created_by=user, created_at=utcnow())
+    row = OperatorRow(
+        id="pl-" + digest[:16],
+        workspace_id=access.workspace_id,
+        identifier=identifier,
+        provider=user,
+        version=body.version,
+        kind=kind,
+        manifest=manifest,
+        created_by=user,
+        created_at=utcnow(),
+    )
     session.add(row)
     try:
         session.flush()
@@ -73,20 +104,41 @@ def _builtins(identifier: str | None, provider: str | None, version: str | None)
 
     if provider not in (None, "", builtins.PROVIDER) or version not in (None, "", builtins.VERSION):
         return []
-    return [SavedOperatorDetail(pipeline_id=builtins.pipeline_id(name), identifier=name, provider=builtins.PROVIDER,
-                                version=builtins.VERSION, kind="builtin", created_by=builtins.PROVIDER,
-                                created_at=BUILTIN_SINCE, manifest=builtins.manifest(name))
-            for name in builtins.SPECS if identifier in (None, "", name)]
+    return [
+        SavedOperatorDetail(
+            pipeline_id=builtins.pipeline_id(name),
+            identifier=name,
+            provider=builtins.PROVIDER,
+            version=builtins.VERSION,
+            kind="builtin",
+            created_by=builtins.PROVIDER,
+            created_at=BUILTIN_SINCE,
+            manifest=builtins.manifest(name),
+        )
+        for name in builtins.SPECS
+        if identifier in (None, "", name)
+    ]
 
 
-def list_operators(session: Session, user: str, workspace: str, *, identifier: str | None = None,
-                   provider: str | None = None, version: str | None = None) -> list[SavedOperatorInfo]:
+def list_operators(
+    session: Session,
+    user: str,
+    workspace: str,
+    *,
+    identifier: str | None = None,
+    provider: str | None = None,
+    version: str | None = None,
+) -> list[SavedOperatorInfo]:
     access = authorize(session, user, workspace, "pipeline.read")
-    shipped = [SavedOperatorInfo(**b.model_dump(exclude={"manifest"}))
-               for b in _builtins(identifier, provider, version)]
+    shipped = [
+        SavedOperatorInfo(**b.model_dump(exclude={"manifest"})) for b in _builtins(identifier, provider, version)
+    ]
     query = select(OperatorRow).where(OperatorRow.workspace_id == access.workspace_id)
-    for column, value in ((OperatorRow.identifier, identifier), (OperatorRow.provider, provider),
-                          (OperatorRow.version, version)):
+    for column, value in (
+        (OperatorRow.identifier, identifier),
+        (OperatorRow.provider, provider),
+        (OperatorRow.version, version),
+    ):
         if value:
             query = query.where(column == value)
     return shipped + [_info(r) for r in session.scalars(query.order_by(OperatorRow.identifier, OperatorRow.version))]
@@ -99,6 +151,8 @@ def get_operator(session: Session, user: str, workspace: str, pipeline_id: str) 
         return shipped
     row = session.get(OperatorRow, pipeline_id)
     if row is None or row.workspace_id != access.workspace_id:
-        raise NotFound(f"saved operator {pipeline_id!r} not found in this workspace; `ws.pipelines.operators()` "
-                       "lists them", "pipeline_id")
+        raise NotFound(
+            f"saved operator {pipeline_id!r} not found in this workspace; `ws.pipelines.operators()` lists them",
+            "pipeline_id",
+        )
     return _detail(row)

@@ -70,15 +70,29 @@ def _start(plan: dict, run_dir: str, sandbox: dict | None) -> _Runner:
 
     env = scrub(dict(os.environ))  # never the server's own credentials
     # the run's variables from the start: a runner is found (and ended) by them like a step's process
-    env.update({"PYTHONUNBUFFERED": "1", "PAI_RUN_ID": plan["run_id"], "PAI_WORKSPACE_ID": plan["workspace_id"],
-                "PAI_USER_ID": plan["user"]})
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "PAI_RUN_ID": plan["run_id"],
+            "PAI_WORKSPACE_ID": plan["workspace_id"],
+            "PAI_USER_ID": plan["user"],
+        }
+    )
     argv = [sys.executable, "-m", "pai_lab.pipelines.runner"]
     if sandbox:
         argv = sandboxed_argv(sandbox, argv, run_dir, [])
 
     def spawn() -> subprocess.Popen:
-        return subprocess.Popen(argv, cwd=run_dir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
+        return subprocess.Popen(
+            argv,
+            cwd=run_dir,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
+        )
 
     return _Runner(_SPAWNER.submit(spawn).result())
 

@@ -9,8 +9,19 @@ from pydantic import Field
 
 from pai_lab.schema import Int, Name, Schema
 
-PipelineState = Literal["Initialized", "ReadyToSchedule", "Starting", "Running", "WorkflowServiceStarting", "Suspended",
-                   "Succeeded", "Terminated", "Unknown", "Skipped", "Failed"]
+PipelineState = Literal[
+    "Initialized",
+    "ReadyToSchedule",
+    "Starting",
+    "Running",
+    "WorkflowServiceStarting",
+    "Suspended",
+    "Succeeded",
+    "Terminated",
+    "Unknown",
+    "Skipped",
+    "Failed",
+]
 MAX_ARGUMENTS = 256
 
 
@@ -19,9 +30,11 @@ class PipelineRunCreate(Schema):
     input names. The manifest is PAI's ``core/v1`` document, as ``Pipeline.to_dict()`` writes it."""
 
     manifest: dict[str, Any] = Field(description="the pipeline's (or operator's) manifest")
-    arguments: dict[str, Any] = Field(default_factory=dict, max_length=MAX_ARGUMENTS,
-                                      description="values of the pipeline's inputs: parameters, and artifacts as a "
-                                                  "path, a URL or a location JSON")
+    arguments: dict[str, Any] = Field(
+        default_factory=dict,
+        max_length=MAX_ARGUMENTS,
+        description="values of the pipeline's inputs: parameters, and artifacts as a path, a URL or a location JSON",
+    )
     name: Name | None = Field(None, description="the run's name (PAI's job_name); default: the pipeline's identifier")
     cache: bool = Field(True, description="skip a step whose operator and inputs equal a succeeded step's")
 

@@ -33,8 +33,10 @@ from pai_lab.workspaces import authorize
 
 RUNS_FOLDER = "runs"
 ACTIVE = (S.Initialized, S.ReadyToSchedule, S.WorkflowServiceStarting, S.Starting, S.Running)
-RESTART_REASON = ("the control plane stopped while the run was {status}; its running steps ended with it. "
-                  "Retry the run to run its unfinished steps again")
+RESTART_REASON = (
+    "the control plane stopped while the run was {status}; its running steps ended with it. "
+    "Retry the run to run its unfinished steps again"
+)
 
 
 def runs_dir(platform) -> Path:
@@ -53,7 +55,7 @@ def artifact_location(session: Session, platform, workspace_id: str, value: Any,
     if value is None:
         return None
     if isinstance(value, str) and value.startswith("pai_lab://datasets/"):
-        parts = value[len("pai_lab://datasets/"):].strip("/").split("/")
+        parts = value[len("pai_lab://datasets/") :].strip("/").split("/")
         if not parts[0] or len(parts) > 2:
             raise PipelineError(f"{field}: {value!r}; write pai_lab://datasets/<name>[/<version>]", field)
         return {"location": {"dataset": parts[0], **({"version": parts[1]} if len(parts) == 2 else {})}}
@@ -67,7 +69,7 @@ def artifact_location(session: Session, platform, workspace_id: str, value: Any,
     containment = Containment.from_platform(platform)
     if "\0" in uri or not uri:
         raise PipelineError(f"{field}: {uri!r} is not a path or a URL", field)
-    local = uri[len("file://"):] if uri.startswith("file://") else (uri if "://" not in uri else None)
+    local = uri[len("file://") :] if uri.startswith("file://") else (uri if "://" not in uri else None)
     if local is None:
         containment.check(uri, field)
         return loc
@@ -86,13 +88,17 @@ def artifact_location(session: Session, platform, workspace_id: str, value: Any,
     return {"location": {**loc["location"], "uri": f"file://{real}"}}
 
 
-def resolve_arguments(session: Session, platform, workspace_id: str, graph: manifests.Graph,
-                      arguments: dict[str, Any]) -> dict:
+def resolve_arguments(
+    session: Session, platform, workspace_id: str, graph: manifests.Graph, arguments: dict[str, Any]
+) -> dict:
     """The run's arguments, checked and typed: pipeline inputs, and literal artifacts the steps name."""
     for name in arguments:
         if name not in graph.inputs:
-            raise PipelineError(f"arguments.{name}: not an input of the pipeline (inputs: "
-                                f"{', '.join(v.name for v in graph.inputs) or 'none'})", f"arguments.{name}")
+            raise PipelineError(
+                f"arguments.{name}: not an input of the pipeline (inputs: "
+                f"{', '.join(v.name for v in graph.inputs) or 'none'})",
+                f"arguments.{name}",
+            )
     inputs: dict[str, Any] = {}
     for var in graph.inputs:
         field = f"arguments.{var.name}"
@@ -112,7 +118,8 @@ def resolve_arguments(session: Session, platform, workspace_id: str, graph: mani
         for name, bound in step.artifacts.items():
             if bound.source == "value" and bound.value is not None:
                 literals.setdefault(step.name, {})[name] = artifact_location(
-                    session, platform, workspace_id, bound.value, f"steps.{step.name}.{name}")
+                    session, platform, workspace_id, bound.value, f"steps.{step.name}.{name}"
+                )
     return {"inputs": inputs, "literals": literals}
 
 
@@ -139,19 +146,46 @@ def create_run(session: Session, platform, user: str, workspace: str, body: Pipe
     work = runs_dir(platform) / run_id
     meta = graph.manifest.get("metadata") or {}
     pipeline = f"{meta.get('identifier', 'pipeline')}@{meta.get('version', 'v1')}"
-    row = RunRow(id=run_id, workspace_id=access.workspace_id, name=body.name or str(meta.get("identifier", run_id)),
-                 pipeline=pipeline[:300], status=S.Initialized, reason="", request="", manifest=graph.manifest,
-                 arguments=arguments, outputs=[], cache=body.cache, sandbox=sandbox, attempt=1, work_dir=str(work),
-                 created_by=user, created_at=utcnow())
+    row = RunRow(
+        id=run_id,
+        workspace_id=access.workspace_id,
+        name=body.name or str(meta.get("identifier", run_id)),
+        pipeline=pipeline[:300],
+        status=S.Initialized,
+        reason="",
+        request="",
+        manifest=graph.manifest,
+        arguments=arguments,
+        outputs=[],
+        cache=body.cache,
+        sandbox=sandbox,
+        attempt=1,
+        work_dir=str(work),
+        created_by=user,
+        created_at=utcnow(),
+    )
     session.add(row)
     session.flush()  # the run's row before its nodes' (their foreign key)
     for name, step in graph.steps.items():
         ident = step.operator.get("metadata", {})
-        session.add(NodeRow(run_id=run_id, workspace_id=access.workspace_id, name=name,
-                            node_id="node-" + hashlib.sha256(f"{run_id}/{name}".encode()).hexdigest()[:12],
-                            identifier=f"{ident.get('identifier', '')}@{ident.get('version', 'v1')}"[:300],
-                            depends=list(step.depends), status=S.Initialized, reason="", cached=False, cache_key="",
-                            inputs={}, outputs={}, work_dir=str(work / name), attempt=0))
+        session.add(
+            NodeRow(
+                run_id=run_id,
+                workspace_id=access.workspace_id,
+                name=name,
+                node_id="node-" + hashlib.sha256(f"{run_id}/{name}".encode()).hexdigest()[:12],
+                identifier=f"{ident.get('identifier', '')}@{ident.get('version', 'v1')}"[:300],
+                depends=list(step.depends),
+                status=S.Initialized,
+                reason="",
+                cached=False,
+                cache_key="",
+                inputs={},
+                outputs={},
+                work_dir=str(work / name),
+                attempt=0,
+            )
+        )
     session.flush()
     from pai_lab.pipelines.driver import get_driver
 
@@ -172,9 +206,19 @@ def _nodes(session: Session, run_id: str) -> list[NodeRow]:
 
 
 def _summary(row: RunRow) -> PipelineRunInfo:
-    return PipelineRunInfo(id=row.id, name=row.name, pipeline=row.pipeline, status=row.status, reason=row.reason,
-               created_by=row.created_by, created_at=row.created_at, started_at=row.started_at,
-               finished_at=row.finished_at, attempt=row.attempt, cache=row.cache)
+    return PipelineRunInfo(
+        id=row.id,
+        name=row.name,
+        pipeline=row.pipeline,
+        status=row.status,
+        reason=row.reason,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        attempt=row.attempt,
+        cache=row.cache,
+    )
 
 
 def run_outputs(row: RunRow, nodes: list[NodeRow]) -> list[PipelineOutput]:
@@ -188,8 +232,16 @@ def run_outputs(row: RunRow, nodes: list[NodeRow]) -> list[PipelineOutput]:
         node = by_name.get(bound.step or "")
         if node is None or bound.name not in (node.outputs or {}).get(kind, {}):
             continue
-        found.append(PipelineOutput(name=out["name"], kind=kind, producer=node.name, run_id=row.id,
-                              value=node.outputs[kind][bound.name], metadata=out.get("metadata") or {}))
+        found.append(
+            PipelineOutput(
+                name=out["name"],
+                kind=kind,
+                producer=node.name,
+                run_id=row.id,
+                value=node.outputs[kind][bound.name],
+                metadata=out.get("metadata") or {},
+            )
+        )
     if not declared:
         for node in nodes:
             for kind in ("parameters", "artifacts"):
@@ -200,12 +252,27 @@ def run_outputs(row: RunRow, nodes: list[NodeRow]) -> list[PipelineOutput]:
 
 def _detail(session: Session, row: RunRow) -> PipelineRunDetail:
     nodes = _nodes(session, row.id)
-    return PipelineRunDetail(**_summary(row).model_dump(),
-                     nodes=[PipelineNode(name=n.name, node_id=n.node_id, identifier=n.identifier, depends=n.depends,
-                                 status=n.status, reason=n.reason, cached=n.cached, attempt=n.attempt,
-                                 started_at=n.started_at, finished_at=n.finished_at, outputs=n.outputs or {})
-                            for n in nodes],
-                     outputs=run_outputs(row, nodes), arguments=row.arguments.get("inputs", {}))
+    return PipelineRunDetail(
+        **_summary(row).model_dump(),
+        nodes=[
+            PipelineNode(
+                name=n.name,
+                node_id=n.node_id,
+                identifier=n.identifier,
+                depends=n.depends,
+                status=n.status,
+                reason=n.reason,
+                cached=n.cached,
+                attempt=n.attempt,
+                started_at=n.started_at,
+                finished_at=n.finished_at,
+                outputs=n.outputs or {},
+            )
+            for n in nodes
+        ],
+        outputs=run_outputs(row, nodes),
+        arguments=row.arguments.get("inputs", {}),
+    )
 
 
 def get_run(session: Session, user: str, workspace: str, run_id: str) -> PipelineRunDetail:
@@ -213,8 +280,9 @@ def get_run(session: Session, user: str, workspace: str, run_id: str) -> Pipelin
     return _detail(session, _find(session, access.workspace_id, run_id))
 
 
-def list_runs(session: Session, user: str, workspace: str, *, status: str | None = None, name: str | None = None,
-              limit: int = 200) -> list[PipelineRunInfo]:
+def list_runs(
+    session: Session, user: str, workspace: str, *, status: str | None = None, name: str | None = None, limit: int = 200
+) -> list[PipelineRunInfo]:
     access = authorize(session, user, workspace, "pipeline.read")
     query = select(RunRow).where(RunRow.workspace_id == access.workspace_id)
     if status:
@@ -225,8 +293,9 @@ def list_runs(session: Session, user: str, workspace: str, *, status: str | None
     return [_summary(r) for r in rows]
 
 
-def run_logs(session: Session, user: str, workspace: str, run_id: str, node: str, page_offset: int = 0,
-             page_size: int = 100) -> list[NodeLogLine]:
+def run_logs(
+    session: Session, user: str, workspace: str, run_id: str, node: str, page_offset: int = 0, page_size: int = 100
+) -> list[NodeLogLine]:
     """A page of one step's log (PAI's list_node_logs): lines from ``page_offset``."""
     access = authorize(session, user, workspace, "pipeline.read")
     _find(session, access.workspace_id, run_id)
@@ -313,8 +382,11 @@ def retry_run(session: Session, platform, user: str, workspace: str, run_id: str
 
 
 def refuse_workspace_delete_with_active_runs(session: Session, workspace_id: str) -> None:
-    active = session.scalar(select(func.count()).select_from(RunRow).where(
-        RunRow.workspace_id == workspace_id, RunRow.status.in_((*ACTIVE, S.Suspended))))
+    active = session.scalar(
+        select(func.count())
+        .select_from(RunRow)
+        .where(RunRow.workspace_id == workspace_id, RunRow.status.in_((*ACTIVE, S.Suspended)))
+    )
     if active:
         raise Conflict(f"the workspace has {active} active pipeline run(s); terminate them first", "workspace")
 
@@ -336,6 +408,9 @@ def reconcile_after_restart(session: Session) -> list[str]:
 
 
 def cache_key(operator: dict, parameters: dict, artifacts: dict) -> str:
-    payload = json.dumps({"operator": manifests.code_digest(operator), "parameters": parameters,
-                          "artifacts": artifacts}, sort_keys=True, default=str)
+    payload = json.dumps(
+        {"operator": manifests.code_digest(operator), "parameters": parameters, "artifacts": artifacts},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()

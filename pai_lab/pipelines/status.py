@@ -16,8 +16,19 @@ class PipelineRunStatus:
     Skipped = "Skipped"
     Failed = "Failed"
 
-    ALL = ("Initialized", "ReadyToSchedule", "Starting", "Running", "WorkflowServiceStarting", "Suspended",
-           "Succeeded", "Terminated", "Unknown", "Skipped", "Failed")
+    ALL = (
+        "Initialized",
+        "ReadyToSchedule",
+        "Starting",
+        "Running",
+        "WorkflowServiceStarting",
+        "Suspended",
+        "Succeeded",
+        "Terminated",
+        "Unknown",
+        "Skipped",
+        "Failed",
+    )
     RUNNING = ("Starting", "Running", "WorkflowServiceStarting", "ReadyToSchedule")
     FINISHED = ("Succeeded", "Failed", "Terminated", "Skipped", "Unknown")
 

@@ -14,8 +14,7 @@ class RunRow(Base):
     __tablename__ = "pipeline_runs"
 
     id: Mapped[str] = mapped_column(String(48), primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(String(32), ForeignKey("workspaces.id", ondelete="CASCADE"),
-                                              index=True)
+    workspace_id: Mapped[str] = mapped_column(String(32), ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(256))
     pipeline: Mapped[str] = mapped_column(String(300))  # identifier@version of what was run
     status: Mapped[str] = mapped_column(String(32), index=True)
@@ -61,12 +60,12 @@ class OperatorRow(Base):
     """A saved operator (or pipeline): PAI's identifier-provider-version triple, unique in a workspace."""
 
     __tablename__ = "pipeline_operators"
-    __table_args__ = (UniqueConstraint("workspace_id", "identifier", "provider", "version",
-                                       name="uq_pipeline_operators_triple"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "identifier", "provider", "version", name="uq_pipeline_operators_triple"),
+    )
 
     id: Mapped[str] = mapped_column(String(48), primary_key=True)  # PAI's pipeline_id
-    workspace_id: Mapped[str] = mapped_column(String(32), ForeignKey("workspaces.id", ondelete="CASCADE"),
-                                              index=True)
+    workspace_id: Mapped[str] = mapped_column(String(32), ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
     identifier: Mapped[str] = mapped_column(String(64))
     provider: Mapped[str] = mapped_column(String(128))
     version: Mapped[str] = mapped_column(String(64))

@@ -33,12 +33,25 @@ class ParameterType(str, Enum):
 
 
 _TYPE_NAMES = {
-    str: ParameterType.String, "str": ParameterType.String, "string": ParameterType.String,
-    int: ParameterType.Int, "int": ParameterType.Int, "integer": ParameterType.Int, "long": ParameterType.Int,
-    float: ParameterType.Double, "float": ParameterType.Double, "double": ParameterType.Double,
-    bool: ParameterType.Bool, "bool": ParameterType.Bool, "boolean": ParameterType.Bool,
-    dict: ParameterType.Map, "dict": ParameterType.Map, "map": ParameterType.Map,
-    list: ParameterType.Array, "list": ParameterType.Array, "array": ParameterType.Array,
+    str: ParameterType.String,
+    "str": ParameterType.String,
+    "string": ParameterType.String,
+    int: ParameterType.Int,
+    "int": ParameterType.Int,
+    "integer": ParameterType.Int,
+    "long": ParameterType.Int,
+    float: ParameterType.Double,
+    "float": ParameterType.Double,
+    "double": ParameterType.Double,
+    bool: ParameterType.Bool,
+    "bool": ParameterType.Bool,
+    "boolean": ParameterType.Bool,
+    dict: ParameterType.Map,
+    "dict": ParameterType.Map,
+    "map": ParameterType.Map,
+    list: ParameterType.Array,
+    "list": ParameterType.Array,
+    "array": ParameterType.Array,
 }
 
 
@@ -51,9 +64,11 @@ def parameter_type(typ: Any, field: str = "typ") -> ParameterType:
     except TypeError:  # an unhashable value from a manifest
         found = None
     if found is None:
-        raise PipelineError(f"{field}: unknown parameter type {typ!r}; use one of "
-                            f"{', '.join(t.value for t in ParameterType)} (or str, int, float, bool, dict, list)",
-                            field)
+        raise PipelineError(
+            f"{field}: unknown parameter type {typ!r}; use one of "
+            f"{', '.join(t.value for t in ParameterType)} (or str, int, float, bool, dict, list)",
+            field,
+        )
     return found
 
 
@@ -78,14 +93,19 @@ class LocationType(str, Enum):
 class LocationArtifactMetadata:
     """An artifact's type: what it holds (DataType) and where it lives (LocationType)."""
 
-    def __init__(self, data_type: DataType | str = DataType.Any, location_type: LocationType | str | None = None,
-                 type_attributes: dict | None = None):
+    def __init__(
+        self,
+        data_type: DataType | str = DataType.Any,
+        location_type: LocationType | str | None = None,
+        type_attributes: dict | None = None,
+    ):
         try:
             self.data_type = DataType(data_type)
             self.location_type = LocationType(location_type) if location_type else None
         except ValueError as exc:
-            raise PipelineError(f"metadata: {exc}; data types are {', '.join(d.value for d in DataType)}",
-                                "metadata") from None
+            raise PipelineError(
+                f"metadata: {exc}; data types are {', '.join(d.value for d in DataType)}", "metadata"
+            ) from None
         self.type_attributes = dict(type_attributes or {})
 
     def to_dict(self) -> dict:
@@ -103,7 +123,7 @@ class LocationArtifactMetadata:
         kind = data.get("type") if isinstance(data, dict) else None
         if not isinstance(kind, dict) or len(kind) != 1:
             raise PipelineError(f"{field}: expected {{type: {{<DataType>: {{locationType: ...}}}}}}", field)
-        (data_type, attrs), = kind.items()
+        ((data_type, attrs),) = kind.items()
         if not isinstance(attrs, (dict, type(None))) or not isinstance(data_type, str):
             raise PipelineError(f"{field}: expected {{type: {{<DataType>: {{locationType: ...}}}}}}", field)
         attrs = dict(attrs or {})
@@ -152,20 +172,23 @@ class MetadataBuilder:
 
     @staticmethod
     def maxc_table() -> LocationArtifactMetadata:
-        warnings.warn("MetadataBuilder.maxc_table(): there is no MaxCompute here; a local data set is used",
-                      stacklevel=2)
+        warnings.warn(
+            "MetadataBuilder.maxc_table(): there is no MaxCompute here; a local data set is used", stacklevel=2
+        )
         return MetadataBuilder.fs_dataset()
 
     @staticmethod
     def oss_dataset() -> LocationArtifactMetadata:
-        warnings.warn("MetadataBuilder.oss_dataset(): there is no OSS here; a file-system data set is used",
-                      stacklevel=2)
+        warnings.warn(
+            "MetadataBuilder.oss_dataset(): there is no OSS here; a file-system data set is used", stacklevel=2
+        )
         return MetadataBuilder.fs_dataset()
 
     @staticmethod
     def maxc_offlinemodel() -> LocationArtifactMetadata:
-        warnings.warn("MetadataBuilder.maxc_offlinemodel(): there is no MaxCompute here; a local model is used",
-                      stacklevel=2)
+        warnings.warn(
+            "MetadataBuilder.maxc_offlinemodel(): there is no MaxCompute here; a local model is used", stacklevel=2
+        )
         return MetadataBuilder.local_model()
 
 
@@ -208,8 +231,17 @@ class PipelineVariable:
 class PipelineParameter(PipelineVariable):
     kind = "parameters"
 
-    def __init__(self, name: str, typ: Any = str, default: Any = None, desc: str | None = None,
-                 io_type: str = "inputs", from_=None, parent=None, feasible: dict | None = None):
+    def __init__(
+        self,
+        name: str,
+        typ: Any = str,
+        default: Any = None,
+        desc: str | None = None,
+        io_type: str = "inputs",
+        from_=None,
+        parent=None,
+        feasible: dict | None = None,
+    ):
         super().__init__(name, desc, io_type, from_, parent)
         self.typ = parameter_type(typ, f"{name}.typ")
         self.default = default
@@ -231,24 +263,42 @@ class PipelineParameter(PipelineVariable):
 
     @classmethod
     def from_dict(cls, data: dict, io_type: str = "inputs") -> PipelineParameter:
-        return cls(data["name"], data.get("type", "String"), data.get("value"), data.get("desc"), io_type,
-                   feasible=data.get("feasible"))
+        return cls(
+            data["name"],
+            data.get("type", "String"),
+            data.get("value"),
+            data.get("desc"),
+            io_type,
+            feasible=data.get("feasible"),
+        )
 
 
 class PipelineArtifact(PipelineVariable):
     kind = "artifacts"
 
-    def __init__(self, name: str, metadata: LocationArtifactMetadata | dict | None = None, path: str | None = None,
-                 desc: str | None = None, io_type: str = "inputs", value: Any = None, from_=None,
-                 required: bool = False, repeated: bool = False, parent=None):
+    def __init__(
+        self,
+        name: str,
+        metadata: LocationArtifactMetadata | dict | None = None,
+        path: str | None = None,
+        desc: str | None = None,
+        io_type: str = "inputs",
+        value: Any = None,
+        from_=None,
+        required: bool = False,
+        repeated: bool = False,
+        parent=None,
+    ):
         super().__init__(name, desc, io_type, from_, parent)
         self.metadata = LocationArtifactMetadata.from_dict(metadata, f"{name}.metadata")
         self.path = path
         self.value = value
         self.required = required
         if repeated:
-            raise PipelineError(f"{name}.repeated: repeated artifacts are not supported yet; declare one artifact "
-                                "per input", f"{name}.repeated")
+            raise PipelineError(
+                f"{name}.repeated: repeated artifacts are not supported yet; declare one artifact per input",
+                f"{name}.repeated",
+            )
 
     def to_dict(self) -> dict:
         out: dict[str, Any] = {"name": self.name, "metadata": self.metadata.to_dict()}
@@ -262,8 +312,14 @@ class PipelineArtifact(PipelineVariable):
 
     @classmethod
     def from_dict(cls, data: dict, io_type: str = "inputs") -> PipelineArtifact:
-        return cls(data["name"], data.get("metadata"), desc=data.get("desc"), io_type=io_type,
-                   value=data.get("value"), required=bool(data.get("required", False)))
+        return cls(
+            data["name"],
+            data.get("metadata"),
+            desc=data.get("desc"),
+            io_type=io_type,
+            value=data.get("value"),
+            required=bool(data.get("required", False)),
+        )
 
 
 class VariablesSpec:
@@ -272,8 +328,7 @@ class VariablesSpec:
     def __init__(self, variables: list[PipelineVariable] | None = None):
         variables = list(variables or [])
         # PAI's order: parameters, then artifacts
-        self._items = [v for v in variables if v.kind == "parameters"] + [v for v in variables
-                                                                         if v.kind == "artifacts"]
+        self._items = [v for v in variables if v.kind == "parameters"] + [v for v in variables if v.kind == "artifacts"]
         seen: set[str] = set()
         for v in self._items:
             if v.name in seen:
@@ -306,14 +361,18 @@ class VariablesSpec:
         return len(self._items)
 
     def to_dict(self) -> dict:
-        return {"parameters": [p.to_dict() for p in self.parameters],
-                "artifacts": [a.to_dict() for a in self.artifacts]}
+        return {
+            "parameters": [p.to_dict() for p in self.parameters],
+            "artifacts": [a.to_dict() for a in self.artifacts],
+        }
 
     @classmethod
     def from_dict(cls, data: dict | None, io_type: str) -> VariablesSpec:
         data = data or {}
-        return cls([PipelineParameter.from_dict(p, io_type) for p in data.get("parameters") or []]
-                   + [PipelineArtifact.from_dict(a, io_type) for a in data.get("artifacts") or []])
+        return cls(
+            [PipelineParameter.from_dict(p, io_type) for p in data.get("parameters") or []]
+            + [PipelineArtifact.from_dict(a, io_type) for a in data.get("artifacts") or []]
+        )
 
     def __repr__(self) -> str:
         return "[" + ", ".join(repr(v) for v in self._items) + "]"

@@ -74,11 +74,16 @@ class Containment:
         secrets: list[Path] = []
         url = str(getattr(platform, "database_url", "") or "")
         if url.startswith("sqlite:///"):
-            db = url[len("sqlite:///"):].split("?", 1)[0]
+            db = url[len("sqlite:///") :].split("?", 1)[0]
             if db and db != ":memory:":
                 secrets += [Path(db + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
-        return cls(root, tuple(Path(p).expanduser() for p in extra), state,
-                   tuple(settings.get("allowed_url_prefixes") or ()), tuple(secrets))
+        return cls(
+            root,
+            tuple(Path(p).expanduser() for p in extra),
+            state,
+            tuple(settings.get("allowed_url_prefixes") or ()),
+            tuple(secrets),
+        )
 
     # ------------------------------------------------------------ local paths
 
@@ -119,14 +124,17 @@ class Containment:
             # one message for existing and missing paths alike: a refusal tells nothing about the disk
             raise BadInput(self.refusal(raw, what), what)
         if must_exist and not real.exists():
-            raise BadInput(f"{what} {raw!r} does not exist; check the path (relative paths start at "
-                           f"{self.root_dir})", what)
+            raise BadInput(
+                f"{what} {raw!r} does not exist; check the path (relative paths start at {self.root_dir})", what
+            )
         return real
 
     def refusal(self, raw: str, what: str) -> str:
-        return (f"{what} {raw!r} is outside the allowed folders {self._roots_text()} (the server's own "
-                f"{STATE_FOLDER} state folder never counts); move the data there or ask the server's owner to add "
-                "its folder to allowed_roots")
+        return (
+            f"{what} {raw!r} is outside the allowed folders {self._roots_text()} (the server's own "
+            f"{STATE_FOLDER} state folder never counts); move the data there or ask the server's owner to add "
+            "its folder to allowed_roots"
+        )
 
     def target(self, raw: str, what: str = "to", *, overwrite: bool = False) -> Path:
         """A local path to write: inside the roots, outside the state folder, new unless ``overwrite``."""
@@ -134,8 +142,7 @@ class Containment:
         if real in self.all:
             raise BadInput(f"{what} {raw!r} is a root folder itself; name a file or folder inside it", what)
         if real.exists() and not overwrite:
-            raise Conflict(f"{what} {raw!r} already exists; give overwrite=true to replace it, or another path",
-                           what)
+            raise Conflict(f"{what} {raw!r} already exists; give overwrite=true to replace it, or another path", what)
         return real
 
     def _roots_text(self) -> str:
@@ -155,8 +162,11 @@ class Containment:
         if scheme in ("http", "https"):
             self.check_url(raw, what)
         elif scheme not in OBJECT_SCHEMES:  # local://, memory://, chained simplecache::file:// ... reach past it all
-            raise BadInput(f"{what} {raw!r}: {scheme}:// locations are not read here; use a path inside the allowed "
-                           f"folders, an s3:// or oss:// object, or an http(s) URL the server allows", what)
+            raise BadInput(
+                f"{what} {raw!r}: {scheme}:// locations are not read here; use a path inside the allowed "
+                f"folders, an s3:// or oss:// object, or an http(s) URL the server allows",
+                what,
+            )
         return raw
 
     def check_item(self, data, what: str, keys=("source",)) -> None:
@@ -175,9 +185,12 @@ class Containment:
 
     def check_url(self, url: str, what: str = "source") -> str:
         if not self.url_allowed(url):
-            raise BadInput(f"{what} {url!r}: this server reads http(s) URLs only under the prefixes its owner allows "
-                           f"(allowed_url_prefixes: {', '.join(self.url_prefixes) or 'none'}); put the file in the "
-                           "workspace's folders or a bucket", what)
+            raise BadInput(
+                f"{what} {url!r}: this server reads http(s) URLs only under the prefixes its owner allows "
+                f"(allowed_url_prefixes: {', '.join(self.url_prefixes) or 'none'}); put the file in the "
+                "workspace's folders or a bucket",
+                what,
+            )
         return url
 
     # ------------------------------------------------------------ what the server opens
@@ -194,8 +207,11 @@ class Containment:
             return self.check_url(raw, what)
         if scheme in OBJECT_SCHEMES:
             return raw
-        raise BadInput(f"{what} {raw!r}: cannot read {scheme}:// locations; use a path inside the allowed folders, "
-                       "file://, s3://, oss:// or an allowed http(s) URL", what)
+        raise BadInput(
+            f"{what} {raw!r}: cannot read {scheme}:// locations; use a path inside the allowed folders, "
+            "file://, s3://, oss:// or an allowed http(s) URL",
+            what,
+        )
 
     def writable(self, raw: str, what: str = "to", *, overwrite: bool = False) -> Path | str:
         """Where the server may write (an export): a local :meth:`target`, or an s3:// / oss:// object
@@ -205,5 +221,8 @@ class Containment:
             return self.target(raw, what, overwrite=overwrite)
         if scheme in OBJECT_SCHEMES:
             return raw
-        raise BadInput(f"{what} {raw!r}: exports are written to a local path inside the allowed folders or an "
-                       f"s3:// URI, not to a {scheme}:// location", what)
+        raise BadInput(
+            f"{what} {raw!r}: exports are written to a local path inside the allowed folders or an "
+            f"s3:// URI, not to a {scheme}:// location",
+            what,
+        )

@@ -22,9 +22,17 @@ from pai_lab.server import (
 from pai_lab.server.base import RouteHandler
 from pai_lab.server.routing import API_PREFIX, Router, openapi_document, tornado_pattern  # noqa: F401
 
-ROUTERS: list[Router] = [system.router, datasets.router, labeling.router, labeling_media.router,
-                         serving.router, model_store.router, training.router, workspaces.router,
-                         pipelines.router]
+ROUTERS: list[Router] = [
+    system.router,
+    datasets.router,
+    labeling.router,
+    labeling_media.router,
+    serving.router,
+    model_store.router,
+    training.router,
+    workspaces.router,
+    pipelines.router,
+]
 
 
 def handlers(platform, base_url: str = "/") -> list[tuple]:
@@ -35,5 +43,7 @@ def handlers(platform, base_url: str = "/") -> list[tuple]:
                 raise RuntimeError(f"two routes for {op.method} {op.path}")
             by_path[op.path][op.method] = op
     base = base_url.rstrip("/")
-    return [(base + tornado_pattern(path), RouteHandler, {"platform": platform, "operations": ops})
-            for path, ops in by_path.items()]
+    return [
+        (base + tornado_pattern(path), RouteHandler, {"platform": platform, "operations": ops})
+        for path, ops in by_path.items()
+    ]

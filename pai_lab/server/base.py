@@ -64,8 +64,7 @@ class _JobTokenAware:
         if grant is not None:
             handler._token_authenticated = True  # a token, not a cookie: no _xsrf to check
             handler.job_grant = grant
-            return User(username=grant.user, name=grant.user, display_name=grant.user,
-                        initials=grant.user[:1].upper())
+            return User(username=grant.user, name=grant.user, display_name=grant.user, initials=grant.user[:1].upper())
         return await ensure_async(self._inner.get_user(handler))
 
 
@@ -101,10 +100,18 @@ class RouteHandler(APIHandler):
         if limit and size > limit:
             self.set_status(413)
             self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({"error": {
-                "code": "too_large", "field": "body",
-                "message": f"the request body is {size} bytes; this server takes at most {limit} (an operator "
-                           "sets PaiLabApp.max_request_bytes)"}}))
+            self.finish(
+                json.dumps(
+                    {
+                        "error": {
+                            "code": "too_large",
+                            "field": "body",
+                            "message": f"the request body is {size} bytes; this server takes at most {limit} "
+                            "(an operator sets PaiLabApp.max_request_bytes)",
+                        }
+                    }
+                )
+            )
             return
         await super().prepare()
 
@@ -115,7 +122,8 @@ class RouteHandler(APIHandler):
         else:
             reason = getattr(exc, "reason", None) or getattr(exc, "log_message", None) or self._reason
             code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
-                status_code, "internal" if status_code >= 500 else "bad_request")
+                status_code, "internal" if status_code >= 500 else "bad_request"
+            )
             if status_code == 401:
                 reason = "authentication required: send `Authorization: token <T>` (see `pai server`)"
             body = {"error": {"code": code, "message": str(reason), "field": None}}
@@ -134,16 +142,21 @@ class RouteHandler(APIHandler):
                 self.set_header("Content-Type", "application/json")
                 self.finish(json.dumps(refusal.to_json()))
                 return
-        elif not await ensure_async(self.authorizer.is_authorized(self, self.current_user, action,
-                                                                  self.auth_resource)):
-            denied = Forbidden(f"this Jupyter server's authorizer does not let you {action} {self.auth_resource}; "
-                               "ask its administrator", None)
+        elif not await ensure_async(self.authorizer.is_authorized(self, self.current_user, action, self.auth_resource)):
+            denied = Forbidden(
+                f"this Jupyter server's authorizer does not let you {action} {self.auth_resource}; "
+                "ask its administrator",
+                None,
+            )
             self.set_status(denied.status)
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps(denied.to_json()))
             return
-        user = self.job_grant.user if self.job_grant is not None else \
-            self.platform.actor_for(self.current_user, self.identity_provider._inner)
+        user = (
+            self.job_grant.user
+            if self.job_grant is not None
+            else self.platform.actor_for(self.current_user, self.identity_provider._inner)
+        )
         request = Request(self.platform, user, self)
         if op.log and op.mutating and path_args.get("workspace"):
             request.log_entry = (path_args["workspace"], op.name, self.request.path.split("/api/v1", 1)[-1])
@@ -233,7 +246,18 @@ class UnavailableHandler(APIHandler):
     async def _unavailable(self, *args) -> None:
         self.set_status(503)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": {"code": "unavailable", "field": None, "message": (
-            f"pai_lab could not start: {self.reason}; see the Jupyter server's log, fix it and restart")}}))
+        self.finish(
+            json.dumps(
+                {
+                    "error": {
+                        "code": "unavailable",
+                        "field": None,
+                        "message": (
+                            f"pai_lab could not start: {self.reason}; see the Jupyter server's log, fix it and restart"
+                        ),
+                    }
+                }
+            )
+        )
 
     get = post = put = patch = delete = _unavailable

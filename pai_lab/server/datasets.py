@@ -77,27 +77,39 @@ def _scanning(req, workspace: str, name: str, work):
     return result
 
 
-@router.get("/dataset-samples", name="dataset.samples", summary="Sample datasets shipped with pai_lab",
-            response=list[Sample])
+@router.get(
+    "/dataset-samples", name="dataset.samples", summary="Sample datasets shipped with pai_lab", response=list[Sample]
+)
 def samples(req):
     return svc.list_samples()
 
 
-@router.get("/workspaces/{workspace}/datasets", name="dataset.list", summary="Datasets of a workspace",
-            query=ListQuery, response=list[Dataset])
+@router.get(
+    "/workspaces/{workspace}/datasets",
+    name="dataset.list",
+    summary="Datasets of a workspace",
+    query=ListQuery,
+    response=list[Dataset],
+)
 def list_datasets(req, workspace, query: ListQuery):
     with req.transaction() as s:
         return svc.list_datasets(s, req.user, workspace, data_type=query.data_type)
 
 
-@router.post("/workspaces/{workspace}/datasets", name="dataset.create",
-             summary="Register a dataset from a folder, a prefix, a manifest, items or a sample", body=DatasetCreate,
-             response=Dataset, status=201)
+@router.post(
+    "/workspaces/{workspace}/datasets",
+    name="dataset.create",
+    summary="Register a dataset from a folder, a prefix, a manifest, items or a sample",
+    body=DatasetCreate,
+    response=Dataset,
+    status=201,
+)
 def create_dataset(req, workspace, body: DatasetCreate):
     def work(report):
         with req.transaction() as s:
-            return svc.register_dataset(s, req.user, workspace, body, roots=_roots(req),
-                                        state_dir=req.platform.state_dir, progress=report)
+            return svc.register_dataset(
+                s, req.user, workspace, body, roots=_roots(req), state_dir=req.platform.state_dir, progress=report
+            )
 
     return _scanning(req, workspace, body.name, work)
 
@@ -108,50 +120,84 @@ def get_dataset(req, workspace, name):
         return svc.get_dataset(s, req.user, workspace, name)
 
 
-@router.patch("/workspaces/{workspace}/datasets/{name}", name="dataset.update",
-              summary="Change a dataset's description, tags, visibility or type", body=DatasetUpdate,
-              response=Dataset)
+@router.patch(
+    "/workspaces/{workspace}/datasets/{name}",
+    name="dataset.update",
+    summary="Change a dataset's description, tags, visibility or type",
+    body=DatasetUpdate,
+    response=Dataset,
+)
 def update_dataset(req, workspace, name, body: DatasetUpdate):
     with req.transaction() as s:
         return svc.update_dataset(s, req.user, workspace, name, **body.model_dump(exclude_none=True))
 
 
-@router.delete("/workspaces/{workspace}/datasets/{name}", name="dataset.delete",
-               summary="Forget a dataset and its versions (the data itself is not touched)", status=204)
+@router.delete(
+    "/workspaces/{workspace}/datasets/{name}",
+    name="dataset.delete",
+    summary="Forget a dataset and its versions (the data itself is not touched)",
+    status=204,
+)
 def delete_dataset(req, workspace, name):
     with req.transaction() as s:
         info = svc.delete_dataset(s, req.user, workspace, name)
     _manager(req).forget(info.id)
 
 
-@router.get("/workspaces/{workspace}/datasets/{name}/versions", name="dataset.versions",
-            summary="A dataset's immutable versions", response=list[DatasetVersion])
+@router.get(
+    "/workspaces/{workspace}/datasets/{name}/versions",
+    name="dataset.versions",
+    summary="A dataset's immutable versions",
+    response=list[DatasetVersion],
+)
 def list_versions(req, workspace, name):
     with req.transaction() as s:
         return versions.list_versions(s, req.user, workspace, name)
 
 
-@router.post("/workspaces/{workspace}/datasets/{name}/versions", name="dataset.version.create",
-             summary="Make a new version: re-scan the source, or register the given items", body=VersionCreate,
-             response=DatasetVersion, status=201)
+@router.post(
+    "/workspaces/{workspace}/datasets/{name}/versions",
+    name="dataset.version.create",
+    summary="Make a new version: re-scan the source, or register the given items",
+    body=VersionCreate,
+    response=DatasetVersion,
+    status=201,
+)
 def create_version(req, workspace, name, body: VersionCreate):
     def work(report):
         with req.transaction() as s:
-            return versions.new_version(s, req.user, workspace, name, description=body.description,
-                                        content_hash=body.hash, items=body.items, roots=_roots(req), progress=report)
+            return versions.new_version(
+                s,
+                req.user,
+                workspace,
+                name,
+                description=body.description,
+                content_hash=body.hash,
+                items=body.items,
+                roots=_roots(req),
+                progress=report,
+            )
 
     return _scanning(req, workspace, name, work)
 
 
-@router.get("/workspaces/{workspace}/datasets/{name}/versions/{version}", name="dataset.version.get",
-            summary="One version", response=DatasetVersion)
+@router.get(
+    "/workspaces/{workspace}/datasets/{name}/versions/{version}",
+    name="dataset.version.get",
+    summary="One version",
+    response=DatasetVersion,
+)
 def get_version(req, workspace, name, version):
     with req.transaction() as s:
         return versions.get_version(s, req.user, workspace, name, _int(version, "version"))
 
 
-@router.get("/workspaces/{workspace}/datasets/{name}/progress", name="dataset.progress",
-            summary="Progress of the running (or last) scan of a dataset", response=ScanProgress)
+@router.get(
+    "/workspaces/{workspace}/datasets/{name}/progress",
+    name="dataset.progress",
+    summary="Progress of the running (or last) scan of a dataset",
+    response=ScanProgress,
+)
 def progress(req, workspace, name):
     with req.transaction() as s:
         from pai_lab.workspaces import authorize
@@ -160,33 +206,53 @@ def progress(req, workspace, name):
     return _manager(req).progress(workspace, name)
 
 
-@router.get("/workspaces/{workspace}/datasets/{name}/diff", name="dataset.diff",
-            summary="Items added, removed and changed between two versions (?from=1&to=2)", query=DiffQuery,
-            response=DatasetDiff)
+@router.get(
+    "/workspaces/{workspace}/datasets/{name}/diff",
+    name="dataset.diff",
+    summary="Items added, removed and changed between two versions (?from=1&to=2)",
+    query=DiffQuery,
+    response=DatasetDiff,
+)
 def diff(req, workspace, name, query: DiffQuery):
     with req.transaction() as s:
-        return compare.diff_versions(s, req.user, workspace, name, query.from_version, query.to_version,
-                                     limit=query.limit)
+        return compare.diff_versions(
+            s, req.user, workspace, name, query.from_version, query.to_version, limit=query.limit
+        )
 
 
-@router.get("/workspaces/{workspace}/datasets/{name}/check", name="dataset.check",
-            summary="Do a version's items still exist unchanged? Reports drift", query=VersionQuery,
-            response=CheckReport)
+@router.get(
+    "/workspaces/{workspace}/datasets/{name}/check",
+    name="dataset.check",
+    summary="Do a version's items still exist unchanged? Reports drift",
+    query=VersionQuery,
+    response=CheckReport,
+)
 def check(req, workspace, name, query: VersionQuery):
     with req.transaction() as s:
         return compare.check_version(s, req.user, workspace, name, query.version, roots=_roots(req))
 
 
-@router.get("/workspaces/{workspace}/datasets/{name}/items", name="dataset.items",
-            summary="A page of a version's items", query=ItemsQuery, response=ItemPage)
+@router.get(
+    "/workspaces/{workspace}/datasets/{name}/items",
+    name="dataset.items",
+    summary="A page of a version's items",
+    query=ItemsQuery,
+    response=ItemPage,
+)
 def list_items(req, workspace, name, query: ItemsQuery):
     with req.transaction() as s:
-        return items.item_page(s, req.user, workspace, name, version=query.version, offset=query.offset,
-                               limit=query.limit)
+        return items.item_page(
+            s, req.user, workspace, name, version=query.version, offset=query.offset, limit=query.limit
+        )
 
 
-@router.get("/workspaces/{workspace}/datasets/{name}/manifest", name="dataset.manifest",
-            summary="A version as an iTAG .manifest file (JSON Lines)", query=VersionQuery, raw=True)
+@router.get(
+    "/workspaces/{workspace}/datasets/{name}/manifest",
+    name="dataset.manifest",
+    summary="A version as an iTAG .manifest file (JSON Lines)",
+    query=VersionQuery,
+    raw=True,
+)
 async def manifest(req, workspace, name, query: VersionQuery):
     def spool():
         out = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - the response streams it, then closes it
@@ -213,18 +279,25 @@ async def manifest(req, workspace, name, query: VersionQuery):
 
 def _item(req, workspace, name, query: ItemQuery):
     with req.transaction() as s:
-        return items.readable_item(s, req.user, workspace, name, _roots(req), key=query.key, index=query.index,
-                                   version=query.version)
+        return items.readable_item(
+            s, req.user, workspace, name, _roots(req), key=query.key, index=query.index, version=query.version
+        )
 
 
-@router.get("/workspaces/{workspace}/datasets/{name}/thumbnail", name="dataset.thumbnail",
-            summary="A PNG thumbnail of an image item (made once, then cached)", query=ItemQuery, raw=True)
+@router.get(
+    "/workspaces/{workspace}/datasets/{name}/thumbnail",
+    name="dataset.thumbnail",
+    summary="A PNG thumbnail of an image item (made once, then cached)",
+    query=ItemQuery,
+    raw=True,
+)
 async def thumbnail(req, workspace, name, query: ItemQuery):
     def make():
         dataset_id, item, options = _item(req, workspace, name, query)
         try:
-            return _manager(req).thumbnail(dataset_id, item.key, item.stamp, item.source, options,
-                                           (query.size, query.size))
+            return _manager(req).thumbnail(
+                dataset_id, item.key, item.stamp, item.source, options, (query.size, query.size)
+            )
         except FileNotFoundError:
             raise NotFound(f"item {item.key!r} no longer exists at {item.source}", "key") from None
         except OSError as exc:  # Pillow's "cannot identify image file"
@@ -236,8 +309,13 @@ async def thumbnail(req, workspace, name, query: ItemQuery):
     await req.handler.finish(data)
 
 
-@router.get("/workspaces/{workspace}/datasets/{name}/content", name="dataset.content",
-            summary="The bytes of one item, for clients that cannot reach its storage", query=ItemQuery, raw=True)
+@router.get(
+    "/workspaces/{workspace}/datasets/{name}/content",
+    name="dataset.content",
+    summary="The bytes of one item, for clients that cannot reach its storage",
+    query=ItemQuery,
+    raw=True,
+)
 async def content(req, workspace, name, query: ItemQuery):
     import fsspec
 
@@ -273,30 +351,48 @@ def _int(value: str, what: str) -> int:
 # ---------------------------------------------------------------- DLC code sources
 
 
-@router.get("/workspaces/{workspace}/code_sources", name="code_source.list", summary="Code sources (DLC)",
-            query=CodeSourceQuery, response=list[CodeSource])
+@router.get(
+    "/workspaces/{workspace}/code_sources",
+    name="code_source.list",
+    summary="Code sources (DLC)",
+    query=CodeSourceQuery,
+    response=list[CodeSource],
+)
 def list_code_sources(req, workspace, query: CodeSourceQuery):
     with req.transaction() as s:
         return codes.list_code_sources(s, req.user, workspace, query.display_name)
 
 
-@router.post("/workspaces/{workspace}/code_sources", name="code_source.create",
-             summary="Register a git repository or local folder as a code source", body=CodeSourceCreate,
-             response=CodeSource, status=201)
+@router.post(
+    "/workspaces/{workspace}/code_sources",
+    name="code_source.create",
+    summary="Register a git repository or local folder as a code source",
+    body=CodeSourceCreate,
+    response=CodeSource,
+    status=201,
+)
 def create_code_source(req, workspace, body: CodeSourceCreate):
     with req.transaction() as s:
         return codes.create_code_source(s, req.user, workspace, body, roots=_roots(req))
 
 
-@router.get("/workspaces/{workspace}/code_sources/{code_id}", name="code_source.get", summary="One code source",
-            response=CodeSource)
+@router.get(
+    "/workspaces/{workspace}/code_sources/{code_id}",
+    name="code_source.get",
+    summary="One code source",
+    response=CodeSource,
+)
 def get_code_source(req, workspace, code_id):
     with req.transaction() as s:
         return codes.get_code_source(s, req.user, workspace, code_id)
 
 
-@router.delete("/workspaces/{workspace}/code_sources/{code_id}", name="code_source.delete",
-               summary="Delete a code source", status=204)
+@router.delete(
+    "/workspaces/{workspace}/code_sources/{code_id}",
+    name="code_source.delete",
+    summary="Delete a code source",
+    status=204,
+)
 def delete_code_source(req, workspace, code_id):
     with req.transaction() as s:
         codes.delete_code_source(s, req.user, workspace, code_id)

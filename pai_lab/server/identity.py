@@ -14,7 +14,9 @@ from traitlets import Dict, Unicode
 
 class NamedTokenIdentityProvider(IdentityProvider):
     user_tokens = Dict(
-        key_trait=Unicode(), value_trait=Unicode(), config=True,
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        config=True,
         help="Further users of this server: {username: token}. Each token authenticates as its user.",
     )
     owner_name = Unicode("", config=True, help="The user the server's own token authenticates as.")
@@ -25,8 +27,7 @@ class NamedTokenIdentityProvider(IdentityProvider):
             for username, token in self.user_tokens.items():
                 if token and hmac.compare_digest(presented.encode(), token.encode()):
                     handler._token_authenticated = True
-                    return User(username=username, name=username, display_name=username,
-                                initials=username[:1].upper())
+                    return User(username=username, name=username, display_name=username, initials=username[:1].upper())
         user = self._get_user(handler)
         if hasattr(user, "__await__"):
             user = await user

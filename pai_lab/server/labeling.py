@@ -47,22 +47,31 @@ def _number(number: str, what: str = "package") -> int:
 # ---------------------------------------------------------------- templates
 
 
-@router.get(BASE + "/templates", name="label.template.list", summary="Built-in and custom labeling templates",
-            response=list[sc.TemplateInfo])
+@router.get(
+    BASE + "/templates",
+    name="label.template.list",
+    summary="Built-in and custom labeling templates",
+    response=list[sc.TemplateInfo],
+)
 def list_templates(req, workspace):
     with req.transaction() as s:
         return sv.list_templates(s, req.user, workspace)
 
 
-@router.post(BASE + "/templates", name="label.template.create", summary="Store a custom template (as data)",
-             body=sc.TemplateCreate, response=sc.TemplateInfo, status=201)
+@router.post(
+    BASE + "/templates",
+    name="label.template.create",
+    summary="Store a custom template (as data)",
+    body=sc.TemplateCreate,
+    response=sc.TemplateInfo,
+    status=201,
+)
 def create_template(req, workspace, body: sc.TemplateCreate):
     with req.transaction() as s:
         return sv.create_template(s, req.user, workspace, body.spec)
 
 
-@router.delete(BASE + "/templates/{name}", name="label.template.delete", summary="Delete a custom template",
-               status=204)
+@router.delete(BASE + "/templates/{name}", name="label.template.delete", summary="Delete a custom template", status=204)
 def delete_template(req, workspace, name):
     with req.transaction() as s:
         sv.delete_template(s, req.user, workspace, name)
@@ -71,22 +80,35 @@ def delete_template(req, workspace, name):
 # ---------------------------------------------------------------- tasks
 
 
-@router.get(BASE + "/tasks", name="label.task.list", summary="Labeling tasks with their progress",
-            response=list[sc.Task])
+@router.get(
+    BASE + "/tasks", name="label.task.list", summary="Labeling tasks with their progress", response=list[sc.Task]
+)
 def list_tasks(req, workspace):
     with req.transaction() as s:
         return sv.list_tasks(s, req.user, workspace)
 
 
-@router.post(BASE + "/tasks", name="label.task.create", summary="Create a labeling task from a dataset or lines",
-             body=sc.TaskCreate, response=sc.Task, status=201)
+@router.post(
+    BASE + "/tasks",
+    name="label.task.create",
+    summary="Create a labeling task from a dataset or lines",
+    body=sc.TaskCreate,
+    response=sc.Task,
+    status=201,
+)
 def create_task(req, workspace, body: sc.TaskCreate):
     with req.transaction() as s:
         return sv.create_task(s, req.user, workspace, body, containment=_containment(req), platform=req.platform)
 
 
-@router.post(BASE + "/imports", name="label.task.import", summary="Create a task from a result file",
-             body=sc.ImportRequest, response=sc.Task, status=201)
+@router.post(
+    BASE + "/imports",
+    name="label.task.import",
+    summary="Create a task from a result file",
+    body=sc.ImportRequest,
+    response=sc.Task,
+    status=201,
+)
 def import_task(req, workspace, body: sc.ImportRequest):
     with req.transaction() as s:
         return transfer.import_task(s, req.user, workspace, body, containment=_containment(req))
@@ -116,51 +138,80 @@ def online(req, workspace, task):
         return sv.set_offline(s, req.user, workspace, task, False)
 
 
-@router.post(TASK + "/copy", name="label.task.copy", summary="Copy a task's items and settings (no answers)",
-             body=sc.TaskCopy, response=sc.Task, status=201)
+@router.post(
+    TASK + "/copy",
+    name="label.task.copy",
+    summary="Copy a task's items and settings (no answers)",
+    body=sc.TaskCopy,
+    response=sc.Task,
+    status=201,
+)
 def copy_task(req, workspace, task, body: sc.TaskCopy):
     with req.transaction() as s:
         return sv.copy_task(s, req.user, workspace, task, body.name)
 
 
-@router.patch(TASK + "/people", name="label.task.people", summary="Change who labels, checks, accepts, administers",
-              body=sc.TaskPeople, response=sc.Task)
+@router.patch(
+    TASK + "/people",
+    name="label.task.people",
+    summary="Change who labels, checks, accepts, administers",
+    body=sc.TaskPeople,
+    response=sc.Task,
+)
 def set_people(req, workspace, task, body: sc.TaskPeople):
     with req.transaction() as s:
         return sv.set_people(s, req.user, workspace, task, body)
 
 
-@router.get(TASK + "/stats", name="label.task.stats", summary="Progress, per-person counts and agreement",
-            response=sc.TaskStats)
+@router.get(
+    TASK + "/stats", name="label.task.stats", summary="Progress, per-person counts and agreement", response=sc.TaskStats
+)
 def stats(req, workspace, task):
     with req.transaction() as s:
         return sv.stats(s, req.user, workspace, task)
 
 
-@router.get(TASK + "/items", name="label.item.list", summary="Items with their answers, in order",
-            query=ItemsQuery, response=list[sc.TaskItem])
+@router.get(
+    TASK + "/items",
+    name="label.item.list",
+    summary="Items with their answers, in order",
+    query=ItemsQuery,
+    response=list[sc.TaskItem],
+)
 def list_items(req, workspace, task, query: ItemsQuery):
     with req.transaction() as s:
         return sv.list_items(s, req.user, workspace, task, query.offset, query.limit)
 
 
-@router.get(TASK + "/items/{seq}/history", name="label.item.history", summary="Every answer an item was given",
-            response=list[sc.AnswerHistory])
+@router.get(
+    TASK + "/items/{seq}/history",
+    name="label.item.history",
+    summary="Every answer an item was given",
+    response=list[sc.AnswerHistory],
+)
 def item_history(req, workspace, task, seq):
     with req.transaction() as s:
         return sv.item_history(s, req.user, workspace, task, _number(seq, "item"))
 
 
-@router.post(TASK + "/prelabels", name="label.prelabel.attach", summary="Attach suggestions (pre-labels) to items",
-             body=sc.PrelabelBatch)
+@router.post(
+    TASK + "/prelabels",
+    name="label.prelabel.attach",
+    summary="Attach suggestions (pre-labels) to items",
+    body=sc.PrelabelBatch,
+)
 def attach_prelabels(req, workspace, task, body: sc.PrelabelBatch):
     with req.transaction() as s:
         return {"attached": sv.attach_prelabels(s, req.user, workspace, task, body)}
 
 
-@router.post(TASK + "/order", name="label.task.order",
-             summary="Repack the untouched packages: most uncertain suggestions first, or random",
-             body=sc.TaskOrder, response=sc.OrderResult)
+@router.post(
+    TASK + "/order",
+    name="label.task.order",
+    summary="Repack the untouched packages: most uncertain suggestions first, or random",
+    body=sc.TaskOrder,
+    response=sc.OrderResult,
+)
 def order(req, workspace, task, body: sc.TaskOrder):
     with req.transaction() as s:
         return sv.order(s, req.user, workspace, task, body.by, body.seed)
@@ -169,25 +220,38 @@ def order(req, workspace, task, body: sc.TaskOrder):
 # ---------------------------------------------------------------- packages and answers
 
 
-@router.get(TASK + "/packages", name="label.package.list", summary="The task's packages and their states",
-            query=PackageQuery, response=list[sc.Package])
+@router.get(
+    TASK + "/packages",
+    name="label.package.list",
+    summary="The task's packages and their states",
+    query=PackageQuery,
+    response=list[sc.Package],
+)
 def list_packages(req, workspace, task, query: PackageQuery):
     with req.transaction() as s:
         return sv.list_packages(s, req.user, workspace, task, query.state)
 
 
-@router.post(TASK + "/claim", name="label.package.claim",
-             summary="The package you hold in a stage, or the next one from its pool (null: none left)",
-             body=sc.PackageClaim, response=sc.Package | None)
+@router.post(
+    TASK + "/claim",
+    name="label.package.claim",
+    summary="The package you hold in a stage, or the next one from its pool (null: none left)",
+    body=sc.PackageClaim,
+    response=sc.Package | None,
+)
 def claim(req, workspace, task, body: sc.PackageClaim):
     with req.transaction() as s:
         return sv.claim(s, req.user, workspace, task, body.stage, platform=req.platform)
 
 
-@router.post(TASK + "/open", name="label.package.open",
-             summary="Open the package you hold in a stage (or the next from its pool): the task, the stage table, "
-                     "the items the stage shows with their answers as simple answers, the task's counters",
-             body=sc.PackageClaim, response=sc.Opened)
+@router.post(
+    TASK + "/open",
+    name="label.package.open",
+    summary="Open the package you hold in a stage (or the next from its pool): the task, the stage table, "
+    "the items the stage shows with their answers as simple answers, the task's counters",
+    body=sc.PackageClaim,
+    response=sc.Opened,
+)
 def open_package(req, workspace, task, body: sc.PackageClaim):
     with req.transaction() as s:
         return opening.open_package(s, req.user, workspace, task, body.stage, platform=req.platform)
@@ -197,59 +261,89 @@ class AnswersQuery(BaseModel):
     stage: sc.Stage = "label"
 
 
-@router.get(PACKAGE + "/answers", name="label.package.answers",
-            summary="The answers a stage stored for a package's items (item seq -> results), without the items",
-            query=AnswersQuery, response=dict[int, list])
+@router.get(
+    PACKAGE + "/answers",
+    name="label.package.answers",
+    summary="The answers a stage stored for a package's items (item seq -> results), without the items",
+    query=AnswersQuery,
+    response=dict[int, list],
+)
 def package_answers(req, workspace, task, number, query: AnswersQuery):
     with req.transaction() as s:
         return opening.stage_answers(s, req.user, workspace, task, _number(number), query.stage)
 
 
-@router.get(PACKAGE + "/items", name="label.package.items", summary="A package's items, pre-labels and answers",
-            response=list[sc.TaskItem])
+@router.get(
+    PACKAGE + "/items",
+    name="label.package.items",
+    summary="A package's items, pre-labels and answers",
+    response=list[sc.TaskItem],
+)
 def package_items(req, workspace, task, number):
     with req.transaction() as s:
         return sv.package_items(s, req.user, workspace, task, _number(number))
 
 
-@router.post(TASK + "/answers", name="label.answer.submit",
-             summary="Store one item's answer (idempotent on client_id)", body=sc.AnswerSubmit,
-             response=sc.AnswerAck, status=201)
+@router.post(
+    TASK + "/answers",
+    name="label.answer.submit",
+    summary="Store one item's answer (idempotent on client_id)",
+    body=sc.AnswerSubmit,
+    response=sc.AnswerAck,
+    status=201,
+)
 def submit_answer(req, workspace, task, body: sc.AnswerSubmit):
     return sv.store_answer(req.transaction, req.user, workspace, task, body)
 
 
-@router.post(PACKAGE + "/submit", name="label.package.submit", summary="Submit a labeled package",
-             response=sc.Package)
+@router.post(PACKAGE + "/submit", name="label.package.submit", summary="Submit a labeled package", response=sc.Package)
 def submit_package(req, workspace, task, number):
     with req.transaction() as s:
         return sv.submit_package(s, req.user, workspace, task, _number(number))
 
 
-@router.post(PACKAGE + "/pass", name="label.package.pass", summary="Pass a checked or accepted package",
-             body=sc.PackageVerdict, response=sc.Package)
+@router.post(
+    PACKAGE + "/pass",
+    name="label.package.pass",
+    summary="Pass a checked or accepted package",
+    body=sc.PackageVerdict,
+    response=sc.Package,
+)
 def pass_package(req, workspace, task, number, body: sc.PackageVerdict):
     with req.transaction() as s:
         return sv.review(s, req.user, workspace, task, _number(number), "pass", body.comment)
 
 
-@router.post(PACKAGE + "/reject", name="label.package.reject",
-             summary="Send a package back to its labeler with a comment", body=sc.PackageVerdict,
-             response=sc.Package)
+@router.post(
+    PACKAGE + "/reject",
+    name="label.package.reject",
+    summary="Send a package back to its labeler with a comment",
+    body=sc.PackageVerdict,
+    response=sc.Package,
+)
 def reject_package(req, workspace, task, number, body: sc.PackageVerdict):
     with req.transaction() as s:
         return sv.review(s, req.user, workspace, task, _number(number), "reject", body.comment)
 
 
-@router.post(PACKAGE + "/release", name="label.package.release", summary="Put a claimed package back in its pool",
-             response=sc.Package)
+@router.post(
+    PACKAGE + "/release",
+    name="label.package.release",
+    summary="Put a claimed package back in its pool",
+    response=sc.Package,
+)
 def release(req, workspace, task, number):
     with req.transaction() as s:
         return sv.release(s, req.user, workspace, task, _number(number))
 
 
-@router.post(PACKAGE + "/reassign", name="label.package.reassign", summary="Hand a package to another person",
-             body=sc.PackageReassign, response=sc.Package)
+@router.post(
+    PACKAGE + "/reassign",
+    name="label.package.reassign",
+    summary="Hand a package to another person",
+    body=sc.PackageReassign,
+    response=sc.Package,
+)
 def reassign(req, workspace, task, number, body: sc.PackageReassign):
     with req.transaction() as s:
         return sv.reassign(s, req.user, workspace, task, _number(number), body.to)
@@ -258,28 +352,35 @@ def reassign(req, workspace, task, number, body: sc.PackageReassign):
 # ---------------------------------------------------------------- exports
 
 
-@router.post(TASK + "/export", name="label.task.export",
-             summary="Write an export to a path or s3:// URI (optionally register it as a dataset version)",
-             body=sc.ExportRequest, response=sc.ExportResult)
+@router.post(
+    TASK + "/export",
+    name="label.task.export",
+    summary="Write an export to a path or s3:// URI (optionally register it as a dataset version)",
+    body=sc.ExportRequest,
+    response=sc.ExportResult,
+)
 def export_to(req, workspace, task, body: sc.ExportRequest):
     # The server writes only inside the folders it serves, never its state; relative paths start at its root.
     return transfer.export_to(req.platform.store, req.user, workspace, task, body, containment=_containment(req))
 
 
-@router.get(TASK + "/export", name="label.task.download", summary="Stream an export (chunked)",
-            query=sc.ExportQuery, raw=True)
+@router.get(
+    TASK + "/export", name="label.task.download", summary="Stream an export (chunked)", query=sc.ExportQuery, raw=True
+)
 async def export_stream(req, workspace, task, query: sc.ExportQuery):
     loop = asyncio.get_running_loop()
     # one thread for the whole stream: the database cursor stays on the thread that opened it
     with ThreadPoolExecutor(1, thread_name_prefix="label-export") as pool:
+
         def start():
             with req.transaction() as s:
                 return transfer.stream(s, req.platform.store.engine, req.user, workspace, task, query.format)
 
         name, chunks = await loop.run_in_executor(pool, start)
         handler = req.handler
-        handler.set_header("Content-Type", "application/json" if name.endswith(".json") else "text/plain; "
-                           "charset=utf-8")
+        handler.set_header(
+            "Content-Type", "application/json" if name.endswith(".json") else "text/plain; charset=utf-8"
+        )
         handler.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(name)}")
         it = iter(chunks)
         try:

@@ -27,12 +27,17 @@ class MediaQuery(BaseModel):
     h: int = Field(0, ge=0, le=THUMB_MAX_SIDE, description="images: the view's height in pixels (0: original)")
 
 
-@router.get("/workspaces/{workspace}/labeling/tasks/{task}/items/{seq}/media", name="label.item.media",
-            summary="An item's image (scaled to the view), audio or video, for the labeling widgets",
-            query=MediaQuery, raw=True)
+@router.get(
+    "/workspaces/{workspace}/labeling/tasks/{task}/items/{seq}/media",
+    name="label.item.media",
+    summary="An item's image (scaled to the view), audio or video, for the labeling widgets",
+    query=MediaQuery,
+    raw=True,
+)
 async def item_media(req, workspace, task, seq, query: MediaQuery):
     shown = await asyncio.get_running_loop().run_in_executor(
-        None, media.item_view, req.platform, req.user, workspace, task, seq, query.key, query.w, query.h)
+        None, media.item_view, req.platform, req.user, workspace, task, seq, query.key, query.w, query.h
+    )
     handler = req.handler
     handler.set_header("Cache-Control", "private, max-age=600")
     if shown.width:

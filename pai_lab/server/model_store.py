@@ -19,10 +19,16 @@ class ModelStoreObject(Schema):
     path: str
 
 
-@router.put("/workspaces/{workspace}/model-store", name="model_store.upload",
-            summary="Upload a model or processor package (eascmd upload); answers the model_path to use",
-            query=ModelStoreUploadQuery, response=ModelStoreObject, status=201)
+@router.put(
+    "/workspaces/{workspace}/model-store",
+    name="model_store.upload",
+    summary="Upload a model or processor package (eascmd upload); answers the model_path to use",
+    query=ModelStoreUploadQuery,
+    response=ModelStoreObject,
+    status=201,
+)
 def upload(req, workspace, query: ModelStoreUploadQuery):
     with req.transaction() as s:
-        return model_store.upload(s, req.user, workspace, req.platform.root_dir, query.path,
-                                  req.handler.request.body or b"")
+        return model_store.upload(
+            s, req.user, workspace, req.platform.root_dir, query.path, req.handler.request.body or b""
+        )

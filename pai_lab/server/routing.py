@@ -52,11 +52,26 @@ class Router:
         self.tag = tag
         self.operations: list[Operation] = []
 
-    def route(self, method: str, path: str, *, name: str, summary: str, body=None, query=None, response=None,
-              status: int = 200, raw: bool = False, log: bool = True):
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        name: str,
+        summary: str,
+        body=None,
+        query=None,
+        response=None,
+        status: int = 200,
+        raw: bool = False,
+        log: bool = True,
+    ):
         def register(func):
-            self.operations.append(Operation(method.upper(), path, func, name, summary, body, query, response,
-                                             status, raw, log, [self.tag]))
+            self.operations.append(
+                Operation(
+                    method.upper(), path, func, name, summary, body, query, response, status, raw, log, [self.tag]
+                )
+            )
             return func
 
         return register
@@ -173,8 +188,9 @@ def openapi_document(routers: list[Router], version: str) -> dict:
                 "summary": op.summary,
                 "tags": op.tags,
                 "security": [{"token": []}],
-                "parameters": [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                               for p in op.params],
+                "parameters": [
+                    {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in op.params
+                ],
                 "responses": {
                     str(op.status): {"description": "OK"},
                     "400": {"$ref": "#/components/responses/Error"},
@@ -188,21 +204,35 @@ def openapi_document(routers: list[Router], version: str) -> dict:
                 props = schema_of(op.query).get("properties", {})
                 for name, fld in op.query.model_fields.items():
                     schema = {k: v for k, v in props.get(name, {}).items() if k not in ("title", "description")}
-                    entry["parameters"].append({"name": name, "in": "query", "required": fld.is_required(),
-                                                "description": fld.description or "",
-                                                "schema": schema or {"type": "string"}})
+                    entry["parameters"].append(
+                        {
+                            "name": name,
+                            "in": "query",
+                            "required": fld.is_required(),
+                            "description": fld.description or "",
+                            "schema": schema or {"type": "string"},
+                        }
+                    )
             if op.body is not None:
-                entry["requestBody"] = {"required": True,
-                                        "content": {"application/json": {"schema": schema_of(op.body)}}}
+                entry["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": schema_of(op.body)}},
+                }
             if op.response is not None:
-                entry["responses"][str(op.status)]["content"] = {
-                    "application/json": {"schema": schema_of(op.response)}}
+                entry["responses"][str(op.status)]["content"] = {"application/json": {"schema": schema_of(op.response)}}
             paths.setdefault(API_PREFIX + op.path, {})[op.method.lower()] = entry
     components["Error"] = {
         "type": "object",
-        "properties": {"error": {"type": "object", "properties": {
-            "code": {"type": "string"}, "message": {"type": "string"},
-            "field": {"type": ["string", "null"]}}}},
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "field": {"type": ["string", "null"]},
+                },
+            }
+        },
     }
     return {
         "openapi": "3.1.0",
@@ -210,9 +240,19 @@ def openapi_document(routers: list[Router], version: str) -> dict:
         "paths": paths,
         "components": {
             "schemas": components,
-            "responses": {"Error": {"description": "Error", "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Error"}}}}},
-            "securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "Authorization",
-                                          "description": "`token <T>`, as Jupyter"}},
+            "responses": {
+                "Error": {
+                    "description": "Error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                }
+            },
+            "securitySchemes": {
+                "token": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "`token <T>`, as Jupyter",
+                }
+            },
         },
     }

@@ -56,29 +56,62 @@ def list_services(req, workspace):
         return svc.list_services(s, req.user, workspace, mgr.status(), mgr.endpoint)
 
 
-@router.post(BASE, name="service.create", summary="Create a service from its JSON (eascmd create [-r])",
-             body=JsonObject, query=CreateQuery, response=ServiceDetail, status=201)
+@router.post(
+    BASE,
+    name="service.create",
+    summary="Create a service from its JSON (eascmd create [-r])",
+    body=JsonObject,
+    query=CreateQuery,
+    response=ServiceDetail,
+    status=201,
+)
 def create_service(req, workspace, body: JsonObject, query: CreateQuery):
     with req.transaction() as s:
-        name = svc.create_service(s, req.user, workspace, body.root, _cache(req), gateway=manager(req.platform),
-                                  relate=query.relate, containment=_containment(req),
-                                  max_instances=_max_instances(req))
+        name = svc.create_service(
+            s,
+            req.user,
+            workspace,
+            body.root,
+            _cache(req),
+            gateway=manager(req.platform),
+            relate=query.relate,
+            containment=_containment(req),
+            max_instances=_max_instances(req),
+        )
     return _detail(req, workspace, name)
 
 
-@router.get(BASE + "/{name}", name="service.get", summary="One service with its token and configuration "
-            "(eascmd desc)", response=ServiceDetail)
+@router.get(
+    BASE + "/{name}",
+    name="service.get",
+    summary="One service with its token and configuration (eascmd desc)",
+    response=ServiceDetail,
+)
 def get_service(req, workspace, name):
     return _detail(req, workspace, name)
 
 
-@router.patch(BASE + "/{name}", name="service.modify", summary="Change a service (eascmd modify): "
-              '{"metadata": {"instance": N}} scales; model/processor keys add a version', body=JsonObject,
-              response=ServiceDetail)
+@router.patch(
+    BASE + "/{name}",
+    name="service.modify",
+    summary="Change a service (eascmd modify): "
+    '{"metadata": {"instance": N}} scales; model/processor keys add a version',
+    body=JsonObject,
+    response=ServiceDetail,
+)
 def modify_service(req, workspace, name, body: JsonObject):
     with req.transaction() as s:
-        svc.modify_service(s, req.user, workspace, name, body.root, _cache(req), gateway=manager(req.platform),
-                           containment=_containment(req), max_instances=_max_instances(req))
+        svc.modify_service(
+            s,
+            req.user,
+            workspace,
+            name,
+            body.root,
+            _cache(req),
+            gateway=manager(req.platform),
+            containment=_containment(req),
+            max_instances=_max_instances(req),
+        )
     return _detail(req, workspace, name)
 
 
@@ -99,45 +132,68 @@ def start_service(req, workspace, name):
     return _state(req, workspace, name, "Running")
 
 
-@router.post(BASE + "/{name}/stop", name="service.stop", summary="Stop a service; its configuration is kept",
-             response=ServiceDetail)
+@router.post(
+    BASE + "/{name}/stop",
+    name="service.stop",
+    summary="Stop a service; its configuration is kept",
+    response=ServiceDetail,
+)
 def stop_service(req, workspace, name):
     return _state(req, workspace, name, "Stopped")
 
 
-@router.post(BASE + "/{name}/release", name="service.release", summary="Blue-green: give this service a share "
-             "of the original endpoint's traffic (eascmd release -w)", body=ReleaseBody, response=ServiceDetail)
+@router.post(
+    BASE + "/{name}/release",
+    name="service.release",
+    summary="Blue-green: give this service a share of the original endpoint's traffic (eascmd release -w)",
+    body=ReleaseBody,
+    response=ServiceDetail,
+)
 def release_service(req, workspace, name, body: ReleaseBody):
     with req.transaction() as s:
         svc.release(s, req.user, workspace, name, body.weight, gateway=manager(req.platform))
     return _detail(req, workspace, name)
 
 
-@router.post(BASE + "/{name}/version", name="service.version", summary="Switch to a stored version "
-             "(eascmd version)", body=VersionBody, response=ServiceDetail)
+@router.post(
+    BASE + "/{name}/version",
+    name="service.version",
+    summary="Switch to a stored version (eascmd version)",
+    body=VersionBody,
+    response=ServiceDetail,
+)
 def switch_version(req, workspace, name, body: VersionBody):
     with req.transaction() as s:
         svc.switch_version(s, req.user, workspace, name, body.version, gateway=manager(req.platform))
     return _detail(req, workspace, name)
 
 
-@router.get(BASE + "/{name}/versions", name="service.versions", summary="Stored versions of a service",
-            response=list[ServiceVersion])
+@router.get(
+    BASE + "/{name}/versions",
+    name="service.versions",
+    summary="Stored versions of a service",
+    response=list[ServiceVersion],
+)
 def list_versions(req, workspace, name):
     with req.transaction() as s:
         return svc.list_versions(s, req.user, workspace, name)
 
 
-@router.get(BASE + "/{name}/instances", name="service.instances", summary="Instances (eascmd w)",
-            response=list[Instance])
+@router.get(
+    BASE + "/{name}/instances", name="service.instances", summary="Instances (eascmd w)", response=list[Instance]
+)
 def list_instances(req, workspace, name):
     mgr = manager(req.platform)
     with req.transaction() as s:
         return svc.list_instances(s, req.user, workspace, name, mgr.status())
 
 
-@router.delete(BASE + "/{name}/instances/{instance}", name="service.instance_delete",
-               summary="Delete an instance; a new one replaces it (eascmd dw)", status=204)
+@router.delete(
+    BASE + "/{name}/instances/{instance}",
+    name="service.instance_delete",
+    summary="Delete an instance; a new one replaces it (eascmd dw)",
+    status=204,
+)
 def delete_instance(req, workspace, name, instance):
     with req.transaction() as s:
         svc.check_instance_delete(s, req.user, workspace, name)
@@ -168,9 +224,13 @@ async def _proxy(req, workspace, name):
         headers["Authorization"] = token
     method = handler.request.method
     try:
-        resp = await AsyncHTTPClient().fetch(mgr.endpoint(f"/api/predict/{entry}"), method=method, headers=headers,
-                                             body=handler.request.body if method == "POST" else None,
-                                             request_timeout=600)
+        resp = await AsyncHTTPClient().fetch(
+            mgr.endpoint(f"/api/predict/{entry}"),
+            method=method,
+            headers=headers,
+            body=handler.request.body if method == "POST" else None,
+            request_timeout=600,
+        )
     except HTTPClientError as exc:
         resp = exc.response
         if resp is None:
@@ -180,13 +240,22 @@ async def _proxy(req, workspace, name):
     handler.finish(resp.body or b"")
 
 
-@router.post(BASE + "/{name}/predict", name="service.predict", summary="Call a service through this server "
-             "(same body and answer as /api/predict/<name> on the gateway)", raw=True, log=False)
+@router.post(
+    BASE + "/{name}/predict",
+    name="service.predict",
+    summary="Call a service through this server (same body and answer as /api/predict/<name> on the gateway)",
+    raw=True,
+    log=False,
+)
 async def predict(req, workspace, name):
     await _proxy(req, workspace, name)
 
 
-@router.get(BASE + "/{name}/predict", name="service.signature", summary="The service's model signature, "
-            "through this server", raw=True)
+@router.get(
+    BASE + "/{name}/predict",
+    name="service.signature",
+    summary="The service's model signature, through this server",
+    raw=True,
+)
 async def signature(req, workspace, name):
     await _proxy(req, workspace, name)

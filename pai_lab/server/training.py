@@ -42,22 +42,38 @@ class ModelsQuery(BaseModel):
     name: str | None = None
 
 
-@router.post("/workspaces/{workspace}/jobs", name="job.submit", summary="Submit a training job (dlc submit tfjob)",
-             body=JobSpec, response=JobDetail, status=201)
+@router.post(
+    "/workspaces/{workspace}/jobs",
+    name="job.submit",
+    summary="Submit a training job (dlc submit tfjob)",
+    body=JobSpec,
+    response=JobDetail,
+    status=201,
+)
 def submit_job(req, workspace, body: JobSpec):
     with req.transaction() as s:
         return service.submit_job(s, req.platform, req.user, workspace, body)
 
 
-@router.get("/workspaces/{workspace}/jobs", name="job.list", summary="Jobs of the workspace, newest first",
-            query=JobsQuery, response=list[Job])
+@router.get(
+    "/workspaces/{workspace}/jobs",
+    name="job.list",
+    summary="Jobs of the workspace, newest first",
+    query=JobsQuery,
+    response=list[Job],
+)
 def list_jobs(req, workspace, query: JobsQuery):
     with req.transaction() as s:
         return service.list_jobs(s, req.user, workspace, state=query.state, name=query.name, limit=query.limit)
 
 
-@router.get("/workspaces/{workspace}/jobs/{job_id}", name="job.get", summary="One job with its pods and history",
-            query=JobQuery, response=JobDetail)
+@router.get(
+    "/workspaces/{workspace}/jobs/{job_id}",
+    name="job.get",
+    summary="One job with its pods and history",
+    query=JobQuery,
+    response=JobDetail,
+)
 async def get_job(req, workspace, job_id, query: JobQuery):
     def read():
         with req.transaction() as s:
@@ -67,84 +83,144 @@ async def get_job(req, workspace, job_id, query: JobQuery):
     deadline = loop.time() + query.wait
     while True:
         detail = await loop.run_in_executor(None, read)
-        if (query.history_after is None or len(detail.history) > query.history_after
-                or detail.state in TERMINAL_STATES or loop.time() >= deadline):
+        if (
+            query.history_after is None
+            or len(detail.history) > query.history_after
+            or detail.state in TERMINAL_STATES
+            or loop.time() >= deadline
+        ):
             return detail
         # a follower learns of a state change within a tenth of a second, without a request each time
         await asyncio.sleep(0.1)
 
 
-@router.post("/workspaces/{workspace}/jobs/{job_id}/stop", name="job.stop",
-             summary="Stop a Creating/Queuing/Running job; answers once its ranks have ended", response=JobDetail)
+@router.post(
+    "/workspaces/{workspace}/jobs/{job_id}/stop",
+    name="job.stop",
+    summary="Stop a Creating/Queuing/Running job; answers once its ranks have ended",
+    response=JobDetail,
+)
 def stop_job(req, workspace, job_id):
     return service.stop_job(req.platform, req.user, workspace, job_id, transaction=req.transaction)
 
 
-@router.put("/workspaces/{workspace}/jobs/{job_id}/priority", name="job.priority",
-            summary="Change a waiting job's priority (1-9, higher first; AlgorithmOps)", body=JobPriorityUpdate,
-            response=JobDetail)
+@router.put(
+    "/workspaces/{workspace}/jobs/{job_id}/priority",
+    name="job.priority",
+    summary="Change a waiting job's priority (1-9, higher first; AlgorithmOps)",
+    body=JobPriorityUpdate,
+    response=JobDetail,
+)
 def set_job_priority(req, workspace, job_id, body: JobPriorityUpdate):
     with req.transaction() as s:
         return priority.set_priority(s, req.platform, req.user, workspace, job_id, body.priority)
 
 
-@router.delete("/workspaces/{workspace}/jobs/{job_id}", name="job.delete",
-               summary="Delete a finished job with its logs and metrics", status=204)
+@router.delete(
+    "/workspaces/{workspace}/jobs/{job_id}",
+    name="job.delete",
+    summary="Delete a finished job with its logs and metrics",
+    status=204,
+)
 def delete_job(req, workspace, job_id):
     with req.transaction() as s:
         service.delete_job(s, req.user, workspace, job_id)
 
 
-@router.get("/workspaces/{workspace}/jobs/{job_id}/logs", name="job.logs",
-            summary="A job's log lines (dlc logs): the last max_events_num in the window", query=LogsQuery,
-            response=list[LogLine])
+@router.get(
+    "/workspaces/{workspace}/jobs/{job_id}/logs",
+    name="job.logs",
+    summary="A job's log lines (dlc logs): the last max_events_num in the window",
+    query=LogsQuery,
+    response=list[LogLine],
+)
 def job_logs(req, workspace, job_id, query: LogsQuery):
     with req.transaction() as s:
-        return service.job_logs(s, req.user, workspace, job_id, pod=query.pod, max_events_num=query.max_events_num,
-                                start_time=query.start_time, end_time=query.end_time, after=query.after)
+        return service.job_logs(
+            s,
+            req.user,
+            workspace,
+            job_id,
+            pod=query.pod,
+            max_events_num=query.max_events_num,
+            start_time=query.start_time,
+            end_time=query.end_time,
+            after=query.after,
+        )
 
 
-@router.get("/workspaces/{workspace}/jobs/{job_id}/metrics", name="job.metrics",
-            summary="Metric points reported by the job's ranks", query=MetricsQuery, response=list[MetricPoint])
+@router.get(
+    "/workspaces/{workspace}/jobs/{job_id}/metrics",
+    name="job.metrics",
+    summary="Metric points reported by the job's ranks",
+    query=MetricsQuery,
+    response=list[MetricPoint],
+)
 def job_metrics(req, workspace, job_id, query: MetricsQuery):
     with req.transaction() as s:
         return service.job_metrics(s, req.user, workspace, job_id, pod=query.pod, after=query.after)
 
 
-@router.get("/workspaces/{workspace}/models", name="model.list", summary="Model versions of the workspace",
-            query=ModelsQuery, response=list[Model])
+@router.get(
+    "/workspaces/{workspace}/models",
+    name="model.list",
+    summary="Model versions of the workspace",
+    query=ModelsQuery,
+    response=list[Model],
+)
 def list_models(req, workspace, query: ModelsQuery):
     with req.transaction() as s:
         return models.list_models(s, req.user, workspace, query.name)
 
 
-@router.post("/workspaces/{workspace}/models", name="model.register",
-             summary="Register a SavedModel folder as the next version of a model", body=ModelRegister,
-             response=Model, status=201)
+@router.post(
+    "/workspaces/{workspace}/models",
+    name="model.register",
+    summary="Register a SavedModel folder as the next version of a model",
+    body=ModelRegister,
+    response=Model,
+    status=201,
+)
 def register_model(req, workspace, body: ModelRegister):
     with req.transaction() as s:
         from pai_lab.security.paths import Containment
 
-        return models.register_model(s, req.user, workspace, body.name, body.path, job_id=body.job_id,
-                                     description=body.description,
-                                     containment=Containment.from_platform(req.platform))
+        return models.register_model(
+            s,
+            req.user,
+            workspace,
+            body.name,
+            body.path,
+            job_id=body.job_id,
+            description=body.description,
+            containment=Containment.from_platform(req.platform),
+        )
 
 
-@router.get("/workspaces/{workspace}/models/{ref}", name="model.get",
-            summary="A model version: name:version, name (latest) or a job id", response=Model)
+@router.get(
+    "/workspaces/{workspace}/models/{ref}",
+    name="model.get",
+    summary="A model version: name:version, name (latest) or a job id",
+    response=Model,
+)
 def get_model(req, workspace, ref):
     with req.transaction() as s:
         return models.get_model(s, req.user, workspace, ref)
 
 
-@router.delete("/workspaces/{workspace}/models/{ref}", name="model.delete", summary="Delete a model version",
-               status=204)
+@router.delete(
+    "/workspaces/{workspace}/models/{ref}", name="model.delete", summary="Delete a model version", status=204
+)
 def delete_model(req, workspace, ref):
     with req.transaction() as s:
         models.delete_model_version(s, req.user, workspace, ref)
 
 
-@router.get("/cluster", name="cluster.get", summary="The Dask cluster that runs jobs: workers, cores, GPUs",
-            response=ClusterInfo)
+@router.get(
+    "/cluster",
+    name="cluster.get",
+    summary="The Dask cluster that runs jobs: workers, cores, GPUs",
+    response=ClusterInfo,
+)
 def cluster(req):
     return get_manager(req.platform).cluster_info()

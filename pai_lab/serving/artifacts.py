@@ -66,12 +66,15 @@ def resolve(session: Session, user: str, workspace: str, spec: ServiceSpec, cach
             try:
                 path = get_model_path(session, user, workspace, path)
             except NotFound:
-                raise BadInput(f"model_path {spec.model_path!r} is neither a path nor a model of this workspace "
-                               "(name:version, name, or a training job id); `pai models ls` lists them",
-                               "model_path") from None
+                raise BadInput(
+                    f"model_path {spec.model_path!r} is neither a path nor a model of this workspace "
+                    "(name:version, name, or a training job id); `pai models ls` lists them",
+                    "model_path",
+                ) from None
         model_dir = _fetch(path, spec, cache, "model_path", own)
-    resolved.update(resolve_processor(
-        spec, model_dir, lambda uri: _fetch(uri, spec, cache, "processor_path", containment)))
+    resolved.update(
+        resolve_processor(spec, model_dir, lambda uri: _fetch(uri, spec, cache, "processor_path", containment))
+    )
     warm_up = spec.warm_up_data_path
     resolved["warm_up"] = _warm_up_requests(warm_up, spec, cache, containment) if warm_up else []
     return resolved

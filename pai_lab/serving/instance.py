@@ -29,7 +29,8 @@ _NATIVE_NOISE = re.compile(
     rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     rb"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\."
     rb"|[IW]\d{4} [\d:. ]+\d+ \S+\.cc:\d+\] .*"
-    rb"|E\d{4} [\d:. ]+\d+ cuda_\w+\.cc:\d+\] (failed call to cuInit|Unable to register).*)$")
+    rb"|E\d{4} [\d:. ]+\d+ cuda_\w+\.cc:\d+\] (failed call to cuInit|Unable to register).*)$"
+)
 
 
 def _quiet_native_logs() -> None:
@@ -137,13 +138,21 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - any failure to load is the instance's answer
         traceback.print_exc()
         _flush_logs()
-        send(("failed", {"message": f"{type(exc).__name__}: {getattr(exc, 'message', exc)}",
-                         "fatal": _fatal(exc)}))
+        send(("failed", {"message": f"{type(exc).__name__}: {getattr(exc, 'message', exc)}", "fatal": _fatal(exc)}))
         return 3
-    send(("loaded", {"pid": os.getpid(), "kind": processor.kind, "signatures": processor.signature_json,
-                     "default_signature": getattr(processor, "default_signature", None),
-                     "batchable": bool(getattr(processor, "batchable", False)),
-                     "takes_body": bool(getattr(processor, "takes_body", False))}))
+    send(
+        (
+            "loaded",
+            {
+                "pid": os.getpid(),
+                "kind": processor.kind,
+                "signatures": processor.signature_json,
+                "default_signature": getattr(processor, "default_signature", None),
+                "batchable": bool(getattr(processor, "batchable", False)),
+                "takes_body": bool(getattr(processor, "takes_body", False)),
+            },
+        )
+    )
 
     pool = ThreadPoolExecutor(max_workers=int(config.get("workers", 5)), thread_name_prefix="worker")
 

@@ -34,10 +34,17 @@ class ServingManager(LoggingConfigurable):
     configured as ``c.ServingManager.<trait>``, or as ``PaiLabApp.serving_port`` and
     ``PaiLabApp.serving_metrics_token``."""
 
-    port = Int(0, config=True, help="Port of the serving gateway (0: the port the last gateway had, kept in the "
-               "state folder, when it is free, else a free port).")
-    metrics_token = Unicode(config=True, help="When set, the serving gateway's /metrics answers only "
-                            "`Authorization: Bearer <token>`. Default: $PAI_LAB_METRICS_TOKEN, else open.")
+    port = Int(
+        0,
+        config=True,
+        help="Port of the serving gateway (0: the port the last gateway had, kept in the "
+        "state folder, when it is free, else a free port).",
+    )
+    metrics_token = Unicode(
+        config=True,
+        help="When set, the serving gateway's /metrics answers only "
+        "`Authorization: Bearer <token>`. Default: $PAI_LAB_METRICS_TOKEN, else open.",
+    )
 
     @default("metrics_token")
     def _default_metrics_token(self) -> str:
@@ -113,9 +120,22 @@ class ServingManager(LoggingConfigurable):
         if port and not self.url and not self.port:
             self._wait_for_old_gateway()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pai_lab.serving.gateway", "--host", self.host, "--port", str(port),
-             "--state-dir", str(self.state_dir)],
-            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            [
+                sys.executable,
+                "-m",
+                "pai_lab.serving.gateway",
+                "--host",
+                self.host,
+                "--port",
+                str(port),
+                "--state-dir",
+                str(self.state_dir),
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
         log_file.close()
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -123,8 +143,9 @@ class ServingManager(LoggingConfigurable):
                 if port and not self.port:  # the old port was taken meanwhile: take any
                     self.url, self._recorded = None, {"port": 0, "pid": 0}
                     return self._start()
-                raise Unavailable(f"the serving gateway exited with {self.proc.returncode}; see "
-                                  f"{self.state_dir / 'gateway.log'}")
+                raise Unavailable(
+                    f"the serving gateway exited with {self.proc.returncode}; see {self.state_dir / 'gateway.log'}"
+                )
             if ready.exists():
                 info = json.loads(ready.read_text())
                 self.url = f"http://{self.host}:{info['port']}"

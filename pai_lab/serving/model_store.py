@@ -20,8 +20,7 @@ def _relative(raw: str) -> PurePosixPath:
     """A path inside the store: relative, no '..', no empty or hidden-control parts."""
     path = PurePosixPath(raw.strip().replace("\\", "/"))
     if not raw.strip() or "\0" in raw or path.is_absolute() or any(p in ("..", ".") for p in path.parts):
-        raise BadInput(f"path {raw!r}: give a relative path such as savedmodel_example/model.tar.gz (no '..')",
-                       "path")
+        raise BadInput(f"path {raw!r}: give a relative path such as savedmodel_example/model.tar.gz (no '..')", "path")
     return path
 
 
@@ -37,6 +36,7 @@ def upload(session: Session, user: str, workspace: str, root: Path, path: str, d
             fh.write(data)
         os.replace(tmp, target)  # a reader never sees half a file
     except OSError as exc:
-        raise BadInput(f"path {path!r} cannot be written: {exc.strerror}; give a shorter or plainer path",
-                       "path") from None
+        raise BadInput(
+            f"path {path!r} cannot be written: {exc.strerror}; give a shorter or plainer path", "path"
+        ) from None
     return {"model_path": str(target), "size": len(data), "path": str(relative)}

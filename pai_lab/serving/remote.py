@@ -149,8 +149,11 @@ def _object_store(uri: str, oss_endpoint: str | None, what: str):
 
 
 def _store_error(uri: str, what: str, exc: Exception) -> BadInput:
-    return BadInput(f"cannot read {what} {uri!r}: {exc}; set oss_endpoint to the store's URL and give the server "
-                    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY", what)
+    return BadInput(
+        f"cannot read {what} {uri!r}: {exc}; set oss_endpoint to the store's URL and give the server "
+        "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
+        what,
+    )
 
 
 def _store_version(fs, path: str, uri: str, what: str) -> str:
@@ -160,8 +163,12 @@ def _store_version(fs, path: str, uri: str, what: str) -> str:
             raise BadInput(f"{what} {uri!r} does not exist in the object store", what)
         if fs.isdir(path):
             found = fs.find(path, detail=True)
-            return "etags:" + hashlib.sha1(repr(sorted((k, str(v.get("ETag") or v.get("size")))
-                                                       for k, v in found.items())).encode()).hexdigest()
+            return (
+                "etags:"
+                + hashlib.sha1(
+                    repr(sorted((k, str(v.get("ETag") or v.get("size"))) for k, v in found.items())).encode()
+                ).hexdigest()
+            )
         info = fs.info(path)
         return "etag:" + str(info.get("ETag") or "") if info.get("ETag") else ""
     except BadInput:
@@ -174,7 +181,7 @@ def _store_get(fs, path: str, folder: Path, uri: str, what: str) -> None:
     try:
         if fs.isdir(path):
             for remote in fs.find(path):
-                dest = folder / Path(remote[len(path.rstrip("/")) + 1:])
+                dest = folder / Path(remote[len(path.rstrip("/")) + 1 :])
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 fs.get(remote, str(dest))
         else:

@@ -18,8 +18,15 @@ from pai_lab.schema import Int, Schema, Text
 NAME_RULE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 TEST_PREFIX = "test_"  # services named test_* are test services (AlgorithmDeveloper may deploy them)
 
-RPC_DEFAULTS = {"batching": False, "keepalive": 5000, "io_threads": 4, "max_batch_size": 16,
-                "max_batch_timeout": 50, "max_queue_size": 64, "worker_threads": 5}
+RPC_DEFAULTS = {
+    "batching": False,
+    "keepalive": 5000,
+    "io_threads": 4,
+    "max_batch_size": 16,
+    "max_batch_timeout": 50,
+    "max_queue_size": 64,
+    "worker_threads": 5,
+}
 
 
 class Rpc(Schema):
@@ -69,13 +76,15 @@ class ServiceSpec(Schema):
     name: str = Field(description="lowercase letters, digits and _; starts with a letter")
     token: Text | None = None
     generate_token: bool | None = None
-    model_path: Text | None = Field(None, description="local path, s3:// or oss:// URI, or a model "
-                                                     "(name:version, name, or training job id)")
+    model_path: Text | None = Field(
+        None, description="local path, s3:// or oss:// URI, or a model (name:version, name, or training job id)"
+    )
     oss_endpoint: Text | None = Field(None, description="endpoint URL of the object store for s3:// / oss://")
     model_entry: Text | None = Field(None, description="the file of model_path to load (onnx, pmml, pytorch)")
     model_config_: Any = Field(None, alias="model_config")
-    processor: Text | None = Field(None, description="tensorflow_cpu[_<ver>] for SavedModels; onnx, pmml, "
-                                                     "easyvision, pytorch_<ver>")
+    processor: Text | None = Field(
+        None, description="tensorflow_cpu[_<ver>] for SavedModels; onnx, pmml, easyvision, pytorch_<ver>"
+    )
     processor_path: Text | None = None
     processor_entry: Text | None = None
     processor_mainclass: Text | None = None
@@ -89,8 +98,10 @@ class ServiceSpec(Schema):
     @classmethod
     def _name(cls, value: str) -> str:
         if not NAME_RULE.match(value):
-            raise ValueError("use 2 to 63 characters: lowercase letters, digits and '_', starting with a "
-                             "letter (for example 'mnist_saved_model')")
+            raise ValueError(
+                "use 2 to 63 characters: lowercase letters, digits and '_', starting with a "
+                "letter (for example 'mnist_saved_model')"
+            )
         return value
 
     @field_validator("generate_token", mode="before")
@@ -112,18 +123,24 @@ def local_noops(config: dict, uses_model_entry: bool) -> list[str]:
     rpc = meta.get("rpc") or {}
     notes = []
     if config.get("model_entry") and not uses_model_entry:
-        notes.append("model_entry is ignored: this processor loads the whole model folder (it names one file "
-                     "for onnx, pmml, pytorch and Python processors)")
+        notes.append(
+            "model_entry is ignored: this processor loads the whole model folder (it names one file "
+            "for onnx, pmml, pytorch and Python processors)"
+        )
     if meta.get("gpu_memory"):
-        notes.append("metadata.gpu_memory is ignored: instances here get whole GPUs (metadata.gpu); sharing a GPU "
-                     "by memory needs the cloud's scheduler")
+        notes.append(
+            "metadata.gpu_memory is ignored: instances here get whole GPUs (metadata.gpu); sharing a GPU "
+            "by memory needs the cloud's scheduler"
+        )
     if meta.get("qos"):
         notes.append("metadata.qos is ignored: instances here are processes without CPU quotas to share")
     if meta.get("resource"):
         notes.append("metadata.resource is ignored: every service runs on this server's one resource group")
     if rpc.get("io_threads", RPC_DEFAULTS["io_threads"]) != RPC_DEFAULTS["io_threads"]:
-        notes.append("metadata.rpc.io_threads is ignored: the gateway's network I/O is one event loop for all "
-                     "services (metadata.workers sets the model calls at once)")
+        notes.append(
+            "metadata.rpc.io_threads is ignored: the gateway's network I/O is one event loop for all "
+            "services (metadata.workers sets the model calls at once)"
+        )
     return notes
 
 
@@ -165,8 +182,11 @@ class Service(Schema):
     created_at: datetime
     updated_at: datetime
     message: str = ""
-    fatal: bool = Field(False, description="the service failed in a way restarting cannot heal (a model or "
-                                           "processor that cannot load): fix it instead of waiting")
+    fatal: bool = Field(
+        False,
+        description="the service failed in a way restarting cannot heal (a model or "
+        "processor that cannot load): fix it instead of waiting",
+    )
 
 
 class ServiceDetail(Service):
@@ -176,10 +196,15 @@ class ServiceDetail(Service):
     config: dict
     model_dir: str | None = Field(None, description="the folder the instances load (model_path resolved)")
     stats: dict[str, float] = Field(default_factory=dict, description="requests, errors, latency_ms_sum...")
-    class_names: list[str] | None = Field(None, description="the model's class list (class_names.json beside "
-                                                            "its SavedModel): predictions carry label and score")
-    warnings: list[str] = Field(default_factory=list, description="keys of the service JSON that are valid but "
-                                                                  "mean nothing on this server, and why")
+    class_names: list[str] | None = Field(
+        None,
+        description="the model's class list (class_names.json beside "
+        "its SavedModel): predictions carry label and score",
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="keys of the service JSON that are valid but mean nothing on this server, and why",
+    )
 
 
 class Instance(Schema):
@@ -198,8 +223,9 @@ class Instance(Schema):
     pid: int | None = None
     draining: bool = False
     fatal: bool = Field(False, description="its last start failed in a way restarting cannot heal")
-    gpus: list[str] = Field(default_factory=list,
-                            description="the GPUs the instance is pinned to, as CUDA_VISIBLE_DEVICES names them")
+    gpus: list[str] = Field(
+        default_factory=list, description="the GPUs the instance is pinned to, as CUDA_VISIBLE_DEVICES names them"
+    )
 
 
 class ServiceVersion(Schema):

@@ -41,8 +41,17 @@ from pai_lab.store import after_commit, new_id, utcnow
 from pai_lab.workspaces import authorize
 from pai_lab.workspaces.service import DELETE_GUARDS
 
-MODEL_KEYS = {"model_path", "processor", "processor_path", "processor_entry", "processor_mainclass",
-              "processor_type", "model_entry", "model_config", "oss_endpoint"}
+MODEL_KEYS = {
+    "model_path",
+    "processor",
+    "processor_path",
+    "processor_entry",
+    "processor_mainclass",
+    "processor_type",
+    "model_entry",
+    "model_config",
+    "oss_endpoint",
+}
 
 
 def new_token() -> str:
@@ -63,10 +72,13 @@ def parse_spec(data: Any) -> ServiceSpec:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err.get("loc", ()))
         if err.get("type") == "extra_forbidden":
-            raise BadInput(f"unknown key {loc!r} in the service JSON; check its spelling (keys: name, token, "
-                           "generate_token, model_path, oss_endpoint, model_entry, model_config, processor, "
-                           "processor_path, processor_entry, processor_mainclass, processor_type, "
-                           "warm_up_data_path, metadata)", loc) from None
+            raise BadInput(
+                f"unknown key {loc!r} in the service JSON; check its spelling (keys: name, token, "
+                "generate_token, model_path, oss_endpoint, model_entry, model_config, processor, "
+                "processor_path, processor_entry, processor_mainclass, processor_type, "
+                "warm_up_data_path, metadata)",
+                loc,
+            ) from None
         if err.get("type") == "missing":
             raise BadInput(f"{loc} is required in the service JSON", loc) from None
         raise BadInput(f"{loc}: {err.get('msg')}", loc) from None
@@ -80,9 +92,11 @@ def check_instances(spec: ServiceSpec, limit: int | None) -> None:
     """A service asks for at most ``limit`` instances: refused before anything is resolved or started."""
     limit = limit or DEFAULT_MAX_INSTANCES
     if spec.metadata.instance > limit:
-        raise BadInput(f"metadata.instance={spec.metadata.instance} is more than this server allows ({limit} "
-                       "instances per service; an operator raises it with PaiLabApp.max_service_instances)",
-                       "metadata.instance")
+        raise BadInput(
+            f"metadata.instance={spec.metadata.instance} is more than this server allows ({limit} "
+            "instances per service; an operator raises it with PaiLabApp.max_service_instances)",
+            "metadata.instance",
+        )
 
 
 # --------------------------------------------------------------------------- queries
@@ -98,14 +112,16 @@ def _row(session: Session, workspace_id: str, name: str) -> ServiceRow:
 def _version(session: Session, row: ServiceRow, version: int | None = None) -> ServiceVersionRow:
     found = session.get(ServiceVersionRow, (row.id, version or row.current_version))
     if found is None:
-        raise NotFound(f"service {row.name!r} has no version {version}; versions 1..{row.latest_version} exist",
-                       "version")
+        raise NotFound(
+            f"service {row.name!r} has no version {version}; versions 1..{row.latest_version} exist", "version"
+        )
     return found
 
 
 def _name_taken(session: Session, name: str) -> bool:
-    return session.scalar(select(ServiceRow.id).where(or_(ServiceRow.name == name, ServiceRow.entry == name))) \
-        is not None
+    return (
+        session.scalar(select(ServiceRow.id).where(or_(ServiceRow.name == name, ServiceRow.entry == name))) is not None
+    )
 
 
 def _released_onto(session: Session, entry: str) -> list[ServiceRow]:
@@ -118,8 +134,9 @@ def traffic_of(session: Session, row: ServiceRow) -> dict[str, int] | None:
         children = [c for c in _released_onto(session, row.name) if c.id != row.id]
         if not children:
             return None
-        return _normalise({row.name: max(0, 100 - sum(c.weight for c in children)),
-                           **{c.name: c.weight for c in children}})
+        return _normalise(
+            {row.name: max(0, 100 - sum(c.weight for c in children)), **{c.name: c.weight for c in children}}
+        )
     if row.entry and session.scalar(select(ServiceRow.id).where(ServiceRow.name == row.entry)) is None:
         return _normalise({c.name: c.weight for c in _released_onto(session, row.entry)})
     return None
@@ -145,18 +162,34 @@ def _summary(session: Session, row: ServiceRow, workspace: str, status: dict, en
         state = live.get("state") or "Waiting"
     path = f"/api/predict/{row.name if row.endpoint_open else row.entry}"
     return dict(
-        name=row.name, workspace=workspace, state=state, instances_ready=live.get("ready", 0),
-        instances_total=live.get("total", 0), endpoint=endpoint(f"/api/predict/{row.name}") if row.endpoint_open
-        else None, service_path=path, traffic=traffic_of(session, row), weight=row.weight, parent=row.parent,
-        test=row.test, current_version=row.current_version, latest_version=row.latest_version,
-        created_by=row.created_by, created_at=row.created_at, updated_at=row.updated_at,
-        message=live.get("message") or row.message, fatal=bool(live.get("fatal")))
+        name=row.name,
+        workspace=workspace,
+        state=state,
+        instances_ready=live.get("ready", 0),
+        instances_total=live.get("total", 0),
+        endpoint=endpoint(f"/api/predict/{row.name}") if row.endpoint_open else None,
+        service_path=path,
+        traffic=traffic_of(session, row),
+        weight=row.weight,
+        parent=row.parent,
+        test=row.test,
+        current_version=row.current_version,
+        latest_version=row.latest_version,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        message=live.get("message") or row.message,
+        fatal=bool(live.get("fatal")),
+    )
 
 
 def list_services(session: Session, user: str, workspace: str, status: dict, endpoint) -> list[Service]:
     access = authorize(session, user, workspace, "service.read")
-    rows = session.scalars(select(ServiceRow).where(ServiceRow.workspace_id == access.workspace_id)
-                           .order_by(ServiceRow.created_at, ServiceRow.name)).all()
+    rows = session.scalars(
+        select(ServiceRow)
+        .where(ServiceRow.workspace_id == access.workspace_id)
+        .order_by(ServiceRow.created_at, ServiceRow.name)
+    ).all()
     return [Service(**_summary(session, r, access.workspace.name, status, endpoint)) for r in rows]
 
 
@@ -166,10 +199,15 @@ def get_service(session: Session, user: str, workspace: str, name: str, status: 
     version = _version(session, row)
     config = copy.deepcopy(version.config)
     config.setdefault("metadata", {})["region"] = "local"
-    return ServiceDetail(**_summary(session, row, access.workspace.name, status, endpoint), token=row.token,
-                         config=config, model_dir=version.resolved.get("model_dir"),
-                         stats=(status.get(name) or {}).get("stats") or {}, class_names=_class_names(version),
-                         warnings=local_noops(version.config, uses_model_entry(version.resolved.get("processor_kind"))))
+    return ServiceDetail(
+        **_summary(session, row, access.workspace.name, status, endpoint),
+        token=row.token,
+        config=config,
+        model_dir=version.resolved.get("model_dir"),
+        stats=(status.get(name) or {}).get("stats") or {},
+        class_names=_class_names(version),
+        warnings=local_noops(version.config, uses_model_entry(version.resolved.get("processor_kind"))),
+    )
 
 
 def _class_names(version: ServiceVersionRow) -> list[str] | None:
@@ -184,17 +222,24 @@ def _class_names(version: ServiceVersionRow) -> list[str] | None:
 def list_instances(session: Session, user: str, workspace: str, name: str, status: dict) -> list[Instance]:
     access = authorize(session, user, workspace, "service.read")
     _row(session, access.workspace_id, name)
-    return [Instance(**{k: v for k, v in i.items() if k in Instance.model_fields})
-            for i in (status.get(name) or {}).get("instances", [])]
+    return [
+        Instance(**{k: v for k, v in i.items() if k in Instance.model_fields})
+        for i in (status.get(name) or {}).get("instances", [])
+    ]
 
 
 def list_versions(session: Session, user: str, workspace: str, name: str) -> list[ServiceVersion]:
     access = authorize(session, user, workspace, "service.read")
     row = _row(session, access.workspace_id, name)
-    rows = session.scalars(select(ServiceVersionRow).where(ServiceVersionRow.service_id == row.id)
-                           .order_by(ServiceVersionRow.version)).all()
-    return [ServiceVersion(version=v.version, created_at=v.created_at, current=v.version == row.current_version,
-                           config=v.config) for v in rows]
+    rows = session.scalars(
+        select(ServiceVersionRow).where(ServiceVersionRow.service_id == row.id).order_by(ServiceVersionRow.version)
+    ).all()
+    return [
+        ServiceVersion(
+            version=v.version, created_at=v.created_at, current=v.version == row.current_version, config=v.config
+        )
+        for v in rows
+    ]
 
 
 # --------------------------------------------------------------------------- changes
@@ -215,8 +260,18 @@ def _bring_in_line(session: Session, gateway: Gateway) -> None:
     after_commit(session, gateway.sync)
 
 
-def create_service(session: Session, user: str, workspace: str, data: dict, cache: Path, *, gateway: Gateway,
-                   relate: bool = False, containment=None, max_instances: int | None = None) -> str:
+def create_service(
+    session: Session,
+    user: str,
+    workspace: str,
+    data: dict,
+    cache: Path,
+    *,
+    gateway: Gateway,
+    relate: bool = False,
+    containment=None,
+    max_instances: int | None = None,
+) -> str:
     """``eascmd create`` (``relate``: ``create -r``, blue-green). Returns the new service's name."""
     spec = parse_spec(data)
     access = _check_role(session, user, workspace, "service.deploy", spec.name)
@@ -224,29 +279,51 @@ def create_service(session: Session, user: str, workspace: str, data: dict, cach
     parent = None
     name = spec.name
     if relate:
-        parent = session.scalar(select(ServiceRow).where(ServiceRow.workspace_id == access.workspace_id,
-                                                         ServiceRow.name == spec.name))
+        parent = session.scalar(
+            select(ServiceRow).where(ServiceRow.workspace_id == access.workspace_id, ServiceRow.name == spec.name)
+        )
         if parent is None:
-            raise BadInput(f"create -r makes a blue-green partner of an existing service, and there is no service "
-                           f"named {spec.name!r}; create it without -r first", "name")
+            raise BadInput(
+                f"create -r makes a blue-green partner of an existing service, and there is no service "
+                f"named {spec.name!r}; create it without -r first",
+                "name",
+            )
         while _name_taken(session, name):
             name = f"{spec.name}_{secrets.token_hex(4)}"
     elif _name_taken(session, name):
-        raise Conflict(f"a service named {name!r} already exists (names are unique on this server because they are "
-                       "endpoint paths); pick another name, or use `create -r` for a blue-green release", "name")
+        raise Conflict(
+            f"a service named {name!r} already exists (names are unique on this server because they are "
+            "endpoint paths); pick another name, or use `create -r` for a blue-green release",
+            "name",
+        )
     resolved = resolve(session, user, access.workspace.name, spec, cache, containment)
     token = spec.token or (None if spec.generate_token is False else new_token())
     now = utcnow()
-    row = ServiceRow(id=new_id("svc"), workspace_id=access.workspace_id, name=name, state="Running", token=token,
-                     test=name.startswith(TEST_PREFIX), parent=parent.name if parent else None,
-                     endpoint_open=True, current_version=1, latest_version=1, created_by=user, created_at=now,
-                     updated_at=now, message="")
+    row = ServiceRow(
+        id=new_id("svc"),
+        workspace_id=access.workspace_id,
+        name=name,
+        state="Running",
+        token=token,
+        test=name.startswith(TEST_PREFIX),
+        parent=parent.name if parent else None,
+        endpoint_open=True,
+        current_version=1,
+        latest_version=1,
+        created_by=user,
+        created_at=now,
+        updated_at=now,
+        message="",
+    )
     session.add(row)
     session.flush()
     config = spec.dump()
     config["name"] = name
-    session.add(ServiceVersionRow(service_id=row.id, version=1, config=config, resolved=resolved, created_by=user,
-                                  created_at=now))
+    session.add(
+        ServiceVersionRow(
+            service_id=row.id, version=1, config=config, resolved=resolved, created_by=user, created_at=now
+        )
+    )
     session.flush()
     _bring_in_line(session, gateway)
     return name
@@ -262,8 +339,18 @@ def _deep_merge(base: dict, change: dict) -> dict:
     return out
 
 
-def modify_service(session: Session, user: str, workspace: str, name: str, change: dict, cache: Path, *,
-                   gateway: Gateway, containment=None, max_instances: int | None = None) -> dict:
+def modify_service(
+    session: Session,
+    user: str,
+    workspace: str,
+    name: str,
+    change: dict,
+    cache: Path,
+    *,
+    gateway: Gateway,
+    containment=None,
+    max_instances: int | None = None,
+) -> dict:
     """``eascmd modify``: ``{"metadata": {"instance": N}}`` alone scales in place; a change with
     model and processor keys adds a version (rolling update to it); anything else updates the
     current version (rolling update). Returns what happened."""
@@ -288,13 +375,24 @@ def modify_service(session: Session, user: str, workspace: str, name: str, chang
         current.config = spec.dump()
         kind = "scaled"
     else:
-        resolved = resolve(session, user, access.workspace.name, spec, cache, containment) if (
-            MODEL_KEYS & set(change) or "warm_up_data_path" in change) else current.resolved
+        resolved = (
+            resolve(session, user, access.workspace.name, spec, cache, containment)
+            if (MODEL_KEYS & set(change) or "warm_up_data_path" in change)
+            else current.resolved
+        )
         new_version = bool({"model_path", "processor", "processor_path", "processor_entry"} & set(change))
         if new_version:
             row.latest_version += 1
-            session.add(ServiceVersionRow(service_id=row.id, version=row.latest_version, config=spec.dump(),
-                                          resolved=resolved, created_by=user, created_at=utcnow()))
+            session.add(
+                ServiceVersionRow(
+                    service_id=row.id,
+                    version=row.latest_version,
+                    config=spec.dump(),
+                    resolved=resolved,
+                    created_by=user,
+                    created_at=utcnow(),
+                )
+            )
             row.current_version = row.latest_version
             kind = "new version"
         else:
@@ -304,12 +402,15 @@ def modify_service(session: Session, user: str, workspace: str, name: str, chang
     row.updated_at = utcnow()
     session.flush()
     _bring_in_line(session, gateway)
-    return {"service": name, "change": kind, "current_version": row.current_version,
-            "latest_version": row.latest_version}
+    return {
+        "service": name,
+        "change": kind,
+        "current_version": row.current_version,
+        "latest_version": row.latest_version,
+    }
 
 
-def switch_version(session: Session, user: str, workspace: str, name: str, version: int, *,
-                   gateway: Gateway) -> None:
+def switch_version(session: Session, user: str, workspace: str, name: str, version: int, *, gateway: Gateway) -> None:
     access = _check_role(session, user, workspace, "service.manage", name)
     row = _row(session, access.workspace_id, name)
     _version(session, row, version)
@@ -345,13 +446,13 @@ def release(session: Session, user: str, workspace: str, name: str, weight: int,
     access = _check_role(session, user, workspace, "service.manage", name)
     row = _row(session, access.workspace_id, name)
     if row.parent is None:
-        raise BadInput(f"release takes the new service made with `create -r` (named {name}_<8 hex>); "
-                       f"{name!r} is not one", "name")
+        raise BadInput(
+            f"release takes the new service made with `create -r` (named {name}_<8 hex>); {name!r} is not one", "name"
+        )
     entry = row.entry or row.parent
     others = sum(c.weight for c in _released_onto(session, entry) if c.id != row.id)
     if others + weight > 100:
-        raise BadInput(f"other services already take {others}% of {entry!r}; at most {100 - others}% is left",
-                       "weight")
+        raise BadInput(f"other services already take {others}% of {entry!r}; at most {100 - others}% is left", "weight")
     parent = session.scalar(select(ServiceRow).where(ServiceRow.name == entry))
     row.entry = entry
     row.entry_token = parent.token if parent is not None else row.entry_token
@@ -399,13 +500,22 @@ def desired_state(session: Session) -> dict:
         assert version is not None  # a service always has its current version
         meta = Metadata.model_validate(version.config["metadata"])
         rpc = meta.rpc.model_dump()
-        services.append({
-            "name": row.name, "state": row.state, "instance": meta.instance, "workers": meta.concurrency,
-            "rpc": rpc, "cpu": meta.cpu, "memory": meta.memory, "gpu": meta.gpu, "version": version.version,
-            "revision": _revision(row, version),
-            "processor": {k: v for k, v in version.resolved.items() if k not in ("warm_up", "revision_bump")},
-            "warm_up": version.resolved.get("warm_up") or [],
-        })
+        services.append(
+            {
+                "name": row.name,
+                "state": row.state,
+                "instance": meta.instance,
+                "workers": meta.concurrency,
+                "rpc": rpc,
+                "cpu": meta.cpu,
+                "memory": meta.memory,
+                "gpu": meta.gpu,
+                "version": version.version,
+                "revision": _revision(row, version),
+                "processor": {k: v for k, v in version.resolved.items() if k not in ("warm_up", "revision_bump")},
+                "warm_up": version.resolved.get("warm_up") or [],
+            }
+        )
         if row.endpoint_open:
             routes.setdefault(row.name, {"token": row.token, "targets": {}})
             routes[row.name]["token"] = row.token
@@ -425,8 +535,10 @@ def desired_state(session: Session) -> dict:
 def _refuse_workspace_delete(session: Session, workspace_id: str) -> None:
     names = session.scalars(select(ServiceRow.name).where(ServiceRow.workspace_id == workspace_id)).all()
     if names:
-        raise Conflict(f"the workspace still has services ({', '.join(names)}); delete them first with "
-                       "`pai eascmd delete NAME`", "workspace")
+        raise Conflict(
+            f"the workspace still has services ({', '.join(names)}); delete them first with `pai eascmd delete NAME`",
+            "workspace",
+        )
 
 
 DELETE_GUARDS.append(_refuse_workspace_delete)

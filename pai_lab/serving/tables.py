@@ -14,8 +14,7 @@ class ServiceRow(Base):
     __tablename__ = "services"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(String(32), ForeignKey("workspaces.id", ondelete="CASCADE"),
-                                              index=True)
+    workspace_id: Mapped[str] = mapped_column(String(32), ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
     # names are unique on the server: they are the gateway's endpoint paths
     name: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     state: Mapped[str] = mapped_column(String(16), default="Running")  # what the user asked: Running/Stopped
@@ -37,8 +36,7 @@ class ServiceRow(Base):
 class ServiceVersionRow(Base):
     __tablename__ = "service_versions"
 
-    service_id: Mapped[str] = mapped_column(String(32), ForeignKey("services.id", ondelete="CASCADE"),
-                                            primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(32), ForeignKey("services.id", ondelete="CASCADE"), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     config: Mapped[dict] = mapped_column(JSON)  # the service JSON as given (merged for modify -s)
     resolved: Mapped[dict] = mapped_column(JSON)  # local model/processor folders, warm-up requests

@@ -17,5 +17,16 @@ from pai_lab.training.metrics import (
 )
 from pai_lab.training.reader import class_names, dataset, save_class_names, source_info
 
-__all__ = ["class_names", "dataset", "fit_inputs", "is_chief", "keras_callback", "model_dir", "report",
-           "save_class_names", "save_model", "source_info", "task_info"]
+__all__ = [
+    "class_names",
+    "dataset",
+    "fit_inputs",
+    "is_chief",
+    "keras_callback",
+    "model_dir",
+    "report",
+    "save_class_names",
+    "save_model",
+    "source_info",
+    "task_info",
+]

@@ -32,7 +32,7 @@ def parse(ref: str) -> tuple[str, str, int | None]:
     """``task:NAME`` -> ("task", NAME, None); ``NAME:3`` -> ("dataset", NAME, 3); ``NAME`` -> latest."""
     ref = ref.strip()
     if ref.startswith("task:"):
-        name = ref[len("task:"):].strip()
+        name = ref[len("task:") :].strip()
         if not name:
             raise BadInput("data source 'task:' names no task; write task:<task name or id>", "data_sources")
         return "task", name, None
@@ -40,8 +40,7 @@ def parse(ref: str) -> tuple[str, str, int | None]:
     if sep and whole_number(version) is not None and name:
         return "dataset", name, whole_number(version)
     if sep and "://" not in ref:
-        raise BadInput(f"data source {ref!r}: write NAME, NAME:VERSION (a whole number) or task:TASK",
-                       "data_sources")
+        raise BadInput(f"data source {ref!r}: write NAME, NAME:VERSION (a whole number) or task:TASK", "data_sources")
     return "dataset", ref, None
 
 
@@ -64,8 +63,11 @@ def _task_lines(session: Session, task) -> Iterator[dict]:
 
     from pai_lab.labeling.tables import ItemRow
 
-    rows = session.execute(select(ItemRow.data, ItemRow.label, ItemRow.check, ItemRow.verify, ItemRow.skipped)
-                           .where(ItemRow.task_id == task.id).order_by(ItemRow.seq))
+    rows = session.execute(
+        select(ItemRow.data, ItemRow.label, ItemRow.check, ItemRow.verify, ItemRow.skipped)
+        .where(ItemRow.task_id == task.id)
+        .order_by(ItemRow.seq)
+    )
     for data, label, check, verify, skipped in rows:
         final = _results(verify) or _results(check) or _results(label)
         if skipped or not final:
@@ -149,8 +151,9 @@ def _resolve_one(session: Session, user: str, workspace: str, ref: str) -> tuple
         try:
             task = labeling.task_row(session, user, workspace, name)
         except NotFound:
-            raise _bad(ref, "no labeling task by that name or id in this workspace; `pai label ls` lists them") \
-                from None
+            raise _bad(
+                ref, "no labeling task by that name or id in this workspace; `pai label ls` lists them"
+            ) from None
         lines = Lines(_task_lines(session, task))
         if not lines.count:
             lines.close()
@@ -160,8 +163,13 @@ def _resolve_one(session: Session, user: str, workspace: str, ref: str) -> tuple
             options = _storage_options(session, user, workspace, task.dataset)
         data_type = infer_type(lines)
         names = [label["name"] for label in task.labels or []] or class_names(lines, data_type)
-        info: dict[str, Any] = {"name": ref, "kind": "task", "task": task.name, "task_id": task.id,
-                                "template": task.template}
+        info: dict[str, Any] = {
+            "name": ref,
+            "kind": "task",
+            "task": task.name,
+            "task_id": task.id,
+            "template": task.template,
+        }
     else:
         from pai_lab.datasets import service as datasets
 
@@ -171,16 +179,21 @@ def _resolve_one(session: Session, user: str, workspace: str, ref: str) -> tuple
             unscanned = version is None and dataset.latest_version is None
             lines = Lines([] if unscanned else datasets.iter_items(session, user, workspace, name, version=version))
         except NotFound as exc:
-            why = str(exc) if exc.field == "version" else ("is not a registered dataset of this workspace; register "
-                                                            "it with `pai dataset register` or check `pai dataset ls`")
+            why = (
+                str(exc)
+                if exc.field == "version"
+                else (
+                    "is not a registered dataset of this workspace; register "
+                    "it with `pai dataset register` or check `pai dataset ls`"
+                )
+            )
             raise _bad(ref, why) from None
         except BadInput as exc:
             raise _bad(ref, str(exc)) from None
         options = _storage_options(session, user, workspace, name)
         data_type = infer_type(lines, dataset.data_type)
         names = class_names(lines, data_type)
-        info = {"name": ref, "kind": "dataset", "dataset": dataset.name,
-                "version": version or dataset.latest_version}
+        info = {"name": ref, "kind": "dataset", "dataset": dataset.name, "version": version or dataset.latest_version}
     info.update(data_type=data_type, class_names=names, storage_options=options, items=lines.count)
     return info, lines
 

@@ -30,8 +30,10 @@ def fit_inputs(strategy, train, validation=None, *, global_batch: int, prepare: 
     each rank's share repeated and batched to ``global_batch`` over all ranks, with the steps per epoch
     every rank agrees on (from the items of all ranks). Validation is left out when some rank would
     have no item of it. ``prepare`` maps each element first (e.g. boxes to fixed slots)."""
-    args = {"x": _distributed(strategy, train, global_batch, prepare),
-            "steps_per_epoch": max(1, math.ceil(train.total_count / global_batch))}
+    args = {
+        "x": _distributed(strategy, train, global_batch, prepare),
+        "steps_per_epoch": max(1, math.ceil(train.total_count / global_batch)),
+    }
     if validation is not None and validation.total_count >= strategy.num_replicas_in_sync:
         args["validation_data"] = _distributed(strategy, validation, global_batch, prepare)
         args["validation_steps"] = max(1, math.ceil(validation.total_count / global_batch))

@@ -21,8 +21,14 @@ from pai_lab.errors import BadInput
 IMAGE_FLAGS = ("worker_image", "ps_image", "chief_image", "master_image")
 COLUMNS = ["image_url", "image_url_vpc", "provider", "accelerator", "framework"]
 HEADERS = ["ImageUrl", "ImageUrlVpc", "ImageProvider", "Accelerator", "Framework"]
-FRAMEWORKS = {"tfjob": "tensorflow", "tensorflow": "tensorflow", "tf": "tensorflow",
-              "pytorchjob": "pytorch", "pytorch": "pytorch", "torch": "pytorch"}
+FRAMEWORKS = {
+    "tfjob": "tensorflow",
+    "tensorflow": "tensorflow",
+    "tf": "tensorflow",
+    "pytorchjob": "pytorch",
+    "pytorch": "pytorch",
+    "torch": "pytorch",
+}
 PROBE_TIMEOUT = 5  # seconds for conda and docker to answer
 
 
@@ -31,8 +37,11 @@ def _accelerator() -> str:
 
 
 def _frameworks_here() -> str:
-    found = [name for name, module in (("tensorflow", "tensorflow"), ("pytorch", "torch"))
-             if importlib.util.find_spec(module) is not None]
+    found = [
+        name
+        for name, module in (("tensorflow", "tensorflow"), ("pytorch", "torch"))
+        if importlib.util.find_spec(module) is not None
+    ]
     return ",".join(found)
 
 
@@ -56,14 +65,30 @@ def local_images() -> list[dict]:
     """Every environment a rank could run in, the current Python first."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     accelerator = _accelerator()
-    images = [{"image_url": f"local/python:{version}", "image_url_vpc": sys.executable, "provider": "Local",
-               "accelerator": accelerator, "framework": _frameworks_here(), "python": sys.executable}]
+    images = [
+        {
+            "image_url": f"local/python:{version}",
+            "image_url_vpc": sys.executable,
+            "provider": "Local",
+            "accelerator": accelerator,
+            "framework": _frameworks_here(),
+            "python": sys.executable,
+        }
+    ]
     for entry in filter(None, os.environ.get("PAI_LAB_ENVIRONMENTS", "").split(os.pathsep)):
         python = _interpreter(entry)
         if python is not None:
             name = Path(entry).expanduser().name or str(python)
-            images.append({"image_url": f"local/venv/{name}", "image_url_vpc": str(python), "provider": "Local",
-                           "accelerator": accelerator, "framework": "", "python": str(python)})
+            images.append(
+                {
+                    "image_url": f"local/venv/{name}",
+                    "image_url_vpc": str(python),
+                    "provider": "Local",
+                    "accelerator": accelerator,
+                    "framework": "",
+                    "python": str(python),
+                }
+            )
     conda = shutil.which("conda")
     listed = _run([conda, "env", "list", "--json"]) if conda else None
     if listed:
@@ -74,20 +99,40 @@ def local_images() -> list[dict]:
         for env in envs:
             python = _interpreter(env)
             if python is not None:
-                images.append({"image_url": f"local/conda/{Path(env).name}", "image_url_vpc": str(python),
-                               "provider": "Conda", "accelerator": accelerator, "framework": "",
-                               "python": str(python)})
+                images.append(
+                    {
+                        "image_url": f"local/conda/{Path(env).name}",
+                        "image_url_vpc": str(python),
+                        "provider": "Conda",
+                        "accelerator": accelerator,
+                        "framework": "",
+                        "python": str(python),
+                    }
+                )
     docker = shutil.which("docker")
     tags = _run([docker, "images", "--format", "{{.Repository}}:{{.Tag}}"]) if docker else None
     for tag in (tags or "").splitlines():
         if tag and "<none>" not in tag:
-            images.append({"image_url": tag, "image_url_vpc": tag, "provider": "Docker", "accelerator": "",
-                           "framework": "", "python": ""})
+            images.append(
+                {
+                    "image_url": tag,
+                    "image_url_vpc": tag,
+                    "provider": "Docker",
+                    "accelerator": "",
+                    "framework": "",
+                    "python": "",
+                }
+            )
     return images
 
 
-def filter_images(images: list[dict], framework: str | None = None, device: str | None = None,
-                  provider: str | None = None, order: str = "desc") -> list[dict]:
+def filter_images(
+    images: list[dict],
+    framework: str | None = None,
+    device: str | None = None,
+    provider: str | None = None,
+    order: str = "desc",
+) -> list[dict]:
     """`dlc get images --framework --device --provider --order`; an empty filter matches all."""
     if framework:
         wanted = FRAMEWORKS.get(framework.lower())
@@ -118,7 +163,13 @@ def check_images(values: dict, images: list[dict] | None = None) -> None:
         if image in current:
             continue
         if image in others:
-            raise BadInput(f"--{flag} {image!r}: ranks run in the workers' Python here; give "
-                           f"{known[0]['image_url']!r} or leave it empty", flag)
-        raise BadInput(f"--{flag} {image!r} is not an environment on this machine; `pai dlc get images` lists "
-                       "them (leave it empty for the current Python)", flag)
+            raise BadInput(
+                f"--{flag} {image!r}: ranks run in the workers' Python here; give "
+                f"{known[0]['image_url']!r} or leave it empty",
+                flag,
+            )
+        raise BadInput(
+            f"--{flag} {image!r} is not an environment on this machine; `pai dlc get images` lists "
+            "them (leave it empty for the current Python)",
+            flag,
+        )

@@ -31,10 +31,17 @@ from pai_lab.errors import BadInput, Conflict
 log = logging.getLogger("pai_lab.training")
 
 # Credentials of the server's own process that a rank inherits unless removed.
-SECRET_VARIABLES = frozenset({
-    "PAI_LAB_TOKEN", "PAI_LAB_METRICS_TOKEN", "JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN",
-    "JPY_COOKIE_SECRET", "JUPYTER_COOKIE_SECRET",
-})
+SECRET_VARIABLES = frozenset(
+    {
+        "PAI_LAB_TOKEN",
+        "PAI_LAB_METRICS_TOKEN",
+        "JUPYTER_TOKEN",
+        "JPY_API_TOKEN",
+        "JUPYTERHUB_API_TOKEN",
+        "JPY_COOKIE_SECRET",
+        "JUPYTER_COOKIE_SECRET",
+    }
+)
 JOB_TOKEN_PREFIX = "pai-job-"
 SANDBOX_MODES = ("auto", "bubblewrap", "off")
 # Read-only in every sandbox: what programs and their libraries need.
@@ -109,8 +116,12 @@ def _bubblewrap(settings: dict) -> str | None:
 def _bubblewrap_works(binary: str) -> bool:
     # Installed is not enough: a kernel or container without user namespaces refuses it.
     try:
-        probe = subprocess.run([binary, "--ro-bind", "/", "/", "--unshare-pid", "--die-with-parent", "true"],
-                               capture_output=True, timeout=20, check=False)
+        probe = subprocess.run(
+            [binary, "--ro-bind", "/", "/", "--unshare-pid", "--die-with-parent", "true"],
+            capture_output=True,
+            timeout=20,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return probe.returncode == 0
@@ -121,8 +132,7 @@ def sandbox_required(settings: dict, users: int) -> bool:
     (Ranks on a remote cluster are never asked: they run under the workers' own OS users.)"""
     mode = settings.get("job_sandbox") or "auto"
     if mode not in SANDBOX_MODES:
-        raise BadInput(f"job_sandbox is {mode!r}; an operator sets one of {', '.join(SANDBOX_MODES)}",
-                       "job_sandbox")
+        raise BadInput(f"job_sandbox is {mode!r}; an operator sets one of {', '.join(SANDBOX_MODES)}", "job_sandbox")
     return mode == "bubblewrap" or (mode == "auto" and users > 1)
 
 
@@ -136,7 +146,9 @@ def check_sandbox_available(settings: dict, users: int) -> str:
         f"this server has {users} users, so local job ranks run in a bubblewrap sandbox, and bubblewrap {why}. "
         "An operator installs it (`apt install bubblewrap`), or points pai_lab at a remote Dask cluster "
         "(PaiLabApp.dask_scheduler_address), or accepts the risk with PaiLabApp.job_sandbox='off'",
-        "job_sandbox", code="sandbox_unavailable")
+        "job_sandbox",
+        code="sandbox_unavailable",
+    )
 
 
 def sandbox_plan(platform, launch: dict, binary: str) -> dict:
@@ -153,8 +165,8 @@ def sandbox_plan(platform, launch: dict, binary: str) -> dict:
     read_only = [str(p) for p in containment.all]
     return {
         "bwrap": binary,
-        "read_only": read_only + [launch["mounts"][m] for m in launch.get("mounts", {})
-                                  if "://" not in launch["mounts"][m]],
+        "read_only": read_only
+        + [launch["mounts"][m] for m in launch.get("mounts", {}) if "://" not in launch["mounts"][m]],
         "hidden": [str(state), *(str(p) for p in containment.extra_secrets)],
         "shown_again": [str(state / SAMPLES_FOLDER), str(job_dir / "code"), str(job_dir / "data")],
         "writable": writable,
@@ -181,8 +193,11 @@ def sandboxed_argv(plan: dict, argv: list[str], cwd: str, extra_read_only: list[
     folders, so they are made parents first (shorter paths first): a root read-only, the state folder
     in it hidden, the samples in that shown again, a job's output in it writable. A new PID namespace
     ends every process of the rank when its first one ends."""
-    mounts: list[tuple[str, list[str]]] = [("/dev", ["--dev", "/dev"]), ("/proc", ["--proc", "/proc"]),
-                                           ("/tmp", ["--tmpfs", "/tmp"])]
+    mounts: list[tuple[str, list[str]]] = [
+        ("/dev", ["--dev", "/dev"]),
+        ("/proc", ["--proc", "/proc"]),
+        ("/tmp", ["--tmpfs", "/tmp"]),
+    ]
     for path in SYSTEM_PATHS:
         if os.path.islink(path):
             mounts.append((path, ["--symlink", os.readlink(path), path]))
@@ -217,8 +232,7 @@ def sandboxed_argv(plan: dict, argv: list[str], cwd: str, extra_read_only: list[
 # ---------------------------------------------------------------- process trees
 
 
-def job_processes(*, job_ids: set[str] | None = None, pod: str | None = None,
-                  output_under: str | None = None) -> list:
+def job_processes(*, job_ids: set[str] | None = None, pod: str | None = None, output_under: str | None = None) -> list:
     """This machine's processes that belong to a job's rank, known by the variables every rank's
     environment carries (a process that left the rank's group or session still has them)."""
     import psutil

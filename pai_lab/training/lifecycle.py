@@ -50,8 +50,11 @@ def on_start(platform) -> None:
     with platform.store.transaction() as session:
         ended = service.reconcile_after_restart(session)
     if ended:
-        log.warning("pai_lab: %d job(s) were active when the control plane stopped; marked ended: %s",
-                    len(ended), ", ".join(ended))
+        log.warning(
+            "pai_lab: %d job(s) were active when the control plane stopped; marked ended: %s",
+            len(ended),
+            ", ".join(ended),
+        )
         # A rank dies with the control plane, but what it started may not (a child in a new session,
         # a rank that was not sandboxed): anything on this machine still carrying such a job's variables.
         threading.Thread(target=_end_leftover_processes, args=(platform, ended), daemon=True).start()

@@ -22,15 +22,28 @@ class TrainingManager(LoggingConfigurable):
     ``c.TrainingManager.<trait>``, or through the ``PaiLabApp.<trait>`` names users set before."""
 
     dask_scheduler_address = Unicode(
-        "", config=True,
-        help="Address of an existing Dask scheduler (tcp://host:8786). Empty: a LocalCluster started on demand.")
+        "",
+        config=True,
+        help="Address of an existing Dask scheduler (tcp://host:8786). Empty: a LocalCluster started on demand.",
+    )
     n_workers = Int(2, config=True, help="Workers of the LocalCluster started when no scheduler is configured.")
-    threads_per_worker = Int(0, config=True, help="Threads per LocalCluster worker; each job rank holds one while "
-                             "it runs. 0: the machine's cores split between the workers.")
-    memory_limit = Unicode("auto", config=True, help="Memory limit per LocalCluster worker ('auto': the machine's "
-                           "memory split between the workers).")
-    dask_processes = Bool(False, config=True, help="LocalCluster workers as processes instead of threads of the "
-                          "control plane (a rank's work runs in its own subprocess either way).")
+    threads_per_worker = Int(
+        0,
+        config=True,
+        help="Threads per LocalCluster worker; each job rank holds one while "
+        "it runs. 0: the machine's cores split between the workers.",
+    )
+    memory_limit = Unicode(
+        "auto",
+        config=True,
+        help="Memory limit per LocalCluster worker ('auto': the machine's memory split between the workers).",
+    )
+    dask_processes = Bool(
+        False,
+        config=True,
+        help="LocalCluster workers as processes instead of threads of the "
+        "control plane (a rank's work runs in its own subprocess either way).",
+    )
     dask_dashboard_address = Unicode(":0", config=True, help="Where the LocalCluster's dashboard listens.")
     dask_worker_resources = Dict(config=True, help="Resources each LocalCluster worker offers, e.g. {'GPU': 1}.")
 
@@ -63,8 +76,9 @@ class TrainingManager(LoggingConfigurable):
                 else:
                     # Worker threads in this process: a rank's work runs in its own subprocess, so the
                     # Dask side only waits and relays; no worker processes to start or to orphan.
-                    n_workers, threads, memory = local_cluster_shape(self.n_workers, self.threads_per_worker,
-                                                                     self.memory_limit)
+                    n_workers, threads, memory = local_cluster_shape(
+                        self.n_workers, self.threads_per_worker, self.memory_limit
+                    )
                     self._cluster = LocalCluster(
                         n_workers=n_workers,
                         threads_per_worker=threads,
@@ -78,9 +92,15 @@ class TrainingManager(LoggingConfigurable):
 
     def workers(self) -> dict[str, dict]:
         info = self.client().scheduler_info(n_workers=-1) if _takes_n_workers() else self.client().scheduler_info()
-        return {a: {"nthreads": w.get("nthreads", 1), "gpus": int(w.get("resources", {}).get("GPU", 0)),
-                    "memory": int(w.get("memory_limit") or 0), "name": str(w.get("name", a))}
-                for a, w in info.get("workers", {}).items()}
+        return {
+            a: {
+                "nthreads": w.get("nthreads", 1),
+                "gpus": int(w.get("resources", {}).get("GPU", 0)),
+                "memory": int(w.get("memory_limit") or 0),
+                "name": str(w.get("name", a)),
+            }
+            for a, w in info.get("workers", {}).items()
+        }
 
     def has_gpus(self, address: str) -> bool:
         return self._workers_cache.get(address, {}).get("gpus", 0) > 0
@@ -96,8 +116,18 @@ class TrainingManager(LoggingConfigurable):
         return ClusterInfo(
             scheduler_address=client.scheduler.address,
             dashboard_link=getattr(client, "dashboard_link", None),
-            workers=[ClusterWorker(name=w["name"], address=a, cores=w["nthreads"], memory=w["memory"],
-                                   gpus=w["gpus"], busy_ranks=self.busy.get(a, 0)) for a, w in workers.items()])
+            workers=[
+                ClusterWorker(
+                    name=w["name"],
+                    address=a,
+                    cores=w["nthreads"],
+                    memory=w["memory"],
+                    gpus=w["gpus"],
+                    busy_ranks=self.busy.get(a, 0),
+                )
+                for a, w in workers.items()
+            ],
+        )
 
     def _allocate(self, supervisor: Supervisor, ranks) -> tuple[list[Slot] | None, str]:
         workers = self.workers()
@@ -137,8 +167,13 @@ class TrainingManager(LoggingConfigurable):
                 self.supervisors[job_id] = supervisor
         if closing:  # no supervisor will come for it: say so on the job rather than leave it Creating
             with self.platform.store.transaction() as s:
-                service.transition(s, job_id, "Failed", "the control plane was shutting down when the job was "
-                                   "submitted; submit it again", only_from=("Creating",))
+                service.transition(
+                    s,
+                    job_id,
+                    "Failed",
+                    "the control plane was shutting down when the job was submitted; submit it again",
+                    only_from=("Creating",),
+                )
             return
         supervisor.start()
 

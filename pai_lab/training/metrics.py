@@ -68,8 +68,7 @@ def report(step: int, **metrics: float) -> None:
     with _lock:
         stream = _metrics_stream()
         if stream is None:
-            print(f"[metrics] step {int(step)}: " + ", ".join(f"{k}={v:.6g}" for k, v in values.items()),
-                  flush=True)
+            print(f"[metrics] step {int(step)}: " + ", ".join(f"{k}={v:.6g}" for k, v in values.items()), flush=True)
         else:
             stream.write(json.dumps(point) + "\n")
             stream.flush()

@@ -24,8 +24,16 @@ NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 
 def _model(row: ModelRow) -> Model:
-    return Model(id=row.id, name=row.name, version=row.version, path=row.path, job_id=row.job_id,
-                 created_by=row.created_by, created_at=row.created_at, description=row.description or "")
+    return Model(
+        id=row.id,
+        name=row.name,
+        version=row.version,
+        path=row.path,
+        job_id=row.job_id,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        description=row.description or "",
+    )
 
 
 def model_name_for(job_name: str) -> str:
@@ -45,8 +53,17 @@ def find_saved_model(folder: str | Path, depth: int = 3) -> str | None:
     return None
 
 
-def register_model(session: Session, user: str, workspace: str, name: str, path: str, *,
-                   job_id: str | None = None, description: str = "", containment=None) -> Model:
+def register_model(
+    session: Session,
+    user: str,
+    workspace: str,
+    name: str,
+    path: str,
+    *,
+    job_id: str | None = None,
+    description: str = "",
+    containment=None,
+) -> Model:
     """``containment`` (the server's policy) checks a path a member names; a job's own output is not."""
     access = authorize(session, user, workspace, "model.register")
     if not NAME_RULE.match(name or ""):
@@ -57,10 +74,25 @@ def register_model(session: Session, user: str, workspace: str, name: str, path:
         if find_saved_model(path, depth=0) is None:
             raise BadInput(f"{path!r} is not a SavedModel folder (no saved_model.pb in it)", "path")
         path = str(Path(path).resolve())
-    latest = session.scalar(select(func.max(ModelRow.version)).where(
-        ModelRow.workspace_id == access.workspace_id, ModelRow.name == name)) or 0
-    row = ModelRow(id=new_id("model"), workspace_id=access.workspace_id, name=name, version=latest + 1,
-                   path=path, job_id=job_id, description=description, created_by=user, created_at=utcnow())
+    latest = (
+        session.scalar(
+            select(func.max(ModelRow.version)).where(
+                ModelRow.workspace_id == access.workspace_id, ModelRow.name == name
+            )
+        )
+        or 0
+    )
+    row = ModelRow(
+        id=new_id("model"),
+        workspace_id=access.workspace_id,
+        name=name,
+        version=latest + 1,
+        path=path,
+        job_id=job_id,
+        description=description,
+        created_by=user,
+        created_at=utcnow(),
+    )
     session.add(row)
     session.flush()
     return _model(row)
@@ -86,8 +118,11 @@ def _find(session: Session, workspace_id: str, ref: str) -> ModelRow:
         else:
             row = session.scalar(base.where(ModelRow.name == ref).order_by(ModelRow.version.desc()))
     if row is None:
-        raise NotFound(f"no model {ref!r} in this workspace; ws.models.list() shows them (refer to one as "
-                       "name, name:version or the job id)", "model")
+        raise NotFound(
+            f"no model {ref!r} in this workspace; ws.models.list() shows them (refer to one as "
+            "name, name:version or the job id)",
+            "model",
+        )
     return row
 
 

@@ -17,8 +17,9 @@ class Slot:
     gpus: list[int] = field(default_factory=list)
 
 
-def place(ranks: list[specs.RankPlan], workers: dict[str, dict], busy: dict[str, int],
-          gpus_busy: dict[str, set[int]]) -> tuple[list[Slot] | None, str]:
+def place(
+    ranks: list[specs.RankPlan], workers: dict[str, dict], busy: dict[str, int], gpus_busy: dict[str, set[int]]
+) -> tuple[list[Slot] | None, str]:
     """All-or-nothing placement: one slot (a worker thread) per rank, GPUs from worker resources.
 
     ``workers`` maps an address to ``{"nthreads": n, "gpus": g}``. Ranks spread over the workers
@@ -26,8 +27,9 @@ def place(ranks: list[specs.RankPlan], workers: dict[str, dict], busy: dict[str,
     """
     free = {a: w["nthreads"] - busy.get(a, 0) for a, w in workers.items()}
     free_at_start = sum(max(f, 0) for f in free.values())
-    free_gpus = {a: [g for g in range(int(w.get("gpus", 0))) if g not in gpus_busy.get(a, set())]
-                 for a, w in workers.items()}
+    free_gpus = {
+        a: [g for g in range(int(w.get("gpus", 0))) if g not in gpus_busy.get(a, set())] for a, w in workers.items()
+    }
     slots: list[Slot | None] = [None] * len(ranks)
     order = sorted(range(len(ranks)), key=lambda i: -ranks[i].resources.gpu)
     for i in order:
@@ -37,12 +39,16 @@ def place(ranks: list[specs.RankPlan], workers: dict[str, dict], busy: dict[str,
             total = sum(w["nthreads"] for w in workers.values())
             if need:
                 have = {a: len(g) for a, g in free_gpus.items() if g}
-                return None, (f"waiting for a worker with {need} free GPU(s) for {ranks[i].role}-{ranks[i].index}"
-                              f" (free GPUs: {have or 'none'}); give Dask workers GPU resources "
-                              "(dask worker --resources GPU=N) or lower the *_spec")
-            return None, (f"waiting for {len(ranks)} rank slots; the Dask cluster has {total} worker thread(s), "
-                          f"{free_at_start} free; add workers or threads, or stop "
-                          "another job")
+                return None, (
+                    f"waiting for a worker with {need} free GPU(s) for {ranks[i].role}-{ranks[i].index}"
+                    f" (free GPUs: {have or 'none'}); give Dask workers GPU resources "
+                    "(dask worker --resources GPU=N) or lower the *_spec"
+                )
+            return None, (
+                f"waiting for {len(ranks)} rank slots; the Dask cluster has {total} worker thread(s), "
+                f"{free_at_start} free; add workers or threads, or stop "
+                "another job"
+            )
         best = max(candidates, key=lambda a: (free[a], len(free_gpus[a])))
         free[best] -= 1
         slots[i] = Slot(best, free_gpus[best][:need])
@@ -95,8 +101,9 @@ class JobQueue:
         return None
 
 
-def local_cluster_shape(n_workers: int, threads_per_worker: int = 0,
-                        memory_limit: str = "auto") -> tuple[int, int, int | str]:
+def local_cluster_shape(
+    n_workers: int, threads_per_worker: int = 0, memory_limit: str = "auto"
+) -> tuple[int, int, int | str]:
     """(workers, threads per worker, memory per worker) of the embedded LocalCluster: unless set, threads
     and memory are the machine's real totals split between the workers (Dask's "auto" gives every worker
     of an in-process cluster the whole memory, and a fixed thread count claims cores that are not there)."""

@@ -28,8 +28,11 @@ def set_priority(session: Session, platform, user: str, workspace: str, job_id: 
     if row is None or row.workspace_id != access.workspace_id:
         raise NotFound(f"no job {job_id!r} in this workspace; `pai dlc get job` lists them", "job_id")
     if row.state not in WAITING_STATES:
-        raise Conflict(f"job {job_id} is {row.state}: only a job still waiting for slots (Creating or Queuing) "
-                       "can change its priority", "job_id")
+        raise Conflict(
+            f"job {job_id} is {row.state}: only a job still waiting for slots (Creating or Queuing) "
+            "can change its priority",
+            "job_id",
+        )
     row.spec = {**row.spec, "priority": priority}  # a new dict: the JSON column sees the change
     session.flush()
     manager = get_manager(platform)

@@ -22,8 +22,10 @@ ENV_VAR = "PAI_LAB_DATA_SOURCES"
 def _sources() -> tuple[Path, list[dict]]:
     path = os.environ.get(ENV_VAR)
     if not path:
-        raise RuntimeError("this process has no data sources: submit the job with data_sources=[...] (a dataset "
-                           "NAME, NAME:VERSION or task:TASK), or set PAI_LAB_DATA_SOURCES to a sources.json")
+        raise RuntimeError(
+            "this process has no data sources: submit the job with data_sources=[...] (a dataset "
+            "NAME, NAME:VERSION or task:TASK), or set PAI_LAB_DATA_SOURCES to a sources.json"
+        )
     file = Path(path)
     try:
         sources = json.loads(file.read_text(encoding="utf-8"))["sources"]
@@ -37,17 +39,23 @@ def source_info(source: str | int | None = None) -> dict:
     _folder, sources = _sources()
     if source is None:
         if len(sources) != 1:
-            raise ValueError(f"the job has {len(sources)} data sources; name one: "
-                             f"{', '.join(s['name'] for s in sources)}")
+            raise ValueError(
+                f"the job has {len(sources)} data sources; name one: {', '.join(s['name'] for s in sources)}"
+            )
         return sources[0]
     if isinstance(source, int):
         return sources[source]
     for info in sources:
-        if source in (info["name"], info.get("dataset"), info.get("task"), info.get("task_id"),
-                      f"task:{info.get('task')}", f"task:{info.get('task_id')}"):
+        if source in (
+            info["name"],
+            info.get("dataset"),
+            info.get("task"),
+            info.get("task_id"),
+            f"task:{info.get('task')}",
+            f"task:{info.get('task_id')}",
+        ):
             return info
-    raise ValueError(f"the job has no data source {source!r}; its sources are: "
-                     f"{', '.join(s['name'] for s in sources)}")
+    raise ValueError(f"the job has no data source {source!r}; its sources are: {', '.join(s['name'] for s in sources)}")
 
 
 def class_names(source: str | int | None = None) -> list[str]:
@@ -76,9 +84,18 @@ def _reader(options: dict):
     return read
 
 
-def dataset(source: str | int | None = None, *, image_size: tuple[int, int] = (32, 32), channels: int = 3,
-            batch_size: int | None = None, shuffle: bool = False, seed: int = 0, subset: str | None = None,
-            validation_every: int = 10, cache: bool | str = False):
+def dataset(
+    source: str | int | None = None,
+    *,
+    image_size: tuple[int, int] = (32, 32),
+    channels: int = 3,
+    batch_size: int | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    subset: str | None = None,
+    validation_every: int = 10,
+    cache: bool | str = False,
+):
     """A ``tf.data.Dataset`` of (input, label) for this rank (every n-th item of n training ranks).
 
     Images are decoded and resized to ``image_size``, float32 in [0, 1]; texts are tf.string; detection
@@ -105,9 +122,19 @@ def dataset(source: str | int | None = None, *, image_size: tuple[int, int] = (3
             return (n % every == every - 1) == wanted
 
     names = info["class_names"] or None
-    ds = to_tf_dataset(items, data_type=info["data_type"], class_names=names, image_size=(image_size[0], image_size[1]),
-                       channels=channels, batch_size=batch_size, shuffle=shuffle, seed=seed, keep=keep, cache=cache,
-                       read_bytes=_reader(info.get("storage_options") or {}))
+    ds = to_tf_dataset(
+        items,
+        data_type=info["data_type"],
+        class_names=names,
+        image_size=(image_size[0], image_size[1]),
+        channels=channels,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        keep=keep,
+        cache=cache,
+        read_bytes=_reader(info.get("storage_options") or {}),
+    )
     whole = _total_count(items, info, keep)
     ds.total_count = whole
     return ds

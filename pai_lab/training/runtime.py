@@ -39,7 +39,8 @@ _TF_STARTUP_NOISE = re.compile(
     r"^(I\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+\.cc:\d+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags"
-    r"|E\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+\.cc:\d+\] (failed call to cuInit|Unable to register cu))")
+    r"|E\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+\.cc:\d+\] (failed call to cuInit|Unable to register cu))"
+)
 
 _prctl: Callable[..., int] | None
 try:
@@ -57,8 +58,12 @@ def _die_with_parent() -> None:
 
 def names(job_id: str) -> dict[str, str]:
     """The Dask objects one job talks through."""
-    return {"events": f"pai-{job_id}-events", "cluster": f"pai-{job_id}-cluster", "stop": f"pai-{job_id}-stop",
-            "go": f"pai-{job_id}-go"}
+    return {
+        "events": f"pai-{job_id}-events",
+        "cluster": f"pai-{job_id}-cluster",
+        "stop": f"pai-{job_id}-stop",
+        "go": f"pai-{job_id}-go",
+    }
 
 
 def free_port(host: str = "") -> socket.socket:
@@ -116,8 +121,12 @@ def _inherited_environment() -> dict:
 def rank_environment(launch: dict, role: str, index: int, cluster: dict, gpus: list[int] | None) -> dict:
     """Environment of one rank: TF_CONFIG (or torch's variables), pai_lab's, the GPU pin."""
     tf_cluster = {r: hosts for r, hosts in cluster.items() if hosts}
-    is_chief = (role == "chief") or (role in ("worker", "master") and index == 0 and "chief" not in tf_cluster
-                                     and (role == "master" or "master" not in tf_cluster))
+    is_chief = (role == "chief") or (
+        role in ("worker", "master")
+        and index == 0
+        and "chief" not in tf_cluster
+        and (role == "master" or "master" not in tf_cluster)
+    )
     env = {
         "PYTHONUNBUFFERED": "1",
         "PAI_LAB_JOB_ID": launch["job_id"],
@@ -134,8 +143,9 @@ def rank_environment(launch: dict, role: str, index: int, cluster: dict, gpus: l
         order = [h for r in ("master", "worker") for h in tf_cluster.get(r, [])]
         me = tf_cluster[role][index]
         host, port = order[0].rsplit(":", 1)
-        env.update(MASTER_ADDR=host, MASTER_PORT=port, WORLD_SIZE=str(len(order)), RANK=str(order.index(me)),
-                   LOCAL_RANK="0")
+        env.update(
+            MASTER_ADDR=host, MASTER_PORT=port, WORLD_SIZE=str(len(order)), RANK=str(order.index(me)), LOCAL_RANK="0"
+        )
     else:
         env["TF_CONFIG"] = json.dumps({"cluster": tf_cluster, "task": {"type": role, "index": index}})
     if gpus is not None:
@@ -334,13 +344,21 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     if launch.get("thirdparty_libs"):
         site = Path(worker.local_directory) / "pai_jobs" / job_id / pod / "site-packages"
         site.mkdir(parents=True, exist_ok=True)
-        pip_argv = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(site),
-                    *launch["thirdparty_libs"]]
+        pip_argv = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--target",
+            str(site),
+            *launch["thirdparty_libs"],
+        ]
         if sandbox:  # a package's build runs code of the member's choosing: in the sandbox too
-            pip_argv = isolation.sandboxed_argv({**sandbox, "writable": [*sandbox["writable"], str(site)]},
-                                                pip_argv, cwd, seen)
-        pip = subprocess.run(pip_argv, capture_output=True, text=True, check=False, env=env,
-                             stdin=subprocess.DEVNULL)
+            pip_argv = isolation.sandboxed_argv(
+                {**sandbox, "writable": [*sandbox["writable"], str(site)]}, pip_argv, cwd, seen
+            )
+        pip = subprocess.run(pip_argv, capture_output=True, text=True, check=False, env=env, stdin=subprocess.DEVNULL)
         for text in (pip.stdout + pip.stderr).splitlines():
             events.line(f"[pip] {text}")
         if pip.returncode != 0:
@@ -360,9 +378,17 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     if sandbox:
         argv = isolation.sandboxed_argv(sandbox, argv, cwd, seen)
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(metrics_write,),
-                                preexec_fn=_die_with_parent)  # noqa: PLW1509
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            pass_fds=(metrics_write,),
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
+        )
     except OSError as exc:
         os.close(metrics_read)
         os.close(metrics_write)
@@ -374,9 +400,10 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     os.close(metrics_write)
     queue.put(("started", pod, proc.pid))
     tail: list[str] = []
-    readers = [threading.Thread(target=_pump_output, args=(proc.stdout, events, tail, quiet_tf),
-                                daemon=True),
-               threading.Thread(target=_pump_metrics, args=(metrics_read, events), daemon=True)]
+    readers = [
+        threading.Thread(target=_pump_output, args=(proc.stdout, events, tail, quiet_tf), daemon=True),
+        threading.Thread(target=_pump_metrics, args=(metrics_read, events), daemon=True),
+    ]
     for reader in readers:
         reader.start()
     stopped = False

@@ -45,16 +45,27 @@ class JobSpec(Schema):
     master_image: Text = ""
     master_spec: Text = ""
     code_source: Text = Field("", description="a local folder or a git repository URL, seen as /root/code/")
-    data_sources: list[Text] = Field(default_factory=list, max_length=LIST_MAX, description=(
-        "datasets (NAME, NAME:VERSION) or a labeling task's answers (task:TASK), read in a rank with "
-        "pai_lab.training.dataset(); a dataset's folder is also seen as /root/data/"))
+    data_sources: list[Text] = Field(
+        default_factory=list,
+        max_length=LIST_MAX,
+        description=(
+            "datasets (NAME, NAME:VERSION) or a labeling task's answers (task:TASK), read in a rank with "
+            "pai_lab.training.dataset(); a dataset's folder is also seen as /root/data/"
+        ),
+    )
     thirdparty_libs: list[Text] = bounded_list(description="pip packages installed per rank")
     hyperParameters: Text = Field("", description="a file of key=value lines, passed as --key=value")
-    userDefinedParameters: Text = Field("", description="extra script flags, e.g. \"--batch_size=10\"")
+    userDefinedParameters: Text = Field("", description='extra script flags, e.g. "--batch_size=10"')
     checkpointDir: Text = Field("", description="where checkpoints and the SavedModel go (default: job output)")
     maxHungTimeBeforeGCInSeconds: int = Field(3600, description="watchdog; 0 turns it off")
-    priority: int = Field(1, ge=1, le=9, description=(
-        "1-9, higher first: when the cluster is full, waiting jobs start by priority, then in submission order"))
+    priority: int = Field(
+        1,
+        ge=1,
+        le=9,
+        description=(
+            "1-9, higher first: when the cluster is full, waiting jobs start by priority, then in submission order"
+        ),
+    )
 
     @field_validator("data_sources", "thirdparty_libs", mode="before")
     @classmethod
@@ -110,8 +121,11 @@ class JobDetail(Job):
 
 
 class JobQuery(Schema):
-    history_after: Int | None = Field(None, ge=0, description="long poll: answer once the job has more state "
-                                                              "changes than this (or ends, or `wait` passes)")
+    history_after: Int | None = Field(
+        None,
+        ge=0,
+        description="long poll: answer once the job has more state changes than this (or ends, or `wait` passes)",
+    )
     wait: float = Field(10.0, gt=0, le=60, description="seconds a long poll may wait")
 
 

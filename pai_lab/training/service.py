@@ -43,11 +43,34 @@ from pai_lab.workspaces import authorize
 
 STOP_ANSWER_SECONDS = 30  # a stop answers once the ranks end, or after this long, still Stopping
 STOP_WARNING = "The job you are trying to stop is not in creating/running status, can not be stopped."
-KERAS3_HINT = ("Keras 3 model.fit does not run under MultiWorkerMirroredStrategy in this TensorFlow "
-               "(\"Attempt to convert a value (PerReplica...)\"): use legacy Keras (`import tf_keras as keras`, "
-               "pip install tf-keras, or prefix the command with TF_USE_LEGACY_KERAS=1) or a custom training loop")
-_SHELL_BUILTINS = {"cd", "export", "set", "source", ".", "exec", "echo", "true", "false", "test", "[", "sleep",
-                   "exit", "env", "unset", "ulimit", "umask", "trap", "wait", "eval", ":"}
+KERAS3_HINT = (
+    "Keras 3 model.fit does not run under MultiWorkerMirroredStrategy in this TensorFlow "
+    '("Attempt to convert a value (PerReplica...)"): use legacy Keras (`import tf_keras as keras`, '
+    "pip install tf-keras, or prefix the command with TF_USE_LEGACY_KERAS=1) or a custom training loop"
+)
+_SHELL_BUILTINS = {
+    "cd",
+    "export",
+    "set",
+    "source",
+    ".",
+    "exec",
+    "echo",
+    "true",
+    "false",
+    "test",
+    "[",
+    "sleep",
+    "exit",
+    "env",
+    "unset",
+    "ulimit",
+    "umask",
+    "trap",
+    "wait",
+    "eval",
+    ":",
+}
 _GIT_URL = re.compile(r"^(https?://|git@|ssh://|git://)|\.git/?$")
 
 
@@ -61,19 +84,36 @@ def new_job_id() -> str:
 
 def _job(row: JobRow) -> Job:
     s = row.spec
-    return Job(id=row.id, name=row.name, kind=row.kind, state=row.state, workers=s.get("workers", 0),
-               ps=s.get("ps", 0), chief=bool(s.get("chief")), masters=s.get("masters", 0),
-               created_by=row.created_by, created_at=row.created_at, started_at=row.started_at,
-               finished_at=row.finished_at, reason=row.reason or "", progress=specs.progress_line(row.pods or []),
-               priority=s.get("priority", 1))
+    return Job(
+        id=row.id,
+        name=row.name,
+        kind=row.kind,
+        state=row.state,
+        workers=s.get("workers", 0),
+        ps=s.get("ps", 0),
+        chief=bool(s.get("chief")),
+        masters=s.get("masters", 0),
+        created_by=row.created_by,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        reason=row.reason or "",
+        progress=specs.progress_line(row.pods or []),
+        priority=s.get("priority", 1),
+    )
 
 
 def _detail(row: JobRow) -> JobDetail:
-    return JobDetail(**_job(row).model_dump(), spec=JobSpec.model_validate(row.spec),
-                     pods=[Pod.model_validate(p) for p in row.pods or []],
-                     history=[StateChange.model_validate(h) for h in row.history or []],
-                     warnings=list(row.warnings or []), work_dir=row.work_dir, output_dir=row.output_dir,
-                     model=row.model)
+    return JobDetail(
+        **_job(row).model_dump(),
+        spec=JobSpec.model_validate(row.spec),
+        pods=[Pod.model_validate(p) for p in row.pods or []],
+        history=[StateChange.model_validate(h) for h in row.history or []],
+        warnings=list(row.warnings or []),
+        work_dir=row.work_dir,
+        output_dir=row.output_dir,
+        model=row.model,
+    )
 
 
 def _row(session: Session, workspace_id: str, job_id: str) -> JobRow:
@@ -90,8 +130,7 @@ def _is_git_url(source: str) -> bool:
     return bool(_GIT_URL.search(source))
 
 
-def _resolve_data_sources(session: Session, user: str, workspace: str, names: list[str]
-                          ) -> tuple[dict, list, list]:
+def _resolve_data_sources(session: Session, user: str, workspace: str, names: list[str]) -> tuple[dict, list, list]:
     """Data sources -> (mounts, bucket URIs, resolved sources to snapshot). A dataset with a folder or a
     bucket is also mounted (at /root/data, as in DLC); every source is read through the snapshot."""
     if not names:
@@ -120,8 +159,9 @@ def _resolve_data_sources(session: Session, user: str, workspace: str, names: li
     return mounts, buckets, resolved
 
 
-def _resolve_code_source(session: Session, user: str, workspace: str, ref: str,
-                         containment=None) -> tuple[str, str, str]:
+def _resolve_code_source(
+    session: Session, user: str, workspace: str, ref: str, containment=None
+) -> tuple[str, str, str]:
     """A local folder, a git URL, or a registered code source (`pai dlc create code_source`) ->
     (folder or URL, branch, mount path). Folders go through the server's containment policy."""
     if not ref:
@@ -142,11 +182,18 @@ def _resolve_code_source(session: Session, user: str, workspace: str, ref: str,
         pass
     else:
         return source.code_repo, source.code_branch, source.mount_path.rstrip("/") or "/root/code"
-    if containment is not None and "/" not in ref and containment.contains(containment.root_dir / ref) \
-            and (containment.root_dir / ref).is_dir():  # a folder at the root, named like a code source
+    if (
+        containment is not None
+        and "/" not in ref
+        and containment.contains(containment.root_dir / ref)
+        and (containment.root_dir / ref).is_dir()
+    ):  # a folder at the root, named like a code source
         return str(containment.resolve(ref, "code_source")), "", "/root/code"
-    raise BadInput(f"--code_source {ref!r} is neither a folder on this machine, a git URL, nor a registered code "
-                   "source (`pai dlc get code_source`)", "code_source")
+    raise BadInput(
+        f"--code_source {ref!r} is neither a folder on this machine, a git URL, nor a registered code "
+        "source (`pai dlc get code_source`)",
+        "code_source",
+    )
 
 
 def _read_hyperparameters(path: str) -> list[str]:
@@ -197,17 +244,24 @@ def _check_command_locally(command: str, cwd: str, sandbox=None) -> None:
         path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
         exists = shutil.which(program, path=path) is not None
     if not exists:
-        raise BadInput(f"command: {program!r} is not found on the workers' PATH; install it or give its full "
-                       "path", "command")
+        raise BadInput(
+            f"command: {program!r} is not found on the workers' PATH; install it or give its full path", "command"
+        )
     if Path(program).name.startswith("python") and len(argv) > 1 and argv[1].endswith(".py"):
         script = Path(cwd) / argv[1]
         if not script.exists():
-            raise BadInput(f"command: the script {argv[1]!r} does not exist (looked in {cwd}); check the path "
-                           "or give --code_source", "command")
+            raise BadInput(
+                f"command: the script {argv[1]!r} does not exist (looked in {cwd}); check the path "
+                "or give --code_source",
+                "command",
+            )
         if sandbox is not None and not sandbox.contains(script):
             seen = ", ".join(str(r) for r in sandbox.all)
-            raise BadInput(f"command: the script {argv[1]!r} lies outside the folders a rank sees in this "
-                           f"server's sandbox ({seen}); move it there or give --code_source", "command")
+            raise BadInput(
+                f"command: the script {argv[1]!r} lies outside the folders a rank sees in this "
+                f"server's sandbox ({seen}); move it there or give --code_source",
+                "command",
+            )
 
 
 def submit_job(session: Session, platform, user: str, workspace: str, spec: JobSpec) -> JobDetail:
@@ -218,27 +272,41 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
     local_cluster = manager.local
     access = authorize(session, user, workspace, "job.submit")
     # the same checks as the CLI, for REST callers too
-    spec = specs.build_spec(spec.model_dump(),
-                            max_ranks=platform.settings.get("max_job_ranks") or specs.DEFAULT_MAX_RANKS)
+    spec = specs.build_spec(
+        spec.model_dump(), max_ranks=platform.settings.get("max_job_ranks") or specs.DEFAULT_MAX_RANKS
+    )
     check_images(spec.model_dump())  # an environment the ranks would not run in is refused, not ignored
     if spec.kind == "pytorchjob":
         import importlib.util
 
         if importlib.util.find_spec("torch") is None:
-            raise BadInput("pytorchjob needs PyTorch on the workers: `pip install torch` there, or submit a "
-                           "tfjob", "kind")
+            raise BadInput(
+                "pytorchjob needs PyTorch on the workers: `pip install torch` there, or submit a tfjob", "kind"
+            )
     containment = Containment.from_platform(platform)
     if spec.checkpointDir and "://" not in spec.checkpointDir:  # ranks write there: never the state folder
         containment.resolve(spec.checkpointDir, "checkpointDir", must_exist=False, writing=True)
     if spec.hyperParameters:
         spec = spec.model_copy(update={"hyperParameters": containment.check(spec.hyperParameters, "hyperParameters")})
-    code, branch, code_mount = _resolve_code_source(session, user, workspace, spec.code_source.strip(),
-                                                    containment)
+    code, branch, code_mount = _resolve_code_source(session, user, workspace, spec.code_source.strip(), containment)
     mounts, buckets, sources = _resolve_data_sources(session, user, workspace, spec.data_sources)
     sandbox = _sandbox_for(session, platform.settings) if local_cluster else None
     try:
-        job = _record_job(session, platform, user, access, spec, code, branch, code_mount, mounts, buckets,
-                          sources, local_cluster, sandbox)
+        job = _record_job(
+            session,
+            platform,
+            user,
+            access,
+            spec,
+            code,
+            branch,
+            code_mount,
+            mounts,
+            buckets,
+            sources,
+            local_cluster,
+            sandbox,
+        )
     finally:
         for _info, lines in sources:
             lines.close()  # spooled lines: copied into the job's folder, or dropped with a refused job
@@ -257,9 +325,21 @@ def _sandbox_for(session: Session, settings: dict) -> str | None:
     return isolation.check_sandbox_available(settings, users)
 
 
-def _record_job(session: Session, platform, user: str, access, spec: JobSpec, code: str, branch: str,
-                code_mount: str, mounts: dict, buckets: list, sources: list, local_cluster: bool,
-                sandbox: str | None) -> JobDetail:
+def _record_job(
+    session: Session,
+    platform,
+    user: str,
+    access,
+    spec: JobSpec,
+    code: str,
+    branch: str,
+    code_mount: str,
+    mounts: dict,
+    buckets: list,
+    sources: list,
+    local_cluster: bool,
+    sandbox: str | None,
+) -> JobDetail:
     hyper = _read_hyperparameters(spec.hyperParameters)
     job_id = new_job_id()
     work_dir = platform.state_dir / "jobs" / job_id
@@ -267,10 +347,21 @@ def _record_job(session: Session, platform, user: str, access, spec: JobSpec, co
     checkpoint_dir = spec.checkpointDir or str(output_dir)
     code_dir = str(work_dir / "code") if code else ""
     launch = {
-        "job_id": job_id, "kind": spec.kind, "command": spec.command, "mounts": mounts, "buckets": buckets,
-        "work_dir": str(platform.root_dir), "job_dir": str(work_dir), "output_dir": str(output_dir),
-        "model_dir": str(output_dir / "model"), "checkpoint_dir": checkpoint_dir, "code_source": code,
-        "code_dir": code_dir, "code_branch": branch, "code_mount": code_mount, "hyperparameters": hyper,
+        "job_id": job_id,
+        "kind": spec.kind,
+        "command": spec.command,
+        "mounts": mounts,
+        "buckets": buckets,
+        "work_dir": str(platform.root_dir),
+        "job_dir": str(work_dir),
+        "output_dir": str(output_dir),
+        "model_dir": str(output_dir / "model"),
+        "checkpoint_dir": checkpoint_dir,
+        "code_source": code,
+        "code_dir": code_dir,
+        "code_branch": branch,
+        "code_mount": code_mount,
+        "hyperparameters": hyper,
         "user_flags": shlex.split(spec.userDefinedParameters) if spec.userDefinedParameters else [],
         "thirdparty_libs": spec.thirdparty_libs,
     }
@@ -279,20 +370,37 @@ def _record_job(session: Session, platform, user: str, access, spec: JobSpec, co
     seen_code = code if code and not _is_git_url(code) else code_dir or str(platform.root_dir)
     resolved = resolve_mounts(spec.command, {**mounts, code_mount: seen_code})
     if local_cluster and not (code and _is_git_url(code)):
-        _check_command_locally(resolved, seen_code if code else str(platform.root_dir),
-                               Containment.from_platform(platform) if sandbox else None)
+        _check_command_locally(
+            resolved,
+            seen_code if code else str(platform.root_dir),
+            Containment.from_platform(platform) if sandbox else None,
+        )
     warnings = keras_warnings(spec, resolved)
-    pods = [Pod(name=plan.pod(job_id), role=plan.role, index=plan.index).model_dump()
-            for plan in specs.plan_ranks(spec)]
+    pods = [
+        Pod(name=plan.pod(job_id), role=plan.role, index=plan.index).model_dump() for plan in specs.plan_ranks(spec)
+    ]
     if sources:
         from pai_lab.training import data
 
         launch["data_file"] = str(data.write_snapshot(work_dir / "data", sources))
     now = utcnow()
-    row = JobRow(id=job_id, workspace_id=access.workspace_id, name=spec.name, kind=spec.kind, state="Creating",
-                 reason="", spec=spec.model_dump(), launch=launch, pods=pods,
-                 history=[{"state": "Creating", "at": now.isoformat(), "reason": ""}], warnings=warnings,
-                 work_dir=str(work_dir), output_dir=str(output_dir), created_by=user, created_at=now)
+    row = JobRow(
+        id=job_id,
+        workspace_id=access.workspace_id,
+        name=spec.name,
+        kind=spec.kind,
+        state="Creating",
+        reason="",
+        spec=spec.model_dump(),
+        launch=launch,
+        pods=pods,
+        history=[{"state": "Creating", "at": now.isoformat(), "reason": ""}],
+        warnings=warnings,
+        work_dir=str(work_dir),
+        output_dir=str(output_dir),
+        created_by=user,
+        created_at=now,
+    )
     session.add(row)
     session.flush()
     return _detail(row)
@@ -301,8 +409,9 @@ def _record_job(session: Session, platform, user: str, access, spec: JobSpec, co
 # ---------------------------------------------------------------- read
 
 
-def list_jobs(session: Session, user: str, workspace: str, *, state: str | None = None,
-              name: str | None = None, limit: int = 200) -> list[Job]:
+def list_jobs(
+    session: Session, user: str, workspace: str, *, state: str | None = None, name: str | None = None, limit: int = 200
+) -> list[Job]:
     access = authorize(session, user, workspace, "job.read")
     query = select(JobRow).where(JobRow.workspace_id == access.workspace_id)
     if state:
@@ -324,9 +433,18 @@ def _as_naive_utc(value: datetime | None) -> datetime | None:
     return value
 
 
-def job_logs(session: Session, user: str, workspace: str, job_id: str, *, pod: str | None = None,
-             max_events_num: int = 2000, start_time: datetime | None = None, end_time: datetime | None = None,
-             after: int | None = None) -> list[LogLine]:
+def job_logs(
+    session: Session,
+    user: str,
+    workspace: str,
+    job_id: str,
+    *,
+    pod: str | None = None,
+    max_events_num: int = 2000,
+    start_time: datetime | None = None,
+    end_time: datetime | None = None,
+    after: int | None = None,
+) -> list[LogLine]:
     """A pod's lines in order: the last ``max_events_num`` of the window (default: the last 7 days)."""
     access = authorize(session, user, workspace, "job.read")
     row = _row(session, access.workspace_id, job_id)
@@ -347,8 +465,9 @@ def job_logs(session: Session, user: str, workspace: str, job_id: str, *, pod: s
     return [LogLine(id=r.id, pod=r.pod, seq=r.seq, time=r.time, line=r.line) for r in rows]
 
 
-def job_metrics(session: Session, user: str, workspace: str, job_id: str, *, pod: str | None = None,
-                after: int | None = None) -> list[MetricPoint]:
+def job_metrics(
+    session: Session, user: str, workspace: str, job_id: str, *, pod: str | None = None, after: int | None = None
+) -> list[MetricPoint]:
     access = authorize(session, user, workspace, "job.read")
     _row(session, access.workspace_id, job_id)
     query = select(MetricRow).where(MetricRow.job_id == job_id)
@@ -375,8 +494,9 @@ def request_stop(session: Session, user: str, workspace: str, job_id: str) -> Jo
     return _detail(row)
 
 
-def stop_job(platform, user: str, workspace: str, job_id: str, *, transaction=None,
-             wait: float = STOP_ANSWER_SECONDS) -> JobDetail:
+def stop_job(
+    platform, user: str, workspace: str, job_id: str, *, transaction=None, wait: float = STOP_ANSWER_SECONDS
+) -> JobDetail:
     """Stop a Creating/Queuing/Running job and answer once its ranks have ended; after ``wait`` s, the job
     as it stands (still Stopping). ``transaction`` opens the caller's store transactions (a request's, so
     its operation-log entry commits with the stop); the store's by default."""
@@ -411,11 +531,13 @@ def delete_job(session: Session, user: str, workspace: str, job_id: str) -> None
 
 
 def refuse_workspace_delete_with_active_jobs(session: Session, workspace_id: str) -> None:
-    count = session.scalar(select(func.count()).select_from(JobRow).where(
-        JobRow.workspace_id == workspace_id, JobRow.state.in_(ACTIVE_STATES)))
+    count = session.scalar(
+        select(func.count())
+        .select_from(JobRow)
+        .where(JobRow.workspace_id == workspace_id, JobRow.state.in_(ACTIVE_STATES))
+    )
     if count:
-        raise Conflict(f"{count} job(s) still run in this workspace; stop them first (`pai dlc get job`)",
-                       "workspace")
+        raise Conflict(f"{count} job(s) still run in this workspace; stop them first (`pai dlc get job`)", "workspace")
 
 
 # ---------------------------------------------------------------- used by the supervisor
@@ -432,8 +554,9 @@ def _append_state(row: JobRow, state: str, reason: str) -> None:
         row.finished_at = now
 
 
-def transition(session: Session, job_id: str, state: str, reason: str = "", *,
-               only_from: tuple[str, ...] | None = None) -> bool:
+def transition(
+    session: Session, job_id: str, state: str, reason: str = "", *, only_from: tuple[str, ...] | None = None
+) -> bool:
     """Set the job's state unless it has moved elsewhere meanwhile; False if it had."""
     row = session.get(JobRow, job_id, with_for_update=True)
     if row is None or (only_from is not None and row.state not in only_from):
@@ -459,16 +582,35 @@ def update_pods(session: Session, job_id: str, changes: dict[str, dict]) -> None
 
 
 def add_logs(session: Session, job_id: str, pod: str, lines: list[tuple[int, float, str]]) -> None:
-    session.add_all([LogRow(job_id=job_id, pod=pod, seq=seq,
-                            time=datetime.fromtimestamp(at, timezone.utc).replace(tzinfo=None), line=text)
-                     for seq, at, text in lines])
+    session.add_all(
+        [
+            LogRow(
+                job_id=job_id,
+                pod=pod,
+                seq=seq,
+                time=datetime.fromtimestamp(at, timezone.utc).replace(tzinfo=None),
+                line=text,
+            )
+            for seq, at, text in lines
+        ]
+    )
 
 
 def add_metrics(session: Session, job_id: str, pod: str, points: list[tuple[int, float, dict]]) -> None:
-    session.add_all([MetricRow(job_id=job_id, pod=pod, step=step,
-                               time=datetime.fromtimestamp(at, timezone.utc).replace(tzinfo=None), name=name,
-                               value=value)
-                     for step, at, values in points for name, value in values.items()])
+    session.add_all(
+        [
+            MetricRow(
+                job_id=job_id,
+                pod=pod,
+                step=step,
+                time=datetime.fromtimestamp(at, timezone.utc).replace(tzinfo=None),
+                name=name,
+                value=value,
+            )
+            for step, at, values in points
+            for name, value in values.items()
+        ]
+    )
 
 
 def reconcile_after_restart(session: Session) -> list[str]:
@@ -476,10 +618,16 @@ def reconcile_after_restart(session: Session) -> list[str]:
     rows = session.scalars(select(JobRow).where(JobRow.state.in_(ACTIVE_STATES))).all()
     for row in rows:
         ended = "Stopped" if row.state == "Stopping" else "Failed"
-        _append_state(row, ended, f"the control plane restarted while the job was {row.state}; its ranks were "
-                                  "ended with it. Submit it again to rerun")
-        row.pods = [{**p, "state": p["state"] if p["state"] in ("Succeeded", "Failed", "Stopped") else "Failed"}
-                    for p in row.pods or []]
+        _append_state(
+            row,
+            ended,
+            f"the control plane restarted while the job was {row.state}; its ranks were "
+            "ended with it. Submit it again to rerun",
+        )
+        row.pods = [
+            {**p, "state": p["state"] if p["state"] in ("Succeeded", "Failed", "Stopped") else "Failed"}
+            for p in row.pods or []
+        ]
     session.flush()
     return [r.id for r in rows]
 

@@ -76,11 +76,11 @@ def parse_job_file(text: str, source: str = "job file") -> dict[str, str]:
         if not sep or not key:
             raise BadInput(f"{source} line {number}: expected key=value, got {raw.strip()!r}", "job_file")
         if key in CLI_ONLY_KEYS:
-            raise BadInput(f"{source} line {number}: {key!r} can only be given on the command line, not in a "
-                           "job file", "job_file")
+            raise BadInput(
+                f"{source} line {number}: {key!r} can only be given on the command line, not in a job file", "job_file"
+            )
         if key not in FILE_KEYS:
-            raise BadInput(f"{source} line {number}: unknown key {key!r}; keys are: {', '.join(FILE_KEYS)}",
-                           "job_file")
+            raise BadInput(f"{source} line {number}: unknown key {key!r}; keys are: {', '.join(FILE_KEYS)}", "job_file")
         values[key] = _unquote(value)
     return values
 
@@ -109,8 +109,10 @@ def parse_resources(value: str, field: str) -> Resources:
         key, sep, val = item.partition("=")
         key = key.strip().lower()
         if not sep or key not in ("cpu", "memory", "gpu"):
-            raise BadInput(f"{field}: {value!r} is neither an ECS instance type (e.g. ecs.g6.4xlarge) nor "
-                           "cpu=N,memory=SIZE,gpu=N", field)
+            raise BadInput(
+                f"{field}: {value!r} is neither an ECS instance type (e.g. ecs.g6.4xlarge) nor cpu=N,memory=SIZE,gpu=N",
+                field,
+            )
         parts[key] = val.strip()
     try:
         cpu = float(parts.get("cpu", 0))
@@ -152,8 +154,11 @@ def build_spec(values: dict, kind: str = "tfjob", max_ranks: int | None = None) 
             if number < 0:
                 raise BadInput(f"--{key} must be 0 or more, got {number}", key)
             if limit and key != "maxHungTimeBeforeGCInSeconds" and number > limit:
-                raise BadInput(f"--{key}={number} is more than this server allows ({limit} ranks per job; "
-                               "an operator sets PaiLabApp.max_job_ranks)", key)
+                raise BadInput(
+                    f"--{key}={number} is more than this server allows ({limit} ranks per job; "
+                    "an operator sets PaiLabApp.max_job_ranks)",
+                    key,
+                )
             values[key] = number
     if "chief" in values and isinstance(values["chief"], str):
         text = values["chief"].strip().lower()
@@ -172,8 +177,11 @@ def build_spec(values: dict, kind: str = "tfjob", max_ranks: int | None = None) 
         raise BadInput("the job has no ranks to run: give --workers=N (N >= 1)", "workers")
     total = spec.workers + spec.masters + spec.ps + int(spec.chief)
     if limit and total > limit:
-        raise BadInput(f"the job has {total} ranks in all; this server allows {limit} per job (an operator sets "
-                       "PaiLabApp.max_job_ranks)", "workers")
+        raise BadInput(
+            f"the job has {total} ranks in all; this server allows {limit} per job (an operator sets "
+            "PaiLabApp.max_job_ranks)",
+            "workers",
+        )
     for role in ("worker", "ps", "chief", "master"):
         parse_resources(getattr(spec, f"{role}_spec"), f"{role}_spec")
     if len([c for c in spec.code_source.split(",") if c.strip()]) > 1:

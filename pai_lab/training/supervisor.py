@@ -66,8 +66,14 @@ class Supervisor(threading.Thread):
 
         with self.store.transaction() as s:
             row = s.get(JobRow, self.job_id)
-            return (JobSpec.model_validate(row.spec), dict(row.launch), row.state, row.created_by,
-                    row.workspace_id, row.name)
+            return (
+                JobSpec.model_validate(row.spec),
+                dict(row.launch),
+                row.state,
+                row.created_by,
+                row.workspace_id,
+                row.name,
+            )
 
     # -- phases
     def run(self) -> None:
@@ -76,8 +82,9 @@ class Supervisor(threading.Thread):
         except Exception as exc:  # a bug or a lost cluster: the job fails with the reason, never hangs
             log.exception("job %s: supervisor failed", self.job_id)
             self._end_ranks()
-            self._transition("Failed", f"the job's supervisor failed: {exc}",
-                             only_from=("Creating", "Queuing", "Running"))
+            self._transition(
+                "Failed", f"the job's supervisor failed: {exc}", only_from=("Creating", "Queuing", "Running")
+            )
             self._transition("Stopped", "stopped by request", only_from=("Stopping",))
         finally:
             self.manager._release(self)
@@ -87,12 +94,20 @@ class Supervisor(threading.Thread):
 
     def _finish_stopped(self) -> None:
         self._end_ranks()
-        reason = "the control plane shut down" if self.manager.closing and not self.stop_requested.is_set() \
+        reason = (
+            "the control plane shut down"
+            if self.manager.closing and not self.stop_requested.is_set()
             else "stopped by request"
+        )
         if not self._transition("Stopped", reason, only_from=("Stopping",)):
             self._transition("Stopped", reason, only_from=("Creating", "Queuing", "Running"))
-        self._pods({p: {"state": "Stopped"} for p, role in self.pod_roles.items()
-                    if p not in self.exits or self.exits[p][0] != 0})
+        self._pods(
+            {
+                p: {"state": "Stopped"}
+                for p, role in self.pod_roles.items()
+                if p not in self.exits or self.exits[p][0] != 0
+            }
+        )
 
     def _run(self) -> None:
         spec, launch, state, user, workspace_id, _name = self._load()
@@ -110,8 +125,7 @@ class Supervisor(threading.Thread):
         # in the queue before the job shows Queuing: a job seen waiting is already in line
         self.manager.queue.join(self.job_id, spec.priority, ranks)
         try:
-            if not self._transition("Queuing", "waiting for rank slots on the Dask cluster",
-                                    only_from=("Creating",)):
+            if not self._transition("Queuing", "waiting for rank slots on the Dask cluster", only_from=("Creating",)):
                 return self._finish_stopped()
             if not self._place(ranks):
                 return self._finish_stopped()
@@ -128,11 +142,22 @@ class Supervisor(threading.Thread):
         self.cluster_var = Variable(channel["cluster"], client=client)
         self.go_event = Event(channel["go"], client=client)
         for rank, slot in zip(ranks, self.slots):
-            self.futures.append(client.submit(
-                run_rank, launch, rank.role, rank.index, slot.gpus if self.manager.has_gpus(slot.address) else
-                ([] if rank.resources.gpu == 0 and self.manager.any_gpus() else None),
-                key=f"pai-{rank.pod(self.job_id)}", workers=[slot.address], allow_other_workers=False,
-                pure=False, resources={"GPU": rank.resources.gpu} if rank.resources.gpu else None))
+            self.futures.append(
+                client.submit(
+                    run_rank,
+                    launch,
+                    rank.role,
+                    rank.index,
+                    slot.gpus
+                    if self.manager.has_gpus(slot.address)
+                    else ([] if rank.resources.gpu == 0 and self.manager.any_gpus() else None),
+                    key=f"pai-{rank.pod(self.job_id)}",
+                    workers=[slot.address],
+                    allow_other_workers=False,
+                    pure=False,
+                    resources={"GPU": rank.resources.gpu} if rank.resources.gpu else None,
+                )
+            )
         self._pods({r.pod(self.job_id): {"worker": s.address, "gpus": s.gpus} for r, s in zip(ranks, self.slots)})
         addresses = self._rendezvous(ranks)
         if addresses is None:
@@ -154,14 +179,23 @@ class Supervisor(threading.Thread):
                 shutil.rmtree(code_dir)
             if service._is_git_url(source):
                 branch = ["--branch", launch["code_branch"]] if launch.get("code_branch") else []
-                result = subprocess.run(["git", "clone", "--depth", "1", "--quiet", *branch, source, code_dir],
-                                        capture_output=True, text=True, timeout=600, check=False)
+                result = subprocess.run(
+                    ["git", "clone", "--depth", "1", "--quiet", *branch, source, code_dir],
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                    check=False,
+                )
                 if result.returncode != 0:
                     raise RuntimeError(f"git clone {source} failed: {result.stderr.strip()[-500:]}")
             else:
                 # links stay links: a link to the state folder must not become a copy of a secret
-                shutil.copytree(source, code_dir, symlinks=True,
-                                ignore=shutil.ignore_patterns(".git", "__pycache__", ".ipynb_checkpoints"))
+                shutil.copytree(
+                    source,
+                    code_dir,
+                    symlinks=True,
+                    ignore=shutil.ignore_patterns(".git", "__pycache__", ".ipynb_checkpoints"),
+                )
         except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
             self._transition("Failed", f"code_source: {exc}", only_from=("Creating",))
             return None
@@ -204,8 +238,9 @@ class Supervisor(threading.Thread):
             self._check_futures()
             if len(ready) != reported:
                 reported = len(ready)
-                self._transition("Queuing", f"waiting for ranks to start: {reported} of {len(pods)} ready",
-                                 only_from=("Queuing",))
+                self._transition(
+                    "Queuing", f"waiting for ranks to start: {reported} of {len(pods)} ready", only_from=("Queuing",)
+                )
         cluster: dict[str, list[str]] = {}
         for role in specs.ROLES:
             members = sorted((r.index, pod) for pod, r in pods.items() if r.role == role)
@@ -273,8 +308,11 @@ class Supervisor(threading.Thread):
             if all(p in self.exits and self.exits[p][0] == 0 for p in trainers):
                 return self._finish("Succeeded", "")
             if hang and time.monotonic() - self.last_activity > hang:
-                return self._finish("Failed", f"no rank logged or reported progress for {hang} s "
-                                              "(maxHungTimeBeforeGCInSeconds); every rank was ended")
+                return self._finish(
+                    "Failed",
+                    f"no rank logged or reported progress for {hang} s "
+                    "(maxHungTimeBeforeGCInSeconds); every rank was ended",
+                )
             self._check_futures()
 
     def _finish(self, state: str, reason: str) -> None:
@@ -283,8 +321,13 @@ class Supervisor(threading.Thread):
             self._pods({p: {"state": "Succeeded"} for p, role in self.pod_roles.items() if role == "ps"})
             self._register_model()
         else:
-            self._pods({p: {"state": "Stopped"} for p in self.pod_roles
-                        if p in self.exits and self.exits[p][1] and self.exits[p][0] != 0})
+            self._pods(
+                {
+                    p: {"state": "Stopped"}
+                    for p in self.pod_roles
+                    if p in self.exits and self.exits[p][1] and self.exits[p][0] != 0
+                }
+            )
         if not self._transition(state, reason, only_from=("Running",)):
             self._transition("Stopped", "stopped by request", only_from=("Stopping",))
 
@@ -324,8 +367,15 @@ class Supervisor(threading.Thread):
             return
         try:
             with self.store.transaction() as s:
-                model = models.register_model(s, user, workspace_id, models.model_name_for(name), folder,
-                                              job_id=self.job_id, description=f"trained by job {self.job_id}")
+                model = models.register_model(
+                    s,
+                    user,
+                    workspace_id,
+                    models.model_name_for(name),
+                    folder,
+                    job_id=self.job_id,
+                    description=f"trained by job {self.job_id}",
+                )
                 service.set_model(s, self.job_id, f"{model.name}:{model.version}")
         except Exception:
             log.warning("job %s: its SavedModel could not be registered", self.job_id, exc_info=True)

@@ -24,8 +24,7 @@ class JobRow(Base):
     __tablename__ = "training_jobs"
 
     id: Mapped[str] = mapped_column(String(48), primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(String(32), ForeignKey("workspaces.id", ondelete="CASCADE"),
-                                              index=True)
+    workspace_id: Mapped[str] = mapped_column(String(32), ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(256))
     kind: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), index=True)
@@ -60,8 +59,7 @@ class MetricRow(Base):
     __tablename__ = "training_metrics"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(String(48), ForeignKey("training_jobs.id", ondelete="CASCADE"),
-                                        index=True)
+    job_id: Mapped[str] = mapped_column(String(48), ForeignKey("training_jobs.id", ondelete="CASCADE"), index=True)
     pod: Mapped[str] = mapped_column(String(80))
     step: Mapped[int] = mapped_column(Integer)
     time: Mapped[datetime] = mapped_column(DateTime)
@@ -74,8 +72,7 @@ class ModelRow(Base):
     __table_args__ = (UniqueConstraint("workspace_id", "name", "version", name="uq_training_models_version"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(String(32), ForeignKey("workspaces.id", ondelete="CASCADE"),
-                                              index=True)
+    workspace_id: Mapped[str] = mapped_column(String(32), ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(128))
     version: Mapped[int] = mapped_column(Integer)
     path: Mapped[str] = mapped_column(Text)

@@ -12,8 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import ipywidgets as w
 
-MEDIA_FORMATS = {".wav": "wav", ".mp3": "mp3", ".ogg": "ogg", ".flac": "flac", ".mp4": "mp4", ".webm": "webm",
-                 ".mov": "mov"}
+MEDIA_FORMATS = {
+    ".wav": "wav",
+    ".mp3": "mp3",
+    ".ogg": "ogg",
+    ".flac": "flac",
+    ".mp4": "mp4",
+    ".webm": "webm",
+    ".mov": "mov",
+}
 
 
 def _human(n: int | None) -> str:
@@ -42,7 +49,7 @@ def caption(key: str, source: str | None, base: str) -> str:
     base = (base or "").rstrip("/")
     for name in (key, source):
         if base and name and name.startswith(base + "/"):
-            return name[len(base) + 1:]
+            return name[len(base) + 1 :]
     if "://" in key or key.startswith(("/", "\\")) or key[1:3] in (":\\", ":/"):
         return key.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or key
     return key
@@ -81,10 +88,12 @@ class DatasetPreview(w.VBox):
         self.page_number = number
         self.items = page.items
         info = self.dataset.info
-        self.header.value = (f"<b>{html.escape(info.name)}</b> &middot; {html.escape(info.data_type)} &middot; "
-                             f"{page.total:,} items &middot; {html.escape(total_size(info.total_bytes, page.items))}"
-                             f" &middot; version "
-                             f"{page.version} of {info.latest_version}")
+        self.header.value = (
+            f"<b>{html.escape(info.name)}</b> &middot; {html.escape(info.data_type)} &middot; "
+            f"{page.total:,} items &middot; {html.escape(total_size(info.total_bytes, page.items))}"
+            f" &middot; version "
+            f"{page.version} of {info.latest_version}"
+        )
         self.page_label.value = f" page {number + 1} of {self.pages} "
         self.prev_button.disabled = number == 0
         self.next_button.disabled = number + 1 >= self.pages
@@ -111,17 +120,21 @@ class DatasetPreview(w.VBox):
         tiles = []
         base = self.dataset.info.source_uri
         for item, data in zip(page.items, images):
-            image = w.Image(value=data, format="png", layout=w.Layout(width=f"{self.thumb_size}px",
-                                                                      height=f"{self.thumb_size}px"))
+            image = w.Image(
+                value=data, format="png", layout=w.Layout(width=f"{self.thumb_size}px", height=f"{self.thumb_size}px")
+            )
             name = caption(item.key, item.source, base)
             tooltip = f"{item.source or item.key} ({_human(item.size)})"  # the full path, on hover
-            caption_html = w.HTML(f"<div style='font-size:10px;width:{self.thumb_size}px;overflow:hidden;"
-                                  f"text-overflow:ellipsis;white-space:nowrap;direction:rtl;text-align:left'"
-                                  f" title='{html.escape(tooltip)}'><bdi>{html.escape(name)}</bdi></div>"
-                                  f"<div style='font-size:9px;color:#666'>{html.escape(_human(item.size))}</div>")
+            caption_html = w.HTML(
+                f"<div style='font-size:10px;width:{self.thumb_size}px;overflow:hidden;"
+                f"text-overflow:ellipsis;white-space:nowrap;direction:rtl;text-align:left'"
+                f" title='{html.escape(tooltip)}'><bdi>{html.escape(name)}</bdi></div>"
+                f"<div style='font-size:9px;color:#666'>{html.escape(_human(item.size))}</div>"
+            )
             tiles.append(w.VBox([image, caption_html]))
-        return w.GridBox(tiles, layout=w.Layout(grid_template_columns=f"repeat(auto-fill, {self.thumb_size + 8}px)",
-                                                width="100%"))
+        return w.GridBox(
+            tiles, layout=w.Layout(grid_template_columns=f"repeat(auto-fill, {self.thumb_size + 8}px)", width="100%")
+        )
 
     def _rows(self, page) -> w.Widget:
         frame = self._frame(page)
@@ -147,8 +160,12 @@ class DatasetPreview(w.VBox):
                 continue
             data = self.dataset.read_bytes(item, self.version)
             player = (w.Audio if self.dataset.info.data_type == "audio" else w.Video)(
-                value=data, format=fmt, autoplay=False)
+                value=data, format=fmt, autoplay=False
+            )
             name = caption(item.key, item.source, self.dataset.info.source_uri)
-            players.append(w.VBox([w.HTML(f"<span title='{html.escape(item.source or item.key)}'>"
-                                          f"{html.escape(name)}</span>"), player]))
+            players.append(
+                w.VBox(
+                    [w.HTML(f"<span title='{html.escape(item.source or item.key)}'>{html.escape(name)}</span>"), player]
+                )
+            )
         return w.VBox(players)

@@ -14,8 +14,16 @@ import time
 import ipywidgets as w
 
 TERMINAL = ("Succeeded", "Failed", "Stopped")
-COLOURS = {"Succeeded": "#2e7d32", "Failed": "#c62828", "Stopped": "#6d4c41", "Running": "#1565c0",
-           "Queuing": "#ef6c00", "Creating": "#757575", "Stopping": "#6d4c41", "Pending": "#757575"}
+COLOURS = {
+    "Succeeded": "#2e7d32",
+    "Failed": "#c62828",
+    "Stopped": "#6d4c41",
+    "Running": "#1565c0",
+    "Queuing": "#ef6c00",
+    "Creating": "#757575",
+    "Stopping": "#6d4c41",
+    "Pending": "#757575",
+}
 PALETTE = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f"]
 
 
@@ -27,8 +35,16 @@ def _tick(value: float) -> str:
     return f"{value:.4g}"
 
 
-def curve_svg(series: dict[str, list[tuple[float, float]]], width: int = 420, height: int = 180, *,
-              x_label: str = "step", y_label: str = "", markers: bool = False, stroke: float = 1.5) -> str:
+def curve_svg(
+    series: dict[str, list[tuple[float, float]]],
+    width: int = 420,
+    height: int = 180,
+    *,
+    x_label: str = "step",
+    y_label: str = "",
+    markers: bool = False,
+    stroke: float = 1.5,
+) -> str:
     """An SVG line chart, one line per series, with labelled axes and a legend; no plotting library needed."""
     points = [p for values in series.values() for p in values]
     if not points:
@@ -44,32 +60,42 @@ def curve_svg(series: dict[str, list[tuple[float, float]]], width: int = 420, he
         return f"{left + (x - x0) * sx:.1f},{top + (y1 - y) * sy:.1f}"
 
     base = top + plot_h
-    parts = [f'<svg width="{width}" height="{height}" style="font:10px sans-serif" class="pai-lab-chart">',
-             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{base}" stroke="#888"/>',
-             f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" stroke="#888"/>',
-             f'<text x="{left - 4}" y="{top + 8}" text-anchor="end">{_tick(y1)}</text>',
-             f'<text x="{left - 4}" y="{base}" text-anchor="end">{_tick(y0)}</text>',
-             f'<text x="{left}" y="{base + 12}" text-anchor="middle">{_tick(x0)}</text>',
-             f'<text x="{left + plot_w}" y="{base + 12}" text-anchor="end">{_tick(x1)}</text>',
-             f'<text class="x-label" x="{left + plot_w / 2:.0f}" y="{height - 4}" text-anchor="middle">'
-             f"{html.escape(x_label)}</text>",
-             f'<text class="y-label" transform="translate(12,{top + plot_h / 2:.0f}) rotate(-90)" '
-             f'text-anchor="middle">{html.escape(y_label)}</text>']
+    parts = [
+        f'<svg width="{width}" height="{height}" style="font:10px sans-serif" class="pai-lab-chart">',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{base}" stroke="#888"/>',
+        f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" stroke="#888"/>',
+        f'<text x="{left - 4}" y="{top + 8}" text-anchor="end">{_tick(y1)}</text>',
+        f'<text x="{left - 4}" y="{base}" text-anchor="end">{_tick(y0)}</text>',
+        f'<text x="{left}" y="{base + 12}" text-anchor="middle">{_tick(x0)}</text>',
+        f'<text x="{left + plot_w}" y="{base + 12}" text-anchor="end">{_tick(x1)}</text>',
+        f'<text class="x-label" x="{left + plot_w / 2:.0f}" y="{height - 4}" text-anchor="middle">'
+        f"{html.escape(x_label)}</text>",
+        f'<text class="y-label" transform="translate(12,{top + plot_h / 2:.0f}) rotate(-90)" '
+        f'text-anchor="middle">{html.escape(y_label)}</text>',
+    ]
     # the legend, top right over a light box, so it stays readable where a line passes
-    legend = [f'<rect x="{width - 114}" y="{top - 4}" width="112" height="{12 * len(series) + 4}" '
-              'fill="#fff" fill-opacity="0.8"/>']
+    legend = [
+        f'<rect x="{width - 114}" y="{top - 4}" width="112" height="{12 * len(series) + 4}" '
+        'fill="#fff" fill-opacity="0.8"/>'
+    ]
     for i, (name, values) in enumerate(series.items()):
         colour = PALETTE[i % len(PALETTE)]
         coords = " ".join(at(x, y) for x, y in sorted(values))
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="{stroke}" points="{coords}">'
-                     f"<title>{html.escape(name)}</title></polyline>")
+        parts.append(
+            f'<polyline fill="none" stroke="{colour}" stroke-width="{stroke}" points="{coords}">'
+            f"<title>{html.escape(name)}</title></polyline>"
+        )
         if markers:  # epochs are few: a dot each, so one epoch still shows
-            parts.extend(f'<circle cx="{cx}" cy="{cy}" r="2.5" fill="{colour}"/>'
-                         for cx, cy in (at(x, y).split(",") for x, y in values))
+            parts.extend(
+                f'<circle cx="{cx}" cy="{cy}" r="2.5" fill="{colour}"/>'
+                for cx, cy in (at(x, y).split(",") for x, y in values)
+            )
         ly = top + 4 + 12 * i
-        legend.append(f'<g class="legend"><line x1="{width - 110}" y1="{ly}" x2="{width - 96}" y2="{ly}" '
-                      f'stroke="{colour}" stroke-width="2"/><text x="{width - 92}" y="{ly + 3}">'
-                      f"{html.escape(name)}</text></g>")
+        legend.append(
+            f'<g class="legend"><line x1="{width - 110}" y1="{ly}" x2="{width - 96}" y2="{ly}" '
+            f'stroke="{colour}" stroke-width="2"/><text x="{width - 92}" y="{ly + 3}">'
+            f"{html.escape(name)}</text></g>"
+        )
     parts.extend(legend)
     parts.append("</svg>")
     return "".join(parts)
@@ -102,8 +128,17 @@ def epoch_charts(reports: list[dict[str, float]], width: int = 420, height: int 
             base = name[4:] if name.startswith("val_") else name
             groups.setdefault(base, {}).setdefault(name, []).append((values["epoch"], value))
     order = sorted(groups, key=lambda g: (g != "loss", g))
-    return {g: curve_svg(dict(sorted(groups[g].items(), key=lambda kv: kv[0].startswith("val_"))), width, height,
-                         x_label="epoch", y_label=g, markers=True) for g in order}
+    return {
+        g: curve_svg(
+            dict(sorted(groups[g].items(), key=lambda kv: kv[0].startswith("val_"))),
+            width,
+            height,
+            x_label="epoch",
+            y_label=g,
+            markers=True,
+        )
+        for g in order
+    }
 
 
 def _short(pod: str) -> str:
@@ -127,8 +162,17 @@ class JobMonitor(w.VBox):
         self.metric.observe(lambda _: self._show_chart(), names="value")
         self._points = []
         self._batches: dict = {}
-        super().__init__([self.header, self.pods, w.HBox([self.pod, self.stop_button]), self.log_view,
-                          self.epochs, self.metric, self.chart])
+        super().__init__(
+            [
+                self.header,
+                self.pods,
+                w.HBox([self.pod, self.stop_button]),
+                self.log_view,
+                self.epochs,
+                self.metric,
+                self.chart,
+            ]
+        )
         self.update()
         self._thread = None
         if refresh and self.job.detail.state not in TERMINAL:
@@ -155,16 +199,22 @@ class JobMonitor(w.VBox):
                 link = f' · <a href="{html.escape(info.dashboard_link)}" target="_blank">Dask dashboard</a>'
         except Exception:  # noqa: BLE001, S110
             pass
-        self.header.value = (f"<b>{html.escape(d.id)}</b> {html.escape(d.name)} · {_badge(d.state)} · "
-                             f"<code>{html.escape(d.progress)}</code>{link}"
-                             + (f"<br><i>{html.escape(d.reason)}</i>" if d.reason else ""))
-        rows = "".join(f"<tr><td>{html.escape(p.name)}</td><td>{_badge(p.state)}</td><td>{html.escape(p.host)}"
-                       f"{':' + str(p.port) if p.port else ''}</td><td>{p.pid or ''}</td>"
-                       f"<td>{','.join(map(str, p.gpus))}</td>"
-                       f"<td>{'' if p.exit_code is None else p.exit_code}</td></tr>"
-                       for p in d.pods)
-        self.pods.value = ("<table><tr><th>pod</th><th>state</th><th>address</th><th>pid</th><th>GPUs</th>"
-                           f"<th>exit</th></tr>{rows}</table>")
+        self.header.value = (
+            f"<b>{html.escape(d.id)}</b> {html.escape(d.name)} · {_badge(d.state)} · "
+            f"<code>{html.escape(d.progress)}</code>{link}"
+            + (f"<br><i>{html.escape(d.reason)}</i>" if d.reason else "")
+        )
+        rows = "".join(
+            f"<tr><td>{html.escape(p.name)}</td><td>{_badge(p.state)}</td><td>{html.escape(p.host)}"
+            f"{':' + str(p.port) if p.port else ''}</td><td>{p.pid or ''}</td>"
+            f"<td>{','.join(map(str, p.gpus))}</td>"
+            f"<td>{'' if p.exit_code is None else p.exit_code}</td></tr>"
+            for p in d.pods
+        )
+        self.pods.value = (
+            "<table><tr><th>pod</th><th>state</th><th>address</th><th>pid</th><th>GPUs</th>"
+            f"<th>exit</th></tr>{rows}</table>"
+        )
         names = [p.name for p in d.pods]
         if list(self.pod.options) != names:
             self.pod.options = names
@@ -178,10 +228,12 @@ class JobMonitor(w.VBox):
         chief = next((p.name for p in d.pods if p.name in epochs and p.role in ("chief", "master")), None)
         shown = chief or next((p.name for p in d.pods if p.name in epochs), None) or next(iter(epochs), None)
         charts = epoch_charts(epochs[shown]) if shown else {}
-        self.epochs.value = ("" if not charts else
-                             f"<div>epoch metrics of {html.escape(_short(shown))}</div>"
-                             "<div style='display:flex;flex-wrap:wrap;gap:8px'>" + "".join(charts.values())
-                             + "</div>")
+        self.epochs.value = (
+            ""
+            if not charts
+            else f"<div>epoch metrics of {html.escape(_short(shown))}</div>"
+            "<div style='display:flex;flex-wrap:wrap;gap:8px'>" + "".join(charts.values()) + "</div>"
+        )
         metric_names = sorted({name for series in self._batches.values() for name in series})
         if list(self.metric.options) != metric_names:
             current = self.metric.value
@@ -201,8 +253,9 @@ class JobMonitor(w.VBox):
     def _show_chart(self) -> None:
         name = self.metric.value
         series = {_short(pod): values[name] for pod, values in sorted(self._batches.items()) if name in values}
-        self.chart.value = (curve_svg(series, x_label="step", y_label=name or "", stroke=1)
-                            if series or not self._points else "")
+        self.chart.value = (
+            curve_svg(series, x_label="step", y_label=name or "", stroke=1) if series or not self._points else ""
+        )
 
     def _stop(self, _button=None) -> None:
         self.stop_button.disabled = True

@@ -44,8 +44,18 @@ class PipelineRunWidget(w.VBox):
         self._thread: threading.Thread | None = None
         self._drawn: tuple | None = None  # the states the DAG was last drawn with
         self._logs: dict[str, tuple[tuple, int, list[str], bool]] = {}  # step -> (attempt key, offset, tail, done)
-        super().__init__([self.header, self.graph, self.steps, w.HBox(list(self.buttons.values())), self.message,
-                          self.step, self.log_view, self.outputs])
+        super().__init__(
+            [
+                self.header,
+                self.graph,
+                self.steps,
+                w.HBox(list(self.buttons.values())),
+                self.message,
+                self.step,
+                self.log_view,
+                self.outputs,
+            ]
+        )
         self.update()
         self._start_polling()
 
@@ -56,8 +66,12 @@ class PipelineRunWidget(w.VBox):
 
     def _start_polling(self) -> None:
         with self._lock:
-            if (self.refresh and self._thread is None and not self._closed.is_set()
-                    and self.run.detail.status not in display.TERMINAL):
+            if (
+                self.refresh
+                and self._thread is None
+                and not self._closed.is_set()
+                and self.run.detail.status not in display.TERMINAL
+            ):
                 self._thread = threading.Thread(target=self._loop, daemon=True, name=f"pai-lab-run-{self.run.id}")
                 self._thread.start()
 
@@ -91,24 +105,31 @@ class PipelineRunWidget(w.VBox):
             if self._closed.is_set():
                 return
             d = self.run.refresh()
-            self.header.value = (f"<b>run {html.escape(d.name)}</b> <code>{html.escape(d.id)}</code> · "
-                                 f"{display.badge(d.status)} · attempt {d.attempt} · by {html.escape(d.created_by)}"
-                                 + (f"<br><i style='white-space:pre-wrap'>"
-                                    f"{html.escape(display.clip(d.reason, 600))}</i>" if d.reason else ""))
+            self.header.value = (
+                f"<b>run {html.escape(d.name)}</b> <code>{html.escape(d.id)}</code> · "
+                f"{display.badge(d.status)} · attempt {d.attempt} · by {html.escape(d.created_by)}"
+                + (
+                    f"<br><i style='white-space:pre-wrap'>{html.escape(display.clip(d.reason, 600))}</i>"
+                    if d.reason
+                    else ""
+                )
+            )
             states = tuple((n.name, n.status) for n in d.nodes)
             if states != self._drawn:  # graphviz runs a process: draw only when a state changed
                 self.graph.value = display.nodes_graph_html(d.nodes)
                 self._drawn = states
             self.steps.value = display.steps_html(d.nodes)
-            self.outputs.value = (f"<b>outputs</b>{display.outputs_html(d.outputs)}" if d.outputs else "")
+            self.outputs.value = f"<b>outputs</b>{display.outputs_html(d.outputs)}" if d.outputs else ""
             for action, button in self.buttons.items():
                 button.disabled = d.status not in display.ACTIONS[action]
             names = [n.name for n in d.nodes]
             if names and list(self.step.options) != names:
                 self.step.options = names
                 # the step worth reading first: one that failed, else one running, else the first
-                self.step.value = next((n.name for n in d.nodes if n.status == "Failed"),
-                                       next((n.name for n in d.nodes if n.status == "Running"), names[0]))
+                self.step.value = next(
+                    (n.name for n in d.nodes if n.status == "Failed"),
+                    next((n.name for n in d.nodes if n.status == "Running"), names[0]),
+                )
             self._show_logs()
 
     def _show_logs(self) -> None:
@@ -128,7 +149,7 @@ class PipelineRunWidget(w.VBox):
             finished = node.status in display.TERMINAL  # read once more after it ended, then never again
             while True:
                 page = self.run.get_logs(node.name, offset, 1000)
-                lines = (lines + page)[-self.tail:]
+                lines = (lines + page)[-self.tail :]
                 offset += len(page)
                 if len(page) < 1000:
                     break
@@ -144,7 +165,8 @@ class PipelineRunWidget(w.VBox):
                 getattr(self.run, action)()
                 self.message.value = ""
             except Exception as exc:  # noqa: BLE001 - a 403/409 or a lost server: shown, the panel lives on
-                self.message.value = (f"<span style='color:#c62828'>{html.escape(action)}: "
-                                      f"{html.escape(str(exc))}</span>")
+                self.message.value = (
+                    f"<span style='color:#c62828'>{html.escape(action)}: {html.escape(str(exc))}</span>"
+                )
             self.update()
         self._start_polling()

@@ -27,9 +27,22 @@ if TYPE_CHECKING:  # what __getattr__ hands out, for readers and type checkers
     )
 
 _FROM_SERVICE = {
-    "DEFAULT_WORKSPACE", "Access", "add_member", "authorize", "create_workspace", "delete_workspace",
-    "ensure_default_workspace", "get_workspace", "list_members", "list_operations", "list_workspaces",
-    "log_operation", "remove_member", "remove_members", "update_member", "update_workspace",
+    "DEFAULT_WORKSPACE",
+    "Access",
+    "add_member",
+    "authorize",
+    "create_workspace",
+    "delete_workspace",
+    "ensure_default_workspace",
+    "get_workspace",
+    "list_members",
+    "list_operations",
+    "list_workspaces",
+    "log_operation",
+    "remove_member",
+    "remove_members",
+    "update_member",
+    "update_workspace",
 }
 
 

@@ -32,7 +32,7 @@ ROLE_DESCRIPTIONS = {
     OPS: "Deploys, releases, scales and monitors services; manages running jobs.",
     LABEL_ADMIN: "Creates, distributes, accepts and exports labeling tasks.",
     TEAM_LEAD: "iTAG team lead: assigns people and packages on labeling tasks and sees their statistics; labels "
-               "or checks the stages they are named on; does not create, accept or export tasks.",
+    "or checks the stages they are named on; does not create, accept or export tasks.",
     GUEST: "Reads everything in the workspace, changes nothing.",
 }
 
@@ -43,8 +43,15 @@ _EVERYONE = {r: ALL for r in ROLES}
 
 
 def _grant(**by_role: str) -> dict[str, str]:
-    names = {"owner": OWNER, "admin": ADMIN, "dev": DEVELOPER, "ops": OPS, "label_admin": LABEL_ADMIN,
-             "team_lead": TEAM_LEAD, "guest": GUEST}
+    names = {
+        "owner": OWNER,
+        "admin": ADMIN,
+        "dev": DEVELOPER,
+        "ops": OPS,
+        "label_admin": LABEL_ADMIN,
+        "team_lead": TEAM_LEAD,
+        "guest": GUEST,
+    }
     return {names[k]: v for k, v in by_role.items()}
 
 
@@ -92,8 +99,15 @@ MATRIX: dict[str, dict[str, str]] = {
 }
 
 AREAS = {
-    "workspace": ["workspace.read", "workspace.update", "workspace.delete", "member.read", "member.manage",
-                  "oplog.read", "resource.manage"],
+    "workspace": [
+        "workspace.read",
+        "workspace.update",
+        "workspace.delete",
+        "member.read",
+        "member.manage",
+        "oplog.read",
+        "resource.manage",
+    ],
     "datasets": ["dataset.read", "dataset.create", "dataset.update", "dataset.delete"],
     "labeling": ["label.read", "label.manage", "label.assign", "label.work"],
     "training": ["job.read", "job.submit", "job.stop", "job.delete", "job.priority"],
@@ -130,8 +144,7 @@ def check(
         raise KeyError(f"unknown action {action!r}")
     if roles is None:
         raise Forbidden(
-            f"'{username}' is not a member of workspace '{workspace}'; ask its Owner or an "
-            "Administrator to add you",
+            f"'{username}' is not a member of workspace '{workspace}'; ask its Owner or an Administrator to add you",
             "workspace",
         )
     grant = grant_for(roles, action)
@@ -161,7 +174,11 @@ def matrix_document() -> dict:
     return {
         "roles": [{"name": r, "description": ROLE_DESCRIPTIONS[r]} for r in ROLES],
         "areas": AREAS,
-        "grants": {"all": "anything in the workspace", "own": "only what the member created",
-                   "assigned": "only tasks the member is assigned to", "test": "only test services"},
+        "grants": {
+            "all": "anything in the workspace",
+            "own": "only what the member created",
+            "assigned": "only tasks the member is assigned to",
+            "test": "only test services",
+        },
         "matrix": {action: dict(row) for action, row in MATRIX.items()},
     }

@@ -35,11 +35,19 @@ class Access:
     def workspace_id(self) -> str:
         return self.workspace.id
 
-    def require(self, action: str, *, owner: str | None = None, assigned: bool = False,
-                test_service: bool = False) -> Access:
+    def require(
+        self, action: str, *, owner: str | None = None, assigned: bool = False, test_service: bool = False
+    ) -> Access:
         """The same member checked for another action, without asking the store again."""
-        grant = perms.check(self.username, list(self.roles) if self.roles else None, self.workspace.name, action,
-                            owner=owner, assigned=assigned, test_service=test_service)
+        grant = perms.check(
+            self.username,
+            list(self.roles) if self.roles else None,
+            self.workspace.name,
+            action,
+            owner=owner,
+            assigned=assigned,
+            test_service=test_service,
+        )
         return Access(self.workspace, self.username, self.roles, grant)
 
 
@@ -93,22 +101,27 @@ def authorize(
     found = session.execute(
         select(WorkspaceRow, MemberRow.roles)
         .outerjoin(MemberRow, (MemberRow.workspace_id == WorkspaceRow.id) & (MemberRow.username == username))
-        .where((WorkspaceRow.name == workspace) | (WorkspaceRow.id == workspace))).first()
+        .where((WorkspaceRow.name == workspace) | (WorkspaceRow.id == workspace))
+    ).first()
     if found is None:
         raise _not_found(workspace)
     row, member_roles = found
     roles = list(member_roles) if member_roles is not None else None
-    grant = perms.check(username, roles, row.name, action, owner=owner, assigned=assigned,
-                        test_service=test_service)
+    grant = perms.check(username, roles, row.name, action, owner=owner, assigned=assigned, test_service=test_service)
     return Access(row, username, tuple(roles or ()), grant)
 
 
 def _to_schema(session: Session, row: WorkspaceRow, username: str) -> Workspace:
     count = session.scalar(select(func.count()).select_from(MemberRow).where(MemberRow.workspace_id == row.id))
     return Workspace(
-        id=row.id, name=row.name, description=row.description, status=row.status,
-        created_by=row.created_by, created_at=row.created_at,
-        my_roles=_roles(session, row.id, username) or [], member_count=count or 0,
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        status=row.status,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        my_roles=_roles(session, row.id, username) or [],
+        member_count=count or 0,
     )
 
 
@@ -120,12 +133,14 @@ def ensure_default_workspace(session: Session, owner: str) -> None:
 
 
 def _insert_workspace(session: Session, creator: str, name: str, description: str) -> WorkspaceRow:
-    row = WorkspaceRow(id=new_id("ws"), name=name, description=description, status="Normal",
-                       created_by=creator, created_at=utcnow())
+    row = WorkspaceRow(
+        id=new_id("ws"), name=name, description=description, status="Normal", created_by=creator, created_at=utcnow()
+    )
     session.add(row)
     session.flush()  # the member row refers to it
-    session.add(MemberRow(workspace_id=row.id, username=creator, roles=[perms.OWNER], added_by=creator,
-                          added_at=utcnow()))
+    session.add(
+        MemberRow(workspace_id=row.id, username=creator, roles=[perms.OWNER], added_by=creator, added_at=utcnow())
+    )
     return row
 
 
@@ -140,8 +155,10 @@ def create_workspace(session: Session, username: str, name: str, description: st
 
 def list_workspaces(session: Session, username: str) -> list[Workspace]:
     rows = session.scalars(
-        select(WorkspaceRow).join(MemberRow, MemberRow.workspace_id == WorkspaceRow.id)
-        .where(MemberRow.username == username).order_by(WorkspaceRow.created_at, WorkspaceRow.name)
+        select(WorkspaceRow)
+        .join(MemberRow, MemberRow.workspace_id == WorkspaceRow.id)
+        .where(MemberRow.username == username)
+        .order_by(WorkspaceRow.created_at, WorkspaceRow.name)
     ).all()
     return [_to_schema(session, r, username) for r in rows]
 
@@ -151,16 +168,18 @@ def get_workspace(session: Session, username: str, ref: str) -> Workspace:
     return _to_schema(session, access.workspace, username)
 
 
-def update_workspace(session: Session, username: str, ref: str, *, name: str | None = None,
-                     description: str | None = None) -> Workspace:
+def update_workspace(
+    session: Session, username: str, ref: str, *, name: str | None = None, description: str | None = None
+) -> Workspace:
     access = authorize(session, username, ref, "workspace.update")
     row = access.workspace
     if name is not None and name != row.name:
         if row.name == DEFAULT_WORKSPACE:
             raise BadInput("the default workspace cannot be renamed", "name")
         validate_name(name)
-        clash = session.scalar(select(WorkspaceRow).where(func.lower(WorkspaceRow.name) == name.lower(),
-                                                         WorkspaceRow.id != row.id))
+        clash = session.scalar(
+            select(WorkspaceRow).where(func.lower(WorkspaceRow.name) == name.lower(), WorkspaceRow.id != row.id)
+        )
         if clash:
             raise Conflict(f"a workspace named {name!r} already exists; pick another name", "name")
         row.name = name
@@ -186,8 +205,11 @@ def _member(row: MemberRow) -> Member:
 
 def list_members(session: Session, username: str, ref: str) -> list[Member]:
     access = authorize(session, username, ref, "member.read")
-    rows = session.scalars(select(MemberRow).where(MemberRow.workspace_id == access.workspace_id)
-                           .order_by(MemberRow.added_at, MemberRow.username)).all()
+    rows = session.scalars(
+        select(MemberRow)
+        .where(MemberRow.workspace_id == access.workspace_id)
+        .order_by(MemberRow.added_at, MemberRow.username)
+    ).all()
     return [_member(r) for r in rows]
 
 
@@ -202,13 +224,15 @@ def add_member(session: Session, username: str, ref: str, member: str, roles: li
     member = _validate_username(member)
     roles = validate_roles(roles)
     if perms.OWNER in roles:
-        raise BadInput("a workspace has one Owner, its creator; give the new member Administrator instead",
-                       "roles")
+        raise BadInput("a workspace has one Owner, its creator; give the new member Administrator instead", "roles")
     if session.get(MemberRow, (access.workspace_id, member)):
-        raise Conflict(f"{member!r} is already a member of {access.workspace.name!r}; change their roles "
-                       "with `pai member set`", "username")
-    row = MemberRow(workspace_id=access.workspace_id, username=member, roles=roles, added_by=username,
-                    added_at=utcnow())
+        raise Conflict(
+            f"{member!r} is already a member of {access.workspace.name!r}; change their roles with `pai member set`",
+            "username",
+        )
+    row = MemberRow(
+        workspace_id=access.workspace_id, username=member, roles=roles, added_by=username, added_at=utcnow()
+    )
     session.add(row)
     session.flush()
     return _member(row)
@@ -219,8 +243,15 @@ def join_workspace(session: Session, ref: str, username: str, role: str, *, adde
     the server's configuration decides this, not a caller)."""
     row = _row(session, ref)
     if session.get(MemberRow, (row.id, username)) is None:
-        session.add(MemberRow(workspace_id=row.id, username=username, roles=validate_roles([role]),
-                              added_by=added_by, added_at=utcnow()))
+        session.add(
+            MemberRow(
+                workspace_id=row.id,
+                username=username,
+                roles=validate_roles([role]),
+                added_by=added_by,
+                added_at=utcnow(),
+            )
+        )
         session.flush()
 
 
@@ -249,8 +280,7 @@ def remove_member(session: Session, username: str, ref: str, member: str) -> Non
     access = authorize(session, username, ref, "member.manage")
     row = _existing_member(session, access, member)
     if perms.OWNER in row.roles:
-        raise Forbidden(f"{member!r} is the Owner of {access.workspace.name!r} and cannot be removed",
-                        "username")
+        raise Forbidden(f"{member!r} is the Owner of {access.workspace.name!r} and cannot be removed", "username")
     session.delete(row)
     session.flush()
 
@@ -260,36 +290,56 @@ def remove_members(session: Session, username: str, ref: str, members: list[str]
     access = authorize(session, username, ref, "member.manage")
     names = list(dict.fromkeys(_validate_username(m) for m in members))
     if not names:
-        raise BadInput("give at least one member to remove, e.g. {\"usernames\": [\"alice\", \"bob\"]}",
-                       "usernames")
-    rows = session.scalars(select(MemberRow).where(MemberRow.workspace_id == access.workspace_id,
-                                                   MemberRow.username.in_(names))).all()
+        raise BadInput('give at least one member to remove, e.g. {"usernames": ["alice", "bob"]}', "usernames")
+    rows = session.scalars(
+        select(MemberRow).where(MemberRow.workspace_id == access.workspace_id, MemberRow.username.in_(names))
+    ).all()
     missing = sorted(set(names) - {r.username for r in rows})
     if missing:
-        raise NotFound(f"not members of {access.workspace.name!r}: {', '.join(missing)}; nobody was removed",
-                       "usernames")
+        raise NotFound(
+            f"not members of {access.workspace.name!r}: {', '.join(missing)}; nobody was removed", "usernames"
+        )
     owners = [r.username for r in rows if perms.OWNER in r.roles]
     if owners:
-        raise Forbidden(f"{owners[0]!r} is the Owner of {access.workspace.name!r} and cannot be removed; "
-                        "nobody was removed (leave the Owner out)", "usernames")
+        raise Forbidden(
+            f"{owners[0]!r} is the Owner of {access.workspace.name!r} and cannot be removed; "
+            "nobody was removed (leave the Owner out)",
+            "usernames",
+        )
     for row in rows:
         session.delete(row)
     session.flush()
     return names
 
 
-def log_operation(session: Session, ref: str, actor: str, action: str, target: str, result: str,
-                  detail: str = "") -> None:
+def log_operation(
+    session: Session, ref: str, actor: str, action: str, target: str, result: str, detail: str = ""
+) -> None:
     row = session.scalar(select(WorkspaceRow).where((WorkspaceRow.name == ref) | (WorkspaceRow.id == ref)))
     if row is None:  # the workspace itself was just deleted, or never existed
         return
-    session.add(OperationRow(workspace_id=row.id, at=utcnow(), actor=actor, action=action,
-                             target=target[:2000], result=result, detail=detail[:2000]))
+    session.add(
+        OperationRow(
+            workspace_id=row.id,
+            at=utcnow(),
+            actor=actor,
+            action=action,
+            target=target[:2000],
+            result=result,
+            detail=detail[:2000],
+        )
+    )
 
 
 def list_operations(session: Session, username: str, ref: str, limit: int = 100) -> list[Operation]:
     access = authorize(session, username, ref, "oplog.read")
-    rows = session.scalars(select(OperationRow).where(OperationRow.workspace_id == access.workspace_id)
-                           .order_by(OperationRow.id.desc()).limit(max(1, min(limit, 10000)))).all()
-    return [Operation(id=r.id, at=r.at, actor=r.actor, action=r.action, target=r.target, result=r.result,
-                      detail=r.detail) for r in rows]
+    rows = session.scalars(
+        select(OperationRow)
+        .where(OperationRow.workspace_id == access.workspace_id)
+        .order_by(OperationRow.id.desc())
+        .limit(max(1, min(limit, 10000)))
+    ).all()
+    return [
+        Operation(id=r.id, at=r.at, actor=r.actor, action=r.action, target=r.target, result=r.result, detail=r.detail)
+        for r in rows
+    ]

@@ -17,15 +17,34 @@ pytestmark = pytest.mark.e2e
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 # One notebook for the module (one JupyterLab page load, one kernel); each test fills its task
 # and runs its own cell, as a person working down a notebook would.
-NAMES = {key: f"{key}_{uuid.uuid4().hex[:6]}" for key in ("digits", "boxes", "ner", "check", "texts", "ocr",
-                                                          "segments", "custom", "relation", "zoom", "accept", "asr",
-                                                          "video",
-                                                          "refused", "suggested", "suggested_boxes")}
+NAMES = {
+    key: f"{key}_{uuid.uuid4().hex[:6]}"
+    for key in (
+        "digits",
+        "boxes",
+        "ner",
+        "check",
+        "texts",
+        "ocr",
+        "segments",
+        "custom",
+        "relation",
+        "zoom",
+        "accept",
+        "asr",
+        "video",
+        "refused",
+        "suggested",
+        "suggested_boxes",
+    )
+}
 # The busy cell keeps the kernel busy until the test writes this file beside the notebook: the test
 # decides when the kernel is free again, not a clock.
 RELEASE_KERNEL = f"release_{uuid.uuid4().hex[:6]}"
-BUSY = (f"import pathlib, time\nwhile not pathlib.Path({RELEASE_KERNEL!r}).exists():\n"
-        "    time.sleep(0.1)  # the kernel busy with other work")
+BUSY = (
+    f"import pathlib, time\nwhile not pathlib.Path({RELEASE_KERNEL!r}).exists():\n"
+    "    time.sleep(0.1)  # the kernel busy with other work"
+)
 CELLS = [
     "import pai_lab\nws = pai_lab.connect()",
     f"ws.labeling.get({NAMES['boxes']!r}).label()",
@@ -94,9 +113,15 @@ def test_draw_a_box_by_mouse_drag_and_skip_a_corrupt_image(widget_lab, notebook,
     [(image, _)] = digit_images(folder, 1, size=(640, 480))
     corrupt = folder / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
-    task = create_task(lab, {
-        "name": NAMES["boxes"], "template": "object-detection", "labels": ["digit", "noise"],
-        "lines": [{"data": {"source": str(image)}}, {"data": {"source": str(corrupt)}}]})
+    task = create_task(
+        lab,
+        {
+            "name": NAMES["boxes"],
+            "template": "object-detection",
+            "labels": ["digit", "noise"],
+            "lines": [{"data": {"source": str(image)}}, {"data": {"source": str(corrupt)}}],
+        },
+    )
     root = notebook.run(1)
     img = root.locator("img[data-role=item-image]")
     img.wait_for()
@@ -143,21 +168,30 @@ def test_draw_a_box_by_mouse_drag_and_skip_a_corrupt_image(widget_lab, notebook,
 def test_select_an_ner_span_with_the_mouse(widget_lab, notebook, page):
     lab = widget_lab
     text = "Alibaba was founded in Hangzhou in 1999 by Jack Ma."
-    task = create_task(lab, {
-        "name": NAMES["ner"], "template": "ner", "labels": ["ORG", "LOC", "PER"],
-        "lines": [{"data": {"source": text}}, {"data": {"source": "Beijing is far."}}]})
+    task = create_task(
+        lab,
+        {
+            "name": NAMES["ner"],
+            "template": "ner",
+            "labels": ["ORG", "LOC", "PER"],
+            "lines": [{"data": {"source": text}}, {"data": {"source": "Beijing is far."}}],
+        },
+    )
     root = notebook.run(2)
     text_el = root.locator("[data-role=text]")
     text_el.wait_for()
     # drag across "Hangzhou" with the mouse
     start, end = text.index("Hangzhou"), text.index("Hangzhou") + len("Hangzhou")
-    rects = text_el.evaluate("""(el, [a, b]) => {
+    rects = text_el.evaluate(
+        """(el, [a, b]) => {
         const node = el.firstChild.firstChild;  // one segment: the text has no spans yet
         const r = document.createRange();
         r.setStart(node, a); r.setEnd(node, a + 1); const first = r.getBoundingClientRect();
         r.setStart(node, b - 1); r.setEnd(node, b); const last = r.getBoundingClientRect();
         return [first.left + 1, first.top + first.height / 2, last.right - 1, last.top + last.height / 2];
-    }""", [start, end])
+    }""",
+        [start, end],
+    )
     page.mouse.move(rects[0], rects[1])
     page.mouse.down()
     page.mouse.move(rects[2], rects[3], steps=5)
@@ -172,17 +206,24 @@ def test_select_an_ner_span_with_the_mouse(widget_lab, notebook, page):
 
     first = task_items(lab, task["id"])[0]
     [spans] = first["label"]
-    assert spans["objects"] == [{"result": {"文本内容": "LOC"}, "color": None, "id": None, "text": "Hangzhou",
-                                 "start": start, "end": end - 1}]
+    assert spans["objects"] == [
+        {"result": {"文本内容": "LOC"}, "color": None, "id": None, "text": "Hangzhou", "start": start, "end": end - 1}
+    ]
 
 
 def test_checker_rejects_and_the_package_returns_to_the_labeler(widget_lab, notebook, page):
     lab = widget_lab
     images = digit_images(lab.root / f"check_{uuid.uuid4().hex[:6]}", 3)
-    task = create_task(lab, {
-        "name": NAMES["check"], "template": "image-classification",
-        "labels": [str(d) for d in range(10)], "flow": "label-check",
-        "lines": [{"data": {"source": str(path)}} for path, _ in images]})
+    task = create_task(
+        lab,
+        {
+            "name": NAMES["check"],
+            "template": "image-classification",
+            "labels": [str(d) for d in range(10)],
+            "flow": "label-check",
+            "lines": [{"data": {"source": str(path)}} for path, _ in images],
+        },
+    )
     base = f"/workspaces/default/labeling/tasks/{task['id']}"
     # labeled (one wrongly) and submitted through the API, as another notebook would
     package = lab.api("POST", base + "/claim", {"stage": "label"}).json()
@@ -237,21 +278,44 @@ def test_text_ocr_audio_segments_and_custom_templates(widget_lab, notebook, page
     [(image, _)] = digit_images(folder, 1, size=(400, 300))
     audio = folder / "speech.wav"
     write_wav(audio)
-    texts = create_task(lab, {"name": NAMES["texts"], "template": "text-classification",
-                              "labels": [{"name": "positive", "hotkey": "p"}, {"name": "negative", "hotkey": "n"}],
-                              "lines": [{"data": {"source": "Great phone, long battery life."}},
-                                        {"data": {"source": "word " * 60_000}}]})
-    ocr = create_task(lab, {"name": NAMES["ocr"], "template": "ocr", "labels": [],
-                            "lines": [{"data": {"source": str(image)}}]})
-    segments = create_task(lab, {"name": NAMES["segments"], "template": "audio-segmentation",
-                                 "labels": ["speech", "noise"], "lines": [{"data": {"source": str(audio)}}]})
-    template = {"name": f"photo_caption_{uuid.uuid4().hex[:4]}", "contents": [
-        {"type": "image", "key": "picture_url"}, {"type": "text", "key": "text"}], "questions": [
-        {"type": "single", "title": "quality", "labels": ["good", "bad"]},
-        {"type": "spans", "title": "NER", "bind": "text", "label_title": "NER", "labels": ["ORG", "LOC"]}]}
+    texts = create_task(
+        lab,
+        {
+            "name": NAMES["texts"],
+            "template": "text-classification",
+            "labels": [{"name": "positive", "hotkey": "p"}, {"name": "negative", "hotkey": "n"}],
+            "lines": [{"data": {"source": "Great phone, long battery life."}}, {"data": {"source": "word " * 60_000}}],
+        },
+    )
+    ocr = create_task(
+        lab, {"name": NAMES["ocr"], "template": "ocr", "labels": [], "lines": [{"data": {"source": str(image)}}]}
+    )
+    segments = create_task(
+        lab,
+        {
+            "name": NAMES["segments"],
+            "template": "audio-segmentation",
+            "labels": ["speech", "noise"],
+            "lines": [{"data": {"source": str(audio)}}],
+        },
+    )
+    template = {
+        "name": f"photo_caption_{uuid.uuid4().hex[:4]}",
+        "contents": [{"type": "image", "key": "picture_url"}, {"type": "text", "key": "text"}],
+        "questions": [
+            {"type": "single", "title": "quality", "labels": ["good", "bad"]},
+            {"type": "spans", "title": "NER", "bind": "text", "label_title": "NER", "labels": ["ORG", "LOC"]},
+        ],
+    }
     assert lab.api("POST", "/workspaces/default/labeling/templates", {"spec": template}).status_code == 201
-    custom = create_task(lab, {"name": NAMES["custom"], "template": template["name"],
-                               "lines": [{"data": {"picture_url": str(image), "text": "Alibaba in Hangzhou"}}]})
+    custom = create_task(
+        lab,
+        {
+            "name": NAMES["custom"],
+            "template": template["name"],
+            "lines": [{"data": {"picture_url": str(image), "text": "Alibaba in Hangzhou"}}],
+        },
+    )
 
     # text classification: the item's own hotkey; a huge text is shown in part, with the problem said
     root = notebook.run(6)
@@ -334,8 +398,16 @@ def test_text_ocr_audio_segments_and_custom_templates(widget_lab, notebook, page
 
     # entity relation: two entities by keyboard, then click one, L, click the other
     sentence = "Jack Ma founded Alibaba"
-    relation = create_task(lab, {"name": NAMES["relation"], "template": "relation", "labels": ["PER", "ORG"],
-                                 "relation_labels": ["founder_of"], "lines": [{"data": {"source": sentence}}]})
+    relation = create_task(
+        lab,
+        {
+            "name": NAMES["relation"],
+            "template": "relation",
+            "labels": ["PER", "ORG"],
+            "relation_labels": ["founder_of"],
+            "lines": [{"data": {"source": sentence}}],
+        },
+    )
     root = notebook.run(10)
     root.locator("[data-role=text]").wait_for()
     root.locator(".pl-head").click()
@@ -364,10 +436,16 @@ def test_text_ocr_audio_segments_and_custom_templates(widget_lab, notebook, page
 def test_classify_twenty_digits_by_key_then_reload_and_resume(widget_lab, notebook, page):
     lab = widget_lab
     images = digit_images(lab.root / f"digits_{uuid.uuid4().hex[:6]}", 20)
-    task = create_task(lab, {
-        "name": NAMES["digits"], "template": "image-classification",
-        "labels": [str(d) for d in range(10)], "package_size": 20,
-        "lines": [{"data": {"source": str(path)}} for path, _ in images]})
+    task = create_task(
+        lab,
+        {
+            "name": NAMES["digits"],
+            "template": "image-classification",
+            "labels": [str(d) for d in range(10)],
+            "package_size": 20,
+            "lines": [{"data": {"source": str(path)}} for path, _ in images],
+        },
+    )
     nb = notebook
     root = nb.run(5)
     root.locator("img[data-role=item-image]").wait_for()
@@ -377,8 +455,10 @@ def test_classify_twenty_digits_by_key_then_reload_and_resume(widget_lab, notebo
     # one keystroke per image: the digit it shows
     for i, (_, digit) in enumerate(images[:10]):
         page.keyboard.press(str(digit))
-        page.wait_for_function("([el, want]) => el.textContent === want",
-                               arg=[root.locator("[data-role=position]").element_handle(), f"{i + 2}/20"])
+        page.wait_for_function(
+            "([el, want]) => el.textContent === want",
+            arg=[root.locator("[data-role=position]").element_handle(), f"{i + 2}/20"],
+        )
     wait_saved(page, root)
     shot(root, "labeling-image-classification.png")
 
@@ -401,14 +481,17 @@ def test_classify_twenty_digits_by_key_then_reload_and_resume(widget_lab, notebo
     busy.locator(".jp-InputArea-editor").click()
     page.keyboard.press("Shift+Enter")
     try:
-        page.wait_for_function("() => (document.querySelector('#jp-main-statusbar') || {}).textContent"
-                               "?.includes('| Busy')")
+        page.wait_for_function(
+            "() => (document.querySelector('#jp-main-statusbar') || {}).textContent?.includes('| Busy')"
+        )
         root.locator(".pl-head").click()
         for i, (_, digit) in enumerate(images[10:], start=10):
             page.keyboard.press(str(digit))
             if i + 2 <= 20:
-                page.wait_for_function("([el, want]) => el.textContent === want",
-                                       arg=[root.locator("[data-role=position]").element_handle(), f"{i + 2}/20"])
+                page.wait_for_function(
+                    "([el, want]) => el.textContent === want",
+                    arg=[root.locator("[data-role=position]").element_handle(), f"{i + 2}/20"],
+                )
         root.locator("[data-role=done]").wait_for()
         wait_saved(page, root)
         stored = task_items(lab, task["id"])
@@ -461,8 +544,15 @@ def test_polygon_undo_zoom_and_pan_keep_shapes_in_image_pixels(widget_lab, noteb
     lab = widget_lab
     folder = lab.root / f"zoom_{uuid.uuid4().hex[:6]}"
     images = digit_images(folder, 2, size=(640, 480))
-    task = create_task(lab, {"name": NAMES["zoom"], "template": "object-detection", "labels": ["digit", "noise"],
-                             "lines": [{"data": {"source": str(path)}} for path, _ in images]})
+    task = create_task(
+        lab,
+        {
+            "name": NAMES["zoom"],
+            "template": "object-detection",
+            "labels": ["digit", "noise"],
+            "lines": [{"data": {"source": str(path)}} for path, _ in images],
+        },
+    )
     root = notebook.run(_cell("zoom"))
     img = root.locator("img[data-role=item-image]")
     img.wait_for()
@@ -536,9 +626,16 @@ def test_polygon_undo_zoom_and_pan_keep_shapes_in_image_pixels(widget_lab, noteb
 def test_the_acceptor_passes_a_package_and_the_task_completes(widget_lab, notebook, page):
     lab = widget_lab
     images = digit_images(lab.root / f"accept_{uuid.uuid4().hex[:6]}", 2)
-    task = create_task(lab, {"name": NAMES["accept"], "template": "image-classification",
-                             "labels": [str(d) for d in range(10)], "flow": "label-accept",
-                             "lines": [{"data": {"source": str(path)}} for path, _ in images]})
+    task = create_task(
+        lab,
+        {
+            "name": NAMES["accept"],
+            "template": "image-classification",
+            "labels": [str(d) for d in range(10)],
+            "flow": "label-accept",
+            "lines": [{"data": {"source": str(path)}} for path, _ in images],
+        },
+    )
     base = f"/workspaces/default/labeling/tasks/{task['id']}"
     package = lab.api("POST", base + "/claim", {"stage": "label"}).json()
     for seq, (_, digit) in enumerate(images):
@@ -566,16 +663,24 @@ def test_the_acceptor_passes_a_package_and_the_task_completes(widget_lab, notebo
 def media_duration(page, player) -> float:
     """Seconds of an audio or video element, once the browser has read the file's header."""
     player.wait_for()
-    return page.wait_for_function("el => el.readyState >= 1 && el.duration", arg=player.element_handle(),
-                                  timeout=30_000).json_value()
+    return page.wait_for_function(
+        "el => el.readyState >= 1 && el.duration", arg=player.element_handle(), timeout=30_000
+    ).json_value()
 
 
 def test_asr_plays_the_audio_and_stores_the_typed_transcript(widget_lab, notebook, page):
     lab = widget_lab
     audio = lab.root / f"asr_{uuid.uuid4().hex[:6]}.wav"
     write_wav(audio)
-    task = create_task(lab, {"name": NAMES["asr"], "template": "asr", "labels": ["clean", "noisy"],
-                             "lines": [{"data": {"source": str(audio)}}]})
+    task = create_task(
+        lab,
+        {
+            "name": NAMES["asr"],
+            "template": "asr",
+            "labels": ["clean", "noisy"],
+            "lines": [{"data": {"source": str(audio)}}],
+        },
+    )
     root = notebook.run(_cell("asr"))
     # the page can play it: the browser read its length from the media route
     assert media_duration(page, root.locator("audio")) == pytest.approx(2.0, abs=0.05)
@@ -608,7 +713,7 @@ def write_webm(path: Path, seconds: float = 2.0, fps: int = 10) -> None:
     assert writer.isOpened(), "OpenCV cannot write VP8 WebM here"
     for i in range(int(seconds * fps)):
         frame = np.zeros((120, 160, 3), np.uint8)
-        frame[:, (i * 8) % 160:(i * 8) % 160 + 16] = (0, 200, 255)
+        frame[:, (i * 8) % 160 : (i * 8) % 160 + 16] = (0, 200, 255)
         writer.write(frame)
     writer.release()
 
@@ -617,8 +722,15 @@ def test_video_classification_plays_the_clip_and_one_key_answers(widget_lab, not
     lab = widget_lab
     clip = lab.root / f"clip_{uuid.uuid4().hex[:6]}.webm"
     write_webm(clip)
-    task = create_task(lab, {"name": NAMES["video"], "template": "video-classification",
-                             "labels": ["moving", "still"], "lines": [{"data": {"source": str(clip)}}]})
+    task = create_task(
+        lab,
+        {
+            "name": NAMES["video"],
+            "template": "video-classification",
+            "labels": ["moving", "still"],
+            "lines": [{"data": {"source": str(clip)}}],
+        },
+    )
     root = notebook.run(_cell("video"))
     assert media_duration(page, root.locator("video")) == pytest.approx(2.0, abs=0.2)
     root.locator(".pl-head").click()
@@ -634,15 +746,24 @@ def test_answers_go_through_the_kernel_when_jupyter_refuses_the_page(widget_lab,
     has no usable _xsrf cookie): the labeler sends the answers through the kernel instead."""
     lab = widget_lab
     images = digit_images(lab.root / f"refused_{uuid.uuid4().hex[:6]}", 3)
-    task = create_task(lab, {
-        "name": NAMES["refused"], "template": "image-classification",
-        "labels": [str(d) for d in range(10)], "lines": [{"data": {"source": str(path)}} for path, _ in images]})
+    task = create_task(
+        lab,
+        {
+            "name": NAMES["refused"],
+            "template": "image-classification",
+            "labels": [str(d) for d in range(10)],
+            "lines": [{"data": {"source": str(path)}} for path, _ in images],
+        },
+    )
     refused = []
 
     def jupyter_refuses(route):
         refused.append(route.request.url)
-        route.fulfill(status=403, content_type="application/json",
-                      body='{"message": "\'_xsrf\' argument missing from POST", "reason": null}')
+        route.fulfill(
+            status=403,
+            content_type="application/json",
+            body='{"message": "\'_xsrf\' argument missing from POST", "reason": null}',
+        )
 
     page.route("**/labeling/tasks/*/answers", jupyter_refuses)
     try:
@@ -662,35 +783,46 @@ def test_answers_go_through_the_kernel_when_jupyter_refuses_the_page(widget_lab,
 
 
 def _attach(lab, task_id: str, items: list[dict]) -> None:
-    resp = lab.api("POST", f"/workspaces/default/labeling/tasks/{task_id}/prelabels",
-                   {"source": "model:test", "items": items})
+    resp = lab.api(
+        "POST", f"/workspaces/default/labeling/tasks/{task_id}/prelabels", {"source": "model:test", "items": items}
+    )
     assert resp.status_code == 200, resp.text
 
 
 def test_a_suggestion_shows_pre_selected_and_one_key_accepts_it(widget_lab, notebook, page):
     lab = widget_lab
     images = digit_images(lab.root / f"suggested_{uuid.uuid4().hex[:6]}", 4)
-    task = create_task(lab, {
-        "name": NAMES["suggested"], "template": "image-classification", "labels": [str(d) for d in range(10)],
-        "lines": [{"data": {"source": str(path)}} for path, _ in images]})
+    task = create_task(
+        lab,
+        {
+            "name": NAMES["suggested"],
+            "template": "image-classification",
+            "labels": [str(d) for d in range(10)],
+            "lines": [{"data": {"source": str(path)}} for path, _ in images],
+        },
+    )
     # what a model suggests, right or wrong: the labeler accepts each as it is
     suggested = [str((digit + seq % 2) % 10) for seq, (_, digit) in enumerate(images)]
-    _attach(lab, task["id"], [{"item": seq, "answer": label, "score": 0.6 + 0.1 * seq}
-                              for seq, label in enumerate(suggested)])
+    _attach(
+        lab,
+        task["id"],
+        [{"item": seq, "answer": label, "score": 0.6 + 0.1 * seq} for seq, label in enumerate(suggested)],
+    )
     root = notebook.run(CELLS.index(f"ws.labeling.get({NAMES['suggested']!r}).label()"))
     root.locator("img[data-role=item-image]").wait_for()
     root.locator(".pl-head").click()
     for seq, label in enumerate(suggested):
         # pre-selected: the suggested choice is shown as the chosen one
         chosen = root.locator(".pl-choice.on")
-        page.wait_for_function("([el, want]) => el && el.dataset.label === want",
-                               arg=[chosen.element_handle(), label])
+        page.wait_for_function("([el, want]) => el && el.dataset.label === want", arg=[chosen.element_handle(), label])
         assert chosen.count() == 1
         page.keyboard.press("a")
         want = f"{seq + 2}/4" if seq < 3 else None
         if want:
-            page.wait_for_function("([el, want]) => el.textContent === want",
-                                   arg=[root.locator("[data-role=position]").element_handle(), want])
+            page.wait_for_function(
+                "([el, want]) => el.textContent === want",
+                arg=[root.locator("[data-role=position]").element_handle(), want],
+            )
     root.locator("[data-role=done]").wait_for()
     wait_saved(page, root)
     stored = task_items(lab, task["id"])
@@ -702,13 +834,28 @@ def test_a_suggestion_shows_pre_selected_and_one_key_accepts_it(widget_lab, note
 def test_suggested_boxes_are_drawn_and_one_key_accepts_them(widget_lab, notebook, page):
     lab = widget_lab
     images = digit_images(lab.root / f"sboxes_{uuid.uuid4().hex[:6]}", 2, size=(640, 480))
-    task = create_task(lab, {
-        "name": NAMES["suggested_boxes"], "template": "object-detection", "labels": ["digit", "noise"],
-        "lines": [{"data": {"source": str(path)}} for path, _ in images]})
+    task = create_task(
+        lab,
+        {
+            "name": NAMES["suggested_boxes"],
+            "template": "object-detection",
+            "labels": ["digit", "noise"],
+            "lines": [{"data": {"source": str(path)}} for path, _ in images],
+        },
+    )
     boxes = [[100.25, 60.5, 420.75, 400], [32, 48, 600, 470.5]]
-    _attach(lab, task["id"], [{"item": seq, "score": 0.8, "answer": {
-        "width": 640, "height": 480, "shapes": [{"box": box, "label": ["digit", "noise"][seq]}]}}
-        for seq, box in enumerate(boxes)])
+    _attach(
+        lab,
+        task["id"],
+        [
+            {
+                "item": seq,
+                "score": 0.8,
+                "answer": {"width": 640, "height": 480, "shapes": [{"box": box, "label": ["digit", "noise"][seq]}]},
+            }
+            for seq, box in enumerate(boxes)
+        ],
+    )
     root = notebook.run(CELLS.index(f"ws.labeling.get({NAMES['suggested_boxes']!r}).label()"))
     root.locator("img[data-role=item-image]").wait_for()
     root.locator(".pl-head").click()
@@ -718,8 +865,9 @@ def test_suggested_boxes_are_drawn_and_one_key_accepts_them(widget_lab, notebook
         assert root.locator("[data-role=shape-row]").count() == 1
         page.keyboard.press("a")
         if seq == 0:
-            page.wait_for_function("([el]) => el.textContent === '2/2'",
-                                   arg=[root.locator("[data-role=position]").element_handle()])
+            page.wait_for_function(
+                "([el]) => el.textContent === '2/2'", arg=[root.locator("[data-role=position]").element_handle()]
+            )
     root.locator("[data-role=done]").wait_for()
     wait_saved(page, root)
     stored = task_items(lab, task["id"])

@@ -48,10 +48,13 @@ def test_sidebar_shows_default_workspace_and_its_owner(lab_server, page):
 
     # Every area has its section, and each one loads: a list, an empty note or "not available",
     # never an error.
-    page.wait_for_function("""areas => areas.every(area => {
+    page.wait_for_function(
+        """areas => areas.every(area => {
         const body = document.querySelector(`#pai-lab-sidebar [data-section="${area}"] .pai-section-body`);
         return body && body.children.length > 0 && !body.textContent.includes('Loading');
-    })""", arg=list(AREAS))
+    })""",
+        arg=list(AREAS),
+    )
     assert sidebar.locator(".pai-error").count() == 0, sidebar.locator(".pai-error").all_inner_texts()
     save_screenshot(sidebar, "sidebar.png")
 
@@ -99,8 +102,9 @@ def test_create_workspace_through_the_sidebar_after_a_refused_name(lab_server, p
     assert created[name]["my_roles"] == ["Owner"]
 
     # A member added by a script shows up, with their roles, on refresh.
-    added = lab_server.api("POST", f"/workspaces/{name}/members",
-                           {"username": "alice", "roles": ["AlgorithmDeveloper", "LabelingAdmin"]})
+    added = lab_server.api(
+        "POST", f"/workspaces/{name}/members", {"username": "alice", "roles": ["AlgorithmDeveloper", "LabelingAdmin"]}
+    )
     assert added.status_code == 201, added.text
     sidebar.get_by_role("button", name="Refresh").click()
     alice = member_row(sidebar, "alice")
@@ -154,8 +158,9 @@ def test_register_a_dataset_and_preview_it_in_a_notebook(lab_server, page):
         (folder / f"{i}.txt").write_text(text)
     notebook = lab_server.root / f"{name}.ipynb"
     kernelspec = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    notebook.write_text(json.dumps({"cells": [], "metadata": {"kernelspec": kernelspec}, "nbformat": 4,
-                                    "nbformat_minor": 5}))
+    notebook.write_text(
+        json.dumps({"cells": [], "metadata": {"kernelspec": kernelspec}, "nbformat": 4, "nbformat_minor": 5})
+    )
 
     page.goto(f"{lab_server.url}lab/tree/{notebook.name}?reset&token={lab_server.token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
@@ -190,14 +195,24 @@ def test_register_a_dataset_and_preview_it_in_a_notebook(lab_server, page):
     assert versions.all_inner_texts()[0].split()[:2] == ["v1", "3"]
     row.get_by_role("button", name="Preview in notebook").click()
     expected_code = f'ds = pai_lab.connect("default").datasets.get("{name}")'
-    page.wait_for_function("code => [...document.querySelectorAll('.jp-Cell .cm-content')]"
-                           ".some(c => c.innerText.includes(code))", arg=expected_code)
+    page.wait_for_function(
+        "code => [...document.querySelectorAll('.jp-Cell .cm-content')].some(c => c.innerText.includes(code))",
+        arg=expected_code,
+    )
     assert any(expected_code in cell and "ds.preview()" in cell for cell in notebook_cells(page))
 
     # A labeling task made from it (by a script) appears on refresh, with its progress and my roles.
-    task = lab_server.api("POST", "/workspaces/default/labeling/tasks",
-                          {"name": f"sentiment_{name}", "template": "text-classification", "dataset": name,
-                           "labels": ["good", "bad"], "labelers": ["owner"]})
+    task = lab_server.api(
+        "POST",
+        "/workspaces/default/labeling/tasks",
+        {
+            "name": f"sentiment_{name}",
+            "template": "text-classification",
+            "dataset": name,
+            "labels": ["good", "bad"],
+            "labelers": ["owner"],
+        },
+    )
     assert task.status_code == 201, task.text
     task_id = task.json()["id"]
     sidebar.get_by_role("button", name="Refresh").click()
@@ -207,8 +222,10 @@ def test_register_a_dataset_and_preview_it_in_a_notebook(lab_server, page):
     assert "labeler" in task_row.inner_text()
     task_row.get_by_role("button", name="Label in notebook").click()
     label_code = f'task = pai_lab.connect("default").labeling.get("{task_id}")'
-    page.wait_for_function("code => [...document.querySelectorAll('.jp-Cell .cm-content')]"
-                           ".some(c => c.innerText.includes(code))", arg=label_code)
+    page.wait_for_function(
+        "code => [...document.querySelectorAll('.jp-Cell .cm-content')].some(c => c.innerText.includes(code))",
+        arg=label_code,
+    )
     save_screenshot(page, "sidebar-with-notebook.png")
 
 
@@ -219,9 +236,17 @@ def test_a_job_and_a_service_run_and_stop_from_the_sidebar(lab_server, page, pyt
     assert submitted.status_code == 201, submitted.text
     job_id = submitted.json()["id"]
     service = "echo_" + uuid.uuid4().hex[:6]
-    created = lab_server.api("POST", "/workspaces/default/services", {
-        "name": service, "processor_type": "python", "processor_path": str(python_processor),
-        "processor_entry": "app.py", "metadata": {"instance": 1}})
+    created = lab_server.api(
+        "POST",
+        "/workspaces/default/services",
+        {
+            "name": service,
+            "processor_type": "python",
+            "processor_path": str(python_processor),
+            "processor_entry": "app.py",
+            "metadata": {"instance": 1},
+        },
+    )
     assert created.status_code in (200, 201), created.text
 
     open_lab(page, lab_server)

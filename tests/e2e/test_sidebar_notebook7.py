@@ -37,8 +37,9 @@ def test_sidebar_opens_in_notebook7_tree_and_notebook_pages(tmp_path, chromium_p
     try:
         assert_sidebar_installed(lab)
         kernelspec = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-        (lab.root / "n7.ipynb").write_text(json.dumps({"cells": [], "metadata": {"kernelspec": kernelspec},
-                                                       "nbformat": 4, "nbformat_minor": 5}))
+        (lab.root / "n7.ipynb").write_text(
+            json.dumps({"cells": [], "metadata": {"kernelspec": kernelspec}, "nbformat": 4, "nbformat_minor": 5})
+        )
 
         page.goto(f"{lab.url}tree?token={lab.token}")
         page.wait_for_selector(".jp-FileBrowser", timeout=60_000)

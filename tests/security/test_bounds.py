@@ -8,8 +8,12 @@ import pytest
 
 W = "/workspaces/default"
 JOB = {"name": "bounded", "command": "python -c 'print(1)'", "workers": 1}
-TASK = {"name": "pets", "template": "image-classification", "labels": ["cat", "dog"],
-        "lines": [{"data": {"source": "pics/a.jpg"}}]}
+TASK = {
+    "name": "pets",
+    "template": "image-classification",
+    "labels": ["cat", "dog"],
+    "lines": [{"data": {"source": "pics/a.jpg"}}],
+}
 
 
 @pytest.fixture
@@ -42,15 +46,18 @@ async def test_ranks_together_above_the_configured_maximum_are_refused(api):
     assert "5 ranks" in err["error"]["message"] and "4" in err["error"]["message"]
 
 
-@pytest.mark.parametrize("path,body,field", [
-    ("/jobs", {**JOB, "name": "j" * 5000}, "name"),
-    ("/jobs", {**JOB, "command": "x" * 100_000}, "command"),
-    ("/jobs", {**JOB, "thirdparty_libs": ["numpy"] * 5000}, "thirdparty_libs"),
-    ("/labeling/tasks", {**TASK, "labels": [f"l{i}" for i in range(5000)]}, "labels"),
-    ("/labeling/tasks", {**TASK, "labels": ["x" * 65]}, "labels.0"),
-    ("/labeling/tasks", {**TASK, "description": "d" * 10_000}, "description"),
-    ("/labeling/tasks", {**TASK, "labelers": ["u"] * 5000}, "labelers"),
-])
+@pytest.mark.parametrize(
+    "path,body,field",
+    [
+        ("/jobs", {**JOB, "name": "j" * 5000}, "name"),
+        ("/jobs", {**JOB, "command": "x" * 100_000}, "command"),
+        ("/jobs", {**JOB, "thirdparty_libs": ["numpy"] * 5000}, "thirdparty_libs"),
+        ("/labeling/tasks", {**TASK, "labels": [f"l{i}" for i in range(5000)]}, "labels"),
+        ("/labeling/tasks", {**TASK, "labels": ["x" * 65]}, "labels.0"),
+        ("/labeling/tasks", {**TASK, "description": "d" * 10_000}, "description"),
+        ("/labeling/tasks", {**TASK, "labelers": ["u"] * 5000}, "labelers"),
+    ],
+)
 async def test_strings_and_lists_past_their_bounds_are_400_naming_the_field(api, path, body, field):
     status, err = await api("POST", W + path, body)
     assert status == 400, err
@@ -84,8 +91,13 @@ async def test_a_job_within_the_bounds_is_still_accepted(api):
 
 
 async def test_a_service_above_the_configured_instances_is_refused_on_create_and_update(api, python_processor):
-    spec = {"name": "bounded_svc", "processor_type": "python", "processor_path": str(python_processor),
-            "processor_entry": "app.py", "metadata": {"instance": 5}}
+    spec = {
+        "name": "bounded_svc",
+        "processor_type": "python",
+        "processor_path": str(python_processor),
+        "processor_entry": "app.py",
+        "metadata": {"instance": 5},
+    }
     status, err = await api("POST", f"{W}/services", spec)
     assert status == 400, err
     assert err["error"]["field"] == "metadata.instance", err
@@ -106,23 +118,36 @@ async def test_a_service_above_the_configured_instances_is_refused_on_create_and
 BIG = str(2**70)  # past the store's 64-bit integers
 
 
-@pytest.mark.parametrize("method,path,body,params,field", [
-    ("POST", "/labeling/tasks/t/answers", {"item": 2**70, "answer": "a"}, None, "item"),
-    ("POST", "/labeling/tasks/t/prelabels", {"source": "m", "items": [{"item": 2**70, "answer": "a"}]}, None,
-     "items.0.item"),
-    ("POST", "/labeling/tasks", {**TASK, "name": "t2", "lines": None, "dataset": "d", "dataset_version": 2**70},
-     None, "dataset_version"),
-    ("GET", "/labeling/tasks/t/items", None, {"offset": BIG}, "offset"),
-    ("GET", f"/labeling/tasks/t/items/{BIG}/history", None, None, "item"),
-    ("GET", f"/labeling/tasks/t/items/{BIG}/media", None, None, "item"),
-    ("GET", f"/labeling/tasks/t/packages/{BIG}/items", None, None, "package"),
-    ("GET", "/labeling/tasks/t/packages/²/items", None, None, "package"),
-    ("GET", f"/datasets/d/versions/{BIG}", None, None, "version"),
-    ("GET", "/datasets/d/items", None, {"offset": BIG}, "offset"),
-    ("GET", "/datasets/d/diff", None, {"from": BIG}, "from"),
-    ("GET", "/datasets/d/content", None, {"index": BIG}, "index"),
-    ("POST", "/services/x/version", {"version": 2**70}, None, "version"),
-])
+@pytest.mark.parametrize(
+    "method,path,body,params,field",
+    [
+        ("POST", "/labeling/tasks/t/answers", {"item": 2**70, "answer": "a"}, None, "item"),
+        (
+            "POST",
+            "/labeling/tasks/t/prelabels",
+            {"source": "m", "items": [{"item": 2**70, "answer": "a"}]},
+            None,
+            "items.0.item",
+        ),
+        (
+            "POST",
+            "/labeling/tasks",
+            {**TASK, "name": "t2", "lines": None, "dataset": "d", "dataset_version": 2**70},
+            None,
+            "dataset_version",
+        ),
+        ("GET", "/labeling/tasks/t/items", None, {"offset": BIG}, "offset"),
+        ("GET", f"/labeling/tasks/t/items/{BIG}/history", None, None, "item"),
+        ("GET", f"/labeling/tasks/t/items/{BIG}/media", None, None, "item"),
+        ("GET", f"/labeling/tasks/t/packages/{BIG}/items", None, None, "package"),
+        ("GET", "/labeling/tasks/t/packages/²/items", None, None, "package"),
+        ("GET", f"/datasets/d/versions/{BIG}", None, None, "version"),
+        ("GET", "/datasets/d/items", None, {"offset": BIG}, "offset"),
+        ("GET", "/datasets/d/diff", None, {"from": BIG}, "from"),
+        ("GET", "/datasets/d/content", None, {"index": BIG}, "index"),
+        ("POST", "/services/x/version", {"version": 2**70}, None, "version"),
+    ],
+)
 async def test_numbers_past_64_bits_are_400_naming_the_field(api, pai_root, method, path, body, params, field):
     (pai_root / "pics").mkdir()
     (pai_root / "pics" / "a.txt").write_text("a")

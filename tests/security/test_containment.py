@@ -54,8 +54,9 @@ def bad_paths(pai_root, state) -> dict[str, str]:
 
 
 async def _job(api, value, key):
-    return await api("POST", f"{W}/jobs", {"name": "probe", "command": "python -c pass", "workers": 1, key: value},
-                     user="dev")
+    return await api(
+        "POST", f"{W}/jobs", {"name": "probe", "command": "python -c pass", "workers": 1, key: value}, user="dev"
+    )
 
 
 # field name -> (how to send the value, who sends it, values that do not apply to the field)
@@ -64,8 +65,9 @@ async def _dataset_source(api, value):
 
 
 async def _dataset_items(api, value):
-    return await api("POST", f"{W}/datasets", {"name": "probe", "items": [{"data": {"source": value}}]},
-                     user="labeladmin")
+    return await api(
+        "POST", f"{W}/datasets", {"name": "probe", "items": [{"data": {"source": value}}]}, user="labeladmin"
+    )
 
 
 async def _manifest_items(api, value, pai_root):
@@ -74,11 +76,11 @@ async def _manifest_items(api, value, pai_root):
 
 
 async def _version_items(api, value):
-    status, body = await api("POST", f"{W}/datasets", {"name": "base", "items": [{"data": {"source": "a text"}}]},
-                             user="labeladmin")
+    status, body = await api(
+        "POST", f"{W}/datasets", {"name": "base", "items": [{"data": {"source": "a text"}}]}, user="labeladmin"
+    )
     assert status in (201, 409), body
-    return await api("POST", f"{W}/datasets/base/versions", {"items": [{"data": {"source": value}}]},
-                     user="labeladmin")
+    return await api("POST", f"{W}/datasets/base/versions", {"items": [{"data": {"source": value}}]}, user="labeladmin")
 
 
 async def _code_repo(api, value):
@@ -86,37 +88,61 @@ async def _code_repo(api, value):
 
 
 async def _export_to(api, value):
-    status, body = await api("POST", f"{W}/labeling/tasks", {"name": "probe", "template": "text-classification",
-                                                             "labels": ["a"], "lines": [{"data": {"source": "x"}}]},
-                             user="labeladmin")
+    status, body = await api(
+        "POST",
+        f"{W}/labeling/tasks",
+        {"name": "probe", "template": "text-classification", "labels": ["a"], "lines": [{"data": {"source": "x"}}]},
+        user="labeladmin",
+    )
     assert status in (201, 409), body
     return await api("POST", f"{W}/labeling/tasks/probe/export", {"format": "itag", "to": value}, user="labeladmin")
 
 
 async def _task_lines(api, value):
-    return await api("POST", f"{W}/labeling/tasks", {"name": "probe_lines", "template": "image-classification",
-                                                     "labels": ["a"], "lines": [{"data": {"source": "ok.png"}},
-                                                                                {"data": {"source": value}}]},
-                     user="labeladmin")
+    return await api(
+        "POST",
+        f"{W}/labeling/tasks",
+        {
+            "name": "probe_lines",
+            "template": "image-classification",
+            "labels": ["a"],
+            "lines": [{"data": {"source": "ok.png"}}, {"data": {"source": value}}],
+        },
+        user="labeladmin",
+    )
 
 
 async def _import_content(api, value):
-    return await api("POST", f"{W}/labeling/imports", {"name": "probe_import", "format": "itag",
-                                                       "template": "image-classification", "labels": ["a"],
-                                                       "content": json.dumps({"data": {"source": value}})},
-                     user="labeladmin")
+    return await api(
+        "POST",
+        f"{W}/labeling/imports",
+        {
+            "name": "probe_import",
+            "format": "itag",
+            "template": "image-classification",
+            "labels": ["a"],
+            "content": json.dumps({"data": {"source": value}}),
+        },
+        user="labeladmin",
+    )
 
 
 async def _media(api, value):
     # the item's shown keys are checked when the task is created; the route checks whatever key it is asked
-    status, body = await api("POST", f"{W}/labeling/tasks", {"name": "media", "template": "image-classification",
-                                                             "labels": ["a"],
-                                                             "lines": [{"data": {"source": "ok.png", "extra": value}}]},
-                             user="labeladmin")
+    status, body = await api(
+        "POST",
+        f"{W}/labeling/tasks",
+        {
+            "name": "media",
+            "template": "image-classification",
+            "labels": ["a"],
+            "lines": [{"data": {"source": "ok.png", "extra": value}}],
+        },
+        user="labeladmin",
+    )
     assert status == 201, body
     try:
-        return await api("GET", f"{W}/labeling/tasks/media/items/0/media", params={"key": "extra"},
-                         user="labeladmin")
+        return await api("GET", f"{W}/labeling/tasks/media/items/0/media", params={"key": "extra"}, user="labeladmin")
     finally:
         await api("DELETE", f"{W}/labeling/tasks/media", user="labeladmin")
 
@@ -159,15 +185,19 @@ NOT_URLS = {"code_repo", "job code_source", "job checkpointDir"}
 
 @pytest.mark.parametrize("field", list(FIELDS))
 async def test_every_path_field_refuses_the_state_links_dot_dot_outside_and_urls(
-        api, members, pai_root, state, bad_paths, field, python_processor):
+    api, members, pai_root, state, bad_paths, field, python_processor
+):
     await members("default")
     send, name = FIELDS[field]
     if send is None:
+
         async def send(api, value):
             return await _service(api, value, name, python_processor)
     elif field == "manifest items":
+
         async def send(api, value, _send=send):
             return await _send(api, value, pai_root)
+
     before = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in state.iterdir() if p.name != "pai.db-wal"}
     messages = {}
     for case, value in bad_paths.items():
@@ -198,8 +228,9 @@ async def test_a_scan_of_the_root_never_lists_the_state_or_links_into_it(api, me
     (pai_root / "pics" / "ok.txt").write_text("fine")
     (pai_root / "pics" / "token.txt").symlink_to(state / "server.json")
     (pai_root / "pics" / "db").symlink_to(state)
-    status, ds = await api("POST", f"{W}/datasets", {"name": "everything", "source": ".", "scan": True},
-                           user="labeladmin")
+    status, ds = await api(
+        "POST", f"{W}/datasets", {"name": "everything", "source": ".", "scan": True}, user="labeladmin"
+    )
     assert status == 201, ds
     status, page = await api("GET", f"{W}/datasets/everything/items", params={"limit": "1000"}, user="guest")
     keys = [i["key"] for i in page["items"]]
@@ -213,17 +244,34 @@ async def test_a_scan_of_the_root_never_lists_the_state_or_links_into_it(api, me
 async def test_the_media_route_reads_urls_only_under_allowed_prefixes(api, members, pai_root):
     await members("default")
     metadata = "http://169.254.169.254/latest/meta-data/"
-    status, body = await api("POST", f"{W}/labeling/tasks", {
-        "name": "remote", "template": "image-classification", "labels": ["a"],
-        "lines": [{"data": {"source": metadata}}]}, user="labeladmin")
+    status, body = await api(
+        "POST",
+        f"{W}/labeling/tasks",
+        {
+            "name": "remote",
+            "template": "image-classification",
+            "labels": ["a"],
+            "lines": [{"data": {"source": metadata}}],
+        },
+        user="labeladmin",
+    )
     assert status == 400 and body["error"]["field"] == "lines", body
     assert "line 1" in body["error"]["message"] and "allowed_url_prefixes" in body["error"]["message"]
-    status, body = await api("POST", f"{W}/labeling/tasks", {
-        "name": "remote", "template": "image-classification", "labels": ["a"],
-        "lines": [{"data": {"source": "a.png", "url": metadata}}]}, user="labeladmin")
+    status, body = await api(
+        "POST",
+        f"{W}/labeling/tasks",
+        {
+            "name": "remote",
+            "template": "image-classification",
+            "labels": ["a"],
+            "lines": [{"data": {"source": "a.png", "url": metadata}}],
+        },
+        user="labeladmin",
+    )
     assert status == 201, body
-    status, body = await api("GET", f"{W}/labeling/tasks/remote/items/0/media", params={"key": "url"},
-                             user="labeladmin")
+    status, body = await api(
+        "GET", f"{W}/labeling/tasks/remote/items/0/media", params={"key": "url"}, user="labeladmin"
+    )
     assert status == 400 and body["error"]["field"] == "source"
     assert "allowed_url_prefixes" in body["error"]["message"]
 
@@ -232,28 +280,44 @@ async def test_inline_lines_of_texts_and_allowed_places_are_accepted(api, member
     await members("default")
     (pai_root / "pics").mkdir()
     (pai_root / "pics" / "a.png").write_bytes(b"x")
-    lines = [{"data": {"source": "pics/a.png"}}, {"data": {"source": str(pai_root / "pics" / "a.png")}},
-             {"data": {"source": "s3://bucket/b.png"}}, {"data": {"source": "pics/not-yet.png"}}]
-    status, body = await api("POST", f"{W}/labeling/tasks", {"name": "pics", "template": "image-classification",
-                                                             "labels": ["a"], "lines": lines}, user="labeladmin")
+    lines = [
+        {"data": {"source": "pics/a.png"}},
+        {"data": {"source": str(pai_root / "pics" / "a.png")}},
+        {"data": {"source": "s3://bucket/b.png"}},
+        {"data": {"source": "pics/not-yet.png"}},
+    ]
+    status, body = await api(
+        "POST",
+        f"{W}/labeling/tasks",
+        {"name": "pics", "template": "image-classification", "labels": ["a"], "lines": lines},
+        user="labeladmin",
+    )
     assert status == 201, body
     texts = [{"data": {"source": "a text with /slashes/ and http://words in it"}}, {"data": {"source": "x"}}]
-    status, body = await api("POST", f"{W}/labeling/tasks", {"name": "texts", "template": "text-classification",
-                                                             "labels": ["a"], "lines": texts}, user="labeladmin")
+    status, body = await api(
+        "POST",
+        f"{W}/labeling/tasks",
+        {"name": "texts", "template": "text-classification", "labels": ["a"], "lines": texts},
+        user="labeladmin",
+    )
     assert status == 201, body
 
 
 async def test_an_export_onto_the_store_is_refused_and_the_server_still_works(api, members, pai_root, state):
     await members("default")
-    status, task = await api("POST", f"{W}/labeling/tasks", {"name": "t", "template": "text-classification",
-                                                             "labels": ["a"], "lines": [{"data": {"source": "x"}}]},
-                             user="labeladmin")
+    status, task = await api(
+        "POST",
+        f"{W}/labeling/tasks",
+        {"name": "t", "template": "text-classification", "labels": ["a"], "lines": [{"data": {"source": "x"}}]},
+        user="labeladmin",
+    )
     assert status == 201, task
     db = state / "pai.db"
     size = db.stat().st_size
     for to in (str(db), ".pai_lab/pai.db", "data/../.pai_lab/pai.db", str(state / "new.manifest"), str(state)):
-        status, body = await api("POST", f"{W}/labeling/tasks/t/export",
-                                 {"format": "itag", "to": to, "overwrite": True}, user="labeladmin")
+        status, body = await api(
+            "POST", f"{W}/labeling/tasks/t/export", {"format": "itag", "to": to, "overwrite": True}, user="labeladmin"
+        )
         assert status == 400 and body["error"]["field"] == "to", (to, body)
     assert db.stat().st_size >= size and not (state / "new.manifest").exists()
     assert not [p for p in state.iterdir() if ".tmp-" in p.name]
@@ -263,19 +327,27 @@ async def test_an_export_onto_the_store_is_refused_and_the_server_still_works(ap
 
 async def test_an_export_never_overwrites_unless_asked(api, members, pai_root):
     await members("default")
-    status, task = await api("POST", f"{W}/labeling/tasks", {"name": "t", "template": "text-classification",
-                                                             "labels": ["a"], "lines": [{"data": {"source": "x"}}]},
-                             user="labeladmin")
+    status, task = await api(
+        "POST",
+        f"{W}/labeling/tasks",
+        {"name": "t", "template": "text-classification", "labels": ["a"], "lines": [{"data": {"source": "x"}}]},
+        user="labeladmin",
+    )
     assert status == 201, task
     target = pai_root / "out" / "t.manifest"
     target.parent.mkdir()
     target.write_text("my notes\n")
-    status, body = await api("POST", f"{W}/labeling/tasks/t/export", {"format": "itag", "to": "out/t.manifest"},
-                             user="labeladmin")
+    status, body = await api(
+        "POST", f"{W}/labeling/tasks/t/export", {"format": "itag", "to": "out/t.manifest"}, user="labeladmin"
+    )
     assert status == 409 and body["error"]["field"] == "to" and "overwrite" in body["error"]["message"], body
     assert target.read_text() == "my notes\n"
-    status, body = await api("POST", f"{W}/labeling/tasks/t/export",
-                             {"format": "itag", "to": "out/t.manifest", "overwrite": True}, user="labeladmin")
+    status, body = await api(
+        "POST",
+        f"{W}/labeling/tasks/t/export",
+        {"format": "itag", "to": "out/t.manifest", "overwrite": True},
+        user="labeladmin",
+    )
     assert status == 200, body
     assert target.read_text() == '{"data":{"source":"x"}}\n'
     assert sorted(p.name for p in target.parent.iterdir()) == ["t.manifest"]  # no temporary left beside it
@@ -307,8 +379,9 @@ def test_the_policy_reads_the_samples_but_never_writes_there_and_guards_a_store_
 
     data = tmp_path / "shared"
     data.mkdir()
-    platform = Platform(tmp_path / "root", f"sqlite:///{data / 'store.db'}", owner="owner",
-                        settings={"allowed_roots": [str(data)]}).start()
+    platform = Platform(
+        tmp_path / "root", f"sqlite:///{data / 'store.db'}", owner="owner", settings={"allowed_roots": [str(data)]}
+    ).start()
     policy = Containment.from_platform(platform)
     samples = platform.state_dir / "samples" / "digits"
     samples.mkdir(parents=True)

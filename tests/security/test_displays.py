@@ -27,8 +27,13 @@ def test_a_workspace_description_is_escaped(workspace):
 
 def test_a_tasks_description_and_labels_are_escaped(live_server, workspace):
     ws = live_server.client("labeladmin").workspace(workspace.name)
-    task = ws.labeling.create_task("pets", "image-classification", labels=[SCRIPT[:60], "dog"],
-                                   lines=[{"data": {"source": "a.jpg"}}], description=SCRIPT)
+    task = ws.labeling.create_task(
+        "pets",
+        "image-classification",
+        labels=[SCRIPT[:60], "dog"],
+        lines=[{"data": {"source": "a.jpg"}}],
+        description=SCRIPT,
+    )
     shown = live_server.client().workspace(workspace.name).labeling.get(task.id)._repr_html_()
     assert_escaped(shown)
     assert "&lt;script&gt;alert(&#x27;pwned&#x27;)" in shown  # the label, cut at 60 characters

@@ -15,9 +15,15 @@ from pai_lab.server import ROUTERS
 from tests.conftest import free_port, start_pai_server
 
 # bodies a careless or hostile caller sends: none may reach a 5xx
-ODD_BODIES = [b"[]", b"not json", b'{"name": 123}', json.dumps({"name": "x" * 5000}).encode(),
-              b'{"workers": 99999999, "metadata": {"instance": 99999999}}',
-              b'{"name": null, "labels": [""], "lines": [1], "spec": []}', b'{"to": "", "format": "itag"}']
+ODD_BODIES = [
+    b"[]",
+    b"not json",
+    b'{"name": 123}',
+    json.dumps({"name": "x" * 5000}).encode(),
+    b'{"workers": 99999999, "metadata": {"instance": 99999999}}',
+    b'{"name": null, "labels": [""], "lines": [1], "spec": []}',
+    b'{"to": "", "format": "itag"}',
+]
 
 
 class NoWritesForDev(Authorizer):
@@ -34,8 +40,15 @@ def jp_server_config(jp_server_config):
     return config
 
 
-@pytest.mark.parametrize("method,path", [("POST", "/workspaces"), ("POST", "/workspaces/default/jobs"),
-                                         ("DELETE", "/workspaces/default"), ("PATCH", "/workspaces/default")])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("POST", "/workspaces"),
+        ("POST", "/workspaces/default/jobs"),
+        ("DELETE", "/workspaces/default"),
+        ("PATCH", "/workspaces/default"),
+    ],
+)
 async def test_a_mutating_call_without_a_token_is_401_not_an_xsrf_403(api, method, path):
     status, err = await api(method, path, {"name": "w"} if method != "DELETE" else None, user=None)
     assert status == 401, err
@@ -45,8 +58,7 @@ async def test_a_mutating_call_without_a_token_is_401_not_an_xsrf_403(api, metho
 
 
 async def test_a_wrong_token_is_401_too(api):
-    status, err = await api("POST", "/workspaces", {"name": "w"}, headers={"Authorization": "token nope"},
-                            user=None)
+    status, err = await api("POST", "/workspaces", {"name": "w"}, headers={"Authorization": "token nope"}, user=None)
     assert status == 401, err
 
 
@@ -57,8 +69,9 @@ async def test_jupyters_authorizer_makes_mutating_routes_403_for_a_read_only_use
     status, err = await api("POST", "/workspaces", {"name": "dev_team"}, user="dev")
     assert status == 403, err
     assert err["error"]["code"] == "forbidden" and "authorizer" in err["error"]["message"]
-    status, err = await api("POST", "/workspaces/default/jobs",
-                            {"name": "j", "command": "python -c 'print(1)'", "workers": 1}, user="dev")
+    status, err = await api(
+        "POST", "/workspaces/default/jobs", {"name": "j", "command": "python -c 'print(1)'", "workers": 1}, user="dev"
+    )
     assert status == 403, err
     status, spaces = await api("GET", "/workspaces")
     assert [w["name"] for w in spaces] == ["default"]
@@ -86,8 +99,12 @@ def test_a_control_plane_that_cannot_load_stops_with_the_reason(tmp_path):
     root = tmp_path / "root"
     (root / ".pai_lab").mkdir(parents=True)
     (root / ".pai_lab" / "pai.db").write_bytes(b"this is not a database\n" * 1000)
-    proc = subprocess.run([sys.executable, "-m", "pai_lab", "server", "--root", str(root), "--port",
-                           str(free_port()), "--token", "tok"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pai_lab", "server", "--root", str(root), "--port", str(free_port()), "--token", "tok"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "cannot start" in proc.stderr and "not a database" in proc.stderr, proc.stderr[-2000:]
     assert not (root / ".pai_lab" / "server.json").exists()  # no server was left answering

@@ -60,17 +60,30 @@ def server(tmp_path_factory):
     for i in range(3):
         (live.root / "pics" / f"{i}.txt").write_text(f"text {i}")
     post("/workspaces/default/datasets", {"name": "d", "source": "pics", "scan": True})
-    post("/workspaces/default/labeling/tasks", {
-        "name": "t", "template": "text-classification", "labels": ["a", "b"], "package_size": 2,
-        "lines": [{"data": {"source": f"text {i}"}} for i in range(4)]})
+    post(
+        "/workspaces/default/labeling/tasks",
+        {
+            "name": "t",
+            "template": "text-classification",
+            "labels": ["a", "b"],
+            "package_size": 2,
+            "lines": [{"data": {"source": f"text {i}"}} for i in range(4)],
+        },
+    )
     yield live
     live.stop()
 
 
 def _fuzz(strategy, examples: int, base_url: str, headers: dict, sent: list):
     @given(case=strategy)
-    @settings(max_examples=examples, derandomize=True, deadline=None, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     def check(case):
         response = case.call(base_url=base_url, headers=headers, timeout=60)
         sent.append(response.status_code)
@@ -100,9 +113,18 @@ def test_no_operation_answers_5xx_to_schemathesis(server):
                     # BaseExceptionGroup: it says the request and the answer)
                     failures.append(f"{user} {mode.value} {operation.label}: {exc}"[:3000])
     statuses = sorted({code for codes in sent.values() for code in codes})
-    print(json.dumps({"operations": len(operations), "fuzzed": len(fuzzed),
-                      "requests": {user: len(codes) for user, codes in sent.items()}, "statuses": statuses,
-                      "seconds": round(time.monotonic() - started, 1), "5xx": len(failures)}))
+    print(
+        json.dumps(
+            {
+                "operations": len(operations),
+                "fuzzed": len(fuzzed),
+                "requests": {user: len(codes) for user, codes in sent.items()},
+                "statuses": statuses,
+                "seconds": round(time.monotonic() - started, 1),
+                "5xx": len(failures),
+            }
+        )
+    )
     assert len(operations) >= 80 and len(fuzzed) == len(operations) - len(SKIP)
     assert len(sent["owner"]) >= 2 * len(fuzzed) and len(sent["guest"]) >= len(fuzzed)
     assert failures == [], "\n\n".join(failures)

@@ -18,7 +18,7 @@ import requests
 from tests.conftest import ROLE_OF, start_pai_server
 from tests.fixtures.training import processes_of, wait_for
 
-PROBE = r'''
+PROBE = r"""
 import os, sys
 from pathlib import Path
 root = Path(sys.argv[1])
@@ -44,11 +44,11 @@ try:
     print("other workspace: answered")
 except Exception as exc:
     print(f"other workspace: refused {getattr(exc, 'status', '')}")
-'''
+"""
 
 # A rank that starts a child in a session of its own (out of the rank's process group), then fails or waits.
 # It fails once the test opens its gate (a file in the root), so the test sees both ranks up first.
-SPAWNER = r'''
+SPAWNER = r"""
 import os, subprocess, sys, time
 child = subprocess.Popen(["sleep", "300"], start_new_session=True)
 print(f"child started", flush=True)
@@ -57,7 +57,7 @@ if sys.argv[1] == "fail":
         time.sleep(0.1)
     sys.exit(4)
 time.sleep(300)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -100,11 +100,15 @@ def test_a_members_ranks_see_no_secret_and_hold_only_a_job_token(team):
     assert "own job: probe" in logs and "other workspace: refused 403" in logs
     token = logs.split("token=", 1)[1].split()[0]
     assert token.startswith("pai-job-")
-    answer = requests.get(f"{team.url}pai-lab/api/v1/workspaces/default/jobs/{job.id}",
-                          headers={"Authorization": f"token {token}"}, timeout=10)
+    answer = requests.get(
+        f"{team.url}pai-lab/api/v1/workspaces/default/jobs/{job.id}",
+        headers={"Authorization": f"token {token}"},
+        timeout=10,
+    )
     assert answer.status_code == 401  # the job has ended: so has its token
-    assert requests.get(f"{team.url}api/contents", headers={"Authorization": f"token {token}"},
-                        timeout=10).status_code in (401, 403)  # never a credential for Jupyter's own routes
+    assert requests.get(
+        f"{team.url}api/contents", headers={"Authorization": f"token {token}"}, timeout=10
+    ).status_code in (401, 403)  # never a credential for Jupyter's own routes
 
 
 def test_a_script_the_sandbox_cannot_see_is_refused_at_submission(team):
@@ -145,8 +149,9 @@ def test_nothing_of_a_job_outlives_a_control_plane_sigkill(tmp_path_factory, san
     server = start_pai_server(root, "--job-sandbox", sandbox)
     (root / "code").mkdir()
     (root / "code" / "spawner.py").write_text(SPAWNER)
-    job = server.client().workspace("default").jobs.submit(name="crash", workers=2,
-                                                           command="python code/spawner.py wait")
+    job = (
+        server.client().workspace("default").jobs.submit(name="crash", workers=2, command="python code/spawner.py wait")
+    )
     wait_for(lambda: job.logs(None).count("child started") == 2, 60)
     assert len(processes_of(job.id)) == 2
     server.proc.kill()  # the operator pulls the plug
@@ -165,16 +170,20 @@ def test_a_team_server_without_bubblewrap_refuses_local_jobs(tmp_path_factory, m
     root = tmp_path_factory.mktemp("nobwrap") / "root"
     config = root.parent / "config"
     config.mkdir()
-    (config / "jupyter_server_config.json").write_text(json.dumps(
-        {"PaiLabApp": {"bubblewrap_path": str(root.parent / "no-such-bwrap")}}))
+    (config / "jupyter_server_config.json").write_text(
+        json.dumps({"PaiLabApp": {"bubblewrap_path": str(root.parent / "no-such-bwrap")}})
+    )
     monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(config))  # how an operator configures the server
     server = start_pai_server(root)
     try:
         server.client().workspace("default").members.add("dev", ["AlgorithmDeveloper"])
         (root / "train.py").write_text("print('hi')")
-        answer = requests.post(f"{server.url}pai-lab/api/v1/workspaces/default/jobs",
-                               json={"name": "x", "command": "python train.py", "workers": 1},
-                               headers={"Authorization": "token tok-dev"}, timeout=30)
+        answer = requests.post(
+            f"{server.url}pai-lab/api/v1/workspaces/default/jobs",
+            json={"name": "x", "command": "python train.py", "workers": 1},
+            headers={"Authorization": "token tok-dev"},
+            timeout=30,
+        )
         assert answer.status_code == 409, answer.text
         error = answer.json()["error"]
         assert error["field"] == "job_sandbox" and "apt install bubblewrap" in error["message"]

@@ -37,8 +37,7 @@ def _sample(path: str) -> str:
 async def test_the_served_openapi_document_is_valid(api):
     status, doc = await api("GET", "/openapi.json")
     assert status == 200
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in OpenAPIV31SpecValidator(doc).iter_errors()]
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in OpenAPIV31SpecValidator(doc).iter_errors()]
     assert errors == []
 
 
@@ -55,6 +54,7 @@ async def test_every_query_parameter_has_a_schema_with_its_bounds(api):
 
 async def test_request_bounds_are_in_the_document(api):
     _status, doc = await api("GET", "/openapi.json")
+
     def body(path):
         schema = doc["paths"]["/pai-lab/api/v1" + path]["post"]["requestBody"]["content"]["application/json"]
         return schema["schema"]

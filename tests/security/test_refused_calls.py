@@ -17,8 +17,9 @@ async def test_a_refused_scan_leaves_the_progress_members_read_as_it_was(api, me
     (pai_root / "pics").mkdir()
     for i in range(3):
         (pai_root / "pics" / f"{i}.png").write_bytes(b"x")
-    status, body = await api("POST", f"{W}/datasets", {"name": "pics", "source": "pics", "scan": True},
-                             user="labeladmin")
+    status, body = await api(
+        "POST", f"{W}/datasets", {"name": "pics", "source": "pics", "scan": True}, user="labeladmin"
+    )
     assert status == 201, body
     scanned = await _progress(api, "pics")
     assert scanned["items"] == 3 and scanned["finished_at"] and scanned["error"] is None, scanned
@@ -31,8 +32,7 @@ async def test_a_refused_scan_leaves_the_progress_members_read_as_it_was(api, me
         # validation, by a member who may register: a taken name, a path into the state, an unknown version item
         ("labeladmin", "POST", f"{W}/datasets", {"name": "pics", "source": "pics", "scan": True}),
         ("labeladmin", "POST", f"{W}/datasets", {"name": "ghost", "source": ".pai_lab", "scan": True}),
-        ("labeladmin", "POST", f"{W}/datasets", {"name": "ghost",
-                                                 "items": [{"data": {"source": ".pai_lab/pai.db"}}]}),
+        ("labeladmin", "POST", f"{W}/datasets", {"name": "ghost", "items": [{"data": {"source": ".pai_lab/pai.db"}}]}),
         ("labeladmin", "POST", f"{W}/datasets/pics/versions", {"items": [{"data": {"source": "/etc/hostname"}}]}),
     ]
     for user, method, path, body in refused:
@@ -40,8 +40,15 @@ async def test_a_refused_scan_leaves_the_progress_members_read_as_it_was(api, me
         assert 400 <= status < 500, (user, path, status, answer)
         assert await _progress(api, "pics") == scanned, (user, path)
         ghost = await _progress(api, "ghost")
-        assert ghost == {"dataset": "ghost", "running": False, "items": 0, "bytes": 0, "started_at": None,
-                         "finished_at": None, "error": None}, (user, path, ghost)
+        assert ghost == {
+            "dataset": "ghost",
+            "running": False,
+            "items": 0,
+            "bytes": 0,
+            "started_at": None,
+            "finished_at": None,
+            "error": None,
+        }, (user, path, ghost)
     status, versions = await api("GET", f"{W}/datasets/pics/versions", user="guest")
     assert status == 200 and [v["version"] for v in versions] == [1]
 
@@ -49,9 +56,19 @@ async def test_a_refused_scan_leaves_the_progress_members_read_as_it_was(api, me
 async def test_refused_labeling_calls_leave_the_task_s_progress_and_people_as_they_were(api, members):
     await members("default")
     lines = [{"data": {"source": f"text {i}"}} for i in range(4)]
-    status, task = await api("POST", f"{W}/labeling/tasks", {
-        "name": "t", "template": "text-classification", "labels": ["a", "b"], "lines": lines,
-        "package_size": 2, "labelers": ["dev"]}, user="labeladmin")
+    status, task = await api(
+        "POST",
+        f"{W}/labeling/tasks",
+        {
+            "name": "t",
+            "template": "text-classification",
+            "labels": ["a", "b"],
+            "lines": lines,
+            "package_size": 2,
+            "labelers": ["dev"],
+        },
+        user="labeladmin",
+    )
     assert status == 201, task
     T = f"{W}/labeling/tasks/t"
     status, before = await api("GET", T + "/stats", user="labeladmin")
@@ -72,8 +89,11 @@ async def test_refused_labeling_calls_leave_the_task_s_progress_and_people_as_th
     status, after = await api("GET", T + "/stats", user="labeladmin")
     assert status == 200, after
     assert after["people"] == [] and after["labeled"] == 0 and after["skipped"] == 0, after
-    assert after["packages"] == {**before["packages"], "label_pool": before["packages"]["label_pool"] - 1,
-                                 "labeling": 1}, after
+    assert after["packages"] == {
+        **before["packages"],
+        "label_pool": before["packages"]["label_pool"] - 1,
+        "labeling": 1,
+    }, after
     status, items = await api("GET", T + "/items", user="labeladmin")
     assert status == 200 and all(i["label"] is None for i in items), items
     status, history = await api("GET", T + "/items/0/history", user="labeladmin")

@@ -83,13 +83,22 @@ def test_a_killed_instance_under_load_answers_again_and_its_queue_fails_fast(ws,
     rpc = {"max_queue_size": 4, "keepalive": KEEPALIVE_MS}
     name = f"heal_{processor[:2]}_{uuid.uuid4().hex[:6]}"
     if processor == "python":
-        spec = {"name": name, "processor_type": "python", "processor_path": str(inside / "processor"),
-                "processor_entry": "app.py", "metadata": {"instance": 1, "workers": 1, "rpc": rpc}}
+        spec = {
+            "name": name,
+            "processor_type": "python",
+            "processor_path": str(inside / "processor"),
+            "processor_entry": "app.py",
+            "metadata": {"instance": 1, "workers": 1, "rpc": rpc},
+        }
         body = json.dumps({"values": [1, 2], "sleep": 0.05}).encode()
         restart_allowance = 15
     else:
-        spec = {"name": name, "model_path": str(inside / "model"), "processor": "tensorflow_cpu_2.7",
-                "metadata": {"instance": 1, "workers": 1, "rpc": rpc}}
+        spec = {
+            "name": name,
+            "model_path": str(inside / "model"),
+            "processor": "tensorflow_cpu_2.7",
+            "metadata": {"instance": 1, "workers": 1, "rpc": rpc},
+        }
         body = json.dumps({"inputs": {"images": np.ones((64, 4)).tolist()}}).encode()
         restart_allowance = 45  # the new instance imports TensorFlow again (15-35 s on a busy 2-core machine)
     svc = ws.services.create(spec)
@@ -111,9 +120,11 @@ def test_a_killed_instance_under_load_answers_again_and_its_queue_fails_fast(ws,
         assert held and all(a[2] in (200, 450, 503) for a in held), held
         assert max(a[1] for a in held) - killed_at < 5, "requests held at the kill must fail at once, not wait"
         codes = Counter(a[2] for a in answers)
-        print(f"{processor}: {len(answers)} requests, 1 SIGKILL, {len(held)} held at the kill "
-              f"(answered within {max(a[1] for a in held) - killed_at:.2f} s), 200 again after "
-              f"{healed_at - killed_at:.1f} s, codes {dict(codes)}")  # the figures docs/security.md records
+        print(
+            f"{processor}: {len(answers)} requests, 1 SIGKILL, {len(held)} held at the kill "
+            f"(answered within {max(a[1] for a in held) - killed_at:.2f} s), 200 again after "
+            f"{healed_at - killed_at:.1f} s, codes {dict(codes)}"
+        )  # the figures docs/security.md records
         assert 408 not in codes and "connection error" not in codes, codes
         assert healed_at - killed_at < restart_allowance
         # healed for good: after the first 200 the service keeps answering (450 only while the queue is full)
@@ -139,22 +150,31 @@ def _signed(token: str, path: str, body: bytes, date: str | None) -> dict:
 
 @pytest.fixture(scope="module")
 def echo(ws, inside):
-    svc = ws.services.create({"name": f"signed_{uuid.uuid4().hex[:6]}", "processor_type": "python",
-                              "processor_path": str(inside / "processor"), "processor_entry": "app.py",
-                              "metadata": {"instance": 1}})
+    svc = ws.services.create(
+        {
+            "name": f"signed_{uuid.uuid4().hex[:6]}",
+            "processor_type": "python",
+            "processor_path": str(inside / "processor"),
+            "processor_entry": "app.py",
+            "metadata": {"instance": 1},
+        }
+    )
     yield svc
     svc.delete()
 
 
-@pytest.mark.parametrize("date, code", [
-    ("now", 200),
-    ("Mon, 01 Jan 2001 00:00:00 GMT", 401),  # a 2001 date
-    (None, 401),  # no Date at all
-    ("not a date", 401),  # garbage
-    ("16 minutes ago", 401),  # a captured request replayed outside the window
-    ("16 minutes ahead", 401),
-    ("14 minutes ago", 200),  # clocks may differ within the window
-])
+@pytest.mark.parametrize(
+    "date, code",
+    [
+        ("now", 200),
+        ("Mon, 01 Jan 2001 00:00:00 GMT", 401),  # a 2001 date
+        (None, 401),  # no Date at all
+        ("not a date", 401),  # garbage
+        ("16 minutes ago", 401),  # a captured request replayed outside the window
+        ("16 minutes ahead", 401),
+        ("14 minutes ago", 200),  # clocks may differ within the window
+    ],
+)
 def test_signed_requests_carry_a_date_within_15_minutes(echo, date, code):
     body = json.dumps({"values": [2, 3]}).encode()
     offsets = {"now": 0, "16 minutes ago": -16 * 60, "16 minutes ahead": 16 * 60, "14 minutes ago": -14 * 60}
@@ -176,23 +196,35 @@ def test_a_signature_with_a_current_date_and_another_token_is_refused(echo):
     assert answer.status_code == 401 and "signature" in answer.text
 
 
-def test_endpoints_keep_their_port_across_restarts_and_a_crash_and_metrics_want_their_token(tmp_path, python_processor,
-                                                                                  monkeypatch):
+def test_endpoints_keep_their_port_across_restarts_and_a_crash_and_metrics_want_their_token(
+    tmp_path, python_processor, monkeypatch
+):
     monkeypatch.setenv("PAI_LAB_METRICS_TOKEN", "scrape-" + uuid.uuid4().hex[:8])
     root = tmp_path / "root"
     shutil.copytree(python_processor, root / "processor")
     server = start_pai_server(root)
     try:
-        svc = server.client().workspace("default").services.create(
-            {"name": "stable", "processor_type": "python", "processor_path": str(root / "processor"),
-             "processor_entry": "app.py", "metadata": {"instance": 1}})
+        svc = (
+            server.client()
+            .workspace("default")
+            .services.create(
+                {
+                    "name": "stable",
+                    "processor_type": "python",
+                    "processor_path": str(root / "processor"),
+                    "processor_entry": "app.py",
+                    "metadata": {"instance": 1},
+                }
+            )
+        )
         endpoint, token = svc.endpoint, svc.token
         assert requests.post(endpoint, json={"values": [1]}, headers={"Authorization": token}).json()["sum"] == 1
         metrics = endpoint.split("/api/predict/")[0] + "/metrics"
         assert requests.get(metrics, timeout=10).status_code == 401
         assert requests.get(metrics, headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 401
-        scraped = requests.get(metrics, headers={"Authorization": "Bearer " + os.environ["PAI_LAB_METRICS_TOKEN"]},
-                               timeout=10)
+        scraped = requests.get(
+            metrics, headers={"Authorization": "Bearer " + os.environ["PAI_LAB_METRICS_TOKEN"]}, timeout=10
+        )
         assert scraped.status_code == 200 and "pai_serving_requests" in scraped.text
     finally:
         server.stop()
@@ -209,8 +241,9 @@ def test_endpoints_keep_their_port_across_restarts_and_a_crash_and_metrics_want_
     server = start_pai_server(root)
     try:
         # the URL a user held before the restart answers again, with the same token
-        answer = until(lambda: requests.post(endpoint, json={"values": [2, 2]}, headers={"Authorization": token},
-                                             timeout=10), 90)
+        answer = until(
+            lambda: requests.post(endpoint, json={"values": [2, 2]}, headers={"Authorization": token}, timeout=10), 90
+        )
         assert answer.status_code == 200 and answer.json() == {"sum": 4, "n": 2}
         assert server.client().workspace("default").services.get("stable").endpoint == endpoint
         server.proc.kill()  # a crash: its gateway ends itself when it sees its parent gone
@@ -220,8 +253,9 @@ def test_endpoints_keep_their_port_across_restarts_and_a_crash_and_metrics_want_
 
     server = start_pai_server(root)
     try:
-        answer = until(lambda: requests.post(endpoint, json={"values": [3]}, headers={"Authorization": token},
-                                             timeout=10), 90)
+        answer = until(
+            lambda: requests.post(endpoint, json={"values": [3]}, headers={"Authorization": token}, timeout=10), 90
+        )
         assert answer.status_code == 200 and answer.json() == {"sum": 3, "n": 1}
     finally:
         server.stop()

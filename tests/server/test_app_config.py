@@ -31,11 +31,17 @@ def jp_server_config(request, jp_server_config):
     return _with(jp_server_config, **request.param)
 
 
-@pytest.mark.parametrize("jp_server_config", [{
-    "PaiLabApp": {"n_workers": 3, "serving_port": 18765, "serving_metrics_token": "metrics-secret"},
-    "TrainingManager": {"n_workers": 5, "threads_per_worker": 1},
-    "ServingManager": {"port": 18999},
-}], indirect=True)
+@pytest.mark.parametrize(
+    "jp_server_config",
+    [
+        {
+            "PaiLabApp": {"n_workers": 3, "serving_port": 18765, "serving_metrics_token": "metrics-secret"},
+            "TrainingManager": {"n_workers": 5, "threads_per_worker": 1},
+            "ServingManager": {"port": 18999},
+        }
+    ],
+    indirect=True,
+)
 async def test_app_names_and_manager_traits_configure_the_managers(api, jp_serverapp):
     status, cluster = await api("GET", "/cluster")
     assert status == 200, cluster
@@ -45,9 +51,15 @@ async def test_app_names_and_manager_traits_configure_the_managers(api, jp_serve
     assert (serving.port, serving.metrics_token) == (18765, "metrics-secret")
 
 
-@pytest.mark.parametrize("jp_server_config", [{
-    "PaiLabApp": {"training_manager_class": f"{__name__}.OneWorkerManager"},
-}], indirect=True)
+@pytest.mark.parametrize(
+    "jp_server_config",
+    [
+        {
+            "PaiLabApp": {"training_manager_class": f"{__name__}.OneWorkerManager"},
+        }
+    ],
+    indirect=True,
+)
 async def test_training_manager_class_swaps_the_backend(api):
     status, cluster = await api("GET", "/cluster")
     assert status == 200, cluster

@@ -8,8 +8,11 @@ from tests.fixtures.datasets import write_manifest
 
 
 async def test_register_scan_list_and_versions(api, image_folder):
-    status, ds = await api("POST", "/workspaces/default/datasets",
-                           {"name": "pets", "source": "pets", "scan": True, "tags": {"team": "vision"}})
+    status, ds = await api(
+        "POST",
+        "/workspaces/default/datasets",
+        {"name": "pets", "source": "pets", "scan": True, "tags": {"team": "vision"}},
+    )
     assert status == 201, ds
     assert ds["item_count"] == 8 and ds["latest_version"] == 1 and ds["data_type"] == "image"
     assert ds["source_uri"] == str(image_folder) and ds["created_by"] == "owner"
@@ -20,8 +23,18 @@ async def test_register_scan_list_and_versions(api, image_folder):
     status, listed = await api("GET", "/workspaces/default/datasets")
     assert status == 200
     row = next(d for d in listed if d["name"] == "pets")
-    for key in ("id", "name", "data_type", "item_count", "total_bytes", "latest_version", "source_uri",
-                "visibility", "created_by", "created_at"):
+    for key in (
+        "id",
+        "name",
+        "data_type",
+        "item_count",
+        "total_bytes",
+        "latest_version",
+        "source_uri",
+        "visibility",
+        "created_by",
+        "created_at",
+    ):
         assert key in row
 
     status, page = await api("GET", "/workspaces/default/datasets/pets/items", params={"limit": 100})
@@ -35,8 +48,9 @@ async def test_register_scan_list_and_versions(api, image_folder):
 
 
 async def test_manifest_file_and_bad_line(api, pai_root):
-    write_manifest(pai_root / "texts.manifest", [{"data": {"source": "good product"}},
-                                                 {"data": {"source": "bad product"}}])
+    write_manifest(
+        pai_root / "texts.manifest", [{"data": {"source": "good product"}}, {"data": {"source": "bad product"}}]
+    )
     status, ds = await api("POST", "/workspaces/default/datasets", {"name": "texts", "source": "texts.manifest"})
     assert status == 201, ds
     assert ds["item_count"] == 2 and ds["data_type"] == "text" and ds["source_kind"] == "manifest"
@@ -52,8 +66,9 @@ async def test_roles_and_private_visibility(api, members, image_folder):
     await members("default")
     status, err = await api("POST", "/workspaces/default/datasets", {"name": "g", "source": "pets"}, user="guest")
     assert status == 403 and "dataset.create" in err["error"]["message"]
-    status, _ = await api("POST", "/workspaces/default/datasets", {"name": "mine", "source": "pets",
-                                                                    "visibility": "private"}, user="dev")
+    status, _ = await api(
+        "POST", "/workspaces/default/datasets", {"name": "mine", "source": "pets", "visibility": "private"}, user="dev"
+    )
     assert status == 201
     status, _ = await api("POST", "/workspaces/default/datasets", {"name": "shared", "source": "pets"}, user="dev")
     assert status == 201
@@ -113,8 +128,7 @@ async def test_duplicate_and_bad_sources(api, pai_root, image_folder, tmp_path):
 
 
 async def test_rescan_unchanged_shares_items_and_progress_is_reported(api, image_folder):
-    await api("POST", "/workspaces/default/datasets", {"name": "pets", "source": "pets", "scan": True,
-                                                       "glob": "cat/*"})
+    await api("POST", "/workspaces/default/datasets", {"name": "pets", "source": "pets", "scan": True, "glob": "cat/*"})
     status, v2 = await api("POST", "/workspaces/default/datasets/pets/versions", {})
     assert status == 201 and v2["version"] == 2 and v2["item_count"] == 5
     status, versions = await api("GET", "/workspaces/default/datasets/pets/versions")
@@ -132,8 +146,9 @@ async def test_items_samples_and_manifest_stream(api, jp_fetch):
     assert {s["name"] for s in samples} == {"digits", "reviews", "shapes"}
     status, ds = await api("POST", "/workspaces/default/datasets", {"name": "reviews", "source": "sample://reviews"})
     assert status == 201 and ds["item_count"] == 200 and ds["data_type"] == "text" and ds["origin"] == "public"
-    status, page = await api("GET", "/workspaces/default/datasets/reviews/items",
-                             params={"offset": "150", "limit": "100"})
+    status, page = await api(
+        "GET", "/workspaces/default/datasets/reviews/items", params={"offset": "150", "limit": "100"}
+    )
     assert page["total"] == 200 and len(page["items"]) == 50 and page["items"][0]["index"] == 150
     label = page["items"][0]["line"]["label-1000000000000000001"]["results"][0]
     assert label["type"] == "survey/value" and label["data"] in ("positive", "negative")

@@ -70,8 +70,17 @@ def test_cli_errors_are_one_line(cli, live_pets, unique_name):
 
 def test_dlc_data_source_and_code_source(cli, live_server, live_pets, unique_name):
     name = unique_name("src")
-    rc, out, err = cli("dlc", "create", "data_source", "--display_name", name, "--file_system_id", live_pets,
-                       "--mount_path", "/root/data/pets/")
+    rc, out, err = cli(
+        "dlc",
+        "create",
+        "data_source",
+        "--display_name",
+        name,
+        "--file_system_id",
+        live_pets,
+        "--mount_path",
+        "/root/data/pets/",
+    )
     assert rc == 0, err
     assert "| DataSourceId" in out and "| RequestId" in out and out.startswith("+-")
     source_id = next(tok for tok in out.split() if tok.startswith("data-"))
@@ -90,8 +99,17 @@ def test_dlc_data_source_and_code_source(cli, live_server, live_pets, unique_nam
     rc, out, err = cli("dlc", "get", "data_source", source_id)
     assert rc == 2
 
-    rc, out, err = cli("dlc", "create", "code_source", "--display_name", unique_name("code"), "--code_repo_url",
-                       "https://github.com/tensorflow/examples", "--code_branch", "master")
+    rc, out, err = cli(
+        "dlc",
+        "create",
+        "code_source",
+        "--display_name",
+        unique_name("code"),
+        "--code_repo_url",
+        "https://github.com/tensorflow/examples",
+        "--code_branch",
+        "master",
+    )
     assert rc == 0, err
     code_id = next(tok for tok in out.split() if tok.startswith("code-"))
     rc, out, err = cli("dlc", "get", "code_source", code_id)
@@ -109,7 +127,9 @@ def test_client_register_read_and_preview(live_server, live_pets, unique_name):
 
     frame = ds.to_pandas()
     assert len(frame) == 6 and set(frame["key"]) == {f"cat/{i:03d}.png" for i in range(4)} | {
-        "dog/000.png", "dog/001.png"}
+        "dog/000.png",
+        "dog/001.png",
+    }
     with ds.open("dog/001.png") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -145,9 +165,21 @@ def test_client_register_read_and_preview(live_server, live_pets, unique_name):
 def test_cli_registers_a_bucket_prefix_and_hides_the_secret(cli, s3_images, unique_name):
     uri, options, _client, _bucket = s3_images
     name = unique_name("s3")
-    rc, out, err = cli("dataset", "register", name, uri, "--scan", "--glob", "*.png",
-                       "--endpoint-url", options["client_kwargs"]["endpoint_url"],
-                       "--storage-option", f"key={options['key']}", "--storage-option", f"secret={options['secret']}")
+    rc, out, err = cli(
+        "dataset",
+        "register",
+        name,
+        uri,
+        "--scan",
+        "--glob",
+        "*.png",
+        "--endpoint-url",
+        options["client_kwargs"]["endpoint_url"],
+        "--storage-option",
+        f"key={options['key']}",
+        "--storage-option",
+        f"secret={options['secret']}",
+    )
     assert rc == 0, err
     assert "6 items, version 1" in out and options["secret"] not in out
     rc, out, err = cli("dataset", "show", name, "--json")

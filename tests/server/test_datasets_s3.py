@@ -7,8 +7,11 @@ pytestmark = pytest.mark.s3
 
 async def test_scan_prefix_masks_secrets_and_versions(api, jp_fetch, s3_images):
     uri, options, client, bucket = s3_images
-    status, ds = await api("POST", "/workspaces/default/datasets",
-                           {"name": "s3pets", "source": uri, "scan": True, "glob": "*.png", "storage_options": options})
+    status, ds = await api(
+        "POST",
+        "/workspaces/default/datasets",
+        {"name": "s3pets", "source": uri, "scan": True, "glob": "*.png", "storage_options": options},
+    )
     assert status == 201, ds
     assert ds["item_count"] == 6 and ds["data_type"] == "image" and ds["source_kind"] == "s3"
     assert ds["storage_options"]["secret"] == "***" and ds["storage_options"]["key"] == options["key"]
@@ -32,20 +35,30 @@ async def test_scan_prefix_masks_secrets_and_versions(api, jp_fetch, s3_images):
     assert [e["key"] for e in diff["removed"]] == ["cat/003.png"]
 
     # read from the bucket with the stored (unmasked) credentials
-    resp = await jp_fetch("pai-lab", "api", "v1", "workspaces", "default", "datasets", "s3pets", "thumbnail",
-                          params={"index": "0"})
+    resp = await jp_fetch(
+        "pai-lab", "api", "v1", "workspaces", "default", "datasets", "s3pets", "thumbnail", params={"index": "0"}
+    )
     assert resp.code == 200 and resp.body.startswith(b"\x89PNG")
 
 
 async def test_bad_credentials_and_missing_bucket(api, s3_images):
     _uri, options, _client, bucket = s3_images
-    status, err = await api("POST", "/workspaces/default/datasets",
-                            {"name": "nope", "source": f"s3://{bucket}-missing/x/", "scan": True,
-                             "storage_options": options})
+    status, err = await api(
+        "POST",
+        "/workspaces/default/datasets",
+        {"name": "nope", "source": f"s3://{bucket}-missing/x/", "scan": True, "storage_options": options},
+    )
     assert status == 400 and "not found" in err["error"]["message"]
-    status, err = await api("POST", "/workspaces/default/datasets",
-                            {"name": "nope", "source": "s3://no-such-bucket/", "scan": True,
-                             "storage_options": {"client_kwargs": {"endpoint_url": "http://127.0.0.1:9"}}})
+    status, err = await api(
+        "POST",
+        "/workspaces/default/datasets",
+        {
+            "name": "nope",
+            "source": "s3://no-such-bucket/",
+            "scan": True,
+            "storage_options": {"client_kwargs": {"endpoint_url": "http://127.0.0.1:9"}},
+        },
+    )
     assert status == 400 and err["error"]["field"] in ("storage_options", "source")
     status, listed = await api("GET", "/workspaces/default/datasets")
     assert listed == []  # nothing half-registered
@@ -53,12 +66,19 @@ async def test_bad_credentials_and_missing_bucket(api, s3_images):
 
 async def test_oss_alias_needs_an_endpoint(api, s3_images):
     _uri, options, _client, bucket = s3_images
-    status, err = await api("POST", "/workspaces/default/datasets", {"name": "oss1", "source": f"oss://{bucket}/images/"})
+    status, err = await api(
+        "POST", "/workspaces/default/datasets", {"name": "oss1", "source": f"oss://{bucket}/images/"}
+    )
     assert status == 400 and "endpoint" in err["error"]["message"]
-    oss_options = {"key": options["key"], "secret": options["secret"],
-                   "endpoint_url": options["client_kwargs"]["endpoint_url"]}
-    status, ds = await api("POST", "/workspaces/default/datasets",
-                           {"name": "oss1", "source": f"oss://{bucket}/images/", "scan": True,
-                            "storage_options": oss_options})
+    oss_options = {
+        "key": options["key"],
+        "secret": options["secret"],
+        "endpoint_url": options["client_kwargs"]["endpoint_url"],
+    }
+    status, ds = await api(
+        "POST",
+        "/workspaces/default/datasets",
+        {"name": "oss1", "source": f"oss://{bucket}/images/", "scan": True, "storage_options": oss_options},
+    )
     assert status == 201, ds
     assert ds["item_count"] == 7 and ds["source_uri"] == f"oss://{bucket}/images/"

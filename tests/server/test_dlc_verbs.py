@@ -25,19 +25,21 @@ def workspace(live_server):
 
 def complete(line: str) -> list[str]:
     """What bash offers for ``line`` (the last word is being typed), with `pai dlc completion bash` sourced."""
-    script = subprocess.run([sys.executable, "-m", "pai_lab", "dlc", "completion", "bash"], capture_output=True,
-                            text=True, check=True).stdout
+    script = subprocess.run(
+        [sys.executable, "-m", "pai_lab", "dlc", "completion", "bash"], capture_output=True, text=True, check=True
+    ).stdout
     words = line.split(" ")
-    program = (script + "\nCOMP_WORDS=(" + " ".join(f"'{w}'" for w in words) + f")\nCOMP_CWORD={len(words) - 1}\n"
-               '_pai_complete\nprintf "%s\\n" "${COMPREPLY[@]}"\n')
+    program = (
+        script + "\nCOMP_WORDS=(" + " ".join(f"'{w}'" for w in words) + f")\nCOMP_CWORD={len(words) - 1}\n"
+        '_pai_complete\nprintf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
     done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True)
     return [w for w in done.stdout.splitlines() if w]
 
 
 def test_completion_offers_verbs_kinds_and_flags_at_each_level():
     assert "dlc" in complete("pai ") and "eascmd" in complete("pai ")
-    assert set(complete("pai dlc ")) >= {"completion", "config", "create", "delete", "get", "logs", "stop",
-                                         "submit"}
+    assert set(complete("pai dlc ")) >= {"completion", "config", "create", "delete", "get", "logs", "stop", "submit"}
     assert complete("pai dlc su") == ["submit"]
     assert set(complete("pai dlc get ")) >= {"images", "code_source", "data_source"}
     assert set(complete("pai dlc submit tfjob --worker")) == {"--workers", "--worker_image", "--worker_spec"}
@@ -52,8 +54,20 @@ def test_completion_for_zsh_and_an_unknown_shell(cli):
 
 
 def test_config_saves_the_profile_whose_workspace_every_verb_uses(cli, home, workspace, tmp_path):
-    rc, out, err = cli("dlc", "config", "--access_id", "LTAI5tExample", "--access_key", "secretExample",
-                       "--endpoint", "pai-dlc.cn-shanghai.aliyuncs.com", "--region", "cn-shanghai", "-w", workspace)
+    rc, out, err = cli(
+        "dlc",
+        "config",
+        "--access_id",
+        "LTAI5tExample",
+        "--access_key",
+        "secretExample",
+        "--endpoint",
+        "pai-dlc.cn-shanghai.aliyuncs.com",
+        "--region",
+        "cn-shanghai",
+        "-w",
+        workspace,
+    )
     profile = home / ".dlc" / "config"
     assert rc == 0, err
     assert out.strip() == f"Configuration saved to: {profile}"
@@ -84,8 +98,17 @@ def test_get_images_lists_this_python_in_the_manuals_columns(cli):
 
 
 def test_an_image_that_is_no_local_environment_is_refused_naming_the_flag(cli, workspace, tmp_path):
-    rc, _, err = cli("dlc", "submit", "tfjob", "--name=test_2021", "--command=python -c 'print(1)'", "--workers=1",
-                     f"--worker_image={CLOUD_IMAGE}", "-w", workspace)
+    rc, _, err = cli(
+        "dlc",
+        "submit",
+        "tfjob",
+        "--name=test_2021",
+        "--command=python -c 'print(1)'",
+        "--workers=1",
+        f"--worker_image={CLOUD_IMAGE}",
+        "-w",
+        workspace,
+    )
     assert rc == 2 and "--worker_image" in err and "pai dlc get images" in err
 
     job_file = tmp_path / "job.txt"
@@ -96,6 +119,16 @@ def test_an_image_that_is_no_local_environment_is_refused_naming_the_flag(cli, w
     rc, out, _ = cli("dlc", "get", "job", "-w", workspace, "--json")
     assert json.loads(out) == []  # nothing was submitted
 
-    rc, out, err = cli("dlc", "submit", "tfjob", "--name=here", "--command=python -c 'print(1)'", "--workers=1",
-                       f"--worker_image={HERE}", "--detach", "-w", workspace)
+    rc, out, err = cli(
+        "dlc",
+        "submit",
+        "tfjob",
+        "--name=here",
+        "--command=python -c 'print(1)'",
+        "--workers=1",
+        f"--worker_image={HERE}",
+        "--detach",
+        "-w",
+        workspace,
+    )
     assert rc == 0 and "JobId" in out, err

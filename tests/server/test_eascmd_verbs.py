@@ -21,14 +21,30 @@ def workspace(live_server):
 
 
 def echo_spec(name: str, python_processor) -> dict:
-    return {"name": name, "processor_type": "python", "processor_path": str(python_processor),
-            "processor_entry": "app.py", "metadata": {"instance": 1, "cpu": 1}}
+    return {
+        "name": name,
+        "processor_type": "python",
+        "processor_path": str(python_processor),
+        "processor_entry": "app.py",
+        "metadata": {"instance": 1, "cpu": 1},
+    }
 
 
-def test_a_seed_script_config_create_test_runs_in_the_profiles_workspace(cli, home, workspace, service_json,
-                                                                        python_processor):
-    rc, out, err = cli("eascmd", "config", "-i", "LTAI5tExample", "-k", "secretExample",
-                       "-e", "pai-eas.cn-shanghai.aliyuncs.com", "-w", workspace)
+def test_a_seed_script_config_create_test_runs_in_the_profiles_workspace(
+    cli, home, workspace, service_json, python_processor
+):
+    rc, out, err = cli(
+        "eascmd",
+        "config",
+        "-i",
+        "LTAI5tExample",
+        "-k",
+        "secretExample",
+        "-e",
+        "pai-eas.cn-shanghai.aliyuncs.com",
+        "-w",
+        workspace,
+    )
     profile = home / ".eas" / "config"
     assert rc == 0, err
     assert out.strip() == f"Configuration saved to: {profile}"
@@ -55,18 +71,27 @@ def test_a_seed_script_config_create_test_runs_in_the_profiles_workspace(cli, ho
     assert rc == 0, err
 
 
-def test_c_selects_another_profile_and_a_missing_one_is_named(cli, home, workspace, live_server, service_json,
-                                                            tmp_path):
+def test_c_selects_another_profile_and_a_missing_one_is_named(
+    cli, home, workspace, live_server, service_json, tmp_path
+):
     other = tmp_path / "shanghai2.conf"
-    rc, out, err = cli("eascmd", "-c", str(other), "config", "-i", "id", "-k", "key", "-e", live_server.url,
-                       "-w", workspace)
+    rc, out, err = cli(
+        "eascmd", "-c", str(other), "config", "-i", "id", "-k", "key", "-e", live_server.url, "-w", workspace
+    )
     assert rc == 0 and str(other) in out, err
     assert not (home / ".eas" / "config").exists()
 
     # an endpoint that is a URL names the server itself: a terminal with no PAI_LAB_URL reaches it
     env = {k: v for k, v in live_server.env().items() if k != "PAI_LAB_URL"}
-    done = subprocess.run([sys.executable, "-m", "pai_lab", "eascmd", "-c", str(other), "resource", "ls"],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "pai_lab", "eascmd", "-c", str(other), "resource", "ls"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "| default" in done.stdout
 
@@ -88,7 +113,15 @@ def test_resource_groups_list_describe_and_show_their_instances(cli, home, live_
     assert rc == 0, err
     header = out.splitlines()[1]
     assert [h.strip() for h in header.strip("|").split("|")] == [
-        "RESOURCENAME", "CLUSTERID", "INSTANCECOUNT", "GPUCOUNT", "CPUCOUNT", "OWNERUID", "CREATETIME", "STATUS"]
+        "RESOURCENAME",
+        "CLUSTERID",
+        "INSTANCECOUNT",
+        "GPUCOUNT",
+        "CPUCOUNT",
+        "OWNERUID",
+        "CREATETIME",
+        "STATUS",
+    ]
     row = [c.strip() for c in out.splitlines()[3].strip("|").split("|")]
     assert row[0] == "default" and row[2] == str(len(workers))
     assert row[4] == str(sum(w.cores for w in workers))
@@ -110,8 +143,17 @@ def test_resource_groups_list_describe_and_show_their_instances(cli, home, live_
 
 def test_resource_network_checks_the_manuals_config(cli, home, tmp_path):
     cfg = tmp_path / "network.json"
-    cfg.write_text(json.dumps({"Action": "create", "VSwitchId": "vsw-1", "SecurityGroupId": "sg-1",
-                               "VSwitchIdList": ["vsw-2"], "DestinationCIDR": "192.168.0.0/16"}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "Action": "create",
+                "VSwitchId": "vsw-1",
+                "SecurityGroupId": "sg-1",
+                "VSwitchIdList": ["vsw-2"],
+                "DestinationCIDR": "192.168.0.0/16",
+            }
+        )
+    )
     rc, out, err = cli("eascmd", "resource", "network", "default", "-s", str(cfg))
     assert rc == 0 and "create accepted" in out, err
 
@@ -120,8 +162,9 @@ def test_resource_network_checks_the_manuals_config(cli, home, tmp_path):
     assert rc == 2 and "SecurityGroupId" in err
 
 
-def test_upload_prints_the_model_path_that_create_then_takes(cli, home, saved_model, service_json, tmp_path,
-                                                             live_server):
+def test_upload_prints_the_model_path_that_create_then_takes(
+    cli, home, saved_model, service_json, tmp_path, live_server
+):
     import tarfile
 
     archive = tmp_path / "savedmodel_example.tar.gz"

@@ -34,8 +34,9 @@ def notebook_server(tmp_path, monkeypatch):
 def run_notebook(folder: Path, name: str) -> nbformat.NotebookNode:
     book = nbformat.read(folder / name, as_version=4)
     try:
-        NotebookClient(book, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(folder)}}).execute()
+        NotebookClient(
+            book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+        ).execute()
     finally:
         nbformat.write(book, folder / name)  # kept with its outputs, to read after a failure
     return book
@@ -101,13 +102,16 @@ def test_shapes_boxes_come_back_as_prelabels(notebook_server):
             assert all(-1 <= x <= 65 and -1 <= y <= 65 for x, y in shape["value"])
 
 
-
 def test_heart_pipeline_runs_the_manuals_dag_and_shows_its_run(notebook_server):
     server, folder = notebook_server
     book = run_notebook(folder, "04-heart-pipeline.ipynb")
     # display(run) showed the live run panel, with the static picture beside it for viewers without widgets
-    shown = [out.get("data", {}) for cell in book.cells if cell.cell_type == "code" and "display(run)" in cell.source
-             for out in cell.outputs]
+    shown = [
+        out.get("data", {})
+        for cell in book.cells
+        if cell.cell_type == "code" and "display(run)" in cell.source
+        for out in cell.outputs
+    ]
     widget = "application/vnd.jupyter.widget-view+json"
     assert any(widget in data and "pai-lab-pipeline-run" in data.get("text/html", "") for data in shown), shown
 
@@ -115,8 +119,15 @@ def test_heart_pipeline_runs_the_manuals_dag_and_shows_its_run(notebook_server):
     [listed] = ws.pipelines.list()
     assert listed.name == "heart_disease_pred" and listed.status == "Succeeded"
     run = ws.pipelines.get(listed.id)
-    assert [n.name for n in run.detail.nodes] == ["sql-1", "type-transform-1", "normalize-1", "split-1",
-                                                 "logisticregression-1", "offlinemodel-pred", "evaluate-1"]
+    assert [n.name for n in run.detail.nodes] == [
+        "sql-1",
+        "type-transform-1",
+        "normalize-1",
+        "split-1",
+        "logisticregression-1",
+        "offlinemodel-pred",
+        "evaluate-1",
+    ]
     outputs = {o.name: o for o in run.get_outputs()}
     metrics = pd.read_csv(outputs["evaluateResult"].uri.removeprefix("file://"))
     assert metrics.loc[0, "Total"] == 60 and metrics.loc[0, "AUC"] > 0.75  # the 20% held out, well above chance

@@ -22,17 +22,49 @@ def one_slot_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("one_slot")
     scheduler_file = folder / "scheduler.json"
     bin_dir = Path(sys.executable).parent
-    procs = [subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--scheduler-file", str(scheduler_file),
-                               "--host", "127.0.0.1", "--port", "0", "--no-dashboard"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+    procs = [
+        subprocess.Popen(
+            [
+                str(bin_dir / "dask"),
+                "scheduler",
+                "--scheduler-file",
+                str(scheduler_file),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    ]
     server = None
     try:
         wait_for(lambda: scheduler_file.exists() and scheduler_file.stat().st_size > 0, 60)
         address = json.loads(scheduler_file.read_text())["address"]
-        procs.append(subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nthreads", "1", "--nworkers",
-                                       "1", "--no-dashboard", "--host", "127.0.0.1",
-                                       "--local-directory", str(folder / "worker")],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(bin_dir / "dask"),
+                    "worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--nworkers",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--local-directory",
+                    str(folder / "worker"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
         server = start_pai_server(folder / "root", "--dask-scheduler", address)
         wait_for(lambda: server.client().http.get("/cluster")["workers"], 60)
         ws = server.client().workspace("default")
@@ -75,8 +107,24 @@ def test_waiting_jobs_start_by_priority_and_ops_reorders_them(one_slot_server, r
     low = ws.jobs.submit(name="low", command=quick, priority=1)
     mid = ws.jobs.submit(name="mid", command=quick, priority=5)
     # the CLI's --priority, as `dlc submit tfjob` takes it
-    rc, out, err = _pai(server, "dlc", "submit", "tfjob", "--name", "high", "--command", quick, "--workers", "1",
-                        "--priority", "9", "--detach", "--json", monkeypatch=monkeypatch, capsys=capsys)
+    rc, out, err = _pai(
+        server,
+        "dlc",
+        "submit",
+        "tfjob",
+        "--name",
+        "high",
+        "--command",
+        quick,
+        "--workers",
+        "1",
+        "--priority",
+        "9",
+        "--detach",
+        "--json",
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
     assert rc == 0, err
     high = ws.jobs.get(json.loads(out)["id"])
     for job in (low, mid, high):
@@ -86,14 +134,16 @@ def test_waiting_jobs_start_by_priority_and_ops_reorders_them(one_slot_server, r
     # a Guest and a developer may not reorder the queue; out-of-range priorities are refused by name
     status, body = _put(server, f"/workspaces/default/jobs/{low.id}/priority", {"priority": 9}, "guest")
     assert status == 403 and "job.priority" in body["error"]["message"]
-    rc, _, err = _pai(server, "dlc", "update", low.id, "--priority", "9", user="dev", monkeypatch=monkeypatch,
-                      capsys=capsys)
+    rc, _, err = _pai(
+        server, "dlc", "update", low.id, "--priority", "9", user="dev", monkeypatch=monkeypatch, capsys=capsys
+    )
     assert rc == 2 and "may not job.priority" in err and "AlgorithmOps" in err
     status, body = _put(server, f"/workspaces/default/jobs/{low.id}/priority", {"priority": 10}, "ops")
     assert status in (400, 422) and body["error"]["field"] == "priority"
     # AlgorithmOps raises the low job to 9: level with `high`, submitted before it, so it goes first
-    rc, out, err = _pai(server, "dlc", "update", low.id, "--priority", "9", user="ops", monkeypatch=monkeypatch,
-                        capsys=capsys)
+    rc, out, err = _pai(
+        server, "dlc", "update", low.id, "--priority", "9", user="ops", monkeypatch=monkeypatch, capsys=capsys
+    )
     assert rc == 0, err
     assert f"[Info] Job [{low.id}] priority 9" in out
     assert ws.jobs.get(low.id).priority == 9
@@ -115,6 +165,10 @@ def test_waiting_jobs_start_by_priority_and_ops_reorders_them(one_slot_server, r
 def _put(server, path: str, body: dict, user: str):
     import requests
 
-    response = requests.put(f"{server.url.rstrip('/')}/pai-lab/api/v1{path}", json=body, timeout=30,
-                            headers={"Authorization": f"token {USER_TOKENS[user]}"})
+    response = requests.put(
+        f"{server.url.rstrip('/')}/pai-lab/api/v1{path}",
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"token {USER_TOKENS[user]}"},
+    )
     return response.status_code, response.json()

@@ -41,8 +41,10 @@ async def test_kernel_connects_to_the_server_it_runs_under(api, jp_serverapp, jp
     resp = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
     kernel_id = json.loads(resp.body)["id"]
     km = jp_serverapp.kernel_manager.get_kernel(kernel_id)
-    code = ("import pai_lab\nws = pai_lab.connect()\nprint(ws.name, ws.client.me().username)\n"
-            "print(ws.members.list()[0].roles)\n")
+    code = (
+        "import pai_lab\nws = pai_lab.connect()\nprint(ws.name, ws.client.me().username)\n"
+        "print(ws.members.list()[0].roles)\n"
+    )
     try:
         out = await _run_in_kernel(km.connection_file, code)
     finally:

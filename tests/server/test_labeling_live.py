@@ -16,11 +16,19 @@ from tests.conftest import start_pai_server
 def test_client_labels_checks_and_exports(live_server, unique_name, tmp_path):
     ws = live_server.client().workspace("default")
     name = unique_name("det")
-    task = ws.labeling.create_task(name, "object-detection", labels=["cat", "dog"], package_size=2,
-                                   lines=[{"data": {"source": f"img/{i}.jpg"}} for i in range(3)])
+    task = ws.labeling.create_task(
+        name,
+        "object-detection",
+        labels=["cat", "dog"],
+        package_size=2,
+        lines=[{"data": {"source": f"img/{i}.jpg"}} for i in range(3)],
+    )
     assert ws.labeling.get(name).id == task.id and task.info.state == "Labeling"
-    task.prelabel(lambda data: {"width": 100, "height": 100, "shapes": [{"box": [1, 1, 50, 50], "label": "cat"}]},
-                  source="model:toy", progress=False)
+    task.prelabel(
+        lambda data: {"width": 100, "height": 100, "shapes": [{"box": [1, 1, 50, 50], "label": "cat"}]},
+        source="model:toy",
+        progress=False,
+    )
     pkg = task.claim()
     items = task.items(pkg)
     assert [i.prelabel_source for i in items] == ["model:toy", "model:toy"]
@@ -60,8 +68,19 @@ def test_cli_label_commands(cli, unique_name, tmp_path):
     name = unique_name("txt")
     rc, out, err = cli("label", "templates")
     assert rc == 0 and "object-detection" in out and "asr" in out
-    rc, out, err = cli("label", "create", name, "--template", "text-classification", "--manifest", str(manifest),
-                       "--labels", "pos,neg", "--flow", "label-check")
+    rc, out, err = cli(
+        "label",
+        "create",
+        name,
+        "--template",
+        "text-classification",
+        "--manifest",
+        str(manifest),
+        "--labels",
+        "pos,neg",
+        "--flow",
+        "label-check",
+    )
     assert rc == 0, err
     assert f"[Info] Labeling task [{name}] created" in out and "2 items" in out
     rc, out, _ = cli("label", "ls")
@@ -83,8 +102,12 @@ def test_cli_label_commands(cli, unique_name, tmp_path):
     rc, out, err = cli("label", "export", name, "--format", "itag", "--out", str(target))
     assert rc == 0, err
     exported = target.read_text(encoding="utf-8").splitlines()
-    assert json.loads(exported[1]) == {"data": {"source": "bad battery"}, f"label-{task.id}": {"results": [
-        {"questionId": "2", "data": "neg", "markTitle": "单选", "type": "survey/value"}]}}
+    assert json.loads(exported[1]) == {
+        "data": {"source": "bad battery"},
+        f"label-{task.id}": {
+            "results": [{"questionId": "2", "data": "neg", "markTitle": "单选", "type": "survey/value"}]
+        },
+    }
 
     copy = unique_name("imp")
     rc, out, err = cli("label", "import", str(target), "--format", "itag", "--name", copy)
@@ -107,20 +130,32 @@ def test_cli_label_commands(cli, unique_name, tmp_path):
     assert rc == 2 and err.startswith("error: COCO holds boxes") and len(err.strip().splitlines()) == 1
     rc, _, err = cli("label", "create", "x", "--manifest", str(manifest))
     assert rc == 2 and "--template" in err
-    rc, _, err = cli("label", "create", unique_name("g"), "--template", "ner", "--manifest", str(manifest),
-                     "--labels", "a", user="guest")
+    rc, _, err = cli(
+        "label",
+        "create",
+        unique_name("g"),
+        "--template",
+        "ner",
+        "--manifest",
+        str(manifest),
+        "--labels",
+        "a",
+        user="guest",
+    )
     assert rc == 2 and "label.manage" in err
     template = tmp_path / "review.yaml"
     tname = unique_name("tpl").replace("_", "-")
-    template.write_text(f"name: {tname}\ncontents:\n  - {{type: text, key: body}}\nquestions:\n"
-                        "  - {type: single, title: verdict, labels: [ok, spam]}\n", encoding="utf-8")
+    template.write_text(
+        f"name: {tname}\ncontents:\n  - {{type: text, key: body}}\nquestions:\n"
+        "  - {type: single, title: verdict, labels: [ok, spam]}\n",
+        encoding="utf-8",
+    )
     rc, out, err = cli("label", "templates", "--add", str(template))
     assert rc == 0 and f"[Info] Template [{tname}] stored" in out, err
     spec = tmp_path / "task.yaml"
     reviews = tmp_path / "reviews.manifest"
     reviews.write_text('{"data":{"body":"buy now"}}\n', encoding="utf-8")
-    spec.write_text(f"name: {name}-rev\ntemplate: {tname}\nmanifest: {reviews}\nflow: label-accept\n",
-                    encoding="utf-8")
+    spec.write_text(f"name: {name}-rev\ntemplate: {tname}\nmanifest: {reviews}\nflow: label-accept\n", encoding="utf-8")
     rc, out, err = cli("label", "create", "-f", str(spec), "--json")
     assert rc == 0, err
     made = json.loads(out)
@@ -136,9 +171,17 @@ def test_answers_survive_a_server_killed_mid_burst(tmp_path):
     root = tmp_path / "root"
     server = start_pai_server(root)
     try:
-        task = server.client().workspace("default").labeling.create_task(
-            "burst", "image-classification", labels=["cat", "dog"], package_size=200,
-            lines=[{"data": {"source": f"{i}.jpg"}} for i in range(200)])
+        task = (
+            server.client()
+            .workspace("default")
+            .labeling.create_task(
+                "burst",
+                "image-classification",
+                labels=["cat", "dog"],
+                package_size=200,
+                lines=[{"data": {"source": f"{i}.jpg"}} for i in range(200)],
+            )
+        )
         task.claim()
         acked: dict[int, str] = {}
         tried: dict[int, str] = {}
@@ -193,8 +236,19 @@ def test_cli_package_verbs_claim_release_reassign_and_people(cli, unique_name, t
     manifest = tmp_path / "two.manifest"
     manifest.write_text("first text\nsecond text\n", encoding="utf-8")
     name = unique_name("pk")
-    rc, _, err = cli("label", "create", name, "--template", "text-classification", "--manifest", str(manifest),
-                     "--labels", "a,b", "--package-size", "1")
+    rc, _, err = cli(
+        "label",
+        "create",
+        name,
+        "--template",
+        "text-classification",
+        "--manifest",
+        str(manifest),
+        "--labels",
+        "a,b",
+        "--package-size",
+        "1",
+    )
     assert rc == 0, err
 
     rc, out, err = cli("label", "people", name, "--labelers", "dev,ops")

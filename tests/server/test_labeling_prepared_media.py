@@ -26,9 +26,18 @@ async def test_create_and_claim_prepare_images_that_views_are_cut_from(api, jp_s
     for i in range(6):
         Image.new("RGB", (1024, 768), (40 * i, 90, 160)).save(folder / f"{i}.png")
     lines = [{"data": {"source": f"shots/{i}.png"}} for i in range(6)]
-    status, task = await api("POST", f"{W}/tasks", {"name": "shots", "template": "image-classification",
-                                                      "labels": ["a", "b"], "lines": lines, "package_size": 3,
-                                                      "labelers": ["owner"]})
+    status, task = await api(
+        "POST",
+        f"{W}/tasks",
+        {
+            "name": "shots",
+            "template": "image-classification",
+            "labels": ["a", "b"],
+            "lines": lines,
+            "package_size": 3,
+            "labelers": ["owner"],
+        },
+    )
     assert status == 201, task
     previews = media.previews(jp_serverapp.web_app.settings["pai_lab_platform"])
     assert previews.idle(60) and previews.counts["prepared"] == 2
@@ -37,8 +46,20 @@ async def test_create_and_claim_prepare_images_that_views_are_cut_from(api, jp_s
     assert status == 200 and package["number"] == 1
     assert previews.idle(60) and previews.counts["prepared"] == 3  # the package's third image
 
-    resp = await api.fetch("pai-lab", "api", "v1", "workspaces", "default", "labeling", "tasks", task["id"],
-                           "items", "2", "media", params={"w": 640, "h": 400})
+    resp = await api.fetch(
+        "pai-lab",
+        "api",
+        "v1",
+        "workspaces",
+        "default",
+        "labeling",
+        "tasks",
+        task["id"],
+        "items",
+        "2",
+        "media",
+        params={"w": 640, "h": 400},
+    )
     shown = Image.open(io.BytesIO(resp.body))
     assert shown.size == (533, 400) and resp.headers["X-Original-Width"] == "1024"
     assert shown.convert("RGB").getpixel((10, 10)) == pytest.approx((80, 90, 160), abs=4)

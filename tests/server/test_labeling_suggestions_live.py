@@ -16,8 +16,20 @@ from tests.fixtures.serving import png_bytes
 
 W = "/workspaces/default/labeling"
 # colours between the pure ones: the further from pure, the less sure the model
-SHADES = [(230, 20, 20), (20, 230, 20), (20, 20, 230), (150, 110, 60), (60, 150, 110), (110, 60, 150),
-          (130, 120, 90), (90, 130, 120), (120, 90, 130), (200, 60, 40), (40, 200, 60), (60, 40, 200)]
+SHADES = [
+    (230, 20, 20),
+    (20, 230, 20),
+    (20, 20, 230),
+    (150, 110, 60),
+    (60, 150, 110),
+    (110, 60, 150),
+    (130, 120, 90),
+    (90, 130, 120),
+    (120, 90, 130),
+    (200, 60, 40),
+    (40, 200, 60),
+    (60, 40, 200),
+]
 
 
 # Two tiny models of contract C2 built with TensorFlow in a process of their own: a detector
@@ -60,8 +72,13 @@ MODELS_SCRIPT = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def c2_models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("c2")
-    subprocess.run([sys.executable, "-c", MODELS_SCRIPT, str(folder / "boxes"), str(folder / "texts")], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    subprocess.run(
+        [sys.executable, "-c", MODELS_SCRIPT, str(folder / "boxes"), str(folder / "texts")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=300,
+    )
     return folder / "boxes", folder / "texts"
 
 
@@ -71,19 +88,30 @@ def ws(live_server):
 
 
 def _serve(ws, model, prefix: str):
-    return ws.services.create({"name": f"{prefix}_{uuid.uuid4().hex[:8]}", "model_path": str(model),
-                               "processor": "tensorflow_cpu_2.7", "metadata": {"instance": 1}})
+    return ws.services.create(
+        {
+            "name": f"{prefix}_{uuid.uuid4().hex[:8]}",
+            "model_path": str(model),
+            "processor": "tensorflow_cpu_2.7",
+            "metadata": {"instance": 1},
+        }
+    )
 
 
 def test_a_served_classifier_prelabels_with_scores_and_the_least_confident_come_first(
-        live_server, ws, colour_model, unique_name):
+    live_server, ws, colour_model, unique_name
+):
     folder = live_server.root / unique_name("shades")
     folder.mkdir()
     for i, rgb in enumerate(SHADES):
         (folder / f"{i}.png").write_bytes(png_bytes(rgb, (24, 16)))
-    task = ws.labeling.create_task(unique_name("shades"), "image-classification", labels=["red", "green", "blue"],
-                                   package_size=4, lines=[{"data": {"source": f"{folder.name}/{i}.png"}}
-                                                          for i in range(len(SHADES))])
+    task = ws.labeling.create_task(
+        unique_name("shades"),
+        "image-classification",
+        labels=["red", "green", "blue"],
+        package_size=4,
+        lines=[{"data": {"source": f"{folder.name}/{i}.png"}} for i in range(len(SHADES))],
+    )
     svc = _serve(ws, colour_model, "colours")
     try:
         assert task.prelabel_from_service(svc.name, batch=5, progress=False) == len(SHADES)
@@ -119,7 +147,8 @@ def test_a_served_classifier_prelabels_with_scores_and_the_least_confident_come_
 
 
 def test_a_served_detector_prelabels_boxes_in_pixels_and_a_text_classifier_labels_texts(
-        live_server, ws, c2_models, unique_name):
+    live_server, ws, c2_models, unique_name
+):
     boxes_model, texts_model = c2_models
     folder = live_server.root / unique_name("boxes")
     folder.mkdir()
@@ -127,10 +156,18 @@ def test_a_served_detector_prelabels_boxes_in_pixels_and_a_text_classifier_label
     colours = [(220, 30, 30), (30, 220, 30), (200, 40, 40)]
     for i, (size, rgb) in enumerate(zip(sizes, colours)):
         (folder / f"{i}.png").write_bytes(png_bytes(rgb, size))
-    boxes = ws.labeling.create_task(unique_name("boxes"), "object-detection", labels=["red", "other"],
-                                    lines=[{"data": {"source": f"{folder.name}/{i}.png"}} for i in range(3)])
-    texts = ws.labeling.create_task(unique_name("texts"), "text-classification", labels=["neg", "pos"],
-                                    lines=[{"data": {"source": s}} for s in ["a good day", "rain", "GOOD food"]])
+    boxes = ws.labeling.create_task(
+        unique_name("boxes"),
+        "object-detection",
+        labels=["red", "other"],
+        lines=[{"data": {"source": f"{folder.name}/{i}.png"}} for i in range(3)],
+    )
+    texts = ws.labeling.create_task(
+        unique_name("texts"),
+        "text-classification",
+        labels=["neg", "pos"],
+        lines=[{"data": {"source": s}} for s in ["a good day", "rain", "GOOD food"]],
+    )
     pkg = texts.claim()
     texts.submit(1, "neg")  # answered already: not sent to the model
     detector, classifier = _serve(ws, boxes_model, "boxes"), _serve(ws, texts_model, "texts")
@@ -159,8 +196,13 @@ def test_items_on_s3_are_read_for_the_model_as_the_labeler_reads_them(ws, colour
     import boto3
 
     bucket, options = s3_bucket
-    client = boto3.client("s3", endpoint_url=options["client_kwargs"]["endpoint_url"], region_name="us-east-1",
-                          aws_access_key_id=options["key"], aws_secret_access_key=options["secret"])
+    client = boto3.client(
+        "s3",
+        endpoint_url=options["client_kwargs"]["endpoint_url"],
+        region_name="us-east-1",
+        aws_access_key_id=options["key"],
+        aws_secret_access_key=options["secret"],
+    )
     for i, rgb in enumerate(SHADES[:3]):
         client.put_object(Bucket=bucket, Key=f"shades/{i}.png", Body=png_bytes(rgb, (20, 12)))
     name = unique_name("s3shades")
@@ -176,9 +218,14 @@ def test_items_on_s3_are_read_for_the_model_as_the_labeler_reads_them(ws, colour
 
 
 def test_task_and_statistics_show_as_html_with_strings_escaped(ws, unique_name, tmp_path, capsys):
-    task = ws.labeling.create_task(unique_name("html"), "text-classification", labels=["<b>spam</b>", "ham"],
-                                   description="<script>alert(1)</script>", package_size=2,
-                                   lines=[{"data": {"source": f"text {i}"}} for i in range(3)])
+    task = ws.labeling.create_task(
+        unique_name("html"),
+        "text-classification",
+        labels=["<b>spam</b>", "ham"],
+        description="<script>alert(1)</script>",
+        package_size=2,
+        lines=[{"data": {"source": f"text {i}"}} for i in range(3)],
+    )
     task.prelabel(predictions={0: {"answer": "<b>spam</b>", "score": 0.9}, 1: "ham"}, progress=False)
     pkg = task.claim()
     task.submit(0, "<b>spam</b>")
@@ -204,10 +251,16 @@ def test_task_and_statistics_show_as_html_with_strings_escaped(ws, unique_name, 
 
 def test_order_from_the_cli_and_a_bad_order_is_refused_naming_by(cli, ws, unique_name):
     name = unique_name("cliorder")
-    task = ws.labeling.create_task(name, "text-classification", labels=["a", "b"], package_size=2,
-                                   lines=[{"data": {"source": f"t{i}"}} for i in range(4)])
-    task.prelabel(predictions={i: {"answer": "a", "score": s} for i, s in enumerate([0.9, 0.95, 0.55, 0.6])},
-                  progress=False)
+    task = ws.labeling.create_task(
+        name,
+        "text-classification",
+        labels=["a", "b"],
+        package_size=2,
+        lines=[{"data": {"source": f"t{i}"}} for i in range(4)],
+    )
+    task.prelabel(
+        predictions={i: {"answer": "a", "score": s} for i, s in enumerate([0.9, 0.95, 0.55, 0.6])}, progress=False
+    )
     rc, out, err = cli("label", "order", name, "--by", "margin")
     assert rc == 0 and "4 items" in out, err
     assert {i.seq for i in task.items(1)} == {2, 3}
@@ -218,11 +271,22 @@ def test_order_from_the_cli_and_a_bad_order_is_refused_naming_by(cli, ws, unique
 async def test_order_over_rest_repacks_and_refuses_an_unknown_order_naming_by(api, members):
     await members()
     lines = [{"data": {"source": f"t{i}"}} for i in range(4)]
-    status, task = await api("POST", f"{W}/tasks", {"name": "ordered", "template": "text-classification",
-                                                     "labels": ["a", "b"], "lines": lines, "package_size": 2})
+    status, task = await api(
+        "POST",
+        f"{W}/tasks",
+        {"name": "ordered", "template": "text-classification", "labels": ["a", "b"], "lines": lines, "package_size": 2},
+    )
     assert status == 201, task
-    status, _ = await api("POST", f"{W}/tasks/ordered/prelabels", {"source": "m", "items": [
-        {"item": i, "answer": "a", "scores": {"a": p, "b": 1 - p}} for i, p in enumerate([0.9, 0.8, 0.5, 0.6])]})
+    status, _ = await api(
+        "POST",
+        f"{W}/tasks/ordered/prelabels",
+        {
+            "source": "m",
+            "items": [
+                {"item": i, "answer": "a", "scores": {"a": p, "b": 1 - p}} for i, p in enumerate([0.9, 0.8, 0.5, 0.6])
+            ],
+        },
+    )
     assert status == 200
     status, done = await api("POST", f"{W}/tasks/ordered/order", {"by": "entropy"})
     assert status == 200 and done == {"by": "entropy", "packages": 2, "items": 4, "scored": 4}

@@ -11,8 +11,9 @@ from tests.fixtures.training import wait_for
 
 def _pai(*argv, cwd, env=None):
     env = {k: v for k, v in (env or os.environ).items() if not k.startswith("PAI_LAB_")}
-    return subprocess.run([sys.executable, "-m", "pai_lab", *argv], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pai_lab", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_start_discover_stop(tmp_path):
@@ -70,8 +71,16 @@ sys.stdin.read()  # hold the server until told to go
 def _script(code, cwd, tmp_path, **kw):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAI_LAB_")}
     env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "no-jupyter")  # no Jupyter server to find either
-    return subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def test_connect_without_server_says_how_to_start_one(tmp_path):
@@ -94,8 +103,13 @@ def test_connect_start_runs_a_server_for_the_script_and_stops_it_at_exit(tmp_pat
         assert seen["again"] == seen["url"] and seen["items"] == 1797 and seen["datasets"] == ["digits"]
         assert psutil.pid_exists(seen["pid"]) and seen["pid"] != first.pid
         # a second script in the same folder reuses that server, and leaves it running when it ends
-        second = _script(SCRIPT_START.replace("sys.stdin.read()", "").replace(
-            'ws.datasets.register("digits", "sample://digits")', 'ws.datasets.get("digits")'), folder, tmp_path)
+        second = _script(
+            SCRIPT_START.replace("sys.stdin.read()", "").replace(
+                'ws.datasets.register("digits", "sample://digits")', 'ws.datasets.get("digits")'
+            ),
+            folder,
+            tmp_path,
+        )
         out, err = second.communicate(timeout=120)
         assert second.returncode == 0, err
         assert json.loads(out)["url"] == seen["url"] and "started a pai server" not in err
@@ -119,9 +133,13 @@ def test_a_headless_notebook_starts_its_own_server_and_leaves_none_behind(tmp_pa
         monkeypatch.delenv(key)
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "no-jupyter"))
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("import json, pai_lab\nws = pai_lab.connect(start=True)\n"
-                                          "print(json.load(open('.pai_lab/server.json'))['pid'])"),
-                nbformat.v4.new_code_cell("ws")]
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import json, pai_lab\nws = pai_lab.connect(start=True)\n"
+            "print(json.load(open('.pai_lab/server.json'))['pid'])"
+        ),
+        nbformat.v4.new_code_cell("ws"),
+    ]
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     pid = int(next(o for o in nb.cells[0].outputs if o.get("name") == "stdout")["text"])
     shown = nb.cells[1].outputs[0]["data"]["text/html"]

@@ -22,8 +22,21 @@ from pai_lab.pipelines.builtins import heart_disease_sample
 
 def create_pipeline():
     # the manual's code (5.2.4.3), its OCR damage repaired; only the imports differ
-    feature_cols = ["sex", "cp", "fbs", "restecg", "exang", "slop", "thal", "age", "trestbps", "chol", "thalach",
-                    "oldpeak", "ca"]
+    feature_cols = [
+        "sex",
+        "cp",
+        "fbs",
+        "restecg",
+        "exang",
+        "slop",
+        "thal",
+        "age",
+        "trestbps",
+        "chol",
+        "thalach",
+        "oldpeak",
+        "ca",
+    ]
     label_col = "ifhealth"
     full_cols = ",".join([*feature_cols, label_col])
     pmml_oss_bucket = PipelineParameter("pmml_oss_bucket")
@@ -32,74 +45,163 @@ def create_pipeline():
     pmml_oss_endpoint = PipelineParameter("pmml_oss_endpoint")
     execution = PipelineParameter("execution", typ=dict)
     dataset_input = PipelineArtifact("inputTable", metadata=MetadataBuilder.maxc_table(), required=True)
-    sql = ("select age, (case sex when 'male' then 1 else 0 end) as sex, (case cp when"
-           " 'angina' then 0 when 'notang' then 1 else 2 end) as cp, trestbps, chol,"
-           " (case fbs when 'true' then 1 else 0 end) as fbs, (case restecg when 'norm'"
-           " then 0 when 'abn' then 1 else 2 end) as restecg, thalach, (case exang when"
-           " 'true' then 1 else 0 end) as exang, oldpeak, (case slop when 'up' then 0 "
-           "when 'flat' then 1 else 2 end) as slop, ca, (case thal when 'norm' then 0 "
-           " when 'fix' then 1 else 2 end) as thal, (case status when 'sick' then 1 else "
-           "0 end) as ifHealth from ${t1};")
-    sql_step = PipelineStep("sql", name="sql-1", provider=ProviderAlibabaPAI, version="v1", inputs={
-        "inputTable1": dataset_input, "execution": execution, "sql": sql,
-        "outputTableName": gen_run_node_scoped_placeholder(suffix="outputTable")})
-    type_transform_step = PipelineStep("type_transform", name="type-transform-1", provider=ProviderAlibabaPAI,
-                                       version="v1", inputs={
-        "execution": execution, "inputTable": sql_step.outputs["outputTable"], "cols_to_double": full_cols,
-        "outputTable": gen_run_node_scoped_placeholder(suffix="outputTable")})
-    normalize_step = PipelineStep("normalize_1", name="normalize-1", provider=ProviderAlibabaPAI, version="v1",
-                                  inputs={
-        "execution": execution, "inputTable": type_transform_step.outputs["outputTable"],
-        "selectedColNames": full_cols, "lifecycle": 1,
-        "outputTableName": gen_run_node_scoped_placeholder(suffix="outputTable"),
-        "outputParaTableName": gen_run_node_scoped_placeholder(suffix="outputParaTable")})
-    split_step = PipelineStep(identifier="split", name="split-1", provider=ProviderAlibabaPAI, version="v1", inputs={
-        "inputTable": normalize_step.outputs["outputTable"], "execution": execution, "fraction": 0.8,
-        "output1TableName": gen_run_node_scoped_placeholder(suffix="output1Table"),
-        "output2TableName": gen_run_node_scoped_placeholder(suffix="output2Table")})
+    sql = (
+        "select age, (case sex when 'male' then 1 else 0 end) as sex, (case cp when"
+        " 'angina' then 0 when 'notang' then 1 else 2 end) as cp, trestbps, chol,"
+        " (case fbs when 'true' then 1 else 0 end) as fbs, (case restecg when 'norm'"
+        " then 0 when 'abn' then 1 else 2 end) as restecg, thalach, (case exang when"
+        " 'true' then 1 else 0 end) as exang, oldpeak, (case slop when 'up' then 0 "
+        "when 'flat' then 1 else 2 end) as slop, ca, (case thal when 'norm' then 0 "
+        " when 'fix' then 1 else 2 end) as thal, (case status when 'sick' then 1 else "
+        "0 end) as ifHealth from ${t1};"
+    )
+    sql_step = PipelineStep(
+        "sql",
+        name="sql-1",
+        provider=ProviderAlibabaPAI,
+        version="v1",
+        inputs={
+            "inputTable1": dataset_input,
+            "execution": execution,
+            "sql": sql,
+            "outputTableName": gen_run_node_scoped_placeholder(suffix="outputTable"),
+        },
+    )
+    type_transform_step = PipelineStep(
+        "type_transform",
+        name="type-transform-1",
+        provider=ProviderAlibabaPAI,
+        version="v1",
+        inputs={
+            "execution": execution,
+            "inputTable": sql_step.outputs["outputTable"],
+            "cols_to_double": full_cols,
+            "outputTable": gen_run_node_scoped_placeholder(suffix="outputTable"),
+        },
+    )
+    normalize_step = PipelineStep(
+        "normalize_1",
+        name="normalize-1",
+        provider=ProviderAlibabaPAI,
+        version="v1",
+        inputs={
+            "execution": execution,
+            "inputTable": type_transform_step.outputs["outputTable"],
+            "selectedColNames": full_cols,
+            "lifecycle": 1,
+            "outputTableName": gen_run_node_scoped_placeholder(suffix="outputTable"),
+            "outputParaTableName": gen_run_node_scoped_placeholder(suffix="outputParaTable"),
+        },
+    )
+    split_step = PipelineStep(
+        identifier="split",
+        name="split-1",
+        provider=ProviderAlibabaPAI,
+        version="v1",
+        inputs={
+            "inputTable": normalize_step.outputs["outputTable"],
+            "execution": execution,
+            "fraction": 0.8,
+            "output1TableName": gen_run_node_scoped_placeholder(suffix="output1Table"),
+            "output2TableName": gen_run_node_scoped_placeholder(suffix="output2Table"),
+        },
+    )
     model_name = "test_health_prediction_by_pipeline_%s" % (random.randint(0, 999999))
-    lr_step = PipelineStep(identifier="logisticregression_binary", name="logisticregression-1",
-                           provider=ProviderAlibabaPAI, version="v1", inputs={
-        "inputTable": split_step.outputs["output1Table"], "execution": execution, "generatePmml": True,
-        "pmmlOssEndpoint": pmml_oss_endpoint, "pmmlOssBucket": pmml_oss_bucket, "pmmlOssPath": pmml_oss_path,
-        "pmmlOverwrite": True, "roleArn": pmml_oss_rolearn, "regularizedLevel": 1.0, "regularizedType": "l2",
-        "modelName": model_name, "goodValue": 1, "featureColNames": ",".join(feature_cols),
-        "labelColName": label_col})
-    offline_model_pred_step = PipelineStep(identifier="Prediction_1", name="offlinemodel-pred",
-                                           provider=ProviderAlibabaPAI, version="v1", inputs={
-        "model": lr_step.outputs["model"], "inputTable": split_step.outputs["output2Table"], "execution": execution,
-        "outputTableName": gen_run_node_scoped_placeholder(suffix="outputTable"),
-        "featureColNames": ",".join(feature_cols), "appendColNames": label_col})
-    evaluate_step = PipelineStep(identifier="evaluate_1", name="evaluate-1", provider=ProviderAlibabaPAI,
-                                 version="v1", inputs={
-        "execution": execution, "inputTable": offline_model_pred_step.outputs["outputTable"],
-        "outputDetailTableName": gen_run_node_scoped_placeholder(suffix="outputDetail"),
-        "outputELDetailTableName": gen_run_node_scoped_placeholder(suffix="outputELDetail"),
-        "outputMetricTableName": gen_run_node_scoped_placeholder(suffix="outputMetricDetail"),
-        "scoreColName": "prediction_score", "labelColName": label_col})
-    return Pipeline(steps=[evaluate_step, offline_model_pred_step],
-                    outputs={"pmmlModel": lr_step.outputs["PMMLOutput"],
-                             "evaluateResult": evaluate_step.outputs["outputMetricTable"]})
+    lr_step = PipelineStep(
+        identifier="logisticregression_binary",
+        name="logisticregression-1",
+        provider=ProviderAlibabaPAI,
+        version="v1",
+        inputs={
+            "inputTable": split_step.outputs["output1Table"],
+            "execution": execution,
+            "generatePmml": True,
+            "pmmlOssEndpoint": pmml_oss_endpoint,
+            "pmmlOssBucket": pmml_oss_bucket,
+            "pmmlOssPath": pmml_oss_path,
+            "pmmlOverwrite": True,
+            "roleArn": pmml_oss_rolearn,
+            "regularizedLevel": 1.0,
+            "regularizedType": "l2",
+            "modelName": model_name,
+            "goodValue": 1,
+            "featureColNames": ",".join(feature_cols),
+            "labelColName": label_col,
+        },
+    )
+    offline_model_pred_step = PipelineStep(
+        identifier="Prediction_1",
+        name="offlinemodel-pred",
+        provider=ProviderAlibabaPAI,
+        version="v1",
+        inputs={
+            "model": lr_step.outputs["model"],
+            "inputTable": split_step.outputs["output2Table"],
+            "execution": execution,
+            "outputTableName": gen_run_node_scoped_placeholder(suffix="outputTable"),
+            "featureColNames": ",".join(feature_cols),
+            "appendColNames": label_col,
+        },
+    )
+    evaluate_step = PipelineStep(
+        identifier="evaluate_1",
+        name="evaluate-1",
+        provider=ProviderAlibabaPAI,
+        version="v1",
+        inputs={
+            "execution": execution,
+            "inputTable": offline_model_pred_step.outputs["outputTable"],
+            "outputDetailTableName": gen_run_node_scoped_placeholder(suffix="outputDetail"),
+            "outputELDetailTableName": gen_run_node_scoped_placeholder(suffix="outputELDetail"),
+            "outputMetricTableName": gen_run_node_scoped_placeholder(suffix="outputMetricDetail"),
+            "scoreColName": "prediction_score",
+            "labelColName": label_col,
+        },
+    )
+    return Pipeline(
+        steps=[evaluate_step, offline_model_pred_step],
+        outputs={
+            "pmmlModel": lr_step.outputs["PMMLOutput"],
+            "evaluateResult": evaluate_step.outputs["outputMetricTable"],
+        },
+    )
 
 
 def test_the_manual_heart_disease_pipeline_runs_on_the_built_in_operators(live_server, monkeypatch, tmp_path):
     monkeypatch.setenv("PAI_LAB_URL", live_server.url)  # the SDK finds the server as a notebook would
     monkeypatch.setenv("PAI_LAB_TOKEN", live_server.token)
     builtins = [op.identifier for op in SavedOperator.list(provider=ProviderAlibabaPAI)]
-    assert builtins == ["split", "type_transform", "sql", "normalize_1", "logisticregression_binary",
-                        "Prediction_1", "evaluate_1"]
+    assert builtins == [
+        "split",
+        "type_transform",
+        "sql",
+        "normalize_1",
+        "logisticregression_binary",
+        "Prediction_1",
+        "evaluate_1",
+    ]
     table = heart_disease_sample(tmp_path / "heart_disease_prediction.csv")
     p = create_pipeline()
     assert len(p.steps) == 7 and len(p.inputs) == 6
-    run_instance = p.run(job_name="test_heart_disease_pred", arguments={
-        "execution": {"endpoint": "", "odpsProject": "local"}, "pmml_oss_rolearn": "-", "pmml_oss_path": "-",
-        "pmml_oss_bucket": "-", "pmml_oss_endpoint": "-", "inputTable": str(table)}, wait=True, show_outputs=False,
-        timeout=300)
+    run_instance = p.run(
+        job_name="test_heart_disease_pred",
+        arguments={
+            "execution": {"endpoint": "", "odpsProject": "local"},
+            "pmml_oss_rolearn": "-",
+            "pmml_oss_path": "-",
+            "pmml_oss_bucket": "-",
+            "pmml_oss_endpoint": "-",
+            "inputTable": str(table),
+        },
+        wait=True,
+        show_outputs=False,
+        timeout=300,
+    )
     assert run_instance.detail.status == "Succeeded", run_instance.detail.reason
     outputs = {o.name: o for o in run_instance.get_outputs()}
     assert set(outputs) == {"pmmlModel", "evaluateResult"}
-    metrics = pd.read_csv(outputs["evaluateResult"].uri[len("file://"):])
+    metrics = pd.read_csv(outputs["evaluateResult"].uri[len("file://") :])
     assert metrics.loc[0, "AUC"] > 0.75 and metrics.loc[0, "Total"] == 60  # the 20% split-1 held out
-    pmml = Path(outputs["pmmlModel"].uri[len("file://"):]).read_text()
+    pmml = Path(outputs["pmmlModel"].uri[len("file://") :]).read_text()
     assert "<RegressionModel" in pmml and 'name="oldpeak"' in pmml
     assert any(line.startswith("trained on 240 rows") for line in run_instance.get_logs("logisticregression-1"))

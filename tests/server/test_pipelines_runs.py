@@ -31,7 +31,6 @@ def ws(live_server, unique_name):
     return ws
 
 
-
 @component(outputs=[PipelineParameter("seen", str)])
 def look_at_the_state_folder(state: str):
     """Written at module level: pickled by value with this module, which the step's process cannot import."""
@@ -61,9 +60,10 @@ def make_and_sum():
         print(f"making {n} rows")
         context.output_artifacts["table"].save_dataframe(pd.DataFrame({"x": range(n)}))
 
-    @component(inputs=[PipelineArtifact("table", MetadataBuilder.fs_dataset(), required=True),
-                       PipelineParameter("k", int, 1)],
-               outputs=[PipelineParameter("total", int)])
+    @component(
+        inputs=[PipelineArtifact("table", MetadataBuilder.fs_dataset(), required=True), PipelineParameter("k", int, 1)],
+        outputs=[PipelineParameter("total", int)],
+    )
     def total(k: int, context=None):
         df = context.input_artifacts["table"].read_dataframe()
         print(f"sum={df.x.sum()}")
@@ -82,8 +82,10 @@ def test_a_run_walks_pai_states_and_hands_outputs_by_reference(ws):
         seen.add(run.refresh(changed_from=run.detail.status, wait=5).status)
     assert run.detail.status == "Succeeded", run.detail.reason
     assert {"Running", "Succeeded"} <= seen
-    assert [(n.name, n.status, n.cached) for n in run.detail.nodes] == [("make", "Succeeded", False),
-                                                                          ("total", "Succeeded", False)]
+    assert [(n.name, n.status, n.cached) for n in run.detail.nodes] == [
+        ("make", "Succeeded", False),
+        ("total", "Succeeded", False),
+    ]
     outputs = {a.name: a for a in run.get_outputs()}
     assert outputs["total"].value == 18  # 0+1+2+3, times 3
     uri = outputs["table"].uri
@@ -112,22 +114,34 @@ def test_a_script_operator_gets_pai_container_contract(ws, tmp_path):
         "print('env', json.loads(os.environ['PAI_INPUTS_PARAMETERS']), os.environ['PAI_RUN_ID'][:4],\n"
         "      os.environ['PAI_NODE_ID'][:5], 'PAI_LAB_TOKEN' in os.environ)\n"
         "out = work / 'outputs/artifacts/result'\n"
-        "(out / 'data').write_text(json.dumps({'location': {'uri': 'file:///somewhere/model'}}))\n")
+        "(out / 'data').write_text(json.dumps({'location': {'uri': 'file:///somewhere/model'}}))\n"
+    )
     data = tmp_path / "input.csv"
     data.write_text("x\n1\n")
-    op = ScriptOperator(entry_point="main.py", script_dir=str(scripts), identifier="simpleExample",
-                        inputs=[PipelineParameter(name="foo", default=10), PipelineParameter(name="bar", default=10),
-                                PipelineArtifact("data", MetadataBuilder.fs_dataset(), required=True)],
-                        outputs=[PipelineArtifact("result", MetadataBuilder.local_model())])
-    run = op.run(job_name="exampleScript", arguments={"foo": "ThisIsFoo", "data": str(data)}, workspace=ws,
-                 show_outputs=False, timeout=120)
+    op = ScriptOperator(
+        entry_point="main.py",
+        script_dir=str(scripts),
+        identifier="simpleExample",
+        inputs=[
+            PipelineParameter(name="foo", default=10),
+            PipelineParameter(name="bar", default=10),
+            PipelineArtifact("data", MetadataBuilder.fs_dataset(), required=True),
+        ],
+        outputs=[PipelineArtifact("result", MetadataBuilder.local_model())],
+    )
+    run = op.run(
+        job_name="exampleScript",
+        arguments={"foo": "ThisIsFoo", "data": str(data)},
+        workspace=ws,
+        show_outputs=False,
+        timeout=120,
+    )
     assert run.detail.status == "Succeeded"
     lines = run.get_logs("simpleExample")
     assert lines[0] == "args ThisIsFoo 10"
     assert lines[1] == "param-file ThisIsFoo"
-    assert json.loads(lines[2][len("artifact "):]) == {"location": {"uri": f"file://{data.resolve()}"}}
-    assert lines[3] == ("env [{'name': 'foo', 'value': 'ThisIsFoo'}, {'name': 'bar', 'value': '10'}] run- node- "
-                        "False")
+    assert json.loads(lines[2][len("artifact ") :]) == {"location": {"uri": f"file://{data.resolve()}"}}
+    assert lines[3] == ("env [{'name': 'foo', 'value': 'ThisIsFoo'}, {'name': 'bar', 'value': '10'}] run- node- False")
     assert run.get_outputs()[0].value == {"location": {"uri": "file:///somewhere/model"}}
 
 
@@ -140,8 +154,9 @@ def test_equal_steps_are_cached_unless_the_run_says_otherwise(ws):
     other_k = ws.pipelines.run(make_and_sum(), arguments={"k": 5}, wait=True, show_outputs=False, timeout=120)
     assert [(n.status, n.cached) for n in other_k.detail.nodes] == [("Skipped", True), ("Succeeded", False)]
     assert {a.name: a.value for a in other_k.get_outputs()}["total"] == 30
-    fresh = ws.pipelines.run(make_and_sum(), arguments={"k": 2}, cache=False, wait=True, show_outputs=False,
-                             timeout=120)
+    fresh = ws.pipelines.run(
+        make_and_sum(), arguments={"k": 2}, cache=False, wait=True, show_outputs=False, timeout=120
+    )
     assert [(n.status, n.cached) for n in fresh.detail.nodes] == [("Succeeded", False), ("Succeeded", False)]
 
 
@@ -178,14 +193,20 @@ def test_a_failing_step_fails_the_run_with_its_log_tail_and_retry_reuses_what_su
     assert run.detail.status == "Failed"
     assert run.detail.reason.startswith("step 'flaky' failed: the step's process exited with code 1")
     assert "RuntimeError: the flag file is missing" in run.detail.reason
-    assert [(n.name, n.status) for n in run.detail.nodes] == [("first", "Succeeded"), ("flaky", "Failed"),
-                                                              ("last", "Skipped")]
+    assert [(n.name, n.status) for n in run.detail.nodes] == [
+        ("first", "Succeeded"),
+        ("flaky", "Failed"),
+        ("last", "Skipped"),
+    ]
     first_finished = run.detail.nodes[0].finished_at
     flag.write_text("now")
     run.retry()
     run.wait_for_completion(show_outputs=False, timeout=120)
-    assert [(n.name, n.status) for n in run.detail.nodes] == [("first", "Succeeded"), ("flaky", "Succeeded"),
-                                                              ("last", "Succeeded")]
+    assert [(n.name, n.status) for n in run.detail.nodes] == [
+        ("first", "Succeeded"),
+        ("flaky", "Succeeded"),
+        ("last", "Succeeded"),
+    ]
     assert run.detail.nodes[0].finished_at == first_finished  # not run again
     assert run.get_logs("first") == ["first ran"]
     assert run.detail.attempt == 2
@@ -226,8 +247,9 @@ def test_terminate_ends_running_steps_and_skips_the_rest(ws):
 def test_on_a_server_with_members_a_step_cannot_see_the_state_folder(ws, live_server):
     state = live_server.root / ".pai_lab"
     assert (state / "server.json").exists()
-    run = ws.pipelines.run(look_at_the_state_folder, arguments={"state": str(state)}, wait=True, show_outputs=False,
-                           timeout=120)
+    run = ws.pipelines.run(
+        look_at_the_state_folder, arguments={"state": str(state)}, wait=True, show_outputs=False, timeout=120
+    )
     seen = run.get_outputs()[0].value
     assert "server.json" not in seen and "pai.db" not in seen
 
@@ -360,8 +382,9 @@ def test_a_manifest_in_a_pai_cell_runs(live_server, monkeypatch, capsys):
     monkeypatch.setenv("PAI_LAB_TOKEN", live_server.token)
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "pai_lab")
-    detail = shell.run_cell_magic("pai", "pipeline run -a k=5 --wait --no-cache --name from-a-cell",
-                                  make_and_sum().to_yaml())
+    detail = shell.run_cell_magic(
+        "pai", "pipeline run -a k=5 --wait --no-cache --name from-a-cell", make_and_sum().to_yaml()
+    )
     assert detail["status"] == "Succeeded" and detail["name"] == "from-a-cell"
     assert {o["name"]: o["value"] for o in detail["outputs"]}["total"] == 30
     assert "total: sum=6" in capsys.readouterr().out
@@ -378,9 +401,14 @@ def test_saved_operators_are_found_by_triple_and_run_as_steps(ws, live_server, t
         "p = argparse.ArgumentParser(); p.add_argument('--foo'); args = p.parse_args()\n"
         "print('version one says', args.foo)\n"
         "out = pathlib.Path(os.environ['PAI_WORK_DIR']) / 'outputs/parameters/said'\n"
-        "out.write_text('\"' + args.foo + '\"')\n")
-    op = ScriptOperator(entry_file="main.py", source_dir=str(scripts), inputs=[PipelineParameter("foo", default="hi")],
-                        outputs=[PipelineParameter("said", str)])
+        "out.write_text('\"' + args.foo + '\"')\n"
+    )
+    op = ScriptOperator(
+        entry_file="main.py",
+        source_dir=str(scripts),
+        inputs=[PipelineParameter("foo", default="hi")],
+        outputs=[PipelineParameter("said", str)],
+    )
     saved = op.save("echo", "v1", workspace=ws)
     assert saved.pipeline_id.startswith("pl-") and (saved.identifier, saved.version) == ("echo", "v1")
     assert saved.provider == "owner"  # the member who saved it
@@ -396,8 +424,9 @@ def test_saved_operators_are_found_by_triple_and_run_as_steps(ws, live_server, t
     assert found.pipeline_id == saved.pipeline_id and [v.name for v in found.inputs] == ["foo"]
     assert [s.pipeline_id for s in SavedOperator.list(identifier="echo", workspace=ws)] == [saved.pipeline_id]
     step = PipelineStep(identifier="echo", version="v1", name="say", inputs={"foo": "saved code"}, workspace=ws)
-    run = ws.pipelines.run(Pipeline(steps=[step], outputs={"said": step.outputs["said"]}), wait=True,
-                           show_outputs=False, timeout=120)
+    run = ws.pipelines.run(
+        Pipeline(steps=[step], outputs={"said": step.outputs["said"]}), wait=True, show_outputs=False, timeout=120
+    )
     assert run.get_logs("say") == ["version one says saved code"]
     assert run.get_outputs()[0].value == "saved code"
     with pytest.raises(BadInput, match="no saved operator splitt@v1 of provider 'pai'"):
@@ -412,8 +441,10 @@ def test_a_step_cannot_hand_the_next_one_the_state_folder(ws, live_server):
     def point():
         return {"location": {"uri": "file://" + secret}}
 
-    @component(inputs=[PipelineArtifact("loot", MetadataBuilder.any(), required=True)],
-               outputs=[PipelineParameter("read", str)])
+    @component(
+        inputs=[PipelineArtifact("loot", MetadataBuilder.any(), required=True)],
+        outputs=[PipelineParameter("read", str)],
+    )
     def take(context=None):
         try:
             return {"read": open(context.input_artifacts["loot"].local_path()).read()[:20]}
@@ -422,8 +453,9 @@ def test_a_step_cannot_hand_the_next_one_the_state_folder(ws, live_server):
 
     first = point.as_step(name="point")
     second = take.as_step(name="take", inputs={"loot": first.outputs["loot"]})
-    run = ws.pipelines.run(Pipeline(steps=[second], outputs={"read": second.outputs["read"]}), wait=True,
-                           show_outputs=False, timeout=120)
+    run = ws.pipelines.run(
+        Pipeline(steps=[second], outputs={"read": second.outputs["read"]}), wait=True, show_outputs=False, timeout=120
+    )
     assert run.get_outputs()[0].value in ("FileNotFoundError", "PermissionError")
 
 
@@ -431,8 +463,9 @@ def test_an_operator_environment_reaches_the_script_inside_the_sandbox(ws, tmp_p
     scripts = tmp_path / "env"
     scripts.mkdir()
     (scripts / "show.py").write_text("import os\nprint(os.environ.get('GREETING'), os.environ.get('LD_PRELOAD'))\n")
-    op = ScriptOperator(entry_file="show.py", source_dir=str(scripts),
-                        env={"GREETING": "hello", "LD_PRELOAD": "/nonexistent.so"})
+    op = ScriptOperator(
+        entry_file="show.py", source_dir=str(scripts), env={"GREETING": "hello", "LD_PRELOAD": "/nonexistent.so"}
+    )
     run = op.run(workspace=ws, show_outputs=False, timeout=120)
     assert run.get_logs(op.identifier)[-1] == "hello /nonexistent.so"
     bad = op.to_dict()
@@ -456,8 +489,12 @@ def test_function_steps_share_a_warm_runner_but_keep_their_own_folder_env_and_lo
     run = ws.pipelines.run(Pipeline(steps=steps), cache=False)
     with pytest.raises(PipelineRunError, match="step 'w2' failed: the step's process exited with code 3"):
         run.wait_for_completion(show_outputs=False, timeout=120)
-    assert [(n.name, n.status) for n in run.detail.nodes] == [("w0", "Succeeded"), ("w1", "Succeeded"),
-                                                              ("w2", "Failed"), ("w3", "Succeeded")]
+    assert [(n.name, n.status) for n in run.detail.nodes] == [
+        ("w0", "Succeeded"),
+        ("w1", "Succeeded"),
+        ("w2", "Failed"),
+        ("w3", "Succeeded"),
+    ]
     for i in (0, 1, 3):
         assert run.get_logs(f"w{i}") == [f"step {i}"]
         node_id, cwd, work_dir = run.get_outputs(node_id=f"w{i}")[0].value.split("|")

@@ -21,7 +21,6 @@ def ws(live_server, unique_name):
     return ws
 
 
-
 def run_state(panel) -> str:
     return re.search(r"</code> · <span[^>]*>(\w+)</span>", panel.header.value).group(1)
 
@@ -52,8 +51,7 @@ def test_the_panel_follows_a_run_and_its_buttons_suspend_and_resume_it(ws, tmp_p
 
     first = gated.as_step(name="gated")
     last = then.as_step(name="then", inputs={"note": first.outputs["note"]})
-    run = ws.pipelines.run(Pipeline(steps=[last], outputs={"echo": last.outputs["echo"]}), name="watched",
-                           cache=False)
+    run = ws.pipelines.run(Pipeline(steps=[last], outputs={"echo": last.outputs["echo"]}), name="watched", cache=False)
     panel = run.monitor(refresh=0.05)
     assert panel.polling
     wait_for(lambda: step_states(panel).get("gated") == "Running")
@@ -137,8 +135,9 @@ def test_terminate_from_the_panel_and_a_closed_panel_stops_polling(ws):
         print("never")
 
     first = slow.as_step(name="slow")
-    run = ws.pipelines.run(Pipeline(steps=[after.as_step(name="after", inputs={"done": first.outputs["done"]})]),
-                           name="slow", cache=False)
+    run = ws.pipelines.run(
+        Pipeline(steps=[after.as_step(name="after", inputs={"done": first.outputs["done"]})]), name="slow", cache=False
+    )
     panel, closed = run.monitor(refresh=0.05), ws.pipelines.get(run.id).monitor(refresh=0.05)
     wait_for(lambda: step_states(panel).get("slow") == "Running")
     closed.close()

@@ -16,18 +16,19 @@ async def test_roles_decide_who_deploys_and_test_services_are_open_to_developers
     await members("default")
     status, body = await api("POST", "/workspaces/default/services", spec("prod_model", str(saved_model)), user="dev")
     assert status == 403 and "test services" in body["error"]["message"]
-    status, created = await api("POST", "/workspaces/default/services", spec("test_model", str(saved_model)),
-                                user="dev")
+    status, created = await api(
+        "POST", "/workspaces/default/services", spec("test_model", str(saved_model)), user="dev"
+    )
     assert status == 201, created
     assert created["test"] is True and created["created_by"] == "dev"
     status, body = await api("POST", "/workspaces/default/services", spec("ops_model", str(saved_model)), user="ops")
     assert status == 201, body
-    status, body = await api("POST", "/workspaces/default/services", spec("guest_model", str(saved_model)),
-                             user="guest")
+    status, body = await api(
+        "POST", "/workspaces/default/services", spec("guest_model", str(saved_model)), user="guest"
+    )
     assert status == 403
     # a developer manages test services only; a guest reads
-    status, _ = await api("PATCH", "/workspaces/default/services/test_model", {"metadata": {"instance": 0}},
-                          user="dev")
+    status, _ = await api("PATCH", "/workspaces/default/services/test_model", {"metadata": {"instance": 0}}, user="dev")
     assert status == 200
     status, _ = await api("POST", "/workspaces/default/services/ops_model/stop", user="dev")
     assert status == 403
@@ -47,8 +48,11 @@ async def test_bad_service_json_is_refused_with_the_key_and_nothing_is_stored(ap
         (spec("svc_a", str(tmp_path)), "model_path", "no SavedModel"),
         ({**spec("svc_a", str(saved_model)), "processor": "caffe"}, "processor", "not available"),
         ({**spec("svc_a", str(saved_model)), "processor_type": "java"}, "processor_type", "cannot run here"),
-        ({"name": "svc_a", "processor_type": "python", "processor_path": str(tmp_path), "metadata": {"instance": 0}},
-         "processor_entry", "required"),
+        (
+            {"name": "svc_a", "processor_type": "python", "processor_path": str(tmp_path), "metadata": {"instance": 0}},
+            "processor_entry",
+            "required",
+        ),
     ]
     for body, field, words in cases:
         status, answer = await api("POST", "/workspaces/default/services", body)
@@ -62,11 +66,13 @@ async def test_names_are_unique_and_blue_green_needs_an_existing_service(api, sa
     assert (await api("POST", "/workspaces/default/services", spec("svc_b", str(saved_model))))[0] == 201
     status, body = await api("POST", "/workspaces/default/services", spec("svc_b", str(saved_model)))
     assert status == 409 and body["error"]["field"] == "name"
-    status, body = await api("POST", "/workspaces/default/services", spec("svc_c", str(saved_model)),
-                             params={"relate": "true"})
+    status, body = await api(
+        "POST", "/workspaces/default/services", spec("svc_c", str(saved_model)), params={"relate": "true"}
+    )
     assert status == 400 and "create it without -r" in body["error"]["message"]
-    status, child = await api("POST", "/workspaces/default/services", spec("svc_b", str(saved_model)),
-                              params={"relate": "true"})
+    status, child = await api(
+        "POST", "/workspaces/default/services", spec("svc_b", str(saved_model)), params={"relate": "true"}
+    )
     assert status == 201 and child["name"].startswith("svc_b_") and len(child["name"]) == len("svc_b_") + 8
     assert child["parent"] == "svc_b" and child["endpoint"].endswith("/api/predict/" + child["name"])
     # release takes the new service, not the original
@@ -81,7 +87,8 @@ async def test_names_are_unique_and_blue_green_needs_an_existing_service(api, sa
     assert (await api("DELETE", "/workspaces/default/services/svc_b"))[0] == 204
     status, listed = await api("GET", "/workspaces/default/services")
     assert [(s["name"], s["traffic"], s["service_path"]) for s in listed] == [
-        (child["name"], {child["name"]: 100}, "/api/predict/svc_b")]
+        (child["name"], {child["name"]: 100}, "/api/predict/svc_b")
+    ]
     status, body = await api("POST", "/workspaces/default/services", spec("svc_b", str(saved_model)))
     assert status == 409  # the entry endpoint lives on
 
@@ -90,8 +97,11 @@ async def test_modify_versions_and_switching_back(api, saved_model, saved_model_
     assert (await api("POST", "/workspaces/default/services", spec("svc_v", str(saved_model))))[0] == 201
     status, body = await api("PATCH", "/workspaces/default/services/svc_v", {"metadata": {"instance": 0, "cpu": 1}})
     assert status == 200 and body["latest_version"] == 1 and body["config"]["metadata"]["cpu"] == 1
-    status, body = await api("PATCH", "/workspaces/default/services/svc_v",
-                             {"model_path": str(saved_model_v2), "processor": "tensorflow_cpu_2.7"})
+    status, body = await api(
+        "PATCH",
+        "/workspaces/default/services/svc_v",
+        {"model_path": str(saved_model_v2), "processor": "tensorflow_cpu_2.7"},
+    )
     assert status == 200 and (body["current_version"], body["latest_version"]) == (2, 2)
     status, body = await api("POST", "/workspaces/default/services/svc_v/version", {"version": 1})
     assert status == 200 and body["current_version"] == 1 and body["config"]["model_path"] == str(saved_model)
@@ -119,8 +129,11 @@ async def test_model_path_on_s3_is_fetched_through_oss_endpoint(api, saved_model
     body = {**spec("svc_s3", f"s3://{bucket}/models/mnist"), "oss_endpoint": s3_server}
     status, created = await api("POST", "/workspaces/default/services", body)
     assert status == 201, created
-    status, answer = await api("POST", "/workspaces/default/services",
-                               {**spec("svc_s3b", f"s3://{bucket}/models/missing"), "oss_endpoint": s3_server})
+    status, answer = await api(
+        "POST",
+        "/workspaces/default/services",
+        {**spec("svc_s3b", f"s3://{bucket}/models/missing"), "oss_endpoint": s3_server},
+    )
     assert status == 400 and answer["error"]["field"] == "model_path" and "does not exist" in answer["error"]["message"]
 
 

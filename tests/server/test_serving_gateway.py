@@ -31,8 +31,12 @@ def ws(live_server):
 
 
 def tf_spec(saved_model) -> dict:
-    return {"name": f"mnist_{uuid.uuid4().hex[:8]}", "model_path": str(saved_model), "processor": "tensorflow_cpu_2.7",
-            "metadata": {"instance": 1, "rpc": {"batching": True}}}
+    return {
+        "name": f"mnist_{uuid.uuid4().hex[:8]}",
+        "model_path": str(saved_model),
+        "processor": "tensorflow_cpu_2.7",
+        "metadata": {"instance": 1, "rpc": {"batching": True}},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +48,13 @@ def tf_service(ws, saved_model):
 
 
 def echo_spec(name: str, python_processor, **metadata) -> dict:
-    return {"name": name, "processor_type": "python", "processor_path": str(python_processor),
-            "processor_entry": "app.py", "metadata": {"instance": 1, **metadata}}
+    return {
+        "name": name,
+        "processor_type": "python",
+        "processor_path": str(python_processor),
+        "processor_entry": "app.py",
+        "metadata": {"instance": 1, **metadata},
+    }
 
 
 @pytest.fixture
@@ -59,10 +68,15 @@ def echo_service(ws, python_processor):
 @pytest.fixture
 def slow_service(ws, python_processor):
     """A Python processor with one worker, a queue of 2 and a 3 s keepalive; one per test."""
-    svc = ws.services.create({"name": f"echo_{uuid.uuid4().hex[:8]}", "processor_type": "python",
-                              "processor_path": str(python_processor), "processor_entry": "app.py",
-                              "metadata": {"instance": 1, "workers": 1,
-                                           "rpc": {"max_queue_size": 2, "keepalive": 3000}}})
+    svc = ws.services.create(
+        {
+            "name": f"echo_{uuid.uuid4().hex[:8]}",
+            "processor_type": "python",
+            "processor_path": str(python_processor),
+            "processor_entry": "app.py",
+            "metadata": {"instance": 1, "workers": 1, "rpc": {"max_queue_size": 2, "keepalive": 3000}},
+        }
+    )
     yield svc
     svc.delete()
 
@@ -70,8 +84,9 @@ def slow_service(ws, python_processor):
 def post(svc, body, token=True, path=None, **kw):
     headers = {"Authorization": svc.token} if token else {}
     url = gateway_of(svc.endpoint) + path if path else svc.endpoint
-    return requests.post(url, data=body if isinstance(body, bytes) else json.dumps(body), headers=headers,
-                         timeout=30, **kw)
+    return requests.post(
+        url, data=body if isinstance(body, bytes) else json.dumps(body), headers=headers, timeout=30, **kw
+    )
 
 
 def test_same_prediction_over_eas_tf_serving_and_v2(tf_service, in_process_model):
@@ -97,8 +112,11 @@ def test_same_prediction_over_eas_tf_serving_and_v2(tf_service, in_process_model
     columnar = post(tf_service, {"inputs": {"images": x.tolist()}}, path=f"/v1/models/{name}/versions/1:predict")
     assert np.allclose(columnar.json()["outputs"], expected, atol=1e-6)
 
-    infer = post(tf_service, {"inputs": [{"name": "images", "shape": [3, 4], "datatype": "FP32",
-                                          "data": x.ravel().tolist()}]}, path=f"/v2/models/{name}/infer")
+    infer = post(
+        tf_service,
+        {"inputs": [{"name": "images", "shape": [3, 4], "datatype": "FP32", "data": x.ravel().tolist()}]},
+        path=f"/v2/models/{name}/infer",
+    )
     out = infer.json()["outputs"][0]
     assert out["name"] == "scores" and out["shape"] == [3, 2]
     assert np.allclose(np.reshape(out["data"], out["shape"]), expected, atol=1e-6)
@@ -106,8 +124,9 @@ def test_same_prediction_over_eas_tf_serving_and_v2(tf_service, in_process_model
     signature = requests.get(tf_service.endpoint, headers={"Authorization": tf_service.token}).json()
     assert signature["signature_name"] == "predict_images"
     assert signature["inputs"] == [{"name": "images", "shape": [-1, 4], "type": "DT_FLOAT"}]
-    status = requests.get(gateway_of(tf_service.endpoint) + f"/v1/models/{name}",
-                          headers={"Authorization": tf_service.token}).json()
+    status = requests.get(
+        gateway_of(tf_service.endpoint) + f"/v1/models/{name}", headers={"Authorization": tf_service.token}
+    ).json()
     assert status["model_version_status"][0]["state"] == "AVAILABLE"
 
 
@@ -122,8 +141,12 @@ def test_tritonclient_gets_the_models_answers(tf_service, in_process_model):
     for binary in (True, False):
         tensor = triton.InferInput("images", list(x.shape), "FP32")
         tensor.set_data_from_numpy(x, binary_data=binary)
-        result = client.infer(tf_service.name, [tensor], outputs=[triton.InferRequestedOutput(
-            "scores", binary_data=binary)], headers=dict(headers))  # infer() adds to the dict it is given
+        result = client.infer(
+            tf_service.name,
+            [tensor],
+            outputs=[triton.InferRequestedOutput("scores", binary_data=binary)],
+            headers=dict(headers),
+        )  # infer() adds to the dict it is given
         assert np.allclose(result.as_numpy("scores"), in_process_model(x), atol=1e-6)
 
 
@@ -165,14 +188,20 @@ def test_metrics_parse_as_prometheus_text(tf_service):
 
     for _ in range(3):
         assert post(tf_service, {"inputs": {"images": [[0.0, 1.0, 2.0, 3.0]]}}).status_code == 200
-    families = {f.name: f for f in text_string_to_metric_families(
-        requests.get(gateway_of(tf_service.endpoint) + "/metrics").text)}
-    ok = [s for s in families["pai_serving_requests"].samples
-          if s.labels.get("service") == tf_service.name and s.labels.get("code") == "200" and s.name.endswith("_total")]
+    families = {
+        f.name: f
+        for f in text_string_to_metric_families(requests.get(gateway_of(tf_service.endpoint) + "/metrics").text)
+    }
+    ok = [
+        s
+        for s in families["pai_serving_requests"].samples
+        if s.labels.get("service") == tf_service.name and s.labels.get("code") == "200" and s.name.endswith("_total")
+    ]
     # predictions are counted per instance (signature reads touch no instance)
     assert sum(s.value for s in ok if s.labels["instance"]) >= 3
-    assert any(s.labels.get("service") == tf_service.name
-               for s in families["pai_serving_request_latency_seconds"].samples)
+    assert any(
+        s.labels.get("service") == tf_service.name for s in families["pai_serving_request_latency_seconds"].samples
+    )
     assert any(s.labels.get("service") == tf_service.name for s in families["pai_serving_batch_size"].samples)
     assert any(s.labels.get("service") == tf_service.name for s in families["pai_serving_queue_depth"].samples)
 
@@ -228,8 +257,13 @@ def test_rolling_update_loses_no_request(ws, saved_model, cli, service_json, sav
     body = json.dumps({"inputs": {"images": x.tolist()}}).encode()
     load = Load(service.endpoint, body, {"Authorization": service.token})
     try:
-        rc, out, err = cli("eascmd", "modify", service.name, "-s",
-                           service_json({"model_path": str(saved_model_v2), "processor": "tensorflow_cpu_2.7"}))
+        rc, out, err = cli(
+            "eascmd",
+            "modify",
+            service.name,
+            "-s",
+            service_json({"model_path": str(saved_model_v2), "processor": "tensorflow_cpu_2.7"}),
+        )
         assert rc == 0, err
         assert "has a new version 2" in out and "[OK] Service is running" in out
         assert not np.allclose(service.predict(x), v1, atol=1e-4)  # the new version answers now
@@ -257,8 +291,12 @@ def test_scaling_keeps_instances_and_a_killed_instance_comes_back(echo_service, 
     load = Load(echo_service.endpoint, body, {"Authorization": echo_service.token}, threads=4)
     time.sleep(0.5)
     os.kill(first[0].pid, signal.SIGKILL)
-    assert wait_for(lambda: {i.name: i for i in echo_service.instances()}[first[0].name].ready == "[1/1]" and
-                    {i.name: i for i in echo_service.instances()}[first[0].name].restarts == 1)
+    assert wait_for(
+        lambda: (
+            {i.name: i for i in echo_service.instances()}[first[0].name].ready == "[1/1]"
+            and {i.name: i for i in echo_service.instances()}[first[0].name].restarts == 1
+        )
+    )
     time.sleep(0.5)
     codes = load.stop()
     again = {i.name: i for i in echo_service.instances()}[first[0].name]
@@ -293,8 +331,13 @@ def test_deleting_an_instance_replaces_it(slow_service, cli):
     (old,) = slow_service.instances()
     rc, out, _err = cli("eascmd", "dw", slow_service.name, old.name, "-y")
     assert rc == 0 and f"Instance(s) [{old.name}] for service [{slow_service.name}]" in out
-    assert wait_for(lambda: [i.name for i in slow_service.instances()] not in ([old.name], []) and
-                    len(slow_service.instances()) == 1 and slow_service.instances()[0].ready == "[1/1]")
+    assert wait_for(
+        lambda: (
+            [i.name for i in slow_service.instances()] not in ([old.name], [])
+            and len(slow_service.instances()) == 1
+            and slow_service.instances()[0].ready == "[1/1]"
+        )
+    )
     assert slow_service.predict({"values": [1, 1]}) == {"sum": 2, "n": 2}
 
 
@@ -306,10 +349,15 @@ def gated(svc, values: list, gate=None):
 
 def test_a_full_queue_answers_450_and_a_slow_request_408(ws, gate_processor, tmp_path):
     def create(keepalive: int):
-        return ws.services.create({"name": f"gate_{uuid.uuid4().hex[:8]}", "processor_type": "python",
-                                   "processor_path": str(gate_processor), "processor_entry": "app.py",
-                                   "metadata": {"instance": 1, "workers": 1,
-                                                "rpc": {"max_queue_size": 2, "keepalive": keepalive}}})
+        return ws.services.create(
+            {
+                "name": f"gate_{uuid.uuid4().hex[:8]}",
+                "processor_type": "python",
+                "processor_path": str(gate_processor),
+                "processor_entry": "app.py",
+                "metadata": {"instance": 1, "workers": 1, "rpc": {"max_queue_size": 2, "keepalive": keepalive}},
+            }
+        )
 
     # one worker held by the gate, two requests in its queue: the next is refused at once with 450
     queue = create(keepalive=600_000)  # longer than any wait here: only the gate decides
@@ -364,15 +412,24 @@ def test_cell_magic_creates_a_service_and_the_proxy_reaches_it(live_server, pyth
     shell = InteractiveShell.instance()
     shell.register_magics(PaiMagics)
     name = f"magic_{uuid.uuid4().hex[:8]}"
-    cell = json.dumps({"name": name, "processor_type": "python", "processor_path": str(python_processor),
-                       "processor_entry": "app.py", "generate_token": "false", "metadata": {"instance": 1}})
+    cell = json.dumps(
+        {
+            "name": name,
+            "processor_type": "python",
+            "processor_path": str(python_processor),
+            "processor_entry": "app.py",
+            "generate_token": "false",
+            "metadata": {"instance": 1},
+        }
+    )
     shell.run_cell_magic("pai", "eascmd create", cell)
     table = shell.run_line_magic("pai", "eascmd ls")
     assert table.set_index("name").loc[name, "state"] == "Running"
     # through the Jupyter server's port, with the server's own authentication
     url = f"{live_server.url.rstrip('/')}/pai-lab/api/v1/workspaces/default/services/{name}/predict"
-    answer = requests.post(url, data=json.dumps({"values": [5, 6]}),
-                           headers={"Authorization": f"token {live_server.token}"})
+    answer = requests.post(
+        url, data=json.dumps({"values": [5, 6]}), headers={"Authorization": f"token {live_server.token}"}
+    )
     assert answer.status_code == 200 and answer.json() == {"sum": 11, "n": 2}
     assert requests.post(url, data=b"{}").status_code in (401, 403)
     shell.run_line_magic("pai", f"eascmd delete {name} -y")
@@ -397,8 +454,13 @@ def test_warm_up_requests_run_before_the_instance_takes_traffic(ws, python_proce
     svc = ws.services.create({**echo_spec(name, python_processor), "warm_up_data_path": str(warm_up)})
     try:
         text = requests.get(gateway_of(svc.endpoint) + "/metrics").text
-        calls = sum(s.value for f in text_string_to_metric_families(text) if f.name == "pai_serving_batch_size"
-                    for s in f.samples if s.name.endswith("_count") and s.labels["service"] == name)
+        calls = sum(
+            s.value
+            for f in text_string_to_metric_families(text)
+            if f.name == "pai_serving_batch_size"
+            for s in f.samples
+            if s.name.endswith("_count") and s.labels["service"] == name
+        )
         assert calls == 10  # each of the 2 requests 5 times, all before the service counted as Running
         assert svc.predict({"values": [7]}) == {"sum": 7, "n": 1}
     finally:
@@ -408,13 +470,19 @@ def test_warm_up_requests_run_before_the_instance_takes_traffic(ws, python_proce
 def test_prelabels_from_the_deployed_service_are_suggestions_not_answers(ws, tf_service, in_process_model):
     rng = np.random.default_rng(5)
     features = rng.normal(size=(12, 4)).round(3).astype(np.float32)
-    task = ws.labeling.create_task(f"pre_{uuid.uuid4().hex[:8]}", "image-classification", labels=["neg", "pos"],
-                                   lines=[{"data": {"source": f"{i}.jpg", "features": f.tolist()}}
-                                          for i, f in enumerate(features)])
+    task = ws.labeling.create_task(
+        f"pre_{uuid.uuid4().hex[:8]}",
+        "image-classification",
+        labels=["neg", "pos"],
+        lines=[{"data": {"source": f"{i}.jpg", "features": f.tolist()}} for i, f in enumerate(features)],
+    )
     try:
         attached = task.prelabel_from_service(
-            tf_service.name, lambda data, scores: ["neg", "pos"][int(np.argmax(scores))],
-            inputs=lambda data: np.array([data["features"]], dtype=np.float32), progress=False)
+            tf_service.name,
+            lambda data, scores: ["neg", "pos"][int(np.argmax(scores))],
+            inputs=lambda data: np.array([data["features"]], dtype=np.float32),
+            progress=False,
+        )
         assert attached == 12
 
         expected = [["neg", "pos"][i] for i in in_process_model(features).argmax(axis=1)]  # the model itself
@@ -428,7 +496,7 @@ def test_prelabels_from_the_deployed_service_are_suggestions_not_answers(ws, tf_
         task.delete()
 
 
-BATCH_PROCESSOR = textwrap.dedent('''
+BATCH_PROCESSOR = textwrap.dedent("""
     import json, time
 
 
@@ -442,15 +510,24 @@ BATCH_PROCESSOR = textwrap.dedent('''
             if any(r.get("short") for r in requests):
                 return []
             return [{"sum": sum(r["values"]), "batch": len(datas)} for r in requests]
-''')
+""")
 
 
 def test_a_python_processor_with_process_batch_gets_batches_and_each_caller_its_own_answer(ws, tmp_path):
     (tmp_path / "app.py").write_text(BATCH_PROCESSOR)
-    svc = ws.services.create({"name": f"summer_{uuid.uuid4().hex[:8]}", "processor_type": "python",
-                              "processor_path": str(tmp_path), "processor_entry": "app.py",
-                              "metadata": {"instance": 1, "workers": 1,
-                                           "rpc": {"batching": True, "max_batch_size": 8, "max_batch_timeout": 50}}})
+    svc = ws.services.create(
+        {
+            "name": f"summer_{uuid.uuid4().hex[:8]}",
+            "processor_type": "python",
+            "processor_path": str(tmp_path),
+            "processor_entry": "app.py",
+            "metadata": {
+                "instance": 1,
+                "workers": 1,
+                "rpc": {"batching": True, "max_batch_size": 8, "max_batch_timeout": 50},
+            },
+        }
+    )
     try:
         with ThreadPoolExecutor(16) as pool:
             answers = list(pool.map(lambda i: (i, svc.predict({"values": [i, i, 1]})), range(32)))

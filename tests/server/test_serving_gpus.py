@@ -13,8 +13,11 @@ from tests.fixtures.serving import until
 
 
 def _pinned(svc) -> dict[str, str]:
-    return {i.name: psutil.Process(i.pid).environ().get("CUDA_VISIBLE_DEVICES")
-            for i in svc.instances() if i.status == "Running"}
+    return {
+        i.name: psutil.Process(i.pid).environ().get("CUDA_VISIBLE_DEVICES")
+        for i in svc.instances()
+        if i.status == "Running"
+    }
 
 
 @contextlib.contextmanager
@@ -41,8 +44,13 @@ def test_instances_get_their_own_gpus_and_wait_when_none_is_free(tmp_path, pytho
         assert list(until(lambda: _pinned(cpu)).values()) == [""]  # asked for none: sees none
 
         gpu.scale(4)  # three GPUs: the fourth instance waits for one, with the reason shown
-        waiting = until(lambda: [i for i in gpu.instances() if i.status == "Pending" and "waiting for 1 GPU"
-                                  in i.reason] if len(_pinned(gpu)) == 3 else None)
+        waiting = until(
+            lambda: (
+                [i for i in gpu.instances() if i.status == "Pending" and "waiting for 1 GPU" in i.reason]
+                if len(_pinned(gpu)) == 3
+                else None
+            )
+        )
         assert len(waiting) == 1 and "0 of 3 free" in waiting[0].reason
         assert sorted(_pinned(gpu).values()) == ["0", "1", "2"]
 

@@ -43,14 +43,16 @@ def test_class_names_give_label_and_score_in_eas_tf_serving_and_v2(colour_servic
 
     headers = {"Authorization": svc.token}
     b64 = [{"b64": base64.b64encode(i).decode()} for i in images]
-    answer = requests.post(svc.endpoint, json={"inputs": {"image_bytes": b64[:1]}, "output_filter": ["label"]},
-                           headers=headers, timeout=60)
+    answer = requests.post(
+        svc.endpoint, json={"inputs": {"image_bytes": b64[:1]}, "output_filter": ["label"]}, headers=headers, timeout=60
+    )
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"outputs": {"label": ["red"]}}
 
     base = gateway_of(svc.endpoint)
-    answer = requests.post(f"{base}/v1/models/{svc.name}:predict", json={"instances": b64[1:]}, headers=headers,
-                           timeout=60)
+    answer = requests.post(
+        f"{base}/v1/models/{svc.name}:predict", json={"instances": b64[1:]}, headers=headers, timeout=60
+    )
     assert answer.status_code == 200, answer.text
     rows = answer.json()["predictions"]
     assert [r["label"] for r in rows] == ["blue", "green"] and all(r["score"] > 0.9 for r in rows)
@@ -58,10 +60,24 @@ def test_class_names_give_label_and_score_in_eas_tf_serving_and_v2(colour_servic
 
     # Open Inference v2 with Triton's binary tensors (BYTES: 4-byte little-endian length, then the bytes)
     blob = len(images[2]).to_bytes(4, "little") + images[2]
-    head = json.dumps({"inputs": [{"name": "image_bytes", "shape": [1], "datatype": "BYTES",
-                                   "parameters": {"binary_data_size": len(blob)}}]}).encode()
-    answer = requests.post(f"{base}/v2/models/{svc.name}/infer", data=head + blob, timeout=60,
-                           headers={**headers, "Inference-Header-Content-Length": str(len(head))})
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "image_bytes",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": len(blob)},
+                }
+            ]
+        }
+    ).encode()
+    answer = requests.post(
+        f"{base}/v2/models/{svc.name}/infer",
+        data=head + blob,
+        timeout=60,
+        headers={**headers, "Inference-Header-Content-Length": str(len(head))},
+    )
     assert answer.status_code == 200, answer.text
     outputs = {o["name"]: o for o in answer.json()["outputs"]}
     assert outputs["label"]["data"] == ["green"] and outputs["label"]["datatype"] == "BYTES"
@@ -91,8 +107,11 @@ def test_service_html_shows_its_facts_escaped(colour_service):
 def test_a_training_jobs_model_is_deployed_by_the_job_and_by_job_model(ws, colour_model):
     # a job whose command writes a SavedModel (with its class list) where the chief saves models; the
     # job's flags (--job_name...) are appended to the command, so it ends with an echo that takes them
-    job = ws.jobs.submit(name="colours", workers=1, command=f'mkdir -p "$PAI_LAB_MODEL_DIR" && '
-                                                            f'cp -r {colour_model}/. "$PAI_LAB_MODEL_DIR" && echo')
+    job = ws.jobs.submit(
+        name="colours",
+        workers=1,
+        command=f'mkdir -p "$PAI_LAB_MODEL_DIR" && cp -r {colour_model}/. "$PAI_LAB_MODEL_DIR" && echo',
+    )
     job.wait(timeout=240, poll=0.5)
     assert job.state == "Succeeded", job.reason
     assert job.model and job.model.startswith("colours:")

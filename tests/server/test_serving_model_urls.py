@@ -111,8 +111,13 @@ def test_the_manuals_create_example_runs_from_an_http_tar_gz(eascmd, web, saved_
     # the manual's URL, with its encoded slash, on a local web server
     web.files["/models%2Fmnist_saved_model.tar.gz"] = tar_gz(saved_model)
     name = f"mnist_saved_model_example_{uuid.uuid4().hex[:6]}"
-    manual = {"name": name, "generate_token": "true", "model_path": f"{web.url}/models%2Fmnist_saved_model.tar.gz",
-              "processor": "tensorflow_cpu_1.12", "metadata": {"instance": 1, "cpu": 1}}
+    manual = {
+        "name": name,
+        "generate_token": "true",
+        "model_path": f"{web.url}/models%2Fmnist_saved_model.tar.gz",
+        "processor": "tensorflow_cpu_1.12",
+        "metadata": {"instance": 1, "cpu": 1},
+    }
     rc, out, err = eascmd("create", service_json(manual))
     assert rc == 0, err
     assert "[OK] Service is running" in out
@@ -129,12 +134,18 @@ def test_the_manuals_create_example_runs_from_an_http_tar_gz(eascmd, web, saved_
         assert eascmd("delete", n, "-y")[0] == 0
 
 
-def test_a_zip_processor_over_http_is_fetched_again_when_its_etag_changes(eascmd, web, python_processor,
-                                                                          service_json, tmp_path):
+def test_a_zip_processor_over_http_is_fetched_again_when_its_etag_changes(
+    eascmd, web, python_processor, service_json, tmp_path
+):
     web.files["/models/echo.zip"] = zipped(python_processor)
     name = f"echo_{uuid.uuid4().hex[:6]}"
-    spec = {"name": name, "processor_type": "python", "processor_path": f"{web.url}/models/echo.zip",
-            "processor_entry": "app.py", "metadata": {"instance": 1}}
+    spec = {
+        "name": name,
+        "processor_type": "python",
+        "processor_path": f"{web.url}/models/echo.zip",
+        "processor_entry": "app.py",
+        "metadata": {"instance": 1},
+    }
     rc, out, err = eascmd("create", service_json(spec))
     assert rc == 0, err
     rc, out, err = eascmd("test", name, "-d", json.dumps({"values": [1, 2]}))
@@ -144,18 +155,24 @@ def test_a_zip_processor_over_http_is_fetched_again_when_its_etag_changes(eascmd
     changed.mkdir()
     (changed / "app.py").write_text((python_processor / "app.py").read_text() + "\n# version 2\n")
     web.files["/models/echo.zip"] = zipped(changed)
-    rc, _, err = eascmd("modify", name, "-s", service_json({"processor_path": f"{web.url}/models/echo.zip"},
-                                                            "change.json"))
+    rc, _, err = eascmd(
+        "modify", name, "-s", service_json({"processor_path": f"{web.url}/models/echo.zip"}, "change.json")
+    )
     assert rc == 0, err
     assert web.gets["/models/echo.zip"] == 2
     assert eascmd("delete", name, "-y")[0] == 0
 
 
 def test_urls_outside_the_allowed_prefixes_redirects_and_escaping_archives_are_refused(
-        eascmd, web, service_json, tmp_path):
+    eascmd, web, service_json, tmp_path
+):
     def create(model_path: str):
-        spec = {"name": f"bad_{uuid.uuid4().hex[:6]}", "model_path": model_path, "processor": "tensorflow_cpu_2.7",
-                "metadata": {"instance": 0}}
+        spec = {
+            "name": f"bad_{uuid.uuid4().hex[:6]}",
+            "model_path": model_path,
+            "processor": "tensorflow_cpu_2.7",
+            "metadata": {"instance": 0},
+        }
         return eascmd("create", "--no-wait", service_json(spec, "bad.json"))
 
     web.files["/elsewhere/m.tar.gz"] = b"x"

@@ -43,10 +43,12 @@ def onnx_model(tmp_path_factory):
     from onnx import TensorProto, helper, numpy_helper
 
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "B"], ["y"])], "affine",
+        [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "B"], ["y"])],
+        "affine",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
-        [numpy_helper.from_array(ONNX_W, "W"), numpy_helper.from_array(ONNX_B, "B")])
+        [numpy_helper.from_array(ONNX_W, "W"), numpy_helper.from_array(ONNX_B, "B")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8  # readable by every onnxruntime the onnx extra allows
     onnx.checker.check_model(model)
@@ -55,12 +57,17 @@ def onnx_model(tmp_path_factory):
     return folder
 
 
-def test_an_onnx_model_answers_over_eas_json_protobuf_v2_and_the_official_client(ws, onnx_model,
-                                                                                   eas_prediction_python):
+def test_an_onnx_model_answers_over_eas_json_protobuf_v2_and_the_official_client(ws, onnx_model, eas_prediction_python):
     from pai_lab.serving.protocols import eas_pb
 
-    svc = ws.services.create({"name": name("onnx"), "model_path": str(onnx_model), "processor": "onnx",
-                              "metadata": {"instance": 1, "rpc": {"batching": True}}})
+    svc = ws.services.create(
+        {
+            "name": name("onnx"),
+            "model_path": str(onnx_model),
+            "processor": "onnx",
+            "metadata": {"instance": 1, "rpc": {"batching": True}},
+        }
+    )
     try:
         x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
         expected = x @ ONNX_W + ONNX_B
@@ -75,9 +82,11 @@ def test_an_onnx_model_answers_over_eas_json_protobuf_v2_and_the_official_client
         response.ParseFromString(post(svc, request.SerializeToString()).content)
         assert np.allclose(eas_pb.array_to_numpy(response.outputs["y"]), expected, atol=1e-5)
 
-        infer = requests.post(gateway_of(svc.endpoint) + f"/v2/models/{svc.name}/infer", headers={
-            "Authorization": svc.token}, json={"inputs": [{"name": "x", "shape": [4, 3], "datatype": "FP32",
-                                                           "data": x.ravel().tolist()}]}).json()
+        infer = requests.post(
+            gateway_of(svc.endpoint) + f"/v2/models/{svc.name}/infer",
+            headers={"Authorization": svc.token},
+            json={"inputs": [{"name": "x", "shape": [4, 3], "datatype": "FP32", "data": x.ravel().tolist()}]},
+        ).json()
         assert np.allclose(np.reshape(infer["outputs"][0]["data"], (4, 2)), expected, atol=1e-5)
 
         bad = post(svc, json.dumps({"inputs": {"x": [[1.0, 2.0]]}}).encode())
@@ -113,12 +122,23 @@ async def test_model_files_are_checked_at_create(api, onnx_model, colour_model, 
     assert "2 .onnx file(s)" in answer["error"]["message"]
     status, created = await api("POST", "/workspaces/default/services", {**body, "model_entry": "b.onnx"})
     assert status == 201, created
-    status, answer = await api("POST", "/workspaces/default/services", {
-        "name": "ev_threshold", "model_path": str(colour_model), "processor": "easyvision",
-        "model_config": {"score_threshold": "high"}, "metadata": {"instance": 0}})
+    status, answer = await api(
+        "POST",
+        "/workspaces/default/services",
+        {
+            "name": "ev_threshold",
+            "model_path": str(colour_model),
+            "processor": "easyvision",
+            "model_config": {"score_threshold": "high"},
+            "metadata": {"instance": 0},
+        },
+    )
     assert status == 400 and answer["error"]["field"] == "model_config.score_threshold", answer
-    status, answer = await api("POST", "/workspaces/default/services", {
-        "name": "pmml_none", "model_path": str(onnx_model), "processor": "pmml", "metadata": {"instance": 0}})
+    status, answer = await api(
+        "POST",
+        "/workspaces/default/services",
+        {"name": "pmml_none", "model_path": str(onnx_model), "processor": "pmml", "metadata": {"instance": 0}},
+    )
     assert status == 400 and answer["error"]["field"] == "model_path" and ".pmml" in answer["error"]["message"]
 
 
@@ -129,9 +149,16 @@ async def test_pytorch_without_torch_is_refused_with_the_install_line(api, onnx_
         pass
     else:
         pytest.skip("torch is installed here: the pytorch processor is available")
-    status, answer = await api("POST", "/workspaces/default/services", {
-        "name": "torch_svc", "model_path": str(onnx_model), "processor": "pytorch_cpu_1.10",
-        "metadata": {"instance": 0}})
+    status, answer = await api(
+        "POST",
+        "/workspaces/default/services",
+        {
+            "name": "torch_svc",
+            "model_path": str(onnx_model),
+            "processor": "pytorch_cpu_1.10",
+            "metadata": {"instance": 0},
+        },
+    )
     assert status == 400 and answer["error"]["field"] == "processor", answer
     assert 'pip install "pai_lab[torch]"' in answer["error"]["message"]
 
@@ -154,21 +181,33 @@ def pmml_model(live_server, tmp_path_factory):
         env.setenv("PAI_LAB_URL", live_server.url)
         env.setenv("PAI_LAB_TOKEN", live_server.token)
         data = PipelineArtifact("inputTable", metadata=MetadataBuilder.maxc_table(), required=True)
-        step = PipelineStep("logisticregression_binary", name="lr-1", provider=ProviderAlibabaPAI, version="v1",
-                            inputs={"inputTable": data, "featureColNames": "a,b", "labelColName": "y", "goodValue": 1,
-                                    "generatePmml": True})
+        step = PipelineStep(
+            "logisticregression_binary",
+            name="lr-1",
+            provider=ProviderAlibabaPAI,
+            version="v1",
+            inputs={
+                "inputTable": data,
+                "featureColNames": "a,b",
+                "labelColName": "y",
+                "goodValue": 1,
+                "generatePmml": True,
+            },
+        )
         pipeline = Pipeline(steps=[step], outputs={"pmmlModel": step.outputs["PMMLOutput"]})
-        run = pipeline.run(job_name="pmml_export", arguments={"inputTable": str(table)}, wait=True,
-                           show_outputs=False, timeout=300)
+        run = pipeline.run(
+            job_name="pmml_export", arguments={"inputTable": str(table)}, wait=True, show_outputs=False, timeout=300
+        )
     assert run.detail.status == "Succeeded", run.detail.reason
-    exported = next(o for o in run.get_outputs() if o.name == "pmmlModel").uri[len("file://"):]
+    exported = next(o for o in run.get_outputs() if o.name == "pmmlModel").uri[len("file://") :]
     # the run's files are the server's own state, never a member's path: the user takes a copy
     return str(shutil.copy(exported, table.parent / "model.pmml"))
 
 
 def test_the_pipelines_pmml_export_is_served_with_the_pmml_processor(ws, pmml_model, eas_prediction_python):
-    svc = ws.services.create({"name": name("pmml"), "model_path": pmml_model, "processor": "pmml",
-                              "metadata": {"instance": 1}})
+    svc = ws.services.create(
+        {"name": name("pmml"), "model_path": pmml_model, "processor": "pmml", "metadata": {"instance": 1}}
+    )
     try:
         one = post(svc, json.dumps({"a": 2.0, "b": -1.0}).encode())
         assert one.status_code == 200, one.text
@@ -227,16 +266,26 @@ DETECTOR_SCRIPT = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def detector_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("boxes") / "model"
-    subprocess.run([sys.executable, "-c", DETECTOR_SCRIPT, str(folder)], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=300)
+    subprocess.run(
+        [sys.executable, "-c", DETECTOR_SCRIPT, str(folder)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=300,
+    )
     return folder
 
 
 @pytest.mark.tf
 def test_easyvision_classifies_raw_and_base64_images_with_class_names(ws, colour_model, eas_prediction_python):
-    svc = ws.services.create({"name": name("ev_cls"), "model_path": str(colour_model),
-                              "processor": "easy_vision_cpu_tf1.12_torch151",
-                              "metadata": {"instance": 1, "rpc": {"batching": True}}})
+    svc = ws.services.create(
+        {
+            "name": name("ev_cls"),
+            "model_path": str(colour_model),
+            "processor": "easy_vision_cpu_tf1.12_torch151",
+            "metadata": {"instance": 1, "rpc": {"batching": True}},
+        }
+    )
     try:
         assert svc.class_names == ["red", "green", "blue"]
         raw = post(svc, png_bytes(COLOURS["green"]))
@@ -245,8 +294,12 @@ def test_easyvision_classifies_raw_and_base64_images_with_class_names(ws, colour
         assert answer["class_name"] == "green" and answer["class"] == 1
         assert set(answer["class_probs"]) == {"red", "green", "blue"}
         assert post(svc, base64.b64encode(png_bytes(COLOURS["blue"]))).json()["class_name"] == "blue"
-        several = post(svc, json.dumps({"images": [base64.b64encode(png_bytes(COLOURS[c])).decode()
-                                                   for c in ("red", "blue")]}).encode()).json()
+        several = post(
+            svc,
+            json.dumps(
+                {"images": [base64.b64encode(png_bytes(COLOURS[c])).decode() for c in ("red", "blue")]}
+            ).encode(),
+        ).json()
         assert [a["class_name"] for a in several] == ["red", "blue"]
         assert svc.predict({"image": base64.b64encode(png_bytes(COLOURS["red"])).decode()})["class_name"] == "red"
         bad = post(svc, b"not an image")
@@ -270,8 +323,14 @@ def test_easyvision_classifies_raw_and_base64_images_with_class_names(ws, colour
 
 @pytest.mark.tf
 def test_easyvision_answers_a_detectors_boxes_with_label_names(ws, detector_model):
-    svc = ws.services.create({"name": name("ev_det"), "model_path": str(detector_model), "processor": "easyvision",
-                              "metadata": {"instance": 1}})
+    svc = ws.services.create(
+        {
+            "name": name("ev_det"),
+            "model_path": str(detector_model),
+            "processor": "easyvision",
+            "metadata": {"instance": 1},
+        }
+    )
     try:
         answer = post(svc, png_bytes(COLOURS["blue"])).json()
         assert answer["detection_class_names"] == ["blue"] and answer["detection_classes"] == [2]
@@ -283,8 +342,12 @@ def test_easyvision_answers_a_detectors_boxes_with_label_names(ws, detector_mode
 @pytest.mark.tf
 def test_easyvision_refuses_a_model_that_takes_no_images_at_once(ws, saved_model):
     # what a SavedModel takes is known once an instance loads it: the failure is fatal, not retried
-    spec = {"name": name("ev_wrong"), "model_path": str(saved_model), "processor": "easyvision",
-            "metadata": {"instance": 1}}
+    spec = {
+        "name": name("ev_wrong"),
+        "model_path": str(saved_model),
+        "processor": "easyvision",
+        "metadata": {"instance": 1},
+    }
     with pytest.raises(Exception, match="takes encoded images"):
         ws.services.create(spec)
     ws.services.get(spec["name"]).delete()
@@ -295,15 +358,30 @@ def test_easyvision_refuses_a_model_that_takes_no_images_at_once(ws, saved_model
 
 async def test_keys_that_mean_nothing_here_are_validated_and_answered_with_why(api, onnx_model):
     base = {"name": "noops", "model_path": str(onnx_model), "processor": "onnx"}
-    refused = (({"gpu_memory": -1}, "metadata.gpu_memory"), ({"qos": "Fast"}, "metadata.qos"),
-               ({"rpc": {"io_threads": 0}}, "metadata.rpc.io_threads"), ({"resource": 5}, "metadata.resource"))
+    refused = (
+        ({"gpu_memory": -1}, "metadata.gpu_memory"),
+        ({"qos": "Fast"}, "metadata.qos"),
+        ({"rpc": {"io_threads": 0}}, "metadata.rpc.io_threads"),
+        ({"resource": 5}, "metadata.resource"),
+    )
     for meta, field in refused:
         body = {**base, "metadata": {"instance": 0, **meta}}
         status, answer = await api("POST", "/workspaces/default/services", body)
         assert status == 400 and answer["error"]["field"] == field, (meta, answer)
-    status, created = await api("POST", "/workspaces/default/services", {**base, "metadata": {
-        "instance": 0, "gpu_memory": 8, "qos": "BestEffort", "resource": "eas-r-6dbzve8ip0xnzte5rp",
-        "rpc.io_threads": 8}})
+    status, created = await api(
+        "POST",
+        "/workspaces/default/services",
+        {
+            **base,
+            "metadata": {
+                "instance": 0,
+                "gpu_memory": 8,
+                "qos": "BestEffort",
+                "resource": "eas-r-6dbzve8ip0xnzte5rp",
+                "rpc.io_threads": 8,
+            },
+        },
+    )
     assert status == 201, created
     warnings = created["warnings"]
     for key in ("metadata.gpu_memory", "metadata.qos", "metadata.resource", "metadata.rpc.io_threads"):

@@ -57,8 +57,13 @@ def _processor(tmp_path, name: str, source: str) -> dict:
     folder = tmp_path / name
     folder.mkdir()
     (folder / "app.py").write_text(source)
-    return {"name": name, "processor_type": "python", "processor_path": str(folder), "processor_entry": "app.py",
-            "metadata": {"instance": 1}}
+    return {
+        "name": name,
+        "processor_type": "python",
+        "processor_path": str(folder),
+        "processor_entry": "app.py",
+        "metadata": {"instance": 1},
+    }
 
 
 @pytest.fixture
@@ -73,8 +78,7 @@ def slow_server(tmp_path, monkeypatch, python_processor):
     server.stop()
 
 
-def test_an_instance_slow_to_listen_is_announced_only_once_it_listens(slow_server, python_processor, tmp_path,
-                                                                     capsys):
+def test_an_instance_slow_to_listen_is_announced_only_once_it_listens(slow_server, python_processor, tmp_path, capsys):
     ws = slow_server.client().workspace("default")
     spec = _processor(tmp_path, "echo", (python_processor / "app.py").read_text())
     svc = ws.services.create(spec)  # waits for Running, showing the instances ready

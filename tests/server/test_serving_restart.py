@@ -22,16 +22,26 @@ def test_gateway_and_control_plane_restarts_bring_services_back(tmp_path, python
     server = start_pai_server(root)
     try:
         ws = server.client().workspace("default")
-        svc = ws.services.create({"name": "echo", "processor_type": "python", "processor_path": str(python_processor),
-                                  "processor_entry": "app.py", "metadata": {"instance": 1}})
+        svc = ws.services.create(
+            {
+                "name": "echo",
+                "processor_type": "python",
+                "processor_path": str(python_processor),
+                "processor_entry": "app.py",
+                "metadata": {"instance": 1},
+            }
+        )
         assert svc.predict({"values": [1, 2]}) == {"sum": 3, "n": 2}
         first = _gateway_pid(root)
         instance_pid = svc.instances()[0].pid
         os.kill(first, signal.SIGKILL)
         until(lambda: _gateway_pid(root) != first and svc.refresh().state == "Running")
         assert svc.predict({"values": [4]}) == {"sum": 4, "n": 1}
-        assert not psutil.pid_exists(instance_pid) or psutil.Process(instance_pid).status() == psutil.STATUS_ZOMBIE \
+        assert (
+            not psutil.pid_exists(instance_pid)
+            or psutil.Process(instance_pid).status() == psutil.STATUS_ZOMBIE
             or until(lambda: not psutil.pid_exists(instance_pid), 20)
+        )
         svc.scale(2)
         second = _gateway_pid(root)
     finally:

@@ -37,15 +37,23 @@ async def test_bad_jobs_are_refused_with_the_field_and_nothing_is_stored(api, me
 async def test_a_job_runs_through_the_api_and_the_server_leaves_no_process(api, rank_script, tmp_path):
     hyper = tmp_path / "hyper_para.txt"
     hyper.write_text("batch_size=10\nlearning_rate=0.01\n")
-    status, job = await api("POST", "/workspaces/default/jobs", {
-        "name": "api", "command": f"python {rank_script} --mode=flags --lines=40", "workers": 1,
-        "hyperParameters": str(hyper)})
+    status, job = await api(
+        "POST",
+        "/workspaces/default/jobs",
+        {
+            "name": "api",
+            "command": f"python {rank_script} --mode=flags --lines=40",
+            "workers": 1,
+            "hyperParameters": str(hyper),
+        },
+    )
     assert status == 201 and job["state"] == "Creating" and job["pods"][0]["name"] == f"{job['id']}-worker-0"
     # Followed by long polls: each answers when the job has moved on, so every state is seen.
     seen = [h["state"] for h in job["history"]]
     for _ in range(60):
-        status, job = await api("GET", f"/workspaces/default/jobs/{job['id']}",
-                                params={"history_after": str(len(seen)), "wait": "30"})
+        status, job = await api(
+            "GET", f"/workspaces/default/jobs/{job['id']}", params={"history_after": str(len(seen)), "wait": "30"}
+        )
         assert status == 200
         assert len(job["history"]) > len(seen) or job["state"] in ("Succeeded", "Failed", "Stopped")
         seen = [h["state"] for h in job["history"]]
@@ -53,14 +61,18 @@ async def test_a_job_runs_through_the_api_and_the_server_leaves_no_process(api, 
             break
     assert job["state"] == "Succeeded", job["reason"]
     assert seen[0] == "Creating" and "Running" in seen
-    status, same = await api("GET", f"/workspaces/default/jobs/{job['id']}",
-                             params={"history_after": "99", "wait": "0.2"})
+    status, same = await api(
+        "GET", f"/workspaces/default/jobs/{job['id']}", params={"history_after": "99", "wait": "0.2"}
+    )
     assert status == 200 and same["history"] == job["history"]  # an ended job answers at once
     status, answer = await api("GET", f"/workspaces/default/jobs/{job['id']}", params={"wait": "600"})
     assert status == 400 and answer["error"]["field"] == "wait"
     assert job["history"][0]["state"] == "Creating" and job["history"][-1]["state"] == "Succeeded"
-    status, lines = await api("GET", f"/workspaces/default/jobs/{job['id']}/logs",
-                              params={"pod": f"{job['id']}-worker-0", "max_events_num": "5"})
+    status, lines = await api(
+        "GET",
+        f"/workspaces/default/jobs/{job['id']}/logs",
+        params={"pod": f"{job['id']}-worker-0", "max_events_num": "5"},
+    )
     assert status == 200 and [x["line"] for x in lines] == [f"line-{i:05d}" for i in range(35, 40)]
     status, lines = await api("GET", f"/workspaces/default/jobs/{job['id']}/logs")
     argv = next(x["line"] for x in lines if x["line"].startswith("argv="))
@@ -75,8 +87,11 @@ async def test_a_job_runs_through_the_api_and_the_server_leaves_no_process(api, 
     # a running job: the workspace cannot be deleted under it, and stopping it ends its process
     status, _ = await api("POST", "/workspaces", {"name": "trainers"})
     assert status == 201
-    status, sleeper = await api("POST", "/workspaces/trainers/jobs", {
-        "name": "sleeper", "command": f"python {rank_script} --mode=sleep", "workers": 1})
+    status, sleeper = await api(
+        "POST",
+        "/workspaces/trainers/jobs",
+        {"name": "sleeper", "command": f"python {rank_script} --mode=sleep", "workers": 1},
+    )
     for _ in range(600):
         _, lines = await api("GET", f"/workspaces/trainers/jobs/{sleeper['id']}/logs")
         if pids_in("\n".join(x["line"] for x in lines)):

@@ -22,9 +22,14 @@ def _finished(job, timeout=120):
 
 
 def test_flags_reach_every_rank_and_logs_are_complete_and_ordered_per_pod(ws, rank_script):
-    job = ws.jobs.submit(name="flags", command=f"python {rank_script} --mode=flags --lines=300", workers=2,
-                         checkpointDir=str(rank_script.parent / "ckpt"), hyperParameters="",
-                         userDefinedParameters="--lr=0.5")
+    job = ws.jobs.submit(
+        name="flags",
+        command=f"python {rank_script} --mode=flags --lines=300",
+        workers=2,
+        checkpointDir=str(rank_script.parent / "ckpt"),
+        hyperParameters="",
+        userDefinedParameters="--lr=0.5",
+    )
     assert job.id.startswith("dlc-") and len(job.id.split("-")[1]) == 14
     _finished(job)
     assert job.state == "Succeeded", job.reason
@@ -67,8 +72,9 @@ def test_a_failing_rank_fails_the_job_and_ends_the_other(ws, rank_script):
 
 
 def test_a_hung_rank_is_caught_by_the_watchdog_and_every_process_ends(ws, rank_script):
-    job = ws.jobs.submit(name="hangs", command=f"python {rank_script} --mode=hang", workers=2,
-                         maxHungTimeBeforeGCInSeconds=3)
+    job = ws.jobs.submit(
+        name="hangs", command=f"python {rank_script} --mode=hang", workers=2, maxHungTimeBeforeGCInSeconds=3
+    )
     _finished(job)
     assert job.state == "Failed"
     assert "no rank logged or reported progress for 3 s (maxHungTimeBeforeGCInSeconds)" in job.reason
@@ -87,8 +93,9 @@ def test_stop_ends_every_process_and_a_second_stop_warns(ws, rank_script, cli):
     assert not processes_of(job.id)
     rc, out, _ = cli("dlc", "stop", job.id, "--force")
     assert rc == 1
-    assert out.strip() == ("[WARN] The job you are trying to stop is not in creating/running status, "
-                           "can not be stopped.")
+    assert out.strip() == (
+        "[WARN] The job you are trying to stop is not in creating/running status, can not be stopped."
+    )
 
 
 def test_cli_submit_with_a_job_file_follows_the_job_and_shows_logs(cli, rank_script, tmp_path):
@@ -104,8 +111,9 @@ def test_cli_submit_with_a_job_file_follows_the_job_and_shows_logs(cli, rank_scr
     assert rc == 0
     assert [line.split(" ", 1)[1] for line in out.strip().splitlines()] == ["line-00010", "line-00011"]
     assert out.startswith("20") and out.split(" ", 1)[0].endswith("Z")
-    rc, out, _ = cli("dlc", "logs", job_id, "worker-0", "--start_time", "2000-01-01T00:00:00Z",
-                     "--end_time", "2000-01-02T00:00:00Z")
+    rc, out, _ = cli(
+        "dlc", "logs", job_id, "worker-0", "--start_time", "2000-01-01T00:00:00Z", "--end_time", "2000-01-02T00:00:00Z"
+    )
     assert rc == 0 and out == ""
     rc, out, _ = cli("dlc", "get", "job")
     assert rc == 0 and job_id in out and "from_file" in out and out.startswith("JobId")
@@ -121,8 +129,9 @@ def test_cli_refuses_bad_input_before_anything_launches(cli, ws):
     assert rc == 2 and "'no_such_program' is not found on the workers' PATH" in err
     rc, _, err = cli("dlc", "submit", "tfjob", "--name=x", "--workers=-1", "--command=python t.py")
     assert rc == 2 and "--workers must be 0 or more" in err
-    rc, _, err = cli("dlc", "submit", "tfjob", "--name=x", "--workers=1", "--command=python t.py",
-                     "--data_sources=no_such_dataset")
+    rc, _, err = cli(
+        "dlc", "submit", "tfjob", "--name=x", "--workers=1", "--command=python t.py", "--data_sources=no_such_dataset"
+    )
     assert rc == 2 and "data_sources" in err
     rc, _, err = cli("dlc", "submit", "pytorchjob", "--name=x", "--workers=1", "--command=python t.py")
     assert rc == 2 and "pip install torch" in err
@@ -170,7 +179,8 @@ def test_keras3_under_multiworker_strategy_is_flagged_before_launch_and_at_failu
         "    import keras\n"
         "    strategy = tf.distribute.MultiWorkerMirroredStrategy(); model.fit(x)\n"
         "print('ValueError: Attempt to convert a value (PerReplica:{0: <tf.Tensor>}) with an unsupported type')\n"
-        "sys.exit(1)\n")
+        "sys.exit(1)\n"
+    )
     job = ws.jobs.submit(name="k3", command=f"python {script}", workers=2)
     assert len(job.warnings) == 1 and "tf_keras" in job.warnings[0] and "TF_USE_LEGACY_KERAS=1" in job.warnings[0]
     job.wait(timeout=120, poll=0.3)
@@ -200,8 +210,9 @@ def test_the_monitor_shows_ranks_logs_curves_and_stops_a_job(ws, rank_script):
 def test_the_overhead_benchmark_runs(live_server, capsys, tmp_path):
     from benchmarks.training_overhead import main
 
-    result = main(["--plain", "--steps", "20", "--url", live_server.url, "--token", live_server.token,
-                   "--work", str(tmp_path)])
+    result = main(
+        ["--plain", "--steps", "20", "--url", live_server.url, "--token", live_server.token, "--work", str(tmp_path)]
+    )
     assert result["hand"]["steps_per_s"] > 0 and result["pai"]["steps_per_s"] > 0
     assert result["wall_ratio"] > 0 and "ratio pai/hand" in capsys.readouterr().out
 
@@ -212,17 +223,23 @@ def test_registered_data_and_code_sources_appear_at_the_manuals_mount_paths(live
     (data / "a.txt").write_text("hello")
     code = live_server.root / unique_name("code")
     code.mkdir()
-    (code / "ls.py").write_text("import os, sys\n"
-                                "print('data=' + ','.join(sorted(os.listdir(sys.argv[1]))))\n"
-                                "print('cwd=' + os.getcwd())\n")
+    (code / "ls.py").write_text(
+        "import os, sys\nprint('data=' + ','.join(sorted(os.listdir(sys.argv[1]))))\nprint('cwd=' + os.getcwd())\n"
+    )
     dataset = unique_name("digits")
-    live_server.client().http.post("/workspaces/default/datasets", {"name": dataset, "source": str(data),
-                                                                    "scan": False})
+    live_server.client().http.post(
+        "/workspaces/default/datasets", {"name": dataset, "source": str(data), "scan": False}
+    )
     source = unique_name("code")
     rc, _, err = cli("dlc", "create", "code_source", "--display_name", source, "--code_repo_url", str(code))
     assert rc == 0, err
-    job = ws.jobs.submit(name="mounts", command="python /root/code/ls.py /root/data/", workers=1,
-                         data_sources=dataset, code_source=source)
+    job = ws.jobs.submit(
+        name="mounts",
+        command="python /root/code/ls.py /root/data/",
+        workers=1,
+        data_sources=dataset,
+        code_source=source,
+    )
     job.wait(timeout=120, poll=0.3)
     assert job.state == "Succeeded", job.reason
     lines = job.logs(0).splitlines()
@@ -239,10 +256,11 @@ def test_a_data_source_with_its_own_mount_path_appears_there(live_server, ws, un
     script.parent.mkdir()
     script.write_text("import os, sys\nprint('data=' + ','.join(sorted(os.listdir(sys.argv[1]))))\n")
     dataset = unique_name("extra")
-    live_server.client().http.post("/workspaces/default/datasets", {"name": dataset, "source": str(data),
-                                                                    "scan": False, "mount_path": "/mnt/extra/"})
-    job = ws.jobs.submit(name="own-mount", command=f"python {script} /mnt/extra/", workers=1,
-                         data_sources=dataset)
+    live_server.client().http.post(
+        "/workspaces/default/datasets",
+        {"name": dataset, "source": str(data), "scan": False, "mount_path": "/mnt/extra/"},
+    )
+    job = ws.jobs.submit(name="own-mount", command=f"python {script} /mnt/extra/", workers=1, data_sources=dataset)
     job.wait(timeout=120, poll=0.3)
     assert job.state == "Succeeded", job.reason
     assert "data=b.txt,c.txt" in job.logs(0).splitlines()
@@ -255,8 +273,9 @@ def test_the_cell_magic_submits_a_job_file_and_follows_it(live_server, monkeypat
     monkeypatch.setenv("PAI_LAB_TOKEN", live_server.token)
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "pai_lab")
-    job = shell.run_cell_magic("pai", "dlc submit tfjob",
-                               f"name=from_cell\nworkers=1\ncommand=python {rank_script} --mode=flags --lines=3\n")
+    job = shell.run_cell_magic(
+        "pai", "dlc submit tfjob", f"name=from_cell\nworkers=1\ncommand=python {rank_script} --mode=flags --lines=3\n"
+    )
     assert job["name"] == "from_cell" and job["state"] == "Succeeded"
     out = capsys.readouterr().out
     assert f"[Info] Job [{job['id']}] is [Succeeded]" in out
@@ -270,12 +289,16 @@ def _wheel(folder, name: str, module_source: str):
     import hashlib
     import zipfile
 
-    files = {f"{name}/__init__.py": module_source.encode(),
-             f"{name}-0.1.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n".encode(),
-             f"{name}-0.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
-                                            b"Tag: py3-none-any\n"}
-    record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
-              f"{len(data)}" for path, data in files.items()]
+    files = {
+        f"{name}/__init__.py": module_source.encode(),
+        f"{name}-0.1.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n".encode(),
+        f"{name}-0.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
+        b"Tag: py3-none-any\n",
+    }
+    record = [
+        f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}"
+        for path, data in files.items()
+    ]
     files[f"{name}-0.1.dist-info/RECORD"] = ("\n".join([*record, f"{name}-0.1.dist-info/RECORD,,"]) + "\n").encode()
     path = folder / f"{name}-0.1-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as archive:
@@ -284,8 +307,9 @@ def _wheel(folder, name: str, module_source: str):
     return path
 
 
-def test_thirdparty_libs_are_installed_for_every_rank_and_a_failed_install_fails_the_job(cli, ws, tmp_path,
-                                                                                        monkeypatch):
+def test_thirdparty_libs_are_installed_for_every_rank_and_a_failed_install_fails_the_job(
+    cli, ws, tmp_path, monkeypatch
+):
     monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     wheel = _wheel(tmp_path, "greet_pai", "def hello():\n    return 'hello from a wheel'\n")
     libs = tmp_path / "libs"
@@ -293,22 +317,39 @@ def test_thirdparty_libs_are_installed_for_every_rank_and_a_failed_install_fails
     (libs / "requirements.txt").write_text(f"# the job's own packages\n{wheel}\n")
     script = tmp_path / "uses_lib.py"
     script.write_text("import os, greet_pai\nprint(greet_pai.hello(), os.environ['PAI_LAB_POD'])\n")
-    rc, out, err = cli("dlc", "submit", "tfjob", "--name=libs", "--workers=2", f"--command=python {script}",
-                       f"--thirdparty_lib_dir={libs}")
+    rc, out, err = cli(
+        "dlc",
+        "submit",
+        "tfjob",
+        "--name=libs",
+        "--workers=2",
+        f"--command=python {script}",
+        f"--thirdparty_lib_dir={libs}",
+    )
     assert rc == 0, err
     job_id = out.split("| ")[3].split()[0]
-    assert out.rstrip().splitlines()[-1].endswith(f"[Info] Job [{job_id}] is [Succeeded]") or \
-        f"[Info] Job [{job_id}] is [Succeeded]" in out, out
+    assert (
+        out.rstrip().splitlines()[-1].endswith(f"[Info] Job [{job_id}] is [Succeeded]")
+        or f"[Info] Job [{job_id}] is [Succeeded]" in out
+    ), out
     job = ws.jobs.get(job_id)
     for index in (0, 1):
         lines = [x.line for x in job.log_lines(f"{job_id}-worker-{index}")]
         assert f"hello from a wheel {job_id}-worker-{index}" in lines
 
     missing = tmp_path / "not_there-0.1-py3-none-any.whl"
-    rc, out, err = cli("dlc", "submit", "tfjob", "--name=nolibs", "--workers=1", f"--command=python {script}",
-                       f"--thirdparty_libs={missing}")
+    rc, out, err = cli(
+        "dlc",
+        "submit",
+        "tfjob",
+        "--name=nolibs",
+        "--workers=1",
+        f"--command=python {script}",
+        f"--thirdparty_libs={missing}",
+    )
     job_id = out.split("| ")[3].split()[0]
     job = ws.jobs.get(job_id)
     assert job.state == "Failed" and "pip install of thirdparty_libs failed" in job.reason
-    assert any(line.line.startswith("[pip]") and "not_there" in line.line
-               for line in job.log_lines(f"{job_id}-worker-0"))
+    assert any(
+        line.line.startswith("[pip]") and "not_there" in line.line for line in job.log_lines(f"{job_id}-worker-0")
+    )

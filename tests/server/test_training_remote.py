@@ -22,12 +22,20 @@ def test_a_remote_style_cluster_runs_a_job_and_a_restart_ends_what_was_left(remo
         assert [(w["cores"], w["gpus"]) for w in info["workers"]] == [(3, 2)]
 
         ws = client.workspace("default")
-        job = ws.jobs.submit(name="remote", command=f"python {rank_script} --mode=flags --lines=3", workers=2,
-                             ps=1, worker_spec="cpu=1,gpu=1")
+        job = ws.jobs.submit(
+            name="remote",
+            command=f"python {rank_script} --mode=flags --lines=3",
+            workers=2,
+            ps=1,
+            worker_spec="cpu=1,gpu=1",
+        )
         job.wait(timeout=120, poll=0.3)
         assert job.state == "Succeeded", job.reason
-        assert [(p.name[len(job.id) + 1:], p.state) for p in job.pods] == [
-            ("worker-0", "Succeeded"), ("worker-1", "Succeeded"), ("ps-0", "Succeeded")]
+        assert [(p.name[len(job.id) + 1 :], p.state) for p in job.pods] == [
+            ("worker-0", "Succeeded"),
+            ("worker-1", "Succeeded"),
+            ("ps-0", "Succeeded"),
+        ]
         # each worker rank sees its own GPU; the parameter server none
         assert sorted([_cuda(job, "worker-0"), _cuda(job, "worker-1")]) == ["0", "1"]
         assert _cuda(job, "ps-0") == ""
@@ -47,8 +55,11 @@ def test_a_remote_style_cluster_runs_a_job_and_a_restart_ends_what_was_left(remo
         wait_for(lambda: not alive(pid), 30)
 
         # a clean shutdown ends the ranks of the jobs it supervises, even on an external cluster
-        last = restarted.client().workspace("default").jobs.submit(
-            name="shutdown", command=f"python {rank_script} --mode=sleep", workers=1)
+        last = (
+            restarted.client()
+            .workspace("default")
+            .jobs.submit(name="shutdown", command=f"python {rank_script} --mode=sleep", workers=1)
+        )
         pid = wait_for(lambda: pids_in(last.logs(0)), 60)[0]
         assert restarted.stop() == 0
         assert not alive(pid)

@@ -70,9 +70,13 @@ def test_a_two_rank_job_trains_on_a_labeling_tasks_answers(live_server, unique_n
             answered.append(item.data["source"])
         task.submit_package(package)
 
-    job = ws.jobs.submit(name="digits-on-labels", workers=2, code_source=str(EXAMPLES),
-                         data_sources=[f"task:{task.name}"],
-                         command="python /root/code/digits_classifier.py --epochs=30")
+    job = ws.jobs.submit(
+        name="digits-on-labels",
+        workers=2,
+        code_source=str(EXAMPLES),
+        data_sources=[f"task:{task.name}"],
+        command="python /root/code/digits_classifier.py --epochs=30",
+    )
     job.wait(timeout=240, poll=0.5)
     _check_job(job, 30)
     model = Path(ws.models.get(job.id).path)
@@ -92,15 +96,25 @@ def test_a_two_rank_job_trains_on_a_dataset_in_s3(live_server, unique_name, s3_b
     truth = _truth(sample)
     sources = sorted(truth)
     train, held_out = sources[::9], [s for i, s in enumerate(sources) if i % 9][::4]
-    s3 = boto3.client("s3", endpoint_url=options["client_kwargs"]["endpoint_url"], region_name="us-east-1",
-                      aws_access_key_id=options["key"], aws_secret_access_key=options["secret"])
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=options["client_kwargs"]["endpoint_url"],
+        region_name="us-east-1",
+        aws_access_key_id=options["key"],
+        aws_secret_access_key=options["secret"],
+    )
     for source in train:  # one folder per class, the usual layout
         s3.put_object(Bucket=bucket, Key=f"digits/{truth[source]}/{Path(source).name}", Body=Path(source).read_bytes())
     name = unique_name("s3digits")
     ws.datasets.register(name, f"s3://{bucket}/digits/", scan=True, glob="*.png", storage_options=options)
 
-    job = ws.jobs.submit(name="digits-from-s3", workers=2, code_source=str(EXAMPLES), data_sources=[name],
-                         command="python /root/code/digits_classifier.py --epochs=30")
+    job = ws.jobs.submit(
+        name="digits-from-s3",
+        workers=2,
+        code_source=str(EXAMPLES),
+        data_sources=[name],
+        command="python /root/code/digits_classifier.py --epochs=30",
+    )
     job.wait(timeout=240, poll=0.5)
     _check_job(job, 30)
     model = Path(ws.models.get(job.id).path)
@@ -116,10 +130,20 @@ def test_the_text_and_box_examples_train_on_two_ranks_and_serve_their_signatures
     reviews, shapes = unique_name("reviews"), unique_name("shapes")
     ws.datasets.register(reviews, "sample://reviews")
     boxes = ws.datasets.register(shapes, "sample://shapes")
-    text_job = ws.jobs.submit(name="reviews", workers=2, code_source=str(EXAMPLES), data_sources=[reviews],
-                              command="python /root/code/reviews_classifier.py --epochs=10")
-    box_job = ws.jobs.submit(name="shapes", workers=2, code_source=str(EXAMPLES), data_sources=[shapes],
-                             command="python /root/code/shapes_detector.py --epochs=5")
+    text_job = ws.jobs.submit(
+        name="reviews",
+        workers=2,
+        code_source=str(EXAMPLES),
+        data_sources=[reviews],
+        command="python /root/code/reviews_classifier.py --epochs=10",
+    )
+    box_job = ws.jobs.submit(
+        name="shapes",
+        workers=2,
+        code_source=str(EXAMPLES),
+        data_sources=[shapes],
+        command="python /root/code/shapes_detector.py --epochs=5",
+    )
     for job in (text_job, box_job):
         job.wait(timeout=240, poll=0.5)
         assert job.state == "Succeeded", job.reason + "\n" + job.logs(0)[-3000:]

@@ -97,12 +97,12 @@ async def test_member_rules(api):
 async def test_only_owner_and_admin_manage_members(api, members):
     await members("default")
     for user in ("dev", "ops", "labeladmin", "guest"):
-        status, body = await api("POST", "/workspaces/default/members", {"username": "x1", "roles": ["Guest"]},
-                                 user=user)
+        status, body = await api(
+            "POST", "/workspaces/default/members", {"username": "x1", "roles": ["Guest"]}, user=user
+        )
         assert status == 403, user
         assert "member.manage" in body["error"]["message"] and "Administrator" in body["error"]["message"]
-    status, _ = await api("POST", "/workspaces/default/members", {"username": "x1", "roles": ["Guest"]},
-                          user="admin")
+    status, _ = await api("POST", "/workspaces/default/members", {"username": "x1", "roles": ["Guest"]}, user="admin")
     assert status == 201
     status, body = await api("DELETE", "/workspaces/default/members/owner", user="admin")
     assert status == 403  # not even an Administrator removes the Owner
@@ -115,8 +115,7 @@ async def test_update_and_delete_workspace(api, members):
     await members("scratch")
     status, body = await api("PATCH", "/workspaces/scratch", {"description": "new"}, user="guest")
     assert status == 403
-    status, ws = await api("PATCH", "/workspaces/scratch", {"name": "scratch2", "description": "new"},
-                           user="admin")
+    status, ws = await api("PATCH", "/workspaces/scratch", {"name": "scratch2", "description": "new"}, user="admin")
     assert status == 200 and ws["name"] == "scratch2" and ws["description"] == "new"
     status, body = await api("DELETE", "/workspaces/scratch2", user="admin")
     assert status == 403 and "workspace.delete" in body["error"]["message"]
@@ -146,8 +145,15 @@ async def test_operation_log_records_who_what_and_result(api, members):
 async def test_roles_matrix_is_served(api):
     status, doc = await api("GET", "/roles")
     assert status == 200
-    assert [r["name"] for r in doc["roles"]] == ["Owner", "Administrator", "AlgorithmDeveloper", "AlgorithmOps",
-                                                 "LabelingAdmin", "LabelingTeamLead", "Guest"]
+    assert [r["name"] for r in doc["roles"]] == [
+        "Owner",
+        "Administrator",
+        "AlgorithmDeveloper",
+        "AlgorithmOps",
+        "LabelingAdmin",
+        "LabelingTeamLead",
+        "Guest",
+    ]
     assert set(doc["areas"]) >= {"workspace", "datasets", "labeling", "training", "serving"}
     assert doc["matrix"]["member.manage"] == {"Owner": "all", "Administrator": "all"}
     assert "Guest" not in doc["matrix"]["dataset.create"]
@@ -160,8 +166,7 @@ async def test_every_route_refuses_anonymous_calls(api):
             path = op.path
             for param in op.params:
                 path = path.replace("{" + param + "}", "default" if param == "workspace" else "x")
-            status, _body = await api(op.method, path, {} if op.method in ("POST", "PUT", "PATCH") else None,
-                                     user=None)
+            status, _body = await api(op.method, path, {} if op.method in ("POST", "PUT", "PATCH") else None, user=None)
             assert status in (401, 403), (op.method, path, status)
             walked += 1
     assert walked >= 12

@@ -9,9 +9,16 @@ import json
 def test_a_package_goes_through_label_check_by_script(live_server, cli, unique_name):
     ws = live_server.client().workspace("default")
     name = unique_name("review")
-    ws.labeling.create_task(name, "image-classification", labels=["cat", "dog"], flow="label-check",
-                            lines=[{"data": {"source": f"img/{i}.jpg"}} for i in range(2)], package_size=2,
-                            labelers=["dev"], checkers=["ops"])
+    ws.labeling.create_task(
+        name,
+        "image-classification",
+        labels=["cat", "dog"],
+        flow="label-check",
+        lines=[{"data": {"source": f"img/{i}.jpg"}} for i in range(2)],
+        package_size=2,
+        labelers=["dev"],
+        checkers=["ops"],
+    )
     as_dev = live_server.client("dev").workspace("default").labeling.get(name)
 
     def label_everything():
@@ -55,7 +62,8 @@ def test_a_package_goes_through_label_check_by_script(live_server, cli, unique_n
 def test_dataset_publish_makes_a_private_dataset_visible(live_server, cli, unique_name):
     name = unique_name("pub")
     live_server.client("dev").workspace("default").datasets.register(
-        name, items=["one line", "another line"], visibility="private", progress=False)
+        name, items=["one line", "another line"], visibility="private", progress=False
+    )
     rc, _, err = cli("dataset", "show", name, user="guest")
     assert rc == 2  # a private dataset is its creator's (and the admins')
     rc, _, err = cli("dataset", "publish", name, user="ops")  # not theirs to publish

@@ -8,8 +8,9 @@ import sys
 
 
 def pai(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pai_lab", *args], capture_output=True, text=True, timeout=120,
-                          check=False, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "pai_lab", *args], capture_output=True, text=True, timeout=120, check=False, cwd=cwd
+    )
 
 
 def test_a_root_that_is_not_a_folder_is_refused(tmp_path):

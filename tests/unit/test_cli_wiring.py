@@ -20,8 +20,10 @@ CASES = {
         "pai_lab.serving.tables",
         "import tempfile; from pai_lab.platform import Platform; Platform(tempfile.mkdtemp()).start()",
     ),
-    "labeling format": ("pai_lab.labeling.formats.yolo",
-                        "from pai_lab.labeling import formats; formats.exporter('coco')"),
+    "labeling format": (
+        "pai_lab.labeling.formats.yolo",
+        "from pai_lab.labeling import formats; formats.exporter('coco')",
+    ),
     "client area": (
         "pai_lab.client.services",
         "from pai_lab.client import PaiClient; PaiClient('http://127.0.0.1:9', 't').workspace().services",

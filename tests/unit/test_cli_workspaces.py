@@ -31,7 +31,9 @@ def test_members_through_the_cli(cli, unique_name):
     assert rc == 0, err
     rc, out, _ = cli("member", "ls", "-w", name, "--json")
     assert {m["username"]: m["roles"] for m in json.loads(out)} == {
-        "owner": ["Owner"], "carol": ["AlgorithmDeveloper", "Guest"]}
+        "owner": ["Owner"],
+        "carol": ["AlgorithmDeveloper", "Guest"],
+    }
     rc, out, _ = cli("member", "set", "carol", "-r", "AlgorithmOps", "-w", name)
     assert rc == 0
     rc, _, err = cli("member", "rm", "owner", "-w", name)
@@ -57,13 +59,16 @@ def test_batch_member_delete_through_the_cli(cli, unique_name):
     assert sorted(m["username"] for m in json.loads(out)) == ["dot", "guest", "owner"]
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["workspace", "create", "9lives"], "invalid workspace name"),
-    (["member", "add", "dave", "--role", "Boss"], "unknown role 'Boss'"),
-    (["member", "add", "dave"], "--role"),
-    (["workspace", "frobnicate"], "invalid choice"),
-    (["workspace", "ls", "--colour"], "unrecognized arguments"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["workspace", "create", "9lives"], "invalid workspace name"),
+        (["member", "add", "dave", "--role", "Boss"], "unknown role 'Boss'"),
+        (["member", "add", "dave"], "--role"),
+        (["workspace", "frobnicate"], "invalid choice"),
+        (["workspace", "ls", "--colour"], "unrecognized arguments"),
+    ],
+)
 def test_bad_arguments_exit_2_with_one_clear_line(cli, argv, words):
     rc, _out, err = cli(*argv)
     assert rc == 2

@@ -6,7 +6,7 @@ import re
 
 # Reports as pai.keras_callback does (contract C4): batch points every 2 batches, then one epoch-end point
 # carrying `epoch` and the epoch logs; rank 1 then fails with a line that looks like HTML.
-EPOCH_SCRIPT = r'''
+EPOCH_SCRIPT = r"""
 import os, sys, time
 import pai_lab.training as pai
 rank = int(os.environ.get("PAI_LAB_TASK_INDEX", "0"))
@@ -23,7 +23,7 @@ if rank == 1:
     print('<b onclick="x()">bad & broken</b>', flush=True)
     sys.exit(3)
 time.sleep(300)
-'''
+"""
 
 
 def _polylines(svg: str) -> dict[str, list[tuple[float, float]]]:

@@ -13,12 +13,20 @@ from PIL import Image
 def test_a_tasks_api_path_and_media_are_what_the_labeler_page_fetches(live_server, tmp_path, unique_name):
     ws = live_server.client().workspace("default")
     Image.new("RGB", (640, 480), (200, 30, 30)).save(tmp_path / "red.png")
-    task = ws.labeling.create_task(unique_name("t"), "image-classification", labels=["red", "blue"],
-                                   lines=[{"data": {"source": str(tmp_path / "red.png")}}], labelers=["owner"])
+    task = ws.labeling.create_task(
+        unique_name("t"),
+        "image-classification",
+        labels=["red", "blue"],
+        lines=[{"data": {"source": str(tmp_path / "red.png")}}],
+        labelers=["owner"],
+    )
     assert task.workspace is ws
 
-    page = requests.get(f"{live_server.url.rstrip('/')}/{task.api_path}",
-                        headers={"Authorization": f"token {live_server.token}"}, timeout=30)
+    page = requests.get(
+        f"{live_server.url.rstrip('/')}/{task.api_path}",
+        headers={"Authorization": f"token {live_server.token}"},
+        timeout=30,
+    )
     assert page.status_code == 200 and page.json()["id"] == task.id
 
     package = task.claim()
@@ -35,6 +43,9 @@ def test_a_tasks_api_path_and_media_are_what_the_labeler_page_fetches(live_serve
 def test_a_workspace_api_path_names_the_workspace(live_server):
     ws = live_server.client().workspace("default")
     assert ws.api_path("/jobs") == "pai-lab/api/v1/workspaces/default/jobs"
-    listed = requests.get(f"{live_server.url.rstrip('/')}/{ws.api_path('/jobs')}",
-                          headers={"Authorization": f"token {live_server.token}"}, timeout=30)
+    listed = requests.get(
+        f"{live_server.url.rstrip('/')}/{ws.api_path('/jobs')}",
+        headers={"Authorization": f"token {live_server.token}"},
+        timeout=30,
+    )
     assert listed.status_code == 200 and isinstance(listed.json(), list)

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "closed_loop.py"
-LAST_LINE = re.compile(r"labels to 95%: uncertainty (\d+), random (\d+) \(ratio (\d+\.\d\d)\); "
-                       r"anchor ratio (\d+\.\d\d)")
+LAST_LINE = re.compile(
+    r"labels to 95%: uncertainty (\d+), random (\d+) \(ratio (\d+\.\d\d)\); "
+    r"anchor ratio (\d+\.\d\d)"
+)
 
 
 @pytest.fixture(scope="module")

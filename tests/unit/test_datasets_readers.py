@@ -22,8 +22,14 @@ def registry(tmp_path_factory):
     p = Platform(tmp_path_factory.mktemp("readers") / "root", owner="owner").start()
     with p.store.transaction() as s:
         for sample in ("digits", "reviews", "shapes"):
-            svc.register_dataset(s, "owner", "default", DatasetCreate(name=sample, source=f"sample://{sample}"),
-                                 roots=Roots.from_platform(p), state_dir=p.state_dir)
+            svc.register_dataset(
+                s,
+                "owner",
+                "default",
+                DatasetCreate(name=sample, source=f"sample://{sample}"),
+                roots=Roots.from_platform(p),
+                state_dir=p.state_dir,
+            )
     yield p
     p.store.dispose()
 
@@ -62,8 +68,11 @@ def test_shards_are_disjoint_and_cover_everything(registry, monkeypatch):
         seen = []
         for index in range(3):
             cluster = {"chief": ["h:1"], "worker": ["h:2", "h:3"]} if by == "item" else {"worker": ["a", "b", "c"]}
-            task = {"type": "chief", "index": 0} if (by == "item" and index == 0) else {
-                "type": "worker", "index": index - 1 if by == "item" else index}
+            task = (
+                {"type": "chief", "index": 0}
+                if (by == "item" and index == 0)
+                else {"type": "worker", "index": index - 1 if by == "item" else index}
+            )
             monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
             ds = readers.to_tf_dataset(lines, data_type="text", shard_by=by)
             assert ds.class_names == ["negative", "positive"]

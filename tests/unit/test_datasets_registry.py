@@ -19,14 +19,28 @@ def platform(tmp_path):
 
 def register(platform, **spec):
     with platform.store.transaction() as s:
-        return svc.register_dataset(s, "owner", "default", DatasetCreate(**spec), roots=Roots.from_platform(platform),
-                                    state_dir=platform.state_dir)
+        return svc.register_dataset(
+            s,
+            "owner",
+            "default",
+            DatasetCreate(**spec),
+            roots=Roots.from_platform(platform),
+            state_dir=platform.state_dir,
+        )
 
 
 def test_register_manifest_version_then_iter_items(platform):
-    lines = [{"data": {"source": f"text {i}"}, "label-1234567890123456789": {"results": [
-        {"questionId": "1", "data": "a" if i % 2 else "b", "markTitle": "单选", "type": "survey/value"}]}}
-        for i in range(5)]
+    lines = [
+        {
+            "data": {"source": f"text {i}"},
+            "label-1234567890123456789": {
+                "results": [
+                    {"questionId": "1", "data": "a" if i % 2 else "b", "markTitle": "单选", "type": "survey/value"}
+                ]
+            },
+        }
+        for i in range(5)
+    ]
     with platform.store.transaction() as s:
         ds = svc.register_manifest_version(s, "owner", "default", "export_1", lines, description="first export")
     assert ds.item_count == 5 and ds.latest_version == 1 and ds.origin == "labeling" and ds.data_type == "text"
@@ -141,7 +155,8 @@ def test_unchanged_rescan_stores_no_second_copy(platform):
         v2 = versions.new_version(s, "owner", "default", "same", roots=roots)
         assert s.query(ManifestChunkRow).count() == before
         assert list(svc.iter_items(s, "owner", "default", "same", version=v2.version)) == list(
-            svc.iter_items(s, "owner", "default", "same", version=1))
+            svc.iter_items(s, "owner", "default", "same", version=1)
+        )
     (folder / "30.txt").write_text("30")
     with platform.store.transaction() as s:
         v3 = versions.new_version(s, "owner", "default", "same", roots=roots)

@@ -41,8 +41,10 @@ def test_styles_and_typescript_pass_the_linters():
         [str(BIN / "eslint"), "."],
     ):
         done = run(*check)
-        assert done.returncode == 0, (f"{Path(check[0]).name} found problems; `jlpm lint` in labextension/ "
-                                      f"fixes most:\n{done.stdout[-4000:]}{done.stderr[-2000:]}")
+        assert done.returncode == 0, (
+            f"{Path(check[0]).name} found problems; `jlpm lint` in labextension/ "
+            f"fixes most:\n{done.stdout[-4000:]}{done.stderr[-2000:]}"
+        )
 
 
 def test_front_end_unit_tests_pass():
@@ -65,4 +67,5 @@ def test_api_types_are_generated_from_the_current_openapi_document(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert fresh.read_text() == GENERATED.read_text(), (
         "labextension/src/api.generated.ts no longer matches the server's OpenAPI document: run "
-        "`jlpm api:generate` in labextension/, then fix what `jlpm build` reports in src/api.ts and the sections")
+        "`jlpm api:generate` in labextension/, then fix what `jlpm build` reports in src/api.ts and the sections"
+    )

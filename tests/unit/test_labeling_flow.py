@@ -21,24 +21,46 @@ W = "default"
 
 # Every move each flow allows, written out by hand: (state, action) -> new state.
 ALLOWED = {
-    "label": {("label_pool", "claim"): "labeling", ("labeling", "submit"): "done",
-              ("labeling", "release"): "label_pool", ("labeling", "reassign"): "labeling",
-              ("label_pool", "reassign"): "labeling"},
-    "label-check": {("label_pool", "claim"): "labeling", ("labeling", "submit"): "check_pool",
-                    ("labeling", "release"): "label_pool", ("labeling", "reassign"): "labeling",
-                    ("label_pool", "reassign"): "labeling", ("check_pool", "claim"): "checking",
-                    ("checking", "pass"): "done", ("checking", "reject"): "labeling",
-                    ("checking", "release"): "check_pool", ("checking", "reassign"): "checking",
-                    ("check_pool", "reassign"): "checking"},
-    "label-accept": {("label_pool", "claim"): "labeling", ("labeling", "submit"): "accept_pool",
-                     ("labeling", "release"): "label_pool", ("labeling", "reassign"): "labeling",
-                     ("label_pool", "reassign"): "labeling", ("accept_pool", "claim"): "accepting",
-                     ("accepting", "pass"): "done", ("accepting", "reject"): "labeling",
-                     ("accepting", "release"): "accept_pool", ("accepting", "reassign"): "accepting",
-                     ("accept_pool", "reassign"): "accepting"},
+    "label": {
+        ("label_pool", "claim"): "labeling",
+        ("labeling", "submit"): "done",
+        ("labeling", "release"): "label_pool",
+        ("labeling", "reassign"): "labeling",
+        ("label_pool", "reassign"): "labeling",
+    },
+    "label-check": {
+        ("label_pool", "claim"): "labeling",
+        ("labeling", "submit"): "check_pool",
+        ("labeling", "release"): "label_pool",
+        ("labeling", "reassign"): "labeling",
+        ("label_pool", "reassign"): "labeling",
+        ("check_pool", "claim"): "checking",
+        ("checking", "pass"): "done",
+        ("checking", "reject"): "labeling",
+        ("checking", "release"): "check_pool",
+        ("checking", "reassign"): "checking",
+        ("check_pool", "reassign"): "checking",
+    },
+    "label-accept": {
+        ("label_pool", "claim"): "labeling",
+        ("labeling", "submit"): "accept_pool",
+        ("labeling", "release"): "label_pool",
+        ("labeling", "reassign"): "labeling",
+        ("label_pool", "reassign"): "labeling",
+        ("accept_pool", "claim"): "accepting",
+        ("accepting", "pass"): "done",
+        ("accepting", "reject"): "labeling",
+        ("accepting", "release"): "accept_pool",
+        ("accepting", "reassign"): "accepting",
+        ("accept_pool", "reassign"): "accepting",
+    },
 }
-ALLOWED["label-check-accept"] = {**ALLOWED["label-check"], **ALLOWED["label-accept"],
-                                 ("labeling", "submit"): "check_pool", ("checking", "pass"): "accept_pool"}
+ALLOWED["label-check-accept"] = {
+    **ALLOWED["label-check"],
+    **ALLOWED["label-accept"],
+    ("labeling", "submit"): "check_pool",
+    ("checking", "pass"): "accept_pool",
+}
 
 
 @pytest.mark.parametrize("flow_name", fl.FLOWS)
@@ -67,17 +89,32 @@ def test_task_state_follows_its_packages():
 def team(label_platform):
     with label_platform.store.transaction() as s:
         existing = {m.username for m in workspaces.list_members(s, "owner", W)}
-        for user, role in (("alice", "AlgorithmDeveloper"), ("bob", "AlgorithmDeveloper"), ("carol", "AlgorithmOps"),
-                           ("dave", "AlgorithmDeveloper"), ("gina", "Guest"), ("lena", "LabelingAdmin")):
+        for user, role in (
+            ("alice", "AlgorithmDeveloper"),
+            ("bob", "AlgorithmDeveloper"),
+            ("carol", "AlgorithmOps"),
+            ("dave", "AlgorithmDeveloper"),
+            ("gina", "Guest"),
+            ("lena", "LabelingAdmin"),
+        ):
             if user not in existing:
                 workspaces.add_member(s, "owner", W, user, [role])
     return label_platform.store
 
 
 def _create(store, user="lena", **kw):
-    body = dict(name="cats", template="image-classification", labels=["cat", "dog"], flow="label-check-accept",
-                lines=[{"data": {"source": f"img/{i}.jpg"}} for i in range(3)], package_size=3,
-                labelers=["alice"], checkers=["bob"], acceptors=["carol"], admins=["lena"])
+    body = dict(
+        name="cats",
+        template="image-classification",
+        labels=["cat", "dog"],
+        flow="label-check-accept",
+        lines=[{"data": {"source": f"img/{i}.jpg"}} for i in range(3)],
+        package_size=3,
+        labelers=["alice"],
+        checkers=["bob"],
+        acceptors=["carol"],
+        admins=["lena"],
+    )
     body.update(kw)
     with store.transaction() as s:
         return sv.create_task(s, user, W, sc.TaskCreate(**body))
@@ -129,8 +166,10 @@ def test_label_check_accept_with_rejection_and_rework(team):
     answer(team, "alice", task, 0, "dog")
     _do(team, sv.submit_package, "alice", W, task, 1)
     history = _do(team, sv.item_history, "lena", W, task, 0)
-    assert [(h.stage, h.author, h.results[0]["data"]) for h in history] == [("label", "alice", "cat"),
-                                                                          ("label", "alice", "dog")]
+    assert [(h.stage, h.author, h.results[0]["data"]) for h in history] == [
+        ("label", "alice", "cat"),
+        ("label", "alice", "dog"),
+    ]
     assert [h.revision for h in history] == [1, 2]
 
     _do(team, sv.claim, "bob", W, task, "check")
@@ -140,7 +179,13 @@ def test_label_check_accept_with_rejection_and_rework(team):
     assert _do(team, sv.review, "carol", W, task, 1, "pass").state == "done"
     info = _do(team, sv.get_task, "lena", W, task)
     assert (info.state, info.labeled, info.checked, info.accepted, info.skipped, info.rejected) == (
-        "Completed", 3, 2, 2, 1, 1)
+        "Completed",
+        3,
+        2,
+        2,
+        1,
+        1,
+    )
     st = _do(team, sv.stats, "lena", W, task)
     assert st.agreement == 1.0 and [(a.labeler, a.checked) for a in st.by_labeler] == [("alice", 2)]
     assert {(p.user, p.stage) for p in st.people} == {("alice", "label"), ("bob", "check"), ("carol", "accept")}
@@ -211,14 +256,24 @@ BAD_ANSWERS = [
     ("image-classification", {}, "lion", "unknown label 'lion'"),
     ("image-classification", {}, ["cat", "dog"], "one label"),
     ("text-classification", {"multi": True}, "cat", "list of labels"),
-    ("object-detection", {}, {"width": 100, "height": 50, "shapes": [{"box": [10, 10, 120, 40], "label": "cat"}]},
-     "outside the 100x50 image"),
+    (
+        "object-detection",
+        {},
+        {"width": 100, "height": 50, "shapes": [{"box": [10, 10, 120, 40], "label": "cat"}]},
+        "outside the 100x50 image",
+    ),
     ("object-detection", {}, {"width": 100, "height": 50, "shapes": [{"box": [1, 1, 5, 5]}]}, "needs a label"),
     ("ner", {}, [{"start": 3, "end": 40, "label": "cat"}], "beyond the text"),
     ("ner", {}, [{"start": 0, "end": 2, "label": "cat", "text": "xyz"}], "is not the text at 0..2"),
-    ("relation", {"relation_labels": ["owns"]}, {"entities": [{"start": 0, "end": 2, "label": "cat"}],
-                                                 "relations": [{"from": [0, 2], "to": [4, 6], "label": "owns"}]},
-     "no marked entity spans 4..6"),
+    (
+        "relation",
+        {"relation_labels": ["owns"]},
+        {
+            "entities": [{"start": 0, "end": 2, "label": "cat"}],
+            "relations": [{"from": [0, 2], "to": [4, 6], "label": "owns"}],
+        },
+        "no marked entity spans 4..6",
+    ),
     ("audio-segmentation", {}, [{"start": 3.5, "end": 1.0, "label": "cat"}], "0 <= start < end"),
 ]
 
@@ -228,8 +283,14 @@ def test_answers_that_do_not_fit_are_refused_and_nothing_changes(label_platform,
     store = label_platform.store
     source = "the cat sat" if template in ("ner", "relation") else "media/x.wav"
     with store.transaction() as s:
-        task = sv.create_task(s, "owner", W, sc.TaskCreate(name="t", template=template, labels=["cat", "dog"],
-                                                           lines=[{"data": {"source": source}}], **extra)).id
+        task = sv.create_task(
+            s,
+            "owner",
+            W,
+            sc.TaskCreate(
+                name="t", template=template, labels=["cat", "dog"], lines=[{"data": {"source": source}}], **extra
+            ),
+        ).id
     _do(store, sv.claim, "owner", W, task, "label")
     with pytest.raises(BadInput) as err:
         answer(store, "owner", task, 0, value)
@@ -241,9 +302,17 @@ def test_answers_that_do_not_fit_are_refused_and_nothing_changes(label_platform,
 def test_retry_with_the_same_client_id_stores_one_answer(label_platform):
     store = label_platform.store
     with store.transaction() as s:
-        task = sv.create_task(s, "owner", W, sc.TaskCreate(name="t", template="image-classification",
-                                                           labels=["cat"], lines=[{"data": {"source": "a.jpg"}},
-                                                                                  {"data": {"source": "b.jpg"}}])).id
+        task = sv.create_task(
+            s,
+            "owner",
+            W,
+            sc.TaskCreate(
+                name="t",
+                template="image-classification",
+                labels=["cat"],
+                lines=[{"data": {"source": "a.jpg"}}, {"data": {"source": "b.jpg"}}],
+            ),
+        ).id
     _do(store, sv.claim, "owner", W, task, "label")
     first = answer(store, "owner", task, 0, "cat", client_id="k-1")
     again = answer(store, "owner", task, 0, "cat", client_id="k-1")
@@ -256,8 +325,14 @@ def test_retry_with_the_same_client_id_stores_one_answer(label_platform):
 def test_two_requests_with_the_same_client_id_racing_in_store_one_answer(label_platform):
     store = label_platform.store
     with store.transaction() as s:
-        task = sv.create_task(s, "owner", W, sc.TaskCreate(name="t", template="image-classification",
-                                                           labels=["cat"], lines=[{"data": {"source": "a.jpg"}}])).id
+        task = sv.create_task(
+            s,
+            "owner",
+            W,
+            sc.TaskCreate(
+                name="t", template="image-classification", labels=["cat"], lines=[{"data": {"source": "a.jpg"}}]
+            ),
+        ).id
     _do(store, sv.claim, "owner", W, task, "label")
     body = sc.AnswerSubmit(item=0, answer="cat", client_id="k-race")
     rival = []
@@ -270,6 +345,7 @@ def test_two_requests_with_the_same_client_id_racing_in_store_one_answer(label_p
                 @event.listens_for(s, "before_flush", once=True)
                 def the_other_request_commits(*_):
                     rival.append(answer(store, "owner", task, 0, "cat", client_id="k-race"))
+
             yield s
 
     ack = sv.store_answer(transaction, "owner", W, task, body)
@@ -281,22 +357,30 @@ def test_two_requests_with_the_same_client_id_racing_in_store_one_answer(label_p
 # ---------------------------------------------------------------- creating tasks
 
 
-@pytest.mark.parametrize("change,message,field", [
-    ({"name": "_starts_badly"}, "invalid task name", "name"),
-    ({"name": "x" * 101}, "invalid task name", "name"),
-    ({"labels": []}, "needs labels", "labels"),
-    ({"template": "segmentation"}, "unknown template 'segmentation'", "template"),
-    ({"labels": ["cat", "cat"]}, "given twice", "labels"),
-    ({"lines": [{"source": "a.jpg"}]}, "line 1: a manifest line must be", "lines"),
-    ({"lines": [{"data": {"url": "a.jpg"}}]}, "no 'source' key", "lines"),
-    ({"lines": []}, "needs items", "dataset"),
-    ({"package_by": "camera"}, "no 'camera' field", "package_by"),
-    ({"labelers": ["nobody"]}, "'nobody' is not a member", "labelers"),
-    ({"content_keys": {"picture": "url"}}, "no content 'picture'", "content_keys"),
-])
+@pytest.mark.parametrize(
+    "change,message,field",
+    [
+        ({"name": "_starts_badly"}, "invalid task name", "name"),
+        ({"name": "x" * 101}, "invalid task name", "name"),
+        ({"labels": []}, "needs labels", "labels"),
+        ({"template": "segmentation"}, "unknown template 'segmentation'", "template"),
+        ({"labels": ["cat", "cat"]}, "given twice", "labels"),
+        ({"lines": [{"source": "a.jpg"}]}, "line 1: a manifest line must be", "lines"),
+        ({"lines": [{"data": {"url": "a.jpg"}}]}, "no 'source' key", "lines"),
+        ({"lines": []}, "needs items", "dataset"),
+        ({"package_by": "camera"}, "no 'camera' field", "package_by"),
+        ({"labelers": ["nobody"]}, "'nobody' is not a member", "labelers"),
+        ({"content_keys": {"picture": "url"}}, "no content 'picture'", "content_keys"),
+    ],
+)
 def test_bad_task_settings_are_refused_and_nothing_is_stored(label_platform, change, message, field):
-    body = {"name": "ok", "template": "image-classification", "labels": ["cat"],
-            "lines": [{"data": {"source": "a.jpg"}}], **change}
+    body = {
+        "name": "ok",
+        "template": "image-classification",
+        "labels": ["cat"],
+        "lines": [{"data": {"source": "a.jpg"}}],
+        **change,
+    }
     with pytest.raises(BadInput) as err:
         _do(label_platform.store, sv.create_task, "owner", W, sc.TaskCreate(**body))
     assert message in err.value.message and err.value.field == field
@@ -307,8 +391,13 @@ def test_package_size_follows_the_seed_minimum_by_dataset_size(label_platform):
     assert [sv.min_package_size(n) for n in (10, 20_000, 20_001, 100_001, 500_001)] == [1, 1, 5, 25, 50]
     lines = [{"data": {"source": f"t{i}"}} for i in range(20_001)]
     with pytest.raises(BadInput, match="use at least 5") as err:
-        _do(label_platform.store, sv.create_task, "owner", W, sc.TaskCreate(
-            name="big", template="text-classification", labels=["a"], lines=lines, package_size=4))
+        _do(
+            label_platform.store,
+            sv.create_task,
+            "owner",
+            W,
+            sc.TaskCreate(name="big", template="text-classification", labels=["a"], lines=lines, package_size=4),
+        )
     assert err.value.field == "package_size"
     assert _do(label_platform.store, sv.list_tasks, "owner", W) == []
 
@@ -316,9 +405,21 @@ def test_package_size_follows_the_seed_minimum_by_dataset_size(label_platform):
 def test_packages_by_field_and_check_sampling(label_platform):
     lines = [{"data": {"source": f"{i}.jpg", "camera": "north" if i % 3 else "south"}} for i in range(9)]
     store = label_platform.store
-    task = _do(store, sv.create_task, "owner", W, sc.TaskCreate(
-        name="cams", template="image-classification", labels=["a"], lines=lines, package_by="camera",
-        flow="label-check", check_ratio=0.5))
+    task = _do(
+        store,
+        sv.create_task,
+        "owner",
+        W,
+        sc.TaskCreate(
+            name="cams",
+            template="image-classification",
+            labels=["a"],
+            lines=lines,
+            package_by="camera",
+            flow="label-check",
+            check_ratio=0.5,
+        ),
+    )
     pkgs = _do(store, sv.list_packages, "owner", W, task.id)
     assert [(p.key, p.size) for p in pkgs] == [("south", 3), ("north", 6)]
     sampled = [sum(i.sampled for i in _do(store, sv.package_items, "owner", W, task.id, p.number)) for p in pkgs]
@@ -327,44 +428,115 @@ def test_packages_by_field_and_check_sampling(label_platform):
 
 def test_custom_templates_are_validated_data(label_platform):
     with pytest.raises(BadInput, match=r"questions\[0\]\.bind .* names no content component"):
-        parse_spec({"name": "x", "contents": [{"type": "text", "key": "body"}],
-                    "questions": [{"type": "spans", "title": "NER", "bind": "text"}]})
+        parse_spec(
+            {
+                "name": "x",
+                "contents": [{"type": "text", "key": "body"}],
+                "questions": [{"type": "spans", "title": "NER", "bind": "text"}],
+            }
+        )
     with pytest.raises(BadInput, match="unknown key"):
-        parse_spec({"name": "x", "contents": [{"type": "text"}], "questions": [{"type": "single", "title": "a",
-                                                                                 "colour": "red"}]})
+        parse_spec(
+            {
+                "name": "x",
+                "contents": [{"type": "text"}],
+                "questions": [{"type": "single", "title": "a", "colour": "red"}],
+            }
+        )
     with pytest.raises(BadInput, match="type"):
         parse_spec({"name": "x", "contents": [{"type": "hologram"}], "questions": [{"type": "text", "title": "a"}]})
-    info = _do(label_platform.store, sv.create_template, "owner", W, {
-        "name": "review", "contents": [{"type": "text", "key": "body"}],
-        "questions": [{"type": "single", "title": "verdict", "labels": ["ok", "spam"]},
-                      {"type": "text", "title": "why", "required": False}]})
+    info = _do(
+        label_platform.store,
+        sv.create_template,
+        "owner",
+        W,
+        {
+            "name": "review",
+            "contents": [{"type": "text", "key": "body"}],
+            "questions": [
+                {"type": "single", "title": "verdict", "labels": ["ok", "spam"]},
+                {"type": "text", "title": "why", "required": False},
+            ],
+        },
+    )
     assert info.kind == "custom" and [q["id"] for q in info.spec["questions"]] == ["1", "2"]
     with pytest.raises(Conflict):
-        _do(label_platform.store, sv.create_template, "owner", W, {"name": "ner", "contents": [{"type": "text"}],
-                                                                   "questions": [{"type": "text", "title": "a"}]})
-    task = _do(label_platform.store, sv.create_task, "owner", W, sc.TaskCreate(
-        name="mod", template="review", lines=[{"data": {"body": "buy now!!!"}}]))
+        _do(
+            label_platform.store,
+            sv.create_template,
+            "owner",
+            W,
+            {"name": "ner", "contents": [{"type": "text"}], "questions": [{"type": "text", "title": "a"}]},
+        )
+    task = _do(
+        label_platform.store,
+        sv.create_task,
+        "owner",
+        W,
+        sc.TaskCreate(name="mod", template="review", lines=[{"data": {"body": "buy now!!!"}}]),
+    )
     _do(label_platform.store, sv.claim, "owner", W, task.id, "label")
     answer(label_platform.store, "owner", task.id, 0, {"verdict": "spam"})
     item = _do(label_platform.store, sv.package_items, "owner", W, task.id, 1)[0]
     assert item.label == [{"questionId": "1", "data": "spam", "markTitle": "verdict", "type": "survey/value"}]
     ids = {t.id for t in _do(label_platform.store, sv.list_templates, "owner", W)}
-    assert {"text-classification", "ner", "relation", "image-classification", "object-detection", "ocr",
-            "video-classification", "audio-classification", "audio-segmentation", "asr", "review"} == ids
+    assert {
+        "text-classification",
+        "ner",
+        "relation",
+        "image-classification",
+        "object-detection",
+        "ocr",
+        "video-classification",
+        "audio-classification",
+        "audio-segmentation",
+        "asr",
+        "review",
+    } == ids
 
 
 def test_prelabels_are_suggestions_not_answers(label_platform):
     store = label_platform.store
-    task = _do(store, sv.create_task, "owner", W, sc.TaskCreate(
-        name="pre", template="object-detection", labels=["cat"], lines=[{"data": {"source": "a.jpg"}}]))
-    n = _do(store, sv.attach_prelabels, "owner", W, task.id, sc.PrelabelBatch(source="model:yolo", items=[
-        sc.Prelabel(item=0, answer={"width": 10, "height": 10, "shapes": [{"box": [1, 1, 4, 4], "label": "cat"}]})]))
+    task = _do(
+        store,
+        sv.create_task,
+        "owner",
+        W,
+        sc.TaskCreate(name="pre", template="object-detection", labels=["cat"], lines=[{"data": {"source": "a.jpg"}}]),
+    )
+    n = _do(
+        store,
+        sv.attach_prelabels,
+        "owner",
+        W,
+        task.id,
+        sc.PrelabelBatch(
+            source="model:yolo",
+            items=[
+                sc.Prelabel(
+                    item=0, answer={"width": 10, "height": 10, "shapes": [{"box": [1, 1, 4, 4], "label": "cat"}]}
+                )
+            ],
+        ),
+    )
     assert n == 1
     item = _do(store, sv.list_items, "owner", W, task.id)[0]
     assert item.prelabel_source == "model:yolo" and item.prelabel[0]["data"][0]["value"][2] == [4, 4]
     assert item.label is None
     assert _do(store, sv.get_task, "owner", W, task.id).labeled == 0
     with pytest.raises(BadInput, match="unknown label 'dog'"):
-        _do(store, sv.attach_prelabels, "owner", W, task.id, sc.PrelabelBatch(source="m", items=[
-            sc.Prelabel(item=0, answer={"width": 10, "height": 10,
-                                        "shapes": [{"box": [1, 1, 4, 4], "label": "dog"}]})]))
+        _do(
+            store,
+            sv.attach_prelabels,
+            "owner",
+            W,
+            task.id,
+            sc.PrelabelBatch(
+                source="m",
+                items=[
+                    sc.Prelabel(
+                        item=0, answer={"width": 10, "height": 10, "shapes": [{"box": [1, 1, 4, 4], "label": "dog"}]}
+                    )
+                ],
+            ),
+        )

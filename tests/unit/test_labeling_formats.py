@@ -20,8 +20,13 @@ from pai_lab.labeling.formats.labelstudio import config as ls_config
 from pai_lab.labeling.templates import TemplateSpec
 from tests.fixtures.labeling import CUSTOM_SPEC, GOLDEN, SAMPLES, TEMPLATES, create_sample_task, label_all
 
-FILE_FORMATS = {"itag": "manifest", "easyvision": "csv", "label-studio": "label-studio.json", "coco": "coco.json",
-                "conll": "conll"}
+FILE_FORMATS = {
+    "itag": "manifest",
+    "easyvision": "csv",
+    "label-studio": "label-studio.json",
+    "coco": "coco.json",
+    "conll": "conll",
+}
 UPDATE = os.environ.get("PAI_LAB_UPDATE_GOLDEN") == "1"
 
 
@@ -65,20 +70,53 @@ def test_seed_examples_come_back_byte_for_byte(label_platform, name):
 
 def test_itag_writes_whole_numbers_as_integers_and_keeps_data_key_order(label_platform):
     with label_platform.store.transaction() as s:
-        task = sv.create_task(s, "owner", "default", sc.TaskCreate(
-            name="ints", template="object-detection", labels=["a"],
-            lines=[{"data": {"zeta": 1, "source": "x.jpg", "alpha": "é"}}]))
+        task = sv.create_task(
+            s,
+            "owner",
+            "default",
+            sc.TaskCreate(
+                name="ints",
+                template="object-detection",
+                labels=["a"],
+                lines=[{"data": {"zeta": 1, "source": "x.jpg", "alpha": "é"}}],
+            ),
+        )
         pkg = sv.claim(s, "owner", "default", task.id)
-        sv.submit_answer(s, "owner", "default", task.id, sc.AnswerSubmit(item=0, results=[
-            {"type": "image", "height": 100.0, "questionId": "1", "markTitle": "x", "width": 200.0, "rotation": 0,
-             "data": [{"labels": {"单选": "a"}, "value": [[1.0, 2.0], [3.5, 2.0], [3.5, 4.0], [1.0, 4.0]],
-                       "type": "image/polygon", "id": "s1"}]}]))
+        sv.submit_answer(
+            s,
+            "owner",
+            "default",
+            task.id,
+            sc.AnswerSubmit(
+                item=0,
+                results=[
+                    {
+                        "type": "image",
+                        "height": 100.0,
+                        "questionId": "1",
+                        "markTitle": "x",
+                        "width": 200.0,
+                        "rotation": 0,
+                        "data": [
+                            {
+                                "labels": {"单选": "a"},
+                                "value": [[1.0, 2.0], [3.5, 2.0], [3.5, 4.0], [1.0, 4.0]],
+                                "type": "image/polygon",
+                                "id": "s1",
+                            }
+                        ],
+                    }
+                ],
+            ),
+        )
         sv.submit_package(s, "owner", "default", task.id, pkg.number)
     line = export_text(label_platform, task.id, "itag")
-    assert line == ('{"data":{"zeta":1,"source":"x.jpg","alpha":"é"},"label-' + task.id + '":{"results":[{"questionId":'
-                    '"1","data":[{"id":"s1","type":"image/polygon","value":[[1,2],[3.5,2],[3.5,4],[1,4]],"labels":'
-                    '{"单选":"a"}}],"rotation":0,"markTitle":"目标检测标签配置","width":200,"type":"image","height":100}'
-                    ']}}\n')
+    assert line == (
+        '{"data":{"zeta":1,"source":"x.jpg","alpha":"é"},"label-' + task.id + '":{"results":[{"questionId":'
+        '"1","data":[{"id":"s1","type":"image/polygon","value":[[1,2],[3.5,2],[3.5,4],[1,4]],"labels":'
+        '{"单选":"a"}}],"rotation":0,"markTitle":"目标检测标签配置","width":200,"type":"image","height":100}'
+        "]}}\n"
+    )
     assert len(task.id) == 19 and task.id.isdigit()
 
 
@@ -122,8 +160,12 @@ def _expected_boxes(template: str) -> list[tuple[int, str, list]]:
     out = []
     for seq, answer in enumerate(SAMPLES[template]["answers"]):
         for shape in answer["shapes"]:
-            pts = shape.get("points") or [[shape["box"][0], shape["box"][1]], [shape["box"][2], shape["box"][1]],
-                                           [shape["box"][2], shape["box"][3]], [shape["box"][0], shape["box"][3]]]
+            pts = shape.get("points") or [
+                [shape["box"][0], shape["box"][1]],
+                [shape["box"][2], shape["box"][1]],
+                [shape["box"][2], shape["box"][3]],
+                [shape["box"][0], shape["box"][3]],
+            ]
             out.append((seq + 1, shape.get("label"), pts))
     return out
 
@@ -164,14 +206,25 @@ def test_yolo_export_has_the_layout_ultralytics_reads(labeled, label_platform, t
     SAMPLES["yolo-check"] = {**SAMPLES["object-detection"], "lines": lines}
     try:
         with label_platform.store.transaction() as s:
-            task = sv.create_task(s, "owner", "default", sc.TaskCreate(
-                name="yolo", template="object-detection", lines=lines, **SAMPLES["object-detection"]["options"]))
+            task = sv.create_task(
+                s,
+                "owner",
+                "default",
+                sc.TaskCreate(
+                    name="yolo", template="object-detection", lines=lines, **SAMPLES["object-detection"]["options"]
+                ),
+            )
         label_all(label_platform.store, task.id, "yolo-check")
     finally:
         del SAMPLES["yolo-check"]
     out = tmp_path / "yolo"
-    result = transfer.export_to(label_platform.store, "owner", "default", task.id,
-                                sc.ExportRequest(format="yolo", to=str(out), options={"val_ratio": 0}))
+    result = transfer.export_to(
+        label_platform.store,
+        "owner",
+        "default",
+        task.id,
+        sc.ExportRequest(format="yolo", to=str(out), options={"val_ratio": 0}),
+    )
     assert result.files == [str(out / "data.yaml")]
     doc = yaml.safe_load((out / "data.yaml").read_text())
     assert doc["names"] == {0: "cat", 1: "dog"} and doc["train"] == "images/train"
@@ -186,8 +239,15 @@ def test_yolo_export_has_the_layout_ultralytics_reads(labeled, label_platform, t
             xs, ys = [p[0] for p in pts], [p[1] for p in pts]
             cls, cx, cy, bw, bh = int(row[0]), *map(float, row[1:])
             assert cls == ["cat", "dog"].index(label)
-            assert (cx, cy, bw, bh) == pytest.approx(((min(xs) + max(xs)) / 2 / w, (min(ys) + max(ys)) / 2 / h,
-                                                      (max(xs) - min(xs)) / w, (max(ys) - min(ys)) / h), abs=1e-6)
+            assert (cx, cy, bw, bh) == pytest.approx(
+                (
+                    (min(xs) + max(xs)) / 2 / w,
+                    (min(ys) + max(ys)) / 2 / h,
+                    (max(xs) - min(xs)) / w,
+                    (max(ys) - min(ys)) / h,
+                ),
+                abs=1e-6,
+            )
             assert all(0 <= v <= 1 for v in (cx, cy, bw, bh))
 
 
@@ -207,11 +267,11 @@ def test_conll_export_reads_in_conllu_and_seqeval(labeled, label_platform):
         # each entity's tokens, joined back, are the labelled span of the source text
         pieces = []
         for label, a, b in found:
-            joined = forms[a:b + 1]
+            joined = forms[a : b + 1]
             pieces.append((label, joined))
         assert [p[0] for p in pieces] == [s["label"] for s in spans]
         for (_label, joined), span in zip(pieces, spans):
-            assert "".join(joined).replace(" ", "") == source[span["start"]:span["end"] + 1].replace(" ", "")
+            assert "".join(joined).replace(" ", "") == source[span["start"] : span["end"] + 1].replace(" ", "")
 
 
 def test_label_studio_export_converts_with_label_studios_converter(labeled, label_platform, tmp_path):
@@ -228,10 +288,18 @@ def test_label_studio_export_converts_with_label_studios_converter(labeled, labe
     doc = json.loads((tmp_path / "coco" / "result.json").read_text())
     # Label Studio's COCO converter keeps rectangles (and polygons) with their pixel boxes
     boxes = sorted(tuple(round(v, 4) for v in a["bbox"]) for a in doc["annotations"])
-    expected = sorted(tuple(round(v, 4) for v in (min(p[0] for p in pts), min(p[1] for p in pts),
-                                                  max(p[0] for p in pts) - min(p[0] for p in pts),
-                                                  max(p[1] for p in pts) - min(p[1] for p in pts)))
-                      for _, _, pts in _expected_boxes("object-detection"))
+    expected = sorted(
+        tuple(
+            round(v, 4)
+            for v in (
+                min(p[0] for p in pts),
+                min(p[1] for p in pts),
+                max(p[0] for p in pts) - min(p[0] for p in pts),
+                max(p[1] for p in pts) - min(p[1] for p in pts),
+            )
+        )
+        for _, _, pts in _expected_boxes("object-detection")
+    )
     assert boxes == expected
     assert {c["name"] for c in doc["categories"]} == {"cat", "dog"}
 
@@ -296,8 +364,14 @@ def test_label_studio_round_trip(labeled, label_platform, template):
     task = labeled(template)
     before = _answers(label_platform, task)
     text = export_text(label_platform, task, "label-studio")
-    back = import_text(label_platform, text, "label-studio", f"{template}-ls", template=template,
-                       multi=SAMPLES[template]["options"].get("multi", False))
+    back = import_text(
+        label_platform,
+        text,
+        "label-studio",
+        f"{template}-ls",
+        template=template,
+        multi=SAMPLES[template]["options"].get("multi", False),
+    )
     assert back.labeled == back.total == len(before)
     after = _answers(label_platform, back.id)
     assert _same(after, before), (after, before)
@@ -316,8 +390,15 @@ def test_coco_round_trip(labeled, label_platform, template):
 def test_prelabels_export_as_label_studio_predictions_and_come_back_as_suggestions(label_platform):
     with label_platform.store.transaction() as s:
         task = create_sample_task(s, "image-classification", task_id=None)
-        sv.attach_prelabels(s, "owner", "default", task.id, sc.PrelabelBatch(
-            source="model:resnet", items=[sc.Prelabel(item=0, answer="dog"), sc.Prelabel(item=1, answer="dog")]))
+        sv.attach_prelabels(
+            s,
+            "owner",
+            "default",
+            task.id,
+            sc.PrelabelBatch(
+                source="model:resnet", items=[sc.Prelabel(item=0, answer="dog"), sc.Prelabel(item=1, answer="dog")]
+            ),
+        )
     text = export_text(label_platform, task.id, "label-studio")
     doc = json.loads(text)
     assert doc[0]["annotations"] == []
@@ -334,7 +415,7 @@ def test_prelabels_export_as_label_studio_predictions_and_come_back_as_suggestio
 def test_malformed_import_names_the_line_and_stores_nothing(label_platform):
     good = (GOLDEN / "seed" / "ocr.manifest").read_text().strip()
     cases = {
-        "not json": (good + "\n{\"data\": \n", "line 2"),
+        "not json": (good + '\n{"data": \n', "line 2"),
         "no data": (good + "\n" + '{"source": "x"}', "line 2"),
         "bad shape": (good + "\n" + good.replace('"type":"image/polygon"', '"type":"rect"'), "line 2"),
         "two tasks": (good + "\n" + good.replace("label-1448636992236760000", "label-1448636992236769999"), "line 2"),
@@ -347,12 +428,19 @@ def test_malformed_import_names_the_line_and_stores_nothing(label_platform):
         assert sv.list_tasks(s, "owner", "default") == []
 
 
-@pytest.mark.parametrize("fmt,text,needle", [
-    ("coco", '{"images": [], "annotations": 3}', "images, annotations"),
-    ("coco", '{"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"image_id": 1, "bbox": [0, 0, 1, 1], '
-             '"category_id": 9}], "categories": []}', "category_id 9"),
-    ("label-studio", "[1, 2]", "task 1"),
-])
+@pytest.mark.parametrize(
+    "fmt,text,needle",
+    [
+        ("coco", '{"images": [], "annotations": 3}', "images, annotations"),
+        (
+            "coco",
+            '{"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"image_id": 1, "bbox": [0, 0, 1, 1], '
+            '"category_id": 9}], "categories": []}',
+            "category_id 9",
+        ),
+        ("label-studio", "[1, 2]", "task 1"),
+    ],
+)
 def test_malformed_coco_and_label_studio_files_are_refused(label_platform, fmt, text, needle):
     with pytest.raises(BadInput) as err:
         import_text(label_platform, text, fmt, "bad", template="object-detection")
@@ -375,16 +463,39 @@ def test_tfrecord_shards_read_back_with_tf_data(label_platform, tmp_path):
         Image.new("RGB", (64 + i, 48), (i * 40, 0, 0)).save(path)
         lines.append({"data": {"source": str(path)}})
     with label_platform.store.transaction() as s:
-        task = sv.create_task(s, "owner", "default", sc.TaskCreate(name="tf", template="object-detection",
-                                                                   labels=["cat", "dog"], lines=lines))
+        task = sv.create_task(
+            s,
+            "owner",
+            "default",
+            sc.TaskCreate(name="tf", template="object-detection", labels=["cat", "dog"], lines=lines),
+        )
         pkg = sv.claim(s, "owner", "default", task.id)
         for i in range(5):
-            sv.submit_answer(s, "owner", "default", task.id, sc.AnswerSubmit(item=i, answer={
-                "width": 64 + i, "height": 48, "shapes": [{"box": [8, 12, 32, 36], "label": ["cat", "dog"][i % 2]}]}))
+            sv.submit_answer(
+                s,
+                "owner",
+                "default",
+                task.id,
+                sc.AnswerSubmit(
+                    item=i,
+                    answer={
+                        "width": 64 + i,
+                        "height": 48,
+                        "shapes": [{"box": [8, 12, 32, 36], "label": ["cat", "dog"][i % 2]}],
+                    },
+                ),
+            )
         sv.submit_package(s, "owner", "default", task.id, pkg.number)
     prefix = tmp_path / "out" / "data"
-    result = transfer.export_to(label_platform.store, "owner", "default", task.id, sc.ExportRequest(
-        format="tfrecord", to=str(prefix), options={"test_ratio": 0.4, "num_samples_per_tfrecord": 2, "seed": 3}))
+    result = transfer.export_to(
+        label_platform.store,
+        "owner",
+        "default",
+        task.id,
+        sc.ExportRequest(
+            format="tfrecord", to=str(prefix), options={"test_ratio": 0.4, "num_samples_per_tfrecord": 2, "seed": 3}
+        ),
+    )
     shards = [f for f in result.files if f.endswith(".tfrecord")]
     assert all(Path(f).name.startswith(("data_train_", "data_test_")) for f in shards)
     assert (tmp_path / "out" / "data_class_list.txt").read_text() == "cat\ndog\n"

@@ -48,10 +48,19 @@ def platform(tmp_path):
 def make_task(platform, files: list, name="shots", package_size=None, prepare=False) -> str:
     lines = [{"data": {"source": str(f)}} for f in files]
     with platform.store.transaction() as s:
-        task = sv.create_task(s, "owner", W, sc.TaskCreate(name=name, template="image-classification",
-                                                            labels=["a", "b"], lines=lines,
-                                                            package_size=package_size or len(lines)),
-                              platform=platform if prepare else None)
+        task = sv.create_task(
+            s,
+            "owner",
+            W,
+            sc.TaskCreate(
+                name=name,
+                template="image-classification",
+                labels=["a", "b"],
+                lines=lines,
+                package_size=package_size or len(lines),
+            ),
+            platform=platform if prepare else None,
+        )
     return task.id
 
 
@@ -135,7 +144,8 @@ def test_a_palette_image_with_transparency_stays_a_transparent_png(platform):
         shown_image, shown = view(platform, task_id, 0, *size)
         assert shown.mime == "image/png" and shown_image.mode == "RGBA"
         assert shown_image.getpixel((2, 2))[3] == 0 and shown_image.getpixel(
-            (shown_image.width // 2, shown_image.height // 2)) == (255, 0, 0, 255)
+            (shown_image.width // 2, shown_image.height // 2)
+        ) == (255, 0, 0, 255)
 
 
 def test_damaged_and_missing_images_say_so_and_preparation_goes_on(platform):
@@ -192,8 +202,13 @@ def test_objects_in_a_bucket_are_prepared_and_follow_their_etag(platform, s3_buc
     from pai_lab.datasets.service import register_dataset
 
     bucket, options = s3_bucket
-    client = boto3.client("s3", endpoint_url=options["client_kwargs"]["endpoint_url"], aws_access_key_id=options["key"],
-                          aws_secret_access_key=options["secret"], region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=options["client_kwargs"]["endpoint_url"],
+        aws_access_key_id=options["key"],
+        aws_secret_access_key=options["secret"],
+        region_name="us-east-1",
+    )
 
     def put(color):
         out = io.BytesIO()
@@ -202,10 +217,15 @@ def test_objects_in_a_bucket_are_prepared_and_follow_their_etag(platform, s3_buc
 
     put((200, 30, 30))
     with platform.store.transaction() as s:
-        register_dataset(s, "owner", W, DatasetCreate(name="shots", source=f"s3://{bucket}/shots/", scan=True,
-                                                      storage_options=options))
-        task = sv.create_task(s, "owner", W, sc.TaskCreate(name="s3shots", template="image-classification",
-                                                            labels=["a"], dataset="shots"))
+        register_dataset(
+            s,
+            "owner",
+            W,
+            DatasetCreate(name="shots", source=f"s3://{bucket}/shots/", scan=True, storage_options=options),
+        )
+        task = sv.create_task(
+            s, "owner", W, sc.TaskCreate(name="s3shots", template="image-classification", labels=["a"], dataset="shots")
+        )
     pv = media.previews(platform)
     media.prepare_items(platform, "owner", W, task.id, package=1)
     assert pv.idle(60) and pv.counts["prepared"] == 1

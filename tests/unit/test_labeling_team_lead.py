@@ -17,8 +17,13 @@ W = "default"
 def crew(label_platform):
     with label_platform.store.transaction() as s:
         existing = {m.username for m in workspaces.list_members(s, "owner", W)}
-        for user, role in (("tina", "LabelingTeamLead"), ("alice", "AlgorithmDeveloper"),
-                           ("dave", "AlgorithmDeveloper"), ("gina", "Guest"), ("lena", "LabelingAdmin")):
+        for user, role in (
+            ("tina", "LabelingTeamLead"),
+            ("alice", "AlgorithmDeveloper"),
+            ("dave", "AlgorithmDeveloper"),
+            ("gina", "Guest"),
+            ("lena", "LabelingAdmin"),
+        ):
             if user not in existing:
                 workspaces.add_member(s, "owner", W, user, [role])
     return label_platform.store
@@ -30,9 +35,17 @@ def _do(store, fn, *args, **kw):
 
 
 def _task(store):
-    body = sc.TaskCreate(name="birds", template="image-classification", labels=["crow", "gull"], flow="label-check",
-                         lines=[{"data": {"source": f"img/{i}.jpg"}} for i in range(3)], package_size=3,
-                         labelers=["alice"], checkers=["lena"], admins=["lena"])
+    body = sc.TaskCreate(
+        name="birds",
+        template="image-classification",
+        labels=["crow", "gull"],
+        flow="label-check",
+        lines=[{"data": {"source": f"img/{i}.jpg"}} for i in range(3)],
+        package_size=3,
+        labelers=["alice"],
+        checkers=["lena"],
+        admins=["lena"],
+    )
     with store.transaction() as s:
         return sv.create_task(s, "lena", W, body).id
 
@@ -41,8 +54,15 @@ def test_team_lead_assigns_people_and_packages_and_reads_stats(crew):
     task = _task(crew)
     # no admin console: a team lead neither creates tasks nor names admins nor exports
     with pytest.raises(Forbidden, match=r"label\.manage"):
-        _do(crew, sv.create_task, "tina", W, sc.TaskCreate(name="nope", template="image-classification",
-                                                            labels=["a"], lines=[{"data": {"source": "x.jpg"}}]))
+        _do(
+            crew,
+            sv.create_task,
+            "tina",
+            W,
+            sc.TaskCreate(
+                name="nope", template="image-classification", labels=["a"], lines=[{"data": {"source": "x.jpg"}}]
+            ),
+        )
     with pytest.raises(Forbidden, match="admins"):
         _do(crew, sv.set_people, "tina", W, task, sc.TaskPeople(admins=["tina"]))
     # assigns labelers, then hands a claimed package to another labeler

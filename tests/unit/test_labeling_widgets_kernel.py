@@ -35,8 +35,13 @@ class Page:
         reply = self.kc.get_shell_msg(timeout=120)
         while reply["parent_header"].get("msg_id") != msg_id:
             reply = self.kc.get_shell_msg(timeout=120)
-        self._drain(lambda m: m["msg_type"] == "status" and m["content"]["execution_state"] == "idle"
-                    and m["parent_header"].get("msg_id") == msg_id)
+        self._drain(
+            lambda m: (
+                m["msg_type"] == "status"
+                and m["content"]["execution_state"] == "idle"
+                and m["parent_header"].get("msg_id") == msg_id
+            )
+        )
         assert reply["content"]["status"] == "ok", reply["content"].get("traceback")
         return reply["content"]
 
@@ -55,8 +60,9 @@ class Page:
     def invoke(self, name: str, **msg) -> tuple[dict, list]:
         request = uuid.uuid4().hex
         content = {"id": request, "kind": "anywidget-command", "name": name, "msg": msg}
-        self.kc.shell_channel.send(self.kc.session.msg("comm_msg", {"comm_id": self.comm_id,
-                                                                     "data": {"method": "custom", "content": content}}))
+        self.kc.shell_channel.send(
+            self.kc.session.msg("comm_msg", {"comm_id": self.comm_id, "data": {"method": "custom", "content": content}})
+        )
         self._drain(lambda _m: request in self.replies)
         return self.replies.pop(request)
 
@@ -95,8 +101,7 @@ def kernel(live_server):
 
 def open_labeler(kernel, task, stage: str = "label", **options) -> Page:
     args = "".join(f", {k}={v!r}" for k, v in options.items())
-    return Page(kernel, f"import pai_lab\nw = pai_lab.connect().labeling.get({task.name!r})"
-                        f".{stage}({args[2:]})")
+    return Page(kernel, f"import pai_lab\nw = pai_lab.connect().labeling.get({task.name!r}).{stage}({args[2:]})")
 
 
 def survey(label: str) -> list:
@@ -109,10 +114,17 @@ def digits_task(live_server, unique_name):
     corrupt = live_server.root / f"corrupt_{uuid.uuid4().hex[:6]}.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     ws = live_server.client().workspace("default")
-    lines = [{"data": {"source": str(p)}} for p, _ in images] + [{"data": {"source": str(corrupt)}},
-                                                                 {"data": {"source": "gone/missing.png"}}]
-    task = ws.labeling.create_task(unique_name("digits"), "image-classification", lines=lines,
-                                   labels=[str(d) for d in range(10)], flow="label-check")
+    lines = [{"data": {"source": str(p)}} for p, _ in images] + [
+        {"data": {"source": str(corrupt)}},
+        {"data": {"source": "gone/missing.png"}},
+    ]
+    task = ws.labeling.create_task(
+        unique_name("digits"),
+        "image-classification",
+        lines=lines,
+        labels=[str(d) for d in range(10)],
+        flow="label-check",
+    )
     return task, images
 
 
@@ -122,8 +134,12 @@ def test_answers_from_the_page_are_stored_once_and_resume_from_the_server(kernel
     assert page.state["package"]["number"] == 1 and [i["seq"] for i in page.state["items"]] == list(range(6))
 
     ack = page.send("answer", seq=0, client_id="c-0", stage="label", answer=str(images[0][1]))
-    assert ack == {"ok": True, "client_id": "c-0", "seq": 0,
-                   "progress": {"total": 6, "labeled": 1, "checked": 0, "accepted": 0}}
+    assert ack == {
+        "ok": True,
+        "client_id": "c-0",
+        "seq": 0,
+        "progress": {"total": 6, "labeled": 1, "checked": 0, "accepted": 0},
+    }
     assert page.state["progress"]["labeled"] == 1  # the page's counters follow
     # a retry of the same answer (no ack seen by the page) stores nothing new
     page.send("answer", seq=0, client_id="c-0", stage="label", answer=str(images[0][1]))
@@ -195,8 +211,13 @@ def test_a_package_opens_in_one_request_and_its_answers_without_its_items(live_s
     assert opened.status_code == 200, opened.text
     body = opened.json()
     assert body["package"]["number"] == 1 and body["package"]["holder"] == "owner"
-    assert body["stage"] == {"name": "label", "column": "label", "shows": ["label"], "counter": "labeled",
-                             "items": "all"}
+    assert body["stage"] == {
+        "name": "label",
+        "column": "label",
+        "shows": ["label"],
+        "counter": "labeled",
+        "items": "all",
+    }
     assert body["progress"] == {"total": 6, "labeled": 0, "checked": 0, "accepted": 0}
     assert [(i["seq"], i["done"], i["answer"]) for i in body["items"]][:2] == [(0, False, None), (1, False, None)]
 
@@ -237,8 +258,9 @@ def test_media_route_sends_images_sized_to_the_view_with_their_original_size(liv
     assert missing.status_code == 404 and "does not exist" in missing.json()["error"]["message"]
 
     assert requests.get(media_url(live_server, task, 0), timeout=30).status_code in (401, 403)
-    stranger = requests.get(media_url(live_server, task, 0), headers={"Authorization": "token tok-stranger"},
-                            timeout=30)
+    stranger = requests.get(
+        media_url(live_server, task, 0), headers={"Authorization": "token tok-stranger"}, timeout=30
+    )
     assert stranger.status_code == 403
 
 
@@ -248,14 +270,23 @@ def test_media_outside_the_servers_folders_is_refused(live_server, unique_name):
     ws = live_server.client().workspace("default")
     # the item's shown media is checked when the task is created...
     with pytest.raises(BadInput) as refused:
-        ws.labeling.create_task(unique_name("outside"), "image-classification", labels=["a"],
-                                lines=[{"data": {"source": str(outside)}}])
+        ws.labeling.create_task(
+            unique_name("outside"), "image-classification", labels=["a"], lines=[{"data": {"source": str(outside)}}]
+        )
     assert refused.value.field == "lines" and "outside the allowed folders" in refused.value.message
     # ...and the media route checks whatever key it is asked for
-    task = ws.labeling.create_task(unique_name("outside"), "image-classification", labels=["a"],
-                                   lines=[{"data": {"source": "a.png", "other": str(outside)}}])
-    resp = requests.get(media_url(live_server, task, 0), params={"key": "other"},
-                        headers={"Authorization": f"token {live_server.token}"}, timeout=30)
+    task = ws.labeling.create_task(
+        unique_name("outside"),
+        "image-classification",
+        labels=["a"],
+        lines=[{"data": {"source": "a.png", "other": str(outside)}}],
+    )
+    resp = requests.get(
+        media_url(live_server, task, 0),
+        params={"key": "other"},
+        headers={"Authorization": f"token {live_server.token}"},
+        timeout=30,
+    )
     assert resp.status_code == 400 and "outside the allowed folders" in resp.json()["error"]["message"]
 
 

@@ -24,8 +24,9 @@ def test_line_magic_returns_a_dataframe(ip):
 
 def test_cell_magic_passes_the_body_as_a_file(ip, unique_name, capsys):
     name = unique_name("cell")
-    created = ip.run_cell_magic("pai", "workspace create", f"name: {name}\ndescription: made in a cell\n"
-                                                             "members:\n  frank: [AlgorithmOps]\n")
+    created = ip.run_cell_magic(
+        "pai", "workspace create", f"name: {name}\ndescription: made in a cell\nmembers:\n  frank: [AlgorithmOps]\n"
+    )
     assert created["name"] == name and created["description"] == "made in a cell"
     members = ip.run_line_magic("pai", f"member ls -w {name}")
     assert set(members["username"]) == {"owner", "frank"}

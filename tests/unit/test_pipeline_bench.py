@@ -11,8 +11,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_pipeline_overhead_benchmark_reports_both_shapes_against_bare_dask():
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "pipeline_overhead.py"), "--chain", "3",
-                           "--fanout", "4"], capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "pipeline_overhead.py"), "--chain", "3", "--fanout", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     *_, figures, summary = done.stdout.strip().splitlines()
     results = json.loads(figures)

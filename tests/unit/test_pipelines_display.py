@@ -25,16 +25,32 @@ def test_a_long_reason_keeps_which_step_failed_and_the_last_lines_of_its_log():
 
 
 def test_steps_and_outputs_are_escaped_and_an_artifact_shows_its_location():
-    node = PipelineNode(name="train", node_id="n1", identifier="op@v1", depends=[], status="Failed",
-                        reason="<script>alert(1)</script>", attempt=2, started_at=T0,
-                        finished_at=T0 + timedelta(seconds=2))
+    node = PipelineNode(
+        name="train",
+        node_id="n1",
+        identifier="op@v1",
+        depends=[],
+        status="Failed",
+        reason="<script>alert(1)</script>",
+        attempt=2,
+        started_at=T0,
+        finished_at=T0 + timedelta(seconds=2),
+    )
     steps = display.steps_html([node])
     assert "&lt;script&gt;" in steps and "<script" not in steps and "<td>2.0 s</td>" in steps
-    outputs = display.outputs_html([
-        PipelineOutput(name="model", kind="artifacts", producer="train", run_id="r1",
-                       value={"location": {"uri": "file:///runs/r1/train/model.json"}},
-                       metadata={"type": {"Model": {}}}),
-        PipelineOutput(name="note", kind="parameters", producer="train", run_id="r1", value="<b>hi</b>")])
+    outputs = display.outputs_html(
+        [
+            PipelineOutput(
+                name="model",
+                kind="artifacts",
+                producer="train",
+                run_id="r1",
+                value={"location": {"uri": "file:///runs/r1/train/model.json"}},
+                metadata={"type": {"Model": {}}},
+            ),
+            PipelineOutput(name="note", kind="parameters", producer="train", run_id="r1", value="<b>hi</b>"),
+        ]
+    )
     assert "<td>Model</td><td><code>file:///runs/r1/train/model.json</code>" in outputs
     assert "&lt;b&gt;hi&lt;/b&gt;" in outputs and "<b>hi" not in outputs
     assert display.outputs_html([]) == ""

@@ -43,32 +43,47 @@ def read(source: str = "x"):
     return None
 
 
-@component(inputs=[PipelineArtifact("inputTable", dataset(), required=True), PipelineParameter("fraction", float, 0.8)],
-           outputs=[PipelineArtifact("output1Table", dataset()), PipelineArtifact("output2Table", dataset())])
+@component(
+    inputs=[PipelineArtifact("inputTable", dataset(), required=True), PipelineParameter("fraction", float, 0.8)],
+    outputs=[PipelineArtifact("output1Table", dataset()), PipelineArtifact("output2Table", dataset())],
+)
 def split(fraction: float):
     return None
 
 
-@component(inputs=[PipelineArtifact("inputTable", dataset(), required=True)],
-           outputs=[PipelineArtifact("model", MetadataBuilder.local_model())])
+@component(
+    inputs=[PipelineArtifact("inputTable", dataset(), required=True)],
+    outputs=[PipelineArtifact("model", MetadataBuilder.local_model())],
+)
 def train():
     return None
 
 
-@component(inputs=[PipelineArtifact("model", MetadataBuilder.local_model(), required=True),
-                   PipelineArtifact("inputTable", dataset(), required=True)],
-           outputs=[PipelineArtifact("outputMetricTable", MetadataBuilder.model_evaluation())])
+@component(
+    inputs=[
+        PipelineArtifact("model", MetadataBuilder.local_model(), required=True),
+        PipelineArtifact("inputTable", dataset(), required=True),
+    ],
+    outputs=[PipelineArtifact("outputMetricTable", MetadataBuilder.model_evaluation())],
+)
 def evaluate():
     return None
 
 
 def test_the_manual_script_operator_runs_with_either_spelling(scripts):
-    manual = ScriptOperator(entry_point="main.py", script_dir=str(scripts),
-                            inputs=[PipelineParameter(name="foo", default=10),
-                                    PipelineParameter(name="bar", default=10)],
-                            outputs=[], identifier="simpleExample")
-    sdk = ScriptOperator(entry_file="main.py", source_dir=str(scripts), identifier="simpleExample",
-                         inputs=[PipelineParameter("foo", default=10), PipelineParameter("bar", default=10)])
+    manual = ScriptOperator(
+        entry_point="main.py",
+        script_dir=str(scripts),
+        inputs=[PipelineParameter(name="foo", default=10), PipelineParameter(name="bar", default=10)],
+        outputs=[],
+        identifier="simpleExample",
+    )
+    sdk = ScriptOperator(
+        entry_file="main.py",
+        source_dir=str(scripts),
+        identifier="simpleExample",
+        inputs=[PipelineParameter("foo", default=10), PipelineParameter("bar", default=10)],
+    )
     assert manual.to_dict() == sdk.to_dict()
     doc = loads(manual.to_yaml())
     assert doc["apiVersion"] == "core/v1"
@@ -114,10 +129,13 @@ def heart_like():
     fraction = PipelineParameter("fraction", float, 0.8)
     split_step = split.as_step(name="split-1", inputs={"inputTable": table, "fraction": fraction})
     train_step = train.as_step(inputs={"inputTable": split_step.outputs["output1Table"]})
-    eval_step = evaluate.as_step(name="evaluate-1", inputs={"model": train_step.outputs["model"],
-                                                            "inputTable": split_step.outputs[1]})
-    return Pipeline(steps=[eval_step], outputs={"model": train_step.outputs["model"],
-                                                "evaluateResult": eval_step.outputs["outputMetricTable"]})
+    eval_step = evaluate.as_step(
+        name="evaluate-1", inputs={"model": train_step.outputs["model"], "inputTable": split_step.outputs[1]}
+    )
+    return Pipeline(
+        steps=[eval_step],
+        outputs={"model": train_step.outputs["model"], "evaluateResult": eval_step.outputs["outputMetricTable"]},
+    )
 
 
 def test_steps_and_inputs_are_inferred_from_the_outputs_and_named_as_pai_does():
@@ -164,8 +182,9 @@ def test_an_unconnected_required_input_names_the_step_and_the_input():
 
 def test_type_mismatches_name_the_step_and_the_input():
     source = read.as_step(name="source")
-    bad = evaluate.as_step(name="judge", inputs={"model": source.outputs["outputTable"],
-                                                 "inputTable": source.outputs["outputTable"]})
+    bad = evaluate.as_step(
+        name="judge", inputs={"model": source.outputs["outputTable"], "inputTable": source.outputs["outputTable"]}
+    )
     with pytest.raises(PipelineError) as err:
         Pipeline(steps=[bad])
     assert err.value.field == "steps.judge.model" and "DataSet does not match Model" in err.value.message
@@ -212,8 +231,11 @@ def test_function_operators_take_their_signature_and_stay_callable():
         return {"y": x * factor}
 
     op = FunctionOperator(scale, outputs=[PipelineParameter("y", float)])
-    assert [(v.name, v.typ.value, v.default) for v in op.inputs] == [("x", "Int", None), ("factor", "Double", 2.0),
-                                                                     ("note", "String", "")]
+    assert [(v.name, v.typ.value, v.default) for v in op.inputs] == [
+        ("x", "Int", None),
+        ("factor", "Double", 2.0),
+        ("note", "String", ""),
+    ]
     assert op(3) == {"y": 6.0}
     assert op.identifier == "scale" and "pickle" in op.to_dict()["spec"]["function"]
 
@@ -247,7 +269,11 @@ def test_arguments_are_typed_and_bad_ones_named():
 def test_pai_states_verbatim_and_the_run_level_rules():
     assert len(PipelineRunStatus.ALL) == 11
     assert [s for s in PipelineRunStatus.ALL if PipelineRunStatus.is_running(s)] == [
-        "ReadyToSchedule", "Starting", "Running", "WorkflowServiceStarting"]
+        "ReadyToSchedule",
+        "Starting",
+        "Running",
+        "WorkflowServiceStarting",
+    ]
     assert run_status({"a": "Succeeded", "b": "Running"}) is None
     assert run_status({"a": "Succeeded", "b": "Failed", "c": "Skipped"}) == "Failed"
     assert run_status({"a": "Terminated", "b": "Skipped"}) == "Terminated"
@@ -258,13 +284,43 @@ def _json_values():
     from hypothesis import strategies as st
 
     scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
-    return st.recursive(scalars, lambda kids: st.lists(kids, max_size=3)
-                        | st.dictionaries(st.sampled_from(["name", "type", "value", "from", "metadata", "spec",
-                                                           "inputs", "outputs", "parameters", "artifacts",
-                                                           "pipelines", "arguments", "operator", "function",
-                                                           "pickle", "script", "entryFile", "code", "archive",
-                                                           "dependencies", "required", "apiVersion"]), kids,
-                                          max_size=4), max_leaves=20)
+    return st.recursive(
+        scalars,
+        lambda kids: (
+            st.lists(kids, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "name",
+                        "type",
+                        "value",
+                        "from",
+                        "metadata",
+                        "spec",
+                        "inputs",
+                        "outputs",
+                        "parameters",
+                        "artifacts",
+                        "pipelines",
+                        "arguments",
+                        "operator",
+                        "function",
+                        "pickle",
+                        "script",
+                        "entryFile",
+                        "code",
+                        "archive",
+                        "dependencies",
+                        "required",
+                        "apiVersion",
+                    ]
+                ),
+                kids,
+                max_size=4,
+            )
+        ),
+        max_leaves=20,
+    )
 
 
 def test_any_manifest_is_checked_or_refused_never_crashes():
@@ -275,8 +331,12 @@ def test_any_manifest_is_checked_or_refused_never_crashes():
     @given(_json_values())
     @settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
     def check(junk):
-        for doc in (junk, {**base, "spec": junk}, {**base, "spec": {**base["spec"], "pipelines": [junk]}},
-                    {**base, "spec": {**base["spec"], "inputs": junk}}):
+        for doc in (
+            junk,
+            {**base, "spec": junk},
+            {**base, "spec": {**base["spec"], "pipelines": [junk]}},
+            {**base, "spec": {**base["spec"], "inputs": junk}},
+        ):
             try:
                 manifests.check(doc)
             except PipelineError as exc:

@@ -42,8 +42,9 @@ SCRIPT = textwrap.dedent("""
 
 def _run(level: str, lines: list[str]) -> str:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=level)
-    done = subprocess.run([sys.executable, "-c", SCRIPT, *lines], env=env, capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, *lines], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
     return done.stderr
 
 

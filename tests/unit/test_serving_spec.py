@@ -13,32 +13,50 @@ from pai_lab.serving import service
 from pai_lab.serving.gateway.service_runtime import Route
 from pai_lab.serving.protocols import eas, eas_pb, fit_inputs, tfserving, v2
 
-SIGNATURE = {"signature_name": "predict_images", "inputs": [{"name": "images", "shape": [-1, 4], "type": "DT_FLOAT"}],
-             "outputs": [{"name": "scores", "shape": [-1, 2], "type": "DT_FLOAT"}]}
+SIGNATURE = {
+    "signature_name": "predict_images",
+    "inputs": [{"name": "images", "shape": [-1, 4], "type": "DT_FLOAT"}],
+    "outputs": [{"name": "scores", "shape": [-1, 2], "type": "DT_FLOAT"}],
+}
 
 
 def test_the_manuals_service_json_gets_eas_defaults():
-    spec = service.parse_spec({"name": "mnist_saved_model_example", "generate_token": "true",
-                               "model_path": "/models/mnist", "processor": "tensorflow_cpu_1.12",
-                               "metadata": {"instance": 1, "cpu": 1}})
+    spec = service.parse_spec(
+        {
+            "name": "mnist_saved_model_example",
+            "generate_token": "true",
+            "model_path": "/models/mnist",
+            "processor": "tensorflow_cpu_1.12",
+            "metadata": {"instance": 1, "cpu": 1},
+        }
+    )
     assert spec.generate_token is True
     assert spec.metadata.workers == 5
     rpc = spec.metadata.rpc
     assert (rpc.batching, rpc.keepalive, rpc.max_batch_size, rpc.max_batch_timeout, rpc.max_queue_size) == (
-        False, 5000, 16, 50, 64)
+        False,
+        5000,
+        16,
+        50,
+        64,
+    )
 
 
 def test_flat_rpc_keys_are_read_like_nested_ones():
-    spec = service.parse_spec({"name": "svc", "metadata": {"instance": 2, "rpc.batching": True,
-                                                           "rpc.max_queue_size": 8}})
+    spec = service.parse_spec(
+        {"name": "svc", "metadata": {"instance": 2, "rpc.batching": True, "rpc.max_queue_size": 8}}
+    )
     assert spec.metadata.rpc.batching is True and spec.metadata.rpc.max_queue_size == 8
 
 
-@pytest.mark.parametrize("data, field", [
-    ({"name": "svc", "metadata": {"instance": 1}, "model_pth": "/m"}, "model_pth"),
-    ({"name": "svc", "metadata": {"instance": 1, "replicas": 2}}, "metadata.replicas"),
-    ({"name": "svc", "metadata": {"instance": 1, "rpc": {"batch": True}}}, "metadata.rpc.batch"),
-])
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({"name": "svc", "metadata": {"instance": 1}, "model_pth": "/m"}, "model_pth"),
+        ({"name": "svc", "metadata": {"instance": 1, "replicas": 2}}, "metadata.replicas"),
+        ({"name": "svc", "metadata": {"instance": 1, "rpc": {"batch": True}}}, "metadata.rpc.batch"),
+    ],
+)
 def test_unknown_keys_are_refused_by_name(data, field):
     with pytest.raises(BadInput) as err:
         service.parse_spec(data)
@@ -83,8 +101,9 @@ def test_tf_serving_row_columnar_and_b64_bodies():
     assert style == "row" and np.asarray(inputs["images"]).shape == (2, 4)
     _, inputs, style = tfserving.parse(json.dumps({"inputs": {"images": x}}).encode(), ["images"])
     assert style == "columnar" and inputs["images"] == x
-    _, inputs, _ = tfserving.parse(json.dumps({"instances": [{"b64": base64.b64encode(b"\x00\x01").decode()}]})
-                                   .encode(), ["image_bytes"])
+    _, inputs, _ = tfserving.parse(
+        json.dumps({"instances": [{"b64": base64.b64encode(b"\x00\x01").decode()}]}).encode(), ["image_bytes"]
+    )
     assert inputs["image_bytes"] == [b"\x00\x01"]
     with pytest.raises(BadInput):
         tfserving.parse(json.dumps({"instances": x, "inputs": x}).encode(), ["images"])
@@ -95,9 +114,14 @@ def test_tf_serving_row_columnar_and_b64_bodies():
 
 def test_v2_binary_tensors_round_trip():
     x = np.arange(8, dtype=np.float32).reshape(2, 4)
-    head = json.dumps({"inputs": [{"name": "images", "shape": [2, 4], "datatype": "FP32",
-                                   "parameters": {"binary_data_size": x.nbytes}}],
-                       "outputs": [{"name": "scores", "parameters": {"binary_data": True}}]}).encode()
+    head = json.dumps(
+        {
+            "inputs": [
+                {"name": "images", "shape": [2, 4], "datatype": "FP32", "parameters": {"binary_data_size": x.nbytes}}
+            ],
+            "outputs": [{"name": "scores", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
     inputs, wanted, binary, _ = v2.parse(head + x.tobytes(), str(len(head)))
     assert np.array_equal(inputs["images"], x) and wanted == ["scores"] and binary == {"scores"}
     body, headers = v2.format("m", 1, {"scores": x}, binary, None)

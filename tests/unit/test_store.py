@@ -20,10 +20,15 @@ def test_older_database_is_migrated_in_place_and_nothing_is_lost(tmp_path):
     old.migrate("core_0001")  # the schema of the first release: no status, no operation log
     old.dispose()
     con = sqlite3.connect(db)
-    con.execute("INSERT INTO workspaces (id, name, description, created_by, created_at) VALUES "
-                "('ws-old', 'legacy_team', 'from v0', 'carol', ?)", (datetime(2025, 1, 2).isoformat(" "),))
-    con.execute("INSERT INTO members VALUES ('ws-old', 'carol', '[\"Owner\"]', 'carol', ?)",
-                (datetime(2025, 1, 2).isoformat(" "),))
+    con.execute(
+        "INSERT INTO workspaces (id, name, description, created_by, created_at) VALUES "
+        "('ws-old', 'legacy_team', 'from v0', 'carol', ?)",
+        (datetime(2025, 1, 2).isoformat(" "),),
+    )
+    con.execute(
+        "INSERT INTO members VALUES ('ws-old', 'carol', '[\"Owner\"]', 'carol', ?)",
+        (datetime(2025, 1, 2).isoformat(" "),),
+    )
     con.commit()
     columns = [r[1] for r in con.execute("PRAGMA table_info(workspaces)")]
     con.close()

@@ -21,8 +21,15 @@ def shapes(tmp_path, monkeypatch):
     lines = list(lines)
     spooled = data.Lines(lines)
     data_type = data.infer_type(spooled, "image")
-    info = {"name": "shapes", "kind": "dataset", "dataset": "shapes", "data_type": data_type,
-            "class_names": data.class_names(spooled, data_type), "storage_options": {}, "items": spooled.count}
+    info = {
+        "name": "shapes",
+        "kind": "dataset",
+        "dataset": "shapes",
+        "data_type": data_type,
+        "class_names": data.class_names(spooled, data_type),
+        "storage_options": {},
+        "items": spooled.count,
+    }
     path = data.write_snapshot(tmp_path / "data", [(info, spooled)])
     monkeypatch.setenv("PAI_LAB_DATA_SOURCES", str(path))
     monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -58,8 +65,9 @@ def test_detection_items_come_with_their_boxes_and_splits_add_up(shapes, tmp_pat
     # two ranks read disjoint shares that together are the whole set
     counts = []
     for index in (0, 1):
-        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]},
-                                                    "task": {"type": "worker", "index": index}}))
+        monkeypatch.setenv(
+            "TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": index}})
+        )
         share = pai.dataset(image_size=(8, 8), subset="training")
         counts.append(share.item_count)
         assert share.total_count == 54
@@ -82,6 +90,7 @@ def test_shards_are_cut_from_the_labelled_items_so_no_rank_is_left_empty():
 
     answer = {"results": [{"questionId": "1", "type": "survey/value", "data": "yes"}]}
     lines = [{"data": {"source": f"text {i}"}, **({"label-1": answer} if i in (0, 2) else {})} for i in range(10)]
-    shares = [[t.numpy().decode() for t, _label in to_tf_dataset(lines, data_type="text", shard=(2, i))]
-              for i in (0, 1)]
+    shares = [
+        [t.numpy().decode() for t, _label in to_tf_dataset(lines, data_type="text", shard=(2, i))] for i in (0, 1)
+    ]
     assert shares == [["text 0"], ["text 2"]]  # cut after the unlabelled items were left out

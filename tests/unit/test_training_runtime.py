@@ -11,8 +11,11 @@ from pai_lab.training import runtime
 
 def test_a_worker_that_cannot_see_the_job_folder_writes_the_shipped_data_sources(tmp_path):
     sources = {"sources": [{"name": "task:t", "manifest": "0.manifest"}]}
-    launch = {"job_id": "dlc-1", "data_file": str(tmp_path / "elsewhere" / "data" / "sources.json"),
-              "data_files": {"sources.json": json.dumps(sources), "0.manifest": '{"data": {"source": "a"}}\n'}}
+    launch = {
+        "job_id": "dlc-1",
+        "data_file": str(tmp_path / "elsewhere" / "data" / "sources.json"),
+        "data_files": {"sources.json": json.dumps(sources), "0.manifest": '{"data": {"source": "a"}}\n'},
+    }
     path = runtime._data_file(launch, "dlc-1-worker-1", str(tmp_path / "worker"))
     assert path.startswith(str(tmp_path / "worker")) and json.loads(Path(path).read_text()) == sources
     assert (tmp_path / "worker" / "pai_jobs" / "dlc-1" / "dlc-1-worker-1" / "data" / "0.manifest").is_file()

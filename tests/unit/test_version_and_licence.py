@@ -30,7 +30,8 @@ def test_python_and_the_sidebar_report_the_same_version():
     installed = md.version("pai_lab")
     assert installed == PACKAGE_JSON["version"], (
         f"the installed pai_lab is {installed} but labextension/package.json says {PACKAGE_JSON['version']}: "
-        "reinstall (pip install -e .)")
+        "reinstall (pip install -e .)"
+    )
     assert pai_lab.__version__ == installed
 
 

@@ -172,8 +172,7 @@ def collect_labels(spec: TemplateSpec, results_lists) -> tuple[list[str], list[s
     relations: dict[str, None] = {}
 
     def add(target, value):
-        target.update(dict.fromkeys(v for v in (value if isinstance(value, list) else [value])
-                                    if isinstance(v, str)))
+        target.update(dict.fromkeys(v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)))
 
     for results in results_lists:
         for q, el in zip_results(spec, results or []):
@@ -206,6 +205,13 @@ from pai_lab.labeling.formats import (  # noqa: E402
     yolo,
 )
 
-EXPORTERS = {"itag": itag, "easyvision": easyvision, "label-studio": labelstudio, "coco": coco, "yolo": yolo,
-             "conll": conll, "tfrecord": tfrecord}
+EXPORTERS = {
+    "itag": itag,
+    "easyvision": easyvision,
+    "label-studio": labelstudio,
+    "coco": coco,
+    "yolo": yolo,
+    "conll": conll,
+    "tfrecord": tfrecord,
+}
 IMPORTERS = {"itag": itag, "label-studio": labelstudio, "coco": coco}

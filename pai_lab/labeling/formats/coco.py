@@ -25,8 +25,9 @@ NAME = "coco"
 
 def fits(ctx: ExportContext) -> None:
     if not ctx.questions("boxes"):
-        raise BadInput(f"COCO holds boxes and polygons; the {ctx.template} template has none. Use itag or "
-                       "label-studio", "format")
+        raise BadInput(
+            f"COCO holds boxes and polygons; the {ctx.template} template has none. Use itag or label-studio", "format"
+        )
 
 
 def _area(points: list) -> float:
@@ -86,9 +87,11 @@ def document(ctx: ExportContext) -> Iterator[str]:
                 coords = ",".join(f"{x},{y}" for x, y in points)
                 key = tuple(labels)
                 encoded = label_text.get(key) or label_text.setdefault(key, _json(labels))
-                yield (f'{sep}{{"id":{ann_id},"image_id":{image_id},"category_id":{cat},"bbox":[{x1},{y1},'
-                       f'{_num(x2 - x1)},{_num(y2 - y1)}],"area":{_num(_area(points))},"segmentation":[[{coords}]],'
-                       f'"iscrowd":0,"attributes":{{"id":{_str(s["id"])},"labels":{encoded}{text}}}}}')
+                yield (
+                    f'{sep}{{"id":{ann_id},"image_id":{image_id},"category_id":{cat},"bbox":[{x1},{y1},'
+                    f'{_num(x2 - x1)},{_num(y2 - y1)}],"area":{_num(_area(points))},"segmentation":[[{coords}]],'
+                    f'"iscrowd":0,"attributes":{{"id":{_str(s["id"])},"labels":{encoded}{text}}}}}'
+                )
                 sep = ","
     yield "]}\n"
 
@@ -102,13 +105,16 @@ def parse(text: str, spec) -> Imported:
     from pai_lab.labeling.templates import builtin
 
     doc = parse_json(text, "COCO")
-    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) or not isinstance(
-            doc.get("annotations"), list):
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("images"), list)
+        or not isinstance(doc.get("annotations"), list)
+    ):
         raise BadInput("a COCO file is an object with images, annotations and categories lists", "content")
     cats = {}
     for i, c in enumerate(doc.get("categories") or []):
         if not isinstance(c, dict) or "id" not in c or not isinstance(c.get("name"), str):
-            raise BadInput(f"categories[{i}] must be {{\"id\", \"name\"}}", "content")
+            raise BadInput(f'categories[{i}] must be {{"id", "name"}}', "content")
         cats[c["id"]] = c["name"]
     by_image: dict = {}
     multi = False
@@ -119,8 +125,9 @@ def parse(text: str, spec) -> Imported:
         labels = attrs.get("labels")
         if labels is None:
             if a.get("category_id") not in cats:
-                raise BadInput(f"annotations[{i}]: category_id {a.get('category_id')!r} is not in categories",
-                               "content")
+                raise BadInput(
+                    f"annotations[{i}]: category_id {a.get('category_id')!r} is not in categories", "content"
+                )
             labels = [cats[a["category_id"]]]
         multi = multi or len(labels) > 1
         by_image.setdefault(a["image_id"], []).append((a, attrs, labels))
@@ -144,12 +151,32 @@ def parse(text: str, spec) -> Imported:
                 lab[q.text_title] = attrs.get("text", "")
             if labels:
                 lab[q.result_key] = labels if q.multi else labels[0]
-            shapes.append({"id": attrs.get("id") or f"coco-{a.get('id')}", "type": "image/polygon",
-                           "value": points, "labels": lab})
-        results = [{"questionId": q.id, "data": shapes, "rotation": img.get("rotation", 0), "markTitle": q.title,
-                    "width": img.get("width") or 1, "type": "image", "height": img.get("height") or 1}]
+            shapes.append(
+                {
+                    "id": attrs.get("id") or f"coco-{a.get('id')}",
+                    "type": "image/polygon",
+                    "value": points,
+                    "labels": lab,
+                }
+            )
+        results = [
+            {
+                "questionId": q.id,
+                "data": shapes,
+                "rotation": img.get("rotation", 0),
+                "markTitle": q.title,
+                "width": img.get("width") or 1,
+                "type": "image",
+                "height": img.get("height") or 1,
+            }
+        ]
         items.append(NewItem({"source": img["file_name"]}, {"label": results}))
     if not items:
         raise BadInput("the COCO file has no images to import", "content")
-    return Imported(items=items, template="ocr" if ocr else "object-detection",
-                    labels=[cats[k] for k in sorted(cats)], multi=multi, stages=["label"])
+    return Imported(
+        items=items,
+        template="ocr" if ocr else "object-detection",
+        labels=[cats[k] for k in sorted(cats)],
+        multi=multi,
+        stages=["label"],
+    )

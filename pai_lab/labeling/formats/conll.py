@@ -19,8 +19,9 @@ TOKEN = re.compile(r"[^\W\u4e00-\u9fff\u3040-\u30ff\uac00-\ud7af]+|\S", re.UNICO
 
 def fits(ctx: ExportContext) -> None:
     if not ctx.questions("spans"):
-        raise BadInput(f"CoNLL holds text spans; the {ctx.template} template has none. Use itag or label-studio",
-                       "format")
+        raise BadInput(
+            f"CoNLL holds text spans; the {ctx.template} template has none. Use itag or label-studio", "format"
+        )
 
 
 def tokens(text: str) -> list[tuple[str, int, int]]:

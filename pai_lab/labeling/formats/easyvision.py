@@ -28,8 +28,11 @@ UPRIGHT = "底部朝下"
 def fits(ctx: ExportContext) -> None:
     kinds = {q.type for q in ctx.spec.questions}
     if ctx.spec.contents[0].type != "image" or not (kinds & {"single", "multi", "boxes"}):
-        raise BadInput(f"the EasyVision CSV holds classification, detection and OCR answers; the {ctx.template} "
-                       "template labels no image with them", "format")
+        raise BadInput(
+            f"the EasyVision CSV holds classification, detection and OCR answers; the {ctx.template} "
+            "template labels no image with them",
+            "format",
+        )
 
 
 def _compact(obj) -> str:
@@ -46,8 +49,11 @@ def answer(ctx: ExportContext, results: list):
                 labels = shape_labels(q, s["labels"])
                 coord = [f"{c:.2f}" for p in s["value"] for c in p]
                 if q.text_title:
-                    inner = {"text": s["labels"].get(q.text_title, ""), "direction": UPRIGHT,
-                             "class*": labels[0] if labels else "text"}
+                    inner = {
+                        "text": s["labels"].get(q.text_title, ""),
+                        "direction": UPRIGHT,
+                        "class*": labels[0] if labels else "text",
+                    }
                 else:
                     inner = {"class*": labels[0] if labels else ""}
                 objects.append({"text": json.dumps(inner, ensure_ascii=False), "coord": coord})

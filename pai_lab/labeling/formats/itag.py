@@ -23,9 +23,23 @@ NAME = "itag"
 SUFFIX = {stage: "" if stage == "label" else f"-{column}" for stage, column in fl.STAGE_COLUMN.items()}
 KEY = re.compile(r"^label-(\d+|[^-]+?)(" + "|".join(s for s in SUFFIX.values() if s) + ")?$")
 STAGE_SUFFIX = {suffix or None: stage for stage, suffix in SUFFIX.items()}
-MEDIA = {".jpg": "image", ".jpeg": "image", ".png": "image", ".bmp": "image", ".gif": "image", ".webp": "image",
-         ".mp4": "video", ".avi": "video", ".mov": "video", ".webm": "video",
-         ".wav": "audio", ".mp3": "audio", ".flac": "audio", ".ogg": "audio", ".m4a": "audio"}
+MEDIA = {
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".png": "image",
+    ".bmp": "image",
+    ".gif": "image",
+    ".webp": "image",
+    ".mp4": "video",
+    ".avi": "video",
+    ".mov": "video",
+    ".webm": "video",
+    ".wav": "audio",
+    ".mp3": "audio",
+    ".flac": "audio",
+    ".ogg": "audio",
+    ".m4a": "audio",
+}
 
 
 def fits(ctx: ExportContext) -> None:
@@ -39,8 +53,9 @@ def lines(ctx: ExportContext) -> Iterator[str]:
     def end(origin: str | None) -> str:
         return f',"origin":"{origin}"}}' if origins and origin else "}"
 
-    stages = [(f'{key}{SUFFIX[stage]}":{{"results":', fl.STAGE_COLUMN[stage], fl.ORIGIN_COLUMN[stage])
-              for stage in fl.STAGES]
+    stages = [
+        (f'{key}{SUFFIX[stage]}":{{"results":', fl.STAGE_COLUMN[stage], fl.ORIGIN_COLUMN[stage]) for stage in fl.STAGES
+    ]
     for r in ctx.rows():
         parts = ['{"data":', r.data]
         for head, column, origin in stages:
@@ -66,33 +81,42 @@ def parse(text: str, spec_hint=None) -> Imported:
         try:
             line = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise BadInput(f"line {n}: not a JSON object ({exc.msg}); each line must be {{\"data\": {{...}}}}",
-                           "content") from None
+            raise BadInput(
+                f'line {n}: not a JSON object ({exc.msg}); each line must be {{"data": {{...}}}}', "content"
+            ) from None
         if not isinstance(line, dict) or not isinstance(line.get("data"), dict):
-            raise BadInput(f"line {n}: each line must be an object with a \"data\" object", "content")
+            raise BadInput(f'line {n}: each line must be an object with a "data" object', "content")
         answers = {}
         for key, value in line.items():
             if key == "data":
                 continue
             m = KEY.match(key)
             if not m:
-                raise BadInput(f"line {n}: unknown key {key!r}; a result line has data and label-<taskId>[-check|"
-                               "-verify]", "content")
+                raise BadInput(
+                    f"line {n}: unknown key {key!r}; a result line has data and label-<taskId>[-check|-verify]",
+                    "content",
+                )
             if task_id is None:
                 task_id = m.group(1)
             elif m.group(1) != task_id:
-                raise BadInput(f"line {n}: results of task {m.group(1)} mixed with task {task_id}; import one "
-                               "task's results at a time", "content")
+                raise BadInput(
+                    f"line {n}: results of task {m.group(1)} mixed with task {task_id}; import one "
+                    "task's results at a time",
+                    "content",
+                )
             if not isinstance(value, dict) or not isinstance(value.get("results"), list):
-                raise BadInput(f"line {n}: {key} must be {{\"results\": [...]}}", "content")
+                raise BadInput(f'line {n}: {key} must be {{"results": [...]}}', "content")
             stage = STAGE_SUFFIX[m.group(2)]
             answers[stage] = value["results"]
             stages.add(stage)
         items.append(NewItem(line["data"], answers))
     if not items:
         raise BadInput("the file has no lines to import", "content")
-    out = Imported(items=items, task_id=task_id if task_id and task_id.isdigit() else None,
-                   stages=[s for s in ("label", "check", "accept") if s in stages])
+    out = Imported(
+        items=items,
+        task_id=task_id if task_id and task_id.isdigit() else None,
+        stages=[s for s in ("label", "check", "accept") if s in stages],
+    )
     out.template, out.labels, out.multi, out.relation_labels = guess(items)
     return out
 

@@ -54,14 +54,13 @@ def config(spec: TemplateSpec, labels: list[str]) -> str:
             out.append(f"  <RectangleLabels name={title} toName={to}>{opts}</RectangleLabels>")
             out.append(f"  <PolygonLabels name={quoteattr(q.title + '-polygon')} toName={to}>{opts}</PolygonLabels>")
             if q.text_title:
-                out.append(f"  <TextArea name={quoteattr(q.text_title)} toName={to} perRegion=\"true\"/>")
+                out.append(f'  <TextArea name={quoteattr(q.text_title)} toName={to} perRegion="true"/>')
         elif q.type in ("spans", "segments"):
             out.append(f"  <Labels name={title} toName={to}>{opts}</Labels>")
             if q.text_title:
-                out.append(f"  <TextArea name={quoteattr(q.text_title)} toName={to} perRegion=\"true\"/>")
+                out.append(f'  <TextArea name={quoteattr(q.text_title)} toName={to} perRegion="true"/>')
         elif q.type == "relations":
-            out.append("  <Relations>" + "".join(f"<Relation value={quoteattr(n)}/>" for n in names)
-                       + "</Relations>")
+            out.append("  <Relations>" + "".join(f"<Relation value={quoteattr(n)}/>" for n in names) + "</Relations>")
     out.append("</View>")
     return "\n".join(out)
 
@@ -88,38 +87,85 @@ def to_regions(spec: TemplateSpec, results: list) -> list[dict]:
                 common = {"id": s["id"], "original_width": w, "original_height": h, "image_rotation": el["rotation"]}
                 if is_rect(pts):
                     (x1, y1), _, (x2, y2), _ = pts
-                    geom = {"x": x1 * 100 / w, "y": y1 * 100 / h, "width": (x2 - x1) * 100 / w,
-                            "height": (y2 - y1) * 100 / h, "rotation": 0}
+                    geom = {
+                        "x": x1 * 100 / w,
+                        "y": y1 * 100 / h,
+                        "width": (x2 - x1) * 100 / w,
+                        "height": (y2 - y1) * 100 / h,
+                        "rotation": 0,
+                    }
                     kind = "rectanglelabels"
                     out.append({**common, **base, "type": kind, "value": {**geom, kind: labels}})
                 else:
                     geom = {"points": [[x * 100 / w, y * 100 / h] for x, y in pts], "closed": True}
                     kind = "polygonlabels"
-                    out.append({**common, "from_name": q.title + "-polygon", "to_name": to, "type": kind,
-                                "value": {**geom, kind: labels}})
+                    out.append(
+                        {
+                            **common,
+                            "from_name": q.title + "-polygon",
+                            "to_name": to,
+                            "type": kind,
+                            "value": {**geom, kind: labels},
+                        }
+                    )
                 if q.text_title and q.text_title in s["labels"]:
-                    out.append({**common, "from_name": q.text_title, "to_name": to, "type": "textarea",
-                                "value": {**geom, "text": [s["labels"][q.text_title]]}})
+                    out.append(
+                        {
+                            **common,
+                            "from_name": q.text_title,
+                            "to_name": to,
+                            "type": "textarea",
+                            "value": {**geom, "text": [s["labels"][q.text_title]]},
+                        }
+                    )
         elif q.type == "spans":
             for o in el["objects"]:
-                out.append({"id": f"e{o['start']}-{o['end']}", **base, "type": "labels",
-                            "value": {"start": o["start"], "end": o["end"] + 1, "text": o["text"],
-                                      "labels": _as_list(o["result"][q.result_key])}})
+                out.append(
+                    {
+                        "id": f"e{o['start']}-{o['end']}",
+                        **base,
+                        "type": "labels",
+                        "value": {
+                            "start": o["start"],
+                            "end": o["end"] + 1,
+                            "text": o["text"],
+                            "labels": _as_list(o["result"][q.result_key]),
+                        },
+                    }
+                )
         elif q.type == "relations":
             for r in el:
-                out.append({"from_id": f"e{r['from']['start']}-{r['from']['end']}",
-                            "to_id": f"e{r['to']['start']}-{r['to']['end']}", "type": "relation", "direction": "right",
-                            "labels": _as_list(r["result"][q.result_key])})
+                out.append(
+                    {
+                        "from_id": f"e{r['from']['start']}-{r['from']['end']}",
+                        "to_id": f"e{r['to']['start']}-{r['to']['end']}",
+                        "type": "relation",
+                        "direction": "right",
+                        "labels": _as_list(r["result"][q.result_key]),
+                    }
+                )
         elif q.type == "segments":
             for o in el["objects"]:
                 res = o["result"]
                 if q.result_key in res:
-                    out.append({"id": o["id"], **base, "type": "labels",
-                                "value": {"start": o["start"], "end": o["end"],
-                                          "labels": _as_list(res[q.result_key])}})
+                    out.append(
+                        {
+                            "id": o["id"],
+                            **base,
+                            "type": "labels",
+                            "value": {"start": o["start"], "end": o["end"], "labels": _as_list(res[q.result_key])},
+                        }
+                    )
                 if q.text_title and q.text_title in res:
-                    out.append({"id": o["id"], "from_name": q.text_title, "to_name": to, "type": "textarea",
-                                "value": {"start": o["start"], "end": o["end"], "text": [res[q.text_title]]}})
+                    out.append(
+                        {
+                            "id": o["id"],
+                            "from_name": q.text_title,
+                            "to_name": to,
+                            "type": "textarea",
+                            "value": {"start": o["start"], "end": o["end"], "text": [res[q.text_title]]},
+                        }
+                    )
     return out
 
 
@@ -133,17 +179,38 @@ def tasks(ctx: ExportContext) -> Iterator[str]:
             text, origin = getattr(r, column), getattr(r, fl.ORIGIN_COLUMN[stage])
             if text is not None:
                 # each region says whether it is the suggestion kept, changed, or drawn by hand
-                regions = [{**region, "origin": origin or "manual"} for region in to_regions(ctx.spec,
-                                                                                            json.loads(text))]
-                anns.append({"id": r.seq * 3 + n, "result": regions,
-                             "was_cancelled": False, "ground_truth": stage == "accept", "stage": column})
+                regions = [
+                    {**region, "origin": origin or "manual"} for region in to_regions(ctx.spec, json.loads(text))
+                ]
+                anns.append(
+                    {
+                        "id": r.seq * 3 + n,
+                        "result": regions,
+                        "was_cancelled": False,
+                        "ground_truth": stage == "accept",
+                        "stage": column,
+                    }
+                )
             elif stage == "label" and r.skipped is not None:
-                anns.append({"id": r.seq * 3 + n, "result": [], "was_cancelled": True, "ground_truth": False,
-                             "stage": column, "skip_reason": r.skipped})
+                anns.append(
+                    {
+                        "id": r.seq * 3 + n,
+                        "result": [],
+                        "was_cancelled": True,
+                        "ground_truth": False,
+                        "stage": column,
+                        "skip_reason": r.skipped,
+                    }
+                )
         task = {"id": r.seq + 1, "data": json.loads(r.data), "annotations": anns, "predictions": []}
         if r.prelabel is not None:
-            task["predictions"].append({"model_version": r.prelabel_source or "", "score": r.prelabel_score,
-                                        "result": to_regions(ctx.spec, json.loads(r.prelabel))})
+            task["predictions"].append(
+                {
+                    "model_version": r.prelabel_source or "",
+                    "score": r.prelabel_score,
+                    "result": to_regions(ctx.spec, json.loads(r.prelabel)),
+                }
+            )
         yield ("\n" if first else ",\n") + json.dumps(task, ensure_ascii=False)
         first = False
     yield "\n]\n"
@@ -199,8 +266,14 @@ def from_regions(spec: TemplateSpec, regions: list[dict], data: dict, where: str
             else:
                 choices = v.get("choices") or []
                 data_v = choices if q.type == "multi" else (choices[0] if choices else "")
-            results.append({"questionId": q.id, "data": data_v, "markTitle": q.title,
-                            "type": "survey/multivalue" if q.type == "multi" else "survey/value"})
+            results.append(
+                {
+                    "questionId": q.id,
+                    "data": data_v,
+                    "markTitle": q.title,
+                    "type": "survey/multivalue" if q.type == "multi" else "survey/value",
+                }
+            )
         elif q.type == "boxes":
             regs = regs + by_name.get(q.title + "-polygon", [])
             texts = {r.get("id"): (r.get("value") or {}).get("text", [""])[0] for r in by_name.get(q.text_title, [])}
@@ -215,10 +288,12 @@ def from_regions(spec: TemplateSpec, regions: list[dict], data: dict, where: str
                     raise BadInput(f"{where}: region {r.get('id')} has no original_width/original_height", "content")
                 if r.get("type") == "rectanglelabels":
                     x1, y1 = _pixels(v["x"], w), _pixels(v["y"], h)
-                    x2 = _recover((v["x"] + v["width"]) * w / 100,
-                                  lambda r, x1=x1, w=w, v=v: (r - x1) * 100 / w == v["width"])
-                    y2 = _recover((v["y"] + v["height"]) * h / 100,
-                                  lambda r, y1=y1, h=h, v=v: (r - y1) * 100 / h == v["height"])
+                    x2 = _recover(
+                        (v["x"] + v["width"]) * w / 100, lambda r, x1=x1, w=w, v=v: (r - x1) * 100 / w == v["width"]
+                    )
+                    y2 = _recover(
+                        (v["y"] + v["height"]) * h / 100, lambda r, y1=y1, h=h, v=v: (r - y1) * 100 / h == v["height"]
+                    )
                     pts = [[x1, y1], [x2, y1], [x2, y2], [x1, y2]]
                     labels = v.get("rectanglelabels") or []
                 else:
@@ -229,10 +304,25 @@ def from_regions(spec: TemplateSpec, regions: list[dict], data: dict, where: str
                     lab[q.text_title] = texts[r.get("id")]
                 if labels:
                     lab[q.result_key] = labels if q.multi else labels[0]
-                shapes.append({"id": r.get("id"), "type": "image/polygon",
-                               "value": [[_num(x), _num(y)] for x, y in pts], "labels": lab})
-            results.append({"questionId": q.id, "data": shapes, "rotation": rot, "markTitle": q.title,
-                            "width": w, "type": "image", "height": h})
+                shapes.append(
+                    {
+                        "id": r.get("id"),
+                        "type": "image/polygon",
+                        "value": [[_num(x), _num(y)] for x, y in pts],
+                        "labels": lab,
+                    }
+                )
+            results.append(
+                {
+                    "questionId": q.id,
+                    "data": shapes,
+                    "rotation": rot,
+                    "markTitle": q.title,
+                    "width": w,
+                    "type": "image",
+                    "height": h,
+                }
+            )
         elif q.type == "spans":
             objects = []
             text = data.get(q.bind or "source") if isinstance(data, dict) else None
@@ -240,10 +330,14 @@ def from_regions(spec: TemplateSpec, regions: list[dict], data: dict, where: str
                 v = r.get("value") or {}
                 labels = v.get("labels") or []
                 start, end = v.get("start"), v.get("end")
-                obj = {"result": {q.result_key: labels if q.multi else (labels[0] if labels else "")},
-                       "color": None, "id": None,
-                       "text": v.get("text", text[start:end] if isinstance(text, str) else None),
-                       "start": start, "end": end - 1 if isinstance(end, int) else end}
+                obj = {
+                    "result": {q.result_key: labels if q.multi else (labels[0] if labels else "")},
+                    "color": None,
+                    "id": None,
+                    "text": v.get("text", text[start:end] if isinstance(text, str) else None),
+                    "start": start,
+                    "end": end - 1 if isinstance(end, int) else end,
+                }
                 spans_by_id[r.get("id")] = obj
                 objects.append(obj)
             if objects or regs:
@@ -253,20 +347,27 @@ def from_regions(spec: TemplateSpec, regions: list[dict], data: dict, where: str
             for r in relations:
                 a, b = spans_by_id.get(r.get("from_id")), spans_by_id.get(r.get("to_id"))
                 if a is None or b is None:
-                    raise BadInput(f"{where}: relation between unknown regions {r.get('from_id')} -> "
-                                   f"{r.get('to_id')}", "content")
+                    raise BadInput(
+                        f"{where}: relation between unknown regions {r.get('from_id')} -> {r.get('to_id')}", "content"
+                    )
                 labels = r.get("labels") or []
-                out.append({"result": {q.result_key: labels if q.multi else (labels[0] if labels else "")},
-                            "from": {"x": 0, "y": 0, "start": a["start"], "end": a["end"], "text": a["text"]},
-                            "to": {"x": 0, "y": 0, "start": b["start"], "end": b["end"], "text": b["text"]}})
+                out.append(
+                    {
+                        "result": {q.result_key: labels if q.multi else (labels[0] if labels else "")},
+                        "from": {"x": 0, "y": 0, "start": a["start"], "end": a["end"], "text": a["text"]},
+                        "to": {"x": 0, "y": 0, "start": b["start"], "end": b["end"], "text": b["text"]},
+                    }
+                )
             if relations or out:
                 results.append(out)
         elif q.type == "segments":
             order: dict[str | None, dict] = {}
             for r in regs + by_name.get(q.text_title, []):
                 v = r.get("value") or {}
-                seg = order.setdefault(r.get("id"), {"result": {}, "color": None, "id": r.get("id"),
-                                                     "start": v.get("start"), "end": v.get("end")})
+                seg = order.setdefault(
+                    r.get("id"),
+                    {"result": {}, "color": None, "id": r.get("id"), "start": v.get("start"), "end": v.get("end")},
+                )
                 if r.get("from_name") == q.title:
                     labels = v.get("labels") or []
                     seg["result"][q.result_key] = labels if q.multi else (labels[0] if labels else "")
@@ -274,8 +375,10 @@ def from_regions(spec: TemplateSpec, regions: list[dict], data: dict, where: str
                     seg["result"][q.text_title] = (v.get("text") or [""])[0]
             for seg in order.values():  # transcript first, as iTAG writes it
                 if q.text_title in seg["result"]:
-                    seg["result"] = {q.text_title: seg["result"][q.text_title],
-                                     **{k: v for k, v in seg["result"].items() if k != q.text_title}}
+                    seg["result"] = {
+                        q.text_title: seg["result"][q.text_title],
+                        **{k: v for k, v in seg["result"].items() if k != q.text_title},
+                    }
             if order:
                 results.append({"duration": 0, "objects": list(order.values()), "empty": False})
     return results
@@ -293,7 +396,7 @@ def parse(text: str, spec: TemplateSpec | None) -> Imported:
     for n, task in enumerate(doc, 1):
         where = f"task {n}"
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
-            raise BadInput(f"{where}: each task must be an object with a \"data\" object", "content")
+            raise BadInput(f'{where}: each task must be an object with a "data" object', "content")
         answers, skipped, prelabel = {}, None, None
         for ann in task.get("annotations") or []:
             stage = STAGE_OF_COLUMN.get(ann.get("stage") or "label")
@@ -320,5 +423,9 @@ def parse(text: str, spec: TemplateSpec | None) -> Imported:
         items.append(item)
     if not items:
         raise BadInput("the file has no tasks to import", "content")
-    return Imported(items=items, labels=list(labels), relation_labels=list(relation_labels),
-                    stages=[s for s in ("label", "check", "accept") if s in stages])
+    return Imported(
+        items=items,
+        labels=list(labels),
+        relation_labels=list(relation_labels),
+        stages=[s for s in ("label", "check", "accept") if s in stages],
+    )

@@ -50,19 +50,27 @@ MODEL_TYPES = ("CLASSIFICATION", "DETECTION", "TEXT_END2END")
 def fits(ctx: ExportContext) -> None:
     model_type(ctx)
     if ctx.spec.contents[0].type != "image":
-        raise BadInput("TFRecord conversion reads images; this template labels "
-                       f"{ctx.spec.contents[0].type}", "format")
+        raise BadInput(f"TFRecord conversion reads images; this template labels {ctx.spec.contents[0].type}", "format")
 
 
 def model_type(ctx: ExportContext) -> str:
     given = ctx.options.get("model_type")
     kinds = {q.type for q in ctx.spec.questions}
-    default = ("TEXT_END2END" if any(q.text_title for q in ctx.spec.questions if q.type == "boxes") else
-               "DETECTION" if "boxes" in kinds else "CLASSIFICATION" if kinds & {"single", "multi"} else None)
+    default = (
+        "TEXT_END2END"
+        if any(q.text_title for q in ctx.spec.questions if q.type == "boxes")
+        else "DETECTION"
+        if "boxes" in kinds
+        else "CLASSIFICATION"
+        if kinds & {"single", "multi"}
+        else None
+    )
     mt = (given or default or "").upper()
     if mt not in MODEL_TYPES:
-        raise BadInput(f"options.model_type {given or '(none fits this template)'!r}: use one of "
-                       f"{', '.join(MODEL_TYPES)}", "options.model_type")
+        raise BadInput(
+            f"options.model_type {given or '(none fits this template)'!r}: use one of {', '.join(MODEL_TYPES)}",
+            "options.model_type",
+        )
     return mt
 
 
@@ -71,20 +79,38 @@ def features():
 
     var = tf.io.VarLenFeature
     return {
-        "image/encoded": tf.io.FixedLenFeature([], tf.string), "image/format": tf.io.FixedLenFeature([], tf.string),
-        "image/height": tf.io.FixedLenFeature([], tf.int64), "image/width": tf.io.FixedLenFeature([], tf.int64),
-        "image/filename": tf.io.FixedLenFeature([], tf.string), "image/key": tf.io.FixedLenFeature([], tf.string),
-        "image/class/label": var(tf.int64), "image/class/text": var(tf.string),
-        "image/object/bbox/xmin": var(tf.float32), "image/object/bbox/ymin": var(tf.float32),
-        "image/object/bbox/xmax": var(tf.float32), "image/object/bbox/ymax": var(tf.float32),
-        "image/object/class/label": var(tf.int64), "image/object/class/text": var(tf.string),
-        "image/object/polygon": var(tf.float32), "image/object/polygon/size": var(tf.int64),
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/format": tf.io.FixedLenFeature([], tf.string),
+        "image/height": tf.io.FixedLenFeature([], tf.int64),
+        "image/width": tf.io.FixedLenFeature([], tf.int64),
+        "image/filename": tf.io.FixedLenFeature([], tf.string),
+        "image/key": tf.io.FixedLenFeature([], tf.string),
+        "image/class/label": var(tf.int64),
+        "image/class/text": var(tf.string),
+        "image/object/bbox/xmin": var(tf.float32),
+        "image/object/bbox/ymin": var(tf.float32),
+        "image/object/bbox/xmax": var(tf.float32),
+        "image/object/bbox/ymax": var(tf.float32),
+        "image/object/class/label": var(tf.int64),
+        "image/object/class/text": var(tf.string),
+        "image/object/polygon": var(tf.float32),
+        "image/object/polygon/size": var(tf.int64),
         "image/object/text": var(tf.string),
     }
 
 
-def _example(tf, encoded: bytes, fmt: str, w: int, h: int, source: str, seq: int, classes: list[int],
-             class_text: list[str], objects: list[dict]):
+def _example(
+    tf,
+    encoded: bytes,
+    fmt: str,
+    w: int,
+    h: int,
+    source: str,
+    seq: int,
+    classes: list[int],
+    class_text: list[str],
+    objects: list[dict],
+):
     def b(values):
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
 
@@ -94,9 +120,16 @@ def _example(tf, encoded: bytes, fmt: str, w: int, h: int, source: str, seq: int
     def f(values):
         return tf.train.Feature(float_list=tf.train.FloatList(value=values))
 
-    feats = {"image/encoded": b([encoded]), "image/format": b([fmt.encode()]), "image/height": i([h]),
-             "image/width": i([w]), "image/filename": b([source.encode()]), "image/key": b([str(seq).encode()]),
-             "image/class/label": i(classes), "image/class/text": b([t.encode() for t in class_text])}
+    feats = {
+        "image/encoded": b([encoded]),
+        "image/format": b([fmt.encode()]),
+        "image/height": i([h]),
+        "image/width": i([w]),
+        "image/filename": b([source.encode()]),
+        "image/key": b([str(seq).encode()]),
+        "image/class/label": i(classes),
+        "image/class/text": b([t.encode() for t in class_text]),
+    }
     if objects:
         for k in ("xmin", "ymin", "xmax", "ymax"):
             feats[f"image/object/bbox/{k}"] = f([o[k] for o in objects])
@@ -169,15 +202,22 @@ def export_to(ctx: ExportContext, fs, prefix: str) -> list[str]:
                 for s in el["data"]:
                     labels = shape_labels(q, s["labels"])
                     x1, y1, x2, y2 = bbox(s["value"])
-                    objects.append({"xmin": x1 / ew, "ymin": y1 / eh, "xmax": x2 / ew, "ymax": y2 / eh,
-                                    "label": class_ids.get(labels[0], -1) if labels else -1,
-                                    "name": labels[0] if labels else "",
-                                    "polygon": [c / (ew if k % 2 == 0 else eh)
-                                                for p in s["value"] for k, c in enumerate(p)],
-                                    "text": s["labels"].get(q.text_title, "") if q.text_title else ""})
+                    objects.append(
+                        {
+                            "xmin": x1 / ew,
+                            "ymin": y1 / eh,
+                            "xmax": x2 / ew,
+                            "ymax": y2 / eh,
+                            "label": class_ids.get(labels[0], -1) if labels else -1,
+                            "name": labels[0] if labels else "",
+                            "polygon": [c / (ew if k % 2 == 0 else eh) for p in s["value"] for k, c in enumerate(p)],
+                            "text": s["labels"].get(q.text_title, "") if q.text_title else "",
+                        }
+                    )
         w_ = writer(split)
-        w_[0].write(_example(tf, out.getvalue(), fmt, w, h, source, r.seq, classes, class_text,
-                             objects).SerializeToString())
+        w_[0].write(
+            _example(tf, out.getvalue(), fmt, w, h, source, r.seq, classes, class_text, objects).SerializeToString()
+        )
         w_[1] += 1
     for split, shard in writers.items():
         _finish(fs, shard, f"{prefix}_{split}_{shard[2]:05d}.tfrecord")

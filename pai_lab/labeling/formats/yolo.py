@@ -33,8 +33,7 @@ NAME = "yolo"
 
 def fits(ctx: ExportContext) -> None:
     if not ctx.questions("boxes"):
-        raise BadInput(f"YOLO holds boxes; the {ctx.template} template has none. Use itag or label-studio",
-                       "format")
+        raise BadInput(f"YOLO holds boxes; the {ctx.template} template has none. Use itag or label-studio", "format")
 
 
 def _f(v: float) -> str:
@@ -83,13 +82,18 @@ def _write_items(ctx, fs, path, draw, val_ratio, categories, segments, copy_imag
                 f.write(lines)
         if copy_images:
             try:
-                with fsspec.open(ctx.readable(source), "rb") as src, fs.open(posixpath.join(path, "images", split,
-                                                                              f"{stem}.{ext}"), "wb") as dst:
+                with (
+                    fsspec.open(ctx.readable(source), "rb") as src,
+                    fs.open(posixpath.join(path, "images", split, f"{stem}.{ext}"), "wb") as dst,
+                ):
                     while chunk := src.read(1 << 20):
                         dst.write(chunk)
             except (OSError, ValueError) as exc:
-                raise BadInput(f"cannot copy image {source!r} of item {r.seq}: {exc}; export with "
-                               "options={'copy_images': False} to write labels only", "options.copy_images") from None
+                raise BadInput(
+                    f"cannot copy image {source!r} of item {r.seq}: {exc}; export with "
+                    "options={'copy_images': False} to write labels only",
+                    "options.copy_images",
+                ) from None
 
 
 class _FileWriter:
@@ -150,8 +154,12 @@ def export_to(ctx: ExportContext, fs, path: str) -> list[str]:
     finally:
         if writer is not None:
             writer.close()
-    doc = {"path": ctx.destination or path, "train": "images/train",
-           "val": "images/val" if val_ratio else "images/train", "names": {i: n for n, i in categories.items()}}
+    doc = {
+        "path": ctx.destination or path,
+        "train": "images/train",
+        "val": "images/val" if val_ratio else "images/train",
+        "names": {i: n for n, i in categories.items()},
+    }
     with fs.open(posixpath.join(path, "data.yaml"), "w") as f:
         f.write(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
     return [posixpath.join(path, "data.yaml")]

@@ -110,8 +110,9 @@ class Gateway:
                     except psutil.Error:
                         continue
                     if rss > int(limit) * 1024 * 1024:
-                        log.warning("instance %s uses %d MB > metadata.memory %s MB: killed", inst.name,
-                                    rss >> 20, limit)
+                        log.warning(
+                            "instance %s uses %d MB > metadata.memory %s MB: killed", inst.name, rss >> 20, limit
+                        )
                         inst.oom = True
                         inst.kill()
 

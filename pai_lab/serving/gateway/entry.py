@@ -24,8 +24,9 @@ log = logging.getLogger("pai_lab.gateway")
 
 async def serve(host: str, port: int, state_dir: Path, secret: str, metrics_token: str = "") -> None:
     gateway = Gateway(state_dir, secret, metrics_token)
-    server = httpserver.HTTPServer(make_app(gateway), xheaders=False, idle_connection_timeout=3600,
-                                   max_body_size=512 << 20)
+    server = httpserver.HTTPServer(
+        make_app(gateway), xheaders=False, idle_connection_timeout=3600, max_body_size=512 << 20
+    )
     sockets = netutil.bind_sockets(port, host, backlog=1024)
     server.add_sockets(sockets)
     bound = sockets[0].getsockname()[1]

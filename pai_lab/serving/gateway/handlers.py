@@ -33,8 +33,15 @@ from pai_lab.serving.protocols import eas, tfserving, v2
 
 QUEUE_FULL = 450  # EAS's own code: the caller retries later or elsewhere
 REFUSALS = (ServingError, BadInput)
-_STATUS = ((QueueFull, QUEUE_FULL), (TimedOut, 408), (NotReady, 503), (NotServed, 404), (NotAllowed, 405),
-           (Refused, 401), (BadInput, 400))
+_STATUS = (
+    (QueueFull, QUEUE_FULL),
+    (TimedOut, 408),
+    (NotReady, 503),
+    (NotServed, 404),
+    (NotAllowed, 405),
+    (Refused, 401),
+    (BadInput, 400),
+)
 
 
 def status_of(exc: Exception) -> int:
@@ -57,8 +64,9 @@ class BaseHandler(web.RequestHandler):
         return None
 
     def on_finish(self):
-        self.gateway.metrics.observe(self.metric_service, self.metric_instance, self.get_status(),
-                                     time.perf_counter() - self.t0)
+        self.gateway.metrics.observe(
+            self.metric_service, self.metric_instance, self.get_status(), time.perf_counter() - self.t0
+        )
         if self.metric_service in self.gateway.services:
             stats = self.gateway.services[self.metric_service].stats
             stats["requests"] += 1
@@ -82,11 +90,11 @@ class BaseHandler(web.RequestHandler):
 
     def authorize(self, route: Route, path: str) -> None:
         header = self.request.headers.get("Authorization", "")
-        why = eas.refusal(route.token, header, self.request.method, path, self.request.headers,
-                          self.request.body or b"")
+        why = eas.refusal(
+            route.token, header, self.request.method, path, self.request.headers, self.request.body or b""
+        )
         if why:
-            raise Refused(f"{why}: send `Authorization: <service token>` "
-                          "(`pai eascmd desc <name>` shows AccessToken)")
+            raise Refused(f"{why}: send `Authorization: <service token>` (`pai eascmd desc <name>` shows AccessToken)")
 
     async def run_tensors(self, svc: ServiceRuntime, sig_name, inputs, output_filter):
         self.metric_service = svc.name
@@ -102,8 +110,7 @@ class BaseHandler(web.RequestHandler):
         except asyncio.TimeoutError:  # the future is cancelled: its place in a queue is given up
             for holder in svc.instances:  # it may have been handed over to another instance
                 holder.forget(job)
-            raise TimedOut(f"the request took longer than rpc.keepalive={svc.spec['rpc']['keepalive']} ms"
-                           ) from None
+            raise TimedOut(f"the request took longer than rpc.keepalive={svc.spec['rpc']['keepalive']} ms") from None
 
 
 class EasHandler(BaseHandler):
@@ -152,8 +159,10 @@ def _resolve_tf(gateway: Gateway, model: str, version: str | None, label: str | 
     else:
         svc = gateway.service(route.choose())
     if version is not None and str(svc.spec.get("version")) != version:
-        raise NotServed(f"Servable not found for request: Specific({model}, {version}); "
-                        f"version {svc.spec.get('version')} is current")
+        raise NotServed(
+            f"Servable not found for request: Specific({model}, {version}); "
+            f"version {svc.spec.get('version')} is current"
+        )
     return route, svc
 
 
@@ -216,7 +225,8 @@ class V2Handler(BaseHandler):
             svc = self.gateway.service(route.choose())
             self.metric_service = svc.name
             inputs, wanted, as_binary, request_id = v2.parse(
-                self.request.body, self.request.headers.get("Inference-Header-Content-Length"))
+                self.request.body, self.request.headers.get("Inference-Header-Content-Length")
+            )
             outputs = await self.run_tensors(svc, None, inputs, wanted)
         except REFUSALS as exc:
             self.fail(exc)
@@ -272,9 +282,13 @@ class AdminHandler(web.RequestHandler):
 
     def get(self, what, service=None, instance=None):
         if what == "status":
-            self.write({"pid": os.getpid(),
-                        "services": {n: s.status() for n, s in self.gateway.services.items()},
-                        "routes": {e: dict(r.targets) for e, r in self.gateway.routes.items()}})
+            self.write(
+                {
+                    "pid": os.getpid(),
+                    "services": {n: s.status() for n, s in self.gateway.services.items()},
+                    "routes": {e: dict(r.targets) for e, r in self.gateway.routes.items()},
+                }
+            )
         else:
             raise web.HTTPError(404)
 
@@ -296,13 +310,16 @@ class AdminHandler(web.RequestHandler):
 def make_app(gateway: Gateway) -> web.Application:
     kw = {"gateway": gateway}
     model = r"([^/:]+)"
-    return web.Application([
-        (r"/api/predict/([^/]+)/?", EasHandler, kw),
-        (rf"/v1/models/{model}(?:/versions/(\d+))?(?:/labels/([^/:]+))?(/metadata)?/?", TfServingHandler, kw),
-        (rf"/v1/models/{model}(?:/versions/(\d+))?(?:/labels/([^/:]+))?:(\w+)", TfServingHandler, kw),
-        (r"/v2(/health/live|/health/ready)?/?", V2ServerHandler, kw),
-        (rf"/v2/models/{model}(?:/versions/([^/]+))?(/ready|/infer)?/?", V2Handler, kw),
-        (r"/metrics", MetricsHandler, kw),
-        (r"/_admin/(status|state)", AdminHandler, kw),
-        (r"/_admin/(instances)/([^/]+)/([^/]+)", AdminHandler, kw),
-    ], compress_response=False)
+    return web.Application(
+        [
+            (r"/api/predict/([^/]+)/?", EasHandler, kw),
+            (rf"/v1/models/{model}(?:/versions/(\d+))?(?:/labels/([^/:]+))?(/metadata)?/?", TfServingHandler, kw),
+            (rf"/v1/models/{model}(?:/versions/(\d+))?(?:/labels/([^/:]+))?:(\w+)", TfServingHandler, kw),
+            (r"/v2(/health/live|/health/ready)?/?", V2ServerHandler, kw),
+            (rf"/v2/models/{model}(?:/versions/([^/]+))?(/ready|/infer)?/?", V2Handler, kw),
+            (r"/metrics", MetricsHandler, kw),
+            (r"/_admin/(status|state)", AdminHandler, kw),
+            (r"/_admin/(instances)/([^/]+)/([^/]+)", AdminHandler, kw),
+        ],
+        compress_response=False,
+    )

@@ -65,9 +65,12 @@ class Job:
             first = next(iter(inputs.values()))
             self.rows = first.shape[0] if first.ndim else 0
             # requests batch together only when they ask the same thing of same-shaped inputs
-            self.key = (payload["signature_name"], tuple(payload["output_filter"] or ()),
-                        tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(inputs.items())),
-                        all(a.ndim and a.shape[0] == self.rows for a in inputs.values()))
+            self.key = (
+                payload["signature_name"],
+                tuple(payload["output_filter"] or ()),
+                tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(inputs.items())),
+                all(a.ndim and a.shape[0] == self.rows for a in inputs.values()),
+            )
 
 
 class Instance:
@@ -127,8 +130,11 @@ class Instance:
                 return ids
             total = len(gw.gpus)
             self.status = "Pending"
-            self.reason = (f"metadata.gpu asks for {wanted} GPU(s); this machine has {total}" if total < wanted
-                           else f"waiting for {wanted} GPU(s): {len(gw.free_gpu_ids())} of {total} free")
+            self.reason = (
+                f"metadata.gpu asks for {wanted} GPU(s); this machine has {total}"
+                if total < wanted
+                else f"waiting for {wanted} GPU(s): {len(gw.free_gpu_ids())} of {total} free"
+            )
             await asyncio.sleep(0.5)
         return None
 
@@ -173,8 +179,7 @@ class Instance:
                 break
             self.restarts += 1
             reason = "OOMKilled" if self.oom else ("Error" if self.status != "Failed" else "StartError")
-            self.last_state = {"exitCode": code, "finishedAt": _now(), "reason": reason,
-                               "startedAt": self.started_iso}
+            self.last_state = {"exitCode": code, "finishedAt": _now(), "reason": reason, "startedAt": self.started_iso}
             self.oom = False
             # its queue goes to another ready instance, or fails now with 503: a restart takes seconds
             # and its callers would otherwise wait for 408 while the queue stays full (450 for all)
@@ -198,8 +203,13 @@ class Instance:
             env.update(TF_NUM_INTRAOP_THREADS=threads, OMP_NUM_THREADS=threads)
         config = {**self.config, "workers": self.concurrency}
         logfile = open(gw.logs_dir / f"{self.name}.log", "ab")  # noqa: SIM115 - the child's log: it outlives this call
-        self.proc = subprocess.Popen([sys.executable, "-m", "pai_lab.serving.instance", str(sock), json.dumps(config)],
-                                     stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pai_lab.serving.instance", str(sock), json.dumps(config)],
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
         logfile.close()
         # the instance names its socket only once it listens; a refusal is still retried (an
         # instance of an older pai_lab bound the final name first)
@@ -232,8 +242,9 @@ class Instance:
         for body in self.generation.get("warm_up") or []:
             for _ in range(WARM_UP_REPEATS):
                 try:
-                    job = self.service.make_job(body, "application/json" if eas.is_json("", body)
-                                                else "application/octet-stream")[0]
+                    job = self.service.make_job(
+                        body, "application/json" if eas.is_json("", body) else "application/octet-stream"
+                    )[0]
                     self._send([job])
                     await asyncio.wait({job.future, reading}, return_when=asyncio.FIRST_COMPLETED)
                     if not job.future.done():
@@ -319,8 +330,10 @@ class Instance:
             raise NotReady(f"instance {self.name} is not ready; retry")
         if len(self.pending) >= self.rpc["max_queue_size"]:
             self._drop_abandoned()
-            raise QueueFull(f"the request queue of {self.service.name} is full "
-                            f"(rpc.max_queue_size={self.rpc['max_queue_size']}); retry later")
+            raise QueueFull(
+                f"the request queue of {self.service.name} is full "
+                f"(rpc.max_queue_size={self.rpc['max_queue_size']}); retry later"
+            )
         self.pending.append(job)
         self.wakeup.set()
 
@@ -345,9 +358,11 @@ class Instance:
         else:
             kind = "predict"
             names = list(first.payload["inputs"])
-            payload = {"signature_name": first.payload["signature_name"],
-                       "output_filter": first.payload["output_filter"],
-                       "inputs": {n: np.concatenate([j.payload["inputs"][n] for j in jobs]) for n in names}}
+            payload = {
+                "signature_name": first.payload["signature_name"],
+                "output_filter": first.payload["output_filter"],
+                "inputs": {n: np.concatenate([j.payload["inputs"][n] for j in jobs]) for n in names},
+            }
         self.inflight[request_id] = jobs
         self.service.gateway.metrics.batch(self.service.name, self.name, sum(max(j.rows, 1) for j in jobs))
         assert self.writer is not None  # the pump sends only to a connected instance
@@ -384,8 +399,11 @@ class Instance:
                 if self.rpc["batching"] and self.inflight and batch_timeout:
                     # busy: let the batch fill up to max_batch_size or max_batch_timeout
                     deadline = time.monotonic() + batch_timeout
-                    while (sum(j.rows for j in self.pending) < self.rpc["max_batch_size"] and self.inflight
-                           and time.monotonic() < deadline):
+                    while (
+                        sum(j.rows for j in self.pending) < self.rpc["max_batch_size"]
+                        and self.inflight
+                        and time.monotonic() < deadline
+                    ):
                         self.wakeup.clear()
                         try:
                             await asyncio.wait_for(self.wakeup.wait(), deadline - time.monotonic())
@@ -399,13 +417,24 @@ class Instance:
 
     def describe(self) -> dict:
         total = 1
-        return {"name": self.name, "version": self.generation["version"], "pid": self.proc.pid if self.proc else None,
-                "inner_ip": f"unix:{self.name}" if self.proc else "", "host_ip": "127.0.0.1",
-                "start_at": self.start_at, "restarts": self.restarts, "status": self.status,
-                "ready": f"[{int(self.ready)}/{total}]", "reason": self.reason, "last_state": self.last_state,
-                "draining": self.draining, "queue": len(self.pending), "inflight": len(self.inflight),
-                "fatal": self.fatal,
-                "gpus": list(self.service.gateway.gpu_holders.get(self.name, []))}
+        return {
+            "name": self.name,
+            "version": self.generation["version"],
+            "pid": self.proc.pid if self.proc else None,
+            "inner_ip": f"unix:{self.name}" if self.proc else "",
+            "host_ip": "127.0.0.1",
+            "start_at": self.start_at,
+            "restarts": self.restarts,
+            "status": self.status,
+            "ready": f"[{int(self.ready)}/{total}]",
+            "reason": self.reason,
+            "last_state": self.last_state,
+            "draining": self.draining,
+            "queue": len(self.pending),
+            "inflight": len(self.inflight),
+            "fatal": self.fatal,
+            "gpus": list(self.service.gateway.gpu_holders.get(self.name, [])),
+        }
 
 
 def _deliver(jobs: list[Job], status: str, result) -> None:

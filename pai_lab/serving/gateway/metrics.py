@@ -16,14 +16,26 @@ class Metrics:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry = CollectorRegistry()
-        self.requests = Counter("pai_serving_requests", "Requests answered, by HTTP status",
-                                ["service", "instance", "code"], registry=self.registry)
-        self.latency = Histogram("pai_serving_request_latency_seconds", "Time from arrival to answer",
-                                 ["service"], registry=self.registry,
-                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
-        self.batch_size = Histogram("pai_serving_batch_size", "Samples per model call",
-                                    ["service", "instance"], registry=self.registry,
-                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
+        self.requests = Counter(
+            "pai_serving_requests",
+            "Requests answered, by HTTP status",
+            ["service", "instance", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "pai_serving_request_latency_seconds",
+            "Time from arrival to answer",
+            ["service"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.batch_size = Histogram(
+            "pai_serving_batch_size",
+            "Samples per model call",
+            ["service", "instance"],
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+        )
         self._children: dict = {}
         self.registry.register(_LiveCollector(gateway))
 
@@ -52,13 +64,16 @@ class _LiveCollector:
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
 
-        queue = GaugeMetricFamily("pai_serving_queue_depth", "Requests waiting in an instance's queue",
-                                  labels=["service", "instance"])
+        queue = GaugeMetricFamily(
+            "pai_serving_queue_depth", "Requests waiting in an instance's queue", labels=["service", "instance"]
+        )
         inflight = GaugeMetricFamily("pai_serving_inflight", "Model calls under way", labels=["service", "instance"])
-        ready = GaugeMetricFamily("pai_serving_instance_ready", "1 when the instance takes traffic",
-                                  labels=["service", "instance"])
-        restarts = GaugeMetricFamily("pai_serving_instance_restarts", "Times the instance was restarted",
-                                     labels=["service", "instance"])
+        ready = GaugeMetricFamily(
+            "pai_serving_instance_ready", "1 when the instance takes traffic", labels=["service", "instance"]
+        )
+        restarts = GaugeMetricFamily(
+            "pai_serving_instance_restarts", "Times the instance was restarted", labels=["service", "instance"]
+        )
         for svc in list(self.gateway.services.values()):
             for inst in [*svc.instances, *svc.incoming]:
                 labels = [svc.name, inst.name]

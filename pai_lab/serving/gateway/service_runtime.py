@@ -59,9 +59,17 @@ class ServiceRuntime:
 
     def _generation(self) -> dict:
         s = self.spec
-        return {"config": s["processor"], "rpc": s["rpc"], "workers": s["workers"], "version": s["version"],
-                "revision": s["revision"], "cpu": s.get("cpu"), "memory": s.get("memory"), "gpu": s.get("gpu"),
-                "warm_up": [base64.b64decode(b) for b in s.get("warm_up") or []]}
+        return {
+            "config": s["processor"],
+            "rpc": s["rpc"],
+            "workers": s["workers"],
+            "version": s["version"],
+            "revision": s["revision"],
+            "cpu": s.get("cpu"),
+            "memory": s.get("memory"),
+            "gpu": s.get("gpu"),
+            "warm_up": [base64.b64decode(b) for b in s.get("warm_up") or []],
+        }
 
     def apply(self, spec: dict) -> None:
         old_revision, self.spec = self.revision, spec
@@ -120,8 +128,9 @@ class ServiceRuntime:
             self._retire(inst)
 
     def _old_hold_needed_gpus(self, incoming: list[Instance]) -> bool:
-        return any(i.waiting_for_gpus for i in incoming) and \
-            any(self.gateway.gpu_holders.get(i.name) for i in self.instances)
+        return any(i.waiting_for_gpus for i in incoming) and any(
+            self.gateway.gpu_holders.get(i.name) for i in self.instances
+        )
 
     def _retire(self, inst: Instance, drain: bool = True) -> None:
         self.retiring.add(inst)
@@ -158,8 +167,7 @@ class ServiceRuntime:
     async def close(self, drain: bool = False) -> None:
         """End every instance; ``drain``: let queued and in-flight requests finish first."""
         self._cancel_rollout()
-        await asyncio.gather(*(i.stop(drain=drain) for i in [*self.instances, *self.retiring]),
-                             return_exceptions=True)
+        await asyncio.gather(*(i.stop(drain=drain) for i in [*self.instances, *self.retiring]), return_exceptions=True)
         self.instances = []
 
     def delete_instance(self, name: str) -> bool:
@@ -178,8 +186,9 @@ class ServiceRuntime:
             raise NotReady(f"service {self.name} has no ready instance yet; wait until it is Running")
         key = name or self.default_signature
         if key not in self.signatures:
-            raise BadInput(f"unknown signature_name {key!r}; the model has: {', '.join(sorted(self.signatures))}",
-                           "signature_name")
+            raise BadInput(
+                f"unknown signature_name {key!r}; the model has: {', '.join(sorted(self.signatures))}", "signature_name"
+            )
         return self.signatures[key]
 
     def make_job(self, body: bytes, content_type: str) -> tuple[Job, bool]:
@@ -193,13 +202,18 @@ class ServiceRuntime:
 
     def tensor_job(self, sig_name, inputs, output_filter, future=None) -> Job:
         if self.takes_body:
-            raise BadInput(f"service {self.name} runs the {self.kind} processor, which takes the request body as it "
-                           f"is; call /api/predict/{self.name} with the body it expects")
+            raise BadInput(
+                f"service {self.name} runs the {self.kind} processor, which takes the request body as it "
+                f"is; call /api/predict/{self.name} with the body it expects"
+            )
         sig = self.signature(sig_name)
         inputs = fit_inputs(sig, inputs)
         future = future or asyncio.get_running_loop().create_future()
-        return Job("predict", {"signature_name": sig["signature_name"], "inputs": inputs,
-                               "output_filter": output_filter}, future)
+        return Job(
+            "predict",
+            {"signature_name": sig["signature_name"], "inputs": inputs, "output_filter": output_filter},
+            future,
+        )
 
     def pick(self) -> Instance:
         ready = [i for i in self.instances if i.ready and not i.draining]
@@ -231,17 +245,22 @@ class ServiceRuntime:
 
     def status(self) -> dict:
         shown = [*self.instances, *self.incoming]
-        return {"state": self.state, "ready": sum(i.ready for i in self.instances),
-                "total": len(self.instances), "version": self.spec.get("version"), "revision": self.revision,
-                "instances": [i.describe() for i in shown] + [dict(i.describe(), status="Terminating")
-                                                              for i in self.retiring],
-                "signature": self.signatures.get(self.default_signature) if self.signatures else None,
-                "message": next((i.reason for i in shown if i.status == "Failed"), "")
-                or next((i.load_errors[-1] for i in shown if i.fatal and i.load_errors), ""),
-                # every instance failed in a way restarting cannot heal: waiting for Running is pointless
-                "fatal": (bool(shown) and all(i.fatal for i in shown) and not any(i.ready for i in shown))
-                or (bool(self.incoming) and all(i.fatal for i in self.incoming)),  # a new version that cannot load
-                "stats": dict(self.stats)}
+        return {
+            "state": self.state,
+            "ready": sum(i.ready for i in self.instances),
+            "total": len(self.instances),
+            "version": self.spec.get("version"),
+            "revision": self.revision,
+            "instances": [i.describe() for i in shown]
+            + [dict(i.describe(), status="Terminating") for i in self.retiring],
+            "signature": self.signatures.get(self.default_signature) if self.signatures else None,
+            "message": next((i.reason for i in shown if i.status == "Failed"), "")
+            or next((i.load_errors[-1] for i in shown if i.fatal and i.load_errors), ""),
+            # every instance failed in a way restarting cannot heal: waiting for Running is pointless
+            "fatal": (bool(shown) and all(i.fatal for i in shown) and not any(i.ready for i in shown))
+            or (bool(self.incoming) and all(i.fatal for i in self.incoming)),  # a new version that cannot load
+            "stats": dict(self.stats),
+        }
 
 
 class Route:

@@ -23,9 +23,13 @@ def load(config: dict) -> Any:
     # metadata.cpu: the gateway sets the instance's thread count for TensorFlow; the others follow it
     threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS") or 0) or None
     if kind == "python":
-        return PythonProcessor(config["processor_dir"], config.get("processor_entry") or "",
-                               config.get("processor_mainclass"), config.get("model_dir"),
-                               config.get("model_config"))
+        return PythonProcessor(
+            config["processor_dir"],
+            config.get("processor_entry") or "",
+            config.get("processor_mainclass"),
+            config.get("model_dir"),
+            config.get("model_config"),
+        )
     if kind == "onnx":
         from pai_lab.serving.processors.onnx_runtime import OnnxProcessor
 

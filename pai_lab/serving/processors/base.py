@@ -18,14 +18,26 @@ class ProcessorError(Exception):
 
 
 # numpy dtype names -> the EAS signature's type names
-DT_NAMES = {"float32": "DT_FLOAT", "float64": "DT_DOUBLE", "float16": "DT_HALF", "int32": "DT_INT32",
-            "int64": "DT_INT64", "int16": "DT_INT16", "int8": "DT_INT8", "uint8": "DT_UINT8", "uint16": "DT_UINT16",
-            "bool": "DT_BOOL", "string": "DT_STRING"}
+DT_NAMES = {
+    "float32": "DT_FLOAT",
+    "float64": "DT_DOUBLE",
+    "float16": "DT_HALF",
+    "int32": "DT_INT32",
+    "int64": "DT_INT64",
+    "int16": "DT_INT16",
+    "int8": "DT_INT8",
+    "uint8": "DT_UINT8",
+    "uint16": "DT_UINT16",
+    "bool": "DT_BOOL",
+    "string": "DT_STRING",
+}
 
 CLASS_NAMES_FILE = "class_names.json"
 PROBABILITIES = "probabilities"
-LABEL_OUTPUTS = {"label": {"name": "label", "shape": [-1], "type": "DT_STRING"},
-                 "score": {"name": "score", "shape": [-1], "type": "DT_FLOAT"}}
+LABEL_OUTPUTS = {
+    "label": {"name": "label", "shape": [-1], "type": "DT_STRING"},
+    "score": {"name": "score", "shape": [-1], "type": "DT_FLOAT"},
+}
 
 
 def read_class_names(*folders) -> list[str] | None:

@@ -22,7 +22,7 @@ from pai_lab.serving.processors.tensorflow import TensorFlowProcessor
 
 _MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF")
 _DETECTION = ("detection_boxes", "detection_scores", "detection_classes")
-_HOW = ('send the image bytes, their base64, or JSON {"image": "<base64>"} / {"images": ["<base64>", ...]}')
+_HOW = 'send the image bytes, their base64, or JSON {"image": "<base64>"} / {"images": ["<base64>", ...]}'
 
 
 def _decode(text: Any) -> bytes:
@@ -70,19 +70,26 @@ class EasyVisionProcessor:
         sig = self.model.signature_json[self.model.default_signature]
         strings = [i["name"] for i in sig["inputs"] if i["type"] == "DT_STRING"]
         if len(sig["inputs"]) != 1 or len(strings) != 1:
-            raise ProcessorError(400, f"processor easyvision needs a SavedModel whose {sig['signature_name']} "
-                                      "signature takes encoded images (one tf.string input such as image_bytes, "
-                                      "as pai_lab's image trainers save it); this one takes "
-                                      f"{', '.join(i['name'] + ' ' + i['type'] for i in sig['inputs'])}")
+            raise ProcessorError(
+                400,
+                f"processor easyvision needs a SavedModel whose {sig['signature_name']} "
+                "signature takes encoded images (one tf.string input such as image_bytes, "
+                "as pai_lab's image trainers save it); this one takes "
+                f"{', '.join(i['name'] + ' ' + i['type'] for i in sig['inputs'])}",
+            )
         self.input = strings[0]
         outputs = {o["name"] for o in sig["outputs"]}
         self.detector = set(_DETECTION) <= outputs
         self.probabilities = self.model.label_source.get(self.model.default_signature) or (
-            "probabilities" if "probabilities" in outputs else None)
+            "probabilities" if "probabilities" in outputs else None
+        )
         if not self.detector and self.probabilities is None:
-            raise ProcessorError(400, "processor easyvision serves classifiers (an output `probabilities` [N, C]) "
-                                      f"and detectors ({', '.join(_DETECTION)}); this model answers "
-                                      f"{', '.join(sorted(outputs))}")
+            raise ProcessorError(
+                400,
+                "processor easyvision serves classifiers (an output `probabilities` [N, C]) "
+                f"and detectors ({', '.join(_DETECTION)}); this model answers "
+                f"{', '.join(sorted(outputs))}",
+            )
         config = model_config if isinstance(model_config, dict) else {}
         self.threshold = float(config.get("score_threshold", 0.5))
         self.names = self.model.class_names or []
@@ -97,18 +104,27 @@ class EasyVisionProcessor:
             result: list[dict[str, Any]] = []
             for boxes, scores, classes in zip(*(out[n] for n in _DETECTION)):
                 keep = [k for k, s in enumerate(scores.tolist()) if s >= self.threshold]
-                result.append({"detection_boxes": [boxes[k].tolist() for k in keep],
-                               "detection_scores": [float(scores[k]) for k in keep],
-                               "detection_classes": [int(classes[k]) for k in keep],
-                               "detection_class_names": [self._name(int(classes[k])) for k in keep]})
+                result.append(
+                    {
+                        "detection_boxes": [boxes[k].tolist() for k in keep],
+                        "detection_scores": [float(scores[k]) for k in keep],
+                        "detection_classes": [int(classes[k]) for k in keep],
+                        "detection_class_names": [self._name(int(classes[k])) for k in keep],
+                    }
+                )
             return result
         assert self.probabilities is not None
         probabilities = self.model.predict(None, inputs, [self.probabilities])[self.probabilities]
         result = []
         for row in probabilities.tolist():
             best = int(np.argmax(row))
-            result.append({"class": best, "class_name": self._name(best),
-                           "class_probs": {self._name(i): float(p) for i, p in enumerate(row)}})
+            result.append(
+                {
+                    "class": best,
+                    "class_name": self._name(best),
+                    "class_probs": {self._name(i): float(p) for i, p in enumerate(row)},
+                }
+            )
         return result
 
     def process(self, data: bytes) -> tuple[bytes, int]:
@@ -137,7 +153,7 @@ class EasyVisionProcessor:
             if isinstance(p, ProcessorError):
                 answers.append(answer((p.message, p.status)))  # as the gateway words a refusal
                 continue
-            mine = results[at:at + len(p[0])]
+            mine = results[at : at + len(p[0])]
             at += len(p[0])
             answers.append(answer(mine[0] if p[1] else mine))
         return answers

@@ -9,10 +9,19 @@ from pai_lab.serving.processors.base import DT_NAMES, ProcessorError
 
 SIGNATURE = "serving_default"
 # onnxruntime's element type names -> numpy's
-_ORT_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
-              "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(int16)": "int16", "tensor(int8)": "int8",
-              "tensor(uint8)": "uint8", "tensor(uint16)": "uint16", "tensor(bool)": "bool",
-              "tensor(string)": "string"}
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(float16)": "float16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(int16)": "int16",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16",
+    "tensor(bool)": "bool",
+    "tensor(string)": "string",
+}
 
 
 def _describe(arg) -> dict:
@@ -30,8 +39,9 @@ class OnnxProcessor:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise ProcessorError(400, 'processor onnx needs onnxruntime on the server: pip install "pai_lab[onnx]"'
-                                 ) from None
+            raise ProcessorError(
+                400, 'processor onnx needs onnxruntime on the server: pip install "pai_lab[onnx]"'
+            ) from None
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads  # metadata.cpu, as for TensorFlow
@@ -45,14 +55,16 @@ class OnnxProcessor:
         self.signature_json = {SIGNATURE: {"signature_name": SIGNATURE, "inputs": inputs, "outputs": outputs}}
         self.default_signature = SIGNATURE
 
-    def predict(self, signature_name: str | None, inputs: dict[str, np.ndarray],
-                output_filter: list[str] | None = None) -> dict[str, np.ndarray]:
+    def predict(
+        self, signature_name: str | None, inputs: dict[str, np.ndarray], output_filter: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
         if signature_name not in (None, "", SIGNATURE):
             raise ProcessorError(400, f"unknown signature_name {signature_name!r}; an ONNX model has one: {SIGNATURE}")
         names = list(output_filter or self.output_names)
         unknown = [n for n in names if n not in self.output_names]
         if unknown:
-            raise ProcessorError(400, f"unknown output {unknown[0]!r} in output_filter; outputs are: "
-                                      f"{', '.join(self.output_names)}")
+            raise ProcessorError(
+                400, f"unknown output {unknown[0]!r} in output_filter; outputs are: {', '.join(self.output_names)}"
+            )
         values = self.session.run(names, dict(inputs))
         return {n: np.asarray(v) for n, v in zip(names, values)}

@@ -28,8 +28,9 @@ class PmmlProcessor:
         try:
             from pypmml import Model
         except ImportError:
-            raise ProcessorError(400, 'processor pmml needs pypmml on the server: pip install "pai_lab[pmml]"'
-                                 ) from None
+            raise ProcessorError(
+                400, 'processor pmml needs pypmml on the server: pip install "pai_lab[pmml]"'
+            ) from None
         try:
             self.model = Model.load(model_file)
         except FileNotFoundError:
@@ -45,8 +46,11 @@ class PmmlProcessor:
 
     def _score(self, record: Any) -> dict:
         if not isinstance(record, dict):
-            raise ProcessorError(400, "each record must be a JSON object of feature values, e.g. "
-                                      f"{{{', '.join(repr(n) + ': ...' for n in self.inputs[:3])}}}")
+            raise ProcessorError(
+                400,
+                "each record must be a JSON object of feature values, e.g. "
+                f"{{{', '.join(repr(n) + ': ...' for n in self.inputs[:3])}}}",
+            )
         with self._lock:
             out = self.model.predict(record)
         return {k: _plain(v) for k, v in out.items()}

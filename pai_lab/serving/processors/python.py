@@ -23,8 +23,7 @@ class PythonProcessor:
     kind = "python"
     takes_body = True  # the gateway hands it the request body as it is
 
-    def __init__(self, processor_dir: str, entry: str, mainclass: str | None, model_dir: str | None,
-                 model_config: Any):
+    def __init__(self, processor_dir: str, entry: str, mainclass: str | None, model_dir: str | None, model_config: Any):
         self.signature_json: dict = {}
         path = Path(processor_dir) / entry if entry else Path(processor_dir)
         if not path.is_file():
@@ -41,8 +40,11 @@ class PythonProcessor:
             if target is None:
                 raise ProcessorError(400, f"processor_mainclass {mainclass!r} is not defined in {entry}")
         else:
-            classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
-                       if c.__module__ == module.__name__ and hasattr(c, "process")]
+            classes = [
+                c
+                for _, c in inspect.getmembers(module, inspect.isclass)
+                if c.__module__ == module.__name__ and hasattr(c, "process")
+            ]
             if len(classes) == 1:
                 target = classes[0]
         if target is not None:
@@ -50,8 +52,9 @@ class PythonProcessor:
         elif hasattr(module, "process"):
             obj = module
         else:
-            raise ProcessorError(400, f"{entry} defines neither a class with process() nor a process() "
-                                      "function; set processor_mainclass")
+            raise ProcessorError(
+                400, f"{entry} defines neither a class with process() nor a process() function; set processor_mainclass"
+            )
         for attr, value in (("model_path", model_dir), ("model_config", model_config)):
             try:
                 setattr(obj, attr, value)
@@ -72,6 +75,7 @@ class PythonProcessor:
         results = self.obj.process_batch(list(datas))
         if not isinstance(results, (list, tuple)) or len(results) != len(datas):
             got = len(results) if isinstance(results, (list, tuple)) else type(results).__name__
-            raise ProcessorError(500, f"process_batch must return one answer per request, in order: got {got} "
-                                      f"for {len(datas)} requests")
+            raise ProcessorError(
+                500, f"process_batch must return one answer per request, in order: got {got} for {len(datas)} requests"
+            )
         return [answer(r) for r in results]

@@ -31,18 +31,23 @@ class TensorFlowProcessor:
         self.model = tf.saved_model.load(model_dir)
         self.signatures = dict(self.model.signatures)
         if not self.signatures:
-            raise ProcessorError(400, f"the SavedModel at {model_dir} has no signatures; export it with one "
-                                      "(tf.saved_model.save(model, path, signatures=...))")
+            raise ProcessorError(
+                400,
+                f"the SavedModel at {model_dir} has no signatures; export it with one "
+                "(tf.saved_model.save(model, path, signatures=...))",
+            )
         self.class_names = class_names if class_names is not None else read_class_names(model_dir)
         self.signature_json = {name: self._describe(name, fn) for name, fn in self.signatures.items()}
         # with a class list, a signature answering class probabilities [N, C] also answers `label`
         # (the arg-max class's name) and `score` (its probability)
-        self.label_source = {name: src for name, sig in self.signature_json.items()
-                             if (src := self._probabilities_of(sig)) is not None}
+        self.label_source = {
+            name: src for name, sig in self.signature_json.items() if (src := self._probabilities_of(sig)) is not None
+        }
         for name in self.label_source:
             self.signature_json[name]["outputs"] += list(LABEL_OUTPUTS.values())
-        self.default_signature = ("serving_default" if "serving_default" in self.signatures
-                                  else sorted(self.signatures)[0])
+        self.default_signature = (
+            "serving_default" if "serving_default" in self.signatures else sorted(self.signatures)[0]
+        )
 
     @staticmethod
     def _describe(name: str, fn) -> dict:
@@ -62,20 +67,27 @@ class TensorFlowProcessor:
         outputs = {o["name"]: o for o in sig["outputs"]}
         if set(LABEL_OUTPUTS) & set(outputs):
             return None  # the model answers a label of its own
-        fits = [o for o in outputs.values() if o["type"] in ("DT_FLOAT", "DT_DOUBLE", "DT_HALF")
-                and o["shape"] is not None and len(o["shape"]) == 2
-                and o["shape"][1] in (-1, len(self.class_names))]
+        fits = [
+            o
+            for o in outputs.values()
+            if o["type"] in ("DT_FLOAT", "DT_DOUBLE", "DT_HALF")
+            and o["shape"] is not None
+            and len(o["shape"]) == 2
+            and o["shape"][1] in (-1, len(self.class_names))
+        ]
         if PROBABILITIES in outputs:
             return PROBABILITIES if outputs[PROBABILITIES] in fits else None
         return fits[0]["name"] if len(fits) == 1 else None
 
-    def predict(self, signature_name: str | None, inputs: dict[str, np.ndarray],
-                output_filter: list[str] | None = None) -> dict[str, np.ndarray]:
+    def predict(
+        self, signature_name: str | None, inputs: dict[str, np.ndarray], output_filter: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
         name = signature_name or self.default_signature
         fn = self.signatures.get(name)
         if fn is None:
-            raise ProcessorError(400, f"unknown signature_name {name!r}; the model has: "
-                                      f"{', '.join(sorted(self.signatures))}")
+            raise ProcessorError(
+                400, f"unknown signature_name {name!r}; the model has: {', '.join(sorted(self.signatures))}"
+            )
         tf = self._tf
         feeds = {k: tf.constant(v) for k, v in inputs.items()}
         out = fn(**feeds)
@@ -84,8 +96,9 @@ class TensorFlowProcessor:
         names = output_filter or [*out, *extra]
         missing = [n for n in names if n not in out and n not in extra]
         if missing:
-            raise ProcessorError(400, f"unknown output {missing[0]!r} in output_filter; outputs are: "
-                                      f"{', '.join(sorted([*out, *extra]))}")
+            raise ProcessorError(
+                400, f"unknown output {missing[0]!r} in output_filter; outputs are: {', '.join(sorted([*out, *extra]))}"
+            )
         result = {n: out[n].numpy() for n in names if n in out}
         if source and set(extra) & set(names):
             probabilities = out[source].numpy()

@@ -18,8 +18,9 @@ class TorchScriptProcessor:
         try:
             import torch
         except ImportError:
-            raise ProcessorError(400, 'processor pytorch needs torch on the server: pip install "pai_lab[torch]"'
-                                 ) from None
+            raise ProcessorError(
+                400, 'processor pytorch needs torch on the server: pip install "pai_lab[torch]"'
+            ) from None
         self._torch = torch
         if threads:
             torch.set_num_threads(threads)
@@ -29,12 +30,18 @@ class TorchScriptProcessor:
             raise ProcessorError(400, f"model_path is not a TorchScript module (torch.jit.save): {exc}") from None
         self.module.eval()
         spec = {"name": "input", "shape": None, "type": "DT_FLOAT"}
-        self.signature_json = {SIGNATURE: {"signature_name": SIGNATURE, "inputs": [spec],
-                                           "outputs": [{"name": "output", "shape": None, "type": "DT_FLOAT"}]}}
+        self.signature_json = {
+            SIGNATURE: {
+                "signature_name": SIGNATURE,
+                "inputs": [spec],
+                "outputs": [{"name": "output", "shape": None, "type": "DT_FLOAT"}],
+            }
+        }
         self.default_signature = SIGNATURE
 
-    def predict(self, signature_name: str | None, inputs: dict[str, np.ndarray],
-                output_filter: list[str] | None = None) -> dict[str, np.ndarray]:
+    def predict(
+        self, signature_name: str | None, inputs: dict[str, np.ndarray], output_filter: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
         torch = self._torch
         with torch.inference_mode():
             out = self.module(torch.from_numpy(np.ascontiguousarray(inputs["input"])))
@@ -42,6 +49,7 @@ class TorchScriptProcessor:
         names = output_filter or list(outputs)
         unknown = [n for n in names if n not in outputs]
         if unknown:
-            raise ProcessorError(400, f"unknown output {unknown[0]!r} in output_filter; outputs are: "
-                                      f"{', '.join(outputs)}")
+            raise ProcessorError(
+                400, f"unknown output {unknown[0]!r} in output_filter; outputs are: {', '.join(outputs)}"
+            )
         return {n: outputs[n].detach().cpu().numpy() for n in names}

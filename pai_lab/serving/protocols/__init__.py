@@ -24,10 +24,21 @@ def numeric_json(arr: np.ndarray):
         return np.ascontiguousarray(arr)
     return arr.tolist()
 
+
 # dtype names of a SavedModel signature -> numpy
-TF_DTYPES = {"DT_FLOAT": np.float32, "DT_DOUBLE": np.float64, "DT_INT32": np.int32, "DT_INT64": np.int64,
-             "DT_INT16": np.int16, "DT_INT8": np.int8, "DT_UINT8": np.uint8, "DT_UINT16": np.uint16,
-             "DT_BOOL": np.bool_, "DT_STRING": np.object_, "DT_HALF": np.float16}
+TF_DTYPES = {
+    "DT_FLOAT": np.float32,
+    "DT_DOUBLE": np.float64,
+    "DT_INT32": np.int32,
+    "DT_INT64": np.int64,
+    "DT_INT16": np.int16,
+    "DT_INT8": np.int8,
+    "DT_UINT8": np.uint8,
+    "DT_UINT16": np.uint16,
+    "DT_BOOL": np.bool_,
+    "DT_STRING": np.object_,
+    "DT_HALF": np.float16,
+}
 
 
 def fit_inputs(signature: dict, inputs: dict) -> dict[str, np.ndarray]:
@@ -37,8 +48,7 @@ def fit_inputs(signature: dict, inputs: dict) -> dict[str, np.ndarray]:
     spec = {i["name"]: i for i in signature["inputs"]}
     unknown = [k for k in inputs if k not in spec]
     if unknown:
-        raise BadInput(f"unknown input {unknown[0]!r}; the signature's inputs are: {', '.join(spec)}",
-                       unknown[0])
+        raise BadInput(f"unknown input {unknown[0]!r}; the signature's inputs are: {', '.join(spec)}", unknown[0])
     missing = [k for k in spec if k not in inputs]
     if missing:
         s = spec[missing[0]]
@@ -49,8 +59,11 @@ def fit_inputs(signature: dict, inputs: dict) -> dict[str, np.ndarray]:
         want = TF_DTYPES.get(s["type"], np.float32)
         try:
             # bytes straight to objects: a fixed-width bytes array would drop trailing NUL bytes
-            arr = value if isinstance(value, np.ndarray) else np.asarray(value, dtype=object if want is np.object_
-                                                                          else None)
+            arr = (
+                value
+                if isinstance(value, np.ndarray)
+                else np.asarray(value, dtype=object if want is np.object_ else None)
+            )
             if want is np.object_:
                 arr = arr.astype(object)
             elif arr.dtype != want:
@@ -58,12 +71,15 @@ def fit_inputs(signature: dict, inputs: dict) -> dict[str, np.ndarray]:
                     raise ValueError("would lose the fraction")
                 arr = arr.astype(want)
         except (ValueError, TypeError) as exc:
-            raise BadInput(f"input {name!r} does not fit: expected {s['type']} of shape {s['shape']} ({exc})",
-                           name) from None
+            raise BadInput(
+                f"input {name!r} does not fit: expected {s['type']} of shape {s['shape']} ({exc})", name
+            ) from None
         shape = s["shape"]
-        if shape is not None and (arr.ndim != len(shape) or any(
-                d not in (-1, None) and d != a for d, a in zip(shape, arr.shape))):
-            raise BadInput(f"input {name!r} has shape {list(arr.shape)}; expected {shape} of {s['type']} "
-                           "(-1: any size)", name)
+        if shape is not None and (
+            arr.ndim != len(shape) or any(d not in (-1, None) and d != a for d, a in zip(shape, arr.shape))
+        ):
+            raise BadInput(
+                f"input {name!r} has shape {list(arr.shape)}; expected {shape} of {s['type']} (-1: any size)", name
+            )
         out[name] = arr
     return out

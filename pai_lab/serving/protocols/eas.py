@@ -20,8 +20,9 @@ from pai_lab.serving.protocols.tfserving import decode_b64
 SIGNATURE_WINDOW = 15 * 60  # seconds a signed request's Date may differ from now, as cloud signatures allow
 
 
-def refusal(token: str | None, header: str, method: str, path: str, headers, body: bytes,
-            now: float | None = None) -> str | None:
+def refusal(
+    token: str | None, header: str, method: str, path: str, headers, body: bytes, now: float | None = None
+) -> str | None:
     """Why the request is not authorized, or None when it is.
 
     Plain ``Authorization: <token>`` or ``Authorization: EAS <base64 HMAC-SHA1>``. The signed string is
@@ -65,10 +66,13 @@ def parse_json(body: bytes) -> tuple[str | None, dict, list[str] | None]:
     try:
         data = loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(f"the body is not valid JSON ({exc}); send {{\"inputs\": {{name: values}}}}", "body") from None
+        raise BadInput(f'the body is not valid JSON ({exc}); send {{"inputs": {{name: values}}}}', "body") from None
     if not isinstance(data, dict) or not isinstance(data.get("inputs"), dict):
-        raise BadInput('send {"inputs": {"<input name>": [[...]]}, "signature_name"?: ..., "output_filter"?: '
-                       '[...]} or a protobuf PredictRequest', "inputs")
+        raise BadInput(
+            'send {"inputs": {"<input name>": [[...]]}, "signature_name"?: ..., "output_filter"?: '
+            "[...]} or a protobuf PredictRequest",
+            "inputs",
+        )
     inputs = {}
     has_b64 = b'"b64"' in body  # walking big numeric lists for b64 objects would cost more than parsing
     for name, value in data["inputs"].items():

@@ -21,8 +21,12 @@ def decode_b64(value):
 
 def _encode(arr: np.ndarray, name: str):
     if arr.dtype.kind in "SO":
-        flat = [{"b64": base64.b64encode(v).decode()} if isinstance(v, bytes) and name.endswith("_bytes")
-                else (v.decode(errors="replace") if isinstance(v, bytes) else v) for v in arr.reshape(-1)]
+        flat = [
+            {"b64": base64.b64encode(v).decode()}
+            if isinstance(v, bytes) and name.endswith("_bytes")
+            else (v.decode(errors="replace") if isinstance(v, bytes) else v)
+            for v in arr.reshape(-1)
+        ]
         return np.array(flat, dtype=object).reshape(arr.shape).tolist()
     return numeric_json(arr)
 
@@ -46,25 +50,28 @@ def parse(body: bytes, input_names: list[str]) -> tuple[str | None, dict, str]:
                 raise BadInput("every instance must name the same inputs", "instances")
             return signature, {n: decode_b64([r[n] for r in rows]) for n in names}, "row"
         if len(input_names) != 1:
-            raise BadInput(f"the model has {len(input_names)} inputs ({', '.join(input_names)}); send each "
-                           "instance as an object {name: value}", "instances")
+            raise BadInput(
+                f"the model has {len(input_names)} inputs ({', '.join(input_names)}); send each "
+                "instance as an object {name: value}",
+                "instances",
+            )
         return signature, {input_names[0]: decode_b64(rows)}, "row"
     inputs = data["inputs"]
     if isinstance(inputs, dict) and not set(inputs) <= {"b64"}:
         return signature, {k: decode_b64(v) for k, v in inputs.items()}, "columnar"
     if len(input_names) != 1:
-        raise BadInput(f"the model has {len(input_names)} inputs; send \"inputs\" as {{name: value}}", "inputs")
+        raise BadInput(f'the model has {len(input_names)} inputs; send "inputs" as {{name: value}}', "inputs")
     return signature, {input_names[0]: decode_b64(inputs)}, "columnar"
 
 
 def format(outputs: dict[str, np.ndarray], style: str) -> bytes:
     if style == "columnar":
         if len(outputs) == 1:
-            (name, arr), = outputs.items()
+            ((name, arr),) = outputs.items()
             return dumps({"outputs": _encode(arr, name)})
         return dumps({"outputs": {k: _encode(v, k) for k, v in outputs.items()}})
     if len(outputs) == 1:
-        (name, arr), = outputs.items()
+        ((name, arr),) = outputs.items()
         return dumps({"predictions": _encode(arr, name)})
     encoded = {k: _encode(v, k) for k, v in outputs.items()}
     n = len(next(iter(outputs.values())))
@@ -72,18 +79,31 @@ def format(outputs: dict[str, np.ndarray], style: str) -> bytes:
 
 
 def status(version: int) -> dict:
-    return {"model_version_status": [{"version": str(version), "state": "AVAILABLE",
-                                      "status": {"error_code": "OK", "error_message": ""}}]}
+    return {
+        "model_version_status": [
+            {"version": str(version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
 
 
 def metadata(name: str, version: int, signatures: dict) -> dict:
     def tensor(t):
         dims = [{"size": str(d)} for d in (t["shape"] or [])]
-        return {"dtype": t["type"], "tensor_shape": {"dim": dims, "unknown_rank": t["shape"] is None},
-                "name": t["name"]}
+        return {
+            "dtype": t["type"],
+            "tensor_shape": {"dim": dims, "unknown_rank": t["shape"] is None},
+            "name": t["name"],
+        }
 
-    defs = {sig: {"inputs": {t["name"]: tensor(t) for t in s["inputs"]},
-                  "outputs": {t["name"]: tensor(t) for t in s["outputs"]},
-                  "method_name": "tensorflow/serving/predict"} for sig, s in signatures.items()}
-    return {"model_spec": {"name": name, "signature_name": "", "version": str(version)},
-            "metadata": {"signature_def": {"signature_def": defs}}}
+    defs = {
+        sig: {
+            "inputs": {t["name"]: tensor(t) for t in s["inputs"]},
+            "outputs": {t["name"]: tensor(t) for t in s["outputs"]},
+            "method_name": "tensorflow/serving/predict",
+        }
+        for sig, s in signatures.items()
+    }
+    return {
+        "model_spec": {"name": name, "signature_name": "", "version": str(version)},
+        "metadata": {"signature_def": {"signature_def": defs}},
+    }

@@ -11,20 +11,42 @@ import numpy as np
 from pai_lab.errors import BadInput
 from pai_lab.serving.protocols import dumps, loads, numeric_json
 
-TO_NUMPY = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
-            "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "FP16": np.float16,
-            "FP32": np.float32, "FP64": np.float64, "BYTES": np.object_}
+TO_NUMPY = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "BYTES": np.object_,
+}
 FROM_NUMPY = {np.dtype(v): k for k, v in TO_NUMPY.items() if v is not np.object_}
-FROM_TF = {"DT_FLOAT": "FP32", "DT_DOUBLE": "FP64", "DT_INT32": "INT32", "DT_INT64": "INT64", "DT_INT16": "INT16",
-           "DT_INT8": "INT8", "DT_UINT8": "UINT8", "DT_UINT16": "UINT16", "DT_BOOL": "BOOL", "DT_STRING": "BYTES",
-           "DT_HALF": "FP16"}
+FROM_TF = {
+    "DT_FLOAT": "FP32",
+    "DT_DOUBLE": "FP64",
+    "DT_INT32": "INT32",
+    "DT_INT64": "INT64",
+    "DT_INT16": "INT16",
+    "DT_INT8": "INT8",
+    "DT_UINT8": "UINT8",
+    "DT_UINT16": "UINT16",
+    "DT_BOOL": "BOOL",
+    "DT_STRING": "BYTES",
+    "DT_HALF": "FP16",
+}
 
 
 def _bytes_tensor(raw: bytes, count: int) -> np.ndarray:
     out, pos = [], 0
     for _ in range(count):
-        size = int.from_bytes(raw[pos:pos + 4], "little")
-        out.append(raw[pos + 4:pos + 4 + size])
+        size = int.from_bytes(raw[pos : pos + 4], "little")
+        out.append(raw[pos + 4 : pos + 4 + size])
         pos += 4 + size
     return np.array(out, dtype=object)
 
@@ -52,18 +74,20 @@ def parse(body: bytes, header_length: str | None) -> tuple[dict, list[str] | Non
             raise BadInput("each input needs name, shape and datatype", "inputs") from None
         dtype = TO_NUMPY.get(datatype)
         if dtype is None:
-            raise BadInput(f"input {name!r}: unknown datatype {datatype!r}; use one of {', '.join(TO_NUMPY)}",
-                           name)
+            raise BadInput(f"input {name!r}: unknown datatype {datatype!r}; use one of {', '.join(TO_NUMPY)}", name)
         size = (tensor.get("parameters") or {}).get("binary_data_size")
         count = int(np.prod(shape)) if shape else 1
         if size is not None:
-            raw = binary[offset:offset + size]
+            raw = binary[offset : offset + size]
             offset += size
             arr = _bytes_tensor(raw, count) if dtype is np.object_ else np.frombuffer(raw, dtype=dtype)
         elif "data" in tensor:
             flat = tensor["data"]
-            arr = (np.array([v.encode() if isinstance(v, str) else v for v in np.ravel(flat)], dtype=object)
-                   if dtype is np.object_ else np.asarray(flat, dtype=dtype))
+            arr = (
+                np.array([v.encode() if isinstance(v, str) else v for v in np.ravel(flat)], dtype=object)
+                if dtype is np.object_
+                else np.asarray(flat, dtype=dtype)
+            )
         else:
             raise BadInput(f"input {name!r} has neither data nor binary_data_size", name)
         try:
@@ -79,8 +103,9 @@ def parse(body: bytes, header_length: str | None) -> tuple[dict, list[str] | Non
     return inputs, wanted, as_binary, data.get("id")
 
 
-def format(model: str, version: int, outputs: dict[str, np.ndarray], as_binary: set[str],
-           request_id: str | None) -> tuple[bytes, dict]:
+def format(
+    model: str, version: int, outputs: dict[str, np.ndarray], as_binary: set[str], request_id: str | None
+) -> tuple[bytes, dict]:
     """Returns (body, extra headers)."""
     tensors, blobs = [], []
     for name, arr in outputs.items():
@@ -88,15 +113,20 @@ def format(model: str, version: int, outputs: dict[str, np.ndarray], as_binary: 
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
         if name in as_binary or "*" in as_binary:
             if datatype == "BYTES":
-                raw = b"".join(len(v).to_bytes(4, "little") + v for v in
-                               (x if isinstance(x, bytes) else str(x).encode() for x in arr.reshape(-1)))
+                raw = b"".join(
+                    len(v).to_bytes(4, "little") + v
+                    for v in (x if isinstance(x, bytes) else str(x).encode() for x in arr.reshape(-1))
+                )
             else:
                 raw = np.ascontiguousarray(arr).tobytes()
             entry["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
         else:
-            entry["data"] = ([x.decode(errors="replace") if isinstance(x, bytes) else x for x in arr.reshape(-1)]
-                             if datatype == "BYTES" else numeric_json(arr.reshape(-1)))
+            entry["data"] = (
+                [x.decode(errors="replace") if isinstance(x, bytes) else x for x in arr.reshape(-1)]
+                if datatype == "BYTES"
+                else numeric_json(arr.reshape(-1))
+            )
         tensors.append(entry)
     doc = {"model_name": model, "model_version": str(version), "outputs": tensors}
     if request_id is not None:
@@ -104,14 +134,20 @@ def format(model: str, version: int, outputs: dict[str, np.ndarray], as_binary: 
     head = dumps(doc)
     if not blobs:
         return head, {"Content-Type": "application/json"}
-    return head + b"".join(blobs), {"Inference-Header-Content-Length": str(len(head)),
-                                    "Content-Type": "application/octet-stream"}
+    return head + b"".join(blobs), {
+        "Inference-Header-Content-Length": str(len(head)),
+        "Content-Type": "application/octet-stream",
+    }
 
 
 def model_metadata(name: str, version: int, signature: dict) -> dict:
     def tensor(t):
         return {"name": t["name"], "datatype": FROM_TF.get(t["type"], "FP32"), "shape": t["shape"] or []}
 
-    return {"name": name, "versions": [str(version)], "platform": "tensorflow_savedmodel",
-            "inputs": [tensor(t) for t in signature.get("inputs", [])],
-            "outputs": [tensor(t) for t in signature.get("outputs", [])]}
+    return {
+        "name": name,
+        "versions": [str(version)],
+        "platform": "tensorflow_savedmodel",
+        "inputs": [tensor(t) for t in signature.get("inputs", [])],
+        "outputs": [tensor(t) for t in signature.get("outputs", [])],
+    }

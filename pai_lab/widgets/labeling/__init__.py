@@ -72,8 +72,10 @@ class Labeler(anywidget.AnyWidget):
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
         if not STATIC.joinpath("labeler.js").exists():  # built from ui/ by the package build
-            raise RuntimeError("the labeler's front end is not built: reinstall pai_lab from its checkout "
-                               "(pip install -e .), or run `jlpm install && jlpm build` in pai_lab/widgets/labeling/ui")
+            raise RuntimeError(
+                "the labeler's front end is not built: reinstall pai_lab from its checkout "
+                "(pip install -e .), or run `jlpm install && jlpm build` in pai_lab/widgets/labeling/ui"
+            )
         super().__init__(stage=stage, media_via_kernel=media_via_kernel, **kwargs)
         self._task = task
         self._opened: dict[int, set[int]] = {}  # package number -> the item seqs this labeler showed
@@ -88,9 +90,16 @@ class Labeler(anywidget.AnyWidget):
         whose items carry what the page shows (the answer each opens with, done or not in the stage)."""
         opened = self._task.open(self.stage)
         info = opened.task
-        self.task = {"id": info.id, "name": info.name, "template": info.template, "flow": info.flow,
-                     "labels": [label.model_dump() for label in info.labels], "multi": info.multi,
-                     "spec": info.spec, "stage": opened.stage.model_dump()}
+        self.task = {
+            "id": info.id,
+            "name": info.name,
+            "template": info.template,
+            "flow": info.flow,
+            "labels": [label.model_dump() for label in info.labels],
+            "multi": info.multi,
+            "spec": info.spec,
+            "stage": opened.stage.model_dump(),
+        }
         self.progress = opened.progress.model_dump()
         package = opened.package
         if package is None:
@@ -100,8 +109,11 @@ class Labeler(anywidget.AnyWidget):
         items = [i.model_dump(mode="json") for i in opened.items]
         self._opened.setdefault(package.number, set()).update(i["seq"] for i in items)
         self.package = package.model_dump(mode="json")
-        self.notice = (f"Package {package.number} came back from review: {package.comment}"
-                       if package.rework and package.comment and self.stage == "label" else "")
+        self.notice = (
+            f"Package {package.number} came back from review: {package.comment}"
+            if package.rework and package.comment and self.stage == "label"
+            else ""
+        )
         self.items = items
 
     @property
@@ -130,8 +142,14 @@ class Labeler(anywidget.AnyWidget):
         """Store one item's answer (a simple answer, or ``skip``); the server builds its results and
         acknowledges with the task's counters."""
         seq, client_id, skip = int(msg["seq"]), msg.get("client_id"), msg.get("skip")
-        ack = self._task.submit(seq, None if skip else msg.get("answer"), results=msg.get("results"), skip=skip,
-                                client_id=client_id, stage=self.stage)
+        ack = self._task.submit(
+            seq,
+            None if skip else msg.get("answer"),
+            results=msg.get("results"),
+            skip=skip,
+            client_id=client_id,
+            stage=self.stage,
+        )
         if ack.progress is not None:
             self.progress = ack.progress.model_dump()
         return {"seq": seq, "client_id": client_id, "progress": self.progress}, []
@@ -139,8 +157,9 @@ class Labeler(anywidget.AnyWidget):
     @command
     def media(self, msg: dict, _buffers) -> tuple[dict, list]:
         """Media through the kernel, for pages that cannot reach the server themselves."""
-        media = self._task.media(int(msg["seq"]), msg.get("key", "source"), width=int(msg.get("w") or 0),
-                                 height=int(msg.get("h") or 0))
+        media = self._task.media(
+            int(msg["seq"]), msg.get("key", "source"), width=int(msg.get("w") or 0), height=int(msg.get("h") or 0)
+        )
         return {"mime": media.mime, "width": media.width, "height": media.height}, [media.content]
 
     @command

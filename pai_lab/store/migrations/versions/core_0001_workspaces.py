@@ -2,6 +2,7 @@
 
 Revision ID: core_0001
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -23,8 +24,7 @@ def upgrade() -> None:
     op.create_index("ix_workspaces_name", "workspaces", ["name"], unique=True)
     op.create_table(
         "members",
-        sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("username", sa.String(128), primary_key=True),
         sa.Column("roles", sa.JSON, nullable=False),
         sa.Column("added_by", sa.String(128), nullable=False),

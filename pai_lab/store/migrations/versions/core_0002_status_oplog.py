@@ -3,6 +3,7 @@
 Revision ID: core_0002
 Revises: core_0001
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -18,8 +19,7 @@ def upgrade() -> None:
     op.create_table(
         "operation_log",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
         sa.Column("at", sa.DateTime, nullable=False),
         sa.Column("actor", sa.String(128), nullable=False),
         sa.Column("action", sa.String(64), nullable=False),

@@ -2,6 +2,7 @@
 
 Revision ID: datasets_0001
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -60,8 +61,9 @@ def upgrade() -> None:
         sa.Column("first_index", sa.BigInteger, nullable=False),
         sa.Column("item_count", sa.Integer, nullable=False),
         sa.Column("data", sa.LargeBinary, nullable=False),
-        sa.ForeignKeyConstraint(["dataset_id", "version"], ["dataset_versions.dataset_id", "dataset_versions.version"],
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["dataset_id", "version"], ["dataset_versions.dataset_id", "dataset_versions.version"], ondelete="CASCADE"
+        ),
     )
     op.create_table(
         "code_sources",

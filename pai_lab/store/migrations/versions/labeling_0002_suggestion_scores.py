@@ -3,6 +3,7 @@
 Revision ID: labeling_0002
 Revises: labeling_0001
 """
+
 import sqlalchemy as sa
 from alembic import op
 

@@ -3,6 +3,7 @@
 Revision ID: pipelines_0001
 Revises:
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -16,8 +17,7 @@ def upgrade() -> None:
     op.create_table(
         "pipeline_runs",
         sa.Column("id", sa.String(48), primary_key=True),
-        sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
         sa.Column("name", sa.String(256), nullable=False),
         sa.Column("pipeline", sa.String(300), nullable=False),
         sa.Column("status", sa.String(32), nullable=False),
@@ -42,8 +42,7 @@ def upgrade() -> None:
         "pipeline_nodes",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("run_id", sa.String(48), sa.ForeignKey("pipeline_runs.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
         sa.Column("name", sa.String(64), nullable=False),
         sa.Column("node_id", sa.String(64), nullable=False),
         sa.Column("identifier", sa.String(300), nullable=False),

@@ -3,6 +3,7 @@
 Revision ID: pipelines_0002
 Revises: pipelines_0001
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -16,8 +17,7 @@ def upgrade() -> None:
     op.create_table(
         "pipeline_operators",
         sa.Column("id", sa.String(48), primary_key=True),
-        sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
         sa.Column("identifier", sa.String(64), nullable=False),
         sa.Column("provider", sa.String(128), nullable=False),
         sa.Column("version", sa.String(64), nullable=False),

@@ -3,6 +3,7 @@
 Revision ID: serving_0001
 Revises:
 """
+
 import sqlalchemy as sa
 from alembic import op
 

@@ -3,6 +3,7 @@
 Revision ID: training_0001
 Revises:
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -16,8 +17,7 @@ def upgrade() -> None:
     op.create_table(
         "training_jobs",
         sa.Column("id", sa.String(48), primary_key=True),
-        sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
         sa.Column("name", sa.String(256), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
@@ -62,8 +62,7 @@ def upgrade() -> None:
     op.create_table(
         "training_models",
         sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column("workspace_id", sa.String(32), sa.ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
         sa.Column("name", sa.String(128), nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("path", sa.Text, nullable=False),
