@@ -31,10 +31,19 @@ POLL_SECONDS = 0.25  # steps ending and members' requests wake the driver at onc
 _TEMPLATE = re.compile(r"\{\{\s*inputs\.parameters\.([A-Za-z][\w-]*)\s*\}\}")
 
 
+_RUN_SCOPED = ("${pai_system_run_id}", "${pai_system_node_id}")
+
+
 def _placeholders(value, run_id: str, node_id: str):
     if isinstance(value, str):
-        return value.replace("${pai_system_run_id}", run_id).replace("${pai_system_node_id}", node_id)
+        return value.replace(_RUN_SCOPED[0], run_id).replace(_RUN_SCOPED[1], node_id)
     return value
+
+
+def _scoped(value) -> bool:
+    """A value that names the run or the step (gen_run_node_scoped_placeholder): the cache keys on the
+    template, so a second run of the same pipeline finds the first's step."""
+    return isinstance(value, str) and any(p in value for p in _RUN_SCOPED)
 
 
 def _templated(value, parameters: dict):
@@ -218,9 +227,12 @@ class RunDriver(threading.Thread):
             if all(n["status"] == S.Succeeded or (n["status"] == S.Skipped and n["cached"]) for n in deps):
                 self._start(name, step)
 
-    def _resolve(self, step: manifests.StepPlan, node: dict) -> tuple[dict, dict]:
+    def _resolve(self, step: manifests.StepPlan, node: dict) -> tuple[dict, dict, dict]:
+        """The step's parameters and artifacts, and the parameters its cache key is made of (a run-scoped
+        placeholder as written, not as this run expands it)."""
         node_id = node["node_id"]
         params: dict = {}
+        keyed: dict = {}
         for var in step.inputs.parameters:
             bound = step.parameters.get(var.name)
             where = f"steps.{step.name}.{var.name}"
@@ -235,6 +247,7 @@ class RunDriver(threading.Thread):
             if value is None:
                 continue
             params[var.name] = manifests.coerce(var, _placeholders(value, self.run_id, node_id), where)
+            keyed[var.name] = value if _scoped(value) else params[var.name]
         artifacts: dict = {}
         for var in step.inputs.artifacts:
             bound = step.artifacts.get(var.name)
@@ -247,12 +260,12 @@ class RunDriver(threading.Thread):
             else:
                 value = self.nodes[bound.step]["outputs"].get("artifacts", {}).get(bound.name)
             artifacts[var.name] = value
-        return params, artifacts
+        return params, artifacts, keyed
 
     def _start(self, name: str, step: manifests.StepPlan) -> None:
         node = self.nodes[name]
-        params, artifacts = self._resolve(step, node)
-        key = service.cache_key(step.operator, params, artifacts)
+        params, artifacts, keyed = self._resolve(step, node)
+        key = service.cache_key(step.operator, keyed, artifacts)
         if self.cache:
             hit = self._cached(key)
             if hit is not None:

@@ -205,3 +205,47 @@ def test_the_manual_heart_disease_pipeline_runs_on_the_built_in_operators(live_s
     pmml = Path(outputs["pmmlModel"].uri[len("file://") :]).read_text()
     assert "<RegressionModel" in pmml and 'name="oldpeak"' in pmml
     assert any(line.startswith("trained on 240 rows") for line in run_instance.get_logs("logisticregression-1"))
+
+
+HEART_ARGUMENTS = {
+    "execution": {"endpoint": "", "odpsProject": "local"},
+    "pmml_oss_rolearn": "-",
+    "pmml_oss_path": "-",
+    "pmml_oss_bucket": "-",
+    "pmml_oss_endpoint": "-",
+}
+
+
+def test_a_second_identical_heart_run_is_all_cache_hits_and_a_changed_argument_reruns_from_its_step(
+    live_server, unique_name, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PAI_LAB_URL", live_server.url)  # the built-in steps are looked up on the server
+    monkeypatch.setenv("PAI_LAB_TOKEN", live_server.token)
+    ws = live_server.client().create_workspace(unique_name("heart"))  # no cache of other tests' runs
+    table = heart_disease_sample(tmp_path / "heart_disease_prediction.csv")
+    p = create_pipeline()  # one pipeline (its model name is drawn once), run three times
+    arguments = {**HEART_ARGUMENTS, "inputTable": str(table)}
+
+    def run(args):
+        done = ws.pipelines.run(p, arguments=args, wait=True, show_outputs=False, timeout=300)
+        assert done.detail.status == "Succeeded", done.detail.reason
+        return done
+
+    def state(done):
+        return {n.name: (n.status, n.cached) for n in done.detail.nodes}
+
+    first = run(arguments)
+    assert set(state(first).values()) == {("Succeeded", False)}
+
+    second = run(arguments)  # every step's outputNames are run-scoped placeholders, yet all hit
+    assert set(state(second).values()) == {("Skipped", True)}
+    assert all(first.id in n.reason for n in second.detail.nodes)
+    first_out = {o.name: o.value for o in first.get_outputs()}
+    assert {o.name: o.value for o in second.get_outputs()} == first_out
+    assert {n.name: n.outputs for n in second.detail.nodes} == {n.name: n.outputs for n in first.detail.nodes}
+
+    third = run({**arguments, "pmml_oss_path": "models/"})  # logistic regression's input only
+    after = {"logisticregression-1", "offlinemodel-pred", "evaluate-1"}
+    assert {n for n, s in state(third).items() if s == ("Succeeded", False)} == after
+    assert {n for n, s in state(third).items() if s == ("Skipped", True)} == set(state(first)) - after
+    assert {o.name: o.value for o in third.get_outputs()} != first_out
