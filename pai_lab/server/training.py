@@ -7,7 +7,7 @@ import asyncio
 from pydantic import BaseModel, Field
 
 from pai_lab.server.routing import Router
-from pai_lab.training import models, priority, service
+from pai_lab.training import models, priority, service, submit
 from pai_lab.training.manager import get_manager
 from pai_lab.training.schemas import (
     TERMINAL_STATES,
@@ -52,7 +52,7 @@ class ModelsQuery(BaseModel):
 )
 def submit_job(req, workspace, body: JobSpec):
     with req.transaction() as s:
-        return service.submit_job(s, req.platform, req.user, workspace, body)
+        return submit.submit_job(s, req.platform, req.user, workspace, body)
 
 
 @router.get(

@@ -8,7 +8,7 @@ import threading
 from traitlets import Bool, Dict, Int, Unicode
 from traitlets.config import LoggingConfigurable
 
-from pai_lab.training import isolation, service
+from pai_lab.training import isolation, records
 from pai_lab.training.placement import JobQueue, Slot, local_cluster_shape, place
 from pai_lab.training.runtime import STOP_GRACE_SECONDS
 from pai_lab.training.schemas import ClusterInfo, ClusterWorker
@@ -159,7 +159,7 @@ class TrainingManager(LoggingConfigurable):
         supervisor.cleanup()
 
     def launch(self, job_id: str) -> None:
-        """Start the job's supervisor (declared by :func:`service.submit_job`, run once the job is recorded)."""
+        """Start the job's supervisor (declared by :func:`submit.submit_job`, run once the job is recorded)."""
         with self._lock:
             closing = self.closing
             if not closing:
@@ -167,7 +167,7 @@ class TrainingManager(LoggingConfigurable):
                 self.supervisors[job_id] = supervisor
         if closing:  # no supervisor will come for it: say so on the job rather than leave it Creating
             with self.platform.store.transaction() as s:
-                service.transition(
+                records.transition(
                     s,
                     job_id,
                     "Failed",

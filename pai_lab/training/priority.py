@@ -19,7 +19,7 @@ WAITING_STATES = ("Creating", "Queuing")
 def set_priority(session: Session, platform, user: str, workspace: str, job_id: str, priority: int) -> JobDetail:
     """Change a waiting job's priority (AlgorithmOps, Administrator, Owner); a started job keeps its own."""
     from pai_lab.training import service
-    from pai_lab.training.manager import get_manager  # the manager builds on the training service
+    from pai_lab.training.manager import get_manager  # late: the manager builds on the job records
 
     access = authorize(session, user, workspace, "job.priority")
     if not isinstance(priority, int) or not 1 <= priority <= 9:

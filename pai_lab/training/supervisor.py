@@ -18,11 +18,12 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pai_lab.training import service
+from pai_lab.training import records
 from pai_lab.training import spec as specs
 from pai_lab.training.placement import Slot
 from pai_lab.training.runtime import STOP_GRACE_SECONDS, names, run_rank
 from pai_lab.training.schemas import JobSpec
+from pai_lab.training.submit import KERAS3_HINT, is_git_url
 
 if TYPE_CHECKING:
     from pai_lab.training.manager import TrainingManager
@@ -35,7 +36,7 @@ POLL_SECONDS = 0.2
 def _keras_hint(tail: list[str]) -> str:
     text = "\n".join(tail)
     if "Attempt to convert a value (PerReplica" in text:
-        return service.KERAS3_HINT
+        return KERAS3_HINT
     return ""
 
 
@@ -55,11 +56,11 @@ class Supervisor(threading.Thread):
     # -- store helpers
     def _transition(self, state: str, reason: str = "", only_from=None) -> bool:
         with self.store.transaction() as s:
-            return service.transition(s, self.job_id, state, reason, only_from=only_from)
+            return records.transition(s, self.job_id, state, reason, only_from=only_from)
 
     def _pods(self, changes: dict[str, dict]) -> None:
         with self.store.transaction() as s:
-            service.update_pods(s, self.job_id, changes)
+            records.update_pods(s, self.job_id, changes)
 
     def _load(self):
         from pai_lab.training.tables import JobRow
@@ -177,7 +178,7 @@ class Supervisor(threading.Thread):
         try:
             if Path(code_dir).exists():
                 shutil.rmtree(code_dir)
-            if service._is_git_url(source):
+            if is_git_url(source):
                 branch = ["--branch", launch["code_branch"]] if launch.get("code_branch") else []
                 result = subprocess.run(
                     ["git", "clone", "--depth", "1", "--quiet", *branch, source, code_dir],
@@ -276,10 +277,10 @@ class Supervisor(threading.Thread):
             for item in items:
                 kind, pod = item[0], item[1]
                 if kind == "log":
-                    service.add_logs(s, self.job_id, pod, item[2])
+                    records.add_logs(s, self.job_id, pod, item[2])
                     self.last_activity = time.monotonic()
                 elif kind == "metric":
-                    service.add_metrics(s, self.job_id, pod, item[2])
+                    records.add_metrics(s, self.job_id, pod, item[2])
                     self.last_activity = time.monotonic()
                 elif kind == "started":
                     changes.setdefault(pod, {}).update(state="Running", pid=item[2])
@@ -289,7 +290,7 @@ class Supervisor(threading.Thread):
                     state = "Succeeded" if code == 0 else ("Stopped" if stopped or code is None else "Failed")
                     changes.setdefault(pod, {}).update(state=state, exit_code=code)
             if changes:
-                service.update_pods(s, self.job_id, changes)
+                records.update_pods(s, self.job_id, changes)
 
     def _watch(self, spec: JobSpec) -> None:
         hang = spec.maxHungTimeBeforeGCInSeconds
@@ -376,7 +377,7 @@ class Supervisor(threading.Thread):
                     job_id=self.job_id,
                     description=f"trained by job {self.job_id}",
                 )
-                service.set_model(s, self.job_id, f"{model.name}:{model.version}")
+                records.set_model(s, self.job_id, f"{model.name}:{model.version}")
         except Exception:
             log.warning("job %s: its SavedModel could not be registered", self.job_id, exc_info=True)
 
