@@ -9,6 +9,7 @@ from pydantic import RootModel
 
 from pai_lab.errors import NotFound, Unavailable
 from pai_lab.server.routing import Router
+from pai_lab.serving import deploy
 from pai_lab.serving import service as svc
 from pai_lab.serving.manager import manager
 from pai_lab.serving.schemas import (
@@ -67,7 +68,7 @@ def list_services(req, workspace):
 )
 def create_service(req, workspace, body: JsonObject, query: CreateQuery):
     with req.transaction() as s:
-        name = svc.create_service(
+        name = deploy.create_service(
             s,
             req.user,
             workspace,
@@ -101,7 +102,7 @@ def get_service(req, workspace, name):
 )
 def modify_service(req, workspace, name, body: JsonObject):
     with req.transaction() as s:
-        svc.modify_service(
+        deploy.modify_service(
             s,
             req.user,
             workspace,

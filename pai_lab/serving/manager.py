@@ -192,11 +192,11 @@ class ServingManager(LoggingConfigurable):
 
     def sync(self) -> None:
         """Push what the store says should run; start the gateway if something should."""
-        from pai_lab.serving import service
+        from pai_lab.serving import records
 
         with self._push_lock:
             with self.platform.store.transaction() as session:
-                state = service.desired_state(session)
+                state = records.desired_state(session)
             if not state["services"] and not self.running:
                 return
             url = self.ensure_started()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pai_lab.errors import BadInput
-from pai_lab.serving import service
+from pai_lab.serving import deploy
 from pai_lab.serving.gateway.service_runtime import Route
 from pai_lab.serving.protocols import eas, eas_pb, fit_inputs, tfserving, v2
 
@@ -21,7 +21,7 @@ SIGNATURE = {
 
 
 def test_the_manuals_service_json_gets_eas_defaults():
-    spec = service.parse_spec(
+    spec = deploy.parse_spec(
         {
             "name": "mnist_saved_model_example",
             "generate_token": "true",
@@ -43,7 +43,7 @@ def test_the_manuals_service_json_gets_eas_defaults():
 
 
 def test_flat_rpc_keys_are_read_like_nested_ones():
-    spec = service.parse_spec(
+    spec = deploy.parse_spec(
         {"name": "svc", "metadata": {"instance": 2, "rpc.batching": True, "rpc.max_queue_size": 8}}
     )
     assert spec.metadata.rpc.batching is True and spec.metadata.rpc.max_queue_size == 8
@@ -59,21 +59,21 @@ def test_flat_rpc_keys_are_read_like_nested_ones():
 )
 def test_unknown_keys_are_refused_by_name(data, field):
     with pytest.raises(BadInput) as err:
-        service.parse_spec(data)
+        deploy.parse_spec(data)
     assert err.value.field == field and repr(field) in err.value.message
 
 
 def test_missing_instance_and_bad_names_are_explained():
     with pytest.raises(BadInput) as err:
-        service.parse_spec({"name": "svc", "metadata": {}})
+        deploy.parse_spec({"name": "svc", "metadata": {}})
     assert err.value.field == "metadata.instance" and "required" in err.value.message
     with pytest.raises(BadInput) as err:
-        service.parse_spec({"name": "My-Service", "metadata": {"instance": 1}})
+        deploy.parse_spec({"name": "My-Service", "metadata": {"instance": 1}})
     assert err.value.field == "name" and "lowercase" in err.value.message
 
 
 def test_tokens_look_like_eas_tokens():
-    token = service.new_token()
+    token = deploy.new_token()
     assert len(token) == 56
     decoded = base64.b64decode(token).decode()
     assert len(decoded) == 40 and all(c in "0123456789abcdef" for c in decoded)
