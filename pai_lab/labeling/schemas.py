@@ -12,7 +12,7 @@ from pai_lab.schema import LIST_MAX, TEXT_MAX, Int, Name, NonEmptyName, Schema, 
 FlowName = Literal["label", "label-check", "label-accept", "label-check-accept"]
 Stage = Literal["label", "check", "accept"]
 ExportFormat = Literal["itag", "easyvision", "label-studio", "coco", "yolo", "conll", "tfrecord"]
-ImportFormat = Literal["itag", "label-studio", "coco"]
+ImportFormat = Literal["itag", "label-studio", "coco", "easyvision"]
 # a label given by name alone: the same bounds as LabelSpec.name, checked while the request is parsed
 LabelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 

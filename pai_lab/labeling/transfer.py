@@ -76,6 +76,10 @@ def stream(s: Session, engine, user: str, ws: str, ref: str, fmt: str) -> tuple[
     if fmt in formats.FOLDER_FORMATS:
         raise BadInput(f"{fmt} exports are a folder of files; export them to a path or s3:// URI with `to`", "format")
     ctx, module, task = context(s, engine, user, ws, ref, fmt)
+    if getattr(module, "needs_folder", None) and module.needs_folder(ctx):
+        raise BadInput(
+            f"this {fmt} export writes files beside the CSV; export it to a path or s3:// URI with `to`", "to"
+        )
     return f"{task.name}{formats.SUFFIX[fmt]}", module.export(ctx)
 
 
@@ -143,7 +147,7 @@ def export_to(store, user: str, ws: str, ref: str, body: sc.ExportRequest, conta
             raise Conflict(f"to {to!r} already exists; give overwrite=true to replace it, or another path", "to")
     if body.format == "yolo" and not _is_remote(to):
         files = _local_folder(module, ctx, to)
-    elif body.format in formats.FOLDER_FORMATS:
+    elif body.format in formats.FOLDER_FORMATS or (getattr(module, "needs_folder", None) and module.needs_folder(ctx)):
         fs, path = fsspec.core.url_to_fs(to, **body.storage_options)
         files = module.export_to(ctx, fs, path)
         files = [fs.unstrip_protocol(f) if _is_remote(to) else f for f in files]
@@ -191,7 +195,12 @@ def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest, containm
         hint = tasks.resolve_template(
             s, access.workspace_id, body.template, multi=bool(body.multi), relation_labels=[], has_labels=True
         )
-    parsed = formats.importer(body.format).parse(body.content, hint)
+    module = formats.importer(body.format)
+    if getattr(module, "READS_FILES", False):  # reads images and masks the file names, as the policy allows
+        names = [lab if isinstance(lab, str) else lab.name for lab in body.labels]
+        parsed = module.parse(body.content, hint, read=_reader(containment), labels=names)
+    else:
+        parsed = module.parse(body.content, hint)
     template = body.template or parsed.template
     if template is None:
         raise BadInput("cannot tell the template from the file; give it with template=<id>", "template")
@@ -218,6 +227,11 @@ def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest, containm
         relation_labels=relation_labels or parsed.relation_labels,
         package_size=body.package_size,
     )
+    if parsed.spec is not None and template == parsed.template:
+        try:
+            tasks.resolve_template(s, access.workspace_id, template, multi=False, relation_labels=[], has_labels=True)
+        except BadInput:
+            tasks.create_template(s, user, ws, parsed.spec)
     task_id = parsed.task_id if body.keep_id else None
     if task_id is not None and not (13 <= len(task_id) <= 19):
         task_id = None
@@ -231,6 +245,20 @@ def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest, containm
         source=f"import:{body.format}",
         containment=containment,
     )
+
+
+def _reader(containment):
+    """Bytes of a source an imported file names, through the server's policy for sources."""
+
+    def read(source: str) -> bytes:
+        where = str(containment.readable(source, "content")) if containment is not None else source
+        try:
+            with fsspec.open(where, "rb") as f:
+                return f.read()
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"cannot read {source!r}: {exc}", "content") from None
+
+    return read
 
 
 def prelabel_items(s: Session, user: str, ws: str, ref: str, offset: int, limit: int) -> list[dict[str, Any]]:

@@ -80,6 +80,7 @@ class Imported:
     multi: bool = False
     relation_labels: list[str] = field(default_factory=list)
     stages: list[str] = field(default_factory=list)
+    spec: dict | None = None  # a custom template the task needs, created when the workspace lacks it
 
 
 def exporter(name: str):
@@ -214,4 +215,4 @@ EXPORTERS = {
     "conll": conll,
     "tfrecord": tfrecord,
 }
-IMPORTERS = {"itag": itag, "label-studio": labelstudio, "coco": coco}
+IMPORTERS = {"itag": itag, "label-studio": labelstudio, "coco": coco, "easyvision": easyvision}
