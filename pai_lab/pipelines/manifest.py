@@ -2,13 +2,13 @@
 
 This module is the one owner of those rules: the SDK checks a pipeline with them when it is built,
 the server checks the manifest it receives with them again, so a notebook and a raw REST call get
-the same answer. Every refusal is a :class:`PipelineError` naming the step and the input.
+the same answer. Every refusal is a :class:`PipelineError` naming the step and the input. The shapes
+of one document (an operator's spec, its variables, a leaf operator made a pipeline) are
+:mod:`pai_lab.pipelines.manifest_shapes`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -17,21 +17,25 @@ from typing import Any
 
 import yaml
 
+from pai_lab.pipelines.manifest_shapes import (
+    MAX_VARIABLES,
+    as_list,
+    as_mapping,
+    check_operator,
+    normalize,
+    operator_kind,
+    read_variables,
+)
 from pai_lab.pipelines.types import (
     NAME_PATTERN,
     NAME_RULE,
     ParameterType,
-    PipelineArtifact,
     PipelineError,
     PipelineParameter,
     VariablesSpec,
 )
 
-API_VERSION = "core/v1"
 MAX_STEPS = 1000  # a run's node table and driver stay small; a bigger DAG is a saved sub-pipeline's job
-MAX_VARIABLES = 256  # inputs or outputs of one operator
-MAX_CODE_BYTES = 32 * 2**20  # a ScriptOperator's packed source folder or a FunctionOperator's pickle
-OPERATOR_KINDS = ("script", "function", "builtin", "container")
 
 _INPUT_REF = re.compile(r"^\{\{\s*inputs\.(parameters|artifacts)\.([A-Za-z][\w-]*)\s*\}\}$")
 _STEP_REF = re.compile(
@@ -94,177 +98,12 @@ def loads(text: str) -> dict:
     return data
 
 
-def operator_kind(operator: dict) -> str:
-    spec = operator.get("spec") or {}
-    for kind in OPERATOR_KINDS:
-        if kind in spec:
-            return kind
-    return "pipeline" if "pipelines" in spec else ""
-
-
 def code_digest(operator: dict) -> str:
     """What identifies an operator's behaviour: its manifest, code and pickle included (for the cache)."""
     return hashlib.sha256(json.dumps(operator, sort_keys=True, default=str).encode()).hexdigest()
 
 
 # ------------------------------------------------------------------ checking
-
-
-def _mapping(value: Any, field_name: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise PipelineError(f"{field_name}: expected a mapping", field_name)
-    return value
-
-
-def _list(value: Any, field_name: str, limit: int) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise PipelineError(f"{field_name}: expected a list", field_name)
-    if len(value) > limit:
-        raise PipelineError(f"{field_name}: {len(value)} entries; at most {limit} are allowed", field_name)
-    return value
-
-
-def _variables(data: Any, io_type: str, where: str) -> VariablesSpec:
-    data = _mapping(data, where)
-    variables = []
-    for kind, cls in (("parameters", PipelineParameter), ("artifacts", PipelineArtifact)):
-        for i, item in enumerate(_list(data.get(kind), f"{where}.{kind}", MAX_VARIABLES)):
-            if not isinstance(item, dict) or "name" not in item:
-                raise PipelineError(f"{where}.{kind}[{i}]: expected a mapping with a name", f"{where}.{kind}")
-            try:
-                variables.append(cls.from_dict(item, io_type))
-            except PipelineError as exc:
-                raise PipelineError(f"{where}.{kind}: {exc.message}", f"{where}.{kind}.{item.get('name')}") from None
-    try:
-        return VariablesSpec(variables)
-    except PipelineError as exc:
-        raise PipelineError(f"{where}: {exc.message}", f"{where}.{exc.field}") from None
-
-
-def _check_operator(operator: Any, where: str) -> dict:
-    operator = _mapping(operator, where)
-    spec = _mapping(operator.get("spec"), f"{where}.spec")
-    kinds = [k for k in OPERATOR_KINDS if k in spec]
-    if len(kinds) != 1:
-        raise PipelineError(
-            f"{where}: an operator has exactly one of spec.script, spec.function, spec.builtin or spec.container",
-            f"{where}.spec",
-        )
-    kind = kinds[0]
-    body = _mapping(spec[kind], f"{where}.spec.{kind}")
-    if kind == "container":
-        raise PipelineError(
-            f"{where}: ContainerOperator steps need Docker, which this server does not run; "
-            "use a ScriptOperator or a FunctionOperator",
-            f"{where}.spec.container",
-        )
-    if kind == "builtin":
-        from pai_lab.pipelines.builtins import SPECS
-
-        if body.get("name") not in SPECS:
-            raise PipelineError(
-                f"{where}.spec.builtin.name: {body.get('name')!r} is not a built-in operator "
-                f"(built-in: {', '.join(SPECS)})",
-                f"{where}.spec.builtin.name",
-            )
-        return operator
-    if kind == "script":
-        entry = body.get("entryFile")
-        if not isinstance(entry, str) or not re.match(r"^[A-Za-z_][\w]*\.py$", entry):
-            raise PipelineError(
-                f"{where}.spec.script.entryFile: {entry!r} must be a .py file at the top of the "
-                "source folder, named like a Python module",
-                f"{where}.spec.script.entryFile",
-            )
-        _blob(body.get("code"), f"{where}.spec.script.code")
-        envs = _mapping(body.get("envs"), f"{where}.spec.script.envs")
-        if len(envs) > MAX_VARIABLES:
-            raise PipelineError(
-                f"{where}.spec.script.envs: at most {MAX_VARIABLES} variables", f"{where}.spec.script.envs"
-            )
-        for key, value in envs.items():
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", key) or not isinstance(value, (str, int, float)):
-                raise PipelineError(
-                    f"{where}.spec.script.envs: {key!r} is not a variable name with a text value",
-                    f"{where}.spec.script.envs",
-                )
-    else:
-        _blob(body.get("pickle"), f"{where}.spec.function.pickle", field_name="pickle")
-    return operator
-
-
-def _blob(value: Any, where: str, field_name: str = "archive") -> None:
-    text = value.get(field_name) if isinstance(value, dict) and field_name == "archive" else value
-    if not isinstance(text, str) or not text:
-        raise PipelineError(f"{where}: missing; build the operator with the SDK, which packs it", where)
-    if len(text) > MAX_CODE_BYTES * 4 // 3 + 4:
-        raise PipelineError(
-            f"{where}: larger than {MAX_CODE_BYTES >> 20} MiB; keep data out of the code and pass it as an artifact",
-            where,
-        )
-    try:
-        base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise PipelineError(f"{where}: not base64", where) from None
-
-
-def normalize(manifest: Any) -> dict:
-    """A pipeline manifest; a leaf operator's manifest becomes a one-step pipeline with its signature."""
-    manifest = _mapping(manifest, "manifest")
-    if manifest.get("apiVersion", API_VERSION) != API_VERSION:
-        raise PipelineError(
-            f"apiVersion: {manifest.get('apiVersion')!r}; this server reads {API_VERSION}", "apiVersion"
-        )
-    spec = _mapping(manifest.get("spec"), "spec")
-    if "pipelines" in spec:
-        return manifest
-    if not any(k in spec for k in OPERATOR_KINDS):
-        raise PipelineError(
-            "spec: a manifest has spec.pipelines (a pipeline) or spec.script/function/container (an operator)", "spec"
-        )
-    meta = _mapping(manifest.get("metadata"), "metadata")
-    name = str(meta.get("identifier") or "step")
-    name = name if NAME_PATTERN.match(name) else "step"
-    inputs = _mapping(spec.get("inputs"), "spec.inputs")
-    outputs = _mapping(spec.get("outputs"), "spec.outputs")
-    args = {
-        kind: [
-            {"name": v.get("name"), "from": "{{inputs.%s.%s}}" % (kind, v.get("name"))}
-            for v in _list(inputs.get(kind), f"spec.inputs.{kind}", MAX_VARIABLES)
-            if isinstance(v, dict)
-        ]
-        for kind in ("parameters", "artifacts")
-    }
-    outs = {
-        kind: [
-            {
-                **{k: v for k, v in o.items() if k in ("name", "metadata", "type", "desc")},
-                "from": "{{pipelines.%s.outputs.%s.%s}}" % (name, kind, o.get("name")),
-            }
-            for o in _list(outputs.get(kind), f"spec.outputs.{kind}", MAX_VARIABLES)
-            if isinstance(o, dict)
-        ]
-        for kind in ("parameters", "artifacts")
-    }
-    return {
-        "apiVersion": API_VERSION,
-        "metadata": meta,
-        "spec": {
-            "inputs": inputs,
-            "outputs": outs,
-            "pipelines": [
-                {
-                    "apiVersion": API_VERSION,
-                    "metadata": {**meta, "name": name},
-                    "spec": {"arguments": args, "dependencies": [], "operator": manifest},
-                }
-            ],
-        },
-    }
 
 
 def _binding(raw: Any, where: str) -> Binding:
@@ -290,21 +129,21 @@ def check(manifest: Any) -> Graph:
     """Check a pipeline manifest (or a leaf operator's) and return its graph, or raise PipelineError."""
     manifest = normalize(manifest)
     spec = manifest["spec"]
-    inputs = _variables(spec.get("inputs"), "inputs", "inputs")
-    raw_steps = _list(spec.get("pipelines"), "spec.pipelines", MAX_STEPS)
+    inputs = read_variables(spec.get("inputs"), "inputs", "inputs")
+    raw_steps = as_list(spec.get("pipelines"), "spec.pipelines", MAX_STEPS)
     if not raw_steps:
         raise PipelineError("spec.pipelines: a pipeline needs at least one step", "spec.pipelines")
     steps: dict[str, StepPlan] = {}
     for i, raw in enumerate(raw_steps):
-        raw = _mapping(raw, f"spec.pipelines[{i}]")
-        meta = _mapping(raw.get("metadata"), f"spec.pipelines[{i}].metadata")
+        raw = as_mapping(raw, f"spec.pipelines[{i}]")
+        meta = as_mapping(raw.get("metadata"), f"spec.pipelines[{i}].metadata")
         name = meta.get("name")
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise PipelineError(f"step {name!r}: the name is not allowed; use {NAME_RULE}", f"steps[{i}].name")
         if name in steps:
             raise PipelineError(f"step {name!r}: two steps have this name; rename one", f"steps.{name}.name")
-        body = _mapping(raw.get("spec"), f"steps.{name}.spec")
-        operator = _check_operator(body.get("operator"), f"steps.{name}.operator")
+        body = as_mapping(raw.get("spec"), f"steps.{name}.spec")
+        operator = check_operator(body.get("operator"), f"steps.{name}.operator")
         if operator_kind(operator) == "pipeline":
             raise PipelineError(
                 f"step {name!r}: pipelines as steps are not supported yet; add its steps instead",
@@ -314,13 +153,13 @@ def check(manifest: Any) -> Graph:
         plan = StepPlan(
             name,
             operator,
-            _variables(op_spec.get("inputs"), "inputs", f"steps.{name}.operator.inputs"),
-            _variables(op_spec.get("outputs"), "outputs", f"steps.{name}.operator.outputs"),
+            read_variables(op_spec.get("inputs"), "inputs", f"steps.{name}.operator.inputs"),
+            read_variables(op_spec.get("outputs"), "outputs", f"steps.{name}.operator.outputs"),
         )
-        arguments = _mapping(body.get("arguments"), f"steps.{name}.arguments")
+        arguments = as_mapping(body.get("arguments"), f"steps.{name}.arguments")
         for kind in ("parameters", "artifacts"):
             target = plan.parameters if kind == "parameters" else plan.artifacts
-            for raw_arg in _list(arguments.get(kind), f"steps.{name}.arguments.{kind}", MAX_VARIABLES):
+            for raw_arg in as_list(arguments.get(kind), f"steps.{name}.arguments.{kind}", MAX_VARIABLES):
                 arg_name = raw_arg.get("name") if isinstance(raw_arg, dict) else None
                 where = f"steps.{name}.{arg_name}"
                 if arg_name not in plan.inputs:
@@ -336,7 +175,7 @@ def check(manifest: Any) -> Graph:
                         where,
                     )
                 target[arg_name] = _binding(raw_arg, where)
-        deps = _list(body.get("dependencies"), f"steps.{name}.dependencies", MAX_STEPS)
+        deps = as_list(body.get("dependencies"), f"steps.{name}.dependencies", MAX_STEPS)
         plan.depends = [str(d) for d in deps]
         steps[name] = plan
 
@@ -444,10 +283,10 @@ def _topological(steps: dict[str, StepPlan]) -> list[str]:
 
 
 def _check_outputs(data: Any, steps: dict[str, StepPlan]) -> dict[str, tuple[str, Binding]]:
-    data = _mapping(data, "outputs")
+    data = as_mapping(data, "outputs")
     outputs: dict[str, tuple[str, Binding]] = {}
     for kind in ("parameters", "artifacts"):
-        for raw in _list(data.get(kind), f"outputs.{kind}", MAX_VARIABLES):
+        for raw in as_list(data.get(kind), f"outputs.{kind}", MAX_VARIABLES):
             name = raw.get("name") if isinstance(raw, dict) else None
             where = f"outputs.{name}"
             if not isinstance(name, str) or not NAME_PATTERN.match(name):

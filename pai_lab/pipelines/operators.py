@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pai_lab.pipelines.manifest import API_VERSION, MAX_CODE_BYTES, check_name_or_default, dumps
+from pai_lab.pipelines.manifest import check_name_or_default, dumps
+from pai_lab.pipelines.manifest_shapes import API_VERSION, MAX_CODE_BYTES
 from pai_lab.pipelines.types import (
     PipelineArtifact,
     PipelineError,

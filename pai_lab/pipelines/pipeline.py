@@ -11,6 +11,7 @@ from typing import Any
 
 from pai_lab.pipelines import display
 from pai_lab.pipelines import manifest as manifests
+from pai_lab.pipelines.manifest_shapes import API_VERSION
 from pai_lab.pipelines.operators import OperatorBase, value_of
 from pai_lab.pipelines.types import PipelineError, PipelineVariable, VariablesSpec, check_name
 
@@ -121,7 +122,7 @@ class PipelineStep:
                 entry["value"] = value
             args[var.kind].append(entry)
         return {
-            "apiVersion": manifests.API_VERSION,
+            "apiVersion": API_VERSION,
             "metadata": {**self.operator.metadata, "name": self.name},
             "spec": {
                 "arguments": args,
