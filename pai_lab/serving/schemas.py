@@ -233,3 +233,61 @@ class ServiceVersion(Schema):
     created_at: datetime
     current: bool
     config: dict
+
+
+# --------------------------------------------------------------------------- autoscaling (eascmd autoscale)
+
+SCALE_METRICS = ("qps", "cpu")
+
+
+class ScaleStrategy(Schema):
+    metricName: str = Field(
+        description="qps: requests per second per ready instance; cpu: percent of one core per instance"
+    )
+    threshold: float = Field(description="the value per instance the autoscaler keeps the service at (> 0)")
+
+
+class ScaleWindow(Schema):
+    stabilizationWindowSeconds: int = Field(
+        description="seconds a change must keep being recommended before it is made (0 to 3600)"
+    )
+
+
+class ScaleOnZero(Schema):
+    scaleDownGracePeriodSeconds: int = Field(600, description="accepted for the cloud's API; min is at least 1 here")
+
+
+class ScaleBehavior(Schema):
+    scaleUp: ScaleWindow | None = Field(None, description="default 0 s: scale up at once")
+    scaleDown: ScaleWindow | None = Field(None, description="default 300 s")
+    onZero: ScaleOnZero | None = None
+
+
+class AutoscalerSpec(Schema):
+    """The body of `PUT .../autoscaler`, as EAS's API takes it."""
+
+    min: int = Field(description="fewest instances, at least 1")
+    max: int = Field(description="most instances, more than min (and at most the server's max_service_instances)")
+    scaleStrategies: list[ScaleStrategy] = Field(max_length=len(SCALE_METRICS), description="qps and/or cpu")
+    behavior: ScaleBehavior | None = None
+
+
+class ScaleEvent(Schema):
+    at: datetime
+    kind: str = Field(description="ScaleUp, ScaleDown or AutoscalerPaused")
+    from_instances: int | None = None
+    to_instances: int | None = None
+    message: str = ""
+
+
+class Autoscaler(AutoscalerSpec):
+    """A service's autoscaler: the policy, what it sees and decides, and what it did."""
+
+    service: str
+    instances: int = Field(description="instances the service is set to now")
+    ready: int = Field(description="instances ready now")
+    target: int = Field(description="instances the autoscaler wants once its windows agree")
+    metrics: dict[str, float] = Field(default_factory=dict, description="the latest per-instance qps and cpu seen")
+    created_by: str
+    updated_at: datetime
+    events: list[ScaleEvent] = Field(default_factory=list, description="the latest scale events, newest first")

@@ -42,3 +42,35 @@ class ServiceVersionRow(Base):
     resolved: Mapped[dict] = mapped_column(JSON)  # local model/processor folders, warm-up requests
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ServiceAutoscalerRow(Base):
+    """A service's autoscaling policy (`eascmd autoscale`), kept with the service so it outlives a restart."""
+
+    __tablename__ = "service_autoscalers"
+
+    service_id: Mapped[str] = mapped_column(String(32), ForeignKey("services.id", ondelete="CASCADE"), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(32), ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    min_instances: Mapped[int] = mapped_column(Integer)
+    max_instances: Mapped[int] = mapped_column(Integer)
+    strategies: Mapped[dict] = mapped_column(JSON)  # {metric: threshold}: qps per instance, cpu percent
+    scale_up_window: Mapped[int] = mapped_column(Integer, default=0)  # seconds
+    scale_down_window: Mapped[int] = mapped_column(Integer, default=300)
+    created_by: Mapped[str] = mapped_column(String(128))  # the member the autoscaler scales as
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ServiceEventRow(Base):
+    """Something that happened to a service and why (the autoscaler's decisions)."""
+
+    __tablename__ = "service_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service_id: Mapped[str] = mapped_column(String(32), ForeignKey("services.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[str] = mapped_column(String(32), ForeignKey("workspaces.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))  # ScaleUp, ScaleDown, AutoscalerPaused
+    from_instances: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    to_instances: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
