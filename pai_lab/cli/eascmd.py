@@ -5,6 +5,7 @@ pai eascmd create -r service.json       blue-green partner <name>_<8 hex>
 pai eascmd release <new> -w 30          30% of the original endpoint's traffic to <new>
 pai eascmd modify <name> -Dmetadata.instance=3    |   modify <name> -s change.json
 pai eascmd version <name> 1 | stop | start | delete | ls | desc | w | dw
+pai eascmd autoscale <name> -Dmin=1 -Dmax=4 -Dstrategies.qps=50 | autoscale desc|rm <name>  (eascmd_autoscale.py)
 pai eascmd config | test | resource ...  (eascmd_local.py); -c PROFILE and -w WORKSPACE before any verb
 """
 
@@ -17,7 +18,7 @@ import time
 import uuid
 from datetime import datetime
 
-from pai_lab.cli import eascmd_local
+from pai_lab.cli import eascmd_autoscale, eascmd_local
 from pai_lab.cli.base import Result, UsageError, read_spec_file
 
 LS_COLUMNS = ["SERVICENAME", "REGION", "INSTANCE", "CREATETIME", "UPDATETIME", "STATUS", "WEIGHT", "SERVICEPATH"]
@@ -81,7 +82,7 @@ def _with_profile(func):
 def register(sub, add_command) -> None:
     eas = sub.add_parser(
         "eascmd",
-        help="EAS-compatible serving: config, create, modify, release, version, stop, "
+        help="EAS-compatible serving: config, create, modify, autoscale, release, version, stop, "
         "start, delete, ls, desc, w, dw, test, resource",
     )
     eas.add_argument(
@@ -121,6 +122,8 @@ def register(sub, add_command) -> None:
     )
     resource_verbs = resource.add_subparsers(dest="resource_verb", metavar="VERB", required=True)
     eascmd_local.register_local(verb, {"resource": functools.partial(verb, under=resource_verbs)})
+
+    eascmd_autoscale.register_autoscale(verb)
 
     p = verb("create", create, "create a service from its JSON file (-r: blue-green partner)")
     p.add_argument("-r", dest="relate", action="store_true", help="create <name>_<8 hex> next to service <name>")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
     import pandas as pd
 
     from pai_lab.client import WorkspaceClient
+    from pai_lab.client.autoscaler import ServiceAutoscaler
 
 SERVICE_COLUMNS = ["name", "state", "instances_ready", "instances_total", "traffic", "endpoint", "created_at"]
 
@@ -175,6 +176,31 @@ class Service:
     def scale(self, instances: int) -> Service:
         return self.modify({"metadata": {"instance": int(instances)}})
 
+    def autoscale(
+        self,
+        min: int,  # EAS key names
+        max: int,
+        *,
+        qps: float | None = None,
+        cpu: float | None = None,
+        scale_up_window: int | None = None,
+        scale_down_window: int | None = None,
+    ) -> ServiceAutoscaler:
+        """``eascmd autoscale``: keep ``min`` to ``max`` instances, sized by ceil(current x metric /
+        threshold) (10% tolerance) for ``qps`` (requests/s per instance) and/or ``cpu`` (percent of a
+        core per instance); windows in seconds (defaults 0 up, 300 down)."""
+        from pai_lab.client.autoscaler import ServiceAutoscaler, policy_body
+
+        body = policy_body(min, max, qps, cpu, scale_up_window, scale_down_window)
+        return ServiceAutoscaler.put(self, body)
+
+    @property
+    def autoscaler(self) -> ServiceAutoscaler | None:
+        """The service's autoscaler (policy, current and target instances, scale events), or None."""
+        from pai_lab.client.autoscaler import ServiceAutoscaler
+
+        return ServiceAutoscaler.read(self)
+
     def release(self, weight: int) -> Service:
         self.info = ServiceDetail.model_validate(
             self._services._ws._post(f"/services/{self.name}/release", {"weight": int(weight)})
@@ -222,9 +248,9 @@ class Service:
         e = html.escape
         colour = {"Running": "#2e7d32", "Failed": "#c62828", "Stopped": "#757575"}.get(i.state, "#f9a825")
         try:
-            instances, versions = self.instances(), self.versions()
+            instances, versions, autoscaler = self.instances(), self.versions(), self.autoscaler
         except PaiError:  # deleted meanwhile, or no longer readable: show what is known
-            instances, versions = [], []
+            instances, versions, autoscaler = [], [], None
         rows = "".join(
             f"<tr><td>{e(x.name)}</td><td>{e(x.status)}</td><td>{e(x.ready)}</td>"
             f"<td>{x.restarts}</td><td>{e(x.reason)}</td></tr>"
@@ -243,6 +269,8 @@ class Service:
         ]
         if i.class_names:
             facts.append(("classes", e(", ".join(i.class_names[:20]) + (" ..." if len(i.class_names) > 20 else ""))))
+        if autoscaler is not None:
+            facts.append(("autoscaler", e(autoscaler.summary())))
         if i.traffic:
             facts.append(("traffic", e(", ".join(f"{k} {v}%" for k, v in i.traffic.items()))))
         if i.message:
