@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pai_lab.store import Base, utcnow
@@ -71,5 +71,26 @@ class OperatorRow(Base):
     version: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))  # script | function | pipeline
     manifest: Mapped[dict] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class LineageRow(Base):
+    """What made an output of a run (a dataset version, a model version, a service): the run, its step and
+    the inputs the step was given. One row per object made; kind + name + version find it."""
+
+    __tablename__ = "pipeline_lineage"
+    __table_args__ = (Index("ix_pipeline_lineage_object", "workspace_id", "kind", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(String(32), ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # dataset | model | service
+    name: Mapped[str] = mapped_column(String(256))
+    version: Mapped[str] = mapped_column(String(64), default="")  # "" for a service
+    run_id: Mapped[str] = mapped_column(String(48), index=True)  # kept when the run is deleted: history
+    run_name: Mapped[str] = mapped_column(String(256), default="")
+    step: Mapped[str] = mapped_column(String(64))
+    operator: Mapped[str] = mapped_column(String(300), default="")  # identifier@version, or the action taken
+    inputs: Mapped[dict] = mapped_column(JSON, default=dict)  # {"parameters": {...}, "artifacts": {...}}
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
