@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from pai_lab.pipelines import platform_ops as _platform
+
 PROVIDER = "pai"
 VERSION = "v1"
 
@@ -106,6 +108,11 @@ SPECS: dict[str, tuple[list, list, list, list]] = {
         [_a("outputMetricTable", _EVAL), _a("outputDetailTable")],
     ),
 }
+
+
+# pai_lab's own operators (a dataset, a DLC job, a model, a service, a labeling export) are listed and
+# checked with these; they run in the control plane (platform_ops.py), never in a step's process
+SPECS.update(_platform.SPECS)
 
 
 def pipeline_id(identifier: str) -> str:

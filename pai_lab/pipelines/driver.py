@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from pai_lab.pipelines import manifest as manifests
-from pai_lab.pipelines import service
+from pai_lab.pipelines import platform_ops, service
 from pai_lab.pipelines.executors import STARTED_MARK, run_step
 from pai_lab.pipelines.status import PipelineRunStatus as S
 from pai_lab.pipelines.status import run_status
@@ -266,7 +266,10 @@ class RunDriver(threading.Thread):
         node = self.nodes[name]
         params, artifacts, keyed = self._resolve(step, node)
         key = service.cache_key(step.operator, keyed, artifacts)
-        if self.cache:
+        platform_step = step.kind == "builtin" and platform_ops.is_platform(
+            (step.operator.get("spec") or {}).get("builtin", {}).get("name")
+        )
+        if self.cache and not platform_step:  # a platform step makes its objects anew each run
             hit = self._cached(key)
             if hit is not None:
                 now = utcnow()
@@ -329,7 +332,12 @@ class RunDriver(threading.Thread):
             finished_at=None,
         )
         (Path(node["work_dir"]) / STARTED_MARK).unlink(missing_ok=True)  # a retry's mark is its own
-        future = self.client.submit(run_step, plan, key=f"pai-pipeline-{self.run_id}-{name}-{self.attempt}", pure=False)
+        if platform_step:  # acts on the platform as the run's submitter: in the control plane, not on Dask
+            future = platform_ops.submit(self.manager.platform, plan)
+        else:
+            future = self.client.submit(
+                run_step, plan, key=f"pai-pipeline-{self.run_id}-{name}-{self.attempt}", pure=False
+            )
         future.add_done_callback(lambda _f: self.wake.set())
         self.futures[name] = future
 
