@@ -13,6 +13,7 @@ from pai_lab.server import (
     labeling,
     labeling_media,
     model_store,
+    pipeline_outputs,
     pipelines,
     serving,
     serving_autoscale,
@@ -34,6 +35,7 @@ ROUTERS: list[Router] = [
     training.router,
     workspaces.router,
     pipelines.router,
+    pipeline_outputs.router,
 ]
 
 
