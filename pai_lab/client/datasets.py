@@ -309,6 +309,12 @@ class Dataset:
     def delete(self) -> None:
         self._datasets.rm(self.name)
 
+    def lineage(self, version: int | None = None):
+        """Which pipeline runs, steps and inputs made this dataset's versions (or one of them)."""
+        from pai_lab.client.lineage import fetch
+
+        return fetch(self._ws, "dataset", self.name, version)
+
     def _repr_html_(self) -> str:
         info = self.info
         # items registered from manifest lines carry no size: 0 bytes over items means "not recorded"

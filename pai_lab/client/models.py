@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pydantic import PrivateAttr
 
 from pai_lab.client import table
 from pai_lab.training.schemas import Model
@@ -11,20 +13,43 @@ if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
     import pandas as pd
 
 
+class RegisteredModel(Model):
+    """A model version as the client holds it: its record, and ``lineage()``."""
+
+    _ws: Any = PrivateAttr(None)
+
+    def lineage(self):
+        """Which pipeline run, step and inputs made this version (empty when no run made it)."""
+        from pai_lab.client.lineage import fetch
+
+        return fetch(self._ws, "model", self.name, self.version)
+
+
 class Models:
     def __init__(self, ws):
         self._ws = ws
 
+    def _model(self, data) -> RegisteredModel:
+        model = RegisteredModel.model_validate(data)
+        model._ws = self._ws
+        return model
+
     def list(self, name: str | None = None) -> list[Model]:
-        return [Model.model_validate(m) for m in self._ws._get("/models", params={"name": name} if name else None)]
+        return [self._model(m) for m in self._ws._get("/models", params={"name": name} if name else None)]
 
-    def get(self, ref: str) -> Model:
+    def get(self, ref: str) -> RegisteredModel:
         """``name:version``, ``name`` (the latest version) or the id of the job that trained it."""
-        return Model.model_validate(self._ws._get(f"/models/{ref}"))
+        return self._model(self._ws._get(f"/models/{ref}"))
 
-    def register(self, name: str, path: str, description: str = "", job_id: str | None = None) -> Model:
+    def register(self, name: str, path: str, description: str = "", job_id: str | None = None) -> RegisteredModel:
         body = {"name": name, "path": path, "description": description, "job_id": job_id}
-        return Model.model_validate(self._ws._post("/models", body))
+        return self._model(self._ws._post("/models", body))
+
+    def lineage(self, name: str, version: int | None = None):
+        """The lineage of model ``name``'s versions (or of one): the runs, steps and inputs that made them."""
+        from pai_lab.client.lineage import fetch
+
+        return fetch(self._ws, "model", name, version)
 
     def delete(self, ref: str) -> None:
         self._ws._delete(f"/models/{ref}")

@@ -13,6 +13,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from pai_lab.errors import PaiError
+from pai_lab.pipelines.lineage_schemas import OutputAction
 from pai_lab.pipelines.schemas import (
     NodeLogLine,
     PipelineOutput,
@@ -43,7 +44,8 @@ def workspace_client(workspace=None) -> WorkspaceClient:
 class ArchivedArtifact:
     """An output of a run: a reference (location JSON) or a parameter's value; pass it as an argument."""
 
-    def __init__(self, info: PipelineOutput):
+    def __init__(self, info: PipelineOutput, ws: WorkspaceClient | None = None):
+        self._ws = ws
         self.name = info.name
         self.kind = info.kind
         self.producer_id = info.producer
@@ -54,7 +56,34 @@ class ArchivedArtifact:
 
     @property
     def is_model(self) -> bool:
-        return "Model" in ((self.metadata or {}).get("type") or {})
+        return "Model" in ((self.metadata or {}).get("type") or {}) or bool(self._location.get("model"))
+
+    @property
+    def _location(self) -> dict:
+        return (self.value or {}).get("location") or {} if isinstance(self.value, dict) else {}
+
+    def _action(self, action: str, body: dict) -> OutputAction:
+        if self._ws is None or self.kind != "artifacts":
+            raise PaiError(f"{self.name!r} is not an artifact of a run read from a server", "name")
+        body = {**body, "step": self.producer_id}
+        path = f"/pipelines/runs/{self.run_id}/outputs/{self.name}/{action}"
+        return OutputAction.model_validate(self._ws._post(path, body))
+
+    def register_model(self, name: str, description: str = "") -> OutputAction:
+        """Register this output (a SavedModel folder, or a registered model) as model ``name``'s next version."""
+        return self._action("register", {"kind": "model", "name": name, "description": description})
+
+    def register_dataset(self, name: str, description: str = "") -> OutputAction:
+        """Register this output (a file or folder) as dataset ``name``, or as its next version."""
+        return self._action("register", {"kind": "dataset", "name": name, "description": description})
+
+    def deploy(
+        self, service: str, *, model_name: str | None = None, processor: str = "tensorflow_cpu", instance: int = 1
+    ) -> OutputAction:
+        """Serve this model output as ``service`` (a folder is registered first, as ``model_name`` or the
+        service's name); the answer carries the endpoint."""
+        body = {"service": service, "model_name": model_name, "processor": processor, "instance": instance}
+        return self._action("deploy", body)
 
     @property
     def uri(self) -> str | None:
@@ -105,7 +134,7 @@ class PipelineRun:
         self, name: str | None = None, node_id: str | None = None, type: str | None = None
     ) -> list[ArchivedArtifact]:
         """The run's outputs (the pipeline's declared ones, else every step's); ``node_id`` a step's name."""
-        found = [ArchivedArtifact(a) for a in self.refresh().outputs]
+        found = [ArchivedArtifact(a, self._ws) for a in self.refresh().outputs]
         return [
             a
             for a in found

@@ -1,9 +1,9 @@
 """``display(run)``: a live panel for one pipeline run.
 
 The DAG coloured by step state (SVG when graphviz is installed, else a table), the step table (state,
-cache hit, duration), a log pane for the step picked, the run's outputs, and Terminate / Suspend / Resume /
-Retry buttons that call the client. It polls the control plane until the run ends or the panel is closed;
-a Resume or Retry starts polling again.
+cache hit, duration), a log pane for the step picked, the run's outputs (with Register / Deploy actions
+once it succeeded), and Terminate / Suspend / Resume / Retry buttons that call the client. It polls the
+control plane until the run ends or the panel is closed; a Resume or Retry starts polling again.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import threading
 import ipywidgets as w
 
 from pai_lab.pipelines import display
+from pai_lab.widgets.pipeline_outputs import OutputActions
 
 _NO_LOG = ("Initialized", "Skipped")  # states in which a step has written no log in this attempt
 
@@ -29,6 +30,7 @@ class PipelineRunWidget(w.VBox):
         self.step = w.Dropdown(description="log of", layout=w.Layout(width="320px"))
         self.log_view = w.Textarea(layout=w.Layout(width="100%", height="200px"), disabled=True)
         self.outputs = w.HTML()
+        self.output_actions = OutputActions()  # Register / Deploy on each artifact, once the run succeeded
         self.message = w.HTML()  # what the control plane answered to a refused button
         self.buttons = {
             "terminate": w.Button(description="Terminate", button_style="danger", icon="stop"),
@@ -54,6 +56,7 @@ class PipelineRunWidget(w.VBox):
                 self.step,
                 self.log_view,
                 self.outputs,
+                self.output_actions,
             ]
         )
         self.update()
@@ -120,6 +123,7 @@ class PipelineRunWidget(w.VBox):
                 self._drawn = states
             self.steps.value = display.steps_html(d.nodes)
             self.outputs.value = f"<b>outputs</b>{display.outputs_html(d.outputs)}" if d.outputs else ""
+            self.output_actions.show(self.run, d)
             for action, button in self.buttons.items():
                 button.disabled = d.status not in display.ACTIONS[action]
             names = [n.name for n in d.nodes]
