@@ -291,6 +291,23 @@ class ExportResult(Schema):
     files: list[str]
     dataset: str | None = None
     dataset_version: int | None = None
+    notes: list[str] = Field(default_factory=list, description="options taken but ignored here, and why")
+
+
+class ConvertRequest(Schema):
+    """EasyVision's ``convert`` of an annotation CSV to TFRecord, with the manual's parameter names."""
+
+    cmd: Literal["convert"] = "convert"
+    label_file: Text = Field(description="the EasyVision CSV: a path or an s3:// URI")
+    output_tfrecord: Text = Field(description="prefix of the shards: <prefix>_train_00000.tfrecord ...")
+    convert_param_config: str = Field("", max_length=TEXT_MAX, description="--key value options, as in the manual")
+    options: dict[str, Any] = Field(default_factory=dict, description="the same options as a JSON object")
+    buckets: str | None = Field(None, max_length=TEXT_MAX, description="taken and ignored (paths are read as given)")
+    arn: str | None = Field(None, max_length=TEXT_MAX, description="taken and ignored (no RAM roles here)")
+    ossHost: str | None = Field(None, max_length=TEXT_MAX, description="taken and ignored")
+    cluster: str | None = Field(None, max_length=TEXT_MAX, description="taken and ignored (one process converts)")
+    storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec options for s3:// paths")
+    overwrite: bool = Field(False, description="replace existing shards of this prefix (else 409)")
 
 
 class ImportRequest(Schema):

@@ -154,7 +154,7 @@ def export_to(store, user: str, ws: str, ref: str, body: sc.ExportRequest, conta
     else:
         write_file(module.export(ctx), to, body.storage_options)
         files = [to]
-    result = sc.ExportResult(format=body.format, to=to, items=total, files=files)
+    result = sc.ExportResult(format=body.format, to=to, items=total, files=files, notes=ctx.notes)
     if body.register_as:
         if body.format != "itag":
             raise BadInput("only iTAG manifests are registered as datasets; export with format=itag", "register_as")

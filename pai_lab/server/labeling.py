@@ -364,6 +364,19 @@ def export_to(req, workspace, task, body: sc.ExportRequest):
     return transfer.export_to(req.platform.store, req.user, workspace, task, body, containment=_containment(req))
 
 
+@router.post(
+    BASE + "/convert",
+    name="label.convert",
+    summary="EasyVision convert: an annotation CSV (label_file) to TFRecord shards (output_tfrecord)",
+    body=sc.ConvertRequest,
+    response=sc.ExportResult,
+)
+def convert(req, workspace, body: sc.ConvertRequest):
+    from pai_lab.labeling.convert import convert_in
+
+    return convert_in(req.platform.store, req.user, workspace, body, containment=_containment(req))
+
+
 @router.get(
     TASK + "/export", name="label.task.download", summary="Stream an export (chunked)", query=sc.ExportQuery, raw=True
 )

@@ -499,10 +499,10 @@ def test_tfrecord_shards_read_back_with_tf_data(label_platform, tmp_path):
     shards = [f for f in result.files if f.endswith(".tfrecord")]
     assert all(Path(f).name.startswith(("data_train_", "data_test_")) for f in shards)
     assert (tmp_path / "out" / "data_class_list.txt").read_text() == "cat\ndog\n"
-    ds = tf.data.TFRecordDataset(shards).map(lambda r: tf.io.parse_single_example(r, features()))
+    ds = tf.data.TFRecordDataset(shards).map(lambda r: tf.io.parse_single_example(r, features("DETECTION")))
     seen = []
     for ex in ds:
-        key = int(ex["image/key"].numpy())
+        key = int(ex["image/key"].numpy()) - 1  # the CSV's 数据ID: the item's position from 1
         image = tf.io.decode_image(ex["image/encoded"]).numpy()
         assert image.shape == (48, 64 + key, 3)
         assert int(ex["image/width"]) == 64 + key

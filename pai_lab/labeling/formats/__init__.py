@@ -61,6 +61,7 @@ class ExportContext:
     destination: str = ""  # where a folder written under a temporary name will end up
     # the server's containment policy for item sources an export reads (images copied or embedded)
     check_source: Callable[[str], str] | None = None
+    notes: list[str] = field(default_factory=list)  # options the export took but ignored, and why
 
     def readable(self, source: str) -> str:
         return self.check_source(source) if self.check_source is not None else source

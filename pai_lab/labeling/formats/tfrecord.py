@@ -1,237 +1,219 @@
-"""TFRecord shards for training, in the spirit of EasyVision's ``convert`` command.
+"""TFRecord shards for training: EasyVision's ``convert``, from a task or an EasyVision CSV.
 
-Options (EasyVision's names): ``model_type`` (CLASSIFICATION, DETECTION or TEXT_END2END; by
-default from the template), ``test_ratio`` (0.1), ``num_samples_per_tfrecord`` (256),
-``image_format`` (jpg or png: images are re-encoded to it), ``max_image_size`` (longest side;
-larger images are shrunk, boxes stay relative), ``seed`` (0, for the train/test draw).
+The options are ``convert_param_config``'s (:mod:`.convert_options`): ``model_type`` (by default
+what the template holds), ``class_list_file`` / ``class_list``, ``test_ratio`` (0.1),
+``num_samples_per_tfrecord`` (256), ``max_image_size`` / ``max_test_image_size``,
+``image_format`` (jpg or png), ``default_class``, ``error_class``, ``ignore_class``,
+``unknown_class`` (raise, ignore or default), ``seperator``, ``read_parallel_num`` (threads
+reading images), the text and video options, and ``seed`` (0) for the train/test draw.
 
 ``to`` is a prefix: shards are ``<prefix>_train_00000.tfrecord``, ``<prefix>_test_00000.tfrecord``
-and the class list ``<prefix>_class_list.txt`` (line k is class id k).
-
-Feature schema (``tf.train.Example``), readable with :data:`FEATURES` and
-``tf.io.parse_single_example``:
-
-============================  ========  ==============================================
-key                           type      meaning
-============================  ========  ==============================================
-image/encoded                 bytes     the image, encoded as image/format
-image/format                  bytes     jpeg or png
-image/height, image/width     int64     size after any resize
-image/filename                bytes     the item's source URI
-image/key                     bytes     the item's position in the task
-image/class/label             int64[]   classification: class ids
-image/class/text              bytes[]   classification: class names
-image/object/bbox/xmin ...    float[]   detection, OCR: boxes, 0-1 (xmin ymin xmax ymax)
-image/object/class/label      int64[]   detection, OCR: class id per box (-1: none)
-image/object/class/text       bytes[]   class name per box
-image/object/polygon          float[]   every box's vertices x,y, 0-1, concatenated
-image/object/polygon/size     int64[]   number of vertices of each box
-image/object/text             bytes[]   OCR: the transcript per box
-============================  ========  ==============================================
+and the class list ``<prefix>_class_list.txt`` (line k is class id k). The features of each model
+type are in :mod:`.tfrecord_types`; read them with ``features(model_type)`` and
+``tf.io.parse_single_example``.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import random
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import fsspec
 
 from pai_lab.errors import BadInput
-from pai_lab.labeling.formats import ExportContext, bbox, shape_labels, zip_results
+from pai_lab.labeling.formats import ExportContext
+from pai_lab.labeling.formats import convert_options as co
+from pai_lab.labeling.formats import easyvision as ev
+from pai_lab.labeling.formats import easyvision_masks as masks
+from pai_lab.labeling.formats import easyvision_shapes as shapes
+from pai_lab.labeling.formats.tfrecord_types import TextTools, example, features  # noqa: F401 - features: the read spec
 
 NAME = "tfrecord"
-MODEL_TYPES = ("CLASSIFICATION", "DETECTION", "TEXT_END2END")
+MODEL_TYPES = co.MODEL_TYPES
+SHAPE_FOR = {
+    "DETECTION": "detection",
+    "INSTANCE_SEGMENTATION": "detection",
+    "SEGMENTATION": "segmentation",
+    "TEXT_DETECTION": "text-detection",
+    "TEXT_END2END": "text-end2end",
+    "TEXT_RECOGNITION": "text-recognition",
+}
+DEFAULT_TYPE = {
+    "classification": "CLASSIFICATION",
+    "multi-label": "CLASSIFICATION",
+    "detection": "DETECTION",
+    "text-recognition": "TEXT_RECOGNITION",
+    "text-detection": "TEXT_DETECTION",
+    "text-end2end": "TEXT_END2END",
+}
+
+
+def _task_options(ctx: ExportContext) -> tuple[co.ConvertOptions, str]:
+    """The checked options and the answer shape the task's items are read in."""
+    video = ctx.spec.contents[0].type == "video"
+    default = None
+    if video:
+        default = "VIDEO_CLASSIFICATION"
+    elif ctx.spec.contents[0].type == "image":
+        try:
+            default = DEFAULT_TYPE[ev.shape(ExportContext(**{**ctx.__dict__, "options": {}}))]
+        except BadInput:
+            default = None
+    opts = co.read(ctx.options, default)
+    mt = opts.model_type
+    if (mt == "VIDEO_CLASSIFICATION") != video:
+        raise BadInput(
+            f"options.model_type {mt}: the {ctx.template} template labels {ctx.spec.contents[0].type}s",
+            "options.model_type",
+        )
+    kind = SHAPE_FOR.get(mt) or next(
+        (
+            ("multi-label" if q.type == "multi" else "classification")
+            for q in ctx.spec.questions
+            if q.type in ("single", "multi")
+        ),
+        "classification",
+    )
+    if shapes.question_for(ctx.spec, kind) is None:
+        raise BadInput(
+            f"options.model_type {mt}: the {ctx.template} template has no {kind} question to convert",
+            "options.model_type",
+        )
+    return opts, kind
 
 
 def fits(ctx: ExportContext) -> None:
-    model_type(ctx)
-    if ctx.spec.contents[0].type != "image":
-        raise BadInput(f"TFRecord conversion reads images; this template labels {ctx.spec.contents[0].type}", "format")
-
-
-def model_type(ctx: ExportContext) -> str:
-    given = ctx.options.get("model_type")
-    kinds = {q.type for q in ctx.spec.questions}
-    default = (
-        "TEXT_END2END"
-        if any(q.text_title for q in ctx.spec.questions if q.type == "boxes")
-        else "DETECTION"
-        if "boxes" in kinds
-        else "CLASSIFICATION"
-        if kinds & {"single", "multi"}
-        else None
-    )
-    mt = (given or default or "").upper()
-    if mt not in MODEL_TYPES:
-        raise BadInput(
-            f"options.model_type {given or '(none fits this template)'!r}: use one of {', '.join(MODEL_TYPES)}",
-            "options.model_type",
-        )
-    return mt
-
-
-def features():
-    import tensorflow as tf
-
-    var = tf.io.VarLenFeature
-    return {
-        "image/encoded": tf.io.FixedLenFeature([], tf.string),
-        "image/format": tf.io.FixedLenFeature([], tf.string),
-        "image/height": tf.io.FixedLenFeature([], tf.int64),
-        "image/width": tf.io.FixedLenFeature([], tf.int64),
-        "image/filename": tf.io.FixedLenFeature([], tf.string),
-        "image/key": tf.io.FixedLenFeature([], tf.string),
-        "image/class/label": var(tf.int64),
-        "image/class/text": var(tf.string),
-        "image/object/bbox/xmin": var(tf.float32),
-        "image/object/bbox/ymin": var(tf.float32),
-        "image/object/bbox/xmax": var(tf.float32),
-        "image/object/bbox/ymax": var(tf.float32),
-        "image/object/class/label": var(tf.int64),
-        "image/object/class/text": var(tf.string),
-        "image/object/polygon": var(tf.float32),
-        "image/object/polygon/size": var(tf.int64),
-        "image/object/text": var(tf.string),
-    }
-
-
-def _example(
-    tf,
-    encoded: bytes,
-    fmt: str,
-    w: int,
-    h: int,
-    source: str,
-    seq: int,
-    classes: list[int],
-    class_text: list[str],
-    objects: list[dict],
-):
-    def b(values):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
-
-    def i(values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
-    def f(values):
-        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
-
-    feats = {
-        "image/encoded": b([encoded]),
-        "image/format": b([fmt.encode()]),
-        "image/height": i([h]),
-        "image/width": i([w]),
-        "image/filename": b([source.encode()]),
-        "image/key": b([str(seq).encode()]),
-        "image/class/label": i(classes),
-        "image/class/text": b([t.encode() for t in class_text]),
-    }
-    if objects:
-        for k in ("xmin", "ymin", "xmax", "ymax"):
-            feats[f"image/object/bbox/{k}"] = f([o[k] for o in objects])
-        feats["image/object/class/label"] = i([o["label"] for o in objects])
-        feats["image/object/class/text"] = b([o["name"].encode() for o in objects])
-        feats["image/object/polygon"] = f([c for o in objects for c in o["polygon"]])
-        feats["image/object/polygon/size"] = i([len(o["polygon"]) // 2 for o in objects])
-        feats["image/object/text"] = b([o["text"].encode() for o in objects])
-    return tf.train.Example(features=tf.train.Features(feature=feats))
+    _task_options(ctx)
 
 
 def export_to(ctx: ExportContext, fs, prefix: str) -> list[str]:
-    import tensorflow as tf
-    from PIL import Image
+    opts, kind = _task_options(ctx)
+    ctx.notes.extend(opts.notes)
+    if opts.model_type == "SEGMENTATION":
+        names = ctx.labels if masks.class_offset(ctx.labels) == 0 else ["background", *ctx.labels]
+        classes = co.ClassMap(opts, names)
+    else:
+        entries = opts.class_list if opts.class_list is not None else None
+        if opts.class_list_file:
+            entries = read_lines(read_source(ctx.readable), opts.class_list_file)
+        classes = co.ClassMap(opts, entries, ctx.labels)
+    text = text_tools(opts, read_source(ctx.readable))
+    return write(ev.samples(ctx, kind), opts, fs, prefix, read_source(ctx.readable), classes, text)
 
-    mt = model_type(ctx)
-    opts = ctx.options
-    test_ratio = float(opts.get("test_ratio", 0.1))
-    per_shard = int(opts.get("num_samples_per_tfrecord", 256))
-    fmt = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png"}.get(str(opts.get("image_format", "jpg")).lower())
-    if fmt is None:
-        raise BadInput("options.image_format must be jpg or png", "options.image_format")
-    if not 0 <= test_ratio < 1 or per_shard < 1:
-        raise BadInput("options.test_ratio must be in [0, 1) and num_samples_per_tfrecord >= 1", "options")
-    max_size = opts.get("max_image_size")
-    draw = random.Random(int(opts.get("seed", 0)))
-    class_ids = {n: k for k, n in enumerate(ctx.labels)}
+
+def read_source(readable: Callable[[str], str]) -> Callable[[str], bytes]:
+    def read(source: str) -> bytes:
+        try:
+            with fsspec.open(readable(source), "rb") as fh:
+                return fh.read()
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"cannot read {source!r}: {exc}", "label_file") from None
+
+    return read
+
+
+def read_lines(read: Callable[[str], bytes], path: str) -> list[str]:
+    try:
+        text = read(path).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadInput(f"{path!r} is not UTF-8 text", "options") from None
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+
+
+def text_tools(opts: co.ConvertOptions, read: Callable[[str], bytes]) -> TextTools:
+    replace = None
+    if opts.char_replace_map_path:
+        import csv
+
+        replace = []
+        for row in csv.reader(read_lines(read, opts.char_replace_map_path)):
+            if len(row) != 2:
+                raise BadInput("char_replace_map_path: each line is original,replaced", "options.char_replace_map_path")
+            if row != ["original", "replaced"]:
+                replace.append((row[0], row[1]))
+    chars = None
+    if opts.default_char_dict_path:
+        chars = [line for line in read(opts.default_char_dict_path).decode("utf-8-sig").split("\n")]
+        while chars and chars[-1] == "":
+            chars.pop()
+    return TextTools(replace, chars)
+
+
+def write(
+    samples: Iterable[ev.Sample],
+    opts: co.ConvertOptions,
+    fs,
+    prefix: str,
+    read: Callable[[str], bytes],
+    classes: co.ClassMap,
+    text: TextTools,
+) -> list[str]:
+    """Write the samples' examples into train and test shards and the class list; the paths written."""
+    import tensorflow as tf
+
+    draw = random.Random(opts.seed)
     parent = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
     if parent:
         fs.makedirs(parent, exist_ok=True)
     files: list[str] = []
-    writers: dict[str, list] = {}  # split -> [writer, count in shard, shard number, path]
+    shards: dict[str, list] = {}  # split -> [writer, count in shard, shard number, local path]
 
-    def writer(split: str):
-        w = writers.get(split)
-        if w is None or w[1] >= per_shard:
+    def shard(split: str) -> list:
+        w = shards.get(split)
+        if w is None or w[1] >= opts.num_samples_per_tfrecord:
             if w is not None:
                 _finish(fs, w, f"{prefix}_{split}_{w[2]:05d}.tfrecord")
             n = 0 if w is None else w[2] + 1
-            local = _local_tmp()
+            fd, local = tempfile.mkstemp(suffix=".tfrecord")
+            os.close(fd)
             files.append(f"{prefix}_{split}_{n:05d}.tfrecord")
-            w = writers[split] = [tf.io.TFRecordWriter(local), 0, n, local]
+            w = shards[split] = [tf.io.TFRecordWriter(local), 0, n, local]
         return w
 
-    for r in ctx.rows():
-        split = "test" if draw.random() < test_ratio else "train"
-        if r.final is None:
-            continue
-        data = json.loads(r.data)
-        source = str(data.get(ctx.spec.contents[0].key))
-        try:
-            with fsspec.open(ctx.readable(source), "rb") as fh:
-                image = Image.open(io.BytesIO(fh.read()))
-                image.load()
-        except (OSError, ValueError) as exc:
-            raise BadInput(f"cannot read image {source!r} of item {r.seq}: {exc}", "to") from None
-        if max_size and max(image.size) > int(max_size):
-            image.thumbnail((int(max_size), int(max_size)))
-        w, h = image.size
-        out = io.BytesIO()
-        image.convert("RGB" if fmt == "jpeg" else image.mode).save(out, format=fmt.upper())
-        classes, class_text, objects = [], [], []
-        for q, el in zip_results(ctx.spec, json.loads(r.final)):
-            if q.type in ("single", "multi") and mt == "CLASSIFICATION":
-                names = el["data"] if isinstance(el["data"], list) else [el["data"]]
-                class_text += names
-                classes += [class_ids.get(n, -1) for n in names]
-            elif q.type == "boxes" and mt in ("DETECTION", "TEXT_END2END"):
-                ew, eh = el["width"], el["height"]
-                for s in el["data"]:
-                    labels = shape_labels(q, s["labels"])
-                    x1, y1, x2, y2 = bbox(s["value"])
-                    objects.append(
-                        {
-                            "xmin": x1 / ew,
-                            "ymin": y1 / eh,
-                            "xmax": x2 / ew,
-                            "ymax": y2 / eh,
-                            "label": class_ids.get(labels[0], -1) if labels else -1,
-                            "name": labels[0] if labels else "",
-                            "polygon": [c / (ew if k % 2 == 0 else eh) for p in s["value"] for k, c in enumerate(p)],
-                            "text": s["labels"].get(q.text_title, "") if q.text_title else "",
-                        }
-                    )
-        w_ = writer(split)
-        w_[0].write(
-            _example(tf, out.getvalue(), fmt, w, h, source, r.seq, classes, class_text, objects).SerializeToString()
-        )
-        w_[1] += 1
-    for split, shard in writers.items():
-        _finish(fs, shard, f"{prefix}_{split}_{shard[2]:05d}.tfrecord")
-    with fs.open(f"{prefix}_class_list.txt", "w") as f:
-        f.write("".join(n + "\n" for n in ctx.labels))
+    try:
+        for sample, media, mask in _read_all(samples, read, opts.read_parallel_num):
+            split = "test" if draw.random() < opts.test_ratio else "train"
+            size = opts.max_test_image_size if split == "test" else opts.max_image_size
+            ex = example(tf, opts, sample.key, sample.url, sample.answer, media, size, classes, text, mask)
+            if ex is None:
+                continue
+            w = shard(split)
+            w[0].write(ex.SerializeToString())
+            w[1] += 1
+        for split, w in list(shards.items()):
+            _finish(fs, w, f"{prefix}_{split}_{w[2]:05d}.tfrecord")
+            del shards[split]
+    finally:
+        for w in shards.values():
+            w[0].close()
+            os.remove(w[3])
+    with fs.open(f"{prefix}_class_list.txt", "wb") as f:
+        f.write("".join(n + "\n" for n in classes.names).encode("utf-8"))
     files.append(f"{prefix}_class_list.txt")
     return files
 
 
-def _local_tmp() -> str:
-    # TFRecordWriter writes local files; shards are moved to `to` (local or s3://) when full
-    fd, path = tempfile.mkstemp(suffix=".tfrecord")
-    os.close(fd)
-    return path
+def _read_all(samples: Iterable[ev.Sample], read: Callable[[str], bytes], threads: int) -> Iterator[tuple]:
+    """(sample, media bytes, mask ids) in order, ``threads`` reads at a time."""
+
+    def load(sample: ev.Sample):
+        media = read(sample.url)
+        mask = sample.mask
+        if mask is None and isinstance(sample.answer, dict) and sample.answer.get("ossUrl"):
+            mask = masks.decode(read(sample.answer["ossUrl"]), f"item {sample.key}: mask {sample.answer['ossUrl']!r}")
+        return sample, media, mask
+
+    batch: list[ev.Sample] = []
+    with ThreadPoolExecutor(threads, thread_name_prefix="convert-read") as pool:
+        for sample in samples:
+            batch.append(sample)
+            if len(batch) >= threads * 4:
+                yield from pool.map(load, batch)
+                batch = []
+        yield from pool.map(load, batch)
 
 
 def _finish(fs, w: list, target: str) -> None:
