@@ -76,6 +76,8 @@ class PipelineRunInfo(Schema):
     finished_at: datetime | None = None
     attempt: int = 1
     cache: bool = True
+    steps_total: int = Field(0, description="the run's steps")
+    steps_done: int = Field(0, description="its steps that have ended (Succeeded, Skipped, Failed, Terminated)")
 
 
 class PipelineRunDetail(PipelineRunInfo):
@@ -99,6 +101,7 @@ class PipelineLogsQuery(Schema):
     node: Name = Field(description="the step whose log to read")
     page_offset: Int = Field(0, ge=0, description="the first line to answer")
     page_size: int = Field(100, ge=1, le=10000)
+    tail: int = Field(0, ge=0, le=10000, description="answer the last this many lines instead of a page")
 
 
 class NodeLogLine(Schema):

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import deque
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import Conflict, NotFound
@@ -205,7 +206,18 @@ def _nodes(session: Session, run_id: str) -> list[NodeRow]:
     return list(session.scalars(select(NodeRow).where(NodeRow.run_id == run_id).order_by(NodeRow.id)))
 
 
-def _summary(row: RunRow) -> PipelineRunInfo:
+def _progress(session: Session, run_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """Each run's (steps, steps ended), in one query."""
+    if not run_ids:
+        return {}
+    ended = func.sum(case((NodeRow.status.in_(S.FINISHED), 1), else_=0))
+    rows = session.execute(
+        select(NodeRow.run_id, func.count(), ended).where(NodeRow.run_id.in_(run_ids)).group_by(NodeRow.run_id)
+    )
+    return {run_id: (int(total), int(done or 0)) for run_id, total, done in rows}
+
+
+def _summary(row: RunRow, progress: tuple[int, int] = (0, 0)) -> PipelineRunInfo:
     return PipelineRunInfo(
         id=row.id,
         name=row.name,
@@ -218,6 +230,8 @@ def _summary(row: RunRow) -> PipelineRunInfo:
         finished_at=row.finished_at,
         attempt=row.attempt,
         cache=row.cache,
+        steps_total=progress[0],
+        steps_done=progress[1],
     )
 
 
@@ -252,8 +266,9 @@ def run_outputs(row: RunRow, nodes: list[NodeRow]) -> list[PipelineOutput]:
 
 def _detail(session: Session, row: RunRow) -> PipelineRunDetail:
     nodes = _nodes(session, row.id)
+    done = sum(1 for n in nodes if n.status in S.FINISHED)
     return PipelineRunDetail(
-        **_summary(row).model_dump(),
+        **_summary(row, (len(nodes), done)).model_dump(),
         nodes=[
             PipelineNode(
                 name=n.name,
@@ -289,14 +304,22 @@ def list_runs(
         query = query.where(RunRow.status == status)
     if name:
         query = query.where(RunRow.name == name)
-    rows = session.scalars(query.order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit))
-    return [_summary(r) for r in rows]
+    rows = list(session.scalars(query.order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)))
+    progress = _progress(session, [r.id for r in rows])
+    return [_summary(r, progress.get(r.id, (0, 0))) for r in rows]
 
 
 def run_logs(
-    session: Session, user: str, workspace: str, run_id: str, node: str, page_offset: int = 0, page_size: int = 100
+    session: Session,
+    user: str,
+    workspace: str,
+    run_id: str,
+    node: str,
+    page_offset: int = 0,
+    page_size: int = 100,
+    tail: int = 0,
 ) -> list[NodeLogLine]:
-    """A page of one step's log (PAI's list_node_logs): lines from ``page_offset``."""
+    """A page of one step's log (PAI's list_node_logs): lines from ``page_offset``, or its last ``tail``."""
     access = authorize(session, user, workspace, "pipeline.read")
     _find(session, access.workspace_id, run_id)
     found = session.scalar(select(NodeRow).where(NodeRow.run_id == run_id, NodeRow.name == node))
@@ -304,6 +327,10 @@ def run_logs(
         raise NotFound(f"run {run_id} has no step {node!r}", "node")
     path = Path(found.work_dir) / "logs.txt"
     lines: list[NodeLogLine] = []
+    if path.is_file() and tail:
+        with open(path, errors="replace") as f:
+            last = deque(enumerate(f), maxlen=tail)
+        return [NodeLogLine(node=node, offset=i, line=line.rstrip("\n")) for i, line in last]
     if path.is_file():
         with open(path, errors="replace") as f:
             for i, line in enumerate(f):

@@ -90,7 +90,9 @@ async def get_run(req, workspace, run_id, query: PipelineRunQuery):
 )
 def run_logs(req, workspace, run_id, query: PipelineLogsQuery):
     with req.transaction() as s:
-        return service.run_logs(s, req.user, workspace, run_id, query.node, query.page_offset, query.page_size)
+        return service.run_logs(
+            s, req.user, workspace, run_id, query.node, query.page_offset, query.page_size, query.tail
+        )
 
 
 @router.post(
