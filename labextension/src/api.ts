@@ -58,6 +58,11 @@ export interface LogLine {
 export type ClusterWorker = Schemas['ClusterWorker'];
 export type Cluster = Answer<'cluster.get'>;
 export type Service = Schemas['Service'];
+export type PipelineRun = Schemas['PipelineRunInfo'];
+export type PipelineRunDetail = Answer<'pipeline.get'>;
+export type PipelineNode = Schemas['PipelineNode'];
+export type NodeLogLine = Schemas['NodeLogLine'];
+export type RolesDocument = Answer<'roles'>;
 
 /**
  * Call the API; resolves to the parsed JSON body (undefined for 204), rejects with an ApiError.
@@ -113,4 +118,31 @@ export function post<T>(path: string, body: unknown = {}): Promise<T> {
 
 export function patch<T>(path: string, body: unknown): Promise<T> {
   return request<T>(path, { method: 'PATCH', body: JSON.stringify(body) });
+}
+
+// Pipelines: the routes the sidebar's Pipelines section calls (paths built here, so the section holds none).
+function runsPath(workspace: string, ...parts: string[]): string {
+  return ['workspaces', workspace, 'pipelines', 'runs', ...parts].map(encodeURIComponent).join('/');
+}
+
+export function pipelineRunsPath(workspace: string, limit = 50): string {
+  return `${runsPath(workspace)}?limit=${limit}`;
+}
+
+export function pipelineRunPath(workspace: string, runId: string): string {
+  return runsPath(workspace, runId);
+}
+
+/** The last `lines` lines of one step's log. */
+export function pipelineLogTailPath(workspace: string, runId: string, node: string, lines: number): string {
+  return `${runsPath(workspace, runId, 'logs')}?node=${encodeURIComponent(node)}&tail=${lines}`;
+}
+
+/** Terminate, suspend, resume or retry a run; answers the run as it is after the request. */
+export function pipelineRunAction(
+  workspace: string,
+  runId: string,
+  verb: 'terminate' | 'suspend' | 'resume' | 'retry'
+): Promise<PipelineRunDetail> {
+  return post<PipelineRunDetail>(runsPath(workspace, runId, verb));
 }

@@ -9,6 +9,7 @@ import { paiIcon } from './icon';
 import { DatasetsSection } from './sections/datasets';
 import { JobsSection } from './sections/jobs';
 import { LabelingSection } from './sections/labeling';
+import { PipelinesSection } from './sections/pipelines';
 import { ServicesSection } from './sections/services';
 import { SidebarSettings, chooseWorkspace, readSettings } from './settings';
 import { CreateWorkspaceForm, MembersSection, WorkspaceSwitcher } from './workspace';
@@ -182,6 +183,14 @@ export function Sidebar(props: {
             refreshKey={refreshKey}
             insertCode={props.insertCode}
             poll={settings.poll}
+          />
+          <PipelinesSection
+            workspace={current}
+            refreshKey={refreshKey}
+            insertCode={props.insertCode}
+            poll={settings.poll}
+            username={connection.me.username}
+            roles={connection.workspaces.find(w => w.name === current)?.my_roles || []}
           />
         </div>
       ) : (

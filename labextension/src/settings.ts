@@ -10,6 +10,7 @@ export interface PollIntervals {
   services: number;
   labeling: number;
   cluster: number;
+  pipelines: number;
 }
 
 export interface SidebarSettings {
@@ -23,7 +24,8 @@ export const DEFAULT_REFRESH_SECONDS: { [K in keyof PollIntervals]: number } = {
   jobLog: 3,
   services: 10,
   labeling: 30,
-  cluster: 30
+  cluster: 30,
+  pipelines: 5
 };
 
 /** The shortest interval honoured: anything faster would load the server for nothing. */

@@ -9,7 +9,7 @@ describe('readSettings', () => {
   it('gives the defaults for no settings at all', () => {
     assert.deepEqual(readSettings(undefined), {
       workspace: '',
-      poll: { jobs: 10000, jobLog: 3000, services: 10000, labeling: 30000, cluster: 30000 }
+      poll: { jobs: 10000, jobLog: 3000, services: 10000, labeling: 30000, cluster: 30000, pipelines: 5000 }
     });
   });
 
