@@ -56,7 +56,12 @@ def main() -> None:
             ]
         )
         optimizer = keras.optimizers.SGD(args.learning_rate)
-    print(f"rank {cluster.rank} of {cluster.worker_num}, {rep.num_replicas} replica(s)", flush=True)
+    per_replica = args.global_batch // rep.num_replicas
+    print(
+        f"rank {cluster.rank} of {cluster.worker_num}, {rep.num_replicas} replica(s), {per_replica} examples a replica "
+        f"a step in {args.num_micro_batch} micro-batch(es)",
+        flush=True,
+    )
 
     images, labels = digits(args.examples, args.seed)
     data = rep.distribute(tf.data.Dataset.from_tensor_slices((images, labels)).repeat(), args.global_batch)

@@ -1,0 +1,55 @@
+"""Whale data parallel through pai_lab's training door: a real 2-rank job (MultiWorkerMirroredStrategy on the
+server's Dask cluster) of a script written with pai_lab.whale trains, with each rank taking half of every
+global batch, the weights one plain process trains with the whole global batch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "training"
+SCRIPT = EXAMPLES / "whale_mnist_like.py"
+
+pytestmark = pytest.mark.tf
+
+
+def _weights(folder: Path) -> list[np.ndarray]:
+    with np.load(folder / "weights.npz") as saved:
+        return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+
+def test_two_ranks_with_half_batches_train_the_weights_of_one_process_with_the_whole_batch(live_server, tmp_path):
+    ws = live_server.client().workspace("default")
+    flags = "--steps=40 --global_batch=32 --num_micro_batch=2 --learning_rate=0.2"
+    job = ws.jobs.submit(
+        name="whale-dp", workers=2, code_source=str(EXAMPLES), command=f"python /root/code/{SCRIPT.name} {flags}"
+    )
+    job.wait(timeout=240, poll=0.5)
+    assert job.state == "Succeeded", job.reason + "\n" + job.logs(0)[-3000:]
+    for index in (0, 1):
+        assert f"rank {index} of 2, 2 replica(s), 16 examples a replica a step in 2 micro-batch(es)" in job.logs(index)
+    frame = job.metrics()
+    assert set(frame["pod"]) == {f"{job.id}-worker-0"}  # values reduced over the replicas: the chief reports
+    assert list(frame["step"]) == [40] and 0 < frame["loss"].iloc[0] < 2.0  # trained: ln 10 = 2.3 at the start
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CONFIG", "PAI_LAB_"))}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    alone = subprocess.run(
+        [sys.executable, str(SCRIPT), *flags.split(), "--num_micro_batch=1", f"--output={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert "rank 0 of 1, 1 replica(s), 32 examples a replica a step in 1 micro-batch(es)" in alone.stdout
+
+    two, one = _weights(Path(job.output_dir)), _weights(tmp_path)
+    assert [w.shape for w in two] == [(64, 32), (32,), (32, 10), (10,)] == [w.shape for w in one]
+    for a, b in zip(two, one):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
