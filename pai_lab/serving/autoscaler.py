@@ -1,5 +1,5 @@
 """The autoscaler's loop: once a second it reads what the gateway reports for each service with a
-policy (requests answered, instances ready, their processes' CPU) and sets the instance count the
+policy (requests arrived, instances ready, their processes' CPU) and sets the instance count the
 policy's rule asks for (:mod:`pai_lab.serving.autoscaling`).
 
 It runs in the control plane, beside the serving manager, and keeps nothing of its own that a
@@ -25,7 +25,7 @@ from pai_lab.serving.tables import ServiceAutoscalerRow, ServiceRow
 log = logging.getLogger("pai_lab.serving")
 
 INTERVAL = 1.0  # seconds between looks
-METRIC_WINDOW = 5.0  # qps is the rate of answered requests over this many seconds
+METRIC_WINDOW = 2.0  # qps is the rate of requests arriving (answered or refused) over this many seconds
 
 
 @dataclass
@@ -137,7 +137,8 @@ class Autoscaler:
     def _metrics(self, policy: _Policy, live: dict, now: float) -> dict[str, float]:
         ready = int(live.get("ready") or 0)
         samples = self._samples.setdefault(policy.name, collections.deque())
-        samples.append((now, float((live.get("stats") or {}).get("requests", 0))))
+        stats = live.get("stats") or {}
+        samples.append((now, float(stats.get("arrivals", stats.get("requests", 0)))))
         while samples and samples[0][0] < now - self.window:
             samples.popleft()
         metrics: dict[str, float] = {}

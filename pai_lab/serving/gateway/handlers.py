@@ -102,6 +102,7 @@ class BaseHandler(web.RequestHandler):
         return await self.call(svc, job)
 
     async def call(self, svc: ServiceRuntime, job: Job):
+        svc.stats["arrivals"] += 1  # the demand, refused or not: what the autoscaler sizes the service by
         inst = svc.pick()
         self.metric_instance = inst.name
         inst.enqueue(job)

@@ -45,7 +45,7 @@ class ServiceRuntime:
         self.signatures: dict = {}
         self.default_signature: str | None = None
         self.rollout: asyncio.Task | None = None
-        self.stats = {"requests": 0, "errors": 0, "latency_ms_sum": 0.0}
+        self.stats = {"requests": 0, "errors": 0, "latency_ms_sum": 0.0, "arrivals": 0}
         self.rr = itertools.count()
 
     # ----------------------------------------------------------------- reconcile
