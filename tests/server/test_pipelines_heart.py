@@ -179,6 +179,12 @@ def test_the_manual_heart_disease_pipeline_runs_on_the_built_in_operators(live_s
         "logisticregression_binary",
         "Prediction_1",
         "evaluate_1",
+        # pai_lab's own: steps that act on the platform (tests/server/test_pipelines_platform.py)
+        "register_dataset",
+        "dlc_tf_job",
+        "register_model",
+        "deploy_model",
+        "export_labeling",
     ]
     table = heart_disease_sample(tmp_path / "heart_disease_prediction.csv")
     p = create_pipeline()
