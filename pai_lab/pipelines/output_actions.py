@@ -33,7 +33,12 @@ def _output(session: Session, workspace_id: str, run_id: str, name: str, step: s
             if name in (n.outputs or {}).get("artifacts", {}) and step in (None, n.name)
         ]
     if not found:
-        raise NotFound(f"run {run_id} has no artifact output {name!r}" + (f" of step {step!r}" if step else ""), "name")
+        raise NotFound(
+            f"run {run_id} has no artifact output {name!r}"
+            + (f" of step {step!r}" if step else "")
+            + "; run.get_outputs() lists them",
+            "output",
+        )
     if len(found) > 1:
         raise BadInput(
             f"steps {', '.join(f[0] for f in found)} each made an output {name!r}; say which with `step`", "step"
@@ -49,7 +54,7 @@ def register_output(
     description = body.description or f"output {name} of run {run_id}, step {step}"
     if body.kind == "model":
         made = publish.model_ref(
-            session, platform, user, access.workspace_id, value, name=body.name, description=description, field="name"
+            session, platform, user, access.workspace_id, value, name=body.name, description=description, field="output"
         )
     else:
         made = publish.dataset_version(
@@ -62,7 +67,7 @@ def register_output(
             description=description,
             run_id=run_id,
             step=step,
-            field="name",
+            field="output",
         )
     record = lineage.record(
         session,
@@ -95,7 +100,7 @@ def deploy_output(
         name=body.model_name or "",
         fallback=body.service,
         description=f"output {name} of run {run_id}, step {step}",
-        field="name",
+        field="output",
     )
     inputs = {"artifacts": {name: value}, "parameters": {"model": f"{model.name}:{model.version}"}}
     if model.name != (value or {}).get("location", {}).get("model"):  # registered here: its lineage too

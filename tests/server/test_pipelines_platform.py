@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from pai_lab.client.pipelines import PipelineRunError
+from pai_lab.errors import BadInput, NotFound
 from pai_lab.pipelines import (
     MetadataBuilder,
     Pipeline,
@@ -23,6 +24,7 @@ from pai_lab.pipelines import (
     component,
 )
 from tests.fixtures.serving import train_saved_models
+from tests.fixtures.training import wait_for
 
 TRAIN = textwrap.dedent("""
     import os
@@ -302,3 +304,40 @@ def test_a_labeling_export_step_writes_the_answers_as_an_artifact_and_needs_the_
     with pytest.raises(PipelineRunError, match=r"label\.manage"):
         refused.wait_for_completion(show_outputs=False, timeout=120)
     assert "'dev' (AlgorithmDeveloper) may not label.manage" in refused.detail.reason
+
+
+def test_terminating_a_run_stops_the_job_its_step_started(ws, rank_script):
+    job = PipelineStep(
+        "dlc_tf_job",
+        provider=ProviderAlibabaPAI,
+        name="train",
+        inputs={"command": f"python {rank_script} --mode=sleep", "workers": 2},
+    )
+    run = ws.pipelines.run(Pipeline(steps=[job]), name="stopped-midway")
+    job_id = wait_for(lambda: next((j.id for j in ws.jobs.list()), None))  # the job the step submitted
+    wait_for(lambda: ws.jobs.get(job_id).state == "Running", timeout=120)
+    run.terminate()
+    wait_for(lambda: run.refresh().status == "Terminated", timeout=120)
+    assert run.detail.nodes[0].status == "Terminated"
+    assert wait_for(lambda: ws.jobs.get(job_id).state in ("Stopped", "Failed"), timeout=60)
+    assert ws.jobs.get(job_id).state == "Stopped"
+
+
+def test_bad_requests_on_outputs_and_lineage_are_4xx_naming_the_field(ws, live_server):
+    run = ws.pipelines.run(Pipeline(steps=[make_table.as_step(name="make")]), name="just-a-table")
+    run.wait_for_completion(show_outputs=False, timeout=120)
+    (table,) = run.get_outputs(name="table")
+    with pytest.raises(BadInput, match="holds no SavedModel") as refused:
+        table.register_model("not_a_model")
+    assert refused.value.field == "output"
+    with pytest.raises(NotFound) as missing:
+        ws._post(f"/pipelines/runs/{run.id}/outputs/nothing/register", {"name": "x"})
+    assert missing.value.field == "output"
+    with pytest.raises(BadInput) as kind:
+        ws._get("/lineage/job/anything")
+    assert kind.value.field == "kind"
+    with pytest.raises(BadInput) as name:
+        ws._post(f"/pipelines/runs/{run.id}/outputs/table/register", {"name": "../x", "kind": "dataset"})
+    assert name.value.field == "name"
+    assert [d.name for d in ws.datasets.list()] == []
+    assert len(ws.models.lineage("not_a_model")) == 0
