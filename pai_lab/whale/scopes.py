@@ -103,10 +103,13 @@ class Replica:
     def __init__(self, devices: Any = None, name: str | None = None, num_micro_batch: int = 1, comm=None):
         import tensorflow as tf
 
-        if devices is not None and _state.strategy is None:
+        if devices is not None:
             if not isinstance(devices, (list, tuple)) or not all(isinstance(d, str) for d in devices) or not devices:
                 raise ValueError(f"devices: a list of this process's device names, e.g. ['/cpu:0'], got {devices!r}")
-            _state.strategy = tf.distribute.MirroredStrategy(list(devices))
+            if _state.strategy is None:
+                _state.strategy = tf.distribute.MirroredStrategy(list(devices))
+            else:
+                _state.warn_once("devices", "devices: this process's strategy is already made; the devices are ignored")
         if not isinstance(num_micro_batch, int) or num_micro_batch < 1:
             raise ValueError(f"num_micro_batch: a positive number of micro-batches a step, got {num_micro_batch!r}")
         self.name = name
