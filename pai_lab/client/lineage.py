@@ -58,8 +58,8 @@ class Lineage:
         return table(self.records, ["version", "run_id", "run_name", "step", "operator", "created_by", "created_at"])
 
     def run_link(self, run_id: str) -> str:
-        """The run's page below the server's base URL (the REST document of the run)."""
-        return self._ws.api_path(f"/pipelines/runs/{run_id}")
+        """The run's URL on the server (its REST document: steps, states, outputs)."""
+        return self._ws.http.url(self._ws._path(f"/pipelines/runs/{run_id}"))
 
     def _inputs(self, record: LineageRecord) -> list[str]:
         inputs = record.inputs or {}

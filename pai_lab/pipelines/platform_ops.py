@@ -18,6 +18,8 @@ run makes its objects anew.
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -291,7 +293,8 @@ def _export_labeling(step: Step, p: dict, a: dict) -> None:
 
     fmt = p.get("format") or "itag"
     folder = step.work / "outputs" / "artifacts" / "export"
-    target = folder / (p["task"] if fmt in FOLDER_FORMATS else f"{p['task']}{SUFFIX.get(fmt, '.txt')}")
+    stem = re.sub(r"[^\w.-]+", "_", str(p["task"])).strip("._") or "export"  # never a path of its own
+    target = folder / (stem if fmt in FOLDER_FORMATS else f"{stem}{SUFFIX.get(fmt, '.txt')}")
     body = ExportRequest(format=fmt, to=str(target), options=p.get("options") or {}, overwrite=True)
     # the target is this step's own folder; the task's items were checked when they were given
     result = transfer.export_to(step.platform.store, step.user, step.workspace_id, p["task"], body)
@@ -324,11 +327,7 @@ def run_platform_step(platform, plan: dict) -> dict:
     from pai_lab.pipelines.executors import STARTED_MARK
 
     step = Step(platform, plan)
-    for sub in ("outputs",):
-        if (step.work / sub).exists():
-            import shutil
-
-            shutil.rmtree(step.work / sub)  # a retry starts from a clean folder
+    shutil.rmtree(step.work / "outputs", ignore_errors=True)  # a retry starts from a clean folder
     (step.work / "outputs" / "artifacts").mkdir(parents=True, exist_ok=True)
     (step.work / "step.json").write_text(json.dumps({"parameters": plan["parameters"]}, default=str))
     (step.work / STARTED_MARK).write_text(str(time.time()))
