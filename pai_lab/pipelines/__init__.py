@@ -7,6 +7,7 @@ The manual's code runs with its imports changed. The SDK objects (this package's
 (``service``, ``driver``, ``executors``) and are reached with ``ws.pipelines`` or ``op.run()``.
 """
 
+from pai_lab.pipelines.container import ContainerOperator
 from pai_lab.pipelines.manifest import dumps, loads
 from pai_lab.pipelines.operators import FunctionOperator, OperatorBase, SavedOperator, ScriptOperator, component
 from pai_lab.pipelines.pipeline import Pipeline, PipelineStep
@@ -52,6 +53,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "ArchivedArtifact",
+    "ContainerOperator",
     "Context",
     "DataType",
     "FunctionOperator",

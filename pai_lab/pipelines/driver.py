@@ -319,6 +319,10 @@ class RunDriver(threading.Thread):
             )
         elif step.kind == "builtin":
             plan["builtin"] = spec["builtin"]["name"]
+        elif step.kind == "container":
+            from pai_lab.pipelines.container import step_plan
+
+            plan.update(step_plan(spec))
         else:
             plan["pickle"] = spec["function"]["pickle"]
         self._update_node(

@@ -54,6 +54,25 @@ def _as_text(value) -> str:
     return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
 
 
+class StepRefused(Exception):
+    """The step can not run on this worker; the message says why and what to do instead."""
+
+
+def pai_variables(plan: dict) -> dict[str, str]:
+    """PAI's variables of a step (its container contract), for its process or its container."""
+    return {
+        "PYTHONUNBUFFERED": "1",
+        "PAI_WORK_DIR": str(plan["work_dir"]),
+        "PAI_INPUTS_PARAMETERS": json.dumps([{"name": k, "value": _as_text(v)} for k, v in plan["parameters"].items()]),
+        "PAI_MANIFEST_SPEC_INPUTS": json.dumps(plan["inputs_spec"]),
+        "PAI_MANIFEST_SPEC_OUTPUTS": json.dumps(plan["outputs_spec"]),
+        "PAI_RUN_ID": plan["run_id"],
+        "PAI_NODE_ID": plan["node_id"],
+        "PAI_WORKSPACE_ID": plan["workspace_id"],
+        "PAI_USER_ID": plan["user"],
+    }
+
+
 def prepare(plan: dict) -> tuple[list[str], str, dict]:
     """Lay out the work folder; return the command, its folder and its environment."""
     work = Path(plan["work_dir"])
@@ -77,23 +96,17 @@ def prepare(plan: dict) -> tuple[list[str], str, dict]:
 
     env = scrub(dict(os.environ))  # never the server's own credentials
     own_env = {str(k): str(v) for k, v in (plan.get("env") or {}).items()}  # the operator's envs
-    if not plan.get("sandbox"):
+    if not plan.get("sandbox") and plan["kind"] != "container":  # a container's are set inside it
         env.update(own_env)
-    env.update(
-        {
-            "PYTHONUNBUFFERED": "1",
-            "PAI_WORK_DIR": str(work),
-            "PAI_INPUTS_PARAMETERS": json.dumps(
-                [{"name": k, "value": _as_text(v)} for k, v in plan["parameters"].items()]
-            ),
-            "PAI_MANIFEST_SPEC_INPUTS": json.dumps(plan["inputs_spec"]),
-            "PAI_MANIFEST_SPEC_OUTPUTS": json.dumps(plan["outputs_spec"]),
-            "PAI_RUN_ID": plan["run_id"],
-            "PAI_NODE_ID": plan["node_id"],
-            "PAI_WORKSPACE_ID": plan["workspace_id"],
-            "PAI_USER_ID": plan["user"],
-        }
-    )
+    env.update(pai_variables(plan))
+    if plan["kind"] == "container":
+        from pai_lab.pipelines.container import docker_argv, docker_problem, unavailable_message
+
+        problem = docker_problem()
+        if problem:
+            raise StepRefused(unavailable_message(problem))
+        argv = docker_argv(plan, pai_variables(plan), user=f"{os.getuid()}:{os.getgid()}")
+        return argv, str(work), env
     if plan["kind"] == "script":
         _extract(plan["archive"], work / "code")
         entry = plan["entry_file"]
@@ -169,6 +182,8 @@ def run_step(plan: dict) -> dict:
     stop = Path(plan["stop_file"])
     try:
         argv, cwd, env = prepare(plan)
+    except StepRefused as exc:
+        return {"exit_code": -1, "outputs": {}, "error": str(exc), "tail": []}
     except Exception as exc:  # noqa: BLE001 - a bad archive or a full disk fails the step, with why
         return {"exit_code": -1, "outputs": {}, "error": f"could not prepare the step: {exc}", "tail": []}
     (work / STARTED_MARK).write_text(str(time.time()))
@@ -193,6 +208,10 @@ def run_step(plan: dict) -> dict:
         while proc.poll() is None:
             if stop.exists():
                 _end_process_tree(proc)
+                if plan["kind"] == "container":  # the client is gone; its container is not
+                    from pai_lab.pipelines.container import container_name
+
+                    subprocess.run(["docker", "rm", "-f", container_name(plan)], capture_output=True, timeout=30)
                 return {"exit_code": proc.returncode, "outputs": {}, "error": "terminated", "tail": _tail(log)}
             time.sleep(0.05)
     return _result(plan, proc.returncode, log)

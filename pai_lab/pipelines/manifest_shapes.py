@@ -80,11 +80,10 @@ def check_operator(operator: Any, where: str) -> dict:
     kind = kinds[0]
     body = as_mapping(spec[kind], f"{where}.spec.{kind}")
     if kind == "container":
-        raise PipelineError(
-            f"{where}: ContainerOperator steps need Docker, which this server does not run; "
-            "use a ScriptOperator or a FunctionOperator",
-            f"{where}.spec.container",
-        )
+        from pai_lab.pipelines.container import check_spec
+
+        check_spec(body, f"{where}.spec.container")
+        return operator
     if kind == "builtin":
         from pai_lab.pipelines.builtins import SPECS
 
@@ -104,20 +103,20 @@ def check_operator(operator: Any, where: str) -> dict:
                 f"{where}.spec.script.entryFile",
             )
         _blob(body.get("code"), f"{where}.spec.script.code")
-        envs = as_mapping(body.get("envs"), f"{where}.spec.script.envs")
-        if len(envs) > MAX_VARIABLES:
-            raise PipelineError(
-                f"{where}.spec.script.envs: at most {MAX_VARIABLES} variables", f"{where}.spec.script.envs"
-            )
-        for key, value in envs.items():
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", key) or not isinstance(value, (str, int, float)):
-                raise PipelineError(
-                    f"{where}.spec.script.envs: {key!r} is not a variable name with a text value",
-                    f"{where}.spec.script.envs",
-                )
+        check_envs(body.get("envs"), f"{where}.spec.script.envs")
     else:
         _blob(body.get("pickle"), f"{where}.spec.function.pickle", field_name="pickle")
     return operator
+
+
+def check_envs(value: Any, where: str) -> None:
+    """An operator's environment variables: at most MAX_VARIABLES names, each with a text value."""
+    envs = as_mapping(value, where)
+    if len(envs) > MAX_VARIABLES:
+        raise PipelineError(f"{where}: at most {MAX_VARIABLES} variables", where)
+    for key, text in envs.items():
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", key) or not isinstance(text, (str, int, float)):
+            raise PipelineError(f"{where}: {key!r} is not a variable name with a text value", where)
 
 
 def _blob(value: Any, where: str, field_name: str = "archive") -> None:
