@@ -61,7 +61,7 @@ def register(sub, add_command) -> None:
     lab = sub.add_parser(
         "label",
         help="labeling tasks (iTAG): templates, create, ls, show, stats, packages, "
-        "claim, release, reassign, people, order, export, import, offline, online, "
+        "claim, release, reassign, people, order, export, convert, import, offline, online, "
         "rm",
     ).add_subparsers(dest="verb", metavar="VERB", required=True)
 
@@ -145,9 +145,20 @@ def register(sub, add_command) -> None:
         "--option", action="append", default=[], metavar="KEY=VALUE", help="format option, e.g. test_ratio=0.2 (repeat)"
     )
 
+    p = cmd(
+        "convert",
+        convert,
+        "EasyVision convert to TFRecord, as the manual types it: -Dcmd=convert -Dlabel_file=CSV "
+        "-Dconvert_param_config='--model_type DETECTION ...' -Doutput_tfrecord=PREFIX (or a TASK, not label_file)",
+    )
+    p.add_argument("task", nargs="?", help="a labeling task to convert (else -Dlabel_file)")
+    p.add_argument("-name", dest="algorithm", default="easy_vision_ext", help="easy_vision_ext (the manual's -name)")
+    p.add_argument("-D", dest="params", action="append", default=[], metavar="KEY=VALUE", help="a parameter (repeat)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing shards of the prefix")
+
     p = cmd("import", import_, "create a task from a result file (answers kept in their stages)")
     p.add_argument("file")
-    p.add_argument("--format", default="itag", choices=["itag", "label-studio", "coco"])
+    p.add_argument("--format", default="itag", choices=["itag", "label-studio", "coco", "easyvision"])
     p.add_argument("--template", "-t")
     p.add_argument("--name", "-n", required=True)
     p.add_argument("--labels", "-l", action="append")
@@ -350,6 +361,58 @@ def export(ctx, args) -> Result:
     if result.dataset:
         ctx.say(f"[Info] Registered as dataset [{result.dataset}] version {result.dataset_version}")
     return record_result(result, ["format", "to", "items", "files", "dataset", "dataset_version"])
+
+
+CONVERT_PARAMS = {
+    "cmd",
+    "label_file",
+    "convert_param_config",
+    "output_tfrecord",
+    "buckets",
+    "arn",
+    "ossHost",
+    "cluster",
+}
+
+
+def convert(ctx, args) -> Result:
+    from pai_lab.client.easyvision import convert as convert_file
+    from pai_lab.labeling.formats.convert_options import COMMAND_NOTES, parse_config
+
+    if args.algorithm != "easy_vision_ext":
+        raise UsageError(f"pai label convert: -name {args.algorithm!r}; the converter is easy_vision_ext")
+    params = {}
+    for item in args.params:
+        key, sep, value = item.partition("=")
+        if not sep or key not in CONVERT_PARAMS:
+            raise UsageError(f"-D{item}: write -DKEY=VALUE with KEY one of {', '.join(sorted(CONVERT_PARAMS))}")
+        params[key] = value.strip().strip("'\"") if key != "convert_param_config" else value
+    if params.pop("cmd", "convert") != "convert":
+        raise UsageError("-Dcmd: the only command is convert")
+    out = params.pop("output_tfrecord", None)
+    if not out:
+        raise UsageError(
+            "pai label convert: give -Doutput_tfrecord=PREFIX (shards are PREFIX_train_00000.tfrecord ...)"
+        )
+    config = params.pop("convert_param_config", "")
+    ws = _ws(ctx, args)
+    if args.task:
+        if "label_file" in params:
+            raise UsageError("pai label convert: give a TASK or -Dlabel_file, not both")
+        task = ws.labeling.get(args.task)
+        options = dict(parse_config(config))
+        ctx.say(f"[Info] Converting {task.info.total} items of [{task.name}] to {out}")
+        result = task.export("tfrecord", out, options=options, overwrite=args.overwrite, progress=False)
+        result.notes = [COMMAND_NOTES[k] for k in params if k in COMMAND_NOTES] + result.notes
+    else:
+        label_file = params.pop("label_file", None)
+        if not label_file:
+            raise UsageError("pai label convert: give -Dlabel_file=CSV (an EasyVision annotation file) or a TASK")
+        ctx.say(f"[Info] Converting {label_file} to {out}")
+        result = convert_file(ws, label_file, out, config, overwrite=args.overwrite, **params)
+    for note in result.notes:
+        ctx.say(f"[Warn] {note}")
+    return record_result(result, ["format", "to", "items", "files"])
 
 
 def import_(ctx, args) -> Result:

@@ -68,4 +68,4 @@ def test_every_area_is_wired():
     tags = {p[3] if p[1] == "workspaces" and len(p) > 3 else p[1] for p in parts}
     assert {"datasets", "labeling", "jobs", "services", "members", "me", "roles"} <= tags
     assert set(formats.EXPORTERS) == {"itag", "easyvision", "label-studio", "coco", "yolo", "conll", "tfrecord"}
-    assert set(formats.IMPORTERS) == {"itag", "label-studio", "coco"}
+    assert set(formats.IMPORTERS) == {"itag", "label-studio", "coco", "easyvision"}

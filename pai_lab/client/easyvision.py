@@ -1,0 +1,41 @@
+"""EasyVision ``convert`` from the Python client: an annotation CSV to TFRecord shards, written by
+the server (``POST /workspaces/{ws}/labeling/convert``). A labeling task converts through its own
+export: ``task.export("tfrecord", to, options={"model_type": ...})``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pai_lab.labeling import schemas as sc
+
+
+def _location(path: str | os.PathLike) -> str:
+    text = os.fspath(path)
+    return text if "://" in text else str(Path(text).resolve())
+
+
+def convert(
+    ws,
+    label_file: str | os.PathLike,
+    output_tfrecord: str | os.PathLike,
+    convert_param_config: str = "",
+    *,
+    options: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    **params: Any,
+) -> sc.ExportResult:
+    """Convert ``label_file`` (local path or s3:// URI) to ``<output_tfrecord>_train_00000.tfrecord``...;
+    ``convert_param_config`` is the manual's ``--key value`` string, ``params`` the command's other
+    parameters (buckets, arn, ossHost, cluster: taken, and answered in ``notes``)."""
+    body = sc.ConvertRequest(
+        label_file=_location(label_file),
+        output_tfrecord=_location(output_tfrecord),
+        convert_param_config=convert_param_config,
+        options=options or {},
+        overwrite=overwrite,
+        **params,
+    )
+    answer = ws._post("/labeling/convert", body.model_dump(exclude_none=True), timeout=3600)
+    return sc.ExportResult.model_validate(answer)
