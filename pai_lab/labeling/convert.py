@@ -62,7 +62,7 @@ def convert(
     raw = {**co.parse_config(body.convert_param_config), **body.options}
     opts = co.read(raw)
     notes = [co.COMMAND_NOTES[k] for k in ("buckets", "arn", "ossHost", "cluster") if getattr(body, k)] + opts.notes
-    read = tfrecord.read_source(lambda source: readable(source))
+    read = tfrecord.read_source(readable, body.storage_options)
     try:
         text = read(body.label_file).decode("utf-8-sig")
     except UnicodeDecodeError:

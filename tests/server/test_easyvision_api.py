@@ -219,3 +219,34 @@ def test_cli_imports_and_converts_as_the_manual_types_it(cli, unique_name, tmp_p
     assert rc == 0 and "[Warn] write_parallel_num: shards are written one after another" in out
     rc, out, err = cli("label", "convert", "-Dlabel_file=x.csv")
     assert rc == 2 and "output_tfrecord" in err
+
+
+@pytest.mark.s3
+@pytest.mark.tf
+async def test_label_file_on_s3_converts_to_s3(api, members, s3_bucket, tmp_path):
+    import s3fs
+
+    await members()
+    bucket, options = s3_bucket
+    fs = s3fs.S3FileSystem(**options)
+    text = (EXAMPLES / "detection.csv").read_text(encoding="utf-8")
+    fs.pipe(f"{bucket}/data/det.csv", text.replace("http://a.jpg", "a.jpg").replace("http://b.jpg", "b.jpg").encode())
+    for name in ("a", "b"):
+        out = io.BytesIO()
+        Image.new("RGB", (800, 800), (90, 90, 90)).save(out, format="JPEG")
+        fs.pipe(f"{bucket}/data/{name}.jpg", out.getvalue())
+    fs.pipe(f"{bucket}/data/classes.txt", "类别2\n类别1\n".encode())
+    body = {
+        "label_file": f"s3://{bucket}/data/det.csv",
+        "output_tfrecord": f"s3://{bucket}/tf/det",
+        "convert_param_config": "--model_type DETECTION --class_list_file classes.txt --test_ratio 0",
+        "storage_options": options,
+    }
+    status, result = await api("POST", f"{W}/convert", body, user="labeladmin")
+    assert status == 200, result
+    assert result["files"] == [f"s3://{bucket}/tf/det_train_00000.tfrecord", f"s3://{bucket}/tf/det_class_list.txt"]
+    fs.get(f"{bucket}/tf/det_train_00000.tfrecord", str(tmp_path / "det.tfrecord"))
+    examples = parse_shards([str(tmp_path / "det.tfrecord")], "DETECTION")
+    assert examples["1"]["image/object/class/label"].tolist() == [1, 0]
+    assert examples["2"]["image/object/bbox/xmax"] == pytest.approx([700.16 / 800, 218.03 / 800])
+    assert fs.cat(f"{bucket}/tf/det_class_list.txt").decode() == "类别2\n类别1\n"

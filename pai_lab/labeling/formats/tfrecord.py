@@ -104,10 +104,14 @@ def export_to(ctx: ExportContext, fs, prefix: str) -> list[str]:
     return write(ev.samples(ctx, kind), opts, fs, prefix, read_source(ctx.readable), classes, text)
 
 
-def read_source(readable: Callable[[str], str]) -> Callable[[str], bytes]:
+def read_source(readable: Callable[[str], str], storage_options: dict | None = None) -> Callable[[str], bytes]:
+    """Bytes of a source, through ``readable`` (the server's policy); ``storage_options`` for object stores."""
+
     def read(source: str) -> bytes:
+        where = readable(source)
+        options = storage_options if storage_options and "://" in where and not where.startswith("file://") else {}
         try:
-            with fsspec.open(readable(source), "rb") as fh:
+            with fsspec.open(where, "rb", **options) as fh:
                 return fh.read()
         except (OSError, ValueError) as exc:
             raise BadInput(f"cannot read {source!r}: {exc}", "label_file") from None
