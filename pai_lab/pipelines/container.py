@@ -188,7 +188,9 @@ class ContainerOperator(OperatorBase):
             spec["container"]["envs"] = dict(self.env)
         return spec
 
-    def run(self, job_name: str | None = None, arguments: dict | None = None, local_mode: bool = False, **kwargs):
+    def run(  # PAI's local_mode, keyword-only beside the base's arguments
+        self, job_name: str | None = None, arguments: dict | None = None, *args, local_mode: bool = False, **kwargs
+    ):
         """Run on the pai_lab control plane. ``local_mode=True`` (PAI: Docker on this machine) first checks
         that Docker answers here and fails at once, with why, when it does not; the run itself goes to the
         control plane, whose workers are this machine's by default."""
@@ -196,7 +198,7 @@ class ContainerOperator(OperatorBase):
             problem = docker_problem()
             if problem:
                 raise PipelineError(unavailable_message(problem), "local_mode")
-        return super().run(job_name, arguments, **kwargs)
+        return super().run(job_name, arguments, *args, **kwargs)
 
 
 __all__ = ["ContainerOperator", "docker_argv", "docker_problem"]
