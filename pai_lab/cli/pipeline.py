@@ -1,4 +1,4 @@
-"""`pai pipeline run|ls|get|logs|stop|retry`: pipeline runs from the shell (a manifest file, as
+"""`pai pipeline run|ls|get|logs|stop|retry|lineage`: pipeline runs from the shell (a manifest file, as
 ``Pipeline.to_yaml()`` writes it) and in a notebook (``%%pai pipeline run`` with the manifest in the cell)."""
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ from pai_lab.cli.base import Result, UsageError, read_spec_file, record_result, 
 RUN_COLUMNS = ["id", "name", "pipeline", "status", "created_by", "created_at", "finished_at"]
 DETAIL_COLUMNS = ["id", "name", "pipeline", "status", "reason", "attempt", "created_by", "started_at", "finished_at"]
 NODE_COLUMNS = ["name", "identifier", "status", "cached", "finished_at", "reason"]
+LINEAGE_COLUMNS = ["version", "run_id", "run_name", "run_status", "step", "operator", "created_by", "created_at"]
 
 
 def register(sub, add_command) -> None:
-    pl = sub.add_parser("pipeline", help="pipeline runs: run, ls, get, logs, stop, retry").add_subparsers(
+    pl = sub.add_parser("pipeline", help="pipeline runs: run, ls, get, logs, stop, retry, lineage").add_subparsers(
         dest="verb", metavar="VERB", required=True
     )
     p = add_command(pl, "run", pipeline_run, "run a pipeline from its manifest (YAML or JSON)")
@@ -47,6 +48,11 @@ def register(sub, add_command) -> None:
     p.add_argument("--node", "-n", required=True, help="the step")
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--size", type=int, default=1000)
+    p.add_argument("-w", "--workspace")
+    p = add_command(pl, "lineage", pipeline_lineage, "which runs and steps made a dataset's or model's versions")
+    p.add_argument("kind", choices=["dataset", "model", "service"])
+    p.add_argument("name")
+    p.add_argument("--version", help="only this version")
     p.add_argument("-w", "--workspace")
 
 
@@ -112,3 +118,10 @@ def pipeline_logs(ctx, args) -> Result:
     run = ctx.workspace(args.workspace).pipelines.get(args.run_id)
     lines = run.get_logs(args.node, args.offset, args.size)
     return Result(data=lines, text="\n".join(lines))
+
+
+def pipeline_lineage(ctx, args) -> Result:
+    from pai_lab.client.lineage import fetch
+
+    lineage = fetch(ctx.workspace(args.workspace), args.kind, args.name, args.version)
+    return rows_result(lineage.records, LINEAGE_COLUMNS)

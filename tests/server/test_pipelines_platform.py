@@ -4,6 +4,7 @@ export; what they made carries its lineage, and a step never does what its submi
 
 from __future__ import annotations
 
+import json
 import textwrap
 import uuid
 from pathlib import Path
@@ -227,7 +228,7 @@ def test_a_step_never_does_what_its_submitter_may_not(ws, live_server, saved_mod
     assert [m.name for m in ws.models.list()] == []
 
 
-def test_run_outputs_are_registered_and_deployed_from_the_run_panel(ws, live_server, saved_model, tmp_path):
+def test_run_outputs_are_registered_and_deployed_from_the_run_panel(ws, live_server, saved_model, cli):
     copy_model = _hand_on(saved_model)
     first = copy_model.as_step(name="make-model")
     table = make_table.as_step(name="make-table")
@@ -254,6 +255,9 @@ def test_run_outputs_are_registered_and_deployed_from_the_run_panel(ws, live_ser
     assert "dataset panel_table:2" in table_row.message.value
     versions = [(r.version, r.step) for r in ws.datasets.get("panel_table").lineage()]
     assert versions == [("2", "make-table"), ("1", "make-table")]
+    rc, out, err = cli("pipeline", "lineage", "dataset", "panel_table", "--version", "2", "-w", ws.name, "--json")
+    assert rc == 0, err
+    assert [(r["version"], r["run_id"], r["step"]) for r in json.loads(out)] == [("2", run.id, "make-table")]
 
     service = "svc_" + uuid.uuid4().hex[:8]
     model_row.service.value = service
