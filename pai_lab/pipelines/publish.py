@@ -129,7 +129,8 @@ def dataset_version(
     """Register an artifact as dataset ``name`` (version 1), or as its next version when it exists.
 
     A run's own output lies in the state folder, which is never data: it is copied first to
-    ``<root>/pipeline-outputs/<workspace>/<run>/<step>/<name>-v<version>/``, where jobs, previews and labeling read it."""
+    ``<root>/pipeline-outputs/<workspace>/<run>/<step>/<name>-v<version>/``, where jobs, previews and
+    labeling read it."""
     from pai_lab.datasets import service as datasets
     from pai_lab.datasets import versions
     from pai_lab.datasets.schemas import DatasetCreate
