@@ -39,3 +39,30 @@ def convert(
     )
     answer = ws._post("/labeling/convert", body.model_dump(exclude_none=True), timeout=3600)
     return sc.ExportResult.model_validate(answer)
+
+
+def convert_here(
+    label_file: str | os.PathLike,
+    output_tfrecord: str | os.PathLike,
+    convert_param_config: str = "",
+    *,
+    converter=None,
+    options: dict[str, Any] | None = None,
+    storage_options: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> sc.ExportResult:
+    """The same conversion in this Python process (no server): the one way to run ``SELF_DEFINED``,
+    whose converter is code of your own. ``converter`` (or ``--user_defined_converter_path file.py
+    --converter_class Name``) is called as ``converter(key=, url=, answer=, media=)`` for each row
+    and returns {feature name: bytes, text, whole numbers or numbers}."""
+    from pai_lab.labeling.convert import convert
+
+    body = sc.ConvertRequest(
+        label_file=_location(label_file),
+        output_tfrecord=_location(output_tfrecord),
+        convert_param_config=convert_param_config,
+        options=options or {},
+        storage_options=storage_options or {},
+        overwrite=overwrite,
+    )
+    return convert(body, own_code=True, converter=converter)

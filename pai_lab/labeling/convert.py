@@ -53,14 +53,55 @@ def _names_in(text: str) -> list[str]:
     return list(seen)
 
 
+def load_converter(opts: co.ConvertOptions, label_file: str):
+    """SELF_DEFINED: an instance of ``converter_class`` from the local file ``user_defined_converter_path``."""
+    import importlib.util
+
+    if not opts.converter_path or not opts.converter_class:
+        raise BadInput(
+            "options.model_type SELF_DEFINED needs user_defined_converter_path (a .py file) and converter_class, "
+            "or a converter passed in",
+            "options.user_defined_converter_path",
+        )
+    path = _beside(label_file, opts.converter_path)
+    if scheme_of(path):
+        raise BadInput(
+            f"options.user_defined_converter_path {path!r}: download it and give the local file",
+            "options.user_defined_converter_path",
+        )
+    spec = importlib.util.spec_from_file_location("easyvision_user_converter", path)
+    if spec is None or spec.loader is None:
+        raise BadInput(
+            f"options.user_defined_converter_path {path!r} is not a Python file", "options.user_defined_converter_path"
+        )
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except FileNotFoundError:
+        raise BadInput(
+            f"options.user_defined_converter_path {path!r} does not exist", "options.user_defined_converter_path"
+        ) from None
+    cls = getattr(module, opts.converter_class, None)
+    if cls is None:
+        raise BadInput(f"options.converter_class {opts.converter_class!r} is not in {path}", "options.converter_class")
+    return cls()
+
+
 def convert(
     body: sc.ConvertRequest,
     readable: Callable[[str], str] = str,
     writable: Callable[[str], str] = str,
+    *,
+    own_code: bool = False,
+    converter=None,
 ) -> sc.ExportResult:
-    """Convert ``body.label_file``; ``readable``/``writable`` apply the server's policy for paths."""
+    """Convert ``body.label_file``; ``readable``/``writable`` apply the server's policy for paths.
+    ``own_code`` (the user's own process only): SELF_DEFINED runs ``converter``, or the one its
+    options name, called as ``converter(key=, url=, answer=, media=)`` -> {feature: values}."""
     raw = {**co.parse_config(body.convert_param_config), **body.options}
-    opts = co.read(raw)
+    opts = co.read(raw, own_code=own_code)
+    if opts.model_type == "SELF_DEFINED" and converter is None:
+        converter = load_converter(opts, body.label_file)
     notes = [co.COMMAND_NOTES[k] for k in ("buckets", "arn", "ossHost", "cluster") if getattr(body, k)] + opts.notes
     read = tfrecord.read_source(readable, body.storage_options)
     try:
@@ -93,7 +134,7 @@ def convert(
         )
     for old in existing:
         fs.rm(old)
-    files = tfrecord.write(_samples(body.label_file, text), opts, fs, prefix, read, classes, text_tools)
+    files = tfrecord.write(_samples(body.label_file, text), opts, fs, prefix, read, classes, text_tools, converter)
     files = [fs.unstrip_protocol(f) if scheme_of(to) else f for f in files]
     items = sum(1 for _ in ev.read_rows(text))
     return sc.ExportResult(format="tfrecord", to=to, items=items, files=files, notes=notes)

@@ -187,3 +187,35 @@ def test_bad_options_name_the_option(folder, config, field):
         run(folder, "classification", config)
     assert err.value.field == field, err.value.message
     assert not (folder / "out").exists() or not list((folder / "out").glob("*.tfrecord"))
+
+
+def test_self_defined_runs_the_users_converter_in_their_own_process(folder):
+    import tensorflow as tf
+
+    from pai_lab.client.easyvision import convert_here
+
+    (folder / "mine.py").write_text(
+        "class Mine:\n"
+        "    def __call__(self, key, url, answer, media):\n"
+        "        return {'my/size': len(media), 'my/text': answer['text'], 'my/score': [0.5, 1.5]}\n",
+        encoding="utf-8",
+    )
+    config = "--model_type SELF_DEFINED --user_defined_converter_path mine.py --converter_class Mine --test_ratio 0"
+    result = convert_here(folder / "text-recognition.csv", folder / "own" / "data", config)
+    spec = {
+        "image/key": tf.io.FixedLenFeature([], tf.string),
+        "my/size": tf.io.FixedLenFeature([], tf.int64),
+        "my/text": tf.io.FixedLenFeature([], tf.string),
+        "my/score": tf.io.FixedLenFeature([2], tf.float32),
+    }
+    shard = [f for f in result.files if f.endswith(".tfrecord")]
+    got = {
+        ex["image/key"].numpy().decode(): ex
+        for ex in tf.data.TFRecordDataset(shard).map(lambda r: tf.io.parse_single_example(r, spec))
+    }
+    assert got["1"]["my/text"].numpy().decode() == "文本1"
+    assert int(got["2"]["my/size"]) == (folder / "a.jpg").stat().st_size
+    assert got["1"]["my/score"].numpy().tolist() == [0.5, 1.5]
+    with pytest.raises(BadInput) as err:  # the same options through the server's door
+        run(folder, "text-recognition", config)
+    assert err.value.field == "options.model_type" and "convert_here" in err.value.message

@@ -61,6 +61,8 @@ class ConvertOptions:
     sample_fps: float = 5.0
     reshape_size: int = 224
     seed: int = 0
+    converter_path: str | None = None  # SELF_DEFINED: a .py file of the user's, and its class
+    converter_class: str | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -147,8 +149,9 @@ KNOWN = {
 }
 
 
-def read(raw: dict[str, Any], default_type: str | None = None) -> ConvertOptions:
-    """Check ``raw`` (convert_param_config keys, values as given) into :class:`ConvertOptions`."""
+def read(raw: dict[str, Any], default_type: str | None = None, *, own_code: bool = False) -> ConvertOptions:
+    """Check ``raw`` (convert_param_config keys, values as given) into :class:`ConvertOptions`.
+    ``own_code``: the conversion runs in the user's own process, where SELF_DEFINED may run their code."""
     unknown = sorted(set(raw) - KNOWN)
     if unknown:
         raise BadInput(
@@ -163,23 +166,27 @@ def read(raw: dict[str, Any], default_type: str | None = None) -> ConvertOptions
         )
     opts = ConvertOptions(model_type=mt)
     notes = opts.notes
-    if mt == "SELF_DEFINED" or raw.get("user_defined_converter_path") or raw.get("user_defined_generator_path"):
+    code = [k for k in ("user_defined_converter_path", "user_defined_generator_path", "generator_class") if raw.get(k)]
+    if (mt == "SELF_DEFINED" or code) and not own_code:
         raise BadInput(
-            "options.model_type SELF_DEFINED runs converter code of your own, which this server does not execute; "
-            "convert with another model_type, or read the EasyVision CSV in your notebook and write your own "
-            "tf.train.Example records",
-            "options.model_type",
+            f"options.{'model_type SELF_DEFINED' if mt == 'SELF_DEFINED' else code[0]} runs code of your own, which "
+            "this server does not execute; run the conversion in your notebook instead: "
+            "pai_lab.client.easyvision.convert_here(label_file, output_tfrecord, config, converter=...)",
+            "options.model_type" if mt == "SELF_DEFINED" else f"options.{code[0]}",
         )
     converter = _text(raw, "converter_class")
-    if converter is not None and converter != BUILTIN_CONVERTER:
+    if mt == "SELF_DEFINED":
+        opts.converter_path = _text(raw, "user_defined_converter_path")
+        opts.converter_class = converter
+        if raw.get("user_defined_generator_path") or raw.get("generator_class"):
+            notes.append("user_defined_generator_path, generator_class: the label_file's rows are the samples here")
+    elif converter is not None and converter != BUILTIN_CONVERTER:
         raise BadInput(
-            f"options.converter_class {converter!r}: only {BUILTIN_CONVERTER} is built in", "options.converter_class"
+            f"options.converter_class {converter!r}: only {BUILTIN_CONVERTER} is built in (others are SELF_DEFINED)",
+            "options.converter_class",
         )
-    if raw.get("generator_class"):
-        raise BadInput(
-            "options.generator_class needs a generator of your own (SELF_DEFINED), which this server does not run",
-            "options.generator_class",
-        )
+    elif code:
+        raise BadInput(f"options.{code[0]} needs model_type SELF_DEFINED", f"options.{code[0]}")
     opts.test_ratio = _float(raw, "test_ratio", 0.0, 1.0) if raw.get("test_ratio") is not None else 0.1  # type: ignore[assignment]
     opts.max_image_size = _int(raw, "max_image_size", 16, 20_000)
     opts.max_test_image_size = _int(raw, "max_test_image_size", 16, 20_000) or opts.max_image_size

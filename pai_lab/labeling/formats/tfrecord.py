@@ -154,6 +154,7 @@ def write(
     read: Callable[[str], bytes],
     classes: co.ClassMap,
     text: TextTools,
+    converter=None,
 ) -> list[str]:
     """Write the samples' examples into train and test shards and the class list; the paths written."""
     import tensorflow as tf
@@ -181,7 +182,7 @@ def write(
         for sample, media, mask in _read_all(samples, read, opts.read_parallel_num):
             split = "test" if draw.random() < opts.test_ratio else "train"
             size = opts.max_test_image_size if split == "test" else opts.max_image_size
-            ex = example(tf, opts, sample.key, sample.url, sample.answer, media, size, classes, text, mask)
+            ex = example(tf, opts, sample.key, sample.url, sample.answer, media, size, classes, text, mask, converter)
             if ex is None:
                 continue
             w = shard(split)

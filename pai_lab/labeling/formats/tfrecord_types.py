@@ -173,11 +173,14 @@ def example(
     classes: ClassMap,
     text: TextTools,
     mask: np.ndarray | None,
+    converter=None,
 ):
     """The example of one item, or None when every label of a classified item is left out."""
     where = f"item {key} ({url})"
     mt = opts.model_type
     kind = shapes.shape_of(answer)
+    if mt == "SELF_DEFINED":
+        return tf.train.Example(features=tf.train.Features(feature=_own(tf, converter, key, url, answer, media, where)))
     if kind not in ACCEPTS[mt]:
         raise BadInput(
             f"{where}: a {kind or 'malformed'} answer cannot be converted as {mt}; its model_type is one of "
@@ -278,6 +281,31 @@ def _boxes(tf, opts, kind, answer, where, size, stored, classes, text, b, i, f) 
             feats["image/object/text/label"] = i([c for line in labels for c in line])
             feats["image/object/text/length"] = i([len(line) for line in labels])
     return feats
+
+
+def _own(tf, converter, key: str, url: str, answer: Any, media: bytes, where: str) -> dict:
+    """SELF_DEFINED: the features a converter of the user's returns, typed by their values."""
+    got = converter(key=key, url=url, answer=answer, media=media)
+    if not isinstance(got, dict):
+        raise BadInput(
+            f"{where}: the converter must return a dict of feature name -> values", "options.converter_class"
+        )
+    feats = {"image/key": [key.encode()], "image/filename": [url.encode()]}
+    out = {}
+    for name, value in {**feats, **got}.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        values = [v.encode() if isinstance(v, str) else v for v in values]
+        if all(isinstance(v, bytes) for v in values):
+            out[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+        elif all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+            out[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+        elif all(isinstance(v, (int, float, np.number)) for v in values):
+            out[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+        else:
+            raise BadInput(
+                f"{where}: feature {name!r} must be bytes, text, whole numbers or numbers", "options.converter_class"
+            )
+    return out
 
 
 def video_frames(media: bytes, opts: ConvertOptions, where: str) -> tuple[list[bytes], float]:
