@@ -1,120 +1,178 @@
 // @ts-check
-import { clamp, clone, h, round2, s, uid } from "../dom.js";
-import { Tool } from "./tool.js";
+import { clamp, clone, h, round2, s, uid } from '../dom.js';
+import { Tool } from './tool.js';
 // ------------------------------------------------------------------ boxes (detection, OCR)
 
 export class BoxTool extends Tool {
   constructor(...a) {
     super(...a);
-    this.mode = (this.q.tools || ["rect", "polygon"])[0] || "rect";
+    this.mode = (this.q.tools || ['rect', 'polygon'])[0] || 'rect';
     this.selected = null;
     this.draft = null;
     this.currentLabel = null;
-    this.list = h("div");
-    this.toolbar = h("div", { class: "pl-tools" });
+    this.list = h('div');
+    this.toolbar = h('div', { class: 'pl-tools' });
     this.body.append(this.toolbar, this.list);
     this.refresh();
-    this.onContentReady(this.q.bind || "source");
+    this.onContentReady(this.q.bind || 'source');
   }
-  get view() { return this.app.contentViews[this.q.bind || "source"]; }
+  get view() {
+    return this.app.contentViews[this.q.bind || 'source'];
+  }
 
   restored() {
-    if (this.selected && !this.model.shapes.some((x) => x.id === this.selected)) this.selected = null;
+    if (this.selected && !this.model.shapes.some(x => x.id === this.selected)) {
+      this.selected = null;
+    }
     this.draft = null;
     this.draw();
   }
 
   onContentReady(key) {
-    if (key !== (this.q.bind || "source")) return;
+    if (key !== (this.q.bind || 'source')) {
+      return;
+    }
     const v = this.view;
-    if (!v || !v.svg || v.bound === this) return;
+    if (!v || !v.svg || v.bound === this) {
+      return;
+    }
     v.bound = this;
-    v.stage.classList.add("drawing");
-    v.stage.addEventListener("pointerdown", (e) => this.down(e));
-    v.stage.addEventListener("wheel", (e) => this.wheel(e), { passive: false });
+    v.stage.classList.add('drawing');
+    v.stage.addEventListener('pointerdown', e => this.down(e));
+    v.stage.addEventListener('wheel', e => this.wheel(e), { passive: false });
     this.draw();
   }
 
   toImage(e) {
-    const v = this.view, r = v.svg.getBoundingClientRect();
-    return [clamp(((e.clientX - r.left) / r.width) * v.size.width, 0, v.size.width),
-      clamp(((e.clientY - r.top) / r.height) * v.size.height, 0, v.size.height)];
+    const v = this.view,
+      r = v.svg.getBoundingClientRect();
+    return [
+      clamp(((e.clientX - r.left) / r.width) * v.size.width, 0, v.size.width),
+      clamp(((e.clientY - r.top) / r.height) * v.size.height, 0, v.size.height)
+    ];
   }
 
   down(e) {
     const v = this.view;
-    if (!v || !v.size) return;
+    if (!v || !v.size) {
+      return;
+    }
     this.app.setActive(this.qi);
     e.preventDefault();
-    if (e.shiftKey || e.button === 1) { this.pan(e); return; }
-    if (e.button !== 0) return;
+    if (e.shiftKey || e.button === 1) {
+      this.pan(e);
+      return;
+    }
+    if (e.button !== 0) {
+      return;
+    }
     const p = this.toImage(e);
-    const handle = e.target.getAttribute && e.target.getAttribute("data-handle");
-    const shapeId = e.target.getAttribute && e.target.getAttribute("data-shape");
-    if (this.mode === "polygon" && this.draft) { this.addPoint(p); return; }
-    if (handle !== null && handle !== undefined && this.selected) { this.drag(e, "handle", +handle, p); return; }
-    if (shapeId) { this.select(shapeId); this.drag(e, "move", null, p); return; }
-    if (this.mode === "polygon") { this.draft = { points: [p], hover: p }; this.draw(); return; }
-    this.drag(e, "new", null, p);
+    const handle = e.target.getAttribute && e.target.getAttribute('data-handle');
+    const shapeId = e.target.getAttribute && e.target.getAttribute('data-shape');
+    if (this.mode === 'polygon' && this.draft) {
+      this.addPoint(p);
+      return;
+    }
+    if (handle !== null && handle !== undefined && this.selected) {
+      this.drag(e, 'handle', +handle, p);
+      return;
+    }
+    if (shapeId) {
+      this.select(shapeId);
+      this.drag(e, 'move', null, p);
+      return;
+    }
+    if (this.mode === 'polygon') {
+      this.draft = { points: [p], hover: p };
+      this.draw();
+      return;
+    }
+    this.drag(e, 'new', null, p);
   }
 
   drag(e, kind, handle, start) {
     const v = this.view;
-    const shape = this.selected ? this.model.shapes.find((x) => x.id === this.selected) : null;
+    const shape = this.selected ? this.model.shapes.find(x => x.id === this.selected) : null;
     const before = shape ? clone(shape.points) : null;
     let moved = false;
     const target = v.stage;
     target.setPointerCapture && target.setPointerCapture(e.pointerId);
-    const move = (ev) => {
+    const move = ev => {
       const p = this.toImage(ev);
-      if (Math.abs(p[0] - start[0]) + Math.abs(p[1] - start[1]) > 1) moved = true;
-      if (kind === "new") { this.draft = { rect: [start, p] }; this.draw(); }
-      else if (kind === "move" && shape) {
-        const dx = p[0] - start[0], dy = p[1] - start[1];
-        const xs = before.map((q) => q[0]), ys = before.map((q) => q[1]);
+      if (Math.abs(p[0] - start[0]) + Math.abs(p[1] - start[1]) > 1) {
+        moved = true;
+      }
+      if (kind === 'new') {
+        this.draft = { rect: [start, p] };
+        this.draw();
+      } else if (kind === 'move' && shape) {
+        const dx = p[0] - start[0],
+          dy = p[1] - start[1];
+        const xs = before.map(q => q[0]),
+          ys = before.map(q => q[1]);
         const ddx = clamp(dx, -Math.min(...xs), v.size.width - Math.max(...xs));
         const ddy = clamp(dy, -Math.min(...ys), v.size.height - Math.max(...ys));
-        shape.points = before.map((q) => [q[0] + ddx, q[1] + ddy]);
+        shape.points = before.map(q => [q[0] + ddx, q[1] + ddy]);
         this.draw();
-      } else if (kind === "handle" && shape) {
-        if (shape.kind === "rect") {
+      } else if (kind === 'handle' && shape) {
+        if (shape.kind === 'rect') {
           // the dragged corner follows the pointer, the opposite corner stays
           const opp = before[(handle + 2) % 4];
           shape.points = rectPoints(opp, p);
-        } else shape.points = before.map((q, i) => (i === handle ? p : q));
+        } else {
+          shape.points = before.map((q, i) => (i === handle ? p : q));
+        }
         this.draw();
       }
     };
-    const up = (ev) => {
-      target.removeEventListener("pointermove", move);
-      target.removeEventListener("pointerup", up);
+    const up = ev => {
+      target.removeEventListener('pointermove', move);
+      target.removeEventListener('pointerup', up);
       const p = this.toImage(ev);
-      if (kind === "new") {
+      if (kind === 'new') {
         this.draft = null;
-        const w = Math.abs(p[0] - start[0]), hh = Math.abs(p[1] - start[1]);
-        if (w >= 2 && hh >= 2) this.addShape("rect", rectPoints(start, p));
-        else { this.selected = null; this.draw(); this.refresh(); }
+        const w = Math.abs(p[0] - start[0]),
+          hh = Math.abs(p[1] - start[1]);
+        if (w >= 2 && hh >= 2) {
+          this.addShape('rect', rectPoints(start, p));
+        } else {
+          this.selected = null;
+          this.draw();
+          this.refresh();
+        }
       } else if (moved && shape) {
         const after = clone(shape.points);
         shape.points = before;
-        this.app.change(() => { shape.points = after; });
-        this.draw(); this.refresh();
+        this.app.change(() => {
+          shape.points = after;
+        });
+        this.draw();
+        this.refresh();
       }
     };
-    target.addEventListener("pointermove", move);
-    target.addEventListener("pointerup", up);
+    target.addEventListener('pointermove', move);
+    target.addEventListener('pointerup', up);
   }
 
   pan(e) {
-    const v = this.view, x0 = e.clientX, y0 = e.clientY, tx = v.tx, ty = v.ty;
-    v.stage.classList.add("panning");
-    const move = (ev) => { v.tx = tx + ev.clientX - x0; v.ty = ty + ev.clientY - y0; this.app.applyZoom(v); };
-    const up = () => {
-      v.stage.classList.remove("panning");
-      window.removeEventListener("pointermove", move); window.removeEventListener("pointerup", up);
+    const v = this.view,
+      x0 = e.clientX,
+      y0 = e.clientY,
+      tx = v.tx,
+      ty = v.ty;
+    v.stage.classList.add('panning');
+    const move = ev => {
+      v.tx = tx + ev.clientX - x0;
+      v.ty = ty + ev.clientY - y0;
+      this.app.applyZoom(v);
     };
-    window.addEventListener("pointermove", move);
-    window.addEventListener("pointerup", up);
+    const up = () => {
+      v.stage.classList.remove('panning');
+      window.removeEventListener('pointermove', move);
+      window.removeEventListener('pointerup', up);
+    };
+    window.addEventListener('pointermove', move);
+    window.addEventListener('pointerup', up);
   }
 
   wheel(e) {
@@ -124,24 +182,38 @@ export class BoxTool extends Tool {
 
   zoomAt(factor, cx, cy) {
     const v = this.view;
-    if (!v || !v.canvas) return;
+    if (!v || !v.canvas) {
+      return;
+    }
     const z = clamp(v.zoom * factor, 1, 16);
     const sr = v.stage.getBoundingClientRect();
-    if (cx === undefined) { cx = sr.left + sr.width / 2; cy = sr.top + sr.height / 2; }
+    if (cx === undefined) {
+      cx = sr.left + sr.width / 2;
+      cy = sr.top + sr.height / 2;
+    }
     // keep the point under the cursor in place: canvas origin sits at the stage's centred offset
     const cr = v.canvas.getBoundingClientRect();
-    const ux = (cx - cr.left) / v.zoom, uy = (cy - cr.top) / v.zoom;
-    v.tx += (v.zoom - z) * ux; v.ty += (v.zoom - z) * uy;
+    const ux = (cx - cr.left) / v.zoom,
+      uy = (cy - cr.top) / v.zoom;
+    v.tx += (v.zoom - z) * ux;
+    v.ty += (v.zoom - z) * uy;
     v.zoom = z;
-    if (z === 1) { v.tx = 0; v.ty = 0; }
+    if (z === 1) {
+      v.tx = 0;
+      v.ty = 0;
+    }
     this.app.applyZoom(v);
   }
 
   addPoint(p) {
     const d = this.draft;
     const first = d.points[0];
-    const v = this.view, tol = (v.size.width / v.fitW) * 8 / v.zoom;
-    if (d.points.length >= 3 && Math.hypot(p[0] - first[0], p[1] - first[1]) < tol) { this.closePolygon(); return; }
+    const v = this.view,
+      tol = ((v.size.width / v.fitW) * 8) / v.zoom;
+    if (d.points.length >= 3 && Math.hypot(p[0] - first[0], p[1] - first[1]) < tol) {
+      this.closePolygon();
+      return;
+    }
     d.points.push(p);
     this.draw();
   }
@@ -149,155 +221,382 @@ export class BoxTool extends Tool {
   closePolygon() {
     const d = this.draft;
     this.draft = null;
-    if (d && d.points.length >= 3) this.addShape("polygon", d.points); else this.draw();
+    if (d && d.points.length >= 3) {
+      this.addShape('polygon', d.points);
+    } else {
+      this.draw();
+    }
   }
 
   addShape(kind, points) {
-    const label = this.q.text_title && !this.currentLabel ? null :
-      (this.currentLabel || (this.labels()[0] ? this.labels()[0].name : null));
-    const shape = { id: uid(), kind, points: points.map((p) => [round2(p[0]), round2(p[1])]),
-      label: this.q.multi && label ? [label] : label, text: this.q.text_title ? "" : undefined };
-    this.app.change((ms) => { ms[this.qi].shapes.push(shape); });
+    const label =
+      this.q.text_title && !this.currentLabel
+        ? null
+        : this.currentLabel || (this.labels()[0] ? this.labels()[0].name : null);
+    const shape = {
+      id: uid(),
+      kind,
+      points: points.map(p => [round2(p[0]), round2(p[1])]),
+      label: this.q.multi && label ? [label] : label,
+      text: this.q.text_title ? '' : undefined
+    };
+    this.app.change(ms => {
+      ms[this.qi].shapes.push(shape);
+    });
     this.selected = shape.id;
-    this.draw(); this.refresh();
+    this.draw();
+    this.refresh();
     if (this.q.text_title) {
       const input = this.list.querySelector(`input[data-shape="${shape.id}"]`);
-      if (input) setTimeout(() => input.focus(), 0);
+      if (input) {
+        setTimeout(() => input.focus(), 0);
+      }
     }
   }
 
-  select(id) { this.selected = id; this.draw(); this.refresh(); }
+  select(id) {
+    this.selected = id;
+    this.draw();
+    this.refresh();
+  }
 
   setLabel(name) {
     this.currentLabel = name;
-    const shape = this.selected && this.model.shapes.find((x) => x.id === this.selected);
+    const shape = this.selected && this.model.shapes.find(x => x.id === this.selected);
     if (shape) {
       this.app.change(() => {
         if (this.q.multi) {
-          const cur = Array.isArray(shape.label) ? shape.label : (shape.label ? [shape.label] : []);
-          shape.label = cur.includes(name) ? cur.filter((x) => x !== name) : [...cur, name];
-        } else shape.label = name;
+          const cur = Array.isArray(shape.label) ? shape.label : shape.label ? [shape.label] : [];
+          shape.label = cur.includes(name) ? cur.filter(x => x !== name) : [...cur, name];
+        } else {
+          shape.label = name;
+        }
       });
     }
-    this.draw(); this.refresh();
+    this.draw();
+    this.refresh();
   }
 
   key(e) {
     const k = e.key;
-    if (e.ctrlKey || e.metaKey) return false;
-    if (this.draft && this.draft.points && (k === "Enter")) { this.closePolygon(); return true; }
-    if (k === "Escape") { this.draft = null; this.selected = null; this.draw(); this.refresh(); return true; }
-    const l = this.app.labelForKey(e, this.q);
-    if (l) { this.setLabel(l.name); return true; }
-    const tools = this.q.tools || ["rect", "polygon"];  // the same default the tool buttons show
-    if (k === "r" && tools.includes("rect")) { this.mode = "rect"; this.draft = null; this.refresh(); return true; }
-    if (k === "g" && tools.includes("polygon")) { this.mode = "polygon"; this.refresh(); return true; }
-    if ((k === "Delete" || k === "Backspace") && this.selected) {
-      const id = this.selected;
-      this.app.change((ms) => { ms[this.qi].shapes = ms[this.qi].shapes.filter((x) => x.id !== id); });
-      this.selected = null; this.draw(); this.refresh(); return true;
+    if (e.ctrlKey || e.metaKey) {
+      return false;
     }
-    if (k === "Tab" && this.app.tools.length === 1 && this.model.shapes.length) {
-      const ids = this.model.shapes.map((x) => x.id);
+    if (this.draft && this.draft.points && k === 'Enter') {
+      this.closePolygon();
+      return true;
+    }
+    if (k === 'Escape') {
+      this.draft = null;
+      this.selected = null;
+      this.draw();
+      this.refresh();
+      return true;
+    }
+    const l = this.app.labelForKey(e, this.q);
+    if (l) {
+      this.setLabel(l.name);
+      return true;
+    }
+    const tools = this.q.tools || ['rect', 'polygon']; // the same default the tool buttons show
+    if (k === 'r' && tools.includes('rect')) {
+      this.mode = 'rect';
+      this.draft = null;
+      this.refresh();
+      return true;
+    }
+    if (k === 'g' && tools.includes('polygon')) {
+      this.mode = 'polygon';
+      this.refresh();
+      return true;
+    }
+    if ((k === 'Delete' || k === 'Backspace') && this.selected) {
+      const id = this.selected;
+      this.app.change(ms => {
+        ms[this.qi].shapes = ms[this.qi].shapes.filter(x => x.id !== id);
+      });
+      this.selected = null;
+      this.draw();
+      this.refresh();
+      return true;
+    }
+    if (k === 'Tab' && this.app.tools.length === 1 && this.model.shapes.length) {
+      const ids = this.model.shapes.map(x => x.id);
       const i = ids.indexOf(this.selected);
       this.select(ids[(i + (e.shiftKey ? -1 : 1) + ids.length) % ids.length]);
       return true;
     }
-    if (k === "+" || k === "=") { this.zoomAt(1.25); return true; }
-    if (k === "-") { this.zoomAt(0.8); return true; }
-    if (k === "f" || k === "F") { const v = this.view; if (v) { v.zoom = 1; v.tx = 0; v.ty = 0; this.app.applyZoom(v); } return true; }
-    if (k.startsWith("Arrow") && this.selected) {
-      const shape = this.model.shapes.find((x) => x.id === this.selected);
+    if (k === '+' || k === '=') {
+      this.zoomAt(1.25);
+      return true;
+    }
+    if (k === '-') {
+      this.zoomAt(0.8);
+      return true;
+    }
+    if (k === 'f' || k === 'F') {
+      const v = this.view;
+      if (v) {
+        v.zoom = 1;
+        v.tx = 0;
+        v.ty = 0;
+        this.app.applyZoom(v);
+      }
+      return true;
+    }
+    if (k.startsWith('Arrow') && this.selected) {
+      const shape = this.model.shapes.find(x => x.id === this.selected);
       const step = e.shiftKey ? 10 : 1;
       const [dx, dy] = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] }[k];
       const v = this.view;
       this.app.change(() => {
-        shape.points = shape.points.map((p) => [clamp(p[0] + dx, 0, v.size.width), clamp(p[1] + dy, 0, v.size.height)]);
+        shape.points = shape.points.map(p => [clamp(p[0] + dx, 0, v.size.width), clamp(p[1] + dy, 0, v.size.height)]);
       });
-      this.draw(); return true;
+      this.draw();
+      return true;
     }
-    if (k === "Enter" && this.q.text_title && this.selected) {
+    if (k === 'Enter' && this.q.text_title && this.selected) {
       const input = this.list.querySelector(`input[data-shape="${this.selected}"]`);
-      const shape = this.model.shapes.find((x) => x.id === this.selected);
-      if (input && shape && !shape.text) { input.focus(); return true; }
+      const shape = this.model.shapes.find(x => x.id === this.selected);
+      if (input && shape && !shape.text) {
+        input.focus();
+        return true;
+      }
     }
     return false;
   }
 
   draw() {
     const v = this.view;
-    if (!v || !v.svg) return;
+    if (!v || !v.svg) {
+      return;
+    }
     const svg = v.svg;
     svg.replaceChildren();
     const scale = v.size.width / (v.fitW || v.size.width);
     const sugg = this.suggestion;
-    if (sugg && !this.model.shapes.length) for (const sh of sugg.shapes || [])
-      svg.append(s("polygon", { class: "pl-shape suggestion", points: sh.points.map((p) => p.join(",")).join(" "),
-        stroke: this.color(Array.isArray(sh.label) ? sh.label[0] : sh.label), fill: "none" }));
+    if (sugg && !this.model.shapes.length) {
+      for (const sh of sugg.shapes || []) {
+        svg.append(
+          s('polygon', {
+            class: 'pl-shape suggestion',
+            points: sh.points.map(p => p.join(',')).join(' '),
+            stroke: this.color(Array.isArray(sh.label) ? sh.label[0] : sh.label),
+            fill: 'none'
+          })
+        );
+      }
+    }
     for (const sh of this.model.shapes) {
-      const name = Array.isArray(sh.label) ? sh.label.join(", ") : (sh.label || "");
+      const name = Array.isArray(sh.label) ? sh.label.join(', ') : sh.label || '';
       const color = this.color(Array.isArray(sh.label) ? sh.label[0] : sh.label);
-      const poly = s("polygon", { class: `pl-shape${sh.id === this.selected ? " selected" : ""}`, "data-shape": sh.id,
-        points: sh.points.map((p) => p.join(",")).join(" "), stroke: color, fill: color });
+      const poly = s('polygon', {
+        class: `pl-shape${sh.id === this.selected ? ' selected' : ''}`,
+        'data-shape': sh.id,
+        points: sh.points.map(p => p.join(',')).join(' '),
+        stroke: color,
+        fill: color
+      });
       svg.append(poly);
-      const tag = s("text", { class: "pl-shape-label", x: sh.points[0][0] + 2 * scale, y: Math.max(sh.points[0][1] - 4 * scale, 12 * scale),
-        fill: color, "font-size": 12 * scale });
-      tag.textContent = [name, sh.text].filter(Boolean).join(" · ");
+      const tag = s('text', {
+        class: 'pl-shape-label',
+        x: sh.points[0][0] + 2 * scale,
+        y: Math.max(sh.points[0][1] - 4 * scale, 12 * scale),
+        fill: color,
+        'font-size': 12 * scale
+      });
+      tag.textContent = [name, sh.text].filter(Boolean).join(' · ');
       tag.style.strokeWidth = `${3 * scale}px`;
       svg.append(tag);
-      if (sh.id === this.selected) sh.points.forEach((p, i) => svg.append(s("circle", {
-        class: "pl-handle", cx: p[0], cy: p[1], r: 5 * scale, stroke: color, "data-handle": i })));
+      if (sh.id === this.selected) {
+        sh.points.forEach((p, i) =>
+          svg.append(
+            s('circle', {
+              class: 'pl-handle',
+              cx: p[0],
+              cy: p[1],
+              r: 5 * scale,
+              stroke: color,
+              'data-handle': i
+            })
+          )
+        );
+      }
     }
     const d = this.draft;
-    if (d && d.rect) svg.append(s("polygon", { class: "pl-shape", points: rectPoints(...d.rect).map((p) => p.join(",")).join(" "),
-      stroke: "#1a73e8", fill: "#1a73e8" }));
-    if (d && d.points) svg.append(s("polyline", { class: "pl-shape", points: d.points.map((p) => p.join(",")).join(" "),
-      stroke: "#1a73e8", fill: "none" }));
+    if (d && d.rect) {
+      svg.append(
+        s('polygon', {
+          class: 'pl-shape',
+          points: rectPoints(...d.rect)
+            .map(p => p.join(','))
+            .join(' '),
+          stroke: '#1a73e8',
+          fill: '#1a73e8'
+        })
+      );
+    }
+    if (d && d.points) {
+      svg.append(
+        s('polyline', {
+          class: 'pl-shape',
+          points: d.points.map(p => p.join(',')).join(' '),
+          stroke: '#1a73e8',
+          fill: 'none'
+        })
+      );
+    }
   }
 
   refresh() {
-    const tools = this.q.tools || ["rect", "polygon"];
-    this.toolbar.replaceChildren(...[
-      tools.includes("rect") ? h("button", { class: `pl-btn${this.mode === "rect" ? " on" : ""}`,
-        onclick: () => { this.mode = "rect"; this.refresh(); } }, "▭ Rectangle", h("span", { class: "pl-kbd" }, "R")) : null,
-      tools.includes("polygon") ? h("button", { class: `pl-btn${this.mode === "polygon" ? " on" : ""}`,
-        onclick: () => { this.mode = "polygon"; this.refresh(); } }, "⬠ Polygon", h("span", { class: "pl-kbd" }, "G")) : null].filter(Boolean));
+    const tools = this.q.tools || ['rect', 'polygon'];
+    this.toolbar.replaceChildren(
+      ...[
+        tools.includes('rect')
+          ? h(
+              'button',
+              {
+                class: `pl-btn${this.mode === 'rect' ? ' on' : ''}`,
+                onclick: () => {
+                  this.mode = 'rect';
+                  this.refresh();
+                }
+              },
+              '▭ Rectangle',
+              h('span', { class: 'pl-kbd' }, 'R')
+            )
+          : null,
+        tools.includes('polygon')
+          ? h(
+              'button',
+              {
+                class: `pl-btn${this.mode === 'polygon' ? ' on' : ''}`,
+                onclick: () => {
+                  this.mode = 'polygon';
+                  this.refresh();
+                }
+              },
+              '⬠ Polygon',
+              h('span', { class: 'pl-kbd' }, 'G')
+            )
+          : null
+      ].filter(Boolean)
+    );
     const rows = [];
     const labels = this.labels();
-    if (labels.length) rows.push(h("div", { style: "margin-bottom:6px" }, ...labels.map((l) =>
-      h("div", { class: `pl-choice${this.currentLabel === l.name ? " current" : ""}`, "data-label": l.name,
-        onclick: () => this.setLabel(l.name) },
-      h("span", { class: "sw", style: `background:${l.color}` }), h("span", { class: "nm" }, l.name),
-      l.hotkey ? h("span", { class: "pl-kbd" }, l.hotkey) : null))));
+    if (labels.length) {
+      rows.push(
+        h(
+          'div',
+          { style: 'margin-bottom:6px' },
+          ...labels.map(l =>
+            h(
+              'div',
+              {
+                class: `pl-choice${this.currentLabel === l.name ? ' current' : ''}`,
+                'data-label': l.name,
+                onclick: () => this.setLabel(l.name)
+              },
+              h('span', { class: 'sw', style: `background:${l.color}` }),
+              h('span', { class: 'nm' }, l.name),
+              l.hotkey ? h('span', { class: 'pl-kbd' }, l.hotkey) : null
+            )
+          )
+        )
+      );
+    }
     this.model.shapes.forEach((sh, i) => {
-      const name = Array.isArray(sh.label) ? sh.label.join(", ") : (sh.label || "(no label)");
-      const row = h("div", { class: `pl-list-row${sh.id === this.selected ? " on" : ""}`, "data-role": "shape-row",
-        onclick: (e) => { if (e.target.tagName !== "INPUT") this.select(sh.id); } },
-      h("span", { class: "sw", style: `width:8px;height:8px;background:${this.color(Array.isArray(sh.label) ? sh.label[0] : sh.label)}` }),
-      h("span", { class: "nm" }, `${i + 1}. ${name}`));
+      const name = Array.isArray(sh.label) ? sh.label.join(', ') : sh.label || '(no label)';
+      const row = h(
+        'div',
+        {
+          class: `pl-list-row${sh.id === this.selected ? ' on' : ''}`,
+          'data-role': 'shape-row',
+          onclick: e => {
+            if (e.target.tagName !== 'INPUT') {
+              this.select(sh.id);
+            }
+          }
+        },
+        h('span', {
+          class: 'sw',
+          style: `width:8px;height:8px;background:${this.color(Array.isArray(sh.label) ? sh.label[0] : sh.label)}`
+        }),
+        h('span', { class: 'nm' }, `${i + 1}. ${name}`)
+      );
       if (this.q.text_title) {
-        const input = h("input", { type: "text", "data-shape": sh.id, placeholder: "transcription", value: sh.text || "" });
-        input.addEventListener("focus", () => { this.selected = sh.id; this.draw(); });
-        input.addEventListener("change", () => { const v = input.value; this.app.change(() => { sh.text = v; }); this.draw(); });
+        const input = h('input', {
+          type: 'text',
+          'data-shape': sh.id,
+          placeholder: 'transcription',
+          value: sh.text || ''
+        });
+        input.addEventListener('focus', () => {
+          this.selected = sh.id;
+          this.draw();
+        });
+        input.addEventListener('change', () => {
+          const v = input.value;
+          this.app.change(() => {
+            sh.text = v;
+          });
+          this.draw();
+        });
         row.append(input);
       }
-      row.append(h("button", { class: "pl-btn", title: "Delete", onclick: (e) => {
-        e.stopPropagation(); this.selected = sh.id; this.key({ key: "Delete" });
-      } }, "×"));
+      row.append(
+        h(
+          'button',
+          {
+            class: 'pl-btn',
+            title: 'Delete',
+            onclick: e => {
+              e.stopPropagation();
+              this.selected = sh.id;
+              this.key({ key: 'Delete' });
+            }
+          },
+          '×'
+        )
+      );
       rows.push(row);
     });
-    if (!this.model.shapes.length) rows.push(h("div", { class: "pl-suggest" },
-      this.mode === "rect" ? "Drag on the image to draw a box." : "Click points; Enter or the first point closes."));
+    if (!this.model.shapes.length) {
+      rows.push(
+        h(
+          'div',
+          { class: 'pl-suggest' },
+          this.mode === 'rect' ? 'Drag on the image to draw a box.' : 'Click points; Enter or the first point closes.'
+        )
+      );
+    }
     const sg = this.suggestion;
-    if (sg && (sg.shapes || []).length) rows.push(h("div", { class: "pl-suggest" },
-      `Suggestion: ${sg.shapes.length} box(es) (dashed) — `, h("span", { class: "pl-kbd" }, "A"), " accept, ",
-      h("span", { class: "pl-kbd" }, "Shift+A"), " edit"));
+    if (sg && (sg.shapes || []).length) {
+      rows.push(
+        h(
+          'div',
+          { class: 'pl-suggest' },
+          `Suggestion: ${sg.shapes.length} box(es) (dashed) — `,
+          h('span', { class: 'pl-kbd' }, 'A'),
+          ' accept, ',
+          h('span', { class: 'pl-kbd' }, 'Shift+A'),
+          ' edit'
+        )
+      );
+    }
     this.list.replaceChildren(...rows);
   }
 }
 
 function rectPoints(a, b) {
-  const x1 = Math.min(a[0], b[0]), x2 = Math.max(a[0], b[0]), y1 = Math.min(a[1], b[1]), y2 = Math.max(a[1], b[1]);
-  return [[x1, y1], [x1, y2], [x2, y2], [x2, y1]];
+  const x1 = Math.min(a[0], b[0]),
+    x2 = Math.max(a[0], b[0]),
+    y1 = Math.min(a[1], b[1]),
+    y2 = Math.max(a[1], b[1]);
+  return [
+    [x1, y1],
+    [x1, y2],
+    [x2, y2],
+    [x2, y1]
+  ];
 }
-
