@@ -155,6 +155,7 @@ def register(sub, add_command) -> None:
     p.add_argument("-name", dest="algorithm", default="easy_vision_ext", help="easy_vision_ext (the manual's -name)")
     p.add_argument("-D", dest="params", action="append", default=[], metavar="KEY=VALUE", help="a parameter (repeat)")
     p.add_argument("--overwrite", action="store_true", help="replace existing shards of the prefix")
+    p.add_argument("--here", action="store_true", help="convert a label_file in this process (SELF_DEFINED runs here)")
 
     p = cmd("import", import_, "create a task from a result file (answers kept in their stages)")
     p.add_argument("file")
@@ -395,8 +396,10 @@ def convert(ctx, args) -> Result:
             "pai label convert: give -Doutput_tfrecord=PREFIX (shards are PREFIX_train_00000.tfrecord ...)"
         )
     config = params.pop("convert_param_config", "")
-    ws = _ws(ctx, args)
+    ws = None if args.here else _ws(ctx, args)
     if args.task:
+        if ws is None:
+            raise UsageError("pai label convert: --here converts a -Dlabel_file; a TASK converts on its server")
         if "label_file" in params:
             raise UsageError("pai label convert: give a TASK or -Dlabel_file, not both")
         task = ws.labeling.get(args.task)
@@ -409,7 +412,13 @@ def convert(ctx, args) -> Result:
         if not label_file:
             raise UsageError("pai label convert: give -Dlabel_file=CSV (an EasyVision annotation file) or a TASK")
         ctx.say(f"[Info] Converting {label_file} to {out}")
-        result = convert_file(ws, label_file, out, config, overwrite=args.overwrite, **params)
+        if args.here:
+            from pai_lab.client.easyvision import convert_here
+
+            result = convert_here(label_file, out, config, overwrite=args.overwrite)
+            result.notes = [COMMAND_NOTES[k] for k in params if k in COMMAND_NOTES] + result.notes
+        else:
+            result = convert_file(ws, label_file, out, config, overwrite=args.overwrite, **params)
     for note in result.notes:
         ctx.say(f"[Warn] {note}")
     return record_result(result, ["format", "to", "items", "files"])

@@ -219,6 +219,16 @@ def test_cli_imports_and_converts_as_the_manual_types_it(cli, unique_name, tmp_p
     assert rc == 0 and "[Warn] write_parallel_num: shards are written one after another" in out
     rc, out, err = cli("label", "convert", "-Dlabel_file=x.csv")
     assert rc == 2 and "output_tfrecord" in err
+    (tmp_path / "mine.py").write_text(
+        "class Mine:\n    def __call__(self, key, url, answer, media):\n        return {'n': len(answer)}\n"
+    )
+    own = f"--model_type SELF_DEFINED --user_defined_converter_path {tmp_path / 'mine.py'} --converter_class Mine"
+    argv = ["label", "convert", f"-Dlabel_file={tmp_path / 'det.csv'}", f"-Dconvert_param_config={own}"]
+    rc, out, err = cli(*argv, f"-Doutput_tfrecord={tmp_path / 'own' / 'a'}")
+    assert rc != 0 and "convert_here" in err  # the server runs no code of its users
+    rc, out, err = cli(*argv, f"-Doutput_tfrecord={tmp_path / 'own' / 'b'}", "--here")
+    assert rc == 0, err
+    assert (tmp_path / "own" / "b_class_list.txt").exists()
 
 
 @pytest.mark.s3

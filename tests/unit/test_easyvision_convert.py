@@ -219,3 +219,62 @@ def test_self_defined_runs_the_users_converter_in_their_own_process(folder):
     with pytest.raises(BadInput) as err:  # the same options through the server's door
         run(folder, "text-recognition", config)
     assert err.value.field == "options.model_type" and "convert_here" in err.value.message
+
+
+CASES = [
+    ("classification", "CLASSIFICATION"),
+    ("multi-label", "CLASSIFICATION"),
+    ("detection", "DETECTION"),
+    ("detection", "INSTANCE_SEGMENTATION"),
+    ("segmentation", "SEGMENTATION"),
+    ("text-recognition", "TEXT_RECOGNITION"),
+    ("text-detection", "TEXT_DETECTION"),
+    ("text-end2end", "TEXT_END2END"),
+]
+
+
+@pytest.mark.parametrize(("shape", "model_type"), CASES)
+def test_a_task_converts_to_the_same_examples_as_its_csv(label_platform, folder, shape, model_type):
+    """The CSV converted, and the task the CSV imports into converted through its export: the same."""
+    from pai_lab.labeling import transfer
+
+    path = folder / f"{shape}.csv"
+    text = path.read_text(encoding="utf-8")
+    for name in ("a.jpg", "b.jpg", "a.png"):
+        text = text.replace(f'""{name}""', f'""{folder / name}""')
+    path.write_text(text, encoding="utf-8")
+    labels = ["background", "cat", "dog"] if shape == "segmentation" else []
+    with label_platform.store.transaction() as s:
+        task = transfer.import_task(
+            s, "owner", "default", sc.ImportRequest(format="easyvision", name=shape, content=text, labels=labels)
+        )
+    config = f"--model_type {model_type} --test_ratio 0 --max_image_size 500"
+    _, from_file = run(folder, shape, config)
+    options = {"model_type": model_type, "test_ratio": 0, "max_image_size": 500}
+    result = transfer.export_to(
+        label_platform.store,
+        "owner",
+        "default",
+        task.id,
+        sc.ExportRequest(format="tfrecord", to=str(folder / "task" / shape), options=options),
+    )
+    import tensorflow as tf
+
+    from_task = {}
+    for record in tf.data.TFRecordDataset([f for f in result.files if f.endswith(".tfrecord")]):
+        ex = tf.io.parse_single_example(record, features(model_type))
+        ex = {k: tf.sparse.to_dense(v).numpy() if isinstance(v, tf.SparseTensor) else v.numpy() for k, v in ex.items()}
+        from_task[ex["image/key"].decode()] = ex
+    assert sorted(from_task) == sorted(from_file) and from_file
+    for key, ex in from_file.items():
+        for name, value in ex.items():
+            if name == "image/segmentation/class/encoded":
+                same = (
+                    np.asarray(Image.open(io.BytesIO(value)))
+                    == np.asarray(Image.open(io.BytesIO(from_task[key][name])))
+                ).all()
+                assert same, name
+            elif isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                assert from_task[key][name] == pytest.approx(value, abs=1e-4), name
+            else:
+                assert np.array_equal(from_task[key][name], value), name
