@@ -172,10 +172,10 @@ def _job_inputs(step: Step, p: dict, a: dict) -> tuple[str, list[str]]:
     sources = [s.strip() for s in str(p.get("data_sources") or "").split(",") if s.strip()]
     with step.transaction() as s:
         if a.get("code"):
-            loc = publish._location(s, step.platform, step.workspace_id, a["code"], f"steps.{step.name}.code")
+            loc = publish.location(s, step.platform, step.workspace_id, a["code"], f"steps.{step.name}.code")
             code = str(loc.get("uri") or "").removeprefix("file://") or code
         if a.get("data"):
-            loc = publish._location(s, step.platform, step.workspace_id, a["data"], f"steps.{step.name}.data")
+            loc = publish.location(s, step.platform, step.workspace_id, a["data"], f"steps.{step.name}.data")
             if not loc.get("dataset"):
                 raise StepFailed("input data: a job reads registered datasets; register the output first")
             sources.append(f"{loc['dataset']}:{loc['version']}" if loc.get("version") else str(loc["dataset"]))

@@ -33,7 +33,9 @@ class Made:
     path: str = ""
 
 
-def _location(session: Session, platform, workspace_id: str, value, field: str) -> dict:
+def location(session: Session, platform, workspace_id: str, value, field: str) -> dict:
+    """An artifact's location (``{"uri": ...}``, ``{"dataset": ...}``, ``{"model": ...}``) once the
+    containment policy has read it; a 400 naming ``field`` otherwise."""
     from pai_lab.pipelines.service import artifact_location
 
     if value is None:
@@ -70,7 +72,7 @@ def model_ref(
     given and differs), or a SavedModel folder registered as the next version of ``name`` (or ``fallback``)."""
     from pai_lab.training import models
 
-    loc = _location(session, platform, workspace_id, value, field)
+    loc = location(session, platform, workspace_id, value, field)
     if loc.get("model"):
         ref = f"{loc['model']}:{loc['version']}" if loc.get("version") else str(loc["model"])
         found = models.get_model(session, user, workspace_id, ref)
@@ -140,7 +142,7 @@ def dataset_version(
     from pai_lab.workspaces import authorize
 
     access = authorize(session, user, workspace_id, "dataset.read")
-    loc = _location(session, platform, workspace_id, value, field)
+    loc = location(session, platform, workspace_id, value, field)
     if loc.get("dataset"):
         raise BadInput(f"{field}: {loc['dataset']!r} is a registered dataset already", field)
     uri = str(loc.get("uri") or "")
