@@ -67,11 +67,16 @@ def test_a_run_is_followed_to_succeeded_and_another_is_terminated_from_the_sideb
     row.locator('[data-log="double"] .pai-log', has_text="doubling 3").wait_for()
     save_screenshot(sidebar, "sidebar-pipelines.png")
 
-    # The slow run: once its step runs, Terminate (allowed for the Owner) ends it, and Retry is offered.
+    # The slow run: Suspend and Resume it, then Terminate (all allowed for the Owner) ends it, and Retry is
+    # offered.
     slow_row = section.locator(f'[data-run="{slow}"]')
     slow_row.locator('.pai-state[data-state="Running"]').wait_for(timeout=120_000)
     suspend = slow_row.get_by_role("button", name="Suspend", exact=True)
     assert suspend.is_enabled() and "no new steps" in suspend.get_attribute("title")
+    suspend.click()
+    slow_row.locator('.pai-state[data-state="Suspended"]').wait_for(timeout=60_000)
+    slow_row.get_by_role("button", name="Resume", exact=True).click()
+    slow_row.locator('.pai-state[data-state="Running"]').wait_for(timeout=60_000)
     slow_row.get_by_role("button", name="Terminate", exact=True).click()
     slow_row.locator('.pai-state[data-state="Terminated"]').wait_for(timeout=60_000)
     assert lab_server.api("GET", f"/workspaces/default/pipelines/runs/{slow}").json()["status"] == "Terminated"

@@ -134,8 +134,14 @@ function RunDetail(props: SectionProps & { run: PipelineRun }): JSX.Element {
   );
   const [step, setStep] = React.useState<string | null>(null);
   const nodes = detail.data?.nodes || [];
-  // a run that ends while open is read once more, so its last states show
-  React.useEffect(() => detail.reload(), [run.status]);
+  // a run whose state changes while it is open is read again at once, so its steps' last states show
+  const seen = React.useRef(run.status);
+  React.useEffect(() => {
+    if (seen.current !== run.status) {
+      seen.current = run.status;
+      detail.reload();
+    }
+  }, [run.status]);
   return (
     <>
       <LoadState loaded={detail} isEmpty={nodes.length === 0} empty="This run has no steps." />
