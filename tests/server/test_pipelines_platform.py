@@ -227,6 +227,15 @@ def test_a_step_never_does_what_its_submitter_may_not(ws, live_server, saved_mod
     # nothing half-made: the model the step registered first went with the refused transaction
     assert [m.name for m in ws.models.list()] == []
 
+    # the step runs with the submitter's roles as they are when it runs: given AlgorithmOps, a retry deploys
+    ws.members.set("dev", ["AlgorithmDeveloper", "AlgorithmOps"])
+    run.retry()
+    run.wait_for_completion(show_outputs=False, timeout=180)
+    assert [(n.name, n.status) for n in run.detail.nodes] == [("make-model", "Succeeded"), ("deploy", "Succeeded")]
+    (service,) = ws.services.list()
+    assert service.created_by == "dev" and service.name.startswith("prod_")
+    ws.services.get(service.name).delete()
+
 
 def test_run_outputs_are_registered_and_deployed_from_the_run_panel(ws, live_server, saved_model, cli):
     copy_model = _hand_on(saved_model)
