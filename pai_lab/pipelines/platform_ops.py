@@ -25,7 +25,7 @@ import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from pai_lab.errors import PaiError
+from pai_lab.errors import Forbidden, PaiError
 
 PROVIDER = "pai"
 VERSION = "v1"
@@ -341,9 +341,10 @@ def run_platform_step(platform, plan: dict) -> dict:
             "error": str(exc),
             "tail": [] if str(exc) == "terminated" else _tail(step),
         }
-    except PaiError as exc:  # the area refused (a role, a name taken, a bad input): its message is the reason
-        step.log(f"refused: {exc.message}")
-        return {"exit_code": 1, "outputs": {}, "error": f"refused: {exc.message}", "tail": _tail(step)}
+    except PaiError as exc:  # the area said no (a role, a name taken, a bad input): its message is the reason
+        why = f"refused: {exc.message}" if isinstance(exc, Forbidden) else exc.message
+        step.log(why)
+        return {"exit_code": 1, "outputs": {}, "error": why, "tail": _tail(step)}
     except Exception as exc:  # noqa: BLE001 - a bug or a lost service fails the step with why, never the driver
         step.log(traceback.format_exc())
         return {"exit_code": 1, "outputs": {}, "error": f"the step failed: {exc}", "tail": _tail(step)}
