@@ -1,17 +1,18 @@
 // @ts-check
 // The labeler's shell: the package's items and each item's editing state, moving between items,
-// and what goes to the kernel or the server. Drawing lives in chrome.js (head, foot, dialogs) and
-// content.js (the item's media), keys in keys.js, each question's editing in tools/.
-import { answerFromModels, modelsFromAnswer } from './answers.js';
+// and what goes to the kernel or the server. Drawing lives in chrome.js (head, foot, dialogs),
+// display.js (an item shown with its tools) and content.js (the item's media), what leaves the page
+// in sending.js, keys in keys.js, each question's editing in tools/.
+import { modelsFromAnswer } from './answers.js';
 import * as chrome from './chrome.js';
-import { PALETTE, TEXT_LIMIT } from './constants.js';
+import { PALETTE } from './constants.js';
 import * as content from './content.js';
-import { clone, h, patch, uid } from './dom.js';
+import * as display from './display.js';
+import { clone, h } from './dom.js';
 import { assignHotkeys } from './hotkeys.js';
 import * as keys from './keys.js';
 import { MediaCache } from './media.js';
-import { makeTool } from './tools/index.js';
-import { ChoiceTool } from './tools/choice.js';
+import * as sending from './sending.js';
 import { Transport } from './transport.js';
 
 export class Labeler {
@@ -31,6 +32,21 @@ export class Labeler {
     this._qlabels = new Map();
     this.media = new MediaCache(this);
     this.viewBox = null;
+    // set as items are shown (display.js) and answers go out (sending.js); named here for the type check
+    /** @type {any[]} one tool per question of the item shown */
+    this.tools = undefined;
+    /** @type {any[]} the questions the tools were made for */
+    this.toolsFor = undefined;
+    /** @type {HTMLElement} the side panel's item state line and notes */
+    this.sideInfo = undefined;
+    /** @type {Record<string, any>} the item's content views by content key */
+    this.contentViews = undefined;
+    /** @type {any} */
+    this.mode = undefined;
+    /** @type {any} the relations question's tool, which the spans tool links through */
+    this.relationTool = undefined;
+    /** @type {ReturnType<typeof setTimeout>} */
+    this.progressTimer = undefined;
     this.transport = new Transport(model, {
       stored: (seq, msg, ok, error, progress) => this.stored(seq, msg, ok, error, progress),
       failed: error => this.flash(error),
@@ -171,105 +187,7 @@ export class Labeler {
   // ------------------------------------------------------------------ item display
 
   show() {
-    // Choice questions read the current item's answer from the app: their panels stay from one
-    // item to the next, so a move repaints only the choices that change.
-    const keep =
-      this.tools &&
-      this.tools.length &&
-      this.toolsFor === this.questions &&
-      this.sideInfo &&
-      this.tools.every(t => t instanceof ChoiceTool && t.panel.parentNode === this.side)
-        ? this.tools
-        : null;
-    this.mode = null;
-    this.activeQ = 0;
-    this.tools = [];
-    this.contentViews = {};
-    this.content.replaceChildren();
-    this.renderHead();
-    this.renderFoot();
-    const item = this.item;
-    if (!keep || !item) {
-      this.side.replaceChildren();
-    }
-    if (!item) {
-      this.showDone();
-      return;
-    }
-    this.media.trim(this.items, this.index, this.fetchAhead());
-    const st = this.state;
-    for (const c of this.contents) {
-      this.contentViews[c.key] = this.renderContent(c, item);
-    }
-    const status = h(
-      'div',
-      { class: 'pl-itemstate' + (st.skip ? ' skipped' : ''), 'data-role': 'item-state' },
-      st.skip
-        ? `Invalid: ${st.skip}`
-        : st.error
-          ? `Not saved: ${st.error}`
-          : st.pending
-            ? 'Saving…'
-            : st.saved
-              ? 'Saved'
-              : this.stage !== 'label'
-                ? 'Unchanged: passes with the earlier answer'
-                : 'Not answered yet'
-    );
-    const info = [status];
-    if (this.stage !== 'label' && item.answer && !st.dirty) {
-      info.push(
-        h(
-          'div',
-          { class: 'pl-suggest' },
-          `Showing the ${this.stage === 'accept' && item.check ? 'checked' : 'labeled'} answer; change it to modify.`
-        )
-      );
-    }
-    this.relationTool = null;
-    if (keep) {
-      patch(this.sideInfo, info);
-      for (const tool of keep) {
-        tool.item = item;
-        tool.refresh();
-      }
-      this.tools = keep;
-    } else {
-      this.sideInfo = h('div', { style: 'display:contents' }, ...info);
-      this.side.append(this.sideInfo);
-      this.questions.forEach((q, qi) => {
-        const tool = makeTool(this, q, qi, item);
-        this.tools.push(tool);
-        this.side.append(tool.panel);
-      });
-      this.toolsFor = this.questions;
-    }
-    // text nobody marks spans in is shown as it is (classification, custom templates)
-    for (const view of Object.values(this.contentViews)) {
-      if (view.type !== 'text' || view.spanTool) {
-        continue;
-      }
-      const shown = view.text.length > TEXT_LIMIT ? view.text.slice(0, TEXT_LIMIT).join('') + ' …' : view.text.join('');
-      view.wrap.append(h('div', { class: 'pl-text', 'data-role': 'text' }, shown));
-      if (view.problem) {
-        view.wrap.prepend(
-          h(
-            'div',
-            { class: 'pl-problem', 'data-role': 'problem', style: 'margin:0' },
-            h('b', {}, 'Shown in part'),
-            view.problem,
-            '. Press ',
-            h('span', { class: 'pl-kbd' }, 'X'),
-            ' to skip it as invalid if it cannot be labeled.'
-          )
-        );
-      }
-      if (view.problem) {
-        this.itemProblem = view.problem;
-      }
-    }
-    this.setActive(0);
-    this.preload();
+    return display.show(this);
   }
 
   renderContent(c, item) {
@@ -363,96 +281,24 @@ export class Labeler {
     };
   }
 
-  // Sends the current item's answer; returns false (and says why) when it is not complete.
   commit(force = false) {
-    const item = this.item,
-      st = this.state;
-    if (!item) {
-      return true;
-    }
-    if (!st.dirty && (st.saved || st.pending) && !force) {
-      return true;
-    }
-    if (!st.dirty && this.stage !== 'label') {
-      return true;
-    } // passing unchanged keeps the earlier answer
-    const built = answerFromModels(this.questions, st.models, this.contextFor());
-    if (built.missing) {
-      if (!st.dirty && !force) {
-        return true;
-      }
-      this.flash(`Answer “${built.missing.title}” first${built.why ? `: ${built.why}` : ''}`);
-      return false;
-    }
-    this.sendAnswer(item.seq, { answer: built.answer });
-    return true;
+    return sending.commit(this, force);
   }
 
   sendAnswer(seq, body) {
-    const st = this.states.get(seq);
-    const client_id = uid();
-    st.pending += 1;
-    st.dirty = false;
-    st.error = null;
-    if (body.skip) {
-      st.skip = body.skip;
-    } else {
-      st.skip = null;
-    }
-    this.transport.answer({ seq, client_id, stage: this.stage, ...body });
-    this.renderHead();
+    return sending.sendAnswer(this, seq, body);
   }
 
-  // The server stored an answer (ok) or refused it (error), told by the kernel or the server.
   stored(seq, msg, ok, error, progress) {
-    const st = this.states.get(seq);
-    if (!st) {
-      return;
-    }
-    st.pending = Math.max(0, st.pending - 1);
-    if (ok) {
-      st.saved = true;
-      if (progress) {
-        this.counters(progress);
-      }
-    } else {
-      st.error = error;
-      st.saved = false;
-      if (msg.skip) {
-        st.skip = null;
-      }
-    }
-    this.renderHead();
-    if (this.item && this.item.seq === seq) {
-      const el = this.side.querySelector('[data-role=item-state]');
-      if (el) {
-        el.textContent = st.error ? `Not saved: ${st.error}` : st.skip ? `Invalid: ${st.skip}` : 'Saved';
-      }
-    }
+    return sending.stored(this, seq, msg, ok, error, progress);
   }
 
-  // The task's counters come with each acknowledgement (the server owns them); the kernel hears
-  // of them once the labeler pauses.
   counters(progress) {
-    this.model.set('progress', progress);
-    clearTimeout(this.progressTimer);
-    this.progressTimer = setTimeout(() => this.model.save_changes(), 1500);
+    return sending.counters(this, progress);
   }
 
   retry(now = false) {
-    this.transport.retry(now);
-    if (now) {
-      for (const [seq, st] of this.states) {
-        if (st.error && !st.pending) {
-          const i = this.items.findIndex(it => it.seq === seq);
-          if (i >= 0) {
-            this.go(i);
-            this.flash(`Not saved: ${st.error}`);
-            return;
-          }
-        }
-      }
-    }
+    return sending.retry(this, now);
   }
 
   flash(text) {
@@ -509,62 +355,19 @@ export class Labeler {
   }
 
   askSkip() {
-    if (!this.item || this.stage !== 'label') {
-      return;
-    }
-    const reason = this.itemProblem || '';
-    this.prompt(
-      'Skip this item as invalid',
-      'Why is it invalid?',
-      reason || 'unusable item',
-      text => {
-        if (!text.trim()) {
-          this.flash('Give a reason to skip the item');
-          return;
-        }
-        this.sendAnswer(this.item.seq, { skip: text.trim() });
-        this.index += 1;
-        this.show();
-      },
-      'skip-reason'
-    );
+    return sending.askSkip(this);
   }
 
   askReject() {
-    if (this.stage === 'label') {
-      return;
-    }
-    this.commit();
-    this.prompt(
-      'Reject this package',
-      'What should the labeler fix?',
-      '',
-      text => {
-        if (!text.trim()) {
-          this.flash('A rejection needs a comment');
-          return;
-        }
-        this.verdict('reject', text.trim());
-      },
-      'reject-comment'
-    );
+    return sending.askReject(this);
   }
 
   verdict(verdict, comment = '') {
-    if (this.stage === 'label') {
-      return;
-    }
-    if (this.item && !this.commit()) {
-      return;
-    }
-    this.transport.afterAnswers('review', { verdict, comment });
+    return sending.verdict(this, verdict, comment);
   }
 
   submitPackage() {
-    if (this.item && !this.commit()) {
-      return;
-    }
-    this.transport.afterAnswers('submit');
+    return sending.submitPackage(this);
   }
 
   // ------------------------------------------------------------------ overlays

@@ -1,7 +1,9 @@
 // @ts-check
-import { clamp, clone, h, round2, s, uid } from '../dom.js';
+// A boxes question (detection, OCR): drawing rectangles and polygons on the image with the pointer,
+// moving and resizing them, zoom and pan, and the keys; what it shows is box_view.js.
+import { clamp, clone, h, round2, uid } from '../dom.js';
+import * as boxView from './box_view.js';
 import { Tool } from './tool.js';
-// ------------------------------------------------------------------ boxes (detection, OCR)
 
 export class BoxTool extends Tool {
   constructor(...a) {
@@ -118,7 +120,7 @@ export class BoxTool extends Tool {
         if (shape.kind === 'rect') {
           // the dragged corner follows the pointer, the opposite corner stays
           const opp = before[(handle + 2) % 4];
-          shape.points = rectPoints(opp, p);
+          shape.points = boxView.rectPoints(opp, p);
         } else {
           shape.points = before.map((q, i) => (i === handle ? p : q));
         }
@@ -134,7 +136,7 @@ export class BoxTool extends Tool {
         const w = Math.abs(p[0] - start[0]),
           hh = Math.abs(p[1] - start[1]);
         if (w >= 2 && hh >= 2) {
-          this.addShape('rect', rectPoints(start, p));
+          this.addShape('rect', boxView.rectPoints(start, p));
         } else {
           this.selected = null;
           this.draw();
@@ -367,236 +369,10 @@ export class BoxTool extends Tool {
   }
 
   draw() {
-    const v = this.view;
-    if (!v || !v.svg) {
-      return;
-    }
-    const svg = v.svg;
-    svg.replaceChildren();
-    const scale = v.size.width / (v.fitW || v.size.width);
-    const sugg = this.suggestion;
-    if (sugg && !this.model.shapes.length) {
-      for (const sh of sugg.shapes || []) {
-        svg.append(
-          s('polygon', {
-            class: 'pl-shape suggestion',
-            points: sh.points.map(p => p.join(',')).join(' '),
-            stroke: this.color(Array.isArray(sh.label) ? sh.label[0] : sh.label),
-            fill: 'none'
-          })
-        );
-      }
-    }
-    for (const sh of this.model.shapes) {
-      const name = Array.isArray(sh.label) ? sh.label.join(', ') : sh.label || '';
-      const color = this.color(Array.isArray(sh.label) ? sh.label[0] : sh.label);
-      const poly = s('polygon', {
-        class: `pl-shape${sh.id === this.selected ? ' selected' : ''}`,
-        'data-shape': sh.id,
-        points: sh.points.map(p => p.join(',')).join(' '),
-        stroke: color,
-        fill: color
-      });
-      svg.append(poly);
-      const tag = s('text', {
-        class: 'pl-shape-label',
-        x: sh.points[0][0] + 2 * scale,
-        y: Math.max(sh.points[0][1] - 4 * scale, 12 * scale),
-        fill: color,
-        'font-size': 12 * scale
-      });
-      tag.textContent = [name, sh.text].filter(Boolean).join(' · ');
-      tag.style.strokeWidth = `${3 * scale}px`;
-      svg.append(tag);
-      if (sh.id === this.selected) {
-        sh.points.forEach((p, i) =>
-          svg.append(
-            s('circle', {
-              class: 'pl-handle',
-              cx: p[0],
-              cy: p[1],
-              r: 5 * scale,
-              stroke: color,
-              'data-handle': i
-            })
-          )
-        );
-      }
-    }
-    const d = this.draft;
-    if (d && d.rect) {
-      svg.append(
-        s('polygon', {
-          class: 'pl-shape',
-          points: rectPoints(...d.rect)
-            .map(p => p.join(','))
-            .join(' '),
-          stroke: '#1a73e8',
-          fill: '#1a73e8'
-        })
-      );
-    }
-    if (d && d.points) {
-      svg.append(
-        s('polyline', {
-          class: 'pl-shape',
-          points: d.points.map(p => p.join(',')).join(' '),
-          stroke: '#1a73e8',
-          fill: 'none'
-        })
-      );
-    }
+    return boxView.drawShapes(this);
   }
 
   refresh() {
-    const tools = this.q.tools || ['rect', 'polygon'];
-    this.toolbar.replaceChildren(
-      ...[
-        tools.includes('rect')
-          ? h(
-              'button',
-              {
-                class: `pl-btn${this.mode === 'rect' ? ' on' : ''}`,
-                onclick: () => {
-                  this.mode = 'rect';
-                  this.refresh();
-                }
-              },
-              '▭ Rectangle',
-              h('span', { class: 'pl-kbd' }, 'R')
-            )
-          : null,
-        tools.includes('polygon')
-          ? h(
-              'button',
-              {
-                class: `pl-btn${this.mode === 'polygon' ? ' on' : ''}`,
-                onclick: () => {
-                  this.mode = 'polygon';
-                  this.refresh();
-                }
-              },
-              '⬠ Polygon',
-              h('span', { class: 'pl-kbd' }, 'G')
-            )
-          : null
-      ].filter(Boolean)
-    );
-    const rows = [];
-    const labels = this.labels();
-    if (labels.length) {
-      rows.push(
-        h(
-          'div',
-          { style: 'margin-bottom:6px' },
-          ...labels.map(l =>
-            h(
-              'div',
-              {
-                class: `pl-choice${this.currentLabel === l.name ? ' current' : ''}`,
-                'data-label': l.name,
-                onclick: () => this.setLabel(l.name)
-              },
-              h('span', { class: 'sw', style: `background:${l.color}` }),
-              h('span', { class: 'nm' }, l.name),
-              l.hotkey ? h('span', { class: 'pl-kbd' }, l.hotkey) : null
-            )
-          )
-        )
-      );
-    }
-    this.model.shapes.forEach((sh, i) => {
-      const name = Array.isArray(sh.label) ? sh.label.join(', ') : sh.label || '(no label)';
-      const row = h(
-        'div',
-        {
-          class: `pl-list-row${sh.id === this.selected ? ' on' : ''}`,
-          'data-role': 'shape-row',
-          onclick: e => {
-            if (e.target.tagName !== 'INPUT') {
-              this.select(sh.id);
-            }
-          }
-        },
-        h('span', {
-          class: 'sw',
-          style: `width:8px;height:8px;background:${this.color(Array.isArray(sh.label) ? sh.label[0] : sh.label)}`
-        }),
-        h('span', { class: 'nm' }, `${i + 1}. ${name}`)
-      );
-      if (this.q.text_title) {
-        const input = h('input', {
-          type: 'text',
-          'data-shape': sh.id,
-          placeholder: 'transcription',
-          value: sh.text || ''
-        });
-        input.addEventListener('focus', () => {
-          this.selected = sh.id;
-          this.draw();
-        });
-        input.addEventListener('change', () => {
-          const v = input.value;
-          this.app.change(() => {
-            sh.text = v;
-          });
-          this.draw();
-        });
-        row.append(input);
-      }
-      row.append(
-        h(
-          'button',
-          {
-            class: 'pl-btn',
-            title: 'Delete',
-            onclick: e => {
-              e.stopPropagation();
-              this.selected = sh.id;
-              this.key({ key: 'Delete' });
-            }
-          },
-          '×'
-        )
-      );
-      rows.push(row);
-    });
-    if (!this.model.shapes.length) {
-      rows.push(
-        h(
-          'div',
-          { class: 'pl-suggest' },
-          this.mode === 'rect' ? 'Drag on the image to draw a box.' : 'Click points; Enter or the first point closes.'
-        )
-      );
-    }
-    const sg = this.suggestion;
-    if (sg && (sg.shapes || []).length) {
-      rows.push(
-        h(
-          'div',
-          { class: 'pl-suggest' },
-          `Suggestion: ${sg.shapes.length} box(es) (dashed) — `,
-          h('span', { class: 'pl-kbd' }, 'A'),
-          ' accept, ',
-          h('span', { class: 'pl-kbd' }, 'Shift+A'),
-          ' edit'
-        )
-      );
-    }
-    this.list.replaceChildren(...rows);
+    return boxView.renderPanel(this);
   }
-}
-
-function rectPoints(a, b) {
-  const x1 = Math.min(a[0], b[0]),
-    x2 = Math.max(a[0], b[0]),
-    y1 = Math.min(a[1], b[1]),
-    y2 = Math.max(a[1], b[1]);
-  return [
-    [x1, y1],
-    [x1, y2],
-    [x2, y2],
-    [x2, y1]
-  ];
 }

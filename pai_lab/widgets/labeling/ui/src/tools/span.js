@@ -77,8 +77,8 @@ export class SpanTool extends Tool {
     }
     const text = this.view.text;
     while (a < b && /\s/.test(text[a])) {
-      a += 1;
-    } // trim spaces picked up by a sloppy drag
+      a += 1; // trim spaces picked up by a sloppy drag
+    }
     while (b > a && /\s/.test(text[b - 1])) {
       b -= 1;
     }
