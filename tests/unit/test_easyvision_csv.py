@@ -185,3 +185,12 @@ def test_malformed_csv_names_the_line_and_the_fix(label_platform, text, needle):
 
 def test_golden_labeling_csv_still_matches():
     assert (GOLDEN / "object-detection" / "export.csv").exists()
+
+
+def test_traced_outlines_draw_back_the_same_mask():
+    """Any mask without holes: its outlines, drawn again, give the same pixels (a triangle's staircase too)."""
+    mask = masks.rasterize(60, 40, [([[5, 5], [40, 8], [20, 35]], 1), ([[30, 20], [58, 20], [58, 39], [30, 39]], 2)])
+    assert (mask == 1).sum() > 300 and mask[25, 45] == 2  # the later polygon covers the earlier one
+    outlines = masks.trace(mask)
+    assert (masks.rasterize(60, 40, outlines) == mask).all()
+    assert masks.trace(masks.decode(masks.encode(mask), "mask")) == outlines

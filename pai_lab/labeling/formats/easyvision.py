@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from pai_lab.errors import BadInput
-from pai_lab.labeling.formats import ExportContext, Imported, chunked
+from pai_lab.labeling.formats import ExportContext, Imported, chunked, zip_results
 from pai_lab.labeling.formats import easyvision_masks as masks
 from pai_lab.labeling.formats import easyvision_shapes as shapes
 from pai_lab.labeling.intake import NewItem
@@ -92,9 +92,14 @@ def shape(ctx: ExportContext) -> str:
 
 
 def _has_transcripts(ctx: ExportContext, title: str) -> bool:
-    key = json.dumps(title, ensure_ascii=False)
-    empty = f"{key}:{json.dumps('')}"
-    return any(r.final is not None and r.final.count(key) > r.final.count(empty) for r in ctx.rows())
+    """Whether any shape of the task carries a transcript (else its boxes are text detection)."""
+    for r in ctx.rows():
+        if r.final is None or title not in r.final:
+            continue
+        for q, el in zip_results(ctx.spec, json.loads(r.final)):
+            if q.type == "boxes" and any((s.get("labels") or {}).get(title) for s in el.get("data") or []):
+                return True
+    return False
 
 
 def fits(ctx: ExportContext) -> None:

@@ -30,9 +30,16 @@ def class_offset(labels: list[str]) -> int:
 def rasterize(width: int, height: int, polygons: list[tuple[list, int]]) -> np.ndarray:
     """A (height, width) uint8 array: each polygon's class value over the pixels whose centre it holds."""
     mask = np.zeros((height, width), dtype=np.uint8)
-    cy, cx = np.mgrid[0:height, 0:width].astype(np.float64) + 0.5
     for points, value in polygons:
-        inside = np.zeros((height, width), dtype=bool)
+        # only the pixels of the polygon's bounding box can have their centre inside it
+        left = max(0, int(np.floor(min(p[0] for p in points))))
+        top = max(0, int(np.floor(min(p[1] for p in points))))
+        right = min(width, int(np.ceil(max(p[0] for p in points))))
+        bottom = min(height, int(np.ceil(max(p[1] for p in points))))
+        if left >= right or top >= bottom:
+            continue
+        cy, cx = np.mgrid[top:bottom, left:right].astype(np.float64) + 0.5
+        inside = np.zeros(cy.shape, dtype=bool)
         n = len(points)
         for k in range(n):
             x1, y1 = points[k]
@@ -42,7 +49,7 @@ def rasterize(width: int, height: int, polygons: list[tuple[list, int]]) -> np.n
             crosses = (cy >= min(y1, y2)) & (cy < max(y1, y2))
             x_at = x1 + (cy - y1) * (x2 - x1) / (y2 - y1)
             inside ^= crosses & (cx < x_at)
-        mask[inside] = value
+        mask[top:bottom, left:right][inside] = value
     return mask
 
 
