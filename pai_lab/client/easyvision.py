@@ -8,7 +8,25 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pai_lab.client.labeling_views import html_table
 from pai_lab.labeling import schemas as sc
+
+
+class Conversion(sc.ExportResult):
+    """What a conversion wrote, shown in a notebook as its files and the options it ignored."""
+
+    def _repr_html_(self) -> str:
+        import html
+
+        shards = [f for f in self.files if f.endswith(".tfrecord")]
+        head = (
+            f"<div><b>TFRecord</b> {html.escape(self.to)}: {self.items} rows, "
+            f"{sum('_train_' in f for f in shards)} train and {sum('_test_' in f for f in shards)} test shards</div>"
+        )
+        files = html_table([{"file": f} for f in self.files[:20]])
+        more = f"<div>... and {len(self.files) - 20} more</div>" if len(self.files) > 20 else ""
+        notes = "".join(f"<div>&#9888; {html.escape(n)}</div>" for n in self.notes)
+        return head + files + more + notes
 
 
 def _location(path: str | os.PathLike) -> str:
@@ -25,7 +43,7 @@ def convert(
     options: dict[str, Any] | None = None,
     overwrite: bool = False,
     **params: Any,
-) -> sc.ExportResult:
+) -> Conversion:
     """Convert ``label_file`` (local path or s3:// URI) to ``<output_tfrecord>_train_00000.tfrecord``...;
     ``convert_param_config`` is the manual's ``--key value`` string, ``params`` the command's other
     parameters (buckets, arn, ossHost, cluster: taken, and answered in ``notes``)."""
@@ -38,7 +56,7 @@ def convert(
         **params,
     )
     answer = ws._post("/labeling/convert", body.model_dump(exclude_none=True), timeout=3600)
-    return sc.ExportResult.model_validate(answer)
+    return Conversion.model_validate(answer)
 
 
 def convert_here(
@@ -50,7 +68,7 @@ def convert_here(
     options: dict[str, Any] | None = None,
     storage_options: dict[str, Any] | None = None,
     overwrite: bool = False,
-) -> sc.ExportResult:
+) -> Conversion:
     """The same conversion in this Python process (no server): the one way to run ``SELF_DEFINED``,
     whose converter is code of your own. ``converter`` (or ``--user_defined_converter_path file.py
     --converter_class Name``) is called as ``converter(key=, url=, answer=, media=)`` for each row
@@ -65,4 +83,4 @@ def convert_here(
         storage_options=storage_options or {},
         overwrite=overwrite,
     )
-    return convert(body, own_code=True, converter=converter)
+    return Conversion.model_validate(convert(body, own_code=True, converter=converter).model_dump())

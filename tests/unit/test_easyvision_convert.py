@@ -216,6 +216,8 @@ def test_self_defined_runs_the_users_converter_in_their_own_process(folder):
     assert got["1"]["my/text"].numpy().decode() == "文本1"
     assert int(got["2"]["my/size"]) == (folder / "a.jpg").stat().st_size
     assert got["1"]["my/score"].numpy().tolist() == [0.5, 1.5]
+    shown = result._repr_html_()  # as a notebook shows it
+    assert "2 rows" in shown and "data_train_00000.tfrecord" in shown
     with pytest.raises(BadInput) as err:  # the same options through the server's door
         run(folder, "text-recognition", config)
     assert err.value.field == "options.model_type" and "convert_here" in err.value.message
