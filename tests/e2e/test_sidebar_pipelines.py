@@ -3,12 +3,14 @@ its DAG and a step's log, and another terminated from its button."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
+import requests
 
 from pai_lab.pipelines import Pipeline, PipelineParameter, component
-from tests.fixtures.browser import open_lab, open_sidebar, save_screenshot
+from tests.fixtures.browser import open_lab, open_sidebar, save_screenshot, start_lab
 
 pytestmark = pytest.mark.e2e
 
@@ -83,3 +85,56 @@ def test_a_run_is_followed_to_succeeded_and_another_is_terminated_from_the_sideb
     assert slow_row.get_by_role("button", name="Retry", exact=True).is_enabled()
     assert slow_row.get_by_role("button", name="Terminate", exact=True).count() == 0
     assert section.locator(".pai-error").count() == 0, section.locator(".pai-error").all_inner_texts()
+
+
+def test_run_buttons_a_role_does_not_allow_are_greyed_out_saying_why(tmp_path, browser):
+    """Members other than the lab's owner, each in a browser of their own (their token on every request)."""
+    tokens = {"guest": "tok-guest-" + uuid.uuid4().hex[:8], "dev": "tok-dev-" + uuid.uuid4().hex[:8]}
+    lab = start_lab(
+        tmp_path,
+        "--ServerApp.identity_provider_class=pai_lab.server.identity.NamedTokenIdentityProvider",
+        f"--NamedTokenIdentityProvider.user_tokens={json.dumps(tokens)}",
+        "--NamedTokenIdentityProvider.owner_name=owner",
+    )
+    try:
+        assert lab.api("POST", "/workspaces/default/members", {"username": "guest", "roles": ["Guest"]}).ok
+        dev = {"username": "dev", "roles": ["AlgorithmDeveloper"]}
+        assert lab.api("POST", "/workspaces/default/members", dev).ok
+        slow = start_run(lab, Pipeline(steps=[wait_long.as_step(name="wait")]), "owners_" + uuid.uuid4().hex[:6])
+
+        seen = {}
+        for user, token in tokens.items():
+            context = browser.new_context(
+                viewport={"width": 1400, "height": 900}, extra_http_headers={"Authorization": f"token {token}"}
+            )
+            context.set_default_timeout(60_000)
+            page = context.new_page()
+            try:
+                page.goto(f"{lab.url}lab?reset")
+                page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=60_000)
+                sidebar = open_sidebar(page)
+                sidebar.locator(".pai-user", has_text=user).wait_for()
+                row = sidebar.locator(f'[data-section="pipelines"] [data-run="{slow}"]')
+                row.locator('.pai-state[data-state="Running"]').wait_for(timeout=120_000)
+                terminate = row.get_by_role("button", name="Terminate", exact=True)
+                page.wait_for_function(
+                    "el => el.title && !el.title.startsWith('Loading')", arg=terminate.element_handle()
+                )
+                assert terminate.is_disabled()
+                seen[user] = terminate.get_attribute("title")
+                if user == "guest":
+                    save_screenshot(sidebar, "sidebar-pipelines-guest.png")
+            finally:
+                context.close()
+        assert seen["guest"].startswith("Guest may not pipeline.manage; it needs one of: Owner, Administrator")
+        assert "only on runs you started" in seen["dev"]
+        # what the sidebar greys out, the server refuses
+        for token in tokens.values():
+            refused = requests.post(
+                f"{lab.url}pai-lab/api/v1/workspaces/default/pipelines/runs/{slow}/terminate",
+                headers={"Authorization": f"token {token}"},
+                timeout=30,
+            )
+            assert refused.status_code == 403, refused.text
+    finally:
+        lab.stop()
