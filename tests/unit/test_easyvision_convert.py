@@ -280,3 +280,56 @@ def test_a_task_converts_to_the_same_examples_as_its_csv(label_platform, folder,
                 assert from_task[key][name] == pytest.approx(value, abs=1e-4), name
             else:
                 assert np.array_equal(from_task[key][name], value), name
+
+
+def test_a_video_classification_task_converts_its_videos(label_platform, tmp_path):
+    import tensorflow as tf
+
+    from pai_lab.labeling import service as sv
+    from pai_lab.labeling import transfer
+
+    cv2 = pytest.importorskip("cv2")
+    lines = []
+    for k in range(2):
+        path = tmp_path / f"clip{k}.avi"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+        for f in range(10):  # 1 s at 10 fps
+            writer.write(np.full((48, 64, 3), f * 20, dtype=np.uint8))
+        writer.release()
+        lines.append({"data": {"source": str(path)}})
+    with label_platform.store.transaction() as s:
+        task = sv.create_task(
+            s,
+            "owner",
+            "default",
+            sc.TaskCreate(name="clips", template="video-classification", labels=["walk", "run"], lines=lines),
+        )
+        pkg = sv.claim(s, "owner", "default", task.id)
+        for k in range(2):
+            sv.submit_answer(s, "owner", "default", task.id, sc.AnswerSubmit(item=k, answer=["run", "walk"][k]))
+        sv.submit_package(s, "owner", "default", task.id, pkg.number)
+    with pytest.raises(BadInput) as err:  # a video task converts as video only
+        transfer.export_to(
+            label_platform.store,
+            "owner",
+            "default",
+            task.id,
+            sc.ExportRequest(format="tfrecord", to=str(tmp_path / "x"), options={"model_type": "CLASSIFICATION"}),
+        )
+    assert err.value.field == "options.model_type"
+    options = {"test_ratio": 0, "sample_fps": 5, "reshape_size": 16, "decode_batch_size": 4}
+    result = transfer.export_to(
+        label_platform.store,
+        "owner",
+        "default",
+        task.id,
+        sc.ExportRequest(format="tfrecord", to=str(tmp_path / "tf" / "clips"), options=options),
+    )
+    assert [n.split(":")[0] for n in result.notes] == ["decode_batch_size"]
+    spec = features("VIDEO_CLASSIFICATION")
+    shards = [f for f in result.files if f.endswith(".tfrecord")]
+    got = [tf.io.parse_single_example(r, spec) for r in tf.data.TFRecordDataset(shards)]
+    assert [tf.sparse.to_dense(e["image/class/label"]).numpy().tolist() for e in got] == [[1], [0]]
+    assert [int(e["video/frame_count"]) for e in got] == [5, 5]
+    frame = tf.sparse.to_dense(got[0]["video/frames"]).numpy()[0]
+    assert Image.open(io.BytesIO(frame)).size == (16, 16)
