@@ -150,26 +150,33 @@ def filter_images(
     return images if order == "desc" else list(reversed(images))
 
 
-def check_images(values: dict, images: list[dict] | None = None) -> None:
-    """Each ``*_image`` a job names must be the current Python's (or empty). Ranks run in the Python of
-    the cluster's workers, so another listed environment is refused too rather than silently ignored."""
+def check_images(values: dict, images: list[dict] | None = None) -> dict[str, str]:
+    """Each ``*_image`` a job names must be an environment `dlc get images` lists with a Python (this
+    one, a listed virtual environment or a conda environment). Returns the interpreter each role's ranks
+    run with, by role (``{"worker": "/opt/envs/tf/bin/python"}``); a role left empty or naming the current
+    Python is not in it and runs in the workers' own Python. A Docker image is refused (ranks are Python
+    processes on the workers), as is a name no environment has."""
     named = {flag: values.get(flag) for flag in IMAGE_FLAGS if values.get(flag)}
     if not named:
-        return
+        return {}
     known = images if images is not None else local_images()
     current = {known[0]["image_url"], known[0]["image_url_vpc"]}
-    others = {i["image_url"] for i in known[1:]} | {i["image_url_vpc"] for i in known[1:]}
+    chosen: dict[str, str] = {}
     for flag, image in named.items():
         if image in current:
             continue
-        if image in others:
+        match = next((i for i in known[1:] if image in (i["image_url"], i["image_url_vpc"])), None)
+        if match is None:
             raise BadInput(
-                f"--{flag} {image!r}: ranks run in the workers' Python here; give "
-                f"{known[0]['image_url']!r} or leave it empty",
+                f"--{flag} {image!r} is not an environment on this machine; `pai dlc get images` lists "
+                "them (leave it empty for the current Python)",
                 flag,
             )
-        raise BadInput(
-            f"--{flag} {image!r} is not an environment on this machine; `pai dlc get images` lists "
-            "them (leave it empty for the current Python)",
-            flag,
-        )
+        if not match.get("python"):
+            raise BadInput(
+                f"--{flag} {image!r} is a {match['provider']} image; ranks run as Python processes on the "
+                "workers here: give a Python environment from `pai dlc get images` (provider Local or Conda)",
+                flag,
+            )
+        chosen[flag.removesuffix("_image")] = match["python"]
+    return chosen

@@ -319,7 +319,10 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     sock.close()  # the port is the rank's to bind now
 
     env = _inherited_environment()
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    python = launch.get("pythons", {}).get(role) or sys.executable  # the role's *_image, else this Python
+    env["PATH"] = os.path.dirname(python) + os.pathsep + env.get("PATH", "")
+    if python != sys.executable:
+        env["VIRTUAL_ENV"] = str(Path(python).parent.parent)
     env.update(rank_environment(launch, role, index, cluster, gpus))
     if launch.get("job_token"):
         env["PAI_LAB_TOKEN"] = launch["job_token"]
@@ -341,11 +344,13 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     if sandbox:
         env["HOME"] = "/tmp"  # the sandbox's own; the server's home is not in it
     seen = [p for p in (code_dir, data_file and str(Path(data_file).parent), cwd) if p]
+    if python != sys.executable:  # the chosen environment is read-only in the sandbox too
+        seen.append(str(Path(python).parent.parent))
     if launch.get("thirdparty_libs"):
         site = Path(worker.local_directory) / "pai_jobs" / job_id / pod / "site-packages"
         site.mkdir(parents=True, exist_ok=True)
         pip_argv = [
-            sys.executable,
+            python,
             "-m",
             "pip",
             "install",
@@ -375,6 +380,8 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     quiet_tf = env.get("TF_CPP_MIN_LOG_LEVEL") not in ("0", "1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = ["/bin/sh", "-c", command + (" " + shlex.join(flags) if flags else "")] if argv is None else argv + flags
+    if python != sys.executable and re.fullmatch(r"python[0-9.]*", argv[0]):
+        argv[0] = python  # `python ...` is the chosen environment's, whatever PATH the sandbox resolves
     if sandbox:
         argv = isolation.sandboxed_argv(sandbox, argv, cwd, seen)
     try:

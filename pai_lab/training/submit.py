@@ -214,7 +214,8 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
     spec = specs.build_spec(
         spec.model_dump(), max_ranks=platform.settings.get("max_job_ranks") or specs.DEFAULT_MAX_RANKS
     )
-    check_images(spec.model_dump())  # an environment the ranks would not run in is refused, not ignored
+    # each role's chosen environment: its ranks run with that interpreter; one they could not run in is refused
+    pythons = check_images(spec.model_dump())
     if spec.kind == "pytorchjob":
         import importlib.util
 
@@ -245,6 +246,7 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
             sources,
             local_cluster,
             sandbox,
+            pythons,
         )
     finally:
         for _info, lines in sources:
@@ -278,6 +280,7 @@ def _record_job(
     sources: list,
     local_cluster: bool,
     sandbox: str | None,
+    pythons: dict[str, str],
 ) -> JobDetail:
     hyper = _read_hyperparameters(spec.hyperParameters)
     job_id = new_job_id()
@@ -303,6 +306,7 @@ def _record_job(
         "hyperparameters": hyper,
         "user_flags": shlex.split(spec.userDefinedParameters) if spec.userDefinedParameters else [],
         "thirdparty_libs": spec.thirdparty_libs,
+        "pythons": pythons,  # role -> the interpreter of its *_image (absent: the workers' Python)
     }
     if sandbox:
         launch["sandbox"] = isolation.sandbox_plan(platform, launch, sandbox)
