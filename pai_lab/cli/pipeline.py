@@ -48,6 +48,7 @@ def register(sub, add_command) -> None:
     p.add_argument("--node", "-n", required=True, help="the step")
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--size", type=int, default=1000)
+    p.add_argument("--tail", type=int, default=0, help="the last N lines instead (like tail -n)")
     p.add_argument("-w", "--workspace")
     p = add_command(pl, "lineage", pipeline_lineage, "which runs and steps made a dataset's or model's versions")
     p.add_argument("kind", choices=["dataset", "model", "service"])
@@ -116,7 +117,7 @@ def pipeline_retry(ctx, args) -> Result:
 
 def pipeline_logs(ctx, args) -> Result:
     run = ctx.workspace(args.workspace).pipelines.get(args.run_id)
-    lines = run.get_logs(args.node, args.offset, args.size)
+    lines = run.get_logs(args.node, args.offset, args.size, tail=args.tail)
     return Result(data=lines, text="\n".join(lines))
 
 

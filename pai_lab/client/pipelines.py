@@ -143,10 +143,12 @@ class PipelineRun:
             and (type is None or type in ((a.metadata or {}).get("type") or {}))
         ]
 
-    def get_logs(self, node: str, page_offset: int = 0, page_size: int = 100) -> list[str]:
-        lines = self._ws._get(
-            f"/pipelines/runs/{self.id}/logs", params={"node": node, "page_offset": page_offset, "page_size": page_size}
-        )
+    def get_logs(self, node: str, page_offset: int = 0, page_size: int = 100, *, tail: int | None = None) -> list[str]:
+        """A page of a step's log lines (PAI's list_node_logs), or with ``tail`` its last lines."""
+        params = {"node": node, "page_offset": page_offset, "page_size": page_size}
+        if tail:
+            params["tail"] = tail
+        lines = self._ws._get(f"/pipelines/runs/{self.id}/logs", params=params)
         return [NodeLogLine.model_validate(x).line for x in lines]
 
     def _print_new_logs(self, out) -> None:

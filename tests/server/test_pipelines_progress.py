@@ -21,7 +21,7 @@ def fail(n: int):
     raise SystemExit(f"refusing {n}")
 
 
-def test_runs_list_their_steps_done_and_a_log_answers_its_tail(live_server, unique_name):
+def test_runs_list_their_steps_done_and_a_log_answers_its_tail(live_server, unique_name, cli):
     ws = live_server.client().create_workspace(unique_name("progress"))
     talked = chatty.as_step(name="chatty")
     pipeline = Pipeline(steps=[fail.as_step(name="fail", inputs={"n": talked.outputs["n"]})])
@@ -39,5 +39,8 @@ def test_runs_list_their_steps_done_and_a_log_answers_its_tail(live_server, uniq
     assert [(t["offset"], t["line"]) for t in tail] == [(i, f"line {i}") for i in range(25, 30)]
     page = ws._get(base, params={"node": "chatty", "page_offset": 0, "page_size": 2})
     assert [t["line"] for t in page] == ["line 0", "line 1"]
+    assert run.get_logs("chatty", tail=2) == ["line 28", "line 29"]
+    rc, out, _ = cli("pipeline", "logs", run.id, "--node", "chatty", "--tail", "3", "-w", ws.name)
+    assert rc == 0 and out.splitlines() == ["line 27", "line 28", "line 29"]
     with pytest.raises(BadInput, match="tail"):
         ws._get(base, params={"node": "chatty", "tail": 10001})
