@@ -164,6 +164,17 @@ def test_with_docker_a_container_step_gets_pais_contract_and_hands_on_its_output
     assert "--user" in argv and "PAI_WORK_DIR=/work" in argv and "CustomEnvKey=CustomEnvValue" in argv
     assert argv[-4:-2] == ["python:3", "python"]
 
+    # saved as the manual does, it is a step of later pipelines like any saved operator
+    op = next(s for s in loud_pipeline("pai").steps if s.name == "loud").operator
+    saved = ws.pipelines.save(op, "containerTemplExample", "v1")
+    assert saved.manifest["spec"]["container"]["image"] == "python:3"
+    assert [o.identifier for o in ws.pipelines.operators(identifier="containerTemplExample")] == [
+        "containerTemplExample"
+    ]
+    again = saved.as_step(name="loud", inputs={"text": "from the registry"})
+    rerun = ws.pipelines.run(Pipeline(steps=[again]), arguments={}, wait=True, show_outputs=False, timeout=120)
+    assert {o.name: o.value for o in rerun.get_outputs()} == {"loud": "FROM THE REGISTRY"}
+
     # a container step terminated while it runs: its container is removed by name
     waiting = ws.pipelines.run(loud_pipeline("wait"), arguments={}, name="waiting")
     detail = waiting.detail
