@@ -24,6 +24,8 @@ from pai_lab.labeling.formats import tfrecord
 from pai_lab.security.paths import scheme_of
 from pai_lab.workspaces import authorize
 
+MAX_LABEL_FILE = 1 << 30
+
 
 def _beside(label_file: str, url: str) -> str:
     """A CSV's url as a location: absolute ones as they are, relative ones from the CSV's folder."""
@@ -104,8 +106,11 @@ def convert(
         converter = load_converter(opts, body.label_file)
     notes = [co.COMMAND_NOTES[k] for k in ("buckets", "arn", "ossHost", "cluster") if getattr(body, k)] + opts.notes
     read = tfrecord.read_source(readable, body.storage_options)
+    data = read(body.label_file)
+    if len(data) > MAX_LABEL_FILE:
+        raise BadInput(f"label_file is over {MAX_LABEL_FILE >> 20} MiB; split it into several CSVs", "label_file")
     try:
-        text = read(body.label_file).decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise BadInput("label_file is not UTF-8 text (an EasyVision CSV)", "label_file") from None
     if opts.model_type == "SEGMENTATION":
@@ -132,9 +137,9 @@ def convert(
             f"output_tfrecord {body.output_tfrecord!r} already has shards; give overwrite=true or another prefix",
             "output_tfrecord",
         )
-    for old in existing:
-        fs.rm(old)
     files = tfrecord.write(_samples(body.label_file, text), opts, fs, prefix, read, classes, text_tools, converter)
+    for old in set(existing) - set(files):  # shards of an earlier conversion that this one did not replace
+        fs.rm(old)
     files = [fs.unstrip_protocol(f) if scheme_of(to) else f for f in files]
     items = sum(1 for _ in ev.read_rows(text))
     return sc.ExportResult(format="tfrecord", to=to, items=items, files=files, notes=notes)

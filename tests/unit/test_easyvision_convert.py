@@ -333,3 +333,25 @@ def test_a_video_classification_task_converts_its_videos(label_platform, tmp_pat
     assert [int(e["video/frame_count"]) for e in got] == [5, 5]
     frame = tf.sparse.to_dense(got[0]["video/frames"]).numpy()[0]
     assert Image.open(io.BytesIO(frame)).size == (16, 16)
+
+
+def test_a_failed_conversion_leaves_no_shards_and_keeps_the_earlier_ones(folder):
+    rows = "".join(
+        f'{k},"{{""url"":""{n}""}}","{{""option"":""x""}}"\n' for k, n in enumerate(["a.jpg", "a.jpg", "b.jpg"], 1)
+    )
+    (folder / "three.csv").write_text(rows, encoding="utf-8")
+    config = "--model_type CLASSIFICATION --test_ratio 0 --num_samples_per_tfrecord 1"
+    before, _ = run(folder, "three", config)
+    shards = {Path(f).name: Path(f).read_bytes() for f in before.files if f.endswith(".tfrecord")}
+    assert sorted(shards) == [f"three_train_0000{k}.tfrecord" for k in range(3)]
+    (folder / "b.jpg").unlink()
+    with pytest.raises(BadInput) as err:
+        run(folder, "three", config.replace("jpg", "png") + " --image_format png", overwrite=True)
+    assert "b.jpg" in err.value.message
+    assert {p.name: p.read_bytes() for p in (folder / "out").iterdir() if "three_train" in p.name} == shards
+
+
+def test_seperator_splits_the_class_names(folder):
+    (folder / "joined.csv").write_text('1,"{""url"":""a.jpg""}","{""option"":""cat|dog""}"\n', encoding="utf-8")
+    _, ex = run(folder, "joined", "--model_type CLASSIFICATION --seperator | --class_list dog,cat --test_ratio 0")
+    assert ex["1"]["image/class/label"].tolist() == [1, 0]

@@ -187,7 +187,8 @@ def read(raw: dict[str, Any], default_type: str | None = None, *, own_code: bool
         )
     elif code:
         raise BadInput(f"options.{code[0]} needs model_type SELF_DEFINED", f"options.{code[0]}")
-    opts.test_ratio = _float(raw, "test_ratio", 0.0, 1.0) if raw.get("test_ratio") is not None else 0.1  # type: ignore[assignment]
+    ratio = _float(raw, "test_ratio", 0.0, 1.0)
+    opts.test_ratio = 0.1 if ratio is None else ratio
     opts.max_image_size = _int(raw, "max_image_size", 16, 20_000)
     opts.max_test_image_size = _int(raw, "max_test_image_size", 16, 20_000) or opts.max_image_size
     opts.num_samples_per_tfrecord = _int(raw, "num_samples_per_tfrecord", 1, 1_000_000) or 256

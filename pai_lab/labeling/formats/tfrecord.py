@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -165,12 +166,14 @@ def write(
         fs.makedirs(parent, exist_ok=True)
     files: list[str] = []
     shards: dict[str, list] = {}  # split -> [writer, count in shard, shard number, local path]
+    finished: list[list] = []
 
     def shard(split: str) -> list:
         w = shards.get(split)
         if w is None or w[1] >= opts.num_samples_per_tfrecord:
             if w is not None:
                 _finish(fs, w, f"{prefix}_{split}_{w[2]:05d}.tfrecord")
+                finished.append(w)
             n = 0 if w is None else w[2] + 1
             fd, local = tempfile.mkstemp(suffix=".tfrecord")
             os.close(fd)
@@ -189,12 +192,21 @@ def write(
             w[0].write(ex.SerializeToString())
             w[1] += 1
         for split, w in list(shards.items()):
-            _finish(fs, w, f"{prefix}_{split}_{w[2]:05d}.tfrecord")
             del shards[split]
-    finally:
+            _finish(fs, w, f"{prefix}_{split}_{w[2]:05d}.tfrecord")
+            finished.append(w)
+    except BaseException:
         for w in shards.values():
             w[0].close()
             os.remove(w[3])
+        for w in finished:  # a failed conversion leaves no shards behind, and the earlier ones as they were
+            try:
+                fs.rm(w[-1])
+            except Exception:  # noqa: BLE001, S110 - best effort; the error below is what matters
+                pass
+        raise
+    for w in finished:  # complete: the shards take their names
+        fs.mv(w[-1], w[-1].rsplit(".tmp-", 1)[0])
     with fs.open(f"{prefix}_class_list.txt", "wb") as f:
         f.write("".join(n + "\n" for n in classes.names).encode("utf-8"))
     files.append(f"{prefix}_class_list.txt")
@@ -222,8 +234,11 @@ def _read_all(samples: Iterable[ev.Sample], read: Callable[[str], bytes], thread
 
 
 def _finish(fs, w: list, target: str) -> None:
+    """Close a shard and copy it to ``target`` under a temporary name (moved into place at the end)."""
     w[0].close()
+    temporary = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        fs.put(w[3], target)
+        fs.put(w[3], temporary)
     finally:
         os.remove(w[3])
+    w.append(temporary)
