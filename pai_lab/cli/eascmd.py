@@ -212,11 +212,18 @@ def _create_output(ctx, info) -> None:
     ctx.say(f"[OK] Loading model [{info.config.get('model_path') or info.config.get('processor_path')}]")
 
 
+def _warn(ctx, info) -> None:
+    """The server's warnings (keys of the service JSON that mean nothing here, and why), on stderr."""
+    for warning in info.warnings:
+        print(f"[WARN] {warning}", file=ctx.stderr, flush=True)
+
+
 def create(ctx, args) -> Result:
     spec = read_spec_file(args.file, "service JSON")
     services = _ws(ctx, args).services
     svc = services.create(spec, relate=args.relate, wait=False)
     _create_output(ctx, svc.info)
+    _warn(ctx, svc.info)
     if not args.no_wait:
         _wait(ctx, svc)
     return Result(data=svc.refresh())
@@ -256,6 +263,7 @@ def modify(ctx, args) -> Result:
     if svc.info.latest_version != before.latest_version:
         ctx.say(f"[OK] Service [{args.name}] has a new version {svc.info.latest_version}")
     ctx.say(f"[OK] Service [{args.name}] in region [{REGION}] is updating")
+    _warn(ctx, svc.info)
     if not args.no_wait:
         _wait(ctx, svc)
     return Result(data=svc.refresh())

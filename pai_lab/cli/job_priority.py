@@ -19,7 +19,6 @@ def register_dlc(verbs, add_command, verbs_sub) -> None:
 def update(ctx, args) -> Result:
     if not 1 <= args.priority <= 9:
         raise UsageError(f"--priority must be from 1 to 9 (higher first), got {args.priority}")
-    ws = ctx.workspace(args.workspace)
-    detail = ws.http.put(ws._path(f"/jobs/{args.job_id}/priority"), {"priority": args.priority})
-    ctx.say(f"[Info] Job [{args.job_id}] priority {detail['priority']} ({detail['state']})")
+    detail = ctx.workspace(args.workspace).jobs.get(args.job_id).set_priority(args.priority)
+    ctx.say(f"[Info] Job [{args.job_id}] priority {detail.priority} ({detail.state})")
     return Result(data=detail)

@@ -109,12 +109,7 @@ def member_set(ctx, args) -> Result:
 
 def member_rm(ctx, args) -> Result:
     names = _roles(args.username)  # the same comma-or-repeat splitting as roles
-    ws = ctx.workspace(args.workspace)
-    if len(names) == 1:
-        ws.members.remove(names[0])
-        removed = names
-    else:
-        removed = ws._post("/member-removals", {"usernames": names})["removed"]
+    removed = ctx.workspace(args.workspace).members.remove(names)
     ctx.say(f"[Info] Member(s) [{', '.join(removed)}] removed")
     return Result(data={"removed": removed[0] if len(names) == 1 else removed})
 

@@ -80,8 +80,14 @@ class Members:
         roles = [roles] if isinstance(roles, str) else list(roles)
         return Member.model_validate(self._ws._patch(f"/members/{username}", {"roles": roles}))
 
-    def remove(self, username: str) -> None:
-        self._ws._delete(f"/members/{username}")
+    def remove(self, usernames: str | list[str]) -> list[str]:
+        """Remove one member, or several at once (all or none: an unknown name removes nobody).
+        Returns the names removed."""
+        names = [usernames] if isinstance(usernames, str) else list(usernames)
+        if len(names) == 1:
+            self._ws._delete(f"/members/{names[0]}")
+            return names
+        return list(self._ws._post("/member-removals", {"usernames": names})["removed"])
 
     def to_pandas(self) -> pd.DataFrame:
         return table(self.list(), ["username", "roles", "added_by", "added_at"])

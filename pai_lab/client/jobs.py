@@ -96,6 +96,13 @@ class Job:
         self.detail = JobDetail.model_validate(self._jobs._ws._post(f"/jobs/{self.id}/stop"))
         return self.detail
 
+    def set_priority(self, priority: int) -> JobDetail:
+        """Change a waiting job's priority (1-9, higher first; AlgorithmOps), as `pai dlc update --priority`."""
+        self.detail = JobDetail.model_validate(
+            self._jobs._ws._put(f"/jobs/{self.id}/priority", {"priority": int(priority)})
+        )
+        return self.detail
+
     def log_lines(
         self,
         pod: str | int | None = None,

@@ -71,6 +71,20 @@ def test_a_seed_script_config_create_test_runs_in_the_profiles_workspace(
     assert rc == 0, err
 
 
+def test_create_and_modify_print_the_servers_warnings_on_stderr(cli, home, workspace, service_json, python_processor):
+    name = f"warn_{uuid.uuid4().hex[:8]}"
+    spec = echo_spec(name, python_processor)
+    spec["metadata"] = {"instance": 0, "qos": "BestEffort"}
+    rc, out, err = cli("eascmd", "create", "--no-wait", service_json(spec), "-w", workspace)
+    assert rc == 0, err
+    assert any(line.startswith("[WARN] metadata.qos is ignored: ") for line in err.splitlines()), err
+    assert "[WARN]" not in out
+    rc, out, err = cli("eascmd", "modify", name, "-Dmetadata.gpu_memory=8", "--no-wait", "-w", workspace)
+    assert rc == 0, err
+    assert any(line.startswith("[WARN] metadata.gpu_memory is ignored: ") for line in err.splitlines()), err
+    assert cli("eascmd", "delete", name, "-y", "-w", workspace)[0] == 0
+
+
 def test_c_selects_another_profile_and_a_missing_one_is_named(
     cli, home, workspace, live_server, service_json, tmp_path
 ):

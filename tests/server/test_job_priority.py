@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pai_lab.errors import Forbidden
 from tests.conftest import USER_TOKENS, start_pai_server
 from tests.fixtures.training import wait_for
 
@@ -147,6 +148,11 @@ def test_waiting_jobs_start_by_priority_and_ops_reorders_them(one_slot_server, r
     assert rc == 0, err
     assert f"[Info] Job [{low.id}] priority 9" in out
     assert ws.jobs.get(low.id).priority == 9
+    # the Python client's door: AlgorithmOps lowers the job that cannot fit; a Guest is refused by role
+    as_ops = server.client("ops").workspace("default").jobs.get(huge.id)
+    assert as_ops.set_priority(3).priority == 3 and huge.refresh().priority == 3
+    with pytest.raises(Forbidden, match=r"job\.priority"):
+        server.client("guest").workspace("default").jobs.get(huge.id).set_priority(9)
 
     blocker.stop()
     for job in (low, mid, high):

@@ -59,6 +59,19 @@ def test_batch_member_delete_through_the_cli(cli, unique_name):
     assert sorted(m["username"] for m in json.loads(out)) == ["dot", "guest", "owner"]
 
 
+def test_batch_member_delete_through_the_python_client(live_server, unique_name):
+    from pai_lab.errors import Forbidden
+
+    ws = live_server.client().create_workspace(unique_name("pyb"))
+    for user in ("ann", "ben", "cid"):
+        ws.members.add(user, "Guest")
+    with pytest.raises(Forbidden, match="nobody was removed"):
+        ws.members.remove(["ann", "owner"])
+    assert ws.members.remove(["ann", "ben"]) == ["ann", "ben"]
+    assert ws.members.remove("cid") == ["cid"]
+    assert [m.username for m in ws.members] == ["owner"]
+
+
 @pytest.mark.parametrize(
     "argv, words",
     [
