@@ -1,0 +1,125 @@
+"""WorkQueue: PAI-TF's slicing and epochs, and its delivery on a real Dask cluster of two worker processes
+(every item exactly once across two ranks, a killed rank's item handed to the other, restore)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pai_lab.pai_tf.work_items import QueueState, digest, expand, row_range, slice_rows
+
+
+def test_slicing_follows_pai_tf():
+    ranges = slice_rows("t", 1000, 30)
+    assert len(ranges) == 31 and ranges[-1] == "t?start=990&end=1000" and ranges[0] == "t?start=0&end=33"
+    assert len(slice_rows("t", 10, 40)) == 10
+    assert row_range("s3://b/t?start=5&end=9") == ("s3://b/t", 5, 9)
+    # files are taken whole, whatever num_slices says; only tables (a row count) are cut
+    items = expand(["a.tfrecord", "tbl"], 4, lambda w: 8 if w == "tbl" else None)
+    assert items == ["a.tfrecord", "tbl?start=0&end=2", "tbl?start=2&end=4", "tbl?start=4&end=6", "tbl?start=6&end=8"]
+
+
+def test_epochs_are_shuffled_each_with_their_own_seed():
+    items = sorted(str(i) for i in range(20))
+    state = QueueState.fill(items, digest(items), num_epochs=2, shuffle=True, seed=7)
+    order = list(state.pending)
+    assert sorted(order[:20]) == items and sorted(order[20:]) == items and order[:20] != order[20:]
+    again = QueueState.fill(items, digest(items), num_epochs=2, shuffle=True, seed=7)
+    assert list(again.pending) == order
+    assert list(QueueState.fill(items, digest(items), shuffle=False).pending) == items
+
+
+def test_a_lapsed_lease_returns_its_item_first():
+    state = QueueState.fill(["a", "b"], "d", shuffle=False, lease_seconds=1)
+    assert state.take("r1", now=0)["item"] == "a"
+    assert state.take("r2", now=0.5)["item"] == "b"
+    assert "wait" in state.take("r2", now=0.6)  # r2 finished b; a is still r1's
+    assert state.take("r2", now=2)["item"] == "a"  # r1 stopped renewing: its lease lapsed
+    assert state.take("r2", now=2.1) == {"done": True} and state.redelivered == 1
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, Client(cluster) as client:
+        client.wait_for_workers(2, timeout=60)
+        yield client
+
+
+def _consume(name: str, works: list[str], pause: float) -> list[str]:
+    from pai_lab.pai_tf import WorkQueue
+
+    queue = WorkQueue(works, shuffle=True, seed=3, name=name, lease_seconds=2)
+    seen = []
+    for item in queue:
+        seen.append(item)
+        time.sleep(pause)
+    queue.close()
+    return seen
+
+
+def test_every_item_once_across_two_ranks(dask_client):
+    works = [f"file-{i:02d}.tfrecord" for i in range(24)]
+    workers = sorted(dask_client.scheduler_info()["workers"])
+    futures = [
+        dask_client.submit(_consume, "once", works, 0.02, workers=[w], pure=False, allow_other_workers=False)
+        for w in workers
+    ]
+    first, second = dask_client.gather(futures)
+    assert first and second  # both ranks pulled work
+    assert sorted(first + second) == works  # every item exactly once
+
+
+KILLED_RANK = """
+import os, sys
+from distributed import Client
+from pai_lab.pai_tf import WorkQueue
+client = Client(sys.argv[1])
+queue = WorkQueue([f"part-{i}" for i in range(6)], shuffle=False, name="killed", lease_seconds=1, client=client)
+print(queue.take(), flush=True)
+os._exit(9)  # dies mid-item: no ack, no more renewals
+"""
+
+
+def test_a_killed_ranks_item_goes_to_the_other(dask_client):
+    rank = subprocess.run(
+        [sys.executable, "-c", KILLED_RANK, dask_client.scheduler.address],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert rank.returncode == 9, rank.stderr[-2000:]
+    held = rank.stdout.strip().splitlines()[-1]
+    assert held == "part-0"
+    survivor = dask_client.submit(_consume, "killed", [f"part-{i}" for i in range(6)], 0.0, pure=False).result()
+    assert sorted(survivor) == [f"part-{i}" for i in range(6)]  # part-0 came back once its lease lapsed
+    from pai_lab.pai_tf.work_queue import scheduler_call
+
+    stats = scheduler_call(dask_client, action="stats", name="killed")["stats"]
+    assert stats["redelivered"] == 1 and stats["remaining"] == 0
+
+
+def test_restore_from_a_digest_continues_where_it_stopped(dask_client, tmp_path):
+    from pai_lab.pai_tf import WorkQueue
+
+    works = [f"w{i}" for i in range(10)]
+    queue = WorkQueue(works, num_epochs=2, seed=1, name="restore", client=dask_client)
+    first = [queue.take() for _ in range(3)]
+    saved = queue.save(str(tmp_path / "wq.json"))
+    later = [queue.take() for _ in range(5)]
+    assert queue.restore(saved)
+    rest = list(queue)
+    assert rest[:5] == later  # the items taken after the save come again, in the same order
+    assert len(first) + len(rest) == 20 and sorted(first + rest) == sorted(works * 2)
+    assert "restore" in queue._repr_html_() and "<progress" in queue._repr_html_()
+
+    other = WorkQueue(["x", "y"], name="restore-other", client=dask_client)
+    with pytest.warns(UserWarning, match="abandoned"):
+        assert not other.restore(saved)  # another works list: the checkpoint is not this queue's
+    assert sorted(other) == ["x", "y"]
