@@ -222,8 +222,11 @@ class Labeling:
     def import_task(
         self, path: str | os.PathLike, *, name: str, format: str = "itag", template: str | None = None, **options
     ) -> Task:
-        """Create a task from a result file (iTAG manifest, Label Studio JSON, COCO)."""
+        """Create a task from a result file (iTAG manifest, Label Studio JSON, COCO, EasyVision CSV: its
+        relative image and mask URLs are taken from the file's folder)."""
         content = Path(path).read_text(encoding="utf-8")
+        if format == "easyvision":
+            options.setdefault("base", str(Path(path).resolve().parent))
         body = {"format": format, "name": name, "template": template, "content": content, **options}
         body = {k: v for k, v in body.items() if v is not None}
         return Task(self, sc.Task.model_validate(self._ws._post("/labeling/imports", body, timeout=3600)))

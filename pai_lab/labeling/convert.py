@@ -29,9 +29,7 @@ MAX_LABEL_FILE = 1 << 30
 
 def _beside(label_file: str, url: str) -> str:
     """A CSV's url as a location: absolute ones as they are, relative ones from the CSV's folder."""
-    if scheme_of(url) or url.startswith("/"):
-        return url
-    return posixpath.join(posixpath.dirname(label_file), url)
+    return ev.beside(posixpath.dirname(label_file), url)
 
 
 def _samples(label_file: str, text: str) -> Iterator[ev.Sample]:

@@ -321,3 +321,6 @@ class ImportRequest(Schema):
     package_size: int | None = Field(None, ge=1, le=200)
     as_prelabels: bool = Field(False, description="keep the answers as suggestions to review, not as answers")
     keep_id: bool = Field(True, description="reuse the task id of label-<id> keys when it is free")
+    base: Text | None = Field(
+        None, description="EasyVision: the folder (or s3:// prefix) relative image and mask URLs are taken from"
+    )

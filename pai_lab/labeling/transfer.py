@@ -198,7 +198,7 @@ def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest, containm
     module = formats.importer(body.format)
     if getattr(module, "READS_FILES", False):  # reads images and masks the file names, as the policy allows
         names = [lab if isinstance(lab, str) else lab.name for lab in body.labels]
-        parsed = module.parse(body.content, hint, read=_reader(containment), labels=names)
+        parsed = module.parse(body.content, hint, read=_reader(containment), labels=names, base=body.base)
     else:
         parsed = module.parse(body.content, hint)
     template = body.template or parsed.template

@@ -165,11 +165,18 @@ async def test_label_file_converts_over_rest(api, members, tmp_path):
 @pytest.mark.tf
 def test_cli_imports_and_converts_as_the_manual_types_it(cli, unique_name, tmp_path):
     texts = local_examples(tmp_path)
-    (tmp_path / "det.csv").write_text(texts["detection"], encoding="utf-8")
+    # the CSV names its images relative to its folder, as the converter's files do
+    (tmp_path / "det.csv").write_text(texts["detection"].replace(f"{tmp_path}/", ""), encoding="utf-8")
+    assert '""a.jpg""' in (tmp_path / "det.csv").read_text(encoding="utf-8")
     name = unique_name("evdet")
     rc, out, err = cli("label", "import", str(tmp_path / "det.csv"), "--format", "easyvision", "--name", name)
     assert rc == 0, err
     assert f"[Info] Labeling task [{name}] imported" in out and "2 items, 2 labeled" in out
+    from pai_lab.client import PaiClient
+
+    (first, _) = PaiClient().workspace("default").labeling.get(name).all_items()
+    assert first.data == {"source": str(tmp_path / "b.jpg")}
+    assert (first.label[0]["width"], first.label[0]["height"]) == (800, 800)  # read from the image
     (tmp_path / "classes.txt").write_text("类别1\n类别2\n", encoding="utf-8")
     rc, out, err = cli(
         "label",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import posixpath
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -178,6 +179,13 @@ def export_to(ctx: ExportContext, fs, path: str) -> list[str]:
 # ---------------------------------------------------------------- import
 
 
+def beside(folder: str, url: str) -> str:
+    """A URL of the CSV as a location: absolute ones as they are, relative ones inside ``folder``."""
+    if "://" in url or url.startswith("/"):
+        return url
+    return posixpath.join(folder, url)
+
+
 def read_rows(text: str) -> Iterator[tuple[int, str, dict, Any]]:
     """(line number, data id, raw data, answer) of each row; ``#`` lines are comments."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
@@ -227,12 +235,19 @@ def parse(
     spec: TemplateSpec | None,
     read: Callable[[str], bytes] | None = None,
     labels: list[str] | None = None,
+    base: str | None = None,
 ) -> Imported:
     """An EasyVision CSV -> a task of the template its answers fit. ``read`` returns a source's bytes
-    (images for their size, masks); ``labels`` is the class list masks index (value k: labels[k])."""
+    (images for their size, masks); ``labels`` is the class list masks index (value k: labels[k]);
+    relative URLs are taken from ``base`` when given."""
     from PIL import Image
 
     rows = list(read_rows(text))
+    if base:
+        for _, _, raw, answer in rows:
+            raw["url"] = beside(base, raw["url"])
+            if isinstance(answer, dict) and isinstance(answer.get("ossUrl"), str):
+                answer["ossUrl"] = beside(base, answer["ossUrl"])
     kind = file_shape(rows)
     template = TEMPLATE_OF[kind]
     if spec is None:
