@@ -23,7 +23,7 @@ from pai_lab.labeling import formats, items, tasks
 from pai_lab.labeling import schemas as sc
 from pai_lab.labeling.formats import ExportContext, Row
 from pai_lab.labeling.tables import ItemRow
-from pai_lab.labeling.templates import TemplateSpec
+from pai_lab.labeling.templates import TemplateSpec, parse_spec
 from pai_lab.security.paths import scheme_of
 from pai_lab.workspaces import authorize
 
@@ -227,11 +227,20 @@ def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest, containm
         relation_labels=relation_labels or parsed.relation_labels,
         package_size=body.package_size,
     )
-    if parsed.spec is not None and template == parsed.template:
+    if parsed.spec is not None and template == parsed.template:  # a custom template the file's answers need
         try:
-            tasks.resolve_template(s, access.workspace_id, template, multi=False, relation_labels=[], has_labels=True)
+            found = tasks.resolve_template(
+                s, access.workspace_id, template, multi=False, relation_labels=[], has_labels=True
+            )
         except BadInput:
             tasks.create_template(s, user, ws, parsed.spec)
+        else:
+            if found != parse_spec(parsed.spec):
+                raise BadInput(
+                    f"this workspace's template {template!r} differs from the one these answers need; "
+                    "give template=<a template of yours that fits them>",
+                    "template",
+                )
     task_id = parsed.task_id if body.keep_id else None
     if task_id is not None and not (13 <= len(task_id) <= 19):
         task_id = None

@@ -194,3 +194,23 @@ def test_traced_outlines_draw_back_the_same_mask():
     outlines = masks.trace(mask)
     assert (masks.rasterize(60, 40, outlines) == mask).all()
     assert masks.trace(masks.decode(masks.encode(mask), "mask")) == outlines
+
+
+def test_text_recognition_creates_its_template_once_and_refuses_a_different_one(label_platform, tmp_path):
+    text = localized("text-recognition", example_images(tmp_path))
+    first = import_csv(label_platform, text, "tr-1")
+    second = import_csv(label_platform, text, "tr-2")  # the template made by the first import serves again
+    assert first.template == second.template == "text-recognition"
+    with label_platform.store.transaction() as s:
+        sv.delete_task(s, "owner", "default", first.id)
+        sv.delete_task(s, "owner", "default", second.id)
+        sv.delete_template(s, "owner", "default", "text-recognition")
+        spec = {
+            "name": "text-recognition",
+            "contents": [{"type": "text"}],
+            "questions": [{"type": "single", "title": "x"}],
+        }
+        sv.create_template(s, "owner", "default", spec)
+    with pytest.raises(BadInput) as err:
+        import_csv(label_platform, text, "tr-3")
+    assert err.value.field == "template"
