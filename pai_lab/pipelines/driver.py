@@ -9,48 +9,23 @@ run because a step before it did not succeed). It carries out what members ask t
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import threading
 from pathlib import Path
 
 from sqlalchemy import select
 
 from pai_lab.pipelines import manifest as manifests
-from pai_lab.pipelines import platform_ops, service
+from pai_lab.pipelines import platform_ops, service, step_plans
 from pai_lab.pipelines.executors import STARTED_MARK, run_step
 from pai_lab.pipelines.status import PipelineRunStatus as S
 from pai_lab.pipelines.status import run_status
+from pai_lab.pipelines.step_plans import STOP_FILE
 from pai_lab.pipelines.tables import NodeRow, RunRow
 from pai_lab.store import utcnow
 
 log = logging.getLogger("pai_lab.pipelines")
-STOP_FILE = ".terminate"
 POLL_SECONDS = 0.25  # steps ending and members' requests wake the driver at once; this finds steps starting
-_TEMPLATE = re.compile(r"\{\{\s*inputs\.parameters\.([A-Za-z][\w-]*)\s*\}\}")
-
-
-_RUN_SCOPED = ("${pai_system_run_id}", "${pai_system_node_id}")
-
-
-def _placeholders(value, run_id: str, node_id: str):
-    if isinstance(value, str):
-        return value.replace(_RUN_SCOPED[0], run_id).replace(_RUN_SCOPED[1], node_id)
-    return value
-
-
-def _scoped(value) -> bool:
-    """A value that names the run or the step (gen_run_node_scoped_placeholder): the cache keys on the
-    template, so a second run of the same pipeline finds the first's step."""
-    return isinstance(value, str) and any(p in value for p in _RUN_SCOPED)
-
-
-def _templated(value, parameters: dict):
-    """An output's declared value with {{inputs.parameters.x}} filled in (PAI's outputs over inputs)."""
-    text = json.dumps(value)
-    text = _TEMPLATE.sub(lambda m: str(parameters.get(m.group(1), "")).replace('"', '\\"'), text)
-    return json.loads(text)
 
 
 class _ShutDown(Exception):
@@ -227,50 +202,15 @@ class RunDriver(threading.Thread):
             if all(n["status"] == S.Succeeded or (n["status"] == S.Skipped and n["cached"]) for n in deps):
                 self._start(name, step)
 
-    def _resolve(self, step: manifests.StepPlan, node: dict) -> tuple[dict, dict, dict]:
-        """The step's parameters and artifacts, and the parameters its cache key is made of (a run-scoped
-        placeholder as written, not as this run expands it)."""
-        node_id = node["node_id"]
-        params: dict = {}
-        keyed: dict = {}
-        for var in step.inputs.parameters:
-            bound = step.parameters.get(var.name)
-            where = f"steps.{step.name}.{var.name}"
-            if bound is None or (bound.source == "value" and bound.value is None):
-                value = var.default
-            elif bound.source == "value":
-                value = bound.value
-            elif bound.source == "input":
-                value = self.arguments["inputs"][bound.name]
-            else:
-                value = self.nodes[bound.step]["outputs"].get("parameters", {}).get(bound.name)
-            if value is None:
-                continue
-            params[var.name] = manifests.coerce(var, _placeholders(value, self.run_id, node_id), where)
-            keyed[var.name] = value if _scoped(value) else params[var.name]
-        artifacts: dict = {}
-        for var in step.inputs.artifacts:
-            bound = step.artifacts.get(var.name)
-            if bound is None:
-                value = None
-            elif bound.source == "value":
-                value = self.arguments.get("literals", {}).get(step.name, {}).get(var.name)
-            elif bound.source == "input":
-                value = self.arguments["inputs"].get(bound.name)
-            else:
-                value = self.nodes[bound.step]["outputs"].get("artifacts", {}).get(bound.name)
-            artifacts[var.name] = value
-        return params, artifacts, keyed
-
     def _start(self, name: str, step: manifests.StepPlan) -> None:
         node = self.nodes[name]
-        params, artifacts, keyed = self._resolve(step, node)
+        params, artifacts, keyed = step_plans.resolve(self, step, node)
         key = service.cache_key(step.operator, keyed, artifacts)
         platform_step = step.kind == "builtin" and platform_ops.is_platform(
             (step.operator.get("spec") or {}).get("builtin", {}).get("name")
         )
         if self.cache and not platform_step:  # a platform step makes its objects anew each run
-            hit = self._cached(key)
+            hit = step_plans.cached(self, key)
             if hit is not None:
                 now = utcnow()
                 self._update_node(
@@ -285,46 +225,7 @@ class RunDriver(threading.Thread):
                     reason=f"cached: the same operator and inputs succeeded in run {hit[0]}",
                 )
                 return
-        spec = step.operator.get("spec") or {}
-        outputs_spec = {
-            "parameters": [
-                {**p, "value": _templated(p["value"], params)} if "value" in p else p
-                for p in (spec.get("outputs") or {}).get("parameters") or []
-            ],
-            "artifacts": [
-                {**a, "value": _templated(a["value"], params)} if "value" in a else a
-                for a in (spec.get("outputs") or {}).get("artifacts") or []
-            ],
-        }
-        plan = {
-            "run_id": self.run_id,
-            "node_id": node["node_id"],
-            "workspace_id": self.workspace_id,
-            "user": self.user,
-            "work_dir": node["work_dir"],
-            "stop_file": str(self.work_dir / STOP_FILE),
-            "kind": step.kind,
-            "parameters": params,
-            "artifacts": artifacts,
-            "inputs_spec": spec.get("inputs") or {},
-            "outputs_spec": outputs_spec,
-            "sandbox": self._sandbox_plan(node["work_dir"], artifacts),
-        }
-        if step.kind == "script":
-            plan.update(
-                entry_file=spec["script"]["entryFile"],
-                archive=spec["script"]["code"]["archive"],
-                code_sha256=spec["script"]["code"].get("sha256", ""),
-                env=spec["script"].get("envs") or {},
-            )
-        elif step.kind == "builtin":
-            plan["builtin"] = spec["builtin"]["name"]
-        elif step.kind == "container":
-            from pai_lab.pipelines.container import step_plan
-
-            plan.update(step_plan(spec))
-        else:
-            plan["pickle"] = spec["function"]["pickle"]
+        plan = step_plans.task_plan(self, step, node, params, artifacts)
         self._update_node(
             name,
             status=S.ReadyToSchedule,
@@ -344,59 +245,6 @@ class RunDriver(threading.Thread):
             )
         future.add_done_callback(lambda _f: self.wake.set())
         self.futures[name] = future
-
-    def _cached(self, key: str) -> tuple[str, dict] | None:
-        with self.store.transaction() as s:
-            row = s.execute(
-                select(NodeRow.run_id, NodeRow.outputs)
-                .where(
-                    NodeRow.workspace_id == self.workspace_id,
-                    NodeRow.cache_key == key,
-                    NodeRow.status == S.Succeeded,
-                    NodeRow.cached.is_(False),
-                )
-                .order_by(NodeRow.finished_at.desc())
-                .limit(1)
-            ).first()
-        if row is None:
-            return None
-        for value in (row[1] or {}).get("artifacts", {}).values():  # a cleaned-up output is not a hit
-            uri = (value or {}).get("location", {}).get("uri", "")
-            if uri.startswith("file://") and not Path(uri[7:]).exists():
-                return None
-        return row[0], row[1] or {}
-
-    def _sandbox_plan(self, work_dir: str, artifacts: dict) -> dict | None:
-        if not self.sandbox:
-            return None
-        from pai_lab.security.paths import SAMPLES_FOLDER, Containment
-
-        platform = self.manager.platform
-        containment = Containment.from_platform(platform)
-        state = Path(platform.state_dir).resolve()
-        inputs = [p for p in (self._readable(v, containment) for v in artifacts.values()) if p]
-        return {
-            "bwrap": self.sandbox,
-            "read_only": [str(p) for p in containment.all],
-            "hidden": [str(state), *(str(p) for p in containment.extra_secrets)],
-            "shown_again": [str(state / SAMPLES_FOLDER), *inputs],
-            "writable": [work_dir],
-        }
-
-    def _readable(self, value, containment) -> str | None:
-        """A local input the step may read inside its sandbox: inside the allowed roots, or an output of a
-        run of this workspace. A pointer an earlier step wrote is its own claim, so it is checked here too
-        (a step cannot hand the next one the state folder)."""
-        uri = str(((value or {}).get("location") or {}).get("uri") or "")
-        if not uri.startswith("file://"):
-            return None
-        real = Path(uri[len("file://") :]).resolve()
-        runs = service.runs_dir(self.manager.platform).resolve()
-        if real.is_relative_to(runs) and real != runs:
-            with self.store.transaction() as s:
-                owner = s.scalar(select(RunRow.workspace_id).where(RunRow.id == real.relative_to(runs).parts[0]))
-            return str(real) if owner == self.workspace_id else None
-        return str(real) if containment.contains(real) else None
 
     # -- ending
     def _close_runners(self) -> None:
