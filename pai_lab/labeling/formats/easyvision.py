@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from pai_lab.errors import BadInput
-from pai_lab.labeling.formats import ExportContext, Imported, chunked, zip_results
+from pai_lab.labeling.formats import ExportContext, Imported, chunked, collect_labels, zip_results
 from pai_lab.labeling.formats import easyvision_masks as masks
 from pai_lab.labeling.formats import easyvision_shapes as shapes
 from pai_lab.labeling.intake import NewItem
@@ -297,15 +297,12 @@ def parse(
         return size
 
     items: list[NewItem] = []
-    used: dict[str, None] = {}
     for line, _, raw, answer in rows:
         data = {spec.contents[0].key: raw["url"]}
         where = f"line {line}"
         results = shapes.results_of(kind, q, answer, data, where, size_of(raw["url"], line), mask_shapes(line))
-        for name in _names(results):
-            used.setdefault(name, None)
         items.append(NewItem(data, {"label": results}))
-    found = list(used)
+    found, _ = collect_labels(spec, [item.answers["label"] for item in items])
     if kind == "segmentation" and not labels:
         top = max((int(n.split("_")[1]) for n in found), default=0)
         found = ["background", *(f"class_{k}" for k in range(1, top + 1))]
@@ -317,15 +314,3 @@ def parse(
         stages=["label"],
         spec=shapes.TEXT_RECOGNITION_SPEC if kind == "text-recognition" else None,
     )
-
-
-def _names(results: list) -> Iterator[str]:
-    for el in results:
-        value = el.get("data")
-        if el.get("type") in ("survey/value", "survey/multivalue") and el.get("markTitle") != shapes.OCR_TEXT:
-            yield from value if isinstance(value, list) else [value]
-        elif el.get("type") == "image":
-            for s in value:
-                for k, v in s["labels"].items():
-                    if k != shapes.OCR_TEXT:
-                        yield from v if isinstance(v, list) else [v]
