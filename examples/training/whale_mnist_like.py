@@ -6,9 +6,10 @@
 Every rank generates the same 8x8 "digits" (ten noisy prototypes); ``wh.replica`` mirrors the model
 on every replica and ``rep.distribute`` gives each replica its part of every global batch, so N ranks
 train the weights one process would with the same global batch. ``--num_micro_batch=k`` accumulates
-the gradients of k micro-batches a step (Whale's num_micro_batch). The chief writes the final weights
-(``weights.npz``) to the job's output folder and reports the loss and accuracy, reduced over the
-replicas. Runs as a plain script too (one process, no TF_CONFIG: a cluster of one rank).
+the gradients of k micro-batches a step (Whale's num_micro_batch); ``--optimizer=adagrad_decay`` trains
+with PAI-TF's AdagradDecay. The chief writes the final weights (``weights.npz``) to the job's output
+folder and reports the loss and accuracy, reduced over the replicas. Runs as a plain script too (one
+process, no TF_CONFIG: a cluster of one rank).
 """
 
 import argparse
@@ -23,6 +24,7 @@ import tf_keras as keras
 
 import pai_lab.training as pai
 import pai_lab.whale as wh
+from pai_lab.training.optimizers import LegacyAdagradDecay
 
 
 def digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -40,6 +42,8 @@ def main() -> None:
     parser.add_argument("--global_batch", type=int, default=64)
     parser.add_argument("--num_micro_batch", type=int, default=1)
     parser.add_argument("--learning_rate", type=float, default=0.1)
+    parser.add_argument("--optimizer", choices=["sgd", "adagrad_decay"], default="sgd")
+    parser.add_argument("--accumulator_decay_step", type=int, default=100_000)
     parser.add_argument("--examples", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--output", default=None, help="where weights.npz goes (default: the job's output folder)")
@@ -55,7 +59,10 @@ def main() -> None:
                 keras.layers.Dense(10),
             ]
         )
-        optimizer = keras.optimizers.SGD(args.learning_rate)
+        if args.optimizer == "sgd":
+            optimizer = keras.optimizers.SGD(args.learning_rate)
+        else:  # PAI-TF's AdagradDecay, tf_keras flavour
+            optimizer = LegacyAdagradDecay(args.learning_rate, accumulator_decay_step=args.accumulator_decay_step)
     per_replica = args.global_batch // rep.num_replicas
     print(
         f"rank {cluster.rank} of {cluster.worker_num}, {rep.num_replicas} replica(s), {per_replica} examples a replica "

@@ -1,6 +1,7 @@
 """Whale data parallel through pai_lab's training door: a real 2-rank job (MultiWorkerMirroredStrategy on the
 server's Dask cluster) of a script written with pai_lab.whale trains, with each rank taking half of every
-global batch, the weights one plain process trains with the whole global batch."""
+global batch, the weights one plain process trains with the whole global batch (with SGD, and with AdagradDecay
+decaying its accumulators every 10 steps)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,16 @@ def _weights(folder: Path) -> list[np.ndarray]:
         return [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
 
-def test_two_ranks_with_half_batches_train_the_weights_of_one_process_with_the_whole_batch(live_server, tmp_path):
+@pytest.mark.parametrize(
+    "optimizer",
+    ["--learning_rate=0.2", "--optimizer=adagrad_decay --accumulator_decay_step=10 --learning_rate=0.05"],
+    ids=["sgd", "adagrad_decay"],
+)
+def test_two_ranks_with_half_batches_train_the_weights_of_one_process_with_the_whole_batch(
+    live_server, tmp_path, optimizer
+):
     ws = live_server.client().workspace("default")
-    flags = "--steps=40 --global_batch=32 --num_micro_batch=2 --learning_rate=0.2"
+    flags = f"--steps=40 --global_batch=32 --num_micro_batch=2 {optimizer}"
     job = ws.jobs.submit(
         name="whale-dp", workers=2, code_source=str(EXAMPLES), command=f"python /root/code/{SCRIPT.name} {flags}"
     )
