@@ -40,7 +40,7 @@ class Rpc(Schema):
 
 
 class Metadata(Schema):
-    # the server refuses more than PaiLabApp.max_service_instances (pai_lab.serving.service)
+    # the server refuses more than PaiLabApp.max_service_instances (pai_lab.serving.deploy)
     instance: int = Field(ge=0, description="number of instances (processes)")
     workers: int = Field(5, ge=1, le=256, description="concurrent requests per instance")
     cpu: float | None = Field(None, gt=0)
