@@ -51,8 +51,9 @@ class Hold:
 # --------------------------------------------------------------------------- the load generator
 
 
-async def _open_load(url: str, token: str, phases: list[tuple[float, float]]) -> list[tuple[float, float, str]]:
-    """Requests sent at each phase's rate (seconds, requests/s); (sent at, latency s, status) each."""
+async def _open_load(url: str, token: str, phases: list[tuple[float, float]]) -> dict:
+    """Requests sent at each phase's rate (seconds, requests/s): when the schedule started (epoch
+    seconds) and (sent at, latency s, status) for each request."""
     import aiohttp
 
     records: list[tuple[float, float, str]] = []
@@ -71,7 +72,7 @@ async def _open_load(url: str, token: str, phases: list[tuple[float, float]]) ->
                 status = type(exc).__name__
             records.append((offset, time.perf_counter() - t0, status))
 
-        start = time.perf_counter()
+        start, started_at = time.perf_counter(), time.time()
         tasks = []
         at = 0.0
         for seconds, rate in phases:
@@ -88,10 +89,10 @@ async def _open_load(url: str, token: str, phases: list[tuple[float, float]]) ->
                 n += 1
             at = end
         await asyncio.gather(*tasks)
-    return records
+    return {"start": started_at, "records": records}
 
 
-def run_load(url: str, token: str, phases: list[tuple[float, float]]) -> list[tuple[float, float, str]]:
+def run_load(url: str, token: str, phases: list[tuple[float, float]]) -> tuple[float, list[tuple[float, float, str]]]:
     total = sum(s for s, _ in phases)
     done = subprocess.run(
         [sys.executable, __file__, "--loadgen", url, token, json.dumps(phases)],
@@ -101,7 +102,8 @@ def run_load(url: str, token: str, phases: list[tuple[float, float]]) -> list[tu
     )
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
-    return [tuple(r) for r in json.loads(done.stdout.strip().splitlines()[-1])]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    return out["start"], [tuple(r) for r in out["records"]]
 
 
 # --------------------------------------------------------------------------- one configuration
@@ -136,22 +138,23 @@ def measure(ws, name: str, processor: Path, args, autoscale: bool, instances: in
     phases = [(args.base, capacity), (args.peak, 4 * capacity), (args.after, capacity)]
     timeline: list[tuple[float, int, int]] = []
     halt = threading.Event()
-    t_start = time.perf_counter()
 
     def watch():
         while not halt.is_set():
             info = svc.refresh()
-            timeline.append((time.perf_counter() - t_start, info.instances_total, info.instances_ready))
+            timeline.append((time.time(), info.instances_total, info.instances_ready))
             halt.wait(0.5)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        records = run_load(svc.endpoint, svc.token, phases)
+        load_start, records = run_load(svc.endpoint, svc.token, phases)
     finally:
         halt.set()
         watcher.join(10)
+    timeline = [(t - load_start, total, ready) for t, total, ready in timeline]  # on the load's clock
     step, back = args.base, args.base + args.peak
+    max_ready = max((ready for t, _, ready in timeline if step <= t < back), default=instances)
     failed = [r for r in records if r[2] != "200"]
     # p99 per second of sending; "back under target": the first second of the 4x phase from which
     # every later second of it stays under
@@ -181,6 +184,12 @@ def measure(ws, name: str, processor: Path, args, autoscale: bool, instances: in
         "p99_after_ms": p99([r[1] for r in records if r[0] >= back and r[2] == "200"]),
         "recovered_s": recovered,
         "instances_max": max((t[1] for t in timeline), default=instances),
+        "max_ready": max_ready,
+        # from the step until the most instances of the peak were all ready (and so taking traffic)
+        "scaled_s": next(
+            (round(t - step, 1) for t, total, ready in timeline if t >= step and ready >= max_ready),
+            None,
+        ),
         "instances_end": timeline[-1][1] if timeline else instances,
         "events": [f"{e.kind} {e.from_instances}->{e.to_instances}" for e in reversed(svc.autoscaler.info.events)]
         if autoscale
@@ -200,15 +209,16 @@ def report(results: list[dict], args, started: float) -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     head = (
         f"{'config':<26}{'sent':>6}{'failed':>8}{'p99 1x':>9}{'p99 4x':>10}{'4x last 5s':>11}"
-        f"{'p99 back':>10}{'back under after':>18}{'max inst':>9}{'end inst':>9}"
+        f"{'p99 back':>10}{'back under after':>18}{'max inst':>9}{'most ready at':>15}{'end inst':>9}"
     )
     print(head)
     for r in results:
-        back = "never" if r["recovered_s"] is None else f"{r['recovered_s']} s"
+        back = "never" if r["recovered_s"] is None else f"{r['recovered_s']:g} s"
+        ready = "-" if r["scaled_s"] is None or r["events"] == [] else f"{r['max_ready']} at {r['scaled_s']:g} s"
         print(
             f"{r['config']:<26}{r['sent']:>6}{r['failed']:>8}{r['p99_base_ms']:>9.0f}{r['p99_peak_ms']:>10.0f}"
             f"{r['p99_peak_last5_ms']:>11.0f}{r['p99_after_ms']:>10.0f}{back:>18}{r['instances_max']:>9}"
-            f"{r['instances_end']:>9}"
+            f"{ready:>15}{r['instances_end']:>9}"
         )
     for r in results:
         if r["failed"]:
@@ -232,8 +242,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     if args.loadgen:
         url, token, phases = args.loadgen
-        records = asyncio.run(_open_load(url, token, [tuple(p) for p in json.loads(phases)]))
-        print(json.dumps(records))
+        print(json.dumps(asyncio.run(_open_load(url, token, [tuple(p) for p in json.loads(phases)]))))
         return []
     if args.smoke:
         args.base, args.peak, args.after, args.down_window, args.service_ms = 2.0, 4.0, 3.0, 1, 50.0
