@@ -138,7 +138,7 @@ class QueueState:
             return {"item": item, "token": token}
         if self.leases:
             soonest = min(lease.deadline for lease in self.leases.values())
-            return {"wait": max(0.05, min(1.0, soonest - now))}
+            return {"wait": max(0.02, min(0.1, soonest - now))}  # others may finish, or their lease lapse
         return {"done": True}
 
     def snapshot(self) -> dict:
