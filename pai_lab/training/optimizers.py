@@ -17,7 +17,9 @@ learning from new data. With ``gs`` the step being taken, counted from 1::
 
 Sparse gradients are applied as dense ones: an embedding row's accumulator decays with the period
 even in steps that did not look it up (PAI-TF's sparse kernel keeps a period count per row instead).
-The classes are made on first use, so importing this module loads neither Keras.
+The classes are made on first use, so importing this module loads neither Keras; each is registered
+with its Keras (as ``pai_lab>AdagradDecay`` / ``pai_lab>LegacyAdagradDecay``), so a saved model that
+uses one loads again once the class has been used or imported.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def _keras3():
     import keras
     from keras import ops
 
+    @keras.saving.register_keras_serializable(package="pai_lab")
     class AdagradDecay(keras.optimizers.Optimizer):
         """AdagradDecay (see the module) as a Keras 3 optimizer."""
 
@@ -105,6 +108,7 @@ def _tf_keras():
     import tensorflow as tf
     import tf_keras
 
+    @tf_keras.saving.register_keras_serializable(package="pai_lab")
     class LegacyAdagradDecay(tf_keras.optimizers.Optimizer):
         """AdagradDecay (see the module) as a tf_keras optimizer."""
 

@@ -167,3 +167,25 @@ def test_adagrad_decay_never_lets_the_accumulator_fall_below_its_start(flavour):
         getattr(optimizers, flavour)(accumulator_decay_rate=1.0)
     with pytest.raises(ValueError, match="initial_accumulator_value: must be positive"):
         getattr(optimizers, flavour)(initial_accumulator_value=0)
+
+
+@pytest.mark.parametrize("flavour", ["AdagradDecay", "LegacyAdagradDecay"])
+def test_adagrad_decay_trains_in_model_fit_and_loads_back_with_its_settings(flavour, tmp_path):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from pai_lab.training import optimizers
+
+    if flavour == "AdagradDecay":
+        import keras
+    else:
+        import tf_keras as keras
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 4)).astype("float32")
+    y = (x @ np.array([1.0, -2.0, 0.5, 3.0], "float32"))[:, None]
+    model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=getattr(optimizers, flavour)(learning_rate=0.5, accumulator_decay_step=5), loss="mse")
+    history = model.fit(x, y, epochs=5, batch_size=32, verbose=0).history["loss"]
+    assert history[-1] < history[0] / 10
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras").optimizer
+    assert type(loaded).__name__ == flavour
+    assert (loaded.accumulator_decay_step, loaded.accumulator_decay_rate) == (5, 0.9)
