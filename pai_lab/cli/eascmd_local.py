@@ -5,6 +5,7 @@
     pai eascmd upload model.tar.gz [--prefix models]                      the model_path to use
     pai eascmd test <service> -d '{"values": [1, 2]}'                     one request through the endpoint
     pai eascmd resource ls | desc <id> | li <id> | network <id> -s cfg.json
+    pai eascmd resource add <id> --scheduler tcp://host:8786 | rm <id> | use <id> -w WORKSPACE
 
 A profile holds an endpoint and a workspace. The AccessKey pair is kept (a seed script written for
 the cloud runs unchanged) but nothing here needs it: the server's own token authenticates. An
@@ -22,7 +23,7 @@ from pai_lab.cli.base import Result, UsageError, read_spec_file
 
 DEFAULT_PROFILE = Path("~/.eas/config")
 RESOURCE_LS = ["RESOURCENAME", "CLUSTERID", "INSTANCECOUNT", "GPUCOUNT", "CPUCOUNT", "OWNERUID", "CREATETIME", "STATUS"]
-RESOURCE_LI = ["INSTANCENAME", "IP", "CPU", "MEMORY", "GPU", "BUSYRANKS", "STATUS"]
+RESOURCE_LI = ["INSTANCENAME", "IP", "CPU", "MEMORY", "GPU", "BUSYRANKS", "STATUS", "RANKS"]
 NETWORK_ACTIONS = ("create", "delete")
 
 
@@ -136,20 +137,27 @@ def upload(ctx, args) -> Result:
 
 
 def _groups(ctx, args) -> list[dict]:
-    """The cluster the server runs jobs and services on, as the one resource group it is today."""
-    info = ctx.workspace(args.workspace).jobs.cluster()
-    workers = info.workers
+    """The server's resource groups (`default` and the operator's), each with its workers as seen now."""
+    groups = ctx.client.resource_groups.list()
     return [
         {
-            "name": "default",
-            "cluster": info.scheduler_address,
-            "instances": len(workers),
-            "gpus": sum(w.gpus for w in workers),
-            "cpus": sum(w.cores for w in workers),
-            "status": "ResourceReady" if workers else "ResourcePending",
-            "dashboard": info.dashboard_link or "",
-            "workers": workers,
+            "name": g.name,
+            "cluster": g.scheduler_address,
+            "source": g.source,
+            "instances": len(g.workers),
+            "gpus": g.gpus,
+            "cpus": g.cores,
+            "memory": g.memory,
+            "owner": g.created_by,
+            "created": g.created_at.strftime("%Y-%m-%d %H:%M:%S") if g.created_at else "",
+            "status": g.status,
+            "message": g.message,
+            "dashboard": g.dashboard_link or "",
+            "workspaces": g.workspaces,
+            "workers": g.workers,
+            "ranks": g.ranks,
         }
+        for g in groups
     ]
 
 
@@ -162,13 +170,19 @@ def _group(ctx, args) -> dict:
     raise UsageError(f"resource {args.resource!r} does not exist; `pai eascmd resource ls` lists them ({names})")
 
 
+def _plain(group: dict) -> dict:
+    return {k: v for k, v in group.items() if k not in ("workers", "ranks")}
+
+
 def resource_ls(ctx, args) -> Result:
     from pai_lab.cli.eascmd import ascii_table
 
     groups = _groups(ctx, args)
-    rows = [[g["name"], g["cluster"], g["instances"], g["gpus"], g["cpus"], "", "", g["status"]] for g in groups]
-    data = [{k: v for k, v in g.items() if k != "workers"} for g in groups]
-    return Result(data=data, text=ascii_table(rows, RESOURCE_LS), frame=True)
+    rows = [
+        [g["name"], g["cluster"], g["instances"], g["gpus"], g["cpus"], g["owner"], g["created"], g["status"]]
+        for g in groups
+    ]
+    return Result(data=[_plain(g) for g in groups], text=ascii_table(rows, RESOURCE_LS), frame=True)
 
 
 def resource_desc(ctx, args) -> Result:
@@ -180,11 +194,15 @@ def resource_desc(ctx, args) -> Result:
         ("Region", "local"),
         ("CpuCount", g["cpus"]),
         ("GpuCount", g["gpus"]),
+        ("Memory", f"{g['memory'] // 2**20}M" if g["memory"] else "unlimited"),
         ("InstanceCount", g["instances"]),
-        ("CreateTime", ""),
+        ("RankCount", len(g["ranks"])),
+        ("CreateTime", g["created"]),
         ("LastStatus", g["status"]),
-        ("Message", "Resource is ready" if g["status"] == "ResourceReady" else "no worker yet"),
+        ("Message", g["message"]),
         ("Scheduler", g["cluster"]),
+        ("Source", g["source"]),
+        ("Workspaces", ",".join(g["workspaces"])),
         ("Dashboard", g["dashboard"]),
         ("VpcId", ""),
         ("VSwitchId", ""),
@@ -192,29 +210,55 @@ def resource_desc(ctx, args) -> Result:
         ("DestinationCIDR", ""),
         ("AuxVSwitchList", []),
     ]
-    data = {k: v for k, v in g.items() if k != "workers"}
-    return Result(data=data, text=ascii_table([[k, v] for k, v in fields], ["FIELD", "VALUE"]))
+    return Result(data=_plain(g), text=ascii_table([[k, v] for k, v in fields], ["FIELD", "VALUE"]))
 
 
 def resource_li(ctx, args) -> Result:
+    """The group's workers (EAS's instances of a resource group), each with the ranks running on it."""
     from pai_lab.cli.eascmd import ascii_table
 
-    workers = _group(ctx, args)["workers"]
-    rows = [
-        [
-            w.name,
-            w.address,
-            w.cores,
-            f"{w.memory // 2**20}M" if w.memory else "unlimited",
-            w.gpus,
-            w.busy_ranks,
-            "Ready",
-        ]
-        for w in workers
-    ]
-    return Result(
-        data=workers, text=ascii_table(rows, RESOURCE_LI) if rows else ascii_table([], RESOURCE_LI), frame=True
-    )
+    group = _group(ctx, args)
+    on: dict[str, list[str]] = {}
+    for rank in group["ranks"]:
+        on.setdefault(rank.worker, []).append(rank.pod)
+    rows, data = [], []
+    for w in group["workers"]:
+        pods = on.get(w.address, [])
+        rows.append(
+            [
+                w.name,
+                w.address,
+                w.cores,
+                f"{w.memory // 2**20}M" if w.memory else "unlimited",
+                w.gpus,
+                w.busy_ranks,
+                "Ready",
+                ",".join(pods),
+            ]
+        )
+        data.append({**w.model_dump(), "ranks": pods})
+    return Result(data=data, text=ascii_table(rows, RESOURCE_LI), frame=True)
+
+
+def resource_add(ctx, args) -> Result:
+    """The operator adds a group by its Dask scheduler's address."""
+    group = ctx.client.resource_groups.add(args.resource, args.scheduler)
+    ctx.say(f"[OK] Resource [{group.name}] at [{group.scheduler_address}] is {group.status}")
+    return Result(data=group)
+
+
+def resource_rm(ctx, args) -> Result:
+    ctx.client.resource_groups.remove(args.resource)
+    ctx.say(f"[OK] Resource [{args.resource}] was removed")
+    return Result(data={"removed": args.resource})
+
+
+def resource_use(ctx, args) -> Result:
+    """A workspace's Owner or Administrator chooses its group; its next jobs run there."""
+    ws = ctx.workspace(args.workspace)
+    name = ws.set_resource_group(args.resource)
+    ctx.say(f"[OK] Workspace [{ws.name}] runs its jobs on resource [{name}]")
+    return Result(data={"workspace": ws.name, "resource_group": name})
 
 
 def resource_network(ctx, args) -> Result:
@@ -260,6 +304,9 @@ def register_local(verb, verbs) -> None:
         ("desc", resource_desc, "describe a resource group"),
         ("li", resource_li, "list a resource group's instances"),
         ("network", resource_network, "check a network config (no VPC here)"),
+        ("add", resource_add, "add a resource group by its Dask scheduler (the server's operator)"),
+        ("rm", resource_rm, "remove a resource group added with add (the server's operator)"),
+        ("use", resource_use, "run a workspace's jobs on a resource group (Owner, Administrator)"),
     ):
         aliases = {"ls": ["list"], "li": ["list_instance"]}.get(name, [])
         p = verbs["resource"](name, func, text, aliases=aliases)
@@ -267,3 +314,5 @@ def register_local(verb, verbs) -> None:
             p.add_argument("resource", help="the RESOURCENAME from `pai eascmd resource ls`")
         if name == "network":
             p.add_argument("-s", dest="spec_file", required=True, help="the network config JSON")
+        if name == "add":
+            p.add_argument("--scheduler", required=True, help="the Dask scheduler's address, tcp://host:8786")

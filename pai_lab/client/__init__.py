@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pandas and the area clients load on first use: the CLI star
     from pai_lab.client.labeling import Labeling
     from pai_lab.client.models import Models
     from pai_lab.client.pipelines import Pipelines
+    from pai_lab.client.resources import ResourceGroups
     from pai_lab.client.services import Services
 
 
@@ -51,6 +52,13 @@ class PaiClient:
 
     def workspaces(self) -> list[Workspace]:
         return [Workspace.model_validate(w) for w in self.http.get("/workspaces")]
+
+    @cached_property
+    def resource_groups(self) -> ResourceGroups:
+        """The Dask clusters jobs run on (``default`` and the operator's); shown as a table."""
+        from pai_lab.client.resources import ResourceGroups
+
+        return ResourceGroups(self)
 
     def create_workspace(self, name: str, description: str = "") -> WorkspaceClient:
         info = Workspace.model_validate(self.http.post("/workspaces", {"name": name, "description": description}))
@@ -167,6 +175,15 @@ class WorkspaceClient:
     def oplog(self, limit: int = 100) -> pd.DataFrame:
         ops = [Operation.model_validate(o) for o in self._get("/oplog", params={"limit": limit})]
         return table(ops, ["at", "actor", "action", "target", "result", "detail"])
+
+    @property
+    def resource_group(self) -> str:
+        """The resource group this workspace's jobs run on."""
+        return str(self._get("/resource-group")["resource_group"])
+
+    def set_resource_group(self, name: str) -> str:
+        """Choose among the operator's groups (Owner, Administrator); jobs submitted next run there."""
+        return str(self._put("/resource-group", {"resource_group": name})["resource_group"])
 
     # The area clients, each in its own module, imported on first use (numpy, pandas and the areas'
     # schemas stay out of a plain `import pai_lab`).

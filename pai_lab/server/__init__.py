@@ -15,6 +15,7 @@ from pai_lab.server import (
     model_store,
     pipeline_outputs,
     pipelines,
+    resources,
     serving,
     serving_autoscale,
     system,
@@ -36,6 +37,7 @@ ROUTERS: list[Router] = [
     workspaces.router,
     pipelines.router,
     pipeline_outputs.router,
+    resources.router,
 ]
 
 

@@ -62,6 +62,7 @@ def _import_all_tables() -> None:
     from pai_lab.datasets import tables as _datasets  # noqa: F401
     from pai_lab.labeling import tables as _labeling  # noqa: F401
     from pai_lab.pipelines import tables as _pipelines  # noqa: F401
+    from pai_lab.resources import tables as _resources  # noqa: F401
     from pai_lab.serving import tables as _serving  # noqa: F401
     from pai_lab.training import tables as _training  # noqa: F401
     from pai_lab.workspaces import tables as _workspaces  # noqa: F401

@@ -46,6 +46,11 @@ class TrainingManager(LoggingConfigurable):
     )
     dask_dashboard_address = Unicode(":0", config=True, help="Where the LocalCluster's dashboard listens.")
     dask_worker_resources = Dict(config=True, help="Resources each LocalCluster worker offers, e.g. {'GPU': 1}.")
+    resource_groups = Dict(
+        config=True,
+        help="More resource groups beside `default` (the cluster above): name -> Dask scheduler address "
+        "(tcp://host:8786). A workspace's Owner or Administrator chooses its group; its jobs' ranks run there.",
+    )
 
     def __init__(self, platform, **kwargs):
         super().__init__(**kwargs)
@@ -53,6 +58,7 @@ class TrainingManager(LoggingConfigurable):
         self.settings = platform.settings  # the server's runtime facts (server_url), not configuration
         self._client = None
         self._cluster = None
+        self._remote: dict[str, object] = {}  # scheduler address -> Client, for the other resource groups
         self._lock = threading.RLock()
         self.supervisors: dict[str, Supervisor] = {}
         self.busy: dict[str, int] = {}
@@ -65,7 +71,10 @@ class TrainingManager(LoggingConfigurable):
     def local(self) -> bool:
         return not self.dask_scheduler_address
 
-    def client(self):
+    def client(self, address: str = ""):
+        """The Dask client of a resource group: its scheduler ``address``, or the default group's (empty)."""
+        if address:
+            return self._remote_client(address)
         with self._lock:
             if self._client is None:
                 from distributed import Client, LocalCluster
@@ -90,8 +99,25 @@ class TrainingManager(LoggingConfigurable):
                     self._client = Client(self._cluster, set_as_default=False)
             return self._client
 
-    def workers(self) -> dict[str, dict]:
-        info = self.client().scheduler_info(n_workers=-1) if _takes_n_workers() else self.client().scheduler_info()
+    def _remote_client(self, address: str):
+        with self._lock:
+            client = self._remote.get(address)
+            if client is not None and getattr(client, "status", "") not in ("closed", "closing"):
+                return client
+        from distributed import Client
+
+        client = Client(address, timeout="15s", set_as_default=False)  # outside the lock: may take seconds
+        with self._lock:
+            if address in self._remote:
+                client.close()
+                return self._remote[address]
+            self._remote[address] = client
+            return client
+
+    def workers(self, address: str = "") -> dict[str, dict]:
+        """The workers of a resource group (its scheduler ``address``; empty: the default group)."""
+        client = self.client(address)
+        info = client.scheduler_info(n_workers=-1) if _takes_n_workers() else client.scheduler_info()
         return {
             a: {
                 "nthreads": w.get("nthreads", 1),
@@ -105,14 +131,15 @@ class TrainingManager(LoggingConfigurable):
     def has_gpus(self, address: str) -> bool:
         return self._workers_cache.get(address, {}).get("gpus", 0) > 0
 
-    def any_gpus(self) -> bool:
-        return any(w.get("gpus", 0) for w in self._workers_cache.values())
+    def any_gpus(self, address: str = "") -> bool:
+        return any(w.get("gpus", 0) for w in self._group_workers.get(address, {}).values())
 
-    _workers_cache: dict = {}  # noqa: RUF012 - replaced, never mutated in place
+    _workers_cache: dict = {}  # noqa: RUF012 - every group's workers by address; replaced, never mutated in place
+    _group_workers: dict = {}  # noqa: RUF012 - scheduler address ("" the default) -> its workers, as last seen
 
-    def cluster_info(self) -> ClusterInfo:
-        client = self.client()
-        workers = self.workers()
+    def cluster_info(self, address: str = "") -> ClusterInfo:
+        client = self.client(address)
+        workers = self.workers(address)
         return ClusterInfo(
             scheduler_address=client.scheduler.address,
             dashboard_link=getattr(client, "dashboard_link", None),
@@ -130,9 +157,10 @@ class TrainingManager(LoggingConfigurable):
         )
 
     def _allocate(self, supervisor: Supervisor, ranks) -> tuple[list[Slot] | None, str]:
-        workers = self.workers()
+        workers = self.workers(supervisor.scheduler_address)
         with self._lock:
-            self._workers_cache = workers
+            self._group_workers = {**self._group_workers, supervisor.scheduler_address: workers}
+            self._workers_cache = {a: w for group in self._group_workers.values() for a, w in group.items()}
             if not workers:
                 return None, "waiting for the Dask cluster to have workers"
             slots, why = place(ranks, workers, self.busy, self.gpus_busy)
@@ -143,9 +171,9 @@ class TrainingManager(LoggingConfigurable):
                 self.gpus_busy.setdefault(slot.address, set()).update(slot.gpus)
             return slots, ""
 
-    def fits(self, ranks) -> bool:
-        """Whether the cluster as last seen could hold ``ranks`` with nothing else running (unknown: yes)."""
-        workers = self._workers_cache
+    def fits(self, ranks, address: str = "") -> bool:
+        """Whether the group's cluster as last seen could hold ``ranks`` with nothing else running (unknown: yes)."""
+        workers = self._group_workers.get(address, {})
         return not workers or place(ranks, workers, {}, {})[0] is not None
 
     def _release(self, supervisor: Supervisor) -> None:
@@ -207,6 +235,12 @@ class TrainingManager(LoggingConfigurable):
                 except Exception:  # noqa: BLE001, S110
                     pass
             self._client = self._cluster = None
+            remote, self._remote = list(self._remote.values()), {}
+        for client in remote:
+            try:
+                client.close()  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001, S110
+                pass
 
 
 def _takes_n_workers() -> bool:

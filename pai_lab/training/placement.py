@@ -68,16 +68,19 @@ class JobQueue:
         self._order = itertools.count()
         self._waiting: dict[str, tuple[int, int]] = {}  # job id -> (priority, arrival)
         self._ranks: dict[str, list[specs.RankPlan]] = {}
+        self._groups: dict[str, str] = {}  # job id -> its resource group's scheduler address ("" the default)
 
-    def join(self, job_id: str, priority: int, ranks: list[specs.RankPlan]) -> None:
+    def join(self, job_id: str, priority: int, ranks: list[specs.RankPlan], group: str = "") -> None:
         with self._lock:
             self._waiting[job_id] = (int(priority), next(self._order))
             self._ranks[job_id] = ranks
+            self._groups[job_id] = group
 
     def leave(self, job_id: str) -> None:
         with self._lock:
             self._waiting.pop(job_id, None)
             self._ranks.pop(job_id, None)
+            self._groups.pop(job_id, None)
 
     def reprioritize(self, job_id: str, priority: int) -> bool:
         """Change a waiting job's priority; it keeps its place among jobs of its new priority."""
@@ -89,9 +92,12 @@ class JobQueue:
 
     def ahead(self, job_id: str, fits: Callable[[list[specs.RankPlan]], bool]) -> tuple[str, int] | None:
         """The job that goes before ``job_id`` (its id and priority), or None when ``job_id`` is next.
-        ``fits(ranks)``: whether the cluster, empty, could hold a job's ranks."""
+        ``fits(ranks)``: whether the cluster, empty, could hold a job's ranks. Only jobs waiting for the
+        same resource group come before it: each group's cluster has its own line."""
         with self._lock:
-            order = sorted(self._waiting, key=lambda j: (-self._waiting[j][0], self._waiting[j][1]))
+            group = self._groups.get(job_id, "")
+            same = [j for j in self._waiting if self._groups.get(j, "") == group]
+            order = sorted(same, key=lambda j: (-self._waiting[j][0], self._waiting[j][1]))
             waiting = [(j, self._waiting[j][0], self._ranks[j]) for j in order]
         for other, priority, ranks in waiting:
             if other == job_id:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput, NotFound
+from pai_lab.resources.service import group_of
 from pai_lab.security.paths import Containment
 from pai_lab.store import after_commit, utcnow
 from pai_lab.training import isolation
@@ -208,8 +209,9 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
     from pai_lab.training.manager import get_manager  # late: the manager builds on the job records
 
     manager = get_manager(platform)
-    local_cluster = manager.local
     access = authorize(session, user, workspace, "job.submit")
+    group, scheduler_address = group_of(session, platform, access.workspace_id)  # the workspace's resource group
+    local_cluster = manager.local and not scheduler_address
     # the same checks as the CLI, for REST callers too
     spec = specs.build_spec(
         spec.model_dump(), max_ranks=platform.settings.get("max_job_ranks") or specs.DEFAULT_MAX_RANKS
@@ -228,7 +230,12 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
         containment.resolve(spec.checkpointDir, "checkpointDir", must_exist=False, writing=True)
     if spec.hyperParameters:
         spec = spec.model_copy(update={"hyperParameters": containment.check(spec.hyperParameters, "hyperParameters")})
-    code, branch, code_mount = _resolve_code_source(session, user, workspace, spec.code_source.strip(), containment)
+    if spec.script:  # PAI-TF -Dscript: staged, then copied into the job's code as a code_source is
+        from pai_lab.training.tf_submit import stage_for_job
+
+        code, branch, code_mount = stage_for_job(platform, containment, spec), "", "/root/code"
+    else:
+        code, branch, code_mount = _resolve_code_source(session, user, workspace, spec.code_source.strip(), containment)
     mounts, buckets, sources = _resolve_data_sources(session, user, workspace, spec.data_sources)
     sandbox = _sandbox_for(session, platform.settings) if local_cluster else None
     try:
@@ -246,7 +253,8 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
             sources,
             local_cluster,
             sandbox,
-            pythons,
+            # where and with what the ranks run: each role's interpreter, the group's cluster
+            {"pythons": pythons, "resource_group": group, "scheduler_address": scheduler_address},
         )
     finally:
         for _info, lines in sources:
@@ -280,7 +288,7 @@ def _record_job(
     sources: list,
     local_cluster: bool,
     sandbox: str | None,
-    pythons: dict[str, str],
+    placement: dict,
 ) -> JobDetail:
     hyper = _read_hyperparameters(spec.hyperParameters)
     job_id = new_job_id()
@@ -306,7 +314,7 @@ def _record_job(
         "hyperparameters": hyper,
         "user_flags": shlex.split(spec.userDefinedParameters) if spec.userDefinedParameters else [],
         "thirdparty_libs": spec.thirdparty_libs,
-        "pythons": pythons,  # role -> the interpreter of its *_image (absent: the workers' Python)
+        **placement,  # pythons: role -> its *_image's interpreter; resource_group and its scheduler_address
     }
     if sandbox:
         launch["sandbox"] = isolation.sandbox_plan(platform, launch, sandbox)

@@ -52,6 +52,7 @@ class Supervisor(threading.Thread):
         self.last_activity = time.monotonic()
         self.exits: dict[str, tuple] = {}
         self.pod_roles: dict[str, str] = {}
+        self.scheduler_address = ""  # the resource group's cluster ("" the default group's)
 
     # -- store helpers
     def _transition(self, state: str, reason: str = "", only_from=None) -> bool:
@@ -112,6 +113,7 @@ class Supervisor(threading.Thread):
 
     def _run(self) -> None:
         spec, launch, state, user, workspace_id, _name = self._load()
+        self.scheduler_address = launch.get("scheduler_address", "")
         ranks = specs.plan_ranks(spec)
         self.pod_roles = {r.pod(self.job_id): r.role for r in ranks}
         if state != "Creating":
@@ -124,7 +126,7 @@ class Supervisor(threading.Thread):
         if launch is None or self._stopping():
             return self._finish_stopped() if launch is not None or self._stopping() else None
         # in the queue before the job shows Queuing: a job seen waiting is already in line
-        self.manager.queue.join(self.job_id, spec.priority, ranks)
+        self.manager.queue.join(self.job_id, spec.priority, ranks, self.scheduler_address)
         try:
             if not self._transition("Queuing", "waiting for rank slots on the Dask cluster", only_from=("Creating",)):
                 return self._finish_stopped()
@@ -132,7 +134,7 @@ class Supervisor(threading.Thread):
                 return self._finish_stopped()
         finally:
             self.manager.queue.leave(self.job_id)
-        client = self.manager.client()
+        client = self.manager.client(self.scheduler_address)
         # the ranks' credential for pai_lab's API: the submitter's rights in this workspace, while the job runs
         launch["job_token"] = self.manager.tokens.issue(self.job_id, user, workspace_id)
         launch["server_url"] = self.manager.settings.get("server_url", "")
@@ -151,7 +153,7 @@ class Supervisor(threading.Thread):
                     rank.index,
                     slot.gpus
                     if self.manager.has_gpus(slot.address)
-                    else ([] if rank.resources.gpu == 0 and self.manager.any_gpus() else None),
+                    else ([] if rank.resources.gpu == 0 and self.manager.any_gpus(self.scheduler_address) else None),
                     key=f"pai-{rank.pod(self.job_id)}",
                     workers=[slot.address],
                     allow_other_workers=False,
@@ -212,7 +214,7 @@ class Supervisor(threading.Thread):
     def _place(self, ranks) -> bool:
         reason = ""
         while not self._stopping():
-            first = self.manager.queue.ahead(self.job_id, self.manager.fits)
+            first = self.manager.queue.ahead(self.job_id, lambda r: self.manager.fits(r, self.scheduler_address))
             if first is not None:
                 slots, why = None, f"waiting behind job {first[0]} (priority {first[1]}) for rank slots"
             else:
@@ -229,6 +231,7 @@ class Supervisor(threading.Thread):
     def _rendezvous(self, ranks) -> dict | None:
         pods = {r.pod(self.job_id): r for r in ranks}
         ready: dict[str, tuple[str, int]] = {}
+        ran_on: dict[str, str] = {}  # pod -> the worker its task reported from
         reported = 0
         while len(ready) < len(pods):
             if self._stopping():
@@ -236,6 +239,7 @@ class Supervisor(threading.Thread):
             for item in self._take(POLL_SECONDS):
                 if item[0] == "ready":
                     ready[item[1]] = (item[2], item[3])
+                    ran_on[item[1]] = item[4]
             self._check_futures()
             if len(ready) != reported:
                 reported = len(ready)
@@ -247,7 +251,7 @@ class Supervisor(threading.Thread):
             members = sorted((r.index, pod) for pod, r in pods.items() if r.role == role)
             if members:
                 cluster[role] = [f"{ready[pod][0]}:{ready[pod][1]}" for _, pod in members]
-        self._pods({pod: {"host": h, "port": p} for pod, (h, p) in ready.items()})
+        self._pods({pod: {"host": h, "port": p, "worker": ran_on[pod]} for pod, (h, p) in ready.items()})
         return cluster
 
     def _check_futures(self) -> None:
