@@ -72,6 +72,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/pai-lab/api/v1/resource-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The resource groups: workers, cores, memory, GPUs and the ranks of the caller's workspaces on them */
+        get: operations["resource_group.list"];
+        put?: never;
+        /** Add a resource group by its Dask scheduler's address (the server's operator only) */
+        post: operations["resource_group.create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/pai-lab/api/v1/resource-groups/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One resource group */
+        get: operations["resource_group.get"];
+        put?: never;
+        post?: never;
+        /** Remove a resource group added over the API (the server's operator only; none may use it) */
+        delete: operations["resource_group.delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/pai-lab/api/v1/roles": {
         parameters: {
             query?: never;
@@ -371,6 +407,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/pai-lab/api/v1/workspaces/{workspace}/jobs/pai-tf": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run the PAI-TF command (pai -name tensorflow1120_ext -Dscript=... -Dcluster=...) as a job */
+        post: operations["job.pai_tf"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/pai-lab/api/v1/workspaces/{workspace}/jobs/{job_id}": {
         parameters: {
             query?: never;
@@ -451,6 +504,23 @@ export interface paths {
         put?: never;
         /** Stop a Creating/Queuing/Running job; answers once its ranks have ended */
         post: operations["job.stop"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/pai-lab/api/v1/workspaces/{workspace}/labeling/convert": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** EasyVision convert: an annotation CSV (label_file) to TFRecord shards (output_tfrecord) */
+        post: operations["label.convert"];
         delete?: never;
         options?: never;
         head?: never;
@@ -920,6 +990,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/pai-lab/api/v1/workspaces/{workspace}/lineage/{kind}/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Which run, step and inputs made a dataset's or model's versions, or a service */
+        get: operations["pipeline.lineage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/pai-lab/api/v1/workspaces/{workspace}/member-removals": {
         parameters: {
             query?: never;
@@ -1130,6 +1217,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/pai-lab/api/v1/workspaces/{workspace}/pipelines/runs/{run_id}/outputs/{output}/deploy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Deploy a run's model output as a service */
+        post: operations["pipeline.output.deploy"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/pai-lab/api/v1/workspaces/{workspace}/pipelines/runs/{run_id}/outputs/{output}/register": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Register a run's artifact output as a model or a dataset version */
+        post: operations["pipeline.output.register"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/pai-lab/api/v1/workspaces/{workspace}/pipelines/runs/{run_id}/resume": {
         parameters: {
             query?: never;
@@ -1198,6 +1319,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/pai-lab/api/v1/workspaces/{workspace}/resource-group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The resource group the workspace's jobs run on */
+        get: operations["workspace.resource_group"];
+        /** Choose the workspace's resource group among the operator's (Owner, Administrator) */
+        put: operations["workspace.resource_group.set"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/pai-lab/api/v1/workspaces/{workspace}/services": {
         parameters: {
             query?: never;
@@ -1233,6 +1372,25 @@ export interface paths {
         head?: never;
         /** Change a service (eascmd modify): {"metadata": {"instance": N}} scales; model/processor keys add a version */
         patch: operations["service.modify"];
+        trace?: never;
+    };
+    "/pai-lab/api/v1/workspaces/{workspace}/services/{name}/autoscaler": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A service's autoscaler: its policy, the instances it wants and its scale events */
+        get: operations["service.autoscaler"];
+        /** Set a service's autoscaler (eascmd autoscale): min, max, qps/cpu thresholds, windows */
+        put: operations["service.autoscale"];
+        post?: never;
+        /** Remove a service's autoscaler; the service keeps its instances */
+        delete: operations["service.autoscale_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/pai-lab/api/v1/workspaces/{workspace}/services/{name}/instances": {
@@ -1605,6 +1763,22 @@ export interface components {
             };
         };
         /**
+         * GroupRank
+         * @description A job's rank placed on one of the group's workers.
+         */
+        GroupRank: {
+            /** Job Id */
+            job_id: string;
+            /** Pod */
+            pod: string;
+            /** State */
+            state: string;
+            /** Worker */
+            worker: string;
+            /** Workspace */
+            workspace: string;
+        };
+        /**
          * Instance
          * @description `eascmd w`: one instance process.
          */
@@ -1758,6 +1932,18 @@ export interface components {
              */
             data_sources?: string[];
             /**
+             * Enabledynamiccluster
+             * @description PAI-TF: a worker that exits while the job runs leaves and rejoins; the job goes on
+             * @default false
+             */
+            enableDynamicCluster: boolean;
+            /**
+             * Entryfile
+             * @description PAI-TF -DentryFile: the script in -Dscript's archive or folder
+             * @default
+             */
+            entryFile: string;
+            /**
              * Hyperparameters
              * @description a file of key=value lines, passed as --key=value
              * @default
@@ -1786,7 +1972,7 @@ export interface components {
             masters: number;
             /**
              * Maxhungtimebeforegcinseconds
-             * @description watchdog; 0 turns it off
+             * @description watchdog: no training step reported for this long fails the job; 0 turns it off
              * @default 3600
              */
             maxHungTimeBeforeGCInSeconds: number;
@@ -1816,6 +2002,12 @@ export interface components {
              * @default
              */
             ps_spec: string;
+            /**
+             * Script
+             * @description PAI-TF -Dscript: a .py file, a folder or a .tar.gz, copied as the job's code
+             * @default
+             */
+            script: string;
             /**
              * Thirdparty Libs
              * @description pip packages installed per rank
@@ -1870,6 +2062,56 @@ export interface components {
             checked: number;
             /** Labeler */
             labeler: string;
+        };
+        /**
+         * LineageRecord
+         * @description What made one object: the run and its step, the operator it ran and the inputs it was given.
+         */
+        LineageRecord: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Inputs */
+            inputs?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "dataset" | "model" | "service";
+            /** Name */
+            name: string;
+            /**
+             * Operator
+             * @default
+             */
+            operator: string;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Run Name
+             * @default
+             */
+            run_name: string;
+            /**
+             * Run Status
+             * @description the run's state now; null when the run was deleted
+             * @default null
+             */
+            run_status: string | null;
+            /** Step */
+            step: string;
+            /**
+             * Version
+             * @description the dataset's or model's version; empty for a service
+             * @default
+             */
+            version: string;
         };
         /** LogLine */
         LogLine: {
@@ -2217,6 +2459,18 @@ export interface components {
              * @enum {string}
              */
             status: "Initialized" | "ReadyToSchedule" | "Starting" | "Running" | "WorkflowServiceStarting" | "Suspended" | "Succeeded" | "Terminated" | "Unknown" | "Skipped" | "Failed";
+            /**
+             * Steps Done
+             * @description its steps that have ended (Succeeded, Skipped, Failed, Terminated)
+             * @default 0
+             */
+            steps_done: number;
+            /**
+             * Steps Total
+             * @description the run's steps
+             * @default 0
+             */
+            steps_total: number;
         };
         /** Pod */
         Pod: {
@@ -2306,6 +2560,74 @@ export interface components {
             /** Total */
             total: number;
         };
+        /**
+         * ResourceGroup
+         * @description `eascmd resource ls|desc|li`: one group, its workers as seen now, and the ranks on them.
+         */
+        ResourceGroup: {
+            /**
+             * Cores
+             * @default 0
+             */
+            cores: number;
+            /**
+             * Created At
+             * @default null
+             */
+            created_at: string | null;
+            /**
+             * Created By
+             * @default
+             */
+            created_by: string;
+            /**
+             * Dashboard Link
+             * @default null
+             */
+            dashboard_link: string | null;
+            /**
+             * Gpus
+             * @default 0
+             */
+            gpus: number;
+            /**
+             * Memory
+             * @description bytes over all workers; 0 when unlimited
+             * @default 0
+             */
+            memory: number;
+            /**
+             * Message
+             * @default
+             */
+            message: string;
+            /** Name */
+            name: string;
+            /** Ranks */
+            ranks?: components["schemas"]["GroupRank"][];
+            /**
+             * Scheduler Address
+             * @description empty for the embedded LocalCluster until it starts
+             */
+            scheduler_address: string;
+            /**
+             * Source
+             * @description embedded (the default group), configured (TrainingManager.resource_groups) or added
+             */
+            source: string;
+            /**
+             * Status
+             * @description ResourceReady, ResourcePending (no worker yet) or ResourceUnreachable
+             */
+            status: string;
+            /** Workers */
+            workers?: components["schemas"]["ClusterWorker"][];
+            /**
+             * Workspaces
+             * @description the workspaces (of the caller's) that use it
+             */
+            workspaces?: string[];
+        };
         /** RoleInfo */
         RoleInfo: {
             /** Description */
@@ -2343,6 +2665,79 @@ export interface components {
             provider: string;
             /** Version */
             version: string;
+        };
+        /** ScaleBehavior */
+        ScaleBehavior: {
+            /** @default null */
+            onZero: components["schemas"]["ScaleOnZero"] | null;
+            /**
+             * @description default 300 s
+             * @default null
+             */
+            scaleDown: components["schemas"]["ScaleWindow"] | null;
+            /**
+             * @description default 0 s: scale up at once
+             * @default null
+             */
+            scaleUp: components["schemas"]["ScaleWindow"] | null;
+        };
+        /** ScaleEvent */
+        ScaleEvent: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /**
+             * From Instances
+             * @default null
+             */
+            from_instances: number | null;
+            /**
+             * Kind
+             * @description ScaleUp, ScaleDown or AutoscalerPaused
+             */
+            kind: string;
+            /**
+             * Message
+             * @default
+             */
+            message: string;
+            /**
+             * To Instances
+             * @default null
+             */
+            to_instances: number | null;
+        };
+        /** ScaleOnZero */
+        ScaleOnZero: {
+            /**
+             * Scaledowngraceperiodseconds
+             * @description accepted for the cloud's API; min is at least 1 here
+             * @default 600
+             */
+            scaleDownGracePeriodSeconds: number;
+        };
+        /** ScaleStrategy */
+        ScaleStrategy: {
+            /**
+             * Metricname
+             * @description qps: requests per second per ready instance; cpu: percent of one core per instance
+             */
+            metricName: string;
+            /**
+             * Threshold
+             * @description the value per instance the autoscaler keeps the service at (> 0)
+             */
+            threshold: number;
+        };
+        /** ScaleWindow */
+        ScaleWindow: {
+            /**
+             * Stabilizationwindowseconds
+             * @description seconds a change must keep being recommended before it is made (0 to 3600)
+             */
+            stabilizationWindowSeconds: number;
         };
         /**
          * Service
@@ -2821,6 +3216,245 @@ export interface operations {
         responses: {
             /** @description OK */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "resource_group.list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourceGroup"][];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "resource_group.create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Name
+                     * @description lower-case letters, digits, - and _; `default` is the embedded cluster
+                     */
+                    name: string;
+                    /**
+                     * Scheduler Address
+                     * @description the Dask scheduler's address, tcp://host:port (or tls://...)
+                     */
+                    scheduler_address: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Cores
+                         * @default 0
+                         */
+                        cores: number;
+                        /**
+                         * Created At
+                         * @default null
+                         */
+                        created_at: string | null;
+                        /**
+                         * Created By
+                         * @default
+                         */
+                        created_by: string;
+                        /**
+                         * Dashboard Link
+                         * @default null
+                         */
+                        dashboard_link: string | null;
+                        /**
+                         * Gpus
+                         * @default 0
+                         */
+                        gpus: number;
+                        /**
+                         * Memory
+                         * @description bytes over all workers; 0 when unlimited
+                         * @default 0
+                         */
+                        memory: number;
+                        /**
+                         * Message
+                         * @default
+                         */
+                        message: string;
+                        /** Name */
+                        name: string;
+                        /** Ranks */
+                        ranks?: components["schemas"]["GroupRank"][];
+                        /**
+                         * Scheduler Address
+                         * @description empty for the embedded LocalCluster until it starts
+                         */
+                        scheduler_address: string;
+                        /**
+                         * Source
+                         * @description embedded (the default group), configured (TrainingManager.resource_groups) or added
+                         */
+                        source: string;
+                        /**
+                         * Status
+                         * @description ResourceReady, ResourcePending (no worker yet) or ResourceUnreachable
+                         */
+                        status: string;
+                        /** Workers */
+                        workers?: components["schemas"]["ClusterWorker"][];
+                        /**
+                         * Workspaces
+                         * @description the workspaces (of the caller's) that use it
+                         */
+                        workspaces?: string[];
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "resource_group.get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Cores
+                         * @default 0
+                         */
+                        cores: number;
+                        /**
+                         * Created At
+                         * @default null
+                         */
+                        created_at: string | null;
+                        /**
+                         * Created By
+                         * @default
+                         */
+                        created_by: string;
+                        /**
+                         * Dashboard Link
+                         * @default null
+                         */
+                        dashboard_link: string | null;
+                        /**
+                         * Gpus
+                         * @default 0
+                         */
+                        gpus: number;
+                        /**
+                         * Memory
+                         * @description bytes over all workers; 0 when unlimited
+                         * @default 0
+                         */
+                        memory: number;
+                        /**
+                         * Message
+                         * @default
+                         */
+                        message: string;
+                        /** Name */
+                        name: string;
+                        /** Ranks */
+                        ranks?: components["schemas"]["GroupRank"][];
+                        /**
+                         * Scheduler Address
+                         * @description empty for the embedded LocalCluster until it starts
+                         */
+                        scheduler_address: string;
+                        /**
+                         * Source
+                         * @description embedded (the default group), configured (TrainingManager.resource_groups) or added
+                         */
+                        source: string;
+                        /**
+                         * Status
+                         * @description ResourceReady, ResourcePending (no worker yet) or ResourceUnreachable
+                         */
+                        status: string;
+                        /** Workers */
+                        workers?: components["schemas"]["ClusterWorker"][];
+                        /**
+                         * Workspaces
+                         * @description the workspaces (of the caller's) that use it
+                         */
+                        workspaces?: string[];
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "resource_group.delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4263,6 +4897,18 @@ export interface operations {
                      */
                     data_sources?: string[];
                     /**
+                     * Enabledynamiccluster
+                     * @description PAI-TF: a worker that exits while the job runs leaves and rejoins; the job goes on
+                     * @default false
+                     */
+                    enableDynamicCluster?: boolean;
+                    /**
+                     * Entryfile
+                     * @description PAI-TF -DentryFile: the script in -Dscript's archive or folder
+                     * @default
+                     */
+                    entryFile?: string;
+                    /**
                      * Hyperparameters
                      * @description a file of key=value lines, passed as --key=value
                      * @default
@@ -4291,7 +4937,7 @@ export interface operations {
                     masters?: number;
                     /**
                      * Maxhungtimebeforegcinseconds
-                     * @description watchdog; 0 turns it off
+                     * @description watchdog: no training step reported for this long fails the job; 0 turns it off
                      * @default 3600
                      */
                     maxHungTimeBeforeGCInSeconds?: number;
@@ -4322,6 +4968,12 @@ export interface operations {
                      */
                     ps_spec?: string;
                     /**
+                     * Script
+                     * @description PAI-TF -Dscript: a .py file, a folder or a .tar.gz, copied as the job's code
+                     * @default
+                     */
+                    script?: string;
+                    /**
                      * Thirdparty Libs
                      * @description pip packages installed per rank
                      */
@@ -4347,6 +4999,200 @@ export interface operations {
                      * @default 0
                      */
                     workers?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Chief */
+                        chief: boolean;
+                        /**
+                         * Created At
+                         * Format: date-time
+                         */
+                        created_at: string;
+                        /** Created By */
+                        created_by: string;
+                        /**
+                         * Finished At
+                         * @default null
+                         */
+                        finished_at: string | null;
+                        /** History */
+                        history: components["schemas"]["StateChange"][];
+                        /** Id */
+                        id: string;
+                        /** Kind */
+                        kind: string;
+                        /**
+                         * Masters
+                         * @default 0
+                         */
+                        masters: number;
+                        /**
+                         * Model
+                         * @description name:version of the model it registered
+                         * @default null
+                         */
+                        model: string | null;
+                        /** Name */
+                        name: string;
+                        /** Output Dir */
+                        output_dir: string;
+                        /** Pods */
+                        pods: components["schemas"]["Pod"][];
+                        /**
+                         * Priority
+                         * @description 1-9; waiting jobs start highest first
+                         * @default 1
+                         */
+                        priority: number;
+                        /**
+                         * Progress
+                         * @description PAI-TF style: worker_job:running/finished/total[pct%]
+                         * @default
+                         */
+                        progress: string;
+                        /** Ps */
+                        ps: number;
+                        /**
+                         * Reason
+                         * @default
+                         */
+                        reason: string;
+                        spec: components["schemas"]["JobSpec"];
+                        /**
+                         * Started At
+                         * @default null
+                         */
+                        started_at: string | null;
+                        /** State */
+                        state: string;
+                        /** Warnings */
+                        warnings?: string[];
+                        /** Work Dir */
+                        work_dir: string;
+                        /** Workers */
+                        workers: number;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "job.pai_tf": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Arn
+                     * @default
+                     */
+                    arn?: string;
+                    /**
+                     * Buckets
+                     * @default
+                     */
+                    buckets?: string;
+                    /**
+                     * Checkpointdir
+                     * @description local or s3:// folder; the script gets it as --checkpointDir
+                     * @default
+                     */
+                    checkpointDir?: string;
+                    /**
+                     * Cluster
+                     * @description {"ps":{"count":N},"worker":{"count":M,"gpu":100,"cpu":600,"memory":30000}}
+                     * @default
+                     */
+                    cluster?: string;
+                    /**
+                     * Enabledynamiccluster
+                     * @description true: a worker that fails rejoins and the job goes on
+                     * @default
+                     */
+                    enableDynamicCluster?: string;
+                    /**
+                     * Entryfile
+                     * @default
+                     */
+                    entryFile?: string;
+                    /**
+                     * Gpurequired
+                     * @description single-machine job: 100 = 1 GPU, 0 = CPU
+                     * @default
+                     */
+                    gpuRequired?: string;
+                    /**
+                     * Hyperparameters
+                     * @default
+                     */
+                    hyperParameters?: string;
+                    /**
+                     * Jobname
+                     * @default
+                     */
+                    jobName?: string;
+                    /**
+                     * Maxhungtimebeforegcinseconds
+                     * @description no training step for this long fails the job
+                     * @default
+                     */
+                    maxHungTimeBeforeGCInSeconds?: string;
+                    /**
+                     * Name
+                     * @description the algorithm (-name)
+                     * @default tensorflow1120_ext
+                     */
+                    name?: string;
+                    /**
+                     * Osshost
+                     * @default
+                     */
+                    ossHost?: string;
+                    /**
+                     * Project
+                     * @description -project (noted, not needed here)
+                     * @default
+                     */
+                    project?: string;
+                    /**
+                     * Script
+                     * @description a .py file, a folder or a .tar.gz (then entryFile names the script in it)
+                     */
+                    script: string;
+                    /**
+                     * Stdoutdir
+                     * @default
+                     */
+                    stdoutDir?: string;
+                    /**
+                     * Summarydir
+                     * @default
+                     */
+                    summaryDir?: string;
+                    /**
+                     * Userdefinedparameters
+                     * @default
+                     */
+                    userDefinedParameters?: string;
                 };
             };
         };
@@ -4835,6 +5681,127 @@ export interface operations {
             404: components["responses"]["Error"];
         };
     };
+    "label.convert": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Arn
+                     * @description taken and ignored (no RAM roles here)
+                     * @default null
+                     */
+                    arn?: string | null;
+                    /**
+                     * Buckets
+                     * @description taken and ignored (paths are read as given)
+                     * @default null
+                     */
+                    buckets?: string | null;
+                    /**
+                     * Cluster
+                     * @description taken and ignored (one process converts)
+                     * @default null
+                     */
+                    cluster?: string | null;
+                    /**
+                     * Cmd
+                     * @default convert
+                     * @constant
+                     */
+                    cmd?: "convert";
+                    /**
+                     * Convert Param Config
+                     * @description --key value options, as in the manual
+                     * @default
+                     */
+                    convert_param_config?: string;
+                    /**
+                     * Label File
+                     * @description the EasyVision CSV: a path or an s3:// URI
+                     */
+                    label_file: string;
+                    /**
+                     * Options
+                     * @description the same options as a JSON object
+                     */
+                    options?: {
+                        [key: string]: unknown;
+                    };
+                    /**
+                     * Osshost
+                     * @description taken and ignored
+                     * @default null
+                     */
+                    ossHost?: string | null;
+                    /**
+                     * Output Tfrecord
+                     * @description prefix of the shards: <prefix>_train_00000.tfrecord ...
+                     */
+                    output_tfrecord: string;
+                    /**
+                     * Overwrite
+                     * @description replace existing shards of this prefix (else 409)
+                     * @default false
+                     */
+                    overwrite?: boolean;
+                    /**
+                     * Storage Options
+                     * @description fsspec options for s3:// paths
+                     */
+                    storage_options?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Dataset
+                         * @default null
+                         */
+                        dataset: string | null;
+                        /**
+                         * Dataset Version
+                         * @default null
+                         */
+                        dataset_version: number | null;
+                        /** Files */
+                        files: string[];
+                        /** Format */
+                        format: string;
+                        /** Items */
+                        items: number;
+                        /**
+                         * Notes
+                         * @description options taken but ignored here, and why
+                         */
+                        notes?: string[];
+                        /** To */
+                        to: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
     "label.task.import": {
         parameters: {
             query?: never;
@@ -4854,6 +5821,12 @@ export interface operations {
                      */
                     as_prelabels?: boolean;
                     /**
+                     * Base
+                     * @description EasyVision: the folder (or s3:// prefix) relative image and mask URLs are taken from
+                     * @default null
+                     */
+                    base?: string | null;
+                    /**
                      * Content
                      * @description the file's text
                      */
@@ -4869,7 +5842,7 @@ export interface operations {
                      * @default itag
                      * @enum {string}
                      */
-                    format?: "itag" | "label-studio" | "coco";
+                    format?: "itag" | "label-studio" | "coco" | "easyvision";
                     /**
                      * Keep Id
                      * @description reuse the task id of label-<id> keys when it is free
@@ -5786,6 +6759,11 @@ export interface operations {
                         format: string;
                         /** Items */
                         items: number;
+                        /**
+                         * Notes
+                         * @description options taken but ignored here, and why
+                         */
+                        notes?: string[];
                         /** To */
                         to: string;
                     };
@@ -7042,6 +8020,37 @@ export interface operations {
             404: components["responses"]["Error"];
         };
     };
+    "pipeline.lineage": {
+        parameters: {
+            query?: {
+                /** @description only this version (default: every version) */
+                version?: string | null;
+            };
+            header?: never;
+            path: {
+                workspace: string;
+                kind: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LineageRecord"][];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
     "member.remove_many": {
         parameters: {
             query?: never;
@@ -7748,6 +8757,18 @@ export interface operations {
                          * @enum {string}
                          */
                         status: "Initialized" | "ReadyToSchedule" | "Starting" | "Running" | "WorkflowServiceStarting" | "Suspended" | "Succeeded" | "Terminated" | "Unknown" | "Skipped" | "Failed";
+                        /**
+                         * Steps Done
+                         * @description its steps that have ended (Succeeded, Skipped, Failed, Terminated)
+                         * @default 0
+                         */
+                        steps_done: number;
+                        /**
+                         * Steps Total
+                         * @description the run's steps
+                         * @default 0
+                         */
+                        steps_total: number;
                     };
                 };
             };
@@ -7832,6 +8853,18 @@ export interface operations {
                          * @enum {string}
                          */
                         status: "Initialized" | "ReadyToSchedule" | "Starting" | "Running" | "WorkflowServiceStarting" | "Suspended" | "Succeeded" | "Terminated" | "Unknown" | "Skipped" | "Failed";
+                        /**
+                         * Steps Done
+                         * @description its steps that have ended (Succeeded, Skipped, Failed, Terminated)
+                         * @default 0
+                         */
+                        steps_done: number;
+                        /**
+                         * Steps Total
+                         * @description the run's steps
+                         * @default 0
+                         */
+                        steps_total: number;
                     };
                 };
             };
@@ -7849,6 +8882,8 @@ export interface operations {
                 /** @description the first line to answer */
                 page_offset?: number;
                 page_size?: number;
+                /** @description answer the last this many lines instead of a page */
+                tail?: number;
             };
             header?: never;
             path: {
@@ -7866,6 +8901,160 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NodeLogLine"][];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "pipeline.output.deploy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                run_id: string;
+                output: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Instance
+                     * @description instances to run
+                     * @default 1
+                     */
+                    instance?: number;
+                    /**
+                     * Model Name
+                     * @description the name to register a folder under (default: the service's)
+                     * @default null
+                     */
+                    model_name?: string | null;
+                    /**
+                     * Processor
+                     * @description the serving processor
+                     * @default tensorflow_cpu
+                     */
+                    processor?: string;
+                    /**
+                     * Service
+                     * @description the service's name: lowercase letters, digits and '_'
+                     */
+                    service: string;
+                    /**
+                     * Step
+                     * @default null
+                     */
+                    step?: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Endpoint
+                         * @default null
+                         */
+                        endpoint: string | null;
+                        /**
+                         * Kind
+                         * @enum {string}
+                         */
+                        kind: "dataset" | "model" | "service";
+                        lineage: components["schemas"]["LineageRecord"];
+                        /** Name */
+                        name: string;
+                        /**
+                         * Version
+                         * @default
+                         */
+                        version: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "pipeline.output.register": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                run_id: string;
+                output: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Description
+                     * @default
+                     */
+                    description?: string;
+                    /**
+                     * Kind
+                     * @default model
+                     * @enum {string}
+                     */
+                    kind?: "model" | "dataset";
+                    /**
+                     * Name
+                     * @description the model's or dataset's name; an existing one gets a new version
+                     */
+                    name: string;
+                    /**
+                     * Step
+                     * @description the step that made the output, when several made one so named
+                     * @default null
+                     */
+                    step?: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Endpoint
+                         * @default null
+                         */
+                        endpoint: string | null;
+                        /**
+                         * Kind
+                         * @enum {string}
+                         */
+                        kind: "dataset" | "model" | "service";
+                        lineage: components["schemas"]["LineageRecord"];
+                        /** Name */
+                        name: string;
+                        /**
+                         * Version
+                         * @default
+                         */
+                        version: string;
+                    };
                 };
             };
             400: components["responses"]["Error"];
@@ -7944,6 +9133,18 @@ export interface operations {
                          * @enum {string}
                          */
                         status: "Initialized" | "ReadyToSchedule" | "Starting" | "Running" | "WorkflowServiceStarting" | "Suspended" | "Succeeded" | "Terminated" | "Unknown" | "Skipped" | "Failed";
+                        /**
+                         * Steps Done
+                         * @description its steps that have ended (Succeeded, Skipped, Failed, Terminated)
+                         * @default 0
+                         */
+                        steps_done: number;
+                        /**
+                         * Steps Total
+                         * @description the run's steps
+                         * @default 0
+                         */
+                        steps_total: number;
                     };
                 };
             };
@@ -8023,6 +9224,18 @@ export interface operations {
                          * @enum {string}
                          */
                         status: "Initialized" | "ReadyToSchedule" | "Starting" | "Running" | "WorkflowServiceStarting" | "Suspended" | "Succeeded" | "Terminated" | "Unknown" | "Skipped" | "Failed";
+                        /**
+                         * Steps Done
+                         * @description its steps that have ended (Succeeded, Skipped, Failed, Terminated)
+                         * @default 0
+                         */
+                        steps_done: number;
+                        /**
+                         * Steps Total
+                         * @description the run's steps
+                         * @default 0
+                         */
+                        steps_total: number;
                     };
                 };
             };
@@ -8102,6 +9315,18 @@ export interface operations {
                          * @enum {string}
                          */
                         status: "Initialized" | "ReadyToSchedule" | "Starting" | "Running" | "WorkflowServiceStarting" | "Suspended" | "Succeeded" | "Terminated" | "Unknown" | "Skipped" | "Failed";
+                        /**
+                         * Steps Done
+                         * @description its steps that have ended (Succeeded, Skipped, Failed, Terminated)
+                         * @default 0
+                         */
+                        steps_done: number;
+                        /**
+                         * Steps Total
+                         * @description the run's steps
+                         * @default 0
+                         */
+                        steps_total: number;
                     };
                 };
             };
@@ -8181,6 +9406,92 @@ export interface operations {
                          * @enum {string}
                          */
                         status: "Initialized" | "ReadyToSchedule" | "Starting" | "Running" | "WorkflowServiceStarting" | "Suspended" | "Succeeded" | "Terminated" | "Unknown" | "Skipped" | "Failed";
+                        /**
+                         * Steps Done
+                         * @description its steps that have ended (Succeeded, Skipped, Failed, Terminated)
+                         * @default 0
+                         */
+                        steps_done: number;
+                        /**
+                         * Steps Total
+                         * @description the run's steps
+                         * @default 0
+                         */
+                        steps_total: number;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "workspace.resource_group": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Resource Group
+                         * @description a name `pai eascmd resource ls` lists
+                         */
+                        resource_group: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "workspace.resource_group.set": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Resource Group
+                     * @description a name `pai eascmd resource ls` lists
+                     */
+                    resource_group: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Resource Group
+                         * @description a name `pai eascmd resource ls` lists
+                         */
+                        resource_group: string;
                     };
                 };
             };
@@ -8620,6 +9931,215 @@ export interface operations {
                         workspace: string;
                     };
                 };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "service.autoscaler": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @default null */
+                        behavior: components["schemas"]["ScaleBehavior"] | null;
+                        /** Created By */
+                        created_by: string;
+                        /**
+                         * Events
+                         * @description the latest scale events, newest first
+                         */
+                        events?: components["schemas"]["ScaleEvent"][];
+                        /**
+                         * Instances
+                         * @description instances the service is set to now
+                         */
+                        instances: number;
+                        /**
+                         * Max
+                         * @description most instances, more than min (and at most the server's max_service_instances)
+                         */
+                        max: number;
+                        /**
+                         * Metrics
+                         * @description the latest per-instance qps and cpu seen
+                         */
+                        metrics?: {
+                            [key: string]: number;
+                        };
+                        /**
+                         * Min
+                         * @description fewest instances, at least 1
+                         */
+                        min: number;
+                        /**
+                         * Ready
+                         * @description instances ready now
+                         */
+                        ready: number;
+                        /**
+                         * Scalestrategies
+                         * @description qps and/or cpu
+                         */
+                        scaleStrategies: components["schemas"]["ScaleStrategy"][];
+                        /** Service */
+                        service: string;
+                        /**
+                         * Target
+                         * @description instances the autoscaler wants once its windows agree
+                         */
+                        target: number;
+                        /**
+                         * Updated At
+                         * Format: date-time
+                         */
+                        updated_at: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "service.autoscale": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default null */
+                    behavior?: components["schemas"]["ScaleBehavior"] | null;
+                    /**
+                     * Max
+                     * @description most instances, more than min (and at most the server's max_service_instances)
+                     */
+                    max: number;
+                    /**
+                     * Min
+                     * @description fewest instances, at least 1
+                     */
+                    min: number;
+                    /**
+                     * Scalestrategies
+                     * @description qps and/or cpu
+                     */
+                    scaleStrategies: components["schemas"]["ScaleStrategy"][];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @default null */
+                        behavior: components["schemas"]["ScaleBehavior"] | null;
+                        /** Created By */
+                        created_by: string;
+                        /**
+                         * Events
+                         * @description the latest scale events, newest first
+                         */
+                        events?: components["schemas"]["ScaleEvent"][];
+                        /**
+                         * Instances
+                         * @description instances the service is set to now
+                         */
+                        instances: number;
+                        /**
+                         * Max
+                         * @description most instances, more than min (and at most the server's max_service_instances)
+                         */
+                        max: number;
+                        /**
+                         * Metrics
+                         * @description the latest per-instance qps and cpu seen
+                         */
+                        metrics?: {
+                            [key: string]: number;
+                        };
+                        /**
+                         * Min
+                         * @description fewest instances, at least 1
+                         */
+                        min: number;
+                        /**
+                         * Ready
+                         * @description instances ready now
+                         */
+                        ready: number;
+                        /**
+                         * Scalestrategies
+                         * @description qps and/or cpu
+                         */
+                        scaleStrategies: components["schemas"]["ScaleStrategy"][];
+                        /** Service */
+                        service: string;
+                        /**
+                         * Target
+                         * @description instances the autoscaler wants once its windows agree
+                         */
+                        target: number;
+                        /**
+                         * Updated At
+                         * Format: date-time
+                         */
+                        updated_at: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "service.autoscale_delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
