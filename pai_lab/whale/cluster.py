@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from pai_lab.whale import _state
+from pai_lab.whale.sharding import shard_files
 
 LAYOUTS = ("all", "average", "row", "column", "block", "specific")
 MAX_DEVICES = 4096
@@ -170,6 +171,11 @@ class Cluster:
         """Whale's master workers: the ranks owning a device of ``slices[0]`` (all of them under data parallel)."""
         found = {int(re.search(r"task:(\d+)", d)[1]) for group in self.slices[0] for d in group}  # type: ignore[index]
         return sorted(found)
+
+    def shard_files(self, files, policy: str | None = None, seed: int = 0) -> list[str]:
+        """This rank's share of ``files`` over the cluster's ranks (Whale shards by master workers; under data
+        parallel every rank is one, whatever the layout); see :func:`pai_lab.whale.sharding.shard_files`."""
+        return shard_files(files, self.worker_num, self.rank, policy, seed)
 
     def __enter__(self) -> Cluster:
         self._token = _state.push_cluster(self)

@@ -145,6 +145,10 @@ class Replica:
         """See :func:`pai_lab.whale.steps.distribute`."""
         return distribute(self.strategy, dataset, global_batch)
 
+    def shard_files(self, files, policy: str | None = None, seed: int = 0) -> list[str]:
+        """This rank's share of ``files`` (see :meth:`Cluster.shard_files`)."""
+        return self.cluster.shard_files(files, policy, seed)
+
     def train_step(self, model, optimizer, loss_fn, *, per_micro_batch: bool = False):
         """See :func:`pai_lab.whale.steps.make_train_step`; micro-batches and knobs from this replica."""
         return make_train_step(

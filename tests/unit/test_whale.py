@@ -46,6 +46,14 @@ def test_fewer_files_than_ranks_leaves_only_the_shuffle_policy():
         assert sorted(wh.shard_files(FILES[:2], 3, 0)) == FILES[:2]
 
 
+def test_a_cluster_gives_each_rank_its_share():
+    shares = [
+        wh.Cluster(worker_hosts="a:1,b:1,c:1", rank=r, gpus_per_worker=0).shard_files(FILES, "unbalanced")
+        for r in range(3)
+    ]
+    assert shares == [FILES[0::3], FILES[1::3], FILES[2::3]]
+
+
 def test_whales_variables_pick_the_policy_and_unbalanced_wins(monkeypatch):
     assert wh.policy_from_env({}) == "shuffle"
     assert wh.policy_from_env({"WHALE_DROP_LAST_FILES": "True"}) == "drop_last"
