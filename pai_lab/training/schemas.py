@@ -57,7 +57,14 @@ class JobSpec(Schema):
     hyperParameters: Text = Field("", description="a file of key=value lines, passed as --key=value")
     userDefinedParameters: Text = Field("", description='extra script flags, e.g. "--batch_size=10"')
     checkpointDir: Text = Field("", description="where checkpoints and the SavedModel go (default: job output)")
-    maxHungTimeBeforeGCInSeconds: int = Field(3600, description="watchdog; 0 turns it off")
+    maxHungTimeBeforeGCInSeconds: int = Field(
+        3600, description="watchdog: no training step reported for this long fails the job; 0 turns it off"
+    )
+    script: Text = Field("", description="PAI-TF -Dscript: a .py file, a folder or a .tar.gz, copied as the job's code")
+    entryFile: Text = Field("", description="PAI-TF -DentryFile: the script in -Dscript's archive or folder")
+    enableDynamicCluster: bool = Field(
+        False, description="PAI-TF: a worker that exits while the job runs leaves and rejoins; the job goes on"
+    )
     priority: int = Field(
         1,
         ge=1,
@@ -194,3 +201,25 @@ class ClusterInfo(Schema):
 
 class JobPriorityUpdate(Schema):
     priority: int = Field(ge=1, le=9, description="1-9, higher first; only a job still waiting may change")
+
+
+class PaiTfCommand(Schema):
+    """`pai -name tensorflow1120_ext -D...`: the PAI-TF command's parameters, named as the manual writes them."""
+
+    name: Name = Field("tensorflow1120_ext", description="the algorithm (-name)")
+    project: Text = Field("", description="-project (noted, not needed here)")
+    script: Text = Field(description="a .py file, a folder or a .tar.gz (then entryFile names the script in it)")
+    entryFile: Text = ""
+    cluster: Text = Field("", description='{"ps":{"count":N},"worker":{"count":M,"gpu":100,"cpu":600,"memory":30000}}')
+    gpuRequired: Text = Field("", description="single-machine job: 100 = 1 GPU, 0 = CPU")
+    checkpointDir: Text = Field("", description="local or s3:// folder; the script gets it as --checkpointDir")
+    enableDynamicCluster: Text = Field("", description="true: a worker that fails rejoins and the job goes on")
+    maxHungTimeBeforeGCInSeconds: Text = Field("", description="no training step for this long fails the job")
+    hyperParameters: Text = ""
+    userDefinedParameters: Text = ""
+    buckets: Text = ""
+    jobName: Text = ""
+    arn: Text = ""
+    ossHost: Text = ""
+    stdoutDir: Text = ""
+    summaryDir: Text = ""
