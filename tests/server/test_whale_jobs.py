@@ -6,6 +6,7 @@ decaying its accumulators every 10 steps)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,9 @@ def test_two_ranks_with_half_batches_train_the_weights_of_one_process_with_the_w
     )
     assert alone.returncode == 0, alone.stderr[-3000:]
     assert "rank 0 of 1, 1 replica(s), 32 examples a replica a step in 1 micro-batch(es)" in alone.stdout
+    # the loss both ranks reduced (GLOBAL_MEAN_OBJECTS over the replicas) is the one process's whole-batch loss
+    alone_loss = float(re.search(r"step 40: loss=([\d.]+)", alone.stdout)[1])
+    assert frame["loss"].iloc[0] == pytest.approx(alone_loss, abs=2e-5)
 
     two, one = _weights(Path(job.output_dir)), _weights(tmp_path)
     assert [w.shape for w in two] == [(64, 32), (32,), (32, 10), (10,)] == [w.shape for w in one]
