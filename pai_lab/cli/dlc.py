@@ -9,7 +9,7 @@ parser, as they take a job id and no kind. ``config`` and ``completion`` (dlc_en
 
 from __future__ import annotations
 
-from pai_lab.cli import dlc_env, dlc_jobs, dlc_sources, job_priority
+from pai_lab.cli import dlc_env, dlc_jobs, dlc_sources, job_compare, job_priority
 
 VERBS = {
     "submit": "submit a training job (tfjob)",
@@ -20,11 +20,13 @@ VERBS = {
     "delete": "delete a data source or code source",
 }
 DIRECT_VERBS = ("stop", "logs")
-KIND_MODULES = [dlc_sources, dlc_jobs, job_priority, dlc_env]
+KIND_MODULES = [dlc_sources, dlc_jobs, job_priority, job_compare, dlc_env]
 
 
 def register(sub, add_command) -> None:
-    dlc = sub.add_parser("dlc", help="PAI-DLC compatible verbs: submit, stop, logs, get, create, delete, update")
+    dlc = sub.add_parser(
+        "dlc", help="PAI-DLC compatible verbs: submit, stop, logs, get, create, delete, update, compare"
+    )
     verbs_sub = dlc.add_subparsers(dest="verb", metavar="VERB", required=True)
     verbs = {}
     for verb, text in VERBS.items():

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
     import pandas as pd
 
     from pai_lab.client import WorkspaceClient
+    from pai_lab.client.job_compare import JobComparison
 
 
 class JobFailed(PaiError):
@@ -220,6 +221,28 @@ class Jobs:
         detail = JobDetail.model_validate(self._ws._post("/jobs", spec.model_dump()))
         return Job(self, detail)
 
+    def pai_tf(self, script: str, *, cluster: dict | str | None = None, **params: Any) -> Job:
+        """Run the PAI-TF command: ``pai -name tensorflow1120_ext -Dscript=... -Dcluster=...`` with the
+        -D parameters as keyword arguments (``entryFile``, ``checkpointDir``, ``gpuRequired``,
+        ``enableDynamicCluster``, ``maxHungTimeBeforeGCInSeconds``, ``userDefinedParameters``...);
+        ``cluster`` as a dict or its JSON."""
+        import json
+        import os
+
+        from pai_lab.training.schemas import PaiTfCommand
+
+        values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items() if v is not None}
+        if cluster is not None:
+            values["cluster"] = cluster if isinstance(cluster, str) else json.dumps(cluster)
+        values["script"] = script
+        for key in ("script", "checkpointDir", "hyperParameters"):  # the caller's paths, absolute for the server
+            value = values.get(key, "").removeprefix("file://")
+            if value and "://" not in value and os.path.exists(value):
+                values[key] = os.path.abspath(value)
+        command = PaiTfCommand.model_validate(values)
+        detail = JobDetail.model_validate(self._ws._post("/jobs/pai-tf", command.model_dump()))
+        return Job(self, detail)
+
     def get(self, job_id: str) -> Job:
         return Job(self, JobDetail.model_validate(self._ws._get(f"/jobs/{job_id}")))
 
@@ -232,6 +255,13 @@ class Jobs:
             self.list(),
             ["id", "name", "state", "workers", "ps", "chief", "progress", "created_by", "created_at", "reason"],
         )
+
+    def compare(self, jobs: list) -> JobComparison:
+        """Jobs' metrics side by side (ids or Job objects): one chart per metric with every job's curve,
+        and a table of final values, in a notebook."""
+        from pai_lab.client.job_compare import JobComparison
+
+        return JobComparison([j if isinstance(j, Job) else self.get(str(j)) for j in jobs])
 
     def cluster(self):
         from pai_lab.training.schemas import ClusterInfo
