@@ -185,6 +185,17 @@ class WorkspaceClient:
         """Choose among the operator's groups (Owner, Administrator); jobs submitted next run there."""
         return str(self._put("/resource-group", {"resource_group": name})["resource_group"])
 
+    def storage(self) -> dict:
+        """Where `eascmd upload` puts model packages: ``{"model_store": "", "storage_options": {}}`` is the
+        server's folder; secrets come back as ``***``."""
+        return dict(self._get("/storage"))
+
+    def set_storage(self, model_store: str = "", storage_options: dict | None = None) -> dict:
+        """Point the model store at ``s3://bucket/prefix`` (or oss://) with the s3fs options that reach it
+        (endpoint_url, key, secret...), or back at the server's folder with ``""`` (Owner, Administrator)."""
+        body = {"model_store": model_store, "storage_options": storage_options or {}}
+        return dict(self._put("/storage", body))
+
     # The area clients, each in its own module, imported on first use (numpy, pandas and the areas'
     # schemas stay out of a plain `import pai_lab`).
     @cached_property

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import Field
 
-from pai_lab.schema import Name, NonEmptyName, Schema
+from pai_lab.schema import Name, NonEmptyName, Schema, Text
 from pai_lab.training.schemas import ClusterWorker
 
 
@@ -54,3 +55,15 @@ class WorkspaceResourceGroup(Schema):
     """The group a workspace's jobs run on: read by every member, set by its Owner or an Administrator."""
 
     resource_group: Name = Field(description="a name `pai eascmd resource ls` lists")
+
+
+class WorkspaceStorage(Schema):
+    """Where the workspace's model store is: the server's folder (empty) or an S3/OSS prefix, with the
+    storage options (endpoint_url, key, secret...) that reach it; secrets are shown as ``***``."""
+
+    model_store: Text = Field(
+        "", description="s3://bucket/prefix or oss://bucket[.endpoint]/prefix; empty: the server's eas-models folder"
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict, description="s3fs options: endpoint_url, region, key, secret (secrets come back as ***)"
+    )

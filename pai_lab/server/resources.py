@@ -1,9 +1,14 @@
-"""REST routes for resource groups (the Dask clusters jobs run on) and each workspace's choice."""
+"""REST routes for resource groups (the Dask clusters jobs run on), each workspace's choice, and its storage."""
 
 from __future__ import annotations
 
-from pai_lab.resources import service
-from pai_lab.resources.schemas import ResourceGroup, ResourceGroupCreate, WorkspaceResourceGroup
+from pai_lab.resources import service, storage
+from pai_lab.resources.schemas import (
+    ResourceGroup,
+    ResourceGroupCreate,
+    WorkspaceResourceGroup,
+    WorkspaceStorage,
+)
 from pai_lab.server.routing import Router
 
 router = Router("resources")
@@ -71,3 +76,26 @@ def workspace_group(req, workspace):
 def assign_group(req, workspace, body: WorkspaceResourceGroup):
     with req.transaction() as s:
         return service.assign(s, req.platform, req.user, workspace, body)
+
+
+@router.get(
+    "/workspaces/{workspace}/storage",
+    name="workspace.storage",
+    summary="The workspace's storage: where eascmd upload puts model packages (secrets shown as ***)",
+    response=WorkspaceStorage,
+)
+def get_storage(req, workspace):
+    with req.transaction() as s:
+        return storage.get_storage(s, req.user, workspace)
+
+
+@router.put(
+    "/workspaces/{workspace}/storage",
+    name="workspace.storage.set",
+    summary="Point the workspace's model store at an S3/OSS prefix, or at the server's folder (Owner, Administrator)",
+    body=WorkspaceStorage,
+    response=WorkspaceStorage,
+)
+def set_storage(req, workspace, body: WorkspaceStorage):
+    with req.transaction() as s:
+        return storage.set_storage(s, req.user, workspace, body)

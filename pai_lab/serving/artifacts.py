@@ -20,14 +20,16 @@ from pai_lab.serving.remote import ARCHIVES, fetch_remote, is_remote, unpack_sin
 from pai_lab.serving.schemas import ServiceSpec
 
 
-def _fetch(uri: str, spec: ServiceSpec, cache: Path, what: str, containment=None) -> Path:
+def _fetch(uri: str, spec: ServiceSpec, cache: Path, what: str, containment=None, store=None) -> Path:
     """A local path for ``uri``. Local folders and files are used in place; http(s) and object-store
     URLs are copied once into the cache (see :mod:`pai_lab.serving.remote`); archives (.tar.gz, .tar,
-    .bz2, .zip) are unpacked. ``containment`` (the server's policy) checks what a member names."""
+    .bz2, .zip) are unpacked. ``containment`` (the server's policy) checks what a member names; ``store``
+    gives the s3fs options of a URI in the workspace's model store (None: not in it)."""
     if containment is not None:
         containment.check(uri, what)  # refused alike whether or not it exists; http(s) only where allowed
     if is_remote(uri):
-        return fetch_remote(uri, spec.oss_endpoint, cache, what)
+        options = store(uri) if store is not None and not spec.oss_endpoint else None
+        return fetch_remote(uri, spec.oss_endpoint, cache, what, options)
     local = Path(uri.removeprefix("file://")).expanduser().resolve()
     if not local.exists():
         raise BadInput(f"{what} {uri!r} does not exist on the server", what)
@@ -54,6 +56,7 @@ def resolve(session: Session, user: str, workspace: str, spec: ServiceSpec, cach
     cache.mkdir(parents=True, exist_ok=True)
     resolved: dict[str, Any] = {}
     model_dir = None
+    store = _model_store_reader(session, user, workspace)
     own = containment  # the member's own paths are checked; a registered model's path is the server's
     if spec.model_path:
         path = spec.model_path
@@ -71,13 +74,22 @@ def resolve(session: Session, user: str, workspace: str, spec: ServiceSpec, cach
                     "(name:version, name, or a training job id); `pai models ls` lists them",
                     "model_path",
                 ) from None
-        model_dir = _fetch(path, spec, cache, "model_path", own)
+        model_dir = _fetch(path, spec, cache, "model_path", own, store)
     resolved.update(
-        resolve_processor(spec, model_dir, lambda uri: _fetch(uri, spec, cache, "processor_path", containment))
+        resolve_processor(spec, model_dir, lambda uri: _fetch(uri, spec, cache, "processor_path", containment, store))
     )
     warm_up = spec.warm_up_data_path
     resolved["warm_up"] = _warm_up_requests(warm_up, spec, cache, containment) if warm_up else []
     return resolved
+
+
+def _model_store_reader(session: Session, user: str, workspace: str):
+    """uri -> the s3fs options of the workspace's model store when ``uri`` lies in it (else None)."""
+    from pai_lab.resources import storage
+    from pai_lab.workspaces import authorize
+
+    workspace_id = authorize(session, user, workspace, "service.read").workspace_id
+    return lambda uri: storage.options_for(session, workspace_id, uri)
 
 
 def _warm_up_requests(uri: str, spec: ServiceSpec, cache: Path, containment=None) -> list[str]:

@@ -1,6 +1,7 @@
 """The workspace's model store, where `eascmd upload` puts a model or processor package: a folder
 under the server's root (``eas-models/<workspace>/<member>/<path>``), so the path it answers is a
-`model_path` the server's containment accepts as it is."""
+`model_path` the server's containment accepts as it is; or, when the workspace's storage is an S3/OSS
+prefix (:mod:`pai_lab.resources.storage`), an object under it, answered as its ``s3://`` path."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ def upload(session: Session, user: str, workspace: str, root: Path, path: str, d
     """Write ``data`` at ``path`` in the caller's part of the workspace's store; who may deploy may upload."""
     access = authorize(session, user, workspace, "service.deploy")
     relative = _relative(path)
+    from pai_lab.resources import storage  # late: the workspace's storage builds on the store's tables
+
+    stored = storage.upload(session, access.workspace_id, user, str(relative), data)
+    if stored is not None:
+        return stored
     target = root / STORE_FOLDER / access.workspace.name / user / relative
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -47,12 +47,14 @@ def unpack_single_archive(folder: Path) -> None:
     unpacked.rmdir()
 
 
-def fetch_remote(uri: str, oss_endpoint: str | None, cache: Path, what: str) -> Path:
-    """The local copy of ``uri`` in ``cache`` (a folder), downloaded when its version is not there yet."""
+def fetch_remote(uri: str, oss_endpoint: str | None, cache: Path, what: str, options: dict | None = None) -> Path:
+    """The local copy of ``uri`` in ``cache`` (a folder), downloaded when its version is not there yet.
+    ``options``: s3fs options that reach the object (the workspace's model store), else ``oss_endpoint``
+    and the server's own AWS_* credentials."""
     if uri.startswith(HTTP_SCHEMES):
         version = _http_version(uri, what)
     else:
-        fs, path = _object_store(uri, oss_endpoint, what)
+        fs, path = _object_store(uri, oss_endpoint, what, options)
         version = _store_version(fs, path, uri, what)
     base = f"{uri}|{oss_endpoint or ''}"
     if version:
@@ -138,10 +140,11 @@ def _http_get(uri: str, folder: Path, what: str) -> None:
 # ------------------------------------------------------------------------- s3 / oss
 
 
-def _object_store(uri: str, oss_endpoint: str | None, what: str):
+def _object_store(uri: str, oss_endpoint: str | None, what: str, options: dict | None = None):
     import fsspec
 
-    options = {"client_kwargs": {"endpoint_url": oss_endpoint}} if oss_endpoint else {}
+    if options is None:
+        options = {"client_kwargs": {"endpoint_url": oss_endpoint}} if oss_endpoint else {}
     try:
         return fsspec.core.url_to_fs("s3://" + uri.split("://", 1)[1], **options)
     except Exception as exc:  # noqa: BLE001 - each store raises its own kind
