@@ -12,13 +12,13 @@ import sys
 from collections.abc import Callable
 
 from pai_lab._version import __version__
-from pai_lab.cli import datasets, dlc, eascmd, labeling, models, pipeline, review, server, workspaces
+from pai_lab.cli import datasets, dlc, eascmd, labeling, models, pai_tf, pipeline, review, server, workspaces
 from pai_lab.cli.base import Context, Parser, Result, UsageError, _CleanExit, jsonable
 from pai_lab.errors import PaiError
 
 # The modules that add verbs, in the order `pai --help` lists them. Each defines register(sub, add_command).
 # review adds verbs to the label and dataset groups, so it comes after them
-COMMAND_MODULES = [workspaces, server, datasets, labeling, review, dlc, models, eascmd, pipeline]
+COMMAND_MODULES = [workspaces, server, datasets, labeling, review, dlc, pai_tf, models, eascmd, pipeline]
 
 
 def _add_command(subparsers, name: str, func: Callable, help: str, cell_file: str | None = None, **kw) -> Parser:
@@ -50,7 +50,7 @@ def parse(argv: list[str]):
 def run(argv: list[str], ctx: Context | None = None) -> Result:
     """Parse and run one command line. Raises UsageError or PaiError on failure."""
     ctx = ctx or Context(_default_client)
-    args = parse(argv)
+    args = parse(pai_tf.command_line(argv))  # `pai -name tensorflow... -D...` as the manual types it
     if args.json:  # keep stdout pure JSON; progress and notices go to stderr
         ctx.stdout = ctx.stderr
     result = args._func(ctx, args)

@@ -7,7 +7,7 @@ import asyncio
 from pydantic import BaseModel, Field
 
 from pai_lab.server.routing import Router
-from pai_lab.training import models, priority, service, submit
+from pai_lab.training import models, priority, service, submit, tf_submit
 from pai_lab.training.manager import get_manager
 from pai_lab.training.schemas import (
     TERMINAL_STATES,
@@ -23,6 +23,7 @@ from pai_lab.training.schemas import (
     MetricsQuery,
     Model,
     ModelRegister,
+    PaiTfCommand,
 )
 from pai_lab.workspaces import service as workspaces
 
@@ -53,6 +54,19 @@ class ModelsQuery(BaseModel):
 def submit_job(req, workspace, body: JobSpec):
     with req.transaction() as s:
         return submit.submit_job(s, req.platform, req.user, workspace, body)
+
+
+@router.post(
+    "/workspaces/{workspace}/jobs/pai-tf",
+    name="job.pai_tf",
+    summary="Run the PAI-TF command (pai -name tensorflow1120_ext -Dscript=... -Dcluster=...) as a job",
+    body=PaiTfCommand,
+    response=JobDetail,
+    status=201,
+)
+def run_pai_tf(req, workspace, body: PaiTfCommand):
+    with req.transaction() as s:
+        return tf_submit.submit_command(s, req.platform, req.user, workspace, body)
 
 
 @router.get(

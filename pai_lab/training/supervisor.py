@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from pai_lab.training import records
 from pai_lab.training import spec as specs
+from pai_lab.training.dynamic import DynamicCluster
 from pai_lab.training.placement import Slot
 from pai_lab.training.runtime import STOP_GRACE_SECONDS, names, run_rank
 from pai_lab.training.schemas import JobSpec
@@ -53,6 +54,8 @@ class Supervisor(threading.Thread):
         self.exits: dict[str, tuple] = {}
         self.pod_roles: dict[str, str] = {}
         self.scheduler_address = ""  # the resource group's cluster ("" the default group's)
+        self.dynamic: DynamicCluster | None = None  # enableDynamicCluster: workers that leave rejoin
+        self.stepping = False  # a rank has reported a training step: from then on only steps show progress
 
     # -- store helpers
     def _transition(self, state: str, reason: str = "", only_from=None) -> bool:
@@ -166,6 +169,8 @@ class Supervisor(threading.Thread):
         if addresses is None:
             return self._finish_stopped()
         self.cluster_var.set(addresses)
+        if spec.enableDynamicCluster:
+            self.dynamic = DynamicCluster(self, launch, ranks, addresses)
         self.go_event.set()
         if not self._transition("Running", "", only_from=("Queuing",)):
             return self._finish_stopped()
@@ -203,7 +208,7 @@ class Supervisor(threading.Thread):
             self._transition("Failed", f"code_source: {exc}", only_from=("Creating",))
             return None
         buffer = io.BytesIO()  # shipped to workers that cannot see this folder
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, strict_timestamps=False) as archive:  # 1970 ok
             inside = Path(code_dir).resolve()
             for path in Path(code_dir).rglob("*"):
                 if path.is_file() and inside in path.resolve().parents:  # no file a link points at outside
@@ -277,17 +282,21 @@ class Supervisor(threading.Thread):
         if not items:
             return
         changes: dict[str, dict] = {}
+        started = []
         with self.store.transaction() as s:
             for item in items:
                 kind, pod = item[0], item[1]
                 if kind == "log":
                     records.add_logs(s, self.job_id, pod, item[2])
-                    self.last_activity = time.monotonic()
+                    if not self.stepping:  # before the first step, output shows the job is alive
+                        self.last_activity = time.monotonic()
                 elif kind == "metric":
                     records.add_metrics(s, self.job_id, pod, item[2])
+                    self.stepping = True
                     self.last_activity = time.monotonic()
                 elif kind == "started":
                     changes.setdefault(pod, {}).update(state="Running", pid=item[2])
+                    started.append(pod)
                 elif kind == "exit":
                     code, stopped, tail = item[2], item[3], item[4]
                     self.exits[pod] = (code, stopped, tail)
@@ -295,6 +304,9 @@ class Supervisor(threading.Thread):
                     changes.setdefault(pod, {}).update(state=state, exit_code=code)
             if changes:
                 records.update_pods(s, self.job_id, changes)
+        if self.dynamic is not None:
+            for pod in started:
+                self.dynamic.started(pod)
 
     def _watch(self, spec: JobSpec) -> None:
         hang = spec.maxHungTimeBeforeGCInSeconds
@@ -304,6 +316,8 @@ class Supervisor(threading.Thread):
             if self._stopping():
                 return self._finish_stopped()
             failed = [(p, e) for p, e in self.exits.items() if e[0] not in (0, None) and not e[1]]
+            if failed and self.dynamic is not None:
+                failed = self.dynamic.sort_failures(failed)
             if failed:
                 pod, (code, _stopped, tail) = failed[0]
                 last = " | ".join(line for line in tail[-5:] if line.strip())
@@ -313,10 +327,11 @@ class Supervisor(threading.Thread):
             if all(p in self.exits and self.exits[p][0] == 0 for p in trainers):
                 return self._finish("Succeeded", "")
             if hang and time.monotonic() - self.last_activity > hang:
+                what = "reported a training step" if self.stepping else "logged or reported a training step"
                 return self._finish(
                     "Failed",
-                    f"no rank logged or reported progress for {hang} s "
-                    "(maxHungTimeBeforeGCInSeconds); every rank was ended",
+                    f"no rank {what} for {hang} s (-DmaxHungTimeBeforeGCInSeconds={hang}) while its "
+                    "processes lived; every rank was ended",
                 )
             self._check_futures()
 

@@ -77,7 +77,7 @@ def test_a_hung_rank_is_caught_by_the_watchdog_and_every_process_ends(ws, rank_s
     )
     _finished(job)
     assert job.state == "Failed"
-    assert "no rank logged or reported progress for 3 s (maxHungTimeBeforeGCInSeconds)" in job.reason
+    assert "no rank logged or reported a training step for 3 s (-DmaxHungTimeBeforeGCInSeconds=3)" in job.reason
     assert len(pids_in(job.logs(None))) == 2 and not processes_of(job.id)
 
 
