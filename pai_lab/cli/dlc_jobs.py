@@ -28,10 +28,16 @@ TERMINAL = ("Succeeded", "Failed", "Stopped")
 def _spec_flags(parser, kind: str) -> None:
     from pai_lab.training.schemas import JobSpec
 
-    roles = ("worker", "master") if kind == "pytorchjob" else ("worker", "ps", "chief", "master")
+    roles = {"pytorchjob": ("worker", "master"), "predictjob": ("worker",)}.get(
+        kind, ("worker", "ps", "chief", "master")
+    )
     counts = {"worker": "workers", "ps": "ps", "master": "masters"}
     parser.add_argument("--name", help="job name (required; several jobs may share it)")
-    parser.add_argument("--command", help="start command of every rank (required)")
+    if kind == "predictjob":
+        parser.add_argument("--model", help=JobSpec.model_fields["model"].description)
+        parser.add_argument("--command", help="start command of every rank (default: pai_lab's batch prediction)")
+    else:
+        parser.add_argument("--command", help="start command of every rank (required)")
     for role in roles:
         if role in counts:
             parser.add_argument(f"--{counts[role]}", help=f"number of {role} ranks (default 0)")
@@ -43,6 +49,8 @@ def _spec_flags(parser, kind: str) -> None:
         "code_source",
         "data_sources",
         "thirdparty_libs",
+        "tables",
+        "outputs",
         "hyperParameters",
         "userDefinedParameters",
         "checkpointDir",
@@ -58,12 +66,16 @@ def _spec_flags(parser, kind: str) -> None:
 
 
 def register_dlc(verbs, add_command, verbs_sub) -> None:
-    for kind, aliases in (("tfjob", ["tf"]), ("pytorchjob", ["pytorch"])):
+    for kind, aliases, what in (
+        ("tfjob", ["tf"], "a TensorFlow training job"),
+        ("pytorchjob", ["pytorch"], "a PyTorch training job"),
+        ("predictjob", ["predict"], "a batch prediction: ranks share --tables through a WorkQueue, write --outputs"),
+    ):
         p = add_command(
             verbs["submit"],
             kind,
             submit,
-            f"submit a {'TensorFlow' if kind == 'tfjob' else 'PyTorch'} training job",
+            f"submit {what}",
             cell_file="--job_file",
             aliases=aliases,
         )

@@ -30,7 +30,6 @@ from pai_lab.training import isolation
 MAX_LINE = 10_000
 FLUSH_SECONDS = 0.2
 STOP_GRACE_SECONDS = 5.0
-REJOIN_SEQ_STEP = 10_000_000
 _SHELL_CHARS = re.compile(r"[;&|<>$`()\n*?~{}\[\]]")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 # TensorFlow's C++ start-up lines, written before its log level is read (so TF_CPP_MIN_LOG_LEVEL cannot
@@ -67,14 +66,10 @@ def names(job_id: str) -> dict[str, str]:
     }
 
 
-def free_port(host: str = "", port: int = 0) -> socket.socket:
-    """A bound socket: on ``port`` when it is free (a rank that rejoins keeps its address), else any."""
+def free_port(host: str = "") -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.bind((host, 0))
+    sock.bind((host, 0))
     return sock
 
 
@@ -161,7 +156,7 @@ def rank_environment(launch: dict, role: str, index: int, cluster: dict, gpus: l
 def pai_flags(launch: dict, role: str, index: int, cluster: dict) -> list[str]:
     """The PAI-TF script flags, then the job's hyperparameters and user-defined parameters."""
     flags = []
-    if launch["kind"] == "tfjob":
+    if launch["kind"] in ("tfjob", "predictjob"):
         flags += [
             f"--job_name={role}",
             f"--task_index={index}",
@@ -170,6 +165,7 @@ def pai_flags(launch: dict, role: str, index: int, cluster: dict) -> list[str]:
             f"--checkpointDir={launch['checkpoint_dir']}",
             f"--buckets={','.join(launch.get('buckets', []))}",
         ]
+        flags += launch.get("table_flags", [])  # --tables= / --outputs=, resolved at submit
     flags += launch.get("hyperparameters", [])
     return flags
 
@@ -177,13 +173,13 @@ def pai_flags(launch: dict, role: str, index: int, cluster: dict) -> list[str]:
 class _Events:
     """Buffers a rank's log lines and metric points; sends them in batches on the job's queue."""
 
-    def __init__(self, queue, pod: str, seq: int = 0):
+    def __init__(self, queue, pod: str):
         self.queue = queue
         self.pod = pod
         self.lock = threading.Lock()
         self.lines: list[tuple[int, float, str]] = []
         self.metrics: list[tuple[int, float, dict]] = []
-        self.seq = seq  # a rank that rejoins numbers its lines after its earlier runs'
+        self.seq = 0
 
     def line(self, text: str) -> None:
         text = text.rstrip("\n").rsplit("\r", 1)[-1][:MAX_LINE]
@@ -305,11 +301,10 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     pod = f"{job_id}-{role}-{index}"
     channel = names(job_id)
     queue, stop = Queue(channel["events"]), Event(channel["stop"])
-    rejoin = launch.get("rejoin") or {}  # enableDynamicCluster: this rank left the job and comes back
-    events = _Events(queue, pod, seq=int(rejoin.get("attempt", 0)) * REJOIN_SEQ_STEP)
+    events = _Events(queue, pod)
     scheme, _, rest = worker.address.partition("://")
     host = "127.0.0.1" if scheme == "inproc" else rest.rsplit(":", 1)[0].strip("[]")
-    sock = free_port(port=int(rejoin.get("port", 0)))
+    sock = free_port()
     port = sock.getsockname()[1]
     queue.put(("ready", pod, host, port, worker.address))
 
@@ -337,6 +332,8 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     data_file = _data_file(launch, pod, worker.local_directory)
     if data_file:
         env["PAI_LAB_DATA_SOURCES"] = data_file
+    if launch.get("tables_file"):
+        env["PAI_LAB_TABLES_FILE"] = launch["tables_file"]
     mounts = dict(launch.get("mounts", {}))
     code_dir = _code_dir(launch, pod, worker.local_directory)
     if code_dir:
@@ -349,7 +346,8 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     sandbox = launch.get("sandbox")
     if sandbox:
         env["HOME"] = "/tmp"  # the sandbox's own; the server's home is not in it
-    seen = [p for p in (code_dir, data_file and str(Path(data_file).parent), cwd) if p]
+    tables_dir = launch.get("tables_file") and str(Path(launch["tables_file"]).parent)
+    seen = [p for p in (code_dir, data_file and str(Path(data_file).parent), tables_dir, cwd) if p]
     if python != sys.executable:  # the chosen environment is read-only in the sandbox too
         seen.append(str(Path(python).parent.parent))
     if launch.get("thirdparty_libs"):
@@ -381,6 +379,11 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
 
     metrics_read, metrics_write = os.pipe()
     env["PAI_LAB_METRICS_FD"] = str(metrics_write)
+    from distributed import get_client
+
+    from pai_lab.pai_tf import broker  # the rank's WorkQueue calls, answered through this worker
+
+    queue_fds, queue_fds_passed = broker.serve(get_client(), job_id, env)
     assignments, argv = split_command(command)
     env.update(assignments)
     quiet_tf = env.get("TF_CPP_MIN_LOG_LEVEL") not in ("0", "1")
@@ -399,18 +402,20 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            pass_fds=(metrics_write,),
+            pass_fds=(metrics_write, *queue_fds),
             preexec_fn=_die_with_parent,  # noqa: PLW1509
         )
     except OSError as exc:
         os.close(metrics_read)
         os.close(metrics_write)
+        queue_fds_passed()
         message = f"cannot start {argv[0]!r} on worker {worker.address}: {exc.strerror}"
         events.line(message)
         events.flush()
         queue.put(("exit", pod, 127, False, [message]))
         return 127
     os.close(metrics_write)
+    queue_fds_passed()
     queue.put(("started", pod, proc.pid))
     tail: list[str] = []
     readers = [

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from pai_lab.schema import LIST_MAX, Int, Name, Schema, Text, bounded_list
 
-JobKind = Literal["tfjob", "pytorchjob"]
+JobKind = Literal["tfjob", "pytorchjob", "predictjob"]
 JobState = Literal["Creating", "Queuing", "Running", "Succeeded", "Failed", "Stopping", "Stopped"]
 ACTIVE_STATES = ("Creating", "Queuing", "Running", "Stopping")
 STOPPABLE_STATES = ("Creating", "Queuing", "Running")
@@ -29,7 +29,7 @@ class JobSpec(Schema):
 
     kind: JobKind = "tfjob"
     name: Name = Field(description="job name; several jobs may share it")
-    command: Text = Field(description="start command of every rank")
+    command: Text = Field("", description="start command of every rank (a predictjob has its own)")
     # counts are checked by pai_lab.training.spec.build_spec, whose messages name the flag and the fix;
     # the server also refuses more ranks than PaiLabApp.max_job_ranks
     workers: int = 0
@@ -54,6 +54,13 @@ class JobSpec(Schema):
         ),
     )
     thirdparty_libs: list[Text] = bounded_list(description="pip packages installed per rank")
+    tables: list[Text] = bounded_list(
+        description="PAI-TF input tables: datasets (NAME, odps://PROJECT/tables/NAME) or table URLs; ranks get --tables"
+    )
+    outputs: list[Text] = bounded_list(
+        description="PAI-TF output tables (a dataset's folder, s3:// or a folder); ranks get --outputs"
+    )
+    model: Text = Field("", description="predictjob: a SavedModel folder or URL, or a registered model NAME[:VERSION]")
     hyperParameters: Text = Field("", description="a file of key=value lines, passed as --key=value")
     userDefinedParameters: Text = Field("", description='extra script flags, e.g. "--batch_size=10"')
     checkpointDir: Text = Field("", description="where checkpoints and the SavedModel go (default: job output)")
@@ -74,7 +81,7 @@ class JobSpec(Schema):
         ),
     )
 
-    @field_validator("data_sources", "thirdparty_libs", mode="before")
+    @field_validator("data_sources", "thirdparty_libs", "tables", "outputs", mode="before")
     @classmethod
     def _split(cls, value):
         return _csv(value)

@@ -22,6 +22,7 @@ ROLES = ("chief", "master", "worker", "ps")  # pod order: the chief first, PS la
 # Ranks one job may ask for unless the server sets PaiLabApp.max_job_ranks: a bound checked before
 # anything is planned, so a job of 99999999 workers is refused at once instead of filling memory.
 DEFAULT_MAX_RANKS = 16
+PREDICT_COMMAND = "python -m pai_lab.pai_tf.batch_predict"
 
 # ECS instance types from the manual's examples: (vCPU, GiB, GPUs).
 ECS_TYPES = {
@@ -139,6 +140,8 @@ def build_spec(values: dict, kind: str = "tfjob", max_ranks: int | None = None) 
     limit = max_ranks
     values = {k: v for k, v in values.items() if v is not None}
     values.setdefault("kind", kind)
+    if values["kind"] == "predictjob" and not str(values.get("command") or "").strip():
+        values["command"] = PREDICT_COMMAND  # batch prediction runs pai_lab's own program on every rank
     for key in ("name", "command"):
         if not str(values.get(key) or "").strip():
             raise BadInput(f"--{key} is required: give --{key}=... or a `{key}=` line in the job file", key)
@@ -173,6 +176,10 @@ def build_spec(values: dict, kind: str = "tfjob", max_ranks: int | None = None) 
         raise BadInput(f"--{field}: {err.get('msg')}", field) from None
     if spec.kind == "pytorchjob" and (spec.ps or spec.chief):
         raise BadInput("a pytorchjob has only masters and workers; remove --ps/--chief", "ps" if spec.ps else "chief")
+    if spec.kind == "predictjob":
+        _check_predict(spec)
+    elif spec.model:
+        raise BadInput("--model is for a predictjob (batch prediction); remove it or submit a predictjob", "model")
     if spec.workers + spec.masters + int(spec.chief) == 0:
         raise BadInput("the job has no ranks to run: give --workers=N (N >= 1)", "workers")
     total = spec.workers + spec.masters + spec.ps + int(spec.chief)
@@ -192,6 +199,20 @@ def build_spec(values: dict, kind: str = "tfjob", max_ranks: int | None = None) 
         except ValueError as exc:
             raise BadInput(f"--userDefinedParameters: {exc}", "userDefinedParameters") from None
     return spec
+
+
+def _check_predict(spec: JobSpec) -> None:
+    if spec.ps or spec.chief or spec.masters:
+        raise BadInput("a predictjob has workers only; remove --ps/--chief/--masters", "workers")
+    for key, what in (
+        ("model", "a SavedModel folder or a registered model NAME[:VERSION]"),
+        ("tables", "the input table (a dataset or a table URL)"),
+        ("outputs", "the table the predictions go to"),
+    ):
+        if not getattr(spec, key):
+            raise BadInput(f"a predictjob needs --{key}: {what}", key)
+    if len(spec.tables) != 1 or len(spec.outputs) != 1:
+        raise BadInput("a predictjob reads one input table and writes one output table", "tables")
 
 
 def plan_ranks(spec: JobSpec) -> list[RankPlan]:

@@ -324,8 +324,7 @@ def _record_job(
         _check_command_locally(
             resolved,
             seen_code if code else str(platform.root_dir),
-            # a -Dscript is copied into the job's code, which its ranks see
-            Containment.from_platform(platform) if sandbox and not spec.script else None,
+            Containment.from_platform(platform) if sandbox else None,
         )
     warnings = keras_warnings(spec, resolved)
     pods = [
@@ -335,6 +334,15 @@ def _record_job(
         from pai_lab.training import data
 
         launch["data_file"] = str(data.write_snapshot(work_dir / "data", sources))
+    from pai_lab.pai_tf import job_tables  # --tables / --outputs: datasets or URLs, resolved now
+
+    tables_file = job_tables.write(
+        session, user, access.workspace_id, spec, work_dir / "data", Containment.from_platform(platform)
+    )
+    if tables_file:
+        launch["tables_file"], launch["table_flags"] = tables_file, job_tables.rank_flags(tables_file)
+        if "sandbox" in launch:  # ranks write their local output tables
+            launch["sandbox"]["writable"] += job_tables.local_outputs(tables_file)
     now = utcnow()
     row = JobRow(
         id=job_id,
