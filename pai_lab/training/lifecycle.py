@@ -14,14 +14,27 @@ import threading
 log = logging.getLogger("pai_lab.training")
 
 
-def _end_leftover_ranks(platform, job_ids: list[str]) -> None:
+def _clusters_of(platform, job_ids: list[str]) -> dict[str, list[str]]:
+    """The jobs by the scheduler address of their resource group ("" the default group's cluster)."""
+    from sqlalchemy import select
+
+    from pai_lab.training.tables import JobRow
+
+    by_cluster: dict[str, list[str]] = {}
+    with platform.store.transaction() as session:
+        for job_id, launch in session.execute(select(JobRow.id, JobRow.launch).where(JobRow.id.in_(job_ids))):
+            by_cluster.setdefault((launch or {}).get("scheduler_address", ""), []).append(job_id)
+    return by_cluster
+
+
+def _end_leftover_ranks(platform, job_ids: list[str], address: str = "") -> None:
     try:
         from distributed import Event
 
         from pai_lab.training.manager import get_manager
         from pai_lab.training.runtime import names
 
-        client = get_manager(platform).client()
+        client = get_manager(platform).client(address)
         for job_id in job_ids:
             Event(names(job_id)["stop"], client=client).set()
     except Exception:
@@ -58,6 +71,7 @@ def on_start(platform) -> None:
         # A rank dies with the control plane, but what it started may not (a child in a new session,
         # a rank that was not sandboxed): anything on this machine still carrying such a job's variables.
         threading.Thread(target=_end_leftover_processes, args=(platform, ended), daemon=True).start()
-        if not get_manager(platform).local:
-            # A synchronous Dask client must not run on the server's event loop.
-            threading.Thread(target=_end_leftover_ranks, args=(platform, ended), daemon=True).start()
+        for address, job_ids in _clusters_of(platform, ended).items():
+            if address or not get_manager(platform).local:  # ranks on a cluster that outlives this process
+                # A synchronous Dask client must not run on the server's event loop.
+                threading.Thread(target=_end_leftover_ranks, args=(platform, job_ids, address), daemon=True).start()
