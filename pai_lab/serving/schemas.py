@@ -49,7 +49,9 @@ class Metadata(Schema):
     # valid as in EAS, ignored here with a warning (local_noops)
     gpu_memory: int | None = Field(None, ge=0, description="GB; ignored here: instances get whole GPUs")
     qos: Literal["", "BestEffort"] | None = Field(None, description="ignored here")
-    resource: str | None = Field(None, max_length=256, description="resource group id; ignored here")
+    resource: str | None = Field(
+        None, max_length=256, description="resource group id; ignored (instances run in the gateway)"
+    )
     region: str | None = None
     rpc: Rpc = Field(default_factory=Rpc)
 
@@ -135,7 +137,10 @@ def local_noops(config: dict, uses_model_entry: bool) -> list[str]:
     if meta.get("qos"):
         notes.append("metadata.qos is ignored: instances here are processes without CPU quotas to share")
     if meta.get("resource"):
-        notes.append("metadata.resource is ignored: every service runs on this server's one resource group")
+        notes.append(
+            "metadata.resource is ignored: service instances run in this server's serving gateway; resource "
+            "groups (`pai eascmd resource ls`) place a workspace's training jobs"
+        )
     if rpc.get("io_threads", RPC_DEFAULTS["io_threads"]) != RPC_DEFAULTS["io_threads"]:
         notes.append(
             "metadata.rpc.io_threads is ignored: the gateway's network I/O is one event loop for all "
