@@ -92,11 +92,25 @@ def write(session: Session, user: str, workspace: str, spec, folder: Path, conta
     }
     if spec.model:
         document["model"] = resolve_model(session, user, workspace, spec.model, containment)
+    if spec.kind == "predictjob":  # PAI overwrites a predict job's output table on every run
+        for output in document["outputs"]:
+            clear_slices(output["uri"], output["storage_options"])
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / FILE_NAME
     path.write_text(json.dumps(document), encoding="utf-8")
     path.chmod(0o600)  # storage options may hold keys
     return str(path)
+
+
+def clear_slices(uri: str, storage_options: dict) -> int:
+    """Remove the slice files (``part-*``) of an output table; returns how many there were."""
+    from fsspec.core import url_to_fs
+
+    fs, path = url_to_fs(uri, **storage_options)
+    old = fs.glob(f"{path.rstrip('/')}/part-*") if fs.isdir(path) else []
+    for file in old:
+        fs.rm(file)
+    return len(old)
 
 
 def local_outputs(tables_file: str) -> list[str]:

@@ -89,7 +89,7 @@ def test_a_predictjob_on_two_ranks_predicts_every_row_once(live_server, cli, tmp
     import keras
     import pandas as pd
 
-    from pai_lab.pai_tf import read_table
+    from pai_lab.pai_tf import TableWriter, read_table
 
     rng = np.random.default_rng(1)
     features = rng.normal(size=(1000, 3)).astype("float32")
@@ -106,6 +106,8 @@ def test_a_predictjob_on_two_ranks_predicts_every_row_once(live_server, cli, tmp
     ws.datasets.register(table_name, str(folder), progress=False)
     ws.models.register(model_name, str(export))
     out = tmp_path / "scores_out"
+    with TableWriter(str(out), 99999, ["row", "prediction", "probabilities"]) as stale:
+        stale.write([(5000, 0, "1,0")], indices=[0, 1, 2])  # an earlier run's slice: the job starts afresh
 
     rc, stdout, err = cli(
         "dlc", "submit", "predictjob", f"--name={unique_name('predict')}", "--workers=2",
@@ -120,3 +122,40 @@ def test_a_predictjob_on_two_ranks_predicts_every_row_once(live_server, cli, tmp
     assert written["prediction"].tolist() == expected.tolist()
     probabilities = np.array([[float(p) for p in s.split(",")] for s in written["probabilities"]])
     assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_a_predictjob_reads_and_writes_tables_of_registered_s3_datasets(live_server, s3_bucket, tmp_path, unique_name):
+    pytest.importorskip("tensorflow")
+    import keras
+
+    from pai_lab.pai_tf import TableWriter, read_table
+
+    bucket, options = s3_bucket
+    rng = np.random.default_rng(2)
+    rows = rng.normal(size=(300, 2)).astype("float32")
+    with TableWriter(f"s3://{bucket}/in", 0, ["a", "b"], storage_options=options) as writer:
+        writer.write(rows.tolist(), indices=[0, 1])
+    with TableWriter(f"s3://{bucket}/out", 99999, ["row", "prediction"], storage_options=options) as writer:
+        writer.write([(5000, 1.0)], indices=[0, 1])  # a slice of an earlier run: a predictjob starts afresh
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    export = tmp_path / "regression"
+    model.export(str(export), verbose=False)
+    ws = live_server.client().workspace("default")
+    source, target = unique_name("s3-in"), unique_name("s3-out")
+    ws.datasets.register(source, f"s3://{bucket}/in/", storage_options=options, progress=False)
+    ws.datasets.register(target, f"s3://{bucket}/out/", storage_options=options, progress=False)
+
+    job = ws.jobs.submit(  # through the Python client and REST
+        unique_name("predict-s3"),
+        "",
+        kind="predictjob",
+        workers=2,
+        model=str(export),
+        tables=[source],
+        outputs=[target],
+    )
+    job.wait(timeout=300, poll=0.5)
+    assert job.state == "Succeeded", (job.reason, job.logs(0)[-2000:])
+    written = read_table(f"s3://{bucket}/out", options).to_pandas().sort_values("row")
+    assert written["row"].tolist() == list(range(300))
+    assert np.allclose(written["prediction"].to_numpy(), model.predict(rows, verbose=0)[:, 0], atol=1e-5)
