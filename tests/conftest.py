@@ -65,7 +65,7 @@ def pai_root(tmp_path) -> Path:
 
 
 @pytest.fixture
-def jp_server_config(pai_root, tmp_path_factory):
+def jp_server_config(pai_root, tmp_path_factory, database_url):
     # Fixtures (models, processors, code) are made in pytest's temporary folder: the test servers allow
     # it, as an operator allows a shared data folder. Truly outside paths are made with tempfile.
     return {
@@ -78,6 +78,7 @@ def jp_server_config(pai_root, tmp_path_factory):
             "owner": OWNER,
             "root_dir": str(pai_root),
             "allowed_roots": [str(tmp_path_factory.getbasetemp())],
+            "database_url": database_url,  # SQLite in the root, or PostgreSQL (tests/fixtures/postgres.py)
         },
     }
 
@@ -232,9 +233,13 @@ def start_pai_server(root: Path, *extra: str, timeout: float = 60) -> LiveServer
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
-    """One `pai server` for the session; tests make their own workspaces (``unique_name``)."""
-    server = start_pai_server(tmp_path_factory.mktemp("live") / "root")
+def live_server(request, tmp_path_factory):
+    """One `pai server` for the session; tests make their own workspaces (``unique_name``). Tests in
+    tests/fixtures/postgres.py's BOTH_STORES also get a second one, on PostgreSQL."""
+    extra = []
+    if getattr(request, "param", "sqlite") == "postgresql":
+        extra = ["--database-url", request.getfixturevalue("live_postgres_database")]
+    server = start_pai_server(tmp_path_factory.mktemp("live") / "root", *extra)
     client = server.client()
     for user, role in ROLE_OF.items():
         client.workspace("default").members.add(user, [role])
