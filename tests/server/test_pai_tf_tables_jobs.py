@@ -159,3 +159,37 @@ def test_a_predictjob_reads_and_writes_tables_of_registered_s3_datasets(live_ser
     written = read_table(f"s3://{bucket}/out", options).to_pandas().sort_values("row")
     assert written["row"].tolist() == list(range(300))
     assert np.allclose(written["prediction"].to_numpy(), model.predict(rows, verbose=0)[:, 0], atol=1e-5)
+
+
+def test_a_sandboxed_predictjob_reaches_its_queue_and_writes_its_output_table(tmp_path_factory):
+    pytest.importorskip("tensorflow")
+    import shutil
+
+    import keras
+    import pandas as pd
+
+    from pai_lab.pai_tf import read_table
+    from tests.conftest import start_pai_server
+
+    if not shutil.which("bwrap"):
+        pytest.skip("bubblewrap is not installed")
+    root = tmp_path_factory.mktemp("sandboxed") / "root"
+    server = start_pai_server(root, "--job-sandbox", "bubblewrap")
+    try:
+        data = root.parent / "in"
+        data.mkdir()
+        pd.DataFrame({"x": np.arange(50, dtype="float32")}).to_parquet(data / "part-00000.parquet")
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, kernel_initializer="ones")])
+        model.export(str(root.parent / "model"), verbose=False)
+        ws = server.client().workspace("default")
+        out = root.parent / "out"
+        job = ws.jobs.submit(
+            "sandboxed", "", kind="predictjob", workers=2, model=str(root.parent / "model"),
+            tables=[str(data)], outputs=[str(out)], userDefinedParameters="--num_slices=5",
+        )  # fmt: skip
+        job.wait(timeout=300, poll=0.5)
+        assert job.state == "Succeeded", (job.reason, job.logs(0)[-2000:])
+        written = read_table(str(out)).to_pandas().sort_values("row")
+        assert written["row"].tolist() == list(range(50)) and written["prediction"].tolist() == list(range(50))
+    finally:
+        server.stop()
