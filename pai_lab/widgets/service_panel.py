@@ -88,6 +88,9 @@ class ServicePanel(W.VBox):
             f"&nbsp; {info.instances_ready}/{info.instances_total} ready &nbsp; version "
             f"{info.current_version}/{info.latest_version} &nbsp; <code>{endpoint}</code>"
         )
+        scaler = self.service.autoscaler
+        if scaler is not None:  # the policy and the instances it wants
+            self.header.value += f" &nbsp; autoscaled: {html.escape(scaler.summary())}"
         rows = "".join(
             f"<tr><td>{html.escape(i.name)}</td><td>{html.escape(i.status)}</td><td>{html.escape(i.ready)}</td>"
             f"<td>{i.restarts}</td>"

@@ -110,6 +110,8 @@ def test_load_scales_a_service_up_and_down_without_a_failed_request_and_the_poli
         down = [e for e in events if e.kind == "ScaleDown"]
         assert down and down[0].to_instances == 1 and "threshold 2" in down[0].message
         assert "autoscaler" in svc._repr_html_() and "1-3 instances by qps 2" in svc._repr_html_()
+        panel = svc.panel(refresh_seconds=0)
+        assert "autoscaled: 1-3 instances by qps 2; 1/1 ready, target 1" in panel.header.value
     finally:
         server.stop()
 
