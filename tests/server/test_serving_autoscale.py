@@ -24,7 +24,7 @@ class PacedLoad:
     """``threads`` callers, each sending one request every ``pause`` seconds until ``stop()``."""
 
     def __init__(self, url: str, token: str, threads: int, pause: float):
-        body = {"inputs": {"images": np.ones((1, 4), dtype=np.float32).tolist()}}
+        body = {"inputs": {"images": np.ones((1, 4), dtype=np.float32).tolist()}}  # any body does for a processor
         self.codes: Counter = Counter()
         self._halt = threading.Event()
         self._lock = threading.Lock()
@@ -38,7 +38,8 @@ class PacedLoad:
                     code = type(exc).__name__
                 with self._lock:
                     self.codes[code] += 1
-                self._halt.wait(pause)
+                if pause:
+                    self._halt.wait(pause)
 
         self._threads = [threading.Thread(target=run, daemon=True) for _ in range(threads)]
         for t in self._threads:
@@ -160,3 +161,47 @@ def test_bad_autoscale_command_lines_name_the_key(cli, live_server, saved_model)
     assert '"metricName": "cpu"' in out and '"threshold": 70.0' in out
     rc, out, err = cli(*base, name, "-Dmin=1", "-Dmax=2", "-Dstrategies.qps=5", user="guest")  # not a member here
     assert rc == 2 and "error:" in err
+
+
+BURN = """
+import time
+
+
+class Burn:
+    def process(self, data):
+        end = time.process_time() + 0.02  # 20 ms of one core per request
+        while time.process_time() < end:
+            pass
+        return b'{"ok": true}', 200
+"""
+
+
+def test_cpu_of_the_instances_scales_a_service(live_server, tmp_path):
+    (tmp_path / "burn").mkdir()
+    (tmp_path / "burn" / "app.py").write_text(BURN)
+    ws_name = f"cpu{uuid.uuid4().hex[:8]}"
+    live_server.client().create_workspace(ws_name)
+    ws = live_server.client().workspace(ws_name)
+    name = f"burn_{uuid.uuid4().hex[:6]}"
+    svc = ws.services.create(
+        {
+            "name": name,
+            "processor_type": "python",
+            "processor_path": str(tmp_path / "burn"),
+            "processor_entry": "app.py",
+            "metadata": {"instance": 1},
+        },
+        progress=False,
+    )
+    scaler = svc.autoscale(1, 2, cpu=30, scale_down_window=2)
+    assert scaler.strategies == {"cpu": 30} and scaler.windows() == (0, 2)
+    load = PacedLoad(svc.endpoint, svc.token, threads=3, pause=0)
+    try:
+        until(lambda: svc.refresh().instances_ready == 2, timeout=120)
+    finally:
+        codes = load.stop()
+    assert set(codes) == {200}, codes
+    up = next(e for e in svc.autoscaler.info.events if e.kind == "ScaleUp")
+    assert up.message.startswith("cpu ") and "% per instance, threshold 30%" in up.message
+    until(lambda: svc.refresh().instances_total == 1, timeout=120)
+    svc.delete()
