@@ -279,10 +279,10 @@ def _code_dir(launch: dict, pod: str, worker_dir: str) -> str | None:
     return str(target)
 
 
-def _data_file(launch: dict, pod: str, worker_dir: str) -> str | None:
-    """The job's data sources file as seen on this worker: the control plane's, or written from the copy
-    the launch carries (a worker on another machine)."""
-    path = launch.get("data_file")
+def _data_file(launch: dict, pod: str, worker_dir: str, key: str = "data_file") -> str | None:
+    """The job's data sources file (or its tables file, ``key="tables_file"``) as seen on this worker: the
+    control plane's, or written from the copy the launch carries (a worker on another machine)."""
+    path = launch.get(key)
     if not path or Path(path).is_file() or not launch.get("data_files"):
         return path or None
     target = Path(worker_dir) / "pai_jobs" / launch["job_id"] / pod / "data"
@@ -332,8 +332,9 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     data_file = _data_file(launch, pod, worker.local_directory)
     if data_file:
         env["PAI_LAB_DATA_SOURCES"] = data_file
-    if launch.get("tables_file"):
-        env["PAI_LAB_TABLES_FILE"] = launch["tables_file"]
+    tables_file = _data_file(launch, pod, worker.local_directory, "tables_file")
+    if tables_file:
+        env["PAI_LAB_TABLES_FILE"] = tables_file
     mounts = dict(launch.get("mounts", {}))
     code_dir = _code_dir(launch, pod, worker.local_directory)
     if code_dir:
@@ -346,7 +347,7 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     sandbox = launch.get("sandbox")
     if sandbox:
         env["HOME"] = "/tmp"  # the sandbox's own; the server's home is not in it
-    tables_dir = launch.get("tables_file") and str(Path(launch["tables_file"]).parent)
+    tables_dir = tables_file and str(Path(tables_file).parent)
     seen = [p for p in (code_dir, data_file and str(Path(data_file).parent), tables_dir, cwd) if p]
     if python != sys.executable:  # the chosen environment is read-only in the sandbox too
         seen.append(str(Path(python).parent.parent))

@@ -122,10 +122,11 @@ class Supervisor(threading.Thread):
         if state != "Creating":
             return self._finish_stopped() if state == "Stopping" else None
         launch = self._prepare_code(launch)
-        if launch is not None and launch.get("data_file"):
+        shipped = launch and (launch.get("data_file") or launch.get("tables_file"))  # one folder holds both
+        if launch is not None and shipped:
             from pai_lab.training import data
 
-            launch["data_files"] = data.pack(Path(launch["data_file"]).parent)  # for workers on other machines
+            launch["data_files"] = data.pack(Path(shipped).parent)  # for workers on other machines
         if launch is None or self._stopping():
             return self._finish_stopped() if launch is not None or self._stopping() else None
         # in the queue before the job shows Queuing: a job seen waiting is already in line

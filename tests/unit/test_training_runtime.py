@@ -43,3 +43,14 @@ def test_tensorflow_start_up_lines_are_recognised_and_real_messages_are_not():
     ]
     assert all(runtime._TF_STARTUP_NOISE.match(line) for line in noise)
     assert not any(runtime._TF_STARTUP_NOISE.match(line) for line in kept)
+
+
+def test_a_worker_that_cannot_see_the_job_folder_writes_the_shipped_tables_file(tmp_path):
+    tables = {"tables": [{"name": "t", "uri": "s3://b/t", "storage_options": {}}], "outputs": []}
+    launch = {
+        "job_id": "dlc-2",
+        "tables_file": str(tmp_path / "elsewhere" / "data" / "tables.json"),
+        "data_files": {"tables.json": json.dumps(tables)},
+    }
+    path = runtime._data_file(launch, "dlc-2-worker-0", str(tmp_path / "worker"), "tables_file")
+    assert path.startswith(str(tmp_path / "worker")) and json.loads(Path(path).read_text()) == tables
