@@ -15,12 +15,16 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from pai_lab.errors import PaiError
 from pai_lab.serving import autoscaling
 from pai_lab.serving.tables import ServiceAutoscalerRow, ServiceRow
+
+if TYPE_CHECKING:
+    import psutil
 
 log = logging.getLogger("pai_lab.serving")
 
@@ -53,7 +57,7 @@ class Autoscaler:
         self.live: dict[str, dict] = {}
         self._samples: dict[str, collections.deque] = {}
         self._history: dict[str, collections.deque] = {}
-        self._procs: dict[int, object] = {}
+        self._procs: dict[int, psutil.Process] = {}  # the instance processes, kept for cpu_percent
         self._paused: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -122,6 +126,9 @@ class Autoscaler:
         if not policies:
             return
         status = manager(self.platform).status()
+        alive = {i.get("pid") for live in status.values() for i in live.get("instances", [])}
+        for pid in set(self._procs) - alive:  # instances that ended
+            del self._procs[pid]
         for policy in policies:
             live = status.get(policy.name) or {}
             if policy.state != "Running" or not live or live.get("state") == "HotUpdate":
@@ -165,7 +172,7 @@ class Autoscaler:
                 self._procs[pid] = proc = psutil.Process(pid)
                 proc.cpu_percent(None)
                 return None
-            return float(proc.cpu_percent(None))  # type: ignore[attr-defined]
+            return float(proc.cpu_percent(None))
         except psutil.Error:
             self._procs.pop(pid, None)
             return None
