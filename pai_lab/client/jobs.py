@@ -235,7 +235,7 @@ class Jobs:
         if cluster is not None:
             values["cluster"] = cluster if isinstance(cluster, str) else json.dumps(cluster)
         values["script"] = script
-        for key in ("script", "checkpointDir", "hyperParameters"):  # the caller's paths, absolute for the server
+        for key in ("script", "checkpointDir", "hyperParameters", "buckets"):  # the caller's paths, absolute
             value = values.get(key, "").removeprefix("file://")
             if value and "://" not in value and os.path.exists(value):
                 values[key] = os.path.abspath(value)

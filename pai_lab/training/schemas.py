@@ -224,7 +224,9 @@ class PaiTfCommand(Schema):
     maxHungTimeBeforeGCInSeconds: Text = Field("", description="no training step for this long fails the job")
     hyperParameters: Text = ""
     userDefinedParameters: Text = ""
-    buckets: Text = ""
+    tables: Text = Field("", description="input tables, comma separated: odps://PROJECT/tables/DATASET or URLs")
+    outputs: Text = Field("", description="output tables, comma separated")
+    buckets: Text = Field("", description="a folder (local or s3://) the script reads, given to it as --buckets")
     jobName: Text = ""
     arn: Text = ""
     ossHost: Text = ""

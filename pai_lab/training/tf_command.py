@@ -156,11 +156,12 @@ def job_values(params: dict, gpus_available: bool) -> tuple[dict, list[str]]:
             "or add Dask workers with GPU resources",
             flag,
         )
-    if "buckets" in params:
-        notes.append("-Dbuckets: give the data as data_sources (a registered dataset); its folder is --buckets")
-    for key in ("checkpointDir", "hyperParameters", "userDefinedParameters"):
+    for key in ("checkpointDir", "hyperParameters", "userDefinedParameters", "tables", "outputs"):
         if key in params:
             values[key] = params[key]
+    if "buckets" in params:  # the script's --buckets: after the platform's own (empty) one, so it wins
+        given = values.get("userDefinedParameters", "")
+        values["userDefinedParameters"] = f"--buckets={shlex.quote(str(params['buckets']))} {given}".strip()
     if "maxHungTimeBeforeGCInSeconds" in params:
         values["maxHungTimeBeforeGCInSeconds"] = _whole(
             params["maxHungTimeBeforeGCInSeconds"], "-DmaxHungTimeBeforeGCInSeconds"

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput
+from pai_lab.security.paths import Containment
 from pai_lab.training import tf_command
 from pai_lab.training.schemas import JobDetail, JobSpec, PaiTfCommand
 from pai_lab.workspaces import authorize
@@ -31,6 +32,9 @@ def submit_command(session: Session, platform, user: str, workspace: str, comman
         raise BadInput(f"-name {command.name!r}: the PAI-TF algorithms are {', '.join(tf_command.ALGORITHMS)}", "name")
     params = command.model_dump(exclude={"name"})
     values, notes = tf_command.job_values(params, cluster_has_gpus(platform))
+    for bucket in command.buckets.split(",") if command.buckets.strip() else []:
+        if "://" not in bucket:  # a folder on this machine: one the server lets members read
+            Containment.from_platform(platform).resolve(bucket.strip(), "buckets")
     spec = specs.build_spec(values)
     job = submit_job(session, platform, user, workspace, spec)
     if notes:

@@ -111,3 +111,18 @@ def test_a_single_py_and_a_folder_are_copied(tmp_path):
     (tmp_path / "proj").mkdir()
     (tmp_path / "proj" / "main.py").write_text(json.dumps(1))
     assert tf_command.stage_script(tmp_path / "proj", "main.py", tmp_path / "b").is_file()
+
+
+def test_buckets_reach_the_script_after_the_platforms_own_and_tables_pass_through():
+    values, _ = tf_command.job_values(
+        {
+            "script": "cifar_pai.py",
+            "buckets": "/data/cifar-10-batches-py/",
+            "userDefinedParameters": "--epochs=2",
+            "tables": "odps://lab/tables/a,odps://lab/tables/b",
+        },
+        gpus_available=False,
+    )
+    spec = specs.build_spec(values)
+    assert spec.userDefinedParameters == "--buckets=/data/cifar-10-batches-py/ --epochs=2"
+    assert spec.tables == ["odps://lab/tables/a", "odps://lab/tables/b"]
