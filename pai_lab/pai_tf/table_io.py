@@ -123,11 +123,40 @@ def read_table(uri: str, storage_options: dict | None = None, columns: Sequence[
     import pyarrow as pa
 
     base, start, end = row_range(uri)
-    parts = [_read_file(fs, p, list(columns) if columns else None) for fs, p in table_files(base, storage_options)]
-    table = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
-    if start is not None:
-        table = table.slice(start, max(0, (end or table.num_rows) - start))
-    return table
+    wanted = list(columns) if columns else None
+    if start is None:
+        parts = [_read_file(fs, p, wanted) for fs, p in table_files(base, storage_options)]
+    else:
+        parts = _read_range(table_files(base, storage_options), start, end if end is not None else 2**62, wanted)
+    if not parts:
+        return _read_file(*table_files(base, storage_options)[0], wanted).slice(0, 0)
+    return pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
+
+
+def _read_range(files, start: int, end: int, columns: list[str] | None) -> list:
+    """Rows [start, end) of the files taken in order; of a Parquet file only the row groups it needs."""
+    import pyarrow.parquet as pq
+
+    parts, offset = [], 0
+    for fs, path in files:
+        if offset >= end:
+            break
+        if not path.endswith(".parquet"):
+            table = _read_file(fs, path, columns)
+            lo, hi = max(start, offset), min(end, offset + table.num_rows)
+            if lo < hi:
+                parts.append(table.slice(lo - offset, hi - lo))
+            offset += table.num_rows
+            continue
+        with fs.open(path, "rb") as f:
+            parquet = pq.ParquetFile(f)
+            for group in range(parquet.metadata.num_row_groups):
+                rows = parquet.metadata.row_group(group).num_rows
+                lo, hi = max(start, offset), min(end, offset + rows)
+                if lo < hi:
+                    parts.append(parquet.read_row_group(group, columns=columns).slice(lo - offset, hi - lo))
+                offset += rows
+    return parts
 
 
 # ---------------------------------------------------------------- reading
@@ -219,10 +248,14 @@ def TableRecordDataset(
 
     def chunks() -> Iterator[tuple]:
         for uri in filenames:
-            table = read_table(uri, storage_options, names)
-            start, end = _slice_rows(table.num_rows, slice_id, slice_count)
-            for at in range(start, end, CHUNK_ROWS):
-                part = table.slice(at, min(CHUNK_ROWS, end - at))
+            base, first, last = row_range(uri)
+            if first is None:
+                first, last = 0, count_rows(base, storage_options)
+            lo, hi = _slice_rows((last or first) - first, slice_id, slice_count)
+            sep = "&" if "?" in base else "?"
+            table = read_table(f"{base}{sep}start={first + lo}&end={first + hi}", storage_options, names)
+            for at in range(0, table.num_rows, CHUNK_ROWS):
+                part = table.slice(at, CHUNK_ROWS)
                 yield tuple(_convert(part.column(n), d, t, n) for n, d, t in zip(names, defaults, dtypes, strict=True))
 
     signature = tuple(tf.TensorSpec(shape=(None,), dtype=t) for t in dtypes)

@@ -73,3 +73,16 @@ def test_tables_on_s3(s3_bucket):
     assert read_table(table + "?start=1&end=3", options).column("name").to_pylist() == ["Pear", "Watermelon"]
     names = _rows(TableRecordDataset([table], ("",), selected_cols="name", storage_options=options))
     assert [n for (n,) in names][:3] == ["Apple", "Pear", "Watermelon"]
+
+
+def test_a_row_range_reads_across_files_and_row_groups(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for part, first in enumerate((0, 35)):
+        rows = pa.table({"n": list(range(first, first + 35))})
+        pq.write_table(rows, tmp_path / f"part-{part:05d}.parquet", row_group_size=10)
+    assert read_table(f"{tmp_path}?start=25&end=48").column("n").to_pylist() == list(range(25, 48))
+    assert read_table(f"{tmp_path}?start=70&end=80").num_rows == 0
+    second = _rows(TableRecordDataset([f"{tmp_path}?start=10&end=20"], (0,), slice_id=1, slice_count=2))
+    assert second == [(n,) for n in range(15, 20)]  # a slice of the item's range
