@@ -133,3 +133,20 @@ def test_heart_pipeline_runs_the_manuals_dag_and_shows_its_run(notebook_server):
     assert metrics.loc[0, "Total"] == 60 and metrics.loc[0, "AUC"] > 0.75  # the 20% held out, well above chance
     assert "<RegressionModel" in Path(outputs["pmmlModel"].uri.removeprefix("file://")).read_text()
     assert any(line.startswith("trained on 240 rows") for line in run.get_logs("logisticregression-1"))
+
+
+@pytest.mark.tf
+def test_deepfm_ctr_trains_on_two_ranks_and_beats_chance(notebook_server):
+    server, folder = notebook_server
+    book = run_notebook(folder, "05-deepfm-ctr.ipynb")
+    assert images_shown(book) >= 1  # the log-loss and AUC curves
+
+    ws = server.client().workspace("default")
+    [job] = ws.jobs.list()
+    job = ws.jobs.get(job.id)
+    assert job.state == "Succeeded" and job.workers == 2 and job.spec.tables[0].endswith("avazu-ctr-train")
+    points = job.metrics()
+    final = points.dropna(subset=["test_auc"]).iloc[-1]
+    assert final["test_auc"] > 0.7, final  # chance is 0.5; the planted pattern allows about 0.87
+    first, last = points.dropna(subset=["loss"])["loss"].iloc[[0, -1]]
+    assert last < first  # training log-loss falls
