@@ -5,19 +5,29 @@ It alone walks a run's nodes through PAI's states: Initialized -> ReadyToSchedul
 Running (the step's process started) -> Succeeded | Failed | Terminated, or Skipped (cached, or not
 run because a step before it did not succeed). It carries out what members ask through the run's
 ``request`` (terminate, suspend) and writes the run's final state from its nodes'.
+
+A wide fan-out is submitted in batches: when more FunctionOperator or built-in steps are ready at once
+than ``BATCHES_PER_THREAD`` a cluster thread, they go in ``BATCHES_PER_THREAD`` tasks a thread (at most ``MAX_BATCH``
+steps each), each running its steps one after another in the run's warm runner
+(:func:`pai_lab.pipelines.executors.run_steps`), so Dask schedules a few tasks instead of one per step.
+A batched step still has its own folder, log, states and times: the driver sees it start and end by the
+marks it leaves in its folder, and hands its outputs on before the rest of its batch ends.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import select
 
 from pai_lab.pipelines import manifest as manifests
 from pai_lab.pipelines import platform_ops, service, step_plans
-from pai_lab.pipelines.executors import STARTED_MARK, run_step
+from pai_lab.pipelines.executors import ENDED_MARK, STARTED_MARK, WARM_KINDS, run_step, run_steps
 from pai_lab.pipelines.status import PipelineRunStatus as S
 from pai_lab.pipelines.status import run_status
 from pai_lab.pipelines.step_plans import STOP_FILE
@@ -26,6 +36,8 @@ from pai_lab.store import utcnow
 
 log = logging.getLogger("pai_lab.pipelines")
 POLL_SECONDS = 0.25  # steps ending and members' requests wake the driver at once; this finds steps starting
+BATCHES_PER_THREAD = 4  # a wide fan-out's ready steps go in about this many tasks per cluster thread
+MAX_BATCH = 16
 
 
 class _ShutDown(Exception):
@@ -39,7 +51,10 @@ class RunDriver(threading.Thread):
         self.store = manager.platform.store
         self.run_id = run_id
         self.wake = threading.Event()
-        self.futures: dict = {}
+        self.futures: dict = {}  # step -> its Dask future (the steps of a batch share one)
+        self.batched: dict[str, int] = {}  # a batched step -> its place in its batch's results
+        self.threads = 1
+        self.looked = 0.0  # when the steps' folders were last looked at (marks of started and ended steps)
         self.pending: dict[str, dict] = {}  # node changes not yet written
         self.ending = False  # the final state is being written: a retry starts a new driver
 
@@ -119,6 +134,10 @@ class RunDriver(threading.Thread):
         from pai_lab.training.manager import get_manager
 
         self.client = get_manager(self.manager.platform).client()  # the training area's Dask client
+        try:
+            self.threads = max(1, sum(self.client.nthreads().values()))
+        except Exception:  # noqa: BLE001 - a cluster that does not say: no batching beyond one a step
+            self.threads = 1 << 20
         self._update_run(status=S.Running, started_at=utcnow())
         suspended = False
         while True:
@@ -150,22 +169,43 @@ class RunDriver(threading.Thread):
         return self.manager.closing or bool(getattr(get_manager(self.manager.platform), "closing", False))
 
     def _collect(self) -> None:
+        look = time.monotonic() - self.looked >= POLL_SECONDS  # folders once a poll, not every round
+        if look:
+            self.looked = time.monotonic()
+        results: dict[int, object] = {}
         for name, future in list(self.futures.items()):
             node = self.nodes[name]
             if future.done():
                 if future.cancelled() and self._shutting_down():
                     raise _ShutDown  # the cluster goes with the control plane: the next start reconciles
                 del self.futures[name]
-                try:
-                    result = future.result()
-                except Exception as exc:  # noqa: BLE001 - a lost worker, a cancelled task
-                    result = {"exit_code": -1, "error": f"the step's Dask task failed: {exc}", "tail": []}
-                self._record(name, result)
-            elif node["status"] == S.ReadyToSchedule and (Path(node["work_dir"]) / STARTED_MARK).exists():
-                self._update_node(name, status=S.Running, started_at=utcnow())
+                if id(future) not in results:
+                    try:
+                        results[id(future)] = future.result()
+                    except Exception as exc:  # noqa: BLE001 - a lost worker, a cancelled task
+                        results[id(future)] = {"exit_code": -1, "error": f"the step's Dask task failed: {exc}"}
+                result = results[id(future)]
+                place = self.batched.pop(name, None)
+                if isinstance(result, list) and place is not None:
+                    result = result[place]
+                if node["status"] in S.RUNNING:  # not yet seen ending by its mark
+                    self._record(name, result)  # type: ignore[arg-type]
+            elif look and node["status"] in S.RUNNING:
+                work = Path(node["work_dir"])
+                if name in self.batched and (work / ENDED_MARK).exists():
+                    try:
+                        result = json.loads((work / ENDED_MARK).read_text())
+                    except (OSError, ValueError):
+                        continue  # read when its batch ends
+                    del self.futures[name], self.batched[name]
+                    self._record(name, result)
+                elif node["status"] == S.ReadyToSchedule and (work / STARTED_MARK).exists():
+                    self._update_node(name, status=S.Running, started_at=utcnow())
 
     def _record(self, name: str, result: dict) -> None:
         now = utcnow()
+        if self.nodes[name]["status"] == S.ReadyToSchedule and result.get("error") != "terminated":
+            self._update_node(name, started_at=now)  # ended before a round saw it start
         if result.get("error") == "terminated":
             self._update_node(name, status=S.Terminated, reason="terminated", finished_at=now)
         elif result.get("error"):
@@ -175,11 +215,10 @@ class RunDriver(threading.Thread):
                 name, status=S.Failed, reason=reason, finished_at=now, outputs=result.get("outputs") or {}
             )
         else:
-            if self.nodes[name]["status"] == S.ReadyToSchedule:  # ended before a round saw it start
-                self._update_node(name, started_at=now)
             self._update_node(name, status=S.Succeeded, reason="", finished_at=now, outputs=result["outputs"])
 
     def _schedule(self) -> None:
+        ready: list[tuple[str, dict]] = []
         for name, step in self.graph.steps.items():
             node = self.nodes[name]
             if node["status"] != S.Initialized:
@@ -200,9 +239,36 @@ class RunDriver(threading.Thread):
                 )
                 continue
             if all(n["status"] == S.Succeeded or (n["status"] == S.Skipped and n["cached"]) for n in deps):
-                self._start(name, step)
+                plan = self._start(name, step)
+                if plan is not None:
+                    ready.append((name, plan))
+        self._submit(ready)
 
-    def _start(self, name: str, step: manifests.StepPlan) -> None:
+    def _submit(self, ready: list[tuple[str, dict]]) -> None:
+        """Submit the ready warm steps: a task each up to BATCHES_PER_THREAD a cluster thread, else in batches."""
+        size = min(MAX_BATCH, math.ceil(len(ready) / (BATCHES_PER_THREAD * self.threads))) if ready else 1
+        for at in range(0, len(ready), max(1, size)):
+            batch = ready[at : at + max(1, size)]
+            first = batch[0][0]
+            if len(batch) == 1:
+                future = self.client.submit(
+                    run_step, batch[0][1], key=f"pai-pipeline-{self.run_id}-{first}-{self.attempt}", pure=False
+                )
+            else:
+                future = self.client.submit(
+                    run_steps,
+                    [plan for _, plan in batch],
+                    key=f"pai-pipeline-{self.run_id}-{first}-{self.attempt}-x{len(batch)}",
+                    pure=False,
+                )
+                self.batched.update({name: i for i, (name, _) in enumerate(batch)})
+            future.add_done_callback(lambda _f: self.wake.set())
+            for name, _ in batch:
+                self.futures[name] = future
+
+    def _start(self, name: str, step: manifests.StepPlan) -> dict | None:
+        """Start one step: Skipped when cached, a platform step or a process of its own submitted at once;
+        a FunctionOperator or built-in step's plan is returned, to be submitted with the others ready."""
         node = self.nodes[name]
         params, artifacts, keyed = step_plans.resolve(self, step, node)
         key = service.cache_key(step.operator, keyed, artifacts)
@@ -224,7 +290,7 @@ class RunDriver(threading.Thread):
                     finished_at=now,
                     reason=f"cached: the same operator and inputs succeeded in run {hit[0]}",
                 )
-                return
+                return None
         plan = step_plans.task_plan(self, step, node, params, artifacts)
         self._update_node(
             name,
@@ -236,7 +302,10 @@ class RunDriver(threading.Thread):
             started_at=None,
             finished_at=None,
         )
-        (Path(node["work_dir"]) / STARTED_MARK).unlink(missing_ok=True)  # a retry's mark is its own
+        for mark in (STARTED_MARK, ENDED_MARK):  # a retry's marks are its own
+            (Path(node["work_dir"]) / mark).unlink(missing_ok=True)
+        if step.kind in WARM_KINDS and not platform_step:
+            return plan
         if platform_step:  # acts on the platform as the run's submitter: in the control plane, not on Dask
             future = platform_ops.submit(self.manager.platform, plan)
         else:
@@ -245,6 +314,7 @@ class RunDriver(threading.Thread):
             )
         future.add_done_callback(lambda _f: self.wake.set())
         self.futures[name] = future
+        return None
 
     # -- ending
     def _close_runners(self) -> None:
@@ -264,7 +334,7 @@ class RunDriver(threading.Thread):
         if self.futures:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             (self.work_dir / STOP_FILE).write_text("stop")
-            for future in self.futures.values():
+            for future in {id(f): f for f in self.futures.values()}.values():
                 try:
                     future.result(timeout=15)  # the task ends its step's processes, then returns
                 except Exception:  # noqa: BLE001, S110
@@ -280,6 +350,7 @@ class RunDriver(threading.Thread):
             elif node["status"] == S.Initialized:
                 self._update_node(name, status=S.Skipped, reason="not run: the run was terminated", finished_at=now)
         self.futures.clear()
+        self.batched.clear()
         self._update_run(status=S.Terminated, request="", finished_at=now)
 
     def _finish(self, final: str) -> None:

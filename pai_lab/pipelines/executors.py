@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 STARTED_MARK = ".started"
+ENDED_MARK = ".ended"  # a batched step's result, for the driver to see before its batch ends
 # Steps whose code pai_lab loads itself run in a warm runner of their run (runner.py); a ScriptOperator,
 # whose entry file is a program of its own, keeps a process each.
 WARM_KINDS = ("function", "builtin")
@@ -180,6 +181,13 @@ def run_step(plan: dict) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     log = work / "logs.txt"
     stop = Path(plan["stop_file"])
+    if plan["kind"] in WARM_KINDS:  # the run's warm runner lays out the folder and runs the step
+        from pai_lab.pipelines.runner import run_in_runner
+
+        answer = run_in_runner(plan, stop)
+        if answer == "terminated":
+            return {"exit_code": -1, "outputs": {}, "error": "terminated", "tail": _tail(log)}
+        return answer if isinstance(answer, dict) else step_result(plan, int(answer), log)
     try:
         argv, cwd, env = prepare(plan)
     except StepRefused as exc:
@@ -187,13 +195,6 @@ def run_step(plan: dict) -> dict:
     except Exception as exc:  # noqa: BLE001 - a bad archive or a full disk fails the step, with why
         return {"exit_code": -1, "outputs": {}, "error": f"could not prepare the step: {exc}", "tail": []}
     (work / STARTED_MARK).write_text(str(time.time()))
-    if plan["kind"] in WARM_KINDS:
-        from pai_lab.pipelines.runner import run_in_runner
-
-        code = run_in_runner(plan, env, stop)
-        if code == "terminated":
-            return {"exit_code": -1, "outputs": {}, "error": "terminated", "tail": _tail(log)}
-        return _result(plan, int(code), log)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             argv,
@@ -214,10 +215,35 @@ def run_step(plan: dict) -> dict:
                     subprocess.run(["docker", "rm", "-f", container_name(plan)], capture_output=True, timeout=30)
                 return {"exit_code": proc.returncode, "outputs": {}, "error": "terminated", "tail": _tail(log)}
             time.sleep(0.05)
-    return _result(plan, proc.returncode, log)
+    return step_result(plan, proc.returncode, log)
 
 
-def _result(plan: dict, code: int, log: Path) -> dict:
+def run_steps(plans: list[dict]) -> list[dict]:
+    """The Dask task of several ready steps of one run (a wide fan-out's batch, one task instead of one
+    each): they run one after another as :func:`run_step`, each result also left in the step's folder
+    (ENDED_MARK) so the driver sees the step end before its batch does. Steps not begun when the run is
+    stopped are terminated unrun; one step's failure is its own."""
+    results = []
+    for plan in plans:
+        if Path(plan["stop_file"]).exists():
+            results.append({"exit_code": -1, "outputs": {}, "error": "terminated", "tail": []})
+            continue
+        try:
+            result = run_step(plan)
+        except Exception as exc:  # noqa: BLE001 - the step fails with why, the batch goes on
+            result = {"exit_code": -1, "outputs": {}, "error": f"the step's task failed: {exc}", "tail": []}
+        work = Path(plan["work_dir"])
+        try:
+            (work / f"{ENDED_MARK}.tmp").write_text(json.dumps(result))
+            (work / f"{ENDED_MARK}.tmp").replace(work / ENDED_MARK)
+        except OSError:  # the driver reads it when the batch ends instead
+            pass
+        results.append(result)
+    return results
+
+
+def step_result(plan: dict, code: int, log: Path) -> dict:
+    """What a step that ended with ``code`` hands back: its outputs, or why it failed and its log's tail."""
     if code != 0:
         return {
             "exit_code": code,

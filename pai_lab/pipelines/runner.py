@@ -8,6 +8,12 @@ step's ``logs.txt``, loads the pickle there (never in the control plane) and ans
 A runner runs one step at a time; a fan-out gets as many runners as steps run at once. Runners end when
 their run ends (:func:`close_runners`), when a step of theirs is terminated, or after idling.
 
+A runner's start (an interpreter and pai_lab's imports, a few hundred milliseconds on a busy machine) is
+kept off a run's path where it can be: a worker keeps ``SPARE_RUNNERS`` spare runners, started ahead with
+the step modules imported and nothing of any run in them, and hands one to a run that needs a runner; it
+then belongs to that run alone and a new spare is started in the background. A sandboxed run (a server
+with members) never takes a spare: its runners start inside its own sandbox.
+
 The runner side is this module run as a program: requests come as JSON lines on stdin, answers go out on
 the stdout it started with (the step's output goes to its log, never into the answers).
 """
@@ -25,9 +31,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 IDLE_SECONDS = 60.0  # a runner with nothing to do ends; the pool drops one before that
+SPARE_IDLE_SECONDS = 600.0  # a spare waits longer for a run
+SPARE_RUNNERS = 2
 _POOL_MARGIN = 10.0
 _LOCK = threading.Lock()
 _IDLE: dict[tuple[str, str], list[_Runner]] = {}
+_SPARES: list[_Runner] = []
+_REFILLING = threading.Event()
 _BUSY: dict[int, tuple[str, _Runner]] = {}
 # Runners are started from one long-lived thread: PR_SET_PDEATHSIG fires when the starting *thread*
 # ends, and a Dask worker's threads come and go.
@@ -35,12 +45,13 @@ _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pai-step-runner
 
 
 class _Runner:
-    def __init__(self, proc: subprocess.Popen):
+    def __init__(self, proc: subprocess.Popen, idle: float = IDLE_SECONDS):
         self.proc = proc
+        self.idle = idle
         self.last_used = time.monotonic()
 
     def usable(self) -> bool:
-        return self.proc.poll() is None and time.monotonic() - self.last_used < IDLE_SECONDS - _POOL_MARGIN
+        return self.proc.poll() is None and time.monotonic() - self.last_used < self.idle - _POOL_MARGIN
 
     def end(self) -> None:
         from pai_lab.training.runtime import _end_process_tree
@@ -64,37 +75,82 @@ def runner_sandbox(sandbox: dict | None, run_dir: str) -> dict | None:
     return {**sandbox, "shown_again": sorted(set(shown)), "writable": [run_dir]}
 
 
-def _start(plan: dict, run_dir: str, sandbox: dict | None) -> _Runner:
-    from pai_lab.training.isolation import sandboxed_argv, scrub
+def _spawn(argv: list[str], cwd: str, env: dict) -> subprocess.Popen:
+    """Start a runner process; called on the spawner thread only."""
     from pai_lab.training.runtime import _die_with_parent
 
-    env = scrub(dict(os.environ))  # never the server's own credentials
-    # the run's variables from the start: a runner is found (and ended) by them like a step's process
-    env.update(
-        {
-            "PYTHONUNBUFFERED": "1",
-            "PAI_RUN_ID": plan["run_id"],
-            "PAI_WORKSPACE_ID": plan["workspace_id"],
-            "PAI_USER_ID": plan["user"],
-        }
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509
     )
+
+
+def _runner_env() -> dict:
+    from pai_lab.training.isolation import scrub
+
+    return {**scrub(dict(os.environ)), "PYTHONUNBUFFERED": "1"}  # never the server's own credentials
+
+
+def _start(plan: dict, run_dir: str, sandbox: dict | None) -> _Runner:
+    # the run's variables from the start: a runner is found (and ended) by them like a step's process
+    env = {
+        **_runner_env(),
+        "PAI_RUN_ID": plan["run_id"],
+        "PAI_WORKSPACE_ID": plan["workspace_id"],
+        "PAI_USER_ID": plan["user"],
+    }
     argv = [sys.executable, "-m", "pai_lab.pipelines.runner"]
     if sandbox:
+        from pai_lab.training.isolation import sandboxed_argv
+
         argv = sandboxed_argv(sandbox, argv, run_dir, [])
+    return _Runner(_SPAWNER.submit(_spawn, argv, run_dir, env).result())
 
-    def spawn() -> subprocess.Popen:
-        return subprocess.Popen(
-            argv,
-            cwd=run_dir,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
-        )
 
-    return _Runner(_SPAWNER.submit(spawn).result())
+def _refill_spares() -> None:
+    """Start spare runners up to SPARE_RUNNERS (on the spawner thread, so they die with this process)."""
+    try:
+        while True:
+            with _LOCK:
+                _SPARES[:] = [r for r in _SPARES if r.usable()]
+                if len(_SPARES) >= SPARE_RUNNERS:
+                    return
+            argv = [sys.executable, "-m", "pai_lab.pipelines.runner", "--idle", str(SPARE_IDLE_SECONDS)]
+            try:
+                runner = _Runner(_spawn(argv, "/", _runner_env()), idle=SPARE_IDLE_SECONDS)
+            except OSError:
+                return  # no spare: a run starts its own runners as before
+            with _LOCK:
+                _SPARES.append(runner)
+    finally:
+        with _LOCK:
+            _REFILLING.clear()
+
+
+def _take_spare() -> _Runner | None:
+    """A spare runner for an unsandboxed run (None when none is ready); a new one is started behind it."""
+    runner = None
+    with _LOCK:
+        while _SPARES and runner is None:
+            candidate = _SPARES.pop()
+            if candidate.usable():
+                runner = candidate
+            else:
+                candidate.end()
+        refill = not _REFILLING.is_set()
+        _REFILLING.set()
+    if refill:
+        _SPAWNER.submit(_refill_spares)
+    if runner is not None:
+        runner.idle = IDLE_SECONDS  # from now on a runner of its run, idling out as they do
+        runner.last_used = time.monotonic()
+    return runner
 
 
 def _acquire(key: tuple[str, str], plan: dict, run_dir: str, sandbox: dict | None) -> _Runner:
@@ -105,7 +161,8 @@ def _acquire(key: tuple[str, str], plan: dict, run_dir: str, sandbox: dict | Non
             if runner.usable():
                 return runner
             runner.end()
-    return _start(plan, run_dir, sandbox)
+    spare = None if sandbox else _take_spare()
+    return spare or _start(plan, run_dir, sandbox)
 
 
 def _release(key: tuple[str, str], runner: _Runner) -> None:
@@ -132,14 +189,15 @@ async def close_runners_soon(run_id: str) -> None:
     await asyncio.to_thread(close_runners, run_id)
 
 
-def run_in_runner(plan: dict, env: dict, stop: Path) -> int | str:
-    """Run one prepared FunctionOperator or built-in step in a warm runner of its run: its exit code,
-    or "terminated" when the stop file appeared while it ran."""
+def run_in_runner(plan: dict, stop: Path) -> dict | int | str:
+    """Run one FunctionOperator or built-in step in a warm runner of its run, which lays out its work
+    folder too (off the worker's thread): the step's result, the runner's exit code when the step ended
+    the runner itself, or "terminated" when the stop file appeared while it ran."""
     run_dir = str(Path(plan["work_dir"]).parent)
     sandbox = runner_sandbox(plan.get("sandbox"), run_dir)
     key = (plan["run_id"], json.dumps(sandbox, sort_keys=True))
     runner = _acquire(key, plan, run_dir, sandbox)
-    request = {"work_dir": plan["work_dir"], "env": env, "kind": plan["kind"], "builtin": plan.get("builtin")}
+    request = {"plan": plan}
     with _LOCK:
         _BUSY[id(runner)] = (plan["run_id"], runner)
     try:
@@ -163,7 +221,7 @@ def run_in_runner(plan: dict, env: dict, stop: Path) -> int | str:
             code = runner.proc.returncode
             return code if code else -1
         _release(key, runner)
-        return int(json.loads(line)["exit_code"])
+        return json.loads(line)["result"]
     finally:
         with _LOCK:
             _BUSY.pop(id(runner), None)
@@ -172,12 +230,34 @@ def run_in_runner(plan: dict, env: dict, stop: Path) -> int | str:
 # ---------------------------------------------------------------- the runner process
 
 
-def _one(request: dict) -> int:
+_BASE_ENV: dict[str, str] = {}  # the runner's own environment, each step's starting point
+
+
+def _one(request: dict) -> dict:
+    """One step in this runner: its folder laid out, its started mark, the step, its result."""
+    from pai_lab.pipelines import executors
+
+    plan = request["plan"]
+    work = Path(plan["work_dir"])
+    os.environ.clear()
+    os.environ.update(_BASE_ENV)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        _, _, env = executors.prepare(plan)
+    except executors.StepRefused as exc:
+        return {"exit_code": -1, "outputs": {}, "error": str(exc), "tail": []}
+    except Exception as exc:  # noqa: BLE001 - a full disk fails the step, with why
+        return {"exit_code": -1, "outputs": {}, "error": f"could not prepare the step: {exc}", "tail": []}
+    (work / executors.STARTED_MARK).write_text(str(time.time()))
+    code = _call(plan, str(work), env)
+    return executors.step_result(plan, code, work / "logs.txt")
+
+
+def _call(plan: dict, work: str, env: dict) -> int:
     import traceback
 
-    work = request["work_dir"]
     os.environ.clear()
-    os.environ.update(request["env"])
+    os.environ.update(env)
     os.chdir(work)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -186,10 +266,10 @@ def _one(request: dict) -> int:
     os.dup2(log, 2)
     os.close(log)
     try:
-        if request["kind"] == "builtin":
+        if plan["kind"] == "builtin":
             from pai_lab.pipelines.builtins import _main as builtin_main
 
-            return builtin_main(work, request["builtin"])
+            return builtin_main(work, plan["builtin"])
         from pai_lab.pipelines.executors import _function_main
 
         return _function_main(work)
@@ -207,21 +287,30 @@ def _one(request: dict) -> int:
         os.close(quiet)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    idle = float(args[args.index("--idle") + 1]) if "--idle" in args else IDLE_SECONDS
+    # what a FunctionOperator or built-in step needs, imported before the first step asks
+    import cloudpickle  # noqa: F401
+
+    import pai_lab.pipelines.context
+    import pai_lab.pipelines.executors  # noqa: F401
+
+    _BASE_ENV.update(os.environ)
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)  # nothing a step prints reaches the answers
     os.close(quiet)
     requests = sys.stdin.buffer
     while True:
-        ready, _, _ = select.select([requests], [], [], IDLE_SECONDS)
+        ready, _, _ = select.select([requests], [], [], idle)
         if not ready:
             return 0  # idle: the pool stopped handing this runner steps a while ago
         line = requests.readline()
         if not line:
             return 0  # the pool closed it
-        code = _one(json.loads(line))
-        answers.write(json.dumps({"exit_code": code}) + "\n")
+        result = _one(json.loads(line))
+        answers.write(json.dumps({"result": result}) + "\n")
         answers.flush()
 
 

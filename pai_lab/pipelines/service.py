@@ -295,6 +295,11 @@ def get_run(session: Session, user: str, workspace: str, run_id: str) -> Pipelin
     return _detail(session, _find(session, access.workspace_id, run_id))
 
 
+def status_of(session: Session, run_id: str) -> str | None:
+    """The run's state alone: a long poll's look between full reads (which authorize)."""
+    return session.scalar(select(RunRow.status).where(RunRow.id == run_id))
+
+
 def list_runs(
     session: Session, user: str, workspace: str, *, status: str | None = None, name: str | None = None, limit: int = 200
 ) -> list[PipelineRunInfo]:

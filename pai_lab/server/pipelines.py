@@ -67,6 +67,10 @@ async def get_run(req, workspace, run_id, query: PipelineRunQuery):
         with req.transaction() as s:
             return service.get_run(s, req.user, workspace, run_id)
 
+    def status() -> str | None:
+        with req.transaction() as s:
+            return service.status_of(s, run_id)
+
     loop = asyncio.get_running_loop()
     deadline = loop.time() + query.wait
     while True:
@@ -78,7 +82,9 @@ async def get_run(req, workspace, run_id, query: PipelineRunQuery):
             or loop.time() >= deadline
         ):
             return detail
-        await asyncio.sleep(0.1)
+        # between full reads (a run of many steps is a large answer) only the run's state is looked at
+        while loop.time() < deadline and await loop.run_in_executor(None, status) == query.status:
+            await asyncio.sleep(0.05)
 
 
 @router.get(

@@ -1,0 +1,53 @@
+"""A wide fan-out: more ready steps than the cluster has threads go to Dask in batches (a few tasks run
+many steps one after another in the run's warm runner), yet each step keeps what a step has: its own
+folder, PAI_* variables, log, state and outputs, a failure of its own, and a step after it that starts
+once the steps it waits on have succeeded."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pai_lab.client.pipelines import PipelineRunError
+from pai_lab.pipelines import Pipeline, PipelineParameter, component
+
+WIDTH = 64  # wider than the batching threshold of a cluster of up to 16 threads
+
+
+def test_a_wide_fan_out_keeps_each_steps_folder_variables_log_outputs_and_failure(live_server, unique_name):
+    ws = live_server.client().create_workspace(unique_name("fan"))
+
+    @component(inputs=[PipelineParameter("i", int)], outputs=[PipelineParameter("seen", str)])
+    def leaf(i: int, context=None):
+        print(f"leaf {i}")
+        if i == 13:
+            raise ValueError("thirteen")
+        return {"seen": f"{i}|{os.environ['PAI_NODE_ID']}|{os.getcwd()}|{context.work_dir}"}
+
+    @component(
+        inputs=[PipelineParameter("a", str), PipelineParameter("b", str)], outputs=[PipelineParameter("both", str)]
+    )
+    def join(a: str, b: str):
+        return {"both": a.split("|")[0] + "+" + b.split("|")[0]}
+
+    leaves = [leaf.as_step(name=f"l{i}", inputs={"i": i}) for i in range(WIDTH)]
+    last = WIDTH - 1
+    after = join.as_step(name="after", inputs={"a": leaves[0].outputs["seen"], "b": leaves[last].outputs["seen"]})
+    run = ws.pipelines.run(Pipeline(steps=[*leaves, after]), cache=False)
+    with pytest.raises(PipelineRunError, match="step 'l13' failed: the step's process exited with code 1"):
+        run.wait_for_completion(show_outputs=False, timeout=600)
+    nodes = {n.name: n for n in run.detail.nodes}
+    assert {name for name, n in nodes.items() if n.status != "Succeeded"} == {"l13"}
+    assert "ValueError: thirteen" in nodes["l13"].reason  # its own log's tail
+    assert all(n.started_at and n.finished_at and n.started_at <= n.finished_at for n in nodes.values())
+    for i in range(WIDTH):
+        assert run.get_logs(f"l{i}")[0] == f"leaf {i}"
+        if i == 13:
+            continue
+        (seen,) = run.get_outputs(node_id=f"l{i}")
+        index, node_id, cwd, work_dir = seen.value.split("|")
+        assert (index, node_id) == (str(i), nodes[f"l{i}"].node_id)
+        assert cwd == work_dir and cwd.endswith(f"/{run.id}/l{i}")
+    (both,) = run.get_outputs(node_id="after")
+    assert both.value == f"0+{last}"
