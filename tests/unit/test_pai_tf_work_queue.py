@@ -123,3 +123,30 @@ def test_restore_from_a_digest_continues_where_it_stopped(dask_client, tmp_path)
     with pytest.warns(UserWarning, match="abandoned"):
         assert not other.restore(saved)  # another works list: the checkpoint is not this queue's
     assert sorted(other) == ["x", "y"]
+
+
+def test_a_table_is_cut_in_row_ranges_and_read_through_tf_data(dask_client, tmp_path, capsys):
+    pytest.importorskip("tensorflow")
+    import pandas as pd
+
+    from pai_lab.pai_tf import TableRecordDataset, WorkQueue
+
+    pd.DataFrame({"n": range(10)}).to_parquet(tmp_path / "part-00000.parquet")
+    queue = WorkQueue([str(tmp_path)], shuffle=False, num_slices=3, prefix="", name="tfdata", client=dask_client)
+    assert queue.capacity == 4  # 10 rows, 3 slices: ranges of 3, the last [9, 10)
+    taken = [item.numpy().decode() for item in queue.input_dataset()]  # a tf.data Dataset of items
+    assert taken == [f"{tmp_path}?start={a}&end={b}" for a, b in ((0, 3), (3, 6), (6, 9), (9, 10))]
+    read = [int(r[0]) for t in taken for r in TableRecordDataset([t], (0,))]
+    assert read == list(range(10))
+    assert queue.add_summary(step=1) == 0.0  # nothing left waiting
+    assert "tfdata/fraction_of_4_full=0" in capsys.readouterr().out  # outside a job: printed
+
+    named = WorkQueue(["a"], prefix="s3://bucket/", name="prefixed", client=dask_client)
+    assert named.take() == "s3://bucket/a"
+    other = WorkQueue(["a"], prefix="s3://bucket/", name="prefixed", client=dask_client)
+    with pytest.raises(TimeoutError):
+        other.take(timeout=0.3)  # the only item is out with the first holder
+    named.ack()
+    assert other.take(timeout=5) is None
+    with pytest.raises(RuntimeError, match="already holds other works"):
+        WorkQueue(["b"], name="prefixed", client=dask_client)
