@@ -117,6 +117,10 @@ def make_train_step(
             "this optimizer (Keras 3) all-reduces the gradients itself: dense_fp16, num_splits and sparse_as_dense "
             "are not applied (use a tf_keras optimizer for them; pack_size applies through the strategy)",
         )
+    # the optimizer's variables are made here, not inside the step: tf.function cannot make them under
+    # several replicas (Keras 3 fails with "You must feed a value for placeholder tensor")
+    with strategy.scope():
+        optimizer.build(variables)
     k = num_micro_batch
 
     def replica_step(batch):

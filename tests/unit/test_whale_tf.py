@@ -42,7 +42,12 @@ else:
     rep = wh.replica(devices=devices, num_micro_batch=opts["k"], comm=comm).__enter__()
 keras.utils.set_random_seed(3)
 model = keras.Sequential([keras.layers.Input((6,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1)])
-optimizer = keras.optimizers.SGD(0.2)
+if opts.get("optimizer") == "adagrad_decay":
+    from pai_lab.training import optimizers
+    flavour = optimizers.LegacyAdagradDecay if opts.get("legacy", True) else optimizers.AdagradDecay
+    optimizer = flavour(0.2, accumulator_decay_step=2)
+else:
+    optimizer = keras.optimizers.SGD(0.2)
 if not opts.get("auto"):
     rep.__exit__(None, None, None)
 rng = np.random.default_rng(0)
@@ -103,6 +108,15 @@ def test_fp16_gradient_exchange_and_keras3_optimizers_train_the_same_model():
     assert 0 < np.abs(halved - exact).max() < 2e-3  # float16 rounding, nothing more
     keras3 = _flat(_run(replicas=2, k=2, legacy=False))
     np.testing.assert_allclose(keras3, exact, atol=1e-5)
+
+
+@pytest.mark.parametrize("legacy", [True, False], ids=["tf_keras", "keras3"])
+def test_adagrad_decay_trains_the_same_weights_on_two_replicas_as_on_one(legacy):
+    one = _flat(_run(replicas=1, k=1, legacy=legacy, optimizer="adagrad_decay"))
+    two = _flat(_run(replicas=2, k=2, legacy=legacy, optimizer="adagrad_decay"))
+    np.testing.assert_allclose(two, one, atol=1e-5)
+    sgd = _flat(_run(replicas=1, k=1, legacy=legacy))
+    assert np.abs(sgd - one).max() > 1e-3  # the optimizer was AdagradDecay, not the default
 
 
 def _oracle_losses(optimizer, variable, read) -> list[float]:
