@@ -32,15 +32,26 @@ HANDLER = "pai_lab_work_queue"
 MAX_QUEUES = 256
 MAX_EPOCHS = 1000
 MAX_SLICES = 100_000
+IDLE_SECONDS = 3600.0
 
 
 class WorkQueueExtension:
-    """A scheduler plugin holding every queue; its one handler answers the queue's operations."""
+    """A scheduler plugin holding every queue; its one handler answers the queue's operations. When it
+    holds MAX_QUEUES, a new queue makes room by forgetting finished ones, then ones unused for an hour."""
 
     name = "pai-lab-work-queues"
 
     def __init__(self) -> None:
         self.queues: dict[str, QueueState] = {}
+        self.used: dict[str, float] = {}
+
+    def _make_room(self, now: float) -> bool:
+        for name, queue in list(self.queues.items()):
+            finished = not queue.pending and not queue.leases
+            if finished or now - self.used.get(name, now) > IDLE_SECONDS:
+                self.queues.pop(name)
+                self.used.pop(name, None)
+        return len(self.queues) < MAX_QUEUES
 
     async def start(self, scheduler) -> None:
         scheduler.handlers[HANDLER] = self.handle
@@ -48,6 +59,8 @@ class WorkQueueExtension:
     def handle(self, action: str, name: str, holder: str = "", token=None, spec=None, state=None, requeue=False):
         now = time.monotonic()
         queue = self.queues.get(name)
+        if queue is not None:
+            self.used[name] = now
         if action == "create":
             if queue is not None:
                 if queue.digest != spec["digest"]:
@@ -55,7 +68,7 @@ class WorkQueueExtension:
                 return {"stats": queue.stats()}
             if spec.get("items") is None:
                 return {"missing": True}
-            if len(self.queues) >= MAX_QUEUES:
+            if len(self.queues) >= MAX_QUEUES and not self._make_room(now):
                 return {"error": f"this cluster already holds {MAX_QUEUES} work queues; drop finished ones"}
             self.queues[name] = QueueState.fill(
                 spec["items"],
@@ -65,8 +78,10 @@ class WorkQueueExtension:
                 spec["seed"],
                 spec["lease_seconds"],
             )
+            self.used[name] = now
             return {"stats": self.queues[name].stats()}
         if action == "drop":
+            self.used.pop(name, None)
             return {"dropped": self.queues.pop(name, None) is not None}
         if queue is None:
             return {"error": f"no work queue named {name!r} (dropped, or never made)"}

@@ -150,3 +150,22 @@ def test_a_table_is_cut_in_row_ranges_and_read_through_tf_data(dask_client, tmp_
     assert other.take(timeout=5) is None
     with pytest.raises(RuntimeError, match="already holds other works"):
         WorkQueue(["b"], name="prefixed", client=dask_client)
+
+
+def test_a_full_scheduler_forgets_finished_queues_first(monkeypatch):
+    from pai_lab.pai_tf import work_queue
+
+    monkeypatch.setattr(work_queue, "MAX_QUEUES", 2)
+    extension = work_queue.WorkQueueExtension()
+
+    def create(name, items):
+        spec = {"digest": digest(items), "items": items, "num_epochs": 1, "shuffle": False, "seed": 0}
+        return extension.handle("create", name, spec={**spec, "lease_seconds": 30})
+
+    create("done", ["a"])
+    assert extension.handle("take", "done", holder="h")["item"] == "a"
+    extension.handle("ack", "done", holder="h")
+    create("busy", ["b"])
+    assert "stats" in create("third", ["c"])  # "done" was finished: forgotten to make room
+    assert "error" in extension.handle("stats", "done") and "stats" in extension.handle("stats", "busy")
+    assert "already holds 2 work queues" in create("fourth", ["d"])["error"]  # both still have work
