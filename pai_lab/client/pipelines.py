@@ -78,10 +78,11 @@ class ArchivedArtifact:
         return self._action("register", {"kind": "dataset", "name": name, "description": description})
 
     def deploy(
-        self, service: str, *, model_name: str | None = None, processor: str = "tensorflow_cpu", instance: int = 1
+        self, service: str, *, model_name: str | None = None, processor: str | None = None, instance: int = 1
     ) -> OutputAction:
-        """Serve this model output as ``service`` (a folder is registered first, as ``model_name`` or the
-        service's name); the answer carries the endpoint."""
+        """Serve this model output as ``service`` with the processor its format calls for (a PMML file:
+        pmml, a SavedModel folder: tensorflow_cpu), or ``processor``. A folder is registered first, as
+        ``model_name`` or the service's name."""
         body = {"service": service, "model_name": model_name, "processor": processor, "instance": instance}
         return self._action("deploy", body)
 

@@ -48,7 +48,11 @@ class OutputDeploy(Schema):
     service: Name = Field(description="the service's name: lowercase letters, digits and '_'")
     model_name: Name | None = Field(None, description="the name to register a folder under (default: the service's)")
     step: Name | None = None
-    processor: Name = Field("tensorflow_cpu", description="the serving processor")
+    processor: Name | None = Field(
+        None,
+        description="the serving processor; by default the one the model's format calls for (pmml for a PMML "
+        "file, onnx, pytorch for TorchScript, tensorflow_cpu for a SavedModel)",
+    )
     instance: int = Field(1, ge=1, le=64, description="instances to run")
 
 

@@ -15,6 +15,8 @@ from pai_lab.pipelines.lineage_schemas import OutputAction, OutputDeploy, Output
 from pai_lab.pipelines.tables import NodeRow, RunRow
 from pai_lab.workspaces import authorize
 
+FILE_MODELS = ("pmml", "onnx", "torch")  # processors that load a model file, not a registered SavedModel
+
 
 def _output(session: Session, workspace_id: str, run_id: str, name: str, step: str | None) -> tuple[str, object]:
     """(the step that made it, its value): the run's declared output ``name``, or a step's artifact."""
@@ -87,10 +89,30 @@ def register_output(
 def deploy_output(
     session: Session, platform, user: str, workspace: str, run_id: str, name: str, body: OutputDeploy
 ) -> OutputAction:
-    """Deploy a model output; a SavedModel folder is registered first (as ``model_name``, default the
-    service's name), so the service serves a model version with its own lineage."""
+    """Deploy a model output with the processor its format calls for (unless ``processor`` says): a
+    SavedModel folder is registered first (as ``model_name``, default the service's name), so the service
+    serves a model version with its own lineage; a model file (PMML, ONNX, TorchScript) is served from its
+    published copy."""
+    from pai_lab.serving.processors.catalog import processor_kind
+
     access = authorize(session, user, workspace, "pipeline.read")
     step, value = _output(session, access.workspace_id, run_id, name, body.step)
+    loc = publish.location(session, platform, access.workspace_id, value, "output")
+    processor = body.processor or publish.processor_of(loc) or "tensorflow_cpu"
+    if not loc.get("model") and processor_kind(processor) in FILE_MODELS:
+        path = publish.model_file(
+            session,
+            platform,
+            user,
+            access.workspace_id,
+            value,
+            service=body.service,
+            run_id=run_id,
+            step=step,
+            name=name,
+            field="output",
+        )
+        return _deploy(session, platform, user, access.workspace_id, body, processor, path, run_id, step, name, value)
     model = publish.model_ref(
         session,
         platform,
@@ -102,7 +124,6 @@ def deploy_output(
         description=f"output {name} of run {run_id}, step {step}",
         field="output",
     )
-    inputs = {"artifacts": {name: value}, "parameters": {"model": f"{model.name}:{model.version}"}}
     if model.name != (value or {}).get("location", {}).get("model"):  # registered here: its lineage too
         lineage.record(
             session,
@@ -116,26 +137,43 @@ def deploy_output(
             inputs={"artifacts": {name: value}},
             user=user,
         )
+    model_ref = f"{model.name}:{model.version}"
+    return _deploy(session, platform, user, access.workspace_id, body, processor, model_ref, run_id, step, name, value)
+
+
+def _deploy(
+    session: Session,
+    platform,
+    user: str,
+    workspace_id: str,
+    body: OutputDeploy,
+    processor: str,
+    model: str,
+    run_id: str,
+    step: str,
+    name: str,
+    value,
+) -> OutputAction:
     made = publish.deploy(
         session,
         platform,
         user,
-        access.workspace_id,
+        workspace_id,
         service=body.service,
-        model=f"{model.name}:{model.version}",
-        processor=body.processor,
+        model=model,
+        processor=processor,
         instance=body.instance,
     )
     record = lineage.record(
         session,
-        workspace_id=access.workspace_id,
+        workspace_id=workspace_id,
         kind="service",
         name=made.name,
         version="",
         run_id=run_id,
         step=step,
         operator=f"deploy output {name}",
-        inputs=inputs,
+        inputs={"artifacts": {name: value}, "parameters": {"model": model, "processor": processor}},
         user=user,
     )
     return OutputAction(kind="service", name=made.name, lineage=record)

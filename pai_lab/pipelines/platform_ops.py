@@ -75,7 +75,7 @@ SPECS: dict[str, tuple[list, list, list, list]] = {
         [_a("registeredModel", _MODEL)],
     ),
     "deploy_model": (
-        [_p("service"), _p("processor", "tensorflow_cpu"), _p("instance", 1, "Int")],
+        [_p("service"), _p("processor", ""), _p("instance", 1, "Int")],  # "": the one the model's format calls for
         [_a("model", _ANY, required=True)],
         [_p("endpoint"), _p("service")],
         [],
@@ -255,8 +255,41 @@ def _register_model(step: Step, p: dict, a: dict) -> None:
 
 def _deploy_model(step: Step, p: dict, a: dict) -> None:
     from pai_lab.pipelines import publish
+    from pai_lab.pipelines.output_actions import FILE_MODELS
+    from pai_lab.serving.processors.catalog import processor_kind
 
+    field = f"steps.{step.name}.model"
     with step.transaction() as s:
+        loc = publish.location(s, step.platform, step.workspace_id, a.get("model"), field)
+        processor = p.get("processor") or publish.processor_of(loc) or "tensorflow_cpu"
+        if not loc.get("model") and processor_kind(processor) in FILE_MODELS:  # a PMML, ONNX or TorchScript file
+            path = publish.model_file(
+                s,
+                step.platform,
+                step.user,
+                step.workspace_id,
+                a.get("model"),
+                service=p["service"],
+                run_id=step.run_id,
+                step=step.name,
+                name="model",
+                field=field,
+            )
+            made = publish.deploy(
+                s,
+                step.platform,
+                step.user,
+                step.workspace_id,
+                service=p["service"],
+                model=path,
+                processor=processor,
+                instance=int(p.get("instance") or 1),
+            )
+            step.lineage(s, made)
+            endpoint = publish.endpoint_of(step.platform, made.name)
+            step.log(f"deployed {path} ({processor}) as service {made.name} at {endpoint}")
+            step.outputs["parameters"].update(endpoint=endpoint, service=made.name)
+            return
         model = publish.model_ref(
             s,
             step.platform,
@@ -266,9 +299,9 @@ def _deploy_model(step: Step, p: dict, a: dict) -> None:
             name="",
             fallback=p["service"],  # a SavedModel folder is registered under the service's name
             description=f"deployed by run {step.run_id}, step {step.name}",
-            field=f"steps.{step.name}.model",
+            field=field,
         )
-        if not ((a.get("model") or {}).get("location") or {}).get("model"):  # a folder, registered here
+        if not loc.get("model"):  # a folder, registered here
             step.lineage(s, model)
         made = publish.deploy(
             s,
@@ -277,7 +310,7 @@ def _deploy_model(step: Step, p: dict, a: dict) -> None:
             step.workspace_id,
             service=p["service"],
             model=f"{model.name}:{model.version}",
-            processor=p.get("processor") or "tensorflow_cpu",
+            processor=processor,
             instance=int(p.get("instance") or 1),
         )
         step.lineage(s, made)

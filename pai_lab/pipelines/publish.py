@@ -94,6 +94,57 @@ def model_ref(
     return Made("model", made.name, str(made.version), path=made.path)
 
 
+def processor_of(loc: dict) -> str | None:
+    """The serving processor a model location's format calls for (a PMML file: pmml, a SavedModel folder:
+    tensorflow_cpu...), read from the file or folder, or a bucket object's name; None when it does not say."""
+    from pai_lab.serving.processors.catalog import processor_for_model
+
+    uri = str(loc.get("uri") or "")
+    if loc.get("model") or not uri:
+        return None  # a registered model is a SavedModel: the default processor
+    local = _local(uri)
+    if local is None:
+        return processor_for_model(Path(uri.split("?", 1)[0]))  # by the object's suffix
+    return processor_for_model(local) if local.exists() else None
+
+
+def model_file(
+    session: Session,
+    platform,
+    user: str,
+    workspace_id: str,
+    value,
+    *,
+    service: str,
+    run_id: str,
+    step: str,
+    name: str,
+    field: str,
+) -> str:
+    """A model served from its file (PMML, ONNX, TorchScript), as a service's model_path. A run's own output
+    lies in the state folder, which is never served from: it is copied first to
+    ``<root>/pipeline-outputs/<workspace>/<run>/<step>/<name>/``, where deploying the same output again finds
+    it. Anything else (under the roots, in a bucket) is used where it is."""
+    from pai_lab.pipelines.service import runs_dir
+    from pai_lab.security.paths import Containment
+    from pai_lab.serving.records import check_role
+
+    access = check_role(session, user, workspace_id, "service.deploy", service)  # before anything is copied
+    uri = str(location(session, platform, workspace_id, value, field).get("uri") or "")
+    if not uri:
+        raise BadInput(f"{field}: {value!r} names no model file", field)
+    local = _local(uri)
+    if local is None:
+        return uri
+    real = local.resolve()
+    if not real.is_relative_to(runs_dir(platform).resolve()):
+        return str(real)
+    target = Path(platform.root_dir) / PUBLISHED_FOLDER / access.workspace.name / run_id / step / name
+    if not target.exists():
+        _copy(real, Containment.from_platform(platform).target(str(target), field))
+    return str(target / real.name) if real.is_file() else str(target)
+
+
 # ------------------------------------------------------------------ datasets
 
 
@@ -189,11 +240,29 @@ def dataset_version(
                 "name",
             )
         return Made("dataset", name, str(version.version), path=source)
-    spec = DatasetCreate(name=name, source=source, scan=True, description=description)
+    options = _bucket_options(session, access.workspace_id, source) if local is None else {}
+    spec = DatasetCreate(name=name, source=source, scan=True, description=description, storage_options=options)
     made = datasets.register_dataset(
         session, user, workspace_id, spec, roots=containment, state_dir=Path(platform.state_dir)
     )
     return Made("dataset", made.name, str(made.latest_version or ""), path=source)
+
+
+def _bucket_options(session: Session, workspace_id: str, uri: str) -> dict:
+    """The storage options a bucket output is read with: the workspace's storage (``set_storage``: its
+    endpoint and credentials) when the output lies in that store's bucket, else none (a public bucket, or
+    credentials the server's environment has)."""
+    from pai_lab.datasets.sources import parse_object_uri
+    from pai_lab.resources.storage import model_store_of
+
+    store = model_store_of(session, workspace_id)
+    if store is None or not uri.startswith(("s3://", "oss://")):
+        return {}
+    try:
+        wanted = parse_object_uri(uri, store.options)
+    except BadInput:
+        return {}
+    return dict(store.options) if wanted.bucket == store.bucket else {}
 
 
 # ------------------------------------------------------------------ services

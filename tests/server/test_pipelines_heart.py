@@ -6,7 +6,9 @@ import random
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from pai_lab.errors import BadInput
 from pai_lab.pipelines import (
     MetadataBuilder,
     Pipeline,
@@ -255,3 +257,34 @@ def test_a_second_identical_heart_run_is_all_cache_hits_and_a_changed_argument_r
     assert {n for n, s in state(third).items() if s == ("Succeeded", False)} == after
     assert {n for n, s in state(third).items() if s == ("Skipped", True)} == set(state(first)) - after
     assert {o.name: o.value for o in third.get_outputs()} != first_out
+
+
+def test_the_heart_runs_pmml_model_deploys_with_the_pmml_processor_chosen_from_its_format(
+    live_server, unique_name, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PAI_LAB_URL", live_server.url)
+    monkeypatch.setenv("PAI_LAB_TOKEN", live_server.token)
+    ws = live_server.client().create_workspace(unique_name("heartsvc"))
+    table = heart_disease_sample(tmp_path / "heart_disease_prediction.csv")
+    run = ws.pipelines.run(
+        create_pipeline(), arguments={**HEART_ARGUMENTS, "inputTable": str(table)}, wait=True, show_outputs=False
+    )
+    model = next(o for o in run.get_outputs() if o.name == "pmmlModel")
+    made = model.deploy(unique_name("heart_lr"))  # no processor named: the PMML file calls for pmml
+    svc = ws.services.get(made.name).wait(progress=False)
+    try:
+        assert svc.refresh().config["processor"] == "pmml"
+        assert made.lineage.run_id == run.id and made.lineage.step == "logisticregression-1"
+        assert made.lineage.inputs["parameters"]["processor"] == "pmml"
+        served = made.lineage.inputs["parameters"]["model"]
+        assert served.endswith("/model.pmml") and "/pipeline-outputs/" in served  # a copy, out of the state folder
+        split = next(n for n in run.detail.nodes if n.name == "split-1")
+        held_out = split.outputs["artifacts"]["output2Table"]["location"]["uri"][len("file://") :]
+        rows = pd.read_csv(held_out).head(3).drop(columns=["ifhealth"]).to_dict("records")  # the model's inputs
+        answers = svc.predict(rows)
+        assert len(answers) == 3 and all(0.0 <= a["probability_1"] <= 1.0 for a in answers)
+        assert {a["predicted_ifhealth"] for a in answers} <= {"1", "other"}
+    finally:
+        svc.delete()
+    with pytest.raises(BadInput, match="no SavedModel"):  # a processor named that cannot serve the file: a 400
+        model.deploy(unique_name("heart_ev"), processor="easyvision")

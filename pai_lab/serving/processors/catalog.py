@@ -77,6 +77,22 @@ def _model_file(kind: str, spec: ServiceSpec, model_dir: Path | None) -> Path:
     return found[0]
 
 
+_CODES = {"onnx": "onnx", "pmml": "pmml", "torch": "pytorch"}
+
+
+def processor_for_model(path: Path) -> str | None:
+    """The processor code that serves the model at ``path`` by its format: ``tensorflow_cpu`` for a
+    SavedModel folder, ``pmml`` for a .pmml/.xml file, ``onnx`` for .onnx, ``pytorch`` for TorchScript;
+    a folder holding one such file is that file's. None when the format is none of these."""
+    if path.is_dir():
+        if saved_model_of(path) is not None:
+            return "tensorflow_cpu"
+        found = [p for p in sorted(path.rglob("*"))[:1000] if p.is_file() and processor_for_model(p)]
+        return processor_for_model(found[0]) if len(found) == 1 else None
+    suffix = path.suffix.lower()
+    return next((_CODES[kind] for kind, suffixes in _SUFFIXES.items() if suffix in suffixes), None)
+
+
 def saved_model_of(folder: Path) -> Path | None:
     if (folder / "saved_model.pb").exists():
         return folder
