@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Int, List, Type, Unicode, default
+from traitlets import Dict, Int, List, Type, Unicode, default
 
 from pai_lab._version import __version__
 from pai_lab.platform import Platform, default_owner
@@ -27,6 +27,7 @@ TRAINING_SETTINGS = {
     "n_workers": "n_workers",
     "threads_per_worker": "threads_per_worker",
     "memory_limit": "memory_limit",
+    "resource_groups": "resource_groups",
 }
 SERVING_SETTINGS = {"serving_port": "port", "serving_metrics_token": "metrics_token"}
 
@@ -81,6 +82,11 @@ class PaiLabApp(ExtensionApp):
         config=True,
         help="Address of an existing Dask scheduler (tcp://host:8786). Empty: a LocalCluster started on demand. "
         "Same as TrainingManager.dask_scheduler_address (this one wins when set).",
+    )
+    resource_groups = Dict(
+        config=True,
+        help="More resource groups beside `default`: name -> Dask scheduler address (`pai server --resource-group "
+        "NAME=tcp://host:8786`). Same as TrainingManager.resource_groups (this one wins when set).",
     )
     n_workers = Int(
         2,

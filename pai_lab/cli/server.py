@@ -26,6 +26,14 @@ def register(sub, add_command) -> None:
     p.add_argument("--database-url", default=None, help="SQLAlchemy URL of the store")
     p.add_argument("--dask-scheduler", default=None, help="address of an existing Dask scheduler")
     p.add_argument(
+        "--resource-group",
+        action="append",
+        default=[],
+        metavar="NAME=ADDRESS",
+        help="a further resource group: a name and its Dask scheduler's address (repeatable); a workspace's "
+        "Owner or Administrator chooses among them",
+    )
+    p.add_argument(
         "--allowed-root",
         action="append",
         default=[],
@@ -68,6 +76,12 @@ def serve(ctx, args) -> Result:
         if not sep or not name or not token:
             raise UsageError(f"pai server: --user expects NAME=TOKEN, got {item!r}")
         users[name] = token
+    groups = []
+    for item in args.resource_group:
+        name, sep, address = item.partition("=")
+        if not sep or not name or not address:
+            raise UsageError(f"pai server: --resource-group expects NAME=tcp://host:port, got {item!r}")
+        groups.append(f"{name}={address}")
     try:
         app = PaiLabApp.control_plane(
             root,
@@ -78,6 +92,7 @@ def serve(ctx, args) -> Result:
             token=args.token or os.environ.get("PAI_LAB_TOKEN") or secrets.token_hex(24),
             database_url=args.database_url,
             dask_scheduler_address=args.dask_scheduler,
+            resource_groups=groups,
             allowed_roots=[Path(folder).expanduser().resolve() for folder in args.allowed_root],
             allowed_url_prefixes=args.allowed_url_prefix,
             job_sandbox=args.job_sandbox,

@@ -127,3 +127,15 @@ def test_eascmd_resource_use_and_a_members_refusal(server, remote_dask, monkeypa
         capsys=capsys,
     )
     assert rc == 0 and "[OK] Workspace [team_b] runs its jobs on resource [default]" in out, err
+
+
+def test_pai_server_takes_resource_groups_from_its_flags(tmp_path, remote_dask):
+    flagged = start_pai_server(tmp_path / "root", "--resource-group", f"pool={remote_dask}")
+    try:
+        groups = {g.name: g for g in flagged.client().resource_groups}
+        assert groups["pool"].source == "configured" and groups["pool"].scheduler_address == remote_dask
+        assert groups["pool"].cores == 3 and groups["default"].source == "embedded"
+    finally:
+        flagged.stop()
+    with pytest.raises(RuntimeError, match="--resource-group expects NAME="):
+        start_pai_server(tmp_path / "other", "--resource-group", "pool")
