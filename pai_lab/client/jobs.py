@@ -237,7 +237,7 @@ class Jobs:
         values["script"] = script
         for key in ("script", "checkpointDir", "hyperParameters", "buckets"):  # the caller's paths, absolute
             value = values.get(key, "").removeprefix("file://")
-            if value and "://" not in value and os.path.exists(value):
+            if value and "://" not in value and (os.path.exists(value) or key == "checkpointDir"):  # made by the job
                 values[key] = os.path.abspath(value)
         command = PaiTfCommand.model_validate(values)
         detail = JobDetail.model_validate(self._ws._post("/jobs/pai-tf", command.model_dump()))

@@ -150,3 +150,36 @@ def test_deepfm_ctr_trains_on_two_ranks_and_beats_chance(notebook_server):
     assert final["test_auc"] > 0.7, final  # chance is 0.5; the planted pattern allows about 0.87
     first, last = points.dropna(subset=["loss"])["loss"].iloc[[0, -1]]
     assert last < first  # training log-loss falls
+
+
+@pytest.mark.tf
+def test_cifar_images_train_on_two_ranks_deploy_and_classify(notebook_server):
+    import io
+    import pickle
+
+    from PIL import Image
+
+    server, folder = notebook_server
+    book = run_notebook(folder, "06-cifar-images.ipynb")
+    assert images_shown(book) >= 3  # the sample sheet, the accuracy curve, the classified picture
+    assert any("This is a" in str(cell.get("source", "")) for cell in book.cells)
+
+    ws = server.client().workspace("default")
+    [job] = ws.jobs.list()
+    job = ws.jobs.get(job.id)
+    assert job.state == "Succeeded" and job.workers == 2 and job.model
+    assert any(p.name.startswith("model.ckpt") for p in (folder / "data" / "check_point").iterdir())
+    # the service, judged on the test batch the notebook wrote in CIFAR's format
+    with open(folder / "data" / "cifar-10-batches-py" / "test_batch", "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    with open(folder / "data" / "cifar-10-batches-py" / "batches.meta", "rb") as f:
+        names = [n.decode() for n in pickle.load(f, encoding="bytes")[b"label_names"]]
+    pixels = batch[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)[:100]
+    encoded = []
+    for image in pixels:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        encoded.append(buffer.getvalue())
+    predicted = ws.services.get("cifar").predict({"image_bytes": encoded})["label"]
+    accuracy = sum(p == names[k] for p, k in zip(predicted, batch[b"labels"][:100])) / 100
+    assert accuracy > 0.6, accuracy  # chance is 0.1
