@@ -139,3 +139,27 @@ def test_pai_server_takes_resource_groups_from_its_flags(tmp_path, remote_dask):
         flagged.stop()
     with pytest.raises(RuntimeError, match="--resource-group expects NAME="):
         start_pai_server(tmp_path / "other", "--resource-group", "pool")
+
+
+def test_each_group_has_its_own_line_of_waiting_jobs(server, remote_dask, rank_script):
+    if "second" not in [g.name for g in server.client().resource_groups]:
+        server.client().resource_groups.add("second", remote_dask)
+    server.client("admin").workspace("team_b").set_resource_group("second")
+    slots = server.client().resource_groups.get("default").cores
+    here = server.client("dev").workspace("default")
+    blocker = here.jobs.submit(name="blocker", command=f"python {rank_script} --mode=sleep", workers=slots)
+    wait_for(lambda: blocker.refresh().state == "Running", 120)
+    urgent = here.jobs.submit(name="urgent", command=f"python {rank_script} --mode=flags --lines=1", priority=9)
+    wait_for(lambda: urgent.refresh().state == "Queuing" and "rank slots" in urgent.reason, 60)
+    # a job bound for the other group does not wait behind the default group's line, whatever its priority
+    other = (
+        server.client("dev")
+        .workspace("team_b")
+        .jobs.submit(name="other", command=f"python {rank_script} --mode=flags --lines=1", priority=1)
+    )
+    other.wait(timeout=120, poll=0.3)
+    assert other.state == "Succeeded", other.reason
+    assert urgent.refresh().state == "Queuing"
+    blocker.stop()
+    urgent.wait(timeout=120, poll=0.3)
+    assert urgent.state == "Succeeded", urgent.reason
