@@ -1,6 +1,8 @@
 """Many labelers at once: N labelers (threads, each a member of its own with its own token, named
 as a labeler of the task) claim packages from one pool and answer every item at full speed for a
-fixed time, against a real `pai server` on SQLite and then on PostgreSQL.
+fixed time, against a real `pai server` on SQLite and then on PostgreSQL. Every 7th answer is sent
+twice at once with one client id, as a retry racing the original, and every 7th package is submitted
+twice at once, as a double click.
 
 Afterwards it proves, from the server's own records, that no package was claimed twice (each one
 is held or was submitted by the one labeler who got it, and no two claims returned the same one)
@@ -35,8 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.pai_server import start_server
 from pai_lab.client import PaiClient
+from pai_lab.errors import Conflict
 
 LABELS = ("cat", "dog")
+RETRIED = 7  # every 7th item's answer is sent twice at once, as a retry racing the original
 
 
 def answer_for(seq: int) -> str:
@@ -58,11 +62,44 @@ class Labeler(threading.Thread):
         super().__init__(name=name, daemon=True)
         self.user, self.clock, self.start_line = name, clock, start
         self.task = PaiClient(url, token).workspace("default").labeling.get(task_id)
+        self.twin = PaiClient(url, token).workspace("default").labeling.get(task_id)  # a retry's connection
         self.claimed: list[int] = []
         self.submitted: list[int] = []
         self.acked: list[int] = []
         self.latency: dict[str, list[float]] = {"claim": [], "answer": [], "package": []}
         self.error: BaseException | None = None
+
+    def retried(self, seq: int, client_id: str) -> None:
+        """The same answer sent twice at once (a client retrying while the first is in flight): one is
+        stored, the other is told it is a duplicate of it."""
+        acks: list = [None, None]
+
+        def send(i: int, task) -> None:
+            acks[i] = task.submit(seq, answer_for(seq), client_id=client_id)
+
+        twin = threading.Thread(target=send, args=(1, self.twin))
+        twin.start()
+        send(0, self.task)
+        twin.join()
+        assert acks[1] is not None, "the retry got no answer"
+        assert sorted(a.duplicate for a in acks) == [False, True] and acks[0].id == acks[1].id, acks
+
+    def submitted_twice(self, pkg) -> None:
+        """A package submitted twice at once (a double click): one moves it on, the other is refused."""
+        outcomes: list = [None, None]
+
+        def send(i: int, task) -> None:
+            try:
+                outcomes[i] = task.submit_package(pkg).state
+            except Conflict as exc:
+                outcomes[i] = exc
+
+        twin = threading.Thread(target=send, args=(1, self.twin))
+        twin.start()
+        send(0, self.task)
+        twin.join()
+        refused = [o for o in outcomes if isinstance(o, Conflict)]
+        assert len(refused) == 1, f"package {pkg.number} submitted twice at once: {outcomes}"
 
     def timed(self, kind: str, call, *args, **kw):
         t = time.perf_counter()
@@ -82,12 +119,19 @@ class Labeler(threading.Thread):
                 for item in self.task.items(pkg):
                     if time.monotonic() >= stop_at:
                         return
-                    ack = self.timed(
-                        "answer", self.task.submit, item.seq, answer_for(item.seq), client_id=uuid.uuid4().hex
-                    )
-                    assert ack.item == item.seq and not ack.duplicate, ack
+                    client_id = uuid.uuid4().hex
+                    if item.seq % RETRIED == 0:
+                        self.retried(item.seq, client_id)
+                    else:
+                        ack = self.timed(
+                            "answer", self.task.submit, item.seq, answer_for(item.seq), client_id=client_id
+                        )
+                        assert ack.item == item.seq and not ack.duplicate, ack
                     self.acked.append(item.seq)
-                self.timed("package", self.task.submit_package, pkg)
+                if pkg.number % RETRIED == 0:
+                    self.submitted_twice(pkg)
+                else:
+                    self.timed("package", self.task.submit_package, pkg)
                 self.submitted.append(pkg.number)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             self.error = exc

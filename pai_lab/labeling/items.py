@@ -149,6 +149,7 @@ def submit_answer(s: Session, user: str, ws: str, ref: str, body: sc.AnswerSubmi
             return _ack(s, task, old, seq, True)
     item, pkg = _item_and_package(s, task, body.item)
     task, pkg, stage = held(s, user, ws, ref, pkg.number, body.stage, task=task, pkg=pkg, access=access)
+    s.refresh(item)  # as it is now that the package is held: an answer that raced this one has committed
     if stage == "check" and not item.sampled:
         raise Conflict(f"item {body.item} was not sampled for checking; its label answer stands", "item")
     data = json.loads(item.data)

@@ -152,6 +152,27 @@ def _claimed(s: Session, user: str, task: TaskRow, stage: str) -> PackageRow | N
             return pkg
 
 
+def _take(s: Session, pkg: PackageRow) -> None:
+    """Hold the package's row, as it was read, for the rest of this transaction, before changing it or
+    its items: a move racing this one (a second submit of a double click, a release during a submit)
+    waits, then finds the package changed and gets a 409. The conditional update takes the row's lock on
+    PostgreSQL and the write lock on SQLite, so nothing changes between the checks made on what was read
+    and the writes that follow them."""
+    holder = PackageRow.holder.is_(None) if pkg.holder is None else PackageRow.holder == pkg.holder
+    taken = _changed(
+        s.execute(
+            update(PackageRow)
+            .where(PackageRow.id == pkg.id, PackageRow.state == pkg.state, holder)
+            .values(updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if not taken:
+        s.refresh(pkg)
+        now = f"held by {pkg.holder}" if pkg.holder else pkg.state.replace("_", " ")
+        raise Conflict(f"package {pkg.number} changed meanwhile (it is now {now}); reload it and try again", "package")
+
+
 def held(
     s: Session,
     user: str,
@@ -178,6 +199,7 @@ def held(
         raise Conflict(
             f"you do not hold package {number} in the {stage} stage (it is {who}); claim a package first", "package"
         )
+    _take(s, pkg)
     return task, pkg, stage
 
 
@@ -268,6 +290,7 @@ def release(s: Session, user: str, ws: str, ref: str, number: int) -> sc.Package
     pkg = package_row(s, task, number)
     if pkg.holder != user and not _is_admin(s, user, ws, task):
         raise Forbidden(f"only the holder of package {number} or a task admin may release it", "package")
+    _take(s, pkg)
     old = pkg.state
     pkg.state = fl.move(task.flow, old, "release")
     pkg.holder, pkg.updated_at = None, utcnow()
@@ -291,6 +314,7 @@ def reassign(s: Session, user: str, ws: str, ref: str, number: int, to: str) -> 
             f"{ROLE_LISTS[stage]} first",
             "to",
         )
+    _take(s, pkg)
     old = pkg.state
     pkg.state = fl.move(task.flow, old, "reassign")
     pkg.holder, pkg.updated_at = to, utcnow()

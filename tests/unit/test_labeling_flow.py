@@ -4,7 +4,6 @@ change nothing."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 
 import pytest
@@ -337,18 +336,17 @@ def test_two_requests_with_the_same_client_id_racing_in_store_one_answer(label_p
     body = sc.AnswerSubmit(item=0, answer="cat", client_id="k-race")
     rival = []
 
-    @contextlib.contextmanager
-    def transaction():
-        with store.transaction() as s:
-            if not rival:
-                # the other request passes the same duplicate check and commits first, just before this one writes
-                @event.listens_for(s, "before_flush", once=True)
-                def the_other_request_commits(*_):
-                    rival.append(answer(store, "owner", task, 0, "cat", client_id="k-race"))
+    def the_other_request_commits(_conn, _cursor, statement, *_):
+        # the other request passed the same duplicate check and commits first, just before this one writes
+        if not rival and statement.lstrip().upper().startswith(("UPDATE", "INSERT")):
+            rival.append(None)
+            rival[0] = answer(store, "owner", task, 0, "cat", client_id="k-race")
 
-            yield s
-
-    ack = sv.store_answer(transaction, "owner", W, task, body)
+    event.listen(store.engine, "before_cursor_execute", the_other_request_commits)
+    try:
+        ack = sv.store_answer(store.transaction, "owner", W, task, body)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", the_other_request_commits)
     assert rival[0].duplicate is False
     assert (ack.duplicate, ack.id) == (True, rival[0].id)
     assert [a.client_id for a in _do(store, sv.item_history, "owner", W, task, 0)] == ["k-race"]
