@@ -27,7 +27,11 @@ def bin_dir() -> Path | None:
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
         return Path(found).resolve().parent
-    folders = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name or 0), reverse=True)
+
+    def version(folder: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in Path(folder).parent.name.split(".") if part.isdigit())
+
+    folders = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True)
     for folder in folders:
         if (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():
             return Path(folder)
