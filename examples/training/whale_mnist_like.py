@@ -7,9 +7,9 @@ Every rank generates the same 8x8 "digits" (ten noisy prototypes); ``wh.replica`
 on every replica and ``rep.distribute`` gives each replica its part of every global batch, so N ranks
 train the weights one process would with the same global batch. ``--num_micro_batch=k`` accumulates
 the gradients of k micro-batches a step (Whale's num_micro_batch); ``--optimizer=adagrad_decay`` trains
-with PAI-TF's AdagradDecay. The chief writes the final weights (``weights.npz``) to the job's output
-folder and reports the loss and accuracy, reduced over the replicas. Runs as a plain script too (one
-process, no TF_CONFIG: a cluster of one rank).
+with PAI-TF's AdagradDecay, ``--keras=3`` with Keras 3 instead of tf_keras. The chief writes the final
+weights (``weights.npz``) to the job's output folder and reports the loss and accuracy, reduced over the
+replicas. Runs as a plain script too (one process, no TF_CONFIG: a cluster of one rank).
 """
 
 import argparse
@@ -18,13 +18,14 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras as keras3
 import numpy as np
 import tensorflow as tf
-import tf_keras as keras
+import tf_keras
 
 import pai_lab.training as pai
 import pai_lab.whale as wh
-from pai_lab.training.optimizers import LegacyAdagradDecay
+from pai_lab.training.optimizers import AdagradDecay, LegacyAdagradDecay
 
 
 def digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -43,12 +44,15 @@ def main() -> None:
     parser.add_argument("--num_micro_batch", type=int, default=1)
     parser.add_argument("--learning_rate", type=float, default=0.1)
     parser.add_argument("--optimizer", choices=["sgd", "adagrad_decay"], default="sgd")
+    parser.add_argument("--keras", choices=["2", "3"], default="2", help="2: tf_keras (legacy Keras), 3: Keras 3")
     parser.add_argument("--accumulator_decay_step", type=int, default=100_000)
     parser.add_argument("--examples", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--output", default=None, help="where weights.npz goes (default: the job's output folder)")
     args, _unknown = parser.parse_known_args()  # PAI-TF adds flags of its own
 
+    # tf_keras (legacy Keras) by default; wh's train step runs Keras 3 across ranks too (its model.fit does not)
+    keras, decay = (keras3, AdagradDecay) if args.keras == "3" else (tf_keras, LegacyAdagradDecay)
     wh.init()  # first: the ranks' collectives are set up once
     with wh.cluster() as cluster, wh.replica(num_micro_batch=args.num_micro_batch) as rep:
         keras.utils.set_random_seed(args.seed)
@@ -61,8 +65,8 @@ def main() -> None:
         )
         if args.optimizer == "sgd":
             optimizer = keras.optimizers.SGD(args.learning_rate)
-        else:  # PAI-TF's AdagradDecay, tf_keras flavour
-            optimizer = LegacyAdagradDecay(args.learning_rate, accumulator_decay_step=args.accumulator_decay_step)
+        else:  # PAI-TF's AdagradDecay
+            optimizer = decay(args.learning_rate, accumulator_decay_step=args.accumulator_decay_step)
     per_replica = args.global_batch // rep.num_replicas
     print(
         f"rank {cluster.rank} of {cluster.worker_num}, {rep.num_replicas} replica(s), {per_replica} examples a replica "

@@ -1,7 +1,8 @@
 """Whale data parallel through pai_lab's training door: a real 2-rank job (MultiWorkerMirroredStrategy on the
 server's Dask cluster) of a script written with pai_lab.whale trains, with each rank taking half of every
-global batch, the weights one plain process trains with the whole global batch (with SGD, and with AdagradDecay
-decaying its accumulators every 10 steps, and with Whale's fp16 gradient exchange to float16's precision)."""
+global batch, the weights one plain process trains with the whole global batch: with SGD, with AdagradDecay
+decaying its accumulators every 10 steps (tf_keras and Keras 3), and with Whale's fp16 gradient exchange to
+float16's precision."""
 
 from __future__ import annotations
 
@@ -30,11 +31,13 @@ def _weights(folder: Path) -> list[np.ndarray]:
     [
         ("", "--learning_rate=0.2", 1e-5),
         ("", "--optimizer=adagrad_decay --accumulator_decay_step=10 --learning_rate=0.05", 1e-5),
+        # Keras 3 (its model.fit fails across ranks; wh's train step does not), with its AdagradDecay
+        ("", "--keras=3 --optimizer=adagrad_decay --accumulator_decay_step=10 --learning_rate=0.05", 1e-5),
         # Whale's variables in the command: gradients cross the ranks as float16 (x64), in 3 packs
         ("WHALE_COMMUNICATION_DENSE_FP16=True WHALE_COMMUNICATION_FP16_SCALE=64 WHALE_COMMUNICATION_NUM_SPLITS=3 ",
          "--learning_rate=0.2", 1e-3),
     ],
-    ids=["sgd", "adagrad_decay", "sgd_fp16_exchange"],
+    ids=["sgd", "adagrad_decay", "keras3_adagrad_decay", "sgd_fp16_exchange"],
 )  # fmt: skip
 def test_two_ranks_with_half_batches_train_the_weights_of_one_process_with_the_whole_batch(
     live_server, tmp_path, variables, optimizer, tolerance
