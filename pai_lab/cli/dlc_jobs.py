@@ -96,6 +96,9 @@ def register_dlc(verbs, add_command, verbs_sub) -> None:
     logs_parser.add_argument("--start_time", help="RFC3339, e.g. 2020-11-08T16:00:00Z (default: 7 days ago)")
     logs_parser.add_argument("--end_time", help="RFC3339 (default: now)")
     logs_parser.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until the job ends")
+    logs_parser.add_argument(
+        "--stream", choices=("stdout", "stderr"), help="only the pod's StdOut or its StdErr (default: both)"
+    )
     logs_parser.add_argument("-w", "--workspace")
     logs_parser.add_argument("--json", action="store_true", help="print JSON for machines instead of lines")
     logs_parser.set_defaults(_func=logs, _cell_file=None)
@@ -244,13 +247,13 @@ def logs(ctx, args) -> Result:
     job = ws.jobs.get(args.job_id)
     pod = job.pod_name(args.pod_id)
     start, end = _time(args.start_time, "--start_time"), _time(args.end_time, "--end_time")
-    lines = job.log_lines(pod, args.max_events_num, start, end)
+    lines = job.log_lines(pod, args.max_events_num, start, end, stream=args.stream)
     for line in lines:
         ctx.say(f"{_stamp(line.time)} {line.line}")
     cursor = lines[-1].id if lines else None
     while args.follow and not job.done:
         time.sleep(1.0)
-        new = job.log_lines(pod, 10000, after=cursor) if cursor is not None else job.log_lines(pod, 10000)
+        new = job.log_lines(pod, 10000, after=cursor, stream=args.stream)
         for line in new:
             ctx.say(f"{_stamp(line.time)} {line.line}")
         lines += new

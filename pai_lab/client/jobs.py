@@ -111,18 +111,30 @@ class Job:
         start_time=None,
         end_time=None,
         after: int | None = None,
+        stream: str | None = None,
     ) -> list[LogLine]:
+        """A pod's log lines (``stream``: "stdout" or "stderr" only; default both, in order)."""
         params: dict[str, Any] = {"max_events_num": max_events_num}
         if pod is not None:
             params["pod"] = self.pod_name(pod)
+        if stream is not None:
+            params["stream"] = stream
         for key, value in (("start_time", start_time), ("end_time", end_time), ("after", after)):
             if value is not None:
                 params[key] = value.isoformat() if hasattr(value, "isoformat") else value
         return [LogLine.model_validate(x) for x in self._jobs._ws._get(f"/jobs/{self.id}/logs", params=params)]
 
-    def logs(self, pod: str | int | None = 0, max_events_num: int = 2000, start_time=None, end_time=None) -> str:
-        """One pod's log as text (``pod``: a pod name, a worker index, or None for every pod)."""
-        lines = self.log_lines(pod, max_events_num, start_time, end_time)
+    def logs(
+        self,
+        pod: str | int | None = 0,
+        max_events_num: int = 2000,
+        start_time=None,
+        end_time=None,
+        stream: str | None = None,
+    ) -> str:
+        """One pod's log as text (``pod``: a pod name, a worker index, or None for every pod; ``stream``:
+        "stdout" or "stderr" alone, as PAI's StdOut and StdErr pages show them)."""
+        lines = self.log_lines(pod, max_events_num, start_time, end_time, stream=stream)
         if pod is None:
             return "\n".join(f"[{x.pod.rsplit('-', 2)[-2]}-{x.pod.rsplit('-', 1)[-1]}] {x.line}" for x in lines)
         return "\n".join(x.line for x in lines)

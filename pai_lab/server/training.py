@@ -160,6 +160,7 @@ def job_logs(req, workspace, job_id, query: LogsQuery):
             start_time=query.start_time,
             end_time=query.end_time,
             after=query.after,
+            stream=query.stream,
         )
 
 

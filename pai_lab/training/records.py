@@ -104,17 +104,19 @@ def update_pods(session: Session, job_id: str, changes: dict[str, dict]) -> None
     session.flush()
 
 
-def add_logs(session: Session, job_id: str, pod: str, lines: list[tuple[int, float, str]]) -> None:
+def add_logs(session: Session, job_id: str, pod: str, lines: list[tuple]) -> None:
+    """A rank's lines: (seq, time, text) or (seq, time, text, stream), stream stdout or stderr."""
     session.add_all(
         [
             LogRow(
                 job_id=job_id,
                 pod=pod,
-                seq=seq,
-                time=datetime.fromtimestamp(at, timezone.utc).replace(tzinfo=None),
-                line=text,
+                seq=line[0],
+                time=datetime.fromtimestamp(line[1], timezone.utc).replace(tzinfo=None),
+                line=line[2],
+                stream="stderr" if len(line) > 3 and line[3] == "stderr" else "stdout",
             )
-            for seq, at, text in lines
+            for line in lines
         ]
     )
 

@@ -30,6 +30,7 @@ from pai_lab.training import isolation
 MAX_LINE = 10_000
 FLUSH_SECONDS = 0.2
 STOP_GRACE_SECONDS = 5.0
+REJOIN_SEQ_STEP = 10_000_000
 _SHELL_CHARS = re.compile(r"[;&|<>$`()\n*?~{}\[\]]")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 # TensorFlow's C++ start-up lines, written before its log level is read (so TF_CPP_MIN_LOG_LEVEL cannot
@@ -66,10 +67,14 @@ def names(job_id: str) -> dict[str, str]:
     }
 
 
-def free_port(host: str = "") -> socket.socket:
+def free_port(host: str = "", port: int = 0) -> socket.socket:
+    """A bound socket: on ``port`` when it is free (a rank that rejoins keeps its address), else any."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.bind((host, 0))
     return sock
 
 
@@ -173,19 +178,19 @@ def pai_flags(launch: dict, role: str, index: int, cluster: dict) -> list[str]:
 class _Events:
     """Buffers a rank's log lines and metric points; sends them in batches on the job's queue."""
 
-    def __init__(self, queue, pod: str):
+    def __init__(self, queue, pod: str, seq: int = 0):
         self.queue = queue
         self.pod = pod
         self.lock = threading.Lock()
-        self.lines: list[tuple[int, float, str]] = []
+        self.lines: list[tuple[int, float, str, str]] = []
         self.metrics: list[tuple[int, float, dict]] = []
-        self.seq = 0
+        self.seq = seq  # a rank that rejoins numbers its lines after its earlier runs'
 
-    def line(self, text: str) -> None:
+    def line(self, text: str, stream: str = "stdout") -> None:
         text = text.rstrip("\n").rsplit("\r", 1)[-1][:MAX_LINE]
         with self.lock:
             self.seq += 1
-            self.lines.append((self.seq, time.time(), text))
+            self.lines.append((self.seq, time.time(), text, stream))
 
     def metric(self, step: int, values: dict, at: float) -> None:
         with self.lock:
@@ -201,12 +206,13 @@ class _Events:
             self.queue.put(("metric", self.pod, metrics))
 
 
-def _pump_output(stream, events: _Events, tail: list[str], quiet_tf: bool = False) -> None:
+def _pump_output(stream, events: _Events, tail: list[str], quiet_tf: bool = False, name: str = "stdout") -> None:
+    """One of the process's streams, line by line, kept as ``name`` (stdout or stderr, apart as PAI shows them)."""
     for raw in iter(stream.readline, b""):
         text = raw.decode("utf-8", "replace")
         if quiet_tf and _TF_STARTUP_NOISE.match(text):
             continue
-        events.line(text)
+        events.line(text, name)
         tail.append(text.rstrip("\n")[-500:])
         del tail[:-30]
     stream.close()
@@ -301,10 +307,11 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     pod = f"{job_id}-{role}-{index}"
     channel = names(job_id)
     queue, stop = Queue(channel["events"]), Event(channel["stop"])
-    events = _Events(queue, pod)
+    rejoin = launch.get("rejoin") or {}  # enableDynamicCluster: this rank left the job and comes back
+    events = _Events(queue, pod, seq=int(rejoin.get("attempt", 0)) * REJOIN_SEQ_STEP)
     scheme, _, rest = worker.address.partition("://")
     host = "127.0.0.1" if scheme == "inproc" else rest.rsplit(":", 1)[0].strip("[]")
-    sock = free_port()
+    sock = free_port(port=int(rejoin.get("port", 0)))
     port = sock.getsockname()[1]
     queue.put(("ready", pod, host, port, worker.address))
 
@@ -400,7 +407,7 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             pass_fds=(metrics_write, *queue_fds),
@@ -421,6 +428,7 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     tail: list[str] = []
     readers = [
         threading.Thread(target=_pump_output, args=(proc.stdout, events, tail, quiet_tf), daemon=True),
+        threading.Thread(target=_pump_output, args=(proc.stderr, events, tail, quiet_tf, "stderr"), daemon=True),
         threading.Thread(target=_pump_metrics, args=(metrics_read, events), daemon=True),
     ]
     for reader in readers:

@@ -143,8 +143,12 @@ class JobQuery(Schema):
     wait: float = Field(10.0, gt=0, le=60, description="seconds a long poll may wait")
 
 
+LogStream = Literal["stdout", "stderr"]
+
+
 class LogsQuery(Schema):
     pod: str | None = None
+    stream: LogStream | None = Field(None, description="only the pod's stdout or its stderr (default: both)")
     max_events_num: int = Field(2000, ge=1, le=100000)
     start_time: datetime | None = None
     end_time: datetime | None = None
@@ -157,6 +161,7 @@ class LogLine(Schema):
     seq: int
     time: datetime
     line: str
+    stream: LogStream = "stdout"
 
 
 class MetricsQuery(Schema):

@@ -70,8 +70,10 @@ def job_logs(
     start_time: datetime | None = None,
     end_time: datetime | None = None,
     after: int | None = None,
+    stream: str | None = None,
 ) -> list[LogLine]:
-    """A pod's lines in order: the last ``max_events_num`` of the window (default: the last 7 days)."""
+    """A pod's lines in order: the last ``max_events_num`` of the window (default: the last 7 days);
+    ``stream``: only its stdout or only its stderr, as PAI's Logview shows them apart."""
     access = authorize(session, user, workspace, "job.read")
     row = job_row(session, access.workspace_id, job_id)
     pods = [p["name"] for p in row.pods or []]
@@ -86,9 +88,11 @@ def job_logs(
         query = query.where(LogRow.pod == pod)
     if after is not None:
         query = query.where(LogRow.id > after)
+    if stream is not None:
+        query = query.where(LogRow.stream == stream)
     rows = session.scalars(query.order_by(LogRow.id.desc()).limit(max_events_num)).all()
     rows = sorted(rows, key=(lambda r: r.seq) if pod is not None else (lambda r: r.id))
-    return [LogLine(id=r.id, pod=r.pod, seq=r.seq, time=r.time, line=r.line) for r in rows]
+    return [LogLine(id=r.id, pod=r.pod, seq=r.seq, time=r.time, line=r.line, stream=r.stream) for r in rows]
 
 
 def job_metrics(

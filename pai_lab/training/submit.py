@@ -324,7 +324,8 @@ def _record_job(
         _check_command_locally(
             resolved,
             seen_code if code else str(platform.root_dir),
-            Containment.from_platform(platform) if sandbox else None,
+            # a -Dscript is copied into the job's code, which its ranks see
+            Containment.from_platform(platform) if sandbox and not spec.script else None,
         )
     warnings = keras_warnings(spec, resolved)
     pods = [

@@ -53,6 +53,7 @@ class LogRow(Base):
     seq: Mapped[int] = mapped_column(Integer)
     time: Mapped[datetime] = mapped_column(DateTime)
     line: Mapped[str] = mapped_column(Text)
+    stream: Mapped[str] = mapped_column(String(8), default="stdout", server_default="stdout")  # or stderr
 
 
 class MetricRow(Base):

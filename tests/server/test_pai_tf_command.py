@@ -26,6 +26,7 @@ parser.add_argument("--mode", default="flags")
 parser.add_argument("--steps", type=int, default=3)
 args, _ = parser.parse_known_args()
 print(GREETING, flush=True)
+print(f"a warning of worker {args.task_index}, on stderr", file=sys.stderr, flush=True)
 print("argv=" + json.dumps(sys.argv[1:]), flush=True)
 print("cwd=" + os.getcwd(), flush=True)
 print(f"pid={os.getpid()}", flush=True)
@@ -95,6 +96,15 @@ def test_the_manuals_command_runs_a_tarball_on_the_cluster_json_roles(cli, ws, t
         assert argv[-1] == "--steps=2"
         assert next(x for x in lines if x.startswith("cwd=")).endswith(f"{job_id}/code")
     assert (checkpoints / "model.ckpt").read_text() == "3"
+    # each pod's stderr is kept apart from its stdout, as PAI's StdOut and StdErr pages show them
+    errors = job.log_lines(1, stream="stderr")
+    assert [(x.line, x.stream) for x in errors] == [("a warning of worker 1, on stderr", "stderr")]
+    assert "hello from the archive" in job.logs(1, stream="stdout")
+    assert "on stderr" not in job.logs(1, stream="stdout") and "on stderr" in job.logs(1)
+    rc, out, _err = cli("dlc", "logs", job_id, "worker-0", "--stream", "stderr")
+    assert rc == 0 and out.strip().endswith("a warning of worker 0, on stderr") and len(out.strip().splitlines()) == 1
+    rc, _out, err = cli("dlc", "logs", job_id, "worker-0", "--stream", "both")
+    assert rc == 2 and "--stream" in err
 
 
 def test_bad_commands_are_refused_naming_the_flag(cli, ws, tmp_path):
