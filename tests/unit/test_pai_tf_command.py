@@ -126,3 +126,14 @@ def test_buckets_reach_the_script_after_the_platforms_own_and_tables_pass_throug
     spec = specs.build_spec(values)
     assert spec.userDefinedParameters == "--buckets=/data/cifar-10-batches-py/ --epochs=2"
     assert spec.tables == ["odps://lab/tables/a", "odps://lab/tables/b"]
+
+
+def test_an_s3_checkpoint_dir_and_the_watchdog_pass_as_given():
+    values, _ = tf_command.job_values(
+        {"script": "train.py", "checkpointDir": "s3://bucket/ckpt/", "maxHungTimeBeforeGCInSeconds": "120"},
+        gpus_available=False,
+    )
+    spec = specs.build_spec(values)
+    assert (spec.checkpointDir, spec.maxHungTimeBeforeGCInSeconds) == ("s3://bucket/ckpt/", 120)
+    with pytest.raises(BadInput, match="0 or more"):
+        tf_command.job_values({"script": "train.py", "maxHungTimeBeforeGCInSeconds": "-1"}, gpus_available=False)
