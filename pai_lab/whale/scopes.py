@@ -15,7 +15,7 @@ from pai_lab.whale import _state
 from pai_lab.whale.cluster import Cluster
 from pai_lab.whale.comm import CommOptions
 from pai_lab.whale.metrics import GraphKeys, reduce_metric
-from pai_lab.whale.steps import distribute, make_train_step
+from pai_lab.whale.steps import MAX_MICRO_BATCHES, distribute, make_train_step
 
 
 class WhaleUnsupported(NotImplementedError):
@@ -101,17 +101,19 @@ class Replica:
     """What ``wh.replica()`` gives: the strategy's scope while entered, and the data-parallel helpers."""
 
     def __init__(self, devices: Any = None, name: str | None = None, num_micro_batch: int = 1, comm=None):
-        import tensorflow as tf
-
+        if isinstance(num_micro_batch, bool) or not isinstance(num_micro_batch, int):
+            raise ValueError(f"num_micro_batch: a whole number of micro-batches a step, got {num_micro_batch!r}")
+        if not 1 <= num_micro_batch <= MAX_MICRO_BATCHES:
+            raise ValueError(f"num_micro_batch: 1 to {MAX_MICRO_BATCHES} micro-batches a step, got {num_micro_batch!r}")
         if devices is not None:
             if not isinstance(devices, (list, tuple)) or not all(isinstance(d, str) for d in devices) or not devices:
                 raise ValueError(f"devices: a list of this process's device names, e.g. ['/cpu:0'], got {devices!r}")
             if _state.strategy is None:
+                import tensorflow as tf
+
                 _state.strategy = tf.distribute.MirroredStrategy(list(devices))
             else:
                 _state.warn_once("devices", "devices: this process's strategy is already made; the devices are ignored")
-        if not isinstance(num_micro_batch, int) or num_micro_batch < 1:
-            raise ValueError(f"num_micro_batch: a positive number of micro-batches a step, got {num_micro_batch!r}")
         self.name = name
         self.num_micro_batch = num_micro_batch
         self.comm = comm or CommOptions.from_env()

@@ -166,6 +166,14 @@ def test_whale_scopes_beyond_data_parallel_are_refused_clearly():
         wh.auto_parallel(wh.split)
 
 
+@pytest.mark.parametrize("value", [0, 1025, True, 1.5])
+def test_a_bad_micro_batch_count_is_refused_before_tensorflow_starts(value):
+    with pytest.raises(ValueError, match="num_micro_batch: "):
+        wh.replica(num_micro_batch=value)
+    with pytest.raises(ValueError, match="devices: a list of this process's device names"):
+        wh.replica(devices="/cpu:0")
+
+
 def test_communication_variables_map_or_warn_once(monkeypatch):
     monkeypatch.setattr("pai_lab.whale._state._warned", set())  # a fresh process's
     env = {
