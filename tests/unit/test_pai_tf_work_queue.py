@@ -169,3 +169,44 @@ def test_a_full_scheduler_forgets_finished_queues_first(monkeypatch):
     assert "stats" in create("third", ["c"])  # "done" was finished: forgotten to make room
     assert "error" in extension.handle("stats", "done") and "stats" in extension.handle("stats", "busy")
     assert "already holds 2 work queues" in create("fourth", ["d"])["error"]  # both still have work
+
+
+def _rank_that_dies_once(name: str, works: list[str]) -> list[str]:
+    import os
+
+    from distributed import Variable
+
+    from pai_lab.pai_tf import WorkQueue
+
+    queue = WorkQueue(works, shuffle=False, name=name, lease_seconds=1)
+    died = Variable(f"{name}-died")
+    try:
+        held = died.get(timeout=0.2)
+    except TimeoutError:
+        held = None
+    if held is None:
+        died.set(queue.take())
+        os._exit(9)  # the whole Dask worker process dies mid-item; its nanny starts a new one
+    seen = []
+    for item in queue:
+        seen.append(item)
+        time.sleep(0.05)
+    return seen
+
+
+def test_a_dask_worker_killed_mid_item_loses_nothing(dask_client):
+    from distributed import Variable, wait
+
+    works = [f"shard-{i}" for i in range(8)]
+    workers = sorted(dask_client.scheduler_info()["workers"])
+    dying = dask_client.submit(  # once its worker is gone, it runs again wherever there is room
+        _rank_that_dies_once, "worker-death", works, workers=[workers[0]], allow_other_workers=True, pure=False
+    )
+    held = Variable("worker-death-died", client=dask_client).get(timeout=60)
+    other = dask_client.submit(_consume, "worker-death", works, 0.05, workers=[workers[1]], pure=False)
+    wait([dying, other], timeout=120)
+    delivered = dask_client.gather([dying, other])  # the dead rank's task ran again on a fresh worker
+    assert held == "shard-0" and sorted(delivered[0] + delivered[1]) == works  # shard-0 finished once
+    from pai_lab.pai_tf.work_queue import scheduler_call
+
+    assert scheduler_call(dask_client, action="stats", name="worker-death")["stats"]["redelivered"] == 1
