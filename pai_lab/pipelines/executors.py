@@ -74,15 +74,18 @@ def pai_variables(plan: dict) -> dict[str, str]:
     }
 
 
-def prepare(plan: dict) -> tuple[list[str], str, dict]:
-    """Lay out the work folder; return the command, its folder and its environment."""
+def prepare(plan: dict, base_env: dict | None = None, *, warm: bool = False) -> tuple[list[str], str, dict]:
+    """Lay out the work folder; return the command, its folder and its environment (made from
+    ``base_env``, by default this process's). ``warm``: for a warm runner, which holds a function step's
+    pickle in memory (no ``code/function.pkl``)."""
     work = Path(plan["work_dir"])
     for sub in ("inputs", "outputs", "code"):
         if (work / sub).exists():
             import shutil
 
             shutil.rmtree(work / sub)  # a retry starts from a clean folder
-    (work / "code").mkdir(parents=True, exist_ok=True)
+    if not warm:
+        (work / "code").mkdir(parents=True, exist_ok=True)
     for name, value in plan["parameters"].items():
         _write(work / "inputs" / "parameters" / name, _as_text(value))
     for name, value in plan["artifacts"].items():
@@ -95,7 +98,7 @@ def prepare(plan: dict) -> tuple[list[str], str, dict]:
 
     from pai_lab.training.isolation import scrub
 
-    env = scrub(dict(os.environ))  # never the server's own credentials
+    env = scrub(dict(os.environ if base_env is None else base_env))  # never the server's own credentials
     own_env = {str(k): str(v) for k, v in (plan.get("env") or {}).items()}  # the operator's envs
     if not plan.get("sandbox") and plan["kind"] != "container":  # a container's are set inside it
         env.update(own_env)
@@ -122,7 +125,8 @@ def prepare(plan: dict) -> tuple[list[str], str, dict]:
         argv = [sys.executable, "-m", "pai_lab.pipelines.builtins", str(work), plan["builtin"]]
         cwd = work
     else:
-        (work / "code" / "function.pkl").write_bytes(base64.b64decode(plan["pickle"]))
+        if not warm:
+            (work / "code" / "function.pkl").write_bytes(base64.b64decode(plan["pickle"]))
         argv = [sys.executable, "-m", "pai_lab.pipelines.executors", str(work)]
         cwd = work
     if plan.get("sandbox") and plan["kind"] not in WARM_KINDS:  # a runner is sandboxed when it starts
@@ -264,8 +268,9 @@ def step_result(plan: dict, code: int, log: Path) -> dict:
     return {"exit_code": 0, "outputs": outputs, "error": "", "tail": []}
 
 
-def _function_main(work_dir: str) -> int:
-    """A FunctionOperator step's own process: load the pickle here, call the function, write its outputs."""
+def _function_main(work_dir: str, pickled: bytes | None = None) -> int:
+    """A FunctionOperator step's own process (or its run's warm runner, with the pickle in hand): load the
+    pickle here, call the function, write its outputs."""
     import inspect
 
     import cloudpickle
@@ -274,7 +279,7 @@ def _function_main(work_dir: str) -> int:
 
     work = Path(work_dir)
     step = json.loads((work / "step.json").read_text())
-    fn = cloudpickle.loads((work / "code" / "function.pkl").read_bytes())
+    fn = cloudpickle.loads(pickled if pickled is not None else (work / "code" / "function.pkl").read_bytes())
     context = Context(work_dir)
     sig = inspect.signature(fn)
     takes_any = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
