@@ -78,7 +78,7 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     n, m, t, k = args.ranks, args.items, args.cost, args.slow
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
     with cluster, Client(cluster) as client:
         client.wait_for_workers(n, timeout=120)
         run(client, "queue", n, 2 * n, 0.001, k, 0)  # warm-up: imports, the scheduler extension

@@ -45,7 +45,7 @@ def test_a_lapsed_lease_returns_its_item_first():
 def dask_client():
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     with cluster, Client(cluster) as client:
         client.wait_for_workers(2, timeout=60)
         yield client
