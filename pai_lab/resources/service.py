@@ -123,11 +123,21 @@ def assign(
 
 
 def list_groups(session: Session, platform, user: str) -> list[ResourceGroup]:
-    return [describe(session, platform, user, name) for name in _known(session, platform)]
+    """Every group; their schedulers are asked at once, so one that does not answer delays the list once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    groups = [_recorded(session, platform, user, name) for name in _known(session, platform)]
+    with ThreadPoolExecutor(max_workers=min(8, len(groups))) as pool:
+        return list(pool.map(lambda group: _live(platform, group), groups))
 
 
 def describe(session: Session, platform, user: str, name: str) -> ResourceGroup:
     """One group: its workers as its scheduler reports them now, and the ranks of the caller's workspaces on them."""
+    return _live(platform, _recorded(session, platform, user, name))
+
+
+def _recorded(session: Session, platform, user: str, name: str) -> ResourceGroup:
+    """What the store knows of a group: where it is, who uses it, the ranks placed on it."""
     from pai_lab.workspaces.tables import MemberRow, WorkspaceRow
 
     known = _known(session, platform)
@@ -142,7 +152,7 @@ def describe(session: Session, platform, user: str, name: str) -> ResourceGroup:
         ).all()
     )
     chosen = dict(session.execute(select(WorkspaceGroupRow.workspace_id, WorkspaceGroupRow.resource_group)).all())
-    info = ResourceGroup(
+    return ResourceGroup(
         name=name,
         scheduler_address=group["address"],
         source=group["source"],
@@ -152,8 +162,12 @@ def describe(session: Session, platform, user: str, name: str) -> ResourceGroup:
         workspaces=sorted(n for i, n in mine.items() if chosen.get(i, DEFAULT) == name),
         ranks=_ranks(session, mine, group["address"]),
     )
+
+
+def _live(platform, info: ResourceGroup) -> ResourceGroup:
+    """The group with its workers as its scheduler reports them now (no store access: runs off the session)."""
     try:
-        cluster = _manager(platform).cluster_info(group["address"])
+        cluster = _manager(platform).cluster_info(info.scheduler_address)
     except Exception as exc:  # noqa: BLE001 - an unreachable scheduler is this group's status, not an error
         info.status, info.message = "ResourceUnreachable", f"the scheduler does not answer: {exc}"[:500]
         return info

@@ -157,9 +157,15 @@ class TrainingManager(LoggingConfigurable):
         )
 
     def _allocate(self, supervisor: Supervisor, ranks) -> tuple[list[Slot] | None, str]:
-        workers = self.workers(supervisor.scheduler_address)
+        address = supervisor.scheduler_address
+        try:
+            workers = self.workers(address)
+        except Exception as exc:  # another group's scheduler away: the job waits for it, as for slots
+            if not address:
+                raise
+            return None, f"waiting for the resource group's scheduler at {address} to answer ({type(exc).__name__})"
         with self._lock:
-            self._group_workers = {**self._group_workers, supervisor.scheduler_address: workers}
+            self._group_workers = {**self._group_workers, address: workers}
             self._workers_cache = {a: w for group in self._group_workers.values() for a, w in group.items()}
             if not workers:
                 return None, "waiting for the Dask cluster to have workers"

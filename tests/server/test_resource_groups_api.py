@@ -54,3 +54,35 @@ async def test_configured_and_added_groups_their_rules_and_a_workspaces_choice(a
     assert status == 204
     status, body = await api("GET", "/workspaces/default/resource-group", user="guest")
     assert body == {"resource_group": "configured"}
+
+
+async def test_a_group_whose_scheduler_does_not_answer_is_listed_so_and_its_jobs_wait(api, members, remote_dask):
+    import asyncio
+
+    from tests.conftest import free_port
+
+    await members("default")
+    dead = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    status, body = await api("POST", "/resource-groups", {"name": "dead", "scheduler_address": dead})
+    assert status == 201 and body["status"] == "ResourceUnreachable" and body["message"], body
+    status, groups = await api("GET", "/resource-groups")
+    by_name = {g["name"]: g for g in groups}
+    assert by_name["dead"]["status"] == "ResourceUnreachable" and by_name["configured"]["status"] == "ResourceReady"
+
+    status, _ = await api("PUT", "/workspaces/default/resource-group", {"resource_group": "dead"}, user="admin")
+    assert status == 200
+    status, job = await api(
+        "POST",
+        "/workspaces/default/jobs",
+        {"name": "waits", "command": "python -c 'print(1)'", "workers": 1},
+        user="dev",
+    )
+    assert status == 201, job
+    for _ in range(240):
+        status, job = await api("GET", f"/workspaces/default/jobs/{job['id']}")
+        if "scheduler at " + dead in job["reason"]:
+            break
+        await asyncio.sleep(0.5)
+    assert job["state"] == "Queuing" and "waiting for the resource group's scheduler at " + dead in job["reason"]
+    status, job = await api("POST", f"/workspaces/default/jobs/{job['id']}/stop", user="dev")
+    assert status == 200 and job["state"] == "Stopped", job
