@@ -68,6 +68,9 @@ class WorkQueueExtension:
                 return {"stats": queue.stats()}
             if spec.get("items") is None:
                 return {"missing": True}
+            problem = _check_spec(spec)
+            if problem:
+                return {"error": problem}
             if len(self.queues) >= MAX_QUEUES and not self._make_room(now):
                 return {"error": f"this cluster already holds {MAX_QUEUES} work queues; drop finished ones"}
             self.queues[name] = QueueState.fill(
@@ -94,10 +97,38 @@ class WorkQueueExtension:
         if action == "snapshot":
             return {"state": queue.snapshot()}
         if action == "restore":
+            if not isinstance(state, dict) or not all(
+                _strings(state.get(k, []), work_items.MAX_ITEMS) for k in ("remaining", "in_flight")
+            ):
+                return {"error": "a work queue state is {digest, remaining: [items], in_flight: [items]}"}
             return {"restored": queue.restore(state, requeue), "stats": queue.stats()}
         if action == "stats":
             return {"stats": queue.stats()}
         return {"error": f"unknown work queue operation {action!r}"}
+
+
+def _strings(values, most: int) -> bool:
+    return (
+        isinstance(values, list | tuple)
+        and len(values) <= most
+        and all(isinstance(v, str) and len(v) <= work_items.MAX_ITEM_CHARS for v in values)
+    )
+
+
+def _check_spec(spec: dict) -> str:
+    """What is wrong with a queue's spec (the scheduler is shared: every bound is checked there too)."""
+    epochs, lease, seed = spec.get("num_epochs"), spec.get("lease_seconds"), spec.get("seed")
+    if not isinstance(epochs, int) or not 1 <= epochs <= MAX_EPOCHS:
+        return f"num_epochs: give 1 to {MAX_EPOCHS}"
+    if not _strings(spec["items"], work_items.MAX_ITEMS // epochs):
+        return f"at most {work_items.MAX_ITEMS} work items in all epochs, of {work_items.MAX_ITEM_CHARS} characters"
+    if not isinstance(lease, int | float) or not 0.5 <= lease <= 86400:
+        return "lease_seconds: give 0.5 to 86400"
+    if seed is not None and not isinstance(seed, int):
+        return "seed: a whole number or None"
+    if not isinstance(spec.get("digest"), str) or len(spec["digest"]) > 128:
+        return "digest: the works' digest"
+    return ""
 
 
 def _install(dask_scheduler=None) -> bool:

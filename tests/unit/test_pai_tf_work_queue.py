@@ -210,3 +210,21 @@ def test_a_dask_worker_killed_mid_item_loses_nothing(dask_client):
     from pai_lab.pai_tf.work_queue import scheduler_call
 
     assert scheduler_call(dask_client, action="stats", name="worker-death")["stats"]["redelivered"] == 1
+
+
+def test_the_scheduler_checks_every_bound_of_a_queue_it_is_sent():
+    from pai_lab.pai_tf.work_queue import WorkQueueExtension
+
+    extension = WorkQueueExtension()
+    good = {"digest": "d", "items": ["a"], "num_epochs": 1, "shuffle": False, "seed": None, "lease_seconds": 30}
+    bad = [
+        ({"num_epochs": 10**9}, "num_epochs"),
+        ({"items": ["a"] * 600_000, "num_epochs": 2}, "work items"),
+        ({"items": [{"not": "text"}]}, "work items"),
+        ({"lease_seconds": 0}, "lease_seconds"),
+        ({"seed": "x"}, "seed"),
+    ]
+    for change, words in bad:
+        assert words in extension.handle("create", "q", spec={**good, **change})["error"]
+    assert "stats" in extension.handle("create", "q", spec=good)
+    assert "error" in extension.handle("restore", "q", state={"digest": "d", "remaining": "abc"})
