@@ -314,7 +314,7 @@ def video_frames(media: bytes, opts: ConvertOptions, where: str) -> tuple[list[b
         import cv2
     except ImportError:
         raise BadInput(
-            "VIDEO_CLASSIFICATION decodes videos with OpenCV: pip install opencv-python-headless", "options.model_type"
+            "VIDEO_CLASSIFICATION decodes videos with OpenCV: pip install 'pai_lab[video]'", "options.model_type"
         ) from None
     fd, path = tempfile.mkstemp(suffix=".video")
     try:
