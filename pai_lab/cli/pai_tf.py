@@ -4,8 +4,10 @@ manual types it (also `pai pai-tf -name ...`). The job is followed as PAI shows 
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
+
 from pai_lab.cli.base import Result, UsageError
-from pai_lab.cli.dlc_jobs import _follow
 from pai_lab.training.schemas import PaiTfCommand
 
 PARAMS = tuple(k for k in PaiTfCommand.model_fields if k not in ("name", "project"))
@@ -59,9 +61,47 @@ def run(ctx, args) -> Result:
     extra = {"project": args.project} if args.project else {}
     job = ws.jobs.pai_tf(params.pop("script"), name=args.algorithm, **extra, **params)
     ctx.say(f"[1] JobId: {job.id}")
+    ctx.say(f"[1] Logs: pai dlc logs {job.id} worker-0 [--stream stdout|stderr]")
     for warning in job.detail.warnings:
         ctx.say(f"[WARN] {warning}")
     if args.detach:
-        ctx.say(f"[Info] Job [{job.id}] is [{job.detail.state}]")
+        ctx.say(f"[1] train: {job.detail.state.lower()}")
         return Result(data=job.detail)
-    return _follow(ctx, job, args.timeout)
+    return follow(ctx, job, args.timeout)
+
+
+def _state(change) -> str:
+    why = f" ({change.reason})" if change.reason and change.state != "Queuing" else ""
+    return f"{change.state.lower()}{why}"
+
+
+def follow(ctx, job, timeout: float | None) -> Result:
+    """The job as PAI's console shows it: `[1] train: <state>` when it changes, and a timestamped
+    `ps_job:R/F/T[p%] worker_job:R/F/T[p%]` line when its ranks move, until it ends."""
+    seen, last = 0, None
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        detail = job.refresh()
+        while True:
+            news = detail.history[seen:]
+            for change in news if detail.state not in ("Succeeded", "Failed", "Stopped") else news[:-1]:
+                ctx.say(f"[1] train: {_state(change)}")
+            if detail.progress and detail.progress != last and detail.state != "Creating":
+                ctx.say(f"[1] train: {datetime.now():%Y-%m-%d %H:%M:%S} {detail.progress}")
+                last = detail.progress
+            if detail.state in ("Succeeded", "Failed", "Stopped") and news:
+                ctx.say(f"[1] train: {_state(news[-1])}")  # the end, after the last progress line
+            seen = len(detail.history)
+            if detail.state in ("Succeeded", "Failed", "Stopped"):
+                break
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                ctx.say(f"[1] train: still {detail.state.lower()}; follow it with `pai dlc get job {job.id}`")
+                return Result(data=detail)
+            detail = job.refresh(history_after=seen, wait=max(0.05, min(1.0, left if left is not None else 1.0)))
+    except KeyboardInterrupt:
+        ctx.say(f"[1] no longer following; the job goes on. Stop it with `pai dlc stop {job.id}`")
+        return Result(data=job.detail)
+    if detail.model:
+        ctx.say(f"[1] Model [{detail.model}] registered from the job's SavedModel")
+    return Result(data=detail, exit_code=0 if detail.state == "Succeeded" else 1)

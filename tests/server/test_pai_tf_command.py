@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import tarfile
 
@@ -83,7 +84,9 @@ def test_the_manuals_command_runs_a_tarball_on_the_cluster_json_roles(cli, ws, t
     )
     assert rc == 0, out + err
     job_id = out.split("JobId: ", 1)[1].split()[0]
-    assert "worker_job:" in out and "[Info] Job [" + job_id + "] is [Succeeded]" in out
+    # as PAI's console shows a job: its states and timestamped ps_job/worker_job lines
+    assert "[1] train: running" in out and out.rstrip().endswith("[1] train: succeeded")
+    assert re.search(r"^\[1\] train: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d worker_job:\d/\d/2\[\d+%\]$", out, re.MULTILINE)
     assert "[WARN] -project" in out and "[WARN] -DossHost" in out
     job = ws.jobs.get(job_id)
     assert (job.workers, job.ps, job.spec.worker_spec) == (2, 0, "cpu=1,memory=2000MiB,gpu=0")
