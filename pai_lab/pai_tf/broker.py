@@ -65,8 +65,13 @@ def serve(client, job_id: str, env: dict) -> tuple[tuple[int, int], Callable[[],
     def loop() -> None:
         with os.fdopen(request_read, "r") as requests, os.fdopen(answer_write, "w", buffering=1) as answers:
             while line := requests.readline(MAX_REQUEST):
+                reply = answer(line) if line.endswith("\n") or len(line) < MAX_REQUEST else None
+                while reply is None:  # a call over the bound: its rest is skipped, one answer for it
+                    rest = requests.readline(MAX_REQUEST)
+                    if not rest or rest.endswith("\n"):
+                        reply = {"error": f"a work queue call is larger than {MAX_REQUEST // 2**20} MiB"}
                 try:
-                    answers.write(json.dumps(answer(line)) + "\n")
+                    answers.write(json.dumps(reply) + "\n")
                     answers.flush()
                 except (OSError, ValueError):
                     return

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -228,3 +229,45 @@ def test_the_scheduler_checks_every_bound_of_a_queue_it_is_sent():
         assert words in extension.handle("create", "q", spec={**good, **change})["error"]
     assert "stats" in extension.handle("create", "q", spec=good)
     assert "error" in extension.handle("restore", "q", state={"digest": "d", "remaining": "abc"})
+
+
+RANK_OVER_THE_PIPE = """
+import json
+from pai_lab.pai_tf import WorkQueue
+queue = WorkQueue(["a", "b", "c"], shuffle=False, name="wq")
+print(json.dumps(list(queue)))
+call = queue._call
+print(json.dumps(call(action="stats", name="x" * 3000)))
+print(json.dumps(call(action="stats", name="wq")))
+print(json.dumps(call(action="update_graph", name="wq")))
+"""
+
+
+def test_a_ranks_pipe_reaches_only_its_jobs_queues(dask_client, monkeypatch):
+    import os
+
+    from pai_lab.pai_tf import broker
+    from pai_lab.pai_tf.work_queue import scheduler_call
+
+    monkeypatch.setattr(broker, "MAX_REQUEST", 1024)
+    env = {k: v for k, v in os.environ.items() if k != broker.ENV_VAR}
+    fds, passed = broker.serve(dask_client, "dlc-test", env)
+    try:
+        rank = subprocess.run(
+            [sys.executable, "-c", RANK_OVER_THE_PIPE],
+            env=env,
+            pass_fds=fds,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        passed()
+    assert rank.returncode == 0, rank.stderr[-2000:]
+    items, oversized, stats, refused = (json.loads(line) for line in rank.stdout.splitlines())
+    assert items == ["a", "b", "c"]
+    assert "larger than" in oversized["error"] and stats["stats"]["capacity"] == 3  # in step after a bad call
+    assert "not one a rank may call" in refused["error"]
+    assert scheduler_call(dask_client, action="stats", name="dlc-test/wq")["stats"]["remaining"] == 0
+    assert "error" in scheduler_call(dask_client, action="stats", name="wq")  # the name is the job's
