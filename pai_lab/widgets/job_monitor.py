@@ -152,6 +152,10 @@ class JobMonitor(w.VBox):
         self.header = w.HTML()
         self.pods = w.HTML()
         self.pod = w.Dropdown(description="pod", layout=w.Layout(width="420px"))
+        # PAI's Logview shows a pod's StdOut and StdErr apart; "both" interleaves them as they came
+        self.stream = w.ToggleButtons(
+            options=["both", "stdout", "stderr"], value="both", style={"button_width": "70px"}
+        )
         self.log_view = w.Textarea(layout=w.Layout(width="100%", height="220px"), disabled=True)
         self.epochs = w.HTML()  # epoch metrics: train and validation per metric, against epoch
         self.metric = w.Dropdown(description="per batch", layout=w.Layout(width="260px"))
@@ -159,6 +163,7 @@ class JobMonitor(w.VBox):
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop")
         self.stop_button.on_click(self._stop)
         self.pod.observe(lambda _: self._show_logs(), names="value")
+        self.stream.observe(lambda _: self._show_logs(), names="value")
         self.metric.observe(lambda _: self._show_chart(), names="value")
         self._points = []
         self._batches: dict = {}
@@ -166,7 +171,7 @@ class JobMonitor(w.VBox):
             [
                 self.header,
                 self.pods,
-                w.HBox([self.pod, self.stop_button]),
+                w.HBox([self.pod, self.stream, self.stop_button]),
                 self.log_view,
                 self.epochs,
                 self.metric,
@@ -247,7 +252,8 @@ class JobMonitor(w.VBox):
 
     def _show_logs(self) -> None:
         if self.pod.value:
-            lines = self.job.log_lines(self.pod.value, max_events_num=self.tail)
+            stream = None if self.stream.value == "both" else self.stream.value
+            lines = self.job.log_lines(self.pod.value, max_events_num=self.tail, stream=stream)
             self.log_view.value = "\n".join(x.line for x in lines)
 
     def _show_chart(self) -> None:

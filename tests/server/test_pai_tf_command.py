@@ -104,6 +104,12 @@ def test_the_manuals_command_runs_a_tarball_on_the_cluster_json_roles(cli, ws, t
     assert [(x.line, x.stream) for x in errors] == [("a warning of worker 1, on stderr", "stderr")]
     assert "hello from the archive" in job.logs(1, stream="stdout")
     assert "on stderr" not in job.logs(1, stream="stdout") and "on stderr" in job.logs(1)
+    panel = job.monitor()  # the notebook's job panel shows either stream, or both
+    panel.pod.value = f"{job_id}-worker-1"
+    panel.stream.value = "stderr"
+    assert panel.log_view.value == "a warning of worker 1, on stderr"
+    panel.stream.value = "both"
+    assert "hello from the archive" in panel.log_view.value and "on stderr" in panel.log_view.value
     rc, out, _err = cli("dlc", "logs", job_id, "worker-0", "--stream", "stderr")
     assert rc == 0 and out.strip().endswith("a warning of worker 0, on stderr") and len(out.strip().splitlines()) == 1
     rc, _out, err = cli("dlc", "logs", job_id, "worker-0", "--stream", "both")
