@@ -31,6 +31,7 @@ print(f"a warning of worker {args.task_index}, on stderr", file=sys.stderr, flus
 print("argv=" + json.dumps(sys.argv[1:]), flush=True)
 print("cwd=" + os.getcwd(), flush=True)
 print(f"pid={os.getpid()}", flush=True)
+print("cuda=" + os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"), flush=True)
 if args.job_name == "ps":
     while True:  # a parameter server never ends by itself
         time.sleep(1)
@@ -183,5 +184,13 @@ def test_a_worker_of_a_dynamic_ps_job_leaves_and_rejoins_and_the_job_succeeds(tm
         lines = [x.line for x in job.log_lines(pod)]
         assert lines.count("hello from the archive") == 2 and lines[-1] == "done"  # its first run and its second
         assert {p.role: p.state for p in job.pods} == {"ps": "Succeeded", "worker": "Succeeded"}
+
+        # a single-machine job's -DgpuRequired: cards placed on a worker that has them, and only those seen
+        single = ws.jobs.pai_tf(
+            str(archive), entryFile="pkg/main.py", gpuRequired=200, userDefinedParameters="--steps=1"
+        )
+        single.wait(timeout=120, poll=0.3)
+        assert single.state == "Succeeded", single.reason
+        assert [p.gpus for p in single.pods] == [[0, 1]] and "cuda=0,1" in single.logs(0)
     finally:
         server.stop()
