@@ -302,8 +302,9 @@ class RunDriver(threading.Thread):
             started_at=None,
             finished_at=None,
         )
-        for mark in (STARTED_MARK, ENDED_MARK):  # a retry's marks are its own
-            (Path(node["work_dir"]) / mark).unlink(missing_ok=True)
+        if self.attempt > 1:  # a retry's marks are its own (a first attempt's folder has none)
+            for mark in (STARTED_MARK, ENDED_MARK):
+                (Path(node["work_dir"]) / mark).unlink(missing_ok=True)
         if step.kind in WARM_KINDS and not platform_step:
             return plan
         if platform_step:  # acts on the platform as the run's submitter: in the control plane, not on Dask

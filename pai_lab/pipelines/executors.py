@@ -224,24 +224,18 @@ def run_step(plan: dict) -> dict:
 
 def run_steps(plans: list[dict]) -> list[dict]:
     """The Dask task of several ready steps of one run (a wide fan-out's batch, one task instead of one
-    each): they run one after another as :func:`run_step`, each result also left in the step's folder
-    (ENDED_MARK) so the driver sees the step end before its batch does. Steps not begun when the run is
-    stopped are terminated unrun; one step's failure is its own."""
+    each): they run one after another as :func:`run_step`, the runner leaving each result in the step's
+    folder too (ENDED_MARK) so the driver sees the step end before its batch does. Steps not begun when the
+    run is stopped are terminated unrun; one step's failure is its own."""
     results = []
     for plan in plans:
         if Path(plan["stop_file"]).exists():
             results.append({"exit_code": -1, "outputs": {}, "error": "terminated", "tail": []})
             continue
         try:
-            result = run_step(plan)
+            result = run_step({**plan, "mark_end": True})
         except Exception as exc:  # noqa: BLE001 - the step fails with why, the batch goes on
             result = {"exit_code": -1, "outputs": {}, "error": f"the step's task failed: {exc}", "tail": []}
-        work = Path(plan["work_dir"])
-        try:
-            (work / f"{ENDED_MARK}.tmp").write_text(json.dumps(result))
-            (work / f"{ENDED_MARK}.tmp").replace(work / ENDED_MARK)
-        except OSError:  # the driver reads it when the batch ends instead
-            pass
         results.append(result)
     return results
 

@@ -234,10 +234,25 @@ _BASE_ENV: dict[str, str] = {}  # the runner's own environment, each step's star
 
 
 def _one(request: dict) -> dict:
-    """One step in this runner: its folder laid out, its started mark, the step, its result."""
+    """One step in this runner: its folder laid out, its started mark, the step, its result (left in its
+    folder too when the step is one of a batch)."""
     from pai_lab.pipelines import executors
 
     plan = request["plan"]
+    result = _step(plan)
+    if plan.get("mark_end"):
+        work = Path(plan["work_dir"])
+        try:
+            (work / f"{executors.ENDED_MARK}.tmp").write_text(json.dumps(result))
+            (work / f"{executors.ENDED_MARK}.tmp").replace(work / executors.ENDED_MARK)
+        except OSError:  # the driver reads it when the batch ends instead
+            pass
+    return result
+
+
+def _step(plan: dict) -> dict:
+    from pai_lab.pipelines import executors
+
     work = Path(plan["work_dir"])
     try:
         work.mkdir(parents=True, exist_ok=True)
