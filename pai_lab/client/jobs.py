@@ -230,6 +230,8 @@ class Jobs:
             value = getattr(spec, key)
             if value and "://" not in value and not value.startswith("git@") and os.path.exists(value):
                 setattr(spec, key, os.path.abspath(value))
+        spec.tables, spec.outputs = _local_paths(spec.tables), _local_paths(spec.outputs)
+        spec.model = _local_paths([spec.model])[0] if spec.model else ""
         detail = JobDetail.model_validate(self._ws._post("/jobs", spec.model_dump()))
         return Job(self, detail)
 
@@ -291,6 +293,13 @@ class Jobs:
 
     def _repr_html_(self) -> str:
         return self.to_pandas().to_html(index=False)
+
+
+def _local_paths(refs: list[str]) -> list[str]:
+    """Path-like tables and models made absolute (the caller's); names and URLs as they are."""
+    import os
+
+    return [os.path.abspath(r) if "/" in r and "://" not in r else r for r in refs]
 
 
 def _data_source_refs(sources: Any) -> Any:

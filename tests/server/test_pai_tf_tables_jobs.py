@@ -43,14 +43,16 @@ def _sample_csv(path, rows: int = 2000) -> None:
     path.write_text("".join(f"{a!r},{b!r},{c!r},{y}\n" for (a, b, c), y in zip(x.tolist(), label, strict=True)))
 
 
-def test_the_manuals_logistic_regression_starts_at_ln_2(live_server, tmp_path, unique_name):
+def test_the_manuals_logistic_regression_starts_at_ln_2(live_server, tmp_path, unique_name, monkeypatch):
     pytest.importorskip("tensorflow")
     sample = tmp_path / "sample.csv"
     _sample_csv(sample)
     script = tmp_path / "lr_dataset.py"
     script.write_text(LR_SCRIPT)
     ws = live_server.client().workspace("default")
-    job = ws.jobs.submit(unique_name("lr"), f"python {script}", workers=2, tables=[str(sample)])
+    monkeypatch.chdir(tmp_path)
+    job = ws.jobs.submit(unique_name("lr"), f"python {script}", workers=2, tables=["./sample.csv"])
+    assert job.spec.tables == [str(sample)]  # the caller's relative path, made absolute
     job.wait(timeout=300, poll=0.5)
     assert job.state == "Succeeded", (job.reason, job.logs(0)[-2000:])
     for rank in (0, 1):
