@@ -15,23 +15,26 @@ from pai_lab.training.schemas import JobDetail, JobSpec, PaiTfCommand
 from pai_lab.workspaces import authorize
 
 
-def cluster_has_gpus(platform) -> bool:
+def cluster_has_gpus(platform, address: str = "") -> bool:
+    """Whether a worker of the cluster (a resource group's scheduler ``address``; "" the default) has GPUs."""
     from pai_lab.training.manager import get_manager
 
-    return any(int(w.get("gpus", 0)) > 0 for w in get_manager(platform).workers().values())
+    return any(int(w.get("gpus", 0)) > 0 for w in get_manager(platform).workers(address).values())
 
 
 def submit_command(session: Session, platform, user: str, workspace: str, command: PaiTfCommand) -> JobDetail:
     """Run the PAI-TF command as a job; the parameters it ignores here come back as the job's warnings."""
+    from pai_lab.resources.service import group_of
     from pai_lab.training import spec as specs
     from pai_lab.training.submit import submit_job
     from pai_lab.training.tables import JobRow
 
-    authorize(session, user, workspace, "job.submit")
+    access = authorize(session, user, workspace, "job.submit")
+    _group, address = group_of(session, platform, access.workspace_id)  # the cluster its ranks will run on
     if command.name not in tf_command.ALGORITHMS:
         raise BadInput(f"-name {command.name!r}: the PAI-TF algorithms are {', '.join(tf_command.ALGORITHMS)}", "name")
     params = command.model_dump(exclude={"name"})
-    values, notes = tf_command.job_values(params, cluster_has_gpus(platform))
+    values, notes = tf_command.job_values(params, cluster_has_gpus(platform, address))
     for bucket in command.buckets.split(",") if command.buckets.strip() else []:
         if "://" not in bucket:  # a folder on this machine: one the server lets members read
             Containment.from_platform(platform).resolve(bucket.strip(), "buckets")
