@@ -121,12 +121,23 @@ def claim(s: Session, user: str, ws: str, ref: str, stage: str = "label", *, pla
     return _package_schema(s, task, pkg)
 
 
-def _claimed(s: Session, user: str, task: TaskRow, stage: str) -> PackageRow | None:
-    held = s.scalar(
+def _held_by(s: Session, user: str, task: TaskRow, stage: str, besides: int = 0) -> PackageRow | None:
+    """The first package ``user`` holds in ``stage`` (other than the one whose id is ``besides``)."""
+    return s.scalar(
         select(PackageRow)
-        .where(PackageRow.task_id == task.id, PackageRow.holder == user, PackageRow.state == fl.WORKING[stage])
+        .where(
+            PackageRow.task_id == task.id,
+            PackageRow.holder == user,
+            PackageRow.state == fl.WORKING[stage],
+            PackageRow.id != besides,
+        )
         .order_by(PackageRow.number)
+        .limit(1)
     )
+
+
+def _claimed(s: Session, user: str, task: TaskRow, stage: str) -> PackageRow | None:
+    held = _held_by(s, user, task, stage)
     if held is not None:
         return held
     while True:
@@ -147,6 +158,12 @@ def _claimed(s: Session, user: str, task: TaskRow, stage: str) -> PackageRow | N
             )
         )
         if won:
+            # the same person's other claim (a second tab) may have got one first, while this one waited
+            # for the row: then that one is theirs, and this one goes back to the pool
+            first = _held_by(s, user, task, stage, besides=pkg.id)
+            if first is not None:
+                s.execute(update(PackageRow).where(PackageRow.id == pkg.id).values(state=fl.POOL[stage], holder=None))
+                return first
             s.refresh(pkg)
             _event(s, task, pkg, "claim", fl.POOL[stage], user)
             return pkg

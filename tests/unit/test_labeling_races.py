@@ -102,3 +102,33 @@ def test_a_release_racing_a_submit_leaves_the_package_where_the_first_put_it(pla
     with platform.store.transaction() as s:
         pkg = s.scalar(select(PackageRow).where(PackageRow.task_id == task))
         assert (pkg.state, pkg.holder, pkg.labeler) == ("label_pool", None, None)
+
+
+def test_two_claims_of_one_person_at_once_get_the_same_package(platform):
+    task = _do(
+        platform,
+        sv.create_task,
+        "owner",
+        W,
+        sc.TaskCreate(
+            name="tabs",
+            template="image-classification",
+            labels=["cat"],
+            package_size=1,
+            lines=[{"data": {"source": f"{i}.jpg"}} for i in range(3)],
+        ),
+    ).id
+    other_tab = []
+    stop = racing(platform, lambda: other_tab.append(_do(platform, sv.claim, "owner", W, task, "label")))
+    try:
+        this_tab = _do(platform, sv.claim, "owner", W, task, "label")
+    finally:
+        stop()
+    assert this_tab.number == other_tab[0].number == 1
+    packages = _do(platform, sv.list_packages, "owner", W, task)
+    assert [(p.state, p.holder) for p in packages] == [
+        ("labeling", "owner"),
+        ("label_pool", None),
+        ("label_pool", None),
+    ]
+    assert events(platform, task) == ["claim"]
