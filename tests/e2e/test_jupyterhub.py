@@ -1,0 +1,104 @@
+"""A team on one pai_lab under a real JupyterHub: each user's own server (through the Hub's proxy, with the
+Hub's per-user auth) over one shared store and one Dask cluster; roles hold across users; the sidebar in
+each user's JupyterLab shows that user. The Hub runs the config file that docs/jupyterhub.md shows."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures.browser import open_sidebar
+from tests.fixtures.hub import HUB_OWNER, HUB_PASSWORD, HUB_TEAM
+
+pytestmark = pytest.mark.e2e
+
+W = "workspaces/default"
+HELLO = "print('hello from the team cluster', flush=True)\n"
+
+
+def _ok(answer, status: int = 200):
+    assert answer.status_code == status, (answer.status_code, answer.text)
+    return answer.json() if answer.content else None
+
+
+def test_team_members_roles_jobs_and_packages_across_users_servers(hub):
+    # Each server knows its user as the Hub does, and every server is on the same store and owner.
+    for user in [HUB_OWNER, *HUB_TEAM]:
+        me = _ok(hub.api(user, "GET", "me"))
+        assert (me["username"], me["server_owner"]) == (user, user == HUB_OWNER)
+    # A Hub token is good on its own user's server only (the Hub's proxy and OAuth say so).
+    other = hub.api("gus", "GET", "me")
+    assert other.status_code == 200
+    stolen = hub.tokens["gus"]
+    hub.tokens["gus"] = hub.tokens["ana"]
+    try:
+        assert hub.api("gus", "GET", "me").status_code in (302, 401, 403)
+    finally:
+        hub.tokens["gus"] = stolen
+
+    # The owner adds the team in their own session; every other server sees the members at once.
+    for user, role in HUB_TEAM.items():
+        _ok(hub.api(HUB_OWNER, "POST", f"{W}/members", {"username": user, "roles": [role]}), 201)
+    seen = {m["username"]: m["roles"] for m in _ok(hub.api("gus", "GET", f"{W}/members"))}
+    assert seen == {HUB_OWNER: ["Owner"], **{u: [r] for u, r in HUB_TEAM.items()}}
+
+    # ana's job runs on the team's Dask cluster; lia sees it from her own server.
+    script = hub.team_root / "hello.py"
+    script.write_text(HELLO)
+    job = _ok(
+        hub.api("ana", "POST", f"{W}/jobs", {"name": "team-job", "command": f"python {script}", "workers": 1}), 201
+    )
+    for _ in range(20):
+        job = _ok(hub.api("ana", "GET", f"{W}/jobs/{job['id']}", wait="20", history_after=str(len(job["history"]))))
+        if job["state"] in ("Succeeded", "Failed", "Stopped"):
+            break
+    assert job["state"] == "Succeeded", job["reason"]
+    listed = {j["id"]: j for j in _ok(hub.api("lia", "GET", f"{W}/jobs"))}
+    assert listed[job["id"]]["created_by"] == "ana" and listed[job["id"]]["state"] == "Succeeded"
+    logs = _ok(hub.api("lia", "GET", f"{W}/jobs/{job['id']}/logs"))
+    assert "hello from the team cluster" in [x["line"] for x in logs]
+    refused = hub.api("gus", "POST", f"{W}/jobs", {"name": "nope", "command": f"python {script}", "workers": 1})
+    assert refused.status_code == 403 and "Guest" in refused.json()["error"]["message"]
+
+    # lia makes a labeling task, hands package 1 to ana, and ana finds it hers in her own session.
+    lines = [{"data": {"source": f"review {i}"}} for i in range(4)]
+    task = {
+        "name": "reviews",
+        "template": "text-classification",
+        "labels": ["good", "bad"],
+        "lines": lines,
+        "package_size": 2,
+        "labelers": ["ana"],
+    }
+    _ok(hub.api("lia", "POST", f"{W}/labeling/tasks", task), 201)
+    assert (
+        _ok(hub.api("lia", "POST", f"{W}/labeling/tasks/reviews/packages/1/reassign", {"to": "ana"}))["holder"] == "ana"
+    )
+    packages = {p["number"]: p for p in _ok(hub.api("ana", "GET", f"{W}/labeling/tasks/reviews/packages"))}
+    assert packages[1]["holder"] == "ana"
+    items = _ok(hub.api("ana", "GET", f"{W}/labeling/tasks/reviews/packages/1/items"))
+    assert [i["data"]["source"] for i in items] == ["review 0", "review 1"]
+    ack = _ok(hub.api("ana", "POST", f"{W}/labeling/tasks/reviews/answers", {"item": 0, "answer": "good"}), 201)
+    assert ack["stage"] == "label"
+
+    # A Guest may read the task but not answer: 403 naming the role.
+    assert _ok(hub.api("gus", "GET", f"{W}/labeling/tasks/reviews"))["name"] == "reviews"
+    refused = hub.api("gus", "POST", f"{W}/labeling/tasks/reviews/answers", {"item": 1, "answer": "bad"})
+    assert refused.status_code == 403, refused.text
+    assert "Guest" in refused.json()["error"]["message"], refused.text
+
+
+@pytest.mark.parametrize("user", ["lia", "gus"])
+def test_each_users_jupyterlab_through_the_hub_shows_their_own_name_and_roles(hub, page, user):
+    added = hub.api(HUB_OWNER, "POST", f"{W}/members", {"username": user, "roles": [HUB_TEAM[user]]})
+    if added.status_code != 201:  # already a member (the other test added the team)
+        _ok(hub.api(HUB_OWNER, "PATCH", f"{W}/members/{user}", {"roles": [HUB_TEAM[user]]}))
+    page.goto(f"{hub.url}hub/login?next=/hub/user/{user}/lab")
+    page.locator("#username_input").fill(user)
+    page.locator("#password_input").fill(HUB_PASSWORD)
+    page.locator("#login_submit").click()
+    page.wait_for_url(f"**/user/{user}/lab**", timeout=60_000)
+    page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=90_000)
+    sidebar = open_sidebar(page)
+    sidebar.locator(".pai-user").wait_for()
+    assert sidebar.locator(".pai-user").inner_text() == user
+    sidebar.get_by_text(f"my roles: {HUB_TEAM[user]}").wait_for()
