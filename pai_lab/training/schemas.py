@@ -222,11 +222,13 @@ class PaiTfCommand(Schema):
     project: Text = Field("", description="-project (noted, not needed here)")
     script: Text = Field(description="a .py file, a folder or a .tar.gz (then entryFile names the script in it)")
     entryFile: Text = ""
-    cluster: Text = Field("", description='{"ps":{"count":N},"worker":{"count":M,"gpu":100,"cpu":600,"memory":30000}}')
-    gpuRequired: Text = Field("", description="single-machine job: 100 = 1 GPU, 0 = CPU")
+    cluster: Text | dict[Name, dict[Name, Int]] = Field(
+        "", description='{"ps":{"count":N},"worker":{"count":M,"gpu":100,"cpu":600,"memory":30000}}, or its JSON'
+    )
+    gpuRequired: Text | Int = Field("", description="single-machine job: 100 = 1 GPU, 0 = CPU")
     checkpointDir: Text = Field("", description="local or s3:// folder; the script gets it as --checkpointDir")
-    enableDynamicCluster: Text = Field("", description="true: a worker that fails rejoins and the job goes on")
-    maxHungTimeBeforeGCInSeconds: Text = Field("", description="no training step for this long fails the job")
+    enableDynamicCluster: Text | bool = Field("", description="true: a worker that fails rejoins and the job goes on")
+    maxHungTimeBeforeGCInSeconds: Text | Int = Field("", description="no training step for this long fails the job")
     hyperParameters: Text = ""
     userDefinedParameters: Text = ""
     tables: Text = Field("", description="input tables, comma separated: odps://PROJECT/tables/DATASET or URLs")

@@ -134,7 +134,21 @@ def test_bad_commands_are_refused_naming_the_flag(cli, ws, tmp_path):
     with pytest.raises(BadInput) as refused:
         ws.jobs.pai_tf(str(tmp_path / "missing.py"))
     assert refused.value.field == "script"
-    job = ws.jobs.pai_tf(str(archive), entryFile="pkg/main.py", gpuRequired=0, userDefinedParameters="--steps=1")
+    # the body as JSON types too: the cluster as an object, numbers and booleans as themselves
+    body = {
+        "script": str(archive),
+        "entryFile": "pkg/main.py",
+        "cluster": {"worker": {"count": 1, "cpu": 100}},
+        "gpuRequired": 0,
+        "enableDynamicCluster": False,
+        "maxHungTimeBeforeGCInSeconds": 60,
+        "userDefinedParameters": "--steps=1",
+    }
+    with pytest.raises(BadInput) as refused:
+        ws._post("/jobs/pai-tf", {**body, "cluster": {"worker": {"count": 1, "disk": 5}}})
+    assert refused.value.field == "cluster" and "unknown key 'disk'" in refused.value.message
+    job = ws.jobs.get(ws._post("/jobs/pai-tf", body)["id"])
+    assert (job.spec.worker_spec, job.spec.maxHungTimeBeforeGCInSeconds) == ("cpu=1,memory=30000MiB,gpu=0", 60)
     job.wait(timeout=120, poll=0.3)
     assert job.state == "Succeeded", job.reason
 
