@@ -188,10 +188,7 @@ def run_step(plan: dict) -> dict:
     if plan["kind"] in WARM_KINDS:  # the run's warm runner lays out the folder and runs the step
         from pai_lab.pipelines.runner import run_in_runner
 
-        answer = run_in_runner(plan, stop)
-        if answer == "terminated":
-            return {"exit_code": -1, "outputs": {}, "error": "terminated", "tail": _tail(log)}
-        return answer if isinstance(answer, dict) else step_result(plan, int(answer), log)
+        return _answered(plan, run_in_runner(plan, stop))
     try:
         argv, cwd, env = prepare(plan)
     except StepRefused as exc:
@@ -224,20 +221,22 @@ def run_step(plan: dict) -> dict:
 
 def run_steps(plans: list[dict]) -> list[dict]:
     """The Dask task of several ready steps of one run (a wide fan-out's batch, one task instead of one
-    each): they run one after another as :func:`run_step`, the runner leaving each result in the step's
-    folder too (ENDED_MARK) so the driver sees the step end before its batch does. Steps not begun when the
-    run is stopped are terminated unrun; one step's failure is its own."""
-    results = []
-    for plan in plans:
-        if Path(plan["stop_file"]).exists():
-            results.append({"exit_code": -1, "outputs": {}, "error": "terminated", "tail": []})
-            continue
-        try:
-            result = run_step({**plan, "mark_end": True})
-        except Exception as exc:  # noqa: BLE001 - the step fails with why, the batch goes on
-            result = {"exit_code": -1, "outputs": {}, "error": f"the step's task failed: {exc}", "tail": []}
-        results.append(result)
-    return results
+    each): they go to the run's warm runner in one request and run there one after another, each as
+    :func:`run_step` would run it; the runner leaves each result in the step's folder too (ENDED_MARK) so
+    the driver sees the step end before its batch does. Steps not begun when the run is stopped are
+    terminated unrun; one step's failure is its own."""
+    from pai_lab.pipelines.runner import run_batch
+
+    answers = run_batch([{**plan, "mark_end": True} for plan in plans], Path(plans[0]["stop_file"]))
+    return [_answered(plan, answer) for plan, answer in zip(plans, answers)]
+
+
+def _answered(plan: dict, answer: dict | int | str) -> dict:
+    """A warm runner's answer for a step as the step's result."""
+    log = Path(plan["work_dir"]) / "logs.txt"
+    if answer == "terminated":
+        return {"exit_code": -1, "outputs": {}, "error": "terminated", "tail": _tail(log)}
+    return answer if isinstance(answer, dict) else step_result(plan, int(answer), log)
 
 
 def step_result(plan: dict, code: int, log: Path) -> dict:

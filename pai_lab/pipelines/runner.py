@@ -189,39 +189,71 @@ async def close_runners_soon(run_id: str) -> None:
     await asyncio.to_thread(close_runners, run_id)
 
 
+def _key(plan: dict) -> tuple[tuple[str, str], str, dict | None]:
+    run_dir = str(Path(plan["work_dir"]).parent)
+    sandbox = runner_sandbox(plan.get("sandbox"), run_dir)
+    return (plan["run_id"], json.dumps(sandbox, sort_keys=True)), run_dir, sandbox
+
+
 def run_in_runner(plan: dict, stop: Path) -> dict | int | str:
     """Run one FunctionOperator or built-in step in a warm runner of its run, which lays out its work
     folder too (off the worker's thread): the step's result, the runner's exit code when the step ended
     the runner itself, or "terminated" when the stop file appeared while it ran."""
-    run_dir = str(Path(plan["work_dir"]).parent)
-    sandbox = runner_sandbox(plan.get("sandbox"), run_dir)
-    key = (plan["run_id"], json.dumps(sandbox, sort_keys=True))
-    runner = _acquire(key, plan, run_dir, sandbox)
-    request = {"plan": plan}
+    return run_batch([plan], stop)[0]
+
+
+def run_batch(plans: list[dict], stop: Path) -> list[dict | int | str]:
+    """:func:`run_in_runner` for several steps of a run: the steps that share a runner go to it in one
+    request, and it answers a line a step as each ends, so it never waits on this side between steps."""
+    answers: list[dict | int | str] = []
+    while len(answers) < len(plans):
+        key, run_dir, sandbox = _key(plans[len(answers)])
+        group = [plans[len(answers)]]
+        while len(answers) + len(group) < len(plans) and _key(plans[len(answers) + len(group)])[0] == key:
+            group.append(plans[len(answers) + len(group)])
+        answers += _exchange(key, group, run_dir, sandbox, stop)
+    return answers
+
+
+def _exchange(
+    key: tuple[str, str], plans: list[dict], run_dir: str, sandbox: dict | None, stop: Path
+) -> list[dict | int | str]:
+    if stop.exists():
+        return ["terminated"] * len(plans)
+    runner = _acquire(key, plans[0], run_dir, sandbox)
     with _LOCK:
-        _BUSY[id(runner)] = (plan["run_id"], runner)
+        _BUSY[id(runner)] = (plans[0]["run_id"], runner)
+    got: list[dict | int | str] = []
     try:
         try:
-            runner.proc.stdin.write((json.dumps(request) + "\n").encode())  # type: ignore[union-attr]
+            runner.proc.stdin.write((json.dumps({"plans": plans}) + "\n").encode())  # type: ignore[union-attr]
             runner.proc.stdin.flush()  # type: ignore[union-attr]
         except OSError:
             runner.end()
-            return -1
-        out = runner.proc.stdout
-        while True:
-            ready, _, _ = select.select([out], [], [], 0.05)
-            if ready:
-                break
-            if stop.exists():
+            return [-1] * len(plans)
+        fd = runner.proc.stdout.fileno()  # type: ignore[union-attr]
+        pending = b""
+        while len(got) < len(plans):
+            if b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                got.append(json.loads(line)["result"])
+                continue
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if not ready:
+                if stop.exists():
+                    runner.end()
+                    return got + ["terminated"] * (len(plans) - len(got))
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:  # the step ended the runner itself (os._exit, a crash): its code is the step's
                 runner.end()
-                return "terminated"
-        line = out.readline()  # type: ignore[union-attr]
-        if not line:  # the step ended the runner itself (os._exit, a crash): its code is the step's
-            runner.end()
-            code = runner.proc.returncode
-            return code if code else -1
+                code = runner.proc.returncode
+                got.append(code if code else -1)
+                rest = plans[len(got) :]
+                return got + (_exchange(key, rest, run_dir, sandbox, stop) if rest else [])
+            pending += chunk
         _release(key, runner)
-        return json.loads(line)["result"]
+        return got
     finally:
         with _LOCK:
             _BUSY.pop(id(runner), None)
@@ -333,9 +365,10 @@ def main(argv: list[str] | None = None) -> int:
         line = requests.readline()
         if not line:
             return 0  # the pool closed it
-        result = _one(json.loads(line))
-        answers.write(json.dumps({"result": result}) + "\n")
-        answers.flush()
+        request = json.loads(line)
+        for plan in request.get("plans") or [request["plan"]]:  # a batch's steps, one after another
+            answers.write(json.dumps({"result": _one({"plan": plan})}) + "\n")
+            answers.flush()
 
 
 if __name__ == "__main__":

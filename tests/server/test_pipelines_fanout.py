@@ -11,6 +11,7 @@ import pytest
 
 from pai_lab.client.pipelines import PipelineRunError
 from pai_lab.pipelines import Pipeline, PipelineParameter, component
+from tests.fixtures.training import wait_for
 
 WIDTH = 64  # wider than the batching threshold of a cluster of up to 16 threads
 
@@ -51,3 +52,26 @@ def test_a_wide_fan_out_keeps_each_steps_folder_variables_log_outputs_and_failur
         assert cwd == work_dir and cwd.endswith(f"/{run.id}/l{i}")
     (both,) = run.get_outputs(node_id="after")
     assert both.value == f"0+{last}"
+
+
+def test_terminating_a_wide_fan_out_ends_the_running_steps_and_terminates_those_not_begun(live_server, unique_name):
+    ws = live_server.client().create_workspace(unique_name("fanstop"))
+
+    @component(inputs=[PipelineParameter("i", int)], outputs=[PipelineParameter("done", int)])
+    def slow(i: int):
+        import time
+
+        print(f"slow {i}", flush=True)
+        time.sleep(120)
+        return i
+
+    run = ws.pipelines.run(Pipeline(steps=[slow.as_step(name=f"s{i}", inputs={"i": i}) for i in range(WIDTH)]))
+    wait_for(lambda: any(n.status == "Running" for n in run.refresh().nodes), 120)
+    run.terminate()
+    wait_for(lambda: run.refresh().status == "Terminated", 60)
+    states = {n.status for n in run.detail.nodes}
+    assert states == {"Terminated"}  # every step was submitted (in batches): none is left Initialized
+    started = [n.name for n in run.detail.nodes if run.get_logs(n.name)]
+    assert started and len(started) < WIDTH  # the steps not begun never ran
+    with pytest.raises(PipelineRunError, match="terminated"):
+        run.wait_for_completion(show_outputs=False)
