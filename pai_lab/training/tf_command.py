@@ -152,7 +152,7 @@ def job_values(params: dict, gpus_available: bool) -> tuple[dict, list[str]]:
         flag = "cluster" if "cluster" in params else "gpuRequired"
         raise GpuUnavailable(
             f"-D{flag} asks for GPUs and no worker of this cluster has one; give -D{flag} without GPUs "
-            f"({'a role gpu of 0 is raised to 100: leave gpu out' if flag == 'cluster' else '-DgpuRequired=0'}) "
+            f"({'each role with gpu 0 or left out' if flag == 'cluster' else '-DgpuRequired=0'}) "
             "or add Dask workers with GPU resources",
             flag,
         )
