@@ -150,18 +150,18 @@ def filter_images(
     return images if order == "desc" else list(reversed(images))
 
 
-def check_images(values: dict, images: list[dict] | None = None) -> dict[str, str]:
-    """Each ``*_image`` a job names must be an environment `dlc get images` lists with a Python (this
-    one, a listed virtual environment or a conda environment). Returns the interpreter each role's ranks
-    run with, by role (``{"worker": "/opt/envs/tf/bin/python"}``); a role left empty or naming the current
-    Python is not in it and runs in the workers' own Python. A Docker image is refused (ranks are Python
-    processes on the workers), as is a name no environment has."""
+def check_images(values: dict, images: list[dict] | None = None) -> dict[str, dict[str, str]]:
+    """Each ``*_image`` a job names must be an environment `dlc get images` lists: a Python (a listed
+    virtual environment or a conda environment) or a Docker image (listed when a daemon answers). Returns
+    what each role's ranks run with, by role: ``{"worker": {"python": "/opt/envs/tf/bin/python"}}`` or
+    ``{"ps": {"image": "tf:2.15"}}``; a role left empty or naming the current Python is not in it and runs
+    in the workers' own Python. A name no environment has is refused naming the flag."""
     named = {flag: values.get(flag) for flag in IMAGE_FLAGS if values.get(flag)}
     if not named:
         return {}
     known = images if images is not None else local_images()
     current = {known[0]["image_url"], known[0]["image_url_vpc"]}
-    chosen: dict[str, str] = {}
+    chosen: dict[str, dict[str, str]] = {}
     for flag, image in named.items():
         if image in current:
             continue
@@ -172,11 +172,6 @@ def check_images(values: dict, images: list[dict] | None = None) -> dict[str, st
                 "them (leave it empty for the current Python)",
                 flag,
             )
-        if not match.get("python"):
-            raise BadInput(
-                f"--{flag} {image!r} is a {match['provider']} image; ranks run as Python processes on the "
-                "workers here: give a Python environment from `pai dlc get images` (provider Local or Conda)",
-                flag,
-            )
-        chosen[flag.removesuffix("_image")] = match["python"]
+        role = flag.removesuffix("_image")
+        chosen[role] = {"python": match["python"]} if match.get("python") else {"image": match["image_url"]}
     return chosen

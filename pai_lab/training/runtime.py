@@ -25,7 +25,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from pai_lab.training import isolation
+from pai_lab.training import containers, isolation
 
 MAX_LINE = 10_000
 FLUSH_SECONDS = 0.2
@@ -399,7 +399,10 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     argv = ["/bin/sh", "-c", command + (" " + shlex.join(flags) if flags else "")] if argv is None else argv + flags
     if python != sys.executable and re.fullmatch(r"python[0-9.]*", argv[0]):
         argv[0] = python  # `python ...` is the chosen environment's, whatever PATH the sandbox resolves
-    if sandbox:
+    image = launch.get("containers", {}).get(role)  # a Docker *_image: the container is the rank's sandbox
+    if image:
+        argv = containers.rank_argv(image, pod, argv, cwd, env, launch["container_view"], list(assignments))
+    elif sandbox:
         argv = isolation.sandboxed_argv(sandbox, argv, cwd, seen)
     try:
         proc = subprocess.Popen(
@@ -448,6 +451,8 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
         if proc.poll() is None:
             _end_process_tree(proc)
         _end_leftovers(proc, pod)
+        if image:
+            containers.remove(pod)
         for reader in readers:
             reader.join(5)
         events.flush()

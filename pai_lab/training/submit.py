@@ -217,7 +217,13 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
         spec.model_dump(), max_ranks=platform.settings.get("max_job_ranks") or specs.DEFAULT_MAX_RANKS
     )
     # each role's chosen environment: its ranks run with that interpreter; one they could not run in is refused
-    pythons = check_images(spec.model_dump())
+    environments = check_images(spec.model_dump())
+    pythons = {role: e["python"] for role, e in environments.items() if "python" in e}
+    containers = {role: e["image"] for role, e in environments.items() if "image" in e}
+    if containers and spec.thirdparty_libs:
+        raise BadInput(
+            "thirdparty_libs: a Docker *_image brings its own packages; install them in the image", "thirdparty_libs"
+        )
     if spec.kind == "pytorchjob":
         import importlib.util
 
@@ -254,7 +260,12 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
             local_cluster,
             sandbox,
             # where and with what the ranks run: each role's interpreter, the group's cluster
-            {"pythons": pythons, "resource_group": group, "scheduler_address": scheduler_address},
+            {
+                "pythons": pythons,
+                "containers": containers,
+                "resource_group": group,
+                "scheduler_address": scheduler_address,
+            },
         )
     finally:
         for _info, lines in sources:
@@ -318,6 +329,8 @@ def _record_job(
     }
     if sandbox:
         launch["sandbox"] = isolation.sandbox_plan(platform, launch, sandbox)
+    if launch["containers"]:  # a container sees what a sandboxed rank sees, sandbox or not
+        launch["container_view"] = launch.get("sandbox") or isolation.sandbox_plan(platform, launch, "")
     seen_code = code if code and not is_git_url(code) else code_dir or str(platform.root_dir)
     resolved = resolve_mounts(spec.command, {**mounts, code_mount: seen_code})
     if local_cluster and not (code and is_git_url(code)):
