@@ -62,12 +62,29 @@ def start(folder: Path | None = None, *, durable: bool = False) -> tuple[Path, s
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
     data, port = folder / "data", _free_port()
-    run = lambda *argv: subprocess.run(_as_server_user([str(a) for a in argv]), check=True, capture_output=True)  # noqa: E731
+
+    def run(*argv) -> None:
+        # in its own folder: the caller's may be closed to the postgres user
+        done = subprocess.run(_as_server_user([str(a) for a in argv]), capture_output=True, text=True, cwd=folder)
+        if done.returncode:
+            log = folder / "server.log"
+            raise RuntimeError(
+                f"{Path(argv[0]).name} failed ({done.returncode}): {done.stderr or done.stdout}"
+                + (log.read_text()[-2000:] if log.exists() else "")
+            )
+
     run(binaries / "initdb", "-D", data, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-sync")
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c max_connections=200"
-    if not durable:
-        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    run(binaries / "pg_ctl", "-D", data, "-o", options, "-l", folder / "server.log", "-w", "-t", "60", "start")
+    for attempt in range(3):  # the free port may be taken between finding it and the server binding it
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c max_connections=200"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        try:
+            run(binaries / "pg_ctl", "-D", data, "-o", options, "-l", folder / "server.log", "-w", "-t", "60", "start")
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+            port = _free_port()
     return folder, f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{port}/postgres"
 
 
@@ -78,6 +95,7 @@ def stop(folder: Path) -> None:
             _as_server_user([str(binaries / "pg_ctl"), "-D", str(Path(folder) / "data"), "-m", "fast", "-w", "stop"]),
             check=False,
             capture_output=True,
+            cwd=folder,
         )
     shutil.rmtree(folder, ignore_errors=True)
 
