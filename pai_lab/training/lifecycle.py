@@ -56,12 +56,14 @@ def _end_leftover_processes(platform, job_ids: list[str]) -> None:
 def on_start(platform) -> None:
     from pai_lab.training import records, service
     from pai_lab.training.manager import get_manager
+    from pai_lab.training.supervision import supervised_elsewhere
     from pai_lab.workspaces import service as workspaces
 
     if service.refuse_workspace_delete_with_active_jobs not in workspaces.DELETE_GUARDS:
         workspaces.DELETE_GUARDS.append(service.refuse_workspace_delete_with_active_jobs)
     with platform.store.transaction() as session:
-        ended = records.reconcile_after_restart(session)
+        # another control plane over the same store (a teammate's server) keeps the jobs it supervises
+        ended = records.reconcile_after_restart(session, keep=lambda row: supervised_elsewhere(row.work_dir))
     if ended:
         log.warning(
             "pai_lab: %d job(s) were active when the control plane stopped; marked ended: %s",

@@ -8,6 +8,7 @@ and a finishing rank cannot overwrite each other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from sqlalchemy import select, update
@@ -138,9 +139,11 @@ def add_metrics(session: Session, job_id: str, pod: str, points: list[tuple[int,
     )
 
 
-def reconcile_after_restart(session: Session) -> list[str]:
-    """Jobs left active by a control plane that stopped: their ranks ended with it, so they failed."""
+def reconcile_after_restart(session: Session, keep: Callable[[JobRow], bool] | None = None) -> list[str]:
+    """Jobs left active by a control plane that stopped: their ranks ended with it, so they failed.
+    ``keep`` says which active jobs another control plane, still running, supervises (left as they are)."""
     rows = session.scalars(select(JobRow).where(JobRow.state.in_(ACTIVE_STATES))).all()
+    rows = [row for row in rows if keep is None or not keep(row)]
     for row in rows:
         ended = "Stopped" if row.state == "Stopping" else "Failed"
         append_state(

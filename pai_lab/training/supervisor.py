@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pai_lab.training import records
+from pai_lab.training import records, supervision
 from pai_lab.training import spec as specs
 from pai_lab.training.dynamic import DynamicCluster
 from pai_lab.training.placement import Slot
@@ -116,6 +116,7 @@ class Supervisor(threading.Thread):
 
     def _run(self) -> None:
         spec, launch, state, user, workspace_id, _name = self._load()
+        supervision.claim(launch.get("job_dir"))  # a teammate's server that starts leaves this job to us
         self.scheduler_address = launch.get("scheduler_address", "")
         ranks = specs.plan_ranks(spec)
         self.pod_roles = {r.pod(self.job_id): r.role for r in ranks}

@@ -87,6 +87,31 @@ def test_team_members_roles_jobs_and_packages_across_users_servers(hub):
     assert "Guest" in refused.json()["error"]["message"], refused.text
 
 
+def test_a_teammates_server_that_starts_leaves_a_running_job_to_its_own_server(hub):
+    for user, role in HUB_TEAM.items():
+        added = hub.api(HUB_OWNER, "POST", f"{W}/members", {"username": user, "roles": [role]})
+        assert added.status_code in (201, 409), added.text
+    script = hub.team_root / "sleeper.py"
+    script.write_text("import time\nprint('sleeping', flush=True)\ntime.sleep(300)\n")
+    job = _ok(
+        hub.api("ana", "POST", f"{W}/jobs", {"name": "sleeper", "command": f"python {script}", "workers": 1}), 201
+    )
+    for _ in range(20):
+        job = _ok(hub.api("ana", "GET", f"{W}/jobs/{job['id']}", wait="20", history_after=str(len(job["history"]))))
+        if job["state"] != "Creating" and job["state"] != "Queuing":
+            break
+    assert job["state"] == "Running", job["reason"]
+
+    # gus's server stops and starts again (the Hub's culler, a restart): it runs pai_lab's start-up over the
+    # shared store, and ana's job, which her server still supervises, goes on.
+    assert hub.hub_api("DELETE", "users/gus/server").status_code in (202, 204)
+    hub.start_server("gus")
+    seen = _ok(hub.api("gus", "GET", f"{W}/jobs/{job['id']}"))
+    assert seen["state"] == "Running", seen["reason"]
+    stopped = _ok(hub.api("ana", "POST", f"{W}/jobs/{job['id']}/stop"))
+    assert stopped["state"] == "Stopped", stopped["reason"]
+
+
 @pytest.mark.parametrize("user", ["lia", "gus"])
 def test_each_users_jupyterlab_through_the_hub_shows_their_own_name_and_roles(hub, page, user):
     added = hub.api(HUB_OWNER, "POST", f"{W}/members", {"username": user, "roles": [HUB_TEAM[user]]})

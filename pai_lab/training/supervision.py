@@ -1,0 +1,54 @@
+"""Which control plane supervises a job.
+
+Several control planes may share one store: a team under JupyterHub runs one server per user, each a
+control plane over the same database and team folder (docs/jupyterhub.md). A job is supervised by the
+one it was submitted from, which writes its claim (host, process id, process start time) into the job's
+folder when its supervisor starts. A control plane that starts reconciles only the active jobs whose
+supervisor is gone: the claim names a process of this host that no longer runs, or there is no claim.
+A claim of another host is taken as live: only that host can tell, and failing a running job on a guess
+is worse than leaving an orphan listed as active.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import psutil
+
+CLAIM = "supervisor.json"
+
+
+def this_control_plane() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": psutil.Process().create_time()}
+
+
+def claim(job_dir: str | os.PathLike | None) -> None:
+    """Record in the job's folder that this process supervises the job (atomically: a reader sees the
+    old claim or the new one)."""
+    if not job_dir:
+        return
+    folder = Path(job_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{CLAIM}.{os.getpid()}"
+    tmp.write_text(json.dumps(this_control_plane()))
+    tmp.replace(folder / CLAIM)
+
+
+def supervised_elsewhere(job_dir: str | os.PathLike | None) -> bool:
+    """Whether another control plane that still runs supervises the job in ``job_dir``."""
+    if not job_dir:
+        return False
+    try:
+        held = json.loads((Path(job_dir) / CLAIM).read_text())
+        host, pid, started = str(held["host"]), int(held["pid"]), float(held["started"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # never claimed (or unreadable): nobody to leave it to
+    if host != socket.gethostname():
+        return True
+    try:
+        return abs(psutil.Process(pid).create_time() - started) < 1.0  # not a new process with the same id
+    except psutil.Error:
+        return False
