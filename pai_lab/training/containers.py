@@ -8,6 +8,7 @@ Metrics travel as ``[metrics]`` log lines (no pipe crosses into a container)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -15,6 +16,8 @@ import subprocess
 PASSED_PREFIXES = ("PAI_", "TF_", "CUDA_", "MASTER_", "NCCL_")
 PASSED_NAMES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 NOT_PASSED = ("PAI_LAB_METRICS_FD",)  # a descriptor of the worker's process means nothing in a container
+# what pai_lab.training.report prints where it has no metrics pipe: "[metrics] step 10: loss=0.5, accuracy=0.9"
+METRIC_LINE = re.compile(r"^\[metrics\] step (-?\d+): (.*)$")
 
 
 def container_name(pod: str) -> str:
@@ -73,3 +76,18 @@ def remove(pod: str) -> None:
         subprocess.run([docker(), "rm", "-f", container_name(pod)], capture_output=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired):
         pass
+
+
+def metric_from_line(text: str) -> tuple[int, dict[str, float]] | None:
+    """A ``[metrics]`` line of a container's output as (step, values); None for any other line."""
+    found = METRIC_LINE.match(text.strip())
+    if found is None:
+        return None
+    values = {}
+    for item in found.group(2).split(", "):
+        name, _, value = item.partition("=")
+        try:
+            values[name.strip()] = float(value)
+        except ValueError:
+            continue
+    return (int(found.group(1)), values) if values else None

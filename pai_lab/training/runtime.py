@@ -206,12 +206,18 @@ class _Events:
             self.queue.put(("metric", self.pod, metrics))
 
 
-def _pump_output(stream, events: _Events, tail: list[str], quiet_tf: bool = False, name: str = "stdout") -> None:
-    """One of the process's streams, line by line, kept as ``name`` (stdout or stderr, apart as PAI shows them)."""
+def _pump_output(
+    stream, events: _Events, tail: list[str], quiet_tf: bool = False, name: str = "stdout", metric_lines: bool = False
+) -> None:
+    """One of the process's streams, line by line, kept as ``name`` (stdout or stderr, apart as PAI shows them);
+    with ``metric_lines`` (a container, where no metrics pipe reaches) its ``[metrics]`` lines are metrics too."""
     for raw in iter(stream.readline, b""):
         text = raw.decode("utf-8", "replace")
         if quiet_tf and _TF_STARTUP_NOISE.match(text):
             continue
+        point = containers.metric_from_line(text) if metric_lines else None
+        if point is not None:
+            events.metric(point[0], point[1], time.time())
         events.line(text, name)
         tail.append(text.rstrip("\n")[-500:])
         del tail[:-30]
@@ -430,7 +436,9 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     queue.put(("started", pod, proc.pid))
     tail: list[str] = []
     readers = [
-        threading.Thread(target=_pump_output, args=(proc.stdout, events, tail, quiet_tf), daemon=True),
+        threading.Thread(
+            target=_pump_output, args=(proc.stdout, events, tail, quiet_tf, "stdout", bool(image)), daemon=True
+        ),
         threading.Thread(target=_pump_output, args=(proc.stderr, events, tail, quiet_tf, "stderr"), daemon=True),
         threading.Thread(target=_pump_metrics, args=(metrics_read, events), daemon=True),
     ]

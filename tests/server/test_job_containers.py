@@ -49,6 +49,8 @@ print("in-container=" + os.environ.get("IN_CONTAINER", ""), flush=True)
 print("task=" + json.dumps(json.loads(os.environ["TF_CONFIG"])["task"]), flush=True)
 print("token-given=" + str(bool(os.environ.get("PAI_LAB_TOKEN"))), flush=True)
 print("greeting=" + os.environ.get("GREETING", ""), flush=True)
+import pai_lab.training as pai
+pai.report(step=3, loss=0.5, accuracy=0.25)
 """
 
 
@@ -91,6 +93,9 @@ def test_a_roles_ranks_run_in_the_named_image_with_the_sandboxs_view(docker_serv
         lines = [x.line for x in job.log_lines(f"{job.id}-worker-{index}")]
         assert "in-container=pai/trainer:1" in lines and "token-given=True" in lines and "greeting=hi" in lines
         assert f'task={{"type": "worker", "index": {index}}}' in lines
+    metrics = job.metrics()  # from the container's [metrics] lines, as from a pipe on the worker
+    worker = metrics[metrics["pod"] == f"{job.id}-worker-0"]
+    assert list(worker["step"]) == [3] and list(worker["loss"]) == [0.5] and list(worker["accuracy"]) == [0.25]
     chief = [x.line for x in job.log_lines(f"{job.id}-chief-0")]
     assert "in-container=" in chief  # a role without an image runs on the worker as before
 
