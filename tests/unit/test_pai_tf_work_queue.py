@@ -271,3 +271,16 @@ def test_a_ranks_pipe_reaches_only_its_jobs_queues(dask_client, monkeypatch):
     assert "not one a rank may call" in refused["error"]
     assert scheduler_call(dask_client, action="stats", name="dlc-test/wq")["stats"]["remaining"] == 0
     assert "error" in scheduler_call(dask_client, action="stats", name="wq")  # the name is the job's
+
+
+def test_a_scheduler_of_its_own_process_gets_the_extension_once(remote_dask):
+    from distributed import Client
+
+    from pai_lab.pai_tf import WorkQueue
+
+    with Client(remote_dask, timeout="30s") as client:
+        first = WorkQueue(["x", "y"], shuffle=False, name="separate", client=client)
+        second = WorkQueue(["x", "y"], shuffle=False, name="separate", client=client)  # attaches, same queue
+        assert [first.take(), second.take()] == ["x", "y"]
+        second.ack()  # y is finished; x is finished by first's next take
+        assert first.take(timeout=30) is None
