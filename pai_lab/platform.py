@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
+from sqlalchemy.engine import make_url
 
 from pai_lab.pipelines import lifecycle as pipelines_lifecycle
 from pai_lab.serving import lifecycle as serving_lifecycle
@@ -76,7 +77,8 @@ class Platform:
         self.store.migrate()
         with self.store.transaction() as session:
             workspaces.ensure_default_workspace(session, self.owner)
-        log.info("pai_lab: store %s ready, root %s", self.store.url, self.root_dir)
+        shown = make_url(self.store.url).render_as_string(hide_password=True)  # a PostgreSQL password stays out of logs
+        log.info("pai_lab: store %s ready, root %s", shown, self.root_dir)
         return self
 
     def actor_for(self, user, identity_provider=None) -> str:
