@@ -36,8 +36,9 @@ IDLE_SECONDS = 3600.0
 
 
 class WorkQueueExtension:
-    """A scheduler plugin holding every queue; its one handler answers the queue's operations. When it
-    holds MAX_QUEUES, a new queue makes room by forgetting finished ones, then ones unused for an hour."""
+    """The scheduler extension holding every queue (:func:`_install` adds it); its one handler answers
+    the queue's operations. When it holds MAX_QUEUES, a new queue makes room by forgetting finished ones,
+    then ones unused for an hour."""
 
     name = "pai-lab-work-queues"
 
@@ -52,9 +53,6 @@ class WorkQueueExtension:
                 self.queues.pop(name)
                 self.used.pop(name, None)
         return len(self.queues) < MAX_QUEUES
-
-    async def start(self, scheduler) -> None:
-        scheduler.handlers[HANDLER] = self.handle
 
     def handle(self, action: str, name: str, holder: str = "", token=None, spec=None, state=None, requeue=False):
         now = time.monotonic()
