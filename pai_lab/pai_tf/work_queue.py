@@ -147,7 +147,11 @@ def scheduler_call(client, **message) -> dict:
     if address not in _installed:
         client.run_on_scheduler(_install)
         _installed.add(address)
-    return client.sync(client.scheduler.pai_lab_work_queue, **message)
+    answer = client.sync(client.scheduler.pai_lab_work_queue, **message)
+    if answer is None:  # no such handler: a scheduler started again at the same address lacks the extension
+        client.run_on_scheduler(_install)
+        answer = client.sync(client.scheduler.pai_lab_work_queue, **message)
+    return answer
 
 
 class _DaskTransport:

@@ -284,3 +284,17 @@ def test_a_scheduler_of_its_own_process_gets_the_extension_once(remote_dask):
         assert [first.take(), second.take()] == ["x", "y"]
         second.ack()  # y is finished; x is finished by first's next take
         assert first.take(timeout=30) is None
+
+
+def _forget_extension(dask_scheduler=None):
+    dask_scheduler.handlers.pop("pai_lab_work_queue", None)
+    dask_scheduler.extensions.pop("pai-lab-work-queues", None)
+
+
+def test_a_scheduler_that_lost_the_extension_gets_it_again(dask_client):
+    from pai_lab.pai_tf import WorkQueue
+
+    WorkQueue(["a"], name="before", client=dask_client)
+    dask_client.run_on_scheduler(_forget_extension)  # as a scheduler started again at the same address
+    again = WorkQueue(["b"], name="after", client=dask_client)
+    assert list(again) == ["b"]
