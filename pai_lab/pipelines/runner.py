@@ -11,7 +11,8 @@ their run ends (:func:`close_runners`), when a step of theirs is terminated, or 
 A runner's start (an interpreter and pai_lab's imports, a few hundred milliseconds on a busy machine) is
 kept off a run's path where it can be: a worker keeps ``SPARE_RUNNERS`` spare runners, started ahead with
 the step modules imported and nothing of any run in them, and hands one to a run that needs a runner; it
-then belongs to that run alone and a new spare is started in the background. A sandboxed run (a server
+then belongs to that run alone, and spares are started again when a run ends (not while the run that
+took them runs, where they would compete with its steps for the cores). A sandboxed run (a server
 with members) never takes a spare: its runners start inside its own sandbox.
 
 The runner side is this module run as a program: requests come as JSON lines on stdin, answers go out on
@@ -37,6 +38,7 @@ _POOL_MARGIN = 10.0
 _LOCK = threading.Lock()
 _IDLE: dict[tuple[str, str], list[_Runner]] = {}
 _SPARES: list[_Runner] = []
+_WANTED = False  # whether an unsandboxed run ever asked this worker for a spare
 _REFILLING = threading.Event()
 _BUSY: dict[int, tuple[str, _Runner]] = {}
 # Runners are started from one long-lived thread: PR_SET_PDEATHSIG fires when the starting *thread*
@@ -133,21 +135,31 @@ def _refill_spares() -> None:
             _REFILLING.clear()
 
 
+def _refill_soon() -> None:
+    with _LOCK:
+        if _REFILLING.is_set():
+            return
+        _REFILLING.set()
+    _SPAWNER.submit(_refill_spares)
+
+
 def _take_spare() -> _Runner | None:
-    """A spare runner for an unsandboxed run (None when none is ready); a new one is started behind it."""
+    """A spare runner for an unsandboxed run (None when none is ready). Spares are started again when a
+    run ends (:func:`close_runners`), not while the run that took them runs; only when none was ready
+    are they started at once, for the runs after this one."""
+    global _WANTED
     runner = None
     with _LOCK:
+        _WANTED = True
         while _SPARES and runner is None:
             candidate = _SPARES.pop()
             if candidate.usable():
                 runner = candidate
             else:
                 candidate.end()
-        refill = not _REFILLING.is_set()
-        _REFILLING.set()
-    if refill:
-        _SPAWNER.submit(_refill_spares)
-    if runner is not None:
+    if runner is None:
+        _refill_soon()
+    else:
         runner.idle = IDLE_SECONDS  # from now on a runner of its run, idling out as they do
         runner.last_used = time.monotonic()
     return runner
@@ -178,6 +190,8 @@ def close_runners(run_id: str) -> int:
         ending += [r for rid, r in _BUSY.values() if rid == run_id]
     for runner in ending:
         runner.end()
+    if _WANTED:  # this worker hands out spares: the ones this run took are replaced now
+        _refill_soon()
     return len(ending)
 
 
