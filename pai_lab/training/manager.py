@@ -212,10 +212,19 @@ class TrainingManager(LoggingConfigurable):
         supervisor.start()
 
     def request_stop(self, job_id: str) -> bool:
-        """Tell the job's supervisor to end its ranks; False when it has none (it ended meanwhile)."""
+        """Tell the job's supervisor to end its ranks; False when it has none, here or on another control plane
+        (it ended meanwhile)."""
         supervisor = self.supervisors.get(job_id)
         if supervisor is None:
-            return False
+            # another control plane over the same store (a teammate's server) may supervise it: it sees
+            # the record move to Stopping and ends the ranks itself
+            from pai_lab.training.supervision import supervised_elsewhere
+            from pai_lab.training.tables import JobRow
+
+            with self.platform.store.transaction() as s:
+                row = s.get(JobRow, job_id)
+                job_dir = row.work_dir if row is not None else None
+            return supervised_elsewhere(job_dir)
         supervisor.stop_requested.set()
         return True
 

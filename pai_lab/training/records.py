@@ -139,6 +139,10 @@ def add_metrics(session: Session, job_id: str, pod: str, points: list[tuple[int,
     )
 
 
+def state_of(session: Session, job_id: str) -> str | None:
+    return session.scalar(select(JobRow.state).where(JobRow.id == job_id))
+
+
 def reconcile_after_restart(session: Session, keep: Callable[[JobRow], bool] | None = None) -> list[str]:
     """Jobs left active by a control plane that stopped: their ranks ended with it, so they failed.
     ``keep`` says which active jobs another control plane, still running, supervises (left as they are)."""

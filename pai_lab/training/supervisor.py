@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pai_lab.training")
 MAX_CODE_ZIP = 64 * 2**20
 POLL_SECONDS = 0.2
+RECORD_CHECK_SECONDS = 1.0
 
 
 def _keras_hint(tail: list[str]) -> str:
@@ -56,6 +57,7 @@ class Supervisor(threading.Thread):
         self.scheduler_address = ""  # the resource group's cluster ("" the default group's)
         self.dynamic: DynamicCluster | None = None  # enableDynamicCluster: workers that leave rejoin
         self.stepping = False  # a rank has reported a training step: from then on only steps show progress
+        self.record_checked = time.monotonic()  # when the record was last read for a stop asked elsewhere
 
     # -- store helpers
     def _transition(self, state: str, reason: str = "", only_from=None) -> bool:
@@ -95,7 +97,16 @@ class Supervisor(threading.Thread):
             self.manager._release(self)
 
     def _stopping(self) -> bool:
-        return self.stop_requested.is_set() or self.manager.closing
+        if self.stop_requested.is_set() or self.manager.closing:
+            return True
+        now = time.monotonic()
+        if now - self.record_checked >= RECORD_CHECK_SECONDS:
+            # a stop asked on another control plane over the same store (a teammate's server) shows here
+            self.record_checked = now
+            with self.store.transaction() as s:
+                if records.state_of(s, self.job_id) == "Stopping":
+                    self.stop_requested.set()
+        return self.stop_requested.is_set()
 
     def _finish_stopped(self) -> None:
         self._end_ranks()

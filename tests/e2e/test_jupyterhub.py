@@ -8,6 +8,7 @@ import pytest
 
 from tests.fixtures.browser import open_sidebar
 from tests.fixtures.hub import HUB_OWNER, HUB_PASSWORD, HUB_TEAM
+from tests.fixtures.training import processes_of, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -87,7 +88,7 @@ def test_team_members_roles_jobs_and_packages_across_users_servers(hub):
     assert "Guest" in refused.json()["error"]["message"], refused.text
 
 
-def test_a_teammates_server_that_starts_leaves_a_running_job_to_its_own_server(hub):
+def test_a_running_job_outlives_a_teammates_server_restart_and_stops_from_another_server(hub):
     for user, role in HUB_TEAM.items():
         added = hub.api(HUB_OWNER, "POST", f"{W}/members", {"username": user, "roles": [role]})
         assert added.status_code in (201, 409), added.text
@@ -108,8 +109,12 @@ def test_a_teammates_server_that_starts_leaves_a_running_job_to_its_own_server(h
     hub.start_server("gus")
     seen = _ok(hub.api("gus", "GET", f"{W}/jobs/{job['id']}"))
     assert seen["state"] == "Running", seen["reason"]
-    stopped = _ok(hub.api("ana", "POST", f"{W}/jobs/{job['id']}/stop"))
+    assert processes_of(job["id"])
+    # The owner stops it from his own server: ana's server, which supervises it, ends its rank.
+    stopped = _ok(hub.api(HUB_OWNER, "POST", f"{W}/jobs/{job['id']}/stop"))
     assert stopped["state"] == "Stopped", stopped["reason"]
+    wait_for(lambda: not processes_of(job["id"]), 30)
+    assert _ok(hub.api("ana", "GET", f"{W}/jobs/{job['id']}"))["state"] == "Stopped"
 
 
 @pytest.mark.parametrize("user", ["lia", "gus"])
