@@ -19,9 +19,7 @@ import json
 import math
 import os
 
-os.environ.setdefault(
-    "TF_USE_LEGACY_KERAS", "1"
-)  # Keras 3's fit does not run under MultiWorkerMirroredStrategy
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Keras 3's fit does not run under MultiWorkerMirroredStrategy
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
@@ -47,11 +45,7 @@ def build(model_type: str, embedding_dim: int, learning_rate: float, l2: float):
     for field in FIELDS:
         ids = keras.layers.Hashing(BUCKETS[field], name=f"hash_{field}")(inputs[field])
         penalty = keras.regularizers.l2(l2)
-        linear.append(
-            keras.layers.Embedding(
-                BUCKETS[field], 1, embeddings_regularizer=penalty, name=f"w_{field}"
-            )(ids)
-        )
+        linear.append(keras.layers.Embedding(BUCKETS[field], 1, embeddings_regularizer=penalty, name=f"w_{field}")(ids))
         embedded.append(
             keras.layers.Embedding(
                 BUCKETS[field],
@@ -62,21 +56,15 @@ def build(model_type: str, embedding_dim: int, learning_rate: float, l2: float):
         )
     logit = keras.layers.Add(name="linear")(linear)  # (batch, 1)
     stack = tf.stack(embedded, axis=1)  # (batch, fields, k)
-    if (
-        model_type == "deepfm"
-    ):  # 0.5 * sum((sum e)^2 - sum e^2): every pair of fields, in O(fields * k)
+    if model_type == "deepfm":  # 0.5 * sum((sum e)^2 - sum e^2): every pair of fields, in O(fields * k)
         square_of_sum = tf.square(tf.reduce_sum(stack, axis=1))
         sum_of_square = tf.reduce_sum(tf.square(stack), axis=1)
-        logit = logit + 0.5 * tf.reduce_sum(
-            square_of_sum - sum_of_square, axis=1, keepdims=True
-        )
+        logit = logit + 0.5 * tf.reduce_sum(square_of_sum - sum_of_square, axis=1, keepdims=True)
     deep = keras.layers.Flatten()(stack)
     for units in (64, 32):
         deep = keras.layers.Dense(units, activation="relu")(deep)
     logit = logit + keras.layers.Dense(1)(deep)
-    model = keras.Model(
-        inputs, keras.layers.Activation("sigmoid", name="probability")(logit)
-    )
+    model = keras.Model(inputs, keras.layers.Activation("sigmoid", name="probability")(logit))
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.BinaryCrossentropy(),
@@ -86,9 +74,7 @@ def build(model_type: str, embedding_dim: int, learning_rate: float, l2: float):
 
 
 def table_input(strategy, uri: str, slice_id: int, slice_count: int, global_batch: int):
-    defaults = [0] + [""] * len(
-        FIELDS
-    )  # click, then the fields, in the table's column order
+    defaults = [0] + [""] * len(FIELDS)  # click, then the fields, in the table's column order
     columns = ",".join(["click", *FIELDS])
 
     def make(context):
@@ -105,15 +91,9 @@ def table_input(strategy, uri: str, slice_id: int, slice_count: int, global_batc
                 tf.cast(click, tf.float32),
             )
         )
-        return (
-            pairs.shuffle(4096, seed=slice_id)
-            .repeat()
-            .batch(context.get_per_replica_batch_size(global_batch))
-        )
+        return pairs.shuffle(4096, seed=slice_id).repeat().batch(context.get_per_replica_batch_size(global_batch))
 
-    return strategy.distribute_datasets_from_function(make), max(
-        1, math.ceil(count_rows(uri) / global_batch)
-    )
+    return strategy.distribute_datasets_from_function(make), max(1, math.ceil(count_rows(uri) / global_batch))
 
 
 def main() -> None:
@@ -138,12 +118,8 @@ def main() -> None:
 
     keras.utils.set_random_seed(2020)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    train, steps = table_input(
-        strategy, train_table, args.task_index, workers, args.global_batch
-    )
-    val, val_steps = table_input(
-        strategy, test_table, args.task_index, workers, args.global_batch
-    )
+    train, steps = table_input(strategy, train_table, args.task_index, workers, args.global_batch)
+    val, val_steps = table_input(strategy, test_table, args.task_index, workers, args.global_batch)
     with strategy.scope():
         model = build(args.model, args.embedding_dim, args.learning_rate, args.l2)
     model.fit(
@@ -156,14 +132,10 @@ def main() -> None:
         callbacks=[pai.keras_callback(every_n_batches=5, keras=keras)],
     )
 
-    if (
-        pai.is_chief()
-    ):  # the whole validation table, once, as the manual's evaluation does
+    if pai.is_chief():  # the whole validation table, once, as the manual's evaluation does
         frame = read_table(test_table).to_pandas()
         scores = []
-        for start in range(
-            0, len(frame), 2048
-        ):  # direct calls: this rank alone, no collective
+        for start in range(0, len(frame), 2048):  # direct calls: this rank alone, no collective
             part = frame.iloc[start : start + 2048]
             scores.append(
                 model(
@@ -171,21 +143,14 @@ def main() -> None:
                     training=False,
                 )
             )
-        p = np.clip(
-            np.concatenate([s.numpy().reshape(-1) for s in scores]), 1e-7, 1 - 1e-7
-        )
+        p = np.clip(np.concatenate([s.numpy().reshape(-1) for s in scores]), 1e-7, 1 - 1e-7)
         y = frame["click"].to_numpy().astype(float)
         logloss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-        order = np.argsort(
-            p
-        )  # AUC: the chance a random click scores above a random non-click
+        order = np.argsort(p)  # AUC: the chance a random click scores above a random non-click
         ranks = np.empty(len(p))
         ranks[order] = np.arange(1, len(p) + 1)
         positives = y.sum()
-        auc = float(
-            (ranks[y == 1].sum() - positives * (positives + 1) / 2)
-            / (positives * (len(y) - positives))
-        )
+        auc = float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * (len(y) - positives)))
         pai.report(step=steps * args.epochs, test_logloss=logloss, test_auc=auc)
         print(
             "test "
