@@ -1530,6 +1530,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/pai-lab/api/v1/workspaces/{workspace}/storage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The workspace's storage: where eascmd upload puts model packages (secrets shown as ***) */
+        get: operations["workspace.storage"];
+        /** Point the workspace's model store at an S3/OSS prefix, or at the server's folder (Owner, Administrator) */
+        put: operations["workspace.storage.set"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1923,7 +1941,8 @@ export interface components {
             code_source: string;
             /**
              * Command
-             * @description start command of every rank
+             * @description start command of every rank (a predictjob has its own)
+             * @default
              */
             command: string;
             /**
@@ -1954,7 +1973,7 @@ export interface components {
              * @default tfjob
              * @enum {string}
              */
-            kind: "tfjob" | "pytorchjob";
+            kind: "tfjob" | "pytorchjob" | "predictjob";
             /**
              * Master Image
              * @default
@@ -1977,10 +1996,21 @@ export interface components {
              */
             maxHungTimeBeforeGCInSeconds: number;
             /**
+             * Model
+             * @description predictjob: a SavedModel folder or URL, or a registered model NAME[:VERSION]
+             * @default
+             */
+            model: string;
+            /**
              * Name
              * @description job name; several jobs may share it
              */
             name: string;
+            /**
+             * Outputs
+             * @description PAI-TF output tables (a dataset's folder, s3:// or a folder); ranks get --outputs
+             */
+            outputs?: string[];
             /**
              * Priority
              * @description 1-9, higher first: when the cluster is full, waiting jobs start by priority, then in submission order
@@ -2008,6 +2038,11 @@ export interface components {
              * @default
              */
             script: string;
+            /**
+             * Tables
+             * @description PAI-TF input tables: datasets (NAME, odps://PROJECT/tables/NAME) or table URLs; ranks get --tables
+             */
+            tables?: string[];
             /**
              * Thirdparty Libs
              * @description pip packages installed per rank
@@ -2126,6 +2161,12 @@ export interface components {
             pod: string;
             /** Seq */
             seq: number;
+            /**
+             * Stream
+             * @default stdout
+             * @enum {string}
+             */
+            stream: "stdout" | "stderr";
             /**
              * Time
              * Format: date-time
@@ -4888,9 +4929,10 @@ export interface operations {
                     code_source?: string;
                     /**
                      * Command
-                     * @description start command of every rank
+                     * @description start command of every rank (a predictjob has its own)
+                     * @default
                      */
-                    command: string;
+                    command?: string;
                     /**
                      * Data Sources
                      * @description datasets (NAME, NAME:VERSION) or a labeling task's answers (task:TASK), read in a rank with pai_lab.training.dataset(); a dataset's folder is also seen as /root/data/
@@ -4919,7 +4961,7 @@ export interface operations {
                      * @default tfjob
                      * @enum {string}
                      */
-                    kind?: "tfjob" | "pytorchjob";
+                    kind?: "tfjob" | "pytorchjob" | "predictjob";
                     /**
                      * Master Image
                      * @default
@@ -4942,10 +4984,21 @@ export interface operations {
                      */
                     maxHungTimeBeforeGCInSeconds?: number;
                     /**
+                     * Model
+                     * @description predictjob: a SavedModel folder or URL, or a registered model NAME[:VERSION]
+                     * @default
+                     */
+                    model?: string;
+                    /**
                      * Name
                      * @description job name; several jobs may share it
                      */
                     name: string;
+                    /**
+                     * Outputs
+                     * @description PAI-TF output tables (a dataset's folder, s3:// or a folder); ranks get --outputs
+                     */
+                    outputs?: string[];
                     /**
                      * Priority
                      * @description 1-9, higher first: when the cluster is full, waiting jobs start by priority, then in submission order
@@ -4973,6 +5026,11 @@ export interface operations {
                      * @default
                      */
                     script?: string;
+                    /**
+                     * Tables
+                     * @description PAI-TF input tables: datasets (NAME, odps://PROJECT/tables/NAME) or table URLs; ranks get --tables
+                     */
+                    tables?: string[];
                     /**
                      * Thirdparty Libs
                      * @description pip packages installed per rank
@@ -5108,6 +5166,7 @@ export interface operations {
                     arn?: string;
                     /**
                      * Buckets
+                     * @description a folder (local or s3://) the script reads, given to it as --buckets
                      * @default
                      */
                     buckets?: string;
@@ -5119,16 +5178,20 @@ export interface operations {
                     checkpointDir?: string;
                     /**
                      * Cluster
-                     * @description {"ps":{"count":N},"worker":{"count":M,"gpu":100,"cpu":600,"memory":30000}}
+                     * @description {"ps":{"count":N},"worker":{"count":M,"gpu":100,"cpu":600,"memory":30000}}, or its JSON
                      * @default
                      */
-                    cluster?: string;
+                    cluster?: string | {
+                        [key: string]: {
+                            [key: string]: number;
+                        };
+                    };
                     /**
                      * Enabledynamiccluster
                      * @description true: a worker that fails rejoins and the job goes on
                      * @default
                      */
-                    enableDynamicCluster?: string;
+                    enableDynamicCluster?: string | boolean;
                     /**
                      * Entryfile
                      * @default
@@ -5139,7 +5202,7 @@ export interface operations {
                      * @description single-machine job: 100 = 1 GPU, 0 = CPU
                      * @default
                      */
-                    gpuRequired?: string;
+                    gpuRequired?: string | number;
                     /**
                      * Hyperparameters
                      * @default
@@ -5155,7 +5218,7 @@ export interface operations {
                      * @description no training step for this long fails the job
                      * @default
                      */
-                    maxHungTimeBeforeGCInSeconds?: string;
+                    maxHungTimeBeforeGCInSeconds?: string | number;
                     /**
                      * Name
                      * @description the algorithm (-name)
@@ -5167,6 +5230,12 @@ export interface operations {
                      * @default
                      */
                     ossHost?: string;
+                    /**
+                     * Outputs
+                     * @description output tables, comma separated
+                     * @default
+                     */
+                    outputs?: string;
                     /**
                      * Project
                      * @description -project (noted, not needed here)
@@ -5188,6 +5257,12 @@ export interface operations {
                      * @default
                      */
                     summaryDir?: string;
+                    /**
+                     * Tables
+                     * @description input tables, comma separated: odps://PROJECT/tables/DATASET or URLs
+                     * @default
+                     */
+                    tables?: string;
                     /**
                      * Userdefinedparameters
                      * @default
@@ -5415,6 +5490,8 @@ export interface operations {
         parameters: {
             query?: {
                 pod?: string | null;
+                /** @description only the pod's stdout or its stderr (default: both) */
+                stream?: ("stdout" | "stderr") | null;
                 max_events_num?: number;
                 start_time?: string | null;
                 end_time?: string | null;
@@ -8937,10 +9014,10 @@ export interface operations {
                     model_name?: string | null;
                     /**
                      * Processor
-                     * @description the serving processor
-                     * @default tensorflow_cpu
+                     * @description the serving processor; by default the one the model's format calls for (pmml for a PMML file, onnx, pytorch for TorchScript, tensorflow_cpu for a SavedModel)
+                     * @default null
                      */
-                    processor?: string;
+                    processor?: string | null;
                     /**
                      * Service
                      * @description the service's name: lowercase letters, digits and '_'
@@ -10782,6 +10859,104 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ServiceVersion"][];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "workspace.storage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Model Store
+                         * @description s3://bucket/prefix or oss://bucket[.endpoint]/prefix; empty: the server's eas-models folder
+                         * @default
+                         */
+                        model_store: string;
+                        /**
+                         * Storage Options
+                         * @description s3fs options: endpoint_url, region, key, secret (secrets come back as ***)
+                         */
+                        storage_options?: {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "workspace.storage.set": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Model Store
+                     * @description s3://bucket/prefix or oss://bucket[.endpoint]/prefix; empty: the server's eas-models folder
+                     * @default
+                     */
+                    model_store?: string;
+                    /**
+                     * Storage Options
+                     * @description s3fs options: endpoint_url, region, key, secret (secrets come back as ***)
+                     */
+                    storage_options?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Model Store
+                         * @description s3://bucket/prefix or oss://bucket[.endpoint]/prefix; empty: the server's eas-models folder
+                         * @default
+                         */
+                        model_store: string;
+                        /**
+                         * Storage Options
+                         * @description s3fs options: endpoint_url, region, key, secret (secrets come back as ***)
+                         */
+                        storage_options?: {
+                            [key: string]: unknown;
+                        };
+                    };
                 };
             };
             400: components["responses"]["Error"];
