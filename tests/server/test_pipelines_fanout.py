@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import os
 
+import psutil
 import pytest
 
 from pai_lab.client.pipelines import PipelineRunError
 from pai_lab.pipelines import Pipeline, PipelineParameter, component
+from pai_lab.pipelines.runner import SPARE_RUNNERS
+from tests.conftest import start_pai_server
 from tests.fixtures.training import wait_for
 
 WIDTH = 64  # wider than the batching threshold of a cluster of up to 16 threads
@@ -75,3 +78,47 @@ def test_terminating_a_wide_fan_out_ends_the_running_steps_and_terminates_those_
     assert started and len(started) < WIDTH  # the steps not begun never ran
     with pytest.raises(PipelineRunError, match="terminated"):
         run.wait_for_completion(show_outputs=False)
+
+
+def _runners(server) -> list[psutil.Process]:
+    """The server's warm step runners (its children running pai_lab.pipelines.runner)."""
+    found = []
+    for proc in psutil.Process(server.proc.pid).children(recursive=True):
+        try:
+            if "pai_lab.pipelines.runner" in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _spares(server) -> set[int]:
+    return {p.pid for p in _runners(server) if "--idle" in p.cmdline() and "PAI_RUN_ID" not in p.environ()}
+
+
+def test_a_single_user_servers_runs_take_spare_runners_and_leave_only_spares_behind(tmp_path):
+    """Without the sandbox, a run's steps run in spare runners started ahead (nothing of any run in
+    them); when the run ends its runners end too, and spares are there again for the next run."""
+    server = start_pai_server(tmp_path / "root")
+    try:
+        ws = server.client().workspace("default")
+
+        @component(inputs=[PipelineParameter("i", int)], outputs=[PipelineParameter("pid", int)])
+        def where(i: int):
+            return os.getpid()
+
+        def run_once():
+            steps = [where.as_step(name=f"w{i}", inputs={"i": i}) for i in range(12)]
+            run = ws.pipelines.run(Pipeline(steps=steps), cache=False, wait=True, show_outputs=False, timeout=300)
+            return {o.value for o in run.get_outputs()}
+
+        run_once()  # the first run finds no spare: it starts its runners, and the spares start
+        wait_for(lambda: len(_spares(server)) == SPARE_RUNNERS and len(_runners(server)) == SPARE_RUNNERS, 60)
+        ready = _spares(server)
+        pids = run_once()
+        assert pids and pids <= ready  # the steps ran in runners that were spares when the run began
+        # the run's runners ended with it; new spares, none of them a runner of that run
+        wait_for(lambda: len(_spares(server)) == SPARE_RUNNERS and len(_runners(server)) == SPARE_RUNNERS, 60)
+        assert not _spares(server) & pids
+    finally:
+        server.stop()
