@@ -25,6 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from pai_lab import supervision
 from pai_lab.pipelines import manifest as manifests
 from pai_lab.pipelines import platform_ops, service, step_plans
 from pai_lab.pipelines.executors import ENDED_MARK, STARTED_MARK, WARM_KINDS, run_step, run_steps
@@ -129,6 +130,7 @@ class RunDriver(threading.Thread):
 
     def _drive(self) -> None:
         self._load()
+        supervision.claim(self.work_dir)  # a teammate's server that starts leaves this run to us
         (self.work_dir / STOP_FILE).unlink(missing_ok=True)
         self._update_run(status=S.WorkflowServiceStarting)
         from pai_lab.training.manager import get_manager

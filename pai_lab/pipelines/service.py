@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -423,9 +424,11 @@ def refuse_workspace_delete_with_active_runs(session: Session, workspace_id: str
         raise Conflict(f"the workspace has {active} active pipeline run(s); terminate them first", "workspace")
 
 
-def reconcile_after_restart(session: Session) -> list[str]:
-    """Runs left active by a control plane that stopped: their drivers and steps ended with it."""
+def reconcile_after_restart(session: Session, keep: Callable[[RunRow], bool] | None = None) -> list[str]:
+    """Runs left active by a control plane that stopped: their drivers and steps ended with it.
+    ``keep`` says which active runs another control plane, still running, drives (left as they are)."""
     rows = list(session.scalars(select(RunRow).where(RunRow.status.in_((*ACTIVE, S.Suspended)))))
+    rows = [row for row in rows if keep is None or not keep(row)]
     now = utcnow()
     for row in rows:
         reason = RESTART_REASON.format(status=row.status)

@@ -54,9 +54,9 @@ def _end_leftover_processes(platform, job_ids: list[str]) -> None:
 
 
 def on_start(platform) -> None:
+    from pai_lab.supervision import supervised_elsewhere
     from pai_lab.training import records, service
     from pai_lab.training.manager import get_manager
-    from pai_lab.training.supervision import supervised_elsewhere
     from pai_lab.workspaces import service as workspaces
 
     if service.refuse_workspace_delete_with_active_jobs not in workspaces.DELETE_GUARDS:

@@ -218,7 +218,7 @@ class TrainingManager(LoggingConfigurable):
         if supervisor is None:
             # another control plane over the same store (a teammate's server) may supervise it: it sees
             # the record move to Stopping and ends the ranks itself
-            from pai_lab.training.supervision import supervised_elsewhere
+            from pai_lab.supervision import supervised_elsewhere
             from pai_lab.training.tables import JobRow
 
             with self.platform.store.transaction() as s:

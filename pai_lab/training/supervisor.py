@@ -18,7 +18,8 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pai_lab.training import records, supervision
+from pai_lab import supervision
+from pai_lab.training import records
 from pai_lab.training import spec as specs
 from pai_lab.training.dynamic import DynamicCluster
 from pai_lab.training.placement import Slot

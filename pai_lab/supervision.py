@@ -1,12 +1,12 @@
-"""Which control plane supervises a job.
+"""Which control plane supervises a job or a pipeline run.
 
 Several control planes may share one store: a team under JupyterHub runs one server per user, each a
-control plane over the same database and team folder (docs/jupyterhub.md). A job is supervised by the
-one it was submitted from, which writes its claim (host, process id, process start time) into the job's
-folder when its supervisor starts. A control plane that starts reconciles only the active jobs whose
-supervisor is gone: the claim names a process of this host that no longer runs, or there is no claim.
-A claim of another host is taken as live: only that host can tell, and failing a running job on a guess
-is worse than leaving an orphan listed as active.
+control plane over the same database and team folder (docs/jupyterhub.md). A job (a pipeline run) is
+supervised (driven) by the one it was submitted from, which writes its claim (host, process id, process
+start time) into the job's (run's) folder when its supervisor (driver) starts. A control plane that starts
+reconciles only the active ones whose supervisor is gone: the claim names a process of this host that no
+longer runs, or there is no claim. A claim of another host is taken as live: only that host can tell, and
+failing a running job on a guess is worse than leaving an orphan listed as active.
 """
 
 from __future__ import annotations
