@@ -21,11 +21,12 @@ def _ok(answer, status: int = 200):
     return answer.json() if answer.content else None
 
 
-def test_team_members_roles_jobs_and_packages_across_users_servers(hub):
-    # Each server knows its user as the Hub does, and every server is on the same store and owner.
+def test_team_members_roles_jobs_and_packages_across_users_servers(hub, remote_dask):
+    # Each server knows its user as the Hub does, and every server has the same owner and the one cluster.
     for user in [HUB_OWNER, *HUB_TEAM]:
         me = _ok(hub.api(user, "GET", "me"))
         assert (me["username"], me["server_owner"]) == (user, user == HUB_OWNER)
+        assert _ok(hub.api(user, "GET", "cluster"))["scheduler_address"] == remote_dask
     # A Hub token is good on its own user's server only (the Hub's proxy and OAuth say so).
     other = hub.api("gus", "GET", "me")
     assert other.status_code == 200
