@@ -236,40 +236,50 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
         containment.resolve(spec.checkpointDir, "checkpointDir", must_exist=False, writing=True)
     if spec.hyperParameters:
         spec = spec.model_copy(update={"hyperParameters": containment.check(spec.hyperParameters, "hyperParameters")})
-    if spec.script:  # PAI-TF -Dscript: staged, then copied into the job's code as a code_source is
-        from pai_lab.training.tf_submit import stage_for_job
-
-        code, branch, code_mount = stage_for_job(platform, containment, spec), "", "/root/code"
-    else:
-        code, branch, code_mount = _resolve_code_source(session, user, workspace, spec.code_source.strip(), containment)
-    mounts, buckets, sources = _resolve_data_sources(session, user, workspace, spec.data_sources)
-    sandbox = _sandbox_for(session, platform.settings) if local_cluster else None
+    job_id = new_job_id()
+    work_dir = Path(platform.state_dir) / "jobs" / job_id
     try:
-        job = _record_job(
-            session,
-            platform,
-            user,
-            access,
-            spec,
-            code,
-            branch,
-            code_mount,
-            mounts,
-            buckets,
-            sources,
-            local_cluster,
-            sandbox,
-            # where and with what the ranks run: each role's interpreter, the group's cluster
-            {
-                "pythons": pythons,
-                "containers": containers,
-                "resource_group": group,
-                "scheduler_address": scheduler_address,
-            },
-        )
-    finally:
-        for _info, lines in sources:
-            lines.close()  # spooled lines: copied into the job's folder, or dropped with a refused job
+        if spec.script:  # PAI-TF -Dscript: staged, then copied into the job's code as a code_source is
+            from pai_lab.training.tf_submit import stage_for_job
+
+            code, branch, code_mount = stage_for_job(containment, spec, work_dir / "script"), "", "/root/code"
+        else:
+            code, branch, code_mount = _resolve_code_source(
+                session, user, workspace, spec.code_source.strip(), containment
+            )
+        mounts, buckets, sources = _resolve_data_sources(session, user, workspace, spec.data_sources)
+        sandbox = _sandbox_for(session, platform.settings) if local_cluster else None
+        try:
+            job = _record_job(
+                job_id,
+                session,
+                platform,
+                user,
+                access,
+                spec,
+                code,
+                branch,
+                code_mount,
+                mounts,
+                buckets,
+                sources,
+                local_cluster,
+                sandbox,
+                # where and with what the ranks run: each role's interpreter, the group's cluster
+                {
+                    "pythons": pythons,
+                    "containers": containers,
+                    "resource_group": group,
+                    "scheduler_address": scheduler_address,
+                },
+            )
+        finally:
+            for _info, lines in sources:
+                lines.close()  # spooled lines: copied into the job's folder, or dropped with a refused job
+    except BaseException:
+        # a refused job leaves nothing of itself in the state folder (a staged -Dscript, a data snapshot)
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
     # a supervisor reads the job's row: it starts only once the row is there for it to read
     after_commit(session, lambda: manager.launch(job.id))
     return job
@@ -286,6 +296,7 @@ def _sandbox_for(session: Session, settings: dict) -> str | None:
 
 
 def _record_job(
+    job_id: str,
     session: Session,
     platform,
     user: str,
@@ -302,8 +313,7 @@ def _record_job(
     placement: dict,
 ) -> JobDetail:
     hyper = _read_hyperparameters(spec.hyperParameters)
-    job_id = new_job_id()
-    work_dir = platform.state_dir / "jobs" / job_id
+    work_dir = Path(platform.state_dir) / "jobs" / job_id
     output_dir = work_dir / "output"
     checkpoint_dir = spec.checkpointDir or str(output_dir)
     code_dir = str(work_dir / "code") if code else ""

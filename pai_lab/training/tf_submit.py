@@ -3,7 +3,6 @@ this cluster (GPUs), and its ``-Dscript`` is staged as the job's code. No HTTP h
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -49,9 +48,10 @@ def submit_command(session: Session, platform, user: str, workspace: str, comman
     return job
 
 
-def stage_for_job(platform, containment, spec: JobSpec) -> str:
-    """``-Dscript`` copied (or unpacked) into a folder of the server's own, which the supervisor then copies
-    into the job's code as it does a code_source; returns that folder."""
+def stage_for_job(containment, spec: JobSpec, target: Path) -> str:
+    """``-Dscript`` copied (or unpacked) into ``target``, a folder in the job's own folder (so it goes with
+    the job, and a refused submission removes it with the rest), which the supervisor then copies into the
+    job's code as it does a code_source; returns that folder."""
     if spec.code_source:
         raise BadInput("give -Dscript or --code_source, not both", "script")
     raw = spec.script.strip().removeprefix("file://")
@@ -61,7 +61,6 @@ def stage_for_job(platform, containment, spec: JobSpec) -> str:
         )
     source = containment.resolve(raw, "script")
     entry = tf_command.entry_of(raw, spec.entryFile)
-    target = Path(platform.state_dir) / "scripts" / secrets.token_hex(8)
     try:
         tf_command.stage_script(Path(source), entry, target)
     except BaseException:

@@ -1,0 +1,199 @@
+"""The week's new surfaces probed as a member of a low role would: EasyVision convert and import, the
+PAI-TF command's ``-Dscript`` archive and its staged copy, and a pipeline step's log ``tail``.
+
+Each path a member names goes through the one containment policy (the state folder, a link into it,
+``..`` and folders outside the roots are 400s naming the field); an archive's members never land
+outside the job's code nor bring a link along; and a PAI-TF submission leaves nothing of its archive
+in the state folder, whether it is refused or its job has its code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+W = "/workspaces/default"
+SECRET = "tok-owner-secret-0123456789"
+ENTRY = "print('hello from the archive', flush=True)\n"
+
+
+@pytest.fixture
+def state(pai_root) -> Path:
+    folder = pai_root / ".pai_lab"
+    (folder / "server.json").write_text(json.dumps({"token": SECRET}))
+    (pai_root / "data").mkdir(exist_ok=True)
+    (pai_root / "data" / "state-link").symlink_to(folder)
+    return folder
+
+
+def _into_state(state: Path) -> dict[str, str]:
+    return {
+        "server.json": str(state / "server.json"),
+        "relative into state": ".pai_lab/server.json",
+        "link to the state": "data/state-link/server.json",
+        "dot-dot into state": "data/../.pai_lab/server.json",
+    }
+
+
+def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def _file(name: str, text: str = ENTRY) -> tuple[tarfile.TarInfo, bytes]:
+    return tarfile.TarInfo(name), text.encode()
+
+
+def _link(name: str, target: str, hard: bool = False) -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.LNKTYPE if hard else tarfile.SYMTYPE
+    info.linkname = target
+    return info, None
+
+
+def _staged(state: Path) -> list[Path]:
+    folder = state / "scripts"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+async def _pai_tf(api, script: str, **extra):
+    body = {"script": script, "entryFile": "pkg/main.py", "gpuRequired": 0, **extra}
+    return await api("POST", f"{W}/jobs/pai-tf", body, user="dev")
+
+
+# ------------------------------------------------------------------ EasyVision convert and import
+
+
+async def test_convert_reads_and_writes_only_where_the_policy_allows(api, members, pai_root, state):
+    await members()
+    (pai_root / "ok.csv").write_text("")
+    good = {"label_file": "ok.csv", "output_tfrecord": "out/shards", "convert_param_config": "--model_type DETECTION"}
+    for what, bad in _into_state(state).items():
+        status, err = await api("POST", f"{W}/labeling/convert", {**good, "label_file": bad}, user="labeladmin")
+        assert status == 400 and err["error"]["field"] == "label_file", (what, err)
+        target = bad.removesuffix("server.json") + "shards"
+        status, err = await api("POST", f"{W}/labeling/convert", {**good, "output_tfrecord": target}, user="labeladmin")
+        assert status == 400 and err["error"]["field"] == "output_tfrecord", (what, err)
+        config = f"--model_type DETECTION --class_list_file {bad}"
+        status, err = await api(
+            "POST", f"{W}/labeling/convert", {**good, "convert_param_config": config}, user="labeladmin"
+        )
+        assert status == 400 and "server.json" in err["error"]["message"], (what, err)
+    for scheme in ("local://", "memory://", "simplecache::file://"):
+        status, err = await api(
+            "POST", f"{W}/labeling/convert", {**good, "output_tfrecord": f"{scheme}{state}/x"}, user="labeladmin"
+        )
+        assert status == 400 and err["error"]["field"] == "output_tfrecord", (scheme, err)
+    # SELF_DEFINED runs the member's code: never in the server
+    config = "--model_type SELF_DEFINED --user_defined_converter_path conv.py --converter_class C"
+    status, err = await api(
+        "POST", f"{W}/labeling/convert", {**good, "convert_param_config": config}, user="labeladmin"
+    )
+    assert status == 400 and err["error"]["field"] == "options.model_type", err
+    status, err = await api("POST", f"{W}/labeling/convert", good, user="guest")
+    assert status == 403
+    assert json.loads((state / "server.json").read_text()) == {"token": SECRET}
+    assert not list(state.glob("*shards*")) and not list(state.glob("*.tfrecord"))
+
+
+async def test_an_easyvision_import_base_cannot_lead_into_the_state(api, members, pai_root, state):
+    await members()
+    row = 'a.jpg,"[{""option"":""cat"",""type"":""image"",""id"":0}]"\n'
+    text = "url,label\n" + row
+    for what, base in {
+        "state": str(state),
+        "link": "data/state-link",
+        "dot-dot": "data/..",
+        "outside": "/etc",
+    }.items():
+        body = {"format": "easyvision", "name": "probe", "content": text.replace("a.jpg", "server.json")}
+        if what == "outside":
+            body["content"] = text.replace("a.jpg", "passwd")
+        if what == "dot-dot":
+            body["content"] = text.replace("a.jpg", ".pai_lab/server.json")
+        status, err = await api("POST", f"{W}/labeling/imports", {**body, "base": base}, user="labeladmin")
+        assert status == 400 and SECRET not in json.dumps(err), (what, err)
+        assert err["error"]["field"] in ("content", "base"), (what, err)
+
+
+# ------------------------------------------------------------------ PAI-TF -Dscript
+
+
+@pytest.mark.parametrize(
+    "members_, field",
+    [
+        ([_file("pkg/main.py"), _file("../escape.py")], "script"),
+        ([_file("pkg/main.py"), _file("/tmp/escape.py")], "script"),
+        ([_link("pkg/main.py", "/")], "entryFile"),  # links stay behind: no entry
+        ([_file("pkg/x.py"), _link("pkg/main.py", "../../../.pai_lab/server.json")], "entryFile"),
+        ([_file("pkg/x.py"), _link("pkg/main.py", "pkg/x.py", hard=True)], "entryFile"),
+    ],
+    ids=["dot-dot member", "absolute member", "link as the entry", "link into the state", "hard link"],
+)
+async def test_an_archive_lands_only_inside_the_job_code(api, members, pai_root, state, members_, field):
+    await members()
+    archive = _tar(pai_root / "code.tar.gz", members_)
+    status, err = await _pai_tf(api, str(archive))
+    assert status == 400 and err["error"]["field"] == field, err
+    assert not (pai_root / "escape.py").exists() and not Path("/tmp/escape.py").exists()
+    assert _staged(state) == []
+
+
+async def test_a_script_in_the_state_is_refused(api, members, state):
+    await members()
+    for what, bad in _into_state(state).items():
+        status, err = await _pai_tf(api, bad)
+        assert status == 400 and err["error"]["field"] == "script", (what, err)
+    status, err = await _pai_tf(api, "data/code.tar.gz", buckets=".pai_lab")
+    assert status == 400 and err["error"]["field"] == "buckets", err
+
+
+async def test_a_refused_submission_leaves_nothing_of_its_archive_in_the_state(api, members, pai_root, state):
+    """The archive is unpacked before the rest of the job is checked: a refusal after that (here an input
+    table that is no dataset) must take the unpacked copy away, or every refused call grows the state."""
+    await members()
+    archive = _tar(pai_root / "code.tar.gz", [_file("pkg/main.py"), _file("pkg/big.bin", "x" * 100_000)])
+    for _ in range(3):
+        status, err = await _pai_tf(api, str(archive), tables="odps://proj/tables/no_such_dataset")
+        assert status == 400 and err["error"]["field"] == "tables", err
+    assert _staged(state) == []
+
+
+async def test_a_job_s_staged_archive_lives_and_goes_with_the_job(api, members, pai_root, state):
+    await members()
+    marker = "staged-marker-0123456789"
+    archive = _tar(pai_root / "code.tar.gz", [_file("pkg/main.py", f"print({marker!r}, flush=True)\n")])
+
+    def copies() -> list[Path]:
+        return [p for p in state.rglob("main.py") if marker in p.read_text()]
+
+    status, job = await _pai_tf(api, str(archive))
+    assert status == 201, job
+    while job["state"] not in ("Succeeded", "Failed", "Stopped"):
+        status, job = await api("GET", f"{W}/jobs/{job['id']}", params={"wait": "30"}, user="dev")
+        assert status == 200, job
+    assert job["state"] == "Succeeded", job["reason"]
+    assert copies() and all(state / "jobs" / job["id"] in p.parents for p in copies()), copies()
+    status, _ = await api("DELETE", f"{W}/jobs/{job['id']}", user="dev")
+    assert status == 204
+    assert copies() == [] and _staged(state) == []
+
+
+# ------------------------------------------------------------------ pipeline step logs
+
+
+async def test_a_step_log_tail_is_bounded(api, members):
+    await members()
+    for tail in ("10001", "-1", "99999999999999999999"):
+        status, err = await api(
+            "GET", f"{W}/pipelines/runs/r-nothere/logs", params={"node": "a", "tail": tail}, user="guest"
+        )
+        assert status == 400 and err["error"]["field"] == "tail", (tail, err)
