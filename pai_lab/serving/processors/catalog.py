@@ -5,6 +5,7 @@ start. The result (``processor_kind`` and its files) is what an instance process
 from __future__ import annotations
 
 import importlib.util
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,7 @@ def processor_for_model(path: Path) -> str | None:
     if path.is_dir():
         if saved_model_of(path) is not None:
             return "tensorflow_cpu"
-        found = [p for p in sorted(path.rglob("*"))[:1000] if p.is_file() and processor_for_model(p)]
+        found = [p for p in itertools.islice(path.rglob("*"), 1000) if p.is_file() and processor_for_model(p)]
         return processor_for_model(found[0]) if len(found) == 1 else None
     suffix = path.suffix.lower()
     return next((_CODES[kind] for kind, suffixes in _SUFFIXES.items() if suffix in suffixes), None)
