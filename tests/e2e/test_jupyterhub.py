@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.browser import open_sidebar
+from tests.fixtures.browser import open_sidebar, save_screenshot
 from tests.fixtures.hub import HUB_OWNER, HUB_PASSWORD, HUB_TEAM
 from tests.fixtures.training import processes_of, wait_for
 
@@ -133,3 +133,6 @@ def test_each_users_jupyterlab_through_the_hub_shows_their_own_name_and_roles(hu
     sidebar.locator(".pai-user").wait_for()
     assert sidebar.locator(".pai-user").inner_text() == user
     sidebar.get_by_text(f"my roles: {HUB_TEAM[user]}").wait_for()
+    page.wait_for_function("!document.querySelector('#pai-lab-sidebar').textContent.includes('Loading')")
+    assert sidebar.locator(".pai-error").count() == 0, sidebar.locator(".pai-error").all_inner_texts()
+    save_screenshot(sidebar, f"jupyterhub-{user}-sidebar.png")
