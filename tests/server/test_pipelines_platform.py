@@ -354,3 +354,42 @@ def test_bad_requests_on_outputs_and_lineage_are_4xx_naming_the_field(ws, live_s
     assert name.value.field == "name"
     assert [d.name for d in ws.datasets.list()] == []
     assert len(ws.models.lineage("not_a_model")) == 0
+
+
+def test_the_deploy_step_serves_a_pmml_model_with_the_pmml_processor(ws, tmp_path, unique_name):
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(120, 2))
+    table = tmp_path / "train.csv"
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": (x[:, 0] - 2 * x[:, 1] > 0).astype(int)}).to_csv(table, index=False)
+    trained = PipelineStep(
+        "logisticregression_binary",
+        name="lr",
+        provider=ProviderAlibabaPAI,
+        version="v1",
+        inputs={
+            "inputTable": PipelineArtifact("inputTable", metadata=MetadataBuilder.fs_dataset(), required=True),
+            "featureColNames": "a,b",
+            "labelColName": "y",
+            "goodValue": 1,
+        },
+    )
+    service = unique_name("pmml_step").lower()
+    deployed = PipelineStep(  # no processor given: the PMML file calls for pmml
+        "deploy_model",
+        provider=ProviderAlibabaPAI,
+        name="deploy",
+        inputs={"model": trained.outputs["PMMLOutput"], "service": service},
+    )
+    run = ws.pipelines.run(
+        Pipeline(steps=[deployed]), arguments={"inputTable": str(table)}, wait=True, show_outputs=False, timeout=300
+    )
+    assert run.detail.status == "Succeeded", run.detail.reason
+    svc = ws.services.get(service).wait(progress=False)
+    try:
+        assert svc.refresh().config["processor"] == "pmml"
+        assert svc.predict({"a": 2.0, "b": -1.0})["predicted_y"] == "1"
+        assert any("(pmml) as service" in line for line in run.get_logs("deploy"))
+    finally:
+        svc.delete()
