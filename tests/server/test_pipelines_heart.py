@@ -288,3 +288,17 @@ def test_the_heart_runs_pmml_model_deploys_with_the_pmml_processor_chosen_from_i
         svc.delete()
     with pytest.raises(BadInput, match="no SavedModel"):  # a processor named that cannot serve the file: a 400
         model.deploy(unique_name("heart_ev"), processor="easyvision")
+
+    from pai_lab.widgets.pipeline_outputs import OutputActions
+
+    panel = OutputActions()  # the run panel's outputs: its Deploy button on the PMML model
+    panel.show(run, run.detail)
+    row = panel.rows["logisticregression-1/pmmlModel"]
+    row.service.value = unique_name("heart_panel")  # type: ignore[union-attr]
+    row.buttons["deploy"].click()
+    assert f"service {row.service.value}" in row.message.value, row.message.value  # type: ignore[union-attr]
+    by_panel = ws.services.get(row.service.value)  # type: ignore[union-attr]
+    try:
+        assert by_panel.refresh().config["processor"] == "pmml"
+    finally:
+        by_panel.delete()
