@@ -98,8 +98,9 @@ def container_name(plan: dict) -> str:
     return f"pai-{plan['run_id']}-{plan['node_id']}"
 
 
-def _local_inputs(artifacts: dict) -> list[str]:
-    """Local files and folders the input pointers name: mounted read-only where the pointer says."""
+def local_inputs(artifacts: dict) -> list[str]:
+    """Local files and folders the input pointers name: mounted read-only where the pointer says (a run's
+    plan says which of them its step may read: ``mounts``, from :func:`pai_lab.pipelines.step_plans.task_plan`)."""
     found = []
     for value in artifacts.values():
         uri = str(((value or {}).get("location") or {}).get("uri") or "") if isinstance(value, dict) else ""
@@ -134,8 +135,9 @@ def docker_argv(plan: dict, variables: dict[str, str], *, user: str | None = Non
     ]
     if user:
         argv += ["--user", user]
-    for path in _local_inputs(plan.get("artifacts") or {}):
-        argv += ["--volume", f"{path}:{path}:ro"]
+    mounts = plan["mounts"] if "mounts" in plan else [[p, p] for p in local_inputs(plan.get("artifacts") or {})]
+    for source, path in mounts:
+        argv += ["--volume", f"{source}:{path}:ro"]
     env = {
         **variables,
         "PAI_WORK_DIR": CONTAINER_WORK_DIR,

@@ -117,7 +117,7 @@ def task_plan(driver, step: manifests.StepPlan, node: dict, params: dict, artifa
     elif step.kind == "container":
         from pai_lab.pipelines.container import step_plan
 
-        plan.update(step_plan(spec))
+        plan.update(step_plan(spec), mounts=container_mounts(driver, artifacts))
     else:
         plan["pickle"] = spec["function"]["pickle"]
     return plan
@@ -164,6 +164,21 @@ def sandbox_plan(driver, work_dir: str, artifacts: dict) -> dict | None:
         "shown_again": [str(state / SAMPLES_FOLDER), *inputs],
         "writable": [work_dir],
     }
+
+
+def container_mounts(driver, artifacts: dict) -> list[list[str]]:
+    """A container step's local inputs as [real path, the pointer's path]: only those :func:`_readable`
+    allows, so a pointer an earlier step wrote cannot mount the state folder or another workspace's run."""
+    from pai_lab.pipelines.container import local_inputs
+    from pai_lab.security.paths import Containment
+
+    containment = Containment.from_platform(driver.manager.platform)
+    mounts = []
+    for path in local_inputs(artifacts):
+        real = _readable(driver, {"location": {"uri": f"file://{path}"}}, containment)
+        if real is not None and ":" not in real and "," not in real:
+            mounts.append([real, path])
+    return mounts
 
 
 def _readable(driver, value, containment) -> str | None:

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from pai_lab.pipelines import ContainerOperator, MetadataBuilder, Pipeline, PipelineArtifact, component
+from tests.server.test_pipelines_container import docker_server  # noqa: F401 - the docker stand-in's server
+
 W = "/workspaces/default"
 SECRET = "tok-owner-secret-0123456789"
 ENTRY = "print('hello from the archive', flush=True)\n"
@@ -197,3 +200,44 @@ async def test_a_step_log_tail_is_bounded(api, members):
             "GET", f"{W}/pipelines/runs/r-nothere/logs", params={"node": "a", "tail": tail}, user="guest"
         )
         assert status == 400 and err["error"]["field"] == "tail", (tail, err)
+
+
+# ------------------------------------------------------------------ ContainerOperator inputs
+
+
+@component(outputs=[PipelineArtifact("leak", MetadataBuilder.fs_dataset())])
+def point_at(target: str = "", context=None):
+    context.output_artifacts["leak"].write_output({"location": {"uri": f"file://{target}"}})
+
+
+def _pointing_pipeline(target: str) -> Pipeline:
+    first = point_at.as_step(name="point", inputs={"target": target})
+    read = ContainerOperator(
+        image_uri="python:3",
+        command=["python", "-c", "print('read')"],
+        inputs=[PipelineArtifact("data", MetadataBuilder.fs_dataset())],
+    ).as_step(name="read", inputs={"data": first.outputs["leak"]})
+    return Pipeline(steps=[read])
+
+
+def test_a_container_step_mounts_only_inputs_the_policy_allows(docker_server):  # noqa: F811
+    """A step's output pointer is its own claim: one at the state folder (or a file in it) is not mounted
+    into the next step's container; one at a folder in the root is."""
+    server, log = docker_server
+    ws = server.client().workspace("default")
+    state = server.root / ".pai_lab"
+    (server.root / "shared").mkdir()
+    for target, mounted in (
+        (state, False),
+        (state / "server.json", False),
+        (server.root / "shared", True),
+    ):
+        log.unlink(missing_ok=True)
+        run = ws.pipelines.run(
+            _pointing_pipeline(str(target)), arguments={}, wait=True, show_outputs=False, timeout=120
+        )
+        assert run.detail.status == "Succeeded", run.detail.reason
+        (argv,) = [a for a in map(json.loads, log.read_text().splitlines()) if a[0] == "run"]
+        volumes = [argv[i + 1] for i, a in enumerate(argv) if a == "--volume"]
+        assert (f"{target}:{target}:ro" in volumes) is mounted, (target, volumes)
+        assert not any(str(state) in v.split(":")[0] for v in volumes[1:]), volumes
