@@ -52,6 +52,8 @@ def register_output(
     session: Session, platform, user: str, workspace: str, run_id: str, name: str, body: OutputRegister
 ) -> OutputAction:
     access = authorize(session, user, workspace, "pipeline.read")
+    if body.kind == "model":  # even when the output names a model already registered: it records lineage
+        authorize(session, user, workspace, "model.register")
     step, value = _output(session, access.workspace_id, run_id, name, body.step)
     description = body.description or f"output {name} of run {run_id}, step {step}"
     if body.kind == "model":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pai_lab.errors import Forbidden
 from pai_lab.pipelines import ContainerOperator, MetadataBuilder, Pipeline, PipelineArtifact, component
 from tests.server.test_pipelines_container import docker_server  # noqa: F401 - the docker stand-in's server
 
@@ -241,3 +242,36 @@ def test_a_container_step_mounts_only_inputs_the_policy_allows(docker_server):  
         volumes = [argv[i + 1] for i, a in enumerate(argv) if a == "--volume"]
         assert (f"{target}:{target}:ro" in volumes) is mounted, (target, volumes)
         assert not any(str(state) in v.split(":")[0] for v in volumes[1:]), volumes
+
+
+# ------------------------------------------------------------------ a run's outputs
+
+
+@component(outputs=[PipelineArtifact("model", MetadataBuilder.local_model())])
+def name_model(model: str = "", context=None):
+    context.output_artifacts["model"].write_output({"location": {"model": model}})
+
+
+def test_a_guest_cannot_register_a_run_output_nor_leave_its_lineage(live_server, unique_name):
+    """Registering an output that names a model already registered makes no new version but records
+    lineage: it needs model.register all the same (a Guest only reads)."""
+    owner = live_server.client().create_workspace(unique_name("outputs"))
+    owner.members.add("guest", ["Guest"])
+    folder = live_server.root / unique_name("saved")
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"")
+    owner._post("/models", {"name": "m", "path": str(folder)})
+    run = owner.pipelines.run(
+        Pipeline(steps=[name_model.as_step(name="make", inputs={"model": "m"})]),
+        arguments={},
+        wait=True,
+        show_outputs=False,
+        timeout=120,
+    )
+    assert run.detail.status == "Succeeded", run.detail.reason
+    guest = live_server.client("guest").workspace(owner.name)
+    with pytest.raises(Forbidden):
+        guest._post(f"/pipelines/runs/{run.id}/outputs/model/register", {"name": "m"})
+    assert owner._get("/lineage/model/m") == []
+    made = owner._post(f"/pipelines/runs/{run.id}/outputs/model/register", {"name": "m"})
+    assert made["lineage"]["run_id"] == run.id and made["lineage"]["created_by"] != "guest"
