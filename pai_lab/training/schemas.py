@@ -147,7 +147,7 @@ LogStream = Literal["stdout", "stderr"]
 
 
 class LogsQuery(Schema):
-    pod: str | None = None
+    pod: Name | None = None
     stream: LogStream | None = Field(None, description="only the pod's stdout or its stderr (default: both)")
     max_events_num: int = Field(2000, ge=1, le=100000)
     start_time: datetime | None = None
@@ -165,7 +165,7 @@ class LogLine(Schema):
 
 
 class MetricsQuery(Schema):
-    pod: str | None = None
+    pod: Name | None = None
     after: Int | None = None
 
 

@@ -203,6 +203,20 @@ async def test_a_step_log_tail_is_bounded(api, members):
         assert status == 400 and err["error"]["field"] == "tail", (tail, err)
 
 
+async def test_a_job_s_log_and_metric_filters_are_bounded(api, members):
+    """A job's stdout/stderr lines and metrics are filtered by pod: a name, at most 128 characters."""
+    await members()
+    for route in ("logs", "metrics"):
+        status, err = await api(
+            "GET", f"{W}/jobs/dlc-20200101000000-nothere/{route}", params={"pod": "p" * 5000}, user="guest"
+        )
+        assert status == 400 and err["error"]["field"] == "pod", (route, err)
+    status, err = await api(
+        "GET", f"{W}/jobs/dlc-20200101000000-nothere/logs", params={"stream": "stdin"}, user="guest"
+    )
+    assert status == 400 and err["error"]["field"] == "stream", err
+
+
 # ------------------------------------------------------------------ ContainerOperator inputs
 
 
