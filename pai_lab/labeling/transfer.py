@@ -259,13 +259,24 @@ def import_task(s: Session, user: str, ws: str, body: sc.ImportRequest, containm
 def _reader(containment):
     """Bytes of a source an imported file names, through the server's policy for sources."""
 
+    from pai_lab.labeling.media import MAX_MEDIA_BYTES
+
     def read(source: str) -> bytes:
         where = str(containment.readable(source, "content")) if containment is not None else source
         try:
-            with fsspec.open(where, "rb") as f:
-                return f.read()
+            fs, path = fsspec.core.url_to_fs(where)
+            if (fs.size(path) or 0) <= MAX_MEDIA_BYTES:  # the size first: a huge file is never read
+                with fs.open(path, "rb") as f:
+                    data = f.read(MAX_MEDIA_BYTES + 1)
+                if len(data) <= MAX_MEDIA_BYTES:
+                    return data
         except (OSError, ValueError) as exc:
             raise BadInput(f"cannot read {source!r}: {exc}", "content") from None
+        raise BadInput(
+            f"{source!r} is over {MAX_MEDIA_BYTES >> 20} MiB; an imported file's images and masks are read into "
+            "memory, so make them smaller",
+            "content",
+        )
 
     return read
 

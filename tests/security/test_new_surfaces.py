@@ -18,6 +18,7 @@ import pytest
 
 from pai_lab.errors import Forbidden
 from pai_lab.pipelines import ContainerOperator, MetadataBuilder, Pipeline, PipelineArtifact, component
+from tests.server.test_easyvision_api import local_examples
 from tests.server.test_pipelines_container import docker_server  # noqa: F401 - the docker stand-in's server
 
 W = "/workspaces/default"
@@ -126,6 +127,18 @@ async def test_an_easyvision_import_base_cannot_lead_into_the_state(api, members
         status, err = await api("POST", f"{W}/labeling/imports", {**body, "base": base}, user="labeladmin")
         assert status == 400 and SECRET not in json.dumps(err), (what, err)
         assert err["error"]["field"] in ("content", "base"), (what, err)
+
+
+async def test_an_import_never_reads_a_huge_mask_into_memory(api, members, tmp_path):
+    await members()
+    huge = tmp_path / "huge.png"
+    with open(huge, "wb") as f:  # sparse: no disk is used, but reading it would take 513 MiB of memory
+        f.truncate(513 << 20)
+    text = local_examples(tmp_path)["segmentation"].replace(str(tmp_path / "a.png"), str(huge))
+    body = {"format": "easyvision", "name": "huge", "content": text, "labels": ["background", "cat"]}
+    status, err = await api("POST", f"{W}/labeling/imports", body, user="labeladmin")
+    assert status == 400 and err["error"]["field"] == "content", err
+    assert "over 512 MiB" in err["error"]["message"] and "huge.png" in err["error"]["message"], err
 
 
 # ------------------------------------------------------------------ PAI-TF -Dscript
