@@ -104,9 +104,7 @@ def convert(
         converter = load_converter(opts, body.label_file)
     notes = [co.COMMAND_NOTES[k] for k in ("buckets", "arn", "ossHost", "cluster") if getattr(body, k)] + opts.notes
     read = tfrecord.read_source(readable, body.storage_options)
-    data = read(body.label_file)
-    if len(data) > MAX_LABEL_FILE:
-        raise BadInput(f"label_file is over {MAX_LABEL_FILE >> 20} MiB; split it into several CSVs", "label_file")
+    data = read(body.label_file, MAX_LABEL_FILE)  # a larger one is a 400 naming label_file, never read whole
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -129,6 +129,21 @@ async def test_an_easyvision_import_base_cannot_lead_into_the_state(api, members
         assert err["error"]["field"] in ("content", "base"), (what, err)
 
 
+async def test_convert_never_reads_a_huge_label_file_into_memory(api, members, tmp_path):
+    await members()
+    huge = tmp_path / "huge.csv"
+    with open(huge, "wb") as f:  # sparse: reading it would take 1 GiB of memory
+        f.truncate((1 << 30) + 1)
+    body = {
+        "label_file": str(huge),
+        "output_tfrecord": str(tmp_path / "out"),
+        "convert_param_config": "--model_type DETECTION",
+    }
+    status, err = await api("POST", f"{W}/labeling/convert", body, user="labeladmin")
+    assert status == 400 and err["error"]["field"] == "label_file", err
+    assert "over 1024 MiB" in err["error"]["message"], err
+
+
 async def test_an_import_never_reads_a_huge_mask_into_memory(api, members, tmp_path):
     await members()
     huge = tmp_path / "huge.png"

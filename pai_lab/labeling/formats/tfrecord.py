@@ -105,17 +105,25 @@ def export_to(ctx: ExportContext, fs, prefix: str) -> list[str]:
     return write(ev.samples(ctx, kind), opts, fs, prefix, read_source(ctx.readable), classes, text)
 
 
-def read_source(readable: Callable[[str], str], storage_options: dict | None = None) -> Callable[[str], bytes]:
+def read_source(readable: Callable[[str], str], storage_options: dict | None = None) -> Callable[..., bytes]:
     """Bytes of a source, through ``readable`` (the server's policy); ``storage_options`` for object stores."""
 
-    def read(source: str) -> bytes:
+    from pai_lab.labeling.media import MAX_MEDIA_BYTES
+
+    def read(source: str, limit: int = MAX_MEDIA_BYTES) -> bytes:
+        """At most ``limit`` bytes (its size is asked first): a larger file is a 400, never read into memory."""
         where = readable(source)
         options = storage_options if storage_options and "://" in where and not where.startswith("file://") else {}
         try:
-            with fsspec.open(where, "rb", **options) as fh:
-                return fh.read()
+            fs, path = fsspec.core.url_to_fs(where, **options)
+            if (fs.size(path) or 0) <= limit:
+                with fs.open(path, "rb") as fh:
+                    data = fh.read(limit + 1)
+                if len(data) <= limit:
+                    return data
         except (OSError, ValueError) as exc:
             raise BadInput(f"cannot read {source!r}: {exc}", "label_file") from None
+        raise BadInput(f"{source!r} is over {limit >> 20} MiB; split it or make it smaller", "label_file")
 
     return read
 
