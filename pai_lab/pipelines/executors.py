@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections import deque
 from pathlib import Path
 
 STARTED_MARK = ".started"
@@ -45,10 +46,13 @@ def _write(path: Path, text: str) -> None:
 
 
 def _tail(log: Path) -> list[str]:
-    try:
-        return log.read_text(errors="replace").splitlines()[-TAIL_LINES:]
-    except OSError:
+    from pai_lab.security.paths import open_own_file
+
+    f = open_own_file(log)  # the step wrote its folder: a log turned into a link is not followed
+    if f is None:
         return []
+    with f:
+        return [line.rstrip("\n") for line in deque(f, maxlen=TAIL_LINES)]
 
 
 def _as_text(value) -> str:

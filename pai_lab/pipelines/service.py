@@ -30,6 +30,7 @@ from pai_lab.pipelines.schemas import (
 from pai_lab.pipelines.status import PipelineRunStatus as S
 from pai_lab.pipelines.tables import NodeRow, RunRow
 from pai_lab.pipelines.types import PipelineError
+from pai_lab.security.paths import open_own_file
 from pai_lab.store import after_commit, new_id, utcnow
 from pai_lab.workspaces import authorize
 
@@ -331,19 +332,20 @@ def run_logs(
     found = session.scalar(select(NodeRow).where(NodeRow.run_id == run_id, NodeRow.name == node))
     if found is None:
         raise NotFound(f"run {run_id} has no step {node!r}", "node")
-    path = Path(found.work_dir) / "logs.txt"
+    # the step's own code writes its folder: its log is read only as a regular file, never through a link
+    f = open_own_file(Path(found.work_dir) / "logs.txt")
     lines: list[NodeLogLine] = []
-    if path.is_file() and tail:
-        with open(path, errors="replace") as f:
+    if f is None:
+        return lines
+    with f:
+        if tail:
             last = deque(enumerate(f), maxlen=tail)
-        return [NodeLogLine(node=node, offset=i, line=line.rstrip("\n")) for i, line in last]
-    if path.is_file():
-        with open(path, errors="replace") as f:
-            for i, line in enumerate(f):
-                if i >= page_offset + page_size:
-                    break
-                if i >= page_offset:
-                    lines.append(NodeLogLine(node=node, offset=i, line=line.rstrip("\n")))
+            return [NodeLogLine(node=node, offset=i, line=line.rstrip("\n")) for i, line in last]
+        for i, line in enumerate(f):
+            if i >= page_offset + page_size:
+                break
+            if i >= page_offset:
+                lines.append(NodeLogLine(node=node, offset=i, line=line.rstrip("\n")))
     return lines
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,20 @@ def names_a_location(value: str) -> bool:
     if _URL.match(value) or value.startswith(("/", "~", ".")):
         return True
     return "/" in value and not any(c.isspace() for c in value)
+
+
+def open_own_file(path: str | Path):
+    """A text file the server wrote in a folder a member's code may write (a pipeline step's log): opened
+    only when it is a regular file itself, never through a link (a step can turn its log into a link to
+    server.json) nor a FIFO (never blocks); None otherwise. The caller closes it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, encoding="utf-8", errors="replace")
 
 
 @dataclass(frozen=True)

@@ -317,3 +317,28 @@ def test_a_guest_cannot_register_a_run_output_nor_leave_its_lineage(live_server,
     assert owner._get("/lineage/model/m") == []
     made = owner._post(f"/pipelines/runs/{run.id}/outputs/model/register", {"name": "m"})
     assert made["lineage"]["run_id"] == run.id and made["lineage"]["created_by"] != "guest"
+
+
+# ------------------------------------------------------------------ a step's own log, swapped
+
+
+@component()
+def swap_log(target: str = ""):
+    import os
+
+    log = os.path.join(os.environ["PAI_WORK_DIR"], "logs.txt")
+    print("before the swap", flush=True)
+    os.remove(log)
+    os.symlink(target, log)
+
+
+def test_a_step_that_swaps_its_log_for_a_link_cannot_read_the_state_through_it(live_server, unique_name):
+    """A step writes its own folder: its logs.txt turned into a link to server.json is no log the server
+    reads (page, tail, or the failure's last lines)."""
+    ws = live_server.client().create_workspace(unique_name("swap"))
+    token_file = live_server.root / ".pai_lab" / "server.json"
+    step = swap_log.as_step(name="swap", inputs={"target": str(token_file)})
+    run = ws.pipelines.run(Pipeline(steps=[step]), arguments={}, wait=True, show_outputs=False, timeout=120)
+    assert run.detail.status == "Succeeded", run.detail.reason
+    seen = json.dumps([run.get_logs("swap"), run.get_logs("swap", tail=50), run.detail.model_dump(mode="json")])
+    assert live_server.token not in seen and '"token"' not in seen
