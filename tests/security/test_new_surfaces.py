@@ -16,8 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from pai_lab.client.pipelines import PipelineRunError
 from pai_lab.errors import Forbidden
-from pai_lab.pipelines import ContainerOperator, MetadataBuilder, Pipeline, PipelineArtifact, component
+from pai_lab.pipelines import (
+    ContainerOperator,
+    MetadataBuilder,
+    Pipeline,
+    PipelineArtifact,
+    PipelineParameter,
+    component,
+)
 from tests.server.test_easyvision_api import local_examples
 from tests.server.test_pipelines_container import docker_server  # noqa: F401 - the docker stand-in's server
 
@@ -342,3 +350,28 @@ def test_a_step_that_swaps_its_log_for_a_link_cannot_read_the_state_through_it(l
     assert run.detail.status == "Succeeded", run.detail.reason
     seen = json.dumps([run.get_logs("swap"), run.get_logs("swap", tail=50), run.detail.model_dump(mode="json")])
     assert live_server.token not in seen and '"token"' not in seen
+
+
+@component(outputs=[PipelineParameter("leak", str), PipelineArtifact("pointer", MetadataBuilder.fs_dataset())])
+def link_outputs(target: str = ""):
+    import os
+
+    work = os.environ["PAI_WORK_DIR"]
+    for folder, name in (("parameters", "leak"), ("artifacts/pointer", "data")):
+        os.makedirs(os.path.join(work, "outputs", folder), exist_ok=True)
+        os.symlink(target, os.path.join(work, "outputs", folder, name))
+
+
+def test_a_step_s_outputs_written_as_links_are_not_followed(live_server, unique_name):
+    """A step's output files are its own claims: a parameter or pointer file that is a link to server.json
+    is not read through (its value never becomes the token)."""
+    ws = live_server.client().create_workspace(unique_name("links"))
+    token_file = live_server.root / ".pai_lab" / "server.json"
+    step = link_outputs.as_step(name="link", inputs={"target": str(token_file)})
+    run = ws.pipelines.run(Pipeline(steps=[step]), arguments={})
+    try:
+        run.wait_for_completion(show_outputs=False, timeout=120)
+    except PipelineRunError as exc:  # a dangling link is no output: the step fails saying so
+        assert live_server.token not in str(exc)
+    seen = json.dumps([run.detail.model_dump(mode="json"), run.get_logs("link")])
+    assert live_server.token not in seen
