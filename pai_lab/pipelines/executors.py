@@ -144,6 +144,19 @@ def prepare(plan: dict, base_env: dict | None = None, *, warm: bool = False) -> 
     return argv, str(cwd), env
 
 
+def _own_text(path: Path) -> str | None:
+    """An output file the step wrote, read only as a regular file: a link it made (to server.json, to
+    another run) is no output, whoever reads it (a container's or a script's outputs are read outside
+    their sandbox)."""
+    from pai_lab.security.paths import open_own_file
+
+    f = open_own_file(path)
+    if f is None:
+        return None
+    with f:
+        return f.read()
+
+
 def collect(plan: dict) -> dict:
     """The step's outputs as the work folder holds them: pointers, never data."""
     work = Path(plan["work_dir"])
@@ -151,8 +164,8 @@ def collect(plan: dict) -> dict:
     for out in plan["outputs_spec"].get("artifacts", []):
         folder = work / "outputs" / "artifacts" / out["name"]
         data = folder / "data"
-        if data.is_file():
-            text = data.read_text()
+        text = _own_text(data)
+        if text is not None:
             try:
                 value = json.loads(text)
             except ValueError:
@@ -167,9 +180,8 @@ def collect(plan: dict) -> dict:
         else:
             missing.append(out["name"])
     for out in plan["outputs_spec"].get("parameters", []):
-        path = work / "outputs" / "parameters" / out["name"]
-        if path.is_file():
-            text = path.read_text()
+        text = _own_text(work / "outputs" / "parameters" / out["name"])
+        if text is not None:
             try:
                 parameters[out["name"]] = json.loads(text)
             except ValueError:

@@ -294,6 +294,29 @@ def test_a_container_step_mounts_only_inputs_the_policy_allows(docker_server):  
         assert not any(str(state) in v.split(":")[0] for v in volumes[1:]), volumes
 
 
+def test_a_container_step_s_output_written_as_a_link_is_not_read(docker_server):  # noqa: F811
+    """A container's (or a script's) outputs are read outside any sandbox: a parameter file it made a link to
+    server.json is no output, and the token is in no value, reason or log line."""
+    server, _log = docker_server
+    ws = server.client().workspace("default")
+    token_file = server.root / ".pai_lab" / "server.json"
+    swap = (
+        "import os\n"
+        "os.makedirs('outputs/parameters', exist_ok=True)\n"
+        f"os.symlink({str(token_file)!r}, 'outputs/parameters/leak')\n"
+    )
+    step = ContainerOperator(
+        image_uri="python:3", command=["python", "-c", swap], outputs=[PipelineParameter("leak", str)]
+    ).as_step(name="leak")
+    run = ws.pipelines.run(Pipeline(steps=[step], outputs={"leak": step.outputs["leak"]}), arguments={})
+    try:
+        run.wait_for_completion(show_outputs=False, timeout=120)
+    except PipelineRunError as exc:  # a link is no output: the step fails saying it wrote none
+        assert server.token not in str(exc)
+    seen = json.dumps([run.detail.model_dump(mode="json"), run.get_logs("leak")])
+    assert server.token not in seen and '"token"' not in seen
+
+
 # ------------------------------------------------------------------ a run's outputs
 
 
