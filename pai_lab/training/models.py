@@ -7,6 +7,7 @@ a model by ``name:version``, ``name`` (the latest) or the job id (:func:`get_mod
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from pai_lab.errors import BadInput, NotFound
 from pai_lab.schema import whole_number
 from pai_lab.store import new_id, utcnow
 from pai_lab.training.schemas import Model
-from pai_lab.training.tables import ModelRow
+from pai_lab.training.tables import JobRow, ModelRow
 from pai_lab.workspaces import authorize
 
 NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
@@ -53,6 +54,18 @@ def find_saved_model(folder: str | Path, depth: int = 3) -> str | None:
     return None
 
 
+def _check_job_output(session: Session, job_id: str, real: str) -> None:
+    """A job's own model, which no policy checks, must really lie in that job's output or its local
+    checkpointDir: its ranks write those folders, and a link there to another job's model (another
+    workspace's) would otherwise be registered as this job's."""
+    row = session.get(JobRow, job_id)
+    launch = (row.launch or {}) if row is not None else {}
+    own = [launch.get("output_dir"), launch.get("checkpoint_dir")]
+    folders = [Path(os.path.realpath(f)) for f in own if f and "://" not in f]
+    if not any(Path(real) == f or f in Path(real).parents for f in folders):
+        raise BadInput(f"job {job_id}: its model {real!r} is not in the job's own output", "path")
+
+
 def register_model(
     session: Session,
     user: str,
@@ -74,6 +87,8 @@ def register_model(
         if find_saved_model(path, depth=0) is None:
             raise BadInput(f"{path!r} is not a SavedModel folder (no saved_model.pb in it)", "path")
         path = str(Path(path).resolve())
+        if job_id is not None and containment is None:
+            _check_job_output(session, job_id, path)
     latest = (
         session.scalar(
             select(func.max(ModelRow.version)).where(

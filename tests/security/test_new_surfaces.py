@@ -457,3 +457,42 @@ def test_a_member_s_processor_cannot_read_the_server_token(live_server, unique_n
         assert live_server.token not in answer.text
     finally:
         svc.delete()
+
+
+# ------------------------------------------------------------------ a job's model, through a link
+
+SAVE = (
+    "import os; d = os.environ['PAI_LAB_MODEL_DIR']; os.makedirs(d, exist_ok=True); "
+    "open(os.path.join(d, 'saved_model.pb'), 'wb').write(b'graph')"
+)
+
+
+async def _finished(api, workspace: str, body: dict, user: str) -> dict:
+    status, job = await api("POST", f"/workspaces/{workspace}/jobs", {"workers": 1, **body}, user=user)
+    assert status == 201, job
+    while job["state"] not in ("Succeeded", "Failed", "Stopped"):
+        status, job = await api("GET", f"/workspaces/{workspace}/jobs/{job['id']}", params={"wait": "30"}, user=user)
+        assert status == 200, job
+    return job
+
+
+async def test_a_job_cannot_register_another_workspace_s_model_through_a_link(api, members):
+    """A job's model is registered without the policy (it is the job's own output); a rank that links its
+    model folder to another job's model must not get that model registered in its workspace."""
+    await members()
+    theirs = await _finished(api, "default", {"name": "theirs", "command": f'python -c "{SAVE}"'}, "dev")
+    assert theirs["state"] == "Succeeded" and theirs["model"], theirs
+    status, model = await api("GET", f"{W}/models/{theirs['model']}", user="dev")
+    assert status == 200, model
+    status, _ = await api("POST", "/workspaces", {"name": "other"})
+    assert status == 201
+    await members("other")
+    link = (
+        "import os; d = os.environ['PAI_LAB_MODEL_DIR']; os.makedirs(d, exist_ok=True); "
+        f"os.symlink({model['path']!r}, os.path.join(d, 'x'))"
+    )
+    mine = await _finished(api, "other", {"name": "mine", "command": f'python -c "{link}"'}, "dev")
+    assert mine["state"] == "Succeeded", mine["reason"]
+    assert not mine["model"], mine
+    status, listed = await api("GET", "/workspaces/other/models", user="dev")
+    assert status == 200 and listed == [], listed
