@@ -149,7 +149,13 @@ def model_file(
 
 
 def _copy(source: Path, target: Path) -> list[Path]:
-    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    """The output's own files: a link the step made (to server.json, to another run) is never followed."""
+    root = source.resolve()
+
+    def own(path: Path) -> bool:
+        return path.is_file() and not path.is_symlink() and root in path.resolve().parents
+
+    files = [source] if source.is_file() and not source.is_symlink() else sorted(filter(own, source.rglob("*")))
     if not files:
         raise BadInput(f"{source.name!r} holds no file to register", "artifact")
     if len(files) > MAX_FILES or sum(p.stat().st_size for p in files) > MAX_BYTES:
@@ -161,7 +167,7 @@ def _copy(source: Path, target: Path) -> list[Path]:
     for path in files:
         out = target / (path.name if source.is_file() else path.relative_to(source))
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, out)
+        shutil.copy2(path, out, follow_symlinks=False)
         copied.append(out)
     return copied
 

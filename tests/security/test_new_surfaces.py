@@ -496,3 +496,28 @@ async def test_a_job_cannot_register_another_workspace_s_model_through_a_link(ap
     assert not mine["model"], mine
     status, listed = await api("GET", "/workspaces/other/models", user="dev")
     assert status == 200 and listed == [], listed
+
+
+@component(outputs=[PipelineArtifact("files", MetadataBuilder.fs_dataset())])
+def files_with_a_link(target: str = "", context=None):
+    import os
+
+    folder = context.output_artifacts["files"].local_dir
+    with open(os.path.join(folder, "a.txt"), "w") as f:
+        f.write("a file of the step's own")
+    os.symlink(target, os.path.join(folder, "leak.json"))
+
+
+def test_registering_an_output_copies_no_file_through_a_link(live_server, unique_name):
+    """A run's output is copied out of the state when it is registered: a link in it to server.json is
+    left behind, never copied as a file of the dataset."""
+    ws = live_server.client().create_workspace(unique_name("copy"))
+    token_file = live_server.root / ".pai_lab" / "server.json"
+    step = files_with_a_link.as_step(name="make", inputs={"target": str(token_file)})
+    run = ws.pipelines.run(Pipeline(steps=[step]), arguments={}, wait=True, show_outputs=False, timeout=120)
+    assert run.detail.status == "Succeeded", run.detail.reason
+    made = ws._post(f"/pipelines/runs/{run.id}/outputs/files/register", {"kind": "dataset", "name": "copied"})
+    assert made["kind"] == "dataset", made
+    published = [p for p in (live_server.root / "pipeline-outputs").rglob("*") if p.is_file()]
+    assert any(p.name == "a.txt" for p in published), published
+    assert not any(live_server.token in p.read_text(errors="replace") for p in published), published
