@@ -51,6 +51,12 @@ class TrainingManager(LoggingConfigurable):
         help="More resource groups beside `default` (the cluster above): name -> Dask scheduler address "
         "(tcp://host:8786). A workspace's Owner or Administrator chooses its group; its jobs' ranks run there.",
     )
+    resource_group_timeout = Int(
+        15,
+        config=True,
+        help="Seconds to wait for another resource group's scheduler to answer before it is shown as "
+        "ResourceUnreachable (and its jobs wait in Queuing).",
+    )
 
     def __init__(self, platform, **kwargs):
         super().__init__(**kwargs)
@@ -106,7 +112,8 @@ class TrainingManager(LoggingConfigurable):
                 return client
         from distributed import Client
 
-        client = Client(address, timeout="15s", set_as_default=False)  # outside the lock: may take seconds
+        # outside the lock: may take up to the timeout
+        client = Client(address, timeout=f"{self.resource_group_timeout}s", set_as_default=False)
         with self._lock:
             if address in self._remote:
                 client.close()

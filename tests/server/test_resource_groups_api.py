@@ -9,7 +9,11 @@ import pytest
 
 @pytest.fixture
 def jp_server_config(jp_server_config, remote_dask):
-    return {**jp_server_config, "TrainingManager": {"resource_groups": {"configured": remote_dask}}}
+    # a dead scheduler is given up on after 3 s, not the default 15 s, so the test waits less
+    return {
+        **jp_server_config,
+        "TrainingManager": {"resource_groups": {"configured": remote_dask}, "resource_group_timeout": 3},
+    }
 
 
 async def test_configured_and_added_groups_their_rules_and_a_workspaces_choice(api, members, remote_dask):
