@@ -4,84 +4,28 @@ submission order; AlgorithmOps may reorder the queue, a Guest may not."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from pai_lab.errors import Forbidden
 from tests.conftest import USER_TOKENS, start_pai_server
-from tests.fixtures.training import wait_for
+from tests.fixtures.training import dask_processes, wait_for
 
 
 @pytest.fixture(scope="module")
 def one_slot_server(tmp_path_factory):
     """A `pai server` on a Dask cluster with one worker thread: room for one rank at a time."""
     folder = tmp_path_factory.mktemp("one_slot")
-    scheduler_file = folder / "scheduler.json"
-    bin_dir = Path(sys.executable).parent
-    procs = [
-        subprocess.Popen(
-            [
-                str(bin_dir / "dask"),
-                "scheduler",
-                "--scheduler-file",
-                str(scheduler_file),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--no-dashboard",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    ]
-    server = None
-    try:
-        wait_for(lambda: scheduler_file.exists() and scheduler_file.stat().st_size > 0, 60)
-        address = json.loads(scheduler_file.read_text())["address"]
-        procs.append(
-            subprocess.Popen(
-                [
-                    str(bin_dir / "dask"),
-                    "worker",
-                    address,
-                    "--nthreads",
-                    "1",
-                    "--nworkers",
-                    "1",
-                    "--no-dashboard",
-                    "--host",
-                    "127.0.0.1",
-                    "--local-directory",
-                    str(folder / "worker"),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        )
+    with dask_processes(folder, nthreads=1) as address:
         server = start_pai_server(folder / "root", "--dask-scheduler", address)
-        wait_for(lambda: server.client().http.get("/cluster")["workers"], 60)
-        ws = server.client().workspace("default")
-        for user, role in (("ops", "AlgorithmOps"), ("dev", "AlgorithmDeveloper"), ("guest", "Guest")):
-            ws.members.add(user, [role])
-        yield server
-    finally:
-        if server is not None:
+        try:
+            wait_for(lambda: server.client().http.get("/cluster")["workers"], 60)
+            ws = server.client().workspace("default")
+            for user, role in (("ops", "AlgorithmOps"), ("dev", "AlgorithmDeveloper"), ("guest", "Guest")):
+                ws.members.add(user, [role])
+            yield server
+        finally:
             server.stop()
-        for proc in reversed(procs):
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
 
 
 def _pai(server, *argv: str, user: str = "owner", monkeypatch, capsys):
