@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATION_WAIT_SECONDS = 600.0  # how long a server waits for another one's schema upgrade
 log = logging.getLogger("pai_lab")
 
 
@@ -94,12 +95,17 @@ class Store:
         cfg.attributes["engine"] = self.engine
         return cfg
 
-    def migrate(self, revision: str = "heads") -> None:
-        """Bring the schema to ``revision`` (default: every branch's head), in place."""
+    def migrate(self, revision: str = "heads", wait: float = MIGRATION_WAIT_SECONDS) -> None:
+        """Bring the schema to ``revision`` (default: every branch's head), in place. Servers that start
+        at once on one database take turns (:func:`pai_lab.store.migration_lock.held`): the second finds
+        the schema its predecessor made and has nothing left to do."""
         from alembic import command
 
+        from pai_lab.store.migration_lock import held
+
         _import_all_tables()
-        command.upgrade(self.alembic_config(), revision)
+        with held(self.engine, wait):
+            command.upgrade(self.alembic_config(), revision)
 
     def current_revisions(self) -> set[str]:
         from alembic.runtime.migration import MigrationContext
