@@ -5,13 +5,18 @@ model called in-process, all on this machine, loopback only.
     python benchmarks/serving_gateway.py --smoke      # seconds: checks that every part still runs
 
 The model is fixed: float32 [None, 784] -> Dense(512, relu) -> Dense(512, relu) -> Dense(10,
-softmax), seeded, exported as a SavedModel. The load generator runs in its own process
-(aiohttp, a fixed number of concurrent connections for a fixed time).
+softmax), seeded, exported as a SavedModel. The loads come from wrk (installed from Debian's
+packages when missing; `--smoke` never installs), a fixed number of connections for a fixed time,
+in a process of its own; without wrk the Python client (aiohttp) runs them, and says so. Every
+figure is printed with the machine's load average at its end and the CPU its load generator took.
 
 Measured:
 - one sample per request at concurrency 1, 16, 64: req/s, p50, p99, errors, for the gateway
-  (batching on) and the minimal handler (one model call per JSON request);
-- 64 samples per request: samples/s against the in-process limit at batch 64;
+  (batching on) and the minimal handler (one model call per JSON request); at 64 also the
+  gateway's TF Serving REST path (`/v1/models/bench:predict`, row format `instances`);
+- 64 samples per request (8 connections): samples/s against the in-process limit at batch 64,
+  over EAS JSON, TF Serving REST rows and Open Inference v2 binary tensors (the last once more from
+  the Python client, as `tritonclient` users send it, with that client's CPU);
 - the median overhead at concurrency 1 over the model's own time at batch 1;
 - BentoML (adaptive batching, max batch 64, access log off) under the same loads, when a Python
   with `bentoml` is given (`--bentoml-python`, or the PAI_LAB_BENCH_BENTOML_PYTHON variable, or this
@@ -23,7 +28,6 @@ Measured:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import secrets
@@ -34,6 +38,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
+from benchmarks.http_loads import find_wrk, machine, run_load
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -247,68 +254,7 @@ def start_gateway(folder: Path, state_dir: Path):
     return proc, base + "/api/predict/bench", token, wait
 
 
-# --------------------------------------------------------------------------- the load generator
-
-
-async def _load(url: str, body: bytes, headers: dict, concurrency: int, seconds: float) -> dict:
-    import aiohttp
-
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    stop = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def worker():
-            while time.perf_counter() < stop:
-                t0 = time.perf_counter()
-                try:
-                    async with session.post(url, data=body, headers=headers) as resp:
-                        await resp.read()
-                        if resp.status != 200:
-                            errors[str(resp.status)] = errors.get(str(resp.status), 0) + 1
-                            continue
-                except aiohttp.ClientError as exc:
-                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-                    continue
-                latencies.append(time.perf_counter() - t0)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start
-    latencies.sort()
-
-    def pct(p):
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
-
-    return {
-        "rps": len(latencies) / elapsed,
-        "p50_ms": pct(0.5),
-        "p99_ms": pct(0.99),
-        "ok": len(latencies),
-        "errors": errors,
-    }
-
-
-def run_load(
-    url: str, body: bytes, token: str | None, concurrency: int, seconds: float, headers: dict | None = None
-) -> dict:
-    """The load generator in a process of its own, so it does not share the server's interpreter."""
-    headers = {"Content-Type": "application/json", **({"Authorization": token} if token else {}), **(headers or {})}
-    with tempfile.NamedTemporaryFile(suffix=".body", delete=False) as fh:
-        fh.write(body)
-    try:
-        done = subprocess.run(
-            [sys.executable, __file__, "--loadgen", url, fh.name, json.dumps(headers), str(concurrency), str(seconds)],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 120,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(done.stderr[-2000:])
-        return json.loads(done.stdout.strip().splitlines()[-1])
-    finally:
-        os.unlink(fh.name)
+# --------------------------------------------------------------------------- request bodies
 
 
 def body_for(rows: int) -> bytes:
@@ -349,6 +295,14 @@ def binary_v2_body(rows: int) -> tuple[bytes, dict]:
     }
 
 
+def tf_rows_body(rows: int) -> bytes:
+    """The same samples as TF Serving's row format: ``{"instances": [[...], ...]}``."""
+    import numpy as np
+
+    x = np.random.default_rng(1).random((rows, FEATURES), dtype=np.float32).round(4)
+    return json.dumps({"instances": x.tolist()}).encode()
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -357,20 +311,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--smoke", action="store_true", help="tiny run: checks that every part works")
     parser.add_argument("--seconds", type=float, default=8.0, help="load duration per measurement")
     parser.add_argument("--bentoml-python", help="a Python that can import bentoml (see above)")
-    parser.add_argument(
-        "--loadgen", nargs=5, metavar=("URL", "BODY", "HEADERS", "CONC", "SECONDS"), help=argparse.SUPPRESS
-    )
     args = parser.parse_args(argv)
-    if args.loadgen:
-        url, body_file, headers, conc, seconds = args.loadgen
-        headers = json.loads(headers)
-        result = asyncio.run(_load(url, Path(body_file).read_bytes(), headers, int(conc), float(seconds)))
-        print(json.dumps(result))
-        return result
 
     seconds = 1.0 if args.smoke else args.seconds
     concurrencies = [1, 4] if args.smoke else [1, 16, 64]
     hidden = 32 if args.smoke else 512
+    print(f"machine: {machine()}", flush=True)
+    wrk = find_wrk(install=not args.smoke)
+    print(
+        f"load generator: wrk ({wrk}) for plain HTTP loads; the Python client (aiohttp) for the one row marked so"
+        if wrk
+        else "load generator: wrk is not installed (apt-get install wrk); the Python client (aiohttp) runs every load",
+        flush=True,
+    )
     work = Path(tempfile.mkdtemp(prefix="pai-bench-"))
     procs = []
     bento = None
@@ -390,26 +343,39 @@ def main(argv: list[str] | None = None) -> dict:
         if bento is not None:
             wait_bentoml(bento, bento_url)
         limits = in_process_limits(work / "model", min(seconds, 3.0))
+        json_headers = {"Content-Type": "application/json"}
+        ours = {**json_headers, "Authorization": token}
+        tf_url = gateway_url.replace("/api/predict/bench", "/v1/models/bench:predict")
+
+        def load(url, body, headers, conc, python_client=False):
+            return run_load(url, body, headers, conc, seconds, wrk, python_client)
+
         one = body_for(1)
-        results: dict = {"in_process_samples_per_s": limits, "one_sample": {}, "batch64": {}}
+        results: dict = {"in_process_samples_per_s": limits, "one_sample": {}, "batch64": {}, "machine": machine()}
         for conc in concurrencies:
-            results["one_sample"][conc] = {
-                "tornado": run_load(baseline_url, one, None, conc, seconds),
-                "pai_lab": run_load(gateway_url, one, token, conc, seconds),
+            row = results["one_sample"][conc] = {
+                "tornado": load(baseline_url, one, json_headers, conc),
+                "pai_lab": load(gateway_url, one, ours, conc),
             }
             if bento is not None:
-                results["one_sample"][conc]["bentoml"] = run_load(bento_url, bento_body(1), None, conc, seconds)
+                row["bentoml"] = load(bento_url, bento_body(1), json_headers, conc)
+        top = max(concurrencies)
+        results["one_sample"][top]["pai_lab TF REST"] = load(tf_url, tf_rows_body(1), ours, top)
         big = body_for(64)
         big_conc = 2 if args.smoke else 8
         v2_body, v2_headers = binary_v2_body(64)
         v2_url = gateway_url.replace("/api/predict/bench", "/v2/models/bench/infer")
+        v2_headers["Authorization"] = token
         results["batch64"] = {
-            "tornado JSON": run_load(baseline_url, big, None, big_conc, seconds),
-            "pai_lab JSON": run_load(gateway_url, big, token, big_conc, seconds),
-            "pai_lab v2 binary": run_load(v2_url, v2_body, token, big_conc, seconds, v2_headers),
+            "tornado JSON": load(baseline_url, big, json_headers, big_conc),
+            "pai_lab EAS JSON": load(gateway_url, big, ours, big_conc),
+            "pai_lab TF REST rows": load(tf_url, tf_rows_body(64), ours, big_conc),
+            "pai_lab v2 binary": load(v2_url, v2_body, v2_headers, big_conc),
         }
+        if wrk:  # the v2 binary load as a Python client sends it, that client's CPU shown beside it
+            results["batch64"]["pai_lab v2 binary, Python client"] = load(v2_url, v2_body, v2_headers, big_conc, True)
         if bento is not None:
-            results["batch64"]["BentoML JSON"] = run_load(bento_url, bento_body(64), None, big_conc, seconds)
+            results["batch64"]["BentoML JSON"] = load(bento_url, bento_body(64), json_headers, big_conc)
             results["bentoml"] = "measured (adaptive batching, max batch 64, access log off)"
         else:
             results["bentoml"] = "no Python with bentoml given; not measured"
@@ -427,34 +393,52 @@ def main(argv: list[str] | None = None) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _beside(r: dict) -> str:
+    return f"load {r['load']:.2f}, {r['generator']} {r['client_cpu'] * 100:.0f}% of a core"
+
+
 def report(results: dict, hidden: int) -> None:
     limits = results["in_process_samples_per_s"]
+    print(f"machine: {results['machine']}")
     print(
         f"model: 784 -> {hidden} -> {hidden} -> 10; in-process: {limits[1]:,.0f} samples/s at batch 1, "
         f"{limits[64]:,.0f} at batch 64 (model time at batch 1: {1000 / limits[1]:.2f} ms)"
     )
-    print(f"{'one sample/request':<20}{'server':<10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}  errors   vs tornado")
-    for conc, pair in results["one_sample"].items():
-        base = pair["tornado"]["rps"] or 1e-9
-        for name, r in pair.items():
+    print(
+        f"{'one sample/request':<20}{'server':<17}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}  errors   vs tornado"
+        "  (load average at the end, the generator's CPU)"
+    )
+    for conc, row in results["one_sample"].items():
+        base = row["tornado"]["rps"] or 1e-9
+        for name, r in row.items():
             print(
-                f"{'concurrency ' + str(conc):<20}{name:<10}{r['rps']:>9,.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-                f"  {sum(r['errors'].values()):<7}  {r['rps'] / base:.2f}x"
+                f"{'concurrency ' + str(conc):<20}{name:<17}{r['rps']:>9,.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+                f"  {sum(r['errors'].values()):<7}  {r['rps'] / base:.2f}x  ({_beside(r)})"
             )
-    for conc, pair in results["one_sample"].items():
-        if "bentoml" in pair:
-            ours, theirs = pair["pai_lab"], pair["bentoml"]
+    for conc, row in results["one_sample"].items():
+        if "bentoml" in row:
+            ours, theirs = row["pai_lab"], row["bentoml"]
             print(
                 f"concurrency {conc}: pai_lab / BentoML {ours['rps'] / (theirs['rps'] or 1e-9):.2f}x req/s, "
                 f"p99 {ours['p99_ms'] / theirs['p99_ms']:.2f}x of BentoML's"
             )
-    c1 = results["one_sample"][min(results["one_sample"])]["pai_lab"]
-    print(f"median overhead at concurrency 1 over the model's own time: {c1['p50_ms'] - 1000 / limits[1]:.2f} ms")
+        if "pai_lab TF REST" in row:
+            print(
+                f"concurrency {conc}: TF Serving REST (instances) / EAS JSON "
+                f"{row['pai_lab TF REST']['rps'] / (row['pai_lab']['rps'] or 1e-9):.2f}x req/s"
+            )
+    c1, model_ms = results["one_sample"][min(results["one_sample"])], 1000 / limits[1]
+    print(
+        f"median overhead at concurrency 1 over the model's own time: {c1['pai_lab']['p50_ms'] - model_ms:.2f} ms"
+        f" (tornado {c1['tornado']['p50_ms'] - model_ms:.2f} ms); pai_lab / tornado req/s at concurrency 1: "
+        f"{c1['pai_lab']['rps'] / (c1['tornado']['rps'] or 1e-9):.2f}x"
+    )
     for name, r in results["batch64"].items():
         samples = r["rps"] * 64
         print(
-            f"64 samples/request  {name:<18}{samples:>10,.0f} samples/s = {samples / limits[64]:.2f}x the "
-            f"in-process limit at batch 64 (p99 {r['p99_ms']:.1f} ms, errors {sum(r['errors'].values())})"
+            f"64 samples/request  {name:<34}{samples:>10,.0f} samples/s = {samples / limits[64]:.2f}x the "
+            f"in-process limit at batch 64 (p99 {r['p99_ms']:.1f} ms, errors {sum(r['errors'].values())}; "
+            f"{_beside(r)})"
         )
     print(f"BentoML: {results['bentoml']}")
 
