@@ -34,8 +34,8 @@ def _known(session: Session, platform) -> dict[str, dict[str, Any]]:
     """Every group by name: its address ("" for the default group's own cluster) and where it comes from."""
     manager = _manager(platform)
     groups: dict[str, dict[str, Any]] = {DEFAULT: {"address": "", "source": "embedded"}}
-    for name, address in dict(manager.resource_groups).items():
-        groups.setdefault(str(name), {"address": str(address), "source": "configured"})
+    for name, value in dict(manager.resource_groups).items():  # an address, or a Dask Gateway's settings
+        groups.setdefault(str(name), {"address": manager.group_address(str(name), value), "source": "configured"})
     for row in session.scalars(select(ResourceGroupRow).order_by(ResourceGroupRow.created_at)):
         groups.setdefault(
             row.name,

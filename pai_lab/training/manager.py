@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import threading
 
-from traitlets import Bool, Dict, Int, Unicode
+from traitlets import Bool, Dict, Int, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
-from pai_lab.training import isolation, records
+from pai_lab.training import gateway, isolation, records
 from pai_lab.training.placement import JobQueue, Slot, local_cluster_shape, place
 from pai_lab.training.runtime import STOP_GRACE_SECONDS
 from pai_lab.training.schemas import ClusterInfo, ClusterWorker
@@ -49,7 +49,15 @@ class TrainingManager(LoggingConfigurable):
     resource_groups = Dict(
         config=True,
         help="More resource groups beside `default` (the cluster above): name -> Dask scheduler address "
-        "(tcp://host:8786). A workspace's Owner or Administrator chooses its group; its jobs' ranks run there.",
+        "(tcp://host:8786), or name -> a Dask Gateway's settings (as dask_gateway). A workspace's Owner or "
+        "Administrator chooses its group; its jobs' ranks run there.",
+    )
+    dask_gateway = Dict(
+        config=True,
+        help="The default group's cluster from a Dask Gateway, when dask_scheduler_address is empty: "
+        "{'address': 'http://gateway:8000', 'proxy_address': 'gateway:8786', 'auth': 'basic'|'jupyterhub'|"
+        "'kerberos', 'auth_kwargs': {...}, 'cluster_options': {...}, 'workers': 2, 'cluster_name': '', "
+        "'shutdown_on_close': True}. Needs pip install 'pai_lab[gateway]'.",
     )
     resource_group_timeout = Int(
         15,
@@ -58,6 +66,30 @@ class TrainingManager(LoggingConfigurable):
         "ResourceUnreachable (and its jobs wait in Queuing).",
     )
 
+    @validate("dask_gateway")
+    def _check_gateway(self, proposal):
+        if proposal["value"]:
+            try:
+                gateway.check(proposal["value"], "TrainingManager.dask_gateway")
+            except ValueError as exc:
+                raise TraitError(str(exc)) from None
+        return proposal["value"]
+
+    @validate("resource_groups")
+    def _check_groups(self, proposal):
+        for name, value in proposal["value"].items():
+            if isinstance(value, dict):
+                try:
+                    gateway.check(value, f"TrainingManager.resource_groups[{name!r}]")
+                except ValueError as exc:
+                    raise TraitError(str(exc)) from None
+            elif not isinstance(value, str):
+                raise TraitError(
+                    f"TrainingManager.resource_groups[{name!r}]: give a scheduler address (tcp://host:8786) "
+                    "or a Dask Gateway's settings (a dict)"
+                )
+        return proposal["value"]
+
     def __init__(self, platform, **kwargs):
         super().__init__(**kwargs)
         self.platform = platform
@@ -65,6 +97,8 @@ class TrainingManager(LoggingConfigurable):
         self._client = None
         self._cluster = None
         self._remote: dict[str, object] = {}  # scheduler address -> Client, for the other resource groups
+        self._gateways: dict[str, gateway.GatewayCluster] = {}  # group address -> the cluster a gateway gave
+        self._gateway_lock = threading.Lock()
         self._lock = threading.RLock()
         self.supervisors: dict[str, Supervisor] = {}
         self.busy: dict[str, int] = {}
@@ -75,7 +109,21 @@ class TrainingManager(LoggingConfigurable):
 
     @property
     def local(self) -> bool:
-        return not self.dask_scheduler_address
+        return not self.dask_scheduler_address and not self.dask_gateway
+
+    def group_address(self, name: str, value) -> str:
+        """How jobs name a configured group's cluster: its scheduler address, or a gateway group's own key."""
+        return value if isinstance(value, str) else gateway.GROUP_PREFIX + name
+
+    def _open_gateway(self, key: str, settings: dict):
+        """The client of the cluster a gateway gives for ``key`` (the default group "" or a gateway group)."""
+        opened = gateway.open_cluster(gateway.check(settings, "dask_gateway"))
+        self.log.info(
+            "pai_lab: jobs of resource group %r run on Dask Gateway cluster %s", key or "default", opened.name
+        )
+        with self._lock:
+            self._gateways[key] = opened
+        return opened.client
 
     def client(self, address: str = ""):
         """The Dask client of a resource group: its scheduler ``address``, or the default group's (empty)."""
@@ -88,6 +136,8 @@ class TrainingManager(LoggingConfigurable):
                 address = self.dask_scheduler_address
                 if address:
                     self._client = Client(address, timeout="30s", set_as_default=False)
+                elif self.dask_gateway:
+                    self._client = self._open_gateway("", dict(self.dask_gateway))
                 else:
                     # Worker threads in this process: a rank's work runs in its own subprocess, so the
                     # Dask side only waits and relays; no worker processes to start or to orphan.
@@ -109,6 +159,17 @@ class TrainingManager(LoggingConfigurable):
         with self._lock:
             client = self._remote.get(address)
             if client is not None and getattr(client, "status", "") not in ("closed", "closing"):
+                return client
+        if address.startswith(gateway.GROUP_PREFIX):
+            settings = self.resource_groups.get(address[len(gateway.GROUP_PREFIX) :])
+            if not isinstance(settings, dict):
+                raise LookupError(f"resource group {address!r} is no longer configured")
+            with self._gateway_lock:  # one cluster per gateway group, however many ask at once
+                client = self._remote.get(address)
+                if client is None or getattr(client, "status", "") in ("closed", "closing"):
+                    client = self._open_gateway(address, settings)  # may take a while: the placements go on
+                    with self._lock:
+                        self._remote[address] = client
                 return client
         from distributed import Client
 
@@ -170,7 +231,8 @@ class TrainingManager(LoggingConfigurable):
         except Exception as exc:  # another group's scheduler away: the job waits for it, as for slots
             if not address:
                 raise
-            return None, f"waiting for the resource group's scheduler at {address} to answer ({type(exc).__name__})"
+            why = f"waiting for the resource group's scheduler at {address} to answer ({type(exc).__name__}: {exc})"
+            return None, why[:500]
         with self._lock:
             self._group_workers = {**self._group_workers, address: workers}
             self._workers_cache = {a: w for group in self._group_workers.values() for a, w in group.items()}
@@ -258,11 +320,18 @@ class TrainingManager(LoggingConfigurable):
                     pass
             self._client = self._cluster = None
             remote, self._remote = list(self._remote.values()), {}
+            gateways, self._gateways = list(self._gateways.items()), {}
         for client in remote:
             try:
                 client.close()  # type: ignore[attr-defined]
             except Exception:  # noqa: BLE001, S110
                 pass
+        for key, opened in gateways:  # the clusters a gateway started for this server, shut down as configured
+            settings = self.dask_gateway if not key else self.resource_groups.get(key[len(gateway.GROUP_PREFIX) :])
+            try:
+                opened.close(shutdown=bool((settings or {}).get("shutdown_on_close", True)))
+            except Exception as exc:  # noqa: BLE001 - the server stops either way; say what was left
+                self.log.warning("pai_lab: Dask Gateway cluster %s was not shut down: %s", opened.name, exc)
 
 
 def _takes_n_workers() -> bool:
