@@ -99,6 +99,7 @@ def create_service(
     spec = parse_spec(data)
     access = check_role(session, user, workspace, "service.deploy", spec.name)
     check_instances(spec, max_instances)
+    gateway.check_sandbox(session)  # the instances run the member's code: in the sandbox when the server needs one
     parent = None
     name = spec.name
     if relate:
@@ -190,6 +191,7 @@ def modify_service(
     current = version_row(session, row)
     spec = parse_spec(_deep_merge(current.config, change))
     check_instances(spec, max_instances)
+    gateway.check_sandbox(session)
     meta_change = change.get("metadata") or {}
     only_scale = set(change) == {"metadata"} and set(meta_change) == {"instance"}
     if "token" in change or "generate_token" in change:

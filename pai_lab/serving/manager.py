@@ -193,15 +193,23 @@ class ServingManager(LoggingConfigurable):
     def sync(self) -> None:
         """Push what the store says should run; start the gateway if something should."""
         from pai_lab.serving import records
+        from pai_lab.serving import sandbox as instance_sandbox
 
         with self._push_lock:
             with self.platform.store.transaction() as session:
                 state = records.desired_state(session)
+                state = instance_sandbox.apply(state, instance_sandbox.plan(self.platform, session))
             if not state["services"] and not self.running:
                 return
             url = self.ensure_started()
             resp = self._http.put(url + "/_admin/state", data=json.dumps(state), timeout=30)
             resp.raise_for_status()
+
+    def check_sandbox(self, session) -> None:
+        """A 409 naming job_sandbox when instances need the sandbox and this machine cannot run it."""
+        from pai_lab.serving import sandbox as instance_sandbox
+
+        instance_sandbox.check(self.platform, session)
 
     def status(self) -> dict:
         """What the gateway reports, per service; empty when it is not running."""

@@ -126,6 +126,8 @@ class Gateway(Protocol):
 
     def sync(self) -> None: ...
 
+    def check_sandbox(self, session: Session) -> None: ...
+
 
 def bring_in_line(session: Session, gateway: Gateway) -> None:
     # after the commit, so the gateway reads the change, and never for a write that rolled back

@@ -243,29 +243,46 @@ async def test_a_job_s_log_and_metric_filters_are_bounded(api, members):
     assert status == 400 and err["error"]["field"] == "stream", err
 
 
-# ------------------------------------------------------------------ serving instances (not fixed yet)
+# ------------------------------------------------------------------ serving instances, sandboxed
 
 READER = """
 import json
+import os
+
+
+def attempt(action):
+    try:
+        return action()
+    except OSError as exc:
+        return f"refused: {exc}"
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def write(path):
+    with open(path, "w") as f:
+        f.write("x")
+    return "written"
 
 
 class Reader:
     def process(self, data):
-        path = json.loads(data)["path"]
-        try:
-            with open(path) as f:
-                return f.read().encode(), 200
-        except OSError as exc:
-            return str(exc).encode(), 200
+        asked = json.loads(data)
+        answer = {p: attempt(lambda p=p: read(p)) for p in asked["read"]}
+        answer["write"] = attempt(lambda: write(asked["write"]))
+        answer["env"] = sorted(k for k in os.environ if "TOKEN" in k or "SECRET" in k)
+        return json.dumps(answer).encode(), 200
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="serving instances run member code (a python processor, a SavedModel's file ops) as the server's "
-    "own OS user with no sandbox; they should be sandboxed as job ranks are (the state folder hidden)",
-)
 def test_a_member_s_processor_cannot_read_the_server_token(live_server, unique_name):
+    """A member's python processor runs in the jobs' sandbox (the team server has several users): the state
+    folder is hidden (server.json is not there), the control plane's processes are not in its /proc (its
+    command line holds the token), the root is read-only, no credential is in its environment; its own
+    folder reads as usual."""
     import requests
 
     owner = live_server.client().create_workspace(unique_name("serve"))
@@ -283,11 +300,14 @@ def test_a_member_s_processor_cannot_read_the_server_token(live_server, unique_n
             "metadata": {"instance": 1},
         }
     )
+    secret = str(live_server.root / ".pai_lab" / "server.json")
+    server_cmdline = f"/proc/{live_server.proc.pid}/cmdline"
+    own = str(folder / "app.py")
     try:
         for _ in range(120):  # until the instance answers
             answer = requests.post(
                 svc.endpoint,
-                json={"path": str(live_server.root / ".pai_lab" / "server.json")},
+                json={"read": [secret, server_cmdline, own], "write": str(live_server.root / "planted.txt")},
                 headers={"Authorization": svc.token},
                 timeout=30,
             )
@@ -298,6 +318,12 @@ def test_a_member_s_processor_cannot_read_the_server_token(live_server, unique_n
             time.sleep(0.5)
         assert answer.status_code == 200, answer.text
         assert live_server.token not in answer.text
+        seen = answer.json()
+        assert seen[secret].startswith("refused: ") and "No such file" in seen[secret], seen
+        assert seen[server_cmdline].startswith("refused: "), seen
+        assert "class Reader" in seen[own], seen
+        assert seen["write"].startswith("refused: ") and not (live_server.root / "planted.txt").exists(), seen
+        assert seen["env"] == [], seen
     finally:
         svc.delete()
 

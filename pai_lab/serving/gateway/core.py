@@ -106,7 +106,7 @@ class Gateway:
                     if not limit or inst.proc is None or inst.proc.poll() is not None:
                         continue
                     try:
-                        rss = psutil.Process(inst.proc.pid).memory_info().rss
+                        rss = psutil.Process(inst.host_pid or inst.proc.pid).memory_info().rss
                     except psutil.Error:
                         continue
                     if rss > int(limit) * 1024 * 1024:

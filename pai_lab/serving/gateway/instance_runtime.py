@@ -11,7 +11,6 @@ import collections
 import itertools
 import json
 import logging
-import os
 import secrets
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pai_lab.errors import BadInput
+from pai_lab.serving import sandbox as instance_sandbox
 from pai_lab.serving import wire
 from pai_lab.serving.gateway import METRICS_TOKEN_ENV, SECRET_ENV
 from pai_lab.serving.gateway.errors import (
@@ -102,6 +102,7 @@ class Instance:
         self.load_errors: list[str] = []  # the load errors since it last ran, for FATAL_REPEATS
         self.wakeup = asyncio.Event()
         self.info: dict = {}
+        self.host_pid: int | None = None  # its own process (in the sandbox, the one bubblewrap started)
         self.ids = itertools.count(1)
         self.task = asyncio.create_task(self._run())
         self.dispatcher = asyncio.create_task(self._dispatch_loop())
@@ -191,7 +192,7 @@ class Instance:
     async def _spawn(self, gpus: list[str]):
         gw = self.service.gateway
         sock = gw.sockets_dir / f"{secrets.token_hex(6)}.sock"
-        env = dict(os.environ)
+        env = instance_sandbox.instance_env()  # never a server credential
         env.pop(SECRET_ENV, None)
         env.pop(METRICS_TOKEN_ENV, None)
         if gpus or gw.gpus:  # pinned to its own GPUs; an instance that asked for none sees none
@@ -203,8 +204,10 @@ class Instance:
             env.update(TF_NUM_INTRAOP_THREADS=threads, OMP_NUM_THREADS=threads)
         config = {**self.config, "workers": self.concurrency}
         logfile = open(gw.logs_dir / f"{self.name}.log", "ab")  # noqa: SIM115 - the child's log: it outlives this call
+        argv = [sys.executable, "-m", "pai_lab.serving.instance", str(sock), json.dumps(config)]
+        argv = instance_sandbox.instance_argv(self.generation.get("sandbox"), argv, config, gw.sockets_dir)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pai_lab.serving.instance", str(sock), json.dumps(config)],
+            argv,
             stdout=logfile,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -225,6 +228,7 @@ class Instance:
                 if attempt == CONNECT_TRIES - 1 or self.proc.poll() is not None:
                     raise
                 await asyncio.sleep(0.05)
+        self.host_pid = instance_sandbox.instance_pid(self.proc)
         try:
             kind, info = await wire.read_frame_async(reader)
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -420,7 +424,7 @@ class Instance:
         return {
             "name": self.name,
             "version": self.generation["version"],
-            "pid": self.proc.pid if self.proc else None,
+            "pid": (self.host_pid or self.proc.pid) if self.proc else None,
             "inner_ip": f"unix:{self.name}" if self.proc else "",
             "host_ip": "127.0.0.1",
             "start_at": self.start_at,

@@ -68,6 +68,7 @@ class ServiceRuntime:
             "cpu": s.get("cpu"),
             "memory": s.get("memory"),
             "gpu": s.get("gpu"),
+            "sandbox": s.get("sandbox"),
             "warm_up": [base64.b64decode(b) for b in s.get("warm_up") or []],
         }
 
