@@ -23,12 +23,13 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pai_lab import supervision
 from pai_lab.pipelines import manifest as manifests
 from pai_lab.pipelines import platform_ops, service, step_plans
 from pai_lab.pipelines.executors import ENDED_MARK, STARTED_MARK, WARM_KINDS, run_step, run_steps
+from pai_lab.pipelines.run_views import remember_declared, run_outputs
 from pai_lab.pipelines.status import PipelineRunStatus as S
 from pai_lab.pipelines.status import run_status
 from pai_lab.pipelines.step_plans import STOP_FILE
@@ -61,13 +62,13 @@ class RunDriver(threading.Thread):
 
     # -- store
     # A node's changes are kept in memory and written together, once a round (with the read of the
-    # members' request), so a round that starts or ends many steps costs one transaction, not one each.
+    # members' request), so a round that starts or ends many steps costs one transaction, not one each;
+    # rows are written by their keys (an UPDATE per shape of change, run for all its rows), never read
+    # back first, and the run's own row (its manifest is large) is written without being read.
     def _update_run(self, **values) -> None:
         with self.store.transaction() as s:
             self._write_nodes(s)
-            row = s.get(RunRow, self.run_id)
-            for k, v in values.items():
-                setattr(row, k, v)
+            s.execute(update(RunRow).where(RunRow.id == self.run_id).values(**values))
 
     def _update_node(self, name: str, **values) -> None:
         self.nodes[name].update(values)
@@ -77,9 +78,9 @@ class RunDriver(threading.Thread):
         if not self.pending:
             return
         pending, self.pending = self.pending, {}
-        for row in s.scalars(select(NodeRow).where(NodeRow.run_id == self.run_id, NodeRow.name.in_(list(pending)))):
-            for k, v in pending[row.name].items():
-                setattr(row, k, v)
+        rows = [{"id": self.keys[name], **values} for name, values in pending.items()]
+        rows.sort(key=lambda r: sorted(r))  # the same columns side by side: one executemany each
+        s.execute(update(NodeRow), rows)
 
     def _sync(self) -> str:
         """Write the nodes' changes and read the members' request (terminate, suspend), in one transaction."""
@@ -91,6 +92,7 @@ class RunDriver(threading.Thread):
         with self.store.transaction() as s:
             row = s.get(RunRow, self.run_id)
             self.graph = manifests.check(row.manifest)
+            remember_declared(self.run_id, self.graph.manifest)
             self.arguments = dict(row.arguments)
             self.cache = row.cache
             self.sandbox = row.sandbox
@@ -98,8 +100,11 @@ class RunDriver(threading.Thread):
             self.work_dir = Path(row.work_dir)
             self.workspace_id = row.workspace_id
             self.user = row.created_by
-            self.nodes = {
-                n.name: {
+            self.keys: dict[str, int] = {}  # a step's row's key, to write it without reading it
+            self.nodes = {}
+            for n in s.scalars(select(NodeRow).where(NodeRow.run_id == self.run_id)):
+                self.keys[n.name] = n.id
+                self.nodes[n.name] = {
                     "status": n.status,
                     "cached": n.cached,
                     "outputs": n.outputs or {},
@@ -107,8 +112,6 @@ class RunDriver(threading.Thread):
                     "work_dir": n.work_dir,
                     "reason": n.reason,
                 }
-                for n in s.scalars(select(NodeRow).where(NodeRow.run_id == self.run_id))
-            }
 
     # -- the loop
     def run(self) -> None:
@@ -362,13 +365,11 @@ class RunDriver(threading.Thread):
         if final == S.Failed:
             failed = next(n for n, v in self.nodes.items() if v["status"] == S.Failed)
             reason = f"step {failed!r} failed: {self.nodes[failed]['reason']}"
-        with self.store.transaction() as s:
-            self._write_nodes(s)
-            s.flush()
-            row = s.get(RunRow, self.run_id)
-            nodes = service._nodes(s, self.run_id)
-            row.outputs = [a.model_dump() for a in service.run_outputs(row, nodes)]
-            row.status, row.reason, row.request, row.finished_at = final, reason, "", utcnow()
+        outputs = {name: self.nodes[name]["outputs"] for name in self.graph.steps}
+        made = run_outputs(self.run_id, remember_declared(self.run_id, self.graph.manifest), outputs)
+        self._update_run(
+            outputs=[a.model_dump() for a in made], status=final, reason=reason, request="", finished_at=utcnow()
+        )
 
 
 class PipelineDriver:

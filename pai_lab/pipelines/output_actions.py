@@ -20,13 +20,14 @@ FILE_MODELS = ("pmml", "onnx", "torch")  # processors that load a model file, no
 
 def _output(session: Session, workspace_id: str, run_id: str, name: str, step: str | None) -> tuple[str, object]:
     """(the step that made it, its value): the run's declared output ``name``, or a step's artifact."""
-    from pai_lab.pipelines.service import run_outputs
+    from pai_lab.pipelines.run_views import declared_outputs, outputs_by_step, run_outputs
 
     row = session.get(RunRow, run_id)
     if row is None or row.workspace_id != workspace_id:
         raise NotFound(f"run {run_id!r} not found in this workspace; `ws.pipelines.list()` lists them", "run_id")
     nodes = list(session.scalars(select(NodeRow).where(NodeRow.run_id == run_id).order_by(NodeRow.id)))
-    found = [(o.producer, o.value) for o in run_outputs(row, nodes) if o.name == name and o.kind == "artifacts"]
+    made = run_outputs(run_id, declared_outputs(session, run_id), outputs_by_step(nodes))
+    found = [(o.producer, o.value) for o in made if o.name == name and o.kind == "artifacts"]
     found = [f for f in found if step in (None, f[0])]
     if not found:
         found = [

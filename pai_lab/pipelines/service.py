@@ -14,19 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import Conflict, NotFound
 from pai_lab.pipelines import manifest as manifests
-from pai_lab.pipelines.schemas import (
-    NodeLogLine,
-    PipelineNode,
-    PipelineOutput,
-    PipelineRunCreate,
-    PipelineRunDetail,
-    PipelineRunInfo,
-)
+from pai_lab.pipelines.run_views import detail as _detail
+from pai_lab.pipelines.run_views import progress as _progress
+from pai_lab.pipelines.run_views import remember_declared
+from pai_lab.pipelines.run_views import summary as _summary
+from pai_lab.pipelines.schemas import NodeLogLine, PipelineRunCreate, PipelineRunDetail, PipelineRunInfo
 from pai_lab.pipelines.status import PipelineRunStatus as S
 from pai_lab.pipelines.tables import NodeRow, RunRow
 from pai_lab.pipelines.types import PipelineError
@@ -169,27 +166,30 @@ def create_run(session: Session, platform, user: str, workspace: str, body: Pipe
     )
     session.add(row)
     session.flush()  # the run's row before its nodes' (their foreign key)
+    nodes = []
     for name, step in graph.steps.items():
         ident = step.operator.get("metadata", {})
-        session.add(
-            NodeRow(
-                run_id=run_id,
-                workspace_id=access.workspace_id,
-                name=name,
-                node_id="node-" + hashlib.sha256(f"{run_id}/{name}".encode()).hexdigest()[:12],
-                identifier=f"{ident.get('identifier', '')}@{ident.get('version', 'v1')}"[:300],
-                depends=list(step.depends),
-                status=S.Initialized,
-                reason="",
-                cached=False,
-                cache_key="",
-                inputs={},
-                outputs={},
-                work_dir=str(work / name),
-                attempt=0,
-            )
+        nodes.append(
+            {
+                "run_id": run_id,
+                "workspace_id": access.workspace_id,
+                "name": name,
+                "node_id": "node-" + hashlib.sha256(f"{run_id}/{name}".encode()).hexdigest()[:12],
+                "identifier": f"{ident.get('identifier', '')}@{ident.get('version', 'v1')}"[:300],
+                "depends": list(step.depends),
+                "status": S.Initialized,
+                "reason": "",
+                "cached": False,
+                "cache_key": "",
+                "inputs": {},
+                "outputs": {},
+                "work_dir": str(work / name),
+                "attempt": 0,
+            }
         )
-    session.flush()
+    if nodes:
+        session.execute(insert(NodeRow), nodes)  # one statement for a wide pipeline's steps, not one each
+    remember_declared(run_id, graph.manifest)
     from pai_lab.pipelines.driver import get_driver
 
     driver = get_driver(platform)
@@ -206,90 +206,6 @@ def _find(session: Session, workspace_id: str, run_id: str) -> RunRow:
 
 def _nodes(session: Session, run_id: str) -> list[NodeRow]:
     return list(session.scalars(select(NodeRow).where(NodeRow.run_id == run_id).order_by(NodeRow.id)))
-
-
-def _progress(session: Session, run_ids: list[str]) -> dict[str, tuple[int, int]]:
-    """Each run's (steps, steps ended), in one query."""
-    if not run_ids:
-        return {}
-    ended = func.sum(case((NodeRow.status.in_(S.FINISHED), 1), else_=0))
-    rows = session.execute(
-        select(NodeRow.run_id, func.count(), ended).where(NodeRow.run_id.in_(run_ids)).group_by(NodeRow.run_id)
-    )
-    return {run_id: (int(total), int(done or 0)) for run_id, total, done in rows}
-
-
-def _summary(row: RunRow, progress: tuple[int, int] = (0, 0)) -> PipelineRunInfo:
-    return PipelineRunInfo(
-        id=row.id,
-        name=row.name,
-        pipeline=row.pipeline,
-        status=row.status,
-        reason=row.reason,
-        created_by=row.created_by,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        attempt=row.attempt,
-        cache=row.cache,
-        steps_total=progress[0],
-        steps_done=progress[1],
-    )
-
-
-def run_outputs(row: RunRow, nodes: list[NodeRow]) -> list[PipelineOutput]:
-    """The pipeline's declared outputs (every step's outputs when it declares none)."""
-    by_name = {n.name: n for n in nodes}
-    spec = (row.manifest.get("spec") or {}).get("outputs") or {}
-    found: list[PipelineOutput] = []
-    declared = [(kind, o) for kind in ("parameters", "artifacts") for o in spec.get(kind) or []]
-    for kind, out in declared:
-        bound = manifests._binding(out, f"outputs.{out.get('name')}")
-        node = by_name.get(bound.step or "")
-        if node is None or bound.name not in (node.outputs or {}).get(kind, {}):
-            continue
-        found.append(
-            PipelineOutput(
-                name=out["name"],
-                kind=kind,
-                producer=node.name,
-                run_id=row.id,
-                value=node.outputs[kind][bound.name],
-                metadata=out.get("metadata") or {},
-            )
-        )
-    if not declared:
-        for node in nodes:
-            for kind in ("parameters", "artifacts"):
-                for name, value in (node.outputs or {}).get(kind, {}).items():
-                    found.append(PipelineOutput(name=name, kind=kind, producer=node.name, run_id=row.id, value=value))
-    return found
-
-
-def _detail(session: Session, row: RunRow) -> PipelineRunDetail:
-    nodes = _nodes(session, row.id)
-    done = sum(1 for n in nodes if n.status in S.FINISHED)
-    return PipelineRunDetail(
-        **_summary(row, (len(nodes), done)).model_dump(),
-        nodes=[
-            PipelineNode(
-                name=n.name,
-                node_id=n.node_id,
-                identifier=n.identifier,
-                depends=n.depends,
-                status=n.status,
-                reason=n.reason,
-                cached=n.cached,
-                attempt=n.attempt,
-                started_at=n.started_at,
-                finished_at=n.finished_at,
-                outputs=n.outputs or {},
-            )
-            for n in nodes
-        ],
-        outputs=run_outputs(row, nodes),
-        arguments=row.arguments.get("inputs", {}),
-    )
 
 
 def get_run(session: Session, user: str, workspace: str, run_id: str) -> PipelineRunDetail:

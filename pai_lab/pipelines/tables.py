@@ -20,7 +20,9 @@ class RunRow(Base):
     status: Mapped[str] = mapped_column(String(32), index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     request: Mapped[str] = mapped_column(String(16), default="")  # terminate | suspend: asked, not yet done
-    manifest: Mapped[dict] = mapped_column(JSON)
+    # read only where needed (the driver's start, a run's declared outputs): a wide pipeline's manifest is
+    # hundreds of kilobytes, and a run's row is read on every state change and every poll
+    manifest: Mapped[dict] = mapped_column(JSON, deferred=True)
     arguments: Mapped[dict] = mapped_column(JSON, default=dict)  # resolved: typed parameters, artifact locations
     outputs: Mapped[list] = mapped_column(JSON, default=list)
     cache: Mapped[bool] = mapped_column(Boolean, default=True)
