@@ -8,16 +8,24 @@ runs requests on ``workers`` threads. It exits when the gateway goes away.
 
 The socket appears at SOCKET_PATH only once it listens (bound under a temporary name, then
 renamed), so the gateway never connects to a socket that would refuse it.
+
+On a Dask worker (:mod:`pai_lab.serving.worker_task`) the first argument is ``fd:N``: a TCP socket
+the worker bound and handed over. There the gateway's first bytes must be the instance's connection
+token (``PAI_LAB_INSTANCE_TOKEN``), checked before any frame is read, so nobody else on the network
+can drive it; a connection without it is dropped and the next one waited for. Such an instance dies
+with the worker that started it.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import re
 import socket
 import sys
 import threading
+import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
@@ -74,6 +82,8 @@ def _quiet_native_logs() -> None:
 
 
 _restore_stderr = None
+ACCEPT_TIMEOUT_S = 120.0
+TOKEN_TIMEOUT_S = 10.0
 
 
 def _flush_logs() -> None:
@@ -99,6 +109,70 @@ def _listen(sock_path: str) -> socket.socket:
     return server
 
 
+def _accept_with_token(server: socket.socket, token: bytes) -> socket.socket:
+    """The first connection whose first bytes are ``token``; others are dropped unread. Ends the
+    process when nobody connects within ACCEPT_TIMEOUT_S (the gateway gave up on this launch)."""
+    server.settimeout(ACCEPT_TIMEOUT_S)
+    while True:
+        try:
+            conn, _ = server.accept()
+        except TimeoutError:
+            print("no gateway connected; exiting", file=sys.stderr)
+            os._exit(4)
+        conn.settimeout(TOKEN_TIMEOUT_S)
+        got = b""
+        try:
+            while len(got) < len(token):
+                chunk = conn.recv(len(token) - len(got))
+                if not chunk:
+                    break
+                got += chunk
+        except OSError:
+            pass
+        if token and hmac.compare_digest(got, token):
+            conn.settimeout(None)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return conn
+        conn.close()
+
+
+def _die_with_parent() -> None:
+    """On a worker: end with the worker process that started this instance."""
+    from pai_lab.serving.worker_task import PARENT_ENV
+
+    parent = int(os.environ.pop(PARENT_ENV, "0") or 0)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):  # not Linux: the watcher below alone
+        pass
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _connect(where: str) -> socket.socket:
+    """The gateway's one connection: on the Unix socket path, or on the handed-over TCP socket ``fd:N``."""
+    if not where.startswith("fd:"):
+        server = _listen(where)
+        conn, _ = server.accept()
+        server.close()
+        os.unlink(where)
+        return conn
+    from pai_lab.serving.worker_task import TOKEN_ENV
+
+    _die_with_parent()
+    server = socket.socket(fileno=int(where[3:]))
+    conn = _accept_with_token(server, os.environ.pop(TOKEN_ENV, "").encode())
+    server.close()
+    return conn
+
+
 def _run(processor, kind: str, payload):
     from pai_lab.serving.processors import ProcessorError
 
@@ -118,10 +192,7 @@ def _run(processor, kind: str, payload):
 def main(argv: list[str]) -> int:
     sock_path, config = argv[0], json.loads(argv[1])
     _quiet_native_logs()
-    server = _listen(sock_path)
-    conn, _ = server.accept()
-    server.close()
-    os.unlink(sock_path)
+    conn = _connect(sock_path)
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     reader = conn.makefile("rb", buffering=1 << 16)
     write_lock = threading.Lock()

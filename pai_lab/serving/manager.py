@@ -194,10 +194,11 @@ class ServingManager(LoggingConfigurable):
         """Push what the store says should run; start the gateway if something should."""
         from pai_lab.serving import records
         from pai_lab.serving import sandbox as instance_sandbox
+        from pai_lab.serving.placement import placements
 
         with self._push_lock:
             with self.platform.store.transaction() as session:
-                state = records.desired_state(session)
+                state = records.desired_state(session, placements(session, self.platform))
                 state = instance_sandbox.apply(state, instance_sandbox.plan(self.platform, session))
             if not state["services"] and not self.running:
                 return

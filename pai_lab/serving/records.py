@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy import or_, select
@@ -144,8 +145,9 @@ def revision_of(row: ServiceRow, version: ServiceVersionRow) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
-def desired_state(session: Session) -> dict:
-    """Every service on the server, as the gateway should run it, and the entry routes."""
+def desired_state(session: Session, placement: Callable[[str], dict | None] | None = None) -> dict:
+    """Every service on the server, as the gateway should run it, and the entry routes. ``placement``:
+    workspace id -> the resource group whose Dask workers host its instances (None: the gateway's own)."""
     services: list[dict] = []
     routes: dict[str, dict] = {}
     rows = session.scalars(select(ServiceRow).order_by(ServiceRow.created_at)).all()
@@ -155,6 +157,10 @@ def desired_state(session: Session) -> dict:
         assert version is not None  # a service always has its current version
         meta = Metadata.model_validate(version.config["metadata"])
         rpc = meta.rpc.model_dump()
+        where = placement(row.workspace_id) if placement is not None else None
+        revision = revision_of(row, version)
+        if where:  # moving to another group's workers rolls the instances over like a new version
+            revision = hashlib.sha1(f"{revision}|{where['scheduler']}".encode()).hexdigest()
         services.append(
             {
                 "name": row.name,
@@ -166,7 +172,8 @@ def desired_state(session: Session) -> dict:
                 "memory": meta.memory,
                 "gpu": meta.gpu,
                 "version": version.version,
-                "revision": revision_of(row, version),
+                "revision": revision,
+                "placement": where,
                 "processor": {k: v for k, v in version.resolved.items() if k not in ("warm_up", "revision_bump")},
                 "warm_up": version.resolved.get("warm_up") or [],
             }

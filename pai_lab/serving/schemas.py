@@ -231,6 +231,9 @@ class Instance(Schema):
     gpus: list[str] = Field(
         default_factory=list, description="the GPUs the instance is pinned to, as CUDA_VISIBLE_DEVICES names them"
     )
+    worker: str = Field(
+        "", description="the Dask worker hosting it when its workspace's resource group has workers of its own"
+    )
 
 
 class ServiceVersion(Schema):

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from pai_lab.serving.gateway.errors import NotServed
@@ -103,7 +104,9 @@ class Gateway:
             for svc in list(self.services.values()):
                 for inst in [*svc.instances, *svc.incoming]:
                     limit = inst.generation.get("memory")
-                    if not limit or inst.proc is None or inst.proc.poll() is not None:
+                    if not limit or inst.proc is None or getattr(inst.proc, "remote", False):
+                        continue  # a worker-hosted instance's memory is watched on its worker
+                    if inst.proc.poll() is not None:
                         continue
                     try:
                         rss = psutil.Process(inst.host_pid or inst.proc.pid).memory_info().rss
@@ -118,6 +121,10 @@ class Gateway:
 
     async def close(self) -> None:
         await asyncio.gather(*(s.close() for s in self.services.values()), return_exceptions=True)
+        if "pai_lab.serving.gateway.worker_instances" in sys.modules:
+            from pai_lab.serving.gateway.worker_instances import close_clients
+
+            await asyncio.get_running_loop().run_in_executor(None, close_clients)
         import shutil
 
         shutil.rmtree(self.sockets_dir, ignore_errors=True)

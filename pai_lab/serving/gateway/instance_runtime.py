@@ -35,6 +35,7 @@ from pai_lab.serving.protocols import eas
 
 if TYPE_CHECKING:
     from pai_lab.serving.gateway.service_runtime import ServiceRuntime
+    from pai_lab.serving.gateway.worker_instances import RemoteProcess
 
 log = logging.getLogger("pai_lab.gateway")
 WARM_UP_REPEATS = 5
@@ -83,7 +84,7 @@ class Instance:
         self.config = generation["config"]
         self.rpc = generation["rpc"]
         self.concurrency = max(1, int(generation["workers"]))
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen | RemoteProcess | None = None  # RemoteProcess: on a Dask worker
         self.writer: asyncio.StreamWriter | None = None
         self.ready = False
         self.status = "Pending"
@@ -123,6 +124,8 @@ class Instance:
         """The GPUs this instance runs on (metadata.gpu of them, none held by another instance);
         until enough are free it waits, Pending with the reason shown in `eascmd w`."""
         wanted = int(self.generation.get("gpu") or 0)
+        if self.generation.get("placement"):  # on a worker: its GPUs are the worker's Dask resources
+            return []
         gw = self.service.gateway
         while not self.stopped:
             ids = gw.take_gpus(self.name, wanted)
@@ -190,6 +193,11 @@ class Instance:
             backoff = min(backoff * 2, 10)
 
     async def _spawn(self, gpus: list[str]):
+        if self.generation.get("placement"):  # the resource group's Dask workers host it
+            from pai_lab.serving.gateway import worker_instances
+
+            reader, self.writer, self.proc = await worker_instances.spawn(self)
+            return await self._handshake(reader)
         gw = self.service.gateway
         sock = gw.sockets_dir / f"{secrets.token_hex(6)}.sock"
         env = instance_sandbox.instance_env()  # never a server credential
@@ -229,6 +237,10 @@ class Instance:
                     raise
                 await asyncio.sleep(0.05)
         self.host_pid = instance_sandbox.instance_pid(self.proc)
+        return await self._handshake(reader)
+
+    async def _handshake(self, reader):
+        """The instance's first frame: loaded (with the model's signatures) or failed."""
         try:
             kind, info = await wire.read_frame_async(reader)
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -427,6 +439,7 @@ class Instance:
             "pid": (self.host_pid or self.proc.pid) if self.proc else None,
             "inner_ip": f"unix:{self.name}" if self.proc else "",
             "host_ip": "127.0.0.1",
+            **_where(self.proc),
             "start_at": self.start_at,
             "restarts": self.restarts,
             "status": self.status,
@@ -439,6 +452,13 @@ class Instance:
             "fatal": self.fatal,
             "gpus": list(self.service.gateway.gpu_holders.get(self.name, [])),
         }
+
+
+def _where(proc) -> dict:
+    """A worker-hosted instance's address and worker (a local one's are the defaults above)."""
+    if not getattr(proc, "remote", False):
+        return {}
+    return {"inner_ip": f"{proc.host}:{proc.port}", "host_ip": proc.host, "worker": proc.worker}
 
 
 def _deliver(jobs: list[Job], status: str, result) -> None:

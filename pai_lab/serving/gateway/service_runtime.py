@@ -69,6 +69,7 @@ class ServiceRuntime:
             "memory": s.get("memory"),
             "gpu": s.get("gpu"),
             "sandbox": s.get("sandbox"),
+            "placement": s.get("placement"),
             "warm_up": [base64.b64decode(b) for b in s.get("warm_up") or []],
         }
 

@@ -1,0 +1,199 @@
+"""The second instance launcher: an instance hosted on a worker of a resource group's Dask cluster.
+
+A service whose workspace runs on a resource group with its own scheduler gets ``placement`` in its
+spec (:func:`pai_lab.serving.placement.placement_of`). Each of its instances is then a Dask task
+(:func:`pai_lab.serving.worker_task.run_instance`) with the service's resource restrictions (``GPU``
+for ``metadata.gpu``; ``MEMORY`` in bytes for ``metadata.memory`` when the group's workers declare
+it). The task reports the TCP address its instance listens on; the gateway connects, sends the
+instance's token first, and from then on the instance is driven exactly as a local one: the same
+frames, queue, batching, rollouts and restarts (:mod:`pai_lab.serving.gateway.instance_runtime`).
+
+:class:`RemoteProcess` stands where a local instance has its ``subprocess.Popen``: ``poll``,
+``terminate``, ``kill`` and ``pid``. The Dask clients are synchronous, each with its own thread, and
+called off the event loop, so the request path never waits on the scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from pai_lab.serving.gateway.errors import LoadFailed, NotReady
+from pai_lab.serving.worker_task import channel_of, run_instance
+
+if TYPE_CHECKING:
+    from pai_lab.serving.gateway.instance_runtime import Instance
+
+LOST_GRACE_S = 1.0  # after its connection drops, how long the task's own exit code is waited for
+WAIT_STEP_S = 2.0
+# the blocking Dask calls (submit, waiting for a worker) run here, never on the event loop or its default pool
+_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="pai-dask")
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def client_of(address: str):
+    """The gateway's Dask client of a resource group's scheduler (made once, blocking: call off the loop)."""
+    with _clients_lock:
+        client = _clients.get(address)
+        if client is not None and client.status not in ("closed", "closing"):
+            return client
+        from distributed import Client
+
+        client = Client(address, timeout="30s", set_as_default=False)
+        _clients[address] = client
+        return client
+
+
+def close_clients() -> None:
+    with _clients_lock:
+        for client in _clients.values():
+            try:
+                client.close(timeout=5)
+            except Exception:  # noqa: BLE001, S110 - closing at exit: the scheduler may be gone
+                pass
+        _clients.clear()
+
+
+class RemoteProcess:
+    """An instance on a Dask worker, seen through its task's future and the gateway's connection."""
+
+    remote = True
+
+    def __init__(self, inst: Instance, future, address: dict, writer: asyncio.StreamWriter):
+        self.inst = inst
+        self.future = future
+        self.pid: int = address["pid"]
+        self.host: str = address["host"]
+        self.port: int = address["port"]
+        self.worker: str = address["worker"]
+        self.writer = writer
+        self.returncode: int | None = None
+        self._lost_at: float | None = None
+        future.add_done_callback(self._ended)  # runs in the client's thread
+
+    def _ended(self, future) -> None:
+        try:
+            result = future.result() if future.status == "finished" else None
+        except Exception:  # noqa: BLE001 - the task failed or its worker died: the instance is gone
+            result = None
+        if result and result.get("oom"):
+            self.inst.oom = True
+        self.returncode = int(result["code"]) if result else -9
+
+    def poll(self) -> int | None:
+        if self.returncode is not None:
+            return self.returncode
+        if not self.writer.is_closing():
+            return None
+        # the connection is gone: the instance ended (its code comes with the task's result), or its
+        # worker died (the scheduler would run the task again elsewhere: the gateway replaces it itself)
+        now = time.monotonic()
+        self._lost_at = self._lost_at or now
+        if now - self._lost_at >= LOST_GRACE_S:
+            self.kill()
+        return self.returncode
+
+    def terminate(self) -> None:
+        self.writer.close()  # the instance exits when the gateway goes away
+
+    def kill(self) -> None:
+        self.writer.close()
+        if self.returncode is None:
+            self.returncode = -9
+        self.future.cancel()
+
+
+def _resources(generation: dict, workers: dict) -> dict[str, float] | None:
+    wanted: dict[str, float] = {}
+    if generation.get("gpu"):
+        wanted["GPU"] = int(generation["gpu"])
+    memory = generation.get("memory")
+    if memory and any("MEMORY" in (w.get("resources") or {}) for w in workers.values()):
+        wanted["MEMORY"] = int(memory) * 1024 * 1024
+    return wanted or None
+
+
+def _submit(inst: Instance, launch: dict):
+    """Submit the instance's task (blocking); instances of one service spread over the workers."""
+    placement = inst.generation["placement"]
+    client = client_of(placement["scheduler"])
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:  # distributed before n_workers
+        workers = client.scheduler_info()["workers"]
+    siblings = [*inst.service.instances, *inst.service.incoming]
+    taken = {getattr(i.proc, "worker", None) for i in siblings if i is not inst and i.proc is not None}
+    others = [w for w in workers if w not in taken]
+    return client.submit(
+        run_instance,
+        launch,
+        key=f"pai-serving-{inst.name}-{launch['launch_id']}",
+        pure=False,
+        resources=_resources(inst.generation, workers),
+        workers=others or None,
+        allow_other_workers=True,
+    )
+
+
+def _address(inst: Instance, future, channel: str) -> dict | None:
+    """Where the task's instance listens (blocking, in steps): None once the instance is stopped."""
+    from distributed import Queue
+
+    queue = Queue(channel, client=future.client)
+    while not inst.stopped:
+        if future.status in ("error", "cancelled", "lost"):
+            try:
+                future.result(timeout=10)
+            except Exception as exc:  # the task's failure is the instance's
+                raise LoadFailed(f"the instance's task failed on the Dask worker: {exc}", False) from exc
+            raise NotReady("the instance's task ended before its instance listened")
+        try:
+            return queue.get(timeout=WAIT_STEP_S)
+        except TimeoutError:
+            continue
+    return None
+
+
+async def spawn(inst: Instance) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, RemoteProcess]:
+    """Start ``inst`` on a worker of its resource group and connect to it (the token sent first)."""
+    placement = inst.generation["placement"]
+    launch_id, token = secrets.token_hex(4), secrets.token_hex(32)
+    launch = {
+        "name": inst.name,
+        "launch_id": launch_id,
+        "channel": channel_of(inst.name, launch_id),
+        "token": token,
+        "config": inst.config,
+        "workers": inst.concurrency,
+        "cpu": inst.generation.get("cpu"),
+        "memory": inst.generation.get("memory"),
+        "gpu": inst.generation.get("gpu"),
+    }
+    loop = asyncio.get_running_loop()
+    needs = _describe_needs(inst.generation)
+    inst.reason = f"waiting for a worker of resource group {placement['group']}{needs}"
+    future = await loop.run_in_executor(_pool, _submit, inst, launch)
+    try:
+        address = await loop.run_in_executor(_pool, _address, inst, future, launch["channel"])
+        if address is None:
+            raise NotReady(f"instance {inst.name} was stopped while waiting for a worker")
+        inst.reason = "ContainerCreating"
+        reader, writer = await asyncio.open_connection(address["host"], address["port"], limit=1 << 26)
+    except BaseException:
+        future.cancel()
+        raise
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    writer.write(token.encode())
+    return reader, writer, RemoteProcess(inst, future, address, writer)
+
+
+def _describe_needs(generation: dict) -> str:
+    parts = [f"GPU={generation['gpu']}"] if generation.get("gpu") else []
+    return f" with {', '.join(parts)}" if parts else ""

@@ -1,0 +1,119 @@
+"""The Dask task that hosts a service instance on a worker of a resource group.
+
+The gateway submits :func:`run_instance` with the service's Dask resource restrictions (``GPU``,
+``MEMORY``). On the worker it binds a TCP socket on the worker's own host, starts ``python -m
+pai_lab.serving.instance fd:N CONFIG`` on it (the connection token in the environment), tells the
+gateway where it listens through a Dask queue, secedes from the worker's thread pool (an instance
+holds its resources, not a thread) and waits for the instance to end: the gateway closing its
+connection, the instance crashing, or the instance passing ``metadata.memory`` (killed as OOMKilled,
+as in a container). The instance dies with the worker process that started it, so a lost worker
+is a lost connection at the gateway, which starts a replacement elsewhere.
+
+No gateway or control-plane import here: this runs on any machine with pai_lab installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+TOKEN_ENV = "PAI_LAB_INSTANCE_TOKEN"
+PARENT_ENV = "PAI_LAB_INSTANCE_PARENT"
+MEMORY_POLL_S = 0.5
+_held_gpus: dict[str, list[str]] = {}  # instance name -> the GPU ids it holds on this worker
+_gpu_lock = threading.Lock()
+
+
+def channel_of(name: str, launch_id: str) -> str:
+    """The Dask queue one launch reports its address on."""
+    return f"pai-serving-{name}-{launch_id}"
+
+
+def _take_gpus(name: str, wanted: int, declared: float) -> list[str]:
+    """``wanted`` of this worker's GPUs (its ``GPU`` resource, numbered 0..n-1) that no other instance
+    on it holds; Dask's resource accounting already made sure enough are free."""
+    if wanted <= 0:
+        return []
+    with _gpu_lock:
+        held = {g for ids in _held_gpus.values() for g in ids}
+        free = [str(i) for i in range(int(declared)) if str(i) not in held]
+        _held_gpus[name] = free[:wanted]
+        return _held_gpus[name]
+
+
+def _environment(launch: dict, gpus: list[str], token: str) -> dict[str, str]:
+    from pai_lab.training.isolation import scrub  # the same rule as a rank's: never the server's credentials
+
+    env = scrub(dict(os.environ))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if gpus or launch.get("gpu") is not None:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)  # an instance that asked for none sees none
+    cpu = launch.get("cpu")
+    if cpu:
+        threads = str(max(1, int(float(cpu) + 0.999)))
+        env.update(TF_NUM_INTRAOP_THREADS=threads, OMP_NUM_THREADS=threads)
+    env[TOKEN_ENV] = token
+    env[PARENT_ENV] = str(os.getpid())
+    return env
+
+
+def _wait(proc: subprocess.Popen, memory_mb: int | None) -> tuple[int, bool]:
+    """The instance's exit code (as containers report it: -9 is 137) and whether it was OOMKilled."""
+    import psutil
+
+    oom = False
+    while proc.poll() is None:
+        time.sleep(MEMORY_POLL_S)
+        if not memory_mb:
+            continue
+        try:
+            rss = psutil.Process(proc.pid).memory_info().rss
+        except psutil.Error:
+            continue
+        if rss > memory_mb * 1024 * 1024:
+            oom = True
+            proc.send_signal(signal.SIGKILL)
+    code = proc.wait()
+    return (128 - code if code < 0 else code), oom
+
+
+def run_instance(launch: dict) -> dict:
+    """Host one instance on this worker until it ends; returns ``{"code", "oom", "worker"}``."""
+    from distributed import Queue, get_worker, secede
+    from distributed.comm import get_address_host
+
+    worker = get_worker()
+    host = get_address_host(worker.address)
+    listener = socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET, backlog=8)
+    port = listener.getsockname()[1]
+    name = launch["name"]
+    gpus = _take_gpus(name, int(launch.get("gpu") or 0), worker.state.total_resources.get("GPU", 0))
+    logs = Path(worker.local_directory) / "pai-serving"
+    logs.mkdir(parents=True, exist_ok=True)
+    config = {**launch["config"], "workers": launch["workers"]}
+    try:
+        with open(logs / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pai_lab.serving.instance", f"fd:{listener.fileno()}", json.dumps(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=_environment(launch, gpus, launch["token"]),
+                pass_fds=(listener.fileno(),),
+            )
+        listener.close()  # the instance holds it now
+        address = {"host": host, "port": port, "pid": proc.pid, "worker": worker.address, "gpus": gpus}
+        Queue(launch["channel"]).put(address)
+        secede()  # resources stay held until the instance ends; the thread goes back to the pool
+        code, oom = _wait(proc, launch.get("memory"))
+    finally:
+        listener.close()
+        with _gpu_lock:
+            _held_gpus.pop(name, None)
+    return {"code": code, "oom": oom, "worker": worker.address}

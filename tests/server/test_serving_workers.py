@@ -1,0 +1,264 @@
+"""Serving on a resource group's Dask workers: a workspace whose group is a Dask cluster of its own
+(a scheduler and two worker processes on loopback) has its services' instances hosted on those
+workers, reached by the gateway over TCP; a blue-green release keeps answering; a worker killed under
+load has its instance replaced on the other worker, with only the requests it held failing.
+Driven as a member would, through the Python client of a real `pai server`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from tests.conftest import ROLE_OF, start_pai_server
+from tests.fixtures.serving import Load, until
+from tests.fixtures.training import wait_for
+
+SLOW_ECHO = """
+import json, os, time
+
+
+class Echo:
+    def process(self, data):
+        request = json.loads(data)
+        time.sleep(float(request.get("sleep", 0)))
+        body = {"sum": sum(request.get("values", [])), "pid": os.getpid(), "tag": TAG}
+        return json.dumps(body).encode(), 200
+"""
+NO_DASHBOARD = ("--no-dashboard",)
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory):
+    """A Dask scheduler and two workers (no nanny: killing one ends it), each a process of its own."""
+    folder = tmp_path_factory.mktemp("serving-dask")
+    dask = str(Path(sys.executable).parent / "dask")
+    # every machine of a group has pai_lab installed: here, this checkout on the path
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    common = {"stdout": subprocess.DEVNULL, "start_new_session": True, "env": env}
+    scheduler_file = folder / "scheduler.json"
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        with open(folder / "scheduler.log", "wb") as log:
+            procs["scheduler"] = subprocess.Popen(
+                [
+                    dask,
+                    "scheduler",
+                    "--scheduler-file",
+                    str(scheduler_file),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    *NO_DASHBOARD,
+                ],
+                stderr=log,
+                **common,
+            )
+        wait_for(lambda: scheduler_file.exists() and scheduler_file.stat().st_size > 0, 60)
+        address = json.loads(scheduler_file.read_text())["address"]
+        for name in ("w1", "w2"):
+            with open(folder / f"{name}.log", "wb") as log:
+                argv = [dask, "worker", address, "--no-nanny", "--nthreads", "2", "--name", name, *NO_DASHBOARD]
+                argv += ["--host", "127.0.0.1", "--local-directory", str(folder / name)]
+                procs[name] = subprocess.Popen(
+                    argv,
+                    stderr=log,
+                    **common,
+                )
+        from distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address, {n: p.pid for n, p in procs.items() if n != "scheduler"}
+    finally:
+        for proc in reversed(list(procs.values())):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(20)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, two_workers):
+    server = start_pai_server(tmp_path_factory.mktemp("serving-workers") / "root")
+    owner = server.client()
+    owner.create_workspace("on_workers")
+    for user, role in ROLE_OF.items():
+        owner.workspace("on_workers").members.add(user, [role])
+        owner.workspace("default").members.add(user, [role])
+    owner.resource_groups.add("workers", two_workers[0])
+    server.client("admin").workspace("on_workers").set_resource_group("workers")
+    yield server
+    server.stop()
+
+
+def _spec(tmp_path: Path, name: str, tag: str, instances: int) -> dict:
+    folder = tmp_path / f"{name}-{tag}"
+    folder.mkdir()
+    (folder / "app.py").write_text(f"TAG = {tag!r}\n" + SLOW_ECHO)
+    return {
+        "name": name,
+        "processor_type": "python",
+        "processor_path": str(folder),
+        "processor_entry": "app.py",
+        "processor_mainclass": "Echo",
+        "metadata": {"instance": instances, "workers": 4},
+    }
+
+
+def _ask(svc, values=(1, 2), sleep: float = 0.0) -> dict:
+    resp = requests.post(
+        svc.endpoint, data=json.dumps({"values": list(values), "sleep": sleep}), headers={"Authorization": svc.token}
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def _running(svc) -> list:
+    return [i for i in svc.instances() if i.status == "Running"]
+
+
+def test_a_service_of_a_workspace_on_a_dask_group_answers_from_its_workers(server, two_workers, tmp_path):
+    address, worker_pids = two_workers
+    remote = server.client("ops").workspace("on_workers")
+    svc = remote.services.create(_spec(tmp_path, "on_workers_echo", "a", 2), timeout=240, progress=False)
+
+    answer = _ask(svc, (2, 3))
+    assert answer["sum"] == 5
+    instances = _running(svc)
+    assert len(instances) == 2
+    # each instance's process is a child of a worker process of the group, one on each worker
+    parents = {psutil.Process(i.pid).ppid() for i in instances}
+    assert parents == set(worker_pids.values())
+    assert answer["pid"] in {i.pid for i in instances}
+    from distributed import Client
+
+    with Client(address, timeout="30s") as client:
+        assert {i.worker for i in instances} == set(client.scheduler_info()["workers"])
+    assert all(i.host_ip == "127.0.0.1" and i.inner_ip.startswith("127.0.0.1:") for i in instances)
+
+
+def test_a_service_of_a_workspace_on_the_default_group_stays_in_the_gateway(server, two_workers, tmp_path):
+    here = (
+        server.client("ops")
+        .workspace("default")
+        .services.create(_spec(tmp_path, "in_gateway_echo", "a", 1), timeout=240, progress=False)
+    )
+    (mine,) = here.instances()
+    assert mine.worker == "" and mine.inner_ip.startswith("unix:")
+    assert psutil.Process(mine.pid).ppid() not in two_workers[1].values()
+    assert _ask(here, (1,))["sum"] == 1
+    here.delete()
+
+
+class _Opens:
+    """A pickle that, if ever unpickled, creates the file it names."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_an_instance_on_a_worker_answers_only_its_token_and_then_nobody_else(tmp_path):
+    import socket
+
+    from pai_lab.serving import wire
+    from pai_lab.serving.worker_task import PARENT_ENV, TOKEN_ENV
+
+    folder = tmp_path / "echo"
+    folder.mkdir()
+    (folder / "app.py").write_text("TAG = 't'\n" + SLOW_ECHO)
+    config = {"processor_kind": "python", "processor_dir": str(folder), "processor_entry": "app.py"}
+    config["processor_mainclass"] = "Echo"
+    listener = socket.create_server(("127.0.0.1", 0))
+    port, token = listener.getsockname()[1], "t" * 64
+    env = {**os.environ, TOKEN_ENV: token, PARENT_ENV: str(os.getpid())}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH")]))
+    argv = [sys.executable, "-m", "pai_lab.serving.instance", f"fd:{listener.fileno()}", json.dumps(config)]
+    proc = subprocess.Popen(argv, env=env, pass_fds=(listener.fileno(),))
+    listener.close()
+    marker = tmp_path / "unpickled"
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as stranger:
+            stranger.sendall(b"x" * 64 + wire.pack((1, "process", _Opens(marker))))
+            try:
+                assert stranger.recv(1024) == b""  # dropped unread
+            except ConnectionResetError:
+                pass  # dropped with its frame unread: the peer resets
+        assert not marker.exists()
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as gateway:
+            gateway.sendall(token.encode())
+            kind, info = wire.read_frame(gateway.makefile("rb"))
+            assert kind == "loaded" and info["pid"] == proc.pid
+            # once its gateway is connected the instance listens no more
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", port), timeout=10)
+        assert proc.wait(30) == 0  # the gateway went away: so does the instance
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_blue_green_release_on_workers_keeps_answering(server, tmp_path):
+    ws = server.client("ops").workspace("on_workers")
+    blue = ws.services.get("on_workers_echo")
+    green = ws.services.create(_spec(tmp_path, "on_workers_echo", "b", 1), relate=True, timeout=240, progress=False)
+    assert green.name.startswith("on_workers_echo_") and _running(green)[0].worker
+    body = json.dumps({"values": [1, 1]}).encode()
+    load = Load(blue.endpoint, body, {"Authorization": blue.token}, threads=3)
+    try:
+        green.release(50)
+        until(lambda: {_ask(blue)["tag"] for _ in range(10)} == {"a", "b"}, timeout=60)
+        green.release(100)
+        until(lambda: {_ask(blue)["tag"] for _ in range(6)} == {"b"}, timeout=60)
+    finally:
+        codes = load.stop()
+    assert set(codes) == {200} and codes[200] > 0, codes
+    green.delete()
+
+
+def test_a_worker_killed_under_load_has_its_instance_replaced_and_only_held_requests_fail(server, two_workers):
+    _, worker_pids = two_workers
+    svc = server.client("ops").workspace("on_workers").services.get("on_workers_echo")
+    until(lambda: len(_running(svc)) == 2, timeout=120)
+    victim = _running(svc)[0]
+    survivor = next(i for i in _running(svc) if i.name != victim.name)
+    worker_pid = psutil.Process(victim.pid).ppid()
+    assert worker_pid in worker_pids.values()
+    threads = 4
+    body = json.dumps({"values": [1, 2, 3], "sleep": 0.05}).encode()
+    load = Load(svc.endpoint, body, {"Authorization": svc.token}, threads=threads)
+    try:
+        until(lambda: sum(load.codes.values()) > 20, timeout=60)
+        os.kill(worker_pid, signal.SIGKILL)
+
+        def replaced():
+            again = {i.name: i for i in _running(svc)}.get(victim.name)
+            return again if again is not None and again.restarts > victim.restarts and len(_running(svc)) == 2 else None
+
+        # restarted on the worker that is left, as a new process there
+        again = until(replaced, timeout=180)
+        answered = sum(load.codes.values())
+        until(lambda: sum(load.codes.values()) > answered + 20, timeout=60)
+    finally:
+        codes = load.stop()
+    assert again.worker == survivor.worker != victim.worker
+    assert again.pid != victim.pid and psutil.Process(again.pid).ppid() != worker_pid
+    assert again.last_state and again.last_state["exitCode"] == 137
+    failed = {c: n for c, n in codes.items() if c != 200}
+    # each load thread has one request in flight: at most that many were held by the dead instance
+    assert sum(failed.values()) <= threads and set(failed) <= {503}, codes
+    assert codes[200] > 40, codes
+    assert _ask(svc, (5,))["sum"] == 5
