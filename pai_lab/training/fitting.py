@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from pai_lab.training import job_storage
 from pai_lab.training.metrics import is_chief, model_dir
 from pai_lab.training.reader import save_class_names
 
@@ -42,11 +43,16 @@ def fit_inputs(strategy, train, validation=None, *, global_batch: int, prepare: 
 
 def save_model(model, *, signatures: dict | None = None, class_names: list[str] | None = None) -> str:
     """Save the SavedModel where the job keeps it (every rank must save under MultiWorkerMirroredStrategy;
-    only the chief's copy is the job's), with ``class_names.json`` beside it; return the folder."""
+    only the chief's copy is the job's), with ``class_names.json`` beside it; return the folder. On an
+    external cluster with an ``s3://`` checkpointDir the chief's copy is also uploaded to
+    ``<checkpointDir>/model``, where the job's model is registered from."""
     target = model_dir()
     model.save(target, save_format="tf", signatures=signatures)
     if is_chief():
         if class_names is not None:
             save_class_names(list(class_names), target)
-        print(f"saved the model to {target}", flush=True)
+        uri = job_storage.model_uri_here()  # a rank on another host: the job keeps its model on S3
+        if uri:
+            job_storage.upload(target, uri)
+        print(f"saved the model to {uri or target}", flush=True)
     return target

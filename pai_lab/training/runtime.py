@@ -25,7 +25,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from pai_lab.training import containers, isolation
+from pai_lab.training import containers, isolation, job_storage
 
 MAX_LINE = 10_000
 FLUSH_SECONDS = 0.2
@@ -338,6 +338,7 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     if python != sys.executable:
         env["VIRTUAL_ENV"] = str(Path(python).parent.parent)
     env.update(rank_environment(launch, role, index, cluster, gpus))
+    job_storage.apply(env, launch)  # S3: the workspace's options, never the server's credentials
     if launch.get("job_token"):
         env["PAI_LAB_TOKEN"] = launch["job_token"]
         if launch.get("server_url"):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pai_lab import supervision
-from pai_lab.training import records
+from pai_lab.training import job_storage, liveness, records
 from pai_lab.training import spec as specs
 from pai_lab.training.dynamic import DynamicCluster
 from pai_lab.training.placement import Slot
@@ -59,6 +59,7 @@ class Supervisor(threading.Thread):
         self.dynamic: DynamicCluster | None = None  # enableDynamicCluster: workers that leave rejoin
         self.stepping = False  # a rank has reported a training step: from then on only steps show progress
         self.record_checked = time.monotonic()  # when the record was last read for a stop asked elsewhere
+        self.watch = liveness.WorkerWatch(manager)  # the ranks' workers: one that leaves fails the job
 
     # -- store helpers
     def _transition(self, state: str, reason: str = "", only_from=None) -> bool:
@@ -88,11 +89,15 @@ class Supervisor(threading.Thread):
         try:
             self._run()
         except Exception as exc:  # a bug or a lost cluster: the job fails with the reason, never hangs
-            log.exception("job %s: supervisor failed", self.job_id)
+            lost = isinstance(exc, liveness.WorkerLost)
+            if lost:  # those ranks went with their host: no exit will come for them
+                self.exits.update({pod: (None, False, []) for pod in self.watch.lost})
+                self._pods({pod: {"state": "Failed"} for pod in self.watch.lost})
+            else:
+                log.exception("job %s: supervisor failed", self.job_id)
             self._end_ranks()
-            self._transition(
-                "Failed", f"the job's supervisor failed: {exc}", only_from=("Creating", "Queuing", "Running")
-            )
+            reason = str(exc) if lost else f"the job's supervisor failed: {exc}"
+            self._transition("Failed", reason, only_from=("Creating", "Queuing", "Running"))
             self._transition("Stopped", "stopped by request", only_from=("Stopping",))
         finally:
             self.manager._release(self)
@@ -129,7 +134,7 @@ class Supervisor(threading.Thread):
     def _run(self) -> None:
         spec, launch, state, user, workspace_id, _name = self._load()
         supervision.claim(launch.get("job_dir"))  # a teammate's server that starts leaves this job to us
-        self.scheduler_address = launch.get("scheduler_address", "")
+        self.scheduler_address = self.watch.address = launch.get("scheduler_address", "")
         ranks = specs.plan_ranks(spec)
         self.pod_roles = {r.pod(self.job_id): r.role for r in ranks}
         if state != "Creating":
@@ -155,6 +160,7 @@ class Supervisor(threading.Thread):
         # the ranks' credential for pai_lab's API: the submitter's rights in this workspace, while the job runs
         launch["job_token"] = self.manager.tokens.issue(self.job_id, user, workspace_id)
         launch["server_url"] = self.manager.settings.get("server_url", "")
+        launch.update(job_storage.for_ranks(self.store, workspace_id, launch, self._embedded()))
         channel = names(self.job_id)
         from distributed import Event, Queue, Variable
 
@@ -179,6 +185,7 @@ class Supervisor(threading.Thread):
                 )
             )
         self._pods({r.pod(self.job_id): {"worker": s.address, "gpus": s.gpus} for r, s in zip(ranks, self.slots)})
+        self.watch.placed = {r.pod(self.job_id): s.address for r, s in zip(ranks, self.slots)}
         addresses = self._rendezvous(ranks)
         if addresses is None:
             return self._finish_stopped()
@@ -273,7 +280,11 @@ class Supervisor(threading.Thread):
         self._pods({pod: {"host": h, "port": p, "worker": ran_on[pod]} for pod, (h, p) in ready.items()})
         return cluster
 
+    def _embedded(self) -> bool:
+        return self.manager.local and not self.scheduler_address  # the LocalCluster in this process
+
     def _check_futures(self) -> None:
+        self.watch.check()
         for future in self.futures:
             if future.status == "error":
                 raise RuntimeError(f"rank task {future.key} failed on its worker: {future.exception()!r}")
@@ -333,6 +344,7 @@ class Supervisor(threading.Thread):
             if failed and self.dynamic is not None:
                 failed = self.dynamic.sort_failures(failed)
             if failed:
+                self.watch.check(force=True)  # a rank that failed because its peer's host went down
                 pod, (code, _stopped, tail) = failed[0]
                 last = " | ".join(line for line in tail[-5:] if line.strip())
                 hint = _keras_hint(tail)
@@ -376,9 +388,14 @@ class Supervisor(threading.Thread):
             # Polled, not awaited: waiting on a future needs the client's loop, which a shutting-down
             # control plane may be closing; a future's status is always there to read.
             deadline = time.monotonic() + STOP_GRACE_SECONDS + 60
-            while not all(f.done() for f in self.futures) and time.monotonic() < deadline:
+            # a rank whose worker left has no task to wait for: its process went with its host
+            waiting = [f for f in self.futures if f.key.removeprefix("pai-") not in self.watch.lost]
+            for future in self.futures:
+                if future.key.removeprefix("pai-") in self.watch.lost:
+                    future.cancel()
+            while not all(f.done() for f in waiting) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if not all(f.done() for f in self.futures):
+            if not all(f.done() for f in waiting):
                 log.warning("job %s: ranks did not all end in time", self.job_id)
         except Exception:  # a lost cluster must not keep the job from ending
             log.warning("job %s: could not signal the ranks to end", self.job_id, exc_info=True)
@@ -397,6 +414,8 @@ class Supervisor(threading.Thread):
         folder = models.find_saved_model(launch["model_dir"])
         if folder is None and "://" not in launch["checkpoint_dir"]:
             folder = models.find_saved_model(launch["checkpoint_dir"])
+        if folder is None:  # on an external cluster, the chief put it on S3
+            folder = job_storage.find_model(self.store, workspace_id, launch, self._embedded())
         if folder is None:
             return
         try:
