@@ -1,0 +1,172 @@
+"""Scale-out: the same 2-rank job on one host and on two hosts (network namespaces), through pai_lab.
+
+Hosts are Linux network namespaces on a bridge (tests/netns_hosts.py; needs root and iproute2), each with
+an address of its own and a mount namespace that hides this run's files. The Dask scheduler runs on host
+a; "one host" is one worker with 2 threads on host b (both ranks talk over its loopback), "two hosts" a
+worker with 1 thread on each of hosts b and c (the ranks talk over the bridge). A `pai server` on this side
+is pointed at the scheduler; the job's code travels zipped with the launch. Printed per run: launch time
+(submit to the first training step), steps/s (the slower rank), wall (submit to Succeeded), each with the
+machine and its load average, and the ratios two hosts / one host.
+
+    python benchmarks/scale_out.py                 # 300 steps of a 2-worker MultiWorkerMirroredStrategy job
+    python benchmarks/scale_out.py --runs 3        # three rounds
+    python benchmarks/scale_out.py --smoke         # harness check: a stdlib stand-in, 20 steps
+
+Serving throughput local vs on the workers is measured by :func:`serving_throughput` once a service's
+instances can run on the workers' hosts; until then it reports nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
+from benchmarks.pai_server import start_server
+from tests import netns_hosts
+
+TF_SCRIPT = r"""
+import os, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tensorflow as tf
+steps = int(sys.argv[1])
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+with strategy.scope():
+    w = tf.Variable(tf.zeros([256, 64]))
+    opt = tf.keras.optimizers.SGD(0.01)
+x = tf.random.stateless_normal([64, 256], seed=[1, 2]); y = tf.random.stateless_normal([64, 64], seed=[3, 4])
+@tf.function
+def step():
+    def replica():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((tf.matmul(x, w) - y) ** 2)
+        opt.apply_gradients([(tape.gradient(loss, w), w)])  # all-reduced over the ranks
+        return loss
+    return strategy.run(replica)
+step()
+print(f"first_step_at={time.time():.6f}", flush=True)
+start = time.perf_counter()
+for _ in range(steps):
+    step()
+print(f"steps_per_s={steps / (time.perf_counter() - start):.3f}", flush=True)
+"""
+
+PLAIN_SCRIPT = r"""
+import json, os, socket, sys, time
+steps = int(sys.argv[1])
+peers = json.loads(os.environ["TF_CONFIG"])["cluster"]["worker"]
+print(f"first_step_at={time.time():.6f}", flush=True)
+start = time.perf_counter()
+for _ in range(steps):
+    time.sleep(0.002)
+print(f"steps_per_s={steps / (time.perf_counter() - start):.3f} peers={','.join(peers)}", flush=True)
+"""
+
+LAYOUTS = {"one host": (("b",), 2), "two hosts": (("b", "c"), 1)}  # workers, threads per worker
+
+
+def machine() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"[{platform.node()}, {os.cpu_count()} CPUs, load average {one:.2f} {five:.2f} {fifteen:.2f}]"
+
+
+def run_job(url: str, token: str, code: Path, steps: int) -> dict:
+    from pai_lab.client import PaiClient
+
+    ws = PaiClient(url, token).workspace("default")
+    launched = time.time()
+    job = ws.jobs.submit(name="scale-out", workers=2, code_source=str(code), command=f"python steps.py {steps}")
+    job.wait(timeout=600, poll=0.2)
+    wall = time.time() - launched
+    logs = job.logs(None)
+    if job.state != "Succeeded":
+        raise SystemExit(f"job {job.id} ended {job.state}: {job.reason}\n{logs[-3000:]}")
+    first = min(float(v) for v in re.findall(r"first_step_at=([\d.]+)", logs))
+    rate = min(float(v) for v in re.findall(r"steps_per_s=([\d.]+)", logs))
+    return {
+        "launch_s": first - launched,
+        "steps_per_s": rate,
+        "wall_s": wall,
+        "hosts": sorted({p.host for p in job.pods}),
+        "machine": machine(),
+    }
+
+
+def serving_throughput(url: str, token: str, where: str) -> dict | None:
+    """Requests/s of one deployed model served from this machine (``where="local"``) or from the workers'
+    hosts (``"workers"``). The seam for serving on workers: returns None until a service can be placed there."""
+    return None
+
+
+def measure(hosts: netns_hosts.Hosts, work: Path, layout: str, code: Path, steps: int, warm: bool) -> dict:
+    workers, threads = LAYOUTS[layout]
+    logs = work / f"logs-{layout.replace(' ', '-')}"
+    logs.mkdir(exist_ok=True)
+    with netns_hosts.dask_on_hosts(hosts, logs, scheduler="a", workers=workers, nthreads=threads) as address:
+        root = Path(tempfile.mkdtemp(dir=work, prefix="root-"))
+        code = Path(shutil.copytree(code, root / "code"))  # a code_source inside the server's root
+        server, url, token = start_server(root, "--dask-scheduler", address)
+        try:
+            if warm:  # the workers' first task imports pai_lab's rank runtime: not part of a job's launch
+                run_job(url, token, code, min(steps, 5))
+            result = run_job(url, token, code, steps)
+            result["serving"] = serving_throughput(url, token, "local" if layout == "one host" else "workers")
+            return result
+        finally:
+            server.terminate()
+            server.wait(60)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--plain", action="store_true", help="a stdlib-only stand-in for the TensorFlow job")
+    parser.add_argument("--smoke", action="store_true", help="--plain --steps 20, no warm-up job")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.plain, args.steps = True, min(args.steps, 20)
+    why = netns_hosts.unavailable()
+    if why:
+        raise SystemExit(f"cannot make hosts here: {why}")
+    work = Path(tempfile.mkdtemp(prefix="pai-scale-out-"))
+    code = work / "code"
+    code.mkdir()
+    (code / "steps.py").write_text(PLAIN_SCRIPT if args.plain else TF_SCRIPT)
+    rounds = []
+    try:
+        with netns_hosts.Hosts(["a", "b", "c"], hide=[work]) as hosts:
+            for _ in range(args.runs):
+                rounds.append(
+                    {layout: measure(hosts, work, layout, code, args.steps, not args.smoke) for layout in LAYOUTS}
+                )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    script = "plain" if args.plain else "tensorflow-mwms"
+    print(f"2-rank job, {args.steps} steps ({script}); hosts are network namespaces on one machine")
+    for n, result in enumerate(rounds, 1):
+        for layout, r in result.items():
+            print(
+                f"run {n}: {layout:9} launch {r['launch_s']:.2f} s, {r['steps_per_s']:.1f} steps/s, "
+                f"wall {r['wall_s']:.2f} s, ranks on {', '.join(r['hosts'])} {r['machine']}"
+            )
+            serving = r["serving"]
+            print(f"run {n}: {layout:9} serving " + (f"{serving}" if serving else "not measured (no seam filled yet)"))
+        one, two = result["one host"], result["two hosts"]
+        print(
+            f"run {n}: two/one   launch {two['launch_s'] - one['launch_s']:+.2f} s, "
+            f"steps/s {two['steps_per_s'] / one['steps_per_s']:.3f}x, wall {two['wall_s'] / one['wall_s']:.3f}x "
+            f"{machine()}"
+        )
+    return {"steps": args.steps, "script": script, "rounds": rounds}
+
+
+if __name__ == "__main__":
+    main()
