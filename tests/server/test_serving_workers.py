@@ -102,6 +102,14 @@ def server(tmp_path_factory, two_workers):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def remote_echo(server, tmp_path_factory):
+    """A service of two instances in the workspace whose group is the two-worker cluster."""
+    ws = server.client("ops").workspace("on_workers")
+    spec = _spec(tmp_path_factory.mktemp("echo"), "on_workers_echo", "a", 2)
+    return ws.services.create(spec, timeout=240, progress=False)
+
+
 def _spec(tmp_path: Path, name: str, tag: str, instances: int) -> dict:
     folder = tmp_path / f"{name}-{tag}"
     folder.mkdir()
@@ -125,13 +133,12 @@ def _ask(svc, values=(1, 2), sleep: float = 0.0) -> dict:
 
 
 def _running(svc) -> list:
-    return [i for i in svc.instances() if i.status == "Running"]
+    return [i for i in svc.instances() if i.status == "Running" and i.ready == "[1/1]"]
 
 
-def test_a_service_of_a_workspace_on_a_dask_group_answers_from_its_workers(server, two_workers, tmp_path):
+def test_a_service_of_a_workspace_on_a_dask_group_answers_from_its_workers(remote_echo, two_workers):
     address, worker_pids = two_workers
-    remote = server.client("ops").workspace("on_workers")
-    svc = remote.services.create(_spec(tmp_path, "on_workers_echo", "a", 2), timeout=240, progress=False)
+    svc = remote_echo
 
     answer = _ask(svc, (2, 3))
     assert answer["sum"] == 5
@@ -211,9 +218,9 @@ def test_an_instance_on_a_worker_answers_only_its_token_and_then_nobody_else(tmp
         proc.wait(10)
 
 
-def test_blue_green_release_on_workers_keeps_answering(server, tmp_path):
+def test_blue_green_release_on_workers_keeps_answering(server, remote_echo, tmp_path):
     ws = server.client("ops").workspace("on_workers")
-    blue = ws.services.get("on_workers_echo")
+    blue = remote_echo
     green = ws.services.create(_spec(tmp_path, "on_workers_echo", "b", 1), relate=True, timeout=240, progress=False)
     assert green.name.startswith("on_workers_echo_") and _running(green)[0].worker
     body = json.dumps({"values": [1, 1]}).encode()
@@ -229,9 +236,9 @@ def test_blue_green_release_on_workers_keeps_answering(server, tmp_path):
     green.delete()
 
 
-def test_a_worker_killed_under_load_has_its_instance_replaced_and_only_held_requests_fail(server, two_workers):
+def test_a_worker_killed_under_load_has_its_instance_replaced_and_only_held_requests_fail(remote_echo, two_workers):
     _, worker_pids = two_workers
-    svc = server.client("ops").workspace("on_workers").services.get("on_workers_echo")
+    svc = remote_echo
     until(lambda: len(_running(svc)) == 2, timeout=120)
     victim = _running(svc)[0]
     survivor = next(i for i in _running(svc) if i.name != victim.name)
@@ -245,8 +252,9 @@ def test_a_worker_killed_under_load_has_its_instance_replaced_and_only_held_requ
         os.kill(worker_pid, signal.SIGKILL)
 
         def replaced():
-            again = {i.name: i for i in _running(svc)}.get(victim.name)
-            return again if again is not None and again.restarts > victim.restarts and len(_running(svc)) == 2 else None
+            ready = {i.name: i for i in _running(svc) if i.ready == "[1/1]"}
+            again = ready.get(victim.name)
+            return again if again is not None and again.pid != victim.pid and len(ready) == 2 else None
 
         # restarted on the worker that is left, as a new process there
         again = until(replaced, timeout=180)

@@ -136,7 +136,7 @@ def _submit(inst: Instance, launch: dict):
         pure=False,
         resources=_resources(inst.generation, workers),
         workers=others or None,
-        allow_other_workers=True,
+        allow_other_workers=bool(others),  # a preference: any worker with the resources when all host one
     )
 
 
