@@ -131,7 +131,10 @@ class TrainingManager(LoggingConfigurable):
             return self._remote_client(address)
         with self._lock:
             if self._client is None:
+                import dask
                 from distributed import Client, LocalCluster
+
+                from pai_lab.training.placement import LOCAL_CLUSTER_CONFIG
 
                 address = self.dask_scheduler_address
                 if address:
@@ -144,14 +147,15 @@ class TrainingManager(LoggingConfigurable):
                     n_workers, threads, memory = local_cluster_shape(
                         self.n_workers, self.threads_per_worker, self.memory_limit
                     )
-                    self._cluster = LocalCluster(
-                        n_workers=n_workers,
-                        threads_per_worker=threads,
-                        processes=self.dask_processes,
-                        memory_limit=memory,
-                        dashboard_address=self.dask_dashboard_address,
-                        resources=dict(self.dask_worker_resources) or None,
-                    )
+                    with dask.config.set(LOCAL_CLUSTER_CONFIG):
+                        self._cluster = LocalCluster(
+                            n_workers=n_workers,
+                            threads_per_worker=threads,
+                            processes=self.dask_processes,
+                            memory_limit=memory,
+                            dashboard_address=self.dask_dashboard_address,
+                            resources=dict(self.dask_worker_resources) or None,
+                        )
                     self._client = Client(self._cluster, set_as_default=False)
             return self._client
 
