@@ -30,6 +30,7 @@ from pai_lab.training import containers, isolation, job_storage
 MAX_LINE = 10_000
 FLUSH_SECONDS = 0.2
 STOP_GRACE_SECONDS = 5.0
+STOP_WAIT_SECONDS = 5.0
 REJOIN_SEQ_STEP = 10_000_000
 _SHELL_CHARS = re.compile(r"[;&|<>$`()\n*?~{}\[\]]")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -233,6 +234,27 @@ def _pump_metrics(fd: int, events: _Events) -> None:
                 events.metric(int(point.get("step", 0)), values, float(point.get("time", time.time())))
             except (ValueError, TypeError, AttributeError):
                 events.line("[pai_lab] ignored a malformed metrics record")
+
+
+def _reap(proc: subprocess.Popen, ended: threading.Event) -> None:
+    try:
+        proc.wait()
+    finally:
+        ended.set()
+
+
+def _watch_stop(stop, ended: threading.Event, seen: threading.Event, failed: list) -> None:
+    """Waits on the job's stop event while the rank's command runs; sets ``seen`` and ``ended`` when it is
+    set. The scheduler answers the wait the moment the event is set, so a stop reaches the rank at once, for
+    one round trip every STOP_WAIT_SECONDS instead of a look twice a second."""
+    try:
+        while not ended.is_set():
+            if stop.wait(STOP_WAIT_SECONDS):
+                seen.set()
+                break
+    except Exception as exc:  # noqa: BLE001 - raised in the rank's task, which then ends the command
+        failed.append(exc)
+    ended.set()
 
 
 def _end_process_tree(proc: subprocess.Popen) -> None:
@@ -445,17 +467,19 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     ]
     for reader in readers:
         reader.start()
+    # Woken the moment the command ends (a thread blocked in its wait) or the job's stop event is set
+    # (a thread blocked on the scheduler's answer), and every FLUSH_SECONDS to send what the rank wrote.
+    ended, stop_seen = threading.Event(), threading.Event()
+    failed: list[BaseException] = []
+    threading.Thread(target=_reap, args=(proc, ended), daemon=True).start()
+    threading.Thread(target=_watch_stop, args=(stop, ended, stop_seen, failed), daemon=True).start()
     stopped = False
-    next_stop_check = 0.0
     try:
-        while proc.poll() is None:
-            time.sleep(FLUSH_SECONDS)
+        while not ended.wait(FLUSH_SECONDS):
             events.flush()
-            if time.monotonic() >= next_stop_check:
-                next_stop_check = time.monotonic() + 0.5
-                if stop.is_set():
-                    stopped = True
-                    break
+        if failed:  # the scheduler went away: the rank ends with the task, as when it could not be asked
+            raise failed[0]
+        stopped = stop_seen.is_set() and proc.returncode is None
     finally:
         if proc.poll() is None:
             _end_process_tree(proc)

@@ -23,6 +23,7 @@ from pai_lab.training import job_storage, liveness, records
 from pai_lab.training import spec as specs
 from pai_lab.training.dynamic import DynamicCluster
 from pai_lab.training.placement import Slot
+from pai_lab.training.rank_events import RankEvents
 from pai_lab.training.runtime import STOP_GRACE_SECONDS, names, run_rank
 from pai_lab.training.schemas import JobSpec
 from pai_lab.training.submit import KERAS3_HINT, is_git_url
@@ -166,6 +167,7 @@ class Supervisor(threading.Thread):
 
         self.queue, self.stop_event = Queue(channel["events"], client=client), Event(channel["stop"], client=client)
         self.cluster_var = Variable(channel["cluster"], client=client)
+        self.events = RankEvents(self.queue, f"pai-job-{self.job_id}-events")
         self.go_event = Event(channel["go"], client=client)
         for rank, slot in zip(ranks, self.slots):
             self.futures.append(
@@ -292,15 +294,9 @@ class Supervisor(threading.Thread):
                 raise RuntimeError(f"rank task {future.key} was cancelled (its Dask worker went away?)")
 
     def _take(self, wait: float) -> list:
-        """The ranks' events so far, looking again every 50 ms for up to ``wait`` s until one comes: a rank's
-        news (ready, exited) is acted on as it arrives. Never a blocking get with a timeout: the
-        scheduler logs each one that times out as an error, with its traceback."""
-        deadline = time.monotonic() + wait
-        while True:
-            items = self.queue.get(batch=True)
-            if items or time.monotonic() >= deadline:
-                return items
-            time.sleep(0.05)
+        """The ranks' events so far, waiting up to ``wait`` s for one to come: a rank's news (ready, exited)
+        is acted on as it arrives (:mod:`pai_lab.training.rank_events`)."""
+        return self.events.take(wait)
 
     def _drain(self, wait: float = 0.0) -> None:
         items = self._take(wait)
@@ -394,12 +390,13 @@ class Supervisor(threading.Thread):
                 if future.key.removeprefix("pai-") in self.watch.lost:
                     future.cancel()
             while not all(f.done() for f in waiting) and time.monotonic() < deadline:
-                time.sleep(0.05)
+                time.sleep(0.01)  # a rank's task returns just after its exit event came: looked at often
             if not all(f.done() for f in waiting):
                 log.warning("job %s: ranks did not all end in time", self.job_id)
         except Exception:  # a lost cluster must not keep the job from ending
             log.warning("job %s: could not signal the ranks to end", self.job_id, exc_info=True)
         try:
+            self.events.close()  # after every event the ended ranks put: the drain below has them all
             self._drain()
         except Exception:
             log.warning("job %s: could not store the last events", self.job_id, exc_info=True)
@@ -434,6 +431,8 @@ class Supervisor(threading.Thread):
             log.warning("job %s: its SavedModel could not be registered", self.job_id, exc_info=True)
 
     def cleanup(self) -> None:
+        if getattr(self, "events", None) is not None:
+            self.events.close()  # no reader left waiting on the queue closed below
         for obj in ("cluster_var", "queue", "go_event"):
             target = getattr(self, obj, None)
             if target is not None:
