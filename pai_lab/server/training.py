@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from pai_lab.server.routing import Router
 from pai_lab.training import models, priority, service, submit, tf_submit
+from pai_lab.training.changes import JOB_CHANGES
 from pai_lab.training.manager import get_manager
 from pai_lab.training.schemas import (
     TERMINAL_STATES,
@@ -96,6 +97,7 @@ async def get_job(req, workspace, job_id, query: JobQuery):
     loop = asyncio.get_running_loop()
     deadline = loop.time() + query.wait
     while True:
+        seen = JOB_CHANGES.count(job_id)
         detail = await loop.run_in_executor(None, read)
         if (
             query.history_after is None
@@ -104,8 +106,9 @@ async def get_job(req, workspace, job_id, query: JobQuery):
             or loop.time() >= deadline
         ):
             return detail
-        # a follower learns of a state change within a tenth of a second, without a request each time
-        await asyncio.sleep(0.1)
+        # a follower learns of a state change made here the moment it commits, of one made by another
+        # control plane over the same store within a second; the record is not read in between
+        await JOB_CHANGES.wait(job_id, seen, min(1.0, deadline - loop.time()))
 
 
 @router.post(

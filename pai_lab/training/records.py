@@ -12,11 +12,12 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from pai_lab.errors import NotFound
-from pai_lab.store import utcnow
+from pai_lab.store import after_commit, utcnow
 from pai_lab.training import spec as specs
+from pai_lab.training.changes import JOB_CHANGES
 from pai_lab.training.schemas import ACTIVE_STATES, Job, JobDetail, JobSpec, Pod, StateChange
 from pai_lab.training.tables import JobRow, LogRow, MetricRow
 
@@ -76,6 +77,23 @@ def append_state(row: JobRow, state: str, reason: str) -> None:
         row.started_at = now
     if state in ("Succeeded", "Failed", "Stopped"):
         row.finished_at = now
+    _announce(row, state)
+
+
+def _announce(row: JobRow, state: str) -> None:
+    """Whoever waits on the job in this process hears of the change once it is committed."""
+    job_id = row.id
+
+    def announce() -> None:
+        JOB_CHANGES.changed(job_id)
+        if state in ("Succeeded", "Failed", "Stopped"):
+            JOB_CHANGES.forget(job_id)
+
+    session = object_session(row)
+    if session is None:
+        announce()
+    else:
+        after_commit(session, announce)
 
 
 def transition(
