@@ -306,8 +306,9 @@ def _data_source_refs(sources: Any) -> Any:
     """Dataset and Task objects as the names --data_sources takes; strings pass unchanged."""
     if isinstance(sources, str):
         return sources  # "a,b": split by the spec
-    if not hasattr(sources, "__iter__"):
-        sources = [sources]
+    sources = list(sources) if hasattr(sources, "__iter__") else [sources]
+    if all(isinstance(source, str) for source in sources):
+        return sources  # names (the CLI's case): no need to load the dataset and labeling clients
     from pai_lab.client.datasets import Dataset
     from pai_lab.client.labeling import Task
 
