@@ -17,8 +17,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(root: Path, *extra: str, timeout: float = 120) -> tuple[subprocess.Popen, str, str]:
-    """Start `pai server --root ROOT` (plus ``extra`` flags); (process, URL, owner token) once it answers."""
+def start_server(
+    root: Path, *extra: str, timeout: float = 120, env: dict | None = None, cwd: Path | None = None
+) -> tuple[subprocess.Popen, str, str]:
+    """Start `pai server --root ROOT` (plus ``extra`` flags; in ``env`` and ``cwd`` if given: another checkout's
+    server); (process, URL, owner token) once it answers."""
     token = "bench-" + os.urandom(6).hex()
     proc = subprocess.Popen(
         [
@@ -37,6 +40,8 @@ def start_server(root: Path, *extra: str, timeout: float = 120) -> tuple[subproc
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        env=env,
+        cwd=cwd,
     )
     runtime = root / ".pai_lab" / "server.json"
     deadline = time.time() + timeout
