@@ -40,7 +40,14 @@ def unavailable() -> str:
     made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, check=False)
     if made.returncode != 0:
         return f"ip netns add failed: {made.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
+    try:  # a host's own mount namespace with an empty temporary folder
+        hide = f"mount -t tmpfs pai-probe {tempfile.gettempdir()}"
+        argv = ["ip", "netns", "exec", probe, "unshare", "--mount", "--propagation", "private", "sh", "-c", hide]
+        mounted = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if mounted.returncode != 0:
+            return f"cannot make a mount namespace with a tmpfs: {mounted.stderr.strip()}"
+    finally:
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
     return ""
 
 
