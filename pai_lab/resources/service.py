@@ -102,7 +102,8 @@ def workspace_group(session: Session, user: str, workspace: str, platform) -> Wo
 def assign(
     session: Session, platform, user: str, workspace: str, body: WorkspaceResourceGroup
 ) -> WorkspaceResourceGroup:
-    """A workspace's Owner or Administrator chooses among the operator's groups; jobs submitted next run there."""
+    """A workspace's Owner or Administrator chooses among the operator's groups; jobs submitted next run
+    there, and its services' instances move there."""
     access = authorize(session, user, workspace, "resource.manage")
     known = _known(session, platform)
     if body.resource_group not in known:
@@ -119,6 +120,9 @@ def assign(
     else:
         row.resource_group, row.created_by, row.created_at = body.resource_group, user, utcnow()
     session.flush()
+    from pai_lab.serving.placement import follow_group  # its services' instances move with it
+
+    follow_group(session, platform, access.workspace_id)
     return WorkspaceResourceGroup(resource_group=body.resource_group)
 
 

@@ -29,3 +29,16 @@ def placements(session: Session, platform) -> Callable[[str], dict | None]:
         return seen[workspace_id]
 
     return of
+
+
+def follow_group(session: Session, platform, workspace_id: str) -> None:
+    """The workspace chose another resource group: once that commits, its services' instances move
+    there (a rolling update: the old instances serve until the new ones are ready)."""
+    from sqlalchemy import select
+
+    from pai_lab.serving.manager import manager
+    from pai_lab.serving.records import bring_in_line
+    from pai_lab.serving.tables import ServiceRow
+
+    if session.scalar(select(ServiceRow.id).where(ServiceRow.workspace_id == workspace_id).limit(1)) is not None:
+        bring_in_line(session, manager(platform))

@@ -50,7 +50,7 @@ class Metadata(Schema):
     gpu_memory: int | None = Field(None, ge=0, description="GB; ignored here: instances get whole GPUs")
     qos: Literal["", "BestEffort"] | None = Field(None, description="ignored here")
     resource: str | None = Field(
-        None, max_length=256, description="resource group id; ignored (instances run in the gateway)"
+        None, max_length=256, description="resource group id; ignored (the workspace's resource group places instances)"
     )
     region: str | None = None
     rpc: Rpc = Field(default_factory=Rpc)
@@ -138,8 +138,9 @@ def local_noops(config: dict, uses_model_entry: bool) -> list[str]:
         notes.append("metadata.qos is ignored: instances here are processes without CPU quotas to share")
     if meta.get("resource"):
         notes.append(
-            "metadata.resource is ignored: service instances run in this server's serving gateway; resource "
-            "groups (`pai eascmd resource ls`) place a workspace's training jobs"
+            "metadata.resource is ignored: a service's instances run where its workspace's resource group "
+            "is (the serving gateway for `default`, the group's Dask workers for a group with a scheduler of "
+            "its own); the workspace's Owner or an Administrator chooses it with `pai eascmd resource use`"
         )
     if rpc.get("io_threads", RPC_DEFAULTS["io_threads"]) != RPC_DEFAULTS["io_threads"]:
         notes.append(

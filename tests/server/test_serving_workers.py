@@ -132,6 +132,13 @@ def _ask(svc, values=(1, 2), sleep: float = 0.0) -> dict:
     return resp.json()
 
 
+def _settled(svc, on_workers: bool) -> list:
+    """The service's instances once it is Running with all of them where asked (else empty)."""
+    instances = svc.instances()
+    done = svc.refresh().state == "Running" and all(bool(i.worker) == on_workers for i in instances)
+    return instances if done and instances else []
+
+
 def _running(svc) -> list:
     return [i for i in svc.instances() if i.status == "Running" and i.ready == "[1/1]"]
 
@@ -270,3 +277,24 @@ def test_a_worker_killed_under_load_has_its_instance_replaced_and_only_held_requ
     assert sum(failed.values()) <= threads and set(failed) <= {503}, codes
     assert codes[200] > 40, codes
     assert _ask(svc, (5,))["sum"] == 5
+
+
+def test_a_workspace_moving_to_the_group_takes_its_services_to_the_workers_and_back(server, tmp_path):
+    server.client().create_workspace("movable")
+    server.client().workspace("movable").members.add("ops", ["AlgorithmOps"])
+    ws = server.client("ops").workspace("movable")
+    svc = ws.services.create(_spec(tmp_path, "movable_echo", "m", 1), timeout=240, progress=False)
+    assert _running(svc)[0].worker == ""
+    body = json.dumps({"values": [2]}).encode()
+    load = Load(svc.endpoint, body, {"Authorization": svc.token}, threads=2)
+    try:
+        server.client().workspace("movable").set_resource_group("workers")
+        moved = until(lambda: _settled(svc, on_workers=True), 180)
+        assert moved[0].inner_ip.startswith("127.0.0.1:")
+        server.client().workspace("movable").set_resource_group("default")
+        back = until(lambda: _settled(svc, on_workers=False), 180)
+        assert back[0].inner_ip.startswith("unix:")
+    finally:
+        codes = load.stop()
+    assert set(codes) == {200} and codes[200] > 0, codes  # rolled over: the old instance served meanwhile
+    svc.delete()
