@@ -16,7 +16,9 @@ def placement_of(session: Session, platform, workspace_id: str) -> dict | None:
     from pai_lab.resources.service import group_of
 
     group, address = group_of(session, platform, workspace_id)
-    return {"group": group, "scheduler": address} if address else None
+    if not address.startswith(("tcp://", "tls://", "ucx://", "ws://", "wss://")):
+        return None  # the default group, or a Dask Gateway's cluster (its credentials stay with the jobs' manager)
+    return {"group": group, "scheduler": address}
 
 
 def placements(session: Session, platform) -> Callable[[str], dict | None]:
