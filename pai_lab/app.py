@@ -65,6 +65,13 @@ class PaiLabApp(ExtensionApp):
         help="http(s) URL prefixes the server may fetch item media from (e.g. "
         "https://data.example.com/public/). Default: none.",
     )
+    allowed_object_prefixes = List(
+        Unicode(),
+        config=True,
+        help="s3:// or oss:// prefixes the server may read and write with its own credentials (its AWS_* "
+        "variables, profiles, instance role) for members who give none (e.g. s3://public-data/). "
+        "Elsewhere a member's or workspace's storage options must carry credentials. Default: none.",
+    )
     training_manager_class = Type(
         default_value=TrainingManager,
         klass=TrainingManager,
@@ -166,6 +173,7 @@ class PaiLabApp(ExtensionApp):
         settings = {
             "allowed_roots": list(self.allowed_roots),
             "allowed_url_prefixes": list(self.allowed_url_prefixes),
+            "allowed_object_prefixes": list(self.allowed_object_prefixes),
             "default_member_role": self.default_member_role,
             "preview_prepare_items": self.preview_prepare_items,
             "preview_cache_bytes": self.preview_cache_bytes,

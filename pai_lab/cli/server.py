@@ -48,6 +48,14 @@ def register(sub, add_command) -> None:
         help="an http(s) URL prefix the server may fetch item media from (repeatable; default none)",
     )
     p.add_argument(
+        "--allowed-object-prefix",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="an s3:// or oss:// prefix the server may read with its own credentials for members who give "
+        "none (repeatable; default none)",
+    )
+    p.add_argument(
         "--job-sandbox",
         choices=("auto", "bubblewrap", "off"),
         default=None,
@@ -95,6 +103,7 @@ def serve(ctx, args) -> Result:
             resource_groups=groups,
             allowed_roots=[Path(folder).expanduser().resolve() for folder in args.allowed_root],
             allowed_url_prefixes=args.allowed_url_prefix,
+            allowed_object_prefixes=args.allowed_object_prefix,
             job_sandbox=args.job_sandbox,
         )
     except Exception as exc:  # noqa: BLE001 - whatever stops it, the user gets the reason in one line

@@ -106,5 +106,6 @@ def readable_item(
     item = _item(session, row, version_row(session, row, version), key if key is not None else f"#{index}")
     if not item.source or scheme_of(item.source) not in ("", "s3"):  # what these routes stream
         raise NotFound(f"item {item.key!r} is not a file (its data.source is text); read it from `line`", "key")
-    item.source = str(containment.readable(item.source, "key"))
-    return row.id, item, object_options(row) if row.storage_options else {}
+    options = object_options(row) if row.storage_options else {}
+    item.source = str(containment.readable(item.source, "key", options=row.storage_options))
+    return row.id, item, options

@@ -170,6 +170,8 @@ def plan_source(spec: DatasetCreate, roots: Roots | None, state_dir: Path | None
         )
     scheme = source.split("://", 1)[0].lower() if "://" in source else ""
     if scheme in ("s3", "oss"):
+        if roots is not None:  # read with the credentials declared here, never the server's own
+            roots.object_options(source, spec.storage_options, "source")
         location = parse_object_uri(source, spec.storage_options)
         if location.prefix.lower().endswith(MANIFEST_SUFFIXES + TEXT_SUFFIXES):
             head, lines = _first_lines(manifest_lines_object(location))

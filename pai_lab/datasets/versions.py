@@ -129,12 +129,16 @@ def new_version(
         def fill(writer):
             return scan_local(path, roots, writer, glob=row.glob or None, content_hash=content_hash, progress=progress)
     elif row.source_kind == "s3":
+        if roots is not None:  # the options may have changed since it was registered
+            roots.object_options(row.source_uri, row.storage_options, "storage_options")
         location = parse_object_uri(row.source_uri, row.storage_options or {})
 
         def fill(writer):
             return scan_objects(location, writer, glob=row.glob or None, progress=progress)
     elif row.source_kind == "manifest":
         if "://" in row.source_uri:
+            if roots is not None:
+                roots.object_options(row.source_uri, row.storage_options, "storage_options")
             lines = manifest_lines_object(parse_object_uri(row.source_uri, row.storage_options or {}))
         else:
             if roots is None:

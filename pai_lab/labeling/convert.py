@@ -149,10 +149,14 @@ def convert_in(store, user: str, ws: str, body: sc.ConvertRequest, containment=N
         return convert(body)
 
     def writable(path: str) -> str:
-        target = str(containment.writable(path, "output_tfrecord", overwrite=body.overwrite))
+        target = str(
+            containment.writable(path, "output_tfrecord", overwrite=body.overwrite, options=body.storage_options)
+        )
         if not scheme_of(target):  # each shard of the prefix is a target too
             for existing in sorted(glob.glob(glob.escape(target) + "_*")):
                 containment.writable(existing, "output_tfrecord", overwrite=body.overwrite)
         return target
 
-    return convert(body, lambda source: str(containment.readable(source, "label_file")), writable)
+    return convert(
+        body, lambda source: str(containment.readable(source, "label_file", options=body.storage_options)), writable
+    )

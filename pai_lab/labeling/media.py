@@ -108,7 +108,7 @@ def locate(platform, uri: str, options: dict) -> Source:
     from pai_lab.security.paths import Containment, scheme_of
 
     # the policy first (same answer for missing and existing files outside the roots), then existence
-    where = Containment.from_platform(platform).readable(uri, "source")
+    where = Containment.from_platform(platform).readable(uri, "source", options=options)
     if isinstance(where, Path):
         if not where.exists():
             raise NotFound(f"the file {uri} does not exist (moved or deleted?)", "source")

@@ -137,7 +137,7 @@ def export_to(store, user: str, ws: str, ref: str, body: sc.ExportRequest, conta
     if containment is not None:
         # where the export is written and which images it reads: the policy decides, nothing here
         ctx.check_source = lambda source: str(containment.readable(source, "source"))
-        to = str(containment.writable(to, "to", overwrite=overwrite))
+        to = str(containment.writable(to, "to", overwrite=overwrite, options=body.storage_options))
         if body.format == "tfrecord" and not _is_remote(to):  # a prefix of shard files: each one is a target too
             for existing in sorted(glob.glob(glob.escape(to) + "_*")):
                 containment.writable(existing, "to", overwrite=overwrite)

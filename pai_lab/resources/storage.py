@@ -36,9 +36,13 @@ def get_storage(session: Session, user: str, workspace: str) -> WorkspaceStorage
     return WorkspaceStorage(model_store=row.model_store, storage_options=mask_options(row.storage_options))
 
 
-def set_storage(session: Session, user: str, workspace: str, body: WorkspaceStorage) -> WorkspaceStorage:
+def set_storage(
+    session: Session, user: str, workspace: str, body: WorkspaceStorage, containment=None
+) -> WorkspaceStorage:
     """The workspace's Owner or an Administrator (``resource.manage``) points its model store at a prefix
-    the server can reach with the options given (checked now), or back at the server's folder (empty)."""
+    the server can reach with the options given (checked now), or back at the server's folder (empty).
+    ``containment`` (the server's policy) wants credentials in those options unless its owner allows the
+    prefix: the store is read and written on members' behalf, never with the server's own."""
     access = authorize(session, user, workspace, "resource.manage")
     row = session.get(WorkspaceStorageRow, access.workspace_id)
     url = body.model_store.strip()
@@ -55,6 +59,8 @@ def set_storage(session: Session, user: str, workspace: str, body: WorkspaceStor
     options = merge_masked(body.storage_options, row.storage_options if row is not None else {})
     if len(json.dumps(options)) > MAX_OPTIONS_BYTES:
         raise BadInput(f"storage_options: at most {MAX_OPTIONS_BYTES} bytes of JSON", "storage_options")
+    if containment is not None:
+        containment.object_options(url, options, "storage_options")
     location = _location(url, options)
     try:
         filesystem(location).ls(location.bucket)  # reachable with these options, or say what to fix

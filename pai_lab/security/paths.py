@@ -11,6 +11,10 @@ Every such field goes through :class:`Containment`:
   that does not depend on whether it exists, so the refusal is no oracle for the file system;
 - http(s) URLs are read by the server only under prefixes the operator allows
   (``allowed_url_prefixes``; none by default), so a manifest cannot make it a request forger;
+- s3:// and oss:// objects are read and written only with the credentials the member or workspace
+  declares (storage options with a key and secret, or anonymous), never with the server's own (its
+  AWS_* variables, ~/.aws profiles, instance role), except under prefixes the operator allows
+  (``allowed_object_prefixes``; none by default);
 - writes never replace an existing target unless asked.
 """
 
@@ -79,6 +83,7 @@ class Containment:
     state_dir: Path | None = None
     url_prefixes: tuple[str, ...] = ()
     extra_secrets: tuple[Path, ...] = ()  # e.g. a SQLite store configured outside the state folder
+    object_prefixes: tuple[str, ...] = ()  # s3:// / oss:// prefixes read with the server's own credentials
 
     @classmethod
     def from_platform(cls, platform) -> Containment:
@@ -98,6 +103,7 @@ class Containment:
             state,
             tuple(settings.get("allowed_url_prefixes") or ()),
             tuple(secrets),
+            tuple(settings.get("allowed_object_prefixes") or ()),
         )
 
     # ------------------------------------------------------------ local paths
@@ -208,19 +214,56 @@ class Containment:
             )
         return url
 
+    # ------------------------------------------------------------ object stores
+
+    def object_allowed(self, uri: str) -> bool:
+        """Whether an operator lets the server read ``uri`` with its own credentials."""
+        return any(uri.startswith(prefix) for prefix in self.object_prefixes if prefix)
+
+    def object_options(self, uri: str, options: dict | None, what: str = "source") -> dict:
+        """The storage options to read or write the s3:// / oss:// object ``uri`` with: those declared
+        (a dataset's, a request's, the workspace's model store) when they carry credentials of their own
+        (a key and secret, or ``anon``); under an ``allowed_object_prefixes`` prefix, whatever is given,
+        since there the server's own credentials may answer. Anything else would be read with the
+        server's credentials (its AWS_* variables, a profile of its ~/.aws, its instance role): refused,
+        naming ``what`` and the fix."""
+        given = dict(options or {})
+        if self.object_allowed(uri):
+            return given
+        client: dict = given["client_kwargs"] if isinstance(given.get("client_kwargs"), dict) else {}
+        config: dict = given["config_kwargs"] if isinstance(given.get("config_kwargs"), dict) else {}
+        named_profile = given.get("profile") or client.get("profile_name") or config.get("profile_name")
+        key = given.get("key") or client.get("aws_access_key_id")
+        secret = given.get("secret") or client.get("aws_secret_access_key")
+        if not named_profile and (given.get("anon") is True or (key and secret)):
+            return given
+        why = (
+            "a `profile` names the server's own credentials file"
+            if named_profile
+            else "no credentials of its own are given, so the server's would answer"
+        )
+        raise BadInput(
+            f"{what} {uri!r}: this server reads and writes s3:// and oss:// objects only with the credentials "
+            f"the workspace declares ({why}); give storage_options with key and secret (or anon: true for a "
+            "public bucket), or set the workspace's model store, or ask the server's owner to allow the prefix "
+            f"(allowed_object_prefixes: {', '.join(self.object_prefixes) or 'none'})",
+            what,
+        )
+
     # ------------------------------------------------------------ what the server opens
 
-    def readable(self, raw: str, what: str = "source") -> Path | str:
+    def readable(self, raw: str, what: str = "source", *, options: dict | None = None) -> Path | str:
         """Where the server may read ``raw`` (item media, an export's images): the real local path, an
-        http(s) URL under an allowed prefix, or an s3:// / oss:// object. Other schemes are refused:
-        fsspec would open ``local://`` or chained ``simplecache::file://`` URLs on the server's own disk,
-        past every check above."""
+        http(s) URL under an allowed prefix, or an s3:// / oss:// object read with ``options`` as
+        :meth:`object_options` allows. Other schemes are refused: fsspec would open ``local://`` or
+        chained ``simplecache::file://`` URLs on the server's own disk, past every check above."""
         scheme = scheme_of(raw)
         if scheme == "":
             return self.resolve(raw, what, must_exist=False)
         if scheme in ("http", "https"):
             return self.check_url(raw, what)
         if scheme in OBJECT_SCHEMES:
+            self.object_options(raw, options, what)
             return raw
         raise BadInput(
             f"{what} {raw!r}: cannot read {scheme}:// locations; use a path inside the allowed folders, "
@@ -228,13 +271,17 @@ class Containment:
             what,
         )
 
-    def writable(self, raw: str, what: str = "to", *, overwrite: bool = False) -> Path | str:
+    def writable(
+        self, raw: str, what: str = "to", *, overwrite: bool = False, options: dict | None = None
+    ) -> Path | str:
         """Where the server may write (an export): a local :meth:`target`, or an s3:// / oss:// object
-        (whether one already exists there is the writer's check); nothing else."""
+        written with ``options`` as :meth:`object_options` allows (whether one already exists there is
+        the writer's check); nothing else."""
         scheme = scheme_of(raw)
         if scheme == "":
             return self.target(raw, what, overwrite=overwrite)
         if scheme in OBJECT_SCHEMES:
+            self.object_options(raw, options, what)
             return raw
         raise BadInput(
             f"{what} {raw!r}: exports are written to a local path inside the allowed folders or an "

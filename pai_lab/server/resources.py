@@ -9,6 +9,7 @@ from pai_lab.resources.schemas import (
     WorkspaceResourceGroup,
     WorkspaceStorage,
 )
+from pai_lab.security.paths import Containment
 from pai_lab.server.routing import Router
 
 router = Router("resources")
@@ -98,4 +99,4 @@ def get_storage(req, workspace):
 )
 def set_storage(req, workspace, body: WorkspaceStorage):
     with req.transaction() as s:
-        return storage.set_storage(s, req.user, workspace, body)
+        return storage.set_storage(s, req.user, workspace, body, Containment.from_platform(req.platform))

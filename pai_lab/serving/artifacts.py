@@ -20,15 +20,19 @@ from pai_lab.serving.remote import ARCHIVES, fetch_remote, is_remote, unpack_sin
 from pai_lab.serving.schemas import ServiceSpec
 
 
-def _fetch(uri: str, spec: ServiceSpec, cache: Path, what: str, containment=None, store=None) -> Path:
+def _fetch(uri: str, spec: ServiceSpec, cache: Path, what: str, containment=None, store=None, objects=None) -> Path:
     """A local path for ``uri``. Local folders and files are used in place; http(s) and object-store
     URLs are copied once into the cache (see :mod:`pai_lab.serving.remote`); archives (.tar.gz, .tar,
     .bz2, .zip) are unpacked. ``containment`` (the server's policy) checks what a member names; ``store``
-    gives the s3fs options of a URI in the workspace's model store (None: not in it)."""
+    gives the s3fs options of a URI in the workspace's model store (None: not in it); ``objects`` (the
+    policy too, also for a registered model's URI) refuses an object the server would read with its own
+    credentials."""
     if containment is not None:
         containment.check(uri, what)  # refused alike whether or not it exists; http(s) only where allowed
     if is_remote(uri):
         options = store(uri) if store is not None and not spec.oss_endpoint else None
+        if objects is not None and "://" in uri and not uri.startswith(("http://", "https://")):
+            objects.object_options(uri, options, what)  # an oss_endpoint alone carries no credentials
         return fetch_remote(uri, spec.oss_endpoint, cache, what, options)
     local = Path(uri.removeprefix("file://")).expanduser().resolve()
     if not local.exists():
@@ -74,9 +78,11 @@ def resolve(session: Session, user: str, workspace: str, spec: ServiceSpec, cach
                     "(name:version, name, or a training job id); `pai models ls` lists them",
                     "model_path",
                 ) from None
-        model_dir = _fetch(path, spec, cache, "model_path", own, store)
+        model_dir = _fetch(path, spec, cache, "model_path", own, store, containment)
     resolved.update(
-        resolve_processor(spec, model_dir, lambda uri: _fetch(uri, spec, cache, "processor_path", containment, store))
+        resolve_processor(
+            spec, model_dir, lambda uri: _fetch(uri, spec, cache, "processor_path", containment, store, containment)
+        )
     )
     warm_up = spec.warm_up_data_path
     resolved["warm_up"] = _warm_up_requests(warm_up, spec, cache, containment) if warm_up else []
@@ -95,7 +101,7 @@ def _model_store_reader(session: Session, user: str, workspace: str):
 def _warm_up_requests(uri: str, spec: ServiceSpec, cache: Path, containment=None) -> list[str]:
     """Warm-up file: ``.bin``/``.pb`` one serialized request; ``.txt``/``.jsonl`` one request
     body per line; ``.json`` one JSON request. Returned base64-encoded for the gateway."""
-    folder = _fetch(uri, spec, cache, "warm_up_data_path", containment)
+    folder = _fetch(uri, spec, cache, "warm_up_data_path", containment, objects=containment)
     files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
     if not files:
         raise BadInput("warm_up_data_path holds no file", "warm_up_data_path")

@@ -115,6 +115,14 @@ async def test_modify_versions_and_switching_back(api, saved_model, saved_model_
     assert body["current_version"] == 1 and "bogus" not in body["config"]["metadata"]
 
 
+@pytest.fixture
+def jp_server_config(jp_server_config):
+    # the operator lets the server read s3:// objects with its own AWS_* credentials (the oss_endpoint test);
+    # without it such a model_path is a 400 (tests/security/test_object_credentials.py)
+    jp_server_config["PaiLabApp"]["allowed_object_prefixes"] = ["s3://"]
+    return jp_server_config
+
+
 @pytest.mark.s3
 async def test_model_path_on_s3_is_fetched_through_oss_endpoint(api, saved_model, s3_server, s3_bucket, monkeypatch):
     import fsspec
