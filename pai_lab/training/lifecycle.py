@@ -57,10 +57,13 @@ def on_start(platform) -> None:
     from pai_lab.supervision import supervised_elsewhere
     from pai_lab.training import records, service
     from pai_lab.training.manager import get_manager
+    from pai_lab.training.orphans import remove_orphan_folders
     from pai_lab.workspaces import service as workspaces
 
     if service.refuse_workspace_delete_with_active_jobs not in workspaces.DELETE_GUARDS:
         workspaces.DELETE_GUARDS.append(service.refuse_workspace_delete_with_active_jobs)
+    # folders a crash left between making a job's folder and writing its row (after a grace period)
+    threading.Thread(target=remove_orphan_folders, args=(platform,), name="pai-orphan-job-folders", daemon=True).start()
     with platform.store.transaction() as session:
         # another control plane over the same store (a teammate's server) keeps the jobs it supervises
         ended = records.reconcile_after_restart(session, keep=lambda row: supervised_elsewhere(row.work_dir))
