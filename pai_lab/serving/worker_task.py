@@ -7,25 +7,33 @@ gateway where it listens through a Dask queue, secedes from the worker's thread 
 holds its resources, not a thread) and waits for the instance to end: the gateway closing its
 connection, the instance crashing, or the instance passing ``metadata.memory`` (killed as OOMKilled,
 as in a container). The instance dies with the worker process that started it, so a lost worker
-is a lost connection at the gateway, which starts a replacement elsewhere.
+is a lost connection at the gateway, which starts a replacement elsewhere. A worker that does not see
+the version's files at the server's paths answers at once with the missing keys; the gateway then
+sends them zipped with the next launch, and they are unpacked once per content here.
 
 No gateway or control-plane import here: this runs on any machine with pai_lab installed."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 TOKEN_ENV = "PAI_LAB_INSTANCE_TOKEN"
 PARENT_ENV = "PAI_LAB_INSTANCE_PARENT"
 MEMORY_POLL_S = 0.5
+PATH_KEYS = ("processor_dir", "model_dir", "model_file")  # where a version's resolved files are
 _held_gpus: dict[str, list[str]] = {}  # instance name -> the GPU ids it holds on this worker
 _gpu_lock = threading.Lock()
 
@@ -45,6 +53,34 @@ def _take_gpus(name: str, wanted: int, declared: float) -> list[str]:
         free = [str(i) for i in range(int(declared)) if str(i) not in held]
         _held_gpus[name] = free[:wanted]
         return _held_gpus[name]
+
+
+def missing_paths(config: dict) -> list[str]:
+    """The keys of the instance's files (processor, model) that are not on this machine."""
+    return [key for key in PATH_KEYS if config.get(key) and not os.path.exists(config[key])]
+
+
+def _unpacked(files: dict[str, dict], config: dict, root: Path) -> dict:
+    """``config`` with each shipped path replaced by its copy under ``root`` (unpacked once per content)."""
+    config = dict(config)
+    root.mkdir(parents=True, exist_ok=True)
+    for key, shipped in files.items():
+        data: bytes = shipped["zip"]
+        target = root / hashlib.sha1(data).hexdigest()[:20]
+        if not target.exists():
+            tmp = Path(tempfile.mkdtemp(dir=root, prefix=".unpack-"))
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                for member in archive.infolist():
+                    inside = (tmp / member.filename).resolve()
+                    if tmp.resolve() not in inside.parents:  # an entry that would land outside: skipped
+                        continue
+                    archive.extract(member, tmp)
+            try:
+                tmp.rename(target)
+            except OSError:  # another instance of the same files unpacked them first
+                shutil.rmtree(tmp, ignore_errors=True)
+        config[key] = str(target / shipped["name"]) if shipped["is_file"] else str(target)
+    return config
 
 
 def _environment(launch: dict, gpus: list[str], token: str) -> dict[str, str]:
@@ -84,19 +120,27 @@ def _wait(proc: subprocess.Popen, memory_mb: int | None) -> tuple[int, bool]:
 
 
 def run_instance(launch: dict) -> dict:
-    """Host one instance on this worker until it ends; returns ``{"code", "oom", "worker"}``."""
+    """Host one instance on this worker until it ends; returns ``{"code", "oom", "worker"}``, or at once
+    with ``"missing"``: the keys of its files this machine does not have (the gateway then ships them)."""
     from distributed import Queue, get_worker, secede
     from distributed.comm import get_address_host
 
     worker = get_worker()
+    logs = Path(worker.local_directory) / "pai-serving"
+    files = launch.get("files") or {}
+    missing = missing_paths(launch["config"])
+    if set(missing) - set(files):  # not on this machine: the gateway sends them with the next launch
+        return {"code": None, "oom": False, "worker": worker.address, "missing": missing}
+    config = {
+        **_unpacked({k: files[k] for k in missing}, launch["config"], logs / "files"),
+        "workers": launch["workers"],
+    }
     host = get_address_host(worker.address)
     listener = socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET, backlog=8)
     port = listener.getsockname()[1]
     name = launch["name"]
     gpus = _take_gpus(name, int(launch.get("gpu") or 0), worker.state.total_resources.get("GPU", 0))
-    logs = Path(worker.local_directory) / "pai-serving"
     logs.mkdir(parents=True, exist_ok=True)
-    config = {**launch["config"], "workers": launch["workers"]}
     try:
         with open(logs / f"{name}.log", "ab") as log:
             proc = subprocess.Popen(

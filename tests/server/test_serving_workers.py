@@ -298,3 +298,63 @@ def test_a_workspace_moving_to_the_group_takes_its_services_to_the_workers_and_b
         codes = load.stop()
     assert set(codes) == {200} and codes[200] > 0, codes  # rolled over: the old instance served meanwhile
     svc.delete()
+
+
+@pytest.fixture(scope="module")
+def blind_worker(tmp_path_factory):
+    """A scheduler and one worker that sees none of the test's files (its own mount namespace, with an
+    empty folder over pytest's temporary folder), as a worker on another machine would."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("hiding the test's files from a worker needs root and unshare (util-linux)")
+    hidden = str(tmp_path_factory.getbasetemp())
+    own = Path(tempfile.mkdtemp(prefix="pai-blind-worker-"))  # outside what it cannot see
+    dask = str(Path(sys.executable).parent / "dask")
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    common = {"stdout": subprocess.DEVNULL, "start_new_session": True, "env": env}
+    procs = []
+    try:
+        with open(own / "scheduler.log", "wb") as log:
+            argv = [dask, "scheduler", "--scheduler-file", str(own / "scheduler.json"), "--host", "127.0.0.1"]
+            procs.append(subprocess.Popen([*argv, "--port", "0", *NO_DASHBOARD], stderr=log, **common))
+        wait_for(lambda: (own / "scheduler.json").exists() and (own / "scheduler.json").stat().st_size > 0, 60)
+        address = json.loads((own / "scheduler.json").read_text())["address"]
+        worker = f"{dask} worker {address} --no-nanny --nthreads 2 --host 127.0.0.1 --no-dashboard"
+        worker += f" --local-directory {own / 'worker'}"
+        script = f"mount -t tmpfs none {hidden} && exec {worker}"
+        with open(own / "worker.log", "wb") as log:
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+            procs.append(subprocess.Popen(argv, stderr=log, **common))
+        from distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(1, timeout=60)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(20)
+        shutil.rmtree(own, ignore_errors=True)
+
+
+def test_a_worker_that_does_not_see_the_servers_files_gets_them_from_the_gateway(server, blind_worker, tmp_path):
+    server.client().resource_groups.add("blind", blind_worker)
+    server.client().create_workspace("far_away")
+    server.client().workspace("far_away").members.add("ops", ["AlgorithmOps"])
+    server.client().workspace("far_away").set_resource_group("blind")
+    ws = server.client("ops").workspace("far_away")
+    svc = ws.services.create(_spec(tmp_path, "far_echo", "far", 1), timeout=240, progress=False)
+    (instance,) = _running(svc)
+    assert instance.worker
+    # the instance runs its own copy of the processor: the folder the server named is not there
+    cwd_files = psutil.Process(instance.pid).cmdline()[-1]
+    assert str(tmp_path) not in json.loads(cwd_files)["processor_dir"]
+    answer = _ask(svc, (7, 8))
+    assert answer["sum"] == 15 and answer["tag"] == "far" and answer["pid"] == instance.pid
+    svc.delete()

@@ -15,11 +15,14 @@ called off the event loop, so the request path never waits on the scheduler."""
 from __future__ import annotations
 
 import asyncio
+import io
 import secrets
 import socket
 import threading
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pai_lab.serving.gateway.errors import LoadFailed, NotReady
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 
 LOST_GRACE_S = 1.0  # after its connection drops, how long the task's own exit code is waited for
 WAIT_STEP_S = 2.0
+MAX_SHIPPED_BYTES = 256 << 20  # model and processor files sent to a worker that does not see them
 # the blocking Dask calls (submit, waiting for a worker) run here, never on the event loop or its default pool
 _pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="pai-dask")
 _clients: dict[str, Any] = {}
@@ -146,6 +150,11 @@ def _address(inst: Instance, future, channel: str) -> dict | None:
 
     queue = Queue(channel, client=future.client)
     while not inst.stopped:
+        if future.status == "finished":
+            ended = future.result(timeout=30)
+            if ended.get("missing"):
+                raise _Missing(ended["missing"])
+            raise NotReady(f"the instance's task ended (exit {ended.get('code')}) before its instance listened")
         if future.status in ("error", "cancelled", "lost"):
             try:
                 future.result(timeout=10)
@@ -177,9 +186,18 @@ async def spawn(inst: Instance) -> tuple[asyncio.StreamReader, asyncio.StreamWri
     loop = asyncio.get_running_loop()
     needs = _describe_needs(inst.generation)
     inst.reason = f"waiting for a worker of resource group {placement['group']}{needs}"
+    if "shipped" in inst.generation:  # a worker of this group lacked the files before: send them at once
+        launch["files"] = inst.generation["shipped"]
     future = await loop.run_in_executor(_pool, _submit, inst, launch)
     try:
-        address = await loop.run_in_executor(_pool, _address, inst, future, launch["channel"])
+        try:
+            address = await loop.run_in_executor(_pool, _address, inst, future, launch["channel"])
+        except _Missing as missing:  # the worker does not see the server's paths: ship the files
+            inst.reason = f"sending the instance's files ({', '.join(missing.keys)}) to the worker"
+            shipped = await loop.run_in_executor(_pool, pack, inst.config, missing.keys)
+            inst.generation["shipped"] = launch["files"] = shipped
+            future = await loop.run_in_executor(_pool, _submit, inst, launch)
+            address = await loop.run_in_executor(_pool, _address, inst, future, launch["channel"])
         if address is None:
             raise NotReady(f"instance {inst.name} was stopped while waiting for a worker")
         inst.reason = "ContainerCreating"
@@ -192,6 +210,43 @@ async def spawn(inst: Instance) -> tuple[asyncio.StreamReader, asyncio.StreamWri
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     writer.write(token.encode())
     return reader, writer, RemoteProcess(inst, future, address, writer)
+
+
+class _Missing(Exception):
+    def __init__(self, keys: list[str]):
+        super().__init__(", ".join(keys))
+        self.keys = keys
+
+
+def pack(config: dict, keys: list[str]) -> dict[str, dict]:
+    """The instance's files a worker lacks, zipped: a folder's regular files (none a link leads out of),
+    or one file. Refused past MAX_SHIPPED_BYTES: such a model belongs in a folder the workers share."""
+    shipped: dict[str, dict] = {}
+    total = 0
+    for key in keys:
+        path = Path(config[key])
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, strict_timestamps=False) as archive:
+            if path.is_file():
+                archive.write(path, path.name)
+                total += path.stat().st_size
+            else:
+                inside = path.resolve()
+                for item in sorted(path.rglob("*")):
+                    if item.is_file() and not item.is_symlink() and inside in item.resolve().parents:
+                        total += item.stat().st_size
+                        if total > MAX_SHIPPED_BYTES:
+                            break
+                        archive.write(item, item.relative_to(path))
+        if total > MAX_SHIPPED_BYTES:
+            raise LoadFailed(
+                f"{key} ({config[key]}) is not on the resource group's worker and its files pass "
+                f"{MAX_SHIPPED_BYTES >> 20} MiB, more than the gateway sends; put them in a folder "
+                "every worker mounts at the same path",
+                True,
+            )
+        shipped[key] = {"zip": buffer.getvalue(), "name": path.name, "is_file": path.is_file()}
+    return shipped
 
 
 def _describe_needs(generation: dict) -> str:
