@@ -176,6 +176,8 @@ def test_a_host_killed_mid_job_fails_the_job_and_ends_the_other_rank(
         after.wait(timeout=120, poll=0.3)
         assert after.state == "Succeeded", after.reason
         assert [p.host for p in after.pods] == [b]
+        tf_config = json.loads(next(x for x in after.logs(0).splitlines() if x.startswith("tf_config="))[10:])
+        assert tf_config["cluster"]["worker"] == [f"{b}:{after.pods[0].port}"]  # the host's address, not loopback
     finally:  # host c back for the other tests
         netns_hosts.start_worker(hosts, "c", scheduler, hosts_logs)
         netns_hosts.wait_for_workers(scheduler, 2)
