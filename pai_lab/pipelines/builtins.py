@@ -346,10 +346,11 @@ def heart_disease_sample(path: str | Path, rows: int = 300, seed: int = 7) -> Pa
     return path
 
 
-def _main(work_dir: str, identifier: str) -> int:
+def _main(work_dir: str, identifier: str, step: dict | None = None) -> int:
+    """A built-in step: in its own process (its ``step.json`` read) or in its run's warm runner (``step``)."""
     from pai_lab.pipelines.context import Context
 
-    step = json.loads((Path(work_dir) / "step.json").read_text())
+    step = step if step is not None else json.loads((Path(work_dir) / "step.json").read_text())
     RUNNERS[identifier](Context(work_dir), {k: v for k, v in step["parameters"].items()})
     return 0
 

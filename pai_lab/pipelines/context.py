@@ -162,5 +162,8 @@ class Context:
 
     def write_parameter(self, name: str, value: Any) -> None:
         folder = self.work_dir / "outputs" / "parameters"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(json.dumps(value))
+        try:
+            (folder / name).write_text(json.dumps(value))
+        except FileNotFoundError:  # a step that removed its folder (it is laid out with the step's)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(json.dumps(value))

@@ -11,12 +11,12 @@ than ``BATCHES_PER_THREAD`` a cluster thread, they go in ``BATCHES_PER_THREAD`` 
 steps each), each running its steps one after another in the run's warm runner
 (:func:`pai_lab.pipelines.executors.run_steps`), so Dask schedules a few tasks instead of one per step.
 A batched step still has its own folder, log, states and times: the driver sees it start and end by the
-marks it leaves in its folder, and hands its outputs on before the rest of its batch ends.
+lines the runner adds to its batch's progress file (:mod:`pai_lab.pipelines.progress`), and hands its
+outputs on before the rest of its batch ends.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -28,7 +28,8 @@ from sqlalchemy import select, update
 from pai_lab import supervision
 from pai_lab.pipelines import manifest as manifests
 from pai_lab.pipelines import platform_ops, service, step_plans
-from pai_lab.pipelines.executors import ENDED_MARK, STARTED_MARK, WARM_KINDS, run_step, run_steps
+from pai_lab.pipelines.executors import STARTED_MARK, WARM_KINDS, run_step, run_steps
+from pai_lab.pipelines.progress import BatchProgress, progress_path
 from pai_lab.pipelines.run_views import remember_declared, run_outputs
 from pai_lab.pipelines.status import PipelineRunStatus as S
 from pai_lab.pipelines.status import run_status
@@ -55,6 +56,7 @@ class RunDriver(threading.Thread):
         self.wake = threading.Event()
         self.futures: dict = {}  # step -> its Dask future (the steps of a batch share one)
         self.batched: dict[str, int] = {}  # a batched step -> its place in its batch's results
+        self.batches: dict[str, BatchProgress] = {}  # a batch's task key -> its progress file
         self.threads = 1
         self.looked = 0.0  # when the steps' folders were last looked at (marks of started and ended steps)
         self.pending: dict[str, dict] = {}  # node changes not yet written
@@ -129,6 +131,8 @@ class RunDriver(threading.Thread):
         finally:
             if self.ending:
                 self._close_runners()
+            for batch in self.batches.values():
+                batch.remove()
             self.manager.forget(self)
 
     def _drive(self) -> None:
@@ -174,38 +178,50 @@ class RunDriver(threading.Thread):
         return self.manager.closing or bool(getattr(get_manager(self.manager.platform), "closing", False))
 
     def _collect(self) -> None:
-        look = time.monotonic() - self.looked >= POLL_SECONDS  # folders once a poll, not every round
-        if look:
+        if time.monotonic() - self.looked >= POLL_SECONDS:  # steps starting: once a poll, not every round
             self.looked = time.monotonic()
+            self._look()
         results: dict[int, object] = {}
         for name, future in list(self.futures.items()):
-            node = self.nodes[name]
-            if future.done():
-                if future.cancelled() and self._shutting_down():
-                    raise _ShutDown  # the cluster goes with the control plane: the next start reconciles
-                del self.futures[name]
-                if id(future) not in results:
-                    try:
-                        results[id(future)] = future.result()
-                    except Exception as exc:  # noqa: BLE001 - a lost worker, a cancelled task
-                        results[id(future)] = {"exit_code": -1, "error": f"the step's Dask task failed: {exc}"}
-                result = results[id(future)]
-                place = self.batched.pop(name, None)
-                if isinstance(result, list) and place is not None:
-                    result = result[place]
-                if node["status"] in S.RUNNING:  # not yet seen ending by its mark
-                    self._record(name, result)  # type: ignore[arg-type]
-            elif look and node["status"] in S.RUNNING:
-                work = Path(node["work_dir"])
-                if name in self.batched and (work / ENDED_MARK).exists():
-                    try:
-                        result = json.loads((work / ENDED_MARK).read_text())
-                    except (OSError, ValueError):
-                        continue  # read when its batch ends
+            if not future.done():
+                continue
+            if future.cancelled() and self._shutting_down():
+                raise _ShutDown  # the cluster goes with the control plane: the next start reconciles
+            del self.futures[name]
+            if id(future) not in results:
+                try:
+                    results[id(future)] = future.result()
+                except Exception as exc:  # noqa: BLE001 - a lost worker, a cancelled task
+                    results[id(future)] = {"exit_code": -1, "error": f"the step's Dask task failed: {exc}"}
+            result = results[id(future)]
+            place = self.batched.pop(name, None)
+            if isinstance(result, list) and place is not None:
+                result = result[place]
+            if self.nodes[name]["status"] in S.RUNNING:  # not yet seen ending in its batch's progress
+                self._record(name, result)  # type: ignore[arg-type]
+        for key, batch in list(self.batches.items()):
+            if batch.future.done() or not any(n in self.futures for n in batch.names.values()):
+                batch.remove()
+                del self.batches[key]
+
+    def _look(self) -> None:
+        """Steps that started or (in a batch) ended since the last look: a batch's new progress lines, and
+        the start mark of a step submitted alone."""
+        for batch in self.batches.values():
+            for name, what, value in batch.notes():
+                if name not in self.futures:
+                    continue
+                node = self.nodes[name]
+                if what == "result" and node["status"] in S.RUNNING:
                     del self.futures[name], self.batched[name]
-                    self._record(name, result)
-                elif node["status"] == S.ReadyToSchedule and (work / STARTED_MARK).exists():
+                    self._record(name, value)  # type: ignore[arg-type]
+                elif what == "started" and node["status"] == S.ReadyToSchedule:
                     self._update_node(name, status=S.Running, started_at=utcnow())
+        for name in self.futures:
+            node = self.nodes[name]
+            alone = name not in self.batched and node["status"] == S.ReadyToSchedule
+            if alone and (Path(node["work_dir"]) / STARTED_MARK).exists():
+                self._update_node(name, status=S.Running, started_at=utcnow())
 
     def _record(self, name: str, result: dict) -> None:
         now = utcnow()
@@ -260,13 +276,15 @@ class RunDriver(threading.Thread):
                     run_step, batch[0][1], key=f"pai-pipeline-{self.run_id}-{first}-{self.attempt}", pure=False
                 )
             else:
+                path = progress_path(self.work_dir, first, self.attempt)
                 future = self.client.submit(
                     run_steps,
-                    [plan for _, plan in batch],
+                    [{**plan, "progress": str(path)} for _, plan in batch],
                     key=f"pai-pipeline-{self.run_id}-{first}-{self.attempt}-x{len(batch)}",
                     pure=False,
                 )
                 self.batched.update({name: i for i, (name, _) in enumerate(batch)})
+                self.batches[future.key] = BatchProgress(path, {p["node_id"]: n for n, p in batch}, future)
             future.add_done_callback(lambda _f: self.wake.set())
             for name, _ in batch:
                 self.futures[name] = future
@@ -307,9 +325,8 @@ class RunDriver(threading.Thread):
             started_at=None,
             finished_at=None,
         )
-        if self.attempt > 1:  # a retry's marks are its own (a first attempt's folder has none)
-            for mark in (STARTED_MARK, ENDED_MARK):
-                (Path(node["work_dir"]) / mark).unlink(missing_ok=True)
+        if self.attempt > 1:  # a retry's mark is its own (a first attempt's folder has none)
+            (Path(node["work_dir"]) / STARTED_MARK).unlink(missing_ok=True)
         if step.kind in WARM_KINDS and not platform_step:
             return plan
         if platform_step:  # acts on the platform as the run's submitter: in the control plane, not on Dask

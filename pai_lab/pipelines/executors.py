@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import locale
 import os
 import subprocess
 import sys
@@ -20,12 +21,12 @@ import time
 from collections import deque
 from pathlib import Path
 
-STARTED_MARK = ".started"
-ENDED_MARK = ".ended"  # a batched step's result, for the driver to see before its batch ends
+STARTED_MARK = ".started"  # a step run alone: for the driver to see it start (a batch's steps: its progress)
 # Steps whose code pai_lab loads itself run in a warm runner of their run (runner.py); a ScriptOperator,
 # whose entry file is a program of its own, keeps a process each.
 WARM_KINDS = ("function", "builtin")
 TAIL_LINES = 20
+_ENCODING = locale.getpreferredencoding(False)  # a text file's, as open() writes it
 
 
 def _extract(archive_b64: str, target: Path) -> None:
@@ -38,11 +39,6 @@ def _extract(archive_b64: str, target: Path) -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
             with tar.extractfile(member) as src:  # type: ignore[union-attr]
                 out.write_bytes(src.read())
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def _tail(log: Path) -> list[str]:
@@ -78,27 +74,56 @@ def pai_variables(plan: dict) -> dict[str, str]:
     }
 
 
+def lay_out(plan: dict, *, warm: bool = False) -> Path:
+    """The step's work folder with PAI's container contract, made in one pass: each folder once, parents
+    first, each file once. A folder made here is new; one that was there (a retry) loses its inputs,
+    outputs and code first, and keeps its log. ``warm``: for a warm runner, which holds the step's pickle
+    and ``step.json`` in memory (no ``code`` folder, no ``step.json``)."""
+    work = Path(plan["work_dir"])
+    try:
+        os.mkdir(work)
+    except FileNotFoundError:
+        work.mkdir(parents=True, exist_ok=True)
+        _clear(work)
+    except FileExistsError:
+        _clear(work)  # a retry starts from a clean folder
+    parameters = plan["parameters"]
+    artifacts = {name: value for name, value in plan["artifacts"].items() if value is not None}
+    outputs = [out["name"] for out in plan["outputs_spec"].get("artifacts", [])]
+    folders = ["inputs"] if parameters or artifacts else []
+    folders += ["inputs/parameters"] if parameters else []
+    folders += ["inputs/artifacts", *(f"inputs/artifacts/{n}" for n in artifacts)] if artifacts else []
+    folders += ["outputs", "outputs/parameters"]
+    folders += ["outputs/artifacts", *(f"outputs/artifacts/{n}" for n in outputs)] if outputs else []
+    folders += [] if warm else ["code"]
+    for folder in folders:
+        os.mkdir(work / folder)
+    files = {f"inputs/parameters/{n}": _as_text(v) for n, v in parameters.items()}
+    files.update({f"inputs/artifacts/{n}/data": json.dumps(v) for n, v in artifacts.items()})
+    if not warm:  # what a step's own process reads its parameters from (a warm runner has them in hand)
+        files["step.json"] = json.dumps({"parameters": parameters, "outputs_spec": plan["outputs_spec"]})
+    for name, text in files.items():
+        fd = os.open(work / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            os.write(fd, text.encode(_ENCODING))  # as open(path, "w") would, without its buffers' calls
+        finally:
+            os.close(fd)
+    return work
+
+
+def _clear(work: Path) -> None:
+    import shutil
+
+    for sub in ("inputs", "outputs", "code"):
+        if (work / sub).exists():
+            shutil.rmtree(work / sub)
+
+
 def prepare(plan: dict, base_env: dict | None = None, *, warm: bool = False) -> tuple[list[str], str, dict]:
     """Lay out the work folder; return the command, its folder and its environment (made from
     ``base_env``, by default this process's). ``warm``: for a warm runner, which holds a function step's
     pickle in memory (no ``code/function.pkl``)."""
-    work = Path(plan["work_dir"])
-    for sub in ("inputs", "outputs", "code"):
-        if (work / sub).exists():
-            import shutil
-
-            shutil.rmtree(work / sub)  # a retry starts from a clean folder
-    if not warm:
-        (work / "code").mkdir(parents=True, exist_ok=True)
-    for name, value in plan["parameters"].items():
-        _write(work / "inputs" / "parameters" / name, _as_text(value))
-    for name, value in plan["artifacts"].items():
-        if value is not None:
-            _write(work / "inputs" / "artifacts" / name / "data", json.dumps(value))
-    for out in plan["outputs_spec"].get("artifacts", []):
-        (work / "outputs" / "artifacts" / out["name"]).mkdir(parents=True, exist_ok=True)
-    (work / "outputs" / "parameters").mkdir(parents=True, exist_ok=True)
-    _write(work / "step.json", json.dumps({"parameters": plan["parameters"], "outputs_spec": plan["outputs_spec"]}))
+    work = lay_out(plan, warm=warm)
 
     from pai_lab.training.isolation import scrub
 
@@ -238,12 +263,12 @@ def run_step(plan: dict) -> dict:
 def run_steps(plans: list[dict]) -> list[dict]:
     """The Dask task of several ready steps of one run (a wide fan-out's batch, one task instead of one
     each): they go to the run's warm runner in one request and run there one after another, each as
-    :func:`run_step` would run it; the runner leaves each result in the step's folder too (ENDED_MARK) so
-    the driver sees the step end before its batch does. Steps not begun when the run is stopped are
-    terminated unrun; one step's failure is its own."""
+    :func:`run_step` would run it; the runner notes each step's start and result in the batch's progress
+    file (the plans' ``progress``, a line each) so the driver sees the step start and end before its batch
+    does. Steps not begun when the run is stopped are terminated unrun; one step's failure is its own."""
     from pai_lab.pipelines.runner import run_batch
 
-    answers = run_batch([{**plan, "mark_end": True} for plan in plans], Path(plans[0]["stop_file"]))
+    answers = run_batch(plans, Path(plans[0]["stop_file"]))
     return [_answered(plan, answer) for plan, answer in zip(plans, answers)]
 
 
@@ -277,9 +302,9 @@ def step_result(plan: dict, code: int, log: Path) -> dict:
     return {"exit_code": 0, "outputs": outputs, "error": "", "tail": []}
 
 
-def _function_main(work_dir: str, pickled: bytes | None = None) -> int:
-    """A FunctionOperator step's own process (or its run's warm runner, with the pickle in hand): load the
-    pickle here, call the function, write its outputs."""
+def _function_main(work_dir: str, pickled: bytes | None = None, step: dict | None = None) -> int:
+    """A FunctionOperator step's own process (or its run's warm runner, with the pickle and the step's
+    ``step.json`` in hand): load the pickle here, call the function, write its outputs."""
     import inspect
 
     import cloudpickle
@@ -287,7 +312,7 @@ def _function_main(work_dir: str, pickled: bytes | None = None) -> int:
     from pai_lab.pipelines.context import Context
 
     work = Path(work_dir)
-    step = json.loads((work / "step.json").read_text())
+    step = step if step is not None else json.loads((work / "step.json").read_text())
     fn = cloudpickle.loads(pickled if pickled is not None else (work / "code" / "function.pkl").read_bytes())
     context = Context(work_dir)
     sig = inspect.signature(fn)

@@ -277,37 +277,49 @@ def _exchange(
 
 
 _BASE_ENV: dict[str, str] = {}  # the runner's own environment, each step's starting point
+_QUIET: list[int] = []  # /dev/null, opened once: where the runner's stdout and stderr point between steps
 
 
-def _one(request: dict) -> dict:
-    """One step in this runner: its folder laid out, its started mark, the step, its result (left in its
-    folder too when the step is one of a batch)."""
-    from pai_lab.pipelines import executors
+def open_progress(path: str | None) -> int | None:
+    """The batch's progress file, for appending (never through a link a step made); None: none."""
+    if not path:
+        return None
+    try:
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError:  # the driver reads the batch's results when it ends instead
+        return None
 
-    plan = request["plan"]
-    result = _step(plan)
-    if plan.get("mark_end"):
-        work = Path(plan["work_dir"])
-        try:
-            (work / f"{executors.ENDED_MARK}.tmp").write_text(json.dumps(result))
-            (work / f"{executors.ENDED_MARK}.tmp").replace(work / executors.ENDED_MARK)
-        except OSError:  # the driver reads it when the batch ends instead
-            pass
+
+def _note(progress: int | None, line: dict) -> None:
+    if progress is None:
+        return
+    try:
+        os.write(progress, (json.dumps(line) + "\n").encode())  # one write: a whole line or nothing
+    except OSError:
+        pass
+
+
+def _one(plan: dict, progress: int | None = None) -> dict:
+    """One step in this runner: its folder laid out, its start noted (in its batch's progress file, else
+    by a mark in its folder), the step, its result (noted in the progress file too)."""
+    _note(progress, {"node": plan["node_id"], "started": time.time()})
+    result = _step(plan, mark=progress is None)
+    _note(progress, {"node": plan["node_id"], "result": result})
     return result
 
 
-def _step(plan: dict) -> dict:
+def _step(plan: dict, mark: bool = True) -> dict:
     from pai_lab.pipelines import executors
 
     work = Path(plan["work_dir"])
     try:
-        work.mkdir(parents=True, exist_ok=True)
         _, _, env = executors.prepare(plan, _BASE_ENV, warm=True)
     except executors.StepRefused as exc:
         return {"exit_code": -1, "outputs": {}, "error": str(exc), "tail": []}
     except Exception as exc:  # noqa: BLE001 - a full disk fails the step, with why
         return {"exit_code": -1, "outputs": {}, "error": f"could not prepare the step: {exc}", "tail": []}
-    (work / executors.STARTED_MARK).write_text(str(time.time()))
+    if mark:
+        (work / executors.STARTED_MARK).write_text(str(time.time()))
     code = _call(plan, str(work), env)
     return executors.step_result(plan, code, work / "logs.txt")
 
@@ -333,16 +345,17 @@ def _call(plan: dict, work: str, env: dict) -> int:
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
+    step = {"parameters": plan["parameters"], "outputs_spec": plan["outputs_spec"]}  # a process's step.json
     try:
         if plan["kind"] == "builtin":
             from pai_lab.pipelines.builtins import _main as builtin_main
 
-            return builtin_main(work, plan["builtin"])
+            return builtin_main(work, plan["builtin"], step)
         import base64
 
         from pai_lab.pipelines.executors import _function_main
 
-        return _function_main(work, base64.b64decode(plan["pickle"]))
+        return _function_main(work, base64.b64decode(plan["pickle"]), step)
     except SystemExit as exc:  # a step that calls sys.exit ends its step, not the runner
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:  # noqa: BLE001 - the step's own error: its traceback goes to its log
@@ -351,10 +364,10 @@ def _call(plan: dict, work: str, env: dict) -> int:
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        quiet = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(quiet, 1)
-        os.dup2(quiet, 2)
-        os.close(quiet)
+        if not _QUIET:
+            _QUIET.append(os.open(os.devnull, os.O_WRONLY))
+        os.dup2(_QUIET[0], 1)
+        os.dup2(_QUIET[0], 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -380,9 +393,15 @@ def main(argv: list[str] | None = None) -> int:
         if not line:
             return 0  # the pool closed it
         request = json.loads(line)
-        for plan in request.get("plans") or [request["plan"]]:  # a batch's steps, one after another
-            answers.write(json.dumps({"result": _one({"plan": plan})}) + "\n")
-            answers.flush()
+        plans = request.get("plans") or [request["plan"]]
+        progress = open_progress(plans[0].get("progress"))
+        try:
+            for plan in plans:  # a batch's steps, one after another
+                answers.write(json.dumps({"result": _one(plan, progress)}) + "\n")
+                answers.flush()
+        finally:
+            if progress is not None:
+                os.close(progress)
 
 
 if __name__ == "__main__":
