@@ -235,7 +235,9 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
     if spec.checkpointDir and "://" not in spec.checkpointDir:  # ranks write there: never the state folder
         containment.resolve(spec.checkpointDir, "checkpointDir", must_exist=False, writing=True)
     if spec.hyperParameters:
-        spec = spec.model_copy(update={"hyperParameters": containment.check(spec.hyperParameters, "hyperParameters")})
+        # read by the control plane itself, with no storage options: a bucket only under an allowed prefix
+        hyper = str(containment.readable(spec.hyperParameters, "hyperParameters"))
+        spec = spec.model_copy(update={"hyperParameters": hyper})
     job_id = new_job_id()
     work_dir = Path(platform.state_dir) / "jobs" / job_id
     try:

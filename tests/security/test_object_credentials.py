@@ -102,3 +102,13 @@ async def test_a_model_in_a_bucket_is_read_with_the_workspaces_store_only(api, m
     status, body = await api("POST", f"{W}/services", service, user="ops")
     assert status == 201, body
     assert (await api("DELETE", f"{W}/services/from_bucket", user="ops"))[0] == 204
+
+
+async def test_a_jobs_hyperparameters_file_in_a_bucket_is_not_read_with_the_servers_credentials(api, members, bucket):
+    await members()
+    job = {"name": "hp", "command": "python -c pass", "workers": 1}
+    status, body = await api(
+        "POST", f"{W}/jobs", {**job, "hyperParameters": f"s3://{bucket}/private/a.txt"}, user="dev"
+    )
+    _refused(status, body, "hyperParameters")
+    assert "the bucket's data" not in str(body)
