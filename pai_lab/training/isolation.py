@@ -134,7 +134,7 @@ def job_processes(*, job_ids: set[str] | None = None, pod: str | None = None, ou
 
     found = []
     me = os.getpid()
-    for proc in psutil.process_iter():
+    for proc in _with_job_variables(psutil):
         if proc.pid == me:
             continue
         try:
@@ -148,6 +148,26 @@ def job_processes(*, job_ids: set[str] | None = None, pod: str | None = None, ou
             continue
         found.append(proc)
     return found
+
+
+def _with_job_variables(psutil) -> list:
+    """The processes whose environment may name a job: on Linux only those whose /proc environ holds
+    PAI_LAB_JOB_ID (read raw, ~10x cheaper than psutil parsing every process's environment: this runs as
+    each rank ends, before its job can), elsewhere every process."""
+    try:
+        names = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return list(psutil.process_iter())
+    procs = []
+    for name in names:
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if b"PAI_LAB_JOB_ID=" not in f.read():
+                    continue
+            procs.append(psutil.Process(int(name)))
+        except (OSError, psutil.Error):
+            continue
+    return procs
 
 
 def end_processes(procs: list) -> int:
