@@ -7,6 +7,7 @@ table, or JSON with ``--json``) and the magic hands back to the notebook as an o
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from collections.abc import Callable
@@ -60,6 +61,7 @@ def run(argv: list[str], ctx: Context | None = None) -> Result:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else argv
     try:
         result = run(argv)
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(jsonable(result.data), indent=1, ensure_ascii=False, default=str))
     elif result.text:
         print(result.text)
+    if from_command_line:  # the process ends now: its last garbage collections skip what its imports made
+        gc.freeze()  # (~60 ms of a `pai` call's ~300 ms of CPU)
     return result.exit_code
 
 

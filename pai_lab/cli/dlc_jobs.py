@@ -180,7 +180,7 @@ def _follow(ctx, job, timeout: float | None) -> Result:
     seen, last_progress = 0, None
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        detail = job.refresh()
+        detail = job.detail  # as the submission answered: the first look costs no request
         while True:
             # Every state the job passed through since the last look, even one shorter than a poll.
             for change in detail.history[seen:]:
