@@ -21,13 +21,13 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import pickle
 import re
 import socket
 import sys
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 
 from pai_lab.serving import wire
 
@@ -198,9 +198,9 @@ def main(argv: list[str]) -> int:
     write_lock = threading.Lock()
 
     def send(message) -> None:
-        data = wire.pack(message)
+        parts = wire.pack_parts(message)
         with write_lock:
-            conn.sendall(data)
+            wire.send_parts(conn, parts)
 
     try:
         from pai_lab.serving import processors
@@ -225,21 +225,35 @@ def main(argv: list[str]) -> int:
         )
     )
 
-    pool = ThreadPoolExecutor(max_workers=int(config.get("workers", 5)), thread_name_prefix="worker")
+    read_lock = threading.Lock()
+    ended = threading.Event()
 
-    def work(request_id, kind, payload):
-        status, result = _run(processor, kind, payload)
-        try:
-            send((request_id, status, result))
-        except OSError:
-            pass  # the gateway went away
+    def serve() -> None:
+        # Each worker thread takes its own requests off the connection (one reads while the others
+        # run theirs): no hand-over from a reading thread to a pool, so an idle instance starts a
+        # request in the thread that read it. The gateway sends at most `workers` at a time.
+        while not ended.is_set():
+            with read_lock:
+                try:
+                    frame = wire.read_frame(reader)
+                except (OSError, ValueError, pickle.UnpicklingError):
+                    frame = None
+            if frame is None:
+                break
+            request_id, kind, payload = frame
+            status, result = _run(processor, kind, payload)
+            try:
+                try:
+                    send((request_id, status, result))
+                except (pickle.PicklingError, TypeError, AttributeError) as exc:
+                    send((request_id, "error", (500, f"the answer cannot be sent back: {type(exc).__name__}: {exc}")))
+            except OSError:
+                break  # the gateway went away
+        ended.set()
 
-    while True:
-        frame = wire.read_frame(reader)
-        if frame is None:
-            break
-        request_id, kind, payload = frame
-        pool.submit(work, request_id, kind, payload)
+    for i in range(max(1, int(config.get("workers", 5)))):
+        threading.Thread(target=serve, name=f"worker-{i}", daemon=True).start()
+    ended.wait()
     _flush_logs()
     os._exit(0)  # the gateway is gone; do not wait for worker threads
 

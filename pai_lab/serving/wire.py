@@ -1,6 +1,10 @@
-"""Frames between the gateway and its instance processes: a 4-byte length, then a pickle.
+"""Frames between the gateway and its instance processes.
 
-Numpy arrays cross as pickle protocol 5 buffers, which is much cheaper than JSON."""
+A frame is a fixed header (the pickle's length and how many out-of-band buffers follow), one
+8-byte length per buffer, the pickle (protocol 5), then the buffers. Numpy arrays travel as those
+out-of-band buffers: the sender hands the array's own memory to the socket (no copy into the
+pickle, no joined frame), and the receiver reads each buffer straight into memory of its own that
+the unpickled array then uses, so a tensor is copied by the kernel and by nobody else."""
 
 from __future__ import annotations
 
@@ -8,31 +12,89 @@ import pickle
 import struct
 from typing import Any
 
-HEADER = struct.Struct("!I")
+HEADER = struct.Struct("!IH")
+LENGTH = struct.Struct("!Q")
+JOIN_BELOW = 64 << 10  # a frame smaller than this goes out as one write: a copy is cheaper than a syscall
+MAX_BUFFERS = 4096
+
+
+def pack_parts(message) -> list:
+    """The frame of ``message`` as the pieces to write in order (bytes and memoryviews)."""
+    buffers: list[pickle.PickleBuffer] = []
+    body = pickle.dumps(message, protocol=5, buffer_callback=buffers.append)
+    if not buffers:
+        return [HEADER.pack(len(body), 0) + body]
+    raws = [b.raw() for b in buffers]
+    head = HEADER.pack(len(body), len(raws)) + b"".join(LENGTH.pack(r.nbytes) for r in raws)
+    if len(body) + sum(r.nbytes for r in raws) < JOIN_BELOW:
+        return [b"".join([head, body, *raws])]
+    return [head + body, *raws]
 
 
 def pack(message) -> bytes:
-    body = pickle.dumps(message, protocol=5)
-    return HEADER.pack(len(body)) + body
+    """The frame of ``message`` as one bytes object."""
+    return b"".join(pack_parts(message))
 
 
-def unpack(body: bytes) -> Any:
-    return pickle.loads(body)
+def _lengths(head: bytes) -> tuple[int, int]:
+    size, count = HEADER.unpack(head)
+    if count > MAX_BUFFERS:
+        raise ValueError(f"a frame announces {count} buffers")
+    return size, count
 
 
 def read_frame(sock_file) -> Any:
-    """Blocking read of one frame from a file object; None at end of stream."""
+    """Blocking read of one frame from a binary file object; None at end of stream. Each
+    out-of-band buffer is read into a bytearray of its own, which the unpickled arrays use
+    (writable, no further copy)."""
     head = sock_file.read(HEADER.size)
     if len(head) < HEADER.size:
         return None
-    (size,) = HEADER.unpack(head)
+    size, count = _lengths(head)
+    sizes = sock_file.read(LENGTH.size * count) if count else b""
+    if len(sizes) < LENGTH.size * count:
+        return None
     body = sock_file.read(size)
     if len(body) < size:
         return None
-    return unpack(body)
+    buffers = []
+    for i in range(count):
+        (n,) = LENGTH.unpack_from(sizes, i * LENGTH.size)
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            step = sock_file.readinto(view[got:])
+            if not step:
+                return None
+            got += step
+        buffers.append(buf)
+    return pickle.loads(body, buffers=buffers)
+
+
+def send_parts(sock, parts: list) -> None:
+    """Write a frame's pieces to a blocking socket with scatter-gather sends (no joining)."""
+    views = [memoryview(p).cast("B") for p in parts]
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= views[0].nbytes:
+            sent -= views[0].nbytes
+            views.pop(0)
+        if views and sent:
+            views[0] = views[0][sent:]
+
+
+def write_frame(writer, message) -> None:
+    """Queue one frame on an asyncio transport or StreamWriter, each piece as it is."""
+    for part in pack_parts(message):
+        writer.write(part)
 
 
 async def read_frame_async(reader) -> Any:
-    head = await reader.readexactly(HEADER.size)
-    (size,) = HEADER.unpack(head)
-    return unpack(await reader.readexactly(size))
+    size, count = _lengths(await reader.readexactly(HEADER.size))
+    sizes = await reader.readexactly(LENGTH.size * count) if count else b""
+    body = await reader.readexactly(size)
+    buffers = []
+    for i in range(count):
+        (n,) = LENGTH.unpack_from(sizes, i * LENGTH.size)
+        buffers.append(await reader.readexactly(n) if n else b"")
+    return pickle.loads(body, buffers=buffers)

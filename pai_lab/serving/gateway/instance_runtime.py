@@ -350,6 +350,9 @@ class Instance:
                 f"the request queue of {self.service.name} is full "
                 f"(rpc.max_queue_size={self.rpc['max_queue_size']}); retry later"
             )
+        if not self.inflight and not self.pending and self.writer is not None:
+            self._send([job])  # idle: straight to the instance, no batch window and no dispatcher turn
+            return
         self.pending.append(job)
         self.wakeup.set()
 
@@ -382,7 +385,7 @@ class Instance:
         self.inflight[request_id] = jobs
         self.service.gateway.metrics.batch(self.service.name, self.name, sum(max(j.rows, 1) for j in jobs))
         assert self.writer is not None  # the pump sends only to a connected instance
-        self.writer.write(wire.pack((request_id, kind, payload)))
+        wire.write_frame(self.writer, (request_id, kind, payload))
 
     def _take_batch(self) -> list[Job]:
         first = self.pending.popleft()

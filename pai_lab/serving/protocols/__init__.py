@@ -59,11 +59,12 @@ def fit_inputs(signature: dict, inputs: dict) -> dict[str, np.ndarray]:
         want = TF_DTYPES.get(s["type"], np.float32)
         try:
             # bytes straight to objects: a fixed-width bytes array would drop trailing NUL bytes
-            arr = (
-                value
-                if isinstance(value, np.ndarray)
-                else np.asarray(value, dtype=object if want is np.object_ else None)
-            )
+            if isinstance(value, np.ndarray):
+                arr = value
+            elif np.dtype(want).kind == "f":  # numbers straight to the model's float type: one pass, no cast
+                arr = np.array(value, dtype=want)
+            else:
+                arr = np.asarray(value, dtype=object if want is np.object_ else None)
             if want is np.object_:
                 arr = arr.astype(object)
             elif arr.dtype != want:

@@ -15,7 +15,7 @@ import numpy as np
 
 from pai_lab.errors import BadInput
 from pai_lab.serving.protocols import dumps, eas_pb, loads, numeric_json
-from pai_lab.serving.protocols.tfserving import decode_b64
+from pai_lab.serving.protocols.tfserving import decode_b64, may_hold_b64
 
 SIGNATURE_WINDOW = 15 * 60  # seconds a signed request's Date may differ from now, as cloud signatures allow
 
@@ -74,7 +74,7 @@ def parse_json(body: bytes) -> tuple[str | None, dict, list[str] | None]:
             "inputs",
         )
     inputs = {}
-    has_b64 = b'"b64"' in body  # walking big numeric lists for b64 objects would cost more than parsing
+    has_b64 = may_hold_b64(body)  # walking big numeric lists for b64 objects would cost more than parsing
     for name, value in data["inputs"].items():
         if isinstance(value, dict) and "values" in value:  # {"shape", "dtype", "values"}
             arr = np.asarray(value["values"])

@@ -53,13 +53,17 @@ def _bytes_tensor(raw: bytes, count: int) -> np.ndarray:
 
 def parse(body: bytes, header_length: str | None) -> tuple[dict, list[str] | None, set[str], str | None]:
     """Returns (inputs, requested outputs or None, outputs wanted as binary, request id)."""
-    binary = b""
+    binary = memoryview(b"")
     if header_length:
         try:
             n = int(header_length)
         except ValueError:
             raise BadInput("Inference-Header-Content-Length must be an integer", "headers") from None
-        body, binary = body[:n], body[n:]
+        if not 0 < n <= len(body):
+            raise BadInput(f"Inference-Header-Content-Length {n} is not within the body's {len(body)} bytes", "headers")
+        # the tensors stay in the request body: arrays are views of it, not copies
+        binary = memoryview(body)[n:]
+        body = body[:n]
     try:
         data = loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -78,9 +82,17 @@ def parse(body: bytes, header_length: str | None) -> tuple[dict, list[str] | Non
         size = (tensor.get("parameters") or {}).get("binary_data_size")
         count = int(np.prod(shape)) if shape else 1
         if size is not None:
+            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                raise BadInput(
+                    f"input {name!r}: binary_data_size {size!r} runs past the {len(binary)} bytes after the header",
+                    name,
+                )
             raw = binary[offset : offset + size]
             offset += size
-            arr = _bytes_tensor(raw, count) if dtype is np.object_ else np.frombuffer(raw, dtype=dtype)
+            try:
+                arr = _bytes_tensor(bytes(raw), count) if dtype is np.object_ else np.frombuffer(raw, dtype=dtype)
+            except ValueError:
+                raise BadInput(f"input {name!r}: {size} bytes are no whole number of {datatype} values", name) from None
         elif "data" in tensor:
             flat = tensor["data"]
             arr = (

@@ -1,0 +1,337 @@
+"""The predict routes of the three protocols (EAS, TF Serving REST, Open Inference v2 infer), written
+once over a small answering surface that two doors provide:
+
+- :class:`Lean`, the hot path: a POST to a predict route is answered straight on tornado's HTTP/1.1
+  connection (headers, body, one write), without a ``RequestHandler`` per request, its default
+  headers, output transforms and flush machinery; :class:`Router` sends those requests there and
+  every other one to the tornado application;
+- the tornado handlers of :mod:`pai_lab.serving.gateway.handlers`, which add the GET routes.
+
+The runtime raises :mod:`pai_lab.serving.gateway.errors`; :func:`status_of` is the one place that
+turns them into status codes (450 for a full queue, as EAS answers, 408 past rpc.keepalive, 503
+while no instance is ready ...)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from urllib.parse import unquote
+
+from tornado import httputil, routing, web
+from tornado.escape import utf8
+
+from pai_lab.errors import BadInput
+from pai_lab.serving.gateway.core import Gateway
+from pai_lab.serving.gateway.errors import (
+    InstanceError,
+    NotAllowed,
+    NotReady,
+    NotServed,
+    QueueFull,
+    Refused,
+    ServingError,
+    TimedOut,
+)
+from pai_lab.serving.gateway.instance_runtime import Job
+from pai_lab.serving.gateway.service_runtime import Route, ServiceRuntime, in_background
+from pai_lab.serving.protocols import eas, tfserving, v2
+
+log = logging.getLogger("pai_lab.gateway")
+QUEUE_FULL = 450  # EAS's own code: the caller retries later or elsewhere
+REFUSALS = (ServingError, BadInput)
+_STATUS = (
+    (QueueFull, QUEUE_FULL),
+    (TimedOut, 408),
+    (NotReady, 503),
+    (NotServed, 404),
+    (NotAllowed, 405),
+    (Refused, 401),
+    (BadInput, 400),
+)
+
+
+def status_of(exc: Exception) -> int:
+    if isinstance(exc, InstanceError):  # the instance chose it (a processor's own refusal, or 500)
+        return exc.status
+    return next((status for cls, status in _STATUS if isinstance(exc, cls)), 500)
+
+
+def _expire(svc: ServiceRuntime, job: Job, keepalive: int) -> None:
+    """Past rpc.keepalive: the caller is answered 408 and the job gives up its place in a queue."""
+    if job.future.done():
+        return
+    job.future.set_exception(TimedOut(f"the request took longer than rpc.keepalive={keepalive} ms"))
+    for holder in svc.instances:  # it may have been handed over to another instance
+        holder.forget(job)
+
+
+class Answering:
+    """What answering a request needs, whichever door it came through: the gateway, the request,
+    and set_status / set_header / get_status / finish of the door."""
+
+    gateway: Gateway
+    request: httputil.HTTPServerRequest
+    t0: float
+    metric_service: str
+    metric_instance: str
+
+    def set_status(self, status_code: int, reason: str | None = None) -> None:
+        raise NotImplementedError
+
+    def set_header(self, name: str, value) -> None:
+        raise NotImplementedError
+
+    def get_status(self) -> int:
+        raise NotImplementedError
+
+    def finish(self, chunk=None):
+        raise NotImplementedError
+
+    def record(self) -> None:
+        """The request's metrics and service stats, once it is answered."""
+        status, seconds = self.get_status(), time.perf_counter() - self.t0
+        self.gateway.metrics.observe(self.metric_service, self.metric_instance, status, seconds)
+        svc = self.gateway.services.get(self.metric_service) if self.metric_service else None
+        if svc is not None:
+            stats = svc.stats
+            stats["requests"] += 1
+            stats["latency_ms_sum"] += seconds * 1000
+            if status >= 400:
+                stats["errors"] += 1
+
+    def fail(self, exc: Exception, as_json: bool = True) -> None:
+        """Answer a refusal of the runtime (or of this protocol) with its status code."""
+        status, message = status_of(exc), getattr(exc, "message", str(exc))
+        reason = {QUEUE_FULL: "Queue Full"}.get(status)
+        self.set_status(status, reason=reason)
+        if status in (QUEUE_FULL, 408):
+            self.set_header("Connection", "close")  # as EAS does: the client retries elsewhere
+        if as_json:
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"error": message}))
+        else:
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish(message)
+
+    def authorize(self, route: Route, path: str) -> None:
+        header = self.request.headers.get("Authorization", "")
+        why = eas.refusal(
+            route.token, header, self.request.method or "", path, self.request.headers, self.request.body or b""
+        )
+        if why:
+            raise Refused(f"{why}: send `Authorization: <service token>` (`pai eascmd desc <name>` shows AccessToken)")
+
+    async def run_tensors(self, svc: ServiceRuntime, sig_name, inputs, output_filter):
+        self.metric_service = svc.name
+        job = svc.tensor_job(sig_name, inputs, output_filter)
+        return await self.call(svc, job)
+
+    async def call(self, svc: ServiceRuntime, job: Job):
+        svc.stats["arrivals"] += 1  # the demand, refused or not: what the autoscaler sizes the service by
+        inst = svc.pick()
+        self.metric_instance = inst.name
+        inst.enqueue(job)
+        # a timer on the job's own future rather than asyncio.wait_for, which wraps it in another
+        # future and costs two more turns of the event loop on every answer
+        keepalive = svc.spec["rpc"]["keepalive"]
+        timer = asyncio.get_running_loop().call_later(keepalive / 1000, _expire, svc, job, keepalive)
+        try:
+            return await job.future
+        finally:
+            timer.cancel()
+
+
+class EasPredict(Answering):
+    async def post(self, entry: str):
+        try:
+            route = self.gateway.route(entry)
+            self.authorize(route, self.request.path)
+            svc = self.gateway.service(route.choose())
+            self.metric_service = svc.name
+            job, as_json = svc.make_job(self.request.body, self.request.headers.get("Content-Type", ""))
+            result = await self.call(svc, job)
+        except REFUSALS as exc:
+            self.fail(exc, as_json=False)
+            return
+        if job.kind == "process":
+            body, status = result
+            self.set_status(status)
+            self.finish(body)
+        elif as_json:
+            self.set_header("Content-Type", "application/json")
+            self.finish(eas.format_json(result))
+        else:
+            self.set_header("Content-Type", "application/octet-stream")
+            self.finish(eas.format_proto(result))
+
+
+def resolve_tf(gateway: Gateway, model: str, version: str | None, label: str | None) -> tuple[Route, ServiceRuntime]:
+    route = gateway.route(model)
+    if label:
+        name = model if label in ("stable", "latest") else label
+        if name not in dict(route.targets):
+            raise NotServed(f"Servable not found for request: Specific({model}, label {label})")
+        svc = gateway.service(name)
+    else:
+        svc = gateway.service(route.choose())
+    if version is not None and str(svc.spec.get("version")) != version:
+        raise NotServed(
+            f"Servable not found for request: Specific({model}, {version}); "
+            f"version {svc.spec.get('version')} is current"
+        )
+    return route, svc
+
+
+class TfPredict(Answering):
+    async def post(self, model, version=None, label=None, verb=None):
+        try:
+            if verb != "predict":
+                raise NotServed(f":{verb} is not served; use :predict")
+            route, svc = resolve_tf(self.gateway, model, version, label)
+            self.authorize(route, self.request.path)
+            self.metric_service = svc.name
+            names = [t["name"] for t in svc.signature(None)["inputs"]]
+            sig_name, inputs, style = tfserving.parse(self.request.body, names)
+            outputs = await self.run_tensors(svc, sig_name, inputs, None)
+        except REFUSALS as exc:
+            self.fail(exc)
+            return
+        self.set_header("Content-Type", "application/json")
+        self.finish(tfserving.format(outputs, style))
+
+
+class V2Infer(Answering):
+    async def post(self, model, version=None, what=None):
+        try:
+            if what != "/infer":
+                raise NotServed("POST /v2/models/<name>/infer")
+            route = self.gateway.route(model)
+            self.authorize(route, self.request.path)
+            svc = self.gateway.service(route.choose())
+            self.metric_service = svc.name
+            inputs, wanted, as_binary, request_id = v2.parse(
+                self.request.body, self.request.headers.get("Inference-Header-Content-Length")
+            )
+            outputs = await self.run_tensors(svc, None, inputs, wanted)
+        except REFUSALS as exc:
+            self.fail(exc)
+            return
+        body, headers = v2.format(model, svc.spec["version"], outputs, as_binary, request_id)
+        for k, v in headers.items():
+            self.set_header(k, v)
+        self.finish(body)
+
+
+# --------------------------------------------------------------------------- the lean door
+
+MODEL = r"([^/:]+)"
+# the POST routes answered on the lean path, with the handler arguments their groups give
+LEAN_ROUTES: list[tuple[re.Pattern, type[Answering]]] = [
+    (re.compile(r"/api/predict/([^/]+)/?"), EasPredict),
+    (re.compile(rf"/v1/models/{MODEL}(?:/versions/(\d+))?(?:/labels/([^/:]+))?:(\w+)"), TfPredict),
+    (re.compile(rf"/v2/models/{MODEL}(?:/versions/([^/]+))?(/ready|/infer)?/?"), V2Infer),
+]
+SERVER_HEADER = "TornadoServer/" + __import__("tornado").version
+
+
+_DATE = [0, ""]
+
+
+def _http_date() -> str:
+    """The Date header, formatted once a second rather than once a request."""
+    now = int(time.time())
+    if _DATE[0] != now:
+        _DATE[:] = [now, httputil.format_timestamp(now)]
+    return str(_DATE[1])
+
+
+class Lean(Answering):
+    """One request answered on its HTTP connection directly (the RequestHandler stand-in the
+    predict routes need: status, headers, one finish)."""
+
+    def __init__(self, gateway: Gateway, request: httputil.HTTPServerRequest):
+        self.gateway = gateway
+        self.request = request
+        self.t0 = time.perf_counter()
+        self.metric_service = ""
+        self.metric_instance = ""
+        self._status, self._reason = 200, "OK"
+        self._headers = httputil.HTTPHeaders()
+        self._headers["Server"] = SERVER_HEADER
+        self._headers["Content-Type"] = "text/html; charset=UTF-8"  # tornado's default, as before
+        self._headers["Date"] = _http_date()
+        self._finished = False
+
+    def set_status(self, status_code: int, reason: str | None = None) -> None:
+        self._status = status_code
+        self._reason = reason or httputil.responses.get(status_code, "Unknown")
+
+    def set_header(self, name: str, value) -> None:
+        self._headers[name] = str(value)
+
+    def get_status(self) -> int:
+        return self._status
+
+    def finish(self, chunk=None):
+        if self._finished:
+            raise RuntimeError("finish() called twice")
+        self._finished = True
+        body = utf8(chunk) if chunk is not None else b""
+        self._headers["Content-Length"] = str(len(body))
+        connection = self.request.connection
+        assert connection is not None
+        start = httputil.ResponseStartLine("HTTP/1.1", self._status, self._reason)
+        connection.write_headers(start, self._headers, body)
+        connection.finish()
+        self.record()
+
+    async def answer(self, args: tuple) -> None:
+        try:
+            await self.post(*args)  # type: ignore[attr-defined]  # the protocol class mixed in defines it
+        except Exception:  # an unforeseen failure is a 500 and a log line, as tornado answers it
+            log.exception("uncaught failure answering %s %s", self.request.method, self.request.path)
+            if not self._finished:
+                self.set_status(500)
+                self._headers["Content-Type"] = "text/plain; charset=utf-8"
+                self.finish("500: Internal Server Error")
+
+
+_LEAN_CLASSES = {proto: type(f"Lean{proto.__name__}", (proto, Lean), {}) for _, proto in LEAN_ROUTES}
+
+
+class _LeanDelegate(httputil.HTTPMessageDelegate):
+    def __init__(self, answer: Lean, args: tuple):
+        self.answer, self.args = answer, args
+        self.chunks: list[bytes] = []
+
+    def data_received(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+
+    def finish(self) -> None:
+        chunks = self.chunks
+        self.answer.request.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.chunks = []
+        in_background(self.answer.answer(self.args))
+
+    def on_connection_close(self) -> None:
+        self.chunks = []
+
+
+class Router(routing.Router):
+    """POSTs to the predict routes go the lean way; everything else to the tornado application."""
+
+    def __init__(self, gateway: Gateway, app: web.Application):
+        self.gateway = gateway
+        self.app = app
+
+    def find_handler(self, request: httputil.HTTPServerRequest, **kwargs) -> httputil.HTTPMessageDelegate | None:
+        if request.method == "POST":
+            for pattern, proto in LEAN_ROUTES:
+                match = pattern.fullmatch(request.path)
+                if match:
+                    args = tuple(None if g is None else unquote(g) for g in match.groups())
+                    return _LeanDelegate(_LEAN_CLASSES[proto](self.gateway, request), args)
+        return self.app.find_handler(request, **kwargs)

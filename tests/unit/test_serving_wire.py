@@ -1,0 +1,85 @@
+"""Frames between the gateway and an instance, over a real socket pair: arrays cross as out-of-band
+buffers in both directions, whole, with their dtypes and shapes, and the instance side gets arrays it
+may write to."""
+
+import asyncio
+import socket
+import threading
+
+import numpy as np
+
+from pai_lab.serving import wire
+
+
+def messages():
+    big = np.arange(300_000, dtype=np.float32).reshape(-1, 30)  # well past one socket write
+    return [
+        (1, "predict", {"signature_name": None, "inputs": {"x": big, "empty": np.zeros((0, 3))}}),
+        (2, "ok", {"label": np.array([b"cat", b"dog"], dtype=object), "score": np.float32([0.5, 0.25])}),
+        ("loaded", {"kind": "tensorflow", "signatures": {}}),
+        (3, "process", b"raw body"),
+    ]
+
+
+def same(a, b):
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape and (a == b).all()
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def test_the_instance_side_reads_what_the_gateway_writes():
+    ours, theirs = socket.socketpair()
+    sent = messages()
+
+    def write():
+        for message in sent:
+            wire.send_parts(ours, wire.pack_parts(message))
+        ours.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    reader = theirs.makefile("rb", buffering=1 << 16)
+    got = []
+    while (frame := wire.read_frame(reader)) is not None:
+        got.append(frame)
+    writer.join()
+    assert len(got) == len(sent) and all(same(a, b) for a, b in zip(sent, got))
+    big = got[0][2]["inputs"]["x"]
+    assert big.flags.writeable  # read into memory of its own: the model may use it in place
+    big[0, 0] = -1.0
+
+
+def test_the_gateway_side_reads_what_the_instance_writes():
+    sent = messages()
+
+    async def main():
+        ours, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_connection(sock=theirs)
+        feeder = threading.Thread(target=lambda: [wire.send_parts(ours, wire.pack_parts(m)) for m in sent])
+        feeder.start()
+        got = [await wire.read_frame_async(reader) for _ in sent]
+        feeder.join()
+        # and the other way: the gateway's writer queues pieces that arrive as one frame
+        reading = asyncio.get_running_loop().run_in_executor(None, wire.read_frame, ours.makefile("rb"))
+        wire.write_frame(writer, sent[0])
+        await writer.drain()
+        echoed = await reading
+        writer.close()
+        ours.close()
+        return got, echoed
+
+    got, echoed = asyncio.run(main())
+    assert all(same(a, b) for a, b in zip(sent, got)) and same(sent[0], echoed)
+
+
+def test_a_frame_cut_short_reads_as_the_end():
+    ours, theirs = socket.socketpair()
+    data = wire.pack(messages()[0])
+    writer = threading.Thread(target=lambda: (ours.sendall(data[: len(data) // 2]), ours.close()))
+    writer.start()
+    assert wire.read_frame(theirs.makefile("rb")) is None
+    writer.join()
