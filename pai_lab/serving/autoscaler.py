@@ -123,9 +123,10 @@ class Autoscaler:
         names = {p.name for p in policies}
         for gone in set(self.live) - names:
             self._forget(gone)
-        if not policies:
+        mgr = manager(self.platform)
+        if not policies or not mgr.owns_gateway:  # servers sharing another's gateway leave scaling to its owner
             return
-        status = manager(self.platform).status()
+        status = mgr.status()
         alive = {i.get("pid") for live in status.values() for i in live.get("instances", [])}
         for pid in set(self._procs) - alive:  # instances that ended
             del self._procs[pid]

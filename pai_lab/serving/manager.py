@@ -23,6 +23,7 @@ from traitlets import Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from pai_lab.errors import Unavailable
+from pai_lab.serving import shared_gateway
 
 log = logging.getLogger("pai_lab.serving")
 SECRET_HEADER = "X-Pai-Lab-Gateway-Secret"
@@ -69,16 +70,35 @@ class ServingManager(LoggingConfigurable):
         self._http = requests.Session()
         self._http.headers[SECRET_HEADER] = self.secret
         self._watcher: threading.Thread | None = None
+        self._attached = 0  # the pid of another server's gateway of this folder that this one uses (shared_gateway)
 
     # ----------------------------------------------------------------- the gateway process
 
     def ensure_started(self) -> str:
+        """The gateway's URL: this server's own, or the one another server over the same folder started
+        (``shared_gateway``); starts one when neither runs."""
         with self._lock:
             if self._closed:
                 raise Unavailable("the server is shutting down; serving is closed")
-            if self.proc is not None and self.proc.poll() is None and self.url:
+            if self.running and self.url:
                 return self.url
-            url = self._start()
+            with shared_gateway.turn(self.state_dir):
+                other = shared_gateway.find(self.state_dir, self.proc.pid if self.proc is not None else 0)
+                if other is not None:
+                    self._attached, port, secret = other
+                    self.url = f"http://{self.host}:{port}"
+                    self._http.headers[SECRET_HEADER] = secret
+                    log.info("pai_lab: serving through the gateway another server started at %s", self.url)
+                else:
+                    self._attached = 0
+                    self._http.headers[SECRET_HEADER] = self.secret
+                    self._start()
+                    shared_gateway.keep_secret(self.state_dir, self.secret)
+            url = self.url or ""
+            if not self._attached:  # the gateway's owner alone autoscales its services
+                from pai_lab.serving.autoscaler import autoscaler
+
+                autoscaler(self.platform).ensure_running()
             if self._watcher is None:
                 self._watcher = threading.Thread(target=self._watch, name="pai-serving-watch", daemon=True)
                 self._watcher.start()
@@ -156,16 +176,20 @@ class ServingManager(LoggingConfigurable):
         raise Unavailable("the serving gateway did not start within 60 s")
 
     def _watch(self) -> None:
-        """Restart the gateway if it dies, and give it the services back."""
+        """Restart the gateway if it dies (this server's own, or the one it shared), and give it the services back."""
         while not self._closed:
             time.sleep(0.5)
             with self._lock:
-                if self._closed or self.proc is None or self.proc.poll() is None:
+                if self._closed or self.running or (self.proc is None and not self._attached):
                     continue
-                log.warning("pai_lab: the serving gateway exited (%s); restarting it", self.proc.returncode)
+                if self._attached:
+                    log.warning("pai_lab: the serving gateway of another server ended; taking over")
+                elif self.proc is not None:
+                    log.warning("pai_lab: the serving gateway exited (%s); restarting it", self.proc.returncode)
                 self.restarts += 1
+                self.proc, self._attached = None, 0
                 try:
-                    self._start()
+                    self.ensure_started()  # the same port, unless another server took over first
                 except Exception:
                     log.error("pai_lab: could not restart the serving gateway", exc_info=True)
                     continue
@@ -176,9 +200,17 @@ class ServingManager(LoggingConfigurable):
 
     @property
     def running(self) -> bool:
+        if self._attached:
+            return shared_gateway.alive(self._attached, self.state_dir)
+        return self.owns_gateway
+
+    @property
+    def owns_gateway(self) -> bool:
+        """Whether this server started the gateway that runs (the others attached to it)."""
         return self.proc is not None and self.proc.poll() is None
 
     def close(self) -> None:
+        """Stop this server's gateway; another server's, which this one only used, goes on."""
         with self._lock:
             self._closed = True
             if self.proc is not None and self.proc.poll() is None:

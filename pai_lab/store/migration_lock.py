@@ -29,10 +29,13 @@ class MigrationLockTimeout(RuntimeError):
     """Another server held the schema upgrade for longer than this one would wait."""
 
 
-def _give_up(waited: float, holder: str) -> MigrationLockTimeout:
+UPGRADE = "the store's schema upgrade"
+
+
+def _give_up(waited: float, holder: str, what: str = UPGRADE) -> MigrationLockTimeout:
     return MigrationLockTimeout(
-        f"the store's schema upgrade is held by another pai_lab server ({holder}) for more than {waited:.0f} s; "
-        "let it finish (its log says which migration it runs) or end it, then start this server again"
+        f"{what} is held by another pai_lab server ({holder}) for more than {waited:.0f} s; "
+        "let it finish (its log says what it does) or end it, then try again"
     )
 
 
@@ -40,11 +43,12 @@ def _give_up(waited: float, holder: str) -> MigrationLockTimeout:
 def held(engine: Engine, wait: float) -> Iterator[None]:
     """Hold the database's migration lock for the block, waiting up to ``wait`` seconds for another holder."""
     dialect = engine.dialect.name
+    database = _sqlite_file(engine) if dialect == "sqlite" else None
     if dialect == "postgresql":
         with _advisory(engine, wait):
             yield
-    elif dialect == "sqlite" and _sqlite_file(engine) is not None:
-        with _file_lock(_sqlite_file(engine), wait):  # type: ignore[arg-type]
+    elif database is not None:
+        with file_lock(database.with_name(database.name + ".migrate-lock"), wait):
             yield
     else:  # an in-memory SQLite has one user; other databases are not supported as stores
         yield
@@ -77,12 +81,13 @@ def _sqlite_file(engine: Engine) -> Path | None:
 
 
 @contextlib.contextmanager
-def _file_lock(database: Path, wait: float) -> Iterator[None]:
-    path = database.with_name(database.name + ".migrate-lock")
+def file_lock(path: Path, wait: float, what: str = UPGRADE) -> Iterator[None]:
+    """An exclusive lock on ``path`` (made 0600 when missing) among processes of this machine, for the block;
+    also what the serving managers of several servers over one team folder take turns with."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        _acquire(fd, wait, path)
+        _acquire(fd, wait, path, what)
         try:
             yield
         finally:
@@ -119,13 +124,13 @@ else:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _acquire(fd: int, wait: float, path: Path) -> None:
+def _acquire(fd: int, wait: float, path: Path, what: str) -> None:
     deadline = time.monotonic() + wait
     said = False
     while not _try(fd):
         if time.monotonic() > deadline:
-            raise _give_up(wait, f"a process holds {path.name}")
+            raise _give_up(wait, f"a process holds {path.name}", what)
         if not said:
-            log.info("pai_lab: another server is upgrading the store's schema; waiting for it")
+            log.info("pai_lab: another server holds %s; waiting for it", what)
             said = True
         time.sleep(POLL_SECONDS)

@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 from pathlib import Path
 
 from tornado import httpserver, netutil
@@ -33,7 +34,8 @@ async def serve(host: str, port: int, state_dir: Path, secret: str, metrics_toke
     gateway.watchdog = asyncio.create_task(gateway.watch_memory())
     ready = state_dir / "gateway.json"
     tmp = ready.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"port": bound, "host": host, "pid": os.getpid()}))
+    # the machine's name too: servers over a team folder on a shared disk use only their own machine's gateway
+    tmp.write_text(json.dumps({"port": bound, "host": host, "pid": os.getpid(), "hostname": socket.gethostname()}))
     tmp.replace(ready)
     log.info("pai_lab gateway listening on %s:%d", host, bound)
     stop = asyncio.Event()
