@@ -1,0 +1,211 @@
+"""The closed loop's arithmetic in one process: which order of labelling reaches 95% with the fewest labels.
+
+closed_loop.py runs the loop through the platform (a labeling task, a 2-rank job per round, a
+service, pre-labels), 27 minutes for 3 seeds. This replays its arithmetic in seconds per round, to
+try orders: the same splits (``split``, ``digits``), the same first package, the images decoded as
+the job reads them (the sample's 32x32 PNG, resized to 16x16, scaled to [0, 1]), the same CNN
+(digits_classifier.py: tf_keras, Adam 0.003, batch 32, every 10th label held out for validation),
+trained from scratch each round with the seed, rounds of 50 until the test accuracy reaches the target.
+
+Orders (``--orders``, comma-separated; ``random`` is always run, it is every ratio's denominator):
+
+    least_confidence, margin, entropy         the served model's probabilities alone
+    typiclust, probcover                      typical / covering items of an embedding
+    badge                                     k-means++ seeding on gradient embeddings
+    cluster_margin                            the least-margin items, one per k-means cluster
+    typi1_margin, typi2_margin, ...           typiclust for the first N ordered rounds, then margin
+    cover1_margin, cover2_margin              the same with probcover
+
+An order that needs an embedding takes ``:pca`` (PCA of the pixels, 20 components), ``:penult``
+(the trained model's last hidden layer) or ``:probs`` (its class probabilities, all a
+server has of a suggestion), e.g. ``typiclust:penult``; default ``pca``.
+
+    python benchmarks/closed_loop_replay.py --orders margin,typi1_margin --seeds 16
+    python benchmarks/closed_loop_replay.py --smoke      # two seeds, two rounds, 3 epochs
+
+Every figure line carries the machine and its load average. Last line per order:
+``ORDER: U / R labels (ratio X), seeds A-B; blocks of 8 seeds: ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
+from benchmarks.closed_loop import digits, labels_to_target, split
+from benchmarks.closed_loop_orders import pick
+
+CLASSES = 10
+
+
+def machine() -> str:
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return f"{platform.node()}, {os.cpu_count()} cores, load average {load}"
+
+
+def images_as_the_job_reads(x: np.ndarray) -> np.ndarray:
+    """64 pixels (0-16) -> the sample's PNG (inverted, 32x32 nearest) -> 16x16 bilinear in [0, 1]."""
+    import tensorflow as tf
+
+    png = (255 - x.reshape(-1, 8, 8) * 255 / 16).astype("uint8")
+    big = np.repeat(np.repeat(png, 4, axis=1), 4, axis=2)[..., None].astype("float32")
+    return (tf.image.resize(big, (16, 16)).numpy() / 255.0).astype("float32")
+
+
+class Replay:
+    """Train-and-score with a memo: the same labelled set and seed give the same model (round one is shared)."""
+
+    def __init__(self, images: np.ndarray, y: np.ndarray, epochs: int):
+        self.images, self.y, self.epochs = images, y, epochs
+        self.memo: dict = {}
+
+    def train(self, labelled: list[int], seed: int, test: np.ndarray) -> dict:
+        key = (seed, tuple(sorted(labelled)))
+        if key in self.memo:
+            return self.memo[key]
+        import tf_keras as keras
+
+        keras.utils.set_random_seed(seed)
+        ordered = sorted(labelled)
+        train = [k for n, k in enumerate(ordered) if n % 10 != 9]
+        model = keras.Sequential(
+            [
+                keras.layers.Input(shape=(16, 16, 1)),
+                keras.layers.Conv2D(16, 3, activation="relu", padding="same"),
+                keras.layers.MaxPooling2D(),
+                keras.layers.Flatten(),
+                keras.layers.Dense(64, activation="relu"),
+                keras.layers.Dense(CLASSES, activation="softmax"),
+            ]
+        )
+        model.compile(optimizer=keras.optimizers.Adam(0.003), loss="sparse_categorical_crossentropy")
+        model.fit(self.images[train], self.y[train], batch_size=32, epochs=self.epochs, shuffle=True, verbose=0)
+        both = keras.Model(model.inputs, [model.layers[-2].output, model.output])
+        hidden, probs = both.predict(self.images, batch_size=512, verbose=0)
+        accuracy = float((probs[test].argmax(1) == self.y[test]).mean())
+        out = {"accuracy": accuracy, "probs": probs, "hidden": hidden}
+        self.memo[key] = out
+        keras.backend.clear_session()
+        return out
+
+
+def run(replay: Replay, pca: np.ndarray, order: str, seed: int, args) -> list[tuple[int, float]]:
+    pool, test = split(replay.y, seed, args.test_fraction, None, None)
+    labelled: list[int] = list(pool[: args.round_size])  # the first package: the same for every order
+    unlabelled: list[int] = list(pool[args.round_size :])
+    curve: list[tuple[int, float]] = []
+    rounds = 0
+    while True:
+        model = replay.train(labelled, seed, test)
+        curve.append((len(labelled), model["accuracy"]))
+        if model["accuracy"] >= args.target or len(labelled) >= args.max_labels or not unlabelled:
+            return curve
+        rounds += 1
+        chosen = pick(order, model, pca, labelled, unlabelled, args.round_size, seed * 1000 + rounds, rounds)
+        taken = set(chosen)
+        labelled += chosen
+        unlabelled = [i for i in unlabelled if i not in taken]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", default="margin", help="comma-separated orders to compare with random")
+    parser.add_argument("--seeds", type=int, default=16)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--round-size", type=int, default=50)
+    parser.add_argument("--target", type=float, default=0.95)
+    parser.add_argument("--max-labels", type=int, default=1000)
+    parser.add_argument("--test-fraction", type=float, default=0.3)
+    parser.add_argument("--threads", type=int, default=2, help="TensorFlow's threads")
+    parser.add_argument(
+        "--log", default=None, help="JSON-lines file of (order, seed) results: appended to, and read back to resume"
+    )
+    parser.add_argument("--smoke", action="store_true", help="two seeds, at most two rounds, 3 epochs")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.seeds, args.epochs, args.max_labels = 2, 3, 2 * args.round_size
+
+    import tensorflow as tf
+    from sklearn.decomposition import PCA
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    x, y = digits()
+    images = images_as_the_job_reads(x)
+    pca = PCA(n_components=20, random_state=0).fit_transform(images.reshape(len(images), -1))
+    replay = Replay(images, y, args.epochs)
+    orders = ["random"] + [o for o in args.orders.split(",") if o and o != "random"]
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    print(f"replay: {len(y)} digits, rounds of {args.round_size}, {args.epochs} epochs, seeds {seeds[0]}-{seeds[-1]}")
+    results: dict = {o: {} for o in orders}
+    done = {}  # (order, seed) -> curve: what an earlier run with the same settings left in the log
+    if args.log and Path(args.log).exists():
+        for line in Path(args.log).read_text().splitlines():
+            row = json.loads(line)
+            if row.get("settings") == settings(args):
+                done[(row["order"], row["seed"])] = [tuple(point) for point in row["curve"]]
+    for seed in seeds:
+        for order in orders:
+            if (order, seed) in done:
+                results[order][seed] = labels_to_target(done[(order, seed)], args.target)[0]
+                continue
+            started = time.perf_counter()
+            curve = run(replay, pca, order, seed, args)
+            labels, reached = labels_to_target(curve, args.target)
+            results[order][seed] = labels
+            print(
+                f"  {order:<20} seed {seed:>2}: {labels}{'' if reached else '+'} labels "
+                f"({', '.join(f'{n}:{a:.3f}' for n, a in curve)}) {time.perf_counter() - started:.0f} s [{machine()}]",
+                flush=True,
+            )
+            if args.log:
+                with open(args.log, "a") as f:
+                    f.write(
+                        json.dumps({"order": order, "seed": seed, "settings": settings(args), "curve": curve}) + "\n"
+                    )
+        replay.memo.clear()
+    summary = summarize(results, seeds)
+    for line in summary["lines"]:
+        print(line + f" [{machine()}]")
+    return summary
+
+
+def settings(args) -> dict:
+    return {k: getattr(args, k) for k in ("epochs", "round_size", "target", "max_labels", "test_fraction")}
+
+
+def summarize(results: dict, seeds: list[int]) -> dict:
+    random_mean = statistics.fmean(results["random"][s] for s in seeds)
+    lines, ratios = [], {}
+    for order, per_seed in results.items():
+        mean = statistics.fmean(per_seed[s] for s in seeds)
+        blocks = []
+        for start in range(0, len(seeds), 8):
+            block = seeds[start : start + 8]
+            if len(block) == 8:
+                a = statistics.fmean(per_seed[s] for s in block)
+                b = statistics.fmean(results["random"][s] for s in block)
+                blocks.append(f"{a / b:.2f}")
+        ratios[order] = mean / random_mean
+        lines.append(
+            f"{order}: {mean:.1f} / {random_mean:.1f} labels (ratio {mean / random_mean:.2f}), "
+            f"seeds {seeds[0]}-{seeds[-1]}; blocks of 8 seeds: {', '.join(blocks) or '-'}"
+        )
+    return {"ratios": ratios, "lines": lines}
+
+
+if __name__ == "__main__":
+    main()
