@@ -6,19 +6,17 @@ Running (the step's process started) -> Succeeded | Failed | Terminated, or Skip
 run because a step before it did not succeed). It carries out what members ask through the run's
 ``request`` (terminate, suspend) and writes the run's final state from its nodes'.
 
-A wide fan-out is submitted in batches: when more FunctionOperator or built-in steps are ready at once
-than ``BATCHES_PER_THREAD`` a cluster thread, they go in ``BATCHES_PER_THREAD`` tasks a thread (at most ``MAX_BATCH``
-steps each), each running its steps one after another in the run's warm runner
-(:func:`pai_lab.pipelines.executors.run_steps`), so Dask schedules a few tasks instead of one per step.
-A batched step still has its own folder, log, states and times: the driver sees it start and end by the
-lines the runner adds to its batch's progress file (:mod:`pai_lab.pipelines.progress`), and hands its
-outputs on before the rest of its batch ends.
+A wide fan-out is submitted in batches (:mod:`pai_lab.pipelines.dispatch`), each running its steps one
+after another in the run's warm runner, so Dask schedules a few tasks instead of one per step. A batched
+step still has its own folder, log, states and times: the driver sees it start and end by the lines the
+runner adds to its batch's progress file (:mod:`pai_lab.pipelines.progress`), and hands its outputs on
+before the rest of its batch ends.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import math
 import threading
 import time
 from pathlib import Path
@@ -26,10 +24,10 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from pai_lab import supervision
+from pai_lab.pipelines import dispatch, platform_ops, service, step_plans
 from pai_lab.pipelines import manifest as manifests
-from pai_lab.pipelines import platform_ops, service, step_plans
-from pai_lab.pipelines.executors import STARTED_MARK, WARM_KINDS, run_step, run_steps
-from pai_lab.pipelines.progress import BatchProgress, progress_path
+from pai_lab.pipelines.executors import STARTED_MARK, WARM_KINDS, run_step
+from pai_lab.pipelines.progress import BatchProgress
 from pai_lab.pipelines.run_views import remember_declared, run_outputs
 from pai_lab.pipelines.status import PipelineRunStatus as S
 from pai_lab.pipelines.status import run_status
@@ -39,8 +37,6 @@ from pai_lab.store import utcnow
 
 log = logging.getLogger("pai_lab.pipelines")
 POLL_SECONDS = 0.25  # steps ending and members' requests wake the driver at once; this finds steps starting
-BATCHES_PER_THREAD = 4  # a wide fan-out's ready steps go in about this many tasks per cluster thread
-MAX_BATCH = 16
 
 
 class _ShutDown(Exception):
@@ -130,7 +126,7 @@ class RunDriver(threading.Thread):
             )
         finally:
             if self.ending:
-                self._close_runners()
+                dispatch.close_runners(getattr(self, "client", None), self.run_id)
             for batch in self.batches.values():
                 batch.remove()
             self.manager.forget(self)
@@ -181,18 +177,14 @@ class RunDriver(threading.Thread):
         if time.monotonic() - self.looked >= POLL_SECONDS:  # steps starting: once a poll, not every round
             self.looked = time.monotonic()
             self._look()
-        results: dict[int, object] = {}
+        done = {id(f): f for f in self.futures.values() if f.done()}
+        if any(f.cancelled() for f in done.values()) and self._shutting_down():
+            raise _ShutDown  # the cluster goes with the control plane: the next start reconciles
+        results = dispatch.results(self.client, list(done.values()))
         for name, future in list(self.futures.items()):
-            if not future.done():
+            if id(future) not in done:
                 continue
-            if future.cancelled() and self._shutting_down():
-                raise _ShutDown  # the cluster goes with the control plane: the next start reconciles
             del self.futures[name]
-            if id(future) not in results:
-                try:
-                    results[id(future)] = future.result()
-                except Exception as exc:  # noqa: BLE001 - a lost worker, a cancelled task
-                    results[id(future)] = {"exit_code": -1, "error": f"the step's Dask task failed: {exc}"}
             result = results[id(future)]
             place = self.batched.pop(name, None)
             if isinstance(result, list) and place is not None:
@@ -263,31 +255,7 @@ class RunDriver(threading.Thread):
                 plan = self._start(name, step)
                 if plan is not None:
                     ready.append((name, plan))
-        self._submit(ready)
-
-    def _submit(self, ready: list[tuple[str, dict]]) -> None:
-        """Submit the ready warm steps: a task each up to BATCHES_PER_THREAD a cluster thread, else in batches."""
-        size = min(MAX_BATCH, math.ceil(len(ready) / (BATCHES_PER_THREAD * self.threads))) if ready else 1
-        for at in range(0, len(ready), max(1, size)):
-            batch = ready[at : at + max(1, size)]
-            first = batch[0][0]
-            if len(batch) == 1:
-                future = self.client.submit(
-                    run_step, batch[0][1], key=f"pai-pipeline-{self.run_id}-{first}-{self.attempt}", pure=False
-                )
-            else:
-                path = progress_path(self.work_dir, first, self.attempt)
-                future = self.client.submit(
-                    run_steps,
-                    [{**plan, "progress": str(path)} for _, plan in batch],
-                    key=f"pai-pipeline-{self.run_id}-{first}-{self.attempt}-x{len(batch)}",
-                    pure=False,
-                )
-                self.batched.update({name: i for i, (name, _) in enumerate(batch)})
-                self.batches[future.key] = BatchProgress(path, {p["node_id"]: n for n, p in batch}, future)
-            future.add_done_callback(lambda _f: self.wake.set())
-            for name, _ in batch:
-                self.futures[name] = future
+        dispatch.submit(self, ready)
 
     def _start(self, name: str, step: manifests.StepPlan) -> dict | None:
         """Start one step: Skipped when cached, a platform step or a process of its own submitted at once;
@@ -333,26 +301,13 @@ class RunDriver(threading.Thread):
             future = platform_ops.submit(self.manager.platform, plan)
         else:
             future = self.client.submit(
-                run_step, plan, key=f"pai-pipeline-{self.run_id}-{name}-{self.attempt}", pure=False
+                run_step, json.dumps(plan), key=f"pai-pipeline-{self.run_id}-{name}-{self.attempt}", pure=False
             )
         future.add_done_callback(lambda _f: self.wake.set())
         self.futures[name] = future
         return None
 
     # -- ending
-    def _close_runners(self) -> None:
-        """End the run's warm step runners on every worker (they would end idle anyway)."""
-        client = getattr(self, "client", None)
-        if client is None:
-            return
-        from pai_lab.pipelines.runner import close_runners, close_runners_soon
-
-        close_runners(self.run_id)  # workers of an in-process cluster share this process's runners
-        try:
-            client.run(close_runners_soon, self.run_id, wait=False)  # a lost worker must not hold the run's end
-        except Exception:  # a worker that is gone took its runners with it
-            log.debug("run %s: could not reach every worker to end its runners", self.run_id, exc_info=True)
-
     def _stop_steps(self) -> None:
         if self.futures:
             self.work_dir.mkdir(parents=True, exist_ok=True)

@@ -218,9 +218,12 @@ def collect(plan: dict) -> dict:
     return {"artifacts": artifacts, "parameters": parameters, "missing": missing}
 
 
-def run_step(plan: dict) -> dict:
-    """The Dask task of one step. Returns {exit_code, outputs, error, tail}."""
+def run_step(task: dict | str) -> dict:
+    """The Dask task of one step (its plan, or as the driver submits it, the plan as JSON text). Returns
+    {exit_code, outputs, error, tail}."""
     from pai_lab.training.runtime import _die_with_parent, _end_process_tree
+
+    plan: dict = json.loads(task) if isinstance(task, str) else task
 
     work = Path(plan["work_dir"])
     work.mkdir(parents=True, exist_ok=True)
@@ -260,7 +263,7 @@ def run_step(plan: dict) -> dict:
     return step_result(plan, proc.returncode, log)
 
 
-def run_steps(plans: list[dict]) -> list[dict]:
+def run_steps(task: list[dict] | str) -> list[dict]:
     """The Dask task of several ready steps of one run (a wide fan-out's batch, one task instead of one
     each): they go to the run's warm runner in one request and run there one after another, each as
     :func:`run_step` would run it; the runner notes each step's start and result in the batch's progress
@@ -268,6 +271,7 @@ def run_steps(plans: list[dict]) -> list[dict]:
     does. Steps not begun when the run is stopped are terminated unrun; one step's failure is its own."""
     from pai_lab.pipelines.runner import run_batch
 
+    plans: list[dict] = json.loads(task) if isinstance(task, str) else task  # JSON text: as the driver submits
     answers = run_batch(plans, Path(plans[0]["stop_file"]))
     return [_answered(plan, answer) for plan, answer in zip(plans, answers)]
 
