@@ -118,27 +118,29 @@ def open_cluster(settings: GatewaySettings) -> GatewayCluster:
         public_address=settings.public_address or None,
         auth=_auth(settings),
     )
-    if settings.cluster_name:
-        cluster = gateway.connect(settings.cluster_name, shutdown_on_close=False)
-        started = False
-    else:
-        options = gateway.cluster_options()
-        unknown = sorted(set(settings.cluster_options) - set(options))
-        if unknown:
-            raise ValueError(
-                f"cluster_options: the gateway has no option {', '.join(unknown)}; it offers {', '.join(options)}"
-            )
-        for key, value in settings.cluster_options.items():
-            options[key] = value
-        cluster = gateway.new_cluster(options, shutdown_on_close=settings.shutdown_on_close)
-        started = True
+    cluster: Any = None
+    started = False
     try:
+        if settings.cluster_name:
+            cluster = gateway.connect(settings.cluster_name, shutdown_on_close=False)
+        else:
+            options = gateway.cluster_options()
+            unknown = sorted(set(settings.cluster_options) - set(options))
+            if unknown:
+                raise ValueError(
+                    f"cluster_options: the gateway has no option {', '.join(unknown)}; it offers {', '.join(options)}"
+                )
+            for key, value in settings.cluster_options.items():
+                options[key] = value
+            cluster = gateway.new_cluster(options, shutdown_on_close=settings.shutdown_on_close)
+            started = True
         if started or settings.workers:
             cluster.scale(settings.workers)
         # no wait for the workers: jobs wait in Queuing until the cluster has some, as on any cluster
         client = cluster.get_client(set_as_default=False)
     except BaseException:
-        if started:
+        if started and cluster is not None:
             cluster.shutdown()
+        gateway.close()  # its loop and connections: a group whose settings fail is tried again every second
         raise
     return GatewayCluster(name=cluster.name, client=client, cluster=cluster, started_here=started)

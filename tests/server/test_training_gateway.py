@@ -43,7 +43,11 @@ def test_jobs_run_on_clusters_a_dask_gateway_starts_and_stop_with_the_server(
     config = _config_dir(
         tmp_path / "jupyter",
         dask_gateway=_settings(gateway, "team-default", cluster_options={"worker_cores": 2}, workers=1),
-        resource_groups={"burst": _settings(gateway, "team-burst", workers=1)},
+        resource_groups={
+            "burst": _settings(gateway, "team-burst", workers=1),
+            # an option this gateway does not offer: its jobs wait, saying which options it has
+            "odd": _settings(gateway, "team-odd", cluster_options={"worker_gpus": 1}, workers=1),
+        },
     )
     monkeypatch.setenv("JUPYTER_CONFIG_DIR", config)
     server = start_pai_server(tmp_path / "root", timeout=120)
@@ -78,18 +82,33 @@ def test_jobs_run_on_clusters_a_dask_gateway_starts_and_stop_with_the_server(
         assert burst.scheduler_address.startswith(f"gateway://{gateway['proxy_address']}/")
         assert {p.worker for p in second.pods} == {w.address for w in burst.workers}
         assert len(gateway_clusters(gateway, "team-burst")) == 1
+
+        odd = client.create_workspace("odd_team")
+        odd.set_resource_group("odd")
+        waiting = odd.jobs.submit(name="on-odd", command=f"python {rank_script} --mode=flags", workers=1)
+        reason = wait_for(lambda: "worker_gpus" in (r := waiting.refresh().reason) and r, 60)
+        assert waiting.state == "Queuing" and "it offers worker_cores" in reason, reason
+        assert waiting.stop().state == "Stopped"
+        assert gateway_clusters(gateway, "team-odd") == []
     finally:
         assert server.stop() == 0
     # the server shuts down the clusters it started (shutdown_on_close, the default)
     wait_for(lambda: not gateway_clusters(gateway, "team-default") and not gateway_clusters(gateway, "team-burst"), 60)
 
 
-def test_bad_gateway_settings_stop_the_server_with_the_key_to_fix(dask_gateway_server, tmp_path, monkeypatch):
-    config = _config_dir(tmp_path / "jupyter", dask_gateway=_settings(dask_gateway_server, "x", workers=-1))
-    monkeypatch.setenv("JUPYTER_CONFIG_DIR", config)
-    try:
+@pytest.mark.parametrize(
+    ("traits", "said"),
+    [
+        ({"dask_gateway": {"address": "http://127.0.0.1:1", "workers": -1}}, "TrainingManager.dask_gateway: workers"),
+        (
+            {"resource_groups": {"burst": {"address": "http://127.0.0.1:1", "workerz": 2}}},
+            "TrainingManager.resource_groups['burst']: workerz: Extra inputs are not permitted",
+        ),
+        ({"dask_gateway": {"address": "ftp://127.0.0.1:1"}}, "address 'ftp://127.0.0.1:1': give the gateway's"),
+    ],
+)
+def test_bad_gateway_settings_stop_the_server_with_the_key_to_fix(traits, said, tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", _config_dir(tmp_path / "jupyter", **traits))
+    with pytest.raises(RuntimeError) as refused:
         start_pai_server(tmp_path / "root")
-    except RuntimeError as exc:
-        assert "TrainingManager.dask_gateway: workers" in str(exc)
-    else:
-        raise AssertionError("the server started with workers=-1")
+    assert said in str(refused.value)
