@@ -65,10 +65,15 @@ class Hosts:
         self.subnet = f"10.{200 + (pid >> 8) % 50}.{pid & 255}"
         self.bridge = f"{self.tag}br"
         self.names = list(names)
-        self.hide = [str(Path(p).resolve()) for p in hide]
+        self.hidden = _hidden([str(Path(p).resolve()) for p in hide])
         self.procs: list[subprocess.Popen] = []
         self.made: list[str] = []  # namespaces made so far
         self.bridge_made = False
+
+    @property
+    def private_dir(self) -> Path:
+        """A folder that each host has to itself (an empty tmpfs in each), for a worker's local directory."""
+        return Path(self.hidden[0]) if self.hidden else Path(tempfile.gettempdir())
 
     @property
     def gateway(self) -> str:
@@ -112,11 +117,7 @@ class Hosts:
     def start(self, name: str, argv: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
         """Start ``argv`` on host ``name``, in a mount namespace where the temporary folder and ``hide`` are
         empty; its output goes to ``log`` (on the test's side)."""
-        hidden: list[str] = []
-        for path in [str(Path(tempfile.gettempdir()).resolve()), *self.hide]:
-            if not any(path == h or path.startswith(h.rstrip("/") + "/") for h in hidden):
-                hidden.append(path)  # one inside a folder hidden already is hidden with it
-        mounts = " && ".join(f"mount -t tmpfs -o mode=1777 pai-hidden {_quote(p)}" for p in hidden)
+        mounts = " && ".join(f"mount -t tmpfs -o mode=1777 pai-hidden {_quote(p)}" for p in self.hidden)
         script = f'{mounts} && exec "$@"'
         wrapped = ["ip", "netns", "exec", self.netns(name), "unshare", "--mount", "--propagation", "private"]
         wrapped += ["sh", "-c", script, "sh", *argv]
@@ -175,7 +176,7 @@ def start_worker(hosts: Hosts, name: str, scheduler: str, logs: Path, nthreads: 
     """``dask worker`` (with its nanny) on host ``name``, listening on the host's own address."""
     argv = [_dask(), "worker", scheduler, "--host", hosts.address(name), "--name", f"host-{name}"]
     argv += ["--nthreads", str(nthreads), "--nworkers", "1", "--no-dashboard"]
-    argv += ["--local-directory", str(Path(tempfile.gettempdir()) / "dask-worker")]  # the host's own tmpfs
+    argv += ["--local-directory", str(hosts.private_dir / "dask-worker")]  # the host's own tmpfs
     return hosts.start(name, argv, logs / f"worker-{name}.log")
 
 
@@ -213,6 +214,24 @@ def wait_for_workers(address: str, count: int, timeout: float = 120) -> None:
 
 def _dask() -> str:
     return str(Path(sys.executable).parent / "dask")
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _hidden(hide: list[str]) -> list[str]:
+    """The folders a host sees empty: the system's temporary folder (unless this Python or pai_lab lies in
+    it: a checkout under /tmp) and ``hide``; one inside a folder hidden already is hidden with it."""
+    import pai_lab
+
+    needed = [str(Path(p).resolve()) for p in (sys.prefix, sys.executable, Path(pai_lab.__file__).parents[1])]
+    temp = str(Path(tempfile.gettempdir()).resolve())
+    hidden: list[str] = []
+    for path in ([] if any(_inside(n, temp) for n in needed) else [temp]) + hide:
+        if not any(_inside(path, h) for h in hidden):
+            hidden.append(path)
+    return hidden
 
 
 def _quote(path: str) -> str:
