@@ -81,15 +81,17 @@ def apply(env: dict, launch: dict) -> None:
 
 
 def find_model(store, workspace_id: str, launch: dict, embedded: bool) -> str | None:
-    """The job's SavedModel on S3 (``<checkpointDir>/model``) when its chief put one there, else None."""
+    """The job's SavedModel on S3 (``<checkpointDir>/model``) when its chief put one there, else None. Looked
+    for only in the workspace's store, with its options: the server never reads a bucket with its own
+    credentials."""
     uri = model_uri(launch, embedded)
-    if not uri:
+    options = _workspace_options(store, workspace_id, [str(launch.get("checkpoint_dir"))]) if uri else None
+    if options is None:
         return None
     import fsspec
 
     from pai_lab.datasets.sources import s3_options
 
-    options = _workspace_options(store, workspace_id, [str(launch.get("checkpoint_dir"))]) or {}
     try:
         fs, path = fsspec.core.url_to_fs(uri, **s3_options(options))
         return uri if fs.exists(f"{path}/saved_model.pb") else None
