@@ -116,7 +116,8 @@ def instance_pid(proc) -> int:
 
     try:
         for child in psutil.Process(proc.pid).children(recursive=True):
-            if "pai_lab.serving.instance" in child.cmdline():
+            # bubblewrap's own processes name the module too, after their options: the instance starts with it
+            if child.cmdline()[1:3] == ["-m", "pai_lab.serving.instance"]:
                 return child.pid
     except psutil.Error:
         pass

@@ -324,6 +324,12 @@ def test_a_member_s_processor_cannot_read_the_server_token(live_server, unique_n
         assert "class Reader" in seen[own], seen
         assert seen["write"].startswith("refused: ") and not (live_server.root / "planted.txt").exists(), seen
         assert seen["env"] == [], seen
+        # what `eascmd w`, the memory watchdog and the autoscaler look at is the instance itself, not bubblewrap
+        import psutil
+
+        instance = psutil.Process(svc.instances()[0].pid)
+        assert instance.cmdline()[1:3] == ["-m", "pai_lab.serving.instance"], instance.cmdline()
+        assert any("bwrap" in p.name() for p in instance.parents()), [p.name() for p in instance.parents()]
     finally:
         svc.delete()
 
