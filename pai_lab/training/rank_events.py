@@ -67,6 +67,6 @@ class RankEvents:
         if self.thread.is_alive():
             try:
                 self.events.put((CLOSE,))
-            except Exception:  # noqa: BLE001, S110 - a lost scheduler: the reader's get fails on its own
-                pass
+            except Exception:  # noqa: BLE001 - a lost scheduler: the reader's get fails on its own
+                return
             self.thread.join(timeout)
