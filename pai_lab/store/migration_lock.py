@@ -47,7 +47,7 @@ def held(engine: Engine, wait: float) -> Iterator[None]:
     if dialect == "postgresql":
         with _advisory(engine, wait):
             yield
-    elif database is not None:
+    elif database is not None and _lockable(database.with_name(database.name + ".migrate-lock")):
         with file_lock(database.with_name(database.name + ".migrate-lock"), wait):
             yield
     else:  # an in-memory SQLite has one user; other databases are not supported as stores
@@ -71,6 +71,17 @@ def _advisory(engine: Engine, wait: float) -> Iterator[None]:
             yield
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
+
+
+def _lockable(path: Path) -> bool:
+    """Whether the lock file can be made beside the database: a store in a folder this server may only read
+    (a kept copy, opened to look) is upgraded unlocked, as before, rather than refused."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError as exc:
+        log.warning("pai_lab: no lock beside the store (%s); upgrading its schema without one", exc)
+        return False
+    return True
 
 
 def _sqlite_file(engine: Engine) -> Path | None:
