@@ -9,7 +9,7 @@ folder. Names carry the creating process id, so parallel runs do not collide; :m
 removes everything, and runs even when starting failed half-way.
 
     with Hosts(["a", "b", "c"], hide=[tmp_root]) as hosts:
-        hosts.address("b")                      # "10.x.y.3"
+        hosts.address("b")                      # "198.18.x.3"
         proc = hosts.start("b", ["dask", "worker", ...], log=path)
         hosts.kill("c")                         # every process of host c, SIGKILL
 """
@@ -62,7 +62,7 @@ class Hosts:
     def __init__(self, names: list[str], hide: list[Path] | tuple[Path, ...] = ()):
         pid = os.getpid()
         self.tag = f"p{pid}"
-        self.subnet = f"10.{200 + (pid >> 8) % 50}.{pid & 255}"
+        self.subnet = _free_subnet(pid)
         self.bridge = f"{self.tag}br"
         self.names = list(names)
         self.hidden = _hidden([str(Path(p).resolve()) for p in hide])
@@ -214,6 +214,18 @@ def wait_for_workers(address: str, count: int, timeout: float = 120) -> None:
 
 def _dask() -> str:
     return str(Path(sys.executable).parent / "dask")
+
+
+def _free_subnet(pid: int) -> str:
+    """A /24 of 198.18.0.0/15 (set aside for network tests, RFC 2544) that this machine does not route yet,
+    chosen from the process id so that parallel runs differ."""
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, check=False).stdout
+    for n in range(512):
+        k = (pid + n) % 512
+        subnet = f"198.{18 + k // 256}.{k % 256}"
+        if f"{subnet}." not in routes:
+            return subnet
+    raise RuntimeError("no free /24 left in 198.18.0.0/15")
 
 
 def _inside(path: str, folder: str) -> bool:
