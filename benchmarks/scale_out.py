@@ -12,8 +12,10 @@ machine and its load average, and the ratios two hosts / one host.
     python benchmarks/scale_out.py --runs 3        # three rounds
     python benchmarks/scale_out.py --smoke         # harness check: a stdlib stand-in, 20 steps
 
-Serving throughput local vs on the workers is measured by :func:`serving_throughput` once a service's
-instances can run on the workers' hosts; until then it reports nothing.
+Beside each job, :func:`serving_throughput` measures one service (2 instances of a small Python processor,
+16 connections for 10 s, 2 s in the smoke run): on "one host" its instances are the gateway's own processes
+(the default group), on "two hosts" they run on the workers' hosts (a workspace on a resource group of the
+same scheduler), reached over TCP across the bridge; req/s, p50 and p99, each with the machine and its load.
 """
 
 from __future__ import annotations
@@ -99,10 +101,66 @@ def run_job(url: str, token: str, code: Path, steps: int) -> dict:
     }
 
 
-def serving_throughput(url: str, token: str, where: str) -> dict | None:
-    """Requests/s of one deployed model served from this machine (``where="local"``) or from the workers'
-    hosts (``"workers"``). The seam for serving on workers: returns None until a service can be placed there."""
-    return None
+SERVING_PROCESSOR = """
+import json, os
+
+
+class Echo:
+    def process(self, data):
+        values = json.loads(data)["values"]
+        return json.dumps({"sum": sum(values), "pid": os.getpid()}).encode(), 200
+"""
+
+
+def serving_throughput(
+    url: str, token: str, where: str, folder: Path | None = None, seconds: float = 10.0, concurrency: int = 16
+) -> dict | None:
+    """Requests/s of one service (2 instances of a small Python processor: the serving path's own cost)
+    served from this machine's gateway (``where="local"``: the default group) or from the workers' hosts
+    (``"workers"``: a workspace on a resource group of the default group's scheduler, so the gateway
+    reaches each instance over TCP). ``folder``: where the processor is written (inside the server's
+    root). Each figure comes with the machine and its load average."""
+    from benchmarks.http_loads import find_wrk, run_load
+    from pai_lab.client import PaiClient
+
+    client = PaiClient(url, token)
+    workspace = "default"
+    if where == "workers":
+        groups = {g.name: g for g in client.resource_groups}
+        if "serving-workers" not in groups:
+            client.resource_groups.add("serving-workers", groups["default"].scheduler_address)
+        if "serving_bench" not in [w.name for w in client.workspaces()]:
+            client.create_workspace("serving_bench")
+        client.workspace("serving_bench").set_resource_group("serving-workers")
+        workspace = "serving_bench"
+    code = Path(tempfile.mkdtemp(dir=folder, prefix="echo-"))
+    (code / "app.py").write_text(SERVING_PROCESSOR)
+    spec = {
+        "name": f"echo_{where}",
+        "processor_type": "python",
+        "processor_path": str(code),
+        "processor_entry": "app.py",
+        "processor_mainclass": "Echo",
+        "metadata": {"instance": 2, "workers": 8, "rpc": {"max_queue_size": 1024}},
+    }
+    svc = client.workspace(workspace).services.create(spec, timeout=300, progress=False)
+    try:
+        body, headers = b'{"values": [1, 2, 3]}', {"Authorization": svc.token}
+        run_load(svc.endpoint, body, headers, concurrency, min(seconds, 2.0), find_wrk(False))  # warm
+        result = run_load(svc.endpoint, body, headers, concurrency, seconds, find_wrk(False))
+        hosts = sorted({(i.host_ip if i.worker else "gateway") for i in svc.instances()})
+        return {
+            "where": where,
+            "rps": result["rps"],
+            "p50_ms": result["p50_ms"],
+            "p99_ms": result["p99_ms"],
+            "errors": result["errors"],
+            "instances_on": hosts,
+            "concurrency": concurrency,
+            "machine": machine(),
+        }
+    finally:
+        svc.delete()
 
 
 def measure(hosts: netns_hosts.Hosts, work: Path, layout: str, code: Path, steps: int, warm: bool) -> dict:
@@ -117,7 +175,8 @@ def measure(hosts: netns_hosts.Hosts, work: Path, layout: str, code: Path, steps
             if warm:  # the workers' first task imports pai_lab's rank runtime: not part of a job's launch
                 run_job(url, token, code, min(steps, 5))
             result = run_job(url, token, code, steps)
-            result["serving"] = serving_throughput(url, token, "local" if layout == "one host" else "workers")
+            where = "local" if layout == "one host" else "workers"
+            result["serving"] = serving_throughput(url, token, where, folder=root, seconds=10.0 if warm else 2.0)
             return result
         finally:
             server.terminate()
@@ -157,8 +216,12 @@ def main(argv: list[str] | None = None) -> dict:
                 f"run {n}: {layout:9} launch {r['launch_s']:.2f} s, {r['steps_per_s']:.1f} steps/s, "
                 f"wall {r['wall_s']:.2f} s, ranks on {', '.join(r['hosts'])} {r['machine']}"
             )
-            serving = r["serving"]
-            print(f"run {n}: {layout:9} serving " + (f"{serving}" if serving else "not measured (no seam filled yet)"))
+            sv = r["serving"]
+            print(
+                f"run {n}: {layout:9} serving {sv['where']}: {sv['rps']:.0f} req/s, p50 {sv['p50_ms']:.2f} ms, "
+                f"p99 {sv['p99_ms']:.2f} ms at {sv['concurrency']} connections, errors {sv['errors'] or 0}, "
+                f"instances on {', '.join(sv['instances_on'])} {sv['machine']}"
+            )
         one, two = result["one host"], result["two hosts"]
         print(
             f"run {n}: two/one   launch {two['launch_s'] - one['launch_s']:+.2f} s, "
