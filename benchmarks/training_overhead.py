@@ -109,6 +109,10 @@ def by_hand(script: Path, steps: int) -> dict:
                 text=True,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
+                # each in a session of its own, as pai's ranks are and as two terminals would be: Linux
+                # shares the CPU between sessions first, so on a loaded machine two ranks in this
+                # script's one session would get half what pai's get
+                start_new_session=True,
             )
         )
     outputs = [p.communicate()[0] for p in procs]
