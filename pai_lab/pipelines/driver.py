@@ -44,10 +44,11 @@ class _ShutDown(Exception):
 
 
 class RunDriver(threading.Thread):
-    def __init__(self, manager: PipelineDriver, run_id: str):
+    def __init__(self, manager: PipelineDriver, run_id: str, graph: manifests.Graph | None = None):
         super().__init__(name=f"pai-pipeline-{run_id}", daemon=True)
         self.manager = manager
         self.store = manager.platform.store
+        self.checked = graph  # the run's graph as its creation checked it (else read from its manifest)
         self.run_id = run_id
         self.wake = threading.Event()
         self.futures: dict = {}  # step -> its Dask future (the steps of a batch share one)
@@ -89,7 +90,7 @@ class RunDriver(threading.Thread):
     def _load(self) -> None:
         with self.store.transaction() as s:
             row = s.get(RunRow, self.run_id)
-            self.graph = manifests.check(row.manifest)
+            self.graph = self.checked or manifests.check(row.manifest)  # a large manifest is read only here
             remember_declared(self.run_id, self.graph.manifest)
             self.arguments = dict(row.arguments)
             self.cache = row.cache
@@ -353,7 +354,8 @@ class PipelineDriver:
         self.lock = threading.Lock()
         self.closing = False
 
-    def launch(self, run_id: str) -> None:
+    def launch(self, run_id: str, graph: manifests.Graph | None = None) -> None:
+        """Drive the run (``graph``: its manifest as its creation just checked it, in this process)."""
         with self.lock:
             if self.closing:
                 return
@@ -364,7 +366,7 @@ class PipelineDriver:
         if current is not None and current.ending:
             current.join(30)  # it wrote the run's end a moment ago; the retry gets a driver of its own
         with self.lock:
-            driver = RunDriver(self, run_id)
+            driver = RunDriver(self, run_id, graph)
             self.drivers[run_id] = driver
         driver.start()
 

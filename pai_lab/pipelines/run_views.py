@@ -130,8 +130,9 @@ def outputs_by_step(nodes: Iterable) -> dict[str, dict]:
     return {n.name: n.outputs or {} for n in nodes}
 
 
-def detail(session: Session, row: RunRow) -> PipelineRunDetail:
-    nodes = node_views(session, row.id)
+def detail(session: Session, row: RunRow, nodes: list | None = None) -> PipelineRunDetail:
+    """The run and its steps (``nodes``: its steps as just written, else read)."""
+    nodes = node_views(session, row.id) if nodes is None else nodes
     done = sum(1 for n in nodes if n.status in S.FINISHED)
     return PipelineRunDetail(
         **summary(row, (len(nodes), done)).model_dump(),

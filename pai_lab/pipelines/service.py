@@ -12,6 +12,7 @@ import json
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -193,8 +194,8 @@ def create_run(session: Session, platform, user: str, workspace: str, body: Pipe
     from pai_lab.pipelines.driver import get_driver
 
     driver = get_driver(platform)
-    after_commit(session, lambda: driver.launch(run_id))  # the driver reads the committed rows
-    return _detail(session, row)
+    after_commit(session, lambda: driver.launch(run_id, graph))  # the driver reads the committed rows
+    return _detail(session, row, [SimpleNamespace(**n, started_at=None, finished_at=None) for n in nodes])
 
 
 def _find(session: Session, workspace_id: str, run_id: str) -> RunRow:
