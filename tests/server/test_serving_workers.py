@@ -29,7 +29,10 @@ class Echo:
     def process(self, data):
         request = json.loads(data)
         time.sleep(float(request.get("sleep", 0)))
+        if request.get("grow"):  # MB the instance takes and keeps
+            self.held = b"x" * (int(request["grow"]) << 20)
         body = {"sum": sum(request.get("values", [])), "pid": os.getpid(), "tag": TAG}
+        body["cuda"] = os.environ.get("CUDA_VISIBLE_DEVICES")
         return json.dumps(body).encode(), 200
 """
 NO_DASHBOARD = ("--no-dashboard",)
@@ -37,7 +40,8 @@ NO_DASHBOARD = ("--no-dashboard",)
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory):
-    """A Dask scheduler and two workers (no nanny: killing one ends it), each a process of its own."""
+    """A Dask scheduler and two workers (no nanny: killing one ends it), each a process of its own; w2
+    offers one GPU and 4 GB of MEMORY as Dask resources."""
     folder = tmp_path_factory.mktemp("serving-dask")
     dask = str(Path(sys.executable).parent / "dask")
     # every machine of a group has pai_lab installed: here, this checkout on the path
@@ -65,10 +69,11 @@ def two_workers(tmp_path_factory):
             )
         wait_for(lambda: scheduler_file.exists() and scheduler_file.stat().st_size > 0, 60)
         address = json.loads(scheduler_file.read_text())["address"]
-        for name in ("w1", "w2"):
+        for name, resources in (("w1", ""), ("w2", "GPU=1 MEMORY=4e9")):
             with open(folder / f"{name}.log", "wb") as log:
                 argv = [dask, "worker", address, "--no-nanny", "--nthreads", "2", "--name", name, *NO_DASHBOARD]
                 argv += ["--host", "127.0.0.1", "--local-directory", str(folder / name)]
+                argv += ["--resources", resources] if resources else []
                 procs[name] = subprocess.Popen(
                     argv,
                     stderr=log,
@@ -241,6 +246,36 @@ def test_blue_green_release_on_workers_keeps_answering(server, remote_echo, tmp_
         codes = load.stop()
     assert set(codes) == {200} and codes[200] > 0, codes
     green.delete()
+
+
+def test_gpu_and_memory_place_instances_by_the_workers_resources_and_memory_is_enforced_there(
+    server, two_workers, tmp_path
+):
+    ws = server.client("ops").workspace("on_workers")
+    spec = _spec(tmp_path, "on_workers_gpu", "g", 1)
+    spec["metadata"].update(gpu=1, memory=300)
+    svc = ws.services.create(spec, timeout=240, progress=False)
+    (instance,) = _running(svc)
+    assert psutil.Process(instance.pid).ppid() == two_workers[1]["w2"]  # the only worker with a GPU
+    assert _ask(svc)["cuda"] == "0"  # the worker's one GPU, as CUDA_VISIBLE_DEVICES names it
+
+    svc.scale(2)  # the second one needs another GPU: none is free, so it waits and says why
+    waiting = until(lambda: [i for i in svc.instances() if i.name != instance.name and i.status == "Pending"], 60)
+    assert "resource group workers with GPU=1" in waiting[0].reason
+    svc.scale(1)
+
+    # above metadata.memory on its worker: killed there, recorded as OOMKilled, started again
+    resp = requests.post(svc.endpoint, data=json.dumps({"grow": 500}), headers={"Authorization": svc.token})
+    assert resp.status_code in (200, 503), resp.text  # killed while answering, or just after
+
+    def again():
+        ready = [i for i in _running(svc) if i.restarts >= 1]
+        return ready[0] if ready else None
+
+    restarted = until(again, 120)
+    assert restarted.last_state["reason"] == "OOMKilled" and restarted.last_state["exitCode"] == 137
+    assert _ask(svc, (1, 1))["sum"] == 2
+    svc.delete()
 
 
 def test_a_worker_killed_under_load_has_its_instance_replaced_and_only_held_requests_fail(remote_echo, two_workers):

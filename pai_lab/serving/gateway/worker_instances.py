@@ -98,7 +98,7 @@ class RemoteProcess:
         # worker died (the scheduler would run the task again elsewhere: the gateway replaces it itself)
         now = time.monotonic()
         self._lost_at = self._lost_at or now
-        if now - self._lost_at >= LOST_GRACE_S:
+        if now - self._lost_at >= LOST_GRACE_S and self.future.status != "finished":  # else its result is coming
             self.kill()
         return self.returncode
 
