@@ -11,7 +11,6 @@ import shutil
 import string
 from pathlib import Path
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput, NotFound
@@ -289,12 +288,9 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
 
 def _sandbox_for(session: Session, settings: dict) -> str | None:
     """The bubblewrap binary local ranks run in, when this server's users call for one (None: no sandbox)."""
-    from pai_lab.workspaces.tables import MemberRow
+    from pai_lab.security.sandbox import sandbox_for
 
-    users = session.scalar(select(func.count(func.distinct(MemberRow.username)))) or 0
-    if not isolation.sandbox_required(settings, users):
-        return None
-    return isolation.check_sandbox_available(settings, users)
+    return sandbox_for(session, settings)
 
 
 def _record_job(
