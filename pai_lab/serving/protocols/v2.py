@@ -4,6 +4,7 @@ tensors, and Triton's binary tensor extension (``Inference-Header-Content-Length
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -80,7 +81,9 @@ def parse(body: bytes, header_length: str | None) -> tuple[dict, list[str] | Non
         if dtype is None:
             raise BadInput(f"input {name!r}: unknown datatype {datatype!r}; use one of {', '.join(TO_NUMPY)}", name)
         size = (tensor.get("parameters") or {}).get("binary_data_size")
-        count = int(np.prod(shape)) if shape else 1
+        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise BadInput(f"input {name!r}: shape must be a list of sizes (whole numbers >= 0), not {shape!r}", name)
+        count = math.prod(shape)  # a plain product: numpy's would first make an array of the list
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(binary):
                 raise BadInput(
