@@ -77,9 +77,35 @@ def apply(state: dict, sandbox: dict | None) -> dict:
 # ---------------------------------------------------------------- the gateway
 
 
+# The server's own cloud credentials: an instance's processor reads a bucket with what it is given, never
+# with these (the control plane already fetched the model with the workspace's options).
+CLOUD_CREDENTIALS = frozenset(
+    {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_CONFIG_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "OSS_ACCESS_KEY_ID",
+        "OSS_ACCESS_KEY_SECRET",
+        "ALIBABA_CLOUD_ACCESS_KEY_ID",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    }
+)
+
+
 def instance_env() -> dict[str, str]:
-    """An instance's environment: the gateway's, without any server credential or the gateway's secret."""
-    return scrub(dict(os.environ))
+    """An instance's environment: the gateway's, without any server credential (the gateway's secret and
+    the server's cloud credentials included)."""
+    return {k: v for k, v in scrub(dict(os.environ)).items() if k not in CLOUD_CREDENTIALS}
 
 
 def instance_argv(sandbox: dict | None, argv: list[str], config: dict, sockets_dir: Path) -> list[str]:

@@ -112,3 +112,44 @@ async def test_a_jobs_hyperparameters_file_in_a_bucket_is_not_read_with_the_serv
     )
     _refused(status, body, "hyperParameters")
     assert "the bucket's data" not in str(body)
+
+
+ENV_PROBE = """
+import json
+import os
+
+
+class Probe:
+    def process(self, data):
+        return json.dumps(sorted(k for k in os.environ if k.startswith(("AWS_", "OSS_")))).encode(), 200
+"""
+
+
+async def test_an_instance_holds_none_of_the_servers_cloud_credentials(api, members, bucket, tmp_path):
+    import asyncio
+
+    import requests
+
+    await members()
+    folder = tmp_path / "probe"
+    folder.mkdir()
+    (folder / "app.py").write_text(ENV_PROBE)
+    service = {"name": "test_env", "processor_type": "python", "processor_path": str(folder)}
+    status, body = await api(
+        "POST", f"{W}/services", {**service, "processor_entry": "app.py", "metadata": {"instance": 1}}, user="dev"
+    )
+    assert status == 201, body
+    try:
+        for _ in range(240):  # until the instance answers
+            answer = await asyncio.to_thread(
+                requests.post, body["endpoint"], data=b"{}", headers={"Authorization": body["token"]}, timeout=30
+            )
+            if answer.status_code == 200:
+                break
+            await asyncio.sleep(0.5)
+        assert answer.status_code == 200, answer.text
+        seen = answer.json()
+        assert "AWS_ACCESS_KEY_ID" not in seen and "AWS_SECRET_ACCESS_KEY" not in seen, seen
+        assert "AWS_ENDPOINT_URL" in seen, seen  # where buckets are is no secret; the keys to them are
+    finally:
+        assert (await api("DELETE", f"{W}/services/test_env", user="dev"))[0] == 204
