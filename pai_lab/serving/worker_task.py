@@ -84,7 +84,7 @@ def _unpacked(files: dict[str, dict], config: dict, root: Path) -> dict:
 
 
 def _environment(launch: dict, gpus: list[str], token: str) -> dict[str, str]:
-    from pai_lab.training.isolation import scrub  # the same rule as a rank's: never the server's credentials
+    from pai_lab.security.sandbox import scrub  # the rule for all member code: never the server's credentials
 
     env = scrub(dict(os.environ))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
