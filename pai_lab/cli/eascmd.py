@@ -384,7 +384,7 @@ def workers(ctx, args) -> Result:
         data=instances,
         text=ascii_table(rows, W_COLUMNS),
         frame=True,
-        columns=["name", "status", "ready", "restarts", "reason", "last_state", "start_at", "pid", "gpus"],
+        columns=["name", "status", "ready", "restarts", "reason", "last_state", "start_at", "pid", "gpus", "worker"],
     )
 
 

@@ -17,7 +17,7 @@ import psutil
 import pytest
 import requests
 
-from tests.conftest import ROLE_OF, start_pai_server
+from tests.conftest import ROLE_OF, USER_TOKENS, start_pai_server
 from tests.fixtures.serving import Load, until
 from tests.fixtures.training import wait_for
 
@@ -148,7 +148,9 @@ def _running(svc) -> list:
     return [i for i in svc.instances() if i.status == "Running" and i.ready == "[1/1]"]
 
 
-def test_a_service_of_a_workspace_on_a_dask_group_answers_from_its_workers(remote_echo, two_workers):
+def test_a_service_of_a_workspace_on_a_dask_group_answers_from_its_workers(
+    server, remote_echo, two_workers, monkeypatch, capsys
+):
     address, worker_pids = two_workers
     svc = remote_echo
 
@@ -165,6 +167,18 @@ def test_a_service_of_a_workspace_on_a_dask_group_answers_from_its_workers(remot
     with Client(address, timeout="30s") as client:
         assert {i.worker for i in instances} == set(client.scheduler_info()["workers"])
     assert all(i.host_ip == "127.0.0.1" and i.inner_ip.startswith("127.0.0.1:") for i in instances)
+
+    from pai_lab.cli import main
+
+    monkeypatch.setenv("PAI_LAB_URL", server.url)
+    monkeypatch.setenv("PAI_LAB_TOKEN", USER_TOKENS["ops"])
+    capsys.readouterr()
+    assert main(["eascmd", "w", svc.name, "-w", "on_workers", "--json"]) == 0
+    shown = {i["name"]: i for i in json.loads(capsys.readouterr().out)}
+    assert {n: i["worker"] for n, i in shown.items()} == {i.name: i.worker for i in instances}
+    assert main(["eascmd", "w", svc.name, "-w", "on_workers"]) == 0
+    table = capsys.readouterr().out
+    assert all(i.inner_ip in table for i in instances)  # INNER_IP: where the gateway reaches it
 
 
 def test_a_service_of_a_workspace_on_the_default_group_stays_in_the_gateway(server, two_workers, tmp_path):
