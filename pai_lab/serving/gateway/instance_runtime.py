@@ -279,7 +279,8 @@ class Instance:
             except (asyncio.IncompleteReadError, ConnectionError):
                 return
             jobs = self.inflight.pop(request_id, None)
-            self.wakeup.set()
+            if self.pending:  # the freed slot matters only to requests waiting for one
+                self.wakeup.set()
             if jobs:
                 _deliver(jobs, status, result)
 
