@@ -154,9 +154,9 @@ class Autoscaler:
             (t0, r0), (t1, r1) = samples[0], samples[-1]
             metrics["qps"] = max(0.0, r1 - r0) / (t1 - t0) / ready
         if ready and "cpu" in policy.strategies:
-            cpu = [
-                c for c in (self._cpu(i.get("pid")) for i in live.get("instances", []) if _serving(i)) if c is not None
-            ]
+            # a worker-hosted instance's pid is on its worker, not here: its CPU is not seen (qps still is)
+            local = [i for i in live.get("instances", []) if _serving(i) and not i.get("worker")]
+            cpu = [c for c in (self._cpu(i.get("pid")) for i in local) if c is not None]
             if cpu:
                 metrics["cpu"] = sum(cpu) / len(cpu)
         return metrics
