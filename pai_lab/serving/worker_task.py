@@ -3,7 +3,7 @@
 The gateway submits :func:`run_instance` with the service's Dask resource restrictions (``GPU``,
 ``MEMORY``). On the worker it binds a TCP socket on the worker's own host, starts ``python -m
 pai_lab.serving.instance fd:N CONFIG`` on it (the connection token in the environment), tells the
-gateway where it listens through a Dask queue, secedes from the worker's thread pool (an instance
+gateway where it listens through a Dask variable, secedes from the worker's thread pool (an instance
 holds its resources, not a thread) and waits for the instance to end: the gateway closing its
 connection, the instance crashing, or the instance passing ``metadata.memory`` (killed as OOMKilled,
 as in a container). The instance dies with the worker process that started it, so a lost worker
@@ -39,7 +39,7 @@ _gpu_lock = threading.Lock()
 
 
 def channel_of(name: str, launch_id: str) -> str:
-    """The Dask queue one launch reports its address on."""
+    """The Dask variable one launch reports its address in."""
     return f"pai-serving-{name}-{launch_id}"
 
 
@@ -122,7 +122,7 @@ def _wait(proc: subprocess.Popen, memory_mb: int | None) -> tuple[int, bool]:
 def run_instance(launch: dict) -> dict:
     """Host one instance on this worker until it ends; returns ``{"code", "oom", "worker"}``, or at once
     with ``"missing"``: the keys of its files this machine does not have (the gateway then ships them)."""
-    from distributed import Queue, get_worker, secede
+    from distributed import Variable, get_worker, secede
     from distributed.comm import get_address_host
 
     worker = get_worker()
@@ -153,7 +153,7 @@ def run_instance(launch: dict) -> dict:
             )
         listener.close()  # the instance holds it now
         address = {"host": host, "port": port, "pid": proc.pid, "worker": worker.address, "gpus": gpus}
-        Queue(launch["channel"]).put(address)
+        Variable(launch["channel"]).set(address)
         secede()  # resources stay held until the instance ends; the thread goes back to the pool
         code, oom = _wait(proc, launch.get("memory"))
     finally:

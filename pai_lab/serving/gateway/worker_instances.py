@@ -4,8 +4,9 @@ A service whose workspace runs on a resource group with its own scheduler gets `
 spec (:func:`pai_lab.serving.placement.placement_of`). Each of its instances is then a Dask task
 (:func:`pai_lab.serving.worker_task.run_instance`) with the service's resource restrictions (``GPU``
 for ``metadata.gpu``; ``MEMORY`` in bytes for ``metadata.memory`` when the group's workers declare
-it). The task reports the TCP address its instance listens on; the gateway connects, sends the
-instance's token first, and from then on the instance is driven exactly as a local one: the same
+it). The task reports the TCP address its instance listens on (in a Dask variable of that one
+launch); the gateway connects, sends the instance's token first, and from then on the instance is
+driven exactly as a local one: the same
 frames, queue, batching, rollouts and restarts (:mod:`pai_lab.serving.gateway.instance_runtime`).
 
 :class:`RemoteProcess` stands where a local instance has its ``subprocess.Popen``: ``poll``,
@@ -146,9 +147,16 @@ def _submit(inst: Instance, launch: dict):
 
 def _address(inst: Instance, future, channel: str) -> dict | None:
     """Where the task's instance listens (blocking, in steps): None once the instance is stopped."""
-    from distributed import Queue
+    from distributed import Variable
 
-    queue = Queue(channel, client=future.client)
+    reported = Variable(channel, client=future.client)
+    try:
+        return _wait_for_address(inst, future, reported)
+    finally:
+        reported.delete()  # one launch's report: nothing of it stays on the scheduler
+
+
+def _wait_for_address(inst: Instance, future, reported) -> dict | None:
     while not inst.stopped:
         if future.status == "finished":
             ended = future.result(timeout=30)
@@ -162,7 +170,7 @@ def _address(inst: Instance, future, channel: str) -> dict | None:
                 raise LoadFailed(f"the instance's task failed on the Dask worker: {exc}", False) from exc
             raise NotReady("the instance's task ended before its instance listened")
         try:
-            return queue.get(timeout=WAIT_STEP_S)
+            return reported.get(timeout=WAIT_STEP_S)
         except TimeoutError:
             continue
     return None
