@@ -1850,6 +1850,12 @@ export interface components {
             status: string;
             /** Version */
             version: number;
+            /**
+             * Worker
+             * @description the Dask worker hosting it when its workspace's resource group has workers of its own
+             * @default
+             */
+            worker: string;
         };
         /** Job */
         Job: {
