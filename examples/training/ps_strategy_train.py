@@ -1,0 +1,89 @@
+"""A small TF2 ParameterServerStrategy job: one ps, one chief that coordinates, workers that run steps.
+
+Submit with a chief, parameter servers and workers, e.g.::
+
+    pai dlc submit tfjob --name=ps --chief=true --ps=1 --workers=2 --enableDynamicCluster=true \
+        --code_source=examples/training --command="python ps_strategy_train.py --rounds=10"
+
+The chief (the coordinator) schedules ``--rounds`` rounds of ``--steps_per_round`` tiny steps of linear
+regression (plain ``tf.Variable`` math, no Keras) with ``ClusterCoordinator``, reports each round and
+saves a checkpoint under ``--checkpointDir``. A worker that dies mid-job costs the coordinator only the
+steps it held: they run again on another worker, and once the worker is back (enableDynamicCluster) it
+takes steps again. Workers and parameter servers serve until the chief is done: the chief then writes
+``DONE`` under the checkpoint folder and the workers end (a TF2 worker has no end of its own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--checkpointDir", default="")
+parser.add_argument("--rounds", type=int, default=10)
+parser.add_argument("--steps_per_round", type=int, default=30)
+parser.add_argument("--pause", type=float, default=0.3, help="seconds between rounds")
+args, _ = parser.parse_known_args()
+
+resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+done_marker = os.path.join(args.checkpointDir or ".", "DONE")
+print(f"pid={os.getpid()} role={resolver.task_type}:{resolver.task_id}", flush=True)
+
+if resolver.task_type in ("worker", "ps"):
+    server = tf.distribute.Server(
+        resolver.cluster_spec(), job_name=resolver.task_type, task_index=resolver.task_id, protocol="grpc"
+    )
+    print("serving", flush=True)
+    while not os.path.exists(done_marker):  # a TF2 worker serves until the coordinator is done
+        time.sleep(0.2)
+    print("done", flush=True)
+    sys.exit(0)
+
+import pai_lab.training as pai  # noqa: E402
+
+strategy = tf.distribute.experimental.ParameterServerStrategy(resolver)
+coordinator = tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
+with strategy.scope():
+    weight = tf.Variable(0.0)
+    bias = tf.Variable(0.0)
+    steps = tf.Variable(0, dtype=tf.int64)
+
+
+@tf.function
+def train_step():
+    def step():
+        x = tf.random.uniform([64])
+        y = 3.0 * x + 1.0
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((weight * x + bias - y) ** 2)
+        grad_w, grad_b = tape.gradient(loss, [weight, bias])
+        weight.assign_sub(0.2 * grad_w)
+        bias.assign_sub(0.2 * grad_b)
+        steps.assign_add(1)
+        return loss
+
+    return strategy.run(step)
+
+
+checkpoint = tf.train.Checkpoint(weight=weight, bias=bias, steps=steps)
+loss = None
+for round_ in range(1, args.rounds + 1):
+    results = [coordinator.schedule(train_step) for _ in range(args.steps_per_round)]
+    coordinator.join()  # a step a lost worker held runs again on another
+    loss = float(results[-1].fetch())
+    pai.report(step=int(steps.numpy()), loss=loss)
+    print(f"round {round_}: steps={int(steps.numpy())} loss={loss:.4f}", flush=True)
+    if args.checkpointDir:
+        checkpoint.save(os.path.join(args.checkpointDir, "ckpt"))
+    time.sleep(args.pause)
+print(f"trained: steps={int(steps.numpy())} weight={float(weight.numpy()):.3f} bias={float(bias.numpy()):.3f}")
+if args.checkpointDir:
+    os.makedirs(args.checkpointDir, exist_ok=True)
+    with open(done_marker, "w") as marker:
+        marker.write("done\n")

@@ -1,0 +1,92 @@
+"""enableDynamicCluster on a real tf.distribute ParameterServerStrategy job (1 ps, a chief that
+coordinates, 2 workers): a worker killed mid-job rejoins and the job succeeds; without the flag the
+same kill fails the job."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import start_pai_server
+from tests.fixtures.training import dask_processes, pids_in, wait_for
+
+pytestmark = pytest.mark.tf
+
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "training" / "ps_strategy_train.py"
+ROUNDS, PER_ROUND = 12, 25
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """A `pai server` on a Dask worker with a slot for each of the job's four ranks."""
+    with dask_processes(tmp_path_factory.mktemp("dask"), nthreads=4) as address:
+        server = start_pai_server(tmp_path_factory.mktemp("root"), "--dask-scheduler", address)
+        try:
+            yield server.client().workspace("default")
+        finally:
+            server.stop()
+
+
+def _submit(ws, tmp_path, dynamic: bool):
+    code = tmp_path / "code"
+    code.mkdir()
+    shutil.copy(SCRIPT, code / SCRIPT.name)
+    return ws.jobs.submit(
+        "ps-dynamic" if dynamic else "ps-static",
+        f"python {SCRIPT.name} --rounds={ROUNDS} --steps_per_round={PER_ROUND} --pause=0.5",
+        workers=2,
+        ps=1,
+        chief=True,
+        code_source=str(code),
+        checkpointDir=str(tmp_path / "ckpt"),
+        enableDynamicCluster=dynamic,
+    )
+
+
+def _kill_worker_1_mid_job(job) -> int:
+    """Once the coordinator finished a round on both workers, SIGKILL worker 1; its pid."""
+    try:
+        wait_for(
+            lambda: "round 2:" in job.logs("chief-0") or job.refresh().state not in ("Queuing", "Running"), timeout=150
+        )
+    finally:
+        job.refresh()
+    assert job.state == "Running", f"{job.state}: {job.reason}\n" + "\n".join(
+        f"{p.name}: {job.logs(p.name)[-1500:]}" for p in job.pods
+    )
+    pid = pids_in(job.logs("worker-1"))[0]
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def test_a_killed_worker_rejoins_a_dynamic_ps_strategy_job_and_it_succeeds(ws, tmp_path):
+    job = _submit(ws, tmp_path, dynamic=True)
+    killed = _kill_worker_1_mid_job(job)
+    job.wait(timeout=240, poll=0.5)
+    chief = job.logs("chief-0")
+    assert job.state == "Succeeded", job.reason + "\n" + chief[-2000:]
+    reasons = [h.reason for h in job.history]
+    assert any(r.startswith("worker-1 left the job (exit code -9); it rejoins") for r in reasons), reasons
+    assert "worker-1 rejoined the job" in reasons
+    pids = pids_in(job.logs("worker-1"))
+    assert pids[0] == killed and len(pids) == 2  # its first run and the one that rejoined
+    # the coordinator ran every round (steps a lost worker held ran again elsewhere) and learned y = 3x + 1
+    assert f"round {ROUNDS}:" in chief
+    trained = re.search(r"trained: steps=(\d+) weight=([\d.-]+) bias=([\d.-]+)", chief)
+    assert trained and int(trained[1]) >= ROUNDS * PER_ROUND, chief[-2000:]
+    assert abs(float(trained[2]) - 3) < 0.5 and abs(float(trained[3]) - 1) < 0.5
+    assert list((tmp_path / "ckpt").glob("ckpt-*.index"))  # checkpoints in -DcheckpointDir
+
+
+def test_without_dynamic_cluster_the_same_kill_fails_the_ps_strategy_job(ws, tmp_path):
+    job = _submit(ws, tmp_path, dynamic=False)
+    _kill_worker_1_mid_job(job)
+    job.wait(timeout=240, poll=0.5)
+    assert job.state == "Failed"
+    assert job.reason.startswith(f"{job.id}-worker-1 exited with code -9"), job.reason
+    assert f"round {ROUNDS}:" not in job.logs("chief-0")
