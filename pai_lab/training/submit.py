@@ -243,7 +243,11 @@ def submit_job(session: Session, platform, user: str, workspace: str, spec: JobS
         if spec.script:  # PAI-TF -Dscript: staged, then copied into the job's code as a code_source is
             from pai_lab.training.tf_submit import stage_for_job
 
-            code, branch, code_mount = stage_for_job(containment, spec, work_dir / "script"), "", "/root/code"
+            code, branch, code_mount = (
+                stage_for_job(containment, spec, work_dir / "script", session, access.workspace_id),
+                "",
+                "/root/code",
+            )
         else:
             code, branch, code_mount = _resolve_code_source(
                 session, user, workspace, spec.code_source.strip(), containment

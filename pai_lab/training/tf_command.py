@@ -2,8 +2,9 @@
 
 Pure functions: ``cluster_roles`` reads the ``-Dcluster`` JSON with PAI's units and defaults,
 ``job_values`` turns the command's -D parameters into the values of a :class:`JobSpec`, and
-``stage_script`` copies a ``-Dscript`` (a .py file, a folder or a .tar.gz with ``-DentryFile``) into a
-folder, refusing an entry outside it and bounding what an archive may unpack to.
+``stage_script`` copies a ``-Dscript`` (a .py file, a folder or a .tar.gz with ``-DentryFile``; one from
+s3:// or oss:// is fetched first, by :mod:`tf_submit`) into a folder, refusing an entry outside it and
+bounding what an archive may unpack to.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ ROLE_DEFAULTS = {"ps": {"cpu": 600, "gpu": 0, "memory": 30000}, "worker": {"cpu"
 # Parameters the manual's commands carry that mean nothing on this machine: accepted, answered with a note
 IGNORED = {
     "project": "-project: jobs run in the workspace (-w), not a MaxCompute project",
-    "arn": "-Darn: no RAM role is needed; s3:// locations use the server's credentials",
-    "ossHost": "-DossHost: no OSS endpoint is needed; give s3:// or local locations",
+    "arn": "-Darn: no RAM role is needed; s3:// and oss:// locations are read with the workspace's storage options",
+    "ossHost": "-DossHost: the OSS endpoint comes from oss://BUCKET.ENDPOINT/... or the workspace's storage options",
     "stdoutDir": "-DstdoutDir: each pod's stdout and stderr are kept with the job (pai dlc logs JOB POD)",
     "summaryDir": "-DsummaryDir: write summaries under -DcheckpointDir; they stay with the job",
     "jobName": "-DjobName: the job is named after its entry script",

@@ -3,7 +3,8 @@ this cluster (GPUs), and its ``-Dscript`` is staged as the job's code. No HTTP h
 
 from __future__ import annotations
 
-from pathlib import Path
+import shutil
+from pathlib import Path, PurePosixPath
 
 from sqlalchemy.orm import Session
 
@@ -48,24 +49,77 @@ def submit_command(session: Session, platform, user: str, workspace: str, comman
     return job
 
 
-def stage_for_job(containment, spec: JobSpec, target: Path) -> str:
+MAX_SCRIPT_OBJECT_BYTES = 256 << 20  # a -Dscript fetched from s3:// or oss://, packed
+
+
+def stage_for_job(
+    containment, spec: JobSpec, target: Path, session: Session | None = None, workspace_id: str = ""
+) -> str:
     """``-Dscript`` copied (or unpacked) into ``target``, a folder in the job's own folder (so it goes with
     the job, and a refused submission removes it with the rest), which the supervisor then copies into the
-    job's code as it does a code_source; returns that folder."""
+    job's code as it does a code_source; returns that folder. An ``s3://`` or ``oss://`` script is fetched
+    first, with the storage options of the workspace (``workspace_id``) whose model store holds it."""
     if spec.code_source:
         raise BadInput("give -Dscript or --code_source, not both", "script")
     raw = spec.script.strip().removeprefix("file://")
-    if "://" in raw:
+    scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+    if scheme not in ("", "s3", "oss"):
         raise BadInput(
-            f"-Dscript {spec.script!r}: give a path on this machine (a .py, a folder or a .tar.gz)", "script"
+            f"-Dscript {spec.script!r}: give a path on this machine or an s3:// or oss:// object "
+            "(a .py, a folder or a .tar.gz)",
+            "script",
         )
-    source = containment.resolve(raw, "script")
     entry = tf_command.entry_of(raw, spec.entryFile)
+    fetched = target.parent / "script-object"
     try:
-        tf_command.stage_script(Path(source), entry, target)
+        if scheme:
+            source = _fetch(containment, raw, session, workspace_id, fetched)
+        else:
+            source = Path(containment.resolve(raw, "script"))
+        tf_command.stage_script(source, entry, target)
     except BaseException:
-        import shutil
-
         shutil.rmtree(target, ignore_errors=True)
         raise
+    finally:
+        shutil.rmtree(fetched, ignore_errors=True)
     return str(target)
+
+
+def _fetch(containment, uri: str, session: Session | None, workspace_id: str, folder: Path) -> Path:
+    """The object ``uri`` downloaded into ``folder``, read with the workspace's storage options only (never
+    the server's own credentials: :meth:`Containment.object_options`), at most MAX_SCRIPT_OBJECT_BYTES."""
+    from pai_lab.datasets.sources import filesystem, object_error, parse_object_uri
+    from pai_lab.resources.storage import options_for
+
+    declared = options_for(session, workspace_id, uri) if session is not None else None
+    options = containment.object_options(uri, declared, "script")
+    try:
+        location = parse_object_uri(uri, options)
+    except BadInput as exc:
+        raise BadInput(f"-Dscript: {exc.message}", "script") from None
+    name = PurePosixPath(location.prefix).name
+    if not location.prefix or location.prefix.endswith("/") or not name.endswith((".tar.gz", ".tgz", ".tar", ".py")):
+        raise BadInput(
+            f"-Dscript {uri!r}: an object-store script is one object, a .py or a .tar.gz (with -DentryFile)", "script"
+        )
+    fs = filesystem(location)
+    key = f"{location.bucket}/{location.prefix}"
+    try:
+        size = int(fs.info(key).get("size") or 0)
+        if size > MAX_SCRIPT_OBJECT_BYTES:
+            raise BadInput(f"-Dscript {uri!r} is {size} bytes; at most {MAX_SCRIPT_OBJECT_BYTES} (pack less)", "script")
+        folder.mkdir(parents=True, exist_ok=True)
+        local = folder / name
+        with fs.open(key, "rb") as src, open(local, "wb") as dst:
+            copied = 0
+            while chunk := src.read(1 << 20):
+                copied += len(chunk)
+                if copied > MAX_SCRIPT_OBJECT_BYTES:
+                    raise BadInput(f"-Dscript {uri!r}: more than {MAX_SCRIPT_OBJECT_BYTES} bytes", "script")
+                dst.write(chunk)
+    except BadInput:
+        raise
+    except Exception as exc:  # noqa: BLE001 - each store raises its own kind
+        error = object_error(exc, location)
+        raise BadInput(f"-Dscript: {error.message}", "script" if error.field == "source" else error.field) from None
+    return local
