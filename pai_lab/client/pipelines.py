@@ -169,7 +169,9 @@ class PipelineRun:
         """Block until the run ends; print its steps' logs as ``<step>: <line>`` when ``show_outputs``.
         Raises PipelineRunError when it ends Failed or Terminated (or is Suspended), TimeoutError on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        detail = self.refresh()
+        detail = self.detail  # as last answered (the run just posted): the long poll below reads it anew
+        if detail.status not in PipelineRunStatus.RUNNING and detail.status != PipelineRunStatus.Initialized:
+            detail = self.refresh()  # an ended or suspended state may be old news (a retry, a resume)
         while True:
             if show_outputs:
                 self._print_new_logs(sys.stdout)

@@ -30,10 +30,10 @@ from pai_lab.pipelines.executors import STARTED_MARK, WARM_KINDS, run_step
 from pai_lab.pipelines.progress import BatchProgress
 from pai_lab.pipelines.run_views import remember_declared, run_outputs
 from pai_lab.pipelines.status import PipelineRunStatus as S
-from pai_lab.pipelines.status import run_status
+from pai_lab.pipelines.status import announce_run, run_status
 from pai_lab.pipelines.step_plans import STOP_FILE
 from pai_lab.pipelines.tables import NodeRow, RunRow
-from pai_lab.store import utcnow
+from pai_lab.store import after_commit, utcnow
 
 log = logging.getLogger("pai_lab.pipelines")
 POLL_SECONDS = 0.25  # steps ending and members' requests wake the driver at once; this finds steps starting
@@ -68,6 +68,8 @@ class RunDriver(threading.Thread):
         with self.store.transaction() as s:
             self._write_nodes(s)
             s.execute(update(RunRow).where(RunRow.id == self.run_id).values(**values))
+            if "status" in values:  # whoever long-polls the run hears of it once it is committed
+                after_commit(s, lambda: announce_run(self.run_id, values["status"]))
 
     def _update_node(self, name: str, **values) -> None:
         self.nodes[name].update(values)

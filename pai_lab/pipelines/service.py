@@ -26,9 +26,11 @@ from pai_lab.pipelines.run_views import remember_declared
 from pai_lab.pipelines.run_views import summary as _summary
 from pai_lab.pipelines.schemas import NodeLogLine, PipelineRunCreate, PipelineRunDetail, PipelineRunInfo
 from pai_lab.pipelines.status import PipelineRunStatus as S
+from pai_lab.pipelines.status import announce_run
 from pai_lab.pipelines.tables import NodeRow, RunRow
 from pai_lab.pipelines.types import PipelineError
 from pai_lab.security.paths import open_own_file
+from pai_lab.security.sandbox import sandbox_for
 from pai_lab.store import after_commit, new_id, utcnow
 from pai_lab.workspaces import authorize
 
@@ -124,17 +126,6 @@ def resolve_arguments(
     return {"inputs": inputs, "literals": literals}
 
 
-def _sandbox_for(session: Session, settings: dict) -> str | None:
-    # Steps run a member's code, as job ranks do: the same rule decides whether they run in bubblewrap.
-    from pai_lab.training import isolation
-    from pai_lab.workspaces.tables import MemberRow
-
-    users = session.scalar(select(func.count(func.distinct(MemberRow.username)))) or 0
-    if not isolation.sandbox_required(settings, users):
-        return None
-    return isolation.check_sandbox_available(settings, users)
-
-
 # ------------------------------------------------------------------ runs
 
 
@@ -142,7 +133,7 @@ def create_run(session: Session, platform, user: str, workspace: str, body: Pipe
     access = authorize(session, user, workspace, "pipeline.run")
     graph = manifests.check(body.manifest)
     arguments = resolve_arguments(session, platform, access.workspace_id, graph, body.arguments)
-    sandbox = _sandbox_for(session, platform.settings)
+    sandbox = sandbox_for(session, platform.settings)  # steps run a member's code, as job ranks do
     run_id = new_id("run")
     work = runs_dir(platform) / run_id
     meta = graph.manifest.get("metadata") or {}
@@ -329,6 +320,7 @@ def retry_run(session: Session, platform, user: str, workspace: str, run_id: str
     from pai_lab.pipelines.driver import get_driver
 
     driver = get_driver(platform)
+    after_commit(session, lambda: announce_run(run_id, S.Initialized))
     after_commit(session, lambda: driver.launch(run_id))
     return _detail(session, row)
 

@@ -48,3 +48,12 @@ def run_status(nodes: dict[str, str]) -> str | None:
     if PipelineRunStatus.Terminated in values:
         return PipelineRunStatus.Terminated
     return PipelineRunStatus.Succeeded
+
+
+def announce_run(run_id: str, status: str) -> None:
+    """A run's state changed and is committed: whoever long-polls it in this process reads it now."""
+    from pai_lab.changes import RUN_CHANGES
+
+    RUN_CHANGES.changed(run_id)
+    if status in PipelineRunStatus.FINISHED:
+        RUN_CHANGES.forget(run_id)

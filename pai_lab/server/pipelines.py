@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from pai_lab.changes import RUN_CHANGES
 from pai_lab.pipelines import registry, service
 from pai_lab.pipelines.schemas import (
     NodeLogLine,
@@ -73,18 +74,22 @@ async def get_run(req, workspace, run_id, query: PipelineRunQuery):
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + query.wait
-    while True:
-        detail = await loop.run_in_executor(None, read)
-        if (
-            query.status is None
-            or detail.status != query.status
-            or detail.status in PipelineRunStatus.FINISHED
-            or loop.time() >= deadline
-        ):
-            return detail
-        # between full reads (a run of many steps is a large answer) only the run's state is looked at
-        while loop.time() < deadline and await loop.run_in_executor(None, status) == query.status:
-            await asyncio.sleep(0.05)
+    seen = RUN_CHANGES.count(run_id)
+    detail = await loop.run_in_executor(None, read)
+    while (
+        query.status is not None
+        and detail.status == query.status
+        and detail.status not in PipelineRunStatus.FINISHED
+        and loop.time() < deadline
+    ):
+        # a follower learns of a state change made here the moment it commits; one made by another
+        # control plane over the same store within a second, by a look at the run's state alone (a run
+        # of many steps is a large answer, read in full only once it has changed)
+        woken = await RUN_CHANGES.wait(run_id, seen, min(1.0, deadline - loop.time()))
+        seen = RUN_CHANGES.count(run_id)
+        if woken or loop.time() >= deadline or await loop.run_in_executor(None, status) != query.status:
+            detail = await loop.run_in_executor(None, read)
+    return detail
 
 
 @router.get(

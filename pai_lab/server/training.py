@@ -6,9 +6,9 @@ import asyncio
 
 from pydantic import BaseModel, Field
 
+from pai_lab.changes import JOB_CHANGES
 from pai_lab.server.routing import Router
 from pai_lab.training import models, priority, service, submit, tf_submit
-from pai_lab.training.changes import JOB_CHANGES
 from pai_lab.training.manager import get_manager
 from pai_lab.training.schemas import (
     TERMINAL_STATES,

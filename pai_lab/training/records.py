@@ -14,10 +14,10 @@ from datetime import datetime, timezone
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, object_session
 
+from pai_lab.changes import JOB_CHANGES
 from pai_lab.errors import NotFound
 from pai_lab.store import after_commit, utcnow
 from pai_lab.training import spec as specs
-from pai_lab.training.changes import JOB_CHANGES
 from pai_lab.training.schemas import ACTIVE_STATES, Job, JobDetail, JobSpec, Pod, StateChange
 from pai_lab.training.tables import JobRow, LogRow, MetricRow
 

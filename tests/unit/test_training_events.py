@@ -9,9 +9,9 @@ import threading
 import pytest
 from sqlalchemy import select
 
+from pai_lab.changes import JOB_CHANGES
 from pai_lab.platform import Platform
 from pai_lab.training import records
-from pai_lab.training.changes import JOB_CHANGES
 from pai_lab.training.rank_events import RankEvents
 from pai_lab.training.tables import JobRow
 from pai_lab.workspaces.tables import WorkspaceRow
