@@ -128,6 +128,9 @@ def prepare(plan: dict, base_env: dict | None = None, *, warm: bool = False) -> 
     from pai_lab.training.isolation import scrub
 
     env = scrub(dict(os.environ if base_env is None else base_env))  # never the server's own credentials
+    from pai_lab.training import job_storage
+
+    job_storage.apply(env, plan.get("storage") or {"embedded_cluster": True})  # nor its AWS_* ones
     own_env = {str(k): str(v) for k, v in (plan.get("env") or {}).items()}  # the operator's envs
     if not plan.get("sandbox") and plan["kind"] != "container":  # a container's are set inside it
         env.update(own_env)

@@ -94,9 +94,12 @@ def _spawn(argv: list[str], cwd: str, env: dict) -> subprocess.Popen:
 
 
 def _runner_env() -> dict:
+    from pai_lab.training import job_storage
     from pai_lab.training.isolation import scrub
 
-    return {**scrub(dict(os.environ)), "PYTHONUNBUFFERED": "1"}  # never the server's own credentials
+    env = scrub(dict(os.environ))  # never the server's own credentials, nor its AWS_* ones
+    job_storage.apply(env, {"embedded_cluster": True})
+    return {**env, "PYTHONUNBUFFERED": "1"}
 
 
 def _start(plan: dict, run_dir: str, sandbox: dict | None) -> _Runner:

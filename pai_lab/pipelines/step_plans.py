@@ -104,6 +104,7 @@ def task_plan(driver, step: manifests.StepPlan, node: dict, params: dict, artifa
         "inputs_spec": spec.get("inputs") or {},
         "outputs_spec": outputs_spec,
         "sandbox": sandbox_plan(driver, node["work_dir"], artifacts),
+        "storage": storage_plan(driver, artifacts),
     }
     if step.kind == "script":
         plan.update(
@@ -121,6 +122,27 @@ def task_plan(driver, step: manifests.StepPlan, node: dict, params: dict, artifa
     else:
         plan["pickle"] = spec["function"]["pickle"]
     return plan
+
+
+def _bucket_uris(value) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value.startswith(("s3://", "oss://")) else []
+    if isinstance(value, dict):
+        return [u for v in value.values() for u in _bucket_uris(v)]
+    if isinstance(value, list):
+        return [u for v in value for u in _bucket_uris(v)]
+    return []
+
+
+def storage_plan(driver, artifacts: dict) -> dict:
+    """How the step reaches its artifacts in a bucket: with the workspace store's options where they lie
+    in it, never with the server's own credentials (the rule of job ranks, :mod:`pai_lab.training.job_storage`)."""
+    from pai_lab.training import job_storage
+
+    uris = _bucket_uris(artifacts)
+    if not uris:
+        return {"embedded_cluster": True}
+    return job_storage.for_ranks(driver.store, driver.workspace_id, {"buckets": uris}, embedded=True)
 
 
 def cached(driver, key: str) -> tuple[str, dict] | None:
