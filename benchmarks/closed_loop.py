@@ -6,8 +6,8 @@ claim, submit, submit_package), trains on the task's answers (a 2-rank job with
 `--data_sources=task:NAME`, examples/training/digits_classifier.py), serves the job's model,
 measures the served model's accuracy on the test split, pre-labels the rest of the pool with the
 service (`task.prelabel_from_service`) and orders the untouched packages, by least confidence
-(`task.order("least_confidence")`) or at random (`task.order("random")`). Rounds go on until the
-test accuracy reaches the target or `--max-labels` are labelled.
+(`task.order("least_confidence")`, or the order `--order` names) or at random (`task.order("random")`).
+Rounds go on until the test accuracy reaches the target or `--max-labels` are labelled.
 
 In the same run, the anchor: the notebook active-learning recipe (superintendent / modAL style),
 scikit-learn LogisticRegression on the 64 raw pixels, least-confidence sampling against random,
@@ -16,6 +16,7 @@ fresh control plane (a new `pai server` on an empty folder) to the first predict
 
     python benchmarks/closed_loop.py                       # 3 seeds, rounds of 50, target 95%
     python benchmarks/closed_loop.py --seeds 5 --round-size 20
+    python benchmarks/closed_loop.py --order margin --epochs 60
     python benchmarks/closed_loop.py --anchor-only         # the scikit-learn recipe alone (seconds)
     python benchmarks/closed_loop.py --smoke               # one round each, tiny sizes (the test's run)
 
@@ -262,7 +263,8 @@ class Platform:
         self.times["prelabelled"] = self.task.prelabel_from_service(self.service.name, progress=False)
         self.times["prelabel_s"] = time.perf_counter() - started
         started = time.perf_counter()
-        self.task.order(STRATEGIES[strategy], seed=self.seed * 1000 + self.round)
+        by = self.args.order if strategy == "uncertainty" else STRATEGIES[strategy]
+        self.task.order(by, seed=self.seed * 1000 + self.round)
         self.times["order_s"] = time.perf_counter() - started
 
     def round_note(self) -> str:
@@ -341,6 +343,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-labels", type=int, default=1000, help="stop a loop here if it never reaches the target")
     parser.add_argument("--test-fraction", type=float, default=0.3, help="held-out share of the 1,797 digits")
     parser.add_argument("--epochs", type=int, default=30, help="epochs of digits_classifier.py per round")
+    parser.add_argument(
+        "--order",
+        default=STRATEGIES["uncertainty"],
+        help="the task order the uncertainty loop repacks by (task.order's names; random stays random)",
+    )
     parser.add_argument("--pool", type=int, default=None, help="use only this many pool items (tiny runs)")
     parser.add_argument("--test", type=int, default=None, help="use only this many test items (tiny runs)")
     parser.add_argument("--anchor-only", action="store_true", help="the scikit-learn recipe alone, no platform")
@@ -370,7 +377,9 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.anchor_only:
         result["platform"], result["first_round"] = platform_run(y, args)
         describe(
-            f"pai_lab (digits_classifier.py, 2 ranks, {args.epochs} epochs), {args.seeds} seeds:", result["platform"]
+            f"pai_lab (digits_classifier.py, 2 ranks, {args.epochs} epochs, order {args.order}), {args.seeds} seeds, "
+            f"load average {', '.join(f'{v:.1f}' for v in os.getloadavg())}:",
+            result["platform"],
         )
         f = result["first_round"]
         print(

@@ -36,6 +36,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -45,7 +46,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 from benchmarks.closed_loop import digits, labels_to_target, split
-from benchmarks.closed_loop_orders import pick
+from benchmarks.closed_loop_orders import pick, typiclust
 
 CLASSES = 10
 
@@ -101,10 +102,40 @@ class Replay:
         return out
 
 
+def first_package(y: np.ndarray, pca: np.ndarray, seed: int, args) -> tuple[list[int], list[int], np.ndarray]:
+    """(the first package, the rest of the pool in its order, the test split): the same for every order."""
+    pool, test = split(y, seed, args.test_fraction, None, None)
+    labelled = [int(i) for i in pool[: args.round_size]]
+    if args.first_package == "typical":  # TypiClust over the pixels, for every order (random too)
+        labelled = typiclust(pca, [], [int(i) for i in pool], args.round_size, seed)
+    first = set(labelled)
+    return labelled, [int(i) for i in pool if i not in first], test
+
+
+def anchor(x: np.ndarray, y: np.ndarray, pca: np.ndarray, seed: int, strategy: str, args) -> int:
+    """closed_loop.py's anchor (LogisticRegression on the raw pixels, least confidence or random) from
+    this replay's first package: labels to the target."""
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    labelled, order, test = first_package(y, pca, seed, args)
+    rng = np.random.default_rng(seed + 1000)
+    while True:
+        with warnings.catch_warnings(), threadpool_limits(1):
+            warnings.simplefilter("ignore")
+            model = LogisticRegression(max_iter=2000).fit(x[labelled], y[labelled])
+            if model.score(x[test], y[test]) >= args.target or len(labelled) >= args.max_labels or not order:
+                return len(labelled)
+            if strategy == "uncertainty":
+                ranked = np.argsort(model.predict_proba(x[order]).max(axis=1), kind="stable")
+            else:
+                ranked = rng.permutation(len(order))
+        order = [order[i] for i in ranked]
+        labelled, order = labelled + order[: args.round_size], order[args.round_size :]
+
+
 def run(replay: Replay, pca: np.ndarray, order: str, seed: int, args) -> list[tuple[int, float]]:
-    pool, test = split(replay.y, seed, args.test_fraction, None, None)
-    labelled: list[int] = list(pool[: args.round_size])  # the first package: the same for every order
-    unlabelled: list[int] = list(pool[args.round_size :])
+    labelled, unlabelled, test = first_package(replay.y, pca, seed, args)
     curve: list[tuple[int, float]] = []
     rounds = 0
     while True:
@@ -129,6 +160,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--target", type=float, default=0.95)
     parser.add_argument("--max-labels", type=int, default=1000)
     parser.add_argument("--test-fraction", type=float, default=0.3)
+    parser.add_argument(
+        "--first-package",
+        choices=["seeded", "typical"],
+        default="seeded",
+        help="seeded: the pool's first 50 (closed_loop.py's); typical: TypiClust over the pixels, for every order",
+    )
+    parser.add_argument(
+        "--anchor", action="store_true", help="also closed_loop.py's anchor from the same first packages"
+    )
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow's threads")
     parser.add_argument(
         "--log", default=None, help="JSON-lines file of (order, seed) results: appended to, and read back to resume"
@@ -178,13 +218,22 @@ def main(argv: list[str] | None = None) -> dict:
                     )
         replay.memo.clear()
     summary = summarize(results, seeds)
+    if args.anchor:
+        u, r = ([anchor(x, y, pca, s, strategy, args) for s in seeds] for strategy in ("uncertainty", "random"))
+        summary["lines"].insert(
+            0,
+            f"anchor (LogisticRegression, least confidence): {statistics.fmean(u):.1f} / {statistics.fmean(r):.1f} "
+            f"labels (ratio {statistics.fmean(u) / statistics.fmean(r):.3f}), seeds {seeds[0]}-{seeds[-1]}",
+        )
     for line in summary["lines"]:
         print(line + f" [{machine()}]")
     return summary
 
 
 def settings(args) -> dict:
-    return {k: getattr(args, k) for k in ("epochs", "round_size", "target", "max_labels", "test_fraction")}
+    return {
+        k: getattr(args, k) for k in ("epochs", "round_size", "target", "max_labels", "test_fraction", "first_package")
+    }
 
 
 def summarize(results: dict, seeds: list[int]) -> dict:
@@ -201,7 +250,7 @@ def summarize(results: dict, seeds: list[int]) -> dict:
                 blocks.append(f"{a / b:.2f}")
         ratios[order] = mean / random_mean
         lines.append(
-            f"{order}: {mean:.1f} / {random_mean:.1f} labels (ratio {mean / random_mean:.2f}), "
+            f"{order}: {mean:.1f} / {random_mean:.1f} labels (ratio {mean / random_mean:.3f}), "
             f"seeds {seeds[0]}-{seeds[-1]}; blocks of 8 seeds: {', '.join(blocks) or '-'}"
         )
     return {"ratios": ratios, "lines": lines}

@@ -71,7 +71,7 @@ def test_badge_takes_distinct_items_and_hybrids_switch_to_margin():
 @pytest.mark.tf
 def test_replay_smoke_run_compares_an_order_with_random():
     done = subprocess.run(
-        [sys.executable, str(REPLAY), "--smoke", "--orders", "typi1_margin"],
+        [sys.executable, str(REPLAY), "--smoke", "--orders", "typi1_margin", "--first-package", "typical", "--anchor"],
         capture_output=True,
         text=True,
         timeout=400,
@@ -81,4 +81,6 @@ def test_replay_smoke_run_compares_an_order_with_random():
     rounds = [line for line in lines if re.match(r"\s+(random|typi1_margin)\s+seed", line)]
     assert len(rounds) == 4, lines  # two seeds, two orders
     assert all("(50:" in line and "100:" in line and "load average" in line for line in rounds)
-    assert re.match(r"typi1_margin: 100\.0 / 100\.0 labels \(ratio 1\.00\), seeds 0-1", lines[-1]), lines[-1]
+    assert re.match(r"typi1_margin: 100\.0 / 100\.0 labels \(ratio 1\.000\), seeds 0-1", lines[-1]), lines[-1]
+    anchor = next(line for line in lines if line.startswith("anchor (LogisticRegression"))
+    assert re.match(r"anchor .*: \d+\.\d / \d+\.\d labels \(ratio \d\.\d{3}\), seeds 0-1", anchor), anchor
