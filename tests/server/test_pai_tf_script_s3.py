@@ -1,5 +1,5 @@
-"""PAI-TF's ``-Dscript=s3://BUCKET/code.tar.gz`` through the `pai` CLI, on a moto S3 server: fetched with
-the workspace's storage options (never the server's own credentials), unpacked as a local archive is,
+"""PAI-TF's ``-Dscript=s3://BUCKET/code.tar.gz`` (and ``oss://``) through the `pai` CLI, on a moto S3 server:
+fetched with the workspace's storage options (never the server's own credentials), unpacked as a local archive is,
 ``-DentryFile`` inside it; refused, naming ``script``, where the workspace declares no credentials."""
 
 from __future__ import annotations
@@ -59,6 +59,17 @@ def test_a_script_archive_in_the_workspaces_bucket_runs(cli, live_server, unique
     job = ws.jobs.get(out.split("JobId: ", 1)[1].split()[0])
     assert job.state == "Succeeded", job.reason
     assert "hello from the bucket" in job.logs(0) and "--steps=1" in job.logs(0)
+
+    # oss:// is read as S3-compatible storage, the endpoint from the workspace's options
+    ws.set_storage(
+        f"oss://{bucket}/store", {"endpoint_url": s3_server, "key": options["key"], "secret": options["secret"]}
+    )
+    rc, out, err = cli(
+        "-name", "tensorflow1120_ext", "-w", name, f"-Dscript=oss://{bucket}/store/code/code.tar.gz",
+        "-DentryFile=pkg/main.py", "-DuserDefinedParameters=--from=oss",
+    )  # fmt: skip
+    assert rc == 0, out + err
+    assert "--from=oss" in ws.jobs.get(out.split("JobId: ", 1)[1].split()[0]).logs(0)
 
     # outside the workspace's store: no options of the workspace reach it, refused as above
     rc, _out, err = cli(
