@@ -9,15 +9,14 @@ The chief (the coordinator) schedules ``--rounds`` rounds of ``--steps_per_round
 regression (plain ``tf.Variable`` math, no Keras) with ``ClusterCoordinator``, reports each round and
 saves a checkpoint under ``--checkpointDir``. A worker that dies mid-job costs the coordinator only the
 steps it held: they run again on another worker, and once the worker is back (enableDynamicCluster) it
-takes steps again. Workers and parameter servers serve until the chief is done: the chief then writes
-``DONE`` under the checkpoint folder and the workers end (a TF2 worker has no end of its own).
+takes steps again. Workers and parameter servers serve until they are ended (a TF2 worker has no end
+of its own): a job with a chief succeeds when its chief exits 0, and the platform then ends the others.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -32,7 +31,6 @@ parser.add_argument("--pause", type=float, default=0.3, help="seconds between ro
 args, _ = parser.parse_known_args()
 
 resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-done_marker = os.path.join(args.checkpointDir or ".", "DONE")
 print(f"pid={os.getpid()} role={resolver.task_type}:{resolver.task_id}", flush=True)
 
 if resolver.task_type in ("worker", "ps"):
@@ -40,10 +38,7 @@ if resolver.task_type in ("worker", "ps"):
         resolver.cluster_spec(), job_name=resolver.task_type, task_index=resolver.task_id, protocol="grpc"
     )
     print("serving", flush=True)
-    while not os.path.exists(done_marker):  # a TF2 worker serves until the coordinator is done
-        time.sleep(0.2)
-    print("done", flush=True)
-    sys.exit(0)
+    server.join()  # serves until the platform ends it, once the chief is done
 
 import pai_lab.training as pai  # noqa: E402
 
@@ -83,7 +78,3 @@ for round_ in range(1, args.rounds + 1):
         checkpoint.save(os.path.join(args.checkpointDir, "ckpt"))
     time.sleep(args.pause)
 print(f"trained: steps={int(steps.numpy())} weight={float(weight.numpy()):.3f} bias={float(bias.numpy()):.3f}")
-if args.checkpointDir:
-    os.makedirs(args.checkpointDir, exist_ok=True)
-    with open(done_marker, "w") as marker:
-        marker.write("done\n")

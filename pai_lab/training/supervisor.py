@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pai_lab import supervision
-from pai_lab.training import job_storage, liveness, records
+from pai_lab.training import job_storage, liveness, records, success
 from pai_lab.training import spec as specs
 from pai_lab.training.dynamic import DynamicCluster
 from pai_lab.training.placement import Slot
@@ -331,7 +331,6 @@ class Supervisor(threading.Thread):
 
     def _watch(self, spec: JobSpec) -> None:
         hang = spec.maxHungTimeBeforeGCInSeconds
-        trainers = [p for p, role in self.pod_roles.items() if role != "ps"]
         while True:
             self._drain(wait=POLL_SECONDS)
             if self._stopping():
@@ -346,8 +345,9 @@ class Supervisor(threading.Thread):
                 hint = _keras_hint(tail)
                 reason = f"{pod} exited with code {code}" + (f": {hint}" if hint else f"; last lines: {last}")
                 return self._finish("Failed", reason)
-            if all(p in self.exits and self.exits[p][0] == 0 for p in trainers):
-                return self._finish("Succeeded", "")
+            done, why = success.reached(self.pod_roles, self.exits)
+            if done:  # with a chief, once the chief exits 0 (the others are ended below)
+                return self._finish("Succeeded", why)
             if hang and time.monotonic() - self.last_activity > hang:
                 what = "reported a training step" if self.stepping else "logged or reported a training step"
                 return self._finish(
@@ -358,9 +358,10 @@ class Supervisor(threading.Thread):
             self._check_futures()
 
     def _finish(self, state: str, reason: str) -> None:
+        ended = success.still_running(self.pod_roles, self.exits)
         self._end_ranks()
-        if state == "Succeeded":
-            self._pods({p: {"state": "Succeeded"} for p, role in self.pod_roles.items() if role == "ps"})
+        if state == "Succeeded":  # the ranks ended once the job had succeeded are not failures
+            self._pods({p: {"state": "Succeeded"} for p in ended})
             self._register_model()
         else:
             self._pods(
