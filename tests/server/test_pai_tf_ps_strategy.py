@@ -1,6 +1,6 @@
 """enableDynamicCluster on a real tf.distribute ParameterServerStrategy job (1 ps, a chief that
-coordinates, 2 workers): a worker killed mid-job rejoins and the job succeeds; without the flag the
-same kill fails the job."""
+coordinates, 2 workers): a worker killed mid-job rejoins and the job succeeds when its chief does;
+without the flag the same kill fails the job."""
 
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ def _kill_worker_1_mid_job(job) -> int:
     """Once the coordinator finished a round on both workers, SIGKILL worker 1; its pid."""
     try:
         wait_for(
-            lambda: "round 2:" in job.logs("chief-0") or job.refresh().state not in ("Queuing", "Running"), timeout=150
+            lambda: "round 2:" in job.logs("chief-0") or job.refresh().state not in ("Creating", "Queuing", "Running"),
+            timeout=150,
         )
     finally:
         job.refresh()
@@ -70,6 +71,12 @@ def test_a_killed_worker_rejoins_a_dynamic_ps_strategy_job_and_it_succeeds(ws, t
     job.wait(timeout=240, poll=0.5)
     chief = job.logs("chief-0")
     assert job.state == "Succeeded", job.reason + "\n" + chief[-2000:]
+    # the job succeeded with its chief; the workers and the ps, which serve until ended, were ended
+    assert job.reason == (
+        "chief-0 exited with code 0: a job with a chief succeeds with its chief; "
+        "the ranks still running were ended: worker-0, worker-1, ps-0"
+    )
+    assert [p.state for p in job.pods] == ["Succeeded"] * 4
     reasons = [h.reason for h in job.history]
     assert any(r.startswith("worker-1 left the job (exit code -9); it rejoins") for r in reasons), reasons
     assert "worker-1 rejoined the job" in reasons
