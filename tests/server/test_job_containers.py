@@ -84,7 +84,7 @@ def test_a_roles_ranks_run_in_the_named_image_with_the_sandboxs_view(docker_serv
         name="boxed",
         command="GREETING=hi python probe.py",
         workers=1,
-        chief=True,
+        masters=1,  # a second role that ends by itself (a chief would end the worker when it is done)
         worker_image="pai/trainer:1",
     )
     job.wait(timeout=180, poll=0.3)
@@ -96,8 +96,8 @@ def test_a_roles_ranks_run_in_the_named_image_with_the_sandboxs_view(docker_serv
     metrics = job.metrics()  # from the container's [metrics] lines, as from a pipe on the worker
     worker = metrics[metrics["pod"] == f"{job.id}-worker-0"]
     assert list(worker["step"]) == [3] and list(worker["loss"]) == [0.5] and list(worker["accuracy"]) == [0.25]
-    chief = [x.line for x in job.log_lines(f"{job.id}-chief-0")]
-    assert "in-container=" in chief  # a role without an image runs on the worker as before
+    master = [x.line for x in job.log_lines(f"{job.id}-master-0")]
+    assert "in-container=" in master  # a role without an image runs on the worker as before
 
     runs = [c for c in _calls(log) if c[0] == "run" and f"pai_lab.pod={job.id}-worker-0" in c]
     assert len(runs) == 1
@@ -110,7 +110,7 @@ def test_a_roles_ranks_run_in_the_named_image_with_the_sandboxs_view(docker_serv
     assert "PAI_LAB_TOKEN" in run and not any(a.startswith("PAI_LAB_TOKEN=") for a in run)  # by name only
     assert run[run.index("pai/trainer:1") + 1 : run.index("pai/trainer:1") + 3] == ["python", "probe.py"]
     removed = [c for c in _calls(log) if c[:2] == ["rm", "-f"]]
-    assert ["rm", "-f", f"pai-{job.id}-worker-0"] in removed and ["rm", "-f", f"pai-{job.id}-chief-0"] not in removed
+    assert ["rm", "-f", f"pai-{job.id}-worker-0"] in removed and ["rm", "-f", f"pai-{job.id}-master-0"] not in removed
 
 
 def test_an_image_with_thirdparty_libs_or_unknown_is_a_400_naming_the_field(docker_server):

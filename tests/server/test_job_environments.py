@@ -52,7 +52,7 @@ def test_ranks_run_with_the_chosen_venvs_python_inside_the_sandbox(env_server, c
         name="in-venv",
         command=f"python probe.py {server.root}",
         workers=1,
-        chief=True,
+        masters=1,  # a second role that ends by itself (a chief would end the worker when it is done)
         worker_image="local/venv/tf-env",
     )
     job.wait(timeout=180, poll=0.3)
@@ -62,8 +62,8 @@ def test_ranks_run_with_the_chosen_venvs_python_inside_the_sandbox(env_server, c
     # the sandbox still applies: the state folder shows the rank its job's folder, not the server's files
     state = next(x for x in worker if x.startswith("state=")).split("=", 1)[1].split(",")
     assert state == ["jobs"] and (server.root / ".pai_lab" / "server.json").exists()
-    chief = [x.line for x in job.log_lines(f"{job.id}-chief-0")]
-    assert f"executable={sys.executable}" in chief  # a role without an image keeps the workers' Python
+    master = [x.line for x in job.log_lines(f"{job.id}-master-0")]
+    assert f"executable={sys.executable}" in master  # a role without an image keeps the workers' Python
 
 
 def test_a_docker_image_or_unknown_environment_is_a_400_naming_the_flag(env_server):
