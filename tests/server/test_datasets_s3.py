@@ -66,8 +66,11 @@ async def test_bad_credentials_and_missing_bucket(api, s3_images):
 
 async def test_oss_alias_needs_an_endpoint(api, s3_images):
     _uri, options, _client, bucket = s3_images
+    keys_only = {"key": options["key"], "secret": options["secret"]}
     status, err = await api(
-        "POST", "/workspaces/default/datasets", {"name": "oss1", "source": f"oss://{bucket}/images/"}
+        "POST",
+        "/workspaces/default/datasets",
+        {"name": "oss1", "source": f"oss://{bucket}/images/", "storage_options": keys_only},
     )
     assert status == 400 and "endpoint" in err["error"]["message"]
     oss_options = {
