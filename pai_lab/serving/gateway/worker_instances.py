@@ -38,6 +38,9 @@ MAX_SHIPPED_BYTES = 256 << 20  # model and processor files sent to a worker that
 # the blocking Dask calls (submit, waiting for a worker) run here, never on the event loop or its default pool
 _pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="pai-dask")
 _clients: dict[str, Any] = {}
+# the worker an instance's start aims at (by id of the Instance), until the start ends either way
+_aims: dict[int, str] = {}
+_aim_lock = threading.Lock()
 _clients_lock = threading.Lock()
 
 
@@ -131,16 +134,19 @@ def _submit(inst: Instance, launch: dict):
         workers = client.scheduler_info(n_workers=-1)["workers"]
     except TypeError:  # distributed before n_workers
         workers = client.scheduler_info()["workers"]
-    siblings = [*inst.service.instances, *inst.service.incoming]
-    taken = {getattr(i.proc, "worker", None) for i in siblings if i is not inst and i.proc is not None}
-    others = [w for w in workers if w not in taken]
+    with _aim_lock:  # siblings starting at once see each other's aim before either has a worker
+        siblings = [i for i in (*inst.service.instances, *inst.service.incoming) if i is not inst]
+        taken = {getattr(i.proc, "worker", None) or _aims.get(id(i)) for i in siblings}
+        others = sorted(w for w in workers if w not in taken)
+        if others:
+            _aims[id(inst)] = others[0]
     return client.submit(
         run_instance,
         launch,
         key=f"pai-serving-{inst.name}-{launch['launch_id']}",
         pure=False,
         resources=_resources(inst.generation, workers),
-        workers=others or None,
+        workers=others[:1] or None,
         allow_other_workers=bool(others),  # a preference: any worker with the resources when all host one
     )
 
@@ -178,6 +184,14 @@ def _wait_for_address(inst: Instance, future, reported) -> dict | None:
 
 async def spawn(inst: Instance) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, RemoteProcess]:
     """Start ``inst`` on a worker of its resource group and connect to it (the token sent first)."""
+    try:
+        return await _spawn(inst)
+    finally:
+        with _aim_lock:
+            _aims.pop(id(inst), None)  # started (its proc names the worker now) or failed
+
+
+async def _spawn(inst: Instance) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, RemoteProcess]:
     placement = inst.generation["placement"]
     launch_id, token = secrets.token_hex(4), secrets.token_hex(32)
     launch = {
