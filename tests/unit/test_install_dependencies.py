@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 TF_SIDE = {"tensorflow", "keras", "tf_keras"}  # imported only where TensorFlow work runs (the tf extra)
 # imported under `except ImportError` (used when present), or by a serving processor of an extra
-# (onnx, pmml, torch) or a converter (video) that says which extra to install when it is missing
-OPTIONAL = {"uvloop", "graphviz", "onnxruntime", "pypmml", "torch", "cv2"}
+# (onnx, pmml, torch), a converter (video) or a cluster kind (gateway) that says which extra to install
+# when it is missing
+OPTIONAL = {"uvloop", "graphviz", "onnxruntime", "pypmml", "torch", "cv2", "dask_gateway"}
 TF_DISTRIBUTIONS = {"tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tensorflow-intel", "tensorflow-macos"}
 
 
