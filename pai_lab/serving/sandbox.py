@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from pai_lab.security.sandbox import (
+    CLOUD_CREDENTIALS,
     SERVICES,
     base_plan,
     sandbox_required,
@@ -75,31 +76,6 @@ def apply(state: dict, sandbox: dict | None) -> dict:
 
 
 # ---------------------------------------------------------------- the gateway
-
-
-# The server's own cloud credentials: an instance's processor reads a bucket with what it is given, never
-# with these (the control plane already fetched the model with the workspace's options).
-CLOUD_CREDENTIALS = frozenset(
-    {
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SHARED_CREDENTIALS_FILE",
-        "AWS_CONFIG_FILE",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AWS_ROLE_ARN",
-        "OSS_ACCESS_KEY_ID",
-        "OSS_ACCESS_KEY_SECRET",
-        "ALIBABA_CLOUD_ACCESS_KEY_ID",
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-    }
-)
 
 
 def instance_env() -> dict[str, str]:

@@ -4,7 +4,7 @@ credentials; and where a rank on another host keeps the job's model when no fold
 When the job's ``checkpointDir`` (or one of its ``--buckets``) lies in the workspace's model store
 (:mod:`pai_lab.resources.storage`), its ranks get that store's options as the standard ``AWS_*``
 variables, which s3fs, boto3 and the AWS CLI read (``AWS_ENDPOINT_URL_S3`` for the endpoint). A rank of
-the embedded cluster runs in the server's own environment: the server's ``AWS_*`` credentials are dropped
+the embedded cluster runs in the server's own environment: the server's cloud credentials are dropped
 from it either way. The options travel with the launch to the workers and are never stored with the job.
 
 On an external cluster the ranks' folders are on their own hosts, so a job whose ``checkpointDir`` is on
@@ -18,9 +18,10 @@ import logging
 import os
 from pathlib import Path
 
+from pai_lab.security.sandbox import CLOUD_CREDENTIALS
+
 log = logging.getLogger("pai_lab.training")
 
-CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 MODEL_URI_VARIABLE = "PAI_LAB_MODEL_URI"
 
 
@@ -73,7 +74,7 @@ def for_ranks(store, workspace_id: str, launch: dict, embedded: bool) -> dict:
 def apply(env: dict, launch: dict) -> None:
     """A rank's S3 variables (in place): the workspace's, never the server's own."""
     if launch.get("embedded_cluster") or launch.get("storage_env"):
-        for name in CREDENTIAL_VARIABLES:
+        for name in CLOUD_CREDENTIALS:
             env.pop(name, None)
     env.update(launch.get("storage_env") or {})
     if launch.get("model_uri"):
