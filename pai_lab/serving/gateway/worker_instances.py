@@ -126,6 +126,10 @@ def _resources(generation: dict, workers: dict) -> dict[str, float] | None:
     return wanted or None
 
 
+def _has(declared: dict, wanted: dict) -> bool:
+    return all(declared.get(name, 0) >= amount for name, amount in wanted.items())
+
+
 def _submit(inst: Instance, launch: dict):
     """Submit the instance's task (blocking); instances of one service spread over the workers."""
     placement = inst.generation["placement"]
@@ -134,10 +138,14 @@ def _submit(inst: Instance, launch: dict):
         workers = client.scheduler_info(n_workers=-1)["workers"]
     except TypeError:  # distributed before n_workers
         workers = client.scheduler_info()["workers"]
+    resources = _resources(inst.generation, workers)
+    # a preferred worker must have the resources: a loose restriction can otherwise run the task on a
+    # worker that lacks them, where Dask's accounting fails with a KeyError for the resource
+    able = [w for w, info in workers.items() if _has(info.get("resources") or {}, resources or {})]
     with _aim_lock:  # siblings starting at once see each other's aim before either has a worker
         siblings = [i for i in (*inst.service.instances, *inst.service.incoming) if i is not inst]
         taken = {getattr(i.proc, "worker", None) or _aims.get(id(i)) for i in siblings}
-        others = sorted(w for w in workers if w not in taken)
+        others = sorted(w for w in able if w not in taken)
         if others:
             _aims[id(inst)] = others[0]
     return client.submit(
@@ -145,7 +153,7 @@ def _submit(inst: Instance, launch: dict):
         launch,
         key=f"pai-serving-{inst.name}-{launch['launch_id']}",
         pure=False,
-        resources=_resources(inst.generation, workers),
+        resources=resources,
         workers=others[:1] or None,
         allow_other_workers=bool(others),  # a preference: any worker with the resources when all host one
     )
