@@ -131,9 +131,10 @@ def register(sub, add_command) -> None:
         "--by",
         required=True,
         metavar="ORDER",
-        help="least_confidence, margin, entropy (from the suggestions' scores) or random",
+        help="least_confidence, margin, entropy (from the suggestions' scores), random; typical (image tasks, "
+        "before any suggestion) or cluster_margin (image tasks: uncertain and not alike)",
     )
-    p.add_argument("--seed", type=int, help="random order: its seed")
+    p.add_argument("--seed", type=int, help="random order: its seed; typical, cluster_margin: k-means' seed")
 
     p = cmd(
         "export", export, "export results (iTAG manifest, EasyVision CSV, Label Studio, COCO, YOLO, CoNLL, TFRecord)"

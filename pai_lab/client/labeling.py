@@ -81,7 +81,11 @@ class Task(TaskWork, TaskPrelabels, TaskExports):
     def order(self, by: str, *, seed: int | None = None) -> sc.OrderResult:
         """Repack the packages nobody has claimed or answered so the next ones claimed hold the most
         uncertain suggestions first: ``least_confidence``, ``margin``, ``entropy`` (from the
-        suggestions' scores; unscored items last) or ``random``."""
+        suggestions' scores; unscored items last) or ``random``. For image tasks, orders that also
+        compare the images (the server embeds them once per task): ``typical`` (before any
+        suggestion: the next package covers the images' dense regions, a good first package) and
+        ``cluster_margin`` (the next package: uncertain suggestions, one from each cluster of alike
+        images). ``seed``: the random order's, or k-means' for those two."""
         body = {"by": by} if seed is None else {"by": by, "seed": seed}
         return sc.OrderResult.model_validate(self._post("/order", body))
 

@@ -14,7 +14,9 @@ from pai_lab.errors import BadInput, Conflict, Forbidden, NotFound
 from pai_lab.labeling import flow as fl
 from pai_lab.labeling import schemas as sc
 from pai_lab.labeling import suggestions as sg
+from pai_lab.labeling.embeddings import embeddings
 from pai_lab.labeling.intake import sample
+from pai_lab.labeling.ordering import rank_rows
 from pai_lab.labeling.tables import AnswerRow, ItemRow, PackageEventRow, PackageRow, TaskRow
 from pai_lab.labeling.tasks import ROLE_LISTS, find_task, manage, my_roles, prepare_media, task_row
 from pai_lab.store import utcnow
@@ -343,9 +345,13 @@ def reassign(s: Session, user: str, ws: str, ref: str, number: int, to: str) -> 
 # ---------------------------------------------------------------------------- uncertainty order
 
 
-def order(s: Session, user: str, ws: str, ref: str, by: str, seed: int | None = None) -> sc.OrderResult:
+def order(
+    s: Session, user: str, ws: str, ref: str, by: str, seed: int | None = None, *, platform: Any = None
+) -> sc.OrderResult:
     """Repack the items of the packages nobody has claimed or answered, so the next packages
-    claimed hold the most uncertain suggestions first (unscored items last), or a random order.
+    claimed hold the most uncertain suggestions first (unscored items last), or a random order,
+    or (with the ``platform``, which reads the items' images) a typical or a cluster-margin
+    next package (:mod:`pai_lab.labeling.ordering`).
 
     Those packages keep their numbers and sizes; only which items they hold changes."""
     _, task = manage(s, user, ws, ref)
@@ -393,7 +399,14 @@ def order(s: Session, user: str, ws: str, ref: str, by: str, seed: int | None = 
             ItemRow.package_id.in_([p.id for p in pkgs])
         )
     ).all()
-    if by == "random":
+    if by in sg.BY_CONTENT:
+        if platform is None:
+            raise BadInput(f"order {by!r} reads the items' images; ask the server for it", "by")
+        embedding = embeddings(platform).of_task(s, user, ws, ref)
+        labelled = s.scalars(select(ItemRow.seq).where(ItemRow.task_id == task.id, ItemRow.label.is_not(None))).all()
+        ranked = rank_rows(by, list(rows), embedding, list(labelled), pkgs[0].size, seed or 0)
+        scored = sum(r.prelabel_score is not None or r.prelabel_scores is not None for r in rows)
+    elif by == "random":
         ranked = sorted(rows, key=lambda r: r.seq)
         random.Random(seed).shuffle(ranked)
         scored = sum(r.prelabel_score is not None or r.prelabel_scores is not None for r in rows)

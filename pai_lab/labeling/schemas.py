@@ -218,12 +218,18 @@ class Prelabel(Schema):
     scores: dict[str, float] | None = Field(None, description="{class name: probability}, for uncertainty order")
 
 
-OrderBy = Literal["least_confidence", "margin", "entropy", "random"]
+OrderBy = Literal["least_confidence", "margin", "entropy", "random", "typical", "cluster_margin"]
 
 
 class TaskOrder(Schema):
-    by: str = Field(description="least_confidence, margin, entropy (most uncertain first) or random")
-    seed: Int | None = Field(None, description="random order: the seed (default: a fresh one)")
+    by: str = Field(
+        description="least_confidence, margin, entropy (most uncertain first), random; typical (image tasks, "
+        "before any suggestion: the next package covers the images' dense regions) or cluster_margin (image "
+        "tasks: the next package holds uncertain suggestions that are not alike)"
+    )
+    seed: Int | None = Field(
+        None, description="random order: the seed (default: a fresh one); typical, cluster_margin: k-means' (default 0)"
+    )
 
 
 class OrderResult(Schema):

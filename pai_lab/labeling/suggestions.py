@@ -14,7 +14,8 @@ from typing import Any
 
 from pai_lab.errors import BadInput
 
-ORDERS = ("least_confidence", "margin", "entropy", "random")
+BY_CONTENT = ("typical", "cluster_margin")  # orders that also compare the items (pai_lab.labeling.ordering)
+ORDERS = ("least_confidence", "margin", "entropy", "random", *BY_CONTENT)
 PREDICTION, CHANGED, MANUAL = "prediction", "prediction-changed", "manual"
 
 

@@ -208,13 +208,13 @@ def attach_prelabels(req, workspace, task, body: sc.PrelabelBatch):
 @router.post(
     TASK + "/order",
     name="label.task.order",
-    summary="Repack the untouched packages: most uncertain suggestions first, or random",
+    summary="Repack the untouched packages: most uncertain suggestions first, random, typical or cluster-margin",
     body=sc.TaskOrder,
     response=sc.OrderResult,
 )
 def order(req, workspace, task, body: sc.TaskOrder):
     with req.transaction() as s:
-        return sv.order(s, req.user, workspace, task, body.by, body.seed)
+        return sv.order(s, req.user, workspace, task, body.by, body.seed, platform=req.platform)
 
 
 # ---------------------------------------------------------------- packages and answers
