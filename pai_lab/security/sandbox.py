@@ -63,6 +63,15 @@ CLOUD_CREDENTIALS = frozenset(
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
     }
 )
+# The cloud SDKs' defaults, which they read with no variable set: the shared credentials and config files
+# under HOME (~/.aws/credentials, ~/.aws/config, Alibaba Cloud's credentials file) and the machine's instance
+# role. Member code gets them pointed at nothing; the options a workspace gives (set after) stay.
+NO_DEFAULT_CREDENTIALS = {
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_CONFIG_FILE": os.devnull,
+    "ALIBABA_CLOUD_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 # Read-only in every sandbox: what programs and their libraries need.
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
 
@@ -70,6 +79,14 @@ SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", 
 def scrub(env: dict[str, str]) -> dict[str, str]:
     """The environment without the server's credentials."""
     return {k: v for k, v in env.items() if k not in SECRET_VARIABLES}
+
+
+def without_cloud_credentials(env: dict[str, str]) -> dict[str, str]:
+    """The environment without the server's cloud credentials (variables), the SDKs' default files and
+    instance role pointed at nothing. A workspace's options, added after, are what member code reads with."""
+    kept = {k: v for k, v in env.items() if k not in CLOUD_CREDENTIALS}
+    kept.update(NO_DEFAULT_CREDENTIALS)
+    return kept
 
 
 # ---------------------------------------------------------------- the decision
@@ -158,6 +175,38 @@ def base_plan(platform, binary: str) -> dict:
         "shown_again": [str(state / SAMPLES_FOLDER)],
         "writable": [],
     }
+
+
+# ---------------------------------------------------------------- on a resource group's worker
+
+
+def worker_settings(settings: dict) -> dict:
+    """What a plan carries to a resource group's worker besides its paths: the server's mode and the name of
+    the bubblewrap program (each worker finds its own)."""
+    return {"mode": settings.get("job_sandbox") or "auto", "bubblewrap_path": settings.get("bubblewrap_path") or ""}
+
+
+def for_worker(plan: dict) -> dict:
+    """``plan`` as sent to a worker: the server's paths (those missing on the worker are skipped there), the
+    mode, without the server's own bubblewrap or its reason for having none."""
+    return {k: v for k, v in plan.items() if k not in ("bwrap", "unavailable")}
+
+
+def bubblewrap_on_worker(plan: dict) -> str | None:
+    """On a worker: the bubblewrap that member code runs in under ``plan``. None when the mode is ``auto``
+    and none works on this machine (the code runs as the worker's OS user, as remote ranks do); with mode
+    ``bubblewrap`` a RuntimeError that says what to do."""
+    for name in (plan.get("bubblewrap_path"), "bwrap"):
+        binary = _bubblewrap({"bubblewrap_path": name})
+        if binary and _bubblewrap_works(binary):
+            return binary
+    if plan.get("mode") != "bubblewrap":
+        return None
+    why = "is not installed" if not _bubblewrap({"bubblewrap_path": plan.get("bubblewrap_path")}) else "cannot start"
+    raise RuntimeError(
+        f"job_sandbox is 'bubblewrap' and bubblewrap {why} on this Dask worker; an operator installs it on "
+        "every worker of the resource group (`apt install bubblewrap`), or sets PaiLabApp.job_sandbox='auto'"
+    )
 
 
 # ---------------------------------------------------------------- the command line

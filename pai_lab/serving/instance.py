@@ -10,19 +10,22 @@ The socket appears at SOCKET_PATH only once it listens (bound under a temporary 
 renamed), so the gateway never connects to a socket that would refuse it.
 
 On a Dask worker (:mod:`pai_lab.serving.worker_task`) the first argument is ``fd:N``: a TCP socket
-the worker bound and handed over. There the gateway's first bytes must be the instance's connection
-token (``PAI_LAB_INSTANCE_TOKEN``), checked before any frame is read, so nobody else on the network
-can drive it; a connection without it is dropped and the next one waited for. Such an instance dies
-with the worker that started it.
+the worker bound and handed over. There each connection is challenged before any frame is read: the
+instance sends a fresh random nonce and the gateway must answer HMAC-SHA256 of it keyed with the
+instance's connection token (``PAI_LAB_INSTANCE_TOKEN``), so nobody else on the network can drive it,
+and what a listener sees of one exchange answers no other nonce; a connection that fails is dropped
+and the next one waited for. Such an instance dies with the worker that started it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import os
 import pickle
 import re
+import secrets
 import socket
 import sys
 import threading
@@ -84,6 +87,7 @@ def _quiet_native_logs() -> None:
 _restore_stderr = None
 ACCEPT_TIMEOUT_S = 120.0
 TOKEN_TIMEOUT_S = 10.0
+CHALLENGE_BYTES = 32  # the nonce; the answer is an HMAC-SHA256 digest, as long
 
 
 def _flush_logs() -> None:
@@ -110,8 +114,9 @@ def _listen(sock_path: str) -> socket.socket:
 
 
 def _accept_with_token(server: socket.socket, token: bytes) -> socket.socket:
-    """The first connection whose first bytes are ``token``; others are dropped unread. Ends the
-    process when nobody connects within ACCEPT_TIMEOUT_S (the gateway gave up on this launch)."""
+    """The first connection that answers a fresh nonce with its HMAC-SHA256 under ``token``; others are
+    dropped unread. Ends the process when nobody connects within ACCEPT_TIMEOUT_S (the gateway gave up
+    on this launch)."""
     server.settimeout(ACCEPT_TIMEOUT_S)
     while True:
         try:
@@ -120,16 +125,19 @@ def _accept_with_token(server: socket.socket, token: bytes) -> socket.socket:
             print("no gateway connected; exiting", file=sys.stderr)
             os._exit(4)
         conn.settimeout(TOKEN_TIMEOUT_S)
+        nonce = secrets.token_bytes(CHALLENGE_BYTES)
+        expected = hmac.new(token, nonce, hashlib.sha256).digest()
         got = b""
         try:
-            while len(got) < len(token):
-                chunk = conn.recv(len(token) - len(got))
+            conn.sendall(nonce)
+            while len(got) < len(expected):
+                chunk = conn.recv(len(expected) - len(got))
                 if not chunk:
                     break
                 got += chunk
         except OSError:
             pass
-        if token and hmac.compare_digest(got, token):
+        if token and hmac.compare_digest(got, expected):
             conn.settimeout(None)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return conn
@@ -140,7 +148,8 @@ def _die_with_parent() -> None:
     """On a worker: end with the worker process that started this instance."""
     from pai_lab.serving.worker_task import PARENT_ENV
 
-    parent = int(os.environ.pop(PARENT_ENV, "0") or 0)
+    # in a sandbox its parent is bubblewrap's own, which ends with the worker
+    parent = int(os.environ.pop(PARENT_ENV, "0") or 0) or os.getppid()
     try:
         import ctypes
 

@@ -19,14 +19,16 @@ import os
 from pathlib import Path
 
 from pai_lab.security.sandbox import (
-    CLOUD_CREDENTIALS,
     SERVICES,
     base_plan,
+    for_worker,
     sandbox_required,
     sandboxed_argv,
     scrub,
     server_users,
     unavailable_message,
+    without_cloud_credentials,
+    worker_settings,
 )
 
 # the keys of a processor's resolved config that name what its instance reads
@@ -39,7 +41,8 @@ _READS = ("model_dir", "processor_dir", "model_file")
 def plan(platform, session) -> dict | None:
     """The sandbox of this server's instances: None (none), ``{"unavailable": why}`` (one is needed and
     bubblewrap cannot run: instances fail with the reason), or the plan of
-    :func:`pai_lab.security.sandbox.base_plan`."""
+    :func:`pai_lab.security.sandbox.base_plan`. Either carries the mode, for instances on a resource
+    group's workers (each finds its own bubblewrap)."""
     from pai_lab.errors import Conflict
     from pai_lab.security.sandbox import check_sandbox_available
 
@@ -47,10 +50,11 @@ def plan(platform, session) -> dict | None:
     users = server_users(session)
     if not sandbox_required(settings, users):
         return None
+    remote = worker_settings(settings)
     try:
-        return base_plan(platform, check_sandbox_available(settings, users, SERVICES))
+        return {**base_plan(platform, check_sandbox_available(settings, users, SERVICES)), **remote}
     except Conflict:
-        return {"unavailable": unavailable_message(settings, users, SERVICES)}
+        return {**base_plan(platform, ""), **remote, "unavailable": unavailable_message(settings, users, SERVICES)}
 
 
 def check(platform, session) -> None:
@@ -63,14 +67,14 @@ def check(platform, session) -> None:
 
 def apply(state: dict, sandbox: dict | None) -> dict:
     """The desired state with each service's sandbox; a change of sandbox is a new revision, so running
-    instances roll over to the new one."""
+    instances roll over to the new one. A service on a resource group's Dask workers gets the plan as sent
+    to a worker (:func:`pai_lab.security.sandbox.for_worker`)."""
     if sandbox is None:
         return state
-    mark = hashlib.sha1(json.dumps(sandbox, sort_keys=True).encode()).hexdigest()
     for service in state["services"]:
-        if service.get("placement"):
-            continue  # hosted by a resource group's Dask workers, under their own OS user
-        service["sandbox"] = sandbox
+        own = for_worker(sandbox) if service.get("placement") else sandbox
+        mark = hashlib.sha1(json.dumps(own, sort_keys=True).encode()).hexdigest()
+        service["sandbox"] = own
         service["revision"] = hashlib.sha1(f"{service['revision']}|{mark}".encode()).hexdigest()
     return state
 
@@ -80,13 +84,13 @@ def apply(state: dict, sandbox: dict | None) -> dict:
 
 def instance_env() -> dict[str, str]:
     """An instance's environment: the gateway's, without any server credential (the gateway's secret and
-    the server's cloud credentials included)."""
-    return {k: v for k, v in scrub(dict(os.environ)).items() if k not in CLOUD_CREDENTIALS}
+    the server's cloud credentials included, the SDKs' default files pointed at nothing)."""
+    return without_cloud_credentials(scrub(dict(os.environ)))
 
 
-def instance_argv(sandbox: dict | None, argv: list[str], config: dict, sockets_dir: Path) -> list[str]:
+def instance_argv(sandbox: dict | None, argv: list[str], config: dict, sockets_dir: Path | None) -> list[str]:
     """``argv`` as the instance is started: as it is without a sandbox, else wrapped in bubblewrap with
-    what the instance reads shown read-only and its socket folder writable."""
+    what the instance reads shown read-only and its socket folder (when it has one) writable."""
     if not sandbox:
         return argv
     if "unavailable" in sandbox:
@@ -97,7 +101,7 @@ def instance_argv(sandbox: dict | None, argv: list[str], config: dict, sockets_d
     own = {
         **sandbox,
         "shown_again": [*sandbox["shown_again"], *reads],
-        "writable": [*sandbox["writable"], str(sockets_dir)],
+        "writable": [*sandbox["writable"], *([str(sockets_dir)] if sockets_dir else [])],
     }
     cwd = str(config.get("processor_dir") or "/")
     wrapped = sandboxed_argv(own, argv, cwd, [])

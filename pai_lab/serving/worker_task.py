@@ -7,9 +7,12 @@ gateway where it listens through a Dask variable, secedes from the worker's thre
 holds its resources, not a thread) and waits for the instance to end: the gateway closing its
 connection, the instance crashing, or the instance passing ``metadata.memory`` (killed as OOMKilled,
 as in a container). The instance dies with the worker process that started it, so a lost worker
-is a lost connection at the gateway, which starts a replacement elsewhere. A worker that does not see
-the version's files at the server's paths answers at once with the missing keys; the gateway then
-sends them zipped with the next launch, and they are unpacked once per content here.
+is a lost connection at the gateway, which starts a replacement elsewhere. When the server's rule
+sandboxes member code (the plan comes with the launch) the instance runs in bubblewrap as local instances
+do, if this machine has it (:func:`pai_lab.security.sandbox.bubblewrap_on_worker`: with mode ``bubblewrap``
+and none here, the instance fails with the reason); its environment never holds cloud credentials.
+A worker that does not see the version's files at the server's paths answers at once with the missing
+keys; the gateway then sends them zipped with the next launch, and they are unpacked once per content here.
 
 No gateway or control-plane import here: this runs on any machine with pai_lab installed."""
 
@@ -83,10 +86,11 @@ def _unpacked(files: dict[str, dict], config: dict, root: Path) -> dict:
     return config
 
 
-def _environment(launch: dict, gpus: list[str], token: str) -> dict[str, str]:
-    from pai_lab.security.sandbox import scrub  # the rule for all member code: never the server's credentials
+def _environment(launch: dict, gpus: list[str], token: str, sandboxed: bool) -> dict[str, str]:
+    # the rule for all member code: never the server's credentials, nor the SDKs' default files
+    from pai_lab.security.sandbox import scrub, without_cloud_credentials
 
-    env = scrub(dict(os.environ))
+    env = without_cloud_credentials(scrub(dict(os.environ)))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if gpus or launch.get("gpu") is not None:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)  # an instance that asked for none sees none
@@ -95,11 +99,39 @@ def _environment(launch: dict, gpus: list[str], token: str) -> dict[str, str]:
         threads = str(max(1, int(float(cpu) + 0.999)))
         env.update(TF_NUM_INTRAOP_THREADS=threads, OMP_NUM_THREADS=threads)
     env[TOKEN_ENV] = token
-    env[PARENT_ENV] = str(os.getpid())
+    if not sandboxed:  # in the sandbox its parent is bubblewrap's, which ends with this worker
+        env[PARENT_ENV] = str(os.getpid())
     return env
 
 
-def _wait(proc: subprocess.Popen, memory_mb: int | None) -> tuple[int, bool]:
+def _command(launch: dict, argv: list[str], config: dict) -> list[str]:
+    """``argv`` wrapped in bubblewrap when the launch's sandbox plan asks for it and this machine has it."""
+    plan = launch.get("sandbox")
+    if not plan:
+        return argv
+    from pai_lab.security.sandbox import bubblewrap_on_worker
+    from pai_lab.serving.sandbox import instance_argv
+
+    binary = bubblewrap_on_worker(plan)  # RuntimeError: the mode is bubblewrap and none works here
+    return instance_argv({**plan, "bwrap": binary}, argv, config, None) if binary else argv
+
+
+def _own_pid(proc: subprocess.Popen, sandboxed: bool) -> int:
+    """The instance's own process: ``proc``, or in the sandbox the one bubblewrap starts (waited for)."""
+    if not sandboxed:
+        return proc.pid
+    from pai_lab.serving.sandbox import instance_pid
+
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        pid = instance_pid(proc)
+        if pid != proc.pid:
+            return pid
+        time.sleep(0.02)
+    return proc.pid
+
+
+def _wait(proc: subprocess.Popen, pid: int, memory_mb: int | None) -> tuple[int, bool]:
     """The instance's exit code (as containers report it: -9 is 137) and whether it was OOMKilled."""
     import psutil
 
@@ -109,7 +141,7 @@ def _wait(proc: subprocess.Popen, memory_mb: int | None) -> tuple[int, bool]:
         if not memory_mb:
             continue
         try:
-            rss = psutil.Process(proc.pid).memory_info().rss
+            rss = psutil.Process(pid).memory_info().rss
         except psutil.Error:
             continue
         if rss > memory_mb * 1024 * 1024:
@@ -135,6 +167,12 @@ def run_instance(launch: dict) -> dict:
         **_unpacked({k: files[k] for k in missing}, launch["config"], logs / "files"),
         "workers": launch["workers"],
     }
+    argv = [sys.executable, "-m", "pai_lab.serving.instance", "fd:{fd}", json.dumps(config)]
+    try:
+        command = _command(launch, argv, config)
+    except RuntimeError as exc:
+        return {"code": None, "oom": False, "worker": worker.address, "failed": str(exc)}
+    sandboxed = command is not argv
     host = get_address_host(worker.address)
     listener = socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET, backlog=8)
     port = listener.getsockname()[1]
@@ -144,18 +182,19 @@ def run_instance(launch: dict) -> dict:
     try:
         with open(logs / f"{name}.log", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "pai_lab.serving.instance", f"fd:{listener.fileno()}", json.dumps(config)],
+                [f"fd:{listener.fileno()}" if part == "fd:{fd}" else part for part in command],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=_environment(launch, gpus, launch["token"]),
+                env=_environment(launch, gpus, launch["token"], sandboxed),
                 pass_fds=(listener.fileno(),),
             )
         listener.close()  # the instance holds it now
-        address = {"host": host, "port": port, "pid": proc.pid, "worker": worker.address, "gpus": gpus}
+        pid = _own_pid(proc, sandboxed)
+        address = {"host": host, "port": port, "pid": pid, "worker": worker.address, "gpus": gpus}
         Variable(launch["channel"]).set(address)
         secede()  # resources stay held until the instance ends; the thread goes back to the pool
-        code, oom = _wait(proc, launch.get("memory"))
+        code, oom = _wait(proc, pid, launch.get("memory"))
     finally:
         listener.close()
         with _gpu_lock:

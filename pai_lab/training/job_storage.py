@@ -5,7 +5,8 @@ When the job's ``checkpointDir`` (or one of its ``--buckets``) lies in the works
 (:mod:`pai_lab.resources.storage`), its ranks get that store's options as the standard ``AWS_*``
 variables, which s3fs, boto3 and the AWS CLI read (``AWS_ENDPOINT_URL_S3`` for the endpoint). A rank of
 the embedded cluster runs in the server's own environment: the server's cloud credentials are dropped
-from it either way. The options travel with the launch to the workers and are never stored with the job.
+from it either way, and the SDKs' default files (``~/.aws/credentials``, ``~/.aws/config``) point at
+nothing. The options travel with the launch to the workers and are never stored with the job.
 
 On an external cluster the ranks' folders are on their own hosts, so a job whose ``checkpointDir`` is on
 S3 keeps its model at ``<checkpointDir>/model/``: :func:`pai_lab.training.save_model` uploads the chief's
@@ -18,7 +19,7 @@ import logging
 import os
 from pathlib import Path
 
-from pai_lab.security.sandbox import CLOUD_CREDENTIALS
+from pai_lab.security.sandbox import without_cloud_credentials
 
 log = logging.getLogger("pai_lab.training")
 
@@ -72,10 +73,12 @@ def for_ranks(store, workspace_id: str, launch: dict, embedded: bool) -> dict:
 
 
 def apply(env: dict, launch: dict) -> None:
-    """A rank's S3 variables (in place): the workspace's, never the server's own."""
+    """A rank's S3 variables (in place): the workspace's, never the server's own (nor the SDKs' default
+    files under its HOME, ``~/.aws/credentials`` and ``~/.aws/config``, pointed at nothing)."""
     if launch.get("embedded_cluster") or launch.get("storage_env"):
-        for name in CLOUD_CREDENTIALS:
-            env.pop(name, None)
+        kept = without_cloud_credentials(env)
+        env.clear()
+        env.update(kept)
     env.update(launch.get("storage_env") or {})
     if launch.get("model_uri"):
         env[MODEL_URI_VARIABLE] = launch["model_uri"]

@@ -36,6 +36,7 @@ class Echo:
         return json.dumps(body).encode(), 200
 """
 NO_DASHBOARD = ("--no-dashboard",)
+WORKER_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIA-OF-THE-MACHINE", "AWS_SECRET_ACCESS_KEY": "secret-of-the-machine"}
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,7 @@ def two_workers(tmp_path_factory):
     # every machine of a group has pai_lab installed: here, this checkout on the path
     repo = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    env.update(WORKER_CREDENTIALS)  # a worker on the server's machine, with its cloud credentials
     common = {"stdout": subprocess.DEVNULL, "start_new_session": True, "env": env}
     scheduler_file = folder / "scheduler.json"
     procs: dict[str, subprocess.Popen] = {}
@@ -144,6 +146,12 @@ def _settled(svc, on_workers: bool) -> list:
     return instances if done and instances else []
 
 
+def _host_of(instance, two_workers) -> int:
+    """The worker process an instance descends from (in the sandbox, bubblewrap's processes lie between)."""
+    (pid,) = [p.pid for p in psutil.Process(instance.pid).parents() if p.pid in two_workers[1].values()]
+    return pid
+
+
 def _running(svc) -> list:
     return [i for i in svc.instances() if i.status == "Running" and i.ready == "[1/1]"]
 
@@ -158,10 +166,13 @@ def test_a_service_of_a_workspace_on_a_dask_group_answers_from_its_workers(
     assert answer["sum"] == 5
     instances = _running(svc)
     assert len(instances) == 2
-    # each instance's process is a child of a worker process of the group, one on each worker
-    parents = {psutil.Process(i.pid).ppid() for i in instances}
-    assert parents == set(worker_pids.values())
-    assert answer["pid"] in {i.pid for i in instances}
+    # each instance's process descends from a worker process of the group, one on each worker; the server
+    # has several users, so it runs in bubblewrap there, as local instances do
+    hosts = [[p.pid for p in psutil.Process(i.pid).parents() if p.pid in worker_pids.values()] for i in instances]
+    assert sorted(h[0] for h in hosts) == sorted(worker_pids.values())
+    for i in instances:
+        assert psutil.Process(i.pid).cmdline()[1:3] == ["-m", "pai_lab.serving.instance"]
+        assert psutil.Process(i.pid).parent().name() == "bwrap"
     from distributed import Client
 
     with Client(address, timeout="30s") as client:
@@ -189,7 +200,7 @@ def test_a_service_of_a_workspace_on_the_default_group_stays_in_the_gateway(serv
     )
     (mine,) = here.instances()
     assert mine.worker == "" and mine.inner_ip.startswith("unix:")
-    assert psutil.Process(mine.pid).ppid() not in two_workers[1].values()
+    assert not {p.pid for p in psutil.Process(mine.pid).parents()} & set(two_workers[1].values())
     assert _ask(here, (1,))["sum"] == 1
     here.delete()
 
@@ -204,10 +215,11 @@ class _Opens:
         return (open, (self.path, "w"))
 
 
-def test_an_instance_on_a_worker_answers_only_its_token_and_then_nobody_else(tmp_path):
+def test_an_instance_on_a_worker_answers_only_its_tokens_challenge_and_then_nobody_else(tmp_path):
     import socket
 
     from pai_lab.serving import wire
+    from pai_lab.serving.gateway.worker_instances import answer
     from pai_lab.serving.worker_task import PARENT_ENV, TOKEN_ENV
 
     folder = tmp_path / "echo"
@@ -223,16 +235,39 @@ def test_an_instance_on_a_worker_answers_only_its_token_and_then_nobody_else(tmp
     proc = subprocess.Popen(argv, env=env, pass_fds=(listener.fileno(),))
     listener.close()
     marker = tmp_path / "unpickled"
+
+    def _dropped(conn: socket.socket) -> None:
+        try:
+            assert conn.recv(1024) == b""  # dropped unread
+        except ConnectionResetError:
+            pass  # dropped with its frame unread: the peer resets
+
+    def _challenge(conn: socket.socket) -> bytes:
+        nonce = b""
+        while len(nonce) < 32:
+            chunk = conn.recv(32 - len(nonce))
+            assert chunk, "the instance closed before its challenge"
+            nonce += chunk
+        return nonce
+
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=30) as stranger:
-            stranger.sendall(b"x" * 64 + wire.pack((1, "process", _Opens(marker))))
-            try:
-                assert stranger.recv(1024) == b""  # dropped unread
-            except ConnectionResetError:
-                pass  # dropped with its frame unread: the peer resets
+            first = _challenge(stranger)
+            # the token itself (what the gateway sent before) opens nothing now
+            stranger.sendall(token.encode() + wire.pack((1, "process", _Opens(marker))))
+            _dropped(stranger)
+        # a listener who saw a right answer to one nonce replays it: the next connection has its own nonce
+        captured = answer(token, first)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as replay:
+            second = _challenge(replay)
+            assert second != first
+            replay.sendall(captured + wire.pack((1, "process", _Opens(marker))))
+            _dropped(replay)
         assert not marker.exists()
         with socket.create_connection(("127.0.0.1", port), timeout=60) as gateway:
-            gateway.sendall(token.encode())
+            mine = answer(token, _challenge(gateway))
+            assert token.encode() not in mine and mine != captured
+            gateway.sendall(mine)
             kind, info = wire.read_frame(gateway.makefile("rb"))
             assert kind == "loaded" and info["pid"] == proc.pid
             # once its gateway is connected the instance listens no more
@@ -242,6 +277,77 @@ def test_an_instance_on_a_worker_answers_only_its_token_and_then_nobody_else(tmp
     finally:
         proc.kill()
         proc.wait(10)
+
+
+READER = """
+import json
+import os
+
+
+def attempt(action):
+    try:
+        return action()
+    except OSError as exc:
+        return f"refused: {exc}"
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def write(path):
+    with open(path, "w") as f:
+        f.write("x")
+    return "written"
+
+
+class Reader:
+    def process(self, data):
+        asked = json.loads(data)
+        answer = {p: attempt(lambda p=p: read(p)) for p in asked["read"]}
+        answer["write"] = attempt(lambda: write(asked["write"]))
+        answer["env"] = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "OSS_", "PAI_LAB_"))}
+        return json.dumps(answer).encode(), 200
+"""
+
+
+def test_an_instance_on_a_worker_cannot_read_the_servers_state_nor_hold_its_credentials(server, tmp_path):
+    """The server has several users, so a member's processor on a resource group's worker runs in bubblewrap
+    there, as on the server's own machine (a worker may share it, as here): the state folder is hidden (the
+    owner's token in server.json, the store), the root is read-only, the worker's cloud credentials are
+    gone and the SDKs' default files point at nothing; its own folder reads as usual."""
+    folder = tmp_path / "reader"
+    folder.mkdir()
+    (folder / "app.py").write_text(READER)
+    ws = server.client("dev").workspace("on_workers")
+    spec = {**_spec(tmp_path, "test_worker_reader", "r", 1), "processor_path": str(folder)}
+    svc = ws.services.create({**spec, "processor_mainclass": "Reader"}, timeout=240, progress=False)
+    try:
+        (instance,) = _running(svc)
+        assert instance.worker
+        state = server.root / ".pai_lab"
+        asked = [str(state / "server.json"), str(state / "pai.db"), str(folder / "app.py")]
+        resp = requests.post(
+            svc.endpoint,
+            data=json.dumps({"read": asked, "write": str(server.root / "planted.txt")}),
+            headers={"Authorization": svc.token},
+            timeout=60,
+        )
+        assert resp.status_code == 200, resp.text
+        assert server.token not in resp.text
+        seen = resp.json()
+        for hidden in asked[:2]:
+            assert seen[hidden].startswith("refused: ") and "No such file" in seen[hidden], seen
+        assert "class Reader" in seen[asked[2]], seen
+        assert seen["write"].startswith("refused: ") and not (server.root / "planted.txt").exists(), seen
+        env = seen["env"]
+        assert not set(WORKER_CREDENTIALS) & set(env), env
+        assert env["AWS_SHARED_CREDENTIALS_FILE"] == env["AWS_CONFIG_FILE"] == os.devnull, env
+        assert "PAI_LAB_INSTANCE_TOKEN" not in env, env  # read and dropped before the member's code loads
+        assert psutil.Process(instance.pid).parent().name() == "bwrap"
+    finally:
+        svc.delete()
 
 
 def test_blue_green_release_on_workers_keeps_answering(server, remote_echo, tmp_path):
@@ -270,7 +376,7 @@ def test_gpu_and_memory_place_instances_by_the_workers_resources_and_memory_is_e
     spec["metadata"].update(gpu=1, memory=300)
     svc = ws.services.create(spec, timeout=240, progress=False)
     (instance,) = _running(svc)
-    assert psutil.Process(instance.pid).ppid() == two_workers[1]["w2"]  # the only worker with a GPU
+    assert _host_of(instance, two_workers) == two_workers[1]["w2"]  # the only worker with a GPU
     assert _ask(svc)["cuda"] == "0"  # the worker's one GPU, as CUDA_VISIBLE_DEVICES names it
 
     svc.scale(2)  # the second one needs another GPU: none is free, so it waits and says why
@@ -298,7 +404,7 @@ def test_a_worker_killed_under_load_has_its_instance_replaced_and_only_held_requ
     until(lambda: len(_running(svc)) == 2, timeout=120)
     victim = _running(svc)[0]
     survivor = next(i for i in _running(svc) if i.name != victim.name)
-    worker_pid = psutil.Process(victim.pid).ppid()
+    worker_pid = _host_of(victim, two_workers)
     assert worker_pid in worker_pids.values()
     threads = 4
     body = json.dumps({"values": [1, 2, 3], "sleep": 0.05}).encode()
@@ -319,7 +425,7 @@ def test_a_worker_killed_under_load_has_its_instance_replaced_and_only_held_requ
     finally:
         codes = load.stop()
     assert again.worker == survivor.worker != victim.worker
-    assert again.pid != victim.pid and psutil.Process(again.pid).ppid() != worker_pid
+    assert again.pid != victim.pid and _host_of(again, two_workers) != worker_pid
     assert again.last_state and again.last_state["exitCode"] == 137
     failed = {c: n for c, n in codes.items() if c != 200}
     # each load thread has one request in flight: at most that many were held by the dead instance
@@ -405,5 +511,6 @@ def test_a_worker_that_does_not_see_the_servers_files_gets_them_from_the_gateway
     cwd_files = psutil.Process(instance.pid).cmdline()[-1]
     assert str(tmp_path) not in json.loads(cwd_files)["processor_dir"]
     answer = _ask(svc, (7, 8))
-    assert answer["sum"] == 15 and answer["tag"] == "far" and answer["pid"] == instance.pid
+    assert answer["sum"] == 15 and answer["tag"] == "far"
+    assert psutil.Process(instance.pid).parent().name() == "bwrap"  # the copy is shown in its sandbox
     svc.delete()

@@ -5,8 +5,10 @@ spec (:func:`pai_lab.serving.placement.placement_of`). Each of its instances is 
 (:func:`pai_lab.serving.worker_task.run_instance`) with the service's resource restrictions (``GPU``
 for ``metadata.gpu``; ``MEMORY`` in bytes for ``metadata.memory`` when the group's workers declare
 it). The task reports the TCP address its instance listens on (in a Dask variable of that one
-launch); the gateway connects, sends the instance's token first, and from then on the instance is
-driven exactly as a local one: the same
+launch); the gateway connects, answers the instance's challenge (HMAC-SHA256 of the nonce the instance
+sends, keyed with the token made for that one start, which reached the worker inside the task's
+arguments: the token itself never crosses the connection), and from then on the instance is driven
+exactly as a local one: the same
 frames, queue, batching, rollouts and restarts (:mod:`pai_lab.serving.gateway.instance_runtime`).
 
 :class:`RemoteProcess` stands where a local instance has its ``subprocess.Popen``: ``poll``,
@@ -16,6 +18,8 @@ called off the event loop, so the request path never waits on the scheduler."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import io
 import secrets
 import socket
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
 
 LOST_GRACE_S = 1.0  # after its connection drops, how long the task's own exit code is waited for
 WAIT_STEP_S = 2.0
+CHALLENGE_BYTES = 32  # the instance's nonce (pai_lab.serving.instance.CHALLENGE_BYTES)
+CHALLENGE_TIMEOUT_S = 30.0
 MAX_SHIPPED_BYTES = 256 << 20  # model and processor files sent to a worker that does not see them
 # the blocking Dask calls (submit, waiting for a worker) run here, never on the event loop or its default pool
 _pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="pai-dask")
@@ -176,6 +182,8 @@ def _wait_for_address(inst: Instance, future, reported) -> dict | None:
             ended = future.result(timeout=30)
             if ended.get("missing"):
                 raise _Missing(ended["missing"])
+            if ended.get("failed"):  # the worker cannot run it as the server's rule says: an operator must act
+                raise LoadFailed(ended["failed"], True)
             raise NotReady(f"the instance's task ended (exit {ended.get('code')}) before its instance listened")
         if future.status in ("error", "cancelled", "lost"):
             try:
@@ -191,7 +199,7 @@ def _wait_for_address(inst: Instance, future, reported) -> dict | None:
 
 
 async def spawn(inst: Instance) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, RemoteProcess]:
-    """Start ``inst`` on a worker of its resource group and connect to it (the token sent first)."""
+    """Start ``inst`` on a worker of its resource group and connect to it (its challenge answered first)."""
     try:
         return await _spawn(inst)
     finally:
@@ -212,6 +220,7 @@ async def _spawn(inst: Instance) -> tuple[asyncio.StreamReader, asyncio.StreamWr
         "cpu": inst.generation.get("cpu"),
         "memory": inst.generation.get("memory"),
         "gpu": inst.generation.get("gpu"),
+        "sandbox": inst.generation.get("sandbox"),  # the server's rule, for the worker to apply
     }
     loop = asyncio.get_running_loop()
     needs = _describe_needs(inst.generation)
@@ -232,14 +241,27 @@ async def _spawn(inst: Instance) -> tuple[asyncio.StreamReader, asyncio.StreamWr
             raise NotReady(f"instance {inst.name} was stopped while waiting for a worker")
         inst.reason = "ContainerCreating"
         reader, writer = await asyncio.open_connection(address["host"], address["port"], limit=1 << 26)
+        try:
+            nonce = await asyncio.wait_for(reader.readexactly(CHALLENGE_BYTES), CHALLENGE_TIMEOUT_S)
+        except (asyncio.IncompleteReadError, TimeoutError) as exc:
+            writer.close()
+            raise NotReady(f"the instance on {address['worker']} sent no challenge ({type(exc).__name__})") from None
+        except BaseException:
+            writer.close()
+            raise
     except BaseException:
         future.cancel()
         raise
     sock = writer.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    writer.write(token.encode())
+    writer.write(answer(token, nonce))
     return reader, writer, RemoteProcess(inst, future, address, writer)
+
+
+def answer(token: str, nonce: bytes) -> bytes:
+    """What proves the token to an instance without sending it: HMAC-SHA256 of its nonce."""
+    return hmac.new(token.encode(), nonce, hashlib.sha256).digest()
 
 
 class _Missing(Exception):
