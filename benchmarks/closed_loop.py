@@ -7,6 +7,8 @@ claim, submit, submit_package), trains on the task's answers (a 2-rank job with
 measures the served model's accuracy on the test split, pre-labels the rest of the pool with the
 service (`task.prelabel_from_service`) and orders the untouched packages, by least confidence
 (`task.order("least_confidence")`, or the order `--order` names) or at random (`task.order("random")`).
+With `--first-package typical` every loop (and the anchor) starts from the package
+`task.order("typical")` makes before any model exists.
 Rounds go on until the test accuracy reaches the target or `--max-labels` are labelled.
 
 In the same run, the anchor: the notebook active-learning recipe (superintendent / modAL style),
@@ -17,6 +19,7 @@ fresh control plane (a new `pai server` on an empty folder) to the first predict
     python benchmarks/closed_loop.py                       # 3 seeds, rounds of 50, target 95%
     python benchmarks/closed_loop.py --seeds 5 --round-size 20
     python benchmarks/closed_loop.py --order margin --epochs 60
+    python benchmarks/closed_loop.py --order cluster_margin --first-package typical --epochs 60
     python benchmarks/closed_loop.py --anchor-only         # the scikit-learn recipe alone (seconds)
     python benchmarks/closed_loop.py --smoke               # one round each, tiny sizes (the test's run)
 
@@ -36,54 +39,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
+from benchmarks.closed_loop_data import Anchor, digits, labels_to_target, split
 from benchmarks.pai_server import start_server
+
+__all__ = ["Anchor", "digits", "labels_to_target", "main", "split"]
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_CODE = ROOT / "examples" / "training"
 STRATEGIES = {"uncertainty": "least_confidence", "random": "random"}
 CLASSES = [str(d) for d in range(10)]
-
-
-# ---------------------------------------------------------------- the data and its splits
-
-
-def digits() -> tuple[np.ndarray, np.ndarray]:
-    """The 1,797 digits as (64 raw pixels 0-16, digit), in the order the sample's files are numbered."""
-    try:
-        from pai_lab.datasets.samples import digits_arrays
-    except ImportError:  # a pai_lab from before the digits shipped with it
-        from sklearn.datasets import load_digits
-
-        data = load_digits()
-        return data.data, data.target
-    images, targets = digits_arrays()
-    return images.reshape(len(images), -1), targets
-
-
-def split(
-    targets: np.ndarray, seed: int, test_fraction: float, pool_limit: int | None, test_limit: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(pool in the order its first packages are cut, test), stratified by digit, the same for every learner."""
-    from sklearn.model_selection import train_test_split
-
-    pool, test = train_test_split(np.arange(len(targets)), test_size=test_fraction, stratify=targets, random_state=seed)
-    pool = np.random.default_rng(seed).permutation(pool)
-    return pool[:pool_limit], np.sort(test)[:test_limit]
-
-
-def labels_to_target(curve: list[tuple[int, float]], target: float) -> tuple[int, bool]:
-    """Labels at the first round whose test accuracy reached the target (reached=False: the last round's)."""
-    for labels, accuracy in curve:
-        if accuracy >= target:
-            return labels, True
-    return (curve[-1][0] if curve else 0), False
 
 
 # ---------------------------------------------------------------- one loop, any learner
@@ -112,54 +81,6 @@ def run_loop(learner, strategy: str, seed: int, args) -> list[tuple[int, float]]
     finally:
         learner.end()
     return curve
-
-
-class Anchor:
-    """The notebook recipe users know: LogisticRegression on 64 raw pixels, least-confidence sampling."""
-
-    name = "anchor  "
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, args):
-        self.x, self.y, self.args = x, y, args
-
-    def begin(self, strategy: str, seed: int) -> None:
-        self.pool, self.test = split(self.y, seed, self.args.test_fraction, self.args.pool, self.args.test)
-        self.rng = np.random.default_rng(seed + 1000)
-        self.order = list(self.pool)  # unlabelled items, the next package first
-        self.labelled: list[int] = []
-
-    def label_round(self) -> int | None:
-        if not self.order:
-            return None
-        take, self.order = self.order[: self.args.round_size], self.order[self.args.round_size :]
-        self.labelled += take
-        return len(self.labelled)
-
-    def train_and_score(self) -> float:
-        from sklearn.linear_model import LogisticRegression
-
-        # One BLAS thread: on a busy 2-core machine, two threads made each tiny fit 20x slower.
-        with warnings.catch_warnings(), threadpool_limits(1):
-            warnings.simplefilter("ignore")  # lbfgs may stop at max_iter on tiny rounds
-            self.model = LogisticRegression(max_iter=2000).fit(self.x[self.labelled], self.y[self.labelled])
-        return float(self.model.score(self.x[self.test], self.y[self.test]))
-
-    def rank(self, strategy: str) -> None:
-        if not self.order:
-            return
-        if strategy == "uncertainty":
-            with threadpool_limits(1):
-                confidence = self.model.predict_proba(self.x[self.order]).max(axis=1)
-            ranked = np.argsort(confidence, kind="stable")
-        else:
-            ranked = self.rng.permutation(len(self.order))
-        self.order = [self.order[i] for i in ranked]
-
-    def round_note(self) -> str:
-        return ""
-
-    def end(self) -> None:
-        pass
 
 
 # ---------------------------------------------------------------- the platform's loop
@@ -205,6 +126,8 @@ class Platform:
             lines=lines,
             package_size=self.args.round_size,
         )
+        if self.args.first_package == "typical":  # the server embeds the images; the anchor starts alike
+            self.task.order("typical", seed=seed)
         self.clock.setdefault("task", time.perf_counter() - started)
 
     def _truth(self, item) -> str:
@@ -347,6 +270,13 @@ def main(argv: list[str] | None = None) -> dict:
         "--order",
         default=STRATEGIES["uncertainty"],
         help="the task order the uncertainty loop repacks by (task.order's names; random stays random)",
+    )
+    parser.add_argument(
+        "--first-package",
+        choices=["seeded", "typical"],
+        default="seeded",
+        help='seeded: the pool\'s first items; typical: task.order("typical") before the first claim '
+        "(every loop and the anchor start from it)",
     )
     parser.add_argument("--pool", type=int, default=None, help="use only this many pool items (tiny runs)")
     parser.add_argument("--test", type=int, default=None, help="use only this many test items (tiny runs)")

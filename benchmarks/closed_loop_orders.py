@@ -185,6 +185,11 @@ def pick(
         return probcover(emb, labelled, unlabelled, budget, seed, probs)
     if name == "badge":
         return badge(probs, model["hidden"], unlabelled, budget, seed)
+    if name == "server_cluster_margin":  # pai_lab.labeling.ordering's, task.order("cluster_margin")
+        from pai_lab.labeling.ordering import cluster_margin as server_cluster_margin
+
+        m = margin(probs)[unlabelled]
+        return [unlabelled[i] for i in server_cluster_margin(m, emb[unlabelled], budget, seed)]
     if name.startswith("cluster_margin"):
         widen = int(name.removeprefix("cluster_margin") or 4)
         return cluster_margin(probs, emb, unlabelled, budget, seed, widen)

@@ -15,10 +15,13 @@ Orders (``--orders``, comma-separated; ``random`` is always run, it is every rat
     cluster_margin                            the least-margin items, one per k-means cluster
     typi1_margin, typi2_margin, ...           typiclust for the first N ordered rounds, then margin
     cover1_margin, cover2_margin              the same with probcover
+    server_cluster_margin                     the platform's task.order("cluster_margin")
+                                              (pai_lab.labeling.ordering over the server's embedding)
 
 An order that needs an embedding takes ``:pca`` (PCA of the pixels, 20 components), ``:penult``
 (the trained model's last hidden layer) or ``:probs`` (its class probabilities, all a
-server has of a suggestion), e.g. ``typiclust:penult``; default ``pca``.
+server has of a suggestion), e.g. ``typiclust:penult``; default ``pca``. ``--first-package
+server-typical`` starts every order from the package the platform's ``task.order("typical")`` makes.
 
     python benchmarks/closed_loop_replay.py --orders margin,typi1_margin --seeds 16
     python benchmarks/closed_loop_replay.py --smoke      # two seeds, two rounds, 3 epochs
@@ -45,7 +48,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
-from benchmarks.closed_loop import digits, labels_to_target, split
+from benchmarks.closed_loop_data import digits, labels_to_target, split, task_embedding, typical_first
 from benchmarks.closed_loop_orders import pick, typiclust
 
 CLASSES = 10
@@ -108,6 +111,8 @@ def first_package(y: np.ndarray, pca: np.ndarray, seed: int, args) -> tuple[list
     labelled = [int(i) for i in pool[: args.round_size]]
     if args.first_package == "typical":  # TypiClust over the pixels, for every order (random too)
         labelled = typiclust(pca, [], [int(i) for i in pool], args.round_size, seed)
+    if args.first_package == "server-typical":  # task.order("typical", seed=seed), as closed_loop.py asks it
+        labelled = typical_first(args.x, pool, args.round_size, seed)
     first = set(labelled)
     return labelled, [int(i) for i in pool if i not in first], test
 
@@ -136,6 +141,8 @@ def anchor(x: np.ndarray, y: np.ndarray, pca: np.ndarray, seed: int, strategy: s
 
 def run(replay: Replay, pca: np.ndarray, order: str, seed: int, args) -> list[tuple[int, float]]:
     labelled, unlabelled, test = first_package(replay.y, pca, seed, args)
+    if order.startswith("server_"):  # the platform's order, over the server's embedding of the task
+        pca = task_embedding(args.x, np.array(labelled + unlabelled))
     curve: list[tuple[int, float]] = []
     rounds = 0
     while True:
@@ -162,9 +169,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--test-fraction", type=float, default=0.3)
     parser.add_argument(
         "--first-package",
-        choices=["seeded", "typical"],
+        choices=["seeded", "typical", "server-typical"],
         default="seeded",
-        help="seeded: the pool's first 50 (closed_loop.py's); typical: TypiClust over the pixels, for every order",
+        help="seeded: the pool's first 50 (closed_loop.py's); typical: TypiClust over the pixels, for every order; "
+        'server-typical: the platform\'s task.order("typical")',
     )
     parser.add_argument(
         "--anchor", action="store_true", help="also closed_loop.py's anchor from the same first packages"
@@ -184,6 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     x, y = digits()
+    args.x = x
     images = images_as_the_job_reads(x)
     pca = PCA(n_components=20, random_state=0).fit_transform(images.reshape(len(images), -1))
     replay = Replay(images, y, args.epochs)

@@ -68,3 +68,31 @@ def test_smoke_run_closes_the_loop_on_the_platform():
         assert re.search(r"pre-labelled 100 items in [\d.]+ s, ordered in", line), line
     first = next(line for line in lines if line.startswith("one round from a fresh control plane"))
     assert float(re.search(r"prediction: ([\d.]+) s", first).group(1)) > 0
+
+
+def test_the_anchor_starts_from_the_typical_package_the_server_makes(bench, live_server, unique_name):
+    """--first-package typical: the anchor's first package is the one task.order("typical") makes on a
+    server over the same pool, so the anchor and the platform's loops start alike."""
+    import argparse
+
+    x, y = bench["digits"]()
+    pool, _ = bench["split"](y, 2, 0.3, 200, None)
+    ws = live_server.client().workspace("default")
+    dataset = ws.datasets.register(unique_name("digits"), "sample://digits", progress=False)
+    items = {int(Path(i.source).stem): i for i in dataset.items()}
+    task = ws.labeling.create_task(
+        unique_name("typical"),
+        "image-classification",
+        labels=[str(d) for d in range(10)],
+        lines=[{"data": {"source": items[i].source}} for i in pool],
+        package_size=20,
+    )
+    assert task.order("typical", seed=2).items == 200
+    on_server = sorted(int(Path(i.data["source"]).stem) for i in task.items(1))
+
+    args = argparse.Namespace(test_fraction=0.3, pool=200, test=None, round_size=20, first_package="typical")
+    anchor = bench["Anchor"](x, y, args)
+    anchor.begin("uncertainty", 2)
+    assert anchor.label_round() == 20
+    assert sorted(anchor.labelled) == on_server
+    assert sorted(anchor.labelled) != sorted(pool[:20])  # not the seeded first package
