@@ -363,6 +363,11 @@ def order(
             "values and cannot be reordered",
             "by",
         )
+    embedding: dict = {}
+    if by in sg.BY_CONTENT:  # read the images (once per task) before holding any package
+        if platform is None:
+            raise BadInput(f"order {by!r} reads the items' images; ask the server for it", "by")
+        embedding = embeddings(platform).of_task(s, user, ws, ref)
     claimed = select(PackageEventRow.package_id).where(PackageEventRow.task_id == task.id)
     answered = select(ItemRow.package_id).where(
         ItemRow.task_id == task.id, (ItemRow.label.is_not(None)) | ItemRow.skipped.is_not(None)
@@ -400,9 +405,6 @@ def order(
         )
     ).all()
     if by in sg.BY_CONTENT:
-        if platform is None:
-            raise BadInput(f"order {by!r} reads the items' images; ask the server for it", "by")
-        embedding = embeddings(platform).of_task(s, user, ws, ref)
         labelled = s.scalars(select(ItemRow.seq).where(ItemRow.task_id == task.id, ItemRow.label.is_not(None))).all()
         ranked = rank_rows(by, list(rows), embedding, list(labelled), pkgs[0].size, seed or 0)
         scored = sum(r.prelabel_score is not None or r.prelabel_scores is not None for r in rows)
