@@ -31,45 +31,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
+from benchmarks import mwms_steps
 from benchmarks.pai_server import start_server
 from tests import netns_hosts
-
-TF_SCRIPT = r"""
-import os, sys, time
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tensorflow as tf
-steps = int(sys.argv[1])
-strategy = tf.distribute.MultiWorkerMirroredStrategy()
-with strategy.scope():
-    w = tf.Variable(tf.zeros([256, 64]))
-    opt = tf.keras.optimizers.SGD(0.01)
-x = tf.random.stateless_normal([64, 256], seed=[1, 2]); y = tf.random.stateless_normal([64, 64], seed=[3, 4])
-@tf.function
-def step():
-    def replica():
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean((tf.matmul(x, w) - y) ** 2)
-        opt.apply_gradients([(tape.gradient(loss, w), w)])  # all-reduced over the ranks
-        return loss
-    return strategy.run(replica)
-step()
-print(f"first_step_at={time.time():.6f}", flush=True)
-start = time.perf_counter()
-for _ in range(steps):
-    step()
-print(f"steps_per_s={steps / (time.perf_counter() - start):.3f}", flush=True)
-"""
-
-PLAIN_SCRIPT = r"""
-import json, os, socket, sys, time
-steps = int(sys.argv[1])
-peers = json.loads(os.environ["TF_CONFIG"])["cluster"]["worker"]
-print(f"first_step_at={time.time():.6f}", flush=True)
-start = time.perf_counter()
-for _ in range(steps):
-    time.sleep(0.002)
-print(f"steps_per_s={steps / (time.perf_counter() - start):.3f} peers={','.join(peers)}", flush=True)
-"""
 
 LAYOUTS = {"one host": (("b",), 2), "two hosts": (("b", "c"), 1)}  # workers, threads per worker
 
@@ -79,12 +43,14 @@ def machine() -> str:
     return f"[{platform.node()}, {os.cpu_count()} CPUs, load average {one:.2f} {five:.2f} {fifteen:.2f}]"
 
 
-def run_job(url: str, token: str, code: Path, steps: int) -> dict:
+def run_job(url: str, token: str, code: Path, steps: int, options: str = "") -> dict:
     from pai_lab.client import PaiClient
 
     ws = PaiClient(url, token).workspace("default")
     launched = time.time()
-    job = ws.jobs.submit(name="scale-out", workers=2, code_source=str(code), command=f"python steps.py {steps}")
+    job = ws.jobs.submit(
+        name="scale-out", workers=2, code_source=str(code), command=f"python steps.py {steps} {options}".strip()
+    )
     job.wait(timeout=600, poll=0.2)
     wall = time.time() - launched
     logs = job.logs(None)
@@ -163,7 +129,9 @@ def serving_throughput(
         svc.delete()
 
 
-def measure(hosts: netns_hosts.Hosts, work: Path, layout: str, code: Path, steps: int, warm: bool) -> dict:
+def measure(
+    hosts: netns_hosts.Hosts, work: Path, layout: str, code: Path, steps: int, warm: bool, options: str
+) -> dict:
     workers, threads = LAYOUTS[layout]
     logs = work / f"logs-{layout.replace(' ', '-')}"
     logs.mkdir(exist_ok=True)
@@ -173,8 +141,8 @@ def measure(hosts: netns_hosts.Hosts, work: Path, layout: str, code: Path, steps
         server, url, token = start_server(root, "--dask-scheduler", address)
         try:
             if warm:  # the workers' first task imports pai_lab's rank runtime: not part of a job's launch
-                run_job(url, token, code, min(steps, 5))
-            result = run_job(url, token, code, steps)
+                run_job(url, token, code, min(steps, 5), options)
+            result = run_job(url, token, code, steps, options)
             where = "local" if layout == "one host" else "workers"
             result["serving"] = serving_throughput(url, token, where, folder=root, seconds=10.0 if warm else 2.0)
             return result
@@ -198,13 +166,17 @@ def main(argv: list[str] | None = None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="pai-scale-out-"))
     code = work / "code"
     code.mkdir()
-    (code / "steps.py").write_text(PLAIN_SCRIPT if args.plain else TF_SCRIPT)
+    mwms_steps.write_to(code)
+    options = "--plain" if args.plain else "--inputs 256 --units 64 --rate 0.01"  # a 256x64 dense layer
     rounds = []
     try:
         with netns_hosts.Hosts(["a", "b", "c"], hide=[work]) as hosts:
             for _ in range(args.runs):
                 rounds.append(
-                    {layout: measure(hosts, work, layout, code, args.steps, not args.smoke) for layout in LAYOUTS}
+                    {
+                        layout: measure(hosts, work, layout, code, args.steps, not args.smoke, options)
+                        for layout in LAYOUTS
+                    }
                 )
     finally:
         shutil.rmtree(work, ignore_errors=True)

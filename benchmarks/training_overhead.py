@@ -1,10 +1,11 @@
 """Launch overhead of `pai dlc submit` against two hand-started processes with TF_CONFIG.
 
-The same 2-worker MultiWorkerMirroredStrategy script runs by hand (two subprocesses with TF_CONFIG
-written here) and through `pai dlc submit tfjob --workers=2` on a `pai server` with its Dask
-LocalCluster, alternating, ``--repeat`` rounds. Each round prints, beside the machine's load average:
-wall time, steps/s and the time from launch (the process start, or the `pai dlc submit` command) to
-the first training step, and the ratios pai / hand (goal: wall <= 1.05x at 3,000 steps). A server
+The same 2-worker MultiWorkerMirroredStrategy script (benchmarks/mwms_steps.py) runs by hand (two
+subprocesses with TF_CONFIG written here) and through `pai dlc submit tfjob --workers=2` on a `pai
+server` with its Dask LocalCluster, alternating, ``--repeat`` rounds. Each round prints, beside the
+machine's load average: wall time, steps/s and the time from launch (the process start, or the `pai
+dlc submit` command) to the first training step, and the ratios pai / hand (goal: wall <= 1.05x at
+3,000 steps). A server
 this script started is paused (SIGSTOP) while the other side runs, so neither pays for the other's
 idle process. ``--baseline DIR`` adds a second server and CLI run from another pai_lab checkout (the
 code before a change), in the same rounds, so before and after are compared under the same load.
@@ -30,44 +31,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
+from benchmarks import mwms_steps
 from benchmarks.pai_server import free_port, start_server
-
-TF_SCRIPT = r"""
-import os, sys, time
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import numpy as np, tensorflow as tf
-steps = int(sys.argv[1])
-strategy = tf.distribute.MultiWorkerMirroredStrategy()
-with strategy.scope():
-    w = tf.Variable(tf.zeros([64, 10]))
-    opt = tf.keras.optimizers.SGD(0.1)
-x = tf.random.stateless_normal([64, 64], seed=[1, 2]); y = tf.random.stateless_normal([64, 10], seed=[3, 4])
-@tf.function
-def step():
-    def replica():
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean((tf.matmul(x, w) - y) ** 2)
-        opt.apply_gradients([(tape.gradient(loss, w), w)])
-        return loss
-    return strategy.run(replica)
-step()
-print(f"first_step_at={time.time():.6f}", flush=True)
-start = time.perf_counter()
-for _ in range(steps):
-    step()
-print(f"steps_per_s={steps / (time.perf_counter() - start):.3f}", flush=True)
-"""
-
-PLAIN_SCRIPT = r"""
-import json, os, sys, time
-steps = int(sys.argv[1])
-json.loads(os.environ["TF_CONFIG"])
-print(f"first_step_at={time.time():.6f}", flush=True)
-start = time.perf_counter()
-for _ in range(steps):
-    time.sleep(0.002)
-print(f"steps_per_s={steps / (time.perf_counter() - start):.3f}", flush=True)
-"""
 
 
 def machine() -> str:
@@ -94,7 +59,7 @@ def parse(text: str) -> tuple[float, float]:
     return first, rate
 
 
-def by_hand(script: Path, steps: int) -> dict:
+def by_hand(script: list[str]) -> dict:
     hosts = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     launched = time.time()
     procs = []
@@ -104,7 +69,7 @@ def by_hand(script: Path, steps: int) -> dict:
         )
         procs.append(
             subprocess.Popen(
-                [sys.executable, str(script), str(steps)],
+                [sys.executable, *script],
                 env=env,
                 text=True,
                 stdout=subprocess.PIPE,
@@ -146,7 +111,7 @@ class Pai:
             self.server.terminate()
             self.server.wait(60)
 
-    def run(self, script: Path, steps: int) -> dict:
+    def run(self, script: list[str]) -> dict:
         env = dict(self.env or os.environ, PAI_LAB_URL=self.url, PAI_LAB_TOKEN=self.token)
         launched = time.time()
         done = subprocess.run(
@@ -159,7 +124,7 @@ class Pai:
                 "tfjob",
                 "--name=overhead",
                 "--workers=2",
-                f"--command=python {script} {steps}",
+                f"--command=python {' '.join(script)}",
                 "--json",
             ],
             env=env,
@@ -215,8 +180,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.repeat < 1 or args.steps < 1:
         parser.error("--steps and --repeat must be at least 1")
     work = Path(tempfile.mkdtemp(prefix="pai-bench-", dir=args.work))
-    script = work / "steps.py"
-    script.write_text(PLAIN_SCRIPT if args.plain else TF_SCRIPT)
+    path = str(mwms_steps.write_to(work))
+    options = ["--plain"] if args.plain else []
+
+    def script(steps: int) -> list[str]:  # the rank's argv after `python`
+        return [path, str(steps), *options]
+
     kind = "plain" if args.plain else "tensorflow-mwms"
     print(f"2-worker MWMS, {args.steps} steps ({kind}); {machine()}", flush=True)
     sides: list[Pai] = []
@@ -227,17 +196,17 @@ def main(argv: list[str] | None = None) -> dict:
             sides.append(Pai(work, "baseline", tree=args.baseline.resolve()))
         for side in sides:  # warm up: the cluster starts lazily
             side.pause(False)
-            side.run(script, min(args.steps, 5))
+            side.run(script(min(args.steps, 5)))
             side.pause(True)
         for index in range(args.repeat):
-            hand = by_hand(script, args.steps)
+            hand = by_hand(script(args.steps))
             measured = {"hand": hand}
             print(f"round {index + 1}", flush=True)
             print(_row("by hand", hand), flush=True)
             for side in sides:
                 side.pause(False)
                 try:
-                    measured[side.label] = side.run(script, args.steps)
+                    measured[side.label] = side.run(script(args.steps))
                 finally:
                     side.pause(True)
                 r = _ratios(measured[side.label], hand)
