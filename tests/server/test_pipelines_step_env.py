@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pai_lab.pipelines import MetadataBuilder, Pipeline, PipelineArtifact, PipelineParameter, component
@@ -42,6 +44,8 @@ def test_a_step_that_prints_its_environment_sees_none_of_the_servers_aws_variabl
     for key, value in SERVER_AWS.items():
         assert key not in logs and value not in logs
     assert "AWS_ACCESS_KEY_ID" not in str(seen)
+    # nor the SDKs' default files of the server's HOME (~/.aws/credentials, ~/.aws/config)
+    assert f"AWS_SHARED_CREDENTIALS_FILE={os.devnull}" in logs and f"AWS_CONFIG_FILE={os.devnull}" in logs, logs
 
 
 def _aws_lines(run, step: str) -> dict[str, str]:
