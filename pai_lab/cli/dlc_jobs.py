@@ -23,6 +23,7 @@ STOP_WARNING = "[WARN] The job you are trying to stop is not in creating/running
 JOB_COLUMNS = ["id", "name", "state", "workers", "ps", "chief", "progress", "created_by", "created_at", "reason"]
 JOB_HEADERS = ["JobId", "Name", "Status", "Workers", "PS", "Chief", "Progress", "UserId", "GmtCreateTime", "Reason"]
 TERMINAL = ("Succeeded", "Failed", "Stopped")
+FOLLOW_WAIT_SECONDS = 30.0
 
 
 def _spec_flags(parser, kind: str) -> None:
@@ -197,8 +198,10 @@ def _follow(ctx, job, timeout: float | None) -> Result:
             if left is not None and left <= 0:
                 ctx.say(f"[Info] still {detail.state}; follow it with `pai dlc get job {job.id}`")
                 return Result(data=detail)
-            # a long poll: a state change shows at once; progress lines at least every second
-            detail = job.refresh(history_after=seen, wait=max(0.05, min(1.0, left if left is not None else 1.0)))
+            # a long poll, answered at a state change or a new progress line, else after FOLLOW_WAIT_SECONDS: a
+            # running job is not asked about once a second, on the cores its ranks train on
+            wait = max(0.05, min(FOLLOW_WAIT_SECONDS, left if left is not None else FOLLOW_WAIT_SECONDS))
+            detail = job.refresh(history_after=seen, wait=wait, progress=detail.progress)
     except KeyboardInterrupt:
         ctx.say(f"[Info] no longer following; the job goes on. Stop it with `pai dlc stop {job.id}`")
         return Result(data=job.detail)

@@ -47,10 +47,17 @@ class Job:
             raise AttributeError(attr)
         return getattr(self.detail, attr)
 
-    def refresh(self, *, history_after: int | None = None, wait: float = 10.0) -> JobDetail:
-        """The job now; with ``history_after``, once it has more state changes than that (a long
-        poll of at most ``wait`` seconds, so a follower hears of a change at once)."""
-        params = None if history_after is None else {"history_after": history_after, "wait": wait}
+    def refresh(
+        self, *, history_after: int | None = None, wait: float = 10.0, progress: str | None = None
+    ) -> JobDetail:
+        """The job now; with ``history_after``, once it has more state changes than that, or (with
+        ``progress``) once its progress line differs from that (a long poll of at most ``wait`` seconds,
+        so a follower hears of a change at once)."""
+        params: dict | None = None
+        if history_after is not None:
+            params = {"history_after": history_after, "wait": wait}
+            if progress is not None:
+                params["progress"] = progress
         timeout = self._jobs._ws.http.timeout + (wait if params else 0)
         self.detail = JobDetail.model_validate(self._jobs._ws._get(f"/jobs/{self.id}", params=params, timeout=timeout))
         return self.detail

@@ -102,6 +102,7 @@ async def get_job(req, workspace, job_id, query: JobQuery):
         if (
             query.history_after is None
             or len(detail.history) > query.history_after
+            or (query.progress is not None and detail.progress != query.progress)
             or detail.state in TERMINAL_STATES
             or loop.time() >= deadline
         ):

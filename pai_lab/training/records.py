@@ -116,11 +116,15 @@ def update_pods(session: Session, job_id: str, changes: dict[str, dict]) -> None
     row = session.get(JobRow, job_id)
     if row is None:
         return
+    before = specs.progress_line(row.pods or [])
     pods = [dict(p) for p in row.pods or []]
     for pod in pods:
         pod.update(changes.get(pod["name"], {}))
     row.pods = pods
     session.flush()
+    if row.state in ACTIVE_STATES and specs.progress_line(pods) != before:
+        # a follower waiting for the progress line to move (`pai dlc submit`) hears of it once committed
+        after_commit(session, lambda: JOB_CHANGES.changed(job_id))
 
 
 def add_logs(session: Session, job_id: str, pod: str, lines: list[tuple]) -> None:

@@ -140,6 +140,11 @@ class JobQuery(Schema):
         ge=0,
         description="long poll: answer once the job has more state changes than this (or ends, or `wait` passes)",
     )
+    progress: str | None = Field(
+        None,
+        max_length=1000,
+        description="long poll: answer also once the job's progress line differs from this (with history_after)",
+    )
     wait: float = Field(10.0, gt=0, le=60, description="seconds a long poll may wait")
 
 

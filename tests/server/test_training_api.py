@@ -104,3 +104,35 @@ async def test_a_job_runs_through_the_api_and_the_server_leaves_no_process(api, 
     assert status == 200 and stopped["state"] == "Stopped"
     assert not processes_of(sleeper["id"])
     assert (await api("DELETE", "/workspaces/trainers"))[0] == 204
+
+
+async def test_a_long_poll_answers_when_the_progress_line_moves_without_a_state_change(api, tmp_path):
+    script = tmp_path / "one_waits.py"
+    script.write_text("import os, time\nif os.environ['PAI_LAB_TASK_INDEX'] == '0':\n    time.sleep(300)\n")
+    status, job = await api(
+        "POST", "/workspaces/default/jobs", {"name": "half", "command": f"python {script}", "workers": 2}
+    )
+    assert status == 201
+    url = f"/workspaces/default/jobs/{job['id']}"
+    for _ in range(600):  # until both ranks run
+        _, job = await api("GET", url)
+        if job["progress"] == "worker_job:2/0/2[0%]":
+            break
+        await asyncio.sleep(0.1)
+    assert job["state"] == "Running", job
+    try:
+        # worker-1 exits while worker-0 sleeps on: the job stays Running, its progress line moves, and a
+        # follower waiting on that line hears of it long before its 60 s wait is over
+        query = {"history_after": str(len(job["history"])), "progress": job["progress"], "wait": "60"}
+        status, moved = await asyncio.wait_for(api("GET", url, params=query), 45)
+        assert status == 200 and moved["state"] == "Running" and moved["history"] == job["history"]
+        assert moved["progress"] == "worker_job:1/1/2[50%]"
+        # the same line asked again: no answer until the wait is over (or the job moves on)
+        query = {"history_after": str(len(job["history"])), "progress": moved["progress"], "wait": "0.5"}
+        status, same = await api("GET", url, params=query)
+        assert status == 200 and same["progress"] == moved["progress"] and same["state"] == "Running"
+        status, answer = await api("GET", url, params={**query, "progress": "x" * 1001})
+        assert status == 400 and answer["error"]["field"] == "progress"
+    finally:
+        status, stopped = await api("POST", f"{url}/stop")
+    assert status == 200 and stopped["state"] == "Stopped"
