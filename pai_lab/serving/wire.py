@@ -89,6 +89,61 @@ def write_frame(writer, message) -> None:
         writer.write(part)
 
 
+class FrameReader:
+    """The frames of a byte stream fed to it piece by piece (an asyncio protocol's data_received),
+    so that whoever reads the socket gets its messages in the same call, without a task of its own
+    awaiting each piece. A frame that arrived whole in one piece is unpickled from that piece; one
+    split across pieces is gathered first. Buffers are never resized once a message uses them."""
+
+    def __init__(self) -> None:
+        self._held = bytearray()
+
+    def feed(self, data: bytes) -> list:
+        """The messages completed by ``data``, in order (ValueError: a malformed frame)."""
+        if self._held:
+            self._held += data
+            src: bytes | bytearray = self._held
+        else:
+            src = data
+        messages, pos, total = [], 0, len(src)
+        while True:
+            frame = _frame_at(src, pos, total)
+            if frame is None:
+                break
+            message, pos = frame
+            messages.append(message)
+        if src is self._held:
+            if messages:  # the messages may use this buffer's memory: keep the rest in a new one
+                self._held = bytearray(memoryview(src)[pos:])
+        elif pos < total:
+            self._held = bytearray(memoryview(src)[pos:])
+        return messages
+
+
+def _frame_at(src, pos: int, total: int) -> tuple[Any, int] | None:
+    """The message of the frame starting at ``pos`` and where it ends; None while incomplete."""
+    if total - pos < HEADER.size:
+        return None
+    size, count = HEADER.unpack_from(src, pos)
+    if count > MAX_BUFFERS:
+        raise ValueError(f"a frame announces {count} buffers")
+    at = pos + HEADER.size
+    if total < at + LENGTH.size * count:
+        return None
+    sizes = [LENGTH.unpack_from(src, at + i * LENGTH.size)[0] for i in range(count)]
+    at += LENGTH.size * count
+    end = at + size + sum(sizes)
+    if total < end:
+        return None
+    view = memoryview(src)
+    body, at = view[at : at + size], at + size
+    buffers = []
+    for n in sizes:
+        buffers.append(view[at : at + n])
+        at += n
+    return pickle.loads(body, buffers=buffers), end
+
+
 async def read_frame_async(reader) -> Any:
     size, count = _lengths(await reader.readexactly(HEADER.size))
     sizes = await reader.readexactly(LENGTH.size * count) if count else b""

@@ -7,6 +7,7 @@ import socket
 import threading
 
 import numpy as np
+import pytest
 
 from pai_lab.serving import wire
 
@@ -83,3 +84,24 @@ def test_a_frame_cut_short_reads_as_the_end():
     writer.start()
     assert wire.read_frame(theirs.makefile("rb")) is None
     writer.join()
+
+
+def test_frames_fed_in_any_pieces_come_out_whole_and_in_order():
+    sent = messages()
+    stream = b"".join(wire.pack(m) for m in sent)
+    for cut in (1, 7, 4096, 65536, len(stream)):  # byte by byte up to all at once
+        frames = wire.FrameReader()
+        got = []
+        for at in range(0, len(stream), cut):
+            got.extend(frames.feed(stream[at : at + cut]))
+        assert len(got) == len(sent) and all(same(a, b) for a, b in zip(sent, got)), cut
+    frames = wire.FrameReader()
+    first = frames.feed(stream[:-1])  # the last frame lacks a byte: held back until it comes
+    assert len(first) == 3 and all(same(a, b) for a, b in zip(sent, first))
+    assert frames.feed(b"") == [] and frames.feed(stream[-1:]) == [sent[3]]
+    assert first[0][2]["inputs"]["x"][0, 0] == 0.0  # arrays of earlier frames kept their memory
+
+
+def test_a_frame_announcing_too_many_buffers_is_refused():
+    with pytest.raises(ValueError, match="buffers"):
+        wire.FrameReader().feed(wire.HEADER.pack(10, wire.MAX_BUFFERS + 1))

@@ -12,6 +12,7 @@ import os
 import secrets
 import signal
 import socket
+import weakref
 from pathlib import Path
 
 from tornado import httpserver, netutil
@@ -21,17 +22,47 @@ from pai_lab.serving.gateway.core import Gateway
 from pai_lab.serving.gateway.handlers import make_app
 
 log = logging.getLogger("pai_lab.gateway")
+IDLE_SWEEP_S = 1800.0  # a connection without a request for one to two sweeps is closed
+
+
+class _Server(httpserver.HTTPServer):
+    """Tornado's HTTP server, with idle connections closed by a sweep rather than by the timer tornado
+    puts on the headers of every request (a future, a timer and a callback per request)."""
+
+    streams: weakref.WeakSet  # every connection
+    active: weakref.WeakSet  # those that had a request (or opened) since the last sweep
+
+    def handle_stream(self, stream, address) -> None:
+        self.streams.add(stream)
+        self.active.add(stream)  # a new connection has until the sweep after next to send a request
+        super().handle_stream(stream, address)
+
+    async def close_idle(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            for stream in list(self.streams):
+                if stream not in self.active and not stream.closed():
+                    stream.close()
+            self.active.clear()
+
+
+def http_server(gateway: Gateway) -> _Server:
+    router = make_app(gateway)
+    server = _Server(router, xheaders=False, idle_connection_timeout=IDLE_SWEEP_S, max_body_size=512 << 20)
+    server.conn_params.header_timeout = None  # the sweep closes idle connections instead
+    server.streams = weakref.WeakSet()
+    server.active = router.active = weakref.WeakSet()  # the streams that had a request since the last sweep
+    return server
 
 
 async def serve(host: str, port: int, state_dir: Path, secret: str, metrics_token: str = "") -> None:
     gateway = Gateway(state_dir, secret, metrics_token)
-    server = httpserver.HTTPServer(
-        make_app(gateway), xheaders=False, idle_connection_timeout=3600, max_body_size=512 << 20
-    )
+    server = http_server(gateway)
     sockets = netutil.bind_sockets(port, host, backlog=1024)
     server.add_sockets(sockets)
     bound = sockets[0].getsockname()[1]
     gateway.watchdog = asyncio.create_task(gateway.watch_memory())
+    sweeper = asyncio.create_task(server.close_idle(IDLE_SWEEP_S))
     ready = state_dir / "gateway.json"
     tmp = ready.with_suffix(".tmp")
     # the machine's name too: servers over a team folder on a shared disk use only their own machine's gateway
@@ -44,6 +75,7 @@ async def serve(host: str, port: int, state_dir: Path, secret: str, metrics_toke
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     server.stop()
+    sweeper.cancel()
     await gateway.close()
 
 

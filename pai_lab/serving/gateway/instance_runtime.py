@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -25,12 +25,12 @@ from pai_lab.serving import sandbox as instance_sandbox
 from pai_lab.serving import wire
 from pai_lab.serving.gateway import METRICS_TOKEN_ENV, SECRET_ENV
 from pai_lab.serving.gateway.errors import (
-    InstanceError,
     LoadFailed,
     NotReady,
     QueueFull,
     ServingError,
 )
+from pai_lab.serving.gateway.instance_replies import Job, Replies, deliver
 from pai_lab.serving.protocols import eas
 
 if TYPE_CHECKING:
@@ -45,33 +45,6 @@ CONNECT_TRIES = 50
 
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class Job:
-    """One request waiting for (or inside) an instance."""
-
-    __slots__ = ("future", "key", "kind", "payload", "rows")
-
-    def __init__(self, kind: str, payload, future: asyncio.Future, batchable: bool = False):
-        self.kind = kind
-        self.payload = payload
-        self.future = future
-        self.rows = 0
-        self.key: tuple | None = None
-        if kind == "process":  # a Python processor's request: one row, batched if it has process_batch
-            self.rows = 1
-            self.key = ("process", (), (), batchable)
-        elif kind == "predict":
-            inputs = payload["inputs"]
-            first = next(iter(inputs.values()))
-            self.rows = first.shape[0] if first.ndim else 0
-            # requests batch together only when they ask the same thing of same-shaped inputs
-            self.key = (
-                payload["signature_name"],
-                tuple(payload["output_filter"] or ()),
-                tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(inputs.items())),
-                all(a.ndim and a.shape[0] == self.rows for a in inputs.values()),
-            )
 
 
 class Instance:
@@ -154,7 +127,7 @@ class Instance:
             reading = None
             try:
                 reader = await self._spawn(gpus)
-                reading = asyncio.create_task(self._read_loop(reader))
+                reading = self._take_replies(reader)
                 await self._warm_up(reading)
                 self.ready, self.status, self.reason = True, "Running", ""
                 self.wakeup.set()  # requests may have been queued for it while it was loading
@@ -253,7 +226,7 @@ class Instance:
         self.service.learn(self)
         return reader
 
-    async def _warm_up(self, reading: asyncio.Task) -> None:
+    async def _warm_up(self, reading: asyncio.Future) -> None:
         """Replay the warm-up requests, each 5 times, before the instance counts as ready."""
         for body in self.generation.get("warm_up") or []:
             for _ in range(WARM_UP_REPEATS):
@@ -272,17 +245,29 @@ class Instance:
                     log.warning("warm-up request of %s failed: %s", self.name, getattr(exc, "message", exc))
                     break
 
-    async def _read_loop(self, reader) -> None:
-        while True:
-            try:
-                request_id, status, result = await wire.read_frame_async(reader)
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
-            jobs = self.inflight.pop(request_id, None)
-            if self.pending:  # the freed slot matters only to requests waiting for one
-                self.wakeup.set()
-            if jobs:
-                _deliver(jobs, status, result)
+    def _take_replies(self, reader: asyncio.StreamReader) -> asyncio.Future:
+        """From the handshake on, the instance's replies are read by a protocol that resolves each
+        request's future as its frame arrives (no reading task to wake in between). The future
+        returned ends when the connection does."""
+        assert self.writer is not None
+        transport = cast(asyncio.Transport, self.writer.transport)
+        replies = Replies(self, asyncio.get_running_loop().create_future())
+        transport.set_protocol(replies)
+        leftover = bytes(getattr(reader, "_buffer", b""))  # none: the instance waits for a request now
+        if leftover:
+            replies.data_received(leftover)
+        if transport.is_closing() or reader.at_eof():
+            replies.connection_lost(None)
+        else:
+            transport.resume_reading()  # a no-op unless the stream had paused it
+        return replies.closed
+
+    def _reply(self, request_id: int, status: str, result) -> None:
+        jobs = self.inflight.pop(request_id, None)
+        if self.pending:  # the freed slot matters only to requests waiting for one
+            self.wakeup.set()
+        if jobs:
+            deliver(jobs, status, result)
 
     async def _reap(self) -> int | None:
         if self.writer is not None:
@@ -463,27 +448,3 @@ def _where(proc) -> dict:
     if not getattr(proc, "remote", False):
         return {}
     return {"inner_ip": f"{proc.host}:{proc.port}", "host_ip": proc.host, "worker": proc.worker}
-
-
-def _deliver(jobs: list[Job], status: str, result) -> None:
-    if status != "ok":
-        code, message = result
-        for job in jobs:
-            if not job.future.done():
-                job.future.set_exception(InstanceError(code, message))
-        return
-    if len(jobs) == 1:
-        if not jobs[0].future.done():
-            jobs[0].future.set_result(result)
-        return
-    if isinstance(result, list):  # a Python processor's batch: one answer per request, in order
-        for job, answer in zip(jobs, result):
-            if not job.future.done():
-                job.future.set_result(answer)
-        return
-    start = 0
-    for job in jobs:
-        end = start + job.rows
-        if not job.future.done():
-            job.future.set_result({k: v[start:end] for k, v in result.items()})
-        start = end

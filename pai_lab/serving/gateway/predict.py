@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import time
+import weakref
 from urllib.parse import unquote
 
 from tornado import httputil, routing, web
@@ -36,7 +37,7 @@ from pai_lab.serving.gateway.errors import (
     TimedOut,
 )
 from pai_lab.serving.gateway.instance_runtime import Job
-from pai_lab.serving.gateway.service_runtime import Route, ServiceRuntime, in_background
+from pai_lab.serving.gateway.service_runtime import Route, ServiceRuntime
 from pai_lab.serving.protocols import eas, tfserving, v2
 
 log = logging.getLogger("pai_lab.gateway")
@@ -124,12 +125,53 @@ class Answering:
         if why:
             raise Refused(f"{why}: send `Authorization: <service token>` (`pai eascmd desc <name>` shows AccessToken)")
 
-    async def run_tensors(self, svc: ServiceRuntime, sig_name, inputs, output_filter):
-        self.metric_service = svc.name
-        job = svc.tensor_job(sig_name, inputs, output_filter)
-        return await self.call(svc, job)
+    # the protocols define start (everything up to handing the job to an instance; the job, or
+    # None once a refusal is answered) and reply (the answer from the job's result)
+    fail_as_json = True
+    _timer: asyncio.TimerHandle | None = None
 
-    async def call(self, svc: ServiceRuntime, job: Job):
+    def start(self, *args) -> Job | None:
+        raise NotImplementedError
+
+    def reply(self, result) -> None:
+        raise NotImplementedError
+
+    def begin(self, *args) -> Job | None:
+        """The request up to its job waiting in an instance; None when it was refused (answered)."""
+        try:
+            return self.start(*args)
+        except REFUSALS as exc:
+            self.fail(exc, self.fail_as_json)
+            return None
+
+    def settle(self, future: asyncio.Future) -> None:
+        """Answer from the job's future once it is done: the reply, or the refusal."""
+        if self._timer is not None:
+            self._timer.cancel()
+        exc = NotReady("the request was abandoned; retry") if future.cancelled() else future.exception()
+        if exc is None:
+            self.reply(future.result())
+        elif isinstance(exc, REFUSALS):
+            self.fail(exc, self.fail_as_json)
+        else:
+            raise exc
+
+    async def respond(self, *args) -> None:
+        """The handler door: begin, wait, settle (the lean door settles in a callback instead)."""
+        job = self.begin(*args)
+        if job is None:
+            return
+        try:
+            await job.future
+        except REFUSALS:
+            pass  # settle answers it
+        self.settle(job.future)
+
+    def submit_tensors(self, svc: ServiceRuntime, sig_name, inputs, output_filter) -> Job:
+        self.metric_service = svc.name
+        return self.submit(svc, svc.tensor_job(sig_name, inputs, output_filter))
+
+    def submit(self, svc: ServiceRuntime, job: Job) -> Job:
         svc.stats["arrivals"] += 1  # the demand, refused or not: what the autoscaler sizes the service by
         inst = svc.pick()
         self.metric_instance = inst.name
@@ -137,35 +179,37 @@ class Answering:
         # a timer on the job's own future rather than asyncio.wait_for, which wraps it in another
         # future and costs two more turns of the event loop on every answer
         keepalive = svc.spec["rpc"]["keepalive"]
-        timer = asyncio.get_running_loop().call_later(keepalive / 1000, _expire, svc, job, keepalive)
-        try:
-            return await job.future
-        finally:
-            timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(keepalive / 1000, _expire, svc, job, keepalive)
+        return job
 
 
 class EasPredict(Answering):
-    async def post(self, entry: str):
-        try:
-            route = self.gateway.route(entry)
-            self.authorize(route, self.request.path)
-            svc = self.gateway.service(route.choose())
-            self.metric_service = svc.name
-            job, as_json = svc.make_job(self.request.body, self.request.headers.get("Content-Type", ""))
-            result = await self.call(svc, job)
-        except REFUSALS as exc:
-            self.fail(exc, as_json=False)
-            return
-        if job.kind == "process":
+    fail_as_json = False
+    as_json = False
+    job_kind = ""
+
+    def start(self, entry: str) -> Job:
+        route = self.gateway.route(entry)
+        self.authorize(route, self.request.path)
+        svc = self.gateway.service(route.choose())
+        self.metric_service = svc.name
+        job, self.as_json = svc.make_job(self.request.body, self.request.headers.get("Content-Type", ""))
+        self.job_kind = job.kind
+        return self.submit(svc, job)
+
+    def reply(self, result) -> None:
+        if self.job_kind == "process":
             body, status = result
             self.set_status(status)
             self.finish(body)
-        elif as_json:
+        elif self.as_json:
             self.set_header("Content-Type", "application/json")
             self.finish(eas.format_json(result))
         else:
             self.set_header("Content-Type", "application/octet-stream")
             self.finish(eas.format_proto(result))
+
+    post = Answering.respond
 
 
 def resolve_tf(gateway: Gateway, model: str, version: str | None, label: str | None) -> tuple[Route, ServiceRuntime]:
@@ -186,43 +230,46 @@ def resolve_tf(gateway: Gateway, model: str, version: str | None, label: str | N
 
 
 class TfPredict(Answering):
-    async def post(self, model, version=None, label=None, verb=None):
-        try:
-            if verb != "predict":
-                raise NotServed(f":{verb} is not served; use :predict")
-            route, svc = resolve_tf(self.gateway, model, version, label)
-            self.authorize(route, self.request.path)
-            self.metric_service = svc.name
-            names = [t["name"] for t in svc.signature(None)["inputs"]]
-            sig_name, inputs, style = tfserving.parse(self.request.body, names)
-            outputs = await self.run_tensors(svc, sig_name, inputs, None)
-        except REFUSALS as exc:
-            self.fail(exc)
-            return
+    style = ""
+
+    def start(self, model, version=None, label=None, verb=None) -> Job:
+        if verb != "predict":
+            raise NotServed(f":{verb} is not served; use :predict")
+        route, svc = resolve_tf(self.gateway, model, version, label)
+        self.authorize(route, self.request.path)
+        self.metric_service = svc.name
+        names = [t["name"] for t in svc.signature(None)["inputs"]]
+        sig_name, inputs, self.style = tfserving.parse(self.request.body, names)
+        return self.submit_tensors(svc, sig_name, inputs, None)
+
+    def reply(self, result) -> None:
         self.set_header("Content-Type", "application/json")
-        self.finish(tfserving.format(outputs, style))
+        self.finish(tfserving.format(result, self.style))
+
+    post = Answering.respond
 
 
 class V2Infer(Answering):
-    async def post(self, model, version=None, what=None):
-        try:
-            if what != "/infer":
-                raise NotServed("POST /v2/models/<name>/infer")
-            route = self.gateway.route(model)
-            self.authorize(route, self.request.path)
-            svc = self.gateway.service(route.choose())
-            self.metric_service = svc.name
-            inputs, wanted, as_binary, request_id = v2.parse(
-                self.request.body, self.request.headers.get("Inference-Header-Content-Length")
-            )
-            outputs = await self.run_tensors(svc, None, inputs, wanted)
-        except REFUSALS as exc:
-            self.fail(exc)
-            return
-        body, headers = v2.format(model, svc.spec["version"], outputs, as_binary, request_id)
+    def start(self, model, version=None, what=None) -> Job:
+        if what != "/infer":
+            raise NotServed("POST /v2/models/<name>/infer")
+        route = self.gateway.route(model)
+        self.authorize(route, self.request.path)
+        svc = self.gateway.service(route.choose())
+        self.metric_service = svc.name
+        inputs, wanted, self.as_binary, self.request_id = v2.parse(
+            self.request.body, self.request.headers.get("Inference-Header-Content-Length")
+        )
+        self.model, self.version = model, svc.spec["version"]
+        return self.submit_tensors(svc, None, inputs, wanted)
+
+    def reply(self, result) -> None:
+        body, headers = v2.format(self.model, self.version, result, self.as_binary, self.request_id)
         for k, v in headers.items():
             self.set_header(k, v)
         self.finish(body)
+
+    post = Answering.respond
 
 
 # --------------------------------------------------------------------------- the lean door
@@ -288,15 +335,30 @@ class Lean(Answering):
         connection.finish()
         self.record()
 
-    async def answer(self, args: tuple) -> None:
+    def answer(self, args: tuple) -> None:
+        """Parse, hand the job to an instance, and answer in the job future's callback: no task
+        and no turn of the event loop between the request's last byte and the instance's frame."""
         try:
-            await self.post(*args)  # type: ignore[attr-defined]  # the protocol class mixed in defines it
-        except Exception:  # an unforeseen failure is a 500 and a log line, as tornado answers it
-            log.exception("uncaught failure answering %s %s", self.request.method, self.request.path)
-            if not self._finished:
-                self.set_status(500)
-                self._headers["Content-Type"] = "text/plain; charset=utf-8"
-                self.finish("500: Internal Server Error")
+            job = self.begin(*args)
+        except Exception:  # noqa: BLE001 - whatever it was, the caller gets a 500 and the log the trace
+            self._crashed()
+            return
+        if job is not None:
+            job.future.add_done_callback(self._settled)
+
+    def _settled(self, future: asyncio.Future) -> None:
+        try:
+            self.settle(future)
+        except Exception:  # noqa: BLE001 - whatever it was, the caller gets a 500 and the log the trace
+            self._crashed()
+
+    def _crashed(self) -> None:
+        """An unforeseen failure is a 500 and a log line, as tornado answers it."""
+        log.exception("uncaught failure answering %s %s", self.request.method, self.request.path)
+        if not self._finished:
+            self.set_status(500)
+            self._headers["Content-Type"] = "text/plain; charset=utf-8"
+            self.finish("500: Internal Server Error")
 
 
 _LEAN_CLASSES = {proto: type(f"Lean{proto.__name__}", (proto, Lean), {}) for _, proto in LEAN_ROUTES}
@@ -314,7 +376,7 @@ class _LeanDelegate(httputil.HTTPMessageDelegate):
         chunks = self.chunks
         self.answer.request.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self.chunks = []
-        in_background(self.answer.answer(self.args))
+        self.answer.answer(self.args)
 
     def on_connection_close(self) -> None:
         self.chunks = []
@@ -326,8 +388,10 @@ class Router(routing.Router):
     def __init__(self, gateway: Gateway, app: web.Application):
         self.gateway = gateway
         self.app = app
+        self.active: weakref.WeakSet = weakref.WeakSet()  # the connections that had a request lately
 
     def find_handler(self, request: httputil.HTTPServerRequest, **kwargs) -> httputil.HTTPMessageDelegate | None:
+        self.active.add(request.connection.stream)  # type: ignore[union-attr]  # an HTTP1Connection
         if request.method == "POST":
             for pattern, proto in LEAN_ROUTES:
                 match = pattern.fullmatch(request.path)

@@ -1,0 +1,100 @@
+"""What comes back from an instance: the jobs waiting for it, the protocol that reads the
+instance's reply frames off its connection, and the hand-out of a (batched) reply to its jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+from typing import TYPE_CHECKING
+
+from pai_lab.serving import wire
+from pai_lab.serving.gateway.errors import InstanceError
+
+if TYPE_CHECKING:
+    from pai_lab.serving.gateway.instance_runtime import Instance
+
+log = logging.getLogger("pai_lab.gateway")
+
+
+class Job:
+    """One request waiting for (or inside) an instance."""
+
+    __slots__ = ("future", "key", "kind", "payload", "rows")
+
+    def __init__(self, kind: str, payload, future: asyncio.Future, batchable: bool = False):
+        self.kind = kind
+        self.payload = payload
+        self.future = future
+        self.rows = 0
+        self.key: tuple | None = None
+        if kind == "process":  # a Python processor's request: one row, batched if it has process_batch
+            self.rows = 1
+            self.key = ("process", (), (), batchable)
+        elif kind == "predict":
+            inputs = payload["inputs"]
+            first = next(iter(inputs.values()))
+            self.rows = first.shape[0] if first.ndim else 0
+            # requests batch together only when they ask the same thing of same-shaped inputs
+            self.key = (
+                payload["signature_name"],
+                tuple(payload["output_filter"] or ()),
+                tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(inputs.items())),
+                all(a.ndim and a.shape[0] == self.rows for a in inputs.values()),
+            )
+
+
+class Replies(asyncio.Protocol):
+    """The gateway's end of an instance connection once it has loaded: frames in, answers out."""
+
+    def __init__(self, inst: Instance, closed: asyncio.Future):
+        self.inst = inst
+        self.closed = closed
+        self.frames = wire.FrameReader()
+        self.transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # not called by set_protocol
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self.frames.feed(data)
+        except (ValueError, pickle.UnpicklingError, EOFError):
+            log.warning("instance %s sent a malformed frame; its connection is closed", self.inst.name)
+            if self.inst.writer is not None:
+                self.inst.writer.close()
+            self.connection_lost(None)
+            return
+        for request_id, status, result in messages:
+            self.inst._reply(request_id, status, result)
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes, and connection_lost ends the instance's connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+def deliver(jobs: list[Job], status: str, result) -> None:
+    if status != "ok":
+        code, message = result
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_exception(InstanceError(code, message))
+        return
+    if len(jobs) == 1:
+        if not jobs[0].future.done():
+            jobs[0].future.set_result(result)
+        return
+    if isinstance(result, list):  # a Python processor's batch: one answer per request, in order
+        for job, answer in zip(jobs, result):
+            if not job.future.done():
+                job.future.set_result(answer)
+        return
+    start = 0
+    for job in jobs:
+        end = start + job.rows
+        if not job.future.done():
+            job.future.set_result({k: v[start:end] for k, v in result.items()})
+        start = end
