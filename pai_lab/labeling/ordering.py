@@ -22,6 +22,8 @@ import numpy as np
 NEIGHBOURS = 20  # TypiClust's k for typicality
 WIDEN = 4  # cluster-margin: candidates per package slot
 SMALL_CLUSTER = 5  # TypiClust leaves clusters under this size for last
+MAX_TYPICALITY = 2_000  # items of a cluster compared pairwise (memory: their square)
+MAX_CLUSTERS = 500  # k-means' k, bounded (memory: items x k distances); a larger package's rest follows the plain order
 
 
 def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -69,10 +71,11 @@ def typicality(points: np.ndarray, neighbours: int = NEIGHBOURS) -> np.ndarray:
 def typiclust(embedding: np.ndarray, labelled: np.ndarray, budget: int, seed: int) -> list[int]:
     """Up to ``budget`` rows of ``embedding`` not yet ``labelled`` (a boolean per row), most useful first."""
     taken = np.asarray(labelled, dtype=bool).copy()
-    k = min(int(taken.sum()) + budget, len(embedding))
+    k = min(int(taken.sum()) + budget, len(embedding), MAX_CLUSTERS)
     if k == 0:
         return []
     clusters = kmeans(embedding, k, seed)
+    rng = np.random.default_rng(seed)
     sizes = np.bincount(clusters, minlength=k)
     chosen: list[int] = []
     while len(chosen) < budget:
@@ -83,6 +86,9 @@ def typiclust(embedding: np.ndarray, labelled: np.ndarray, budget: int, seed: in
         # fewest labelled first, then the largest; clusters under SMALL_CLUSTER items only when nothing else is left
         key = np.where(free, covered * 1e6 - sizes + (sizes < SMALL_CLUSTER) * 1e5, np.inf)
         members = np.flatnonzero(clusters == int(np.argmin(key)))
+        if len(members) > MAX_TYPICALITY:  # a huge cluster: the most typical of a sample of its free items
+            free_members = members[~taken[members]]
+            members = np.sort(rng.choice(free_members, min(MAX_TYPICALITY, len(free_members)), replace=False))
         score = typicality(embedding[members])
         score[taken[members]] = -np.inf
         best = int(members[int(np.argmax(score))])
@@ -118,6 +124,7 @@ def rank_rows(by: str, rows: list, embedding: dict[int, np.ndarray], labelled: l
     from pai_lab.labeling.suggestions import uncertainty
 
     by_seq = sorted(rows, key=lambda r: r.seq)
+    size = min(size, MAX_CLUSTERS)
     if by == "typical":
         known = [q for q in labelled if q in embedding]
         points = np.stack([embedding[q] for q in known] + [embedding[r.seq] for r in by_seq])

@@ -44,6 +44,18 @@ def test_typiclust_takes_the_middle_of_each_blob_the_largest_first_and_skips_cov
     assert sorted(which[k]) == [1, 2] and 2 not in k
 
 
+def test_large_inputs_stay_bounded_and_a_sampled_cluster_still_gives_a_typical_item():
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(6000, 5))  # one big blob: clusters past MAX_TYPICALITY items are sampled
+    labelled = np.zeros(len(points), bool)
+    labelled[:3000] = True  # labelled + budget clusters would be 3,002: k stays at MAX_CLUSTERS
+    chosen = ordering.typiclust(points, labelled, 2, seed=0)
+    assert len(set(chosen)) == 2 and not labelled[chosen].any()
+    whole = ordering.typiclust(points[:2500], np.zeros(2500, bool), 1, seed=0)  # one cluster of 2,500: sampled
+    norms = np.linalg.norm(points[:2500], axis=1)
+    assert norms[whole[0]] < np.quantile(norms, 0.1)  # from the dense middle of the blob
+
+
 def test_cluster_margin_spreads_the_package_over_unlike_uncertain_items():
     points, _ = blobs([5, 3, 4])
     # blob 0 the least sure, then blob 1; blob 2 sure
