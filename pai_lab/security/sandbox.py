@@ -1,7 +1,10 @@
 """What a member's code may see and hold on the server's machine: a job's ranks, a pipeline's steps and
 a service's instances all run code a member wrote, and one rule keeps them apart from the control plane.
 
-- Their environment never carries the server's own credentials (its token, Jupyter's, the Hub's).
+- Their environment never carries the server's own credentials (its token, Jupyter's, the Hub's), nor
+  its cloud credentials; the cloud SDKs' default files and instance role are pointed at nothing.
+- On a resource group's Dask worker, a service instance gets the same plan and mode with its launch and
+  the worker applies it with its own bubblewrap (:func:`bubblewrap_on_worker`).
 - On a server with more than one user (``PaiLabApp.job_sandbox`` ``auto``; ``bubblewrap``: always;
   ``off``: never) they run in a bubblewrap sandbox: the system and Python read-only, the allowed roots
   read-only with the state folder replaced by an empty one (its samples shown again), what the code
