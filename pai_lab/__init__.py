@@ -1,6 +1,14 @@
 """pai_lab: workspaces, datasets, labeling, distributed TensorFlow on Dask and model serving, in JupyterLab."""
 
-from pai_lab._version import __version__
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read from the package's metadata on first use: `pai` and ranks start sooner
+        from pai_lab._version import __version__
+
+        return __version__
+    raise AttributeError(f"module 'pai_lab' has no attribute {name!r}")
 
 
 def _jupyter_server_extension_points():

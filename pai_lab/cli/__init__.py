@@ -8,18 +8,32 @@ table, or JSON with ``--json``) and the magic hands back to the notebook as an o
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import sys
 from collections.abc import Callable
 
-from pai_lab._version import __version__
-from pai_lab.cli import datasets, dlc, eascmd, labeling, models, pai_tf, pipeline, review, server, workspaces
+from pai_lab.cli import pai_tf
 from pai_lab.cli.base import Context, Parser, Result, UsageError, _CleanExit, jsonable
 from pai_lab.errors import PaiError
 
 # The modules that add verbs, in the order `pai --help` lists them. Each defines register(sub, add_command).
 # review adds verbs to the label and dataset groups, so it comes after them
-COMMAND_MODULES = [workspaces, server, datasets, labeling, review, dlc, pai_tf, models, eascmd, pipeline]
+COMMAND_MODULES = [
+    "workspaces",
+    "server",
+    "datasets",
+    "labeling",
+    "review",
+    "dlc",
+    "pai_tf",
+    "models",
+    "eascmd",
+    "pipeline",
+]
+# Groups whose verbs one module adds alone: a command line that starts with one builds (and imports) that
+# module's parser only, so `pai dlc submit` reaches the server sooner (its ranks wait on it)
+SOLE_GROUPS = {"dlc": "dlc"}
 
 
 def _add_command(subparsers, name: str, func: Callable, help: str, cell_file: str | None = None, **kw) -> Parser:
@@ -29,12 +43,16 @@ def _add_command(subparsers, name: str, func: Callable, help: str, cell_file: st
     return parser
 
 
-def build_parser() -> Parser:
+def build_parser(group: str | None = None) -> Parser:
+    """Every command's parser; with ``group`` (one of :data:`SOLE_GROUPS`), that group's alone."""
     parser = Parser(prog="pai", description="pai_lab: workspaces, datasets, labeling, training and serving.")
-    parser.add_argument("--version", action="version", version=f"pai_lab {__version__}")
+    if group is None:
+        from pai_lab._version import __version__
+
+        parser.add_argument("--version", action="version", version=f"pai_lab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
-    for module in COMMAND_MODULES:
-        module.register(sub, _add_command)
+    for name in COMMAND_MODULES if group is None else [SOLE_GROUPS[group]]:
+        importlib.import_module(f"pai_lab.cli.{name}").register(sub, _add_command)
     return parser
 
 
@@ -45,7 +63,7 @@ def _default_client():
 
 
 def parse(argv: list[str]):
-    return build_parser().parse_args(argv)
+    return build_parser(argv[0] if argv and argv[0] in SOLE_GROUPS else None).parse_args(argv)
 
 
 def run(argv: list[str], ctx: Context | None = None) -> Result:

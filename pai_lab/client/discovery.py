@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psutil
-
 from pai_lab.errors import ServerNotFound
 
 HOW_TO_START = (
@@ -51,6 +49,8 @@ class ServerInfo:
 
 
 def _alive(pid) -> bool:
+    import psutil  # loaded only when looking for a server (with PAI_LAB_URL set, a `pai` call needs none)
+
     try:
         return bool(pid) and psutil.pid_exists(int(pid))
     except (TypeError, ValueError):
@@ -58,6 +58,8 @@ def _alive(pid) -> bool:
 
 
 def _ancestors() -> list[int]:
+    import psutil
+
     pids = []
     try:
         proc = psutil.Process()
