@@ -69,3 +69,34 @@ def test_large_tensors_cross_whole_and_bad_binary_framing_is_refused(tf_service,
     )
     past = requests.post(url, data=head, headers=dict(headers, **{"Inference-Header-Content-Length": "99999"}))
     assert past.status_code == 400 and "Inference-Header-Content-Length" in past.json()["error"]
+
+
+def test_binary_and_json_requests_take_turns_on_one_connection(tf_service, in_process_model):
+    """A binary body is read straight into a buffer of its own: the keep-alive connection stays in step
+    for the JSON request after it and the binary one after that (and the answers stay each its own)."""
+    name, token = tf_service.name, tf_service.token
+    url = gateway_of(tf_service.endpoint) + f"/v2/models/{name}/infer"
+    rng = np.random.default_rng(5)
+    with requests.Session() as session:
+        for rows in (3000, 1, 5000, 2):
+            x = rng.normal(size=(rows, 4)).astype(np.float32)
+            if rows > 2:
+                head = json.dumps(
+                    {
+                        "inputs": [
+                            {"name": "images", "shape": [rows, 4], "datatype": "FP32"}
+                            | {"parameters": {"binary_data_size": x.nbytes}}
+                        ]
+                    }
+                ).encode()
+                answer = session.post(
+                    url,
+                    data=head + x.tobytes(),
+                    headers={"Authorization": token, "Inference-Header-Content-Length": str(len(head))},
+                )
+            else:
+                tensor = {"name": "images", "shape": [rows, 4], "datatype": "FP32", "data": x.ravel().tolist()}
+                answer = session.post(url, json={"inputs": [tensor]}, headers={"Authorization": token})
+            assert answer.status_code == 200, answer.text
+            [out] = answer.json()["outputs"]
+            assert np.allclose(np.reshape(out["data"], out["shape"]), in_process_model(x), atol=1e-6)

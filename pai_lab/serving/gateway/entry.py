@@ -20,6 +20,7 @@ from tornado import httpserver, netutil
 from pai_lab.serving.gateway import METRICS_TOKEN_ENV, SECRET_ENV
 from pai_lab.serving.gateway.core import Gateway
 from pai_lab.serving.gateway.handlers import make_app
+from pai_lab.serving.gateway.predict import MAX_BODY
 
 log = logging.getLogger("pai_lab.gateway")
 IDLE_SWEEP_S = 1800.0  # a connection without a request for one to two sweeps is closed
@@ -48,7 +49,7 @@ class _Server(httpserver.HTTPServer):
 
 def http_server(gateway: Gateway) -> _Server:
     router = make_app(gateway)
-    server = _Server(router, xheaders=False, idle_connection_timeout=IDLE_SWEEP_S, max_body_size=512 << 20)
+    server = _Server(router, xheaders=False, idle_connection_timeout=IDLE_SWEEP_S, max_body_size=MAX_BODY)
     server.conn_params.header_timeout = None  # the sweep closes idle connections instead
     server.streams = weakref.WeakSet()
     server.active = router.active = weakref.WeakSet()  # the streams that had a request since the last sweep

@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -204,6 +205,8 @@ class Instance:
                 await asyncio.sleep(0.02)
             try:
                 reader, self.writer = await asyncio.open_unix_connection(str(sock), limit=1 << 26)
+                # a batch of tensors (hundreds of KiB) leaves in one send, not in pieces as the instance reads
+                self.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
                 break
             except ConnectionRefusedError:
                 if attempt == CONNECT_TRIES - 1 or self.proc.poll() is not None:

@@ -281,6 +281,7 @@ LEAN_ROUTES: list[tuple[re.Pattern, type[Answering]]] = [
     (re.compile(rf"/v1/models/{MODEL}(?:/versions/(\d+))?(?:/labels/([^/:]+))?:(\w+)"), TfPredict),
     (re.compile(rf"/v2/models/{MODEL}(?:/versions/([^/]+))?(/ready|/infer)?/?"), V2Infer),
 ]
+MAX_BODY = 512 << 20  # the largest request body the gateway reads
 SERVER_HEADER = "TornadoServer/" + __import__("tornado").version
 
 
@@ -368,18 +369,46 @@ class _LeanDelegate(httputil.HTTPMessageDelegate):
     def __init__(self, answer: Lean, args: tuple):
         self.answer, self.args = answer, args
         self.chunks: list[bytes] = []
+        self.whole: bytearray | None = None  # a binary body read straight into one buffer
+        self.length = ""
+
+    def headers_received(self, start_line, headers: httputil.HTTPHeaders):
+        """Open Inference v2 binary tensors: the body goes from the socket into one buffer of its size
+        (not through tornado's read buffer in 64 KiB pieces, each copied out, then joined), and the
+        arrays are views of that buffer all the way into the frame to the instance."""
+        length = headers.get("Content-Length", "")
+        if (
+            "Inference-Header-Content-Length" not in headers
+            or not length.isdigit()
+            or not 0 < int(length) <= MAX_BODY
+            or "Transfer-Encoding" in headers
+            or "Expect" in headers  # the client waits for 100 Continue, which tornado sends after this
+        ):
+            return None
+        connection = self.answer.request.connection
+        stream = getattr(connection, "stream", None)
+        if stream is None:
+            return None
+        self.whole, self.length = bytearray(int(length)), length
+        del headers["Content-Length"]  # tornado reads no body of its own; put back once it is read
+        return stream.read_into(self.whole)
 
     def data_received(self, chunk: bytes) -> None:
         self.chunks.append(chunk)
 
     def finish(self) -> None:
-        chunks = self.chunks
-        self.answer.request.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self.chunks = []
+        request = self.answer.request
+        if self.whole is not None:
+            request.body, self.whole = self.whole, None  # type: ignore[assignment]  # bytes-like is enough
+            request.headers["Content-Length"] = self.length
+        else:
+            chunks = self.chunks
+            request.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self.chunks = []
         self.answer.answer(self.args)
 
     def on_connection_close(self) -> None:
-        self.chunks = []
+        self.chunks, self.whole = [], None
 
 
 class Router(routing.Router):
