@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(json.dumps(asyncio.run(_open_load(url, token, [tuple(p) for p in json.loads(phases)]))))
         return []
     if args.smoke:
-        args.base, args.peak, args.after, args.down_window, args.service_ms = 2.0, 4.0, 3.0, 1, 50.0
+        args.base, args.peak, args.after, args.down_window, args.service_ms = 1.0, 4.0, 1.0, 1, 50.0
         # the fixed-4 baseline takes the fixed-1 path with more instances: the smoke run leaves it out
         args.configs = args.configs.replace(",fixed4", "")
     started = time.time()
