@@ -9,13 +9,11 @@ the job's stop event, when the Dask worker dies (parent-death signal), or when t
 
 from __future__ import annotations
 
-import ctypes
 import io
 import json
 import os
 import re
 import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -26,10 +24,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pai_lab.training import containers, isolation, job_storage
+from pai_lab.training.rank_process import (  # noqa: F401 - STOP_GRACE_SECONDS and _die_with_parent: others' imports
+    STOP_GRACE_SECONDS,
+    _die_with_parent,
+    _end_leftovers,
+    _end_process_tree,
+    _with_parent_death,
+)
 
 MAX_LINE = 10_000
 FLUSH_SECONDS = 0.2
-STOP_GRACE_SECONDS = 5.0
 STOP_WAIT_SECONDS = 5.0
 REJOIN_SEQ_STEP = 10_000_000
 _SHELL_CHARS = re.compile(r"[;&|<>$`()\n*?~{}\[\]]")
@@ -43,19 +47,6 @@ _TF_STARTUP_NOISE = re.compile(
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags"
     r"|E\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+\.cc:\d+\] (failed call to cuInit|Unable to register cu))"
 )
-
-_prctl: Callable[..., int] | None
-try:
-    _libc = ctypes.CDLL(None, use_errno=True)
-    _prctl = _libc.prctl
-except (OSError, AttributeError):  # not Linux
-    _prctl = None
-
-
-def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG: the rank dies with the Dask worker thread that started it.
-    if _prctl is not None:
-        _prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
 def names(job_id: str) -> dict[str, str]:
@@ -257,48 +248,6 @@ def _watch_stop(stop, ended: threading.Event, seen: threading.Event, failed: lis
     ended.set()
 
 
-def _end_process_tree(proc: subprocess.Popen) -> None:
-    """SIGTERM the rank's process group (after SIGCONT, so a stopped rank sees it), then SIGKILL."""
-    try:
-        import psutil
-
-        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-    except Exception:  # noqa: BLE001
-        family = []
-    for sig in (signal.SIGCONT, signal.SIGTERM):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-    try:
-        proc.wait(STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    for member in family:  # anything that left the group (setsid) still goes
-        try:
-            member.kill()
-        except Exception:  # noqa: BLE001, S110
-            pass
-    proc.wait()
-
-
-def _end_leftovers(proc: subprocess.Popen, pod: str) -> None:
-    """What the rank's command left behind when it ended (background children, daemons that left its
-    group): they end with the rank."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        isolation.end_processes(isolation.job_processes(pod=pod))
-    except Exception:  # noqa: BLE001, S110 - psutil cannot read this system: the group kill above still ran
-        pass
-
-
 def _code_dir(launch: dict, pod: str, worker_dir: str) -> str | None:
     """The job's code as seen on this worker: the control plane's copy, or unpacked from the zip."""
     code_dir = launch.get("code_dir")
@@ -433,9 +382,10 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
         argv = containers.rank_argv(image, pod, argv, cwd, env, launch["container_view"], list(assignments))
     elif sandbox:
         argv = isolation.sandboxed_argv(sandbox, argv, cwd, seen)
+    wrapped = _with_parent_death(argv, env.get("PATH"))
     try:
         proc = subprocess.Popen(
-            argv,
+            wrapped or argv,
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
@@ -443,7 +393,7 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             pass_fds=(metrics_write, *queue_fds),
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            preexec_fn=None if wrapped else _die_with_parent,  # noqa: PLW1509
         )
     except OSError as exc:
         os.close(metrics_read)

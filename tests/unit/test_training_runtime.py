@@ -54,3 +54,47 @@ def test_a_worker_that_cannot_see_the_job_folder_writes_the_shipped_tables_file(
     }
     path = runtime._data_file(launch, "dlc-2-worker-0", str(tmp_path / "worker"), "tables_file")
     assert path.startswith(str(tmp_path / "worker")) and json.loads(Path(path).read_text()) == tables
+
+
+PARENT = r"""
+import os, subprocess, sys, time
+from pai_lab.training.rank_process import _with_parent_death
+argv = _with_parent_death([sys.executable, "-c", "import time; time.sleep(300)"], os.environ["PATH"])
+if argv is None:
+    print("no setpriv", flush=True)
+    sys.exit(0)
+child = subprocess.Popen(argv, start_new_session=True)  # no preexec_fn: started with vfork
+print(child.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_rank_started_through_setpriv_is_itself_and_dies_with_the_process_that_started_it():
+    import os
+    import subprocess
+    import sys
+
+    import psutil
+    import pytest
+
+    from tests.fixtures.training import alive, wait_for
+
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        first = parent.stdout.readline().strip()  # type: ignore[union-attr]
+        if first == "no setpriv":
+            pytest.skip("no util-linux setpriv with --pdeathsig here: ranks start with preexec_fn")
+        pid = int(first)
+        # setpriv execs the command: the pid the runtime holds is the command's own
+        wait_for(lambda: psutil.Process(pid).cmdline()[:2] == [sys.executable, "-c"], 30, 0.05)
+        assert alive(pid)
+    finally:
+        parent.kill()
+        parent.wait(30)
+    wait_for(lambda: not alive(pid), 30, 0.1)  # its parent died: so did it (PR_SET_PDEATHSIG)
+    # a program that is not on PATH is left to Popen, which names it as it always has
+    from pai_lab.training.rank_process import _with_parent_death
+
+    assert _with_parent_death(["no_such_program_here"], os.environ["PATH"]) is None

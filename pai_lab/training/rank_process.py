@@ -1,0 +1,95 @@
+"""A rank's process and its end: started so that it dies with the Dask worker thread that started it,
+ended with its whole process tree (and what it left behind) when the job stops or the rank's task ends.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable
+
+from pai_lab.training import isolation
+
+STOP_GRACE_SECONDS = 5.0
+
+_prctl: Callable[..., int] | None
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _prctl = _libc.prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
+def _die_with_parent() -> None:
+    # PR_SET_PDEATHSIG: the rank dies with the Dask worker thread that started it.
+    if _prctl is not None:
+        _prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
+_setpriv: list[str | None] = []  # util-linux's setpriv, once this worker has checked it has --pdeathsig
+
+
+def _with_parent_death(argv: list[str], path: str | None) -> list[str] | None:
+    """``argv`` started through `setpriv --pdeathsig KILL`, which sets what :func:`_die_with_parent` does and
+    execs it (same pid); None where setpriv cannot, or ``argv[0]`` is not found on ``path`` (Popen then
+    says so, as ever). A Popen without ``preexec_fn`` starts the rank with vfork instead of copying the
+    worker's whole address space (tens of ms in a control plane's large process, per rank, on the launch's
+    critical path)."""
+    if not _setpriv:
+        found = shutil.which("setpriv") if _prctl is not None else None
+        try:
+            ok = (
+                found is not None
+                and subprocess.run([found, "--pdeathsig", "KILL", "--", "true"], timeout=10).returncode == 0
+            )
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+        _setpriv.append(found if ok else None)
+    if _setpriv[0] is None or shutil.which(argv[0], path=path) is None:
+        return None
+    return [_setpriv[0], "--pdeathsig", "KILL", "--", *argv]
+
+
+def _end_process_tree(proc: subprocess.Popen) -> None:
+    """SIGTERM the rank's process group (after SIGCONT, so a stopped rank sees it), then SIGKILL."""
+    try:
+        import psutil
+
+        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except Exception:  # noqa: BLE001
+        family = []
+    for sig in (signal.SIGCONT, signal.SIGTERM):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        proc.wait(STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for member in family:  # anything that left the group (setsid) still goes
+        try:
+            member.kill()
+        except Exception:  # noqa: BLE001, S110
+            pass
+    proc.wait()
+
+
+def _end_leftovers(proc: subprocess.Popen, pod: str) -> None:
+    """What the rank's command left behind when it ended (background children, daemons that left its
+    group): they end with the rank."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        isolation.end_processes(isolation.job_processes(pod=pod))
+    except Exception:  # noqa: BLE001, S110 - psutil cannot read this system: the group kill above still ran
+        pass
