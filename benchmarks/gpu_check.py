@@ -157,10 +157,19 @@ def strategy_rate(args: argparse.Namespace) -> None:
 
 def run_strategies(args: argparse.Namespace) -> dict[str, float]:
     rates = {}
+    flags = [f"--steps={args.steps}", f"--warmup={args.warmup}", f"--batch={args.batch}"]
+    commands = {name: [sys.executable, __file__, f"--strategy={name}", *flags] for name in STRATEGIES}
+    # a smoke run's figures mean nothing: without a card (which each process would claim whole) its three
+    # processes start together, so their TensorFlow start-ups overlap; a real run times each strategy alone
+    pipes = {"env": environment(), "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    together = args.smoke and not card()
+    running = {name: subprocess.Popen(commands[name], **pipes) for name in STRATEGIES} if together else {}
     for name in STRATEGIES:
-        command = [sys.executable, __file__, f"--strategy={name}", f"--steps={args.steps}"]
-        command += [f"--warmup={args.warmup}", f"--batch={args.batch}"]
-        done = subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=args.timeout)
+        if name in running:
+            out, err = running[name].communicate(timeout=args.timeout)
+            done = subprocess.CompletedProcess(commands[name], running[name].returncode, out, err)
+        else:
+            done = subprocess.run(commands[name], timeout=args.timeout, **pipes)
         found = re.search(r"samples_per_s=([\d.]+) device=(\S+)", done.stdout)
         if done.returncode != 0 or not found:
             raise SystemExit(f"the {name} run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
