@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pai_lab.serving import wire
@@ -20,12 +21,15 @@ log = logging.getLogger("pai_lab.gateway")
 class Job:
     """One request waiting for (or inside) an instance."""
 
-    __slots__ = ("future", "key", "kind", "payload", "rows")
+    __slots__ = ("future", "key", "kind", "on_done", "payload", "rows")
 
     def __init__(self, kind: str, payload, future: asyncio.Future, batchable: bool = False):
         self.kind = kind
         self.payload = payload
         self.future = future
+        # called with the future as soon as it is done, in the same call (a done-callback of the
+        # future would wait for the event loop's next turn); every end of a job goes through end()
+        self.on_done: Callable[[asyncio.Future], None] | None = None
         self.rows = 0
         self.key: tuple | None = None
         if kind == "process":  # a Python processor's request: one row, batched if it has process_batch
@@ -42,6 +46,18 @@ class Job:
                 tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(inputs.items())),
                 all(a.ndim and a.shape[0] == self.rows for a in inputs.values()),
             )
+
+    def end(self, result=None, error: BaseException | None = None) -> None:
+        """The job's answer (or failure), unless it has one already."""
+        future = self.future
+        if future.done():
+            return
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+        if self.on_done is not None:
+            self.on_done(future)
 
 
 class Replies(asyncio.Protocol):
@@ -80,21 +96,18 @@ def deliver(jobs: list[Job], status: str, result) -> None:
     if status != "ok":
         code, message = result
         for job in jobs:
-            if not job.future.done():
-                job.future.set_exception(InstanceError(code, message))
+            job.end(error=InstanceError(code, message))
         return
     if len(jobs) == 1:
-        if not jobs[0].future.done():
-            jobs[0].future.set_result(result)
+        jobs[0].end(result)
         return
     if isinstance(result, list):  # a Python processor's batch: one answer per request, in order
         for job, answer in zip(jobs, result):
-            if not job.future.done():
-                job.future.set_result(answer)
+            job.end(answer)
         return
     start = 0
     for job in jobs:
         end = start + job.rows
         if not job.future.done():
-            job.future.set_result({k: v[start:end] for k, v in result.items()})
+            job.end({k: v[start:end] for k, v in result.items()})
         start = end

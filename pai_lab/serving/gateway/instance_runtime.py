@@ -292,15 +292,13 @@ class Instance:
         jobs = list(self.pending)
         self.pending.clear()
         for job in jobs:
-            if not job.future.done():
-                job.future.set_exception(NotReady(message))
+            job.end(error=NotReady(message))
 
     def _fail_inflight(self) -> None:
         jobs = [j for batch in self.inflight.values() for j in batch]
         self.inflight.clear()
         for job in jobs:
-            if not job.future.done():
-                job.future.set_exception(NotReady(f"instance {self.name} stopped while handling the request"))
+            job.end(error=NotReady(f"instance {self.name} stopped while handling the request"))
 
     async def stop(self, drain: bool = True) -> None:
         """Take no new requests; finish those queued and in flight; then end the process."""
@@ -320,8 +318,7 @@ class Instance:
             if self.proc is not None and self.proc.poll() is None:
                 self.proc.kill()
         for job in self.pending:
-            if not job.future.done():
-                job.future.set_exception(NotReady(f"instance {self.name} was stopped"))
+            job.end(error=NotReady(f"instance {self.name} was stopped"))
         self.pending.clear()
 
     def kill(self) -> None:

@@ -64,7 +64,7 @@ def _expire(svc: ServiceRuntime, job: Job, keepalive: int) -> None:
     """Past rpc.keepalive: the caller is answered 408 and the job gives up its place in a queue."""
     if job.future.done():
         return
-    job.future.set_exception(TimedOut(f"the request took longer than rpc.keepalive={keepalive} ms"))
+    job.end(error=TimedOut(f"the request took longer than rpc.keepalive={keepalive} ms"))
     for holder in svc.instances:  # it may have been handed over to another instance
         holder.forget(job)
 
@@ -345,7 +345,9 @@ class Lean(Answering):
             self._crashed()
             return
         if job is not None:
-            job.future.add_done_callback(self._settled)
+            job.on_done = self._settled
+            if job.future.done():  # already answered (an instance that failed it at once)
+                self._settled(job.future)
 
     def _settled(self, future: asyncio.Future) -> None:
         try:
