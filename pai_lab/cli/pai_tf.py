@@ -8,6 +8,7 @@ import time
 from datetime import datetime
 
 from pai_lab.cli.base import Result, UsageError
+from pai_lab.cli.dlc_jobs import FOLLOW_WAIT_SECONDS
 from pai_lab.training.schemas import PaiTfCommand
 
 PARAMS = tuple(k for k in PaiTfCommand.model_fields if k not in ("name", "project"))
@@ -98,7 +99,9 @@ def follow(ctx, job, timeout: float | None) -> Result:
             if left is not None and left <= 0:
                 ctx.say(f"[1] train: still {detail.state.lower()}; follow it with `pai dlc get job {job.id}`")
                 return Result(data=detail)
-            detail = job.refresh(history_after=seen, wait=max(0.05, min(1.0, left if left is not None else 1.0)))
+            # answered at a state change or a new progress line (not once a second, on the ranks' cores)
+            wait = max(0.05, min(FOLLOW_WAIT_SECONDS, left if left is not None else FOLLOW_WAIT_SECONDS))
+            detail = job.refresh(history_after=seen, wait=wait, progress=detail.progress)
     except KeyboardInterrupt:
         ctx.say(f"[1] no longer following; the job goes on. Stop it with `pai dlc stop {job.id}`")
         return Result(data=job.detail)
