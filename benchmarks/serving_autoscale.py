@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
@@ -261,9 +262,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
         ws = PaiClient(url, token).workspace("default")
         wanted = args.configs.split(",")
-        for key, autoscale, instances in (("auto", True, 1), ("fixed1", False, 1), ("fixed4", False, 4)):
-            if key in wanted:
-                results.append(measure(ws, f"bench_{key}", processor, args, autoscale, instances))
+        configs = [c for c in (("auto", True, 1), ("fixed1", False, 1), ("fixed4", False, 4)) if c[0] in wanted]
+
+        def run(config: tuple[str, bool, int]) -> dict:
+            key, autoscale, instances = config
+            return measure(ws, f"bench_{key}", processor, args, autoscale, instances)
+
+        if args.smoke:  # figures that mean nothing: the configurations run side by side, each its own service
+            with ThreadPoolExecutor(len(configs)) as pool:
+                results = list(pool.map(run, configs))
+        else:
+            results = [run(config) for config in configs]
         report(results, args, started)
         return results
     finally:
