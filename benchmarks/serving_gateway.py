@@ -306,6 +306,15 @@ def tf_rows_body(rows: int) -> bytes:
 # --------------------------------------------------------------------------- main
 
 
+def event_loops() -> str:
+    """Which event loop each server runs on: the gateway takes uvloop where it is installed, the
+    baseline always runs on asyncio's own, so a figure says whether the two were on the same loop."""
+    import importlib.util
+
+    gateway = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio's own (uvloop is not installed)"
+    return f"the pai_lab gateway on {gateway}, the tornado baseline on asyncio's own"
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny run: checks that every part works")
@@ -324,6 +333,7 @@ def main(argv: list[str] | None = None) -> dict:
         else "load generator: wrk is not installed (apt-get install wrk); the Python client (aiohttp) runs every load",
         flush=True,
     )
+    print(f"event loops: {event_loops()}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="pai-bench-"))
     procs = []
     bento = None

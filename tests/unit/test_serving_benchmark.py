@@ -49,6 +49,7 @@ def test_serving_benchmark_smoke(smoke_runs, generator):
     assert "concurrency 4       pai_lab TF REST" in out and "TF Serving REST (instances) / EAS JSON" in out
     assert "the in-process limit at batch 64" in out and "median overhead" in out
     assert "pai_lab v2 binary" in out and "load average" in out.splitlines()[0]
+    assert "event loops: the pai_lab gateway on " in out  # said beside the figures, whichever it is
     if generator == "wrk":
         assert "load generator: wrk" in out and "(load " in out and "wrk " in out
         assert "v2 binary, Python client" in out and "python " in out  # that client's own CPU is shown
