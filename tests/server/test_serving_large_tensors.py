@@ -72,13 +72,14 @@ def test_large_tensors_cross_whole_and_bad_binary_framing_is_refused(tf_service,
 
 
 def test_binary_and_json_requests_take_turns_on_one_connection(tf_service, in_process_model):
-    """A binary body is read straight into a buffer of its own: the keep-alive connection stays in step
-    for the JSON request after it and the binary one after that (and the answers stay each its own)."""
+    """A binary body is read straight into a buffer of its own (up to a size; a larger one in pieces):
+    the keep-alive connection stays in step for the JSON request after it and the binary one after that
+    (and the answers stay each its own)."""
     name, token = tf_service.name, tf_service.token
     url = gateway_of(tf_service.endpoint) + f"/v2/models/{name}/infer"
     rng = np.random.default_rng(5)
     with requests.Session() as session:
-        for rows in (3000, 1, 5000, 2):
+        for rows in (3000, 1, 350_000, 2):  # 350,000 rows: a body past the size read into one buffer
             x = rng.normal(size=(rows, 4)).astype(np.float32)
             if rows > 2:
                 head = json.dumps(

@@ -282,6 +282,9 @@ LEAN_ROUTES: list[tuple[re.Pattern, type[Answering]]] = [
     (re.compile(rf"/v2/models/{MODEL}(?:/versions/([^/]+))?(/ready|/infer)?/?"), V2Infer),
 ]
 MAX_BODY = 512 << 20  # the largest request body the gateway reads
+# a v2 binary body up to this size is read into a buffer made when its headers arrive; a larger one
+# comes in tornado's pieces, so that announcing a body costs the gateway no memory before it is sent
+DIRECT_BODY_MAX = 4 << 20
 SERVER_HEADER = "TornadoServer/" + __import__("tornado").version
 
 
@@ -382,7 +385,7 @@ class _LeanDelegate(httputil.HTTPMessageDelegate):
         if (
             "Inference-Header-Content-Length" not in headers
             or not length.isdigit()
-            or not 0 < int(length) <= MAX_BODY
+            or not 0 < int(length) <= DIRECT_BODY_MAX
             or "Transfer-Encoding" in headers
             or "Expect" in headers  # the client waits for 100 Continue, which tornado sends after this
         ):
