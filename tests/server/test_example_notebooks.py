@@ -18,17 +18,34 @@ from tests.conftest import start_pai_server
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-@pytest.fixture
-def notebook_server(tmp_path, monkeypatch):
-    """A fresh `pai server` whose root holds a copy of examples/; the kernel finds it through the
-    environment, as a kernel started by JupyterLab finds its server."""
-    root = tmp_path / "root"
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    """One `pai server` for the notebooks (its start and its Dask cluster's are paid once), whose root
+    holds a copy of examples/; the kernel finds it through the environment, as a kernel started by
+    JupyterLab finds its server. The notebooks name their datasets, tasks and services apart."""
+    root = tmp_path_factory.mktemp("notebooks") / "root"
     server = start_pai_server(root)
     shutil.copytree(EXAMPLES, root / "examples")
-    monkeypatch.setenv("PAI_LAB_URL", server.url)
-    monkeypatch.setenv("PAI_LAB_TOKEN", server.token)
-    yield server, root / "examples"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PAI_LAB_URL", server.url)
+        patch.setenv("PAI_LAB_TOKEN", server.token)
+        yield server, root / "examples"
     server.stop()
+
+
+@pytest.fixture
+def notebook_server(shared_server):
+    """The shared server; the services a notebook deployed are deleted after its test, so the next
+    notebook starts beside no other model's instances."""
+    yield shared_server
+    ws = shared_server[0].client().workspace("default")
+    for service in ws.services.list():
+        ws.services.get(service.name).delete()
+
+
+def new_since(listed: list, before: set) -> list:
+    """What the notebook made: the listed objects whose id was not there before it ran."""
+    return [obj for obj in listed if obj.id not in before]
 
 
 def run_notebook(folder: Path, name: str) -> nbformat.NotebookNode:
@@ -104,6 +121,8 @@ def test_shapes_boxes_come_back_as_prelabels(notebook_server):
 
 def test_heart_pipeline_runs_the_manuals_dag_and_shows_its_run(notebook_server):
     server, folder = notebook_server
+    ws = server.client().workspace("default")
+    before = {run.id for run in ws.pipelines.list()}
     book = run_notebook(folder, "04-heart-pipeline.ipynb")
     # display(run) showed the live run panel, with the static picture beside it for viewers without widgets
     shown = [
@@ -115,8 +134,7 @@ def test_heart_pipeline_runs_the_manuals_dag_and_shows_its_run(notebook_server):
     widget = "application/vnd.jupyter.widget-view+json"
     assert any(widget in data and "pai-lab-pipeline-run" in data.get("text/html", "") for data in shown), shown
 
-    ws = server.client().workspace("default")
-    [listed] = ws.pipelines.list()
+    [listed] = new_since(ws.pipelines.list(), before)
     assert listed.name == "heart_disease_pred" and listed.status == "Succeeded"
     run = ws.pipelines.get(listed.id)
     assert [n.name for n in run.detail.nodes] == [
@@ -138,11 +156,12 @@ def test_heart_pipeline_runs_the_manuals_dag_and_shows_its_run(notebook_server):
 @pytest.mark.tf
 def test_deepfm_ctr_trains_on_two_ranks_and_beats_chance(notebook_server):
     server, folder = notebook_server
+    ws = server.client().workspace("default")
+    before = {job.id for job in ws.jobs.list()}
     book = run_notebook(folder, "05-deepfm-ctr.ipynb")
     assert images_shown(book) >= 1  # the log-loss and AUC curves
 
-    ws = server.client().workspace("default")
-    [job] = ws.jobs.list()
+    [job] = new_since(ws.jobs.list(), before)
     job = ws.jobs.get(job.id)
     assert job.state == "Succeeded" and job.workers == 2 and job.spec.tables[0].endswith("avazu-ctr-train")
     points = job.metrics()
@@ -160,12 +179,13 @@ def test_cifar_images_train_on_two_ranks_deploy_and_classify(notebook_server):
     from PIL import Image
 
     server, folder = notebook_server
+    ws = server.client().workspace("default")
+    before = {job.id for job in ws.jobs.list()}
     book = run_notebook(folder, "06-cifar-images.ipynb")
     assert images_shown(book) >= 3  # the sample sheet, the accuracy curve, the classified picture
     assert any("This is a" in str(cell.get("source", "")) for cell in book.cells)
 
-    ws = server.client().workspace("default")
-    [job] = ws.jobs.list()
+    [job] = new_since(ws.jobs.list(), before)
     job = ws.jobs.get(job.id)
     assert job.state == "Succeeded" and job.workers == 2 and job.model
     assert any(p.name.startswith("model.ckpt") for p in (folder / "data" / "check_point").iterdir())
