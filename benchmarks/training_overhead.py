@@ -2,13 +2,13 @@
 
 The same 2-worker MultiWorkerMirroredStrategy script (benchmarks/mwms_steps.py) runs by hand (two
 subprocesses with TF_CONFIG written here) and through `pai dlc submit tfjob --workers=2` on a `pai
-server` with its Dask LocalCluster, alternating, ``--repeat`` rounds. Each round prints, beside the
-machine's load average: wall time, steps/s and the time from launch (the process start, or the `pai
-dlc submit` command) to the first training step, and the ratios pai / hand (goal: wall <= 1.05x at
-3,000 steps). A server
-this script started is paused (SIGSTOP) while the other side runs, so neither pays for the other's
-idle process. ``--baseline DIR`` adds a second server and CLI run from another pai_lab checkout (the
-code before a change), in the same rounds, so before and after are compared under the same load.
+server` with its Dask LocalCluster, alternating (each round starts with the next side), ``--repeat``
+rounds. Each round prints, beside the machine's load average: wall time, steps/s and the time from
+launch (the process start, or the `pai dlc submit` command) to the first training step, and the ratios
+pai / hand (goal: wall <= 1.05x at 3,000 steps). A server this script started is paused (SIGSTOP)
+while the other side runs, so neither pays for the other's idle process. ``--baseline DIR`` adds a
+second server and CLI run from another pai_lab checkout (the code before a change), in the same
+rounds, so before and after are compared under the same load.
 
     python benchmarks/training_overhead.py --steps 3000 --repeat 3    # real TensorFlow
     python benchmarks/training_overhead.py --plain --steps 20         # harness check, no TensorFlow
@@ -199,18 +199,25 @@ def main(argv: list[str] | None = None) -> dict:
             side.run(script(min(args.steps, 5)))
             side.pause(True)
         for index in range(args.repeat):
-            hand = by_hand(script(args.steps))
-            measured = {"hand": hand}
+            # each round starts with another side (hand, pai, baseline, then pai, baseline, hand...), so a
+            # load that rises or falls through a round weighs on each side in turn
+            order: list[Pai | None] = [None, *sides]
+            order = order[index % len(order) :] + order[: index % len(order)]
+            measured = {}
             print(f"round {index + 1}", flush=True)
-            print(_row("by hand", hand), flush=True)
-            for side in sides:
+            for side in order:
+                if side is None:
+                    measured["hand"] = by_hand(script(args.steps))
+                    print(_row("by hand", measured["hand"]), flush=True)
+                    continue
                 side.pause(False)
                 try:
                     measured[side.label] = side.run(script(args.steps))
                 finally:
                     side.pause(True)
-                r = _ratios(measured[side.label], hand)
                 print(_row(side.label, measured[side.label]), flush=True)
+            for side in sides:
+                r = _ratios(measured[side.label], measured["hand"])
                 print(
                     f"  {side.label}/hand: wall {r['wall_ratio']:.3f}x, time per step {r['steps_per_s_ratio']:.3f}x, "
                     f"first step {r['first_step_extra_s']:+.2f} s",
