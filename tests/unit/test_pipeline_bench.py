@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# tiny shapes, one run of each and no settling pause between runs: the figures of a run this small mean nothing
+SMOKE = ["--chain", "3", "--fanout", "4", "--repeat", "1", "--settle", "0"]
 
 
 def test_the_pipeline_overhead_benchmark_reports_both_shapes_against_bare_dask():
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "pipeline_overhead.py"), "--chain", "3", "--fanout", "4"],
+        [sys.executable, str(ROOT / "benchmarks" / "pipeline_overhead.py"), *SMOKE],
         capture_output=True,
         text=True,
         timeout=300,
