@@ -18,12 +18,12 @@ from pai_lab.cli.base import (
 )
 from pai_lab.errors import BadInput, Conflict
 from pai_lab.training.images import check_images
+from pai_lab.training.schemas import FOLLOW_WAIT_SECONDS
 
 STOP_WARNING = "[WARN] The job you are trying to stop is not in creating/running status, can not be stopped."
 JOB_COLUMNS = ["id", "name", "state", "workers", "ps", "chief", "progress", "created_by", "created_at", "reason"]
 JOB_HEADERS = ["JobId", "Name", "Status", "Workers", "PS", "Chief", "Progress", "UserId", "GmtCreateTime", "Reason"]
 TERMINAL = ("Succeeded", "Failed", "Stopped")
-FOLLOW_WAIT_SECONDS = 30.0
 
 
 def _spec_flags(parser, kind: str) -> None:
@@ -188,7 +188,9 @@ def _follow(ctx, job, timeout: float | None) -> Result:
                 why = f": {change.reason}" if change.state == "Queuing" and change.reason else ""
                 ctx.say(f"[Info] Job [{job.id}] is [{change.state}]{why}")
             seen = len(detail.history)
-            if detail.progress and detail.progress != last_progress and detail.state != "Creating":
+            # every rank has ended but the job's end is not written yet: its line comes after the end, as ever
+            ending = detail.state not in TERMINAL and all(p.state in TERMINAL for p in detail.pods)
+            if detail.progress and detail.progress != last_progress and detail.state != "Creating" and not ending:
                 stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
                 ctx.say(f"[Info] {stamp} {detail.progress}")
                 last_progress = detail.progress

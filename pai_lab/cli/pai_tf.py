@@ -8,8 +8,7 @@ import time
 from datetime import datetime
 
 from pai_lab.cli.base import Result, UsageError
-from pai_lab.cli.dlc_jobs import FOLLOW_WAIT_SECONDS
-from pai_lab.training.schemas import PaiTfCommand
+from pai_lab.training.schemas import FOLLOW_WAIT_SECONDS, PaiTfCommand
 
 PARAMS = tuple(k for k in PaiTfCommand.model_fields if k not in ("name", "project"))
 

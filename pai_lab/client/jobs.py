@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pai_lab.client import table
 from pai_lab.errors import PaiError
-from pai_lab.training.schemas import TERMINAL_STATES, JobDetail, LogLine, MetricPoint
+from pai_lab.training.schemas import FOLLOW_WAIT_SECONDS, TERMINAL_STATES, JobDetail, LogLine, MetricPoint
 from pai_lab.training.schemas import Job as JobInfo
 
 if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
@@ -90,8 +90,13 @@ class Job:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError(f"job {self.id} is still {detail.state} after {timeout} s")
+                # a long poll answered at once when the job moves on (with a bar, when a rank starts or ends
+                # too); without a bar nothing needs showing before then, so the job is not asked each `poll`
+                step = poll if bar is not None else max(poll, FOLLOW_WAIT_SECONDS)
                 detail = self.refresh(
-                    history_after=len(detail.history), wait=max(0.05, min(poll, left if left is not None else poll))
+                    history_after=len(detail.history),
+                    wait=max(0.05, min(step, left if left is not None else step)),
+                    progress=detail.progress if bar is not None else None,
                 )
         finally:
             if bar is not None:

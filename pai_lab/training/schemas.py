@@ -134,6 +134,9 @@ class JobDetail(Job):
     model: str | None = Field(None, description="name:version of the model it registered")
 
 
+FOLLOW_WAIT_SECONDS = 30.0  # a follower's long poll (`pai dlc submit`, job.wait()) when nothing needs showing sooner
+
+
 class JobQuery(Schema):
     history_after: Int | None = Field(
         None,
