@@ -760,7 +760,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Repack the untouched packages: most uncertain suggestions first, or random */
+        /** Repack the untouched packages: most uncertain suggestions first, random, typical or cluster-margin */
         post: operations["label.task.order"];
         delete?: never;
         options?: never;
@@ -5369,6 +5369,8 @@ export interface operations {
             query?: {
                 /** @description long poll: answer once the job has more state changes than this (or ends, or `wait` passes) */
                 history_after?: number | null;
+                /** @description long poll: answer also once the job's progress line differs from this (with history_after) */
+                progress?: string | null;
                 /** @description seconds a long poll may wait */
                 wait?: number;
             };
@@ -7264,12 +7266,12 @@ export interface operations {
                 "application/json": {
                     /**
                      * By
-                     * @description least_confidence, margin, entropy (most uncertain first) or random
+                     * @description least_confidence, margin, entropy (most uncertain first), random; typical (image tasks, before any suggestion: the next package covers the images' dense regions) or cluster_margin (image tasks: the next package holds uncertain suggestions that are not alike)
                      */
                     by: string;
                     /**
                      * Seed
-                     * @description random order: the seed (default: a fresh one)
+                     * @description random order: the seed (default: a fresh one); typical, cluster_margin: k-means' (default 0)
                      * @default null
                      */
                     seed?: number | null;
