@@ -3,6 +3,7 @@ model called in-process, all on this machine, loopback only.
 
     python benchmarks/serving_gateway.py              # about 2 minutes
     python benchmarks/serving_gateway.py --smoke      # seconds: checks that every part still runs
+    python benchmarks/serving_gateway.py --loop both --rounds 3 --concurrency 1 64   # uvloop against asyncio
 
 The model is fixed: float32 [None, 784] -> Dense(512, relu) -> Dense(512, relu) -> Dense(10,
 softmax), seeded, exported as a SavedModel. The loads come from wrk (installed from Debian's
@@ -12,9 +13,13 @@ figure is printed with the machine's load average at its end and the CPU its loa
 
 Measured:
 - one sample per request at concurrency 1, 16, 64: req/s, p50, p99, errors, for the gateway
-  (batching on) and the minimal handler (one model call per JSON request); at 64 also the
-  gateway's TF Serving REST path (`/v1/models/bench:predict`, row format `instances`);
-- 64 samples per request (8 connections): samples/s against the in-process limit at batch 64,
+  (batching on) and the minimal handler (one model call per JSON request), each on every event loop
+  asked for (`--loop`: asyncio's own, uvloop, or both, the default where uvloop is installed; the
+  gateway's loop is set by PAI_LAB_GATEWAY_LOOP). Ratios are against the stronger tornado baseline
+  of the row; `--rounds N` measures the rows N times, each round starting with the next server, and
+  keeps each server's median; at the top concurrency also the gateway's TF Serving REST path
+  (`/v1/models/bench:predict`, row format `instances`);
+- 64 samples per request (8 connections, on the last loop measured): samples/s against the in-process limit at batch 64,
   over EAS JSON, TF Serving REST rows and Open Inference v2 binary tensors (the last once more from
   the Python client, as `tritonclient` users send it, with that client's CPU);
 - the median overhead at concurrency 1 over the model's own time at batch 1;
@@ -41,6 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 from benchmarks.http_loads import find_wrk, machine, run_load
+from benchmarks.serving_report import event_loops, report
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -92,6 +98,9 @@ import json, os, sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np, tensorflow as tf
 from tornado import ioloop, web
+if sys.argv[3] == "uvloop":
+    import asyncio, uvloop
+    asyncio.set_event_loop(uvloop.new_event_loop())
 fn = tf.saved_model.load(sys.argv[1]).signatures["predict_images"]
 
 class Predict(web.RequestHandler):
@@ -112,11 +121,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_baseline(folder: Path) -> tuple[subprocess.Popen, str]:
-    """Started now; ``wait_baseline`` blocks until it serves."""
+def start_baseline(folder: Path, loop: str) -> tuple[subprocess.Popen, str]:
+    """Started now, on ``loop`` (asyncio or uvloop); ``wait_baseline`` blocks until it serves."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-c", BASELINE, str(folder), str(port)],
+        [sys.executable, "-c", BASELINE, str(folder), str(port), loop],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -196,13 +205,14 @@ def wait_bentoml(proc: subprocess.Popen, url: str) -> None:
     raise RuntimeError("the BentoML service did not start")
 
 
-def start_gateway(folder: Path, state_dir: Path):
-    """The gateway process on its own, given one service the way the control plane gives it.
+def start_gateway(folder: Path, state_dir: Path, loop: str):
+    """The gateway process on its own, on ``loop``, given one service the way the control plane gives it.
     Returns (process, endpoint, token, wait): ``wait()`` blocks until the instance is ready."""
     import requests
 
     secret = secrets.token_hex(8)
-    env = dict(os.environ, PAI_LAB_GATEWAY_SECRET=secret)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PAI_LAB_GATEWAY_SECRET=secret, PAI_LAB_GATEWAY_LOOP=loop)
     proc = subprocess.Popen(
         [sys.executable, "-m", "pai_lab.serving.gateway", "--state-dir", str(state_dir)],
         env=env,
@@ -211,6 +221,8 @@ def start_gateway(folder: Path, state_dir: Path):
     )
     ready = state_dir / "gateway.json"
     while not ready.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"the gateway on {loop} exited with {proc.returncode}")
         time.sleep(0.05)
     base = f"http://127.0.0.1:{json.loads(ready.read_text())['port']}"
     token = "bench-token"
@@ -306,13 +318,37 @@ def tf_rows_body(rows: int) -> bytes:
 # --------------------------------------------------------------------------- main
 
 
-def event_loops() -> str:
-    """Which event loop each server runs on: the gateway takes uvloop where it is installed, the
-    baseline always runs on asyncio's own, so a figure says whether the two were on the same loop."""
+def uvloop_installed() -> bool:
     import importlib.util
 
-    gateway = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio's own (uvloop is not installed)"
-    return f"the pai_lab gateway on {gateway}, the tornado baseline on asyncio's own"
+    return importlib.util.find_spec("uvloop") is not None
+
+
+def loops_for(asked: str | None, smoke: bool) -> list[str]:
+    """The event loops to measure on, asyncio's first. Unasked: both where uvloop is installed (the smoke
+    run: uvloop alone there, one loop keeps it short), asyncio's own elsewhere."""
+    have = uvloop_installed()
+    if asked is None:
+        asked = ("uvloop" if smoke else "both") if have else "asyncio"
+    if asked != "asyncio" and not have:
+        raise SystemExit(f"--loop {asked}: uvloop is not installed (pip install uvloop)")
+    return ["asyncio", "uvloop"] if asked == "both" else [asked]
+
+
+def measure_rows(servers: dict, body: bytes, conc: int, rounds: int, load) -> dict:
+    """One row: each server ``name -> (url, headers)`` under the same load, ``rounds`` times, each round
+    starting with the next server; a server's result is its median round by req/s."""
+    names = list(servers)
+    runs: dict[str, list] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            url, headers = servers[name]
+            runs[name].append(load(url, body, headers, conc))
+        if rounds > 1:
+            base = max(runs[n][-1]["rps"] for n in names if n.startswith("tornado")) or 1e-9
+            ratios = ", ".join(f"{n} {runs[n][-1]['rps'] / base:.2f}x" for n in names)
+            print(f"round {r + 1}, concurrency {conc}, vs the stronger tornado: {ratios}", flush=True)
+    return {name: sorted(rs, key=lambda x: x["rps"])[len(rs) // 2] for name, rs in runs.items()}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -320,11 +356,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--smoke", action="store_true", help="tiny run: checks that every part works")
     parser.add_argument("--seconds", type=float, default=8.0, help="load duration per measurement")
     parser.add_argument("--bentoml-python", help="a Python that can import bentoml (see above)")
+    parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop", "both"],
+        help="the event loop(s) of the gateway and the tornado baseline (both where uvloop is installed)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, choices=range(1, 11), metavar="1..10", help="rounds per row")
+    parser.add_argument("--concurrency", type=int, nargs="+", choices=range(1, 1025), metavar="1..1024")
     args = parser.parse_args(argv)
 
     seconds = 1.0 if args.smoke else args.seconds
-    concurrencies = [1, 4] if args.smoke else [1, 16, 64]
+    concurrencies = args.concurrency or ([1, 4] if args.smoke else [1, 16, 64])
     hidden = 32 if args.smoke else 512
+    loops = loops_for(args.loop, args.smoke)
+    main_loop = loops[-1]
     print(f"machine: {machine()}", flush=True)
     wrk = find_wrk(install=not args.smoke)
     print(
@@ -333,28 +378,34 @@ def main(argv: list[str] | None = None) -> dict:
         else "load generator: wrk is not installed (apt-get install wrk); the Python client (aiohttp) runs every load",
         flush=True,
     )
-    print(f"event loops: {event_loops()}", flush=True)
+    print(f"event loops: {event_loops(loops)}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="pai-bench-"))
     procs = []
     bento = None
     try:
         export_model(work / "model", hidden)
         # the servers load TensorFlow while the in-process limit is measured; measuring waits for them
-        baseline, baseline_url = start_baseline(work / "model")
-        procs.append(baseline)
-        gateway, gateway_url, token, gateway_wait = start_gateway(work / "model", work / "gateway")
-        procs.append(gateway)
+        baselines, gateways = {}, {}
+        for loop in loops:
+            proc, baselines[loop] = start_baseline(work / "model", loop)
+            procs.append(proc)
+            proc, url, token, gateway_wait = start_gateway(work / "model", work / f"gateway-{loop}", loop)
+            procs.append(proc)
+            gateways[loop] = (url, gateway_wait)
         bento_python = bentoml_python(args.bentoml_python)
         if bento_python:
             bento, bento_url = start_bentoml(bento_python, work / "model", work)
             procs.append(bento)
-        wait_baseline(baseline)
-        gateway_wait()
+        for proc in procs[: 2 * len(loops) : 2]:
+            wait_baseline(proc)
+        for _, gateway_wait in gateways.values():
+            gateway_wait()
         if bento is not None:
             wait_bentoml(bento, bento_url)
         limits = in_process_limits(work / "model", min(seconds, 3.0))
         json_headers = {"Content-Type": "application/json"}
         ours = {**json_headers, "Authorization": token}
+        gateway_url, baseline_url = gateways[main_loop][0], baselines[main_loop]
         tf_url = gateway_url.replace("/api/predict/bench", "/v1/models/bench:predict")
 
         def load(url, body, headers, conc, python_client=False):
@@ -362,11 +413,11 @@ def main(argv: list[str] | None = None) -> dict:
 
         one = body_for(1)
         results: dict = {"in_process_samples_per_s": limits, "one_sample": {}, "batch64": {}, "machine": machine()}
+        results["loops"] = loops
+        servers = {f"tornado {loop}": (baselines[loop], json_headers) for loop in loops}
+        servers.update({f"pai_lab {loop}": (gateways[loop][0], ours) for loop in loops})
         for conc in concurrencies:
-            row = results["one_sample"][conc] = {
-                "tornado": load(baseline_url, one, json_headers, conc),
-                "pai_lab": load(gateway_url, one, ours, conc),
-            }
+            row = results["one_sample"][conc] = measure_rows(servers, one, conc, args.rounds, load)
             if bento is not None:
                 row["bentoml"] = load(bento_url, bento_body(1), json_headers, conc)
         top = max(concurrencies)
@@ -401,56 +452,6 @@ def main(argv: list[str] | None = None) -> dict:
             except subprocess.TimeoutExpired:
                 proc.kill()
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _beside(r: dict) -> str:
-    return f"load {r['load']:.2f}, {r['generator']} {r['client_cpu'] * 100:.0f}% of a core"
-
-
-def report(results: dict, hidden: int) -> None:
-    limits = results["in_process_samples_per_s"]
-    print(f"machine: {results['machine']}")
-    print(
-        f"model: 784 -> {hidden} -> {hidden} -> 10; in-process: {limits[1]:,.0f} samples/s at batch 1, "
-        f"{limits[64]:,.0f} at batch 64 (model time at batch 1: {1000 / limits[1]:.2f} ms)"
-    )
-    print(
-        f"{'one sample/request':<20}{'server':<17}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}  errors   vs tornado"
-        "  (load average at the end, the generator's CPU)"
-    )
-    for conc, row in results["one_sample"].items():
-        base = row["tornado"]["rps"] or 1e-9
-        for name, r in row.items():
-            print(
-                f"{'concurrency ' + str(conc):<20}{name:<17}{r['rps']:>9,.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-                f"  {sum(r['errors'].values()):<7}  {r['rps'] / base:.2f}x  ({_beside(r)})"
-            )
-    for conc, row in results["one_sample"].items():
-        if "bentoml" in row:
-            ours, theirs = row["pai_lab"], row["bentoml"]
-            print(
-                f"concurrency {conc}: pai_lab / BentoML {ours['rps'] / (theirs['rps'] or 1e-9):.2f}x req/s, "
-                f"p99 {ours['p99_ms'] / theirs['p99_ms']:.2f}x of BentoML's"
-            )
-        if "pai_lab TF REST" in row:
-            print(
-                f"concurrency {conc}: TF Serving REST (instances) / EAS JSON "
-                f"{row['pai_lab TF REST']['rps'] / (row['pai_lab']['rps'] or 1e-9):.2f}x req/s"
-            )
-    c1, model_ms = results["one_sample"][min(results["one_sample"])], 1000 / limits[1]
-    print(
-        f"median overhead at concurrency 1 over the model's own time: {c1['pai_lab']['p50_ms'] - model_ms:.2f} ms"
-        f" (tornado {c1['tornado']['p50_ms'] - model_ms:.2f} ms); pai_lab / tornado req/s at concurrency 1: "
-        f"{c1['pai_lab']['rps'] / (c1['tornado']['rps'] or 1e-9):.2f}x"
-    )
-    for name, r in results["batch64"].items():
-        samples = r["rps"] * 64
-        print(
-            f"64 samples/request  {name:<34}{samples:>10,.0f} samples/s = {samples / limits[64]:.2f}x the "
-            f"in-process limit at batch 64 (p99 {r['p99_ms']:.1f} ms, errors {sum(r['errors'].values())}; "
-            f"{_beside(r)})"
-        )
-    print(f"BentoML: {results['bentoml']}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from pai_lab.serving.gateway.handlers import make_app
 from pai_lab.serving.gateway.predict import MAX_BODY
 
 log = logging.getLogger("pai_lab.gateway")
+LOOP_ENV = "PAI_LAB_GATEWAY_LOOP"  # auto | uvloop | asyncio: the event loop the gateway runs on
+LOOPS = ("auto", "uvloop", "asyncio")
 IDLE_SWEEP_S = 1800.0  # a connection without a request for one to two sweeps is closed
 
 
@@ -69,9 +71,9 @@ async def serve(host: str, port: int, state_dir: Path, secret: str, metrics_toke
     # the machine's name too: servers over a team folder on a shared disk use only their own machine's gateway
     tmp.write_text(json.dumps({"port": bound, "host": host, "pid": os.getpid(), "hostname": socket.gethostname()}))
     tmp.replace(ready)
-    log.info("pai_lab gateway listening on %s:%d", host, bound)
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    log.info("pai_lab gateway listening on %s:%d (%s)", host, bound, type(loop).__module__)
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
@@ -89,11 +91,25 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("tornado.access").setLevel(logging.ERROR)  # one line per request would cost more than routing
     secret = os.environ.get(SECRET_ENV) or secrets.token_hex(16)
-    try:
-        import uvloop  # a faster loop when present
-
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(serve(args.host, args.port, Path(args.state_dir), secret, os.environ.get(METRICS_TOKEN_ENV, "")))
+    run = event_loop_runner(os.environ.get(LOOP_ENV, "auto"))
+    run(serve(args.host, args.port, Path(args.state_dir), secret, os.environ.get(METRICS_TOKEN_ENV, "")))
     return 0
+
+
+def event_loop_runner(choice: str):
+    """``asyncio.run`` or ``uvloop.run`` for the loop asked for in PAI_LAB_GATEWAY_LOOP: ``auto`` (the
+    default) takes uvloop where it is installed, ``uvloop`` insists on it, ``asyncio`` keeps asyncio's own."""
+    choice = choice.strip().lower() or "auto"
+    if choice not in LOOPS:
+        raise SystemExit(f"{LOOP_ENV}={choice!r}: give one of {', '.join(LOOPS)}")
+    if choice == "asyncio":
+        return asyncio.run
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise SystemExit(
+                f"{LOOP_ENV}=uvloop but uvloop is not installed: pip install uvloop, or set auto"
+            ) from None
+        return asyncio.run
+    return uvloop.run
