@@ -46,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 from benchmarks.http_loads import find_wrk, machine, run_load
-from benchmarks.serving_report import event_loops, report
+from benchmarks.serving_report import event_loops, loops_for, report
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -316,23 +316,6 @@ def tf_rows_body(rows: int) -> bytes:
 
 
 # --------------------------------------------------------------------------- main
-
-
-def uvloop_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("uvloop") is not None
-
-
-def loops_for(asked: str | None, smoke: bool) -> list[str]:
-    """The event loops to measure on, asyncio's first. Unasked: both where uvloop is installed (the smoke
-    run: uvloop alone there, one loop keeps it short), asyncio's own elsewhere."""
-    have = uvloop_installed()
-    if asked is None:
-        asked = ("uvloop" if smoke else "both") if have else "asyncio"
-    if asked != "asyncio" and not have:
-        raise SystemExit(f"--loop {asked}: uvloop is not installed (pip install uvloop)")
-    return ["asyncio", "uvloop"] if asked == "both" else [asked]
 
 
 def measure_rows(servers: dict, body: bytes, conc: int, rounds: int, load) -> dict:

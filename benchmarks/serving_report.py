@@ -1,8 +1,25 @@
-"""The serving benchmark's printed report (benchmarks/serving_gateway.py measures, this prints)."""
+"""The serving benchmark's event loops and printed report (benchmarks/serving_gateway.py measures)."""
 
 from __future__ import annotations
 
 LOOP_NAMES = {"asyncio": "asyncio's own", "uvloop": "uvloop"}
+
+
+def uvloop_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("uvloop") is not None
+
+
+def loops_for(asked: str | None, smoke: bool) -> list[str]:
+    """The event loops to measure on, asyncio's first. Unasked: both where uvloop is installed (the smoke
+    run: uvloop alone there, one loop keeps it short), asyncio's own elsewhere."""
+    have = uvloop_installed()
+    if asked is None:
+        asked = ("uvloop" if smoke else "both") if have else "asyncio"
+    if asked != "asyncio" and not have:
+        raise SystemExit(f"--loop {asked}: uvloop is not installed (pip install uvloop)")
+    return ["asyncio", "uvloop"] if asked == "both" else [asked]
 
 
 def event_loops(loops: list[str]) -> str:
