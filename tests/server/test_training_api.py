@@ -107,8 +107,13 @@ async def test_a_job_runs_through_the_api_and_the_server_leaves_no_process(api, 
 
 
 async def test_a_long_poll_answers_when_the_progress_line_moves_without_a_state_change(api, tmp_path):
+    go = tmp_path / "go"  # worker-1 ends when the test says, not before the test has seen both ranks run
     script = tmp_path / "one_waits.py"
-    script.write_text("import os, time\nif os.environ['PAI_LAB_TASK_INDEX'] == '0':\n    time.sleep(300)\n")
+    script.write_text(
+        "import os, pathlib, time\n"
+        "if os.environ['PAI_LAB_TASK_INDEX'] == '0':\n    time.sleep(300)\n"
+        f"while not pathlib.Path({str(go)!r}).exists():\n    time.sleep(0.05)\n"
+    )
     status, job = await api(
         "POST", "/workspaces/default/jobs", {"name": "half", "command": f"python {script}", "workers": 2}
     )
@@ -124,7 +129,11 @@ async def test_a_long_poll_answers_when_the_progress_line_moves_without_a_state_
         # worker-1 exits while worker-0 sleeps on: the job stays Running, its progress line moves, and a
         # follower waiting on that line hears of it long before its 60 s wait is over
         query = {"history_after": str(len(job["history"])), "progress": job["progress"], "wait": "60"}
-        status, moved = await asyncio.wait_for(api("GET", url, params=query), 45)
+        follower = asyncio.ensure_future(api("GET", url, params=query))
+        await asyncio.sleep(0.5)
+        assert not follower.done()  # nothing moved yet: the poll waits
+        go.touch()
+        status, moved = await asyncio.wait_for(follower, 15)
         assert status == 200 and moved["state"] == "Running" and moved["history"] == job["history"]
         assert moved["progress"] == "worker_job:1/1/2[50%]"
         # the same line asked again: no answer until the wait is over (or the job moves on)
