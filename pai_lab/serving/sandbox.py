@@ -123,8 +123,19 @@ def instance_pid(proc) -> int:
     try:
         for child in psutil.Process(proc.pid).children(recursive=True):
             # bubblewrap's own processes name the module too, after their options: the instance starts with it
-            if child.cmdline()[1:3] == ["-m", "pai_lab.serving.instance"]:
+            if child.cmdline()[1:3] == ["-m", "pai_lab.serving.instance"] and child.status() != psutil.STATUS_ZOMBIE:
                 return child.pid
     except psutil.Error:
         pass
     return proc.pid
+
+
+def runs_under(pid: int, ancestor: int) -> bool:
+    """Whether ``pid`` is a live process (not a zombie) below ``ancestor``."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and any(p.pid == ancestor for p in process.parents())
+    except psutil.Error:
+        return False

@@ -295,6 +295,7 @@ def test_scaling_keeps_instances_and_a_killed_instance_comes_back(echo_service, 
         lambda: (
             {i.name: i for i in echo_service.instances()}[first[0].name].ready == "[1/1]"
             and {i.name: i for i in echo_service.instances()}[first[0].name].restarts == 1
+            and {i.name: i for i in echo_service.instances()}[first[0].name].pid != first[0].pid
         )
     )
     time.sleep(0.5)

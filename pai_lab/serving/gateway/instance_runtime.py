@@ -420,12 +420,25 @@ class Instance:
                 if jobs:
                     self._send(jobs)
 
+    def _shown_pid(self) -> int | None:
+        """The instance's own process; looked up again when the one remembered is no longer a live
+        process under this start's (a restart raced with the lookup)."""
+        if self.proc is None:
+            return None
+        if (
+            self.host_pid
+            and self.host_pid != self.proc.pid
+            and not instance_sandbox.runs_under(self.host_pid, self.proc.pid)
+        ):
+            self.host_pid = instance_sandbox.instance_pid(self.proc)
+        return self.host_pid or self.proc.pid
+
     def describe(self) -> dict:
         total = 1
         return {
             "name": self.name,
             "version": self.generation["version"],
-            "pid": (self.host_pid or self.proc.pid) if self.proc else None,
+            "pid": self._shown_pid(),
             "inner_ip": f"unix:{self.name}" if self.proc else "",
             "host_ip": "127.0.0.1",
             **_where(self.proc),
