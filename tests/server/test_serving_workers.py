@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.conftest import ROLE_OF, USER_TOKENS, start_pai_server
-from tests.fixtures.serving import Load, until
+from tests.fixtures.serving import PROBE_PROCESSOR, Load, until
 from tests.fixtures.training import wait_for
 
 SLOW_ECHO = """
@@ -205,39 +205,6 @@ def test_a_service_of_a_workspace_on_the_default_group_stays_in_the_gateway(serv
     here.delete()
 
 
-READER = """
-import json
-import os
-
-
-def attempt(action):
-    try:
-        return action()
-    except OSError as exc:
-        return f"refused: {exc}"
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read().decode(errors="replace")
-
-
-def write(path):
-    with open(path, "w") as f:
-        f.write("x")
-    return "written"
-
-
-class Reader:
-    def process(self, data):
-        asked = json.loads(data)
-        answer = {p: attempt(lambda p=p: read(p)) for p in asked["read"]}
-        answer["write"] = attempt(lambda: write(asked["write"]))
-        answer["env"] = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "OSS_", "PAI_LAB_"))}
-        return json.dumps(answer).encode(), 200
-"""
-
-
 def test_an_instance_on_a_worker_cannot_read_the_servers_state_nor_hold_its_credentials(server, tmp_path):
     """The server has several users, so a member's processor on a resource group's worker runs in bubblewrap
     there, as on the server's own machine (a worker may share it, as here): the state folder is hidden (the
@@ -245,7 +212,7 @@ def test_an_instance_on_a_worker_cannot_read_the_servers_state_nor_hold_its_cred
     gone and the SDKs' default files point at nothing; its own folder reads as usual."""
     folder = tmp_path / "reader"
     folder.mkdir()
-    (folder / "app.py").write_text(READER)
+    (folder / "app.py").write_text(PROBE_PROCESSOR)
     ws = server.client("dev").workspace("on_workers")
     spec = {**_spec(tmp_path, "test_worker_reader", "r", 1), "processor_path": str(folder)}
     svc = ws.services.create({**spec, "processor_mainclass": "Reader"}, timeout=240, progress=False)
