@@ -6,9 +6,6 @@ as the worker's OS user, as remote ranks do. Driven through the Python client of
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +14,7 @@ import pytest
 
 from pai_lab.errors import Unavailable
 from tests.conftest import ROLE_OF, start_pai_server
-from tests.fixtures.training import wait_for
+from tests.fixtures.dask_processes import scheduler_and_worker
 
 ECHO = """
 import json
@@ -32,35 +29,8 @@ class Echo:
 @pytest.fixture(scope="module")
 def worker_without_bubblewrap(tmp_path_factory):
     """A Dask scheduler and one worker whose PATH finds Python and nothing else (so no bwrap)."""
-    folder = tmp_path_factory.mktemp("bare-dask")
-    dask = str(Path(sys.executable).parent / "dask")
-    repo = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
-    env["PATH"] = str(Path(sys.executable).parent)
-    common = {"stdout": subprocess.DEVNULL, "start_new_session": True, "env": env}
-    procs = []
-    try:
-        with open(folder / "scheduler.log", "wb") as log:
-            argv = [dask, "scheduler", "--scheduler-file", str(folder / "scheduler.json"), "--host", "127.0.0.1"]
-            procs.append(subprocess.Popen([*argv, "--port", "0", "--no-dashboard"], stderr=log, **common))
-        wait_for(lambda: (folder / "scheduler.json").exists() and (folder / "scheduler.json").stat().st_size > 0, 60)
-        address = json.loads((folder / "scheduler.json").read_text())["address"]
-        with open(folder / "worker.log", "wb") as log:
-            argv = [dask, "worker", address, "--no-nanny", "--nthreads", "2", "--host", "127.0.0.1", "--no-dashboard"]
-            argv += ["--local-directory", str(folder / "worker")]
-            procs.append(subprocess.Popen(argv, stderr=log, **common))
-        from distributed import Client
-
-        with Client(address, timeout="30s") as client:
-            client.wait_for_workers(1, timeout=60)
-        yield address, procs[-1].pid
-    finally:
-        for proc in reversed(procs):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(20)
+    with scheduler_and_worker(tmp_path_factory.mktemp("bare-dask"), path=str(Path(sys.executable).parent)) as found:
+        yield found
 
 
 def _server_on(root: Path, address: str, mode: str, team: bool):

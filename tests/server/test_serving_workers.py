@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from tests.conftest import ROLE_OF, USER_TOKENS, start_pai_server
+from tests.fixtures.dask_processes import scheduler_and_worker
 from tests.fixtures.serving import PROBE_PROCESSOR, Load, until
 from tests.fixtures.training import wait_for
 
@@ -359,35 +360,15 @@ def blind_worker(tmp_path_factory):
         pytest.skip("hiding the test's files from a worker needs root and unshare (util-linux)")
     hidden = str(tmp_path_factory.getbasetemp())
     own = Path(tempfile.mkdtemp(prefix="pai-blind-worker-"))  # outside what it cannot see
-    dask = str(Path(sys.executable).parent / "dask")
-    repo = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
-    common = {"stdout": subprocess.DEVNULL, "start_new_session": True, "env": env}
-    procs = []
-    try:
-        with open(own / "scheduler.log", "wb") as log:
-            argv = [dask, "scheduler", "--scheduler-file", str(own / "scheduler.json"), "--host", "127.0.0.1"]
-            procs.append(subprocess.Popen([*argv, "--port", "0", *NO_DASHBOARD], stderr=log, **common))
-        wait_for(lambda: (own / "scheduler.json").exists() and (own / "scheduler.json").stat().st_size > 0, 60)
-        address = json.loads((own / "scheduler.json").read_text())["address"]
-        worker = f"{dask} worker {address} --no-nanny --nthreads 2 --host 127.0.0.1 --no-dashboard"
-        worker += f" --local-directory {own / 'worker'}"
-        script = f"mount -t tmpfs none {hidden} && exec {worker}"
-        with open(own / "worker.log", "wb") as log:
-            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
-            procs.append(subprocess.Popen(argv, stderr=log, **common))
-        from distributed import Client
 
-        with Client(address, timeout="30s") as client:
-            client.wait_for_workers(1, timeout=60)
-        yield address
+    def unshared(worker: str) -> list[str]:
+        script = f"mount -t tmpfs none {hidden} && exec {worker}"
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+
+    try:
+        with scheduler_and_worker(own, wrap=unshared) as (address, _pid):
+            yield address
     finally:
-        for proc in reversed(procs):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(20)
         shutil.rmtree(own, ignore_errors=True)
 
 

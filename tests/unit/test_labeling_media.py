@@ -38,11 +38,8 @@ def shots(platform, specs) -> list:
 
 
 @pytest.fixture
-def platform(tmp_path):
-    p = Platform(tmp_path / "root", owner="owner", settings={"preview_prepare_items": 0}).start()
-    yield p
-    media.previews(p).close()
-    p.store.dispose()
+def platform(media_platform):
+    return media_platform
 
 
 def make_task(platform, files: list, name="shots", package_size=None, prepare=False) -> str:

@@ -8,10 +8,9 @@ import pytest
 from PIL import Image
 
 from pai_lab.errors import BadInput
-from pai_lab.labeling import embeddings, media, ordering
+from pai_lab.labeling import embeddings, ordering
 from pai_lab.labeling import schemas as sc
 from pai_lab.labeling import service as sv
-from pai_lab.platform import Platform
 
 W = "default"
 
@@ -89,11 +88,8 @@ KINDS += [("striped", 1), ("dark", 3), ("striped", 2), ("dark", 4)]
 
 
 @pytest.fixture
-def platform(tmp_path):
-    p = Platform(tmp_path / "root", owner="owner", settings={"preview_prepare_items": 0}).start()
-    yield p
-    media.previews(p).close()
-    p.store.dispose()
+def platform(media_platform):
+    return media_platform
 
 
 def image_task(platform, size=3) -> tuple[str, list]:
