@@ -16,6 +16,7 @@ HEADER = struct.Struct("!IH")
 LENGTH = struct.Struct("!Q")
 JOIN_BELOW = 64 << 10  # a frame smaller than this goes out as one write: a copy is cheaper than a syscall
 MAX_BUFFERS = 4096
+MAX_FRAME = 1 << 30  # bytes one frame may announce: an instance runs member code, the gateway's memory is bounded
 
 
 def pack_parts(message) -> list:
@@ -38,8 +39,8 @@ def pack(message) -> bytes:
 
 def _lengths(head: bytes) -> tuple[int, int]:
     size, count = HEADER.unpack(head)
-    if count > MAX_BUFFERS:
-        raise ValueError(f"a frame announces {count} buffers")
+    if count > MAX_BUFFERS or size > MAX_FRAME:
+        raise ValueError(f"a frame announces {count} buffers and {size} bytes")
     return size, count
 
 
@@ -131,6 +132,8 @@ def _frame_at(src, pos: int, total: int) -> tuple[Any, int] | None:
     if total < at + LENGTH.size * count:
         return None
     sizes = [LENGTH.unpack_from(src, at + i * LENGTH.size)[0] for i in range(count)]
+    if size + sum(sizes) > MAX_FRAME:
+        raise ValueError(f"a frame announces {size + sum(sizes)} bytes")
     at += LENGTH.size * count
     end = at + size + sum(sizes)
     if total < end:

@@ -112,4 +112,7 @@ def event_loop_runner(choice: str):
                 f"{LOOP_ENV}=uvloop but uvloop is not installed: pip install uvloop, or set auto"
             ) from None
         return asyncio.run
+    if not hasattr(uvloop, "run"):  # uvloop before 0.18
+        uvloop.install()
+        return asyncio.run
     return uvloop.run

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -75,7 +74,7 @@ class Replies(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             messages = self.frames.feed(data)
-        except (ValueError, pickle.UnpicklingError, EOFError):
+        except Exception:  # noqa: BLE001 - member code wrote it: unpickling can raise anything
             log.warning("instance %s sent a malformed frame; its connection is closed", self.inst.name)
             if self.inst.writer is not None:
                 self.inst.writer.close()
@@ -93,6 +92,17 @@ class Replies(asyncio.Protocol):
 
 
 def deliver(jobs: list[Job], status: str, result) -> None:
+    """Each job's part of the instance's reply; a reply of the wrong shape fails the jobs it leaves
+    unanswered (500) instead of leaving them waiting for their keepalive."""
+    try:
+        _deliver(jobs, status, result)
+    except Exception as exc:  # noqa: BLE001 - the reply came from member code
+        log.warning("an instance's reply did not fit its requests: %s", exc)
+    for job in jobs:
+        job.end(error=InstanceError(500, "the processor's reply did not match the request(s) it was given"))
+
+
+def _deliver(jobs: list[Job], status: str, result) -> None:
     if status != "ok":
         code, message = result
         for job in jobs:

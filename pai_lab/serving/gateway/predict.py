@@ -285,6 +285,11 @@ MAX_BODY = 512 << 20  # the largest request body the gateway reads
 # a v2 binary body up to this size is read into a buffer made when its headers arrive; a larger one
 # comes in tornado's pieces, so that announcing a body costs the gateway no memory before it is sent
 DIRECT_BODY_MAX = 4 << 20
+# what the bodies being read straight into their buffers may hold in all: a buffer is made when the
+# headers arrive, so clients that announce bodies and stall must not make the gateway allocate without end
+# (past it, bodies come in tornado's pieces, which hold only the bytes that arrived)
+DIRECT_BODIES_BUDGET = 64 << 20
+_direct_held = 0
 SERVER_HEADER = "TornadoServer/" + __import__("tornado").version
 
 
@@ -390,10 +395,12 @@ class _LeanDelegate(httputil.HTTPMessageDelegate):
             or "Expect" in headers  # the client waits for 100 Continue, which tornado sends after this
         ):
             return None
+        global _direct_held
         connection = self.answer.request.connection
         stream = getattr(connection, "stream", None)
-        if stream is None:
+        if stream is None or _direct_held + int(length) > DIRECT_BODIES_BUDGET:
             return None
+        _direct_held += int(length)
         self.whole, self.length = bytearray(int(length)), length
         del headers["Content-Length"]  # tornado reads no body of its own; put back once it is read
         return stream.read_into(self.whole)
@@ -404,6 +411,7 @@ class _LeanDelegate(httputil.HTTPMessageDelegate):
     def finish(self) -> None:
         request = self.answer.request
         if self.whole is not None:
+            self._release()
             request.body, self.whole = self.whole, None  # type: ignore[assignment]  # bytes-like is enough
             request.headers["Content-Length"] = self.length
         else:
@@ -413,7 +421,13 @@ class _LeanDelegate(httputil.HTTPMessageDelegate):
         self.answer.answer(self.args)
 
     def on_connection_close(self) -> None:
+        if self.whole is not None:
+            self._release()
         self.chunks, self.whole = [], None
+
+    def _release(self) -> None:
+        global _direct_held
+        _direct_held -= len(self.whole or b"")
 
 
 class Router(routing.Router):

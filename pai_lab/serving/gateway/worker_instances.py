@@ -193,7 +193,7 @@ def _wait_for_address(inst: Instance, future, reported) -> dict | None:
             raise NotReady("the instance's task ended before its instance listened")
         try:
             return reported.get(timeout=WAIT_STEP_S)
-        except TimeoutError:
+        except (TimeoutError, asyncio.TimeoutError):
             continue
     return None
 
@@ -243,7 +243,7 @@ async def _spawn(inst: Instance) -> tuple[asyncio.StreamReader, asyncio.StreamWr
         reader, writer = await asyncio.open_connection(address["host"], address["port"], limit=1 << 26)
         try:
             nonce = await asyncio.wait_for(reader.readexactly(CHALLENGE_BYTES), CHALLENGE_TIMEOUT_S)
-        except (asyncio.IncompleteReadError, TimeoutError) as exc:
+        except (asyncio.IncompleteReadError, TimeoutError, asyncio.TimeoutError) as exc:
             writer.close()
             raise NotReady(f"the instance on {address['worker']} sent no challenge ({type(exc).__name__})") from None
         except BaseException:
