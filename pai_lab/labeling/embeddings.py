@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import tempfile
 import threading
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -67,6 +70,7 @@ class Embeddings:
         self.folder = Path(platform.state_dir) / "cache" / "embeddings"
         self._memory: OrderedDict[str, dict[int, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
+        self._task_locks: dict[str, threading.Lock] = {}
 
     def _file(self, task_id: str, total: int) -> Path:
         return self.folder / f"{task_id}-{total}.npz"
@@ -93,24 +97,39 @@ class Embeddings:
                 f"tasks of at most {MAX_ITEMS:,}; split the dataset, or use margin",
                 "by",
             )
-        path = self._file(task.id, len(rows))
-        if path.exists():
-            with np.load(path) as saved:
-                found = dict(zip(saved["seqs"].tolist(), saved["embedding"]))
-        else:
-            vectors = [self._read(json.loads(r.data).get(keys[0]), options) for r in rows]
-            matrix = embed(vectors)
-            seqs = np.array([r.seq for r in rows])
-            self.folder.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".part.npz")
-            np.savez(partial, seqs=seqs, embedding=matrix)
-            partial.replace(path)
-            found = dict(zip(seqs.tolist(), matrix))
+        with self._task_lock(key):  # two orders of one task at once compute it once
+            found = self._saved(self._file(task.id, len(rows))) or self._compute(task.id, rows, keys, options)
         with self._lock:
             self._memory[key] = found
             while len(self._memory) > KEPT_IN_MEMORY:
                 self._memory.popitem(last=False)
         return found
+
+    def _task_lock(self, key: str) -> threading.Lock:
+        with self._lock:
+            return self._task_locks.setdefault(key, threading.Lock())
+
+    def _saved(self, path: Path) -> dict[int, np.ndarray] | None:
+        """The saved embedding; None when there is none, or it cannot be read (then it is made again)."""
+        try:
+            with np.load(path) as saved:
+                return dict(zip(saved["seqs"].tolist(), saved["embedding"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            path.unlink(missing_ok=True)
+            return None
+
+    def _compute(self, task_id: str, rows, keys, options: dict) -> dict[int, np.ndarray]:
+        vectors = [self._read(json.loads(r.data).get(keys[0]), options) for r in rows]
+        matrix = embed(vectors)
+        seqs = np.array([r.seq for r in rows])
+        self.folder.mkdir(parents=True, exist_ok=True)
+        handle, partial = tempfile.mkstemp(dir=self.folder, suffix=".part.npz")
+        with os.fdopen(handle, "wb") as out:
+            np.savez(out, seqs=seqs, embedding=matrix)
+        os.replace(partial, self._file(task_id, len(rows)))
+        return dict(zip(seqs.tolist(), matrix))
 
     def _read(self, value, options: dict) -> np.ndarray | None:
         from PIL import UnidentifiedImageError

@@ -365,6 +365,8 @@ def order(
         )
     embedding: dict = {}
     if by in sg.BY_CONTENT:  # read the images (once per task) before holding any package
+        if seed is not None and seed < 0:
+            raise BadInput(f"seed: order {by!r} takes a seed of 0 or more, not {seed}", "seed")
         if platform is None:
             raise BadInput(f"order {by!r} reads the items' images; ask the server for it", "by")
         embedding = embeddings(platform).of_task(s, user, ws, ref)

@@ -3,8 +3,11 @@ and the CLI: a typical first package before any model, then a cluster-margin nex
 
 from __future__ import annotations
 
+import zipfile
+
 import pytest
 
+from pai_lab.errors import BadInput
 from tests.unit.test_labeling_ordering import KINDS, shade
 
 
@@ -29,7 +32,16 @@ def shades_task(live_server, ws, name: str, size: int):
 
 def test_a_typical_first_package_then_cluster_margin_through_the_client(live_server, ws, unique_name):
     task = shades_task(live_server, ws, unique_name("kinds"), size=2)
+    with pytest.raises(BadInput) as refused:  # a negative seed is named, not a server error
+        task.order("typical", seed=-1)
+    assert refused.value.field == "seed"
+    # a cache file that cannot be read (a crash mid-write, a full disk) is made again
+    cache = live_server.root / ".pai_lab" / "cache" / "embeddings"
+    cache.mkdir(parents=True, exist_ok=True)
+    saved = cache / f"{task.info.id}-{len(KINDS)}.npz"
+    saved.write_bytes(b"not a zip")
     done = task.order("typical")
+    assert zipfile.is_zipfile(saved)
     assert (done.by, done.packages, done.items, done.scored) == ("typical", 5, 9, 0)
     first = task.claim()
     assert first is not None and first.number == 1
