@@ -66,10 +66,6 @@ class Replies(asyncio.Protocol):
         self.inst = inst
         self.closed = closed
         self.frames = wire.FrameReader()
-        self.transport: asyncio.BaseTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # not called by set_protocol
-        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         try:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pai_lab.serving.gateway.errors import LoadFailed, NotReady
+from pai_lab.serving.instance import CHALLENGE_BYTES
 from pai_lab.serving.worker_task import channel_of, run_instance
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 LOST_GRACE_S = 1.0  # after its connection drops, how long the task's own exit code is waited for
 WAIT_STEP_S = 2.0
-CHALLENGE_BYTES = 32  # the instance's nonce (pai_lab.serving.instance.CHALLENGE_BYTES)
 CHALLENGE_TIMEOUT_S = 30.0
 MAX_SHIPPED_BYTES = 256 << 20  # model and processor files sent to a worker that does not see them
 # the blocking Dask calls (submit, waiting for a worker) run here, never on the event loop or its default pool
