@@ -224,7 +224,7 @@ def collect(plan: dict) -> dict:
 def run_step(task: dict | str) -> dict:
     """The Dask task of one step (its plan, or as the driver submits it, the plan as JSON text). Returns
     {exit_code, outputs, error, tail}."""
-    from pai_lab.training.runtime import _die_with_parent, _end_process_tree
+    from pai_lab.training.rank_process import _die_with_parent, _end_process_tree
 
     plan: dict = json.loads(task) if isinstance(task, str) else task
 

@@ -79,7 +79,7 @@ def runner_sandbox(sandbox: dict | None, run_dir: str) -> dict | None:
 
 def _spawn(argv: list[str], cwd: str, env: dict) -> subprocess.Popen:
     """Start a runner process; called on the spawner thread only."""
-    from pai_lab.training.runtime import _die_with_parent
+    from pai_lab.training.rank_process import _die_with_parent
 
     return subprocess.Popen(
         argv,

@@ -10,7 +10,7 @@ from traitlets.config import LoggingConfigurable
 
 from pai_lab.training import gateway, isolation, records
 from pai_lab.training.placement import JobQueue, Slot, local_cluster_shape, place
-from pai_lab.training.runtime import STOP_GRACE_SECONDS
+from pai_lab.training.rank_process import STOP_GRACE_SECONDS
 from pai_lab.training.schemas import ClusterInfo, ClusterWorker
 from pai_lab.training.supervisor import Supervisor
 

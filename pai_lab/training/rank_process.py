@@ -32,12 +32,23 @@ def _die_with_parent() -> None:
 _setpriv: list[str | None] = []  # util-linux's setpriv, once this worker has checked it has --pdeathsig
 
 
-def _with_parent_death(argv: list[str], path: str | None) -> list[str] | None:
+def _found(command: str, path: str | None, cwd: str) -> bool:
+    """Whether a rank started in ``cwd`` with ``path`` as its PATH finds ``command``, as its exec does: a
+    command with a slash (``./train.sh``) is relative to ``cwd``, one without (``python``) is looked up on
+    ``path`` (the system's default when it has none), whose relative entries are relative to ``cwd`` too;
+    never the worker's own folder or PATH."""
+    if os.sep in command:
+        return shutil.which(os.path.join(cwd, command)) is not None
+    dirs = (os.defpath if path is None else path).split(os.pathsep)
+    return shutil.which(command, path=os.pathsep.join(os.path.join(cwd, d) for d in dirs)) is not None
+
+
+def _with_parent_death(argv: list[str], path: str | None, cwd: str) -> list[str] | None:
     """``argv`` started through `setpriv --pdeathsig KILL`, which sets what :func:`_die_with_parent` does and
-    execs it (same pid); None where setpriv cannot, or ``argv[0]`` is not found on ``path`` (Popen then
-    says so, as ever). A Popen without ``preexec_fn`` starts the rank with vfork instead of copying the
-    worker's whole address space (tens of ms in a control plane's large process, per rank, on the launch's
-    critical path)."""
+    execs it (same pid); None where setpriv cannot, or the rank (in ``cwd``, with PATH ``path``) would not
+    find ``argv[0]`` (Popen then says so, as ever). A Popen without ``preexec_fn`` starts the rank with
+    vfork instead of copying the worker's whole address space (tens of ms in a control plane's large
+    process, per rank, on the launch's critical path)."""
     if not _setpriv:
         found = shutil.which("setpriv") if _prctl is not None else None
         try:
@@ -48,7 +59,7 @@ def _with_parent_death(argv: list[str], path: str | None) -> list[str] | None:
         except (OSError, subprocess.SubprocessError):
             ok = False
         _setpriv.append(found if ok else None)
-    if _setpriv[0] is None or shutil.which(argv[0], path=path) is None:
+    if _setpriv[0] is None or not _found(argv[0], path, cwd):
         return None
     return [_setpriv[0], "--pdeathsig", "KILL", "--", *argv]
 

@@ -24,8 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pai_lab.training import containers, isolation, job_storage
-from pai_lab.training.rank_process import (  # noqa: F401 - STOP_GRACE_SECONDS and _die_with_parent: others' imports
-    STOP_GRACE_SECONDS,
+from pai_lab.training.rank_process import (
     _die_with_parent,
     _end_leftovers,
     _end_process_tree,
@@ -382,7 +381,7 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
         argv = containers.rank_argv(image, pod, argv, cwd, env, launch["container_view"], list(assignments))
     elif sandbox:
         argv = isolation.sandboxed_argv(sandbox, argv, cwd, seen)
-    wrapped = _with_parent_death(argv, env.get("PATH"))
+    wrapped = _with_parent_death(argv, env.get("PATH"), cwd)
     try:
         proc = subprocess.Popen(
             wrapped or argv,

@@ -24,7 +24,8 @@ from pai_lab.training import spec as specs
 from pai_lab.training.dynamic import DynamicCluster
 from pai_lab.training.placement import Slot
 from pai_lab.training.rank_events import RankEvents
-from pai_lab.training.runtime import STOP_GRACE_SECONDS, names, run_rank
+from pai_lab.training.rank_process import STOP_GRACE_SECONDS
+from pai_lab.training.runtime import names, run_rank
 from pai_lab.training.schemas import JobSpec
 from pai_lab.training.submit import KERAS3_HINT, is_git_url
 

@@ -353,3 +353,14 @@ def test_thirdparty_libs_are_installed_for_every_rank_and_a_failed_install_fails
     assert any(
         line.line.startswith("[pip]") and "not_there" in line.line for line in job.log_lines(f"{job_id}-worker-0")
     )
+
+
+def test_a_relative_script_in_the_jobs_code_folder_runs_as_its_command(live_server, ws, unique_name):
+    code = live_server.root / unique_name("relcode")
+    code.mkdir()
+    (code / "train.sh").write_text('#!/bin/sh\necho "trained in $(pwd) with $1"\n')
+    (code / "train.sh").chmod(0o755)
+    job = ws.jobs.submit(name="relative", command="./train.sh --epochs=1", workers=1, code_source=str(code))
+    _finished(job)
+    assert job.state == "Succeeded", job.reason
+    assert f"trained in {job.work_dir}/code with --epochs=1" in job.logs(0).splitlines()

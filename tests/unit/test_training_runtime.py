@@ -59,7 +59,7 @@ def test_a_worker_that_cannot_see_the_job_folder_writes_the_shipped_tables_file(
 PARENT = r"""
 import os, subprocess, sys, time
 from pai_lab.training.rank_process import _with_parent_death
-argv = _with_parent_death([sys.executable, "-c", "import time; time.sleep(300)"], os.environ["PATH"])
+argv = _with_parent_death([sys.executable, "-c", "import time; time.sleep(300)"], os.environ["PATH"], os.getcwd())
 if argv is None:
     print("no setpriv", flush=True)
     sys.exit(0)
@@ -97,4 +97,32 @@ def test_a_rank_started_through_setpriv_is_itself_and_dies_with_the_process_that
     # a program that is not on PATH is left to Popen, which names it as it always has
     from pai_lab.training.rank_process import _with_parent_death
 
-    assert _with_parent_death(["no_such_program_here"], os.environ["PATH"]) is None
+    assert _with_parent_death(["no_such_program_here"], os.environ["PATH"], os.getcwd()) is None
+
+
+def test_a_relative_command_is_found_as_the_rank_finds_it_in_its_own_folder_and_path(tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    import pytest
+
+    from pai_lab.training.rank_process import _with_parent_death
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("no util-linux setpriv here: ranks start with preexec_fn")
+    rank_dir = tmp_path / "rank"
+    (rank_dir / "bin").mkdir(parents=True)
+    for script in (rank_dir / "train.sh", rank_dir / "bin" / "fit"):
+        script.write_text("#!/bin/sh\necho ran\n")
+        script.chmod(0o755)
+    worker_dir = tmp_path / "worker"  # the worker's own folder has neither
+    worker_dir.mkdir()
+    monkeypatch.chdir(worker_dir)
+    wrapped = _with_parent_death(["./train.sh", "--x"], "/usr/bin:/bin", str(rank_dir))
+    assert wrapped is not None and wrapped[-2:] == ["./train.sh", "--x"] and "--pdeathsig" in wrapped
+    assert _with_parent_death(["fit"], "bin" + os.pathsep + "/usr/bin", str(rank_dir)) is not None  # PATH's bin/
+    assert _with_parent_death(["./train.sh"], "/usr/bin", str(worker_dir)) is None  # not in that rank's folder
+    # and the other way round: a script only the worker's folder has is not the rank's
+    (worker_dir / "only_here.sh").write_text("#!/bin/sh\n")
+    (worker_dir / "only_here.sh").chmod(0o755)
+    assert _with_parent_death(["./only_here.sh"], "/usr/bin", str(rank_dir)) is None
