@@ -218,9 +218,6 @@ class Prelabel(Schema):
     scores: dict[str, float] | None = Field(None, description="{class name: probability}, for uncertainty order")
 
 
-OrderBy = Literal["least_confidence", "margin", "entropy", "random", "typical", "cluster_margin"]
-
-
 class TaskOrder(Schema):
     by: str = Field(
         description="least_confidence, margin, entropy (most uncertain first), random; typical (image tasks, "
