@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -260,6 +261,50 @@ def test_blue_green_release_on_workers_keeps_answering(server, remote_echo, tmp_
         codes = load.stop()
     assert set(codes) == {200} and codes[200] > 0, codes
     green.delete()
+
+
+BATCHING_SUMMER = """
+import json, os, time
+
+
+class Summer:
+    def process(self, data):
+        return self.process_batch([data])[0]
+
+    def process_batch(self, datas):
+        time.sleep(0.05)  # one model call for the whole batch
+        requests = [json.loads(d) for d in datas]
+        return [{"sum": sum(r["values"]), "batch": len(datas), "pid": os.getpid()} for r in requests]
+"""
+
+
+def test_requests_to_an_instance_on_a_worker_are_batched_as_for_a_local_one(server, two_workers, tmp_path):
+    folder = tmp_path / "summer"
+    folder.mkdir()
+    (folder / "app.py").write_text(BATCHING_SUMMER)
+    spec = {
+        "name": "on_workers_summer",
+        "processor_type": "python",
+        "processor_path": str(folder),
+        "processor_entry": "app.py",
+        "metadata": {
+            "instance": 1,
+            "workers": 1,
+            "rpc": {"batching": True, "max_batch_size": 8, "max_batch_timeout": 50},
+        },
+    }
+    svc = server.client("ops").workspace("on_workers").services.create(spec, timeout=240, progress=False)
+    try:
+        (instance,) = _running(svc)
+        assert instance.worker and _host_of(instance, two_workers) in two_workers[1].values()
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda i: (i, _ask(svc, (i, i, 1))), range(48)))
+        assert all(answer["sum"] == 2 * i + 1 for i, answer in answers)  # each caller its own answer
+        assert len({answer["pid"] for _, answer in answers}) == 1  # all from the one instance on the worker
+        sizes = [answer["batch"] for _, answer in answers]
+        assert 1 < max(sizes) <= 8, sizes  # grouped over the network as locally, never past the limit
+    finally:
+        svc.delete()
 
 
 def test_gpu_and_memory_place_instances_by_the_workers_resources_and_memory_is_enforced_there(
