@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pai_lab.client import table
-from pai_lab.errors import PaiError
+from pai_lab.errors import BadInput, PaiError
 from pai_lab.training.schemas import FOLLOW_WAIT_SECONDS, TERMINAL_STATES, JobDetail, LogLine, MetricPoint
 from pai_lab.training.schemas import Job as JobInfo
 
@@ -27,6 +27,14 @@ if TYPE_CHECKING:  # pandas loads on first use: the CLI starts faster without it
 
 class JobFailed(PaiError):
     """Raised by ``Job.wait(raise_on_failure=True)`` when the job ends Failed or Stopped."""
+
+
+def without_refused_progress(params: dict | None, error: PaiError) -> dict | None:
+    """The long poll's ``params`` again without ``progress`` when the server refused that parameter (a
+    400 naming it: a server from before the long poll took it), else None (the error stands)."""
+    if params and "progress" in params and isinstance(error, BadInput) and error.field == "progress":
+        return {k: v for k, v in params.items() if k != "progress"}
+    return None
 
 
 class Job:
@@ -56,10 +64,18 @@ class Job:
         params: dict | None = None
         if history_after is not None:
             params = {"history_after": history_after, "wait": wait}
-            if progress is not None:
+            if progress is not None and not self._jobs._progress_refused:
                 params["progress"] = progress
         timeout = self._jobs._ws.http.timeout + (wait if params else 0)
-        self.detail = JobDetail.model_validate(self._jobs._ws._get(f"/jobs/{self.id}", params=params, timeout=timeout))
+        try:
+            found = self._jobs._ws._get(f"/jobs/{self.id}", params=params, timeout=timeout)
+        except BadInput as exc:
+            params = without_refused_progress(params, exc)
+            if params is None:
+                raise
+            self._jobs._progress_refused = True  # a server from before it: never sent again in this session
+            found = self._jobs._ws._get(f"/jobs/{self.id}", params=params, timeout=timeout)
+        self.detail = JobDetail.model_validate(found)
         return self.detail
 
     @property
@@ -212,6 +228,7 @@ class Jobs:
 
     def __init__(self, ws):
         self._ws = ws
+        self._progress_refused = False  # the server refused the long poll's `progress`: not sent again
 
     def submit(
         self,

@@ -364,3 +364,13 @@ def test_a_relative_script_in_the_jobs_code_folder_runs_as_its_command(live_serv
     _finished(job)
     assert job.state == "Succeeded", job.reason
     assert f"trained in {job.work_dir}/code with --epochs=1" in job.logs(0).splitlines()
+
+
+def test_a_followed_job_sends_its_progress_to_a_server_that_takes_it(ws, rank_script):
+    job = ws.jobs.submit(name="followed", command=f"python {rank_script} --mode=flags --lines=5", workers=2)
+    job.wait(timeout=120, poll=0.3, progress=True)
+    assert job.state == "Succeeded", job.reason
+    assert ws.jobs._progress_refused is False  # this server knows the parameter: it was never dropped
+    # the long poll with a progress line answers at once when the line differs
+    detail = job.refresh(history_after=0, wait=5, progress="not the job's line")
+    assert detail.state == "Succeeded" and ws.jobs._progress_refused is False
