@@ -264,6 +264,72 @@ class PipelineRun:
     def __repr__(self) -> str:
         return f"<PipelineRun {self.id} {self.detail.name!r}: {self.detail.status}>"
 
+    @classmethod
+    def list(
+        cls,
+        name: str | None = None,
+        run_id: str | None = None,
+        pipeline_id: str | None = None,
+        status: str | None = None,
+        sort_by: str | None = None,
+        order: str | None = None,
+        workspace_id=None,
+        *,
+        workspace=None,
+        limit: int = 200,
+    ):
+        """PAI's ``PipelineRun.list``: the workspace's runs that match, as PipelineRun handles, one at a
+        time (a generator; each is read when it is reached). ``pipeline_id`` is a saved operator's id
+        (``pl-...``) or a run's ``identifier@version``; ``sort_by`` ``created_at`` (PAI's
+        ``GmtCreateTime``), ``started_at``, ``finished_at``, ``name`` or ``status``; ``order`` ``desc``
+        (the default) or ``asc``. Bad values raise at once, naming the argument."""
+        from pai_lab.pipelines.types import PipelineError
+
+        key = SORT_KEYS.get((sort_by or "created_at").lower())
+        if key is None:
+            keys = ", ".join(sorted(set(SORT_KEYS.values())))
+            raise PipelineError(f"sort_by {sort_by!r} is not a run's field to sort by; use one of {keys}", "sort_by")
+        descending = (order or "desc").lower()
+        if descending not in ("asc", "desc"):
+            raise PipelineError(f"order {order!r}: asc or desc", "order")
+        if status is not None and status not in PipelineRunStatus.ALL:
+            raise PipelineError(
+                f"status {status!r} is not a PAI state; one of {', '.join(PipelineRunStatus.ALL)}", "status"
+            )
+        pipelines = workspace_client(workspace or workspace_id).pipelines
+        if run_id is not None:
+            found: list[PipelineRunInfo] = [pipelines.get(run_id).detail]
+        else:
+            found = pipelines.list(status=status, name=name, limit=limit)
+        if pipeline_id is not None:
+            wanted = pipeline_id
+            if "@" not in pipeline_id:  # a saved operator's id: its runs carry its identifier@version
+                meta = pipelines.operator(pipeline_id).metadata
+                wanted = f"{meta['identifier']}@{meta['version']}"
+            found = [r for r in found if r.pipeline == wanted]
+        found = [r for r in found if (name is None or r.name == name) and (status is None or r.status == status)]
+        # runs without the field (not started, not finished) go last, whatever the order
+        having = sorted((r for r in found if getattr(r, key) is not None), key=lambda r: getattr(r, key))
+        found = (having[::-1] if descending == "desc" else having) + [r for r in found if getattr(r, key) is None]
+
+        def handles():
+            for info in found:
+                yield PipelineRun(pipelines, info) if isinstance(info, PipelineRunDetail) else pipelines.get(info.id)
+
+        return handles()
+
+
+# PipelineRun.list's sort_by: PAI's spellings and the run's own field names
+SORT_KEYS = {
+    "created_at": "created_at",
+    "gmtcreatetime": "created_at",
+    "create_time": "created_at",
+    "started_at": "started_at",
+    "finished_at": "finished_at",
+    "name": "name",
+    "status": "status",
+}
+
 
 class Pipelines:
     """``ws.pipelines``: run, get and list pipeline runs."""

@@ -1,0 +1,63 @@
+"""PAI's ``PipelineRun.list`` and the README's pipeline snippet, against a real `pai server` and its Dask."""
+
+from __future__ import annotations
+
+import pytest
+
+from pai_lab.client.pipelines import PipelineRun, PipelineRunError
+from pai_lab.pipelines import Pipeline, PipelineError, PipelineParameter, component
+
+
+@component(outputs=[PipelineParameter("total", int)])
+def total(n: int = 4):
+    return {"total": sum(range(n))}
+
+
+@component
+def boom():
+    raise SystemExit("this step fails")
+
+
+def readme_pipeline():
+    """The README's example, as written there."""
+    step = total.as_step(name="total", inputs={"n": PipelineParameter("n", int, 4)})
+    return Pipeline(steps=[step])
+
+
+def test_the_readmes_pipeline_runs_and_its_runs_are_listed_as_pai_lists_them(live_server, unique_name):
+    ws = live_server.client().create_workspace(unique_name("pl"))
+    run = ws.pipelines.run(readme_pipeline(), arguments={"n": 10}, wait=True, show_outputs=False, timeout=120)
+    assert {o.name: o.value for o in run.get_outputs()} == {"total": 45}
+
+    saved = total.save("summer", "v2", workspace=ws)
+    again = ws.pipelines.run(saved, arguments={"n": 3}, name="again", wait=True, show_outputs=False, timeout=120)
+    failed = ws.pipelines.run(boom, name="again")
+    with pytest.raises(PipelineRunError):
+        failed.wait_for_completion(show_outputs=False, timeout=120)
+
+    listed = PipelineRun.list(workspace=ws)
+    assert not isinstance(listed, list)  # a generator, as PAI's
+    handles = list(listed)
+    assert all(isinstance(h, PipelineRun) for h in handles)
+    assert [h.id for h in handles] == [failed.id, again.id, run.id]  # newest first
+    assert handles[1].get_outputs()[0].value == 3 and handles[1].detail.nodes  # a full handle
+    assert [h.id for h in PipelineRun.list(workspace=ws, order="asc")] == [run.id, again.id, failed.id]
+    assert [h.id for h in PipelineRun.list(name="again", workspace=ws)] == [failed.id, again.id]
+    assert [h.id for h in PipelineRun.list(status="Succeeded", name="again", workspace=ws)] == [again.id]
+    assert [h.id for h in PipelineRun.list(run_id=again.id, workspace=ws)] == [again.id]
+    # a saved operator's id finds the runs of that operator
+    assert [h.id for h in PipelineRun.list(pipeline_id=saved.pipeline_id, workspace=ws)] == [again.id]
+    assert [h.id for h in PipelineRun.list(pipeline_id="summer@v2", workspace=ws)] == [again.id]
+    by_name = [h.name for h in PipelineRun.list(sort_by="name", order="asc", workspace=ws)]
+    assert by_name == sorted(by_name)
+    assert next(PipelineRun.list(sort_by="GmtCreateTime", workspace=ws)).id == failed.id
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"sort_by": "size"}, "sort_by"), ({"order": "up"}, "order"), ({"status": "Done"}, "status")],
+)
+def test_bad_arguments_of_the_run_list_are_named_before_any_request(kwargs, field):
+    with pytest.raises(PipelineError) as err:
+        PipelineRun.list(workspace="nowhere", **kwargs)  # raises at the call, not at the first next()
+    assert err.value.field == field and repr(next(iter(kwargs.values()))) in err.value.message
