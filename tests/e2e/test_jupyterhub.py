@@ -5,6 +5,7 @@ each user's JupyterLab shows that user. The Hub runs the config file that docs/j
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from tests.fixtures.browser import open_sidebar, save_screenshot
 from tests.fixtures.hub import HUB_OWNER, HUB_PASSWORD, HUB_TEAM
@@ -21,7 +22,7 @@ def _ok(answer, status: int = 200):
     return answer.json() if answer.content else None
 
 
-def test_team_members_roles_jobs_and_packages_across_users_servers(hub, remote_dask):
+def test_team_members_roles_jobs_and_packages_across_users_servers(hub, remote_dask, team_database):
     # Each server knows its user as the Hub does, and every server has the same owner and the one cluster.
     for user in [HUB_OWNER, *HUB_TEAM]:
         me = _ok(hub.api(user, "GET", "me"))
@@ -42,6 +43,14 @@ def test_team_members_roles_jobs_and_packages_across_users_servers(hub, remote_d
         _ok(hub.api(HUB_OWNER, "POST", f"{W}/members", {"username": user, "roles": [role]}), 201)
     seen = {m["username"]: m["roles"] for m in _ok(hub.api("gus", "GET", f"{W}/members"))}
     assert seen == {HUB_OWNER: ["Owner"], **{u: [r] for u, r in HUB_TEAM.items()}}
+    # ...because they are rows of the one team store (PostgreSQL where there is one, as a team deploys it)
+    engine = sa.create_engine(team_database)
+    try:
+        with engine.connect() as conn:
+            stored = set(conn.execute(sa.text("SELECT username FROM members")).scalars())
+    finally:
+        engine.dispose()
+    assert stored == {HUB_OWNER, *HUB_TEAM}
 
     # ana's job runs on the team's Dask cluster; lia sees it from her own server.
     script = hub.team_root / "hello.py"
