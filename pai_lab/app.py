@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Int, List, Type, Unicode, default
+from traitlets import Dict, Float, Int, List, Type, Unicode, default
 
 from pai_lab._version import __version__
 from pai_lab.platform import Platform, default_owner
@@ -133,6 +133,12 @@ class PaiLabApp(ExtensionApp):
         "at view sizes). Later packages are prepared when claimed. 0: only when claimed.",
     )
     preview_cache_bytes = Int(2 << 30, config=True, help="Disk space for the prepared images (oldest removed first).")
+    order_embedding_wait = Float(
+        config=True,
+        help="Seconds an image order (typical, cluster_margin) waits for its task's image embedding before it "
+        "answers 503 with Retry-After while the embedding is computed on; the client and `pai label order` ask "
+        "again and show the progress. Default: $PAI_LAB_ORDER_EMBEDDING_WAIT, else 20.",
+    )
     max_job_ranks = Int(
         16,
         config=True,
@@ -161,6 +167,14 @@ class PaiLabApp(ExtensionApp):
     platform = None  # set by initialize_settings; None when the control plane could not start
     load_error = ""
 
+    @default("order_embedding_wait")
+    def _default_order_embedding_wait(self):
+        value = os.environ.get("PAI_LAB_ORDER_EMBEDDING_WAIT") or "20"
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            raise ValueError(f"PAI_LAB_ORDER_EMBEDDING_WAIT must be a number of seconds, got {value!r}") from None
+
     @default("owner")
     def _default_owner(self):
         return os.environ.get("PAI_LAB_OWNER") or default_owner()
@@ -177,6 +191,7 @@ class PaiLabApp(ExtensionApp):
             "default_member_role": self.default_member_role,
             "preview_prepare_items": self.preview_prepare_items,
             "preview_cache_bytes": self.preview_cache_bytes,
+            "order_embedding_wait": self.order_embedding_wait,
             "max_job_ranks": self.max_job_ranks,
             "max_service_instances": self.max_service_instances,
             "max_request_bytes": self.max_request_bytes,

@@ -11,13 +11,18 @@ from __future__ import annotations
 class PaiError(Exception):
     status = 500
     code = "internal"
+    retry_after: float | None = None  # seconds: sent as the Retry-After header, and read back from it
 
-    def __init__(self, message: str, field: str | None = None, *, code: str | None = None):
+    def __init__(
+        self, message: str, field: str | None = None, *, code: str | None = None, retry_after: float | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.field = field
         if code:
             self.code = code
+        if retry_after is not None:
+            self.retry_after = retry_after
 
     def to_json(self) -> dict:
         return {"error": {"code": self.code, "message": self.message, "field": self.field}}
@@ -65,9 +70,13 @@ class ServerNotFound(PaiError):
 _BY_STATUS = {cls.status: cls for cls in (BadInput, Unauthorized, Forbidden, NotFound, Conflict, Unavailable)}
 
 
-def from_response(status: int, body: dict | None) -> PaiError:
+def from_response(status: int, body: dict | None, retry_after: str | None = None) -> PaiError:
     err = (body or {}).get("error") or {}
     cls = _BY_STATUS.get(status, PaiError)
     exc = cls(err.get("message") or f"HTTP {status}", err.get("field"), code=err.get("code"))
     exc.status = status
+    try:
+        exc.retry_after = float(retry_after) if retry_after else None
+    except ValueError:  # an HTTP date: not one of ours
+        exc.retry_after = None
     return exc

@@ -47,7 +47,7 @@ class Http:
                 body = {"error": {"message": resp.text.strip()[:500] or resp.reason}}
             if resp.status_code == 404 and "error" not in (body or {}):
                 body = {"error": {"message": f"{path} not found: is the pai_lab server extension enabled?"}}
-            raise from_response(resp.status_code, body)
+            raise from_response(resp.status_code, body, resp.headers.get("Retry-After"))
         if stream:
             return resp
         if resp.status_code == 204 or not resp.content:

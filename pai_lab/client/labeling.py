@@ -19,9 +19,10 @@ import html
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pai_lab.client import table
+from pai_lab.client.computing import retried_while_computing
 from pai_lab.client.labeling_exports import TaskExports
 from pai_lab.client.labeling_prelabels import TaskPrelabels
 from pai_lab.client.labeling_views import TaskStatsView, bars
@@ -78,16 +79,24 @@ class Task(TaskWork, TaskPrelabels, TaskExports):
         """Progress, people, agreement and what became of the suggestions (shown as tables in a notebook)."""
         return TaskStatsView.model_validate(self._get("/stats"))
 
-    def order(self, by: str, *, seed: int | None = None) -> sc.OrderResult:
+    def order(
+        self, by: str, *, seed: int | None = None, progress: bool | Any = True, timeout: float | None = None
+    ) -> sc.OrderResult:
         """Repack the packages nobody has claimed or answered so the next ones claimed hold the most
         uncertain suggestions first: ``least_confidence``, ``margin``, ``entropy`` (from the
         suggestions' scores; unscored items last) or ``random``. For image tasks, orders that also
         compare the images (the server embeds them once per task): ``typical`` (before any
         suggestion: the next package covers the images' dense regions, a good first package) and
         ``cluster_margin`` (the next package: uncertain suggestions, one from each cluster of alike
-        images). ``seed``: the random order's, or k-means' for those two."""
+        images). ``seed``: the random order's, or k-means' for those two.
+
+        A large task's first image order waits while the server reads its images: this asks again
+        until it is done (at most ``timeout`` seconds, default no limit), showing how far the server
+        got (``progress=False``: silent; a file: shown there)."""
         body = {"by": by} if seed is None else {"by": by, "seed": seed}
-        return sc.OrderResult.model_validate(self._post("/order", body))
+        return sc.OrderResult.model_validate(
+            retried_while_computing(lambda: self._post("/order", body), f"order {self.name}", progress, timeout)
+        )
 
     def packages(self, state: str | None = None) -> list[sc.Package]:
         params = {"state": state} if state else None

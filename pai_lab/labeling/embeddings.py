@@ -2,7 +2,8 @@
 each image grey, 16x16 (bilinear), in [0, 1], then the principal components (20) of those pixels
 over all the task's items.
 
-Computed when an order first needs it, from the items' images as the labelers' views read them,
+Computed when an order first needs it, from the items' images as the labelers' views read them
+(:data:`READERS` at a time, in the background and outside any store transaction; one build per task),
 and kept per task (in memory and under the server's cache folder): a task's items never change.
 """
 
@@ -10,21 +11,29 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import tempfile
 import threading
 import zipfile
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pai_lab.errors import BadInput, NotFound
+from pai_lab.errors import BadInput, NotFound, PaiError, Unavailable
 
 SIDE = 16  # pixels a side
 COMPONENTS = 20
 MAX_ITEMS = 20_000  # an embedding is read from every item's image: bounded
 KEPT_IN_MEMORY = 16  # tasks
+READERS = 8  # images one build reads at once (an HTTP or S3 source may take seconds each)
+MAX_BUILDS = 4  # tasks whose embedding is computed at once
+RETRY_AFTER_SECONDS = 1  # a request told to retry waits again on arrival: the client need not wait long before it
+
+log = logging.getLogger("pai_lab")
 
 
 def image_vector(image) -> np.ndarray:
@@ -62,29 +71,54 @@ def embed(vectors: list[np.ndarray | None]) -> np.ndarray:
     return principal_components(np.stack([mean if v is None else v for v in vectors]))
 
 
+@dataclass(frozen=True)
+class Listing:
+    """What a build reads, taken from the store in a short transaction: each item's image URI."""
+
+    task_id: str
+    task_name: str
+    seqs: list[int]
+    images: list[str | None]
+    options: dict
+
+    @property
+    def key(self) -> str:
+        return f"{self.task_id}-{len(self.seqs)}"
+
+
+class Build:
+    """One task's embedding being computed: how far it got, and its end (the embedding or the error)."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.read = 0
+        self.done = threading.Event()
+        self.result: dict[int, np.ndarray] | None = None
+        self.error: PaiError | None = None
+
+
 class Embeddings:
-    """The embedding of each task's items: {seq: row}, computed once per task."""
+    """The embedding of each task's items: {seq: row}, computed once per task, in the background."""
 
     def __init__(self, platform):
         self.platform = platform
         self.folder = Path(platform.state_dir) / "cache" / "embeddings"
         self._memory: OrderedDict[str, dict[int, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
-        self._task_locks: dict[str, threading.Lock] = {}
+        self._builds: dict[str, Build] = {}  # one build per task at a time
+        self._failed: dict[str, PaiError] = {}  # a build's error, for the next request of that task
+        self._closing = threading.Event()
 
     def _file(self, task_id: str, total: int) -> Path:
         return self.folder / f"{task_id}-{total}.npz"
 
-    def of_task(self, s, user: str, ws: str, ref: str) -> dict[int, np.ndarray]:
+    def listing(self, s, user: str, ws: str, ref: str) -> Listing:
+        """The task's items and their images (in the caller's transaction), or the 400 that says why
+        this task cannot be embedded."""
         from pai_lab.labeling.media import _item_sources
         from pai_lab.labeling.tables import ItemRow
 
         task, keys, options, rows = _item_sources(s, user, ws, ref, lambda q: q.order_by(ItemRow.seq))
-        key = f"{task.id}-{len(rows)}"
-        with self._lock:
-            if key in self._memory:
-                self._memory.move_to_end(key)
-                return self._memory[key]
         if not keys:
             raise BadInput(
                 f"task {task.name!r} shows no image, and this order compares the items' images; "
@@ -97,17 +131,70 @@ class Embeddings:
                 f"tasks of at most {MAX_ITEMS:,}; split the dataset, or use margin",
                 "by",
             )
-        with self._task_lock(key):  # two orders of one task at once compute it once
-            found = self._saved(self._file(task.id, len(rows))) or self._compute(task.id, rows, keys, options)
-        with self._lock:
-            self._memory[key] = found
-            while len(self._memory) > KEPT_IN_MEMORY:
-                self._memory.popitem(last=False)
-        return found
+        images = [json.loads(r.data).get(keys[0]) for r in rows]
+        return Listing(task.id, task.name, [r.seq for r in rows], images, options)
 
-    def _task_lock(self, key: str) -> threading.Lock:
+    def of_listing(self, listing: Listing, wait: float) -> dict[int, np.ndarray]:
+        """The embedding of ``listing``'s task, waiting at most ``wait`` seconds for it to be computed
+        (outside any transaction); past that, :class:`~pai_lab.errors.Unavailable` (code ``computing``)
+        while the build goes on, and the next call finds it further on or done."""
+        key = listing.key
         with self._lock:
-            return self._task_locks.setdefault(key, threading.Lock())
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                return self._memory[key]
+            failed = self._failed.pop(key, None)
+            if failed is not None:  # the build a request left behind failed: that request's answer
+                raise failed
+            build = self._builds.get(key)
+            if build is None:
+                if len(self._builds) >= MAX_BUILDS:
+                    raise Unavailable(
+                        f"the server is computing {len(self._builds)} other tasks' image embeddings, its most "
+                        "at once; retry in a minute, or order by margin",
+                        "by",
+                        code="busy",
+                        retry_after=60,
+                    )
+                build = self._builds[key] = Build(len(listing.seqs))
+                threading.Thread(
+                    target=self._build, args=(listing, build), name=f"embedding-{key}", daemon=True
+                ).start()
+        if not build.done.wait(max(0.0, wait)):
+            raise Unavailable(
+                f"computing the image embedding of task {listing.task_name!r} ({build.read:,} of "
+                f"{build.total:,} images read), retry",
+                "by",
+                code="computing",
+                retry_after=RETRY_AFTER_SECONDS,
+            )
+        with self._lock:
+            self._failed.pop(key, None)  # this request answers with it
+        if build.error is not None:
+            raise build.error
+        assert build.result is not None
+        return build.result
+
+    def _build(self, listing: Listing, build: Build) -> None:
+        key = listing.key
+        try:
+            path = self._file(listing.task_id, len(listing.seqs))
+            found = self._saved(path) or self._compute(listing, build, path)
+            with self._lock:
+                self._memory[key] = found
+                while len(self._memory) > KEPT_IN_MEMORY:
+                    self._memory.popitem(last=False)
+            build.result = found
+        except Exception as exc:  # whatever stops it is the answer of the requests that wait
+            build.error = exc if isinstance(exc, PaiError) else PaiError(f"the image embedding failed: {exc}")
+            if not isinstance(exc, PaiError):
+                log.exception("the image embedding of task %s failed", listing.task_id)
+            with self._lock:
+                self._failed[key] = build.error
+        finally:
+            with self._lock:
+                self._builds.pop(key, None)
+            build.done.set()
 
     def _saved(self, path: Path) -> dict[int, np.ndarray] | None:
         """The saved embedding; None when there is none, or it cannot be read (then it is made again)."""
@@ -120,15 +207,26 @@ class Embeddings:
             path.unlink(missing_ok=True)
             return None
 
-    def _compute(self, task_id: str, rows, keys, options: dict) -> dict[int, np.ndarray]:
-        vectors = [self._read(json.loads(r.data).get(keys[0]), options) for r in rows]
+    def _compute(self, listing: Listing, build: Build, path: Path) -> dict[int, np.ndarray]:
+        counted = threading.Lock()
+
+        def read(value) -> np.ndarray | None:
+            vector = None if self._closing.is_set() else self._read(value, listing.options)
+            with counted:
+                build.read += 1
+            return vector
+
+        with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix=f"embedding-{listing.task_id}") as pool:
+            vectors = list(pool.map(read, listing.images))
+        if self._closing.is_set():
+            raise Unavailable("the server is stopping; order again once it is back", "by")
         matrix = embed(vectors)
-        seqs = np.array([r.seq for r in rows])
+        seqs = np.array(listing.seqs)
         self.folder.mkdir(parents=True, exist_ok=True)
         handle, partial = tempfile.mkstemp(dir=self.folder, suffix=".part.npz")
         with os.fdopen(handle, "wb") as out:
             np.savez(out, seqs=seqs, embedding=matrix)
-        os.replace(partial, self._file(task_id, len(rows)))
+        os.replace(partial, path)
         return dict(zip(seqs.tolist(), matrix))
 
     def _read(self, value, options: dict) -> np.ndarray | None:
@@ -143,6 +241,10 @@ class Embeddings:
             return bytes_vector(body)
         except (BadInput, NotFound, OSError, UnidentifiedImageError, ValueError):
             return None  # an unreadable image sits at the mean: it neither crowds nor empties a cluster
+
+    def close(self) -> None:
+        """The server stops: builds under way read no more images and end."""
+        self._closing.set()
 
 
 def embeddings(platform) -> Embeddings:

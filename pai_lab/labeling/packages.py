@@ -1,24 +1,19 @@
-"""Packages through the flow: claim, submit, pass or reject, release, reassign, and the
-uncertainty order of the packages nobody has started (see :mod:`pai_lab.labeling.flow`)."""
+"""Packages through the flow: claim, submit, pass or reject, release, reassign (see
+:mod:`pai_lab.labeling.flow`). How the packages nobody has started are reordered is
+:mod:`pai_lab.labeling.orders`."""
 
 from __future__ import annotations
 
-import json
-import random
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from pai_lab.errors import BadInput, Conflict, Forbidden, NotFound
 from pai_lab.labeling import flow as fl
 from pai_lab.labeling import schemas as sc
-from pai_lab.labeling import suggestions as sg
-from pai_lab.labeling.embeddings import embeddings
-from pai_lab.labeling.intake import sample
-from pai_lab.labeling.ordering import rank_rows
 from pai_lab.labeling.tables import AnswerRow, ItemRow, PackageEventRow, PackageRow, TaskRow
-from pai_lab.labeling.tasks import ROLE_LISTS, find_task, manage, my_roles, prepare_media, task_row
+from pai_lab.labeling.tasks import ROLE_LISTS, find_task, my_roles, prepare_media, task_row
 from pai_lab.store import utcnow
 from pai_lab.workspaces import authorize
 from pai_lab.workspaces.permissions import grant_for
@@ -340,99 +335,3 @@ def reassign(s: Session, user: str, ws: str, ref: str, number: int, to: str) -> 
     _event(s, task, pkg, "reassign", old, user, f"to {to}")
     s.flush()
     return _package_schema(s, task, pkg)
-
-
-# ---------------------------------------------------------------------------- uncertainty order
-
-
-def order(
-    s: Session, user: str, ws: str, ref: str, by: str, seed: int | None = None, *, platform: Any = None
-) -> sc.OrderResult:
-    """Repack the items of the packages nobody has claimed or answered, so the next packages
-    claimed hold the most uncertain suggestions first (unscored items last), or a random order,
-    or (with the ``platform``, which reads the items' images) a typical or a cluster-margin
-    next package (:mod:`pai_lab.labeling.ordering`).
-
-    Those packages keep their numbers and sizes; only which items they hold changes."""
-    _, task = manage(s, user, ws, ref)
-    if by not in sg.ORDERS:
-        raise BadInput(f"unknown order {by!r}; orders are: {', '.join(sg.ORDERS)}", "by")
-    if task.package_by:
-        raise BadInput(
-            f"task {task.name!r} is packaged by {task.package_by!r}; its packages keep their field "
-            "values and cannot be reordered",
-            "by",
-        )
-    embedding: dict = {}
-    if by in sg.BY_CONTENT:  # read the images (once per task) before holding any package
-        if seed is not None and seed < 0:
-            raise BadInput(f"seed: order {by!r} takes a seed of 0 or more, not {seed}", "seed")
-        if platform is None:
-            raise BadInput(f"order {by!r} reads the items' images; ask the server for it", "by")
-        embedding = embeddings(platform).of_task(s, user, ws, ref)
-    claimed = select(PackageEventRow.package_id).where(PackageEventRow.task_id == task.id)
-    answered = select(ItemRow.package_id).where(
-        ItemRow.task_id == task.id, (ItemRow.label.is_not(None)) | ItemRow.skipped.is_not(None)
-    )
-    pkgs = s.scalars(
-        select(PackageRow)
-        .where(
-            PackageRow.task_id == task.id,
-            PackageRow.state == fl.POOL["label"],
-            PackageRow.rework == 0,
-            PackageRow.id.not_in(claimed),
-            PackageRow.id.not_in(answered),
-        )
-        .order_by(PackageRow.number)
-    ).all()
-    if not pkgs:
-        return sc.OrderResult(by=by, packages=0, items=0, scored=0)
-    # hold them: a claim racing this waits for it, or this fails and changes nothing
-    held = _changed(
-        s.execute(
-            update(PackageRow)
-            .where(
-                PackageRow.id.in_([p.id for p in pkgs]),
-                PackageRow.state == fl.POOL["label"],
-                PackageRow.holder.is_(None),
-            )
-            .values(updated_at=utcnow())
-        )
-    )
-    if held != len(pkgs):
-        raise Conflict("a package was claimed while the task was being ordered; order it again", "by")
-    rows = s.execute(
-        select(ItemRow.id, ItemRow.seq, ItemRow.prelabel_score, ItemRow.prelabel_scores).where(
-            ItemRow.package_id.in_([p.id for p in pkgs])
-        )
-    ).all()
-    if by in sg.BY_CONTENT:
-        labelled = s.scalars(select(ItemRow.seq).where(ItemRow.task_id == task.id, ItemRow.label.is_not(None))).all()
-        ranked = rank_rows(by, list(rows), embedding, list(labelled), pkgs[0].size, seed or 0)
-        scored = sum(r.prelabel_score is not None or r.prelabel_scores is not None for r in rows)
-    elif by == "random":
-        ranked = sorted(rows, key=lambda r: r.seq)
-        random.Random(seed).shuffle(ranked)
-        scored = sum(r.prelabel_score is not None or r.prelabel_scores is not None for r in rows)
-    else:
-        keyed = [
-            (sg.uncertainty(by, r.prelabel_score, json.loads(r.prelabel_scores) if r.prelabel_scores else None), r)
-            for r in rows
-        ]
-        scored = sum(u is not None for u, _ in keyed)
-        # most uncertain first; unscored last; ties keep the items' order
-        ranked = [r for _, r in sorted(keyed, key=lambda k: (k[0] is None, -(k[0] or 0.0), k[1].seq))]
-    moves: list[dict] = []
-    start = 0
-    for pkg in pkgs:
-        for r in ranked[start : start + pkg.size]:
-            moves.append({"_id": r.id, "_pkg": pkg.id})
-        start += pkg.size
-    items = cast(Table, ItemRow.__table__)
-    s.connection().execute(
-        update(items).where(items.c.id == bindparam("_id")).values(package_id=bindparam("_pkg"), sampled=True), moves
-    )
-    if task.check_ratio < 1 and "check" in fl.stages(task.flow):
-        sample(s, task, list(pkgs))
-    s.expire_all()
-    return sc.OrderResult(by=by, packages=len(pkgs), items=len(rows), scored=scored)

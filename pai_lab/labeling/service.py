@@ -3,7 +3,8 @@ the tests. Each lives in the module that owns its rules:
 
 - :mod:`pai_lab.labeling.tasks`: tasks and custom templates
 - :mod:`pai_lab.labeling.intake`: items into a task (manifest lines, packaging, imported answers)
-- :mod:`pai_lab.labeling.packages`: packages through the flow, and their uncertainty order
+- :mod:`pai_lab.labeling.packages`: packages through the flow
+- :mod:`pai_lab.labeling.orders`: the order of the packages nobody has started
 - :mod:`pai_lab.labeling.items`: items, answers and suggestions (pre-labels)
 - :mod:`pai_lab.labeling.stats`: progress, per-person counts, agreement
 """
@@ -19,7 +20,8 @@ from pai_lab.labeling.items import (
     store_answer,
     submit_answer,
 )
-from pai_lab.labeling.packages import claim, list_packages, order, reassign, release, review, submit_package
+from pai_lab.labeling.orders import order, order_task
+from pai_lab.labeling.packages import claim, list_packages, reassign, release, review, submit_package
 from pai_lab.labeling.stats import stats
 from pai_lab.labeling.tasks import (
     copy_task,
@@ -53,6 +55,7 @@ __all__ = [
     "list_templates",
     "min_package_size",
     "order",
+    "order_task",
     "package_items",
     "reassign",
     "release",

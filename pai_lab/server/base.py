@@ -165,6 +165,8 @@ class RouteHandler(APIHandler):
         except PaiError as exc:
             self._log_operation(op, user, path_args, f"error:{exc.status}", exc.message)
             self.set_status(exc.status)
+            if exc.retry_after is not None:
+                self.set_header("Retry-After", str(max(1, round(exc.retry_after))))
             self.finish(json.dumps(exc.to_json()))
             return
         except Exception as exc:  # noqa: BLE001 - a bug: answer 500 with the message, keep the trace in the log

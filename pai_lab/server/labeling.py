@@ -213,8 +213,7 @@ def attach_prelabels(req, workspace, task, body: sc.PrelabelBatch):
     response=sc.OrderResult,
 )
 def order(req, workspace, task, body: sc.TaskOrder):
-    with req.transaction() as s:
-        return sv.order(s, req.user, workspace, task, body.by, body.seed, platform=req.platform)
+    return sv.order_task(req.platform, req.user, workspace, task, body.by, body.seed, transaction=req.transaction)
 
 
 # ---------------------------------------------------------------- packages and answers

@@ -121,14 +121,14 @@ def package(platform, task_id, number) -> list[int]:
 
 def test_the_typical_order_makes_a_first_package_of_each_kinds_middle_and_keeps_it_once_computed(platform):
     task_id, files = image_task(platform)
-    done = _do(platform, sv.order, "owner", W, task_id, "typical", platform=platform)
+    done = sv.order_task(platform, "owner", W, task_id, "typical")
     assert (done.by, done.packages, done.items, done.scored) == ("typical", 3, 9, 0)
     assert package(platform, task_id, 1) == [3, 4, 5]  # the middle dark (seq 4), striped (5), the light one (3)
     # the embedding is kept per task: the images can go and the order stays the same
     for f in files:
         f.unlink()
     embeddings.embeddings(platform)._memory.clear()  # from the server's cache folder, too
-    _do(platform, sv.order, "owner", W, task_id, "typical", platform=platform)
+    sv.order_task(platform, "owner", W, task_id, "typical")
     assert package(platform, task_id, 1) == [3, 4, 5]
 
 
@@ -139,7 +139,7 @@ def test_cluster_margin_fills_the_next_package_with_unlike_uncertain_suggestions
         sc.Prelabel(item=seq, answer="a", scores={"a": (1 + m) / 2, "b": (1 - m) / 2}) for seq, m in margins.items()
     ]
     _do(platform, sv.attach_prelabels, "owner", W, task_id, sc.PrelabelBatch(source="m", items=items))
-    done = _do(platform, sv.order, "owner", W, task_id, "cluster_margin", platform=platform)
+    done = sv.order_task(platform, "owner", W, task_id, "cluster_margin")
     assert (done.packages, done.items, done.scored) == (5, 9, 8)
     assert package(platform, task_id, 1) == [1, 2]  # the least sure dark one and the least sure striped one
     _do(platform, sv.order, "owner", W, task_id, "margin")
@@ -157,7 +157,7 @@ def test_orders_over_images_say_what_they_need(platform):
             ),
         )
     with pytest.raises(BadInput) as err:
-        _do(platform, sv.order, "owner", W, text.id, "typical", platform=platform)
+        sv.order_task(platform, "owner", W, text.id, "typical")
     assert err.value.field == "by" and "image" in str(err.value) and "margin" in str(err.value)
     task_id, _ = image_task(platform)
     with pytest.raises(BadInput) as err:

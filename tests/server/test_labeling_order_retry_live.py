@@ -1,0 +1,65 @@
+"""A large image task's first order on a real `pai server` whose deadline for it is short: the REST route
+answers 503 with Retry-After while the embedding is built, and the Python client and `pai label order` ask
+again until it is done, showing how far the server got."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from tests.conftest import start_pai_server
+from tests.unit.test_labeling_order_builds import SlowImages
+
+
+@pytest.fixture(scope="module")
+def slow():
+    images = SlowImages(delay=0.3)
+    yield images
+    images.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, slow):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PAI_LAB_ORDER_EMBEDDING_WAIT", "0.2")  # inherited by the server's process
+        live = start_pai_server(tmp_path_factory.mktemp("orderwait") / "root", "--allowed-url-prefix", slow.url + "/")
+    yield live
+    live.stop()
+
+
+def test_the_route_says_retry_and_the_client_waits_with_progress(server, slow):
+    ws = server.client().workspace("default")
+    task = ws.labeling.create_task(
+        "remote-shades", "image-classification", labels=["a", "b"], package_size=3, lines=slow.lines()
+    )
+    resp = ws.http.session.post(
+        ws.http.url(f"/workspaces/default/labeling/tasks/{task.id}/order"), json={"by": "typical"}
+    )
+    assert resp.status_code == 503, resp.text
+    assert int(resp.headers["Retry-After"]) >= 1
+    error = resp.json()["error"]
+    assert error["code"] == "computing" and error["field"] == "by"
+    assert "computing the image embedding" in error["message"] and error["message"].endswith("retry")
+
+    shown = io.StringIO()
+    done = task.order("typical", progress=shown)
+    assert (done.by, done.items, done.packages) == ("typical", len(slow.images), 9)
+    assert "images read" in shown.getvalue()
+    # one build: each image read by it once (and at most once more, by the labelers' preview preparation)
+    assert set(slow.gets) == set(slow.images) and max(slow.gets.values()) <= 2
+
+
+def test_the_cli_waits_for_the_embedding_and_shows_how_far_it_got(server, slow, monkeypatch, capsys):
+    from pai_lab.cli import main
+
+    ws = server.client().workspace("default")
+    ws.labeling.create_task("cli-remote", "image-classification", labels=["a", "b"], package_size=3, lines=slow.lines())
+    monkeypatch.setenv("PAI_LAB_URL", server.url)
+    monkeypatch.setenv("PAI_LAB_TOKEN", server.token)
+    capsys.readouterr()
+    rc = main(["label", "order", "cli-remote", "--by", "typical"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert f"{len(slow.images)} items" in out and "by typical" in out
+    assert "images read" in err
