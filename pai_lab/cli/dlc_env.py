@@ -2,7 +2,7 @@
 
     pai dlc config --access_id ID --access_key SECRET [--endpoint URL] [--region R] [-w WORKSPACE]
     source <(pai dlc completion bash)
-    pai dlc get images --framework=pytorch --device=cpu
+    pai dlc get images --framework=pytorch --device=cpu   # the server's environments
 
 The profile (~/.dlc/config, mode 0600) keeps the AccessKey pair a seed script gives; nothing here
 needs it. Its workspace is the default of every dlc verb, and an endpoint that is a URL names the
@@ -16,7 +16,6 @@ from pathlib import Path
 
 from pai_lab.cli import profiles
 from pai_lab.cli.base import Result, UsageError
-from pai_lab.errors import BadInput
 
 PROFILE = Path("~/.dlc/config")
 SHELLS = ("bash", "zsh")
@@ -113,14 +112,12 @@ def completion(ctx, args) -> Result:
 
 
 def get_images(ctx, args) -> Result:
+    """The server's environments (where the ranks start), not this machine's."""
     from pai_lab.cli.eascmd import ascii_table
-    from pai_lab.training.images import COLUMNS, HEADERS, filter_images, local_images
+    from pai_lab.training.images import COLUMNS, HEADERS
 
-    try:
-        images = filter_images(local_images(), args.framework, args.device, args.provider, args.order)
-    except BadInput as exc:
-        raise UsageError(exc.message) from None
-    rows = [[i[c] for c in COLUMNS] for i in images]
+    images = ctx.workspace(args.workspace).jobs.images(args.framework, args.device, args.provider, args.order)
+    rows = [[getattr(i, c) for c in COLUMNS] for i in images]
     return Result(data=images, text=ascii_table(rows, HEADERS), frame=True, columns=COLUMNS)
 
 
@@ -142,3 +139,6 @@ def register_dlc(verbs, add_command, verbs_sub) -> None:
     p.add_argument("--framework", default=None, help="TFJob, PyTorchJob, tensorflow or pytorch")
     p.add_argument("--device", default=None, help="cpu or gpu")
     p.add_argument("--provider", default=None, help="Local, Conda or Docker")
+    p.add_argument(
+        "-w", "--workspace", default=None, help="the workspace (the list is the server's, for every workspace)"
+    )

@@ -16,8 +16,7 @@ from pai_lab.cli.base import (
     render_table,
     rows_result,
 )
-from pai_lab.errors import BadInput, Conflict
-from pai_lab.training.images import check_images
+from pai_lab.errors import Conflict
 from pai_lab.training.schemas import FOLLOW_WAIT_SECONDS
 
 STOP_WARNING = "[WARN] The job you are trying to stop is not in creating/running status, can not be stopped."
@@ -159,11 +158,7 @@ def submit(ctx, args) -> Result:
             "pai dlc submit pytorchjob: PyTorch is not installed here; `pip install torch` (on the "
             "workers too) or submit a tfjob"
         )
-    values = _values(args)
-    try:  # an image that names another environment is refused, not silently run in the workers' Python
-        check_images(values)
-    except BadInput as exc:
-        raise UsageError(exc.message) from None
+    values = _values(args)  # an *_image the server has no environment for is its 400, naming the flag
     spec = specs.build_spec(values, kind)
     ws = ctx.workspace(args.workspace)
     job = ws.jobs.submit(**{k: v for k, v in spec.model_dump().items() if k != "kind"}, kind=kind)

@@ -311,6 +311,17 @@ class Jobs:
 
         return ClusterInfo.model_validate(self._ws.http.get("/cluster"))
 
+    def images(
+        self, framework: str | None = None, device: str | None = None, provider: str | None = None, order: str = "desc"
+    ):
+        """The environments this server's job ranks can run in (`pai dlc get images`): a job's
+        ``worker_image=`` (and ps/chief/master) takes an ``image_url`` of these."""
+        from pai_lab.training.schemas import EnvironmentImage
+
+        query = {"framework": framework, "device": device, "provider": provider, "order": order}
+        found = self._ws.http.get("/images", params={k: v for k, v in query.items() if v is not None})
+        return [EnvironmentImage.model_validate(i) for i in found]
+
     def __iter__(self):
         return iter(self.list())
 

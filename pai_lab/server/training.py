@@ -13,6 +13,8 @@ from pai_lab.training.manager import get_manager
 from pai_lab.training.schemas import (
     TERMINAL_STATES,
     ClusterInfo,
+    EnvironmentImage,
+    ImagesQuery,
     Job,
     JobDetail,
     JobPriorityUpdate,
@@ -243,3 +245,17 @@ def delete_model(req, workspace, ref):
 )
 def cluster(req):
     return get_manager(req.platform).cluster_info()
+
+
+@router.get(
+    "/images",
+    name="images.list",
+    summary="The environments a job's ranks can run in on this server (dlc get images)",
+    query=ImagesQuery,
+    response=list[EnvironmentImage],
+)
+def list_images(req, query: ImagesQuery):
+    from pai_lab.training.images import COLUMNS, filter_images, local_images
+
+    found = filter_images(local_images(), query.framework, query.device, query.provider, query.order)
+    return [EnvironmentImage.model_validate({c: i[c] for c in COLUMNS}) for i in found]

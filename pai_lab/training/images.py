@@ -168,7 +168,7 @@ def check_images(values: dict, images: list[dict] | None = None) -> dict[str, di
         match = next((i for i in known[1:] if image in (i["image_url"], i["image_url_vpc"])), None)
         if match is None:
             raise BadInput(
-                f"--{flag} {image!r} is not an environment on this machine; `pai dlc get images` lists "
+                f"--{flag} {image!r} is not an environment on the server; `pai dlc get images` lists "
                 "them (leave it empty for the current Python)",
                 flag,
             )

@@ -219,6 +219,23 @@ class ClusterInfo(Schema):
     workers: list[ClusterWorker]
 
 
+class EnvironmentImage(Schema):
+    """An environment a job's ranks can run in (`dlc get images`): PAI's ImageUrl columns."""
+
+    image_url: str = Field(description="the name a job's --*_image takes")
+    image_url_vpc: str = Field(description="the interpreter (Local, Conda) or the Docker image")
+    provider: str = Field(description="Local, Conda or Docker")
+    accelerator: str = Field(description="cpu or gpu; empty for a Docker image")
+    framework: str = Field(description="tensorflow, pytorch: what is installed in it (comma-separated)")
+
+
+class ImagesQuery(Schema):
+    framework: str | None = Field(None, description="TFJob, PyTorchJob, tensorflow or pytorch")
+    device: str | None = Field(None, description="cpu or gpu")
+    provider: str | None = Field(None, description="Local, Conda or Docker")
+    order: str = Field("desc", description="desc (the current Python first) or asc")
+
+
 class JobPriorityUpdate(Schema):
     priority: int = Field(ge=1, le=9, description="1-9, higher first; only a job still waiting may change")
 

@@ -40,12 +40,52 @@ def env_server(tmp_path_factory):
     mp.undo()
 
 
-def test_ranks_run_with_the_chosen_venvs_python_inside_the_sandbox(env_server, cli, monkeypatch):
+def pai_against(server, monkeypatch, capsys):
+    """`pai ...` in-process against ``server`` (the cli fixture's goes to the session's server)."""
+    from pai_lab.cli import main
+
+    def run(*argv: str):
+        monkeypatch.setenv("PAI_LAB_URL", server.url)
+        monkeypatch.setenv("PAI_LAB_TOKEN", server.token)
+        capsys.readouterr()
+        rc = main(list(argv))
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run
+
+
+def test_ranks_run_with_the_chosen_venvs_python_inside_the_sandbox(env_server, monkeypatch, capsys):
     server, venv = env_server
-    monkeypatch.setenv("PAI_LAB_URL", server.url)
+    cli = pai_against(server, monkeypatch, capsys)
+    # the CLI's own machine lists no environment: what it shows and accepts is the server's
+    monkeypatch.delenv("PAI_LAB_ENVIRONMENTS")
     _rc, out, _ = cli("dlc", "get", "images", "--json")
     images = {i["image_url"]: i for i in json.loads(out)}
     assert images["local/venv/tf-env"]["image_url_vpc"] == str(venv / "bin" / "python")
+    listed = server.client("guest").workspace("default").jobs.images(provider="Local")  # REST, any member
+    assert [i.image_url for i in listed][1:] == ["local/venv/tf-env"] and listed[1].provider == "Local"
+    from pai_lab.errors import BadInput
+
+    with pytest.raises(BadInput) as caught:
+        server.client().workspace("default").jobs.images(device="tpu")
+    assert caught.value.field == "device" and "cpu or gpu" in caught.value.message
+    rc, out, err = cli(
+        "dlc",
+        "submit",
+        "tfjob",
+        "--name=by-cli",
+        "--command=python -c 'print(1)'",
+        "--workers=1",
+        "--worker_image=local/venv/tf-env",
+        "--detach",
+    )
+    assert rc == 0, err
+    jobs = server.client().workspace("default").jobs
+    (found,) = jobs.list(name="by-cli")
+    done = jobs.get(found.id)
+    done.wait(timeout=180, poll=0.3)
+    assert done.state == "Succeeded", done.reason
 
     ws = server.client("dev").workspace("default")
     job = ws.jobs.submit(
