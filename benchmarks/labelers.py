@@ -10,7 +10,7 @@ and that no answer was lost or doubled (every acknowledged answer is on its item
 1; every other item has none). Prints claim, answer and package-submit latency p50 / p99 (client
 round trips, loopback) per database.
 
-    python benchmarks/labelers.py                          # 20 labelers, 60 s each on SQLite and PostgreSQL
+    python benchmarks/labelers.py                          # 20 labelers, 3 minutes each on SQLite and PostgreSQL
     python benchmarks/labelers.py --database sqlite --duration 10
     python benchmarks/labelers.py --postgres-url postgresql+psycopg://user@host/db   # a server of your own
     python benchmarks/labelers.py --smoke                  # a few seconds each (the unit test)
@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.http_loads import machine
 from benchmarks.pai_server import start_server
 from pai_lab.client import PaiClient
 from pai_lab.errors import Conflict
@@ -234,8 +235,8 @@ def postgres_database(server_url: str | None) -> tuple[str, object]:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--labelers", type=int, default=20)
-    ap.add_argument("--duration", type=float, default=60.0, help="seconds of labeling on each database")
-    ap.add_argument("--items", type=int, default=20000, help="items in the pool (more than are answered)")
+    ap.add_argument("--duration", type=float, default=180.0, help="seconds of labeling on each database")
+    ap.add_argument("--items", type=int, default=40000, help="items in the pool (more than are answered)")
     ap.add_argument("--package-size", type=int, default=5)
     ap.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
     ap.add_argument("--postgres-url", help="a PostgreSQL server to make the database on (else one is started)")
@@ -256,6 +257,7 @@ def main(argv=None) -> dict:
         proc, server, owner_token = start_server(root, *users, *extra)
         try:
             results[db] = run_once(server, tokens, owner_token, args)
+            results[db]["machine"] = machine()  # with the load average the run left
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)
@@ -270,6 +272,7 @@ def main(argv=None) -> dict:
     for db, r in results.items():
         cells = "".join(f"{r[k][0]:>13.1f} / {r[k][1]:>7.1f}" for k in ("claim", "answer", "package"))
         print(f"{db:<12}{r['packages_claimed']:>8}{r['answers']:>9}{r['answers_per_s']:>11.1f}{cells}")
+        print(f"{'':<12}on {r['machine']}")
     print("no package claimed twice, no answer lost or doubled")
     return results
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.http_loads import machine
 
 
 def _rank(mode: str, name: str, works: list[str], cost: float, shard: list[str], start_at: float) -> dict:
@@ -98,13 +99,15 @@ def main() -> None:
         "queue_vs_formula": round(queue["makespan_s"] / formula_queue, 3),
         "speedup_vs_static": round(static["makespan_s"] / queue["makespan_s"], 3),
         "expected_slow_items": round(m / ((n - 1) * k + 1), 1),
+        "machine": machine(),
     }
     print(json.dumps(figures))
     print(
         f"WorkQueue {queue['makespan_s']:.2f} s (formula {formula_queue:.2f} s, "
         f"x{figures['queue_vs_formula']:.2f}); static {static['makespan_s']:.2f} s "
         f"(formula {formula_static:.2f} s); speedup x{figures['speedup_vs_static']:.2f}; "
-        f"slow rank took {queue['slow_items']} of {m} items (expected {figures['expected_slow_items']})"
+        f"slow rank took {queue['slow_items']} of {m} items (expected {figures['expected_slow_items']}); "
+        f"on {figures['machine']}"
     )
 
 

@@ -16,5 +16,7 @@ def test_twenty_labelers_on_one_pool_claim_each_package_once_and_keep_every_answ
     for db, r in results.items():
         assert r["answers"] > 0 and r["packages_claimed"] >= r["packages_submitted"] > 0, (db, r)
         assert r["claim"][0] <= r["claim"][1] and r["answer"][0] <= r["answer"][1], (db, r)
+        assert "cores" in r["machine"] and "load average" in r["machine"], (db, r)
     out = capsys.readouterr().out
     assert "20 labelers" in out and "no package claimed twice, no answer lost or doubled" in out
+    assert out.count("load average") == 2  # the machine beside each database's figures

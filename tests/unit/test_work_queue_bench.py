@@ -27,3 +27,4 @@ def test_the_work_queue_benchmark_reports_static_and_queue_makespans():
     assert results["work_queue"]["slow_items"] < results["work_queue"]["items"][1]  # the slow rank took fewer
     assert results["formula_static_s"] > 0 and results["formula_queue_s"] > 0
     assert summary.startswith("WorkQueue ") and "static" in summary
+    assert "cores" in results["machine"] and "load average" in summary  # the machine beside the figures
