@@ -3,8 +3,10 @@ a service's instances all run code a member wrote, and one rule keeps them apart
 
 - Their environment never carries the server's own credentials (its token, Jupyter's, the Hub's), nor
   its cloud credentials; the cloud SDKs' default files and instance role are pointed at nothing.
-- On a resource group's Dask worker, a service instance gets the same plan and mode with its launch and
-  the worker applies it with its own bubblewrap (:func:`bubblewrap_on_worker`).
+- On a resource group's Dask worker, a service instance gets the same plan with its launch, and the mode
+  this server resolved (a server that needs the sandbox sends ``bubblewrap``, also when ``auto`` chose it);
+  the worker applies it with its own bubblewrap, or refuses with what to install
+  (:func:`bubblewrap_on_worker`).
 - On a server with more than one user (``PaiLabApp.job_sandbox`` ``auto``; ``bubblewrap``: always;
   ``off``: never) they run in a bubblewrap sandbox: the system and Python read-only, the allowed roots
   read-only with the state folder replaced by an empty one (its samples shown again), what the code
@@ -183,10 +185,15 @@ def base_plan(platform, binary: str) -> dict:
 # ---------------------------------------------------------------- on a resource group's worker
 
 
-def worker_settings(settings: dict) -> dict:
-    """What a plan carries to a resource group's worker besides its paths: the server's mode and the name of
-    the bubblewrap program (each worker finds its own)."""
-    return {"mode": settings.get("job_sandbox") or "auto", "bubblewrap_path": settings.get("bubblewrap_path") or ""}
+def worker_settings(settings: dict, users: int) -> dict:
+    """What a plan carries to a resource group's worker besides its paths, once this server (with ``users``
+    users) needs the sandbox: the mode it resolved for itself, ``bubblewrap`` whether it was set so or
+    ``auto`` chose it (so a worker without bubblewrap refuses, as this server would, instead of running
+    member code as its OS user), the reason, and the name of the bubblewrap program (each worker finds
+    its own)."""
+    mode = settings.get("job_sandbox") or "auto"
+    reason = f"job_sandbox is {mode!r}" if mode != "auto" else f"this server has {users} users (job_sandbox 'auto')"
+    return {"mode": "bubblewrap", "reason": reason, "bubblewrap_path": settings.get("bubblewrap_path") or ""}
 
 
 def for_worker(plan: dict) -> dict:
@@ -196,9 +203,10 @@ def for_worker(plan: dict) -> dict:
 
 
 def bubblewrap_on_worker(plan: dict) -> str | None:
-    """On a worker: the bubblewrap that member code runs in under ``plan``. None when the mode is ``auto``
-    and none works on this machine (the code runs as the worker's OS user, as remote ranks do); with mode
-    ``bubblewrap`` a RuntimeError that says what to do."""
+    """On a worker: the bubblewrap that member code runs in under ``plan``; with mode ``bubblewrap`` (what a
+    server that needs the sandbox sends, :func:`worker_settings`) and none working on this machine, a
+    RuntimeError that says what to install. A plan of mode ``auto`` (from a server before the mode was
+    resolved there) without one here: None, the code runs as the worker's OS user."""
     for name in (plan.get("bubblewrap_path"), "bwrap"):
         binary = _bubblewrap({"bubblewrap_path": name})
         if binary and _bubblewrap_works(binary):
@@ -206,9 +214,11 @@ def bubblewrap_on_worker(plan: dict) -> str | None:
     if plan.get("mode") != "bubblewrap":
         return None
     why = "is not installed" if not _bubblewrap({"bubblewrap_path": plan.get("bubblewrap_path")}) else "cannot start"
+    reason = plan.get("reason") or "job_sandbox is 'bubblewrap'"
     raise RuntimeError(
-        f"job_sandbox is 'bubblewrap' and bubblewrap {why} on this Dask worker; an operator installs it on "
-        "every worker of the resource group (`apt install bubblewrap`), or sets PaiLabApp.job_sandbox='auto'"
+        f"{reason}, so service instances run in a bubblewrap sandbox, and bubblewrap {why} on this Dask "
+        "worker; an operator installs it on every worker of the resource group (`apt install bubblewrap`), "
+        "or accepts the risk with PaiLabApp.job_sandbox='off'"
     )
 
 

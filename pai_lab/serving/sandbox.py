@@ -41,8 +41,9 @@ _READS = ("model_dir", "processor_dir", "model_file")
 def plan(platform, session) -> dict | None:
     """The sandbox of this server's instances: None (none), ``{"unavailable": why}`` (one is needed and
     bubblewrap cannot run: instances fail with the reason), or the plan of
-    :func:`pai_lab.security.sandbox.base_plan`. Either carries the mode, for instances on a resource
-    group's workers (each finds its own bubblewrap)."""
+    :func:`pai_lab.security.sandbox.base_plan`. Either carries the mode this server resolved (``bubblewrap``:
+    it needs the sandbox), for instances on a resource group's workers: each finds its own bubblewrap, or
+    refuses to start the instance without one."""
     from pai_lab.errors import Conflict
     from pai_lab.security.sandbox import check_sandbox_available
 
@@ -50,7 +51,7 @@ def plan(platform, session) -> dict | None:
     users = server_users(session)
     if not sandbox_required(settings, users):
         return None
-    remote = worker_settings(settings)
+    remote = worker_settings(settings, users)
     try:
         return {**base_plan(platform, check_sandbox_available(settings, users, SERVICES)), **remote}
     except Conflict:
@@ -123,19 +124,8 @@ def instance_pid(proc) -> int:
     try:
         for child in psutil.Process(proc.pid).children(recursive=True):
             # bubblewrap's own processes name the module too, after their options: the instance starts with it
-            if child.cmdline()[1:3] == ["-m", "pai_lab.serving.instance"] and child.status() != psutil.STATUS_ZOMBIE:
+            if child.cmdline()[1:3] == ["-m", "pai_lab.serving.instance"]:
                 return child.pid
     except psutil.Error:
         pass
     return proc.pid
-
-
-def runs_under(pid: int, ancestor: int) -> bool:
-    """Whether ``pid`` is a live process (not a zombie) below ``ancestor``."""
-    import psutil
-
-    try:
-        process = psutil.Process(pid)
-        return process.status() != psutil.STATUS_ZOMBIE and any(p.pid == ancestor for p in process.parents())
-    except psutil.Error:
-        return False

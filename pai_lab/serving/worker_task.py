@@ -8,9 +8,10 @@ holds its resources, not a thread) and waits for the instance to end: the gatewa
 connection, the instance crashing, or the instance passing ``metadata.memory`` (killed as OOMKilled,
 as in a container). The instance dies with the worker process that started it, so a lost worker
 is a lost connection at the gateway, which starts a replacement elsewhere. When the server's rule
-sandboxes member code (the plan comes with the launch) the instance runs in bubblewrap as local instances
-do, if this machine has it (:func:`pai_lab.security.sandbox.bubblewrap_on_worker`: with mode ``bubblewrap``
-and none here, the instance fails with the reason); its environment never holds cloud credentials.
+sandboxes member code (the plan comes with the launch, with the mode the server resolved: ``bubblewrap``,
+also when ``auto`` chose it) the instance runs in bubblewrap as local instances do, or, with none on this
+machine, fails with what to install (:func:`pai_lab.security.sandbox.bubblewrap_on_worker`); its
+environment never holds cloud credentials.
 A worker that does not see the version's files at the server's paths answers at once with the missing
 keys; the gateway then sends them zipped with the next launch, and they are unpacked once per content here.
 

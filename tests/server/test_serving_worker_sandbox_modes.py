@@ -1,6 +1,7 @@
 """The server's sandbox rule travels with an instance to a resource group's worker, which applies it with its
-own bubblewrap: here a worker that has none (its PATH holds only Python). With ``--job-sandbox bubblewrap``
-the instance fails at once with a reason that says what to do there; on a team server with ``auto`` it runs
+own bubblewrap: here a worker that has none (its PATH holds only Python). Where the server needs the sandbox
+(``--job-sandbox bubblewrap``, or ``auto`` on a team server) the instance fails at once with a reason that
+says what to install there, as a local instance would; where it does not (``auto`` with one user) it runs
 as the worker's OS user, as remote ranks do. Driven through the Python client of a real `pai server`."""
 
 from __future__ import annotations
@@ -69,13 +70,28 @@ def test_mode_bubblewrap_fails_an_instance_on_a_worker_without_it_with_what_to_d
         server.stop()
 
 
-def test_mode_auto_runs_an_instance_as_the_worker_s_user_where_the_worker_has_no_bubblewrap(
+def test_mode_auto_on_a_team_server_fails_an_instance_on_a_worker_without_bubblewrap_with_what_to_install(
+    worker_without_bubblewrap, tmp_path
+):
+    server = _server_on(tmp_path / "root", worker_without_bubblewrap[0], "auto", team=True)
+    try:
+        with pytest.raises(Unavailable) as failed:
+            server.client().workspace("default").services.create(_spec(tmp_path / "echo"), timeout=240, progress=False)
+        message = str(failed.value)
+        users = 1 + len(ROLE_OF)
+        assert f"this server has {users} users (job_sandbox 'auto')" in message, message
+        assert "apt install bubblewrap" in message and "Dask worker" in message, message
+    finally:
+        server.stop()
+
+
+def test_mode_auto_on_a_one_user_server_runs_an_instance_as_the_worker_s_user_where_the_worker_has_no_bubblewrap(
     worker_without_bubblewrap, tmp_path
 ):
     import requests
 
     address, worker_pid = worker_without_bubblewrap
-    server = _server_on(tmp_path / "root", address, "auto", team=True)
+    server = _server_on(tmp_path / "root", address, "auto", team=False)
     try:
         svc = (
             server.client().workspace("default").services.create(_spec(tmp_path / "echo"), timeout=240, progress=False)
