@@ -42,6 +42,10 @@ def test_the_route_says_retry_and_the_client_waits_with_progress(server, slow):
     assert error["code"] == "computing" and error["field"] == "by"
     assert "computing the image embedding" in error["message"] and error["message"].endswith("retry")
 
+    with pytest.raises(TimeoutError) as waited:  # a caller may bound the wait; the build goes on meanwhile
+        task.order("typical", progress=False, timeout=0.1)
+    assert "images read" in str(waited.value)
+
     shown = io.StringIO()
     done = task.order("typical", progress=shown)
     assert (done.by, done.items, done.packages) == ("typical", len(slow.images), 9)
