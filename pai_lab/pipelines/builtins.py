@@ -154,21 +154,23 @@ def _type_transform(ctx, p):
 
 
 def _sql(ctx, p):
-    import sqlite3
+    """MaxCompute SQL over the input tables as ``${t1}``..``${t4}``, run by DuckDB in the step's process."""
+    import duckdb
 
-    import pandas as pd
-
-    con = sqlite3.connect(":memory:")
-    query = p["sql"]
-    for i in range(1, 5):
-        art = ctx.input_artifacts[f"inputTable{i}"]
-        if art:
-            table = art.read_dataframe()
-            for col in table.select_dtypes(include="bool").columns:  # CSV true/false text, as SQL compares it
-                table[col] = table[col].map({True: "true", False: "false"})
-            table.to_sql(f"t{i}", con, index=False)
-            query = query.replace("${t%d}" % i, f"t{i}")
-    df = pd.read_sql_query(query.rstrip().rstrip(";"), con)
+    con = duckdb.connect(":memory:")
+    try:
+        query = p["sql"]
+        for i in range(1, 5):
+            art = ctx.input_artifacts[f"inputTable{i}"]
+            if art:
+                table = art.read_dataframe()
+                for col in table.select_dtypes(include="bool").columns:  # CSV true/false text, as SQL compares it
+                    table[col] = table[col].map({True: "true", False: "false"})
+                con.register(f"t{i}", table)
+                query = query.replace("${t%d}" % i, f"t{i}")
+        df = con.execute(query.rstrip().rstrip(";")).df()
+    finally:
+        con.close()
     df.columns = [c.lower() for c in df.columns]  # MaxCompute's column names are lower case
     ctx.output_artifacts["outputTable"].save_dataframe(df)
 

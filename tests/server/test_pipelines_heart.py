@@ -259,6 +259,49 @@ def test_a_second_identical_heart_run_is_all_cache_hits_and_a_changed_argument_r
     assert {o.name: o.value for o in third.get_outputs()} != first_out
 
 
+def test_the_sql_operator_runs_on_duckdb_over_two_tables_and_a_bad_query_fails_its_step(
+    live_server, unique_name, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PAI_LAB_URL", live_server.url)
+    monkeypatch.setenv("PAI_LAB_TOKEN", live_server.token)
+    ws = live_server.client().create_workspace(unique_name("sql"))
+    pd.DataFrame({"ID": [1, 2, 3], "Score": [0.5, 1.5, 2.5], "Sick": [True, False, True]}).to_csv(
+        tmp_path / "a.csv", index=False
+    )
+    pd.DataFrame({"id": [1, 3], "Name": ["ann", "cy"]}).to_csv(tmp_path / "b.csv", index=False)
+
+    def sql_pipeline(query: str):
+        step = PipelineStep(
+            "sql",
+            name="sql-1",
+            provider=ProviderAlibabaPAI,
+            version="v1",
+            workspace=ws,
+            inputs={
+                "inputTable1": PipelineArtifact("a", MetadataBuilder.fs_dataset()),
+                "inputTable2": PipelineArtifact("b", MetadataBuilder.fs_dataset()),
+                "sql": query,
+            },
+        )
+        return Pipeline(steps=[step], outputs={"out": step.outputs["outputTable"]})
+
+    # EXCLUDE and a list aggregate are DuckDB's (SQLite has neither); names come back lower case
+    query = (
+        "select * exclude (Score), list(Name) over (partition by t1.ID) as Names "
+        "from ${t1} t1 left join ${t2} t2 on t1.ID = t2.id where Sick = 'true' order by t1.ID;"
+    )
+    arguments = {"a": str(tmp_path / "a.csv"), "b": str(tmp_path / "b.csv")}
+    run = ws.pipelines.run(sql_pipeline(query), arguments=arguments, wait=True, show_outputs=False, timeout=120)
+    out = pd.read_csv(run.get_outputs()[0].uri[len("file://") :])
+    assert list(out.columns) == ["id", "sick", "id_1", "name", "names"]
+    assert out["id"].tolist() == [1, 3] and out["name"].tolist() == ["ann", "cy"]
+
+    failed = ws.pipelines.run(sql_pipeline("select nothing from ${t1}"), arguments=arguments)
+    with pytest.raises(Exception, match="sql-1"):
+        failed.wait_for_completion(show_outputs=False, timeout=120)
+    assert failed.detail.status == "Failed" and "nothing" in failed.detail.reason
+
+
 def test_the_heart_runs_pmml_model_deploys_with_the_pmml_processor_chosen_from_its_format(
     live_server, unique_name, tmp_path, monkeypatch
 ):
