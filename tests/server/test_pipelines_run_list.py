@@ -61,3 +61,45 @@ def test_bad_arguments_of_the_run_list_are_named_before_any_request(kwargs, fiel
     with pytest.raises(PipelineError) as err:
         PipelineRun.list(workspace="nowhere", **kwargs)  # raises at the call, not at the first next()
     assert err.value.field == field and repr(next(iter(kwargs.values()))) in err.value.message
+
+
+KERNEL = """
+import os, sys, time
+from pai_lab.pipelines import component
+
+@component
+def waits(gate: str = ""):
+    import os, time
+    while not os.path.exists(gate):
+        time.sleep(0.1)
+    print("the gate opened")
+
+run = waits.run(job_name="outlives", arguments={"gate": sys.argv[1]}, wait=False, workspace=sys.argv[2])
+print(run.id, flush=True)
+time.sleep(600)  # a kernel that is killed while its run goes on
+"""
+
+
+def test_a_run_goes_on_to_succeeded_after_the_kernel_that_started_it_is_killed(live_server, unique_name, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.fixtures.training import wait_for
+
+    ws = live_server.client().create_workspace(unique_name("pl"))
+    gate = tmp_path / "gate"
+    kernel = subprocess.Popen(
+        [sys.executable, "-c", KERNEL, str(gate), ws.name],
+        env=live_server.env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run_id = kernel.stdout.readline().strip()
+        wait_for(lambda: ws.pipelines.get(run_id).nodes[0].status == "Running")
+    finally:
+        kernel.kill()
+        kernel.wait(timeout=30)
+    gate.write_text("open")
+    run = ws.pipelines.get(run_id).wait_for_completion(show_outputs=False, timeout=120)
+    assert run.detail.status == "Succeeded" and run.get_logs(run.detail.nodes[0].name) == ["the gate opened"]
