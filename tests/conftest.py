@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import postgres
+
 # Each area keeps its fixtures in tests/fixtures/<area>.py; all of them are loaded here.
 _FIXTURES = Path(__file__).parent / "fixtures"
 pytest_plugins = ["pytest_jupyter.jupyter_server"] + [
@@ -210,6 +212,8 @@ def start_pai_server(root: Path, *extra: str, timeout: float = 60) -> LiveServer
             args += ["--allowed-root", str(folder)]
     for user, token in USER_TOKENS.items():
         args += ["--user", f"{user}={token}"]
+    if postgres.STORE == "postgresql" and "--database-url" not in extra:  # the whole suite on PostgreSQL
+        args += ["--database-url", postgres.database_for_root(root)]
     log = open(root / "server.log", "ab")  # noqa: SIM115 - the server's log: it outlives this call
     proc = subprocess.Popen([*args, *extra], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + timeout
@@ -235,9 +239,10 @@ def start_pai_server(root: Path, *extra: str, timeout: float = 60) -> LiveServer
 @pytest.fixture(scope="session")
 def live_server(request, tmp_path_factory):
     """One `pai server` for the session; tests make their own workspaces (``unique_name``). Tests in
-    tests/fixtures/postgres.py's BOTH_STORES also get a second one, on PostgreSQL."""
+    tests/fixtures/postgres.py's BOTH_STORES also get a second one, on PostgreSQL (every test does, with
+    PAI_LAB_TEST_STORE=postgresql)."""
     extra = []
-    if getattr(request, "param", "sqlite") == "postgresql":
+    if getattr(request, "param", postgres.STORE) == "postgresql":
         extra = ["--database-url", request.getfixturevalue("live_postgres_database")]
     server = start_pai_server(tmp_path_factory.mktemp("live") / "root", *extra)
     client = server.client()

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from tests.conftest import start_pai_server
+from tests.fixtures import postgres
 from tests.fixtures.training import wait_for
 
 
@@ -29,7 +30,8 @@ def test_start_discover_stop(tmp_path):
         assert done.returncode == 0, done.stderr
         spaces = json.loads(done.stdout)
         assert [w["name"] for w in spaces] == ["default"] and spaces[0]["my_roles"] == ["Owner"]
-        assert (root / ".pai_lab" / "pai.db").exists()
+        # the store: a SQLite file in the state folder, unless the suite runs on PostgreSQL
+        assert (root / ".pai_lab" / "pai.db").exists() == (postgres.STORE == "sqlite")
     finally:
         rc = server.stop()
     assert rc == 0
