@@ -187,6 +187,13 @@ class SavedOperator(OperatorBase):
         found = pipelines.operators(identifier=identifier, provider=provider, version=version)
         if not found:
             whose = f" of provider {provider!r}" if provider else ""
+            others = sorted({o.version for o in pipelines.operators(identifier=identifier, provider=provider)})
+            if others:  # the operator is there, the version is not
+                raise PipelineError(
+                    f"no version {version!r} of saved operator {identifier!r}{whose} in this workspace; "
+                    f"saved versions: {', '.join(others)}",
+                    "version",
+                )
             hint = (
                 " (built-in 'pai' operators: split, type_transform, sql, normalize_1, logisticregression_binary, "
                 "Prediction_1, evaluate_1)"

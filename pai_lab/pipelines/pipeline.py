@@ -40,7 +40,12 @@ class PipelineStep:
                 )
             from pai_lab.pipelines.operators import SavedOperator
 
-            operator = SavedOperator.get_by_identifier(identifier, provider, version, workspace=workspace)
+            try:
+                operator = SavedOperator.get_by_identifier(identifier, provider, version, workspace=workspace)
+            except PipelineError as exc:
+                if name is None:
+                    raise
+                raise PipelineError(f"step {name!r}: {exc.message}", f"steps.{name}.{exc.field}") from None
         self.operator = operator
         self.name = check_name(name, "name") if name is not None else None
         self._depends: list[PipelineStep] = []

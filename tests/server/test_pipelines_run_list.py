@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pai_lab.client.pipelines import PipelineRun, PipelineRunError
-from pai_lab.pipelines import Pipeline, PipelineError, PipelineParameter, component
+from pai_lab.pipelines import Pipeline, PipelineError, PipelineParameter, PipelineStep, component
 
 
 @component(outputs=[PipelineParameter("total", int)])
@@ -30,6 +30,9 @@ def test_the_readmes_pipeline_runs_and_its_runs_are_listed_as_pai_lists_them(liv
     assert {o.name: o.value for o in run.get_outputs()} == {"total": 45}
 
     saved = total.save("summer", "v2", workspace=ws)
+    with pytest.raises(PipelineError) as err:  # an unknown version names the step, the field and what there is
+        PipelineStep(identifier="summer", version="v9", name="sum", workspace=ws)
+    assert err.value.field == "steps.sum.version" and "saved versions: v2" in err.value.message
     again = ws.pipelines.run(saved, arguments={"n": 3}, name="again", wait=True, show_outputs=False, timeout=120)
     failed = ws.pipelines.run(boom, name="again")
     with pytest.raises(PipelineRunError):
