@@ -132,9 +132,15 @@ class PipelineRun:
         return self.refresh().status
 
     def get_outputs(
-        self, name: str | None = None, node_id: str | None = None, type: str | None = None
+        self, name: str | None = None, node_id: str | None = None, depth: int = 1, type: str | None = None
     ) -> list[ArchivedArtifact]:
-        """The run's outputs (the pipeline's declared ones, else every step's); ``node_id`` a step's name."""
+        """The run's outputs (the pipeline's declared ones, else every step's); ``node_id`` a step's name.
+        ``depth`` is PAI's (how deep in nested pipelines to look): steps here are never nested, so any
+        depth from 1 gives the same."""
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            from pai_lab.pipelines.types import PipelineError
+
+            raise PipelineError(f"depth {depth!r}: a whole number from 1", "depth")
         found = [ArchivedArtifact(a, self._ws) for a in self.refresh().outputs]
         return [
             a

@@ -28,6 +28,9 @@ def test_the_readmes_pipeline_runs_and_its_runs_are_listed_as_pai_lists_them(liv
     ws = live_server.client().create_workspace(unique_name("pl"))
     run = ws.pipelines.run(readme_pipeline(), arguments={"n": 10}, wait=True, show_outputs=False, timeout=120)
     assert {o.name: o.value for o in run.get_outputs()} == {"total": 45}
+    assert [o.value for o in run.get_outputs(name="total", depth=2)] == [45]  # PAI's depth: nothing is nested
+    with pytest.raises(PipelineError, match="depth 0"):
+        run.get_outputs(depth=0)
 
     saved = total.save("summer", "v2", workspace=ws)
     with pytest.raises(PipelineError) as err:  # an unknown version names the step, the field and what there is
