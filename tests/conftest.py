@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import postgres
-
 # Each area keeps its fixtures in tests/fixtures/<area>.py; all of them are loaded here.
 _FIXTURES = Path(__file__).parent / "fixtures"
 pytest_plugins = ["pytest_jupyter.jupyter_server"] + [
@@ -212,6 +210,8 @@ def start_pai_server(root: Path, *extra: str, timeout: float = 60) -> LiveServer
             args += ["--allowed-root", str(folder)]
     for user, token in USER_TOKENS.items():
         args += ["--user", f"{user}={token}"]
+    from tests.fixtures import postgres  # (a plugin of this file: imported once pytest loaded it)
+
     if postgres.STORE == "postgresql" and "--database-url" not in extra:  # the whole suite on PostgreSQL
         args += ["--database-url", postgres.database_for_root(root)]
     log = open(root / "server.log", "ab")  # noqa: SIM115 - the server's log: it outlives this call
@@ -241,6 +241,8 @@ def live_server(request, tmp_path_factory):
     """One `pai server` for the session; tests make their own workspaces (``unique_name``). Tests in
     tests/fixtures/postgres.py's BOTH_STORES also get a second one, on PostgreSQL (every test does, with
     PAI_LAB_TEST_STORE=postgresql)."""
+    from tests.fixtures import postgres
+
     extra = []
     if getattr(request, "param", postgres.STORE) == "postgresql":
         extra = ["--database-url", request.getfixturevalue("live_postgres_database")]
