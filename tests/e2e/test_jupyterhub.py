@@ -4,6 +4,8 @@ each user's JupyterLab shows that user. The Hub runs the config file that docs/j
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import sqlalchemy as sa
 
@@ -125,6 +127,41 @@ def test_a_running_job_outlives_a_teammates_server_restart_and_stops_from_anothe
     assert stopped["state"] == "Stopped", stopped["reason"]
     wait_for(lambda: not processes_of(job["id"]), 30)
     assert _ok(hub.api("ana", "GET", f"{W}/jobs/{job['id']}"))["state"] == "Stopped"
+
+
+NOTEBOOK_CELL = """
+import json, subprocess
+import pai_lab
+from pai_lab.client import PaiClient
+
+ws = pai_lab.connect()  # no URL, no token: the server this kernel runs under
+me = PaiClient().me()
+print("me", json.dumps([me.username, me.server_owner]))
+print("members", json.dumps(sorted(m.username for m in ws.members.list())))
+get_ipython().run_line_magic("load_ext", "pai_lab")
+print("magic", json.dumps(sorted(get_ipython().run_line_magic("pai", "member ls")["username"])))
+cli = subprocess.run(["pai", "member", "add", "zed", "--role", "Guest", "--json"], capture_output=True, text=True)
+print("cli", json.dumps([cli.returncode, cli.stderr.strip()]))
+"""
+
+
+def test_a_users_notebook_reaches_their_own_server_as_them_through_connect_the_magic_and_the_cli(hub):
+    for user, role in HUB_TEAM.items():
+        added = hub.api(HUB_OWNER, "POST", f"{W}/members", {"username": user, "roles": [role]})
+        assert added.status_code in (201, 409), added.text
+    team = sorted([HUB_OWNER, *HUB_TEAM])
+    seen = {}
+    for user in ("gus", "lead"):  # gus first: the owner's cell adds a member
+        printed = dict(line.split(" ", 1) for line in hub.run_in_kernel(user, NOTEBOOK_CELL).splitlines())
+        seen[user] = {key: json.loads(value) for key, value in printed.items()}
+    # the owner's notebook is the owner; gus's notebook is gus, on every door, with the roles of gus
+    assert seen["lead"]["me"] == ["lead", True] and seen["gus"]["me"] == ["gus", False]
+    assert seen["lead"]["members"] == seen["gus"]["members"] == team
+    assert seen["lead"]["magic"] == seen["gus"]["magic"] == team
+    assert seen["lead"]["cli"][0] == 0  # the owner's `pai` in a notebook adds a member...
+    returncode, stderr = seen["gus"]["cli"]
+    assert returncode != 0 and "Guest" in stderr  # ...and gus's is refused, naming his role
+    _ok(hub.api(HUB_OWNER, "DELETE", f"{W}/members/zed"), 204)
 
 
 @pytest.mark.parametrize("user", ["lia", "gus"])
