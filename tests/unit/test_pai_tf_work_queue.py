@@ -123,7 +123,9 @@ def test_restore_from_a_digest_continues_where_it_stopped(dask_client, tmp_path)
     other = WorkQueue(["x", "y"], name="restore-other", client=dask_client)
     with pytest.warns(UserWarning, match="abandoned"):
         assert not other.restore(saved)  # another works list: the checkpoint is not this queue's
-    assert sorted(other) == ["x", "y"]
+    producer = other.input_producer()  # the local proxy a reader takes names from, one at a time
+    assert sorted([next(producer), next(producer)]) == ["x", "y"]
+    assert next(producer, None) is None  # ends once the queue is done
 
 
 def test_a_table_is_cut_in_row_ranges_and_read_through_tf_data(dask_client, tmp_path, capsys):
