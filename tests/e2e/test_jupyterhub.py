@@ -164,6 +164,42 @@ def test_a_users_notebook_reaches_their_own_server_as_them_through_connect_the_m
     _ok(hub.api(HUB_OWNER, "DELETE", f"{W}/members/zed"), 204)
 
 
+WIDGET_CELL = """
+import json
+import pai_lab
+
+try:
+    labeler = pai_lab.connect().labeling.get("team_widget").label()  # the labeling widget of this notebook
+    print("widget", json.dumps([labeler.package["number"], labeler.package["holder"], len(labeler.items)]))
+except Exception as exc:
+    print("widget", json.dumps(str(exc)))
+"""
+
+
+def test_a_labelers_widget_in_their_own_notebook_opens_the_package_handed_to_them_and_a_guests_cannot(hub):
+    for user, role in HUB_TEAM.items():
+        added = hub.api(HUB_OWNER, "POST", f"{W}/members", {"username": user, "roles": [role]})
+        assert added.status_code in (201, 409), added.text
+    lines = [{"data": {"source": f"photo {i}"}} for i in range(6)]
+    task = {"name": "team_widget", "template": "text-classification", "labels": ["ok", "not ok"], "lines": lines}
+    _ok(hub.api("lia", "POST", f"{W}/labeling/tasks", {**task, "package_size": 2, "labelers": ["ana", "gus"]}), 201)
+    # the LabelingAdmin hands package 3 to ana from her own session
+    handed = _ok(hub.api("lia", "POST", f"{W}/labeling/tasks/team_widget/packages/3/reassign", {"to": "ana"}))
+    assert handed["holder"] == "ana"
+
+    def opened(user: str):
+        (line,) = hub.run_in_kernel(user, WIDGET_CELL).splitlines()
+        return json.loads(line.split(" ", 1)[1])
+
+    assert opened("ana") == [3, "ana", 2]  # ana's widget, in her kernel, opens the package handed to her
+    refused = opened("gus")
+    assert isinstance(refused, str) and "Guest" in refused  # a Guest's labeler gets no package to answer
+    packages = {
+        p["number"]: p["holder"] for p in _ok(hub.api("lia", "GET", f"{W}/labeling/tasks/team_widget/packages"))
+    }
+    assert packages[3] == "ana" and "gus" not in packages.values()
+
+
 @pytest.mark.parametrize("user", ["lia", "gus"])
 def test_each_users_jupyterlab_through_the_hub_shows_their_own_name_and_roles(hub, page, user):
     added = hub.api(HUB_OWNER, "POST", f"{W}/members", {"username": user, "roles": [HUB_TEAM[user]]})
