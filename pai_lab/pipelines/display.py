@@ -1,4 +1,4 @@
-"""The DAG as graphviz source, and as plain HTML where graphviz is not installed; the run's step
+"""The DAG as graphviz source, and as SVG drawn here where graphviz is not installed; the run's step
 table and outputs as HTML. Every user string is escaped: a step's reason or an output's value is
 text in another member's notebook, never live HTML."""
 
@@ -65,20 +65,89 @@ def svg(source: str) -> str | None:
 
 
 def graph_html(graph, status: dict[str, str] | None = None) -> str:
-    """A table of the steps in running order, each with what it waits on (and its state)."""
-    rows = []
-    for name, step in graph.steps.items():
+    """The DAG drawn by :func:`dag_svg` (no graphviz needed), coloured by ``status`` when given."""
+    steps = [
+        (name, step.operator.get("metadata", {}).get("identifier", ""), step.depends)
+        for name, step in graph.steps.items()
+    ]
+    return f"<div class='pai-lab-pipeline'>{dag_svg(steps, status)}</div>"
+
+
+BOX_WIDTH, BOX_HEIGHT, GAP_X, GAP_Y = 130, 34, 12, 22
+MAX_ROW = 12  # boxes side by side in one row; a wider layer (a fan-out) goes on in the rows under it
+
+
+def _layers(steps: list[tuple[str, str, list[str]]]) -> dict[str, int]:
+    """A step's layer: one more than its deepest dependency's (dependencies outside the steps left out;
+    a cycle, which the server refuses, is cut where it closes)."""
+    deps = {name: [d for d in depends if d != name] for name, _op, depends in steps}
+    deps = {name: [d for d in found if d in deps] for name, found in deps.items()}
+    layer: dict[str, int] = {}
+    for start in deps:
+        stack, visiting = [(start, False)], set()
+        while stack:
+            name, ready = stack.pop()
+            if name in layer:
+                continue
+            if ready:
+                layer[name] = 1 + max((layer.get(d, 0) for d in deps[name]), default=-1)
+                continue
+            visiting.add(name)
+            stack.append((name, True))
+            stack += [(d, False) for d in deps[name] if d not in layer and d not in visiting]
+    return layer
+
+
+def _label(text: str, size: int = 18) -> str:
+    return escape(text if len(text) <= size else text[: size - 1] + "…")
+
+
+def dag_svg(steps: list[tuple[str, str, list[str]]], status: dict[str, str] | None = None) -> str:
+    """The DAG as SVG, top to bottom, with no graphviz: each step a box (its name, its operator, and its
+    state's colour when ``status`` gives one) in the row of its layer, an arrow from each step it waits on.
+    As the sidebar draws it (labextension/src/pipelines.ts ``layoutDag``)."""
+    layer = _layers(steps)
+    rows: list[list[str]] = []
+    for depth in range(max(layer.values(), default=-1) + 1):
+        names = [name for name, _op, _deps in steps if layer[name] == depth]
+        rows += [names[i : i + MAX_ROW] for i in range(0, len(names), MAX_ROW)]
+    widest = max((len(r) for r in rows), default=1)
+    width = widest * BOX_WIDTH + (widest + 1) * GAP_X
+    height = len(rows) * BOX_HEIGHT + (len(rows) + 1) * GAP_Y
+    place: dict[str, tuple[float, float]] = {}
+    for r, row in enumerate(rows):
+        left = (width - (len(row) * BOX_WIDTH + (len(row) - 1) * GAP_X)) / 2
+        for i, name in enumerate(row):
+            place[name] = (left + i * (BOX_WIDTH + GAP_X), GAP_Y + r * (BOX_HEIGHT + GAP_Y))
+    parts = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' class='pai-lab-pipeline-dag' width='{width:.0f}' "
+        f"height='{height:.0f}' viewBox='0 0 {width:.0f} {height:.0f}' font-family='sans-serif' font-size='11'>",
+        "<defs><marker id='pai-lab-arrow' viewBox='0 0 8 8' refX='8' refY='4' markerWidth='6' markerHeight='6' "
+        "orient='auto'><path d='M0,0 L8,4 L0,8 z' fill='#777'/></marker></defs>",
+    ]
+    for name, _op, depends in steps:
+        x2, y2 = place[name]
+        for dep in depends:
+            if dep in place and dep != name:
+                x1, y1 = place[dep]
+                parts.append(
+                    f"<line x1='{x1 + BOX_WIDTH / 2:.0f}' y1='{y1 + BOX_HEIGHT:.0f}' x2='{x2 + BOX_WIDTH / 2:.0f}' "
+                    f"y2='{y2:.0f}' stroke='#777' marker-end='url(#pai-lab-arrow)'/>"
+                )
+    for name, operator, _deps in steps:
+        x, y = place[name]
         state = (status or {}).get(name, "")
-        colour = COLOURS.get(state, "#ffffff")
-        rows.append(
-            f"<tr style='background:{colour}'><td>{escape(name)}</td>"
-            f"<td>{escape(step.operator.get('metadata', {}).get('identifier', ''))}</td>"
-            f"<td>{escape(', '.join(step.depends) or '—')}</td>"
-            + (f"<td>{escape(state)}</td>" if status is not None else "")
-            + "</tr>"
+        fill = COLOURS.get(state, "#ffffff")
+        tip = f"{name} ({operator})" + (f": {state}" if state else "")
+        parts.append(
+            f"<g><title>{escape(tip)}</title><rect x='{x:.0f}' y='{y:.0f}' width='{BOX_WIDTH}' "
+            f"height='{BOX_HEIGHT}' rx='5' fill='{fill}' stroke='#555'/>"
+            f"<text x='{x + BOX_WIDTH / 2:.0f}' y='{y + 14:.0f}' text-anchor='middle'>{_label(name)}</text>"
+            f"<text x='{x + BOX_WIDTH / 2:.0f}' y='{y + 27:.0f}' text-anchor='middle' fill='#555' font-size='9'>"
+            f"{_label(state or operator, 22)}</text></g>"
         )
-    head = "<th>step</th><th>operator</th><th>after</th>" + ("<th>status</th>" if status is not None else "")
-    return f"<table class='pai-lab-pipeline'><tr style='text-align:left'>{head}</tr>{''.join(rows)}</table>"
+    parts.append("</svg>")
+    return "".join(parts)
 
 
 class Dot:
@@ -162,20 +231,12 @@ def badge(state: str) -> str:
 
 
 def nodes_graph_html(nodes) -> str:
-    """A run's DAG coloured by its steps' states: SVG when graphviz draws it, else a table in running order."""
-    drawn = svg(dot_of([(n.name, n.identifier, n.depends) for n in nodes], {n.name: n.status for n in nodes}))
-    if drawn:
-        return f"<div class='pai-lab-pipeline-dag'>{drawn}</div>"
-    rows = "".join(
-        f"<tr style='background:{COLOURS.get(n.status, '#ffffff')}'><td>{escape(n.name)}</td>"
-        f"<td>{escape(n.identifier)}</td><td>{escape(', '.join(n.depends) or '—')}</td>"
-        f"<td>{escape(n.status)}</td></tr>"
-        for n in nodes
-    )
-    return (
-        "<table class='pai-lab-pipeline-dag'><tr style='text-align:left'><th>step</th><th>operator</th>"
-        f"<th>after</th><th>status</th></tr>{rows}</table>"
-    )
+    """A run's DAG coloured by its steps' states: graphviz's drawing when it is installed, else
+    :func:`dag_svg`'s."""
+    steps = [(n.name, n.identifier, n.depends) for n in nodes]
+    status = {n.name: n.status for n in nodes}
+    drawn = svg(dot_of(steps, status)) or dag_svg(steps, status)
+    return f"<div class='pai-lab-pipeline-dag'>{drawn}</div>"
 
 
 def steps_html(nodes, now: datetime | None = None) -> str:

@@ -1,6 +1,6 @@
 """``display(run)``: a live panel for one pipeline run.
 
-The DAG coloured by step state (SVG when graphviz is installed, else a table), the step table (state,
+The DAG coloured by step state (SVG: graphviz's when installed, else display.dag_svg's), the step table (state,
 cache hit, duration), a log pane for the step picked, the run's outputs (with Register / Deploy actions
 once it succeeded), and Terminate / Suspend / Resume / Retry buttons that call the client. It polls the
 control plane until the run ends or the panel is closed; a Resume or Retry starts polling again.

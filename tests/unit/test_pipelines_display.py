@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from pai_lab.pipelines import display
@@ -54,3 +55,34 @@ def test_steps_and_outputs_are_escaped_and_an_artifact_shows_its_location():
     assert "<td>Model</td><td><code>file:///runs/r1/train/model.json</code>" in outputs
     assert "&lt;b&gt;hi&lt;/b&gt;" in outputs and "<b>hi" not in outputs
     assert display.outputs_html([]) == ""
+
+
+def _node(name: str, depends: list[str], status: str, identifier: str = "fn@v1") -> PipelineNode:
+    return PipelineNode(name=name, node_id=name, identifier=identifier, depends=depends, status=status)
+
+
+def test_the_run_s_dag_is_drawn_as_svg_without_graphviz_layer_by_layer_coloured_by_state():
+
+    nodes = [
+        _node("make", [], "Succeeded"),
+        _node("<b>", [], "Skipped", identifier="<script>x</script>"),
+        _node("train", ["make", "<b>"], "Running"),
+        _node("score", ["train", "make"], "Initialized"),
+    ]
+    assert "<svg" in display.nodes_graph_html(nodes)  # graphviz's drawing where installed, else this one:
+    html = display.dag_svg([(n.name, n.identifier, n.depends) for n in nodes], {n.name: n.status for n in nodes})
+    assert html.count("<rect") == 4 and html.count("<line") == 4  # a box a step, an arrow a dependency
+    boxes = dict(re.findall(r"<title>([^<(]+?) \(.*?</title><rect x='\d+' y='(\d+)'", html))
+    assert int(boxes["make"]) < int(boxes["train"]) < int(boxes["score"])  # each below what it waits on
+    assert boxes["make"] == boxes["&lt;b&gt;"]  # the first layer side by side
+    assert f"fill='{display.COLOURS['Running']}'" in html and f"fill='{display.COLOURS['Succeeded']}'" in html
+    assert "<script" not in html and "&lt;script&gt;" in html and "<b>" not in html  # names are text
+
+
+def test_a_wide_fan_out_wraps_into_rows_and_a_cycle_does_not_hang_the_drawing():
+    steps = [("src", "fn", [])] + [(f"leaf-{i}", "fn", ["src"]) for i in range(30)]
+    svg = display.dag_svg(steps)
+    width = int(re.search(r"width='(\d+)'", svg).group(1))
+    assert svg.count("<rect") == 31 and width < 13 * (display.BOX_WIDTH + display.GAP_X)
+    looped = display.dag_svg([("a", "fn", ["b"]), ("b", "fn", ["a"])])  # the server refuses these; still drawn
+    assert looped.count("<rect") == 2
