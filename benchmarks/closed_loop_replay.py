@@ -69,21 +69,52 @@ def images_as_the_job_reads(x: np.ndarray) -> np.ndarray:
 
 
 class Replay:
-    """Train-and-score with a memo: the same labelled set and seed give the same model (round one is shared)."""
+    """Train-and-score with a memo: the same labelled set and seed give the same model (round one is shared).
 
-    def __init__(self, images: np.ndarray, y: np.ndarray, epochs: int):
-        self.images, self.y, self.epochs = images, y, epochs
+    ``holdout``: every holdout-th label (items sorted) is kept for validation, as the job does (0: train
+    on all). ``pseudo``: after training on the labels, up to that many unlabelled pool items per class
+    whose top probability reaches ``threshold`` join as pseudo-labels (the model's guess) and the model
+    is trained again from scratch; that second model is scored and orders the next round."""
+
+    def __init__(self, images: np.ndarray, y: np.ndarray, epochs: int, holdout: int = 10, pseudo: int = 0):
+        self.images, self.y, self.epochs, self.holdout, self.pseudo = images, y, epochs, holdout, pseudo
+        self.threshold = 0.99
         self.memo: dict = {}
+        self.notes: list[str] = []  # the current run's pseudo-labels per round: right / taken
 
-    def train(self, labelled: list[int], seed: int, test: np.ndarray) -> dict:
+    def train(self, labelled: list[int], seed: int, test: np.ndarray, unlabelled: list[int] | None = None) -> dict:
         key = (seed, tuple(sorted(labelled)))
         if key in self.memo:
             return self.memo[key]
+        ordered = sorted(labelled)
+        h = self.holdout
+        train = [k for n, k in enumerate(ordered) if not h or n % h != h - 1]
+        out = self.fit(train, self.y[train], seed, test)
+        if self.pseudo and unlabelled:
+            extra = self.confident(out["probs"], unlabelled)
+            guesses = out["probs"][extra].argmax(1)
+            out = self.fit(train + extra, np.concatenate([self.y[train], guesses]), seed, test) | {
+                "pseudo": len(extra),
+                "pseudo_right": int((guesses == self.y[extra]).sum()),
+            }
+        self.memo[key] = out
+        return out
+
+    def confident(self, probs: np.ndarray, unlabelled: list[int]) -> list[int]:
+        """Up to ``pseudo`` unlabelled items per predicted class, surest first, top probability >= threshold."""
+        pool = np.array(unlabelled)
+        top, guess = probs[pool].max(1), probs[pool].argmax(1)
+        extra: list[int] = []
+        for c in range(CLASSES):
+            sure = np.flatnonzero((guess == c) & (top >= self.threshold))
+            sure = sure[np.argsort(-top[sure], kind="stable")][: self.pseudo]
+            extra += [int(pool[i]) for i in sorted(sure)]
+        return extra
+
+    def fit(self, train: list[int], targets: np.ndarray, seed: int, test: np.ndarray) -> dict:
         import tf_keras as keras
 
         keras.utils.set_random_seed(seed)
-        ordered = sorted(labelled)
-        train = [k for n, k in enumerate(ordered) if n % 10 != 9]
         model = keras.Sequential(
             [
                 keras.layers.Input(shape=(16, 16, 1)),
@@ -95,23 +126,25 @@ class Replay:
             ]
         )
         model.compile(optimizer=keras.optimizers.Adam(0.003), loss="sparse_categorical_crossentropy")
-        model.fit(self.images[train], self.y[train], batch_size=32, epochs=self.epochs, shuffle=True, verbose=0)
+        model.fit(self.images[train], targets, batch_size=32, epochs=self.epochs, shuffle=True, verbose=0)
         both = keras.Model(model.inputs, [model.layers[-2].output, model.output])
         hidden, probs = both.predict(self.images, batch_size=512, verbose=0)
         accuracy = float((probs[test].argmax(1) == self.y[test]).mean())
-        out = {"accuracy": accuracy, "probs": probs, "hidden": hidden}
-        self.memo[key] = out
         keras.backend.clear_session()
-        return out
+        return {"accuracy": accuracy, "probs": probs, "hidden": hidden}
 
 
-def first_package(y: np.ndarray, pca: np.ndarray, seed: int, args) -> tuple[list[int], list[int], np.ndarray]:
-    """(the first package, the rest of the pool in its order, the test split): the same for every order."""
+def first_package(
+    y: np.ndarray, pca: np.ndarray, seed: int, args, order: str = ""
+) -> tuple[list[int], list[int], np.ndarray]:
+    """(the first package, the rest of the pool in its order, the test split): the same for every order,
+    except random's with ``--random-first-package seeded`` (the pool's first items, random in every round)."""
     pool, test = split(y, seed, args.test_fraction, None, None)
     labelled = [int(i) for i in pool[: args.round_size]]
-    if args.first_package == "typical":  # TypiClust over the pixels, for every order (random too)
+    how = "seeded" if order == "random" and args.random_first_package == "seeded" else args.first_package
+    if how == "typical":  # TypiClust over the pixels, for every order (random too)
         labelled = typiclust(pca, [], [int(i) for i in pool], args.round_size, seed)
-    if args.first_package == "server-typical":  # task.order("typical", seed=seed), as closed_loop.py asks it
+    if how == "server-typical":  # task.order("typical", seed=seed), as closed_loop.py asks it
         labelled = typical_first(args.x, pool, args.round_size, seed)
     first = set(labelled)
     return labelled, [int(i) for i in pool if i not in first], test
@@ -123,7 +156,7 @@ def anchor(x: np.ndarray, y: np.ndarray, pca: np.ndarray, seed: int, strategy: s
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
-    labelled, order, test = first_package(y, pca, seed, args)
+    labelled, order, test = first_package(y, pca, seed, args, "random" if strategy == "random" else "")
     rng = np.random.default_rng(seed + 1000)
     while True:
         with warnings.catch_warnings(), threadpool_limits(1):
@@ -140,14 +173,16 @@ def anchor(x: np.ndarray, y: np.ndarray, pca: np.ndarray, seed: int, strategy: s
 
 
 def run(replay: Replay, pca: np.ndarray, order: str, seed: int, args) -> list[tuple[int, float]]:
-    labelled, unlabelled, test = first_package(replay.y, pca, seed, args)
+    labelled, unlabelled, test = first_package(replay.y, pca, seed, args, order)
     if order.startswith("server_"):  # the platform's order, over the server's embedding of the task
         pca = task_embedding(args.x, np.array(labelled + unlabelled))
     curve: list[tuple[int, float]] = []
     rounds = 0
     while True:
-        model = replay.train(labelled, seed, test)
+        model = replay.train(labelled, seed, test, unlabelled)
         curve.append((len(labelled), model["accuracy"]))
+        if "pseudo" in model:
+            replay.notes.append(f"{model['pseudo_right']}/{model['pseudo']}")
         if model["accuracy"] >= args.target or len(labelled) >= args.max_labels or not unlabelled:
             return curve
         rounds += 1
@@ -177,6 +212,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--anchor", action="store_true", help="also closed_loop.py's anchor from the same first packages"
     )
+    parser.add_argument(
+        "--random-first-package",
+        choices=["same", "seeded"],
+        default="same",
+        help="same: random starts from --first-package too; seeded: random starts from the pool's first items "
+        "(random in every round; the anchor then runs from seeded first packages as well)",
+    )
+    parser.add_argument(
+        "--holdout", type=int, default=10, help="every N-th label is held out for validation, as the job does; 0: none"
+    )
+    parser.add_argument(
+        "--pseudo", type=int, default=0, help="pseudo-labels per class (top probability >= 0.99) and a second training"
+    )
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow's threads")
     parser.add_argument(
         "--log", default=None, help="JSON-lines file of (order, seed) results: appended to, and read back to resume"
@@ -195,10 +243,13 @@ def main(argv: list[str] | None = None) -> dict:
     args.x = x
     images = images_as_the_job_reads(x)
     pca = PCA(n_components=20, random_state=0).fit_transform(images.reshape(len(images), -1))
-    replay = Replay(images, y, args.epochs)
+    replay = Replay(images, y, args.epochs, args.holdout, args.pseudo)
     orders = ["random"] + [o for o in args.orders.split(",") if o and o != "random"]
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    print(f"replay: {len(y)} digits, rounds of {args.round_size}, {args.epochs} epochs, seeds {seeds[0]}-{seeds[-1]}")
+    print(
+        f"replay: {len(y)} digits, rounds of {args.round_size}, {args.epochs} epochs, seeds {seeds[0]}-{seeds[-1]}, "
+        f"holdout {args.holdout}, pseudo-labels {args.pseudo}, random's first package {args.random_first_package}"
+    )
     results: dict = {o: {} for o in orders}
     done = {}  # (order, seed) -> curve: what an earlier run with the same settings left in the log
     if args.log and Path(args.log).exists():
@@ -212,12 +263,14 @@ def main(argv: list[str] | None = None) -> dict:
                 results[order][seed] = labels_to_target(done[(order, seed)], args.target)[0]
                 continue
             started = time.perf_counter()
+            replay.notes = []
             curve = run(replay, pca, order, seed, args)
             labels, reached = labels_to_target(curve, args.target)
             results[order][seed] = labels
             print(
                 f"  {order:<20} seed {seed:>2}: {labels}{'' if reached else '+'} labels "
-                f"({', '.join(f'{n}:{a:.3f}' for n, a in curve)}) {time.perf_counter() - started:.0f} s [{machine()}]",
+                f"({', '.join(f'{n}:{a:.3f}' for n, a in curve)}) {time.perf_counter() - started:.0f} s"
+                f"{' pseudo-labels right ' + ', '.join(replay.notes) if replay.notes else ''} [{machine()}]",
                 flush=True,
             )
             if args.log:
@@ -228,21 +281,32 @@ def main(argv: list[str] | None = None) -> dict:
         replay.memo.clear()
     summary = summarize(results, seeds)
     if args.anchor:
-        u, r = ([anchor(x, y, pca, s, strategy, args) for s in seeds] for strategy in ("uncertainty", "random"))
-        summary["lines"].insert(
-            0,
-            f"anchor (LogisticRegression, least confidence): {statistics.fmean(u):.1f} / {statistics.fmean(r):.1f} "
-            f"labels (ratio {statistics.fmean(u) / statistics.fmean(r):.3f}), seeds {seeds[0]}-{seeds[-1]}",
-        )
+        starts = [("", args)]
+        if args.random_first_package == "seeded" and args.first_package != "seeded":  # modAL's way, too
+            starts.append(
+                (", both from seeded first packages", argparse.Namespace(**{**vars(args), "first_package": "seeded"}))
+            )
+        for note, how in reversed(starts):
+            u, r = ([anchor(x, y, pca, s, strategy, how) for s in seeds] for strategy in ("uncertainty", "random"))
+            summary["lines"].insert(
+                0,
+                f"anchor (LogisticRegression, least confidence{note}): {statistics.fmean(u):.1f} / "
+                f"{statistics.fmean(r):.1f} labels (ratio {statistics.fmean(u) / statistics.fmean(r):.3f}), "
+                f"seeds {seeds[0]}-{seeds[-1]}",
+            )
     for line in summary["lines"]:
         print(line + f" [{machine()}]")
     return summary
 
 
 def settings(args) -> dict:
-    return {
-        k: getattr(args, k) for k in ("epochs", "round_size", "target", "max_labels", "test_fraction", "first_package")
-    }
+    keys = ("epochs", "round_size", "target", "max_labels", "test_fraction", "first_package")
+    out = {k: getattr(args, k) for k in keys}
+    # later settings only where they differ from what earlier logs ran with (those logs still resume)
+    for k, default in (("holdout", 10), ("pseudo", 0), ("random_first_package", "same")):
+        if getattr(args, k) != default:
+            out[k] = getattr(args, k)
+    return out
 
 
 def summarize(results: dict, seeds: list[int]) -> dict:

@@ -71,7 +71,10 @@ def test_badge_takes_distinct_items_and_hybrids_switch_to_margin():
 @pytest.mark.tf
 def test_replay_smoke_run_compares_an_order_with_random():
     done = subprocess.run(
-        [sys.executable, str(REPLAY), "--smoke", "--orders", "typi1_margin", "--first-package", "typical", "--anchor"],
+        [
+            *(sys.executable, str(REPLAY), "--smoke", "--orders", "typi1_margin", "--first-package", "typical"),
+            *("--anchor", "--holdout", "0", "--pseudo", "5"),
+        ],
         capture_output=True,
         text=True,
         timeout=400,
@@ -84,3 +87,38 @@ def test_replay_smoke_run_compares_an_order_with_random():
     assert re.match(r"typi1_margin: 100\.0 / 100\.0 labels \(ratio 1\.000\), seeds 0-1", lines[-1]), lines[-1]
     anchor = next(line for line in lines if line.startswith("anchor (LogisticRegression"))
     assert re.match(r"anchor .*: \d+\.\d / \d+\.\d labels \(ratio \d\.\d{3}\), seeds 0-1", anchor), anchor
+
+
+def test_pseudo_labels_take_the_surest_unlabelled_items_per_class_above_the_threshold():
+    from benchmarks.closed_loop_replay import Replay
+
+    replay = Replay(np.zeros((8, 16, 16, 1)), np.zeros(8, int), epochs=1, pseudo=2)
+    probs = np.full((8, 10), 0.0)
+    # items 0-3 sure of class 0 (0.999, 0.995, 0.9999, 0.98), 4-5 sure of class 1, 6 unsure, 7 labelled
+    for item, (c, p) in enumerate([(0, 0.999), (0, 0.995), (0, 0.9999), (0, 0.98), (1, 0.991), (1, 0.999), (2, 0.5)]):
+        probs[item, c] = p
+        probs[item, (c + 1) % 10] = 1 - p
+    probs[7, 3] = 1.0
+    # at most 2 per class, surest first, never under 0.99, only the unlabelled items asked about
+    assert replay.confident(probs, [0, 1, 2, 3, 4, 5, 6]) == [0, 2, 4, 5]
+    assert replay.confident(probs, [1, 3, 6]) == [1]
+
+
+def test_random_can_start_from_the_seeded_package_while_the_order_starts_from_the_typical_one():
+    import argparse
+
+    from benchmarks.closed_loop_data import digits
+    from benchmarks.closed_loop_replay import first_package
+
+    x, y = digits()
+    pca = x[:, :20].astype(float)
+    args = argparse.Namespace(
+        test_fraction=0.3, round_size=20, first_package="typical", random_first_package="seeded", x=x
+    )
+    order_first, order_rest, test = first_package(y, pca, 4, args, "margin")
+    random_first, random_rest, again = first_package(y, pca, 4, args, "random")
+    assert list(test) == list(again) and len(order_first) == len(random_first) == 20
+    assert sorted(order_first + order_rest) == sorted(random_first + random_rest)  # one pool, two starts
+    assert set(order_first) != set(random_first)
+    args.random_first_package = "same"
+    assert first_package(y, pca, 4, args, "random")[0] == order_first
