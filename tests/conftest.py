@@ -244,8 +244,11 @@ def live_server(request, tmp_path_factory):
     from tests.fixtures import postgres
 
     extra = []
-    if getattr(request, "param", postgres.STORE) == "postgresql":
+    param = getattr(request, "param", None)  # BOTH_STORES' own; else start_pai_server follows the test store
+    if param == "postgresql":
         extra = ["--database-url", request.getfixturevalue("live_postgres_database")]
+    elif param == "sqlite" and postgres.STORE == "postgresql":
+        extra = ["--database-url", ""]  # SQLite in its root, as asked
     server = start_pai_server(tmp_path_factory.mktemp("live") / "root", *extra)
     client = server.client()
     for user, role in ROLE_OF.items():
