@@ -97,7 +97,7 @@ def test_a_run_walks_pai_states_and_hands_outputs_by_reference(ws):
     # what display(run) shows: the DAG coloured by state and the step table
     assert '"make" -> "total";' in run.dot() and 'fillcolor="#a3cfbb"' in run.dot()
     html = run._repr_html_()
-    assert "<b>Succeeded</b>" in html and html.count("<tr style='background:#a3cfbb'>") == 2
+    assert "<b>Succeeded</b>" in html and html.count("<rect") == 2 and html.count("fill='#a3cfbb'") == 2
 
 
 def test_a_script_operator_gets_pai_container_contract(ws, tmp_path):
