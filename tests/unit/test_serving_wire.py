@@ -105,3 +105,34 @@ def test_frames_fed_in_any_pieces_come_out_whole_and_in_order():
 def test_a_frame_announcing_too_many_buffers_is_refused():
     with pytest.raises(ValueError, match="buffers"):
         wire.FrameReader().feed(wire.HEADER.pack(10, wire.MAX_BUFFERS + 1))
+
+
+def test_frames_written_back_to_back_arrive_whole_and_in_order():
+    """Several frames written at once, each far larger than the socket takes in one call: the first
+    goes out in one scatter-gather write as far as the socket takes it, the rest wait behind it on the
+    transport, and the instance side reads them all, in order, into aligned memory of their own."""
+    sent = [(i, "predict", {"x": np.full((40_000, 8), i, dtype=np.float32), "y": np.arange(i + 1)}) for i in range(5)]
+
+    async def main():
+        ours, theirs = socket.socketpair()
+        theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)  # forces partial writes
+        _, writer = await asyncio.open_connection(sock=theirs)
+
+        def read_all():
+            ours.settimeout(60)  # a garbled stream fails the test instead of hanging it
+            reader = ours.makefile("rb", buffering=1 << 16)
+            return [wire.read_frame(reader) for _ in sent]
+
+        reading = asyncio.get_running_loop().run_in_executor(None, read_all)
+        for message in sent:
+            wire.write_frame(writer, message)
+        assert writer.transport.get_write_buffer_size() > 0  # the socket did not take everything at once
+        await writer.drain()
+        got = await reading
+        writer.close()
+        ours.close()
+        return got
+
+    got = asyncio.run(main())
+    assert all(same(a, b) for a, b in zip(sent, got))
+    assert all(frame[2]["x"].ctypes.data % wire.ALIGN == 0 for frame in got)

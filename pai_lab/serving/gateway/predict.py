@@ -36,7 +36,7 @@ from pai_lab.serving.gateway.errors import (
     ServingError,
     TimedOut,
 )
-from pai_lab.serving.gateway.instance_runtime import Job
+from pai_lab.serving.gateway.instance_runtime import Instance, Job
 from pai_lab.serving.gateway.service_runtime import Route, ServiceRuntime
 from pai_lab.serving.protocols import eas, tfserving, v2
 
@@ -129,6 +129,7 @@ class Answering:
     # None once a refusal is answered) and reply (the answer from the job's result)
     fail_as_json = True
     _timer: asyncio.TimerHandle | None = None
+    instance: Instance | None = None  # the instance the job was handed to
 
     def start(self, *args) -> Job | None:
         raise NotImplementedError
@@ -176,6 +177,7 @@ class Answering:
         inst = svc.pick()
         self.metric_instance = inst.name
         inst.enqueue(job)
+        self.instance = inst
         # a timer on the job's own future rather than asyncio.wait_for, which wraps it in another
         # future and costs two more turns of the event loop on every answer
         keepalive = svc.spec["rpc"]["keepalive"]
@@ -358,6 +360,14 @@ class Lean(Answering):
                 self._settled(job.future)
 
     def _settled(self, future: asyncio.Future) -> None:
+        """As the reply is read: while requests wait for the instance, their frame goes out first (its freed
+        worker idles until it comes) and this answer on the loop's next turn; else the answer at once."""
+        if self.instance is not None and self.instance.pending:
+            asyncio.get_running_loop().call_soon(self._settle_now, future)
+        else:
+            self._settle_now(future)
+
+    def _settle_now(self, future: asyncio.Future) -> None:
         try:
             self.settle(future)
         except Exception:  # noqa: BLE001 - whatever it was, the caller gets a 500 and the log the trace
