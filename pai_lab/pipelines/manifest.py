@@ -26,6 +26,7 @@ from pai_lab.pipelines.manifest_shapes import (
     operator_kind,
     read_variables,
 )
+from pai_lab.pipelines.nesting import expand
 from pai_lab.pipelines.types import (
     NAME_PATTERN,
     NAME_RULE,
@@ -128,7 +129,7 @@ def _binding(raw: Any, where: str) -> Binding:
 def check(manifest: Any) -> Graph:
     """Check a pipeline manifest (or a leaf operator's) and return its graph, or raise PipelineError."""
     manifest = normalize(manifest)
-    spec = manifest["spec"]
+    spec = expand(manifest["spec"])  # steps that run a pipeline become its steps
     inputs = read_variables(spec.get("inputs"), "inputs", "inputs")
     raw_steps = as_list(spec.get("pipelines"), "spec.pipelines", MAX_STEPS)
     if not raw_steps:
@@ -144,11 +145,6 @@ def check(manifest: Any) -> Graph:
             raise PipelineError(f"step {name!r}: two steps have this name; rename one", f"steps.{name}.name")
         body = as_mapping(raw.get("spec"), f"steps.{name}.spec")
         operator = check_operator(body.get("operator"), f"steps.{name}.operator")
-        if operator_kind(operator) == "pipeline":
-            raise PipelineError(
-                f"step {name!r}: pipelines as steps are not supported yet; add its steps instead",
-                f"steps.{name}.operator",
-            )
         op_spec = operator.get("spec") or {}
         plan = StepPlan(
             name,

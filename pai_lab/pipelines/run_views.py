@@ -43,8 +43,12 @@ NODE_COLUMNS = (
 
 
 def remember_declared(run_id: str, manifest: Mapping[str, Any]) -> dict:
-    """The run's declared outputs (its manifest's ``spec.outputs``), kept for the reads that follow."""
-    declared = dict((manifest.get("spec") or {}).get("outputs") or {})
+    """The run's declared outputs (its manifest's ``spec.outputs``), kept for the reads that follow. An
+    output a step that runs a pipeline makes is read from the sub-step that makes it."""
+    from pai_lab.pipelines.nesting import expand
+
+    spec = manifest.get("spec") or {}
+    declared = dict((expand(dict(spec)) if isinstance(spec, dict) else {}).get("outputs") or {})
     with _DECLARED_LOCK:
         _DECLARED[run_id] = declared
         _DECLARED.move_to_end(run_id)
