@@ -205,17 +205,21 @@ def wait_bentoml(proc: subprocess.Popen, url: str) -> None:
     raise RuntimeError("the BentoML service did not start")
 
 
-def start_gateway(folder: Path, state_dir: Path, loop: str):
-    """The gateway process on its own, on ``loop``, given one service the way the control plane gives it.
+def start_gateway(folder: Path, state_dir: Path, loop: str, source: Path | None = None):
+    """The gateway process on its own, on ``loop``, given one service the way the control plane gives it;
+    ``source``: the pai_lab of that source tree (gateway and instance) instead of this one.
     Returns (process, endpoint, token, wait): ``wait()`` blocks until the instance is ready."""
     import requests
 
     secret = secrets.token_hex(8)
     state_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PAI_LAB_GATEWAY_SECRET=secret, PAI_LAB_GATEWAY_LOOP=loop)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(source), *filter(None, [env.get("PYTHONPATH")])])
     proc = subprocess.Popen(
         [sys.executable, "-m", "pai_lab.serving.gateway", "--state-dir", str(state_dir)],
         env=env,
+        cwd=source,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
