@@ -107,13 +107,12 @@ def write_frame(writer, message) -> None:
     transport = getattr(writer, "transport", writer)
     sent = 0
     if 1 < len(parts) <= MAX_PIECES and not transport.get_write_buffer_size() and not transport.is_closing():
-        sock = transport.get_extra_info("socket")
+        # the socket itself only under a plain transport: under TLS the bytes must go through it
+        sock = None if transport.get_extra_info("sslcontext") is not None else transport.get_extra_info("socket")
         try:
             sent = os.writev(sock.fileno(), parts) if sock is not None else 0
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            sent = 0  # the transport's own write meets the same failure and ends the connection its way
+        except OSError:  # full (all of it queued below), or failing: the transport's own write meets that
+            sent = 0  # failure and ends the connection its way
     for part in parts:
         size = memoryview(part).nbytes
         if sent >= size:
