@@ -264,7 +264,15 @@ class RunDriver(threading.Thread):
         """Start one step: Skipped when cached, a platform step or a process of its own submitted at once;
         a FunctionOperator or built-in step's plan is returned, to be submitted with the others ready."""
         node = self.nodes[name]
-        params, artifacts, keyed = step_plans.resolve(self, step, node)
+        try:
+            params, artifacts, keyed = step_plans.resolve(self, step, node)
+        except manifests.PipelineError as exc:  # an input that cannot be had (a dataset gone): the step fails
+            now = utcnow()
+            reason = f"step {name!r} failed: {exc.message}"
+            self._update_node(
+                name, status=S.Failed, reason=reason, attempt=self.attempt, started_at=now, finished_at=now
+            )
+            return None
         key = service.cache_key(step.operator, keyed, artifacts)
         platform_step = step.kind == "builtin" and platform_ops.is_platform(
             (step.operator.get("spec") or {}).get("builtin", {}).get("name")

@@ -73,8 +73,31 @@ def resolve(driver, step: manifests.StepPlan, node: dict) -> tuple[dict, dict, d
             value = driver.arguments["inputs"].get(bound.name)
         else:
             value = driver.nodes[bound.step]["outputs"].get("artifacts", {}).get(bound.name)
-        artifacts[var.name] = value
+        artifacts[var.name] = _dataset_located(driver, value, f"steps.{step.name}.{var.name}")
     return params, artifacts, keyed
+
+
+def _dataset_located(driver, value, field: str):
+    """A registered dataset given as an artifact (``pai_lab://datasets/<name>[/<version>]``, a register_dataset
+    step's output) with where its data lies (``uri``: its folder or bucket prefix) and the version it is now
+    when none was named, read as the run's submitter: a step reads it like any location, and a new version
+    is a new input for the cache."""
+    loc = value.get("location") if isinstance(value, dict) else None
+    if not isinstance(loc, dict) or not loc.get("dataset") or loc.get("uri"):
+        return value
+    from pai_lab.datasets import service as datasets
+    from pai_lab.datasets.versions import get_version
+    from pai_lab.errors import PaiError
+
+    name = str(loc["dataset"])
+    try:
+        with driver.store.transaction() as s:
+            source, _options = datasets.resolve_source(s, driver.user, driver.workspace_id, name)
+            version = loc.get("version") or get_version(s, driver.user, driver.workspace_id, name).version
+    except PaiError as exc:
+        raise manifests.PipelineError(f"{field}: dataset {name!r}: {exc.message}", field) from None
+    uri = source if "://" in source else f"file://{source}"
+    return {"location": {**loc, "version": str(version), "uri": uri}}
 
 
 def task_plan(driver, step: manifests.StepPlan, node: dict, params: dict, artifacts: dict) -> dict:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from pai_lab.client.pipelines import PipelineRun, PipelineRunError
-from pai_lab.pipelines import Pipeline, PipelineError, PipelineParameter, PipelineStep, component
+from pai_lab.pipelines import (
+    MetadataBuilder,
+    Pipeline,
+    PipelineArtifact,
+    PipelineError,
+    PipelineParameter,
+    PipelineStep,
+    component,
+)
 
 
 @component(outputs=[PipelineParameter("total", int)])
@@ -109,3 +118,38 @@ def test_a_run_goes_on_to_succeeded_after_the_kernel_that_started_it_is_killed(l
     gate.write_text("open")
     run = ws.pipelines.get(run_id).wait_for_completion(show_outputs=False, timeout=120)
     assert run.detail.status == "Succeeded" and run.get_logs(run.detail.nodes[0].name) == ["the gate opened"]
+
+
+@component(
+    inputs=[PipelineArtifact("table", MetadataBuilder.fs_dataset(), required=True)],
+    outputs=[PipelineParameter("rows", int), PipelineParameter("version", str)],
+)
+def count_rows(context=None):
+    table = context.input_artifacts["table"]
+    return {"rows": len(table.read_dataframe()), "version": str(table.location.get("version"))}
+
+
+def test_a_registered_dataset_is_an_artifact_a_step_reads_by_reference(live_server, unique_name, tmp_path):
+    ws = live_server.client().create_workspace(unique_name("pl"))
+    folder = tmp_path / "heart"
+    folder.mkdir()
+    pd.DataFrame({"age": [50, 61, 44]}).to_csv(folder / "table.csv", index=False)
+    ws.datasets.register("heart", str(folder), scan=True)
+
+    run = ws.pipelines.run(count_rows, arguments={"table": "pai_lab://datasets/heart"}, wait=True, show_outputs=False)
+    assert {o.name: o.value for o in run.get_outputs()} == {"rows": 3, "version": "1"}
+    step = run.detail.nodes[0]
+    assert ws.pipelines.get(run.id).detail.nodes[0].name == step.name
+
+    # a new version of the dataset is a new input: the step runs again instead of a cache hit
+    pd.DataFrame({"age": [50, 61, 44, 70]}).to_csv(folder / "table.csv", index=False)
+    ws.datasets.get("heart").new_version()
+    again = ws.pipelines.run(count_rows, arguments={"table": "pai_lab://datasets/heart"}, wait=True, show_outputs=False)
+    assert {o.name: o.value for o in again.get_outputs()} == {"rows": 4, "version": "2"}
+    assert not again.detail.nodes[0].cached
+
+    missing = ws.pipelines.run(count_rows, arguments={"table": "pai_lab://datasets/nothing"})
+    with pytest.raises(PipelineRunError, match="nothing"):
+        missing.wait_for_completion(show_outputs=False, timeout=120)
+    (node,) = missing.detail.nodes  # the step fails, naming its input and the dataset
+    assert node.status == "Failed" and f"steps.{node.name}.table: dataset 'nothing'" in node.reason
