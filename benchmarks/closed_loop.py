@@ -3,12 +3,12 @@
 Each seed splits the 1,797 `sample://digits` items into a held-out test split and a pool. A round
 labels one package of 50 from the pool (answers from the ground truth, through the labeling API:
 claim, submit, submit_package), trains on the task's answers (a 2-rank job with
-`--data_sources=task:NAME`, examples/training/digits_classifier.py), serves the job's model,
-measures the served model's accuracy on the test split, pre-labels the rest of the pool with the
-service (`task.prelabel_from_service`) and orders the untouched packages, by least confidence
-(`task.order("least_confidence")`, or the order `--order` names) or at random (`task.order("random")`).
-With `--first-package typical` every loop (and the anchor) starts from the package
-`task.order("typical")` makes before any model exists.
+`--data_sources=task:NAME`, examples/training/digits_classifier.py, 60 epochs on every label, none
+held out), serves the job's model, measures the served model's accuracy on the test split,
+pre-labels the rest of the pool with the service (`task.prelabel_from_service`) and orders the
+untouched packages, by `task.order("cluster_margin")` (the order `--order` names) or at random
+(`task.order("random")`). Every loop (and the anchor) starts from the package `task.order("typical")`
+makes before any model exists (`--first-package seeded`: the pool's first items).
 Rounds go on until the test accuracy reaches the target or `--max-labels` are labelled.
 
 In the same run, the anchor: the notebook active-learning recipe (superintendent / modAL style),
@@ -18,8 +18,7 @@ fresh control plane (a new `pai server` on an empty folder) to the first predict
 
     python benchmarks/closed_loop.py                       # 3 seeds, rounds of 50, target 95%
     python benchmarks/closed_loop.py --seeds 5 --round-size 20
-    python benchmarks/closed_loop.py --order margin --epochs 60
-    python benchmarks/closed_loop.py --order cluster_margin --first-package typical --epochs 60
+    python benchmarks/closed_loop.py --order least_confidence --first-package seeded --epochs 30 --validation-every 10
     python benchmarks/closed_loop.py --anchor-only         # the scikit-learn recipe alone (seconds)
     python benchmarks/closed_loop.py --smoke               # one round each, tiny sizes (the test's run)
 
@@ -157,7 +156,10 @@ class Platform:
         a = self.args
         name = f"cl-{self.strategy[:3]}-s{self.seed}-r{self.round}"
         started = time.perf_counter()
-        command = f"python /root/code/digits_classifier.py --epochs={a.epochs} --seed={self.seed}"
+        command = (
+            f"python /root/code/digits_classifier.py --epochs={a.epochs} --seed={self.seed} "
+            f"--validation_every={a.validation_every}"
+        )
         job = self.ws.jobs.submit(
             name, command, workers=2, code_source=str(TRAINING_CODE), data_sources=[f"task:{self.task.name}"]
         )
@@ -265,18 +267,25 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--target", type=float, default=0.95, help="test accuracy to reach")
     parser.add_argument("--max-labels", type=int, default=1000, help="stop a loop here if it never reaches the target")
     parser.add_argument("--test-fraction", type=float, default=0.3, help="held-out share of the 1,797 digits")
-    parser.add_argument("--epochs", type=int, default=30, help="epochs of digits_classifier.py per round")
+    parser.add_argument("--epochs", type=int, default=60, help="epochs of digits_classifier.py per round")
+    parser.add_argument(
+        "--validation-every",
+        type=int,
+        default=0,
+        help="digits_classifier.py holds out every N-th label for validation; 0 (default): every label trains",
+    )
     parser.add_argument(
         "--order",
-        default=STRATEGIES["uncertainty"],
-        help="the task order the uncertainty loop repacks by (task.order's names; random stays random)",
+        default="cluster_margin",
+        help="the task order the uncertainty loop repacks by (task.order's names, e.g. least_confidence, margin; "
+        "random stays random)",
     )
     parser.add_argument(
         "--first-package",
         choices=["seeded", "typical"],
-        default="seeded",
-        help='seeded: the pool\'s first items; typical: task.order("typical") before the first claim '
-        "(every loop and the anchor start from it)",
+        default="typical",
+        help='typical: task.order("typical") before the first claim (every loop and the anchor start from it); '
+        "seeded: the pool's first items",
     )
     parser.add_argument("--pool", type=int, default=None, help="use only this many pool items (tiny runs)")
     parser.add_argument("--test", type=int, default=None, help="use only this many test items (tiny runs)")

@@ -4,7 +4,8 @@
                    data_sources=["task:digits-labels"],      # or a dataset: ["digits"], ["digits:2"]
                    command="python /root/code/digits_classifier.py --epochs=30")
 
-Every rank reads its share with ``pai.dataset()``; every 10th item is held out for validation. The
+Every rank reads its share with ``pai.dataset()``; every 10th item is held out for validation
+(``--validation_every=0``: none, every label trains, as the closed loop's small rounds want). The
 chief saves a SavedModel whose ``serving_default`` takes encoded images (``image_bytes``, decoded and
 resized inside the graph) and returns ``probabilities``, with ``class_names.json`` beside it.
 Legacy Keras (tf_keras) is used on purpose: Keras 3's model.fit does not run under
@@ -32,6 +33,9 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--learning_rate", type=float, default=0.003)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--validation_every", type=int, default=10, help="every N-th item held out for validation; 0: none"
+    )
     parser.add_argument("--shuffle", type=int, default=1, help="0: items in their order (reproducible batches)")
     args, _unknown = parser.parse_known_args()
 
@@ -40,21 +44,30 @@ def main() -> None:
     ranks = strategy.num_replicas_in_sync
     size = (args.image_size, args.image_size)
     names = pai.class_names()
+    every = args.validation_every
+    if every == 1 or every < 0:
+        sys.exit(f"--validation_every={every}: hold out every N-th item (N >= 2), or 0 for no validation")
     train = pai.dataset(
         image_size=size,
         channels=args.channels,
         shuffle=bool(args.shuffle),
         seed=args.seed,
-        subset="training",
+        subset="training" if every else None,
+        validation_every=every or 10,
         cache=True,
     )
-    val = pai.dataset(image_size=size, channels=args.channels, subset="validation", cache=True)
+    val = None
+    if every:
+        val = pai.dataset(
+            image_size=size, channels=args.channels, subset="validation", validation_every=every, cache=True
+        )
     if len(names) < 2 or train.total_count < ranks:
         sys.exit(
             f"not enough labelled data to train: {train.total_count} labelled items in {len(names)} "
             f"class(es); label more items (at least 2 classes and {ranks} items) and submit again"
         )
-    print(f"{train.total_count} training and {val.total_count} validation items, classes {names}", flush=True)
+    held = val.total_count if val is not None else 0
+    print(f"{train.total_count} training and {held} validation items, classes {names}", flush=True)
 
     fit = pai.fit_inputs(strategy, train, val, global_batch=args.global_batch)
 
