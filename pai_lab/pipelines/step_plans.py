@@ -73,29 +73,50 @@ def resolve(driver, step: manifests.StepPlan, node: dict) -> tuple[dict, dict, d
             value = driver.arguments["inputs"].get(bound.name)
         else:
             value = driver.nodes[bound.step]["outputs"].get("artifacts", {}).get(bound.name)
-        artifacts[var.name] = _dataset_located(driver, value, f"steps.{step.name}.{var.name}")
+        artifacts[var.name] = value
+    if not _platform_step(step):  # the platform's own steps take dataset and model references as they are
+        for name, value in artifacts.items():
+            artifacts[name] = _registered_located(driver, value, f"steps.{step.name}.{name}")
     return params, artifacts, keyed
 
 
-def _dataset_located(driver, value, field: str):
-    """A registered dataset given as an artifact (``pai_lab://datasets/<name>[/<version>]``, a register_dataset
-    step's output) with where its data lies (``uri``: its folder or bucket prefix) and the version it is now
-    when none was named, read as the run's submitter: a step reads it like any location, and a new version
-    is a new input for the cache."""
+def _platform_step(step: manifests.StepPlan) -> bool:
+    from pai_lab.pipelines import platform_ops
+
+    return step.kind == "builtin" and platform_ops.is_platform(
+        (step.operator.get("spec") or {}).get("builtin", {}).get("name")
+    )
+
+
+def _registered_located(driver, value, field: str):
+    """A registered dataset or model given as an artifact (``pai_lab://datasets/<name>[/<version>]``, a
+    ``{"location": {"model": ...}}``, a register_dataset or register_model step's output) with where its
+    data lies (``uri``: the dataset's folder or bucket prefix, the model version's folder) and, for a
+    dataset named without one, the version it is now; read as the run's submitter. A step reads it like
+    any location, and a new dataset version is a new input for the cache."""
     loc = value.get("location") if isinstance(value, dict) else None
-    if not isinstance(loc, dict) or not loc.get("dataset") or loc.get("uri"):
+    if not isinstance(loc, dict) or loc.get("uri") or not (loc.get("dataset") or loc.get("model")):
         return value
-    from pai_lab.datasets import service as datasets
-    from pai_lab.datasets.versions import get_version
     from pai_lab.errors import PaiError
 
-    name = str(loc["dataset"])
+    kind = "dataset" if loc.get("dataset") else "model"
+    name = str(loc[kind])
     try:
         with driver.store.transaction() as s:
-            source, _options = datasets.resolve_source(s, driver.user, driver.workspace_id, name)
-            version = loc.get("version") or get_version(s, driver.user, driver.workspace_id, name).version
+            if kind == "model":
+                from pai_lab.training import models
+
+                ref = f"{name}:{loc['version']}" if loc.get("version") else name
+                found = models.get_model(s, driver.user, driver.workspace_id, ref)
+                source, version = found.path, found.version
+            else:
+                from pai_lab.datasets import service as datasets
+                from pai_lab.datasets.versions import get_version
+
+                source, _options = datasets.resolve_source(s, driver.user, driver.workspace_id, name)
+                version = loc.get("version") or get_version(s, driver.user, driver.workspace_id, name).version
     except PaiError as exc:
-        raise manifests.PipelineError(f"{field}: dataset {name!r}: {exc.message}", field) from None
+        raise manifests.PipelineError(f"{field}: {kind} {name!r}: {exc.message}", field) from None
     uri = source if "://" in source else f"file://{source}"
     return {"location": {**loc, "version": str(version), "uri": uri}}
 

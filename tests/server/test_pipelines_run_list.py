@@ -153,3 +153,30 @@ def test_a_registered_dataset_is_an_artifact_a_step_reads_by_reference(live_serv
         missing.wait_for_completion(show_outputs=False, timeout=120)
     (node,) = missing.detail.nodes  # the step fails, naming its input and the dataset
     assert node.status == "Failed" and f"steps.{node.name}.table: dataset 'nothing'" in node.reason
+
+
+@component(
+    inputs=[PipelineArtifact("model", MetadataBuilder.maxc_offlinemodel(), required=True)],
+    outputs=[PipelineParameter("files", str), PipelineParameter("version", str)],
+)
+def list_model(context=None):
+    import os
+
+    model = context.input_artifacts["model"]
+    return {"files": ",".join(sorted(os.listdir(model.local_path()))), "version": model.location["version"]}
+
+
+def test_a_registered_model_is_an_artifact_a_step_reads_by_reference(live_server, unique_name, tmp_path):
+    ws = live_server.client().create_workspace(unique_name("pl"))
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"")
+    (folder / "classes.txt").write_text("a\nb\n")
+    ws.models.register("scorer", str(folder))
+    ws.models.register("scorer", str(folder))
+
+    reference = {"location": {"model": "scorer", "version": "1"}}
+    run = ws.pipelines.run(list_model, arguments={"model": reference}, wait=True, show_outputs=False)
+    assert {o.name: o.value for o in run.get_outputs()} == {"files": "classes.txt,saved_model.pb", "version": "1"}
+    latest = ws.pipelines.run(list_model, arguments={"model": {"location": {"model": "scorer"}}}, wait=True)
+    assert {o.name: o.value for o in latest.get_outputs()}["version"] == "2"
