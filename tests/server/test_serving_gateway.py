@@ -291,17 +291,20 @@ def test_scaling_keeps_instances_and_a_killed_instance_comes_back(echo_service, 
     load = Load(echo_service.endpoint, body, {"Authorization": echo_service.token}, threads=4)
     time.sleep(0.5)
     os.kill(first[0].pid, signal.SIGKILL)
-    assert wait_for(
-        lambda: (
-            {i.name: i for i in echo_service.instances()}[first[0].name].ready == "[1/1]"
-            and {i.name: i for i in echo_service.instances()}[first[0].name].restarts == 1
-            and {i.name: i for i in echo_service.instances()}[first[0].name].pid != first[0].pid
-        )
-    )
+    seen = []  # each poll reads the instance once: what `eascmd w` shows at one moment
+
+    def back() -> bool:
+        seen.append({i.name: i for i in echo_service.instances()}[first[0].name])
+        return seen[-1].ready == "[1/1]" and seen[-1].restarts == 1
+
+    assert wait_for(back)
+    # while it restarts (one restart counted, not ready) it shows no process that ended, and is not Running
+    restarting = [i for i in seen if i.restarts == 1 and i.ready == "[0/1]"]
+    assert all(i.pid != first[0].pid and i.status != "Running" for i in restarting), restarting
     time.sleep(0.5)
     codes = load.stop()
     again = {i.name: i for i in echo_service.instances()}[first[0].name]
-    assert again.pid != first[0].pid
+    assert again.pid != first[0].pid and again.ready == "[1/1]"
     assert again.last_state["exitCode"] == 137 and again.last_state["reason"] == "Error"
     # only what the killed instance held can fail: at most one request per load thread
     assert codes[200] > 0 and sum(n for c, n in codes.items() if c != 200) <= 4, codes

@@ -106,10 +106,10 @@ class Gateway:
                     limit = inst.generation.get("memory")
                     if not limit or inst.proc is None or getattr(inst.proc, "remote", False):
                         continue  # a worker-hosted instance's memory is watched on its worker
-                    if inst.proc.poll() is not None:
-                        continue
+                    if inst.host_pid is None or inst.proc.poll() is not None:
+                        continue  # no process of its own runs now
                     try:
-                        rss = psutil.Process(inst.host_pid or inst.proc.pid).memory_info().rss
+                        rss = psutil.Process(inst.host_pid).memory_info().rss
                     except psutil.Error:
                         continue
                     if rss > int(limit) * 1024 * 1024:

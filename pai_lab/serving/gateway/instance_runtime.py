@@ -77,7 +77,8 @@ class Instance:
         self.load_errors: list[str] = []  # the load errors since it last ran, for FATAL_REPEATS
         self.wakeup = asyncio.Event()
         self.info: dict = {}
-        self.host_pid: int | None = None  # its own process (in the sandbox, the one bubblewrap started)
+        # its own process while one runs (in the sandbox, the one bubblewrap started); None once it ended
+        self.host_pid: int | None = None
         self.ids = itertools.count(1)
         self.task = asyncio.create_task(self._run())
         self.dispatcher = asyncio.create_task(self._dispatch_loop())
@@ -135,6 +136,7 @@ class Instance:
                 self.fatal, self.load_errors = False, []
                 backoff = 0.5
                 await reading
+                self.status, self.reason = "Pending", "the instance exited; restarting"
             except asyncio.CancelledError:
                 if reading is not None:
                     reading.cancel()
@@ -151,12 +153,15 @@ class Instance:
                 log.warning("instance %s failed", self.name, exc_info=True)
             self.ready = False
             code = await self._reap()
+            self.host_pid = None  # its process is gone: nothing may show or measure it under a pid now free
             self.service.gateway.free_gpus(self.name)
             self._fail_inflight()
             if self.stopped:
                 break
             self.restarts += 1
             reason = "OOMKilled" if self.oom else ("Error" if self.status != "Failed" else "StartError")
+            if self.status != "Failed":  # a process that ran and ended: waiting for its replacement
+                self.status, self.reason = "Pending", f"the instance exited with {code}; restarting"
             self.last_state = {"exitCode": code, "finishedAt": _now(), "reason": reason, "startedAt": self.started_iso}
             self.oom = False
             # its queue goes to another ready instance, or fails now with 503: a restart takes seconds
@@ -171,6 +176,7 @@ class Instance:
             from pai_lab.serving.gateway import worker_instances
 
             reader, self.writer, self.proc = await worker_instances.spawn(self)
+            self.host_pid = self.proc.pid  # its own, on its worker
             return await self._handshake(reader)
         gw = self.service.gateway
         sock = gw.sockets_dir / f"{secrets.token_hex(6)}.sock"
@@ -196,6 +202,7 @@ class Instance:
             env=env,
         )
         logfile.close()
+        self.host_pid = self.proc.pid  # until the sandbox's own is found below, once it listens
         # the instance names its socket only once it listens; a refusal is still retried (an
         # instance of an older pai_lab bound the final name first)
         for attempt in range(CONNECT_TRIES):
@@ -420,25 +427,12 @@ class Instance:
                 if jobs:
                     self._send(jobs)
 
-    def _shown_pid(self) -> int | None:
-        """The instance's own process; looked up again when the one remembered is no longer a live
-        process under this start's (a restart raced with the lookup)."""
-        if self.proc is None:
-            return None
-        if (
-            self.host_pid
-            and self.host_pid != self.proc.pid
-            and not instance_sandbox.runs_under(self.host_pid, self.proc.pid)
-        ):
-            self.host_pid = instance_sandbox.instance_pid(self.proc)
-        return self.host_pid or self.proc.pid
-
     def describe(self) -> dict:
         total = 1
         return {
             "name": self.name,
             "version": self.generation["version"],
-            "pid": self._shown_pid(),
+            "pid": self.host_pid,
             "inner_ip": f"unix:{self.name}" if self.proc else "",
             "host_ip": "127.0.0.1",
             **_where(self.proc),
