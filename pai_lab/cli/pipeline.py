@@ -1,4 +1,4 @@
-"""`pai pipeline run|ls|get|logs|stop|retry|lineage`: pipeline runs from the shell (a manifest file, as
+"""`pai pipeline run|ls|get|logs|stop|suspend|resume|retry|lineage`: pipeline runs from the shell (a manifest file, as
 ``Pipeline.to_yaml()`` writes it) and in a notebook (``%%pai pipeline run`` with the manifest in the cell)."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ LINEAGE_COLUMNS = ["version", "run_id", "run_name", "run_status", "step", "opera
 
 
 def register(sub, add_command) -> None:
-    pl = sub.add_parser("pipeline", help="pipeline runs: run, ls, get, logs, stop, retry, lineage").add_subparsers(
-        dest="verb", metavar="VERB", required=True
-    )
+    pl = sub.add_parser(
+        "pipeline", help="pipeline runs: run, ls, get, logs, stop, suspend, resume, retry, lineage"
+    ).add_subparsers(dest="verb", metavar="VERB", required=True)
     p = add_command(pl, "run", pipeline_run, "run a pipeline from its manifest (YAML or JSON)")
     p.add_argument("manifest", help="the manifest file (Pipeline.to_yaml())")
     p.add_argument(
@@ -38,6 +38,8 @@ def register(sub, add_command) -> None:
     for verb, func, text in (
         ("get", pipeline_get, "one run and its steps"),
         ("stop", pipeline_stop, "terminate a run"),
+        ("suspend", pipeline_suspend, "hold a run: its running steps finish, no new step starts"),
+        ("resume", pipeline_resume, "let a suspended run start its next steps again"),
         ("retry", pipeline_retry, "run a failed run's failed and later steps again"),
     ):
         p = add_command(pl, verb, func, text)
@@ -106,6 +108,18 @@ def pipeline_get(ctx, args) -> Result:
 def pipeline_stop(ctx, args) -> Result:
     run = ctx.workspace(args.workspace).pipelines.get(args.run_id).terminate()
     ctx.say(f"[Info] Pipeline run [{run.id}]: terminate requested")
+    return _detail(run)
+
+
+def pipeline_suspend(ctx, args) -> Result:
+    run = ctx.workspace(args.workspace).pipelines.get(args.run_id).suspend()
+    ctx.say(f"[Info] Pipeline run [{run.id}]: suspend requested")
+    return _detail(run)
+
+
+def pipeline_resume(ctx, args) -> Result:
+    run = ctx.workspace(args.workspace).pipelines.get(args.run_id).resume()
+    ctx.say(f"[Info] Pipeline run [{run.id}]: resume requested")
     return _detail(run)
 
 

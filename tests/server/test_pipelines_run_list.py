@@ -180,3 +180,43 @@ def test_a_registered_model_is_an_artifact_a_step_reads_by_reference(live_server
     assert {o.name: o.value for o in run.get_outputs()} == {"files": "classes.txt,saved_model.pb", "version": "1"}
     latest = ws.pipelines.run(list_model, arguments={"model": {"location": {"model": "scorer"}}}, wait=True)
     assert {o.name: o.value for o in latest.get_outputs()}["version"] == "2"
+
+
+def test_the_cli_suspends_and_resumes_a_run_and_a_guest_is_refused(cli, live_server, unique_name, tmp_path):
+    from tests.fixtures.training import wait_for
+
+    ws = live_server.client().create_workspace(unique_name("pl"))
+    ws.members.add("guest", ["Guest"])
+    gate = tmp_path / "gate"
+
+    @component(outputs=[PipelineParameter("v", int)])
+    def gated():
+        import os
+        import time
+
+        while not os.path.exists(gate):
+            time.sleep(0.05)
+        return {"v": 1}
+
+    @component(inputs=[PipelineParameter("v", int)])
+    def then(v: int):
+        print("then ran")
+
+    first = gated.as_step(name="gated")
+    run = ws.pipelines.run(Pipeline(steps=[then.as_step(name="then", inputs={"v": first.outputs["v"]})]), cache=False)
+    wait_for(lambda: run.refresh().nodes[0].status == "Running")
+    rc, _, err = cli("pipeline", "suspend", run.id, "-w", ws.name, user="guest")
+    assert rc != 0 and "Guest" in err
+    rc, out, err = cli("pipeline", "suspend", run.id, "-w", ws.name)
+    assert rc == 0 and "suspend requested" in out, err
+    wait_for(lambda: run.refresh().status == "Suspended")
+    gate.write_text("open")
+    wait_for(lambda: run.refresh().nodes[0].status == "Succeeded")
+    assert run.refresh().nodes[1].status == "Initialized"  # held: the next step has not started
+    rc, out, err = cli("pipeline", "resume", run.id, "-w", ws.name)
+    assert rc == 0 and "resume requested" in out, err
+    wait_for(lambda: run.refresh().status != "Suspended")  # the driver takes the request up
+    run.wait_for_completion(show_outputs=False, timeout=120)
+    assert [n.status for n in run.detail.nodes] == ["Succeeded", "Succeeded"]
+    rc, _, err = cli("pipeline", "resume", run.id, "-w", ws.name)  # nothing to resume: the server's 409
+    assert rc != 0 and "only a suspended run can be resumed" in err
