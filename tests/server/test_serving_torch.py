@@ -44,6 +44,13 @@ class TwoInTwoOut(torch.nn.Module):
         return self.mix(a) + b, (a * b).sum(-1)
 
 
+class Named(torch.nn.Module):
+    """x: float [N, 2] -> {"doubled": 2x, "total": the row sums}."""
+
+    def forward(self, x) -> dict[str, torch.Tensor]:
+        return {"doubled": x * 2, "total": x.sum(-1)}
+
+
 @pytest.fixture(scope="module")
 def ws(live_server):
     return live_server.client().workspace("default")
@@ -169,5 +176,23 @@ def test_a_traced_module_with_two_inputs_and_a_tuple_answer_in_float64(ws, tmp_p
         headers = {"Authorization": svc.token}
         missing = requests.post(svc.endpoint, json={"inputs": {"a": a.tolist()}}, headers=headers)
         assert missing.status_code == 400 and "'b'" in missing.text
+    finally:
+        svc.delete()
+
+
+def test_a_module_answering_a_dict_answers_its_keys(ws, tmp_path):
+    torch.jit.save(torch.jit.script(Named()), str(tmp_path / "named.torchscript"))
+    x = np.arange(6, dtype=np.float32).reshape(3, 2)
+    svc = ws.services.deploy(str(tmp_path), name("torch_dict"), processor="pytorch_cpu_2.1", progress=False)
+    try:
+        answer = svc.predict(x)
+        assert answer.keys() == {"doubled", "total"}
+        assert np.array_equal(answer["doubled"], x * 2) and np.array_equal(answer["total"], x.sum(-1))
+        assert np.array_equal(svc.predict(x, outputs=["total"]), x.sum(-1))
+        headers = {"Authorization": svc.token}
+        unknown = requests.post(
+            svc.endpoint, json={"inputs": {"input": x.tolist()}, "output_filter": ["output"]}, headers=headers
+        )
+        assert unknown.status_code == 400 and "'output'" in unknown.text and "doubled" in unknown.text
     finally:
         svc.delete()
