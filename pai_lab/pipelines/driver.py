@@ -119,7 +119,7 @@ class RunDriver(threading.Thread):
         try:
             self._drive()
         except _ShutDown:
-            log.info("run %s: the control plane stops; the run is reconciled when it starts again", self.run_id)
+            log.info("run %s: the control plane stops; the run goes on when it starts again", self.run_id)
         except Exception as exc:  # a bug or a lost cluster: the run fails with the reason, never hangs
             self.ending = True
             log.exception("run %s: driver failed", self.run_id)
@@ -151,7 +151,7 @@ class RunDriver(threading.Thread):
         while True:
             if self._shutting_down():
                 self._stop_steps()
-                return  # the next start reconciles the run
+                return  # the next start resumes the run
             request = self._sync()
             if request == "terminate":
                 self._terminate()
@@ -182,7 +182,7 @@ class RunDriver(threading.Thread):
             self._look()
         done = {id(f): f for f in self.futures.values() if f.done()}
         if any(f.cancelled() for f in done.values()) and self._shutting_down():
-            raise _ShutDown  # the cluster goes with the control plane: the next start reconciles
+            raise _ShutDown  # the cluster goes with the control plane: the next start resumes the run
         results = dispatch.results(self.client, list(done.values()))
         for name, future in list(self.futures.items()):
             if id(future) not in done:
@@ -231,7 +231,8 @@ class RunDriver(threading.Thread):
                 name, status=S.Failed, reason=reason, finished_at=now, outputs=result.get("outputs") or {}
             )
         else:
-            self._update_node(name, status=S.Succeeded, reason="", finished_at=now, outputs=result["outputs"])
+            kept = self.nodes[name]["reason"] if self.nodes[name]["reason"] == service.RERUN_NOTE else ""
+            self._update_node(name, status=S.Succeeded, reason=kept, finished_at=now, outputs=result["outputs"])
 
     def _schedule(self) -> None:
         ready: list[tuple[str, dict]] = []

@@ -1,5 +1,13 @@
-"""Start-up of the pipelines area: runs left active by a previous control plane are marked Failed
-(their drivers and steps ended with it), with the reason; `retry` runs what did not finish."""
+"""Start-up of the pipelines area: runs left active by a previous control plane go on by themselves.
+
+A run this control plane supervises (not one a teammate's live server drives: ``supervised_elsewhere``)
+that was active when the control plane stopped is resumed in the same attempt, as a workflow controller
+that restarts does: its succeeded steps are kept (their outputs are in their folders), the steps that
+were running run again from the start (their reason and log say ``re-run: the control plane restarted
+while it ran``), and its driver starts again and carries it to its end; the run's reason says it went
+on. A Suspended run stays Suspended until ``resume``. A run that cannot go on (its work folder gone, its
+manifest no longer loadable) is marked Failed, naming why; ``retry`` runs it once that is fixed.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +25,19 @@ def on_start(platform) -> None:
         workspaces.DELETE_GUARDS.append(service.refuse_workspace_delete_with_active_runs)
     with platform.store.transaction() as session:
         # another control plane over the same store (a teammate's server) keeps the runs it drives
-        ended = service.reconcile_after_restart(session, keep=lambda row: supervised_elsewhere(row.work_dir))
-    if ended:
+        resumed, failed = service.reconcile_after_restart(
+            session, platform, keep=lambda row: supervised_elsewhere(row.work_dir)
+        )
+    if resumed:
         log.warning(
-            "pai_lab: %d pipeline run(s) were active when the control plane stopped; marked Failed: %s",
-            len(ended),
-            ", ".join(ended),
+            "pai_lab: %d pipeline run(s) were active when the control plane stopped; they go on: %s",
+            len(resumed),
+            ", ".join(resumed),
+        )
+    if failed:
+        log.warning(
+            "pai_lab: %d pipeline run(s) were active when the control plane stopped and cannot go on; "
+            "marked Failed: %s",
+            len(failed),
+            ", ".join(failed),
         )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from pai_lab.errors import Conflict, NotFound
 from pai_lab.pipelines import manifest as manifests
+from pai_lab.pipelines.executors import STARTED_MARK
 from pai_lab.pipelines.run_views import detail as _detail
 from pai_lab.pipelines.run_views import progress as _progress
 from pai_lab.pipelines.run_views import remember_declared
@@ -36,9 +39,14 @@ from pai_lab.workspaces import authorize
 
 RUNS_FOLDER = "runs"
 ACTIVE = (S.Initialized, S.ReadyToSchedule, S.WorkflowServiceStarting, S.Starting, S.Running)
-RESTART_REASON = (
-    "the control plane stopped while the run was {status}; its running steps ended with it. "
-    "Retry the run to run its unfinished steps again"
+RERUN_NOTE = "re-run: the control plane restarted while it ran"
+RESUMED_REASON = (
+    "the control plane restarted while the run was {status}; the run goes on in the same attempt ({attempt}): "
+    "its succeeded steps are kept, {rerun} step(s) that were running run again from the start"
+)
+CANNOT_RESUME = (
+    "the control plane stopped while the run was {status}, and the run cannot go on: {why}. "
+    "Retry the run once that is fixed, or run the pipeline again"
 )
 
 
@@ -295,6 +303,9 @@ def resume_run(session: Session, platform, user: str, workspace: str, run_id: st
     if row.status != S.Suspended and row.request != "suspend":
         raise Conflict(f"run {run_id} is {row.status}; only a suspended run can be resumed", "run_id")
     row.request = ""
+    if row.status == S.Suspended:  # Running from this answer on: its driver goes on (or starts) at once
+        row.status = S.Running
+        after_commit(session, lambda: announce_run(run_id, S.Running))
     from pai_lab.pipelines.driver import get_driver
 
     driver = get_driver(platform)
@@ -309,20 +320,47 @@ def retry_run(session: Session, platform, user: str, workspace: str, run_id: str
     authorize(session, user, workspace, "pipeline.run")
     if row.status not in (S.Failed, S.Terminated, S.Unknown):
         raise Conflict(f"run {run_id} is {row.status}; only a Failed or Terminated run can be retried", "run_id")
-    for node in _nodes(session, run_id):
-        if node.status in (S.Failed, S.Terminated, S.Unknown) or (node.status == S.Skipped and not node.cached):
-            node.status, node.reason, node.outputs = S.Initialized, "", {}
-            node.started_at = node.finished_at = None
-    row.status, row.reason, row.request, row.finished_at = S.Initialized, "", "", None
+    row.reason, row.request = "", ""
     row.attempt += 1
+    _go_on(session, platform, row, _unfinished, note="", status=S.Initialized)
+    return _detail(session, row)
+
+
+def _unfinished(node: NodeRow) -> bool:
+    return node.status in (S.Failed, S.Terminated, S.Unknown) or (node.status == S.Skipped and not node.cached)
+
+
+def _go_on(
+    session: Session,
+    platform,
+    row: RunRow,
+    again: Callable[[NodeRow], bool],
+    *,
+    note: str,
+    status: str,
+    graph: manifests.Graph | None = None,
+) -> int:
+    """The one way a run goes on (a retry, a control plane's restart): the steps ``again`` picks are made
+    Initialized (``note``: their reason), succeeded ones kept, and its driver starts (a Suspended run's
+    waits for ``resume``). Returns how many steps run again."""
+    run_id = row.id
+    count = 0
+    for node in _nodes(session, run_id):
+        if again(node):
+            node.status, node.reason, node.outputs = S.Initialized, note, {}
+            node.started_at = node.finished_at = None
+            count += 1
+    row.status, row.finished_at = status, None
     row.outputs = []
     session.flush()
+    if status == S.Suspended:
+        return count
     from pai_lab.pipelines.driver import get_driver
 
     driver = get_driver(platform)
-    after_commit(session, lambda: announce_run(run_id, S.Initialized))
-    after_commit(session, lambda: driver.launch(run_id))
-    return _detail(session, row)
+    after_commit(session, lambda: announce_run(run_id, status))
+    after_commit(session, lambda: driver.launch(run_id, graph))
+    return count
 
 
 def refuse_workspace_delete_with_active_runs(session: Session, workspace_id: str) -> None:
@@ -335,22 +373,73 @@ def refuse_workspace_delete_with_active_runs(session: Session, workspace_id: str
         raise Conflict(f"the workspace has {active} active pipeline run(s); terminate them first", "workspace")
 
 
-def reconcile_after_restart(session: Session, keep: Callable[[RunRow], bool] | None = None) -> list[str]:
-    """Runs left active by a control plane that stopped: their drivers and steps ended with it.
-    ``keep`` says which active runs another control plane, still running, drives (left as they are)."""
+def reconcile_after_restart(
+    session: Session, platform, keep: Callable[[RunRow], bool] | None = None
+) -> tuple[list[str], list[str]]:
+    """Runs left active by a control plane that stopped (their drivers and running steps ended with it)
+    go on: the steps that were running run again from the start, in the same attempt, and the run's
+    driver starts again (a Suspended run waits for ``resume``). A run that cannot go on (its folder gone,
+    its manifest no longer loadable) is marked Failed, naming why. ``keep`` says which active runs
+    another control plane, still running, drives (left as they are). Returns (resumed, failed) run ids."""
     rows = list(session.scalars(select(RunRow).where(RunRow.status.in_((*ACTIVE, S.Suspended)))))
     rows = [row for row in rows if keep is None or not keep(row)]
-    now = utcnow()
+    resumed: list[str] = []
+    failed: list[str] = []
     for row in rows:
-        reason = RESTART_REASON.format(status=row.status)
+        was = row.status
+        graph, why = _resumable(row)
+        if graph is None:
+            _fail_after_restart(session, row, CANNOT_RESUME.format(status=was, why=why))
+            failed.append(row.id)
+            continue
         for node in _nodes(session, row.id):
             if node.status in S.RUNNING:
-                node.status, node.reason, node.finished_at = S.Failed, reason, now
-            elif node.status == S.Initialized:
-                node.status, node.reason = S.Skipped, "not run: the run ended first"
-        row.status, row.reason, row.request, row.finished_at = S.Failed, reason, "", now
+                _mark_rerun(Path(node.work_dir))
+        suspended = was == S.Suspended
+        status = S.Suspended if suspended else S.WorkflowServiceStarting
+        rerun = _go_on(
+            session, platform, row, lambda n: n.status in S.RUNNING, note=RERUN_NOTE, status=status, graph=graph
+        )
+        row.reason = RESUMED_REASON.format(status=was, attempt=row.attempt, rerun=rerun)
+        if suspended:
+            row.reason += "; it stays Suspended until it is resumed"
+        resumed.append(row.id)
     session.flush()
-    return [r.id for r in rows]
+    return resumed, failed
+
+
+def _resumable(row: RunRow) -> tuple[manifests.Graph | None, str]:
+    if not Path(row.work_dir).is_dir():
+        return None, "its work folder is gone"
+    try:
+        return manifests.check(row.manifest), ""
+    except Exception as exc:  # noqa: BLE001 - an operator's code that no longer loads: named, not raised
+        return None, f"its manifest no longer loads ({getattr(exc, 'message', exc)})"
+
+
+def _fail_after_restart(session: Session, row: RunRow, reason: str) -> None:
+    now = utcnow()
+    for node in _nodes(session, row.id):
+        if node.status in S.RUNNING:
+            node.status, node.reason, node.finished_at = S.Failed, reason, now
+        elif node.status == S.Initialized:
+            node.status, node.reason = S.Skipped, "not run: the run ended first"
+    row.status, row.reason, row.request, row.finished_at = S.Failed, reason, "", now
+
+
+def _mark_rerun(work: Path) -> None:
+    """The re-run noted in the step's log (written as the control plane's, never through a link the step's
+    code made), and its old start mark removed: the re-run's start is its own."""
+    try:
+        (work / STARTED_MARK).unlink(missing_ok=True)
+        fd = os.open(work / "logs.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError:
+        return
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.write(fd, f"[pai_lab] {RERUN_NOTE}\n".encode())
+    finally:
+        os.close(fd)
 
 
 def cache_key(operator: dict, parameters: dict, artifacts: dict) -> str:

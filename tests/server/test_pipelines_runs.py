@@ -341,14 +341,75 @@ def test_the_cli_runs_a_manifest_and_reads_runs(cli, live_server, tmp_path):
     assert rc == 2 and "arguments.k" in err
 
 
-def test_a_run_outlives_the_client_and_is_reconciled_after_a_server_restart(tmp_path):
+def test_a_run_outlives_the_client_and_goes_on_after_a_server_restart(tmp_path):
     root = tmp_path / "root"
     server = start_pai_server(root)
     try:
         gate = root / "never"
 
+        @component(outputs=[PipelineParameter("value", int)])
+        def first():
+            return {"value": 7}
+
+        @component(inputs=[PipelineParameter("x", int)], outputs=[PipelineParameter("value", int)])
+        def forever(x: int):
+            import os
+            import time
+
+            print("forever starts")
+            while not os.path.exists(gate):
+                time.sleep(0.1)
+            return {"value": x + 1}
+
+        made = first.as_step(name="first")
+        waited = forever.as_step(name="forever", inputs={"x": made.outputs["value"]})
+        first_then_forever = Pipeline(steps=[waited], outputs={"value": waited.outputs["value"]})
+
+        ws = server.client().workspace("default")
+        run_id = ws.pipelines.run(first_then_forever, name="forever").id
+        # another client (a new kernel) finds the run and sees it running
+        ws2 = server.client().workspace("default")
+        wait_for(lambda: {n.name: n.status for n in ws2.pipelines.get(run_id).nodes}.get("forever") == "Running")
+        done_before = {n.name: n.finished_at for n in ws2.pipelines.get(run_id).nodes if n.status == "Succeeded"}
+        assert list(done_before) == ["first"]
+    finally:
+        server.stop()
+    server = start_pai_server(root)
+    try:
+        ws = server.client().workspace("default")
+        run = ws.pipelines.get(run_id)
+        wait_for(lambda: run.refresh().status == "Running")
+        assert run.detail.attempt == 1
+        assert "control plane restarted while the run was Running" in run.detail.reason
+        assert "same attempt (1)" in run.detail.reason
+        nodes = {n.name: n for n in run.detail.nodes}
+        assert nodes["first"].status == "Succeeded" and nodes["first"].finished_at == done_before["first"]
+        assert nodes["forever"].reason == "re-run: the control plane restarted while it ran"
+        gate.write_text("open")
+        run.wait_for_completion(show_outputs=False, timeout=120)
+        assert run.detail.status == "Succeeded" and run.detail.attempt == 1
+        assert {a.name: a.value for a in run.get_outputs()}["value"] == 8
+        nodes = {n.name: n for n in run.detail.nodes}
+        assert nodes["first"].finished_at == done_before["first"]  # kept, not run again
+        assert nodes["forever"].status == "Succeeded"
+        assert nodes["forever"].reason == "re-run: the control plane restarted while it ran"
+        log = run.get_logs("forever")
+        rerun = log.index("[pai_lab] re-run: the control plane restarted while it ran")
+        assert log.count("forever starts") == 2 and log.index("forever starts") < rerun
+    finally:
+        server.stop()
+
+
+def test_after_a_restart_a_suspended_run_waits_for_resume_and_a_run_without_its_folder_fails(tmp_path):
+    import shutil
+
+    root = tmp_path / "root"
+    server = start_pai_server(root)
+    try:
+        gate = root / "gate"
+
         @component
-        def forever():
+        def wait_for_the_gate():
             import os
             import time
 
@@ -356,21 +417,27 @@ def test_a_run_outlives_the_client_and_is_reconciled_after_a_server_restart(tmp_
                 time.sleep(0.1)
 
         ws = server.client().workspace("default")
-        run_id = ws.pipelines.run(forever, name="forever").id
-        # another client (a new kernel) finds the run and sees it running
-        ws2 = server.client().workspace("default")
-        wait_for(lambda: ws2.pipelines.get(run_id).nodes[0].status == "Running")
+        held = ws.pipelines.run(wait_for_the_gate, name="held")
+        lost = ws.pipelines.run(wait_for_the_gate, name="lost")
+        for run in (held, lost):
+            wait_for(lambda run=run: run.refresh().nodes[0].status == "Running")
+        held.suspend()
+        wait_for(lambda: held.refresh().status == "Suspended")
     finally:
         server.stop()
+    shutil.rmtree(next(p for p in root.rglob(lost.id) if p.is_dir() and p.parent.name == "runs"))
     server = start_pai_server(root)
     try:
-        run = server.client().workspace("default").pipelines.get(run_id)
-        assert run.detail.status == "Failed"
-        assert "control plane stopped while the run was Running" in run.detail.reason
-        assert run.detail.nodes[0].status == "Failed"
+        ws = server.client().workspace("default")
+        held, lost = ws.pipelines.get(held.id), ws.pipelines.get(lost.id)
+        assert lost.detail.status == "Failed"
+        assert "cannot go on: its work folder is gone" in lost.detail.reason
+        assert held.detail.status == "Suspended" and "stays Suspended until it is resumed" in held.detail.reason
+        node = held.detail.nodes[0]
+        assert node.status == "Initialized" and node.reason == "re-run: the control plane restarted while it ran"
         gate.write_text("open")
-        run.retry().wait_for_completion(show_outputs=False, timeout=120)
-        assert run.detail.status == "Succeeded" and run.detail.attempt == 2
+        held.resume().wait_for_completion(show_outputs=False, timeout=120)
+        assert held.detail.status == "Succeeded" and held.detail.attempt == 1
     finally:
         server.stop()
 
