@@ -38,6 +38,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/pai-lab/api/v1/images": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The environments a job's ranks can run in on this server (dlc get images) */
+        get: operations["images.list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/pai-lab/api/v1/me": {
         parameters: {
             query?: never;
@@ -1773,6 +1790,37 @@ export interface components {
              */
             size: number | null;
         };
+        /**
+         * EnvironmentImage
+         * @description An environment a job's ranks can run in (`dlc get images`): PAI's ImageUrl columns.
+         */
+        EnvironmentImage: {
+            /**
+             * Accelerator
+             * @description cpu or gpu; empty for a Docker image
+             */
+            accelerator: string;
+            /**
+             * Framework
+             * @description tensorflow, pytorch: what is installed in it (comma-separated)
+             */
+            framework: string;
+            /**
+             * Image Url
+             * @description the name a job's --*_image takes
+             */
+            image_url: string;
+            /**
+             * Image Url Vpc
+             * @description the interpreter (Local, Conda) or the Docker image
+             */
+            image_url_vpc: string;
+            /**
+             * Provider
+             * @description Local, Conda or Docker
+             */
+            provider: string;
+        };
         Error: {
             error?: {
                 code?: string;
@@ -3208,6 +3256,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Sample"][];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    "images.list": {
+        parameters: {
+            query?: {
+                /** @description TFJob, PyTorchJob, tensorflow or pytorch */
+                framework?: string | null;
+                /** @description cpu or gpu */
+                device?: string | null;
+                /** @description Local, Conda or Docker */
+                provider?: string | null;
+                /** @description desc (the current Python first) or asc */
+                order?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EnvironmentImage"][];
                 };
             };
             400: components["responses"]["Error"];
