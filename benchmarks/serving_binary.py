@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 from benchmarks.http_loads import find_wrk, machine, run_load
-from benchmarks.serving_gateway import binary_v2_body, export_model, in_process_limits, start_gateway
+from benchmarks.serving_gateway import binary_v2_body, export_model, in_process_limits, start_gateway, stop_servers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,13 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
             )
         return {"limit": limit, "runs": runs}
     finally:
-        for proc in procs:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_servers(procs, work)
 
 
 if __name__ == "__main__":
