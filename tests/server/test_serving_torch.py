@@ -44,6 +44,24 @@ class TwoInTwoOut(torch.nn.Module):
         return self.mix(a) + b, (a * b).sum(-1)
 
 
+class TokenMean(torch.nn.Module):
+    """ids: int64 [N, T] token ids -> the mean of their embeddings [N, 4] (an embedding takes integers only)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(50, 4)
+
+    def forward(self, ids):
+        return self.embed(ids.reshape(ids.shape[0], -1)).mean(1)
+
+
+class Bits(torch.nn.Module):
+    """x: integers -> x XOR 5 (bitwise operators take integers only; nothing in forward says which)."""
+
+    def forward(self, x):
+        return torch.bitwise_xor(x, 5)
+
+
 class Named(torch.nn.Module):
     """x: float [N, 2] -> {"doubled": 2x, "total": the row sums}."""
 
@@ -99,8 +117,10 @@ def test_a_torchscript_classifier_answers_over_every_protocol_as_the_module_does
         assert list(answer["label"]) == labels
         assert np.allclose(answer["score"], expected.max(axis=1), atol=1e-6)
         assert svc.predict(x.astype(np.float64).tolist(), outputs=["label"]).tolist() == labels
+        whole = np.array([[1, 0, 2], [0, 3, 1]])  # pixels sent as whole numbers: floats to this module
+        assert np.allclose(svc.predict(whole.tolist())["output"], own(module, whole.astype(np.float32)), atol=1e-6)
         signature = svc.signature()
-        assert signature["inputs"] == [{"name": "input", "shape": None, "type": "DT_FLOAT"}]
+        assert signature["inputs"] == [{"name": "input", "shape": None, "type": "DT_FLOAT", "keeps_integers": True}]
         assert [o["name"] for o in signature["outputs"]] == ["output", "label", "score"]
 
         request = eas_pb.PredictRequest()
@@ -165,8 +185,8 @@ def test_a_traced_module_with_two_inputs_and_a_tuple_answer_in_float64(ws, tmp_p
     svc = ws.services.deploy(str(tmp_path), name("torch_two"), processor="pytorch", progress=False)
     try:
         assert svc.signature()["inputs"] == [
-            {"name": "a", "shape": None, "type": "DT_DOUBLE"},
-            {"name": "b", "shape": None, "type": "DT_DOUBLE"},
+            {"name": "a", "shape": None, "type": "DT_DOUBLE", "keeps_integers": True},
+            {"name": "b", "shape": None, "type": "DT_DOUBLE", "keeps_integers": True},
         ]
         answer = svc.predict({"a": a, "b": b})
         assert answer.keys() == {"output_0", "output_1"}
@@ -194,5 +214,95 @@ def test_a_module_answering_a_dict_answers_its_keys(ws, tmp_path):
             svc.endpoint, json={"inputs": {"input": x.tolist()}, "output_filter": ["output"]}, headers=headers
         )
         assert unknown.status_code == 400 and "'output'" in unknown.text and "doubled" in unknown.text
+    finally:
+        svc.delete()
+
+
+def v2_binary(svc, tensors: dict[str, np.ndarray]) -> requests.Response:
+    """An Open Inference v2 request with its tensors as raw bytes after the JSON header."""
+    datatypes = {np.dtype(np.int64): "INT64", np.dtype(np.int32): "INT32", np.dtype(np.float32): "FP32"}
+    raws = {k: np.ascontiguousarray(v).tobytes() for k, v in tensors.items()}
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": k,
+                    "shape": list(v.shape),
+                    "datatype": datatypes[v.dtype],
+                    "parameters": {"binary_data_size": len(raws[k])},
+                }
+                for k, v in tensors.items()
+            ]
+        }
+    ).encode()
+    return requests.post(
+        gateway_of(svc.endpoint) + f"/v2/models/{svc.name}/infer",
+        data=head + b"".join(raws.values()),
+        headers={
+            "Authorization": svc.token,
+            "Inference-Header-Content-Length": str(len(head)),
+            "Content-Type": "application/octet-stream",
+        },
+    )
+
+
+def test_token_ids_reach_an_embedding_as_integers_over_every_protocol(ws, tmp_path):
+    from pai_lab.serving.protocols import eas_pb
+
+    torch.manual_seed(5)
+    ids = np.array([[1, 7, 49], [0, 3, 3]], dtype=np.int64)
+    scripted, traced = tmp_path / "scripted", tmp_path / "traced"
+    scripted.mkdir(), traced.mkdir()
+    module = TokenMean().eval()
+    torch.jit.save(torch.jit.script(module), str(scripted / "model.pt"))
+    torch.jit.save(torch.jit.trace(module, torch.from_numpy(ids)), str(traced / "model.pt"))
+    expected = own(module, ids).numpy()
+
+    for folder in (scripted, traced):
+        svc = ws.services.deploy(str(folder), name(f"torch_ids_{folder.name}"), processor="pytorch", progress=False)
+        try:
+            assert svc.signature()["inputs"] == [
+                {"name": "input", "shape": None, "type": "DT_INT64", "keeps_integers": True}
+            ]
+            headers = {"Authorization": svc.token}
+            answer = requests.post(svc.endpoint, json={"inputs": {"input": ids.tolist()}}, headers=headers)
+            assert answer.status_code == 200, answer.text
+            assert np.allclose(answer.json()["outputs"]["output"], expected, atol=1e-6)
+            if folder is traced:
+                continue
+            assert np.allclose(svc.predict(ids), expected, atol=1e-6)
+            for dtype in (np.int64, np.int32):
+                answer = v2_binary(svc, {"input": ids.astype(dtype)})
+                assert answer.status_code == 200, answer.text
+                (out,) = answer.json()["outputs"]
+                assert np.allclose(np.reshape(out["data"], (2, 4)), expected, atol=1e-6)
+            request = eas_pb.PredictRequest()
+            eas_pb.fill_array(request.inputs["input"], ids)
+            body = requests.post(svc.endpoint, data=request.SerializeToString(), headers=headers)
+            response = eas_pb.PredictResponse()
+            response.ParseFromString(body.content)
+            assert np.allclose(eas_pb.array_to_numpy(response.outputs["output"]), expected, atol=1e-6)
+            fraction = requests.post(svc.endpoint, json={"inputs": {"input": [[1.5, 2, 3]]}}, headers=headers)
+            assert fraction.status_code == 400 and "'input'" in fraction.text and "DT_INT64" in fraction.text
+        finally:
+            svc.delete()
+
+
+def test_whole_numbers_keep_the_integer_type_they_were_sent_in(ws, tmp_path):
+    torch.jit.save(torch.jit.script(Bits()), str(tmp_path / "bits.pt"))
+    x = np.array([[0, 1, 2], [7, 8, 1 << 40]], dtype=np.int64)
+    svc = ws.services.deploy(str(tmp_path), name("torch_bits"), processor="pytorch", progress=False)
+    try:
+        headers = {"Authorization": svc.token}
+        answer = requests.post(svc.endpoint, json={"inputs": {"input": x.tolist()}}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["outputs"]["output"] == (x ^ 5).tolist()  # XOR takes no floats: they arrived as integers
+        small = x[:, :2].astype(np.int32)
+        answer = v2_binary(svc, {"input": small})
+        assert answer.status_code == 200, answer.text
+        (out,) = answer.json()["outputs"]
+        assert out["datatype"] == "INT32" and out["data"] == (small ^ 5).ravel().tolist()
+        refused = requests.post(svc.endpoint, json={"inputs": {"input": [[0.5]]}}, headers=headers)
+        assert refused.status_code == 400 and "'input'" in refused.text
     finally:
         svc.delete()

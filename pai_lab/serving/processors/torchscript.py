@@ -1,9 +1,15 @@
 """The ``pytorch`` processor: a TorchScript module (``torch.jit.save``) served as one signature,
 ``serving_default``, read from the module's ``forward``: one tensor argument is input ``input``
 (several are named as in ``forward``); a tensor answer is output ``output``, a tuple of them
-``output_0``, ``output_1``..., a dict of them its keys. Inputs take the dtype of the module's
-floating parameters (float32 unless it holds others). With ``class_names.json`` beside the model
-file, a module answering class probabilities [N, C] also answers ``label`` and ``score``."""
+``output_0``, ``output_1``..., a dict of them its keys.
+
+An input's dtype: an argument that ``forward`` uses as indices (embedding lookups, ``index_select``,
+``gather``...: read from its graph) is ``DT_INT64`` and takes whole numbers only; any other takes the
+dtype of the module's floating parameters (float32 unless it holds others) for numbers with a fraction,
+while whole numbers keep the integer type they were sent in (EAS JSON integers as int64, a v2 or
+protobuf tensor as its own); should the module refuse them as integers, they go to it once more as
+floats. With ``class_names.json`` beside the model file, a module answering class probabilities
+[N, C] also answers ``label`` and ``score``."""
 
 from __future__ import annotations
 
@@ -15,6 +21,36 @@ import numpy as np
 from pai_lab.serving.processors.base import DT_NAMES, LABEL_OUTPUTS, ProcessorError, read_class_names
 
 SIGNATURE = "serving_default"
+
+# ops whose argument at this position holds indices: an input that reaches one is an integer input
+INDEX_ARGUMENTS = {
+    "aten::embedding": 1,
+    "aten::embedding_bag": 1,
+    "aten::_embedding_bag": 1,
+    "aten::index_select": 2,
+    "aten::gather": 2,
+    "aten::one_hot": 0,
+    "aten::bincount": 0,
+}
+# ops that hand on their first argument's values as they are (reshaped or picked): followed to its uses
+PASSING_ON = {
+    "aten::view",
+    "aten::reshape",
+    "aten::flatten",
+    "aten::unflatten",
+    "aten::unsqueeze",
+    "aten::squeeze",
+    "aten::contiguous",
+    "aten::select",
+    "aten::slice",
+    "aten::transpose",
+    "aten::permute",
+    "aten::t",
+    "aten::expand",
+    "aten::clone",
+    "aten::detach",
+    "aten::narrow",
+}
 
 
 def _inputs_of(schema) -> list[str]:
@@ -33,6 +69,31 @@ def _inputs_of(schema) -> list[str]:
     if not names:
         raise ProcessorError(400, "model_path's forward() takes no tensor; the pytorch processor sends one or more")
     return ["input"] if len(names) == 1 else names
+
+
+def _used_as_indices(value, depth: int = 0) -> bool:
+    for use in value.uses():
+        kind = use.user.kind()
+        if INDEX_ARGUMENTS.get(kind) == use.offset:
+            return True
+        passed_on = kind in PASSING_ON and use.offset == 0 and depth < 8
+        if passed_on and any(_used_as_indices(out, depth + 1) for out in use.user.outputs()):
+            return True
+    return False
+
+
+def _index_arguments(module) -> set[str]:
+    """The names of ``forward``'s arguments its graph (submodules inlined) uses as indices; none where the
+    graph cannot be read."""
+    try:
+        graph = module.inlined_graph
+        arguments = module.forward.schema.arguments
+        values = list(graph.inputs())
+    except (AttributeError, RuntimeError):
+        return set()
+    if len(values) != len(arguments):
+        return set()
+    return {arg.name for arg, value in zip(arguments[1:], values[1:]) if _used_as_indices(value)}
 
 
 def _outputs_of(schema) -> list[str] | None:
@@ -70,6 +131,10 @@ class TorchScriptProcessor:
         floats = [p.dtype for p in self.module.parameters() if p.dtype.is_floating_point]
         self.dtype = floats[0] if floats else torch.float32
         dt = DT_NAMES.get(str(self.dtype).removeprefix("torch."), "DT_FLOAT")
+        indices = _index_arguments(self.module)
+        if self.input_names == ["input"]:
+            indices = {"input"} if indices else set()
+        self.index_inputs = indices
         self.class_names = read_class_names(Path(model_file).parent)
         labelled = bool(self.class_names) and self.output_names is not None and len(self.output_names) == 1
         self.label_source = self.output_names[0] if labelled and self.output_names else None
@@ -79,18 +144,29 @@ class TorchScriptProcessor:
         self.signature_json = {
             SIGNATURE: {
                 "signature_name": SIGNATURE,
-                "inputs": [{"name": n, "shape": None, "type": dt} for n in self.input_names],
+                # keeps_integers: whole numbers reach the module in the integer type they were sent in
+                "inputs": [
+                    {"name": n, "shape": None, "type": "DT_INT64" if n in indices else dt, "keeps_integers": True}
+                    for n in self.input_names
+                ],
                 "outputs": outputs,
             }
         }
         self.default_signature = SIGNATURE
 
-    def _tensor(self, value: np.ndarray):
+    def _tensor(self, value: np.ndarray, as_float: bool = False):
+        """An input as a tensor: floats (and, ``as_float``, integers) in the module's float type."""
         arr = np.asarray(value)
         if not arr.flags.writeable or not arr.flags.c_contiguous:
             arr = np.array(arr, order="C")  # torch takes over the memory: its own, writable copy
         tensor = self._torch.from_numpy(arr)
-        return tensor.to(self.dtype) if tensor.is_floating_point() and tensor.dtype != self.dtype else tensor
+        if (tensor.is_floating_point() or as_float) and tensor.dtype != self.dtype:
+            return tensor.to(self.dtype)
+        return tensor
+
+    def _whole(self, name: str, value) -> bool:
+        """An integer tensor for an input the module does not use as indices: it may want it as floats."""
+        return name not in self.index_inputs and np.asarray(value).dtype.kind in "iu"
 
     def _numpy(self, value) -> np.ndarray:
         torch = self._torch
@@ -108,7 +184,13 @@ class TorchScriptProcessor:
             )
         try:
             with torch.inference_mode():
-                out = self.module(*(self._tensor(inputs[n]) for n in self.input_names))
+                try:
+                    out = self.module(*(self._tensor(inputs[n]) for n in self.input_names))
+                except RuntimeError:
+                    if not any(self._whole(n, inputs[n]) for n in self.input_names):
+                        raise
+                    # whole numbers for a module that computes on floats (pixels sent as 0..255)
+                    out = self.module(*(self._tensor(inputs[n], self._whole(n, inputs[n])) for n in self.input_names))
         except RuntimeError as exc:
             # the model refused the tensors (a shape or dtype it cannot take): the last line says why
             why = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__

@@ -44,7 +44,10 @@ TF_DTYPES = {
 def fit_inputs(signature: dict, inputs: dict) -> dict[str, np.ndarray]:
     """Check tensors against the signature: names, dtype (cast when lossless) and trailing shape.
 
-    Errors name the input and the expected shape and dtype, so a caller can fix the request."""
+    An input that ``keeps_integers`` (the pytorch processor's) takes whole numbers in the integer type
+    they were sent in (JSON integers: int64) where its ``type`` is a float or an integer type; other
+    numbers are cast to its ``type``. Errors name the input and the expected shape and dtype, so a
+    caller can fix the request."""
     spec = {i["name"]: i for i in signature["inputs"]}
     unknown = [k for k in inputs if k not in spec]
     if unknown:
@@ -57,16 +60,19 @@ def fit_inputs(signature: dict, inputs: dict) -> dict[str, np.ndarray]:
     for name, value in inputs.items():
         s = spec[name]
         want = TF_DTYPES.get(s["type"], np.float32)
+        keeps_integers = bool(s.get("keeps_integers")) and np.dtype(want).kind in "fiu"
         try:
             # bytes straight to objects: a fixed-width bytes array would drop trailing NUL bytes
             if isinstance(value, np.ndarray):
                 arr = value
-            elif np.dtype(want).kind == "f":  # numbers straight to the model's float type: one pass, no cast
+            elif np.dtype(want).kind == "f" and not keeps_integers:  # numbers straight to the float type: one pass
                 arr = np.array(value, dtype=want)
             else:
                 arr = np.asarray(value, dtype=object if want is np.object_ else None)
             if want is np.object_:
                 arr = arr.astype(object)
+            elif keeps_integers and arr.dtype.kind in "iu":
+                pass  # as sent
             elif arr.dtype != want:
                 if arr.dtype.kind in "fc" and np.dtype(want).kind in "iub":
                     raise ValueError("would lose the fraction")
