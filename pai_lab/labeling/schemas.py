@@ -219,7 +219,7 @@ class Prelabel(Schema):
 
 
 class TaskOrder(Schema):
-    by: str = Field(
+    by: Name = Field(
         description="least_confidence, margin, entropy (most uncertain first), random; typical (image tasks, "
         "before any suggestion: the next package covers the images' dense regions) or cluster_margin (image "
         "tasks: the next package holds uncertain suggestions that are not alike)"

@@ -19,6 +19,10 @@ from pai_lab.server.routing import Operation, call, encode
 
 log = logging.getLogger("pai_lab")
 
+# the code of a 503 that says the work the call started goes on and the caller should ask again (a task's
+# image embedding being built): not a failed operation, so not written to the operation log
+STILL_WORKING = "computing"
+
 
 @dataclass
 class Request:
@@ -163,7 +167,8 @@ class RouteHandler(APIHandler):
         try:
             result = await call(op, request, path_args, self.request.body, self.request.query_arguments)
         except PaiError as exc:
-            self._log_operation(op, user, path_args, f"error:{exc.status}", exc.message)
+            if exc.code != STILL_WORKING:  # "computing ..., retry": nothing failed, the retried call is logged
+                self._log_operation(op, user, path_args, f"error:{exc.status}", exc.message)
             self.set_status(exc.status)
             if exc.retry_after is not None:
                 self.set_header("Retry-After", str(max(1, round(exc.retry_after))))

@@ -5,6 +5,7 @@ again until it is done, showing how far the server got."""
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 
@@ -67,3 +68,44 @@ def test_the_cli_waits_for_the_embedding_and_shows_how_far_it_got(server, slow, 
     assert rc == 0, err
     assert f"{len(slow.images)} items" in out and "by typical" in out
     assert "images read" in err
+
+
+def _ordered_until_answered(ws, task_id: str, by: str = "typical"):
+    """The order route called as a user's loop would: again after each 503 "computing"; (answer, calls)."""
+    calls = 0
+    while True:
+        resp = ws.http.session.post(ws.http.url(f"/workspaces/default/labeling/tasks/{task_id}/order"), json={"by": by})
+        calls += 1
+        if resp.status_code != 503 or resp.json()["error"]["code"] != "computing":
+            return resp, calls
+        time.sleep(0.1)
+
+
+def _logged(ws, task_id: str) -> list[str]:
+    ops = ws.oplog(limit=1000)
+    return list(ops[ops.target.str.endswith(f"/tasks/{task_id}/order")].result)
+
+
+def test_an_order_asked_again_while_computing_is_one_line_of_the_operation_log(server, slow):
+    ws = server.client().workspace("default")
+    task = ws.labeling.create_task(
+        "logged", "image-classification", labels=["a", "b"], package_size=3, lines=slow.lines()
+    )
+    resp, calls = _ordered_until_answered(ws, task.id)
+    assert resp.status_code == 200, resp.text
+    assert calls > 1  # it was told to retry at least once
+    assert _logged(ws, task.id) == ["ok"]
+
+    # a build that fails is a failed operation, written as one
+    gone = [{"data": {"source": f"{slow.url}/gone-{n}.png"}} for n in range(3)]
+    broken = ws.labeling.create_task("logged-gone", "image-classification", labels=["a", "b"], lines=gone)
+    resp, _ = _ordered_until_answered(ws, broken.id)
+    assert resp.status_code == 400 and "none of the task's images could be read" in resp.text
+    assert _logged(ws, broken.id) == ["error:400"]
+
+
+def test_an_order_name_past_the_bound_is_a_400_naming_by(server):
+    ws = server.client().workspace("default")
+    resp = ws.http.session.post(ws.http.url("/workspaces/default/labeling/tasks/1/order"), json={"by": "x" * 5000})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["field"] == "by"
