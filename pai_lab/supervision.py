@@ -38,7 +38,7 @@ def claim(job_dir: str | os.PathLike | None) -> None:
 
 
 def supervised_elsewhere(job_dir: str | os.PathLike | None) -> bool:
-    """Whether another control plane that still runs supervises the job in ``job_dir``."""
+    """Whether another control plane (not this process) that still runs supervises the job in ``job_dir``."""
     if not job_dir:
         return False
     try:
@@ -46,9 +46,18 @@ def supervised_elsewhere(job_dir: str | os.PathLike | None) -> bool:
         host, pid, started = str(held["host"]), int(held["pid"]), float(held["started"])
     except (OSError, ValueError, KeyError, TypeError):
         return False  # never claimed (or unreadable): nobody to leave it to
-    if host != socket.gethostname():
-        return True
-    try:
-        return abs(psutil.Process(pid).create_time() - started) < 1.0  # not a new process with the same id
-    except psutil.Error:
+    if host == socket.gethostname() and pid == os.getpid():
         return False
+    return not ended({"host": host, "pid": pid, "started": started})
+
+
+def ended(held: dict) -> bool:
+    """Whether the control plane a claim names (as :func:`this_control_plane` writes it) is known to have
+    ended: a process of this host that no longer runs, or a new process with its id. One of another host
+    is never known to have ended."""
+    if str(held["host"]) != socket.gethostname():
+        return False
+    try:
+        return abs(psutil.Process(int(held["pid"])).create_time() - float(held["started"])) >= 1.0
+    except psutil.Error:
+        return True

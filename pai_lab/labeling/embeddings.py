@@ -3,8 +3,10 @@ each image grey, 16x16 (bilinear), in [0, 1], then the principal components (20)
 over all the task's items.
 
 Computed when an order first needs it, from the items' images as the labelers' views read them
-(:data:`READERS` at a time, in the background and outside any store transaction; one build per task),
-and kept per task (in memory and under the server's cache folder): a task's items never change.
+(:data:`READERS` at a time, in the background and outside any store transaction), and kept per task (in
+memory and under the server's cache folder): a task's items never change. One build per task, across the
+servers that share the store too (:mod:`pai_lab.labeling.build_lease`): a server whose teammate's server
+builds it waits for that build's file in the shared cache folder, and takes over if that server dies.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ KEPT_IN_MEMORY = 16  # tasks
 READERS = 8  # images one build reads at once (an HTTP or S3 source may take seconds each)
 MAX_BUILDS = 4  # tasks whose embedding is computed at once
 RETRY_AFTER_SECONDS = 1  # a request told to retry waits again on arrival: the client need not wait long before it
+POLL_SECONDS = 0.25  # how often a server waiting on another's build looks for its file and its lease
 
 log = logging.getLogger("pai_lab")
 
@@ -92,6 +95,7 @@ class Build:
     def __init__(self, total: int):
         self.total = total
         self.read = 0
+        self.elsewhere = False  # another server over the store builds it; this one waits for its file
         self.done = threading.Event()
         self.result: dict[int, np.ndarray] | None = None
         self.error: PaiError | None = None
@@ -161,9 +165,10 @@ class Embeddings:
                     target=self._build, args=(listing, build), name=f"embedding-{key}", daemon=True
                 ).start()
         if not build.done.wait(max(0.0, wait)):
+            where = ", by another server over this store" if build.elsewhere else ""
             raise Unavailable(
                 f"computing the image embedding of task {listing.task_name!r} ({build.read:,} of "
-                f"{build.total:,} images read), retry",
+                f"{build.total:,} images read{where}), retry",
                 "by",
                 code="computing",
                 retry_after=RETRY_AFTER_SECONDS,
@@ -179,7 +184,7 @@ class Embeddings:
         key = listing.key
         try:
             path = self._file(listing.task_id, len(listing.seqs))
-            found = self._saved(path) or self._compute(listing, build, path)
+            found = self._saved(path) or self._built_once(listing, build, path)
             with self._lock:
                 self._memory[key] = found
                 while len(self._memory) > KEPT_IN_MEMORY:
@@ -207,6 +212,34 @@ class Embeddings:
             path.unlink(missing_ok=True)
             return None
 
+    def _built_once(self, listing: Listing, build: Build, path: Path) -> dict[int, np.ndarray]:
+        """Computed here once this server holds the task's lease; while another server holds it, its
+        saved file (the team folder is shared) or, once its lease ends or lapses, this server's own build."""
+        from pai_lab.labeling import build_lease
+
+        store = self.platform.store
+        while not self._closing.is_set():
+            if build_lease.take(store, listing.task_id, build.total):
+                build.elsewhere, build.read = False, 0
+                held = build_lease.Held(store, listing.task_id, lambda: build.read)
+                try:
+                    found = self._saved(path)  # the holder before this one may have finished meanwhile
+                    if found is not None:
+                        return found
+                    for left in self.folder.glob(f"{path.stem}.*.part.npz"):  # a killed holder's half-written file
+                        left.unlink(missing_ok=True)
+                    return self._compute(listing, build, path)
+                finally:
+                    held.end()
+            found = self._saved(path)
+            if found is not None:
+                return found
+            other = build_lease.progress(store, listing.task_id)
+            if other is not None:
+                build.elsewhere, build.read = True, other[0]
+            self._closing.wait(POLL_SECONDS)
+        raise Unavailable("the server is stopping; order again once it is back", "by")
+
     def _compute(self, listing: Listing, build: Build, path: Path) -> dict[int, np.ndarray]:
         counted = threading.Lock()
 
@@ -223,7 +256,7 @@ class Embeddings:
         matrix = embed(vectors)
         seqs = np.array(listing.seqs)
         self.folder.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(dir=self.folder, suffix=".part.npz")
+        handle, partial = tempfile.mkstemp(dir=self.folder, prefix=f"{path.stem}.", suffix=".part.npz")
         with os.fdopen(handle, "wb") as out:
             np.savez(out, seqs=seqs, embedding=matrix)
         os.replace(partial, path)

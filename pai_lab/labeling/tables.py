@@ -1,4 +1,5 @@
-"""Labeling tables: templates, tasks, packages, items, the answer history and package events.
+"""Labeling tables: templates, tasks, packages, items, the answer history, package events and the
+embedding builds under way.
 
 An item row holds the *current* answer of each stage as compact iTAG JSON text (what the export
 writes, copied without parsing); every answer ever stored, with its author, time and revision,
@@ -125,3 +126,17 @@ class PackageEventRow(Base):
     actor: Mapped[str] = mapped_column(String(128))
     comment: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class EmbeddingBuildRow(Base):
+    """Which control plane builds a task's image embedding: a lease over all servers sharing the store,
+    taken with a conditional update, renewed while it reads, removed when it ends; a crashed owner's
+    lapses at ``expires_at`` (see :mod:`pai_lab.labeling.build_lease`)."""
+
+    __tablename__ = "label_embedding_builds"
+
+    task_id: Mapped[str] = mapped_column(String(19), ForeignKey("label_tasks.id", ondelete="CASCADE"), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(256))  # host/pid/start of the control plane building it
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    read: Mapped[int] = mapped_column(Integer, default=0)  # images read so far, for the others' progress
+    total: Mapped[int] = mapped_column(Integer, default=0)
