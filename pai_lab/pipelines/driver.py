@@ -386,9 +386,12 @@ class PipelineDriver:
         if driver is not None and driver.is_alive():
             driver.wake.set()
             return
-        # a run whose driver is gone (suspended before a restart): settle the request here
+        # a run whose driver is gone (suspended before a restart): settle the request here, unless a
+        # teammate's live server over the same store drives it (its driver reads the request itself)
         idle = RunDriver(self, run_id)
         idle._load()
+        if supervision.supervised_elsewhere(idle.work_dir):
+            return
         idle._terminate()
 
     def forget(self, driver: RunDriver) -> None:

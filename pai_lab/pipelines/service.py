@@ -35,6 +35,7 @@ from pai_lab.pipelines.types import PipelineError
 from pai_lab.security.paths import open_own_file
 from pai_lab.security.sandbox import sandbox_for
 from pai_lab.store import after_commit, new_id, utcnow
+from pai_lab.supervision import supervised_elsewhere
 from pai_lab.workspaces import authorize
 
 RUNS_FOLDER = "runs"
@@ -306,10 +307,11 @@ def resume_run(session: Session, platform, user: str, workspace: str, run_id: st
     if row.status == S.Suspended:  # Running from this answer on: its driver goes on (or starts) at once
         row.status = S.Running
         after_commit(session, lambda: announce_run(run_id, S.Running))
-    from pai_lab.pipelines.driver import get_driver
+    if not supervised_elsewhere(row.work_dir):  # a teammate's live server drives it: its driver reads the request
+        from pai_lab.pipelines.driver import get_driver
 
-    driver = get_driver(platform)
-    after_commit(session, lambda: driver.launch(run_id))  # no-op when its driver still runs
+        driver = get_driver(platform)
+        after_commit(session, lambda: driver.launch(run_id))  # no-op when its driver still runs
     session.flush()
     return _detail(session, row)
 

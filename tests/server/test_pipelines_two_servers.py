@@ -1,0 +1,112 @@
+"""Pipeline runs when an operator pulls plugs and a team shares one store: a run another live server
+drives is suspended, resumed and terminated through a teammate's server without a second driver taking
+it on, and a server killed outright (SIGKILL) mid-run comes back with the run going on: no step of the
+killed server left running beside its re-run, and the run ends instead of staying Running."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+from pai_lab.pipelines import Pipeline, PipelineParameter, component
+from tests.conftest import start_pai_server
+from tests.fixtures.training import wait_for
+from tests.server.test_pipelines_runs import steps_of
+
+FINISHED = ("Succeeded", "Failed", "Terminated")
+
+
+def run_folder(root, run_id: str):
+    return next(p for p in root.rglob(run_id) if p.is_dir() and p.parent.name == "runs")
+
+
+def a_second_server(root):
+    """Another `pai server` over the same root and store, as a teammate's under JupyterHub."""
+    (root / ".pai_lab" / "server.json").unlink()  # the second writes its own: wait for that one
+    return start_pai_server(root)
+
+
+def test_a_run_a_live_server_drives_is_suspended_resumed_and_terminated_through_a_teammates(tmp_path):
+    root = tmp_path / "team"
+    first = start_pai_server(root)
+    second = a_second_server(root)
+    try:
+        gate = root / "gate"
+
+        @component
+        def wait_for_the_gate():
+            import os
+            import time
+
+            while not os.path.exists(gate):
+                time.sleep(0.1)
+
+        run = first.client().workspace("default").pipelines.run(wait_for_the_gate, name="held")
+        wait_for(lambda: run.refresh().nodes[0].status == "Running")
+        theirs = second.client().workspace("default").pipelines.get(run.id)
+        theirs.suspend()
+        wait_for(lambda: theirs.refresh().status == "Suspended")
+        theirs.resume()
+        assert theirs.refresh().status == "Running"
+        # the first server's driver goes on with it; the second started none of its own
+        claim = json.loads((run_folder(root, run.id) / "supervisor.json").read_text())
+        assert claim["pid"] == first.proc.pid
+        theirs.terminate()
+        wait_for(lambda: theirs.refresh().status in FINISHED, timeout=60)
+        assert theirs.detail.status == "Terminated", theirs.detail.reason
+        assert theirs.detail.nodes[0].status == "Terminated"
+        wait_for(lambda: not steps_of(run.id), timeout=60)
+    finally:
+        second.stop()
+        first.stop()
+
+
+def test_a_server_killed_mid_run_comes_back_and_the_run_ends(tmp_path):
+    root = tmp_path / "root"
+    server = start_pai_server(root)
+    try:
+        gate = root / "gate"
+
+        @component(outputs=[PipelineParameter("value", int)])
+        def first():
+            return {"value": 7}
+
+        @component(inputs=[PipelineParameter("x", int)], outputs=[PipelineParameter("value", int)])
+        def held(x: int):
+            import os
+            import time
+
+            print("held starts")
+            while not os.path.exists(gate):
+                time.sleep(0.1)
+            return {"value": x + 1}
+
+        made = first.as_step(name="first")
+        waited = held.as_step(name="held", inputs={"x": made.outputs["value"]})
+        run = (
+            server.client()
+            .workspace("default")
+            .pipelines.run(Pipeline(steps=[waited], outputs={"value": waited.outputs["value"]}), name="killed")
+        )
+        wait_for(lambda: {n.name: n.status for n in run.refresh().nodes}.get("held") == "Running")
+        wait_for(lambda: bool(steps_of(run.id)))
+        before = {p.pid for p in steps_of(run.id)}
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(30)
+    finally:
+        server.stop()
+    # the killed server's step processes end with it: none goes on beside the re-run
+    wait_for(lambda: not before & {p.pid for p in steps_of(run.id)})
+    (root / ".pai_lab" / "server.json").unlink(missing_ok=True)  # a killed server leaves its runtime file
+    server = start_pai_server(root)
+    try:
+        run = server.client().workspace("default").pipelines.get(run.id)
+        wait_for(lambda: run.refresh().status == "Running")
+        assert "control plane restarted while the run was Running" in run.detail.reason
+        gate.write_text("open")
+        run.wait_for_completion(show_outputs=False, timeout=120)
+        assert run.detail.status == "Succeeded"
+        assert {a.name: a.value for a in run.get_outputs()}["value"] == 8
+        assert run.get_logs("held").count("held starts") == 2
+    finally:
+        server.stop()
