@@ -1,7 +1,9 @@
 """Pipeline runs when an operator pulls plugs and a team shares one store: a run another live server
 drives is suspended, resumed and terminated through a teammate's server without a second driver taking
 it on, and a server killed outright (SIGKILL) mid-run comes back with the run going on: no step of the
-killed server left running beside its re-run, and the run ends instead of staying Running."""
+killed server left running beside its re-run, and the run ends instead of staying Running. And who may
+act on a run: a member without a pipeline role sees it but neither resumes nor stops it, the Owner of
+another workspace reaches it through neither workspace."""
 
 from __future__ import annotations
 
@@ -110,3 +112,48 @@ def test_a_server_killed_mid_run_comes_back_and_the_run_ends(tmp_path):
         assert run.get_logs("held").count("held starts") == 2
     finally:
         server.stop()
+
+
+def test_a_low_role_or_another_workspace_neither_resumes_nor_sees_nor_stops_a_run(live_server, unique_name, tmp_path):
+    owner = live_server.client().create_workspace(unique_name("pl"))
+    owner.members.add("labeladmin", ["LabelingAdmin"])
+    owner.members.add("guest", ["Guest"])
+    gate = tmp_path / "gate"
+
+    @component
+    def wait_for_the_gate():
+        import os
+        import time
+
+        while not os.path.exists(gate):
+            time.sleep(0.05)
+
+    run = owner.pipelines.run(wait_for_the_gate, name="held")
+    wait_for(lambda: run.refresh().nodes[0].status == "Running")
+    run.suspend()
+    wait_for(lambda: run.refresh().status == "Suspended")
+    runs = f"/pipelines/runs/{run.id}"
+
+    def call(ws, workspace: str, method: str, tail: str = "", **kw):
+        return ws.http.session.request(method, ws.http.url(f"/workspaces/{workspace}{runs}{tail}"), **kw)
+
+    # a member with no pipeline role (LabelingAdmin) or a Guest sees the run but may not act on it
+    for user in ("labeladmin", "guest"):
+        ws = live_server.client(user).workspace(owner.name)
+        assert call(ws, owner.name, "GET").status_code == 200
+        for verb in ("resume", "terminate", "retry", "suspend"):
+            refused = call(ws, owner.name, "POST", f"/{verb}")
+            assert refused.status_code == 403, refused.text
+            assert "pipeline.manage" in refused.json()["error"]["message"]
+    # the Owner of another workspace reaches it neither through that workspace nor through their own
+    stranger = live_server.client("stranger")
+    own = stranger.create_workspace(unique_name("own"))
+    for tail, method in (("", "GET"), ("/logs", "GET"), ("/resume", "POST"), ("/terminate", "POST")):
+        params = {"node": "wait_for_the_gate"} if tail == "/logs" else None
+        assert call(own, own.name, method, tail, params=params).status_code == 404
+        assert call(own, owner.name, method, tail, params=params).status_code == 403
+    long_poll = call(own, own.name, "GET", params={"wait": "5", "status": "Suspended"})
+    assert long_poll.status_code == 404
+    assert run.refresh().status == "Suspended"  # every refusal left it as it was
+    run.terminate()
+    wait_for(lambda: run.refresh().status == "Terminated")
