@@ -109,3 +109,23 @@ def test_an_order_name_past_the_bound_is_a_400_naming_by(server):
     resp = ws.http.session.post(ws.http.url("/workspaces/default/labeling/tasks/1/order"), json={"by": "x" * 5000})
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["field"] == "by"
+
+
+def test_who_may_not_order_a_task_or_reaches_it_from_another_workspace_is_refused(server, slow, unique_name):
+    owner = server.client().create_workspace(unique_name("orders"))
+    owner.members.add("guest", ["Guest"])
+    owner.members.add("dev", ["AlgorithmDeveloper"])
+    task = owner.labeling.create_task("guarded", "image-classification", labels=["a", "b"], lines=slow.lines())
+
+    def order(user: str, workspace: str):
+        ws = server.client(user).workspace(workspace)
+        return ws.http.session.post(
+            ws.http.url(f"/workspaces/{workspace}/labeling/tasks/{task.id}/order"), json={"by": "typical"}
+        )
+
+    for user in ("guest", "dev"):  # members without label.manage
+        refused = order(user, owner.name)
+        assert refused.status_code == 403, refused.text
+    other = server.client("stranger").create_workspace(unique_name("theirs"))
+    assert order("stranger", other.name).status_code == 404  # the task id through their own workspace
+    assert order("stranger", owner.name).status_code == 403
