@@ -101,15 +101,27 @@ def test_a_server_killed_mid_run_comes_back_and_the_run_ends(tmp_path):
     wait_for(lambda: not before & {p.pid for p in steps_of(run.id)})
     (root / ".pai_lab" / "server.json").unlink(missing_ok=True)  # a killed server leaves its runtime file
     server = start_pai_server(root)
+    try:  # killed again while it resumes the run: the next start resumes it once more
+        run = server.client().workspace("default").pipelines.get(run.id)
+        wait_for(lambda: run.refresh().status == "Running")
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(30)
+    finally:
+        server.stop()
+    (root / ".pai_lab" / "server.json").unlink(missing_ok=True)
+    server = start_pai_server(root)
     try:
         run = server.client().workspace("default").pipelines.get(run.id)
         wait_for(lambda: run.refresh().status == "Running")
         assert "control plane restarted while the run was Running" in run.detail.reason
+        assert run.detail.attempt == 1
+        wait_for(lambda: {n.name: n.status for n in run.refresh().nodes}.get("held") == "Running")
         gate.write_text("open")
         run.wait_for_completion(show_outputs=False, timeout=120)
         assert run.detail.status == "Succeeded"
         assert {a.name: a.value for a in run.get_outputs()}["value"] == 8
-        assert run.get_logs("held").count("held starts") == 2
+        assert run.get_logs("held").count("held starts") >= 2
+        wait_for(lambda: not steps_of(run.id))
     finally:
         server.stop()
 
