@@ -146,3 +146,30 @@ def test_a_member_who_may_not_order_starts_no_build(platform, slow):
     with pytest.raises(Forbidden):
         sv.order_task(platform, "guest", W, task_id, "typical", wait=0)
     assert not slow.gets and not embeddings.embeddings(platform)._builds
+
+
+def test_a_build_leased_by_a_server_on_another_host_is_waited_for_until_its_lease_lapses(platform, slow):
+    import json
+    from datetime import timedelta
+
+    from pai_lab.labeling.tables import EmbeddingBuildRow
+    from pai_lab.store import utcnow
+
+    task_id = url_task(platform, slow, "leased")
+    elsewhere = json.dumps({"host": "another-host", "pid": 1, "started": 0.0})
+    with platform.store.transaction() as s:  # what a teammate's server on another host holds while it builds
+        s.add(
+            EmbeddingBuildRow(
+                task_id=task_id, owner=elsewhere, expires_at=utcnow() + timedelta(minutes=5), read=3, total=27
+            )
+        )
+    with pytest.raises(Unavailable) as told:
+        sv.order_task(platform, "owner", W, task_id, "typical", wait=0.5)
+    assert "(3 of 27 images read, by another server over this store)" in told.value.message
+    assert not slow.gets  # this server reads nothing while the other builds
+    with platform.store.transaction() as s:  # that host went down: its lease is no longer renewed
+        s.get(EmbeddingBuildRow, task_id).expires_at = utcnow() - timedelta(seconds=1)
+    done = sv.order_task(platform, "owner", W, task_id, "typical", wait=120)
+    assert (done.items, max(slow.gets.values())) == (27, 1)
+    with platform.store.transaction() as s:
+        assert s.get(EmbeddingBuildRow, task_id) is None  # released once built
