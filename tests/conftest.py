@@ -273,10 +273,28 @@ def cli(live_server, monkeypatch, capsys):
     return run
 
 
+def _work_unit(item) -> str | None:
+    """The group a test must run in, on one worker, when the suite runs in parallel (pytest-xdist with
+    ``--dist loadgroup``); None: any worker, alone. A module whose tests share a module-scoped fixture (a
+    JupyterHub, a cluster of hosts, a notebook server, a trained model) is one unit, so that fixture starts
+    once and not on every worker."""
+    defs = item._fixtureinfo.name2fixturedefs
+    if any(found and found[-1].scope in ("module", "package", "class") for found in defs.values()):
+        return item.nodeid.split("::", 1)[0]
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups off the tests
 def pytest_collection_modifyitems(config, items):
     # Browser tests run last: Playwright's sync API keeps an event loop running in this thread for
-    # the rest of the session, which the in-process server tests (jp_fetch) cannot share.
+    # the rest of the session, which the in-process server tests (jp_fetch) cannot share. In parallel
+    # runs the work units are handed out in this order (--no-loadscope-reorder), so on each worker too.
     items.sort(key=lambda item: "tests/e2e/" in item.nodeid.replace("\\", "/"))
+    if config.pluginmanager.hasplugin("xdist"):
+        for item in items:
+            unit = _work_unit(item)
+            if unit is not None:
+                item.add_marker(pytest.mark.xdist_group(unit))
 
 
 @pytest.fixture
