@@ -20,8 +20,11 @@ import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# the process id first, before the TensorFlow import (seconds on a busy machine): a worker that rejoins
+# shows it has started even when the chief finishes before the worker serves
+print(f"pid={os.getpid()}", flush=True)
 
-import tensorflow as tf
+import tensorflow as tf  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--checkpointDir", default="")
@@ -31,7 +34,7 @@ parser.add_argument("--pause", type=float, default=0.3, help="seconds between ro
 args, _ = parser.parse_known_args()
 
 resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-print(f"pid={os.getpid()} role={resolver.task_type}:{resolver.task_id}", flush=True)
+print(f"role={resolver.task_type}:{resolver.task_id}", flush=True)
 
 if resolver.task_type in ("worker", "ps"):
     server = tf.distribute.Server(
