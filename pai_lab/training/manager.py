@@ -189,7 +189,13 @@ class TrainingManager(LoggingConfigurable):
     def workers(self, address: str = "") -> dict[str, dict]:
         """The workers of a resource group (its scheduler ``address``; empty: the default group)."""
         client = self.client(address)
-        info = client.scheduler_info(n_workers=-1) if _takes_n_workers() else client.scheduler_info()
+        if _takes_n_workers() and not client.asynchronous:
+            # the scheduler's own answer: scheduler_info() returns the client's cached copy, which the client's
+            # periodic refresh replaces with one that lists no workers, at times between this call's refresh
+            # and its return (a busy machine widens that gap): every rank's worker then looked gone
+            info = client.sync(client.scheduler.identity, n_workers=-1)
+        else:
+            info = client.scheduler_info()
         return {
             a: {
                 "nthreads": w.get("nthreads", 1),
