@@ -20,11 +20,12 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
 from pai_lab import supervision
-from pai_lab.pipelines import dispatch, platform_ops, service, step_plans
+from pai_lab.pipelines import dispatch, platform_ops, recovery, service, step_plans
 from pai_lab.pipelines import manifest as manifests
 from pai_lab.pipelines.executors import STARTED_MARK, WARM_KINDS, run_step
 from pai_lab.pipelines.progress import BatchProgress
@@ -35,12 +36,19 @@ from pai_lab.pipelines.step_plans import STOP_FILE
 from pai_lab.pipelines.tables import NodeRow, RunRow
 from pai_lab.store import after_commit, utcnow
 
+if TYPE_CHECKING:
+    from pai_lab.pipelines.drivers import PipelineDriver
+
 log = logging.getLogger("pai_lab.pipelines")
 POLL_SECONDS = 0.25  # steps ending and members' requests wake the driver at once; this finds steps starting
 
 
 class _ShutDown(Exception):
     pass
+
+
+class _Lost(Exception):
+    """Another control plane took the run (this one's lease lapsed): it drives it from here on."""
 
 
 class RunDriver(threading.Thread):
@@ -58,6 +66,7 @@ class RunDriver(threading.Thread):
         self.looked = 0.0  # when the steps' folders were last looked at (marks of started and ended steps)
         self.pending: dict[str, dict] = {}  # node changes not yet written
         self.ending = False  # the final state is being written: a retry starts a new driver
+        self.renewed = time.monotonic()  # when this driver's claim on the run was last renewed
 
     # -- store
     # A node's changes are kept in memory and written together, once a round (with the read of the
@@ -84,8 +93,13 @@ class RunDriver(threading.Thread):
         s.execute(update(NodeRow), rows)
 
     def _sync(self) -> str:
-        """Write the nodes' changes and read the members' request (terminate, suspend), in one transaction."""
+        """Write the nodes' changes and read the members' request (terminate, suspend), in one transaction
+        (with the renewal of this driver's claim, when it is due)."""
         with self.store.transaction() as s:
+            if time.monotonic() - self.renewed >= supervision.RENEW_SECONDS:
+                if not recovery.renew(s, self.run_id):
+                    raise _Lost
+                self.renewed = time.monotonic()
             self._write_nodes(s)
             return s.scalar(select(RunRow.request).where(RunRow.id == self.run_id)) or ""
 
@@ -101,6 +115,8 @@ class RunDriver(threading.Thread):
             self.work_dir = Path(row.work_dir)
             self.workspace_id = row.workspace_id
             self.user = row.created_by
+            self.mine = row.driver == supervision.this_claim()  # else another server took it first
+            self.refused = recovery.submitter_refusal(s, row.workspace_id, row.created_by)
             self.keys: dict[str, int] = {}  # a step's row's key, to write it without reading it
             self.nodes = {}
             for n in s.scalars(select(NodeRow).where(NodeRow.run_id == self.run_id)):
@@ -120,6 +136,9 @@ class RunDriver(threading.Thread):
             self._drive()
         except _ShutDown:
             log.info("run %s: the control plane stops; the run goes on when it starts again", self.run_id)
+        except _Lost:
+            log.warning("run %s: another control plane took the run over; its steps here are stopped", self.run_id)
+            self._stop_steps()
         except Exception as exc:  # a bug or a lost cluster: the run fails with the reason, never hangs
             self.ending = True
             log.exception("run %s: driver failed", self.run_id)
@@ -136,7 +155,11 @@ class RunDriver(threading.Thread):
 
     def _drive(self) -> None:
         self._load()
-        supervision.claim(self.work_dir)  # a teammate's server that starts leaves this run to us
+        if not self.mine:
+            return  # the run's claim names another control plane: it drives the run
+        if self.refused:  # the run acts as its submitter, who may no longer run it: no step starts
+            self._end_refused(self.refused)
+            return
         (self.work_dir / STOP_FILE).unlink(missing_ok=True)
         self._update_run(status=S.WorkflowServiceStarting)
         from pai_lab.training.manager import get_manager
@@ -158,6 +181,8 @@ class RunDriver(threading.Thread):
                 return
             if (request == "suspend") != suspended:
                 suspended = request == "suspend"
+                if not suspended and self._refused_now():
+                    return
                 self._update_run(status=S.Suspended if suspended else S.Running)
             self.wake.clear()  # a step that ends from here on wakes the wait below
             self._collect()
@@ -231,7 +256,8 @@ class RunDriver(threading.Thread):
                 name, status=S.Failed, reason=reason, finished_at=now, outputs=result.get("outputs") or {}
             )
         else:
-            kept = self.nodes[name]["reason"] if self.nodes[name]["reason"] == service.RERUN_NOTE else ""
+            was = self.nodes[name]["reason"]
+            kept = was if was in (recovery.RERUN_NOTE, recovery.TAKEN_NOTE) else ""
             self._update_node(name, status=S.Succeeded, reason=kept, finished_at=now, outputs=result["outputs"])
 
     def _schedule(self) -> None:
@@ -343,6 +369,27 @@ class RunDriver(threading.Thread):
         self.batched.clear()
         self._update_run(status=S.Terminated, request="", finished_at=now)
 
+    def _refused_now(self) -> bool:
+        """On resume: whether the submitter may no longer run it (the run then failed, naming why)."""
+        with self.store.transaction() as s:
+            why = recovery.submitter_refusal(s, self.workspace_id, self.user)
+        if why:
+            self._end_refused(why)
+        return bool(why)
+
+    def _end_refused(self, why: str) -> None:
+        self.ending = True
+        self._stop_steps()
+        now = utcnow()
+        for name, node in self.nodes.items():
+            if node["status"] in S.RUNNING:
+                self._update_node(name, status=S.Terminated, reason=why, finished_at=now)
+            elif node["status"] == S.Initialized:
+                self._update_node(name, status=S.Skipped, reason="not run: the run failed first", finished_at=now)
+        self.futures.clear()
+        self.batched.clear()
+        self._update_run(status=S.Failed, reason=why, request="", finished_at=now)
+
     def _finish(self, final: str) -> None:
         self.ending = True
         reason = ""
@@ -354,63 +401,3 @@ class RunDriver(threading.Thread):
         self._update_run(
             outputs=[a.model_dump() for a in made], status=final, reason=reason, request="", finished_at=utcnow()
         )
-
-
-class PipelineDriver:
-    """The pipelines area's long-lived part: the drivers of the active runs."""
-
-    def __init__(self, platform):
-        self.platform = platform
-        self.drivers: dict[str, RunDriver] = {}
-        self.lock = threading.Lock()
-        self.closing = False
-
-    def launch(self, run_id: str, graph: manifests.Graph | None = None) -> None:
-        """Drive the run (``graph``: its manifest as its creation just checked it, in this process)."""
-        with self.lock:
-            if self.closing:
-                return
-            current = self.drivers.get(run_id)
-            if current is not None and current.is_alive() and not current.ending:
-                current.wake.set()
-                return
-        if current is not None and current.ending:
-            current.join(30)  # it wrote the run's end a moment ago; the retry gets a driver of its own
-        with self.lock:
-            driver = RunDriver(self, run_id, graph)
-            self.drivers[run_id] = driver
-        driver.start()
-
-    def poke(self, run_id: str) -> None:
-        driver = self.drivers.get(run_id)
-        if driver is not None and driver.is_alive():
-            driver.wake.set()
-            return
-        # a run whose driver is gone (suspended before a restart): settle the request here, unless a
-        # teammate's live server over the same store drives it (its driver reads the request itself)
-        idle = RunDriver(self, run_id)
-        idle._load()
-        if supervision.supervised_elsewhere(idle.work_dir):
-            return
-        idle._terminate()
-
-    def forget(self, driver: RunDriver) -> None:
-        with self.lock:
-            if self.drivers.get(driver.run_id) is driver:
-                del self.drivers[driver.run_id]
-
-    def wait(self, run_id: str, timeout: float) -> None:
-        driver = self.drivers.get(run_id)
-        if driver is not None:
-            driver.join(timeout)
-
-    def close(self) -> None:
-        self.closing = True
-        for driver in list(self.drivers.values()):
-            driver.wake.set()
-        for driver in list(self.drivers.values()):
-            driver.join(20)
-
-
-def get_driver(platform) -> PipelineDriver:
-    return platform.manager("pipelines", PipelineDriver)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import stat
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from pai_lab.errors import Conflict, NotFound
 from pai_lab.pipelines import manifest as manifests
-from pai_lab.pipelines.executors import STARTED_MARK
+from pai_lab.pipelines import recovery
 from pai_lab.pipelines.run_views import detail as _detail
 from pai_lab.pipelines.run_views import progress as _progress
 from pai_lab.pipelines.run_views import remember_declared
@@ -35,20 +33,11 @@ from pai_lab.pipelines.types import PipelineError
 from pai_lab.security.paths import open_own_file
 from pai_lab.security.sandbox import sandbox_for
 from pai_lab.store import after_commit, new_id, utcnow
-from pai_lab.supervision import supervised_elsewhere
+from pai_lab.supervision import this_claim
 from pai_lab.workspaces import authorize
 
 RUNS_FOLDER = "runs"
 ACTIVE = (S.Initialized, S.ReadyToSchedule, S.WorkflowServiceStarting, S.Starting, S.Running)
-RERUN_NOTE = "re-run: the control plane restarted while it ran"
-RESUMED_REASON = (
-    "the control plane restarted while the run was {status}; the run goes on in the same attempt ({attempt}): "
-    "its succeeded steps are kept, {rerun} step(s) that were running run again from the start"
-)
-CANNOT_RESUME = (
-    "the control plane stopped while the run was {status}, and the run cannot go on: {why}. "
-    "Retry the run once that is fixed, or run the pipeline again"
-)
 
 
 def runs_dir(platform) -> Path:
@@ -164,6 +153,8 @@ def create_run(session: Session, platform, user: str, workspace: str, body: Pipe
         work_dir=str(work),
         created_by=user,
         created_at=utcnow(),
+        driver=this_claim(),  # this server drives it from its start
+        lease_until=recovery.lease(),
     )
     session.add(row)
     session.flush()  # the run's row before its nodes' (their foreign key)
@@ -191,7 +182,7 @@ def create_run(session: Session, platform, user: str, workspace: str, body: Pipe
     if nodes:
         session.execute(insert(NodeRow), nodes)  # one statement for a wide pipeline's steps, not one each
     remember_declared(run_id, graph.manifest)
-    from pai_lab.pipelines.driver import get_driver
+    from pai_lab.pipelines.drivers import get_driver
 
     driver = get_driver(platform)
     after_commit(session, lambda: driver.launch(run_id, graph))  # the driver reads the committed rows
@@ -279,7 +270,7 @@ def terminate_run(session: Session, platform, user: str, workspace: str, run_id:
     if row.status in (*ACTIVE, S.Suspended):
         row.request = "terminate"
         row.reason = f"terminated by {user}"
-        from pai_lab.pipelines.driver import get_driver
+        from pai_lab.pipelines.drivers import get_driver
 
         driver = get_driver(platform)
         after_commit(session, lambda: driver.poke(run_id))
@@ -307,8 +298,11 @@ def resume_run(session: Session, platform, user: str, workspace: str, run_id: st
     if row.status == S.Suspended:  # Running from this answer on: its driver goes on (or starts) at once
         row.status = S.Running
         after_commit(session, lambda: announce_run(run_id, S.Running))
-    if not supervised_elsewhere(row.work_dir):  # a teammate's live server drives it: its driver reads the request
-        from pai_lab.pipelines.driver import get_driver
+    # a teammate's live server that drives it reads the request itself; else this one takes it and drives it
+    if row.driver == this_claim() or (
+        recovery.free(row) and recovery.take(session, run_id, row.driver, row.lease_until)
+    ):
+        from pai_lab.pipelines.drivers import get_driver
 
         driver = get_driver(platform)
         after_commit(session, lambda: driver.launch(run_id))  # no-op when its driver still runs
@@ -324,6 +318,7 @@ def retry_run(session: Session, platform, user: str, workspace: str, run_id: str
         raise Conflict(f"run {run_id} is {row.status}; only a Failed or Terminated run can be retried", "run_id")
     row.reason, row.request = "", ""
     row.attempt += 1
+    row.driver, row.lease_until = this_claim(), recovery.lease()  # an ended run: nobody else drives it
     _go_on(session, platform, row, _unfinished, note="", status=S.Initialized)
     return _detail(session, row)
 
@@ -357,7 +352,7 @@ def _go_on(
     session.flush()
     if status == S.Suspended:
         return count
-    from pai_lab.pipelines.driver import get_driver
+    from pai_lab.pipelines.drivers import get_driver
 
     driver = get_driver(platform)
     after_commit(session, lambda: announce_run(run_id, status))
@@ -373,75 +368,6 @@ def refuse_workspace_delete_with_active_runs(session: Session, workspace_id: str
     )
     if active:
         raise Conflict(f"the workspace has {active} active pipeline run(s); terminate them first", "workspace")
-
-
-def reconcile_after_restart(
-    session: Session, platform, keep: Callable[[RunRow], bool] | None = None
-) -> tuple[list[str], list[str]]:
-    """Runs left active by a control plane that stopped (their drivers and running steps ended with it)
-    go on: the steps that were running run again from the start, in the same attempt, and the run's
-    driver starts again (a Suspended run waits for ``resume``). A run that cannot go on (its folder gone,
-    its manifest no longer loadable) is marked Failed, naming why. ``keep`` says which active runs
-    another control plane, still running, drives (left as they are). Returns (resumed, failed) run ids."""
-    rows = list(session.scalars(select(RunRow).where(RunRow.status.in_((*ACTIVE, S.Suspended)))))
-    rows = [row for row in rows if keep is None or not keep(row)]
-    resumed: list[str] = []
-    failed: list[str] = []
-    for row in rows:
-        was = row.status
-        graph, why = _resumable(row)
-        if graph is None:
-            _fail_after_restart(session, row, CANNOT_RESUME.format(status=was, why=why))
-            failed.append(row.id)
-            continue
-        for node in _nodes(session, row.id):
-            if node.status in S.RUNNING:
-                _mark_rerun(Path(node.work_dir))
-        suspended = was == S.Suspended
-        status = S.Suspended if suspended else S.WorkflowServiceStarting
-        rerun = _go_on(
-            session, platform, row, lambda n: n.status in S.RUNNING, note=RERUN_NOTE, status=status, graph=graph
-        )
-        row.reason = RESUMED_REASON.format(status=was, attempt=row.attempt, rerun=rerun)
-        if suspended:
-            row.reason += "; it stays Suspended until it is resumed"
-        resumed.append(row.id)
-    session.flush()
-    return resumed, failed
-
-
-def _resumable(row: RunRow) -> tuple[manifests.Graph | None, str]:
-    if not Path(row.work_dir).is_dir():
-        return None, "its work folder is gone"
-    try:
-        return manifests.check(row.manifest), ""
-    except Exception as exc:  # noqa: BLE001 - an operator's code that no longer loads: named, not raised
-        return None, f"its manifest no longer loads ({getattr(exc, 'message', exc)})"
-
-
-def _fail_after_restart(session: Session, row: RunRow, reason: str) -> None:
-    now = utcnow()
-    for node in _nodes(session, row.id):
-        if node.status in S.RUNNING:
-            node.status, node.reason, node.finished_at = S.Failed, reason, now
-        elif node.status == S.Initialized:
-            node.status, node.reason = S.Skipped, "not run: the run ended first"
-    row.status, row.reason, row.request, row.finished_at = S.Failed, reason, "", now
-
-
-def _mark_rerun(work: Path) -> None:
-    """The re-run noted in the step's log (written as the control plane's, never through a link the step's
-    code made), and its old start mark removed: the re-run's start is its own."""
-    try:
-        (work / STARTED_MARK).unlink(missing_ok=True)
-        fd = os.open(work / "logs.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    except OSError:
-        return
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            os.write(fd, f"[pai_lab] {RERUN_NOTE}\n".encode())
-    finally:
-        os.close(fd)
 
 
 def cache_key(operator: dict, parameters: dict, artifacts: dict) -> str:

@@ -33,6 +33,10 @@ class RunRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # the control plane driving the run (supervision.this_claim; "" none) and until when its claim holds
+    # when it is of another host: taken by a conditional update (claims.py), renewed by its driver
+    driver: Mapped[str] = mapped_column(String(300), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class NodeRow(Base):

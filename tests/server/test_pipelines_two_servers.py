@@ -7,13 +7,13 @@ another workspace reaches it through neither workspace."""
 
 from __future__ import annotations
 
-import json
 import signal
 
 from pai_lab.pipelines import Pipeline, PipelineParameter, component
 from tests.conftest import start_pai_server
 from tests.fixtures.training import wait_for
 from tests.server.test_pipelines_runs import steps_of
+from tests.server.test_pipelines_takeover import driver_of
 
 FINISHED = ("Succeeded", "Failed", "Terminated")
 
@@ -51,8 +51,7 @@ def test_a_run_a_live_server_drives_is_suspended_resumed_and_terminated_through_
         theirs.resume()
         assert theirs.refresh().status == "Running"
         # the first server's driver goes on with it; the second started none of its own
-        claim = json.loads((run_folder(root, run.id) / "supervisor.json").read_text())
-        assert claim["pid"] == first.proc.pid
+        assert driver_of(root, run.id)["pid"] == first.proc.pid
         theirs.terminate()
         wait_for(lambda: theirs.refresh().status in FINISHED, timeout=60)
         assert theirs.detail.status == "Terminated", theirs.detail.reason
