@@ -50,6 +50,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 from benchmarks.closed_loop_data import digits, labels_to_target, split, task_embedding, typical_first
 from benchmarks.closed_loop_orders import pick, typiclust
+from benchmarks.closed_loop_semi import WEAK_SHIFTS, autoencoder_weights, shift, spread_training_set, strong_shifts
 
 CLASSES = 10
 
@@ -74,11 +75,17 @@ class Replay:
     ``holdout``: every holdout-th label (items sorted) is kept for validation, as the job does (0: train
     on all). ``pseudo``: after training on the labels, up to that many unlabelled pool items per class
     whose top probability reaches ``threshold`` join as pseudo-labels (the model's guess) and the model
-    is trained again from scratch; that second model is scored and orders the next round."""
+    is trained again from scratch; that second model is scored and orders the next round. ``spread``: the
+    unlabelled pool items whose label-spreading share (closed_loop_semi.py, over ``embedding``, the
+    server's) reaches that threshold train with the labels (0: none); ``spread_weighted``: weighted by it.
+    ``pretrain``: the CNN's first layers start from an autoencoder trained that many epochs on the pool."""
 
     def __init__(self, images: np.ndarray, y: np.ndarray, epochs: int, holdout: int = 10, pseudo: int = 0):
         self.images, self.y, self.epochs, self.holdout, self.pseudo = images, y, epochs, holdout, pseudo
         self.threshold = 0.99
+        self.spread, self.spread_weighted, self.embedding, self.embedding_seed = 0.0, False, np.zeros(0), -1
+        self.fixmatch = 0.0  # the weak view's confidence for a pseudo-label (0: off)
+        self.pretrain, self.start = 0, []  # autoencoder epochs (0: none); its encoder's weights, this seed's
         self.memo: dict = {}
         self.notes: list[str] = []  # the current run's pseudo-labels per round: right / taken
 
@@ -89,7 +96,26 @@ class Replay:
         ordered = sorted(labelled)
         h = self.holdout
         train = [k for n, k in enumerate(ordered) if not h or n % h != h - 1]
+        if self.spread and unlabelled:
+            extra, guesses, weights = spread_training_set(
+                self.embedding, ordered, self.y[ordered], unlabelled, self.spread, self.spread_weighted
+            )
+            weight = np.concatenate([np.ones(len(train)), weights])
+            out = self.fit(train + extra, np.concatenate([self.y[train], guesses]), seed, test, weight)
+            out |= {"pseudo": len(extra), "pseudo_right": int((guesses == self.y[extra]).sum())}
+            self.memo[key] = out
+            return out
         out = self.fit(train, self.y[train], seed, test)
+        if self.fixmatch and unlabelled:
+            pool = np.array(unlabelled)
+            sure = pool[out["weak"][pool].max(1) >= self.fixmatch]
+            guesses = out["weak"][sure].argmax(1)
+            inputs = np.concatenate([self.images[train], strong_shifts(self.images[sure], seed)])
+            targets = np.concatenate([self.y[train], guesses])
+            out = self.fit(train, targets, seed, test, inputs=inputs) | {
+                "pseudo": len(sure),
+                "pseudo_right": int((guesses == self.y[sure]).sum()),
+            }
         if self.pseudo and unlabelled:
             extra = self.confident(out["probs"], unlabelled)
             guesses = out["probs"][extra].argmax(1)
@@ -111,7 +137,15 @@ class Replay:
             extra += [int(pool[i]) for i in sorted(sure)]
         return extra
 
-    def fit(self, train: list[int], targets: np.ndarray, seed: int, test: np.ndarray) -> dict:
+    def fit(
+        self,
+        train: list[int],
+        targets: np.ndarray,
+        seed: int,
+        test: np.ndarray,
+        weight: np.ndarray | None = None,
+        inputs: np.ndarray | None = None,
+    ) -> dict:
         import tf_keras as keras
 
         keras.utils.set_random_seed(seed)
@@ -125,13 +159,28 @@ class Replay:
                 keras.layers.Dense(CLASSES, activation="softmax"),
             ]
         )
+        if self.start:  # Conv2D and Dense(64): layers 0 and 3
+            model.layers[0].set_weights(self.start[0])
+            model.layers[3].set_weights(self.start[1])
         model.compile(optimizer=keras.optimizers.Adam(0.003), loss="sparse_categorical_crossentropy")
-        model.fit(self.images[train], targets, batch_size=32, epochs=self.epochs, shuffle=True, verbose=0)
+        model.fit(
+            self.images[train] if inputs is None else inputs,
+            targets,
+            sample_weight=weight,
+            batch_size=32,
+            epochs=self.epochs,
+            shuffle=True,
+            verbose=0,
+        )
         both = keras.Model(model.inputs, [model.layers[-2].output, model.output])
         hidden, probs = both.predict(self.images, batch_size=512, verbose=0)
         accuracy = float((probs[test].argmax(1) == self.y[test]).mean())
+        out = {"accuracy": accuracy, "probs": probs, "hidden": hidden}
+        if self.fixmatch and inputs is None:  # the weak view's guesses, for the second training
+            views = [probs] + [model.predict(shift(self.images, dx, dy), 512, verbose=0) for dx, dy in WEAK_SHIFTS[1:]]
+            out["weak"] = np.mean(views, axis=0)
         keras.backend.clear_session()
-        return {"accuracy": accuracy, "probs": probs, "hidden": hidden}
+        return out
 
 
 def first_package(
@@ -174,8 +223,16 @@ def anchor(x: np.ndarray, y: np.ndarray, pca: np.ndarray, seed: int, strategy: s
 
 def run(replay: Replay, pca: np.ndarray, order: str, seed: int, args) -> list[tuple[int, float]]:
     labelled, unlabelled, test = first_package(replay.y, pca, seed, args, order)
-    if order.startswith("server_"):  # the platform's order, over the server's embedding of the task
-        pca = task_embedding(args.x, np.array(labelled + unlabelled))
+    if (
+        order.startswith("server_") or replay.spread or replay.pretrain
+    ):  # the server's embedding of the task (its pool: every order's)
+        if replay.embedding_seed != seed:
+            replay.embedding = task_embedding(args.x, np.array(labelled + unlabelled))
+            replay.embedding_seed = seed
+            if replay.pretrain:
+                replay.start = autoencoder_weights(replay.images[labelled + unlabelled], seed, replay.pretrain)
+        if order.startswith("server_"):
+            pca = replay.embedding
     curve: list[tuple[int, float]] = []
     rounds = 0
     while True:
@@ -225,6 +282,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--pseudo", type=int, default=0, help="pseudo-labels per class (top probability >= 0.99) and a second training"
     )
+    parser.add_argument(
+        "--spread",
+        type=float,
+        default=0.0,
+        help="label spreading over the pool: unlabelled items whose share reaches this train too (0: off)",
+    )
+    parser.add_argument("--spread-weighted", action="store_true", help="spread items weighted by their share")
+    parser.add_argument("--fixmatch", type=float, default=0.0, help="FixMatch-lite's confidence, e.g. 0.95 (0: off)")
+    parser.add_argument(
+        "--pretrain", type=int, default=0, help="epochs of an autoencoder on the pool that starts the CNN (0: none)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow's threads")
     parser.add_argument(
         "--log", default=None, help="JSON-lines file of (order, seed) results: appended to, and read back to resume"
@@ -244,11 +312,15 @@ def main(argv: list[str] | None = None) -> dict:
     images = images_as_the_job_reads(x)
     pca = PCA(n_components=20, random_state=0).fit_transform(images.reshape(len(images), -1))
     replay = Replay(images, y, args.epochs, args.holdout, args.pseudo)
+    replay.spread, replay.spread_weighted, replay.pretrain = args.spread, args.spread_weighted, args.pretrain
+    replay.fixmatch = args.fixmatch
     orders = ["random"] + [o for o in args.orders.split(",") if o and o != "random"]
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(
         f"replay: {len(y)} digits, rounds of {args.round_size}, {args.epochs} epochs, seeds {seeds[0]}-{seeds[-1]}, "
-        f"holdout {args.holdout}, pseudo-labels {args.pseudo}, random's first package {args.random_first_package}"
+        f"holdout {args.holdout}, pseudo-labels {args.pseudo}, random's first package {args.random_first_package}, "
+        f"spread {args.spread}{' weighted' if args.spread_weighted else ''}, autoencoder epochs {args.pretrain}, "
+        f"fixmatch {args.fixmatch}"
     )
     results: dict = {o: {} for o in orders}
     done = {}  # (order, seed) -> curve: what an earlier run with the same settings left in the log
@@ -303,7 +375,16 @@ def settings(args) -> dict:
     keys = ("epochs", "round_size", "target", "max_labels", "test_fraction", "first_package")
     out = {k: getattr(args, k) for k in keys}
     # later settings only where they differ from what earlier logs ran with (those logs still resume)
-    for k, default in (("holdout", 10), ("pseudo", 0), ("random_first_package", "same")):
+    later = (
+        ("holdout", 10),
+        ("pseudo", 0),
+        ("random_first_package", "same"),
+        ("spread", 0.0),
+        ("spread_weighted", False),
+        ("pretrain", 0),
+        ("fixmatch", 0.0),
+    )
+    for k, default in later:
         if getattr(args, k) != default:
             out[k] = getattr(args, k)
     return out
