@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import DateTime, bindparam, create_engine, text
 
 from pai_lab.pipelines import Pipeline, component
 from tests.conftest import start_pai_server
@@ -49,17 +51,24 @@ def held_running(run) -> bool:
     return {n.name: n.status for n in run.refresh().nodes}.get("held") == "Running"
 
 
-def driver_of(root, run_id: str) -> dict:
-    """The run's claim as the store holds it (which server drives it)."""
+def store_sql(root, sql: str, **params):
+    """One statement on the store of the servers on ``root`` (committed); the first column of its first row."""
     from tests.fixtures import postgres
 
     url = postgres.database_for_root(root) if postgres.STORE == "postgresql" else f"sqlite:///{root}/.pai_lab/pai.db"
     engine = create_engine(url)
     try:
-        with engine.connect() as conn:
-            held = conn.execute(text("SELECT driver FROM pipeline_runs WHERE id = :id"), {"id": run_id}).scalar()
+        with engine.begin() as conn:  # a time written as the store writes its own (its text form on SQLite)
+            kinds = [bindparam(k, type_=DateTime()) for k, v in params.items() if isinstance(v, datetime)]
+            result = conn.execute(text(sql).bindparams(*kinds), params)
+            return result.scalar() if result.returns_rows else None
     finally:
         engine.dispose()
+
+
+def driver_of(root, run_id: str) -> dict:
+    """The run's claim as the store holds it (which server drives it)."""
+    held = store_sql(root, "SELECT driver FROM pipeline_runs WHERE id = :id", id=run_id)
     return json.loads(held) if held else {}
 
 
@@ -191,3 +200,37 @@ def test_a_run_whose_submitter_was_removed_fails_on_resume_naming_them(tmp_path,
     finally:
         second.stop()
         first.stop()
+
+
+def test_a_run_a_server_of_another_host_drives_is_taken_over_once_its_lease_lapses(tmp_path):
+    root = tmp_path / "team"
+    server = start_pai_server(root)
+    try:
+        gate = root / "gate"
+        run = server.client().workspace("default").pipelines.run(held_pipeline(gate), name="far", cache=False)
+        wait_for(lambda: held_running(run) and started(run, "held"), timeout=90)
+    finally:
+        kill(server)
+    # as if a server of another host drove it (its process cannot be seen from here), its lease running
+    far = json.dumps({"host": "another-host.example", "pid": 1, "started": 0.0})
+    until = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(minutes=10)
+    store_sql(root, "UPDATE pipeline_runs SET driver = :d, lease_until = :u WHERE id = :id", d=far, u=until, id=run.id)
+    (root / ".pai_lab" / "server.json").unlink(missing_ok=True)
+    server = start_pai_server(root)
+    try:
+        run = server.client().workspace("default").pipelines.get(run.id)
+        log = root / "server.log"
+        wait_for(lambda: log.read_text().count("pai_lab | extension was successfully loaded") == 2)
+        time.sleep(12)  # two rounds of the server's watch: the claim of the other host holds
+        assert driver_of(root, run.id)["host"] == "another-host.example"
+        assert run.refresh().status == "Running" and started(run, "held") == 1
+        lapsed = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=1)
+        store_sql(root, "UPDATE pipeline_runs SET lease_until = :u WHERE id = :id", u=lapsed, id=run.id)
+        wait_for(lambda: driver_of(root, run.id).get("pid") == server.proc.pid, timeout=60)
+        wait_for(lambda: held_running(run) and started(run, "held") == 2, timeout=90)
+        assert "(host another-host.example, process 1) stopped while the run was Running" in run.detail.reason
+        gate.write_text("open")
+        run.wait_for_completion(show_outputs=False, timeout=120)
+        assert run.detail.status == "Succeeded" and run.detail.attempt == 1
+    finally:
+        server.stop()
