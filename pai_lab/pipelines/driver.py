@@ -160,6 +160,7 @@ class RunDriver(threading.Thread):
         if self.refused:  # the run acts as its submitter, who may no longer run it: no step starts
             self._end_refused(self.refused)
             return
+        self.work_dir.mkdir(parents=True, exist_ok=True)  # the steps' folders and the run's marks go here
         (self.work_dir / STOP_FILE).unlink(missing_ok=True)
         self._update_run(status=S.WorkflowServiceStarting)
         from pai_lab.training.manager import get_manager
