@@ -8,6 +8,7 @@ import threading
 from traitlets import Bool, Dict, Int, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
+from pai_lab.resources.workers import scheduler_workers
 from pai_lab.training import gateway, isolation, records
 from pai_lab.training.placement import JobQueue, Slot, local_cluster_shape, place
 from pai_lab.training.rank_process import STOP_GRACE_SECONDS
@@ -188,14 +189,7 @@ class TrainingManager(LoggingConfigurable):
 
     def workers(self, address: str = "") -> dict[str, dict]:
         """The workers of a resource group (its scheduler ``address``; empty: the default group)."""
-        client = self.client(address)
-        if _takes_n_workers() and not client.asynchronous:
-            # the scheduler's own answer: scheduler_info() returns the client's cached copy, which the client's
-            # periodic refresh replaces with one that lists no workers, at times between this call's refresh
-            # and its return (a busy machine widens that gap): every rank's worker then looked gone
-            info = client.sync(client.scheduler.identity, n_workers=-1)
-        else:
-            info = client.scheduler_info()
+        info = scheduler_workers(self.client(address))
         return {
             a: {
                 "nthreads": w.get("nthreads", 1),
@@ -203,7 +197,7 @@ class TrainingManager(LoggingConfigurable):
                 "memory": int(w.get("memory_limit") or 0),
                 "name": str(w.get("name", a)),
             }
-            for a, w in info.get("workers", {}).items()
+            for a, w in info.items()
         }
 
     def has_gpus(self, address: str) -> bool:
@@ -342,14 +336,6 @@ class TrainingManager(LoggingConfigurable):
                 opened.close(shutdown=bool((settings or {}).get("shutdown_on_close", True)))
             except Exception as exc:  # noqa: BLE001 - the server stops either way; say what was left
                 self.log.warning("pai_lab: Dask Gateway cluster %s was not shut down: %s", opened.name, exc)
-
-
-def _takes_n_workers() -> bool:
-    import inspect
-
-    from distributed import Client
-
-    return "n_workers" in inspect.signature(Client.scheduler_info).parameters
 
 
 def get_manager(platform) -> TrainingManager:

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pai_lab.resources.workers import scheduler_workers
 from pai_lab.serving.gateway.errors import LoadFailed, NotReady
 from pai_lab.serving.instance import CHALLENGE_BYTES
 from pai_lab.serving.worker_task import channel_of, run_instance
@@ -140,10 +141,7 @@ def _submit(inst: Instance, launch: dict):
     """Submit the instance's task (blocking); instances of one service spread over the workers."""
     placement = inst.generation["placement"]
     client = client_of(placement["scheduler"])
-    try:
-        workers = client.scheduler_info(n_workers=-1)["workers"]
-    except TypeError:  # distributed before n_workers
-        workers = client.scheduler_info()["workers"]
+    workers = scheduler_workers(client)
     resources = _resources(inst.generation, workers)
     # a preferred worker must have the resources: a loose restriction can otherwise run the task on a
     # worker that lacks them, where Dask's accounting fails with a KeyError for the resource
