@@ -22,6 +22,8 @@ An order that needs an embedding takes ``:pca`` (PCA of the pixels, 20 component
 (the trained model's last hidden layer) or ``:probs`` (its class probabilities, all a
 server has of a suggestion), e.g. ``typiclust:penult``; default ``pca``. ``--first-package
 server-typical`` starts every order from the package the platform's ``task.order("typical")`` makes.
+``--spread 0.9``, ``--fixmatch 0.95`` or ``--pretrain 30``: the pool's unlabelled items train the CNN too
+(label spreading, FixMatch-lite, an autoencoder's start; closed_loop_semi.py); only human labels count.
 
     python benchmarks/closed_loop_replay.py --orders margin,typi1_margin --seeds 16
     python benchmarks/closed_loop_replay.py --smoke      # two seeds, two rounds, 3 epochs
