@@ -20,6 +20,7 @@ from pai_lab.pipelines import (
     component,
 )
 from tests.conftest import start_pai_server
+from tests.fixtures.pipelines import gated_value_pipeline
 from tests.fixtures.training import wait_for
 
 
@@ -346,24 +347,7 @@ def test_a_run_outlives_the_client_and_goes_on_after_a_server_restart(tmp_path):
     server = start_pai_server(root)
     try:
         gate = root / "never"
-
-        @component(outputs=[PipelineParameter("value", int)])
-        def first():
-            return {"value": 7}
-
-        @component(inputs=[PipelineParameter("x", int)], outputs=[PipelineParameter("value", int)])
-        def forever(x: int):
-            import os
-            import time
-
-            print("forever starts")
-            while not os.path.exists(gate):
-                time.sleep(0.1)
-            return {"value": x + 1}
-
-        made = first.as_step(name="first")
-        waited = forever.as_step(name="forever", inputs={"x": made.outputs["value"]})
-        first_then_forever = Pipeline(steps=[waited], outputs={"value": waited.outputs["value"]})
+        first_then_forever = gated_value_pipeline(gate, "forever")
 
         ws = server.client().workspace("default")
         run_id = ws.pipelines.run(first_then_forever, name="forever").id

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import signal
 
-from pai_lab.pipelines import Pipeline, PipelineParameter, component
+from pai_lab.pipelines import component
 from tests.conftest import start_pai_server
+from tests.fixtures.pipelines import gated_value_pipeline
 from tests.fixtures.training import wait_for
 from tests.server.test_pipelines_runs import steps_of
 from tests.server.test_pipelines_takeover import driver_of
@@ -67,28 +68,7 @@ def test_a_server_killed_mid_run_comes_back_and_the_run_ends(tmp_path):
     server = start_pai_server(root)
     try:
         gate = root / "gate"
-
-        @component(outputs=[PipelineParameter("value", int)])
-        def first():
-            return {"value": 7}
-
-        @component(inputs=[PipelineParameter("x", int)], outputs=[PipelineParameter("value", int)])
-        def held(x: int):
-            import os
-            import time
-
-            print("held starts")
-            while not os.path.exists(gate):
-                time.sleep(0.1)
-            return {"value": x + 1}
-
-        made = first.as_step(name="first")
-        waited = held.as_step(name="held", inputs={"x": made.outputs["value"]})
-        run = (
-            server.client()
-            .workspace("default")
-            .pipelines.run(Pipeline(steps=[waited], outputs={"value": waited.outputs["value"]}), name="killed")
-        )
+        run = server.client().workspace("default").pipelines.run(gated_value_pipeline(gate, "held"), name="killed")
         wait_for(lambda: {n.name: n.status for n in run.refresh().nodes}.get("held") == "Running")
         wait_for(lambda: bool(steps_of(run.id)))
         before = {p.pid for p in steps_of(run.id)}
