@@ -1,7 +1,8 @@
 """The rank runtime: one Dask task per rank, running the job's command as a subprocess.
 
-A rank task binds a free port on its worker, reports it, waits until every rank of the job has
-done the same (gang start), then starts the command with ``TF_CONFIG`` and the PAI-TF flags.
+A rank task binds a free port on its worker (:mod:`pai_lab.training.rank_ports`), reports it, waits
+until every rank of the job has done the same (gang start), then starts the command with ``TF_CONFIG`` and
+the PAI-TF flags.
 Its output and metrics go back to the control plane through a Dask queue, so a worker on
 another machine needs no shared file system. The process is ended when the control plane sets
 the job's stop event, when the Dask worker dies (parent-death signal), or when the task ends.
@@ -14,7 +15,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +23,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from pai_lab.training import containers, isolation, job_storage
+from pai_lab.training import containers, isolation, job_storage, rank_ports
 from pai_lab.training.rank_process import (
     _die_with_parent,
     _end_leftovers,
@@ -56,17 +56,6 @@ def names(job_id: str) -> dict[str, str]:
         "stop": f"pai-{job_id}-stop",
         "go": f"pai-{job_id}-go",
     }
-
-
-def free_port(host: str = "", port: int = 0) -> socket.socket:
-    """A bound socket: on ``port`` when it is free (a rank that rejoins keeps its address), else any."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.bind((host, 0))
-    return sock
 
 
 def split_command(command: str) -> tuple[dict[str, str], list[str] | None]:
@@ -287,7 +276,13 @@ def run_rank(launch: dict, role: str, index: int, gpus: list[int] | None) -> int
     events = _Events(queue, pod, seq=int(rejoin.get("attempt", 0)) * REJOIN_SEQ_STEP)
     scheme, _, rest = worker.address.partition("://")
     host = "127.0.0.1" if scheme == "inproc" else rest.rsplit(":", 1)[0].strip("[]")
-    sock = free_port(port=int(rejoin.get("port", 0)))
+    try:
+        sock = rank_ports.again(int(rejoin["port"])) if rejoin.get("port") else rank_ports.fresh()
+    except rank_ports.PortTaken as exc:
+        events.line(str(exc))
+        events.flush()
+        queue.put(("exit", pod, 1, False, [str(exc)]))
+        return 1
     port = sock.getsockname()[1]
     queue.put(("ready", pod, host, port, worker.address))
 

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,9 @@ def test_a_killed_worker_rejoins_a_dynamic_ps_strategy_job_and_it_succeeds(ws, t
     assert trained and int(trained[1]) >= ROUNDS * PER_ROUND, chief[-2000:]
     assert abs(float(trained[2]) - 3) < 0.5 and abs(float(trained[3]) - 1) < 0.5
     assert list((tmp_path / "ckpt").glob("ckpt-*.index"))  # checkpoints in -DcheckpointDir
+    # the ranks listened below the kernel's ephemeral ports, where no outgoing connection takes a rank's port
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert all(p.port < ephemeral_low for p in job.pods), [p.port for p in job.pods]
 
 
 def test_without_dynamic_cluster_the_same_kill_fails_the_ps_strategy_job(ws, tmp_path):
@@ -97,3 +101,31 @@ def test_without_dynamic_cluster_the_same_kill_fails_the_ps_strategy_job(ws, tmp
     assert job.state == "Failed"
     assert job.reason.startswith(f"{job.id}-worker-1 exited with code -9"), job.reason
     assert f"round {ROUNDS}:" not in job.logs("chief-0")
+
+
+def _bound(sock: socket.socket, port: int) -> bool:
+    try:
+        sock.bind(("", port))
+    except OSError:
+        return False
+    return True
+
+
+def test_a_worker_whose_port_another_program_holds_rejoins_once_the_port_is_free(ws, tmp_path):
+    job = _submit(ws, tmp_path, dynamic=True)
+    _kill_worker_1_mid_job(job)
+    port = next(p.port for p in job.pods if p.name.endswith("-worker-1"))
+    squatter = socket.socket()  # another program listening at the killed worker's address
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        wait_for(lambda: _bound(squatter, port), timeout=2, every=0.001)  # once the killed process is gone
+        squatter.listen()
+        wait_for(lambda: f"cannot listen at port {port} again" in job.logs("worker-1"), timeout=60)
+    finally:
+        squatter.close()
+    job.wait(timeout=240, poll=0.5)
+    assert job.state == "Succeeded", job.reason + "\n" + job.logs("chief-0")[-2000:]
+    reasons = [h.reason for h in job.history]
+    assert any(
+        r.startswith("worker-1 left the job (exit code 1); it rejoins (enableDynamicCluster, 2 of 3)") for r in reasons
+    ), reasons
