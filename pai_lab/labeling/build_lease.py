@@ -5,13 +5,13 @@ JupyterHub share the database and the team folder): the builder holds the task's
 The lease is taken as packages are claimed, with a conditional update (or the insert of a free task's
 row, which only one of two racing servers wins); its holder renews it while it reads and removes it when
 the build ends, whatever its end. A holder killed mid-build leaves its row: the next server takes it at
-once when the holder's process is seen gone (same host), else once it lapses (:data:`LEASE_SECONDS`).
+once when the holder's process is seen gone (same host), else once it lapses; the rule is the one a
+pipeline run's claim follows (:func:`pai_lab.supervision.lapsed`).
 The others wait for the holder's saved embedding (in the shared cache folder) or for the lease to end.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from datetime import timedelta
@@ -23,29 +23,17 @@ from pai_lab.errors import NotFound
 from pai_lab.labeling.packages import _changed
 from pai_lab.labeling.tables import EmbeddingBuildRow, TaskRow
 from pai_lab.store import utcnow
-from pai_lab.supervision import ended, this_control_plane
+from pai_lab.supervision import LEASE_SECONDS, lapsed, this_claim
 
 log = logging.getLogger("pai_lab")
 
-LEASE_SECONDS = 60.0  # a lease not renewed for this long has lapsed (its holder is gone or stuck)
 RENEW_SECONDS = 10.0
-
-
-def me() -> str:
-    return json.dumps(this_control_plane(), sort_keys=True)
-
-
-def _gone(owner: str) -> bool:
-    try:
-        return ended(json.loads(owner))
-    except (ValueError, KeyError, TypeError):
-        return True  # not a holder this code wrote: nobody to wait for
 
 
 def take(store, task_id: str, total: int) -> bool:
     """Whether this control plane now holds the task's lease (it was free, lapsed, its holder gone, or
     already this one's)."""
-    now, mine = utcnow(), me()
+    now, mine = utcnow(), this_claim()
     until = now + timedelta(seconds=LEASE_SECONDS)
     try:
         with store.transaction() as s:
@@ -54,7 +42,7 @@ def take(store, task_id: str, total: int) -> bool:
                 s.add(EmbeddingBuildRow(task_id=task_id, owner=mine, expires_at=until, read=0, total=total))
                 s.flush()
                 return True
-            if row.owner != mine and row.expires_at > now and not _gone(row.owner):
+            if row.owner != mine and not lapsed(row.owner, row.expires_at, now):
                 return False
             # only as it was read: of two servers taking a lapsed lease at once, one changes the row
             taken = s.execute(
@@ -89,7 +77,7 @@ def renew(store, task_id: str, read: int) -> bool:
     with store.transaction() as s:
         done = s.execute(
             update(EmbeddingBuildRow)
-            .where(EmbeddingBuildRow.task_id == task_id, EmbeddingBuildRow.owner == me())
+            .where(EmbeddingBuildRow.task_id == task_id, EmbeddingBuildRow.owner == this_claim())
             .values(expires_at=utcnow() + timedelta(seconds=LEASE_SECONDS), read=read)
             .execution_options(synchronize_session=False)
         )
@@ -100,7 +88,7 @@ def release(store, task_id: str) -> None:
     with store.transaction() as s:
         s.execute(
             delete(EmbeddingBuildRow)
-            .where(EmbeddingBuildRow.task_id == task_id, EmbeddingBuildRow.owner == me())
+            .where(EmbeddingBuildRow.task_id == task_id, EmbeddingBuildRow.owner == this_claim())
             .execution_options(synchronize_session=False)
         )
 
