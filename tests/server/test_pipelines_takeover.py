@@ -14,32 +14,12 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import DateTime, bindparam, create_engine, text
 
-from pai_lab.pipelines import Pipeline, component
 from tests.conftest import start_pai_server
+from tests.fixtures.pipelines import gated_value_pipeline
 from tests.fixtures.training import wait_for
 from tests.server.test_pipelines_runs import steps_of
 
 FINISHED = ("Succeeded", "Failed", "Terminated")
-
-
-def held_pipeline(gate):
-    """``first`` then ``held``: each step's process notes its start in its log; ``held`` waits for ``gate``."""
-
-    @component
-    def first():
-        print("first starts")
-
-    @component
-    def held():
-        import os
-        import time
-
-        print("held starts")
-        while not os.path.exists(gate):
-            time.sleep(0.1)
-
-    before = first.as_step(name="first")
-    return Pipeline(steps=[before, held.as_step(name="held", depends=[before])])
 
 
 def started(run, step: str) -> int:
@@ -111,7 +91,12 @@ def test_of_two_servers_starting_at_once_exactly_one_resumes_an_interrupted_run(
     try:
         for round_ in range(3):
             gate = root / f"gate-{round_}"
-            run = servers[0].client().workspace("default").pipelines.run(held_pipeline(gate), name="raced", cache=False)
+            run = (
+                servers[0]
+                .client()
+                .workspace("default")
+                .pipelines.run(gated_value_pipeline(gate, "held"), name="raced", cache=False)
+            )
             wait_for(lambda run=run: held_running(run) and started(run, "held"), timeout=90)
             assert (started(run, "first"), started(run, "held")) == (1, 1)
             kill(*servers)
@@ -140,7 +125,7 @@ def test_a_teammates_server_takes_over_a_run_whose_server_was_killed(tmp_path):
     second = start_pai_server(root)
     try:
         gate = root / "gate"
-        run = first.client().workspace("default").pipelines.run(held_pipeline(gate), name="orphaned")
+        run = first.client().workspace("default").pipelines.run(gated_value_pipeline(gate, "held"), name="orphaned")
         wait_for(lambda: held_running(run) and started(run, "held"), timeout=90)
         assert driver_of(root, run.id)["pid"] == first.proc.pid
         kill(first)
@@ -173,12 +158,12 @@ def test_a_run_whose_submitter_was_removed_fails_on_resume_naming_them(tmp_path,
         owner.members.add("dev", ["AlgorithmDeveloper"])
         mine = first.client("dev").workspace(owner.name).pipelines
         # resumed by the Owner after dev left: the run fails, naming dev, and its held step is stopped
-        run = mine.run(held_pipeline(root / "gate-resumed"), name="resumed", cache=False)
+        run = mine.run(gated_value_pipeline(root / "gate-resumed", "held"), name="resumed", cache=False)
         wait_for(lambda: held_running(run) and started(run, "held"), timeout=90)
         run.suspend()
         wait_for(lambda: run.refresh().status == "Suspended")
         # a run dev submitted through the first server, killed mid-step: the second takes it over
-        orphan = mine.run(held_pipeline(root / "gate-killed"), name="killed", cache=False)
+        orphan = mine.run(gated_value_pipeline(root / "gate-killed", "held"), name="killed", cache=False)
         wait_for(lambda: held_running(orphan) and started(orphan, "held"), timeout=90)
         owner.members.remove("dev")
         resumed = second.client().workspace(owner.name).pipelines.get(run.id).resume()
@@ -207,7 +192,11 @@ def test_a_run_a_server_of_another_host_drives_is_taken_over_once_its_lease_laps
     server = start_pai_server(root)
     try:
         gate = root / "gate"
-        run = server.client().workspace("default").pipelines.run(held_pipeline(gate), name="far", cache=False)
+        run = (
+            server.client()
+            .workspace("default")
+            .pipelines.run(gated_value_pipeline(gate, "held"), name="far", cache=False)
+        )
         wait_for(lambda: held_running(run) and started(run, "held"), timeout=90)
     finally:
         kill(server)
