@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -81,3 +82,8 @@ for round_ in range(1, args.rounds + 1):
         checkpoint.save(os.path.join(args.checkpointDir, "ckpt"))
     time.sleep(args.pause)
 print(f"trained: steps={int(steps.numpy())} weight={float(weight.numpy()):.3f} bias={float(bias.numpy()):.3f}")
+sys.stdout.flush()
+# Done: end the process now. At exit TensorFlow stops the coordinator's preemption handler under a lock that
+# the handler holds while it reconnects to a worker it saw leave (a blocking call), so a chief whose worker
+# left and rejoined can hang after its work is done, and the job would never see its chief end.
+os._exit(0)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pai_lab.training.schemas import TERMINAL_STATES
 from tests.conftest import start_pai_server
 from tests.fixtures.training import dask_processes, pids_in, wait_for
 
@@ -31,6 +32,15 @@ def ws(tmp_path_factory):
             yield server.client().workspace("default")
         finally:
             server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_job_left_running(ws):
+    """A job a failed test left running holds the cluster's four slots: stop it, so the next test can run."""
+    yield
+    for info in ws.jobs.list():
+        if info.state not in TERMINAL_STATES:
+            ws.jobs.get(info.id).stop()
 
 
 def _submit(ws, tmp_path, dynamic: bool):
