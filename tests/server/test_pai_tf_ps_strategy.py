@@ -43,13 +43,13 @@ def _no_job_left_running(ws):
             ws.jobs.get(info.id).stop()
 
 
-def _submit(ws, tmp_path, dynamic: bool):
+def _submit(ws, tmp_path, dynamic: bool, rounds: int = ROUNDS):
     code = tmp_path / "code"
     code.mkdir()
     shutil.copy(SCRIPT, code / SCRIPT.name)
     return ws.jobs.submit(
         "ps-dynamic" if dynamic else "ps-static",
-        f"python {SCRIPT.name} --rounds={ROUNDS} --steps_per_round={PER_ROUND} --pause=0.5",
+        f"python {SCRIPT.name} --rounds={rounds} --steps_per_round={PER_ROUND} --pause=0.5",
         workers=2,
         ps=1,
         chief=True,
@@ -131,7 +131,7 @@ def _bound(sock: socket.socket, port: int) -> bool:
 
 
 def test_a_worker_whose_port_another_program_holds_rejoins_once_the_port_is_free(ws, tmp_path):
-    job = _submit(ws, tmp_path, dynamic=True)
+    job = _submit(ws, tmp_path, dynamic=True, rounds=ROUNDS * 10)  # the chief still runs when worker-1 is back
     _kill_worker_1_mid_job(job)
     port = next(p.port for p in job.pods if p.name.endswith("-worker-1"))
     squatter = socket.socket()  # another program listening at the killed worker's address
@@ -152,7 +152,7 @@ def test_a_worker_whose_port_another_program_holds_rejoins_once_the_port_is_free
     wait_for(rejoined_again, timeout=90)
     reasons = [h.reason for h in job.history]
     assert any(r.endswith("it rejoins (enableDynamicCluster, 2 of 3)") for r in reasons), reasons
-    wait_for(lambda: job.logs("worker-1").count("serving") == 2, timeout=60)  # its first run's and this one's
+    wait_for(lambda: len(pids_in(job.logs("worker-1"))) == 2, timeout=60)  # its process started again
     # How soon the coordinator reconnects after the squatter is gRPC's reconnect backoff, not ours: the
     # job is stopped here, and a job that goes on to succeed is the test above.
     job.stop()
