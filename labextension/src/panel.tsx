@@ -66,9 +66,19 @@ export function Sidebar(props: {
     void load();
   }, [load]);
 
+  // The workspace this panel last wrote to the settings, until the settings echo it back: the echo of an
+  // earlier pick that lands after a later one (a slow save) must not switch the panel back.
+  const written = React.useRef<string | undefined>(undefined);
+
   // A workspace picked in the Settings Editor switches the panel too, when the user is a member of it.
   React.useEffect(() => {
     const wanted = settings.workspace;
+    if (written.current !== undefined) {
+      if (wanted !== written.current) {
+        return; // an echo of an earlier pick of this panel's
+      }
+      written.current = undefined;
+    }
     if (wanted && connection.kind === 'ready' && connection.workspaces.some(w => w.name === wanted)) {
       setCurrent(wanted);
     }
@@ -79,8 +89,13 @@ export function Sidebar(props: {
   const remember = (name: string) => {
     const registry = props.settings;
     // only a change is written: an equal write would still be saved and echo back as a change
-    if (registry && registry.get('workspace').composite !== name) {
-      registry.set('workspace', name).catch(reason => console.warn('pai_lab: could not save the workspace', reason));
+    const saved = written.current ?? registry?.get('workspace').composite;
+    if (registry && saved !== name) {
+      written.current = name;
+      registry.set('workspace', name).catch(reason => {
+        written.current = undefined;
+        console.warn('pai_lab: could not save the workspace', reason);
+      });
     }
   };
 
