@@ -120,6 +120,7 @@ def test_create_workspace_through_the_sidebar_after_a_refused_name(lab_server, p
     # The choice survives a reload of the page.
     sidebar.locator(".pai-workspace-select").select_option(name)
     sidebar.locator(f'.pai-sections[data-workspace="{name}"]').wait_for()
+    wait_for_workspace_setting(lab_server, name)  # saved (a reload before the save ends keeps the old one)
     page.reload()
     sidebar = open_sidebar(page)
     sidebar.locator(f'.pai-sections[data-workspace="{name}"]').wait_for()
